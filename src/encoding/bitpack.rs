@@ -1,0 +1,146 @@
+//! Bit-packing of small codes behind a palette.
+//!
+//! ```text
+//! BITPACKED := palette_len(u8) palette(u8 * palette_len) packed_bits
+//! ```
+//! Each value is replaced by its index in the palette, written with
+//! `width = ceil(log2(palette_len))` bits (0 when the palette has one entry),
+//! least-significant bit first, value after value; the last byte is
+//! zero-padded. With a two-entry palette this is a plain bitmap.
+
+use crate::error::{Error, Result};
+
+/// Bits needed to index a palette of `n` entries.
+pub fn width_for(n: usize) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        usize::BITS - (n - 1).leading_zeros()
+    }
+}
+
+/// Encode `values` (each < 256) with a sorted palette of the values present.
+pub fn encode(values: &[u8], out: &mut Vec<u8>) {
+    let mut present = [false; 256];
+    for &v in values {
+        present[v as usize] = true;
+    }
+    let mut palette: Vec<u8> = (0..=255u8).filter(|&v| present[v as usize]).collect();
+    if palette.is_empty() {
+        palette.push(0); // no values: a one-entry palette, zero bits each
+    }
+    let mut index = [0u8; 256];
+    for (i, &p) in palette.iter().enumerate() {
+        index[p as usize] = i as u8;
+    }
+    // A palette of all 256 byte values has length 256, which does not fit
+    // the u8 length: store 0 to mean 256 (an empty palette cannot carry values).
+    out.push(palette.len() as u8);
+    out.extend_from_slice(&palette);
+    let width = width_for(palette.len());
+    if width == 0 {
+        return;
+    }
+    let mut acc: u64 = 0;
+    let mut nbits = 0u32;
+    for &v in values {
+        acc |= (index[v as usize] as u64) << nbits;
+        nbits += width;
+        while nbits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            nbits -= 8;
+        }
+    }
+    if nbits > 0 {
+        out.push(acc as u8);
+    }
+}
+
+/// Decode `count` values; the buffer must be exactly what `encode` wrote.
+pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
+    let err = |d: String| Error::corrupt(what, 0, d);
+    let (&plen, rest) = buf
+        .split_first()
+        .ok_or_else(|| err("empty bit-packed section".into()))?;
+    let plen = if plen == 0 { 256 } else { plen as usize };
+    if rest.len() < plen {
+        return Err(err(format!(
+            "palette of {plen} entries but {} bytes",
+            rest.len()
+        )));
+    }
+    let (palette, bits) = rest.split_at(plen);
+    let width = width_for(plen) as usize;
+    let need = count
+        .checked_mul(width)
+        .map(|b| b.div_ceil(8))
+        .ok_or_else(|| err("count overflows".into()))?;
+    if bits.len() != need {
+        return Err(err(format!(
+            "{count} values of {width} bits need {need} bytes, section has {}",
+            bits.len()
+        )));
+    }
+    if width == 0 {
+        if count > 0 && plen != 1 {
+            return Err(err("empty palette".into()));
+        }
+        return Ok(vec![palette.first().copied().unwrap_or(0); count]);
+    }
+    let mut out = Vec::with_capacity(count);
+    let mask = (1u64 << width) - 1;
+    let mut acc: u64 = 0;
+    let mut nbits = 0usize;
+    let mut it = bits.iter();
+    for _ in 0..count {
+        while nbits < width {
+            acc |= (*it.next().unwrap_or(&0) as u64) << nbits;
+            nbits += 8;
+        }
+        let idx = (acc & mask) as usize;
+        acc >>= width;
+        nbits -= width;
+        out.push(
+            *palette
+                .get(idx)
+                .ok_or_else(|| err(format!("palette index {idx} out of range")))?,
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn roundtrip(v in proptest::collection::vec(0u8..12, 0..500)) {
+            let mut b = Vec::new();
+            encode(&v, &mut b);
+            prop_assert_eq!(decode(&b, v.len(), "t").unwrap(), v.clone());
+            b.push(0);
+            prop_assert!(decode(&b, v.len(), "t").is_err() || v.is_empty());
+        }
+        #[test]
+        fn any_bytes(v in proptest::collection::vec(any::<u8>(), 0..500)) {
+            let mut b = Vec::new();
+            encode(&v, &mut b);
+            prop_assert_eq!(decode(&b, v.len(), "t").unwrap(), v);
+        }
+        #[test]
+        fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..40), n in 0usize..300) {
+            let _ = decode(&b, n, "t");
+        }
+    }
+
+    #[test]
+    fn two_values_is_a_bitmap() {
+        let v: Vec<u8> = (0..64).map(|i| if i % 3 == 0 { 7 } else { 9 }).collect();
+        let mut b = Vec::new();
+        encode(&v, &mut b);
+        assert_eq!(b.len(), 1 + 2 + 8);
+    }
+}

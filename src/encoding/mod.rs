@@ -1,0 +1,353 @@
+//! Integer, float, id and bitmap encodings used inside sections.
+//!
+//! Every encoder appends to a `Vec<u8>`; every decoder takes the exact payload
+//! and the number of values it must hold (known from the footer), checks that
+//! the payload can hold that many values *before* allocating, and fails if
+//! bytes are left over. Byte order is little-endian everywhere.
+
+pub mod bitpack;
+pub mod varint;
+
+use crate::error::{Error, Result};
+
+/// The one-byte encoding tag written into every section header and the
+/// directory. Values are part of the file format (SPEC.md, "Encodings").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Encoding {
+    /// Opaque bytes whose structure is given by the section's role.
+    Raw = 0,
+    /// Unsigned LEB128 varints.
+    Varint = 1,
+    /// Signed values, zigzag-mapped, then LEB128.
+    ZigzagVarint = 2,
+    /// Signed values: first value, then successive differences, each zigzag LEB128.
+    DeltaZigzagVarint = 3,
+    /// Fixed-width little-endian u32 (viewable in place when uncompressed).
+    PlainU32 = 4,
+    /// Fixed-width little-endian IEEE-754 binary64 bit patterns.
+    PlainF64 = 5,
+    /// Small codes bit-packed LSB-first after a palette (see `bitpack`).
+    BitPacked = 6,
+    /// Fixed-width u8 values.
+    PlainU8 = 7,
+}
+
+impl Encoding {
+    /// Decode the tag byte.
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            0 => Encoding::Raw,
+            1 => Encoding::Varint,
+            2 => Encoding::ZigzagVarint,
+            3 => Encoding::DeltaZigzagVarint,
+            4 => Encoding::PlainU32,
+            5 => Encoding::PlainF64,
+            6 => Encoding::BitPacked,
+            7 => Encoding::PlainU8,
+            _ => return None,
+        })
+    }
+
+    /// Human-readable name used by `inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Raw => "raw",
+            Encoding::Varint => "varint",
+            Encoding::ZigzagVarint => "zigzag-varint",
+            Encoding::DeltaZigzagVarint => "delta-zigzag-varint",
+            Encoding::PlainU32 => "plain-u32",
+            Encoding::PlainF64 => "plain-f64",
+            Encoding::BitPacked => "bitpacked",
+            Encoding::PlainU8 => "plain-u8",
+        }
+    }
+}
+
+fn check_exact(what: &str, consumed: usize, len: usize) -> Result<()> {
+    if consumed != len {
+        return Err(Error::corrupt(
+            what,
+            consumed as u64,
+            format!("{} trailing bytes after the last value", len - consumed),
+        ));
+    }
+    Ok(())
+}
+
+fn check_count(what: &str, count: usize, len: usize, min_bytes_per_value: usize) -> Result<()> {
+    // A hostile footer may claim billions of values: refuse before allocating.
+    if count.saturating_mul(min_bytes_per_value) > len {
+        return Err(Error::corrupt(
+            what,
+            0,
+            format!("{count} values cannot fit in {len} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Encode signed integers, choosing between plain zigzag and delta zigzag by
+/// whichever is smaller before compression. Returns the encoding used.
+pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
+    let mut plain = Vec::with_capacity(values.len() * 2);
+    for &v in values {
+        varint::put_i64(&mut plain, v);
+    }
+    let mut delta = Vec::with_capacity(values.len() * 2);
+    let mut prev = 0i64;
+    for &v in values {
+        varint::put_i64(&mut delta, v.wrapping_sub(prev));
+        prev = v;
+    }
+    if delta.len() < plain.len() {
+        out.extend_from_slice(&delta);
+        Encoding::DeltaZigzagVarint
+    } else {
+        out.extend_from_slice(&plain);
+        Encoding::ZigzagVarint
+    }
+}
+
+/// Decode `count` signed integers written by [`encode_i64s`] (either encoding).
+pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<i64>> {
+    check_count(what, count, buf.len(), 1)?;
+    let mut r = varint::Reader::new(buf);
+    let mut out = Vec::with_capacity(count);
+    match enc {
+        Encoding::ZigzagVarint => {
+            for _ in 0..count {
+                out.push(r.i64(what)?);
+            }
+        }
+        Encoding::DeltaZigzagVarint => {
+            let mut prev = 0i64;
+            for _ in 0..count {
+                prev = prev.wrapping_add(r.i64(what)?);
+                out.push(prev);
+            }
+        }
+        other => return Err(bad_encoding(what, other)),
+    }
+    check_exact(what, r.pos(), buf.len())?;
+    Ok(out)
+}
+
+/// Encode unsigned integers as LEB128 varints.
+pub fn encode_u64s(values: impl IntoIterator<Item = u64>, out: &mut Vec<u8>) -> Encoding {
+    for v in values {
+        varint::put_u64(out, v);
+    }
+    Encoding::Varint
+}
+
+/// Decode `count` unsigned varints.
+pub fn decode_u64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u64>> {
+    if enc != Encoding::Varint {
+        return Err(bad_encoding(what, enc));
+    }
+    check_count(what, count, buf.len(), 1)?;
+    let mut r = varint::Reader::new(buf);
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        out.push(r.u64(what)?);
+    }
+    check_exact(what, r.pos(), buf.len())?;
+    Ok(out)
+}
+
+/// Encode u32 values (string ids): fixed width little-endian, so that an
+/// uncompressed section can be viewed in place as `&[u32]`.
+pub fn encode_u32s(values: &[u32], out: &mut Vec<u8>) -> Encoding {
+    out.extend_from_slice(bytemuck::cast_slice(&to_le_u32(values)));
+    Encoding::PlainU32
+}
+
+fn to_le_u32(values: &[u32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_le()).collect()
+}
+
+/// Decode `count` u32 values (plain or varint).
+pub fn decode_u32s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u32>> {
+    match enc {
+        Encoding::PlainU32 => {
+            if buf.len() != count.saturating_mul(4) {
+                return Err(Error::corrupt(
+                    what,
+                    0,
+                    format!(
+                        "{count} u32 values need {} bytes, section has {}",
+                        count.saturating_mul(4),
+                        buf.len()
+                    ),
+                ));
+            }
+            Ok(buf
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        }
+        Encoding::Varint => {
+            let v = decode_u64s(enc, buf, count, what)?;
+            v.into_iter()
+                .map(|x| {
+                    u32::try_from(x)
+                        .map_err(|_| Error::corrupt(what, 0, format!("value {x} exceeds u32")))
+                })
+                .collect()
+        }
+        other => Err(bad_encoding(what, other)),
+    }
+}
+
+/// Encode f64 values as their little-endian bit patterns (exact round trip,
+/// including -0.0; NaN cannot occur in JSON).
+pub fn encode_f64s(values: &[f64], out: &mut Vec<u8>) -> Encoding {
+    for v in values {
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    Encoding::PlainF64
+}
+
+/// Decode `count` f64 values.
+pub fn decode_f64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<f64>> {
+    if enc != Encoding::PlainF64 {
+        return Err(bad_encoding(what, enc));
+    }
+    if buf.len() != count.saturating_mul(8) {
+        return Err(Error::corrupt(
+            what,
+            0,
+            format!(
+                "{count} f64 values need {} bytes, section has {}",
+                count.saturating_mul(8),
+                buf.len()
+            ),
+        ));
+    }
+    Ok(buf
+        .chunks_exact(8)
+        .map(|c| f64::from_bits(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
+        .collect())
+}
+
+/// Encode u8 values verbatim.
+pub fn encode_u8s(values: &[u8], out: &mut Vec<u8>) -> Encoding {
+    out.extend_from_slice(values);
+    Encoding::PlainU8
+}
+
+/// Decode `count` u8 values (plain or bit-packed).
+pub fn decode_u8s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
+    match enc {
+        Encoding::PlainU8 => {
+            if buf.len() != count {
+                return Err(Error::corrupt(
+                    what,
+                    0,
+                    format!(
+                        "{count} u8 values need {count} bytes, section has {}",
+                        buf.len()
+                    ),
+                ));
+            }
+            Ok(buf.to_vec())
+        }
+        Encoding::BitPacked => bitpack::decode(buf, count, what),
+        other => Err(bad_encoding(what, other)),
+    }
+}
+
+pub(crate) fn bad_encoding(what: &str, enc: Encoding) -> Error {
+    Error::corrupt(
+        what,
+        0,
+        format!("encoding {} is not valid here", enc.name()),
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Shared round-trip harness: encode, decode, and check that a decoder
+    /// given junk after the payload refuses it (consumes exactly its bytes).
+    pub(crate) fn roundtrip<T: PartialEq + std::fmt::Debug>(
+        values: &[T],
+        enc: impl Fn(&[T], &mut Vec<u8>) -> Encoding,
+        dec: impl Fn(Encoding, &[u8], usize) -> Result<Vec<T>>,
+    ) {
+        let mut buf = Vec::new();
+        let e = enc(values, &mut buf);
+        let back = dec(e, &buf, values.len()).expect("decode");
+        assert_eq!(back, values);
+        let mut junk = buf.clone();
+        junk.push(0x01);
+        assert!(
+            dec(e, &junk, values.len()).is_err(),
+            "junk after payload accepted"
+        );
+        if !values.is_empty() {
+            assert!(
+                dec(e, &buf, values.len() + 1).is_err(),
+                "missing value accepted"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn i64s_roundtrip(v in proptest::collection::vec(any::<i64>(), 0..200)) {
+            roundtrip(&v, encode_i64s, |e, b, n| decode_i64s(e, b, n, "t"));
+        }
+        #[test]
+        fn i64s_sorted_roundtrip(mut v in proptest::collection::vec(-1_000_000i64..1_000_000, 0..200)) {
+            v.sort();
+            roundtrip(&v, encode_i64s, |e, b, n| decode_i64s(e, b, n, "t"));
+        }
+        #[test]
+        fn u64s_roundtrip(v in proptest::collection::vec(any::<u64>(), 0..200)) {
+            roundtrip(&v, |v, o| encode_u64s(v.iter().copied(), o), |e, b, n| decode_u64s(e, b, n, "t"));
+        }
+        #[test]
+        fn u32s_roundtrip(v in proptest::collection::vec(any::<u32>(), 0..200)) {
+            roundtrip(&v, encode_u32s, |e, b, n| decode_u32s(e, b, n, "t"));
+        }
+        #[test]
+        fn f64s_roundtrip(v in proptest::collection::vec(any::<f64>().prop_filter("no NaN", |f| !f.is_nan()), 0..200)) {
+            roundtrip(&v, encode_f64s, |e, b, n| decode_f64s(e, b, n, "t"));
+        }
+        #[test]
+        fn u8s_roundtrip(v in proptest::collection::vec(any::<u8>(), 0..200)) {
+            roundtrip(&v, encode_u8s, |e, b, n| decode_u8s(e, b, n, "t"));
+        }
+        #[test]
+        fn decoders_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..64), n in 0usize..100, tag in 0u8..8) {
+            let e = Encoding::from_u8(tag).unwrap();
+            let _ = decode_i64s(e, &buf, n, "t");
+            let _ = decode_u64s(e, &buf, n, "t");
+            let _ = decode_u32s(e, &buf, n, "t");
+            let _ = decode_f64s(e, &buf, n, "t");
+            let _ = decode_u8s(e, &buf, n, "t");
+        }
+    }
+
+    #[test]
+    fn extremes() {
+        let v = vec![i64::MIN, i64::MAX, 0, -1, 1, i64::MIN, i64::MAX];
+        roundtrip(&v, encode_i64s, |e, b, n| decode_i64s(e, b, n, "t"));
+        let v = vec![u64::MAX, 0, u64::MAX];
+        roundtrip(
+            &v,
+            |v, o| encode_u64s(v.iter().copied(), o),
+            |e, b, n| decode_u64s(e, b, n, "t"),
+        );
+    }
+
+    #[test]
+    fn huge_count_refused_before_allocating() {
+        assert!(decode_i64s(Encoding::ZigzagVarint, &[0, 0], 1 << 40, "t").is_err());
+        assert!(decode_u32s(Encoding::PlainU32, &[0; 8], 1 << 40, "t").is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! The one error type of the library.
+//!
+//! Every variant carries structured fields so that callers (and the CLI) can
+//! say *where* something went wrong: a JSON line and column, a byte offset in
+//! a snapshot, a section index, a field path.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while building, opening, reading or
+/// verifying a snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error, with the path when one is known.
+    #[error("{}: {source}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "i/o".into()))]
+    Io {
+        path: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The input is not valid JSON, or not an array of objects / NDJSON.
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    /// The input is valid JSON but cannot be represented (e.g. a limit).
+    #[error("row {row}, field `{path}`: {message}")]
+    Value {
+        row: u64,
+        path: String,
+        message: String,
+    },
+
+    /// A configured limit was exceeded while building.
+    #[error("limit exceeded: {what} is {got}, the maximum is {max}")]
+    Limit {
+        what: &'static str,
+        got: u64,
+        max: u64,
+    },
+
+    /// The bytes do not start or end with the snapshot magic.
+    #[error("not a colsnap snapshot: bad magic at byte offset {offset}")]
+    BadMagic { offset: u64 },
+
+    /// The snapshot was written by a format version this reader does not know.
+    #[error("unsupported format version {got} (this reader supports {supported})")]
+    Version { got: u16, supported: u16 },
+
+    /// A checksum did not match.
+    #[error(
+        "checksum mismatch in {what} at byte offset {offset}: expected {expected:#010x}, got {got:#010x}"
+    )]
+    Checksum {
+        what: String,
+        offset: u64,
+        expected: u32,
+        got: u32,
+    },
+
+    /// The file is shorter than a structure inside it claims.
+    #[error("truncated: {what} needs bytes {start}..{end} but the file has {len}")]
+    Truncated {
+        what: String,
+        start: u64,
+        end: u64,
+        len: u64,
+    },
+
+    /// A structural rule of the format is broken.
+    #[error("corrupt snapshot: {what} (byte offset {offset}): {detail}")]
+    Corrupt {
+        what: String,
+        offset: u64,
+        detail: String,
+    },
+
+    /// A codec failed to compress or decompress a section.
+    #[error("codec {codec} failed on {what}: {detail}")]
+    Codec {
+        codec: &'static str,
+        what: String,
+        detail: String,
+    },
+
+    /// Asked for something that does not exist (column path, row, string id).
+    #[error("{what} not found: {name}")]
+    NotFound { what: &'static str, name: String },
+
+    /// A usage error: an argument or option is not valid.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: Option<&std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.map(|p| p.to_path_buf()),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(what: impl Into<String>, offset: u64, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            offset,
+            detail: detail.into(),
+        }
+    }
+
+    /// True for errors that mean "the data is bad" (as opposed to usage or I/O).
+    pub fn is_data_error(&self) -> bool {
+        !matches!(
+            self,
+            Error::Io { .. } | Error::Invalid(_) | Error::NotFound { .. }
+        )
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io { path: None, source }
+    }
+}

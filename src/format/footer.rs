@@ -1,0 +1,765 @@
+//! The footer: directory of sections (column-wise), string tables, schema
+//! nodes with their streams and statistics. Stored after the last section,
+//! optionally zstd-compressed, and located by the trailer.
+//!
+//! ```text
+//! FOOTER    := rows:varint DIRECTORY TABLES NODES
+//! DIRECTORY := n:varint offset_delta:varint*n stored_len:varint*n raw_len:varint*n
+//!              codec:u8*n encoding:u8*n role:u8*n crc32c:u32le*n
+//! TABLES    := n:varint TABLE*n
+//! TABLE     := flags:u8 n_strings:varint n_chunks:varint first_chunk:varint
+//!              chunk_count:varint*n_chunks index:varint dict:varint   (index/dict: section+1, 0 = none)
+//! NODES     := n:varint NODE*n
+//! NODE      := [parent:varint name_tag:u8 (key:len-bytes if tag=1)]   (absent for node 0)
+//!              items:varint kinds_mask:varint count:varint*popcount(kinds_mask)
+//!              streams_mask:varint section:varint*popcount(streams_mask)
+//!              [table:varint if Str] [ts_layout:u8 if Time and no TsLayout stream]
+//!              distinct:varint STATS
+//! STATS     := for Int: min,max zigzag; UInt: min,max varint; Float: min,max f64le;
+//!              Str: min,max varint; Time: min,max zigzag    (only kinds present)
+//! ```
+
+use crate::compress::Codec;
+use crate::encoding::Encoding;
+use crate::encoding::varint::{self, Reader};
+use crate::error::{Error, Result};
+use crate::model::{KIND_COUNT, Kind, NodeName};
+
+/// What a section holds. Values are part of the file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Role {
+    /// Kind of every item of a node (absent when the node has one kind).
+    Kinds = 1,
+    /// i64 payloads of `Int` items.
+    Ints = 2,
+    /// u64 payloads of `UInt` items.
+    UInts = 3,
+    /// f64 payloads of `Float` items.
+    Floats = 4,
+    /// String ids of `Str` items.
+    Strs = 5,
+    /// UTC seconds of `Time` items.
+    TsSecs = 6,
+    /// Nanoseconds of `Time` items.
+    TsNanos = 7,
+    /// Layout byte of `Time` items.
+    TsLayout = 8,
+    /// Offset minutes of `Time` items.
+    TsOffset = 9,
+    /// Element counts of `Array` items.
+    Lens = 10,
+    /// One chunk of a string table.
+    StrChunk = 16,
+    /// The separator index of a string table.
+    StrIndex = 17,
+    /// A zstd dictionary shared by a string table's chunks.
+    StrDict = 18,
+}
+
+/// The per-node streams, in the order of the footer's `streams_mask` bits.
+pub const STREAM_ROLES: [Role; 10] = [
+    Role::Kinds,
+    Role::Ints,
+    Role::UInts,
+    Role::Floats,
+    Role::Strs,
+    Role::TsSecs,
+    Role::TsNanos,
+    Role::TsLayout,
+    Role::TsOffset,
+    Role::Lens,
+];
+
+impl Role {
+    /// Decode a role byte.
+    pub fn from_u8(b: u8) -> Option<Role> {
+        STREAM_ROLES
+            .iter()
+            .copied()
+            .find(|r| *r as u8 == b)
+            .or(match b {
+                16 => Some(Role::StrChunk),
+                17 => Some(Role::StrIndex),
+                18 => Some(Role::StrDict),
+                _ => None,
+            })
+    }
+
+    /// Position in [`STREAM_ROLES`] for per-node streams.
+    pub fn stream_index(self) -> Option<usize> {
+        STREAM_ROLES.iter().position(|r| *r == self)
+    }
+
+    /// Name used by `inspect` and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Kinds => "kinds",
+            Role::Ints => "ints",
+            Role::UInts => "uints",
+            Role::Floats => "floats",
+            Role::Strs => "string-ids",
+            Role::TsSecs => "ts-secs",
+            Role::TsNanos => "ts-nanos",
+            Role::TsLayout => "ts-layout",
+            Role::TsOffset => "ts-offset",
+            Role::Lens => "list-lengths",
+            Role::StrChunk => "string-chunk",
+            Role::StrIndex => "string-index",
+            Role::StrDict => "string-dict",
+        }
+    }
+}
+
+/// One directory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionEntry {
+    /// Offset of the section frame header in the file.
+    pub offset: u64,
+    /// Payload length as stored.
+    pub stored_len: u32,
+    /// Payload length decompressed.
+    pub raw_len: u32,
+    /// Codec.
+    pub codec: Codec,
+    /// Encoding of the decompressed payload.
+    pub encoding: Encoding,
+    /// Role byte.
+    pub role: u8,
+    /// crc32c of the stored payload.
+    pub crc: u32,
+}
+
+/// A string table.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TableMeta {
+    /// Bit 0: long-text table (large chunks); bit 1: chunks are front-coded.
+    pub flags: u8,
+    /// Strings in the table.
+    pub n_strings: u64,
+    /// Section index of the first chunk; chunks are consecutive sections.
+    pub first_chunk: u32,
+    /// Strings in each chunk.
+    pub chunk_counts: Vec<u32>,
+    /// Section holding the chunk separators (absent when there is one chunk or none).
+    pub index_section: Option<u32>,
+    /// Section holding the zstd dictionary of the chunks.
+    pub dict_section: Option<u32>,
+}
+
+/// Table flag: long-text table.
+pub const TABLE_LONG_TEXT: u8 = 1;
+/// Table flag: chunks are front-coded.
+pub const TABLE_FRONT_CODED: u8 = 2;
+
+/// Per-node statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Stats {
+    /// Distinct non-null scalar values.
+    pub distinct: u64,
+    /// Min and max of `Int` items.
+    pub int: Option<(i64, i64)>,
+    /// Min and max of `UInt` items.
+    pub uint: Option<(u64, u64)>,
+    /// Min and max of `Float` items.
+    pub float: Option<(f64, f64)>,
+    /// Min and max string ids of `Str` items.
+    pub str: Option<(u32, u32)>,
+    /// Min and max UTC seconds of `Time` items.
+    pub time: Option<(i64, i64)>,
+}
+
+/// One schema node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeMeta {
+    /// Parent node (node 0 is its own parent).
+    pub parent: u32,
+    /// How the node hangs off its parent.
+    pub name: NodeName,
+    /// Items in the node's domain.
+    pub items: u64,
+    /// Items of each kind.
+    pub counts: [u64; KIND_COUNT],
+    /// Section of each stream in [`STREAM_ROLES`] order.
+    pub streams: [Option<u32>; STREAM_ROLES.len()],
+    /// String table of `Str` items.
+    pub table: u32,
+    /// Layout of every `Time` item when there is no `TsLayout` stream.
+    pub ts_layout: u8,
+    /// Statistics.
+    pub stats: Stats,
+}
+
+impl NodeMeta {
+    /// The single kind of every item, when the node has no kinds stream.
+    pub fn const_kind(&self) -> Option<Kind> {
+        let mut present = Kind::ALL.iter().filter(|k| self.counts[**k as usize] > 0);
+        match (present.next(), present.next()) {
+            (Some(k), None) => Some(*k),
+            (None, None) => Some(Kind::Absent),
+            _ => None,
+        }
+    }
+
+    /// Section of a stream.
+    pub fn stream(&self, role: Role) -> Option<u32> {
+        role.stream_index().and_then(|i| self.streams[i])
+    }
+
+    /// Items of kind `k`.
+    pub fn count(&self, k: Kind) -> u64 {
+        self.counts[k as usize]
+    }
+}
+
+/// The decoded footer.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Footer {
+    /// Rows in the snapshot.
+    pub rows: u64,
+    /// Every section, in file order.
+    pub sections: Vec<SectionEntry>,
+    /// String tables.
+    pub tables: Vec<TableMeta>,
+    /// Schema nodes; node 0 is the row.
+    pub nodes: Vec<NodeMeta>,
+}
+
+fn put_opt(out: &mut Vec<u8>, v: Option<u32>) {
+    varint::put_u64(out, v.map_or(0, |x| x as u64 + 1));
+}
+
+impl Footer {
+    /// Serialize (before compression).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut o = Vec::new();
+        varint::put_u64(&mut o, self.rows);
+        let s = &self.sections;
+        varint::put_u64(&mut o, s.len() as u64);
+        let mut prev = 0u64;
+        for e in s {
+            varint::put_u64(&mut o, e.offset - prev);
+            prev = e.offset;
+        }
+        for e in s {
+            varint::put_u64(&mut o, e.stored_len as u64);
+        }
+        for e in s {
+            varint::put_u64(&mut o, e.raw_len as u64);
+        }
+        o.extend(s.iter().map(|e| e.codec as u8));
+        o.extend(s.iter().map(|e| e.encoding as u8));
+        o.extend(s.iter().map(|e| e.role));
+        for e in s {
+            o.extend_from_slice(&e.crc.to_le_bytes());
+        }
+        varint::put_u64(&mut o, self.tables.len() as u64);
+        for t in &self.tables {
+            o.push(t.flags);
+            varint::put_u64(&mut o, t.n_strings);
+            varint::put_u64(&mut o, t.chunk_counts.len() as u64);
+            varint::put_u64(&mut o, t.first_chunk as u64);
+            for &c in &t.chunk_counts {
+                varint::put_u64(&mut o, c as u64);
+            }
+            put_opt(&mut o, t.index_section);
+            put_opt(&mut o, t.dict_section);
+        }
+        varint::put_u64(&mut o, self.nodes.len() as u64);
+        for (i, n) in self.nodes.iter().enumerate() {
+            if i > 0 {
+                varint::put_u64(&mut o, n.parent as u64);
+                match &n.name {
+                    NodeName::Key(k) => {
+                        o.push(1);
+                        varint::put_bytes(&mut o, k.as_bytes());
+                    }
+                    _ => o.push(2),
+                }
+            }
+            varint::put_u64(&mut o, n.items);
+            let mask: u64 = (0..KIND_COUNT)
+                .filter(|&k| n.counts[k] > 0)
+                .map(|k| 1 << k)
+                .sum();
+            varint::put_u64(&mut o, mask);
+            for k in 0..KIND_COUNT {
+                if n.counts[k] > 0 {
+                    varint::put_u64(&mut o, n.counts[k]);
+                }
+            }
+            let smask: u64 = (0..STREAM_ROLES.len())
+                .filter(|&i| n.streams[i].is_some())
+                .map(|i| 1 << i)
+                .sum();
+            varint::put_u64(&mut o, smask);
+            for s in n.streams.iter().flatten() {
+                varint::put_u64(&mut o, *s as u64);
+            }
+            if n.count(Kind::Str) > 0 {
+                varint::put_u64(&mut o, n.table as u64);
+            }
+            if n.count(Kind::Time) > 0 && n.stream(Role::TsLayout).is_none() {
+                o.push(n.ts_layout);
+            }
+            let st = &n.stats;
+            varint::put_u64(&mut o, st.distinct);
+            if n.count(Kind::Int) > 0 {
+                let (a, b) = st.int.unwrap_or_default();
+                varint::put_i64(&mut o, a);
+                varint::put_i64(&mut o, b);
+            }
+            if n.count(Kind::UInt) > 0 {
+                let (a, b) = st.uint.unwrap_or_default();
+                varint::put_u64(&mut o, a);
+                varint::put_u64(&mut o, b);
+            }
+            if n.count(Kind::Float) > 0 {
+                let (a, b) = st.float.unwrap_or_default();
+                o.extend_from_slice(&a.to_bits().to_le_bytes());
+                o.extend_from_slice(&b.to_bits().to_le_bytes());
+            }
+            if n.count(Kind::Str) > 0 {
+                let (a, b) = st.str.unwrap_or_default();
+                varint::put_u64(&mut o, a as u64);
+                varint::put_u64(&mut o, b as u64);
+            }
+            if n.count(Kind::Time) > 0 {
+                let (a, b) = st.time.unwrap_or_default();
+                varint::put_i64(&mut o, a);
+                varint::put_i64(&mut o, b);
+            }
+        }
+        o
+    }
+
+    /// Parse footer bytes (after decompression), validating every count
+    /// against the bytes that remain before allocating, and every reference
+    /// against what exists. `footer_offset` is where the footer starts in the
+    /// file; every section must end before it.
+    pub fn parse(b: &[u8], footer_offset: u64) -> Result<Footer> {
+        let mut r = Reader::new(b);
+        let rows = r.u64("footer rows")?;
+        let n = r.len("footer section count", (r.remaining() / 9) as u64)?;
+        let mut offsets = Vec::with_capacity(n);
+        let mut prev = 0u64;
+        for _ in 0..n {
+            let d = r.u64("section offset")?;
+            prev = prev
+                .checked_add(d)
+                .ok_or_else(|| Error::corrupt("directory", 0, "section offset overflows"))?;
+            offsets.push(prev);
+        }
+        let mut stored = Vec::with_capacity(n);
+        for _ in 0..n {
+            stored.push(
+                u32::try_from(r.u64("section stored_len")?)
+                    .map_err(|_| Error::corrupt("directory", 0, "stored_len exceeds u32"))?,
+            );
+        }
+        let mut raw = Vec::with_capacity(n);
+        for _ in 0..n {
+            raw.push(
+                u32::try_from(r.u64("section raw_len")?)
+                    .map_err(|_| Error::corrupt("directory", 0, "raw_len exceeds u32"))?,
+            );
+        }
+        let codecs = r.bytes(n, "section codecs")?;
+        let encs = r.bytes(n, "section encodings")?;
+        let roles = r.bytes(n, "section roles")?;
+        let crcs = r.bytes(n * 4, "section checksums")?;
+        let mut sections = Vec::with_capacity(n);
+        let mut end = super::HEADER_LEN as u64;
+        for i in 0..n {
+            let what = |d: String| Error::corrupt(format!("directory entry {i}"), offsets[i], d);
+            let codec = Codec::from_u8(codecs[i])
+                .ok_or_else(|| what(format!("unknown codec {}", codecs[i])))?;
+            let encoding = Encoding::from_u8(encs[i])
+                .ok_or_else(|| what(format!("unknown encoding {}", encs[i])))?;
+            if Role::from_u8(roles[i]).is_none() {
+                return Err(what(format!("unknown role {}", roles[i])));
+            }
+            if offsets[i] != end {
+                return Err(what(format!(
+                    "section starts at {} but the previous one ends at {end}",
+                    offsets[i]
+                )));
+            }
+            if codec == Codec::None && stored[i] != raw[i] {
+                return Err(what(format!(
+                    "uncompressed section with stored_len {} != raw_len {}",
+                    stored[i], raw[i]
+                )));
+            }
+            let len = super::SECTION_HEADER_LEN as u64 + stored[i] as u64;
+            end = offsets[i] + len + super::section::padding(len);
+            if end > footer_offset {
+                return Err(what(format!(
+                    "section ends at {end}, past the footer at {footer_offset}"
+                )));
+            }
+            let c = &crcs[i * 4..i * 4 + 4];
+            sections.push(SectionEntry {
+                offset: offsets[i],
+                stored_len: stored[i],
+                raw_len: raw[i],
+                codec,
+                encoding,
+                role: roles[i],
+                crc: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            });
+        }
+        if end != footer_offset {
+            return Err(Error::corrupt(
+                "directory",
+                end,
+                format!("sections end at {end} but the footer starts at {footer_offset}"),
+            ));
+        }
+        let section_ref = |v: u64, what: &str| -> Result<u32> {
+            if v >= n as u64 {
+                return Err(Error::corrupt(
+                    what,
+                    0,
+                    format!("section {v} does not exist ({n} sections)"),
+                ));
+            }
+            Ok(v as u32)
+        };
+        let opt_ref = |v: u64, what: &str| -> Result<Option<u32>> {
+            if v == 0 {
+                Ok(None)
+            } else {
+                section_ref(v - 1, what).map(Some)
+            }
+        };
+        let nt = r.len("table count", r.remaining() as u64 / 6)?;
+        let mut tables = Vec::with_capacity(nt);
+        for t in 0..nt {
+            let flags = r.u8("table flags")?;
+            if flags & !(TABLE_LONG_TEXT | TABLE_FRONT_CODED) != 0 {
+                return Err(Error::corrupt(
+                    format!("table {t}"),
+                    0,
+                    format!("unknown flags {flags:#x}"),
+                ));
+            }
+            let n_strings = r.u64("table string count")?;
+            let nc = r.len("table chunk count", r.remaining() as u64)?;
+            let first_chunk = r.u64("table first chunk")?;
+            if nc > 0
+                && first_chunk
+                    .checked_add(nc as u64)
+                    .is_none_or(|e| e > n as u64)
+            {
+                return Err(Error::corrupt(
+                    format!("table {t}"),
+                    0,
+                    "chunks past the last section",
+                ));
+            }
+            let mut chunk_counts = Vec::with_capacity(nc);
+            let mut total = 0u64;
+            for _ in 0..nc {
+                let c = r.u64("chunk string count")?;
+                if c == 0 || c > u32::MAX as u64 {
+                    return Err(Error::corrupt(
+                        format!("table {t}"),
+                        0,
+                        format!("chunk of {c} strings"),
+                    ));
+                }
+                total += c;
+                chunk_counts.push(c as u32);
+            }
+            if total != n_strings {
+                return Err(Error::corrupt(
+                    format!("table {t}"),
+                    0,
+                    format!("chunks hold {total} strings, table declares {n_strings}"),
+                ));
+            }
+            if n_strings > u32::MAX as u64 - 1 {
+                return Err(Error::corrupt(
+                    format!("table {t}"),
+                    0,
+                    "more than 2^32-2 strings",
+                ));
+            }
+            let index_section = opt_ref(r.u64("table index")?, "table index")?;
+            let dict_section = opt_ref(r.u64("table dict")?, "table dict")?;
+            for c in 0..nc as u32 {
+                let s = first_chunk as u32 + c;
+                if sections[s as usize].role != Role::StrChunk as u8 {
+                    return Err(Error::corrupt(
+                        format!("table {t}"),
+                        0,
+                        format!("section {s} is not a string chunk"),
+                    ));
+                }
+            }
+            for (s, role) in [
+                (index_section, Role::StrIndex),
+                (dict_section, Role::StrDict),
+            ] {
+                if let Some(s) = s {
+                    if sections[s as usize].role != role as u8 {
+                        return Err(Error::corrupt(
+                            format!("table {t}"),
+                            0,
+                            format!("section {s} is not a {}", role.name()),
+                        ));
+                    }
+                }
+            }
+            tables.push(TableMeta {
+                flags,
+                n_strings,
+                first_chunk: first_chunk as u32,
+                chunk_counts,
+                index_section,
+                dict_section,
+            });
+        }
+        let nn = r.len("node count", r.remaining() as u64 / 3 + 1)?;
+        if nn == 0 {
+            return Err(Error::corrupt("footer", 0, "no root node"));
+        }
+        let mut nodes: Vec<NodeMeta> = Vec::with_capacity(nn);
+        for i in 0..nn {
+            let what = format!("node {i}");
+            let (parent, name) = if i == 0 {
+                (0, NodeName::Root)
+            } else {
+                let p = r.u64("node parent")?;
+                if p >= i as u64 {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        format!("parent {p} does not precede the node"),
+                    ));
+                }
+                let name = match r.u8("node name tag")? {
+                    1 => NodeName::Key(r.str("node key")?.to_string()),
+                    2 => NodeName::Elem,
+                    t => return Err(Error::corrupt(&what, 0, format!("unknown name tag {t}"))),
+                };
+                (p as u32, name)
+            };
+            let items = r.u64("node items")?;
+            let mask = r.u64("node kinds mask")?;
+            if mask >> KIND_COUNT != 0 {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("unknown kinds in mask {mask:#x}"),
+                ));
+            }
+            let mut counts = [0u64; KIND_COUNT];
+            let mut sum = 0u64;
+            for (k, c) in counts.iter_mut().enumerate() {
+                if mask & (1 << k) != 0 {
+                    *c = r.u64("node kind count")?;
+                    if *c == 0 {
+                        return Err(Error::corrupt(
+                            &what,
+                            0,
+                            "zero count for a kind in the mask",
+                        ));
+                    }
+                    sum = sum
+                        .checked_add(*c)
+                        .ok_or_else(|| Error::corrupt(&what, 0, "counts overflow"))?;
+                }
+            }
+            if sum != items {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("kind counts add up to {sum}, node has {items} items"),
+                ));
+            }
+            let smask = r.u64("node streams mask")?;
+            if smask >> STREAM_ROLES.len() != 0 {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("unknown streams in mask {smask:#x}"),
+                ));
+            }
+            let mut streams = [None; STREAM_ROLES.len()];
+            for (s, slot) in streams.iter_mut().enumerate() {
+                if smask & (1 << s) != 0 {
+                    let sec = section_ref(r.u64("node stream")?, &what)?;
+                    if sections[sec as usize].role != STREAM_ROLES[s] as u8 {
+                        return Err(Error::corrupt(
+                            &what,
+                            0,
+                            format!("section {sec} is not a {} stream", STREAM_ROLES[s].name()),
+                        ));
+                    }
+                    *slot = Some(sec);
+                }
+            }
+            let has = |k: Kind| counts[k as usize] > 0;
+            let table = if has(Kind::Str) {
+                r.u64("node table")?
+            } else {
+                0
+            };
+            if has(Kind::Str) && table >= tables.len() as u64 {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("string table {table} does not exist"),
+                ));
+            }
+            let ts_layout = if has(Kind::Time) && smask & (1 << 7) == 0 {
+                r.u8("node ts layout")?
+            } else {
+                0
+            };
+            let distinct = r.u64("node distinct")?;
+            let mut stats = Stats {
+                distinct,
+                ..Default::default()
+            };
+            if has(Kind::Int) {
+                stats.int = Some((r.i64("stat")?, r.i64("stat")?));
+            }
+            if has(Kind::UInt) {
+                stats.uint = Some((r.u64("stat")?, r.u64("stat")?));
+            }
+            if has(Kind::Float) {
+                let a = f64::from_bits(u64::from_le_bytes(
+                    r.bytes(8, "stat")?.try_into().unwrap_or_default(),
+                ));
+                let b = f64::from_bits(u64::from_le_bytes(
+                    r.bytes(8, "stat")?.try_into().unwrap_or_default(),
+                ));
+                stats.float = Some((a, b));
+            }
+            if has(Kind::Str) {
+                let a = r.u64("stat")?;
+                let b = r.u64("stat")?;
+                stats.str = Some((
+                    u32::try_from(a).unwrap_or(u32::MAX),
+                    u32::try_from(b).unwrap_or(u32::MAX),
+                ));
+            }
+            if has(Kind::Time) {
+                stats.time = Some((r.i64("stat")?, r.i64("stat")?));
+            }
+            let node = NodeMeta {
+                parent,
+                name,
+                items,
+                counts,
+                streams,
+                table: table as u32,
+                ts_layout,
+                stats,
+            };
+            // Structural rules that need only the footer.
+            if i == 0 {
+                if node.items != rows || node.count(Kind::Object) != rows {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        format!("the root must have {rows} object items"),
+                    ));
+                }
+            } else {
+                let p = &nodes[parent as usize];
+                let expect = match node.name {
+                    NodeName::Elem => None,
+                    _ => Some(p.items),
+                };
+                if let Some(e) = expect {
+                    if node.items != e {
+                        return Err(Error::corrupt(
+                            &what,
+                            0,
+                            format!("{} items but its parent has {e}", node.items),
+                        ));
+                    }
+                    if node.items - node.count(Kind::Absent) > p.count(Kind::Object) {
+                        return Err(Error::corrupt(
+                            &what,
+                            0,
+                            "more present items than the parent has objects",
+                        ));
+                    }
+                } else if node.count(Kind::Absent) > 0 {
+                    return Err(Error::corrupt(&what, 0, "array elements cannot be absent"));
+                }
+            }
+            let needs_kinds = node.const_kind().is_none();
+            if needs_kinds != node.stream(Role::Kinds).is_some() {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    "kinds stream present exactly when the node has several kinds",
+                ));
+            }
+            for (role, kind) in [
+                (Role::Ints, Kind::Int),
+                (Role::UInts, Kind::UInt),
+                (Role::Floats, Kind::Float),
+                (Role::Strs, Kind::Str),
+                (Role::TsSecs, Kind::Time),
+                (Role::Lens, Kind::Array),
+            ] {
+                if has(kind) != node.stream(role).is_some() {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        format!(
+                            "{} stream present exactly when there are {} items",
+                            role.name(),
+                            kind.name()
+                        ),
+                    ));
+                }
+            }
+            for role in [Role::TsNanos, Role::TsLayout, Role::TsOffset] {
+                if node.stream(role).is_some() && !has(Kind::Time) {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        format!("{} stream without timestamps", role.name()),
+                    ));
+                }
+            }
+            nodes.push(node);
+        }
+        // Elem nodes: at most one per parent, and items equal to ... checked at verify
+        // (needs the parent's lens). Each parent has at most one Elem child.
+        let mut has_elem = vec![false; nodes.len()];
+        for n in nodes.iter().skip(1) {
+            if n.name == NodeName::Elem {
+                if has_elem[n.parent as usize] {
+                    return Err(Error::corrupt(
+                        "schema",
+                        0,
+                        format!("node {} has two element children", n.parent),
+                    ));
+                }
+                has_elem[n.parent as usize] = true;
+            }
+        }
+        if !r.is_empty() {
+            return Err(Error::corrupt(
+                "footer",
+                r.pos() as u64,
+                format!("{} trailing bytes", r.remaining()),
+            ));
+        }
+        Ok(Footer {
+            rows,
+            sections,
+            tables,
+            nodes,
+        })
+    }
+}

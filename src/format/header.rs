@@ -1,0 +1,83 @@
+//! The 16-byte file header.
+//!
+//! ```text
+//! offset size field
+//!   0     8   magic     "COLSNAP\0"
+//!   8     2   version   u16 LE, 1 for this format
+//!  10     2   flags     u16 LE, 0 (reserved; readers reject other values)
+//!  12     4   reserved  0
+//! ```
+
+use crate::error::{Error, Result};
+
+/// The first eight bytes of every snapshot.
+pub const FILE_MAGIC: [u8; 8] = *b"COLSNAP\0";
+/// The format version this crate writes and reads.
+pub const VERSION: u16 = 1;
+/// Size of the header; sections start here (8-aligned).
+pub const HEADER_LEN: usize = 16;
+
+/// The parsed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Format version.
+    pub version: u16,
+}
+
+impl Header {
+    /// The header bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[..8].copy_from_slice(&FILE_MAGIC);
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
+        b
+    }
+
+    /// Parse and validate the first [`HEADER_LEN`] bytes of a file.
+    pub fn parse(b: &[u8]) -> Result<Header> {
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated {
+                what: "header".into(),
+                start: 0,
+                end: HEADER_LEN as u64,
+                len: b.len() as u64,
+            });
+        }
+        if b[..8] != FILE_MAGIC {
+            return Err(Error::BadMagic { offset: 0 });
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != VERSION {
+            return Err(Error::Version {
+                got: version,
+                supported: VERSION,
+            });
+        }
+        if b[10..16].iter().any(|&x| x != 0) {
+            return Err(Error::corrupt(
+                "header",
+                10,
+                "flags and reserved bytes must be zero",
+            ));
+        }
+        Ok(Header { version })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_rejections() {
+        let h = Header { version: VERSION };
+        let b = h.to_bytes();
+        assert_eq!(Header::parse(&b).unwrap(), h);
+        for i in 0..HEADER_LEN {
+            let mut c = b;
+            c[i] ^= 0x10;
+            assert!(Header::parse(&c).is_err(), "flip at {i} accepted");
+        }
+        assert!(Header::parse(&b[..10]).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! colsnap: a columnar snapshot format for issue-tracker exports.
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod compress;
+pub mod encoding;
+pub mod error;
+pub mod model;
+pub mod schema;
+pub mod timestamp;
+
+pub use error::{Error, Result};
+pub mod format;
+pub mod read;
+pub mod strings;
+pub mod write;
+
+pub use read::{ExportOptions, NodeData, Snapshot, VerifyReport};
+pub use write::{BuildOptions, BuildReport, build, build_file, build_to_vec};

@@ -1,0 +1,240 @@
+//! The logical model shared by the writer, the reader and the query engine.
+//!
+//! A snapshot is a tree of *nodes*. Node 0 is the row itself. Every other node
+//! is either a field of an object (`Key`) or the elements of an array
+//! (`Elem`). Each node holds one *item* per member of its *domain*: the rows
+//! for the root and for fields reached through objects only, or the elements
+//! of the nearest enclosing array. Every item has a [`Kind`]; its payload lives
+//! in the dense stream for that kind. Because the kind is recorded per item,
+//! any JSON value fits losslessly: absent and null differ, and a field whose
+//! type drifts between rows becomes a `mixed` column with every value still
+//! typed.
+
+use std::fmt;
+
+/// What one item of a node is. The numbers are part of the file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Kind {
+    /// The key is not present in that object.
+    Absent = 0,
+    /// JSON `null`.
+    Null = 1,
+    /// JSON `false`.
+    False = 2,
+    /// JSON `true`.
+    True = 3,
+    /// An integer in `i64` range.
+    Int = 4,
+    /// An integer above `i64::MAX` (up to `u64::MAX`).
+    UInt = 5,
+    /// Any other number (binary64).
+    Float = 6,
+    /// A string, by id into the node's string table.
+    Str = 7,
+    /// A string that is an RFC 3339 timestamp reproduced byte for byte.
+    Time = 8,
+    /// An object; its fields are the node's `Key` children.
+    Object = 9,
+    /// An array; its elements are the node's `Elem` child.
+    Array = 10,
+}
+
+/// Number of kinds; kinds are `0..KIND_COUNT`.
+pub const KIND_COUNT: usize = 11;
+
+impl Kind {
+    /// All kinds in tag order.
+    pub const ALL: [Kind; KIND_COUNT] = [
+        Kind::Absent,
+        Kind::Null,
+        Kind::False,
+        Kind::True,
+        Kind::Int,
+        Kind::UInt,
+        Kind::Float,
+        Kind::Str,
+        Kind::Time,
+        Kind::Object,
+        Kind::Array,
+    ];
+
+    /// Decode a tag byte.
+    pub fn from_u8(b: u8) -> Option<Kind> {
+        Kind::ALL.get(b as usize).copied()
+    }
+
+    /// Name used in error messages and `inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Absent => "absent",
+            Kind::Null => "null",
+            Kind::False => "false",
+            Kind::True => "true",
+            Kind::Int => "int",
+            Kind::UInt => "uint",
+            Kind::Float => "float",
+            Kind::Str => "string",
+            Kind::Time => "timestamp",
+            Kind::Object => "object",
+            Kind::Array => "array",
+        }
+    }
+}
+
+/// How a node hangs off its parent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NodeName {
+    /// The row (node 0 only).
+    Root,
+    /// A field of the parent's object items.
+    Key(String),
+    /// The elements of the parent's array items.
+    Elem,
+}
+
+/// The type a column presents to users, derived from the kinds it holds
+/// (absent and null aside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    /// Only nulls (or nothing at all).
+    Null,
+    /// `true`/`false`.
+    Bool,
+    /// Integers in `i64` range.
+    I64,
+    /// Non-negative integers, some above `i64::MAX`.
+    U64,
+    /// Floats.
+    F64,
+    /// Mixed integers and floats (compared numerically).
+    Number,
+    /// Strings (ids into a sorted table).
+    String,
+    /// Timestamps.
+    Timestamp,
+    /// Objects (a struct: its fields are other columns).
+    Object,
+    /// Arrays (a list: its elements are another column).
+    List,
+    /// Several of the above: the lossless variant column.
+    Mixed,
+}
+
+impl ColumnType {
+    /// Derive the type from per-kind counts.
+    pub fn from_counts(counts: &[u64; KIND_COUNT], has_negative_int: bool) -> ColumnType {
+        let has = |k: Kind| counts[k as usize] > 0;
+        let bools = has(Kind::False) || has(Kind::True);
+        let ints = has(Kind::Int);
+        let uints = has(Kind::UInt);
+        let floats = has(Kind::Float);
+        let numeric = ints || uints || floats;
+        let groups = [
+            bools,
+            numeric,
+            has(Kind::Str),
+            has(Kind::Time),
+            has(Kind::Object),
+            has(Kind::Array),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if groups == 0 {
+            return ColumnType::Null;
+        }
+        if groups > 1 {
+            return ColumnType::Mixed;
+        }
+        if bools {
+            ColumnType::Bool
+        } else if numeric {
+            match (ints, uints, floats) {
+                (_, false, false) => ColumnType::I64,
+                (_, true, false) if !has_negative_int => ColumnType::U64,
+                (false, false, true) => ColumnType::F64,
+                _ => ColumnType::Number,
+            }
+        } else if has(Kind::Str) {
+            ColumnType::String
+        } else if has(Kind::Time) {
+            ColumnType::Timestamp
+        } else if has(Kind::Object) {
+            ColumnType::Object
+        } else {
+            ColumnType::List
+        }
+    }
+
+    /// Name used by `inspect` and in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Null => "null",
+            ColumnType::Bool => "bool",
+            ColumnType::I64 => "i64",
+            ColumnType::U64 => "u64",
+            ColumnType::F64 => "f64",
+            ColumnType::Number => "number",
+            ColumnType::String => "string",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Object => "object",
+            ColumnType::List => "list",
+            ColumnType::Mixed => "mixed",
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Append `key` to a display path, escaping `.`, `[`, `]` and `\` so that
+/// paths stay unambiguous (`a\.b` is the key "a.b").
+pub fn push_key(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    for c in key.chars() {
+        if matches!(c, '.' | '[' | ']' | '\\') {
+            path.push('\\');
+        }
+        path.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_tags_roundtrip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_u8(k as u8), Some(k));
+        }
+        assert_eq!(Kind::from_u8(KIND_COUNT as u8), None);
+    }
+
+    #[test]
+    fn types_from_counts() {
+        let mut c = [0u64; KIND_COUNT];
+        assert_eq!(ColumnType::from_counts(&c, false), ColumnType::Null);
+        c[Kind::Int as usize] = 3;
+        assert_eq!(ColumnType::from_counts(&c, false), ColumnType::I64);
+        c[Kind::UInt as usize] = 1;
+        assert_eq!(ColumnType::from_counts(&c, false), ColumnType::U64);
+        assert_eq!(ColumnType::from_counts(&c, true), ColumnType::Number);
+        c[Kind::Str as usize] = 1;
+        assert_eq!(ColumnType::from_counts(&c, false), ColumnType::Mixed);
+    }
+
+    #[test]
+    fn key_escaping() {
+        let mut p = String::new();
+        push_key(&mut p, "user");
+        push_key(&mut p, "a.b[0]");
+        assert_eq!(p, r"user.a\.b\[0\]");
+    }
+}

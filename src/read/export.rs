@@ -1,0 +1,296 @@
+//! Turning columns back into JSON text.
+
+use super::Snapshot;
+use super::node::NodeData;
+use crate::error::{Error, Result};
+use crate::model::Kind;
+use crate::strings::Chunk;
+use crate::timestamp;
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// What to export.
+#[derive(Clone, Debug, Default)]
+pub struct ExportOptions {
+    /// One object per line instead of a JSON array.
+    pub ndjson: bool,
+    /// Only these column paths (and what is under them); `None` for all.
+    pub columns: Option<Vec<String>>,
+    /// Only these rows (clamped to the row count); `None` for all.
+    pub rows: Option<Range<u64>>,
+}
+
+/// Decoded nodes plus string chunks, for emitting many rows.
+pub(crate) struct Emitter<'a> {
+    snap: &'a Snapshot,
+    nodes: Vec<Option<NodeData>>,
+    keys: Vec<Vec<u32>>,
+    elem: Vec<Option<u32>>,
+    keep: Vec<bool>,
+    chunks: HashMap<(u32, usize), Arc<Chunk>>,
+    tmp: String,
+}
+
+impl<'a> Emitter<'a> {
+    /// Decode every node needed for `columns` (all when `None`).
+    pub(crate) fn new(snap: &'a Snapshot, columns: Option<&[String]>) -> Result<Self> {
+        let n = snap.footer().nodes.len();
+        let mut keep = vec![columns.is_none(); n];
+        keep[0] = true;
+        if let Some(cols) = columns {
+            for c in cols {
+                let id = snap.node_by_path(c).ok_or_else(|| Error::NotFound {
+                    what: "column",
+                    name: format!(
+                        "{c} (available: {})",
+                        snap.columns()
+                            .iter()
+                            .map(|c| c.path.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?;
+                // The column, its ancestors and its descendants.
+                let mut a = id;
+                while a != 0 {
+                    keep[a as usize] = true;
+                    a = snap.footer().nodes[a as usize].parent;
+                }
+                for i in (id as usize + 1)..n {
+                    if keep[snap.footer().nodes[i].parent as usize]
+                        && is_descendant(snap, i as u32, id)
+                    {
+                        keep[i] = true;
+                    }
+                }
+            }
+        }
+        let mut keys = vec![Vec::new(); n];
+        let mut elem = vec![None; n];
+        for (i, m) in snap.footer().nodes.iter().enumerate().skip(1) {
+            if !keep[i] {
+                continue;
+            }
+            match m.name {
+                crate::model::NodeName::Elem => elem[m.parent as usize] = Some(i as u32),
+                _ => keys[m.parent as usize].push(i as u32),
+            }
+        }
+        let mut nodes = Vec::with_capacity(n);
+        for (i, &k) in keep.iter().enumerate() {
+            nodes.push(if k { Some(snap.node(i as u32)?) } else { None });
+        }
+        Ok(Emitter {
+            snap,
+            nodes,
+            keys,
+            elem,
+            keep,
+            chunks: HashMap::new(),
+            tmp: String::new(),
+        })
+    }
+
+    /// Append row `row` as compact JSON to `out`.
+    pub(crate) fn row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
+        self.value(0, row as usize, out, 0)
+    }
+
+    fn string(&mut self, node: u32, id: u32, out: &mut Vec<u8>) -> Result<()> {
+        let t = self.snap.footer().nodes[node as usize].table;
+        let table = self.snap.table(t)?;
+        let (k, i) = table.locate(id)?;
+        let chunk = match self.chunks.get(&(t, k)) {
+            Some(c) => c.clone(),
+            None => {
+                let c = table.chunk(k)?;
+                self.chunks.insert((t, k), c.clone());
+                c
+            }
+        };
+        write_json_str(out, chunk.get(i));
+        Ok(())
+    }
+
+    fn value(&mut self, node: u32, item: usize, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+        if depth > 10_000 {
+            return Err(Error::corrupt(
+                "schema",
+                0,
+                "nesting deeper than 10,000 levels",
+            ));
+        }
+        let corrupt =
+            |d: String| Error::corrupt(format!("column `{}`", self.snap.path(node)), 0, d);
+        let data = self.nodes[node as usize]
+            .as_ref()
+            .ok_or_else(|| corrupt("node not decoded".into()))?;
+        if item >= data.len() {
+            return Err(corrupt(format!(
+                "item {item} past the {} items",
+                data.len()
+            )));
+        }
+        let kind = data.kind(item);
+        let p = data.pos(item);
+        match kind {
+            Kind::Absent => out.extend_from_slice(b"null"),
+            Kind::Null => out.extend_from_slice(b"null"),
+            Kind::False => out.extend_from_slice(b"false"),
+            Kind::True => out.extend_from_slice(b"true"),
+            Kind::Int => write_display(out, data.ints[p]),
+            Kind::UInt => write_display(out, data.uints[p]),
+            Kind::Float => {
+                let v = serde_json::Number::from_f64(data.floats[p])
+                    .ok_or_else(|| corrupt("non-finite float".into()))?;
+                write_display(out, v);
+            }
+            Kind::Str => {
+                let id = data.strs[p];
+                self.string(node, id, out)?;
+            }
+            Kind::Time => {
+                let ts = data.timestamp(p);
+                self.tmp.clear();
+                if !timestamp::format(&ts, &mut self.tmp) {
+                    return Err(corrupt(format!("timestamp {p} cannot be formatted")));
+                }
+                write_json_str(out, &self.tmp);
+            }
+            Kind::Object => {
+                out.push(b'{');
+                let mut first = true;
+                for ci in 0..self.keys[node as usize].len() {
+                    let c = self.keys[node as usize][ci];
+                    let present = self.nodes[c as usize]
+                        .as_ref()
+                        .is_some_and(|d| d.kind(item) != Kind::Absent);
+                    if !present {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    if let crate::model::NodeName::Key(k) =
+                        &self.snap.footer().nodes[c as usize].name
+                    {
+                        write_json_str(out, k);
+                    }
+                    out.push(b':');
+                    self.value(c, item, out, depth + 1)?;
+                }
+                out.push(b'}');
+            }
+            Kind::Array => {
+                let range = data.list_starts[p]..data.list_starts[p + 1];
+                out.push(b'[');
+                match self.elem[node as usize] {
+                    Some(e) => {
+                        for (j, el) in range.enumerate() {
+                            if j > 0 {
+                                out.push(b',');
+                            }
+                            self.value(e, el as usize, out, depth + 1)?;
+                        }
+                    }
+                    None if range.is_empty() || !self.keep[node as usize] => {}
+                    None => return Err(corrupt("array elements but no element column".into())),
+                }
+                out.push(b']');
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_descendant(snap: &Snapshot, mut n: u32, ancestor: u32) -> bool {
+    while n != 0 {
+        if n == ancestor {
+            return true;
+        }
+        n = snap.footer().nodes[n as usize].parent;
+    }
+    false
+}
+
+fn write_display(out: &mut Vec<u8>, v: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = write!(out, "{v}");
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's string escaping; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+impl Snapshot {
+    /// Row `i` as a JSON value.
+    pub fn row(&self, i: u64) -> Result<serde_json::Value> {
+        if i >= self.rows() {
+            return Err(Error::NotFound {
+                what: "row",
+                name: format!("{i} (the snapshot has {} rows)", self.rows()),
+            });
+        }
+        let mut e = Emitter::new(self, None)?;
+        let mut out = Vec::new();
+        e.row(i, &mut out)?;
+        serde_json::from_slice(&out).map_err(|err| Error::corrupt("row", i, err.to_string()))
+    }
+
+    /// Every row as JSON values.
+    pub fn to_values(&self) -> Result<Vec<serde_json::Value>> {
+        let mut e = Emitter::new(self, None)?;
+        let mut out = Vec::new();
+        let mut v = Vec::with_capacity(self.rows() as usize);
+        for i in 0..self.rows() {
+            out.clear();
+            e.row(i, &mut out)?;
+            v.push(
+                serde_json::from_slice(&out)
+                    .map_err(|err| Error::corrupt("row", i, err.to_string()))?,
+            );
+        }
+        Ok(v)
+    }
+
+    /// Write rows as JSON (an array, or NDJSON) to `w`. Returns rows written.
+    pub fn export(&self, w: &mut dyn Write, opts: &ExportOptions) -> Result<u64> {
+        let mut e = Emitter::new(self, opts.columns.as_deref())?;
+        let rows = opts.rows.clone().unwrap_or(0..self.rows());
+        let rows = rows.start.min(self.rows())..rows.end.min(self.rows());
+        let mut out = Vec::with_capacity(1 << 16);
+        let io = |e: std::io::Error| Error::io(None, e);
+        if !opts.ndjson {
+            out.push(b'[');
+        }
+        for (n, i) in rows.clone().enumerate() {
+            if !opts.ndjson && n > 0 {
+                out.push(b',');
+            }
+            if !opts.ndjson {
+                out.push(b'\n');
+            }
+            e.row(i, &mut out)?;
+            if opts.ndjson {
+                out.push(b'\n');
+            }
+            if out.len() > 1 << 16 {
+                w.write_all(&out).map_err(io)?;
+                out.clear();
+            }
+        }
+        if !opts.ndjson {
+            if !rows.is_empty() {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"]\n");
+        }
+        w.write_all(&out).map_err(io)?;
+        w.flush().map_err(io)?;
+        Ok(rows.end - rows.start)
+    }
+}

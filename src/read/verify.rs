@@ -1,0 +1,326 @@
+//! Full integrity check: every checksum, every structural invariant.
+
+use super::Snapshot;
+use super::node::NodeData;
+use crate::error::{Error, Result};
+use crate::format::{self, Role};
+use crate::model::{Kind, NodeName};
+use std::collections::HashSet;
+
+/// What `verify` checked.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// Sections whose checksum and frame were checked and that decompressed.
+    pub sections: usize,
+    /// Bytes covered by checksums (sections, footer, trailer).
+    pub bytes_checked: u64,
+    /// Nodes decoded and checked.
+    pub columns: usize,
+    /// Rows.
+    pub rows: u64,
+    /// Strings checked for order and uniqueness.
+    pub strings: u64,
+    /// String chunks decoded.
+    pub chunks: usize,
+    /// One line per family of checks that passed.
+    pub checks: Vec<String>,
+}
+
+impl Snapshot {
+    /// Check every checksum and structural invariant. Returns the first
+    /// problem found, naming the section or column and the byte offset.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut rep = VerifyReport {
+            rows: self.rows(),
+            ..Default::default()
+        };
+        let b = self.bytes();
+        let f = self.footer();
+        rep.bytes_checked += (f.sections.last().map_or(format::HEADER_LEN as u64, |_| 0))
+            + (b.len() as u64 - self.footer_offset());
+
+        // Sections: frames, checksums, padding, decompression, single use.
+        let mut used = vec![0u32; f.sections.len()];
+        for (i, e) in f.sections.iter().enumerate() {
+            let raw = self.section(i as u32)?;
+            if raw.len() != e.raw_len as usize {
+                return Err(Error::corrupt(
+                    format!("section {i}"),
+                    e.offset,
+                    format!("decoded to {} bytes, expected {}", raw.len(), e.raw_len),
+                ));
+            }
+            let end = e.offset + format::SECTION_HEADER_LEN as u64 + e.stored_len as u64;
+            let pad = format::section::padding(end - e.offset);
+            if b[end as usize..(end + pad) as usize]
+                .iter()
+                .any(|&x| x != 0)
+            {
+                return Err(Error::corrupt(
+                    format!("section {i} padding"),
+                    end,
+                    "padding bytes must be zero",
+                ));
+            }
+            rep.sections += 1;
+            rep.bytes_checked += format::SECTION_HEADER_LEN as u64 + e.stored_len as u64 + pad;
+        }
+        rep.bytes_checked += format::HEADER_LEN as u64;
+        rep.checks.push(format!(
+            "{} sections: frame headers match the directory, crc32c, zero padding, decompression",
+            rep.sections
+        ));
+
+        // Nodes.
+        let mut keys: HashSet<(u32, &str)> = HashSet::new();
+        let mut datas: Vec<NodeData> = Vec::with_capacity(f.nodes.len());
+        for (i, m) in f.nodes.iter().enumerate() {
+            let path = self.path(i as u32).to_string();
+            let corrupt = |d: String| Error::corrupt(format!("column `{path}`"), 0, d);
+            if let NodeName::Key(k) = &m.name {
+                if !keys.insert((m.parent, k.as_str())) {
+                    return Err(corrupt("duplicate key under one parent".into()));
+                }
+            }
+            for s in m.streams.iter().flatten() {
+                used[*s as usize] += 1;
+            }
+            let d = NodeData::decode(self, i as u32)?;
+            if i > 0 {
+                let p = &datas[m.parent as usize];
+                match m.name {
+                    NodeName::Elem => {
+                        let total = p.list_starts.last().copied().unwrap_or(0);
+                        if total != m.items {
+                            return Err(corrupt(format!(
+                                "{} elements, but the parent's arrays hold {total}",
+                                m.items
+                            )));
+                        }
+                    }
+                    _ => {
+                        for it in 0..d.len() {
+                            if d.kind(it) != Kind::Absent && p.kind(it) != Kind::Object {
+                                return Err(corrupt(format!(
+                                    "item {it} is present but its parent is a {}",
+                                    p.kind(it).name()
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+            if m.count(Kind::Array) > 0
+                && !f
+                    .nodes
+                    .iter()
+                    .any(|n| n.parent == i as u32 && n.name == NodeName::Elem)
+                && d.list_starts.last() != Some(&0)
+            {
+                return Err(corrupt("arrays with elements but no element column".into()));
+            }
+            check_stats(m, &d).map_err(corrupt)?;
+            datas.push(d);
+            rep.columns += 1;
+        }
+        rep.columns -= 1;
+        rep.checks.push(format!(
+            "{} columns: kind counts, value counts, ids in range, nesting consistent, statistics exact",
+            rep.columns
+        ));
+
+        // String tables.
+        for (t, meta) in f.tables.iter().enumerate() {
+            let table = self.table(t as u32)?;
+            for k in 0..meta.chunk_counts.len() {
+                used[meta.first_chunk as usize + k] += 1;
+            }
+            if let Some(s) = meta.index_section {
+                used[s as usize] += 1;
+            }
+            if let Some(s) = meta.dict_section {
+                used[s as usize] += 1;
+            }
+            let seps = self.string_index(t as u32)?;
+            let mut prev: Option<String> = None;
+            for k in 0..meta.chunk_counts.len() {
+                let c = table.chunk(k)?;
+                rep.chunks += 1;
+                if k > 0 {
+                    let sep = &seps[k - 1];
+                    let last = prev.as_deref().unwrap_or("");
+                    if !(sep.as_ref() > last.as_bytes() && sep.as_ref() <= c.get(0).as_bytes()) {
+                        return Err(Error::corrupt(
+                            format!("string table {t} index"),
+                            0,
+                            format!(
+                                "separator {} does not split chunks {} and {k}",
+                                k - 1,
+                                k - 1
+                            ),
+                        ));
+                    }
+                }
+                for i in 0..c.len() {
+                    let s = c.get(i);
+                    if let Some(p) = &prev {
+                        if p.as_bytes() >= s.as_bytes() {
+                            return Err(Error::corrupt(
+                                format!("string table {t} chunk {k}"),
+                                f.sections[meta.first_chunk as usize + k].offset,
+                                format!(
+                                    "string {i} is not greater than the one before it (table must be sorted and unique)"
+                                ),
+                            ));
+                        }
+                    }
+                    prev = Some(s.to_string());
+                    rep.strings += 1;
+                }
+            }
+        }
+        rep.checks.push(format!(
+            "{} strings in {} chunks: valid UTF-8, strictly increasing, separators exact",
+            rep.strings, rep.chunks
+        ));
+        if let Some(i) = used.iter().position(|&u| u != 1) {
+            return Err(Error::corrupt(
+                format!("section {i}"),
+                f.sections[i].offset,
+                format!("referenced {} times (must be exactly once)", used[i]),
+            ));
+        }
+        rep.checks
+            .push("every section referenced exactly once".into());
+        rep.checks
+            .push("header, trailer and footer checksums".into());
+        Ok(rep)
+    }
+
+    /// Where the stored footer starts.
+    pub fn footer_offset(&self) -> u64 {
+        let b = self.bytes();
+        let t = &b[b.len() - format::TRAILER_LEN..];
+        u64::from_le_bytes(t[0..8].try_into().unwrap_or_default())
+    }
+
+    /// Check that the snapshot holds exactly the rows of `input` (JSON array
+    /// or NDJSON, optionally compressed). Returns the rows compared.
+    pub fn verify_against(&self, input: impl std::io::Read) -> Result<u64> {
+        let mut emitter = super::export::Emitter::new(self, None)?;
+        let mut buf = Vec::new();
+        let mut n = 0u64;
+        crate::schema::input::for_each_value(input, |i, expected| {
+            if i >= self.rows() {
+                return Err(Error::Invalid(format!(
+                    "the input has more rows than the snapshot's {}",
+                    self.rows()
+                )));
+            }
+            buf.clear();
+            emitter.row(i, &mut buf)?;
+            let got: serde_json::Value = serde_json::from_slice(&buf)
+                .map_err(|e| Error::corrupt("row", i, e.to_string()))?;
+            if got != expected {
+                return Err(Error::Invalid(format!(
+                    "row {i} differs: {}",
+                    first_difference(&expected, &got, String::new())
+                )));
+            }
+            n += 1;
+            Ok(())
+        })?;
+        if n != self.rows() {
+            return Err(Error::Invalid(format!(
+                "the input has {n} rows, the snapshot {}",
+                self.rows()
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// Describe the first place where two JSON values differ, as a path.
+pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: String) -> String {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match y.get(k) {
+                    None => return format!("`{p}` missing"),
+                    Some(w) if w != v => return first_difference(v, w, p),
+                    _ => {}
+                }
+            }
+            for k in y.keys() {
+                if !x.contains_key(k) {
+                    return format!("`{path}.{k}` unexpected");
+                }
+            }
+            format!("`{path}`")
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                if v != w {
+                    return first_difference(v, w, format!("{path}[{i}]"));
+                }
+            }
+            format!("`{path}`")
+        }
+        _ => format!("`{path}`: expected {a}, got {b}"),
+    }
+}
+
+fn check_stats(m: &crate::format::NodeMeta, d: &NodeData) -> std::result::Result<(), String> {
+    fn mm<T: Copy + PartialOrd>(v: &[T]) -> Option<(T, T)> {
+        let mut it = v.iter().copied();
+        let f = it.next()?;
+        Some(it.fold((f, f), |(a, b), x| {
+            (if x < a { x } else { a }, if x > b { x } else { b })
+        }))
+    }
+    fn distinct<T: Ord>(mut v: Vec<T>) -> u64 {
+        v.sort_unstable();
+        v.dedup();
+        v.len() as u64
+    }
+    let st = &m.stats;
+    let ok = mm(&d.ints) == st.int
+        && mm(&d.uints) == st.uint
+        && mm(&d.floats).map(|(a, b)| (a.to_bits(), b.to_bits()))
+            == st.float.map(|(a, b)| (a.to_bits(), b.to_bits()))
+        && mm(&d.strs) == st.str
+        && mm(&d.ts_secs) == st.time;
+    if !ok {
+        return Err("min/max statistics do not match the values".into());
+    }
+    let nt = d.ts_secs.len();
+    let times: Vec<(i64, u32)> = (0..nt)
+        .map(|j| (d.ts_secs[j], d.ts_nanos.get(j).copied().unwrap_or(0)))
+        .collect();
+    let bools = (m.count(Kind::False) > 0) as u64 + (m.count(Kind::True) > 0) as u64;
+    let dist = bools
+        + distinct(d.ints.clone())
+        + distinct(d.uints.clone())
+        + distinct(
+            d.floats
+                .iter()
+                .map(|f| if *f == 0.0 { 0 } else { f.to_bits() })
+                .collect(),
+        )
+        + distinct(d.strs.clone())
+        + distinct(times);
+    if dist != st.distinct {
+        return Err(format!(
+            "distinct count {} but the values have {dist}",
+            st.distinct
+        ));
+    }
+    let _ = Role::Kinds;
+    Ok(())
+}

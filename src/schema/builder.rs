@@ -1,0 +1,431 @@
+//! The column builder: a [`serde::de::DeserializeSeed`] that writes every
+//! JSON value into the node for its path, creating nodes on first sight.
+
+use crate::error::{Error, Result};
+use crate::model::{Kind, NodeName};
+use crate::timestamp::{self, Timestamp};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Limits enforced while building (SPEC.md, "Limits").
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Maximum number of rows.
+    pub max_rows: u64,
+    /// Maximum number of nodes (columns of every kind, the root included).
+    pub max_columns: usize,
+    /// Maximum length of one string in bytes.
+    pub max_string_len: usize,
+    /// Maximum number of distinct strings.
+    pub max_strings: usize,
+    /// Maximum number of items in one node (rows or array elements).
+    pub max_items: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_rows: u32::MAX as u64,
+            max_columns: 65_535,
+            max_string_len: 64 << 20,
+            max_strings: (u32::MAX - 1) as usize,
+            max_items: u32::MAX as u64,
+        }
+    }
+}
+
+/// One node while building. Items are stored sparsely: `idx[i]` is the item
+/// index of the i-th present (non-absent) item and `kinds[i]` its kind.
+#[derive(Debug, Default)]
+pub struct NodeBuf {
+    /// Parent node (0 for top-level fields; the root's parent is itself).
+    pub parent: u32,
+    /// How the node hangs off its parent.
+    pub name: Option<NodeName>,
+    /// `Key` children in first-seen order.
+    pub children: Vec<u32>,
+    child_index: HashMap<Box<str>, u32>,
+    /// The `Elem` child, once an array was seen.
+    pub elem: Option<u32>,
+    /// Item index of every present item, increasing.
+    pub idx: Vec<u32>,
+    /// Kind of every present item.
+    pub kinds: Vec<u8>,
+    /// Payload of `Int` items.
+    pub ints: Vec<i64>,
+    /// Payload of `UInt` items.
+    pub uints: Vec<u64>,
+    /// Payload of `Float` items.
+    pub floats: Vec<f64>,
+    /// Payload of `Str` items: provisional ids while building, table ids after `finish`.
+    pub strs: Vec<u32>,
+    /// Payload of `Time` items.
+    pub times: Vec<Timestamp>,
+    /// Element count of `Array` items.
+    pub lens: Vec<u32>,
+    /// Items in the node's domain (set by `finish`).
+    pub domain_len: u64,
+}
+
+/// The whole column store being built.
+#[derive(Debug)]
+pub struct ColumnsBuilder {
+    /// Every node; node 0 is the row.
+    pub nodes: Vec<NodeBuf>,
+    interner: HashMap<Box<str>, u32>,
+    /// Rows seen.
+    pub rows: u64,
+    limits: Limits,
+    /// Strings by provisional id, filled by `finish`.
+    pub strings: Vec<Box<str>>,
+}
+
+impl ColumnsBuilder {
+    /// A builder with no rows.
+    pub fn new(limits: Limits) -> Self {
+        let root = NodeBuf {
+            name: Some(NodeName::Root),
+            ..Default::default()
+        };
+        ColumnsBuilder {
+            nodes: vec![root],
+            interner: HashMap::new(),
+            rows: 0,
+            limits,
+            strings: Vec::new(),
+        }
+    }
+
+    /// Seed that deserializes one row (which must be an object).
+    pub fn row_seed(&mut self) -> RowSeed<'_> {
+        RowSeed { b: self }
+    }
+
+    fn intern(&mut self, s: &str) -> std::result::Result<u32, String> {
+        if let Some(&id) = self.interner.get(s) {
+            return Ok(id);
+        }
+        if s.len() > self.limits.max_string_len {
+            return Err(format!(
+                "a string of {} bytes exceeds the limit of {} bytes",
+                s.len(),
+                self.limits.max_string_len
+            ));
+        }
+        let id = self.interner.len();
+        if id >= self.limits.max_strings {
+            return Err(format!(
+                "more than {} distinct strings",
+                self.limits.max_strings
+            ));
+        }
+        self.interner.insert(s.into(), id as u32);
+        Ok(id as u32)
+    }
+
+    fn child(&mut self, parent: u32, key: &str) -> std::result::Result<u32, String> {
+        if let Some(&c) = self.nodes[parent as usize].child_index.get(key) {
+            return Ok(c);
+        }
+        let id = self.new_node(parent, NodeName::Key(key.to_string()))?;
+        let p = &mut self.nodes[parent as usize];
+        p.child_index.insert(key.into(), id);
+        p.children.push(id);
+        Ok(id)
+    }
+
+    fn elem(&mut self, parent: u32) -> std::result::Result<u32, String> {
+        if let Some(e) = self.nodes[parent as usize].elem {
+            return Ok(e);
+        }
+        let id = self.new_node(parent, NodeName::Elem)?;
+        self.nodes[parent as usize].elem = Some(id);
+        Ok(id)
+    }
+
+    fn new_node(&mut self, parent: u32, name: NodeName) -> std::result::Result<u32, String> {
+        if self.nodes.len() >= self.limits.max_columns {
+            return Err(format!(
+                "more than {} columns (the max_columns limit)",
+                self.limits.max_columns
+            ));
+        }
+        self.nodes.push(NodeBuf {
+            parent,
+            name: Some(name),
+            ..Default::default()
+        });
+        Ok((self.nodes.len() - 1) as u32)
+    }
+
+    /// Record the kind of `item` in `node`; fails on a repeated item (a duplicate key).
+    fn start(&mut self, node: u32, item: u32, kind: Kind) -> std::result::Result<(), String> {
+        let n = &mut self.nodes[node as usize];
+        if n.idx.last().is_some_and(|&last| last >= item) {
+            return Err(match &n.name {
+                Some(NodeName::Key(k)) => {
+                    format!("duplicate key `{k}` in one object (duplicate keys are rejected)")
+                }
+                _ => "duplicate value".to_string(),
+            });
+        }
+        n.idx.push(item);
+        n.kinds.push(kind as u8);
+        Ok(())
+    }
+
+    /// Finish: fill domain lengths and move the interned strings out, indexed
+    /// by provisional id. Also turns the timestamps of a node that holds
+    /// other strings back into strings, so that a column is `timestamp` only
+    /// when every one of its strings is a timestamp.
+    pub fn finish(&mut self) -> Result<()> {
+        // Domain lengths top-down (parents always precede children).
+        self.nodes[0].domain_len = self.rows;
+        for i in 1..self.nodes.len() {
+            let p = self.nodes[i].parent as usize;
+            let len = match self.nodes[i].name {
+                Some(NodeName::Elem) => self.nodes[p].lens.iter().map(|&l| l as u64).sum(),
+                _ => self.nodes[p].domain_len,
+            };
+            if len > self.limits.max_items {
+                return Err(Error::Limit {
+                    what: "items in one column",
+                    got: len,
+                    max: self.limits.max_items,
+                });
+            }
+            self.nodes[i].domain_len = len;
+        }
+        // Timestamps mixed with plain strings become strings.
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if n.times.is_empty() || n.strs.is_empty() {
+                continue;
+            }
+            let n = std::mem::take(&mut self.nodes[i]);
+            let mut n = n;
+            let (mut si, mut ti) = (0usize, 0usize);
+            let mut strs = Vec::with_capacity(n.strs.len() + n.times.len());
+            let mut text = String::new();
+            for k in n.kinds.iter_mut() {
+                if *k == Kind::Str as u8 {
+                    strs.push(n.strs[si]);
+                    si += 1;
+                } else if *k == Kind::Time as u8 {
+                    text.clear();
+                    timestamp::format(&n.times[ti], &mut text);
+                    ti += 1;
+                    let id = self.intern(&text).map_err(Error::Invalid)?;
+                    strs.push(id);
+                    *k = Kind::Str as u8;
+                }
+            }
+            n.strs = strs;
+            n.times.clear();
+            self.nodes[i] = n;
+        }
+        let mut strings: Vec<Box<str>> = vec![Box::from(""); self.interner.len()];
+        for (s, id) in self.interner.drain() {
+            strings[id as usize] = s;
+        }
+        self.strings = strings;
+        Ok(())
+    }
+
+    /// Display path of a node (`user.login`, `labels[].name`).
+    pub fn path(&self, node: u32) -> String {
+        let mut chain = Vec::new();
+        let mut n = node;
+        while n != 0 {
+            chain.push(n);
+            n = self.nodes[n as usize].parent;
+        }
+        let mut out = String::new();
+        for &c in chain.iter().rev() {
+            match &self.nodes[c as usize].name {
+                Some(NodeName::Key(k)) => crate::model::push_key(&mut out, k),
+                Some(NodeName::Elem) => out.push_str("[]"),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Deserializes one row into the builder.
+pub struct RowSeed<'a> {
+    b: &'a mut ColumnsBuilder,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        if self.b.rows >= self.b.limits.max_rows {
+            return Err(de::Error::custom(format!(
+                "more than {} rows (the max_rows limit)",
+                self.b.limits.max_rows
+            )));
+        }
+        let item = self.b.rows as u32;
+        d.deserialize_any(RowVisitor { b: self.b, item })?;
+        self.b.rows += 1;
+        Ok(())
+    }
+}
+
+struct RowVisitor<'a> {
+    b: &'a mut ColumnsBuilder,
+    item: u32,
+}
+
+impl<'de> Visitor<'de> for RowVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object (every row must be an object)")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
+        ValueSeed {
+            b: self.b,
+            node: 0,
+            item: self.item,
+        }
+        .visit_map(map)
+    }
+}
+
+struct ValueSeed<'a> {
+    b: &'a mut ColumnsBuilder,
+    node: u32,
+    item: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        self.b
+            .start(self.node, self.item, Kind::Null)
+            .map_err(E::custom)
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<(), E> {
+        let k = if v { Kind::True } else { Kind::False };
+        self.b.start(self.node, self.item, k).map_err(E::custom)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<(), E> {
+        self.b
+            .start(self.node, self.item, Kind::Int)
+            .map_err(E::custom)?;
+        self.b.nodes[self.node as usize].ints.push(v);
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<(), E> {
+        if let Ok(i) = i64::try_from(v) {
+            return self.visit_i64(i);
+        }
+        self.b
+            .start(self.node, self.item, Kind::UInt)
+            .map_err(E::custom)?;
+        self.b.nodes[self.node as usize].uints.push(v);
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<(), E> {
+        if !v.is_finite() {
+            return Err(E::custom("number out of range"));
+        }
+        self.b
+            .start(self.node, self.item, Kind::Float)
+            .map_err(E::custom)?;
+        self.b.nodes[self.node as usize].floats.push(v);
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<(), E> {
+        if timestamp::looks_like(v) {
+            if let Some(ts) = timestamp::parse(v) {
+                self.b
+                    .start(self.node, self.item, Kind::Time)
+                    .map_err(E::custom)?;
+                self.b.nodes[self.node as usize].times.push(ts);
+                return Ok(());
+            }
+        }
+        self.b
+            .start(self.node, self.item, Kind::Str)
+            .map_err(E::custom)?;
+        let id = self.b.intern(v).map_err(E::custom)?;
+        self.b.nodes[self.node as usize].strs.push(id);
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let ValueSeed { b, node, item } = self;
+        b.start(node, item, Kind::Object)
+            .map_err(de::Error::custom)?;
+        while let Some(child) = map.next_key_seed(KeySeed { b, parent: node })? {
+            map.next_value_seed(ValueSeed {
+                b,
+                node: child,
+                item,
+            })?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let ValueSeed { b, node, item } = self;
+        b.start(node, item, Kind::Array)
+            .map_err(de::Error::custom)?;
+        let elem = b.elem(node).map_err(de::Error::custom)?;
+        let mut count: u32 = 0;
+        loop {
+            let e = b.nodes[elem as usize].idx.len();
+            let e = u32::try_from(e)
+                .map_err(|_| de::Error::custom("more than 2^32 array elements in one column"))?;
+            if seq
+                .next_element_seed(ValueSeed {
+                    b,
+                    node: elem,
+                    item: e,
+                })?
+                .is_none()
+            {
+                break;
+            }
+            count += 1;
+        }
+        b.nodes[node as usize].lens.push(count);
+        Ok(())
+    }
+}
+
+struct KeySeed<'a> {
+    b: &'a mut ColumnsBuilder,
+    parent: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = u32;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<u32, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = u32;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<u32, E> {
+        self.b.child(self.parent, v).map_err(E::custom)
+    }
+}

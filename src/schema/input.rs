@@ -1,0 +1,395 @@
+//! Input detection and the streaming row reader.
+//!
+//! Accepts a JSON array of objects or NDJSON (objects separated by
+//! whitespace, usually newlines), optionally gzip- or zstd-compressed,
+//! detected by magic bytes. A UTF-8 byte order mark is skipped.
+
+use super::builder::ColumnsBuilder;
+use crate::error::{Error, Result};
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use std::cell::Cell;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the input turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// `[ {...}, {...} ]`
+    JsonArray,
+    /// `{...}\n{...}\n`
+    Ndjson,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Counts bytes as they are read, into a shared counter (for progress bars
+/// and throughput figures).
+struct Counting<R> {
+    inner: R,
+    counter: Option<Arc<AtomicU64>>,
+    total: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total.set(self.total.get() + n as u64);
+        if let Some(c) = &self.counter {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// Tracks whether serde_json consumed anything but whitespace since the last
+/// mark, so that an end-of-input error after the last NDJSON row is told
+/// apart from a truncated row.
+struct Track<R> {
+    inner: R,
+    content: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Track<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if buf[..n]
+            .iter()
+            .any(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.content.set(true);
+        }
+        Ok(n)
+    }
+}
+
+/// Statistics of one read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadStats {
+    /// Bytes read from the caller's reader (compressed, if it was).
+    pub input_bytes: u64,
+    /// Bytes of JSON text after decompression.
+    pub json_bytes: u64,
+}
+
+/// An input after compression and format detection, positioned at its
+/// first significant byte.
+struct Opened<'a> {
+    reader: BufReader<Counting<Box<dyn Read + 'a>>>,
+    format: InputFormat,
+    line_skip: usize,
+    col_skip: usize,
+    raw_total: Rc<Cell<u64>>,
+    json_total: Rc<Cell<u64>>,
+}
+
+impl Opened<'_> {
+    /// Convert a serde_json error to ours, with the file's line and column.
+    fn error(&self, e: serde_json::Error) -> Error {
+        let (line, column) = (e.line(), e.column());
+        let message = strip_position(&e.to_string());
+        let column = if line == 1 {
+            column + self.col_skip
+        } else {
+            column
+        };
+        Error::Json {
+            line: line + self.line_skip,
+            column,
+            message,
+        }
+    }
+
+    fn stats(&self) -> ReadStats {
+        ReadStats {
+            input_bytes: self.raw_total.get(),
+            json_bytes: self.json_total.get(),
+        }
+    }
+}
+
+fn open_json<'a, R: Read + 'a>(input: R, progress: Option<Arc<AtomicU64>>) -> Result<Opened<'a>> {
+    let raw_total = Rc::new(Cell::new(0u64));
+    let counted = Counting {
+        inner: input,
+        counter: progress,
+        total: raw_total.clone(),
+    };
+    let mut r = BufReader::with_capacity(1 << 16, counted);
+    let head = r.fill_buf().map_err(|e| Error::io(None, e))?;
+    let decoded: Box<dyn Read + 'a> = if head.starts_with(&GZIP_MAGIC) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(r).map_err(|e| Error::io(None, e))?)
+    } else {
+        Box::new(r)
+    };
+    let json_total = Rc::new(Cell::new(0u64));
+    let mut r = BufReader::with_capacity(
+        1 << 16,
+        Counting {
+            inner: decoded,
+            counter: None,
+            total: json_total.clone(),
+        },
+    );
+
+    // Skip a BOM and leading whitespace, remembering where we are so that
+    // serde_json's positions can be shifted back to the file's.
+    let mut line_skip = 0usize;
+    let mut col_skip = 0usize;
+    let mut first = None;
+    let mut bom_checked = false;
+    loop {
+        let buf = r.fill_buf().map_err(|e| Error::Json {
+            line: line_skip + 1,
+            column: col_skip + 1,
+            message: format!("cannot read the input: {e}"),
+        })?;
+        if buf.is_empty() {
+            break;
+        }
+        let mut used = 0;
+        if !bom_checked {
+            bom_checked = true;
+            if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                used = 3;
+            }
+        }
+        while used < buf.len() {
+            match buf[used] {
+                b'\n' => {
+                    line_skip += 1;
+                    col_skip = 0;
+                }
+                b' ' | b'\t' | b'\r' => col_skip += 1,
+                b => {
+                    first = Some(b);
+                    break;
+                }
+            }
+            used += 1;
+        }
+        r.consume(used);
+        if first.is_some() {
+            break;
+        }
+    }
+    let format = match first {
+        None => {
+            return Err(Error::Json {
+                line: line_skip + 1,
+                column: col_skip + 1,
+                message: "empty input: expected a JSON array of objects or NDJSON".into(),
+            });
+        }
+        Some(b'[') => InputFormat::JsonArray,
+        Some(b'{') => InputFormat::Ndjson,
+        Some(b) => {
+            let shown = if b.is_ascii_graphic() {
+                format!("`{}`", b as char)
+            } else {
+                format!("byte 0x{b:02x}")
+            };
+            return Err(Error::Json {
+                line: line_skip + 1,
+                column: col_skip + 1,
+                message: format!(
+                    "expected a JSON array of objects or NDJSON objects, found {shown}"
+                ),
+            });
+        }
+    };
+    Ok(Opened {
+        reader: r,
+        format,
+        line_skip,
+        col_skip,
+        raw_total,
+        json_total,
+    })
+}
+
+/// Read every row of `input` into `builder`.
+pub fn read_rows<'a, R: Read + 'a>(
+    input: R,
+    builder: &mut ColumnsBuilder,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<(InputFormat, ReadStats)> {
+    let opened = open_json(input, progress)?;
+    let Opened {
+        reader,
+        format,
+        line_skip,
+        col_skip,
+        raw_total,
+        json_total,
+    } = opened;
+    let opened = Opened {
+        reader: BufReader::new(Counting {
+            inner: Box::new(std::io::empty()),
+            counter: None,
+            total: Rc::new(Cell::new(0)),
+        }),
+        format,
+        line_skip,
+        col_skip,
+        raw_total,
+        json_total,
+    };
+    let content = Rc::new(Cell::new(false));
+    let tracked = Track {
+        inner: reader,
+        content: content.clone(),
+    };
+    let mut de = serde_json::Deserializer::from_reader(tracked);
+    match format {
+        InputFormat::JsonArray => {
+            de.deserialize_seq_rows(builder)
+                .map_err(|e| opened.error(e))?;
+            de.end().map_err(|e| opened.error(e))?;
+        }
+        InputFormat::Ndjson => loop {
+            content.set(false);
+            match builder.row_seed().deserialize(&mut de) {
+                Ok(()) => {}
+                Err(e) if e.is_eof() && !content.get() => break,
+                Err(e) => return Err(opened.error(e)),
+            }
+        },
+    }
+    Ok((format, opened.stats()))
+}
+
+/// Call `f` with every row of `input` as a `serde_json::Value` (one row in
+/// memory at a time), with the same input detection as [`read_rows`].
+pub fn for_each_value<'a, R: Read + 'a>(
+    input: R,
+    mut f: impl FnMut(u64, serde_json::Value) -> Result<()>,
+) -> Result<()> {
+    let opened = open_json(input, None)?;
+    let Opened {
+        reader,
+        format,
+        line_skip,
+        col_skip,
+        raw_total,
+        json_total,
+    } = opened;
+    let opened = Opened {
+        reader: BufReader::new(Counting {
+            inner: Box::new(std::io::empty()),
+            counter: None,
+            total: Rc::new(Cell::new(0)),
+        }),
+        format,
+        line_skip,
+        col_skip,
+        raw_total,
+        json_total,
+    };
+    let content = Rc::new(Cell::new(false));
+    let mut de = serde_json::Deserializer::from_reader(Track {
+        inner: reader,
+        content: content.clone(),
+    });
+    let mut failure: Option<Error> = None;
+    let mut i = 0u64;
+    let mut call = |v: serde_json::Value, failure: &mut Option<Error>| -> bool {
+        if !v.is_object() {
+            *failure = Some(Error::Invalid(format!("row {i} is not a JSON object")));
+            return false;
+        }
+        match f(i, v) {
+            Ok(()) => {
+                i += 1;
+                true
+            }
+            Err(e) => {
+                *failure = Some(e);
+                false
+            }
+        }
+    };
+    match format {
+        InputFormat::JsonArray => {
+            struct V<'a, F: FnMut(serde_json::Value, &mut Option<Error>) -> bool>(
+                &'a mut F,
+                &'a mut Option<Error>,
+            );
+            impl<'de, F: FnMut(serde_json::Value, &mut Option<Error>) -> bool> Visitor<'de> for V<'_, F> {
+                type Value = ();
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON array of objects")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> std::result::Result<(), A::Error> {
+                    while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                        if !(self.0)(v, self.1) {
+                            return Err(de::Error::custom("stopped"));
+                        }
+                    }
+                    Ok(())
+                }
+            }
+            let r = de::Deserializer::deserialize_any(&mut de, V(&mut call, &mut failure));
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            r.map_err(|e| opened.error(e))?;
+            de.end().map_err(|e| opened.error(e))?;
+        }
+        InputFormat::Ndjson => loop {
+            content.set(false);
+            match <serde_json::Value as serde::Deserialize>::deserialize(&mut de) {
+                Ok(v) => {
+                    if !call(v, &mut failure) {
+                        return Err(failure.unwrap_or_else(|| Error::Invalid("stopped".into())));
+                    }
+                }
+                Err(e) if e.is_eof() && !content.get() => break,
+                Err(e) => return Err(opened.error(e)),
+            }
+        },
+    }
+    Ok(())
+}
+
+/// serde_json appends " at line L column C" to its messages; we report the
+/// position in structured fields instead.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+trait SeqRows {
+    fn deserialize_seq_rows(&mut self, b: &mut ColumnsBuilder) -> serde_json::Result<()>;
+}
+
+impl<R: serde_json::de::Read<'static>> SeqRows for serde_json::Deserializer<R> {
+    fn deserialize_seq_rows(&mut self, b: &mut ColumnsBuilder) -> serde_json::Result<()> {
+        de::Deserializer::deserialize_any(self, RowsVisitor { b })
+    }
+}
+
+struct RowsVisitor<'a> {
+    b: &'a mut ColumnsBuilder,
+}
+
+impl<'de> Visitor<'de> for RowsVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array of objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element_seed(self.b.row_seed())?.is_some() {}
+        Ok(())
+    }
+}

@@ -1,0 +1,487 @@
+//! The snapshot writer: JSON in, snapshot out.
+//!
+//! Rows are streamed into a [`ColumnsBuilder`]; then strings are assigned to
+//! tables, sorted and given ids; then every node's streams and every table's
+//! chunks are written as sections, followed by the footer and the trailer.
+
+use crate::compress::{self, Codec, CompressOptions};
+use crate::encoding::{self, Encoding, bitpack};
+use crate::error::{Error, Result};
+use crate::format::footer::{TABLE_FRONT_CODED, TABLE_LONG_TEXT};
+use crate::format::{
+    self, Footer, Header, NodeMeta, Role, SectionEntry, SectionHeader, Stats, TableMeta, Trailer,
+    VERSION,
+};
+use crate::model::{KIND_COUNT, Kind, NodeName};
+use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf, read_rows};
+use crate::strings::{TablePolicy, build_chunks};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+/// Options of a build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Codec choice and level for every section.
+    pub compress: CompressOptions,
+    /// Target raw bytes per chunk of the short-string table.
+    pub chunk_size: usize,
+    /// Target raw bytes per chunk of the long-text table.
+    pub long_chunk_size: usize,
+    /// A string column whose strings average more than this many bytes goes
+    /// to the long-text table (0 disables the long-text table).
+    pub long_text_min_avg: usize,
+    /// Front-code the short-string table's chunks.
+    pub front_coding: bool,
+    /// Input limits.
+    pub limits: Limits,
+    /// Receives the count of input bytes read so far (for progress bars).
+    pub progress: Option<Arc<AtomicU64>>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            compress: CompressOptions::default(),
+            chunk_size: 64 << 10,
+            long_chunk_size: 1 << 20,
+            long_text_min_avg: 256,
+            front_coding: true,
+            limits: Limits::default(),
+            progress: None,
+        }
+    }
+}
+
+/// What a build did.
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    /// Rows written.
+    pub rows: u64,
+    /// Schema nodes (the root excluded).
+    pub columns: usize,
+    /// Distinct strings.
+    pub strings: u64,
+    /// Bytes read from the input (compressed, if it was).
+    pub input_bytes: u64,
+    /// Bytes of JSON text.
+    pub json_bytes: u64,
+    /// Bytes written.
+    pub output_bytes: u64,
+    /// Array or NDJSON.
+    pub format: InputFormat,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Build a snapshot from JSON read from `input`, writing it to `out`.
+pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result<BuildReport> {
+    let t0 = Instant::now();
+    let mut b = ColumnsBuilder::new(opts.limits);
+    let (format, stats) = read_rows(input, &mut b, opts.progress.clone())?;
+    b.finish()?;
+    let mut w = Writer::new(out, opts.compress);
+    let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
+    Ok(BuildReport {
+        rows: b.rows,
+        columns,
+        strings,
+        input_bytes: stats.input_bytes,
+        json_bytes: stats.json_bytes,
+        output_bytes: w.pos,
+        format,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Build into memory.
+pub fn build_to_vec(input: impl Read, opts: &BuildOptions) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    build(input, &mut out, opts)?;
+    Ok(out)
+}
+
+/// Build from the file `input` into the file `output`, atomically: the
+/// snapshot is written to a temporary file in the output's directory, synced,
+/// then renamed over `output`. On any error no partial output exists and an
+/// existing `output` is untouched. Refuses `output == input`.
+pub fn build_file(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildReport> {
+    let f = std::fs::File::open(input).map_err(|e| Error::io(Some(input), e))?;
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            return Err(Error::Invalid(format!(
+                "output {} is the input file",
+                output.display()
+            )));
+        }
+    }
+    write_atomically(output, |w| build(std::io::BufReader::new(f), w, opts))
+}
+
+/// Run `write` against a temporary file next to `output` and rename it into
+/// place only when `write` succeeded.
+pub fn write_atomically<T>(
+    output: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(Some(dir), e))?;
+    let mut bw = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    let out = write(&mut bw)?;
+    let tmp = bw
+        .into_inner()
+        .map_err(|e| Error::io(Some(output), e.into_error()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(Some(output), e))?;
+    tmp.persist(output)
+        .map_err(|e| Error::io(Some(output), e.error))?;
+    Ok(out)
+}
+
+/// Writes section frames and keeps the directory.
+struct Writer<W> {
+    out: W,
+    pos: u64,
+    opts: CompressOptions,
+    sections: Vec<SectionEntry>,
+}
+
+impl<W: Write> Writer<W> {
+    fn new(out: W, opts: CompressOptions) -> Self {
+        Writer {
+            out,
+            pos: 0,
+            opts,
+            sections: Vec::new(),
+        }
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.out.write_all(b).map_err(|e| Error::io(None, e))?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Compress and write one section; returns its index.
+    fn section(
+        &mut self,
+        role: Role,
+        encoding: Encoding,
+        raw: &[u8],
+        dict: Option<&[u8]>,
+    ) -> Result<u32> {
+        let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
+            what: "section raw bytes",
+            got: raw.len() as u64,
+            max: u32::MAX as u64,
+        })?;
+        let (codec, stored) = compress::compress(raw, &self.opts, dict)?;
+        let h = SectionHeader {
+            codec,
+            encoding,
+            role: role as u8,
+            raw_len,
+            stored_len: stored.len() as u32,
+            crc: format::crc32c(&stored),
+        };
+        let offset = self.pos;
+        self.put(&h.to_bytes())?;
+        self.put(&stored)?;
+        let pad = format::section::padding((format::SECTION_HEADER_LEN + stored.len()) as u64);
+        self.put(&[0u8; 8][..pad as usize])?;
+        self.sections.push(SectionEntry {
+            offset,
+            stored_len: h.stored_len,
+            raw_len,
+            codec,
+            encoding,
+            role: role as u8,
+            crc: h.crc,
+        });
+        Ok((self.sections.len() - 1) as u32)
+    }
+}
+
+/// Decide which table each string node uses: 0 = short strings, 1 = long text.
+fn assign_tables(b: &ColumnsBuilder, opts: &BuildOptions) -> Vec<u32> {
+    b.nodes
+        .iter()
+        .map(|n| {
+            if n.strs.is_empty() || opts.long_text_min_avg == 0 {
+                return 0;
+            }
+            let total: usize = n.strs.iter().map(|&id| b.strings[id as usize].len()).sum();
+            if total / n.strs.len() > opts.long_text_min_avg {
+                1
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+fn write_snapshot<W: Write>(
+    b: &mut ColumnsBuilder,
+    w: &mut Writer<W>,
+    opts: &BuildOptions,
+) -> Result<(usize, u64)> {
+    w.put(&Header { version: VERSION }.to_bytes())?;
+    // Tables: collect each table's strings, sort, and remap provisional ids.
+    let table_of = assign_tables(b, opts);
+    let n_tables = if table_of.contains(&1) { 2 } else { 1 };
+    let mut maps: Vec<Vec<u32>> = Vec::new();
+    let mut sorted: Vec<Vec<u32>> = Vec::new();
+    for t in 0..n_tables {
+        let mut used = vec![false; b.strings.len()];
+        for (n, &tt) in b.nodes.iter().zip(&table_of) {
+            if tt == t as u32 {
+                for &id in &n.strs {
+                    used[id as usize] = true;
+                }
+            }
+        }
+        let mut ids: Vec<u32> = (0..b.strings.len() as u32)
+            .filter(|&i| used[i as usize])
+            .collect();
+        ids.sort_unstable_by(|&x, &y| {
+            b.strings[x as usize]
+                .as_bytes()
+                .cmp(b.strings[y as usize].as_bytes())
+        });
+        let mut map = vec![u32::MAX; b.strings.len()];
+        for (new, &old) in ids.iter().enumerate() {
+            map[old as usize] = new as u32;
+        }
+        maps.push(map);
+        sorted.push(ids);
+    }
+    for (n, &t) in b.nodes.iter_mut().zip(&table_of) {
+        for id in n.strs.iter_mut() {
+            *id = maps[t as usize][*id as usize];
+        }
+    }
+    drop(maps);
+
+    // Node streams.
+    let mut metas = Vec::with_capacity(b.nodes.len());
+    for (i, n) in b.nodes.iter().enumerate() {
+        metas.push(write_node(w, n, i, table_of[i])?);
+    }
+
+    // String tables.
+    let mut tables = Vec::new();
+    let mut total_strings = 0u64;
+    for (t, ids) in sorted.iter().enumerate() {
+        let long = t == 1;
+        let policy = TablePolicy {
+            chunk_size: if long {
+                opts.long_chunk_size
+            } else {
+                opts.chunk_size
+            }
+            .max(1),
+            front_coding: !long && opts.front_coding,
+        };
+        let strs: Vec<&str> = ids.iter().map(|&i| &*b.strings[i as usize]).collect();
+        let plan = build_chunks(&strs, policy);
+        let first_chunk = w.sections.len() as u32;
+        for c in &plan.chunks {
+            w.section(Role::StrChunk, Encoding::Raw, c, None)?;
+        }
+        let index_section = if plan.chunks.len() > 1 {
+            Some(w.section(Role::StrIndex, Encoding::Raw, &plan.index, None)?)
+        } else {
+            None
+        };
+        let mut flags = 0;
+        if long {
+            flags |= TABLE_LONG_TEXT;
+        }
+        if policy.front_coding {
+            flags |= TABLE_FRONT_CODED;
+        }
+        total_strings += ids.len() as u64;
+        tables.push(TableMeta {
+            flags,
+            n_strings: ids.len() as u64,
+            first_chunk: if plan.chunks.is_empty() {
+                0
+            } else {
+                first_chunk
+            },
+            chunk_counts: plan.counts,
+            index_section,
+            dict_section: None,
+        });
+    }
+
+    let footer = Footer {
+        rows: b.rows,
+        sections: std::mem::take(&mut w.sections),
+        tables,
+        nodes: metas,
+    };
+    let raw = footer.to_bytes();
+    let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
+        what: "footer bytes",
+        got: raw.len() as u64,
+        max: u32::MAX as u64,
+    })?;
+    let fopts = CompressOptions {
+        choice: compress::CodecChoice::Force(Codec::Zstd),
+        level: 19,
+    };
+    let (codec, stored) = compress::compress(&raw, &fopts, None)?;
+    let footer_offset = w.pos;
+    w.put(&stored)?;
+    let t = Trailer {
+        footer_offset,
+        footer_stored_len: stored.len() as u32,
+        footer_raw_len: raw_len,
+        footer_crc: format::crc32c(&stored),
+        footer_codec: codec,
+    };
+    w.put(&t.to_bytes())?;
+    w.out.flush().map_err(|e| Error::io(None, e))?;
+    Ok((b.nodes.len() - 1, total_strings))
+}
+
+fn min_max<T: Copy + PartialOrd>(v: &[T]) -> Option<(T, T)> {
+    let mut it = v.iter().copied();
+    let first = it.next()?;
+    Some(it.fold((first, first), |(lo, hi), x| {
+        (if x < lo { x } else { lo }, if x > hi { x } else { hi })
+    }))
+}
+
+fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
+    let mut v: Vec<T> = v.collect();
+    v.sort_unstable();
+    v.dedup();
+    v.len() as u64
+}
+
+fn write_node<W: Write>(w: &mut Writer<W>, n: &NodeBuf, i: usize, table: u32) -> Result<NodeMeta> {
+    let mut counts = [0u64; KIND_COUNT];
+    for &k in &n.kinds {
+        counts[k as usize] += 1;
+    }
+    counts[Kind::Absent as usize] = n.domain_len - n.kinds.len() as u64;
+    let mut streams = [None; format::STREAM_ROLES.len()];
+    let mut set = |role: Role, s: u32| streams[role.stream_index().unwrap_or(0)] = Some(s);
+    let mut buf = Vec::new();
+    let present = counts.iter().filter(|&&c| c > 0).count();
+    if present > 1 {
+        let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
+        for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
+            dense[ix as usize] = k;
+        }
+        buf.clear();
+        bitpack::encode(&dense, &mut buf);
+        set(
+            Role::Kinds,
+            w.section(Role::Kinds, Encoding::BitPacked, &buf, None)?,
+        );
+    }
+    if !n.ints.is_empty() {
+        buf.clear();
+        let e = encoding::encode_i64s(&n.ints, &mut buf);
+        set(Role::Ints, w.section(Role::Ints, e, &buf, None)?);
+    }
+    if !n.uints.is_empty() {
+        buf.clear();
+        let e = encoding::encode_u64s(n.uints.iter().copied(), &mut buf);
+        set(Role::UInts, w.section(Role::UInts, e, &buf, None)?);
+    }
+    if !n.floats.is_empty() {
+        buf.clear();
+        let e = encoding::encode_f64s(&n.floats, &mut buf);
+        set(Role::Floats, w.section(Role::Floats, e, &buf, None)?);
+    }
+    if !n.strs.is_empty() {
+        buf.clear();
+        let e = encoding::encode_u32s(&n.strs, &mut buf);
+        set(Role::Strs, w.section(Role::Strs, e, &buf, None)?);
+    }
+    let mut ts_layout = 0u8;
+    if !n.times.is_empty() {
+        let secs: Vec<i64> = n.times.iter().map(|t| t.secs).collect();
+        buf.clear();
+        let e = encoding::encode_i64s(&secs, &mut buf);
+        set(Role::TsSecs, w.section(Role::TsSecs, e, &buf, None)?);
+        if n.times.iter().any(|t| t.nanos != 0) {
+            buf.clear();
+            let e = encoding::encode_u64s(n.times.iter().map(|t| t.nanos as u64), &mut buf);
+            set(Role::TsNanos, w.section(Role::TsNanos, e, &buf, None)?);
+        }
+        let layouts: Vec<u8> = n.times.iter().map(|t| t.layout.to_byte()).collect();
+        ts_layout = layouts[0];
+        if layouts.iter().any(|&l| l != ts_layout) {
+            buf.clear();
+            bitpack::encode(&layouts, &mut buf);
+            set(
+                Role::TsLayout,
+                w.section(Role::TsLayout, Encoding::BitPacked, &buf, None)?,
+            );
+            ts_layout = 0;
+        }
+        if n.times.iter().any(|t| t.offset_minutes != 0) {
+            let offs: Vec<i64> = n.times.iter().map(|t| t.offset_minutes as i64).collect();
+            buf.clear();
+            let e = encoding::encode_i64s(&offs, &mut buf);
+            set(Role::TsOffset, w.section(Role::TsOffset, e, &buf, None)?);
+        }
+    }
+    if !n.lens.is_empty() {
+        buf.clear();
+        let e = encoding::encode_u64s(n.lens.iter().map(|&l| l as u64), &mut buf);
+        set(Role::Lens, w.section(Role::Lens, e, &buf, None)?);
+    }
+    let bools =
+        (counts[Kind::False as usize] > 0) as u64 + (counts[Kind::True as usize] > 0) as u64;
+    let stats = Stats {
+        distinct: bools
+            + distinct(n.ints.iter().copied())
+            + distinct(n.uints.iter().copied())
+            + distinct(
+                n.floats
+                    .iter()
+                    .map(|f| if *f == 0.0 { 0 } else { f.to_bits() }),
+            )
+            + distinct(n.strs.iter().copied())
+            + distinct(n.times.iter().map(|t| (t.secs, t.nanos))),
+        int: min_max(&n.ints),
+        uint: min_max(&n.uints),
+        float: min_max(&n.floats),
+        str: min_max(&n.strs),
+        time: min_max(&n.times.iter().map(|t| t.secs).collect::<Vec<_>>()),
+    };
+    Ok(NodeMeta {
+        parent: n.parent,
+        name: n.name.clone().unwrap_or(if i == 0 {
+            NodeName::Root
+        } else {
+            NodeName::Elem
+        }),
+        items: n.domain_len,
+        counts,
+        streams,
+        table,
+        ts_layout,
+        stats,
+    })
+}
