@@ -1,0 +1,255 @@
+//! Whole-snapshot round trips: generated JSON, edge cases, determinism, and
+//! every real export in ../shared/data when it is present.
+
+use colsnap::compress::{Codec, CodecChoice, CompressOptions};
+use colsnap::{BuildOptions, Snapshot};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn build(json: &[u8], opts: &BuildOptions) -> Snapshot {
+    let bytes = colsnap::build_to_vec(json, opts).expect("build");
+    Snapshot::from_bytes(bytes).expect("open")
+}
+
+fn roundtrip(rows: &[Value], opts: &BuildOptions) {
+    let text = serde_json::to_vec(rows).unwrap();
+    let snap = build(&text, opts);
+    snap.verify().expect("verify");
+    assert_eq!(snap.rows(), rows.len() as u64);
+    assert_eq!(snap.to_values().unwrap(), rows);
+    // NDJSON of the same rows gives the same snapshot.
+    let mut nd = Vec::new();
+    for r in rows {
+        serde_json::to_writer(&mut nd, r).unwrap();
+        nd.push(b'\n');
+    }
+    if !rows.is_empty() {
+        assert_eq!(colsnap::build_to_vec(&nd[..], opts).unwrap(), snap.bytes());
+    }
+}
+
+/// Small options that force many chunks and the long-text table.
+fn tiny_opts() -> BuildOptions {
+    BuildOptions {
+        chunk_size: 24,
+        long_chunk_size: 64,
+        long_text_min_avg: 12,
+        ..Default::default()
+    }
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0), Just(-1)].prop_map(Value::from),
+        Just(Value::from(u64::MAX)),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        prop_oneof![Just(0.1), Just(-0.0), Just(1e300), Just(5e-324), Just(1.0)].prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::from),
+        prop_oneof![
+            Just(""),
+            Just("e\u{301}"),
+            Just("😀 astral"),
+            Just("a\u{0}b"),
+            Just("\"quoted\\"),
+            Just("2024-02-03T01:01:09Z"),
+            Just("2024-02-03T01:01:09.120+0530"),
+            Just("2024-02-30T01:01:09Z"),
+            Just("2024-02-03t01:01:09Z"),
+        ]
+        .prop_map(Value::from),
+        "20[0-2][0-9]-0[1-9]-[01][1-9]T[01][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]0[0-9]:?[0-5][0-9])".prop_map(Value::from),
+    ]
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("a"),
+        Just("b"),
+        Just("c"),
+        Just("d.e"),
+        Just("x[0]"),
+        Just(""),
+        Just("ü")
+    ]
+    .prop_map(String::from)
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(4, 40, 5, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(key(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn rows() -> impl Strategy<Value = Vec<Value>> {
+    proptest::collection::vec(
+        proptest::collection::btree_map(key(), value(), 0..5)
+            .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        0..12,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_json_roundtrips(rows in rows()) {
+        roundtrip(&rows, &BuildOptions::default());
+    }
+
+    #[test]
+    fn generated_json_roundtrips_with_tiny_chunks(rows in rows()) {
+        roundtrip(&rows, &tiny_opts());
+    }
+
+    #[test]
+    fn every_codec_roundtrips(rows in rows(), codec in 0u8..3) {
+        let c = Codec::from_u8(codec).unwrap();
+        let opts = BuildOptions { compress: CompressOptions { choice: CodecChoice::Force(c), level: 3 }, ..tiny_opts() };
+        roundtrip(&rows, &opts);
+    }
+
+    #[test]
+    fn string_table_find_and_get(words in proptest::collection::btree_set("\\PC{0,8}", 1..60), probe in "\\PC{0,8}") {
+        let rows: Vec<Value> = words.iter().map(|w| json!({ "w": w })).collect();
+        let snap = build(&serde_json::to_vec(&rows).unwrap(), &tiny_opts());
+        let t = snap.table_of(snap.node_by_path("w").unwrap()).unwrap();
+        let sorted: Vec<&String> = words.iter().collect(); // BTreeSet: byte-wise order
+        prop_assert_eq!(t.len(), sorted.len() as u64);
+        for (i, w) in sorted.iter().enumerate() {
+            prop_assert_eq!(&t.get(i as u32).unwrap(), *w);
+            prop_assert_eq!(t.find(w).unwrap(), Ok(i as u32));
+        }
+        let expect = sorted.binary_search(&&probe).map(|i| i as u32).map_err(|i| i as u32);
+        prop_assert_eq!(t.find(&probe).unwrap(), expect);
+        // A prefix selects a contiguous id range.
+        let p: String = probe.chars().take(1).collect();
+        let r = t.prefix_range(&p).unwrap();
+        let want: Vec<u32> = sorted.iter().enumerate().filter(|(_, w)| w.starts_with(&p)).map(|(i, _)| i as u32).collect();
+        prop_assert_eq!((r.start..r.end).collect::<Vec<_>>(), want);
+    }
+}
+
+#[test]
+fn edge_cases_roundtrip() {
+    let rows = vec![
+        json!({}),
+        json!({"a": null, "b": [], "c": {}, "d": [[]], "e": [{}], "f": ""}),
+        json!({"a": 1, "b": [1, "x", null, true, 2.5, [3, [4]], {"k": u64::MAX}]}),
+        json!({"a": "1", "c": {"x": i64::MIN}, "big": u64::MAX, "neg": i64::MIN, "f": -0.0}),
+        json!({"a": 1.5, "nested": {"deep": {"deeper": {"deepest": [{"z": "ß"}]}}}}),
+        json!({"t": "2024-01-01T00:00:00Z", "u": "2024-01-01T00:00:00Z"}),
+        json!({"t": "not a time", "u": "2024-01-01T00:00:00.000+0000"}),
+    ];
+    roundtrip(&rows, &BuildOptions::default());
+    roundtrip(&rows, &tiny_opts());
+}
+
+#[test]
+fn empty_array_is_zero_rows() {
+    let snap = build(b"[]", &BuildOptions::default());
+    assert_eq!(snap.rows(), 0);
+    snap.verify().unwrap();
+    assert_eq!(snap.to_values().unwrap(), Vec::<Value>::new());
+}
+
+#[test]
+fn absent_and_null_differ() {
+    let rows = vec![json!({"a": null}), json!({})];
+    let snap = build(
+        &serde_json::to_vec(&rows).unwrap(),
+        &BuildOptions::default(),
+    );
+    assert_eq!(snap.row(0).unwrap(), json!({"a": null}));
+    assert_eq!(snap.row(1).unwrap(), json!({}));
+}
+
+#[test]
+fn build_is_deterministic_across_input_compression() {
+    let rows: Vec<Value> = (0..200)
+        .map(|i| json!({"id": i, "title": format!("issue {}", i % 37), "labels": [{"name": format!("l{}", i % 5)}], "at": "2024-02-03T01:01:09Z"}))
+        .collect();
+    let text = serde_json::to_vec(&rows).unwrap();
+    let opts = BuildOptions::default();
+    let a = colsnap::build_to_vec(&text[..], &opts).unwrap();
+    let b = colsnap::build_to_vec(&text[..], &opts).unwrap();
+    assert_eq!(a, b);
+    let z = zstd::encode_all(&text[..], 3).unwrap();
+    assert_eq!(colsnap::build_to_vec(&z[..], &opts).unwrap(), a);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &text).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(colsnap::build_to_vec(&gz[..], &opts).unwrap(), a);
+}
+
+#[test]
+fn types_are_inferred() {
+    use colsnap::model::ColumnType as T;
+    let rows = vec![
+        json!({"i": 1, "u": u64::MAX, "f": 1.5, "s": "x", "t": "2024-01-01T00:00:00Z", "b": true, "m": 1, "o": {"k": 1}, "l": [1]}),
+        json!({"i": -1, "u": 3, "f": 2.5, "s": null, "t": null, "b": false, "m": "one", "o": null, "l": []}),
+    ];
+    let snap = build(
+        &serde_json::to_vec(&rows).unwrap(),
+        &BuildOptions::default(),
+    );
+    let ty = |p: &str| snap.column_type(snap.node_by_path(p).unwrap());
+    assert_eq!(ty("i"), T::I64);
+    assert_eq!(ty("u"), T::U64);
+    assert_eq!(ty("f"), T::F64);
+    assert_eq!(ty("s"), T::String);
+    assert_eq!(ty("t"), T::Timestamp);
+    assert_eq!(ty("b"), T::Bool);
+    assert_eq!(ty("m"), T::Mixed);
+    assert_eq!(ty("o"), T::Object);
+    assert_eq!(ty("l"), T::List);
+    assert_eq!(ty("l[]"), T::I64);
+}
+
+/// Every real export beside the repository round-trips to identical JSON.
+#[test]
+fn shared_data_roundtrips() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!(
+            "NOTICE: {} not found; skipping the real-data round trip",
+            dir.display()
+        );
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zst"))
+        .collect();
+    files.sort();
+    for f in files {
+        let snap = {
+            let r = std::io::BufReader::new(std::fs::File::open(&f).unwrap());
+            build_reader(r)
+        };
+        snap.verify()
+            .unwrap_or_else(|e| panic!("{}: verify: {e}", f.display()));
+        let r = std::io::BufReader::new(std::fs::File::open(&f).unwrap());
+        let n = snap
+            .verify_against(r)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        eprintln!(
+            "{}: {n} rows, {} columns, {} bytes: identical JSON",
+            f.display(),
+            snap.columns().len(),
+            snap.bytes().len()
+        );
+    }
+}
+
+fn build_reader(r: impl std::io::Read) -> Snapshot {
+    Snapshot::from_bytes(colsnap::build_to_vec(r, &BuildOptions::default()).unwrap()).unwrap()
+}
