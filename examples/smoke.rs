@@ -6,7 +6,14 @@ fn main() {
     let bytes =
         colsnap::build_to_vec(std::io::BufReader::new(f), &BuildOptions::default()).unwrap();
     let bt = t.elapsed();
+    if let Some(out) = std::env::args().nth(2) {
+        std::fs::write(out, &bytes).unwrap();
+    }
     let s = Snapshot::from_bytes(bytes.clone()).unwrap();
+    println!(
+        "footer+trailer bytes {}",
+        bytes.len() as u64 - s.footer_offset()
+    );
     println!(
         "rows {} cols {} bytes {} build {:?}",
         s.rows(),
