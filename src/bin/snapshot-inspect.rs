@@ -1,10 +1,10 @@
 //! `snapshot-inspect`: the same program as `colsnap inspect`.
 
-#[path = "colsnap/inspect.rs"]
-mod inspect;
 #[allow(dead_code)]
 #[path = "colsnap/common.rs"]
 mod common;
+#[path = "colsnap/inspect.rs"]
+mod inspect;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,10 +1,10 @@
 //! `snapshot-verify`: the same program as `colsnap verify`.
 
-#[path = "colsnap/verify.rs"]
-mod verify;
 #[allow(dead_code)]
 #[path = "colsnap/common.rs"]
 mod common;
+#[path = "colsnap/verify.rs"]
+mod verify;
 
 use clap::Parser;
 use std::process::ExitCode;

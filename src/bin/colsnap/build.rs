@@ -126,8 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (reader, total): (Box<dyn Read>, Option<u64>) = if stdin {
         (Box::new(std::io::stdin().lock()), None)
     } else {
-        let f = std::fs::File::open(&args.input)
-            .map_err(|e| usage(format!("{in_name}: {e}")))?;
+        let f = std::fs::File::open(&args.input).map_err(|e| usage(format!("{in_name}: {e}")))?;
         let len = f.metadata().map(|m| m.len()).ok();
         (Box::new(f), len)
     };
@@ -165,7 +164,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         input_bytes: report.input_bytes,
         json_bytes: report.json_bytes,
         output_bytes: report.output_bytes,
-        ratio: round(report.json_bytes as f64 / report.output_bytes.max(1) as f64, 2),
+        ratio: round(
+            report.json_bytes as f64 / report.output_bytes.max(1) as f64,
+            2,
+        ),
         seconds: round(seconds, 3),
         mb_per_s: round(report.json_bytes as f64 / 1e6 / seconds.max(1e-9), 1),
     };

@@ -159,9 +159,7 @@ pub fn thousands(n: u64) -> String {
 /// Parse a byte size: `65536`, `64K`, `64KiB`, `1M`, `1MiB`.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: usize = num
         .parse()

@@ -72,7 +72,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let have: Vec<String> = snap.columns().into_iter().map(|c| c.path).collect();
                 let mut list = have.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
                 if have.len() > 12 {
-                    list.push_str(&format!(", ... ({} in all; see `colsnap inspect`)", have.len()));
+                    list.push_str(&format!(
+                        ", ... ({} in all; see `colsnap inspect`)",
+                        have.len()
+                    ));
                 }
                 return Err(usage(format!("{name}: no column `{c}` (columns: {list})")));
             }

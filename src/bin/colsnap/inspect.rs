@@ -211,7 +211,11 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
             Some(k) => {
                 let table = snap.table(t as u32)?;
                 let k = (k as u64).min(table.len()) as u32;
-                Some((0..k).map(|id| table.get(id)).collect::<Result<Vec<_>, _>>()?)
+                Some(
+                    (0..k)
+                        .map(|id| table.get(id))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
             }
             None => None,
         };
@@ -283,12 +287,21 @@ fn min_max(snap: &Snapshot, node: u32, ty: ColumnType) -> colsnap::Result<(Value
     }
     if let Some((lo, hi)) = s.float {
         for x in [lo, hi] {
-            nums.push((x, serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)));
+            nums.push((
+                x,
+                serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number),
+            ));
         }
     }
     if !nums.is_empty() {
-        let lo = nums.iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|x| x.1.clone());
-        let hi = nums.iter().max_by(|a, b| a.0.total_cmp(&b.0)).map(|x| x.1.clone());
+        let lo = nums
+            .iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|x| x.1.clone());
+        let hi = nums
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|x| x.1.clone());
         return Ok((lo.unwrap_or(Value::Null), hi.unwrap_or(Value::Null)));
     }
     if let Some((lo, hi)) = s.str {
@@ -403,7 +416,14 @@ fn human(r: &Report) -> String {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
     t.set_header(vec![
-        "string table", "strings", "chunks", "raw", "stored", "ratio", "long text", "front coded",
+        "string table",
+        "strings",
+        "chunks",
+        "raw",
+        "stored",
+        "ratio",
+        "long text",
+        "front coded",
     ]);
     for s in &r.string_tables {
         t.add_row(vec![

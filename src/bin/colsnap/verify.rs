@@ -65,9 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let reader: Box<dyn Read> = if stdin {
             Box::new(std::io::stdin().lock())
         } else {
-            Box::new(
-                std::fs::File::open(a).map_err(|e| usage(format!("{aname}: {e}")))?,
-            )
+            Box::new(std::fs::File::open(a).map_err(|e| usage(format!("{aname}: {e}")))?)
         };
         let rows = snap
             .verify_against(std::io::BufReader::with_capacity(1 << 20, reader))
