@@ -134,9 +134,17 @@ pub fn write_atomically<T>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // Like a file made by `File::create`: 0o666 less the umask (tempfile's
+    // default, 0o600, would leave the renamed snapshot unreadable to others).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io(Some(dir), e))?;
     let mut bw = std::io::BufWriter::with_capacity(1 << 20, tmp);

@@ -1,1 +1,53 @@
-fn main() {}
+//! `colsnap`: build, inspect, verify and export columnar snapshots of
+//! issue-tracker JSON exports. Each subcommand lives in its own module;
+//! `snapshot-build`, `snapshot-inspect` and `snapshot-verify` reuse them.
+
+mod build;
+mod common;
+mod export;
+mod inspect;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  colsnap build issues.ndjson -o issues.colsnap
+  colsnap inspect issues.colsnap
+  colsnap verify issues.colsnap --against issues.ndjson
+  colsnap export issues.colsnap --ndjson --columns number,title --rows 0..10
+
+Exit status: 0 success, 1 bad data (invalid JSON, corrupt snapshot, failed
+verify), 2 usage error (bad arguments, missing input file, OUTPUT == INPUT).
+Run `colsnap help <command>` for a command's options and examples.";
+
+/// Columnar snapshots of issue-tracker JSON exports.
+#[derive(Debug, Parser)]
+#[command(name = "colsnap", version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a snapshot from a JSON array or NDJSON (optionally gzip/zstd).
+    Build(build::Args),
+    /// Show columns, types, encodings, sizes and string tables of a snapshot.
+    Inspect(inspect::Args),
+    /// Check every checksum and invariant (and optionally the source rows).
+    Verify(verify::Args),
+    /// Write a snapshot's rows as JSON to stdout.
+    Export(export::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::exit(match cli.command {
+        Command::Build(a) => build::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Export(a) => export::run(a),
+    })
+}

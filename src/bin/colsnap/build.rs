@@ -1,0 +1,299 @@
+//! `colsnap build`: JSON (array or NDJSON, optionally gzip/zstd) to a snapshot.
+
+use crate::common::{self, lib, usage};
+use colsnap::compress::{Codec, CodecChoice, CompressOptions};
+use colsnap::schema::InputFormat;
+use colsnap::write::{BuildOptions, build, write_atomically};
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Examples shown by `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  colsnap build issues.ndjson -o issues.colsnap
+  colsnap build issues.json.gz -o issues.colsnap --codec zstd --level 9
+  zstd -dc issues.ndjson.zst | colsnap build - -o issues.colsnap --json
+  snapshot-build issues.ndjson -o issues.colsnap --quiet
+
+The input is a JSON array of objects or NDJSON, optionally gzip- or
+zstd-compressed (detected from its first bytes). OUTPUT is written to a
+temporary file next to it and renamed into place only when the build
+succeeded: a failed build leaves no partial file and an existing OUTPUT
+untouched.";
+
+/// Section codec choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodecArg {
+    /// The smallest of none, gzip and zstd, per section.
+    Auto,
+    /// zstd for every section (raw when it would not save bytes).
+    Zstd,
+    /// gzip for every section (raw when it would not save bytes).
+    Gzip,
+    /// No compression.
+    None,
+}
+
+/// Arguments of `colsnap build` / `snapshot-build`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Input JSON file (array or NDJSON, optionally .gz/.zst), or `-` for stdin.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Snapshot file to write.
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: PathBuf,
+    /// Section codec.
+    #[arg(long, value_enum, default_value_t = CodecArg::Auto)]
+    pub codec: CodecArg,
+    /// Compression level (zstd 1..=22; gzip uses min(level, 9)).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=22),
+          default_value_t = CompressOptions::default().level)]
+    pub level: i32,
+    /// Target raw bytes per string chunk (e.g. 65536, 64K, 1M).
+    #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
+    pub chunk_size: Option<usize>,
+    /// Target raw bytes per chunk of the long-text table.
+    #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
+    pub long_chunk_size: Option<usize>,
+    /// Store string chunks without front coding.
+    #[arg(long)]
+    pub no_front_coding: bool,
+    /// Print nothing on success.
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print the summary as a JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Inputs at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 16 << 20;
+
+/// The summary printed after a build.
+#[derive(Debug, serde::Serialize)]
+struct Summary {
+    input: String,
+    output: String,
+    format: &'static str,
+    rows: u64,
+    columns: usize,
+    strings: u64,
+    input_bytes: u64,
+    json_bytes: u64,
+    output_bytes: u64,
+    ratio: f64,
+    seconds: f64,
+    mb_per_s: f64,
+}
+
+/// Run `build`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let stdin = args.input.as_os_str() == "-";
+    let in_name = if stdin {
+        "<stdin>".to_string()
+    } else {
+        args.input.display().to_string()
+    };
+    let out_name = args.output.display().to_string();
+    common::input_file(&args.input, true)?;
+    check_output(&args.input, &args.output, stdin)?;
+
+    let mut opts = BuildOptions {
+        compress: CompressOptions {
+            choice: match args.codec {
+                CodecArg::Auto => CodecChoice::Auto,
+                CodecArg::Zstd => CodecChoice::Force(Codec::Zstd),
+                CodecArg::Gzip => CodecChoice::Force(Codec::Gzip),
+                CodecArg::None => CodecChoice::Force(Codec::None),
+            },
+            level: args.level,
+        },
+        front_coding: !args.no_front_coding,
+        ..BuildOptions::default()
+    };
+    if let Some(c) = args.chunk_size {
+        opts.chunk_size = c;
+    }
+    if let Some(c) = args.long_chunk_size {
+        opts.long_chunk_size = c;
+    }
+
+    let (reader, total): (Box<dyn Read>, Option<u64>) = if stdin {
+        (Box::new(std::io::stdin().lock()), None)
+    } else {
+        let f = std::fs::File::open(&args.input).map_err(|e| usage(format!("{in_name}: {e}")))?;
+        let len = f.metadata().map(|m| m.len()).ok();
+        (Box::new(f), len)
+    };
+
+    let show = !args.quiet
+        && std::io::stderr().is_terminal()
+        && (stdin || total.is_some_and(|t| t >= PROGRESS_MIN_BYTES));
+    let progress = show.then(|| Arc::new(AtomicU64::new(0)));
+    opts.progress = progress.clone();
+    let bar = progress.map(|p| Progress::start(p, total));
+
+    let t0 = Instant::now();
+    let result = write_atomically(&args.output, |w| {
+        build(std::io::BufReader::with_capacity(1 << 20, reader), w, &opts)
+    });
+    if let Some(b) = bar {
+        b.stop();
+    }
+    let report = result.map_err(|e| lib(&in_name, e))?;
+    let seconds = t0.elapsed().as_secs_f64().max(report.seconds);
+
+    if args.quiet {
+        return Ok(());
+    }
+    let s = Summary {
+        input: in_name,
+        output: out_name,
+        format: match report.format {
+            InputFormat::JsonArray => "json-array",
+            InputFormat::Ndjson => "ndjson",
+        },
+        rows: report.rows,
+        columns: report.columns,
+        strings: report.strings,
+        input_bytes: report.input_bytes,
+        json_bytes: report.json_bytes,
+        output_bytes: report.output_bytes,
+        ratio: round(
+            report.json_bytes as f64 / report.output_bytes.max(1) as f64,
+            2,
+        ),
+        seconds: round(seconds, 3),
+        mb_per_s: round(report.json_bytes as f64 / 1e6 / seconds.max(1e-9), 1),
+    };
+    if args.json {
+        let mut line = serde_json::to_string(&s)?;
+        line.push('\n');
+        common::print(&line)
+    } else {
+        common::print(&format!(
+            "{}: {} rows, {} columns, {} -> {} bytes ({} input bytes, {}), ratio {:.2}x, {:.2} s, {:.1} MB/s\n",
+            s.output,
+            s.rows,
+            s.columns,
+            common::thousands(s.json_bytes),
+            common::thousands(s.output_bytes),
+            common::thousands(s.input_bytes),
+            s.format,
+            s.ratio,
+            s.seconds,
+            s.mb_per_s,
+        ))
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+/// Refuse an OUTPUT that is the INPUT (by any spelling or hard link) and an
+/// OUTPUT whose directory does not exist (both exit 2).
+fn check_output(input: &Path, output: &Path, stdin: bool) -> anyhow::Result<()> {
+    let out_name = output.display();
+    if output.as_os_str() == "-" {
+        return Err(usage(
+            "OUTPUT must be a file: a snapshot is written atomically, not to stdout",
+        ));
+    }
+    if output.is_dir() {
+        return Err(usage(format!("{out_name}: is a directory")));
+    }
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(usage(format!(
+            "{out_name}: the directory {} does not exist",
+            dir.display()
+        )));
+    }
+    if stdin {
+        return Ok(());
+    }
+    let same = match (std::fs::metadata(input), std::fs::metadata(output)) {
+        (Ok(a), Ok(b)) => same_file(&a, &b),
+        _ => false,
+    } || matches!(
+        (input.canonicalize(), output.canonicalize()),
+        (Ok(a), Ok(b)) if a == b
+    );
+    if same {
+        return Err(usage(format!(
+            "{out_name}: OUTPUT is the INPUT file; refusing to overwrite the input"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// A progress bar on stderr, fed from `BuildOptions::progress` by a thread.
+struct Progress {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(counter: Arc<AtomicU64>, total: Option<u64>) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let thread = std::thread::spawn(move || {
+            // Stay quiet for quick builds (stdin of unknown size).
+            let t0 = Instant::now();
+            while total.is_none() && t0.elapsed() < Duration::from_millis(800) {
+                if d.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let bar = match total {
+                Some(t) => indicatif::ProgressBar::new(t).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                ),
+                None => indicatif::ProgressBar::new_spinner().with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {bytes} read {bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                ),
+            };
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            while !d.load(Ordering::Relaxed) {
+                bar.set_position(counter.load(Ordering::Relaxed));
+                bar.tick();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        Progress { done, thread }
+    }
+
+    fn stop(self) {
+        self.done.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,123 @@
+//! `colsnap export`: a snapshot back to JSON (array or NDJSON) on stdout.
+
+use crate::common::{self, lib, usage};
+use colsnap::{ExportOptions, Snapshot};
+use std::io::Write;
+use std::ops::Range;
+use std::path::PathBuf;
+
+/// Examples shown by `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  colsnap export issues.colsnap > issues.json
+  colsnap export issues.colsnap --ndjson | head -3
+  colsnap export issues.colsnap --columns number,title,user.login --rows 0..10
+  colsnap export issues.colsnap --rows 100..        # row 100 to the end
+  colsnap export issues.colsnap --rows ..5 --ndjson # rows 0 to 4
+
+Rows count from 0 and END is excluded. A column keeps what is under it:
+--columns user keeps user.login, user.id, ...";
+
+/// Arguments of `colsnap export`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Snapshot file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// One JSON object per line instead of a JSON array.
+    #[arg(long)]
+    pub ndjson: bool,
+    /// Only these column paths, comma-separated (`number,user.login`).
+    #[arg(long, value_name = "PATHS", value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+    /// Only these rows: START..END (END excluded), START.., ..END or N.
+    #[arg(long, value_name = "RANGE", value_parser = parse_rows)]
+    pub rows: Option<Range<u64>>,
+}
+
+/// Parse `START..END`, `START..`, `..END`, `..` or `N`.
+pub fn parse_rows(s: &str) -> Result<Range<u64>, String> {
+    let bad = || format!("`{s}` is not a row range (use START..END, START.., ..END or N)");
+    let num = |t: &str| t.trim().parse::<u64>().map_err(|_| bad());
+    let r = match s.split_once("..") {
+        Some((a, b)) => {
+            let start = if a.trim().is_empty() { 0 } else { num(a)? };
+            let end = if b.trim().is_empty() {
+                u64::MAX
+            } else {
+                num(b)?
+            };
+            start..end
+        }
+        None => {
+            let n = num(s)?;
+            n..n.saturating_add(1)
+        }
+    };
+    if r.start > r.end {
+        return Err(format!("`{s}`: START is after END"));
+    }
+    Ok(r)
+}
+
+/// Run `export`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    common::input_file(&args.file, false)?;
+    let name = args.file.display().to_string();
+    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
+    if let Some(cols) = &args.columns {
+        for c in cols {
+            if snap.node_by_path(c).is_none() {
+                let have: Vec<String> = snap.columns().into_iter().map(|c| c.path).collect();
+                let mut list = have.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
+                if have.len() > 12 {
+                    list.push_str(&format!(
+                        ", ... ({} in all; see `colsnap inspect`)",
+                        have.len()
+                    ));
+                }
+                return Err(usage(format!("{name}: no column `{c}` (columns: {list})")));
+            }
+        }
+    }
+    let opts = ExportOptions {
+        ndjson: args.ndjson,
+        columns: args.columns,
+        rows: args.rows,
+    };
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let done = snap
+        .export(&mut w, &opts)
+        .and_then(|_| w.flush().map_err(colsnap::Error::from));
+    match done {
+        // The reader went away (`| head`): not an error.
+        Err(colsnap::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            Ok(())
+        }
+        Err(colsnap::Error::Io { source, .. }) => {
+            Err(common::data(format!("writing to stdout: {source}")))
+        }
+        Err(e) => Err(lib(&name, e)),
+        Ok(()) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rows;
+
+    #[test]
+    fn row_ranges() {
+        assert_eq!(parse_rows("2..5"), Ok(2..5));
+        assert_eq!(parse_rows("3.."), Ok(3..u64::MAX));
+        assert_eq!(parse_rows("..4"), Ok(0..4));
+        assert_eq!(parse_rows("7"), Ok(7..8));
+        assert!(parse_rows("5..2").is_err());
+        assert!(parse_rows("a..b").is_err());
+        assert!(parse_rows("1...2").is_err());
+    }
+}

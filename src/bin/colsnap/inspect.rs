@@ -1,0 +1,488 @@
+//! `colsnap inspect`: what is in a snapshot and where its bytes go.
+//!
+//! Per-column byte counts come from the footer's section directory: every
+//! node lists its stream sections, and every directory entry carries its
+//! stored and raw lengths, codec and encoding.
+
+use crate::common::{self, lib};
+use colsnap::Snapshot;
+use colsnap::format::{self, Header, SectionEntry};
+use colsnap::model::{ColumnType, Kind};
+use colsnap::timestamp::{self, Layout, Timestamp};
+use comfy_table::{CellAlignment, Table, presets};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// Examples shown by `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  colsnap inspect issues.colsnap
+  colsnap inspect issues.colsnap --strings 5
+  colsnap inspect issues.colsnap --json | jq '.columns[] | {path, stored_bytes}'
+  snapshot-inspect issues.colsnap
+
+Only the header, footer and trailer are read (plus the string chunks that
+hold string minimums and maximums, and those needed by --strings).";
+
+/// Arguments of `colsnap inspect` / `snapshot-inspect`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Snapshot file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print a JSON object instead of tables (stable keys, see README).
+    #[arg(long)]
+    pub json: bool,
+    /// Also list the first N strings of each string table.
+    #[arg(long, value_name = "N")]
+    pub strings: Option<usize>,
+}
+
+/// The JSON document printed by `inspect --json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The file as given.
+    pub file: String,
+    /// Format version from the header.
+    pub format_version: u16,
+    /// Rows.
+    pub rows: u64,
+    /// File size in bytes.
+    pub file_bytes: u64,
+    /// Every column (schema node but the row itself), in schema order.
+    pub columns: Vec<ColumnReport>,
+    /// String tables.
+    pub string_tables: Vec<TableReport>,
+    /// Where the file's bytes go.
+    pub totals: Totals,
+}
+
+/// One column.
+#[derive(Debug, Serialize)]
+pub struct ColumnReport {
+    /// Display path (`user.login`, `labels[].name`).
+    pub path: String,
+    /// Column type (`i64`, `string`, `timestamp`, `mixed`, ...).
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    /// Items in the column's domain (rows, or array elements).
+    pub items: u64,
+    /// Encodings of its stream sections.
+    pub encodings: Vec<&'static str>,
+    /// Codecs of its stream sections.
+    pub codecs: Vec<&'static str>,
+    /// Stream sections.
+    pub sections: usize,
+    /// Decompressed bytes of its streams.
+    pub raw_bytes: u64,
+    /// Stored bytes of its streams (payloads, frames excluded).
+    pub stored_bytes: u64,
+    /// raw_bytes / stored_bytes (1 when nothing is stored).
+    pub ratio: f64,
+    /// Items that are JSON `null`.
+    pub nulls: u64,
+    /// Items whose key is absent from the object.
+    pub absent: u64,
+    /// Distinct non-null scalar values.
+    pub distinct: u64,
+    /// Smallest value (a number, string, RFC 3339 timestamp or bool), or null.
+    pub min: Value,
+    /// Largest value, or null.
+    pub max: Value,
+    /// String table of its string items, when it has any.
+    pub string_table: Option<u32>,
+}
+
+/// One string table.
+#[derive(Debug, Serialize)]
+pub struct TableReport {
+    /// Table index.
+    pub index: u32,
+    /// Strings in the table.
+    pub strings: u64,
+    /// Chunks.
+    pub chunks: usize,
+    /// Decompressed bytes of its sections (chunks, index, dictionary).
+    pub raw_bytes: u64,
+    /// Stored bytes of its sections.
+    pub stored_bytes: u64,
+    /// raw_bytes / stored_bytes.
+    pub ratio: f64,
+    /// The long-text table (large chunks for long strings).
+    pub long_text: bool,
+    /// Chunks are front-coded.
+    pub front_coded: bool,
+    /// The first N strings, with `--strings N` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_strings: Option<Vec<String>>,
+}
+
+/// Totals: the parts add up to the file size.
+#[derive(Debug, Serialize)]
+pub struct Totals {
+    /// Sections in the file.
+    pub sections: usize,
+    /// Decompressed bytes of every section.
+    pub raw_bytes: u64,
+    /// Stored payload bytes of every section.
+    pub stored_bytes: u64,
+    /// Where the file's bytes go: columns, string_tables, metadata.
+    pub parts: Vec<Part>,
+    /// The stored footer's bytes (part of `metadata`).
+    pub footer_bytes: u64,
+}
+
+/// A share of the file.
+#[derive(Debug, Serialize)]
+pub struct Part {
+    /// `columns` (column stream payloads), `string_tables` (string table
+    /// payloads) or `metadata` (header, section frames and padding, footer,
+    /// trailer).
+    pub part: &'static str,
+    /// Bytes.
+    pub bytes: u64,
+    /// bytes / file_bytes.
+    pub share: f64,
+}
+
+fn ratio(raw: u64, stored: u64) -> f64 {
+    if stored == 0 {
+        1.0
+    } else {
+        (raw as f64 / stored as f64 * 100.0).round() / 100.0
+    }
+}
+
+/// Build the report.
+pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::Result<Report> {
+    let f = snap.footer();
+    let header = Header::parse(snap.bytes())?;
+    let file_bytes = snap.bytes().len() as u64;
+    let entry = |i: u32| -> &SectionEntry { &f.sections[i as usize] };
+
+    let mut columns = Vec::new();
+    let mut columns_stored = 0u64;
+    for (i, n) in f.nodes.iter().enumerate() {
+        let secs: Vec<&SectionEntry> = n.streams.iter().flatten().map(|&s| entry(s)).collect();
+        let raw: u64 = secs.iter().map(|e| e.raw_len as u64).sum();
+        let stored: u64 = secs.iter().map(|e| e.stored_len as u64).sum();
+        columns_stored += stored;
+        if i == 0 {
+            continue;
+        }
+        let node = i as u32;
+        let ty = snap.column_type(node);
+        let encodings: BTreeSet<&'static str> = secs.iter().map(|e| e.encoding.name()).collect();
+        let codecs: BTreeSet<&'static str> = secs.iter().map(|e| e.codec.name()).collect();
+        let (min, max) = min_max(snap, node, ty)?;
+        columns.push(ColumnReport {
+            path: snap.path(node).to_string(),
+            ty: ty.name(),
+            items: n.items,
+            encodings: encodings.into_iter().collect(),
+            codecs: codecs.into_iter().collect(),
+            sections: secs.len(),
+            raw_bytes: raw,
+            stored_bytes: stored,
+            ratio: ratio(raw, stored),
+            nulls: n.count(Kind::Null),
+            absent: n.count(Kind::Absent),
+            distinct: n.stats.distinct,
+            min,
+            max,
+            string_table: (n.count(Kind::Str) > 0).then_some(n.table),
+        });
+    }
+
+    let mut tables = Vec::new();
+    let mut tables_stored = 0u64;
+    for (t, m) in f.tables.iter().enumerate() {
+        let n = m.chunk_counts.len() as u32;
+        let mut secs: Vec<u32> = (m.first_chunk..m.first_chunk + n).collect();
+        secs.extend(m.index_section);
+        secs.extend(m.dict_section);
+        let raw: u64 = secs.iter().map(|&s| entry(s).raw_len as u64).sum();
+        let stored: u64 = secs.iter().map(|&s| entry(s).stored_len as u64).sum();
+        tables_stored += stored;
+        let first_strings = match strings {
+            Some(k) => {
+                let table = snap.table(t as u32)?;
+                let k = (k as u64).min(table.len()) as u32;
+                Some(
+                    (0..k)
+                        .map(|id| table.get(id))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
+            None => None,
+        };
+        tables.push(TableReport {
+            index: t as u32,
+            strings: m.n_strings,
+            chunks: m.chunk_counts.len(),
+            raw_bytes: raw,
+            stored_bytes: stored,
+            ratio: ratio(raw, stored),
+            long_text: m.flags & format::footer::TABLE_LONG_TEXT != 0,
+            front_coded: m.flags & format::footer::TABLE_FRONT_CODED != 0,
+            first_strings,
+        });
+    }
+
+    let share = |b: u64| (b as f64 / file_bytes.max(1) as f64 * 10_000.0).round() / 10_000.0;
+    let metadata = file_bytes - columns_stored - tables_stored;
+    let footer_bytes = file_bytes - format::TRAILER_LEN as u64 - snap.footer_offset();
+    Ok(Report {
+        file: file.to_string(),
+        format_version: header.version,
+        rows: snap.rows(),
+        file_bytes,
+        columns,
+        string_tables: tables,
+        totals: Totals {
+            sections: f.sections.len(),
+            raw_bytes: f.sections.iter().map(|e| e.raw_len as u64).sum(),
+            stored_bytes: f.sections.iter().map(|e| e.stored_len as u64).sum(),
+            parts: vec![
+                Part {
+                    part: "columns",
+                    bytes: columns_stored,
+                    share: share(columns_stored),
+                },
+                Part {
+                    part: "string_tables",
+                    bytes: tables_stored,
+                    share: share(tables_stored),
+                },
+                Part {
+                    part: "metadata",
+                    bytes: metadata,
+                    share: share(metadata),
+                },
+            ],
+            footer_bytes,
+        },
+    })
+}
+
+/// Minimum and maximum of a column from the footer statistics: numbers as
+/// numbers, strings looked up in the string table, timestamps formatted
+/// (UTC), bools from the kind counts. For a mixed column, the first family
+/// present among numbers, strings, timestamps, bools.
+fn min_max(snap: &Snapshot, node: u32, ty: ColumnType) -> colsnap::Result<(Value, Value)> {
+    let n = &snap.footer().nodes[node as usize];
+    let s = &n.stats;
+    // Numbers: (sort key, value) candidates.
+    let mut nums: Vec<(f64, Value)> = Vec::new();
+    if let Some((lo, hi)) = s.int {
+        nums.push((lo as f64, lo.into()));
+        nums.push((hi as f64, hi.into()));
+    }
+    if let Some((lo, hi)) = s.uint {
+        nums.push((lo as f64, lo.into()));
+        nums.push((hi as f64, hi.into()));
+    }
+    if let Some((lo, hi)) = s.float {
+        for x in [lo, hi] {
+            nums.push((
+                x,
+                serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number),
+            ));
+        }
+    }
+    if !nums.is_empty() {
+        let lo = nums
+            .iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|x| x.1.clone());
+        let hi = nums
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|x| x.1.clone());
+        return Ok((lo.unwrap_or(Value::Null), hi.unwrap_or(Value::Null)));
+    }
+    if let Some((lo, hi)) = s.str {
+        let t = snap.table_of(node)?;
+        return Ok((Value::String(t.get(lo)?), Value::String(t.get(hi)?)));
+    }
+    if let Some((lo, hi)) = s.time {
+        return Ok((utc(lo), utc(hi)));
+    }
+    if ty == ColumnType::Bool || n.count(Kind::False) + n.count(Kind::True) > 0 {
+        let (f, t) = (n.count(Kind::False) > 0, n.count(Kind::True) > 0);
+        return Ok((Value::Bool(!f), Value::Bool(t)));
+    }
+    Ok((Value::Null, Value::Null))
+}
+
+/// UTC seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(secs: i64) -> Value {
+    let ts = Timestamp {
+        secs,
+        nanos: 0,
+        offset_minutes: 0,
+        layout: Layout::from_byte(0).unwrap_or_else(|| unreachable!("layout 0 is valid")),
+    };
+    let mut out = String::new();
+    if timestamp::format(&ts, &mut out) {
+        Value::String(out)
+    } else {
+        Value::from(secs)
+    }
+}
+
+/// Run `inspect`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    common::input_file(&args.file, false)?;
+    let name = args.file.display().to_string();
+    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
+    let r = report(&snap, &name, args.strings).map_err(|e| lib(&name, e))?;
+    if args.json {
+        let mut s = serde_json::to_string_pretty(&r)?;
+        s.push('\n');
+        return common::print(&s);
+    }
+    common::print(&human(&r))
+}
+
+fn shorten(v: &Value, max: usize) -> String {
+    let s = match v {
+        Value::Null => return "-".into(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let s = s.replace(['\n', '\r', '\t'], " ");
+    if s.chars().count() > max {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    } else {
+        s
+    }
+}
+
+fn pct(share: f64) -> String {
+    format!("{:.1}%", share * 100.0)
+}
+
+fn right(t: &mut Table, cols: &[usize]) {
+    for &c in cols {
+        if let Some(col) = t.column_mut(c) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// The human-readable rendering.
+fn human(r: &Report) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{}: colsnap format v{}, {} rows, {} columns, {} bytes\n\n",
+        r.file,
+        r.format_version,
+        common::thousands(r.rows),
+        r.columns.len(),
+        common::thousands(r.file_bytes)
+    ));
+
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "column", "type", "encoding", "codec", "raw", "stored", "ratio", "nulls", "absent",
+        "distinct", "min", "max",
+    ]);
+    for c in &r.columns {
+        t.add_row(vec![
+            c.path.clone(),
+            c.ty.to_string(),
+            c.encodings.join(","),
+            c.codecs.join(","),
+            common::thousands(c.raw_bytes),
+            common::thousands(c.stored_bytes),
+            format!("{:.2}", c.ratio),
+            common::thousands(c.nulls),
+            common::thousands(c.absent),
+            common::thousands(c.distinct),
+            shorten(&c.min, 28),
+            shorten(&c.max, 28),
+        ]);
+    }
+    right(&mut t, &[4, 5, 6, 7, 8, 9]);
+    out.push_str(&format!("{t}\n\n"));
+
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "string table",
+        "strings",
+        "chunks",
+        "raw",
+        "stored",
+        "ratio",
+        "long text",
+        "front coded",
+    ]);
+    for s in &r.string_tables {
+        t.add_row(vec![
+            s.index.to_string(),
+            common::thousands(s.strings),
+            s.chunks.to_string(),
+            common::thousands(s.raw_bytes),
+            common::thousands(s.stored_bytes),
+            format!("{:.2}", s.ratio),
+            if s.long_text { "yes" } else { "no" }.to_string(),
+            if s.front_coded { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    right(&mut t, &[1, 2, 3, 4, 5]);
+    out.push_str(&format!("{t}\n"));
+    for s in &r.string_tables {
+        if let Some(first) = &s.first_strings {
+            out.push_str(&format!(
+                "\nstring table {}, first {} strings:\n",
+                s.index,
+                first.len()
+            ));
+            for (i, v) in first.iter().enumerate() {
+                out.push_str(&format!(
+                    "  {i:>6}  {}\n",
+                    shorten(&Value::String(v.clone()), 70)
+                ));
+            }
+        }
+    }
+
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["part", "bytes", "share"]);
+    for p in &r.totals.parts {
+        let name = match p.part {
+            "columns" => "columns",
+            "string_tables" => "string tables",
+            _ => "header+frames+footer+trailer",
+        };
+        t.add_row(vec![
+            name.to_string(),
+            common::thousands(p.bytes),
+            pct(p.share),
+        ]);
+    }
+    t.add_row(vec![
+        "total".to_string(),
+        common::thousands(r.file_bytes),
+        "100.0%".to_string(),
+    ]);
+    right(&mut t, &[1, 2]);
+    out.push_str(&format!(
+        "\n{t}\n{} sections, {} raw bytes stored in {} (ratio {:.2}); footer {} bytes\n",
+        r.totals.sections,
+        common::thousands(r.totals.raw_bytes),
+        common::thousands(r.totals.stored_bytes),
+        ratio(r.totals.raw_bytes, r.totals.stored_bytes),
+        common::thousands(r.totals.footer_bytes),
+    ));
+    out
+}
