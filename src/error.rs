@@ -94,6 +94,10 @@ pub enum Error {
     #[error("{what} not found: {name}")]
     NotFound { what: &'static str, name: String },
 
+    /// A snapshot does not hold what it was compared against.
+    #[error("mismatch at row {row}: {detail}")]
+    Mismatch { row: u64, detail: String },
+
     /// A usage error: an argument or option is not valid.
     #[error("invalid argument: {0}")]
     Invalid(String),

@@ -212,29 +212,35 @@ impl Snapshot {
         let mut n = 0u64;
         crate::schema::input::for_each_value(input, |i, expected| {
             if i >= self.rows() {
-                return Err(Error::Invalid(format!(
-                    "the input has more rows than the snapshot's {}",
-                    self.rows()
-                )));
+                return Err(Error::Mismatch {
+                    row: i,
+                    detail: format!(
+                        "the input has more rows than the snapshot's {}",
+                        self.rows()
+                    ),
+                });
             }
             buf.clear();
             emitter.row(i, &mut buf)?;
             let got: serde_json::Value = serde_json::from_slice(&buf)
                 .map_err(|e| Error::corrupt("row", i, e.to_string()))?;
             if got != expected {
-                return Err(Error::Invalid(format!(
-                    "row {i} differs: {}",
-                    first_difference(&expected, &got, String::new())
-                )));
+                return Err(Error::Mismatch {
+                    row: i,
+                    detail: format!(
+                        "differs at {}",
+                        first_difference(&expected, &got, String::new())
+                    ),
+                });
             }
             n += 1;
             Ok(())
         })?;
         if n != self.rows() {
-            return Err(Error::Invalid(format!(
-                "the input has {n} rows, the snapshot {}",
-                self.rows()
-            )));
+            return Err(Error::Mismatch {
+                row: n,
+                detail: format!("the input has {n} rows, the snapshot {}", self.rows()),
+            });
         }
         Ok(n)
     }

@@ -71,8 +71,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .verify_against(std::io::BufReader::with_capacity(1 << 20, reader))
             .map_err(|e| match e {
                 // A mismatch is a failed verification (exit 1), not a usage error.
-                colsnap::Error::Invalid(msg) => {
-                    data(format!("{name}: does not match {aname}: {msg}"))
+                e @ colsnap::Error::Mismatch { .. } => {
+                    data(format!("{name}: does not match {aname}: {e}"))
                 }
                 e if e.is_data_error() => lib(&aname, e),
                 e => lib(&name, e),
