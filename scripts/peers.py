@@ -37,7 +37,8 @@ reported per file as `parquet_pyarrow_method`):
                   column (json.dumps of the value, nulls kept as nulls).
                   The names of those columns are reported.
 
-Nothing is ever silently dropped: if a peer still fails its error is
+DuckDB output was identical with 1 and 2 threads on the test data
+(--duckdb-threads pins it). Nothing is ever silently dropped: if a peer still fails its error is
 reported in `errors` and its size is null.
 
 Usage:
@@ -160,8 +161,6 @@ def _has_empty_struct(t, pa) -> bool:
         return any(_has_empty_struct(t.field(i).type, pa) for i in range(t.num_fields))
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return _has_empty_struct(t.value_type, pa)
-    if pa.types.is_null(t):
-        return False
     return False
 
 
