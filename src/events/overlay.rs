@@ -404,6 +404,9 @@ impl<'a> Overlay<'a> {
                 self.commit_strings(fresh, ev.seq);
             }
             Op::Update { set, remove } => {
+                if set.is_empty() && remove.is_empty() {
+                    return Err(err("an update needs `set` or `remove`".into()));
+                }
                 let slot =
                     existing.ok_or_else(|| err(format!("update of the missing key {kt}")))?;
                 let mut row = self.row_value(slot)?;
