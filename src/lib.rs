@@ -11,6 +11,7 @@ pub mod timestamp;
 
 pub use error::{Error, Result};
 pub mod format;
+pub mod generate;
 pub mod read;
 pub mod strings;
 pub mod write;

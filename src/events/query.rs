@@ -241,7 +241,7 @@ impl Overlay<'_> {
                 },
                 Cell::Str(k) => {
                     let ts = self
-                        .with_text(table.as_ref(), k, |s| timestamp::parse(s))?
+                        .with_text(table.as_ref(), k, timestamp::parse)?
                         .ok_or_else(|| Error::corrupt("overlay", 0, "timestamp expected"))?;
                     SortKey::Time(ts.secs, ts.nanos)
                 }

@@ -36,8 +36,9 @@ pub struct Composite(pub u64);
 impl Composite {
     /// Pack; `None` when the event or field index does not fit.
     pub fn new(insertion: u32, event: u64, field: u64) -> Option<Composite> {
-        (event < MAX_EVENTS && field < MAX_FIELDS)
-            .then(|| Composite(((insertion as u64) << 32) | (event << FIELD_BITS) | field))
+        (event < MAX_EVENTS && field < MAX_FIELDS).then_some(Composite(
+            ((insertion as u64) << 32) | (event << FIELD_BITS) | field,
+        ))
     }
     /// Id of the first table string greater than this one.
     pub fn insertion(self) -> u32 {
