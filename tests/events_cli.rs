@@ -132,7 +132,7 @@ fn a_log_replays_and_bad_lines_name_line_and_seq() {
                 message,
             }) => {
                 // The good events before the bad line stay applied; count them.
-                let good = (line - 1) as u64;
+                let good = line - 1;
                 assert_eq!(l, line, "{log}");
                 assert_eq!(s, seq, "{log}");
                 assert!(message.contains(msg), "{log}: {message}");
