@@ -98,6 +98,16 @@ pub enum Error {
     #[error("mismatch at row {row}: {detail}")]
     Mismatch { row: u64, detail: String },
 
+    /// An event of an event log is malformed or cannot be applied. `line` is
+    /// the 1-based line of the event log (0 when the event did not come from
+    /// a log), `seq` its sequence number when it could be read.
+    #[error("event at line {line}{}: {message}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+    Event {
+        line: u64,
+        seq: Option<u64>,
+        message: String,
+    },
+
     /// A usage error: an argument or option is not valid.
     #[error("invalid argument: {0}")]
     Invalid(String),

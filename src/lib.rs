@@ -4,6 +4,7 @@
 pub mod compress;
 pub mod encoding;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod schema;
 pub mod timestamp;

@@ -96,6 +96,59 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
     })
 }
 
+/// Build a snapshot from rows fed by `feed` into a fresh [`ColumnsBuilder`]
+/// (for example with [`push_value`]), writing it to `out`. Used by event
+/// compaction, which has rows in hand rather than JSON text.
+pub fn build_with<W: Write>(
+    out: W,
+    opts: &BuildOptions,
+    feed: impl FnOnce(&mut ColumnsBuilder) -> Result<()>,
+) -> Result<BuildReport> {
+    let t0 = Instant::now();
+    let mut b = ColumnsBuilder::new(opts.limits);
+    feed(&mut b)?;
+    b.finish()?;
+    let mut w = Writer::new(out, opts.compress);
+    let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
+    Ok(BuildReport {
+        rows: b.rows,
+        columns,
+        strings,
+        input_bytes: 0,
+        json_bytes: 0,
+        output_bytes: w.pos,
+        format: InputFormat::Ndjson,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Add one row, given as a JSON value (which must be an object), to `b`.
+/// Object keys are taken in the value's order.
+pub fn push_value(b: &mut ColumnsBuilder, row: &serde_json::Value) -> Result<()> {
+    use serde::de::DeserializeSeed;
+    let n = b.rows;
+    b.row_seed().deserialize(row).map_err(|e| Error::Value {
+        row: n,
+        path: String::new(),
+        message: e.to_string(),
+    })
+}
+
+/// Build a snapshot from rows given as JSON values: the same snapshot as
+/// building from those rows written out as JSON text.
+pub fn build_from_values<W: Write>(
+    rows: impl IntoIterator<Item = serde_json::Value>,
+    out: W,
+    opts: &BuildOptions,
+) -> Result<BuildReport> {
+    build_with(out, opts, |b| {
+        for r in rows {
+            push_value(b, &r)?;
+        }
+        Ok(())
+    })
+}
+
 /// Build into memory.
 pub fn build_to_vec(input: impl Read, opts: &BuildOptions) -> Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -11,6 +11,7 @@ mod mmap;
 mod node;
 mod verify;
 
+pub(crate) use export::Emitter;
 pub use export::ExportOptions;
 pub use node::NodeData;
 pub use verify::VerifyReport;

@@ -133,10 +133,16 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = e.downcast_ref::<Fail>().map_or(EXIT_DATA, |f| f.code);
+            let code = match (e.downcast_ref::<Fail>(), e.downcast_ref::<colsnap::Error>()) {
+                (Some(f), _) => f.code,
+                (None, Some(colsnap::Error::Invalid(_) | colsnap::Error::NotFound { .. })) => {
+                    EXIT_USAGE
+                }
+                _ => EXIT_DATA,
+            };
             // One line: the outermost message (which already names the file
             // and the place); no backtrace, no Debug dump.
-            let msg = e.to_string().replace('\n', " ");
+            let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("{}: error: {msg}", program());
             ExitCode::from(code)
         }

@@ -4,6 +4,8 @@
 
 mod build;
 mod common;
+mod compact;
+mod diff;
 mod export;
 mod inspect;
 mod verify;
@@ -17,6 +19,8 @@ Examples:
   colsnap inspect issues.colsnap
   colsnap verify issues.colsnap --against issues.ndjson
   colsnap export issues.colsnap --ndjson --columns number,title --rows 0..10
+  colsnap compact issues.colsnap events.ndjson -o new.colsnap
+  colsnap diff old.colsnap new.colsnap -o events.ndjson
 
 Exit status: 0 success, 1 bad data (invalid JSON, corrupt snapshot, failed
 verify), 2 usage error (bad arguments, missing input file, OUTPUT == INPUT).
@@ -40,6 +44,10 @@ enum Command {
     Verify(verify::Args),
     /// Write a snapshot's rows as JSON to stdout.
     Export(export::Args),
+    /// Apply an event log to a snapshot and write a new snapshot.
+    Compact(compact::Args),
+    /// Write the events that turn one snapshot into another.
+    Diff(diff::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,5 +57,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Export(a) => export::run(a),
+        Command::Compact(a) => compact::run(a),
+        Command::Diff(a) => diff::run(a),
     })
 }

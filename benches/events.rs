@@ -1,0 +1,165 @@
+//! Events overlay benchmark: apply 10,000 events to a snapshot of generated
+//! issues, then sort by a string column with the overlay in place, compared
+//! in the same run with sorting the snapshot alone.
+//!
+//! `COLSNAP_BENCH_ROWS` sets the number of issues (default 1,000,000).
+
+use colsnap::events::{Event, Op, Overlay};
+use colsnap::generate::{GenOptions, issues};
+use colsnap::{BuildOptions, Snapshot};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use std::time::Instant;
+
+fn rows() -> usize {
+    std::env::var("COLSNAP_BENCH_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn snapshot(n: usize) -> Snapshot {
+    let opts = GenOptions {
+        count: n,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    colsnap::write::build_with(&mut out, &BuildOptions::default(), |b| {
+        for v in issues(&opts) {
+            colsnap::write::push_value(b, &v)?;
+        }
+        Ok(())
+    })
+    .expect("build");
+    Snapshot::from_bytes(out).expect("open")
+}
+
+/// 10,000 events: 70% title/state updates bringing new strings, 20%
+/// creates, 10% deletes, with consecutive sequence numbers.
+fn events(snap: &Snapshot) -> Vec<Event> {
+    let ids = snap.column("id").expect("id column");
+    let n = ids.len();
+    let key = |i: usize| json!(ids.ints[ids.pos(i)]);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = Vec::with_capacity(10_000);
+    let mut deleted = std::collections::HashSet::new();
+    for seq in 0..10_000u64 {
+        let r = next();
+        let op = match r % 10 {
+            0..=6 => {
+                let mut i = (next() % n as u64) as usize;
+                while deleted.contains(&i) {
+                    i = (i + 1) % n;
+                }
+                let title = format!("Event {seq}: crash when {} opens", next() % 1000);
+                out.push(Event {
+                    seq,
+                    key: key(i),
+                    op: Op::Update {
+                        set: vec![
+                            (vec!["title".into()], Value::from(title)),
+                            (vec!["state".into()], Value::from("closed")),
+                        ],
+                        remove: vec![],
+                    },
+                });
+                continue;
+            }
+            7 | 8 => {
+                let id = 10_000_000_000u64 + seq;
+                let row = json!({"id": id, "title": format!("New issue {seq}"), "state": "open"});
+                Op::Create {
+                    row: row.as_object().cloned().unwrap_or_default(),
+                    at: None,
+                }
+            }
+            _ => {
+                let mut i = (next() % n as u64) as usize;
+                while !deleted.insert(i) {
+                    i = (i + 1) % n;
+                }
+                out.push(Event {
+                    seq,
+                    key: key(i),
+                    op: Op::Delete,
+                });
+                continue;
+            }
+        };
+        let id = 10_000_000_000u64 + seq;
+        out.push(Event {
+            seq,
+            key: json!(id),
+            op,
+        });
+    }
+    out
+}
+
+fn apply<'a>(snap: &'a Snapshot, evs: &[Event]) -> Overlay<'a> {
+    let mut o = Overlay::new(snap, "id").expect("overlay");
+    for (i, e) in evs.iter().enumerate() {
+        o.apply(e, i as u64 + 1).expect("apply");
+    }
+    o
+}
+
+fn bench(c: &mut Criterion) {
+    let n = rows();
+    let t = Instant::now();
+    let snap = snapshot(n);
+    eprintln!(
+        "built {n} generated issues in {:.1}s ({} bytes)",
+        t.elapsed().as_secs_f64(),
+        snap.bytes().len()
+    );
+    let evs = events(&snap);
+    let mut g = c.benchmark_group(format!("events_{n}_rows"));
+    g.sample_size(10);
+    g.bench_function("apply_10k_events", |b| {
+        b.iter_batched(|| (), |_| apply(&snap, &evs).len(), BatchSize::PerIteration)
+    });
+    let mut plain = Overlay::new(&snap, "id").expect("overlay");
+    let mut over = apply(&snap, &evs);
+    g.bench_function("sort_title_snapshot_alone", |b| {
+        b.iter(|| plain.sorted_slots("title", false).expect("sort").len())
+    });
+    g.bench_function("sort_title_with_overlay", |b| {
+        b.iter(|| over.sorted_slots("title", false).expect("sort").len())
+    });
+    g.finish();
+    // The ratio, measured here too (best of 5 each).
+    let best = |f: &mut dyn FnMut()| {
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let a = best(&mut || {
+        plain.sorted_slots("title", false).expect("sort");
+    });
+    let b = best(&mut || {
+        over.sorted_slots("title", false).expect("sort");
+    });
+    let t = Instant::now();
+    let o = apply(&snap, &evs);
+    let applied = t.elapsed().as_secs_f64();
+    eprintln!(
+        "rows {n}: apply 10,000 events {applied:.3}s ({} rows after, {} overridden); sort by title: snapshot alone {a:.3}s, with overlay {b:.3}s, ratio {:.2}x",
+        o.len(),
+        o.overridden(),
+        b / a
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

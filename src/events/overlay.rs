@@ -1,0 +1,664 @@
+//! The overlay: an open snapshot plus events applied in memory.
+
+use super::event::{Event, Op, apply_update, event_error, get_path, key_text};
+use super::order::Order;
+use super::path::{join_path, parse_path};
+use super::strkey::{Composite, MAX_EVENTS, MAX_FIELDS, StrKey};
+use crate::error::{Error, Result};
+use crate::model::Kind;
+use crate::read::{Emitter, ExportOptions, Snapshot};
+use crate::strings::StringTable;
+use crate::timestamp::{self, Timestamp};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+/// The default key field.
+pub const DEFAULT_KEY_FIELD: &str = "id";
+
+/// One cell of a row-domain column as the overlay sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    /// The field is not present (or its parent is not an object).
+    Absent,
+    /// `null`.
+    Null,
+    /// `true`/`false`.
+    Bool(bool),
+    /// An integer in `i64` range.
+    Int(i64),
+    /// An integer above `i64::MAX`.
+    UInt(u64),
+    /// Any other number.
+    Float(f64),
+    /// A string that is not a timestamp (or is stored as a plain string).
+    Str(StrKey),
+    /// An RFC 3339 timestamp reproduced byte for byte.
+    Time(Timestamp),
+    /// An object.
+    Object,
+    /// An array.
+    Array,
+}
+
+/// A snapshot with events applied in memory. The snapshot's string tables
+/// are never rewritten: strings the events bring are represented by
+/// composite ids ([`super::strkey`]). Every row lives in a *slot*: slots
+/// `0..rows` are the snapshot's rows, created rows get the next slots. A
+/// slot is either the snapshot's row or an overridden row held as JSON.
+pub struct Overlay<'a> {
+    snap: &'a Snapshot,
+    key_path: Vec<String>,
+    n_snap: u32,
+    order: Order,
+    /// Overridden snapshot rows and created rows, by slot.
+    rows: HashMap<u32, Value>,
+    /// Key text -> slot of every live row that has a key (built on first use).
+    keys: Option<HashMap<String, u32>>,
+    /// New strings of each string-bringing event, by field index.
+    new_strings: Vec<Vec<Box<str>>>,
+    /// Sequence number of each string-bringing event.
+    new_string_seqs: Vec<u64>,
+    /// Where each new string was defined: (event index, field index).
+    introduced: HashMap<Box<str>, (u32, u32)>,
+    last_seq: Option<u64>,
+    applied: u64,
+    emitter: Option<Emitter<'a>>,
+}
+
+impl std::fmt::Debug for Overlay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlay")
+            .field("rows", &self.len())
+            .field("applied", &self.applied)
+            .field("last_seq", &self.last_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Is `s` a string the builder would store as a timestamp?
+pub(crate) fn is_timestamp(s: &str) -> bool {
+    timestamp::looks_like(s) && timestamp::parse(s).is_some()
+}
+
+fn walk_strings<'v>(v: &'v Value, out: &mut impl FnMut(&'v str)) {
+    match v {
+        Value::String(s) => out(s),
+        Value::Array(a) => a.iter().for_each(|x| walk_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| walk_strings(x, out)),
+        _ => {}
+    }
+}
+
+impl<'a> Overlay<'a> {
+    /// An overlay with no events; rows are identified by the (possibly
+    /// nested, display-path) field `key_field`.
+    pub fn new(snap: &'a Snapshot, key_field: &str) -> Result<Overlay<'a>> {
+        let key_path =
+            parse_path(key_field).map_err(|m| Error::Invalid(format!("key field: {m}")))?;
+        let n_snap = u32::try_from(snap.rows()).map_err(|_| Error::Limit {
+            what: "rows",
+            got: snap.rows(),
+            max: u32::MAX as u64,
+        })?;
+        Ok(Overlay {
+            snap,
+            key_path,
+            n_snap,
+            order: Order::new(n_snap),
+            rows: HashMap::new(),
+            keys: None,
+            new_strings: Vec::new(),
+            new_string_seqs: Vec::new(),
+            introduced: HashMap::new(),
+            last_seq: None,
+            applied: 0,
+            emitter: None,
+        })
+    }
+
+    /// The snapshot under the overlay.
+    pub fn snapshot(&self) -> &'a Snapshot {
+        self.snap
+    }
+
+    /// The key field as a display path.
+    pub fn key_field(&self) -> String {
+        join_path(&self.key_path)
+    }
+
+    /// Rows in the current view.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when the view has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.order.len() == 0
+    }
+
+    /// Events applied so far.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Sequence number of the last applied event.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Rows held as JSON (overridden or created).
+    pub fn overridden(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The string-bringing events so far (what composite ids can address).
+    pub fn string_events(&self) -> usize {
+        self.new_strings.len()
+    }
+
+    /// The slots of the view, in row order.
+    pub fn slots(&self) -> Vec<u32> {
+        self.order.iter().collect()
+    }
+
+    /// The text of a new string.
+    pub fn new_string(&self, c: Composite) -> &str {
+        &self.new_strings[c.event() as usize][c.field() as usize]
+    }
+
+    /// Sequence number of the event that defined a new string.
+    pub fn defining_seq(&self, c: Composite) -> u64 {
+        self.new_string_seqs[c.event() as usize]
+    }
+
+    fn emitter(&mut self) -> Result<&mut Emitter<'a>> {
+        if self.emitter.is_none() {
+            self.emitter = Some(Emitter::new(self.snap, None)?);
+        }
+        Ok(self.emitter.as_mut().expect("just set"))
+    }
+
+    /// Append the row in `slot` as compact JSON to `out`.
+    pub fn row_json(&mut self, slot: u32, out: &mut Vec<u8>) -> Result<()> {
+        if let Some(v) = self.rows.get(&slot) {
+            serde_json::to_writer(&mut *out, v).map_err(|e| Error::Invalid(e.to_string()))?;
+            return Ok(());
+        }
+        if slot >= self.n_snap {
+            return Err(Error::NotFound {
+                what: "row slot",
+                name: slot.to_string(),
+            });
+        }
+        self.emitter()?.row(slot as u64, out)
+    }
+
+    /// The row in `slot` as JSON.
+    pub fn row_value(&mut self, slot: u32) -> Result<Value> {
+        if let Some(v) = self.rows.get(&slot) {
+            return Ok(v.clone());
+        }
+        let mut out = Vec::new();
+        self.row_json(slot, &mut out)?;
+        serde_json::from_slice(&out).map_err(|e| Error::corrupt("row", slot as u64, e.to_string()))
+    }
+
+    /// Every row of the view as JSON values, in order.
+    pub fn to_values(&mut self) -> Result<Vec<Value>> {
+        let slots = self.slots();
+        slots.into_iter().map(|s| self.row_value(s)).collect()
+    }
+
+    /// Write the view as JSON (an array or NDJSON), like [`Snapshot::export`].
+    /// Column selection is not supported with events.
+    pub fn export(&mut self, w: &mut dyn Write, opts: &ExportOptions) -> Result<u64> {
+        if opts.columns.is_some() {
+            return Err(Error::Invalid(
+                "selecting columns is not supported together with events".into(),
+            ));
+        }
+        let slots = self.slots();
+        let n = slots.len() as u64;
+        let r = opts.rows.clone().unwrap_or(0..n);
+        let r = r.start.min(n)..r.end.min(n);
+        let io = |e: std::io::Error| Error::io(None, e);
+        let mut out = Vec::with_capacity(1 << 16);
+        if !opts.ndjson {
+            out.push(b'[');
+        }
+        for (i, &slot) in slots[r.start as usize..r.end as usize].iter().enumerate() {
+            if !opts.ndjson {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'\n');
+            }
+            self.row_json(slot, &mut out)?;
+            if opts.ndjson {
+                out.push(b'\n');
+            }
+            if out.len() > 1 << 16 {
+                w.write_all(&out).map_err(io)?;
+                out.clear();
+            }
+        }
+        if !opts.ndjson {
+            if !r.is_empty() {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"]\n");
+        }
+        w.write_all(&out).map_err(io)?;
+        w.flush().map_err(io)?;
+        Ok(r.end - r.start)
+    }
+
+    /// Feed every row of the view, in order, to a snapshot builder: the
+    /// snapshot's rows as their exported JSON, the others as values.
+    pub(crate) fn feed(&mut self, b: &mut crate::schema::ColumnsBuilder) -> Result<()> {
+        use serde::de::DeserializeSeed;
+        let mut buf = Vec::new();
+        for slot in self.slots() {
+            if let Some(v) = self.rows.get(&slot) {
+                crate::write::push_value(b, v)?;
+                continue;
+            }
+            buf.clear();
+            self.emitter()?.row(slot as u64, &mut buf)?;
+            let n = b.rows;
+            let mut de = serde_json::Deserializer::from_slice(&buf);
+            b.row_seed()
+                .deserialize(&mut de)
+                .map_err(|e| Error::Value {
+                    row: n,
+                    path: String::new(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    fn ensure_keys(&mut self) -> Result<()> {
+        if self.keys.is_some() {
+            return Ok(());
+        }
+        let mut keys = HashMap::with_capacity(self.n_snap as usize);
+        let path = join_path(&self.key_path);
+        if let Some(node) = self.snap.node_by_path(&path) {
+            let data = self.snap.node(node)?;
+            let table = self.snap.table_of(node).ok();
+            let mut text = String::new();
+            for i in 0..self.n_snap as usize {
+                let p = data.pos(i);
+                let v = match data.kind(i) {
+                    Kind::Int => Value::from(data.ints[p]),
+                    Kind::UInt => Value::from(data.uints[p]),
+                    Kind::Float => serde_json::Number::from_f64(data.floats[p])
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null),
+                    Kind::Str => match &table {
+                        Some(t) => Value::String(t.get(data.strs[p])?),
+                        None => continue,
+                    },
+                    Kind::Time => {
+                        text.clear();
+                        timestamp::format(&data.timestamp(p), &mut text);
+                        Value::String(text.clone())
+                    }
+                    _ => continue,
+                };
+                if let Some(prev) = keys.insert(key_text(&v), i as u32) {
+                    return Err(Error::Value {
+                        row: i as u64,
+                        path,
+                        message: format!(
+                            "the key {} is also the key of row {prev}; events need a unique key field (choose another with key_field)",
+                            key_text(&v)
+                        ),
+                    });
+                }
+            }
+        }
+        self.keys = Some(keys);
+        Ok(())
+    }
+
+    /// The slot of the live row with key `key`.
+    pub fn slot_of(&mut self, key: &Value) -> Result<Option<u32>> {
+        self.ensure_keys()?;
+        Ok(self
+            .keys
+            .as_ref()
+            .and_then(|k| k.get(&key_text(key)).copied()))
+    }
+
+    /// Apply one event. `line` is where it came from (for errors; 0 if
+    /// none). The event is checked completely before anything changes: on
+    /// error the view is exactly as before.
+    pub fn apply(&mut self, ev: &Event, line: u64) -> Result<()> {
+        let err = |m: String| event_error(line, Some(ev.seq), m);
+        if let Some(last) = self.last_seq {
+            if ev.seq != last.wrapping_add(1) {
+                return Err(err(if ev.seq <= last {
+                    format!(
+                        "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
+                        ev.seq
+                    )
+                } else {
+                    format!(
+                        "sequence gap: expected seq {} after {last}, got {} ({} events missing)",
+                        last + 1,
+                        ev.seq,
+                        ev.seq - last - 1
+                    )
+                }));
+            }
+        }
+        self.ensure_keys()?;
+        let kt = key_text(&ev.key);
+        let existing = self.keys.as_ref().and_then(|k| k.get(&kt).copied());
+        match &ev.op {
+            Op::Create { row, at } => {
+                if existing.is_some() {
+                    return Err(err(format!("create of the existing key {kt}")));
+                }
+                match get_path(row, &self.key_path) {
+                    Some(v) if key_text(v) == kt => {}
+                    Some(v) => {
+                        return Err(err(format!(
+                            "the row's `{}` is {} but the event's key is {kt}",
+                            self.key_field(),
+                            key_text(v)
+                        )));
+                    }
+                    None => {
+                        return Err(err(format!(
+                            "the row has no key field `{}`",
+                            self.key_field()
+                        )));
+                    }
+                }
+                let at = match *at {
+                    None => self.order.len(),
+                    Some(a) if a <= self.order.len() as u64 => a as usize,
+                    Some(a) => {
+                        return Err(err(format!(
+                            "`at` {a} is past the end of the {} rows",
+                            self.order.len()
+                        )));
+                    }
+                };
+                if self.order.slots() >= u32::MAX as usize {
+                    return Err(err(
+                        "too many rows: compact the snapshot first (`colsnap compact`)".into(),
+                    ));
+                }
+                let row = Value::Object(row.clone());
+                let fresh = self.fresh_strings(std::slice::from_ref(&row), &err)?;
+                // Commit.
+                let slot = self.order.slots() as u32;
+                self.order.insert(at, slot);
+                self.rows.insert(slot, row);
+                self.keys.as_mut().expect("built").insert(kt, slot);
+                self.commit_strings(fresh, ev.seq);
+            }
+            Op::Update { set, remove } => {
+                if set.is_empty() && remove.is_empty() {
+                    return Err(err("an update needs `set` or `remove`".into()));
+                }
+                let slot =
+                    existing.ok_or_else(|| err(format!("update of the missing key {kt}")))?;
+                let mut row = self.row_value(slot)?;
+                let obj = row
+                    .as_object_mut()
+                    .ok_or_else(|| err("row is not an object".into()))?;
+                apply_update(obj, set, remove, &self.key_path).map_err(&err)?;
+                let values: Vec<Value> = set.iter().map(|(_, v)| v.clone()).collect();
+                let fresh = self.fresh_strings(&values, &err)?;
+                self.rows.insert(slot, row);
+                self.commit_strings(fresh, ev.seq);
+            }
+            Op::Delete => {
+                let slot =
+                    existing.ok_or_else(|| err(format!("delete of the missing key {kt}")))?;
+                self.order.remove(slot);
+                self.rows.remove(&slot);
+                self.keys.as_mut().expect("built").remove(&kt);
+            }
+        }
+        self.last_seq = Some(ev.seq);
+        self.applied += 1;
+        Ok(())
+    }
+
+    /// The strings of `values` no earlier event brought, deduplicated, in order.
+    fn fresh_strings(
+        &self,
+        values: &[Value],
+        err: &dyn Fn(String) -> Error,
+    ) -> Result<Vec<Box<str>>> {
+        let mut fresh: Vec<Box<str>> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for v in values {
+            walk_strings(v, &mut |s| {
+                if !self.introduced.contains_key(s) && seen.insert(s) {
+                    fresh.push(s.into());
+                }
+            });
+        }
+        if !fresh.is_empty() {
+            if self.new_strings.len() as u64 >= MAX_EVENTS {
+                return Err(err(format!(
+                    "the overlay already holds {MAX_EVENTS} events that brought new strings, the most composite ids can address: compact the snapshot with the events so far (`colsnap compact`) and apply the rest to the new snapshot"
+                )));
+            }
+            if fresh.len() as u64 > MAX_FIELDS {
+                return Err(err(format!(
+                    "the event brings {} new strings, more than the {MAX_FIELDS} one event can address: compact the snapshot (`colsnap compact`) with the events before it, then rebuild with this one",
+                    fresh.len()
+                )));
+            }
+        }
+        Ok(fresh)
+    }
+
+    fn commit_strings(&mut self, fresh: Vec<Box<str>>, seq: u64) {
+        if fresh.is_empty() {
+            return;
+        }
+        let ev = self.new_strings.len() as u32;
+        for (f, s) in fresh.iter().enumerate() {
+            self.introduced.insert(s.clone(), (ev, f as u32));
+        }
+        self.new_strings.push(fresh);
+        self.new_string_seqs.push(seq);
+    }
+
+    /// Apply every event of an NDJSON event log (blank lines are skipped).
+    /// Stops at the first bad event: the events before it stay applied, the
+    /// view is as after them, and the error names the line and seq.
+    pub fn apply_reader(&mut self, r: impl BufRead) -> Result<u64> {
+        let mut n = 0;
+        for (i, line) in r.lines().enumerate() {
+            let lno = i as u64 + 1;
+            let line = line.map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => {
+                    event_error(lno, None, "the line is not valid UTF-8")
+                }
+                _ => Error::io(None, e),
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let ev = Event::parse(lno, &line)?;
+            self.apply(&ev, lno)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The string table that the strings of column `path` are compared in.
+    pub(crate) fn table_for(&self, node: Option<u32>) -> Option<StringTable<'a>> {
+        if self.snap.footer().tables.is_empty() {
+            return None;
+        }
+        match node {
+            Some(n) => self.snap.table_of(n).ok(),
+            None => self.snap.table(0).ok(),
+        }
+    }
+
+    /// The key of a string of an overridden row in a column with `table`.
+    pub(crate) fn str_key(&self, table: Option<&StringTable<'a>>, s: &str) -> Result<StrKey> {
+        let found = match table {
+            Some(t) => t.find(s)?,
+            None => Err(0),
+        };
+        match found {
+            Ok(id) => Ok(StrKey::Table(id)),
+            Err(ins) => match self.introduced.get(s) {
+                Some(&(e, f)) => Ok(StrKey::New(
+                    Composite::new(ins, e as u64, f as u64).expect("checked when applied"),
+                )),
+                None => Err(Error::corrupt(
+                    "overlay",
+                    0,
+                    format!("string {s:?} is neither in the table nor brought by an event"),
+                )),
+            },
+        }
+    }
+
+    /// The text of a string cell of a column with `table`, passed to `f`.
+    pub fn with_text<T>(
+        &self,
+        table: Option<&StringTable<'a>>,
+        k: StrKey,
+        f: impl FnOnce(&str) -> T,
+    ) -> Result<T> {
+        match k {
+            StrKey::New(c) => Ok(f(self.new_string(c))),
+            StrKey::Table(id) => match table {
+                Some(t) => t.with(id, f),
+                None => Err(Error::NotFound {
+                    what: "string table",
+                    name: "0".into(),
+                }),
+            },
+        }
+    }
+
+    /// Whether `slot` holds the snapshot's own row (not overridden).
+    pub fn is_snapshot_row(&self, slot: u32) -> bool {
+        slot < self.n_snap && !self.rows.contains_key(&slot)
+    }
+
+    /// The typed cells of the row-domain column `path` (a display path
+    /// without `[]`) for every row of the view, in order, plus the slots.
+    /// Snapshot rows read the snapshot's column; overridden rows read
+    /// their JSON, strings getting table ids or composite ids.
+    pub fn column(&mut self, path: &str) -> Result<(Vec<u32>, Vec<Cell>)> {
+        let keys = parse_path(path).map_err(Error::Invalid)?;
+        let node = self.snap.node_by_path(&join_path(&keys));
+        let data = match node {
+            Some(n) => Some(self.snap.node(n)?),
+            None => None,
+        };
+        let table = self.table_for(node);
+        let slots = self.slots();
+        let mut cells = Vec::with_capacity(slots.len());
+        for &slot in &slots {
+            let cell = match self.rows.get(&slot) {
+                Some(v) => {
+                    let v = v.as_object().and_then(|o| get_path(o, &keys));
+                    self.value_cell(table.as_ref(), v)?
+                }
+                None => match &data {
+                    None => Cell::Absent,
+                    Some(d) => {
+                        let i = slot as usize;
+                        let p = d.pos(i);
+                        match d.kind(i) {
+                            Kind::Absent => Cell::Absent,
+                            Kind::Null => Cell::Null,
+                            Kind::False => Cell::Bool(false),
+                            Kind::True => Cell::Bool(true),
+                            Kind::Int => Cell::Int(d.ints[p]),
+                            Kind::UInt => Cell::UInt(d.uints[p]),
+                            Kind::Float => Cell::Float(d.floats[p]),
+                            Kind::Str => Cell::Str(StrKey::Table(d.strs[p])),
+                            Kind::Time => Cell::Time(d.timestamp(p)),
+                            Kind::Object => Cell::Object,
+                            Kind::Array => Cell::Array,
+                        }
+                    }
+                },
+            };
+            cells.push(cell);
+        }
+        Ok((slots, cells))
+    }
+
+    fn value_cell(&self, table: Option<&StringTable<'a>>, v: Option<&Value>) -> Result<Cell> {
+        Ok(match v {
+            None => Cell::Absent,
+            Some(Value::Null) => Cell::Null,
+            Some(Value::Bool(b)) => Cell::Bool(*b),
+            Some(Value::Number(n)) => {
+                if let Some(i) = n.as_i64() {
+                    Cell::Int(i)
+                } else if let Some(u) = n.as_u64() {
+                    Cell::UInt(u)
+                } else {
+                    Cell::Float(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            Some(Value::String(s)) => match timestamp::looks_like(s)
+                .then(|| timestamp::parse(s))
+                .flatten()
+            {
+                Some(ts) => Cell::Time(ts),
+                None => Cell::Str(self.str_key(table, s)?),
+            },
+            Some(Value::Object(_)) => Cell::Object,
+            Some(Value::Array(_)) => Cell::Array,
+        })
+    }
+}
+
+/// Open the event log at `events` and apply it to `snap`: what
+/// `colsnap query --events` and `colsnap export --events` use.
+pub fn load_overlay<'a>(
+    snap: &'a Snapshot,
+    events: impl AsRef<std::path::Path>,
+    key_field: &str,
+) -> Result<Overlay<'a>> {
+    let path = events.as_ref();
+    let f = std::fs::File::open(path).map_err(|e| Error::io(Some(path), e))?;
+    let mut o = Overlay::new(snap, key_field)?;
+    o.apply_reader(std::io::BufReader::new(f))?;
+    Ok(o)
+}
+
+impl Overlay<'_> {
+    /// Rows of the view whose key is in `keys` (for tests and tools).
+    pub fn has_key(&mut self, key: &Value) -> Result<bool> {
+        Ok(self.slot_of(key)?.is_some())
+    }
+
+    /// The snapshot's rows count.
+    pub fn snapshot_rows(&self) -> u32 {
+        self.n_snap
+    }
+
+    /// Whether `slot` is in the view.
+    pub fn contains_slot(&self, slot: u32) -> bool {
+        self.order.contains(slot)
+    }
+
+    /// The JSON of the overridden or created row in `slot`, if it is one.
+    pub fn overridden_row(&self, slot: u32) -> Option<&Map<String, Value>> {
+        self.rows.get(&slot).and_then(|v| v.as_object())
+    }
+}

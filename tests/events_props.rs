@@ -1,0 +1,330 @@
+//! Property tests of events: the overlay, compaction and diff agree with a
+//! snapshot rebuilt from the replayed JSON.
+
+use colsnap::events::{
+    Event, Filter, Op, Overlay, Query, Sort, compact_to_vec, diff_values, write_events,
+};
+use colsnap::{BuildOptions, Error, Snapshot, build_to_vec};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn opts() -> BuildOptions {
+    // Tiny chunks: tables span several chunks.
+    BuildOptions {
+        chunk_size: 24,
+        long_chunk_size: 64,
+        long_text_min_avg: 12,
+        ..Default::default()
+    }
+}
+
+fn snapshot(rows: &[Value]) -> Snapshot {
+    Snapshot::from_bytes(build_to_vec(&serde_json::to_vec(rows).unwrap()[..], &opts()).unwrap())
+        .unwrap()
+}
+
+/// Order-sensitive text of rows.
+fn text(rows: &[Value]) -> String {
+    serde_json::to_string(rows).unwrap()
+}
+
+const POOL: &[&str] = &[
+    "",
+    "a",
+    "ab",
+    "b",
+    "ba",
+    "bug",
+    "bugs",
+    "c",
+    "é",
+    "日本",
+    "z",
+    "zz",
+    "2024-01-02T03:04:05Z",
+    "2023-12-31T23:59:59+01:00",
+    "2024-01-02T03:04:05.5Z",
+];
+
+/// A string near the pool: equal, just before, just after, between.
+fn string() -> impl Strategy<Value = String> {
+    (0..POOL.len(), 0..5u8).prop_map(|(i, m)| {
+        let s = POOL[i];
+        match m {
+            0 | 1 => s.to_string(),
+            2 => {
+                // just before: drop the last char (or "" stays "")
+                let mut t = s.to_string();
+                t.pop();
+                t
+            }
+            3 => format!("{s}\u{0}"), // just after
+            _ => format!("{s}m"),     // between it and its neighbours
+        }
+    })
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => string().prop_map(Value::from),
+        1 => Just(Value::Null),
+        1 => any::<bool>().prop_map(Value::Bool),
+        1 => (-3i64..3).prop_map(Value::from),
+        1 => prop_oneof![Just(json!(1.5)), Just(json!(-0.0)), Just(json!(u64::MAX))],
+    ]
+}
+
+fn field_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => scalar(),
+        1 => proptest::collection::vec(string().prop_map(Value::from), 0..3).prop_map(Value::Array),
+        1 => (string(), scalar()).prop_map(|(a, b)| json!({"login": a, "x": b})),
+    ]
+}
+
+const FIELDS: &[&str] = &["t", "ts", "n", "user", "user.login", "labels", "new"];
+
+fn row_body() -> impl Strategy<Value = Vec<(usize, Value)>> {
+    proptest::collection::vec((0..4usize, field_value()), 0..4)
+}
+
+fn make_row(id: i64, body: &[(usize, Value)]) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(id));
+    for (f, v) in body {
+        m.insert(["t", "ts", "n", "user"][*f].into(), v.clone());
+    }
+    Value::Object(m)
+}
+
+#[derive(Clone, Debug)]
+enum Act {
+    Create(Vec<(usize, Value)>, Option<usize>),
+    Update(usize, Vec<(usize, Value)>, Vec<usize>),
+    Delete(usize),
+    DeleteMissing,
+    UpdateMissing,
+    CreateExisting(usize),
+    Gap,
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    let body = proptest::collection::vec((0..FIELDS.len(), field_value()), 0..3);
+    prop_oneof![
+        3 => (any::<usize>(), row_body(), proptest::option::of(any::<usize>()))
+            .prop_map(|(_, b, at)| Act::Create(b, at)),
+        5 => (any::<usize>(), body, proptest::collection::vec(0..FIELDS.len(), 0..2))
+            .prop_map(|(k, s, r)| Act::Update(k, s, r)),
+        2 => any::<usize>().prop_map(Act::Delete),
+        1 => Just(Act::DeleteMissing),
+        1 => Just(Act::UpdateMissing),
+        1 => any::<usize>().prop_map(Act::CreateExisting),
+        1 => Just(Act::Gap),
+    ]
+}
+
+/// The reference model: apply an event to plain rows (independent of the overlay).
+fn reference_apply(rows: &mut Vec<Value>, e: &Event) -> bool {
+    let pos = rows.iter().position(|r| r["id"] == e.key);
+    match (&e.op, pos) {
+        (Op::Create { row, at }, None) => {
+            let at = at.map(|a| a as usize).unwrap_or(rows.len());
+            if at > rows.len() {
+                return false;
+            }
+            rows.insert(at, Value::Object(row.clone()));
+        }
+        (Op::Update { set, remove }, Some(p)) => {
+            let mut r = rows[p].clone();
+            for (path, v) in set {
+                let mut o = r.as_object_mut().unwrap();
+                for k in &path[..path.len() - 1] {
+                    let slot = o.entry(k.clone()).or_insert_with(|| json!({}));
+                    match slot.as_object_mut() {
+                        Some(x) => o = x,
+                        None => return false,
+                    }
+                }
+                o.insert(path.last().unwrap().clone(), v.clone());
+            }
+            for path in remove {
+                let mut o = r.as_object_mut();
+                for k in &path[..path.len() - 1] {
+                    o = o.and_then(|o| o.get_mut(k)).and_then(|v| v.as_object_mut());
+                }
+                if let Some(o) = o {
+                    o.shift_remove(path.last().unwrap());
+                }
+            }
+            rows[p] = r;
+        }
+        (Op::Delete, Some(p)) => {
+            rows.remove(p);
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn queries() -> impl Strategy<Value = Vec<Query>> {
+    let col = prop_oneof![
+        Just("t"),
+        Just("ts"),
+        Just("n"),
+        Just("user.login"),
+        Just("new"),
+        Just("user")
+    ];
+    let filter = prop_oneof![
+        (col.clone(), scalar()).prop_map(|(c, v)| Filter::Eq(c.into(), v)),
+        (col.clone(), string()).prop_map(|(c, s)| Filter::Prefix(c.into(), s)),
+        (col.clone(), string()).prop_map(|(c, s)| Filter::Contains(c.into(), s)),
+    ];
+    let q = (
+        proptest::collection::vec(filter, 0..2),
+        proptest::option::of((col, any::<bool>())),
+        0..4usize,
+        proptest::option::of(0..6usize),
+    )
+        .prop_map(|(filters, sort, offset, limit)| Query {
+            filters,
+            sort: sort.map(|(p, desc)| Sort {
+                path: p.into(),
+                desc,
+            }),
+            offset,
+            limit,
+        });
+    proptest::collection::vec(q, 1..6)
+}
+
+fn event_error_of(r: colsnap::Result<()>) -> (u64, Option<u64>, String) {
+    match r {
+        Err(Error::Event { line, seq, message }) => (line, seq, message),
+        other => panic!("expected an event error, got {other:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn overlay_equals_rebuilt(
+        bodies in proptest::collection::vec(row_body(), 0..10),
+        acts in proptest::collection::vec(act(), 0..16),
+        qs in queries(),
+    ) {
+        let old: Vec<Value> = bodies.iter().enumerate().map(|(i, b)| make_row(i as i64 * 2, b)).collect();
+        let snap = snapshot(&old);
+        // The snapshot's rows (object keys in schema order) are what events replay onto.
+        let old = snap.to_values().unwrap();
+        let mut view = Overlay::new(&snap, "id").unwrap();
+        let mut model = old.clone();
+        let mut log = Vec::new();
+        let mut seq = 100u64;
+        let mut next_id = 1000i64;
+        for (line, a) in acts.iter().enumerate() {
+            let line = line as u64 + 1;
+            let pick = |k: usize| (!model.is_empty()).then(|| model[k % model.len()]["id"].clone());
+            let (e, ok) = match a {
+                Act::Create(b, at) => {
+                    next_id += 1;
+                    let at = at.map(|x| (x % (model.len() + 2)) as u64);
+                    let row = make_row(next_id, b).as_object().unwrap().clone();
+                    (Event { seq, key: json!(next_id), op: Op::Create { row, at } }, at.is_none_or(|a| a as usize <= model.len()))
+                }
+                Act::Update(k, s, r) => {
+                    let Some(key) = pick(*k) else { continue };
+                    let set = s.iter().map(|(f, v)| (colsnap::events::parse_path(FIELDS[*f]).unwrap(), v.clone())).collect();
+                    let remove = r.iter().map(|f| colsnap::events::parse_path(FIELDS[*f]).unwrap()).collect();
+                    let e = Event { seq, key, op: Op::Update { set, remove } };
+                    let ok = !(s.is_empty() && r.is_empty()) && reference_apply(&mut model.clone(), &e);
+                    (e, ok)
+                }
+                Act::Delete(k) => {
+                    let Some(key) = pick(*k) else { continue };
+                    (Event { seq, key, op: Op::Delete }, true)
+                }
+                Act::DeleteMissing => (Event { seq, key: json!("missing"), op: Op::Delete }, false),
+                Act::UpdateMissing => (Event { seq, key: json!(-7), op: Op::Update { set: vec![(vec!["t".into()], json!("x"))], remove: vec![] } }, false),
+                Act::CreateExisting(k) => {
+                    let Some(key) = pick(*k) else { continue };
+                    let row = json!({"id": key.clone(), "t": "dup"}).as_object().unwrap().clone();
+                    (Event { seq, key, op: Op::Create { row, at: None } }, false)
+                }
+                Act::Gap if log.is_empty() => continue,
+                Act::Gap => (Event { seq: seq + 1, key: json!(0), op: Op::Delete }, false),
+            };
+            if ok {
+                prop_assert!(reference_apply(&mut model, &e));
+                view.apply(&e, line).unwrap();
+                log.push(e);
+                seq += 1;
+            } else {
+                let before = text(&view.to_values().unwrap());
+                let (l, s, msg) = event_error_of(view.apply(&e, line));
+                prop_assert_eq!(l, line);
+                prop_assert_eq!(s, Some(e.seq));
+                prop_assert!(!msg.is_empty());
+                prop_assert_eq!(text(&view.to_values().unwrap()), before, "a rejected event changed the view");
+            }
+        }
+        // The view is the replayed JSON, key order included.
+        prop_assert_eq!(text(&view.to_values().unwrap()), text(&model));
+        // Compaction (from the log) writes the same bytes as building the replayed JSON.
+        let rebuilt_bytes = build_to_vec(&serde_json::to_vec(&model).unwrap()[..], &opts()).unwrap();
+        let mut nd = Vec::new();
+        write_events(&mut nd, &log).unwrap();
+        let compacted = compact_to_vec(&snap, &nd[..], &colsnap::events::CompactOptions { key_field: "id".into(), build: opts() }).unwrap();
+        prop_assert!(compacted == rebuilt_bytes, "compacted snapshot differs from the rebuilt one");
+        let rebuilt = Snapshot::from_bytes(rebuilt_bytes).unwrap();
+        let mut plain = Overlay::new(&rebuilt, "id").unwrap();
+        for q in &qs {
+            let a = view.query_rows(q).unwrap();
+            let b = plain.query_rows(q).unwrap();
+            // Same rows in the same order with the same values (a snapshot
+            // keeps object keys in schema order, so key order is not compared).
+            prop_assert_eq!(&a, &b, "query {:?}", q);
+            // A naive reference for string prefix filters.
+            if let [Filter::Prefix(c, p)] = &q.filters[..] {
+                if q.sort.is_none() && q.offset == 0 && q.limit.is_none() && !c.contains('.') {
+                    let naive: Vec<Value> = model.iter().filter(|r| r[c.as_str()].as_str().is_some_and(|s| s.starts_with(p.as_str()))).cloned().collect();
+                    prop_assert_eq!(&a, &naive);
+                }
+            }
+        }
+        // Diff, then apply, reproduces NEW exactly.
+        let d = diff_values(&old, &model, "id", 1).unwrap();
+        let mut again = Overlay::new(&snap, "id").unwrap();
+        for (i, e) in d.iter().enumerate() {
+            again.apply(e, i as u64 + 1).unwrap();
+        }
+        prop_assert_eq!(text(&again.to_values().unwrap()), text(&model));
+    }
+
+    /// Sorting a pure string column agrees with sorting the strings.
+    #[test]
+    fn string_sort_matches_naive(
+        ts in proptest::collection::vec(string(), 0..12),
+        news in proptest::collection::vec(string(), 0..12),
+        desc in any::<bool>(),
+    ) {
+        let old: Vec<Value> = ts.iter().enumerate().map(|(i, s)| json!({"id": i, "t": format!("s{s}")})).collect();
+        let snap = snapshot(&old);
+        let mut view = Overlay::new(&snap, "id").unwrap();
+        let mut model = old.clone();
+        for (i, s) in news.iter().enumerate() {
+            let row = json!({"id": 100 + i, "t": format!("s{s}")});
+            let e = Event { seq: i as u64, key: json!(100 + i), op: Op::Create { row: row.as_object().unwrap().clone(), at: None } };
+            view.apply(&e, 1).unwrap();
+            model.push(row);
+        }
+        let mut naive = model.clone();
+        naive.sort_by(|a, b| {
+            let o = a["t"].as_str().unwrap().cmp(b["t"].as_str().unwrap());
+            if desc { o.reverse() } else { o }
+        });
+        let got = view.query_rows(&Query { sort: Some(Sort { path: "t".into(), desc }), ..Default::default() }).unwrap();
+        prop_assert_eq!(text(&got), text(&naive));
+    }
+}
