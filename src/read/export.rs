@@ -245,7 +245,8 @@ impl Snapshot {
     pub fn to_values(&self) -> Result<Vec<serde_json::Value>> {
         let mut e = Emitter::new(self, None)?;
         let mut out = Vec::new();
-        let mut v = Vec::with_capacity(self.rows() as usize);
+        // The row count comes from the file: never trust it for a reservation.
+        let mut v = Vec::with_capacity(self.rows().min(1 << 16) as usize);
         for i in 0..self.rows() {
             out.clear();
             e.row(i, &mut out)?;

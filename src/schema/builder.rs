@@ -84,6 +84,15 @@ pub struct ColumnsBuilder {
 impl ColumnsBuilder {
     /// A builder with no rows.
     pub fn new(limits: Limits) -> Self {
+        // The format stores item indexes, string ids and node ids as u32:
+        // larger limits are clamped to what the format can hold.
+        let limits = Limits {
+            max_rows: limits.max_rows.min(u32::MAX as u64),
+            max_columns: limits.max_columns.min(u32::MAX as usize),
+            max_string_len: limits.max_string_len.min(u32::MAX as usize),
+            max_strings: limits.max_strings.min((u32::MAX - 1) as usize),
+            max_items: limits.max_items.min(u32::MAX as u64),
+        };
         let root = NodeBuf {
             name: Some(NodeName::Root),
             ..Default::default()
