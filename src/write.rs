@@ -134,9 +134,22 @@ pub fn write_atomically<T>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        // tempfile creates files readable by the owner only; a snapshot gets
+        // the permissions a plain `File::create` would give it (0666 less
+        // the umask), or those of the file it replaces.
+        use std::os::unix::fs::PermissionsExt;
+        let perms = match std::fs::metadata(output) {
+            Ok(m) if m.is_file() => m.permissions(),
+            _ => std::fs::Permissions::from_mode(0o666),
+        };
+        builder.permissions(perms);
+    }
+    let tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io(Some(dir), e))?;
     let mut bw = std::io::BufWriter::with_capacity(1 << 20, tmp);

@@ -150,10 +150,12 @@ pub struct TableMeta {
 /// The most rows (and items in one node) a snapshot may hold: item indexes
 /// and string ids are u32.
 pub const MAX_ITEMS: u64 = u32::MAX as u64;
-/// The deepest a node may hang below the root. serde_json refuses JSON
-/// nested deeper than 128 levels, so a built snapshot never comes close;
-/// the bound keeps readers' recursion and column paths small.
-pub const MAX_DEPTH: usize = 256;
+/// The deepest a node may hang below the root; nodes this deep hold no
+/// objects or arrays. The builder refuses rows nesting more than
+/// `schema::builder::MAX_NESTING` (126) objects and arrays, so a built
+/// snapshot never exceeds this; the bound keeps readers' recursion and
+/// column paths small, and every exported row readable by serde_json again.
+pub const MAX_DEPTH: usize = 126;
 
 /// Table flag: long-text table.
 pub const TABLE_LONG_TEXT: u8 = 1;
@@ -724,6 +726,13 @@ impl Footer {
                 } else if node.count(Kind::Absent) > 0 {
                     return Err(Error::corrupt(&what, 0, "array elements cannot be absent"));
                 }
+            }
+            if depth[i] == MAX_DEPTH && (has(Kind::Object) || has(Kind::Array)) {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("objects or arrays nested deeper than {MAX_DEPTH} levels"),
+                ));
             }
             let needs_kinds = node.const_kind().is_none();
             if needs_kinds != node.stream(Role::Kinds).is_some() {

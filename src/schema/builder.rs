@@ -298,6 +298,7 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
             b: self.b,
             node: 0,
             item: self.item,
+            level: 1,
         }
         .visit_map(map)
     }
@@ -307,6 +308,23 @@ struct ValueSeed<'a> {
     b: &'a mut ColumnsBuilder,
     node: u32,
     item: u32,
+    /// Nesting level of the value if it is an object or array (the row is 1).
+    level: usize,
+}
+
+/// The most objects and arrays nested in one row, the row itself included.
+/// serde_json refuses more than 127 levels of input; one less leaves room
+/// for the array around rows, so every snapshot exports to JSON (array or
+/// NDJSON) that reads back. Matches `format::footer::MAX_DEPTH`.
+pub const MAX_NESTING: usize = 126;
+
+fn check_level<E: de::Error>(level: usize) -> std::result::Result<(), E> {
+    if level > MAX_NESTING {
+        return Err(E::custom(format!(
+            "objects and arrays nested deeper than {MAX_NESTING} levels in one row"
+        )));
+    }
+    Ok(())
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -378,7 +396,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        let ValueSeed { b, node, item } = self;
+        let ValueSeed {
+            b,
+            node,
+            item,
+            level,
+        } = self;
+        check_level(level)?;
         b.start(node, item, Kind::Object)
             .map_err(de::Error::custom)?;
         while let Some(child) = map.next_key_seed(KeySeed { b, parent: node })? {
@@ -386,12 +410,19 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                 b,
                 node: child,
                 item,
+                level: level + 1,
             })?;
         }
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        let ValueSeed { b, node, item } = self;
+        let ValueSeed {
+            b,
+            node,
+            item,
+            level,
+        } = self;
+        check_level(level)?;
         b.start(node, item, Kind::Array)
             .map_err(de::Error::custom)?;
         let elem = b.elem(node).map_err(de::Error::custom)?;
@@ -405,6 +436,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     b,
                     node: elem,
                     item: e,
+                    level: level + 1,
                 })?
                 .is_none()
             {
