@@ -405,7 +405,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         check_level(level)?;
         b.start(node, item, Kind::Object)
             .map_err(de::Error::custom)?;
-        while let Some(child) = map.next_key_seed(KeySeed { b, parent: node })? {
+        while let Some(child) = map.next_key_seed(KeySeed {
+            b,
+            parent: node,
+            item,
+        })? {
             map.next_value_seed(ValueSeed {
                 b,
                 node: child,
@@ -452,6 +456,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 struct KeySeed<'a> {
     b: &'a mut ColumnsBuilder,
     parent: u32,
+    item: u32,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -467,6 +472,14 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         f.write_str("an object key")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<u32, E> {
-        self.b.child(self.parent, v).map_err(E::custom)
+        let c = self.b.child(self.parent, v).map_err(E::custom)?;
+        // Refuse a duplicate key as soon as it is read, so that the error
+        // points at the key rather than after its value.
+        if self.b.nodes[c as usize].idx.last() == Some(&self.item) {
+            return Err(E::custom(format!(
+                "duplicate key `{v}` in one object (duplicate keys are rejected)"
+            )));
+        }
+        Ok(c)
     }
 }
