@@ -117,7 +117,7 @@ impl ColumnsBuilder {
         }
         if s.len() > self.limits.max_string_len {
             return Err(format!(
-                "a string of {} bytes exceeds the limit of {} bytes",
+                "a string of {} bytes exceeds the limit of {} bytes (max_string_len)",
                 s.len(),
                 self.limits.max_string_len
             ));
@@ -125,7 +125,7 @@ impl ColumnsBuilder {
         let id = self.interner.len();
         if id >= self.limits.max_strings {
             return Err(format!(
-                "more than {} distinct strings",
+                "more than {} distinct strings (the max_strings limit)",
                 self.limits.max_strings
             ));
         }
@@ -137,7 +137,20 @@ impl ColumnsBuilder {
         if let Some(&c) = self.nodes[parent as usize].child_index.get(key) {
             return Ok(c);
         }
-        let id = self.new_node(parent, NodeName::Key(key.to_string()))?;
+        if key.len() > self.limits.max_string_len {
+            return Err(format!(
+                "a key of {} bytes exceeds the limit of {} bytes (max_string_len)",
+                key.len(),
+                self.limits.max_string_len
+            ));
+        }
+        let id = self
+            .new_node(parent, NodeName::Key(key.to_string()))
+            .map_err(|m| {
+                let mut p = self.path(parent);
+                crate::model::push_key(&mut p, key);
+                format!("new column `{p}`: {m}")
+            })?;
         let p = &mut self.nodes[parent as usize];
         p.child_index.insert(key.into(), id);
         p.children.push(id);
@@ -148,7 +161,9 @@ impl ColumnsBuilder {
         if let Some(e) = self.nodes[parent as usize].elem {
             return Ok(e);
         }
-        let id = self.new_node(parent, NodeName::Elem)?;
+        let id = self
+            .new_node(parent, NodeName::Elem)
+            .map_err(|m| format!("new column `{}[]`: {m}", self.path(parent)))?;
         self.nodes[parent as usize].elem = Some(id);
         Ok(id)
     }
@@ -270,13 +285,10 @@ pub struct RowSeed<'a> {
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-        if self.b.rows >= self.b.limits.max_rows {
-            return Err(de::Error::custom(format!(
-                "more than {} rows (the max_rows limit)",
-                self.b.limits.max_rows
-            )));
-        }
-        let item = self.b.rows as u32;
+        // The max_rows limit is checked once a row has begun (in the
+        // visitor), so that input ending right at the limit is fine.
+        let item = u32::try_from(self.b.rows)
+            .map_err(|_| de::Error::custom("more than 2^32-1 rows"))?;
         d.deserialize_any(RowVisitor { b: self.b, item })?;
         self.b.rows += 1;
         Ok(())
@@ -294,6 +306,12 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
         f.write_str("a JSON object (every row must be an object)")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
+        if self.b.rows >= self.b.limits.max_rows {
+            return Err(de::Error::custom(format!(
+                "more than {} rows (the max_rows limit)",
+                self.b.limits.max_rows
+            )));
+        }
         ValueSeed {
             b: self.b,
             node: 0,
@@ -391,7 +409,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         self.b
             .start(self.node, self.item, Kind::Str)
             .map_err(E::custom)?;
-        let id = self.b.intern(v).map_err(E::custom)?;
+        let id = self
+            .b
+            .intern(v)
+            .map_err(|m| E::custom(format!("field `{}`: {m}", self.b.path(self.node))))?;
         self.b.nodes[self.node as usize].strs.push(id);
         Ok(())
     }
