@@ -3,7 +3,7 @@
 //! and an export: the rows that come back equal the rows that went in.
 #![no_main]
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Number, Value};
 
@@ -168,14 +168,15 @@ fn object(kv: &[(Key, Gen)], level: usize) -> Value {
     Value::Object(m)
 }
 
-fuzz_target!(|data: &[u8]| {
-    let mut u = Unstructured::new(data);
-    let Ok(sel) = u.arbitrary::<u8>() else {
-        return;
-    };
-    let Ok(rows) = u.arbitrary::<Vec<Vec<(Key, Gen)>>>() else {
-        return;
-    };
-    let rows: Vec<Value> = rows.iter().map(|kv| object(kv, 1)).collect();
-    colsnap_fuzz::harness::roundtrip(&rows, sel);
+/// The whole input: build options selector and rows (objects). Typed, so
+/// that `cargo fuzz fmt roundtrip FILE` prints a crash's rows.
+#[derive(Debug, Arbitrary)]
+struct Input {
+    sel: u8,
+    rows: Vec<Vec<(Key, Gen)>>,
+}
+
+fuzz_target!(|input: Input| {
+    let rows: Vec<Value> = input.rows.iter().map(|kv| object(kv, 1)).collect();
+    colsnap_fuzz::harness::roundtrip(&rows, input.sel);
 });
