@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: build_file INPUT OUTPUT [--chunk-size N] [--codec auto|none|gzip|zstd] [--level L]";
+    let usage =
+        "usage: build_file INPUT OUTPUT [--chunk-size N] [--codec auto|none|gzip|zstd] [--level L]";
     if args.len() < 2 {
         eprintln!("{usage}");
         return ExitCode::from(2);

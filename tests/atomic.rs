@@ -17,7 +17,15 @@ fn generate(path: &Path, mb: usize, bad_tail: bool) {
     let f = std::fs::File::create(path).expect("create input");
     let mut w = std::io::BufWriter::new(f);
     let words = [
-        "crash", "panic", "docs", "parser", "render", "window", "plugin", "lsp", "regression",
+        "crash",
+        "panic",
+        "docs",
+        "parser",
+        "render",
+        "window",
+        "plugin",
+        "lsp",
+        "regression",
         "startup",
     ];
     let mut written = 0usize;
@@ -155,7 +163,10 @@ fn killed_write_leaves_no_partial_output() {
     // Deterministic: the child is always mid-write when killed.
     let dir = tempfile::tempdir().expect("tempdir");
     let fresh = dir.path().join("fresh.colsnap");
-    assert!(kill_mid_write(&format!("stall\n{}", fresh.display()), &fresh));
+    assert!(kill_mid_write(
+        &format!("stall\n{}", fresh.display()),
+        &fresh
+    ));
     assert!(!fresh.exists(), "a partial output appeared");
     let existing = dir.path().join("existing.colsnap");
     let small = colsnap::build_to_vec(&b"{\"keep\":\"me\"}\n"[..], &Default::default())
@@ -209,7 +220,9 @@ fn killed_build_leaves_no_partial_output() {
         &existing,
     );
     check(&existing, mid2, Some(&small));
-    eprintln!("build_file killed: fresh output absent, existing output identical (mid-write: {mid}, {mid2})");
+    eprintln!(
+        "build_file killed: fresh output absent, existing output identical (mid-write: {mid}, {mid2})"
+    );
 }
 
 #[test]

@@ -10,7 +10,10 @@
 use colsnap::compress::{Codec, CodecChoice, CompressOptions};
 use colsnap::{BuildOptions, ExportOptions, Snapshot};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/hardening/mixed.ndjson");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/hardening/mixed.ndjson"
+);
 
 fn opts(choice: CodecChoice) -> BuildOptions {
     BuildOptions {
@@ -105,7 +108,10 @@ fn flip_every_byte(bytes: &[u8], name: &str, damage: impl Fn(u8) -> u8) {
         bytes.len()
     );
     assert!(total > 0);
-    assert!(missed.is_empty(), "{name}: undetected at offsets {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "{name}: undetected at offsets {missed:?}"
+    );
 }
 
 #[test]
@@ -185,7 +191,10 @@ fn truncated_files_on_disk_are_clean_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("t.colsnap");
     // Every length through the mmap path would be slow; a spread suffices.
-    for n in (0..bytes.len()).step_by(97).chain([0, 1, 15, 16, 31, 32, 33]) {
+    for n in (0..bytes.len())
+        .step_by(97)
+        .chain([0, 1, 15, 16, 31, 32, 33])
+    {
         std::fs::write(&path, &bytes[..n]).expect("write");
         let r = Snapshot::open(&path).and_then(|s| s.verify());
         assert!(r.is_err(), "length {n} accepted");

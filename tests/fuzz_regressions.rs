@@ -35,7 +35,10 @@ fn open_read_regressions() {
             verified += 1;
         }
     }
-    eprintln!("{} inputs replayed, {verified} of them valid snapshots", inputs.len());
+    eprintln!(
+        "{} inputs replayed, {verified} of them valid snapshots",
+        inputs.len()
+    );
     assert!(verified >= 3, "the seeds are valid snapshots");
 }
 

@@ -8,8 +8,8 @@
 use colsnap::compress::{self, Codec, CodecChoice, CompressOptions};
 use colsnap::encoding::{Encoding, varint};
 use colsnap::format::{
-    self, Footer, Header, NodeMeta, Role, STREAM_ROLES, SectionEntry, SectionHeader,
-    Stats, TableMeta, Trailer, VERSION,
+    self, Footer, Header, NodeMeta, Role, STREAM_ROLES, SectionEntry, SectionHeader, Stats,
+    TableMeta, Trailer, VERSION,
 };
 use colsnap::model::{KIND_COUNT, Kind, NodeName};
 use colsnap::{Error, ExportOptions, Snapshot};
@@ -179,7 +179,8 @@ fn u32_max_empty_rows_are_valid_and_stream() {
     let bytes = assemble(Vec::new(), |d| footer(rows, d, vec![root(rows)]));
     let s = Snapshot::from_bytes(bytes).expect("open");
     assert_eq!(s.rows(), rows);
-    s.verify().expect("verify is not proportional to empty rows");
+    s.verify()
+        .expect("verify is not proportional to empty rows");
     let mut out = Vec::new();
     let n = s
         .export(
@@ -224,7 +225,10 @@ fn a_node_of_two_to_the_32_items_is_refused_at_open() {
         )
     });
     let d = corrupt_detail(Snapshot::from_bytes(bytes));
-    assert!(d.contains("node 2") && d.contains("4294967296 items exceed"), "{d}");
+    assert!(
+        d.contains("node 2") && d.contains("4294967296 items exceed"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -305,11 +309,15 @@ fn a_four_gib_string_claim_is_refused() {
         let err = s.table(0).expect("table").get(0).expect_err("4 GiB string");
         let msg = err.to_string();
         assert!(
-            matches!(err, Error::Corrupt { .. }) && msg.contains(&format!("length {claim} exceeds")),
+            matches!(err, Error::Corrupt { .. })
+                && msg.contains(&format!("length {claim} exceeds")),
             "{msg}"
         );
         assert!(s.verify().is_err());
-        assert!(s.export(&mut std::io::sink(), &ExportOptions::default()).is_err());
+        assert!(
+            s.export(&mut std::io::sink(), &ExportOptions::default())
+                .is_err()
+        );
     }
 }
 
@@ -317,11 +325,14 @@ fn a_four_gib_string_claim_is_refused() {
 fn a_section_past_the_end_is_refused_at_open() {
     let payload = vec![7u8; 8];
     for (grow, what) in [(1u32, "past the footer"), (1 << 30, "past the footer")] {
-        let bytes = assemble(vec![raw(Role::Lens, Encoding::Varint, payload.clone())], |mut d| {
-            d[0].stored_len += grow;
-            d[0].raw_len += grow;
-            footer(0, d, vec![root(0)])
-        });
+        let bytes = assemble(
+            vec![raw(Role::Lens, Encoding::Varint, payload.clone())],
+            |mut d| {
+                d[0].stored_len += grow;
+                d[0].raw_len += grow;
+                footer(0, d, vec![root(0)])
+            },
+        );
         let d = corrupt_detail(Snapshot::from_bytes(bytes));
         assert!(d.contains(what), "{d}");
     }
@@ -341,14 +352,25 @@ fn huge_counts_in_the_footer_are_refused_before_allocating() {
     let mut f = Vec::new();
     varint::put_u64(&mut f, 0);
     varint::put_u64(&mut f, 1 << 60);
-    let d = corrupt_detail(Snapshot::from_bytes(finish(header.clone(), &f, Codec::None)));
-    assert!(d.contains("section count") && d.contains("exceeds the limit"), "{d}");
+    let d = corrupt_detail(Snapshot::from_bytes(finish(
+        header.clone(),
+        &f,
+        Codec::None,
+    )));
+    assert!(
+        d.contains("section count") && d.contains("exceeds the limit"),
+        "{d}"
+    );
     // rows 0, no sections, 2^40 tables.
     let mut f = Vec::new();
     varint::put_u64(&mut f, 0);
     varint::put_u64(&mut f, 0);
     varint::put_u64(&mut f, 1 << 40);
-    let d = corrupt_detail(Snapshot::from_bytes(finish(header.clone(), &f, Codec::None)));
+    let d = corrupt_detail(Snapshot::from_bytes(finish(
+        header.clone(),
+        &f,
+        Codec::None,
+    )));
     assert!(d.contains("table count"), "{d}");
     // rows 0, no sections, no tables, 2^40 nodes.
     let mut f = Vec::new();
@@ -405,9 +427,12 @@ fn decompression_is_capped_by_the_declared_length() {
         )
         .expect("compress")
         .1;
-        let err = compress::decompress(c, &small, u32::MAX as usize, None, "claim")
-            .expect_err("short");
-        assert!(err.to_string().contains("decompressed to 1000 bytes"), "{err}");
+        let err =
+            compress::decompress(c, &small, u32::MAX as usize, None, "claim").expect_err("short");
+        assert!(
+            err.to_string().contains("decompressed to 1000 bytes"),
+            "{err}"
+        );
     }
     // The same through a file: a 4 GiB claim on a zstd section.
     let (_, stored) = compress::compress(

@@ -35,7 +35,10 @@ fn max_rows() {
     build("{\"a\":1}\n{\"a\":2}\n", limits).expect("at the limit");
     let (line, col, m) = json_err("{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", limits);
     assert_eq!((line, col), (3, 2), "{m}");
-    assert!(m.contains("more than 2 rows") && m.contains("max_rows"), "{m}");
+    assert!(
+        m.contains("more than 2 rows") && m.contains("max_rows"),
+        "{m}"
+    );
     let (line, _, m) = json_err("[{\"a\":1},{\"a\":2},\n{\"a\":3}]", limits);
     assert_eq!(line, 2, "{m}");
     assert!(m.contains("max_rows"), "{m}");
@@ -51,12 +54,17 @@ fn max_string_len() {
     let (line, col, m) = json_err("{\"a\":\"ok\"}\n{\"b\":{\"c\":\"123456\"}}", limits);
     assert_eq!((line, col), (2, 18), "{m}");
     assert!(
-        m.contains("field `b.c`") && m.contains("6 bytes exceeds the limit of 5") && m.contains("max_string_len"),
+        m.contains("field `b.c`")
+            && m.contains("6 bytes exceeds the limit of 5")
+            && m.contains("max_string_len"),
         "{m}"
     );
     // Keys count too.
     let (_, _, m) = json_err("{\"abcdef\":1}", limits);
-    assert!(m.contains("key of 6 bytes") && m.contains("max_string_len"), "{m}");
+    assert!(
+        m.contains("key of 6 bytes") && m.contains("max_string_len"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -68,7 +76,10 @@ fn max_strings() {
     build("[{\"a\":\"x\"},{\"a\":\"y\"},{\"a\":\"x\"}]", limits).expect("2 distinct");
     let (_, col, m) = json_err("[{\"a\":\"x\"},{\"a\":\"y\"},{\"a\":\"z\"}]", limits);
     assert_eq!(col, 29, "{m}");
-    assert!(m.contains("field `a`") && m.contains("more than 2 distinct strings"), "{m}");
+    assert!(
+        m.contains("field `a`") && m.contains("more than 2 distinct strings"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -81,13 +92,19 @@ fn max_columns() {
     build("{\"a\":1,\"b\":2}", limits).expect("at the limit");
     let (line, _, m) = json_err("{\"a\":1,\"b\":2}\n{\"c\":3}", limits);
     assert_eq!(line, 2, "{m}");
-    assert!(m.contains("new column `c`") && m.contains("max_columns"), "{m}");
+    assert!(
+        m.contains("new column `c`") && m.contains("max_columns"),
+        "{m}"
+    );
     let limits = Limits {
         max_columns: 4,
         ..Limits::default()
     };
     let (_, _, m) = json_err("{\"a\":[1]}\n{\"b\":[2]}", limits);
-    assert!(m.contains("new column `b[]`") && m.contains("max_columns"), "{m}");
+    assert!(
+        m.contains("new column `b[]`") && m.contains("max_columns"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -104,7 +121,11 @@ fn max_items() {
         other => panic!("expected a limit error, got {other:?}"),
     }
     let e = build("{\"a\":[1,2,3]}\n{\"a\":[4,5,6]}", limits).expect_err("limit");
-    assert!(e.to_string().contains("items in one column is 6, the maximum is 5"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("items in one column is 6, the maximum is 5"),
+        "{e}"
+    );
 }
 
 #[test]

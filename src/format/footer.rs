@@ -571,7 +571,11 @@ impl Footer {
                 }
                 (p as u32, name)
             };
-            depth.push(if i == 0 { 0 } else { depth[parent as usize] + 1 });
+            depth.push(if i == 0 {
+                0
+            } else {
+                depth[parent as usize] + 1
+            });
             let items = r.u64("node items")?;
             if items > MAX_ITEMS {
                 return Err(Error::corrupt(

@@ -185,11 +185,20 @@ impl Snapshot {
         let mut path_bytes = 0u64;
         for (i, n) in footer.nodes.iter().enumerate() {
             let extra = match &n.name {
-                NodeName::Key(k) => 1 + k.len() + k.chars().filter(|c| matches!(c, '.' | '[' | ']' | '\\')).count(),
+                NodeName::Key(k) => {
+                    1 + k.len()
+                        + k.chars()
+                            .filter(|c| matches!(c, '.' | '[' | ']' | '\\'))
+                            .count()
+                }
                 NodeName::Elem => 2,
                 NodeName::Root => 0,
             };
-            let parent_len = if i == 0 { 0 } else { paths[n.parent as usize].len() };
+            let parent_len = if i == 0 {
+                0
+            } else {
+                paths[n.parent as usize].len()
+            };
             path_bytes += (parent_len + extra) as u64;
             if path_bytes > MAX_PATH_BYTES {
                 return Err(Error::corrupt(

@@ -287,8 +287,8 @@ impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
         // The max_rows limit is checked once a row has begun (in the
         // visitor), so that input ending right at the limit is fine.
-        let item = u32::try_from(self.b.rows)
-            .map_err(|_| de::Error::custom("more than 2^32-1 rows"))?;
+        let item =
+            u32::try_from(self.b.rows).map_err(|_| de::Error::custom("more than 2^32-1 rows"))?;
         d.deserialize_any(RowVisitor { b: self.b, item })?;
         self.b.rows += 1;
         Ok(())
