@@ -29,12 +29,16 @@ for t in open_read build_json roundtrip; do
     rc=$?
     # With -jobs, libFuzzer writes each job's output to fuzz-N.log.
     cat fuzz-*.log >> "logs/$t.log" 2>/dev/null && rm -f fuzz-*.log
-    grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" "logs/$t.log" | sed "s/^/   /"
+    grep -E "^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" "logs/$t.log" | sed "s/^/   /"
     grep -E "Test unit written to|panicked at|ERROR: libFuzzer|SUMMARY" "logs/$t.log" | sort -u | sed "s/^/   /"
     if [ $rc -ne 0 ]; then
         echo "   FAILED (exit $rc), see fuzz/logs/$t.log"
         status=1
     fi
 done
-ls artifacts/*/ 2>/dev/null | grep -q . && { echo "crash files:"; find artifacts -type f; }
+if find artifacts -type f 2>/dev/null | grep -q .; then
+    echo "crash files:"
+    find artifacts -type f
+    status=1
+fi
 exit $status
