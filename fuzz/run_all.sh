@@ -18,7 +18,7 @@ boot=()
 [ "$san" != none ] && boot=(env RUSTC_BOOTSTRAP=1)
 mkdir -p logs
 status=0
-for t in open_read build_json roundtrip; do
+for t in open_read open_read_repaired build_json roundtrip; do
     echo "== $t: ${secs}s, ${jobs} job(s), sanitizer $san"
     mkdir -p "corpus/$t" "artifacts/$t"
     extra=()
