@@ -190,12 +190,17 @@ pub fn write_atomically<T>(
     let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
-    // Like a file made by `File::create`: 0o666 less the umask (tempfile's
-    // default, 0o600, would leave the renamed snapshot unreadable to others).
     #[cfg(unix)]
     {
+        // tempfile creates files readable by the owner only; a snapshot gets
+        // the permissions a plain `File::create` would give it (0666 less
+        // the umask), or those of the file it replaces.
         use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+        let perms = match std::fs::metadata(output) {
+            Ok(m) if m.is_file() => m.permissions(),
+            _ => std::fs::Permissions::from_mode(0o666),
+        };
+        builder.permissions(perms);
     }
     let tmp = builder
         .tempfile_in(dir)

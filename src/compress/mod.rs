@@ -138,7 +138,16 @@ fn gzip_compress(raw: &[u8], level: i32) -> Result<Vec<u8>> {
     e.finish().map_err(|e| codec_err("gzip", e))
 }
 
-/// Decompress `stored` into exactly `raw_len` bytes.
+/// The most bytes allocated up front for decompressing `stored_len` bytes:
+/// generous for real sections, small for hostile declarations. Output past
+/// it is still accepted (up to the declared length), just not preallocated.
+fn plausible_len(stored_len: usize) -> usize {
+    stored_len.saturating_mul(64).max(1 << 20)
+}
+
+/// Decompress `stored` into exactly `raw_len` bytes. Memory use is bounded
+/// by `raw_len` and by what the stored bytes actually expand to, never by
+/// `raw_len` alone.
 pub fn decompress(
     codec: Codec,
     stored: &[u8],
@@ -153,7 +162,7 @@ pub fn decompress(
     };
     let out = match codec {
         Codec::None => stored.to_vec(),
-        Codec::Zstd => {
+        Codec::Zstd if raw_len <= plausible_len(stored.len()) => {
             let mut d = match dict {
                 Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict),
                 None => zstd::bulk::Decompressor::new(),
@@ -164,8 +173,25 @@ pub fn decompress(
             d.decompress(stored, raw_len)
                 .map_err(|e| err("zstd", e.to_string()))?
         }
+        Codec::Zstd => {
+            // A declared length far beyond what the stored bytes plausibly
+            // hold: never allocate it up front (a 40-byte hostile section may
+            // declare 4 GiB); grow with the output actually produced, which
+            // is still capped by the declared length.
+            let mut out = Vec::with_capacity(plausible_len(stored.len()));
+            let mut d = match dict {
+                Some(dict) => zstd::stream::read::Decoder::with_dictionary(stored, dict),
+                None => zstd::stream::read::Decoder::with_buffer(stored),
+            }
+            .map_err(|e| err("zstd", e.to_string()))?;
+            (&mut d)
+                .take(raw_len as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| err("zstd", e.to_string()))?;
+            out
+        }
         Codec::Gzip => {
-            let mut out = Vec::with_capacity(raw_len.min(stored.len().saturating_mul(1032)));
+            let mut out = Vec::with_capacity(raw_len.min(plausible_len(stored.len())));
             flate2::read::GzDecoder::new(stored)
                 .take(raw_len as u64 + 1)
                 .read_to_end(&mut out)

@@ -147,6 +147,16 @@ pub struct TableMeta {
     pub dict_section: Option<u32>,
 }
 
+/// The most rows (and items in one node) a snapshot may hold: item indexes
+/// and string ids are u32.
+pub const MAX_ITEMS: u64 = u32::MAX as u64;
+/// The deepest a node may hang below the root; nodes this deep hold no
+/// objects or arrays. The builder refuses rows nesting more than
+/// `schema::builder::MAX_NESTING` (126) objects and arrays, so a built
+/// snapshot never exceeds this; the bound keeps readers' recursion and
+/// column paths small, and every exported row readable by serde_json again.
+pub const MAX_DEPTH: usize = 126;
+
 /// Table flag: long-text table.
 pub const TABLE_LONG_TEXT: u8 = 1;
 /// Table flag: chunks are front-coded.
@@ -340,6 +350,13 @@ impl Footer {
     pub fn parse(b: &[u8], footer_offset: u64) -> Result<Footer> {
         let mut r = Reader::new(b);
         let rows = r.u64("footer rows")?;
+        if rows > MAX_ITEMS {
+            return Err(Error::corrupt(
+                "footer",
+                0,
+                format!("{rows} rows exceed the limit of {MAX_ITEMS} (2^32-1)"),
+            ));
+        }
         let n = r.len("footer section count", (r.remaining() / 9) as u64)?;
         let mut offsets = Vec::with_capacity(n);
         let mut prev = 0u64;
@@ -526,6 +543,7 @@ impl Footer {
             return Err(Error::corrupt("footer", 0, "no root node"));
         }
         let mut nodes: Vec<NodeMeta> = Vec::with_capacity(nn);
+        let mut depth: Vec<usize> = Vec::with_capacity(nn);
         for i in 0..nn {
             let what = format!("node {i}");
             let (parent, name) = if i == 0 {
@@ -544,9 +562,28 @@ impl Footer {
                     2 => NodeName::Elem,
                     t => return Err(Error::corrupt(&what, 0, format!("unknown name tag {t}"))),
                 };
+                if depth[p as usize] >= MAX_DEPTH {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        format!("nested deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
                 (p as u32, name)
             };
+            depth.push(if i == 0 {
+                0
+            } else {
+                depth[parent as usize] + 1
+            });
             let items = r.u64("node items")?;
+            if items > MAX_ITEMS {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("{items} items exceed the limit of {MAX_ITEMS} (2^32-1)"),
+                ));
+            }
             let mask = r.u64("node kinds mask")?;
             if mask >> KIND_COUNT != 0 {
                 return Err(Error::corrupt(
@@ -693,6 +730,13 @@ impl Footer {
                 } else if node.count(Kind::Absent) > 0 {
                     return Err(Error::corrupt(&what, 0, "array elements cannot be absent"));
                 }
+            }
+            if depth[i] == MAX_DEPTH && (has(Kind::Object) || has(Kind::Array)) {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("objects or arrays nested deeper than {MAX_DEPTH} levels"),
+                ));
             }
             let needs_kinds = node.const_kind().is_none();
             if needs_kinds != node.stream(Role::Kinds).is_some() {

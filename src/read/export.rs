@@ -22,6 +22,12 @@ pub struct ExportOptions {
     pub rows: Option<Range<u64>>,
 }
 
+/// Export output is handed to the writer once it holds this many bytes.
+const SPILL_AT: usize = 1 << 16;
+
+/// Receives (and drains) the output buffer when it is full.
+pub(crate) type Spill<'s> = &'s mut dyn FnMut(&mut Vec<u8>) -> Result<()>;
+
 /// Decoded nodes plus string chunks, for emitting many rows.
 pub(crate) struct Emitter<'a> {
     snap: &'a Snapshot,
@@ -95,7 +101,20 @@ impl<'a> Emitter<'a> {
 
     /// Append row `row` as compact JSON to `out`.
     pub(crate) fn row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
-        self.value(0, row as usize, out, 0)
+        self.value(0, row as usize, out, 0, &mut |_| Ok(()))
+    }
+
+    /// Like [`Emitter::row`], but hands `out` to `spill` whenever it grows
+    /// past [`SPILL_AT`] bytes, even in the middle of the row: a tiny file
+    /// may hold one row of billions of elements, which must stream out
+    /// rather than be held in memory.
+    pub(crate) fn row_spilling(
+        &mut self,
+        row: u64,
+        out: &mut Vec<u8>,
+        spill: Spill<'_>,
+    ) -> Result<()> {
+        self.value(0, row as usize, out, 0, spill)
     }
 
     fn string(&mut self, node: u32, id: u32, out: &mut Vec<u8>) -> Result<()> {
@@ -114,12 +133,24 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    fn value(&mut self, node: u32, item: usize, out: &mut Vec<u8>, depth: usize) -> Result<()> {
-        if depth > 10_000 {
+    fn value(
+        &mut self,
+        node: u32,
+        item: usize,
+        out: &mut Vec<u8>,
+        depth: usize,
+        spill: Spill<'_>,
+    ) -> Result<()> {
+        // The footer already refuses deeper schemas; this keeps the
+        // recursion bounded whatever the caller did.
+        if depth > crate::format::footer::MAX_DEPTH {
             return Err(Error::corrupt(
                 "schema",
                 0,
-                "nesting deeper than 10,000 levels",
+                format!(
+                    "nesting deeper than {} levels",
+                    crate::format::footer::MAX_DEPTH
+                ),
             ));
         }
         let corrupt =
@@ -180,7 +211,10 @@ impl<'a> Emitter<'a> {
                         write_json_str(out, k);
                     }
                     out.push(b':');
-                    self.value(c, item, out, depth + 1)?;
+                    self.value(c, item, out, depth + 1, spill)?;
+                    if out.len() >= SPILL_AT {
+                        spill(out)?;
+                    }
                 }
                 out.push(b'}');
             }
@@ -193,7 +227,10 @@ impl<'a> Emitter<'a> {
                             if j > 0 {
                                 out.push(b',');
                             }
-                            self.value(e, el as usize, out, depth + 1)?;
+                            self.value(e, el as usize, out, depth + 1, spill)?;
+                            if out.len() >= SPILL_AT {
+                                spill(out)?;
+                            }
                         }
                     }
                     None if range.is_empty() || !self.keep[node as usize] => {}
@@ -245,7 +282,8 @@ impl Snapshot {
     pub fn to_values(&self) -> Result<Vec<serde_json::Value>> {
         let mut e = Emitter::new(self, None)?;
         let mut out = Vec::new();
-        let mut v = Vec::with_capacity(self.rows() as usize);
+        // The row count comes from the file: never trust it for a reservation.
+        let mut v = Vec::with_capacity(self.rows().min(1 << 16) as usize);
         for i in 0..self.rows() {
             out.clear();
             e.row(i, &mut out)?;
@@ -262,8 +300,12 @@ impl Snapshot {
         let mut e = Emitter::new(self, opts.columns.as_deref())?;
         let rows = opts.rows.clone().unwrap_or(0..self.rows());
         let rows = rows.start.min(self.rows())..rows.end.min(self.rows());
-        let mut out = Vec::with_capacity(1 << 16);
-        let io = |e: std::io::Error| Error::io(None, e);
+        let mut out = Vec::with_capacity(SPILL_AT + (SPILL_AT >> 2));
+        let mut spill = |out: &mut Vec<u8>| -> Result<()> {
+            w.write_all(out).map_err(|e| Error::io(None, e))?;
+            out.clear();
+            Ok(())
+        };
         if !opts.ndjson {
             out.push(b'[');
         }
@@ -274,13 +316,12 @@ impl Snapshot {
             if !opts.ndjson {
                 out.push(b'\n');
             }
-            e.row(i, &mut out)?;
+            e.row_spilling(i, &mut out, &mut spill)?;
             if opts.ndjson {
                 out.push(b'\n');
             }
-            if out.len() > 1 << 16 {
-                w.write_all(&out).map_err(io)?;
-                out.clear();
+            if out.len() >= SPILL_AT {
+                spill(&mut out)?;
             }
         }
         if !opts.ndjson {
@@ -289,8 +330,8 @@ impl Snapshot {
             }
             out.extend_from_slice(b"]\n");
         }
-        w.write_all(&out).map_err(io)?;
-        w.flush().map_err(io)?;
+        spill(&mut out)?;
+        w.flush().map_err(|e| Error::io(None, e))?;
         Ok(rows.end - rows.start)
     }
 }

@@ -13,7 +13,7 @@ mod verify;
 
 pub(crate) use export::Emitter;
 pub use export::ExportOptions;
-pub use node::NodeData;
+pub use node::{Kinds, NodeData};
 pub use verify::VerifyReport;
 
 use crate::compress::{self, Codec};
@@ -27,6 +27,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// The most bytes all column paths together may take (see `from_source`).
+pub const MAX_PATH_BYTES: u64 = 256 << 20;
 
 /// Decoded separators of a string table's index.
 type Separators = Arc<Vec<Box<[u8]>>>;
@@ -178,7 +181,33 @@ impl Snapshot {
             })
             .collect();
         let mut paths: Vec<String> = Vec::with_capacity(footer.nodes.len());
-        for n in &footer.nodes {
+        // Every path repeats its parent's: a hostile footer of long keys on
+        // deep chains could ask for far more memory than it occupies.
+        let mut path_bytes = 0u64;
+        for (i, n) in footer.nodes.iter().enumerate() {
+            let extra = match &n.name {
+                NodeName::Key(k) => {
+                    1 + k.len()
+                        + k.chars()
+                            .filter(|c| matches!(c, '.' | '[' | ']' | '\\'))
+                            .count()
+                }
+                NodeName::Elem => 2,
+                NodeName::Root => 0,
+            };
+            let parent_len = if i == 0 {
+                0
+            } else {
+                paths[n.parent as usize].len()
+            };
+            path_bytes += (parent_len + extra) as u64;
+            if path_bytes > MAX_PATH_BYTES {
+                return Err(Error::corrupt(
+                    format!("node {i}"),
+                    0,
+                    format!("column paths need more than {MAX_PATH_BYTES} bytes"),
+                ));
+            }
             let mut p = match n.name {
                 NodeName::Root => String::new(),
                 _ => paths[n.parent as usize].clone(),

@@ -84,6 +84,15 @@ pub struct ColumnsBuilder {
 impl ColumnsBuilder {
     /// A builder with no rows.
     pub fn new(limits: Limits) -> Self {
+        // The format stores item indexes, string ids and node ids as u32:
+        // larger limits are clamped to what the format can hold.
+        let limits = Limits {
+            max_rows: limits.max_rows.min(u32::MAX as u64),
+            max_columns: limits.max_columns.min(u32::MAX as usize),
+            max_string_len: limits.max_string_len.min(u32::MAX as usize),
+            max_strings: limits.max_strings.min((u32::MAX - 1) as usize),
+            max_items: limits.max_items.min(u32::MAX as u64),
+        };
         let root = NodeBuf {
             name: Some(NodeName::Root),
             ..Default::default()
@@ -108,7 +117,7 @@ impl ColumnsBuilder {
         }
         if s.len() > self.limits.max_string_len {
             return Err(format!(
-                "a string of {} bytes exceeds the limit of {} bytes",
+                "a string of {} bytes exceeds the limit of {} bytes (max_string_len)",
                 s.len(),
                 self.limits.max_string_len
             ));
@@ -116,7 +125,7 @@ impl ColumnsBuilder {
         let id = self.interner.len();
         if id >= self.limits.max_strings {
             return Err(format!(
-                "more than {} distinct strings",
+                "more than {} distinct strings (the max_strings limit)",
                 self.limits.max_strings
             ));
         }
@@ -128,7 +137,20 @@ impl ColumnsBuilder {
         if let Some(&c) = self.nodes[parent as usize].child_index.get(key) {
             return Ok(c);
         }
-        let id = self.new_node(parent, NodeName::Key(key.to_string()))?;
+        if key.len() > self.limits.max_string_len {
+            return Err(format!(
+                "a key of {} bytes exceeds the limit of {} bytes (max_string_len)",
+                key.len(),
+                self.limits.max_string_len
+            ));
+        }
+        let id = self
+            .new_node(parent, NodeName::Key(key.to_string()))
+            .map_err(|m| {
+                let mut p = self.path(parent);
+                crate::model::push_key(&mut p, key);
+                format!("new column `{p}`: {m}")
+            })?;
         let p = &mut self.nodes[parent as usize];
         p.child_index.insert(key.into(), id);
         p.children.push(id);
@@ -139,7 +161,9 @@ impl ColumnsBuilder {
         if let Some(e) = self.nodes[parent as usize].elem {
             return Ok(e);
         }
-        let id = self.new_node(parent, NodeName::Elem)?;
+        let id = self
+            .new_node(parent, NodeName::Elem)
+            .map_err(|m| format!("new column `{}[]`: {m}", self.path(parent)))?;
         self.nodes[parent as usize].elem = Some(id);
         Ok(id)
     }
@@ -261,13 +285,10 @@ pub struct RowSeed<'a> {
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-        if self.b.rows >= self.b.limits.max_rows {
-            return Err(de::Error::custom(format!(
-                "more than {} rows (the max_rows limit)",
-                self.b.limits.max_rows
-            )));
-        }
-        let item = self.b.rows as u32;
+        // The max_rows limit is checked once a row has begun (in the
+        // visitor), so that input ending right at the limit is fine.
+        let item =
+            u32::try_from(self.b.rows).map_err(|_| de::Error::custom("more than 2^32-1 rows"))?;
         d.deserialize_any(RowVisitor { b: self.b, item })?;
         self.b.rows += 1;
         Ok(())
@@ -285,10 +306,17 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
         f.write_str("a JSON object (every row must be an object)")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
+        if self.b.rows >= self.b.limits.max_rows {
+            return Err(de::Error::custom(format!(
+                "more than {} rows (the max_rows limit)",
+                self.b.limits.max_rows
+            )));
+        }
         ValueSeed {
             b: self.b,
             node: 0,
             item: self.item,
+            level: 1,
         }
         .visit_map(map)
     }
@@ -298,6 +326,23 @@ struct ValueSeed<'a> {
     b: &'a mut ColumnsBuilder,
     node: u32,
     item: u32,
+    /// Nesting level of the value if it is an object or array (the row is 1).
+    level: usize,
+}
+
+/// The most objects and arrays nested in one row, the row itself included.
+/// serde_json refuses more than 127 levels of input; one less leaves room
+/// for the array around rows, so every snapshot exports to JSON (array or
+/// NDJSON) that reads back. Matches `format::footer::MAX_DEPTH`.
+pub const MAX_NESTING: usize = 126;
+
+fn check_level<E: de::Error>(level: usize) -> std::result::Result<(), E> {
+    if level > MAX_NESTING {
+        return Err(E::custom(format!(
+            "objects and arrays nested deeper than {MAX_NESTING} levels in one row"
+        )));
+    }
+    Ok(())
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -364,25 +409,45 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         self.b
             .start(self.node, self.item, Kind::Str)
             .map_err(E::custom)?;
-        let id = self.b.intern(v).map_err(E::custom)?;
+        let id = self
+            .b
+            .intern(v)
+            .map_err(|m| E::custom(format!("field `{}`: {m}", self.b.path(self.node))))?;
         self.b.nodes[self.node as usize].strs.push(id);
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        let ValueSeed { b, node, item } = self;
+        let ValueSeed {
+            b,
+            node,
+            item,
+            level,
+        } = self;
+        check_level(level)?;
         b.start(node, item, Kind::Object)
             .map_err(de::Error::custom)?;
-        while let Some(child) = map.next_key_seed(KeySeed { b, parent: node })? {
+        while let Some(child) = map.next_key_seed(KeySeed {
+            b,
+            parent: node,
+            item,
+        })? {
             map.next_value_seed(ValueSeed {
                 b,
                 node: child,
                 item,
+                level: level + 1,
             })?;
         }
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        let ValueSeed { b, node, item } = self;
+        let ValueSeed {
+            b,
+            node,
+            item,
+            level,
+        } = self;
+        check_level(level)?;
         b.start(node, item, Kind::Array)
             .map_err(de::Error::custom)?;
         let elem = b.elem(node).map_err(de::Error::custom)?;
@@ -396,6 +461,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     b,
                     node: elem,
                     item: e,
+                    level: level + 1,
                 })?
                 .is_none()
             {
@@ -411,6 +477,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 struct KeySeed<'a> {
     b: &'a mut ColumnsBuilder,
     parent: u32,
+    item: u32,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -426,6 +493,14 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         f.write_str("an object key")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<u32, E> {
-        self.b.child(self.parent, v).map_err(E::custom)
+        let c = self.b.child(self.parent, v).map_err(E::custom)?;
+        // Refuse a duplicate key as soon as it is read, so that the error
+        // points at the key rather than after its value.
+        if self.b.nodes[c as usize].idx.last() == Some(&self.item) {
+            return Err(E::custom(format!(
+                "duplicate key `{v}` in one object (duplicate keys are rejected)"
+            )));
+        }
+        Ok(c)
     }
 }

@@ -48,14 +48,37 @@ impl<R: Read> Read for Counting<R> {
 /// Tracks whether serde_json consumed anything but whitespace since the last
 /// mark, so that an end-of-input error after the last NDJSON row is told
 /// apart from a truncated row.
+///
+/// It also keeps the length of the line before the current one: serde_json
+/// reads one byte at a time from it, so when serde_json reports an error at
+/// column 0 of a line (just after consuming a newline) the position can be
+/// moved back to the end of the line that holds the offending value.
 struct Track<R> {
     inner: R,
     content: Rc<Cell<bool>>,
+    lines: Rc<Cell<LineLens>>,
+}
+
+/// Bytes in the current line so far and in the line before it.
+#[derive(Clone, Copy, Default)]
+struct LineLens {
+    current: usize,
+    previous: usize,
 }
 
 impl<R: Read> Read for Track<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        let mut l = self.lines.get();
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                l.previous = l.current;
+                l.current = 0;
+            } else {
+                l.current += 1;
+            }
+        }
+        self.lines.set(l);
         if buf[..n]
             .iter()
             .any(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
@@ -88,8 +111,14 @@ struct Opened<'a> {
 
 impl Opened<'_> {
     /// Convert a serde_json error to ours, with the file's line and column.
-    fn error(&self, e: serde_json::Error) -> Error {
-        let (line, column) = (e.line(), e.column());
+    fn error(&self, e: serde_json::Error, lines: &Cell<LineLens>) -> Error {
+        let (mut line, mut column) = (e.line(), e.column());
+        if column == 0 && line > 1 {
+            // serde_json stopped just after a newline: report the end of
+            // the line before, right after the offending value.
+            line -= 1;
+            column = lines.get().previous + 1;
+        }
         let message = strip_position(&e.to_string());
         let column = if line == 1 {
             column + self.col_skip
@@ -241,23 +270,25 @@ pub fn read_rows<'a, R: Read + 'a>(
         json_total,
     };
     let content = Rc::new(Cell::new(false));
+    let lines = Rc::new(Cell::new(LineLens::default()));
     let tracked = Track {
         inner: reader,
         content: content.clone(),
+        lines: lines.clone(),
     };
     let mut de = serde_json::Deserializer::from_reader(tracked);
     match format {
         InputFormat::JsonArray => {
             de.deserialize_seq_rows(builder)
-                .map_err(|e| opened.error(e))?;
-            de.end().map_err(|e| opened.error(e))?;
+                .map_err(|e| opened.error(e, &lines))?;
+            de.end().map_err(|e| opened.error(e, &lines))?;
         }
         InputFormat::Ndjson => loop {
             content.set(false);
             match builder.row_seed().deserialize(&mut de) {
                 Ok(()) => {}
                 Err(e) if e.is_eof() && !content.get() => break,
-                Err(e) => return Err(opened.error(e)),
+                Err(e) => return Err(opened.error(e, &lines)),
             }
         },
     }
@@ -292,9 +323,11 @@ pub fn for_each_value<'a, R: Read + 'a>(
         json_total,
     };
     let content = Rc::new(Cell::new(false));
+    let lines = Rc::new(Cell::new(LineLens::default()));
     let mut de = serde_json::Deserializer::from_reader(Track {
         inner: reader,
         content: content.clone(),
+        lines: lines.clone(),
     });
     let mut failure: Option<Error> = None;
     let mut i = 0u64;
@@ -341,8 +374,8 @@ pub fn for_each_value<'a, R: Read + 'a>(
             if let Some(e) = failure {
                 return Err(e);
             }
-            r.map_err(|e| opened.error(e))?;
-            de.end().map_err(|e| opened.error(e))?;
+            r.map_err(|e| opened.error(e, &lines))?;
+            de.end().map_err(|e| opened.error(e, &lines))?;
         }
         InputFormat::Ndjson => loop {
             content.set(false);
@@ -353,7 +386,7 @@ pub fn for_each_value<'a, R: Read + 'a>(
                     }
                 }
                 Err(e) if e.is_eof() && !content.get() => break,
-                Err(e) => return Err(opened.error(e)),
+                Err(e) => return Err(opened.error(e, &lines)),
             }
         },
     }
