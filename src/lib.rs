@@ -10,6 +10,7 @@ pub mod timestamp;
 
 pub use error::{Error, Result};
 pub mod format;
+pub mod query;
 pub mod read;
 pub mod strings;
 pub mod write;

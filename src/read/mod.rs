@@ -11,7 +11,7 @@ mod mmap;
 mod node;
 mod verify;
 
-pub use export::ExportOptions;
+pub use export::{ExportOptions, RowWriter};
 pub use node::NodeData;
 pub use verify::VerifyReport;
 
