@@ -46,6 +46,7 @@ impl Key<'_> {
     #[inline]
     fn enc(&self, c: Cell) -> u64 {
         let v = match c {
+            _ if matches!(self.col.values, Values::Any(_)) => c.rank() as u64,
             Cell::Str(k) => k as u64,
             Cell::Bool(b) => b as u64,
             Cell::Int(i) => (i as u64) ^ (1 << 63),
