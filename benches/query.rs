@@ -44,7 +44,12 @@ fn snapshot_path(n: usize) -> PathBuf {
         write_ndjson(&opts, &mut json).unwrap();
         let tmp = dir.join(format!("issues-seed42-{n}.tmp"));
         let f = std::fs::File::create(&tmp).unwrap();
-        colsnap::build(&json[..], std::io::BufWriter::new(f), &BuildOptions::default()).unwrap();
+        colsnap::build(
+            &json[..],
+            std::io::BufWriter::new(f),
+            &BuildOptions::default(),
+        )
+        .unwrap();
         std::fs::rename(&tmp, &path).unwrap();
     }
     path
@@ -72,7 +77,12 @@ fn bench(c: &mut Criterion) {
     let src = SnapshotSource::new(&snap);
     let engine = Engine::new(&src);
     let all: Vec<u32> = (0..n as u32).collect();
-    let by = |p: &str, desc| vec![SortKey { path: p.into(), desc }];
+    let by = |p: &str, desc| {
+        vec![SortKey {
+            path: p.into(),
+            desc,
+        }]
+    };
     for p in ["user.login", "title", "updated_at"] {
         engine.column(p).unwrap();
     }
@@ -92,7 +102,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| engine.sort(all.clone(), &by("updated_at", true)).unwrap())
     });
     g.bench_function(format!("filter_prefix/{l}"), |b| {
-        b.iter(|| engine.filter(std::slice::from_ref(&prefix)).unwrap().count())
+        b.iter(|| {
+            engine
+                .filter(std::slice::from_ref(&prefix))
+                .unwrap()
+                .count()
+        })
     });
     g.bench_function(format!("search/{l}"), |b| {
         b.iter(|| engine.search(&search).unwrap().count())
@@ -119,7 +134,12 @@ fn bench(c: &mut Criterion) {
     });
     ratios.push(("sort_string user.login", t_eng, t_naive));
     snap.clear_string_cache();
-    let (cnt, t_eng) = time(|| engine.filter(std::slice::from_ref(&prefix)).unwrap().count());
+    let (cnt, t_eng) = time(|| {
+        engine
+            .filter(std::slice::from_ref(&prefix))
+            .unwrap()
+            .count()
+    });
     let (cnt2, t_naive) = time(|| {
         decode_strings(&snap, "title")
             .iter()

@@ -42,6 +42,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let after = rss();
     let bytes = engine.loaded_bytes();
+    let mut by: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for f in engine.fields() {
+        let c = engine.column(&f.path)?;
+        let k = match &c.values {
+            colsnap::query::Values::Str(_) => "string ids",
+            colsnap::query::Values::Int { .. } => "i64",
+            colsnap::query::Values::Time { .. } => "timestamp",
+            colsnap::query::Values::Bool(_) => "bool",
+            colsnap::query::Values::Object(_) => "object",
+            colsnap::query::Values::List(_) => "list lengths",
+            colsnap::query::Values::Any(_) => "other (cells)",
+        };
+        let e = by.entry(k).or_default();
+        e.0 += 1;
+        e.1 += c.values.heap_bytes();
+    }
+    for (k, (n, b)) in &by {
+        println!(
+            "  {k:<14} {n:>4} columns {:>8.1} bytes/row",
+            *b as f64 / rows as f64
+        );
+    }
     println!("rows: {rows}, columns loaded: {cols}");
     println!(
         "typed arrays: {bytes} bytes = {:.1} bytes/row",

@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
 
-const STRS: &[&str] = &["", "a", "ab", "abc", "abd", "Ab", "b", "ÄB", "äbc", "é", "İx", "zz"];
+const STRS: &[&str] = &[
+    "", "a", "ab", "abc", "abd", "Ab", "b", "ÄB", "äbc", "é", "İx", "zz",
+];
 const TIMES: &[&str] = &[
     "2024-01-02T03:04:05Z",
     "2024-01-02T03:04:05.5Z",
@@ -476,17 +478,30 @@ fn string_sort_and_filter_decode_no_chunks() {
     engine.column("l[].name").unwrap();
     snap.reset_chunks_decoded();
     let sorted = engine
-        .sort((0..500).collect(), &[SortKey { path: "s".into(), desc: true }])
+        .sort(
+            (0..500).collect(),
+            &[SortKey {
+                path: "s".into(),
+                desc: true,
+            }],
+        )
         .unwrap();
     assert_eq!(snap.chunks_decoded(), 0, "sorting decoded string chunks");
     assert_eq!(sorted.len(), 500);
     let f = colsnap::query::parse::parse_where("s^=v01").unwrap();
     let hits = engine.filter(&[f]).unwrap();
     assert_eq!(hits.count(), 100);
-    assert!(snap.chunks_decoded() <= 2, "prefix decoded {}", snap.chunks_decoded());
+    assert!(
+        snap.chunks_decoded() <= 2,
+        "prefix decoded {}",
+        snap.chunks_decoded()
+    );
     snap.reset_chunks_decoded();
     let f = colsnap::query::parse::parse_where("l[].name=n3").unwrap();
-    assert_eq!(engine.filter(&[f]).unwrap().count(), rows.iter().filter(|r| r["l"][0]["name"] == "n3").count());
+    assert_eq!(
+        engine.filter(&[f]).unwrap().count(),
+        rows.iter().filter(|r| r["l"][0]["name"] == "n3").count()
+    );
     assert!(snap.chunks_decoded() <= 1);
 
     // Search: each chunk of the table at most once, even on a second search.
@@ -495,7 +510,10 @@ fn string_sort_and_filter_decode_no_chunks() {
     let total_chunks: usize = (0..snap.footer().tables.len() as u32)
         .map(|t| snap.table(t).unwrap().chunk_count())
         .sum();
-    let s = Search { text: "V00".into(), fields: vec!["s".into(), "l[].name".into()] };
+    let s = Search {
+        text: "V00".into(),
+        fields: vec!["s".into(), "l[].name".into()],
+    };
     assert_eq!(engine.search(&s).unwrap().count(), 100);
     engine.search(&s).unwrap();
     assert!(snap.chunks_decoded() as usize <= total_chunks);
@@ -503,7 +521,13 @@ fn string_sort_and_filter_decode_no_chunks() {
     // A page decodes only the chunks its rows reference.
     snap.clear_string_cache();
     snap.reset_chunks_decoded();
-    let page = engine.page(&sorted, Paging::page(1, 3).unwrap(), Some(&["s".to_string()])).unwrap();
+    let page = engine
+        .page(
+            &sorted,
+            Paging::page(1, 3).unwrap(),
+            Some(&["s".to_string()]),
+        )
+        .unwrap();
     assert_eq!(page.data.len(), 3);
     assert_eq!(page.data[0], json!({"s": "v0499"}));
     assert!(snap.chunks_decoded() <= 3 && snap.chunks_decoded() >= 1);
@@ -515,10 +539,18 @@ fn bad_fields_and_types_are_invalid() {
     let snap = snapshot(&rows, 64);
     let src = SnapshotSource::new(&snap);
     let engine = Engine::new(&src);
-    let q = |w: &str| Query { filters: vec![colsnap::query::parse::parse_where(w).unwrap()], ..Default::default() };
+    let q = |w: &str| Query {
+        filters: vec![colsnap::query::parse::parse_where(w).unwrap()],
+        ..Default::default()
+    };
     for w in ["nope=1", "n=abc", "n^=1", "s>=\"a\"x"] {
         if let Ok(f) = colsnap::query::parse::parse_where(w) {
-            let e = engine.run(&Query { filters: vec![f], ..Default::default() }).unwrap_err();
+            let e = engine
+                .run(&Query {
+                    filters: vec![f],
+                    ..Default::default()
+                })
+                .unwrap_err();
             assert!(matches!(e, colsnap::Error::Invalid(_)), "{w}: {e}");
         }
     }

@@ -49,10 +49,7 @@ impl Pred {
         match c {
             Cell::Str(k) => self.strs.iter().any(|r| r.contains(&k)),
             Cell::Bool(b) => self.bools.iter().any(|&(op, v)| op.holds(b.cmp(&v))),
-            Cell::Time(s, n) => self
-                .times
-                .iter()
-                .any(|&(op, v)| op.holds((s, n).cmp(&v))),
+            Cell::Time(s, n) => self.times.iter().any(|&(op, v)| op.holds((s, n).cmp(&v))),
             Cell::Int(_) | Cell::UInt(_) | Cell::Float(_) => match c.num() {
                 Some(x) => self.nums.iter().any(|&(op, v)| op.holds(x.cmp_num(&v))),
                 None => false,
@@ -83,6 +80,7 @@ fn families(col: &Column) -> Families {
         Values::Int { .. } => Families { num: true, ..none },
         Values::Time { .. } => Families { time: true, ..none },
         Values::Bool(_) => Families { bool: true, ..none },
+        Values::Object(_) | Values::List(_) => none,
         Values::Any(_) => match col.ty {
             ColumnType::U64 | ColumnType::F64 | ColumnType::Number | ColumnType::I64 => {
                 Families { num: true, ..none }
@@ -193,12 +191,7 @@ fn type_literal(col: &Column, lit: &Literal) -> Result<Typed> {
     Ok(t)
 }
 
-fn str_range(
-    src: &dyn RowSource,
-    col: &Column,
-    cmp: Cmp,
-    s: &str,
-) -> Result<Range<u32>> {
+fn str_range(src: &dyn RowSource, col: &Column, cmp: Cmp, s: &str) -> Result<Range<u32>> {
     let f = src.find_str(col, s)?;
     let (at, found) = match f {
         Ok(i) => (i, true),
@@ -321,7 +314,8 @@ fn item_matches(col: &Column, p: &Pred) -> Bits {
                 .map(|&(c, n)| (c, if let Num::Int(x) = n { x } else { 0 }))
                 .collect();
             for (i, &x) in v.iter().enumerate() {
-                if lits.iter().any(|&(c, y)| c.holds(x.cmp(&y))) && missing.class(i) == Class::Value {
+                if lits.iter().any(|&(c, y)| c.holds(x.cmp(&y))) && missing.class(i) == Class::Value
+                {
                     out.set(i);
                 }
             }

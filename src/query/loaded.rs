@@ -214,6 +214,10 @@ pub enum Values {
     },
     /// Booleans: 0, 1, [`BOOL_NULL`], [`BOOL_ABSENT`].
     Bool(Vec<u8>),
+    /// Objects: 0 = an object, [`BOOL_NULL`], [`BOOL_ABSENT`] (also null-only columns).
+    Object(Vec<u8>),
+    /// Arrays: element counts, with [`NULL`] and [`ABSENT`] sentinels.
+    List(Vec<u32>),
     /// Everything else (`u64`, `f64`, mixed numbers, mixed kinds, objects,
     /// arrays, null-only): one [`Cell`] per item.
     Any(Vec<Cell>),
@@ -227,6 +231,8 @@ impl Values {
             Values::Int { v, .. } => v.len(),
             Values::Time { secs, .. } => secs.len(),
             Values::Bool(v) => v.len(),
+            Values::Object(v) => v.len(),
+            Values::List(v) => v.len(),
             Values::Any(v) => v.len(),
         }
     }
@@ -265,6 +271,16 @@ impl Values {
                 BOOL_NULL => Cell::Null,
                 _ => Cell::Absent,
             },
+            Values::Object(v) => match v[i] {
+                0 => Cell::Object,
+                BOOL_NULL => Cell::Null,
+                _ => Cell::Absent,
+            },
+            Values::List(v) => match v[i] {
+                ABSENT => Cell::Absent,
+                NULL => Cell::Null,
+                n => Cell::Array(n),
+            },
             Values::Any(v) => v[i],
         }
     }
@@ -280,7 +296,8 @@ impl Values {
                 nanos,
                 missing,
             } => secs.len() * 8 + nanos.len() * 4 + m(missing),
-            Values::Bool(v) => v.len(),
+            Values::Bool(v) | Values::Object(v) => v.len(),
+            Values::List(v) => v.len() * 4,
             Values::Any(v) => v.len() * std::mem::size_of::<Cell>(),
         }
     }
@@ -363,10 +380,7 @@ mod tests {
 
     #[test]
     fn cells_rank_then_value() {
-        assert_eq!(
-            Cell::Bool(true).cmp_value(&Cell::Int(0)),
-            Ordering::Less
-        );
+        assert_eq!(Cell::Bool(true).cmp_value(&Cell::Int(0)), Ordering::Less);
         assert_eq!(Cell::Str(5).cmp_value(&Cell::Str(2)), Ordering::Greater);
         assert_eq!(
             Cell::Time(1, 5).cmp_value(&Cell::Time(1, 4)),

@@ -376,7 +376,9 @@ impl<'s> Engine<'s> {
             return Err(Error::Invalid("limit must be at least 1".into()));
         }
         if let Some(fs) = fields
-            && let Some(bad) = fs.iter().find(|f| !self.fields.iter().any(|x| &x.path == *f))
+            && let Some(bad) = fs
+                .iter()
+                .find(|f| !self.fields.iter().any(|x| &x.path == *f))
         {
             return Err(self.unknown(bad));
         }

@@ -107,7 +107,11 @@ fn value(s: &str, list: bool) -> Result<(Literal, &str)> {
             }
         }
     }
-    let end = if list { s.find(',').unwrap_or(s.len()) } else { s.len() };
+    let end = if list {
+        s.find(',').unwrap_or(s.len())
+    } else {
+        s.len()
+    };
     Ok((Literal::Text(s[..end].trim_end().to_string()), &s[end..]))
 }
 
@@ -133,7 +137,9 @@ pub fn parse_where(s: &str) -> Result<Filter> {
         loop {
             let (v, after) = value(r, true)?;
             if matches!(&v, Literal::Text(t) if t.is_empty()) {
-                return Err(Error::Invalid(format!("`--where {s}`: empty value in the `in` list")));
+                return Err(Error::Invalid(format!(
+                    "`--where {s}`: empty value in the `in` list"
+                )));
             }
             values.push(v);
             let after = after.trim_start();
@@ -190,7 +196,10 @@ mod tests {
     #[test]
     fn wheres() {
         let f = parse_where("labels[].name=bug").unwrap();
-        assert_eq!((f.path.as_str(), f.op, f.values), ("labels[].name", Op::Eq, vec![t("bug")]));
+        assert_eq!(
+            (f.path.as_str(), f.op, f.values),
+            ("labels[].name", Op::Eq, vec![t("bug")])
+        );
         assert_eq!(parse_where("title^=Crash").unwrap().op, Op::Prefix);
         let f = parse_where("comments>=5").unwrap();
         assert_eq!((f.op, f.values), (Op::Ge, vec![t("5")]));
@@ -203,7 +212,10 @@ mod tests {
         let f = parse_where("state in open, \"a,b\" ,closed").unwrap();
         assert_eq!(
             (f.op, f.values),
-            (Op::In, vec![t("open"), Literal::Str("a,b".into()), t("closed")])
+            (
+                Op::In,
+                vec![t("open"), Literal::Str("a,b".into()), t("closed")]
+            )
         );
         assert!(parse_where("state").is_err());
         assert!(parse_where("=x").is_err());
@@ -215,7 +227,10 @@ mod tests {
     #[test]
     fn sorts_and_fields() {
         let k = parse_sort("-updated_at, number,+x").unwrap();
-        assert_eq!(k.iter().map(|k| k.desc).collect::<Vec<_>>(), [true, false, false]);
+        assert_eq!(
+            k.iter().map(|k| k.desc).collect::<Vec<_>>(),
+            [true, false, false]
+        );
         assert_eq!(k[1].path, "number");
         assert!(parse_sort("a,,b").is_err());
         assert_eq!(parse_fields("a, b").unwrap(), ["a", "b"]);

@@ -32,6 +32,7 @@ impl Key<'_> {
     fn exact(&self) -> bool {
         match &self.col.values {
             Values::Str(_) | Values::Int { .. } | Values::Bool(_) => true,
+            Values::Object(_) | Values::List(_) => true,
             Values::Time { nanos, .. } => nanos.is_empty(),
             Values::Any(_) => false,
         }
@@ -39,7 +40,10 @@ impl Key<'_> {
 
     /// True when encodings fit in 32 bits.
     fn narrow(&self) -> bool {
-        matches!(self.col.values, Values::Str(_) | Values::Bool(_))
+        matches!(
+            self.col.values,
+            Values::Str(_) | Values::Bool(_) | Values::Object(_) | Values::List(_)
+        )
     }
 
     /// An order-preserving `u64` for a value cell (direction applied).
@@ -49,12 +53,18 @@ impl Key<'_> {
             _ if matches!(self.col.values, Values::Any(_)) => c.rank() as u64,
             Cell::Str(k) => k as u64,
             Cell::Bool(b) => b as u64,
+            Cell::Array(n) => n as u64,
+            Cell::Object => 0,
             Cell::Int(i) => (i as u64) ^ (1 << 63),
             Cell::Time(s, _) => (s as u64) ^ (1 << 63),
             other => other.rank() as u64,
         };
         if self.desc {
-            if self.narrow() { u32::MAX as u64 - v } else { !v }
+            if self.narrow() {
+                u32::MAX as u64 - v
+            } else {
+                !v
+            }
         } else {
             v
         }

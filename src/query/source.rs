@@ -49,11 +49,7 @@ pub trait RowSource {
     fn search_keys(&self, cols: &[&Column], needle_lower: &str) -> Result<Vec<Bits>>;
 
     /// The given rows as JSON objects, restricted to `fields` (all when `None`).
-    fn rows_json(
-        &self,
-        rows: &[u32],
-        fields: Option<&[String]>,
-    ) -> Result<Vec<serde_json::Value>>;
+    fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>>;
 }
 
 /// Does `hay` lowercased contain `needle_lower`? `buf` is scratch space.
@@ -141,9 +137,10 @@ impl<'a> SnapshotSource<'a> {
                 arrays += 1;
             }
             let v = pd.list_starts.get(arrays).copied().unwrap_or(0);
-            cum.push(u32::try_from(v).map_err(|_| {
-                Error::corrupt(self.snap.path(e), 0, "more than 2^32 elements")
-            })?);
+            cum.push(
+                u32::try_from(v)
+                    .map_err(|_| Error::corrupt(self.snap.path(e), 0, "more than 2^32 elements"))?,
+            );
         }
         let rows = self.snap.rows() as usize;
         let at = |i: usize| {
@@ -259,6 +256,26 @@ fn values_of(d: &NodeData, counts: &[u64; crate::model::KIND_COUNT], table_len: 
                 })
                 .collect(),
         )
+    } else if present.is_empty() || only(&[Kind::Object]) {
+        Values::Object(
+            (0..n)
+                .map(|i| match d.kind(i) {
+                    Kind::Object => 0,
+                    Kind::Null => BOOL_NULL,
+                    _ => BOOL_ABSENT,
+                })
+                .collect(),
+        )
+    } else if only(&[Kind::Array]) && d.lens.iter().all(|&l| l < NULL) {
+        Values::List(
+            (0..n)
+                .map(|i| match d.kind(i) {
+                    Kind::Array => d.lens[d.pos(i)],
+                    Kind::Null => NULL,
+                    _ => ABSENT,
+                })
+                .collect(),
+        )
     } else {
         Values::Any((0..n).map(|i| cell_of(d, i)).collect())
     }
@@ -366,15 +383,16 @@ impl RowSource for SnapshotSource<'_> {
         }
         Ok(cols
             .iter()
-            .map(|c| by_table.get(&c.keyspace).cloned().unwrap_or_else(|| Bits::new(0)))
+            .map(|c| {
+                by_table
+                    .get(&c.keyspace)
+                    .cloned()
+                    .unwrap_or_else(|| Bits::new(0))
+            })
             .collect())
     }
 
-    fn rows_json(
-        &self,
-        rows: &[u32],
-        fields: Option<&[String]>,
-    ) -> Result<Vec<serde_json::Value>> {
+    fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>> {
         let key = fields.map(|f| f.to_vec());
         let mut writers = self.writers.lock().map_err(|_| poisoned())?;
         if !writers.contains_key(&key) {

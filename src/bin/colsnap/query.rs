@@ -103,9 +103,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let src = SnapshotSource::new(&snap);
     let engine = Engine::new(&src);
     let rows = engine.run(&q).map_err(bad)?;
-    let page = engine
-        .page(&rows, paging, fields.as_deref())
-        .map_err(bad)?;
+    let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
     let mut out = String::new();
     if a.ndjson {
         for r in &page.data {
