@@ -115,8 +115,15 @@ fn bench(c: &mut Criterion) {
     let sorted = engine.sort(all.clone(), &by("updated_at", true)).unwrap();
     let p = Paging::page(3, 50).unwrap();
     engine.page(&sorted, p, None).unwrap();
-    g.bench_function(format!("page50/{l}"), |b| {
+    g.bench_function(format!("page50_values/{l}"), |b| {
         b.iter(|| engine.page(&sorted, p, None).unwrap().data.len())
+    });
+    g.bench_function(format!("page50/{l}"), |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            engine.page_json(&sorted, p, None, false, &mut out).unwrap();
+            out.len()
+        })
     });
     g.finish();
 
@@ -163,8 +170,13 @@ fn bench(c: &mut Criterion) {
     assert_eq!(cnt, cnt2);
     ratios.push(("search title ~ crash", t_eng, t_naive));
     snap.clear_string_cache();
-    let (_, t_cold) = time(|| engine.page(&sorted, p, None).unwrap());
-    let (_, t_warm) = time(|| engine.page(&sorted, p, None).unwrap());
+    let page_json = || {
+        let mut out = Vec::new();
+        engine.page_json(&sorted, p, None, false, &mut out).unwrap();
+        out
+    };
+    let (_, t_cold) = time(page_json);
+    let (_, t_warm) = time(page_json);
     eprintln!("\nquery engine vs naive, {n} rows (single run each):");
     for (name, e, nv) in &ratios {
         eprintln!(

@@ -59,6 +59,26 @@ impl Bits {
             .is_some_and(|w| w & (1 << (i & 63)) != 0)
     }
 
+    /// True when any member lies in `r`.
+    pub fn any_in(&self, r: std::ops::Range<usize>) -> bool {
+        let end = r.end.min(self.len);
+        let mut i = r.start;
+        while i < end {
+            if i % 64 == 0 && i + 64 <= end {
+                if self.words[i >> 6] != 0 {
+                    return true;
+                }
+                i += 64;
+            } else {
+                if self.get(i) {
+                    return true;
+                }
+                i += 1;
+            }
+        }
+        false
+    }
+
     /// Intersect with `o` (same universe).
     pub fn and_with(&mut self, o: &Bits) {
         for (a, b) in self.words.iter_mut().zip(&o.words) {
@@ -127,5 +147,6 @@ mod tests {
         assert_eq!(n, a);
         assert_eq!(Bits::full(65).count(), 65);
         assert!(!a.get(1000));
+        assert!(a.any_in(60..65) && !a.any_in(1..64) && a.any_in(129..500));
     }
 }

@@ -370,8 +370,43 @@ impl<'s> Engine<'s> {
         self.sort(set.to_vec(), &q.sort)
     }
 
-    /// One page of `rows` as JSON objects restricted to `fields`.
-    pub fn page(&self, rows: &[u32], p: Paging, fields: Option<&[String]>) -> Result<Page> {
+    /// One page as JSON text, `{"data":[...],"pagination":{...}}` (or,
+    /// with `ndjson`, one row per line then `{"pagination":{...}}`), written
+    /// straight from the columns without building `serde_json::Value`s.
+    pub fn page_json(
+        &self,
+        rows: &[u32],
+        p: Paging,
+        fields: Option<&[String]>,
+        ndjson: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Pagination> {
+        let (slice, pagination) = self.page_slice(rows, p, fields)?;
+        let pag = serde_json::to_string(&pagination).map_err(|e| Error::Invalid(e.to_string()))?;
+        if ndjson {
+            for &r in slice {
+                self.src.write_rows_json(&[r], fields, out)?;
+                out.push(b'\n');
+            }
+            out.extend_from_slice(b"{\"pagination\":");
+            out.extend_from_slice(pag.as_bytes());
+            out.extend_from_slice(b"}\n");
+        } else {
+            out.extend_from_slice(b"{\"data\":[");
+            self.src.write_rows_json(slice, fields, out)?;
+            out.extend_from_slice(b"],\"pagination\":");
+            out.extend_from_slice(pag.as_bytes());
+            out.extend_from_slice(b"}\n");
+        }
+        Ok(pagination)
+    }
+
+    fn page_slice<'r>(
+        &self,
+        rows: &'r [u32],
+        p: Paging,
+        fields: Option<&[String]>,
+    ) -> Result<(&'r [u32], Pagination)> {
         if p.limit == 0 {
             return Err(Error::Invalid("limit must be at least 1".into()));
         }
@@ -384,9 +419,15 @@ impl<'s> Engine<'s> {
         }
         let start = p.offset.min(rows.len());
         let end = p.offset.saturating_add(p.limit).min(rows.len());
+        Ok((&rows[start..end], Pagination::new(p, rows.len())))
+    }
+
+    /// One page of `rows` as JSON objects restricted to `fields`.
+    pub fn page(&self, rows: &[u32], p: Paging, fields: Option<&[String]>) -> Result<Page> {
+        let (slice, pagination) = self.page_slice(rows, p, fields)?;
         Ok(Page {
-            data: self.src.rows_json(&rows[start..end], fields)?,
-            pagination: Pagination::new(p, rows.len()),
+            data: self.src.rows_json(slice, fields)?,
+            pagination,
         })
     }
 }

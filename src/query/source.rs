@@ -50,6 +50,23 @@ pub trait RowSource {
 
     /// The given rows as JSON objects, restricted to `fields` (all when `None`).
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>>;
+
+    /// The given rows as compact JSON objects separated by commas, appended
+    /// to `out` (no brackets). The default goes through [`RowSource::rows_json`].
+    fn write_rows_json(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        for (n, v) in self.rows_json(rows, fields)?.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, v).map_err(|e| Error::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Does `hay` lowercased contain `needle_lower`? `buf` is scratch space.
@@ -167,6 +184,28 @@ impl<'a> SnapshotSource<'a> {
             .map_err(|_| poisoned())?
             .insert(e, off.clone());
         Ok(off)
+    }
+
+    /// Run `f` with the cached row writer for `fields`.
+    fn with_writer<T>(
+        &self,
+        fields: Option<&[String]>,
+        f: impl FnOnce(&mut RowWriter<'a>) -> Result<T>,
+    ) -> Result<T> {
+        let key = fields.map(|f| f.to_vec());
+        let mut writers = self.writers.lock().map_err(|_| poisoned())?;
+        if !writers.contains_key(&key) {
+            if let Some(fs) = fields {
+                for p in fs {
+                    self.node_of(p)?;
+                }
+            }
+            writers.insert(key.clone(), self.snap.row_writer(fields)?);
+        }
+        let w = writers
+            .get_mut(&key)
+            .ok_or_else(|| Error::Invalid("row writer cache".into()))?;
+        f(w)
     }
 
     fn node_of(&self, path: &str) -> Result<u32> {
@@ -361,30 +400,46 @@ impl RowSource for SnapshotSource<'_> {
     }
 
     fn search_keys(&self, cols: &[&Column], needle_lower: &str) -> Result<Vec<Bits>> {
-        let mut by_table: HashMap<u32, Bits> = HashMap::new();
-        let mut buf = String::new();
+        // Per table: the ids the searched columns reference, then one pass
+        // over the chunks holding any of them, testing only those ids.
+        let mut wanted: HashMap<u32, Bits> = HashMap::new();
         for c in cols {
-            if by_table.contains_key(&c.keyspace) {
-                continue;
-            }
             let t = self.snap.table(c.keyspace)?;
+            let w = wanted
+                .entry(c.keyspace)
+                .or_insert_with(|| Bits::new(t.len() as usize));
+            for i in 0..c.values.len() {
+                if let Cell::Str(k) = c.values.cell(i)
+                    && (k as usize) < w.len()
+                {
+                    w.set(k as usize);
+                }
+            }
+        }
+        let mut found: HashMap<u32, Bits> = HashMap::new();
+        let mut buf = String::new();
+        for (&tid, w) in &wanted {
+            let t = self.snap.table(tid)?;
             let mut set = Bits::new(t.len() as usize);
             let starts = t.chunk_starts();
             for k in 0..t.chunk_count() {
+                let (lo, hi) = (starts[k] as usize, starts[k + 1] as usize);
+                if !w.any_in(lo..hi) {
+                    continue;
+                }
                 let chunk = t.chunk(k)?;
-                let base = starts[k] as usize;
-                for j in 0..chunk.len() {
-                    if contains_folded(chunk.get(j), needle_lower, &mut buf) {
-                        set.set(base + j);
+                for id in lo..hi.min(lo + chunk.len()) {
+                    if w.get(id) && contains_folded(chunk.get(id - lo), needle_lower, &mut buf) {
+                        set.set(id);
                     }
                 }
             }
-            by_table.insert(c.keyspace, set);
+            found.insert(tid, set);
         }
         Ok(cols
             .iter()
             .map(|c| {
-                by_table
+                found
                     .get(&c.keyspace)
                     .cloned()
                     .unwrap_or_else(|| Bits::new(0))
@@ -393,20 +448,25 @@ impl RowSource for SnapshotSource<'_> {
     }
 
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>> {
-        let key = fields.map(|f| f.to_vec());
-        let mut writers = self.writers.lock().map_err(|_| poisoned())?;
-        if !writers.contains_key(&key) {
-            if let Some(f) = fields {
-                for p in f {
-                    self.node_of(p)?;
+        self.with_writer(fields, |w| {
+            rows.iter().map(|&r| w.row_json(r as u64)).collect()
+        })
+    }
+
+    fn write_rows_json(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.with_writer(fields, |w| {
+            for (n, &r) in rows.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
                 }
+                w.write_row(r as u64, out)?;
             }
-            let w = self.snap.row_writer(fields)?;
-            writers.insert(key.clone(), w);
-        }
-        let w = writers
-            .get_mut(&key)
-            .ok_or_else(|| Error::Invalid("row writer cache".into()))?;
-        rows.iter().map(|&r| w.row_json(r as u64)).collect()
+            Ok(())
+        })
     }
 }

@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Sort keys, comma-separated, `-` for descending (`-updated_at,number`).
-    #[arg(long, value_name = "KEYS")]
+    #[arg(long, value_name = "KEYS", allow_hyphen_values = true)]
     pub sort: Option<String>,
     /// A condition (repeatable; all must hold): `state=open`, `comments>=5`.
     #[arg(long = "where", value_name = "COND")]
@@ -103,18 +103,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let src = SnapshotSource::new(&snap);
     let engine = Engine::new(&src);
     let rows = engine.run(&q).map_err(bad)?;
-    let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
-    let mut out = String::new();
-    if a.ndjson {
-        for r in &page.data {
-            out.push_str(&r.to_string());
-            out.push('\n');
-        }
-        out.push_str(&serde_json::json!({ "pagination": page.pagination }).to_string());
-        out.push('\n');
-    } else {
-        out.push_str(&serde_json::to_string(&page)?);
-        out.push('\n');
-    }
-    common::print(&out)
+    let mut out = Vec::new();
+    engine
+        .page_json(&rows, paging, fields.as_deref(), a.ndjson, &mut out)
+        .map_err(bad)?;
+    common::print(&String::from_utf8(out)?)
 }
