@@ -365,7 +365,7 @@ fn literal() -> impl Strategy<Value = String> {
 }
 
 fn filter() -> impl Strategy<Value = Filter> {
-    let path = prop::sample::select(&FIELDS[..]);
+    let path = prop::sample::select(FIELDS);
     let op = prop::sample::select(vec![
         Op::Eq,
         Op::Ne,
@@ -396,7 +396,7 @@ fn filter() -> impl Strategy<Value = Filter> {
 
 fn query() -> impl Strategy<Value = Query> {
     let sort = prop::collection::vec(
-        (prop::sample::select(&FIELDS[..]), any::<bool>()).prop_map(|(p, d)| SortKey {
+        (prop::sample::select(FIELDS), any::<bool>()).prop_map(|(p, d)| SortKey {
             path: p.into(),
             desc: d,
         }),

@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(Int(-1).cmp_num(&Float(-1.5)), Ordering::Greater);
         assert_eq!(UInt(u64::MAX).cmp_num(&Int(i64::MAX)), Ordering::Greater);
         assert_eq!(
-            Int(i64::MAX).cmp_num(&Float(9.223372036854775807e18)),
+            Int(i64::MAX).cmp_num(&Float(9_223_372_036_854_775_808.0)),
             Ordering::Less
         );
         assert_eq!(Int(3).cmp_num(&Float(1e300)), Ordering::Less);
