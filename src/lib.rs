@@ -12,6 +12,7 @@ pub mod timestamp;
 pub use error::{Error, Result};
 pub mod format;
 pub mod generate;
+pub mod query;
 pub mod read;
 pub mod strings;
 pub mod write;

@@ -335,3 +335,56 @@ impl Snapshot {
         Ok(rows.end - rows.start)
     }
 }
+
+/// Writes chosen rows as JSON, decoding the needed columns once and string
+/// chunks lazily: a row decodes only the chunks holding its own strings.
+pub struct RowWriter<'a> {
+    emitter: Emitter<'a>,
+}
+
+impl std::fmt::Debug for RowWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowWriter").finish_non_exhaustive()
+    }
+}
+
+impl RowWriter<'_> {
+    /// Append row `row` as compact JSON to `out`.
+    pub fn write_row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
+        if row >= self.emitter.snap.rows() {
+            return Err(Error::NotFound {
+                what: "row",
+                name: format!("{row} (the snapshot has {} rows)", self.emitter.snap.rows()),
+            });
+        }
+        self.emitter.row(row, out)
+    }
+
+    /// Row `row` as a JSON value.
+    pub fn row_json(&mut self, row: u64) -> Result<serde_json::Value> {
+        let mut out = Vec::new();
+        self.write_row(row, &mut out)?;
+        serde_json::from_slice(&out).map_err(|err| Error::corrupt("row", row, err.to_string()))
+    }
+}
+
+impl Snapshot {
+    /// A writer for rows restricted to `columns` (column paths and what is
+    /// under them; all when `None`). Decodes only the nodes needed.
+    pub fn row_writer(&self, columns: Option<&[String]>) -> Result<RowWriter<'_>> {
+        Ok(RowWriter {
+            emitter: Emitter::new(self, columns)?,
+        })
+    }
+
+    /// The given rows as JSON values, restricted to `columns` (all when
+    /// `None`). Only the string chunks referenced by these rows are decoded.
+    pub fn rows_json(
+        &self,
+        rows: &[u64],
+        columns: Option<&[String]>,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut w = self.row_writer(columns)?;
+        rows.iter().map(|&r| w.row_json(r)).collect()
+    }
+}

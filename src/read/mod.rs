@@ -12,7 +12,7 @@ mod node;
 mod verify;
 
 pub(crate) use export::Emitter;
-pub use export::ExportOptions;
+pub use export::{ExportOptions, RowWriter};
 pub use node::{Kinds, NodeData};
 pub use verify::VerifyReport;
 

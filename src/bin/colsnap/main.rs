@@ -8,6 +8,7 @@ mod compact;
 mod diff;
 mod export;
 mod inspect;
+mod query;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,7 @@ Examples:
   colsnap inspect issues.colsnap
   colsnap verify issues.colsnap --against issues.ndjson
   colsnap export issues.colsnap --ndjson --columns number,title --rows 0..10
+  colsnap query issues.colsnap --where state=open --sort -updated_at --fields number,title --limit 20
   colsnap compact issues.colsnap events.ndjson -o new.colsnap
   colsnap diff old.colsnap new.colsnap -o events.ndjson
 
@@ -44,6 +46,8 @@ enum Command {
     Verify(verify::Args),
     /// Write a snapshot's rows as JSON to stdout.
     Export(export::Args),
+    /// Sort, filter, search and page rows without decoding strings.
+    Query(query::Args),
     /// Apply an event log to a snapshot and write a new snapshot.
     Compact(compact::Args),
     /// Write the events that turn one snapshot into another.
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Export(a) => export::run(a),
+        Command::Query(a) => query::run(a),
         Command::Compact(a) => compact::run(a),
         Command::Diff(a) => diff::run(a),
     })

@@ -1,0 +1,381 @@
+//! Filters: literals typed by the column, string predicates resolved to key
+//! ranges once, then integer-only column scans.
+
+use super::bits::Bits;
+use super::loaded::{Cell, Class, Column, Num, Values};
+use super::source::RowSource;
+use super::{Filter, Literal, Op};
+use crate::error::{Error, Result};
+use crate::model::ColumnType;
+use crate::timestamp;
+use std::cmp::Ordering;
+use std::ops::Range;
+
+/// A comparison against one literal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cmp {
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    #[inline]
+    fn holds(self, o: Ordering) -> bool {
+        match self {
+            Cmp::Eq => o == Ordering::Equal,
+            Cmp::Lt => o == Ordering::Less,
+            Cmp::Le => o != Ordering::Greater,
+            Cmp::Gt => o == Ordering::Greater,
+            Cmp::Ge => o != Ordering::Less,
+        }
+    }
+}
+
+/// A positive item predicate: an item matches when any alternative holds.
+#[derive(Debug, Default)]
+struct Pred {
+    strs: Vec<Range<u32>>,
+    nums: Vec<(Cmp, Num)>,
+    bools: Vec<(Cmp, bool)>,
+    times: Vec<(Cmp, (i64, u32))>,
+}
+
+impl Pred {
+    #[inline]
+    fn matches(&self, c: Cell) -> bool {
+        match c {
+            Cell::Str(k) => self.strs.iter().any(|r| r.contains(&k)),
+            Cell::Bool(b) => self.bools.iter().any(|&(op, v)| op.holds(b.cmp(&v))),
+            Cell::Time(s, n) => self.times.iter().any(|&(op, v)| op.holds((s, n).cmp(&v))),
+            Cell::Int(_) | Cell::UInt(_) | Cell::Float(_) => match c.num() {
+                Some(x) => self.nums.iter().any(|&(op, v)| op.holds(x.cmp_num(&v))),
+                None => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Which literal families a column's values can hold.
+#[derive(Clone, Copy, Debug)]
+struct Families {
+    str: bool,
+    num: bool,
+    bool: bool,
+    time: bool,
+}
+
+fn families(col: &Column) -> Families {
+    let none = Families {
+        str: false,
+        num: false,
+        bool: false,
+        time: false,
+    };
+    match &col.values {
+        Values::Str(_) => Families { str: true, ..none },
+        Values::Int { .. } => Families { num: true, ..none },
+        Values::Time { .. } => Families { time: true, ..none },
+        Values::Bool(_) => Families { bool: true, ..none },
+        Values::Object(_) | Values::List(_) => none,
+        Values::Any(_) => match col.ty {
+            ColumnType::U64 | ColumnType::F64 | ColumnType::Number | ColumnType::I64 => {
+                Families { num: true, ..none }
+            }
+            ColumnType::Mixed => Families {
+                str: true,
+                num: true,
+                bool: true,
+                time: true,
+            },
+            _ => none,
+        },
+    }
+}
+
+/// Parse a number literal: `i64`, then `u64`, then a finite `f64`.
+pub fn parse_num(s: &str) -> Option<Num> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Some(Num::Int(v));
+    }
+    if let Ok(v) = s.parse::<u64>() {
+        return Some(Num::UInt(v));
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && !s.eq_ignore_ascii_case("inf") && !s.contains(['n', 'N']) => {
+            Some(Num::Float(v))
+        }
+        _ => None,
+    }
+}
+
+/// Parse a timestamp literal: RFC 3339 (as stored) or a date `YYYY-MM-DD`
+/// (midnight UTC). Returns the UTC instant.
+pub fn parse_time(s: &str) -> Option<(i64, u32)> {
+    let ts = if s.len() == 10 {
+        timestamp::parse(&format!("{s}T00:00:00Z"))
+    } else {
+        timestamp::parse(s)
+    }?;
+    Some((ts.secs, ts.nanos))
+}
+
+/// The typed forms a literal takes in a column's families.
+#[derive(Debug, Default)]
+struct Typed {
+    str: Option<String>,
+    num: Option<Num>,
+    bool: Option<bool>,
+    time: Option<(i64, u32)>,
+}
+
+fn type_literal(col: &Column, lit: &Literal) -> Result<Typed> {
+    let f = families(col);
+    let mut t = Typed::default();
+    match lit {
+        Literal::Text(s) => {
+            if f.str {
+                t.str = Some(s.clone());
+            }
+            if f.num {
+                t.num = parse_num(s);
+            }
+            if f.bool {
+                t.bool = match s.as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                };
+            }
+            if f.time {
+                t.time = parse_time(s);
+            }
+        }
+        Literal::Str(s) => {
+            if f.str {
+                t.str = Some(s.clone());
+            }
+            if f.time {
+                t.time = parse_time(s);
+            }
+        }
+        Literal::Int(v) if f.num => t.num = Some(Num::Int(*v)),
+        Literal::UInt(v) if f.num => t.num = Some(Num::UInt(*v)),
+        Literal::Float(v) if f.num && v.is_finite() => t.num = Some(Num::Float(*v)),
+        Literal::Bool(v) if f.bool => t.bool = Some(*v),
+        Literal::Time(ts) if f.time => t.time = Some((ts.secs, ts.nanos)),
+        _ => {}
+    }
+    if t.str.is_none() && t.num.is_none() && t.bool.is_none() && t.time.is_none() {
+        let want = if f.time {
+            "a timestamp (RFC 3339, or a date YYYY-MM-DD)"
+        } else if f.num {
+            "a number"
+        } else if f.bool {
+            "true or false"
+        } else if f.str {
+            "a string"
+        } else {
+            "nothing but null/absent tests (=null, !=null, =absent, !=absent)"
+        };
+        return Err(Error::Invalid(format!(
+            "field `{}` is {}: {} is not {want}",
+            col.path,
+            col.ty,
+            lit.display()
+        )));
+    }
+    Ok(t)
+}
+
+fn str_range(src: &dyn RowSource, col: &Column, cmp: Cmp, s: &str) -> Result<Range<u32>> {
+    let f = src.find_str(col, s)?;
+    let (at, found) = match f {
+        Ok(i) => (i, true),
+        Err(i) => (i, false),
+    };
+    Ok(match cmp {
+        Cmp::Eq => {
+            if found {
+                at..at + 1
+            } else {
+                0..0
+            }
+        }
+        Cmp::Lt => 0..at,
+        Cmp::Le => 0..at + found as u32,
+        Cmp::Gt => at + found as u32..u32::MAX - 1,
+        Cmp::Ge => at..u32::MAX - 1,
+    })
+}
+
+fn compile(src: &dyn RowSource, col: &Column, f: &Filter) -> Result<Pred> {
+    let mut p = Pred::default();
+    let one = || -> Result<&Literal> {
+        match f.values.as_slice() {
+            [v] => Ok(v),
+            _ => Err(Error::Invalid(format!(
+                "operator `{}` on `{}` takes exactly one value, got {}",
+                f.op.symbol(),
+                f.path,
+                f.values.len()
+            ))),
+        }
+    };
+    let cmp = match f.op {
+        Op::Eq | Op::Ne | Op::In => Cmp::Eq,
+        Op::Lt => Cmp::Lt,
+        Op::Le => Cmp::Le,
+        Op::Gt => Cmp::Gt,
+        Op::Ge => Cmp::Ge,
+        Op::Prefix => {
+            let s = match one()? {
+                Literal::Text(s) | Literal::Str(s) => s,
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "prefix `^=` needs a string, got {}",
+                        other.display()
+                    )));
+                }
+            };
+            if !families(col).str {
+                return Err(Error::Invalid(format!(
+                    "prefix `^=` applies to string fields; `{}` is {}",
+                    col.path, col.ty
+                )));
+            }
+            p.strs.push(src.prefix_keys(col, s)?);
+            return Ok(p);
+        }
+        Op::IsNull | Op::NotNull | Op::IsAbsent | Op::NotAbsent => return Ok(p),
+    };
+    let lits: Vec<&Literal> = match f.op {
+        Op::In => {
+            if f.values.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "`in` on `{}` needs at least one value",
+                    f.path
+                )));
+            }
+            f.values.iter().collect()
+        }
+        _ => vec![one()?],
+    };
+    for lit in lits {
+        let t = type_literal(col, lit)?;
+        if let Some(s) = &t.str {
+            let r = str_range(src, col, cmp, s)?;
+            if !r.is_empty() {
+                p.strs.push(r);
+            }
+        }
+        if let Some(n) = t.num {
+            p.nums.push((cmp, n));
+        }
+        if let Some(b) = t.bool {
+            p.bools.push((cmp, b));
+        }
+        if let Some(ts) = t.time {
+            p.times.push((cmp, ts));
+        }
+    }
+    Ok(p)
+}
+
+/// Items matching a positive predicate.
+fn item_matches(col: &Column, p: &Pred) -> Bits {
+    let n = col.values.len();
+    let mut out = Bits::new(n);
+    match &col.values {
+        Values::Str(keys) => {
+            if p.strs.len() == 1 {
+                let r = &p.strs[0];
+                let (lo, w) = (r.start, r.end.saturating_sub(r.start));
+                for (i, &k) in keys.iter().enumerate() {
+                    if k.wrapping_sub(lo) < w {
+                        out.set(i);
+                    }
+                }
+            } else if !p.strs.is_empty() {
+                for (i, &k) in keys.iter().enumerate() {
+                    if p.strs.iter().any(|r| r.contains(&k)) {
+                        out.set(i);
+                    }
+                }
+            }
+        }
+        Values::Int { v, missing } if p.nums.iter().all(|(_, n)| matches!(n, Num::Int(_))) => {
+            let lits: Vec<(Cmp, i64)> = p
+                .nums
+                .iter()
+                .map(|&(c, n)| (c, if let Num::Int(x) = n { x } else { 0 }))
+                .collect();
+            for (i, &x) in v.iter().enumerate() {
+                if lits.iter().any(|&(c, y)| c.holds(x.cmp(&y))) && missing.class(i) == Class::Value
+                {
+                    out.set(i);
+                }
+            }
+        }
+        _ => {
+            for i in 0..n {
+                if p.matches(col.values.cell(i)) {
+                    out.set(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Items with a value (`absent_only`: items that are not absent).
+fn item_present(col: &Column, absent_only: bool) -> Bits {
+    let n = col.values.len();
+    let mut out = Bits::new(n);
+    for i in 0..n {
+        let c = col.values.cell(i).class();
+        if c == Class::Value || (absent_only && c == Class::Null) {
+            out.set(i);
+        }
+    }
+    out
+}
+
+/// Rows having at least one matching item.
+fn rows_any(col: &Column, items: Bits, rows: usize) -> Bits {
+    match &col.offsets {
+        None => items,
+        Some(o) => {
+            let mut out = Bits::new(rows);
+            for r in 0..rows {
+                if (o[r]..o[r + 1]).any(|i| items.get(i as usize)) {
+                    out.set(r);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Rows of `col` matching filter `f`.
+pub(crate) fn eval(src: &dyn RowSource, col: &Column, f: &Filter) -> Result<Bits> {
+    let rows = src.rows();
+    let (items, negate) = match f.op {
+        Op::IsNull => (item_present(col, false), true),
+        Op::NotNull => (item_present(col, false), false),
+        Op::IsAbsent => (item_present(col, true), true),
+        Op::NotAbsent => (item_present(col, true), false),
+        _ => {
+            let p = compile(src, col, f)?;
+            (item_matches(col, &p), f.op == Op::Ne)
+        }
+    };
+    let mut r = rows_any(col, items, rows);
+    if negate {
+        r.negate();
+    }
+    Ok(r)
+}

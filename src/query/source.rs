@@ -1,0 +1,472 @@
+//! Where the engine's data comes from: the [`RowSource`] trait, and its
+//! implementation over an open snapshot.
+
+use super::bits::Bits;
+use super::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
+use crate::error::{Error, Result};
+use crate::model::{ColumnType, Kind, NodeName};
+use crate::read::{NodeData, RowWriter, Snapshot};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+/// A column the source offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// Display path (`user.login`, `labels[].name`).
+    pub path: String,
+    /// Column type.
+    pub ty: ColumnType,
+    /// True when the column lies inside an array (several items per row).
+    pub list: bool,
+}
+
+/// Everything the query engine needs from its data. The engine works on
+/// typed arrays only; strings are represented by `u32` *order keys*: within
+/// one key space (`Column::keyspace`) keys compare like the strings they
+/// stand for (byte-wise) and equal keys mean equal strings. A snapshot uses
+/// its string ids; a source that adds strings the tables lack (an events
+/// overlay) can re-rank table ids and new strings into one dense key space.
+pub trait RowSource {
+    /// Number of rows.
+    fn rows(&self) -> usize;
+
+    /// The columns, in schema order.
+    fn fields(&self) -> Vec<FieldInfo>;
+
+    /// Load one column's typed values (no string is decoded).
+    fn load(&self, path: &str) -> Result<Column>;
+
+    /// Where `s` falls among the keys of `col`'s key space: `Ok(key)` when
+    /// present, else `Err(k)` with `k` the first key of a greater string.
+    fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>>;
+
+    /// The contiguous range of keys of `col`'s key space whose strings start with `prefix`.
+    fn prefix_keys(&self, col: &Column, prefix: &str) -> Result<Range<u32>>;
+
+    /// For each column, the keys whose strings contain `needle_lower` once
+    /// lowercased (Unicode `to_lowercase`). `needle_lower` is already lowercase.
+    fn search_keys(&self, cols: &[&Column], needle_lower: &str) -> Result<Vec<Bits>>;
+
+    /// The given rows as JSON objects, restricted to `fields` (all when `None`).
+    fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>>;
+
+    /// The given rows as compact JSON objects separated by commas, appended
+    /// to `out` (no brackets). The default goes through [`RowSource::rows_json`].
+    fn write_rows_json(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        for (n, v) in self.rows_json(rows, fields)?.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, v).map_err(|e| Error::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Does `hay` lowercased contain `needle_lower`? `buf` is scratch space.
+pub fn contains_folded(hay: &str, needle_lower: &str, buf: &mut String) -> bool {
+    buf.clear();
+    if hay.is_ascii() {
+        if !needle_lower.is_ascii() {
+            return false;
+        }
+        buf.extend(hay.bytes().map(|b| b.to_ascii_lowercase() as char));
+    } else {
+        for c in hay.chars() {
+            buf.extend(c.to_lowercase());
+        }
+    }
+    buf.contains(needle_lower)
+}
+
+type Offsets = Arc<Vec<u32>>;
+
+/// [`RowSource`] over an open [`Snapshot`]: string keys are string ids.
+pub struct SnapshotSource<'a> {
+    snap: &'a Snapshot,
+    offsets: Mutex<HashMap<u32, Offsets>>,
+    writers: Mutex<HashMap<Option<Vec<String>>, RowWriter<'a>>>,
+}
+
+impl std::fmt::Debug for SnapshotSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotSource")
+            .field("snap", self.snap)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Invalid("a lock was poisoned by an earlier panic".into())
+}
+
+impl<'a> SnapshotSource<'a> {
+    /// Wrap a snapshot.
+    pub fn new(snap: &'a Snapshot) -> Self {
+        SnapshotSource {
+            snap,
+            offsets: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The snapshot.
+    pub fn snapshot(&self) -> &'a Snapshot {
+        self.snap
+    }
+
+    fn parent(&self, node: u32) -> u32 {
+        self.snap.footer().nodes[node as usize].parent
+    }
+
+    /// Row offsets of the domain `node` lives in; `None` for the row domain.
+    fn domain_offsets(&self, node: u32) -> Result<Option<Offsets>> {
+        let mut n = node;
+        while n != 0 {
+            if self.snap.footer().nodes[n as usize].name == NodeName::Elem {
+                return self.elem_offsets(n).map(Some);
+            }
+            n = self.parent(n);
+        }
+        Ok(None)
+    }
+
+    /// Row offsets into the items of the `Elem` node `e`.
+    fn elem_offsets(&self, e: u32) -> Result<Offsets> {
+        if let Some(o) = self.offsets.lock().map_err(|_| poisoned())?.get(&e) {
+            return Ok(o.clone());
+        }
+        let p = self.parent(e);
+        let outer = self.domain_offsets(p)?;
+        let pd = self.snap.node(p)?;
+        // cum[i] = elements of the parent's items before item i.
+        let mut cum = Vec::with_capacity(pd.len() + 1);
+        let mut arrays = 0usize;
+        cum.push(0u32);
+        for i in 0..pd.len() {
+            if pd.kind(i) == Kind::Array {
+                arrays += 1;
+            }
+            let v = pd.list_starts.get(arrays).copied().unwrap_or(0);
+            cum.push(
+                u32::try_from(v)
+                    .map_err(|_| Error::corrupt(self.snap.path(e), 0, "more than 2^32 elements"))?,
+            );
+        }
+        let rows = self.snap.rows() as usize;
+        let at = |i: usize| {
+            cum.get(i)
+                .copied()
+                .ok_or_else(|| Error::corrupt(self.snap.path(e), 0, "element offsets out of range"))
+        };
+        let mut off = Vec::with_capacity(rows + 1);
+        match &outer {
+            None => {
+                for r in 0..=rows {
+                    off.push(at(r)?);
+                }
+            }
+            Some(o) => {
+                for &i in o.iter() {
+                    off.push(at(i as usize)?);
+                }
+            }
+        }
+        let off = Arc::new(off);
+        self.offsets
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(e, off.clone());
+        Ok(off)
+    }
+
+    /// Run `f` with the cached row writer for `fields`.
+    fn with_writer<T>(
+        &self,
+        fields: Option<&[String]>,
+        f: impl FnOnce(&mut RowWriter<'a>) -> Result<T>,
+    ) -> Result<T> {
+        let key = fields.map(|f| f.to_vec());
+        let mut writers = self.writers.lock().map_err(|_| poisoned())?;
+        if !writers.contains_key(&key) {
+            if let Some(fs) = fields {
+                for p in fs {
+                    self.node_of(p)?;
+                }
+            }
+            writers.insert(key.clone(), self.snap.row_writer(fields)?);
+        }
+        let w = writers
+            .get_mut(&key)
+            .ok_or_else(|| Error::Invalid("row writer cache".into()))?;
+        f(w)
+    }
+
+    fn node_of(&self, path: &str) -> Result<u32> {
+        self.snap.node_by_path(path).ok_or_else(|| {
+            let avail: Vec<String> = self.fields().into_iter().map(|f| f.path).collect();
+            Error::NotFound {
+                what: "field",
+                name: format!("`{path}` (available: {})", avail.join(", ")),
+            }
+        })
+    }
+}
+
+/// Typed values of a decoded node.
+fn values_of(d: &NodeData, counts: &[u64; crate::model::KIND_COUNT], table_len: u64) -> Values {
+    let n = d.len();
+    let present: Vec<Kind> = Kind::ALL
+        .iter()
+        .copied()
+        .filter(|&k| counts[k as usize] > 0 && k != Kind::Absent && k != Kind::Null)
+        .collect();
+    let only = |ks: &[Kind]| !present.is_empty() && present.iter().all(|k| ks.contains(k));
+    let missing = || {
+        let mut m = Missing {
+            null: Bits::new(n),
+            absent: Bits::new(n),
+        };
+        for i in 0..n {
+            match d.kind(i) {
+                Kind::Null => m.null.set(i),
+                Kind::Absent => m.absent.set(i),
+                _ => {}
+            }
+        }
+        m
+    };
+    if only(&[Kind::Str]) && table_len < NULL as u64 {
+        Values::Str(
+            (0..n)
+                .map(|i| match d.kind(i) {
+                    Kind::Str => d.strs[d.pos(i)],
+                    Kind::Null => NULL,
+                    _ => ABSENT,
+                })
+                .collect(),
+        )
+    } else if only(&[Kind::Int]) {
+        Values::Int {
+            v: (0..n)
+                .map(|i| match d.kind(i) {
+                    Kind::Int => d.ints[d.pos(i)],
+                    _ => 0,
+                })
+                .collect(),
+            missing: missing(),
+        }
+    } else if only(&[Kind::Time]) {
+        let has_nanos = !d.ts_nanos.is_empty();
+        let mut secs = Vec::with_capacity(n);
+        let mut nanos = Vec::with_capacity(if has_nanos { n } else { 0 });
+        for i in 0..n {
+            let (s, ns) = match d.kind(i) {
+                Kind::Time => {
+                    let p = d.pos(i);
+                    (d.ts_secs[p], d.ts_nanos.get(p).copied().unwrap_or(0))
+                }
+                _ => (0, 0),
+            };
+            secs.push(s);
+            if has_nanos {
+                nanos.push(ns);
+            }
+        }
+        Values::Time {
+            secs,
+            nanos,
+            missing: missing(),
+        }
+    } else if only(&[Kind::False, Kind::True]) {
+        Values::Bool(
+            (0..n)
+                .map(|i| match d.kind(i) {
+                    Kind::False => 0,
+                    Kind::True => 1,
+                    Kind::Null => BOOL_NULL,
+                    _ => BOOL_ABSENT,
+                })
+                .collect(),
+        )
+    } else if present.is_empty() || only(&[Kind::Object]) {
+        Values::Object(
+            (0..n)
+                .map(|i| match d.kind(i) {
+                    Kind::Object => 0,
+                    Kind::Null => BOOL_NULL,
+                    _ => BOOL_ABSENT,
+                })
+                .collect(),
+        )
+    } else if only(&[Kind::Array]) && d.lens.iter().all(|&l| l < NULL) {
+        Values::List(
+            (0..n)
+                .map(|i| match d.kind(i) {
+                    Kind::Array => d.lens[d.pos(i)],
+                    Kind::Null => NULL,
+                    _ => ABSENT,
+                })
+                .collect(),
+        )
+    } else {
+        Values::Any((0..n).map(|i| cell_of(d, i)).collect())
+    }
+}
+
+fn cell_of(d: &NodeData, i: usize) -> Cell {
+    let p = d.pos(i);
+    match d.kind(i) {
+        Kind::Absent => Cell::Absent,
+        Kind::Null => Cell::Null,
+        Kind::False => Cell::Bool(false),
+        Kind::True => Cell::Bool(true),
+        Kind::Int => Cell::Int(d.ints[p]),
+        Kind::UInt => Cell::UInt(d.uints[p]),
+        Kind::Float => Cell::Float(d.floats[p]),
+        Kind::Str => Cell::Str(d.strs[p]),
+        Kind::Time => Cell::Time(d.ts_secs[p], d.ts_nanos.get(p).copied().unwrap_or(0)),
+        Kind::Object => Cell::Object,
+        Kind::Array => Cell::Array(d.lens[p]),
+    }
+}
+
+impl RowSource for SnapshotSource<'_> {
+    fn rows(&self) -> usize {
+        self.snap.rows() as usize
+    }
+
+    fn fields(&self) -> Vec<FieldInfo> {
+        self.snap
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let mut n = c.node;
+                let mut list = false;
+                while n != 0 {
+                    list |= self.snap.footer().nodes[n as usize].name == NodeName::Elem;
+                    n = self.parent(n);
+                }
+                FieldInfo {
+                    path: c.path,
+                    ty: c.ty,
+                    list,
+                }
+            })
+            .collect()
+    }
+
+    fn load(&self, path: &str) -> Result<Column> {
+        let node = self.node_of(path)?;
+        let d = self.snap.node(node)?;
+        let meta = &self.snap.footer().nodes[node as usize];
+        let table = self.snap.table_of(node)?;
+        let values = values_of(&d, &meta.counts, table.len());
+        let offsets = self.domain_offsets(node)?;
+        let rows = self.rows();
+        let items = values.len();
+        let ok = match &offsets {
+            None => items == rows,
+            Some(o) => o.len() == rows + 1 && o.last().is_some_and(|&l| l as usize == items),
+        };
+        if !ok {
+            return Err(Error::corrupt(
+                format!("column `{path}`"),
+                0,
+                format!("{items} items do not fit the {rows} rows of its domain"),
+            ));
+        }
+        Ok(Column {
+            path: path.to_string(),
+            ty: self.snap.column_type(node),
+            values,
+            offsets,
+            keyspace: meta.table,
+        })
+    }
+
+    fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>> {
+        self.snap.table(col.keyspace)?.find(s)
+    }
+
+    fn prefix_keys(&self, col: &Column, prefix: &str) -> Result<Range<u32>> {
+        self.snap.table(col.keyspace)?.prefix_range(prefix)
+    }
+
+    fn search_keys(&self, cols: &[&Column], needle_lower: &str) -> Result<Vec<Bits>> {
+        // Per table: the ids the searched columns reference, then one pass
+        // over the chunks holding any of them, testing only those ids.
+        let mut wanted: HashMap<u32, Bits> = HashMap::new();
+        for c in cols {
+            let t = self.snap.table(c.keyspace)?;
+            let w = wanted
+                .entry(c.keyspace)
+                .or_insert_with(|| Bits::new(t.len() as usize));
+            for i in 0..c.values.len() {
+                if let Cell::Str(k) = c.values.cell(i)
+                    && (k as usize) < w.len()
+                {
+                    w.set(k as usize);
+                }
+            }
+        }
+        let mut found: HashMap<u32, Bits> = HashMap::new();
+        let mut buf = String::new();
+        for (&tid, w) in &wanted {
+            let t = self.snap.table(tid)?;
+            let mut set = Bits::new(t.len() as usize);
+            let starts = t.chunk_starts();
+            for k in 0..t.chunk_count() {
+                let (lo, hi) = (starts[k] as usize, starts[k + 1] as usize);
+                if !w.any_in(lo..hi) {
+                    continue;
+                }
+                let chunk = t.chunk(k)?;
+                for id in lo..hi.min(lo + chunk.len()) {
+                    if w.get(id) && contains_folded(chunk.get(id - lo), needle_lower, &mut buf) {
+                        set.set(id);
+                    }
+                }
+            }
+            found.insert(tid, set);
+        }
+        Ok(cols
+            .iter()
+            .map(|c| {
+                found
+                    .get(&c.keyspace)
+                    .cloned()
+                    .unwrap_or_else(|| Bits::new(0))
+            })
+            .collect())
+    }
+
+    fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>> {
+        self.with_writer(fields, |w| {
+            rows.iter().map(|&r| w.row_json(r as u64)).collect()
+        })
+    }
+
+    fn write_rows_json(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.with_writer(fields, |w| {
+            for (n, &r) in rows.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                w.write_row(r as u64, out)?;
+            }
+            Ok(())
+        })
+    }
+}
