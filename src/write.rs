@@ -152,6 +152,9 @@ pub fn write_atomically<T>(
     Ok(out)
 }
 
+/// zstd level at which candidate encodings of a stream are compared.
+const TRIAL_LEVEL: i32 = 19;
+
 /// Writes section frames and keeps the directory.
 struct Writer<W> {
     out: W,
@@ -213,6 +216,27 @@ impl<W: Write> Writer<W> {
             crc: h.crc,
         });
         Ok((self.sections.len() - 1) as u32)
+    }
+
+    /// Write the candidate encoding of a stream that compresses smallest.
+    fn section_best(&mut self, role: Role, mut cands: Vec<(Encoding, Vec<u8>)>) -> Result<u32> {
+        if cands.len() > 1 {
+            // Choose at a cheaper level; the winner is compressed at the real one.
+            let trial = CompressOptions {
+                level: self.opts.level.min(TRIAL_LEVEL),
+                ..self.opts
+            };
+            let mut best = (usize::MAX, 0);
+            for (i, (_, raw)) in cands.iter().enumerate() {
+                let n = compress::compress(raw, &trial, None)?.1.len();
+                if n < best.0 {
+                    best = (n, i);
+                }
+            }
+            cands.swap(0, best.1);
+        }
+        let (e, raw) = cands.swap_remove(0);
+        self.section(role, e, &raw, None)
     }
 }
 
@@ -279,7 +303,11 @@ fn write_snapshot<W: Write>(
     // Node streams.
     let mut metas = Vec::with_capacity(b.nodes.len());
     for (i, n) in b.nodes.iter().enumerate() {
-        metas.push(write_node(w, n, i, table_of[i])?);
+        let parent = match n.name {
+            Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
+            _ => None,
+        };
+        metas.push(write_node(w, n, parent, i, table_of[i])?);
     }
 
     // String tables.
@@ -375,7 +403,22 @@ fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
     v.len() as u64
 }
 
-fn write_node<W: Write>(w: &mut Writer<W>, n: &NodeBuf, i: usize, table: u32) -> Result<NodeMeta> {
+/// Dense kinds of every item of a node.
+fn dense_kinds(n: &NodeBuf) -> Vec<u8> {
+    let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
+    for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
+        dense[ix as usize] = k;
+    }
+    dense
+}
+
+fn write_node<W: Write>(
+    w: &mut Writer<W>,
+    n: &NodeBuf,
+    parent: Option<&NodeBuf>,
+    i: usize,
+    table: u32,
+) -> Result<NodeMeta> {
     let mut counts = [0u64; KIND_COUNT];
     for &k in &n.kinds {
         counts[k as usize] += 1;
@@ -386,21 +429,34 @@ fn write_node<W: Write>(w: &mut Writer<W>, n: &NodeBuf, i: usize, table: u32) ->
     let mut buf = Vec::new();
     let present = counts.iter().filter(|&&c| c > 0).count();
     if present > 1 {
-        let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
-        for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
-            dense[ix as usize] = k;
-        }
+        let dense = dense_kinds(n);
         buf.clear();
         bitpack::encode(&dense, &mut buf);
-        set(
-            Role::Kinds,
-            w.section(Role::Kinds, Encoding::BitPacked, &buf, None)?,
-        );
+        let mut cands = vec![(Encoding::BitPacked, std::mem::take(&mut buf))];
+        // A `Key` child is `Absent` wherever its parent item is not an
+        // object: store only the kinds under object items.
+        if let Some(p) = parent.filter(|p| p.domain_len == n.domain_len) {
+            let pk = dense_kinds(p);
+            if pk.iter().any(|&k| k != Kind::Object as u8) {
+                let under: Vec<u8> = dense
+                    .iter()
+                    .zip(&pk)
+                    .filter(|(_, p)| **p == Kind::Object as u8)
+                    .map(|(k, _)| *k)
+                    .collect();
+                let mut m = Vec::new();
+                bitpack::encode(&under, &mut m);
+                cands.push((Encoding::ParentMasked, m));
+            }
+        }
+        set(Role::Kinds, w.section_best(Role::Kinds, cands)?);
     }
     if !n.ints.is_empty() {
         buf.clear();
-        let e = encoding::encode_i64s(&n.ints, &mut buf);
-        set(Role::Ints, w.section(Role::Ints, e, &buf, None)?);
+        set(
+            Role::Ints,
+            w.section_best(Role::Ints, encoding::i64_candidates(&n.ints))?,
+        );
     }
     if !n.uints.is_empty() {
         buf.clear();
@@ -414,15 +470,19 @@ fn write_node<W: Write>(w: &mut Writer<W>, n: &NodeBuf, i: usize, table: u32) ->
     }
     if !n.strs.is_empty() {
         buf.clear();
-        let e = encoding::encode_u32s(&n.strs, &mut buf);
-        set(Role::Strs, w.section(Role::Strs, e, &buf, None)?);
+        set(
+            Role::Strs,
+            w.section_best(Role::Strs, encoding::u32_candidates(&n.strs))?,
+        );
     }
     let mut ts_layout = 0u8;
     if !n.times.is_empty() {
         let secs: Vec<i64> = n.times.iter().map(|t| t.secs).collect();
         buf.clear();
-        let e = encoding::encode_i64s(&secs, &mut buf);
-        set(Role::TsSecs, w.section(Role::TsSecs, e, &buf, None)?);
+        set(
+            Role::TsSecs,
+            w.section_best(Role::TsSecs, encoding::i64_candidates(&secs))?,
+        );
         if n.times.iter().any(|t| t.nanos != 0) {
             buf.clear();
             let e = encoding::encode_u64s(n.times.iter().map(|t| t.nanos as u64), &mut buf);

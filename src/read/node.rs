@@ -96,7 +96,7 @@ impl NodeData {
                 what: "node",
                 name: node.to_string(),
             })?;
-        let items = usize::try_from(meta.items)
+        usize::try_from(meta.items)
             .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
         if meta.items > u32::MAX as u64 {
             return Err(Error::corrupt(
@@ -117,48 +117,7 @@ impl NodeData {
                 }
             }
         };
-        let kinds = match meta.const_kind() {
-            Some(k) => Kinds::Const(k, items),
-            None => {
-                let present = meta.counts.iter().filter(|&&c| c > 0).count();
-                let e = &snap.footer.sections[meta.stream(Role::Kinds).unwrap_or(0) as usize];
-                let need = 1
-                    + present
-                    + (items * encoding::bitpack::width_for(present) as usize).div_ceil(8);
-                if e.encoding == Encoding::BitPacked && e.raw_len as usize != need {
-                    return Err(Error::corrupt(
-                        what(Role::Kinds),
-                        e.offset,
-                        format!("raw length {} but {items} items need {need}", e.raw_len),
-                    ));
-                }
-                let (enc, b) = load(Role::Kinds)?
-                    .ok_or_else(|| Error::corrupt(what(Role::Kinds), 0, "missing"))?;
-                let v = encoding::decode_u8s(enc, &b, items, &what(Role::Kinds))?;
-                let mut got = [0u64; KIND_COUNT];
-                for &k in &v {
-                    if k as usize >= KIND_COUNT {
-                        return Err(Error::corrupt(
-                            what(Role::Kinds),
-                            0,
-                            format!("unknown kind {k}"),
-                        ));
-                    }
-                    got[k as usize] += 1;
-                }
-                if got != meta.counts {
-                    return Err(Error::corrupt(
-                        what(Role::Kinds),
-                        0,
-                        format!(
-                            "kind counts {got:?} differ from the footer's {:?}",
-                            meta.counts
-                        ),
-                    ));
-                }
-                Kinds::Dense(v)
-            }
-        };
+        let kinds = decode_kinds(snap, node, 0)?;
         let ints = match load(Role::Ints)? {
             Some((e, b)) => encoding::decode_i64s(e, &b, count(Kind::Int), &what(Role::Ints))?,
             None => Vec::new(),
@@ -364,6 +323,115 @@ impl NodeData {
             + self.list_starts.len() * 8
             + self.pos.len() * 4
     }
+}
+
+/// Decode the kinds of node `node` (recursing into the parent for
+/// `ParentMasked` kinds; `depth` bounds the recursion on hostile files).
+pub(crate) fn decode_kinds(snap: &Snapshot, node: u32, depth: usize) -> Result<Kinds> {
+    let meta = snap
+        .footer
+        .nodes
+        .get(node as usize)
+        .ok_or_else(|| Error::NotFound {
+            what: "node",
+            name: node.to_string(),
+        })?;
+    let items = usize::try_from(meta.items)
+        .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
+    let path = snap.path(node).to_string();
+    let what = |role: Role| format!("column `{path}` {} stream", role.name());
+    let load = |role: Role| -> Result<Option<(Encoding, std::borrow::Cow<'_, [u8]>)>> {
+        match meta.stream(role) {
+            None => Ok(None),
+            Some(s) => {
+                let e: &SectionEntry = &snap.footer.sections[s as usize];
+                Ok(Some((e.encoding, snap.section(s)?)))
+            }
+        }
+    };
+    let kinds = match meta.const_kind() {
+        Some(k) => Kinds::Const(k, items),
+        None => {
+            let present = meta.counts.iter().filter(|&&c| c > 0).count();
+            let e = &snap.footer.sections[meta.stream(Role::Kinds).unwrap_or(0) as usize];
+            let need =
+                1 + present + (items * encoding::bitpack::width_for(present) as usize).div_ceil(8);
+            if e.encoding == Encoding::BitPacked && e.raw_len as usize != need {
+                return Err(Error::corrupt(
+                    what(Role::Kinds),
+                    e.offset,
+                    format!("raw length {} but {items} items need {need}", e.raw_len),
+                ));
+            }
+            let (enc, b) = load(Role::Kinds)?
+                .ok_or_else(|| Error::corrupt(what(Role::Kinds), 0, "missing"))?;
+            let v = if enc == Encoding::ParentMasked {
+                parent_masked(snap, node, meta, items, &b, depth, &what(Role::Kinds))?
+            } else {
+                encoding::decode_u8s(enc, &b, items, &what(Role::Kinds))?
+            };
+            let mut got = [0u64; KIND_COUNT];
+            for &k in &v {
+                if k as usize >= KIND_COUNT {
+                    return Err(Error::corrupt(
+                        what(Role::Kinds),
+                        0,
+                        format!("unknown kind {k}"),
+                    ));
+                }
+                got[k as usize] += 1;
+            }
+            if got != meta.counts {
+                return Err(Error::corrupt(
+                    what(Role::Kinds),
+                    0,
+                    format!(
+                        "kind counts {got:?} differ from the footer's {:?}",
+                        meta.counts
+                    ),
+                ));
+            }
+            Kinds::Dense(v)
+        }
+    };
+    Ok(kinds)
+}
+
+/// Expand `ParentMasked` kinds: bit-packed kinds of the items whose parent
+/// item is an object; every other item is `Absent`.
+fn parent_masked(
+    snap: &Snapshot,
+    node: u32,
+    meta: &crate::format::NodeMeta,
+    items: usize,
+    b: &[u8],
+    depth: usize,
+    what: &str,
+) -> Result<Vec<u8>> {
+    if node == 0 || !matches!(meta.name, crate::model::NodeName::Key(_)) || depth > 256 {
+        return Err(Error::corrupt(
+            what,
+            0,
+            "parent-masked kinds on a node that is not an object field",
+        ));
+    }
+    let parent = meta.parent;
+    if parent >= node || snap.footer.nodes[parent as usize].items != meta.items {
+        return Err(Error::corrupt(what, 0, "parent has a different item count"));
+    }
+    let pk = decode_kinds(snap, parent, depth + 1)?;
+    let under = (0..items).filter(|&i| pk.get(i) == Kind::Object).count();
+    let sub = encoding::bitpack::decode(b, under, what)?;
+    let mut it = sub.into_iter();
+    Ok((0..items)
+        .map(|i| {
+            if pk.get(i) == Kind::Object {
+                it.next().unwrap_or(Kind::Absent as u8)
+            } else {
+                Kind::Absent as u8
+            }
+        })
+        .collect())
 }
 
 /// Layout 0 (`Z`, no fraction); only used for bytes that `decode` rejected.
