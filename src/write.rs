@@ -307,7 +307,8 @@ fn write_snapshot<W: Write>(
             Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
             _ => None,
         };
-        metas.push(write_node(w, n, parent, i, table_of[i])?);
+        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k));
+        metas.push(write_node(w, n, parent, maps, i, table_of[i])?);
     }
 
     // String tables.
@@ -403,6 +404,89 @@ fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
     v.len() as u64
 }
 
+/// Most preceding siblings tried as the key of a mapped stream.
+const MAP_CANDIDATES: usize = 32;
+
+/// String id of every item of a node (`u32::MAX` for items that are not strings).
+fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
+    let mut dense = vec![u32::MAX; n.domain_len as usize];
+    let mut s = n.strs.iter();
+    for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
+        if k == Kind::Str as u8 {
+            dense[ix as usize] = *s.next().unwrap_or(&u32::MAX);
+        }
+    }
+    dense
+}
+
+/// The smallest mapped encoding of node `i`'s payloads of kind `kind` (Int
+/// or Str) as a function of a preceding sibling's string ids, if any sibling
+/// determines them with fewer keys than 4/5 of the payloads.
+fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind) -> Option<Vec<u8>> {
+    let n = &b.nodes[i];
+    if i == 0 || !matches!(n.name, Some(NodeName::Key(_))) {
+        return None;
+    }
+    let count = match kind {
+        Kind::Int => n.ints.len(),
+        Kind::Str => n.strs.len(),
+        _ => return None,
+    };
+    if count < 16 {
+        return None;
+    }
+    let values: Vec<(u32, i64)> = {
+        let mut ints = n.ints.iter();
+        let mut strs = n.strs.iter();
+        n.idx
+            .iter()
+            .zip(&n.kinds)
+            .filter_map(|(&ix, &k)| {
+                if k == Kind::Int as u8 {
+                    ints.next().map(|&v| (ix, v))
+                } else if k == Kind::Str as u8 {
+                    strs.next().map(|&v| (ix, v as i64))
+                } else {
+                    None
+                }
+                .filter(|_| k == kind as u8)
+            })
+            .collect()
+    };
+    let mut best: Option<encoding::mapped::Mapping> = None;
+    let siblings = b.nodes[n.parent as usize]
+        .children
+        .iter()
+        .copied()
+        .filter(|&c| (c as usize) < i && !b.nodes[c as usize].strs.is_empty())
+        .rev()
+        .take(MAP_CANDIDATES);
+    for c in siblings {
+        let src = &b.nodes[c as usize];
+        if src.domain_len != n.domain_len {
+            continue;
+        }
+        let keys = dense_str_ids(src);
+        if values.iter().any(|&(ix, _)| keys[ix as usize] == u32::MAX) {
+            continue;
+        }
+        let Some(m) =
+            encoding::mapped::build(c, values.iter().map(|&(ix, v)| (keys[ix as usize], v)))
+        else {
+            continue;
+        };
+        if m.keys.len() * 5 < count * 4 && best.as_ref().is_none_or(|b| m.keys.len() < b.keys.len())
+        {
+            best = Some(m);
+        }
+    }
+    best.map(|m| {
+        let mut out = Vec::new();
+        encoding::mapped::encode(&m, &mut out);
+        out
+    })
+}
+
 /// Dense kinds of every item of a node.
 fn dense_kinds(n: &NodeBuf) -> Vec<u8> {
     let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
@@ -416,9 +500,11 @@ fn write_node<W: Write>(
     w: &mut Writer<W>,
     n: &NodeBuf,
     parent: Option<&NodeBuf>,
+    maps: [Option<Vec<u8>>; 2],
     i: usize,
     table: u32,
 ) -> Result<NodeMeta> {
+    let [int_map, str_map] = maps;
     let mut counts = [0u64; KIND_COUNT];
     for &k in &n.kinds {
         counts[k as usize] += 1;
@@ -453,10 +539,9 @@ fn write_node<W: Write>(
     }
     if !n.ints.is_empty() {
         buf.clear();
-        set(
-            Role::Ints,
-            w.section_best(Role::Ints, encoding::i64_candidates(&n.ints))?,
-        );
+        let mut c = encoding::i64_candidates(&n.ints);
+        c.extend(int_map.map(|m| (Encoding::Mapped, m)));
+        set(Role::Ints, w.section_best(Role::Ints, c)?);
     }
     if !n.uints.is_empty() {
         buf.clear();
@@ -470,10 +555,9 @@ fn write_node<W: Write>(
     }
     if !n.strs.is_empty() {
         buf.clear();
-        set(
-            Role::Strs,
-            w.section_best(Role::Strs, encoding::u32_candidates(&n.strs))?,
-        );
+        let mut c = encoding::u32_candidates(&n.strs);
+        c.extend(str_map.map(|m| (Encoding::Mapped, m)));
+        set(Role::Strs, w.section_best(Role::Strs, c)?);
     }
     let mut ts_layout = 0u8;
     if !n.times.is_empty() {

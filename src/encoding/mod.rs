@@ -7,6 +7,7 @@
 
 pub mod bitpack;
 pub mod dict;
+pub mod mapped;
 pub mod varint;
 
 use crate::error::{Error, Result};
@@ -37,6 +38,9 @@ pub enum Encoding {
     /// Kinds of only the items whose parent item is an `Object`, bit-packed
     /// (every other item is `Absent`); only for the kinds of `Key` children.
     ParentMasked = 9,
+    /// A function of another node's string ids (see [`mapped`]); only for
+    /// `Str` id and `Int` streams.
+    Mapped = 10,
 }
 
 impl Encoding {
@@ -53,6 +57,7 @@ impl Encoding {
             7 => Encoding::PlainU8,
             8 => Encoding::Dict,
             9 => Encoding::ParentMasked,
+            10 => Encoding::Mapped,
             _ => return None,
         })
     }
@@ -70,6 +75,7 @@ impl Encoding {
             Encoding::PlainU8 => "plain-u8",
             Encoding::Dict => "dict",
             Encoding::ParentMasked => "parent-masked",
+            Encoding::Mapped => "mapped",
         }
     }
 }
@@ -385,7 +391,7 @@ pub(crate) mod tests {
             }
         }
         #[test]
-        fn decoders_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..64), n in 0usize..100, tag in 0u8..10) {
+        fn decoders_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..64), n in 0usize..100, tag in 0u8..11) {
             let e = Encoding::from_u8(tag).unwrap();
             let _ = decode_i64s(e, &buf, n, "t");
             let _ = decode_u64s(e, &buf, n, "t");

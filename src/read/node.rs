@@ -88,6 +88,10 @@ impl NodeData {
     /// Decode node `node` of `snap`. Every count is checked against the
     /// footer before anything is allocated.
     pub fn decode(snap: &Snapshot, node: u32) -> Result<NodeData> {
+        Self::decode_at(snap, node, 0)
+    }
+
+    fn decode_at(snap: &Snapshot, node: u32, depth: usize) -> Result<NodeData> {
         let meta = snap
             .footer
             .nodes
@@ -119,6 +123,9 @@ impl NodeData {
         };
         let kinds = decode_kinds(snap, node, 0)?;
         let ints = match load(Role::Ints)? {
+            Some((Encoding::Mapped, b)) => {
+                mapped(snap, node, &kinds, Kind::Int, &b, depth, &what(Role::Ints))?
+            }
             Some((e, b)) => encoding::decode_i64s(e, &b, count(Kind::Int), &what(Role::Ints))?,
             None => Vec::new(),
         };
@@ -145,6 +152,20 @@ impl NodeData {
             ));
         }
         let strs = match load(Role::Strs)? {
+            Some((Encoding::Mapped, b)) => {
+                mapped(snap, node, &kinds, Kind::Str, &b, depth, &what(Role::Strs))?
+                    .into_iter()
+                    .map(|v| {
+                        u32::try_from(v).map_err(|_| {
+                            Error::corrupt(
+                                what(Role::Strs),
+                                0,
+                                format!("string id {v} out of range"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            }
             Some((e, b)) => encoding::decode_u32s(e, &b, count(Kind::Str), &what(Role::Strs))?,
             None => Vec::new(),
         };
@@ -395,6 +416,58 @@ pub(crate) fn decode_kinds(snap: &Snapshot, node: u32, depth: usize) -> Result<K
         }
     };
     Ok(kinds)
+}
+
+/// The node whose items define `node`'s domain: the nearest ancestor that is
+/// the root or an array element node.
+fn domain_of(snap: &Snapshot, mut node: u32) -> u32 {
+    for _ in 0..snap.footer.nodes.len() {
+        let m = &snap.footer.nodes[node as usize];
+        if node == 0 || m.name == crate::model::NodeName::Elem || m.parent >= node {
+            return node;
+        }
+        node = m.parent;
+    }
+    node
+}
+
+/// Decode a `Mapped` stream: the payload of every item of kind `kind` is the
+/// mapping's value for the source node's string id at the same item.
+fn mapped(
+    snap: &Snapshot,
+    node: u32,
+    kinds: &Kinds,
+    kind: Kind,
+    b: &[u8],
+    depth: usize,
+    what: &str,
+) -> Result<Vec<i64>> {
+    let items = kinds.len();
+    let m = encoding::mapped::decode(b, items, what)?;
+    let nodes = &snap.footer.nodes;
+    if m.source >= node
+        || nodes[m.source as usize].items != nodes[node as usize].items
+        || domain_of(snap, m.source) != domain_of(snap, node)
+        || depth > 64
+    {
+        return Err(Error::corrupt(
+            what,
+            0,
+            format!("mapped from node {} outside this column's domain", m.source),
+        ));
+    }
+    let src = NodeData::decode_at(snap, m.source, depth + 1)?;
+    let mut out = Vec::new();
+    for i in 0..items {
+        if kinds.get(i) == kind {
+            let v = src
+                .str_id(i)
+                .and_then(|id| m.get(id))
+                .ok_or_else(|| Error::corrupt(what, 0, format!("item {i} has no mapped value")))?;
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 /// Expand `ParentMasked` kinds: bit-packed kinds of the items whose parent
