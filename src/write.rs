@@ -35,6 +35,9 @@ pub struct BuildOptions {
     pub long_text_min_avg: usize,
     /// Front-code the short-string table's chunks.
     pub front_coding: bool,
+    /// Most bytes of the zstd dictionary trained for a long-text table of
+    /// at least 4 chunks (0: no dictionary).
+    pub long_dict_size: usize,
     /// Input limits.
     pub limits: Limits,
     /// Receives the count of input bytes read so far (for progress bars).
@@ -49,6 +52,7 @@ impl Default for BuildOptions {
             long_chunk_size: 1 << 20,
             long_text_min_avg: 256,
             front_coding: true,
+            long_dict_size: 512 << 10,
             limits: Limits::default(),
             progress: None,
         }
@@ -151,6 +155,9 @@ pub fn write_atomically<T>(
         .map_err(|e| Error::io(Some(output), e.error))?;
     Ok(out)
 }
+
+/// Long-text tables with fewer chunks get no dictionary.
+const LONG_DICT_MIN_CHUNKS: usize = 4;
 
 /// zstd level at which candidate encodings of a stream are compared.
 const TRIAL_LEVEL: i32 = 19;
@@ -327,9 +334,23 @@ fn write_snapshot<W: Write>(
         };
         let strs: Vec<&str> = ids.iter().map(|&i| &*b.strings[i as usize]).collect();
         let plan = build_chunks(&strs, policy);
+        // Long text spread over several chunks shares one trained zstd
+        // dictionary (docs/compression.md: it wins from 4 chunks on).
+        let dict = if long && opts.long_dict_size > 0 && plan.chunks.len() >= LONG_DICT_MIN_CHUNKS {
+            let size = opts
+                .long_dict_size
+                .min(plan.chunks.iter().map(Vec::len).sum::<usize>() / 16);
+            zstd::dict::from_samples(&strs, size).ok()
+        } else {
+            None
+        };
+        let dict_section = match &dict {
+            Some(d) => Some(w.section(Role::StrDict, Encoding::Raw, d, None)?),
+            None => None,
+        };
         let first_chunk = w.sections.len() as u32;
         for c in &plan.chunks {
-            w.section(Role::StrChunk, Encoding::Raw, c, None)?;
+            w.section(Role::StrChunk, Encoding::Raw, c, dict.as_deref())?;
         }
         let index_section = if plan.chunks.len() > 1 {
             Some(w.section(Role::StrIndex, Encoding::Raw, &plan.index, None)?)
@@ -354,7 +375,7 @@ fn write_snapshot<W: Write>(
             },
             chunk_counts: plan.counts,
             index_section,
-            dict_section: None,
+            dict_section,
         });
     }
 
