@@ -52,7 +52,7 @@ impl Default for BuildOptions {
             long_chunk_size: 1 << 20,
             long_text_min_avg: 256,
             front_coding: true,
-            long_dict_size: 512 << 10,
+            long_dict_size: 1 << 20,
             limits: Limits::default(),
             progress: None,
         }
