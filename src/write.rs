@@ -309,12 +309,14 @@ fn write_snapshot<W: Write>(
 
     // Node streams.
     let mut metas = Vec::with_capacity(b.nodes.len());
+    let group_keys: Vec<Option<u32>> = (0..b.nodes.len() as u32).map(|p| group_key(b, p)).collect();
     for (i, n) in b.nodes.iter().enumerate() {
         let parent = match n.name {
             Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
             _ => None,
         };
-        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k));
+        let key = group_keys[n.parent as usize];
+        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, key));
         metas.push(write_node(w, n, parent, maps, i, table_of[i])?);
     }
 
@@ -428,6 +430,25 @@ fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
 /// Most preceding siblings tried as the key of a mapped stream.
 const MAP_CANDIDATES: usize = 32;
 
+/// The key column of the children of `parent`: the `Str` child with the most
+/// distinct string ids (first on ties).
+fn group_key(b: &ColumnsBuilder, parent: u32) -> Option<u32> {
+    let mut best: Option<(usize, u32)> = None;
+    for &c in &b.nodes[parent as usize].children {
+        let strs = &b.nodes[c as usize].strs;
+        if strs.is_empty() {
+            continue;
+        }
+        let mut v = strs.clone();
+        v.sort_unstable();
+        v.dedup();
+        if best.is_none_or(|(n, _)| v.len() > n) {
+            best = Some((v.len(), c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
 /// String id of every item of a node (`u32::MAX` for items that are not strings).
 fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
     let mut dense = vec![u32::MAX; n.domain_len as usize];
@@ -443,7 +464,7 @@ fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
 /// The smallest mapped encoding of node `i`'s payloads of kind `kind` (Int
 /// or Str) as a function of a preceding sibling's string ids, if any sibling
 /// determines them with fewer keys than 4/5 of the payloads.
-fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind) -> Option<Vec<u8>> {
+fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, key: Option<u32>) -> Option<Vec<u8>> {
     let n = &b.nodes[i];
     if i == 0 || !matches!(n.name, Some(NodeName::Key(_))) {
         return None;
@@ -475,13 +496,21 @@ fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind) -> Option<Vec<u8>> {
             .collect()
     };
     let mut best: Option<encoding::mapped::Mapping> = None;
+    // Keys: preceding siblings, and the sibling group's key column (the
+    // string column with the most distinct ids, never mapped itself), which
+    // may come later. Mapped sources are decoded first, so the graph of
+    // mappings stays acyclic: every source precedes its node or is the key.
+    if key == Some(i as u32) {
+        return None;
+    }
     let siblings = b.nodes[n.parent as usize]
         .children
         .iter()
         .copied()
         .filter(|&c| (c as usize) < i && !b.nodes[c as usize].strs.is_empty())
         .rev()
-        .take(MAP_CANDIDATES);
+        .take(MAP_CANDIDATES)
+        .chain(key.filter(|&k| k as usize > i));
     for c in siblings {
         let src = &b.nodes[c as usize];
         if src.domain_len != n.domain_len {

@@ -7,9 +7,11 @@
 //! MAPPED := source:varint  n:varint  key_first:varint  key_gap:varint*(n-1)
 //!           value:zigzag-varint*n        (value k - value k-1; value -1 = 0)
 //! ```
-//! `source` is the node index of the key column: it is smaller than this
-//! node's index, has the same item count and the same domain (the same
-//! nearest enclosing array element node). The keys are the distinct string
+//! `source` is the node index of the key column: another node with the same
+//! item count and the same domain (the same nearest enclosing array element
+//! node). Writers pick a preceding sibling or the sibling group's key column
+//! (which is never mapped itself), so sources never form a cycle; readers
+//! bound the recursion and report a cycle as corruption. The keys are the distinct string
 //! ids of the source's items at the positions of this stream's items,
 //! strictly increasing (gaps >= 1). Value `k` belongs to key `k`; string ids
 //! are stored as i64. Item `i` of this stream's kind decodes to the value of

@@ -445,7 +445,10 @@ fn mapped(
     let items = kinds.len();
     let m = encoding::mapped::decode(b, items, what)?;
     let nodes = &snap.footer.nodes;
-    if m.source >= node
+    // A mapping's source is a preceding node or its sibling group's key
+    // column; the depth bound turns a cycle in a hostile file into an error.
+    if m.source == node
+        || m.source as usize >= nodes.len()
         || nodes[m.source as usize].items != nodes[node as usize].items
         || domain_of(snap, m.source) != domain_of(snap, node)
         || depth > 64
