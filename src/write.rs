@@ -309,14 +309,17 @@ fn write_snapshot<W: Write>(
 
     // Node streams.
     let mut metas = Vec::with_capacity(b.nodes.len());
-    let group_keys: Vec<Option<u32>> = (0..b.nodes.len() as u32).map(|p| group_key(b, p)).collect();
+    let distinct_ids: Vec<usize> = b
+        .nodes
+        .iter()
+        .map(|n| distinct(n.strs.iter().copied()) as usize)
+        .collect();
     for (i, n) in b.nodes.iter().enumerate() {
         let parent = match n.name {
             Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
             _ => None,
         };
-        let key = group_keys[n.parent as usize];
-        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, key));
+        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids));
         metas.push(write_node(w, n, parent, maps, i, table_of[i])?);
     }
 
@@ -427,27 +430,11 @@ fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
     v.len() as u64
 }
 
-/// Most preceding siblings tried as the key of a mapped stream.
-const MAP_CANDIDATES: usize = 32;
+/// Mapped candidates of a stream compared by compressed size.
+const MAP_KEEP: usize = 3;
 
-/// The key column of the children of `parent`: the `Str` child with the most
-/// distinct string ids (first on ties).
-fn group_key(b: &ColumnsBuilder, parent: u32) -> Option<u32> {
-    let mut best: Option<(usize, u32)> = None;
-    for &c in &b.nodes[parent as usize].children {
-        let strs = &b.nodes[c as usize].strs;
-        if strs.is_empty() {
-            continue;
-        }
-        let mut v = strs.clone();
-        v.sort_unstable();
-        v.dedup();
-        if best.is_none_or(|(n, _)| v.len() > n) {
-            best = Some((v.len(), c));
-        }
-    }
-    best.map(|(_, c)| c)
-}
+/// Most siblings tried as the key of a mapped stream.
+const MAP_CANDIDATES: usize = 32;
 
 /// String id of every item of a node (`u32::MAX` for items that are not strings).
 fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
@@ -464,18 +451,18 @@ fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
 /// The smallest mapped encoding of node `i`'s payloads of kind `kind` (Int
 /// or Str) as a function of a preceding sibling's string ids, if any sibling
 /// determines them with fewer keys than 4/5 of the payloads.
-fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, key: Option<u32>) -> Option<Vec<u8>> {
+fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, distinct_ids: &[usize]) -> Vec<Vec<u8>> {
     let n = &b.nodes[i];
     if i == 0 || !matches!(n.name, Some(NodeName::Key(_))) {
-        return None;
+        return Vec::new();
     }
     let count = match kind {
         Kind::Int => n.ints.len(),
         Kind::Str => n.strs.len(),
-        _ => return None,
+        _ => return Vec::new(),
     };
     if count < 16 {
-        return None;
+        return Vec::new();
     }
     let values: Vec<(u32, i64)> = {
         let mut ints = n.ints.iter();
@@ -495,22 +482,29 @@ fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, key: Option<u32>) -> Op
             })
             .collect()
     };
-    let mut best: Option<encoding::mapped::Mapping> = None;
-    // Keys: preceding siblings, and the sibling group's key column (the
-    // string column with the most distinct ids, never mapped itself), which
-    // may come later. Mapped sources are decoded first, so the graph of
-    // mappings stays acyclic: every source precedes its node or is the key.
-    if key == Some(i as u32) {
-        return None;
-    }
-    let siblings = b.nodes[n.parent as usize]
+    let mut found: Vec<encoding::mapped::Mapping> = Vec::new();
+    // Sources: string siblings that rank before this node by (more distinct
+    // ids, then lower index). The ranking is a strict order, so the graph of
+    // mappings is acyclic; a functional dependency needs a source with at
+    // least as many distinct values anyway. Fewest keys first.
+    let rank = |c: usize| (std::cmp::Reverse(distinct_ids[c]), c);
+    let own = if kind == Kind::Str {
+        Some(rank(i))
+    } else {
+        None
+    };
+    let mut siblings: Vec<u32> = b.nodes[n.parent as usize]
         .children
         .iter()
         .copied()
-        .filter(|&c| (c as usize) < i && !b.nodes[c as usize].strs.is_empty())
-        .rev()
-        .take(MAP_CANDIDATES)
-        .chain(key.filter(|&k| k as usize > i));
+        .filter(|&c| {
+            c as usize != i
+                && distinct_ids[c as usize] > 0
+                && own.is_none_or(|o| rank(c as usize) < o)
+        })
+        .collect();
+    siblings.sort_by_key(|&c| (distinct_ids[c as usize], c));
+    siblings.truncate(MAP_CANDIDATES);
     for c in siblings {
         let src = &b.nodes[c as usize];
         if src.domain_len != n.domain_len {
@@ -525,16 +519,22 @@ fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, key: Option<u32>) -> Op
         else {
             continue;
         };
-        if m.keys.len() * 5 < count * 4 && best.as_ref().is_none_or(|b| m.keys.len() < b.keys.len())
-        {
-            best = Some(m);
+        if m.keys.len() * 5 < count * 4 {
+            found.push(m);
         }
     }
-    best.map(|m| {
-        let mut out = Vec::new();
-        encoding::mapped::encode(&m, &mut out);
-        out
-    })
+    // The few with the fewest keys, nearest first on ties; the writer keeps
+    // whichever compresses smallest.
+    found.sort_by_key(|m| (m.keys.len(), (m.source as usize).abs_diff(i)));
+    found
+        .iter()
+        .take(MAP_KEEP)
+        .map(|m| {
+            let mut out = Vec::new();
+            encoding::mapped::encode(m, &mut out);
+            out
+        })
+        .collect()
 }
 
 /// Dense kinds of every item of a node.
@@ -550,7 +550,7 @@ fn write_node<W: Write>(
     w: &mut Writer<W>,
     n: &NodeBuf,
     parent: Option<&NodeBuf>,
-    maps: [Option<Vec<u8>>; 2],
+    maps: [Vec<Vec<u8>>; 2],
     i: usize,
     table: u32,
 ) -> Result<NodeMeta> {
@@ -590,7 +590,7 @@ fn write_node<W: Write>(
     if !n.ints.is_empty() {
         buf.clear();
         let mut c = encoding::i64_candidates(&n.ints);
-        c.extend(int_map.map(|m| (Encoding::Mapped, m)));
+        c.extend(int_map.into_iter().map(|m| (Encoding::Mapped, m)));
         set(Role::Ints, w.section_best(Role::Ints, c)?);
     }
     if !n.uints.is_empty() {
@@ -606,7 +606,7 @@ fn write_node<W: Write>(
     if !n.strs.is_empty() {
         buf.clear();
         let mut c = encoding::u32_candidates(&n.strs);
-        c.extend(str_map.map(|m| (Encoding::Mapped, m)));
+        c.extend(str_map.into_iter().map(|m| (Encoding::Mapped, m)));
         set(Role::Strs, w.section_best(Role::Strs, c)?);
     }
     let mut ts_layout = 0u8;
