@@ -50,7 +50,6 @@ fn issue_like_rows_use_the_new_encodings() {
     let e = encodings(&s);
     assert!(e.contains(&Encoding::Mapped), "{e:?}");
     assert!(e.contains(&Encoding::ParentMasked), "{e:?}");
-    assert!(e.contains(&Encoding::Dict), "{e:?}");
 }
 
 #[test]
