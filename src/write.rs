@@ -519,9 +519,9 @@ fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, distinct_ids: &[usize])
         else {
             continue;
         };
-        if m.keys.len() * 5 < count * 4 {
-            found.push(m);
-        }
+        // Even a one-to-one mapping can win: the ids of `events_url` in
+        // the order of `url`'s ids advance in near-constant steps.
+        found.push(m);
     }
     // The few with the fewest keys, nearest first on ties; the writer keeps
     // whichever compresses smallest.
