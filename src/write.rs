@@ -309,6 +309,17 @@ fn write_snapshot<W: Write>(
 
     // Node streams.
     let mut metas = Vec::with_capacity(b.nodes.len());
+    // The domain of each node: the nearest root or array-element ancestor.
+    let mut domains: Vec<u32> = Vec::with_capacity(b.nodes.len());
+    for (i, n) in b.nodes.iter().enumerate() {
+        let d = match n.name {
+            Some(NodeName::Key(_)) if i > 0 && (n.parent as usize) < i => {
+                domains[n.parent as usize]
+            }
+            _ => i as u32,
+        };
+        domains.push(d);
+    }
     let distinct_ids: Vec<usize> = b
         .nodes
         .iter()
@@ -319,7 +330,7 @@ fn write_snapshot<W: Write>(
             Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
             _ => None,
         };
-        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids));
+        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids, &domains));
         metas.push(write_node(w, n, parent, maps, i, table_of[i])?);
     }
 
@@ -431,9 +442,9 @@ fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
 }
 
 /// Mapped candidates of a stream compared by compressed size.
-const MAP_KEEP: usize = 3;
+const MAP_KEEP: usize = 4;
 
-/// Most siblings tried as the key of a mapped stream.
+/// Most source nodes tried as the key of a mapped stream.
 const MAP_CANDIDATES: usize = 32;
 
 /// String id of every item of a node (`u32::MAX` for items that are not strings).
@@ -448,10 +459,15 @@ fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
     dense
 }
 
-/// The smallest mapped encoding of node `i`'s payloads of kind `kind` (Int
-/// or Str) as a function of a preceding sibling's string ids, if any sibling
-/// determines them with fewer keys than 4/5 of the payloads.
-fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, distinct_ids: &[usize]) -> Vec<Vec<u8>> {
+/// Mapped encodings of node `i`'s payloads of kind `kind` (Int or Str) as a
+/// function of the string ids of another node of the same domain.
+fn mapping_for(
+    b: &ColumnsBuilder,
+    i: usize,
+    kind: Kind,
+    distinct_ids: &[usize],
+    domains: &[u32],
+) -> Vec<Vec<u8>> {
     let n = &b.nodes[i];
     if i == 0 || !matches!(n.name, Some(NodeName::Key(_))) {
         return Vec::new();
@@ -488,22 +504,22 @@ fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, distinct_ids: &[usize])
     // mappings is acyclic; a functional dependency needs a source with at
     // least as many distinct values anyway. Fewest keys first.
     let rank = |c: usize| (std::cmp::Reverse(distinct_ids[c]), c);
+    // A function of the source has at most as many distinct values.
+    let own_distinct = distinct(values.iter().map(|v| v.1)) as usize;
     let own = if kind == Kind::Str {
         Some(rank(i))
     } else {
         None
     };
-    let mut siblings: Vec<u32> = b.nodes[n.parent as usize]
-        .children
-        .iter()
-        .copied()
+    let mut siblings: Vec<u32> = (0..b.nodes.len() as u32)
         .filter(|&c| {
             c as usize != i
-                && distinct_ids[c as usize] > 0
+                && domains[c as usize] == domains[i]
+                && distinct_ids[c as usize] >= own_distinct.max(1)
                 && own.is_none_or(|o| rank(c as usize) < o)
         })
         .collect();
-    siblings.sort_by_key(|&c| (distinct_ids[c as usize], c));
+    siblings.sort_by_key(|&c| (distinct_ids[c as usize], (c as usize).abs_diff(i)));
     siblings.truncate(MAP_CANDIDATES);
     for c in siblings {
         let src = &b.nodes[c as usize];
@@ -523,9 +539,13 @@ fn mapping_for(b: &ColumnsBuilder, i: usize, kind: Kind, distinct_ids: &[usize])
         // the order of `url`'s ids advance in near-constant steps.
         found.push(m);
     }
-    // The few with the fewest keys, nearest first on ties; the writer keeps
+    // The few with the fewest keys, siblings and then the nearest first on
+    // ties; the writer keeps
     // whichever compresses smallest.
-    found.sort_by_key(|m| (m.keys.len(), (m.source as usize).abs_diff(i)));
+    found.sort_by_key(|m| {
+        let sibling = b.nodes[m.source as usize].parent == n.parent;
+        (m.keys.len(), !sibling, (m.source as usize).abs_diff(i))
+    });
     found
         .iter()
         .take(MAP_KEEP)
