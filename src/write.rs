@@ -365,9 +365,15 @@ fn write_snapshot<W: Write>(
             None => None,
         };
         let first_chunk = w.sections.len() as u32;
+        let saved = w.opts;
+        if long {
+            // Long text is most of the file: three levels more (19 -> 22).
+            w.opts.level = (w.opts.level + 3).min(22);
+        }
         for c in &plan.chunks {
             w.section(Role::StrChunk, Encoding::Raw, c, dict.as_deref())?;
         }
+        w.opts = saved;
         let index_section = if plan.chunks.len() > 1 {
             Some(w.section(Role::StrIndex, Encoding::Raw, &plan.index, None)?)
         } else {
