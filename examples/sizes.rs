@@ -67,7 +67,7 @@ fn main() {
         }
         cols.push((tot, s.path(i as u32).to_string(), parts));
     }
-    cols.sort_by(|a, b| b.0.cmp(&a.0));
+    cols.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (t, p, parts) in cols.iter().take(top) {
         println!("  {t:8} {p:40} {parts}");
     }
