@@ -156,6 +156,43 @@ pub fn write_atomically<T>(
     Ok(out)
 }
 
+/// Long text is most of the file: three zstd levels more (19 -> 22).
+fn long_opts(o: &CompressOptions) -> CompressOptions {
+    CompressOptions {
+        level: (o.level + 3).min(22),
+        ..*o
+    }
+}
+
+/// Chunks compressed with and without a trained dictionary are compared on
+/// this many leading chunks before the dictionary is kept.
+const DICT_SAMPLE_CHUNKS: usize = 2;
+
+/// Whether `dict` pays for itself: on the first chunks, the bytes saved must
+/// exceed their share of the dictionary's stored size. Guards against a
+/// dictionary that training made useless (it happens, e.g. on neovim with a
+/// 1 MiB target size).
+fn dict_pays(chunks: &[Vec<u8>], dict: &[u8], o: &CompressOptions) -> bool {
+    let k = DICT_SAMPLE_CHUNKS.min(chunks.len());
+    if k == 0 {
+        return false;
+    }
+    let size = |d: Option<&[u8]>| -> Option<usize> {
+        chunks[..k]
+            .iter()
+            .map(|c| compress::compress(c, o, d).ok().map(|x| x.1.len()))
+            .sum()
+    };
+    let stored = match compress::compress(dict, o, None) {
+        Ok((_, b)) => b.len(),
+        Err(_) => return false,
+    };
+    match (size(None), size(Some(dict))) {
+        (Some(plain), Some(with)) => with + stored * k / chunks.len() < plain,
+        _ => false,
+    }
+}
+
 /// Long-text tables with fewer chunks get no dictionary.
 const LONG_DICT_MIN_CHUNKS: usize = 4;
 
@@ -356,7 +393,9 @@ fn write_snapshot<W: Write>(
             let size = opts
                 .long_dict_size
                 .min(plan.chunks.iter().map(Vec::len).sum::<usize>() / 16);
-            zstd::dict::from_samples(&strs, size).ok()
+            zstd::dict::from_samples(&strs, size)
+                .ok()
+                .filter(|d| dict_pays(&plan.chunks, d, &long_opts(&w.opts)))
         } else {
             None
         };
@@ -367,8 +406,7 @@ fn write_snapshot<W: Write>(
         let first_chunk = w.sections.len() as u32;
         let saved = w.opts;
         if long {
-            // Long text is most of the file: three levels more (19 -> 22).
-            w.opts.level = (w.opts.level + 3).min(22);
+            w.opts = long_opts(&w.opts);
         }
         for c in &plan.chunks {
             w.section(Role::StrChunk, Encoding::Raw, c, dict.as_deref())?;
