@@ -35,6 +35,9 @@ pub struct BuildOptions {
     pub long_text_min_avg: usize,
     /// Front-code the short-string table's chunks.
     pub front_coding: bool,
+    /// Most bytes of the zstd dictionary trained for a long-text table of
+    /// at least 4 chunks (0: no dictionary).
+    pub long_dict_size: usize,
     /// Input limits.
     pub limits: Limits,
     /// Receives the count of input bytes read so far (for progress bars).
@@ -49,6 +52,7 @@ impl Default for BuildOptions {
             long_chunk_size: 1 << 20,
             long_text_min_avg: 256,
             front_coding: true,
+            long_dict_size: 1 << 20,
             limits: Limits::default(),
             progress: None,
         }
@@ -218,6 +222,49 @@ pub fn write_atomically<T>(
     Ok(out)
 }
 
+/// Long text is most of the file: three zstd levels more (19 -> 22).
+fn long_opts(o: &CompressOptions) -> CompressOptions {
+    CompressOptions {
+        level: (o.level + 3).min(22),
+        ..*o
+    }
+}
+
+/// Chunks compressed with and without a trained dictionary are compared on
+/// this many leading chunks before the dictionary is kept.
+const DICT_SAMPLE_CHUNKS: usize = 2;
+
+/// Whether `dict` pays for itself: on the first chunks, the bytes saved must
+/// exceed their share of the dictionary's stored size. Guards against a
+/// dictionary that training made useless (it happens, e.g. on neovim with a
+/// 1 MiB target size).
+fn dict_pays(chunks: &[Vec<u8>], dict: &[u8], o: &CompressOptions) -> bool {
+    let k = DICT_SAMPLE_CHUNKS.min(chunks.len());
+    if k == 0 {
+        return false;
+    }
+    let size = |d: Option<&[u8]>| -> Option<usize> {
+        chunks[..k]
+            .iter()
+            .map(|c| compress::compress(c, o, d).ok().map(|x| x.1.len()))
+            .sum()
+    };
+    let stored = match compress::compress(dict, o, None) {
+        Ok((_, b)) => b.len(),
+        Err(_) => return false,
+    };
+    match (size(None), size(Some(dict))) {
+        (Some(plain), Some(with)) => with + stored * k / chunks.len() < plain,
+        _ => false,
+    }
+}
+
+/// Long-text tables with fewer chunks get no dictionary.
+const LONG_DICT_MIN_CHUNKS: usize = 4;
+
+/// zstd level at which candidate encodings of a stream are compared.
+const TRIAL_LEVEL: i32 = 19;
+
 /// Writes section frames and keeps the directory.
 struct Writer<W> {
     out: W,
@@ -279,6 +326,27 @@ impl<W: Write> Writer<W> {
             crc: h.crc,
         });
         Ok((self.sections.len() - 1) as u32)
+    }
+
+    /// Write the candidate encoding of a stream that compresses smallest.
+    fn section_best(&mut self, role: Role, mut cands: Vec<(Encoding, Vec<u8>)>) -> Result<u32> {
+        if cands.len() > 1 {
+            // Choose at a cheaper level; the winner is compressed at the real one.
+            let trial = CompressOptions {
+                level: self.opts.level.min(TRIAL_LEVEL),
+                ..self.opts
+            };
+            let mut best = (usize::MAX, 0);
+            for (i, (_, raw)) in cands.iter().enumerate() {
+                let n = compress::compress(raw, &trial, None)?.1.len();
+                if n < best.0 {
+                    best = (n, i);
+                }
+            }
+            cands.swap(0, best.1);
+        }
+        let (e, raw) = cands.swap_remove(0);
+        self.section(role, e, &raw, None)
     }
 }
 
@@ -344,8 +412,29 @@ fn write_snapshot<W: Write>(
 
     // Node streams.
     let mut metas = Vec::with_capacity(b.nodes.len());
+    // The domain of each node: the nearest root or array-element ancestor.
+    let mut domains: Vec<u32> = Vec::with_capacity(b.nodes.len());
     for (i, n) in b.nodes.iter().enumerate() {
-        metas.push(write_node(w, n, i, table_of[i])?);
+        let d = match n.name {
+            Some(NodeName::Key(_)) if i > 0 && (n.parent as usize) < i => {
+                domains[n.parent as usize]
+            }
+            _ => i as u32,
+        };
+        domains.push(d);
+    }
+    let distinct_ids: Vec<usize> = b
+        .nodes
+        .iter()
+        .map(|n| distinct(n.strs.iter().copied()) as usize)
+        .collect();
+    for (i, n) in b.nodes.iter().enumerate() {
+        let parent = match n.name {
+            Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
+            _ => None,
+        };
+        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids, &domains));
+        metas.push(write_node(w, n, parent, maps, i, table_of[i])?);
     }
 
     // String tables.
@@ -364,10 +453,31 @@ fn write_snapshot<W: Write>(
         };
         let strs: Vec<&str> = ids.iter().map(|&i| &*b.strings[i as usize]).collect();
         let plan = build_chunks(&strs, policy);
+        // Long text spread over several chunks shares one trained zstd
+        // dictionary (docs/compression.md: it wins from 4 chunks on).
+        let dict = if long && opts.long_dict_size > 0 && plan.chunks.len() >= LONG_DICT_MIN_CHUNKS {
+            let size = opts
+                .long_dict_size
+                .min(plan.chunks.iter().map(Vec::len).sum::<usize>() / 16);
+            zstd::dict::from_samples(&strs, size)
+                .ok()
+                .filter(|d| dict_pays(&plan.chunks, d, &long_opts(&w.opts)))
+        } else {
+            None
+        };
+        let dict_section = match &dict {
+            Some(d) => Some(w.section(Role::StrDict, Encoding::Raw, d, None)?),
+            None => None,
+        };
         let first_chunk = w.sections.len() as u32;
-        for c in &plan.chunks {
-            w.section(Role::StrChunk, Encoding::Raw, c, None)?;
+        let saved = w.opts;
+        if long {
+            w.opts = long_opts(&w.opts);
         }
+        for c in &plan.chunks {
+            w.section(Role::StrChunk, Encoding::Raw, c, dict.as_deref())?;
+        }
+        w.opts = saved;
         let index_section = if plan.chunks.len() > 1 {
             Some(w.section(Role::StrIndex, Encoding::Raw, &plan.index, None)?)
         } else {
@@ -391,7 +501,7 @@ fn write_snapshot<W: Write>(
             },
             chunk_counts: plan.counts,
             index_section,
-            dict_section: None,
+            dict_section,
         });
     }
 
@@ -441,7 +551,140 @@ fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
     v.len() as u64
 }
 
-fn write_node<W: Write>(w: &mut Writer<W>, n: &NodeBuf, i: usize, table: u32) -> Result<NodeMeta> {
+/// Mapped candidates of a stream compared by compressed size.
+const MAP_KEEP: usize = 4;
+
+/// Most source nodes tried as the key of a mapped stream.
+const MAP_CANDIDATES: usize = 32;
+
+/// String id of every item of a node (`u32::MAX` for items that are not strings).
+fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
+    let mut dense = vec![u32::MAX; n.domain_len as usize];
+    let mut s = n.strs.iter();
+    for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
+        if k == Kind::Str as u8 {
+            dense[ix as usize] = *s.next().unwrap_or(&u32::MAX);
+        }
+    }
+    dense
+}
+
+/// Mapped encodings of node `i`'s payloads of kind `kind` (Int or Str) as a
+/// function of the string ids of another node of the same domain.
+fn mapping_for(
+    b: &ColumnsBuilder,
+    i: usize,
+    kind: Kind,
+    distinct_ids: &[usize],
+    domains: &[u32],
+) -> Vec<Vec<u8>> {
+    let n = &b.nodes[i];
+    if i == 0 || !matches!(n.name, Some(NodeName::Key(_))) {
+        return Vec::new();
+    }
+    let count = match kind {
+        Kind::Int => n.ints.len(),
+        Kind::Str => n.strs.len(),
+        _ => return Vec::new(),
+    };
+    if count < 16 {
+        return Vec::new();
+    }
+    let values: Vec<(u32, i64)> = {
+        let mut ints = n.ints.iter();
+        let mut strs = n.strs.iter();
+        n.idx
+            .iter()
+            .zip(&n.kinds)
+            .filter_map(|(&ix, &k)| {
+                if k == Kind::Int as u8 {
+                    ints.next().map(|&v| (ix, v))
+                } else if k == Kind::Str as u8 {
+                    strs.next().map(|&v| (ix, v as i64))
+                } else {
+                    None
+                }
+                .filter(|_| k == kind as u8)
+            })
+            .collect()
+    };
+    let mut found: Vec<encoding::mapped::Mapping> = Vec::new();
+    // Sources: string siblings that rank before this node by (more distinct
+    // ids, then lower index). The ranking is a strict order, so the graph of
+    // mappings is acyclic; a functional dependency needs a source with at
+    // least as many distinct values anyway. Fewest keys first.
+    let rank = |c: usize| (std::cmp::Reverse(distinct_ids[c]), c);
+    // A function of the source has at most as many distinct values.
+    let own_distinct = distinct(values.iter().map(|v| v.1)) as usize;
+    let own = if kind == Kind::Str {
+        Some(rank(i))
+    } else {
+        None
+    };
+    let mut siblings: Vec<u32> = (0..b.nodes.len() as u32)
+        .filter(|&c| {
+            c as usize != i
+                && domains[c as usize] == domains[i]
+                && distinct_ids[c as usize] >= own_distinct.max(1)
+                && own.is_none_or(|o| rank(c as usize) < o)
+        })
+        .collect();
+    siblings.sort_by_key(|&c| (distinct_ids[c as usize], (c as usize).abs_diff(i)));
+    siblings.truncate(MAP_CANDIDATES);
+    for c in siblings {
+        let src = &b.nodes[c as usize];
+        if src.domain_len != n.domain_len {
+            continue;
+        }
+        let keys = dense_str_ids(src);
+        if values.iter().any(|&(ix, _)| keys[ix as usize] == u32::MAX) {
+            continue;
+        }
+        let Some(m) =
+            encoding::mapped::build(c, values.iter().map(|&(ix, v)| (keys[ix as usize], v)))
+        else {
+            continue;
+        };
+        // Even a one-to-one mapping can win: the ids of `events_url` in
+        // the order of `url`'s ids advance in near-constant steps.
+        found.push(m);
+    }
+    // The few with the fewest keys, siblings and then the nearest first on
+    // ties; the writer keeps
+    // whichever compresses smallest.
+    found.sort_by_key(|m| {
+        let sibling = b.nodes[m.source as usize].parent == n.parent;
+        (m.keys.len(), !sibling, (m.source as usize).abs_diff(i))
+    });
+    found
+        .iter()
+        .take(MAP_KEEP)
+        .map(|m| {
+            let mut out = Vec::new();
+            encoding::mapped::encode(m, &mut out);
+            out
+        })
+        .collect()
+}
+
+/// Dense kinds of every item of a node.
+fn dense_kinds(n: &NodeBuf) -> Vec<u8> {
+    let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
+    for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
+        dense[ix as usize] = k;
+    }
+    dense
+}
+
+fn write_node<W: Write>(
+    w: &mut Writer<W>,
+    n: &NodeBuf,
+    parent: Option<&NodeBuf>,
+    maps: [Vec<Vec<u8>>; 2],
+    i: usize,
+    table: u32,
+) -> Result<NodeMeta> {
+    let [int_map, str_map] = maps;
     let mut counts = [0u64; KIND_COUNT];
     for &k in &n.kinds {
         counts[k as usize] += 1;
@@ -452,21 +695,33 @@ fn write_node<W: Write>(w: &mut Writer<W>, n: &NodeBuf, i: usize, table: u32) ->
     let mut buf = Vec::new();
     let present = counts.iter().filter(|&&c| c > 0).count();
     if present > 1 {
-        let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
-        for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
-            dense[ix as usize] = k;
-        }
+        let dense = dense_kinds(n);
         buf.clear();
         bitpack::encode(&dense, &mut buf);
-        set(
-            Role::Kinds,
-            w.section(Role::Kinds, Encoding::BitPacked, &buf, None)?,
-        );
+        let mut cands = vec![(Encoding::BitPacked, std::mem::take(&mut buf))];
+        // A `Key` child is `Absent` wherever its parent item is not an
+        // object: store only the kinds under object items.
+        if let Some(p) = parent.filter(|p| p.domain_len == n.domain_len) {
+            let pk = dense_kinds(p);
+            if pk.iter().any(|&k| k != Kind::Object as u8) {
+                let under: Vec<u8> = dense
+                    .iter()
+                    .zip(&pk)
+                    .filter(|(_, p)| **p == Kind::Object as u8)
+                    .map(|(k, _)| *k)
+                    .collect();
+                let mut m = Vec::new();
+                bitpack::encode(&under, &mut m);
+                cands.push((Encoding::ParentMasked, m));
+            }
+        }
+        set(Role::Kinds, w.section_best(Role::Kinds, cands)?);
     }
     if !n.ints.is_empty() {
         buf.clear();
-        let e = encoding::encode_i64s(&n.ints, &mut buf);
-        set(Role::Ints, w.section(Role::Ints, e, &buf, None)?);
+        let mut c = encoding::i64_candidates(&n.ints);
+        c.extend(int_map.into_iter().map(|m| (Encoding::Mapped, m)));
+        set(Role::Ints, w.section_best(Role::Ints, c)?);
     }
     if !n.uints.is_empty() {
         buf.clear();
@@ -480,15 +735,18 @@ fn write_node<W: Write>(w: &mut Writer<W>, n: &NodeBuf, i: usize, table: u32) ->
     }
     if !n.strs.is_empty() {
         buf.clear();
-        let e = encoding::encode_u32s(&n.strs, &mut buf);
-        set(Role::Strs, w.section(Role::Strs, e, &buf, None)?);
+        let mut c = encoding::u32_candidates(&n.strs);
+        c.extend(str_map.into_iter().map(|m| (Encoding::Mapped, m)));
+        set(Role::Strs, w.section_best(Role::Strs, c)?);
     }
     let mut ts_layout = 0u8;
     if !n.times.is_empty() {
         let secs: Vec<i64> = n.times.iter().map(|t| t.secs).collect();
         buf.clear();
-        let e = encoding::encode_i64s(&secs, &mut buf);
-        set(Role::TsSecs, w.section(Role::TsSecs, e, &buf, None)?);
+        set(
+            Role::TsSecs,
+            w.section_best(Role::TsSecs, encoding::i64_candidates(&secs))?,
+        );
         if n.times.iter().any(|t| t.nanos != 0) {
             buf.clear();
             let e = encoding::encode_u64s(n.times.iter().map(|t| t.nanos as u64), &mut buf);

@@ -6,6 +6,8 @@
 //! bytes are left over. Byte order is little-endian everywhere.
 
 pub mod bitpack;
+pub mod dict;
+pub mod mapped;
 pub mod varint;
 
 use crate::error::{Error, Result};
@@ -31,6 +33,14 @@ pub enum Encoding {
     BitPacked = 6,
     /// Fixed-width u8 values.
     PlainU8 = 7,
+    /// Sorted distinct values, then one fixed-width index per value (see [`dict`]).
+    Dict = 8,
+    /// Kinds of only the items whose parent item is an `Object`, bit-packed
+    /// (every other item is `Absent`); only for the kinds of `Key` children.
+    ParentMasked = 9,
+    /// A function of another node's string ids (see [`mapped`]); only for
+    /// `Str` id and `Int` streams.
+    Mapped = 10,
 }
 
 impl Encoding {
@@ -45,6 +55,9 @@ impl Encoding {
             5 => Encoding::PlainF64,
             6 => Encoding::BitPacked,
             7 => Encoding::PlainU8,
+            8 => Encoding::Dict,
+            9 => Encoding::ParentMasked,
+            10 => Encoding::Mapped,
             _ => return None,
         })
     }
@@ -60,6 +73,9 @@ impl Encoding {
             Encoding::PlainF64 => "plain-f64",
             Encoding::BitPacked => "bitpacked",
             Encoding::PlainU8 => "plain-u8",
+            Encoding::Dict => "dict",
+            Encoding::ParentMasked => "parent-masked",
+            Encoding::Mapped => "mapped",
         }
     }
 }
@@ -111,6 +127,12 @@ pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
 
 /// Decode `count` signed integers written by [`encode_i64s`] (either encoding).
 pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<i64>> {
+    if enc == Encoding::Dict {
+        return Ok(dict::decode(buf, count, what)?
+            .into_iter()
+            .map(dict::from_ordered_i64)
+            .collect());
+    }
     check_count(what, count, buf.len(), 1)?;
     let mut r = varint::Reader::new(buf);
     let mut out = Vec::with_capacity(count);
@@ -133,6 +155,36 @@ pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Resul
     Ok(out)
 }
 
+/// Candidate encodings of signed integers: the smaller of plain/delta zigzag
+/// varints, and the dictionary encoding. The writer keeps whichever
+/// compresses smallest.
+pub fn i64_candidates(values: &[i64]) -> Vec<(Encoding, Vec<u8>)> {
+    let mut a = Vec::new();
+    let e = encode_i64s(values, &mut a);
+    let mut out = vec![(e, a)];
+    if let Some(d) = dict::encode_if_useful(
+        values.iter().map(|&v| dict::to_ordered_i64(v)),
+        values.len(),
+    ) {
+        out.push((Encoding::Dict, d));
+    }
+    out
+}
+
+/// Candidate encodings of string ids: plain u32, varint, dictionary.
+pub fn u32_candidates(values: &[u32]) -> Vec<(Encoding, Vec<u8>)> {
+    let mut a = Vec::new();
+    let e = encode_u32s(values, &mut a);
+    let mut out = vec![(e, a)];
+    let mut v = Vec::new();
+    let e = encode_u64s(values.iter().map(|&x| x as u64), &mut v);
+    out.push((e, v));
+    if let Some(d) = dict::encode_if_useful(values.iter().map(|&v| v as u64), values.len()) {
+        out.push((Encoding::Dict, d));
+    }
+    out
+}
+
 /// Encode unsigned integers as LEB128 varints.
 pub fn encode_u64s(values: impl IntoIterator<Item = u64>, out: &mut Vec<u8>) -> Encoding {
     for v in values {
@@ -143,6 +195,9 @@ pub fn encode_u64s(values: impl IntoIterator<Item = u64>, out: &mut Vec<u8>) -> 
 
 /// Decode `count` unsigned varints.
 pub fn decode_u64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u64>> {
+    if enc == Encoding::Dict {
+        return dict::decode(buf, count, what);
+    }
     if enc != Encoding::Varint {
         return Err(bad_encoding(what, enc));
     }
@@ -187,7 +242,7 @@ pub fn decode_u32s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Resul
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect())
         }
-        Encoding::Varint => {
+        Encoding::Varint | Encoding::Dict => {
             let v = decode_u64s(enc, buf, count, what)?;
             v.into_iter()
                 .map(|x| {
@@ -323,7 +378,20 @@ pub(crate) mod tests {
             roundtrip(&v, encode_u8s, |e, b, n| decode_u8s(e, b, n, "t"));
         }
         #[test]
-        fn decoders_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..64), n in 0usize..100, tag in 0u8..8) {
+        fn candidates_roundtrip(v in proptest::collection::vec(prop_oneof![any::<i64>(), -5i64..5], 0..300)) {
+            for (e, b) in i64_candidates(&v) {
+                prop_assert_eq!(decode_i64s(e, &b, v.len(), "t").unwrap(), v.clone());
+            }
+            let u: Vec<u32> = v.iter().map(|&x| x as u32).collect();
+            for (e, b) in u32_candidates(&u) {
+                prop_assert_eq!(decode_u32s(e, &b, u.len(), "t").unwrap(), u.clone());
+                let mut junk = b.clone();
+                junk.push(1);
+                prop_assert!(decode_u32s(e, &junk, u.len(), "t").is_err());
+            }
+        }
+        #[test]
+        fn decoders_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..64), n in 0usize..100, tag in 0u8..11) {
             let e = Encoding::from_u8(tag).unwrap();
             let _ = decode_i64s(e, &buf, n, "t");
             let _ = decode_u64s(e, &buf, n, "t");

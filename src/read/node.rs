@@ -88,6 +88,10 @@ impl NodeData {
     /// Decode node `node` of `snap`. Every count is checked against the
     /// footer before anything is allocated.
     pub fn decode(snap: &Snapshot, node: u32) -> Result<NodeData> {
+        Self::decode_at(snap, node, 0)
+    }
+
+    fn decode_at(snap: &Snapshot, node: u32, depth: usize) -> Result<NodeData> {
         let meta = snap
             .footer
             .nodes
@@ -96,7 +100,7 @@ impl NodeData {
                 what: "node",
                 name: node.to_string(),
             })?;
-        let items = usize::try_from(meta.items)
+        usize::try_from(meta.items)
             .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
         if meta.items > u32::MAX as u64 {
             return Err(Error::corrupt(
@@ -117,49 +121,11 @@ impl NodeData {
                 }
             }
         };
-        let kinds = match meta.const_kind() {
-            Some(k) => Kinds::Const(k, items),
-            None => {
-                let present = meta.counts.iter().filter(|&&c| c > 0).count();
-                let e = &snap.footer.sections[meta.stream(Role::Kinds).unwrap_or(0) as usize];
-                let need = 1
-                    + present
-                    + (items * encoding::bitpack::width_for(present) as usize).div_ceil(8);
-                if e.encoding == Encoding::BitPacked && e.raw_len as usize != need {
-                    return Err(Error::corrupt(
-                        what(Role::Kinds),
-                        e.offset,
-                        format!("raw length {} but {items} items need {need}", e.raw_len),
-                    ));
-                }
-                let (enc, b) = load(Role::Kinds)?
-                    .ok_or_else(|| Error::corrupt(what(Role::Kinds), 0, "missing"))?;
-                let v = encoding::decode_u8s(enc, &b, items, &what(Role::Kinds))?;
-                let mut got = [0u64; KIND_COUNT];
-                for &k in &v {
-                    if k as usize >= KIND_COUNT {
-                        return Err(Error::corrupt(
-                            what(Role::Kinds),
-                            0,
-                            format!("unknown kind {k}"),
-                        ));
-                    }
-                    got[k as usize] += 1;
-                }
-                if got != meta.counts {
-                    return Err(Error::corrupt(
-                        what(Role::Kinds),
-                        0,
-                        format!(
-                            "kind counts {got:?} differ from the footer's {:?}",
-                            meta.counts
-                        ),
-                    ));
-                }
-                Kinds::Dense(v)
-            }
-        };
+        let kinds = decode_kinds(snap, node, 0)?;
         let ints = match load(Role::Ints)? {
+            Some((Encoding::Mapped, b)) => {
+                mapped(snap, node, &kinds, Kind::Int, &b, depth, &what(Role::Ints))?
+            }
             Some((e, b)) => encoding::decode_i64s(e, &b, count(Kind::Int), &what(Role::Ints))?,
             None => Vec::new(),
         };
@@ -186,6 +152,20 @@ impl NodeData {
             ));
         }
         let strs = match load(Role::Strs)? {
+            Some((Encoding::Mapped, b)) => {
+                mapped(snap, node, &kinds, Kind::Str, &b, depth, &what(Role::Strs))?
+                    .into_iter()
+                    .map(|v| {
+                        u32::try_from(v).map_err(|_| {
+                            Error::corrupt(
+                                what(Role::Strs),
+                                0,
+                                format!("string id {v} out of range"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            }
             Some((e, b)) => encoding::decode_u32s(e, &b, count(Kind::Str), &what(Role::Strs))?,
             None => Vec::new(),
         };
@@ -364,6 +344,170 @@ impl NodeData {
             + self.list_starts.len() * 8
             + self.pos.len() * 4
     }
+}
+
+/// Decode the kinds of node `node` (recursing into the parent for
+/// `ParentMasked` kinds; `depth` bounds the recursion on hostile files).
+pub(crate) fn decode_kinds(snap: &Snapshot, node: u32, depth: usize) -> Result<Kinds> {
+    let meta = snap
+        .footer
+        .nodes
+        .get(node as usize)
+        .ok_or_else(|| Error::NotFound {
+            what: "node",
+            name: node.to_string(),
+        })?;
+    let items = usize::try_from(meta.items)
+        .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
+    let path = snap.path(node).to_string();
+    let what = |role: Role| format!("column `{path}` {} stream", role.name());
+    let load = |role: Role| -> Result<Option<(Encoding, std::borrow::Cow<'_, [u8]>)>> {
+        match meta.stream(role) {
+            None => Ok(None),
+            Some(s) => {
+                let e: &SectionEntry = &snap.footer.sections[s as usize];
+                Ok(Some((e.encoding, snap.section(s)?)))
+            }
+        }
+    };
+    let kinds = match meta.const_kind() {
+        Some(k) => Kinds::Const(k, items),
+        None => {
+            let present = meta.counts.iter().filter(|&&c| c > 0).count();
+            let e = &snap.footer.sections[meta.stream(Role::Kinds).unwrap_or(0) as usize];
+            let need =
+                1 + present + (items * encoding::bitpack::width_for(present) as usize).div_ceil(8);
+            if e.encoding == Encoding::BitPacked && e.raw_len as usize != need {
+                return Err(Error::corrupt(
+                    what(Role::Kinds),
+                    e.offset,
+                    format!("raw length {} but {items} items need {need}", e.raw_len),
+                ));
+            }
+            let (enc, b) = load(Role::Kinds)?
+                .ok_or_else(|| Error::corrupt(what(Role::Kinds), 0, "missing"))?;
+            let v = if enc == Encoding::ParentMasked {
+                parent_masked(snap, node, meta, items, &b, depth, &what(Role::Kinds))?
+            } else {
+                encoding::decode_u8s(enc, &b, items, &what(Role::Kinds))?
+            };
+            let mut got = [0u64; KIND_COUNT];
+            for &k in &v {
+                if k as usize >= KIND_COUNT {
+                    return Err(Error::corrupt(
+                        what(Role::Kinds),
+                        0,
+                        format!("unknown kind {k}"),
+                    ));
+                }
+                got[k as usize] += 1;
+            }
+            if got != meta.counts {
+                return Err(Error::corrupt(
+                    what(Role::Kinds),
+                    0,
+                    format!(
+                        "kind counts {got:?} differ from the footer's {:?}",
+                        meta.counts
+                    ),
+                ));
+            }
+            Kinds::Dense(v)
+        }
+    };
+    Ok(kinds)
+}
+
+/// The node whose items define `node`'s domain: the nearest ancestor that is
+/// the root or an array element node.
+fn domain_of(snap: &Snapshot, mut node: u32) -> u32 {
+    for _ in 0..snap.footer.nodes.len() {
+        let m = &snap.footer.nodes[node as usize];
+        if node == 0 || m.name == crate::model::NodeName::Elem || m.parent >= node {
+            return node;
+        }
+        node = m.parent;
+    }
+    node
+}
+
+/// Decode a `Mapped` stream: the payload of every item of kind `kind` is the
+/// mapping's value for the source node's string id at the same item.
+fn mapped(
+    snap: &Snapshot,
+    node: u32,
+    kinds: &Kinds,
+    kind: Kind,
+    b: &[u8],
+    depth: usize,
+    what: &str,
+) -> Result<Vec<i64>> {
+    let items = kinds.len();
+    let m = encoding::mapped::decode(b, items, what)?;
+    let nodes = &snap.footer.nodes;
+    // A mapping's source is a preceding node or its sibling group's key
+    // column; the depth bound turns a cycle in a hostile file into an error.
+    if m.source == node
+        || m.source as usize >= nodes.len()
+        || nodes[m.source as usize].items != nodes[node as usize].items
+        || domain_of(snap, m.source) != domain_of(snap, node)
+        || depth > 64
+    {
+        return Err(Error::corrupt(
+            what,
+            0,
+            format!("mapped from node {} outside this column's domain", m.source),
+        ));
+    }
+    let src = NodeData::decode_at(snap, m.source, depth + 1)?;
+    let mut out = Vec::new();
+    for i in 0..items {
+        if kinds.get(i) == kind {
+            let v = src
+                .str_id(i)
+                .and_then(|id| m.get(id))
+                .ok_or_else(|| Error::corrupt(what, 0, format!("item {i} has no mapped value")))?;
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Expand `ParentMasked` kinds: bit-packed kinds of the items whose parent
+/// item is an object; every other item is `Absent`.
+fn parent_masked(
+    snap: &Snapshot,
+    node: u32,
+    meta: &crate::format::NodeMeta,
+    items: usize,
+    b: &[u8],
+    depth: usize,
+    what: &str,
+) -> Result<Vec<u8>> {
+    if node == 0 || !matches!(meta.name, crate::model::NodeName::Key(_)) || depth > 256 {
+        return Err(Error::corrupt(
+            what,
+            0,
+            "parent-masked kinds on a node that is not an object field",
+        ));
+    }
+    let parent = meta.parent;
+    if parent >= node || snap.footer.nodes[parent as usize].items != meta.items {
+        return Err(Error::corrupt(what, 0, "parent has a different item count"));
+    }
+    let pk = decode_kinds(snap, parent, depth + 1)?;
+    let under = (0..items).filter(|&i| pk.get(i) == Kind::Object).count();
+    let sub = encoding::bitpack::decode(b, under, what)?;
+    let mut it = sub.into_iter();
+    Ok((0..items)
+        .map(|i| {
+            if pk.get(i) == Kind::Object {
+                it.next().unwrap_or(Kind::Absent as u8)
+            } else {
+                Kind::Absent as u8
+            }
+        })
+        .collect())
 }
 
 /// Layout 0 (`Z`, no fraction); only used for bytes that `decode` rejected.

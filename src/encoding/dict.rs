@@ -1,0 +1,181 @@
+//! Dictionary encoding of integers: the sorted distinct values, then one
+//! fixed-width little-endian index per value.
+//!
+//! ```text
+//! DICT  := n:varint  first:varint  gap:varint*(n-1)  index:(width bytes LE)*count
+//! width := 0 if n <= 1, 1 if n <= 2^8, 2 if n <= 2^16, 3 if n <= 2^24, else 4
+//! ```
+//! Values are unsigned 64-bit keys; `first` is the smallest, each `gap` is the
+//! difference to the previous distinct value (>= 1, so the list is strictly
+//! increasing). Signed integers use the order-preserving key
+//! `(v as u64) ^ 2^63`. Byte-aligned indexes compress better under zstd than
+//! bit-packed ones; the writer only keeps this encoding when it compresses
+//! smaller than the alternatives.
+
+use super::varint::{self, Reader};
+use crate::error::{Error, Result};
+
+/// Order-preserving map of i64 onto u64.
+#[inline]
+pub fn to_ordered_i64(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+/// Inverse of [`to_ordered_i64`].
+#[inline]
+pub fn from_ordered_i64(k: u64) -> i64 {
+    (k ^ (1 << 63)) as i64
+}
+
+fn width_for(n: usize) -> usize {
+    match n {
+        0 | 1 => 0,
+        2..=0x100 => 1,
+        0x101..=0x1_0000 => 2,
+        0x1_0001..=0x100_0000 => 3,
+        _ => 4,
+    }
+}
+
+/// Encode `values`; `None` when there are more than 2^32 distinct values or
+/// the dictionary is no smaller than 4 bytes per value would be.
+pub fn encode_if_useful(
+    values: impl Iterator<Item = u64> + Clone,
+    count: usize,
+) -> Option<Vec<u8>> {
+    let mut distinct: Vec<u64> = values.clone().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let n = distinct.len();
+    if n as u64 > u32::MAX as u64 || (n > 0 && n * 2 > count.max(1) + 1 && count > 16) {
+        // Mostly unique values: a dictionary only repeats them.
+        return None;
+    }
+    let mut out = Vec::new();
+    encode_with(values, &distinct, &mut out);
+    Some(out)
+}
+
+fn encode_with(values: impl Iterator<Item = u64>, distinct: &[u64], out: &mut Vec<u8>) {
+    varint::put_u64(out, distinct.len() as u64);
+    let mut prev = None;
+    for &d in distinct {
+        match prev {
+            None => varint::put_u64(out, d),
+            Some(p) => varint::put_u64(out, d - p),
+        }
+        prev = Some(d);
+    }
+    let width = width_for(distinct.len());
+    for v in values {
+        let ix = distinct.binary_search(&v).unwrap_or(0) as u32;
+        out.extend_from_slice(&ix.to_le_bytes()[..width]);
+    }
+}
+
+/// Decode `count` values; the buffer must be exactly what the encoder wrote.
+pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u64>> {
+    let err = |at: usize, d: String| Error::corrupt(what, at as u64, d);
+    let mut r = Reader::new(buf);
+    let n = r.u64(what)?;
+    if n > count as u64 || (count > 0 && n == 0) || n > r.remaining() as u64 {
+        return Err(err(0, format!("{n} dictionary values for {count} items")));
+    }
+    let n = n as usize;
+    let mut distinct = Vec::with_capacity(n);
+    let mut prev: Option<u64> = None;
+    for _ in 0..n {
+        let x = r.u64(what)?;
+        let v = match prev {
+            None => x,
+            Some(p) => {
+                if x == 0 {
+                    return Err(err(r.pos(), "dictionary not strictly increasing".into()));
+                }
+                p.checked_add(x)
+                    .ok_or_else(|| err(r.pos(), "dictionary value overflows".into()))?
+            }
+        };
+        distinct.push(v);
+        prev = Some(v);
+    }
+    let width = width_for(n);
+    let rest = &buf[r.pos()..];
+    if rest.len() != count.saturating_mul(width) {
+        return Err(err(
+            r.pos(),
+            format!(
+                "{count} indexes of {width} bytes need {} bytes, section has {}",
+                count.saturating_mul(width),
+                rest.len()
+            ),
+        ));
+    }
+    if width == 0 {
+        return Ok(vec![distinct.first().copied().unwrap_or(0); count]);
+    }
+    let mut out = Vec::with_capacity(count);
+    for c in rest.chunks_exact(width) {
+        let mut b = [0u8; 4];
+        b[..width].copy_from_slice(c);
+        let ix = u32::from_le_bytes(b) as usize;
+        out.push(*distinct.get(ix).ok_or_else(|| {
+            err(
+                0,
+                format!("dictionary index {ix} out of range ({n} values)"),
+            )
+        })?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn enc(v: &[u64]) -> Vec<u8> {
+        let mut d = v.to_vec();
+        d.sort_unstable();
+        d.dedup();
+        let mut out = Vec::new();
+        encode_with(v.iter().copied(), &d, &mut out);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn roundtrip(v in proptest::collection::vec(prop_oneof![any::<u64>(), 0u64..20], 0..400)) {
+            let b = enc(&v);
+            prop_assert_eq!(decode(&b, v.len(), "t").unwrap(), v.clone());
+            let mut junk = b.clone();
+            junk.push(0);
+            prop_assert!(decode(&junk, v.len(), "t").is_err());
+            // (A single distinct value has 0-byte indexes: the count comes from the footer.)
+            if v.iter().any(|&x| x != v[0]) {
+                prop_assert!(decode(&b, v.len() + 1, "t").is_err());
+            }
+        }
+        #[test]
+        fn many_distinct(n in 250usize..700) {
+            let v: Vec<u64> = (0..n as u64).map(|i| i * 7919 % 1000).collect();
+            let b = enc(&v);
+            prop_assert_eq!(decode(&b, v.len(), "t").unwrap(), v);
+        }
+        #[test]
+        fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..60), n in 0usize..200) {
+            let _ = decode(&b, n, "t");
+        }
+        #[test]
+        fn ordered_i64(a in any::<i64>(), b in any::<i64>()) {
+            prop_assert_eq!(a.cmp(&b), to_ordered_i64(a).cmp(&to_ordered_i64(b)));
+            prop_assert_eq!(from_ordered_i64(to_ordered_i64(a)), a);
+        }
+    }
+
+    #[test]
+    fn zero_gap_refused() {
+        // n=2, first=5, gap=0, indexes
+        assert!(decode(&[2, 5, 0, 0, 1], 2, "t").is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! Functional-dependency ("mapped") encoding of a stream: the values of a
+//! node's `Str` ids or `Int`s are a function of the string id of another
+//! node's item at the same index (`user.id` of `user.login`,
+//! `labels[].color` of `labels[].name`), so only the function is stored.
+//!
+//! ```text
+//! MAPPED := source:varint  n:varint  key_first:varint  key_gap:varint*(n-1)
+//!           value:zigzag-varint*n        (value k - value k-1; value -1 = 0)
+//! ```
+//! `source` is the node index of the key column: another node with the same
+//! item count and the same domain (the same nearest enclosing array element
+//! node). Writers pick a preceding sibling or the sibling group's key column
+//! (which is never mapped itself), so sources never form a cycle; readers
+//! bound the recursion and report a cycle as corruption. The keys are the distinct string
+//! ids of the source's items at the positions of this stream's items,
+//! strictly increasing (gaps >= 1). Value `k` belongs to key `k`; string ids
+//! are stored as i64. Item `i` of this stream's kind decodes to the value of
+//! the key equal to the source's string id at item `i`; the source item must
+//! be a `Str` item whose id is a key.
+
+use super::varint::{self, Reader};
+use crate::error::{Error, Result};
+
+/// The decoded header and function of a mapped stream.
+#[derive(Debug, PartialEq)]
+pub struct Mapping {
+    /// Key node.
+    pub source: u32,
+    /// Strictly increasing key string ids.
+    pub keys: Vec<u32>,
+    /// Value of each key.
+    pub values: Vec<i64>,
+}
+
+impl Mapping {
+    /// Value for a key string id.
+    pub fn get(&self, key: u32) -> Option<i64> {
+        self.keys.binary_search(&key).ok().map(|k| self.values[k])
+    }
+}
+
+/// Build the mapping from `(key, value)` pairs (one per item), or `None` when
+/// some key has two different values.
+pub fn build(source: u32, pairs: impl Iterator<Item = (u32, i64)>) -> Option<Mapping> {
+    let mut v: Vec<(u32, i64)> = pairs.collect();
+    v.sort_unstable();
+    v.dedup();
+    if v.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(Mapping {
+        source,
+        keys: v.iter().map(|p| p.0).collect(),
+        values: v.iter().map(|p| p.1).collect(),
+    })
+}
+
+/// Serialize a mapping.
+pub fn encode(m: &Mapping, out: &mut Vec<u8>) {
+    varint::put_u64(out, m.source as u64);
+    varint::put_u64(out, m.keys.len() as u64);
+    let mut prev: Option<u32> = None;
+    for &k in &m.keys {
+        varint::put_u64(out, (k - prev.unwrap_or(0)) as u64);
+        prev = Some(k);
+    }
+    let mut pv = 0i64;
+    for &v in &m.values {
+        varint::put_i64(out, v.wrapping_sub(pv));
+        pv = v;
+    }
+}
+
+/// Parse a mapping; `max_keys` bounds the key count before allocating.
+pub fn decode(buf: &[u8], max_keys: usize, what: &str) -> Result<Mapping> {
+    let err = |at: usize, d: &str| Error::corrupt(what, at as u64, d.to_string());
+    let mut r = Reader::new(buf);
+    let source = u32::try_from(r.u64(what)?).map_err(|_| err(0, "source node out of range"))?;
+    let n = r.u64(what)?;
+    if n > max_keys as u64 || n.saturating_mul(2) > r.remaining() as u64 {
+        return Err(err(r.pos(), "more keys than items or bytes"));
+    }
+    let n = n as usize;
+    let mut keys = Vec::with_capacity(n);
+    let mut prev: Option<u32> = None;
+    for _ in 0..n {
+        let g = r.u64(what)?;
+        let k = match prev {
+            None => u32::try_from(g).ok(),
+            Some(p) if g > 0 => u32::try_from(g).ok().and_then(|g| p.checked_add(g)),
+            Some(_) => None,
+        }
+        .ok_or_else(|| err(r.pos(), "keys not strictly increasing u32 ids"))?;
+        keys.push(k);
+        prev = Some(k);
+    }
+    let mut values = Vec::with_capacity(n);
+    let mut pv = 0i64;
+    for _ in 0..n {
+        pv = pv.wrapping_add(r.i64(what)?);
+        values.push(pv);
+    }
+    if r.pos() != buf.len() {
+        return Err(err(r.pos(), "trailing bytes after the mapping"));
+    }
+    Ok(Mapping {
+        source,
+        keys,
+        values,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn roundtrip(keys in proptest::collection::vec(0u32..50, 0..200), f in any::<i64>()) {
+            let pairs: Vec<(u32, i64)> = keys.iter().map(|&k| (k, (k as i64).wrapping_mul(f))).collect();
+            let m = build(3, pairs.iter().copied()).unwrap();
+            let mut b = Vec::new();
+            encode(&m, &mut b);
+            let back = decode(&b, keys.len(), "t").unwrap();
+            prop_assert_eq!(&back, &m);
+            for (k, v) in pairs {
+                prop_assert_eq!(back.get(k), Some(v));
+            }
+            b.push(0);
+            prop_assert!(decode(&b, keys.len(), "t").is_err());
+        }
+        #[test]
+        fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..60), n in 0usize..100) {
+            let _ = decode(&b, n, "t");
+        }
+    }
+
+    #[test]
+    fn not_a_function() {
+        assert!(build(0, [(1, 2), (1, 3)].into_iter()).is_none());
+        assert!(build(0, [(1, 2), (1, 2), (2, 2)].into_iter()).is_some());
+    }
+}
