@@ -49,6 +49,10 @@ enum Raw {
     Time(timestamp::Timestamp),
 }
 
+/// A scanned column: cells, string table index, per-kind counts, and
+/// whether a negative integer occurs.
+type Scan = (Vec<Raw>, Option<u32>, [u64; KIND_COUNT], bool);
+
 /// [`RowSource`] over an [`Overlay`]: the rows of its view, in view order.
 pub struct OverlaySource<'a> {
     ov: Mutex<Overlay<'a>>,
@@ -115,7 +119,7 @@ impl<'a> OverlaySource<'a> {
     /// The cells of the row-domain column `keys` for every row of the view,
     /// plus per-kind counts (timestamps among other strings already count
     /// as strings) and whether a negative integer occurs.
-    fn scan(&self, keys: &[String]) -> Result<(Vec<Raw>, Option<u32>, [u64; KIND_COUNT], bool)> {
+    fn scan(&self, keys: &[String]) -> Result<Scan> {
         let ov = self.ov.lock().map_err(|_| poisoned())?;
         let snap = ov.snapshot();
         let node = snap.node_by_path(&join_path(keys));
