@@ -25,6 +25,7 @@ mod order;
 mod overlay;
 mod path;
 mod query;
+mod source;
 pub mod strkey;
 
 pub use compact::{CompactOptions, compact, compact_to_vec};
@@ -33,6 +34,7 @@ pub use event::{Event, Op, get_path, key_text};
 pub use overlay::{Cell, DEFAULT_KEY_FIELD, Overlay, load_overlay};
 pub use path::{join_path, parse_path};
 pub use query::{Filter, Query, Sort};
+pub use source::OverlaySource;
 pub use strkey::{Composite, StrKey};
 
 /// Write events as an NDJSON event log.

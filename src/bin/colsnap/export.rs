@@ -14,6 +14,7 @@ Examples:
   colsnap export issues.colsnap --columns number,title,user.login --rows 0..10
   colsnap export issues.colsnap --rows 100..        # row 100 to the end
   colsnap export issues.colsnap --rows ..5 --ndjson # rows 0 to 4
+  colsnap export issues.colsnap --events events.ndjson --ndjson
 
 Rows count from 0 and END is excluded. A column keeps what is under it:
 --columns user keeps user.login, user.id, ...";
@@ -34,6 +35,12 @@ pub struct Args {
     /// Only these rows: START..END (END excluded), START.., ..END or N.
     #[arg(long, value_name = "RANGE", value_parser = parse_rows)]
     pub rows: Option<Range<u64>>,
+    /// Event log (NDJSON) to apply first: export the snapshot with the events.
+    #[arg(long, value_name = "EVENTS", conflicts_with = "columns")]
+    pub events: Option<PathBuf>,
+    /// Key field identifying rows in the events.
+    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD, requires = "events")]
+    pub key: String,
 }
 
 /// Parse `START..END`, `START..`, `..END`, `..` or `N`.
@@ -86,11 +93,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         columns: args.columns,
         rows: args.rows,
     };
+    let mut overlay = match &args.events {
+        Some(ev) => {
+            common::input_file(ev, false)?;
+            let evname = ev.display().to_string();
+            Some(colsnap::events::load_overlay(&snap, ev, &args.key).map_err(|e| lib(&evname, e))?)
+        }
+        None => None,
+    };
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let done = snap
-        .export(&mut w, &opts)
-        .and_then(|_| w.flush().map_err(colsnap::Error::from));
+    let done = match &mut overlay {
+        Some(o) => o.export(&mut w, &opts),
+        None => snap.export(&mut w, &opts),
+    }
+    .and_then(|_| w.flush().map_err(colsnap::Error::from));
     match done {
         // The reader went away (`| head`): not an error.
         Err(colsnap::Error::Io { source, .. })

@@ -3,7 +3,8 @@
 
 use crate::common::{self, lib, usage};
 use colsnap::Snapshot;
-use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
+use colsnap::events::OverlaySource;
+use colsnap::query::{Engine, Paging, Query, RowSource, Search, SnapshotSource, parse};
 use std::path::PathBuf;
 
 /// Examples shown by `--help`.
@@ -16,6 +17,7 @@ Examples:
   colsnap query issues.colsnap --where 'created_at>=2024-01-01' --sort -created_at
   colsnap query issues.colsnap --search crash --in title,body --fields number,title,state
   colsnap query issues.colsnap --page 2 --limit 50 --ndjson
+  colsnap query issues.colsnap --events events.ndjson --sort title
 
 --where FIELD OP VALUE, OP one of = != < <= > >= ^= (prefix) and `in` (comma
 list). VALUE `null` / `absent` tests for null-or-absent / absent (with = and
@@ -60,6 +62,12 @@ pub struct Args {
     /// One row per line, then the pagination object.
     #[arg(long)]
     pub ndjson: bool,
+    /// Event log (NDJSON) to apply first: query the snapshot with the events.
+    #[arg(long, value_name = "EVENTS")]
+    pub events: Option<PathBuf>,
+    /// Key field identifying rows in the events.
+    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD, requires = "events")]
+    pub key: String,
 }
 
 /// Run `colsnap query`.
@@ -100,8 +108,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         _ => Paging::page(a.page, a.limit).map_err(bad)?,
     };
-    let src = SnapshotSource::new(&snap);
-    let engine = Engine::new(&src);
+    let src: Box<dyn RowSource + '_> = match &a.events {
+        Some(ev) => {
+            common::input_file(ev, false)?;
+            let evname = ev.display().to_string();
+            let ov =
+                colsnap::events::load_overlay(&snap, ev, &a.key).map_err(|e| lib(&evname, e))?;
+            Box::new(OverlaySource::new(ov))
+        }
+        None => Box::new(SnapshotSource::new(&snap)),
+    };
+    let engine = Engine::new(src.as_ref());
     let rows = engine.run(&q).map_err(bad)?;
     let mut out = Vec::new();
     engine
