@@ -454,7 +454,7 @@ fn write_snapshot<W: Write>(
         let strs: Vec<&str> = ids.iter().map(|&i| &*b.strings[i as usize]).collect();
         let plan = build_chunks(&strs, policy);
         // Long text spread over several chunks shares one trained zstd
-        // dictionary (docs/compression.md: it wins from 4 chunks on).
+        // dictionary (SPEC.md section 7: it wins from 4 chunks on).
         let dict = if long && opts.long_dict_size > 0 && plan.chunks.len() >= LONG_DICT_MIN_CHUNKS {
             let size = opts
                 .long_dict_size
