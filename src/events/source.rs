@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
 use crate::query::bits::Bits;
 use crate::query::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
-use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded};
+use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded, search_tables};
 use crate::timestamp;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -617,25 +617,7 @@ impl RowSource for OverlaySource<'_> {
             }
         }
         let mut buf = String::new();
-        let mut found: HashMap<u32, Bits> = HashMap::new();
-        for (&tid, w) in &wanted {
-            let t = ov.snapshot().table(tid)?;
-            let mut set = Bits::new(t.len() as usize);
-            let starts = t.chunk_starts();
-            for k in 0..t.chunk_count() {
-                let (lo, hi) = (starts[k] as usize, starts[k + 1] as usize);
-                if !w.any_in(lo..hi) {
-                    continue;
-                }
-                let chunk = t.chunk(k)?;
-                for id in lo..hi.min(lo + chunk.len()) {
-                    if w.get(id) && contains_folded(chunk.get(id - lo), needle_lower, &mut buf) {
-                        set.set(id);
-                    }
-                }
-            }
-            found.insert(tid, set);
-        }
+        let found = search_tables(ov.snapshot(), &wanted, needle_lower)?;
         Ok(spaces
             .iter()
             .map(|ks| {

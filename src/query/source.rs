@@ -416,26 +416,7 @@ impl RowSource for SnapshotSource<'_> {
                 }
             }
         }
-        let mut found: HashMap<u32, Bits> = HashMap::new();
-        let mut buf = String::new();
-        for (&tid, w) in &wanted {
-            let t = self.snap.table(tid)?;
-            let mut set = Bits::new(t.len() as usize);
-            let starts = t.chunk_starts();
-            for k in 0..t.chunk_count() {
-                let (lo, hi) = (starts[k] as usize, starts[k + 1] as usize);
-                if !w.any_in(lo..hi) {
-                    continue;
-                }
-                let chunk = t.chunk(k)?;
-                for id in lo..hi.min(lo + chunk.len()) {
-                    if w.get(id) && contains_folded(chunk.get(id - lo), needle_lower, &mut buf) {
-                        set.set(id);
-                    }
-                }
-            }
-            found.insert(tid, set);
-        }
+        let found = search_tables(self.snap, &wanted, needle_lower)?;
         Ok(cols
             .iter()
             .map(|c| {
@@ -469,4 +450,36 @@ impl RowSource for SnapshotSource<'_> {
             Ok(())
         })
     }
+}
+
+/// Case-insensitive substring search over the `wanted` ids of each string
+/// table (table index -> ids to test). Each chunk holding a wanted id is
+/// decoded once; ids of other chunks are never looked at. Returns, per
+/// table, the wanted ids whose string contains `needle_lower`.
+pub(crate) fn search_tables(
+    snap: &Snapshot,
+    wanted: &HashMap<u32, Bits>,
+    needle_lower: &str,
+) -> Result<HashMap<u32, Bits>> {
+    let mut found: HashMap<u32, Bits> = HashMap::new();
+    let mut buf = String::new();
+    for (&tid, w) in wanted {
+        let t = snap.table(tid)?;
+        let mut set = Bits::new(t.len() as usize);
+        let starts = t.chunk_starts();
+        for k in 0..t.chunk_count() {
+            let (lo, hi) = (starts[k] as usize, starts[k + 1] as usize);
+            if !w.any_in(lo..hi) {
+                continue;
+            }
+            let chunk = t.chunk(k)?;
+            for id in lo..hi.min(lo + chunk.len()) {
+                if w.get(id) && contains_folded(chunk.get(id - lo), needle_lower, &mut buf) {
+                    set.set(id);
+                }
+            }
+        }
+        found.insert(tid, set);
+    }
+    Ok(found)
 }
