@@ -5,12 +5,13 @@
 //!
 //! `COLSNAP_BENCH_ROWS` sets the number of issues (default 1,000,000).
 
-use colsnap::events::{Event, Op, Overlay, OverlaySource};
+use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource};
 use colsnap::generate::{GenOptions, issues};
 use colsnap::query::{Engine, RowSource, SnapshotSource, SortKey};
 use colsnap::{BuildOptions, Snapshot};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Instant;
 
 fn rows() -> usize {
@@ -114,8 +115,8 @@ fn events(snap: &Snapshot) -> Vec<Event> {
     out
 }
 
-fn apply<'a>(snap: &'a Snapshot, evs: &[Event]) -> Overlay<'a> {
-    let mut o = Overlay::new(snap, "id").expect("overlay");
+fn apply(snap: &Snapshot, evs: &[Event]) -> Overlay {
+    let mut o = Overlay::new(snap.clone(), "id").expect("overlay");
     for (i, e) in evs.iter().enumerate() {
         o.apply(e, i as u64 + 1).expect("apply");
     }
@@ -141,9 +142,9 @@ fn bench(c: &mut Criterion) {
     // (SnapshotSource) and over the snapshot with the overlay in place
     // (OverlaySource). A fresh engine each time, so the column is loaded
     // (and, for the overlay, its dense key space built) every iteration.
-    let plain = SnapshotSource::new(&snap);
+    let plain: Arc<dyn RowSource> = Arc::new(SnapshotSource::new(snap.clone()));
     let t = Instant::now();
-    let over = OverlaySource::new(apply(&snap, &evs));
+    let over: Arc<dyn RowSource> = Arc::new(OverlaySource::new(apply(&snap, &evs)));
     {
         let t2 = Instant::now();
         let f = over.fields().len();
@@ -153,8 +154,8 @@ fn bench(c: &mut Criterion) {
             t.elapsed().as_secs_f64()
         );
     }
-    let sort = |src: &dyn RowSource| {
-        let e = Engine::new(src);
+    let sort = |src: &Arc<dyn RowSource>| {
+        let e = Engine::from_source(src.clone());
         let rows: Vec<u32> = (0..src.rows() as u32).collect();
         e.sort(
             rows,

@@ -83,8 +83,7 @@ fn bench(c: &mut Criterion) {
     let n = rows();
     let l = label(n);
     let snap = Snapshot::open(snapshot_path(n)).unwrap();
-    let src = SnapshotSource::new(&snap);
-    let engine = Engine::new(&src);
+    let engine = Engine::new(SnapshotSource::new(snap.clone()));
     let all: Vec<u32> = (0..n as u32).collect();
     let by = |p: &str, desc| {
         vec![SortKey {

@@ -31,8 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [path] => Snapshot::open(path)?,
         _ => return Err("usage: query_mem SNAPSHOT | --generate N".into()),
     };
-    let src = SnapshotSource::new(&snap);
-    let engine = Engine::new(&src);
+    let engine = Engine::new(SnapshotSource::new(snap.clone()));
     let rows = engine.rows().max(1);
     let before = rss();
     let mut cols = 0;

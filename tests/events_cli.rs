@@ -41,7 +41,7 @@ fn a_log_replays_and_bad_lines_name_line_and_seq() {
         .unwrap(),
     )
     .unwrap();
-    let mut o = Overlay::new(&snap, "id").unwrap();
+    let mut o = Overlay::new(snap.clone(), "id").unwrap();
     assert_eq!(o.apply_reader(LOG.as_bytes()).unwrap(), 3);
     let got = o.to_values().unwrap();
     assert_eq!(
@@ -121,7 +121,7 @@ fn a_log_replays_and_bad_lines_name_line_and_seq() {
         ),
     ];
     for (log, line, seq, msg) in cases {
-        let mut o2 = Overlay::new(&snap, "id").unwrap();
+        let mut o2 = Overlay::new(snap.clone(), "id").unwrap();
         o2.apply_reader(LOG.as_bytes()).unwrap();
         let before = serde_json::to_string(&o2.to_values().unwrap()).unwrap();
         let applied_before = o2.applied();
@@ -169,7 +169,7 @@ fn cli_compact_and_diff() {
         .assert()
         .success();
     let snap = Snapshot::open(&old).unwrap();
-    let mut o = load_overlay(&snap, &log, "id").unwrap();
+    let mut o = load_overlay(snap.clone(), &log, "id").unwrap();
     let mut expect = Vec::new();
     o.write_snapshot(&mut expect, &BuildOptions::default())
         .unwrap();

@@ -2,7 +2,7 @@
 //! gives over a snapshot rebuilt from the replayed JSON: same rows in the
 //! same order, same totals, same pages.
 
-use colsnap::events::{Event, Op, Overlay, OverlaySource, parse_path};
+use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource, parse_path};
 use colsnap::query::{Engine, Filter, Literal, Op as QOp, Paging, Query, Search, SortKey};
 use colsnap::{BuildOptions, Snapshot, build_to_vec};
 use proptest::prelude::*;
@@ -258,7 +258,7 @@ fn query() -> impl Strategy<Value = Query> {
 
 /// The result of a query: rows' ids in order and the page, or the error kind.
 fn run(
-    engine: &Engine<'_>,
+    engine: &Engine,
     q: &Query,
     p: Paging,
     fields: Option<&[String]>,
@@ -299,7 +299,7 @@ proptest! {
         let old: Vec<Value> = bodies.iter().enumerate().map(|(i, b)| make_row(i as i64 * 2, b)).collect();
         let snap = snapshot(&old);
         let mut model = snap.to_values().unwrap();
-        let mut view = Overlay::new(&snap, "id").unwrap();
+        let mut view = Overlay::new(snap.clone(), "id").unwrap();
         let mut next_id = 1000;
         let mut seq = 1;
         for a in &acts {
@@ -309,10 +309,8 @@ proptest! {
             }
         }
         let rebuilt = snapshot(&model);
-        let want_src = colsnap::query::SnapshotSource::new(&rebuilt);
-        let want_engine = Engine::new(&want_src);
-        let got_src = OverlaySource::new(view);
-        let got_engine = Engine::new(&got_src);
+        let want_engine = Engine::new(colsnap::query::SnapshotSource::new(rebuilt));
+        let got_engine = Engine::new(OverlaySource::new(view));
         let fields: Option<Vec<String>> = proj.map(|p| p.into_iter().map(String::from).collect());
         let p = Paging::page(page, limit).unwrap();
         for q in &qs {
@@ -333,7 +331,7 @@ fn new_strings_interleave_with_table_strings() {
         .map(|(i, s)| json!({"id": i, "t": s}))
         .collect();
     let snap = snapshot(&old);
-    let mut view = Overlay::new(&snap, "id").unwrap();
+    let mut view = Overlay::new(snap.clone(), "id").unwrap();
     for (i, s) in ["a", "c", "d", "e", "g", "b\u{0}"].iter().enumerate() {
         let row = json!({"id": 10 + i, "t": s});
         let e = Event {
@@ -346,8 +344,7 @@ fn new_strings_interleave_with_table_strings() {
         };
         view.apply(&e, 1).unwrap();
     }
-    let src = OverlaySource::new(view);
-    let engine = Engine::new(&src);
+    let engine = Engine::new(OverlaySource::new(view));
     let q = Query {
         sort: vec![SortKey {
             path: "t".into(),
@@ -379,7 +376,7 @@ fn new_strings_interleave_with_table_strings() {
 #[test]
 fn list_columns_are_invalid_with_events() {
     let snap = snapshot(&[json!({"id": 1, "labels": [{"name": "bug"}]})]);
-    let mut view = Overlay::new(&snap, "id").unwrap();
+    let mut view = Overlay::new(snap.clone(), "id").unwrap();
     let e = Event {
         seq: 1,
         key: json!(1),
@@ -389,8 +386,7 @@ fn list_columns_are_invalid_with_events() {
         },
     };
     view.apply(&e, 1).unwrap();
-    let src = OverlaySource::new(view);
-    let engine = Engine::new(&src);
+    let engine = Engine::new(OverlaySource::new(view));
     let err = engine
         .run(&Query {
             sort: vec![SortKey {

@@ -444,8 +444,7 @@ proptest! {
         let mut rows = vec![first_row()];
         rows.extend(rest);
         let snap = snapshot(&rows, chunk);
-        let src = SnapshotSource::new(&snap);
-        let engine = Engine::new(&src);
+        let engine = Engine::new(SnapshotSource::new(snap.clone()));
         let got = engine.run(&q);
         let want = reference(&rows, &q);
         match (got, want) {
@@ -472,8 +471,7 @@ fn string_sort_and_filter_decode_no_chunks() {
         .map(|i| json!({"s": format!("v{:04}", (i * 7919) % 500), "l": [{"name": format!("n{}", i % 13)}]}))
         .collect();
     let snap = snapshot(&rows, 64);
-    let src = SnapshotSource::new(&snap);
-    let engine = Engine::new(&src);
+    let engine = Engine::new(SnapshotSource::new(snap.clone()));
     engine.column("s").unwrap();
     engine.column("l[].name").unwrap();
     snap.reset_chunks_decoded();
@@ -537,8 +535,7 @@ fn string_sort_and_filter_decode_no_chunks() {
 fn bad_fields_and_types_are_invalid() {
     let rows = vec![json!({"n": 1, "s": "x"})];
     let snap = snapshot(&rows, 64);
-    let src = SnapshotSource::new(&snap);
-    let engine = Engine::new(&src);
+    let engine = Engine::new(SnapshotSource::new(snap.clone()));
     let q = |w: &str| Query {
         filters: vec![colsnap::query::parse::parse_where(w).unwrap()],
         ..Default::default()

@@ -24,7 +24,7 @@ impl Default for CompactOptions {
     }
 }
 
-impl Overlay<'_> {
+impl Overlay {
     /// Write the view as a new snapshot: the same file as building from the
     /// view's rows exported as JSON, without re-parsing the original JSON.
     pub fn write_snapshot<W: Write>(&mut self, out: W, opts: &BuildOptions) -> Result<BuildReport> {
@@ -40,7 +40,7 @@ pub fn compact<W: Write>(
     opts: &CompactOptions,
     out: W,
 ) -> Result<BuildReport> {
-    let mut o = Overlay::new(snap, &opts.key_field)?;
+    let mut o = Overlay::new(snap.clone(), &opts.key_field)?;
     o.apply_reader(events)?;
     o.write_snapshot(out, &opts.build)
 }

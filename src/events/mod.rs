@@ -3,20 +3,24 @@
 //! diffs.
 //!
 //! A client opens the latest snapshot, replays the events recorded since
-//! and keeps applying events as they arrive:
+//! and queries the view with the query engine ([`crate::query::Engine`])
+//! over an [`OverlaySource`]:
 //!
 //! ```no_run
 //! # fn main() -> colsnap::Result<()> {
-//! use colsnap::events::{Overlay, Query, Sort};
+//! use colsnap::events::OverlaySource;
+//! use colsnap::query::{Engine, Paging, Query, parse};
 //! let snap = colsnap::Snapshot::open("issues.colsnap")?;
-//! let mut view = colsnap::events::load_overlay(&snap, "events.ndjson", "id")?;
-//! let page = view.query_rows(&Query {
-//!     sort: Some(Sort { path: "title".into(), desc: false }),
-//!     limit: Some(50),
-//!     ..Default::default()
-//! })?;
+//! let view = colsnap::events::load_overlay(snap, "events.ndjson", "id")?;
+//! let engine = Engine::new(OverlaySource::new(view));
+//! let q = Query { sort: parse::parse_sort("title")?, ..Default::default() };
+//! let rows = engine.run(&q)?;
+//! let page = engine.page(&rows, Paging::page(1, 50)?, None)?;
 //! # let _ = page; Ok(()) }
 //! ```
+//!
+//! The overlay and the source own what they use (a snapshot handle is a
+//! cheap clone), so the engine can be shared between threads.
 
 mod compact;
 mod diff;
@@ -24,16 +28,14 @@ mod event;
 mod order;
 mod overlay;
 mod path;
-mod query;
 mod source;
 pub mod strkey;
 
 pub use compact::{CompactOptions, compact, compact_to_vec};
 pub use diff::{diff, diff_values};
-pub use event::{Event, Op, get_path, key_text};
-pub use overlay::{Cell, DEFAULT_KEY_FIELD, Overlay, load_overlay};
+pub use event::{Event, Op as EventOp, get_path, key_text};
+pub use overlay::{DEFAULT_KEY_FIELD, Overlay, load_overlay};
 pub use path::{join_path, parse_path};
-pub use query::{Filter, Query, Sort};
 pub use source::OverlaySource;
 pub use strkey::{Composite, StrKey};
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::Kind;
 use crate::read::{Emitter, ExportOptions, Snapshot};
 use crate::strings::StringTable;
-use crate::timestamp::{self, Timestamp};
+use crate::timestamp;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -16,38 +16,17 @@ use std::io::{BufRead, Write};
 /// The default key field.
 pub const DEFAULT_KEY_FIELD: &str = "id";
 
-/// One cell of a row-domain column as the overlay sees it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Cell {
-    /// The field is not present (or its parent is not an object).
-    Absent,
-    /// `null`.
-    Null,
-    /// `true`/`false`.
-    Bool(bool),
-    /// An integer in `i64` range.
-    Int(i64),
-    /// An integer above `i64::MAX`.
-    UInt(u64),
-    /// Any other number.
-    Float(f64),
-    /// A string that is not a timestamp (or is stored as a plain string).
-    Str(StrKey),
-    /// An RFC 3339 timestamp reproduced byte for byte.
-    Time(Timestamp),
-    /// An object.
-    Object,
-    /// An array.
-    Array,
-}
-
 /// A snapshot with events applied in memory. The snapshot's string tables
 /// are never rewritten: strings the events bring are represented by
 /// composite ids ([`super::strkey`]). Every row lives in a *slot*: slots
 /// `0..rows` are the snapshot's rows, created rows get the next slots. A
 /// slot is either the snapshot's row or an overridden row held as JSON.
-pub struct Overlay<'a> {
-    snap: &'a Snapshot,
+///
+/// The overlay owns a handle on its snapshot (a cheap clone), so it can be
+/// kept, moved between threads and wrapped in an
+/// [`OverlaySource`](super::OverlaySource) for the query engine.
+pub struct Overlay {
+    snap: Snapshot,
     key_path: Vec<String>,
     n_snap: u32,
     order: Order,
@@ -63,10 +42,10 @@ pub struct Overlay<'a> {
     introduced: HashMap<Box<str>, (u32, u32)>,
     last_seq: Option<u64>,
     applied: u64,
-    emitter: Option<Emitter<'a>>,
+    emitter: Option<Emitter>,
 }
 
-impl std::fmt::Debug for Overlay<'_> {
+impl std::fmt::Debug for Overlay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Overlay")
             .field("rows", &self.len())
@@ -90,10 +69,11 @@ fn walk_strings<'v>(v: &'v Value, out: &mut impl FnMut(&'v str)) {
     }
 }
 
-impl<'a> Overlay<'a> {
+impl Overlay {
     /// An overlay with no events; rows are identified by the (possibly
-    /// nested, display-path) field `key_field`.
-    pub fn new(snap: &'a Snapshot, key_field: &str) -> Result<Overlay<'a>> {
+    /// nested, display-path) field `key_field`. Pass a clone of `snap` to
+    /// keep using it.
+    pub fn new(snap: Snapshot, key_field: &str) -> Result<Overlay> {
         let key_path =
             parse_path(key_field).map_err(|m| Error::Invalid(format!("key field: {m}")))?;
         let n_snap = u32::try_from(snap.rows()).map_err(|_| Error::Limit {
@@ -118,8 +98,8 @@ impl<'a> Overlay<'a> {
     }
 
     /// The snapshot under the overlay.
-    pub fn snapshot(&self) -> &'a Snapshot {
-        self.snap
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
     }
 
     /// The key field as a display path.
@@ -172,9 +152,9 @@ impl<'a> Overlay<'a> {
         self.new_string_seqs[c.event() as usize]
     }
 
-    fn emitter(&mut self) -> Result<&mut Emitter<'a>> {
+    fn emitter(&mut self) -> Result<&mut Emitter> {
         if self.emitter.is_none() {
-            self.emitter = Some(Emitter::new(self.snap, None)?);
+            self.emitter = Some(Emitter::new(&self.snap, None)?);
         }
         Ok(self.emitter.as_mut().expect("just set"))
     }
@@ -499,7 +479,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// The string table that the strings of column `path` are compared in.
-    pub(crate) fn table_for(&self, node: Option<u32>) -> Option<StringTable<'a>> {
+    pub(crate) fn table_for(&self, node: Option<u32>) -> Option<StringTable> {
         if self.snap.footer().tables.is_empty() {
             return None;
         }
@@ -510,7 +490,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// The key of a string of an overridden row in a column with `table`.
-    pub(crate) fn str_key(&self, table: Option<&StringTable<'a>>, s: &str) -> Result<StrKey> {
+    pub(crate) fn str_key(&self, table: Option<&StringTable>, s: &str) -> Result<StrKey> {
         let found = match table {
             Some(t) => t.find(s)?,
             None => Err(0),
@@ -533,7 +513,7 @@ impl<'a> Overlay<'a> {
     /// The text of a string cell of a column with `table`, passed to `f`.
     pub fn with_text<T>(
         &self,
-        table: Option<&StringTable<'a>>,
+        table: Option<&StringTable>,
         k: StrKey,
         f: impl FnOnce(&str) -> T,
     ) -> Result<T> {
@@ -553,87 +533,15 @@ impl<'a> Overlay<'a> {
     pub fn is_snapshot_row(&self, slot: u32) -> bool {
         slot < self.n_snap && !self.rows.contains_key(&slot)
     }
-
-    /// The typed cells of the row-domain column `path` (a display path
-    /// without `[]`) for every row of the view, in order, plus the slots.
-    /// Snapshot rows read the snapshot's column; overridden rows read
-    /// their JSON, strings getting table ids or composite ids.
-    pub fn column(&mut self, path: &str) -> Result<(Vec<u32>, Vec<Cell>)> {
-        let keys = parse_path(path).map_err(Error::Invalid)?;
-        let node = self.snap.node_by_path(&join_path(&keys));
-        let data = match node {
-            Some(n) => Some(self.snap.node(n)?),
-            None => None,
-        };
-        let table = self.table_for(node);
-        let slots = self.slots();
-        let mut cells = Vec::with_capacity(slots.len());
-        for &slot in &slots {
-            let cell = match self.rows.get(&slot) {
-                Some(v) => {
-                    let v = v.as_object().and_then(|o| get_path(o, &keys));
-                    self.value_cell(table.as_ref(), v)?
-                }
-                None => match &data {
-                    None => Cell::Absent,
-                    Some(d) => {
-                        let i = slot as usize;
-                        let p = d.pos(i);
-                        match d.kind(i) {
-                            Kind::Absent => Cell::Absent,
-                            Kind::Null => Cell::Null,
-                            Kind::False => Cell::Bool(false),
-                            Kind::True => Cell::Bool(true),
-                            Kind::Int => Cell::Int(d.ints[p]),
-                            Kind::UInt => Cell::UInt(d.uints[p]),
-                            Kind::Float => Cell::Float(d.floats[p]),
-                            Kind::Str => Cell::Str(StrKey::Table(d.strs[p])),
-                            Kind::Time => Cell::Time(d.timestamp(p)),
-                            Kind::Object => Cell::Object,
-                            Kind::Array => Cell::Array,
-                        }
-                    }
-                },
-            };
-            cells.push(cell);
-        }
-        Ok((slots, cells))
-    }
-
-    fn value_cell(&self, table: Option<&StringTable<'a>>, v: Option<&Value>) -> Result<Cell> {
-        Ok(match v {
-            None => Cell::Absent,
-            Some(Value::Null) => Cell::Null,
-            Some(Value::Bool(b)) => Cell::Bool(*b),
-            Some(Value::Number(n)) => {
-                if let Some(i) = n.as_i64() {
-                    Cell::Int(i)
-                } else if let Some(u) = n.as_u64() {
-                    Cell::UInt(u)
-                } else {
-                    Cell::Float(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
-            Some(Value::String(s)) => match timestamp::looks_like(s)
-                .then(|| timestamp::parse(s))
-                .flatten()
-            {
-                Some(ts) => Cell::Time(ts),
-                None => Cell::Str(self.str_key(table, s)?),
-            },
-            Some(Value::Object(_)) => Cell::Object,
-            Some(Value::Array(_)) => Cell::Array,
-        })
-    }
 }
 
 /// Open the event log at `events` and apply it to `snap`: what
 /// `colsnap query --events` and `colsnap export --events` use.
-pub fn load_overlay<'a>(
-    snap: &'a Snapshot,
+pub fn load_overlay(
+    snap: Snapshot,
     events: impl AsRef<std::path::Path>,
     key_field: &str,
-) -> Result<Overlay<'a>> {
+) -> Result<Overlay> {
     let path = events.as_ref();
     let f = std::fs::File::open(path).map_err(|e| Error::io(Some(path), e))?;
     let mut o = Overlay::new(snap, key_field)?;
@@ -641,7 +549,7 @@ pub fn load_overlay<'a>(
     Ok(o)
 }
 
-impl Overlay<'_> {
+impl Overlay {
     /// Rows of the view whose key is in `keys` (for tests and tools).
     pub fn has_key(&mut self, key: &Value) -> Result<bool> {
         Ok(self.slot_of(key)?.is_some())
@@ -655,6 +563,16 @@ impl Overlay<'_> {
     /// Whether `slot` is in the view.
     pub fn contains_slot(&self, slot: u32) -> bool {
         self.order.contains(slot)
+    }
+
+    /// The overridden or created row in `slot`, if it is one.
+    pub(crate) fn held_row(&self, slot: u32) -> Option<&Value> {
+        self.rows.get(&slot)
+    }
+
+    /// Drop the decoded columns kept for writing snapshot rows.
+    pub(crate) fn release_emitter(&mut self) {
+        self.emitter = None;
     }
 
     /// The JSON of the overridden or created row in `slot`, if it is one.

@@ -54,16 +54,21 @@ enum Raw {
 type Scan = (Vec<Raw>, Option<u32>, [u64; KIND_COUNT], bool);
 
 /// [`RowSource`] over an [`Overlay`]: the rows of its view, in view order.
-pub struct OverlaySource<'a> {
-    ov: Mutex<Overlay<'a>>,
+/// It owns the overlay (which owns a handle on its snapshot), so it can be
+/// moved into an [`crate::query::Engine`] and shared between threads.
+pub struct OverlaySource {
+    ov: Overlay,
     slots: Vec<u32>,
-    /// No event changed the view: everything goes to the snapshot.
-    plain: Option<SnapshotSource<'a>>,
+    /// The snapshot under the overlay: writes its rows, and answers
+    /// everything when no event changed the view (`plain`).
+    base: SnapshotSource,
+    /// No event changed the view: everything goes to `base`.
+    plain: bool,
     fields: OnceLock<Vec<FieldInfo>>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
 }
 
-impl std::fmt::Debug for OverlaySource<'_> {
+impl std::fmt::Debug for OverlaySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OverlaySource")
             .field("rows", &self.slots.len())
@@ -75,15 +80,17 @@ fn poisoned() -> Error {
     Error::Invalid("a lock was poisoned by an earlier panic".into())
 }
 
-impl<'a> OverlaySource<'a> {
+impl OverlaySource {
     /// Query the current view of `ov` (later events need a new source).
-    pub fn new(ov: Overlay<'a>) -> Self {
-        let snap = ov.snapshot();
-        let plain = (ov.overridden() == 0 && ov.len() as u64 == snap.rows())
-            .then(|| SnapshotSource::new(snap));
+    pub fn new(mut ov: Overlay) -> Self {
+        let snap = ov.snapshot().clone();
+        let plain = ov.overridden() == 0 && ov.len() as u64 == snap.rows();
+        // Snapshot rows are written by `base` from now on.
+        ov.release_emitter();
         OverlaySource {
             slots: ov.slots(),
-            ov: Mutex::new(ov),
+            ov,
+            base: SnapshotSource::new(snap),
             plain,
             fields: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
@@ -91,8 +98,18 @@ impl<'a> OverlaySource<'a> {
     }
 
     /// The overlay back.
-    pub fn into_inner(self) -> Result<Overlay<'a>> {
-        self.ov.into_inner().map_err(|_| poisoned())
+    pub fn into_inner(self) -> Overlay {
+        self.ov
+    }
+
+    /// The overlay.
+    pub fn overlay(&self) -> &Overlay {
+        &self.ov
+    }
+
+    /// The source over the snapshot when no event changed the view.
+    fn plain(&self) -> Option<&SnapshotSource> {
+        self.plain.then_some(&self.base)
     }
 
     fn space(&self, col: &Column) -> Result<Arc<KeySpace>> {
@@ -106,9 +123,8 @@ impl<'a> OverlaySource<'a> {
 
     /// The rank entry of `s` in a column compared in `table`.
     fn probe(&self, table: Option<u32>, s: &str) -> Result<Entry> {
-        let ov = self.ov.lock().map_err(|_| poisoned())?;
         Ok(match table {
-            Some(t) => match ov.snapshot().table(t)?.find(s)? {
+            Some(t) => match self.ov.snapshot().table(t)?.find(s)? {
                 Ok(id) => (2 * id as u64 + 1, None),
                 Err(ins) => (2 * ins as u64, Some(s.into())),
             },
@@ -120,7 +136,7 @@ impl<'a> OverlaySource<'a> {
     /// plus per-kind counts (timestamps among other strings already count
     /// as strings) and whether a negative integer occurs.
     fn scan(&self, keys: &[String]) -> Result<Scan> {
-        let ov = self.ov.lock().map_err(|_| poisoned())?;
+        let ov = &self.ov;
         let snap = ov.snapshot();
         let node = snap.node_by_path(&join_path(keys));
         let data = node.map(|n| snap.node(n)).transpose()?;
@@ -279,7 +295,7 @@ impl<'a> OverlaySource<'a> {
                 }
             }
         }
-        let ov = self.ov.lock().map_err(|_| poisoned())?;
+        let ov = &self.ov;
         let mut out = Vec::new();
         for &s in &self.slots {
             if let Some(row) = ov.overridden_row(s) {
@@ -292,9 +308,8 @@ impl<'a> OverlaySource<'a> {
     }
 
     fn compute_fields(&self) -> Result<Vec<FieldInfo>> {
-        let snap = self.ov.lock().map_err(|_| poisoned())?.snapshot();
         let mut out = Vec::new();
-        let snap_fields = SnapshotSource::new(snap).fields();
+        let snap_fields = self.base.fields();
         let paths = snap_fields
             .into_iter()
             .chain(self.new_paths()?.into_iter().map(|p| FieldInfo {
@@ -490,13 +505,13 @@ impl Select {
     }
 }
 
-impl RowSource for OverlaySource<'_> {
+impl RowSource for OverlaySource {
     fn rows(&self) -> usize {
         self.slots.len()
     }
 
     fn fields(&self) -> Vec<FieldInfo> {
-        if let Some(p) = &self.plain {
+        if let Some(p) = self.plain() {
             return p.fields();
         }
         if let Some(f) = self.fields.get() {
@@ -508,7 +523,7 @@ impl RowSource for OverlaySource<'_> {
     }
 
     fn load(&self, path: &str) -> Result<Column> {
-        if let Some(p) = &self.plain {
+        if let Some(p) = self.plain() {
             return p.load(path);
         }
         let info = self
@@ -558,7 +573,7 @@ impl RowSource for OverlaySource<'_> {
     }
 
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>> {
-        if let Some(p) = &self.plain {
+        if let Some(p) = self.plain() {
             return p.find_str(col, s);
         }
         let ks = self.space(col)?;
@@ -570,7 +585,7 @@ impl RowSource for OverlaySource<'_> {
     }
 
     fn prefix_keys(&self, col: &Column, prefix: &str) -> Result<Range<u32>> {
-        if let Some(p) = &self.plain {
+        if let Some(p) = self.plain() {
             return p.prefix_keys(col, prefix);
         }
         let ks = self.space(col)?;
@@ -578,13 +593,7 @@ impl RowSource for OverlaySource<'_> {
             Ok(k) | Err(k) => k as usize,
         };
         let ids = match ks.table {
-            Some(t) => self
-                .ov
-                .lock()
-                .map_err(|_| poisoned())?
-                .snapshot()
-                .table(t)?
-                .prefix_range(prefix)?,
+            Some(t) => self.ov.snapshot().table(t)?.prefix_range(prefix)?,
             None => 0..0,
         };
         let n = ks.entries[lo..].partition_point(|(rank, text)| match text {
@@ -595,7 +604,7 @@ impl RowSource for OverlaySource<'_> {
     }
 
     fn search_keys(&self, cols: &[&Column], needle_lower: &str) -> Result<Vec<Bits>> {
-        if let Some(p) = &self.plain {
+        if let Some(p) = self.plain() {
             return p.search_keys(cols, needle_lower);
         }
         let spaces = cols
@@ -603,7 +612,7 @@ impl RowSource for OverlaySource<'_> {
             .map(|c| self.space(c))
             .collect::<Result<Vec<_>>>()?;
         // Table strings: every chunk holding a referenced id is scanned once.
-        let ov = self.ov.lock().map_err(|_| poisoned())?;
+        let ov = &self.ov;
         let mut wanted: HashMap<u32, Bits> = HashMap::new();
         for ks in &spaces {
             if let Some(t) = ks.table {
@@ -640,7 +649,7 @@ impl RowSource for OverlaySource<'_> {
     }
 
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<Value>> {
-        if let Some(p) = &self.plain {
+        if let Some(p) = self.plain() {
             return p.rows_json(rows, fields);
         }
         let sel = fields.map(|fs| {
@@ -648,14 +657,18 @@ impl RowSource for OverlaySource<'_> {
             fs.iter().for_each(|f| s.add(f));
             s
         });
-        let mut ov = self.ov.lock().map_err(|_| poisoned())?;
         rows.iter()
             .map(|&r| {
                 let slot = *self.slots.get(r as usize).ok_or_else(|| Error::NotFound {
                     what: "row",
                     name: r.to_string(),
                 })?;
-                let v = ov.row_value(slot)?;
+                let v = match self.ov.held_row(slot) {
+                    Some(row) => row.clone(),
+                    None => self.base.rows_json(&[slot], None)?.pop().ok_or_else(|| {
+                        Error::corrupt("overlay", slot as u64, "snapshot row missing")
+                    })?,
+                };
                 Ok(match &sel {
                     Some(s) => s.apply(&v),
                     None => v,

@@ -31,9 +31,9 @@ pub use source::{FieldInfo, RowSource, SnapshotSource, contains_folded};
 use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A filter operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,46 +226,134 @@ pub struct Page {
     pub pagination: Pagination,
 }
 
-/// The query engine over a [`RowSource`]. Columns are loaded on first use
-/// and kept.
-pub struct Engine<'s> {
-    src: &'s dyn RowSource,
+/// One column's loading slot: the first thread to ask loads the column
+/// while holding the slot's lock; the others wait on it and share the
+/// result.
+type Slot = Arc<Mutex<Option<Arc<Column>>>>;
+
+/// What every clone of an [`Engine`] shares.
+struct Shared {
+    src: Arc<dyn RowSource>,
     fields: Vec<FieldInfo>,
-    cols: RefCell<HashMap<String, Rc<Column>>>,
+    /// Loaded (or loading) columns by path.
+    cols: Mutex<HashMap<String, Slot>>,
+    /// Calls of [`RowSource::load`] so far.
+    loads: AtomicU64,
 }
 
-impl std::fmt::Debug for Engine<'_> {
+/// The query engine over a [`RowSource`]. Columns are loaded on first use
+/// and kept, each exactly once however many threads ask for it at the same
+/// time.
+///
+/// The engine owns its source and is cheap to clone (an `Arc` inside):
+/// clones share the source and the loaded columns, and the engine is
+/// `Send + Sync`, so one engine can answer queries from many threads.
+///
+/// ```
+/// # fn main() -> colsnap::Result<()> {
+/// use colsnap::query::{Engine, Paging, Query, SnapshotSource};
+/// let json = br#"[{"id": 1, "title": "b"}, {"id": 2, "title": "a"}]"#;
+/// let snap = colsnap::Snapshot::from_bytes(colsnap::build_to_vec(&json[..], &Default::default())?)?;
+/// let engine = Engine::new(SnapshotSource::new(snap));
+/// let handles: Vec<_> = (0..4)
+///     .map(|_| {
+///         let engine = engine.clone();
+///         std::thread::spawn(move || -> colsnap::Result<usize> {
+///             let q = Query { sort: colsnap::query::parse::parse_sort("title")?, ..Default::default() };
+///             let rows = engine.run(&q)?;
+///             Ok(engine.page(&rows, Paging::page(1, 10)?, None)?.data.len())
+///         })
+///     })
+///     .collect();
+/// for h in handles {
+///     assert_eq!(h.join().unwrap()?, 2);
+/// }
+/// assert_eq!(engine.column_loads(), 1); // `title`, loaded once for all threads
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("fields", &self.fields.len())
+            .field("fields", &self.shared.fields.len())
+            .field("column_loads", &self.column_loads())
             .finish_non_exhaustive()
     }
 }
 
-impl<'s> Engine<'s> {
-    /// An engine reading from `src`.
-    pub fn new(src: &'s dyn RowSource) -> Self {
+fn poisoned() -> Error {
+    Error::Invalid("a lock was poisoned by an earlier panic".into())
+}
+
+impl Engine {
+    /// An engine owning `src`.
+    pub fn new(src: impl RowSource + 'static) -> Self {
+        Engine::from_source(Arc::new(src))
+    }
+
+    /// An engine over a shared source.
+    pub fn from_source(src: Arc<dyn RowSource>) -> Self {
         Engine {
-            fields: src.fields(),
-            src,
-            cols: RefCell::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                fields: src.fields(),
+                src,
+                cols: Mutex::new(HashMap::new()),
+                loads: AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// The source the engine reads.
+    pub fn source(&self) -> &Arc<dyn RowSource> {
+        &self.shared.src
+    }
+
+    fn src(&self) -> &dyn RowSource {
+        self.shared.src.as_ref()
     }
 
     /// The source's columns.
     pub fn fields(&self) -> &[FieldInfo] {
-        &self.fields
+        &self.shared.fields
     }
 
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.src.rows()
+        self.src().rows()
+    }
+
+    /// How many times a column was loaded from the source ([`RowSource::load`]
+    /// calls, failed ones included) by this engine and its clones. Every
+    /// column is loaded at most once, so after a successful load this equals
+    /// [`Engine::loaded_columns`]`.len()`.
+    pub fn column_loads(&self) -> u64 {
+        self.shared.loads.load(Ordering::Relaxed)
+    }
+
+    /// Paths of the columns loaded so far, sorted.
+    pub fn loaded_columns(&self) -> Vec<String> {
+        let slots: Vec<(String, Slot)> = match self.shared.cols.lock() {
+            Ok(c) => c.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => return Vec::new(),
+        };
+        let mut out: Vec<String> = slots
+            .into_iter()
+            .filter(|(_, s)| s.lock().is_ok_and(|c| c.is_some()))
+            .map(|(k, _)| k)
+            .collect();
+        out.sort();
+        out
     }
 
     fn unknown(&self, path: &str) -> Error {
         Error::Invalid(format!(
             "unknown field `{path}`; available fields: {}",
-            self.fields
+            self.shared
+                .fields
                 .iter()
                 .map(|f| f.path.as_str())
                 .collect::<Vec<_>>()
@@ -273,28 +361,45 @@ impl<'s> Engine<'s> {
         ))
     }
 
-    /// The column at `path`, loaded on first use.
-    pub fn column(&self, path: &str) -> Result<Rc<Column>> {
-        if let Some(c) = self.cols.borrow().get(path) {
-            return Ok(c.clone());
-        }
-        if !self.fields.iter().any(|f| f.path == path) {
+    /// The column at `path`, loaded on first use. When several threads ask
+    /// for a column not loaded yet, one loads it and the others wait for
+    /// it. A failed load is not kept: the next call tries again.
+    pub fn column(&self, path: &str) -> Result<Arc<Column>> {
+        if !self.shared.fields.iter().any(|f| f.path == path) {
             return Err(self.unknown(path));
         }
-        let c = Rc::new(self.src.load(path)?);
-        self.cols.borrow_mut().insert(path.to_string(), c.clone());
+        let slot = self
+            .shared
+            .cols
+            .lock()
+            .map_err(|_| poisoned())?
+            .entry(path.to_string())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().map_err(|_| poisoned())?;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        self.shared.loads.fetch_add(1, Ordering::Relaxed);
+        let c = Arc::new(self.src().load(path)?);
+        *slot = Some(c.clone());
         Ok(c)
     }
 
     /// Bytes held by loaded columns (row offsets shared by list columns are
     /// counted once).
     pub fn loaded_bytes(&self) -> usize {
-        let cols = self.cols.borrow();
+        let slots: Vec<Slot> = match self.shared.cols.lock() {
+            Ok(c) => c.values().cloned().collect(),
+            Err(_) => return 0,
+        };
         let mut seen = std::collections::HashSet::new();
-        cols.values()
+        slots
+            .iter()
+            .filter_map(|s| s.lock().ok().and_then(|c| c.clone()))
             .map(|c| {
                 let off = match &c.offsets {
-                    Some(o) if seen.insert(std::sync::Arc::as_ptr(o)) => o.len() * 4,
+                    Some(o) if seen.insert(Arc::as_ptr(o)) => o.len() * 4,
                     _ => 0,
                 };
                 c.values.heap_bytes() + off
@@ -307,7 +412,7 @@ impl<'s> Engine<'s> {
         let mut acc = Bits::full(self.rows());
         for f in filters {
             let col = self.column(&f.path)?;
-            acc.and_with(&filter::eval(self.src, &col, f)?);
+            acc.and_with(&filter::eval(self.src(), &col, f)?);
         }
         Ok(acc)
     }
@@ -315,7 +420,7 @@ impl<'s> Engine<'s> {
     /// Rows matching a search.
     pub fn search(&self, s: &Search) -> Result<Bits> {
         let paths: Vec<String> = if s.fields.is_empty() {
-            self.fields
+            self.fields()
                 .iter()
                 .filter(|f| f.ty == crate::model::ColumnType::String)
                 .map(|f| f.path.clone())
@@ -340,7 +445,7 @@ impl<'s> Engine<'s> {
             cols.push(c);
         }
         let refs: Vec<&Column> = cols.iter().map(|c| c.as_ref()).collect();
-        search::search_rows(self.src, &refs, &s.text)
+        search::search_rows(self.src(), &refs, &s.text)
     }
 
     /// Sort `rows` (in increasing order) by `keys`: stable, values before
@@ -385,7 +490,7 @@ impl<'s> Engine<'s> {
         let pag = serde_json::to_string(&pagination).map_err(|e| Error::Invalid(e.to_string()))?;
         if ndjson {
             for &r in slice {
-                self.src.write_rows_json(&[r], fields, out)?;
+                self.src().write_rows_json(&[r], fields, out)?;
                 out.push(b'\n');
             }
             out.extend_from_slice(b"{\"pagination\":");
@@ -393,7 +498,7 @@ impl<'s> Engine<'s> {
             out.extend_from_slice(b"}\n");
         } else {
             out.extend_from_slice(b"{\"data\":[");
-            self.src.write_rows_json(slice, fields, out)?;
+            self.src().write_rows_json(slice, fields, out)?;
             out.extend_from_slice(b"],\"pagination\":");
             out.extend_from_slice(pag.as_bytes());
             out.extend_from_slice(b"}\n");
@@ -413,7 +518,7 @@ impl<'s> Engine<'s> {
         if let Some(fs) = fields
             && let Some(bad) = fs
                 .iter()
-                .find(|f| !self.fields.iter().any(|x| &x.path == *f))
+                .find(|f| !self.fields().iter().any(|x| &x.path == *f))
         {
             return Err(self.unknown(bad));
         }
@@ -426,7 +531,7 @@ impl<'s> Engine<'s> {
     pub fn page(&self, rows: &[u32], p: Paging, fields: Option<&[String]>) -> Result<Page> {
         let (slice, pagination) = self.page_slice(rows, p, fields)?;
         Ok(Page {
-            data: self.src.rows_json(slice, fields)?,
+            data: self.src().rows_json(slice, fields)?,
             pagination,
         })
     }

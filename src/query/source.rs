@@ -27,7 +27,10 @@ pub struct FieldInfo {
 /// stand for (byte-wise) and equal keys mean equal strings. A snapshot uses
 /// its string ids; a source that adds strings the tables lack (an events
 /// overlay) can re-rank table ids and new strings into one dense key space.
-pub trait RowSource {
+///
+/// Sources are `Send + Sync`: one [`crate::query::Engine`] over a source
+/// answers queries from many threads.
+pub trait RowSource: Send + Sync {
     /// Number of rows.
     fn rows(&self) -> usize;
 
@@ -87,17 +90,22 @@ pub fn contains_folded(hay: &str, needle_lower: &str, buf: &mut String) -> bool 
 
 type Offsets = Arc<Vec<u32>>;
 
+/// A row writer shared by the threads writing the same field selection.
+type WriterSlot = Arc<Mutex<Option<RowWriter>>>;
+
 /// [`RowSource`] over an open [`Snapshot`]: string keys are string ids.
-pub struct SnapshotSource<'a> {
-    snap: &'a Snapshot,
+/// The source owns a handle on the snapshot (a cheap clone), so it can be
+/// moved into an [`crate::query::Engine`] and shared between threads.
+pub struct SnapshotSource {
+    snap: Snapshot,
     offsets: Mutex<HashMap<u32, Offsets>>,
-    writers: Mutex<HashMap<Option<Vec<String>>, RowWriter<'a>>>,
+    writers: Mutex<HashMap<Option<Vec<String>>, WriterSlot>>,
 }
 
-impl std::fmt::Debug for SnapshotSource<'_> {
+impl std::fmt::Debug for SnapshotSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotSource")
-            .field("snap", self.snap)
+            .field("snap", &self.snap)
             .finish_non_exhaustive()
     }
 }
@@ -106,9 +114,9 @@ fn poisoned() -> Error {
     Error::Invalid("a lock was poisoned by an earlier panic".into())
 }
 
-impl<'a> SnapshotSource<'a> {
-    /// Wrap a snapshot.
-    pub fn new(snap: &'a Snapshot) -> Self {
+impl SnapshotSource {
+    /// A source over `snap` (pass a clone to keep using the snapshot).
+    pub fn new(snap: Snapshot) -> Self {
         SnapshotSource {
             snap,
             offsets: Mutex::new(HashMap::new()),
@@ -117,8 +125,8 @@ impl<'a> SnapshotSource<'a> {
     }
 
     /// The snapshot.
-    pub fn snapshot(&self) -> &'a Snapshot {
-        self.snap
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
     }
 
     fn parent(&self, node: u32) -> u32 {
@@ -186,24 +194,32 @@ impl<'a> SnapshotSource<'a> {
         Ok(off)
     }
 
-    /// Run `f` with the cached row writer for `fields`.
+    /// Run `f` with the cached row writer for `fields` (threads asking for
+    /// the same selection take turns; other selections do not wait).
     fn with_writer<T>(
         &self,
         fields: Option<&[String]>,
-        f: impl FnOnce(&mut RowWriter<'a>) -> Result<T>,
+        f: impl FnOnce(&mut RowWriter) -> Result<T>,
     ) -> Result<T> {
         let key = fields.map(|f| f.to_vec());
-        let mut writers = self.writers.lock().map_err(|_| poisoned())?;
-        if !writers.contains_key(&key) {
+        let slot = self
+            .writers
+            .lock()
+            .map_err(|_| poisoned())?
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().map_err(|_| poisoned())?;
+        if slot.is_none() {
             if let Some(fs) = fields {
                 for p in fs {
                     self.node_of(p)?;
                 }
             }
-            writers.insert(key.clone(), self.snap.row_writer(fields)?);
+            *slot = Some(self.snap.row_writer(fields)?);
         }
-        let w = writers
-            .get_mut(&key)
+        let w = slot
+            .as_mut()
             .ok_or_else(|| Error::Invalid("row writer cache".into()))?;
         f(w)
     }
@@ -337,7 +353,7 @@ fn cell_of(d: &NodeData, i: usize) -> Cell {
     }
 }
 
-impl RowSource for SnapshotSource<'_> {
+impl RowSource for SnapshotSource {
     fn rows(&self) -> usize {
         self.snap.rows() as usize
     }
@@ -416,7 +432,7 @@ impl RowSource for SnapshotSource<'_> {
                 }
             }
         }
-        let found = search_tables(self.snap, &wanted, needle_lower)?;
+        let found = search_tables(&self.snap, &wanted, needle_lower)?;
         Ok(cols
             .iter()
             .map(|c| {

@@ -97,7 +97,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(ev) => {
             common::input_file(ev, false)?;
             let evname = ev.display().to_string();
-            Some(colsnap::events::load_overlay(&snap, ev, &args.key).map_err(|e| lib(&evname, e))?)
+            Some(
+                colsnap::events::load_overlay(snap.clone(), ev, &args.key)
+                    .map_err(|e| lib(&evname, e))?,
+            )
         }
         None => None,
     };

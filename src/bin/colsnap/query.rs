@@ -4,7 +4,7 @@
 use crate::common::{self, lib, usage};
 use colsnap::Snapshot;
 use colsnap::events::OverlaySource;
-use colsnap::query::{Engine, Paging, Query, RowSource, Search, SnapshotSource, parse};
+use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
 use std::path::PathBuf;
 
 /// Examples shown by `--help`.
@@ -108,17 +108,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         _ => Paging::page(a.page, a.limit).map_err(bad)?,
     };
-    let src: Box<dyn RowSource + '_> = match &a.events {
+    let engine = match &a.events {
         Some(ev) => {
             common::input_file(ev, false)?;
             let evname = ev.display().to_string();
             let ov =
-                colsnap::events::load_overlay(&snap, ev, &a.key).map_err(|e| lib(&evname, e))?;
-            Box::new(OverlaySource::new(ov))
+                colsnap::events::load_overlay(snap, ev, &a.key).map_err(|e| lib(&evname, e))?;
+            Engine::new(OverlaySource::new(ov))
         }
-        None => Box::new(SnapshotSource::new(&snap)),
+        None => Engine::new(SnapshotSource::new(snap)),
     };
-    let engine = Engine::new(src.as_ref());
     let rows = engine.run(&q).map_err(bad)?;
     let mut out = Vec::new();
     engine

@@ -1,0 +1,319 @@
+//! One query engine shared by 8 threads: 10,000 page queries (filters,
+//! sorts, searches, pages, field selections) against one engine over one
+//! snapshot, and again over an overlay with events. Every column is loaded
+//! exactly once, however many threads ask for it at the same moment, and
+//! every answer is byte for byte the answer of a single-threaded engine.
+
+use colsnap::events::{Event, EventOp, Overlay, OverlaySource};
+use colsnap::generate::{GenOptions, issue, issues};
+use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
+use colsnap::{BuildOptions, Snapshot, build_to_vec};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+const THREADS: usize = 8;
+const QUERIES: usize = 10_000;
+const ROWS: usize = 600;
+/// Distinct query specs; the 10,000 requests cycle through them.
+const SPECS: usize = 240;
+
+fn gen_opts() -> GenOptions {
+    GenOptions {
+        seed: 7,
+        count: ROWS,
+        ..Default::default()
+    }
+}
+
+fn snapshot() -> Snapshot {
+    let rows: Vec<Value> = issues(&gen_opts()).collect();
+    let opts = BuildOptions {
+        chunk_size: 256,
+        ..Default::default()
+    };
+    Snapshot::from_bytes(build_to_vec(&serde_json::to_vec(&rows).unwrap()[..], &opts).unwrap())
+        .unwrap()
+}
+
+const WHERE: &[&str] = &[
+    "state=open",
+    "state!=closed",
+    "comments>=5",
+    "comments<3",
+    "locked=false",
+    "milestone=null",
+    "milestone!=null",
+    "user.login^=a",
+    "created_at>=2021-01-01",
+    "author_association in MEMBER,OWNER,NONE",
+    "title^=Crash",
+    "number<=500",
+];
+/// Conditions on columns inside arrays (refused with events applied).
+const WHERE_LIST: &[&str] = &["labels[].name=bug", "assignees[].login^=b"];
+const SORT: &[&str] = &[
+    "",
+    "-updated_at",
+    "number",
+    "title",
+    "-comments,number",
+    "user.login,-created_at",
+    "state,-number",
+];
+const SEARCH: &[(&str, &[&str])] = &[
+    ("crash", &["title"]),
+    ("error", &["title", "milestone.title"]),
+    ("a", &["user.login"]),
+];
+const FIELDS: &[Option<&[&str]>] = &[
+    None,
+    Some(&["number", "title", "state"]),
+    Some(&["id", "user.login", "labels"]),
+];
+
+/// One request: a query, a page and the fields to print.
+#[derive(Clone, Debug)]
+struct Spec {
+    query: Query,
+    paging: Paging,
+    fields: Option<Vec<String>>,
+}
+
+/// A deterministic spread of query specs (`lists`: use list columns).
+fn specs(lists: bool) -> Vec<Spec> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    (0..SPECS)
+        .map(|i| {
+            let mut filters = Vec::new();
+            if i == 0 {
+                // Every thread starts with this one at the same moment: the
+                // columns it needs are asked for by 8 threads at once.
+                filters.push(parse::parse_where("state=open").unwrap());
+                filters.push(parse::parse_where("comments>=1").unwrap());
+            }
+            for _ in 0..next(3) {
+                filters.push(parse::parse_where(WHERE[next(WHERE.len())]).unwrap());
+            }
+            if lists && next(4) == 0 {
+                filters.push(parse::parse_where(WHERE_LIST[next(WHERE_LIST.len())]).unwrap());
+            }
+            let sort = match i {
+                0 => parse::parse_sort("-updated_at,title").unwrap(),
+                _ => match SORT[next(SORT.len())] {
+                    "" => Vec::new(),
+                    s => parse::parse_sort(s).unwrap(),
+                },
+            };
+            let search = (i == 0 || next(3) == 0).then(|| {
+                let (text, fields) = SEARCH[if i == 0 { 0 } else { next(SEARCH.len()) }];
+                Search {
+                    text: text.into(),
+                    fields: fields.iter().map(|f| f.to_string()).collect(),
+                }
+            });
+            let limit = [3, 5, 10, 20][next(4)];
+            Spec {
+                query: Query {
+                    filters,
+                    search,
+                    sort,
+                },
+                paging: Paging::page(1 + next(4), limit).unwrap(),
+                fields: FIELDS[next(FIELDS.len())]
+                    .map(|f| f.iter().map(|s| s.to_string()).collect()),
+            }
+        })
+        .collect()
+}
+
+/// The answer to a request: the page as JSON text, or the error.
+fn answer(engine: &Engine, s: &Spec) -> Result<Vec<u8>, String> {
+    let rows = engine.run(&s.query).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    engine
+        .page_json(&rows, s.paging, s.fields.as_deref(), false, &mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Answer `QUERIES` requests from `THREADS` threads on one `shared` engine,
+/// checking each against the single-threaded answers `want`.
+fn hammer(shared: &Engine, specs: &[Spec], want: &[Result<Vec<u8>, String>]) -> f64 {
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for th in 0..THREADS {
+            let engine = shared.clone();
+            let barrier = barrier.clone();
+            scope.spawn(move || {
+                barrier.wait();
+                for r in (th..QUERIES).step_by(THREADS) {
+                    // Request 0 of every thread is spec 0.
+                    let i = if r < THREADS {
+                        0
+                    } else {
+                        (r * 37) % specs.len()
+                    };
+                    let got = answer(&engine, &specs[i]);
+                    assert!(
+                        got == want[i],
+                        "thread {th}, request {r}, spec {i} ({:?}): {:?} != {:?}",
+                        specs[i],
+                        got.as_ref()
+                            .map(|b| String::from_utf8_lossy(b).into_owned()),
+                        want[i]
+                            .as_ref()
+                            .map(|b| String::from_utf8_lossy(b).into_owned()),
+                    );
+                }
+            });
+        }
+    });
+    t.elapsed().as_secs_f64()
+}
+
+/// Columns the specs read (filters, sorts, searches; every string column
+/// for a search without fields).
+fn columns_used(engine: &Engine, specs: &[Spec]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for s in specs {
+        out.extend(s.query.filters.iter().map(|f| f.path.clone()));
+        out.extend(s.query.sort.iter().map(|k| k.path.clone()));
+        if let Some(se) = &s.query.search {
+            if se.fields.is_empty() {
+                out.extend(
+                    engine
+                        .fields()
+                        .iter()
+                        .filter(|f| f.ty == colsnap::model::ColumnType::String)
+                        .map(|f| f.path.clone()),
+                );
+            } else {
+                out.extend(se.fields.iter().cloned());
+            }
+        }
+    }
+    out
+}
+
+fn check(name: &str, shared: Engine, reference: Engine, specs: &[Spec]) {
+    let t = Instant::now();
+    let want: Vec<_> = specs.iter().map(|s| answer(&reference, s)).collect();
+    let single = t.elapsed().as_secs_f64();
+    let ok = want.iter().filter(|w| w.is_ok()).count();
+    assert!(ok * 10 >= specs.len() * 9, "{name}: only {ok} specs answer");
+    let secs = hammer(&shared, specs, &want);
+    let used = columns_used(&shared, specs);
+    let loaded: BTreeSet<String> = shared.loaded_columns().into_iter().collect();
+    assert_eq!(loaded, used, "{name}: loaded columns");
+    assert_eq!(
+        shared.column_loads(),
+        used.len() as u64,
+        "{name}: a column was loaded more than once"
+    );
+    assert_eq!(reference.column_loads(), used.len() as u64);
+    eprintln!(
+        "{name}: {QUERIES} queries on {THREADS} threads in {secs:.2}s ({SPECS} distinct, \
+         single-threaded reference {single:.2}s); {} columns loaded, {} loads",
+        loaded.len(),
+        shared.column_loads()
+    );
+}
+
+#[test]
+fn eight_threads_one_engine_over_a_snapshot() {
+    let snap = snapshot();
+    let specs = specs(true);
+    let shared = Engine::new(SnapshotSource::new(snap.clone()));
+    let reference = Engine::new(SnapshotSource::new(snap));
+    check("snapshot", shared, reference, &specs);
+}
+
+/// 300 events: title/state updates bringing new strings, creates, deletes.
+fn events(snap: &Snapshot) -> Vec<Event> {
+    let ids = snap.column("id").unwrap();
+    let key = |i: usize| json!(ids.ints[ids.pos(i)]);
+    let mut deleted = BTreeSet::new();
+    let mut out = Vec::new();
+    for seq in 0..300u64 {
+        let i = (seq as usize * 7919) % ROWS;
+        let op = match seq % 10 {
+            0..=5 if !deleted.contains(&i) => EventOp::Update {
+                set: vec![
+                    (
+                        vec!["title".into()],
+                        json!(format!("Event {seq}: crash when {} opens", seq * 31 % 97)),
+                    ),
+                    (vec!["state".into()], json!("closed")),
+                ],
+                remove: vec![],
+            },
+            6 | 7 => {
+                let more = GenOptions {
+                    count: 2 * ROWS,
+                    ..gen_opts()
+                };
+                let row = issue(&more, ROWS + seq as usize);
+                out.push(Event {
+                    seq,
+                    key: row["id"].clone(),
+                    op: EventOp::Create {
+                        row: row.as_object().unwrap().clone(),
+                        at: Some(seq % 50),
+                    },
+                });
+                continue;
+            }
+            _ if deleted.insert(i) => EventOp::Delete,
+            _ => EventOp::Update {
+                set: vec![(vec!["comments".into()], json!(seq))],
+                remove: vec![],
+            },
+        };
+        out.push(Event {
+            seq,
+            key: key(i),
+            op,
+        });
+    }
+    out
+}
+
+fn overlay(snap: &Snapshot, evs: &[Event]) -> Overlay {
+    let mut o = Overlay::new(snap.clone(), "id").unwrap();
+    for (n, e) in evs.iter().enumerate() {
+        o.apply(e, n as u64 + 1).unwrap();
+    }
+    o
+}
+
+#[test]
+fn eight_threads_one_engine_over_an_overlay() {
+    let snap = snapshot();
+    let evs = events(&snap);
+    // Columns inside arrays cannot be queried with events applied (and a
+    // failed load is tried again), so the specs stay outside them.
+    let specs = specs(false);
+    let shared = Engine::new(OverlaySource::new(overlay(&snap, &evs)));
+    let reference = Engine::new(OverlaySource::new(overlay(&snap, &evs)));
+    assert_eq!(shared.rows(), ROWS); // 60 creates, 60 deletes
+    check("overlay", shared, reference, &specs);
+}
+
+/// The engine, its sources and the overlay can cross threads.
+#[test]
+fn engine_and_sources_are_send_and_sync() {
+    fn both<T: Send + Sync>() {}
+    both::<Engine>();
+    both::<SnapshotSource>();
+    both::<OverlaySource>();
+    both::<Overlay>();
+}
