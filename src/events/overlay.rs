@@ -63,7 +63,7 @@ pub struct Overlay<'a> {
     introduced: HashMap<Box<str>, (u32, u32)>,
     last_seq: Option<u64>,
     applied: u64,
-    emitter: Option<Emitter<'a>>,
+    emitter: Option<Emitter>,
 }
 
 impl std::fmt::Debug for Overlay<'_> {
@@ -172,7 +172,7 @@ impl<'a> Overlay<'a> {
         self.new_string_seqs[c.event() as usize]
     }
 
-    fn emitter(&mut self) -> Result<&mut Emitter<'a>> {
+    fn emitter(&mut self) -> Result<&mut Emitter> {
         if self.emitter.is_none() {
             self.emitter = Some(Emitter::new(self.snap, None)?);
         }
@@ -499,7 +499,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// The string table that the strings of column `path` are compared in.
-    pub(crate) fn table_for(&self, node: Option<u32>) -> Option<StringTable<'a>> {
+    pub(crate) fn table_for(&self, node: Option<u32>) -> Option<StringTable> {
         if self.snap.footer().tables.is_empty() {
             return None;
         }
@@ -510,7 +510,7 @@ impl<'a> Overlay<'a> {
     }
 
     /// The key of a string of an overridden row in a column with `table`.
-    pub(crate) fn str_key(&self, table: Option<&StringTable<'a>>, s: &str) -> Result<StrKey> {
+    pub(crate) fn str_key(&self, table: Option<&StringTable>, s: &str) -> Result<StrKey> {
         let found = match table {
             Some(t) => t.find(s)?,
             None => Err(0),
@@ -533,7 +533,7 @@ impl<'a> Overlay<'a> {
     /// The text of a string cell of a column with `table`, passed to `f`.
     pub fn with_text<T>(
         &self,
-        table: Option<&StringTable<'a>>,
+        table: Option<&StringTable>,
         k: StrKey,
         f: impl FnOnce(&str) -> T,
     ) -> Result<T> {
@@ -600,7 +600,7 @@ impl<'a> Overlay<'a> {
         Ok((slots, cells))
     }
 
-    fn value_cell(&self, table: Option<&StringTable<'a>>, v: Option<&Value>) -> Result<Cell> {
+    fn value_cell(&self, table: Option<&StringTable>, v: Option<&Value>) -> Result<Cell> {
         Ok(match v {
             None => Cell::Absent,
             Some(Value::Null) => Cell::Null,

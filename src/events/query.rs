@@ -114,7 +114,7 @@ fn num_key(c: Cell) -> Option<SortKey> {
 }
 
 impl Overlay<'_> {
-    fn column_table(&self, path: &str) -> Option<crate::strings::StringTable<'_>> {
+    fn column_table(&self, path: &str) -> Option<crate::strings::StringTable> {
         let node = super::path::parse_path(path)
             .ok()
             .and_then(|k| self.snapshot().node_by_path(&super::path::join_path(&k)));

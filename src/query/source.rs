@@ -91,7 +91,7 @@ type Offsets = Arc<Vec<u32>>;
 pub struct SnapshotSource<'a> {
     snap: &'a Snapshot,
     offsets: Mutex<HashMap<u32, Offsets>>,
-    writers: Mutex<HashMap<Option<Vec<String>>, RowWriter<'a>>>,
+    writers: Mutex<HashMap<Option<Vec<String>>, RowWriter>>,
 }
 
 impl std::fmt::Debug for SnapshotSource<'_> {
@@ -190,7 +190,7 @@ impl<'a> SnapshotSource<'a> {
     fn with_writer<T>(
         &self,
         fields: Option<&[String]>,
-        f: impl FnOnce(&mut RowWriter<'a>) -> Result<T>,
+        f: impl FnOnce(&mut RowWriter) -> Result<T>,
     ) -> Result<T> {
         let key = fields.map(|f| f.to_vec());
         let mut writers = self.writers.lock().map_err(|_| poisoned())?;
