@@ -29,8 +29,8 @@ const SPILL_AT: usize = 1 << 16;
 pub(crate) type Spill<'s> = &'s mut dyn FnMut(&mut Vec<u8>) -> Result<()>;
 
 /// Decoded nodes plus string chunks, for emitting many rows.
-pub(crate) struct Emitter<'a> {
-    snap: &'a Snapshot,
+pub(crate) struct Emitter {
+    snap: Snapshot,
     nodes: Vec<Option<NodeData>>,
     keys: Vec<Vec<u32>>,
     elem: Vec<Option<u32>>,
@@ -39,9 +39,9 @@ pub(crate) struct Emitter<'a> {
     tmp: String,
 }
 
-impl<'a> Emitter<'a> {
+impl Emitter {
     /// Decode every node needed for `columns` (all when `None`).
-    pub(crate) fn new(snap: &'a Snapshot, columns: Option<&[String]>) -> Result<Self> {
+    pub(crate) fn new(snap: &Snapshot, columns: Option<&[String]>) -> Result<Self> {
         let n = snap.footer().nodes.len();
         let mut keep = vec![columns.is_none(); n];
         keep[0] = true;
@@ -89,7 +89,7 @@ impl<'a> Emitter<'a> {
             nodes.push(if k { Some(snap.node(i as u32)?) } else { None });
         }
         Ok(Emitter {
-            snap,
+            snap: snap.clone(),
             nodes,
             keys,
             elem,
@@ -338,17 +338,19 @@ impl Snapshot {
 
 /// Writes chosen rows as JSON, decoding the needed columns once and string
 /// chunks lazily: a row decodes only the chunks holding its own strings.
-pub struct RowWriter<'a> {
-    emitter: Emitter<'a>,
+/// It owns a clone of the snapshot (no borrow), so it can be stored and
+/// moved between threads.
+pub struct RowWriter {
+    emitter: Emitter,
 }
 
-impl std::fmt::Debug for RowWriter<'_> {
+impl std::fmt::Debug for RowWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RowWriter").finish_non_exhaustive()
     }
 }
 
-impl RowWriter<'_> {
+impl RowWriter {
     /// Append row `row` as compact JSON to `out`.
     pub fn write_row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
         if row >= self.emitter.snap.rows() {
@@ -371,7 +373,7 @@ impl RowWriter<'_> {
 impl Snapshot {
     /// A writer for rows restricted to `columns` (column paths and what is
     /// under them; all when `None`). Decodes only the nodes needed.
-    pub fn row_writer(&self, columns: Option<&[String]>) -> Result<RowWriter<'_>> {
+    pub fn row_writer(&self, columns: Option<&[String]>) -> Result<RowWriter> {
         Ok(RowWriter {
             emitter: Emitter::new(self, columns)?,
         })

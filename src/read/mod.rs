@@ -9,18 +9,19 @@
 mod export;
 mod mmap;
 mod node;
+mod table;
 mod verify;
 
 pub(crate) use export::Emitter;
 pub use export::{ExportOptions, RowWriter};
 pub use node::{Kinds, NodeData};
+pub use table::StringTable;
 pub use verify::VerifyReport;
 
 use crate::compress::{self, Codec};
 use crate::error::{Error, Result};
 use crate::format::{self, Footer, HEADER_LEN, Header, Role, SectionHeader, TRAILER_LEN, Trailer};
 use crate::model::{ColumnType, Kind, NodeName};
-use crate::strings::StringTable;
 use crate::strings::reader::{Chunk, decode_chunk, decode_index};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -60,10 +61,17 @@ pub struct ColumnInfo {
     pub ty: ColumnType,
 }
 
-/// An open snapshot.
+/// An open snapshot: a cheap, shareable handle (`Clone` copies two `Arc`s;
+/// every clone shares the footer and the caches), `Send + Sync`.
+#[derive(Clone)]
 pub struct Snapshot {
+    footer: Arc<Footer>,
+    inner: Arc<Inner>,
+}
+
+/// What every clone of a [`Snapshot`] shares.
+struct Inner {
     source: Source,
-    footer: Footer,
     path: Option<PathBuf>,
     paths: Vec<String>,
     chunk_starts: Vec<Vec<u64>>,
@@ -75,7 +83,7 @@ pub struct Snapshot {
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .field("rows", &self.footer.rows)
             .finish_non_exhaustive()
     }
@@ -152,17 +160,15 @@ impl Snapshot {
         } else {
             Source::Mmap(mmap::map(&file).map_err(|e| Error::io(Some(path), e))?)
         };
-        let mut s = Snapshot::from_source(source)?;
-        s.path = Some(path.to_path_buf());
-        Ok(s)
+        Snapshot::from_source(source, Some(path.to_path_buf()))
     }
 
     /// Open a snapshot held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Snapshot> {
-        Snapshot::from_source(Source::Bytes(bytes))
+        Snapshot::from_source(Source::Bytes(bytes), None)
     }
 
-    fn from_source(source: Source) -> Result<Snapshot> {
+    fn from_source(source: Source, path: Option<PathBuf>) -> Result<Snapshot> {
         let b = source.bytes();
         Header::parse(b)?;
         let footer = read_footer(b, b.len() as u64)?;
@@ -220,20 +226,22 @@ impl Snapshot {
             paths.push(p);
         }
         Ok(Snapshot {
-            source,
-            footer,
-            path: None,
-            paths,
-            chunk_starts,
-            chunk_cache: Mutex::new(HashMap::new()),
-            index_cache: Mutex::new(HashMap::new()),
-            chunks_decoded: AtomicU64::new(0),
+            footer: Arc::new(footer),
+            inner: Arc::new(Inner {
+                source,
+                path,
+                paths,
+                chunk_starts,
+                chunk_cache: Mutex::new(HashMap::new()),
+                index_cache: Mutex::new(HashMap::new()),
+                chunks_decoded: AtomicU64::new(0),
+            }),
         })
     }
 
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
-        self.source.bytes()
+        self.inner.source.bytes()
     }
 
     /// The decoded footer.
@@ -248,12 +256,13 @@ impl Snapshot {
 
     /// Display path of node `i`.
     pub fn path(&self, node: u32) -> &str {
-        &self.paths[node as usize]
+        &self.inner.paths[node as usize]
     }
 
     /// Node index of a display path (`user.login`, `labels[].name`).
     pub fn node_by_path(&self, path: &str) -> Option<u32> {
-        self.paths
+        self.inner
+            .paths
             .iter()
             .position(|p| p == path)
             .filter(|&i| i > 0)
@@ -265,7 +274,7 @@ impl Snapshot {
         (1..self.footer.nodes.len() as u32)
             .map(|i| ColumnInfo {
                 node: i,
-                path: self.paths[i as usize].clone(),
+                path: self.inner.paths[i as usize].clone(),
                 ty: self.column_type(i),
             })
             .collect()
@@ -365,7 +374,7 @@ impl Snapshot {
     }
 
     /// A string table.
-    pub fn table(&self, t: u32) -> Result<StringTable<'_>> {
+    pub fn table(&self, t: u32) -> Result<StringTable> {
         if t as usize >= self.footer.tables.len() {
             return Err(Error::NotFound {
                 what: "string table",
@@ -373,22 +382,23 @@ impl Snapshot {
             });
         }
         Ok(StringTable {
-            snap: self,
+            snap: self.clone(),
             index: t,
         })
     }
 
     /// The string table used by a node's string items.
-    pub fn table_of(&self, node: u32) -> Result<StringTable<'_>> {
+    pub fn table_of(&self, node: u32) -> Result<StringTable> {
         self.table(self.footer.nodes[node as usize].table)
     }
 
     pub(crate) fn chunk_starts(&self, t: u32) -> &[u64] {
-        &self.chunk_starts[t as usize]
+        &self.inner.chunk_starts[t as usize]
     }
 
     pub(crate) fn string_chunk(&self, t: u32, k: usize) -> Result<Arc<Chunk>> {
         if let Some(c) = self
+            .inner
             .chunk_cache
             .lock()
             .map_err(|_| poisoned())?
@@ -406,8 +416,9 @@ impl Snapshot {
         let fc = meta.flags & format::footer::TABLE_FRONT_CODED != 0;
         let what = format!("string table {t} chunk {k} (section {sec})");
         let chunk = Arc::new(decode_chunk(&raw, count, fc, &what)?);
-        self.chunks_decoded.fetch_add(1, Ordering::Relaxed);
-        self.chunk_cache
+        self.inner.chunks_decoded.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .chunk_cache
             .lock()
             .map_err(|_| poisoned())?
             .insert((t, k), chunk.clone());
@@ -415,7 +426,13 @@ impl Snapshot {
     }
 
     pub(crate) fn string_index(&self, t: u32) -> Result<Separators> {
-        if let Some(c) = self.index_cache.lock().map_err(|_| poisoned())?.get(&t) {
+        if let Some(c) = self
+            .inner
+            .index_cache
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&t)
+        {
             return Ok(c.clone());
         }
         let meta = &self.footer.tables[t as usize];
@@ -432,7 +449,8 @@ impl Snapshot {
             }
         };
         let seps = Arc::new(seps);
-        self.index_cache
+        self.inner
+            .index_cache
             .lock()
             .map_err(|_| poisoned())?
             .insert(t, seps.clone());
@@ -441,17 +459,17 @@ impl Snapshot {
 
     /// How many string chunks were decoded since open (or the last reset).
     pub fn chunks_decoded(&self) -> u64 {
-        self.chunks_decoded.load(Ordering::Relaxed)
+        self.inner.chunks_decoded.load(Ordering::Relaxed)
     }
 
     /// Reset the decoded-chunk counter (the cache is kept).
     pub fn reset_chunks_decoded(&self) {
-        self.chunks_decoded.store(0, Ordering::Relaxed);
+        self.inner.chunks_decoded.store(0, Ordering::Relaxed);
     }
 
     /// Drop every cached string chunk.
     pub fn clear_string_cache(&self) {
-        if let Ok(mut c) = self.chunk_cache.lock() {
+        if let Ok(mut c) = self.inner.chunk_cache.lock() {
             c.clear();
         }
     }

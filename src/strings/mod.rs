@@ -16,4 +16,7 @@ pub mod builder;
 pub mod reader;
 
 pub use builder::{ChunkPlan, TablePolicy, build_chunks};
-pub use reader::{Chunk, StringTable};
+pub use reader::Chunk;
+// The table handle reads through a snapshot, so it lives with the reader;
+// re-exported here, where it has always been.
+pub use crate::read::StringTable;
