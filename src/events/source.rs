@@ -657,22 +657,51 @@ impl RowSource for OverlaySource {
             fs.iter().for_each(|f| s.add(f));
             s
         });
-        rows.iter()
+        let slots = rows
+            .iter()
             .map(|&r| {
-                let slot = *self.slots.get(r as usize).ok_or_else(|| Error::NotFound {
-                    what: "row",
-                    name: r.to_string(),
-                })?;
-                let v = match self.ov.held_row(slot) {
-                    Some(row) => row.clone(),
-                    None => self.base.rows_json(&[slot], None)?.pop().ok_or_else(|| {
+                self.slots
+                    .get(r as usize)
+                    .copied()
+                    .ok_or_else(|| Error::NotFound {
+                        what: "row",
+                        name: r.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        // The snapshot's rows in one go: the shared writer is held only
+        // while writing; parsing happens outside its lock.
+        let from_snap: Vec<u32> = slots
+            .iter()
+            .copied()
+            .filter(|&s| self.ov.held_row(s).is_none())
+            .collect();
+        let mut snap_rows = if from_snap.is_empty() {
+            Vec::new()
+        } else {
+            let mut buf = vec![b'['];
+            self.base.write_rows_json(&from_snap, None, &mut buf)?;
+            buf.push(b']');
+            serde_json::from_slice::<Vec<Value>>(&buf)
+                .map_err(|e| Error::corrupt("row", from_snap[0] as u64, e.to_string()))?
+        }
+        .into_iter();
+        slots
+            .iter()
+            .map(|&slot| match self.ov.held_row(slot) {
+                Some(row) => Ok(match &sel {
+                    Some(s) => s.apply(row),
+                    None => row.clone(),
+                }),
+                None => {
+                    let v = snap_rows.next().ok_or_else(|| {
                         Error::corrupt("overlay", slot as u64, "snapshot row missing")
-                    })?,
-                };
-                Ok(match &sel {
-                    Some(s) => s.apply(&v),
-                    None => v,
-                })
+                    })?;
+                    Ok(match &sel {
+                        Some(s) => s.apply(&v),
+                        None => v,
+                    })
+                }
             })
             .collect()
     }
