@@ -317,3 +317,81 @@ fn engine_and_sources_are_send_and_sync() {
     both::<OverlaySource>();
     both::<Overlay>();
 }
+
+/// A source whose loads are slow and counted by the source itself.
+struct SlowSource {
+    inner: SnapshotSource,
+    loads: std::sync::atomic::AtomicU64,
+}
+
+impl colsnap::query::RowSource for SlowSource {
+    fn rows(&self) -> usize {
+        self.inner.rows()
+    }
+    fn fields(&self) -> Vec<colsnap::query::FieldInfo> {
+        self.inner.fields()
+    }
+    fn load(&self, path: &str) -> colsnap::Result<colsnap::query::Column> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        self.inner.load(path)
+    }
+    fn find_str(&self, col: &colsnap::query::Column, s: &str) -> colsnap::Result<Result<u32, u32>> {
+        self.inner.find_str(col, s)
+    }
+    fn prefix_keys(
+        &self,
+        col: &colsnap::query::Column,
+        prefix: &str,
+    ) -> colsnap::Result<std::ops::Range<u32>> {
+        self.inner.prefix_keys(col, prefix)
+    }
+    fn search_keys(
+        &self,
+        cols: &[&colsnap::query::Column],
+        needle_lower: &str,
+    ) -> colsnap::Result<Vec<colsnap::query::Bits>> {
+        self.inner.search_keys(cols, needle_lower)
+    }
+    fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> colsnap::Result<Vec<Value>> {
+        self.inner.rows_json(rows, fields)
+    }
+}
+
+/// 8 threads asking for the same columns at the same moment, while the
+/// first load is still running: one load each, every thread gets it.
+#[test]
+fn a_column_asked_for_by_8_threads_at_once_is_loaded_once() {
+    let src = Arc::new(SlowSource {
+        inner: SnapshotSource::new(snapshot()),
+        loads: Default::default(),
+    });
+    let engine = Engine::from_source(src.clone());
+    let barrier = Barrier::new(THREADS);
+    let cols: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    let a = engine.column("title").unwrap();
+                    let b = engine.column("number").unwrap();
+                    (a, b)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(src.loads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(engine.column_loads(), 2);
+    assert_eq!(engine.loaded_columns(), ["number", "title"]);
+    for (a, b) in &cols {
+        assert!(Arc::ptr_eq(a, &cols[0].0) && Arc::ptr_eq(b, &cols[0].1));
+    }
+    // Unknown fields are refused before the source is asked.
+    assert!(engine.column("nope").is_err());
+    assert_eq!(
+        engine.column_loads(),
+        2,
+        "unknown fields never reach the source"
+    );
+}

@@ -12,6 +12,10 @@
 //! code runs over a plain snapshot ([`SnapshotSource`]) or any other source
 //! of typed columns (an overlay of edit events, for instance).
 //!
+//! [`Engine`] owns its source and is `Send + Sync` and cheap to clone: one
+//! engine serves many threads, sharing its loaded columns, and loads each
+//! column exactly once ([`Engine::column_loads`] counts the loads).
+//!
 //! Semantics (ordering, nulls, lists, case folding, CLI grammar) are
 //! documented in `docs/query.md`.
 
