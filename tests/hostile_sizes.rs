@@ -468,7 +468,7 @@ fn decompression_is_capped_by_the_declared_length() {
         },
     );
     let s = Snapshot::from_bytes(bytes).expect("open");
-    let err = s.node(1).expect_err("claim");
+    let err = s.node_data(1).expect_err("claim");
     assert!(matches!(err, Error::Codec { .. }), "{err}");
     assert!(s.verify().is_err());
 }

@@ -286,7 +286,7 @@ impl<'a> Overlay<'a> {
         let mut keys = HashMap::with_capacity(self.n_snap as usize);
         let path = join_path(&self.key_path);
         if let Some(node) = self.snap.node_by_path(&path) {
-            let data = self.snap.node(node)?;
+            let data = self.snap.node_data(node)?;
             let table = self.snap.table_of(node).ok();
             let mut text = String::new();
             for i in 0..self.n_snap as usize {
@@ -562,7 +562,7 @@ impl<'a> Overlay<'a> {
         let keys = parse_path(path).map_err(Error::Invalid)?;
         let node = self.snap.node_by_path(&join_path(&keys));
         let data = match node {
-            Some(n) => Some(self.snap.node(n)?),
+            Some(n) => Some(self.snap.node_data(n)?),
             None => None,
         };
         let table = self.table_for(node);

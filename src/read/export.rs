@@ -1,7 +1,7 @@
 //! Turning columns back into JSON text.
 
 use super::Snapshot;
-use super::node::NodeData;
+use super::node::{Decoder, Kinds, NodeData};
 use crate::error::{Error, Result};
 use crate::model::Kind;
 use crate::strings::Chunk;
@@ -20,6 +20,10 @@ pub struct ExportOptions {
     pub columns: Option<Vec<String>>,
     /// Only these rows (clamped to the row count); `None` for all.
     pub rows: Option<Range<u64>>,
+    /// Memory budget of the export in bytes; `None` for the default
+    /// (`DEFAULT_MEMORY_BUDGET`, or 64 bytes per byte of the file when that
+    /// is more).
+    pub memory_budget: Option<u64>,
 }
 
 /// Export output is handed to the writer once it holds this many bytes.
@@ -28,10 +32,17 @@ const SPILL_AT: usize = 1 << 16;
 /// Receives (and drains) the output buffer when it is full.
 pub(crate) type Spill<'s> = &'s mut dyn FnMut(&mut Vec<u8>) -> Result<()>;
 
-/// Decoded nodes plus string chunks, for emitting many rows.
+/// Decoded nodes plus string chunks, for emitting many rows. Nodes are
+/// decoded when a row first needs them: an object's children only their
+/// kinds (to see which keys are present), a child's values only once one of
+/// its items is written. Sparse kinds are looked up with a cursor per node,
+/// so emitting rows in order costs no search.
 pub(crate) struct Emitter<'a> {
     snap: &'a Snapshot,
-    nodes: Vec<Option<NodeData>>,
+    dec: Decoder<'a>,
+    kinds: Vec<Option<Arc<Kinds>>>,
+    nodes: Vec<Option<Arc<NodeData>>>,
+    hints: Vec<usize>,
     keys: Vec<Vec<u32>>,
     elem: Vec<Option<u32>>,
     keep: Vec<bool>,
@@ -40,8 +51,17 @@ pub(crate) struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    /// Decode every node needed for `columns` (all when `None`).
+    /// An emitter of `columns` (all when `None`) within the default budget.
     pub(crate) fn new(snap: &'a Snapshot, columns: Option<&[String]>) -> Result<Self> {
+        Self::with_budget(snap, columns, None)
+    }
+
+    /// An emitter of `columns` (all when `None`) within `budget` bytes.
+    pub(crate) fn with_budget(
+        snap: &'a Snapshot,
+        columns: Option<&[String]>,
+        budget: Option<u64>,
+    ) -> Result<Self> {
         let n = snap.footer().nodes.len();
         let mut keep = vec![columns.is_none(); n];
         keep[0] = true;
@@ -84,19 +104,27 @@ impl<'a> Emitter<'a> {
                 _ => keys[m.parent as usize].push(i as u32),
             }
         }
-        let mut nodes = Vec::with_capacity(n);
-        for (i, &k) in keep.iter().enumerate() {
-            nodes.push(if k { Some(snap.node(i as u32)?) } else { None });
-        }
         Ok(Emitter {
             snap,
-            nodes,
+            dec: Decoder::new(snap, budget),
+            kinds: vec![None; n],
+            nodes: vec![None; n],
+            hints: vec![0; n],
             keys,
             elem,
             keep,
             chunks: HashMap::new(),
             tmp: String::new(),
         })
+    }
+
+    /// The kinds of node `c`, decoded on first use.
+    fn kinds_of(&mut self, c: u32) -> Result<&Kinds> {
+        let slot = &mut self.kinds[c as usize];
+        if slot.is_none() {
+            *slot = Some(self.dec.kinds(c)?);
+        }
+        Ok(self.kinds[c as usize].as_deref().unwrap_or(&EMPTY_KINDS))
     }
 
     /// Append row `row` as compact JSON to `out`.
@@ -155,8 +183,11 @@ impl<'a> Emitter<'a> {
         }
         let corrupt =
             |d: String| Error::corrupt(format!("column `{}`", self.snap.path(node)), 0, d);
+        if self.nodes[node as usize].is_none() {
+            self.nodes[node as usize] = Some(self.dec.node(node)?);
+        }
         let data = self.nodes[node as usize]
-            .as_ref()
+            .clone()
             .ok_or_else(|| corrupt("node not decoded".into()))?;
         if item >= data.len() {
             return Err(corrupt(format!(
@@ -164,8 +195,11 @@ impl<'a> Emitter<'a> {
                 data.len()
             )));
         }
-        let kind = data.kind(item);
-        let p = data.pos(item);
+        let kind = data.kinds.get_hinted(item, &mut self.hints[node as usize]);
+        let p = match kind {
+            Kind::Absent | Kind::Null | Kind::False | Kind::True | Kind::Object => 0,
+            _ => data.pos(item),
+        };
         match kind {
             Kind::Absent => out.extend_from_slice(b"null"),
             Kind::Null => out.extend_from_slice(b"null"),
@@ -195,9 +229,9 @@ impl<'a> Emitter<'a> {
                 let mut first = true;
                 for ci in 0..self.keys[node as usize].len() {
                     let c = self.keys[node as usize][ci];
-                    let present = self.nodes[c as usize]
-                        .as_ref()
-                        .is_some_and(|d| d.kind(item) != Kind::Absent);
+                    let mut hint = self.hints[c as usize];
+                    let present = self.kinds_of(c)?.get_hinted(item, &mut hint) != Kind::Absent;
+                    self.hints[c as usize] = hint;
                     if !present {
                         continue;
                     }
@@ -242,6 +276,8 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 }
+
+static EMPTY_KINDS: Kinds = Kinds::Const(Kind::Absent, 0);
 
 fn is_descendant(snap: &Snapshot, mut n: u32, ancestor: u32) -> bool {
     while n != 0 {
@@ -297,7 +333,7 @@ impl Snapshot {
 
     /// Write rows as JSON (an array, or NDJSON) to `w`. Returns rows written.
     pub fn export(&self, w: &mut dyn Write, opts: &ExportOptions) -> Result<u64> {
-        let mut e = Emitter::new(self, opts.columns.as_deref())?;
+        let mut e = Emitter::with_budget(self, opts.columns.as_deref(), opts.memory_budget)?;
         let rows = opts.rows.clone().unwrap_or(0..self.rows());
         let rows = rows.start.min(self.rows())..rows.end.min(self.rows());
         let mut out = Vec::with_capacity(SPILL_AT + (SPILL_AT >> 2));
