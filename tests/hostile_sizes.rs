@@ -427,8 +427,7 @@ fn decompression_is_capped_by_the_declared_length() {
         )
         .expect("compress")
         .1;
-        let err =
-            compress::decompress(c, &small, 1 << 30, None, "claim").expect_err("short");
+        let err = compress::decompress(c, &small, 1 << 30, None, "claim").expect_err("short");
         assert!(
             err.to_string().contains("decompressed to 1000 bytes"),
             "{err}"

@@ -736,7 +736,7 @@ pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
             }
             let what = format!("column `{}` {} stream", snap.path(i as u32), role.name());
             let stored = snap.section_stored(s)?;
-            let head = crate::compress::decompress_prefix(e.codec, &stored, 10, &what)?;
+            let head = crate::compress::decompress_prefix(e.codec, stored, 10, &what)?;
             let src = encoding::varint::Reader::new(&head).u64(&what)?;
             let src = u32::try_from(src)
                 .map_err(|_| Error::corrupt(&what, e.offset, "source node out of range"))?;
