@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::model::Kind;
 use crate::strings::Chunk;
 use crate::timestamp;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub(crate) struct Emitter<'a> {
     kinds: Vec<Option<Arc<Kinds>>>,
     nodes: Vec<Option<Arc<NodeData>>>,
     hints: Vec<usize>,
+    fields: Vec<Option<Fields>>,
     keys: Vec<Vec<u32>>,
     elem: Vec<Option<u32>>,
     keep: Vec<bool>,
@@ -110,6 +112,7 @@ impl<'a> Emitter<'a> {
             kinds: vec![None; n],
             nodes: vec![None; n],
             hints: vec![0; n],
+            fields: (0..n).map(|_| None).collect(),
             keys,
             elem,
             keep,
@@ -125,6 +128,67 @@ impl<'a> Emitter<'a> {
             *slot = Some(self.dec.kinds(c)?);
         }
         Ok(self.kinds[c as usize].as_deref().unwrap_or(&EMPTY_KINDS))
+    }
+
+    /// The `Key` children of `node` present at `item`, in schema order.
+    /// Objects with many fields track their sparse fields in a heap of next
+    /// present items, so a row costs its present fields, not every field.
+    fn present_fields(&mut self, node: u32, item: usize) -> Result<Vec<u32>> {
+        let n = node as usize;
+        let keys = std::mem::take(&mut self.keys[n]);
+        let r = self.present_fields_of(n, &keys, item);
+        self.keys[n] = keys;
+        r
+    }
+
+    fn present_fields_of(&mut self, n: usize, keys: &[u32], item: usize) -> Result<Vec<u32>> {
+        let mut present = Vec::new();
+        if keys.len() < MANY_FIELDS {
+            for &c in keys {
+                let mut hint = self.hints[c as usize];
+                if self.kinds_of(c)?.get_hinted(item, &mut hint) != Kind::Absent {
+                    present.push(c);
+                }
+                self.hints[c as usize] = hint;
+            }
+            return Ok(present);
+        }
+        if self.fields[n].is_none() {
+            let mut f = Fields::default();
+            for (j, &c) in keys.iter().enumerate() {
+                let k = self.dec.kinds(c)?;
+                match &*k {
+                    Kinds::Const(Kind::Absent, _) => {}
+                    Kinds::Sparse(s) if s.base() == Kind::Absent => {
+                        f.sparse.push((j as u32, k.clone()));
+                        f.cursor.push(0);
+                    }
+                    _ => f.dense.push(j as u32),
+                }
+                self.kinds[c as usize] = Some(k);
+            }
+            self.fields[n] = Some(f);
+        }
+        let f = self.fields[n]
+            .as_mut()
+            .ok_or_else(|| Error::corrupt("schema", 0, "object fields not prepared".to_string()))?;
+        let mut order: Vec<u32> = Vec::new();
+        f.advance(item, &mut order);
+        for &j in &f.dense {
+            let c = keys[j as usize];
+            let mut hint = self.hints[c as usize];
+            let k = self.kinds[c as usize]
+                .as_deref()
+                .unwrap_or(&EMPTY_KINDS)
+                .get_hinted(item, &mut hint);
+            self.hints[c as usize] = hint;
+            if k != Kind::Absent {
+                order.push(j);
+            }
+        }
+        order.sort_unstable();
+        present.extend(order.into_iter().map(|j| keys[j as usize]));
+        Ok(present)
     }
 
     /// Append row `row` as compact JSON to `out`.
@@ -227,14 +291,8 @@ impl<'a> Emitter<'a> {
             Kind::Object => {
                 out.push(b'{');
                 let mut first = true;
-                for ci in 0..self.keys[node as usize].len() {
-                    let c = self.keys[node as usize][ci];
-                    let mut hint = self.hints[c as usize];
-                    let present = self.kinds_of(c)?.get_hinted(item, &mut hint) != Kind::Absent;
-                    self.hints[c as usize] = hint;
-                    if !present {
-                        continue;
-                    }
+                let present = self.present_fields(node, item)?;
+                for c in present {
                     if !first {
                         out.push(b',');
                     }
@@ -274,6 +332,79 @@ impl<'a> Emitter<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Objects with at least this many fields find their present fields
+/// through [`Fields`] rather than by asking every field.
+const MANY_FIELDS: usize = 32;
+
+/// The fields of one object node, for finding those present at an item:
+/// sparse fields (absent in most items) by a heap of their next present
+/// item, the others by asking each.
+#[derive(Default)]
+struct Fields {
+    /// Schema-order index of every field that is not sparse.
+    dense: Vec<u32>,
+    /// Schema-order index and kinds of every sparse field.
+    sparse: Vec<(u32, Arc<Kinds>)>,
+    /// Next exception of each sparse field.
+    cursor: Vec<usize>,
+    /// (next present item, sparse field) of every sparse field with one.
+    heap: BinaryHeap<Reverse<(u32, u32)>>,
+    /// The last item asked for; `None` before the first.
+    last: Option<usize>,
+}
+
+impl Fields {
+    fn exceptions(k: &Kinds) -> &[u32] {
+        match k {
+            Kinds::Sparse(s) => s.exceptions(),
+            _ => &[],
+        }
+    }
+
+    /// Push the schema-order index of every sparse field present at `item`.
+    fn advance(&mut self, item: usize, order: &mut Vec<u32>) {
+        if self.last.is_none_or(|l| item <= l) {
+            // First call, or not increasing: seek every field.
+            self.heap.clear();
+            for (s, (_, k)) in self.sparse.iter().enumerate() {
+                let at = Self::exceptions(k);
+                let c = at.partition_point(|&a| (a as usize) < item);
+                self.cursor[s] = c;
+                if let Some(&a) = at.get(c) {
+                    self.heap.push(Reverse((a, s as u32)));
+                }
+            }
+        }
+        self.last = Some(item);
+        while let Some(&Reverse((a, s))) = self.heap.peek() {
+            if a as usize > item {
+                break;
+            }
+            self.heap.pop();
+            let (j, k) = &self.sparse[s as usize];
+            let at = Self::exceptions(k);
+            if a as usize == item {
+                order.push(*j);
+                self.cursor[s as usize] += 1;
+            } else {
+                // Items were skipped: seek this field forward.
+                let from = self.cursor[s as usize];
+                self.cursor[s as usize] =
+                    from + at[from..].partition_point(|&x| (x as usize) < item);
+                if let Some(&x) = at.get(self.cursor[s as usize]) {
+                    if x as usize == item {
+                        order.push(*j);
+                        self.cursor[s as usize] += 1;
+                    }
+                }
+            }
+            if let Some(&x) = at.get(self.cursor[s as usize]) {
+                self.heap.push(Reverse((x, s)));
+            }
+        }
     }
 }
 

@@ -122,6 +122,7 @@ impl Kinds {
         let n = v.len();
         let mut next = [0u32; KIND_COUNT];
         if n >= SPARSE_MIN_ITEMS && (n - nbase) * 4 <= n {
+            // (The same rule as `sparse_base`, on the decoded counts.)
             let m = n - nbase;
             let mut at = Vec::with_capacity(m);
             let mut kinds = Vec::with_capacity(m);
@@ -608,10 +609,29 @@ impl<'s> Decoder<'s> {
                 format!("raw length {} but {items} items need {need}", e.raw_len),
             ));
         }
+        let enc = e.encoding;
+        // A node whose items mostly share one kind (the footer's counts say
+        // so) is decoded straight into its exceptions when the stream is a
+        // bitmap over all items.
+        if let Some(base) = sparse_base(&meta.counts, items) {
+            let direct = match enc {
+                Encoding::BitPacked => true,
+                Encoding::ParentMasked => matches!(
+                    *self.masked_parent(node, meta, depth, &what(Role::Kinds))?,
+                    Kinds::Const(Kind::Object, _)
+                ),
+                _ => false,
+            };
+            if direct {
+                let b = snap.section(s)?;
+                let (at, kinds) =
+                    encoding::bitpack::decode_except(&b, items, base as u8, &what(Role::Kinds))?;
+                return sparse_checked(items, base, at, kinds, &meta.counts, &what(Role::Kinds));
+            }
+        }
         // One byte per item while decoding, dropped once the kinds are
         // checked (and kept sparse when most items share one kind).
         self.fits(meta.items, &what(Role::Kinds))?;
-        let enc = e.encoding;
         let b = snap.section(s)?;
         let v = if enc == Encoding::ParentMasked {
             self.parent_masked(node, meta, items, &b, depth, &what(Role::Kinds))?
@@ -670,17 +690,15 @@ impl<'s> Decoder<'s> {
         Ok(out)
     }
 
-    /// Expand `ParentMasked` kinds: bit-packed kinds of the items whose
-    /// parent item is an object; every other item is `Absent`.
-    fn parent_masked(
+    /// The kinds of the parent of `node`, whose kinds are parent-masked,
+    /// after checking that the node may have such kinds.
+    fn masked_parent(
         &mut self,
         node: u32,
         meta: &crate::format::NodeMeta,
-        items: usize,
-        b: &[u8],
         depth: usize,
         what: &str,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Arc<Kinds>> {
         if node == 0 || !matches!(meta.name, NodeName::Key(_)) || depth > 256 {
             return Err(Error::corrupt(
                 what,
@@ -692,7 +710,22 @@ impl<'s> Decoder<'s> {
         if parent >= node || self.snap.footer().nodes[parent as usize].items != meta.items {
             return Err(Error::corrupt(what, 0, "parent has a different item count"));
         }
-        let pk = self.kinds_at(parent, depth + 1)?;
+        self.kinds_at(parent, depth + 1)
+    }
+
+    /// Expand `ParentMasked` kinds: bit-packed kinds of the items whose
+    /// parent item is an object; every other item is `Absent`.
+    fn parent_masked(
+        &mut self,
+        node: u32,
+        meta: &crate::format::NodeMeta,
+        items: usize,
+        b: &[u8],
+        depth: usize,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        let parent = meta.parent;
+        let pk = self.masked_parent(node, meta, depth, what)?;
         let under = self.snap.footer().nodes[parent as usize].count(Kind::Object) as usize;
         let sub = encoding::bitpack::decode(b, under, what)?;
         let mut out = vec![Kind::Absent as u8; items];
@@ -701,6 +734,56 @@ impl<'s> Decoder<'s> {
         }
         Ok(out)
     }
+}
+
+/// The kind to keep implicit when a node of `items` items with these kind
+/// counts is kept sparse: the most common kind, when at least 3/4 of the
+/// items have it.
+fn sparse_base(counts: &[u64; KIND_COUNT], items: usize) -> Option<Kind> {
+    let (k, &c) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|&(k, &c)| (c, std::cmp::Reverse(k)))?;
+    let rest = (items as u64).checked_sub(c)?;
+    (items >= SPARSE_MIN_ITEMS && rest * 4 <= items as u64)
+        .then(|| Kind::from_u8(k as u8))
+        .flatten()
+}
+
+/// Sparse kinds from the items that differ from `base`, checked against
+/// the footer's counts.
+fn sparse_checked(
+    items: usize,
+    base: Kind,
+    at: Vec<u32>,
+    kinds: Vec<u8>,
+    counts: &[u64; KIND_COUNT],
+    what: &str,
+) -> Result<Kinds> {
+    let mut got = [0u64; KIND_COUNT];
+    let mut ranks = Vec::with_capacity(kinds.len());
+    for &k in &kinds {
+        if k as usize >= KIND_COUNT {
+            return Err(Error::corrupt(what, 0, format!("unknown kind {k}")));
+        }
+        ranks.push(got[k as usize] as u32);
+        got[k as usize] += 1;
+    }
+    got[base as usize] = (items - at.len()) as u64;
+    if &got != counts {
+        return Err(Error::corrupt(
+            what,
+            0,
+            format!("kind counts {got:?} differ from the footer's {counts:?}"),
+        ));
+    }
+    Ok(Kinds::Sparse(SparseKinds {
+        len: items,
+        base,
+        at,
+        kinds,
+        ranks,
+    }))
 }
 
 /// Why `source` cannot be the source of a mapped stream of `node`, if it
