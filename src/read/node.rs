@@ -629,9 +629,9 @@ impl<'s> Decoder<'s> {
                 return sparse_checked(items, base, at, kinds, &meta.counts, &what(Role::Kinds));
             }
         }
-        // One byte per item while decoding, dropped once the kinds are
-        // checked (and kept sparse when most items share one kind).
-        self.fits(meta.items, &what(Role::Kinds))?;
+        // One byte per item while decoding, then a rank per item unless the
+        // kinds turn out sparse: 5 bytes per item at most.
+        self.fits(meta.items.saturating_mul(5), &what(Role::Kinds))?;
         let b = snap.section(s)?;
         let v = if enc == Encoding::ParentMasked {
             self.parent_masked(node, meta, items, &b, depth, &what(Role::Kinds))?
