@@ -52,7 +52,7 @@ fn snapshot(n: usize) -> Snapshot {
 fn events(snap: &Snapshot) -> Vec<Event> {
     let ids = snap.column("id").expect("id column");
     let n = ids.len();
-    let key = |i: usize| json!(ids.ints[ids.pos(i)]);
+    let key = |i: usize| json!(ids.i64(i).expect("an integer id"));
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = || {
         x ^= x << 13;

@@ -67,7 +67,7 @@ fn snapshot_path(n: usize) -> PathBuf {
 /// Decode every string of a string column (the naive way's first step).
 fn decode_strings(snap: &Snapshot, path: &str) -> Vec<Option<String>> {
     let d = snap.column(path).unwrap();
-    let t = snap.table_of(d.node).unwrap();
+    let t = snap.table_of(d.node()).unwrap();
     (0..d.len())
         .map(|i| d.str_id(i).map(|id| t.get(id).unwrap()))
         .collect()

@@ -102,7 +102,7 @@ fn items_of(
     } else if meta.name == NodeName::Elem {
         let parent = meta.parent;
         let pitems = items_of(s, parent, rows, memo);
-        let pd = s.node(parent).expect("node");
+        let pd = s.node_data(parent).expect("node");
         pitems
             .iter()
             .filter_map(|&i| pd.elements(i))
@@ -131,7 +131,7 @@ fn grid_bytes(s: &Snapshot, file_len: u64) -> u64 {
     let n = s.rows() as usize;
     let mut order: Vec<usize> = (0..n).collect();
     if let Some(u) = s.node_by_path("updated_at") {
-        let d = s.node(u).expect("updated_at");
+        let d = s.node_data(u).expect("updated_at");
         let key = |i: usize| {
             if d.kind(i) == Kind::Time {
                 let t = d.timestamp(d.pos(i));
@@ -158,7 +158,7 @@ fn grid_bytes(s: &Snapshot, file_len: u64) -> u64 {
             }
         }
         if meta.count(Kind::Str) > 0 {
-            let d = s.node(i as u32).expect("node");
+            let d = s.node_data(i as u32).expect("node");
             let t = s.table(meta.table).expect("table");
             for it in items_of(s, i as u32, &order, &mut memo) {
                 if let Some(id) = d.str_id(it) {

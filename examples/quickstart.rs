@@ -8,9 +8,9 @@ use colsnap::{BuildOptions, Snapshot, build_to_vec};
 
 fn main() -> colsnap::Result<()> {
     let ndjson = r#"
-{"number": 3, "title": "Crash on start", "user": {"login": "carol"}, "labels": ["bug"]}
-{"number": 1, "title": "Add dark mode", "user": {"login": "alice"}, "labels": []}
-{"number": 2, "title": "Docs typo", "user": null, "labels": ["docs", "good first issue"]}
+{"number": 3, "title": "Crash on start", "user": {"login": "carol"}, "labels": ["bug"], "closed_at": "2024-03-01T10:00:00Z"}
+{"number": 1, "title": "Add dark mode", "user": {"login": "alice"}, "labels": [], "closed_at": null}
+{"number": 2, "title": "Docs typo", "user": null, "labels": ["docs", "good first issue"], "closed_at": "2024-03-02T08:30:00.5+01:00"}
 "#;
     // 1. Build: JSON (array or NDJSON, optionally gzip/zstd) to snapshot bytes.
     //    (`colsnap::build_file` does the same from file to file, atomically.)
@@ -36,7 +36,28 @@ fn main() -> colsnap::Result<()> {
     }
     println!("string chunks decoded: {}", snap.chunks_decoded());
 
-    // 4. Any row back as JSON, semantically identical to the input
+    // 4. Typed values by row: `None` for null, absent or another type (a
+    //    null never reads as zero); timestamps print as RFC 3339.
+    let closed = snap.column("closed_at")?;
+    let logins = snap.column("user.login")?;
+    let login_table = snap.table_of(logins.node())?;
+    for r in 0..snap.rows() as usize {
+        let who = match logins.str_id(r) {
+            Some(id) => login_table.get(id)?,
+            None => format!("({})", logins.kind(r).name()),
+        };
+        match closed.timestamp(r) {
+            Some(t) => println!("row {r}: by {who}, closed at {t}"),
+            None => println!("row {r}: by {who}, still open"),
+        }
+    }
+    assert_eq!(
+        closed.timestamp(2).map(|t| t.to_string()).as_deref(),
+        Some("2024-03-02T08:30:00.5+01:00")
+    );
+    assert_eq!(closed.timestamp(1), None);
+
+    // 5. Any row back as JSON, semantically identical to the input
     //    (null vs absent kept; `export` also keeps the key order).
     println!("{}", snap.row(2)?);
     Ok(())

@@ -46,6 +46,15 @@ pub enum Error {
         max: u64,
     },
 
+    /// Reading would need more memory than the operation's budget allows
+    /// (counts in a file can claim far more than its bytes hold).
+    #[error("{what} needs {need} bytes of memory, over the budget of {budget} bytes")]
+    Budget {
+        what: String,
+        need: u64,
+        budget: u64,
+    },
+
     /// The bytes do not start or end with the snapshot magic.
     #[error("not a colsnap snapshot: bad magic at byte offset {offset}")]
     BadMagic { offset: u64 },

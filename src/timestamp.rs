@@ -100,6 +100,19 @@ pub struct Timestamp {
     pub layout: Layout,
 }
 
+/// The RFC 3339 text, exactly as `export` writes it (the input's layout:
+/// fraction digits, `Z` or offset). Fields that cannot be formatted (see
+/// [`validate`]) are a formatting error.
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        if !format(self, &mut s) {
+            return Err(std::fmt::Error);
+        }
+        f.write_str(&s)
+    }
+}
+
 /// Parse `s`; returns `Some` only if [`format`] of the result equals `s` exactly.
 pub fn parse(s: &str) -> Option<Timestamp> {
     if !looks_like(s) {

@@ -57,7 +57,7 @@ fn every_column_decodes_alone() {
     let rows: Vec<Value> = (0..400).map(|i| issue(i, 23)).collect();
     let s = roundtrip(&rows);
     for c in s.columns() {
-        let d = s.node(c.node).unwrap();
+        let d = s.node_data(c.node).unwrap();
         assert_eq!(d.len() as u64, s.footer().nodes[c.node as usize].items);
     }
 }

@@ -240,7 +240,7 @@ fn eight_threads_one_engine_over_a_snapshot() {
 /// 300 events: title/state updates bringing new strings, creates, deletes.
 fn events(snap: &Snapshot) -> Vec<Event> {
     let ids = snap.column("id").unwrap();
-    let key = |i: usize| json!(ids.ints[ids.pos(i)]);
+    let key = |i: usize| json!(ids.i64(i).expect("every generated issue has an integer id"));
     let mut deleted = BTreeSet::new();
     let mut out = Vec::new();
     for seq in 0..300u64 {

@@ -44,7 +44,7 @@ fn read_everything(s: &Snapshot) {
     for i in 0..f.nodes.len() as u32 {
         let _ = s.path(i);
         let _ = s.column_type(i);
-        if let Ok(d) = s.node(i) {
+        if let Ok(d) = s.node_data(i) {
             for it in 0..d.len() {
                 let _ = d.kind(it);
                 let _ = d.str_id(it);
@@ -71,6 +71,7 @@ fn read_everything(s: &Snapshot) {
             ndjson: true,
             columns: Some(vec!["user.login".into(), "labels[].name".into()]),
             rows: Some(1..5),
+            ..Default::default()
         },
     );
     let _ = s.to_values();

@@ -427,12 +427,15 @@ fn decompression_is_capped_by_the_declared_length() {
         )
         .expect("compress")
         .1;
-        let err =
-            compress::decompress(c, &small, u32::MAX as usize, None, "claim").expect_err("short");
+        let err = compress::decompress(c, &small, 1 << 30, None, "claim").expect_err("short");
         assert!(
             err.to_string().contains("decompressed to 1000 bytes"),
             "{err}"
         );
+        // Past the section limit (1 GiB here): refused before decompressing.
+        let err =
+            compress::decompress(c, &small, u32::MAX as usize, None, "claim").expect_err("limit");
+        assert!(matches!(err, Error::Budget { .. }), "{err}");
     }
     // The same through a file: a 4 GiB claim on a zstd section.
     let (_, stored) = compress::compress(
@@ -468,8 +471,8 @@ fn decompression_is_capped_by_the_declared_length() {
         },
     );
     let s = Snapshot::from_bytes(bytes).expect("open");
-    let err = s.node(1).expect_err("claim");
-    assert!(matches!(err, Error::Codec { .. }), "{err}");
+    let err = s.node_data(1).expect_err("claim");
+    assert!(matches!(err, Error::Budget { .. }), "{err}");
     assert!(s.verify().is_err());
 }
 

@@ -81,7 +81,7 @@ pub fn read_all(s: &Snapshot) -> bool {
         let _ = s.path(i);
         let _ = s.column_type(i);
         let _ = s.children(i);
-        match s.node(i) {
+        match s.node_data(i) {
             Ok(d) => {
                 for it in 0..d.len().min(ITEM_WALK_CAP) {
                     let _ = d.kind(it);
@@ -145,6 +145,7 @@ pub fn read_all(s: &Snapshot) -> bool {
             ndjson: false,
             columns: None,
             rows: Some(0..rows),
+            ..Default::default()
         },
     );
     let _ = s.export(
@@ -156,6 +157,7 @@ pub fn read_all(s: &Snapshot) -> bool {
             ndjson: true,
             columns: None,
             rows: Some(rows / 2..rows),
+            ..Default::default()
         },
     );
     if let Some(c) = s.columns().into_iter().rev().find(|c| c.path.contains('.')) {
@@ -168,6 +170,7 @@ pub fn read_all(s: &Snapshot) -> bool {
                 ndjson: true,
                 columns: Some(vec![c.path]),
                 rows: Some(0..rows),
+                ..Default::default()
             },
         );
     }

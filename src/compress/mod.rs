@@ -145,9 +145,20 @@ fn plausible_len(stored_len: usize) -> usize {
     stored_len.saturating_mul(64).max(1 << 20)
 }
 
-/// Decompress `stored` into exactly `raw_len` bytes. Memory use is bounded
-/// by `raw_len` and by what the stored bytes actually expand to, never by
-/// `raw_len` alone.
+/// The most bytes one section may decompress to: 1 GiB, or 1032 times its
+/// stored length when that is more (zstd's largest ratio on ordinary
+/// blocks). A section declaring more is refused before anything is
+/// decompressed.
+pub const SECTION_RAW_LIMIT: u64 = 1 << 30;
+
+/// The decompressed size allowed for `stored_len` stored bytes.
+pub fn section_limit(stored_len: usize) -> u64 {
+    SECTION_RAW_LIMIT.max((stored_len as u64).saturating_mul(1032))
+}
+
+/// Decompress `stored` into exactly `raw_len` bytes, refusing a `raw_len`
+/// over [`section_limit`]. Memory use is bounded by `raw_len` and by what
+/// the stored bytes actually expand to, never by `raw_len` alone.
 pub fn decompress(
     codec: Codec,
     stored: &[u8],
@@ -155,11 +166,39 @@ pub fn decompress(
     dict: Option<&[u8]>,
     what: &str,
 ) -> Result<Vec<u8>> {
+    decompress_limited(
+        codec,
+        stored,
+        raw_len,
+        dict,
+        section_limit(stored.len()),
+        what,
+    )
+}
+
+/// [`decompress`] with an explicit limit on `raw_len`: over it is an
+/// [`Error::Budget`]. Output beyond what is preallocated grows in bounded
+/// steps, each reservation checked (a failed one is an error, not an abort).
+pub fn decompress_limited(
+    codec: Codec,
+    stored: &[u8],
+    raw_len: usize,
+    dict: Option<&[u8]>,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
     let err = |c: &'static str, d: String| Error::Codec {
         codec: c,
         what: what.to_string(),
         detail: d,
     };
+    if codec != Codec::None && raw_len as u64 > limit {
+        return Err(Error::Budget {
+            what: format!("decompressing {what}"),
+            need: raw_len as u64,
+            budget: limit,
+        });
+    }
     let out = match codec {
         Codec::None => stored.to_vec(),
         Codec::Zstd if raw_len <= plausible_len(stored.len()) => {
@@ -178,26 +217,20 @@ pub fn decompress(
             // hold: never allocate it up front (a 40-byte hostile section may
             // declare 4 GiB); grow with the output actually produced, which
             // is still capped by the declared length.
-            let mut out = Vec::with_capacity(plausible_len(stored.len()));
-            let mut d = match dict {
+            let d = match dict {
                 Some(dict) => zstd::stream::read::Decoder::with_dictionary(stored, dict),
                 None => zstd::stream::read::Decoder::with_buffer(stored),
             }
             .map_err(|e| err("zstd", e.to_string()))?;
-            (&mut d)
-                .take(raw_len as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| err("zstd", e.to_string()))?;
-            out
+            read_bounded(d, raw_len, plausible_len(stored.len()))
+                .map_err(|e| err("zstd", e.to_string()))?
         }
-        Codec::Gzip => {
-            let mut out = Vec::with_capacity(raw_len.min(plausible_len(stored.len())));
-            flate2::read::GzDecoder::new(stored)
-                .take(raw_len as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| err("gzip", e.to_string()))?;
-            out
-        }
+        Codec::Gzip => read_bounded(
+            flate2::read::GzDecoder::new(stored),
+            raw_len,
+            plausible_len(stored.len()),
+        )
+        .map_err(|e| err("gzip", e.to_string()))?,
     };
     if out.len() != raw_len {
         return Err(err(
@@ -207,6 +240,75 @@ pub fn decompress(
                 out.len()
             ),
         ));
+    }
+    Ok(out)
+}
+
+/// Read at most `raw_len + 1` bytes, reserving in steps (at most doubling,
+/// starting from `first`), each checked with `try_reserve_exact`.
+fn read_bounded(mut r: impl Read, raw_len: usize, first: usize) -> std::io::Result<Vec<u8>> {
+    let cap = raw_len.saturating_add(1);
+    let mut out: Vec<u8> = Vec::new();
+    let mut step = first.min(cap);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= cap {
+                break;
+            }
+            let add = step.min(cap - out.len()).max(1);
+            out.try_reserve_exact(add)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
+            step = out.capacity();
+        }
+        let len = out.len();
+        let room = out.capacity().min(cap) - len;
+        out.resize(len + room, 0);
+        let n = loop {
+            match r.read(&mut out[len..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match n {
+            Ok(n) => {
+                out.truncate(len + n);
+                if n == 0 {
+                    break;
+                }
+            }
+            Err(e) => {
+                out.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first `n` bytes (or fewer, when it is shorter) that `stored`
+/// decompresses to, decompressing no more than that.
+pub fn decompress_prefix(codec: Codec, stored: &[u8], n: usize, what: &str) -> Result<Vec<u8>> {
+    let err = |c: &'static str, d: String| Error::Codec {
+        codec: c,
+        what: what.to_string(),
+        detail: d,
+    };
+    let mut out = Vec::with_capacity(n);
+    match codec {
+        Codec::None => out.extend_from_slice(&stored[..n.min(stored.len())]),
+        Codec::Zstd => {
+            zstd::stream::read::Decoder::with_buffer(stored)
+                .map_err(|e| err("zstd", e.to_string()))?
+                .take(n as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| err("zstd", e.to_string()))?;
+        }
+        Codec::Gzip => {
+            flate2::read::GzDecoder::new(stored)
+                .take(n as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| err("gzip", e.to_string()))?;
+        }
     }
     Ok(out)
 }

@@ -110,6 +110,98 @@ pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Decode `count` values, keeping only those that differ from `base`: their
+/// positions and values, increasing. Runs of `base` cost one byte
+/// comparison per byte when the width divides 8 (a sparse column's bitmap is
+/// mostly zero bytes). Checks exactly what [`decode`] checks.
+pub fn decode_except(
+    buf: &[u8],
+    count: usize,
+    base: u8,
+    what: &str,
+) -> Result<(Vec<u32>, Vec<u8>)> {
+    let err = |d: String| Error::corrupt(what, 0, d);
+    if count > u32::MAX as usize {
+        return Err(err(format!("{count} values exceed 2^32-1")));
+    }
+    let (&plen, rest) = buf
+        .split_first()
+        .ok_or_else(|| err("empty bit-packed section".into()))?;
+    let plen = if plen == 0 { 256 } else { plen as usize };
+    if rest.len() < plen {
+        return Err(err(format!(
+            "palette of {plen} entries but {} bytes",
+            rest.len()
+        )));
+    }
+    let (palette, bits) = rest.split_at(plen);
+    let width = width_for(plen) as usize;
+    let need = count
+        .checked_mul(width)
+        .map(|b| b.div_ceil(8))
+        .ok_or_else(|| err("count overflows".into()))?;
+    if bits.len() != need {
+        return Err(err(format!(
+            "{count} values of {width} bits need {need} bytes, section has {}",
+            bits.len()
+        )));
+    }
+    let (mut at, mut vals) = (Vec::new(), Vec::new());
+    if width == 0 {
+        if count > 0 && plen != 1 {
+            return Err(err("empty palette".into()));
+        }
+        let v = palette.first().copied().unwrap_or(0);
+        if v != base && count > 0 {
+            at = (0..count as u32).collect();
+            vals = vec![v; count];
+        }
+        return Ok((at, vals));
+    }
+    // The byte holding 8/width copies of base's code, when both exist.
+    let skip = palette
+        .iter()
+        .position(|&p| p == base)
+        .filter(|_| 8 % width == 0)
+        .map(|code| {
+            let mut b = 0u8;
+            for k in 0..8 / width {
+                b |= (code as u8) << (k * width);
+            }
+            b
+        });
+    let per_byte = if 8 % width == 0 { 8 / width } else { 0 };
+    let mask = (1u64 << width) - 1;
+    let mut acc: u64 = 0;
+    let mut nbits = 0usize;
+    let mut pos = 0usize; // next byte of `bits`
+    let mut i = 0usize;
+    while i < count {
+        if nbits == 0 && i + per_byte <= count && skip == Some(bits[pos]) {
+            pos += 1;
+            i += per_byte;
+            continue;
+        }
+        while nbits < width {
+            acc |= (bits.get(pos).copied().unwrap_or(0) as u64) << nbits;
+            pos += 1;
+            nbits += 8;
+        }
+        let idx = (acc & mask) as usize;
+        acc >>= width;
+        nbits -= width;
+        let v = *palette
+            .get(idx)
+            .ok_or_else(|| err(format!("palette index {idx} out of range")))?;
+        if v != base {
+            at.push(i as u32);
+            vals.push(v);
+        }
+        i += 1;
+    }
+    Ok((at, vals))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +225,26 @@ mod tests {
         #[test]
         fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..40), n in 0usize..300) {
             let _ = decode(&b, n, "t");
+            let _ = decode_except(&b, n, 0, "t");
+        }
+        #[test]
+        fn except_agrees_with_decode(
+            v in proptest::collection::vec(prop_oneof![8 => Just(0u8), 1 => 0u8..5, 1 => 0u8..40], 0..600),
+            base in 0u8..3,
+            junk in any::<u8>(),
+        ) {
+            let mut b = Vec::new();
+            encode(&v, &mut b);
+            let (at, vals) = decode_except(&b, v.len(), base, "t").unwrap();
+            let want: Vec<(u32, u8)> = v.iter().enumerate()
+                .filter(|(_, x)| **x != base).map(|(i, x)| (i as u32, *x)).collect();
+            prop_assert_eq!(at.into_iter().zip(vals).collect::<Vec<_>>(), want);
+            // Whatever the bytes, it fails exactly when `decode` fails.
+            if b.len() > 2 {
+                let l = b.len() - 1;
+                b[l] ^= junk;
+                prop_assert_eq!(decode(&b, v.len(), "t").is_ok(), decode_except(&b, v.len(), base, "t").is_ok());
+            }
         }
     }
 

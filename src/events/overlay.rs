@@ -266,7 +266,7 @@ impl Overlay {
         let mut keys = HashMap::with_capacity(self.n_snap as usize);
         let path = join_path(&self.key_path);
         if let Some(node) = self.snap.node_by_path(&path) {
-            let data = self.snap.node(node)?;
+            let data = self.snap.node_data(node)?;
             let table = self.snap.table_of(node).ok();
             let mut text = String::new();
             for i in 0..self.n_snap as usize {

@@ -139,7 +139,7 @@ impl OverlaySource {
         let ov = &self.ov;
         let snap = ov.snapshot();
         let node = snap.node_by_path(&join_path(keys));
-        let data = node.map(|n| snap.node(n)).transpose()?;
+        let data = node.map(|n| snap.node_data(n)).transpose()?;
         let table = ov.table_for(node);
         let tidx = if snap.footer().tables.is_empty() {
             None

@@ -778,9 +778,21 @@ impl Footer {
             nodes.push(node);
         }
         // Elem nodes: at most one per parent, and items equal to ... checked at verify
-        // (needs the parent's lens). Each parent has at most one Elem child.
+        // (needs the parent's lens). Each parent has at most one Elem child,
+        // and no two `Key` children of one parent share a name (an export
+        // would write an object with a duplicate key).
         let mut has_elem = vec![false; nodes.len()];
-        for n in nodes.iter().skip(1) {
+        let mut keys: std::collections::HashSet<(u32, &str)> = std::collections::HashSet::new();
+        for (i, n) in nodes.iter().enumerate().skip(1) {
+            if let NodeName::Key(k) = &n.name {
+                if !keys.insert((n.parent, k.as_str())) {
+                    return Err(Error::corrupt(
+                        format!("node {i}"),
+                        0,
+                        format!("duplicate key {k:?} under node {}", n.parent),
+                    ));
+                }
+            }
             if n.name == NodeName::Elem {
                 if has_elem[n.parent as usize] {
                     return Err(Error::corrupt(

@@ -152,7 +152,7 @@ impl SnapshotSource {
         }
         let p = self.parent(e);
         let outer = self.domain_offsets(p)?;
-        let pd = self.snap.node(p)?;
+        let pd = self.snap.node_data(p)?;
         // cum[i] = elements of the parent's items before item i.
         let mut cum = Vec::with_capacity(pd.len() + 1);
         let mut arrays = 0usize;
@@ -380,7 +380,7 @@ impl RowSource for SnapshotSource {
 
     fn load(&self, path: &str) -> Result<Column> {
         let node = self.node_of(path)?;
-        let d = self.snap.node(node)?;
+        let d = self.snap.node_data(node)?;
         let meta = &self.snap.footer().nodes[node as usize];
         let table = self.snap.table_of(node)?;
         let values = values_of(&d, &meta.counts, table.len());

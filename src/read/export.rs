@@ -1,12 +1,13 @@
 //! Turning columns back into JSON text.
 
 use super::Snapshot;
-use super::node::NodeData;
+use super::node::{Decoder, Kinds, NodeData};
 use crate::error::{Error, Result};
 use crate::model::Kind;
 use crate::strings::Chunk;
 use crate::timestamp;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
@@ -20,6 +21,10 @@ pub struct ExportOptions {
     pub columns: Option<Vec<String>>,
     /// Only these rows (clamped to the row count); `None` for all.
     pub rows: Option<Range<u64>>,
+    /// Memory budget of the export in bytes; `None` for the default
+    /// (`DEFAULT_MEMORY_BUDGET`, or 64 bytes per byte of the file when that
+    /// is more).
+    pub memory_budget: Option<u64>,
 }
 
 /// Export output is handed to the writer once it holds this many bytes.
@@ -28,10 +33,18 @@ const SPILL_AT: usize = 1 << 16;
 /// Receives (and drains) the output buffer when it is full.
 pub(crate) type Spill<'s> = &'s mut dyn FnMut(&mut Vec<u8>) -> Result<()>;
 
-/// Decoded nodes plus string chunks, for emitting many rows.
+/// Decoded nodes plus string chunks, for emitting many rows. Nodes are
+/// decoded when a row first needs them: an object's children only their
+/// kinds (to see which keys are present), a child's values only once one of
+/// its items is written. Sparse kinds are looked up with a cursor per node,
+/// so emitting rows in order costs no search.
 pub(crate) struct Emitter {
     snap: Snapshot,
-    nodes: Vec<Option<NodeData>>,
+    dec: Decoder,
+    kinds: Vec<Option<Arc<Kinds>>>,
+    nodes: Vec<Option<Arc<NodeData>>>,
+    hints: Vec<usize>,
+    fields: Vec<Option<Fields>>,
     keys: Vec<Vec<u32>>,
     elem: Vec<Option<u32>>,
     keep: Vec<bool>,
@@ -40,8 +53,17 @@ pub(crate) struct Emitter {
 }
 
 impl Emitter {
-    /// Decode every node needed for `columns` (all when `None`).
+    /// An emitter of `columns` (all when `None`) within the default budget.
     pub(crate) fn new(snap: &Snapshot, columns: Option<&[String]>) -> Result<Self> {
+        Self::with_budget(snap, columns, None)
+    }
+
+    /// An emitter of `columns` (all when `None`) within `budget` bytes.
+    pub(crate) fn with_budget(
+        snap: &Snapshot,
+        columns: Option<&[String]>,
+        budget: Option<u64>,
+    ) -> Result<Self> {
         let n = snap.footer().nodes.len();
         let mut keep = vec![columns.is_none(); n];
         keep[0] = true;
@@ -84,19 +106,89 @@ impl Emitter {
                 _ => keys[m.parent as usize].push(i as u32),
             }
         }
-        let mut nodes = Vec::with_capacity(n);
-        for (i, &k) in keep.iter().enumerate() {
-            nodes.push(if k { Some(snap.node(i as u32)?) } else { None });
-        }
         Ok(Emitter {
             snap: snap.clone(),
-            nodes,
+            dec: Decoder::new(snap, budget),
+            kinds: vec![None; n],
+            nodes: vec![None; n],
+            hints: vec![0; n],
+            fields: (0..n).map(|_| None).collect(),
             keys,
             elem,
             keep,
             chunks: HashMap::new(),
             tmp: String::new(),
         })
+    }
+
+    /// The kinds of node `c`, decoded on first use.
+    fn kinds_of(&mut self, c: u32) -> Result<&Kinds> {
+        let slot = &mut self.kinds[c as usize];
+        if slot.is_none() {
+            *slot = Some(self.dec.kinds(c)?);
+        }
+        Ok(self.kinds[c as usize].as_deref().unwrap_or(&EMPTY_KINDS))
+    }
+
+    /// The `Key` children of `node` present at `item`, in schema order.
+    /// Objects with many fields track their sparse fields in a heap of next
+    /// present items, so a row costs its present fields, not every field.
+    fn present_fields(&mut self, node: u32, item: usize) -> Result<Vec<u32>> {
+        let n = node as usize;
+        let keys = std::mem::take(&mut self.keys[n]);
+        let r = self.present_fields_of(n, &keys, item);
+        self.keys[n] = keys;
+        r
+    }
+
+    fn present_fields_of(&mut self, n: usize, keys: &[u32], item: usize) -> Result<Vec<u32>> {
+        let mut present = Vec::new();
+        if keys.len() < MANY_FIELDS {
+            for &c in keys {
+                let mut hint = self.hints[c as usize];
+                if self.kinds_of(c)?.get_hinted(item, &mut hint) != Kind::Absent {
+                    present.push(c);
+                }
+                self.hints[c as usize] = hint;
+            }
+            return Ok(present);
+        }
+        if self.fields[n].is_none() {
+            let mut f = Fields::default();
+            for (j, &c) in keys.iter().enumerate() {
+                let k = self.dec.kinds(c)?;
+                match &*k {
+                    Kinds::Const(Kind::Absent, _) => {}
+                    Kinds::Sparse(s) if s.base() == Kind::Absent => {
+                        f.sparse.push((j as u32, k.clone()));
+                        f.cursor.push(0);
+                    }
+                    _ => f.dense.push(j as u32),
+                }
+                self.kinds[c as usize] = Some(k);
+            }
+            self.fields[n] = Some(f);
+        }
+        let f = self.fields[n]
+            .as_mut()
+            .ok_or_else(|| Error::corrupt("schema", 0, "object fields not prepared".to_string()))?;
+        let mut order: Vec<u32> = Vec::new();
+        f.advance(item, &mut order);
+        for &j in &f.dense {
+            let c = keys[j as usize];
+            let mut hint = self.hints[c as usize];
+            let k = self.kinds[c as usize]
+                .as_deref()
+                .unwrap_or(&EMPTY_KINDS)
+                .get_hinted(item, &mut hint);
+            self.hints[c as usize] = hint;
+            if k != Kind::Absent {
+                order.push(j);
+            }
+        }
+        order.sort_unstable();
+        present.extend(order.into_iter().map(|j| keys[j as usize]));
+        Ok(present)
     }
 
     /// Append row `row` as compact JSON to `out`.
@@ -155,8 +247,11 @@ impl Emitter {
         }
         let corrupt =
             |d: String| Error::corrupt(format!("column `{}`", self.snap.path(node)), 0, d);
+        if self.nodes[node as usize].is_none() {
+            self.nodes[node as usize] = Some(self.dec.node(node)?);
+        }
         let data = self.nodes[node as usize]
-            .as_ref()
+            .clone()
             .ok_or_else(|| corrupt("node not decoded".into()))?;
         if item >= data.len() {
             return Err(corrupt(format!(
@@ -164,8 +259,11 @@ impl Emitter {
                 data.len()
             )));
         }
-        let kind = data.kind(item);
-        let p = data.pos(item);
+        let kind = data.kinds.get_hinted(item, &mut self.hints[node as usize]);
+        let p = match kind {
+            Kind::Absent | Kind::Null | Kind::False | Kind::True | Kind::Object => 0,
+            _ => data.pos(item),
+        };
         match kind {
             Kind::Absent => out.extend_from_slice(b"null"),
             Kind::Null => out.extend_from_slice(b"null"),
@@ -193,14 +291,8 @@ impl Emitter {
             Kind::Object => {
                 out.push(b'{');
                 let mut first = true;
-                for ci in 0..self.keys[node as usize].len() {
-                    let c = self.keys[node as usize][ci];
-                    let present = self.nodes[c as usize]
-                        .as_ref()
-                        .is_some_and(|d| d.kind(item) != Kind::Absent);
-                    if !present {
-                        continue;
-                    }
+                let present = self.present_fields(node, item)?;
+                for c in present {
                     if !first {
                         out.push(b',');
                     }
@@ -242,6 +334,81 @@ impl Emitter {
         Ok(())
     }
 }
+
+/// Objects with at least this many fields find their present fields
+/// through [`Fields`] rather than by asking every field.
+const MANY_FIELDS: usize = 32;
+
+/// The fields of one object node, for finding those present at an item:
+/// sparse fields (absent in most items) by a heap of their next present
+/// item, the others by asking each.
+#[derive(Default)]
+struct Fields {
+    /// Schema-order index of every field that is not sparse.
+    dense: Vec<u32>,
+    /// Schema-order index and kinds of every sparse field.
+    sparse: Vec<(u32, Arc<Kinds>)>,
+    /// Next exception of each sparse field.
+    cursor: Vec<usize>,
+    /// (next present item, sparse field) of every sparse field with one.
+    heap: BinaryHeap<Reverse<(u32, u32)>>,
+    /// The last item asked for; `None` before the first.
+    last: Option<usize>,
+}
+
+impl Fields {
+    fn exceptions(k: &Kinds) -> &[u32] {
+        match k {
+            Kinds::Sparse(s) => s.exceptions(),
+            _ => &[],
+        }
+    }
+
+    /// Push the schema-order index of every sparse field present at `item`.
+    fn advance(&mut self, item: usize, order: &mut Vec<u32>) {
+        if self.last.is_none_or(|l| item <= l) {
+            // First call, or not increasing: seek every field.
+            self.heap.clear();
+            for (s, (_, k)) in self.sparse.iter().enumerate() {
+                let at = Self::exceptions(k);
+                let c = at.partition_point(|&a| (a as usize) < item);
+                self.cursor[s] = c;
+                if let Some(&a) = at.get(c) {
+                    self.heap.push(Reverse((a, s as u32)));
+                }
+            }
+        }
+        self.last = Some(item);
+        while let Some(&Reverse((a, s))) = self.heap.peek() {
+            if a as usize > item {
+                break;
+            }
+            self.heap.pop();
+            let (j, k) = &self.sparse[s as usize];
+            let at = Self::exceptions(k);
+            if a as usize == item {
+                order.push(*j);
+                self.cursor[s as usize] += 1;
+            } else {
+                // Items were skipped: seek this field forward.
+                let from = self.cursor[s as usize];
+                self.cursor[s as usize] =
+                    from + at[from..].partition_point(|&x| (x as usize) < item);
+                if let Some(&x) = at.get(self.cursor[s as usize]) {
+                    if x as usize == item {
+                        order.push(*j);
+                        self.cursor[s as usize] += 1;
+                    }
+                }
+            }
+            if let Some(&x) = at.get(self.cursor[s as usize]) {
+                self.heap.push(Reverse((x, s)));
+            }
+        }
+    }
+}
+
+static EMPTY_KINDS: Kinds = Kinds::Const(Kind::Absent, 0);
 
 fn is_descendant(snap: &Snapshot, mut n: u32, ancestor: u32) -> bool {
     while n != 0 {
@@ -297,7 +464,7 @@ impl Snapshot {
 
     /// Write rows as JSON (an array, or NDJSON) to `w`. Returns rows written.
     pub fn export(&self, w: &mut dyn Write, opts: &ExportOptions) -> Result<u64> {
-        let mut e = Emitter::new(self, opts.columns.as_deref())?;
+        let mut e = Emitter::with_budget(self, opts.columns.as_deref(), opts.memory_budget)?;
         let rows = opts.rows.clone().unwrap_or(0..self.rows());
         let rows = rows.start.min(self.rows())..rows.end.min(self.rows());
         let mut out = Vec::with_capacity(SPILL_AT + (SPILL_AT >> 2));

@@ -14,7 +14,7 @@ mod verify;
 
 pub(crate) use export::Emitter;
 pub use export::{ExportOptions, RowWriter};
-pub use node::{Kinds, NodeData};
+pub use node::{ColumnView, DEFAULT_MEMORY_BUDGET, Kinds, MAX_MAPPED_CHAIN, NodeData, SparseKinds};
 pub use table::StringTable;
 pub use verify::VerifyReport;
 
@@ -225,7 +225,7 @@ impl Snapshot {
             }
             paths.push(p);
         }
-        Ok(Snapshot {
+        let snap = Snapshot {
             footer: Arc::new(footer),
             inner: Arc::new(Inner {
                 source,
@@ -236,12 +236,19 @@ impl Snapshot {
                 index_cache: Mutex::new(HashMap::new()),
                 chunks_decoded: AtomicU64::new(0),
             }),
-        })
+        };
+        node::check_mapped_chains(&snap)?;
+        Ok(snap)
     }
 
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
         self.inner.source.bytes()
+    }
+
+    /// The decoded footer.
+    pub(crate) fn footer_arc(&self) -> &Arc<Footer> {
+        &self.footer
     }
 
     /// The decoded footer.
@@ -472,20 +479,6 @@ impl Snapshot {
         if let Ok(mut c) = self.inner.chunk_cache.lock() {
             c.clear();
         }
-    }
-
-    /// Decode every stream of a node.
-    pub fn node(&self, node: u32) -> Result<NodeData> {
-        NodeData::decode(self, node)
-    }
-
-    /// Decode the column at `path`.
-    pub fn column(&self, path: &str) -> Result<NodeData> {
-        let n = self.node_by_path(path).ok_or_else(|| Error::NotFound {
-            what: "column",
-            name: path.to_string(),
-        })?;
-        self.node(n)
     }
 
     /// Count of items of kind `k` in a node (from the footer).

@@ -1,25 +1,169 @@
-//! Decoding one node's streams into typed vectors.
+//! Decoding one node's streams into typed vectors, and the row-aligned
+//! [`ColumnView`] built on them.
+//!
+//! Every decode goes through a [`Decoder`]: it decodes each node (and each
+//! node's kinds) at most once per operation, however many `mapped` streams
+//! or parent-masked kinds refer to it, and charges every allocation sized
+//! by the file to a memory budget before making it.
 
 use super::Snapshot;
 use crate::encoding::{self, Encoding};
 use crate::error::{Error, Result};
 use crate::format::{Role, SectionEntry};
-use crate::model::{KIND_COUNT, Kind};
+use crate::model::{KIND_COUNT, Kind, NodeName};
 use crate::timestamp::{self, Layout, Timestamp};
+use std::sync::Arc;
 
-/// Per-item kinds: one kind for all items, or one byte per item.
+/// The default memory budget of one read operation (a node decode, an
+/// export, a verify): 1 GiB, or 64 bytes per byte of the file when that is
+/// more. Allocations sized by counts in the file are charged to it before
+/// they are made; going over is an [`Error::Limit`] that says how many bytes
+/// the operation would need.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+
+/// The longest chain of `mapped` streams (a column mapped from a column
+/// mapped from ...) a reader follows; longer chains and cycles are refused
+/// when the snapshot is opened.
+pub const MAX_MAPPED_CHAIN: usize = 64;
+
+/// The memory budget of a read operation on `snap` when none is given.
+pub(crate) fn default_budget(snap: &Snapshot) -> u64 {
+    DEFAULT_MEMORY_BUDGET.max((snap.bytes().len() as u64).saturating_mul(64))
+}
+
+/// A node with at least this many items keeps its kinds sparse when at most
+/// a quarter of them differ from the most common kind.
+const SPARSE_MIN_ITEMS: usize = 64;
+
+/// Per-item kinds: one kind for all items, one byte per item, or the
+/// exceptions to one dominant kind.
 #[derive(Clone, Debug)]
 pub enum Kinds {
     /// Every item has this kind.
     Const(Kind, usize),
-    /// Kind tag of each item.
-    Dense(Vec<u8>),
+    /// Kind tag of each item, and its rank among the items of its kind.
+    Dense {
+        /// Kind tag of each item.
+        kinds: Vec<u8>,
+        /// Rank of each item among the items of its kind.
+        ranks: Vec<u32>,
+    },
+    /// Most items have one kind; the others are listed (a sparse column
+    /// costs memory in proportion to its present items).
+    Sparse(SparseKinds),
+}
+
+/// Kinds of a node whose items mostly have one kind.
+#[derive(Clone, Debug)]
+pub struct SparseKinds {
+    len: usize,
+    base: Kind,
+    /// Items whose kind is not `base`, increasing.
+    at: Vec<u32>,
+    /// Kind of each listed item.
+    kinds: Vec<u8>,
+    /// Rank of each listed item among the items of its kind.
+    ranks: Vec<u32>,
+}
+
+impl SparseKinds {
+    /// Index into `at` of item `i`, or where it would be. `hint` speeds up
+    /// increasing lookups (it is where the last lookup ended).
+    #[inline]
+    fn find(&self, i: usize, hint: &mut usize) -> std::result::Result<usize, usize> {
+        let at = &self.at;
+        let h = (*hint).min(at.len());
+        let r = if h == 0 || (at[h - 1] as usize) < i {
+            match at.get(h).map(|&a| a as usize) {
+                None => Err(h),
+                Some(a) if a > i => Err(h),
+                Some(a) if a == i => Ok(h),
+                _ => match at.get(h + 1).map(|&a| a as usize) {
+                    None => Err(h + 1),
+                    Some(a) if a > i => Err(h + 1),
+                    Some(a) if a == i => Ok(h + 1),
+                    _ => at.binary_search_by(|&a| (a as usize).cmp(&i)),
+                },
+            }
+        } else {
+            at.binary_search_by(|&a| (a as usize).cmp(&i))
+        };
+        *hint = match r {
+            Ok(j) | Err(j) => j,
+        };
+        r
+    }
+
+    /// The kind most items have.
+    pub fn base(&self) -> Kind {
+        self.base
+    }
+
+    /// The items whose kind is not the base kind, increasing.
+    pub fn exceptions(&self) -> &[u32] {
+        &self.at
+    }
 }
 
 impl Kinds {
+    /// Build from one kind byte per item (already checked to be known kinds),
+    /// choosing the cheaper representation.
+    fn from_dense(v: Vec<u8>) -> Kinds {
+        let mut counts = [0usize; KIND_COUNT];
+        for &k in &v {
+            counts[k as usize] += 1;
+        }
+        let (base, nbase) = counts
+            .iter()
+            .enumerate()
+            .max_by_key(|&(k, &c)| (c, std::cmp::Reverse(k)))
+            .map(|(k, &c)| (k as u8, c))
+            .unwrap_or((0, 0));
+        let n = v.len();
+        let mut next = [0u32; KIND_COUNT];
+        if n >= SPARSE_MIN_ITEMS && (n - nbase) * 4 <= n {
+            // (The same rule as `sparse_base`, on the decoded counts.)
+            let m = n - nbase;
+            let mut at = Vec::with_capacity(m);
+            let mut kinds = Vec::with_capacity(m);
+            let mut ranks = Vec::with_capacity(m);
+            for (i, &k) in v.iter().enumerate() {
+                if k != base {
+                    at.push(i as u32);
+                    kinds.push(k);
+                    ranks.push(next[k as usize]);
+                    next[k as usize] += 1;
+                }
+            }
+            return Kinds::Sparse(SparseKinds {
+                len: n,
+                base: Kind::from_u8(base).unwrap_or(Kind::Absent),
+                at,
+                kinds,
+                ranks,
+            });
+        }
+        let ranks = v
+            .iter()
+            .map(|&k| {
+                let p = next[k as usize];
+                next[k as usize] += 1;
+                p
+            })
+            .collect();
+        Kinds::Dense { kinds: v, ranks }
+    }
+
     /// Kind of item `i` (`Absent` past the end).
     #[inline]
     pub fn get(&self, i: usize) -> Kind {
+        self.get_hinted(i, &mut 0)
+    }
+
+    /// Like [`Kinds::get`], faster for increasing `i` when `hint` is kept
+    /// between calls (start it at 0).
+    #[inline]
+    pub fn get_hinted(&self, i: usize, hint: &mut usize) -> Kind {
         match self {
             Kinds::Const(k, n) => {
                 if i < *n {
@@ -28,10 +172,32 @@ impl Kinds {
                     Kind::Absent
                 }
             }
-            Kinds::Dense(v) => v
+            Kinds::Dense { kinds, .. } => kinds
                 .get(i)
                 .and_then(|&b| Kind::from_u8(b))
                 .unwrap_or(Kind::Absent),
+            Kinds::Sparse(s) => {
+                if i >= s.len {
+                    return Kind::Absent;
+                }
+                match s.find(i, hint) {
+                    Ok(j) => Kind::from_u8(s.kinds[j]).unwrap_or(Kind::Absent),
+                    Err(_) => s.base,
+                }
+            }
+        }
+    }
+
+    /// Rank of item `i` among the items of its kind (`i < len`).
+    #[inline]
+    pub fn rank(&self, i: usize) -> usize {
+        match self {
+            Kinds::Const(..) => i,
+            Kinds::Dense { ranks, .. } => ranks.get(i).map_or(0, |&r| r as usize),
+            Kinds::Sparse(s) => match s.find(i, &mut 0) {
+                Ok(j) => s.ranks[j] as usize,
+                Err(j) => i - j,
+            },
         }
     }
 
@@ -39,7 +205,8 @@ impl Kinds {
     pub fn len(&self) -> usize {
         match self {
             Kinds::Const(_, n) => *n,
-            Kinds::Dense(v) => v.len(),
+            Kinds::Dense { kinds, .. } => kinds.len(),
+            Kinds::Sparse(s) => s.len,
         }
     }
 
@@ -47,16 +214,80 @@ impl Kinds {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Every item that is not `Absent`, increasing. Walks only the listed
+    /// items of a sparse node whose base kind is `Absent`.
+    pub fn present(&self) -> Box<dyn Iterator<Item = usize> + '_> {
+        match self {
+            Kinds::Const(Kind::Absent, _) => Box::new(std::iter::empty()),
+            Kinds::Const(_, n) => Box::new(0..*n),
+            Kinds::Dense { kinds, .. } => Box::new(
+                kinds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| **k != Kind::Absent as u8)
+                    .map(|(i, _)| i),
+            ),
+            Kinds::Sparse(s) if s.base == Kind::Absent => Box::new(
+                s.at.iter()
+                    .zip(&s.kinds)
+                    .filter(|(_, k)| **k != Kind::Absent as u8)
+                    .map(|(&i, _)| i as usize),
+            ),
+            Kinds::Sparse(s) => {
+                let mut h = 0;
+                Box::new((0..s.len).filter(move |&i| self.get_hinted(i, &mut h) != Kind::Absent))
+            }
+        }
+    }
+
+    /// Every item of kind `kind`, increasing.
+    pub fn items_of(&self, kind: Kind) -> Box<dyn Iterator<Item = usize> + '_> {
+        let k8 = kind as u8;
+        match self {
+            Kinds::Const(k, n) if *k == kind => Box::new(0..*n),
+            Kinds::Const(..) => Box::new(std::iter::empty()),
+            Kinds::Dense { kinds, .. } => Box::new(
+                kinds
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, k)| **k == k8)
+                    .map(|(i, _)| i),
+            ),
+            Kinds::Sparse(s) if s.base != kind => Box::new(
+                s.at.iter()
+                    .zip(&s.kinds)
+                    .filter(move |(_, k)| **k == k8)
+                    .map(|(&i, _)| i as usize),
+            ),
+            Kinds::Sparse(s) => {
+                let mut h = 0;
+                Box::new((0..s.len).filter(move |&i| s.find(i, &mut h).is_err()))
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Kinds::Const(..) => 0,
+            Kinds::Dense { kinds, .. } => kinds.len() * 5,
+            Kinds::Sparse(s) => s.at.len() * 9,
+        }
+    }
 }
 
-/// Every stream of one node, decoded. Payload vectors are dense per kind:
-/// the payload of item `i` of kind `k` is at index `pos(i)` of that kind's vector.
+/// Every stream of one node, decoded. This is the low-level, per-kind
+/// packed form: payload vectors are dense per kind, so the payload of item
+/// `i` of kind `k` is at index [`NodeData::pos`]`(i)` of that kind's vector,
+/// not at index `i`. For values by row, use [`ColumnView`]
+/// ([`Snapshot::column`]).
 #[derive(Clone, Debug)]
 pub struct NodeData {
     /// The node.
     pub node: u32,
     /// Kinds of the items.
-    pub kinds: Kinds,
+    pub kinds: Arc<Kinds>,
     /// `Int` payloads.
     pub ints: Vec<i64>,
     /// `UInt` payloads.
@@ -79,29 +310,120 @@ pub struct NodeData {
     pub lens: Vec<u32>,
     /// First element of each array item, plus the total at the end.
     pub list_starts: Vec<u64>,
-    /// Rank of each item among the items of its kind (empty for `Const` kinds,
-    /// where the rank is the item index).
-    pub pos: Vec<u32>,
 }
 
-impl NodeData {
-    /// Decode node `node` of `snap`. Every count is checked against the
-    /// footer before anything is allocated.
-    pub fn decode(snap: &Snapshot, node: u32) -> Result<NodeData> {
-        Self::decode_at(snap, node, 0)
+/// Decodes nodes of one snapshot for one operation: each node and each
+/// node's kinds at most once, every file-sized allocation charged to a
+/// memory budget first.
+pub(crate) struct Decoder {
+    snap: Snapshot,
+    budget: u64,
+    used: u64,
+    kinds: Vec<Option<Arc<Kinds>>>,
+    nodes: Vec<Option<Arc<NodeData>>>,
+}
+
+impl Decoder {
+    /// A decoder with `budget` bytes (the snapshot's default when `None`).
+    pub(crate) fn new(snap: &Snapshot, budget: Option<u64>) -> Self {
+        let n = snap.footer().nodes.len();
+        Decoder {
+            snap: snap.clone(),
+            budget: budget.unwrap_or_else(|| default_budget(snap)),
+            used: 0,
+            kinds: vec![None; n],
+            nodes: vec![None; n],
+        }
     }
 
-    fn decode_at(snap: &Snapshot, node: u32, depth: usize) -> Result<NodeData> {
-        let meta = snap
-            .footer
+    /// Refuse an allocation of `bytes` that would take the operation over
+    /// its budget (without charging it: for buffers that are dropped soon).
+    fn fits(&self, bytes: u64, what: &str) -> Result<()> {
+        let need = self.used.saturating_add(bytes);
+        if need > self.budget {
+            return Err(Error::Budget {
+                what: what.to_string(),
+                need,
+                budget: self.budget,
+            });
+        }
+        Ok(())
+    }
+
+    /// Charge `bytes` kept for the rest of the operation.
+    fn charge(&mut self, bytes: u64, what: &str) -> Result<()> {
+        self.fits(bytes, what)?;
+        self.used += bytes;
+        Ok(())
+    }
+
+    /// The kinds of `node`, decoded once.
+    pub(crate) fn kinds(&mut self, node: u32) -> Result<Arc<Kinds>> {
+        self.kinds_at(node, 0)
+    }
+
+    /// Every stream of `node`, decoded once.
+    pub(crate) fn node(&mut self, node: u32) -> Result<Arc<NodeData>> {
+        self.node_at(node, 0)
+    }
+
+    /// The footer (a shared handle, so a node's metadata can be held while
+    /// the decoder's caches are updated).
+    fn footer(&self) -> Arc<crate::format::Footer> {
+        self.snap.footer_arc().clone()
+    }
+
+    fn meta(footer: &crate::format::Footer, node: u32) -> Result<&crate::format::NodeMeta> {
+        footer
             .nodes
             .get(node as usize)
             .ok_or_else(|| Error::NotFound {
                 what: "node",
                 name: node.to_string(),
-            })?;
-        usize::try_from(meta.items)
-            .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
+            })
+    }
+
+    fn kinds_at(&mut self, node: u32, depth: usize) -> Result<Arc<Kinds>> {
+        let footer = self.footer();
+        let meta = Self::meta(&footer, node)?;
+        if let Some(k) = &self.kinds[node as usize] {
+            return Ok(k.clone());
+        }
+        let k = Arc::new(self.decode_kinds(node, meta, depth)?);
+        self.charge(
+            k.heap_bytes() as u64,
+            &format!("column `{}` kinds", self.snap.path(node)),
+        )?;
+        self.kinds[node as usize] = Some(k.clone());
+        Ok(k)
+    }
+
+    fn node_at(&mut self, node: u32, depth: usize) -> Result<Arc<NodeData>> {
+        let footer = self.footer();
+        let meta = Self::meta(&footer, node)?;
+        if let Some(d) = &self.nodes[node as usize] {
+            return Ok(d.clone());
+        }
+        if depth > MAX_MAPPED_CHAIN {
+            return Err(Error::corrupt(
+                format!("column `{}`", self.snap.path(node)),
+                0,
+                format!("mapped streams chained deeper than {MAX_MAPPED_CHAIN}"),
+            ));
+        }
+        let d = Arc::new(self.decode_node(node, meta, depth)?);
+        self.nodes[node as usize] = Some(d.clone());
+        Ok(d)
+    }
+
+    fn decode_node(
+        &mut self,
+        node: u32,
+        meta: &crate::format::NodeMeta,
+        depth: usize,
+    ) -> Result<NodeData> {
+        let snap = self.snap.clone();
+        let snap = &snap;
         if meta.items > u32::MAX as u64 {
             return Err(Error::corrupt(
                 format!("node {node}"),
@@ -112,19 +434,33 @@ impl NodeData {
         let path = snap.path(node).to_string();
         let what = |role: Role| format!("column `{path}` {} stream", role.name());
         let count = |k: Kind| meta.count(k) as usize;
-        let load = |role: Role| -> Result<Option<(Encoding, std::borrow::Cow<'_, [u8]>)>> {
+        let load = |role: Role| -> Result<Option<(Encoding, _)>> {
             match meta.stream(role) {
                 None => Ok(None),
                 Some(s) => {
-                    let e: &SectionEntry = &snap.footer.sections[s as usize];
+                    let e: &SectionEntry = &snap.footer().sections[s as usize];
                     Ok(Some((e.encoding, snap.section(s)?)))
                 }
             }
         };
-        let kinds = decode_kinds(snap, node, 0)?;
+        let kinds = self.kinds_at(node, depth)?;
+        // Payload vectors: charged before they are allocated (a dictionary
+        // of one value holds any count in zero bytes).
+        for (role, kind, size) in [
+            (Role::Ints, Kind::Int, 8),
+            (Role::UInts, Kind::UInt, 8),
+            (Role::Floats, Kind::Float, 8),
+            (Role::Strs, Kind::Str, 4),
+            (Role::TsSecs, Kind::Time, 8 + 4 + 1 + 2),
+            (Role::Lens, Kind::Array, 4 + 8),
+        ] {
+            if meta.stream(role).is_some() {
+                self.charge(meta.count(kind).saturating_mul(size), &what(role))?;
+            }
+        }
         let ints = match load(Role::Ints)? {
             Some((Encoding::Mapped, b)) => {
-                mapped(snap, node, &kinds, Kind::Int, &b, depth, &what(Role::Ints))?
+                self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints))?
             }
             Some((e, b)) => encoding::decode_i64s(e, &b, count(Kind::Int), &what(Role::Ints))?,
             None => Vec::new(),
@@ -152,25 +488,20 @@ impl NodeData {
             ));
         }
         let strs = match load(Role::Strs)? {
-            Some((Encoding::Mapped, b)) => {
-                mapped(snap, node, &kinds, Kind::Str, &b, depth, &what(Role::Strs))?
-                    .into_iter()
-                    .map(|v| {
-                        u32::try_from(v).map_err(|_| {
-                            Error::corrupt(
-                                what(Role::Strs),
-                                0,
-                                format!("string id {v} out of range"),
-                            )
-                        })
+            Some((Encoding::Mapped, b)) => self
+                .mapped(node, &kinds, Kind::Str, &b, depth, &what(Role::Strs))?
+                .into_iter()
+                .map(|v| {
+                    u32::try_from(v).map_err(|_| {
+                        Error::corrupt(what(Role::Strs), 0, format!("string id {v} out of range"))
                     })
-                    .collect::<Result<_>>()?
-            }
+                })
+                .collect::<Result<_>>()?,
             Some((e, b)) => encoding::decode_u32s(e, &b, count(Kind::Str), &what(Role::Strs))?,
             None => Vec::new(),
         };
         if !strs.is_empty() {
-            let n = snap.footer.tables[meta.table as usize].n_strings;
+            let n = snap.footer().tables[meta.table as usize].n_strings;
             if let Some(bad) = strs.iter().find(|&&id| id as u64 >= n) {
                 return Err(Error::corrupt(
                     what(Role::Strs),
@@ -219,19 +550,6 @@ impl NodeData {
             acc += l as u64;
             list_starts.push(acc);
         }
-        let pos = match &kinds {
-            Kinds::Const(..) => Vec::new(),
-            Kinds::Dense(v) => {
-                let mut next = [0u32; KIND_COUNT];
-                v.iter()
-                    .map(|&k| {
-                        let p = next[k as usize];
-                        next[k as usize] += 1;
-                        p
-                    })
-                    .collect()
-            }
-        };
         let data = NodeData {
             node,
             kinds,
@@ -246,7 +564,6 @@ impl NodeData {
             ts_offset,
             lens,
             list_starts,
-            pos,
         };
         // Every timestamp must be formattable.
         if nt > 0
@@ -270,6 +587,322 @@ impl NodeData {
         Ok(data)
     }
 
+    /// Decode the kinds of `node` (through the parent's kinds for
+    /// `ParentMasked` kinds).
+    fn decode_kinds(
+        &mut self,
+        node: u32,
+        meta: &crate::format::NodeMeta,
+        depth: usize,
+    ) -> Result<Kinds> {
+        let snap = self.snap.clone();
+        let snap = &snap;
+        let items = usize::try_from(meta.items)
+            .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
+        let path = snap.path(node).to_string();
+        let what = |role: Role| format!("column `{path}` {} stream", role.name());
+        if let Some(k) = meta.const_kind() {
+            return Ok(Kinds::Const(k, items));
+        }
+        let present = meta.counts.iter().filter(|&&c| c > 0).count();
+        let s = meta
+            .stream(Role::Kinds)
+            .ok_or_else(|| Error::corrupt(what(Role::Kinds), 0, "missing"))?;
+        let e = &snap.footer().sections[s as usize];
+        let need =
+            1 + present + (items * encoding::bitpack::width_for(present) as usize).div_ceil(8);
+        if e.encoding == Encoding::BitPacked && e.raw_len as usize != need {
+            return Err(Error::corrupt(
+                what(Role::Kinds),
+                e.offset,
+                format!("raw length {} but {items} items need {need}", e.raw_len),
+            ));
+        }
+        let enc = e.encoding;
+        // A node whose items mostly share one kind (the footer's counts say
+        // so) is decoded straight into its exceptions when the stream is a
+        // bitmap over all items.
+        if let Some(base) = sparse_base(&meta.counts, items) {
+            let direct = match enc {
+                Encoding::BitPacked => true,
+                Encoding::ParentMasked => matches!(
+                    *self.masked_parent(node, meta, depth, &what(Role::Kinds))?,
+                    Kinds::Const(Kind::Object, _)
+                ),
+                _ => false,
+            };
+            if direct {
+                let b = snap.section(s)?;
+                let (at, kinds) =
+                    encoding::bitpack::decode_except(&b, items, base as u8, &what(Role::Kinds))?;
+                return sparse_checked(items, base, at, kinds, &meta.counts, &what(Role::Kinds));
+            }
+        }
+        // One byte per item while decoding, then a rank per item unless the
+        // kinds turn out sparse: 5 bytes per item at most.
+        self.fits(meta.items.saturating_mul(5), &what(Role::Kinds))?;
+        let b = snap.section(s)?;
+        let v = if enc == Encoding::ParentMasked {
+            self.parent_masked(node, meta, items, &b, depth, &what(Role::Kinds))?
+        } else {
+            encoding::decode_u8s(enc, &b, items, &what(Role::Kinds))?
+        };
+        drop(b);
+        let mut got = [0u64; KIND_COUNT];
+        for &k in &v {
+            if k as usize >= KIND_COUNT {
+                return Err(Error::corrupt(
+                    what(Role::Kinds),
+                    0,
+                    format!("unknown kind {k}"),
+                ));
+            }
+            got[k as usize] += 1;
+        }
+        if got != meta.counts {
+            return Err(Error::corrupt(
+                what(Role::Kinds),
+                0,
+                format!(
+                    "kind counts {got:?} differ from the footer's {:?}",
+                    meta.counts
+                ),
+            ));
+        }
+        Ok(Kinds::from_dense(v))
+    }
+
+    /// Decode a `Mapped` stream: the payload of every item of kind `kind` is
+    /// the mapping's value for the source node's string id at the same item.
+    fn mapped(
+        &mut self,
+        node: u32,
+        kinds: &Kinds,
+        kind: Kind,
+        b: &[u8],
+        depth: usize,
+        what: &str,
+    ) -> Result<Vec<i64>> {
+        let items = kinds.len();
+        let m = encoding::mapped::decode(b, items, what)?;
+        check_source(&self.snap, node, m.source).map_err(|d| Error::corrupt(what, 0, d))?;
+        let src = self.node_at(m.source, depth + 1)?;
+        let mut out = Vec::new();
+        let mut h = 0;
+        for i in kinds.items_of(kind) {
+            let v = (src.kinds.get_hinted(i, &mut h) == Kind::Str)
+                .then(|| src.strs[src.kinds.rank(i)])
+                .and_then(|id| m.get(id))
+                .ok_or_else(|| Error::corrupt(what, 0, format!("item {i} has no mapped value")))?;
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// The kinds of the parent of `node`, whose kinds are parent-masked,
+    /// after checking that the node may have such kinds.
+    fn masked_parent(
+        &mut self,
+        node: u32,
+        meta: &crate::format::NodeMeta,
+        depth: usize,
+        what: &str,
+    ) -> Result<Arc<Kinds>> {
+        if node == 0 || !matches!(meta.name, NodeName::Key(_)) || depth > 256 {
+            return Err(Error::corrupt(
+                what,
+                0,
+                "parent-masked kinds on a node that is not an object field",
+            ));
+        }
+        let parent = meta.parent;
+        if parent >= node || self.snap.footer().nodes[parent as usize].items != meta.items {
+            return Err(Error::corrupt(what, 0, "parent has a different item count"));
+        }
+        self.kinds_at(parent, depth + 1)
+    }
+
+    /// Expand `ParentMasked` kinds: bit-packed kinds of the items whose
+    /// parent item is an object; every other item is `Absent`.
+    fn parent_masked(
+        &mut self,
+        node: u32,
+        meta: &crate::format::NodeMeta,
+        items: usize,
+        b: &[u8],
+        depth: usize,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        let parent = meta.parent;
+        let pk = self.masked_parent(node, meta, depth, what)?;
+        let under = self.snap.footer().nodes[parent as usize].count(Kind::Object) as usize;
+        let sub = encoding::bitpack::decode(b, under, what)?;
+        let mut out = vec![Kind::Absent as u8; items];
+        for (i, k) in pk.items_of(Kind::Object).zip(sub) {
+            out[i] = k;
+        }
+        Ok(out)
+    }
+}
+
+/// The kind to keep implicit when a node of `items` items with these kind
+/// counts is kept sparse: the most common kind, when at least 3/4 of the
+/// items have it.
+fn sparse_base(counts: &[u64; KIND_COUNT], items: usize) -> Option<Kind> {
+    let (k, &c) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|&(k, &c)| (c, std::cmp::Reverse(k)))?;
+    let rest = (items as u64).checked_sub(c)?;
+    (items >= SPARSE_MIN_ITEMS && rest * 4 <= items as u64)
+        .then(|| Kind::from_u8(k as u8))
+        .flatten()
+}
+
+/// Sparse kinds from the items that differ from `base`, checked against
+/// the footer's counts.
+fn sparse_checked(
+    items: usize,
+    base: Kind,
+    at: Vec<u32>,
+    kinds: Vec<u8>,
+    counts: &[u64; KIND_COUNT],
+    what: &str,
+) -> Result<Kinds> {
+    let mut got = [0u64; KIND_COUNT];
+    let mut ranks = Vec::with_capacity(kinds.len());
+    for &k in &kinds {
+        if k as usize >= KIND_COUNT {
+            return Err(Error::corrupt(what, 0, format!("unknown kind {k}")));
+        }
+        ranks.push(got[k as usize] as u32);
+        got[k as usize] += 1;
+    }
+    got[base as usize] = (items - at.len()) as u64;
+    if &got != counts {
+        return Err(Error::corrupt(
+            what,
+            0,
+            format!("kind counts {got:?} differ from the footer's {counts:?}"),
+        ));
+    }
+    Ok(Kinds::Sparse(SparseKinds {
+        len: items,
+        base,
+        at,
+        kinds,
+        ranks,
+    }))
+}
+
+/// Why `source` cannot be the source of a mapped stream of `node`, if it
+/// cannot: it must be another existing node with the same item count and
+/// the same domain.
+fn check_source(snap: &Snapshot, node: u32, source: u32) -> std::result::Result<(), String> {
+    let nodes = &snap.footer().nodes;
+    if source == node
+        || source as usize >= nodes.len()
+        || nodes[source as usize].items != nodes[node as usize].items
+        || domain_of(snap, source) != domain_of(snap, node)
+    {
+        return Err(format!(
+            "mapped from node {source} outside this column's domain"
+        ));
+    }
+    Ok(())
+}
+
+/// Check, at open, the graph of `mapped` streams: every source is valid,
+/// there is no cycle, and no chain is longer than [`MAX_MAPPED_CHAIN`].
+/// Reads only the first bytes (the source node) of each mapped stream.
+pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
+    let f = snap.footer();
+    let mut sources: Vec<[Option<u32>; 2]> = vec![[None; 2]; f.nodes.len()];
+    let mut any = false;
+    for (i, m) in f.nodes.iter().enumerate() {
+        for (j, role) in [Role::Ints, Role::Strs].into_iter().enumerate() {
+            let Some(s) = m.stream(role) else { continue };
+            let e = &f.sections[s as usize];
+            if e.encoding != Encoding::Mapped {
+                continue;
+            }
+            let what = format!("column `{}` {} stream", snap.path(i as u32), role.name());
+            let stored = snap.section_stored(s)?;
+            let head = crate::compress::decompress_prefix(e.codec, stored, 10, &what)?;
+            let src = encoding::varint::Reader::new(&head).u64(&what)?;
+            let src = u32::try_from(src)
+                .map_err(|_| Error::corrupt(&what, e.offset, "source node out of range"))?;
+            check_source(snap, i as u32, src).map_err(|d| Error::corrupt(&what, e.offset, d))?;
+            sources[i][j] = Some(src);
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    // Longest chain from each node, by depth-first search with colours:
+    // 0 unvisited, 1 on the current path, 2 done.
+    let mut state = vec![0u8; f.nodes.len()];
+    let mut chain = vec![0usize; f.nodes.len()];
+    for start in 0..f.nodes.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (n, ref mut next)) = stack.last_mut() {
+            if *next < 2 {
+                let j = *next;
+                *next += 1;
+                if let Some(s) = sources[n][j] {
+                    let s = s as usize;
+                    match state[s] {
+                        0 => {
+                            state[s] = 1;
+                            stack.push((s, 0));
+                        }
+                        1 => {
+                            return Err(Error::corrupt(
+                                format!("column `{}`", snap.path(n as u32)),
+                                0,
+                                format!("mapped streams form a cycle through node {s}"),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            let c = sources[n]
+                .iter()
+                .flatten()
+                .map(|&s| chain[s as usize] + 1)
+                .max()
+                .unwrap_or(0);
+            if c > MAX_MAPPED_CHAIN {
+                return Err(Error::corrupt(
+                    format!("column `{}`", snap.path(n as u32)),
+                    0,
+                    format!("mapped streams chained {c} deep (the limit is {MAX_MAPPED_CHAIN})"),
+                ));
+            }
+            chain[n] = c;
+            state[n] = 2;
+            stack.pop();
+        }
+    }
+    Ok(())
+}
+
+impl NodeData {
+    /// Decode node `node` of `snap` (within the default memory budget).
+    pub fn decode(snap: &Snapshot, node: u32) -> Result<NodeData> {
+        let mut d = Decoder::new(snap, None);
+        let data = d.node(node)?;
+        drop(d);
+        Ok(Arc::try_unwrap(data).unwrap_or_else(|a| (*a).clone()))
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.kinds.len()
@@ -286,17 +919,14 @@ impl NodeData {
         self.kinds.get(i)
     }
 
-    /// Rank of item `i` among the items of its kind.
+    /// Rank of item `i` among the items of its kind: the index of its
+    /// payload in that kind's vector.
     #[inline]
     pub fn pos(&self, i: usize) -> usize {
-        if self.pos.is_empty() {
-            i
-        } else {
-            self.pos[i] as usize
-        }
+        self.kinds.rank(i)
     }
 
-    /// The `j`-th timestamp payload.
+    /// The `j`-th timestamp payload (`j` is a rank, see [`NodeData::pos`]).
     pub fn timestamp(&self, j: usize) -> Timestamp {
         let layout = self
             .ts_layout
@@ -328,11 +958,8 @@ impl NodeData {
 
     /// Bytes held by the decoded vectors.
     pub fn heap_bytes(&self) -> usize {
-        let k = match &self.kinds {
-            Kinds::Const(..) => 0,
-            Kinds::Dense(v) => v.len(),
-        };
-        k + self.ints.len() * 8
+        self.kinds.heap_bytes()
+            + self.ints.len() * 8
             + self.uints.len() * 8
             + self.floats.len() * 8
             + self.strs.len() * 4
@@ -342,172 +969,155 @@ impl NodeData {
             + self.ts_offset.len() * 2
             + self.lens.len() * 4
             + self.list_starts.len() * 8
-            + self.pos.len() * 4
     }
 }
 
-/// Decode the kinds of node `node` (recursing into the parent for
-/// `ParentMasked` kinds; `depth` bounds the recursion on hostile files).
-pub(crate) fn decode_kinds(snap: &Snapshot, node: u32, depth: usize) -> Result<Kinds> {
-    let meta = snap
-        .footer
-        .nodes
-        .get(node as usize)
-        .ok_or_else(|| Error::NotFound {
-            what: "node",
-            name: node.to_string(),
+/// One column's values by item: row `i` for a top-level field (`title`,
+/// `user.login`), element `i` for a column under an array (`labels[].name`,
+/// whose items are the elements of every row's array, in row order).
+///
+/// Every getter takes an item index and returns `None` when that item does
+/// not hold a value of the asked type: a `null`, an absent key, another
+/// kind, or an index past the end. A null never reads as zero.
+///
+/// ```
+/// # fn main() -> colsnap::Result<()> {
+/// let ndjson = "{\"n\": 5}\n{\"n\": null}\n{}\n{\"n\": -2}\n";
+/// let bytes = colsnap::build_to_vec(ndjson.as_bytes(), &Default::default())?;
+/// let snap = colsnap::Snapshot::from_bytes(bytes)?;
+/// let n = snap.column("n")?;
+/// let got: Vec<Option<i64>> = (0..4).map(|r| n.i64(r)).collect();
+/// assert_eq!(got, [Some(5), None, None, Some(-2)]);
+/// assert_eq!(n.kind(1), colsnap::model::Kind::Null);
+/// assert_eq!(n.kind(2), colsnap::model::Kind::Absent);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ColumnView {
+    data: Arc<NodeData>,
+}
+
+impl ColumnView {
+    /// The column's node index (for [`Snapshot::table_of`],
+    /// [`Snapshot::path`]).
+    pub fn node(&self) -> u32 {
+        self.data.node
+    }
+
+    /// Number of items (rows for a top-level field).
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when the column has no items.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Kind of item `i` (`Absent` past the end).
+    #[inline]
+    pub fn kind(&self, i: usize) -> Kind {
+        self.data.kind(i)
+    }
+
+    /// True when item `i` holds no value: `null`, absent, or past the end.
+    pub fn is_null(&self, i: usize) -> bool {
+        matches!(self.kind(i), Kind::Null | Kind::Absent)
+    }
+
+    /// The integer at item `i` when it is an integer that fits `i64`.
+    pub fn i64(&self, i: usize) -> Option<i64> {
+        (self.kind(i) == Kind::Int).then(|| self.data.ints[self.data.pos(i)])
+    }
+
+    /// The integer at item `i` when it is a non-negative integer (any
+    /// integer in `0..=u64::MAX`).
+    pub fn u64(&self, i: usize) -> Option<u64> {
+        match self.kind(i) {
+            Kind::Int => u64::try_from(self.data.ints[self.data.pos(i)]).ok(),
+            Kind::UInt => Some(self.data.uints[self.data.pos(i)]),
+            _ => None,
+        }
+    }
+
+    /// The number at item `i` as `f64`: a float, or an integer converted
+    /// (rounded to the nearest `f64` beyond 2^53).
+    pub fn f64(&self, i: usize) -> Option<f64> {
+        let d = &self.data;
+        match self.kind(i) {
+            Kind::Float => Some(d.floats[d.pos(i)]),
+            Kind::Int => Some(d.ints[d.pos(i)] as f64),
+            Kind::UInt => Some(d.uints[d.pos(i)] as f64),
+            _ => None,
+        }
+    }
+
+    /// The boolean at item `i`.
+    pub fn bool(&self, i: usize) -> Option<bool> {
+        match self.kind(i) {
+            Kind::True => Some(true),
+            Kind::False => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The string id at item `i` (ids sort like the strings; the text is
+    /// `snap.table_of(view.node())?.get(id)`).
+    pub fn str_id(&self, i: usize) -> Option<u32> {
+        self.data.str_id(i)
+    }
+
+    /// The timestamp at item `i` (its `Display` is the RFC 3339 text the
+    /// input had).
+    pub fn timestamp(&self, i: usize) -> Option<Timestamp> {
+        (self.kind(i) == Kind::Time).then(|| self.data.timestamp(self.data.pos(i)))
+    }
+
+    /// The range of element items (in the `PATH[]` column) of item `i` when
+    /// it is an array.
+    pub fn elements(&self, i: usize) -> Option<std::ops::Range<u64>> {
+        self.data.elements(i)
+    }
+
+    /// The low-level decoded streams (payloads packed per kind).
+    pub fn node_data(&self) -> &NodeData {
+        &self.data
+    }
+}
+
+impl Snapshot {
+    /// Decode every stream of a node: the low-level form, whose payload
+    /// vectors are packed per kind (index them with [`NodeData::pos`], not
+    /// by row). Most callers want [`Snapshot::column`].
+    pub fn node_data(&self, node: u32) -> Result<NodeData> {
+        NodeData::decode(self, node)
+    }
+
+    /// The column at `path` (`title`, `user.login`, `labels[].name`), with
+    /// getters by row (or element) that return `None` for nulls, absent
+    /// keys and other kinds.
+    pub fn column(&self, path: &str) -> Result<ColumnView> {
+        let n = self.node_by_path(path).ok_or_else(|| Error::NotFound {
+            what: "column",
+            name: path.to_string(),
         })?;
-    let items = usize::try_from(meta.items)
-        .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
-    let path = snap.path(node).to_string();
-    let what = |role: Role| format!("column `{path}` {} stream", role.name());
-    let load = |role: Role| -> Result<Option<(Encoding, std::borrow::Cow<'_, [u8]>)>> {
-        match meta.stream(role) {
-            None => Ok(None),
-            Some(s) => {
-                let e: &SectionEntry = &snap.footer.sections[s as usize];
-                Ok(Some((e.encoding, snap.section(s)?)))
-            }
-        }
-    };
-    let kinds = match meta.const_kind() {
-        Some(k) => Kinds::Const(k, items),
-        None => {
-            let present = meta.counts.iter().filter(|&&c| c > 0).count();
-            let e = &snap.footer.sections[meta.stream(Role::Kinds).unwrap_or(0) as usize];
-            let need =
-                1 + present + (items * encoding::bitpack::width_for(present) as usize).div_ceil(8);
-            if e.encoding == Encoding::BitPacked && e.raw_len as usize != need {
-                return Err(Error::corrupt(
-                    what(Role::Kinds),
-                    e.offset,
-                    format!("raw length {} but {items} items need {need}", e.raw_len),
-                ));
-            }
-            let (enc, b) = load(Role::Kinds)?
-                .ok_or_else(|| Error::corrupt(what(Role::Kinds), 0, "missing"))?;
-            let v = if enc == Encoding::ParentMasked {
-                parent_masked(snap, node, meta, items, &b, depth, &what(Role::Kinds))?
-            } else {
-                encoding::decode_u8s(enc, &b, items, &what(Role::Kinds))?
-            };
-            let mut got = [0u64; KIND_COUNT];
-            for &k in &v {
-                if k as usize >= KIND_COUNT {
-                    return Err(Error::corrupt(
-                        what(Role::Kinds),
-                        0,
-                        format!("unknown kind {k}"),
-                    ));
-                }
-                got[k as usize] += 1;
-            }
-            if got != meta.counts {
-                return Err(Error::corrupt(
-                    what(Role::Kinds),
-                    0,
-                    format!(
-                        "kind counts {got:?} differ from the footer's {:?}",
-                        meta.counts
-                    ),
-                ));
-            }
-            Kinds::Dense(v)
-        }
-    };
-    Ok(kinds)
+        let mut d = Decoder::new(self, None);
+        Ok(ColumnView { data: d.node(n)? })
+    }
 }
 
 /// The node whose items define `node`'s domain: the nearest ancestor that is
 /// the root or an array element node.
 fn domain_of(snap: &Snapshot, mut node: u32) -> u32 {
-    for _ in 0..snap.footer.nodes.len() {
-        let m = &snap.footer.nodes[node as usize];
-        if node == 0 || m.name == crate::model::NodeName::Elem || m.parent >= node {
+    let nodes = &snap.footer().nodes;
+    for _ in 0..nodes.len() {
+        let m = &nodes[node as usize];
+        if node == 0 || m.name == NodeName::Elem || m.parent >= node {
             return node;
         }
         node = m.parent;
     }
     node
-}
-
-/// Decode a `Mapped` stream: the payload of every item of kind `kind` is the
-/// mapping's value for the source node's string id at the same item.
-fn mapped(
-    snap: &Snapshot,
-    node: u32,
-    kinds: &Kinds,
-    kind: Kind,
-    b: &[u8],
-    depth: usize,
-    what: &str,
-) -> Result<Vec<i64>> {
-    let items = kinds.len();
-    let m = encoding::mapped::decode(b, items, what)?;
-    let nodes = &snap.footer.nodes;
-    // A mapping's source is a preceding node or its sibling group's key
-    // column; the depth bound turns a cycle in a hostile file into an error.
-    if m.source == node
-        || m.source as usize >= nodes.len()
-        || nodes[m.source as usize].items != nodes[node as usize].items
-        || domain_of(snap, m.source) != domain_of(snap, node)
-        || depth > 64
-    {
-        return Err(Error::corrupt(
-            what,
-            0,
-            format!("mapped from node {} outside this column's domain", m.source),
-        ));
-    }
-    let src = NodeData::decode_at(snap, m.source, depth + 1)?;
-    let mut out = Vec::new();
-    for i in 0..items {
-        if kinds.get(i) == kind {
-            let v = src
-                .str_id(i)
-                .and_then(|id| m.get(id))
-                .ok_or_else(|| Error::corrupt(what, 0, format!("item {i} has no mapped value")))?;
-            out.push(v);
-        }
-    }
-    Ok(out)
-}
-
-/// Expand `ParentMasked` kinds: bit-packed kinds of the items whose parent
-/// item is an object; every other item is `Absent`.
-fn parent_masked(
-    snap: &Snapshot,
-    node: u32,
-    meta: &crate::format::NodeMeta,
-    items: usize,
-    b: &[u8],
-    depth: usize,
-    what: &str,
-) -> Result<Vec<u8>> {
-    if node == 0 || !matches!(meta.name, crate::model::NodeName::Key(_)) || depth > 256 {
-        return Err(Error::corrupt(
-            what,
-            0,
-            "parent-masked kinds on a node that is not an object field",
-        ));
-    }
-    let parent = meta.parent;
-    if parent >= node || snap.footer.nodes[parent as usize].items != meta.items {
-        return Err(Error::corrupt(what, 0, "parent has a different item count"));
-    }
-    let pk = decode_kinds(snap, parent, depth + 1)?;
-    let under = (0..items).filter(|&i| pk.get(i) == Kind::Object).count();
-    let sub = encoding::bitpack::decode(b, under, what)?;
-    let mut it = sub.into_iter();
-    Ok((0..items)
-        .map(|i| {
-            if pk.get(i) == Kind::Object {
-                it.next().unwrap_or(Kind::Absent as u8)
-            } else {
-                Kind::Absent as u8
-            }
-        })
-        .collect())
 }
 
 /// Layout 0 (`Z`, no fraction); only used for bytes that `decode` rejected.

@@ -1,11 +1,12 @@
 //! Full integrity check: every checksum, every structural invariant.
 
 use super::Snapshot;
-use super::node::{Kinds, NodeData};
+use super::node::{Decoder, Kinds, NodeData};
 use crate::error::{Error, Result};
 use crate::format::{self, Role};
 use crate::model::{Kind, NodeName};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// What `verify` checked.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -71,9 +72,12 @@ impl Snapshot {
             rep.sections
         ));
 
-        // Nodes.
+        // Nodes. Each is decoded with its own decoder (within the budget)
+        // and dropped once checked; only kinds and element totals are kept
+        // for the children's checks (sparse kinds stay small).
         let mut keys: HashSet<(u32, &str)> = HashSet::new();
-        let mut datas: Vec<NodeData> = Vec::with_capacity(f.nodes.len());
+        let mut kinds: Vec<Arc<Kinds>> = Vec::with_capacity(f.nodes.len());
+        let mut elements: Vec<u64> = Vec::with_capacity(f.nodes.len());
         for (i, m) in f.nodes.iter().enumerate() {
             let path = self.path(i as u32).to_string();
             let corrupt = |d: String| Error::corrupt(format!("column `{path}`"), 0, d);
@@ -85,12 +89,12 @@ impl Snapshot {
             for s in m.streams.iter().flatten() {
                 used[*s as usize] += 1;
             }
-            let d = NodeData::decode(self, i as u32)?;
+            let d = Decoder::new(self, None).node(i as u32)?;
             if i > 0 {
-                let p = &datas[m.parent as usize];
+                let p = &kinds[m.parent as usize];
                 match m.name {
                     NodeName::Elem => {
-                        let total = p.list_starts.last().copied().unwrap_or(0);
+                        let total = elements[m.parent as usize];
                         if total != m.items {
                             return Err(corrupt(format!(
                                 "{} elements, but the parent's arrays hold {total}",
@@ -98,14 +102,16 @@ impl Snapshot {
                             )));
                         }
                     }
-                    _ if matches!(d.kinds, Kinds::Const(Kind::Absent, _))
-                        || matches!(p.kinds, Kinds::Const(Kind::Object, _)) => {}
+                    _ if matches!(*d.kinds, Kinds::Const(Kind::Absent, _))
+                        || matches!(**p, Kinds::Const(Kind::Object, _)) => {}
                     _ => {
-                        for it in 0..d.len() {
-                            if d.kind(it) != Kind::Absent && p.kind(it) != Kind::Object {
+                        let mut h = 0;
+                        for it in d.kinds.present() {
+                            let pk = p.get_hinted(it, &mut h);
+                            if pk != Kind::Object {
                                 return Err(corrupt(format!(
                                     "item {it} is present but its parent is a {}",
-                                    p.kind(it).name()
+                                    pk.name()
                                 )));
                             }
                         }
@@ -122,7 +128,8 @@ impl Snapshot {
                 return Err(corrupt("arrays with elements but no element column".into()));
             }
             check_stats(m, &d).map_err(corrupt)?;
-            datas.push(d);
+            kinds.push(d.kinds.clone());
+            elements.push(d.list_starts.last().copied().unwrap_or(0));
             rep.columns += 1;
         }
         rep.columns -= 1;

@@ -92,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ndjson: args.ndjson,
         columns: args.columns,
         rows: args.rows,
+        ..Default::default()
     };
     let mut overlay = match &args.events {
         Some(ev) => {

@@ -1,0 +1,803 @@
+//! Hostile resources on the read side (issue 11 items 2, 4, 5, 6, 14) and
+//! row-aligned typed access.
+//!
+//! Every hostile file is crafted here by a generator, with valid checksums,
+//! so that what it claims is what the reader must judge. The CLI cases run
+//! under a 1 GiB address-space limit and a timeout (`ulimit -v`, `timeout`):
+//! a reader that tried to allocate what a file claims would abort there.
+
+use colsnap::compress::{self, Codec};
+use colsnap::encoding::{Encoding, bitpack, dict, mapped, varint};
+use colsnap::format::{
+    self, Footer, Header, NodeMeta, Role, STREAM_ROLES, SectionEntry, SectionHeader, Stats,
+    TableMeta, Trailer, VERSION,
+};
+use colsnap::model::{KIND_COUNT, Kind, NodeName};
+use colsnap::{BuildOptions, Error, ExportOptions, Snapshot, build_to_vec};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------- crafting
+
+/// One section to write: role, encoding, codec, declared raw length, stored bytes.
+struct Sec {
+    role: Role,
+    enc: Encoding,
+    codec: Codec,
+    raw_len: u32,
+    stored: Vec<u8>,
+}
+
+fn raw(role: Role, enc: Encoding, payload: Vec<u8>) -> Sec {
+    Sec {
+        role,
+        enc,
+        codec: Codec::None,
+        raw_len: payload.len() as u32,
+        stored: payload,
+    }
+}
+
+/// Header, sections, the footer made by `footer` (given the directory) and a
+/// trailer; every checksum valid.
+fn assemble(secs: Vec<Sec>, footer: impl FnOnce(Vec<SectionEntry>) -> Footer) -> Vec<u8> {
+    let mut out = Header { version: VERSION }.to_bytes().to_vec();
+    let mut dir = Vec::new();
+    for s in secs {
+        let h = SectionHeader {
+            codec: s.codec,
+            encoding: s.enc,
+            role: s.role as u8,
+            raw_len: s.raw_len,
+            stored_len: s.stored.len() as u32,
+            crc: format::crc32c(&s.stored),
+        };
+        dir.push(SectionEntry {
+            offset: out.len() as u64,
+            stored_len: h.stored_len,
+            raw_len: h.raw_len,
+            codec: h.codec,
+            encoding: h.encoding,
+            role: h.role,
+            crc: h.crc,
+        });
+        out.extend_from_slice(&h.to_bytes());
+        out.extend_from_slice(&s.stored);
+        let pad = format::section::padding((format::SECTION_HEADER_LEN + s.stored.len()) as u64);
+        out.extend(std::iter::repeat_n(0u8, pad as usize));
+    }
+    let footer_raw = footer(dir).to_bytes();
+    let t = Trailer {
+        footer_offset: out.len() as u64,
+        footer_stored_len: footer_raw.len() as u32,
+        footer_raw_len: footer_raw.len() as u32,
+        footer_crc: format::crc32c(&footer_raw),
+        footer_codec: Codec::None,
+    };
+    out.extend_from_slice(&footer_raw);
+    out.extend_from_slice(&t.to_bytes());
+    out
+}
+
+fn node(parent: u32, name: NodeName, items: u64, kinds: &[(Kind, u64)]) -> NodeMeta {
+    let mut counts = [0u64; KIND_COUNT];
+    for &(k, c) in kinds {
+        counts[k as usize] = c;
+    }
+    NodeMeta {
+        parent,
+        name,
+        items,
+        counts,
+        streams: [None; STREAM_ROLES.len()],
+        table: 0,
+        ts_layout: 0,
+        stats: Stats::default(),
+    }
+}
+
+fn key(k: &str) -> NodeName {
+    NodeName::Key(k.into())
+}
+
+fn root(rows: u64) -> NodeMeta {
+    node(0, NodeName::Root, rows, &[(Kind::Object, rows)])
+}
+
+fn with_stream(mut n: NodeMeta, role: Role, section: u32) -> NodeMeta {
+    n.streams[role.stream_index().expect("stream role")] = Some(section);
+    n
+}
+
+/// Rewrite the footer of a well-formed snapshot with `edit` (sections kept).
+fn rewrite_footer(bytes: &[u8], edit: impl FnOnce(&mut Footer)) -> Vec<u8> {
+    let s = Snapshot::from_bytes(bytes.to_vec()).expect("a valid snapshot");
+    let mut f = s.footer().clone();
+    edit(&mut f);
+    let end = f.sections.last().map_or(format::HEADER_LEN as u64, |e| {
+        let len = format::SECTION_HEADER_LEN as u64 + e.stored_len as u64;
+        e.offset + len + format::section::padding(len)
+    });
+    let mut out = bytes[..end as usize].to_vec();
+    let footer_raw = f.to_bytes();
+    let t = Trailer {
+        footer_offset: out.len() as u64,
+        footer_stored_len: footer_raw.len() as u32,
+        footer_raw_len: footer_raw.len() as u32,
+        footer_crc: format::crc32c(&footer_raw),
+        footer_codec: Codec::None,
+    };
+    out.extend_from_slice(&footer_raw);
+    out.extend_from_slice(&t.to_bytes());
+    out
+}
+
+fn corrupt_detail(r: colsnap::Result<Snapshot>) -> String {
+    match r {
+        Err(Error::Corrupt { what, detail, .. }) => format!("{what}: {detail}"),
+        Err(e) => panic!("expected a corrupt-snapshot error, got {e}"),
+        Ok(_) => panic!("a hostile file was accepted"),
+    }
+}
+
+// ------------------------------------------------- running under a limit
+
+/// Write `bytes` to a temporary file and run `colsnap ARGS FILE` under a
+/// 1 GiB address-space limit and a 60 s timeout. Returns (exit code, stderr);
+/// a signal (an abort on a failed allocation, a kill) fails the test.
+fn run_limited(bytes: &[u8], args: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("hostile.colsnap");
+    std::fs::write(&file, bytes).expect("write");
+    run_limited_path(&file, args)
+}
+
+fn run_limited_path(file: &Path, args: &[&str]) -> (i32, String) {
+    let bin = env!("CARGO_BIN_EXE_colsnap");
+    let mut cmd = String::from("ulimit -v 1048576 && exec timeout 60 \"$0\"");
+    for i in 0..args.len() {
+        cmd.push_str(&format!(" \"${}\"", i + 1));
+    }
+    cmd.push_str(&format!(" \"${}\"", args.len() + 1));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .arg(bin)
+        .args(args)
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run colsnap");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = out.status.code().unwrap_or_else(|| {
+        panic!(
+            "colsnap {args:?} was killed by a signal ({:?}): {stderr}",
+            out.status
+        )
+    });
+    assert_ne!(code, 124, "colsnap {args:?} timed out: {stderr}");
+    assert!(
+        !stderr.contains("memory allocation") && !stderr.contains("panicked"),
+        "colsnap {args:?}: {stderr}"
+    );
+    (code, stderr)
+}
+
+// ------------------------------------- item 2: chained `mapped` streams
+
+/// 20 rows; node 1 (`b`) holds string ids 0..20 of a 20-string table; nodes
+/// `c1..cN` alternate kinds: odd chain nodes are `Int` at items 0..10 and
+/// `Str` at 10..20, even ones the reverse. The ints of chain node k are
+/// mapped from node k-1 and its string ids from node k-2 (the base `b`
+/// stands in before the chain), so without memoising, decoding node k decodes
+/// node k-1 and node k-2 again: Fibonacci work in the chain length.
+/// `source_of` may redirect a chain node's int source (to make a cycle).
+fn mapped_chain(len: usize, source_of: impl Fn(u32) -> u32) -> Vec<u8> {
+    const N: usize = 20;
+    let mut secs = Vec::new();
+    let mut chunk = Vec::new();
+    for i in 0..N {
+        varint::put_bytes(&mut chunk, format!("s{i:02}").as_bytes());
+    }
+    secs.push(raw(Role::StrChunk, Encoding::Raw, chunk)); // 0
+    let ids: Vec<u8> = (0..N as u32).flat_map(|i| i.to_le_bytes()).collect();
+    secs.push(raw(Role::Strs, Encoding::PlainU32, ids)); // 1
+    let mut nodes = vec![root(N as u64)];
+    let mut b = with_stream(
+        node(0, key("b"), N as u64, &[(Kind::Str, N as u64)]),
+        Role::Strs,
+        1,
+    );
+    b.stats = Stats {
+        distinct: N as u64,
+        str: Some((0, N as u32 - 1)),
+        ..Default::default()
+    };
+    nodes.push(b);
+    // Node index of chain node k (1-based) is k + 1; the base is node 1.
+    let node_of = |k: usize| if k == 0 { 1 } else { k as u32 + 1 };
+    let int_first = |k: usize| k % 2 == 1;
+    for k in 1..=len {
+        let kinds: Vec<u8> = (0..N)
+            .map(|i| {
+                if (i < N / 2) == int_first(k) {
+                    Kind::Int as u8
+                } else {
+                    Kind::Str as u8
+                }
+            })
+            .collect();
+        let mut kb = Vec::new();
+        bitpack::encode(&kinds, &mut kb);
+        let int_items: Vec<u32> = (0..N as u32)
+            .filter(|&i| kinds[i as usize] == Kind::Int as u8)
+            .collect();
+        let str_items: Vec<u32> = (0..N as u32)
+            .filter(|&i| kinds[i as usize] == Kind::Str as u8)
+            .collect();
+        // Every node's string id at item i is i (the base's, passed on).
+        let isrc = source_of(node_of(k - 1));
+        let ssrc = node_of(k.saturating_sub(2));
+        let im = mapped::build(isrc, int_items.iter().map(|&i| (i, 100 + i as i64)))
+            .expect("a function");
+        let sm = mapped::build(ssrc, str_items.iter().map(|&i| (i, i as i64))).expect("a function");
+        let (mut ib, mut sb) = (Vec::new(), Vec::new());
+        mapped::encode(&im, &mut ib);
+        mapped::encode(&sm, &mut sb);
+        let s0 = secs.len() as u32;
+        secs.push(raw(Role::Kinds, Encoding::BitPacked, kb));
+        secs.push(raw(Role::Ints, Encoding::Mapped, ib));
+        secs.push(raw(Role::Strs, Encoding::Mapped, sb));
+        let mut n = node(
+            0,
+            key(&format!("c{k}")),
+            N as u64,
+            &[(Kind::Int, 10), (Kind::Str, 10)],
+        );
+        n = with_stream(n, Role::Kinds, s0);
+        n = with_stream(n, Role::Ints, s0 + 1);
+        n = with_stream(n, Role::Strs, s0 + 2);
+        n.stats = Stats {
+            distinct: N as u64,
+            int: Some((
+                100 + *int_items.first().expect("ints") as i64,
+                100 + *int_items.last().expect("ints") as i64,
+            )),
+            str: Some((
+                *str_items.first().expect("strs"),
+                *str_items.last().expect("strs"),
+            )),
+            ..Default::default()
+        };
+        nodes.push(n);
+    }
+    assemble(secs, |d| Footer {
+        rows: N as u64,
+        sections: d,
+        tables: vec![TableMeta {
+            flags: 0,
+            n_strings: N as u64,
+            first_chunk: 0,
+            chunk_counts: vec![N as u32],
+            index_section: None,
+            dict_section: None,
+        }],
+        nodes,
+    })
+}
+
+#[test]
+fn a_chain_of_mapped_streams_decodes_each_node_once() {
+    // 40 levels: about 10^8 decodes without memoising (the issue's case ran
+    // forever); each node once now.
+    let bytes = mapped_chain(40, |s| s);
+    assert!(bytes.len() < 20_000, "{} bytes", bytes.len());
+    let s = Snapshot::from_bytes(bytes.clone()).expect("a chain of 40 is within the limit");
+    let t = Instant::now();
+    s.verify().expect("valid");
+    let rows = s.to_values().expect("export");
+    assert_eq!(rows.len(), 20);
+    assert_eq!(rows[3]["c40"], serde_json::json!("s03"));
+    assert_eq!(rows[13]["c40"], serde_json::json!(113));
+    assert_eq!(rows[13]["c39"], serde_json::json!("s13"));
+    let c40 = s.column("c40").expect("column");
+    assert_eq!(
+        (c40.i64(13), c40.str_id(3), c40.i64(3)),
+        (Some(113), Some(3), None)
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    // And through the CLI, under the memory limit and the timeout.
+    for args in [&["verify"][..], &["export"], &["query", "--limit", "3"]] {
+        let (code, err) = run_limited(&bytes, args);
+        assert_eq!(code, 0, "colsnap {args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_over_deep_mapped_chain_is_refused_at_open() {
+    let limit = colsnap::read::MAX_MAPPED_CHAIN;
+    let ok = mapped_chain(limit, |s| s);
+    Snapshot::from_bytes(ok).expect("a chain at the limit opens");
+    let bytes = mapped_chain(limit + 1, |s| s);
+    let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+    assert!(d.contains("chained 65 deep (the limit is 64)"), "{d}");
+    let (code, err) = run_limited(&bytes, &["export"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("chained 65 deep"), "{err}");
+}
+
+#[test]
+fn a_cycle_of_mapped_streams_is_refused_at_open() {
+    // Chain node 1 (node 2) takes its ints from chain node 3 (node 4), whose
+    // ints come from node 3, whose ints come from node 2: a cycle.
+    let bytes = mapped_chain(3, |s| if s == 1 { 4 } else { s });
+    let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+    assert!(d.contains("form a cycle"), "{d}");
+    let (code, err) = run_limited(&bytes, &["verify"]);
+    assert_eq!(code, 1, "{err}");
+}
+
+// ------------------------------------------ item 14: duplicate sibling keys
+
+#[test]
+fn two_siblings_with_one_name_are_refused_at_open() {
+    let good = build_to_vec(
+        &b"{\"url\": \"a\", \"uri\": \"b\"}\n{\"url\": \"c\", \"uri\": \"d\"}\n"[..],
+        &BuildOptions::default(),
+    )
+    .expect("build");
+    let bytes = rewrite_footer(&good, |f| {
+        for n in &mut f.nodes {
+            if n.name == key("uri") {
+                n.name = key("url");
+            }
+        }
+    });
+    let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+    assert!(d.contains("duplicate key \"url\" under node 0"), "{d}");
+    let (code, err) = run_limited(&bytes, &["export"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("duplicate key"), "{err}");
+    // The same names under different parents are fine.
+    build_to_vec(
+        &b"{\"a\": {\"url\": 1}, \"b\": {\"url\": 2}, \"url\": 3}\n"[..],
+        &BuildOptions::default(),
+    )
+    .map(|b| Snapshot::from_bytes(b).expect("open"))
+    .expect("build");
+}
+
+// ------------------------------------- item 5: counts that need no bytes
+
+/// `u32::MAX` rows of `{"a": 7}`: the ints are a one-value dictionary with
+/// zero-width indexes, so the file is tiny; decoding the column needs 34 GB.
+fn one_value_dict_rows() -> Vec<u8> {
+    let rows = u32::MAX as u64;
+    let mut p = Vec::new();
+    varint::put_u64(&mut p, 1);
+    varint::put_u64(&mut p, dict::to_ordered_i64(7));
+    assemble(vec![raw(Role::Ints, Encoding::Dict, p)], |d| {
+        let mut a = with_stream(node(0, key("a"), rows, &[(Kind::Int, rows)]), Role::Ints, 0);
+        a.stats = Stats {
+            distinct: 1,
+            int: Some((7, 7)),
+            ..Default::default()
+        };
+        Footer {
+            rows,
+            sections: d,
+            tables: Vec::new(),
+            nodes: vec![root(rows), a],
+        }
+    })
+}
+
+#[test]
+fn a_count_that_needs_no_bytes_is_refused_by_the_budget() {
+    let bytes = one_value_dict_rows();
+    assert!(bytes.len() < 200, "{} bytes", bytes.len());
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open reads only the footer");
+    for r in [
+        s.node_data(1).map(|_| ()),
+        s.column("a").map(|_| ()),
+        s.verify().map(|_| ()),
+        s.export(
+            &mut std::io::sink(),
+            &ExportOptions {
+                rows: Some(0..1),
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
+    ] {
+        match r {
+            Err(Error::Budget { what, need, budget }) => {
+                assert!(what.contains("column `a` ints"), "{what}");
+                assert_eq!(need, (u32::MAX as u64) * 8);
+                assert_eq!(budget, colsnap::read::DEFAULT_MEMORY_BUDGET);
+            }
+            other => panic!("expected a budget error, got {other:?}"),
+        }
+    }
+    for args in [&["verify"][..], &["export"], &["export", "--rows", "0..1"]] {
+        let (code, err) = run_limited(&bytes, args);
+        assert_ne!(code, 0, "colsnap {args:?}");
+        assert!(err.contains("34359738360 bytes of memory"), "{err}");
+    }
+    let (code, err) = run_limited(&bytes, &["inspect"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_budget_option_is_honoured() {
+    let ndjson: String = (0..1000).map(|i| format!("{{\"n\": {i}}}\n")).collect();
+    let s = Snapshot::from_bytes(
+        build_to_vec(ndjson.as_bytes(), &BuildOptions::default()).expect("build"),
+    )
+    .expect("open");
+    let opts = |b| ExportOptions {
+        memory_budget: Some(b),
+        ..Default::default()
+    };
+    let err = s
+        .export(&mut std::io::sink(), &opts(1000))
+        .expect_err("8,000 bytes of ints over a 1,000-byte budget");
+    assert!(
+        matches!(
+            &err,
+            Error::Budget {
+                need: 8000,
+                budget: 1000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        s.export(&mut std::io::sink(), &opts(8000)).expect("fits"),
+        1000
+    );
+}
+
+// ------------------------------- item 6: a section that really inflates
+
+/// A zstd frame of RLE blocks that decompresses to `len` zero bytes in
+/// about 4 bytes per 128 KiB.
+fn zstd_rle_frame(len: u64) -> Vec<u8> {
+    const BLOCK: u64 = 128 << 10;
+    let mut f = 0xFD2F_B528u32.to_le_bytes().to_vec();
+    f.push(0x00); // frame header descriptor: no content size, window descriptor follows
+    f.push(7 << 3); // window 2^17
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(BLOCK);
+        left -= n;
+        let h = (n << 3) as u32 | (1 << 1) | (left == 0) as u32;
+        f.extend_from_slice(&h.to_le_bytes()[..3]);
+        f.push(0);
+    }
+    f
+}
+
+fn inflating_file(raw_len: u32, real: u64) -> Vec<u8> {
+    let stored = zstd_rle_frame(real);
+    assemble(
+        vec![Sec {
+            role: Role::Lens,
+            enc: Encoding::Varint,
+            codec: Codec::Zstd,
+            raw_len,
+            stored,
+        }],
+        |d| Footer {
+            rows: 1,
+            sections: d,
+            tables: Vec::new(),
+            nodes: vec![
+                root(1),
+                with_stream(node(0, key("a"), 1, &[(Kind::Array, 1)]), Role::Lens, 0),
+            ],
+        },
+    )
+}
+
+#[test]
+fn the_rle_frame_generator_is_right() {
+    let f = zstd_rle_frame(300_000);
+    let got = compress::decompress(Codec::Zstd, &f, 300_000, None, "t").expect("decodes");
+    assert!(got.len() == 300_000 && got.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_section_inflating_to_four_gib_is_refused_in_bounded_memory() {
+    let bytes = inflating_file(u32::MAX, u32::MAX as u64);
+    assert!(bytes.len() < 200_000, "{} bytes", bytes.len());
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open");
+    match s.section(0) {
+        Err(Error::Budget { need, .. }) => assert_eq!(need, u32::MAX as u64),
+        other => panic!("expected a budget error, got {other:?}"),
+    }
+    for args in [&["verify"][..], &["export"], &["inspect"]] {
+        let (code, err) = run_limited(&bytes, args);
+        if args[0] != "inspect" {
+            assert_eq!(code, 1, "colsnap {args:?}: {err}");
+            assert!(err.contains("4294967295 bytes of memory"), "{err}");
+        }
+    }
+    // A section that declares 64 MiB but inflates to 4 GiB stops one byte
+    // past its declaration.
+    let bytes = inflating_file(64 << 20, u32::MAX as u64);
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open");
+    let t = Instant::now();
+    let err = s.section(0).expect_err("longer than declared");
+    assert!(
+        err.to_string().contains("header declares 67108864"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(20));
+    let (code, err) = run_limited(&bytes, &["verify"]);
+    assert_eq!(code, 1, "{err}");
+}
+
+// ----------------------- item 4: sparse columns cost what they hold
+
+/// NDJSON where row i is `{"k<i % keys>": i}`.
+fn sparse_ndjson(rows: usize, keys: usize) -> String {
+    (0..rows)
+        .map(|i| format!("{{\"k{}\": {i}}}\n", i % keys))
+        .collect()
+}
+
+#[test]
+fn sparse_columns_cost_memory_in_proportion_to_their_values() {
+    let (rows, keys) = (20_000, 2_000);
+    let bytes = build_to_vec(
+        sparse_ndjson(rows, keys).as_bytes(),
+        &BuildOptions::default(),
+    )
+    .expect("build");
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open");
+    // Dense kinds would take 5 bytes x 20,000 items x 2,000 columns = 200 MB;
+    // 20,000 present values take about 20,000 x (9 + 8) bytes.
+    let budget = 1 << 20;
+    let opts = |rows| ExportOptions {
+        ndjson: true,
+        rows,
+        memory_budget: Some(budget),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    assert_eq!(
+        s.export(&mut out, &opts(None)).expect("export"),
+        rows as u64
+    );
+    let text = String::from_utf8(out).expect("utf8");
+    assert_eq!(text.lines().nth(4321), Some("{\"k321\":4321}"));
+    let mut one = Vec::new();
+    s.export(&mut one, &opts(Some(7..8))).expect("one row");
+    assert_eq!(one, b"{\"k7\":7}\n");
+    let n = s.node_by_path("k5").expect("k5");
+    match &*s.node_data(n).expect("node").kinds {
+        colsnap::read::Kinds::Sparse(k) => {
+            assert_eq!(k.base(), Kind::Absent);
+            assert_eq!(k.exceptions().len(), rows / keys);
+        }
+        other => panic!("expected sparse kinds, got {other:?}"),
+    }
+    let input = sparse_ndjson(rows, keys);
+    assert_eq!(
+        s.verify_against(input.as_bytes())
+            .expect("verify --against"),
+        rows as u64
+    );
+    s.verify().expect("verify");
+    let (code, err) = run_limited(&bytes, &["export", "--rows", "0..1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+// ------------------------------------------- typed, row-aligned access
+
+#[test]
+fn column_views_are_row_aligned_with_nulls_absent_and_mixed_kinds() {
+    let ndjson = r#"
+{"n": 5, "t": "2024-01-02T03:04:05Z", "f": 1.5, "b": true, "s": "x", "l": [1, 2]}
+{"n": null, "t": null, "f": 2, "b": null, "s": null, "l": null}
+{"s": 3}
+{"n": -7, "t": "2024-05-06T07:08:09.123+02:00", "f": -0.25, "b": false, "s": "y", "l": []}
+{"n": 18446744073709551615, "t": 17, "f": null, "s": "x", "l": [3]}
+"#;
+    let s = Snapshot::from_bytes(
+        build_to_vec(ndjson.as_bytes(), &BuildOptions::default()).expect("build"),
+    )
+    .expect("open");
+    let n = s.column("n").expect("n");
+    let got: Vec<_> = (0..6).map(|r| n.i64(r)).collect();
+    assert_eq!(got, [Some(5), None, None, Some(-7), None, None]);
+    let got: Vec<_> = (0..5).map(|r| n.u64(r)).collect();
+    assert_eq!(got, [Some(5), None, None, None, Some(u64::MAX)]);
+    let kinds: Vec<_> = (0..6).map(|r| n.kind(r)).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::Int,
+            Kind::Null,
+            Kind::Absent,
+            Kind::Int,
+            Kind::UInt,
+            Kind::Absent
+        ]
+    );
+    assert!(n.is_null(1) && n.is_null(2) && !n.is_null(0));
+
+    let t = s.column("t").expect("t");
+    let got: Vec<_> = (0..5)
+        .map(|r| t.timestamp(r).map(|ts| ts.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            Some("2024-01-02T03:04:05Z".to_string()),
+            None,
+            None,
+            Some("2024-05-06T07:08:09.123+02:00".to_string()),
+            None
+        ]
+    );
+    // Row 3's timestamp is the second timestamp: packed per kind it sits at
+    // index 1, which a row index would miss.
+    assert_eq!(t.node_data().ts_secs.len(), 2);
+    assert_eq!(t.i64(4), Some(17));
+
+    let f = s.column("f").expect("f");
+    let got: Vec<_> = (0..5).map(|r| f.f64(r)).collect();
+    assert_eq!(got, [Some(1.5), Some(2.0), None, Some(-0.25), None]);
+    let b = s.column("b").expect("b");
+    let got: Vec<_> = (0..5).map(|r| b.bool(r)).collect();
+    assert_eq!(got, [Some(true), None, None, Some(false), None]);
+
+    let sc = s.column("s").expect("s");
+    let table = s.table_of(sc.node()).expect("table");
+    let got: Vec<_> = (0..5)
+        .map(|r| sc.str_id(r).map(|id| table.get(id).expect("string")))
+        .collect();
+    let x = Some("x".to_string());
+    assert_eq!(got, [x.clone(), None, None, Some("y".into()), x]);
+    assert_eq!(sc.i64(2), Some(3));
+
+    let l = s.column("l").expect("l");
+    let got: Vec<_> = (0..5).map(|r| l.elements(r)).collect();
+    assert_eq!(got, [Some(0..2), None, None, Some(2..2), Some(2..3)]);
+    let e = s.column("l[]").expect("elements");
+    assert_eq!((e.len(), e.i64(2)), (3, Some(3)));
+    assert!(matches!(
+        s.column("nope"),
+        Err(Error::NotFound { what: "column", .. })
+    ));
+}
+
+#[test]
+fn sparse_and_dense_kinds_agree_on_every_item() {
+    // One column present in every 10th row (sparse), one in every other row
+    // (dense), both with nulls among the values.
+    let ndjson: String = (0..1000)
+        .map(|i| {
+            let mut o = serde_json::Map::new();
+            if i % 10 == 0 {
+                o.insert(
+                    "rare".into(),
+                    if i % 30 == 0 {
+                        serde_json::Value::Null
+                    } else {
+                        i.into()
+                    },
+                );
+            }
+            if i % 2 == 0 {
+                o.insert(
+                    "half".into(),
+                    if i % 6 == 0 {
+                        serde_json::Value::Null
+                    } else {
+                        (i * 2).into()
+                    },
+                );
+            }
+            o.insert("all".into(), i.into());
+            format!("{}\n", serde_json::Value::Object(o))
+        })
+        .collect();
+    let s = Snapshot::from_bytes(
+        build_to_vec(ndjson.as_bytes(), &BuildOptions::default()).expect("build"),
+    )
+    .expect("open");
+    let rare = s.column("rare").expect("rare");
+    let half = s.column("half").expect("half");
+    assert!(matches!(
+        &*rare.node_data().kinds,
+        colsnap::read::Kinds::Sparse(_)
+    ));
+    for r in 0..1000usize {
+        let want_rare = (r % 10 == 0 && r % 30 != 0).then_some(r as i64);
+        let want_half = (r % 2 == 0 && r % 6 != 0).then_some(r as i64 * 2);
+        assert_eq!(rare.i64(r), want_rare, "row {r}");
+        assert_eq!(half.i64(r), want_half, "row {r}");
+        let k = if r % 30 == 0 {
+            Kind::Null
+        } else if r % 10 == 0 {
+            Kind::Int
+        } else {
+            Kind::Absent
+        };
+        assert_eq!(rare.kind(r), k, "row {r}");
+    }
+    assert_eq!(
+        s.verify_against(ndjson.as_bytes()).expect("round trip"),
+        1000
+    );
+}
+
+#[test]
+fn objects_with_many_sparse_and_dense_fields_export_exactly() {
+    // 60 fields: f0..f39 sparse (one row in 40), d0..d9 in every other row,
+    // n0..n9 null in most rows (sparse with a non-absent base kind).
+    let row = |i: usize| {
+        let mut o = serde_json::Map::new();
+        o.insert(format!("f{}", i % 40), i.into());
+        for d in 0..10 {
+            if (i + d) % 2 == 0 {
+                o.insert(format!("d{d}"), format!("v{}", i % 7).into());
+            }
+        }
+        for n in 0..10 {
+            let v = if (i + n) % 50 == 0 {
+                i.into()
+            } else {
+                serde_json::Value::Null
+            };
+            o.insert(format!("n{n}"), v);
+        }
+        serde_json::Value::Object(o)
+    };
+    let ndjson: String = (0..2000).map(|i| format!("{}\n", row(i))).collect();
+    let s = Snapshot::from_bytes(
+        build_to_vec(ndjson.as_bytes(), &BuildOptions::default()).expect("build"),
+    )
+    .expect("open");
+    assert_eq!(s.verify_against(ndjson.as_bytes()).expect("in order"), 2000);
+    // Out of order, repeated and skipping rows.
+    let rows = [1999u64, 3, 3, 0, 1234, 41, 40, 1998, 5];
+    let got = s.rows_json(&rows, None).expect("rows");
+    for (r, v) in rows.iter().zip(got) {
+        let want = row(*r as usize);
+        assert_eq!(v, want, "row {r}");
+        // The key order of the export is the schema's, as before.
+        let mut w = s.row_writer(None).expect("writer");
+        let mut out = Vec::new();
+        w.write_row(*r, &mut out).expect("row");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&out).expect("json"),
+            want
+        );
+    }
+    let mut out = Vec::new();
+    s.export(
+        &mut out,
+        &ExportOptions {
+            ndjson: true,
+            rows: Some(700..703),
+            ..Default::default()
+        },
+    )
+    .expect("range");
+    let want: String = (700..703).map(|i| format!("{}\n", row(i))).collect();
+    let a: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("ndjson");
+    let b: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&want)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("ndjson");
+    assert_eq!(a, b);
+}
