@@ -174,17 +174,35 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// Page `page` (from 1) of `limit` rows.
+    /// `limit` rows after skipping `offset`. Refused when `limit` is 0 or
+    /// when the page number (`offset / limit + 1`) would not fit a `usize`.
+    pub fn new(offset: usize, limit: usize) -> Result<Paging> {
+        if limit == 0 {
+            return Err(Error::Invalid("limit starts at 1 (got limit 0)".into()));
+        }
+        if offset / limit == usize::MAX {
+            return Err(Error::Invalid(format!(
+                "offset {offset} with limit {limit} is past the last page any result can have"
+            )));
+        }
+        Ok(Paging { offset, limit })
+    }
+
+    /// Page `page` (from 1) of `limit` rows. Refused when page or limit is
+    /// 0, or when the page's first row (`(page - 1) * limit`) would not fit
+    /// a `usize`.
     pub fn page(page: usize, limit: usize) -> Result<Paging> {
         if page == 0 || limit == 0 {
             return Err(Error::Invalid(format!(
                 "page and limit start at 1 (got page {page}, limit {limit})"
             )));
         }
-        Ok(Paging {
-            offset: (page - 1).saturating_mul(limit),
-            limit,
-        })
+        let offset = (page - 1).checked_mul(limit).ok_or_else(|| {
+            Error::Invalid(format!(
+                "page {page} of {limit} rows starts past the last row any result can have"
+            ))
+        })?;
+        Ok(Paging { offset, limit })
     }
 }
 
@@ -208,10 +226,12 @@ impl Pagination {
     /// Pagination of `p` over `total` rows.
     pub fn new(p: Paging, total: usize) -> Pagination {
         Pagination {
-            page: p.offset / p.limit + 1,
+            // Saturating: a hand-made `Paging` past `Paging::new`'s bound
+            // reports the last representable page rather than wrapping to 0.
+            page: (p.offset / p.limit.max(1)).saturating_add(1),
             limit: p.limit,
             total,
-            total_pages: total.div_ceil(p.limit),
+            total_pages: total.div_ceil(p.limit.max(1)),
             has_more: p.offset.saturating_add(p.limit) < total,
         }
     }
