@@ -13,7 +13,8 @@ use crate::format::{
     VERSION,
 };
 use crate::model::{KIND_COUNT, Kind, NodeName};
-use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf, read_rows};
+use crate::schema::input::read_rows_limited;
+use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
 use crate::strings::{TablePolicy, build_chunks};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -84,7 +85,8 @@ pub struct BuildReport {
 pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result<BuildReport> {
     let t0 = Instant::now();
     let mut b = ColumnsBuilder::new(opts.limits);
-    let (format, stats) = read_rows(input, &mut b, opts.progress.clone())?;
+    let max_token = opts.limits.max_string_len.min(u32::MAX as usize);
+    let (format, stats) = read_rows_limited(input, &mut b, opts.progress.clone(), max_token)?;
     b.finish()?;
     let mut w = Writer::new(out, opts.compress);
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;

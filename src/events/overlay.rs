@@ -81,7 +81,7 @@ pub(crate) fn is_timestamp(s: &str) -> bool {
     timestamp::looks_like(s) && timestamp::parse(s).is_some()
 }
 
-fn walk_strings<'v>(v: &'v Value, out: &mut impl FnMut(&'v str)) {
+pub(crate) fn walk_strings<'v>(v: &'v Value, out: &mut impl FnMut(&'v str)) {
     match v {
         Value::String(s) => out(s),
         Value::Array(a) => a.iter().for_each(|x| walk_strings(x, out)),
@@ -152,7 +152,9 @@ impl<'a> Overlay<'a> {
         self.rows.len()
     }
 
-    /// The string-bringing events so far (what composite ids can address).
+    /// The event indexes of composite ids in use: one per string-bringing
+    /// event and per [`MAX_FIELDS`] new strings it brought (at most
+    /// [`MAX_EVENTS`]).
     pub fn string_events(&self) -> usize {
         self.new_strings.len()
     }
@@ -339,7 +341,7 @@ impl<'a> Overlay<'a> {
     pub fn apply(&mut self, ev: &Event, line: u64) -> Result<()> {
         let err = |m: String| event_error(line, Some(ev.seq), m);
         if let Some(last) = self.last_seq {
-            if ev.seq != last.wrapping_add(1) {
+            if last.checked_add(1) != Some(ev.seq) {
                 return Err(err(if ev.seq <= last {
                     format!(
                         "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
@@ -355,6 +357,7 @@ impl<'a> Overlay<'a> {
                 }));
             }
         }
+        ev.check().map_err(&err)?;
         self.ensure_keys()?;
         let kt = key_text(&ev.key);
         let existing = self.keys.as_ref().and_then(|k| k.get(&kt).copied());
@@ -447,32 +450,28 @@ impl<'a> Overlay<'a> {
                 }
             });
         }
-        if !fresh.is_empty() {
-            if self.new_strings.len() as u64 >= MAX_EVENTS {
-                return Err(err(format!(
-                    "the overlay already holds {MAX_EVENTS} events that brought new strings, the most composite ids can address: compact the snapshot with the events so far (`colsnap compact`) and apply the rest to the new snapshot"
-                )));
-            }
-            if fresh.len() as u64 > MAX_FIELDS {
-                return Err(err(format!(
-                    "the event brings {} new strings, more than the {MAX_FIELDS} one event can address: compact the snapshot (`colsnap compact`) with the events before it, then rebuild with this one",
-                    fresh.len()
-                )));
-            }
+        // An event takes one event index per MAX_FIELDS new strings, so an
+        // event may bring any number of them.
+        let need = (fresh.len() as u64).div_ceil(MAX_FIELDS);
+        if self.new_strings.len() as u64 + need > MAX_EVENTS {
+            return Err(err(format!(
+                "the event brings {} new strings, which need {need} of the {MAX_EVENTS} event indexes composite ids can address, and {} are in use: compact the snapshot with the events so far (`colsnap compact`) and apply the rest to the new snapshot",
+                fresh.len(),
+                self.new_strings.len()
+            )));
         }
         Ok(fresh)
     }
 
     fn commit_strings(&mut self, fresh: Vec<Box<str>>, seq: u64) {
-        if fresh.is_empty() {
-            return;
+        for chunk in fresh.chunks(MAX_FIELDS as usize) {
+            let ev = self.new_strings.len() as u32;
+            for (f, s) in chunk.iter().enumerate() {
+                self.introduced.insert(s.clone(), (ev, f as u32));
+            }
+            self.new_strings.push(chunk.to_vec());
+            self.new_string_seqs.push(seq);
         }
-        let ev = self.new_strings.len() as u32;
-        for (f, s) in fresh.iter().enumerate() {
-            self.introduced.insert(s.clone(), (ev, f as u32));
-        }
-        self.new_strings.push(fresh);
-        self.new_string_seqs.push(seq);
     }
 
     /// Apply every event of an NDJSON event log (blank lines are skipped).
