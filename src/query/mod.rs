@@ -451,3 +451,26 @@ impl<'s> Engine<'s> {
         })
     }
 }
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+
+    #[test]
+    fn paging_at_the_ends_of_usize() {
+        assert!(Paging::new(usize::MAX, 1).is_err());
+        assert!(Paging::new(0, 0).is_err());
+        let p = Paging::new(usize::MAX - 1, 1).unwrap();
+        assert_eq!(Pagination::new(p, 3).page, usize::MAX);
+        let p = Paging::new(usize::MAX, 2).unwrap();
+        assert_eq!(Pagination::new(p, 3).page, usize::MAX / 2 + 1);
+        assert!(Paging::page(1 << 63, 50).is_err());
+        assert!(Paging::page(0, 1).is_err());
+        let p = Paging::page(1 << 63, 1).unwrap();
+        assert_eq!(p.offset, (1 << 63) - 1);
+        assert_eq!(Pagination::new(p, 10).page, 1 << 63);
+        let p = Paging::page(3, 10).unwrap();
+        let pg = Pagination::new(p, 25);
+        assert_eq!((pg.page, pg.total_pages, pg.has_more), (3, 3, false));
+    }
+}

@@ -609,3 +609,83 @@ impl<'de> Visitor<'de> for RowsVisitor<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Limits;
+
+    fn scan(text: &[u8], max: usize) -> std::result::Result<(), &'static str> {
+        let mut t = TokenScan::new(max);
+        text.iter().try_for_each(|&b| t.feed(b))
+    }
+
+    #[test]
+    fn token_lengths_are_counted_decoded() {
+        // 4 decoded bytes each: plain, escapes, \u of 1, 2 and 3 UTF-8 bytes, a pair.
+        for s in [
+            r#""abcd""#,
+            r#""\n\t\"\\""#,
+            r#""\u0041\u0042cd""#,
+            r#""\u00e9\u00e9""#,
+            r#""\u20ac4""#,
+            r#""\ud83d\ude00""#,
+        ] {
+            assert_eq!(scan(s.as_bytes(), 4), Ok(()), "{s}");
+            assert_eq!(scan(s.as_bytes(), 3), Err("a string or key"), "{s}");
+        }
+        assert_eq!(scan(b"[-12.5e+3, 7]", 8), Ok(()));
+        assert_eq!(scan(b"[-12.5e+3, 7]", 7), Err("a number"));
+        // Literals and structure are not tokens.
+        assert_eq!(scan(b"[true, false, null, {}, []]", 1), Ok(()));
+        assert_eq!(scan(b"{\"ab\":\"cd\"}", 2), Ok(()));
+    }
+
+    /// The limit holds while reading: a long string, key, integer or
+    /// fraction is refused at the byte that passes it, in plain, gzip and
+    /// zstd input, with the position and no "line 0".
+    #[test]
+    fn long_tokens_are_refused_while_reading() {
+        let limits = Limits {
+            max_string_len: 1000,
+            ..Limits::default()
+        };
+        let fill = |c: char| std::iter::repeat_n(c, 5000).collect::<String>();
+        let cases = [
+            (
+                format!("{{\"a\":1}}\n{{\"a\":\"{}\"}}\n", fill('x')),
+                "string",
+            ),
+            (format!("[{{\"{}\":1}}]", fill('k')), "string or key"),
+            (format!("{{\"a\":{}}}", fill('9')), "number"),
+            (format!("{{\"a\":0.{}}}", fill('3')), "number"),
+        ];
+        for (text, what) in cases {
+            let gz = {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                std::io::Write::write_all(&mut e, text.as_bytes()).unwrap();
+                e.finish().unwrap()
+            };
+            let zst = zstd::encode_all(text.as_bytes(), 3).unwrap();
+            for input in [text.as_bytes().to_vec(), gz, zst] {
+                let mut b = ColumnsBuilder::new(limits);
+                match read_rows_limited(&input[..], &mut b, None, limits.max_string_len) {
+                    Err(Error::Json {
+                        line,
+                        column,
+                        message,
+                    }) => {
+                        assert!(message.contains(what), "{message}");
+                        assert!(message.contains("max_string_len"), "{message}");
+                        assert!(line >= 1 && column > 1000, "{line}:{column}");
+                    }
+                    other => panic!("{what}: {other:?}"),
+                }
+            }
+        }
+        // At the limit exactly, the string is read (and accepted).
+        let text = format!("{{\"a\":\"{}\"}}", "y".repeat(1000));
+        let mut b = ColumnsBuilder::new(limits);
+        read_rows_limited(text.as_bytes(), &mut b, None, 1000).unwrap();
+    }
+}
