@@ -79,7 +79,8 @@ fn decompression_bombs_are_refused_while_reading() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // (name, codec, head, fill, tail, what the error says)
-    let cases: [(&str, Codec, &[u8], u8, &[u8], &str); 4] = [
+    type Case<'a> = (&'a str, Codec, &'a [u8], u8, &'a [u8], &'a str);
+    let cases: [Case; 4] = [
         (
             "string.zst",
             Codec::Zstd,
