@@ -192,7 +192,8 @@ pub fn build_file(input: &Path, output: &Path, opts: &BuildOptions) -> Result<Bu
 ///   nothing, or to something that is not a regular file, is refused.
 ///
 /// Returns the path that will be replaced (the link's target for a link).
-/// Every refusal is [`Error::Invalid`].
+/// A missing directory is [`Error::Io`] (`NotFound`), every other refusal
+/// [`Error::Invalid`].
 pub fn check_output_path(output: &Path) -> Result<std::path::PathBuf> {
     let shown = output.display();
     let text = output.as_os_str().to_string_lossy();
@@ -237,10 +238,13 @@ pub fn check_output_path(output: &Path) -> Result<std::path::PathBuf> {
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        return Err(Error::Invalid(format!(
-            "{shown}: the directory {} does not exist",
-            dir.display()
-        )));
+        return Err(Error::io(
+            Some(&target),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the directory {} does not exist", dir.display()),
+            ),
+        ));
     }
     Ok(target)
 }

@@ -322,7 +322,11 @@ fn exit_codes_agree() {
                 .write(true)
                 .open("/dev/full")
                 .unwrap();
-            let s = colsnap(d, &args).stdout(full).status().unwrap();
+            let s = colsnap(d, &args)
+                .stdout(full)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
             assert_eq!(s.code(), Some(1), "{args:?}");
         }
     }

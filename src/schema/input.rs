@@ -96,8 +96,13 @@ struct TokenScan {
     state: Lex,
     /// Decoded bytes of the current string, or bytes of the current number.
     len: usize,
-    /// Most bytes a string, key or number may have.
+    /// The limit (`max_string_len`), for messages.
     max: usize,
+    /// A token is refused when it grows past this many bytes: twice the
+    /// limit, so that a string or key just over the limit is still read
+    /// whole and refused by the builder with its field path and exact size,
+    /// while memory stays bounded by a small multiple of the limit.
+    stop: usize,
 }
 
 impl TokenScan {
@@ -106,6 +111,7 @@ impl TokenScan {
             state: Lex::Outside,
             len: 0,
             max,
+            stop: max.saturating_mul(2),
         }
     }
 
@@ -163,7 +169,7 @@ impl TokenScan {
                 _ => self.state = Lex::Outside,
             },
         }
-        if self.len > self.max {
+        if self.len > self.stop {
             return Err(match self.state {
                 Lex::Number => "a number",
                 _ => "a string or key",
@@ -177,6 +183,7 @@ impl TokenScan {
 #[derive(Debug)]
 struct TokenTooLong {
     what: &'static str,
+    read: usize,
     max: usize,
 }
 
@@ -184,8 +191,8 @@ impl fmt::Display for TokenTooLong {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} longer than the limit of {} bytes (max_string_len)",
-            self.what, self.max
+            "{} of more than {} bytes (not read further) exceeds the limit of {} bytes (max_string_len)",
+            self.what, self.read, self.max
         )
     }
 }
@@ -210,6 +217,7 @@ impl<R: Read> Read for Track<R> {
                     std::io::ErrorKind::InvalidData,
                     TokenTooLong {
                         what,
+                        read: self.tokens.stop,
                         max: self.tokens.max,
                     },
                 ));
@@ -419,9 +427,12 @@ pub fn read_rows<'a, R: Read + 'a>(
 }
 
 /// Read every row of `input` into `builder`. A string, key or number token
-/// longer than `max_token_len` bytes (strings and keys counted decoded) is an
-/// error as soon as the reader reaches its `max_token_len + 1`-th byte,
-/// before it is buffered: memory stays bounded whatever the input inflates to.
+/// longer than twice `max_token_len` bytes (strings and keys counted
+/// decoded) is an error as soon as the reader passes that, before it is
+/// buffered: memory stays bounded whatever the input inflates to. (A string
+/// or key between the limit and twice it is read, then refused by the
+/// builder with its field path; a number is refused only past twice the
+/// limit.)
 pub fn read_rows_limited<'a, R: Read + 'a>(
     input: R,
     builder: &mut ColumnsBuilder,
@@ -617,6 +628,7 @@ mod tests {
 
     fn scan(text: &[u8], max: usize) -> std::result::Result<(), &'static str> {
         let mut t = TokenScan::new(max);
+        t.stop = max;
         text.iter().try_for_each(|&b| t.feed(b))
     }
 
@@ -677,15 +689,27 @@ mod tests {
                     }) => {
                         assert!(message.contains(what), "{message}");
                         assert!(message.contains("max_string_len"), "{message}");
-                        assert!(line >= 1 && column > 1000, "{line}:{column}");
+                        assert!(line >= 1 && column > 2000, "{line}:{column}");
                     }
                     other => panic!("{what}: {other:?}"),
                 }
             }
         }
-        // At the limit exactly, the string is read (and accepted).
+        // At the limit exactly, the string is read (and accepted); just
+        // over it, the builder refuses it with its field path.
         let text = format!("{{\"a\":\"{}\"}}", "y".repeat(1000));
         let mut b = ColumnsBuilder::new(limits);
         read_rows_limited(text.as_bytes(), &mut b, None, 1000).unwrap();
+        let text = format!("{{\"a\":\"{}\"}}", "y".repeat(1500));
+        let mut b = ColumnsBuilder::new(limits);
+        match read_rows_limited(text.as_bytes(), &mut b, None, 1000) {
+            Err(Error::Json { message, .. }) => {
+                assert!(
+                    message.contains("field `a`: a string of 1500 bytes"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

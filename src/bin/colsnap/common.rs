@@ -156,6 +156,9 @@ pub fn output_file(path: &Path) -> anyhow::Result<()> {
         .map(|_| ())
         .map_err(|e| match e {
             colsnap::Error::Invalid(m) => usage(m),
+            // The OUTPUT argument is unusable (its directory is missing or
+            // cannot be looked at): a usage error too.
+            colsnap::Error::Io { source, .. } => usage(format!("{}: {source}", path.display())),
             e => lib(&path.display().to_string(), e),
         })
 }
