@@ -492,3 +492,128 @@ fn signals_during_a_build_leave_no_temporary_file() {
         );
     }
 }
+
+/// A snapshot whose footer says a string column's smallest and largest
+/// string ids are past its table (checksums recomputed so that it opens).
+fn with_corrupt_string_stats(bytes: &[u8]) -> Vec<u8> {
+    use colsnap::compress::{Codec, decompress};
+    use colsnap::format::{Footer, TRAILER_LEN, Trailer, crc32c};
+    let len = bytes.len();
+    let t = &bytes[len - TRAILER_LEN..];
+    let u32_at = |i: usize| u32::from_le_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+    let (stored, raw_len) = (u32_at(8) as usize, u32_at(12) as usize);
+    let fo = len - TRAILER_LEN - stored;
+    let codec = Codec::from_u8(t[20]).unwrap();
+    let raw = decompress(
+        codec,
+        &bytes[fo..len - TRAILER_LEN],
+        raw_len,
+        None,
+        "footer",
+    )
+    .unwrap();
+    let mut footer = Footer::parse(&raw, fo as u64).unwrap();
+    let mut hit = false;
+    for n in &mut footer.nodes {
+        if let Some((lo, hi)) = n.stats.str.as_mut() {
+            *lo = u32::MAX - 7;
+            *hi = u32::MAX - 3;
+            hit = true;
+        }
+    }
+    assert!(hit, "no string column");
+    let raw = footer.to_bytes();
+    let mut out = bytes[..fo].to_vec();
+    out.extend_from_slice(&raw);
+    let trailer = Trailer {
+        footer_offset: fo as u64,
+        footer_stored_len: raw.len() as u32,
+        footer_raw_len: raw.len() as u32,
+        footer_crc: crc32c(&raw),
+        footer_codec: Codec::None,
+    };
+    out.extend_from_slice(&trailer.to_bytes());
+    out
+}
+
+/// Item 15: `inspect` on a snapshot with corrupt string statistics is bad
+/// data (exit 1), not a usage error.
+#[test]
+fn inspect_of_corrupt_string_statistics_is_bad_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    small_input(d);
+    let bytes = std::fs::read(d.join("snap.colsnap")).unwrap();
+    std::fs::write(d.join("bad.colsnap"), with_corrupt_string_stats(&bytes)).unwrap();
+    let r = run(d, &["inspect", "bad.colsnap"], 60);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr());
+    assert!(
+        r.stderr().starts_with("colsnap: error: bad.colsnap:"),
+        "{}",
+        r.stderr()
+    );
+}
+
+/// Item 9 through the programs: one row gaining 5,000 new tags; what
+/// `diff` writes is accepted by `compact`, `query --events` and
+/// `export --events`, and compaction gives the new snapshot's rows.
+#[test]
+fn diff_output_applies_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("old.ndjson"),
+        "{\"id\":1,\"tags\":[\"a\"]}\n{\"id\":2,\"tags\":[]}\n",
+    )
+    .unwrap();
+    let tags: Vec<String> = (0..5000).map(|i| format!("tag-{i}")).collect();
+    let new = format!(
+        "{}\n{{\"id\":2,\"tags\":[]}}\n",
+        serde_json::json!({"id": 1, "tags": tags})
+    );
+    std::fs::write(d.join("new.ndjson"), new).unwrap();
+    for (i, o) in [("old.ndjson", "old.colsnap"), ("new.ndjson", "new.colsnap")] {
+        let r = run(d, &["build", i, "-o", o, "-q"], 60);
+        assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    }
+    let r = run(
+        d,
+        &["diff", "old.colsnap", "new.colsnap", "-o", "ev.ndjson"],
+        60,
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let r = run(
+        d,
+        &["compact", "old.colsnap", "ev.ndjson", "-o", "c.colsnap"],
+        60,
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let want = run(d, &["export", "new.colsnap", "--ndjson"], 60).stdout();
+    assert_eq!(
+        run(d, &["export", "c.colsnap", "--ndjson"], 60).stdout(),
+        want
+    );
+    let r = run(
+        d,
+        &["export", "old.colsnap", "--ndjson", "--events", "ev.ndjson"],
+        60,
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(r.stdout(), want);
+    let r = run(
+        d,
+        &[
+            "query",
+            "old.colsnap",
+            "--events",
+            "ev.ndjson",
+            "--sort",
+            "-id",
+            "--fields",
+            "id",
+        ],
+        60,
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert!(r.stdout().contains("\"total\":2"), "{}", r.stdout());
+}
