@@ -5,11 +5,16 @@
 #   fuzz/run_all.sh 600             # 10 minutes per target
 #   JOBS=8 fuzz/run_all.sh 600      # 8 parallel fuzzing jobs per target
 #   SANITIZER=address fuzz/run_all.sh 600   # ASan (uses RUSTC_BOOTSTRAP=1 on stable)
+#   MEM_MB=2048 fuzz/run_all.sh 600 # memory limit per input (default 1024 MB)
+# Every target runs under -rss_limit_mb and -malloc_limit_mb (MEM_MB): an
+# input that makes the library allocate more than that is a crash, so the
+# fuzzers find memory bombs (issue 11) rather than being killed by them.
 # Logs: fuzz/logs/TARGET.log; crashes: fuzz/artifacts/TARGET/.
 set -uo pipefail
 secs="${1:-60}"
 jobs="${JOBS:-1}"
 san="${SANITIZER:-none}"
+mem="${MEM_MB:-1024}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/fuzz"
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
@@ -19,12 +24,12 @@ boot=()
 mkdir -p logs
 status=0
 for t in open_read open_read_repaired build_json roundtrip; do
-    echo "== $t: ${secs}s, ${jobs} job(s), sanitizer $san"
+    echo "== $t: ${secs}s, ${jobs} job(s), sanitizer $san, ${mem} MB memory limit"
     mkdir -p "corpus/$t" "artifacts/$t"
     extra=()
     [ "$jobs" -gt 1 ] && extra=(-jobs="$jobs" -workers="$jobs")
     "${boot[@]}" cargo fuzz run -s "$san" "$t" "corpus/$t" "seeds/$t" -- \
-        -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+        -max_total_time="$secs" -timeout=20 -rss_limit_mb="$mem" -malloc_limit_mb="$mem" -print_final_stats=1 \
         "${extra[@]}" > "logs/$t.log" 2>&1
     rc=$?
     # With -jobs, libFuzzer writes each job's output to fuzz-N.log.

@@ -13,7 +13,8 @@ use crate::format::{
     VERSION,
 };
 use crate::model::{KIND_COUNT, Kind, NodeName};
-use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf, read_rows};
+use crate::schema::input::read_rows_limited;
+use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
 use crate::strings::{TablePolicy, build_chunks};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -84,7 +85,8 @@ pub struct BuildReport {
 pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result<BuildReport> {
     let t0 = Instant::now();
     let mut b = ColumnsBuilder::new(opts.limits);
-    let (format, stats) = read_rows(input, &mut b, opts.progress.clone())?;
+    let max_token = opts.limits.max_string_len.min(u32::MAX as usize);
+    let (format, stats) = read_rows_limited(input, &mut b, opts.progress.clone(), max_token)?;
     b.finish()?;
     let mut w = Writer::new(out, opts.compress);
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
@@ -177,17 +179,162 @@ pub fn build_file(input: &Path, output: &Path, opts: &BuildOptions) -> Result<Bu
     write_atomically(output, |w| build(std::io::BufReader::new(f), w, opts))
 }
 
+/// Where [`write_atomically`] puts `output`, checked before anything is
+/// written (so a bad `-o` fails before a long build, not after it):
+///
+/// - a path ending in a separator, an existing directory, or a path whose
+///   directory does not exist is refused;
+/// - an existing output that is not a regular file (a device node such as
+///   `/dev/null`, a FIFO, a socket) is refused: renaming over it would
+///   replace the device with a file;
+/// - a symbolic link is followed: the file it points to (which must be a
+///   regular file) is replaced atomically and the link stays; a link to
+///   nothing, or to something that is not a regular file, is refused.
+///
+/// Returns the path that will be replaced (the link's target for a link).
+/// A missing directory is [`Error::Io`] (`NotFound`), every other refusal
+/// [`Error::Invalid`].
+pub fn check_output_path(output: &Path) -> Result<std::path::PathBuf> {
+    let shown = output.display();
+    let text = output.as_os_str().to_string_lossy();
+    if text.is_empty() {
+        return Err(Error::Invalid("the output path is empty".into()));
+    }
+    if text.ends_with(std::path::MAIN_SEPARATOR) || text.ends_with('/') {
+        return Err(Error::Invalid(format!(
+            "{shown}: the output names a directory; give a file name"
+        )));
+    }
+    let meta = match std::fs::symlink_metadata(output) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(Some(output), e)),
+    };
+    let target = match &meta {
+        Some(m) if m.file_type().is_symlink() => {
+            let tm = std::fs::metadata(output).map_err(|_| {
+                Error::Invalid(format!(
+                    "{shown}: the output is a symbolic link to a missing file; refusing to follow it"
+                ))
+            })?;
+            if !tm.is_file() {
+                return Err(Error::Invalid(format!(
+                    "{shown}: the output is a symbolic link to {}, not to a regular file; refusing to replace it",
+                    file_kind(&tm)
+                )));
+            }
+            std::fs::canonicalize(output).map_err(|e| Error::io(Some(output), e))?
+        }
+        Some(m) if !m.is_file() => {
+            return Err(Error::Invalid(format!(
+                "{shown}: the output exists and is {}, not a regular file; refusing to replace it",
+                file_kind(m)
+            )));
+        }
+        _ => output.to_path_buf(),
+    };
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::io(
+            Some(&target),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the directory {} does not exist", dir.display()),
+            ),
+        ));
+    }
+    Ok(target)
+}
+
+/// What a file is, for messages.
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    let t = m.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
+}
+
+/// Temporary files of [`write_atomically`] that exist right now, so that a
+/// program interrupted by a signal can remove them
+/// ([`remove_temp_files`]). Held while a temporary file is renamed into
+/// place, so a cleanup never races a rename.
+static LIVE_TEMPS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn live_temps() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
+    LIVE_TEMPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Keeps every other thread from creating or renaming a temporary file of
+/// [`write_atomically`] while it lives (see [`remove_temp_files`]).
+pub struct TempFilesHeld {
+    _guard: std::sync::MutexGuard<'static, Vec<std::path::PathBuf>>,
+}
+
+impl std::fmt::Debug for TempFilesHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TempFilesHeld")
+    }
+}
+
+/// Remove every temporary file that a [`write_atomically`] in progress in
+/// this process has created, and return how many, with a guard that keeps
+/// any other thread from creating or renaming one until it is dropped.
+/// Meant for a signal-handling thread that then ends the process (holding
+/// the guard until it exits): no `.NAME.XXXX.tmp` file is left behind and
+/// no output is replaced after the cleanup.
+pub fn remove_temp_files() -> (usize, TempFilesHeld) {
+    let mut g = live_temps();
+    let mut n = 0;
+    for p in g.drain(..) {
+        if std::fs::remove_file(&p).is_ok() {
+            n += 1;
+        }
+    }
+    (n, TempFilesHeld { _guard: g })
+}
+
 /// Run `write` against a temporary file next to `output` and rename it into
-/// place only when `write` succeeded.
+/// place only when `write` succeeded. The output is checked first
+/// ([`check_output_path`]): a device node, a FIFO, a directory or a missing
+/// directory is refused before `write` runs; a symbolic link to a regular
+/// file is written through (its target is replaced, the link stays).
 pub fn write_atomically<T>(
     output: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<T>,
 ) -> Result<T> {
-    let dir = match output.parent() {
+    let target = check_output_path(output)?;
+    let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = output
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -200,26 +347,49 @@ pub fn write_atomically<T>(
         // the permissions a plain `File::create` would give it (0666 less
         // the umask), or those of the file it replaces.
         use std::os::unix::fs::PermissionsExt;
-        let perms = match std::fs::metadata(output) {
+        let perms = match std::fs::metadata(&target) {
             Ok(m) if m.is_file() => m.permissions(),
             _ => std::fs::Permissions::from_mode(0o666),
         };
         builder.permissions(perms);
     }
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(Some(dir), e))?;
+    let tmp = {
+        let mut live = live_temps();
+        let tmp = builder
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(Some(dir), e))?;
+        live.push(tmp.path().to_path_buf());
+        tmp
+    };
+    let tmp_path = tmp.path().to_path_buf();
+    let forget = |live: &mut Vec<std::path::PathBuf>| live.retain(|p| *p != tmp_path);
     let mut bw = std::io::BufWriter::with_capacity(1 << 20, tmp);
-    let out = write(&mut bw)?;
-    let tmp = bw
-        .into_inner()
-        .map_err(|e| Error::io(Some(output), e.into_error()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(Some(output), e))?;
-    tmp.persist(output)
-        .map_err(|e| Error::io(Some(output), e.error))?;
-    Ok(out)
+    let result = (|| {
+        let out = write(&mut bw)?;
+        let tmp = bw
+            .into_inner()
+            .map_err(|e| Error::io(Some(output), e.into_error()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(Some(output), e))?;
+        let mut live = live_temps();
+        if !live.contains(&tmp_path) {
+            // A signal handler removed it: the process is ending.
+            return Err(Error::io(
+                Some(output),
+                std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
+            ));
+        }
+        let persisted = tmp.persist(&target);
+        forget(&mut live);
+        persisted.map_err(|e| Error::io(Some(output), e.error))?;
+        Ok(out)
+    })();
+    if result.is_err() {
+        // The temporary file (dropped above) is gone already.
+        forget(&mut live_temps());
+    }
+    result
 }
 
 /// Long text is most of the file: three zstd levels more (19 -> 22).

@@ -6,11 +6,10 @@ mod build;
 #[path = "colsnap/common.rs"]
 mod common;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// The same as `colsnap build`.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "snapshot-build", version, about)]
 struct Cli {
     #[command(flatten)]
@@ -18,5 +17,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    common::exit(build::run(Cli::parse().args))
+    match common::parse_args::<Cli>() {
+        Ok(cli) => {
+            common::remove_temp_files_on_signals();
+            common::exit(build::run(cli.args))
+        }
+        Err(code) => code,
+    }
 }

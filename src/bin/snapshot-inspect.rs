@@ -6,11 +6,10 @@ mod common;
 #[path = "colsnap/inspect.rs"]
 mod inspect;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// The same as `colsnap inspect`.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "snapshot-inspect", version, about)]
 struct Cli {
     #[command(flatten)]
@@ -18,5 +17,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    common::exit(inspect::run(Cli::parse().args))
+    match common::parse_args::<Cli>() {
+        Ok(cli) => {
+            common::remove_temp_files_on_signals();
+            common::exit(inspect::run(cli.args))
+        }
+        Err(code) => code,
+    }
 }

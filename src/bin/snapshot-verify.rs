@@ -6,11 +6,10 @@ mod common;
 #[path = "colsnap/verify.rs"]
 mod verify;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// The same as `colsnap verify`.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "snapshot-verify", version, about)]
 struct Cli {
     #[command(flatten)]
@@ -18,5 +17,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    common::exit(verify::run(Cli::parse().args))
+    match common::parse_args::<Cli>() {
+        Ok(cli) => {
+            common::remove_temp_files_on_signals();
+            common::exit(verify::run(cli.args))
+        }
+        Err(code) => code,
+    }
 }

@@ -1,6 +1,6 @@
 //! Diff: the events that turn one snapshot into another.
 
-use super::event::{Event, Op, apply_update, get_path, key_text};
+use super::event::{Event, EventOp, apply_update, get_path, key_text};
 use super::path::parse_path;
 use crate::error::{Error, Result};
 use crate::read::Snapshot;
@@ -169,7 +169,7 @@ pub fn diff_values(
             events.push(Event {
                 seq,
                 key: key_of(r),
-                op: Op::Delete,
+                op: EventOp::Delete,
             });
             seq += 1;
         }
@@ -179,7 +179,7 @@ pub fn diff_values(
         events.push(Event {
             seq,
             key: key_of(&new[j]),
-            op: Op::Update { set, remove },
+            op: EventOp::Update { set, remove },
         });
         seq += 1;
     }
@@ -192,7 +192,7 @@ pub fn diff_values(
         events.push(Event {
             seq,
             key: key_of(r),
-            op: Op::Create { row, at },
+            op: EventOp::Create { row, at },
         });
         seq += 1;
         len += 1;

@@ -12,12 +12,12 @@ pub struct Event {
     /// The value of the key field of the row the event is about.
     pub key: Value,
     /// What the event does.
-    pub op: Op,
+    pub op: EventOp,
 }
 
 /// The operation of an event.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Op {
+pub enum EventOp {
     /// Insert a new row at position `at` (appended when `None`).
     Create {
         /// The full row.
@@ -36,13 +36,13 @@ pub enum Op {
     Delete,
 }
 
-impl Op {
+impl EventOp {
     /// The operation's name in the log.
     pub fn name(&self) -> &'static str {
         match self {
-            Op::Create { .. } => "create",
-            Op::Update { .. } => "update",
-            Op::Delete => "delete",
+            EventOp::Create { .. } => "create",
+            EventOp::Update { .. } => "update",
+            EventOp::Delete => "delete",
         }
     }
 }
@@ -83,10 +83,106 @@ pub fn get_path<'v>(row: &'v Map<String, Value>, keys: &[String]) -> Option<&'v 
     Some(v)
 }
 
+/// A JSON value parsed with the rules `build` applies to its input: a key
+/// repeated in one object is an error (serde_json would keep the last).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Strict(v)| v)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(Strict(x)) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Value::Array(v))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut m = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if m.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{k}` in an object"
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            m.insert(k, v);
+        }
+        Ok(Value::Object(m))
+    }
+}
+
+/// Levels of objects and arrays in `v` (0 for a scalar, 1 for `{}`).
+fn depth(v: &Value) -> usize {
+    // Iterative: a hand-built value may be deeper than the stack allows.
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                max = max.max(d);
+                stack.extend(m.values().map(|c| (c, d + 1)));
+            }
+            Value::Array(a) => {
+                max = max.max(d);
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
 impl Event {
     /// Parse the event on `line` (1-based, for error messages) from its text.
+    /// A key repeated in any object of the event (its own fields, `row`,
+    /// `set` or a value) is refused, as `build` refuses it in its input.
     pub fn parse(line: u64, text: &str) -> Result<Event> {
-        let v: Value = serde_json::from_str(text).map_err(|e| {
+        let Strict(v) = serde_json::from_str(text).map_err(|e| {
             event_error(
                 line,
                 None,
@@ -94,6 +190,39 @@ impl Event {
             )
         })?;
         Event::from_value(line, v)
+    }
+
+    /// Check what an event makes of a row against the rules `build` applies
+    /// to its input: the rows it creates or leaves nest objects and arrays
+    /// at most [`MAX_NESTING`](crate::schema::builder::MAX_NESTING) levels
+    /// deep (the row is level 1), so that a compaction of any accepted log
+    /// builds. The message is for [`Error::Event`].
+    pub fn check(&self) -> std::result::Result<(), String> {
+        use crate::schema::builder::MAX_NESTING;
+        match &self.op {
+            EventOp::Create { row, .. } => {
+                let d = row.values().map(depth).max().unwrap_or(0) + 1;
+                if d > MAX_NESTING {
+                    return Err(format!(
+                        "the row nests objects and arrays {d} levels deep, more than the {MAX_NESTING} a snapshot row may have"
+                    ));
+                }
+            }
+            EventOp::Update { set, .. } => {
+                for (p, v) in set {
+                    // The row (1), the objects along the path, the value.
+                    let d = p.len() + depth(v);
+                    if d > MAX_NESTING {
+                        return Err(format!(
+                            "`set` of `{}` nests objects and arrays {d} levels deep, more than the {MAX_NESTING} a snapshot row may have",
+                            super::path::join_path(p)
+                        ));
+                    }
+                }
+            }
+            EventOp::Delete => {}
+        }
+        Ok(())
     }
 
     /// Interpret a parsed JSON value as an event.
@@ -145,7 +274,7 @@ impl Event {
                         )));
                     }
                 };
-                Op::Create { row, at }
+                EventOp::Create { row, at }
             }
             "update" => {
                 let mut set = Vec::new();
@@ -179,9 +308,9 @@ impl Event {
                 if set.is_empty() && remove.is_empty() {
                     return Err(err("an update needs `set` or `remove`".into()));
                 }
-                Op::Update { set, remove }
+                EventOp::Update { set, remove }
             }
-            "delete" => Op::Delete,
+            "delete" => EventOp::Delete,
             other => {
                 return Err(err(format!(
                     "unknown operation `{other}` (expected create, update or delete)"
@@ -194,7 +323,9 @@ impl Event {
                 op.name()
             )));
         }
-        Ok(Event { seq, key, op })
+        let ev = Event { seq, key, op };
+        ev.check().map_err(err)?;
+        Ok(ev)
     }
 
     /// The event as one line of JSON (no newline).
@@ -204,13 +335,13 @@ impl Event {
         m.insert("op".into(), Value::from(self.op.name()));
         m.insert("key".into(), self.key.clone());
         match &self.op {
-            Op::Create { row, at } => {
+            EventOp::Create { row, at } => {
                 if let Some(at) = at {
                     m.insert("at".into(), Value::from(*at));
                 }
                 m.insert("row".into(), Value::Object(row.clone()));
             }
-            Op::Update { set, remove } => {
+            EventOp::Update { set, remove } => {
                 if !set.is_empty() {
                     let s: Map<String, Value> = set
                         .iter()
@@ -230,7 +361,7 @@ impl Event {
                     );
                 }
             }
-            Op::Delete => {}
+            EventOp::Delete => {}
         }
         serde_json::to_string(&Value::Object(m)).unwrap_or_default()
     }

@@ -1,6 +1,6 @@
 //! The overlay: an open snapshot plus events applied in memory.
 
-use super::event::{Event, Op, apply_update, event_error, get_path, key_text};
+use super::event::{Event, EventOp, apply_update, event_error, get_path, key_text};
 use super::order::Order;
 use super::path::{join_path, parse_path};
 use super::strkey::{Composite, MAX_EVENTS, MAX_FIELDS, StrKey};
@@ -60,7 +60,7 @@ pub(crate) fn is_timestamp(s: &str) -> bool {
     timestamp::looks_like(s) && timestamp::parse(s).is_some()
 }
 
-fn walk_strings<'v>(v: &'v Value, out: &mut impl FnMut(&'v str)) {
+pub(crate) fn walk_strings<'v>(v: &'v Value, out: &mut impl FnMut(&'v str)) {
     match v {
         Value::String(s) => out(s),
         Value::Array(a) => a.iter().for_each(|x| walk_strings(x, out)),
@@ -132,7 +132,9 @@ impl Overlay {
         self.rows.len()
     }
 
-    /// The string-bringing events so far (what composite ids can address).
+    /// The event indexes of composite ids in use: one per string-bringing
+    /// event and per [`MAX_FIELDS`] new strings it brought (at most
+    /// [`MAX_EVENTS`]).
     pub fn string_events(&self) -> usize {
         self.new_strings.len()
     }
@@ -319,7 +321,7 @@ impl Overlay {
     pub fn apply(&mut self, ev: &Event, line: u64) -> Result<()> {
         let err = |m: String| event_error(line, Some(ev.seq), m);
         if let Some(last) = self.last_seq {
-            if ev.seq != last.wrapping_add(1) {
+            if last.checked_add(1) != Some(ev.seq) {
                 return Err(err(if ev.seq <= last {
                     format!(
                         "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
@@ -335,11 +337,12 @@ impl Overlay {
                 }));
             }
         }
+        ev.check().map_err(&err)?;
         self.ensure_keys()?;
         let kt = key_text(&ev.key);
         let existing = self.keys.as_ref().and_then(|k| k.get(&kt).copied());
         match &ev.op {
-            Op::Create { row, at } => {
+            EventOp::Create { row, at } => {
                 if existing.is_some() {
                     return Err(err(format!("create of the existing key {kt}")));
                 }
@@ -383,7 +386,7 @@ impl Overlay {
                 self.keys.as_mut().expect("built").insert(kt, slot);
                 self.commit_strings(fresh, ev.seq);
             }
-            Op::Update { set, remove } => {
+            EventOp::Update { set, remove } => {
                 if set.is_empty() && remove.is_empty() {
                     return Err(err("an update needs `set` or `remove`".into()));
                 }
@@ -399,7 +402,7 @@ impl Overlay {
                 self.rows.insert(slot, row);
                 self.commit_strings(fresh, ev.seq);
             }
-            Op::Delete => {
+            EventOp::Delete => {
                 let slot =
                     existing.ok_or_else(|| err(format!("delete of the missing key {kt}")))?;
                 self.order.remove(slot);
@@ -427,32 +430,28 @@ impl Overlay {
                 }
             });
         }
-        if !fresh.is_empty() {
-            if self.new_strings.len() as u64 >= MAX_EVENTS {
-                return Err(err(format!(
-                    "the overlay already holds {MAX_EVENTS} events that brought new strings, the most composite ids can address: compact the snapshot with the events so far (`colsnap compact`) and apply the rest to the new snapshot"
-                )));
-            }
-            if fresh.len() as u64 > MAX_FIELDS {
-                return Err(err(format!(
-                    "the event brings {} new strings, more than the {MAX_FIELDS} one event can address: compact the snapshot (`colsnap compact`) with the events before it, then rebuild with this one",
-                    fresh.len()
-                )));
-            }
+        // An event takes one event index per MAX_FIELDS new strings, so an
+        // event may bring any number of them.
+        let need = (fresh.len() as u64).div_ceil(MAX_FIELDS);
+        if self.new_strings.len() as u64 + need > MAX_EVENTS {
+            return Err(err(format!(
+                "the event brings {} new strings, which need {need} of the {MAX_EVENTS} event indexes composite ids can address, and {} are in use: compact the snapshot with the events so far (`colsnap compact`) and apply the rest to the new snapshot",
+                fresh.len(),
+                self.new_strings.len()
+            )));
         }
         Ok(fresh)
     }
 
     fn commit_strings(&mut self, fresh: Vec<Box<str>>, seq: u64) {
-        if fresh.is_empty() {
-            return;
+        for chunk in fresh.chunks(MAX_FIELDS as usize) {
+            let ev = self.new_strings.len() as u32;
+            for (f, s) in chunk.iter().enumerate() {
+                self.introduced.insert(s.clone(), (ev, f as u32));
+            }
+            self.new_strings.push(chunk.to_vec());
+            self.new_string_seqs.push(seq);
         }
-        let ev = self.new_strings.len() as u32;
-        for (f, s) in fresh.iter().enumerate() {
-            self.introduced.insert(s.clone(), (ev, f as u32));
-        }
-        self.new_strings.push(fresh);
-        self.new_string_seqs.push(seq);
     }
 
     /// Apply every event of an NDJSON event log (blank lines are skipped).

@@ -12,9 +12,10 @@
 //!              strings of that event, in the order they appear in the event
 //! ```
 //!
-//! So an overlay addresses 1,048,576 string-bringing events of up to 4,096
-//! new strings each; past that, applying an event fails with an error that
-//! asks to compact (`colsnap compact`). Comparing is the 3-case rule of
+//! An event bringing more than 4,096 new strings takes one event index per
+//! 4,096 (SPEC.md 13.3). So an overlay addresses 1,048,576 blocks of up to
+//! 4,096 new strings; past that, applying an event fails with an error that
+//! asks to compact (`colsnap compact`, which itself runs in rounds). Comparing is the 3-case rule of
 //! [`compare`]: ids order like their strings, and a new string sorts just
 //! before the table string at its insertion point.
 

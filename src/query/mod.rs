@@ -178,17 +178,35 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// Page `page` (from 1) of `limit` rows.
+    /// `limit` rows after skipping `offset`. Refused when `limit` is 0 or
+    /// when the page number (`offset / limit + 1`) would not fit a `usize`.
+    pub fn new(offset: usize, limit: usize) -> Result<Paging> {
+        if limit == 0 {
+            return Err(Error::Invalid("limit starts at 1 (got limit 0)".into()));
+        }
+        if offset / limit == usize::MAX {
+            return Err(Error::Invalid(format!(
+                "offset {offset} with limit {limit} is past the last page any result can have"
+            )));
+        }
+        Ok(Paging { offset, limit })
+    }
+
+    /// Page `page` (from 1) of `limit` rows. Refused when page or limit is
+    /// 0, or when the page's first row (`(page - 1) * limit`) would not fit
+    /// a `usize`.
     pub fn page(page: usize, limit: usize) -> Result<Paging> {
         if page == 0 || limit == 0 {
             return Err(Error::Invalid(format!(
                 "page and limit start at 1 (got page {page}, limit {limit})"
             )));
         }
-        Ok(Paging {
-            offset: (page - 1).saturating_mul(limit),
-            limit,
-        })
+        let offset = (page - 1).checked_mul(limit).ok_or_else(|| {
+            Error::Invalid(format!(
+                "page {page} of {limit} rows starts past the last row any result can have"
+            ))
+        })?;
+        Ok(Paging { offset, limit })
     }
 }
 
@@ -212,10 +230,12 @@ impl Pagination {
     /// Pagination of `p` over `total` rows.
     pub fn new(p: Paging, total: usize) -> Pagination {
         Pagination {
-            page: p.offset / p.limit + 1,
+            // Saturating: a hand-made `Paging` past `Paging::new`'s bound
+            // reports the last representable page rather than wrapping to 0.
+            page: (p.offset / p.limit.max(1)).saturating_add(1),
             limit: p.limit,
             total,
-            total_pages: total.div_ceil(p.limit),
+            total_pages: total.div_ceil(p.limit.max(1)),
             has_more: p.offset.saturating_add(p.limit) < total,
         }
     }
@@ -538,5 +558,28 @@ impl Engine {
             data: self.src().rows_json(slice, fields)?,
             pagination,
         })
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+
+    #[test]
+    fn paging_at_the_ends_of_usize() {
+        assert!(Paging::new(usize::MAX, 1).is_err());
+        assert!(Paging::new(0, 0).is_err());
+        let p = Paging::new(usize::MAX - 1, 1).unwrap();
+        assert_eq!(Pagination::new(p, 3).page, usize::MAX);
+        let p = Paging::new(usize::MAX, 2).unwrap();
+        assert_eq!(Pagination::new(p, 3).page, usize::MAX / 2 + 1);
+        assert!(Paging::page(1 << 63, 50).is_err());
+        assert!(Paging::page(0, 1).is_err());
+        let p = Paging::page(1 << 63, 1).unwrap();
+        assert_eq!(p.offset, (1 << 63) - 1);
+        assert_eq!(Pagination::new(p, 10).page, 1 << 63);
+        let p = Paging::page(3, 10).unwrap();
+        let pg = Pagination::new(p, 25);
+        assert_eq!((pg.page, pg.total_pages, pg.has_more), (3, 3, false));
     }
 }

@@ -82,7 +82,14 @@ fn cmp_rows(keys: &[Key<'_>], a: u32, b: u32) -> Ordering {
 }
 
 /// Sort `rows` (in increasing row order) by `keys`.
+///
+/// Null and absent rows are sorted by the remaining keys; a group of fewer
+/// than two rows is already sorted, so the work stays linear in the number
+/// of keys (never a recursion into empty groups, which doubled per key).
 pub(crate) fn sort_rows(rows: Vec<u32>, keys: &[Key<'_>]) -> Vec<u32> {
+    if rows.len() < 2 {
+        return rows;
+    }
     let Some((k0, rest)) = keys.split_first() else {
         return rows;
     };

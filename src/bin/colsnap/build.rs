@@ -21,8 +21,11 @@ Examples:
 The input is a JSON array of objects or NDJSON, optionally gzip- or
 zstd-compressed (detected from its first bytes). OUTPUT is written to a
 temporary file next to it and renamed into place only when the build
-succeeded: a failed build leaves no partial file and an existing OUTPUT
-untouched.";
+succeeded: a failed or interrupted build (SIGINT, SIGTERM, SIGHUP) leaves no
+partial file and an existing OUTPUT untouched. OUTPUT must be a regular file
+or not exist: a directory, a device node such as /dev/null, a FIFO or `-` is
+refused (exit 2); a symbolic link to a regular file is written through (the
+file it points to is replaced, the link stays).";
 
 /// Section codec choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -197,28 +200,12 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * m).round() / m
 }
 
-/// Refuse an OUTPUT that is the INPUT (by any spelling or hard link) and an
-/// OUTPUT whose directory does not exist (both exit 2).
+/// Refuse an OUTPUT that cannot be written atomically
+/// ([`common::output_file`]: `-`, a directory, a device node, a FIFO, a
+/// missing directory) and an OUTPUT that is the INPUT (by any spelling, hard
+/// link or symbolic link); all exit 2, before anything is read.
 fn check_output(input: &Path, output: &Path, stdin: bool) -> anyhow::Result<()> {
-    let out_name = output.display();
-    if output.as_os_str() == "-" {
-        return Err(usage(
-            "OUTPUT must be a file: a snapshot is written atomically, not to stdout",
-        ));
-    }
-    if output.is_dir() {
-        return Err(usage(format!("{out_name}: is a directory")));
-    }
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(usage(format!(
-            "{out_name}: the directory {} does not exist",
-            dir.display()
-        )));
-    }
+    common::output_file(output)?;
     if stdin {
         return Ok(());
     }
@@ -231,7 +218,8 @@ fn check_output(input: &Path, output: &Path, stdin: bool) -> anyhow::Result<()> 
     );
     if same {
         return Err(usage(format!(
-            "{out_name}: OUTPUT is the INPUT file; refusing to overwrite the input"
+            "{}: OUTPUT is the INPUT file; refusing to overwrite the input",
+            output.display()
         )));
     }
     Ok(())

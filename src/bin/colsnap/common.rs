@@ -7,7 +7,11 @@
 //! |------|---------|
 //! | 0 | success |
 //! | 1 | bad data: invalid input JSON, a corrupt or truncated snapshot, a failed verify, an I/O failure while working |
-//! | 2 | usage: bad arguments, a missing input file, OUTPUT == INPUT, an unknown column, a bad `--rows` range |
+//! | 2 | usage: bad arguments, a missing input file, OUTPUT == INPUT, OUTPUT a directory / device node / FIFO / in a missing directory, an unknown column, a bad `--rows` range, a page past any result |
+//!
+//! `--help` and `--version` exit 0, or 1 when their text cannot be written.
+//! SIGINT, SIGTERM and SIGHUP remove the temporary output file, then end the
+//! process as the signal would have.
 
 use std::fmt;
 use std::io::Write;
@@ -77,6 +81,88 @@ pub fn lib(file: &str, e: colsnap::Error) -> anyhow::Error {
     Fail { code, message }.into()
 }
 
+/// Like [`lib`], for errors met while reading a snapshot that opened fine:
+/// a missing string, column or row there means the file is corrupt (exit
+/// 1), not that the user asked for something absent.
+pub fn lib_data(file: &str, e: colsnap::Error) -> anyhow::Error {
+    match e {
+        colsnap::Error::Io { .. } => lib(file, e),
+        e => Fail {
+            code: EXIT_DATA,
+            message: format!("{file}: {e}"),
+        }
+        .into(),
+    }
+}
+
+/// Parse the command line. `--help` and `--version` print to stdout and
+/// exit 0, unless their text cannot be written (`--help > /dev/full`: exit
+/// 1; a closed pipe is not an error); a usage error prints clap's message
+/// and exits 2.
+pub fn parse_args<P: clap::Parser>() -> Result<P, ExitCode> {
+    match P::try_parse() {
+        Ok(p) => Ok(p),
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            match print(&text) {
+                Ok(()) => Err(ExitCode::SUCCESS),
+                Err(err) => {
+                    eprintln!("{}: error: {err}", program());
+                    Err(ExitCode::from(EXIT_DATA))
+                }
+            }
+        }
+    }
+}
+
+/// Remove the temporary output file of a write in progress when SIGINT,
+/// SIGTERM or SIGHUP arrives, then end the process as the signal would have
+/// (so a shell sees "killed by SIGTERM", not a normal exit).
+pub fn remove_temp_files_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                // Keep the guard until the process ends: no other thread
+                // may create or rename a temporary file after this.
+                let (_, held) = colsnap::write::remove_temp_files();
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                drop(held);
+                std::process::exit(128 + sig);
+            }
+        });
+}
+
+/// Check an OUTPUT path before any work: `-` is refused (a snapshot is
+/// written atomically, never to stdout), then the library's rules
+/// ([`colsnap::write::check_output_path`]): not a directory, a device node,
+/// a FIFO or a socket, in a directory that exists; a symbolic link must lead
+/// to a regular file. Any refusal exits 2.
+pub fn output_file(path: &Path) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        return Err(usage(
+            "OUTPUT must be a file: a snapshot is written atomically, not to stdout",
+        ));
+    }
+    colsnap::write::check_output_path(path)
+        .map(|_| ())
+        .map_err(|e| match e {
+            colsnap::Error::Invalid(m) => usage(m),
+            // The OUTPUT argument is unusable (its directory is missing or
+            // cannot be looked at): a usage error too.
+            colsnap::Error::Io { source, .. } => usage(format!("{}: {source}", path.display())),
+            e => lib(&path.display().to_string(), e),
+        })
+}
+
 /// True when `e` is (or wraps) a broken pipe: the reader of our stdout went
 /// away (`colsnap export x | head`), which is not an error.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -140,9 +226,22 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
                 }
                 _ => EXIT_DATA,
             };
-            // One line: the outermost message (which already names the file
-            // and the place); no backtrace, no Debug dump.
-            let msg = format!("{e:#}").replace('\n', " ");
+            // One line: the messages of the chain, outermost first, each
+            // left out when an outer one already says it (an I/O error's
+            // text names its cause, "(os error 2)", once); no backtrace, no
+            // Debug dump.
+            let mut msg = String::new();
+            for c in e.chain() {
+                let text = c.to_string();
+                if msg.contains(&text) {
+                    continue;
+                }
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&text);
+            }
+            let msg = msg.replace('\n', " ");
             eprintln!("{}: error: {msg}", program());
             ExitCode::from(code)
         }

@@ -1,7 +1,7 @@
 //! `colsnap compact SNAPSHOT EVENTS -o NEW`: apply an event log and write a
 //! new snapshot (atomically).
 
-use anyhow::Context;
+use crate::common::{self, lib};
 use colsnap::events::{CompactOptions, compact};
 use colsnap::{BuildOptions, Snapshot};
 use std::path::PathBuf;
@@ -13,7 +13,8 @@ pub struct Args {
     pub snapshot: PathBuf,
     /// The event log: one event per line (see SPEC.md, "Event log").
     pub events: PathBuf,
-    /// The new snapshot (written atomically; may be SNAPSHOT itself).
+    /// The new snapshot (written atomically; may be SNAPSHOT itself; a
+    /// regular file or a new path, not `-`, a directory or a device node).
     #[arg(short, long)]
     pub output: PathBuf,
     /// The key field events address rows by (a display path such as `id` or `issue.id`).
@@ -23,9 +24,13 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let snap = Snapshot::open(&a.snapshot)?;
-    let f = std::fs::File::open(&a.events)
-        .with_context(|| format!("opening the event log {}", a.events.display()))?;
+    common::input_file(&a.snapshot, false)?;
+    common::input_file(&a.events, false)?;
+    common::output_file(&a.output)?;
+    let name = a.snapshot.display().to_string();
+    let evname = a.events.display().to_string();
+    let snap = Snapshot::open(&a.snapshot).map_err(|e| lib(&name, e))?;
+    let f = std::fs::File::open(&a.events).map_err(|e| common::usage(format!("{evname}: {e}")))?;
     let opts = CompactOptions {
         key_field: a.key.clone(),
         build: BuildOptions::default(),
@@ -33,12 +38,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let report = colsnap::write::write_atomically(&a.output, |w| {
         compact(&snap, std::io::BufReader::new(f), &opts, w)
     })
-    .with_context(|| {
-        format!(
-            "compacting {} with {}",
-            a.snapshot.display(),
-            a.events.display()
-        )
+    .map_err(|e| match e {
+        e @ colsnap::Error::Event { .. } => lib(&evname, e),
+        e => lib(&name, e),
     })?;
     eprintln!(
         "{}: {} rows, {} columns, {} strings, {} bytes",

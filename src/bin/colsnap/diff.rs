@@ -1,5 +1,6 @@
 //! `colsnap diff OLD NEW [-o EVENTS]`: the events that turn OLD into NEW.
 
+use crate::common::{self, lib};
 use colsnap::Snapshot;
 use colsnap::events::{diff, write_events};
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ pub struct Args {
     pub old: PathBuf,
     /// The snapshot to reach.
     pub new: PathBuf,
-    /// Write the events here (atomically) instead of stdout.
+    /// Write the events here (atomically) instead of stdout; `-` is stdout.
+    /// Must be a regular file or a new path (not a directory or a device node).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// The key field that identifies rows in both snapshots.
@@ -25,15 +27,23 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let old = Snapshot::open(&a.old)?;
-    let new = Snapshot::open(&a.new)?;
-    let events = diff(&old, &new, &a.key, a.first_seq)?;
-    match &a.output {
-        Some(p) => colsnap::write::write_atomically(p, |w| write_events(w, &events))?,
+    common::input_file(&a.old, false)?;
+    common::input_file(&a.new, false)?;
+    let output = a.output.as_ref().filter(|p| p.as_os_str() != "-");
+    if let Some(p) = output {
+        common::output_file(p)?;
+    }
+    let (oname, nname) = (a.old.display().to_string(), a.new.display().to_string());
+    let old = Snapshot::open(&a.old).map_err(|e| lib(&oname, e))?;
+    let new = Snapshot::open(&a.new).map_err(|e| lib(&nname, e))?;
+    let events = diff(&old, &new, &a.key, a.first_seq).map_err(|e| lib(&nname, e))?;
+    match output {
+        Some(p) => colsnap::write::write_atomically(p, |w| write_events(w, &events))
+            .map_err(|e| lib(&p.display().to_string(), e))?,
         None => {
             let stdout = std::io::stdout();
             let mut lock = std::io::BufWriter::new(stdout.lock());
-            write_events(&mut lock, &events)?;
+            write_events(&mut lock, &events).map_err(|e| lib("stdout", e))?;
         }
     }
     eprintln!("{} events", events.len());

@@ -339,7 +339,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     common::input_file(&args.file, false)?;
     let name = args.file.display().to_string();
     let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
-    let r = report(&snap, &name, args.strings).map_err(|e| lib(&name, e))?;
+    let r = report(&snap, &name, args.strings).map_err(|e| common::lib_data(&name, e))?;
     if args.json {
         let mut s = serde_json::to_string_pretty(&r)?;
         s.push('\n');

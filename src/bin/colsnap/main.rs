@@ -11,7 +11,7 @@ mod inspect;
 mod query;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
@@ -25,11 +25,14 @@ Examples:
   colsnap diff old.colsnap new.colsnap -o events.ndjson
 
 Exit status: 0 success, 1 bad data (invalid JSON, corrupt snapshot, failed
-verify), 2 usage error (bad arguments, missing input file, OUTPUT == INPUT).
+verify, a limit exceeded, an I/O failure while working), 2 usage error (bad
+arguments, missing input file, OUTPUT == INPUT, OUTPUT a directory, a device
+node or in a missing directory). On SIGINT, SIGTERM or SIGHUP the temporary
+output file is removed before the program ends.
 Run `colsnap help <command>` for a command's options and examples.";
 
 /// Columnar snapshots of issue-tracker JSON exports.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "colsnap", version, about, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
@@ -55,7 +58,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match common::parse_args::<Cli>() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    common::remove_temp_files_on_signals();
     common::exit(match cli.command {
         Command::Build(a) => build::run(a),
         Command::Inspect(a) => inspect::run(a),

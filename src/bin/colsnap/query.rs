@@ -102,11 +102,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .transpose()
         .map_err(bad)?;
     let paging = match a.offset {
-        Some(o) if a.limit > 0 => Paging {
-            offset: o,
-            limit: a.limit,
-        },
-        _ => Paging::page(a.page, a.limit).map_err(bad)?,
+        Some(o) => Paging::new(o, a.limit).map_err(bad)?,
+        None => Paging::page(a.page, a.limit).map_err(bad)?,
     };
     let engine = match &a.events {
         Some(ev) => {
