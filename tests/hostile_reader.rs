@@ -427,6 +427,65 @@ fn a_count_that_needs_no_bytes_is_refused_by_the_budget() {
     }
     let (code, err) = run_limited(&bytes, &["inspect"]);
     assert_eq!(code, 0, "{err}");
+    // The query engine's per-row arrays are charged too: 2^32-1 rows need
+    // a 16 GiB row list before any column is read.
+    for args in [
+        &["query", "--limit", "1"][..],
+        &["query", "--search", "x"],
+        &["query", "--sort", "a"],
+    ] {
+        let (code, err) = run_limited(&bytes, args);
+        assert_eq!(code, 1, "colsnap {args:?}: {err}");
+        assert!(err.contains("a query over 4294967295 rows needs"), "{err}");
+    }
+}
+
+/// `u32::MAX` empty rows: 70-odd bytes, nothing to decode, yet a query
+/// would need a row list of 16 GiB.
+#[test]
+fn empty_rows_without_bytes_are_refused_by_the_query_budget() {
+    let rows = u32::MAX as u64;
+    let bytes = assemble(Vec::new(), |d| Footer {
+        rows,
+        sections: d,
+        tables: Vec::new(),
+        nodes: vec![root(rows)],
+    });
+    assert!(bytes.len() < 200, "{} bytes", bytes.len());
+    let s = Snapshot::from_bytes(bytes.clone()).expect("a valid file");
+    let engine = colsnap::query::Engine::new(colsnap::query::SnapshotSource::new(s));
+    match engine.run(&colsnap::query::Query::default()) {
+        Err(Error::Budget { need, budget, .. }) => {
+            assert_eq!(need, rows * 24);
+            assert_eq!(budget, colsnap::read::DEFAULT_MEMORY_BUDGET);
+        }
+        other => panic!("expected a budget error, got {other:?}"),
+    }
+    for args in [&["query"][..], &["query", "--search", "x"]] {
+        let (code, err) = run_limited(&bytes, args);
+        assert_eq!(code, 1, "colsnap {args:?}: {err}");
+        assert!(err.contains("over the budget"), "{err}");
+    }
+    // Compaction of the same file under the 1 GiB limit: a clean error, no output.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (snap, log, out) = (
+        dir.path().join("empty.colsnap"),
+        dir.path().join("events.ndjson"),
+        dir.path().join("out.colsnap"),
+    );
+    std::fs::write(&snap, &bytes).expect("write");
+    std::fs::write(&log, "{\"seq\":1,\"op\":\"delete\",\"key\":1}\n").expect("write");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1048576 && exec timeout 60 \"$0\" compact \"$1\" \"$2\" -o \"$3\"")
+        .arg(env!("CARGO_BIN_EXE_colsnap"))
+        .args([&snap, &log, &out])
+        .output()
+        .expect("run colsnap");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("memory allocation"), "{err}");
+    assert!(!out.exists());
 }
 
 #[test]

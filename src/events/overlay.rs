@@ -81,6 +81,17 @@ impl Overlay {
             got: snap.rows(),
             max: u32::MAX as u64,
         })?;
+        // The row order takes 8 bytes a row (a slot and its block) before any
+        // event: refuse a row count the file claims without holding it.
+        let budget = crate::read::default_budget(&snap);
+        let need = (n_snap as u64).saturating_mul(8);
+        if need > budget {
+            return Err(Error::Budget {
+                what: format!("an overlay over {n_snap} rows"),
+                need,
+                budget,
+            });
+        }
         Ok(Overlay {
             snap,
             key_path,

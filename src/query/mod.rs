@@ -431,8 +431,25 @@ impl Engine {
             .sum()
     }
 
+    /// Refuse a query whose per-row arrays cannot fit the source's memory
+    /// budget: a result is a row list (4 bytes a row), a sort adds its keys
+    /// (up to 16 bytes a row) and each filter a bitmap (1 bit a row).
+    fn check_rows_fit(&self) -> Result<()> {
+        let budget = self.src().memory_budget();
+        let need = (self.rows() as u64).saturating_mul(24);
+        if need > budget {
+            return Err(Error::Budget {
+                what: format!("a query over {} rows", self.rows()),
+                need,
+                budget,
+            });
+        }
+        Ok(())
+    }
+
     /// Rows matching every filter.
     pub fn filter(&self, filters: &[Filter]) -> Result<Bits> {
+        self.check_rows_fit()?;
         let mut acc = Bits::full(self.rows());
         for f in filters {
             let col = self.column(&f.path)?;
@@ -443,6 +460,7 @@ impl Engine {
 
     /// Rows matching a search.
     pub fn search(&self, s: &Search) -> Result<Bits> {
+        self.check_rows_fit()?;
         let paths: Vec<String> = if s.fields.is_empty() {
             self.fields()
                 .iter()

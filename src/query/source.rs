@@ -34,6 +34,14 @@ pub trait RowSource: Send + Sync {
     /// Number of rows.
     fn rows(&self) -> usize;
 
+    /// The memory, in bytes, one query may take for its per-row arrays
+    /// (row lists, bitmaps, sort keys). A row count read from a file can
+    /// claim far more rows than the file holds bytes; the engine refuses a
+    /// query whose per-row arrays would not fit (an [`Error::Budget`]).
+    fn memory_budget(&self) -> u64 {
+        crate::read::DEFAULT_MEMORY_BUDGET
+    }
+
     /// The columns, in schema order.
     fn fields(&self) -> Vec<FieldInfo>;
 
@@ -354,6 +362,10 @@ fn cell_of(d: &NodeData, i: usize) -> Cell {
 }
 
 impl RowSource for SnapshotSource {
+    fn memory_budget(&self) -> u64 {
+        crate::read::default_budget(&self.snap)
+    }
+
     fn rows(&self) -> usize {
         self.snap.rows() as usize
     }

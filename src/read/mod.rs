@@ -14,7 +14,10 @@ mod verify;
 
 pub(crate) use export::Emitter;
 pub use export::{ExportOptions, RowWriter};
-pub use node::{ColumnView, DEFAULT_MEMORY_BUDGET, Kinds, MAX_MAPPED_CHAIN, NodeData, SparseKinds};
+pub use node::{
+    ColumnView, DEFAULT_MEMORY_BUDGET, Kinds, MAX_MAPPED_CHAIN, NodeData, SparseKinds,
+    default_budget,
+};
 pub use table::StringTable;
 pub use verify::VerifyReport;
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// The default memory budget of one read operation (a node decode, an
 /// export, a verify): 1 GiB, or 64 bytes per byte of the file when that is
 /// more. Allocations sized by counts in the file are charged to it before
-/// they are made; going over is an [`Error::Limit`] that says how many bytes
+/// they are made; going over is an [`Error::Budget`] that says how many bytes
 /// the operation would need.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
 
@@ -26,8 +26,9 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
 /// when the snapshot is opened.
 pub const MAX_MAPPED_CHAIN: usize = 64;
 
-/// The memory budget of a read operation on `snap` when none is given.
-pub(crate) fn default_budget(snap: &Snapshot) -> u64 {
+/// The memory budget of a read operation on `snap` when none is given:
+/// [`DEFAULT_MEMORY_BUDGET`], or 64 bytes per byte of the file when that is more.
+pub fn default_budget(snap: &Snapshot) -> u64 {
     DEFAULT_MEMORY_BUDGET.max((snap.bytes().len() as u64).saturating_mul(64))
 }
 
