@@ -5,13 +5,13 @@
 //! when deliberately creating a new version's golden files) with
 //! `COLSNAP_REGEN_GOLDEN=1 cargo test --test compat`.
 
+mod common;
+
 use colsnap::{ExportOptions, Snapshot};
 use std::path::PathBuf;
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/golden")
-        .join(name)
+    common::fixture("golden").join(name)
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! `colsnap query --events` and `colsnap export --events` agree with the
 //! same commands on the compacted snapshot.
 
-use assert_cmd::Command;
+mod common;
+
+use common::colsnap;
 use colsnap::{BuildOptions, build_to_vec};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -39,8 +41,7 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn colsnap_ok(args: &[&str]) -> Vec<u8> {
-    let out = Command::cargo_bin("colsnap")
-        .unwrap()
+    let out = colsnap()
         .args(args)
         .output()
         .unwrap();
@@ -121,8 +122,7 @@ fn bad_events_fail_clearly() {
     let bad = dir.path().join("bad.ndjson");
     std::fs::write(&bad, "{\"seq\":1,\"op\":\"delete\",\"key\":1}\n{oops\n").unwrap();
     for cmd in ["query", "export"] {
-        let out = Command::cargo_bin("colsnap")
-            .unwrap()
+        let out = colsnap()
             .args([
                 cmd,
                 old.to_str().unwrap(),
@@ -158,8 +158,7 @@ fn bad_events_fail_clearly() {
             "id",
         ],
     ] {
-        let out = Command::cargo_bin("colsnap")
-            .unwrap()
+        let out = colsnap()
             .args(&args)
             .output()
             .unwrap();

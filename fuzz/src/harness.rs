@@ -2,7 +2,7 @@
 //! `tests/fuzz_regressions.rs` of the main crate: keep this file free of
 //! dependencies other than `colsnap` and `serde_json`.
 
-use colsnap::compress::{Codec, CodecChoice, CompressOptions};
+use colsnap::{Codec, CodecChoice, CompressOptions};
 use colsnap::{BuildOptions, ExportOptions, Snapshot};
 use serde_json::Value;
 use std::io::Write;
@@ -291,7 +291,7 @@ pub fn roundtrip(rows: &[Value], sel: u8) {
 /// decoders behind them. `None` when the footer cannot be located or parsed
 /// (then plain `open_read` covers the input).
 pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
-    use colsnap::format::{self, Footer, SECTION_HEADER_LEN, TRAILER_LEN, Trailer};
+    use colsnap::raw::format::{self, Footer, SECTION_HEADER_LEN, TRAILER_LEN, Trailer};
     let len = data.len();
     if len < format::HEADER_LEN + TRAILER_LEN {
         return None;
@@ -306,7 +306,7 @@ pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
     }
     let codec = Codec::from_u8(t[20])?;
     let raw =
-        colsnap::compress::decompress(codec, &data[fo..len - TRAILER_LEN], raw_len, None, "footer")
+        colsnap::raw::compress::decompress(codec, &data[fo..len - TRAILER_LEN], raw_len, None, "footer")
             .ok()?;
     let mut footer = Footer::parse(&raw, fo as u64).ok()?;
     let mut out = data[..fo].to_vec();

@@ -18,6 +18,7 @@
 //! # let _ = page; Ok(()) }
 //! ```
 
+#[cfg(feature = "write")]
 mod compact;
 mod diff;
 mod event;
@@ -28,6 +29,7 @@ mod query;
 mod source;
 pub mod strkey;
 
+#[cfg(feature = "write")]
 pub use compact::{CompactOptions, compact, compact_to_vec};
 pub use diff::{diff, diff_values};
 pub use event::{Event, Op, get_path, key_text};
