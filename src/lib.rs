@@ -64,7 +64,7 @@
 //! - [`strings`]: the sorted string tables (ids, chunks, lookups).
 //! - [`query`]: the query engine (filter, search, sort, page).
 //! - [`events`]: edit events over a snapshot (overlay, compaction, diffs).
-//! - [`write`] (feature `write`): JSON rows to a snapshot; [`schema`] turns
+//! - [`write`](mod@write) (feature `write`): JSON rows to a snapshot; [`schema`] turns
 //!   JSON into columns.
 //! - [`model`], [`timestamp`], [`error`]: shared types.
 //! - [`raw`]: the byte layer (section codecs, value encodings, file layout),
@@ -102,7 +102,7 @@ pub mod write;
 pub mod raw {
     //! The byte layer, for tools that inspect, check or repair files: section
     //! codecs ([`compress`]), value encodings ([`encoding`]) and the file
-    //! layout (header, section headers, footer, trailer: [`format`]).
+    //! layout (header, section headers, footer, trailer: [`format`](mod@format)).
     //!
     //! These modules follow `SPEC.md` byte for byte and change with it; most
     //! users need [`Snapshot`](crate::Snapshot) and the [`query`](crate::query)

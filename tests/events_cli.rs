@@ -2,11 +2,10 @@
 
 mod common;
 
-use common::{colsnap, write_snapshot};
 use colsnap::events::{Overlay, load_overlay};
 use colsnap::{BuildOptions, Error, Snapshot, build_to_vec};
+use common::{colsnap, write_snapshot};
 use serde_json::{Value, json};
-use std::path::Path;
 
 fn rows() -> Vec<Value> {
     vec![

@@ -6,7 +6,7 @@ mod common;
 use colsnap::events::{
     Event, Filter, Op, Overlay, Query, Sort, compact_to_vec, diff_values, write_events,
 };
-use colsnap::{BuildOptions, Error, Snapshot, build_to_vec};
+use colsnap::{Error, Snapshot, build_to_vec};
 use common::tiny_opts;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::colsnap;
 use colsnap::{BuildOptions, build_to_vec};
+use common::colsnap;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -41,10 +41,7 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn colsnap_ok(args: &[&str]) -> Vec<u8> {
-    let out = colsnap()
-        .args(args)
-        .output()
-        .unwrap();
+    let out = colsnap().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -158,10 +155,7 @@ fn bad_events_fail_clearly() {
             "id",
         ],
     ] {
-        let out = colsnap()
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = colsnap().args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }

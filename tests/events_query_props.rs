@@ -4,9 +4,9 @@
 
 mod common;
 
+use colsnap::Snapshot;
 use colsnap::events::{Event, Op, Overlay, OverlaySource, parse_path};
 use colsnap::query::{Engine, Filter, Literal, Op as QOp, Paging, Query, Search, SortKey};
-use colsnap::{BuildOptions, Snapshot, build_to_vec};
 use common::tiny_opts;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};

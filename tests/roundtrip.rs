@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::tiny_opts;
 use colsnap::compress::{Codec, CodecChoice, CompressOptions};
 use colsnap::{BuildOptions, Snapshot};
+use common::tiny_opts;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 

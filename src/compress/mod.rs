@@ -257,6 +257,7 @@ fn zstd_decompress(
 /// is what the writer stores (`zstd::dict::from_samples`). The frames carry
 /// no dictionary id, so the dictionary is forced onto each frame.
 #[cfg(feature = "ruzstd")]
+#[cfg_attr(feature = "write", allow(dead_code))] // the C library decodes; tests compare
 fn ruzstd_decompress(
     stored: &[u8],
     raw_len: usize,
@@ -271,8 +272,7 @@ fn ruzstd_decompress(
     dec.set_max_window_size(
         (raw_len as u64)
             .saturating_mul(2)
-            .max(1 << 20)
-            .min(ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE),
+            .clamp(1 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE),
     );
     let dict_id = match dict {
         Some(d) => {
@@ -455,6 +455,12 @@ mod ruzstd_tests {
         }
     }
 
+    /// Both decoders refuse a wrong declared length (an error, or more
+    /// bytes than declared, which `decompress` turns into an error).
+    fn rejects(stored: &[u8], raw_len: usize, dict: Option<&[u8]>) -> bool {
+        same(stored, raw_len, dict).is_none_or(|v| v.len() != raw_len)
+    }
+
     fn zstd_opts(level: i32) -> CompressOptions {
         CompressOptions {
             choice: CodecChoice::Force(Codec::Zstd),
@@ -495,7 +501,8 @@ mod ruzstd_tests {
                 raw
             );
             // A wrong declared length is an error for both.
-            assert!(same(stored, raw.len() - 1, dict.as_deref()).is_none());
+            assert!(rejects(stored, raw.len() - 1, dict.as_deref()));
+            assert!(rejects(stored, raw.len() + 1, dict.as_deref()));
         }
         with_dict
     }
@@ -566,8 +573,9 @@ mod ruzstd_tests {
         let (_, stored) = compress(&raw, &zstd_opts(19), None).unwrap();
         assert!(raw.len() > plausible_len(stored.len()));
         assert_eq!(same(&stored, raw.len(), None).unwrap(), raw);
-        assert!(same(&stored, raw.len() - 1, None).is_none());
-        assert!(same(&stored, raw.len() + 1, None).is_some_and(|v| v.len() == raw.len()));
+        assert!(rejects(&stored, raw.len() - 1, None));
+        assert!(rejects(&stored, raw.len() + 1, None));
+        assert!(decompress(Codec::Zstd, &stored, raw.len() - 1, None, "t").is_err());
     }
 
     proptest! {

@@ -3,7 +3,9 @@
 //! unused by one of them is not dead code.
 #![allow(dead_code)]
 
+#[cfg(feature = "cli")]
 use assert_cmd::Command;
+#[cfg(feature = "write")]
 use colsnap::{BuildOptions, Snapshot, build_to_vec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// The `colsnap` program under test.
+#[cfg(feature = "cli")]
 pub fn colsnap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_colsnap"))
 }
@@ -31,6 +34,7 @@ pub fn rows_of(text: &[u8]) -> Vec<Value> {
     }
 }
 
+#[cfg(feature = "write")]
 /// Small options that force many chunks and the long-text table: tables
 /// span several chunks.
 pub fn tiny_opts() -> BuildOptions {
@@ -42,12 +46,14 @@ pub fn tiny_opts() -> BuildOptions {
     }
 }
 
+#[cfg(feature = "write")]
 /// `rows` (as one JSON array) built with `opts` and opened from memory.
 pub fn snapshot_of(rows: &[Value], opts: &BuildOptions) -> Snapshot {
     Snapshot::from_bytes(build_to_vec(&serde_json::to_vec(rows).unwrap()[..], opts).unwrap())
         .unwrap()
 }
 
+#[cfg(feature = "write")]
 /// `rows` built with the default options into the file `dir/name`.
 pub fn write_snapshot(dir: &Path, name: &str, rows: &[Value]) -> PathBuf {
     let p = dir.join(name);
