@@ -256,8 +256,8 @@ fn zstd_decompress(
 /// The dictionary must be in the `ZDICT` format (magic `0xEC30A437`), which
 /// is what the writer stores (`zstd::dict::from_samples`). The frames carry
 /// no dictionary id, so the dictionary is forced onto each frame.
-#[cfg(feature = "ruzstd")]
-#[cfg_attr(feature = "write", allow(dead_code))] // the C library decodes; tests compare
+#[cfg(any(feature = "ruzstd", test))]
+#[cfg_attr(any(feature = "write", not(feature = "ruzstd")), allow(dead_code))] // tests compare
 fn ruzstd_decompress(
     stored: &[u8],
     raw_len: usize,
@@ -424,9 +424,8 @@ mod tests {
 
 /// The pure-Rust decoder against the C library: same bytes out, same
 /// errors, on plain sections and on dictionary-compressed string chunks of
-/// real snapshots. CI runs it with
-/// `cargo test -p colsnap --features ruzstd --lib compress`.
-#[cfg(all(test, feature = "write", feature = "ruzstd"))]
+/// real snapshots. Runs in every `cargo test` (ruzstd is a dev-dependency).
+#[cfg(all(test, feature = "write"))]
 mod ruzstd_tests {
     use super::*;
     use crate::format::Role;
@@ -564,6 +563,17 @@ mod ruzstd_tests {
             // Without the dictionary the frame does not decode to the input.
             assert!(ruzstd_decompress(&stored, raw.len(), None).map_or(true, |v| v != raw));
         }
+    }
+
+    #[test]
+    fn raw_content_dictionary_is_a_clean_error() {
+        // The format stores ZDICT dictionaries (SPEC.md section 7); a
+        // dictionary without the magic is refused, never misdecoded.
+        let dict = b"plain bytes used as a raw-content dictionary ".repeat(8);
+        let raw = b"plain bytes used as a section ".repeat(4);
+        let (_, stored) = compress(&raw, &zstd_opts(3), Some(&dict)).unwrap();
+        let e = ruzstd_decompress(&stored, raw.len(), Some(&dict)).unwrap_err();
+        assert!(e.contains("dictionary"), "{e}");
     }
 
     #[test]
