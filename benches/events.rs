@@ -6,9 +6,9 @@
 //! `COLSNAP_BENCH_ROWS` sets the number of issues (default 1,000,000).
 
 use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource};
-use colsnap::generate::{GenOptions, issues};
 use colsnap::query::{Engine, RowSource, SnapshotSource, SortKey};
 use colsnap::{BuildOptions, Snapshot};
+use colsnap_testdata::{GenOptions, issues};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ fn snapshot(n: usize) -> Snapshot {
     // change what is measured (event application and sorting never touch
     // compressed bytes except to decode a string chunk).
     let build_opts = BuildOptions {
-        compress: colsnap::compress::CompressOptions {
+        compress: colsnap::CompressOptions {
             level: 3,
             ..Default::default()
         },

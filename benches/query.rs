@@ -5,9 +5,9 @@
 //!
 //! `cargo bench --bench query` (the snapshot is cached under target/).
 
-use colsnap::generate::{GenOptions, write_ndjson};
 use colsnap::query::{Engine, Paging, Search, SnapshotSource, SortKey, parse::parse_where};
 use colsnap::{BuildOptions, Snapshot};
+use colsnap_testdata::{GenOptions, write_ndjson};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ fn snapshot_path(n: usize) -> PathBuf {
             // short and does not change what the queries measure (they never
             // touch compressed bytes except when decoding a chunk).
             &BuildOptions {
-                compress: colsnap::compress::CompressOptions {
+                compress: colsnap::CompressOptions {
                     level: 3,
                     ..Default::default()
                 },

@@ -14,9 +14,9 @@
 //! colsnap/zstd-19 ratio). Compression is deterministic, so any drop below a
 //! floor is a real regression.
 
-use colsnap::format::footer::TABLE_LONG_TEXT;
-use colsnap::format::{Role, STREAM_ROLES};
 use colsnap::model::{Kind, NodeName};
+use colsnap::raw::format::footer::TABLE_LONG_TEXT;
+use colsnap::raw::format::{Role, STREAM_ROLES};
 use colsnap::{BuildOptions, Snapshot};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -9,7 +9,7 @@
 //! whose footer fields a fuzzer can mutate directly).
 
 use colsnap::BuildOptions;
-use colsnap::compress::{Codec, CodecChoice};
+use colsnap::{Codec, CodecChoice};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
 
 /// Rewrite the snapshot at `path` with its footer stored uncompressed.
 fn rewrite_plain_footer(path: &str) -> colsnap::Result<usize> {
-    use colsnap::format::{TRAILER_LEN, Trailer, crc32c};
+    use colsnap::raw::format::{TRAILER_LEN, Trailer, crc32c};
     let bytes = std::fs::read(path)?;
     let footer = colsnap::read::read_footer(&bytes, bytes.len() as u64)?;
     let n = bytes.len();

@@ -7,7 +7,7 @@
 //! Without `--out` the NDJSON goes to stdout. A summary (count, bytes, rate)
 //! goes to stderr.
 
-use colsnap::generate::{GenOptions, write_ndjson};
+use colsnap_testdata::{GenOptions, write_ndjson};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;

@@ -4,9 +4,9 @@
 //!
 //! `cargo run --release --example query_mem -- [SNAPSHOT | --generate N]`
 
-use colsnap::generate::{GenOptions, write_ndjson};
 use colsnap::query::{Engine, SnapshotSource};
 use colsnap::{BuildOptions, Snapshot};
+use colsnap_testdata::{GenOptions, write_ndjson};
 
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")

@@ -1,5 +1,5 @@
 //! Per-column breakdown of a snapshot's bytes: `cargo run --release --example sizes -- FILE.json [N]`.
-use colsnap::format::Role;
+use colsnap::raw::format::Role;
 use colsnap::{BuildOptions, Snapshot};
 use std::collections::BTreeMap;
 
@@ -58,7 +58,7 @@ fn main() {
                 tot += e.stored_len as u64 + 16;
                 parts += &format!(
                     " {}={}/{}:{}",
-                    colsnap::format::STREAM_ROLES[k].name(),
+                    colsnap::raw::format::STREAM_ROLES[k].name(),
                     e.stored_len,
                     e.raw_len,
                     e.encoding.name()

@@ -32,7 +32,7 @@ fn main() {
     let mut by: std::collections::BTreeMap<String, u64> = Default::default();
     for e in &s.footer().sections {
         *by.entry(
-            colsnap::format::Role::from_u8(e.role)
+            colsnap::raw::format::Role::from_u8(e.role)
                 .unwrap()
                 .name()
                 .to_string(),

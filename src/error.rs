@@ -17,7 +17,9 @@ pub enum Error {
     /// An I/O error, with the path when one is known.
     #[error("{}: {source}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "i/o".into()))]
     Io {
+        /// The file involved, when known.
         path: Option<PathBuf>,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -25,24 +27,33 @@ pub enum Error {
     /// The input is not valid JSON, or not an array of objects / NDJSON.
     #[error("invalid JSON at line {line}, column {column}: {message}")]
     Json {
+        /// 1-based line of the input.
         line: usize,
+        /// 1-based column of the input.
         column: usize,
+        /// The parser's message.
         message: String,
     },
 
     /// The input is valid JSON but cannot be represented (e.g. a limit).
     #[error("row {row}, field `{path}`: {message}")]
     Value {
+        /// 0-based row of the input.
         row: u64,
+        /// Dotted path of the field.
         path: String,
+        /// What is wrong with the value.
         message: String,
     },
 
     /// A configured limit was exceeded while building.
     #[error("limit exceeded: {what} is {got}, the maximum is {max}")]
     Limit {
+        /// What was counted.
         what: &'static str,
+        /// How many there were.
         got: u64,
+        /// The most allowed.
         max: u64,
     },
 
@@ -50,70 +61,108 @@ pub enum Error {
     /// (counts in a file can claim far more than its bytes hold).
     #[error("{what} needs {need} bytes of memory, over the budget of {budget} bytes")]
     Budget {
+        /// What would need the memory (a column's stream, a query, an overlay).
         what: String,
+        /// Bytes it would need.
         need: u64,
+        /// The operation's budget in bytes.
         budget: u64,
     },
 
     /// The bytes do not start or end with the snapshot magic.
     #[error("not a colsnap snapshot: bad magic at byte offset {offset}")]
-    BadMagic { offset: u64 },
+    BadMagic {
+        /// Where the magic was expected.
+        offset: u64,
+    },
 
     /// The snapshot was written by a format version this reader does not know.
     #[error("unsupported format version {got} (this reader supports {supported})")]
-    Version { got: u16, supported: u16 },
+    Version {
+        /// The file's format version.
+        got: u16,
+        /// The newest version this reader supports.
+        supported: u16,
+    },
 
     /// A checksum did not match.
     #[error(
         "checksum mismatch in {what} at byte offset {offset}: expected {expected:#010x}, got {got:#010x}"
     )]
     Checksum {
+        /// The structure whose checksum failed.
         what: String,
+        /// Byte offset of the checked bytes.
         offset: u64,
+        /// The stored checksum.
         expected: u32,
+        /// The checksum of the bytes read.
         got: u32,
     },
 
     /// The file is shorter than a structure inside it claims.
     #[error("truncated: {what} needs bytes {start}..{end} but the file has {len}")]
     Truncated {
+        /// The structure that does not fit.
         what: String,
+        /// First byte it needs.
         start: u64,
+        /// One past the last byte it needs.
         end: u64,
+        /// Length of the file.
         len: u64,
     },
 
     /// A structural rule of the format is broken.
     #[error("corrupt snapshot: {what} (byte offset {offset}): {detail}")]
     Corrupt {
+        /// The structure that breaks the rule.
         what: String,
+        /// Byte offset of that structure.
         offset: u64,
+        /// The rule broken.
         detail: String,
     },
 
     /// A codec failed to compress or decompress a section.
     #[error("codec {codec} failed on {what}: {detail}")]
     Codec {
+        /// Codec name (`gzip`, `zstd`).
         codec: &'static str,
+        /// The section involved.
         what: String,
+        /// The codec's message.
         detail: String,
     },
 
     /// Asked for something that does not exist (column path, row, string id).
     #[error("{what} not found: {name}")]
-    NotFound { what: &'static str, name: String },
+    NotFound {
+        /// What was looked for (`column`, `row`, ...).
+        what: &'static str,
+        /// Its name or number.
+        name: String,
+    },
 
     /// A snapshot does not hold what it was compared against.
     #[error("mismatch at row {row}: {detail}")]
-    Mismatch { row: u64, detail: String },
+    Mismatch {
+        /// 0-based row.
+        row: u64,
+        /// What differs.
+        detail: String,
+    },
 
     /// An event of an event log is malformed or cannot be applied. `line` is
     /// the 1-based line of the event log (0 when the event did not come from
     /// a log), `seq` its sequence number when it could be read.
     #[error("event at line {line}{}: {message}", seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
     Event {
+        /// 1-based line of the event log, 0 when not from a log.
         line: u64,
+        /// Sequence number of the event, when it could be read.
         seq: Option<u64>,
+        /// What is wrong with the event.
         message: String,
     },
 

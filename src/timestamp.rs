@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps stored as integers, reproduced byte for byte.
 //!
-//! A JSON string is stored as a [`Timestamp`] only when [`format`] of the
+//! A JSON string is stored as a [`Timestamp`] only when [`format()`] of the
 //! parsed value gives back the original text exactly. The accepted shape is
 //! `YYYY-MM-DDTHH:MM:SS[.F{1..9}](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)` with a
 //! 4-digit year in `0000..=9999` (proleptic Gregorian calendar), no leap
@@ -113,7 +113,7 @@ impl std::fmt::Display for Timestamp {
     }
 }
 
-/// Parse `s`; returns `Some` only if [`format`] of the result equals `s` exactly.
+/// Parse `s`; returns `Some` only if [`format()`] of the result equals `s` exactly.
 pub fn parse(s: &str) -> Option<Timestamp> {
     if !looks_like(s) {
         return None;

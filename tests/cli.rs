@@ -2,32 +2,14 @@
 //! every subcommand, every exit code, compressed and stdin input, JSON
 //! outputs parsed back, atomic writes and error messages.
 
+mod common;
+
 use assert_cmd::Command;
+use common::{colsnap, fixture, rows_of};
 use predicates::prelude::*;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-
-fn colsnap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_colsnap"))
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-/// The rows of a JSON array or NDJSON text.
-fn rows_of(text: &[u8]) -> Vec<Value> {
-    match serde_json::from_slice::<Value>(text) {
-        Ok(Value::Array(v)) => v,
-        _ => serde_json::Deserializer::from_slice(text)
-            .into_iter::<Value>()
-            .map(|v| v.expect("valid NDJSON"))
-            .collect(),
-    }
-}
 
 /// Build `input` into `dir/name`, returning the snapshot path.
 fn build(dir: &Path, input: &Path, name: &str) -> PathBuf {

@@ -5,9 +5,9 @@
 //! every answer is byte for byte the answer of a single-threaded engine.
 
 use colsnap::events::{Event, EventOp, Overlay, OverlaySource};
-use colsnap::generate::{GenOptions, issue, issues};
 use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
 use colsnap::{BuildOptions, Snapshot, build_to_vec};
+use colsnap_testdata::{GenOptions, issue, issues};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier};

@@ -1,10 +1,11 @@
 //! Event logs read from text, and the `compact` / `diff` commands.
 
-use assert_cmd::Command;
+mod common;
+
 use colsnap::events::{Overlay, load_overlay};
 use colsnap::{BuildOptions, Error, Snapshot, build_to_vec};
+use common::{colsnap, write_snapshot};
 use serde_json::{Value, json};
-use std::path::Path;
 
 fn rows() -> Vec<Value> {
     vec![
@@ -12,17 +13,6 @@ fn rows() -> Vec<Value> {
         json!({"id": 2, "title": "d", "state": "open"}),
         json!({"id": 3, "title": "f", "state": "closed"}),
     ]
-}
-
-fn write_snapshot(dir: &Path, name: &str, rows: &[Value]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    let bytes = build_to_vec(
-        &serde_json::to_vec(rows).unwrap()[..],
-        &BuildOptions::default(),
-    )
-    .unwrap();
-    std::fs::write(&p, bytes).unwrap();
-    p
 }
 
 const LOG: &str = r#"{"seq":5,"op":"update","key":2,"set":{"title":"c","user.login":"zoe"}}
@@ -157,8 +147,7 @@ fn cli_compact_and_diff() {
     let log = dir.path().join("events.ndjson");
     std::fs::write(&log, LOG).unwrap();
     let new = dir.path().join("new.colsnap");
-    Command::cargo_bin("colsnap")
-        .unwrap()
+    colsnap()
         .args([
             "compact",
             old.to_str().unwrap(),
@@ -181,8 +170,7 @@ fn cli_compact_and_diff() {
 
     // diff OLD NEW, then compact OLD with it: NEW again, byte for byte.
     let d = dir.path().join("diff.ndjson");
-    Command::cargo_bin("colsnap")
-        .unwrap()
+    colsnap()
         .args([
             "diff",
             old.to_str().unwrap(),
@@ -193,8 +181,7 @@ fn cli_compact_and_diff() {
         .assert()
         .success();
     let again = dir.path().join("again.colsnap");
-    Command::cargo_bin("colsnap")
-        .unwrap()
+    colsnap()
         .args([
             "compact",
             old.to_str().unwrap(),
@@ -206,8 +193,7 @@ fn cli_compact_and_diff() {
         .success();
     assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&new).unwrap());
     // stdout by default
-    let out = Command::cargo_bin("colsnap")
-        .unwrap()
+    let out = colsnap()
         .args(["diff", old.to_str().unwrap(), new.to_str().unwrap()])
         .output()
         .unwrap();
@@ -223,8 +209,7 @@ fn cli_compact_and_diff() {
     )
     .unwrap();
     let bad = dir.path().join("bad.colsnap");
-    let out = Command::cargo_bin("colsnap")
-        .unwrap()
+    let out = colsnap()
         .args([
             "compact",
             old.to_str().unwrap(),

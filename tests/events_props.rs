@@ -1,29 +1,21 @@
 //! Property tests of events: the overlay, compaction and diff agree with a
 //! snapshot rebuilt from the replayed JSON.
 
+mod common;
+
 use colsnap::events::{
     Event, EventOp as Op, Overlay, OverlaySource, compact_to_vec, diff_values, write_events,
 };
 use colsnap::query::{
     Engine, Filter, Literal, Op as QOp, Paging, Query, Search, SnapshotSource, SortKey,
 };
-use colsnap::{BuildOptions, Error, Snapshot, build_to_vec};
+use colsnap::{Error, Snapshot, build_to_vec};
+use common::tiny_opts;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-fn opts() -> BuildOptions {
-    // Tiny chunks: tables span several chunks.
-    BuildOptions {
-        chunk_size: 24,
-        long_chunk_size: 64,
-        long_text_min_avg: 12,
-        ..Default::default()
-    }
-}
-
 fn snapshot(rows: &[Value]) -> Snapshot {
-    Snapshot::from_bytes(build_to_vec(&serde_json::to_vec(rows).unwrap()[..], &opts()).unwrap())
-        .unwrap()
+    common::snapshot_of(rows, &tiny_opts())
 }
 
 /// Order-sensitive text of rows.
@@ -363,10 +355,10 @@ proptest! {
         // The view is the replayed JSON, key order included.
         prop_assert_eq!(text(&view.to_values().unwrap()), text(&model));
         // Compaction (from the log) writes the same bytes as building the replayed JSON.
-        let rebuilt_bytes = build_to_vec(&serde_json::to_vec(&model).unwrap()[..], &opts()).unwrap();
+        let rebuilt_bytes = build_to_vec(&serde_json::to_vec(&model).unwrap()[..], &tiny_opts()).unwrap();
         let mut nd = Vec::new();
         write_events(&mut nd, &log).unwrap();
-        let compacted = compact_to_vec(&snap, &nd[..], &colsnap::events::CompactOptions { key_field: "id".into(), build: opts() }).unwrap();
+        let compacted = compact_to_vec(&snap, &nd[..], &colsnap::events::CompactOptions { key_field: "id".into(), build: tiny_opts() }).unwrap();
         prop_assert!(compacted == rebuilt_bytes, "compacted snapshot differs from the rebuilt one");
         let rebuilt = Snapshot::from_bytes(rebuilt_bytes).unwrap();
         // The query engine over the overlay answers like the engine over the

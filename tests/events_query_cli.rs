@@ -1,8 +1,10 @@
 //! `colsnap query --events` and `colsnap export --events` agree with the
 //! same commands on the compacted snapshot.
 
-use assert_cmd::Command;
+mod common;
+
 use colsnap::{BuildOptions, build_to_vec};
+use common::colsnap;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -39,11 +41,7 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn colsnap_ok(args: &[&str]) -> Vec<u8> {
-    let out = Command::cargo_bin("colsnap")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
+    let out = colsnap().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -121,8 +119,7 @@ fn bad_events_fail_clearly() {
     let bad = dir.path().join("bad.ndjson");
     std::fs::write(&bad, "{\"seq\":1,\"op\":\"delete\",\"key\":1}\n{oops\n").unwrap();
     for cmd in ["query", "export"] {
-        let out = Command::cargo_bin("colsnap")
-            .unwrap()
+        let out = colsnap()
             .args([
                 cmd,
                 old.to_str().unwrap(),
@@ -158,11 +155,7 @@ fn bad_events_fail_clearly() {
             "id",
         ],
     ] {
-        let out = Command::cargo_bin("colsnap")
-            .unwrap()
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = colsnap().args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }

@@ -2,25 +2,17 @@
 //! gives over a snapshot rebuilt from the replayed JSON: same rows in the
 //! same order, same totals, same pages.
 
+mod common;
+
+use colsnap::Snapshot;
 use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource, parse_path};
 use colsnap::query::{Engine, Filter, Literal, Op as QOp, Paging, Query, Search, SortKey};
-use colsnap::{BuildOptions, Snapshot, build_to_vec};
+use common::tiny_opts;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-fn opts() -> BuildOptions {
-    // Tiny chunks: tables span several chunks.
-    BuildOptions {
-        chunk_size: 24,
-        long_chunk_size: 64,
-        long_text_min_avg: 12,
-        ..Default::default()
-    }
-}
-
 fn snapshot(rows: &[Value]) -> Snapshot {
-    Snapshot::from_bytes(build_to_vec(&serde_json::to_vec(rows).unwrap()[..], &opts()).unwrap())
-        .unwrap()
+    common::snapshot_of(rows, &tiny_opts())
 }
 
 const POOL: &[&str] = &[

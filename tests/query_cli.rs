@@ -1,6 +1,8 @@
 //! `colsnap query` end to end.
 
-use assert_cmd::Command;
+mod common;
+
+use common::colsnap;
 use serde_json::{Value, json};
 
 fn snapshot(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -25,13 +27,7 @@ fn snapshot(dir: &tempfile::TempDir) -> std::path::PathBuf {
 fn run(args: &[&str]) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = snapshot(&dir);
-    let out = Command::cargo_bin("colsnap")
-        .unwrap()
-        .arg("query")
-        .arg(&p)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = colsnap().arg("query").arg(&p).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),

@@ -1,8 +1,11 @@
 //! Whole-snapshot round trips: generated JSON, edge cases, determinism, and
 //! every real export in ../shared/data when it is present.
 
+mod common;
+
 use colsnap::compress::{Codec, CodecChoice, CompressOptions};
 use colsnap::{BuildOptions, Snapshot};
+use common::tiny_opts;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -25,16 +28,6 @@ fn roundtrip(rows: &[Value], opts: &BuildOptions) {
     }
     if !rows.is_empty() {
         assert_eq!(colsnap::build_to_vec(&nd[..], opts).unwrap(), snap.bytes());
-    }
-}
-
-/// Small options that force many chunks and the long-text table.
-fn tiny_opts() -> BuildOptions {
-    BuildOptions {
-        chunk_size: 24,
-        long_chunk_size: 64,
-        long_text_min_avg: 12,
-        ..Default::default()
     }
 }
 

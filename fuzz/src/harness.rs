@@ -2,8 +2,8 @@
 //! `tests/fuzz_regressions.rs` of the main crate: keep this file free of
 //! dependencies other than `colsnap` and `serde_json`.
 
-use colsnap::compress::{Codec, CodecChoice, CompressOptions};
 use colsnap::{BuildOptions, ExportOptions, Snapshot};
+use colsnap::{Codec, CodecChoice, CompressOptions};
 use serde_json::Value;
 use std::io::Write;
 
@@ -294,7 +294,7 @@ pub fn roundtrip(rows: &[Value], sel: u8) {
 /// decoders behind them. `None` when the footer cannot be located or parsed
 /// (then plain `open_read` covers the input).
 pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
-    use colsnap::format::{self, Footer, SECTION_HEADER_LEN, TRAILER_LEN, Trailer};
+    use colsnap::raw::format::{self, Footer, SECTION_HEADER_LEN, TRAILER_LEN, Trailer};
     let len = data.len();
     if len < format::HEADER_LEN + TRAILER_LEN {
         return None;
@@ -308,9 +308,14 @@ pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let codec = Codec::from_u8(t[20])?;
-    let raw =
-        colsnap::compress::decompress(codec, &data[fo..len - TRAILER_LEN], raw_len, None, "footer")
-            .ok()?;
+    let raw = colsnap::raw::compress::decompress(
+        codec,
+        &data[fo..len - TRAILER_LEN],
+        raw_len,
+        None,
+        "footer",
+    )
+    .ok()?;
     let mut footer = Footer::parse(&raw, fo as u64).ok()?;
     let mut out = data[..fo].to_vec();
     for e in &mut footer.sections {

@@ -5,9 +5,18 @@
 //! capped by the raw length declared in the section header, so a hostile
 //! file cannot make the reader allocate more than it declares (and the
 //! declared length itself is capped by the caller against limits).
+//!
+//! Backends: compression needs the feature `write` (the C zstd library and
+//! flate2). zstd decompression uses the C library when `write` is compiled
+//! in, else the pure-Rust `ruzstd` decoder (feature `ruzstd`), which reads
+//! the same frames, table dictionaries included (SPEC.md section 7: the
+//! dictionaries are in the `ZDICT` format, the frames carry no dictionary
+//! id). gzip is always pure Rust (flate2's default backend).
 
 use crate::error::{Error, Result};
-use std::io::{Read, Write};
+use std::io::Read;
+#[cfg(feature = "write")]
+use std::io::Write;
 
 /// The one-byte codec tag of a section (SPEC.md, "Codecs").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,11 +78,14 @@ impl Default for CompressOptions {
     }
 }
 
+#[cfg(feature = "write")]
 /// Below this raw size a section is not worth a codec's frame header.
 const MIN_COMPRESS: usize = 32;
+#[cfg(feature = "write")]
 /// gzip is only tried on small sections, where zstd's frame overhead can lose.
 const GZIP_TRY_MAX: usize = 4096;
 
+#[cfg(feature = "write")]
 /// Compress `raw` and return the codec used and the stored bytes.
 pub fn compress(
     raw: &[u8],
@@ -107,6 +119,7 @@ pub fn compress(
     Ok(best.unwrap_or_else(|| (Codec::None, raw.to_vec())))
 }
 
+#[cfg(feature = "write")]
 fn codec_err(codec: &'static str, detail: impl ToString) -> Error {
     Error::Codec {
         codec,
@@ -115,6 +128,7 @@ fn codec_err(codec: &'static str, detail: impl ToString) -> Error {
     }
 }
 
+#[cfg(feature = "write")]
 fn zstd_compress(raw: &[u8], level: i32, dict: Option<&[u8]>) -> Result<Vec<u8>> {
     let level = level.clamp(1, 22);
     let mut c = match dict {
@@ -131,6 +145,7 @@ fn zstd_compress(raw: &[u8], level: i32, dict: Option<&[u8]>) -> Result<Vec<u8>>
     c.compress(raw).map_err(|e| codec_err("zstd", e))
 }
 
+#[cfg(feature = "write")]
 fn gzip_compress(raw: &[u8], level: i32) -> Result<Vec<u8>> {
     let level = level.clamp(1, 9) as u32;
     let mut e = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(level));
@@ -201,30 +216,7 @@ pub fn decompress_limited(
     }
     let out = match codec {
         Codec::None => stored.to_vec(),
-        Codec::Zstd if raw_len <= plausible_len(stored.len()) => {
-            let mut d = match dict {
-                Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict),
-                None => zstd::bulk::Decompressor::new(),
-            }
-            .map_err(|e| err("zstd", e.to_string()))?;
-            // Capacity is the declared raw length: a frame that expands
-            // further is an error, never a bigger allocation.
-            d.decompress(stored, raw_len)
-                .map_err(|e| err("zstd", e.to_string()))?
-        }
-        Codec::Zstd => {
-            // A declared length far beyond what the stored bytes plausibly
-            // hold: never allocate it up front (a 40-byte hostile section may
-            // declare 4 GiB); grow with the output actually produced, which
-            // is still capped by the declared length.
-            let d = match dict {
-                Some(dict) => zstd::stream::read::Decoder::with_dictionary(stored, dict),
-                None => zstd::stream::read::Decoder::with_buffer(stored),
-            }
-            .map_err(|e| err("zstd", e.to_string()))?;
-            read_bounded(d, raw_len, plausible_len(stored.len()))
-                .map_err(|e| err("zstd", e.to_string()))?
-        }
+        Codec::Zstd => zstd_decompress(stored, raw_len, dict).map_err(|d| err("zstd", d))?,
         Codec::Gzip => read_bounded(
             flate2::read::GzDecoder::new(stored),
             raw_len,
@@ -285,6 +277,131 @@ fn read_bounded(mut r: impl Read, raw_len: usize, first: usize) -> std::io::Resu
     Ok(out)
 }
 
+/// zstd decompression with the C library: `stored` into at most `raw_len`
+/// bytes (more is an error, reported by the caller as a length mismatch).
+#[cfg(feature = "write")]
+fn zstd_decompress(
+    stored: &[u8],
+    raw_len: usize,
+    dict: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    if raw_len <= plausible_len(stored.len()) {
+        let mut d = match dict {
+            Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict),
+            None => zstd::bulk::Decompressor::new(),
+        }
+        .map_err(|e| e.to_string())?;
+        // Capacity is the declared raw length: a frame that expands
+        // further is an error, never a bigger allocation.
+        d.decompress(stored, raw_len).map_err(|e| e.to_string())
+    } else {
+        // A declared length far beyond what the stored bytes plausibly
+        // hold: never allocate it up front (a 40-byte hostile section may
+        // declare 4 GiB); grow with the output actually produced, which
+        // is still capped by the declared length.
+        let d = match dict {
+            Some(dict) => zstd::stream::read::Decoder::with_dictionary(stored, dict),
+            None => zstd::stream::read::Decoder::with_buffer(stored),
+        }
+        .map_err(|e| e.to_string())?;
+        read_bounded(d, raw_len, plausible_len(stored.len())).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(all(not(feature = "write"), feature = "ruzstd"))]
+use ruzstd_decompress as zstd_decompress;
+
+/// Without a zstd decoder compiled in, zstd sections cannot be read.
+#[cfg(not(any(feature = "write", feature = "ruzstd")))]
+fn zstd_decompress(
+    _stored: &[u8],
+    _raw_len: usize,
+    _dict: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    Err("no zstd decoder compiled in (enable the `write` or `ruzstd` feature)".into())
+}
+
+/// zstd decompression with the pure-Rust `ruzstd` decoder, same contract as
+/// the C path: every frame of `stored` (skippable frames skipped), at most
+/// `raw_len + 1` bytes produced, so an overlong frame is a length mismatch
+/// and never an allocation beyond the declared length.
+///
+/// The dictionary must be in the `ZDICT` format (magic `0xEC30A437`), which
+/// is what the writer stores (`zstd::dict::from_samples`). The frames carry
+/// no dictionary id, so the dictionary is forced onto each frame.
+#[cfg(any(feature = "ruzstd", test))]
+#[cfg_attr(any(feature = "write", not(feature = "ruzstd")), allow(dead_code))] // tests compare
+fn ruzstd_decompress(
+    stored: &[u8],
+    raw_len: usize,
+    dict: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+    use ruzstd::decoding::{BlockDecodingStrategy, Dictionary, FrameDecoder};
+
+    let mut dec = FrameDecoder::new();
+    // A frame's window is what it keeps in memory; the writer's frames
+    // declare their content size, so their window is at most that.
+    dec.set_max_window_size(
+        (raw_len as u64)
+            .saturating_mul(2)
+            .clamp(1 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE),
+    );
+    let dict_id = match dict {
+        Some(d) => {
+            let d = Dictionary::decode_dict(d).map_err(|e| format!("dictionary: {e}"))?;
+            let id = d.id;
+            dec.add_dict(d).map_err(|e| e.to_string())?;
+            Some(id)
+        }
+        None => None,
+    };
+    let cap = raw_len.saturating_add(1);
+    let mut out = Vec::with_capacity(raw_len.min(plausible_len(stored.len())));
+    let mut input = stored;
+    while !input.is_empty() {
+        match dec.reset(&mut input) {
+            Ok(()) => {}
+            Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                length,
+                ..
+            })) => {
+                input = input
+                    .get(length as usize..)
+                    .ok_or("truncated skippable frame")?;
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        if let Some(id) = dict_id {
+            dec.force_dict(id).map_err(|e| e.to_string())?;
+        }
+        loop {
+            // Decode at most what may still be kept, then drain it.
+            let room = cap - out.len();
+            dec.decode_blocks(
+                &mut input,
+                BlockDecodingStrategy::UptoBytes(room.clamp(1, 1 << 20)),
+            )
+            .map_err(|e| e.to_string())?;
+            let have = dec.can_collect();
+            let take = have.min(room);
+            let start = out.len();
+            out.resize(start + take, 0);
+            let n = dec.read(&mut out[start..]).map_err(|e| e.to_string())?;
+            out.truncate(start + n);
+            if out.len() >= cap {
+                // Past the declared length: the caller reports the mismatch.
+                return Ok(out);
+            }
+            if dec.is_finished() && dec.can_collect() == 0 {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The first `n` bytes (or fewer, when it is shorter) that `stored`
 /// decompresses to, decompressing no more than that.
 pub fn decompress_prefix(codec: Codec, stored: &[u8], n: usize, what: &str) -> Result<Vec<u8>> {
@@ -297,8 +414,7 @@ pub fn decompress_prefix(codec: Codec, stored: &[u8], n: usize, what: &str) -> R
     match codec {
         Codec::None => out.extend_from_slice(&stored[..n.min(stored.len())]),
         Codec::Zstd => {
-            zstd::stream::read::Decoder::with_buffer(stored)
-                .map_err(|e| err("zstd", e.to_string()))?
+            zstd_reader(stored)?
                 .take(n as u64)
                 .read_to_end(&mut out)
                 .map_err(|e| err("zstd", e.to_string()))?;
@@ -313,7 +429,40 @@ pub fn decompress_prefix(codec: Codec, stored: &[u8], n: usize, what: &str) -> R
     Ok(out)
 }
 
-#[cfg(test)]
+/// A reader of a zstd stream (for zstd-compressed JSON input): the C
+/// library's streaming decoder when compiled in, else `ruzstd`'s.
+pub(crate) fn zstd_reader<'a, R: std::io::BufRead + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
+    #[cfg(feature = "write")]
+    {
+        Ok(Box::new(
+            zstd::stream::read::Decoder::with_buffer(r).map_err(|e| Error::io(None, e))?,
+        ))
+    }
+    #[cfg(all(not(feature = "write"), feature = "ruzstd"))]
+    {
+        Ok(Box::new(
+            ruzstd::decoding::StreamingDecoder::new(r).map_err(|e| {
+                Error::io(
+                    None,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
+            })?,
+        ))
+    }
+    #[cfg(not(any(feature = "write", feature = "ruzstd")))]
+    {
+        let _ = r;
+        Err(Error::io(
+            None,
+            std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "zstd-compressed input needs the `write` or `ruzstd` feature",
+            ),
+        ))
+    }
+}
+
+#[cfg(all(test, feature = "write"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -370,5 +519,191 @@ mod tests {
             decompress(c, &stored, raw.len(), Some(&dict), "t").unwrap(),
             raw
         );
+    }
+}
+
+/// The pure-Rust decoder against the C library: same bytes out, same
+/// errors, on plain sections and on dictionary-compressed string chunks of
+/// real snapshots. Runs in every `cargo test` (ruzstd is a dev-dependency).
+#[cfg(all(test, feature = "write"))]
+mod ruzstd_tests {
+    use super::*;
+    use crate::format::Role;
+    use crate::{BuildOptions, Snapshot, build_to_vec};
+    use proptest::prelude::*;
+
+    /// Both decoders on one section: identical results, or both errors.
+    fn same(stored: &[u8], raw_len: usize, dict: Option<&[u8]>) -> Option<Vec<u8>> {
+        let c = zstd_decompress(stored, raw_len, dict);
+        let r = ruzstd_decompress(stored, raw_len, dict);
+        match (c, r) {
+            (Ok(c), Ok(r)) => {
+                assert_eq!(c.len(), r.len(), "lengths differ");
+                assert!(c == r, "contents differ");
+                Some(c)
+            }
+            (Err(_), Err(_)) => None,
+            // C stops at `raw_len` with an error where ruzstd returns
+            // `raw_len + 1` bytes; both are rejected by `decompress`.
+            (Err(_), Ok(r)) if r.len() > raw_len => None,
+            (c, r) => panic!(
+                "decoders disagree: C {:?}, ruzstd {:?}",
+                c.map(|v| v.len()),
+                r.map(|v| v.len())
+            ),
+        }
+    }
+
+    /// Both decoders refuse a wrong declared length (an error, or more
+    /// bytes than declared, which `decompress` turns into an error).
+    fn rejects(stored: &[u8], raw_len: usize, dict: Option<&[u8]>) -> bool {
+        same(stored, raw_len, dict).is_none_or(|v| v.len() != raw_len)
+    }
+
+    fn zstd_opts(level: i32) -> CompressOptions {
+        CompressOptions {
+            choice: CodecChoice::Force(Codec::Zstd),
+            level,
+        }
+    }
+
+    /// Every zstd section of a snapshot, with its table dictionary where it
+    /// has one, through both decoders. Returns how many chunks used a
+    /// dictionary.
+    fn check_snapshot(bytes: Vec<u8>) -> usize {
+        let snap = Snapshot::from_bytes(bytes).unwrap();
+        let footer = snap.footer();
+        let mut with_dict = 0;
+        for (idx, e) in footer.sections.iter().enumerate() {
+            if e.codec != Codec::Zstd {
+                continue;
+            }
+            let idx = idx as u32;
+            let dict = footer.tables.iter().find_map(|t| {
+                let chunks = t.first_chunk..t.first_chunk + t.chunk_counts.len() as u32;
+                t.dict_section
+                    .filter(|_| chunks.contains(&idx))
+                    .map(|d| snap.section(d).unwrap().into_owned())
+            });
+            if let Some(d) = &dict {
+                assert_eq!(&d[..4], &0xEC30A437u32.to_le_bytes(), "ZDICT magic");
+                assert_eq!(e.role, Role::StrChunk as u8);
+                with_dict += 1;
+            }
+            let stored = snap.section_stored(idx).unwrap();
+            let raw = same(stored, e.raw_len as usize, dict.as_deref())
+                .unwrap_or_else(|| panic!("section {idx} does not decode"));
+            assert_eq!(raw.len(), e.raw_len as usize);
+            // And through the public entry point, as the reader calls it.
+            assert_eq!(
+                decompress(Codec::Zstd, stored, raw.len(), dict.as_deref(), "t").unwrap(),
+                raw
+            );
+            // A wrong declared length is an error for both.
+            assert!(rejects(stored, raw.len() - 1, dict.as_deref()));
+            assert!(rejects(stored, raw.len() + 1, dict.as_deref()));
+        }
+        with_dict
+    }
+
+    #[test]
+    fn real_snapshot_with_long_text_dictionary() {
+        let input = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/github-sample.ndjson"
+        ))
+        .unwrap();
+        // Default options: the sample's long text fits in fewer than 4
+        // chunks, so no dictionary; every zstd section still must match.
+        check_snapshot(build_to_vec(&input[..], &BuildOptions::default()).unwrap());
+        // Small long-text chunks: the table gets a trained dictionary.
+        let opts = BuildOptions {
+            long_chunk_size: 8 << 10,
+            ..BuildOptions::default()
+        };
+        let with_dict = check_snapshot(build_to_vec(&input[..], &opts).unwrap());
+        assert!(with_dict >= 4, "only {with_dict} dictionary chunks");
+    }
+
+    #[test]
+    fn generated_issues_with_dictionary() {
+        let mut input = Vec::new();
+        let gen_opts = colsnap_testdata::GenOptions {
+            count: 2000,
+            ..Default::default()
+        };
+        colsnap_testdata::write_ndjson(&gen_opts, &mut input).unwrap();
+        let opts = BuildOptions {
+            long_chunk_size: 128 << 10,
+            compress: zstd_opts(3),
+            ..BuildOptions::default()
+        };
+        let with_dict = check_snapshot(build_to_vec(&input[..], &opts).unwrap());
+        assert!(with_dict >= 4, "only {with_dict} dictionary chunks");
+    }
+
+    #[test]
+    fn trained_dictionary_roundtrip_all_levels() {
+        let samples: Vec<Vec<u8>> = (0..400)
+            .map(|i| {
+                format!(
+                    "issue {i}: the build fails on {} with error E{}",
+                    i % 7,
+                    i * 31
+                )
+                .into_bytes()
+            })
+            .collect();
+        let dict = zstd::dict::from_samples(&samples, 4096).unwrap();
+        let raw: Vec<u8> = samples[..50].concat();
+        for level in [1, 3, 19, 22] {
+            let (c, stored) = compress(&raw, &zstd_opts(level), Some(&dict)).unwrap();
+            assert_eq!(c, Codec::Zstd);
+            assert_eq!(same(&stored, raw.len(), Some(&dict)).unwrap(), raw);
+            // Without the dictionary the frame does not decode to the input.
+            assert!(ruzstd_decompress(&stored, raw.len(), None).map_or(true, |v| v != raw));
+        }
+    }
+
+    #[test]
+    fn raw_content_dictionary_is_a_clean_error() {
+        // The format stores ZDICT dictionaries (SPEC.md section 7); a
+        // dictionary without the magic is refused, never misdecoded.
+        let dict = b"plain bytes used as a raw-content dictionary ".repeat(8);
+        let raw = b"plain bytes used as a section ".repeat(4);
+        let (_, stored) = compress(&raw, &zstd_opts(3), Some(&dict)).unwrap();
+        let e = ruzstd_decompress(&stored, raw.len(), Some(&dict)).unwrap_err();
+        assert!(e.contains("dictionary"), "{e}");
+    }
+
+    #[test]
+    fn large_declared_length_streams() {
+        // The C path switches to its streaming decoder past plausible_len.
+        let raw = vec![42u8; 3 << 20];
+        let (_, stored) = compress(&raw, &zstd_opts(19), None).unwrap();
+        assert!(raw.len() > plausible_len(stored.len()));
+        assert_eq!(same(&stored, raw.len(), None).unwrap(), raw);
+        assert!(rejects(&stored, raw.len() - 1, None));
+        assert!(rejects(&stored, raw.len() + 1, None));
+        assert!(decompress(Codec::Zstd, &stored, raw.len() - 1, None, "t").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn same_as_c(raw in proptest::collection::vec(0u8..6, 0..20_000), level in 1i32..20) {
+            let (_, stored) = compress(&raw, &zstd_opts(level), None).unwrap();
+            if raw.len() >= MIN_COMPRESS && stored.len() < raw.len() {
+                prop_assert_eq!(same(&stored, raw.len(), None).unwrap(), raw);
+            }
+        }
+        #[test]
+        fn garbage_same_verdict(b in proptest::collection::vec(any::<u8>(), 0..200), n in 0usize..1000) {
+            // Hostile bytes: neither decoder panics; when both succeed they agree.
+            let c = zstd_decompress(&b, n, None);
+            let r = ruzstd_decompress(&b, n, None);
+            if let (Ok(c), Ok(r)) = (c, r) {
+                prop_assert_eq!(&c[..c.len().min(n)], &r[..r.len().min(n)]);
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@
 //! The overlay and the source own what they use (a snapshot handle is a
 //! cheap clone), so the engine can be shared between threads.
 
+#[cfg(feature = "write")]
 mod compact;
 mod diff;
 mod event;
@@ -31,6 +32,7 @@ mod path;
 mod source;
 pub mod strkey;
 
+#[cfg(feature = "write")]
 pub use compact::{CompactOptions, compact, compact_to_vec};
 pub use diff::{diff, diff_values};
 pub use event::{Event, EventOp, get_path, key_text};

@@ -247,6 +247,7 @@ impl Overlay {
         Ok(r.end - r.start)
     }
 
+    #[cfg(feature = "write")]
     /// Feed every row of the view, in order, to a snapshot builder: the
     /// snapshot's rows as their exported JSON, the others as values.
     pub(crate) fn feed(&mut self, b: &mut crate::schema::ColumnsBuilder) -> Result<()> {

@@ -320,7 +320,7 @@ fn open_json<'a, R: Read + 'a>(input: R, progress: Option<Arc<AtomicU64>>) -> Re
     let decoded: Box<dyn Read + 'a> = if head.starts_with(&GZIP_MAGIC) {
         Box::new(flate2::read::MultiGzDecoder::new(r))
     } else if head.starts_with(&ZSTD_MAGIC) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(r).map_err(|e| Error::io(None, e))?)
+        crate::compress::zstd_reader(r)?
     } else {
         Box::new(r)
     };
