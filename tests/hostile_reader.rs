@@ -6,6 +6,8 @@
 //! under a 1 GiB address-space limit and a timeout (`ulimit -v`, `timeout`):
 //! a reader that tried to allocate what a file claims would abort there.
 
+mod common;
+
 use colsnap::compress::{self, Codec};
 use colsnap::encoding::{Encoding, bitpack, dict, mapped, varint};
 use colsnap::format::{
@@ -14,6 +16,7 @@ use colsnap::format::{
 };
 use colsnap::model::{KIND_COUNT, Kind, NodeName};
 use colsnap::{BuildOptions, Error, ExportOptions, Snapshot, build_to_vec};
+use common::limits;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -154,29 +157,16 @@ fn run_limited(bytes: &[u8], args: &[&str]) -> (i32, String) {
 }
 
 fn run_limited_path(file: &Path, args: &[&str]) -> (i32, String) {
-    let bin = env!("CARGO_BIN_EXE_colsnap");
-    let mut cmd = String::from("ulimit -v 1048576 && exec timeout 60 \"$0\"");
-    for i in 0..args.len() {
-        cmd.push_str(&format!(" \"${}\"", i + 1));
-    }
-    cmd.push_str(&format!(" \"${}\"", args.len() + 1));
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .arg(bin)
-        .args(args)
-        .arg(file)
-        .stdout(std::process::Stdio::null())
-        .output()
-        .expect("run colsnap");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let code = out.status.code().unwrap_or_else(|| {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_colsnap"));
+    cmd.args(args).arg(file).stdout(std::process::Stdio::null());
+    let r = limits::run_limited(&cmd, limits::AS_LIMIT, 60);
+    let stderr = r.stderr();
+    let code = r.code().unwrap_or_else(|| {
         panic!(
             "colsnap {args:?} was killed by a signal ({:?}): {stderr}",
-            out.status
+            r.output.status
         )
     });
-    assert_ne!(code, 124, "colsnap {args:?} timed out: {stderr}");
     assert!(
         !stderr.contains("memory allocation") && !stderr.contains("panicked"),
         "colsnap {args:?}: {stderr}"
@@ -475,15 +465,11 @@ fn empty_rows_without_bytes_are_refused_by_the_query_budget() {
     );
     std::fs::write(&snap, &bytes).expect("write");
     std::fs::write(&log, "{\"seq\":1,\"op\":\"delete\",\"key\":1}\n").expect("write");
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 1048576 && exec timeout 60 \"$0\" compact \"$1\" \"$2\" -o \"$3\"")
-        .arg(env!("CARGO_BIN_EXE_colsnap"))
-        .args([&snap, &log, &out])
-        .output()
-        .expect("run colsnap");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_colsnap"));
+    cmd.arg("compact").args([&snap, &log]).arg("-o").arg(&out);
+    let r = limits::run_limited(&cmd, limits::AS_LIMIT, 60);
+    let err = r.stderr();
+    assert_eq!(r.code(), Some(1), "{err}");
     assert!(!err.contains("memory allocation"), "{err}");
     assert!(!out.exists());
 }

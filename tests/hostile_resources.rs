@@ -2,11 +2,12 @@
 //! generators here: decompression bombs of one huge string, key or number;
 //! outputs that are device nodes, FIFOs, directories or links; a sort over
 //! 40 keys; paging at the ends of `usize`; signals during a build. Every
-//! run of the program goes through `support/limits.rs`: a 1 GiB address
+//! run of the program goes through `common/limits.rs`: a 1 GiB address
 //! space and a wall-clock timeout.
 
-#[path = "support/limits.rs"]
-mod limits;
+mod common;
+
+use common::limits;
 
 use assert_cmd::cargo::cargo_bin;
 use limits::{AS_LIMIT, Limited, run_limited};

@@ -3,6 +3,8 @@
 //! unused by one of them is not dead code.
 #![allow(dead_code)]
 
+pub mod limits;
+
 #[cfg(feature = "cli")]
 use assert_cmd::Command;
 #[cfg(feature = "write")]

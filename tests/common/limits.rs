@@ -4,7 +4,7 @@
 //! blow-up must end within the timeout.
 //!
 //! Use from a test file with
-//! `#[path = "support/limits.rs"] mod limits;`, then
+//! `mod common;` then `use common::limits;`, then
 //! `limits::run_limited(Command::new(cargo_bin("colsnap")).args(..), limits::AS_LIMIT, 60)`.
 //!
 //! The limit is set with `prlimit --as=BYTES` (util-linux) when it is on the
