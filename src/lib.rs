@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod model;
 pub mod schema;
+pub mod source;
 pub mod timestamp;
 
 pub use error::{Error, Result};
@@ -17,5 +18,5 @@ pub mod read;
 pub mod strings;
 pub mod write;
 
-pub use read::{ExportOptions, NodeData, Snapshot, VerifyReport};
+pub use read::{ExportOptions, NodeData, OpenOptions, Snapshot, VerifyReport};
 pub use write::{BuildOptions, BuildReport, build, build_file, build_to_vec};

@@ -112,7 +112,7 @@ impl NodeData {
         let path = snap.path(node).to_string();
         let what = |role: Role| format!("column `{path}` {} stream", role.name());
         let count = |k: Kind| meta.count(k) as usize;
-        let load = |role: Role| -> Result<Option<(Encoding, std::borrow::Cow<'_, [u8]>)>> {
+        let load = |role: Role| -> Result<Option<(Encoding, bytes::Bytes)>> {
             match meta.stream(role) {
                 None => Ok(None),
                 Some(s) => {
@@ -361,7 +361,7 @@ pub(crate) fn decode_kinds(snap: &Snapshot, node: u32, depth: usize) -> Result<K
         .map_err(|_| Error::corrupt(format!("node {node}"), 0, "too many items"))?;
     let path = snap.path(node).to_string();
     let what = |role: Role| format!("column `{path}` {} stream", role.name());
-    let load = |role: Role| -> Result<Option<(Encoding, std::borrow::Cow<'_, [u8]>)>> {
+    let load = |role: Role| -> Result<Option<(Encoding, bytes::Bytes)>> {
         match meta.stream(role) {
             None => Ok(None),
             Some(s) => {
