@@ -734,6 +734,9 @@ impl Snapshot {
         }
         let dict = self.section(d)?;
         self.inner.dicts_decoded.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut f) = self.inner.fetched.lock() {
+            f.remove(&d);
+        }
         self.inner
             .dicts
             .lock()
