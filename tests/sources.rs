@@ -177,6 +177,31 @@ fn handles_are_send_sync_and_share_caches() {
 }
 
 #[test]
+fn threads_share_one_file_handle() {
+    let (_, bytes) = build(300);
+    let f = write_file(&bytes);
+    let s = Snapshot::open_with(
+        f.path(),
+        OpenOptions {
+            cache_bytes: 8 << 10,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let want = export(&Snapshot::from_bytes(bytes).unwrap()).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || export(&s).unwrap())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), want);
+    }
+    assert!(s.string_cache_bytes() <= 8 << 10);
+}
+
+#[test]
 fn the_string_cache_keeps_to_its_budget() {
     let (_, bytes) = build(400);
     let budget = 4096;
@@ -287,6 +312,41 @@ fn a_small_tail_reads_the_footer_in_a_second_read() {
     let d = Snapshot::from_bytes(bytes).unwrap();
     assert_eq!(d.stats().reads, 1);
     assert_eq!(export(&s).unwrap(), export(&d).unwrap());
+}
+
+#[test]
+fn an_async_source_decodes_every_column_after_fetching_it() {
+    let (_, bytes) = build(300);
+    let sync = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let encodings: Vec<Encoding> = sync.footer().sections.iter().map(|e| e.encoding).collect();
+    assert!(encodings.contains(&Encoding::Mapped), "{encodings:?}");
+    let src: Arc<dyn ByteSource> = Arc::new(MemorySource::new(bytes));
+    let s = block_on(Snapshot::open_async(
+        Arc::new(AsAsync(src)),
+        OpenOptions::default(),
+    ))
+    .unwrap();
+    for c in s.columns() {
+        let got = block_on(s.node_async(c.node)).unwrap();
+        let want = sync.node(c.node).unwrap();
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{}", c.path);
+    }
+    // Strings: plan the chunk (and dictionary), fetch, then look up.
+    for t in 0..s.footer().tables.len() as u32 {
+        let table = s.table(t).unwrap();
+        let mut plan = Plan::new();
+        s.plan_index(&mut plan, t);
+        for k in 0..table.chunk_count() {
+            s.plan_chunk(&mut plan, t, k);
+        }
+        block_on(s.fetch_async(&plan)).unwrap();
+        let other = sync.table(t).unwrap();
+        for id in 0..table.len() as u32 {
+            let v = table.get(id).unwrap();
+            assert_eq!(v, other.get(id).unwrap());
+            assert_eq!(table.find(&v).unwrap(), Ok(id));
+        }
+    }
 }
 
 /// Poll a future that never waits to completion (the sources here are ready at once).

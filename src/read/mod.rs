@@ -880,6 +880,56 @@ impl Snapshot {
         self.keep_fetched(&frames, &asked, &merged, &got)
     }
 
+    /// Fetch, through the async source, everything that decoding `nodes`
+    /// needs: their streams (see [`Snapshot::plan_node`]), then the nodes
+    /// their `mapped` streams are mapped from, and so on; one request per
+    /// round. Afterwards [`Snapshot::node`] decodes them without reading.
+    pub async fn fetch_nodes_async(&self, nodes: &[u32]) -> Result<()> {
+        let n_nodes = self.footer.nodes.len() as u32;
+        let mut planned: BTreeSet<u32> = BTreeSet::new();
+        let mut todo: Vec<u32> = nodes.iter().copied().filter(|&n| n < n_nodes).collect();
+        // The decoder follows at most 64 mappings in a chain.
+        for _ in 0..=64 {
+            todo.retain(|&n| planned.insert(n));
+            if todo.is_empty() {
+                break;
+            }
+            let mut plan = Plan::new();
+            for &n in &todo {
+                self.plan_node(&mut plan, n);
+            }
+            self.fetch_async(&plan).await?;
+            let mut next = Vec::new();
+            for &n in &todo {
+                for &s in self.footer.nodes[n as usize].streams.iter().flatten() {
+                    let mapped = self
+                        .footer
+                        .sections
+                        .get(s as usize)
+                        .is_some_and(|e| e.encoding == crate::encoding::Encoding::Mapped);
+                    if mapped {
+                        // The payload starts with the source node.
+                        let raw = self.section(s)?;
+                        let what = format!("section {s} (mapped)");
+                        let src = crate::encoding::varint::Reader::new(&raw).u64(&what)?;
+                        if src < n_nodes as u64 {
+                            next.push(src as u32);
+                        }
+                    }
+                }
+            }
+            todo = next;
+        }
+        Ok(())
+    }
+
+    /// Fetch what node `node` needs through the async source
+    /// ([`Snapshot::fetch_nodes_async`]), then decode it.
+    pub async fn node_async(&self, node: u32) -> Result<NodeData> {
+        self.fetch_nodes_async(&[node]).await?;
+        self.node(node)
+    }
+
     fn keep_fetched(
         &self,
         frames: &[(u32, Range<u64>)],
