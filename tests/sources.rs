@@ -295,6 +295,22 @@ fn a_node_is_fetched_in_one_read() {
     assert!(s.plan_ranges(&plan).is_empty(), "everything is fetched");
     s.table(0).unwrap().chunk(0).unwrap();
     assert_eq!(s.stats().reads, 1);
+
+    // Without room to keep fetched bytes, a node is read stream by stream.
+    let bytes = build(300).1;
+    let small = Snapshot::from_source_with(
+        Arc::new(MemorySource::new(bytes)),
+        OpenOptions {
+            fetch_cache_bytes: 0,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    small.reset_stats();
+    let d = small.node(n).unwrap();
+    assert_eq!(format!("{d:?}"), format!("{:?}", s.node(n).unwrap()));
+    let streams = f.nodes[n as usize].streams.iter().flatten().count() as u64;
+    assert_eq!(small.stats().reads, streams);
 }
 
 #[test]

@@ -39,7 +39,7 @@ use bytes::Bytes;
 use cache::Lru;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -287,13 +287,13 @@ impl Snapshot {
     /// it is read gives an error (truncated, or a checksum mismatch), never
     /// a crash.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn open(path: impl AsRef<Path>) -> Result<Snapshot> {
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Snapshot> {
         Snapshot::open_with(path, OpenOptions::default())
     }
 
     /// [`Snapshot::open`] with options.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Snapshot> {
+    pub fn open_with(path: impl AsRef<std::path::Path>, opts: OpenOptions) -> Result<Snapshot> {
         let path = path.as_ref();
         let source = crate::source::FileSource::open(path)?;
         Snapshot::build(Arc::new(source), opts, Some(path.to_path_buf()))
@@ -304,7 +304,7 @@ impl Snapshot {
     /// mapped, the reading process is killed by `SIGBUS`. Use it only for
     /// files that are replaced by rename, never rewritten in place.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn open_mmap(path: impl AsRef<Path>) -> Result<Snapshot> {
+    pub fn open_mmap(path: impl AsRef<std::path::Path>) -> Result<Snapshot> {
         let path = path.as_ref();
         let source = crate::source::MmapSource::open(path)?;
         Snapshot::build(
@@ -1078,7 +1078,16 @@ impl Snapshot {
         }
         let mut plan = Plan::new();
         self.plan_node(&mut plan, node);
-        self.fetch(&plan)?;
+        // A node too large for the fetch cache is read stream by stream
+        // instead (fetching it whole would only read it twice).
+        let size: u64 = self
+            .missing(&plan)
+            .iter()
+            .map(|(_, r)| r.end - r.start + ENTRY_OVERHEAD as u64)
+            .sum();
+        if size <= self.inner.opts.fetch_cache_bytes as u64 / 2 {
+            self.fetch(&plan)?;
+        }
         let data = NodeData::decode(self, node);
         // The stored bytes were fetched for this decode only.
         if let Ok(mut f) = self.inner.fetched.lock() {
