@@ -130,7 +130,7 @@ fn bench(c: &mut Criterion) {
     eprintln!(
         "built {n} generated issues in {:.1}s ({} bytes)",
         t.elapsed().as_secs_f64(),
-        snap.bytes().len()
+        snap.file_len()
     );
     let evs = events(&snap);
     let mut g = c.benchmark_group(format!("events_{n}_rows"));

@@ -94,6 +94,7 @@ pub mod model;
 pub mod query;
 pub mod read;
 pub mod schema;
+pub mod source;
 pub mod strings;
 pub mod timestamp;
 #[cfg(feature = "write")]
@@ -117,6 +118,6 @@ pub mod raw {
 
 pub use compress::{Codec, CodecChoice, CompressOptions};
 pub use error::{Error, Result};
-pub use read::{ExportOptions, NodeData, Snapshot, VerifyReport};
+pub use read::{ExportOptions, NodeData, OpenOptions, Snapshot, VerifyReport};
 #[cfg(feature = "write")]
 pub use write::{BuildOptions, BuildReport, build, build_file, build_to_vec};

@@ -36,8 +36,8 @@ fn v1_golden_reads_verifies_and_exports() {
         std::fs::write(golden("v1-expected.ndjson"), out).unwrap();
     }
     let snap = Snapshot::open(golden("v1.colsnap")).expect("open v1 golden");
-    assert_eq!(&snap.bytes()[..8], b"COLSNAP\0");
-    assert_eq!(u16::from_le_bytes([snap.bytes()[8], snap.bytes()[9]]), 1);
+    assert_eq!(&snap.read_range(0..8).unwrap()[..], b"COLSNAP\0");
+    assert_eq!(snap.header().version, 1);
     snap.verify().expect("verify v1 golden");
     let mut out = Vec::new();
     snap.export(

@@ -305,27 +305,41 @@ fn a_chain_of_mapped_streams_decodes_each_node_once() {
 }
 
 #[test]
-fn an_over_deep_mapped_chain_is_refused_at_open() {
+fn an_over_deep_mapped_chain_is_refused() {
     let limit = colsnap::read::MAX_MAPPED_CHAIN;
-    let ok = mapped_chain(limit, |s| s);
-    Snapshot::from_bytes(ok).expect("a chain at the limit opens");
+    let ok = Snapshot::from_bytes(mapped_chain(limit, |s| s)).expect("opens");
+    ok.verify().expect("a chain at the limit verifies");
+    ok.export(&mut std::io::sink(), &ExportOptions::default())
+        .expect("a chain at the limit exports");
+    // Opening reads only the tail: the chain is refused by verify (which
+    // checks the whole graph first) and by any decode that follows it.
     let bytes = mapped_chain(limit + 1, |s| s);
-    let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open reads only the tail");
+    let d = corrupt_detail(s.verify().map(|_| s.clone()));
     assert!(d.contains("chained 65 deep (the limit is 64)"), "{d}");
+    let e = s.export(&mut std::io::sink(), &ExportOptions::default());
+    assert!(matches!(e, Err(Error::Corrupt { .. })), "{e:?}");
     let (code, err) = run_limited(&bytes, &["export"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("chained 65 deep"), "{err}");
+    assert!(err.contains("chained 65 deep (the limit is 64)"), "{err}");
 }
 
 #[test]
-fn a_cycle_of_mapped_streams_is_refused_at_open() {
+fn a_cycle_of_mapped_streams_is_refused() {
     // Chain node 1 (node 2) takes its ints from chain node 3 (node 4), whose
     // ints come from node 3, whose ints come from node 2: a cycle.
     let bytes = mapped_chain(3, |s| if s == 1 { 4 } else { s });
-    let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open reads only the tail");
+    let d = corrupt_detail(s.verify().map(|_| s.clone()));
     assert!(d.contains("form a cycle"), "{d}");
-    let (code, err) = run_limited(&bytes, &["verify"]);
-    assert_eq!(code, 1, "{err}");
+    // Decoding meets the cycle at once (no walk to the depth limit).
+    let d = corrupt_detail(s.node_data(2).map(|_| s.clone()));
+    assert!(d.contains("form a cycle"), "{d}");
+    for args in [&["verify"][..], &["export"], &["query", "--sort", "c1"]] {
+        let (code, err) = run_limited(&bytes, args);
+        assert_eq!(code, 1, "colsnap {args:?}: {err}");
+        assert!(err.contains("cycle"), "colsnap {args:?}: {err}");
+    }
 }
 
 // ------------------------------------------ item 14: duplicate sibling keys

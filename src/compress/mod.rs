@@ -583,14 +583,14 @@ mod ruzstd_tests {
                 let chunks = t.first_chunk..t.first_chunk + t.chunk_counts.len() as u32;
                 t.dict_section
                     .filter(|_| chunks.contains(&idx))
-                    .map(|d| snap.section(d).unwrap().into_owned())
+                    .map(|d| snap.section(d).unwrap().to_vec())
             });
             if let Some(d) = &dict {
                 assert_eq!(&d[..4], &0xEC30A437u32.to_le_bytes(), "ZDICT magic");
                 assert_eq!(e.role, Role::StrChunk as u8);
                 with_dict += 1;
             }
-            let stored = snap.section_stored(idx).unwrap();
+            let stored = &snap.section_stored(idx).unwrap()[..];
             let raw = same(stored, e.raw_len as usize, dict.as_deref())
                 .unwrap_or_else(|| panic!("section {idx} does not decode"));
             assert_eq!(raw.len(), e.raw_len as usize);

@@ -2,12 +2,20 @@
 //!
 //! Reading is layered: [`Trailer::parse`] on the last 32 bytes, then
 //! [`Footer::parse`] on the footer bytes, then lazy per-section access and
-//! per-node decoding. `open` reads only the trailer and footer; integrity
-//! of everything else is checked when a section is read (its crc32c) and,
-//! in full, by [`Snapshot::verify`].
+//! per-node decoding. `open` reads only the header, trailer and footer (one
+//! read of the file's tail, a second one only when the footer is larger);
+//! integrity of everything else is checked when a section is read (its
+//! crc32c) and, in full, by [`Snapshot::verify`].
+//!
+//! Every byte is read through a [`ByteSource`] (memory, file, memory map,
+//! or an [`AsyncByteSource`] for remote sources). Reads follow *plan, then
+//! fetch, then decode*: a [`Plan`] lists the sections that some nodes or
+//! string chunks need, [`Snapshot::fetch`] (or [`Snapshot::fetch_async`])
+//! reads their byte ranges in one call, merging close ones, and keeps the
+//! fetched bytes in a bounded cache; decoding then reads from that cache.
 
+mod cache;
 mod export;
-mod mmap;
 mod node;
 mod table;
 mod verify;
@@ -23,12 +31,18 @@ pub use verify::VerifyReport;
 
 use crate::compress::{self, Codec};
 use crate::error::{Error, Result};
-use crate::format::{self, Footer, HEADER_LEN, Header, Role, SectionHeader, TRAILER_LEN, Trailer};
+use crate::format::{
+    self, Footer, HEADER_LEN, Header, Role, SECTION_HEADER_LEN, SectionEntry, SectionHeader,
+    TRAILER_LEN, Trailer,
+};
 use crate::model::{ColumnType, Kind, NodeName};
+use crate::source::{AsyncByteSource, ByteSource, MemorySource, coalesce_ranges, split_coalesced};
 use crate::strings::reader::{Chunk, decode_chunk, decode_index};
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use bytes::Bytes;
+use cache::Lru;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -38,19 +52,88 @@ pub const MAX_PATH_BYTES: u64 = 256 << 20;
 /// Decoded separators of a string table's index.
 type Separators = Arc<Vec<Box<[u8]>>>;
 
-/// Where the snapshot's bytes live.
-enum Source {
-    Bytes(Vec<u8>),
-    Mmap(memmap2::Mmap),
+/// Accounted size of one cache entry beyond its bytes (keys, bookkeeping).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// How a snapshot is opened: cache budgets and read sizes.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Byte budget of the decoded string chunks shared by every handle on
+    /// the snapshot; the least recently used chunks go first. Default 64 MiB.
+    pub cache_bytes: usize,
+    /// Byte budget of fetched (stored, not yet decoded) section bytes kept
+    /// between [`Snapshot::fetch`] and the decode that follows. Default 16 MiB.
+    pub fetch_cache_bytes: usize,
+    /// Byte ranges at most this far apart are read as one. Default 64 KiB.
+    pub coalesce_gap: u64,
+    /// Bytes read from the end of the file on open, in the hope that they
+    /// hold the whole footer. Default 64 KiB.
+    pub tail_bytes: u64,
 }
 
-impl Source {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Source::Bytes(b) => b,
-            Source::Mmap(m) => m,
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            cache_bytes: 64 << 20,
+            fetch_cache_bytes: 16 << 20,
+            coalesce_gap: 64 << 10,
+            tail_bytes: 64 << 10,
         }
     }
+}
+
+/// Counters of the work a snapshot did since open (or the last reset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Calls to the byte source's `read_ranges` (each may cover many ranges).
+    pub reads: u64,
+    /// Byte ranges read (after merging close ones).
+    pub ranges: u64,
+    /// Bytes read from the source.
+    pub bytes: u64,
+    /// String chunks decoded.
+    pub chunks_decoded: u64,
+    /// zstd dictionaries of string tables decoded.
+    pub dicts_decoded: u64,
+}
+
+/// The sections some reads need: built with [`Snapshot::plan_node`] and
+/// [`Snapshot::plan_chunk`], read with [`Snapshot::fetch`] or
+/// [`Snapshot::fetch_async`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    sections: BTreeSet<u32>,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new() -> Plan {
+        Plan::default()
+    }
+
+    /// Add one section by index.
+    pub fn add_section(&mut self, idx: u32) {
+        self.sections.insert(idx);
+    }
+
+    /// The planned sections, in file order.
+    pub fn sections(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sections.iter().copied()
+    }
+
+    /// True when nothing is planned.
+    pub fn is_empty(&self) -> bool {
+        self.sections.is_empty()
+    }
+}
+
+/// How the bytes are reached.
+enum Access {
+    /// Any read can be served at once.
+    Sync(Arc<dyn ByteSource>),
+    /// Reads must be fetched ahead ([`Snapshot::fetch_async`]); decoding
+    /// finds them in the fetch cache.
+    Async(Arc<dyn AsyncByteSource>),
 }
 
 /// A summary of one column for listings.
@@ -64,8 +147,9 @@ pub struct ColumnInfo {
     pub ty: ColumnType,
 }
 
-/// An open snapshot: a cheap, shareable handle (`Clone` copies two `Arc`s;
-/// every clone shares the footer and the caches), `Send + Sync`.
+/// An open snapshot: a cheap, shareable handle. `Clone` copies two `Arc`s,
+/// and every clone shares the footer, the byte source and the caches; it
+/// is `Send + Sync`, so threads can share one snapshot.
 #[derive(Clone)]
 pub struct Snapshot {
     footer: Arc<Footer>,
@@ -74,13 +158,27 @@ pub struct Snapshot {
 
 /// What every clone of a [`Snapshot`] shares.
 struct Inner {
-    source: Source,
+    access: Access,
+    opts: OpenOptions,
+    file_len: u64,
+    header: Header,
+    footer_offset: u64,
+    version: Option<String>,
     path: Option<PathBuf>,
     paths: Vec<String>,
     chunk_starts: Vec<Vec<u64>>,
-    chunk_cache: Mutex<HashMap<(u32, usize), Arc<Chunk>>>,
+    /// Frames (header + stored payload) of fetched sections, by index.
+    fetched: Mutex<Lru<u32, Bytes>>,
+    /// Decoded string chunks, by (table, chunk).
+    chunks: Mutex<Lru<(u32, usize), Arc<Chunk>>>,
     index_cache: Mutex<HashMap<u32, Separators>>,
+    /// Decompressed zstd dictionaries, by table.
+    dicts: Mutex<HashMap<u32, Bytes>>,
     chunks_decoded: AtomicU64,
+    dicts_decoded: AtomicU64,
+    reads: AtomicU64,
+    ranges: AtomicU64,
+    bytes_read: AtomicU64,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -151,30 +249,165 @@ pub fn read_footer(tail: &[u8], file_len: u64) -> Result<Footer> {
     Footer::parse(&raw, t.footer_offset)
 }
 
+/// The ranges an open reads first: the header and the last `tail` bytes.
+fn first_ranges(len: u64, tail: u64) -> [Range<u64>; 2] {
+    let tail = tail.max(TRAILER_LEN as u64).min(len);
+    [0..len.min(HEADER_LEN as u64), len - tail..len]
+}
+
+/// Where the footer starts when it starts before `tail` (so it must be
+/// fetched); `None` when the tail holds it, or when the trailer is bad (and
+/// [`read_footer`] on the tail says why).
+fn footer_before_tail(tail: &[u8], len: u64) -> Option<u64> {
+    if tail.len() < TRAILER_LEN || len < (HEADER_LEN + TRAILER_LEN) as u64 {
+        return None;
+    }
+    let t = Trailer::parse(&tail[tail.len() - TRAILER_LEN..], len).ok()?;
+    (t.footer_offset < len - tail.len() as u64).then_some(t.footer_offset)
+}
+
+/// Header and footer from what an open read.
+struct Opened {
+    header: Header,
+    footer: Footer,
+    footer_offset: u64,
+}
+
+fn parse_opened(head: &[u8], tail: &[u8], len: u64) -> Result<Opened> {
+    let header = Header::parse(head)?;
+    let footer = read_footer(tail, len)?;
+    let footer_offset = Trailer::parse(&tail[tail.len() - TRAILER_LEN..], len)?.footer_offset;
+    Ok(Opened {
+        header,
+        footer,
+        footer_offset,
+    })
+}
+
 impl Snapshot {
-    /// Open a snapshot file by memory-mapping it. Reads only the header,
-    /// trailer and footer.
-    pub fn open(path: impl AsRef<Path>) -> Result<Snapshot> {
+    /// Open a snapshot file, reading it with positional reads. Reads only
+    /// the header, trailer and footer. A file rewritten or truncated while
+    /// it is read gives an error (truncated, or a checksum mismatch), never
+    /// a crash.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Snapshot> {
+        Snapshot::open_with(path, OpenOptions::default())
+    }
+
+    /// [`Snapshot::open`] with options.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_with(path: impl AsRef<std::path::Path>, opts: OpenOptions) -> Result<Snapshot> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| Error::io(Some(path), e))?;
-        let len = file.metadata().map_err(|e| Error::io(Some(path), e))?.len();
-        let source = if len == 0 {
-            Source::Bytes(Vec::new())
-        } else {
-            Source::Mmap(mmap::map(&file).map_err(|e| Error::io(Some(path), e))?)
-        };
-        Snapshot::from_source(source, Some(path.to_path_buf()))
+        let source = crate::source::FileSource::open(path)?;
+        Snapshot::build(Arc::new(source), opts, Some(path.to_path_buf()))
     }
 
-    /// Open a snapshot held in memory.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Snapshot> {
-        Snapshot::from_source(Source::Bytes(bytes), None)
+    /// Open a snapshot file by memory-mapping it: slightly faster for many
+    /// small reads, but if another process truncates the file while it is
+    /// mapped, the reading process is killed by `SIGBUS`. Use it only for
+    /// files that are replaced by rename, never rewritten in place.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_mmap(path: impl AsRef<std::path::Path>) -> Result<Snapshot> {
+        let path = path.as_ref();
+        let source = crate::source::MmapSource::open(path)?;
+        Snapshot::build(
+            Arc::new(source),
+            OpenOptions::default(),
+            Some(path.to_path_buf()),
+        )
     }
 
-    fn from_source(source: Source, path: Option<PathBuf>) -> Result<Snapshot> {
-        let b = source.bytes();
-        Header::parse(b)?;
-        let footer = read_footer(b, b.len() as u64)?;
+    /// Open a snapshot held in memory (a `Vec<u8>`, a `Bytes`, ...).
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Result<Snapshot> {
+        Snapshot::from_source(Arc::new(MemorySource::new(bytes)))
+    }
+
+    /// Open a snapshot read through any byte source.
+    pub fn from_source(source: Arc<dyn ByteSource>) -> Result<Snapshot> {
+        Snapshot::from_source_with(source, OpenOptions::default())
+    }
+
+    /// [`Snapshot::from_source`] with options.
+    pub fn from_source_with(source: Arc<dyn ByteSource>, opts: OpenOptions) -> Result<Snapshot> {
+        Snapshot::build(source, opts, None)
+    }
+
+    fn build(
+        source: Arc<dyn ByteSource>,
+        opts: OpenOptions,
+        path: Option<PathBuf>,
+    ) -> Result<Snapshot> {
+        let len = source.len();
+        let ranges = first_ranges(len, opts.tail_bytes);
+        let mut got = source.read_ranges(&ranges)?;
+        let mut stats = (1, 2, got.iter().map(|b| b.len() as u64).sum::<u64>());
+        let (head, mut tail) = (got.remove(0), got.remove(0));
+        if let Some(at) = footer_before_tail(&tail, len) {
+            tail = source.read_range(at..len)?;
+            stats = (stats.0 + 1, stats.1 + 1, stats.2 + tail.len() as u64);
+        }
+        let opened = parse_opened(&head, &tail, len)?;
+        let version = source.version();
+        let s = Snapshot::assemble(opened, Access::Sync(source), opts, len, version, path)?;
+        s.count_read(stats.0, stats.1, stats.2);
+        Ok(s)
+    }
+
+    /// Open a snapshot over an async byte source (a remote one): reads the
+    /// tail once (and the footer's range when it starts before the tail).
+    /// Everything else must be fetched with [`Snapshot::fetch_async`] before
+    /// it is decoded; a decode that needs bytes not fetched is an error.
+    pub async fn open_async(
+        source: Arc<dyn AsyncByteSource>,
+        opts: OpenOptions,
+    ) -> Result<Snapshot> {
+        let (mut tail, len) = source
+            .read_tail(opts.tail_bytes.max(TRAILER_LEN as u64))
+            .await?;
+        let mut stats = (1, 1, tail.len() as u64);
+        let mut need = Vec::with_capacity(2);
+        let tail_start = len.saturating_sub(tail.len() as u64);
+        let head_in_tail = tail_start == 0;
+        if !head_in_tail {
+            need.push(0..len.min(HEADER_LEN as u64));
+        }
+        let footer_at = footer_before_tail(&tail, len);
+        if let Some(at) = footer_at {
+            need.push(at..len);
+        }
+        let mut head = tail.slice(..tail.len().min(HEADER_LEN));
+        if !need.is_empty() {
+            let got = source.read_ranges(&need).await?;
+            stats = (2, 1 + need.len() as u64, stats.2);
+            stats.2 += got.iter().map(|b| b.len() as u64).sum::<u64>();
+            let mut it = got.into_iter();
+            if !head_in_tail {
+                head = it.next().unwrap_or_default();
+            }
+            if footer_at.is_some() {
+                tail = it.next().unwrap_or_default();
+            }
+        }
+        let opened = parse_opened(&head, &tail, len)?;
+        let version = source.version();
+        let s = Snapshot::assemble(opened, Access::Async(source), opts, len, version, None)?;
+        s.count_read(stats.0, stats.1, stats.2);
+        Ok(s)
+    }
+
+    fn assemble(
+        opened: Opened,
+        access: Access,
+        opts: OpenOptions,
+        file_len: u64,
+        version: Option<String>,
+        path: Option<PathBuf>,
+    ) -> Result<Snapshot> {
+        let Opened {
+            header,
+            footer,
+            footer_offset,
+        } = opened;
         let chunk_starts = footer
             .tables
             .iter()
@@ -231,22 +464,117 @@ impl Snapshot {
         let snap = Snapshot {
             footer: Arc::new(footer),
             inner: Arc::new(Inner {
-                source,
+                access,
+                file_len,
+                header,
+                footer_offset,
+                version,
                 path,
                 paths,
                 chunk_starts,
-                chunk_cache: Mutex::new(HashMap::new()),
+                fetched: Mutex::new(Lru::new(opts.fetch_cache_bytes)),
+                chunks: Mutex::new(Lru::new(opts.cache_bytes)),
+                opts,
                 index_cache: Mutex::new(HashMap::new()),
+                dicts: Mutex::new(HashMap::new()),
                 chunks_decoded: AtomicU64::new(0),
+                dicts_decoded: AtomicU64::new(0),
+                reads: AtomicU64::new(0),
+                ranges: AtomicU64::new(0),
+                bytes_read: AtomicU64::new(0),
             }),
         };
-        node::check_mapped_chains(&snap)?;
         Ok(snap)
     }
 
-    /// The whole file.
-    pub fn bytes(&self) -> &[u8] {
-        self.inner.source.bytes()
+    /// Length of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.inner.file_len
+    }
+
+    /// The file header.
+    pub fn header(&self) -> Header {
+        self.inner.header
+    }
+
+    /// The version tag of the byte source when opened (see
+    /// [`ByteSource::version`]), if it has one.
+    pub fn source_version(&self) -> Option<&str> {
+        self.inner.version.as_deref()
+    }
+
+    /// The options the snapshot was opened with.
+    pub fn options(&self) -> &OpenOptions {
+        &self.inner.opts
+    }
+
+    /// Bytes `range` of the file, read through the byte source (for tools
+    /// that look at the file's layout; decoding never needs this).
+    pub fn read_range(&self, range: Range<u64>) -> Result<Bytes> {
+        self.read_ranges(std::slice::from_ref(&range))?
+            .pop()
+            .ok_or_else(|| Error::Truncated {
+                what: "byte range".into(),
+                start: range.start,
+                end: range.end,
+                len: self.file_len(),
+            })
+    }
+
+    /// Read ranges through the synchronous source, counting.
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        match &self.inner.access {
+            Access::Sync(s) => {
+                let got = s.read_ranges(ranges)?;
+                self.count_read(
+                    1,
+                    ranges.len() as u64,
+                    got.iter().map(|b| b.len() as u64).sum(),
+                );
+                Ok(got)
+            }
+            Access::Async(_) => Err(Error::Invalid(format!(
+                "bytes {} of a snapshot opened over an async source were not fetched: \
+                 fetch them first (Snapshot::fetch_async)",
+                ranges
+                    .iter()
+                    .map(|r| format!("{}..{}", r.start, r.end))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    fn count_read(&self, reads: u64, ranges: u64, bytes: u64) {
+        self.inner.reads.fetch_add(reads, Ordering::Relaxed);
+        self.inner.ranges.fetch_add(ranges, Ordering::Relaxed);
+        self.inner.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// What the snapshot read and decoded since open (or the last reset).
+    pub fn stats(&self) -> ReadStats {
+        let i = &self.inner;
+        ReadStats {
+            reads: i.reads.load(Ordering::Relaxed),
+            ranges: i.ranges.load(Ordering::Relaxed),
+            bytes: i.bytes_read.load(Ordering::Relaxed),
+            chunks_decoded: i.chunks_decoded.load(Ordering::Relaxed),
+            dicts_decoded: i.dicts_decoded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reset every counter of [`Snapshot::stats`] (the caches are kept).
+    pub fn reset_stats(&self) {
+        let i = &self.inner;
+        for c in [
+            &i.reads,
+            &i.ranges,
+            &i.bytes_read,
+            &i.chunks_decoded,
+            &i.dicts_decoded,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
     }
 
     /// The decoded footer.
@@ -311,26 +639,41 @@ impl Snapshot {
         (keys, elem)
     }
 
-    /// The stored bytes of section `idx` (frame header checked against the
-    /// directory, checksum verified), not decompressed.
-    pub fn section_stored(&self, idx: u32) -> Result<&[u8]> {
-        let e = self
-            .footer
+    fn entry(&self, idx: u32) -> Result<&SectionEntry> {
+        self.footer
             .sections
             .get(idx as usize)
             .ok_or_else(|| Error::NotFound {
                 what: "section",
                 name: idx.to_string(),
-            })?;
-        let b = self.bytes();
-        let start = e.offset as usize;
+            })
+    }
+
+    /// The byte range of section `idx`'s frame (header and stored payload).
+    fn frame_range(e: &SectionEntry) -> Range<u64> {
+        e.offset..e.offset + SECTION_HEADER_LEN as u64 + e.stored_len as u64
+    }
+
+    /// The frame of section `idx`: from the fetch cache, else read now.
+    fn frame(&self, idx: u32, e: &SectionEntry) -> Result<Bytes> {
+        if let Some(b) = self.inner.fetched.lock().map_err(|_| poisoned())?.get(&idx) {
+            return Ok(b);
+        }
+        self.read_range(Self::frame_range(e))
+    }
+
+    /// The stored bytes of section `idx` (frame header checked against the
+    /// directory, checksum verified), not decompressed.
+    pub fn section_stored(&self, idx: u32) -> Result<Bytes> {
+        let e = self.entry(idx)?;
         let what = || {
             format!(
                 "section {idx} ({})",
                 Role::from_u8(e.role).map_or("?", |r| r.name())
             )
         };
-        let h = SectionHeader::parse(&b[start..], e.offset)?;
+        let frame = self.frame(idx, e)?;
+        let h = SectionHeader::parse(&frame, e.offset)?;
         if h.codec != e.codec
             || h.encoding != e.encoding
             || h.role != e.role
@@ -344,13 +687,21 @@ impl Snapshot {
                 format!("frame header {h:?} disagrees with the directory entry {e:?}"),
             ));
         }
-        let p = start + format::SECTION_HEADER_LEN;
-        let stored = &b[p..p + e.stored_len as usize];
-        let crc = format::crc32c(stored);
+        let p = e.offset + SECTION_HEADER_LEN as u64;
+        if frame.len() != SECTION_HEADER_LEN + e.stored_len as usize {
+            return Err(Error::Truncated {
+                what: what(),
+                start: p,
+                end: p + e.stored_len as u64,
+                len: self.file_len(),
+            });
+        }
+        let stored = frame.slice(SECTION_HEADER_LEN..);
+        let crc = format::crc32c(&stored);
         if crc != e.crc {
             return Err(Error::Checksum {
                 what: what(),
-                offset: p as u64,
+                offset: p,
                 expected: e.crc,
                 got: crc,
             });
@@ -358,29 +709,257 @@ impl Snapshot {
         Ok(stored)
     }
 
-    /// The decompressed payload of section `idx`. Borrowed when stored raw.
-    pub fn section(&self, idx: u32) -> Result<Cow<'_, [u8]>> {
+    /// The decompressed payload of section `idx` (shared with the fetched
+    /// bytes when stored raw).
+    pub fn section(&self, idx: u32) -> Result<Bytes> {
         let stored = self.section_stored(idx)?;
         let e = &self.footer.sections[idx as usize];
         if e.codec == Codec::None {
-            return Ok(Cow::Borrowed(stored));
+            return Ok(stored);
         }
         let dict = self.dict_for_section(idx)?;
         let what = format!("section {idx} at byte offset {}", e.offset);
-        compress::decompress(e.codec, stored, e.raw_len as usize, dict.as_deref(), &what)
-            .map(Cow::Owned)
+        compress::decompress(e.codec, &stored, e.raw_len as usize, dict.as_deref(), &what)
+            .map(Bytes::from)
     }
 
-    fn dict_for_section(&self, idx: u32) -> Result<Option<Vec<u8>>> {
-        for t in &self.footer.tables {
-            if let Some(d) = t.dict_section {
-                let n = t.chunk_counts.len() as u32;
-                if idx >= t.first_chunk && idx < t.first_chunk + n {
-                    return Ok(Some(self.section(d)?.into_owned()));
-                }
+    /// The table whose chunks include section `idx` and that has a
+    /// dictionary, with the dictionary's section.
+    fn dict_table_of(&self, idx: u32) -> Option<(u32, u32)> {
+        self.footer.tables.iter().enumerate().find_map(|(t, m)| {
+            let d = m.dict_section?;
+            let n = m.chunk_counts.len() as u32;
+            (idx >= m.first_chunk && idx - m.first_chunk < n).then_some((t as u32, d))
+        })
+    }
+
+    /// The zstd dictionary for section `idx`, decoded once per table.
+    fn dict_for_section(&self, idx: u32) -> Result<Option<Bytes>> {
+        let Some((t, d)) = self.dict_table_of(idx) else {
+            return Ok(None);
+        };
+        if let Some(b) = self.inner.dicts.lock().map_err(|_| poisoned())?.get(&t) {
+            return Ok(Some(b.clone()));
+        }
+        let dict = self.section(d)?;
+        self.inner.dicts_decoded.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut f) = self.inner.fetched.lock() {
+            f.remove(&d);
+        }
+        self.inner
+            .dicts
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(t, dict.clone());
+        Ok(Some(dict))
+    }
+
+    /// Add every stream of `node` to `plan` (and, for kinds stored relative
+    /// to the parent's, the parent's kinds, up the chain). Streams mapped
+    /// from another node name that node inside their bytes, so it is read
+    /// when the mapping is decoded.
+    pub fn plan_node(&self, plan: &mut Plan, node: u32) {
+        let nodes = &self.footer.nodes;
+        let Some(m) = nodes.get(node as usize) else {
+            return;
+        };
+        for s in m.streams.iter().flatten() {
+            plan.add_section(*s);
+        }
+        let masked = |n: u32| {
+            nodes[n as usize]
+                .stream(Role::Kinds)
+                .and_then(|s| self.footer.sections.get(s as usize))
+                .is_some_and(|e| e.encoding == crate::encoding::Encoding::ParentMasked)
+        };
+        let mut n = node;
+        for _ in 0..nodes.len() {
+            let parent = nodes[n as usize].parent;
+            if !masked(n) || parent >= n {
+                return;
+            }
+            n = parent;
+            if let Some(s) = nodes[n as usize].stream(Role::Kinds) {
+                plan.add_section(s);
             }
         }
-        Ok(None)
+    }
+
+    /// Add chunk `k` of string table `table` to `plan` (with the table's
+    /// dictionary when it has one not decoded yet), unless the chunk is
+    /// already decoded in the cache.
+    pub fn plan_chunk(&self, plan: &mut Plan, table: u32, k: usize) {
+        let Some(m) = self.footer.tables.get(table as usize) else {
+            return;
+        };
+        if k >= m.chunk_counts.len()
+            || self
+                .inner
+                .chunks
+                .lock()
+                .is_ok_and(|c| c.contains(&(table, k)))
+        {
+            return;
+        }
+        plan.add_section(m.first_chunk + k as u32);
+        if let Some(d) = m.dict_section {
+            if !self
+                .inner
+                .dicts
+                .lock()
+                .is_ok_and(|c| c.contains_key(&table))
+            {
+                plan.add_section(d);
+            }
+        }
+    }
+
+    /// Add a string table's separator index (what [`StringTable::find`]
+    /// reads first) to `plan`.
+    pub fn plan_index(&self, plan: &mut Plan, table: u32) {
+        if let Some(s) = self
+            .footer
+            .tables
+            .get(table as usize)
+            .and_then(|m| m.index_section)
+        {
+            plan.add_section(s);
+        }
+    }
+
+    /// The byte ranges `plan` still needs (sections not in the fetch
+    /// cache), merged where they lie at most [`OpenOptions::coalesce_gap`]
+    /// apart, with the planned frames that they hold.
+    pub fn plan_ranges(&self, plan: &Plan) -> Vec<Range<u64>> {
+        let frames = self.missing(plan);
+        coalesce_ranges(
+            &frames.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            self.inner.opts.coalesce_gap,
+        )
+    }
+
+    fn missing(&self, plan: &Plan) -> Vec<(u32, Range<u64>)> {
+        let cached = self.inner.fetched.lock();
+        let frames: Vec<(u32, Range<u64>)> = plan
+            .sections()
+            .filter(|s| !cached.as_ref().is_ok_and(|c| c.contains(s)))
+            .filter_map(|s| {
+                let e = self.footer.sections.get(s as usize)?;
+                Some((s, Self::frame_range(e)))
+            })
+            .collect();
+        frames
+    }
+
+    /// Read every section of `plan` not already fetched, in one call to the
+    /// byte source (close ranges merged), and keep the bytes for the
+    /// decodes that follow.
+    pub fn fetch(&self, plan: &Plan) -> Result<()> {
+        let frames = self.missing(plan);
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let asked: Vec<Range<u64>> = frames.iter().map(|(_, r)| r.clone()).collect();
+        let merged = coalesce_ranges(&asked, self.inner.opts.coalesce_gap);
+        let got = self.read_ranges(&merged)?;
+        self.keep_fetched(&frames, &asked, &merged, &got)
+    }
+
+    /// [`Snapshot::fetch`] through the async source the snapshot was opened
+    /// over (or, for a synchronous source, at once).
+    pub async fn fetch_async(&self, plan: &Plan) -> Result<()> {
+        let frames = self.missing(plan);
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let asked: Vec<Range<u64>> = frames.iter().map(|(_, r)| r.clone()).collect();
+        let merged = coalesce_ranges(&asked, self.inner.opts.coalesce_gap);
+        let got = match &self.inner.access {
+            Access::Sync(_) => self.read_ranges(&merged)?,
+            Access::Async(s) => {
+                let got = s.read_ranges(&merged).await?;
+                self.count_read(
+                    1,
+                    merged.len() as u64,
+                    got.iter().map(|b| b.len() as u64).sum(),
+                );
+                got
+            }
+        };
+        self.keep_fetched(&frames, &asked, &merged, &got)
+    }
+
+    /// Fetch, through the async source, everything that decoding `nodes`
+    /// needs: their streams (see [`Snapshot::plan_node`]), then the nodes
+    /// their `mapped` streams are mapped from, and so on; one request per
+    /// round. Afterwards [`Snapshot::node`] decodes them without reading.
+    pub async fn fetch_nodes_async(&self, nodes: &[u32]) -> Result<()> {
+        let n_nodes = self.footer.nodes.len() as u32;
+        let mut planned: BTreeSet<u32> = BTreeSet::new();
+        let mut todo: Vec<u32> = nodes.iter().copied().filter(|&n| n < n_nodes).collect();
+        // The decoder follows at most 64 mappings in a chain.
+        for _ in 0..=64 {
+            todo.retain(|&n| planned.insert(n));
+            if todo.is_empty() {
+                break;
+            }
+            let mut plan = Plan::new();
+            for &n in &todo {
+                self.plan_node(&mut plan, n);
+            }
+            self.fetch_async(&plan).await?;
+            let mut next = Vec::new();
+            for &n in &todo {
+                for &s in self.footer.nodes[n as usize].streams.iter().flatten() {
+                    let mapped = self
+                        .footer
+                        .sections
+                        .get(s as usize)
+                        .is_some_and(|e| e.encoding == crate::encoding::Encoding::Mapped);
+                    if mapped {
+                        // The payload starts with the source node.
+                        let raw = self.section(s)?;
+                        let what = format!("section {s} (mapped)");
+                        let src = crate::encoding::varint::Reader::new(&raw).u64(&what)?;
+                        if src < n_nodes as u64 {
+                            next.push(src as u32);
+                        }
+                    }
+                }
+            }
+            todo = next;
+        }
+        Ok(())
+    }
+
+    /// Fetch what node `node` needs through the async source
+    /// ([`Snapshot::fetch_nodes_async`]), then decode it.
+    pub async fn node_async(&self, node: u32) -> Result<NodeData> {
+        self.fetch_nodes_async(&[node]).await?;
+        self.node_data(node)
+    }
+
+    fn keep_fetched(
+        &self,
+        frames: &[(u32, Range<u64>)],
+        asked: &[Range<u64>],
+        merged: &[Range<u64>],
+        got: &[Bytes],
+    ) -> Result<()> {
+        if got.len() != merged.len() {
+            return Err(Error::Invalid(format!(
+                "the byte source returned {} ranges for {}",
+                got.len(),
+                merged.len()
+            )));
+        }
+        let parts = split_coalesced(asked, merged, got)?;
+        let mut cache = self.inner.fetched.lock().map_err(|_| poisoned())?;
+        for ((s, _), b) in frames.iter().zip(parts) {
+            let size = b.len() + ENTRY_OVERHEAD;
+            cache.insert(*s, b, size);
+        }
+        Ok(())
     }
 
     /// A string table.
@@ -409,29 +988,39 @@ impl Snapshot {
     pub(crate) fn string_chunk(&self, t: u32, k: usize) -> Result<Arc<Chunk>> {
         if let Some(c) = self
             .inner
-            .chunk_cache
+            .chunks
             .lock()
             .map_err(|_| poisoned())?
             .get(&(t, k))
         {
-            return Ok(c.clone());
+            return Ok(c);
         }
         let meta = &self.footer.tables[t as usize];
         let count = *meta.chunk_counts.get(k).ok_or_else(|| Error::NotFound {
             what: "string chunk",
             name: k.to_string(),
         })?;
+        let mut plan = Plan::new();
+        self.plan_chunk(&mut plan, t, k);
+        if matches!(self.inner.access, Access::Sync(_)) {
+            self.fetch(&plan)?;
+        }
         let sec = meta.first_chunk + k as u32;
         let raw = self.section(sec)?;
         let fc = meta.flags & format::footer::TABLE_FRONT_CODED != 0;
         let what = format!("string table {t} chunk {k} (section {sec})");
         let chunk = Arc::new(decode_chunk(&raw, count, fc, &what)?);
         self.inner.chunks_decoded.fetch_add(1, Ordering::Relaxed);
+        // The stored bytes are not needed again once the chunk is decoded.
+        if let Ok(mut f) = self.inner.fetched.lock() {
+            f.remove(&sec);
+        }
+        let size = chunk.heap_bytes() + ENTRY_OVERHEAD;
         self.inner
-            .chunk_cache
+            .chunks
             .lock()
             .map_err(|_| poisoned())?
-            .insert((t, k), chunk.clone());
+            .insert((t, k), chunk.clone(), size);
         Ok(chunk)
     }
 
@@ -479,8 +1068,46 @@ impl Snapshot {
 
     /// Drop every cached string chunk.
     pub fn clear_string_cache(&self) {
-        if let Ok(mut c) = self.inner.chunk_cache.lock() {
+        if let Ok(mut c) = self.inner.chunks.lock() {
             c.clear();
+        }
+    }
+
+    /// Bytes held by the decoded string chunk cache (at most
+    /// [`OpenOptions::cache_bytes`]).
+    pub fn string_cache_bytes(&self) -> usize {
+        self.inner.chunks.lock().map_or(0, |c| c.used())
+    }
+
+    /// Before decoding `node`: fetch all of its sections in one read (see
+    /// [`Snapshot::plan_node`]) on a synchronous source, unless they would
+    /// not fit the fetch cache (then each stream is read when decoded;
+    /// fetching it whole would only read it twice). Returns the plan whose
+    /// stored bytes [`Snapshot::release_fetched`] drops after the decode.
+    pub(crate) fn prefetch_node(&self, node: u32) -> Result<Option<Plan>> {
+        if !matches!(self.inner.access, Access::Sync(_)) {
+            return Ok(None);
+        }
+        let mut plan = Plan::new();
+        self.plan_node(&mut plan, node);
+        let size: u64 = self
+            .missing(&plan)
+            .iter()
+            .map(|(_, r)| r.end - r.start + ENTRY_OVERHEAD as u64)
+            .sum();
+        if size == 0 || size > self.inner.opts.fetch_cache_bytes as u64 / 2 {
+            return Ok(None);
+        }
+        self.fetch(&plan)?;
+        Ok(Some(plan))
+    }
+
+    /// Drop the stored bytes fetched for one decode only.
+    pub(crate) fn release_fetched(&self, plan: &Plan) {
+        if let Ok(mut f) = self.inner.fetched.lock() {
+            for s in plan.sections() {
+                f.remove(&s);
+            }
         }
     }
 

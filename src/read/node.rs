@@ -29,7 +29,7 @@ pub const MAX_MAPPED_CHAIN: usize = 64;
 /// The memory budget of a read operation on `snap` when none is given:
 /// [`DEFAULT_MEMORY_BUDGET`], or 64 bytes per byte of the file when that is more.
 pub fn default_budget(snap: &Snapshot) -> u64 {
-    DEFAULT_MEMORY_BUDGET.max((snap.bytes().len() as u64).saturating_mul(64))
+    DEFAULT_MEMORY_BUDGET.max((snap.file_len()).saturating_mul(64))
 }
 
 /// A node with at least this many items keeps its kinds sparse when at most
@@ -322,6 +322,13 @@ pub(crate) struct Decoder {
     used: u64,
     kinds: Vec<Option<Arc<Kinds>>>,
     nodes: Vec<Option<Arc<NodeData>>>,
+    /// Nodes being decoded (on the current chain of mapped sources): meeting
+    /// one again is a cycle.
+    decoding: Vec<bool>,
+    /// Length of the longest chain of mapped streams ending at each decoded
+    /// node (0 without mapped streams): the same whatever order nodes are
+    /// decoded in, so a chain over the limit is refused however it is met.
+    chain: Vec<usize>,
 }
 
 impl Decoder {
@@ -334,6 +341,8 @@ impl Decoder {
             used: 0,
             kinds: vec![None; n],
             nodes: vec![None; n],
+            decoding: vec![false; n],
+            chain: vec![0; n],
         }
     }
 
@@ -412,7 +421,21 @@ impl Decoder {
                 format!("mapped streams chained deeper than {MAX_MAPPED_CHAIN}"),
             ));
         }
-        let d = Arc::new(self.decode_node(node, meta, depth)?);
+        if self.decoding[node as usize] {
+            return Err(Error::corrupt(
+                format!("column `{}`", self.snap.path(node)),
+                0,
+                format!("mapped streams form a cycle through node {node}"),
+            ));
+        }
+        let plan = self.snap.prefetch_node(node)?;
+        self.decoding[node as usize] = true;
+        let d = self.decode_node(node, meta, depth);
+        self.decoding[node as usize] = false;
+        if let Some(p) = plan {
+            self.snap.release_fetched(&p);
+        }
+        let d = Arc::new(d?);
         self.nodes[node as usize] = Some(d.clone());
         Ok(d)
     }
@@ -435,7 +458,7 @@ impl Decoder {
         let path = snap.path(node).to_string();
         let what = |role: Role| format!("column `{path}` {} stream", role.name());
         let count = |k: Kind| meta.count(k) as usize;
-        let load = |role: Role| -> Result<Option<(Encoding, _)>> {
+        let load = |role: Role| -> Result<Option<(Encoding, bytes::Bytes)>> {
             match meta.stream(role) {
                 None => Ok(None),
                 Some(s) => {
@@ -688,6 +711,16 @@ impl Decoder {
         let m = encoding::mapped::decode(b, items, what)?;
         check_source(&self.snap, node, m.source).map_err(|d| Error::corrupt(what, 0, d))?;
         let src = self.node_at(m.source, depth + 1)?;
+        let c = self.chain[m.source as usize] + 1;
+        if c > MAX_MAPPED_CHAIN {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!("mapped streams chained {c} deep (the limit is {MAX_MAPPED_CHAIN})"),
+            ));
+        }
+        let slot = &mut self.chain[node as usize];
+        *slot = (*slot).max(c);
         let mut out = Vec::new();
         let mut h = 0;
         for i in kinds.items_of(kind) {
@@ -813,9 +846,11 @@ fn check_source(snap: &Snapshot, node: u32, source: u32) -> std::result::Result<
     Ok(())
 }
 
-/// Check, at open, the graph of `mapped` streams: every source is valid,
-/// there is no cycle, and no chain is longer than [`MAX_MAPPED_CHAIN`].
-/// Reads only the first bytes (the source node) of each mapped stream.
+/// Check the whole graph of `mapped` streams (for [`Snapshot::verify`]):
+/// every source is valid, there is no cycle, and no chain is longer than
+/// [`MAX_MAPPED_CHAIN`]. Reads the first bytes (the source node) of each
+/// mapped stream. Opening does not run it (open reads only the file's
+/// tail); decoding enforces the same rules on the chains it follows.
 pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
     let f = snap.footer();
     let mut sources: Vec<[Option<u32>; 2]> = vec![[None; 2]; f.nodes.len()];
@@ -829,7 +864,7 @@ pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
             }
             let what = format!("column `{}` {} stream", snap.path(i as u32), role.name());
             let stored = snap.section_stored(s)?;
-            let head = crate::compress::decompress_prefix(e.codec, stored, 10, &what)?;
+            let head = crate::compress::decompress_prefix(e.codec, &stored, 10, &what)?;
             let src = encoding::varint::Reader::new(&head).u64(&what)?;
             let src = u32::try_from(src)
                 .map_err(|_| Error::corrupt(&what, e.offset, "source node out of range"))?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// A handle on one string table of an open snapshot. Chunks are decoded on
 /// demand and cached by the snapshot. It owns a clone of the snapshot (a
 /// cheap, shared handle), so it can be kept, stored and sent between threads.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StringTable {
     pub(crate) snap: Snapshot,
     pub(crate) index: u32,

@@ -31,14 +31,16 @@ impl Snapshot {
     /// Check every checksum and structural invariant. Returns the first
     /// problem found, naming the section or column and the byte offset.
     pub fn verify(&self) -> Result<VerifyReport> {
+        // The graph of mapped streams first: a cycle or an over-deep chain
+        // is named as such, before any column is decoded.
+        super::node::check_mapped_chains(self)?;
         let mut rep = VerifyReport {
             rows: self.rows(),
             ..Default::default()
         };
-        let b = self.bytes();
         let f = self.footer();
         rep.bytes_checked += (f.sections.last().map_or(format::HEADER_LEN as u64, |_| 0))
-            + (b.len() as u64 - self.footer_offset());
+            + (self.file_len() - self.footer_offset());
 
         // Sections: frames, checksums, padding, decompression, single use.
         let mut used = vec![0u32; f.sections.len()];
@@ -53,10 +55,7 @@ impl Snapshot {
             }
             let end = e.offset + format::SECTION_HEADER_LEN as u64 + e.stored_len as u64;
             let pad = format::section::padding(end - e.offset);
-            if b[end as usize..(end + pad) as usize]
-                .iter()
-                .any(|&x| x != 0)
-            {
+            if pad > 0 && self.read_range(end..end + pad)?.iter().any(|&x| x != 0) {
                 return Err(Error::corrupt(
                     format!("section {i} padding"),
                     end,
@@ -208,9 +207,7 @@ impl Snapshot {
 
     /// Where the stored footer starts.
     pub fn footer_offset(&self) -> u64 {
-        let b = self.bytes();
-        let t = &b[b.len() - format::TRAILER_LEN..];
-        u64::from_le_bytes(t[0..8].try_into().unwrap_or_default())
+        self.inner.footer_offset
     }
 
     /// Check that the snapshot holds exactly the rows of `input` (JSON array

@@ -6,7 +6,7 @@
 
 use crate::common::{self, lib};
 use colsnap::Snapshot;
-use colsnap::format::{self, Header, SectionEntry};
+use colsnap::format::{self, SectionEntry};
 use colsnap::model::{ColumnType, Kind};
 use colsnap::timestamp::{self, Layout, Timestamp};
 use comfy_table::{CellAlignment, Table, presets};
@@ -159,8 +159,8 @@ fn ratio(raw: u64, stored: u64) -> f64 {
 /// Build the report.
 pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::Result<Report> {
     let f = snap.footer();
-    let header = Header::parse(snap.bytes())?;
-    let file_bytes = snap.bytes().len() as u64;
+    let header = snap.header();
+    let file_bytes = snap.file_len();
     let entry = |i: u32| -> &SectionEntry { &f.sections[i as usize] };
 
     let mut columns = Vec::new();

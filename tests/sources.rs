@@ -1,0 +1,405 @@
+//! Byte sources and the shared reader core: every source reads the same
+//! snapshot the same way; a file changed under an open snapshot gives a
+//! clean error; the handle is shareable; caches are bounded; plans fetch
+//! in one read; the async path opens and decodes what it fetched.
+
+use colsnap::encoding::Encoding;
+use colsnap::read::{OpenOptions, Plan};
+use colsnap::source::{AsAsync, AsyncByteSource, ByteSource, MemorySource};
+use colsnap::{BuildOptions, Error, ExportOptions, Snapshot};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::Arc;
+
+fn rows(n: u64) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({
+                "number": i,
+                "title": format!("issue title number {i}"),
+                "state": if i % 3 == 0 { "closed" } else { "open" },
+                "user": {"login": format!("user{}", i % 17), "id": 1000 + i % 17},
+                "labels": (0..i % 3).map(|k| json!({"name": format!("label{k}")})).collect::<Vec<_>>(),
+                "body": body(i),
+                "score": if i % 4 == 0 { Value::Null } else { json!(i * 3) },
+            })
+        })
+        .collect()
+}
+
+/// Long texts sharing boilerplate, so that the long-text table trains a
+/// dictionary that pays.
+fn body(i: u64) -> String {
+    let mut s = String::new();
+    for k in 0..6 {
+        s.push_str(&format!(
+            "### Steps to reproduce\n\nOpen the editor with the default configuration, \
+             run the command number {k} and observe the behaviour described in report {i}. \
+             Expected: nothing unusual happens. Actual: the window flickers ({}).\n\n",
+            (i * 7919 + k) % 1013
+        ));
+    }
+    s
+}
+
+fn opts() -> BuildOptions {
+    BuildOptions {
+        chunk_size: 256,
+        long_chunk_size: 4096,
+        long_dict_size: 8 << 10,
+        ..BuildOptions::default()
+    }
+}
+
+fn build(n: u64) -> (Vec<Value>, Vec<u8>) {
+    let rows = rows(n);
+    let text: String = rows.iter().map(|r| r.to_string() + "\n").collect();
+    let bytes = colsnap::build_to_vec(text.as_bytes(), &opts()).expect("build");
+    (rows, bytes)
+}
+
+fn export(s: &Snapshot) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    s.export(&mut out, &ExportOptions::default())?;
+    Ok(out)
+}
+
+fn write_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(bytes).unwrap();
+    f.flush().unwrap();
+    f
+}
+
+#[test]
+fn every_source_reads_the_same_snapshot() {
+    let (rows, bytes) = build(300);
+    let f = write_file(&bytes);
+    let mem = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let file = Snapshot::open(f.path()).unwrap();
+    let mmap = Snapshot::open_mmap(f.path()).unwrap();
+    let dynamic = Snapshot::from_source(Arc::new(MemorySource::new(bytes.clone()))).unwrap();
+    let want = export(&mem).unwrap();
+    for s in [&file, &mmap, &dynamic] {
+        assert_eq!(export(s).unwrap(), want);
+        assert_eq!(s.to_values().unwrap(), rows);
+        s.verify().unwrap();
+        assert_eq!(s.file_len(), bytes.len() as u64);
+        assert_eq!(s.header(), mem.header());
+        assert_eq!(&s.read_range(0..8).unwrap()[..], b"COLSNAP\0");
+    }
+    assert!(file.source_version().is_some());
+}
+
+#[test]
+fn a_file_truncated_after_open_gives_a_clean_error() {
+    let (_, bytes) = build(300);
+    let f = write_file(&bytes);
+    let s = Snapshot::open(f.path()).unwrap();
+    // Keep the header; drop every section (the footer was read at open).
+    f.as_file().set_len(16).unwrap();
+    let err = export(&s).unwrap_err();
+    assert!(matches!(err, Error::Truncated { .. }), "{err}");
+    assert!(s.verify().is_err());
+    for c in s.columns() {
+        if s.footer().nodes[c.node as usize]
+            .streams
+            .iter()
+            .flatten()
+            .count()
+            > 0
+        {
+            assert!(s.node_data(c.node).is_err(), "{}", c.path);
+        }
+    }
+}
+
+#[test]
+fn a_file_rewritten_in_place_after_open_gives_a_clean_error() {
+    let (_, bytes) = build(300);
+    let f = write_file(&bytes);
+    let s = Snapshot::open(f.path()).unwrap();
+    // Overwrite everything between the header and the footer, in place.
+    let footer = s.footer_offset() as usize;
+    let mut changed = bytes.clone();
+    for b in &mut changed[16..footer] {
+        *b ^= 0x5a;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.path())
+        .unwrap()
+        .write_all(&changed)
+        .unwrap();
+    let err = export(&s).unwrap_err();
+    assert!(
+        matches!(err, Error::Checksum { .. } | Error::Corrupt { .. }),
+        "{err}"
+    );
+    let err = s.verify().unwrap_err();
+    assert!(err.is_data_error(), "{err}");
+    // Rewritten again with other content and a different length: still errors.
+    std::fs::write(f.path(), b"short").unwrap();
+    assert!(export(&s).is_err());
+}
+
+#[test]
+fn handles_are_send_sync_and_share_caches() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Snapshot>();
+    assert_send_sync::<colsnap::strings::StringTable>();
+    assert_send_sync::<colsnap::read::RowWriter>();
+    assert_send_sync::<colsnap::read::NodeData>();
+
+    let (rows, bytes) = build(200);
+    let s = Snapshot::from_bytes(bytes).unwrap();
+    let t = s.table(0).unwrap();
+    let s2 = s.clone();
+    drop(s);
+    let n = t.len() as u32;
+    let strings: Vec<String> = (0..n).map(|i| t.get(i).unwrap()).collect();
+    let decoded = s2.chunks_decoded();
+    assert!(decoded > 0);
+    // Another thread, another clone: the chunks are already decoded.
+    let s3 = s2.clone();
+    let again = std::thread::spawn(move || {
+        let t = s3.table(0).unwrap();
+        (0..n).map(|i| t.get(i).unwrap()).collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(again, strings);
+    assert_eq!(s2.chunks_decoded(), decoded);
+    // A row writer outlives the handle it came from.
+    let mut w = s2.row_writer(None).unwrap();
+    drop(s2);
+    assert_eq!(w.row_json(5).unwrap(), rows[5]);
+}
+
+#[test]
+fn threads_share_one_file_handle() {
+    let (_, bytes) = build(300);
+    let f = write_file(&bytes);
+    let s = Snapshot::open_with(
+        f.path(),
+        OpenOptions {
+            cache_bytes: 8 << 10,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let want = export(&Snapshot::from_bytes(bytes).unwrap()).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || export(&s).unwrap())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), want);
+    }
+    assert!(s.string_cache_bytes() <= 8 << 10);
+}
+
+#[test]
+fn the_string_cache_keeps_to_its_budget() {
+    let (_, bytes) = build(400);
+    let budget = 4096;
+    let s = Snapshot::from_source_with(
+        Arc::new(MemorySource::new(bytes.clone())),
+        OpenOptions {
+            cache_bytes: budget,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let big = Snapshot::from_bytes(bytes).unwrap();
+    for t in 0..s.footer().tables.len() as u32 {
+        let (a, b) = (s.table(t).unwrap(), big.table(t).unwrap());
+        for id in 0..a.len() as u32 {
+            assert_eq!(a.get(id).unwrap(), b.get(id).unwrap());
+            assert!(s.string_cache_bytes() <= budget);
+        }
+    }
+    assert!(
+        big.string_cache_bytes() > budget,
+        "the test must need eviction"
+    );
+    // Lookups in evicted chunks decode again: more decodes than chunks.
+    let chunks: usize = s.footer().tables.iter().map(|t| t.chunk_counts.len()).sum();
+    let t = s.table(0).unwrap();
+    for id in (0..t.len() as u32).rev() {
+        t.get(id).unwrap();
+    }
+    assert!(s.chunks_decoded() > chunks as u64);
+}
+
+#[test]
+fn a_table_dictionary_is_decoded_once() {
+    let (_, bytes) = build(400);
+    let s = Snapshot::from_bytes(bytes).unwrap();
+    let with_dict: Vec<u32> = (0..s.footer().tables.len() as u32)
+        .filter(|&t| s.footer().tables[t as usize].dict_section.is_some())
+        .collect();
+    assert_eq!(
+        with_dict.len(),
+        1,
+        "the long-text table should have a dictionary"
+    );
+    let t = s.table(with_dict[0]).unwrap();
+    assert!(t.chunk_count() >= 4);
+    for id in 0..t.len() as u32 {
+        t.get(id).unwrap();
+    }
+    assert_eq!(s.stats().dicts_decoded, 1);
+    assert_eq!(s.stats().chunks_decoded, t.chunk_count() as u64);
+}
+
+#[test]
+fn a_node_is_fetched_in_one_read() {
+    let (_, bytes) = build(300);
+    let s = Snapshot::from_bytes(bytes).unwrap();
+    // A node of several streams, none of which refers to another node.
+    let f = s.footer();
+    let n = (1..f.nodes.len() as u32)
+        .find(|&n| {
+            let st: Vec<u32> = f.nodes[n as usize]
+                .streams
+                .iter()
+                .flatten()
+                .copied()
+                .collect();
+            st.len() >= 2
+                && st.iter().all(|&i| {
+                    !matches!(
+                        f.sections[i as usize].encoding,
+                        Encoding::Mapped | Encoding::ParentMasked
+                    )
+                })
+        })
+        .expect("a column with kinds and payloads");
+    s.reset_stats();
+    s.node_data(n).unwrap();
+    let st = s.stats();
+    assert_eq!(st.reads, 1, "{st:?}");
+    assert!(st.bytes > 0);
+    // A planned node plus a planned chunk: one read, then decoding reads nothing.
+    let mut plan = Plan::new();
+    s.plan_node(&mut plan, n);
+    s.plan_chunk(&mut plan, 0, 0);
+    assert!(!plan.is_empty());
+    assert!(!s.plan_ranges(&plan).is_empty());
+    s.reset_stats();
+    s.fetch(&plan).unwrap();
+    assert_eq!(s.stats().reads, 1);
+    assert!(s.plan_ranges(&plan).is_empty(), "everything is fetched");
+    s.table(0).unwrap().chunk(0).unwrap();
+    assert_eq!(s.stats().reads, 1);
+
+    // Without room to keep fetched bytes, a node is read stream by stream.
+    let bytes = build(300).1;
+    let small = Snapshot::from_source_with(
+        Arc::new(MemorySource::new(bytes)),
+        OpenOptions {
+            fetch_cache_bytes: 0,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    small.reset_stats();
+    let d = small.node_data(n).unwrap();
+    assert_eq!(format!("{d:?}"), format!("{:?}", s.node_data(n).unwrap()));
+    let streams = f.nodes[n as usize].streams.iter().flatten().count() as u64;
+    assert_eq!(small.stats().reads, streams);
+}
+
+#[test]
+fn a_small_tail_reads_the_footer_in_a_second_read() {
+    let (_, bytes) = build(100);
+    let s = Snapshot::from_source_with(
+        Arc::new(MemorySource::new(bytes.clone())),
+        OpenOptions {
+            tail_bytes: 40,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.stats().reads, 2);
+    let d = Snapshot::from_bytes(bytes).unwrap();
+    assert_eq!(d.stats().reads, 1);
+    assert_eq!(export(&s).unwrap(), export(&d).unwrap());
+}
+
+#[test]
+fn an_async_source_decodes_every_column_after_fetching_it() {
+    let (_, bytes) = build(300);
+    let sync = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let encodings: Vec<Encoding> = sync.footer().sections.iter().map(|e| e.encoding).collect();
+    assert!(encodings.contains(&Encoding::Mapped), "{encodings:?}");
+    let src: Arc<dyn ByteSource> = Arc::new(MemorySource::new(bytes));
+    let s = block_on(Snapshot::open_async(
+        Arc::new(AsAsync(src)),
+        OpenOptions::default(),
+    ))
+    .unwrap();
+    for c in s.columns() {
+        let got = block_on(s.node_async(c.node)).unwrap();
+        let want = sync.node_data(c.node).unwrap();
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{}", c.path);
+    }
+    // Strings: plan the chunk (and dictionary), fetch, then look up.
+    for t in 0..s.footer().tables.len() as u32 {
+        let table = s.table(t).unwrap();
+        let mut plan = Plan::new();
+        s.plan_index(&mut plan, t);
+        for k in 0..table.chunk_count() {
+            s.plan_chunk(&mut plan, t, k);
+        }
+        block_on(s.fetch_async(&plan)).unwrap();
+        let other = sync.table(t).unwrap();
+        for id in 0..table.len() as u32 {
+            let v = table.get(id).unwrap();
+            assert_eq!(v, other.get(id).unwrap());
+            assert_eq!(table.find(&v).unwrap(), Ok(id));
+        }
+    }
+}
+
+/// Poll a future that never waits to completion (the sources here are ready at once).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn an_async_source_opens_then_decodes_what_it_fetched() {
+    let (rows, bytes) = build(150);
+    for tail in [40u64, 64 << 10] {
+        let src: Arc<dyn ByteSource> = Arc::new(MemorySource::new(bytes.clone()));
+        let a: Arc<dyn AsyncByteSource> = Arc::new(AsAsync(src));
+        let opts = OpenOptions {
+            tail_bytes: tail,
+            ..OpenOptions::default()
+        };
+        let fut = Snapshot::open_async(a, opts);
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&fut);
+        let s = block_on(fut).unwrap();
+        assert_eq!(s.rows(), rows.len() as u64);
+        assert!(s.stats().reads <= 2);
+        let n = s.node_by_path("number").unwrap();
+        // Not fetched yet: a clean error, no read.
+        assert!(matches!(s.node_data(n), Err(Error::Invalid(_))));
+        let mut plan = Plan::new();
+        s.plan_node(&mut plan, n);
+        block_on(s.fetch_async(&plan)).unwrap();
+        let d = s.node_data(n).unwrap();
+        assert_eq!(d.len(), rows.len());
+        assert_eq!(d.kind(7), colsnap::model::Kind::Int);
+    }
+}
