@@ -1,4 +1,4 @@
-//! Conformance files (`fixtures/conformance/`, SPEC.md section 13): small
+//! Conformance files (`fixtures/conformance/`, SPEC.md section 14): small
 //! snapshots that together use every part of the format, each with its input
 //! and its expected export. Every file must open, verify and export exactly
 //! the expected NDJSON; rebuilding the input with the case's options must
@@ -630,6 +630,14 @@ fn readme_lists_every_conformance_file() {
     }
 }
 
+fn hex(b: &[u8], max: usize) -> String {
+    let mut s: String = b.iter().take(max).map(|x| format!("{x:02x} ")).collect();
+    if b.len() > max {
+        s.push_str("...");
+    }
+    s
+}
+
 /// Prints every section of every conformance file (`cargo test --test
 /// conformance dump -- --ignored --nocapture`), for the README.
 #[test]
@@ -644,13 +652,14 @@ fn dump() {
                 if let Some(s) = n.stream(role) {
                     let e = &f.sections[s as usize];
                     println!(
-                        "  {:16} {:12} {:20} {:5} raw {:5} stored {:5}",
+                        "  {:16} {:12} {:20} {:5} raw {:5} stored {:5} section {s} {}",
                         snap.path(i as u32),
                         role.name(),
                         e.encoding.name(),
                         e.codec.name(),
                         e.raw_len,
-                        e.stored_len
+                        e.stored_len,
+                        hex(&snap.section(s).unwrap(), 48)
                     );
                 }
             }
@@ -660,6 +669,14 @@ fn dump() {
                 "  table {t}: flags {} strings {} chunks {:?} index {:?} dict {:?}",
                 tm.flags, tm.n_strings, tm.chunk_counts, tm.index_section, tm.dict_section
             );
+            for k in 0..tm.chunk_counts.len() as u32 {
+                let s = tm.first_chunk + k;
+                println!("    chunk section {s}: {}", hex(&snap.section(s).unwrap(), 48));
+            }
+            if let Some(s) = tm.index_section {
+                println!("    index section {s}: {}", hex(&snap.section(s).unwrap(), 48));
+            }
         }
+        println!("  footer raw: {}", hex(&f.to_bytes(), 400));
     }
 }
