@@ -27,6 +27,8 @@ struct Case {
     stem: &'static str,
     opts: fn() -> BuildOptions,
     input: fn() -> String,
+    /// Rewrites the writer's output (for pairs only readers know).
+    post: Option<fn(Vec<u8>) -> Vec<u8>>,
 }
 
 fn dir() -> PathBuf {
@@ -329,90 +331,234 @@ fn parent_masked() -> String {
     ndjson(&rows)
 }
 
+fn reader_only() -> String {
+    concat!(
+        "{\"k\":1,\"u\":18446744073709551615,\"t\":\"2024-01-02T03:04:05.5+01:00\",\"a\":[1,2],\"b\":[[]],\"s\":\"x\"}\n",
+        "{\"k\":null,\"u\":9223372036854775808,\"t\":\"2024-01-02T03:04:05-0800\",\"a\":[],\"b\":[[1],[2,3]],\"s\":\"y\"}\n",
+        "{\"u\":9223372036854775808,\"t\":\"2024-01-02T03:04:05.123Z\",\"a\":[3],\"s\":\"x\"}\n",
+    )
+    .into()
+}
+
+/// Re-encodes the streams of a snapshot (every section stored raw) in the
+/// encodings readers accept but the writer never writes (SPEC.md section
+/// 4.1, `r`): kinds and ts-layout as `plain-u8`; uints, ts-nanos and
+/// ts-offset as `dict`; the first list-lengths stream as `plain-u32`, the
+/// others as `dict`; string ids as `plain-u32`. The footer is stored raw.
+fn reader_only_rewrite(bytes: Vec<u8>) -> Vec<u8> {
+    use colsnap::encoding::{self, Encoding, dict};
+    use colsnap::format::{self, Header, SectionHeader, Trailer};
+    let snap = Snapshot::from_bytes(bytes).unwrap();
+    let mut f = snap.footer().clone();
+    let mut payloads: Vec<(Encoding, Vec<u8>)> = (0..f.sections.len() as u32)
+        .map(|i| {
+            let e = &f.sections[i as usize];
+            assert_eq!(e.codec, Codec::None);
+            (e.encoding, snap.section(i).unwrap().into_owned())
+        })
+        .collect();
+    let mut lens_seen = 0;
+    for n in &f.nodes {
+        let times = n.count(colsnap::model::Kind::Time) as usize;
+        for role in colsnap::format::STREAM_ROLES {
+            let Some(s) = n.stream(role) else { continue };
+            let (enc, raw) = &payloads[s as usize];
+            let what = "rewrite";
+            let new = match (role, *enc) {
+                (Role::Kinds, Encoding::BitPacked) => Some((
+                    Encoding::PlainU8,
+                    encoding::decode_u8s(*enc, raw, n.items as usize, what).unwrap(),
+                )),
+                (Role::TsLayout, Encoding::BitPacked) => Some((
+                    Encoding::PlainU8,
+                    encoding::decode_u8s(*enc, raw, times, what).unwrap(),
+                )),
+                (Role::UInts | Role::TsNanos, _) => {
+                    let count = if role == Role::UInts {
+                        n.count(colsnap::model::Kind::UInt) as usize
+                    } else {
+                        times
+                    };
+                    let v = encoding::decode_u64s(*enc, raw, count, what).unwrap();
+                    Some((
+                        Encoding::Dict,
+                        dict::encode_if_useful(v.iter().copied(), v.len()).unwrap(),
+                    ))
+                }
+                (Role::TsOffset, _) => {
+                    let v = encoding::decode_i64s(*enc, raw, times, what).unwrap();
+                    let keys = v.iter().map(|&x| dict::to_ordered_i64(x));
+                    Some((Encoding::Dict, dict::encode_if_useful(keys, v.len()).unwrap()))
+                }
+                (Role::Lens, _) => {
+                    let count = n.count(colsnap::model::Kind::Array) as usize;
+                    let v = encoding::decode_u32s(*enc, raw, count, what).unwrap();
+                    lens_seen += 1;
+                    if lens_seen == 1 {
+                        let mut out = Vec::new();
+                        encoding::encode_u32s(&v, &mut out);
+                        Some((Encoding::PlainU32, out))
+                    } else {
+                        let keys = v.iter().map(|&x| x as u64);
+                        Some((Encoding::Dict, dict::encode_if_useful(keys, v.len()).unwrap()))
+                    }
+                }
+                (Role::Strs, Encoding::Varint) => {
+                    let count = n.count(colsnap::model::Kind::Str) as usize;
+                    let v = encoding::decode_u32s(*enc, raw, count, what).unwrap();
+                    let mut out = Vec::new();
+                    encoding::encode_u32s(&v, &mut out);
+                    Some((Encoding::PlainU32, out))
+                }
+                _ => None,
+            };
+            if let Some(p) = new {
+                payloads[s as usize] = p;
+            }
+        }
+    }
+    let mut out = Header {
+        version: format::VERSION,
+    }
+    .to_bytes()
+    .to_vec();
+    for (e, (enc, raw)) in f.sections.iter_mut().zip(payloads) {
+        e.offset = out.len() as u64;
+        e.encoding = enc;
+        e.raw_len = raw.len() as u32;
+        e.stored_len = raw.len() as u32;
+        e.crc = format::crc32c(&raw);
+        let h = SectionHeader {
+            codec: Codec::None,
+            encoding: enc,
+            role: e.role,
+            raw_len: e.raw_len,
+            stored_len: e.stored_len,
+            crc: e.crc,
+        };
+        out.extend_from_slice(&h.to_bytes());
+        out.extend_from_slice(&raw);
+        let pad = format::section::padding((format::SECTION_HEADER_LEN + raw.len()) as u64);
+        out.resize(out.len() + pad as usize, 0);
+    }
+    let footer = f.to_bytes();
+    let t = Trailer {
+        footer_offset: out.len() as u64,
+        footer_stored_len: footer.len() as u32,
+        footer_raw_len: footer.len() as u32,
+        footer_crc: format::crc32c(&footer),
+        footer_codec: Codec::None,
+    };
+    out.extend_from_slice(&footer);
+    out.extend_from_slice(&t.to_bytes());
+    out
+}
+
 const CASES: &[Case] = &[
+    Case {
+        name: "reader-only",
+        stem: "reader-only",
+        opts: codec_none,
+        input: reader_only,
+        post: Some(reader_only_rewrite),
+    },
     Case {
         name: "absent-null",
         stem: "absent-null",
         opts: codec_none,
         input: absent_null,
+        post: None,
     },
     Case {
         name: "numbers",
         stem: "numbers",
         opts: codec_none,
         input: numbers,
+        post: None,
     },
     Case {
         name: "timestamps",
         stem: "timestamps",
         opts: codec_none,
         input: timestamps,
+        post: None,
     },
     Case {
         name: "arrays",
         stem: "arrays",
         opts: codec_none,
         input: arrays,
+        post: None,
     },
     Case {
         name: "empty",
         stem: "empty",
         opts: codec_none,
         input: empty,
+        post: None,
     },
     Case {
         name: "strings-plain",
         stem: "strings-plain",
         opts: plain_chunks,
         input: strings,
+        post: None,
     },
     Case {
         name: "strings-front-coded",
         stem: "strings-front-coded",
         opts: front_chunks,
         input: strings,
+        post: None,
     },
     Case {
         name: "dict",
         stem: "dict",
         opts: codec_none,
         input: dict,
+        post: None,
     },
     Case {
         name: "mapped",
         stem: "mapped",
         opts: codec_none,
         input: mapped,
+        post: None,
     },
     Case {
         name: "parent-masked",
         stem: "parent-masked",
         opts: codec_none,
         input: parent_masked,
+        post: None,
     },
     Case {
         name: "long-text-dict",
         stem: "long-text-dict",
         opts: long_dict,
         input: long_text,
+        post: None,
     },
     Case {
         name: "all-none",
         stem: "all",
         opts: codec_none,
         input: all_encodings,
+        post: None,
     },
     Case {
         name: "all-gzip",
         stem: "all",
         opts: codec_gzip,
         input: all_encodings,
+        post: None,
     },
     Case {
         name: "all-zstd",
         stem: "all",
         opts: codec_zstd,
         input: all_encodings,
+        post: None,
     },
 ];
 
@@ -438,7 +584,10 @@ fn regenerate() {
     std::fs::create_dir_all(dir()).unwrap();
     for c in CASES {
         let input = (c.input)();
-        let bytes = colsnap::build_to_vec(input.as_bytes(), &(c.opts)()).unwrap();
+        let mut bytes = colsnap::build_to_vec(input.as_bytes(), &(c.opts)()).unwrap();
+        if let Some(post) = c.post {
+            bytes = post(bytes);
+        }
         std::fs::write(path(c.stem, "input.json"), &input).unwrap();
         std::fs::write(path(c.name, "colsnap"), &bytes).unwrap();
         let snap = Snapshot::from_bytes(bytes).unwrap();
@@ -489,7 +638,10 @@ fn rebuilding_each_input_reproduces_its_file_byte_for_byte() {
     ready();
     for c in CASES {
         let input = std::fs::read(path(c.stem, "input.json")).unwrap();
-        let bytes = colsnap::build_to_vec(&input[..], &(c.opts)()).unwrap();
+        let mut bytes = colsnap::build_to_vec(&input[..], &(c.opts)()).unwrap();
+        if let Some(post) = c.post {
+            bytes = post(bytes);
+        }
         let stored = std::fs::read(path(c.name, "colsnap")).unwrap();
         assert!(bytes == stored, "{}: rebuilt file differs", c.name);
     }
@@ -520,6 +672,18 @@ const WRITER_PAIRS: &[(u8, &str)] = &[
     (16, "raw"),
     (17, "raw"),
     (18, "raw"),
+];
+
+/// The (role, encoding) pairs readers accept and the writer never writes
+/// (SPEC.md section 4.1, `r`); `reader-only.colsnap` holds each.
+const READER_ONLY_PAIRS: &[(u8, &str)] = &[
+    (1, "plain-u8"),
+    (3, "dict"),
+    (7, "dict"),
+    (8, "plain-u8"),
+    (9, "dict"),
+    (10, "plain-u32"),
+    (10, "dict"),
 ];
 
 /// Combinations the writer cannot produce in a small file (README.md says
@@ -581,13 +745,25 @@ fn conformance_set_covers_every_role_encoding_and_codec() {
         missing.join(", ")
     );
     // And nothing outside the list (a new writer choice needs a file and a
-    // line above).
-    for &(role, enc, _) in &seen {
-        assert!(
-            WRITER_PAIRS.contains(&(role, enc)),
-            "role {role} with {enc} is not in WRITER_PAIRS"
-        );
+    // line above); the rewritten file holds exactly the reader-only pairs.
+    let mut reader_only = BTreeSet::new();
+    for (name, f) in footers() {
+        for s in &f.sections {
+            let pair = (s.role, s.encoding.name());
+            if name == "reader-only" && !WRITER_PAIRS.contains(&pair) {
+                reader_only.insert(pair);
+            } else {
+                assert!(
+                    WRITER_PAIRS.contains(&pair),
+                    "{name}: role {} with {} is not in WRITER_PAIRS",
+                    pair.0,
+                    pair.1
+                );
+            }
+        }
     }
+    let want: BTreeSet<(u8, &str)> = READER_ONLY_PAIRS.iter().copied().collect();
+    assert_eq!(reader_only, want, "reader-only pairs");
     // Tables: short plain and front-coded with an index, long text with a
     // dictionary.
     for want in [
