@@ -284,9 +284,31 @@ fn strings() -> String {
 fn long_text() -> String {
     let mut r = Lcg(3);
     let vocab = [
-        "the", "issue", "crash", "when", "opening", "a", "file", "with", "unicode", "name",
-        "steps", "to", "reproduce", "expected", "behaviour", "actual", "stack", "trace", "version",
-        "linux", "macos", "windows", "please", "fix", "thanks",
+        "the",
+        "issue",
+        "crash",
+        "when",
+        "opening",
+        "a",
+        "file",
+        "with",
+        "unicode",
+        "name",
+        "steps",
+        "to",
+        "reproduce",
+        "expected",
+        "behaviour",
+        "actual",
+        "stack",
+        "trace",
+        "version",
+        "linux",
+        "macos",
+        "windows",
+        "please",
+        "fix",
+        "thanks",
     ];
     let rows: Vec<Value> = (0..28)
         .map(|i| {
@@ -388,7 +410,10 @@ fn reader_only_rewrite(bytes: Vec<u8>) -> Vec<u8> {
                 (Role::TsOffset, _) => {
                     let v = encoding::decode_i64s(*enc, raw, times, what).unwrap();
                     let keys = v.iter().map(|&x| dict::to_ordered_i64(x));
-                    Some((Encoding::Dict, dict::encode_if_useful(keys, v.len()).unwrap()))
+                    Some((
+                        Encoding::Dict,
+                        dict::encode_if_useful(keys, v.len()).unwrap(),
+                    ))
                 }
                 (Role::Lens, _) => {
                     let count = n.count(colsnap::model::Kind::Array) as usize;
@@ -400,7 +425,10 @@ fn reader_only_rewrite(bytes: Vec<u8>) -> Vec<u8> {
                         Some((Encoding::PlainU32, out))
                     } else {
                         let keys = v.iter().map(|&x| x as u64);
-                        Some((Encoding::Dict, dict::encode_if_useful(keys, v.len()).unwrap()))
+                        Some((
+                            Encoding::Dict,
+                            dict::encode_if_useful(keys, v.len()).unwrap(),
+                        ))
                     }
                 }
                 (Role::Strs, Encoding::Varint) => {
@@ -847,10 +875,16 @@ fn dump() {
             );
             for k in 0..tm.chunk_counts.len() as u32 {
                 let s = tm.first_chunk + k;
-                println!("    chunk section {s}: {}", hex(&snap.section(s).unwrap(), 48));
+                println!(
+                    "    chunk section {s}: {}",
+                    hex(&snap.section(s).unwrap(), 48)
+                );
             }
             if let Some(s) = tm.index_section {
-                println!("    index section {s}: {}", hex(&snap.section(s).unwrap(), 48));
+                println!(
+                    "    index section {s}: {}",
+                    hex(&snap.section(s).unwrap(), 48)
+                );
             }
         }
         println!("  footer raw: {}", hex(&f.to_bytes(), 400));
