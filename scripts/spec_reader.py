@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""A second colsnap reader, written from SPEC.md alone (sections 1.5 and 2-7), that
+checks the spec against the conformance files: it exports each file given and
+compares the result with its expected NDJSON (fixtures/conformance/README.md).
+
+    python3 scripts/spec_reader.py fixtures/conformance/*.colsnap
+
+Needs only Python 3 and the `zstd` command (for zstd sections and footers). Slow
+(pure Python CRC-32C) and without the hostile-input checks of SPEC.md section 10:
+a specification check, not a library."""
+import gzip, json, struct, subprocess, sys, os, tempfile
+
+def crc32c(b):
+    c = 0xFFFFFFFF
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF
+
+class R:
+    def __init__(s, b): s.b, s.p = b, 0
+    def u8(s): v = s.b[s.p]; s.p += 1; return v
+    def var(s):
+        v, sh = 0, 0
+        while True:
+            x = s.u8(); v |= (x & 0x7F) << sh; sh += 7
+            if not x & 0x80: return v
+    def zz(s):
+        u = s.var(); return (u >> 1) ^ -(u & 1)
+    def take(s, n): v = s.b[s.p:s.p+n]; s.p += n; return v
+    def done(s): return s.p == len(s.b)
+
+def decompress(codec, data, raw_len, dic=None):
+    if codec == 0: out = data
+    elif codec == 1: out = gzip.decompress(data)
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            open(d+'/f.zst','wb').write(data)
+            cmd = ['zstd','-q','-d','-c',d+'/f.zst']
+            if dic is not None:
+                open(d+'/dict','wb').write(dic); cmd += ['-D', d+'/dict']
+            out = subprocess.run(cmd, capture_output=True, check=True).stdout
+    assert len(out) == raw_len, (len(out), raw_len)
+    return out
+
+def wrap(v): return v - (1 << 64) if v >= 1 << 63 else v
+
+class Snap:
+    def __init__(s, b):
+        s.b = b
+        assert b[:8] == b'COLSNAP\0' and struct.unpack_from('<HHI', b, 8) == (1, 0, 0)
+        t = b[-32:]
+        assert t[28:] == b'CSNP' and struct.unpack_from('<I', t, 24)[0] == crc32c(t[:24])
+        off, sl, rl, fcrc, codec, rsv, ver = struct.unpack_from('<QIIIBBH', t, 0)
+        assert rsv == 0 and ver == 1 and off + sl == len(b) - 32
+        fb = b[off:off+sl]; assert crc32c(fb) == fcrc
+        r = R(decompress(codec, fb, rl))
+        s.rows = r.var()
+        n = r.var(); offs = []; o = 0
+        for _ in range(n): o += r.var(); offs.append(o)
+        st = [r.var() for _ in range(n)]; raw = [r.var() for _ in range(n)]
+        cod = list(r.take(n)); enc = list(r.take(n)); role = list(r.take(n))
+        crc = [struct.unpack_from('<I', r.take(4))[0] for _ in range(n)]
+        s.sec = list(zip(offs, st, raw, cod, enc, role, crc))
+        end = 16
+        for (o, st_, rw, c, e, ro, cr) in s.sec:
+            assert o == end; ln = 16 + st_; end = o + ln + (-ln % 8)
+            fr = struct.unpack_from('<BBBBIII', b, o)
+            assert fr == (c, e, ro, 0, rw, st_, cr), (fr, (c, e, ro, rw, st_, cr))
+            assert crc32c(b[o+16:o+16+st_]) == cr and set(b[o+16+st_:end]) <= {0}
+        assert end == off
+        s.tables = []
+        for _ in range(r.var()):
+            fl = r.u8(); ns = r.var(); nc = r.var(); fc = r.var()
+            cc = [r.var() for _ in range(nc)]; ix = r.var(); dc = r.var()
+            s.tables.append(dict(flags=fl, n=ns, first=fc, counts=cc, index=ix-1 if ix else None, dict=dc-1 if dc else None))
+        s.nodes = []
+        for i in range(r.var()):
+            nd = {}
+            if i: 
+                nd['parent'] = r.var(); tag = r.u8()
+                nd['key'] = r.take(r.var()).decode() if tag == 1 else None
+            nd['items'] = r.var(); km = r.var()
+            nd['counts'] = {k: r.var() for k in range(11) if km >> k & 1}
+            sm = r.var(); nd['streams'] = {k: r.var() for k in range(10) if sm >> k & 1}
+            if 7 in nd['counts']: nd['table'] = r.var()
+            if 8 in nd['counts'] and 7 not in nd['streams']: nd['layout'] = r.u8()
+            nd['distinct'] = r.var()
+            if 4 in nd['counts']: r.zz(); r.zz()
+            if 5 in nd['counts']: r.var(); r.var()
+            if 6 in nd['counts']: r.take(16)
+            if 7 in nd['counts']: r.var(); r.var()
+            if 8 in nd['counts']: r.zz(); r.zz()
+            s.nodes.append(nd)
+        assert r.done()
+        for i, nd in enumerate(s.nodes):
+            nd['children'] = [j for j, m in enumerate(s.nodes) if j and m['parent'] == i]
+            nd['domain'] = i if i == 0 or nd['key'] is None else s.nodes[nd['parent']]['domain']
+        s.cache = {}; s.chunks = {}
+
+    def section(s, i, dic=None):
+        o, st, rw, c, e, ro, cr = s.sec[i]
+        return e, decompress(c, s.b[o+16:o+16+st], rw, dic)
+
+    def values(s, e, raw, count, kind):  # kind: 'u', 'i', 'u8'
+        r = R(raw)
+        if e == 1: v = [r.var() for _ in range(count)]
+        elif e == 2: v = [r.zz() for _ in range(count)]
+        elif e == 3:
+            v, p = [], 0
+            for _ in range(count): p = wrap((p + r.zz()) % (1 << 64)); v.append(p)
+        elif e == 4: v = list(struct.unpack_from('<%dI' % count, raw)); r.p = 4*count
+        elif e == 5: v = list(struct.unpack_from('<%dd' % count, raw)); r.p = 8*count
+        elif e == 7: v = list(raw); r.p = count
+        elif e == 6:
+            P = r.u8() or 256; pal = r.take(P); w = (P-1).bit_length() if P > 1 else 0
+            bits = int.from_bytes(r.take((count*w+7)//8), 'little')
+            v = [pal[(bits >> (i*w)) & ((1 << w)-1)] for i in range(count)]
+        elif e == 8:
+            n = r.var(); keys = []
+            for k in range(n): keys.append(r.var() if k == 0 else keys[-1] + r.var())
+            wd = 0 if n <= 1 else 1 if n <= 256 else 2 if n <= 65536 else 3 if n <= 1 << 24 else 4
+            v = []
+            for _ in range(count):
+                v.append(keys[int.from_bytes(r.take(wd), 'little')] if wd else keys[0])
+            if kind == 'i': v = [wrap(k ^ (1 << 63)) for k in v]
+        else: raise Exception('encoding %d' % e)
+        assert r.done(), (e, len(raw), r.p)
+        return v
+
+    def kinds(s, i):
+        nd = s.nodes[i]
+        if 0 not in nd['streams']:
+            return [next(iter(nd['counts']), 0)] * nd['items']
+        e, raw = s.section(nd['streams'][0])
+        if e != 9: return s.values(e, raw, nd['items'], 'u8')
+        pk = s.kinds(nd['parent'])
+        under = s.values(6, raw, sum(1 for k in pk if k == 9), 'u8')
+        it = iter(under); return [next(it) if k == 9 else 0 for k in pk]
+
+    def node(s, i):
+        if i in s.cache: return s.cache[i]
+        nd = s.nodes[i]; kinds = s.kinds(i); cnt = nd['counts']
+        d = {'kinds': kinds}
+        def load(stream, kind, count):
+            e, raw = s.section(nd['streams'][stream])
+            if e == 10:
+                r = R(raw); src = r.var(); n = r.var(); keys = []
+                for k in range(n): keys.append(r.var() if k == 0 else keys[-1] + r.var())
+                vals, p = [], 0
+                for _ in range(n): p = wrap((p + r.zz()) % (1 << 64)); vals.append(p)
+                assert r.done()
+                sd = s.node(src); m = dict(zip(keys, vals)); want = 4 if stream == 1 else 7
+                return [m[sd['str'][sd['rank'][it]]] for it, k in enumerate(kinds) if k == want]
+            return s.values(e, raw, count, kind)
+        rank, seen = [], {}
+        for k in kinds: rank.append(seen.get(k, 0)); seen[k] = seen.get(k, 0) + 1
+        d['rank'] = rank
+        d['int'] = load(1, 'i', cnt[4]) if 1 in nd['streams'] else []
+        d['uint'] = load(2, 'u', cnt[5]) if 2 in nd['streams'] else []
+        d['float'] = load(3, 'f', cnt[6]) if 3 in nd['streams'] else []
+        d['str'] = load(4, 'u', cnt[7]) if 4 in nd['streams'] else []
+        nt = cnt.get(8, 0)
+        if nt:
+            d['secs'] = load(5, 'i', nt)
+            d['nanos'] = load(6, 'u', nt) if 6 in nd['streams'] else [0]*nt
+            d['layout'] = load(7, 'u8', nt) if 7 in nd['streams'] else [nd['layout']]*nt
+            d['off'] = load(8, 'i', nt) if 8 in nd['streams'] else [0]*nt
+        lens = load(9, 'u', cnt[10]) if 9 in nd['streams'] else []
+        starts = [0]
+        for l in lens: starts.append(starts[-1] + l)
+        d['starts'] = starts
+        s.cache[i] = d; return d
+
+    def string(s, t, sid):
+        tb = s.tables[t]; k, start = 0, 0
+        while start + tb['counts'][k] <= sid: start += tb['counts'][k]; k += 1
+        key = (t, k)
+        if key not in s.chunks:
+            dic = s.section(tb['dict'])[1] if tb['dict'] is not None else None
+            o, st, rw, c, e, ro, cr = s.sec[tb['first'] + k]
+            raw = decompress(c, s.b[o+16:o+16+st], rw, dic if c == 2 else None)
+            r = R(raw); out = []
+            for _ in range(tb['counts'][k]):
+                if tb['flags'] & 2:
+                    sh = r.var(); out.append((out[-1][:sh] if out else b'') + r.take(r.var()))
+                else: out.append(r.take(r.var()))
+            assert r.done(); s.chunks[key] = [x.decode() for x in out]
+        return s.chunks[key][sid - start]
+
+def fmt_float(x):
+    if x == 0: return '-0.0' if struct.pack('>d', x)[0] & 0x80 else '0.0'
+    sign = '-' if x < 0 else ''
+    r = repr(abs(x))  # shortest round-trip digits
+    mant, _, ex = r.partition('e'); ex = int(ex or 0)
+    ip, _, fp = mant.partition('.'); fp = '' if fp == '0' else fp
+    # value = int(ip+fp) * 10^(ex - len(fp)); strip trailing zeros
+    m = int(ip + fp); k = ex - len(fp)
+    while m % 10 == 0: m //= 10; k += 1
+    ds = str(m); ln = len(ds); kk = ln + k
+    if 0 <= k and kk <= 16: out = ds + '0'*k + '.0'
+    elif 0 < kk <= 16: out = ds[:kk] + '.' + ds[kk:]
+    elif -5 < kk <= 0: out = '0.' + '0'*(-kk) + ds
+    else:
+        e = kk - 1; es = ('+' if e >= 0 else '-') + str(abs(e))
+        out = (ds if ln == 1 else ds[0] + '.' + ds[1:]) + 'e' + es
+    return sign + out
+
+import datetime
+def fmt_time(secs, nanos, layout, off):
+    d, st = layout % 10, layout // 10
+    t = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=secs + off*60)
+    s = '%04d-%02d-%02dT%02d:%02d:%02d' % (t.year, t.month, t.day, t.hour, t.minute, t.second)
+    if d: s += '.' + ('%09d' % nanos)[:d]
+    a = abs(off); sg = '+' if off >= 0 else '-'
+    s += ['Z', '%s%02d:%02d' % (sg, a//60, a%60), '%s%02d%02d' % (sg, a//60, a%60), '-00:00', '-0000'][st]
+    return s
+
+def jstr(s):
+    out = '"'
+    for ch in s:
+        o = ord(ch)
+        if ch == '"': out += '\\"'
+        elif ch == '\\': out += '\\\\'
+        elif ch in '\b\f\n\r\t': out += {'\b':'\\b','\f':'\\f','\n':'\\n','\r':'\\r','\t':'\\t'}[ch]
+        elif o < 0x20: out += '\\u%04x' % o
+        else: out += ch
+    return out + '"'
+
+def item(sn, i, it):
+    d = sn.node(i); nd = sn.nodes[i]; k = d['kinds'][it]; p = d['rank'][it]
+    if k == 1: return 'null'
+    if k == 2: return 'false'
+    if k == 3: return 'true'
+    if k == 4: return str(d['int'][p])
+    if k == 5: return str(d['uint'][p])
+    if k == 6: return fmt_float(d['float'][p])
+    if k == 7: return jstr(sn.string(nd['table'], d['str'][p]))
+    if k == 8: return jstr(fmt_time(d['secs'][p], d['nanos'][p], d['layout'][p], d['off'][p]))
+    if k == 9:
+        parts = []
+        for c in nd['children']:
+            if sn.nodes[c]['key'] is None: continue
+            if sn.node(c)['kinds'][it] != 0:
+                parts.append(jstr(sn.nodes[c]['key']) + ':' + item(sn, c, it))
+        return '{' + ','.join(parts) + '}'
+    if k == 10:
+        el = [c for c in nd['children'] if sn.nodes[c]['key'] is None][0]
+        return '[' + ','.join(item(sn, el, j) for j in range(d['starts'][p], d['starts'][p+1])) + ']'
+    raise Exception('kind %d' % k)
+
+if __name__ == '__main__':
+    ok = True
+    for f in sys.argv[1:]:
+        sn = Snap(open(f, 'rb').read())
+        out = ''.join(item(sn, 0, r) + '\n' for r in range(sn.rows))
+        stem = os.path.basename(f)[:-len('.colsnap')]
+        if stem.startswith('all-'): stem = 'all'
+        exp = open(os.path.join(os.path.dirname(f), stem + '.expected.ndjson')).read()
+        print(f, 'OK' if out == exp else 'MISMATCH'); ok &= out == exp
+        if out != exp:
+            for a, b in zip(out.splitlines(), exp.splitlines()):
+                if a != b: print(' got', a[:300]); print(' exp', b[:300]); break
+    sys.exit(0 if ok else 1)
