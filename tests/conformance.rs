@@ -375,7 +375,7 @@ fn reader_only_rewrite(bytes: Vec<u8>) -> Vec<u8> {
         .map(|i| {
             let e = &f.sections[i as usize];
             assert_eq!(e.codec, Codec::None);
-            (e.encoding, snap.section(i).unwrap().into_owned())
+            (e.encoding, snap.section(i).unwrap().to_vec())
         })
         .collect();
     let mut lens_seen = 0;
@@ -849,7 +849,7 @@ fn dump() {
     for c in CASES {
         let snap = Snapshot::open(path(c.name, "colsnap")).unwrap();
         let f = snap.footer();
-        println!("== {} ({} bytes)", c.name, snap.bytes().len());
+        println!("== {} ({} bytes)", c.name, snap.file_len());
         for (i, n) in f.nodes.iter().enumerate() {
             for role in colsnap::format::footer::STREAM_ROLES {
                 if let Some(s) = n.stream(role) {
