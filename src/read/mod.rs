@@ -892,7 +892,7 @@ impl Snapshot {
     /// Fetch, through the async source, everything that decoding `nodes`
     /// needs: their streams (see [`Snapshot::plan_node`]), then the nodes
     /// their `mapped` streams are mapped from, and so on; one request per
-    /// round. Afterwards [`Snapshot::node`] decodes them without reading.
+    /// round. Afterwards [`Snapshot::node_data`] decodes them without reading.
     pub async fn fetch_nodes_async(&self, nodes: &[u32]) -> Result<()> {
         let n_nodes = self.footer.nodes.len() as u32;
         let mut planned: BTreeSet<u32> = BTreeSet::new();
