@@ -93,10 +93,10 @@ fn lists_nulls_search_and_ndjson() {
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     for (args, needle) in [
-        (vec!["--where", "nope=1"], "available fields"),
+        (vec!["--where", "nope=1"], "unknown field `nope`"),
         (vec!["--where", "number=abc"], "not a number"),
         (vec!["--where", "number"], "expected FIELD OP VALUE"),
-        (vec!["--sort", "zzz"], "available fields"),
+        (vec!["--sort", "titel"], "did you mean `title`?"),
         (vec!["--limit", "0"], "limit"),
     ] {
         let (code, _, err) = run(&args);
