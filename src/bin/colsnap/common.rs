@@ -180,14 +180,35 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Check that an input path names a readable file; a missing file is a
 /// usage error (exit 2). `-` (stdin) is accepted when `allow_stdin`.
 pub fn input_file(path: &Path, allow_stdin: bool) -> anyhow::Result<()> {
-    if allow_stdin && path.as_os_str() == "-" {
-        return Ok(());
+    if path.as_os_str() == "-" {
+        return if allow_stdin {
+            Ok(())
+        } else {
+            Err(usage(
+                "`-` (stdin) is not supported for this input: give a file",
+            ))
+        };
     }
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(usage(format!("{}: is a directory", path.display()))),
         Ok(_) => Ok(()),
         Err(e) => Err(usage(format!("{}: {e}", path.display()))),
     }
+}
+
+/// Open a snapshot file, or read one from stdin when `path` is `-` (held
+/// in memory: `cat x.colsnap | colsnap inspect -`). A missing file is a
+/// usage error (exit 2), a bad one a data error (exit 1).
+pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
+    input_file(path, true)?;
+    let name = path.display().to_string();
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| data(format!("stdin: {e}")))?;
+        return colsnap::Snapshot::from_bytes(bytes).map_err(|e| lib("stdin", e));
+    }
+    colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))
 }
 
 /// Write `text` to stdout; a closed pipe is not an error.

@@ -1,7 +1,7 @@
 //! `colsnap export`: a snapshot back to JSON (array or NDJSON) on stdout.
 
 use crate::common::{self, lib, usage};
-use colsnap::{ExportOptions, Snapshot};
+use colsnap::ExportOptions;
 use std::io::Write;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -70,9 +70,8 @@ pub fn parse_rows(s: &str) -> Result<Range<u64>, String> {
 
 /// Run `export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    common::input_file(&args.file, false)?;
     let name = args.file.display().to_string();
-    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
+    let snap = common::open_snapshot(&args.file)?;
     if let Some(cols) = &args.columns {
         for c in cols {
             if snap.node_by_path(c).is_none() {

@@ -4,7 +4,7 @@
 //! node lists its stream sections, and every directory entry carries its
 //! stored and raw lengths, codec and encoding.
 
-use crate::common::{self, lib};
+use crate::common;
 use colsnap::Snapshot;
 use colsnap::format::{self, Header, SectionEntry};
 use colsnap::model::{ColumnType, Kind};
@@ -336,9 +336,8 @@ fn utc(secs: i64) -> Value {
 
 /// Run `inspect`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    common::input_file(&args.file, false)?;
     let name = args.file.display().to_string();
-    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
+    let snap = common::open_snapshot(&args.file)?;
     let r = report(&snap, &name, args.strings).map_err(|e| common::lib_data(&name, e))?;
     if args.json {
         let mut s = serde_json::to_string_pretty(&r)?;

@@ -2,7 +2,6 @@
 //! page of rows as JSON. Strings are decoded only for the rows printed.
 
 use crate::common::{self, lib, usage};
-use colsnap::Snapshot;
 use colsnap::events::OverlaySource;
 use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
 use std::io::IsTerminal;
@@ -122,9 +121,8 @@ pub enum Format {
 
 /// Run `colsnap query`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    common::input_file(&a.file, false)?;
     let file = a.file.display().to_string();
-    let snap = Snapshot::open(&a.file).map_err(|e| lib(&file, e))?;
+    let snap = common::open_snapshot(&a.file)?;
     let bad = |e: colsnap::Error| match e {
         colsnap::Error::Invalid(m) => usage(m.replace("FILE", &file)),
         e => lib(&file, e),

@@ -2,7 +2,6 @@
 //! row-by-row comparison with the JSON the snapshot was built from.
 
 use crate::common::{self, data, lib, usage};
-use colsnap::Snapshot;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -36,12 +35,16 @@ pub struct Args {
 
 /// Run `verify`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    common::input_file(&args.file, false)?;
     if let Some(a) = &args.against {
         common::input_file(a, true)?;
+        if a.as_os_str() == "-" && args.file.as_os_str() == "-" {
+            return Err(common::usage(
+                "FILE and --against cannot both be `-` (stdin)",
+            ));
+        }
     }
     let name = args.file.display().to_string();
-    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
+    let snap = common::open_snapshot(&args.file)?;
     let rep = snap.verify().map_err(|e| lib(&name, e))?;
     let mut out = format!(
         "{name}: ok: {} rows, {} columns, {} sections, {} strings in {} chunks, {} bytes checked\n",
