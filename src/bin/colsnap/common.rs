@@ -367,7 +367,17 @@ pub fn cut(s: &str, max: usize) -> String {
 /// columns of text), then columns that still do not fit are left out and
 /// counted. Columns listed in `right` are right-aligned.
 pub fn fit_table(headers: &[String], rows: &[Vec<String>], right: &[usize]) -> String {
-    fit_table_to(headers, rows, right, term_width())
+    fit_table_to(headers, rows, right, &[], term_width())
+}
+
+/// [`fit_table`], shrinking the columns in `flex` first.
+pub fn fit_table_flex(
+    headers: &[String],
+    rows: &[Vec<String>],
+    right: &[usize],
+    flex: &[usize],
+) -> String {
+    fit_table_to(headers, rows, right, flex, term_width())
 }
 
 /// [`fit_table`] for a given width.
@@ -375,6 +385,7 @@ pub fn fit_table_to(
     headers: &[String],
     rows: &[Vec<String>],
     right: &[usize],
+    flex: &[usize],
     width: Option<usize>,
 ) -> String {
     let clean = |s: &str| s.replace(['\n', '\r', '\t'], " ");
@@ -394,13 +405,22 @@ pub fn fit_table_to(
             if total(w) <= max {
                 break;
             }
-            // Shrink the widest column by one, down to 8 (or its header).
-            let (i, &big) = w
+            // Shrink the widest column by one (the widest of `flex` while
+            // one is above its floor), down to 8 (or its header).
+            let floor = |i: usize| 8.max(display_width(&headers[i]).min(12));
+            let flexible = w
                 .iter()
                 .enumerate()
-                .max_by_key(|&(i, x)| (*x, usize::MAX - i))
+                .filter(|&(i, x)| flex.contains(&i) && *x > floor(i))
+                .max_by_key(|&(i, x)| (*x, usize::MAX - i));
+            let (i, &big) = flexible
+                .or_else(|| {
+                    w.iter()
+                        .enumerate()
+                        .max_by_key(|&(i, x)| (*x, usize::MAX - i))
+                })
                 .unwrap_or((0, &0));
-            let floor = 8.max(display_width(&headers[i]).min(12));
+            let floor = floor(i);
             if big > floor {
                 w[i] = big - 1;
             } else if shown > 1 {
@@ -478,7 +498,7 @@ mod tests {
             vec![format!("a{family}b"), "x".repeat(50)],
             vec!["plain".into(), "y".into()],
         ];
-        let t = fit_table_to(&["label".into(), "text".into()], &rows, &[], Some(30));
+        let t = fit_table_to(&["label".into(), "text".into()], &rows, &[], &[], Some(30));
         for l in t.lines() {
             assert!(display_width(l) <= 30, "{l:?}");
         }

@@ -1,0 +1,211 @@
+//! Everyday use of the command line (issue 19): output fitted to the
+//! terminal width, column filters, stdin snapshots, typo guards, progress.
+
+mod common;
+
+use common::{colsnap, fixture};
+use std::path::{Path, PathBuf};
+
+fn build(dir: &Path, input: &Path) -> PathBuf {
+    let out = dir.join("s.colsnap");
+    colsnap()
+        .arg("build")
+        .arg(input)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    out
+}
+
+fn stdout_of(args: &[&str], snap: &Path, columns: Option<&str>) -> (i32, String, String) {
+    let mut c = colsnap();
+    c.arg(args[0]).arg(snap).args(&args[1..]);
+    match columns {
+        Some(w) => c.env("COLUMNS", w),
+        None => c.env_remove("COLUMNS"),
+    };
+    let o = c.output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+/// Display width, counting a ZWJ emoji sequence as 2 columns the way a
+/// terminal does (the test does not trust the code under test).
+fn width(l: &str) -> usize {
+    let mut w = 0;
+    let mut joined = false;
+    for c in l.chars() {
+        if c == '\u{200d}' {
+            joined = true;
+            continue;
+        }
+        if joined {
+            joined = false;
+            continue;
+        }
+        w += if (c as u32) >= 0x1F000 || ('\u{3000}'..='\u{9fff}').contains(&c) {
+            2
+        } else if c == '\u{fe0f}' {
+            0
+        } else {
+            1
+        };
+    }
+    w
+}
+
+#[test]
+fn inspect_fits_80_and_120_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"));
+    for cols in ["80", "120"] {
+        let (code, out, err) = stdout_of(&["inspect"], &snap, Some(cols));
+        assert_eq!(code, 0, "{err}");
+        let max: usize = cols.parse().unwrap();
+        for l in out.lines() {
+            assert!(width(l) <= max, "{cols}: {l:?}");
+        }
+        assert!(
+            out.contains("user.login") && out.contains("100.0%"),
+            "{out}"
+        );
+    }
+    // --wide keeps every statistic (encodings, codecs, ratios).
+    let (_, out, _) = stdout_of(&["inspect", "--wide"], &snap, Some("80"));
+    assert!(out.contains("encoding") && out.contains("codec"), "{out}");
+}
+
+#[test]
+fn inspect_column_filter_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"));
+    let (code, out, _) = stdout_of(&["inspect", "--columns", "user.*"], &snap, Some("100"));
+    assert_eq!(code, 0);
+    assert!(out.contains("18 of 106 columns"), "{out}");
+    assert!(
+        out.contains("user.login") && !out.contains("\ntitle "),
+        "{out}"
+    );
+    // A bare name keeps what lies under it; --schema is the short view.
+    let (_, out, _) = stdout_of(&["inspect", "--schema", "--columns", "labels"], &snap, None);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["column", "type", "nulls", "absent", "distinct"]
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("labels[].name ")),
+        "{out}"
+    );
+    assert!(!out.contains("string table"), "{out}");
+    // --json honours the filter.
+    let (_, out, _) = stdout_of(
+        &["inspect", "--json", "--columns", "number,title"],
+        &snap,
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let paths: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["number", "title"]);
+    // An unknown column: exit 2, one short line with a suggestion.
+    let (code, _, err) = stdout_of(&["inspect", "--columns", "titel"], &snap, None);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `title`?"), "{err}");
+    assert!(err.len() < 300, "{err}");
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn zwj_emoji_keep_tables_aligned() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}\u{200d}\u{1f466}";
+    let input = dir.path().join("rows.ndjson");
+    let rows: String = (0..4)
+        .map(|i| {
+            let label = if i == 0 {
+                format!("{family} family")
+            } else {
+                format!("label {i}")
+            };
+            format!(
+                "{{\"number\":{i},\"label\":\"{label}\",\"body\":\"{}\"}}\n",
+                "x".repeat(90)
+            )
+        })
+        .collect();
+    std::fs::write(&input, rows).unwrap();
+    let snap = build(dir.path(), &input);
+    let (code, out, err) = stdout_of(
+        &["query", "--format", "table", "--sort", "number"],
+        &snap,
+        Some("60"),
+    );
+    assert_eq!(code, 0, "{err}");
+    // Every table line starts its third column at the same display column.
+    let starts: Vec<usize> = out
+        .lines()
+        .take(6)
+        .enumerate()
+        .filter(|&(i, _)| i != 1)
+        .map(|(_, l)| {
+            let at = l.find("xxx").or_else(|| l.find("body")).unwrap();
+            width(&l[..at])
+        })
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] == w[1]), "{starts:?}\n{out}");
+    for l in out.lines() {
+        assert!(width(l) <= 60, "{l:?}");
+    }
+    // inspect's min/max cells too: the label column holds the emoji.
+    let (_, out, _) = stdout_of(&["inspect", "--columns", "label"], &snap, Some("80"));
+    for l in out.lines() {
+        assert!(width(l) <= 80, "{l:?}");
+    }
+}
+
+#[test]
+fn snapshots_can_come_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"));
+    let bytes = std::fs::read(&snap).unwrap();
+    colsnap()
+        .args(["query", "-", "--count"])
+        .write_stdin(bytes.clone())
+        .assert()
+        .success()
+        .stdout("40\n");
+    colsnap()
+        .args(["inspect", "-", "--schema"])
+        .write_stdin(bytes.clone())
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("user.login"));
+    colsnap()
+        .args(["verify", "-"])
+        .write_stdin(bytes)
+        .assert()
+        .success();
+    // Where stdin cannot be used, a clear usage error.
+    colsnap()
+        .args(["diff", "-", "-"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("only one of OLD and NEW"));
+    colsnap()
+        .arg("compact")
+        .arg(&snap)
+        .args(["-", "-o"])
+        .arg(dir.path().join("x.colsnap"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("stdin) is not supported"));
+}
