@@ -209,3 +209,24 @@ fn snapshots_can_come_from_stdin() {
         .code(2)
         .stderr(predicates::str::contains("stdin) is not supported"));
 }
+
+#[test]
+fn unknown_fields_get_the_same_short_suggestion_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"));
+    for args in [
+        &["query", "--fields", "nubmer"][..],
+        &["query", "--where", "nubmer=1"],
+        &["query", "--sort", "-nubmer"],
+        &["export", "--columns", "nubmer"],
+        &["inspect", "--columns", "nubmer"],
+    ] {
+        let (code, out, err) = stdout_of(args, &snap, None);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(err.contains("did you mean `number`?"), "{args:?}: {err}");
+        assert!(err.contains("106"), "{args:?}: {err}");
+        assert!(err.len() < 250, "{args:?}: {} bytes: {err}", err.len());
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}

@@ -76,14 +76,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for c in cols {
             if snap.node_by_path(c).is_none() {
                 let have: Vec<String> = snap.columns().into_iter().map(|c| c.path).collect();
-                let mut list = have.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
-                if have.len() > 12 {
-                    list.push_str(&format!(
-                        ", ... ({} in all; see `colsnap inspect`)",
-                        have.len()
-                    ));
-                }
-                return Err(usage(format!("{name}: no column `{c}` (columns: {list})")));
+                let msg = colsnap::query::parse::unknown_field_message(
+                    "column",
+                    c,
+                    have.iter().map(|h| h.as_str()),
+                )
+                .replace("FILE", &name);
+                return Err(usage(format!("{name}: {msg}")));
             }
         }
     }
