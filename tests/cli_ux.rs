@@ -230,3 +230,149 @@ fn unknown_fields_get_the_same_short_suggestion_everywhere() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn one_error_prefix_and_exit_code_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"));
+    // clap's usage errors carry the same prefix as every other error line.
+    for args in [&["querx"][..], &["query", "--limit", "x", "f"]] {
+        let o = colsnap().args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(err.starts_with("colsnap: error: "), "{args:?}: {err}");
+    }
+    // A missing event log is a usage error (2) in compact, query and export.
+    let missing = dir.path().join("missing.ndjson");
+    let out = dir.path().join("o.colsnap");
+    for args in [
+        vec![
+            "compact".into(),
+            snap.clone(),
+            missing.clone(),
+            "-o".into(),
+            out.clone(),
+        ],
+        vec![
+            "query".into(),
+            snap.clone(),
+            "--events".into(),
+            missing.clone(),
+        ],
+        vec![
+            "export".into(),
+            snap.clone(),
+            "--events".into(),
+            missing.clone(),
+        ],
+    ] {
+        let o = colsnap().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn truncated_snapshots_and_non_row_json_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"));
+    let bytes = std::fs::read(&snap).unwrap();
+    let cut = dir.path().join("cut.colsnap");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    colsnap()
+        .arg("inspect")
+        .arg(&cut)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("truncated snapshot"));
+    for input in ["[123]", "true", "{\"a\":1}\n5\n"] {
+        let o = colsnap()
+            .args(["build", "-", "-o"])
+            .arg(dir.path().join("x.colsnap"))
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{input}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(err.contains("not rows at line"), "{input}: {err}");
+        assert!(!err.contains("invalid JSON"), "{input}: {err}");
+    }
+    // Really invalid JSON is still called that.
+    colsnap()
+        .args(["build", "-", "-o"])
+        .arg(dir.path().join("x.colsnap"))
+        .write_stdin("{\"a\":")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("invalid JSON"));
+}
+
+#[test]
+fn verify_json_and_short_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("github-sample.ndjson");
+    let snap = build(dir.path(), &input);
+    let o = colsnap()
+        .arg("verify")
+        .arg(&snap)
+        .arg("--json")
+        .arg("--against")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["rows"], 40);
+    assert_eq!(v["against"]["rows"], 40);
+    assert!(v["bytes_checked"].as_u64().unwrap() > 0);
+    // A mismatch in a long body: one short line, not two whole bodies.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let mut rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    rows[0]["body"] = serde_json::Value::String("z".repeat(5000));
+    let other = dir.path().join("other.ndjson");
+    std::fs::write(
+        &other,
+        rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let o = colsnap()
+        .arg("verify")
+        .arg(&snap)
+        .arg("--against")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("mismatch at row 0") && err.contains("`body`"),
+        "{err}"
+    );
+    assert!(err.len() < 600, "{} bytes: {err}", err.len());
+}
+
+#[test]
+fn counts_use_thousands_separators_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (0..1500).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let input = dir.path().join("rows.ndjson");
+    std::fs::write(&input, rows).unwrap();
+    let out = dir.path().join("s.colsnap");
+    colsnap()
+        .arg("build")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(": 1,500 rows, 1 columns"));
+    colsnap()
+        .arg("verify")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("ok: 1,500 rows"));
+}

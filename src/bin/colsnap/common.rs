@@ -76,9 +76,36 @@ pub fn lib(file: &str, e: colsnap::Error) -> anyhow::Error {
     let message = match &e {
         // The I/O error already names its path.
         colsnap::Error::Io { path: Some(_), .. } => e.to_string(),
+        // Valid JSON that is not rows (`[123]`, `true`): not "invalid JSON".
+        colsnap::Error::Json {
+            line,
+            column,
+            message,
+        } if message.contains("every row must be an object")
+            || message.starts_with("expected a JSON array of objects") =>
+        {
+            format!("{file}: not rows at line {line}, column {column}: {message}")
+        }
+        // A file that starts like a snapshot but lacks its end was cut
+        // short (an interrupted copy or download).
+        colsnap::Error::BadMagic { offset } if *offset > 0 && starts_like_snapshot(file) => {
+            format!(
+                "{file}: truncated snapshot: it starts with the colsnap header but its trailer is missing (bad magic at byte offset {offset})"
+            )
+        }
         _ => format!("{file}: {e}"),
     };
     Fail { code, message }.into()
+}
+
+/// True when the file `name` starts with the snapshot magic.
+fn starts_like_snapshot(name: &str) -> bool {
+    let mut head = [0u8; 8];
+    let n = colsnap::format::FILE_MAGIC.len().min(head.len());
+    std::fs::File::open(name)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head[..n]))
+        .is_ok()
+        && head[..n] == colsnap::format::FILE_MAGIC[..n]
 }
 
 /// Like [`lib`], for errors met while reading a snapshot that opened fine:
@@ -103,7 +130,10 @@ pub fn parse_args<P: clap::Parser>() -> Result<P, ExitCode> {
     match P::try_parse() {
         Ok(p) => Ok(p),
         Err(e) if e.use_stderr() => {
-            let _ = e.print();
+            // The same `PROGRAM: error: ` prefix as every other error line.
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("{}: error: {text}", program());
             Err(ExitCode::from(EXIT_USAGE))
         }
         Err(e) => {

@@ -44,10 +44,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     eprintln!(
         "{}: {} rows, {} columns, {} strings, {} bytes",
         a.output.display(),
-        report.rows,
-        report.columns,
-        report.strings,
-        report.output_bytes
+        common::thousands(report.rows),
+        common::thousands(report.columns as u64),
+        common::thousands(report.strings),
+        common::thousands(report.output_bytes)
     );
     Ok(())
 }
