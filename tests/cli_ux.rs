@@ -376,3 +376,25 @@ fn counts_use_thousands_separators_everywhere() {
         .success()
         .stdout(predicates::str::contains("ok: 1,500 rows"));
 }
+
+#[test]
+fn version_names_the_format_and_the_codecs() {
+    let o = colsnap().arg("--version").output().unwrap();
+    assert!(o.status.success());
+    let v = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        v.starts_with(&format!("colsnap {}\n", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    assert!(
+        v.contains(&format!("format version {}", colsnap::format::VERSION)),
+        "{v}"
+    );
+    assert!(v.contains("zstd 1."), "{v}");
+    // -V stays one line.
+    colsnap()
+        .arg("-V")
+        .assert()
+        .success()
+        .stdout(format!("colsnap {}\n", env!("CARGO_PKG_VERSION")));
+}

@@ -127,7 +127,12 @@ pub fn lib_data(file: &str, e: colsnap::Error) -> anyhow::Error {
 /// 1; a closed pipe is not an error); a usage error prints clap's message
 /// and exits 2.
 pub fn parse_args<P: clap::Parser>() -> Result<P, ExitCode> {
-    match P::try_parse() {
+    // Leaked once: clap keeps static strings unless its `string` feature is on.
+    let cmd = P::command().long_version(&*Box::leak(long_version().into_boxed_str()));
+    let parsed = cmd
+        .try_get_matches()
+        .and_then(|mut m| P::from_arg_matches_mut(&mut m));
+    match parsed {
         Ok(p) => Ok(p),
         Err(e) if e.use_stderr() => {
             // The same `PROGRAM: error: ` prefix as every other error line.
@@ -147,6 +152,18 @@ pub fn parse_args<P: clap::Parser>() -> Result<P, ExitCode> {
             }
         }
     }
+}
+
+/// What `--version` prints after the program's name: the crate version,
+/// the snapshot format version it reads and writes, and the codec
+/// libraries compiled in (`-V` prints the crate version only).
+pub fn long_version() -> String {
+    format!(
+        "{}\nformat version {} (SPEC.md)\nzstd {} (C library, compression and decompression)\ngzip: flate2 (miniz_oxide)",
+        env!("CARGO_PKG_VERSION"),
+        colsnap::format::VERSION,
+        zstd::zstd_safe::version_string(),
+    )
 }
 
 /// Remove the temporary output file of a write in progress when SIGINT,
