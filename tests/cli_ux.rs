@@ -398,3 +398,47 @@ fn version_names_the_format_and_the_codecs() {
         .success()
         .stdout(format!("colsnap {}\n", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn export_takes_where_sort_and_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"));
+    let q = ["--where", "labels[].name=activerecord", "--sort", "-number"];
+    let (code, exported, err) =
+        stdout_of(&[&["export"][..], &q, &["--ndjson"]].concat(), &snap, None);
+    assert_eq!(code, 0, "{err}");
+    let (_, queried, _) = stdout_of(
+        &[&["query"][..], &q, &["--all", "--ndjson"]].concat(),
+        &snap,
+        None,
+    );
+    assert_eq!(exported, queried);
+    assert_eq!(exported.lines().count(), 12);
+    // The JSON array form, --columns and --rows (counted within the result).
+    let (code, out, _) = stdout_of(
+        &[
+            &["export"][..],
+            &q,
+            &["--columns", "number", "--rows", "1..3"],
+        ]
+        .concat(),
+        &snap,
+        None,
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let all: Vec<serde_json::Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        v,
+        serde_json::json!([{"number": all[1]["number"]}, {"number": all[2]["number"]}])
+    );
+    let (_, out, _) = stdout_of(&["export", "--where", "number<0"], &snap, None);
+    assert_eq!(out, "[]\n");
+    // Typos are caught the same way as in query.
+    let (code, _, err) = stdout_of(&["export", "--where", "state==open"], &snap, None);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `state=open`?"), "{err}");
+}
