@@ -20,6 +20,7 @@
 //! documented in `docs/query.md`.
 
 pub mod bits;
+mod facet;
 mod filter;
 pub mod loaded;
 pub mod parse;
@@ -28,6 +29,7 @@ mod sort;
 pub mod source;
 
 pub use bits::Bits;
+pub use facet::{Facet, FacetValue};
 pub use filter::{parse_num, parse_time};
 pub use loaded::{Cell, Column, Num, Values};
 pub use source::{FieldInfo, RowSource, SnapshotSource, contains_folded};
