@@ -248,3 +248,56 @@ fn usage_errors_exit_2_with_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn facets_count_rows_per_value_under_the_filters() {
+    let (code, out, err) = run(&[
+        "--where",
+        "state=open",
+        "--facet",
+        "labels[].name",
+        "--facet",
+        "milestone",
+        "--facet-size",
+        "1",
+        "--limit",
+        "1",
+        "--fields",
+        "number",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // The page and pagination are those of the query without --facet.
+    assert_eq!(v["data"], json!([{"number": 0}]));
+    assert_eq!(v["pagination"]["total"], 15);
+    // open: even numbers; bug: multiples of 5 -> 0, 10, 20 (3 rows);
+    // milestone v1 unless a multiple of 4 (null).
+    assert_eq!(
+        v["facets"],
+        json!([
+            {"field": "labels[].name", "values": [{"value": "bug", "count": 3}],
+             "otherRows": 0, "distinct": 1, "missingRows": 12},
+            {"field": "milestone", "values": [{"value": "v1", "count": 7}],
+             "otherRows": 0, "distinct": 1, "missingRows": 8}
+        ])
+    );
+    // Without --facet the document has no `facets` key (unchanged).
+    let (_, out, _) = run(&["--limit", "1"]);
+    assert!(!out.contains("facets"));
+    // Table: one small table per facet after the rows.
+    let (_, out, _) = run(&["--facet", "state", "--format", "table", "--limit", "1"]);
+    assert!(out.contains("state   rows\n"), "{out}");
+    assert!(
+        out.contains("closed    15\n") && out.contains("open      15\n"),
+        "{out}"
+    );
+    // ndjson: rows on stdout, facets with the pagination on stderr.
+    let (_, out, err) = run(&["--facet", "state", "--ndjson", "--limit", "2"]);
+    assert_eq!(out.lines().count(), 2);
+    let e: Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(e["facets"][0]["distinct"], 2);
+    // An unknown facet field: exit 2 with a suggestion.
+    let (code, _, err) = run(&["--facet", "sate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `state`?"), "{err}");
+}

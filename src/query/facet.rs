@@ -10,8 +10,10 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// The counts of one field's values over a result.
+/// The counts of one field's values over a result. Serialized with
+/// camelCase keys, like [`super::Pagination`] in the same query document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Facet {
     /// The field (display path).
     pub field: String,

@@ -18,6 +18,7 @@ Examples:
   colsnap query issues.colsnap --search crash --in title,body --fields number,title,state
   colsnap query issues.colsnap --page 2 --limit 50 --ndjson
   colsnap query issues.colsnap --where state=open --count
+  colsnap query issues.colsnap --where state=open --facet 'labels[].name' --facet user.login --format table
   colsnap query issues.colsnap --where state=open --all --ndjson | colsnap build - -o open.colsnap
   colsnap query issues.colsnap --events events.ndjson --sort title
 
@@ -33,7 +34,10 @@ line, {\"data\": [rows], \"pagination\": {page, limit, total, totalPages,
 hasMore}}; `ndjson` (or --ndjson): one row per line and nothing else, the
 pagination object goes to stderr; `table` (the default on a terminal): a table
 fitted to the terminal's width (or $COLUMNS). Fields appear in the order of
---fields. --count prints the number of matching rows only.
+--fields. --count prints the number of matching rows only. --facet FIELD
+(repeatable) counts the rows per value of FIELD over the whole result (top
+--facet-size values, then the rest): a \"facets\" array after \"pagination\"
+in json, tables after the rows in table, one JSON line on stderr in ndjson.
 Semantics: docs/query.md.";
 
 /// Arguments of `colsnap query`.
@@ -70,6 +74,12 @@ pub struct Args {
     /// Every matching row on one page (same as `--limit all`).
     #[arg(long, conflicts_with_all = ["limit", "page", "offset"])]
     pub all: bool,
+    /// Count rows per value of this field over the result (repeatable).
+    #[arg(long, value_name = "FIELD")]
+    pub facet: Vec<String>,
+    /// Values listed per facet.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub facet_size: usize,
     /// Print only the number of matching rows.
     #[arg(long, conflicts_with_all = ["fields", "ndjson", "format", "all"])]
     pub count: bool,
@@ -171,6 +181,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(o) => Paging::new(o, limit).map_err(bad)?,
         None => Paging::page(a.page, limit).map_err(bad)?,
     };
+    let facets = a
+        .facet
+        .iter()
+        .map(|f| engine.facet(&rows, f, a.facet_size))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
     let format = match (a.ndjson, a.format) {
         (true, _) => Format::Ndjson,
         (false, Some(f)) => f,
@@ -183,6 +199,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             engine
                 .page_json(&rows, paging, fields.as_deref(), false, &mut out)
                 .map_err(bad)?;
+            if !facets.is_empty() {
+                // `..."pagination":{...}}\n` becomes `...,"facets":[...]}\n`.
+                out.truncate(out.len() - 2);
+                out.extend_from_slice(b",\"facets\":");
+                serde_json::to_writer(&mut out, &facets)?;
+                out.extend_from_slice(b"}\n");
+            }
             common::print(&String::from_utf8(out)?)
         }
         Format::Ndjson => {
@@ -195,14 +218,59 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let body = String::from_utf8(out)?;
             let cut = body.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
             common::print(&body[..cut])?;
-            eprintln!("{}", serde_json::json!({ "pagination": pagination }));
+            if facets.is_empty() {
+                eprintln!("{}", serde_json::json!({ "pagination": pagination }));
+            } else {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "pagination": pagination, "facets": facets })
+                );
+            }
             Ok(())
         }
         Format::Table => {
             let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
-            common::print(&table(&page, fields.as_deref()))
+            let mut out = table(&page, fields.as_deref());
+            for f in &facets {
+                out.push('\n');
+                out.push_str(&facet_table(f));
+            }
+            common::print(&out)
         }
     }
+}
+
+/// One facet as a small table: value, rows, then the rest and the rows
+/// without a value.
+fn facet_table(f: &colsnap::query::Facet) -> String {
+    let headers = vec![f.field.clone(), "rows".to_string()];
+    let mut rows: Vec<Vec<String>> = f
+        .values
+        .iter()
+        .map(|v| {
+            let text = match &v.value {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            vec![text, common::thousands(v.count as u64)]
+        })
+        .collect();
+    if f.values.len() < f.distinct {
+        rows.push(vec![
+            format!(
+                "({} other values)",
+                common::thousands((f.distinct - f.values.len()) as u64)
+            ),
+            common::thousands(f.other_rows as u64),
+        ]);
+    }
+    if f.missing_rows > 0 {
+        rows.push(vec![
+            "(no value)".to_string(),
+            common::thousands(f.missing_rows as u64),
+        ]);
+    }
+    common::fit_table(&headers, &rows, &[1])
 }
 
 /// A page as a table fitted to the terminal: one line per row, cells cut
