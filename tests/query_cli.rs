@@ -212,6 +212,24 @@ fn table_format_fits_the_width() {
         .unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.starts_with("number  labels[].name\n"), "{text}");
+    let table = |args: &[&str]| {
+        let o = colsnap()
+            .arg("query")
+            .arg(&p)
+            .args(["--format", "table"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(table(&["--where", "number<0"]), "no matching rows\n");
+    assert_eq!(
+        table(&["--page", "9", "--limit", "10"]),
+        "no rows on page 9: 30 rows in 3 pages\n"
+    );
+    // --offset: the summary counts from the offset.
+    let t = table(&["--offset", "3", "--limit", "2", "--fields", "number"]);
+    assert!(t.contains("\n3\n4\nrows 4-5 of 30"), "{t}");
     assert!(text.contains("0       bug"), "{text}");
 }
 

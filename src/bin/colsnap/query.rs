@@ -230,7 +230,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         Format::Table => {
             let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
-            let mut out = table(&page, fields.as_deref());
+            let mut out = table(&page, fields.as_deref(), paging.offset);
             for f in &facets {
                 out.push('\n');
                 out.push_str(&facet_table(f));
@@ -275,7 +275,7 @@ fn facet_table(f: &colsnap::query::Facet) -> String {
 
 /// A page as a table fitted to the terminal: one line per row, cells cut
 /// to their share of the width (by display width), then a summary line.
-fn table(page: &colsnap::query::Page, fields: Option<&[String]>) -> String {
+fn table(page: &colsnap::query::Page, fields: Option<&[String]>, offset: usize) -> String {
     use serde_json::Value;
     let mut cols: Vec<String> = Vec::new();
     for row in &page.data {
@@ -319,12 +319,14 @@ fn table(page: &colsnap::query::Page, fields: Option<&[String]>) -> String {
         .collect();
     let p = &page.pagination;
     let shown = page.data.len();
-    let first = (p.page - 1) * p.limit;
-    let summary = if shown == 0 {
+    let first = offset;
+    let summary = if p.total == 0 {
+        "no matching rows\n".to_string()
+    } else if shown == 0 {
         format!(
-            "no rows of {} (page {} of {})\n",
-            common::thousands(p.total as u64),
+            "no rows on page {}: {} rows in {} pages\n",
             p.page,
+            common::thousands(p.total as u64),
             p.total_pages
         )
     } else {
@@ -342,6 +344,9 @@ fn table(page: &colsnap::query::Page, fields: Option<&[String]>) -> String {
             }
         )
     };
+    if page.data.is_empty() {
+        return summary;
+    }
     format!("{}{summary}", common::fit_table(&cols, &cells, &[]))
 }
 
