@@ -442,3 +442,21 @@ fn export_takes_where_sort_and_search() {
     assert_eq!(code, 2);
     assert!(err.contains("did you mean `state=open`?"), "{err}");
 }
+
+#[test]
+fn csv_quotes_commas_quotes_and_line_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("rows.ndjson");
+    std::fs::write(
+        &input,
+        "{\"n\":1,\"t\":\"a, \\\"b\\\"\",\"u\":{\"x\":1}}\n{\"n\":2,\"t\":\"line\\nbreak\"}\n",
+    )
+    .unwrap();
+    let snap = build(dir.path(), &input);
+    let (code, out, err) = stdout_of(&["query", "--format", "csv", "--sort", "n"], &snap, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "n,t,u\n1,\"a, \"\"b\"\"\",\"{\"\"x\"\":1}\"\n2,\"line\nbreak\",\n"
+    );
+}

@@ -319,3 +319,20 @@ fn facets_count_rows_per_value_under_the_filters() {
     assert_eq!(code, 2);
     assert!(err.contains("did you mean `state`?"), "{err}");
 }
+
+#[test]
+fn csv_format() {
+    let (code, out, err) = run(&[
+        "--format",
+        "csv",
+        "--where",
+        "number<2",
+        "--fields",
+        "title,number,labels[].name,milestone",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "title,number,labels[].name,milestone\nCrash item 0,0,bug,null\nFeature item 1,1,,v1\n"
+    );
+}

@@ -33,7 +33,9 @@ Output (--format): `json` (the default when stdout is not a terminal): one
 line, {\"data\": [rows], \"pagination\": {page, limit, total, totalPages,
 hasMore}}; `ndjson` (or --ndjson): one row per line and nothing else, the
 pagination object goes to stderr; `table` (the default on a terminal): a table
-fitted to the terminal's width (or $COLUMNS). Fields appear in the order of
+fitted to the terminal's width (or $COLUMNS); `csv`: a header line then the
+page's rows (RFC 4180 quoting; nested values as JSON, list fields picked out
+with --fields joined by \", \"). Fields appear in the order of
 --fields. --count prints the number of matching rows only. --facet FIELD
 (repeatable) counts the rows per value of FIELD over the whole result (top
 --facet-size values, then the rest): a \"facets\" array after \"pagination\"
@@ -83,7 +85,8 @@ pub struct Args {
     /// Print only the number of matching rows.
     #[arg(long, conflicts_with_all = ["fields", "ndjson", "format", "all"])]
     pub count: bool,
-    /// Output format (default: `table` on a terminal, `json` otherwise).
+    /// Output format (default: `table` on a terminal, `json` otherwise);
+    /// `csv` writes the page with a header line.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Rows only, one per line (same as `--format ndjson`); the pagination
@@ -127,6 +130,9 @@ pub enum Format {
     Ndjson,
     /// A table fitted to the terminal.
     Table,
+    /// CSV (RFC 4180 quoting, `\n` line ends): a header line, then one
+    /// line per row of the page.
+    Csv,
 }
 
 /// Run `colsnap query`.
@@ -228,6 +234,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Format::Csv => {
+            let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
+            let (cols, cells) = grid(&page, fields.as_deref());
+            let mut out = String::new();
+            for line in std::iter::once(&cols).chain(cells.iter()) {
+                let fields: Vec<String> = line.iter().map(|c| csv_field(c)).collect();
+                out.push_str(&fields.join(","));
+                out.push_str("\n");
+            }
+            common::print(&out)
+        }
         Format::Table => {
             let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
             let mut out = table(&page, fields.as_deref(), paging.offset);
@@ -275,7 +292,54 @@ fn facet_table(f: &colsnap::query::Facet) -> String {
 
 /// A page as a table fitted to the terminal: one line per row, cells cut
 /// to their share of the width (by display width), then a summary line.
+/// A CSV field: quoted when it holds a comma, a quote, or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 fn table(page: &colsnap::query::Page, fields: Option<&[String]>, offset: usize) -> String {
+    let (cols, cells) = grid(page, fields);
+    let p = &page.pagination;
+    let shown = page.data.len();
+    let first = offset;
+    let summary = if p.total == 0 {
+        "no matching rows\n".to_string()
+    } else if shown == 0 {
+        format!(
+            "no rows on page {}: {} rows in {} pages\n",
+            p.page,
+            common::thousands(p.total as u64),
+            p.total_pages
+        )
+    } else {
+        format!(
+            "rows {}-{} of {} (page {} of {}{})\n",
+            common::thousands(first as u64 + 1),
+            common::thousands((first + shown) as u64),
+            common::thousands(p.total as u64),
+            p.page,
+            p.total_pages,
+            if p.has_more {
+                "; --page N for more, --all for every row"
+            } else {
+                ""
+            }
+        )
+    };
+    if page.data.is_empty() {
+        return summary;
+    }
+    format!("{}{summary}", common::fit_table(&cols, &cells, &[]))
+}
+
+/// The page as text cells: one column per `--fields` entry (nested values
+/// picked out, list values joined by ", ") or per top-level key; strings
+/// as they are, other values as JSON, null as `null`, absent as nothing.
+fn grid(page: &colsnap::query::Page, fields: Option<&[String]>) -> (Vec<String>, Vec<Vec<String>>) {
     use serde_json::Value;
     let mut cols: Vec<String> = Vec::new();
     for row in &page.data {
@@ -317,37 +381,7 @@ fn table(page: &colsnap::query::Page, fields: Option<&[String]>, offset: usize) 
                 .collect()
         })
         .collect();
-    let p = &page.pagination;
-    let shown = page.data.len();
-    let first = offset;
-    let summary = if p.total == 0 {
-        "no matching rows\n".to_string()
-    } else if shown == 0 {
-        format!(
-            "no rows on page {}: {} rows in {} pages\n",
-            p.page,
-            common::thousands(p.total as u64),
-            p.total_pages
-        )
-    } else {
-        format!(
-            "rows {}-{} of {} (page {} of {}{})\n",
-            common::thousands(first as u64 + 1),
-            common::thousands((first + shown) as u64),
-            common::thousands(p.total as u64),
-            p.page,
-            p.total_pages,
-            if p.has_more {
-                "; --page N for more, --all for every row"
-            } else {
-                ""
-            }
-        )
-    };
-    if page.data.is_empty() {
-        return summary;
-    }
-    format!("{}{summary}", common::fit_table(&cols, &cells, &[]))
+    (cols, cells)
 }
 
 /// The value at a display path (`user.login`, `labels[].name`; a `[]`
