@@ -241,7 +241,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             for line in std::iter::once(&cols).chain(cells.iter()) {
                 let fields: Vec<String> = line.iter().map(|c| csv_field(c)).collect();
                 out.push_str(&fields.join(","));
-                out.push_str("\n");
+                out.push('\n');
             }
             common::print(&out)
         }
