@@ -460,3 +460,25 @@ fn csv_quotes_commas_quotes_and_line_breaks() {
         "n,t,u\n1,\"a, \"\"b\"\"\",\"{\"\"x\"\":1}\"\n2,\"line\nbreak\",\n"
     );
 }
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = colsnap().args(["completions", shell]).output().unwrap();
+        assert!(o.status.success(), "{shell}");
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            text.contains("query") && text.contains("--facet"),
+            "{shell}"
+        );
+    }
+    colsnap().args(["completions", "nope"]).assert().code(2);
+    let o = colsnap().arg("man").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains(".TH colsnap 1"), "{text}");
+    assert!(
+        text.contains("inspect") && text.contains("compact"),
+        "{text}"
+    );
+}
