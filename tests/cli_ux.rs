@@ -468,7 +468,7 @@ fn completions_and_man_page() {
         assert!(o.status.success(), "{shell}");
         let text = String::from_utf8(o.stdout).unwrap();
         assert!(
-            text.contains("query") && text.contains("--facet"),
+            text.contains("query") && text.contains("facet-size"),
             "{shell}"
         );
     }
