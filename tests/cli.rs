@@ -681,7 +681,7 @@ fn export_usage_errors_exit_2() {
         .assert()
         .code(2)
         .stdout("")
-        .stderr(predicate::str::contains("no column `no.such`"));
+        .stderr(predicate::str::contains("unknown column `no.such`"));
 }
 
 #[test]

@@ -20,6 +20,7 @@
 //! documented in `docs/query.md`.
 
 pub mod bits;
+mod facet;
 mod filter;
 pub mod loaded;
 pub mod parse;
@@ -28,6 +29,7 @@ mod sort;
 pub mod source;
 
 pub use bits::Bits;
+pub use facet::{Facet, FacetValue};
 pub use filter::{parse_num, parse_time};
 pub use loaded::{Cell, Column, Num, Values};
 pub use source::{FieldInfo, RowSource, SnapshotSource, contains_folded};
@@ -374,14 +376,10 @@ impl Engine {
     }
 
     fn unknown(&self, path: &str) -> Error {
-        Error::Invalid(format!(
-            "unknown field `{path}`; available fields: {}",
-            self.shared
-                .fields
-                .iter()
-                .map(|f| f.path.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+        Error::Invalid(parse::unknown_field_message(
+            "field",
+            path,
+            self.shared.fields.iter().map(|f| f.path.as_str()),
         ))
     }
 
@@ -530,7 +528,45 @@ impl Engine {
     ) -> Result<Pagination> {
         let (slice, pagination) = self.page_slice(rows, p, fields)?;
         let pag = serde_json::to_string(&pagination).map_err(|e| Error::Invalid(e.to_string()))?;
-        if ndjson {
+        let groups = fields.map(field_groups).filter(|g| g.len() > 1);
+        if let Some(groups) = &groups {
+            // Fields in the order asked: each top-level key's fields are
+            // written on their own and the objects spliced together.
+            if !ndjson {
+                out.extend_from_slice(b"{\"data\":[");
+            }
+            let mut part = Vec::new();
+            for (n, &r) in slice.iter().enumerate() {
+                if n > 0 && !ndjson {
+                    out.push(b',');
+                }
+                out.push(b'{');
+                let mut first = true;
+                for g in groups {
+                    part.clear();
+                    self.src().write_rows_json(&[r], Some(g), &mut part)?;
+                    let inner = &part[1..part.len().saturating_sub(1).max(1)];
+                    if !inner.is_empty() {
+                        if !first {
+                            out.push(b',');
+                        }
+                        first = false;
+                        out.extend_from_slice(inner);
+                    }
+                }
+                out.push(b'}');
+                if ndjson {
+                    out.push(b'\n');
+                }
+            }
+            if ndjson {
+                out.extend_from_slice(b"{\"pagination\":");
+            } else {
+                out.extend_from_slice(b"],\"pagination\":");
+            }
+            out.extend_from_slice(pag.as_bytes());
+            out.extend_from_slice(b"}\n");
+        } else if ndjson {
             for &r in slice {
                 self.src().write_rows_json(&[r], fields, out)?;
                 out.push(b'\n');
@@ -572,11 +608,67 @@ impl Engine {
     /// One page of `rows` as JSON objects restricted to `fields`.
     pub fn page(&self, rows: &[u32], p: Paging, fields: Option<&[String]>) -> Result<Page> {
         let (slice, pagination) = self.page_slice(rows, p, fields)?;
-        Ok(Page {
-            data: self.src().rows_json(slice, fields)?,
-            pagination,
-        })
+        let mut data = self.src().rows_json(slice, fields)?;
+        if let Some(groups) = fields.map(field_groups).filter(|g| g.len() > 1) {
+            let keys: Vec<String> = groups.iter().map(|g| unescape(top_key(&g[0]))).collect();
+            for v in &mut data {
+                if let serde_json::Value::Object(m) = v {
+                    let mut old = std::mem::take(m);
+                    for k in &keys {
+                        if let Some((k, x)) = old.shift_remove_entry(k) {
+                            m.insert(k, x);
+                        }
+                    }
+                    m.append(&mut old);
+                }
+            }
+        }
+        Ok(Page { data, pagination })
     }
+}
+
+/// The top-level key of a display path, still escaped: `user` of
+/// `user.login`, `labels` of `labels[].name`.
+fn top_key(path: &str) -> &str {
+    let mut it = path.char_indices();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '\\' => {
+                it.next();
+            }
+            '.' | '[' => return &path[..i],
+            _ => {}
+        }
+    }
+    path
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut esc = false;
+    for c in s.chars() {
+        if c == '\\' && !esc {
+            esc = true;
+            continue;
+        }
+        esc = false;
+        out.push(c);
+    }
+    out
+}
+
+/// `fields` grouped by top-level key, groups in the order their first
+/// field was asked for (`title,user.login,number,user.id` gives
+/// `[title] [user.login, user.id] [number]`).
+fn field_groups(fields: &[String]) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for f in fields {
+        match groups.iter_mut().find(|g| top_key(&g[0]) == top_key(f)) {
+            Some(g) => g.push(f.clone()),
+            None => groups.push(vec![f.clone()]),
+        }
+    }
+    groups
 }
 
 #[cfg(test)]

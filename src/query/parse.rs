@@ -42,6 +42,75 @@ pub fn parse_sort(s: &str) -> Result<Vec<SortKey>> {
     Ok(out)
 }
 
+/// Levenshtein distance between `a` and `b`, in characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidates closest to `name` (at most three, best first): by edit
+/// distance (up to a third of the name's length, at least 2), then those
+/// that end with `.name` / `[].name` or contain `name`.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let max = (name.chars().count() / 3).max(2);
+    let lower = name.to_lowercase();
+    let mut scored: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .filter_map(|c| {
+            let cl = c.to_lowercase();
+            let d = edit_distance(&lower, &cl);
+            if d <= max {
+                Some((d, c))
+            } else if cl.ends_with(&format!(".{lower}")) || cl.ends_with(&format!("]{lower}")) {
+                Some((max + 1, c))
+            } else if lower.len() >= 3 && cl.contains(&lower) {
+                Some((max + 2, c))
+            } else {
+                None
+            }
+        })
+        .collect();
+    scored.sort_by_key(|&(d, c)| (d, c.len()));
+    scored.dedup_by_key(|x| x.1);
+    scored.into_iter().take(3).map(|x| x.1).collect()
+}
+
+/// `unknown field `x``, then `; did you mean `y`?` when some field is
+/// close, then the whole list when there are at most 12 fields, or their
+/// number otherwise (a snapshot can have hundreds).
+pub fn unknown_field_message<'a>(
+    what: &str,
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str> + Clone,
+) -> String {
+    let mut m = format!("unknown {what} `{name}`");
+    let close = did_you_mean(name, candidates.clone());
+    if !close.is_empty() {
+        let list: Vec<String> = close.iter().map(|c| format!("`{c}`")).collect();
+        m.push_str(&format!("; did you mean {}?", list.join(" or ")));
+    }
+    let all: Vec<&str> = candidates.into_iter().collect();
+    if all.len() <= 12 {
+        m.push_str(&format!("; available {what}s: {}", all.join(", ")));
+    } else {
+        m.push_str(&format!(
+            " ({} {what}s; `colsnap inspect FILE --schema` lists them)",
+            all.len()
+        ));
+    }
+    m
+}
+
 /// Parse a `--fields` list: `number,title,user.login`.
 pub fn parse_fields(s: &str) -> Result<Vec<String>> {
     let v: Vec<String> = s
@@ -119,11 +188,41 @@ fn value(s: &str, list: bool) -> Result<(Literal, &str)> {
 /// `title^=Crash`, `comments>=5`, `milestone=null`, `state in open,closed`.
 pub fn parse_where(s: &str) -> Result<Filter> {
     let (a, b, op) = find_op(s).ok_or_else(|| {
+        let hint = if s.contains('~') {
+            " (`~` is not an operator: use --search TEXT --in FIELD for a substring, ^= for a prefix)"
+        } else {
+            ""
+        };
         Error::Invalid(format!(
-            "cannot parse `--where {s}`: expected FIELD OP VALUE, OP one of {OPERATORS}"
+            "cannot parse `--where {s}`: expected FIELD OP VALUE, OP one of {OPERATORS}{hint}"
         ))
     })?;
     let path = s[..a].trim().to_string();
+    // Operators that other languages have and a typo makes: `==`, `!==`,
+    // `<>`, `=~`. Unquoted, they would silently search for a value starting
+    // with `=`, `>` or `~`; quote the value to mean that.
+    let after = s[b..].trim_start();
+    let typo = match (op, after.chars().next()) {
+        (Op::Eq | Op::Ne | Op::Le | Op::Ge | Op::Prefix, Some('=')) => {
+            Some(format!("`{}=`", op.symbol()))
+        }
+        (Op::Lt, Some('>')) => Some("`<>`".to_string()),
+        (Op::Eq, Some('~')) => Some("`=~`".to_string()),
+        _ => None,
+    };
+    if let Some(typo) = typo {
+        let fix = match op {
+            Op::Lt => format!("`{path}!={}`", &after[1..]),
+            Op::Eq if after.starts_with('~') => {
+                format!("--search {} --in {path}", &after[1..])
+            }
+            _ => format!("`{path}{}{}`", op.symbol(), &after[1..]),
+        };
+        return Err(Error::Invalid(format!(
+            "`--where {s}`: {typo} is not an operator; did you mean {fix}? (quote the value, \"{after}\", to match text starting with `{}`)",
+            &after[..1]
+        )));
+    }
     if path.is_empty() {
         return Err(Error::Invalid(format!(
             "`--where {s}`: missing field name before `{}`",
@@ -222,6 +321,42 @@ mod tests {
         assert!(parse_where("a<null").is_err());
         assert!(parse_where("a in x,,y").is_err());
         assert!(parse_where("a=\"x\" y").is_err());
+    }
+
+    #[test]
+    fn operator_typos_are_refused_with_a_hint() {
+        for (w, hint) in [
+            ("state==open", "did you mean `state=open`?"),
+            ("state!==open", "did you mean `state!=open`?"),
+            ("a>==1", "did you mean `a>=1`?"),
+            ("state<>open", "did you mean `state!=open`?"),
+            ("title=~crash", "--search crash --in title"),
+            ("title~crash", "`~` is not an operator"),
+        ] {
+            let e = parse_where(w).unwrap_err().to_string();
+            assert!(e.contains(hint), "{w}: {e}");
+        }
+        // Quoted, the value may start with `=`.
+        let f = parse_where("state=\"=open\"").unwrap();
+        assert_eq!(f.values, vec![Literal::Str("=open".into())]);
+    }
+
+    #[test]
+    fn suggestions() {
+        let fields = ["title", "number", "user.login", "labels[].name", "state"];
+        assert_eq!(did_you_mean("titel", fields), ["title"]);
+        assert_eq!(did_you_mean("login", fields), ["user.login"]);
+        assert_eq!(did_you_mean("name", fields), ["labels[].name"]);
+        assert!(did_you_mean("zzzzzzz", fields).is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let m = unknown_field_message("field", "titel", fields);
+        assert!(
+            m.starts_with("unknown field `titel`; did you mean `title`?"),
+            "{m}"
+        );
+        let many: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+        let m = unknown_field_message("field", "zz", many.iter().map(|s| s.as_str()));
+        assert!(m.contains("40 fields") && m.len() < 120, "{m}");
     }
 
     #[test]

@@ -139,10 +139,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         && (stdin || total.is_some_and(|t| t >= PROGRESS_MIN_BYTES));
     let progress = show.then(|| Arc::new(AtomicU64::new(0)));
     opts.progress = progress.clone();
-    let bar = progress.map(|p| Progress::start(p, total));
+    let written = Arc::new(AtomicU64::new(0));
+    let bar = progress.map(|p| Progress::start(p, written.clone(), total));
 
     let t0 = Instant::now();
     let result = write_atomically(&args.output, |w| {
+        let w = Counting {
+            inner: w,
+            n: &written,
+        };
         build(std::io::BufReader::with_capacity(1 << 20, reader), w, &opts)
     });
     if let Some(b) = bar {
@@ -182,8 +187,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         common::print(&format!(
             "{}: {} rows, {} columns, {} -> {} bytes ({} input bytes, {}), ratio {:.2}x, {:.2} s, {:.1} MB/s\n",
             s.output,
-            s.rows,
-            s.columns,
+            common::thousands(s.rows),
+            common::thousands(s.columns as u64),
             common::thousands(s.json_bytes),
             common::thousands(s.output_bytes),
             common::thousands(s.input_bytes),
@@ -236,14 +241,60 @@ fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
     false
 }
 
-/// A progress bar on stderr, fed from `BuildOptions::progress` by a thread.
+/// Counts the bytes written to the output (for the progress bar's last
+/// phase).
+struct Counting<'a, W: ?Sized> {
+    inner: &'a mut W,
+    n: &'a AtomicU64,
+}
+
+impl<W: std::io::Write + ?Sized> std::io::Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.n.fetch_add(k as u64, Ordering::Relaxed);
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The phase a build is in, as the progress bar sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading and parsing the input.
+    Reading,
+    /// The input is read; strings are being sorted and columns encoded.
+    Encoding,
+    /// Sections are being compressed and written.
+    Writing,
+}
+
+/// Which phase the counters say the build is in: writing once sections
+/// follow the file header, encoding once the whole input (of known size) is
+/// read.
+fn phase(read: u64, written: u64, total: Option<u64>) -> Phase {
+    if written > colsnap::format::HEADER_LEN as u64 {
+        Phase::Writing
+    } else if total.is_some_and(|t| read >= t) {
+        Phase::Encoding
+    } else {
+        Phase::Reading
+    }
+}
+
+/// A progress bar on stderr (only when stderr is a terminal), fed from
+/// `BuildOptions::progress` and the output's byte count by a thread:
+/// reading (a bar over the input's size, or a byte counter for stdin), then
+/// encoding (a spinner with the time spent), then compressing and writing
+/// (a spinner with the bytes written).
 struct Progress {
     done: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Progress {
-    fn start(counter: Arc<AtomicU64>, total: Option<u64>) -> Progress {
+    fn start(counter: Arc<AtomicU64>, written: Arc<AtomicU64>, total: Option<u64>) -> Progress {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         let thread = std::thread::spawn(move || {
@@ -255,23 +306,45 @@ impl Progress {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+            let style = |t: &str| {
+                indicatif::ProgressStyle::with_template(t)
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+            };
             let bar = match total {
-                Some(t) => indicatif::ProgressBar::new(t).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                ),
-                None => indicatif::ProgressBar::new_spinner().with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{spinner} {bytes} read {bytes_per_sec}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                ),
+                Some(t) => indicatif::ProgressBar::new(t).with_style(style(
+                    "reading   {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )),
+                None => indicatif::ProgressBar::new_spinner()
+                    .with_style(style("reading   {spinner} {bytes} read {bytes_per_sec}")),
             };
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            let mut shown = Phase::Reading;
+            let mut since = Instant::now();
             while !d.load(Ordering::Relaxed) {
-                bar.set_position(counter.load(Ordering::Relaxed));
+                let (r, w) = (
+                    counter.load(Ordering::Relaxed),
+                    written.load(Ordering::Relaxed),
+                );
+                let now = phase(r, w, total);
+                if now != shown {
+                    shown = now;
+                    since = Instant::now();
+                    bar.set_length(u64::MAX);
+                    bar.set_style(style("{msg} {spinner}"));
+                }
+                match shown {
+                    Phase::Reading => bar.set_position(r),
+                    Phase::Encoding => bar.set_message(format!(
+                        "encoding  {} read, sorting strings and encoding columns ({}s)",
+                        common::thousands(r),
+                        since.elapsed().as_secs()
+                    )),
+                    Phase::Writing => bar.set_message(format!(
+                        "writing   encoding and compressing columns, {} bytes written ({}s)",
+                        common::thousands(w),
+                        since.elapsed().as_secs()
+                    )),
+                }
                 bar.tick();
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -283,5 +356,30 @@ impl Progress {
     fn stop(self) {
         self.done.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases() {
+        assert_eq!(phase(10, 0, Some(100)), Phase::Reading);
+        assert_eq!(phase(100, 0, Some(100)), Phase::Encoding);
+        // The file header alone is written before strings are sorted.
+        assert_eq!(phase(100, 16, Some(100)), Phase::Encoding);
+        assert_eq!(phase(100, 500, Some(100)), Phase::Writing);
+        // stdin: reading until sections are written.
+        assert_eq!(phase(1 << 30, 16, None), Phase::Reading);
+        assert_eq!(phase(1 << 30, 17, None), Phase::Writing);
+        let n = AtomicU64::new(0);
+        let mut v = Vec::new();
+        let mut c = Counting {
+            inner: &mut v,
+            n: &n,
+        };
+        std::io::Write::write_all(&mut c, b"abc").unwrap();
+        assert_eq!(n.load(Ordering::Relaxed), 3);
     }
 }

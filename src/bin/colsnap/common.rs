@@ -76,9 +76,36 @@ pub fn lib(file: &str, e: colsnap::Error) -> anyhow::Error {
     let message = match &e {
         // The I/O error already names its path.
         colsnap::Error::Io { path: Some(_), .. } => e.to_string(),
+        // Valid JSON that is not rows (`[123]`, `true`): not "invalid JSON".
+        colsnap::Error::Json {
+            line,
+            column,
+            message,
+        } if message.contains("every row must be an object")
+            || message.starts_with("expected a JSON array of objects") =>
+        {
+            format!("{file}: not rows at line {line}, column {column}: {message}")
+        }
+        // A file that starts like a snapshot but lacks its end was cut
+        // short (an interrupted copy or download).
+        colsnap::Error::BadMagic { offset } if *offset > 0 && starts_like_snapshot(file) => {
+            format!(
+                "{file}: truncated snapshot: it starts with the colsnap header but its trailer is missing (bad magic at byte offset {offset})"
+            )
+        }
         _ => format!("{file}: {e}"),
     };
     Fail { code, message }.into()
+}
+
+/// True when the file `name` starts with the snapshot magic.
+fn starts_like_snapshot(name: &str) -> bool {
+    let mut head = [0u8; 8];
+    let n = colsnap::format::FILE_MAGIC.len().min(head.len());
+    std::fs::File::open(name)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head[..n]))
+        .is_ok()
+        && head[..n] == colsnap::format::FILE_MAGIC[..n]
 }
 
 /// Like [`lib`], for errors met while reading a snapshot that opened fine:
@@ -100,10 +127,18 @@ pub fn lib_data(file: &str, e: colsnap::Error) -> anyhow::Error {
 /// 1; a closed pipe is not an error); a usage error prints clap's message
 /// and exits 2.
 pub fn parse_args<P: clap::Parser>() -> Result<P, ExitCode> {
-    match P::try_parse() {
+    // Leaked once: clap keeps static strings unless its `string` feature is on.
+    let cmd = P::command().long_version(&*Box::leak(long_version().into_boxed_str()));
+    let parsed = cmd
+        .try_get_matches()
+        .and_then(|mut m| P::from_arg_matches_mut(&mut m));
+    match parsed {
         Ok(p) => Ok(p),
         Err(e) if e.use_stderr() => {
-            let _ = e.print();
+            // The same `PROGRAM: error: ` prefix as every other error line.
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("{}: error: {text}", program());
             Err(ExitCode::from(EXIT_USAGE))
         }
         Err(e) => {
@@ -117,6 +152,18 @@ pub fn parse_args<P: clap::Parser>() -> Result<P, ExitCode> {
             }
         }
     }
+}
+
+/// What `--version` prints after the program's name: the crate version,
+/// the snapshot format version it reads and writes, and the codec
+/// libraries compiled in (`-V` prints the crate version only).
+pub fn long_version() -> String {
+    format!(
+        "{}\nformat version {} (SPEC.md)\nzstd {} (C library, compression and decompression)\ngzip: flate2 (miniz_oxide)",
+        env!("CARGO_PKG_VERSION"),
+        colsnap::format::VERSION,
+        zstd::zstd_safe::version_string(),
+    )
 }
 
 /// Remove the temporary output file of a write in progress when SIGINT,
@@ -180,14 +227,35 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Check that an input path names a readable file; a missing file is a
 /// usage error (exit 2). `-` (stdin) is accepted when `allow_stdin`.
 pub fn input_file(path: &Path, allow_stdin: bool) -> anyhow::Result<()> {
-    if allow_stdin && path.as_os_str() == "-" {
-        return Ok(());
+    if path.as_os_str() == "-" {
+        return if allow_stdin {
+            Ok(())
+        } else {
+            Err(usage(
+                "`-` (stdin) is not supported for this input: give a file",
+            ))
+        };
     }
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(usage(format!("{}: is a directory", path.display()))),
         Ok(_) => Ok(()),
         Err(e) => Err(usage(format!("{}: {e}", path.display()))),
     }
+}
+
+/// Open a snapshot file, or read one from stdin when `path` is `-` (held
+/// in memory: `cat x.colsnap | colsnap inspect -`). A missing file is a
+/// usage error (exit 2), a bad one a data error (exit 1).
+pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
+    input_file(path, true)?;
+    let name = path.display().to_string();
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| data(format!("stdin: {e}")))?;
+        return colsnap::Snapshot::from_bytes(bytes).map_err(|e| lib("stdin", e));
+    }
+    colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))
 }
 
 /// Write `text` to stdout; a closed pipe is not an error.
@@ -282,6 +350,171 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
+/// The width to fit tables to: the terminal's when stdout is one, else
+/// `$COLUMNS` when set, else none (no fitting).
+pub fn term_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal()
+        && let Some(w) = comfy_table::Table::new().width()
+    {
+        return Some(w as usize);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&w| w > 0)
+}
+
+/// Display width of `s` in a terminal (East Asian wide characters and
+/// emoji, ZWJ sequences included, count 2; combining marks 0).
+pub fn display_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` on one line (newlines and tabs as spaces), cut to at most `max`
+/// display columns with a trailing `…`. Cuts between grapheme-ish units:
+/// a zero-width joiner keeps the next character with it.
+pub fn cut(s: &str, max: usize) -> String {
+    let s = s.replace(['\n', '\r', '\t'], " ");
+    if display_width(&s) <= max {
+        return s;
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        // One unit: a character, its variation selectors / combining marks,
+        // and whatever a zero-width joiner glues on.
+        let mut unit = String::from(c);
+        while let Some(&n) = chars.peek() {
+            let join = unit.ends_with('\u{200d}');
+            if join || n == '\u{200d}' || unicode_width::UnicodeWidthChar::width(n) == Some(0) {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let uw = display_width(&unit);
+        if w + uw > max - 1 {
+            break;
+        }
+        w += uw;
+        out.push_str(&unit);
+    }
+    out.push('…');
+    out
+}
+
+/// A plain table (two spaces between columns, a rule under the header),
+/// fitted to [`term_width`]: the widest columns shrink first (down to 8
+/// columns of text), then columns that still do not fit are left out and
+/// counted. Columns listed in `right` are right-aligned.
+pub fn fit_table(headers: &[String], rows: &[Vec<String>], right: &[usize]) -> String {
+    fit_table_to(headers, rows, right, &[], term_width())
+}
+
+/// [`fit_table`], shrinking the columns in `flex` first.
+pub fn fit_table_flex(
+    headers: &[String],
+    rows: &[Vec<String>],
+    right: &[usize],
+    flex: &[usize],
+) -> String {
+    fit_table_to(headers, rows, right, flex, term_width())
+}
+
+/// [`fit_table`] for a given width.
+pub fn fit_table_to(
+    headers: &[String],
+    rows: &[Vec<String>],
+    right: &[usize],
+    flex: &[usize],
+    width: Option<usize>,
+) -> String {
+    let clean = |s: &str| s.replace(['\n', '\r', '\t'], " ");
+    let mut widths: Vec<usize> = headers.iter().map(|h| display_width(h)).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(display_width(&clean(c)));
+            }
+        }
+    }
+    let mut shown = widths.len();
+    if let Some(max) = width {
+        let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+        loop {
+            let w = &mut widths[..shown];
+            if total(w) <= max {
+                break;
+            }
+            // Shrink the widest column by one (the widest of `flex` while
+            // one is above its floor), down to 8 (or its header).
+            let floor = |i: usize| 8.max(display_width(&headers[i]).min(12));
+            let flexible = w
+                .iter()
+                .enumerate()
+                .filter(|&(i, x)| flex.contains(&i) && *x > floor(i))
+                .max_by_key(|&(i, x)| (*x, usize::MAX - i));
+            let (i, &big) = flexible
+                .or_else(|| {
+                    w.iter()
+                        .enumerate()
+                        .max_by_key(|&(i, x)| (*x, usize::MAX - i))
+                })
+                .unwrap_or((0, &0));
+            let floor = floor(i);
+            if big > floor {
+                w[i] = big - 1;
+            } else if shown > 1 {
+                shown -= 1;
+            } else {
+                break;
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate().take(shown) {
+            let c = cut(c, widths[i]);
+            let pad = widths[i].saturating_sub(display_width(&c));
+            if i > 0 {
+                l.push_str("  ");
+            }
+            if right.contains(&i) {
+                l.push_str(&" ".repeat(pad));
+                l.push_str(&c);
+            } else {
+                l.push_str(&c);
+                if i + 1 < shown {
+                    l.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec(), &mut out);
+    line(widths.iter().map(|&w| "─".repeat(w)).collect(), &mut out);
+    for r in rows {
+        line(r.clone(), &mut out);
+    }
+    if shown < headers.len() {
+        let left: Vec<&str> = headers[shown..].iter().map(|h| h.as_str()).collect();
+        out.push_str(&format!(
+            "({} more columns not shown: {}; a wider terminal, COLUMNS=200 or --fields show them)\n",
+            left.len(),
+            cut(&left.join(", "), 60)
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +527,38 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("x").is_err());
         assert!(parse_size("3Q").is_err());
+    }
+
+    #[test]
+    fn widths_and_cuts() {
+        // A ZWJ family is one glyph two columns wide.
+        let family = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+        assert_eq!(display_width(family), 2);
+        assert_eq!(display_width("日本"), 4);
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("日本語", 4), "日…");
+        let s = format!("{family}{family}{family}");
+        let c = cut(&s, 5);
+        assert_eq!(c, format!("{family}{family}…"));
+        assert!(display_width(&c) <= 5);
+        let rows = vec![
+            vec![format!("a{family}b"), "x".repeat(50)],
+            vec!["plain".into(), "y".into()],
+        ];
+        let t = fit_table_to(&["label".into(), "text".into()], &rows, &[], &[], Some(30));
+        for l in t.lines() {
+            assert!(display_width(l) <= 30, "{l:?}");
+        }
+        // The second column starts at the same display column on every line.
+        let starts: Vec<usize> = t
+            .lines()
+            .take(4)
+            .map(|l| {
+                let b = l.find("  ").unwrap();
+                display_width(&l[..b]) + l[b..].len() - l[b..].trim_start().len()
+            })
+            .collect();
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{t}");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! new snapshot (atomically).
 
 use crate::common::{self, lib};
+use colsnap::BuildOptions;
 use colsnap::events::{CompactOptions, compact};
-use colsnap::{BuildOptions, Snapshot};
 use std::path::PathBuf;
 
 /// Apply an event log (NDJSON) to a snapshot and write the result as a new snapshot.
@@ -24,12 +24,11 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    common::input_file(&a.snapshot, false)?;
     common::input_file(&a.events, false)?;
     common::output_file(&a.output)?;
     let name = a.snapshot.display().to_string();
     let evname = a.events.display().to_string();
-    let snap = Snapshot::open(&a.snapshot).map_err(|e| lib(&name, e))?;
+    let snap = common::open_snapshot(&a.snapshot)?;
     let f = std::fs::File::open(&a.events).map_err(|e| common::usage(format!("{evname}: {e}")))?;
     let opts = CompactOptions {
         key_field: a.key.clone(),
@@ -45,10 +44,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     eprintln!(
         "{}: {} rows, {} columns, {} strings, {} bytes",
         a.output.display(),
-        report.rows,
-        report.columns,
-        report.strings,
-        report.output_bytes
+        common::thousands(report.rows),
+        common::thousands(report.columns as u64),
+        common::thousands(report.strings),
+        common::thousands(report.output_bytes)
     );
     Ok(())
 }

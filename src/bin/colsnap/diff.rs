@@ -1,7 +1,6 @@
 //! `colsnap diff OLD NEW [-o EVENTS]`: the events that turn OLD into NEW.
 
 use crate::common::{self, lib};
-use colsnap::Snapshot;
 use colsnap::events::{diff, write_events};
 use std::path::PathBuf;
 
@@ -27,15 +26,16 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    common::input_file(&a.old, false)?;
-    common::input_file(&a.new, false)?;
+    if a.old.as_os_str() == "-" && a.new.as_os_str() == "-" {
+        return Err(common::usage("only one of OLD and NEW can be `-` (stdin)"));
+    }
     let output = a.output.as_ref().filter(|p| p.as_os_str() != "-");
     if let Some(p) = output {
         common::output_file(p)?;
     }
-    let (oname, nname) = (a.old.display().to_string(), a.new.display().to_string());
-    let old = Snapshot::open(&a.old).map_err(|e| lib(&oname, e))?;
-    let new = Snapshot::open(&a.new).map_err(|e| lib(&nname, e))?;
+    let nname = a.new.display().to_string();
+    let old = common::open_snapshot(&a.old)?;
+    let new = common::open_snapshot(&a.new)?;
     let events = diff(&old, &new, &a.key, a.first_seq).map_err(|e| lib(&nname, e))?;
     match output {
         Some(p) => colsnap::write::write_atomically(p, |w| write_events(w, &events))

@@ -1,7 +1,7 @@
 //! `colsnap export`: a snapshot back to JSON (array or NDJSON) on stdout.
 
 use crate::common::{self, lib, usage};
-use colsnap::{ExportOptions, Snapshot};
+use colsnap::ExportOptions;
 use std::io::Write;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -15,9 +15,13 @@ Examples:
   colsnap export issues.colsnap --rows 100..        # row 100 to the end
   colsnap export issues.colsnap --rows ..5 --ndjson # rows 0 to 4
   colsnap export issues.colsnap --events events.ndjson --ndjson
+  colsnap export issues.colsnap --where state=open --sort -updated_at > open.json
+  colsnap export issues.colsnap --search crash --in title --ndjson --columns number,title
 
 Rows count from 0 and END is excluded. A column keeps what is under it:
---columns user keeps user.login, user.id, ...";
+--columns user keeps user.login, user.id, ... --where, --search and --sort
+take the syntax of `colsnap query` (docs/query.md); --rows then counts
+within the result.";
 
 /// Arguments of `colsnap export`.
 #[derive(Debug, clap::Args)]
@@ -41,6 +45,18 @@ pub struct Args {
     /// Key field identifying rows in the events.
     #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD, requires = "events")]
     pub key: String,
+    /// Only rows meeting this condition (repeatable), as in `colsnap query`.
+    #[arg(long = "where", value_name = "COND")]
+    pub filters: Vec<String>,
+    /// Only rows with a string containing TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    /// Fields to search, comma-separated (default: every string field).
+    #[arg(long = "in", value_name = "FIELDS", requires = "search")]
+    pub search_in: Option<String>,
+    /// Sort keys, comma-separated, `-` for descending.
+    #[arg(long, value_name = "KEYS", allow_hyphen_values = true)]
+    pub sort: Option<String>,
 }
 
 /// Parse `START..END`, `START..`, `..END`, `..` or `N`.
@@ -70,23 +86,24 @@ pub fn parse_rows(s: &str) -> Result<Range<u64>, String> {
 
 /// Run `export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    common::input_file(&args.file, false)?;
     let name = args.file.display().to_string();
-    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
+    let snap = common::open_snapshot(&args.file)?;
     if let Some(cols) = &args.columns {
         for c in cols {
             if snap.node_by_path(c).is_none() {
                 let have: Vec<String> = snap.columns().into_iter().map(|c| c.path).collect();
-                let mut list = have.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
-                if have.len() > 12 {
-                    list.push_str(&format!(
-                        ", ... ({} in all; see `colsnap inspect`)",
-                        have.len()
-                    ));
-                }
-                return Err(usage(format!("{name}: no column `{c}` (columns: {list})")));
+                let msg = colsnap::query::parse::unknown_field_message(
+                    "column",
+                    c,
+                    have.iter().map(|h| h.as_str()),
+                )
+                .replace("FILE", &name);
+                return Err(usage(format!("{name}: {msg}")));
             }
         }
+    }
+    if !args.filters.is_empty() || args.search.is_some() || args.sort.is_some() {
+        return export_query(args, snap, &name);
     }
     let opts = ExportOptions {
         ndjson: args.ndjson,
@@ -125,6 +142,86 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Err(e) => Err(lib(&name, e)),
         Ok(()) => Ok(()),
     }
+}
+
+/// `export` with `--where`, `--search` or `--sort`: the query engine picks
+/// and orders the rows, which are then written like a plain export.
+fn export_query(args: Args, snap: colsnap::Snapshot, name: &str) -> anyhow::Result<()> {
+    use colsnap::query::{Engine, Query, Search, SnapshotSource, parse};
+    let bad = |e: colsnap::Error| match e {
+        colsnap::Error::Invalid(m) => usage(m.replace("FILE", name)),
+        e => lib(name, e),
+    };
+    let mut q = Query::default();
+    for w in &args.filters {
+        q.filters.push(parse::parse_where(w).map_err(bad)?);
+    }
+    if let Some(s) = &args.sort {
+        q.sort = parse::parse_sort(s).map_err(bad)?;
+    }
+    if let Some(text) = &args.search {
+        q.search = Some(Search {
+            text: text.clone(),
+            fields: match &args.search_in {
+                Some(f) => parse::parse_fields(f).map_err(bad)?,
+                None => Vec::new(),
+            },
+        });
+    }
+    let engine = match &args.events {
+        Some(ev) => {
+            common::input_file(ev, false)?;
+            let evname = ev.display().to_string();
+            let ov =
+                colsnap::events::load_overlay(snap, ev, &args.key).map_err(|e| lib(&evname, e))?;
+            Engine::new(colsnap::events::OverlaySource::new(ov))
+        }
+        None => Engine::new(SnapshotSource::new(snap)),
+    };
+    let rows = engine.run(&q).map_err(bad)?;
+    let rows = match &args.rows {
+        Some(r) => {
+            let start = (r.start.min(rows.len() as u64)) as usize;
+            let end = (r.end.min(rows.len() as u64)) as usize;
+            &rows[start..end]
+        }
+        None => &rows[..],
+    };
+    let fields = args.columns.as_deref();
+    let mut out = Vec::with_capacity(1 << 16);
+    if !args.ndjson {
+        out.extend_from_slice(if rows.is_empty() { b"[" } else { b"[\n" });
+    }
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    let mut flush = |out: &mut Vec<u8>| -> anyhow::Result<()> {
+        match w.write_all(out) {
+            Ok(()) => {
+                out.clear();
+                Ok(())
+            }
+            Err(e) => Err(anyhow::Error::from(e)),
+        }
+    };
+    for (i, &r) in rows.iter().enumerate() {
+        engine
+            .source()
+            .write_rows_json(&[r], fields, &mut out)
+            .map_err(|e| common::lib_data(name, e))?;
+        if args.ndjson {
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(if i + 1 < rows.len() { b",\n" } else { b"\n" });
+        }
+        if out.len() >= 1 << 16 {
+            flush(&mut out)?;
+        }
+    }
+    if !args.ndjson {
+        out.extend_from_slice(b"]\n");
+    }
+    flush(&mut out)?;
+    w.flush().map_err(anyhow::Error::from)
 }
 
 #[cfg(test)]

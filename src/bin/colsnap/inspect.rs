@@ -4,7 +4,7 @@
 //! node lists its stream sections, and every directory entry carries its
 //! stored and raw lengths, codec and encoding.
 
-use crate::common::{self, lib};
+use crate::common;
 use colsnap::Snapshot;
 use colsnap::format::{self, SectionEntry};
 use colsnap::model::{ColumnType, Kind};
@@ -19,9 +19,16 @@ use std::path::PathBuf;
 pub const EXAMPLES: &str = "\
 Examples:
   colsnap inspect issues.colsnap
-  colsnap inspect issues.colsnap --strings 5
+  colsnap inspect issues.colsnap --schema
+  colsnap inspect issues.colsnap --columns 'user.*'
+  colsnap inspect issues.colsnap --wide --strings 5
   colsnap inspect issues.colsnap --json | jq '.columns[] | {path, stored_bytes}'
   snapshot-inspect issues.colsnap
+
+The default table fits the terminal's width (or $COLUMNS): column, type,
+nulls, distinct, stored bytes, min and max; --wide adds encodings, codecs,
+raw bytes, ratio and absent counts at full width; --schema prints the short
+schema only (path, type, nulls, absent, distinct).
 
 Only the header, footer and trailer are read (plus the string chunks that
 hold string minimums and maximums, and those needed by --strings).";
@@ -39,6 +46,47 @@ pub struct Args {
     /// Also list the first N strings of each string table.
     #[arg(long, value_name = "N")]
     pub strings: Option<usize>,
+    /// Every statistic of every column, at full width.
+    #[arg(long, short = 'v', visible_alias = "verbose")]
+    pub wide: bool,
+    /// Only the schema: path, type, nulls, absent, distinct.
+    #[arg(long, conflicts_with_all = ["wide", "strings"])]
+    pub schema: bool,
+    /// Only columns matching these patterns, comma-separated: `*` matches
+    /// any text (`user.*`), a bare name also matches what lies under it
+    /// (`user` keeps `user.login`).
+    #[arg(long, value_name = "PATTERNS")]
+    pub columns: Option<String>,
+}
+
+/// True when `path` matches `pat`: `*` is any text; without `*`, the path
+/// itself or anything under it (`user` matches `user.login`, `labels`
+/// matches `labels[].name`).
+fn matches(pat: &str, path: &str) -> bool {
+    if !pat.contains('*') {
+        return path == pat
+            || path
+                .strip_prefix(pat)
+                .is_some_and(|r| r.starts_with('.') || r.starts_with('['));
+    }
+    let parts: Vec<&str> = pat.split('*').collect();
+    let mut rest = path;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    rest.is_empty()
 }
 
 /// The JSON document printed by `inspect --json`.
@@ -336,16 +384,124 @@ fn utc(secs: i64) -> Value {
 
 /// Run `inspect`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    common::input_file(&args.file, false)?;
     let name = args.file.display().to_string();
-    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
-    let r = report(&snap, &name, args.strings).map_err(|e| common::lib_data(&name, e))?;
+    let snap = common::open_snapshot(&args.file)?;
+    let mut r = report(&snap, &name, args.strings).map_err(|e| common::lib_data(&name, e))?;
+    let all_columns = r.columns.len();
+    if let Some(pats) = &args.columns {
+        let pats: Vec<&str> = pats
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        for p in &pats {
+            if !r.columns.iter().any(|c| matches(p, &c.path)) {
+                return Err(common::usage(format!(
+                    "{name}: {}",
+                    colsnap::query::parse::unknown_field_message(
+                        "column",
+                        p,
+                        r.columns.iter().map(|c| c.path.as_str())
+                    )
+                    .replace("FILE", &name)
+                )));
+            }
+        }
+        r.columns
+            .retain(|c| pats.iter().any(|p| matches(p, &c.path)));
+    }
     if args.json {
         let mut s = serde_json::to_string_pretty(&r)?;
         s.push('\n');
         return common::print(&s);
     }
-    common::print(&human(&r))
+    if args.schema {
+        return common::print(&schema(&r, all_columns));
+    }
+    if args.wide {
+        return common::print(&human(&r, all_columns));
+    }
+    common::print(&compact(&r, all_columns))
+}
+
+fn header(r: &Report, all: usize) -> String {
+    let cols = if all == r.columns.len() {
+        format!("{} columns", common::thousands(all as u64))
+    } else {
+        format!(
+            "{} of {} columns",
+            common::thousands(r.columns.len() as u64),
+            common::thousands(all as u64)
+        )
+    };
+    format!(
+        "{}: colsnap format v{}, {} rows, {cols}, {} bytes\n\n",
+        r.file,
+        r.format_version,
+        common::thousands(r.rows),
+        common::thousands(r.file_bytes)
+    )
+}
+
+/// The short schema view.
+fn schema(r: &Report, all: usize) -> String {
+    let headers: Vec<String> = ["column", "type", "nulls", "absent", "distinct"]
+        .map(String::from)
+        .to_vec();
+    let rows: Vec<Vec<String>> = r
+        .columns
+        .iter()
+        .map(|c| {
+            vec![
+                c.path.clone(),
+                c.ty.to_string(),
+                common::thousands(c.nulls),
+                common::thousands(c.absent),
+                common::thousands(c.distinct),
+            ]
+        })
+        .collect();
+    format!(
+        "{}{}",
+        header(r, all),
+        common::fit_table(&headers, &rows, &[2, 3, 4])
+    )
+}
+
+/// The default view: one line per column fitted to the width, then the
+/// string tables and the totals (both narrow).
+fn compact(r: &Report, all: usize) -> String {
+    let headers: Vec<String> = [
+        "column", "type", "nulls", "distinct", "stored", "min", "max",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows: Vec<Vec<String>> = r
+        .columns
+        .iter()
+        .map(|c| {
+            vec![
+                c.path.clone(),
+                c.ty.to_string(),
+                common::thousands(c.nulls),
+                common::thousands(c.distinct),
+                common::thousands(c.stored_bytes),
+                shorten(&c.min, 28),
+                shorten(&c.max, 28),
+            ]
+        })
+        .collect();
+    let mut out = header(r, all);
+    out.push_str(&common::fit_table_flex(
+        &headers,
+        &rows,
+        &[2, 3, 4],
+        &[5, 6],
+    ));
+    out.push('\n');
+    out.push_str(&tables_and_totals(r));
+    out.push_str("(--wide: encodings, codecs, raw bytes, ratios; --schema: the schema only)\n");
+    out
 }
 
 fn shorten(v: &Value, max: usize) -> String {
@@ -377,16 +533,8 @@ fn right(t: &mut Table, cols: &[usize]) {
 }
 
 /// The human-readable rendering.
-fn human(r: &Report) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{}: colsnap format v{}, {} rows, {} columns, {} bytes\n\n",
-        r.file,
-        r.format_version,
-        common::thousands(r.rows),
-        r.columns.len(),
-        common::thousands(r.file_bytes)
-    ));
+fn human(r: &Report, all: usize) -> String {
+    let mut out = header(r, all);
 
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
@@ -412,10 +560,15 @@ fn human(r: &Report) -> String {
     }
     right(&mut t, &[4, 5, 6, 7, 8, 9]);
     out.push_str(&format!("{t}\n\n"));
+    out.push_str(&tables_and_totals(r));
+    out
+}
 
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec![
+/// The string tables (with their first strings) and where the bytes go.
+fn tables_and_totals(r: &Report) -> String {
+    let mut out = String::new();
+
+    let headers: Vec<String> = [
         "string table",
         "strings",
         "chunks",
@@ -424,9 +577,12 @@ fn human(r: &Report) -> String {
         "ratio",
         "long text",
         "front coded",
-    ]);
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::new();
     for s in &r.string_tables {
-        t.add_row(vec![
+        rows.push(vec![
             s.index.to_string(),
             common::thousands(s.strings),
             s.chunks.to_string(),
@@ -437,8 +593,7 @@ fn human(r: &Report) -> String {
             if s.front_coded { "yes" } else { "no" }.to_string(),
         ]);
     }
-    right(&mut t, &[1, 2, 3, 4, 5]);
-    out.push_str(&format!("{t}\n"));
+    out.push_str(&common::fit_table(&headers, &rows, &[1, 2, 3, 4, 5]));
     for s in &r.string_tables {
         if let Some(first) = &s.first_strings {
             out.push_str(&format!(
@@ -455,29 +610,28 @@ fn human(r: &Report) -> String {
         }
     }
 
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec!["part", "bytes", "share"]);
+    let headers: Vec<String> = ["part", "bytes", "share"].map(String::from).to_vec();
+    let mut rows = Vec::new();
     for p in &r.totals.parts {
         let name = match p.part {
             "columns" => "columns",
             "string_tables" => "string tables",
             _ => "header+frames+footer+trailer",
         };
-        t.add_row(vec![
+        rows.push(vec![
             name.to_string(),
             common::thousands(p.bytes),
             pct(p.share),
         ]);
     }
-    t.add_row(vec![
+    rows.push(vec![
         "total".to_string(),
         common::thousands(r.file_bytes),
         "100.0%".to_string(),
     ]);
-    right(&mut t, &[1, 2]);
+    let t = common::fit_table(&headers, &rows, &[1, 2]);
     out.push_str(&format!(
-        "\n{t}\n{} sections, {} raw bytes stored in {} (ratio {:.2}); footer {} bytes\n",
+        "\n{t}{} sections, {} raw bytes stored in {} (ratio {:.2}); footer {} bytes\n",
         r.totals.sections,
         common::thousands(r.totals.raw_bytes),
         common::thousands(r.totals.stored_bytes),

@@ -11,7 +11,7 @@ mod inspect;
 mod query;
 mod verify;
 
-use clap::Subcommand;
+use clap::{CommandFactory, Subcommand};
 use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
@@ -23,6 +23,8 @@ Examples:
   colsnap query issues.colsnap --where state=open --sort -updated_at --fields number,title --limit 20
   colsnap compact issues.colsnap events.ndjson -o new.colsnap
   colsnap diff old.colsnap new.colsnap -o events.ndjson
+  colsnap completions bash > /etc/bash_completion.d/colsnap
+  colsnap man > colsnap.1
 
 Exit status: 0 success, 1 bad data (invalid JSON, corrupt snapshot, failed
 verify, a limit exceeded, an I/O failure while working), 2 usage error (bad
@@ -55,6 +57,14 @@ enum Command {
     Compact(compact::Args),
     /// Write the events that turn one snapshot into another.
     Diff(diff::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `colsnap man | man -l -`).
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -71,5 +81,22 @@ fn main() -> ExitCode {
         Command::Query(a) => query::run(a),
         Command::Compact(a) => compact::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "colsnap", &mut out);
+            String::from_utf8(out)
+                .map_err(anyhow::Error::from)
+                .and_then(|s| common::print(&s))
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            let cmd =
+                Cli::command().long_version(&*Box::leak(common::long_version().into_boxed_str()));
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(String::from_utf8(out)?))
+                .and_then(|s| common::print(&s))
+        }
     })
 }

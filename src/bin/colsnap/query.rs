@@ -2,9 +2,9 @@
 //! page of rows as JSON. Strings are decoded only for the rows printed.
 
 use crate::common::{self, lib, usage};
-use colsnap::Snapshot;
 use colsnap::events::OverlaySource;
 use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Examples shown by `--help`.
@@ -17,15 +17,29 @@ Examples:
   colsnap query issues.colsnap --where 'created_at>=2024-01-01' --sort -created_at
   colsnap query issues.colsnap --search crash --in title,body --fields number,title,state
   colsnap query issues.colsnap --page 2 --limit 50 --ndjson
+  colsnap query issues.colsnap --where state=open --count
+  colsnap query issues.colsnap --where state=open --facet 'labels[].name' --facet user.login --format table
+  colsnap query issues.colsnap --where state=open --all --ndjson | colsnap build - -o open.colsnap
   colsnap query issues.colsnap --events events.ndjson --sort title
 
 --where FIELD OP VALUE, OP one of = != < <= > >= ^= (prefix) and `in` (comma
 list). VALUE `null` / `absent` tests for null-or-absent / absent (with = and
 !=); a JSON string (\"null\", \"a,b\") is always a string. Conditions on list
 fields (labels[].name) hold when any element matches. Sort: comma list, `-`
-for descending; null and absent values sort last either way. Output: {\"data\":
-[rows], \"pagination\": {page, limit, total, totalPages, hasMore}}; with --ndjson
-one row per line, then the pagination object on the last line.
+for descending; null and absent values sort last either way. `==`, `<>`, `~`
+are refused with a hint; an unknown field gets a \"did you mean\".
+
+Output (--format): `json` (the default when stdout is not a terminal): one
+line, {\"data\": [rows], \"pagination\": {page, limit, total, totalPages,
+hasMore}}; `ndjson` (or --ndjson): one row per line and nothing else, the
+pagination object goes to stderr; `table` (the default on a terminal): a table
+fitted to the terminal's width (or $COLUMNS); `csv`: a header line then the
+page's rows (RFC 4180 quoting; nested values as JSON, list fields picked out
+with --fields joined by \", \"). Fields appear in the order of
+--fields. --count prints the number of matching rows only. --facet FIELD
+(repeatable) counts the rows per value of FIELD over the whole result (top
+--facet-size values, then the rest): a \"facets\" array after \"pagination\"
+in json, tables after the rows in table, one JSON line on stderr in ndjson.
 Semantics: docs/query.md.";
 
 /// Arguments of `colsnap query`.
@@ -56,11 +70,28 @@ pub struct Args {
     /// Rows to skip (instead of --page).
     #[arg(long)]
     pub offset: Option<usize>,
-    /// Rows per page.
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
-    /// One row per line, then the pagination object.
-    #[arg(long)]
+    /// Rows per page, or `all`.
+    #[arg(long, default_value = "50", value_parser = parse_limit)]
+    pub limit: Limit,
+    /// Every matching row on one page (same as `--limit all`).
+    #[arg(long, conflicts_with_all = ["limit", "page", "offset"])]
+    pub all: bool,
+    /// Count rows per value of this field over the result (repeatable).
+    #[arg(long, value_name = "FIELD")]
+    pub facet: Vec<String>,
+    /// Values listed per facet.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub facet_size: usize,
+    /// Print only the number of matching rows.
+    #[arg(long, conflicts_with_all = ["fields", "ndjson", "format", "all"])]
+    pub count: bool,
+    /// Output format (default: `table` on a terminal, `json` otherwise);
+    /// `csv` writes the page with a header line.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Rows only, one per line (same as `--format ndjson`); the pagination
+    /// object goes to stderr.
+    #[arg(long, conflicts_with = "format")]
     pub ndjson: bool,
     /// Event log (NDJSON) to apply first: query the snapshot with the events.
     #[arg(long, value_name = "EVENTS")]
@@ -70,13 +101,46 @@ pub struct Args {
     pub key: String,
 }
 
+/// `--limit`: a row count or every row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// At most this many rows.
+    Rows(usize),
+    /// Every row.
+    All,
+}
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(Limit::All);
+    }
+    match s.parse::<usize>() {
+        Ok(0) => Err("limit starts at 1 (use --count for the number of rows only)".into()),
+        Ok(n) => Ok(Limit::Rows(n)),
+        Err(_) => Err(format!("`{s}` is not a row count or `all`")),
+    }
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `{"data": [...], "pagination": {...}}` on one line.
+    Json,
+    /// One row per line; pagination on stderr.
+    Ndjson,
+    /// A table fitted to the terminal.
+    Table,
+    /// CSV (RFC 4180 quoting, `\n` line ends): a header line, then one
+    /// line per row of the page.
+    Csv,
+}
+
 /// Run `colsnap query`.
 pub fn run(a: Args) -> anyhow::Result<()> {
-    common::input_file(&a.file, false)?;
     let file = a.file.display().to_string();
-    let snap = Snapshot::open(&a.file).map_err(|e| lib(&file, e))?;
+    let snap = common::open_snapshot(&a.file)?;
     let bad = |e: colsnap::Error| match e {
-        colsnap::Error::Invalid(m) => usage(m),
+        colsnap::Error::Invalid(m) => usage(m.replace("FILE", &file)),
         e => lib(&file, e),
     };
     let mut q = Query::default();
@@ -101,10 +165,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map(parse::parse_fields)
         .transpose()
         .map_err(bad)?;
-    let paging = match a.offset {
-        Some(o) => Paging::new(o, a.limit).map_err(bad)?,
-        None => Paging::page(a.page, a.limit).map_err(bad)?,
-    };
     let engine = match &a.events {
         Some(ev) => {
             common::input_file(ev, false)?;
@@ -116,9 +176,242 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         None => Engine::new(SnapshotSource::new(snap)),
     };
     let rows = engine.run(&q).map_err(bad)?;
-    let mut out = Vec::new();
-    engine
-        .page_json(&rows, paging, fields.as_deref(), a.ndjson, &mut out)
+    if a.count {
+        return common::print(&format!("{}\n", rows.len()));
+    }
+    let limit = match (a.all, a.limit) {
+        (true, _) | (_, Limit::All) => rows.len().max(1),
+        (false, Limit::Rows(n)) => n,
+    };
+    let paging = match a.offset {
+        Some(o) => Paging::new(o, limit).map_err(bad)?,
+        None => Paging::page(a.page, limit).map_err(bad)?,
+    };
+    let facets = a
+        .facet
+        .iter()
+        .map(|f| engine.facet(&rows, f, a.facet_size))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
-    common::print(&String::from_utf8(out)?)
+    let format = match (a.ndjson, a.format) {
+        (true, _) => Format::Ndjson,
+        (false, Some(f)) => f,
+        (false, None) if std::io::stdout().is_terminal() => Format::Table,
+        (false, None) => Format::Json,
+    };
+    match format {
+        Format::Json => {
+            let mut out = Vec::new();
+            engine
+                .page_json(&rows, paging, fields.as_deref(), false, &mut out)
+                .map_err(bad)?;
+            if !facets.is_empty() {
+                // `..."pagination":{...}}\n` becomes `...,"facets":[...]}\n`.
+                out.truncate(out.len() - 2);
+                out.extend_from_slice(b",\"facets\":");
+                serde_json::to_writer(&mut out, &facets)?;
+                out.extend_from_slice(b"}\n");
+            }
+            common::print(&String::from_utf8(out)?)
+        }
+        Format::Ndjson => {
+            let mut out = Vec::new();
+            let pagination = engine
+                .page_json(&rows, paging, fields.as_deref(), true, &mut out)
+                .map_err(bad)?;
+            // The engine ends with the pagination line: rows go to stdout,
+            // pagination to stderr, so a pipe sees rows only.
+            let body = String::from_utf8(out)?;
+            let cut = body.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+            common::print(&body[..cut])?;
+            if facets.is_empty() {
+                eprintln!("{}", serde_json::json!({ "pagination": pagination }));
+            } else {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "pagination": pagination, "facets": facets })
+                );
+            }
+            Ok(())
+        }
+        Format::Csv => {
+            let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
+            let (cols, cells) = grid(&page, fields.as_deref());
+            let mut out = String::new();
+            for line in std::iter::once(&cols).chain(cells.iter()) {
+                let fields: Vec<String> = line.iter().map(|c| csv_field(c)).collect();
+                out.push_str(&fields.join(","));
+                out.push('\n');
+            }
+            common::print(&out)
+        }
+        Format::Table => {
+            let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
+            let mut out = table(&page, fields.as_deref(), paging.offset);
+            for f in &facets {
+                out.push('\n');
+                out.push_str(&facet_table(f));
+            }
+            common::print(&out)
+        }
+    }
+}
+
+/// One facet as a small table: value, rows, then the rest and the rows
+/// without a value.
+fn facet_table(f: &colsnap::query::Facet) -> String {
+    let headers = vec![f.field.clone(), "rows".to_string()];
+    let mut rows: Vec<Vec<String>> = f
+        .values
+        .iter()
+        .map(|v| {
+            let text = match &v.value {
+                serde_json::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            vec![text, common::thousands(v.count as u64)]
+        })
+        .collect();
+    if f.values.len() < f.distinct {
+        rows.push(vec![
+            format!(
+                "({} other values)",
+                common::thousands((f.distinct - f.values.len()) as u64)
+            ),
+            common::thousands(f.other_rows as u64),
+        ]);
+    }
+    if f.missing_rows > 0 {
+        rows.push(vec![
+            "(no value)".to_string(),
+            common::thousands(f.missing_rows as u64),
+        ]);
+    }
+    common::fit_table(&headers, &rows, &[1])
+}
+
+/// A page as a table fitted to the terminal: one line per row, cells cut
+/// to their share of the width (by display width), then a summary line.
+/// A CSV field: quoted when it holds a comma, a quote, or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn table(page: &colsnap::query::Page, fields: Option<&[String]>, offset: usize) -> String {
+    let (cols, cells) = grid(page, fields);
+    let p = &page.pagination;
+    let shown = page.data.len();
+    let first = offset;
+    let summary = if p.total == 0 {
+        "no matching rows\n".to_string()
+    } else if shown == 0 {
+        format!(
+            "no rows on page {}: {} rows in {} pages\n",
+            p.page,
+            common::thousands(p.total as u64),
+            p.total_pages
+        )
+    } else {
+        format!(
+            "rows {}-{} of {} (page {} of {}{})\n",
+            common::thousands(first as u64 + 1),
+            common::thousands((first + shown) as u64),
+            common::thousands(p.total as u64),
+            p.page,
+            p.total_pages,
+            if p.has_more {
+                "; --page N for more, --all for every row"
+            } else {
+                ""
+            }
+        )
+    };
+    if page.data.is_empty() {
+        return summary;
+    }
+    format!("{}{summary}", common::fit_table(&cols, &cells, &[]))
+}
+
+/// The page as text cells: one column per `--fields` entry (nested values
+/// picked out, list values joined by ", ") or per top-level key; strings
+/// as they are, other values as JSON, null as `null`, absent as nothing.
+fn grid(page: &colsnap::query::Page, fields: Option<&[String]>) -> (Vec<String>, Vec<Vec<String>>) {
+    use serde_json::Value;
+    let mut cols: Vec<String> = Vec::new();
+    for row in &page.data {
+        if let Value::Object(m) = row {
+            for k in m.keys() {
+                if !cols.contains(k) {
+                    cols.push(k.clone());
+                }
+            }
+        }
+    }
+    // With --fields, one column per field, nested values picked out
+    // (`user.login`, `labels[].name` joined by ", ").
+    if let Some(fs) = fields {
+        cols = fs.to_vec();
+    }
+    let cell = |v: Option<&Value>| match v {
+        None => String::new(),
+        Some(Value::Null) => "null".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    let cells: Vec<Vec<String>> = page
+        .data
+        .iter()
+        .map(|row| {
+            cols.iter()
+                .map(|c| match fields {
+                    Some(_) => pick(row, c).map_or_else(String::new, |v| match v {
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|i| cell(Some(i)))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        v => cell(Some(&v)),
+                    }),
+                    None => cell(row.get(c)),
+                })
+                .collect()
+        })
+        .collect();
+    (cols, cells)
+}
+
+/// The value at a display path (`user.login`, `labels[].name`; a `[]`
+/// step maps over the array). Escapes are not handled: a key holding `.`
+/// or `[` shows as absent in the table (the JSON formats are exact).
+fn pick(v: &serde_json::Value, path: &str) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let (head, rest) = match path.find(['.', '[']) {
+        Some(i) => (&path[..i], &path[i..]),
+        None => (path, ""),
+    };
+    let x = v.get(head)?;
+    if let Some(r) = rest.strip_prefix("[]") {
+        let r = r.strip_prefix('.').unwrap_or(r);
+        let items = x.as_array()?;
+        return Some(Value::Array(
+            items
+                .iter()
+                .filter_map(|i| {
+                    if r.is_empty() {
+                        Some(i.clone())
+                    } else {
+                        pick(i, r)
+                    }
+                })
+                .collect(),
+        ));
+    }
+    match rest.strip_prefix('.') {
+        Some(r) => pick(x, r),
+        None => Some(x.clone()),
+    }
 }

@@ -2,7 +2,6 @@
 //! row-by-row comparison with the JSON the snapshot was built from.
 
 use crate::common::{self, data, lib, usage};
-use colsnap::Snapshot;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -32,29 +31,38 @@ pub struct Args {
     /// Print nothing on success.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print the report as one JSON object (snake_case keys, like
+    /// `inspect --json`); failures are still an error line and exit 1.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
 }
 
 /// Run `verify`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    common::input_file(&args.file, false)?;
     if let Some(a) = &args.against {
         common::input_file(a, true)?;
+        if a.as_os_str() == "-" && args.file.as_os_str() == "-" {
+            return Err(common::usage(
+                "FILE and --against cannot both be `-` (stdin)",
+            ));
+        }
     }
     let name = args.file.display().to_string();
-    let snap = Snapshot::open(&args.file).map_err(|e| lib(&name, e))?;
+    let snap = common::open_snapshot(&args.file)?;
     let rep = snap.verify().map_err(|e| lib(&name, e))?;
     let mut out = format!(
         "{name}: ok: {} rows, {} columns, {} sections, {} strings in {} chunks, {} bytes checked\n",
-        rep.rows,
-        rep.columns,
-        rep.sections,
-        rep.strings,
-        rep.chunks,
+        common::thousands(rep.rows),
+        common::thousands(rep.columns as u64),
+        common::thousands(rep.sections as u64),
+        common::thousands(rep.strings),
+        common::thousands(rep.chunks as u64),
         common::thousands(rep.bytes_checked)
     );
     for c in &rep.checks {
         out.push_str(&format!("  ok  {c}\n"));
     }
+    let mut against = serde_json::Value::Null;
     if let Some(a) = &args.against {
         let stdin = a.as_os_str() == "-";
         let aname = if stdin {
@@ -71,18 +79,72 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .verify_against(std::io::BufReader::with_capacity(1 << 20, reader))
             .map_err(|e| match e {
                 // A mismatch is a failed verification (exit 1), not a usage error.
-                e @ colsnap::Error::Mismatch { .. } => {
-                    data(format!("{name}: does not match {aname}: {e}"))
-                }
+                colsnap::Error::Mismatch { row, detail } => data(format!(
+                    "{name}: does not match {aname}: mismatch at row {row}: {}",
+                    short_detail(&detail)
+                )),
                 e if e.is_data_error() => lib(&aname, e),
                 e => lib(&name, e),
             })?;
         out.push_str(&format!(
-            "  ok  {rows} rows equal to the rows of {aname} (as JSON values)\n"
+            "  ok  {} rows equal to the rows of {aname} (as JSON values)\n",
+            common::thousands(rows as u64)
         ));
+        against = serde_json::json!({ "input": aname, "rows": rows });
     }
     if args.quiet {
         return Ok(());
     }
+    if args.json {
+        let v = serde_json::json!({
+            "file": name,
+            "ok": true,
+            "rows": rep.rows,
+            "columns": rep.columns,
+            "sections": rep.sections,
+            "strings": rep.strings,
+            "chunks": rep.chunks,
+            "bytes_checked": rep.bytes_checked,
+            "checks": rep.checks,
+            "against": against,
+        });
+        return common::print(&format!("{v}\n"));
+    }
     common::print(&out)
+}
+
+/// A mismatch's detail with long values cut: `` `body`: expected "...",
+/// got "..." `` keeps the path and the first 80 columns of each value.
+fn short_detail(detail: &str) -> String {
+    const MAX: usize = 80;
+    if let Some(at) = detail.find(": expected ")
+        && let Some(got) = detail.rfind(", got ")
+        && got > at
+    {
+        let exp = &detail[at + ": expected ".len()..got];
+        let g = &detail[got + ", got ".len()..];
+        return format!(
+            "{}: expected {}, got {}",
+            &detail[..at],
+            common::cut(exp, MAX),
+            common::cut(g, MAX)
+        );
+    }
+    common::cut(detail, 4 * MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_values_are_cut() {
+        let long = format!("\"{}\"", "b".repeat(5000));
+        let d = format!("`body`: expected {long}, got {long}");
+        let s = super::short_detail(&d);
+        assert!(s.starts_with("`body`: expected \"bbb"), "{s}");
+        assert!(s.contains("…, got \"bbb") && s.len() < 300, "{s}");
+        assert_eq!(
+            super::short_detail("`a`: expected 1, got 2"),
+            "`a`: expected 1, got 2"
+        );
+    }
 }
