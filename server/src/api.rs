@@ -1,0 +1,427 @@
+//! The JSON endpoints and the file endpoint. Handlers are thin: parse
+//! parameters, check the entity tag, run the engine on a blocking thread.
+
+use crate::error::ApiError;
+use crate::params::{self, Pair};
+use crate::{AppState, Dataset};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use colsnap::model::Kind;
+use colsnap::query::{Filter, Literal, Op, Paging};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// `Cache-Control` of answers computed from a snapshot: cacheable, but
+/// revalidated (by `ETag`) on every use, since a restart may serve a new build.
+pub const REVALIDATE: &str = "public, no-cache";
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api", get(index))
+        .route("/api/{name}", get(info))
+        .route("/api/{name}/rows", get(rows))
+        .route("/api/{name}/rows/{key}", get(row_by_key))
+        .route("/api/{name}/stream", get(crate::stream::stream))
+        .route("/files/{file}", get(file))
+        .fallback(fallback)
+}
+
+async fn fallback(uri: Uri) -> ApiError {
+    ApiError::not_found(None, format!("no endpoint at `{}`", uri.path()))
+}
+
+pub(crate) fn path_err(e: PathRejection) -> ApiError {
+    ApiError::bad("path", format!("bad path: {e}"))
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let mut names: Vec<&String> = st.datasets.keys().collect();
+    names.sort();
+    let mut r = axum::Json(json!({
+        "status": "ok",
+        "snapshots": names,
+        "activeStreams": st.streams(),
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn index(State(st): State<Arc<AppState>>) -> Response {
+    let mut v: Vec<(&String, &Arc<Dataset>)> = st.datasets.iter().collect();
+    v.sort_by_key(|x| x.0);
+    let list: Vec<Value> = v
+        .iter()
+        .map(|(n, d)| {
+            json!({"name": n, "rows": d.snap.rows(), "href": format!("/api/{n}"),
+                   "file": format!("/files/{n}.colsnap")})
+        })
+        .collect();
+    let mut r = axum::Json(json!({ "snapshots": list })).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+    r
+}
+
+/// True when `If-None-Match` lists `etag` (or `*`).
+pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// A 200 JSON body (or the 304 for it) with its validators.
+fn json_response(body: Vec<u8>, etag: &str) -> Response {
+    let mut r = Response::new(Body::from(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    cache_headers(h, etag);
+    r
+}
+
+fn cache_headers(h: &mut HeaderMap, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+}
+
+fn not_modified_response(etag: &str) -> Response {
+    let mut r = StatusCode::NOT_MODIFIED.into_response();
+    cache_headers(r.headers_mut(), etag);
+    r
+}
+
+async fn info(
+    State(st): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(path_err)?;
+    let ds = st.dataset(&name)?;
+    params::pairs(uri.query().unwrap_or(""), &[], &[])?;
+    let etag = ds.etag(uri.path(), "");
+    if not_modified(&headers, &etag) {
+        return Ok(not_modified_response(&etag));
+    }
+    let snap = &ds.snap;
+    let footer = snap.footer();
+    let columns: Vec<Value> = ds
+        .engine
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut c = json!({"path": f.path, "type": f.ty.to_string(), "list": f.list});
+            if let Some(node) = snap.node_by_path(&f.path) {
+                let n = &footer.nodes[node as usize];
+                let s = &n.stats;
+                let (min, max) = if let Some((a, b)) = s.int {
+                    (json!(a), json!(b))
+                } else if let Some((a, b)) = s.uint {
+                    (json!(a), json!(b))
+                } else if let Some((a, b)) = s.float {
+                    (json!(a), json!(b))
+                } else {
+                    (Value::Null, Value::Null)
+                };
+                c["items"] = json!(n.items);
+                c["nulls"] = json!(snap.kind_count(node, Kind::Null));
+                c["absent"] = json!(snap.kind_count(node, Kind::Absent));
+                c["distinct"] = json!(s.distinct);
+                c["min"] = min;
+                c["max"] = max;
+                if let Some((a, b)) = s.time {
+                    c["minEpochSeconds"] = json!(a);
+                    c["maxEpochSeconds"] = json!(b);
+                }
+            }
+            c
+        })
+        .collect();
+    let key = &st.config.key;
+    let body = json!({
+        "name": ds.name,
+        "rows": snap.rows(),
+        "fileBytes": ds.file_len,
+        "identity": ds.identity,
+        "key": if ds.engine.fields().iter().any(|f| &f.path == key) { Some(key) } else { None },
+        "links": {
+            "rows": format!("/api/{}/rows", ds.name),
+            "stream": format!("/api/{}/stream", ds.name),
+            "file": format!("/files/{}.colsnap", ds.name),
+        },
+        "columns": columns,
+    });
+    let mut out = serde_json::to_vec(&body).unwrap_or_default();
+    out.push(b'\n');
+    Ok(json_response(out, &etag))
+}
+
+const ROWS_PARAMS: &[&str] = &[
+    "page", "limit", "offset", "cursor", "sort", "where", "search", "in", "fields",
+];
+
+/// An opaque cursor: the next offset, the last row served (checked on use),
+/// and a checksum binding it to the snapshot and the query.
+fn cursor_bind(ds: &Dataset, canonical: &str) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(ds.identity.as_bytes()), canonical.as_bytes())
+}
+
+fn encode_cursor(offset: u64, last: u32, bind: u32) -> String {
+    let mut b = Vec::with_capacity(16);
+    b.extend_from_slice(&offset.to_le_bytes());
+    b.extend_from_slice(&last.to_le_bytes());
+    b.extend_from_slice(&bind.to_le_bytes());
+    // Mixed so the cursor does not read as numbers.
+    b.iter()
+        .enumerate()
+        .map(|(i, x)| format!("{:02x}", x ^ (0x5a_u8.wrapping_mul(i as u8 + 1))))
+        .collect()
+}
+
+fn decode_cursor(s: &str) -> Option<(u64, u32, u32)> {
+    if s.len() != 32 || !s.is_ascii() {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()? ^ 0x5a_u8.wrapping_mul(i as u8 + 1);
+    }
+    Some((
+        u64::from_le_bytes(b[..8].try_into().ok()?),
+        u32::from_le_bytes(b[8..12].try_into().ok()?),
+        u32::from_le_bytes(b[12..].try_into().ok()?),
+    ))
+}
+
+async fn rows(
+    State(st): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(path_err)?;
+    let ds = st.dataset(&name)?;
+    let raw = uri.query().unwrap_or("").to_string();
+    let etag = ds.etag(uri.path(), &raw);
+    if not_modified(&headers, &etag) {
+        return Ok(not_modified_response(&etag));
+    }
+    let ps = params::pairs(&raw, ROWS_PARAMS, &["where"])?;
+    let cfg = &st.config;
+    let limit = params::number(&ps, "limit", 1, cfg.max_limit as u64)?
+        .map_or(cfg.default_limit, |n| n as usize);
+    let page = params::number(&ps, "page", 1, u64::MAX)?;
+    let offset = params::number(&ps, "offset", 0, u64::MAX)?;
+    let cursor = params::get(&ps, "cursor");
+    if page.is_some() && offset.is_some() {
+        return Err(ApiError::bad("offset", "give `page` or `offset`, not both"));
+    }
+    if cursor.is_some() && (page.is_some() || offset.is_some()) {
+        return Err(ApiError::bad("cursor", "a `cursor` replaces `page` and `offset`"));
+    }
+    let sel = params::selection(&ps, &ds.engine)?;
+    let path = uri.path().to_string();
+    let cap = cfg.result_cache_rows;
+    let cursor = cursor.map(str::to_string);
+    let ds2 = ds.clone();
+    let (body, next) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let ds = ds2;
+        let rows = ds.result(&sel, cap)?;
+        let bind = cursor_bind(&ds, &sel.canonical);
+        let paging = if let Some(c) = &cursor {
+            let bad = || {
+                ApiError::bad(
+                    "cursor",
+                    "not a cursor of this query on this snapshot version (start again without `cursor`)",
+                )
+            };
+            let (off, last, b) = decode_cursor(c).ok_or_else(bad)?;
+            let ok = b == bind
+                && off >= 1
+                && usize::try_from(off).is_ok_and(|o| o <= rows.len() && rows[o - 1] == last);
+            if !ok {
+                return Err(bad());
+            }
+            Paging::new(off as usize, limit).map_err(|e| ApiError::lib(Some("cursor"), e))?
+        } else {
+            let p = match (page, offset) {
+                (_, Some(o)) => usize::try_from(o)
+                    .map_err(|_| ApiError::bad("offset", "offset too large"))
+                    .and_then(|o| {
+                        Paging::new(o, limit).map_err(|e| ApiError::lib(Some("offset"), e))
+                    })?,
+                (pg, None) => {
+                    let pg = usize::try_from(pg.unwrap_or(1))
+                        .map_err(|_| ApiError::bad("page", "page too large"))?;
+                    Paging::page(pg, limit).map_err(|e| ApiError::lib(Some("page"), e))?
+                }
+            };
+            if p.offset > 0 && p.offset >= rows.len() {
+                let which = if offset.is_some() { "offset" } else { "page" };
+                return Err(ApiError::not_found(
+                    Some(which),
+                    format!(
+                        "{which} is past the end: {} rows match, {} pages of {limit}",
+                        rows.len(),
+                        rows.len().div_ceil(limit)
+                    ),
+                ));
+            }
+            p
+        };
+        let mut out = Vec::new();
+        let pag = ds
+            .engine
+            .page_json(&rows, paging, sel.fields.as_deref(), false, &mut out)
+            .map_err(|e| ApiError::lib(None, e))?;
+        let next = if pag.has_more {
+            let end = paging.offset + paging.limit;
+            Some(encode_cursor(end as u64, rows[end - 1], bind))
+        } else {
+            None
+        };
+        // `{"data":[...],"pagination":{...}}\n` -> add `"next"`.
+        out.truncate(out.len().saturating_sub(2));
+        out.extend_from_slice(b",\"next\":");
+        out.extend_from_slice(
+            serde_json::to_string(&next)
+                .unwrap_or_else(|_| "null".into())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"}\n");
+        Ok((out, next))
+    })
+    .await??;
+    let mut r = json_response(body, &etag);
+    if let Some(c) = next {
+        let kept: Vec<&str> = ps
+            .iter()
+            .filter(|p| !matches!(p.key.as_str(), "page" | "offset" | "cursor"))
+            .map(|p: &Pair| p.raw.as_str())
+            .collect();
+        let mut q = kept.join("&");
+        if !q.is_empty() {
+            q.push('&');
+        }
+        let link = format!("<{path}?{q}cursor={c}>; rel=\"next\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            r.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(r)
+}
+
+async fn row_by_key(
+    State(st): State<Arc<AppState>>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let Path((name, key)) = p.map_err(path_err)?;
+    let ds = st.dataset(&name)?;
+    let raw = uri.query().unwrap_or("").to_string();
+    let etag = ds.etag(uri.path(), &raw);
+    if not_modified(&headers, &etag) {
+        return Ok(not_modified_response(&etag));
+    }
+    let ps = params::pairs(&raw, &["fields"], &[])?;
+    let sel = params::selection(&ps, &ds.engine)?;
+    let key_field = st.config.key.clone();
+    if !ds.engine.fields().iter().any(|f| f.path == key_field) {
+        return Err(ApiError::not_found(
+            Some("key"),
+            format!("snapshot `{name}` has no key field `{key_field}`"),
+        ));
+    }
+    let ds2 = ds.clone();
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let f = Filter {
+            path: key_field.clone(),
+            op: Op::Eq,
+            values: vec![Literal::Text(key.clone())],
+        };
+        let bits = ds2
+            .engine
+            .filter(&[f])
+            .map_err(|e| ApiError::lib(Some("key"), e))?;
+        let Some(&row) = bits.to_vec().first() else {
+            return Err(ApiError::not_found(
+                Some("key"),
+                format!("no row with {key_field} = {key}"),
+            ));
+        };
+        let mut out = Vec::new();
+        ds2.engine
+            .source()
+            .write_rows_json(&[row], sel.fields.as_deref(), &mut out)
+            .map_err(|e| ApiError::lib(None, e))?;
+        out.push(b'\n');
+        Ok(out)
+    })
+    .await??;
+    Ok(json_response(body, &etag))
+}
+
+/// `GET /files/NAME.colsnap`: the file's bytes, with `Range`, `HEAD` and
+/// conditional requests.
+async fn file(
+    State(st): State<Arc<AppState>>,
+    p: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let Path(file) = p.map_err(path_err)?;
+    let ds = file
+        .strip_suffix(".colsnap")
+        .and_then(|n| st.datasets.get(n))
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(
+                Some("file"),
+                format!("no file `{file}` (files are NAME.colsnap of the served snapshots)"),
+            )
+        })?;
+    let etag = format!("\"{}\"", ds.identity);
+    if not_modified(req.headers(), &etag) {
+        return Ok(not_modified_response(&etag));
+    }
+    // `If-Range` with another validator: serve the whole file.
+    let (mut parts, body) = req.into_parts();
+    if let Some(ir) = parts.headers.get(header::IF_RANGE)
+        && ir.to_str().ok() != Some(etag.as_str())
+    {
+        parts.headers.remove(header::RANGE);
+        parts.headers.remove(header::IF_RANGE);
+    }
+    let req = Request::from_parts(parts, body);
+    let served = tower_http::services::ServeFile::new_with_mime(
+        &ds.path,
+        &"application/octet-stream".parse().expect("a valid mime type"),
+    )
+    .oneshot(req)
+    .await;
+    let mut r = match served {
+        Ok(r) => r.map(Body::new),
+        Err(e) => match e {},
+    };
+    if r.status().is_success() || r.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+        cache_headers(r.headers_mut(), &etag);
+    }
+    Ok(r)
+}
