@@ -42,8 +42,7 @@ pub(crate) fn path_err(e: PathRejection) -> ApiError {
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> Response {
-    let mut names: Vec<&String> = st.datasets.keys().collect();
-    names.sort();
+    let names = st.names();
     let mut r = axum::Json(json!({
         "status": "ok",
         "snapshots": names,
@@ -56,11 +55,11 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn index(State(st): State<Arc<AppState>>) -> Response {
-    let mut v: Vec<(&String, &Arc<Dataset>)> = st.datasets.iter().collect();
-    v.sort_by_key(|x| x.0);
-    let list: Vec<Value> = v
+    let list: Vec<Value> = st
+        .all()
         .iter()
-        .map(|(n, d)| {
+        .map(|d| {
+            let n = &d.name;
             json!({"name": n, "rows": d.snap.rows(), "href": format!("/api/{n}"),
                    "file": format!("/files/{n}.colsnap")})
         })
@@ -234,7 +233,10 @@ async fn rows(
         return Err(ApiError::bad("offset", "give `page` or `offset`, not both"));
     }
     if cursor.is_some() && (page.is_some() || offset.is_some()) {
-        return Err(ApiError::bad("cursor", "a `cursor` replaces `page` and `offset`"));
+        return Err(ApiError::bad(
+            "cursor",
+            "a `cursor` replaces `page` and `offset`",
+        ));
     }
     let sel = params::selection(&ps, &ds.engine)?;
     let path = uri.path().to_string();
@@ -389,8 +391,7 @@ async fn file(
     let Path(file) = p.map_err(path_err)?;
     let ds = file
         .strip_suffix(".colsnap")
-        .and_then(|n| st.datasets.get(n))
-        .cloned()
+        .and_then(|n| st.dataset(n).ok())
         .ok_or_else(|| {
             ApiError::not_found(
                 Some("file"),
@@ -412,7 +413,9 @@ async fn file(
     let req = Request::from_parts(parts, body);
     let served = tower_http::services::ServeFile::new_with_mime(
         &ds.path,
-        &"application/octet-stream".parse().expect("a valid mime type"),
+        &"application/octet-stream"
+            .parse()
+            .expect("a valid mime type"),
     )
     .oneshot(req)
     .await;

@@ -36,7 +36,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate};
@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// Row numbers kept for recent query results, all queries together
     /// (4 bytes each); repeated pages of one query then skip the sort.
     pub result_cache_rows: usize,
+    /// How often to look for a replaced snapshot file (length, modification
+    /// time or inode changed) and swap it in; `None` never looks.
+    pub reload_interval: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -92,6 +95,7 @@ impl ServerConfig {
             sse_retry_ms: 3000,
             stream_pause: Duration::ZERO,
             result_cache_rows: 16 << 20,
+            reload_interval: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Dataset {
     /// Content identity: CRC-32C of the file's trailer (which holds the
     /// footer's checksum, itself over every section's checksum) and length.
     pub identity: String,
+    /// What the file looked like when opened (length, mtime, inode).
+    signature: Option<FileSig>,
     results: Mutex<ResultCache>,
 }
 
@@ -120,6 +126,28 @@ impl std::fmt::Debug for Dataset {
             .field("name", &self.name)
             .field("identity", &self.identity)
             .finish_non_exhaustive()
+    }
+}
+
+/// What identifies a file version on disk without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileSig {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileSig {
+    fn of(m: &std::fs::Metadata) -> FileSig {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        FileSig {
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode,
+        }
     }
 }
 
@@ -135,10 +163,11 @@ impl Dataset {
     /// Open `path` as the dataset `name`.
     pub fn open(name: String, path: PathBuf) -> anyhow::Result<Dataset> {
         use std::io::{Read, Seek, SeekFrom};
-        let snap = Snapshot::open(&path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let snap = Snapshot::open(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let mut f = std::fs::File::open(&path)?;
-        let file_len = f.metadata()?.len();
+        let meta = f.metadata()?;
+        let file_len = meta.len();
+        let signature = Some(FileSig::of(&meta));
         let tail = file_len.min(colsnap::format::TRAILER_LEN as u64);
         let mut t = vec![0; tail as usize];
         f.seek(SeekFrom::End(-(tail as i64)))?;
@@ -154,6 +183,7 @@ impl Dataset {
             engine,
             file_len,
             identity,
+            signature,
             results: Mutex::new(ResultCache::default()),
         })
     }
@@ -171,12 +201,19 @@ impl Dataset {
         sel: &params::Selection,
         cap: usize,
     ) -> Result<Arc<Vec<u32>>, ApiError> {
-        if let Some(r) = self.results.lock().ok().and_then(|c| c.map.get(&sel.canonical).cloned()) {
+        if let Some(r) = self
+            .results
+            .lock()
+            .ok()
+            .and_then(|c| c.map.get(&sel.canonical).cloned())
+        {
             return Ok(r);
         }
         let e = &self.engine;
         let q = &sel.query;
-        let mut set = e.filter(&q.filters).map_err(|x| ApiError::lib(Some("where"), x))?;
+        let mut set = e
+            .filter(&q.filters)
+            .map_err(|x| ApiError::lib(Some("where"), x))?;
         if let Some(s) = &q.search {
             set.and_with(&e.search(s).map_err(|x| ApiError::lib(Some("search"), x))?);
         }
@@ -189,7 +226,9 @@ impl Dataset {
             && !c.map.contains_key(&sel.canonical)
         {
             while c.rows + rows.len() > cap {
-                let Some(old) = c.order.pop_front() else { break };
+                let Some(old) = c.order.pop_front() else {
+                    break;
+                };
                 if let Some(v) = c.map.remove(&old) {
                     c.rows -= v.len();
                 }
@@ -206,8 +245,9 @@ impl Dataset {
 pub struct AppState {
     /// Configuration.
     pub config: ServerConfig,
-    /// Snapshots by name.
-    pub datasets: HashMap<String, Arc<Dataset>>,
+    /// Snapshots by name; a replaced file swaps its entry whole, and every
+    /// request takes one `Arc` at its start, so it sees one version only.
+    datasets: RwLock<HashMap<String, Arc<Dataset>>>,
     /// SSE streams now open (a stream decrements it when dropped, also
     /// when its client goes away mid-stream).
     pub active_streams: Arc<AtomicUsize>,
@@ -217,7 +257,7 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("datasets", &self.datasets.keys().collect::<Vec<_>>())
+            .field("datasets", &self.names())
             .finish_non_exhaustive()
     }
 }
@@ -230,7 +270,9 @@ impl AppState {
             let name = p
                 .file_stem()
                 .and_then(|s| s.to_str())
-                .ok_or_else(|| anyhow::anyhow!("{}: no UTF-8 file stem to serve it as", p.display()))?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{}: no UTF-8 file stem to serve it as", p.display())
+                })?
                 .to_string();
             if datasets.contains_key(&name) {
                 anyhow::bail!("two snapshots would be served as `{name}`: rename one file");
@@ -247,7 +289,7 @@ impl AppState {
         };
         Ok(Arc::new(AppState {
             config,
-            datasets,
+            datasets: RwLock::new(datasets),
             active_streams: Arc::new(AtomicUsize::new(0)),
             limiter,
         }))
@@ -255,14 +297,62 @@ impl AppState {
 
     /// The dataset `name`, or a 404 naming it.
     pub fn dataset(&self, name: &str) -> Result<Arc<Dataset>, ApiError> {
-        self.datasets.get(name).cloned().ok_or_else(|| {
-            let mut known: Vec<&str> = self.datasets.keys().map(String::as_str).collect();
-            known.sort();
+        let found = self.datasets.read().ok().and_then(|d| d.get(name).cloned());
+        found.ok_or_else(|| {
+            let known = self.names();
             ApiError::not_found(
                 Some("name"),
                 format!("no snapshot `{name}`; served: {}", known.join(", ")),
             )
         })
+    }
+
+    /// Names served, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = match self.datasets.read() {
+            Ok(d) => d.keys().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+
+    /// Every dataset, by name.
+    pub fn all(&self) -> Vec<Arc<Dataset>> {
+        let mut v: Vec<Arc<Dataset>> = match self.datasets.read() {
+            Ok(d) => d.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Reopen every snapshot whose file changed on disk since it was
+    /// opened, and swap it in. A file that does not open (yet) keeps the old
+    /// version served. Returns the names swapped.
+    pub fn reload_changed(&self) -> Vec<String> {
+        let mut swapped = Vec::new();
+        for ds in self.all() {
+            let Ok(meta) = std::fs::metadata(&ds.path) else {
+                continue;
+            };
+            if ds.signature.as_ref() == Some(&FileSig::of(&meta)) {
+                continue;
+            }
+            match Dataset::open(ds.name.clone(), ds.path.clone()) {
+                Ok(new) => {
+                    tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");
+                    if let Ok(mut d) = self.datasets.write() {
+                        d.insert(ds.name.clone(), Arc::new(new));
+                        swapped.push(ds.name.clone());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(name = %ds.name, error = %e, "snapshot changed on disk but does not open: still serving the old version");
+                }
+            }
+        }
+        swapped
     }
 
     /// SSE streams open now.
@@ -272,7 +362,11 @@ impl AppState {
 }
 
 async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if req.uri().query().is_some_and(|q| q.len() > st.config.max_query_bytes) {
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.len() > st.config.max_query_bytes)
+    {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
             Some("query"),
@@ -325,14 +419,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         let allow = if origin == "*" {
             AllowOrigin::any()
         } else {
-            AllowOrigin::exact(HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("null")))
+            AllowOrigin::exact(
+                HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("null")),
+            )
         };
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(allow)
                 .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
-                .allow_headers([header::IF_NONE_MATCH, header::RANGE, "last-event-id".parse().unwrap_or(header::ACCEPT)])
-                .expose_headers([header::ETAG, header::LINK, header::CONTENT_RANGE, header::RETRY_AFTER]),
+                .allow_headers([
+                    header::IF_NONE_MATCH,
+                    header::RANGE,
+                    "last-event-id".parse().unwrap_or(header::ACCEPT),
+                ])
+                .expose_headers([
+                    header::ETAG,
+                    header::LINK,
+                    header::CONTENT_RANGE,
+                    header::RETRY_AFTER,
+                ]),
         );
     }
     app.layer(TraceLayer::new_for_http()).with_state(state)
@@ -351,6 +456,16 @@ pub async fn serve(
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 lim.retain_recent();
+            }
+        });
+    }
+    if let Some(every) = state.config.reload_interval {
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let st = st.clone();
+                let _ = tokio::task::spawn_blocking(move || st.reload_changed()).await;
             }
         });
     }

@@ -42,7 +42,10 @@ pub fn pairs(raw: &str, allowed: &[&str], repeatable: &[&str]) -> Result<Vec<Pai
         }
         let value = decode(v, &key)?;
         if !repeatable.contains(&key.as_str()) && out.iter().any(|p| p.key == key) {
-            return Err(ApiError::bad(&key, format!("`{key}` is given more than once")));
+            return Err(ApiError::bad(
+                &key,
+                format!("`{key}` is given more than once"),
+            ));
         }
         out.push(Pair {
             key,
@@ -173,7 +176,12 @@ mod tests {
 
     #[test]
     fn pairs_decode_and_refuse() {
-        let ps = pairs("where=a%3D1&where=b+%3E+2&page=3", &["where", "page"], &["where"]).unwrap();
+        let ps = pairs(
+            "where=a%3D1&where=b+%3E+2&page=3",
+            &["where", "page"],
+            &["where"],
+        )
+        .unwrap();
         assert_eq!(ps.len(), 3);
         assert_eq!(ps[0].value, "a=1");
         assert_eq!(ps[1].value, "b > 2");

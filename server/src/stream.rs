@@ -65,7 +65,8 @@ fn event_stream(st: St) -> impl Stream<Item = Result<Event, Infallible>> + Send 
         let total = st.rows.len();
         match st.step {
             Step::Meta => {
-                let data = serde_json::json!({"total": total, "chunkSize": st.chunk, "from": st.from});
+                let data =
+                    serde_json::json!({"total": total, "chunkSize": st.chunk, "from": st.from});
                 st.step = Step::Data(st.from);
                 let ev = Event::default()
                     .event("metadata")

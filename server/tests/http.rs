@@ -51,15 +51,18 @@ fn rows() -> Vec<Value> {
     v
 }
 
+fn build(rows: &[Value]) -> Vec<u8> {
+    colsnap::build_to_vec(
+        &serde_json::to_vec(rows).unwrap()[..],
+        &BuildOptions::default(),
+    )
+    .unwrap()
+}
+
 async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("issues.colsnap");
-    let bytes = colsnap::build_to_vec(
-        &serde_json::to_vec(&rows()).unwrap()[..],
-        &BuildOptions::default(),
-    )
-    .unwrap();
-    std::fs::write(&file, bytes).unwrap();
+    std::fs::write(&file, build(&rows())).unwrap();
     let mut cfg = ServerConfig::new(vec![file.clone()]);
     tweak(&mut cfg);
     let state = AppState::load(cfg).unwrap();
@@ -86,7 +89,14 @@ fn client() -> reqwest::Client {
 }
 
 /// What `colsnap query` prints for these options (the same library calls).
-fn expected(file: &PathBuf, wheres: &[&str], sort: Option<&str>, search: Option<(&str, Option<&str>)>, fields: Option<&str>, paging: Paging) -> Value {
+fn expected(
+    file: &PathBuf,
+    wheres: &[&str],
+    sort: Option<&str>,
+    search: Option<(&str, Option<&str>)>,
+    fields: Option<&str>,
+    paging: Paging,
+) -> Value {
     let engine = Engine::new(SnapshotSource::new(Snapshot::open(file).unwrap()));
     let mut q = Query::default();
     for w in wheres {
@@ -98,7 +108,9 @@ fn expected(file: &PathBuf, wheres: &[&str], sort: Option<&str>, search: Option<
     if let Some((t, i)) = search {
         q.search = Some(Search {
             text: t.into(),
-            fields: i.map(|f| parse::parse_fields(f).unwrap()).unwrap_or_default(),
+            fields: i
+                .map(|f| parse::parse_fields(f).unwrap())
+                .unwrap_or_default(),
         });
     }
     let fields = fields.map(|f| parse::parse_fields(f).unwrap());
@@ -118,16 +130,80 @@ fn enc(s: &str) -> String {
 async fn rows_equal_the_library_answers() {
     let s = start(|_| {}).await;
     let c = client();
-    type Case<'a> = (&'a [&'a str], Option<&'a str>, Option<(&'a str, Option<&'a str>)>, Option<&'a str>, Option<usize>, Option<usize>, usize);
+    type Case<'a> = (
+        &'a [&'a str],
+        Option<&'a str>,
+        Option<(&'a str, Option<&'a str>)>,
+        Option<&'a str>,
+        Option<usize>,
+        Option<usize>,
+        usize,
+    );
     let cases: Vec<Case> = vec![
         (&[], None, None, None, None, None, 50),
-        (&[], Some("title"), None, Some("id,title"), Some(2), None, 20),
-        (&["state=open"], Some("-created_at,number"), None, None, None, None, 10),
-        (&["comments>=2", "state in open,closed"], Some("-comments"), None, Some("number,comments,state"), None, Some(3), 7),
-        (&["labels[].name^=b"], Some("number"), None, None, None, None, 1000),
-        (&["milestone=null"], None, Some(("the", Some("title"))), Some("title"), None, None, 5),
-        (&[], Some("-updated_at"), Some(("fix", None)), Some("number,title"), Some(2), None, 3),
-        (&["user.login!=nobody"], Some("user.login,-number"), None, Some("user.login,number"), None, Some(0), 25),
+        (
+            &[],
+            Some("title"),
+            None,
+            Some("id,title"),
+            Some(2),
+            None,
+            20,
+        ),
+        (
+            &["state=open"],
+            Some("-created_at,number"),
+            None,
+            None,
+            None,
+            None,
+            10,
+        ),
+        (
+            &["comments>=2", "state in open,closed"],
+            Some("-comments"),
+            None,
+            Some("number,comments,state"),
+            None,
+            Some(3),
+            7,
+        ),
+        (
+            &["labels[].name^=b"],
+            Some("number"),
+            None,
+            None,
+            None,
+            None,
+            1000,
+        ),
+        (
+            &["milestone=null"],
+            None,
+            Some(("the", Some("title"))),
+            Some("title"),
+            None,
+            None,
+            5,
+        ),
+        (
+            &[],
+            Some("-updated_at"),
+            Some(("fix", None)),
+            Some("number,title"),
+            Some(2),
+            None,
+            3,
+        ),
+        (
+            &["user.login!=nobody"],
+            Some("user.login,-number"),
+            None,
+            Some("user.login,number"),
+            None,
+            Some(0),
+            25,
+        ),
     ];
     for (wheres, sort, search, fields, page, offset, limit) in cases {
         let mut url = format!("{}/api/issues/rows?limit={limit}", s.base);
@@ -176,7 +252,10 @@ async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
     let s = start(|_| {}).await;
     let c = client();
     let all: Value = c
-        .get(format!("{}/api/issues/rows?sort=-comments,title&where=state%3Dopen&limit=1000&fields=id", s.base))
+        .get(format!(
+            "{}/api/issues/rows?sort=-comments,title&where=state%3Dopen&limit=1000&fields=id",
+            s.base
+        ))
         .send()
         .await
         .unwrap()
@@ -185,13 +264,19 @@ async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
         .unwrap();
     let all = all["data"].as_array().unwrap().clone();
     assert!(all.len() > 40);
-    let mut url = format!("{}/api/issues/rows?sort=-comments,title&where=state%3Dopen&limit=13&fields=id", s.base);
+    let mut url = format!(
+        "{}/api/issues/rows?sort=-comments,title&where=state%3Dopen&limit=13&fields=id",
+        s.base
+    );
     let mut got = Vec::new();
     let mut pages = 0;
     loop {
         let r = c.get(&url).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let link = r.headers().get("link").map(|l| l.to_str().unwrap().to_string());
+        let link = r
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_string());
         let v: Value = r.json().await.unwrap();
         got.extend(v["data"].as_array().unwrap().iter().cloned());
         pages += 1;
@@ -218,9 +303,15 @@ async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
         .unwrap();
     let cur = first["next"].as_str().unwrap();
     for bad in [
-        format!("{}/api/issues/rows?sort=-title&limit=5&cursor={cur}", s.base),
+        format!(
+            "{}/api/issues/rows?sort=-title&limit=5&cursor={cur}",
+            s.base
+        ),
         format!("{}/api/issues/rows?cursor=zz", s.base),
-        format!("{}/api/issues/rows?cursor=00000000000000000000000000000000", s.base),
+        format!(
+            "{}/api/issues/rows?cursor=00000000000000000000000000000000",
+            s.base
+        ),
         format!("{}/api/issues/rows?sort=title&cursor={cur}&page=2", s.base),
     ] {
         let r = c.get(&bad).send().await.unwrap();
@@ -230,7 +321,10 @@ async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
     }
     // The same cursor with another limit is fine (it is a position).
     let r = c
-        .get(format!("{}/api/issues/rows?sort=title&limit=2&cursor={cur}", s.base))
+        .get(format!(
+            "{}/api/issues/rows?sort=title&limit=2&cursor={cur}",
+            s.base
+        ))
         .send()
         .await
         .unwrap();
@@ -254,14 +348,20 @@ async fn one_row_by_key_schema_and_health() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v, rows[7]);
     let v: Value = c
-        .get(format!("{}/api/issues/rows/1000299?fields=id,title", s.base))
+        .get(format!(
+            "{}/api/issues/rows/1000299?fields=id,title",
+            s.base
+        ))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(v, serde_json::json!({"id": 1000299, "title": rows[299]["title"]}));
+    assert_eq!(
+        v,
+        serde_json::json!({"id": 1000299, "title": rows[299]["title"]})
+    );
     let r = c
         .get(format!("{}/api/issues/rows/42", s.base))
         .send()
@@ -283,16 +383,30 @@ async fn one_row_by_key_schema_and_health() {
     assert_eq!(v["key"], "id");
     let cols = v["columns"].as_array().unwrap();
     let comments = cols.iter().find(|c| c["path"] == "comments").unwrap();
-    let max = rows.iter().filter_map(|r| r["comments"].as_i64()).max().unwrap();
+    let max = rows
+        .iter()
+        .filter_map(|r| r["comments"].as_i64())
+        .max()
+        .unwrap();
     assert_eq!(comments["max"], max);
-    assert!(cols.iter().any(|c| c["path"] == "labels[].name" && c["list"] == true));
+    assert!(
+        cols.iter()
+            .any(|c| c["path"] == "labels[].name" && c["list"] == true)
+    );
 
     let r = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
     assert_eq!(r.headers()["cache-control"], "no-store");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["snapshots"], serde_json::json!(["issues"]));
-    let v: Value = c.get(format!("{}/api", s.base)).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .get(format!("{}/api", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["snapshots"][0]["rows"], 300);
 }
 
@@ -300,13 +414,25 @@ async fn one_row_by_key_schema_and_health() {
 async fn etags_give_304_and_compression_and_cors_apply() {
     let s = start(|c| c.cors = Some("https://app.example".into())).await;
     let c = client();
-    for path in ["/api/issues/rows?sort=title&limit=3", "/api/issues", "/api/issues/rows/1000001"] {
+    for path in [
+        "/api/issues/rows?sort=title&limit=3",
+        "/api/issues",
+        "/api/issues/rows/1000001",
+    ] {
         let url = format!("{}{path}", s.base);
         let r = c.get(&url).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let etag = r.headers()["etag"].to_str().unwrap().to_string();
-        assert!(etag.starts_with('"') && etag.ends_with('"'), "strong: {etag}");
-        let r = c.get(&url).header("if-none-match", &etag).send().await.unwrap();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"'),
+            "strong: {etag}"
+        );
+        let r = c
+            .get(&url)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path}");
         assert_eq!(r.headers()["etag"], etag.as_str());
         assert_eq!(r.headers()["cache-control"], "public, no-cache");
@@ -318,11 +444,24 @@ async fn etags_give_304_and_compression_and_cors_apply() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-        let r = c.get(&url).header("if-none-match", "\"other\"").send().await.unwrap();
+        let r = c
+            .get(&url)
+            .header("if-none-match", "\"other\"")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let a = c.get(format!("{}/api/issues/rows?sort=title", s.base)).send().await.unwrap();
-    let b = c.get(format!("{}/api/issues/rows?sort=-title", s.base)).send().await.unwrap();
+    let a = c
+        .get(format!("{}/api/issues/rows?sort=title", s.base))
+        .send()
+        .await
+        .unwrap();
+    let b = c
+        .get(format!("{}/api/issues/rows?sort=-title", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_ne!(a.headers()["etag"], b.headers()["etag"]);
 
     let r = c
@@ -340,9 +479,15 @@ async fn etags_give_304_and_compression_and_cors_apply() {
         .iter()
         .map(|v| v.to_str().unwrap().to_ascii_lowercase())
         .collect();
-    assert!(vary.iter().any(|v| v.contains("accept-encoding")), "{vary:?}");
+    assert!(
+        vary.iter().any(|v| v.contains("accept-encoding")),
+        "{vary:?}"
+    );
     assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     let r = c
         .get(format!("{}/api/issues", s.base))
         .header("origin", "https://evil.example")
@@ -350,7 +495,10 @@ async fn etags_give_304_and_compression_and_cors_apply() {
         .await
         .unwrap();
     // A fixed origin is always the one named (the browser refuses the others).
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,16 +508,34 @@ async fn rate_limit_answers_429_with_retry_after() {
     let mut statuses = Vec::new();
     let mut retry = None;
     for _ in 0..12 {
-        let r = c.get(format!("{}/api/issues", s.base)).send().await.unwrap();
+        let r = c
+            .get(format!("{}/api/issues", s.base))
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status());
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            retry = Some(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap());
+            retry = Some(
+                r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            );
             let v: Value = r.json().await.unwrap();
-            assert!(v["error"]["message"].as_str().unwrap().contains("rate limit"));
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rate limit")
+            );
         }
     }
     assert!(statuses[0].is_success());
-    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     assert!(retry.unwrap() >= 1);
 }
 
@@ -379,30 +545,70 @@ async fn every_bad_parameter_class_is_a_4xx_naming_it() {
     let c = client();
     let long = "a".repeat(3000);
     let cases: Vec<(String, u16, Value)> = vec![
-        ("/api/issues/rows?where=nosuch%3D1".into(), 400, "where".into()),
+        (
+            "/api/issues/rows?where=nosuch%3D1".into(),
+            400,
+            "where".into(),
+        ),
         ("/api/issues/rows?sort=-nosuch".into(), 400, "sort".into()),
-        ("/api/issues/rows?fields=id,nosuch".into(), 400, "fields".into()),
-        ("/api/issues/rows?search=x&in=nosuch".into(), 400, "in".into()),
-        ("/api/issues/rows?search=x&in=comments".into(), 400, "search".into()),
+        (
+            "/api/issues/rows?fields=id,nosuch".into(),
+            400,
+            "fields".into(),
+        ),
+        (
+            "/api/issues/rows?search=x&in=nosuch".into(),
+            400,
+            "in".into(),
+        ),
+        (
+            "/api/issues/rows?search=x&in=comments".into(),
+            400,
+            "search".into(),
+        ),
         ("/api/issues/rows?in=title".into(), 400, "in".into()),
-        ("/api/issues/rows?where=state~open".into(), 400, "where".into()),
-        ("/api/issues/rows?where=comments%3E%3Dlots".into(), 400, "where".into()),
+        (
+            "/api/issues/rows?where=state~open".into(),
+            400,
+            "where".into(),
+        ),
+        (
+            "/api/issues/rows?where=comments%3E%3Dlots".into(),
+            400,
+            "where".into(),
+        ),
         ("/api/issues/rows?where=%FF%3D1".into(), 400, "where".into()),
         ("/api/issues/rows?sort=%C3%28".into(), 400, "sort".into()),
         ("/api/issues/rows?page=999".into(), 404, "page".into()),
         ("/api/issues/rows?offset=300".into(), 404, "offset".into()),
         ("/api/issues/rows?page=0".into(), 400, "page".into()),
         ("/api/issues/rows?page=1e99".into(), 400, "page".into()),
-        ("/api/issues/rows?page=99999999999999999999999999".into(), 400, "page".into()),
-        ("/api/issues/rows?page=18446744073709551615&limit=1000".into(), 400, "page".into()),
+        (
+            "/api/issues/rows?page=99999999999999999999999999".into(),
+            400,
+            "page".into(),
+        ),
+        (
+            "/api/issues/rows?page=18446744073709551615&limit=1000".into(),
+            400,
+            "page".into(),
+        ),
         ("/api/issues/rows?offset=-1".into(), 400, "offset".into()),
         ("/api/issues/rows?limit=0".into(), 400, "limit".into()),
         ("/api/issues/rows?limit=1001".into(), 400, "limit".into()),
         ("/api/issues/rows?limit=".into(), 400, "limit".into()),
-        ("/api/issues/rows?page=1&offset=2".into(), 400, "offset".into()),
+        (
+            "/api/issues/rows?page=1&offset=2".into(),
+            400,
+            "offset".into(),
+        ),
         ("/api/issues/rows?page=1&page=2".into(), 400, "page".into()),
         ("/api/issues/rows?bogus=1".into(), 400, "bogus".into()),
-        (format!("/api/issues/rows?search={long}"), 414, "query".into()),
+        (
+            format!("/api/issues/rows?search={long}"),
+            414,
+            "query".into(),
+        ),
         ("/api/nosuch/rows".into(), 404, "name".into()),
         ("/api/nosuch".into(), 404, "name".into()),
         ("/api/%FF/rows".into(), 400, "path".into()),
@@ -410,14 +616,28 @@ async fn every_bad_parameter_class_is_a_4xx_naming_it() {
         ("/files/issues.colsnap%00.txt".into(), 404, "file".into()),
         ("/files/issues".into(), 404, "file".into()),
         ("/nowhere".into(), 404, Value::Null),
-        ("/api/issues/stream?chunkSize=0".into(), 400, "chunkSize".into()),
-        ("/api/issues/stream?where=nosuch%3D1".into(), 400, "where".into()),
+        (
+            "/api/issues/stream?chunkSize=0".into(),
+            400,
+            "chunkSize".into(),
+        ),
+        (
+            "/api/issues/stream?where=nosuch%3D1".into(),
+            400,
+            "where".into(),
+        ),
         ("/api/issues/stream?page=2".into(), 400, "page".into()),
     ];
     for (path, status, param) in cases {
         let r = c.get(format!("{}{path}", s.base)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{path}");
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["parameter"], param, "{path}: {v}");
         assert!(!v["error"]["message"].as_str().unwrap().is_empty());
@@ -445,14 +665,24 @@ async fn file_is_served_with_ranges_and_validators() {
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     assert!(r.headers().get("content-encoding").is_none());
     assert_eq!(r.bytes().await.unwrap(), bytes);
-    let r = c.get(&url).header("range", "bytes=4-19").send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("range", "bytes=4-19")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         r.headers()["content-range"],
         format!("bytes 4-19/{}", bytes.len()).as_str()
     );
     assert_eq!(r.bytes().await.unwrap(), bytes[4..20]);
-    let r = c.get(&url).header("range", "bytes=-32").send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("range", "bytes=-32")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.bytes().await.unwrap(), bytes[bytes.len() - 32..]);
     let r = c
@@ -462,7 +692,12 @@ async fn file_is_served_with_ranges_and_validators() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    let r = c.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     // If-Range with a stale tag: the whole (new) file.
     let r = c
@@ -551,13 +786,19 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let (all, raw) = read_events(r, |_| false).await;
-    assert!(raw.starts_with("event: metadata") || raw.contains("retry:"), "{raw:.200}");
+    assert!(
+        raw.starts_with("event: metadata") || raw.contains("retry:"),
+        "{raw:.200}"
+    );
     assert!(raw.contains("retry: 3000") || raw.contains("retry:3000"));
     assert_eq!(all[0].event, "metadata");
     assert_eq!(all.last().unwrap().event, "complete");
     assert!(all.iter().all(|e| e.id.is_some()));
     let want: Value = c
-        .get(format!("{}/api/issues/rows?limit=1000&sort=-number&where=state%3Dopen&fields=id,number", s.base))
+        .get(format!(
+            "{}/api/issues/rows?limit=1000&sort=-number&where=state%3Dopen&fields=id,number",
+            s.base
+        ))
         .send()
         .await
         .unwrap()
@@ -569,9 +810,11 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
     let total = rows.len();
     let meta: Value = serde_json::from_str(&all[0].data).unwrap();
     assert_eq!(meta["total"], total);
-    assert!(all.iter().filter(|e| e.event == "data").all(|e| {
-        serde_json::from_str::<Vec<Value>>(&e.data).unwrap().len() <= 7
-    }));
+    assert!(
+        all.iter()
+            .filter(|e| e.event == "data")
+            .all(|e| { serde_json::from_str::<Vec<Value>>(&e.data).unwrap().len() <= 7 })
+    );
 
     // Stop after the third data event, resume from its id.
     let mut n = 0;
@@ -582,7 +825,12 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
     })
     .await;
     let last = first.last().unwrap().id.clone().unwrap();
-    let r = c.get(&url).header("last-event-id", &last).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("last-event-id", &last)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (rest, _) = read_events(r, |_| false).await;
     let meta: Value = serde_json::from_str(&rest[0].data).unwrap();
@@ -592,7 +840,12 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
     assert_eq!(joined, rows, "resume lost or repeated rows");
     // Resuming after `complete` ends the stream; another query's id is refused.
     let done = rest.last().unwrap().id.clone().unwrap();
-    let r = c.get(&url).header("last-event-id", &done).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("last-event-id", &done)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = c
         .get(format!("{}/api/issues/stream?chunkSize=8", s.base))
@@ -627,7 +880,11 @@ async fn a_client_leaving_mid_stream_leaks_nothing() {
     // read_events dropped each response: the server must notice.
     let t0 = Instant::now();
     while s.state.streams() != 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "streams still open: {}", s.state.streams());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "streams still open: {}",
+            s.state.streams()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // While one is open the counter shows it.
@@ -638,7 +895,14 @@ async fn a_client_leaving_mid_stream_leaks_nothing() {
         .unwrap();
     let mut body = r.bytes_stream();
     body.next().await.unwrap().unwrap();
-    let h: Value = c.get(format!("{}/healthz", s.base)).send().await.unwrap().json().await.unwrap();
+    let h: Value = c
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["activeStreams"], 1);
     drop(body);
     let t0 = Instant::now();
@@ -646,4 +910,74 @@ async fn a_client_leaving_mid_stream_leaks_nothing() {
         assert!(t0.elapsed() < Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_file_is_swapped_in_whole() {
+    let s = start(|c| c.reload_interval = Some(Duration::from_millis(50))).await;
+    let c = client();
+    let url = format!("{}/api/issues/rows?sort=number&limit=5", s.base);
+    let r = c.get(&url).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["pagination"]["total"], 300);
+    let cursor = v["next"].as_str().unwrap().to_string();
+    // A new build, renamed over the served file (as `colsnap build` writes).
+    let tmp = s.file.with_extension("tmp");
+    std::fs::write(&tmp, build(&rows()[..120])).unwrap();
+    std::fs::rename(&tmp, &s.file).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let v: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+        if v["pagination"]["total"] == 120 {
+            break;
+        }
+        // Never a mix: the old total or the new one.
+        assert_eq!(v["pagination"]["total"], 300);
+        assert!(t0.elapsed() < Duration::from_secs(10), "not reloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = c
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the old version's tag no longer matches"
+    );
+    let r = c
+        .get(format!("{url}&cursor={cursor}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "an old version's cursor is refused"
+    );
+    let v: Value = c
+        .get(format!("{}/api/issues", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"], 120);
+    // A file that does not open keeps the last good version served.
+    std::fs::write(&tmp, b"not a snapshot").unwrap();
+    std::fs::rename(&tmp, &s.file).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v: Value = c
+        .get(format!("{}/api/issues", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"], 120);
 }

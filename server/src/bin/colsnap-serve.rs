@@ -8,7 +8,11 @@ use std::time::Duration;
 
 /// Serve colsnap snapshots as a paged, searchable, streaming HTTP API.
 #[derive(Debug, Parser)]
-#[command(name = "colsnap-serve", version, after_help = "Each FILE is served under its file stem NAME: /api/NAME, /api/NAME/rows, /api/NAME/rows/KEY, /api/NAME/stream, /files/NAME.colsnap. See docs/http.md.")]
+#[command(
+    name = "colsnap-serve",
+    version,
+    after_help = "Each FILE is served under its file stem NAME: /api/NAME, /api/NAME/rows, /api/NAME/rows/KEY, /api/NAME/stream, /files/NAME.colsnap. See docs/http.md."
+)]
 struct Args {
     /// Snapshot files.
     #[arg(value_name = "FILE", required = true)]
@@ -31,6 +35,9 @@ struct Args {
     /// Seconds before a request without response headers gets a 503.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
+    /// Seconds between looks for replaced snapshot files (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    reload: u64,
 }
 
 #[tokio::main]
@@ -53,15 +60,34 @@ async fn main() -> anyhow::Result<()> {
     cfg.max_limit = a.max_limit;
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
+    cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
     let state = AppState::load(cfg)?;
     let listener = tokio::net::TcpListener::bind(&a.addr).await?;
-    let mut names: Vec<&String> = state.datasets.keys().collect();
-    names.sort();
+    let names = state.names();
     tracing::info!(addr = %listener.local_addr()?, snapshots = ?names, "listening");
-    serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    })
-    .await?;
+    serve(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
 }
