@@ -279,11 +279,14 @@ async fn rows(
                 let which = if offset.is_some() { "offset" } else { "page" };
                 return Err(ApiError::not_found(
                     Some(which),
-                    format!(
-                        "{which} is past the end: {} rows match, {} pages of {limit}",
-                        rows.len(),
-                        rows.len().div_ceil(limit)
-                    ),
+                    {
+                        let pages = rows.len().div_ceil(limit);
+                        format!(
+                            "{which} is past the end: {} rows match, {pages} page{} of {limit}",
+                            rows.len(),
+                            if pages == 1 { "" } else { "s" }
+                        )
+                    },
                 ));
             }
             p

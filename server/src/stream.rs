@@ -198,5 +198,8 @@ pub async fn stream(
         .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Reverse proxies (nginx) must pass events on as they come.
+    r.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(r)
 }
