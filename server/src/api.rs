@@ -7,7 +7,7 @@ use crate::{AppState, Dataset};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,6 @@ use colsnap::model::Kind;
 use colsnap::query::{Filter, Literal, Op, Paging};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 /// `Cache-Control` of answers computed from a snapshot: cacheable, but
 /// revalidated (by `ETag`) on every use, since a restart may serve a new build.
@@ -384,12 +383,95 @@ async fn row_by_key(
     Ok(json_response(body, &etag))
 }
 
-/// `GET /files/NAME.colsnap`: the file's bytes, with `Range`, `HEAD` and
-/// conditional requests.
+/// Parse a `Range` header against a file of `total` bytes: `None` to serve
+/// the whole file (no range, or several ranges), `Some(Err)` when
+/// unsatisfiable, else the inclusive byte range.
+fn byte_range(h: &str, total: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = h.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let r = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 || total == 0 {
+            Err(())
+        } else {
+            Ok((total - n.min(total), total - 1))
+        }
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end: u64 = if b.is_empty() {
+            u64::MAX
+        } else {
+            b.parse().ok()?
+        };
+        if end < start {
+            return None;
+        }
+        if start >= total {
+            Err(())
+        } else {
+            Ok((start, end.min(total - 1)))
+        }
+    };
+    Some(r)
+}
+
+fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(f, buf, at)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(f, buf, at)
+    }
+}
+
+/// The bytes `start..end` of `file`, read in pieces as the client takes them.
+fn file_body(file: Arc<std::fs::File>, start: u64, end: u64) -> Body {
+    const PIECE: u64 = 256 * 1024;
+    let s = futures_util::stream::unfold(start, move |at| {
+        let file = file.clone();
+        async move {
+            if at >= end {
+                return None;
+            }
+            let n = (end - at).min(PIECE) as usize;
+            let r = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0; n];
+                let mut got = 0;
+                while got < n {
+                    match read_at(&file, &mut buf[got..], at + got as u64)? {
+                        0 => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "snapshot file shorter than when opened",
+                            ));
+                        }
+                        k => got += k,
+                    }
+                }
+                Ok(axum::body::Bytes::from(buf))
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            // After an error the stream ends (the body is cut short).
+            let next = if r.is_ok() { at + n as u64 } else { end };
+            Some((r, next))
+        }
+    });
+    Body::from_stream(s)
+}
+
+/// `GET /files/NAME.colsnap`: the bytes of the snapshot version being
+/// served, with single `Range` requests, `If-Range` and `If-None-Match`.
 async fn file(
     State(st): State<Arc<AppState>>,
     p: Result<Path<String>, PathRejection>,
-    req: Request,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path(file) = p.map_err(path_err)?;
     let ds = file
@@ -402,32 +484,82 @@ async fn file(
             )
         })?;
     let etag = format!("\"{}\"", ds.identity);
-    if not_modified(req.headers(), &etag) {
+    if not_modified(&headers, &etag) {
         return Ok(not_modified_response(&etag));
     }
-    // `If-Range` with another validator: serve the whole file.
-    let (mut parts, body) = req.into_parts();
-    if let Some(ir) = parts.headers.get(header::IF_RANGE)
-        && ir.to_str().ok() != Some(etag.as_str())
-    {
-        parts.headers.remove(header::RANGE);
-        parts.headers.remove(header::IF_RANGE);
-    }
-    let req = Request::from_parts(parts, body);
-    let served = tower_http::services::ServeFile::new_with_mime(
-        &ds.path,
-        &"application/octet-stream"
-            .parse()
-            .expect("a valid mime type"),
-    )
-    .oneshot(req)
-    .await;
-    let mut r = match served {
-        Ok(r) => r.map(Body::new),
-        Err(e) => match e {},
+    let total = ds.file_len;
+    // `If-Range` with another validator: the whole file.
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.to_str().ok() == Some(etag.as_str()));
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(h) if if_range_ok => byte_range(h, total),
+        _ => None,
     };
-    if r.status().is_success() || r.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-        cache_headers(r.headers_mut(), &etag);
-    }
+    let mut r = match range {
+        Some(Err(())) => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+        Some(Ok((a, b))) => {
+            let mut r = Response::new(file_body(ds.file.clone(), a, b + 1));
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(b + 1 - a));
+            r
+        }
+        None => {
+            let mut r = Response::new(file_body(ds.file.clone(), 0, total));
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+            r
+        }
+    };
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    cache_headers(h, &etag);
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(byte_range("bytes=0-9", 100), Some(Ok((0, 9))));
+        assert_eq!(byte_range("bytes=90-", 100), Some(Ok((90, 99))));
+        assert_eq!(byte_range("bytes=90-500", 100), Some(Ok((90, 99))));
+        assert_eq!(byte_range("bytes=-10", 100), Some(Ok((90, 99))));
+        assert_eq!(byte_range("bytes=-1000", 100), Some(Ok((0, 99))));
+        assert_eq!(byte_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(byte_range("bytes=-0", 100), Some(Err(())));
+        assert_eq!(byte_range("bytes=0-0", 0), Some(Err(())));
+        assert_eq!(byte_range("bytes=5-1", 100), None);
+        assert_eq!(byte_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(byte_range("items=0-1", 100), None);
+        assert_eq!(byte_range("bytes=x-1", 100), None);
+        assert_eq!(
+            byte_range("bytes=18446744073709551615-", 100),
+            Some(Err(()))
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = encode_cursor(12345, 7, 0xdead_beef);
+        assert_eq!(decode_cursor(&c), Some((12345, 7, 0xdead_beef)));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor(&"é".repeat(16)), None);
+    }
 }

@@ -117,6 +117,9 @@ pub struct Dataset {
     pub identity: String,
     /// What the file looked like when opened (length, mtime, inode).
     signature: Option<FileSig>,
+    /// The file as opened: `/files/NAME.colsnap` reads this version even
+    /// after a new build was renamed over the path.
+    file: Arc<std::fs::File>,
     results: Mutex<ResultCache>,
 }
 
@@ -163,15 +166,26 @@ impl Dataset {
     /// Open `path` as the dataset `name`.
     pub fn open(name: String, path: PathBuf) -> anyhow::Result<Dataset> {
         use std::io::{Read, Seek, SeekFrom};
-        let snap = Snapshot::open(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut f = std::fs::File::open(&path)?;
-        let meta = f.metadata()?;
+        let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+        // The snapshot and the kept file handle must be one version: retry
+        // when a new build was renamed over the path between the two opens.
+        let mut tries = 0;
+        let (snap, mut f, meta) = loop {
+            let f = std::fs::File::open(&path).map_err(|e| at(&e))?;
+            let snap = Snapshot::open(&path).map_err(|e| at(&e))?;
+            let meta = f.metadata().map_err(|e| at(&e))?;
+            let now = std::fs::metadata(&path).map_err(|e| at(&e))?;
+            tries += 1;
+            if FileSig::of(&meta) == FileSig::of(&now) || tries == 3 {
+                break (snap, f, meta);
+            }
+        };
         let file_len = meta.len();
         let signature = Some(FileSig::of(&meta));
         let tail = file_len.min(colsnap::format::TRAILER_LEN as u64);
         let mut t = vec![0; tail as usize];
-        f.seek(SeekFrom::End(-(tail as i64)))?;
-        f.read_exact(&mut t)?;
+        f.seek(SeekFrom::End(-(tail as i64))).map_err(|e| at(&e))?;
+        f.read_exact(&mut t).map_err(|e| at(&e))?;
         let a = crc32c::crc32c(&t);
         let b = crc32c::crc32c_append(a, &file_len.to_le_bytes());
         let identity = format!("{a:08x}{b:08x}");
@@ -184,6 +198,7 @@ impl Dataset {
             file_len,
             identity,
             signature,
+            file: Arc::new(f),
             results: Mutex::new(ResultCache::default()),
         })
     }

@@ -981,3 +981,31 @@ async fn a_replaced_file_is_swapped_in_whole() {
         .unwrap();
     assert_eq!(v["rows"], 120);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_served_is_the_version_served() {
+    let s = start(|c| c.reload_interval = None).await;
+    let c = client();
+    let old = std::fs::read(&s.file).unwrap();
+    let url = format!("{}/files/issues.colsnap", s.base);
+    let etag = c.get(&url).send().await.unwrap().headers()["etag"].clone();
+    // A new build renamed over the path: until it is swapped in, the
+    // old version's bytes, under the old version's tag.
+    let tmp = s.file.with_extension("tmp");
+    std::fs::write(&tmp, build(&rows()[..10])).unwrap();
+    std::fs::rename(&tmp, &s.file).unwrap();
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["etag"], etag);
+    assert_eq!(r.bytes().await.unwrap(), old);
+    let r = c
+        .get(&url)
+        .header("range", "bytes=-32")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), old[old.len() - 32..]);
+    assert_eq!(s.state.reload_changed(), vec!["issues".to_string()]);
+    let r = c.get(&url).send().await.unwrap();
+    assert_ne!(r.headers()["etag"], etag);
+    assert_eq!(r.bytes().await.unwrap(), std::fs::read(&s.file).unwrap());
+}

@@ -12,14 +12,22 @@ fn serve_cmd() -> Command {
 fn snapshot(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     let rows = br#"[{"id": 1, "title": "one"}, {"id": 2, "title": "two"}]"#;
-    std::fs::write(&p, colsnap::build_to_vec(&rows[..], &Default::default()).unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        colsnap::build_to_vec(&rows[..], &Default::default()).unwrap(),
+    )
+    .unwrap();
     p
 }
 
 fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -33,12 +41,27 @@ fn bad_arguments_are_refused() {
     let a = snapshot(dir.path(), "issues.colsnap");
     std::fs::create_dir(dir.path().join("b")).unwrap();
     let b = snapshot(&dir.path().join("b"), "issues.colsnap");
-    let out = serve_cmd().arg(&a).arg(&b).arg("--addr=127.0.0.1:0").output().unwrap();
+    let out = serve_cmd()
+        .arg(&a)
+        .arg(&b)
+        .arg("--addr=127.0.0.1:0")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("two snapshots would be served as `issues`"));
-    let out = serve_cmd().arg(dir.path().join("missing.colsnap")).arg("--addr=127.0.0.1:0").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("two snapshots would be served as `issues`")
+    );
+    let out = serve_cmd()
+        .arg(dir.path().join("missing.colsnap"))
+        .arg("--addr=127.0.0.1:0")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    let out = serve_cmd().arg(&a).args(["--addr=127.0.0.1:0", "--rate-limit", "0"]).output().unwrap();
+    let out = serve_cmd()
+        .arg(&a)
+        .args(["--addr=127.0.0.1:0", "--rate-limit", "0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }
 
@@ -56,18 +79,29 @@ impl Drop for Reap {
 fn serves_then_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let a = snapshot(dir.path(), "tiny.colsnap");
-    let mut child = Reap(serve_cmd()
-        .arg(&a)
-        .args(["--addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap());
-    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
-    let t0 = Instant::now();
+    let mut child = Reap(
+        serve_cmd()
+            .arg(&a)
+            .args(["--addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Lines of stderr, read on a thread so a silent server fails the test.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
     let addr = loop {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no `listening` line");
-        let line = lines.next().expect("stderr open").unwrap();
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a `listening` line on stderr");
         if let Some(i) = line.find("addr=") {
             break line[i + 5..].split_whitespace().next().unwrap().to_string();
         }
@@ -77,7 +111,10 @@ fn serves_then_stops_on_sigterm() {
     assert!(r.contains("\"snapshots\":[\"tiny\"]"), "{r}");
     let r = get(&addr, "/api/tiny/rows/2");
     assert!(r.ends_with("{\"id\":2,\"title\":\"two\"}\n"), "{r}");
-    let st = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let t0 = Instant::now();
     loop {
@@ -85,7 +122,10 @@ fn serves_then_stops_on_sigterm() {
             assert!(s.success(), "{s:?}");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "still running after SIGTERM");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still running after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
