@@ -59,7 +59,7 @@ async fn index(State(st): State<Arc<AppState>>) -> Response {
         .iter()
         .map(|d| {
             let n = &d.name;
-            json!({"name": n, "rows": d.snap.rows(), "href": format!("/api/{n}"),
+            json!({"name": n, "rows": d.engine.rows(), "href": format!("/api/{n}"),
                    "file": format!("/files/{n}.colsnap")})
         })
         .collect();
@@ -155,7 +155,9 @@ async fn info(
     let key = &st.config.key;
     let body = json!({
         "name": ds.name,
-        "rows": snap.rows(),
+        "rows": ds.engine.rows(),
+        "snapshotRows": snap.rows(),
+        "eventsApplied": ds.events_applied,
         "fileBytes": ds.file_len,
         "identity": ds.identity,
         "key": if ds.engine.fields().iter().any(|f| &f.path == key) { Some(key) } else { None },
@@ -483,7 +485,7 @@ async fn file(
                 format!("no file `{file}` (files are NAME.colsnap of the served snapshots)"),
             )
         })?;
-    let etag = format!("\"{}\"", ds.identity);
+    let etag = format!("\"{}\"", ds.file_identity);
     if not_modified(&headers, &etag) {
         return Ok(not_modified_response(&etag));
     }

@@ -49,8 +49,12 @@ use tower_http::trace::TraceLayer;
 pub struct ServerConfig {
     /// Snapshot files, each served under its file stem.
     pub files: Vec<PathBuf>,
-    /// Key field for `/api/NAME/rows/KEY`.
+    /// Key field for `/api/NAME/rows/KEY` (and of the event logs).
     pub key: String,
+    /// Event logs (NDJSON) applied to snapshots, by snapshot name: their
+    /// queries answer from the snapshot with the events, as
+    /// `colsnap query --events` does.
+    pub events: Vec<(String, PathBuf)>,
     /// Rows per page when `limit` is not given.
     pub default_limit: usize,
     /// Largest `limit` (and SSE `chunkSize`).
@@ -85,6 +89,7 @@ impl ServerConfig {
         ServerConfig {
             files,
             key: colsnap::events::DEFAULT_KEY_FIELD.to_string(),
+            events: Vec::new(),
             default_limit: 50,
             max_limit: 1000,
             rate_limit: None,
@@ -112,9 +117,18 @@ pub struct Dataset {
     pub engine: Engine,
     /// File length in bytes.
     pub file_len: u64,
-    /// Content identity: CRC-32C of the file's trailer (which holds the
-    /// footer's checksum, itself over every section's checksum) and length.
+    /// Content identity of what the API answers from: the file's identity,
+    /// and with an event log, the CRC-32C of the log's bytes.
     pub identity: String,
+    /// The file's identity: CRC-32C of its trailer (which holds the
+    /// footer's checksum, itself over every section's checksum) and length.
+    pub file_identity: String,
+    /// The event log applied, if any.
+    pub events: Option<PathBuf>,
+    /// Events applied from the log.
+    pub events_applied: u64,
+    key: String,
+    events_sig: Option<FileSig>,
     /// What the file looked like when opened (length, mtime, inode).
     signature: Option<FileSig>,
     /// The file as opened: `/files/NAME.colsnap` reads this version even
@@ -163,8 +177,14 @@ struct ResultCache {
 }
 
 impl Dataset {
-    /// Open `path` as the dataset `name`.
-    pub fn open(name: String, path: PathBuf) -> anyhow::Result<Dataset> {
+    /// Open `path` as the dataset `name`, with the event log `events`
+    /// applied (rows identified by `key`).
+    pub fn open(
+        name: String,
+        path: PathBuf,
+        key: &str,
+        events: Option<PathBuf>,
+    ) -> anyhow::Result<Dataset> {
         use std::io::{Read, Seek, SeekFrom};
         let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
         // The snapshot and the kept file handle must be one version: retry
@@ -188,8 +208,24 @@ impl Dataset {
         f.read_exact(&mut t).map_err(|e| at(&e))?;
         let a = crc32c::crc32c(&t);
         let b = crc32c::crc32c_append(a, &file_len.to_le_bytes());
-        let identity = format!("{a:08x}{b:08x}");
-        let engine = Engine::new(SnapshotSource::new(snap.clone()));
+        let file_identity = format!("{a:08x}{b:08x}");
+        let mut identity = file_identity.clone();
+        let mut events_applied = 0;
+        let mut events_sig = None;
+        let engine = match &events {
+            Some(log) => {
+                let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", log.display());
+                let bytes = std::fs::read(log).map_err(|e| at(&e))?;
+                events_sig = Some(FileSig::of(&std::fs::metadata(log).map_err(|e| at(&e))?));
+                identity.push_str(&format!("{:08x}", crc32c::crc32c(&bytes)));
+                let mut ov =
+                    colsnap::events::Overlay::new(snap.clone(), key).map_err(|e| at(&e))?;
+                ov.apply_reader(&bytes[..]).map_err(|e| at(&e))?;
+                events_applied = ov.applied();
+                Engine::new(colsnap::events::OverlaySource::new(ov))
+            }
+            None => Engine::new(SnapshotSource::new(snap.clone())),
+        };
         Ok(Dataset {
             name,
             path,
@@ -197,6 +233,11 @@ impl Dataset {
             engine,
             file_len,
             identity,
+            file_identity,
+            events,
+            events_applied,
+            key: key.to_string(),
+            events_sig,
             signature,
             file: Arc::new(f),
             results: Mutex::new(ResultCache::default()),
@@ -292,7 +333,22 @@ impl AppState {
             if datasets.contains_key(&name) {
                 anyhow::bail!("two snapshots would be served as `{name}`: rename one file");
             }
-            datasets.insert(name.clone(), Arc::new(Dataset::open(name, p.clone())?));
+            let log = config
+                .events
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, l)| l.clone());
+            datasets.insert(
+                name.clone(),
+                Arc::new(Dataset::open(name, p.clone(), &config.key, log)?),
+            );
+        }
+        if let Some((n, _)) = config
+            .events
+            .iter()
+            .find(|(n, _)| !datasets.contains_key(n))
+        {
+            anyhow::bail!("--events {n}=...: no snapshot is served as `{n}`");
         }
         let limiter = match config.rate_limit {
             Some(n) => {
@@ -351,10 +407,15 @@ impl AppState {
             let Ok(meta) = std::fs::metadata(&ds.path) else {
                 continue;
             };
-            if ds.signature.as_ref() == Some(&FileSig::of(&meta)) {
+            let log_now = ds
+                .events
+                .as_ref()
+                .and_then(|l| std::fs::metadata(l).ok())
+                .map(|m| FileSig::of(&m));
+            if ds.signature.as_ref() == Some(&FileSig::of(&meta)) && ds.events_sig == log_now {
                 continue;
             }
-            match Dataset::open(ds.name.clone(), ds.path.clone()) {
+            match Dataset::open(ds.name.clone(), ds.path.clone(), &ds.key, ds.events.clone()) {
                 Ok(new) => {
                     tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");
                     if let Ok(mut d) = self.datasets.write() {

@@ -1009,3 +1009,124 @@ async fn the_file_served_is_the_version_served() {
     assert_ne!(r.headers()["etag"], etag);
     assert_eq!(r.bytes().await.unwrap(), std::fs::read(&s.file).unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_log_is_applied_like_colsnap_query_events() {
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("events.ndjson");
+    std::fs::write(
+        &log,
+        concat!(
+            r#"{"seq":1,"op":"update","key":1000000,"set":{"title":"zzz from an event"}}"#,
+            "\n",
+            r#"{"seq":2,"op":"delete","key":1000001}"#,
+            "\n",
+            r#"{"seq":3,"op":"create","key":5,"row":{"id":5,"title":"new","state":"open","comments":99}}"#,
+            "\n",
+            r#"{"seq":4,"op":"create","key":6,"at":0,"row":{"id":6,"title":"first","state":"closed"}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let l = log.clone();
+    let s = start(move |c| c.events = vec![("issues".into(), l)]).await;
+    let c = client();
+    let get = |p: String| {
+        let c = c.clone();
+        async move { c.get(p).send().await.unwrap() }
+    };
+    let v: Value = get(format!("{}/api/issues", s.base))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            v["rows"].as_u64(),
+            v["snapshotRows"].as_u64(),
+            v["eventsApplied"].as_u64()
+        ),
+        (Some(301), Some(300), Some(4))
+    );
+    let r = get(format!("{}/api/issues/rows/1000001", s.base)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let v: Value = get(format!(
+        "{}/api/issues/rows/5?fields=title,comments",
+        s.base
+    ))
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v, serde_json::json!({"title": "new", "comments": 99}));
+    // The same answers as the engine over the overlay (`colsnap query --events`).
+    let engine = Engine::new(colsnap::events::OverlaySource::new(
+        colsnap::events::load_overlay(Snapshot::open(&s.file).unwrap(), &log, "id").unwrap(),
+    ));
+    for (q, sort, wheres) in [
+        (
+            "sort=-comments,title&fields=id,title,comments&limit=20",
+            "-comments,title",
+            vec![],
+        ),
+        ("where=title%5E%3Dz&fields=id,title", "", vec!["title^=z"]),
+        (
+            "where=state%3Dclosed&sort=id&fields=id&limit=1000",
+            "id",
+            vec!["state=closed"],
+        ),
+    ] {
+        let mut query = Query::default();
+        for w in &wheres {
+            query.filters.push(parse::parse_where(w).unwrap());
+        }
+        if !sort.is_empty() {
+            query.sort = parse::parse_sort(sort).unwrap();
+        }
+        let fields = q
+            .split("fields=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        let fields = parse::parse_fields(fields).unwrap();
+        let limit = q.split("limit=").nth(1).map_or(50, |l| l.parse().unwrap());
+        let rows = engine.run(&query).unwrap();
+        let mut out = Vec::new();
+        engine
+            .page_json(
+                &rows,
+                Paging::page(1, limit).unwrap(),
+                Some(&fields),
+                false,
+                &mut out,
+            )
+            .unwrap();
+        let want: Value = serde_json::from_slice(&out).unwrap();
+        let got: Value = get(format!("{}/api/issues/rows?{q}", s.base))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["data"], want["data"], "{q}");
+        assert_eq!(got["pagination"], want["pagination"], "{q}");
+    }
+    // A longer log is picked up, with a new tag.
+    let url = format!(
+        "{}/api/issues/rows?where=title%5E%3Dz&fields=id,title",
+        s.base
+    );
+    let etag = get(url.clone()).await.headers()["etag"].clone();
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(r#"{"seq":5,"op":"update","key":1000002,"set":{"title":"zz again"}}"#);
+    text.push('\n');
+    let tmp = log.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &log).unwrap();
+    assert_eq!(s.state.reload_changed(), vec!["issues".to_string()]);
+    let r = get(url).await;
+    assert_ne!(r.headers()["etag"], etag);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["pagination"]["total"], 2);
+}

@@ -26,7 +26,10 @@ struct Args {
     /// Allowed CORS origin (`*` for any).
     #[arg(long, value_name = "ORIGIN")]
     cors: Option<String>,
-    /// Key field for /api/NAME/rows/KEY.
+    /// Apply the event log LOG (NDJSON) to the snapshot NAME (repeatable).
+    #[arg(long, value_name = "NAME=LOG")]
+    events: Vec<String>,
+    /// Key field for /api/NAME/rows/KEY and the event logs.
     #[arg(long, value_name = "FIELD", default_value = "id")]
     key: String,
     /// Largest `limit` and `chunkSize`.
@@ -59,6 +62,12 @@ async fn main() -> anyhow::Result<()> {
     cfg.rate_limit = a.rate_limit;
     cfg.cors = a.cors;
     cfg.key = a.key;
+    for e in &a.events {
+        let (n, l) = e
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--events takes NAME=LOG (got `{e}`)"))?;
+        cfg.events.push((n.to_string(), PathBuf::from(l)));
+    }
     cfg.max_limit = a.max_limit;
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
