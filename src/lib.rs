@@ -42,8 +42,8 @@
 //! assert_eq!(table.get(first)?, "Add dark mode");
 //!
 //! // The query engine: filter, search, sort and page, as JSON rows.
-//! let src = SnapshotSource::new(&snap);
-//! let engine = Engine::new(&src);
+//! let src = SnapshotSource::new(snap.clone());
+//! let engine = Engine::new(src);
 //! let rows = engine.run(&Query {
 //!     sort: vec![SortKey { path: "number".into(), desc: true }],
 //!     ..Query::default()
