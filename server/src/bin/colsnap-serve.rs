@@ -1,0 +1,104 @@
+//! `colsnap-serve FILE... [--addr 127.0.0.1:8080] [--rate-limit N] [--cors ORIGIN] [--key id]`:
+//! serve snapshots as an HTTP API (see docs/http.md).
+
+use clap::Parser;
+use colsnap_server::{AppState, ServerConfig, serve};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Serve colsnap snapshots as a paged, searchable, streaming HTTP API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "colsnap-serve",
+    version,
+    after_help = "Each FILE is served under its file stem NAME: /api/NAME, /api/NAME/rows, /api/NAME/rows/KEY, /api/NAME/stream, /files/NAME.colsnap. See docs/http.md."
+)]
+struct Args {
+    /// Snapshot files.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Requests per second per client address (token bucket); no limit when absent.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u32>,
+    /// Allowed CORS origin (`*` for any).
+    #[arg(long, value_name = "ORIGIN")]
+    cors: Option<String>,
+    /// Apply the event log LOG (NDJSON) to the snapshot NAME (repeatable).
+    #[arg(long, value_name = "NAME=LOG")]
+    events: Vec<String>,
+    /// Key field for /api/NAME/rows/KEY and the event logs.
+    #[arg(long, value_name = "FIELD", default_value = "id")]
+    key: String,
+    /// Largest `limit` and `chunkSize`.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_limit: usize,
+    /// Seconds before a request without response headers gets a 503.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+    /// Seconds between looks for replaced snapshot files (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    reload: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=info".into()),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let a = Args::parse();
+    if a.max_limit == 0 {
+        anyhow::bail!("--max-limit must be at least 1");
+    }
+    let mut cfg = ServerConfig::new(a.files);
+    cfg.rate_limit = a.rate_limit;
+    cfg.cors = a.cors;
+    cfg.key = a.key;
+    for e in &a.events {
+        let (n, l) = e
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--events takes NAME=LOG (got `{e}`)"))?;
+        cfg.events.push((n.to_string(), PathBuf::from(l)));
+    }
+    cfg.max_limit = a.max_limit;
+    cfg.default_limit = cfg.default_limit.min(a.max_limit);
+    cfg.timeout = Duration::from_secs(a.timeout);
+    cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
+    let state = AppState::load(cfg)?;
+    let listener = tokio::net::TcpListener::bind(&a.addr).await?;
+    let names = state.names();
+    tracing::info!(addr = %listener.local_addr()?, snapshots = ?names, "listening");
+    serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,555 @@
+//! `colsnap-serve`: an HTTP API over colsnap snapshots.
+//!
+//! Each snapshot is served under its file stem `NAME`: paged, filtered,
+//! searched and sorted rows (`/api/NAME/rows`, the same answers as
+//! `colsnap query`), one row by key, the schema, a Server-Sent-Events
+//! stream of every row, and the file itself with `Range` support. Every
+//! snapshot is opened once and shared behind an `Arc`; its query
+//! [`Engine`] loads each column once for all requests. See `docs/http.md`.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let cfg = colsnap_server::ServerConfig::new(vec!["issues.colsnap".into()]);
+//! let state = colsnap_server::AppState::load(cfg)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! colsnap_server::serve(listener, state, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+pub mod error;
+pub mod params;
+mod stream;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use colsnap::Snapshot;
+use colsnap::query::{Engine, SnapshotSource};
+use error::ApiError;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Everything the server is told at start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Snapshot files, each served under its file stem.
+    pub files: Vec<PathBuf>,
+    /// Key field for `/api/NAME/rows/KEY` (and of the event logs).
+    pub key: String,
+    /// Event logs (NDJSON) applied to snapshots, by snapshot name: their
+    /// queries answer from the snapshot with the events, as
+    /// `colsnap query --events` does.
+    pub events: Vec<(String, PathBuf)>,
+    /// Rows per page when `limit` is not given.
+    pub default_limit: usize,
+    /// Largest `limit` (and SSE `chunkSize`).
+    pub max_limit: usize,
+    /// Requests per second per client address (token bucket, burst of the
+    /// same size); `None` for no limit.
+    pub rate_limit: Option<u32>,
+    /// Allowed CORS origin (`*` for any); `None` sends no CORS headers.
+    pub cors: Option<String>,
+    /// Time to the response's headers before a 503.
+    pub timeout: Duration,
+    /// Longest query string, in bytes (longer: 414).
+    pub max_query_bytes: usize,
+    /// Interval of the SSE heartbeat comment.
+    pub heartbeat: Duration,
+    /// `retry:` sent to SSE clients, in milliseconds.
+    pub sse_retry_ms: u64,
+    /// Pause between two SSE `data` events (pacing; zero for none).
+    pub stream_pause: Duration,
+    /// Row numbers kept for recent query results, all queries together
+    /// (4 bytes each); repeated pages of one query then skip the sort.
+    pub result_cache_rows: usize,
+    /// How often to look for a replaced snapshot file (length, modification
+    /// time or inode changed) and swap it in; `None` never looks.
+    pub reload_interval: Option<Duration>,
+}
+
+impl ServerConfig {
+    /// Defaults for `files`: key `id`, 50 rows a page, at most 1,000, no
+    /// rate limit, no CORS, 30 s timeout, 8 KiB query strings.
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        ServerConfig {
+            files,
+            key: colsnap::events::DEFAULT_KEY_FIELD.to_string(),
+            events: Vec::new(),
+            default_limit: 50,
+            max_limit: 1000,
+            rate_limit: None,
+            cors: None,
+            timeout: Duration::from_secs(30),
+            max_query_bytes: 8 * 1024,
+            heartbeat: Duration::from_secs(15),
+            sse_retry_ms: 3000,
+            stream_pause: Duration::ZERO,
+            result_cache_rows: 16 << 20,
+            reload_interval: Some(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// One served snapshot.
+pub struct Dataset {
+    /// URL name (the file stem).
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The open snapshot.
+    pub snap: Snapshot,
+    /// Its query engine, shared by every request.
+    pub engine: Engine,
+    /// File length in bytes.
+    pub file_len: u64,
+    /// Content identity of what the API answers from: the file's identity,
+    /// and with an event log, the CRC-32C of the log's bytes.
+    pub identity: String,
+    /// The file's identity: CRC-32C of its trailer (which holds the
+    /// footer's checksum, itself over every section's checksum) and length.
+    pub file_identity: String,
+    /// The event log applied, if any.
+    pub events: Option<PathBuf>,
+    /// Events applied from the log.
+    pub events_applied: u64,
+    key: String,
+    events_sig: Option<FileSig>,
+    /// What the file looked like when opened (length, mtime, inode).
+    signature: Option<FileSig>,
+    /// The file as opened: `/files/NAME.colsnap` reads this version even
+    /// after a new build was renamed over the path.
+    file: Arc<std::fs::File>,
+    results: Mutex<ResultCache>,
+}
+
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("name", &self.name)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What identifies a file version on disk without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileSig {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileSig {
+    fn of(m: &std::fs::Metadata) -> FileSig {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        FileSig {
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode,
+        }
+    }
+}
+
+/// Recent query results (row numbers in result order), bounded by rows.
+#[derive(Default)]
+struct ResultCache {
+    map: HashMap<String, Arc<Vec<u32>>>,
+    order: VecDeque<String>,
+    rows: usize,
+}
+
+impl Dataset {
+    /// Open `path` as the dataset `name`, with the event log `events`
+    /// applied (rows identified by `key`).
+    pub fn open(
+        name: String,
+        path: PathBuf,
+        key: &str,
+        events: Option<PathBuf>,
+    ) -> anyhow::Result<Dataset> {
+        use std::io::{Read, Seek, SeekFrom};
+        let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+        // The snapshot and the kept file handle must be one version: retry
+        // when a new build was renamed over the path between the two opens.
+        let mut tries = 0;
+        let (snap, mut f, meta) = loop {
+            let f = std::fs::File::open(&path).map_err(|e| at(&e))?;
+            let snap = Snapshot::open(&path).map_err(|e| at(&e))?;
+            let meta = f.metadata().map_err(|e| at(&e))?;
+            let now = std::fs::metadata(&path).map_err(|e| at(&e))?;
+            tries += 1;
+            if FileSig::of(&meta) == FileSig::of(&now) || tries == 3 {
+                break (snap, f, meta);
+            }
+        };
+        let file_len = meta.len();
+        let signature = Some(FileSig::of(&meta));
+        let tail = file_len.min(colsnap::format::TRAILER_LEN as u64);
+        let mut t = vec![0; tail as usize];
+        f.seek(SeekFrom::End(-(tail as i64))).map_err(|e| at(&e))?;
+        f.read_exact(&mut t).map_err(|e| at(&e))?;
+        let a = crc32c::crc32c(&t);
+        let b = crc32c::crc32c_append(a, &file_len.to_le_bytes());
+        let file_identity = format!("{a:08x}{b:08x}");
+        let mut identity = file_identity.clone();
+        let mut events_applied = 0;
+        let mut events_sig = None;
+        let engine = match &events {
+            Some(log) => {
+                let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", log.display());
+                let bytes = std::fs::read(log).map_err(|e| at(&e))?;
+                events_sig = Some(FileSig::of(&std::fs::metadata(log).map_err(|e| at(&e))?));
+                identity.push_str(&format!("{:08x}", crc32c::crc32c(&bytes)));
+                let mut ov =
+                    colsnap::events::Overlay::new(snap.clone(), key).map_err(|e| at(&e))?;
+                ov.apply_reader(&bytes[..]).map_err(|e| at(&e))?;
+                events_applied = ov.applied();
+                Engine::new(colsnap::events::OverlaySource::new(ov))
+            }
+            None => Engine::new(SnapshotSource::new(snap.clone())),
+        };
+        Ok(Dataset {
+            name,
+            path,
+            snap,
+            engine,
+            file_len,
+            identity,
+            file_identity,
+            events,
+            events_applied,
+            key: key.to_string(),
+            events_sig,
+            signature,
+            file: Arc::new(f),
+            results: Mutex::new(ResultCache::default()),
+        })
+    }
+
+    /// A strong entity tag for the response to `path?query`.
+    pub fn etag(&self, path: &str, query: &str) -> String {
+        let a = crc32c::crc32c_append(crc32c::crc32c(path.as_bytes()), b"?");
+        let a = crc32c::crc32c_append(a, query.as_bytes());
+        format!("\"{}-{a:08x}{:04x}\"", self.identity, query.len() & 0xffff)
+    }
+
+    /// The rows matching `sel` in result order, from the cache or the engine.
+    pub(crate) fn result(
+        &self,
+        sel: &params::Selection,
+        cap: usize,
+    ) -> Result<Arc<Vec<u32>>, ApiError> {
+        if let Some(r) = self
+            .results
+            .lock()
+            .ok()
+            .and_then(|c| c.map.get(&sel.canonical).cloned())
+        {
+            return Ok(r);
+        }
+        let e = &self.engine;
+        let q = &sel.query;
+        let mut set = e
+            .filter(&q.filters)
+            .map_err(|x| ApiError::lib(Some("where"), x))?;
+        if let Some(s) = &q.search {
+            set.and_with(&e.search(s).map_err(|x| ApiError::lib(Some("search"), x))?);
+        }
+        let rows = Arc::new(
+            e.sort(set.to_vec(), &q.sort)
+                .map_err(|x| ApiError::lib(Some("sort"), x))?,
+        );
+        if rows.len() <= cap
+            && let Ok(mut c) = self.results.lock()
+            && !c.map.contains_key(&sel.canonical)
+        {
+            while c.rows + rows.len() > cap {
+                let Some(old) = c.order.pop_front() else {
+                    break;
+                };
+                if let Some(v) = c.map.remove(&old) {
+                    c.rows -= v.len();
+                }
+            }
+            c.rows += rows.len();
+            c.order.push_back(sel.canonical.clone());
+            c.map.insert(sel.canonical.clone(), rows.clone());
+        }
+        Ok(rows)
+    }
+}
+
+/// The server's shared state.
+pub struct AppState {
+    /// Configuration.
+    pub config: ServerConfig,
+    /// Snapshots by name; a replaced file swaps its entry whole, and every
+    /// request takes one `Arc` at its start, so it sees one version only.
+    datasets: RwLock<HashMap<String, Arc<Dataset>>>,
+    /// SSE streams now open (a stream decrements it when dropped, also
+    /// when its client goes away mid-stream).
+    pub active_streams: Arc<AtomicUsize>,
+    limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("datasets", &self.names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Open every file of `config`; names are file stems and must be unique.
+    pub fn load(config: ServerConfig) -> anyhow::Result<Arc<AppState>> {
+        let mut datasets = HashMap::new();
+        for p in &config.files {
+            let name = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{}: no UTF-8 file stem to serve it as", p.display())
+                })?
+                .to_string();
+            if datasets.contains_key(&name) {
+                anyhow::bail!("two snapshots would be served as `{name}`: rename one file");
+            }
+            let log = config
+                .events
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, l)| l.clone());
+            datasets.insert(
+                name.clone(),
+                Arc::new(Dataset::open(name, p.clone(), &config.key, log)?),
+            );
+        }
+        if let Some((n, _)) = config
+            .events
+            .iter()
+            .find(|(n, _)| !datasets.contains_key(n))
+        {
+            anyhow::bail!("--events {n}=...: no snapshot is served as `{n}`");
+        }
+        let limiter = match config.rate_limit {
+            Some(n) => {
+                let n = NonZeroU32::new(n)
+                    .ok_or_else(|| anyhow::anyhow!("--rate-limit must be at least 1"))?;
+                Some(Arc::new(RateLimiter::keyed(Quota::per_second(n))))
+            }
+            None => None,
+        };
+        Ok(Arc::new(AppState {
+            config,
+            datasets: RwLock::new(datasets),
+            active_streams: Arc::new(AtomicUsize::new(0)),
+            limiter,
+        }))
+    }
+
+    /// The dataset `name`, or a 404 naming it.
+    pub fn dataset(&self, name: &str) -> Result<Arc<Dataset>, ApiError> {
+        let found = self.datasets.read().ok().and_then(|d| d.get(name).cloned());
+        found.ok_or_else(|| {
+            let known = self.names();
+            ApiError::not_found(
+                Some("name"),
+                format!("no snapshot `{name}`; served: {}", known.join(", ")),
+            )
+        })
+    }
+
+    /// Names served, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = match self.datasets.read() {
+            Ok(d) => d.keys().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+
+    /// Every dataset, by name.
+    pub fn all(&self) -> Vec<Arc<Dataset>> {
+        let mut v: Vec<Arc<Dataset>> = match self.datasets.read() {
+            Ok(d) => d.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Reopen every snapshot whose file changed on disk since it was
+    /// opened, and swap it in. A file that does not open (yet) keeps the old
+    /// version served. Returns the names swapped.
+    pub fn reload_changed(&self) -> Vec<String> {
+        let mut swapped = Vec::new();
+        for ds in self.all() {
+            let Ok(meta) = std::fs::metadata(&ds.path) else {
+                continue;
+            };
+            let log_now = ds
+                .events
+                .as_ref()
+                .and_then(|l| std::fs::metadata(l).ok())
+                .map(|m| FileSig::of(&m));
+            if ds.signature.as_ref() == Some(&FileSig::of(&meta)) && ds.events_sig == log_now {
+                continue;
+            }
+            match Dataset::open(ds.name.clone(), ds.path.clone(), &ds.key, ds.events.clone()) {
+                Ok(new) => {
+                    tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");
+                    if let Ok(mut d) = self.datasets.write() {
+                        d.insert(ds.name.clone(), Arc::new(new));
+                        swapped.push(ds.name.clone());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(name = %ds.name, error = %e, "snapshot changed on disk but does not open: still serving the old version");
+                }
+            }
+        }
+        swapped
+    }
+
+    /// SSE streams open now.
+    pub fn streams(&self) -> usize {
+        self.active_streams.load(Ordering::SeqCst)
+    }
+}
+
+async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.len() > st.config.max_query_bytes)
+    {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            Some("query"),
+            format!(
+                "query string longer than {} bytes",
+                st.config.max_query_bytes
+            ),
+        )
+        .into_response();
+    }
+    if let Some(lim) = &st.limiter {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if let Err(nu) = lim.check_key(&ip) {
+            let wait = nu.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                format!(
+                    "rate limit of {} requests per second exceeded",
+                    st.config.rate_limit.unwrap_or(0)
+                ),
+            );
+            e.retry_after = Some(secs.max(1));
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The application: every route and layer (compression, CORS, timeout,
+/// rate limit, query-string limit, request logs).
+pub fn router(state: Arc<AppState>) -> Router {
+    let compress = CompressionLayer::new().compress_when(
+        tower_http::compression::DefaultPredicate::new()
+            .and(NotForContentType::const_new("application/octet-stream")),
+    );
+    let mut app = api::routes()
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(compress)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.config.timeout,
+        ));
+    if let Some(origin) = &state.config.cors {
+        let allow = if origin == "*" {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::exact(
+                HeaderValue::from_str(origin).unwrap_or(HeaderValue::from_static("null")),
+            )
+        };
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(allow)
+                .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+                .allow_headers([
+                    header::IF_NONE_MATCH,
+                    header::RANGE,
+                    "last-event-id".parse().unwrap_or(header::ACCEPT),
+                ])
+                .expose_headers([
+                    header::ETAG,
+                    header::LINK,
+                    header::CONTENT_RANGE,
+                    header::RETRY_AFTER,
+                ]),
+        );
+    }
+    app.layer(TraceLayer::new_for_http()).with_state(state)
+}
+
+/// Serve `state` on `listener` until `shutdown` completes (then finish the
+/// requests in flight).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Some(lim) = state.limiter.clone() {
+        // Forget idle clients now and then so the limiter's memory stays bounded.
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                lim.retain_recent();
+            }
+        });
+    }
+    if let Some(every) = state.config.reload_interval {
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let st = st.clone();
+                let _ = tokio::task::spawn_blocking(move || st.reload_changed()).await;
+            }
+        });
+    }
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

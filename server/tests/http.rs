@@ -1,0 +1,1132 @@
+//! The server over real loopback HTTP: answers equal the library's
+//! `colsnap query` output, caching, limits, errors, SSE, files.
+
+use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
+use colsnap::{BuildOptions, Snapshot};
+use colsnap_server::{AppState, ServerConfig};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Server {
+    base: String,
+    state: Arc<AppState>,
+    file: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// The 40 GitHub sample issues plus 260 generated ones.
+fn rows() -> Vec<Value> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/github-sample.ndjson"
+    ))
+    .unwrap();
+    let mut v: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let opts = colsnap_testdata::GenOptions {
+        count: 260,
+        ..Default::default()
+    };
+    v.extend(colsnap_testdata::issues(&opts));
+    // Unique ids: the generated issues' ids follow the sample's.
+    for (i, r) in v.iter_mut().enumerate() {
+        r["id"] = Value::from(1_000_000 + i as u64);
+    }
+    v
+}
+
+fn build(rows: &[Value]) -> Vec<u8> {
+    colsnap::build_to_vec(
+        &serde_json::to_vec(rows).unwrap()[..],
+        &BuildOptions::default(),
+    )
+    .unwrap()
+}
+
+async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issues.colsnap");
+    std::fs::write(&file, build(&rows())).unwrap();
+    let mut cfg = ServerConfig::new(vec![file.clone()]);
+    tweak(&mut cfg);
+    let state = AppState::load(cfg).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(colsnap_server::serve(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    Server {
+        base,
+        state,
+        file,
+        _dir: dir,
+        stop: Some(tx),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// What `colsnap query` prints for these options (the same library calls).
+fn expected(
+    file: &PathBuf,
+    wheres: &[&str],
+    sort: Option<&str>,
+    search: Option<(&str, Option<&str>)>,
+    fields: Option<&str>,
+    paging: Paging,
+) -> Value {
+    let engine = Engine::new(SnapshotSource::new(Snapshot::open(file).unwrap()));
+    let mut q = Query::default();
+    for w in wheres {
+        q.filters.push(parse::parse_where(w).unwrap());
+    }
+    if let Some(s) = sort {
+        q.sort = parse::parse_sort(s).unwrap();
+    }
+    if let Some((t, i)) = search {
+        q.search = Some(Search {
+            text: t.into(),
+            fields: i
+                .map(|f| parse::parse_fields(f).unwrap())
+                .unwrap_or_default(),
+        });
+    }
+    let fields = fields.map(|f| parse::parse_fields(f).unwrap());
+    let rows = engine.run(&q).unwrap();
+    let mut out = Vec::new();
+    engine
+        .page_json(&rows, paging, fields.as_deref(), false, &mut out)
+        .unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_equal_the_library_answers() {
+    let s = start(|_| {}).await;
+    let c = client();
+    type Case<'a> = (
+        &'a [&'a str],
+        Option<&'a str>,
+        Option<(&'a str, Option<&'a str>)>,
+        Option<&'a str>,
+        Option<usize>,
+        Option<usize>,
+        usize,
+    );
+    let cases: Vec<Case> = vec![
+        (&[], None, None, None, None, None, 50),
+        (
+            &[],
+            Some("title"),
+            None,
+            Some("id,title"),
+            Some(2),
+            None,
+            20,
+        ),
+        (
+            &["state=open"],
+            Some("-created_at,number"),
+            None,
+            None,
+            None,
+            None,
+            10,
+        ),
+        (
+            &["comments>=2", "state in open,closed"],
+            Some("-comments"),
+            None,
+            Some("number,comments,state"),
+            None,
+            Some(3),
+            7,
+        ),
+        (
+            &["labels[].name^=b"],
+            Some("number"),
+            None,
+            None,
+            None,
+            None,
+            1000,
+        ),
+        (
+            &["milestone=null"],
+            None,
+            Some(("the", Some("title"))),
+            Some("title"),
+            None,
+            None,
+            5,
+        ),
+        (
+            &[],
+            Some("-updated_at"),
+            Some(("fix", None)),
+            Some("number,title"),
+            Some(2),
+            None,
+            3,
+        ),
+        (
+            &["user.login!=nobody"],
+            Some("user.login,-number"),
+            None,
+            Some("user.login,number"),
+            None,
+            Some(0),
+            25,
+        ),
+    ];
+    for (wheres, sort, search, fields, page, offset, limit) in cases {
+        let mut url = format!("{}/api/issues/rows?limit={limit}", s.base);
+        for w in wheres {
+            url += &format!("&where={}", enc(w));
+        }
+        if let Some(x) = sort {
+            url += &format!("&sort={}", enc(x));
+        }
+        if let Some((t, i)) = search {
+            url += &format!("&search={}", enc(t));
+            if let Some(i) = i {
+                url += &format!("&in={}", enc(i));
+            }
+        }
+        if let Some(f) = fields {
+            url += &format!("&fields={}", enc(f));
+        }
+        if let Some(p) = page {
+            url += &format!("&page={p}");
+        }
+        if let Some(o) = offset {
+            url += &format!("&offset={o}");
+        }
+        let paging = match offset {
+            Some(o) => Paging::new(o, limit).unwrap(),
+            None => Paging::page(page.unwrap_or(1), limit).unwrap(),
+        };
+        let want = expected(&s.file, wheres, sort, search, fields, paging);
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert_eq!(r.headers()["cache-control"], "public, no-cache");
+        let has_link = r.headers().get("link").is_some();
+        let got: Value = r.json().await.unwrap();
+        assert_eq!(got["data"], want["data"], "{url}");
+        assert_eq!(got["pagination"], want["pagination"], "{url}");
+        let more = want["pagination"]["hasMore"].as_bool().unwrap();
+        assert_eq!(got["next"].is_string(), more, "{url}");
+        assert_eq!(has_link, more, "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
+    let s = start(|_| {}).await;
+    let c = client();
+    let all: Value = c
+        .get(format!(
+            "{}/api/issues/rows?sort=-comments,title&where=state%3Dopen&limit=1000&fields=id",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let all = all["data"].as_array().unwrap().clone();
+    assert!(all.len() > 40);
+    let mut url = format!(
+        "{}/api/issues/rows?sort=-comments,title&where=state%3Dopen&limit=13&fields=id",
+        s.base
+    );
+    let mut got = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let link = r
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_string());
+        let v: Value = r.json().await.unwrap();
+        got.extend(v["data"].as_array().unwrap().iter().cloned());
+        pages += 1;
+        match link {
+            Some(l) => {
+                assert!(l.ends_with(">; rel=\"next\""), "{l}");
+                let path = &l[1..l.find('>').unwrap()];
+                assert!(path.contains(v["next"].as_str().unwrap()));
+                url = format!("{}{path}", s.base);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(got, all);
+    assert_eq!(pages, all.len().div_ceil(13));
+    // A cursor of this query used with another query, and garbage.
+    let first: Value = c
+        .get(format!("{}/api/issues/rows?sort=title&limit=5", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cur = first["next"].as_str().unwrap();
+    for bad in [
+        format!(
+            "{}/api/issues/rows?sort=-title&limit=5&cursor={cur}",
+            s.base
+        ),
+        format!("{}/api/issues/rows?cursor=zz", s.base),
+        format!(
+            "{}/api/issues/rows?cursor=00000000000000000000000000000000",
+            s.base
+        ),
+        format!("{}/api/issues/rows?sort=title&cursor={cur}&page=2", s.base),
+    ] {
+        let r = c.get(&bad).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["parameter"], "cursor", "{bad}");
+    }
+    // The same cursor with another limit is fine (it is a position).
+    let r = c
+        .get(format!(
+            "{}/api/issues/rows?sort=title&limit=2&cursor={cur}",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["pagination"]["page"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_row_by_key_schema_and_health() {
+    let s = start(|_| {}).await;
+    let c = client();
+    let rows = rows();
+    let r = c
+        .get(format!("{}/api/issues/rows/1000007", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("etag").is_some());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v, rows[7]);
+    let v: Value = c
+        .get(format!(
+            "{}/api/issues/rows/1000299?fields=id,title",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"id": 1000299, "title": rows[299]["title"]})
+    );
+    let r = c
+        .get(format!("{}/api/issues/rows/42", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["parameter"], "key");
+
+    let v: Value = c
+        .get(format!("{}/api/issues", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"], 300);
+    assert_eq!(v["key"], "id");
+    let cols = v["columns"].as_array().unwrap();
+    let comments = cols.iter().find(|c| c["path"] == "comments").unwrap();
+    let max = rows
+        .iter()
+        .filter_map(|r| r["comments"].as_i64())
+        .max()
+        .unwrap();
+    assert_eq!(comments["max"], max);
+    assert!(
+        cols.iter()
+            .any(|c| c["path"] == "labels[].name" && c["list"] == true)
+    );
+
+    let r = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["snapshots"], serde_json::json!(["issues"]));
+    let v: Value = c
+        .get(format!("{}/api", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["snapshots"][0]["rows"], 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etags_give_304_and_compression_and_cors_apply() {
+    let s = start(|c| c.cors = Some("https://app.example".into())).await;
+    let c = client();
+    for path in [
+        "/api/issues/rows?sort=title&limit=3",
+        "/api/issues",
+        "/api/issues/rows/1000001",
+    ] {
+        let url = format!("{}{path}", s.base);
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"'),
+            "strong: {etag}"
+        );
+        let r = c
+            .get(&url)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(r.headers()["etag"], etag.as_str());
+        assert_eq!(r.headers()["cache-control"], "public, no-cache");
+        assert!(r.bytes().await.unwrap().is_empty());
+        let r = c
+            .get(&url)
+            .header("if-none-match", "\"other\", W/".to_string() + &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let r = c
+            .get(&url)
+            .header("if-none-match", "\"other\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let a = c
+        .get(format!("{}/api/issues/rows?sort=title", s.base))
+        .send()
+        .await
+        .unwrap();
+    let b = c
+        .get(format!("{}/api/issues/rows?sort=-title", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(a.headers()["etag"], b.headers()["etag"]);
+
+    let r = c
+        .get(format!("{}/api/issues/rows?limit=100", s.base))
+        .header("accept-encoding", "gzip")
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let vary: Vec<String> = r
+        .headers()
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .collect();
+    assert!(
+        vary.iter().any(|v| v.contains("accept-encoding")),
+        "{vary:?}"
+    );
+    assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let r = c
+        .get(format!("{}/api/issues", s.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    // A fixed origin is always the one named (the browser refuses the others).
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after() {
+    let s = start(|c| c.rate_limit = Some(3)).await;
+    let c = client();
+    let mut statuses = Vec::new();
+    let mut retry = None;
+    for _ in 0..12 {
+        let r = c
+            .get(format!("{}/api/issues", s.base))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry = Some(
+                r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+            );
+            let v: Value = r.json().await.unwrap();
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rate limit")
+            );
+        }
+    }
+    assert!(statuses[0].is_success());
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(retry.unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_parameter_class_is_a_4xx_naming_it() {
+    let s = start(|c| c.max_query_bytes = 2048).await;
+    let c = client();
+    let long = "a".repeat(3000);
+    let cases: Vec<(String, u16, Value)> = vec![
+        (
+            "/api/issues/rows?where=nosuch%3D1".into(),
+            400,
+            "where".into(),
+        ),
+        ("/api/issues/rows?sort=-nosuch".into(), 400, "sort".into()),
+        (
+            "/api/issues/rows?fields=id,nosuch".into(),
+            400,
+            "fields".into(),
+        ),
+        (
+            "/api/issues/rows?search=x&in=nosuch".into(),
+            400,
+            "in".into(),
+        ),
+        (
+            "/api/issues/rows?search=x&in=comments".into(),
+            400,
+            "search".into(),
+        ),
+        ("/api/issues/rows?in=title".into(), 400, "in".into()),
+        (
+            "/api/issues/rows?where=state~open".into(),
+            400,
+            "where".into(),
+        ),
+        (
+            "/api/issues/rows?where=comments%3E%3Dlots".into(),
+            400,
+            "where".into(),
+        ),
+        ("/api/issues/rows?where=%FF%3D1".into(), 400, "where".into()),
+        ("/api/issues/rows?sort=%C3%28".into(), 400, "sort".into()),
+        ("/api/issues/rows?page=999".into(), 404, "page".into()),
+        ("/api/issues/rows?offset=300".into(), 404, "offset".into()),
+        ("/api/issues/rows?page=0".into(), 400, "page".into()),
+        ("/api/issues/rows?page=1e99".into(), 400, "page".into()),
+        (
+            "/api/issues/rows?page=99999999999999999999999999".into(),
+            400,
+            "page".into(),
+        ),
+        (
+            "/api/issues/rows?page=18446744073709551615&limit=1000".into(),
+            400,
+            "page".into(),
+        ),
+        ("/api/issues/rows?offset=-1".into(), 400, "offset".into()),
+        ("/api/issues/rows?limit=0".into(), 400, "limit".into()),
+        ("/api/issues/rows?limit=1001".into(), 400, "limit".into()),
+        ("/api/issues/rows?limit=".into(), 400, "limit".into()),
+        (
+            "/api/issues/rows?page=1&offset=2".into(),
+            400,
+            "offset".into(),
+        ),
+        ("/api/issues/rows?page=1&page=2".into(), 400, "page".into()),
+        ("/api/issues/rows?bogus=1".into(), 400, "bogus".into()),
+        (
+            format!("/api/issues/rows?search={long}"),
+            414,
+            "query".into(),
+        ),
+        ("/api/nosuch/rows".into(), 404, "name".into()),
+        ("/api/nosuch".into(), 404, "name".into()),
+        ("/api/%FF/rows".into(), 400, "path".into()),
+        ("/files/..%2F..%2Fetc%2Fpasswd".into(), 404, "file".into()),
+        ("/files/issues.colsnap%00.txt".into(), 404, "file".into()),
+        ("/files/issues".into(), 404, "file".into()),
+        ("/nowhere".into(), 404, Value::Null),
+        (
+            "/api/issues/stream?chunkSize=0".into(),
+            400,
+            "chunkSize".into(),
+        ),
+        (
+            "/api/issues/stream?where=nosuch%3D1".into(),
+            400,
+            "where".into(),
+        ),
+        ("/api/issues/stream?page=2".into(), 400, "page".into()),
+    ];
+    for (path, status, param) in cases {
+        let r = c.get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["parameter"], param, "{path}: {v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let r = c
+        .get(format!("{}/api/issues/stream", s.base))
+        .header("last-event-id", "garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["parameter"], "Last-Event-ID");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_is_served_with_ranges_and_validators() {
+    let s = start(|_| {}).await;
+    let c = client();
+    let bytes = std::fs::read(&s.file).unwrap();
+    let url = format!("{}/files/issues.colsnap", s.base);
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.bytes().await.unwrap(), bytes);
+    let r = c
+        .get(&url)
+        .header("range", "bytes=4-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 4-19/{}", bytes.len()).as_str()
+    );
+    assert_eq!(r.bytes().await.unwrap(), bytes[4..20]);
+    let r = c
+        .get(&url)
+        .header("range", "bytes=-32")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.unwrap(), bytes[bytes.len() - 32..]);
+    let r = c
+        .get(&url)
+        .header("range", format!("bytes={}-", bytes.len() + 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let r = c
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    // If-Range with a stale tag: the whole (new) file.
+    let r = c
+        .get(&url)
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap().len(), bytes.len());
+    let r = c
+        .get(&url)
+        .header("range", "bytes=0-9")
+        .header("if-range", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Ev {
+    event: String,
+    id: Option<String>,
+    data: String,
+}
+
+/// Read SSE events from `r` until `stop` says so (or the stream ends).
+async fn read_events(r: reqwest::Response, mut stop: impl FnMut(&Ev) -> bool) -> (Vec<Ev>, String) {
+    let mut body = r.bytes_stream();
+    let mut buf = String::new();
+    let mut raw = String::new();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = String::from_utf8(chunk.unwrap().to_vec()).unwrap();
+        raw.push_str(&chunk);
+        buf.push_str(&chunk);
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut ev = Ev {
+                event: "message".into(),
+                id: None,
+                data: String::new(),
+            };
+            let mut any = false;
+            for line in block.lines() {
+                let (k, v) = line.split_once(':').unwrap_or((line, ""));
+                let v = v.strip_prefix(' ').unwrap_or(v);
+                match k {
+                    "event" => ev.event = v.into(),
+                    "id" => ev.id = Some(v.into()),
+                    "data" => {
+                        ev.data.push_str(v);
+                        any = true;
+                    }
+                    _ => {}
+                }
+            }
+            if any {
+                let done = stop(&ev);
+                out.push(ev);
+                if done {
+                    return (out, raw);
+                }
+            }
+        }
+    }
+    (out, raw)
+}
+
+fn data_rows(evs: &[Ev]) -> Vec<Value> {
+    evs.iter()
+        .filter(|e| e.event == "data")
+        .flat_map(|e| serde_json::from_str::<Vec<Value>>(&e.data).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
+    let s = start(|_| {}).await;
+    let c = client();
+    let q = "chunkSize=7&sort=-number&where=state%3Dopen&fields=id,number";
+    let url = format!("{}/api/issues/stream?{q}", s.base);
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let (all, raw) = read_events(r, |_| false).await;
+    assert!(
+        raw.starts_with("event: metadata") || raw.contains("retry:"),
+        "{raw:.200}"
+    );
+    assert!(raw.contains("retry: 3000") || raw.contains("retry:3000"));
+    assert_eq!(all[0].event, "metadata");
+    assert_eq!(all.last().unwrap().event, "complete");
+    assert!(all.iter().all(|e| e.id.is_some()));
+    let want: Value = c
+        .get(format!(
+            "{}/api/issues/rows?limit=1000&sort=-number&where=state%3Dopen&fields=id,number",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = data_rows(&all);
+    assert_eq!(Value::from(rows.clone()), want["data"]);
+    let total = rows.len();
+    let meta: Value = serde_json::from_str(&all[0].data).unwrap();
+    assert_eq!(meta["total"], total);
+    assert!(
+        all.iter()
+            .filter(|e| e.event == "data")
+            .all(|e| { serde_json::from_str::<Vec<Value>>(&e.data).unwrap().len() <= 7 })
+    );
+
+    // Stop after the third data event, resume from its id.
+    let mut n = 0;
+    let r = c.get(&url).send().await.unwrap();
+    let (first, _) = read_events(r, |e| {
+        n += usize::from(e.event == "data");
+        n == 3
+    })
+    .await;
+    let last = first.last().unwrap().id.clone().unwrap();
+    let r = c
+        .get(&url)
+        .header("last-event-id", &last)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (rest, _) = read_events(r, |_| false).await;
+    let meta: Value = serde_json::from_str(&rest[0].data).unwrap();
+    assert_eq!(meta["from"], 21);
+    let mut joined = data_rows(&first);
+    joined.extend(data_rows(&rest));
+    assert_eq!(joined, rows, "resume lost or repeated rows");
+    // Resuming after `complete` ends the stream; another query's id is refused.
+    let done = rest.last().unwrap().id.clone().unwrap();
+    let r = c
+        .get(&url)
+        .header("last-event-id", &done)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = c
+        .get(format!("{}/api/issues/stream?chunkSize=8", s.base))
+        .header("last-event-id", &last)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_stream_leaks_nothing() {
+    let s = start(|c| c.stream_pause = Duration::from_millis(20)).await;
+    let c = client();
+    assert_eq!(s.state.streams(), 0);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let r = c
+            .get(format!("{}/api/issues/stream?chunkSize=1", s.base))
+            .send()
+            .await
+            .unwrap();
+        let mut n = 0;
+        let (evs, _) = read_events(r, |e| {
+            n += usize::from(e.event == "data");
+            n == 2
+        })
+        .await;
+        assert_eq!(evs.len(), 3);
+        clients.push(evs);
+    }
+    // read_events dropped each response: the server must notice.
+    let t0 = Instant::now();
+    while s.state.streams() != 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "streams still open: {}",
+            s.state.streams()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While one is open the counter shows it.
+    let r = c
+        .get(format!("{}/api/issues/stream?chunkSize=1", s.base))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    let h: Value = c
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["activeStreams"], 1);
+    drop(body);
+    let t0 = Instant::now();
+    while s.state.streams() != 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_file_is_swapped_in_whole() {
+    let s = start(|c| c.reload_interval = Some(Duration::from_millis(50))).await;
+    let c = client();
+    let url = format!("{}/api/issues/rows?sort=number&limit=5", s.base);
+    let r = c.get(&url).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["pagination"]["total"], 300);
+    let cursor = v["next"].as_str().unwrap().to_string();
+    // A new build, renamed over the served file (as `colsnap build` writes).
+    let tmp = s.file.with_extension("tmp");
+    std::fs::write(&tmp, build(&rows()[..120])).unwrap();
+    std::fs::rename(&tmp, &s.file).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let v: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+        if v["pagination"]["total"] == 120 {
+            break;
+        }
+        // Never a mix: the old total or the new one.
+        assert_eq!(v["pagination"]["total"], 300);
+        assert!(t0.elapsed() < Duration::from_secs(10), "not reloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = c
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the old version's tag no longer matches"
+    );
+    let r = c
+        .get(format!("{url}&cursor={cursor}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "an old version's cursor is refused"
+    );
+    let v: Value = c
+        .get(format!("{}/api/issues", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"], 120);
+    // A file that does not open keeps the last good version served.
+    std::fs::write(&tmp, b"not a snapshot").unwrap();
+    std::fs::rename(&tmp, &s.file).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v: Value = c
+        .get(format!("{}/api/issues", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"], 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_served_is_the_version_served() {
+    let s = start(|c| c.reload_interval = None).await;
+    let c = client();
+    let old = std::fs::read(&s.file).unwrap();
+    let url = format!("{}/files/issues.colsnap", s.base);
+    let etag = c.get(&url).send().await.unwrap().headers()["etag"].clone();
+    // A new build renamed over the path: until it is swapped in, the
+    // old version's bytes, under the old version's tag.
+    let tmp = s.file.with_extension("tmp");
+    std::fs::write(&tmp, build(&rows()[..10])).unwrap();
+    std::fs::rename(&tmp, &s.file).unwrap();
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["etag"], etag);
+    assert_eq!(r.bytes().await.unwrap(), old);
+    let r = c
+        .get(&url)
+        .header("range", "bytes=-32")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap(), old[old.len() - 32..]);
+    assert_eq!(s.state.reload_changed(), vec!["issues".to_string()]);
+    let r = c.get(&url).send().await.unwrap();
+    assert_ne!(r.headers()["etag"], etag);
+    assert_eq!(r.bytes().await.unwrap(), std::fs::read(&s.file).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_log_is_applied_like_colsnap_query_events() {
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("events.ndjson");
+    std::fs::write(
+        &log,
+        concat!(
+            r#"{"seq":1,"op":"update","key":1000000,"set":{"title":"zzz from an event"}}"#,
+            "\n",
+            r#"{"seq":2,"op":"delete","key":1000001}"#,
+            "\n",
+            r#"{"seq":3,"op":"create","key":5,"row":{"id":5,"title":"new","state":"open","comments":99}}"#,
+            "\n",
+            r#"{"seq":4,"op":"create","key":6,"at":0,"row":{"id":6,"title":"first","state":"closed"}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let l = log.clone();
+    let s = start(move |c| c.events = vec![("issues".into(), l)]).await;
+    let c = client();
+    let get = |p: String| {
+        let c = c.clone();
+        async move { c.get(p).send().await.unwrap() }
+    };
+    let v: Value = get(format!("{}/api/issues", s.base))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            v["rows"].as_u64(),
+            v["snapshotRows"].as_u64(),
+            v["eventsApplied"].as_u64()
+        ),
+        (Some(301), Some(300), Some(4))
+    );
+    let r = get(format!("{}/api/issues/rows/1000001", s.base)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let v: Value = get(format!(
+        "{}/api/issues/rows/5?fields=title,comments",
+        s.base
+    ))
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v, serde_json::json!({"title": "new", "comments": 99}));
+    // The same answers as the engine over the overlay (`colsnap query --events`).
+    let engine = Engine::new(colsnap::events::OverlaySource::new(
+        colsnap::events::load_overlay(Snapshot::open(&s.file).unwrap(), &log, "id").unwrap(),
+    ));
+    for (q, sort, wheres) in [
+        (
+            "sort=-comments,title&fields=id,title,comments&limit=20",
+            "-comments,title",
+            vec![],
+        ),
+        ("where=title%5E%3Dz&fields=id,title", "", vec!["title^=z"]),
+        (
+            "where=state%3Dclosed&sort=id&fields=id&limit=1000",
+            "id",
+            vec!["state=closed"],
+        ),
+    ] {
+        let mut query = Query::default();
+        for w in &wheres {
+            query.filters.push(parse::parse_where(w).unwrap());
+        }
+        if !sort.is_empty() {
+            query.sort = parse::parse_sort(sort).unwrap();
+        }
+        let fields = q
+            .split("fields=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        let fields = parse::parse_fields(fields).unwrap();
+        let limit = q.split("limit=").nth(1).map_or(50, |l| l.parse().unwrap());
+        let rows = engine.run(&query).unwrap();
+        let mut out = Vec::new();
+        engine
+            .page_json(
+                &rows,
+                Paging::page(1, limit).unwrap(),
+                Some(&fields),
+                false,
+                &mut out,
+            )
+            .unwrap();
+        let want: Value = serde_json::from_slice(&out).unwrap();
+        let got: Value = get(format!("{}/api/issues/rows?{q}", s.base))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["data"], want["data"], "{q}");
+        assert_eq!(got["pagination"], want["pagination"], "{q}");
+    }
+    // A longer log is picked up, with a new tag.
+    let url = format!(
+        "{}/api/issues/rows?where=title%5E%3Dz&fields=id,title",
+        s.base
+    );
+    let etag = get(url.clone()).await.headers()["etag"].clone();
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(r#"{"seq":5,"op":"update","key":1000002,"set":{"title":"zz again"}}"#);
+    text.push('\n');
+    let tmp = log.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &log).unwrap();
+    assert_eq!(s.state.reload_changed(), vec!["issues".to_string()]);
+    let r = get(url).await;
+    assert_ne!(r.headers()["etag"], etag);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["pagination"]["total"], 2);
+}
