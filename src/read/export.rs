@@ -210,13 +210,29 @@ impl Emitter {
     }
 
     fn string(&mut self, node: u32, id: u32, out: &mut Vec<u8>) -> Result<()> {
+        // Located here rather than through a `StringTable` handle: a handle
+        // holds a snapshot clone, and a page writes thousands of strings.
         let t = self.snap.footer().nodes[node as usize].table;
-        let table = self.snap.table(t)?;
-        let (k, i) = table.locate(id)?;
+        let starts = self
+            .snap
+            .inner_chunk_starts(t)
+            .ok_or_else(|| Error::NotFound {
+                what: "string table",
+                name: t.to_string(),
+            })?;
+        let total = starts.last().copied().unwrap_or(0);
+        if id as u64 >= total {
+            return Err(Error::NotFound {
+                what: "string id",
+                name: format!("{id} (table {t} has {total} strings)"),
+            });
+        }
+        let k = starts.partition_point(|&s| s <= id as u64) - 1;
+        let i = (id as u64 - starts[k]) as usize;
         let chunk = match self.chunks.get(&(t, k)) {
             Some(c) => c.clone(),
             None => {
-                let c = table.chunk(k)?;
+                let c = self.snap.string_chunk(t, k)?;
                 self.chunks.insert((t, k), c.clone());
                 c
             }
@@ -259,11 +275,9 @@ impl Emitter {
                 data.len()
             )));
         }
-        let kind = data.kinds.get_hinted(item, &mut self.hints[node as usize]);
-        let p = match kind {
-            Kind::Absent | Kind::Null | Kind::False | Kind::True | Kind::Object => 0,
-            _ => data.pos(item),
-        };
+        let (kind, p) = data
+            .kinds
+            .get_and_rank(item, &mut self.hints[node as usize]);
         match kind {
             Kind::Absent => out.extend_from_slice(b"null"),
             Kind::Null => out.extend_from_slice(b"null"),
@@ -336,8 +350,12 @@ impl Emitter {
 }
 
 /// Objects with at least this many fields find their present fields
-/// through [`Fields`] rather than by asking every field.
-const MANY_FIELDS: usize = 32;
+/// through [`Fields`] rather than by asking every field. Asking costs one
+/// lookup a field (an index for dense kinds), cheaper than the heap for the
+/// few dozen fields of a typical issue, whose rows a sorted page visits in
+/// any order; the heap pays off on wide, sparse objects (thousands of keys
+/// each present in few rows).
+const MANY_FIELDS: usize = 128;
 
 /// The fields of one object node, for finding those present at an item:
 /// sparse fields (absent in most items) by a heap of their next present

@@ -981,6 +981,14 @@ impl Snapshot {
         self.table(self.footer.nodes[node as usize].table)
     }
 
+    /// Chunk start ids of table `t` (`None` past the tables).
+    pub(crate) fn inner_chunk_starts(&self, t: u32) -> Option<&[u64]> {
+        self.inner
+            .chunk_starts
+            .get(t as usize)
+            .map(|v| v.as_slice())
+    }
+
     pub(crate) fn chunk_starts(&self, t: u32) -> &[u64] {
         &self.inner.chunk_starts[t as usize]
     }

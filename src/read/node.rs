@@ -33,8 +33,14 @@ pub fn default_budget(snap: &Snapshot) -> u64 {
 }
 
 /// A node with at least this many items keeps its kinds sparse when at most
-/// a quarter of them differ from the most common kind.
+/// one in [`SPARSE_SHARE`] of them differs from the most common kind.
 const SPARSE_MIN_ITEMS: usize = 64;
+
+/// Sparse kinds answer a lookup by binary search over the exceptions, dense
+/// kinds by indexing: sparse pays only where it saves most of the memory
+/// (9 bytes an exception against 5 bytes an item), so a column whose
+/// exceptions are more than 1/16 of its items stays dense.
+const SPARSE_SHARE: usize = 16;
 
 /// Per-item kinds: one kind for all items, one byte per item, or the
 /// exceptions to one dominant kind.
@@ -122,7 +128,7 @@ impl Kinds {
             .unwrap_or((0, 0));
         let n = v.len();
         let mut next = [0u32; KIND_COUNT];
-        if n >= SPARSE_MIN_ITEMS && (n - nbase) * 4 <= n {
+        if n >= SPARSE_MIN_ITEMS && (n - nbase) * SPARSE_SHARE <= n {
             // (The same rule as `sparse_base`, on the decoded counts.)
             let m = n - nbase;
             let mut at = Vec::with_capacity(m);
@@ -184,6 +190,34 @@ impl Kinds {
                 match s.find(i, hint) {
                     Ok(j) => Kind::from_u8(s.kinds[j]).unwrap_or(Kind::Absent),
                     Err(_) => s.base,
+                }
+            }
+        }
+    }
+
+    /// Kind of item `i` and its rank among the items of its kind, with one
+    /// lookup (`hint` as for [`Kinds::get_hinted`]; `Absent` past the end).
+    #[inline]
+    pub fn get_and_rank(&self, i: usize, hint: &mut usize) -> (Kind, usize) {
+        match self {
+            Kinds::Const(k, n) => (if i < *n { *k } else { Kind::Absent }, i),
+            Kinds::Dense { kinds, ranks } => (
+                kinds
+                    .get(i)
+                    .and_then(|&b| Kind::from_u8(b))
+                    .unwrap_or(Kind::Absent),
+                ranks.get(i).map_or(0, |&r| r as usize),
+            ),
+            Kinds::Sparse(s) => {
+                if i >= s.len {
+                    return (Kind::Absent, 0);
+                }
+                match s.find(i, hint) {
+                    Ok(j) => (
+                        Kind::from_u8(s.kinds[j]).unwrap_or(Kind::Absent),
+                        s.ranks[j] as usize,
+                    ),
+                    Err(j) => (s.base, i - j),
                 }
             }
         }
@@ -788,7 +822,7 @@ fn sparse_base(counts: &[u64; KIND_COUNT], items: usize) -> Option<Kind> {
         .enumerate()
         .max_by_key(|&(k, &c)| (c, std::cmp::Reverse(k)))?;
     let rest = (items as u64).checked_sub(c)?;
-    (items >= SPARSE_MIN_ITEMS && rest * 4 <= items as u64)
+    (items >= SPARSE_MIN_ITEMS && rest * SPARSE_SHARE as u64 <= items as u64)
         .then(|| Kind::from_u8(k as u8))
         .flatten()
 }
