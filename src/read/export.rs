@@ -261,14 +261,29 @@ impl Emitter {
                 ),
             ));
         }
+        // The node's data is moved out of its slot while the value is
+        // written (children are other nodes) and put back after: no
+        // reference count touched per value.
+        let data = match self.nodes[node as usize].take() {
+            Some(d) => d,
+            None => self.dec.node(node)?,
+        };
+        let r = self.value_of(&data, node, item, out, depth, spill);
+        self.nodes[node as usize] = Some(data);
+        r
+    }
+
+    fn value_of(
+        &mut self,
+        data: &NodeData,
+        node: u32,
+        item: usize,
+        out: &mut Vec<u8>,
+        depth: usize,
+        spill: Spill<'_>,
+    ) -> Result<()> {
         let corrupt =
             |d: String| Error::corrupt(format!("column `{}`", self.snap.path(node)), 0, d);
-        if self.nodes[node as usize].is_none() {
-            self.nodes[node as usize] = Some(self.dec.node(node)?);
-        }
-        let data = self.nodes[node as usize]
-            .clone()
-            .ok_or_else(|| corrupt("node not decoded".into()))?;
         if item >= data.len() {
             return Err(corrupt(format!(
                 "item {item} past the {} items",
