@@ -3,6 +3,8 @@
 //! unused by one of them is not dead code.
 #![allow(dead_code)]
 
+#[cfg(feature = "write")]
+pub mod craft;
 pub mod limits;
 
 #[cfg(feature = "cli")]
