@@ -515,6 +515,40 @@ pub fn fit_table_to(
     out
 }
 
+/// The query of `--where` (repeated), `--sort`, `--search` and `--search-in`,
+/// shared by `query` and `export`: a parse error is a usage error naming
+/// `file` (exit 2).
+pub fn parse_query(
+    file: &str,
+    filters: &[String],
+    sort: Option<&str>,
+    search: Option<&str>,
+    search_in: Option<&str>,
+) -> anyhow::Result<colsnap::query::Query> {
+    use colsnap::query::{Query, Search, parse};
+    let bad = |e: colsnap::Error| match e {
+        colsnap::Error::Invalid(m) => usage(m.replace("FILE", file)),
+        e => lib(file, e),
+    };
+    let mut q = Query::default();
+    for w in filters {
+        q.filters.push(parse::parse_where(w).map_err(bad)?);
+    }
+    if let Some(s) = sort {
+        q.sort = parse::parse_sort(s).map_err(bad)?;
+    }
+    if let Some(text) = search {
+        q.search = Some(Search {
+            text: text.to_string(),
+            fields: match search_in {
+                Some(f) => parse::parse_fields(f).map_err(bad)?,
+                None => Vec::new(),
+            },
+        });
+    }
+    Ok(q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,27 +147,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `export` with `--where`, `--search` or `--sort`: the query engine picks
 /// and orders the rows, which are then written like a plain export.
 fn export_query(args: Args, snap: colsnap::Snapshot, name: &str) -> anyhow::Result<()> {
-    use colsnap::query::{Engine, Query, Search, SnapshotSource, parse};
+    use colsnap::query::{Engine, SnapshotSource};
     let bad = |e: colsnap::Error| match e {
         colsnap::Error::Invalid(m) => usage(m.replace("FILE", name)),
         e => lib(name, e),
     };
-    let mut q = Query::default();
-    for w in &args.filters {
-        q.filters.push(parse::parse_where(w).map_err(bad)?);
-    }
-    if let Some(s) = &args.sort {
-        q.sort = parse::parse_sort(s).map_err(bad)?;
-    }
-    if let Some(text) = &args.search {
-        q.search = Some(Search {
-            text: text.clone(),
-            fields: match &args.search_in {
-                Some(f) => parse::parse_fields(f).map_err(bad)?,
-                None => Vec::new(),
-            },
-        });
-    }
+    let q = common::parse_query(
+        name,
+        &args.filters,
+        args.sort.as_deref(),
+        args.search.as_deref(),
+        args.search_in.as_deref(),
+    )?;
     let engine = match &args.events {
         Some(ev) => {
             common::input_file(ev, false)?;

@@ -3,7 +3,7 @@
 
 use crate::common::{self, lib, usage};
 use colsnap::events::OverlaySource;
-use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
+use colsnap::query::{Engine, Paging, SnapshotSource, parse};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -143,22 +143,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         colsnap::Error::Invalid(m) => usage(m.replace("FILE", &file)),
         e => lib(&file, e),
     };
-    let mut q = Query::default();
-    for w in &a.filters {
-        q.filters.push(parse::parse_where(w).map_err(bad)?);
-    }
-    if let Some(s) = &a.sort {
-        q.sort = parse::parse_sort(s).map_err(bad)?;
-    }
-    if let Some(text) = &a.search {
-        q.search = Some(Search {
-            text: text.clone(),
-            fields: match &a.search_in {
-                Some(f) => parse::parse_fields(f).map_err(bad)?,
-                None => Vec::new(),
-            },
-        });
-    }
+    let q = common::parse_query(
+        &file,
+        &a.filters,
+        a.sort.as_deref(),
+        a.search.as_deref(),
+        a.search_in.as_deref(),
+    )?;
     let fields = a
         .fields
         .as_deref()
