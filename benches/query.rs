@@ -3,7 +3,7 @@
 //! naive way (decode the strings, then sort/filter/search them); the ratio
 //! is printed after the run.
 //!
-//! `cargo bench --bench query` (the snapshot is cached under target/).
+//! `cargo bench -p colsnap-bench --bench query` (the snapshot is cached under target/).
 
 use colsnap::query::{Engine, Paging, Search, SnapshotSource, SortKey, parse::parse_where};
 use colsnap::{BuildOptions, Snapshot};
@@ -31,7 +31,7 @@ fn label(n: usize) -> String {
 
 /// Build (or reuse) the snapshot of `n` generated issues with seed 42.
 fn snapshot_path(n: usize) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let dir = colsnap_bench::repo_root().join("target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("issues-seed42-{n}.colsnap"));
     if !path.exists() {

@@ -1,4 +1,4 @@
-//! Compression-ratio report and CI gate: `cargo bench --bench ratio [-- FILES...]`.
+//! Compression-ratio report and CI gate: `cargo bench -p colsnap-bench --bench ratio [-- FILES...]`.
 //!
 //! For every data set (fixtures/*.json|*.ndjson, ../shared/data/*.zst when
 //! present, paths in `COLSNAP_RATIO_INPUTS` (separated by `:`), and paths
@@ -28,7 +28,7 @@ const GRID_ROWS: usize = 50;
 
 fn inputs() -> Vec<PathBuf> {
     let mut v = Vec::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = colsnap_bench::repo_root();
     let mut globbed = |dir: &Path, ok: &dyn Fn(&str) -> bool| {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut files: Vec<PathBuf> = rd
@@ -181,7 +181,7 @@ fn grid_bytes(s: &Snapshot, file_len: u64) -> u64 {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = colsnap_bench::repo_root();
     let floors: Value = std::fs::read(root.join("benches/ratio-floors.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
