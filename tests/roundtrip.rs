@@ -249,3 +249,73 @@ fn shared_data_roundtrips() {
 fn build_reader(r: impl std::io::Read) -> Snapshot {
     Snapshot::from_bytes(colsnap::build_to_vec(r, &BuildOptions::default()).unwrap()).unwrap()
 }
+
+/// An export whose string chunks do not fit its string budget writes the
+/// strings of the chunks past the budget in batches (rows with
+/// placeholders, then the strings chunk by chunk): the output is the same
+/// as with every chunk kept, for arrays and NDJSON, all columns or some,
+/// whole snapshots or row ranges, and the chunks are decoded once a batch
+/// rather than once a string.
+#[test]
+fn export_within_a_tiny_string_budget_equals_the_default_export() {
+    use colsnap::ExportOptions;
+    let rows: Vec<Value> = colsnap_testdata::issues(&colsnap_testdata::GenOptions {
+        count: 600,
+        ..Default::default()
+    })
+    .collect();
+    let opts = BuildOptions {
+        chunk_size: 512,
+        long_chunk_size: 2048,
+        ..Default::default()
+    };
+    let snap = common::snapshot_of(&rows, &opts);
+    let tables: usize = snap
+        .footer()
+        .tables
+        .iter()
+        .map(|t| t.chunk_counts.len())
+        .sum();
+    assert!(tables > 50, "the test wants many chunks, got {tables}");
+    let export = |o: &ExportOptions| {
+        let mut out = Vec::new();
+        let n = snap.export(&mut out, o).unwrap();
+        (n, out)
+    };
+    for ndjson in [false, true] {
+        for columns in [None, Some(vec!["title".to_string(), "labels".to_string()])] {
+            for range in [None, Some(17..451)] {
+                let base = ExportOptions {
+                    ndjson,
+                    columns: columns.clone(),
+                    rows: range.clone(),
+                    ..Default::default()
+                };
+                let (n, want) = export(&base);
+                for budget in [0, 4096, 64 << 10] {
+                    let before = snap.stats().chunks_decoded;
+                    let (m, got) = export(&ExportOptions {
+                        string_budget: Some(budget),
+                        ..base.clone()
+                    });
+                    assert_eq!(m, n);
+                    assert!(
+                        got == want,
+                        "budget {budget}, ndjson {ndjson}, columns {columns:?}, rows {range:?}"
+                    );
+                    let decoded = snap.stats().chunks_decoded - before;
+                    assert!(
+                        decoded as usize <= 4 * tables,
+                        "budget {budget}: {decoded} chunk decodes for {tables} chunks"
+                    );
+                }
+            }
+        }
+    }
+    // The whole export is the rows, value for value.
+    let (_, all) = export(&ExportOptions {
+        string_budget: Some(0),
+        ..Default::default()
+    });
+    assert_eq!(serde_json::from_slice::<Vec<Value>>(&all).unwrap(), rows);
+}

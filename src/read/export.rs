@@ -25,7 +25,18 @@ pub struct ExportOptions {
     /// (`DEFAULT_MEMORY_BUDGET`, or 64 bytes per byte of the file when that
     /// is more).
     pub memory_budget: Option<u64>,
+    /// Bytes of decoded string chunks an export keeps; `None` for the
+    /// default ([`DEFAULT_STRING_BUDGET`]). Chunks are kept as the export
+    /// first needs them while they fit; once they do not, strings of other
+    /// chunks are written in batches: a batch of rows is emitted with
+    /// placeholders, its strings are looked up chunk by chunk in id order
+    /// (each chunk decoded once a batch), and the batch goes out. The output
+    /// is the same whatever the budget.
+    pub string_budget: Option<u64>,
 }
+
+/// Default bytes of decoded string chunks an export keeps (256 MiB).
+pub const DEFAULT_STRING_BUDGET: u64 = 256 << 20;
 
 /// Export output is handed to the writer once it holds this many bytes.
 const SPILL_AT: usize = 1 << 16;
@@ -50,7 +61,28 @@ pub(crate) struct Emitter {
     keep: Vec<bool>,
     chunks: HashMap<(u32, usize), Arc<Chunk>>,
     tmp: String,
+    /// Decoded bytes of the chunks in `chunks`, and the most they may
+    /// hold; past it, strings of other chunks come through the snapshot's
+    /// cache (or, batched, are deferred).
+    kept: u64,
+    keep_budget: u64,
+    /// Set for a batched export: what is pending.
+    batch: Option<Batch>,
 }
+
+/// Strings deferred to the end of a batch (see
+/// [`ExportOptions::string_budget`]).
+struct Batch {
+    /// Output bytes a batch may reach before its strings are resolved.
+    flush_at: usize,
+    /// Deferred strings: (position in the output, table, id), in output
+    /// order.
+    refs: Vec<(usize, u32, u32)>,
+}
+
+/// A batch's deferred strings are resolved once this many are pending,
+/// whatever the output size.
+const MAX_REFS: usize = 1 << 22;
 
 impl Emitter {
     /// An emitter of `columns` (all when `None`) within the default budget.
@@ -118,7 +150,111 @@ impl Emitter {
             keep,
             chunks: HashMap::new(),
             tmp: String::new(),
+            kept: 0,
+            keep_budget: DEFAULT_STRING_BUDGET / 2,
+            batch: None,
         })
+    }
+
+    /// Keep at most half of `budget` in decoded string chunks and defer the
+    /// strings of other chunks to batches of up to an eighth of it in
+    /// output (the rest is for the batch's strings) (for [`Emitter::row_spilling`]
+    /// followed by [`Emitter::spill_if_full`] and [`Emitter::flush`]).
+    pub(crate) fn batched(&mut self, budget: u64) {
+        self.keep_budget = budget / 2;
+        self.batch = Some(Batch {
+            flush_at: usize::try_from(budget / 2)
+                .unwrap_or(usize::MAX)
+                .max(SPILL_AT),
+            refs: Vec::new(),
+        });
+    }
+
+    /// Hands `out` to `spill` when it is full: past [`SPILL_AT`] bytes, or
+    /// for a batched emitter past the batch size (its deferred strings
+    /// resolved first).
+    pub(crate) fn spill_if_full(&mut self, out: &mut Vec<u8>, spill: Spill<'_>) -> Result<()> {
+        let full = match &self.batch {
+            None => out.len() >= SPILL_AT,
+            Some(b) if b.refs.is_empty() => out.len() >= SPILL_AT,
+            Some(b) => out.len() >= b.flush_at || b.refs.len() >= MAX_REFS,
+        };
+        if full { self.flush(out, spill) } else { Ok(()) }
+    }
+
+    /// Hands everything in `out` to `spill`, deferred strings resolved.
+    pub(crate) fn flush(&mut self, out: &mut Vec<u8>, spill: Spill<'_>) -> Result<()> {
+        let refs = match &mut self.batch {
+            Some(b) if !b.refs.is_empty() => std::mem::take(&mut b.refs),
+            _ => return spill(out),
+        };
+        // Each distinct string once, in (table, id) order: every chunk is
+        // decoded once per batch.
+        let mut order: Vec<u32> = (0..refs.len() as u32).collect();
+        order.sort_unstable_by_key(|&r| (refs[r as usize].1, refs[r as usize].2));
+        let mut arena = Vec::new();
+        let mut spans = vec![(0usize, 0usize); refs.len()];
+        let mut cur: Option<((u32, usize), Arc<Chunk>)> = None;
+        let mut last: Option<((u32, u32), (usize, usize))> = None;
+        for r in order {
+            let (_, t, id) = refs[r as usize];
+            if let Some((key, span)) = last
+                && key == (t, id)
+            {
+                spans[r as usize] = span;
+                continue;
+            }
+            let (k, i) = self.locate(t, id)?;
+            let chunk = match &cur {
+                Some((key, c)) if *key == (t, k) => c.clone(),
+                _ => {
+                    let c = self.snap.string_chunk(t, k)?;
+                    cur = Some(((t, k), c.clone()));
+                    c
+                }
+            };
+            let start = arena.len();
+            write_json_str(&mut arena, chunk.get(i));
+            spans[r as usize] = (start, arena.len());
+            last = Some(((t, id), (start, arena.len())));
+        }
+        drop(cur);
+        // Stitch the output and the strings together, handing out pieces
+        // as they fill.
+        let skeleton = std::mem::take(out);
+        let mut at = 0;
+        for (r, &(pos, _, _)) in refs.iter().enumerate() {
+            out.extend_from_slice(&skeleton[at..pos]);
+            let (a, b) = spans[r];
+            out.extend_from_slice(&arena[a..b]);
+            at = pos;
+            if out.len() >= SPILL_AT {
+                spill(out)?;
+            }
+        }
+        out.extend_from_slice(&skeleton[at..]);
+        spill(out)
+    }
+
+    /// The chunk of table `t` holding string `id`, and the string's index
+    /// in it.
+    fn locate(&self, t: u32, id: u32) -> Result<(usize, usize)> {
+        let starts = self
+            .snap
+            .inner_chunk_starts(t)
+            .ok_or_else(|| Error::NotFound {
+                what: "string table",
+                name: t.to_string(),
+            })?;
+        let total = starts.last().copied().unwrap_or(0);
+        if id as u64 >= total {
+            return Err(Error::NotFound {
+                what: "string id",
+                name: format!("{id} (table {t} has {total} strings)"),
+            });
+        }
+        let k = starts.partition_point(|&s| s <= id as u64) - 1;
+        Ok((k, (id as u64 - starts[k]) as usize))
     }
 
     /// The kinds of node `c`, decoded on first use.
@@ -213,28 +349,30 @@ impl Emitter {
         // Located here rather than through a `StringTable` handle: a handle
         // holds a snapshot clone, and a page writes thousands of strings.
         let t = self.snap.footer().nodes[node as usize].table;
-        let starts = self
-            .snap
-            .inner_chunk_starts(t)
-            .ok_or_else(|| Error::NotFound {
-                what: "string table",
-                name: t.to_string(),
-            })?;
-        let total = starts.last().copied().unwrap_or(0);
-        if id as u64 >= total {
-            return Err(Error::NotFound {
-                what: "string id",
-                name: format!("{id} (table {t} has {total} strings)"),
-            });
-        }
-        let k = starts.partition_point(|&s| s <= id as u64) - 1;
-        let i = (id as u64 - starts[k]) as usize;
+        let (k, i) = self.locate(t, id)?;
         let chunk = match self.chunks.get(&(t, k)) {
             Some(c) => c.clone(),
             None => {
-                let c = self.snap.string_chunk(t, k)?;
-                self.chunks.insert((t, k), c.clone());
-                c
+                let meta = &self.snap.footer().tables[t as usize];
+                let size = self
+                    .snap
+                    .footer()
+                    .sections
+                    .get(meta.first_chunk as usize + k)
+                    .map_or(0, |e| e.raw_len as u64);
+                if self.kept + size <= self.keep_budget {
+                    self.kept += size;
+                    let c = self.snap.string_chunk(t, k)?;
+                    self.chunks.insert((t, k), c.clone());
+                    c
+                } else if let Some(b) = &mut self.batch {
+                    b.refs.push((out.len(), t, id));
+                    return Ok(());
+                } else {
+                    // Through the snapshot's LRU cache: bounded, and a
+                    // page's rows mostly share chunks.
+                    self.snap.string_chunk(t, k)?
+                }
             }
         };
         write_json_str(out, chunk.get(i));
@@ -333,9 +471,7 @@ impl Emitter {
                     }
                     out.push(b':');
                     self.value(c, item, out, depth + 1, spill)?;
-                    if out.len() >= SPILL_AT {
-                        spill(out)?;
-                    }
+                    self.spill_if_full(out, spill)?;
                 }
                 out.push(b'}');
             }
@@ -349,9 +485,7 @@ impl Emitter {
                                 out.push(b',');
                             }
                             self.value(e, el as usize, out, depth + 1, spill)?;
-                            if out.len() >= SPILL_AT {
-                                spill(out)?;
-                            }
+                            self.spill_if_full(out, spill)?;
                         }
                     }
                     None if range.is_empty() || !self.keep[node as usize] => {}
@@ -498,6 +632,7 @@ impl Snapshot {
     /// Write rows as JSON (an array, or NDJSON) to `w`. Returns rows written.
     pub fn export(&self, w: &mut dyn Write, opts: &ExportOptions) -> Result<u64> {
         let mut e = Emitter::with_budget(self, opts.columns.as_deref(), opts.memory_budget)?;
+        e.batched(opts.string_budget.unwrap_or(DEFAULT_STRING_BUDGET));
         let rows = opts.rows.clone().unwrap_or(0..self.rows());
         let rows = rows.start.min(self.rows())..rows.end.min(self.rows());
         let mut out = Vec::with_capacity(SPILL_AT + (SPILL_AT >> 2));
@@ -520,9 +655,7 @@ impl Snapshot {
             if opts.ndjson {
                 out.push(b'\n');
             }
-            if out.len() >= SPILL_AT {
-                spill(&mut out)?;
-            }
+            e.spill_if_full(&mut out, &mut spill)?;
         }
         if !opts.ndjson {
             if !rows.is_empty() {
@@ -530,7 +663,7 @@ impl Snapshot {
             }
             out.extend_from_slice(b"]\n");
         }
-        spill(&mut out)?;
+        e.flush(&mut out, &mut spill)?;
         w.flush().map_err(|e| Error::io(None, e))?;
         Ok(rows.end - rows.start)
     }

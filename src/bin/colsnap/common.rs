@@ -603,3 +603,47 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
     }
 }
+
+/// A byte size: a number with an optional `K`, `M`, `G` or `T` suffix
+/// (powers of 1024; `KiB`/`KB`/`k` spellings accepted), e.g. `512M`.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a size such as 512M or 2G"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        u => return Err(format!("`{s}`: unknown unit `{u}` (use K, M, G or T)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{s}`: too large"))
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::parse_memory as parse_size;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("12Q").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("-1").is_err());
+        assert!(
+            parse_size("99999999999T")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+}

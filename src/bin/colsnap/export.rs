@@ -57,6 +57,11 @@ pub struct Args {
     /// Sort keys, comma-separated, `-` for descending.
     #[arg(long, value_name = "KEYS", allow_hyphen_values = true)]
     pub sort: Option<String>,
+    /// Memory for decoded string chunks (e.g. 64M, 1G; default 256M).
+    /// Strings of chunks past it are written in batches: slower, same
+    /// output.
+    #[arg(long, value_name = "SIZE", value_parser = common::parse_memory)]
+    pub string_memory: Option<u64>,
 }
 
 /// Parse `START..END`, `START..`, `..END`, `..` or `N`.
@@ -109,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ndjson: args.ndjson,
         columns: args.columns,
         rows: args.rows,
+        string_budget: args.string_memory,
         ..Default::default()
     };
     let mut overlay = match &args.events {
