@@ -7,7 +7,7 @@ use crate::model::Kind;
 use crate::strings::Chunk;
 use crate::timestamp;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
@@ -59,7 +59,8 @@ pub(crate) struct Emitter {
     keys: Vec<Vec<u32>>,
     elem: Vec<Option<u32>>,
     keep: Vec<bool>,
-    chunks: HashMap<(u32, usize), Arc<Chunk>>,
+    /// Kept chunks by table, then chunk number.
+    chunks: Vec<Vec<Option<Arc<Chunk>>>>,
     tmp: String,
     /// Decoded bytes of the chunks in `chunks`, and the most they may
     /// hold; past it, strings of other chunks come through the snapshot's
@@ -68,6 +69,14 @@ pub(crate) struct Emitter {
     keep_budget: u64,
     /// Set for a batched export: what is pending.
     batch: Option<Batch>,
+    /// Output size from which [`Emitter::spill_if_full`] looks further
+    /// ([`SPILL_AT`]; never while [`Emitter::row`] writes a row).
+    spill_at: usize,
+    /// `"key":` of each kept `Key` node, escaped once.
+    key_json: Vec<Vec<u8>>,
+    /// Vectors for [`Emitter::present_fields`], and its scratch order.
+    pool: Vec<Vec<u32>>,
+    order: Vec<u32>,
 }
 
 /// Strings deferred to the end of a batch (see
@@ -129,13 +138,21 @@ impl Emitter {
         }
         let mut keys = vec![Vec::new(); n];
         let mut elem = vec![None; n];
+        let mut key_json = vec![Vec::new(); n];
         for (i, m) in snap.footer().nodes.iter().enumerate().skip(1) {
             if !keep[i] {
                 continue;
             }
-            match m.name {
+            match &m.name {
                 crate::model::NodeName::Elem => elem[m.parent as usize] = Some(i as u32),
-                _ => keys[m.parent as usize].push(i as u32),
+                name => {
+                    // (The footer allows `Root` only for node 0.)
+                    if let crate::model::NodeName::Key(k) = name {
+                        write_json_str(&mut key_json[i], k);
+                    }
+                    key_json[i].push(b':');
+                    keys[m.parent as usize].push(i as u32);
+                }
             }
         }
         Ok(Emitter {
@@ -148,11 +165,15 @@ impl Emitter {
             keys,
             elem,
             keep,
-            chunks: HashMap::new(),
+            chunks: Vec::new(),
             tmp: String::new(),
             kept: 0,
             keep_budget: DEFAULT_STRING_BUDGET / 2,
             batch: None,
+            spill_at: SPILL_AT,
+            key_json,
+            pool: Vec::new(),
+            order: Vec::new(),
         })
     }
 
@@ -173,11 +194,14 @@ impl Emitter {
     /// Hands `out` to `spill` when it is full: past [`SPILL_AT`] bytes, or
     /// for a batched emitter past the batch size (its deferred strings
     /// resolved first).
+    #[inline]
     pub(crate) fn spill_if_full(&mut self, out: &mut Vec<u8>, spill: Spill<'_>) -> Result<()> {
+        if out.len() < self.spill_at {
+            return Ok(());
+        }
         let full = match &self.batch {
-            None => out.len() >= SPILL_AT,
-            Some(b) if b.refs.is_empty() => out.len() >= SPILL_AT,
-            Some(b) => out.len() >= b.flush_at || b.refs.len() >= MAX_REFS,
+            Some(b) if !b.refs.is_empty() => out.len() >= b.flush_at || b.refs.len() >= MAX_REFS,
+            _ => true,
         };
         if full { self.flush(out, spill) } else { Ok(()) }
     }
@@ -269,16 +293,33 @@ impl Emitter {
     /// The `Key` children of `node` present at `item`, in schema order.
     /// Objects with many fields track their sparse fields in a heap of next
     /// present items, so a row costs its present fields, not every field.
+    /// The returned vector comes from a pool: give it back with
+    /// [`Emitter::recycle`] (a row visits dozens of objects; allocating a
+    /// vector for each showed in profiles).
     fn present_fields(&mut self, node: u32, item: usize) -> Result<Vec<u32>> {
         let n = node as usize;
         let keys = std::mem::take(&mut self.keys[n]);
-        let r = self.present_fields_of(n, &keys, item);
+        let mut present = self.pool.pop().unwrap_or_default();
+        present.clear();
+        let r = self.present_fields_of(n, &keys, item, &mut present);
         self.keys[n] = keys;
-        r
+        r.map(|()| present)
     }
 
-    fn present_fields_of(&mut self, n: usize, keys: &[u32], item: usize) -> Result<Vec<u32>> {
-        let mut present = Vec::new();
+    /// Gives a vector of [`Emitter::present_fields`] back to the pool.
+    fn recycle(&mut self, v: Vec<u32>) {
+        if self.pool.len() < 256 {
+            self.pool.push(v);
+        }
+    }
+
+    fn present_fields_of(
+        &mut self,
+        n: usize,
+        keys: &[u32],
+        item: usize,
+        present: &mut Vec<u32>,
+    ) -> Result<()> {
         if keys.len() < MANY_FIELDS {
             for &c in keys {
                 let mut hint = self.hints[c as usize];
@@ -287,7 +328,7 @@ impl Emitter {
                 }
                 self.hints[c as usize] = hint;
             }
-            return Ok(present);
+            return Ok(());
         }
         if self.fields[n].is_none() {
             let mut f = Fields::default();
@@ -308,7 +349,8 @@ impl Emitter {
         let f = self.fields[n]
             .as_mut()
             .ok_or_else(|| Error::corrupt("schema", 0, "object fields not prepared".to_string()))?;
-        let mut order: Vec<u32> = Vec::new();
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
         f.advance(item, &mut order);
         for &j in &f.dense {
             let c = keys[j as usize];
@@ -323,13 +365,17 @@ impl Emitter {
             }
         }
         order.sort_unstable();
-        present.extend(order.into_iter().map(|j| keys[j as usize]));
-        Ok(present)
+        present.extend(order.iter().map(|&j| keys[j as usize]));
+        self.order = order;
+        Ok(())
     }
 
     /// Append row `row` as compact JSON to `out`.
     pub(crate) fn row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
-        self.value(0, row as usize, out, 0, &mut |_| Ok(()))
+        self.spill_at = usize::MAX;
+        let r = self.value(0, row as usize, out, 0, &mut |_| Ok(()));
+        self.spill_at = SPILL_AT;
+        r
     }
 
     /// Like [`Emitter::row`], but hands `out` to `spill` whenever it grows
@@ -350,9 +396,17 @@ impl Emitter {
         // holds a snapshot clone, and a page writes thousands of strings.
         let t = self.snap.footer().nodes[node as usize].table;
         let (k, i) = self.locate(t, id)?;
-        let chunk = match self.chunks.get(&(t, k)) {
-            Some(c) => c.clone(),
-            None => {
+        if let Some(c) = self
+            .chunks
+            .get(t as usize)
+            .and_then(|v| v.get(k))
+            .and_then(|c| c.as_ref())
+        {
+            write_json_str(out, c.get(i));
+            return Ok(());
+        }
+        let chunk = {
+            {
                 let meta = &self.snap.footer().tables[t as usize];
                 let size = self
                     .snap
@@ -363,7 +417,15 @@ impl Emitter {
                 if self.kept + size <= self.keep_budget {
                     self.kept += size;
                     let c = self.snap.string_chunk(t, k)?;
-                    self.chunks.insert((t, k), c.clone());
+                    let n = self.snap.footer().tables.len();
+                    if self.chunks.len() < n {
+                        self.chunks.resize_with(n, Vec::new);
+                    }
+                    let per = &mut self.chunks[t as usize];
+                    if per.len() <= k {
+                        per.resize_with(meta.chunk_counts.len().max(k + 1), || None);
+                    }
+                    per[k] = Some(c.clone());
                     c
                 } else if let Some(b) = &mut self.batch {
                     b.refs.push((out.len(), t, id));
@@ -459,20 +521,16 @@ impl Emitter {
                 out.push(b'{');
                 let mut first = true;
                 let present = self.present_fields(node, item)?;
-                for c in present {
+                for &c in &present {
                     if !first {
                         out.push(b',');
                     }
                     first = false;
-                    if let crate::model::NodeName::Key(k) =
-                        &self.snap.footer().nodes[c as usize].name
-                    {
-                        write_json_str(out, k);
-                    }
-                    out.push(b':');
+                    out.extend_from_slice(&self.key_json[c as usize]);
                     self.value(c, item, out, depth + 1, spill)?;
                     self.spill_if_full(out, spill)?;
                 }
+                self.recycle(present);
                 out.push(b'}');
             }
             Kind::Array => {
