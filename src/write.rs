@@ -455,6 +455,10 @@ fn dict_pays(first: &[Vec<u8>], n_chunks: usize, dict: &[u8], o: &CompressOption
 /// Long-text tables with fewer chunks get no dictionary.
 const LONG_DICT_MIN_CHUNKS: usize = 4;
 
+/// Most bytes of long text a dictionary is trained on (about 100 times the
+/// largest dictionary, zstd's advice).
+const DICT_SAMPLE_MAX_BYTES: usize = 100 << 20;
+
 /// String chunks are compressed in batches of at most this many raw bytes
 /// (a bound on the raw chunks held at once)...
 const CHUNK_BATCH_BYTES: usize = 32 << 20;
@@ -495,7 +499,16 @@ fn train_dict(
         return None;
     }
     let size = opts.long_dict_size.min(total / 16);
-    let strs: Vec<&str> = ids.iter().map(|&i| &*strings[i as usize]).collect();
+    // Training copies its samples into one buffer and its time grows with
+    // them: past DICT_SAMPLE_MAX_BYTES, every k-th string (in sorted order)
+    // is a sample, about that many bytes spread over the whole table.
+    let text: usize = ids.iter().map(|&i| strings[i as usize].len()).sum();
+    let step = text.div_ceil(DICT_SAMPLE_MAX_BYTES).max(1);
+    let strs: Vec<&str> = ids
+        .iter()
+        .step_by(step)
+        .map(|&i| &*strings[i as usize])
+        .collect();
     zstd::dict::from_samples(&strs, size)
         .ok()
         .filter(|d| dict_pays(&first, n_chunks, d, &long_opts(&opts.compress)))
@@ -819,11 +832,11 @@ fn write_snapshot<W: Write>(
     jobs.extend((0..b.nodes.len()).map(Some));
     enum Done {
         Dict(Option<Vec<u8>>),
-        Node(Result<(NodeMeta, Vec<Packed>)>),
+        Node(Box<Result<(NodeMeta, Vec<Packed>)>>),
     }
     let done = par_map(threads, &jobs, |job| match *job {
         None => Done::Dict(train_dict(&b.strings, &sorted[1], opts, policy_of(1))),
-        Some(i) => Done::Node((|| {
+        Some(i) => Done::Node(Box::new((|| {
             let n = &b.nodes[i];
             let parent = match n.name {
                 Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
@@ -834,14 +847,14 @@ fn write_snapshot<W: Write>(
             let mut packs = Packs::new(opts.compress);
             let meta = write_node(&mut packs, n, parent, maps, i, table_of[i])?;
             Ok((meta, packs.out))
-        })()),
+        })())),
     });
     let mut long_dict = None;
     for d in done {
         match d {
             Done::Dict(d) => long_dict = d,
             Done::Node(r) => {
-                let (mut meta, packs) = r?;
+                let (mut meta, packs) = (*r)?;
                 let base = w.sections.len() as u32;
                 for p in packs {
                     w.emit(p)?;

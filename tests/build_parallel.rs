@@ -124,3 +124,28 @@ fn cli_threads_and_fast() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn failed_parallel_build_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.ndjson");
+    let mut text = generated(120);
+    text.extend_from_slice(b"{\"broken\": tru\n");
+    text.extend_from_slice(&generated(20));
+    std::fs::write(&input, &text).unwrap();
+    let out = dir.path().join("out.colsnap");
+    common::colsnap()
+        .arg("build")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .args(["--threads", "2"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("line 121"));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("bad.ndjson")]);
+}
