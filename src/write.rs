@@ -461,9 +461,9 @@ const DICT_SAMPLE_MAX_BYTES: usize = 100 << 20;
 
 /// String chunks are compressed in batches of at most this many raw bytes
 /// (a bound on the raw chunks held at once)...
-const CHUNK_BATCH_BYTES: usize = 32 << 20;
+const CHUNK_BATCH_BYTES: usize = 8 << 20;
 /// ...or this many chunks per thread.
-const CHUNK_BATCH_COUNT: usize = 16;
+const CHUNK_BATCH_COUNT: usize = 4;
 
 /// The zstd dictionary of a long-text table (`ids`: its strings in sorted
 /// order), if one is wanted (`long_dict_size`, at least
