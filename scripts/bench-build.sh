@@ -5,6 +5,7 @@
 #   ROWS=100000 scripts/bench-build.sh           # a smaller generated file
 #   STREAM_ROWS=10000000 scripts/bench-build.sh  # also `gen | colsnap build -` of 10M issues (hours)
 #   BUILD_ARGS="--threads 1" scripts/bench-build.sh
+#   NO_BUILD=1 ...                               # use the release binaries already built
 #
 # For each input, prints one line per preset (default, --fast): wall
 # seconds, MB/s of JSON, peak RSS (GNU time's "Maximum resident set size"),
@@ -20,10 +21,11 @@ ROWS=${ROWS:-1000000}
 STREAM_ROWS=${STREAM_ROWS:-}
 NEOVIM=${NEOVIM:-/work/shared/data/neovim-issues.ndjson.zst}
 WORK=${WORKDIR:-$(mktemp -d)}
+mkdir -p "$WORK"
 BUILD_ARGS=${BUILD_ARGS:-}
 [ -x /usr/bin/time ] || { echo "GNU time not found (apt-get install time)" >&2; exit 1; }
 
-cargo build --release -p colsnap --bin colsnap --example gen_issues
+[ -n "${NO_BUILD:-}" ] || cargo build --release -p colsnap --bin colsnap --example gen_issues
 BIN=target/release/colsnap
 GEN=target/release/examples/gen_issues
 
