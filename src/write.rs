@@ -15,7 +15,7 @@ use crate::format::{
 use crate::model::{KIND_COUNT, Kind, NodeName};
 use crate::schema::input::read_rows_limited;
 use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
-use crate::strings::{TablePolicy, build_chunks};
+use crate::strings::{ChunkBuilder, TablePolicy};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +43,9 @@ pub struct BuildOptions {
     pub limits: Limits,
     /// Receives the count of input bytes read so far (for progress bars).
     pub progress: Option<Arc<AtomicU64>>,
+    /// Threads that encode and compress (0: every available core). The
+    /// snapshot is the same whatever the count.
+    pub threads: usize,
 }
 
 impl Default for BuildOptions {
@@ -56,6 +59,26 @@ impl Default for BuildOptions {
             long_dict_size: 1 << 20,
             limits: Limits::default(),
             progress: None,
+            threads: 0,
+        }
+    }
+}
+
+/// zstd level of [`BuildOptions::fast`].
+pub const FAST_LEVEL: i32 = 3;
+
+impl BuildOptions {
+    /// The `--fast` preset: zstd level [`FAST_LEVEL`] (long text three
+    /// levels more, as always) and no trained dictionary. Larger snapshots,
+    /// several times faster to build; readers see no difference.
+    pub fn fast() -> Self {
+        BuildOptions {
+            compress: CompressOptions {
+                level: FAST_LEVEL,
+                ..CompressOptions::default()
+            },
+            long_dict_size: 0,
+            ..BuildOptions::default()
         }
     }
 }
@@ -408,13 +431,13 @@ const DICT_SAMPLE_CHUNKS: usize = 2;
 /// exceed their share of the dictionary's stored size. Guards against a
 /// dictionary that training made useless (it happens, e.g. on neovim with a
 /// 1 MiB target size).
-fn dict_pays(chunks: &[Vec<u8>], dict: &[u8], o: &CompressOptions) -> bool {
-    let k = DICT_SAMPLE_CHUNKS.min(chunks.len());
+fn dict_pays(first: &[Vec<u8>], n_chunks: usize, dict: &[u8], o: &CompressOptions) -> bool {
+    let k = DICT_SAMPLE_CHUNKS.min(first.len());
     if k == 0 {
         return false;
     }
     let size = |d: Option<&[u8]>| -> Option<usize> {
-        chunks[..k]
+        first[..k]
             .iter()
             .map(|c| compress::compress(c, o, d).ok().map(|x| x.1.len()))
             .sum()
@@ -424,7 +447,7 @@ fn dict_pays(chunks: &[Vec<u8>], dict: &[u8], o: &CompressOptions) -> bool {
         Err(_) => return false,
     };
     match (size(None), size(Some(dict))) {
-        (Some(plain), Some(with)) => with + stored * k / chunks.len() < plain,
+        (Some(plain), Some(with)) => with + stored * k / n_chunks < plain,
         _ => false,
     }
 }
@@ -432,8 +455,175 @@ fn dict_pays(chunks: &[Vec<u8>], dict: &[u8], o: &CompressOptions) -> bool {
 /// Long-text tables with fewer chunks get no dictionary.
 const LONG_DICT_MIN_CHUNKS: usize = 4;
 
+/// Most bytes of long text a dictionary is trained on (about 100 times the
+/// largest dictionary, zstd's advice).
+const DICT_SAMPLE_MAX_BYTES: usize = 100 << 20;
+
+/// String chunks are compressed in batches of at most this many raw bytes
+/// (a bound on the raw chunks held at once)...
+const CHUNK_BATCH_BYTES: usize = 8 << 20;
+/// ...or this many chunks per thread.
+const CHUNK_BATCH_COUNT: usize = 4;
+
+/// The zstd dictionary of a long-text table (`ids`: its strings in sorted
+/// order), if one is wanted (`long_dict_size`, at least
+/// [`LONG_DICT_MIN_CHUNKS`] chunks) and pays for itself ([`dict_pays`]).
+fn train_dict(
+    strings: &[Box<str>],
+    ids: &[u32],
+    opts: &BuildOptions,
+    policy: TablePolicy,
+) -> Option<Vec<u8>> {
+    if opts.long_dict_size == 0 {
+        return None;
+    }
+    let mut cb = ChunkBuilder::new(policy);
+    let mut first = Vec::new();
+    let (mut n_chunks, mut total) = (0usize, 0usize);
+    let mut seen = |c: Vec<u8>| {
+        n_chunks += 1;
+        total += c.len();
+        if first.len() < DICT_SAMPLE_CHUNKS {
+            first.push(c);
+        }
+    };
+    for &i in ids {
+        if let Some((c, _)) = cb.push(strings[i as usize].as_bytes()) {
+            seen(c);
+        }
+    }
+    if let Some((c, _)) = cb.finish() {
+        seen(c);
+    }
+    if n_chunks < LONG_DICT_MIN_CHUNKS {
+        return None;
+    }
+    let size = opts.long_dict_size.min(total / 16);
+    // Training copies its samples into one buffer and its time grows with
+    // them: past DICT_SAMPLE_MAX_BYTES, every k-th string (in sorted order)
+    // is a sample, about that many bytes spread over the whole table.
+    let text: usize = ids.iter().map(|&i| strings[i as usize].len()).sum();
+    let step = text.div_ceil(DICT_SAMPLE_MAX_BYTES).max(1);
+    let strs: Vec<&str> = ids
+        .iter()
+        .step_by(step)
+        .map(|&i| &*strings[i as usize])
+        .collect();
+    zstd::dict::from_samples(&strs, size)
+        .ok()
+        .filter(|d| dict_pays(&first, n_chunks, d, &long_opts(&opts.compress)))
+}
+
 /// zstd level at which candidate encodings of a stream are compared.
 const TRIAL_LEVEL: i32 = 19;
+
+/// A section compressed and ready to be written.
+struct Packed {
+    role: Role,
+    encoding: Encoding,
+    codec: Codec,
+    raw_len: u32,
+    stored: Vec<u8>,
+}
+
+/// Compress one section's raw bytes.
+fn pack(
+    role: Role,
+    encoding: Encoding,
+    raw: &[u8],
+    opts: &CompressOptions,
+    dict: Option<&[u8]>,
+) -> Result<Packed> {
+    let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
+        what: "section raw bytes",
+        got: raw.len() as u64,
+        max: u32::MAX as u64,
+    })?;
+    let (codec, stored) = compress::compress(raw, opts, dict)?;
+    Ok(Packed {
+        role,
+        encoding,
+        codec,
+        raw_len,
+        stored,
+    })
+}
+
+/// Compress the candidate encoding of a stream that compresses smallest.
+fn pack_best(
+    role: Role,
+    mut cands: Vec<(Encoding, Vec<u8>)>,
+    opts: &CompressOptions,
+) -> Result<Packed> {
+    if cands.len() > 1 {
+        // Choose at a cheaper level; the winner is compressed at the real one.
+        let trial = CompressOptions {
+            level: opts.level.min(TRIAL_LEVEL),
+            ..*opts
+        };
+        let mut best: Option<(usize, (Codec, Vec<u8>))> = None;
+        for (i, (_, raw)) in cands.iter().enumerate() {
+            let c = compress::compress(raw, &trial, None)?;
+            if best.as_ref().is_none_or(|b| c.1.len() < (b.1).1.len()) {
+                best = Some((i, c));
+            }
+        }
+        let Some((i, (codec, stored))) = best else {
+            unreachable!("at least two candidates")
+        };
+        let (encoding, raw) = cands.swap_remove(i);
+        if trial.level == opts.level {
+            // The trial was the real compression: keep it.
+            let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
+                what: "section raw bytes",
+                got: raw.len() as u64,
+                max: u32::MAX as u64,
+            })?;
+            return Ok(Packed {
+                role,
+                encoding,
+                codec,
+                raw_len,
+                stored,
+            });
+        }
+        return pack(role, encoding, &raw, opts, None);
+    }
+    let (e, raw) = cands.swap_remove(0);
+    pack(role, e, &raw, opts, None)
+}
+
+/// The sections of one node, compressed away from the writer (on any
+/// thread); their indexes are local until [`Writer::emit`] places them.
+struct Packs {
+    opts: CompressOptions,
+    out: Vec<Packed>,
+}
+
+impl Packs {
+    fn new(opts: CompressOptions) -> Self {
+        Packs {
+            opts,
+            out: Vec::new(),
+        }
+    }
+
+    fn section(
+        &mut self,
+        role: Role,
+        encoding: Encoding,
+        raw: &[u8],
+        dict: Option<&[u8]>,
+    ) -> Result<u32> {
+        self.out.push(pack(role, encoding, raw, &self.opts, dict)?);
+        Ok((self.out.len() - 1) as u32)
+    }
+
+    fn section_best(&mut self, role: Role, cands: Vec<(Encoding, Vec<u8>)>) -> Result<u32> {
+        self.out.push(pack_best(role, cands, &self.opts)?);
+        Ok((self.out.len() - 1) as u32)
+    }
+}
 
 /// Writes section frames and keeps the directory.
 struct Writer<W> {
@@ -467,57 +657,79 @@ impl<W: Write> Writer<W> {
         raw: &[u8],
         dict: Option<&[u8]>,
     ) -> Result<u32> {
-        let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
-            what: "section raw bytes",
-            got: raw.len() as u64,
-            max: u32::MAX as u64,
-        })?;
-        let (codec, stored) = compress::compress(raw, &self.opts, dict)?;
+        let p = pack(role, encoding, raw, &self.opts, dict)?;
+        self.emit(p)
+    }
+
+    /// Write one compressed section; returns its index.
+    fn emit(&mut self, p: Packed) -> Result<u32> {
         let h = SectionHeader {
-            codec,
-            encoding,
-            role: role as u8,
-            raw_len,
-            stored_len: stored.len() as u32,
-            crc: format::crc32c(&stored),
+            codec: p.codec,
+            encoding: p.encoding,
+            role: p.role as u8,
+            raw_len: p.raw_len,
+            stored_len: p.stored.len() as u32,
+            crc: format::crc32c(&p.stored),
         };
         let offset = self.pos;
         self.put(&h.to_bytes())?;
-        self.put(&stored)?;
-        let pad = format::section::padding((format::SECTION_HEADER_LEN + stored.len()) as u64);
+        self.put(&p.stored)?;
+        let pad = format::section::padding((format::SECTION_HEADER_LEN + p.stored.len()) as u64);
         self.put(&[0u8; 8][..pad as usize])?;
         self.sections.push(SectionEntry {
             offset,
             stored_len: h.stored_len,
-            raw_len,
-            codec,
-            encoding,
-            role: role as u8,
+            raw_len: p.raw_len,
+            codec: p.codec,
+            encoding: p.encoding,
+            role: p.role as u8,
             crc: h.crc,
         });
         Ok((self.sections.len() - 1) as u32)
     }
+}
 
-    /// Write the candidate encoding of a stream that compresses smallest.
-    fn section_best(&mut self, role: Role, mut cands: Vec<(Encoding, Vec<u8>)>) -> Result<u32> {
-        if cands.len() > 1 {
-            // Choose at a cheaper level; the winner is compressed at the real one.
-            let trial = CompressOptions {
-                level: self.opts.level.min(TRIAL_LEVEL),
-                ..self.opts
-            };
-            let mut best = (usize::MAX, 0);
-            for (i, (_, raw)) in cands.iter().enumerate() {
-                let n = compress::compress(raw, &trial, None)?.1.len();
-                if n < best.0 {
-                    best = (n, i);
-                }
-            }
-            cands.swap(0, best.1);
-        }
-        let (e, raw) = cands.swap_remove(0);
-        self.section(role, e, &raw, None)
+/// Threads a build uses: `requested`, or every available core for 0.
+pub fn effective_threads(requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
+}
+
+/// `f` over every item on up to `threads` threads; the results in the
+/// items' order (so whatever the thread count, the same results).
+fn par_map<T: Sync, R: Send>(threads: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = threads.min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    *slots[i]
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .expect("every item was mapped")
+        })
+        .collect()
 }
 
 /// Decide which table each string node uses: 0 = short strings, 1 = long text.
@@ -581,7 +793,7 @@ fn write_snapshot<W: Write>(
     drop(maps);
 
     // Node streams.
-    let mut metas = Vec::with_capacity(b.nodes.len());
+    let mut metas: Vec<NodeMeta> = Vec::with_capacity(b.nodes.len());
     // The domain of each node: the nearest root or array-element ancestor.
     let mut domains: Vec<u32> = Vec::with_capacity(b.nodes.len());
     for (i, n) in b.nodes.iter().enumerate() {
@@ -593,26 +805,14 @@ fn write_snapshot<W: Write>(
         };
         domains.push(d);
     }
-    let distinct_ids: Vec<usize> = b
-        .nodes
-        .iter()
-        .map(|n| distinct(n.strs.iter().copied()) as usize)
-        .collect();
-    for (i, n) in b.nodes.iter().enumerate() {
-        let parent = match n.name {
-            Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
-            _ => None,
-        };
-        let maps = [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids, &domains));
-        metas.push(write_node(w, n, parent, maps, i, table_of[i])?);
-    }
-
-    // String tables.
-    let mut tables = Vec::new();
-    let mut total_strings = 0u64;
-    for (t, ids) in sorted.iter().enumerate() {
+    let threads = effective_threads(opts.threads);
+    let b: &ColumnsBuilder = b;
+    let distinct_ids: Vec<usize> = par_map(threads, &b.nodes, |n| {
+        distinct(n.strs.iter().copied()) as usize
+    });
+    let policy_of = |t: usize| {
         let long = t == 1;
-        let policy = TablePolicy {
+        TablePolicy {
             chunk_size: if long {
                 opts.long_chunk_size
             } else {
@@ -620,36 +820,106 @@ fn write_snapshot<W: Write>(
             }
             .max(1),
             front_coding: !long && opts.front_coding,
-        };
-        let strs: Vec<&str> = ids.iter().map(|&i| &*b.strings[i as usize]).collect();
-        let plan = build_chunks(&strs, policy);
+        }
+    };
+    // Every node's streams are encoded and compressed apart (in parallel),
+    // then written in node order; the long-text table's dictionary is
+    // trained meanwhile (job `None`, first so that it starts at once).
+    let mut jobs: Vec<Option<usize>> = Vec::with_capacity(b.nodes.len() + 1);
+    if n_tables > 1 {
+        jobs.push(None);
+    }
+    jobs.extend((0..b.nodes.len()).map(Some));
+    enum Done {
+        Dict(Option<Vec<u8>>),
+        Node(Box<Result<(NodeMeta, Vec<Packed>)>>),
+    }
+    let done = par_map(threads, &jobs, |job| match *job {
+        None => Done::Dict(train_dict(&b.strings, &sorted[1], opts, policy_of(1))),
+        Some(i) => Done::Node(Box::new((|| {
+            let n = &b.nodes[i];
+            let parent = match n.name {
+                Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
+                _ => None,
+            };
+            let maps =
+                [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids, &domains));
+            let mut packs = Packs::new(opts.compress);
+            let meta = write_node(&mut packs, n, parent, maps, i, table_of[i])?;
+            Ok((meta, packs.out))
+        })())),
+    });
+    let mut long_dict = None;
+    for d in done {
+        match d {
+            Done::Dict(d) => long_dict = d,
+            Done::Node(r) => {
+                let (mut meta, packs) = (*r)?;
+                let base = w.sections.len() as u32;
+                for p in packs {
+                    w.emit(p)?;
+                }
+                for s in meta.streams.iter_mut().flatten() {
+                    *s += base;
+                }
+                metas.push(meta);
+            }
+        }
+    }
+
+    // String tables.
+    let mut tables = Vec::new();
+    let mut total_strings = 0u64;
+    for (t, ids) in sorted.iter().enumerate() {
+        let long = t == 1;
+        let policy = policy_of(t);
         // Long text spread over several chunks shares one trained zstd
         // dictionary (SPEC.md section 7: it wins from 4 chunks on).
-        let dict = if long && opts.long_dict_size > 0 && plan.chunks.len() >= LONG_DICT_MIN_CHUNKS {
-            let size = opts
-                .long_dict_size
-                .min(plan.chunks.iter().map(Vec::len).sum::<usize>() / 16);
-            zstd::dict::from_samples(&strs, size)
-                .ok()
-                .filter(|d| dict_pays(&plan.chunks, d, &long_opts(&w.opts)))
-        } else {
-            None
-        };
+        let dict = if long { long_dict.take() } else { None };
         let dict_section = match &dict {
             Some(d) => Some(w.section(Role::StrDict, Encoding::Raw, d, None)?),
             None => None,
         };
         let first_chunk = w.sections.len() as u32;
-        let saved = w.opts;
-        if long {
-            w.opts = long_opts(&w.opts);
+        let copts = if long { long_opts(&w.opts) } else { w.opts };
+        // Chunks are compressed in batches (in parallel) as the table is
+        // chunked: only one batch of raw chunks is held at a time.
+        let mut counts = Vec::new();
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let flush = |w: &mut Writer<W>, batch: &mut Vec<Vec<u8>>| -> Result<()> {
+            let packs = par_map(threads, batch, |c| {
+                pack(Role::StrChunk, Encoding::Raw, c, &copts, dict.as_deref())
+            });
+            batch.clear();
+            for p in packs {
+                w.emit(p?)?;
+            }
+            Ok(())
+        };
+        let mut cb = ChunkBuilder::new(policy);
+        let mut chunk = |w: &mut Writer<W>, c: Vec<u8>, n: u32| -> Result<()> {
+            counts.push(n);
+            batch_bytes += c.len();
+            batch.push(c);
+            if batch_bytes >= CHUNK_BATCH_BYTES || batch.len() >= CHUNK_BATCH_COUNT * threads {
+                flush(w, &mut batch)?;
+                batch_bytes = 0;
+            }
+            Ok(())
+        };
+        for &i in ids {
+            if let Some((c, n)) = cb.push(b.strings[i as usize].as_bytes()) {
+                chunk(w, c, n)?;
+            }
         }
-        for c in &plan.chunks {
-            w.section(Role::StrChunk, Encoding::Raw, c, dict.as_deref())?;
+        if let Some((c, n)) = cb.finish() {
+            chunk(w, c, n)?;
         }
-        w.opts = saved;
-        let index_section = if plan.chunks.len() > 1 {
-            Some(w.section(Role::StrIndex, Encoding::Raw, &plan.index, None)?)
+        flush(w, &mut batch)?;
+        let n_chunks = counts.len();
+        let index_section = if n_chunks > 1 {
+            Some(w.section(Role::StrIndex, Encoding::Raw, &cb.index, None)?)
         } else {
             None
         };
@@ -664,12 +934,8 @@ fn write_snapshot<W: Write>(
         tables.push(TableMeta {
             flags,
             n_strings: ids.len() as u64,
-            first_chunk: if plan.chunks.is_empty() {
-                0
-            } else {
-                first_chunk
-            },
-            chunk_counts: plan.counts,
+            first_chunk: if n_chunks == 0 { 0 } else { first_chunk },
+            chunk_counts: counts,
             index_section,
             dict_section,
         });
@@ -846,8 +1112,8 @@ fn dense_kinds(n: &NodeBuf) -> Vec<u8> {
     dense
 }
 
-fn write_node<W: Write>(
-    w: &mut Writer<W>,
+fn write_node(
+    w: &mut Packs,
     n: &NodeBuf,
     parent: Option<&NodeBuf>,
     maps: [Vec<Vec<u8>>; 2],

@@ -30,42 +30,91 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 /// Split sorted, unique `strings` into chunks under `policy`.
 pub fn build_chunks<S: AsRef<str>>(strings: &[S], policy: TablePolicy) -> ChunkPlan {
     let mut plan = ChunkPlan::default();
-    let mut cur = Vec::new();
-    let mut count = 0u32;
-    let mut prev: &[u8] = &[];
-    let mut last_of_prev_chunk: Option<&[u8]> = None;
+    let mut b = ChunkBuilder::new(policy);
     for s in strings {
-        let s = s.as_ref().as_bytes();
-        let entry = s.len() + 2;
-        if count > 0 && cur.len() + entry > policy.chunk_size {
-            plan.chunks.push(std::mem::take(&mut cur));
+        if let Some((chunk, count)) = b.push(s.as_ref().as_bytes()) {
+            plan.chunks.push(chunk);
             plan.counts.push(count);
-            count = 0;
-            last_of_prev_chunk = Some(prev);
         }
-        if count == 0 {
-            if let Some(last) = last_of_prev_chunk {
-                // Shortest prefix of s that sorts after `last`.
-                let n = (common_prefix(last, s) + 1).min(s.len());
-                varint::put_bytes(&mut plan.index, &s[..n]);
-            }
-            prev = &[];
-        }
-        if policy.front_coding {
-            let shared = common_prefix(prev, s);
-            varint::put_u64(&mut cur, shared as u64);
-            varint::put_bytes(&mut cur, &s[shared..]);
-        } else {
-            varint::put_bytes(&mut cur, s);
-        }
-        prev = s;
-        count += 1;
     }
-    if count > 0 {
-        plan.chunks.push(cur);
+    if let Some((chunk, count)) = b.finish() {
+        plan.chunks.push(chunk);
         plan.counts.push(count);
     }
+    plan.index = b.index;
     plan
+}
+
+/// [`build_chunks`] one string at a time, so that a writer can compress and
+/// drop each chunk as soon as it is complete instead of holding the whole
+/// table's raw bytes: the chunks, counts and index are the same.
+#[derive(Debug)]
+pub struct ChunkBuilder {
+    policy: TablePolicy,
+    cur: Vec<u8>,
+    count: u32,
+    /// The previous string of the current chunk (empty at a chunk's start).
+    prev: Vec<u8>,
+    /// The last string of the previous chunk, once a chunk was closed.
+    last_of_prev_chunk: Option<Vec<u8>>,
+    /// Raw bytes of the separator index so far.
+    pub index: Vec<u8>,
+}
+
+impl ChunkBuilder {
+    /// A builder of an empty table.
+    pub fn new(policy: TablePolicy) -> Self {
+        ChunkBuilder {
+            policy,
+            cur: Vec::new(),
+            count: 0,
+            prev: Vec::new(),
+            last_of_prev_chunk: None,
+            index: Vec::new(),
+        }
+    }
+
+    /// Add the next string (in sorted order); returns the chunk it closed,
+    /// with its string count, if it started a new one.
+    pub fn push(&mut self, s: &[u8]) -> Option<(Vec<u8>, u32)> {
+        let entry = s.len() + 2;
+        let mut closed = None;
+        if self.count > 0 && self.cur.len() + entry > self.policy.chunk_size {
+            closed = Some((std::mem::take(&mut self.cur), self.count));
+            self.count = 0;
+            self.last_of_prev_chunk = Some(std::mem::take(&mut self.prev));
+        }
+        if self.count == 0 {
+            if let Some(last) = &self.last_of_prev_chunk {
+                // Shortest prefix of s that sorts after `last`.
+                let n = (common_prefix(last, s) + 1).min(s.len());
+                varint::put_bytes(&mut self.index, &s[..n]);
+            }
+            self.prev.clear();
+        }
+        if self.policy.front_coding {
+            let shared = common_prefix(&self.prev, s);
+            varint::put_u64(&mut self.cur, shared as u64);
+            varint::put_bytes(&mut self.cur, &s[shared..]);
+        } else {
+            varint::put_bytes(&mut self.cur, s);
+        }
+        self.prev.clear();
+        self.prev.extend_from_slice(s);
+        self.count += 1;
+        closed
+    }
+
+    /// The last chunk, if any string is in it.
+    pub fn finish(&mut self) -> Option<(Vec<u8>, u32)> {
+        if self.count == 0 {
+            return None;
+        }
+        let n = self.count;
+        self.count = 0;
+        self.prev.clear();
+        Some((std::mem::take(&mut self.cur), n))
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 pub mod builder;
 pub mod reader;
 
-pub use builder::{ChunkPlan, TablePolicy, build_chunks};
+pub use builder::{ChunkBuilder, ChunkPlan, TablePolicy, build_chunks};
 pub use reader::Chunk;
 // The table handle reads through a snapshot, so it lives with the reader;
 // re-exported here, where it has always been.

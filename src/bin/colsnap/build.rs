@@ -15,6 +15,7 @@ pub const EXAMPLES: &str = "\
 Examples:
   colsnap build issues.ndjson -o issues.colsnap
   colsnap build issues.json.gz -o issues.colsnap --codec zstd --level 9
+  colsnap build issues.ndjson -o issues.colsnap --fast --threads 2
   zstd -dc issues.ndjson.zst | colsnap build - -o issues.colsnap --json
   snapshot-build issues.ndjson -o issues.colsnap --quiet
 
@@ -53,10 +54,17 @@ pub struct Args {
     /// Section codec.
     #[arg(long, value_enum, default_value_t = CodecArg::Auto)]
     pub codec: CodecArg,
-    /// Compression level (zstd 1..=22; gzip uses min(level, 9)).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=22),
-          default_value_t = CompressOptions::default().level)]
-    pub level: i32,
+    /// Compression level (zstd 1..=22; gzip uses min(level, 9)) [default: 19, or 3 with --fast].
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: Option<i32>,
+    /// A quick build for iterating: zstd level 3 (unless --level is given)
+    /// and no dictionary for long text; larger files, several times faster.
+    #[arg(long)]
+    pub fast: bool,
+    /// Threads that encode and compress (default: every available core).
+    /// The snapshot is byte-identical whatever the count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Target raw bytes per string chunk (e.g. 65536, 64K, 1M).
     #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
     pub chunk_size: Option<usize>,
@@ -106,6 +114,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     common::input_file(&args.input, true)?;
     check_output(&args.input, &args.output, stdin)?;
 
+    let base = if args.fast {
+        BuildOptions::fast()
+    } else {
+        BuildOptions::default()
+    };
     let mut opts = BuildOptions {
         compress: CompressOptions {
             choice: match args.codec {
@@ -114,10 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 CodecArg::Gzip => CodecChoice::Force(Codec::Gzip),
                 CodecArg::None => CodecChoice::Force(Codec::None),
             },
-            level: args.level,
+            level: args.level.unwrap_or(base.compress.level),
         },
         front_coding: !args.no_front_coding,
-        ..BuildOptions::default()
+        threads: args.threads.map_or(0, usize::from),
+        ..base
     };
     if let Some(c) = args.chunk_size {
         opts.chunk_size = c;
