@@ -15,7 +15,11 @@ use colsnap::Snapshot;
 use colsnap::query::{Engine, Paging, SnapshotSource, SortKey};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    assert!(args.len() == 3, "usage: page_probe FILE N");
+    assert!(
+        args.len() >= 3,
+        "usage: page_probe FILE N [json|values|sort]"
+    );
+    let mode = args.get(3).map_or("json", |s| s.as_str());
     let iters: usize = args[2].parse().unwrap();
     let snap = Snapshot::open(&args[1]).unwrap();
     let engine = Engine::new(SnapshotSource::new(snap.clone()));
@@ -34,9 +38,22 @@ fn main() {
     engine.page_json(&sorted, p, None, false, &mut out).unwrap();
     let mut total = 0;
     for _ in 0..iters {
-        out.clear();
-        engine.page_json(&sorted, p, None, false, &mut out).unwrap();
-        total += out.len();
+        match mode {
+            "values" => total += engine.page(&sorted, p, None).unwrap().data.len(),
+            "sort" => {
+                let all: Vec<u32> = (0..snap.rows() as u32).collect();
+                let key = [SortKey {
+                    path: "updated_at".into(),
+                    desc: true,
+                }];
+                total += engine.sort(all, &key).unwrap().len();
+            }
+            _ => {
+                out.clear();
+                engine.page_json(&sorted, p, None, false, &mut out).unwrap();
+                total += out.len();
+            }
+        }
     }
     println!("{total}");
 }
