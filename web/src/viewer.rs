@@ -408,8 +408,14 @@ impl Viewer {
         let text = all.join("\n");
         ov.apply_reader(text.as_bytes())?;
         let src = OverlaySource::new(ov);
-        // Touch what the first query needs, so misses show up here.
-        let _ = src.rows();
+        // The source computes its fields once and keeps an empty list when
+        // that read missed bytes: refuse it, so the caller fetches and the
+        // next call builds a new source.
+        if src.fields().is_empty() && !self.engine.fields().is_empty() {
+            return Err(Error::Invalid(
+                "the fields of the view need bytes not fetched yet".into(),
+            ));
+        }
         self.engine = Engine::new(src);
         self.events = all;
         self.result.clear();
