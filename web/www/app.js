@@ -16,12 +16,17 @@ const PREFERRED = [
   ['state', 'State', '88px'],
   ['labels[].name', 'Labels', 'minmax(140px, 1.3fr)'],
   ['user.login', 'Author', 'minmax(100px, .8fr)'],
-  ['comments', 'Comments', '96px'],
+  ['comments', 'Comments', '108px'],
   ['created_at', 'Created', '104px'],
   ['updated_at', 'Updated', '104px'],
 ];
 const DETAIL = ['number', 'title', 'state', 'state_reason', 'user.login', 'labels[].name', 'assignees[].login',
   'milestone.title', 'comments', 'created_at', 'updated_at', 'closed_at', 'author_association', 'html_url', 'body'];
+const FRIENDLY = {
+  state: 'State', state_reason: 'Reason', 'user.login': 'Author', 'labels[].name': 'Labels', 'assignees[].login': 'Assignees',
+  'milestone.title': 'Milestone', comments: 'Comments', created_at: 'Created', updated_at: 'Updated', closed_at: 'Closed',
+  author_association: 'Association', html_url: 'Link',
+};
 const NUMERIC = new Set(['i64', 'u64', 'f64', 'number']);
 
 const state = {
@@ -150,7 +155,7 @@ function buildHead() {
     head.appendChild(h);
     const f = document.createElement('input');
     f.dataset.field = c.path;
-    f.placeholder = c.num ? '>= 5' : c.type === 'timestamp' ? '>= 2024-01-01' : c.path === 'state' ? 'open' : 'starts with…';
+    f.placeholder = c.num ? '>= 5' : c.type === 'timestamp' ? '>= 2024' : c.path === 'state' ? 'open' : 'starts with…';
     f.value = state.filters[c.path] || '';
     f.onkeydown = (e) => { if (e.key === 'Enter') { state.filters[c.path] = f.value.trim(); run(); } };
     f.onchange = () => { state.filters[c.path] = f.value.trim(); run(); };
@@ -336,7 +341,7 @@ async function openDetail(pos) {
     const v = get(obj, f);
     if (v === undefined || v === null || (Array.isArray(v) && !v.length)) continue;
     const dt = document.createElement('dt');
-    dt.textContent = f.replace('[].', ' › ');
+    dt.textContent = FRIENDLY[f] || f.replace('[].', ' › ');
     const dd = document.createElement('dd');
     const col = { path: f, type: state.snap.fields.find((x) => x.path === f)?.type || '', num: false };
     col.num = NUMERIC.has(col.type);
