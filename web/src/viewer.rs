@@ -107,6 +107,8 @@ impl std::fmt::Debug for Viewer {
 fn open_options() -> OpenOptions {
     OpenOptions {
         tail_bytes: TAIL_BYTES,
+        // Decoded string chunks kept: a page's memory is the user's.
+        cache_bytes: 16 << 20,
         ..OpenOptions::default()
     }
 }

@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 const ROW = 34;              // px, matches --row
 const MAX_PX = 8_000_000;    // below every browser's element height limit: beyond it the scrollbar is scaled
 const OVERSCAN = 8;
+const ROW_BATCH = 10;   // rows decoded per task
 
 // Columns shown when the snapshot has them (issue exports); otherwise the first scalar ones.
 const PREFERRED = [
@@ -198,6 +199,7 @@ async function run() {
   try {
     for (const el of $('filters').children) el.classList.remove('bad');
     const r = await state.snap.query(q);
+    window.grid.timings.query = performance.now() - t0;
     if (gen !== state.gen) return;
     state.rows = r.rows;
     state.total = r.total;
@@ -271,15 +273,24 @@ async function render() {
   for (let i = from; i < to; i++) if (!state.cache.has(i)) need.push(i);
   if (!need.length) return;
   const gen = state.gen;
-  const idx = Uint32Array.from(need, (i) => state.rows[i]);
-  const got = await state.snap.rows(idx, state.cols.map((c) => c.path));
-  if (gen !== state.gen) return;
-  need.forEach((i, k) => state.cache.set(i, got[k]));
+  // Visible rows first, in small batches with a yield between them, so
+  // that decoding string chunks never blocks the page for long.
+  need.sort((a, b) => (a >= first && a < end ? 0 : 1) - (b >= first && b < end ? 0 : 1) || a - b);
+  const paths = state.cols.map((c) => c.path);
+  for (let b = 0; b < need.length; b += ROW_BATCH) {
+    const part = need.slice(b, b + ROW_BATCH).filter((i) => !state.cache.has(i));
+    if (!part.length) continue;
+    if (b > 0) await new Promise((r) => setTimeout(r, 0));
+    if (gen !== state.gen) return;
+    const got = await state.snap.rows(Uint32Array.from(part, (i) => state.rows[i]), paths);
+    if (gen !== state.gen) return;
+    part.forEach((i, k) => state.cache.set(i, got[k]));
+    const now = position();
+    draw(now.first, Math.min(state.total, now.first + now.visible));
+  }
   if (state.cache.size > 5000) {
     for (const k of state.cache.keys()) { if (k < from || k >= to) state.cache.delete(k); if (state.cache.size < 2500) break; }
   }
-  const now = position();
-  draw(now.first, Math.min(state.total, now.first + now.visible));
 }
 
 function draw(first, end) {
