@@ -84,9 +84,15 @@ try {
   };
   const total = async () => page.evaluate(() => window.grid.state.total);
 
+  const root = await fetch(`${base}/`, { redirect: 'manual' });
+  assert.equal(root.status, 307);
+  assert.equal(root.headers.get('location'), '/web/');
+  step('colsnap-serve: / redirects to the page at /web/');
+
   // Open: first rows.
   const t0 = Date.now();
-  await page.goto(`${base}/`);
+  // A low scroll-height cap, so that 3,000 rows already need the scaled scrollbar.
+  await page.goto(`${base}/web/?maxpx=30000`);
   await ready();
   step(`first rows on screen after ${Date.now() - t0} ms (${ROWS} rows)`);
   assert.equal(await total(), ROWS);
@@ -129,6 +135,11 @@ try {
     await ready();
   }
   assert.equal(await total(), ROWS);
+  const h = await page.$eval('#scroller', (s) => s.scrollHeight);
+  assert.ok(h <= 30000 && ROWS * 34 > 30000, `the scrollbar is scaled (${h} px for ${ROWS} rows)`);
+  await page.$eval('#scroller', (s) => { s.scrollTop = (s.scrollHeight - s.clientHeight) / 2; });
+  await page.waitForFunction((n) => [...document.querySelectorAll('#inner .row:not(.ph)')].some((r) => Math.abs(+r.dataset.pos - n / 2) < 30), ROWS);
+  step(`scaled scrollbar (${h} px for ${ROWS} rows): half way down shows the rows around ${ROWS / 2}`);
   await page.$eval('#scroller', (s) => { s.scrollTop = s.scrollHeight; });
   await page.waitForFunction((n) => [...document.querySelectorAll('#inner .row:not(.ph)')].some((r) => +r.dataset.pos === n - 1), ROWS);
   const last = cli(['--sort', '-title', '--fields', 'number', '--offset', String(ROWS - 1), '--limit', '1']).data[0];

@@ -6,7 +6,9 @@ import { open } from './pkg/colsnap.js';
 
 const $ = (id) => document.getElementById(id);
 const ROW = 34;              // px, matches --row
-const MAX_PX = 8_000_000;    // below every browser's element height limit: beyond it the scrollbar is scaled
+// Below every browser's element height limit; beyond it the scrollbar is
+// scaled (?maxpx=N lowers it, for tests).
+const MAX_PX = +new URLSearchParams(location.search).get('maxpx') || 8_000_000;
 const OVERSCAN = 8;
 const ROW_BATCH = 10;   // rows decoded per task
 
