@@ -100,8 +100,8 @@ try {
     const field = what.includes('user.login') ? 'user.login' : 'title';
     await page.click(`.head .h[data-field="${field}"]`);
     await ready();
-    const t = await page.evaluate(() => window.grid.timings.lastQuery);
-    console.log(`${what} + first page on screen: ${t.toFixed(0)} ms`);
+    const [t, tq] = await page.evaluate(() => [window.grid.timings.lastQuery, window.grid.timings.query]);
+    console.log(`${what} + first page on screen: ${t.toFixed(0)} ms (query ${tq.toFixed(0)} ms)`);
   }
   const q = await page.evaluate(async () => {
     const s = window.grid.snap;

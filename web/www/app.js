@@ -34,7 +34,7 @@ const NUMERIC = new Set(['i64', 'u64', 'f64', 'number']);
 
 const state = {
   snap: null, cols: [], sort: [], filters: {}, search: '',
-  rows: new Uint32Array(0), total: 0, cache: new Map(), gen: 0, selected: -1, pending: null,
+  rows: new Uint32Array(0), total: 0, cache: new Map(), inflight: new Set(), gen: 0, selected: -1, pending: null,
 };
 window.grid = { state, ready: null, timings: {} };
 
@@ -206,6 +206,7 @@ async function run() {
     state.rows = r.rows;
     state.total = r.total;
     state.cache = new Map();
+    state.inflight = new Set();
     state.lastQuery = q;
     buildHead();
     $('scroller').scrollTop = 0;
@@ -276,7 +277,7 @@ async function render(onVisible) {
   const from = Math.max(0, first - OVERSCAN);
   const to = Math.min(state.total, end + OVERSCAN);
   const need = [];
-  for (let i = from; i < to; i++) if (!state.cache.has(i)) need.push(i);
+  for (let i = from; i < to; i++) if (!state.cache.has(i) && !state.inflight.has(i)) need.push(i);
   const shown = () => { for (let i = first; i < end; i++) if (!state.cache.has(i)) return false; return true; };
   let told = false;
   const tell = () => { if (!told && onVisible && shown()) { told = true; onVisible(); } };
@@ -288,11 +289,17 @@ async function render(onVisible) {
   need.sort((a, b) => (a >= first && a < end ? 0 : 1) - (b >= first && b < end ? 0 : 1) || a - b);
   const paths = state.cols.map((c) => c.path);
   for (let b = 0; b < need.length; b += ROW_BATCH) {
-    const part = need.slice(b, b + ROW_BATCH).filter((i) => !state.cache.has(i));
-    if (!part.length) continue;
     if (b > 0) await (globalThis.scheduler?.yield ? globalThis.scheduler.yield() : new Promise((r) => setTimeout(r, 0)));
     if (gen !== state.gen) return;
-    const got = await state.snap.rows(Uint32Array.from(part, (i) => state.rows[i]), paths);
+    const part = need.slice(b, b + ROW_BATCH).filter((i) => !state.cache.has(i) && !state.inflight.has(i));
+    if (!part.length) continue;
+    for (const i of part) state.inflight.add(i);
+    let got;
+    try {
+      got = await state.snap.rows(Uint32Array.from(part, (i) => state.rows[i]), paths);
+    } finally {
+      if (gen === state.gen) for (const i of part) state.inflight.delete(i);
+    }
     if (gen !== state.gen) return;
     part.forEach((i, k) => state.cache.set(i, got[k]));
     const now = position();
