@@ -1149,13 +1149,28 @@ async fn the_browser_page_is_served_under_web_and_the_api_still_answers_404s() {
     let r = c.get(format!("{}/web/", s.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("<p>grid</p>"));
-    let r = c.get(format!("{}/web/pkg/m.wasm", s.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/web/pkg/m.wasm", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], "application/wasm");
-    let r = c.get(format!("{}/web/../Cargo.toml", s.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/web/../Cargo.toml", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = c.get(format!("{}/nothing/here", s.base)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/nothing/here", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert!(r.text().await.unwrap().contains("error"), "API 404s stay JSON");
+    assert!(
+        r.text().await.unwrap().contains("error"),
+        "API 404s stay JSON"
+    );
     // Without a directory, no page.
     let plain = start(|_| {}).await;
     let r = c.get(format!("{}/", plain.base)).send().await.unwrap();
