@@ -80,6 +80,9 @@ pub struct ServerConfig {
     /// How often to look for a replaced snapshot file (length, modification
     /// time or inode changed) and swap it in; `None` never looks.
     pub reload_interval: Option<Duration>,
+    /// A directory of static files (the browser grid, `web/www`) served at
+    /// `/web/`, with `/` redirecting there; `None` serves no page.
+    pub web: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -101,6 +104,7 @@ impl ServerConfig {
             stream_pause: Duration::ZERO,
             result_cache_rows: 16 << 20,
             reload_interval: Some(Duration::from_secs(2)),
+            web: None,
         }
     }
 }
@@ -515,6 +519,17 @@ pub fn router(state: Arc<AppState>) -> Router {
                     header::RETRY_AFTER,
                 ]),
         );
+    }
+    if let Some(dir) = &state.config.web {
+        // The browser grid: static files, compressed (the wasm module too).
+        let page = Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async { axum::response::Redirect::temporary("/web/") }),
+            )
+            .nest_service("/web", tower_http::services::ServeDir::new(dir))
+            .layer(CompressionLayer::new());
+        app = app.merge(page);
     }
     app.layer(TraceLayer::new_for_http()).with_state(state)
 }

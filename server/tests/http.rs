@@ -1130,3 +1130,49 @@ async fn an_event_log_is_applied_like_colsnap_query_events() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["pagination"]["total"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_page_is_served_under_web_and_the_api_still_answers_404s() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html><p>grid</p>").unwrap();
+    std::fs::create_dir(web.path().join("pkg")).unwrap();
+    std::fs::write(web.path().join("pkg/m.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let dir = web.path().to_path_buf();
+    let s = start(move |c| c.web = Some(dir)).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(r.headers()["location"], "/web/");
+    let r = c.get(format!("{}/web/", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("<p>grid</p>"));
+    let r = c
+        .get(format!("{}/web/pkg/m.wasm", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/wasm");
+    let r = c
+        .get(format!("{}/web/../Cargo.toml", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = c
+        .get(format!("{}/nothing/here", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.text().await.unwrap().contains("error"),
+        "API 404s stay JSON"
+    );
+    // Without a directory, no page.
+    let plain = start(|_| {}).await;
+    let r = c.get(format!("{}/", plain.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

@@ -120,6 +120,12 @@ impl Bits {
         out
     }
 
+    /// The bits as 64-bit words, bit `i` at `words[i / 64] >> (i % 64)`
+    /// (for callers that hand the bitmap on, such as a browser's typed arrays).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// Bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.words.len() * 8

@@ -41,6 +41,13 @@ struct Args {
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
+    /// Directory of the browser grid served at /web/ (`/` redirects there);
+    /// defaults to the source tree's web/www (build it with web/build.sh).
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/www"))]
+    web: PathBuf,
+    /// Serve no page at / and /web/.
+    #[arg(long)]
+    no_web: bool,
 }
 
 #[tokio::main]
@@ -72,10 +79,23 @@ async fn main() -> anyhow::Result<()> {
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
+    if !a.no_web {
+        if a.web.join("index.html").is_file() {
+            cfg.web = Some(a.web.clone());
+        } else {
+            tracing::warn!(dir = %a.web.display(), "no index.html there: the browser grid is not served (--web DIR)");
+        }
+    }
+    let web = cfg.web.is_some();
     let state = AppState::load(cfg)?;
     let listener = tokio::net::TcpListener::bind(&a.addr).await?;
     let names = state.names();
-    tracing::info!(addr = %listener.local_addr()?, snapshots = ?names, "listening");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, snapshots = ?names, "listening");
+    if web {
+        // The one line a person needs: where the grid is.
+        println!("open http://{addr}/ (the browser grid; API at http://{addr}/api)");
+    }
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

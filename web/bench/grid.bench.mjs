@@ -1,0 +1,136 @@
+// Numbers of the browser grid (a measurement, not a test): headless Debian
+// Chromium on 127.0.0.1 against colsnap-serve.
+//
+//   SNAPSHOT=/tmp/issues-1m.colsnap node web/bench/grid.bench.mjs
+//   ROWS=200000 node web/bench/grid.bench.mjs      # generates the snapshot first
+//
+// Needs web/build.sh, web/test's npm packages (playwright-core), and the
+// binaries in COLSNAP_BIN_DIR (default target/release: cargo build --release
+// -p colsnap --bin colsnap --example gen_issues -p colsnap-server --bin colsnap-serve).
+import { createRequire } from 'node:module';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, mkdtempSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(join(root, 'web/test/package.json'));
+const { chromium } = require('playwright-core');
+const bin = resolve(root, process.env.COLSNAP_BIN_DIR || 'target/release');
+const exe = (n) => (existsSync(join(bin, n)) ? join(bin, n) : join(bin, 'examples', n));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+let snap = process.env.SNAPSHOT;
+if (!snap) {
+  const rows = process.env.ROWS || '200000';
+  const work = mkdtempSync(join(tmpdir(), 'colsnap-bench-'));
+  snap = join(work, 'issues.colsnap');
+  execFileSync(exe('gen_issues'), ['--count', rows, '--out', join(work, 'issues.ndjson')]);
+  execFileSync(exe('colsnap'), ['build', join(work, 'issues.ndjson'), '-o', snap], { stdio: 'ignore' });
+}
+const kb = (n) => (n / 1024).toFixed(1) + ' KB';
+const mb = (n) => (n / 1048576).toFixed(1) + ' MB';
+
+// 1. What the page downloads before the first rows, gzip -9.
+const www = join(root, 'web/www');
+const code = ['pkg/colsnap_web_bg.wasm', 'pkg/colsnap_web.js', 'pkg/colsnap.js', 'app.js', 'index.html', 'style.css'];
+let raw = 0, gz = 0;
+for (const f of code) {
+  const b = readFileSync(join(www, f));
+  raw += b.length;
+  gz += gzipSync(b, { level: 9 }).length;
+}
+const wasmGz = gzipSync(readFileSync(join(www, 'pkg/colsnap_web_bg.wasm')), { level: 9 }).length;
+console.log(`snapshot: ${snap} (${mb(statSync(snap).size)})`);
+console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip (wasm alone ${kb(wasmGz)} gzip)`);
+
+const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0'], {
+  stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
+});
+const base = await new Promise((ok, fail) => {
+  let buf = '';
+  server.stdout.on('data', (d) => { buf += d; const m = /open (http:\/\/[^/\s]+)\//.exec(buf); if (m) ok(m[1]); });
+  server.on('exit', (c) => fail(new Error(`colsnap-serve exited with ${c}`)));
+});
+const browser = await chromium.launch({
+  executablePath: CHROMIUM, headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--enable-precise-memory-info'],
+});
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  await ctx.addInitScript(() => {
+    window.__long = [];
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: 'longtask', buffered: true });
+  });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(300_000);
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Network.enable');
+  let wire = { code: 0, data: 0, requests: 0 };
+  cdp.on('Network.loadingFinished', () => {});
+  const sizes = new Map();
+  cdp.on('Network.responseReceived', (e) => sizes.set(e.requestId, e.response.url));
+  cdp.on('Network.loadingFinished', (e) => {
+    const url = sizes.get(e.requestId) || '';
+    wire.requests++;
+    if (url.includes('/files/')) wire.data += e.encodedDataLength; else wire.code += e.encodedDataLength;
+  });
+  const ready = () => page.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
+  const firstRows = async () => {
+    await page.goto(`${base}/web/`);
+    await ready();
+    return page.evaluate(() => [performance.now(), JSON.stringify(Object.fromEntries(Object.entries(window.grid.timings).map(([k, v]) => [k, Math.round(v)])))]);
+  };
+
+  // 2. Cold (fresh profile, empty caches), then warm (reload: HTTP cache, Cache API).
+  const [cold, coldT] = await firstRows();
+  const coldWire = { ...wire };
+  console.log(`first rows, cold: ${cold.toFixed(0)} ms after navigation start (page timings ${coldT}); on the wire: code ${kb(coldWire.code)}, snapshot ranges ${kb(coldWire.data)}, ${coldWire.requests} requests`);
+  wire = { code: 0, data: 0, requests: 0 };
+  const [warm, warmT] = await firstRows();
+  console.log(`first rows, warm: ${warm.toFixed(0)} ms (page timings ${warmT}); on the wire: code ${kb(wire.code)}, snapshot ranges ${kb(wire.data)}, ${wire.requests} requests`);
+  const rows = await page.evaluate(() => window.grid.state.total);
+  console.log(`rows: ${rows}`);
+
+  // 3. Sort by a string column and show the first page (first time: loads the column; second time: reverses).
+  for (const what of ['sort by title (column loaded on first use)', 'sort by title descending (loaded)', 'sort by user.login']) {
+    const field = what.includes('user.login') ? 'user.login' : 'title';
+    await page.click(`.head .h[data-field="${field}"]`);
+    await ready();
+    const [t, tq] = await page.evaluate(() => [window.grid.timings.lastQuery, window.grid.timings.query]);
+    console.log(`${what} + first page on screen: ${t.toFixed(0)} ms (query ${tq.toFixed(0)} ms)`);
+  }
+  const q = await page.evaluate(async () => {
+    const s = window.grid.snap;
+    const t0 = performance.now();
+    const r = await s.query({ sort: 'title' });
+    const t1 = performance.now();
+    await s.rows(r.rows.subarray(0, 40), ['number', 'title']);
+    return [t1 - t0, performance.now() - t1];
+  });
+  console.log(`API: query({sort: 'title'}) ${q[0].toFixed(0)} ms, rows() of the first 40 ${q[1].toFixed(0)} ms`);
+
+  // 4. Memory: JS heap + wasm memory against the typed arrays loaded.
+  await cdp.send('HeapProfiler.collectGarbage');
+  const heap = await cdp.send('Runtime.getHeapUsage');
+  const st = await page.evaluate(() => window.grid.snap.stats());
+  const total = heap.usedSize + st.wasmMemory;
+  console.log(`memory: JS heap ${mb(heap.usedSize)} + wasm ${mb(st.wasmMemory)} = ${mb(total)}; typed arrays loaded ${mb(st.loadedBytes)}; file bytes fetched ${mb(st.fetchedBytes)}; ratio ${(total / st.loadedBytes).toFixed(2)}x (${((total - st.fetchedBytes) / st.loadedBytes).toFixed(2)}x without the fetched bytes)`);
+
+  // 5. Long tasks while scrolling through the whole grid.
+  await page.evaluate(() => { window.__long = []; });
+  const steps = 300;
+  const t0 = Date.now();
+  for (let i = 1; i <= steps; i++) {
+    await page.evaluate((f) => { const s = document.getElementById('scroller'); s.scrollTop = f * (s.scrollHeight - s.clientHeight); }, i / steps);
+    await ready();
+  }
+  const long = await page.evaluate(() => window.__long);
+  console.log(`scrolling: ${steps} jumps through ${rows} rows in ${Date.now() - t0} ms; long tasks (>50 ms): ${long.length}${long.length ? ', longest ' + Math.max(...long).toFixed(0) + ' ms' : ''}`);
+} finally {
+  await browser.close();
+  server.kill();
+}

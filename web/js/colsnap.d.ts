@@ -1,0 +1,29 @@
+// Types of web/js/colsnap.js.
+export interface Field { path: string; type: 'null' | 'bool' | 'i64' | 'u64' | 'f64' | 'number' | 'string' | 'timestamp' | 'object' | 'list' | 'mixed' | string; list: boolean }
+export interface Progress { loaded: number; total: number; expect: 'footer' | 'file' | 'data' | 'cache' | 'idle' }
+export interface OpenOptions { onProgress?: (p: Progress) => void; cache?: boolean }
+export interface QueryOptions { sort?: string; where?: string[]; search?: string; in?: string[]; offset?: number; limit?: number }
+export interface QueryResult { total: number; rows: Uint32Array; page?: Uint32Array }
+export interface ColumnView {
+  path: string; type: string; kind: 'u32' | 'i64' | 'u8' | 'f64';
+  values: Uint32Array | BigInt64Array | Uint8Array | Float64Array;
+  sentinels?: { null: number; absent: number };
+  null: Uint32Array | null; absent: Uint32Array | null; valid: Uint32Array | null;
+  offsets: Uint32Array | null;
+}
+export interface Stats { fetchedBytes: number; loadedBytes: number; wasmMemory: number; requests: number; networkBytes: number; cacheHits: number }
+export declare class Snapshot {
+  readonly rowCount: number;
+  readonly fields: Field[];
+  readonly fileLen: number;
+  readonly eventCount: number;
+  load(paths: string[]): Promise<void>;
+  column(path: string): Promise<ColumnView>;
+  query(q?: QueryOptions): Promise<QueryResult>;
+  rows(indexes: ArrayLike<number>, fields?: string[]): Promise<Record<string, unknown>[]>;
+  row(i: number, fields?: string[]): Promise<Record<string, unknown>>;
+  strings(path: string, ids: ArrayLike<number>): Promise<(string | null)[]>;
+  applyEvents(ndjson: string): Promise<number>;
+  stats(): Stats;
+}
+export declare function open(url: string, opts?: OpenOptions): Promise<Snapshot>;

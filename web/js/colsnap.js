@@ -1,0 +1,327 @@
+// colsnap in the browser: open a .colsnap file by byte ranges, query it
+// locally, fetch only the strings shown. ES module over the wasm-bindgen
+// output (colsnap_web.js, built by web/build.sh into web/www/pkg/).
+//
+//   import { open } from './pkg/colsnap.js';
+//   const snap = await open('/files/issues.colsnap', { onProgress });
+//   const { total, rows } = await snap.query({ sort: '-updated_at', where: ['state=open'] });
+//   const page = await snap.rows(rows.subarray(0, 50), ['number', 'title']);
+//
+// The wasm side never fetches: each call decodes from the ranges fetched so
+// far and says which ranges it misses; this module fetches them (one
+// `Range` request each, in parallel, kept in the Cache API under the
+// file's ETag) and calls again. Planning calls fetch most bytes ahead.
+
+import init, { Reader } from './colsnap_web.js';
+
+let wasmReady = null;
+function wasm() {
+  if (!wasmReady) wasmReady = init();
+  return wasmReady;
+}
+
+const CACHE = 'colsnap-ranges-v1';
+const TAIL = 256 * 1024;
+
+function pairs(flat) {
+  const out = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
+  return out;
+}
+
+function parseContentRange(h) {
+  const m = /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(h || '');
+  return m ? { start: +m[1], end: +m[2] + 1, total: m[3] === '*' ? null : +m[3] } : null;
+}
+
+/** Reads byte ranges of one URL: fetch with `Range`, Cache API by ETag, progress. */
+class RangeFetcher {
+  constructor(url, opts) {
+    this.url = new URL(url, globalThis.location?.href).href;
+    this.onProgress = opts.onProgress || (() => {});
+    this.useCache = opts.cache !== false && typeof caches !== 'undefined';
+    this.etag = null;
+    this.len = 0;
+    this.stats = { requests: 0, networkBytes: 0, cacheHits: 0 };
+    this.pending = 0;
+    this.done = 0;
+  }
+
+  cacheKey(s, e) {
+    return `${this.url}${this.url.includes('?') ? '&' : '?'}colsnap-etag=${encodeURIComponent(this.etag)}&range=${s}-${e}`;
+  }
+
+  async cache() {
+    if (!this.useCache || !this.etag) return null;
+    try {
+      return await caches.open(CACHE);
+    } catch {
+      this.useCache = false;
+      return null;
+    }
+  }
+
+  async body(res, expect) {
+    // Stream the body so progress moves inside large ranges.
+    if (!res.body) return new Uint8Array(await res.arrayBuffer());
+    const reader = res.body.getReader();
+    const parts = [];
+    let n = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      n += value.length;
+      this.done += value.length;
+      this.onProgress({ loaded: this.done, total: this.pending, expect });
+    }
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+
+  async request(range, extra = {}) {
+    this.stats.requests++;
+    const headers = { Range: range, ...extra };
+    if (this.etag && !extra['If-None-Match']) headers['If-Range'] = this.etag;
+    return fetch(this.url, { headers, cache: 'no-store' });
+  }
+
+  /** Open: the last bytes (one suffix request) and the first kilobyte, in parallel. */
+  async open() {
+    const memo = this.useCache ? (() => { try { return JSON.parse(localStorage.getItem('colsnap:' + this.url)); } catch { return null; } })() : null;
+    if (memo && memo.etag) {
+      // A second visit: ask whether the file changed; unchanged, the tail is in the cache.
+      const res = await this.request(`bytes=-${TAIL}`, { 'If-None-Match': memo.etag });
+      if (res.status === 304) {
+        this.etag = memo.etag;
+        this.len = memo.len;
+        const c = await this.cache();
+        const ts = Math.max(0, this.len - TAIL);
+        const [head, tail] = await Promise.all([
+          c && c.match(this.cacheKey(0, Math.min(this.len, 1024))),
+          c && c.match(this.cacheKey(ts, this.len)),
+        ]);
+        if (head && tail) {
+          this.stats.cacheHits += 2;
+          return [[0, new Uint8Array(await head.arrayBuffer())], [ts, new Uint8Array(await tail.arrayBuffer())]];
+        }
+      } else if (res.ok) {
+        return this.afterTail(res);
+      }
+    }
+    const res = await this.request(`bytes=-${TAIL}`);
+    return this.afterTail(res);
+  }
+
+  async afterTail(res) {
+    if (!res.ok) throw new Error(`${this.url}: HTTP ${res.status}`);
+    this.etag = res.headers.get('ETag');
+    let start = 0;
+    let bytes;
+    if (res.status === 206) {
+      const cr = parseContentRange(res.headers.get('Content-Range'));
+      if (!cr || cr.total == null) throw new Error(`${this.url}: no length in Content-Range`);
+      this.len = cr.total;
+      start = cr.start;
+      this.pending += cr.end - cr.start;
+      bytes = await this.body(res, 'footer');
+    } else {
+      // No range support: the whole file came.
+      bytes = await this.body(res, 'file');
+      this.len = bytes.length;
+    }
+    this.stats.networkBytes += bytes.length;
+    const got = [[start, bytes]];
+    if (start > 0) {
+      const [head] = await this.fetch([[0, Math.min(1024, this.len)]]);
+      got.push(head);
+    }
+    if (this.useCache && this.etag) {
+      try { localStorage.setItem('colsnap:' + this.url, JSON.stringify({ etag: this.etag, len: this.len })); } catch { /* private mode */ }
+      const c = await this.cache();
+      if (c && start > 0) await c.put(this.cacheKey(start, this.len), new Response(bytes));
+    }
+    return got;
+  }
+
+  /** Fetch ranges [[start, end], ...] in parallel; returns [[start, Uint8Array], ...]. */
+  async fetch(ranges) {
+    const c = await this.cache();
+    this.pending += ranges.reduce((n, [s, e]) => n + (e - s), 0);
+    const one = async ([s, e]) => {
+      const key = c && this.cacheKey(s, e);
+      if (c) {
+        const hit = await c.match(key);
+        if (hit) {
+          this.stats.cacheHits++;
+          const b = new Uint8Array(await hit.arrayBuffer());
+          this.done += b.length;
+          this.onProgress({ loaded: this.done, total: this.pending, expect: 'cache' });
+          return [s, b];
+        }
+      }
+      const res = await this.request(`bytes=${s}-${e - 1}`);
+      if (res.status === 200) throw new Error(`${this.url} changed on the server (reload the page)`);
+      if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for bytes ${s}-${e - 1}`);
+      const b = await this.body(res, 'data');
+      this.stats.networkBytes += b.length;
+      if (c) c.put(key, new Response(b.slice())).catch(() => {});
+      return [s, b];
+    };
+    try {
+      return await Promise.all(ranges.map(one));
+    } finally {
+      if (this.done >= this.pending) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
+    }
+  }
+}
+
+/** An open snapshot. */
+export class Snapshot {
+  constructor(fetcher, reader, memory) {
+    this.fetcher = fetcher;
+    this.reader = reader;
+    this.memory = memory;
+    this.columns = new Map();
+  }
+
+  refresh() {
+    const s = JSON.parse(this.reader.schema());
+    /** Rows in the view (snapshot plus events). */
+    this.rowCount = s.rows;
+    /** Columns: [{path, type, list}]. */
+    this.fields = s.fields;
+    this.fileLen = s.fileLen;
+    this.eventCount = s.events;
+    this.columns = new Map();
+  }
+
+  async need(flat) {
+    const r = pairs(flat);
+    if (!r.length) return;
+    for (const [s, b] of await this.fetcher.fetch(r)) this.reader.provide(s, b);
+  }
+
+  /** Run `f` against the bytes fetched; fetch what it misses and run it again. */
+  async retry(f) {
+    for (let round = 0; ; round++) {
+      try {
+        return f();
+      } catch (e) {
+        const miss = this.reader.missing();
+        if (!miss.length || round > 1000) throw e;
+        await this.need(miss);
+      }
+    }
+  }
+
+  /** Load columns (fetching their sections in one round). */
+  async load(paths) {
+    const todo = paths.filter((p) => !this.columns.has(p));
+    if (!todo.length) return;
+    await this.need(this.reader.planColumns(JSON.stringify(todo)));
+    for (const p of todo) {
+      const d = JSON.parse(await this.retry(() => this.reader.column(p)));
+      this.columns.set(p, d);
+    }
+  }
+
+  /**
+   * A column as typed arrays over the wasm memory (no copy): `values`
+   * (Uint32Array string ids / list lengths, BigInt64Array integers and
+   * timestamp seconds, Uint8Array booleans, Float64Array other numbers),
+   * `null`/`absent`/`valid` bitmaps (Uint32Array, bit i at [i >>> 5] >>> (i & 31)),
+   * `offsets` (Uint32Array, rows + 1) for columns inside arrays. The views
+   * are valid until `applyEvents` (and are rebuilt if the memory grew).
+   */
+  async column(path) {
+    await this.load([path]);
+    const d = this.columns.get(path);
+    const buf = this.memory.buffer;
+    const T = { u32: Uint32Array, i64: BigInt64Array, u8: Uint8Array, f64: Float64Array }[d.kind];
+    const bits = (p) => (p ? new Uint32Array(buf, p, d.words * 2) : null);
+    return {
+      path: d.path, type: d.type, kind: d.kind, sentinels: d.sentinels,
+      values: new T(buf, d.ptr, d.len),
+      null: bits(d.nullPtr), absent: bits(d.absentPtr), valid: bits(d.validPtr),
+      offsets: d.offsetsPtr ? new Uint32Array(buf, d.offsetsPtr, this.rowCount + 1) : null,
+    };
+  }
+
+  /**
+   * Sort, filter, search: `{sort: '-updated_at,title', where: ['state=open'],
+   * search: 'crash', in: ['title'], offset, limit}` (strings as in
+   * docs/query.md). Returns `{total, rows}`: every matching row index in
+   * result order (a Uint32Array copy), and `page`, the rows of
+   * `offset..offset+limit` when a limit is given.
+   */
+  async query(q = {}) {
+    const spec = JSON.stringify({ sort: q.sort || '', where: q.where || [], search: q.search || '', in: q.in || [] });
+    await this.need(this.reader.planQuery(spec));
+    if (q.search) {
+      const cols = q.in && q.in.length ? q.in : this.fields.filter((f) => f.type === 'string').map((f) => f.path);
+      await this.load(cols);
+      await this.need(this.reader.planSearch(JSON.stringify(q.in || [])));
+    }
+    const total = await this.retry(() => this.reader.query(spec));
+    const rows = new Uint32Array(this.memory.buffer, this.reader.resultPtr(), total).slice();
+    const out = { total, rows };
+    if (q.limit) {
+      const off = q.offset || 0;
+      out.page = rows.subarray(off, off + q.limit);
+    }
+    return out;
+  }
+
+  /** Rows (indexes into the view) as objects, restricted to `fields` (all when empty). */
+  async rows(indexes, fields = []) {
+    const idx = indexes instanceof Uint32Array ? indexes : Uint32Array.from(indexes);
+    // With events applied, columns inside arrays do not load (the rows
+    // still write them): the misses are fetched as they come.
+    if (fields.length && !this.eventCount) {
+      await this.load(fields);
+      await this.need(this.reader.planRows(idx, JSON.stringify(fields)));
+    }
+    return JSON.parse(await this.retry(() => this.reader.rows(idx, JSON.stringify(fields))));
+  }
+
+  /** One row, every field (or `fields`): the long text comes with it. */
+  async row(i, fields = []) {
+    return (await this.rows([i], fields))[0];
+  }
+
+  /** The strings of string ids of column `path`, fetching only their chunks. */
+  async strings(path, ids) {
+    const a = ids instanceof Uint32Array ? ids : Uint32Array.from(ids);
+    await this.need(this.reader.planStrings(path, a));
+    return JSON.parse(await this.retry(() => this.reader.strings(path, a)));
+  }
+
+  /** Apply NDJSON events (docs/events) after those applied before. */
+  async applyEvents(ndjson) {
+    const n = await this.retry(() => this.reader.applyEvents(ndjson));
+    this.refresh();
+    return n;
+  }
+
+  /** Bytes: fetched from the file, typed arrays loaded, wasm memory; requests made. */
+  stats() {
+    return { ...JSON.parse(this.reader.stats()), wasmMemory: this.memory.buffer.byteLength, ...this.fetcher.stats };
+  }
+}
+
+/** Open a .colsnap URL read by byte ranges. Options: onProgress({loaded, total}), cache (default true). */
+export async function open(url, opts = {}) {
+  const w = await wasm();
+  const f = new RangeFetcher(url, opts);
+  const parts = await f.open();
+  const reader = new Reader(f.len);
+  for (const [s, b] of parts) reader.provide(s, b);
+  const snap = new Snapshot(f, reader, w.memory);
+  await snap.retry(() => reader.open());
+  snap.refresh();
+  return snap;
+}

@@ -1,0 +1,151 @@
+//! [`RangeStore`]: a synchronous byte source over the ranges fetched so far.
+//!
+//! The browser fetches asynchronously, the reader decodes synchronously.
+//! The store bridges the two without an async runtime: every decode runs
+//! against the bytes already fetched; a read of bytes not fetched yet fails
+//! and records the range, the caller (JavaScript) fetches the recorded
+//! ranges with `Range` requests, [`RangeStore::insert`]s them and runs the
+//! decode again. Planned reads ([`crate::Viewer::plan_columns`],
+//! [`crate::Viewer::plan_rows`]) fetch most bytes ahead in one round, so
+//! the retry loop is the exception, not the rule.
+
+use bytes::Bytes;
+use colsnap::source::ByteSource;
+use colsnap::{Error, Result};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// Fetched byte ranges of one file of known length.
+#[derive(Debug)]
+pub struct RangeStore {
+    len: u64,
+    got: Mutex<BTreeMap<u64, Bytes>>,
+    missing: Mutex<Vec<Range<u64>>>,
+}
+
+impl RangeStore {
+    /// An empty store for a file of `len` bytes.
+    pub fn new(len: u64) -> RangeStore {
+        RangeStore {
+            len,
+            got: Mutex::new(BTreeMap::new()),
+            missing: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Keep `bytes`, the file's bytes from offset `start` on (clipped to
+    /// the file's length).
+    pub fn insert(&self, start: u64, bytes: Bytes) {
+        if start >= self.len || bytes.is_empty() {
+            return;
+        }
+        let keep = (self.len - start).min(bytes.len() as u64) as usize;
+        if let Ok(mut g) = self.got.lock() {
+            let longer = g.get(&start).is_none_or(|b| b.len() < keep);
+            if longer {
+                g.insert(start, bytes.slice(..keep));
+            }
+        }
+    }
+
+    /// The bytes of `r` when one fetched range holds them.
+    pub fn get(&self, r: &Range<u64>) -> Option<Bytes> {
+        let g = self.got.lock().ok()?;
+        g.range(..=r.start).rev().find_map(|(&s, b)| {
+            let end = s + b.len() as u64;
+            (end >= r.end).then(|| b.slice((r.start - s) as usize..(r.end - s) as usize))
+        })
+    }
+
+    /// True when every byte of `r` is held.
+    pub fn has(&self, r: &Range<u64>) -> bool {
+        r.is_empty() || self.get(r).is_some()
+    }
+
+    /// Ranges that reads asked for and did not find since the last call,
+    /// sorted and merged.
+    pub fn take_missing(&self) -> Vec<Range<u64>> {
+        let v = self
+            .missing
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        colsnap::source::coalesce_ranges(&v, 0)
+    }
+
+    /// Of `ranges`, those not held yet.
+    pub fn not_held(&self, ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+        ranges.iter().filter(|r| !self.has(r)).cloned().collect()
+    }
+
+    /// Bytes held (ranges fetched more than once count each time).
+    pub fn held_bytes(&self) -> u64 {
+        self.got
+            .lock()
+            .map(|g| g.values().map(|b| b.len() as u64).sum())
+            .unwrap_or(0)
+    }
+}
+
+impl ByteSource for RangeStore {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let mut out = Vec::with_capacity(ranges.len());
+        let mut absent = Vec::new();
+        for r in ranges {
+            if r.start > r.end || r.end > self.len {
+                return Err(Error::Truncated {
+                    what: "byte range".into(),
+                    start: r.start,
+                    end: r.end,
+                    len: self.len,
+                });
+            }
+            match self.get(r) {
+                Some(b) => out.push(b),
+                None if r.is_empty() => out.push(Bytes::new()),
+                None => absent.push(r.clone()),
+            }
+        }
+        if absent.is_empty() {
+            return Ok(out);
+        }
+        let msg = format!(
+            "bytes {} not fetched yet",
+            absent
+                .iter()
+                .map(|r| format!("{}..{}", r.start, r.end))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Ok(mut m) = self.missing.lock() {
+            m.extend(absent);
+        }
+        Err(Error::Invalid(msg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_slices_of_fetched_ranges_and_records_the_rest() {
+        let s = RangeStore::new(100);
+        s.insert(10, Bytes::from_static(&[1, 2, 3, 4, 5]));
+        assert_eq!(s.read_range(11..13).unwrap().as_ref(), &[2, 3]);
+        assert!(s.read_ranges(&[11..13, 14..16, 40..50]).is_err());
+        assert_eq!(s.take_missing(), vec![14..16, 40..50]);
+        assert!(s.take_missing().is_empty());
+        assert!(s.read_range(90..101).is_err());
+        assert!(s.take_missing().is_empty(), "past the end is not missing");
+        // Clipped to the length.
+        s.insert(95, Bytes::from(vec![7; 20]));
+        assert_eq!(s.read_range(95..100).unwrap().len(), 5);
+        assert_eq!(s.not_held(&[10..15, 9..12, 96..100]), vec![9..12]);
+    }
+}

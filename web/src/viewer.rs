@@ -1,0 +1,444 @@
+//! [`Viewer`]: one snapshot opened over a [`RangeStore`], its query engine,
+//! and the events applied on top; the plain-Rust core of the browser API
+//! (the `wasm-bindgen` layer in `lib.rs` only converts types).
+
+use crate::store::RangeStore;
+use bytes::Bytes;
+use colsnap::events::{Overlay, OverlaySource};
+use colsnap::query::{Column, Engine, Query, RowSource, Search, SnapshotSource, Values, parse};
+use colsnap::read::Plan;
+use colsnap::{Error, OpenOptions, Result, Snapshot};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Bytes fetched from the end of the file to open it: the trailer and, for
+/// most files, the whole footer.
+pub const TAIL_BYTES: u64 = 256 << 10;
+
+/// What a query asks, as JSON: `{"sort": "-updated_at,title", "where":
+/// ["state=open"], "search": "crash", "in": ["title"]}`; the strings use
+/// the CLI's grammar (docs/query.md).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct QuerySpec {
+    /// `--sort`.
+    pub sort: Option<String>,
+    /// `--where`, each.
+    pub filters: Vec<String>,
+    /// `--search`.
+    pub search: Option<String>,
+    /// `--in`.
+    pub search_in: Vec<String>,
+}
+
+impl QuerySpec {
+    /// Read the JSON form.
+    pub fn from_json(text: &str) -> Result<QuerySpec> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| Error::Invalid(format!("query JSON: {e}")))?;
+        let strs = |k: &str| -> Vec<String> {
+            match v.get(k) {
+                Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let one = |k: &str| {
+            let v = strs(k);
+            (!v.is_empty()).then(|| v.join(","))
+        };
+        Ok(QuerySpec {
+            sort: one("sort"),
+            filters: strs("where"),
+            search: v
+                .get("search")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            search_in: strs("in"),
+        })
+    }
+
+    /// The engine's query.
+    pub fn to_query(&self) -> Result<Query> {
+        let mut q = Query::default();
+        for w in &self.filters {
+            q.filters.push(parse::parse_where(w)?);
+        }
+        if let Some(s) = &self.sort {
+            q.sort = parse::parse_sort(s)?;
+        }
+        if let Some(text) = &self.search {
+            q.search = Some(Search {
+                text: text.clone(),
+                fields: self.search_in.clone(),
+            });
+        }
+        Ok(q)
+    }
+}
+
+/// An open snapshot, its engine and the events applied.
+pub struct Viewer {
+    store: Arc<RangeStore>,
+    snap: Snapshot,
+    engine: Engine,
+    /// Event lines applied so far (replayed from the start when a replay
+    /// must fetch bytes, so a retry never applies an event twice).
+    events: Vec<String>,
+    key_field: String,
+    result: Vec<u32>,
+}
+
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer")
+            .field("rows", &self.engine.rows())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_options() -> OpenOptions {
+    OpenOptions {
+        tail_bytes: TAIL_BYTES,
+        // Decoded string chunks kept: a page's memory is the user's.
+        cache_bytes: 16 << 20,
+        ..OpenOptions::default()
+    }
+}
+
+impl Viewer {
+    /// Open the snapshot whose bytes `store` holds (at least its head and
+    /// tail; when the footer starts before the tail, the error is a miss
+    /// the store recorded).
+    pub fn open(store: Arc<RangeStore>) -> Result<Viewer> {
+        let snap = Snapshot::from_source_with(store.clone(), open_options())?;
+        let engine = Engine::new(SnapshotSource::new(snap.clone()));
+        Ok(Viewer {
+            store,
+            snap,
+            engine,
+            events: Vec::new(),
+            key_field: colsnap::events::DEFAULT_KEY_FIELD.to_string(),
+            result: Vec::new(),
+        })
+    }
+
+    /// The byte store (to add fetched ranges, take the misses).
+    pub fn store(&self) -> &Arc<RangeStore> {
+        &self.store
+    }
+
+    /// The snapshot.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+
+    /// The engine over the current view (snapshot plus events).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Rows in the current view.
+    pub fn rows(&self) -> usize {
+        self.engine.rows()
+    }
+
+    /// `{"rows", "fileLen", "events", "fields": [{"path", "type", "list"}]}`.
+    pub fn schema_json(&self) -> String {
+        let fields: Vec<Value> = self
+            .engine
+            .fields()
+            .iter()
+            .map(|f| json!({"path": f.path, "type": f.ty.name(), "list": f.list}))
+            .collect();
+        json!({
+            "rows": self.rows(),
+            "fileLen": self.snap.file_len(),
+            "events": self.events.len(),
+            "fields": fields,
+        })
+        .to_string()
+    }
+
+    /// True while the view is the snapshot's own (no event applied): string
+    /// keys are then the snapshot's string ids.
+    pub fn plain(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Node of a column path, and the nodes above it.
+    fn chain(&self, path: &str) -> Vec<u32> {
+        let Some(mut n) = self.snap.node_by_path(path) else {
+            return Vec::new();
+        };
+        let nodes = &self.snap.footer().nodes;
+        let mut out = vec![n];
+        while n != 0 && (nodes[n as usize].parent as usize) < nodes.len() {
+            let p = nodes[n as usize].parent;
+            if p >= n {
+                break;
+            }
+            out.push(p);
+            n = p;
+        }
+        out
+    }
+
+    /// Byte ranges still to fetch before the columns `paths` load (their
+    /// streams and those of the nodes above them). Mapped streams name
+    /// their source node in their bytes; those come as misses.
+    pub fn plan_columns(&self, paths: &[String]) -> Vec<Range<u64>> {
+        let mut plan = Plan::new();
+        for p in paths {
+            if self.is_loaded(p) {
+                continue;
+            }
+            for n in self.chain(p) {
+                self.snap.plan_node(&mut plan, n);
+            }
+        }
+        self.store.not_held(&self.snap.plan_ranges(&plan))
+    }
+
+    /// Add the string chunks holding `ids` of table `table` to `plan`.
+    fn plan_ids(&self, plan: &mut Plan, table: u32, ids: impl Iterator<Item = u32>) {
+        let Ok(t) = self.snap.table(table) else {
+            return;
+        };
+        let mut chunks = BTreeSet::new();
+        for id in ids {
+            if let Ok((k, _)) = t.locate(id) {
+                chunks.insert(k);
+            }
+        }
+        for k in chunks {
+            self.snap.plan_chunk(plan, table, k);
+        }
+    }
+
+    /// String ids of loaded string column `c` in rows `rows` (all rows when `None`).
+    fn ids_of(c: &Column, rows: Option<&[u32]>) -> Vec<u32> {
+        let Values::Str(v) = &c.values else {
+            return Vec::new();
+        };
+        let sentinel =
+            |k: u32| k == colsnap::query::loaded::NULL || k == colsnap::query::loaded::ABSENT;
+        match rows {
+            None => v.iter().copied().filter(|&k| !sentinel(k)).collect(),
+            Some(rows) => {
+                let mut out = Vec::new();
+                for &r in rows {
+                    let items = c.items(r as usize);
+                    out.extend(v[items].iter().copied().filter(|&k| !sentinel(k)));
+                }
+                out
+            }
+        }
+    }
+
+    /// Byte ranges still to fetch before rows `rows` of the columns
+    /// `fields` are written as JSON: the string chunks their cells use
+    /// (the columns must be loaded; others are left to misses).
+    pub fn plan_rows(&self, rows: &[u32], fields: &[String]) -> Vec<Range<u64>> {
+        if !self.plain() {
+            return Vec::new();
+        }
+        let mut plan = Plan::new();
+        for f in fields {
+            if let Some(c) = self.loaded(f) {
+                self.plan_ids(
+                    &mut plan,
+                    c.keyspace,
+                    Self::ids_of(&c, Some(rows)).into_iter(),
+                );
+            }
+        }
+        self.store.not_held(&self.snap.plan_ranges(&plan))
+    }
+
+    /// Byte ranges still to fetch before a search in `fields` (every
+    /// string column when empty) runs: the chunks holding the strings the
+    /// columns use (the columns must be loaded).
+    pub fn plan_search(&self, fields: &[String]) -> Vec<Range<u64>> {
+        if !self.plain() {
+            return Vec::new();
+        }
+        let all: Vec<String>;
+        let fields = if fields.is_empty() {
+            all = self
+                .engine
+                .fields()
+                .iter()
+                .filter(|f| f.ty == colsnap::model::ColumnType::String)
+                .map(|f| f.path.clone())
+                .collect();
+            &all
+        } else {
+            fields
+        };
+        let mut plan = Plan::new();
+        for f in fields {
+            if let Some(c) = self.loaded(f) {
+                self.plan_ids(&mut plan, c.keyspace, Self::ids_of(&c, None).into_iter());
+                self.snap.plan_index(&mut plan, c.keyspace);
+            }
+        }
+        self.store.not_held(&self.snap.plan_ranges(&plan))
+    }
+
+    /// Byte ranges still to fetch before a query's filters and sort run
+    /// (the columns they name, the search's columns).
+    pub fn plan_query(&self, spec: &QuerySpec) -> Result<Vec<Range<u64>>> {
+        let q = spec.to_query()?;
+        let mut paths: Vec<String> = q.filters.iter().map(|f| f.path.clone()).collect();
+        paths.extend(q.sort.iter().map(|k| k.path.clone()));
+        if let Some(s) = &q.search {
+            paths.extend(s.fields.iter().cloned());
+        }
+        Ok(self.plan_columns(&paths))
+    }
+
+    fn is_loaded(&self, path: &str) -> bool {
+        self.engine.loaded_columns().iter().any(|p| p == path)
+    }
+
+    fn loaded(&self, path: &str) -> Option<Arc<Column>> {
+        if !self.is_loaded(path) {
+            return None;
+        }
+        self.engine.column(path).ok()
+    }
+
+    /// Load column `path` (its bytes fetched: see [`Viewer::plan_columns`]).
+    pub fn column(&self, path: &str) -> Result<Arc<Column>> {
+        self.engine.column(path)
+    }
+
+    /// Run a query; keeps its rows (see [`Viewer::result`]) and returns
+    /// how many matched.
+    pub fn query(&mut self, spec: &QuerySpec) -> Result<usize> {
+        let q = spec.to_query()?;
+        self.result = self.engine.run(&q)?;
+        Ok(self.result.len())
+    }
+
+    /// Rows of the last query, in result order.
+    pub fn result(&self) -> &[u32] {
+        &self.result
+    }
+
+    /// Rows as a JSON array of objects, restricted to `fields` when given.
+    pub fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<String> {
+        let n = self.rows();
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= n) {
+            return Err(Error::NotFound {
+                what: "row",
+                name: format!("{bad} (the view has {n} rows)"),
+            });
+        }
+        if let Some(fs) = fields
+            && let Some(bad) = fs
+                .iter()
+                .find(|f| !self.engine.fields().iter().any(|x| &x.path == *f))
+        {
+            return Err(Error::NotFound {
+                what: "field",
+                name: bad.clone(),
+            });
+        }
+        let mut out = b"[".to_vec();
+        self.engine
+            .source()
+            .write_rows_json(rows, fields, &mut out)?;
+        out.push(b']');
+        String::from_utf8(out).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Byte ranges still to fetch before [`Viewer::strings`] of `ids` of
+    /// column `path`.
+    pub fn plan_strings(&self, path: &str, ids: &[u32]) -> Vec<Range<u64>> {
+        let Some(node) = self.snap.node_by_path(path) else {
+            return Vec::new();
+        };
+        let table = self.snap.footer().nodes[node as usize].table;
+        let mut plan = Plan::new();
+        self.plan_ids(&mut plan, table, ids.iter().copied());
+        self.store.not_held(&self.snap.plan_ranges(&plan))
+    }
+
+    /// The strings of `ids` in the string table of column `path`, as a
+    /// JSON array (null for the null and absent sentinels).
+    pub fn strings(&self, path: &str, ids: &[u32]) -> Result<String> {
+        let node = self
+            .snap
+            .node_by_path(path)
+            .ok_or_else(|| Error::NotFound {
+                what: "field",
+                name: path.to_string(),
+            })?;
+        let t = self.snap.table_of(node)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if id == colsnap::query::loaded::NULL || id == colsnap::query::loaded::ABSENT {
+                out.push(Value::Null);
+            } else {
+                out.push(Value::String(t.get(id)?));
+            }
+        }
+        Ok(Value::Array(out).to_string())
+    }
+
+    /// Apply the events of an NDJSON event log after those applied before.
+    /// Returns how many events the view now holds. On a miss (bytes not
+    /// fetched) nothing changes: fetch and call again.
+    pub fn apply_events(&mut self, ndjson: &str) -> Result<usize> {
+        let mut all = self.events.clone();
+        all.extend(
+            ndjson
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+        let mut ov = Overlay::new(self.snap.clone(), &self.key_field)?;
+        let text = all.join("\n");
+        ov.apply_reader(text.as_bytes())?;
+        let src = OverlaySource::new(ov);
+        // The source computes its fields once and keeps an empty list when
+        // that read missed bytes: refuse it, so the caller fetches and the
+        // next call builds a new source.
+        if src.fields().is_empty() && !self.engine.fields().is_empty() {
+            return Err(Error::Invalid(
+                "the fields of the view need bytes not fetched yet".into(),
+            ));
+        }
+        self.engine = Engine::new(src);
+        self.events = all;
+        self.result.clear();
+        Ok(self.events.len())
+    }
+
+    /// Use `field` as the events' key field (default `id`).
+    pub fn set_key_field(&mut self, field: &str) {
+        self.key_field = field.to_string();
+    }
+
+    /// Bytes of the loaded columns' typed arrays.
+    pub fn loaded_bytes(&self) -> usize {
+        self.engine.loaded_bytes()
+    }
+}
+
+/// Bytes of the whole file, as one fetched range (for tests and for files
+/// held in memory).
+pub fn store_of(bytes: Bytes) -> Arc<RangeStore> {
+    let s = RangeStore::new(bytes.len() as u64);
+    s.insert(0, bytes);
+    Arc::new(s)
+}

@@ -1,0 +1,189 @@
+// Browser test of the grid: colsnap-serve on a generated snapshot, the page
+// in headless Debian Chromium (playwright-core, never a downloaded browser),
+// cells checked against `colsnap query`. Screenshots: target/web-artifacts/.
+//
+//   node web/test/grid.test.mjs        (after web/build.sh and
+//   cargo build -p colsnap --bin colsnap --example gen_issues -p colsnap-server --bin colsnap-serve)
+//
+// Env: COLSNAP_BIN_DIR (default target/debug), CHROMIUM (default /usr/bin/chromium),
+// ROWS (default 5000).
+import { chromium } from 'playwright-core';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = resolve(root, process.env.COLSNAP_BIN_DIR || 'target/debug');
+const exe = (n) => (existsSync(join(bin, n)) ? join(bin, n) : join(bin, 'examples', n));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ROWS = +(process.env.ROWS || 5000);
+const art = join(root, 'target/web-artifacts');
+mkdirSync(art, { recursive: true });
+const deadline = setTimeout(() => { console.error('FAIL: the browser test ran past 240 s'); process.exit(1); }, 240_000);
+
+for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMIUM, join(root, 'web/www/pkg/colsnap_web_bg.wasm')]) {
+  if (!existsSync(f)) { console.error(`FAIL: ${f} is missing (see the header of this script)`); process.exit(1); }
+}
+
+const work = mkdtempSync(join(tmpdir(), 'colsnap-web-'));
+const snap = join(work, 'issues.colsnap');
+execFileSync(exe('gen_issues'), ['--count', String(ROWS), '--out', join(work, 'issues.ndjson')]);
+execFileSync(exe('colsnap'), ['build', join(work, 'issues.ndjson'), '-o', snap], { stdio: 'ignore' });
+
+function cli(args) {
+  const out = execFileSync(exe('colsnap'), ['query', snap, '--format', 'json', ...args], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+// The server, on a free port; its first stdout line says where the page is.
+const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', join(root, 'web/www'), '--reload', '0'], {
+  stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
+});
+const base = await new Promise((ok, fail) => {
+  let buf = '';
+  server.stdout.on('data', (d) => {
+    buf += d;
+    const m = /open (http:\/\/[^/\s]+)\//.exec(buf);
+    if (m) ok(m[1]);
+  });
+  server.on('exit', (c) => fail(new Error(`colsnap-serve exited with ${c}`)));
+  setTimeout(() => fail(new Error('colsnap-serve did not start')), 20_000);
+});
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+let failed = false;
+let page = null;
+const logs = [];
+const step = (s) => console.log(`- ${s}`);
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+  page = await ctx.newPage();
+  page.setDefaultTimeout(30_000);
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+
+  const cells = (field) => page.$$eval(`#inner .row:not(.ph) .c[data-field="${field}"]`, (els) => els.map((e) => e.textContent));
+  const ready = async () => {
+    await page.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
+  };
+  const expectFirst = async (args, what) => {
+    const want = cli([...args, '--fields', 'number,title', '--limit', '15']).data;
+    const nums = (await cells('number')).slice(0, 15);
+    const titles = (await cells('title')).slice(0, 15);
+    assert.deepEqual(nums, want.map((r) => r.number.toLocaleString('en-US')), `${what}: numbers`);
+    assert.deepEqual(titles, want.map((r) => r.title), `${what}: titles`);
+    step(`${what}: the first 15 rows match colsnap query ${args.join(' ')}`);
+  };
+  const total = async () => page.evaluate(() => window.grid.state.total);
+
+  const root = await fetch(`${base}/`, { redirect: 'manual' });
+  assert.equal(root.status, 307);
+  assert.equal(root.headers.get('location'), '/web/');
+  step('colsnap-serve: / redirects to the page at /web/');
+
+  // Open: first rows.
+  const t0 = Date.now();
+  // A low scroll-height cap, so that 3,000 rows already need the scaled scrollbar.
+  await page.goto(`${base}/web/?maxpx=30000`);
+  await ready();
+  step(`first rows on screen after ${Date.now() - t0} ms (${ROWS} rows)`);
+  assert.equal(await total(), ROWS);
+  await expectFirst(['--sort', '-updated_at'], 'default sort (-updated_at)');
+  await page.screenshot({ path: join(art, 'grid-open.png') });
+
+  // Sort by a string column (click twice: ascending, then descending).
+  await page.click('.head .h[data-field="title"]');
+  await ready();
+  await expectFirst(['--sort', 'title'], 'sort by title');
+  await page.click('.head .h[data-field="title"]');
+  await ready();
+  await expectFirst(['--sort', '-title'], 'sort by title descending');
+
+  // Filter row + search box.
+  await page.fill('.filters input[data-field="state"]', 'open');
+  await page.press('.filters input[data-field="state"]', 'Enter');
+  await ready();
+  await page.fill('.filters input[data-field="comments"]', '>= 3');
+  await page.press('.filters input[data-field="comments"]', 'Enter');
+  await ready();
+  const args = ['--sort', '-title', '--where', 'state=open', '--where', 'comments>=3'];
+  await expectFirst(args, 'filters state=open, comments>=3');
+  assert.equal(await total(), cli([...args, '--limit', '1']).pagination.total);
+  await page.fill('#search', 'error');
+  await page.press('#search', 'Enter');
+  await ready();
+  const sargs = [...args, '--search', 'error', '--in', 'title,user.login'];
+  await expectFirst(sargs, 'search "error"');
+  assert.equal(await total(), cli([...sargs, '--limit', '1']).pagination.total);
+  await page.screenshot({ path: join(art, 'grid-filtered.png') });
+
+  // Back to every row; scroll to the end.
+  await page.fill('#search', '');
+  await page.press('#search', 'Enter');
+  await ready();
+  for (const f of ['state', 'comments']) {
+    await page.fill(`.filters input[data-field="${f}"]`, '');
+    await page.press(`.filters input[data-field="${f}"]`, 'Enter');
+    await ready();
+  }
+  assert.equal(await total(), ROWS);
+  const h = await page.$eval('#scroller', (s) => s.scrollHeight);
+  assert.ok(h <= 30000 && ROWS * 34 > 30000, `the scrollbar is scaled (${h} px for ${ROWS} rows)`);
+  await page.$eval('#scroller', (s) => { s.scrollTop = (s.scrollHeight - s.clientHeight) / 2; });
+  await page.waitForFunction((n) => [...document.querySelectorAll('#inner .row:not(.ph)')].some((r) => Math.abs(+r.dataset.pos - n / 2) < 30), ROWS);
+  step(`scaled scrollbar (${h} px for ${ROWS} rows): half way down shows the rows around ${ROWS / 2}`);
+  await page.$eval('#scroller', (s) => { s.scrollTop = s.scrollHeight; });
+  await page.waitForFunction((n) => [...document.querySelectorAll('#inner .row:not(.ph)')].some((r) => +r.dataset.pos === n - 1), ROWS);
+  const last = cli(['--sort', '-title', '--fields', 'number', '--offset', String(ROWS - 1), '--limit', '1']).data[0];
+  const lastNum = await page.$eval(`#inner .row[data-pos="${ROWS - 1}"] .c[data-field="number"]`, (e) => e.textContent);
+  assert.equal(lastNum, last.number.toLocaleString('en-US'));
+  step(`scrolled to the end: row ${ROWS} is #${lastNum}, as colsnap query says`);
+  await page.screenshot({ path: join(art, 'grid-end.png') });
+
+  // Detail pane: the long text.
+  await page.$eval('#scroller', (s) => { s.scrollTop = 0; });
+  await page.waitForTimeout(100);
+  await ready();
+  await page.click('#inner .row[data-pos="2"]');
+  await page.waitForSelector('#detailText');
+  const rowIdx = await page.$eval('#inner .row[data-pos="2"]', (r) => +r.dataset.row);
+  const body = await page.$eval('#detailText', (e) => e.textContent);
+  const wantBody = cli(['--sort', '-title', '--fields', 'body', '--offset', '2', '--limit', '1']).data[0].body;
+  assert.equal(body, wantBody ?? '(no description)');
+  step(`detail pane of row ${rowIdx}: ${body.length} characters of body text, as colsnap query says`);
+  await page.screenshot({ path: join(art, 'grid-detail.png') });
+
+  // An event applied in the page changes the row without reloading.
+  const id = cli(['--sort', '-title', '--fields', 'id', '--limit', '1']).data[0].id;
+  await page.evaluate((id) => window.grid.applyEvents(JSON.stringify({ seq: 1, op: 'update', key: id, set: { title: '~ edited by an event' } })), id);
+  await ready();
+  const top = (await cells('title'))[0];
+  assert.equal(top, '~ edited by an event');
+  step('an applied event changed the top row (title sorted descending) without a reload');
+  await page.screenshot({ path: join(art, 'grid-event.png') });
+
+  const stats = await page.evaluate(() => window.grid.snap.stats());
+  step(`page stats: ${JSON.stringify(stats)}`);
+  const bad = logs.filter((l) => l.startsWith('error') || l.startsWith('pageerror'));
+  assert.deepEqual(bad, [], 'no errors in the console');
+  console.log(`PASS: browser grid (${ROWS} rows); screenshots in ${art}`);
+} catch (e) {
+  failed = true;
+  console.error('FAIL:', e);
+  console.error('browser console:\n  ' + logs.join('\n  '));
+  if (page) await page.screenshot({ path: join(art, 'grid-failure.png') }).catch(() => {});
+} finally {
+  await browser.close().catch(() => {});
+  server.kill();
+  rmSync(work, { recursive: true, force: true });
+  clearTimeout(deadline);
+}
+process.exit(failed ? 1 : 0);

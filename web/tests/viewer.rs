@@ -1,0 +1,178 @@
+//! The browser core, natively: a snapshot read only through the ranges the
+//! viewer asks for answers like the whole file.
+
+use bytes::Bytes;
+use colsnap::query::{Engine, Paging, SnapshotSource};
+use colsnap_web::{QuerySpec, RangeStore, Viewer, store_of};
+use std::sync::Arc;
+
+fn snapshot(count: usize) -> Bytes {
+    let opts = colsnap_testdata::GenOptions {
+        count,
+        ..Default::default()
+    };
+    let mut nd = Vec::new();
+    colsnap_testdata::write_ndjson(&opts, &mut nd).unwrap();
+    Bytes::from(colsnap::build_to_vec(&nd[..], &Default::default()).unwrap())
+}
+
+/// Fetches what the store misses from `file`, counting rounds and bytes.
+struct Net {
+    file: Bytes,
+    rounds: usize,
+    bytes: usize,
+}
+
+impl Net {
+    fn fetch(&mut self, store: &RangeStore, ranges: &[std::ops::Range<u64>]) {
+        if ranges.is_empty() {
+            return;
+        }
+        self.rounds += 1;
+        for r in ranges {
+            self.bytes += (r.end - r.start) as usize;
+            store.insert(r.start, self.file.slice(r.start as usize..r.end as usize));
+        }
+    }
+
+    /// Run `op` until it stops missing bytes (the JavaScript loop).
+    fn run<T>(&mut self, store: &RangeStore, mut op: impl FnMut() -> colsnap::Result<T>) -> T {
+        for _ in 0..200 {
+            match op() {
+                Ok(v) => return v,
+                Err(e) => {
+                    let miss = store.take_missing();
+                    assert!(!miss.is_empty(), "failed without a miss: {e}");
+                    self.fetch(store, &miss);
+                }
+            }
+        }
+        panic!("no progress after 200 rounds");
+    }
+}
+
+fn open_remote(file: &Bytes, net: &mut Net) -> Viewer {
+    let len = file.len() as u64;
+    let store = Arc::new(RangeStore::new(len));
+    let tail = len.saturating_sub(colsnap_web::TAIL_BYTES);
+    net.fetch(&store, &[0..len.min(1024), tail..len]);
+    net.run(&store.clone(), || Viewer::open(store.clone()))
+}
+
+#[test]
+fn ranged_reads_answer_like_the_whole_file() {
+    let file = snapshot(3000);
+    let mut net = Net {
+        file: file.clone(),
+        rounds: 0,
+        bytes: 0,
+    };
+    let mut v = open_remote(&file, &mut net);
+    let store = v.store().clone();
+    let full = Engine::new(SnapshotSource::new(
+        colsnap::Snapshot::from_bytes(file.clone()).unwrap(),
+    ));
+    assert_eq!(v.rows(), 3000);
+
+    let spec = QuerySpec::from_json(
+        r#"{"sort": "title,-number", "where": ["state=open"], "search": "a", "in": ["title"]}"#,
+    )
+    .unwrap();
+    let ahead = v.plan_query(&spec).unwrap();
+    net.fetch(&store, &ahead);
+    for f in ["title", "number", "state"] {
+        net.run(&store, || v.column(f).map(|_| ()));
+    }
+    let s = v.plan_search(&["title".to_string()]);
+    net.fetch(&store, &s);
+    let total = net.run(&store, || v.query(&spec));
+    let expect = full.run(&spec.to_query().unwrap()).unwrap();
+    assert_eq!(total, expect.len());
+    assert_eq!(v.result(), &expect[..]);
+    assert!(total > 0 && total < 3000);
+
+    // The first page's rows, as the grid asks for them.
+    let fields: Vec<String> = ["number", "title", "state", "user.login", "labels[].name"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let page: Vec<u32> = v.result()[..40.min(total)].to_vec();
+    for f in &fields {
+        net.run(&store, || v.column(f).map(|_| ()));
+    }
+    let ahead = v.plan_rows(&page, &fields);
+    net.fetch(&store, &ahead);
+    let before = net.rounds;
+    let got = net.run(&store, || v.rows_json(&page, Some(&fields)));
+    assert_eq!(
+        net.rounds, before,
+        "the plan fetched every string the rows needed"
+    );
+    let want = full
+        .page(&expect, Paging::new(0, 40).unwrap(), Some(&fields))
+        .unwrap()
+        .data;
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(got, serde_json::Value::Array(want));
+
+    // Far less than the file was read.
+    assert!(
+        net.bytes < file.len() * 3 / 4,
+        "{} of {} bytes",
+        net.bytes,
+        file.len()
+    );
+
+    // Strings by id, only their chunks.
+    let c = v.column("title").unwrap();
+    let colsnap::query::Values::Str(ids) = &c.values else {
+        panic!("title is a string column")
+    };
+    let some = vec![ids[0], ids[2999]];
+    let ahead = v.plan_strings("title", &some);
+    net.fetch(&store, &ahead);
+    let s = v.strings("title", &some).unwrap();
+    let titles: Vec<String> = serde_json::from_str(&s).unwrap();
+    let row0 = full
+        .page(
+            &[0, 2999],
+            Paging::new(0, 2).unwrap(),
+            Some(&["title".into()]),
+        )
+        .unwrap();
+    assert_eq!(titles[0], row0.data[0]["title"]);
+    assert_eq!(titles[1], row0.data[1]["title"]);
+}
+
+#[test]
+fn events_change_the_view_and_retry_safely() {
+    let file = snapshot(500);
+    let mut net = Net {
+        file: file.clone(),
+        rounds: 0,
+        bytes: 0,
+    };
+    let mut v = open_remote(&file, &mut net);
+    let store = v.store().clone();
+    let id0 = net.run(&store, || v.rows_json(&[0], Some(&["id".to_string()])));
+    let id0: serde_json::Value = serde_json::from_str(&id0).unwrap();
+    let id = id0[0]["id"].clone();
+    let ev = format!(
+        r#"{{"seq": 1, "op": "update", "key": {id}, "set": {{"title": "Edited in the browser"}}}}"#
+    );
+    let n = net.run(&store, || v.apply_events(&ev));
+    assert_eq!(n, 1);
+    let spec = QuerySpec::from_json(r#"{"where": ["title=Edited in the browser"]}"#).unwrap();
+    let total = net.run(&store, || v.query(&spec));
+    assert_eq!(total, 1);
+    let row = net.run(&store, || {
+        v.rows_json(v.result(), Some(&["id".into(), "title".into()]))
+    });
+    let row: serde_json::Value = serde_json::from_str(&row).unwrap();
+    assert_eq!(row[0]["id"], id);
+    assert_eq!(row[0]["title"], "Edited in the browser");
+
+    // A memory store answers at once.
+    let w = Viewer::open(store_of(file)).unwrap();
+    assert_eq!(w.rows(), 500);
+}

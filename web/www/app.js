@@ -1,0 +1,421 @@
+// The browser grid: every row of a .colsnap file, sorted, filtered and
+// searched locally (wasm), strings fetched only for the rows on screen.
+// Open as /web/ from colsnap-serve (first snapshot served), or from any
+// static server as index.html?file=URL-of-a.colsnap.
+import { open } from './pkg/colsnap.js';
+
+const $ = (id) => document.getElementById(id);
+const ROW = 34;              // px, matches --row
+// Below every browser's element height limit; beyond it the scrollbar is
+// scaled (?maxpx=N lowers it, for tests).
+const MAX_PX = +new URLSearchParams(location.search).get('maxpx') || 8_000_000;
+const OVERSCAN = 8;
+const ROW_BATCH = 10;   // rows decoded per task
+
+// Columns shown when the snapshot has them (issue exports); otherwise the first scalar ones.
+const PREFERRED = [
+  ['number', 'ID', '72px'],
+  ['title', 'Title', 'minmax(260px, 3fr)'],
+  ['state', 'State', '88px'],
+  ['labels[].name', 'Labels', 'minmax(140px, 1.3fr)'],
+  ['user.login', 'Author', 'minmax(100px, .8fr)'],
+  ['comments', 'Comments', '108px'],
+  ['created_at', 'Created', '104px'],
+  ['updated_at', 'Updated', '104px'],
+];
+const DETAIL = ['number', 'title', 'state', 'state_reason', 'user.login', 'labels[].name', 'assignees[].login',
+  'milestone.title', 'comments', 'created_at', 'updated_at', 'closed_at', 'author_association', 'html_url', 'body'];
+const FRIENDLY = {
+  state: 'State', state_reason: 'Reason', 'user.login': 'Author', 'labels[].name': 'Labels', 'assignees[].login': 'Assignees',
+  'milestone.title': 'Milestone', comments: 'Comments', created_at: 'Created', updated_at: 'Updated', closed_at: 'Closed',
+  author_association: 'Association', html_url: 'Link',
+};
+const NUMERIC = new Set(['i64', 'u64', 'f64', 'number']);
+
+const state = {
+  snap: null, cols: [], sort: [], filters: {}, search: '',
+  rows: new Uint32Array(0), total: 0, cache: new Map(), inflight: new Set(), gen: 0, selected: -1, pending: null,
+};
+window.grid = { state, ready: null, timings: {} };
+
+function showError(e) {
+  console.error(e);
+  const el = $('error');
+  el.textContent = String(e && e.message ? e.message : e);
+  el.hidden = false;
+  setTimeout(() => { el.hidden = true; }, 8000);
+}
+
+function fmtBytes(n) {
+  return n > 1 << 20 ? (n / (1 << 20)).toFixed(1) + ' MB' : n > 1024 ? Math.round(n / 1024) + ' KB' : n + ' B';
+}
+
+function onProgress({ loaded, total, expect }) {
+  const p = $('progress');
+  if (!total || expect === 'idle') { p.hidden = true; return; }
+  p.hidden = false;
+  p.querySelector('.fill').style.width = Math.min(100, (100 * loaded) / total) + '%';
+  p.querySelector('.label').textContent = `Downloading ${fmtBytes(loaded)} of ${fmtBytes(total)}`;
+}
+
+async function findFile() {
+  const q = new URLSearchParams(location.search).get('file');
+  if (q) return q;
+  const r = await fetch('/api');
+  if (!r.ok) throw new Error('no ?file=URL given and no /api to list snapshots');
+  const j = await r.json();
+  if (!j.snapshots || !j.snapshots.length) throw new Error('the server serves no snapshot');
+  return j.snapshots[0].file;
+}
+
+function chooseColumns(fields) {
+  const by = new Map(fields.map((f) => [f.path, f]));
+  let cols = PREFERRED.filter(([p]) => by.has(p)).map(([path, label, width]) => ({ path, label, width, type: by.get(path).type }));
+  if (cols.length < 3) {
+    cols = fields.filter((f) => !['object', 'list', 'null'].includes(f.type)).slice(0, 8)
+      .map((f) => ({ path: f.path, label: f.path, width: f.type === 'string' ? 'minmax(120px, 1fr)' : '110px', type: f.type }));
+  }
+  for (const c of cols) c.num = NUMERIC.has(c.type);
+  return cols;
+}
+
+// ---- rendering ---------------------------------------------------------
+
+function fmtDate(v) {
+  if (typeof v !== 'string') return '';
+  const d = new Date(v);
+  if (isNaN(d)) return v;
+  return d.toISOString().slice(0, 10);
+}
+
+function cellHTML(col, v, el) {
+  el.className = 'c' + (col.num ? ' num' : '') + (col.path === 'title' ? ' title' : '') + (col.type === 'timestamp' ? ' date' : '');
+  el.textContent = '';
+  if (v === null || v === undefined) return;
+  if (col.type === 'timestamp') { el.textContent = fmtDate(v); el.title = v; return; }
+  if (col.path === 'state' || col.path.endsWith('[].name') || col.path.endsWith('[].login')) {
+    for (const s of Array.isArray(v) ? v : [v]) {
+      if (s === null) continue;
+      const chip = document.createElement('span');
+      chip.className = 'chip ' + (col.path === 'state' ? s : '');
+      chip.textContent = s;
+      if (col.path !== 'state') chip.style.setProperty('--chip', labelColor(s));
+      el.appendChild(chip);
+    }
+    return;
+  }
+  if (col.num && typeof v === 'number') { el.textContent = v.toLocaleString('en-US'); return; }
+  el.textContent = Array.isArray(v) ? v.join(', ') : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  el.title = el.textContent.length > 40 ? el.textContent : '';
+}
+
+function labelColor(s) {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) >>> 0;
+  return `hsl(${h % 360} 70% 90%)`;
+}
+
+// Cells come as flat rows keyed by display path.
+function get(obj, path) {
+  const parts = path.split('.');
+  let v = obj;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (v == null) return undefined;
+    if (p.endsWith('[]')) {
+      const arr = v[p.slice(0, -2)];
+      if (!Array.isArray(arr)) return arr;
+      const rest = parts.slice(i + 1).join('.');
+      return rest ? arr.map((x) => get(x, rest)) : arr;
+    }
+    v = v[p];
+  }
+  return v;
+}
+
+function buildHead() {
+  const tmpl = state.cols.map((c) => c.width).join(' ');
+  document.documentElement.style.setProperty('--cols', tmpl);
+  const head = $('head');
+  head.textContent = '';
+  const filters = $('filters');
+  filters.textContent = '';
+  for (const c of state.cols) {
+    const h = document.createElement('div');
+    h.className = 'h' + (c.num ? ' num' : '');
+    h.dataset.field = c.path;
+    h.title = `Sort by ${c.path} (click again to reverse)`;
+    const key = state.sort.find((k) => k.path === c.path);
+    h.innerHTML = '';
+    h.append(c.label);
+    if (key) {
+      const a = document.createElement('span');
+      a.className = 'arrow';
+      a.textContent = key.desc ? '▼' : '▲';
+      h.append(a);
+    }
+    h.onclick = () => sortBy(c.path);
+    head.appendChild(h);
+    const f = document.createElement('input');
+    f.dataset.field = c.path;
+    f.placeholder = c.num ? '>= 5' : c.type === 'timestamp' ? '>= 2024' : c.path === 'state' ? 'open' : 'starts with…';
+    f.value = state.filters[c.path] || '';
+    f.onkeydown = (e) => { if (e.key === 'Enter') { state.filters[c.path] = f.value.trim(); run(); } };
+    f.onchange = () => { state.filters[c.path] = f.value.trim(); run(); };
+    filters.appendChild(f);
+  }
+}
+
+// A filter cell: `>= 5`, `!= closed`, `= null`, `in a,b`, or plain text
+// (strings: equal for chips, starts-with otherwise; numbers and dates: equal).
+function whereOf(col, text) {
+  const t = text.trim();
+  if (!t) return null;
+  const m = /^(>=|<=|!=|\^=|=|<|>|in\s)\s*(.*)$/.exec(t);
+  if (m) return `${col.path}${m[1].trim() === 'in' ? ' in ' : m[1]}${m[2].trim()}`;
+  if (col.num || col.type === 'timestamp' || col.type === 'bool') return `${col.path}=${t}`;
+  const chips = col.path === 'state' || col.path.endsWith('[].name');
+  return `${col.path}${chips ? '=' : '^='}${t}`;
+}
+
+function sortBy(path) {
+  const cur = state.sort[0];
+  if (cur && cur.path === path) cur.desc = !cur.desc;
+  else state.sort = [{ path, desc: NUMERIC.has(state.cols.find((c) => c.path === path)?.type) || state.cols.find((c) => c.path === path)?.type === 'timestamp' }];
+  run();
+}
+
+function sortString() {
+  return state.sort.map((k) => (k.desc ? '-' : '') + k.path).join(',');
+}
+
+async function run() {
+  const gen = ++state.gen;
+  const t0 = performance.now();
+  const where = [];
+  for (const c of state.cols) {
+    const w = whereOf(c, state.filters[c.path] || '');
+    if (w) where.push(w);
+  }
+  const q = { sort: sortString(), where, search: state.search, in: state.search ? searchFields() : [] };
+  try {
+    for (const el of $('filters').children) el.classList.remove('bad');
+    const r = await state.snap.query(q);
+    window.grid.timings.query = performance.now() - t0;
+    if (gen !== state.gen) return;
+    state.rows = r.rows;
+    state.total = r.total;
+    state.cache = new Map();
+    state.inflight = new Set();
+    state.lastQuery = q;
+    buildHead();
+    $('scroller').scrollTop = 0;
+    layout();
+    updateCount();
+    await render(() => {
+      const ms = performance.now() - t0;
+      window.grid.timings.lastQuery = ms;
+      window.grid.visibleAt = performance.now();
+      $('timing').textContent = `query + rows on screen ${ms.toFixed(0)} ms`;
+    });
+    document.body.dataset.state = 'ready';
+  } catch (e) {
+    if (gen !== state.gen) return;
+    const msg = String(e.message || e);
+    for (const el of $('filters').children) if (msg.includes(el.dataset.field)) el.classList.add('bad');
+    showError(e);
+    document.body.dataset.state = 'error';
+  }
+}
+
+function searchFields() {
+  return state.cols.filter((c) => c.type === 'string' && !c.path.includes('[]')).map((c) => c.path);
+}
+
+function updateCount() {
+  const all = state.snap.rowCount;
+  $('count').textContent = state.total === all ? `${all.toLocaleString('en-US')} rows` : `${state.total.toLocaleString('en-US')} of ${all.toLocaleString('en-US')} rows`;
+}
+
+// ---- virtual scrolling ----------------------------------------------------
+
+function layout() {
+  const sc = $('scroller');
+  const virt = state.total * ROW;
+  const real = Math.min(virt, MAX_PX);
+  $('spacer').style.height = Math.max(0, real - sc.clientHeight) + 'px';
+}
+
+// First row and pixel offset for the scroller's position (scaled beyond MAX_PX).
+function position() {
+  const sc = $('scroller');
+  const h = sc.clientHeight;
+  const virt = state.total * ROW;
+  const real = Math.min(virt, MAX_PX);
+  const maxReal = Math.max(0, real - h);
+  const maxVirt = Math.max(0, virt - h);
+  const v = maxReal > 0 ? (sc.scrollTop / maxReal) * maxVirt : 0;
+  return { first: Math.floor(v / ROW), shift: -(v % ROW), visible: Math.ceil(h / ROW) + 1 };
+}
+
+let scheduled = false;
+function onScroll() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => { scheduled = false; render().catch(showError); });
+}
+
+// Draw the rows at the scroll position; `onVisible` runs once the rows on
+// screen are drawn (rows above and below are fetched after).
+async function render(onVisible) {
+  const { first, shift, visible } = position();
+  const inner = $('inner');
+  inner.style.transform = `translateY(${shift}px)`;
+  const end = Math.min(state.total, first + visible);
+  draw(first, end);
+  // Fetch what is missing around the window, then draw again.
+  const from = Math.max(0, first - OVERSCAN);
+  const to = Math.min(state.total, end + OVERSCAN);
+  const need = [];
+  for (let i = from; i < to; i++) if (!state.cache.has(i) && !state.inflight.has(i)) need.push(i);
+  const shown = () => { for (let i = first; i < end; i++) if (!state.cache.has(i)) return false; return true; };
+  let told = false;
+  const tell = () => { if (!told && onVisible && shown()) { told = true; onVisible(); } };
+  tell();
+  if (!need.length) return;
+  const gen = state.gen;
+  // Visible rows first, in small batches with a yield between them, so
+  // that decoding string chunks never blocks the page for long.
+  need.sort((a, b) => (a >= first && a < end ? 0 : 1) - (b >= first && b < end ? 0 : 1) || a - b);
+  const paths = state.cols.map((c) => c.path);
+  for (let b = 0; b < need.length; b += ROW_BATCH) {
+    if (b > 0) await (globalThis.scheduler?.yield ? globalThis.scheduler.yield() : new Promise((r) => setTimeout(r, 0)));
+    if (gen !== state.gen) return;
+    const part = need.slice(b, b + ROW_BATCH).filter((i) => !state.cache.has(i) && !state.inflight.has(i));
+    if (!part.length) continue;
+    for (const i of part) state.inflight.add(i);
+    let got;
+    try {
+      got = await state.snap.rows(Uint32Array.from(part, (i) => state.rows[i]), paths);
+    } finally {
+      if (gen === state.gen) for (const i of part) state.inflight.delete(i);
+    }
+    if (gen !== state.gen) return;
+    part.forEach((i, k) => state.cache.set(i, got[k]));
+    const now = position();
+    draw(now.first, Math.min(state.total, now.first + now.visible));
+    tell();
+  }
+  if (state.cache.size > 5000) {
+    for (const k of state.cache.keys()) { if (k < from || k >= to) state.cache.delete(k); if (state.cache.size < 2500) break; }
+  }
+}
+
+function draw(first, end) {
+  const inner = $('inner');
+  while (inner.children.length < end - first) {
+    const r = document.createElement('div');
+    r.className = 'row';
+    r.setAttribute('role', 'row');
+    for (let k = 0; k < state.cols.length; k++) r.appendChild(document.createElement('div'));
+    r.onclick = () => openDetail(+r.dataset.pos);
+    inner.appendChild(r);
+  }
+  while (inner.children.length > end - first) inner.lastChild.remove();
+  for (let i = first; i < end; i++) {
+    const r = inner.children[i - first];
+    const obj = state.cache.get(i);
+    r.dataset.pos = i;
+    r.dataset.row = state.rows[i];
+    r.classList.toggle('sel', state.rows[i] === state.selected);
+    r.classList.toggle('ph', !obj);
+    if (r.dataset.drawn === `${state.gen}:${i}:${!!obj}`) continue;
+    r.dataset.drawn = `${state.gen}:${i}:${!!obj}`;
+    state.cols.forEach((c, k) => {
+      const el = r.children[k];
+      el.dataset.field = c.path;
+      if (obj) cellHTML(c, get(obj, c.path), el);
+      else { el.className = 'c'; el.textContent = ''; }
+    });
+  }
+}
+
+// ---- detail pane -----------------------------------------------------------
+
+async function openDetail(pos) {
+  const row = state.rows[pos];
+  state.selected = row;
+  for (const r of $('inner').children) r.classList.toggle('sel', +r.dataset.row === row);
+  const pane = $('detail');
+  pane.hidden = false;
+  const body = $('detailBody');
+  body.innerHTML = '<p class="muted">Loading…</p>';
+  const have = new Set(state.snap.fields.map((f) => f.path));
+  const fields = DETAIL.filter((f) => have.has(f));
+  const t0 = performance.now();
+  const obj = await state.snap.row(row, fields.length >= 3 ? fields : []);
+  if (state.selected !== row) return;
+  window.grid.timings.detail = performance.now() - t0;
+  body.textContent = '';
+  const h = document.createElement('h2');
+  h.textContent = obj.title ?? `Row ${row}`;
+  body.appendChild(h);
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  meta.textContent = [obj.number != null ? `#${obj.number}` : '', obj.user?.login ? `opened by ${obj.user.login}` : '', obj.created_at ? `on ${fmtDate(obj.created_at)}` : ''].filter(Boolean).join(' ');
+  body.appendChild(meta);
+  const dl = document.createElement('dl');
+  for (const f of fields.length >= 3 ? fields : Object.keys(obj)) {
+    if (['title', 'body', 'number'].includes(f)) continue;
+    const v = get(obj, f);
+    if (v === undefined || v === null || (Array.isArray(v) && !v.length)) continue;
+    const dt = document.createElement('dt');
+    dt.textContent = FRIENDLY[f] || f.replace('[].', ' › ');
+    const dd = document.createElement('dd');
+    const col = { path: f, type: state.snap.fields.find((x) => x.path === f)?.type || '', num: false };
+    col.num = NUMERIC.has(col.type);
+    cellHTML(col, v, dd);
+    dd.className = '';
+    dl.append(dt, dd);
+  }
+  body.appendChild(dl);
+  const text = document.createElement('div');
+  text.className = 'body';
+  text.id = 'detailText';
+  text.textContent = obj.body ?? '(no description)';
+  body.appendChild(text);
+  document.body.dataset.detail = String(row);
+}
+
+// ---- start -------------------------------------------------------------------
+
+async function main() {
+  const t0 = performance.now();
+  const file = await findFile();
+  $('name').textContent = decodeURIComponent(file.split('/').pop());
+  document.title = `${$('name').textContent} — colsnap`;
+  state.snap = await open(file, { onProgress });
+  window.grid.snap = state.snap;
+  window.grid.timings.open = performance.now() - t0;
+  state.cols = chooseColumns(state.snap.fields);
+  if (state.cols.some((c) => c.path === 'updated_at')) state.sort = [{ path: 'updated_at', desc: true }];
+  buildHead();
+  await run();
+  window.grid.timings.firstRows = (window.grid.visibleAt || performance.now()) - t0;
+  $('timing').textContent = `first rows ${window.grid.timings.firstRows.toFixed(0)} ms`;
+  $('scroller').addEventListener('scroll', onScroll, { passive: true });
+  new ResizeObserver(() => { layout(); render().catch(showError); }).observe($('scroller'));
+  $('search').addEventListener('keydown', (e) => { if (e.key === 'Enter') { state.search = e.target.value.trim(); run(); } });
+  $('close').onclick = () => { $('detail').hidden = true; state.selected = -1; render(); };
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') $('close').click(); });
+}
+
+// Edits that arrive after the snapshot (NDJSON events): applied locally, the
+// grid re-runs its query. (No server endpoint pushes events yet.)
+window.grid.applyEvents = async (ndjson) => {
+  const n = await state.snap.applyEvents(ndjson);
+  await run();
+  return n;
+};
+
+window.grid.ready = main().catch((e) => { showError(e); document.body.dataset.state = 'error'; throw e; });
