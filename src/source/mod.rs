@@ -26,8 +26,13 @@ mod file;
 #[cfg(not(target_arch = "wasm32"))]
 mod mmap;
 
+#[cfg(feature = "http")]
+mod http;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::FileSource;
+#[cfg(feature = "http")]
+pub use http::{HttpClient, HttpOptions, HttpSource, NetCounters, NetStats};
 #[cfg(not(target_arch = "wasm32"))]
 pub use mmap::MmapSource;
 
@@ -65,6 +70,14 @@ pub trait ByteSource: Send + Sync + std::fmt::Debug {
     fn version(&self) -> Option<String> {
         None
     }
+
+    /// True for a source where each read is a round trip (HTTP, an object
+    /// store): opening it then reads only the file's tail, and the 16-byte
+    /// header is checked with the first read that follows (it rides along
+    /// with that read) instead of costing a request of its own.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for Arc<S> {
@@ -79,6 +92,9 @@ impl<S: ByteSource + ?Sized> ByteSource for Arc<S> {
     }
     fn version(&self) -> Option<String> {
         (**self).version()
+    }
+    fn is_remote(&self) -> bool {
+        (**self).is_remote()
     }
 }
 
