@@ -17,7 +17,7 @@
 //! exponential backoff; the last failure is an [`Error::Remote`] that names
 //! the URL and the status.
 
-use super::{ByteSource, coalesce_ranges, split_coalesced};
+use super::{ByteSource, NetCounters, NetStats, coalesce_ranges, parallel_map, split_coalesced};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -25,7 +25,6 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{self, HeaderMap};
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How an [`HttpSource`] talks to its server.
@@ -59,44 +58,6 @@ impl Default for HttpOptions {
             backoff: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What remote sources did: shared by the sources that one reader uses
-/// (a manifest and its objects count into the same counters).
-#[derive(Debug, Default)]
-pub struct NetCounters {
-    requests: AtomicU64,
-    bytes: AtomicU64,
-    retries: AtomicU64,
-}
-
-/// A copy of [`NetCounters`] at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct NetStats {
-    /// HTTP requests sent (retries included).
-    pub requests: u64,
-    /// Body bytes received.
-    pub bytes: u64,
-    /// Requests that were retries of a failed one.
-    pub retries: u64,
-}
-
-impl NetCounters {
-    /// The counts so far.
-    pub fn get(&self) -> NetStats {
-        NetStats {
-            requests: self.requests.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Set every count to zero.
-    pub fn reset(&self) {
-        for c in [&self.requests, &self.bytes, &self.retries] {
-            c.store(0, Ordering::Relaxed);
         }
     }
 }
@@ -146,9 +107,9 @@ impl HttpClient {
     pub fn get(&self, url: &str, headers: &HeaderMap) -> Result<(StatusCode, HeaderMap, Bytes)> {
         let mut attempt = 0u32;
         loop {
-            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            self.counters.add_request();
             if attempt > 0 {
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.counters.add_retry();
             }
             let outcome = self
                 .client
@@ -162,9 +123,7 @@ impl HttpClient {
                 });
             let (retry, err) = match outcome {
                 Ok((status, h, body)) => {
-                    self.counters
-                        .bytes
-                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    self.counters.add_bytes(body.len() as u64);
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                         (
                             true,
@@ -410,7 +369,7 @@ impl ByteSource for HttpSource {
         let in_tail = |r: &Range<u64>| r.start >= self.tail_start || r.start == r.end;
         let need: Vec<Range<u64>> = ranges.iter().filter(|r| !in_tail(r)).cloned().collect();
         let merged = coalesce_ranges(&need, self.http.opts.merge_gap);
-        let got = fetch_all(&merged, self.http.opts.parallel, |r| self.fetch(r))?;
+        let got = parallel_map(&merged, self.http.opts.parallel, |r| self.fetch(r))?;
         let fetched = split_coalesced(&need, &merged, &got)?;
         let mut fetched = fetched.into_iter();
         ranges
@@ -442,36 +401,6 @@ impl ByteSource for HttpSource {
     }
 }
 
-/// Run `f` on every range, at most `parallel` at a time; the results in
-/// order, or the first error.
-pub(crate) fn fetch_all<T: Send>(
-    ranges: &[Range<u64>],
-    parallel: usize,
-    f: impl Fn(&Range<u64>) -> Result<T> + Sync,
-) -> Result<Vec<T>> {
-    if ranges.len() <= 1 || parallel <= 1 {
-        return ranges.iter().map(&f).collect();
-    }
-    let mut out = Vec::with_capacity(ranges.len());
-    for batch in ranges.chunks(parallel) {
-        let got: Vec<Result<T>> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch.iter().map(|r| s.spawn(|| f(r))).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Invalid("a fetching thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        for g in got {
-            out.push(g?);
-        }
-    }
-    Ok(out)
-}
-
 fn value(s: &str) -> header::HeaderValue {
     header::HeaderValue::from_str(s).unwrap_or_else(|_| header::HeaderValue::from_static(""))
 }
@@ -500,6 +429,7 @@ mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
     fn content_range_parses_and_refuses() {
