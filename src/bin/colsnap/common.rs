@@ -247,8 +247,21 @@ pub fn input_file(path: &Path, allow_stdin: bool) -> anyhow::Result<()> {
 /// in memory: `cat x.colsnap | colsnap inspect -`). A missing file is a
 /// usage error (exit 2), a bad one a data error (exit 1).
 pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
-    input_file(path, true)?;
     let name = path.display().to_string();
+    // An `http(s)://` URL (a snapshot file or a manifest) or a published
+    // manifest / `NAME.latest.json` pointer (see `colsnap publish`).
+    if colsnap::publish::is_location(&name) {
+        if !name.contains("://") {
+            input_file(path, false)?;
+        }
+        let o = colsnap::publish::open(&name, colsnap::OpenOptions::default())
+            .map_err(|e| lib(&name, e))?;
+        if let Some(net) = o.net {
+            let _ = REMOTE.set((name, net));
+        }
+        return Ok(o.snapshot);
+    }
+    input_file(path, true)?;
     if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
@@ -256,6 +269,35 @@ pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
         return colsnap::Snapshot::from_bytes(bytes).map_err(|e| lib("stdin", e));
     }
     colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))
+}
+
+/// The location and counters of the remote snapshot this run opened.
+static REMOTE: std::sync::OnceLock<(String, std::sync::Arc<colsnap::source::NetCounters>)> =
+    std::sync::OnceLock::new();
+
+/// What the remote snapshot of this run cost so far (`requests`, `bytes`,
+/// `retries`), `None` for a local one: for `--stats` and `--json` reports.
+pub fn remote_stats() -> Option<serde_json::Value> {
+    REMOTE.get().map(|(loc, n)| {
+        let s = n.get();
+        serde_json::json!({
+            "location": loc, "requests": s.requests, "bytes": s.bytes, "retries": s.retries
+        })
+    })
+}
+
+/// `--stats`: one line on stderr with the requests and bytes of a remote
+/// snapshot (nothing for a local file).
+pub fn print_remote_stats() {
+    if let Some((loc, n)) = REMOTE.get() {
+        let s = n.get();
+        eprintln!(
+            "{loc}: {} requests, {} bytes fetched, {} retries",
+            thousands(s.requests),
+            thousands(s.bytes),
+            thousands(s.retries)
+        );
+    }
 }
 
 /// Write `text` to stdout; a closed pipe is not an error.
