@@ -256,12 +256,15 @@ pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
         }
         let o = colsnap::publish::open(&name, colsnap::OpenOptions::default())
             .map_err(|e| lib(&name, e))?;
-        if let Some(net) = o.net {
-            let _ = REMOTE.set((name, net));
-        }
+        let _ = OPENED.set((name, o.snapshot.clone(), o.net));
         return Ok(o.snapshot);
     }
     input_file(path, true)?;
+    if path.as_os_str() != "-" {
+        let snap = colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))?;
+        let _ = OPENED.set((name, snap.clone(), None));
+        return Ok(snap);
+    }
     if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
@@ -271,32 +274,46 @@ pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
     colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))
 }
 
-/// The location and counters of the remote snapshot this run opened.
-static REMOTE: std::sync::OnceLock<(String, std::sync::Arc<colsnap::source::NetCounters>)> =
-    std::sync::OnceLock::new();
+/// The snapshot this run opened, its location, and the counters of its
+/// remote source (`None` for a local file).
+type Opened = (
+    String,
+    colsnap::Snapshot,
+    Option<std::sync::Arc<colsnap::source::NetCounters>>,
+);
+static OPENED: std::sync::OnceLock<Opened> = std::sync::OnceLock::new();
 
 /// What the remote snapshot of this run cost so far (`requests`, `bytes`,
-/// `retries`), `None` for a local one: for `--stats` and `--json` reports.
+/// `retries`), `None` for a local one: for `--json` reports.
 pub fn remote_stats() -> Option<serde_json::Value> {
-    REMOTE.get().map(|(loc, n)| {
-        let s = n.get();
-        serde_json::json!({
-            "location": loc, "requests": s.requests, "bytes": s.bytes, "retries": s.retries
-        })
-    })
+    let (loc, _, net) = OPENED.get()?;
+    let s = net.as_ref()?.get();
+    Some(serde_json::json!({
+        "location": loc, "requests": s.requests, "bytes": s.bytes, "retries": s.retries
+    }))
 }
 
-/// `--stats`: one line on stderr with the requests and bytes of a remote
-/// snapshot (nothing for a local file).
-pub fn print_remote_stats() {
-    if let Some((loc, n)) = REMOTE.get() {
-        let s = n.get();
-        eprintln!(
-            "{loc}: {} requests, {} bytes fetched, {} retries",
-            thousands(s.requests),
-            thousands(s.bytes),
-            thousands(s.retries)
+/// `--stats`: one line on stderr with what the reader read (reads and
+/// bytes asked of the source) and, for a remote snapshot, the requests
+/// and bytes that cost.
+pub fn print_stats() {
+    if let Some((loc, snap, net)) = OPENED.get() {
+        let r = snap.stats();
+        let mut line = format!(
+            "{loc}: read {} bytes in {} reads",
+            thousands(r.bytes),
+            thousands(r.reads)
         );
+        if let Some(n) = net {
+            let s = n.get();
+            line.push_str(&format!(
+                "; fetched {} bytes in {} requests ({} retries)",
+                thousands(s.bytes),
+                thousands(s.requests),
+                thousands(s.retries)
+            ));
+        }
+        eprintln!("{line}");
     }
 }
 

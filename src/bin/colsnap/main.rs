@@ -41,8 +41,9 @@ Run `colsnap help <command>` for a command's options and examples.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Print the requests and bytes a remote snapshot (an `http(s)://` URL,
-    /// a manifest) cost on stderr when the command ends.
+    /// Print on stderr, when the command ends, the bytes the reader read
+    /// and, for a remote snapshot (an `http(s)://` URL, a manifest), the
+    /// requests and bytes that cost.
     #[arg(long, global = true)]
     stats: bool,
 }
@@ -110,7 +111,7 @@ fn main() -> ExitCode {
         }
     });
     if stats {
-        common::print_remote_stats();
+        common::print_stats();
     }
     code
 }
