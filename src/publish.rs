@@ -712,6 +712,10 @@ impl ByteSource for ManifestSource {
     fn version(&self) -> Option<String> {
         Some(self.manifest_sha256.clone())
     }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
 }
 
 fn poisoned() -> Error {

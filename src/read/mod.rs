@@ -544,6 +544,16 @@ impl Snapshot {
         self.inner.version.as_deref()
     }
 
+    /// True when the snapshot reads through a remote source (see
+    /// [`ByteSource::is_remote`]), where fetching ahead in parallel rounds
+    /// pays.
+    pub fn is_remote(&self) -> bool {
+        match &self.inner.access {
+            Access::Sync(s) => s.is_remote(),
+            Access::Async(_) => true,
+        }
+    }
+
     /// The options the snapshot was opened with.
     pub fn options(&self) -> &OpenOptions {
         &self.inner.opts
