@@ -22,6 +22,10 @@ ROWS=${ROWS:-200000}
 PORT=${PORT:-18474}
 WORK=${WORKDIR:-$(mktemp -d)}
 BIN=${BIN:-target/debug/colsnap}
+# The program that builds snapshots and diffs them (the format does not
+# depend on the branch: any colsnap of this format version, e.g. a release
+# build, gives the same bytes faster).
+BUILD_BIN=${BUILD_BIN:-$BIN}
 MIN_OBJECT=${MIN_OBJECT:-64K}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx not found (apt-get install nginx)" >&2; exit 1; }
@@ -31,7 +35,7 @@ cargo build -q -p colsnap --bin colsnap --example gen_issues
 GEN=target/debug/examples/gen_issues
 if [ ! -s "$WORK/site/day1.colsnap" ]; then
   "$GEN" --count "$ROWS" --seed 42 --out "$WORK/day1.ndjson"
-  "$BIN" build "$WORK/day1.ndjson" -o "$WORK/site/day1.colsnap"
+  "$BUILD_BIN" build "$WORK/day1.ndjson" -o "$WORK/site/day1.colsnap"
 fi
 if [ ! -s "$WORK/site/day2.colsnap" ]; then
   [ -s "$WORK/day1.ndjson" ] || "$GEN" --count "$ROWS" --seed 42 --out "$WORK/day1.ndjson"
@@ -49,7 +53,7 @@ with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
             line = json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n"
         out.write(line)
 EOF
-  "$BIN" build "$WORK/day2.ndjson" -o "$WORK/site/day2.colsnap"
+  "$BUILD_BIN" build "$WORK/day2.ndjson" -o "$WORK/site/day2.colsnap"
 fi
 rm -rf "$WORK/site/pub"
 
@@ -104,4 +108,16 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"bytes_written / snapshot = {r['bytes_written']:,} / {r['snapshot_bytes']:,} = "
       f"{r['bytes_written'] / r['snapshot_bytes']:.1%}; objects written {r['objects_written']} of {r['objects']}")
+EOF
+
+echo "== the day after through events: day 1's objects plus the diff as an event segment"
+[ -s "$WORK/day1-to-day2.ndjson" ] ||
+  "$BUILD_BIN" diff "$WORK/site/day1.colsnap" "$WORK/site/day2.colsnap" -o "$WORK/day1-to-day2.ndjson"
+"$BIN" publish "$WORK/site/day1.colsnap" "$WORK/site/pub" --name issues-events --min-object "$MIN_OBJECT" \
+  --events "$WORK/day1-to-day2.ndjson" --json | tee "$WORK/events.json"
+python3 - "$WORK/events.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"catch-up bytes (new objects + manifest) / snapshot = {r['bytes_written']:,} / {r['snapshot_bytes']:,} = "
+      f"{r['bytes_written'] / r['snapshot_bytes']:.2%}")
 EOF

@@ -142,7 +142,7 @@ impl Manifest {
     /// fit.
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
         let m: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Invalid(format!("not a colsnap manifest: {e}")))?;
+            .map_err(|e| Error::corrupt("manifest", 0, format!("not a colsnap manifest: {e}")))?;
         let bad = |d: String| Err(Error::corrupt("manifest", 0, d));
         if m.colsnap_manifest != MANIFEST_VERSION {
             return bad(format!(
@@ -722,6 +722,13 @@ fn poisoned() -> Error {
     Error::Invalid("a lock was poisoned by a panic".into())
 }
 
+/// True when `b` is a JSON object with a `colsnap_manifest` key.
+fn looks_like_manifest(b: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(b)
+        .ok()
+        .is_some_and(|v| v.get("colsnap_manifest").is_some())
+}
+
 /// A snapshot opened by [`open`], with the counters of its remote reads.
 #[derive(Debug, Clone)]
 pub struct Opened {
@@ -826,6 +833,22 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                 });
             }
             (store, b, got)
+        }
+        Err(_) if !looks_like_manifest(&first) => {
+            // Neither: a local file is read as a snapshot (whose error
+            // says what it is not), a URL is an error.
+            if is_url(loc) {
+                return Err(Error::corrupt(
+                    "manifest",
+                    0,
+                    format!("{loc} is neither a colsnap manifest nor a pointer"),
+                ));
+            }
+            return Ok(Opened {
+                snapshot: Snapshot::open_with(loc, opts)?,
+                net: None,
+                manifest: None,
+            });
         }
         Err(_) => {
             // A manifest: the publish root is the directory above
