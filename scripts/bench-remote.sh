@@ -26,7 +26,7 @@ BIN=${BIN:-target/debug/colsnap}
 # depend on the branch: any colsnap of this format version, e.g. a release
 # build, gives the same bytes faster).
 BUILD_BIN=${BUILD_BIN:-$BIN}
-MIN_OBJECT=${MIN_OBJECT:-64K}
+MIN_OBJECT=${MIN_OBJECT:-16K}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx not found (apt-get install nginx)" >&2; exit 1; }
 mkdir -p "$WORK/site" "$WORK/nginx/tmp"

@@ -31,8 +31,8 @@ pub struct Args {
     #[arg(long)]
     pub name: Option<String>,
     /// Smallest object: consecutive sections are grouped up to this size
-    /// (`64K`, `1M`).
-    #[arg(long, value_name = "SIZE", default_value = "64K", value_parser = common::parse_size)]
+    /// (`16K`, `1M`).
+    #[arg(long, value_name = "SIZE", default_value = "16K", value_parser = common::parse_size)]
     pub min_object: usize,
     /// An event log (NDJSON) recorded after the snapshot, published as a
     /// segment the manifest lists (repeatable, in `seq` order).
