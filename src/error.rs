@@ -166,6 +166,44 @@ pub enum Error {
         message: String,
     },
 
+    /// A remote source (HTTP server, object store) failed: the request
+    /// could not be made, timed out, or the server answered with an error
+    /// status, after the retries the source allows.
+    #[error("{url}: {}{detail}", status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
+    Remote {
+        /// The URL (or object) asked for.
+        url: String,
+        /// The HTTP status of the last answer, when there was one.
+        status: Option<u16>,
+        /// What went wrong (the last attempt's error, the attempts made).
+        detail: String,
+    },
+
+    /// A remote file changed while it was read: its `ETag` or length
+    /// differs from the one it had when it was opened, or the server
+    /// answered `412 Precondition Failed`, `416 Range Not Satisfiable` or a
+    /// whole `200` to a range request. Nothing read from two versions is
+    /// ever combined; open the snapshot again to read the new version.
+    #[error("{url} changed while it was read ({detail}); open it again")]
+    Changed {
+        /// The URL of the file.
+        url: String,
+        /// How the change showed (`ETag "a" is now "b"`, `HTTP 412`, ...).
+        detail: String,
+    },
+
+    /// A published object's bytes do not hash to the name the manifest
+    /// gives it (a corrupted or replaced object).
+    #[error("object {object}: SHA-256 is {got}, the manifest says {expected}")]
+    ObjectHash {
+        /// The object's location.
+        object: String,
+        /// The hash the manifest lists (hex).
+        expected: String,
+        /// The hash of the bytes read (hex).
+        got: String,
+    },
+
     /// A usage error: an argument or option is not valid.
     #[error("invalid argument: {0}")]
     Invalid(String),

@@ -90,6 +90,8 @@ pub mod events;
 #[doc(hidden)]
 pub mod format;
 pub mod model;
+#[cfg(all(feature = "publish", not(target_arch = "wasm32")))]
+pub mod publish;
 pub mod query;
 pub mod read;
 pub mod schema;

@@ -527,6 +527,7 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> Result<Pagination> {
         let (slice, pagination) = self.page_slice(rows, p, fields)?;
+        self.src().prefetch(slice, fields)?;
         let pag = serde_json::to_string(&pagination).map_err(|e| Error::Invalid(e.to_string()))?;
         let groups = fields.map(field_groups).filter(|g| g.len() > 1);
         if let Some(groups) = &groups {

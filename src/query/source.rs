@@ -45,6 +45,14 @@ pub trait RowSource: Send + Sync {
     /// The columns, in schema order.
     fn fields(&self) -> Vec<FieldInfo>;
 
+    /// Fetch ahead what writing `rows` (restricted to `fields`) needs,
+    /// where fetching ahead pays (a remote snapshot: a few parallel rounds
+    /// instead of one read per section). Nothing by default.
+    fn prefetch(&self, rows: &[u32], fields: Option<&[String]>) -> Result<()> {
+        let _ = (rows, fields);
+        Ok(())
+    }
+
     /// Load one column's typed values (no string is decoded).
     fn load(&self, path: &str) -> Result<Column>;
 
@@ -454,6 +462,15 @@ impl RowSource for SnapshotSource {
                     .unwrap_or_else(|| Bits::new(0))
             })
             .collect())
+    }
+
+    fn prefetch(&self, rows: &[u32], fields: Option<&[String]>) -> Result<()> {
+        if !self.snap.is_remote() {
+            return Ok(());
+        }
+        self.with_writer(fields, |w| {
+            w.prefetch(&rows.iter().map(|&r| r as u64).collect::<Vec<_>>())
+        })
     }
 
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>> {

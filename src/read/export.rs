@@ -61,6 +61,9 @@ pub(crate) struct Emitter {
     keep: Vec<bool>,
     /// Kept chunks by table, then chunk number.
     chunks: Vec<Vec<Option<Arc<Chunk>>>>,
+    /// While planning a prefetch: the string chunks rows need, recorded
+    /// instead of read (their strings are written empty).
+    record: Option<std::collections::BTreeSet<(u32, usize)>>,
     tmp: String,
     /// Decoded bytes of the chunks in `chunks`, and the most they may
     /// hold; past it, strings of other chunks come through the snapshot's
@@ -166,6 +169,7 @@ impl Emitter {
             elem,
             keep,
             chunks: Vec::new(),
+            record: None,
             tmp: String::new(),
             kept: 0,
             keep_budget: DEFAULT_STRING_BUDGET / 2,
@@ -370,6 +374,122 @@ impl Emitter {
         Ok(())
     }
 
+    /// Over a remote source, fetch what writing `rows` needs in two rounds
+    /// of parallel, merged reads instead of one read per section: first
+    /// the streams of every column written, then the string chunks those
+    /// rows hold (found by a dry run that records chunks instead of
+    /// reading them). Each round is capped at half the fetch cache; what
+    /// does not fit is read when used, as without a prefetch. Does nothing
+    /// over a local source.
+    pub(crate) fn prefetch(&mut self, rows: &[u64]) -> Result<()> {
+        if !self.snap.is_remote() || rows.is_empty() {
+            return Ok(());
+        }
+        let cap = (self.snap.options().fetch_cache_bytes / 2) as u64;
+        let snap = self.snap.clone();
+        let sections = &snap.footer().sections;
+        let size = |s: u32| {
+            sections
+                .get(s as usize)
+                .map_or(0, |e| 16 + e.stored_len as u64)
+        };
+        let nodes = &snap.footer().nodes;
+        let mapped = |n: u32| {
+            nodes[n as usize].streams.iter().flatten().any(|&s| {
+                sections
+                    .get(s as usize)
+                    .is_some_and(|e| e.encoding == crate::encoding::Encoding::Mapped)
+            })
+        };
+        // The columns written and, for those whose stream is mapped from
+        // another column (a sibling, as a rule: `user.login` from
+        // `user.id`), their siblings, so that the source rides along.
+        let mut want: Vec<u32> = Vec::new();
+        let mut planned = vec![false; nodes.len()];
+        for (i, _) in self.keep.iter().enumerate().filter(|(_, k)| **k) {
+            want.push(i as u32);
+            planned[i] = true;
+        }
+        for i in want.clone() {
+            if i > 0 && mapped(i) {
+                let parent = nodes[i as usize].parent;
+                for (j, m) in nodes.iter().enumerate() {
+                    if m.parent == parent && j > 0 && !planned[j] {
+                        planned[j] = true;
+                        want.push(j as u32);
+                    }
+                }
+            }
+        }
+        let mut bytes = 0u64;
+        // Then the sources of mapped streams not planned yet, one round per
+        // link of the chain (the decoder follows at most 64).
+        for _ in 0..=64 {
+            let mut plan = super::Plan::new();
+            for &i in &want {
+                let mut p = super::Plan::new();
+                self.snap.plan_node(&mut p, i);
+                let b: u64 = p.sections().map(size).sum();
+                if bytes + b > cap {
+                    continue;
+                }
+                bytes += b;
+                p.sections().for_each(|s| plan.add_section(s));
+            }
+            self.snap.fetch(&plan)?;
+            let mut next = Vec::new();
+            for &i in &want {
+                for &s in nodes[i as usize].streams.iter().flatten() {
+                    let is_mapped = sections
+                        .get(s as usize)
+                        .is_some_and(|e| e.encoding == crate::encoding::Encoding::Mapped);
+                    if !is_mapped || !plan.sections().any(|p| p == s) {
+                        continue;
+                    }
+                    let raw = self.snap.section(s)?;
+                    let what = format!("section {s} (mapped)");
+                    let src = crate::encoding::varint::Reader::new(&raw).u64(&what)?;
+                    if let Some(p) = planned.get_mut(src as usize).filter(|p| !**p) {
+                        *p = true;
+                        next.push(src as u32);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            want = next;
+        }
+        self.record = Some(Default::default());
+        let mut scratch = Vec::new();
+        let mut dry = Ok(());
+        for &r in rows {
+            scratch.clear();
+            dry = self.value(0, r as usize, &mut scratch, 0, &mut |o| {
+                o.clear();
+                Ok(())
+            });
+            if dry.is_err() {
+                break;
+            }
+        }
+        let wanted = self.record.take().unwrap_or_default();
+        dry?;
+        let mut plan = super::Plan::new();
+        let mut bytes = 0u64;
+        for (t, k) in wanted {
+            let mut p = super::Plan::new();
+            self.snap.plan_chunk(&mut p, t, k);
+            let b: u64 = p.sections().map(size).sum();
+            if bytes + b > cap {
+                break;
+            }
+            bytes += b;
+            p.sections().for_each(|s| plan.add_section(s));
+        }
+        self.snap.fetch(&plan)
+    }
+
     /// Append row `row` as compact JSON to `out`.
     pub(crate) fn row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
         self.spill_at = usize::MAX;
@@ -403,6 +523,11 @@ impl Emitter {
             .and_then(|c| c.as_ref())
         {
             write_json_str(out, c.get(i));
+            return Ok(());
+        }
+        if let Some(r) = self.record.as_mut() {
+            r.insert((t, k));
+            write_json_str(out, "");
             return Ok(());
         }
         let chunk = {
@@ -693,6 +818,11 @@ impl Snapshot {
         e.batched(opts.string_budget.unwrap_or(DEFAULT_STRING_BUDGET));
         let rows = opts.rows.clone().unwrap_or(0..self.rows());
         let rows = rows.start.min(self.rows())..rows.end.min(self.rows());
+        // A few rows of a remote snapshot (a detail view, a page): fetch
+        // what they need in parallel rounds first.
+        if rows.end - rows.start <= PREFETCH_ROWS {
+            e.prefetch(&rows.clone().collect::<Vec<_>>())?;
+        }
         let mut out = Vec::with_capacity(SPILL_AT + (SPILL_AT >> 2));
         let mut spill = |out: &mut Vec<u8>| -> Result<()> {
             w.write_all(out).map_err(|e| Error::io(None, e))?;
@@ -741,7 +871,24 @@ impl std::fmt::Debug for RowWriter {
     }
 }
 
+/// The most rows an export or a page prefetches for (see
+/// [`RowWriter::prefetch`]).
+const PREFETCH_ROWS: u64 = 1000;
+
 impl RowWriter {
+    /// Over a remote source, fetch in two parallel rounds what writing
+    /// `rows` needs (the streams of the columns written, then the string
+    /// chunks of these rows) instead of one read per section. Does nothing
+    /// over a local source, nor for more than 1,000 rows.
+    pub fn prefetch(&mut self, rows: &[u64]) -> Result<()> {
+        if rows.len() as u64 > PREFETCH_ROWS {
+            return Ok(());
+        }
+        let n = self.emitter.snap.rows();
+        let rows: Vec<u64> = rows.iter().copied().filter(|&r| r < n).collect();
+        self.emitter.prefetch(&rows)
+    }
+
     /// Append row `row` as compact JSON to `out`.
     pub fn write_row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
         if row >= self.emitter.snap.rows() {

@@ -43,7 +43,7 @@ use cache::Lru;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The most bytes all column paths together may take (see `from_source`).
@@ -176,6 +176,9 @@ struct Inner {
     dicts: Mutex<HashMap<u32, Bytes>>,
     chunks_decoded: AtomicU64,
     dicts_decoded: AtomicU64,
+    /// The header is still to be checked (a remote open read only the
+    /// tail): the next read fetches it along.
+    header_pending: AtomicBool,
     reads: AtomicU64,
     ranges: AtomicU64,
     bytes_read: AtomicU64,
@@ -339,6 +342,9 @@ impl Snapshot {
     ) -> Result<Snapshot> {
         let len = source.len();
         let ranges = first_ranges(len, opts.tail_bytes);
+        if source.is_remote() && ranges[1].start > 0 {
+            return Snapshot::build_remote(source, opts, path, ranges[1].clone());
+        }
         let mut got = source.read_ranges(&ranges)?;
         let mut stats = (1, 2, got.iter().map(|b| b.len() as u64).sum::<u64>());
         let (head, mut tail) = (got.remove(0), got.remove(0));
@@ -349,6 +355,40 @@ impl Snapshot {
         let opened = parse_opened(&head, &tail, len)?;
         let version = source.version();
         let s = Snapshot::assemble(opened, Access::Sync(source), opts, len, version, path)?;
+        s.count_read(stats.0, stats.1, stats.2);
+        Ok(s)
+    }
+
+    /// Open over a remote source by its tail alone (a second read only when
+    /// the footer starts before it); the header is checked with the first
+    /// read that follows ([`ByteSource::is_remote`]).
+    fn build_remote(
+        source: Arc<dyn ByteSource>,
+        opts: OpenOptions,
+        path: Option<PathBuf>,
+        tail_range: Range<u64>,
+    ) -> Result<Snapshot> {
+        let len = source.len();
+        let mut tail = source.read_range(tail_range)?;
+        let mut stats = (1, 1, tail.len() as u64);
+        if let Some(at) = footer_before_tail(&tail, len) {
+            tail = source.read_range(at..len)?;
+            stats = (2, 2, stats.2 + tail.len() as u64);
+        }
+        let footer = read_footer(&tail, len)?;
+        let footer_offset = Trailer::parse(&tail[tail.len() - TRAILER_LEN..], len)?.footer_offset;
+        let opened = Opened {
+            // Provisional until the header is read: the trailer's version,
+            // which the header must equal.
+            header: Header {
+                version: format::VERSION,
+            },
+            footer,
+            footer_offset,
+        };
+        let version = source.version();
+        let s = Snapshot::assemble(opened, Access::Sync(source), opts, len, version, path)?;
+        s.inner.header_pending.store(true, Ordering::Relaxed);
         s.count_read(stats.0, stats.1, stats.2);
         Ok(s)
     }
@@ -479,6 +519,7 @@ impl Snapshot {
                 dicts: Mutex::new(HashMap::new()),
                 chunks_decoded: AtomicU64::new(0),
                 dicts_decoded: AtomicU64::new(0),
+                header_pending: AtomicBool::new(false),
                 reads: AtomicU64::new(0),
                 ranges: AtomicU64::new(0),
                 bytes_read: AtomicU64::new(0),
@@ -503,6 +544,16 @@ impl Snapshot {
         self.inner.version.as_deref()
     }
 
+    /// True when the snapshot reads through a remote source (see
+    /// [`ByteSource::is_remote`]), where fetching ahead in parallel rounds
+    /// pays.
+    pub fn is_remote(&self) -> bool {
+        match &self.inner.access {
+            Access::Sync(s) => s.is_remote(),
+            Access::Async(_) => true,
+        }
+    }
+
     /// The options the snapshot was opened with.
     pub fn options(&self) -> &OpenOptions {
         &self.inner.opts
@@ -524,6 +575,36 @@ impl Snapshot {
     /// Read ranges through the synchronous source, counting.
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         match &self.inner.access {
+            Access::Sync(s) if self.inner.header_pending.load(Ordering::Relaxed) => {
+                // The header rides along with the first read after open.
+                let mut with_head = Vec::with_capacity(ranges.len() + 1);
+                with_head.push(0..HEADER_LEN as u64);
+                with_head.extend_from_slice(ranges);
+                let mut got = s.read_ranges(&with_head)?;
+                if got.len() != with_head.len() {
+                    return Err(Error::Invalid(format!(
+                        "the byte source returned {} ranges for {}",
+                        got.len(),
+                        with_head.len()
+                    )));
+                }
+                let head = got.remove(0);
+                let header = Header::parse(&head)?;
+                if header != self.inner.header {
+                    return Err(Error::corrupt(
+                        "header",
+                        8,
+                        format!("version {} differs from the trailer's", header.version),
+                    ));
+                }
+                self.inner.header_pending.store(false, Ordering::Relaxed);
+                self.count_read(
+                    1,
+                    with_head.len() as u64,
+                    (head.len() as u64) + got.iter().map(|b| b.len() as u64).sum::<u64>(),
+                );
+                Ok(got)
+            }
             Access::Sync(s) => {
                 let got = s.read_ranges(ranges)?;
                 self.count_read(

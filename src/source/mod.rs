@@ -20,14 +20,20 @@ use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod file;
 #[cfg(not(target_arch = "wasm32"))]
 mod mmap;
 
+#[cfg(feature = "http")]
+mod http;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::FileSource;
+#[cfg(feature = "http")]
+pub use http::{HttpClient, HttpOptions, HttpSource};
 #[cfg(not(target_arch = "wasm32"))]
 pub use mmap::MmapSource;
 
@@ -65,6 +71,14 @@ pub trait ByteSource: Send + Sync + std::fmt::Debug {
     fn version(&self) -> Option<String> {
         None
     }
+
+    /// True for a source where each read is a round trip (HTTP, an object
+    /// store): opening it then reads only the file's tail, and the 16-byte
+    /// header is checked with the first read that follows (it rides along
+    /// with that read) instead of costing a request of its own.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for Arc<S> {
@@ -79,6 +93,9 @@ impl<S: ByteSource + ?Sized> ByteSource for Arc<S> {
     }
     fn version(&self) -> Option<String> {
         (**self).version()
+    }
+    fn is_remote(&self) -> bool {
+        (**self).is_remote()
     }
 }
 
@@ -190,6 +207,90 @@ fn truncated(what: &str, r: &Range<u64>, len: u64) -> Error {
         end: r.end,
         len,
     }
+}
+
+/// What remote sources did: shared by the sources that one reader uses
+/// (a manifest and its objects count into the same counters).
+#[derive(Debug, Default)]
+pub struct NetCounters {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// A copy of [`NetCounters`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NetStats {
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Requests that were retries of a failed one.
+    pub retries: u64,
+}
+
+impl NetCounters {
+    /// The counts so far.
+    pub fn get(&self) -> NetStats {
+        NetStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Count one request.
+    pub fn add_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count one retry.
+    pub fn add_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count bytes received.
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Set every count to zero.
+    pub fn reset(&self) {
+        for c in [&self.requests, &self.bytes, &self.retries] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Run `f` on every item, at most `parallel` at a time (on scoped
+/// threads); the results in order, or the first error.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn parallel_map<I: Sync, T: Send>(
+    items: &[I],
+    parallel: usize,
+    f: impl Fn(&I) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    if items.len() <= 1 || parallel <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for batch in items.chunks(parallel) {
+        let got: Vec<Result<T>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch.iter().map(|r| s.spawn(|| f(r))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Invalid("a fetching thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for g in got {
+            out.push(g?);
+        }
+    }
+    Ok(out)
 }
 
 /// Merge ranges whose gap is at most `max_gap` bytes (overlapping and

@@ -6,6 +6,7 @@
 #[cfg(feature = "write")]
 pub mod craft;
 pub mod limits;
+pub mod servers;
 
 #[cfg(feature = "cli")]
 use assert_cmd::Command;

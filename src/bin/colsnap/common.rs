@@ -247,8 +247,24 @@ pub fn input_file(path: &Path, allow_stdin: bool) -> anyhow::Result<()> {
 /// in memory: `cat x.colsnap | colsnap inspect -`). A missing file is a
 /// usage error (exit 2), a bad one a data error (exit 1).
 pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
-    input_file(path, true)?;
     let name = path.display().to_string();
+    // An `http(s)://` URL (a snapshot file or a manifest) or a published
+    // manifest / `NAME.latest.json` pointer (see `colsnap publish`).
+    if colsnap::publish::is_location(&name) {
+        if !name.contains("://") {
+            input_file(path, false)?;
+        }
+        let o = colsnap::publish::open(&name, colsnap::OpenOptions::default())
+            .map_err(|e| lib(&name, e))?;
+        let _ = OPENED.set((name, o.snapshot.clone(), o.net));
+        return Ok(o.snapshot);
+    }
+    input_file(path, true)?;
+    if path.as_os_str() != "-" {
+        let snap = colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))?;
+        let _ = OPENED.set((name, snap.clone(), None));
+        return Ok(snap);
+    }
     if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
@@ -256,6 +272,49 @@ pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
         return colsnap::Snapshot::from_bytes(bytes).map_err(|e| lib("stdin", e));
     }
     colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))
+}
+
+/// The snapshot this run opened, its location, and the counters of its
+/// remote source (`None` for a local file).
+type Opened = (
+    String,
+    colsnap::Snapshot,
+    Option<std::sync::Arc<colsnap::source::NetCounters>>,
+);
+static OPENED: std::sync::OnceLock<Opened> = std::sync::OnceLock::new();
+
+/// What the remote snapshot of this run cost so far (`requests`, `bytes`,
+/// `retries`), `None` for a local one: for `--json` reports.
+pub fn remote_stats() -> Option<serde_json::Value> {
+    let (loc, _, net) = OPENED.get()?;
+    let s = net.as_ref()?.get();
+    Some(serde_json::json!({
+        "location": loc, "requests": s.requests, "bytes": s.bytes, "retries": s.retries
+    }))
+}
+
+/// `--stats`: one line on stderr with what the reader read (reads and
+/// bytes asked of the source) and, for a remote snapshot, the requests
+/// and bytes that cost.
+pub fn print_stats() {
+    if let Some((loc, snap, net)) = OPENED.get() {
+        let r = snap.stats();
+        let mut line = format!(
+            "{loc}: read {} bytes in {} reads",
+            thousands(r.bytes),
+            thousands(r.reads)
+        );
+        if let Some(n) = net {
+            let s = n.get();
+            line.push_str(&format!(
+                "; fetched {} bytes in {} requests ({} retries)",
+                thousands(s.bytes),
+                thousands(s.requests),
+                thousands(s.retries)
+            ));
+        }
+        eprintln!("{line}");
+    }
 }
 
 /// Write `text` to stdout; a closed pipe is not an error.

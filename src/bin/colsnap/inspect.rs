@@ -411,7 +411,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .retain(|c| pats.iter().any(|p| matches(p, &c.path)));
     }
     if args.json {
-        let mut s = serde_json::to_string_pretty(&r)?;
+        let mut v = serde_json::to_value(&r)?;
+        if let (Some(o), Some(remote)) = (v.as_object_mut(), common::remote_stats()) {
+            o.insert("remote".into(), remote);
+        }
+        let mut s = serde_json::to_string_pretty(&v)?;
         s.push('\n');
         return common::print(&s);
     }

@@ -8,6 +8,7 @@ mod compact;
 mod diff;
 mod export;
 mod inspect;
+mod publish;
 mod query;
 mod verify;
 
@@ -23,6 +24,7 @@ Examples:
   colsnap query issues.colsnap --where state=open --sort -updated_at --fields number,title --limit 20
   colsnap compact issues.colsnap events.ndjson -o new.colsnap
   colsnap diff old.colsnap new.colsnap -o events.ndjson
+  colsnap publish issues.colsnap site/ && colsnap query https://cdn.example/issues.latest.json --stats
   colsnap completions bash > /etc/bash_completion.d/colsnap
   colsnap man > colsnap.1
 
@@ -39,6 +41,11 @@ Run `colsnap help <command>` for a command's options and examples.";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print on stderr, when the command ends, the bytes the reader read
+    /// and, for a remote snapshot (an `http(s)://` URL, a manifest), the
+    /// requests and bytes that cost.
+    #[arg(long, global = true)]
+    stats: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +64,8 @@ enum Command {
     Compact(compact::Args),
     /// Write the events that turn one snapshot into another.
     Diff(diff::Args),
+    /// Publish a snapshot as content-addressed objects and a manifest.
+    Publish(publish::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -73,7 +82,8 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     common::remove_temp_files_on_signals();
-    common::exit(match cli.command {
+    let stats = cli.stats;
+    let code = common::exit(match cli.command {
         Command::Build(a) => build::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
@@ -81,6 +91,7 @@ fn main() -> ExitCode {
         Command::Query(a) => query::run(a),
         Command::Compact(a) => compact::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Publish(a) => publish::run(a),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "colsnap", &mut out);
@@ -98,5 +109,9 @@ fn main() -> ExitCode {
                 .and_then(|()| Ok(String::from_utf8(out)?))
                 .and_then(|s| common::print(&s))
         }
-    })
+    });
+    if stats {
+        common::print_stats();
+    }
+    code
 }

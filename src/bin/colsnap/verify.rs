@@ -96,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.json {
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "file": name,
             "ok": true,
             "rows": rep.rows,
@@ -108,6 +108,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "checks": rep.checks,
             "against": against,
         });
+        if let Some(r) = common::remote_stats() {
+            v["remote"] = r;
+        }
         return common::print(&format!("{v}\n"));
     }
     common::print(&out)

@@ -1,0 +1,101 @@
+//! `colsnap publish`: a snapshot as immutable content-addressed objects, a
+//! manifest and a mutable `NAME.latest.json` pointer (SPEC.md section 15),
+//! ready for a static file server or a CDN.
+
+use crate::common::{self, lib, usage};
+use std::path::PathBuf;
+
+/// Examples shown by `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  colsnap publish issues.colsnap site/
+  colsnap publish issues.colsnap site/ --events events.ndjson --json
+  colsnap query site/issues.latest.json --sort -updated_at --limit 50
+  colsnap query https://cdn.example/issues.latest.json --limit 50 --stats
+
+DIR receives objects/HEX (never rewritten), manifests/HEX.json and
+NAME.latest.json (replaced atomically). Publishing a newer snapshot into the
+same DIR writes only the objects that do not exist yet.";
+
+/// Arguments of `colsnap publish`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Snapshot file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Publish root (created when missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Pointer name: DIR/NAME.latest.json (default: FILE's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Smallest object: consecutive sections are grouped up to this size
+    /// (`16K`, `1M`).
+    #[arg(long, value_name = "SIZE", default_value = "16K", value_parser = common::parse_size)]
+    pub min_object: usize,
+    /// An event log (NDJSON) recorded after the snapshot, published as a
+    /// segment the manifest lists (repeatable, in `seq` order).
+    #[arg(long, value_name = "LOG")]
+    pub events: Vec<PathBuf>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `publish`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    common::input_file(&args.file, false)?;
+    for e in &args.events {
+        common::input_file(e, false)?;
+    }
+    if args.dir.exists() && !args.dir.is_dir() {
+        return Err(usage(format!("{}: not a directory", args.dir.display())));
+    }
+    let fname = args.file.display().to_string();
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => args
+            .file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("snapshot")
+            .to_string(),
+    };
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(usage(format!("--name {name:?}: give a plain file name")));
+    }
+    let opts = colsnap::publish::PublishOptions {
+        name,
+        min_object: args.min_object as u64,
+        events: args.events.clone(),
+    };
+    let r =
+        colsnap::publish::publish_file(&args.file, &args.dir, &opts).map_err(|e| lib(&fname, e))?;
+    let dir = args.dir.display().to_string();
+    let at = |p: &str| format!("{}/{p}", dir.trim_end_matches('/'));
+    if args.json {
+        let v = serde_json::json!({
+            "manifest": at(&r.manifest),
+            "pointer": at(&r.pointer),
+            "snapshot": r.snapshot,
+            "objects": r.objects,
+            "objects_written": r.objects_written,
+            "bytes_written": r.bytes_written,
+            "bytes_reused": r.bytes_reused,
+            "snapshot_bytes": r.snapshot_bytes,
+        });
+        return common::print(&format!("{v}\n"));
+    }
+    common::print(&format!(
+        "{fname}: published to {dir}\n  pointer   {}\n  manifest  {}\n  objects   {} ({} written, {} reused)\n  bytes     {} written, {} reused, snapshot {}\n",
+        at(&r.pointer),
+        at(&r.manifest),
+        common::thousands(r.objects as u64),
+        common::thousands(r.objects_written as u64),
+        common::thousands((r.objects - r.objects_written) as u64),
+        common::thousands(r.bytes_written),
+        common::thousands(r.bytes_reused),
+        common::thousands(r.snapshot_bytes),
+    ))
+}

@@ -1,0 +1,440 @@
+//! Reading snapshots from servers no one here wrote: a real nginx serves a
+//! single `.colsnap` file (byte ranges, `ETag`, `If-Match`) and a published
+//! directory (objects, manifest, `NAME.latest.json`). Remote answers must
+//! equal local ones; opening costs one request; a file swapped while it is
+//! read fails cleanly (never mixed); a 500 is retried; a corrupted object is
+//! detected. Without nginx the tests print a notice and return, unless
+//! `COLSNAP_REQUIRE_SERVERS=1` (CI).
+#![cfg(all(feature = "cli", feature = "http"))]
+
+mod common;
+
+use colsnap::publish::{self, PublishOptions};
+use colsnap::read::OpenOptions;
+use colsnap::source::{ByteSource, HttpSource};
+use colsnap::{BuildOptions, Error, ExportOptions, Snapshot};
+use colsnap_testdata::{GenOptions, write_ndjson};
+use common::colsnap;
+use common::servers::{FaultServer, Nginx};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A generated snapshot of `count` issues (long bodies: the file is far
+/// larger than the 64 KiB tail an open reads).
+fn snapshot_bytes(count: usize, seed: u64) -> Vec<u8> {
+    let mut nd = Vec::new();
+    write_ndjson(
+        &GenOptions {
+            count,
+            seed,
+            ..GenOptions::default()
+        },
+        &mut nd,
+    )
+    .unwrap();
+    colsnap::build_to_vec(&nd[..], &BuildOptions::default()).unwrap()
+}
+
+/// A served directory: `site/issues.colsnap` and its publication in
+/// `site/pub/`.
+struct Site {
+    dir: tempfile::TempDir,
+    nginx: Nginx,
+}
+
+impl Site {
+    fn start(count: usize) -> Option<Site> {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::write(site.join("issues.colsnap"), snapshot_bytes(count, 42)).unwrap();
+        publish::publish_file(
+            &site.join("issues.colsnap"),
+            &site.join("pub"),
+            &PublishOptions {
+                name: "issues".into(),
+                min_object: publish::DEFAULT_MIN_OBJECT,
+                events: vec![],
+            },
+        )
+        .unwrap();
+        let nginx = Nginx::start(&site)?;
+        Some(Site { dir, nginx })
+    }
+
+    fn path(&self, p: &str) -> std::path::PathBuf {
+        self.dir.path().join("site").join(p)
+    }
+
+    fn local(&self) -> String {
+        self.path("issues.colsnap").display().to_string()
+    }
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let o = colsnap().args(args).output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+const QUERIES: &[&[&str]] = &[
+    &[
+        "query",
+        "--sort",
+        "-updated_at",
+        "--limit",
+        "50",
+        "--fields",
+        "number,title,state,updated_at,user.login",
+    ],
+    &["query", "--where", "state=open", "--count"],
+    &[
+        "query",
+        "--where",
+        "state=open",
+        "--facet",
+        "labels[].name",
+        "--limit",
+        "5",
+    ],
+    &[
+        "query", "--search", "crash", "--sort", "number", "--limit", "20",
+    ],
+    &["query", "--where", "number=77", "--limit", "1"],
+    &["export", "--ndjson", "--rows", "100..140"],
+    &["export", "--ndjson"],
+];
+
+#[test]
+fn remote_answers_equal_local_answers() {
+    let Some(site) = Site::start(3000) else {
+        return;
+    };
+    let local = site.local();
+    let file_url = site.nginx.url("issues.colsnap");
+    let pointer_url = site.nginx.url("pub/issues.latest.json");
+    let local_pointer = site.path("pub/issues.latest.json").display().to_string();
+    for q in QUERIES {
+        let with = |f: &str| {
+            let mut a = vec![q[0], f];
+            a.extend_from_slice(&q[1..]);
+            run(&a)
+        };
+        let (ok, want, err) = with(&local);
+        assert!(ok, "{q:?}: {err}");
+        assert!(!want.is_empty());
+        for loc in [&file_url, &pointer_url, &local_pointer] {
+            let (ok, got, err) = with(loc);
+            assert!(ok, "{q:?} on {loc}: {err}");
+            assert_eq!(got, want, "{q:?} on {loc}");
+        }
+    }
+    // verify reads every byte and checks it; --json reports the requests.
+    let (ok, out, err) = run(&["verify", &file_url, "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    assert!(v["remote"]["requests"].as_u64().unwrap() >= 2, "{v}");
+    let (ok, _, err) = run(&["--stats", "verify", &pointer_url]);
+    assert!(ok, "{err}");
+    assert!(err.contains("requests") && err.contains("fetched"), "{err}");
+    // The library too: the published copy exports what the file does.
+    let o = publish::open(&pointer_url, OpenOptions::default()).unwrap();
+    let l = Snapshot::open(&local).unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    l.export(&mut a, &ExportOptions::default()).unwrap();
+    o.snapshot
+        .export(&mut b, &ExportOptions::default())
+        .unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn opening_costs_one_request() {
+    let Some(site) = Site::start(3000) else {
+        return;
+    };
+    let before = site.nginx.requests();
+    let src = HttpSource::open(&site.nginx.url("issues.colsnap")).unwrap();
+    assert!(
+        src.len() > 256 << 10,
+        "the file must be larger than the tail"
+    );
+    let snap = Snapshot::from_source(Arc::new(src)).unwrap();
+    assert_eq!(snap.rows(), 3000);
+    site.nginx.requests();
+    let log = site.nginx.access_log();
+    assert_eq!(log.len() - before, 1, "{:?}", &log[before..]);
+    assert!(log[before].contains(" 206 "), "{}", log[before]);
+    // A manifest: one GET; a pointer: two (the pointer, then the manifest).
+    let m = std::fs::read_to_string(site.path("pub/issues.latest.json")).unwrap();
+    let manifest: String = serde_json::from_str::<serde_json::Value>(&m).unwrap()["manifest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (path, want) in [
+        (format!("pub/{manifest}"), 1),
+        ("pub/issues.latest.json".into(), 2),
+    ] {
+        let before = site.nginx.requests();
+        let o = publish::open(&site.nginx.url(&path), OpenOptions::default()).unwrap();
+        assert_eq!(o.snapshot.rows(), 3000);
+        assert_eq!(site.nginx.requests() - before, want, "{path}");
+        assert_eq!(o.net.unwrap().get().requests, want as u64, "{path}");
+    }
+    // Then a column: a few more requests, the header checked along.
+    let before = site.nginx.requests();
+    let node = snap.node_by_path("number").unwrap();
+    snap.node_data(node).unwrap();
+    let n = site.nginx.requests() - before;
+    assert!((1..=3).contains(&n), "{n} requests for one column");
+}
+
+#[test]
+fn a_file_swapped_mid_read_fails_cleanly_never_mixed() {
+    let Some(site) = Site::start(2000) else {
+        return;
+    };
+    let url = site.nginx.url("issues.colsnap");
+    let snap = Snapshot::from_source(Arc::new(HttpSource::open(&url).unwrap())).unwrap();
+    let old_rows = snap.rows();
+    snap.node_data(snap.node_by_path("number").unwrap())
+        .unwrap();
+    // Replace the file by another snapshot (as a publisher does: write a
+    // new file, rename it over the old one), with a later mtime.
+    let new = site.path("new.colsnap");
+    std::fs::write(&new, snapshot_bytes(2100, 7)).unwrap();
+    let f = std::fs::File::options().write(true).open(&new).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    std::fs::rename(&new, site.path("issues.colsnap")).unwrap();
+    // Everything not read yet now fails with Changed; nothing decodes.
+    let e = snap.verify().unwrap_err();
+    assert!(matches!(e, Error::Changed { .. }), "{e:?}");
+    assert!(e.to_string().contains(&url), "{e}");
+    let mut out = Vec::new();
+    let e = snap
+        .export(&mut out, &ExportOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::Changed { .. }), "{e:?}");
+    // A fresh open (the CLI's) reads the new version.
+    let o = colsnap()
+        .args(["export", "--ndjson", &url])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "a fresh open reads the new version");
+    // Restarting (opening again) reads the new version whole.
+    let again = Snapshot::from_source(Arc::new(HttpSource::open(&url).unwrap())).unwrap();
+    assert_eq!(again.rows(), 2100);
+    assert_ne!(again.rows(), old_rows);
+    again.verify().unwrap();
+}
+
+#[test]
+fn a_server_error_then_success_is_retried() {
+    // No nginx needed: a fault server answers 500 twice, then serves.
+    let bytes = snapshot_bytes(500, 3);
+    let server = FaultServer::start(bytes.clone(), 2);
+    let (ok, out, err) = run(&["--stats", "export", "--ndjson", &server.url]);
+    assert!(ok, "{err}");
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(local.path(), &bytes).unwrap();
+    let (ok, want, _) = run(&["export", "--ndjson", local.path().to_str().unwrap()]);
+    assert!(ok);
+    assert_eq!(out, want);
+    assert!(err.contains("(2 retries)"), "{err}");
+    // Always failing: a bounded number of attempts, then an error naming
+    // the URL and the status, exit 1.
+    let server = FaultServer::start(bytes, u64::MAX);
+    let (ok, _, err) = run(&["inspect", &server.url]);
+    assert!(!ok);
+    assert!(err.contains(&server.url) && err.contains("500"), "{err}");
+    assert_eq!(
+        server.requests.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "one try and three retries"
+    );
+}
+
+#[test]
+fn a_corrupted_object_is_detected() {
+    let Some(site) = Site::start(2000) else {
+        return;
+    };
+    let pointer_url = site.nginx.url("pub/issues.latest.json");
+    let (ok, _, err) = run(&["verify", &pointer_url]);
+    assert!(ok, "{err}");
+    // Flip one byte in the middle of the largest object.
+    let objects = site.path("pub/objects");
+    let largest = std::fs::read_dir(&objects)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut b = std::fs::read(&largest).unwrap();
+    let k = b.len() / 2;
+    b[k] ^= 0x20;
+    std::fs::write(&largest, b).unwrap();
+    let (ok, _, err) = run(&["verify", &pointer_url]);
+    assert!(!ok);
+    assert!(err.contains("SHA-256"), "{err}");
+    let name = largest.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name), "{err}");
+    let e = publish::open(&pointer_url, OpenOptions::default())
+        .unwrap()
+        .snapshot
+        .verify()
+        .unwrap_err();
+    assert!(matches!(e, Error::ObjectHash { .. }), "{e:?}");
+}
+
+#[test]
+fn republishing_writes_only_new_objects() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("issues.colsnap");
+    std::fs::write(&f, snapshot_bytes(2000, 42)).unwrap();
+    let dir = t.path().join("pub");
+    let pubs = |f: &Path| {
+        let o = colsnap()
+            .args([
+                "publish",
+                f.to_str().unwrap(),
+                dir.to_str().unwrap(),
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let a = pubs(&f);
+    assert_eq!(a["bytes_reused"], 0);
+    assert!(a["objects"].as_u64().unwrap() >= 3, "{a}");
+    assert!(Path::new(a["manifest"].as_str().unwrap()).is_file());
+    let b = pubs(&f);
+    assert_eq!(b["bytes_written"], 0, "{b}");
+    assert_eq!(b["manifest"], a["manifest"]);
+    // A different snapshot: new objects are written, the pointer moves.
+    std::fs::write(&f, snapshot_bytes(2001, 42)).unwrap();
+    let c = pubs(&f);
+    assert_ne!(c["manifest"], a["manifest"]);
+    assert!(c["bytes_written"].as_u64().unwrap() > 0);
+    let p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("issues.latest.json")).unwrap()).unwrap();
+    assert!(
+        c["manifest"]
+            .as_str()
+            .unwrap()
+            .ends_with(p["manifest"].as_str().unwrap())
+    );
+    // No temporary files are left behind.
+    for e in walk(&dir) {
+        assert!(!e.ends_with(".tmp"), "{e}");
+    }
+}
+
+fn walk(d: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_published_conformance_example_is_reproduced_and_reads_back() {
+    // SPEC.md section 15.5.
+    let want = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/published");
+    let src = common::fixture("conformance/strings-plain.colsnap");
+    let t = tempfile::tempdir().unwrap();
+    let out = colsnap()
+        .args(["publish", src.to_str().unwrap(), t.path().to_str().unwrap()])
+        .args(["--min-object", "128"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rel = |root: &Path| {
+        let mut v: Vec<String> = walk(root)
+            .into_iter()
+            .map(|p| p[root.display().to_string().len()..].to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rel(t.path()), rel(&want));
+    for f in rel(&want) {
+        assert_eq!(
+            std::fs::read(t.path().join(&f[1..])).unwrap(),
+            std::fs::read(want.join(&f[1..])).unwrap(),
+            "{f}"
+        );
+    }
+    let expected =
+        std::fs::read_to_string(common::fixture("conformance/strings-plain.expected.ndjson"))
+            .unwrap();
+    let (ok, got, err) = run(&[
+        "export",
+        "--ndjson",
+        want.join("strings-plain.latest.json").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(got, expected);
+}
+
+/// `N` of "... in N reads" and "... in N requests" of a `--stats` line.
+fn counted(stats: &str, what: &str) -> u64 {
+    let at = stats.find(&format!(" {what}")).expect(what);
+    let head = &stats[..at];
+    head[head.rfind(' ').unwrap() + 1..]
+        .replace(',', "")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_page_and_a_detail_are_fetched_in_few_parallel_rounds() {
+    let Some(site) = Site::start(3000) else {
+        return;
+    };
+    let url = site.nginx.url("issues.colsnap");
+    let page = [
+        "--sort",
+        "-updated_at",
+        "--limit",
+        "50",
+        "--fields",
+        "number,title,state,user.login,labels[].name",
+    ];
+    for (cmd, rest) in [
+        ("query", &page[..]),
+        ("export", &["--ndjson", "--rows", "1500..1501"][..]),
+    ] {
+        let path = site.local();
+        let mut local = vec!["--stats", cmd, &path];
+        local.extend_from_slice(rest);
+        let (ok, want, lerr) = run(&local);
+        assert!(ok, "{lerr}");
+        let mut remote = local.clone();
+        remote[2] = &url;
+        let (ok, got, rerr) = run(&remote);
+        assert!(ok, "{rerr}");
+        assert_eq!(got, want);
+        // Open, (the sort column,) the columns' streams, the strings.
+        let rounds = counted(&rerr, "reads");
+        assert!(rounds <= 4, "{cmd}: {rerr}");
+        assert!(counted(&lerr, "reads") > rounds, "{lerr} vs {rerr}");
+    }
+}
