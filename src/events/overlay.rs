@@ -40,6 +40,17 @@ pub struct Overlay {
     new_string_seqs: Vec<u64>,
     /// Where each new string was defined: (event index, field index).
     introduced: HashMap<Box<str>, (u32, u32)>,
+    /// Index of the first string of each block of new strings among all
+    /// new strings (`flat`).
+    block_start: Vec<u32>,
+    /// Every new string, as (event index, field index), in the order brought.
+    flat: Vec<(u32, u32)>,
+    /// Paths set or removed by updates of each overridden snapshot row: the
+    /// row's other fields still equal the snapshot's.
+    touched: HashMap<u32, Vec<Vec<String>>>,
+    /// Per string table: where each of `flat` falls in it (`find`), for the
+    /// first `len` of them (extended on demand).
+    placed: std::sync::Mutex<HashMap<u32, Vec<std::result::Result<u32, u32>>>>,
     last_seq: Option<u64>,
     applied: u64,
     emitter: Option<Emitter>,
@@ -102,6 +113,10 @@ impl Overlay {
             new_strings: Vec::new(),
             new_string_seqs: Vec::new(),
             introduced: HashMap::new(),
+            block_start: Vec::new(),
+            flat: Vec::new(),
+            touched: HashMap::new(),
+            placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: None,
             applied: 0,
             emitter: None,
@@ -412,6 +427,11 @@ impl Overlay {
                 let values: Vec<Value> = set.iter().map(|(_, v)| v.clone()).collect();
                 let fresh = self.fresh_strings(&values, &err)?;
                 self.rows.insert(slot, row);
+                if slot < self.n_snap {
+                    let t = self.touched.entry(slot).or_default();
+                    t.extend(set.iter().map(|(p, _)| p.clone()));
+                    t.extend(remove.iter().cloned());
+                }
                 self.commit_strings(fresh, ev.seq);
             }
             EventOp::Delete => {
@@ -419,6 +439,7 @@ impl Overlay {
                     existing.ok_or_else(|| err(format!("delete of the missing key {kt}")))?;
                 self.order.remove(slot);
                 self.rows.remove(&slot);
+                self.touched.remove(&slot);
                 self.keys.as_mut().expect("built").remove(&kt);
             }
         }
@@ -458,8 +479,10 @@ impl Overlay {
     fn commit_strings(&mut self, fresh: Vec<Box<str>>, seq: u64) {
         for chunk in fresh.chunks(MAX_FIELDS as usize) {
             let ev = self.new_strings.len() as u32;
+            self.block_start.push(self.flat.len() as u32);
             for (f, s) in chunk.iter().enumerate() {
                 self.introduced.insert(s.clone(), (ev, f as u32));
+                self.flat.push((ev, f as u32));
             }
             self.new_strings.push(chunk.to_vec());
             self.new_string_seqs.push(seq);
@@ -487,38 +510,6 @@ impl Overlay {
             n += 1;
         }
         Ok(n)
-    }
-
-    /// The string table that the strings of column `path` are compared in.
-    pub(crate) fn table_for(&self, node: Option<u32>) -> Option<StringTable> {
-        if self.snap.footer().tables.is_empty() {
-            return None;
-        }
-        match node {
-            Some(n) => self.snap.table_of(n).ok(),
-            None => self.snap.table(0).ok(),
-        }
-    }
-
-    /// The key of a string of an overridden row in a column with `table`.
-    pub(crate) fn str_key(&self, table: Option<&StringTable>, s: &str) -> Result<StrKey> {
-        let found = match table {
-            Some(t) => t.find(s)?,
-            None => Err(0),
-        };
-        match found {
-            Ok(id) => Ok(StrKey::Table(id)),
-            Err(ins) => match self.introduced.get(s) {
-                Some(&(e, f)) => Ok(StrKey::New(
-                    Composite::new(ins, e as u64, f as u64).expect("checked when applied"),
-                )),
-                None => Err(Error::corrupt(
-                    "overlay",
-                    0,
-                    format!("string {s:?} is neither in the table nor brought by an event"),
-                )),
-            },
-        }
     }
 
     /// The text of a string cell of a column with `table`, passed to `f`.
@@ -574,6 +565,59 @@ impl Overlay {
     /// Whether `slot` is in the view.
     pub fn contains_slot(&self, slot: u32) -> bool {
         self.order.contains(slot)
+    }
+
+    /// The paths updates set or removed in the overridden snapshot row
+    /// `slot` (`None` for rows that are not overridden snapshot rows).
+    pub(crate) fn touched(&self, slot: u32) -> Option<&[Vec<String>]> {
+        self.touched.get(&slot).map(|v| v.as_slice())
+    }
+
+    /// Number of slots ever allocated (snapshot rows, then created rows).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.order.slots()
+    }
+
+    /// Number of strings the events brought.
+    pub(crate) fn new_count(&self) -> usize {
+        self.flat.len()
+    }
+
+    /// The text of new string `g` (in the order brought).
+    pub(crate) fn new_text(&self, g: usize) -> &str {
+        let (e, f) = self.flat[g];
+        &self.new_strings[e as usize][f as usize]
+    }
+
+    /// The index (in the order brought) of a string an event brought.
+    pub(crate) fn new_index(&self, s: &str) -> Option<usize> {
+        self.introduced
+            .get(s)
+            .map(|&(e, f)| self.block_start[e as usize] as usize + f as usize)
+    }
+
+    /// Where every string the events brought falls in string table `tidx`
+    /// (`Ok(id)` when the table holds it, else `Err(insertion point)`),
+    /// in the order brought. Computed once per table and string.
+    pub(crate) fn placed(
+        &self,
+        tidx: u32,
+        table: &StringTable,
+    ) -> Result<Vec<std::result::Result<u32, u32>>> {
+        let mut m = self
+            .placed
+            .lock()
+            .map_err(|_| Error::Invalid("a lock was poisoned by an earlier panic".into()))?;
+        let v = m.entry(tidx).or_default();
+        while v.len() < self.flat.len() {
+            v.push(table.find(self.new_text(v.len()))?);
+        }
+        Ok(v.clone())
+    }
+
+    /// Slots of the snapshot's rows that are overridden.
+    pub(crate) fn overridden_snapshot_rows(&self) -> usize {
+        self.touched.len()
     }
 
     /// The overridden or created row in `slot`, if it is one.
