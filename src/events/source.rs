@@ -27,10 +27,10 @@
 use super::overlay::{Overlay, is_timestamp};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
+use crate::query::Engine;
 use crate::query::bits::Bits;
 use crate::query::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
 use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded, search_tables};
-use crate::query::Engine;
 use crate::strings::StringTable;
 use crate::timestamp;
 use serde_json::Value;
@@ -227,11 +227,9 @@ fn kind_of(c: &Cell) -> Kind {
 
 /// Does an update of `touched` paths change the column whose leading keys are `lead`?
 fn touches(touched: &[Vec<String>], lead: &[&str]) -> bool {
-    touched.iter().any(|p| {
-        p.iter()
-            .zip(lead.iter())
-            .all(|(a, b)| a.as_str() == *b)
-    })
+    touched
+        .iter()
+        .any(|p| p.iter().zip(lead.iter()).all(|(a, b)| a.as_str() == *b))
 }
 
 /// What a column's delta holds: the rows whose cells come from JSON, by
@@ -295,13 +293,12 @@ impl OverlaySource {
     /// An engine over another snapshot is not used (a fresh base is made).
     pub fn with_base(mut ov: Overlay, base: Engine) -> Self {
         let snap = ov.snapshot().clone();
-        let base = if base.rows() == snap.rows() as usize
-            && base.fields().len() == snap.columns().len()
-        {
-            base
-        } else {
-            Engine::new(SnapshotSource::new(snap.clone()))
-        };
+        let base =
+            if base.rows() == snap.rows() as usize && base.fields().len() == snap.columns().len() {
+                base
+            } else {
+                Engine::new(SnapshotSource::new(snap.clone()))
+            };
         let plain = ov.overridden() == 0 && ov.len() as u64 == snap.rows();
         // Snapshot rows are written by the base from now on.
         ov.release_emitter();
@@ -317,8 +314,7 @@ impl OverlaySource {
                 held.push((r as u32, s));
             }
         }
-        let deleted = if slots.len() - held.len() + ov.overridden_snapshot_rows()
-            == n_snap as usize
+        let deleted = if slots.len() - held.len() + ov.overridden_snapshot_rows() == n_snap as usize
         {
             Vec::new()
         } else {
@@ -605,9 +601,9 @@ impl OverlaySource {
                     }
                 },
                 Cell::Time(..) if live_text => {
-                    let t = ts_text.get(&i).ok_or_else(|| {
-                        Error::corrupt("overlay", 0, "timestamp text missing")
-                    })?;
+                    let t = ts_text
+                        .get(&i)
+                        .ok_or_else(|| Error::corrupt("overlay", 0, "timestamp text missing"))?;
                     Cell::Str(key_of(t)?)
                 }
                 c => c,
@@ -674,9 +670,12 @@ impl OverlaySource {
                 let mut out = Vec::with_capacity(rows);
                 for (r, &s) in self.slots.iter().enumerate() {
                     if delta.json.get(s as usize) {
-                        let (_, cells) = next.next().filter(|(dr, _)| *dr as usize == r).ok_or_else(
-                            || Error::corrupt("overlay", r as u64, "delta row out of order"),
-                        )?;
+                        let (_, cells) = next
+                            .next()
+                            .filter(|(dr, _)| *dr as usize == r)
+                            .ok_or_else(|| {
+                                Error::corrupt("overlay", r as u64, "delta row out of order")
+                            })?;
                         out.push(match cells.first() {
                             Some(Cell::Str(k)) => *k,
                             Some(Cell::Null) => NULL,
@@ -699,9 +698,12 @@ impl OverlaySource {
                 }
                 for (r, &s) in self.slots.iter().enumerate() {
                     if delta.json.get(s as usize) {
-                        let (_, dc) = next.next().filter(|(dr, _)| *dr as usize == r).ok_or_else(
-                            || Error::corrupt("overlay", r as u64, "delta row out of order"),
-                        )?;
+                        let (_, dc) =
+                            next.next()
+                                .filter(|(dr, _)| *dr as usize == r)
+                                .ok_or_else(|| {
+                                    Error::corrupt("overlay", r as u64, "delta row out of order")
+                                })?;
                         cells.extend_from_slice(dc);
                     } else {
                         for i in base_items(s as usize) {
@@ -709,9 +711,10 @@ impl OverlaySource {
                         }
                     }
                     if list {
-                        offsets.push(u32::try_from(cells.len()).map_err(|_| {
-                            Error::corrupt(path, 0, "more than 2^32 items")
-                        })?);
+                        offsets.push(
+                            u32::try_from(cells.len())
+                                .map_err(|_| Error::corrupt(path, 0, "more than 2^32 items"))?,
+                        );
                     }
                 }
                 values_of(cells, &counts, ks.len())
@@ -780,7 +783,11 @@ impl OverlaySource {
             let meta = &ov.snapshot().footer().nodes[node as usize];
             let delta = self.delta(&segs);
             let removed = if list {
-                if delta.removed.is_empty() { 0 } else { u64::MAX }
+                if delta.removed.is_empty() {
+                    0
+                } else {
+                    u64::MAX
+                }
             } else {
                 delta.removed.len() as u64
             };
@@ -818,7 +825,8 @@ impl OverlaySource {
                 counts[k as usize] = (c[k as usize] > 0 || held[k as usize]) as u64;
             }
             let live_text = text || c[Kind::Str as usize] > 0;
-            let strs = (counts[Kind::Str as usize] + counts[Kind::Time as usize]) > 0 || text || time;
+            let strs =
+                (counts[Kind::Str as usize] + counts[Kind::Time as usize]) > 0 || text || time;
             counts[Kind::Str as usize] = (live_text && strs) as u64;
             counts[Kind::Time as usize] = (!live_text && strs) as u64;
             let has = |k: Kind| counts[k as usize] > 0;
@@ -828,8 +836,17 @@ impl OverlaySource {
             }
         }
         let col = self.load_view(path)?;
-        let n = col.values.len();
-        let any = (0..n).any(|i| col.values.cell(i) != Cell::Absent);
+        // A column exists when a row has it: an array node when an item of
+        // its parent is an array (even empty), a key when an item has it.
+        let present =
+            |c: &Column, f: &dyn Fn(Cell) -> bool| (0..c.values.len()).any(|i| f(c.values.cell(i)));
+        let any = match segs.split_last() {
+            Some((Seg::Elem, parent)) if !parent.is_empty() => {
+                let p = self.load_view(&display(parent))?;
+                present(&p, &|c| matches!(c, Cell::Array(_)))
+            }
+            _ => present(&col, &|c| c != Cell::Absent),
+        };
         Ok(any.then_some(col.ty))
     }
 
@@ -1128,9 +1145,7 @@ impl RowSource for OverlaySource {
         let mut wanted: HashMap<u32, Bits> = HashMap::new();
         for (ks, u) in spaces.iter().zip(&used) {
             if let Some(t) = ks.table {
-                let w = wanted
-                    .entry(t)
-                    .or_insert_with(|| Bits::new(ks.n as usize));
+                let w = wanted.entry(t).or_insert_with(|| Bits::new(ks.n as usize));
                 for id in 0..ks.n {
                     if u.get(ks.table_key(id) as usize) {
                         w.set(id as usize);
@@ -1195,7 +1210,8 @@ impl RowSource for OverlaySource {
             Vec::new()
         } else {
             let mut buf = vec![b'['];
-            self.base_src().write_rows_json(&from_snap, None, &mut buf)?;
+            self.base_src()
+                .write_rows_json(&from_snap, None, &mut buf)?;
             buf.push(b']');
             serde_json::from_slice::<Vec<Value>>(&buf)
                 .map_err(|e| Error::corrupt("row", from_snap[0] as u64, e.to_string()))?
