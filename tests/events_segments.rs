@@ -51,6 +51,7 @@ proptest! {
         first_seq in 0u64..30,
         per_segment in 1u64..6,
         held in any::<prop::sample::Index>(),
+        published in any::<prop::sample::Index>(),
     ) {
         // A history: snapshots s0, s1, ...; the log is the diffs between them.
         let base = common::snapshot_of(&steps[0], &tiny_opts());
@@ -65,19 +66,28 @@ proptest! {
             prev = next;
         }
         let want = prev.to_values().unwrap();
+        // An earlier publication (the log's first m events) and the
+        // current one, in one directory: full segments are the same files,
+        // the earlier partial last segment stays beside its replacement.
+        let m = published.index(log.len() + 1);
+        let earlier = split_segments(&log[..m], per_segment).unwrap();
         let segs = split_segments(&log, per_segment).unwrap();
         let dir = tempfile::tempdir().unwrap();
+        write_segments(dir.path(), &earlier).unwrap();
         write_segments(dir.path(), &segs).unwrap();
-        prop_assert_eq!(list_segments(dir.path()).unwrap().len(), segs.len());
+        let listed = list_segments(dir.path()).unwrap().len();
+        prop_assert!(listed == segs.len() || listed == segs.len() + 1);
 
-        // A client holding the first k segments, then catching up.
-        let k = if segs.is_empty() { 0 } else { held.index(segs.len() + 1) };
+        // A client holding the first k segments of the earlier
+        // publication, then catching up.
+        let k = if earlier.is_empty() { 0 } else { held.index(earlier.len() + 1) };
         let mut client = Overlay::new(base.clone(), "id").unwrap();
-        for s in &segs[..k] {
+        for s in &earlier[..k] {
             client.apply_segment(s).unwrap();
         }
+        let had: usize = earlier[..k].iter().map(|s| (s.last - s.first + 1) as usize).sum();
         let n = client.catch_up(dir.path()).unwrap();
-        prop_assert_eq!(n as usize, log.len() - segs[..k].iter().map(|s| (s.last - s.first + 1) as usize).sum::<usize>());
+        prop_assert_eq!(n as usize, log.len() - had);
         // Catching up again changes nothing.
         prop_assert_eq!(client.catch_up(dir.path()).unwrap(), 0);
 

@@ -178,7 +178,8 @@ pub fn split_segments(events: &[Event], per_segment: u64) -> Result<Vec<Segment>
 }
 
 /// The segment files of `dir`, sorted by range (other files are ignored).
-/// Overlapping ranges are an error (a segment rewritten under another name).
+/// Ranges may overlap: a partial segment stays when a longer one covering
+/// it is published.
 pub fn list_segments(dir: &Path) -> Result<Vec<(PathBuf, SegmentName)>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(Some(dir), e))? {
@@ -188,15 +189,6 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(PathBuf, SegmentName)>> {
         }
     }
     out.sort_by_key(|(_, n)| (n.first, n.last));
-    for w in out.windows(2) {
-        if w[1].1.first <= w[0].1.last {
-            return Err(Error::Invalid(format!(
-                "segments {} and {} overlap",
-                w[0].1.file_name(),
-                w[1].1.file_name()
-            )));
-        }
-    }
     Ok(out)
 }
 
@@ -226,15 +218,30 @@ impl Overlay {
     /// client holding segments `1..k` gets the state of a fresh load of
     /// `1..n`. Returns the events applied.
     pub fn catch_up(&mut self, dir: &Path) -> Result<u64> {
+        let segs = list_segments(dir)?;
         let mut n = 0;
-        for (path, name) in list_segments(dir)? {
-            if self.last_seq().is_some_and(|l| name.last <= l) {
-                continue;
-            }
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(Some(&path), e))?;
-            n += self.apply_segment(&Segment::from_bytes(name, bytes)?)?;
+        loop {
+            let l = self.last_seq();
+            let pending = || {
+                segs.iter()
+                    .filter(move |(_, s)| l.is_none_or(|l| s.last > l))
+            };
+            // The segment going furthest among those continuing the overlay
+            // (for a fresh one: starting first); else the next one, whose
+            // gap is then the error.
+            let next = match l {
+                None => pending().min_by_key(|(_, s)| (s.first, std::cmp::Reverse(s.last))),
+                Some(l) => pending()
+                    .filter(|(_, s)| s.first <= l.saturating_add(1))
+                    .max_by_key(|(_, s)| s.last)
+                    .or_else(|| pending().next()),
+            };
+            let Some((path, name)) = next else {
+                return Ok(n);
+            };
+            let bytes = std::fs::read(path).map_err(|e| Error::io(Some(path), e))?;
+            n += self.apply_segment(&Segment::from_bytes(*name, bytes)?)?;
         }
-        Ok(n)
     }
 }
 
