@@ -2,7 +2,6 @@
 //! catches up with k+1..n reaches the state of a fresh load of 1..n, which
 //! is the snapshot rebuilt from the replayed JSON.
 
-#[allow(dead_code)]
 mod common;
 
 use colsnap::events::{Overlay, Segment, diff, list_segments, split_segments, write_segments};

@@ -634,21 +634,23 @@ impl OverlaySource {
             delta_cells.push((*r, cells));
         }
         let has = |k: Kind| counts[k as usize] > 0;
-        if has(Kind::Int) && has(Kind::UInt) && !has(Kind::Float) && !neg {
-            if let Some(b) = &base
-                && own
-                && node.is_some_and(|n| {
-                    snap.footer().nodes[n as usize]
-                        .stats
-                        .int
-                        .is_some_and(|(lo, _)| lo < 0)
-                })
-            {
-                neg = (0..n_snap).filter(|&s| !removed.get(s)).any(|s| {
-                    b.items(s)
-                        .any(|i| matches!(b.values.cell(i), Cell::Int(v) if v < 0))
-                });
-            }
+        if has(Kind::Int)
+            && has(Kind::UInt)
+            && !has(Kind::Float)
+            && !neg
+            && let Some(b) = &base
+            && own
+            && node.is_some_and(|n| {
+                snap.footer().nodes[n as usize]
+                    .stats
+                    .int
+                    .is_some_and(|(lo, _)| lo < 0)
+            })
+        {
+            neg = (0..n_snap).filter(|&s| !removed.get(s)).any(|s| {
+                b.items(s)
+                    .any(|i| matches!(b.values.cell(i), Cell::Int(v) if v < 0))
+            });
         }
         let ty = ColumnType::from_counts(&counts, neg);
         // The view's cells: base cells of the view's snapshot rows, delta
