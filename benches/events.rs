@@ -260,9 +260,8 @@ fn bench(_c: &mut Criterion) {
 
     // Live: one more event, a new source over the same base, the next
     // sorted page (title order) reflecting it.
-    let src = Arc::try_unwrap(src).ok();
     drop(over);
-    let mut ov = src.expect("sole owner").into_inner();
+    let mut ov = Arc::try_unwrap(src).ok().expect("sole owner").into_inner();
     let mut apply_one = Vec::new();
     let mut next_page = Vec::new();
     let q = sort_query("title");

@@ -45,6 +45,10 @@ pub struct Overlay {
     block_start: Vec<u32>,
     /// Every new string, as (event index, field index), in the order brought.
     flat: Vec<(u32, u32)>,
+    /// Snapshot rows changed only at the top level, not held as JSON: their
+    /// top-level sets (`Some`) and removes (`None`), in order. The row is the
+    /// snapshot's with these replayed (so an update costs no row decoding).
+    patches: HashMap<u32, Vec<(String, Option<Value>)>>,
     /// Paths set or removed by updates of each overridden snapshot row: the
     /// row's other fields still equal the snapshot's.
     touched: HashMap<u32, Vec<Vec<String>>>,
@@ -115,6 +119,7 @@ impl Overlay {
             introduced: HashMap::new(),
             block_start: Vec::new(),
             flat: Vec::new(),
+            patches: HashMap::new(),
             touched: HashMap::new(),
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: None,
@@ -155,7 +160,7 @@ impl Overlay {
 
     /// Rows held as JSON (overridden or created).
     pub fn overridden(&self) -> usize {
-        self.rows.len()
+        self.rows.len() + self.patches.len()
     }
 
     /// The event indexes of composite ids in use: one per string-bringing
@@ -198,6 +203,17 @@ impl Overlay {
                 what: "row slot",
                 name: slot.to_string(),
             });
+        }
+        if self.patches.contains_key(&slot) {
+            let mut buf = Vec::new();
+            self.emitter()?.row(slot as u64, &mut buf)?;
+            let mut v: Value = serde_json::from_slice(&buf)
+                .map_err(|e| Error::corrupt("row", slot as u64, e.to_string()))?;
+            if let (Some(o), Some(ops)) = (v.as_object_mut(), self.patches.get(&slot)) {
+                replay(o, ops);
+            }
+            serde_json::to_writer(&mut *out, &v).map_err(|e| Error::Invalid(e.to_string()))?;
+            return Ok(());
         }
         self.emitter()?.row(slot as u64, out)
     }
@@ -271,6 +287,11 @@ impl Overlay {
         for slot in self.slots() {
             if let Some(v) = self.rows.get(&slot) {
                 crate::write::push_value(b, v)?;
+                continue;
+            }
+            if self.patches.contains_key(&slot) {
+                let v = self.row_value(slot)?;
+                crate::write::push_value(b, &v)?;
                 continue;
             }
             buf.clear();
@@ -419,26 +440,41 @@ impl Overlay {
                 }
                 let slot =
                     existing.ok_or_else(|| err(format!("update of the missing key {kt}")))?;
-                let mut row = self.row_value(slot)?;
-                let obj = row
-                    .as_object_mut()
-                    .ok_or_else(|| err("row is not an object".into()))?;
-                apply_update(obj, set, remove, &self.key_path).map_err(&err)?;
                 let values: Vec<Value> = set.iter().map(|(_, v)| v.clone()).collect();
-                let fresh = self.fresh_strings(&values, &err)?;
-                self.rows.insert(slot, row);
+                let top =
+                    set.iter().all(|(p, _)| p.len() == 1) && remove.iter().all(|p| p.len() == 1);
+                if slot < self.n_snap && top && !self.rows.contains_key(&slot) {
+                    // Top-level changes of a snapshot row: kept as a patch
+                    // (checked on an empty row: only the key rule applies).
+                    apply_update(&mut Map::new(), set, remove, &self.key_path).map_err(&err)?;
+                    let fresh = self.fresh_strings(&values, &err)?;
+                    let ops = self.patches.entry(slot).or_default();
+                    ops.extend(set.iter().map(|(p, v)| (p[0].clone(), Some(v.clone()))));
+                    ops.extend(remove.iter().map(|p| (p[0].clone(), None)));
+                    self.commit_strings(fresh, ev.seq);
+                } else {
+                    let mut row = self.row_value(slot)?;
+                    let obj = row
+                        .as_object_mut()
+                        .ok_or_else(|| err("row is not an object".into()))?;
+                    apply_update(obj, set, remove, &self.key_path).map_err(&err)?;
+                    let fresh = self.fresh_strings(&values, &err)?;
+                    self.rows.insert(slot, row);
+                    self.patches.remove(&slot);
+                    self.commit_strings(fresh, ev.seq);
+                }
                 if slot < self.n_snap {
                     let t = self.touched.entry(slot).or_default();
                     t.extend(set.iter().map(|(p, _)| p.clone()));
                     t.extend(remove.iter().cloned());
                 }
-                self.commit_strings(fresh, ev.seq);
             }
             EventOp::Delete => {
                 let slot =
                     existing.ok_or_else(|| err(format!("delete of the missing key {kt}")))?;
                 self.order.remove(slot);
                 self.rows.remove(&slot);
+                self.patches.remove(&slot);
                 self.touched.remove(&slot);
                 self.keys.as_mut().expect("built").remove(&kt);
             }
@@ -533,7 +569,30 @@ impl Overlay {
 
     /// Whether `slot` holds the snapshot's own row (not overridden).
     pub fn is_snapshot_row(&self, slot: u32) -> bool {
-        slot < self.n_snap && !self.rows.contains_key(&slot)
+        slot < self.n_snap && !self.rows.contains_key(&slot) && !self.patches.contains_key(&slot)
+    }
+}
+
+/// An overridden or created row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Held<'a> {
+    /// Held as JSON.
+    Row(&'a Value),
+    /// The snapshot's row with these top-level sets and removes replayed.
+    Patch(&'a [(String, Option<Value>)]),
+}
+
+/// Replay top-level sets and removes on a row, as an update does.
+pub(crate) fn replay(o: &mut Map<String, Value>, ops: &[(String, Option<Value>)]) {
+    for (k, v) in ops {
+        match v {
+            Some(v) => {
+                o.insert(k.clone(), v.clone());
+            }
+            None => {
+                o.shift_remove(k);
+            }
+        }
     }
 }
 
@@ -620,17 +679,18 @@ impl Overlay {
         self.touched.len()
     }
 
-    /// The overridden or created row in `slot`, if it is one.
-    pub(crate) fn held_row(&self, slot: u32) -> Option<&Value> {
-        self.rows.get(&slot)
+    /// The overridden or created row in `slot`, if it is one: held as
+    /// JSON, or as top-level changes of the snapshot's row.
+    pub(crate) fn held(&self, slot: u32) -> Option<Held<'_>> {
+        if let Some(v) = self.rows.get(&slot) {
+            return Some(Held::Row(v));
+        }
+        self.patches.get(&slot).map(|p| Held::Patch(p))
     }
 
-    /// Drop the decoded columns kept for writing snapshot rows.
-    pub(crate) fn release_emitter(&mut self) {
-        self.emitter = None;
-    }
-
-    /// The JSON of the overridden or created row in `slot`, if it is one.
+    /// The JSON of the overridden or created row in `slot`, if it is held
+    /// as JSON (a snapshot row changed only at the top level is held as its
+    /// changes: see [`Overlay::row_value`]).
     pub fn overridden_row(&self, slot: u32) -> Option<&Map<String, Value>> {
         self.rows.get(&slot).and_then(|v| v.as_object())
     }

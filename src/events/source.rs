@@ -24,7 +24,7 @@
 //! Columns inside arrays (`labels[].name`) work the same way: their items
 //! are the base items of the view's rows plus the items of the delta rows.
 
-use super::overlay::{Overlay, is_timestamp};
+use super::overlay::{Held, Overlay, is_timestamp, replay};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
 use crate::query::Engine;
@@ -162,8 +162,8 @@ fn lead_keys(segs: &[Seg]) -> Vec<&str> {
 }
 
 /// The items of a JSON row at `segs` (`None`: absent).
-fn json_items<'v>(row: &'v Value, segs: &[Seg], out: &mut Vec<Option<&'v Value>>) {
-    let mut cur: Vec<Option<&Value>> = vec![Some(row)];
+fn json_items<'v>(row: Option<&'v Value>, segs: &[Seg], out: &mut Vec<Option<&'v Value>>) {
+    let mut cur: Vec<Option<&Value>> = vec![row];
     for s in segs {
         cur = match s {
             Seg::Key(k) => cur
@@ -291,7 +291,7 @@ impl OverlaySource {
     /// order (no column is read until a query needs it).
     ///
     /// An engine over another snapshot is not used (a fresh base is made).
-    pub fn with_base(mut ov: Overlay, base: Engine) -> Self {
+    pub fn with_base(ov: Overlay, base: Engine) -> Self {
         let snap = ov.snapshot().clone();
         let base =
             if base.rows() == snap.rows() as usize && base.fields().len() == snap.columns().len() {
@@ -300,8 +300,6 @@ impl OverlaySource {
                 Engine::new(SnapshotSource::new(snap.clone()))
             };
         let plain = ov.overridden() == 0 && ov.len() as u64 == snap.rows();
-        // Snapshot rows are written by the base from now on.
-        ov.release_emitter();
         let slots = ov.slots();
         let n_snap = ov.snapshot_rows();
         let mut held = Vec::with_capacity(ov.overridden());
@@ -310,7 +308,7 @@ impl OverlaySource {
             if s < n_snap {
                 present.set(s as usize);
             }
-            if ov.held_row(s).is_some() {
+            if ov.held(s).is_some() {
                 held.push((r as u32, s));
             }
         }
@@ -392,9 +390,27 @@ impl OverlaySource {
                 }
             }
             json.set(s as usize);
-            let row = self.ov.held_row(s).expect("held");
             buf.clear();
-            json_items(row, segs, &mut buf);
+            match self.ov.held(s) {
+                Some(Held::Row(row)) => json_items(Some(row), segs, &mut buf),
+                Some(Held::Patch(ops)) => {
+                    // Only top-level changes: the value of the column's
+                    // first key is the last change of it.
+                    let Some((Seg::Key(k0), rest)) = segs.split_first() else {
+                        continue;
+                    };
+                    let v = ops
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == k0)
+                        .map(|(_, v)| v.as_ref());
+                    match v {
+                        Some(v) => json_items(v, rest, &mut buf),
+                        None => continue,
+                    }
+                }
+                None => continue,
+            }
             rows.push((r, buf.iter().map(|v| item_of(*v)).collect()));
         }
         Delta {
@@ -766,8 +782,18 @@ impl OverlaySource {
         }
         let mut out = Vec::new();
         for &(_, s) in &self.held {
-            if let Some(row) = self.ov.held_row(s) {
-                walk(row, "", false, &mut out);
+            match self.ov.held(s) {
+                Some(Held::Row(row)) => walk(row, "", false, &mut out),
+                Some(Held::Patch(ops)) => {
+                    let mut o = serde_json::Map::new();
+                    for (k, v) in ops {
+                        if let Some(v) = v {
+                            o.insert(k.clone(), v.clone());
+                        }
+                    }
+                    walk(&Value::Object(o), "", false, &mut out);
+                }
+                None => {}
             }
         }
         let snap = self.ov.snapshot();
@@ -814,7 +840,10 @@ impl OverlaySource {
                 .iter()
                 .filter(|&&k| values(k) && k != Kind::Str && k != Kind::Time)
                 .all(|&k| c[k as usize] == 0 || stays(k) || held[k as usize])
-                && (c[Kind::Str as usize] == 0 || text || removed == 0)
+                && (c[Kind::Str as usize] == 0
+                    || text
+                    || removed == 0
+                    || (stays(Kind::Str) && self.no_timestamp_strings(node)?))
                 && (c[Kind::Time as usize] == 0 || stays(Kind::Time) || time || text);
             let present_certain = Kind::ALL
                 .iter()
@@ -850,6 +879,23 @@ impl OverlaySource {
             _ => present(&col, &|c| c != Cell::Absent),
         };
         Ok(any.then_some(col.ty))
+    }
+
+    /// True when the column at `node` holds no string that could read as
+    /// a timestamp: its string ids (footer stats) lie outside the table's
+    /// strings starting with a digit (as every timestamp does).
+    fn no_timestamp_strings(&self, node: u32) -> Result<bool> {
+        let snap = self.ov.snapshot();
+        let Some((lo, hi)) = snap.footer().nodes[node as usize].stats.str else {
+            return Ok(false);
+        };
+        let t = snap.table_of(node)?;
+        let at = |s: &str| -> Result<u32> {
+            Ok(match t.find(s)? {
+                Ok(k) | Err(k) => k,
+            })
+        };
+        Ok(hi < at("0")? || lo >= at(":")?)
     }
 
     fn compute_fields(&self) -> Result<Vec<FieldInfo>> {
@@ -1206,7 +1252,7 @@ impl RowSource for OverlaySource {
         let from_snap: Vec<u32> = slots
             .iter()
             .copied()
-            .filter(|&s| self.ov.held_row(s).is_none())
+            .filter(|&s| !matches!(self.ov.held(s), Some(Held::Row(_))))
             .collect();
         let mut snap_rows = if from_snap.is_empty() {
             Vec::new()
@@ -1221,15 +1267,18 @@ impl RowSource for OverlaySource {
         .into_iter();
         slots
             .iter()
-            .map(|&slot| match self.ov.held_row(slot) {
-                Some(row) => Ok(match &sel {
+            .map(|&slot| match self.ov.held(slot) {
+                Some(Held::Row(row)) => Ok(match &sel {
                     Some(s) => s.apply(row),
                     None => row.clone(),
                 }),
-                None => {
-                    let v = snap_rows.next().ok_or_else(|| {
+                held => {
+                    let mut v = snap_rows.next().ok_or_else(|| {
                         Error::corrupt("overlay", slot as u64, "snapshot row missing")
                     })?;
+                    if let (Some(Held::Patch(ops)), Some(o)) = (held, v.as_object_mut()) {
+                        replay(o, ops);
+                    }
                     Ok(match &sel {
                         Some(s) => s.apply(&v),
                         None => v,
