@@ -637,11 +637,6 @@ impl Overlay {
         self.order.slots()
     }
 
-    /// Number of strings the events brought.
-    pub(crate) fn new_count(&self) -> usize {
-        self.flat.len()
-    }
-
     /// The text of new string `g` (in the order brought).
     pub(crate) fn new_text(&self, g: usize) -> &str {
         let (e, f) = self.flat[g];

@@ -38,8 +38,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// A column's key space: the table's strings and the new strings, in
-/// string order.
+/// A column's key space: the table's strings and the column's new strings,
+/// in string order.
 #[derive(Debug)]
 struct KeySpace {
     table: Option<u32>,
@@ -48,33 +48,43 @@ struct KeySpace {
     /// New strings (not in the table), sorted; new string `j` has key
     /// `news[j].0 + j`, `news[j].0` being its insertion point.
     news: Vec<(u32, Box<str>)>,
-    /// Key of every table id (empty when there are no new strings: the
-    /// key is the id).
-    map: Vec<u32>,
+    /// Insertion points of `news`, in order.
+    ins: Vec<u32>,
+    /// `ins` bucketed by `id >> shift`: the first index of each bucket.
+    buckets: Vec<u32>,
+    shift: u32,
 }
 
 impl KeySpace {
     fn new(table: Option<u32>, n: u32, mut news: Vec<(u32, Box<str>)>) -> KeySpace {
         news.sort_unstable();
         news.dedup();
-        let map = if news.is_empty() {
-            Vec::new()
-        } else {
-            let mut m = Vec::with_capacity(n as usize);
+        let ins: Vec<u32> = news.iter().map(|(i, _)| *i).collect();
+        // About four buckets per new string, so a lookup scans a few.
+        let want = (ins.len() as u64 * 4).next_power_of_two().max(1);
+        let mut shift = 0;
+        while (n as u64 + 1) >> shift > want {
+            shift += 1;
+        }
+        let nb = ((n as u64) >> shift) as usize + 2;
+        let mut buckets = Vec::with_capacity(if ins.is_empty() { 0 } else { nb });
+        if !ins.is_empty() {
             let mut j = 0usize;
-            for id in 0..n {
-                while j < news.len() && news[j].0 <= id {
+            for b in 0..nb {
+                let lo = (b as u64) << shift;
+                while j < ins.len() && (ins[j] as u64) < lo {
                     j += 1;
                 }
-                m.push(id + j as u32);
+                buckets.push(j as u32);
             }
-            m
-        };
+        }
         KeySpace {
             table,
             n,
             news,
-            map,
+            ins,
+            buckets,
+            shift,
         }
     }
 
@@ -82,13 +92,23 @@ impl KeySpace {
         self.n as usize + self.news.len()
     }
 
+    /// Key of table id `id`: the id plus the new strings sorting before it
+    /// (insertion point at most `id`).
     #[inline]
     fn table_key(&self, id: u32) -> u32 {
-        if self.map.is_empty() {
-            id
-        } else {
-            self.map.get(id as usize).copied().unwrap_or(id)
+        if self.ins.is_empty() {
+            return id;
         }
+        let b = ((id >> self.shift) as usize).min(self.buckets.len() - 2);
+        let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        let mut j = lo;
+        while j < hi && self.ins[j] <= id {
+            j += 1;
+        }
+        if j == hi {
+            j += self.ins[hi..].partition_point(|&x| x <= id);
+        }
+        id + j as u32
     }
 
     /// Key (or insertion key) of a string the table lacks, `ins` being its
@@ -492,13 +512,10 @@ impl OverlaySource {
         }
         // Strings of the delta: timestamps or not.
         let mut held_text = false;
-        let mut held_time = false;
         for (_, its) in &delta.rows {
             for it in its {
                 if let Item::Str(s) = it {
-                    if is_timestamp(s) {
-                        held_time = true;
-                    } else {
+                    if !is_timestamp(s) {
                         held_text = true;
                     }
                 }
@@ -544,12 +561,24 @@ impl OverlaySource {
             None => None,
         };
         let mut news: Vec<(u32, Box<str>)> = Vec::new();
-        if live_text && (held_text || held_time || base_time) {
-            for g in 0..ov.new_count() {
-                match placed.as_ref().map(|p| p[g]) {
-                    Some(Ok(_)) => {}
-                    Some(Err(ins)) => news.push((ins, ov.new_text(g).into())),
-                    None => news.push((0, ov.new_text(g).into())),
+        if live_text {
+            // Only the new strings this column holds: keys need not be
+            // dense, only ordered.
+            let mut seen: HashSet<&str> = HashSet::new();
+            for (_, its) in &delta.rows {
+                for it in its {
+                    if let Item::Str(s) = *it
+                        && seen.insert(s)
+                    {
+                        let ins = match (ov.new_index(s), &placed, tbl) {
+                            (Some(g), Some(p), _) => p[g].err(),
+                            (_, _, Some(t)) => t.find(s)?.err(),
+                            (_, _, None) => Some(0),
+                        };
+                        if let Some(ins) = ins {
+                            news.push((ins, s.into()));
+                        }
+                    }
                 }
             }
         }
