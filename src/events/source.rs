@@ -264,6 +264,55 @@ struct Delta<'v> {
     removed: Vec<u32>,
 }
 
+/// What the delta's values are, at one display path.
+#[derive(Clone, Copy, Debug, Default)]
+struct PathKinds {
+    kinds: [bool; KIND_COUNT],
+    /// A string not reading as a timestamp.
+    text: bool,
+    /// A string reading as a timestamp.
+    time: bool,
+    /// A negative integer.
+    neg: bool,
+}
+
+/// The delta's kinds by display path, and how many overridden rows each
+/// top-level key was changed in.
+#[derive(Debug, Default)]
+struct DeltaKinds {
+    paths: HashMap<String, PathKinds>,
+    touched: HashMap<String, u64>,
+}
+
+impl DeltaKinds {
+    fn walk(&mut self, v: &Value, path: String) {
+        let e = self.paths.entry(path.clone()).or_default();
+        match item_of(Some(v)) {
+            Item::Str(s) if is_timestamp(s) => e.time = true,
+            Item::Str(_) => e.text = true,
+            Item::Cell(c) => {
+                e.kinds[kind_of(&c) as usize] = true;
+                e.neg |= matches!(c, Cell::Int(i) if i < 0);
+            }
+        }
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    let mut p = path.clone();
+                    push_key(&mut p, k);
+                    self.walk(x, p);
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    self.walk(x, format!("{path}[]"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// [`RowSource`] over an [`Overlay`]: the rows of its view, in view order.
 /// It owns the overlay (which owns a handle on its snapshot), so it can be
 /// moved into an [`crate::query::Engine`] and shared between threads.
@@ -279,6 +328,7 @@ pub struct OverlaySource {
     /// No event changed the view: everything goes to the base.
     plain: bool,
     fields: OnceLock<Vec<FieldInfo>>,
+    kinds: OnceLock<DeltaKinds>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
 }
 
@@ -346,6 +396,7 @@ impl OverlaySource {
             base,
             plain,
             fields: OnceLock::new(),
+            kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
         }
     }
@@ -838,30 +889,23 @@ impl OverlaySource {
         let ov = &self.ov;
         if let Some((node, list)) = snap_ty {
             let meta = &ov.snapshot().footer().nodes[node as usize];
-            let delta = self.delta(&segs);
+            let idx = self.delta_kinds()?;
+            let lead = lead_keys(&segs);
+            let touched_rows = lead
+                .first()
+                .and_then(|k| idx.touched.get(*k))
+                .copied()
+                .unwrap_or(0);
+            let removed_rows = self.deleted.len() as u64 + touched_rows;
             let removed = if list {
-                if delta.removed.is_empty() {
-                    0
-                } else {
-                    u64::MAX
-                }
+                if removed_rows == 0 { 0 } else { u64::MAX }
             } else {
-                delta.removed.len() as u64
+                removed_rows
             };
-            let mut held = [false; KIND_COUNT];
-            let (mut text, mut time, mut neg) = (false, false, false);
-            for (_, its) in &delta.rows {
-                for it in its {
-                    match it {
-                        Item::Str(s) if is_timestamp(s) => time = true,
-                        Item::Str(_) => text = true,
-                        Item::Cell(c) => {
-                            held[kind_of(c) as usize] = true;
-                            neg |= matches!(c, Cell::Int(i) if *i < 0);
-                        }
-                    }
-                }
-            }
+            let none = PathKinds::default();
+            let pk = idx.paths.get(path).unwrap_or(&none);
+            let held = pk.kinds;
+            let (text, time, neg) = (pk.text, pk.time, pk.neg);
             let c = &meta.counts;
             let stays = |k: Kind| c[k as usize] > removed;
             let values = |k: Kind| !matches!(k, Kind::Absent | Kind::Null);
@@ -908,6 +952,59 @@ impl OverlaySource {
             _ => present(&col, &|c| c != Cell::Absent),
         };
         Ok(any.then_some(col.ty))
+    }
+
+    /// The kinds of the delta's values by display path (computed once).
+    fn delta_kinds(&self) -> Result<&DeltaKinds> {
+        if let Some(d) = self.kinds.get() {
+            return Ok(d);
+        }
+        let mut d = DeltaKinds::default();
+        let n_snap = self.ov.snapshot_rows();
+        for &(_, s) in &self.held {
+            let touched = if s < n_snap { self.ov.touched(s) } else { None };
+            if let Some(t) = touched {
+                let mut firsts: Vec<&str> = t
+                    .iter()
+                    .filter_map(|p| p.first())
+                    .map(|k| k.as_str())
+                    .collect();
+                firsts.sort_unstable();
+                firsts.dedup();
+                for k in firsts {
+                    *d.touched.entry(k.to_string()).or_default() += 1;
+                }
+            }
+            match self.ov.held(s) {
+                Some(Held::Row(Value::Object(o))) => {
+                    for (k, v) in o {
+                        let mut p = String::new();
+                        push_key(&mut p, k);
+                        // A snapshot row's untouched fields are the base's.
+                        if let Some(t) = touched
+                            && !t.iter().any(|tp| tp.first().is_some_and(|f| f == k))
+                        {
+                            continue;
+                        }
+                        d.walk(v, p);
+                    }
+                }
+                Some(Held::Patch(ops)) => {
+                    for (i, (k, v)) in ops.iter().enumerate() {
+                        if ops[i + 1..].iter().any(|(k2, _)| k2 == k) {
+                            continue; // a later change of the same key wins
+                        }
+                        if let Some(v) = v {
+                            let mut p = String::new();
+                            push_key(&mut p, k);
+                            d.walk(v, p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(self.kinds.get_or_init(|| d))
     }
 
     /// True when the column at `node` holds no string that could read as
