@@ -1414,3 +1414,64 @@ impl RowSource for OverlaySource {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys of table ids and new strings order like the strings (the
+    /// three-case rule made dense), whatever the bucketing.
+    #[test]
+    fn key_space_orders_table_and_new_strings() {
+        let table: Vec<String> = (0..500).map(|i| format!("s{:04}", i * 3)).collect();
+        let news: Vec<String> = (0..120)
+            .map(|i| format!("s{:04}", (i * 37) % 1500))
+            .filter(|s| table.binary_search(s).is_err())
+            .chain(["", "a", "zz", "s0000\u{0}"].map(String::from))
+            .collect();
+        let entries: Vec<(u32, Box<str>)> = news
+            .iter()
+            .map(|s| (table.partition_point(|t| t < s) as u32, s.as_str().into()))
+            .collect();
+        let ks = KeySpace::new(Some(0), table.len() as u32, entries);
+        let mut all: Vec<(u32, &str)> = table
+            .iter()
+            .enumerate()
+            .map(|(id, s)| (ks.table_key(id as u32), s.as_str()))
+            .collect();
+        for s in &news {
+            let ins = table.partition_point(|t| t < s) as u32;
+            all.push((ks.new_key(ins, s).unwrap(), s.as_str()));
+        }
+        all.sort();
+        let keys: Vec<u32> = all.iter().map(|(k, _)| *k).collect();
+        let mut texts: Vec<&str> = all.iter().map(|(_, s)| *s).collect();
+        assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>(), "dense");
+        let sorted = {
+            let mut t = texts.clone();
+            t.sort();
+            t
+        };
+        assert_eq!(texts, sorted, "string order");
+        texts.dedup();
+        assert_eq!(texts.len(), keys.len());
+        // A string in neither: its insertion key is the first greater key.
+        let ins = table.partition_point(|t| t.as_str() < "s0001") as u32;
+        let k = ks.new_key(ins, "s0001").unwrap_err();
+        assert_eq!(all[k as usize].1, "s0003");
+    }
+
+    #[test]
+    fn segments_of_display_paths() {
+        assert_eq!(
+            segments("labels[].name").unwrap(),
+            [
+                Seg::Key("labels".into()),
+                Seg::Elem,
+                Seg::Key("name".into())
+            ]
+        );
+        assert_eq!(segments("a\\.b").unwrap(), [Seg::Key("a.b".into())]);
+        assert_eq!(display(&segments("x[][].a\\[b").unwrap()), "x[][].a\\[b");
+    }
+}
