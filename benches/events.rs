@@ -261,7 +261,7 @@ fn bench(_c: &mut Criterion) {
     // Live: one more event, a new source over the same base, the next
     // sorted page (title order) reflecting it.
     drop(over);
-    let mut ov = Arc::try_unwrap(src).ok().expect("sole owner").into_inner();
+    let mut ov = Arc::try_unwrap(src).expect("sole owner").into_inner();
     let mut apply_one = Vec::new();
     let mut next_page = Vec::new();
     let q = sort_query("title");
@@ -279,7 +279,7 @@ fn bench(_c: &mut Criterion) {
         assert_eq!(p.data.len(), 50);
         next_page.push(t.elapsed().as_secs_f64());
         drop(e);
-        ov = Arc::try_unwrap(s).ok().expect("sole owner").into_inner();
+        ov = Arc::try_unwrap(s).expect("sole owner").into_inner();
     }
     apply_one.sort_by(f64::total_cmp);
     next_page.sort_by(f64::total_cmp);
