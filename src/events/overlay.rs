@@ -597,15 +597,21 @@ pub(crate) fn replay(o: &mut Map<String, Value>, ops: &[(String, Option<Value>)]
 }
 
 /// Open the event log at `events` and apply it to `snap`: what
-/// `colsnap query --events` and `colsnap export --events` use.
+/// `colsnap query --events` and `colsnap export --events` use. A directory
+/// is read as log segments ([`Overlay::catch_up`]).
 pub fn load_overlay(
     snap: Snapshot,
     events: impl AsRef<std::path::Path>,
     key_field: &str,
 ) -> Result<Overlay> {
     let path = events.as_ref();
-    let f = std::fs::File::open(path).map_err(|e| Error::io(Some(path), e))?;
     let mut o = Overlay::new(snap, key_field)?;
+    if path.is_dir() {
+        // A directory of log segments (SPEC.md 13.5).
+        o.catch_up(path)?;
+        return Ok(o);
+    }
+    let f = std::fs::File::open(path).map_err(|e| Error::io(Some(path), e))?;
     o.apply_reader(std::io::BufReader::new(f))?;
     Ok(o)
 }
