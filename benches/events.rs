@@ -1,16 +1,36 @@
-//! Events overlay benchmark: apply 10,000 events to a snapshot of generated
-//! issues, then sort by a string column with the query engine over the
-//! overlay (`OverlaySource`), compared in the same run with the engine over
-//! the snapshot alone (`SnapshotSource`).
+//! Events overlay benchmark: 10,000 events applied to a snapshot of generated
+//! issues, then the query engine over the overlay (`OverlaySource`) against
+//! the engine over the snapshot alone (`SnapshotSource`), in the same run:
+//! sort by a string (`title`), a timestamp (`created_at`) and a list column
+//! (`labels[].name`), a filter (`state = open`), a page (50 rows of the
+//! title order); the cost of applying events (the 10,000, and one at a time
+//! on a live view, followed by the next sorted page); the cost of opening
+//! the overlay source (no column read).
 //!
-//! `COLSNAP_BENCH_ROWS` sets the number of issues (default 1,000,000).
+//! ```text
+//! cargo bench -p colsnap-bench --bench events                       # 1,000,000 rows
+//! COLSNAP_BENCH_ROWS=200000 cargo bench -p colsnap-bench --bench events
+//! ```
+//!
+//! The snapshot is built once per size and cached under
+//! `target/bench-data/issues-seed42-N.colsnap` (the query bench's file; a
+//! 1M-row build takes minutes).
+//!
+//! Every engine timing uses a fresh engine, so each query loads its columns:
+//! over the snapshot alone that is a decode; over the overlay it is the
+//! base column (decoded once per snapshot, kept by the base engine that
+//! every overlay source of a live view shares) plus the delta. "first"
+//! is the overlay with a fresh base (decode included).
 
 use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource};
-use colsnap::query::{Engine, RowSource, SnapshotSource, SortKey};
+use colsnap::query::{
+    Engine, Paging, Query, RowSource, SnapshotSource, SortKey, parse::parse_where,
+};
 use colsnap::{BuildOptions, Snapshot};
-use colsnap_testdata::{GenOptions, issues};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use colsnap_testdata::{GenOptions, write_ndjson};
+use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,35 +41,44 @@ fn rows() -> usize {
         .unwrap_or(1_000_000)
 }
 
-fn snapshot(n: usize) -> Snapshot {
-    let opts = GenOptions {
-        count: n,
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    // zstd level 3: the data set is built once per run, and the level does not
-    // change what is measured (event application and sorting never touch
-    // compressed bytes except to decode a string chunk).
-    let build_opts = BuildOptions {
-        compress: colsnap::CompressOptions {
-            level: 3,
+/// Build (or reuse) the snapshot of `n` generated issues with seed 42.
+fn snapshot_path(n: usize) -> PathBuf {
+    let dir = colsnap_bench::repo_root().join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("issues-seed42-{n}.colsnap"));
+    if !path.exists() {
+        let t = Instant::now();
+        let opts = GenOptions {
+            seed: 42,
+            count: n,
             ..Default::default()
-        },
-        ..Default::default()
-    };
-    colsnap::write::build_with(&mut out, &build_opts, |b| {
-        for v in issues(&opts) {
-            colsnap::write::push_value(b, &v)?;
-        }
-        Ok(())
-    })
-    .expect("build");
-    Snapshot::from_bytes(out).expect("open")
+        };
+        let mut json = Vec::new();
+        write_ndjson(&opts, &mut json).unwrap();
+        let tmp = dir.join(format!("issues-seed42-{n}.tmp"));
+        let f = std::fs::File::create(&tmp).unwrap();
+        colsnap::build(
+            &json[..],
+            std::io::BufWriter::new(f),
+            &BuildOptions {
+                compress: colsnap::CompressOptions {
+                    level: 3,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        eprintln!("built {n} issues in {:.1}s", t.elapsed().as_secs_f64());
+    }
+    path
 }
 
-/// 10,000 events: 70% title/state updates bringing new strings, 20%
-/// creates, 10% deletes, with consecutive sequence numbers.
-fn events(snap: &Snapshot) -> Vec<Event> {
+/// `count` events: 70% updates (a new title and `closed`; every fifth one
+/// also new labels), 20% creates (with a timestamp and labels), 10%
+/// deletes, consecutive sequence numbers from 0.
+fn events(snap: &Snapshot, count: u64) -> Vec<Event> {
     let ids = snap.column("id").expect("id column");
     let n = ids.len();
     let key = |i: usize| json!(ids.i64(i).expect("an integer id"));
@@ -60,37 +89,53 @@ fn events(snap: &Snapshot) -> Vec<Event> {
         x ^= x << 17;
         x
     };
-    let mut out = Vec::with_capacity(10_000);
+    let mut out = Vec::with_capacity(count as usize);
     let mut deleted = std::collections::HashSet::new();
-    for seq in 0..10_000u64 {
+    for seq in 0..count {
         let r = next();
-        let op = match r % 10 {
+        match r % 10 {
             0..=6 => {
                 let mut i = (next() % n as u64) as usize;
                 while deleted.contains(&i) {
                     i = (i + 1) % n;
                 }
                 let title = format!("Event {seq}: crash when {} opens", next() % 1000);
+                let mut set = vec![
+                    (vec!["title".into()], Value::from(title)),
+                    (vec!["state".into()], Value::from("closed")),
+                ];
+                if seq % 5 == 0 {
+                    set.push((
+                        vec!["labels".into()],
+                        json!([{"name": format!("triage-{}", seq % 40)}, {"name": "bug"}]),
+                    ));
+                }
                 out.push(Event {
                     seq,
                     key: key(i),
                     op: Op::Update {
-                        set: vec![
-                            (vec!["title".into()], Value::from(title)),
-                            (vec!["state".into()], Value::from("closed")),
-                        ],
+                        set,
                         remove: vec![],
                     },
                 });
-                continue;
             }
             7 | 8 => {
                 let id = 10_000_000_000u64 + seq;
-                let row = json!({"id": id, "title": format!("New issue {seq}"), "state": "open"});
-                Op::Create {
-                    row: row.as_object().cloned().unwrap_or_default(),
-                    at: None,
-                }
+                let row = json!({
+                    "id": id,
+                    "title": format!("New issue {seq}"),
+                    "state": "open",
+                    "created_at": format!("2026-12-01T{:02}:{:02}:{:02}Z", seq / 3600 % 24, seq / 60 % 60, seq % 60),
+                    "labels": [{"name": format!("new-{}", seq % 7)}],
+                });
+                out.push(Event {
+                    seq,
+                    key: json!(id),
+                    op: Op::Create {
+                        row: row.as_object().cloned().unwrap_or_default(),
+                        at: Some(next() % (n as u64 / 2)),
+                    },
+                });
             }
             _ => {
                 let mut i = (next() % n as u64) as usize;
@@ -102,99 +147,181 @@ fn events(snap: &Snapshot) -> Vec<Event> {
                     key: key(i),
                     op: Op::Delete,
                 });
-                continue;
             }
-        };
-        let id = 10_000_000_000u64 + seq;
-        out.push(Event {
-            seq,
-            key: json!(id),
-            op,
-        });
+        }
     }
     out
 }
 
-fn apply(snap: &Snapshot, evs: &[Event]) -> Overlay {
-    let mut o = Overlay::new(snap.clone(), "id").expect("overlay");
-    for (i, e) in evs.iter().enumerate() {
-        o.apply(e, i as u64 + 1).expect("apply");
-    }
-    o
+/// Best of `k` runs, in seconds.
+fn best(k: usize, mut f: impl FnMut()) -> f64 {
+    (0..k)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
-fn bench(c: &mut Criterion) {
+fn ms(s: f64) -> String {
+    format!("{:.2} ms", s * 1e3)
+}
+
+fn sort_query(path: &str) -> Query {
+    Query {
+        sort: vec![SortKey {
+            path: path.into(),
+            desc: false,
+        }],
+        ..Default::default()
+    }
+}
+
+fn bench(_c: &mut Criterion) {
     let n = rows();
+    let path = snapshot_path(n);
+    let snap = Snapshot::open(&path).expect("open");
+    let total = 10_000u64;
+    let live = 200u64;
+    let evs = events(&snap, total + live);
+    eprintln!("rows {n}: {} ({} bytes)", path.display(), snap.file_len());
+
+    // Applying the 10,000 events to a fresh overlay (key index and row
+    // decoding set up on the way), then live events one by one.
     let t = Instant::now();
-    let snap = snapshot(n);
-    eprintln!(
-        "built {n} generated issues in {:.1}s ({} bytes)",
-        t.elapsed().as_secs_f64(),
-        snap.file_len()
-    );
-    let evs = events(&snap);
-    let mut g = c.benchmark_group(format!("events_{n}_rows"));
-    g.sample_size(10);
-    g.bench_function("apply_10k_events", |b| {
-        b.iter_batched(|| (), |_| apply(&snap, &evs).len(), BatchSize::PerIteration)
-    });
-    // Sorting goes through the query engine: over the snapshot alone
-    // (SnapshotSource) and over the snapshot with the overlay in place
-    // (OverlaySource). A fresh engine each time, so the column is loaded
-    // (and, for the overlay, its dense key space built) every iteration.
+    let mut ov = Overlay::new(snap.clone(), "id").expect("overlay");
+    for (i, e) in evs[..total as usize].iter().enumerate() {
+        ov.apply(e, i as u64 + 1).expect("apply");
+    }
+    let apply_all = t.elapsed().as_secs_f64();
+
+    // Open: a source over the view (no column read) and an engine over it
+    // (field types from kind counts plus the delta).
+    let base = Engine::new(SnapshotSource::new(snap.clone()));
+    let t = Instant::now();
+    let src = Arc::new(OverlaySource::with_base(ov, base.clone()));
+    let open_src = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let fields = src.fields().len();
+    let open_fields = t.elapsed().as_secs_f64();
+
     let plain: Arc<dyn RowSource> = Arc::new(SnapshotSource::new(snap.clone()));
-    let t = Instant::now();
-    let over: Arc<dyn RowSource> = Arc::new(OverlaySource::new(apply(&snap, &evs)));
+    let over: Arc<dyn RowSource> = src.clone();
+    let run = |s: &Arc<dyn RowSource>, q: &Query| {
+        let e = Engine::from_source(s.clone());
+        e.run(q).expect("query").len()
+    };
+    let filter = Query {
+        filters: vec![parse_where("state=open").expect("filter")],
+        ..Default::default()
+    };
+    let cases: Vec<(&str, Query)> = vec![
+        ("sort title (string)", sort_query("title")),
+        ("sort created_at (timestamp)", sort_query("created_at")),
+        ("sort labels[].name (list)", sort_query("labels[].name")),
+        ("filter state=open", filter),
+    ];
+    let mut table = Vec::new();
+    for (name, q) in &cases {
+        // The overlay's first query of a column decodes its base column.
+        let t = Instant::now();
+        run(&over, q);
+        let first = t.elapsed().as_secs_f64();
+        let a = best(5, || {
+            run(&plain, q);
+        });
+        let b = best(5, || {
+            run(&over, q);
+        });
+        table.push((name.to_string(), a, b, first));
+    }
+    // A page: 50 rows of the title order as JSON (the sort done before).
     {
-        let t2 = Instant::now();
-        let f = over.fields().len();
-        let s = t2.elapsed().as_secs_f64();
-        eprintln!(
-            "overlay source: {f} fields typed in {s:.3}s (once per source; {:.3}s with apply)",
-            t.elapsed().as_secs_f64()
+        let q = sort_query("title");
+        let page = |s: &Arc<dyn RowSource>| {
+            let e = Engine::from_source(s.clone());
+            let rows = e.run(&q).expect("query");
+            best(5, || {
+                let mut out = Vec::new();
+                e.page_json(
+                    &rows,
+                    Paging::page(3, 50).expect("paging"),
+                    None,
+                    false,
+                    &mut out,
+                )
+                .expect("page");
+            })
+        };
+        let (a, b) = (page(&plain), page(&over));
+        table.push(("page 3 of 50 rows, by title".into(), a, b, f64::NAN));
+    }
+
+    // Live: one more event, a new source over the same base, the next
+    // sorted page (title order) reflecting it.
+    drop(over);
+    let mut ov = Arc::try_unwrap(src).expect("sole owner").into_inner();
+    let mut apply_one = Vec::new();
+    let mut next_page = Vec::new();
+    let q = sort_query("title");
+    for (i, e) in evs[total as usize..].iter().enumerate() {
+        let t = Instant::now();
+        ov.apply(e, total + i as u64 + 1).expect("apply");
+        apply_one.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let s = Arc::new(OverlaySource::with_base(ov, base.clone()));
+        let e = Engine::from_source(s.clone());
+        let rows = e.run(&q).expect("query");
+        let p = e
+            .page(&rows, Paging::page(1, 50).expect("paging"), None)
+            .expect("page");
+        assert_eq!(p.data.len(), 50);
+        next_page.push(t.elapsed().as_secs_f64());
+        drop(e);
+        ov = Arc::try_unwrap(s).expect("sole owner").into_inner();
+    }
+    apply_one.sort_by(f64::total_cmp);
+    next_page.sort_by(f64::total_cmp);
+    let median = |v: &[f64]| v[v.len() / 2];
+
+    println!();
+    println!(
+        "events bench, {n} rows, {total} events ({} rows after, {} held as JSON)",
+        ov.len(),
+        ov.overridden()
+    );
+    println!("| case | snapshot alone | overlay | ratio | overlay, first query (fresh base) |");
+    println!("|---|---|---|---|---|");
+    for (name, a, b, first) in &table {
+        let first = if first.is_nan() {
+            "-".into()
+        } else {
+            ms(*first)
+        };
+        println!(
+            "| {name} | {} | {} | {:.2}x | {first} |",
+            ms(*a),
+            ms(*b),
+            b / a
         );
     }
-    let sort = |src: &Arc<dyn RowSource>| {
-        let e = Engine::from_source(src.clone());
-        let rows: Vec<u32> = (0..src.rows() as u32).collect();
-        e.sort(
-            rows,
-            &[SortKey {
-                path: "title".into(),
-                desc: false,
-            }],
-        )
-        .expect("sort")
-        .len()
-    };
-    g.bench_function("sort_title_snapshot_alone", |b| b.iter(|| sort(&plain)));
-    g.bench_function("sort_title_with_overlay", |b| b.iter(|| sort(&over)));
-    g.finish();
-    // The ratio, measured here too (best of 5 each).
-    let best = |f: &mut dyn FnMut()| {
-        (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
-    let a = best(&mut || {
-        sort(&plain);
-    });
-    let b = best(&mut || {
-        sort(&over);
-    });
-    let t = Instant::now();
-    let o = apply(&snap, &evs);
-    let applied = t.elapsed().as_secs_f64();
-    eprintln!(
-        "rows {n}: apply 10,000 events {applied:.3}s ({} rows after, {} overridden); engine sort by title (load + sort): snapshot alone {a:.3}s, with overlay {b:.3}s, ratio {:.2}x",
-        o.len(),
-        o.overridden(),
-        b / a
+    println!(
+        "| apply 10,000 events (fresh overlay) | | {} | | {:.1} us/event |",
+        ms(apply_all),
+        apply_all / total as f64 * 1e6
     );
+    println!(
+        "| apply one live event (median of {live}) | | {:.1} us | | max {:.1} us |",
+        median(&apply_one) * 1e6,
+        apply_one.last().copied().unwrap_or(0.0) * 1e6
+    );
+    println!(
+        "| live event -> next sorted page (new source + engine + sort + page, median) | | {} | | |",
+        ms(median(&next_page))
+    );
+    println!("| open: source over the view | | {} | | |", ms(open_src));
+    println!("| open: {fields} field types | | {} | | |", ms(open_fields));
 }
 
 criterion_group!(benches, bench);

@@ -201,7 +201,12 @@ fn queries() -> impl Strategy<Value = Vec<Q>> {
         Just("n"),
         Just("user.login"),
         Just("new"),
-        Just("user")
+        Just("user"),
+        // Columns inside arrays: items of the snapshot's and the events' rows.
+        Just("t[]"),
+        Just("ts[]"),
+        Just("labels[]"),
+        Just("user.x")
     ];
     let filter = prop_oneof![
         (col.clone(), scalar()).prop_map(|(c, v)| eq_filter(c, &v)),
@@ -217,7 +222,7 @@ fn queries() -> impl Strategy<Value = Vec<Q>> {
                 }
             }),
     ];
-    let texts = prop_oneof![Just("t"), Just("user.login")];
+    let texts = prop_oneof![Just("t"), Just("user.login"), Just("t[]"), Just("labels[]")];
     let search = proptest::option::of((texts, string())).prop_map(|o| {
         o.map(|(c, text)| Search {
             text,

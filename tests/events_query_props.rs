@@ -61,13 +61,30 @@ fn time() -> impl Strategy<Value = String> {
     prop::sample::select(TIMES).prop_map(String::from)
 }
 
-/// A value of field `f` (0: t string, 1: ts timestamp, 2: n int, 3: b bool, 4: user object).
+/// Labels: objects with a name (a string or a timestamp), sometimes a bare string or an empty object.
+fn labels() -> BoxedStrategy<Value> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => string().prop_map(|s| json!({ "name": s })),
+            1 => time().prop_map(|s| json!({ "name": s })),
+            1 => string().prop_map(Value::from),
+            1 => Just(json!({})),
+        ],
+        0..3,
+    )
+    .prop_map(Value::Array)
+    .boxed()
+}
+
+/// A value of field `f` (0: t string, 1: ts timestamp, 2: n int, 3: b bool,
+/// 4: user object, 5: labels list).
 fn value(f: usize) -> BoxedStrategy<Value> {
     let main: BoxedStrategy<Value> = match f {
         0 => string().prop_map(Value::from).boxed(),
         1 => time().prop_map(Value::from).boxed(),
         2 => (-3i64..4).prop_map(Value::from).boxed(),
         3 => any::<bool>().prop_map(Value::Bool).boxed(),
+        5 => labels(),
         _ => string().prop_map(|s| json!({ "login": s })).boxed(),
     };
     prop_oneof![
@@ -78,7 +95,7 @@ fn value(f: usize) -> BoxedStrategy<Value> {
     .boxed()
 }
 
-const FIELDS: &[&str] = &["t", "ts", "n", "b", "user"];
+const FIELDS: &[&str] = &["t", "ts", "n", "b", "user", "labels"];
 
 fn body() -> impl Strategy<Value = Vec<(usize, Value)>> {
     prop::collection::vec(
@@ -182,7 +199,16 @@ fn event(model: &mut Vec<Value>, a: &Act, seq: u64, next_id: &mut i64) -> Option
     }
 }
 
-const COLS: &[&str] = &["t", "ts", "n", "b", "user.login", "id"];
+const COLS: &[&str] = &[
+    "t",
+    "ts",
+    "n",
+    "b",
+    "user.login",
+    "id",
+    "labels[].name",
+    "labels[]",
+];
 
 fn literal() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -231,7 +257,7 @@ fn query() -> impl Strategy<Value = Query> {
     );
     let search = prop::option::of((
         prop::sample::select(vec!["a", "B", "bug", "é", "本", "m", "2024"]),
-        prop::sample::subsequence(vec!["t", "user.login"], 0..3),
+        prop::sample::subsequence(vec!["t", "user.login", "labels[].name"], 0..4),
     ))
     .prop_map(|o| {
         o.map(|(t, f)| Search {
@@ -364,32 +390,95 @@ fn new_strings_interleave_with_table_strings() {
     assert_eq!(ts, ["b", "b\u{0}", "c", "d", "d", "e", "f", "g"]);
 }
 
-/// Columns inside arrays are refused with a clear error once events changed the view.
+/// Columns inside arrays work with events: sorted by their first element,
+/// filtered by any element, new strings included.
 #[test]
-fn list_columns_are_invalid_with_events() {
-    let snap = snapshot(&[json!({"id": 1, "labels": [{"name": "bug"}]})]);
+fn list_columns_work_with_events() {
+    let snap = snapshot(&[
+        json!({"id": 1, "labels": [{"name": "bug"}, {"name": "ui"}]}),
+        json!({"id": 2, "labels": [{"name": "docs"}]}),
+        json!({"id": 3, "labels": []}),
+    ]);
     let mut view = Overlay::new(snap.clone(), "id").unwrap();
-    let e = Event {
-        seq: 1,
-        key: json!(1),
-        op: Op::Update {
-            set: vec![(vec!["t".into()], json!("x"))],
-            remove: vec![],
+    let evs = [
+        Event {
+            seq: 1,
+            key: json!(3),
+            op: Op::Update {
+                set: vec![(vec!["labels".into()], json!([{"name": "crash"}]))],
+                remove: vec![],
+            },
         },
-    };
-    view.apply(&e, 1).unwrap();
+        Event {
+            seq: 2,
+            key: json!(4),
+            op: Op::Create {
+                row: json!({"id": 4, "labels": [{"name": "a11y"}, {"name": "bug"}]})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                at: Some(0),
+            },
+        },
+        Event {
+            seq: 3,
+            key: json!(2),
+            op: Op::Delete,
+        },
+    ];
+    for e in &evs {
+        view.apply(e, e.seq).unwrap();
+    }
     let engine = Engine::new(OverlaySource::new(view));
-    let err = engine
-        .run(&Query {
-            sort: vec![SortKey {
-                path: "labels[].name".into(),
-                desc: false,
-            }],
+    let ids = |q: Query| -> Vec<i64> {
+        let rows = engine.run(&q).unwrap();
+        let page = engine
+            .page(
+                &rows,
+                Paging {
+                    offset: 0,
+                    limit: 10,
+                },
+                Some(&["id".to_string()]),
+            )
+            .unwrap();
+        page.data
+            .iter()
+            .map(|v| v["id"].as_i64().unwrap())
+            .collect()
+    };
+    let sort = vec![SortKey {
+        path: "labels[].name".into(),
+        desc: false,
+    }];
+    assert_eq!(
+        ids(Query {
+            sort,
             ..Default::default()
-        })
-        .unwrap_err();
-    assert!(
-        matches!(err, colsnap::Error::Invalid(ref m) if m.contains("inside arrays")),
-        "{err}"
+        }),
+        [4, 1, 3]
+    );
+    let bug = Filter {
+        path: "labels[].name".into(),
+        op: QOp::Eq,
+        values: vec![Literal::Text("bug".into())],
+    };
+    assert_eq!(
+        ids(Query {
+            filters: vec![bug],
+            ..Default::default()
+        }),
+        [4, 1]
+    );
+    let search = Search {
+        text: "RAS".into(),
+        fields: vec!["labels[].name".into()],
+    };
+    assert_eq!(
+        ids(Query {
+            search: Some(search),
+            ..Default::default()
+        }),
+        [3]
     );
 }

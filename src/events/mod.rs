@@ -29,6 +29,7 @@ mod event;
 mod order;
 mod overlay;
 mod path;
+mod segment;
 mod source;
 pub mod strkey;
 
@@ -38,6 +39,10 @@ pub use diff::{diff, diff_values};
 pub use event::{Event, EventOp, get_path, key_text};
 pub use overlay::{DEFAULT_KEY_FIELD, Overlay, load_overlay};
 pub use path::{join_path, parse_path};
+pub use segment::{
+    SEGMENT_PREFIX, SEGMENT_SUFFIX, Segment, SegmentName, list_segments, split_segments,
+    write_segments,
+};
 pub use source::OverlaySource;
 pub use strkey::{Composite, StrKey};
 

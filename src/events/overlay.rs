@@ -40,6 +40,21 @@ pub struct Overlay {
     new_string_seqs: Vec<u64>,
     /// Where each new string was defined: (event index, field index).
     introduced: HashMap<Box<str>, (u32, u32)>,
+    /// Index of the first string of each block of new strings among all
+    /// new strings (`flat`).
+    block_start: Vec<u32>,
+    /// Every new string, as (event index, field index), in the order brought.
+    flat: Vec<(u32, u32)>,
+    /// Snapshot rows changed only at the top level, not held as JSON: their
+    /// top-level sets (`Some`) and removes (`None`), in order. The row is the
+    /// snapshot's with these replayed (so an update costs no row decoding).
+    patches: HashMap<u32, Vec<(String, Option<Value>)>>,
+    /// Paths set or removed by updates of each overridden snapshot row: the
+    /// row's other fields still equal the snapshot's.
+    touched: HashMap<u32, Vec<Vec<String>>>,
+    /// Per string table: where each of `flat` falls in it (`find`), for the
+    /// first `len` of them (extended on demand).
+    placed: std::sync::Mutex<HashMap<u32, Vec<std::result::Result<u32, u32>>>>,
     last_seq: Option<u64>,
     applied: u64,
     emitter: Option<Emitter>,
@@ -102,6 +117,11 @@ impl Overlay {
             new_strings: Vec::new(),
             new_string_seqs: Vec::new(),
             introduced: HashMap::new(),
+            block_start: Vec::new(),
+            flat: Vec::new(),
+            patches: HashMap::new(),
+            touched: HashMap::new(),
+            placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: None,
             applied: 0,
             emitter: None,
@@ -140,7 +160,7 @@ impl Overlay {
 
     /// Rows held as JSON (overridden or created).
     pub fn overridden(&self) -> usize {
-        self.rows.len()
+        self.rows.len() + self.patches.len()
     }
 
     /// The event indexes of composite ids in use: one per string-bringing
@@ -183,6 +203,17 @@ impl Overlay {
                 what: "row slot",
                 name: slot.to_string(),
             });
+        }
+        if self.patches.contains_key(&slot) {
+            let mut buf = Vec::new();
+            self.emitter()?.row(slot as u64, &mut buf)?;
+            let mut v: Value = serde_json::from_slice(&buf)
+                .map_err(|e| Error::corrupt("row", slot as u64, e.to_string()))?;
+            if let (Some(o), Some(ops)) = (v.as_object_mut(), self.patches.get(&slot)) {
+                replay(o, ops);
+            }
+            serde_json::to_writer(&mut *out, &v).map_err(|e| Error::Invalid(e.to_string()))?;
+            return Ok(());
         }
         self.emitter()?.row(slot as u64, out)
     }
@@ -256,6 +287,11 @@ impl Overlay {
         for slot in self.slots() {
             if let Some(v) = self.rows.get(&slot) {
                 crate::write::push_value(b, v)?;
+                continue;
+            }
+            if self.patches.contains_key(&slot) {
+                let v = self.row_value(slot)?;
+                crate::write::push_value(b, &v)?;
                 continue;
             }
             buf.clear();
@@ -404,21 +440,42 @@ impl Overlay {
                 }
                 let slot =
                     existing.ok_or_else(|| err(format!("update of the missing key {kt}")))?;
-                let mut row = self.row_value(slot)?;
-                let obj = row
-                    .as_object_mut()
-                    .ok_or_else(|| err("row is not an object".into()))?;
-                apply_update(obj, set, remove, &self.key_path).map_err(&err)?;
                 let values: Vec<Value> = set.iter().map(|(_, v)| v.clone()).collect();
-                let fresh = self.fresh_strings(&values, &err)?;
-                self.rows.insert(slot, row);
-                self.commit_strings(fresh, ev.seq);
+                let top =
+                    set.iter().all(|(p, _)| p.len() == 1) && remove.iter().all(|p| p.len() == 1);
+                if slot < self.n_snap && top && !self.rows.contains_key(&slot) {
+                    // Top-level changes of a snapshot row: kept as a patch
+                    // (checked on an empty row: only the key rule applies).
+                    apply_update(&mut Map::new(), set, remove, &self.key_path).map_err(&err)?;
+                    let fresh = self.fresh_strings(&values, &err)?;
+                    let ops = self.patches.entry(slot).or_default();
+                    ops.extend(set.iter().map(|(p, v)| (p[0].clone(), Some(v.clone()))));
+                    ops.extend(remove.iter().map(|p| (p[0].clone(), None)));
+                    self.commit_strings(fresh, ev.seq);
+                } else {
+                    let mut row = self.row_value(slot)?;
+                    let obj = row
+                        .as_object_mut()
+                        .ok_or_else(|| err("row is not an object".into()))?;
+                    apply_update(obj, set, remove, &self.key_path).map_err(&err)?;
+                    let fresh = self.fresh_strings(&values, &err)?;
+                    self.rows.insert(slot, row);
+                    self.patches.remove(&slot);
+                    self.commit_strings(fresh, ev.seq);
+                }
+                if slot < self.n_snap {
+                    let t = self.touched.entry(slot).or_default();
+                    t.extend(set.iter().map(|(p, _)| p.clone()));
+                    t.extend(remove.iter().cloned());
+                }
             }
             EventOp::Delete => {
                 let slot =
                     existing.ok_or_else(|| err(format!("delete of the missing key {kt}")))?;
                 self.order.remove(slot);
                 self.rows.remove(&slot);
+                self.patches.remove(&slot);
+                self.touched.remove(&slot);
                 self.keys.as_mut().expect("built").remove(&kt);
             }
         }
@@ -458,8 +515,10 @@ impl Overlay {
     fn commit_strings(&mut self, fresh: Vec<Box<str>>, seq: u64) {
         for chunk in fresh.chunks(MAX_FIELDS as usize) {
             let ev = self.new_strings.len() as u32;
+            self.block_start.push(self.flat.len() as u32);
             for (f, s) in chunk.iter().enumerate() {
                 self.introduced.insert(s.clone(), (ev, f as u32));
+                self.flat.push((ev, f as u32));
             }
             self.new_strings.push(chunk.to_vec());
             self.new_string_seqs.push(seq);
@@ -489,38 +548,6 @@ impl Overlay {
         Ok(n)
     }
 
-    /// The string table that the strings of column `path` are compared in.
-    pub(crate) fn table_for(&self, node: Option<u32>) -> Option<StringTable> {
-        if self.snap.footer().tables.is_empty() {
-            return None;
-        }
-        match node {
-            Some(n) => self.snap.table_of(n).ok(),
-            None => self.snap.table(0).ok(),
-        }
-    }
-
-    /// The key of a string of an overridden row in a column with `table`.
-    pub(crate) fn str_key(&self, table: Option<&StringTable>, s: &str) -> Result<StrKey> {
-        let found = match table {
-            Some(t) => t.find(s)?,
-            None => Err(0),
-        };
-        match found {
-            Ok(id) => Ok(StrKey::Table(id)),
-            Err(ins) => match self.introduced.get(s) {
-                Some(&(e, f)) => Ok(StrKey::New(
-                    Composite::new(ins, e as u64, f as u64).expect("checked when applied"),
-                )),
-                None => Err(Error::corrupt(
-                    "overlay",
-                    0,
-                    format!("string {s:?} is neither in the table nor brought by an event"),
-                )),
-            },
-        }
-    }
-
     /// The text of a string cell of a column with `table`, passed to `f`.
     pub fn with_text<T>(
         &self,
@@ -542,20 +569,49 @@ impl Overlay {
 
     /// Whether `slot` holds the snapshot's own row (not overridden).
     pub fn is_snapshot_row(&self, slot: u32) -> bool {
-        slot < self.n_snap && !self.rows.contains_key(&slot)
+        slot < self.n_snap && !self.rows.contains_key(&slot) && !self.patches.contains_key(&slot)
+    }
+}
+
+/// An overridden or created row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Held<'a> {
+    /// Held as JSON.
+    Row(&'a Value),
+    /// The snapshot's row with these top-level sets and removes replayed.
+    Patch(&'a [(String, Option<Value>)]),
+}
+
+/// Replay top-level sets and removes on a row, as an update does.
+pub(crate) fn replay(o: &mut Map<String, Value>, ops: &[(String, Option<Value>)]) {
+    for (k, v) in ops {
+        match v {
+            Some(v) => {
+                o.insert(k.clone(), v.clone());
+            }
+            None => {
+                o.shift_remove(k);
+            }
+        }
     }
 }
 
 /// Open the event log at `events` and apply it to `snap`: what
-/// `colsnap query --events` and `colsnap export --events` use.
+/// `colsnap query --events` and `colsnap export --events` use. A directory
+/// is read as log segments ([`Overlay::catch_up`]).
 pub fn load_overlay(
     snap: Snapshot,
     events: impl AsRef<std::path::Path>,
     key_field: &str,
 ) -> Result<Overlay> {
     let path = events.as_ref();
-    let f = std::fs::File::open(path).map_err(|e| Error::io(Some(path), e))?;
     let mut o = Overlay::new(snap, key_field)?;
+    if path.is_dir() {
+        // A directory of log segments (SPEC.md 13.5).
+        o.catch_up(path)?;
+        return Ok(o);
+    }
+    let f = std::fs::File::open(path).map_err(|e| Error::io(Some(path), e))?;
     o.apply_reader(std::io::BufReader::new(f))?;
     Ok(o)
 }
@@ -576,17 +632,66 @@ impl Overlay {
         self.order.contains(slot)
     }
 
-    /// The overridden or created row in `slot`, if it is one.
-    pub(crate) fn held_row(&self, slot: u32) -> Option<&Value> {
-        self.rows.get(&slot)
+    /// The paths updates set or removed in the overridden snapshot row
+    /// `slot` (`None` for rows that are not overridden snapshot rows).
+    pub(crate) fn touched(&self, slot: u32) -> Option<&[Vec<String>]> {
+        self.touched.get(&slot).map(|v| v.as_slice())
     }
 
-    /// Drop the decoded columns kept for writing snapshot rows.
-    pub(crate) fn release_emitter(&mut self) {
-        self.emitter = None;
+    /// Number of slots ever allocated (snapshot rows, then created rows).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.order.slots()
     }
 
-    /// The JSON of the overridden or created row in `slot`, if it is one.
+    /// The text of new string `g` (in the order brought).
+    pub(crate) fn new_text(&self, g: usize) -> &str {
+        let (e, f) = self.flat[g];
+        &self.new_strings[e as usize][f as usize]
+    }
+
+    /// The index (in the order brought) of a string an event brought.
+    pub(crate) fn new_index(&self, s: &str) -> Option<usize> {
+        self.introduced
+            .get(s)
+            .map(|&(e, f)| self.block_start[e as usize] as usize + f as usize)
+    }
+
+    /// Where every string the events brought falls in string table `tidx`
+    /// (`Ok(id)` when the table holds it, else `Err(insertion point)`),
+    /// in the order brought. Computed once per table and string.
+    pub(crate) fn placed(
+        &self,
+        tidx: u32,
+        table: &StringTable,
+    ) -> Result<Vec<std::result::Result<u32, u32>>> {
+        let mut m = self
+            .placed
+            .lock()
+            .map_err(|_| Error::Invalid("a lock was poisoned by an earlier panic".into()))?;
+        let v = m.entry(tidx).or_default();
+        while v.len() < self.flat.len() {
+            v.push(table.find(self.new_text(v.len()))?);
+        }
+        Ok(v.clone())
+    }
+
+    /// Slots of the snapshot's rows that are overridden.
+    pub(crate) fn overridden_snapshot_rows(&self) -> usize {
+        self.touched.len()
+    }
+
+    /// The overridden or created row in `slot`, if it is one: held as
+    /// JSON, or as top-level changes of the snapshot's row.
+    pub(crate) fn held(&self, slot: u32) -> Option<Held<'_>> {
+        if let Some(v) = self.rows.get(&slot) {
+            return Some(Held::Row(v));
+        }
+        self.patches.get(&slot).map(|p| Held::Patch(p))
+    }
+
+    /// The JSON of the overridden or created row in `slot`, if it is held
+    /// as JSON (a snapshot row changed only at the top level is held as its
+    /// changes: see [`Overlay::row_value`]).
     pub fn overridden_row(&self, slot: u32) -> Option<&Map<String, Value>> {
         self.rows.get(&slot).and_then(|v| v.as_object())
     }

@@ -3,55 +3,315 @@
 //! plain snapshot, with results equal to those on a snapshot rebuilt from
 //! the replayed JSON.
 //!
-//! String cells of the overlay are table ids or composite ids of new
-//! strings ([`super::strkey`]). For each loaded string column the source
-//! collects the distinct strings the view references, sorts them with the
-//! 3-case rule (rank `2t+1` for table id `t`, `2i` plus the text for a new
-//! string with insertion point `i`) and numbers them densely from 0: that is
-//! the column's key space. Filters and searches map table lookups and new
-//! strings into it. Timestamps of a column that also holds other strings
-//! become strings there, as in a rebuilt snapshot.
+//! **Base and delta.** The source keeps the snapshot's columns as loaded by
+//! an engine over the snapshot alone (the *base*, shared by every source
+//! built with [`OverlaySource::with_base`], so a column is decoded once for
+//! a whole stream of events) and takes from the events only the *delta*:
+//! created rows, the fields updates touched in overridden rows, deleted
+//! rows, and the new strings. Loading a column copies the base cells of the
+//! view's rows, replaces the few cells of the delta, and re-keys strings:
+//! nothing is rebuilt per string and no string is decoded.
 //!
-//! Limitation: columns inside arrays (`labels[].name`) can only be queried
-//! while no event has been applied; otherwise loading one is an
-//! [`Error::Invalid`]. Output (`--fields`) may still select them.
+//! **Key space.** A column's string keys number the strings of its table
+//! and the new strings the events brought (those the table lacks) together
+//! in string order: table id `t` becomes `t + (new strings sorting before
+//! it)`, new string `j` (in order) `i + j` where `i` is its insertion
+//! point. This is the 3-case rule of [`super::strkey::compare`] made dense.
+//! Filters and searches map table lookups and new strings into it.
+//! Timestamps of a column that also holds other strings become strings
+//! there, as in a rebuilt snapshot.
+//!
+//! Columns inside arrays (`labels[].name`) work the same way: their items
+//! are the base items of the view's rows plus the items of the delta rows.
 
-use super::overlay::{Overlay, is_timestamp};
-use super::path::{join_path, parse_path};
-use super::strkey::StrKey;
+use super::overlay::{Held, Overlay, is_timestamp, replay};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
+use crate::query::Engine;
 use crate::query::bits::Bits;
 use crate::query::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
 use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded, search_tables};
+use crate::strings::StringTable;
 use crate::timestamp;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// One string of a key space: its 3-case rank and, for strings outside the
-/// table (even ranks), its text.
-type Entry = (u64, Option<Box<str>>);
-
-/// A column's dense key space: key `k` is `entries[k]`, in string order.
+/// A column's key space: the table's strings and the column's new strings,
+/// in string order.
 #[derive(Debug)]
 struct KeySpace {
     table: Option<u32>,
-    entries: Vec<Entry>,
+    /// Strings in the table.
+    n: u32,
+    /// New strings (not in the table), sorted; new string `j` has key
+    /// `news[j].0 + j`, `news[j].0` being its insertion point.
+    news: Vec<(u32, Box<str>)>,
+    /// Insertion points of `news`, in order.
+    ins: Vec<u32>,
+    /// `ins` bucketed by `id >> shift`: the first index of each bucket.
+    buckets: Vec<u32>,
+    shift: u32,
 }
 
-/// A cell before string keys are made dense.
-#[derive(Clone, Debug)]
-enum Raw {
+impl KeySpace {
+    fn new(table: Option<u32>, n: u32, mut news: Vec<(u32, Box<str>)>) -> KeySpace {
+        news.sort_unstable();
+        news.dedup();
+        let ins: Vec<u32> = news.iter().map(|(i, _)| *i).collect();
+        // About four buckets per new string, so a lookup scans a few.
+        let want = (ins.len() as u64 * 4).next_power_of_two().max(1);
+        let mut shift = 0;
+        while (n as u64 + 1) >> shift > want {
+            shift += 1;
+        }
+        let nb = ((n as u64) >> shift) as usize + 2;
+        let mut buckets = Vec::with_capacity(if ins.is_empty() { 0 } else { nb });
+        if !ins.is_empty() {
+            let mut j = 0usize;
+            for b in 0..nb {
+                let lo = (b as u64) << shift;
+                while j < ins.len() && (ins[j] as u64) < lo {
+                    j += 1;
+                }
+                buckets.push(j as u32);
+            }
+        }
+        KeySpace {
+            table,
+            n,
+            news,
+            ins,
+            buckets,
+            shift,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.n as usize + self.news.len()
+    }
+
+    /// Key of table id `id`: the id plus the new strings sorting before it
+    /// (insertion point at most `id`).
+    #[inline]
+    fn table_key(&self, id: u32) -> u32 {
+        if self.ins.is_empty() {
+            return id;
+        }
+        let b = ((id >> self.shift) as usize).min(self.buckets.len() - 2);
+        let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        let mut j = lo;
+        while j < hi && self.ins[j] <= id {
+            j += 1;
+        }
+        if j == hi {
+            j += self.ins[hi..].partition_point(|&x| x <= id);
+        }
+        id + j as u32
+    }
+
+    /// Key (or insertion key) of a string the table lacks, `ins` being its
+    /// insertion point.
+    fn new_key(&self, ins: u32, s: &str) -> std::result::Result<u32, u32> {
+        match self.news.binary_search_by(|(_, t)| (**t).cmp(s)) {
+            Ok(j) => Ok(ins + j as u32),
+            Err(j) => Err(ins + j as u32),
+        }
+    }
+}
+
+/// One segment of a display path.
+#[derive(Clone, Debug, PartialEq)]
+enum Seg {
+    Key(String),
+    Elem,
+}
+
+/// Split a display path (`labels[].name`, `a\.b`) into segments.
+fn segments(path: &str) -> Result<Vec<Seg>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut has = false;
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cur.extend(chars.next());
+                has = true;
+            }
+            '.' => {
+                if has {
+                    out.push(Seg::Key(std::mem::take(&mut cur)));
+                    has = false;
+                }
+            }
+            '[' => {
+                if has {
+                    out.push(Seg::Key(std::mem::take(&mut cur)));
+                    has = false;
+                }
+                if chars.next() != Some(']') {
+                    return Err(Error::Invalid(format!("bad path `{path}`")));
+                }
+                out.push(Seg::Elem);
+            }
+            c => {
+                cur.push(c);
+                has = true;
+            }
+        }
+    }
+    if has {
+        out.push(Seg::Key(cur));
+    }
+    if out.is_empty() {
+        return Err(Error::Invalid(format!("bad path `{path}`")));
+    }
+    Ok(out)
+}
+
+/// The keys before the first array segment.
+fn lead_keys(segs: &[Seg]) -> Vec<&str> {
+    segs.iter()
+        .map_while(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Elem => None,
+        })
+        .collect()
+}
+
+/// The items of a JSON row at `segs` (`None`: absent).
+fn json_items<'v>(row: Option<&'v Value>, segs: &[Seg], out: &mut Vec<Option<&'v Value>>) {
+    let mut cur: Vec<Option<&Value>> = vec![row];
+    for s in segs {
+        cur = match s {
+            Seg::Key(k) => cur
+                .into_iter()
+                .map(|v| v.and_then(|v| v.as_object()).and_then(|o| o.get(k)))
+                .collect(),
+            Seg::Elem => cur
+                .into_iter()
+                .flat_map(|v| match v {
+                    Some(Value::Array(a)) => a.iter().map(Some).collect::<Vec<_>>(),
+                    _ => Vec::new(),
+                })
+                .collect(),
+        };
+    }
+    out.extend(cur);
+}
+
+/// A delta cell: strings keep their text until the column is typed.
+#[derive(Clone, Copy, Debug)]
+enum Item<'v> {
     Cell(Cell),
-    Str(Entry),
-    Time(timestamp::Timestamp),
+    Str(&'v str),
 }
 
-/// A scanned column: cells, string table index, per-kind counts, and
-/// whether a negative integer occurs.
-type Scan = (Vec<Raw>, Option<u32>, [u64; KIND_COUNT], bool);
+fn item_of(v: Option<&Value>) -> Item<'_> {
+    Item::Cell(match v {
+        None => Cell::Absent,
+        Some(Value::Null) => Cell::Null,
+        Some(Value::Bool(b)) => Cell::Bool(*b),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                Cell::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Cell::UInt(u)
+            } else {
+                Cell::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Some(Value::String(s)) => return Item::Str(s),
+        Some(Value::Object(_)) => Cell::Object,
+        Some(Value::Array(a)) => Cell::Array(a.len().min(NULL as usize - 1) as u32),
+    })
+}
+
+fn kind_of(c: &Cell) -> Kind {
+    match c {
+        Cell::Absent => Kind::Absent,
+        Cell::Null => Kind::Null,
+        Cell::Bool(false) => Kind::False,
+        Cell::Bool(true) => Kind::True,
+        Cell::Int(_) => Kind::Int,
+        Cell::UInt(_) => Kind::UInt,
+        Cell::Float(_) => Kind::Float,
+        Cell::Str(_) => Kind::Str,
+        Cell::Time(..) => Kind::Time,
+        Cell::Object => Kind::Object,
+        Cell::Array(_) => Kind::Array,
+    }
+}
+
+/// Does an update of `touched` paths change the column whose leading keys are `lead`?
+fn touches(touched: &[Vec<String>], lead: &[&str]) -> bool {
+    touched
+        .iter()
+        .any(|p| p.iter().zip(lead.iter()).all(|(a, b)| a.as_str() == *b))
+}
+
+/// What a column's delta holds: the rows whose cells come from JSON, by
+/// view row, with their items.
+struct Delta<'v> {
+    /// (view row, items) of created rows and of overridden rows whose
+    /// update touched the column, in view order.
+    rows: Vec<(u32, Vec<Item<'v>>)>,
+    /// Slots taking their cells from JSON.
+    json: Bits,
+    /// Snapshot slots whose base cells left the view (deleted, or touched).
+    removed: Vec<u32>,
+}
+
+/// What the delta's values are, at one display path.
+#[derive(Clone, Copy, Debug, Default)]
+struct PathKinds {
+    kinds: [bool; KIND_COUNT],
+    /// A string not reading as a timestamp.
+    text: bool,
+    /// A string reading as a timestamp.
+    time: bool,
+    /// A negative integer.
+    neg: bool,
+}
+
+/// The delta's kinds by display path, and how many overridden rows each
+/// top-level key was changed in.
+#[derive(Debug, Default)]
+struct DeltaKinds {
+    paths: HashMap<String, PathKinds>,
+    touched: HashMap<String, u64>,
+}
+
+impl DeltaKinds {
+    fn walk(&mut self, v: &Value, path: String) {
+        let e = self.paths.entry(path.clone()).or_default();
+        match item_of(Some(v)) {
+            Item::Str(s) if is_timestamp(s) => e.time = true,
+            Item::Str(_) => e.text = true,
+            Item::Cell(c) => {
+                e.kinds[kind_of(&c) as usize] = true;
+                e.neg |= matches!(c, Cell::Int(i) if i < 0);
+            }
+        }
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    let mut p = path.clone();
+                    push_key(&mut p, k);
+                    self.walk(x, p);
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    self.walk(x, format!("{path}[]"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 /// [`RowSource`] over an [`Overlay`]: the rows of its view, in view order.
 /// It owns the overlay (which owns a handle on its snapshot), so it can be
@@ -59,12 +319,16 @@ type Scan = (Vec<Raw>, Option<u32>, [u64; KIND_COUNT], bool);
 pub struct OverlaySource {
     ov: Overlay,
     slots: Vec<u32>,
-    /// The snapshot under the overlay: writes its rows, and answers
-    /// everything when no event changed the view (`plain`).
-    base: SnapshotSource,
-    /// No event changed the view: everything goes to `base`.
+    /// View row of each live held (overridden or created) slot, in view order.
+    held: Vec<(u32, u32)>,
+    /// Snapshot slots no longer in the view.
+    deleted: Vec<u32>,
+    /// The engine over the snapshot alone: its columns are the base.
+    base: Engine,
+    /// No event changed the view: everything goes to the base.
     plain: bool,
     fields: OnceLock<Vec<FieldInfo>>,
+    kinds: OnceLock<DeltaKinds>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
 }
 
@@ -82,19 +346,65 @@ fn poisoned() -> Error {
 
 impl OverlaySource {
     /// Query the current view of `ov` (later events need a new source).
-    pub fn new(mut ov: Overlay) -> Self {
+    pub fn new(ov: Overlay) -> Self {
+        let base = Engine::new(SnapshotSource::new(ov.snapshot().clone()));
+        Self::with_base(ov, base)
+    }
+
+    /// Query the current view of `ov`, taking the snapshot's columns from
+    /// `base`, an engine over `ov`'s snapshot alone ([`OverlaySource::base`]
+    /// of an earlier source): the columns it loaded are not decoded again.
+    /// This is how a live view follows a stream of events: apply the next
+    /// events to the overlay (get it back with [`OverlaySource::into_inner`]
+    /// once the engine over the source is dropped), then make a new source
+    /// with the same base. Building a source costs one pass over the row
+    /// order (no column is read until a query needs it).
+    ///
+    /// An engine over another snapshot is not used (a fresh base is made).
+    pub fn with_base(ov: Overlay, base: Engine) -> Self {
         let snap = ov.snapshot().clone();
+        let base =
+            if base.rows() == snap.rows() as usize && base.fields().len() == snap.columns().len() {
+                base
+            } else {
+                Engine::new(SnapshotSource::new(snap.clone()))
+            };
         let plain = ov.overridden() == 0 && ov.len() as u64 == snap.rows();
-        // Snapshot rows are written by `base` from now on.
-        ov.release_emitter();
+        let slots = ov.slots();
+        let n_snap = ov.snapshot_rows();
+        let mut held = Vec::with_capacity(ov.overridden());
+        let mut present = Bits::new(n_snap as usize);
+        for (r, &s) in slots.iter().enumerate() {
+            if s < n_snap {
+                present.set(s as usize);
+            }
+            if ov.held(s).is_some() {
+                held.push((r as u32, s));
+            }
+        }
+        let deleted = if slots.len() - held.len() + ov.overridden_snapshot_rows() == n_snap as usize
+        {
+            Vec::new()
+        } else {
+            (0..n_snap).filter(|&s| !present.get(s as usize)).collect()
+        };
         OverlaySource {
-            slots: ov.slots(),
+            slots,
+            held,
+            deleted,
             ov,
-            base: SnapshotSource::new(snap),
+            base,
             plain,
             fields: OnceLock::new(),
+            kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The engine over the snapshot alone that holds the base columns (a
+    /// cheap clone), for [`OverlaySource::with_base`].
+    pub fn base(&self) -> Engine {
+        self.base.clone()
     }
 
     /// The overlay back.
@@ -107,9 +417,13 @@ impl OverlaySource {
         &self.ov
     }
 
+    fn base_src(&self) -> &dyn RowSource {
+        self.base.source().as_ref()
+    }
+
     /// The source over the snapshot when no event changed the view.
-    fn plain(&self) -> Option<&SnapshotSource> {
-        self.plain.then_some(&self.base)
+    fn plain(&self) -> Option<&dyn RowSource> {
+        self.plain.then(|| self.base_src())
     }
 
     fn space(&self, col: &Column) -> Result<Arc<KeySpace>> {
@@ -121,219 +435,625 @@ impl OverlaySource {
             .ok_or_else(|| Error::Invalid(format!("column `{}` has no key space", col.path)))
     }
 
-    /// The rank entry of `s` in a column compared in `table`.
-    fn probe(&self, table: Option<u32>, s: &str) -> Result<Entry> {
-        Ok(match table {
-            Some(t) => match self.ov.snapshot().table(t)?.find(s)? {
-                Ok(id) => (2 * id as u64 + 1, None),
-                Err(ins) => (2 * ins as u64, Some(s.into())),
-            },
-            None => (0, Some(s.into())),
+    /// The table index and table of the column at `node`.
+    fn table_of(&self, node: Option<u32>) -> Result<Option<(u32, StringTable)>> {
+        let snap = self.ov.snapshot();
+        if snap.footer().tables.is_empty() {
+            return Ok(None);
+        }
+        let t = node.map_or(0, |n| snap.footer().nodes[n as usize].table);
+        Ok(Some((t, snap.table(t)?)))
+    }
+
+    /// The delta of the column at `segs`.
+    fn delta(&self, segs: &[Seg]) -> Delta<'_> {
+        let lead = lead_keys(segs);
+        let n_snap = self.ov.snapshot_rows();
+        let mut json = Bits::new(self.ov.slot_count());
+        let mut removed = self.deleted.clone();
+        let mut rows = Vec::new();
+        let mut buf = Vec::new();
+        for &(r, s) in &self.held {
+            if s < n_snap {
+                match self.ov.touched(s) {
+                    Some(t) if touches(t, &lead) => removed.push(s),
+                    _ => continue,
+                }
+            }
+            json.set(s as usize);
+            buf.clear();
+            match self.ov.held(s) {
+                Some(Held::Row(row)) => json_items(Some(row), segs, &mut buf),
+                Some(Held::Patch(ops)) => {
+                    // Only top-level changes: the value of the column's
+                    // first key is the last change of it.
+                    let Some((Seg::Key(k0), rest)) = segs.split_first() else {
+                        continue;
+                    };
+                    let v = ops
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == k0)
+                        .map(|(_, v)| v.as_ref());
+                    match v {
+                        Some(v) => json_items(v, rest, &mut buf),
+                        None => continue,
+                    }
+                }
+                None => continue,
+            }
+            rows.push((r, buf.iter().map(|v| item_of(*v)).collect()));
+        }
+        Delta {
+            rows,
+            json,
+            removed,
+        }
+    }
+
+    /// The base column of `path`, or for a path the snapshot lacks, the
+    /// column whose items stand for its items (each absent) in snapshot
+    /// rows (`None`: one absent item per row, or none when the path goes
+    /// through an array the snapshot never had).
+    fn base_column(&self, segs: &[Seg], path: &str) -> Result<(Option<Arc<Column>>, bool, bool)> {
+        let has = |p: &str| self.base.fields().iter().any(|f| f.path == p);
+        if has(path) {
+            return Ok((Some(self.base.column(path)?), true, true));
+        }
+        // The longest prefix the snapshot has, and what follows it.
+        for k in (1..segs.len()).rev() {
+            let p = display(&segs[..k]);
+            if has(&p) {
+                let col = self.base.column(&p)?;
+                let items = segs[k] != Seg::Elem;
+                return Ok((Some(col), false, items));
+            }
+        }
+        // Nothing of the path: one item per row unless it goes through arrays.
+        Ok((None, false, !segs.contains(&Seg::Elem)))
+    }
+
+    /// Load the view's column at `path` from the base and the delta.
+    fn load_view(&self, path: &str) -> Result<Column> {
+        let segs = segments(path)?;
+        let ov = &self.ov;
+        let snap = ov.snapshot();
+        let n_snap = ov.snapshot_rows() as usize;
+        let (base, own, items) = self.base_column(&segs, path)?;
+        let node = if own { snap.node_by_path(path) } else { None };
+        let table = self.table_of(node)?;
+        let delta = self.delta(&segs);
+        // Base items of snapshot row `s`, and the base cell of item `i`.
+        let base_items = |s: usize| -> Range<usize> {
+            match (&base, items) {
+                (Some(b), true) => b.items(s),
+                (None, true) => s..s + 1,
+                _ => 0..0,
+            }
+        };
+        let base_cell = |i: usize| -> Cell {
+            match &base {
+                Some(b) if own => b.values.cell(i),
+                _ => Cell::Absent,
+            }
+        };
+        // Kinds of the base items still in the view.
+        let mut counts = [0u64; KIND_COUNT];
+        match (&base, own) {
+            (Some(_), true) => {
+                let n = node.expect("own column");
+                counts = snap.footer().nodes[n as usize].counts;
+            }
+            _ => {
+                let total = match (&base, items) {
+                    (Some(b), true) => b.values.len(),
+                    (None, true) => n_snap,
+                    _ => 0,
+                };
+                counts[Kind::Absent as usize] = total as u64;
+            }
+        }
+        let mut removed = Bits::new(n_snap);
+        for &s in &delta.removed {
+            removed.set(s as usize);
+            for i in base_items(s as usize) {
+                let k = kind_of(&base_cell(i)) as usize;
+                counts[k] = counts[k].saturating_sub(1);
+            }
+        }
+        // Strings of the delta: timestamps or not.
+        let mut held_text = false;
+        for (_, its) in &delta.rows {
+            for it in its {
+                if let Item::Str(s) = it {
+                    if !is_timestamp(s) {
+                        held_text = true;
+                    }
+                }
+            }
+        }
+        let tbl = table.as_ref().map(|(_, t)| t);
+        let text_of = |id: u32| -> Result<String> {
+            match tbl {
+                Some(t) => t.get(id),
+                None => Err(Error::corrupt("overlay", 0, "string id without a table")),
+            }
+        };
+        // Does a string of the base, still in the view, not read as a timestamp?
+        let live_text = held_text
+            || (counts[Kind::Str as usize] > 0 && {
+                let mut seen = HashSet::new();
+                let mut found = false;
+                'rows: for s in 0..n_snap {
+                    if removed.get(s) {
+                        continue;
+                    }
+                    for i in base_items(s) {
+                        if let Cell::Str(id) = base_cell(i)
+                            && seen.insert(id)
+                            && !is_timestamp(&text_of(id)?)
+                        {
+                            found = true;
+                            break 'rows;
+                        }
+                    }
+                }
+                found
+            });
+        let base_time = counts[Kind::Time as usize] > 0;
+        // The key space: the table's strings, the strings events brought
+        // that it lacks, and (when timestamps become text) their texts.
+        let (tidx, n) = match &table {
+            Some((t, tb)) => (Some(*t), u32::try_from(tb.len()).unwrap_or(u32::MAX)),
+            None => (None, 0),
+        };
+        let placed = match &table {
+            Some((t, tb)) => Some(ov.placed(*t, tb)?),
+            None => None,
+        };
+        let mut news: Vec<(u32, Box<str>)> = Vec::new();
+        if live_text {
+            // Only the new strings this column holds: keys need not be
+            // dense, only ordered.
+            let mut seen: HashSet<&str> = HashSet::new();
+            for (_, its) in &delta.rows {
+                for it in its {
+                    if let Item::Str(s) = *it
+                        && seen.insert(s)
+                    {
+                        let ins = match (ov.new_index(s), &placed, tbl) {
+                            (Some(g), Some(p), _) => p[g].err(),
+                            (_, _, Some(t)) => t.find(s)?.err(),
+                            (_, _, None) => Some(0),
+                        };
+                        if let Some(ins) = ins {
+                            news.push((ins, s.into()));
+                        }
+                    }
+                }
+            }
+        }
+        // Timestamps that become text keep their original text (layout and offset).
+        let mut ts_text: HashMap<usize, Box<str>> = HashMap::new();
+        if live_text && base_time && own {
+            let nd = snap.node_data(node.expect("own column"))?;
+            let mut text = String::new();
+            for s in 0..n_snap {
+                if removed.get(s) {
+                    continue;
+                }
+                for i in base_items(s) {
+                    if nd.kind(i) == Kind::Time {
+                        text.clear();
+                        timestamp::format(&nd.timestamp(nd.pos(i)), &mut text);
+                        match tbl {
+                            Some(tb) => {
+                                if let Err(ins) = tb.find(&text)? {
+                                    news.push((ins, text.as_str().into()));
+                                }
+                            }
+                            None => news.push((0, text.as_str().into())),
+                        }
+                        ts_text.insert(i, text.as_str().into());
+                    }
+                }
+            }
+        }
+        let ks = KeySpace::new(tidx, n, news);
+        let key_of = |s: &str| -> Result<u32> {
+            if let (Some(g), Some(p)) = (ov.new_index(s), &placed) {
+                return Ok(match p[g] {
+                    Ok(id) => ks.table_key(id),
+                    Err(ins) => ks.new_key(ins, s).unwrap_or_else(|k| k),
+                });
+            }
+            Ok(match tbl {
+                Some(t) => match t.find(s)? {
+                    Ok(id) => ks.table_key(id),
+                    Err(ins) => ks.new_key(ins, s).map_err(|_| {
+                        Error::corrupt("overlay", 0, format!("string {s:?} has no key"))
+                    })?,
+                },
+                None => ks.new_key(0, s).map_err(|_| {
+                    Error::corrupt("overlay", 0, format!("string {s:?} has no key"))
+                })?,
+            })
+        };
+        let parse_ts = |s: &str| -> Result<Cell> {
+            let ts = timestamp::parse(s)
+                .ok_or_else(|| Error::corrupt("overlay", 0, format!("timestamp {s:?}")))?;
+            Ok(Cell::Time(ts.secs, ts.nanos))
+        };
+        let mut decoded: HashMap<u32, Cell> = HashMap::new();
+        let mut conv_base = |i: usize, c: Cell| -> Result<Cell> {
+            Ok(match c {
+                Cell::Str(id) if live_text => Cell::Str(ks.table_key(id)),
+                Cell::Str(id) => match decoded.get(&id) {
+                    Some(c) => *c,
+                    None => {
+                        let c = parse_ts(&text_of(id)?)?;
+                        decoded.insert(id, c);
+                        c
+                    }
+                },
+                Cell::Time(..) if live_text => {
+                    let t = ts_text
+                        .get(&i)
+                        .ok_or_else(|| Error::corrupt("overlay", 0, "timestamp text missing"))?;
+                    Cell::Str(key_of(t)?)
+                }
+                c => c,
+            })
+        };
+        let conv_item = |it: &Item<'_>| -> Result<Cell> {
+            match *it {
+                Item::Cell(c) => Ok(c),
+                Item::Str(s) if live_text => Ok(Cell::Str(key_of(s)?)),
+                Item::Str(s) => parse_ts(s),
+            }
+        };
+        // Final kinds: the base's (timestamps and strings moved as decided)
+        // plus the delta's.
+        if live_text {
+            counts[Kind::Str as usize] += std::mem::take(&mut counts[Kind::Time as usize]);
+        } else {
+            counts[Kind::Time as usize] += std::mem::take(&mut counts[Kind::Str as usize]);
+        }
+        let mut delta_cells: Vec<(u32, Vec<Cell>)> = Vec::with_capacity(delta.rows.len());
+        let mut neg = false;
+        for (r, its) in &delta.rows {
+            let cells = its.iter().map(&conv_item).collect::<Result<Vec<Cell>>>()?;
+            for c in &cells {
+                counts[kind_of(c) as usize] += 1;
+                neg |= matches!(c, Cell::Int(i) if *i < 0);
+            }
+            delta_cells.push((*r, cells));
+        }
+        let has = |k: Kind| counts[k as usize] > 0;
+        if has(Kind::Int)
+            && has(Kind::UInt)
+            && !has(Kind::Float)
+            && !neg
+            && let Some(b) = &base
+            && own
+            && node.is_some_and(|n| {
+                snap.footer().nodes[n as usize]
+                    .stats
+                    .int
+                    .is_some_and(|(lo, _)| lo < 0)
+            })
+        {
+            neg = (0..n_snap).filter(|&s| !removed.get(s)).any(|s| {
+                b.items(s)
+                    .any(|i| matches!(b.values.cell(i), Cell::Int(v) if v < 0))
+            });
+        }
+        let ty = ColumnType::from_counts(&counts, neg);
+        // The view's cells: base cells of the view's snapshot rows, delta
+        // cells of the others, in view order.
+        let rows = self.slots.len();
+        let list = segs.contains(&Seg::Elem);
+        let mut offsets: Vec<u32> = Vec::new();
+        let mut next = delta_cells.iter().peekable();
+        let str_only = !list
+            && live_text
+            && (counts[Kind::Str as usize]
+                + counts[Kind::Null as usize]
+                + counts[Kind::Absent as usize])
+                == counts.iter().sum::<u64>()
+            && counts[Kind::Str as usize] > 0
+            && ks.len() < NULL as usize;
+        let values = match base.as_ref().map(|b| &b.values) {
+            Some(Values::Str(ids)) if own && str_only => {
+                let mut out = Vec::with_capacity(rows);
+                for (r, &s) in self.slots.iter().enumerate() {
+                    if delta.json.get(s as usize) {
+                        let (_, cells) = next
+                            .next()
+                            .filter(|(dr, _)| *dr as usize == r)
+                            .ok_or_else(|| {
+                                Error::corrupt("overlay", r as u64, "delta row out of order")
+                            })?;
+                        out.push(match cells.first() {
+                            Some(Cell::Str(k)) => *k,
+                            Some(Cell::Null) => NULL,
+                            _ => ABSENT,
+                        });
+                    } else {
+                        out.push(match ids[s as usize] {
+                            k @ (NULL | ABSENT) => k,
+                            id => ks.table_key(id),
+                        });
+                    }
+                }
+                Values::Str(out)
+            }
+            _ => {
+                let mut cells: Vec<Cell> = Vec::with_capacity(rows);
+                if list {
+                    offsets.reserve(rows + 1);
+                    offsets.push(0);
+                }
+                for (r, &s) in self.slots.iter().enumerate() {
+                    if delta.json.get(s as usize) {
+                        let (_, dc) =
+                            next.next()
+                                .filter(|(dr, _)| *dr as usize == r)
+                                .ok_or_else(|| {
+                                    Error::corrupt("overlay", r as u64, "delta row out of order")
+                                })?;
+                        cells.extend_from_slice(dc);
+                    } else {
+                        for i in base_items(s as usize) {
+                            cells.push(conv_base(i, base_cell(i))?);
+                        }
+                    }
+                    if list {
+                        offsets.push(
+                            u32::try_from(cells.len())
+                                .map_err(|_| Error::corrupt(path, 0, "more than 2^32 items"))?,
+                        );
+                    }
+                }
+                values_of(cells, &counts, ks.len())
+            }
+        };
+        let mut spaces = self.spaces.lock().map_err(|_| poisoned())?;
+        let keyspace = u32::try_from(spaces.len())
+            .map_err(|_| Error::Invalid("too many loaded columns".into()))?;
+        spaces.push(Arc::new(ks));
+        Ok(Column {
+            path: path.to_string(),
+            ty,
+            values,
+            offsets: list.then(|| Arc::new(offsets)),
+            keyspace,
         })
     }
 
-    /// The cells of the row-domain column `keys` for every row of the view,
-    /// plus per-kind counts (timestamps among other strings already count
-    /// as strings) and whether a negative integer occurs.
-    fn scan(&self, keys: &[String]) -> Result<Scan> {
-        let ov = &self.ov;
-        let snap = ov.snapshot();
-        let node = snap.node_by_path(&join_path(keys));
-        let data = node.map(|n| snap.node_data(n)).transpose()?;
-        let table = ov.table_for(node);
-        let tidx = if snap.footer().tables.is_empty() {
-            None
-        } else {
-            Some(node.map_or(0, |n| snap.footer().nodes[n as usize].table))
-        };
-        let str_entry = |k: StrKey| -> Entry {
-            match k {
-                StrKey::Table(t) => (2 * t as u64 + 1, None),
-                StrKey::New(c) => (2 * c.insertion() as u64, Some(ov.new_string(c).into())),
-            }
-        };
-        let mut cells = Vec::with_capacity(self.slots.len());
-        let mut counts = [0u64; KIND_COUNT];
-        let mut neg = false;
-        for &slot in &self.slots {
-            let raw = match ov.overridden_row(slot) {
-                Some(row) => match super::event::get_path(row, keys) {
-                    None => Raw::Cell(Cell::Absent),
-                    Some(Value::Null) => Raw::Cell(Cell::Null),
-                    Some(Value::Bool(b)) => Raw::Cell(Cell::Bool(*b)),
-                    Some(Value::Number(n)) => Raw::Cell(if let Some(i) = n.as_i64() {
-                        Cell::Int(i)
-                    } else if let Some(u) = n.as_u64() {
-                        Cell::UInt(u)
-                    } else {
-                        Cell::Float(n.as_f64().unwrap_or(f64::NAN))
-                    }),
-                    Some(Value::String(s)) if is_timestamp(s) => match timestamp::parse(s) {
-                        Some(ts) => Raw::Time(ts),
-                        None => Raw::Str(str_entry(ov.str_key(table.as_ref(), s)?)),
-                    },
-                    Some(Value::String(s)) => Raw::Str(str_entry(ov.str_key(table.as_ref(), s)?)),
-                    Some(Value::Object(_)) => Raw::Cell(Cell::Object),
-                    Some(Value::Array(a)) => {
-                        Raw::Cell(Cell::Array(a.len().min(NULL as usize - 1) as u32))
+    /// Display paths (with their list flag) of the delta rows' fields the
+    /// snapshot lacks.
+    fn new_paths(&self) -> Vec<(String, bool)> {
+        fn walk(v: &Value, at: &str, list: bool, out: &mut Vec<(String, bool)>) {
+            match v {
+                Value::Object(o) => {
+                    for (k, x) in o {
+                        let mut p = at.to_string();
+                        push_key(&mut p, k);
+                        if !out.iter().any(|(q, _)| *q == p) {
+                            out.push((p.clone(), list));
+                        }
+                        walk(x, &p, list, out);
                     }
-                },
-                None => match &data {
-                    None => Raw::Cell(Cell::Absent),
-                    Some(d) => {
-                        let i = slot as usize;
-                        let p = d.pos(i);
-                        match d.kind(i) {
-                            Kind::Absent => Raw::Cell(Cell::Absent),
-                            Kind::Null => Raw::Cell(Cell::Null),
-                            Kind::False => Raw::Cell(Cell::Bool(false)),
-                            Kind::True => Raw::Cell(Cell::Bool(true)),
-                            Kind::Int => Raw::Cell(Cell::Int(d.ints[p])),
-                            Kind::UInt => Raw::Cell(Cell::UInt(d.uints[p])),
-                            Kind::Float => Raw::Cell(Cell::Float(d.floats[p])),
-                            Kind::Str => Raw::Str((2 * d.strs[p] as u64 + 1, None)),
-                            Kind::Time => Raw::Time(d.timestamp(p)),
-                            Kind::Object => Raw::Cell(Cell::Object),
-                            Kind::Array => Raw::Cell(Cell::Array(d.lens[p])),
+                }
+                Value::Array(a) => {
+                    let p = format!("{at}[]");
+                    if !a.is_empty() || !out.iter().any(|(q, _)| *q == p) {
+                        if !out.iter().any(|(q, _)| *q == p) {
+                            out.push((p.clone(), true));
+                        }
+                        for x in a {
+                            walk(x, &p, true, out);
                         }
                     }
-                },
-            };
-            let kind = match &raw {
-                Raw::Str(_) => Kind::Str,
-                Raw::Time(_) => Kind::Time,
-                Raw::Cell(c) => match c {
-                    Cell::Absent => Kind::Absent,
-                    Cell::Null => Kind::Null,
-                    Cell::Bool(false) => Kind::False,
-                    Cell::Bool(true) => Kind::True,
-                    Cell::Int(i) => {
-                        neg |= *i < 0;
-                        Kind::Int
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for &(_, s) in &self.held {
+            match self.ov.held(s) {
+                Some(Held::Row(row)) => walk(row, "", false, &mut out),
+                Some(Held::Patch(ops)) => {
+                    let mut o = serde_json::Map::new();
+                    for (k, v) in ops {
+                        if let Some(v) = v {
+                            o.insert(k.clone(), v.clone());
+                        }
                     }
-                    Cell::UInt(_) => Kind::UInt,
-                    Cell::Float(_) => Kind::Float,
-                    Cell::Object => Kind::Object,
-                    _ => Kind::Array,
-                },
-            };
-            counts[kind as usize] += 1;
-            cells.push(raw);
-        }
-        // A column whose strings are all timestamps is a timestamp column
-        // (the snapshot may hold them as strings because of a row since
-        // changed); one whose strings are not is a string column.
-        let text_of = |e: &Entry| -> Result<String> {
-            match (&e.1, &table) {
-                (Some(t), _) => Ok(t.to_string()),
-                (None, Some(t)) => t.get(((e.0 - 1) / 2) as u32),
-                (None, None) => Err(Error::corrupt("overlay", 0, "string id without a table")),
-            }
-        };
-        if counts[Kind::Str as usize] > 0 {
-            let mut seen = std::collections::HashSet::new();
-            let mut all_ts = true;
-            // Texts first: they need no decoding.
-            let mut strs: Vec<&Entry> = cells
-                .iter()
-                .filter_map(|c| match c {
-                    Raw::Str(e) => Some(e),
-                    _ => None,
-                })
-                .collect();
-            strs.sort_by_key(|e| e.1.is_none());
-            for e in strs {
-                if seen.insert(e) && !is_timestamp(&text_of(e)?) {
-                    all_ts = false;
-                    break;
+                    walk(&Value::Object(o), "", false, &mut out);
                 }
-            }
-            if all_ts {
-                counts[Kind::Time as usize] += std::mem::take(&mut counts[Kind::Str as usize]);
-                for c in cells.iter_mut() {
-                    if let Raw::Str(e) = c {
-                        let text = text_of(e)?;
-                        *c = Raw::Time(timestamp::parse(&text).ok_or_else(|| {
-                            Error::corrupt("overlay", 0, format!("timestamp {text:?}"))
-                        })?);
-                    }
-                }
+                None => {}
             }
         }
-        if counts[Kind::Str as usize] > 0 && counts[Kind::Time as usize] > 0 {
-            counts[Kind::Str as usize] += std::mem::take(&mut counts[Kind::Time as usize]);
-            let mut text = String::new();
-            for c in cells.iter_mut() {
-                if let Raw::Time(ts) = c {
-                    text.clear();
-                    timestamp::format(ts, &mut text);
-                    let e = match &table {
-                        Some(t) => match t.find(&text)? {
-                            Ok(id) => (2 * id as u64 + 1, None),
-                            Err(ins) => (2 * ins as u64, Some(text.as_str().into())),
-                        },
-                        None => (0, Some(text.as_str().into())),
-                    };
-                    *c = Raw::Str(e);
-                }
-            }
-        }
-        Ok((cells, tidx, counts, neg))
+        let snap = self.ov.snapshot();
+        out.retain(|(p, _)| snap.node_by_path(p).is_none());
+        out
     }
 
-    /// Row-domain paths of the overridden rows that the snapshot lacks.
-    fn new_paths(&self) -> Result<Vec<String>> {
-        fn walk(o: &serde_json::Map<String, Value>, at: &str, out: &mut Vec<String>) {
-            for (k, v) in o {
-                let mut p = at.to_string();
-                push_key(&mut p, k);
-                if !out.contains(&p) {
-                    out.push(p.clone());
-                }
-                if let Value::Object(c) = v {
-                    walk(c, &p, out);
-                }
-            }
-        }
+    /// The type of the view's column `f` (`None`: no row of the view has
+    /// it), from the snapshot's kind counts and the delta when that
+    /// settles it, else by loading the column.
+    fn field_type(&self, path: &str, snap_ty: Option<(u32, bool)>) -> Result<Option<ColumnType>> {
+        let segs = segments(path)?;
         let ov = &self.ov;
-        let mut out = Vec::new();
-        for &s in &self.slots {
-            if let Some(row) = ov.overridden_row(s) {
-                walk(row, "", &mut out);
+        if let Some((node, list)) = snap_ty {
+            let meta = &ov.snapshot().footer().nodes[node as usize];
+            let idx = self.delta_kinds()?;
+            let lead = lead_keys(&segs);
+            let touched_rows = lead
+                .first()
+                .and_then(|k| idx.touched.get(*k))
+                .copied()
+                .unwrap_or(0);
+            let removed_rows = self.deleted.len() as u64 + touched_rows;
+            let removed = if list {
+                if removed_rows == 0 { 0 } else { u64::MAX }
+            } else {
+                removed_rows
+            };
+            let none = PathKinds::default();
+            let pk = idx.paths.get(path).unwrap_or(&none);
+            let held = pk.kinds;
+            let (text, time, neg) = (pk.text, pk.time, pk.neg);
+            let c = &meta.counts;
+            let stays = |k: Kind| c[k as usize] > removed;
+            let values = |k: Kind| !matches!(k, Kind::Absent | Kind::Null);
+            let certain = Kind::ALL
+                .iter()
+                .filter(|&&k| values(k) && k != Kind::Str && k != Kind::Time)
+                .all(|&k| c[k as usize] == 0 || stays(k) || held[k as usize])
+                && (c[Kind::Str as usize] == 0
+                    || text
+                    || removed == 0
+                    || (stays(Kind::Str) && self.no_timestamp_strings(node)?))
+                && (c[Kind::Time as usize] == 0 || stays(Kind::Time) || time || text);
+            let present_certain = Kind::ALL
+                .iter()
+                .any(|&k| k != Kind::Absent && (stays(k) || held[k as usize]))
+                || text
+                || time;
+            let snap_neg = meta.stats.int.is_some_and(|(lo, _)| lo < 0);
+            let mut counts = [0u64; KIND_COUNT];
+            for k in Kind::ALL {
+                counts[k as usize] = (c[k as usize] > 0 || held[k as usize]) as u64;
+            }
+            let live_text = text || c[Kind::Str as usize] > 0;
+            let strs =
+                (counts[Kind::Str as usize] + counts[Kind::Time as usize]) > 0 || text || time;
+            counts[Kind::Str as usize] = (live_text && strs) as u64;
+            counts[Kind::Time as usize] = (!live_text && strs) as u64;
+            let has = |k: Kind| counts[k as usize] > 0;
+            let neg_matters = has(Kind::Int) && has(Kind::UInt) && !has(Kind::Float);
+            if certain && present_certain && (!neg_matters || neg || !snap_neg) {
+                return Ok(Some(ColumnType::from_counts(&counts, neg || snap_neg)));
             }
         }
-        let snap = ov.snapshot();
-        out.retain(|p| snap.node_by_path(p).is_none());
-        Ok(out)
+        let col = self.load_view(path)?;
+        // A column exists when a row has it: an array node when an item of
+        // its parent is an array (even empty), a key when an item has it.
+        let present =
+            |c: &Column, f: &dyn Fn(Cell) -> bool| (0..c.values.len()).any(|i| f(c.values.cell(i)));
+        let any = match segs.split_last() {
+            Some((Seg::Elem, parent)) if !parent.is_empty() => {
+                let p = self.load_view(&display(parent))?;
+                present(&p, &|c| matches!(c, Cell::Array(_)))
+            }
+            _ => present(&col, &|c| c != Cell::Absent),
+        };
+        Ok(any.then_some(col.ty))
+    }
+
+    /// The kinds of the delta's values by display path (computed once).
+    fn delta_kinds(&self) -> Result<&DeltaKinds> {
+        if let Some(d) = self.kinds.get() {
+            return Ok(d);
+        }
+        let mut d = DeltaKinds::default();
+        let n_snap = self.ov.snapshot_rows();
+        for &(_, s) in &self.held {
+            let touched = if s < n_snap { self.ov.touched(s) } else { None };
+            if let Some(t) = touched {
+                let mut firsts: Vec<&str> = t
+                    .iter()
+                    .filter_map(|p| p.first())
+                    .map(|k| k.as_str())
+                    .collect();
+                firsts.sort_unstable();
+                firsts.dedup();
+                for k in firsts {
+                    *d.touched.entry(k.to_string()).or_default() += 1;
+                }
+            }
+            match self.ov.held(s) {
+                Some(Held::Row(Value::Object(o))) => {
+                    for (k, v) in o {
+                        let mut p = String::new();
+                        push_key(&mut p, k);
+                        // A snapshot row's untouched fields are the base's.
+                        if let Some(t) = touched
+                            && !t.iter().any(|tp| tp.first().is_some_and(|f| f == k))
+                        {
+                            continue;
+                        }
+                        d.walk(v, p);
+                    }
+                }
+                Some(Held::Patch(ops)) => {
+                    for (i, (k, v)) in ops.iter().enumerate() {
+                        if ops[i + 1..].iter().any(|(k2, _)| k2 == k) {
+                            continue; // a later change of the same key wins
+                        }
+                        if let Some(v) = v {
+                            let mut p = String::new();
+                            push_key(&mut p, k);
+                            d.walk(v, p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(self.kinds.get_or_init(|| d))
+    }
+
+    /// True when the column at `node` holds no string that could read as
+    /// a timestamp: its string ids (footer stats) lie outside the table's
+    /// strings starting with a digit (as every timestamp does).
+    fn no_timestamp_strings(&self, node: u32) -> Result<bool> {
+        let snap = self.ov.snapshot();
+        let Some((lo, hi)) = snap.footer().nodes[node as usize].stats.str else {
+            return Ok(false);
+        };
+        let t = snap.table_of(node)?;
+        let at = |s: &str| -> Result<u32> {
+            Ok(match t.find(s)? {
+                Ok(k) | Err(k) => k,
+            })
+        };
+        Ok(hi < at("0")? || lo >= at(":")?)
     }
 
     fn compute_fields(&self) -> Result<Vec<FieldInfo>> {
         let mut out = Vec::new();
-        let snap_fields = self.base.fields();
-        let paths = snap_fields
-            .into_iter()
-            .chain(self.new_paths()?.into_iter().map(|p| FieldInfo {
-                path: p,
-                ty: ColumnType::Null,
-                list: false,
-            }));
-        for f in paths {
-            if f.list {
-                out.push(f);
-                continue;
+        let snap = self.ov.snapshot();
+        for f in self.base.fields() {
+            let node = snap
+                .node_by_path(&f.path)
+                .ok_or_else(|| Error::corrupt("overlay", 0, format!("field `{}`", f.path)))?;
+            if let Some(ty) = self.field_type(&f.path, Some((node, f.list)))? {
+                out.push(FieldInfo { ty, ..f.clone() });
             }
-            let keys = parse_path(&f.path).map_err(Error::Invalid)?;
-            let (_, _, counts, neg) = self.scan(&keys)?;
-            if counts.iter().sum::<u64>() == counts[Kind::Absent as usize] {
-                continue; // no row of the view has it
+        }
+        for (p, list) in self.new_paths() {
+            if let Some(ty) = self.field_type(&p, None)? {
+                out.push(FieldInfo { path: p, ty, list });
             }
-            out.push(FieldInfo {
-                ty: ColumnType::from_counts(&counts, neg),
-                ..f
-            });
         }
         Ok(out)
     }
+}
+
+/// The display path of segments.
+fn display(segs: &[Seg]) -> String {
+    let mut p = String::new();
+    for s in segs {
+        match s {
+            Seg::Key(k) => push_key(&mut p, k),
+            Seg::Elem => p.push_str("[]"),
+        }
+    }
+    p
 }
 
 /// Typed values from cells, as [`SnapshotSource`] builds them.
@@ -510,6 +1230,10 @@ impl RowSource for OverlaySource {
         self.slots.len()
     }
 
+    fn memory_budget(&self) -> u64 {
+        self.base_src().memory_budget()
+    }
+
     fn fields(&self) -> Vec<FieldInfo> {
         if let Some(p) = self.plain() {
             return p.fields();
@@ -526,50 +1250,13 @@ impl RowSource for OverlaySource {
         if let Some(p) = self.plain() {
             return p.load(path);
         }
-        let info = self
-            .fields()
-            .into_iter()
-            .find(|f| f.path == path)
-            .ok_or_else(|| Error::NotFound {
+        if !self.fields().iter().any(|f| f.path == path) {
+            return Err(Error::NotFound {
                 what: "field",
                 name: path.to_string(),
-            })?;
-        if info.list {
-            return Err(Error::Invalid(format!(
-                "`{path}` lies inside arrays: with events applied, only fields outside arrays can be filtered, sorted or searched (compact the snapshot first: `colsnap compact`)"
-            )));
+            });
         }
-        let keys = parse_path(path).map_err(Error::Invalid)?;
-        let (raw, table, counts, _) = self.scan(&keys)?;
-        let mut entries: Vec<Entry> = raw
-            .iter()
-            .filter_map(|c| match c {
-                Raw::Str(e) => Some(e.clone()),
-                _ => None,
-            })
-            .collect();
-        entries.sort_unstable();
-        entries.dedup();
-        let cells = raw
-            .into_iter()
-            .map(|c| match c {
-                Raw::Cell(c) => c,
-                Raw::Time(ts) => Cell::Time(ts.secs, ts.nanos),
-                Raw::Str(e) => Cell::Str(entries.binary_search(&e).unwrap_or(0) as u32),
-            })
-            .collect();
-        let values = values_of(cells, &counts, entries.len());
-        let mut spaces = self.spaces.lock().map_err(|_| poisoned())?;
-        let keyspace = u32::try_from(spaces.len())
-            .map_err(|_| Error::Invalid("too many loaded columns".into()))?;
-        spaces.push(Arc::new(KeySpace { table, entries }));
-        Ok(Column {
-            path: path.to_string(),
-            ty: info.ty,
-            values,
-            offsets: None,
-            keyspace,
-        })
+        self.load_view(path)
     }
 
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>> {
@@ -577,11 +1264,13 @@ impl RowSource for OverlaySource {
             return p.find_str(col, s);
         }
         let ks = self.space(col)?;
-        let probe = self.probe(ks.table, s)?;
-        Ok(match ks.entries.binary_search(&probe) {
-            Ok(k) => Ok(k as u32),
-            Err(k) => Err(k as u32),
-        })
+        match ks.table {
+            Some(t) => Ok(match self.ov.snapshot().table(t)?.find(s)? {
+                Ok(id) => Ok(ks.table_key(id)),
+                Err(ins) => ks.new_key(ins, s),
+            }),
+            None => Ok(ks.new_key(0, s)),
+        }
     }
 
     fn prefix_keys(&self, col: &Column, prefix: &str) -> Result<Range<u32>> {
@@ -590,17 +1279,15 @@ impl RowSource for OverlaySource {
         }
         let ks = self.space(col)?;
         let lo = match self.find_str(col, prefix)? {
-            Ok(k) | Err(k) => k as usize,
+            Ok(k) | Err(k) => k,
         };
         let ids = match ks.table {
             Some(t) => self.ov.snapshot().table(t)?.prefix_range(prefix)?,
             None => 0..0,
         };
-        let n = ks.entries[lo..].partition_point(|(rank, text)| match text {
-            None => ids.contains(&(((rank - 1) / 2) as u32)),
-            Some(t) => t.starts_with(prefix),
-        });
-        Ok(lo as u32..(lo + n) as u32)
+        let j = ks.news.partition_point(|(_, t)| **t < *prefix);
+        let m = ks.news[j..].partition_point(|(_, t)| t.starts_with(prefix));
+        Ok(lo..lo + (ids.end - ids.start) + m as u32)
     }
 
     fn search_keys(&self, cols: &[&Column], needle_lower: &str) -> Result<Vec<Bits>> {
@@ -611,35 +1298,52 @@ impl RowSource for OverlaySource {
             .iter()
             .map(|c| self.space(c))
             .collect::<Result<Vec<_>>>()?;
-        // Table strings: every chunk holding a referenced id is scanned once.
-        let ov = &self.ov;
+        // Per column: the keys it references, then the table ids among
+        // them; each table chunk holding one is scanned once.
+        let used: Vec<Bits> = cols
+            .iter()
+            .zip(&spaces)
+            .map(|(c, ks)| {
+                let mut b = Bits::new(ks.len());
+                for i in 0..c.values.len() {
+                    if let Cell::Str(k) = c.values.cell(i)
+                        && (k as usize) < ks.len()
+                    {
+                        b.set(k as usize);
+                    }
+                }
+                b
+            })
+            .collect();
+        let snap = self.ov.snapshot();
         let mut wanted: HashMap<u32, Bits> = HashMap::new();
-        for ks in &spaces {
+        for (ks, u) in spaces.iter().zip(&used) {
             if let Some(t) = ks.table {
-                let len = ov.snapshot().table(t)?.len() as usize;
-                let w = wanted.entry(t).or_insert_with(|| Bits::new(len));
-                for (rank, text) in &ks.entries {
-                    if text.is_none() && (((rank - 1) / 2) as usize) < len {
-                        w.set(((rank - 1) / 2) as usize);
+                let w = wanted.entry(t).or_insert_with(|| Bits::new(ks.n as usize));
+                for id in 0..ks.n {
+                    if u.get(ks.table_key(id) as usize) {
+                        w.set(id as usize);
                     }
                 }
             }
         }
+        let found = search_tables(snap, &wanted, needle_lower)?;
         let mut buf = String::new();
-        let found = search_tables(ov.snapshot(), &wanted, needle_lower)?;
         Ok(spaces
             .iter()
-            .map(|ks| {
-                let mut b = Bits::new(ks.entries.len());
-                for (k, (rank, text)) in ks.entries.iter().enumerate() {
-                    let hit = match text {
-                        Some(t) => contains_folded(t, needle_lower, &mut buf),
-                        None => ks
-                            .table
-                            .and_then(|t| found.get(&t))
-                            .is_some_and(|f| f.get(((rank - 1) / 2) as usize)),
-                    };
-                    if hit {
+            .zip(&used)
+            .map(|(ks, u)| {
+                let mut b = Bits::new(ks.len());
+                if let Some(f) = ks.table.and_then(|t| found.get(&t)) {
+                    for id in 0..ks.n {
+                        if f.get(id as usize) {
+                            b.set(ks.table_key(id) as usize);
+                        }
+                    }
+                }
+                for (j, (ins, text)) in ks.news.iter().enumerate() {
+                    let k = *ins as usize + j;
+                    if u.get(k) && contains_folded(text, needle_lower, &mut buf) {
                         b.set(k);
                     }
                 }
@@ -674,13 +1378,14 @@ impl RowSource for OverlaySource {
         let from_snap: Vec<u32> = slots
             .iter()
             .copied()
-            .filter(|&s| self.ov.held_row(s).is_none())
+            .filter(|&s| !matches!(self.ov.held(s), Some(Held::Row(_))))
             .collect();
         let mut snap_rows = if from_snap.is_empty() {
             Vec::new()
         } else {
             let mut buf = vec![b'['];
-            self.base.write_rows_json(&from_snap, None, &mut buf)?;
+            self.base_src()
+                .write_rows_json(&from_snap, None, &mut buf)?;
             buf.push(b']');
             serde_json::from_slice::<Vec<Value>>(&buf)
                 .map_err(|e| Error::corrupt("row", from_snap[0] as u64, e.to_string()))?
@@ -688,15 +1393,18 @@ impl RowSource for OverlaySource {
         .into_iter();
         slots
             .iter()
-            .map(|&slot| match self.ov.held_row(slot) {
-                Some(row) => Ok(match &sel {
+            .map(|&slot| match self.ov.held(slot) {
+                Some(Held::Row(row)) => Ok(match &sel {
                     Some(s) => s.apply(row),
                     None => row.clone(),
                 }),
-                None => {
-                    let v = snap_rows.next().ok_or_else(|| {
+                held => {
+                    let mut v = snap_rows.next().ok_or_else(|| {
                         Error::corrupt("overlay", slot as u64, "snapshot row missing")
                     })?;
+                    if let (Some(Held::Patch(ops)), Some(o)) = (held, v.as_object_mut()) {
+                        replay(o, ops);
+                    }
                     Ok(match &sel {
                         Some(s) => s.apply(&v),
                         None => v,
@@ -704,5 +1412,66 @@ impl RowSource for OverlaySource {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys of table ids and new strings order like the strings (the
+    /// three-case rule made dense), whatever the bucketing.
+    #[test]
+    fn key_space_orders_table_and_new_strings() {
+        let table: Vec<String> = (0..500).map(|i| format!("s{:04}", i * 3)).collect();
+        let news: Vec<String> = (0..120)
+            .map(|i| format!("s{:04}", (i * 37) % 1500))
+            .filter(|s| table.binary_search(s).is_err())
+            .chain(["", "a", "zz", "s0000\u{0}"].map(String::from))
+            .collect();
+        let entries: Vec<(u32, Box<str>)> = news
+            .iter()
+            .map(|s| (table.partition_point(|t| t < s) as u32, s.as_str().into()))
+            .collect();
+        let ks = KeySpace::new(Some(0), table.len() as u32, entries);
+        let mut all: Vec<(u32, &str)> = table
+            .iter()
+            .enumerate()
+            .map(|(id, s)| (ks.table_key(id as u32), s.as_str()))
+            .collect();
+        for s in &news {
+            let ins = table.partition_point(|t| t < s) as u32;
+            all.push((ks.new_key(ins, s).unwrap(), s.as_str()));
+        }
+        all.sort();
+        let keys: Vec<u32> = all.iter().map(|(k, _)| *k).collect();
+        let mut texts: Vec<&str> = all.iter().map(|(_, s)| *s).collect();
+        assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>(), "dense");
+        let sorted = {
+            let mut t = texts.clone();
+            t.sort();
+            t
+        };
+        assert_eq!(texts, sorted, "string order");
+        texts.dedup();
+        assert_eq!(texts.len(), keys.len());
+        // A string in neither: its insertion key is the first greater key.
+        let ins = table.partition_point(|t| t.as_str() < "s0001") as u32;
+        let k = ks.new_key(ins, "s0001").unwrap_err();
+        assert_eq!(all[k as usize].1, "s0003");
+    }
+
+    #[test]
+    fn segments_of_display_paths() {
+        assert_eq!(
+            segments("labels[].name").unwrap(),
+            [
+                Seg::Key("labels".into()),
+                Seg::Elem,
+                Seg::Key("name".into())
+            ]
+        );
+        assert_eq!(segments("a\\.b").unwrap(), [Seg::Key("a.b".into())]);
+        assert_eq!(display(&segments("x[][].a\\[b").unwrap()), "x[][].a\\[b");
     }
 }

@@ -119,7 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut overlay = match &args.events {
         Some(ev) => {
-            common::input_file(ev, false)?;
+            if !ev.is_dir() {
+                common::input_file(ev, false)?; // a directory holds log segments
+            }
             let evname = ev.display().to_string();
             Some(
                 colsnap::events::load_overlay(snap.clone(), ev, &args.key)
@@ -167,7 +169,9 @@ fn export_query(args: Args, snap: colsnap::Snapshot, name: &str) -> anyhow::Resu
     )?;
     let engine = match &args.events {
         Some(ev) => {
-            common::input_file(ev, false)?;
+            if !ev.is_dir() {
+                common::input_file(ev, false)?; // a directory holds log segments
+            }
             let evname = ev.display().to_string();
             let ov =
                 colsnap::events::load_overlay(snap, ev, &args.key).map_err(|e| lib(&evname, e))?;

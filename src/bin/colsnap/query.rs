@@ -158,7 +158,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map_err(bad)?;
     let engine = match &a.events {
         Some(ev) => {
-            common::input_file(ev, false)?;
+            if !ev.is_dir() {
+                common::input_file(ev, false)?; // a directory holds log segments
+            }
             let evname = ev.display().to_string();
             let ov =
                 colsnap::events::load_overlay(snap, ev, &a.key).map_err(|e| lib(&evname, e))?;
