@@ -110,6 +110,11 @@ pub(crate) fn sort_rows(rows: Vec<u32>, keys: &[Key<'_>]) -> Vec<u32> {
         drop(vals);
         packed.sort_unstable();
         packed.into_iter().map(|p| p as u32).collect()
+    } else if rest.is_empty() && k0.exact() {
+        // One exact 64-bit key (ints, timestamps without fractions): the
+        // (key, row) pairs' own order is the result, ties by row.
+        vals.sort_unstable();
+        vals.into_iter().map(|(_, r)| r).collect()
     } else {
         let exact = k0.exact();
         vals.sort_unstable_by(|x, y| {
