@@ -119,6 +119,8 @@ pub mod raw {
 
 pub use compress::{Codec, CodecChoice, CompressOptions};
 pub use error::{Error, Result};
-pub use read::{ExportOptions, NodeData, OpenOptions, Snapshot, VerifyReport};
+pub use read::{
+    DEFAULT_STRING_BUDGET, ExportOptions, NodeData, OpenOptions, Snapshot, VerifyReport,
+};
 #[cfg(feature = "write")]
 pub use write::{BuildOptions, BuildReport, build, build_file, build_to_vec};

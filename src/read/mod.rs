@@ -21,7 +21,7 @@ mod table;
 mod verify;
 
 pub(crate) use export::Emitter;
-pub use export::{ExportOptions, RowWriter};
+pub use export::{DEFAULT_STRING_BUDGET, ExportOptions, RowWriter};
 pub use node::{
     ColumnView, DEFAULT_MEMORY_BUDGET, Kinds, MAX_MAPPED_CHAIN, NodeData, SparseKinds,
     default_budget,
