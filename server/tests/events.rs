@@ -320,6 +320,19 @@ async fn subscribers_get_posted_events_live_and_replay_after_last_event_id() {
     assert_eq!(seqs(&read_events(again, 3).await), [2, 3, 4]);
     assert_eq!(seqs(&read_events(from_zero, 4).await), [1, 2, 3, 4]);
 
+    // A subscriber behind by more than the channel holds (1,024 events
+    // sent in one go) is caught up from the history: nothing lost.
+    let slow = client().get(&url).send().await.unwrap();
+    let batch: String = (5..=1504)
+        .map(|q| format!("{{\"seq\":{q},\"op\":\"update\",\"key\":5,\"set\":{{\"n\":{q}}}}}\n"))
+        .collect();
+    let (st, v) = post(&s, Some(TOKEN), &batch).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        seqs(&read_events(slow, 1500).await),
+        (5..=1504).collect::<Vec<_>>()
+    );
+
     let r = client()
         .get(&url)
         .header("Last-Event-ID", "x")
