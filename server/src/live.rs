@@ -362,8 +362,8 @@ fn subscription(sub: Sub) -> impl Stream<Item = Result<SseEvent, Infallible>> + 
 
 /// `GET /api/NAME/events`: the events applied, as Server-Sent Events (id:
 /// the seq, data: the event's JSON line). With `Last-Event-ID: SEQ` (or
-/// `?since=SEQ`) the events after SEQ are replayed first; without, only
-/// events applied from now on are sent.
+/// `?since=SEQ`) the events after SEQ are replayed first, with `?from=SEQ`
+/// those from SEQ on; without, only events applied from now on are sent.
 pub(crate) async fn events(
     State(app): State<Arc<AppState>>,
     name: Result<Path<String>, PathRejection>,
@@ -372,18 +372,29 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let Path(name) = name.map_err(path_err)?;
     app.dataset(&name)?;
-    let ps = params::pairs(uri.query().unwrap_or(""), &["since"], &[])?;
+    let ps = params::pairs(uri.query().unwrap_or(""), &["since", "from"], &[])?;
     let since = params::number(&ps, "since", 0, u64::MAX)?;
-    let since = match headers.get("last-event-id") {
-        Some(v) => Some(
+    let from = params::number(&ps, "from", 0, u64::MAX)?;
+    if since.is_some() && from.is_some() {
+        return Err(ApiError::bad("from", "give `since` or `from`, not both"));
+    }
+    // What to replay: the events after `Some(seq)`, or every event
+    // (`from=0`); `None` for live ones only.
+    let replay = match headers.get("last-event-id") {
+        Some(v) => Some(Some(
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .ok_or_else(|| {
                     ApiError::bad("Last-Event-ID", "not an event seq (a non-negative integer)")
                 })?,
-        ),
-        None => since,
+        )),
+        None => match (since, from) {
+            (Some(s), _) => Some(Some(s)),
+            (None, Some(0)) => Some(None),
+            (None, Some(f)) => Some(Some(f - 1)),
+            (None, None) => None,
+        },
     };
     let live = app
         .live
@@ -393,8 +404,8 @@ pub(crate) async fn events(
     // Subscribe first, then read the history: nothing falls between.
     let rx = live.tx.subscribe();
     let ds = app.dataset(&name)?;
-    let (pending, last) = match since {
-        Some(s) => (after(&ds, Some(s)), Some(s)),
+    let (pending, last) = match replay {
+        Some(s) => (after(&ds, s), s),
         None => (VecDeque::new(), ds.last_seq()),
     };
     let cfg = &app.config;

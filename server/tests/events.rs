@@ -315,10 +315,20 @@ async fn subscribers_get_posted_events_live_and_replay_after_last_event_id() {
         .await
         .unwrap();
     let from_zero = client().get(format!("{url}?since=0")).send().await.unwrap();
+    let whole = client().get(format!("{url}?from=0")).send().await.unwrap();
+    let from3 = client().get(format!("{url}?from=3")).send().await.unwrap();
     let e4 = r#"{"seq":4,"op":"update","key":5,"set":{"state":"closed"}}"#;
     assert_eq!(post(&s, Some(TOKEN), e4).await.0, StatusCode::OK);
     assert_eq!(seqs(&read_events(again, 3).await), [2, 3, 4]);
     assert_eq!(seqs(&read_events(from_zero, 4).await), [1, 2, 3, 4]);
+    assert_eq!(seqs(&read_events(whole, 4).await), [1, 2, 3, 4]);
+    assert_eq!(seqs(&read_events(from3, 2).await), [3, 4]);
+    let both = client()
+        .get(format!("{url}?from=1&since=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
 
     // A subscriber behind by more than the channel holds (1,024 events
     // sent in one go) is caught up from the history: nothing lost.
