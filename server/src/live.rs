@@ -285,23 +285,31 @@ pub(crate) async fn post(
         .get(&name)
         .cloned()
         .ok_or_else(|| ApiError::not_found(Some("name"), format!("no snapshot `{name}`")))?;
-    let _guard = live.lock.lock().await;
-    let ds = st.dataset(&name)?;
-    let sent: Vec<Applied> = events
-        .iter()
-        .map(|(_, e)| Arc::new((e.seq, e.to_json())))
-        .collect();
-    let new = tokio::task::spawn_blocking(move || apply(&ds, events)).await??;
-    let last_seq = new.last_seq();
-    let applied = sent.len();
-    tracing::info!(name = %name, applied, last_seq = ?last_seq, identity = %new.identity, "events applied");
-    if let Ok(mut d) = st.datasets.write() {
-        d.insert(name.clone(), Arc::new(new));
-    }
-    for a in sent {
-        // No subscriber is no error.
-        let _ = live.tx.send(a);
-    }
+    // Validate, write, swap and announce in a task of its own: a client
+    // that goes away (or the request timeout) cannot stop it between the
+    // log write and the swap.
+    let st2 = st.clone();
+    let (applied, last_seq) = tokio::spawn(async move {
+        let _guard = live.lock.lock().await;
+        let ds = st2.dataset(&name)?;
+        let sent: Vec<Applied> = events
+            .iter()
+            .map(|(_, e)| Arc::new((e.seq, e.to_json())))
+            .collect();
+        let new = tokio::task::spawn_blocking(move || apply(&ds, events)).await??;
+        let last_seq = new.last_seq();
+        let applied = sent.len();
+        tracing::info!(name = %name, applied, last_seq = ?last_seq, identity = %new.identity, "events applied");
+        if let Ok(mut d) = st2.datasets.write() {
+            d.insert(name.clone(), Arc::new(new));
+        }
+        for a in sent {
+            // No subscriber is no error.
+            let _ = live.tx.send(a);
+        }
+        Ok::<_, ApiError>((applied, last_seq))
+    })
+    .await??;
     let mut r =
         axum::Json(serde_json::json!({"applied": applied, "last_seq": last_seq})).into_response();
     no_store(&mut r);
