@@ -83,8 +83,8 @@ function followEvents(name) {
     const batch = lines.join('\n') + '\n';
     lines = [];
     chain = chain.then(async () => {
-      const n = await state.snap.applyEvents(batch);
-      window.grid.eventsApplied = (window.grid.eventsApplied || 0) + n;
+      // applyEvents answers the events applied so far.
+      window.grid.eventsApplied = await state.snap.applyEvents(batch);
       await run();
     }).catch((e) => { src.close(); showError(e); });
   };
