@@ -28,6 +28,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/{name}/rows", get(rows))
         .route("/api/{name}/rows/{key}", get(row_by_key))
         .route("/api/{name}/stream", get(crate::stream::stream))
+        .route(
+            "/api/{name}/events",
+            get(crate::live::events).post(crate::live::post),
+        )
         .route("/files/{file}", get(file))
         .fallback(fallback)
 }
@@ -158,12 +162,14 @@ async fn info(
         "rows": ds.engine.rows(),
         "snapshotRows": snap.rows(),
         "eventsApplied": ds.events_applied,
+        "lastSeq": ds.last_seq(),
         "fileBytes": ds.file_len,
         "identity": ds.identity,
         "key": if ds.engine.fields().iter().any(|f| &f.path == key) { Some(key) } else { None },
         "links": {
             "rows": format!("/api/{}/rows", ds.name),
             "stream": format!("/api/{}/stream", ds.name),
+            "events": format!("/api/{}/events", ds.name),
             "file": format!("/files/{}.colsnap", ds.name),
         },
         "columns": columns,

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     /// `Retry-After` seconds (429).
     pub retry_after: Option<u64>,
+    /// Send `WWW-Authenticate: Bearer` (401).
+    pub www_authenticate: bool,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             parameter: parameter.map(str::to_string),
             message: message.into(),
             retry_after: None,
+            www_authenticate: false,
         }
     }
 
@@ -64,6 +67,9 @@ impl IntoResponse for ApiError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.www_authenticate {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         r
     }

@@ -18,6 +18,7 @@
 
 mod api;
 pub mod error;
+mod live;
 pub mod params;
 mod stream;
 
@@ -83,6 +84,11 @@ pub struct ServerConfig {
     /// A directory of static files (the browser grid, `web/www`) served at
     /// `/web/`, with `/` redirecting there; `None` serves no page.
     pub web: Option<PathBuf>,
+    /// Bearer token that `POST /api/NAME/events` requires; `None` refuses
+    /// every POST (403).
+    pub events_token: Option<String>,
+    /// Largest `POST /api/NAME/events` body, in bytes (larger: 413).
+    pub max_events_body: usize,
 }
 
 impl ServerConfig {
@@ -105,6 +111,8 @@ impl ServerConfig {
             result_cache_rows: 16 << 20,
             reload_interval: Some(Duration::from_secs(2)),
             web: None,
+            events_token: None,
+            max_events_body: 8 << 20,
         }
     }
 }
@@ -133,6 +141,14 @@ pub struct Dataset {
     pub events_applied: u64,
     key: String,
     events_sig: Option<FileSig>,
+    /// The engine over the snapshot alone (its columns, loaded once, are
+    /// the base of every later view with events).
+    base: Engine,
+    /// Every event applied, in order (replayed for `GET /api/NAME/events`
+    /// and to build the next view).
+    pub(crate) history: Arc<Vec<Arc<colsnap::events::Event>>>,
+    /// CRC-32C of the event log's bytes, when there is a log.
+    log_crc: Option<u32>,
     /// What the file looked like when opened (length, mtime, inode).
     signature: Option<FileSig>,
     /// The file as opened: `/files/NAME.colsnap` reads this version even
@@ -216,19 +232,35 @@ impl Dataset {
         let mut identity = file_identity.clone();
         let mut events_applied = 0;
         let mut events_sig = None;
+        let mut log_crc = None;
+        let mut history = Vec::new();
+        let base = Engine::new(SnapshotSource::new(snap.clone()));
         let engine = match &events {
             Some(log) => {
                 let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", log.display());
                 let bytes = std::fs::read(log).map_err(|e| at(&e))?;
                 events_sig = Some(FileSig::of(&std::fs::metadata(log).map_err(|e| at(&e))?));
-                identity.push_str(&format!("{:08x}", crc32c::crc32c(&bytes)));
+                let crc = crc32c::crc32c(&bytes);
+                log_crc = Some(crc);
+                identity.push_str(&format!("{crc:08x}"));
                 let mut ov =
                     colsnap::events::Overlay::new(snap.clone(), key).map_err(|e| at(&e))?;
-                ov.apply_reader(&bytes[..]).map_err(|e| at(&e))?;
+                for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                    let lno = i as u64 + 1;
+                    let text = std::str::from_utf8(line).map_err(|_| {
+                        at(&format!("event at line {lno}: the line is not valid UTF-8"))
+                    })?;
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    let ev = colsnap::events::Event::parse(lno, text).map_err(|e| at(&e))?;
+                    ov.apply(&ev, lno).map_err(|e| at(&e))?;
+                    history.push(Arc::new(ev));
+                }
                 events_applied = ov.applied();
-                Engine::new(colsnap::events::OverlaySource::new(ov))
+                Engine::new(colsnap::events::OverlaySource::with_base(ov, base.clone()))
             }
-            None => Engine::new(SnapshotSource::new(snap.clone())),
+            None => base.clone(),
         };
         Ok(Dataset {
             name,
@@ -242,6 +274,9 @@ impl Dataset {
             events_applied,
             key: key.to_string(),
             events_sig,
+            base,
+            history: Arc::new(history),
+            log_crc,
             signature,
             file: Arc::new(f),
             results: Mutex::new(ResultCache::default()),
@@ -312,6 +347,9 @@ pub struct AppState {
     /// when its client goes away mid-stream).
     pub active_streams: Arc<AtomicUsize>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Per dataset: the lock that serializes event POSTs and the channel
+    /// of applied events.
+    live: HashMap<String, Arc<live::Live>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -337,11 +375,14 @@ impl AppState {
             if datasets.contains_key(&name) {
                 anyhow::bail!("two snapshots would be served as `{name}`: rename one file");
             }
+            // The configured log, else `NAME.events.ndjson` beside the
+            // snapshot when it exists (where `POST /api/NAME/events` writes).
             let log = config
                 .events
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(_, l)| l.clone());
+                .map(|(_, l)| l.clone())
+                .or_else(|| Some(live::default_log(p, &name)).filter(|l| l.is_file()));
             datasets.insert(
                 name.clone(),
                 Arc::new(Dataset::open(name, p.clone(), &config.key, log)?),
@@ -362,8 +403,13 @@ impl AppState {
             }
             None => None,
         };
+        let live = datasets
+            .keys()
+            .map(|n| (n.clone(), Arc::new(live::Live::new())))
+            .collect();
         Ok(Arc::new(AppState {
             config,
+            live,
             datasets: RwLock::new(datasets),
             active_streams: Arc::new(AtomicUsize::new(0)),
             limiter,
@@ -408,6 +454,13 @@ impl AppState {
     pub fn reload_changed(&self) -> Vec<String> {
         let mut swapped = Vec::new();
         for ds in self.all() {
+            // An event POST in progress writes the log and swaps the new
+            // view in itself: look again next time.
+            let _posting = match self.live.get(&ds.name).map(|l| l.lock.try_lock()) {
+                Some(Ok(g)) => Some(g),
+                Some(Err(_)) => continue,
+                None => None,
+            };
             let Ok(meta) = std::fs::metadata(&ds.path) else {
                 continue;
             };
@@ -506,9 +559,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(allow)
-                .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+                .allow_methods([
+                    axum::http::Method::GET,
+                    axum::http::Method::HEAD,
+                    axum::http::Method::POST,
+                ])
                 .allow_headers([
                     header::IF_NONE_MATCH,
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
                     header::RANGE,
                     "last-event-id".parse().unwrap_or(header::ACCEPT),
                 ])

@@ -26,10 +26,10 @@ use std::time::Duration;
 const STREAM_PARAMS: &[&str] = &["chunkSize", "sort", "where", "search", "in", "fields"];
 
 /// Counts a stream as open for as long as it lives.
-struct Open(Arc<AtomicUsize>);
+pub(crate) struct Open(Arc<AtomicUsize>);
 
 impl Open {
-    fn new(c: &Arc<AtomicUsize>) -> Open {
+    pub(crate) fn new(c: &Arc<AtomicUsize>) -> Open {
         c.fetch_add(1, Ordering::SeqCst);
         Open(c.clone())
     }

@@ -65,7 +65,34 @@ async function findFile() {
   if (!r.ok) throw new Error('no ?file=URL given and no /api to list snapshots');
   const j = await r.json();
   if (!j.snapshots || !j.snapshots.length) throw new Error('the server serves no snapshot');
+  state.apiName = j.snapshots[0].name;
   return j.snapshots[0].file;
+}
+
+// Served by colsnap-serve: follow the snapshot's events (GET /api/NAME/events,
+// the whole log from its start, then live ones). Events arriving together are
+// applied in one batch; an EventSource reconnects with Last-Event-ID itself.
+function followEvents(name) {
+  if (!name || typeof EventSource === 'undefined') return;
+  const src = new EventSource(`/api/${encodeURIComponent(name)}/events?from=0`);
+  let lines = [];
+  let timer = null;
+  let chain = Promise.resolve();
+  const flush = () => {
+    timer = null;
+    const batch = lines.join('\n') + '\n';
+    lines = [];
+    chain = chain.then(async () => {
+      // applyEvents answers the events applied so far.
+      window.grid.eventsApplied = await state.snap.applyEvents(batch);
+      await run();
+    }).catch((e) => { src.close(); showError(e); });
+  };
+  src.onmessage = (m) => {
+    lines.push(m.data);
+    if (!timer) timer = setTimeout(flush, 50);
+  };
+  window.grid.events = src;
 }
 
 function chooseColumns(fields) {
@@ -408,10 +435,12 @@ async function main() {
   $('search').addEventListener('keydown', (e) => { if (e.key === 'Enter') { state.search = e.target.value.trim(); run(); } });
   $('close').onclick = () => { $('detail').hidden = true; state.selected = -1; render(); };
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') $('close').click(); });
+  followEvents(state.apiName);
 }
 
 // Edits that arrive after the snapshot (NDJSON events): applied locally, the
-// grid re-runs its query. (No server endpoint pushes events yet.)
+// grid re-runs its query. Served by colsnap-serve, the page gets them from
+// GET /api/NAME/events (followEvents).
 window.grid.applyEvents = async (ndjson) => {
   const n = await state.snap.applyEvents(ndjson);
   await run();

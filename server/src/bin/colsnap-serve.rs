@@ -48,6 +48,11 @@ struct Args {
     /// Serve no page at / and /web/.
     #[arg(long)]
     no_web: bool,
+    /// Accept `POST /api/NAME/events` with `Authorization: Bearer TOKEN`
+    /// (default: the COLSNAP_EVENTS_TOKEN environment variable; without
+    /// either, POSTs are refused).
+    #[arg(long, value_name = "TOKEN")]
+    events_token: Option<String>,
 }
 
 #[tokio::main]
@@ -75,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--events takes NAME=LOG (got `{e}`)"))?;
         cfg.events.push((n.to_string(), PathBuf::from(l)));
     }
+    cfg.events_token = a
+        .events_token
+        .or_else(|| std::env::var("COLSNAP_EVENTS_TOKEN").ok())
+        .filter(|t| !t.is_empty());
     cfg.max_limit = a.max_limit;
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);

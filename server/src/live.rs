@@ -1,0 +1,471 @@
+//! Live events: `POST /api/NAME/events` appends events to the dataset's
+//! event log and swaps the new view in; `GET /api/NAME/events` streams the
+//! applied events as Server-Sent Events.
+//!
+//! A POST is all or nothing: its events are parsed and applied to a new
+//! overlay (the events so far replayed, then the new ones) before anything
+//! is written; only then are they appended to the log (write + fsync) and
+//! the new view swapped in. POSTs to one dataset run one at a time.
+
+use crate::api::path_err;
+use crate::error::ApiError;
+use crate::stream::Open;
+use crate::{AppState, Dataset, FileSig, ResultCache, params};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use colsnap::events::{Event, Overlay, OverlaySource};
+use colsnap::query::Engine;
+use futures_util::stream::{self, Stream};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Events kept in the channel for slow subscribers; one that falls further
+/// behind is caught up from the dataset's history.
+const CHANNEL: usize = 1024;
+
+/// One applied event as sent to subscribers: its seq and JSON line.
+pub(crate) type Applied = Arc<(u64, String)>;
+
+/// The live state of one dataset name (kept across swaps and reloads).
+pub(crate) struct Live {
+    /// Held by a POST from validation to swap (and by a reload).
+    pub(crate) lock: tokio::sync::Mutex<()>,
+    tx: broadcast::Sender<Applied>,
+}
+
+impl Live {
+    pub(crate) fn new() -> Live {
+        Live {
+            lock: tokio::sync::Mutex::new(()),
+            tx: broadcast::channel(CHANNEL).0,
+        }
+    }
+}
+
+/// Where events POSTed to `name` go when no `--events` log was given:
+/// `NAME.events.ndjson` beside the snapshot.
+pub(crate) fn default_log(snapshot: &FsPath, name: &str) -> PathBuf {
+    snapshot.with_file_name(format!("{name}.events.ndjson"))
+}
+
+impl Dataset {
+    /// Sequence number of the last event applied.
+    pub(crate) fn last_seq(&self) -> Option<u64> {
+        self.history.last().map(|e| e.seq)
+    }
+}
+
+fn no_store(r: &mut Response) {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// Equal in time independent of where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &st.config.events_token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Some("Authorization"),
+            "posting events is disabled: start colsnap-serve with --events-token TOKEN (or COLSNAP_EVENTS_TOKEN) and send `Authorization: Bearer TOKEN`",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(()),
+        _ => {
+            let mut e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Some("Authorization"),
+                "missing or wrong `Authorization: Bearer TOKEN` (the --events-token of the server)",
+            );
+            e.www_authenticate = true;
+            Err(e)
+        }
+    }
+}
+
+/// Parse the NDJSON body: (1-based line, event) of every non-blank line.
+fn parse_body(body: &[u8]) -> Result<Vec<(u64, Event)>, ApiError> {
+    let mut out = Vec::new();
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let lno = i as u64 + 1;
+        let text = std::str::from_utf8(line).map_err(|_| {
+            ApiError::bad("body", format!("line {lno}: the line is not valid UTF-8"))
+        })?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let ev = Event::parse(lno, text).map_err(|e| ApiError::bad("body", e.to_string()))?;
+        out.push((lno, ev));
+    }
+    if out.is_empty() {
+        return Err(ApiError::bad(
+            "body",
+            "no events: send one JSON event per line (SPEC.md section 13)",
+        ));
+    }
+    Ok(out)
+}
+
+/// Append `text` to the log at `path` (a newline first when the file does
+/// not end with one), fsync it; on failure cut the file back. Returns the
+/// bytes appended.
+fn append_log(path: &FsPath, text: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let len = f.metadata()?.len();
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    if len > 0 {
+        let mut last = [0u8];
+        f.seek(SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            bytes.push(b'\n');
+        }
+    }
+    bytes.extend_from_slice(text);
+    let r = f.write_all(&bytes).and_then(|()| f.sync_data());
+    if let Err(e) = r {
+        let _ = f.set_len(len).and_then(|()| f.sync_data());
+        return Err(e);
+    }
+    if len == 0 {
+        // A new file: make its directory entry durable too.
+        if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(bytes)
+}
+
+/// Validate and apply `events` over `ds`, append them to its log and
+/// return the new dataset version (not yet swapped in).
+fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
+    if let (Some(last), Some((lno, first))) = (ds.last_seq(), events.first())
+        && Some(first.seq) != last.checked_add(1)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            Some("seq"),
+            format!(
+                "line {lno}: seq {} does not continue the log: expected seq {} (the last event applied is {last})",
+                first.seq,
+                last.saturating_add(1)
+            ),
+        ));
+    }
+    let internal = |e: colsnap::Error| {
+        tracing::error!(error = %e, "replaying the events so far failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+    };
+    // The candidate: a fresh overlay with every earlier event, then these.
+    let mut ov = Overlay::new(ds.snap.clone(), &ds.key).map_err(internal)?;
+    for (i, e) in ds.history.iter().enumerate() {
+        ov.apply(e, i as u64 + 1).map_err(internal)?;
+    }
+    for (lno, e) in &events {
+        ov.apply(e, *lno).map_err(|x| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("body"),
+                x.to_string(),
+            )
+        })?;
+    }
+    let log = ds
+        .events
+        .clone()
+        .unwrap_or_else(|| default_log(&ds.path, &ds.name));
+    if ds.events.is_none() && std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            Some("name"),
+            format!(
+                "{} appeared after the server started: restart the server to load it",
+                log.display()
+            ),
+        ));
+    }
+    let mut text = Vec::new();
+    for (_, e) in &events {
+        text.extend_from_slice(e.to_json().as_bytes());
+        text.push(b'\n');
+    }
+    let io = |e: std::io::Error| {
+        tracing::error!(log = %log.display(), error = %e, "appending events failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("{}: {e} (nothing was applied)", log.display()),
+        )
+    };
+    let appended = append_log(&log, &text).map_err(io)?;
+    let events_sig = std::fs::metadata(&log).ok().map(|m| FileSig::of(&m));
+    let crc = match ds.log_crc {
+        Some(c) => crc32c::crc32c_append(c, &appended),
+        None => crc32c::crc32c(&appended),
+    };
+    let mut history = Vec::with_capacity(ds.history.len() + events.len());
+    history.extend(ds.history.iter().cloned());
+    history.extend(events.into_iter().map(|(_, e)| Arc::new(e)));
+    let engine = Engine::new(OverlaySource::with_base(ov, ds.base.clone()));
+    Ok(Dataset {
+        name: ds.name.clone(),
+        path: ds.path.clone(),
+        snap: ds.snap.clone(),
+        engine,
+        file_len: ds.file_len,
+        identity: format!("{}{crc:08x}", ds.file_identity),
+        file_identity: ds.file_identity.clone(),
+        events: Some(log),
+        events_applied: history.len() as u64,
+        key: ds.key.clone(),
+        events_sig,
+        base: ds.base.clone(),
+        history: Arc::new(history),
+        log_crc: Some(crc),
+        signature: ds.signature.clone(),
+        file: ds.file.clone(),
+        results: Mutex::new(ResultCache::default()),
+    })
+}
+
+/// `POST /api/NAME/events`: NDJSON events continuing the dataset's log.
+pub(crate) async fn post(
+    State(st): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers)?;
+    let Path(name) = name.map_err(path_err)?;
+    st.dataset(&name)?;
+    let limit = st.config.max_events_body;
+    let too_big = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("body"),
+            format!("body longer than {limit} bytes: post the events in smaller batches"),
+        )
+    };
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(too_big());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_big())?;
+    let events = tokio::task::spawn_blocking(move || parse_body(&bytes)).await??;
+    let live = st
+        .live
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(Some("name"), format!("no snapshot `{name}`")))?;
+    // Validate, write, swap and announce in a task of its own: a client
+    // that goes away (or the request timeout) cannot stop it between the
+    // log write and the swap.
+    let st2 = st.clone();
+    let (applied, last_seq) = tokio::spawn(async move {
+        let _guard = live.lock.lock().await;
+        let ds = st2.dataset(&name)?;
+        let sent: Vec<Applied> = events
+            .iter()
+            .map(|(_, e)| Arc::new((e.seq, e.to_json())))
+            .collect();
+        let new = tokio::task::spawn_blocking(move || apply(&ds, events)).await??;
+        let last_seq = new.last_seq();
+        let applied = sent.len();
+        tracing::info!(name = %name, applied, last_seq = ?last_seq, identity = %new.identity, "events applied");
+        if let Ok(mut d) = st2.datasets.write() {
+            d.insert(name.clone(), Arc::new(new));
+        }
+        for a in sent {
+            // No subscriber is no error.
+            let _ = live.tx.send(a);
+        }
+        Ok::<_, ApiError>((applied, last_seq))
+    })
+    .await??;
+    let mut r =
+        axum::Json(serde_json::json!({"applied": applied, "last_seq": last_seq})).into_response();
+    no_store(&mut r);
+    Ok(r)
+}
+
+struct Sub {
+    app: Arc<AppState>,
+    name: String,
+    rx: broadcast::Receiver<Applied>,
+    pending: VecDeque<Applied>,
+    last: Option<u64>,
+    retry: Option<Duration>,
+    _open: Open,
+}
+
+/// The events of the dataset's history after `last` (all when `None`).
+fn after(ds: &Dataset, last: Option<u64>) -> VecDeque<Applied> {
+    ds.history
+        .iter()
+        .filter(|e| last.is_none_or(|l| e.seq > l))
+        .map(|e| Arc::new((e.seq, e.to_json())))
+        .collect()
+}
+
+fn sse_event(a: &Applied, retry: &mut Option<Duration>) -> SseEvent {
+    let mut ev = SseEvent::default().id(a.0.to_string()).data(&a.1);
+    if let Some(r) = retry.take() {
+        ev = ev.retry(r);
+    }
+    ev
+}
+
+fn subscription(sub: Sub) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
+    stream::unfold(sub, |mut s| async move {
+        loop {
+            if let Some(a) = s.pending.pop_front() {
+                if s.last.is_some_and(|l| a.0 <= l) {
+                    continue;
+                }
+                s.last = Some(a.0);
+                let ev = sse_event(&a, &mut s.retry);
+                return Some((Ok(ev), s));
+            }
+            match s.rx.recv().await {
+                Ok(a) => s.pending.push_back(a),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Missed events: replay them from the history.
+                    tracing::debug!(name = %s.name, missed = n, "event subscriber lagged: replaying from history");
+                    let ds = s.app.dataset(&s.name).ok()?;
+                    s.pending = after(&ds, s.last);
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// `GET /api/NAME/events`: the events applied, as Server-Sent Events (id:
+/// the seq, data: the event's JSON line). With `Last-Event-ID: SEQ` (or
+/// `?since=SEQ`) the events after SEQ are replayed first, with `?from=SEQ`
+/// those from SEQ on; without, only events applied from now on are sent.
+pub(crate) async fn events(
+    State(app): State<Arc<AppState>>,
+    name: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let Path(name) = name.map_err(path_err)?;
+    app.dataset(&name)?;
+    let ps = params::pairs(uri.query().unwrap_or(""), &["since", "from"], &[])?;
+    let since = params::number(&ps, "since", 0, u64::MAX)?;
+    let from = params::number(&ps, "from", 0, u64::MAX)?;
+    if since.is_some() && from.is_some() {
+        return Err(ApiError::bad("from", "give `since` or `from`, not both"));
+    }
+    // What to replay: the events after `Some(seq)`, or every event
+    // (`from=0`); `None` for live ones only.
+    let replay = match headers.get("last-event-id") {
+        Some(v) => Some(Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad("Last-Event-ID", "not an event seq (a non-negative integer)")
+                })?,
+        )),
+        None => match (since, from) {
+            (Some(s), _) => Some(Some(s)),
+            (None, Some(0)) => Some(None),
+            (None, Some(f)) => Some(Some(f - 1)),
+            (None, None) => None,
+        },
+    };
+    let live = app
+        .live
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(Some("name"), format!("no snapshot `{name}`")))?;
+    // Subscribe first, then read the history: nothing falls between.
+    let rx = live.tx.subscribe();
+    let ds = app.dataset(&name)?;
+    let (pending, last) = match replay {
+        Some(s) => (after(&ds, s), s),
+        None => (VecDeque::new(), ds.last_seq()),
+    };
+    let cfg = &app.config;
+    let sub = Sub {
+        app: app.clone(),
+        name,
+        rx,
+        pending,
+        last,
+        retry: Some(Duration::from_millis(cfg.sse_retry_ms)),
+        _open: Open::new(&app.active_streams),
+    };
+    let mut r = Sse::new(subscription(sub))
+        .keep_alive(KeepAlive::new().interval(cfg.heartbeat).text("heartbeat"))
+        .into_response();
+    no_store(&mut r);
+    r.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_parse_with_lines_and_blank_lines_skipped() {
+        let b = b"\n{\"seq\":3,\"op\":\"delete\",\"key\":1}\n\n{\"seq\":4,\"op\":\"delete\",\"key\":2}\n";
+        let v = parse_body(b).unwrap();
+        assert_eq!(
+            v.iter().map(|(l, e)| (*l, e.seq)).collect::<Vec<_>>(),
+            [(2, 3), (4, 4)]
+        );
+        let e =
+            parse_body(b"{\"seq\":1,\"op\":\"delete\",\"key\":1}\n{\"seq\":2,\"op\":\"nope\"}\n")
+                .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        assert_eq!(
+            parse_body(b"\n \n").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn appending_adds_a_missing_newline_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.events.ndjson");
+        assert_eq!(append_log(&p, b"a\n").unwrap(), b"a\n");
+        std::fs::write(&p, b"a\nb").unwrap();
+        assert_eq!(append_log(&p, b"c\n").unwrap(), b"\nc\n");
+        assert_eq!(std::fs::read(&p).unwrap(), b"a\nb\nc\n");
+    }
+}

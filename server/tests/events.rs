@@ -1,0 +1,353 @@
+//! Live events over real loopback HTTP: `POST /api/NAME/events` applies
+//! all or nothing and writes the log; `GET /api/NAME/events` streams them.
+
+use colsnap::BuildOptions;
+use colsnap::events::Event;
+use colsnap_server::{AppState, ServerConfig};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "s3cret-token";
+
+struct Server {
+    base: String,
+    _state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// The 40 GitHub sample issues, ids 1000000...
+fn snapshot(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/github-sample.ndjson"
+    ))
+    .unwrap();
+    let mut v: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (i, r) in v.iter_mut().enumerate() {
+        r["id"] = Value::from(1_000_000 + i as u64);
+    }
+    let bytes = colsnap::build_to_vec(
+        &serde_json::to_vec(&v).unwrap()[..],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    let file = dir.join("issues.colsnap");
+    std::fs::write(&file, bytes).unwrap();
+    file
+}
+
+async fn start(file: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Server {
+    let mut cfg = ServerConfig::new(vec![file.to_path_buf()]);
+    cfg.events_token = Some(TOKEN.into());
+    cfg.heartbeat = Duration::from_millis(200);
+    tweak(&mut cfg);
+    let state = AppState::load(cfg).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(colsnap_server::serve(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    Server {
+        base,
+        _state: state,
+        stop: Some(tx),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn post(s: &Server, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+    let mut r = client()
+        .post(format!("{}/api/issues/events", s.base))
+        .header("content-type", "application/x-ndjson")
+        .body(body.to_string());
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    let st = r.status();
+    (st, r.json().await.unwrap())
+}
+
+/// Status, ETag and body of a GET.
+async fn get(s: &Server, path: &str) -> (StatusCode, String, String) {
+    let r = client()
+        .get(format!("{}{path}", s.base))
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    let etag = r
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (st, etag, r.text().await.unwrap())
+}
+
+fn canonical(lines: &[&str]) -> String {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Event::parse(i as u64 + 1, l).unwrap().to_json() + "\n")
+        .collect()
+}
+
+const E1: &str = r#"{"seq":1,"op":"update","key":1000000,"set":{"title":"zzz live"}}"#;
+const E2: &str = r#"{"seq":2,"op":"create","key":5,"row":{"id":5,"title":"new","state":"open"}}"#;
+const E3: &str = r#"{"seq":3,"op":"delete","key":1000002}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_apply_all_or_nothing_and_the_log_reloads_to_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let log = dir.path().join("issues.events.ndjson");
+    let s = start(&file, |c| c.max_events_body = 64 * 1024).await;
+    let (st, etag0, body0) = get(&s, "/api/issues/rows/1000000").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(!body0.contains("zzz live"));
+
+    // Refused without (or with a wrong) token: nothing written.
+    let batch = format!("{E1}\n{E2}\n");
+    for t in [None, Some("wrong")] {
+        let (st, v) = post(&s, t, &batch).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("Bearer"));
+    }
+    assert!(!log.exists());
+    assert_eq!(get(&s, "/api/issues/rows/1000000").await.1, etag0);
+
+    // Accepted: applied, logged, visible, new ETags.
+    let (st, v) = post(&s, Some(TOKEN), &batch).await;
+    assert_eq!(
+        (st, &v),
+        (StatusCode::OK, &json!({"applied": 2, "last_seq": 2}))
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), canonical(&[E1, E2]));
+    let (st, etag1, body1) = get(&s, "/api/issues/rows/1000000").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body1.contains("zzz live"), "{body1}");
+    assert_ne!(etag1, etag0);
+    let (st, _, b) = get(&s, "/api/issues/rows/5?fields=title").await;
+    assert_eq!((st, b.trim()), (StatusCode::OK, r#"{"title":"new"}"#));
+    let info: Value = serde_json::from_str(&get(&s, "/api/issues").await.2).unwrap();
+    assert_eq!(
+        (&info["rows"], &info["eventsApplied"], &info["lastSeq"]),
+        (&json!(41), &json!(2), &json!(2))
+    );
+    // The result cache is per version: a sorted page sees the new title.
+    let (_, _, page) = get(&s, "/api/issues/rows?sort=-title&limit=1&fields=id,title").await;
+    let page: Value = serde_json::from_str(&page).unwrap();
+    assert_eq!(page["data"][0]["title"], "zzz live");
+
+    // Every refused POST leaves log and answers as they were.
+    let bad: Vec<(&str, StatusCode, &str)> = vec![
+        // Does not continue the log.
+        (
+            r#"{"seq":7,"op":"delete","key":1000001}"#,
+            StatusCode::CONFLICT,
+            "expected seq 3",
+        ),
+        // A good event, then a malformed line.
+        (
+            "{\"seq\":3,\"op\":\"delete\",\"key\":1000001}\n{\"seq\":4,\"op\":\"frobnicate\",\"key\":1}\n",
+            StatusCode::BAD_REQUEST,
+            "line 2",
+        ),
+        // A good event, then an unknown key.
+        (
+            "{\"seq\":3,\"op\":\"delete\",\"key\":1000001}\n\n{\"seq\":4,\"op\":\"delete\",\"key\":424242}\n",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 3",
+        ),
+        // A good event, then a gap.
+        (
+            "{\"seq\":3,\"op\":\"delete\",\"key\":1000001}\n{\"seq\":5,\"op\":\"delete\",\"key\":1000003}\n",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 2",
+        ),
+        ("\n", StatusCode::BAD_REQUEST, "no events"),
+    ];
+    for (body, want, says) in bad {
+        let (st, v) = post(&s, Some(TOKEN), body).await;
+        let msg = v["error"]["message"].as_str().unwrap().to_string();
+        assert_eq!(st, want, "{msg}");
+        assert!(msg.contains(says), "{msg} should say {says}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), canonical(&[E1, E2]));
+        assert_eq!(get(&s, "/api/issues/rows/1000000").await.1, etag1);
+        assert_eq!(get(&s, "/api/issues/rows/1000001").await.0, StatusCode::OK);
+    }
+    // Too large a body: 413, nothing read.
+    let big = format!("{E3}\n{}", " ".repeat(100 * 1024));
+    let (st, _) = post(&s, Some(TOKEN), &big).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Concurrent POSTs of the same next seq: exactly one wins.
+    let (a, b) = tokio::join!(post(&s, Some(TOKEN), E3), post(&s, Some(TOKEN), E3));
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [StatusCode::OK, StatusCode::CONFLICT]);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        canonical(&[E1, E2, E3])
+    );
+
+    // A server started from the snapshot and the log answers the same.
+    let all = "/api/issues/rows?limit=1000&sort=title";
+    let live = get(&s, all).await;
+    let s2 = start(&file, |_| {}).await;
+    let again = get(&s2, all).await;
+    assert_eq!((again.0, &again.2), (StatusCode::OK, &live.2));
+    assert_eq!(again.1, live.1, "same snapshot + same log: same ETag");
+    assert_eq!(
+        get(&s2, "/api/issues/rows/1000002").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_configured_posts_are_forbidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let s = start(&file, |c| c.events_token = None).await;
+    let (st, v) = post(&s, Some(TOKEN), E1).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--events-token")
+    );
+    assert!(!dir.path().join("issues.events.ndjson").exists());
+}
+
+/// Read SSE events (id, data) until `n` arrived.
+async fn read_events(r: reqwest::Response, n: usize) -> Vec<(u64, Value)> {
+    let mut body = r.bytes_stream();
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while out.len() < n {
+            let chunk = body.next().await.expect("stream ended").unwrap();
+            buf.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let (mut id, mut data) = (None, None);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().parse::<u64>().unwrap());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data = Some(serde_json::from_str::<Value>(v.trim()).unwrap());
+                    }
+                }
+                if let (Some(i), Some(d)) = (id, data) {
+                    out.push((i, d));
+                }
+            }
+        }
+    })
+    .await
+    .expect("events did not arrive in time");
+    out
+}
+
+fn seqs(evs: &[(u64, Value)]) -> Vec<u64> {
+    evs.iter()
+        .map(|(i, d)| {
+            assert_eq!(d["seq"].as_u64(), Some(*i), "id is the seq");
+            *i
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_get_posted_events_live_and_replay_after_last_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let s = start(&file, |_| {}).await;
+    let url = format!("{}/api/issues/events", s.base);
+    let live = client().get(&url).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert_eq!(
+        live.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    assert_eq!(
+        post(&s, Some(TOKEN), &format!("{E1}\n{E2}\n")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(post(&s, Some(TOKEN), E3).await.0, StatusCode::OK);
+    let got = read_events(live, 3).await;
+    assert_eq!(seqs(&got), [1, 2, 3]);
+    let want: Vec<Value> = [E1, E2, E3]
+        .iter()
+        .map(|l| serde_json::from_str(&Event::parse(1, l).unwrap().to_json()).unwrap())
+        .collect();
+    assert_eq!(got.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(), want);
+
+    // Reconnecting with Last-Event-ID: the events after it, then live ones.
+    let again = client()
+        .get(format!("{url}?since=0"))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    let from_zero = client().get(format!("{url}?since=0")).send().await.unwrap();
+    let whole = client().get(format!("{url}?from=0")).send().await.unwrap();
+    let from3 = client().get(format!("{url}?from=3")).send().await.unwrap();
+    let e4 = r#"{"seq":4,"op":"update","key":5,"set":{"state":"closed"}}"#;
+    assert_eq!(post(&s, Some(TOKEN), e4).await.0, StatusCode::OK);
+    assert_eq!(seqs(&read_events(again, 3).await), [2, 3, 4]);
+    assert_eq!(seqs(&read_events(from_zero, 4).await), [1, 2, 3, 4]);
+    assert_eq!(seqs(&read_events(whole, 4).await), [1, 2, 3, 4]);
+    assert_eq!(seqs(&read_events(from3, 2).await), [3, 4]);
+    let both = client()
+        .get(format!("{url}?from=1&since=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+
+    // A subscriber behind by more than the channel holds (1,024 events
+    // sent in one go) is caught up from the history: nothing lost.
+    let slow = client().get(&url).send().await.unwrap();
+    let batch: String = (5..=1504)
+        .map(|q| format!("{{\"seq\":{q},\"op\":\"update\",\"key\":5,\"set\":{{\"n\":{q}}}}}\n"))
+        .collect();
+    let (st, v) = post(&s, Some(TOKEN), &batch).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        seqs(&read_events(slow, 1500).await),
+        (5..=1504).collect::<Vec<_>>()
+    );
+
+    let r = client()
+        .get(&url)
+        .header("Last-Event-ID", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
