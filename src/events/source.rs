@@ -779,11 +779,10 @@ impl OverlaySource {
                 (c[Kind::Str as usize] == 0 || live_text)
                     && (c[Kind::Time as usize] == 0 || !live_text)
             });
-            return Ok(Got::Sorted(match (&base, own && kept) {
-                (Some(b), true) => {
-                    self.merge_sort(path, b, &ks, &delta.json, &delta_cells, rows, desc)?
-                }
-                _ => None,
+            return Ok(Got::Sorted(if base.is_some() && own && kept {
+                self.merge_sort(path, &ks, &delta.json, &delta_cells, rows, desc)?
+            } else {
+                None
             }));
         }
         // The view's cells: base cells of the view's snapshot rows, delta
@@ -882,7 +881,7 @@ impl OverlaySource {
     }
 
     /// The view's `rows` (increasing) sorted by the column `path` whose
-    /// base column is `base` and whose delta rows hold `delta` (view row,
+    /// delta rows hold `delta` (view row,
     /// items; `json`: the snapshot slots whose cells come from the delta):
     /// the base engine's cached order of the snapshot rows, less the
     /// changed and deleted ones, merged with the delta rows sorted alone.
@@ -891,11 +890,9 @@ impl OverlaySource {
     /// order (class, value in direction, view row), which the walk over
     /// the base order checks; a base order that does not map to a sorted
     /// list of view rows (rows moved) gives `None`, and the engine sorts.
-    #[allow(clippy::too_many_arguments)]
     fn merge_sort(
         &self,
         path: &str,
-        base: &Column,
         ks: &KeySpace,
         json: &Bits,
         delta: &[(u32, Vec<Cell>)],
@@ -926,10 +923,14 @@ impl OverlaySource {
             }
             .then(a.1.cmp(&b.1))
         };
-        // The kept base rows, in order, checked to be strictly increasing.
+        // The kept base rows (index in the order, view row), in order,
+        // checked to be strictly increasing.
+        if order.rows.len() != order.cells.len() {
+            return Ok(None);
+        }
         let mut kept: Vec<(u32, u32)> = Vec::with_capacity(rows.len());
         let mut prev: Option<(Cell, u32)> = None;
-        for &s in order.iter() {
+        for (i, (&s, &c)) in order.rows.iter().zip(&order.cells).enumerate() {
             let r = match view_of.get(s as usize) {
                 Some(&r) if r != u32::MAX => r,
                 _ => continue,
@@ -937,12 +938,12 @@ impl OverlaySource {
             if json.get(s as usize) || !member(r) {
                 continue;
             }
-            let cur = (conv(base.sort_cell(s as usize)), r);
+            let cur = (conv(c), r);
             if prev.is_some_and(|p| ord(p, cur) != std::cmp::Ordering::Less) {
                 return Ok(None);
             }
             prev = Some(cur);
-            kept.push((s, r));
+            kept.push((i as u32, r));
         }
         // The delta rows asked for, sorted alone.
         let mut changed: Vec<(Cell, u32)> = delta
@@ -957,8 +958,8 @@ impl OverlaySource {
         // Merge.
         let mut out = Vec::with_capacity(rows.len());
         let mut d = changed.iter().peekable();
-        for &(s, r) in &kept {
-            let cur = (conv(base.sort_cell(s as usize)), r);
+        for &(i, r) in &kept {
+            let cur = (conv(order.cells[i as usize]), r);
             while let Some(&&x) = d.peek() {
                 if ord(x, cur) == std::cmp::Ordering::Less {
                     out.push(x.1);

@@ -258,7 +258,18 @@ pub struct Page {
 type Slot = Arc<Mutex<Option<Arc<Column>>>>;
 
 /// Orders of all rows by one column, by (path, descending).
-type Orders = HashMap<(String, bool), Arc<Vec<u32>>>;
+type Orders = HashMap<(String, bool), Arc<RowOrder>>;
+
+/// Every row of a source in the order of one column, with the cell each
+/// row sorts by ([`Column::sort_cell`]: a list's first item, null for an
+/// empty list), as [`Engine::sorted_rows`] keeps it.
+#[derive(Clone, Debug)]
+pub struct RowOrder {
+    /// The rows, in order.
+    pub rows: Vec<u32>,
+    /// The sort cell of each of `rows`.
+    pub cells: Vec<Cell>,
+}
 
 /// What every clone of an [`Engine`] shares.
 struct Shared {
@@ -521,22 +532,26 @@ impl Engine {
     }
 
     /// Every row in the order of the one column `path` (as
-    /// [`Engine::sort`] gives it), computed on first use and kept: a source
+    /// [`Engine::sort`] gives it) with its sort cell, computed on first use
+    /// and kept: a source
     /// built over this engine (an events overlay) merges its changed rows
     /// into it instead of sorting every row again.
-    pub fn sorted_rows(&self, path: &str, desc: bool) -> Result<Arc<Vec<u32>>> {
+    pub fn sorted_rows(&self, path: &str, desc: bool) -> Result<Arc<RowOrder>> {
         let key = (path.to_string(), desc);
         if let Some(o) = self.shared.orders.lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(o.clone());
         }
         let all: Vec<u32> = (0..self.rows() as u32).collect();
-        let order = Arc::new(self.sort(
+        let rows = self.sort(
             all,
             &[SortKey {
                 path: path.to_string(),
                 desc,
             }],
-        )?);
+        )?;
+        let col = self.column(path)?;
+        let cells = rows.iter().map(|&r| col.sort_cell(r as usize)).collect();
+        let order = Arc::new(RowOrder { rows, cells });
         self.shared
             .orders
             .lock()
