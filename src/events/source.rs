@@ -29,7 +29,9 @@ use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
 use crate::query::Engine;
 use crate::query::bits::Bits;
-use crate::query::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
+use crate::query::loaded::{
+    ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Class, Column, Missing, NULL, Values,
+};
 use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded, search_tables};
 use crate::strings::StringTable;
 use crate::timestamp;
@@ -330,6 +332,14 @@ pub struct OverlaySource {
     fields: OnceLock<Vec<FieldInfo>>,
     kinds: OnceLock<DeltaKinds>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
+    /// View row of each snapshot slot, built on first use.
+    view_of: OnceLock<Vec<u32>>,
+}
+
+/// What [`OverlaySource::view`] gives.
+enum Got {
+    Column(Column),
+    Sorted(Option<Vec<u32>>),
 }
 
 impl std::fmt::Debug for OverlaySource {
@@ -398,6 +408,7 @@ impl OverlaySource {
             fields: OnceLock::new(),
             kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
+            view_of: OnceLock::new(),
         }
     }
 
@@ -515,6 +526,16 @@ impl OverlaySource {
 
     /// Load the view's column at `path` from the base and the delta.
     fn load_view(&self, path: &str) -> Result<Column> {
+        match self.view(path, None)? {
+            Got::Column(c) => Ok(c),
+            Got::Sorted(_) => Err(Error::Invalid(format!("column `{path}` was not loaded"))),
+        }
+    }
+
+    /// The view's column at `path` (`sort: None`), or the view's `rows`
+    /// sorted by it (`sort: Some((rows, desc))`, see [`Self::merge_sort`]):
+    /// both type the delta the same way.
+    fn view(&self, path: &str, sort: Option<(&[u32], bool)>) -> Result<Got> {
         let segs = segments(path)?;
         let ov = &self.ov;
         let snap = ov.snapshot();
@@ -635,7 +656,7 @@ impl OverlaySource {
         }
         // Timestamps that become text keep their original text (layout and offset).
         let mut ts_text: HashMap<usize, Box<str>> = HashMap::new();
-        if live_text && base_time && own {
+        if live_text && base_time && own && sort.is_none() {
             let nd = snap.node_data(node.expect("own column"))?;
             let mut text = String::new();
             for s in 0..n_snap {
@@ -749,6 +770,21 @@ impl OverlaySource {
             });
         }
         let ty = ColumnType::from_counts(&counts, neg);
+        if let Some((rows, desc)) = sort {
+            // Base cells keep their order when only string ids are re-keyed
+            // (`table_key` is increasing): no string read as a timestamp,
+            // no timestamp turned into text.
+            let snap_counts = node.map(|n| snap.footer().nodes[n as usize].counts);
+            let kept = snap_counts.is_some_and(|c| {
+                (c[Kind::Str as usize] == 0 || live_text)
+                    && (c[Kind::Time as usize] == 0 || !live_text)
+            });
+            return Ok(Got::Sorted(if base.is_some() && own && kept {
+                self.merge_sort(path, &ks, &delta.json, &delta_cells, rows, desc)?
+            } else {
+                None
+            }));
+        }
         // The view's cells: base cells of the view's snapshot rows, delta
         // cells of the others, in view order.
         let rows = self.slots.len();
@@ -822,13 +858,120 @@ impl OverlaySource {
         let keyspace = u32::try_from(spaces.len())
             .map_err(|_| Error::Invalid("too many loaded columns".into()))?;
         spaces.push(Arc::new(ks));
-        Ok(Column {
+        Ok(Got::Column(Column {
             path: path.to_string(),
             ty,
             values,
             offsets: list.then(|| Arc::new(offsets)),
             keyspace,
+        }))
+    }
+
+    /// View row of each snapshot slot ([`u32::MAX`]: not in the view).
+    fn view_rows(&self) -> &[u32] {
+        self.view_of.get_or_init(|| {
+            let mut v = vec![u32::MAX; self.ov.snapshot_rows() as usize];
+            for (r, &s) in self.slots.iter().enumerate() {
+                if let Some(x) = v.get_mut(s as usize) {
+                    *x = r as u32;
+                }
+            }
+            v
         })
+    }
+
+    /// The view's `rows` (increasing) sorted by the column `path` whose
+    /// delta rows hold `delta` (view row,
+    /// items; `json`: the snapshot slots whose cells come from the delta):
+    /// the base engine's cached order of the snapshot rows, less the
+    /// changed and deleted ones, merged with the delta rows sorted alone.
+    ///
+    /// Exact by construction: both lists are sorted by the engine's total
+    /// order (class, value in direction, view row), which the walk over
+    /// the base order checks; a base order that does not map to a sorted
+    /// list of view rows (rows moved) gives `None`, and the engine sorts.
+    fn merge_sort(
+        &self,
+        path: &str,
+        ks: &KeySpace,
+        json: &Bits,
+        delta: &[(u32, Vec<Cell>)],
+        rows: &[u32],
+        desc: bool,
+    ) -> Result<Option<Vec<u32>>> {
+        let order = self.base.sorted_rows(path, desc)?;
+        let view_of = self.view_rows();
+        let all = rows.len() == self.slots.len();
+        let mut want = Bits::new(if all { 0 } else { self.slots.len() });
+        if !all {
+            for &r in rows {
+                want.set(r as usize);
+            }
+        }
+        let member = |r: u32| all || want.get(r as usize);
+        let conv = |c: Cell| match c {
+            Cell::Str(id) => Cell::Str(ks.table_key(id)),
+            c => c,
+        };
+        let ord = |a: (Cell, u32), b: (Cell, u32)| -> std::cmp::Ordering {
+            match a.0.class().cmp(&b.0.class()) {
+                std::cmp::Ordering::Equal if a.0.class() == Class::Value => {
+                    let o = a.0.cmp_value(&b.0);
+                    if desc { o.reverse() } else { o }
+                }
+                o => o,
+            }
+            .then(a.1.cmp(&b.1))
+        };
+        // The kept base rows (index in the order, view row), in order,
+        // checked to be strictly increasing.
+        if order.rows.len() != order.cells.len() {
+            return Ok(None);
+        }
+        let mut kept: Vec<(u32, u32)> = Vec::with_capacity(rows.len());
+        let mut prev: Option<(Cell, u32)> = None;
+        for (i, (&s, &c)) in order.rows.iter().zip(&order.cells).enumerate() {
+            let r = match view_of.get(s as usize) {
+                Some(&r) if r != u32::MAX => r,
+                _ => continue,
+            };
+            if json.get(s as usize) || !member(r) {
+                continue;
+            }
+            let cur = (conv(c), r);
+            if prev.is_some_and(|p| ord(p, cur) != std::cmp::Ordering::Less) {
+                return Ok(None);
+            }
+            prev = Some(cur);
+            kept.push((i as u32, r));
+        }
+        // The delta rows asked for, sorted alone.
+        let mut changed: Vec<(Cell, u32)> = delta
+            .iter()
+            .filter(|(r, _)| member(*r))
+            .map(|(r, cells)| (cells.first().copied().unwrap_or(Cell::Null), *r))
+            .collect();
+        if kept.len() + changed.len() != rows.len() {
+            return Ok(None);
+        }
+        changed.sort_unstable_by(|a, b| ord(*a, *b));
+        // Merge.
+        let mut out = Vec::with_capacity(rows.len());
+        let mut d = changed.iter().peekable();
+        for &(i, r) in &kept {
+            let cur = (conv(order.cells[i as usize]), r);
+            while let Some(&&x) = d.peek() {
+                if ord(x, cur) == std::cmp::Ordering::Less {
+                    out.push(x.1);
+                    d.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(r);
+        }
+        out.extend(d.map(|x| x.1));
+        Ok(Some(out))
     }
 
     /// Display paths (with their list flag) of the delta rows' fields the
@@ -1257,6 +1400,25 @@ impl RowSource for OverlaySource {
             });
         }
         self.load_view(path)
+    }
+
+    fn sort_by_one(&self, rows: &[u32], path: &str, desc: bool) -> Result<Option<Vec<u32>>> {
+        // Only distinct rows of the view, in increasing order (the engine's
+        // filter results); anything else goes the engine's way.
+        let in_view = rows
+            .last()
+            .is_some_and(|&r| (r as usize) < self.slots.len());
+        if rows.len() < 2
+            || !in_view
+            || !rows.windows(2).all(|w| w[0] < w[1])
+            || !self.fields().iter().any(|f| f.path == path)
+        {
+            return Ok(None);
+        }
+        match self.view(path, Some((rows, desc)))? {
+            Got::Sorted(o) => Ok(o),
+            Got::Column(_) => Ok(None),
+        }
     }
 
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>> {

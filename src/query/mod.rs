@@ -257,6 +257,20 @@ pub struct Page {
 /// result.
 type Slot = Arc<Mutex<Option<Arc<Column>>>>;
 
+/// Orders of all rows by one column, by (path, descending).
+type Orders = HashMap<(String, bool), Arc<RowOrder>>;
+
+/// Every row of a source in the order of one column, with the cell each
+/// row sorts by ([`Column::sort_cell`]: a list's first item, null for an
+/// empty list), as [`Engine::sorted_rows`] keeps it.
+#[derive(Clone, Debug)]
+pub struct RowOrder {
+    /// The rows, in order.
+    pub rows: Vec<u32>,
+    /// The sort cell of each of `rows`.
+    pub cells: Vec<Cell>,
+}
+
 /// What every clone of an [`Engine`] shares.
 struct Shared {
     src: Arc<dyn RowSource>,
@@ -265,6 +279,8 @@ struct Shared {
     cols: Mutex<HashMap<String, Slot>>,
     /// Calls of [`RowSource::load`] so far.
     loads: AtomicU64,
+    /// Orders of all rows by one column, by (path, descending).
+    orders: Mutex<Orders>,
 }
 
 /// The query engine over a [`RowSource`]. Columns are loaded on first use
@@ -329,6 +345,7 @@ impl Engine {
                 src,
                 cols: Mutex::new(HashMap::new()),
                 loads: AtomicU64::new(0),
+                orders: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -491,6 +508,14 @@ impl Engine {
     /// Sort `rows` (in increasing order) by `keys`: stable, values before
     /// nulls before absent values in both directions.
     pub fn sort(&self, rows: Vec<u32>, keys: &[SortKey]) -> Result<Vec<u32>> {
+        if let [k] = keys {
+            if !self.shared.fields.iter().any(|f| f.path == k.path) {
+                return Err(self.unknown(&k.path));
+            }
+            if let Some(out) = self.src().sort_by_one(&rows, &k.path, k.desc)? {
+                return Ok(out);
+            }
+        }
         let cols = keys
             .iter()
             .map(|k| self.column(&k.path))
@@ -504,6 +529,35 @@ impl Engine {
             })
             .collect();
         Ok(sort::sort_rows(rows, &keys))
+    }
+
+    /// Every row in the order of the one column `path` (as
+    /// [`Engine::sort`] gives it) with its sort cell, computed on first use
+    /// and kept: a source
+    /// built over this engine (an events overlay) merges its changed rows
+    /// into it instead of sorting every row again.
+    pub fn sorted_rows(&self, path: &str, desc: bool) -> Result<Arc<RowOrder>> {
+        let key = (path.to_string(), desc);
+        if let Some(o) = self.shared.orders.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(o.clone());
+        }
+        let all: Vec<u32> = (0..self.rows() as u32).collect();
+        let rows = self.sort(
+            all,
+            &[SortKey {
+                path: path.to_string(),
+                desc,
+            }],
+        )?;
+        let col = self.column(path)?;
+        let cells = rows.iter().map(|&r| col.sort_cell(r as usize)).collect();
+        let order = Arc::new(RowOrder { rows, cells });
+        self.shared
+            .orders
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(key, order.clone());
+        Ok(order)
     }
 
     /// Every row matching the query, in result order.

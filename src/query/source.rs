@@ -56,6 +56,17 @@ pub trait RowSource: Send + Sync {
     /// Load one column's typed values (no string is decoded).
     fn load(&self, path: &str) -> Result<Column>;
 
+    /// Sort `rows` (in increasing order) by the one column `path`, without
+    /// loading it, when the source can do it faster than the engine (an
+    /// overlay merging its few changed rows into a cached order of its
+    /// base's rows). The answer must be exactly the engine's: values, then
+    /// nulls, then absent values, ties in row order. `None` (the default):
+    /// the engine loads the column and sorts.
+    fn sort_by_one(&self, rows: &[u32], path: &str, desc: bool) -> Result<Option<Vec<u32>>> {
+        let _ = (rows, path, desc);
+        Ok(None)
+    }
+
     /// Where `s` falls among the keys of `col`'s key space: `Ok(key)` when
     /// present, else `Err(k)` with `k` the first key of a greater string.
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>>;
