@@ -22,15 +22,13 @@
 //! every overlay source of a live view shares) plus the delta. "first"
 //! is the overlay with a fresh base (decode included).
 
+use colsnap::Snapshot;
 use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource};
 use colsnap::query::{
     Engine, Paging, Query, RowSource, SnapshotSource, SortKey, parse::parse_where,
 };
-use colsnap::{BuildOptions, Snapshot};
-use colsnap_testdata::{GenOptions, write_ndjson};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,40 +37,6 @@ fn rows() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-/// Build (or reuse) the snapshot of `n` generated issues with seed 42.
-fn snapshot_path(n: usize) -> PathBuf {
-    let dir = colsnap_bench::repo_root().join("target/bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("issues-seed42-{n}.colsnap"));
-    if !path.exists() {
-        let t = Instant::now();
-        let opts = GenOptions {
-            seed: 42,
-            count: n,
-            ..Default::default()
-        };
-        let mut json = Vec::new();
-        write_ndjson(&opts, &mut json).unwrap();
-        let tmp = dir.join(format!("issues-seed42-{n}.tmp"));
-        let f = std::fs::File::create(&tmp).unwrap();
-        colsnap::build(
-            &json[..],
-            std::io::BufWriter::new(f),
-            &BuildOptions {
-                compress: colsnap::CompressOptions {
-                    level: 3,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        eprintln!("built {n} issues in {:.1}s", t.elapsed().as_secs_f64());
-    }
-    path
 }
 
 /// `count` events: 70% updates (a new title and `closed`; every fifth one
@@ -180,7 +144,7 @@ fn sort_query(path: &str) -> Query {
 
 fn bench(_c: &mut Criterion) {
     let n = rows();
-    let path = snapshot_path(n);
+    let path = colsnap_bench::snapshot_path(n);
     let snap = Snapshot::open(&path).expect("open");
     let total = 10_000u64;
     let live = 200u64;

@@ -5,11 +5,9 @@
 //!
 //! `cargo bench -p colsnap-bench --bench query` (the snapshot is cached under target/).
 
+use colsnap::Snapshot;
 use colsnap::query::{Engine, Paging, Search, SnapshotSource, SortKey, parse::parse_where};
-use colsnap::{BuildOptions, Snapshot};
-use colsnap_testdata::{GenOptions, write_ndjson};
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn rows() -> usize {
@@ -27,41 +25,6 @@ fn label(n: usize) -> String {
     } else {
         n.to_string()
     }
-}
-
-/// Build (or reuse) the snapshot of `n` generated issues with seed 42.
-fn snapshot_path(n: usize) -> PathBuf {
-    let dir = colsnap_bench::repo_root().join("target/bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("issues-seed42-{n}.colsnap"));
-    if !path.exists() {
-        let opts = GenOptions {
-            seed: 42,
-            count: n,
-            ..Default::default()
-        };
-        let mut json = Vec::new();
-        write_ndjson(&opts, &mut json).unwrap();
-        let tmp = dir.join(format!("issues-seed42-{n}.tmp"));
-        let f = std::fs::File::create(&tmp).unwrap();
-        colsnap::build(
-            &json[..],
-            std::io::BufWriter::new(f),
-            // The data set is built once; zstd level 3 keeps a 1M-row build
-            // short and does not change what the queries measure (they never
-            // touch compressed bytes except when decoding a chunk).
-            &BuildOptions {
-                compress: colsnap::CompressOptions {
-                    level: 3,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
 }
 
 /// Decode every string of a string column (the naive way's first step).
@@ -82,7 +45,7 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 fn bench(c: &mut Criterion) {
     let n = rows();
     let l = label(n);
-    let snap = Snapshot::open(snapshot_path(n)).unwrap();
+    let snap = Snapshot::open(colsnap_bench::snapshot_path(n)).unwrap();
     let engine = Engine::new(SnapshotSource::new(snap.clone()));
     let all: Vec<u32> = (0..n as u32).collect();
     let by = |p: &str, desc| {
