@@ -1,6 +1,10 @@
 //! Live events over real loopback HTTP: `POST /api/NAME/events` applies
 //! all or nothing and writes the log; `GET /api/NAME/events` streams them.
 
+mod common;
+
+use common::client;
+
 use colsnap::BuildOptions;
 use colsnap::events::Event;
 use colsnap_server::{AppState, ServerConfig};
@@ -8,24 +12,11 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "s3cret-token";
 
-struct Server {
-    base: String,
-    _state: Arc<AppState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
+type Server = common::Running;
 
 /// The 40 GitHub sample issues, ids 1000000...
 fn snapshot(dir: &Path) -> PathBuf {
@@ -57,25 +48,7 @@ async fn start(file: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Server {
     cfg.events_token = Some(TOKEN.into());
     cfg.heartbeat = Duration::from_millis(200);
     tweak(&mut cfg);
-    let state = AppState::load(cfg).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(colsnap_server::serve(listener, state.clone(), async {
-        let _ = rx.await;
-    }));
-    Server {
-        base,
-        _state: state,
-        stop: Some(tx),
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    common::serve(AppState::load(cfg).unwrap()).await
 }
 
 async fn post(s: &Server, token: Option<&str>, body: &str) -> (StatusCode, Value) {

@@ -1,6 +1,10 @@
 //! The server over real loopback HTTP: answers equal the library's
 //! `colsnap query` output, caching, limits, errors, SSE, files.
 
+mod common;
+
+use common::client;
+
 use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
 use colsnap::{BuildOptions, Snapshot};
 use colsnap_server::{AppState, ServerConfig};
@@ -12,19 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Server {
+    _running: common::Running,
     base: String,
     state: Arc<AppState>,
     file: PathBuf,
     _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
 }
 
 /// The 40 GitHub sample issues plus 260 generated ones.
@@ -66,26 +62,14 @@ async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Server {
     let mut cfg = ServerConfig::new(vec![file.clone()]);
     tweak(&mut cfg);
     let state = AppState::load(cfg).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(colsnap_server::serve(listener, state.clone(), async {
-        let _ = rx.await;
-    }));
+    let running = common::serve(state.clone()).await;
     Server {
-        base,
+        base: running.base.clone(),
         state,
+        _running: running,
         file,
         _dir: dir,
-        stop: Some(tx),
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
 }
 
 /// What `colsnap query` prints for these options (the same library calls).
