@@ -21,6 +21,8 @@ export declare class Snapshot {
   column(path: string): Promise<ColumnView>;
   query(q?: QueryOptions): Promise<QueryResult>;
   rows(indexes: ArrayLike<number>, fields?: string[]): Promise<Record<string, unknown>[]>;
+  /** Cells keyed by display path, from the loaded columns (nested rows, as `rows`, once events are applied). */
+  cells(indexes: ArrayLike<number>, fields: string[]): Promise<Record<string, unknown>[]>;
   row(i: number, fields?: string[]): Promise<Record<string, unknown>>;
   strings(path: string, ids: ArrayLike<number>): Promise<(string | null)[]>;
   applyEvents(ndjson: string): Promise<number>;

@@ -186,6 +186,28 @@ export class Snapshot {
     this.reader = reader;
     this.memory = memory;
     this.columns = new Map();
+    // Ranges fetched during the outermost operation running (see `op`).
+    this.taken = null;
+    this.depth = 0;
+  }
+
+  /**
+   * Run `f`; the byte ranges fetched meanwhile are dropped from the wasm
+   * memory when it ends: they are decoded by then (columns, string chunks
+   * in the decoded-chunk cache), and a later read of them is answered from
+   * the Cache API.
+   */
+  async op(f) {
+    if (this.depth++ === 0) this.taken = [];
+    try {
+      return await f();
+    } finally {
+      if (--this.depth === 0) {
+        const t = this.taken;
+        this.taken = null;
+        if (t.length) this.reader.release(Float64Array.from(t));
+      }
+    }
   }
 
   refresh() {
@@ -202,7 +224,10 @@ export class Snapshot {
   async need(flat) {
     const r = pairs(flat);
     if (!r.length) return;
-    for (const [s, b] of await this.fetcher.fetch(r)) this.reader.provide(s, b);
+    for (const [s, b] of await this.fetcher.fetch(r)) {
+      this.reader.provide(s, b);
+      if (this.taken) this.taken.push(s, s + b.length);
+    }
   }
 
   /** Run `f` against the bytes fetched; fetch what it misses and run it again. */
@@ -222,10 +247,24 @@ export class Snapshot {
   async load(paths) {
     const todo = paths.filter((p) => !this.columns.has(p));
     if (!todo.length) return;
-    await this.need(this.reader.planColumns(JSON.stringify(todo)));
-    for (const p of todo) {
-      const d = JSON.parse(await this.retry(() => this.reader.column(p)));
-      this.columns.set(p, d);
+    // One round of requests for every column; then each column is decoded
+    // and its compressed bytes dropped before the next one decodes (the
+    // wasm memory never shrinks: its peak is what stays).
+    const plans = todo.map((p) => this.reader.planColumns(JSON.stringify([p])));
+    const all = [];
+    for (const f of plans) for (const x of f) all.push(x);
+    const merged = pairs(all).sort((a, b) => a[0] - b[0]).filter((r, i, a) => !i || r[0] !== a[i - 1][0]);
+    const outer = this.taken;
+    this.taken = null;
+    try {
+      await this.need(merged.flat());
+    } finally {
+      this.taken = outer;
+    }
+    for (let i = 0; i < todo.length; i++) {
+      const d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]))));
+      this.columns.set(todo[i], d);
+      this.reader.release(plans[i]);
     }
   }
 
@@ -259,6 +298,10 @@ export class Snapshot {
    * `offset..offset+limit` when a limit is given.
    */
   async query(q = {}) {
+    return this.op(() => this.query1(q));
+  }
+
+  async query1(q) {
     const spec = JSON.stringify({ sort: q.sort || '', where: q.where || [], search: q.search || '', in: q.in || [] });
     await this.need(this.reader.planQuery(spec));
     if (q.search) {
@@ -268,6 +311,7 @@ export class Snapshot {
     }
     const total = await this.retry(() => this.reader.query(spec));
     const rows = new Uint32Array(this.memory.buffer, this.reader.resultPtr(), total).slice();
+    this.reader.clearResult();
     const out = { total, rows };
     if (q.limit) {
       const off = q.offset || 0;
@@ -278,6 +322,10 @@ export class Snapshot {
 
   /** Rows (indexes into the view) as objects, restricted to `fields` (all when empty). */
   async rows(indexes, fields = []) {
+    return this.op(() => this.rows1(indexes, fields));
+  }
+
+  async rows1(indexes, fields) {
     const idx = indexes instanceof Uint32Array ? indexes : Uint32Array.from(indexes);
     // With events applied, columns inside arrays do not load (the rows
     // still write them): the misses are fetched as they come.
@@ -288,6 +336,23 @@ export class Snapshot {
     return JSON.parse(await this.retry(() => this.reader.rows(idx, JSON.stringify(fields))));
   }
 
+  /**
+   * The cells of rows (indexes into the view) in the columns `fields`:
+   * objects keyed by display path (`{"number": 7, "labels[].name": ["bug"],
+   * "created_at": "2024-05-01T12:00:00Z"}`, absent cells left out), written
+   * from the loaded columns, so the columns are decoded once, as typed
+   * arrays (what a grid shows). With events applied: `rows` (nested objects).
+   */
+  async cells(indexes, fields) {
+    const idx = indexes instanceof Uint32Array ? indexes : Uint32Array.from(indexes);
+    if (this.eventCount) return this.rows(idx, fields);
+    return this.op(async () => {
+      await this.load(fields);
+      await this.need(this.reader.planRows(idx, JSON.stringify(fields)));
+      return JSON.parse(await this.retry(() => this.reader.cells(idx, JSON.stringify(fields))));
+    });
+  }
+
   /** One row, every field (or `fields`): the long text comes with it. */
   async row(i, fields = []) {
     return (await this.rows([i], fields))[0];
@@ -296,13 +361,15 @@ export class Snapshot {
   /** The strings of string ids of column `path`, fetching only their chunks. */
   async strings(path, ids) {
     const a = ids instanceof Uint32Array ? ids : Uint32Array.from(ids);
-    await this.need(this.reader.planStrings(path, a));
-    return JSON.parse(await this.retry(() => this.reader.strings(path, a)));
+    return this.op(async () => {
+      await this.need(this.reader.planStrings(path, a));
+      return JSON.parse(await this.retry(() => this.reader.strings(path, a)));
+    });
   }
 
   /** Apply NDJSON events (docs/events) after those applied before. */
   async applyEvents(ndjson) {
-    const n = await this.retry(() => this.reader.applyEvents(ndjson));
+    const n = await this.op(() => this.retry(() => this.reader.applyEvents(ndjson)));
     this.refresh();
     return n;
   }

@@ -18,7 +18,7 @@ mod store;
 mod viewer;
 
 pub use store::RangeStore;
-pub use viewer::{QuerySpec, TAIL_BYTES, Viewer, store_of};
+pub use viewer::{QuerySpec, TAIL_BYTES, Viewer, store_of, utc_text};
 
 use bytes::Bytes;
 use colsnap::query::{Cell, Column, Values};
@@ -79,6 +79,16 @@ impl Reader {
     /// Keep fetched bytes: the file's bytes from offset `start` on.
     pub fn provide(&self, start: f64, bytes: Vec<u8>) {
         self.store.insert(start as u64, Bytes::from(bytes));
+    }
+
+    /// Drop the fetched ranges lying inside the ranges `flat` (`[start,
+    /// end, ...]`): bytes decoded already. Returns the bytes dropped.
+    pub fn release(&self, flat: &[f64]) -> f64 {
+        let ranges: Vec<Range<u64>> = flat
+            .chunks_exact(2)
+            .map(|p| p[0] as u64..p[1] as u64)
+            .collect();
+        self.store.release(&ranges) as f64
     }
 
     /// The ranges the last failed call missed, flat `[start, end, ...]`
@@ -250,6 +260,21 @@ impl Reader {
         let fields = paths(paths_json)?;
         let fields = (!fields.is_empty()).then_some(fields);
         self.v()?.rows_json(rows, fields.as_deref()).map_err(err)
+    }
+
+    /// The cells of rows in the columns `paths_json` (a JSON array of
+    /// display paths), as a JSON array of objects keyed by path, written
+    /// from the loaded columns (see [`Viewer::cells_json`]).
+    pub fn cells(&self, rows: &[u32], paths_json: &str) -> Result<String, JsError> {
+        self.v()?.cells_json(rows, &paths(paths_json)?).map_err(err)
+    }
+
+    /// Free the rows of the last query (after JavaScript copied them).
+    #[wasm_bindgen(js_name = clearResult)]
+    pub fn clear_result(&mut self) {
+        if let Some(v) = self.viewer.as_mut() {
+            v.clear_result();
+        }
     }
 
     /// The strings of `ids` in the string table of column `path` (JSON array).

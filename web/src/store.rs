@@ -79,6 +79,28 @@ impl RangeStore {
         ranges.iter().filter(|r| !self.has(r)).cloned().collect()
     }
 
+    /// Drop the fetched ranges lying inside `ranges` (once decoded, the
+    /// bytes of a column are not needed: a later read of them misses and
+    /// is fetched again, from the browser's cache). Returns the bytes
+    /// dropped.
+    pub fn release(&self, ranges: &[Range<u64>]) -> u64 {
+        let Ok(mut g) = self.got.lock() else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for r in ranges {
+            let inside: Vec<u64> = g
+                .range(r.start..r.end)
+                .filter(|&(&s, b)| s + b.len() as u64 <= r.end)
+                .map(|(&s, _)| s)
+                .collect();
+            for s in inside {
+                dropped += g.remove(&s).map_or(0, |b| b.len() as u64);
+            }
+        }
+        dropped
+    }
+
     /// Bytes held (ranges fetched more than once count each time).
     pub fn held_bytes(&self) -> u64 {
         self.got
@@ -147,5 +169,12 @@ mod tests {
         s.insert(95, Bytes::from(vec![7; 20]));
         assert_eq!(s.read_range(95..100).unwrap().len(), 5);
         assert_eq!(s.not_held(&[10..15, 9..12, 96..100]), vec![9..12]);
+        // Released: only ranges wholly inside, then read again as misses.
+        assert_eq!(s.release(&[11..100]), 5);
+        assert_eq!(s.release(&[0..14]), 0);
+        assert_eq!(s.release(&[10..15]), 5);
+        assert!(s.read_range(11..13).is_err());
+        assert_eq!(s.take_missing(), vec![11..13]);
+        assert_eq!(s.held_bytes(), 0);
     }
 }

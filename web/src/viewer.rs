@@ -5,7 +5,11 @@
 use crate::store::RangeStore;
 use bytes::Bytes;
 use colsnap::events::{Overlay, OverlaySource};
-use colsnap::query::{Column, Engine, Query, RowSource, Search, SnapshotSource, Values, parse};
+use colsnap::query::loaded::Class;
+use colsnap::query::{
+    Cell, Column, Engine, Query, RowSource, Search, SnapshotSource, Values, parse,
+};
+use colsnap::read::StringTable;
 use colsnap::read::Plan;
 use colsnap::{Error, OpenOptions, Result, Snapshot};
 use serde_json::{Value, json};
@@ -107,8 +111,9 @@ impl std::fmt::Debug for Viewer {
 fn open_options() -> OpenOptions {
     OpenOptions {
         tail_bytes: TAIL_BYTES,
-        // Decoded string chunks kept: a page's memory is the user's.
-        cache_bytes: 16 << 20,
+        // Decoded string chunks kept: a page's memory is the user's (the
+        // rows on screen of a random order use a few dozen chunks).
+        cache_bytes: 6 << 20,
         ..OpenOptions::default()
     }
 }
@@ -334,6 +339,11 @@ impl Viewer {
         &self.result
     }
 
+    /// Free the rows of the last query (once copied out).
+    pub fn clear_result(&mut self) {
+        self.result = Vec::new();
+    }
+
     /// Rows as a JSON array of objects, restricted to `fields` when given.
     pub fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<String> {
         let n = self.rows();
@@ -359,6 +369,63 @@ impl Viewer {
             .write_rows_json(rows, fields, &mut out)?;
         out.push(b']');
         String::from_utf8(out).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// The cells of `rows` in the columns `fields`, as a JSON array of
+    /// objects keyed by display path (`{"number": 7, "labels[].name":
+    /// ["bug"], "created_at": "2024-05-01T12:00:00Z"}`; absent cells left
+    /// out), written from the engine's loaded columns and the strings of
+    /// the rows only: no row writer decodes the columns a second time (the
+    /// grid's rows). Timestamps come as UTC RFC 3339, cells of mixed
+    /// columns as numbers, strings, `{}` for objects and the length for
+    /// arrays. With events applied the view's keys are not string ids:
+    /// the rows come from the row writer ([`Viewer::rows_json`], nested
+    /// objects) instead.
+    pub fn cells_json(&self, rows: &[u32], fields: &[String]) -> Result<String> {
+        if !self.plain() {
+            return self.rows_json(rows, Some(fields));
+        }
+        let n = self.rows();
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= n) {
+            return Err(Error::NotFound {
+                what: "row",
+                name: format!("{bad} (the view has {n} rows)"),
+            });
+        }
+        let mut cols = Vec::with_capacity(fields.len());
+        for f in fields {
+            let c = self.engine.column(f)?;
+            let table = match &c.values {
+                Values::Str(_) => Some(self.snap.table(c.keyspace)?),
+                Values::Any(cells) if cells.iter().any(|x| matches!(x, Cell::Str(_))) => {
+                    Some(self.snap.table(c.keyspace)?)
+                }
+                _ => None,
+            };
+            cols.push((c, table));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for &r in rows {
+            let mut obj = serde_json::Map::new();
+            for (c, table) in &cols {
+                let items = c.items(r as usize);
+                let one = |i: usize| cell_value(c, table.as_ref(), i);
+                let v = if c.is_list() {
+                    let mut a = Vec::with_capacity(items.len());
+                    for i in items {
+                        a.push(one(i)?.unwrap_or(Value::Null));
+                    }
+                    Some(Value::Array(a))
+                } else {
+                    one(items.start)?
+                };
+                if let Some(v) = v {
+                    obj.insert(c.path.clone(), v);
+                }
+            }
+            out.push(Value::Object(obj));
+        }
+        Ok(Value::Array(out).to_string())
     }
 
     /// Byte ranges still to fetch before [`Viewer::strings`] of `ids` of
@@ -441,4 +508,94 @@ pub fn store_of(bytes: Bytes) -> Arc<RangeStore> {
     let s = RangeStore::new(bytes.len() as u64);
     s.insert(0, bytes);
     Arc::new(s)
+}
+
+/// Item `i` of column `c` as JSON; `None` when absent.
+fn cell_value(c: &Column, table: Option<&StringTable>, i: usize) -> Result<Option<Value>> {
+    use colsnap::query::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, NULL};
+    let class = |m: &colsnap::query::loaded::Missing| m.class(i);
+    let string = |k: u32| -> Result<Value> {
+        match table {
+            Some(t) => Ok(Value::String(t.get(k)?)),
+            None => Ok(Value::Null),
+        }
+    };
+    Ok(Some(match &c.values {
+        Values::Str(v) => match v[i] {
+            ABSENT => return Ok(None),
+            NULL => Value::Null,
+            k => string(k)?,
+        },
+        Values::List(v) => match v[i] {
+            ABSENT => return Ok(None),
+            NULL => Value::Null,
+            k => json!(k),
+        },
+        Values::Int { v, missing } => match class(missing) {
+            Class::Absent => return Ok(None),
+            Class::Null => Value::Null,
+            Class::Value => json!(v[i]),
+        },
+        Values::Time {
+            secs,
+            nanos,
+            missing,
+        } => match class(missing) {
+            Class::Absent => return Ok(None),
+            Class::Null => Value::Null,
+            Class::Value => Value::String(utc_text(secs[i], nanos.get(i).copied().unwrap_or(0))),
+        },
+        Values::Bool(v) => match v[i] {
+            BOOL_ABSENT => return Ok(None),
+            BOOL_NULL => Value::Null,
+            b => Value::Bool(b == 1),
+        },
+        Values::Object(v) => match v[i] {
+            BOOL_ABSENT => return Ok(None),
+            BOOL_NULL => Value::Null,
+            _ => json!({}),
+        },
+        Values::Any(cells) => match cells[i] {
+            Cell::Absent => return Ok(None),
+            Cell::Null => Value::Null,
+            Cell::Bool(b) => Value::Bool(b),
+            Cell::Int(x) => json!(x),
+            Cell::UInt(x) => json!(x),
+            Cell::Float(x) => json!(x),
+            Cell::Str(k) => string(k)?,
+            Cell::Time(s, n) => Value::String(utc_text(s, n)),
+            Cell::Object => json!({}),
+            Cell::Array(n) => json!(n),
+        },
+    }))
+}
+
+/// `secs` (and `nanos`) after the Unix epoch as RFC 3339 UTC text:
+/// `2024-05-01T12:00:00Z`, `2024-05-01T12:00:00.5Z`.
+pub fn utc_text(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date of a day count (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+    if nanos > 0 {
+        let f = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
 }

@@ -115,6 +115,28 @@ fn ranged_reads_answer_like_the_whole_file() {
     let got: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(got, serde_json::Value::Array(want));
 
+    // The same rows as cells keyed by display path, written from the
+    // loaded columns: nothing fetched beyond the plan.
+    let held = store.held_bytes();
+    let before = net.rounds;
+    let cells = net.run(&store, || v.cells_json(&page, &fields));
+    assert_eq!(net.rounds, before, "cells need nothing the plan did not fetch");
+    assert_eq!(store.held_bytes(), held);
+    let cells: serde_json::Value = serde_json::from_str(&cells).unwrap();
+    let want_rows = got.as_array().unwrap();
+    assert_eq!(cells.as_array().unwrap().len(), want_rows.len());
+    for (c, w) in cells.as_array().unwrap().iter().zip(want_rows) {
+        assert_eq!(c["number"], w["number"]);
+        assert_eq!(c["title"], w["title"]);
+        assert_eq!(c.get("state"), w.get("state"));
+        assert_eq!(c.get("user.login"), w["user"].get("login"));
+        let names: Vec<serde_json::Value> = w["labels"]
+            .as_array()
+            .map(|a| a.iter().map(|l| l["name"].clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(c["labels[].name"], serde_json::Value::Array(names));
+    }
+
     // Far less than the file was read.
     assert!(
         net.bytes < file.len() * 3 / 4,
@@ -172,7 +194,53 @@ fn events_change_the_view_and_retry_safely() {
     assert_eq!(row[0]["id"], id);
     assert_eq!(row[0]["title"], "Edited in the browser");
 
+    // With events, cells come from the row writer (nested objects).
+    let cells = net.run(&store, || v.cells_json(&[0], &["title".into()]));
+    let cells: serde_json::Value = serde_json::from_str(&cells).unwrap();
+    assert!(cells[0]["title"].is_string());
+
     // A memory store answers at once.
     let w = Viewer::open(store_of(file)).unwrap();
     assert_eq!(w.rows(), 500);
+}
+
+#[test]
+fn cells_of_timestamps_are_utc_text_and_released_bytes_come_back() {
+    assert_eq!(colsnap_web::utc_text(0, 0), "1970-01-01T00:00:00Z");
+    assert_eq!(colsnap_web::utc_text(951_782_400, 0), "2000-02-29T00:00:00Z");
+    assert_eq!(colsnap_web::utc_text(-1, 0), "1969-12-31T23:59:59Z");
+    assert_eq!(
+        colsnap_web::utc_text(1_714_564_800, 500_000_000),
+        "2024-05-01T12:00:00.5Z"
+    );
+    assert_eq!(colsnap_web::utc_text(4_102_444_799, 0), "2099-12-31T23:59:59Z");
+
+    let file = snapshot(800);
+    let mut net = Net {
+        file: file.clone(),
+        rounds: 0,
+        bytes: 0,
+    };
+    let v = open_remote(&file, &mut net);
+    let store = v.store().clone();
+    let fields = vec!["created_at".to_string(), "comments".to_string()];
+    let plan = v.plan_columns(&fields);
+    net.fetch(&store, &plan);
+    for f in &fields {
+        net.run(&store, || v.column(f).map(|_| ()));
+    }
+    // Decoded: the column bytes can go; the cells still answer.
+    let held = store.held_bytes();
+    assert!(store.release(&plan) > 0);
+    assert!(store.held_bytes() < held);
+    let rows: Vec<u32> = (0..800).step_by(37).collect();
+    let cells = net.run(&store, || v.cells_json(&rows, &fields));
+    let cells: serde_json::Value = serde_json::from_str(&cells).unwrap();
+    let want = net.run(&store, || v.rows_json(&rows, Some(&fields)));
+    let want: serde_json::Value = serde_json::from_str(&want).unwrap();
+    for (c, w) in cells.as_array().unwrap().iter().zip(want.as_array().unwrap()) {
+        assert_eq!(c.get("comments"), w.get("comments"));
+        // The generator writes UTC seconds, as the cells do.
+        assert_eq!(c.get("created_at"), w.get("created_at"));
+    }
 }

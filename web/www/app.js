@@ -142,8 +142,10 @@ function labelColor(s) {
   return `hsl(${h % 360} 70% 90%)`;
 }
 
-// Cells come as flat rows keyed by display path.
+// Cells come keyed by display path (`cells`), or as nested rows (`rows`,
+// with events applied).
 function get(obj, path) {
+  if (obj && Object.prototype.hasOwnProperty.call(obj, path)) return obj[path];
   const parts = path.split('.');
   let v = obj;
   for (let i = 0; i < parts.length; i++) {
@@ -323,7 +325,7 @@ async function render(onVisible) {
     for (const i of part) state.inflight.add(i);
     let got;
     try {
-      got = await state.snap.rows(Uint32Array.from(part, (i) => state.rows[i]), paths);
+      got = await state.snap.cells(Uint32Array.from(part, (i) => state.rows[i]), paths);
     } finally {
       if (gen === state.gen) for (const i of part) state.inflight.delete(i);
     }
@@ -380,7 +382,7 @@ async function openDetail(pos) {
   const have = new Set(state.snap.fields.map((f) => f.path));
   const fields = DETAIL.filter((f) => have.has(f));
   const t0 = performance.now();
-  const obj = await state.snap.row(row, fields.length >= 3 ? fields : []);
+  const obj = fields.length >= 3 ? (await state.snap.cells([row], fields))[0] : await state.snap.row(row);
   if (state.selected !== row) return;
   window.grid.timings.detail = performance.now() - t0;
   body.textContent = '';
