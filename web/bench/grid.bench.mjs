@@ -35,7 +35,9 @@ const mb = (n) => (n / 1048576).toFixed(1) + ' MB';
 
 // 1. What the page downloads before the first rows, gzip -9.
 const www = join(root, 'web/www');
-const code = ['pkg/colsnap_web_bg.wasm', 'pkg/colsnap_web.js', 'pkg/colsnap.js', 'app.js', 'index.html', 'style.css'];
+// What the page loads before its first rows (pkg/app.js bundles app.js,
+// colsnap.js and the wasm-bindgen glue; web/build.sh).
+const code = ['pkg/colsnap_web_bg.wasm', 'pkg/app.js', 'index.html', 'style.css'];
 let raw = 0, gz = 0;
 for (const f of code) {
   const b = readFileSync(join(www, f));

@@ -43,7 +43,20 @@ fn paths(json: &str) -> Result<Vec<String>, JsError> {
     if json.is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_str(json).map_err(|e| JsError::new(&format!("field list JSON: {e}")))
+    // Parsed as a `Value` from bytes: the library's own instance of the
+    // parser (a `from_str::<Vec<String>>` would add another to the module).
+    let v: Value = serde_json::from_slice(json.as_bytes())
+        .map_err(|e| JsError::new(&format!("field list JSON: {e}")))?;
+    match v {
+        Value::Array(a) => a
+            .into_iter()
+            .map(|x| match x {
+                Value::String(s) => Ok(s),
+                _ => Err(JsError::new("field list JSON: not a string")),
+            })
+            .collect(),
+        _ => Err(JsError::new("field list JSON: not an array")),
+    }
 }
 
 /// A column converted for the browser when its values have no plain typed
@@ -155,52 +168,30 @@ impl Reader {
     pub fn column(&mut self, path: &str) -> Result<String, JsError> {
         let c = self.v()?.column(path).map_err(err)?;
         let words = c.values.len().div_ceil(64);
-        let mut d = json!({
-            "path": c.path,
-            "type": c.ty.name(),
-            "len": c.values.len(),
-            "words": words,
-            "nullPtr": 0, "absentPtr": 0, "validPtr": 0, "offsetsPtr": 0,
-        });
-        let set = |d: &mut Value, k: &str, v: Value| {
-            d[k] = v;
-        };
-        match &c.values {
-            Values::Str(v) | Values::List(v) => {
-                set(&mut d, "kind", json!("u32"));
-                set(&mut d, "ptr", json!(v.as_ptr() as usize));
-                set(
-                    &mut d,
-                    "sentinels",
-                    json!({"null": colsnap::query::loaded::NULL, "absent": colsnap::query::loaded::ABSENT}),
-                );
-            }
+        // Written as text: every field is a number but the path.
+        let (mut null_ptr, mut absent_ptr, mut valid_ptr) = (0, 0, 0);
+        let (kind, ptr, sentinels) = match &c.values {
+            Values::Str(v) | Values::List(v) => (
+                "u32",
+                v.as_ptr() as usize,
+                Some((colsnap::query::loaded::NULL, colsnap::query::loaded::ABSENT)),
+            ),
             Values::Int { v, missing }
             | Values::Time {
                 secs: v, missing, ..
             } => {
-                set(&mut d, "kind", json!("i64"));
-                set(&mut d, "ptr", json!(v.as_ptr() as usize));
-                set(
-                    &mut d,
-                    "nullPtr",
-                    json!(missing.null.words().as_ptr() as usize),
-                );
-                set(
-                    &mut d,
-                    "absentPtr",
-                    json!(missing.absent.words().as_ptr() as usize),
-                );
+                null_ptr = missing.null.words().as_ptr() as usize;
+                absent_ptr = missing.absent.words().as_ptr() as usize;
+                ("i64", v.as_ptr() as usize, None)
             }
-            Values::Bool(v) | Values::Object(v) => {
-                set(&mut d, "kind", json!("u8"));
-                set(&mut d, "ptr", json!(v.as_ptr() as usize));
-                set(
-                    &mut d,
-                    "sentinels",
-                    json!({"null": colsnap::query::loaded::BOOL_NULL, "absent": colsnap::query::loaded::BOOL_ABSENT}),
-                );
-            }
+            Values::Bool(v) | Values::Object(v) => (
+                "u8",
+                v.as_ptr() as usize,
+                Some((
+                    u32::from(colsnap::query::loaded::BOOL_NULL),
+                    u32::from(colsnap::query::loaded::BOOL_ABSENT),
+                )),
+            ),
             Values::Any(cells) => {
                 let conv = self.converted.entry(path.to_string()).or_insert_with(|| {
                     let mut valid = vec![0u64; words];
@@ -223,16 +214,25 @@ impl Reader {
                         .collect();
                     Converted { values, valid }
                 });
-                set(&mut d, "kind", json!("f64"));
-                set(&mut d, "ptr", json!(conv.values.as_ptr() as usize));
-                set(&mut d, "validPtr", json!(conv.valid.as_ptr() as usize));
+                valid_ptr = conv.valid.as_ptr() as usize;
+                ("f64", conv.values.as_ptr() as usize, None)
             }
+        };
+        let offsets_ptr = c.offsets.as_ref().map_or(0, |o| o.as_ptr() as usize);
+        let mut d = format!(
+            "{{\"path\":{},\"type\":\"{}\",\"kind\":\"{kind}\",\"len\":{},\"words\":{words},\"ptr\":{ptr},\"nullPtr\":{null_ptr},\"absentPtr\":{absent_ptr},\"validPtr\":{valid_ptr},\"offsetsPtr\":{offsets_ptr}",
+            Value::String(c.path.clone()),
+            c.ty.name(),
+            c.values.len(),
+        );
+        if let Some((null, absent)) = sentinels {
+            d.push_str(&format!(
+                ",\"sentinels\":{{\"null\":{null},\"absent\":{absent}}}"
+            ));
         }
-        if let Some(o) = &c.offsets {
-            set(&mut d, "offsetsPtr", json!(o.as_ptr() as usize));
-        }
+        d.push('}');
         self.held.insert(path.to_string(), c);
-        Ok(d.to_string())
+        Ok(d)
     }
 
     /// Run a query (JSON, see [`QuerySpec`]); returns the number of rows

@@ -9,8 +9,8 @@ use colsnap::query::loaded::Class;
 use colsnap::query::{
     Cell, Column, Engine, Query, RowSource, Search, SnapshotSource, Values, parse,
 };
-use colsnap::read::StringTable;
 use colsnap::read::Plan;
+use colsnap::read::StringTable;
 use colsnap::{Error, OpenOptions, Result, Snapshot};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -39,8 +39,8 @@ pub struct QuerySpec {
 impl QuerySpec {
     /// Read the JSON form.
     pub fn from_json(text: &str) -> Result<QuerySpec> {
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| Error::Invalid(format!("query JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(text.as_bytes())
+            .map_err(|e| Error::Invalid(format!("query JSON: {e}")))?;
         let strs = |k: &str| -> Vec<String> {
             match v.get(k) {
                 Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
@@ -404,28 +404,43 @@ impl Viewer {
             };
             cols.push((c, table));
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for &r in rows {
-            let mut obj = serde_json::Map::new();
+        let mut out = String::from("[");
+        for (n, &r) in rows.iter().enumerate() {
+            out.push_str(if n > 0 { ",{" } else { "{" });
+            let mut first = true;
             for (c, table) in &cols {
                 let items = c.items(r as usize);
-                let one = |i: usize| cell_value(c, table.as_ref(), i);
-                let v = if c.is_list() {
-                    let mut a = Vec::with_capacity(items.len());
-                    for i in items {
-                        a.push(one(i)?.unwrap_or(Value::Null));
+                let at = out.len();
+                if !first {
+                    out.push(',');
+                }
+                json_str(&c.path, &mut out);
+                out.push(':');
+                let present = if c.is_list() {
+                    out.push('[');
+                    for (k, i) in items.enumerate() {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        if !write_cell(c, table.as_ref(), i, &mut out)? {
+                            out.push_str("null");
+                        }
                     }
-                    Some(Value::Array(a))
+                    out.push(']');
+                    true
                 } else {
-                    one(items.start)?
+                    write_cell(c, table.as_ref(), items.start, &mut out)?
                 };
-                if let Some(v) = v {
-                    obj.insert(c.path.clone(), v);
+                if present {
+                    first = false;
+                } else {
+                    out.truncate(at);
                 }
             }
-            out.push(Value::Object(obj));
+            out.push('}');
         }
-        Ok(Value::Array(out).to_string())
+        out.push(']');
+        Ok(out)
     }
 
     /// Byte ranges still to fetch before [`Viewer::strings`] of `ids` of
@@ -510,64 +525,89 @@ pub fn store_of(bytes: Bytes) -> Arc<RangeStore> {
     Arc::new(s)
 }
 
-/// Item `i` of column `c` as JSON; `None` when absent.
-fn cell_value(c: &Column, table: Option<&StringTable>, i: usize) -> Result<Option<Value>> {
-    use colsnap::query::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, NULL};
-    let class = |m: &colsnap::query::loaded::Missing| m.class(i);
-    let string = |k: u32| -> Result<Value> {
-        match table {
-            Some(t) => Ok(Value::String(t.get(k)?)),
-            None => Ok(Value::Null),
+/// `s` as a JSON string.
+fn json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let hex = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(hex[(c as usize) >> 4] as char);
+                out.push(hex[(c as usize) & 15] as char);
+            }
+            c => out.push(c),
         }
+    }
+    out.push('"');
+}
+
+/// Append item `i` of column `c` as JSON; false (nothing written) when absent.
+fn write_cell(c: &Column, table: Option<&StringTable>, i: usize, out: &mut String) -> Result<bool> {
+    use colsnap::query::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, NULL};
+    use std::fmt::Write;
+    let string = |k: u32, out: &mut String| -> Result<()> {
+        match table {
+            Some(t) => json_str(&t.get(k)?, out),
+            None => out.push_str("null"),
+        }
+        Ok(())
     };
-    Ok(Some(match &c.values {
-        Values::Str(v) => match v[i] {
-            ABSENT => return Ok(None),
-            NULL => Value::Null,
-            k => string(k)?,
+    match &c.values {
+        Values::Int { missing, .. } | Values::Time { missing, .. } => match missing.class(i) {
+            Class::Absent => return Ok(false),
+            Class::Null => {
+                out.push_str("null");
+                return Ok(true);
+            }
+            Class::Value => {}
         },
-        Values::List(v) => match v[i] {
-            ABSENT => return Ok(None),
-            NULL => Value::Null,
-            k => json!(k),
+        _ => {}
+    }
+    match &c.values {
+        Values::Str(v) | Values::List(v) => match v[i] {
+            ABSENT => return Ok(false),
+            NULL => out.push_str("null"),
+            k if matches!(c.values, Values::Str(_)) => string(k, out)?,
+            k => {
+                let _ = write!(out, "{k}");
+            }
         },
-        Values::Int { v, missing } => match class(missing) {
-            Class::Absent => return Ok(None),
-            Class::Null => Value::Null,
-            Class::Value => json!(v[i]),
-        },
-        Values::Time {
-            secs,
-            nanos,
-            missing,
-        } => match class(missing) {
-            Class::Absent => return Ok(None),
-            Class::Null => Value::Null,
-            Class::Value => Value::String(utc_text(secs[i], nanos.get(i).copied().unwrap_or(0))),
-        },
-        Values::Bool(v) => match v[i] {
-            BOOL_ABSENT => return Ok(None),
-            BOOL_NULL => Value::Null,
-            b => Value::Bool(b == 1),
-        },
-        Values::Object(v) => match v[i] {
-            BOOL_ABSENT => return Ok(None),
-            BOOL_NULL => Value::Null,
-            _ => json!({}),
+        Values::Int { v, .. } => {
+            let _ = write!(out, "{}", v[i]);
+        }
+        Values::Time { secs, nanos, .. } => {
+            json_str(&utc_text(secs[i], nanos.get(i).copied().unwrap_or(0)), out)
+        }
+        Values::Bool(v) | Values::Object(v) => match v[i] {
+            BOOL_ABSENT => return Ok(false),
+            BOOL_NULL => out.push_str("null"),
+            _ if matches!(c.values, Values::Object(_)) => out.push_str("{}"),
+            b => out.push_str(if b == 1 { "true" } else { "false" }),
         },
         Values::Any(cells) => match cells[i] {
-            Cell::Absent => return Ok(None),
-            Cell::Null => Value::Null,
-            Cell::Bool(b) => Value::Bool(b),
-            Cell::Int(x) => json!(x),
-            Cell::UInt(x) => json!(x),
-            Cell::Float(x) => json!(x),
-            Cell::Str(k) => string(k)?,
-            Cell::Time(s, n) => Value::String(utc_text(s, n)),
-            Cell::Object => json!({}),
-            Cell::Array(n) => json!(n),
+            Cell::Absent => return Ok(false),
+            Cell::Null => out.push_str("null"),
+            Cell::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            Cell::Int(x) => {
+                let _ = write!(out, "{x}");
+            }
+            Cell::UInt(x) => {
+                let _ = write!(out, "{x}");
+            }
+            Cell::Float(x) => out.push_str(&json!(x).to_string()),
+            Cell::Str(k) => string(k, out)?,
+            Cell::Time(s, n) => json_str(&utc_text(s, n), out),
+            Cell::Object => out.push_str("{}"),
+            Cell::Array(n) => {
+                let _ = write!(out, "{n}");
+            }
         },
-    }))
+    }
+    Ok(true)
 }
 
 /// `secs` (and `nanos`) after the Unix epoch as RFC 3339 UTC text:
