@@ -17,6 +17,8 @@ export declare class Snapshot {
   readonly fields: Field[];
   readonly fileLen: number;
   readonly eventCount: number;
+  /** The file's ETag (its version), or null. */
+  readonly etag: string | null;
   load(paths: string[]): Promise<void>;
   column(path: string): Promise<ColumnView>;
   query(q?: QueryOptions): Promise<QueryResult>;

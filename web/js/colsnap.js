@@ -205,9 +205,14 @@ export class Snapshot {
       if (--this.depth === 0) {
         const t = this.taken;
         this.taken = null;
-        if (t.length) this.reader.release(Float64Array.from(t));
+        if (t && t.length) this.reader.release(Float64Array.from(t));
       }
     }
+  }
+
+  /** The file's ETag (its version; the Cache API keeps ranges under it), or null. */
+  get etag() {
+    return this.fetcher.etag;
   }
 
   refresh() {
@@ -221,12 +226,13 @@ export class Snapshot {
     this.columns = new Map();
   }
 
-  async need(flat) {
+  /** Fetch ranges `[start, end, ...]` and hand them to wasm; `keep`: not released by `op`. */
+  async need(flat, keep = false) {
     const r = pairs(flat);
     if (!r.length) return;
     for (const [s, b] of await this.fetcher.fetch(r)) {
       this.reader.provide(s, b);
-      if (this.taken) this.taken.push(s, s + b.length);
+      if (this.taken && !keep) this.taken.push(s, s + b.length);
     }
   }
 
@@ -254,13 +260,7 @@ export class Snapshot {
     const all = [];
     for (const f of plans) for (const x of f) all.push(x);
     const merged = pairs(all).sort((a, b) => a[0] - b[0]).filter((r, i, a) => !i || r[0] !== a[i - 1][0]);
-    const outer = this.taken;
-    this.taken = null;
-    try {
-      await this.need(merged.flat());
-    } finally {
-      this.taken = outer;
-    }
+    await this.need(merged.flat(), true);
     for (let i = 0; i < todo.length; i++) {
       const d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]))));
       this.columns.set(todo[i], d);
