@@ -171,9 +171,9 @@ mod tests {
         assert_eq!(s.read_range(95..100).unwrap().len(), 5);
         assert_eq!(s.not_held(&[10..15, 9..12, 96..100]), vec![9..12]);
         // Released: only ranges wholly inside, then read again as misses.
-        assert_eq!(s.release(&[11..100]), 5);
-        assert_eq!(s.release(&[0..14]), 0);
-        assert_eq!(s.release(&[10..15]), 5);
+        assert_eq!(s.release(std::slice::from_ref(&(11..100))), 5);
+        assert_eq!(s.release(std::slice::from_ref(&(0..14))), 0);
+        assert_eq!(s.release(std::slice::from_ref(&(10..15))), 5);
         assert!(s.read_range(11..13).is_err());
         assert_eq!(s.take_missing(), vec![11..13]);
         assert_eq!(s.held_bytes(), 0);

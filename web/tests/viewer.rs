@@ -241,7 +241,10 @@ fn cells_of_timestamps_are_utc_text_and_released_bytes_come_back() {
     // Decoded: every fetched byte can go; the cells of these (string-free)
     // columns still answer without a fetch.
     let held = store.held_bytes();
-    assert_eq!(store.release(&[0..file.len() as u64]), held);
+    assert_eq!(
+        store.release(std::slice::from_ref(&(0..file.len() as u64))),
+        held
+    );
     assert_eq!(store.held_bytes(), 0);
     let rows: Vec<u32> = (0..800).step_by(37).collect();
     let before = net.rounds;
