@@ -15,12 +15,16 @@ use colsnap::{Error, Result};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Fetched byte ranges of one file of known length.
 #[derive(Debug)]
 pub struct RangeStore {
     len: u64,
     got: Mutex<BTreeMap<u64, Bytes>>,
+    /// The longest range ever inserted: a read looks only at the ranges
+    /// starting at most this far before it (not at every range held).
+    longest: AtomicU64,
     missing: Mutex<Vec<Range<u64>>>,
 }
 
@@ -30,6 +34,7 @@ impl RangeStore {
         RangeStore {
             len,
             got: Mutex::new(BTreeMap::new()),
+            longest: AtomicU64::new(0),
             missing: Mutex::new(Vec::new()),
         }
     }
@@ -45,6 +50,7 @@ impl RangeStore {
             let longer = g.get(&start).is_none_or(|b| b.len() < keep);
             if longer {
                 g.insert(start, bytes.slice(..keep));
+                self.longest.fetch_max(keep as u64, Ordering::Relaxed);
             }
         }
     }
@@ -52,7 +58,11 @@ impl RangeStore {
     /// The bytes of `r` when one fetched range holds them.
     pub fn get(&self, r: &Range<u64>) -> Option<Bytes> {
         let g = self.got.lock().ok()?;
-        g.range(..=r.start).rev().find_map(|(&s, b)| {
+        let from = r.end.saturating_sub(self.longest.load(Ordering::Relaxed));
+        if from > r.start {
+            return None; // longer than every range held
+        }
+        g.range(from..=r.start).rev().find_map(|(&s, b)| {
             let end = s + b.len() as u64;
             (end >= r.end).then(|| b.slice((r.start - s) as usize..(r.end - s) as usize))
         })
