@@ -102,6 +102,8 @@ try {
   // 3. Sort by a string column and show the first page (first time: loads the column; second time: reverses).
   for (const what of ['sort by title (column loaded on first use)', 'sort by title descending (loaded)', 'sort by user.login']) {
     const field = what.includes('user.login') ? 'user.login' : 'title';
+    // 'ready' again only once this query's rows are drawn.
+    await page.evaluate(() => { document.body.dataset.state = 'busy'; });
     await page.click(`.head .h[data-field="${field}"]`);
     await ready();
     const [t, tq] = await page.evaluate(() => [window.grid.timings.lastQuery, window.grid.timings.query]);
@@ -129,7 +131,11 @@ try {
   const steps = 300;
   const t0 = Date.now();
   for (let i = 1; i <= steps; i++) {
-    await page.evaluate((f) => { const s = document.getElementById('scroller'); s.scrollTop = f * (s.scrollHeight - s.clientHeight); }, i / steps);
+    await page.evaluate((f) => new Promise((done) => {
+      const s = document.getElementById('scroller');
+      s.scrollTop = f * (s.scrollHeight - s.clientHeight);
+      requestAnimationFrame(() => requestAnimationFrame(done)); // the render ran
+    }), i / steps);
     await ready();
   }
   const long = await page.evaluate(() => window.__long);

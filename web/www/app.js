@@ -495,6 +495,12 @@ async function main() {
     window.grid.firstRowsAt = window.grid.visibleAt;
   }
   saveMemo(memoKey);
+  // The saved page left the shown columns unloaded: load them while idle,
+  // so the first sort or scroll does not wait for them.
+  if (memo) {
+    const idle = globalThis.requestIdleCallback || ((f) => setTimeout(f, 50));
+    idle(() => state.snap.load(state.cols.map((c) => c.path)).catch(showError));
+  }
   $('timing').textContent = `first rows ${window.grid.timings.firstRows.toFixed(0)} ms` +
     (memo ? ` (saved page), ready ${window.grid.timings.ready.toFixed(0)} ms` : '');
   $('scroller').addEventListener('scroll', onScroll, { passive: true });
