@@ -334,12 +334,52 @@ pub struct OverlaySource {
     spaces: Mutex<Vec<Arc<KeySpace>>>,
     /// View row of each snapshot slot, built on first use.
     view_of: OnceLock<Vec<u32>>,
+    /// Typed deltas for one-key sorts, by path.
+    sort_deltas: Mutex<HashMap<String, Option<Arc<SortDelta>>>>,
 }
 
 /// What [`OverlaySource::view`] gives.
 enum Got {
     Column(Column),
-    Sorted(Option<Vec<u32>>),
+    /// The typed delta for merging into the base order (`None`: the base
+    /// order cannot be reused, the engine sorts).
+    Delta(Option<Arc<SortDelta>>),
+}
+
+/// A column's delta typed for sorting, kept by the source (typing the
+/// delta looks up every changed row's JSON; a query over the same view
+/// then only merges).
+struct SortDelta {
+    ks: KeySpace,
+    /// Slots taking their cells from JSON.
+    json: Bits,
+    /// (sort cell, view row) of each delta row, in view order.
+    cells: Vec<(Cell, u32)>,
+    /// `cells` in the engine's order, ascending and descending (on first use).
+    sorted: [OnceLock<Vec<(Cell, u32)>>; 2],
+}
+
+/// The engine's total order of (sort cell, view row) pairs of one column.
+#[inline]
+fn order_cmp(desc: bool, a: (Cell, u32), b: (Cell, u32)) -> std::cmp::Ordering {
+    match a.0.class().cmp(&b.0.class()) {
+        std::cmp::Ordering::Equal if a.0.class() == Class::Value => {
+            let o = a.0.cmp_value(&b.0);
+            if desc { o.reverse() } else { o }
+        }
+        o => o,
+    }
+    .then(a.1.cmp(&b.1))
+}
+
+impl SortDelta {
+    fn sorted(&self, desc: bool) -> &[(Cell, u32)] {
+        self.sorted[desc as usize].get_or_init(|| {
+            let mut v = self.cells.clone();
+            v.sort_unstable_by(|a, b| order_cmp(desc, *a, *b));
+            v
+        })
+    }
 }
 
 impl std::fmt::Debug for OverlaySource {
@@ -409,6 +449,7 @@ impl OverlaySource {
             kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
             view_of: OnceLock::new(),
+            sort_deltas: Mutex::new(HashMap::new()),
         }
     }
 
@@ -526,16 +567,32 @@ impl OverlaySource {
 
     /// Load the view's column at `path` from the base and the delta.
     fn load_view(&self, path: &str) -> Result<Column> {
-        match self.view(path, None)? {
+        match self.view(path, false)? {
             Got::Column(c) => Ok(c),
-            Got::Sorted(_) => Err(Error::Invalid(format!("column `{path}` was not loaded"))),
+            Got::Delta(_) => Err(Error::Invalid(format!("column `{path}` was not loaded"))),
         }
     }
 
-    /// The view's column at `path` (`sort: None`), or the view's `rows`
-    /// sorted by it (`sort: Some((rows, desc))`, see [`Self::merge_sort`]):
+    /// The typed delta of `path` for one-key sorts (typed once per source).
+    fn sort_delta(&self, path: &str) -> Result<Option<Arc<SortDelta>>> {
+        if let Some(d) = self.sort_deltas.lock().map_err(|_| poisoned())?.get(path) {
+            return Ok(d.clone());
+        }
+        let d = match self.view(path, true)? {
+            Got::Delta(d) => d,
+            Got::Column(_) => None,
+        };
+        self.sort_deltas
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(path.to_string(), d.clone());
+        Ok(d)
+    }
+
+    /// The view's column at `path` (`sort: false`), or its delta typed for
+    /// merging into the base order (`sort: true`, see [`Self::merge_sort`]):
     /// both type the delta the same way.
-    fn view(&self, path: &str, sort: Option<(&[u32], bool)>) -> Result<Got> {
+    fn view(&self, path: &str, sort: bool) -> Result<Got> {
         let segs = segments(path)?;
         let ov = &self.ov;
         let snap = ov.snapshot();
@@ -656,7 +713,7 @@ impl OverlaySource {
         }
         // Timestamps that become text keep their original text (layout and offset).
         let mut ts_text: HashMap<usize, Box<str>> = HashMap::new();
-        if live_text && base_time && own && sort.is_none() {
+        if live_text && base_time && own && !sort {
             let nd = snap.node_data(node.expect("own column"))?;
             let mut text = String::new();
             for s in 0..n_snap {
@@ -770,7 +827,7 @@ impl OverlaySource {
             });
         }
         let ty = ColumnType::from_counts(&counts, neg);
-        if let Some((rows, desc)) = sort {
+        if sort {
             // Base cells keep their order when only string ids are re-keyed
             // (`table_key` is increasing): no string read as a timestamp,
             // no timestamp turned into text.
@@ -779,11 +836,17 @@ impl OverlaySource {
                 (c[Kind::Str as usize] == 0 || live_text)
                     && (c[Kind::Time as usize] == 0 || !live_text)
             });
-            return Ok(Got::Sorted(if base.is_some() && own && kept {
-                self.merge_sort(path, &ks, &delta.json, &delta_cells, rows, desc)?
-            } else {
-                None
-            }));
+            return Ok(Got::Delta((base.is_some() && own && kept).then(|| {
+                Arc::new(SortDelta {
+                    ks,
+                    json: delta.json,
+                    cells: delta_cells
+                        .iter()
+                        .map(|(r, cells)| (cells.first().copied().unwrap_or(Cell::Null), *r))
+                        .collect(),
+                    sorted: Default::default(),
+                })
+            })));
         }
         // The view's cells: base cells of the view's snapshot rows, delta
         // cells of the others, in view order.
@@ -881,10 +944,9 @@ impl OverlaySource {
     }
 
     /// The view's `rows` (increasing) sorted by the column `path` whose
-    /// delta rows hold `delta` (view row,
-    /// items; `json`: the snapshot slots whose cells come from the delta):
-    /// the base engine's cached order of the snapshot rows, less the
-    /// changed and deleted ones, merged with the delta rows sorted alone.
+    /// typed delta is `sd`: the base engine's cached order of the snapshot
+    /// rows, less the changed and deleted ones, merged with the delta rows
+    /// sorted alone (kept by `sd`).
     ///
     /// Exact by construction: both lists are sorted by the engine's total
     /// order (class, value in direction, view row), which the walk over
@@ -893,13 +955,14 @@ impl OverlaySource {
     fn merge_sort(
         &self,
         path: &str,
-        ks: &KeySpace,
-        json: &Bits,
-        delta: &[(u32, Vec<Cell>)],
+        sd: &SortDelta,
         rows: &[u32],
         desc: bool,
     ) -> Result<Option<Vec<u32>>> {
         let order = self.base.sorted_rows(path, desc)?;
+        if order.rows.len() != order.cells.len() {
+            return Ok(None);
+        }
         let view_of = self.view_rows();
         let all = rows.len() == self.slots.len();
         let mut want = Bits::new(if all { 0 } else { self.slots.len() });
@@ -909,59 +972,34 @@ impl OverlaySource {
             }
         }
         let member = |r: u32| all || want.get(r as usize);
+        let ks = &sd.ks;
         let conv = |c: Cell| match c {
             Cell::Str(id) => Cell::Str(ks.table_key(id)),
             c => c,
         };
-        let ord = |a: (Cell, u32), b: (Cell, u32)| -> std::cmp::Ordering {
-            match a.0.class().cmp(&b.0.class()) {
-                std::cmp::Ordering::Equal if a.0.class() == Class::Value => {
-                    let o = a.0.cmp_value(&b.0);
-                    if desc { o.reverse() } else { o }
-                }
-                o => o,
-            }
-            .then(a.1.cmp(&b.1))
-        };
-        // The kept base rows (index in the order, view row), in order,
-        // checked to be strictly increasing.
-        if order.rows.len() != order.cells.len() {
-            return Ok(None);
-        }
-        let mut kept: Vec<(u32, u32)> = Vec::with_capacity(rows.len());
+        let less =
+            |a: (Cell, u32), b: (Cell, u32)| order_cmp(desc, a, b) == std::cmp::Ordering::Less;
+        // One walk over the base order: each kept base row (checked to
+        // come strictly after the previous one) follows the delta rows
+        // sorting before it.
+        let mut d = sd.sorted(desc).iter().filter(|x| member(x.1)).peekable();
+        let mut out = Vec::with_capacity(rows.len());
         let mut prev: Option<(Cell, u32)> = None;
-        for (i, (&s, &c)) in order.rows.iter().zip(&order.cells).enumerate() {
+        for (&s, &c) in order.rows.iter().zip(&order.cells) {
             let r = match view_of.get(s as usize) {
                 Some(&r) if r != u32::MAX => r,
                 _ => continue,
             };
-            if json.get(s as usize) || !member(r) {
+            if sd.json.get(s as usize) || !member(r) {
                 continue;
             }
             let cur = (conv(c), r);
-            if prev.is_some_and(|p| ord(p, cur) != std::cmp::Ordering::Less) {
+            if prev.is_some_and(|p| !less(p, cur)) {
                 return Ok(None);
             }
             prev = Some(cur);
-            kept.push((i as u32, r));
-        }
-        // The delta rows asked for, sorted alone.
-        let mut changed: Vec<(Cell, u32)> = delta
-            .iter()
-            .filter(|(r, _)| member(*r))
-            .map(|(r, cells)| (cells.first().copied().unwrap_or(Cell::Null), *r))
-            .collect();
-        if kept.len() + changed.len() != rows.len() {
-            return Ok(None);
-        }
-        changed.sort_unstable_by(|a, b| ord(*a, *b));
-        // Merge.
-        let mut out = Vec::with_capacity(rows.len());
-        let mut d = changed.iter().peekable();
-        for &(i, r) in &kept {
-            let cur = (conv(order.cells[i as usize]), r);
             while let Some(&&x) = d.peek() {
-                if ord(x, cur) == std::cmp::Ordering::Less {
+                if less(x, cur) {
                     out.push(x.1);
                     d.next();
                 } else {
@@ -971,7 +1009,7 @@ impl OverlaySource {
             out.push(r);
         }
         out.extend(d.map(|x| x.1));
-        Ok(Some(out))
+        Ok((out.len() == rows.len()).then_some(out))
     }
 
     /// Display paths (with their list flag) of the delta rows' fields the
@@ -1415,9 +1453,9 @@ impl RowSource for OverlaySource {
         {
             return Ok(None);
         }
-        match self.view(path, Some((rows, desc)))? {
-            Got::Sorted(o) => Ok(o),
-            Got::Column(_) => Ok(None),
+        match self.sort_delta(path)? {
+            Some(sd) => self.merge_sort(path, &sd, rows, desc),
+            None => Ok(None),
         }
     }
 
@@ -1512,6 +1550,55 @@ impl RowSource for OverlaySource {
                 b
             })
             .collect())
+    }
+
+    fn write_rows_json(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if let Some(p) = self.plain() {
+            return p.write_rows_json(rows, fields, out);
+        }
+        // Runs of the snapshot's own rows are written by the base straight
+        // from the columns; only held rows go through JSON values.
+        let mut run: Vec<u32> = Vec::new();
+        let mut first = true;
+        let flush = |run: &mut Vec<u32>, out: &mut Vec<u8>, first: &mut bool| -> Result<()> {
+            if !run.is_empty() {
+                if !*first {
+                    out.push(b',');
+                }
+                *first = false;
+                self.base_src().write_rows_json(run, fields, out)?;
+                run.clear();
+            }
+            Ok(())
+        };
+        for &r in rows {
+            let slot = self
+                .slots
+                .get(r as usize)
+                .copied()
+                .ok_or_else(|| Error::NotFound {
+                    what: "row",
+                    name: r.to_string(),
+                })?;
+            if self.ov.held(slot).is_none() {
+                run.push(slot);
+                continue;
+            }
+            flush(&mut run, out, &mut first)?;
+            for v in self.rows_json(&[r], fields)? {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                serde_json::to_writer(&mut *out, &v).map_err(|e| Error::Invalid(e.to_string()))?;
+            }
+        }
+        flush(&mut run, out, &mut first)
     }
 
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<Value>> {
