@@ -329,6 +329,14 @@ proptest! {
         let rebuilt = snapshot(&model);
         let want_engine = Engine::new(colsnap::query::SnapshotSource::new(rebuilt));
         let got_engine = Engine::new(OverlaySource::new(view));
+        // The field list and types equal the rebuilt snapshot's (typed
+        // from kind counts and the delta, without building view columns).
+        let sorted = |e: &Engine| {
+            let mut f: Vec<String> = e.fields().iter().map(|f| format!("{} {} {}", f.path, f.ty, f.list)).collect();
+            f.sort();
+            f
+        };
+        prop_assert_eq!(sorted(&got_engine), sorted(&want_engine), "rows {}", serde_json::to_string(&model).unwrap());
         let fields: Option<Vec<String>> = proj.map(|p| p.into_iter().map(String::from).collect());
         let p = Paging::page(page, limit).unwrap();
         for q in &qs {

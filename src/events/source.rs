@@ -1119,6 +1119,9 @@ impl OverlaySource {
             if certain && present_certain && (!neg_matters || neg || !snap_neg) {
                 return Ok(Some(ColumnType::from_counts(&counts, neg || snap_neg)));
             }
+            if let Some(ty) = self.exact_type(path, &segs, node, pk)? {
+                return Ok(ty);
+            }
         }
         let col = self.load_view(path)?;
         // A column exists when a row has it: an array node when an item of
@@ -1133,6 +1136,92 @@ impl OverlaySource {
             _ => present(&col, &|c| c != Cell::Absent),
         };
         Ok(any.then_some(col.ty))
+    }
+
+    /// `rows` as JSON values (through [`RowSource::rows_json`]), written
+    /// compact and separated by commas.
+    fn write_values(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        for (n, v) in self.rows_json(rows, fields)?.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, v).map_err(|e| Error::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The type of the snapshot column `path` (at `node`) from exact kind
+    /// counts: the snapshot's, less the base items of the rows that left
+    /// the view or whose update touched the column (read from the base
+    /// column, decoded once per base and shared by every source over it),
+    /// plus the delta's kinds `pk`. No view column is built. `None` when a
+    /// question stays open (whether the base strings left read as
+    /// timestamps, whether a negative integer is left, whether an empty
+    /// array holds a list column): the column is then loaded.
+    fn exact_type(
+        &self,
+        path: &str,
+        segs: &[Seg],
+        node: u32,
+        pk: &PathKinds,
+    ) -> Result<Option<Option<ColumnType>>> {
+        let snap = self.ov.snapshot();
+        let meta = &snap.footer().nodes[node as usize];
+        let mut c = meta.counts;
+        let base = self.base.column(path)?;
+        let lead = lead_keys(segs);
+        let n_snap = self.ov.snapshot_rows();
+        let mut str_removed = false;
+        let mut sub = |s: u32| {
+            for i in base.items(s as usize) {
+                let k = kind_of(&base.values.cell(i));
+                str_removed |= k == Kind::Str;
+                c[k as usize] = c[k as usize].saturating_sub(1);
+            }
+        };
+        for &s in &self.deleted {
+            sub(s);
+        }
+        for &(_, s) in &self.held {
+            if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, &lead)) {
+                sub(s);
+            }
+        }
+        let held = pk.kinds;
+        let live = |k: Kind| c[k as usize] > 0 || held[k as usize];
+        // Base strings left read as text unless they may all be timestamps.
+        let base_str = c[Kind::Str as usize] > 0;
+        if base_str && !pk.text && str_removed && !self.no_timestamp_strings(node)? {
+            return Ok(None);
+        }
+        let live_text = pk.text || base_str;
+        let mut counts = [0u64; KIND_COUNT];
+        for k in Kind::ALL {
+            counts[k as usize] = live(k) as u64;
+        }
+        let strs = live(Kind::Str) || live(Kind::Time) || pk.text || pk.time;
+        counts[Kind::Str as usize] = (live_text && strs) as u64;
+        counts[Kind::Time as usize] = (!live_text && strs) as u64;
+        let has = |k: Kind| counts[k as usize] > 0;
+        let snap_neg = meta.stats.int.is_some_and(|(lo, _)| lo < 0);
+        if has(Kind::Int) && has(Kind::UInt) && !has(Kind::Float) && !pk.neg && snap_neg {
+            return Ok(None);
+        }
+        let present = Kind::ALL.iter().any(|&k| k != Kind::Absent && live(k)) || pk.text || pk.time;
+        if !present {
+            // An array node exists when its parent holds an array, even
+            // an empty one: that takes the parent column.
+            return Ok(match segs.last() {
+                Some(Seg::Elem) => None,
+                _ => Some(None),
+            });
+        }
+        Ok(Some(Some(ColumnType::from_counts(&counts, pk.neg))))
     }
 
     /// The kinds of the delta's values by display path (computed once).
@@ -1561,6 +1650,12 @@ impl RowSource for OverlaySource {
         if let Some(p) = self.plain() {
             return p.write_rows_json(rows, fields, out);
         }
+        let snap = self.ov.snapshot();
+        if fields.is_some_and(|fs| fs.iter().any(|f| snap.node_by_path(f).is_none())) {
+            // A field only the events brought: the snapshot's writer cannot
+            // select it.
+            return self.write_values(rows, fields, out);
+        }
         // Runs of the snapshot's own rows are written by the base straight
         // from the columns; only held rows go through JSON values.
         let mut run: Vec<u32> = Vec::new();
@@ -1590,13 +1685,11 @@ impl RowSource for OverlaySource {
                 continue;
             }
             flush(&mut run, out, &mut first)?;
-            for v in self.rows_json(&[r], fields)? {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                serde_json::to_writer(&mut *out, &v).map_err(|e| Error::Invalid(e.to_string()))?;
+            if !first {
+                out.push(b',');
             }
+            first = false;
+            self.write_values(&[r], fields, out)?;
         }
         flush(&mut run, out, &mut first)
     }
