@@ -117,9 +117,20 @@ fn events(snap: &Snapshot, count: u64) -> Vec<Event> {
     out
 }
 
-/// Best of `k` runs, in seconds.
+/// Runs per timing: 5, or 1 with `COLSNAP_BENCH_ONCE` set (for a run
+/// under `valgrind --tool=callgrind`, whose instruction counts are steadier
+/// than wall time on a loaded machine).
+fn runs() -> usize {
+    if std::env::var_os("COLSNAP_BENCH_ONCE").is_some() {
+        1
+    } else {
+        5
+    }
+}
+
+/// Best of `k` runs (at most [`runs`]), in seconds.
 fn best(k: usize, mut f: impl FnMut()) -> f64 {
-    (0..k)
+    (0..k.min(runs()))
         .map(|_| {
             let t = Instant::now();
             f();
@@ -147,7 +158,7 @@ fn bench(_c: &mut Criterion) {
     let path = colsnap_bench::snapshot_path(n);
     let snap = Snapshot::open(&path).expect("open");
     let total = 10_000u64;
-    let live = 200u64;
+    let live = if runs() == 1 { 20 } else { 200u64 };
     let evs = events(&snap, total + live);
     eprintln!("rows {n}: {} ({} bytes)", path.display(), snap.file_len());
 

@@ -1159,10 +1159,11 @@ impl OverlaySource {
     /// counts: the snapshot's, less the base items of the rows that left
     /// the view or whose update touched the column (read from the base
     /// column, decoded once per base and shared by every source over it),
-    /// plus the delta's kinds `pk`. No view column is built. `None` when a
-    /// question stays open (whether the base strings left read as
-    /// timestamps, whether a negative integer is left, whether an empty
-    /// array holds a list column): the column is then loaded.
+    /// plus the delta's kinds `pk`. No view column is built (whether the
+    /// base strings left all read as timestamps, or a negative integer is
+    /// left, is read from the base column when counts leave it open).
+    /// `None` when an array node has no item left (whether an empty array
+    /// still holds it takes the parent): the column is then loaded.
     fn exact_type(
         &self,
         path: &str,
@@ -1194,12 +1195,50 @@ impl OverlaySource {
         }
         let held = pk.kinds;
         let live = |k: Kind| c[k as usize] > 0 || held[k as usize];
-        // Base strings left read as text unless they may all be timestamps.
+        // The base items still in the view, in order (for the rare
+        // questions counts leave open).
+        let removed = || {
+            let mut b = Bits::new(n_snap as usize);
+            for &s in &self.deleted {
+                b.set(s as usize);
+            }
+            for &(_, s) in &self.held {
+                if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, &lead)) {
+                    b.set(s as usize);
+                }
+            }
+            b
+        };
+        let live_cells = |f: &mut dyn FnMut(Cell) -> Result<bool>| -> Result<bool> {
+            let gone = removed();
+            for s in 0..n_snap as usize {
+                if gone.get(s) {
+                    continue;
+                }
+                for i in base.items(s) {
+                    if f(base.values.cell(i))? {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        };
+        // Base strings left read as text unless they all read as
+        // timestamps (the snapshot stored them as strings because of some
+        // text: when none of it was removed, it is still there).
         let base_str = c[Kind::Str as usize] > 0;
-        if base_str && !pk.text && str_removed && !self.no_timestamp_strings(node)? {
-            return Ok(None);
-        }
-        let live_text = pk.text || base_str;
+        let live_text = pk.text
+            || (base_str
+                && (!str_removed || self.no_timestamp_strings(node)? || {
+                    let t = snap.table_of(node)?;
+                    let mut seen = HashSet::new();
+                    live_cells(&mut |cell| {
+                        Ok(match cell {
+                            Cell::Str(id) if seen.insert(id) => !is_timestamp(&t.get(id)?),
+                            _ => false,
+                        })
+                    })?
+                }));
         let mut counts = [0u64; KIND_COUNT];
         for k in Kind::ALL {
             counts[k as usize] = live(k) as u64;
@@ -1209,9 +1248,12 @@ impl OverlaySource {
         counts[Kind::Time as usize] = (!live_text && strs) as u64;
         let has = |k: Kind| counts[k as usize] > 0;
         let snap_neg = meta.stats.int.is_some_and(|(lo, _)| lo < 0);
-        if has(Kind::Int) && has(Kind::UInt) && !has(Kind::Float) && !pk.neg && snap_neg {
-            return Ok(None);
-        }
+        let neg = pk.neg
+            || (has(Kind::Int)
+                && has(Kind::UInt)
+                && !has(Kind::Float)
+                && snap_neg
+                && live_cells(&mut |cell| Ok(matches!(cell, Cell::Int(v) if v < 0)))?);
         let present = Kind::ALL.iter().any(|&k| k != Kind::Absent && live(k)) || pk.text || pk.time;
         if !present {
             // An array node exists when its parent holds an array, even
@@ -1221,7 +1263,7 @@ impl OverlaySource {
                 _ => Some(None),
             });
         }
-        Ok(Some(Some(ColumnType::from_counts(&counts, pk.neg))))
+        Ok(Some(Some(ColumnType::from_counts(&counts, neg))))
     }
 
     /// The kinds of the delta's values by display path (computed once).
