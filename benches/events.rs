@@ -10,6 +10,7 @@
 //! ```text
 //! cargo bench -p colsnap-bench --bench events                       # 1,000,000 rows
 //! COLSNAP_BENCH_ROWS=200000 cargo bench -p colsnap-bench --bench events
+//! COLSNAP_BENCH_RUNS=2 cargo bench -p colsnap-bench --bench events  # best of 2, 40 live events
 //! ```
 //!
 //! The snapshot is built once per size and cached under
@@ -117,15 +118,19 @@ fn events(snap: &Snapshot, count: u64) -> Vec<Event> {
     out
 }
 
-/// Runs per timing: 5, or 1 with `COLSNAP_BENCH_ONCE` set (for a run
-/// under `valgrind --tool=callgrind`, whose instruction counts are steadier
-/// than wall time on a loaded machine).
+/// Runs per timing: `COLSNAP_BENCH_RUNS` (default 5; 1 with
+/// `COLSNAP_BENCH_ONCE` set, for a run under `valgrind --tool=callgrind`,
+/// whose instruction counts are steadier than wall time on a loaded
+/// machine).
 fn runs() -> usize {
     if std::env::var_os("COLSNAP_BENCH_ONCE").is_some() {
-        1
-    } else {
-        5
+        return 1;
     }
+    std::env::var("COLSNAP_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5usize)
+        .max(1)
 }
 
 /// Best of `k` runs (at most [`runs`]), in seconds.
@@ -158,7 +163,7 @@ fn bench(_c: &mut Criterion) {
     let path = colsnap_bench::snapshot_path(n);
     let snap = Snapshot::open(&path).expect("open");
     let total = 10_000u64;
-    let live = if runs() == 1 { 20 } else { 200u64 };
+    let live = if runs() < 5 { 20 * runs() as u64 } else { 200 };
     let evs = events(&snap, total + live);
     eprintln!("rows {n}: {} ({} bytes)", path.display(), snap.file_len());
 
