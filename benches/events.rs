@@ -20,8 +20,13 @@
 //! Every engine timing uses a fresh engine, so each query loads its columns:
 //! over the snapshot alone that is a decode; over the overlay it is the
 //! base column (decoded once per snapshot, kept by the base engine that
-//! every overlay source of a live view shares) plus the delta. "first"
-//! is the overlay with a fresh base (decode included).
+//! every overlay source of a live view shares) plus the delta. One-key
+//! sorts over the overlay merge the source's typed delta (typed on the
+//! source's first sort by the column, kept by the source) into the base
+//! engine's cached order, so its best-of timings are the merge. "first" is
+//! the overlay with a fresh base (decode, base order and typing included);
+//! the live row (a new source per event) includes typing the delta and the
+//! field types again.
 
 use colsnap::Snapshot;
 use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource};
