@@ -10,6 +10,7 @@
 //! ```text
 //! cargo bench -p colsnap-bench --bench events                       # 1,000,000 rows
 //! COLSNAP_BENCH_ROWS=200000 cargo bench -p colsnap-bench --bench events
+//! COLSNAP_BENCH_RUNS=2 cargo bench -p colsnap-bench --bench events  # best of 2, 40 live events
 //! ```
 //!
 //! The snapshot is built once per size and cached under
@@ -19,8 +20,13 @@
 //! Every engine timing uses a fresh engine, so each query loads its columns:
 //! over the snapshot alone that is a decode; over the overlay it is the
 //! base column (decoded once per snapshot, kept by the base engine that
-//! every overlay source of a live view shares) plus the delta. "first"
-//! is the overlay with a fresh base (decode included).
+//! every overlay source of a live view shares) plus the delta. One-key
+//! sorts over the overlay merge the source's typed delta (typed on the
+//! source's first sort by the column, kept by the source) into the base
+//! engine's cached order, so its best-of timings are the merge. "first" is
+//! the overlay with a fresh base (decode, base order and typing included);
+//! the live row (a new source per event) includes typing the delta and the
+//! field types again.
 
 use colsnap::Snapshot;
 use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource};
@@ -117,9 +123,24 @@ fn events(snap: &Snapshot, count: u64) -> Vec<Event> {
     out
 }
 
-/// Best of `k` runs, in seconds.
+/// Runs per timing: `COLSNAP_BENCH_RUNS` (default 5; 1 with
+/// `COLSNAP_BENCH_ONCE` set, for a run under `valgrind --tool=callgrind`,
+/// whose instruction counts are steadier than wall time on a loaded
+/// machine).
+fn runs() -> usize {
+    if std::env::var_os("COLSNAP_BENCH_ONCE").is_some() {
+        return 1;
+    }
+    std::env::var("COLSNAP_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5usize)
+        .max(1)
+}
+
+/// Best of `k` runs (at most [`runs`]), in seconds.
 fn best(k: usize, mut f: impl FnMut()) -> f64 {
-    (0..k)
+    (0..k.min(runs()))
         .map(|_| {
             let t = Instant::now();
             f();
@@ -147,7 +168,7 @@ fn bench(_c: &mut Criterion) {
     let path = colsnap_bench::snapshot_path(n);
     let snap = Snapshot::open(&path).expect("open");
     let total = 10_000u64;
-    let live = 200u64;
+    let live = if runs() < 5 { 20 * runs() as u64 } else { 200 };
     let evs = events(&snap, total + live);
     eprintln!("rows {n}: {} ({} bytes)", path.display(), snap.file_len());
 

@@ -680,6 +680,11 @@ impl Overlay {
         self.touched.len()
     }
 
+    /// Every overridden or created slot (live or not), in no order.
+    pub(crate) fn held_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rows.keys().chain(self.patches.keys()).copied()
+    }
+
     /// The overridden or created row in `slot`, if it is one: held as
     /// JSON, or as top-level changes of the snapshot's row.
     pub(crate) fn held(&self, slot: u32) -> Option<Held<'_>> {

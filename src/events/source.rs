@@ -334,12 +334,52 @@ pub struct OverlaySource {
     spaces: Mutex<Vec<Arc<KeySpace>>>,
     /// View row of each snapshot slot, built on first use.
     view_of: OnceLock<Vec<u32>>,
+    /// Typed deltas for one-key sorts, by path.
+    sort_deltas: Mutex<HashMap<String, Option<Arc<SortDelta>>>>,
 }
 
 /// What [`OverlaySource::view`] gives.
 enum Got {
     Column(Column),
-    Sorted(Option<Vec<u32>>),
+    /// The typed delta for merging into the base order (`None`: the base
+    /// order cannot be reused, the engine sorts).
+    Delta(Option<Arc<SortDelta>>),
+}
+
+/// A column's delta typed for sorting, kept by the source (typing the
+/// delta looks up every changed row's JSON; a query over the same view
+/// then only merges).
+struct SortDelta {
+    ks: KeySpace,
+    /// Slots taking their cells from JSON.
+    json: Bits,
+    /// (sort cell, view row) of each delta row, in view order.
+    cells: Vec<(Cell, u32)>,
+    /// `cells` in the engine's order, ascending and descending (on first use).
+    sorted: [OnceLock<Vec<(Cell, u32)>>; 2],
+}
+
+/// The engine's total order of (sort cell, view row) pairs of one column.
+#[inline]
+fn order_cmp(desc: bool, a: (Cell, u32), b: (Cell, u32)) -> std::cmp::Ordering {
+    match a.0.class().cmp(&b.0.class()) {
+        std::cmp::Ordering::Equal if a.0.class() == Class::Value => {
+            let o = a.0.cmp_value(&b.0);
+            if desc { o.reverse() } else { o }
+        }
+        o => o,
+    }
+    .then(a.1.cmp(&b.1))
+}
+
+impl SortDelta {
+    fn sorted(&self, desc: bool) -> &[(Cell, u32)] {
+        self.sorted[desc as usize].get_or_init(|| {
+            let mut v = self.cells.clone();
+            v.sort_unstable_by(|a, b| order_cmp(desc, *a, *b));
+            v
+        })
+    }
 }
 
 impl std::fmt::Debug for OverlaySource {
@@ -384,11 +424,18 @@ impl OverlaySource {
         let n_snap = ov.snapshot_rows();
         let mut held = Vec::with_capacity(ov.overridden());
         let mut present = Bits::new(n_snap as usize);
+        // Held slots as a bitmap: one probe a row instead of two map lookups.
+        let mut is_held = Bits::new(ov.slot_count());
+        for s in ov.held_slots() {
+            if (s as usize) < is_held.len() {
+                is_held.set(s as usize);
+            }
+        }
         for (r, &s) in slots.iter().enumerate() {
             if s < n_snap {
                 present.set(s as usize);
             }
-            if ov.held(s).is_some() {
+            if is_held.get(s as usize) {
                 held.push((r as u32, s));
             }
         }
@@ -409,6 +456,7 @@ impl OverlaySource {
             kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
             view_of: OnceLock::new(),
+            sort_deltas: Mutex::new(HashMap::new()),
         }
     }
 
@@ -526,16 +574,32 @@ impl OverlaySource {
 
     /// Load the view's column at `path` from the base and the delta.
     fn load_view(&self, path: &str) -> Result<Column> {
-        match self.view(path, None)? {
+        match self.view(path, false)? {
             Got::Column(c) => Ok(c),
-            Got::Sorted(_) => Err(Error::Invalid(format!("column `{path}` was not loaded"))),
+            Got::Delta(_) => Err(Error::Invalid(format!("column `{path}` was not loaded"))),
         }
     }
 
-    /// The view's column at `path` (`sort: None`), or the view's `rows`
-    /// sorted by it (`sort: Some((rows, desc))`, see [`Self::merge_sort`]):
+    /// The typed delta of `path` for one-key sorts (typed once per source).
+    fn sort_delta(&self, path: &str) -> Result<Option<Arc<SortDelta>>> {
+        if let Some(d) = self.sort_deltas.lock().map_err(|_| poisoned())?.get(path) {
+            return Ok(d.clone());
+        }
+        let d = match self.view(path, true)? {
+            Got::Delta(d) => d,
+            Got::Column(_) => None,
+        };
+        self.sort_deltas
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(path.to_string(), d.clone());
+        Ok(d)
+    }
+
+    /// The view's column at `path` (`sort: false`), or its delta typed for
+    /// merging into the base order (`sort: true`, see [`Self::merge_sort`]):
     /// both type the delta the same way.
-    fn view(&self, path: &str, sort: Option<(&[u32], bool)>) -> Result<Got> {
+    fn view(&self, path: &str, sort: bool) -> Result<Got> {
         let segs = segments(path)?;
         let ov = &self.ov;
         let snap = ov.snapshot();
@@ -656,7 +720,7 @@ impl OverlaySource {
         }
         // Timestamps that become text keep their original text (layout and offset).
         let mut ts_text: HashMap<usize, Box<str>> = HashMap::new();
-        if live_text && base_time && own && sort.is_none() {
+        if live_text && base_time && own && !sort {
             let nd = snap.node_data(node.expect("own column"))?;
             let mut text = String::new();
             for s in 0..n_snap {
@@ -770,7 +834,7 @@ impl OverlaySource {
             });
         }
         let ty = ColumnType::from_counts(&counts, neg);
-        if let Some((rows, desc)) = sort {
+        if sort {
             // Base cells keep their order when only string ids are re-keyed
             // (`table_key` is increasing): no string read as a timestamp,
             // no timestamp turned into text.
@@ -779,11 +843,17 @@ impl OverlaySource {
                 (c[Kind::Str as usize] == 0 || live_text)
                     && (c[Kind::Time as usize] == 0 || !live_text)
             });
-            return Ok(Got::Sorted(if base.is_some() && own && kept {
-                self.merge_sort(path, &ks, &delta.json, &delta_cells, rows, desc)?
-            } else {
-                None
-            }));
+            return Ok(Got::Delta((base.is_some() && own && kept).then(|| {
+                Arc::new(SortDelta {
+                    ks,
+                    json: delta.json,
+                    cells: delta_cells
+                        .iter()
+                        .map(|(r, cells)| (cells.first().copied().unwrap_or(Cell::Null), *r))
+                        .collect(),
+                    sorted: Default::default(),
+                })
+            })));
         }
         // The view's cells: base cells of the view's snapshot rows, delta
         // cells of the others, in view order.
@@ -881,10 +951,9 @@ impl OverlaySource {
     }
 
     /// The view's `rows` (increasing) sorted by the column `path` whose
-    /// delta rows hold `delta` (view row,
-    /// items; `json`: the snapshot slots whose cells come from the delta):
-    /// the base engine's cached order of the snapshot rows, less the
-    /// changed and deleted ones, merged with the delta rows sorted alone.
+    /// typed delta is `sd`: the base engine's cached order of the snapshot
+    /// rows, less the changed and deleted ones, merged with the delta rows
+    /// sorted alone (kept by `sd`).
     ///
     /// Exact by construction: both lists are sorted by the engine's total
     /// order (class, value in direction, view row), which the walk over
@@ -893,13 +962,14 @@ impl OverlaySource {
     fn merge_sort(
         &self,
         path: &str,
-        ks: &KeySpace,
-        json: &Bits,
-        delta: &[(u32, Vec<Cell>)],
+        sd: &SortDelta,
         rows: &[u32],
         desc: bool,
     ) -> Result<Option<Vec<u32>>> {
         let order = self.base.sorted_rows(path, desc)?;
+        if order.rows.len() != order.cells.len() {
+            return Ok(None);
+        }
         let view_of = self.view_rows();
         let all = rows.len() == self.slots.len();
         let mut want = Bits::new(if all { 0 } else { self.slots.len() });
@@ -909,59 +979,34 @@ impl OverlaySource {
             }
         }
         let member = |r: u32| all || want.get(r as usize);
+        let ks = &sd.ks;
         let conv = |c: Cell| match c {
             Cell::Str(id) => Cell::Str(ks.table_key(id)),
             c => c,
         };
-        let ord = |a: (Cell, u32), b: (Cell, u32)| -> std::cmp::Ordering {
-            match a.0.class().cmp(&b.0.class()) {
-                std::cmp::Ordering::Equal if a.0.class() == Class::Value => {
-                    let o = a.0.cmp_value(&b.0);
-                    if desc { o.reverse() } else { o }
-                }
-                o => o,
-            }
-            .then(a.1.cmp(&b.1))
-        };
-        // The kept base rows (index in the order, view row), in order,
-        // checked to be strictly increasing.
-        if order.rows.len() != order.cells.len() {
-            return Ok(None);
-        }
-        let mut kept: Vec<(u32, u32)> = Vec::with_capacity(rows.len());
+        let less =
+            |a: (Cell, u32), b: (Cell, u32)| order_cmp(desc, a, b) == std::cmp::Ordering::Less;
+        // One walk over the base order: each kept base row (checked to
+        // come strictly after the previous one) follows the delta rows
+        // sorting before it.
+        let mut d = sd.sorted(desc).iter().filter(|x| member(x.1)).peekable();
+        let mut out = Vec::with_capacity(rows.len());
         let mut prev: Option<(Cell, u32)> = None;
-        for (i, (&s, &c)) in order.rows.iter().zip(&order.cells).enumerate() {
+        for (&s, &c) in order.rows.iter().zip(&order.cells) {
             let r = match view_of.get(s as usize) {
                 Some(&r) if r != u32::MAX => r,
                 _ => continue,
             };
-            if json.get(s as usize) || !member(r) {
+            if sd.json.get(s as usize) || !member(r) {
                 continue;
             }
             let cur = (conv(c), r);
-            if prev.is_some_and(|p| ord(p, cur) != std::cmp::Ordering::Less) {
+            if prev.is_some_and(|p| !less(p, cur)) {
                 return Ok(None);
             }
             prev = Some(cur);
-            kept.push((i as u32, r));
-        }
-        // The delta rows asked for, sorted alone.
-        let mut changed: Vec<(Cell, u32)> = delta
-            .iter()
-            .filter(|(r, _)| member(*r))
-            .map(|(r, cells)| (cells.first().copied().unwrap_or(Cell::Null), *r))
-            .collect();
-        if kept.len() + changed.len() != rows.len() {
-            return Ok(None);
-        }
-        changed.sort_unstable_by(|a, b| ord(*a, *b));
-        // Merge.
-        let mut out = Vec::with_capacity(rows.len());
-        let mut d = changed.iter().peekable();
-        for &(i, r) in &kept {
-            let cur = (conv(order.cells[i as usize]), r);
             while let Some(&&x) = d.peek() {
-                if ord(x, cur) == std::cmp::Ordering::Less {
+                if less(x, cur) {
                     out.push(x.1);
                     d.next();
                 } else {
@@ -971,7 +1016,7 @@ impl OverlaySource {
             out.push(r);
         }
         out.extend(d.map(|x| x.1));
-        Ok(Some(out))
+        Ok((out.len() == rows.len()).then_some(out))
     }
 
     /// Display paths (with their list flag) of the delta rows' fields the
@@ -1081,6 +1126,9 @@ impl OverlaySource {
             if certain && present_certain && (!neg_matters || neg || !snap_neg) {
                 return Ok(Some(ColumnType::from_counts(&counts, neg || snap_neg)));
             }
+            if let Some(ty) = self.exact_type(path, &segs, node, pk)? {
+                return Ok(ty);
+            }
         }
         let col = self.load_view(path)?;
         // A column exists when a row has it: an array node when an item of
@@ -1095,6 +1143,134 @@ impl OverlaySource {
             _ => present(&col, &|c| c != Cell::Absent),
         };
         Ok(any.then_some(col.ty))
+    }
+
+    /// `rows` as JSON values (through [`RowSource::rows_json`]), written
+    /// compact and separated by commas.
+    fn write_values(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        for (n, v) in self.rows_json(rows, fields)?.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, v).map_err(|e| Error::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The type of the snapshot column `path` (at `node`) from exact kind
+    /// counts: the snapshot's, less the base items of the rows that left
+    /// the view or whose update touched the column (read from the base
+    /// column, decoded once per base and shared by every source over it),
+    /// plus the delta's kinds `pk`. No view column is built (whether the
+    /// base strings left all read as timestamps, or a negative integer is
+    /// left, is read from the base column when counts leave it open).
+    /// `None` when an array node has no item left (whether an empty array
+    /// still holds it takes the parent): the column is then loaded.
+    fn exact_type(
+        &self,
+        path: &str,
+        segs: &[Seg],
+        node: u32,
+        pk: &PathKinds,
+    ) -> Result<Option<Option<ColumnType>>> {
+        let snap = self.ov.snapshot();
+        let meta = &snap.footer().nodes[node as usize];
+        let mut c = meta.counts;
+        let base = self.base.column(path)?;
+        let lead = lead_keys(segs);
+        let n_snap = self.ov.snapshot_rows();
+        let mut str_removed = false;
+        let mut sub = |s: u32| {
+            for i in base.items(s as usize) {
+                let k = kind_of(&base.values.cell(i));
+                str_removed |= k == Kind::Str;
+                c[k as usize] = c[k as usize].saturating_sub(1);
+            }
+        };
+        for &s in &self.deleted {
+            sub(s);
+        }
+        for &(_, s) in &self.held {
+            if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, &lead)) {
+                sub(s);
+            }
+        }
+        let held = pk.kinds;
+        let live = |k: Kind| c[k as usize] > 0 || held[k as usize];
+        // The base items still in the view, in order (for the rare
+        // questions counts leave open).
+        let removed = || {
+            let mut b = Bits::new(n_snap as usize);
+            for &s in &self.deleted {
+                b.set(s as usize);
+            }
+            for &(_, s) in &self.held {
+                if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, &lead)) {
+                    b.set(s as usize);
+                }
+            }
+            b
+        };
+        let live_cells = |f: &mut dyn FnMut(Cell) -> Result<bool>| -> Result<bool> {
+            let gone = removed();
+            for s in 0..n_snap as usize {
+                if gone.get(s) {
+                    continue;
+                }
+                for i in base.items(s) {
+                    if f(base.values.cell(i))? {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        };
+        // Base strings left read as text unless they all read as
+        // timestamps (the snapshot stored them as strings because of some
+        // text: when none of it was removed, it is still there).
+        let base_str = c[Kind::Str as usize] > 0;
+        let live_text = pk.text
+            || (base_str
+                && (!str_removed || self.no_timestamp_strings(node)? || {
+                    let t = snap.table_of(node)?;
+                    let mut seen = HashSet::new();
+                    live_cells(&mut |cell| {
+                        Ok(match cell {
+                            Cell::Str(id) if seen.insert(id) => !is_timestamp(&t.get(id)?),
+                            _ => false,
+                        })
+                    })?
+                }));
+        let mut counts = [0u64; KIND_COUNT];
+        for k in Kind::ALL {
+            counts[k as usize] = live(k) as u64;
+        }
+        let strs = live(Kind::Str) || live(Kind::Time) || pk.text || pk.time;
+        counts[Kind::Str as usize] = (live_text && strs) as u64;
+        counts[Kind::Time as usize] = (!live_text && strs) as u64;
+        let has = |k: Kind| counts[k as usize] > 0;
+        let snap_neg = meta.stats.int.is_some_and(|(lo, _)| lo < 0);
+        let neg = pk.neg
+            || (has(Kind::Int)
+                && has(Kind::UInt)
+                && !has(Kind::Float)
+                && snap_neg
+                && live_cells(&mut |cell| Ok(matches!(cell, Cell::Int(v) if v < 0)))?);
+        let present = Kind::ALL.iter().any(|&k| k != Kind::Absent && live(k)) || pk.text || pk.time;
+        if !present {
+            // An array node exists when its parent holds an array, even
+            // an empty one: that takes the parent column.
+            return Ok(match segs.last() {
+                Some(Seg::Elem) => None,
+                _ => Some(None),
+            });
+        }
+        Ok(Some(Some(ColumnType::from_counts(&counts, neg))))
     }
 
     /// The kinds of the delta's values by display path (computed once).
@@ -1415,9 +1591,9 @@ impl RowSource for OverlaySource {
         {
             return Ok(None);
         }
-        match self.view(path, Some((rows, desc)))? {
-            Got::Sorted(o) => Ok(o),
-            Got::Column(_) => Ok(None),
+        match self.sort_delta(path)? {
+            Some(sd) => self.merge_sort(path, &sd, rows, desc),
+            None => Ok(None),
         }
     }
 
@@ -1512,6 +1688,59 @@ impl RowSource for OverlaySource {
                 b
             })
             .collect())
+    }
+
+    fn write_rows_json(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if let Some(p) = self.plain() {
+            return p.write_rows_json(rows, fields, out);
+        }
+        let snap = self.ov.snapshot();
+        if fields.is_some_and(|fs| fs.iter().any(|f| snap.node_by_path(f).is_none())) {
+            // A field only the events brought: the snapshot's writer cannot
+            // select it.
+            return self.write_values(rows, fields, out);
+        }
+        // Runs of the snapshot's own rows are written by the base straight
+        // from the columns; only held rows go through JSON values.
+        let mut run: Vec<u32> = Vec::new();
+        let mut first = true;
+        let flush = |run: &mut Vec<u32>, out: &mut Vec<u8>, first: &mut bool| -> Result<()> {
+            if !run.is_empty() {
+                if !*first {
+                    out.push(b',');
+                }
+                *first = false;
+                self.base_src().write_rows_json(run, fields, out)?;
+                run.clear();
+            }
+            Ok(())
+        };
+        for &r in rows {
+            let slot = self
+                .slots
+                .get(r as usize)
+                .copied()
+                .ok_or_else(|| Error::NotFound {
+                    what: "row",
+                    name: r.to_string(),
+                })?;
+            if self.ov.held(slot).is_none() {
+                run.push(slot);
+                continue;
+            }
+            flush(&mut run, out, &mut first)?;
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            self.write_values(&[r], fields, out)?;
+        }
+        flush(&mut run, out, &mut first)
     }
 
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<Value>> {
