@@ -79,7 +79,7 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             Some("Authorization"),
-            "posting events is disabled: start colsnap-serve with --events-token TOKEN (or COLSNAP_EVENTS_TOKEN) and send `Authorization: Bearer TOKEN`",
+            "posting events is disabled: start colsnap-serve with --write-token-file F (or --events-token TOKEN, or COLSNAP_EVENTS_TOKEN) and send `Authorization: Bearer TOKEN`",
         ));
     };
     let given = headers
@@ -93,7 +93,7 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             let mut e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 Some("Authorization"),
-                "missing or wrong `Authorization: Bearer TOKEN` (the --events-token of the server)",
+                "missing or wrong `Authorization: Bearer TOKEN` (the server's --write-token-file or --events-token)",
             );
             e.www_authenticate = true;
             Err(e)
