@@ -147,6 +147,9 @@ pub struct Dataset {
     /// Every event applied, in order (replayed for `GET /api/NAME/events`
     /// and to build the next view).
     pub(crate) history: Arc<Vec<Arc<colsnap::events::Event>>>,
+    /// The overlay of every event applied (a copy of the one the engine
+    /// queries): the next POST applies its events to a clone of it.
+    overlay: Option<colsnap::events::Overlay>,
     /// CRC-32C of the event log's bytes, when there is a log.
     log_crc: Option<u32>,
     /// What the file looked like when opened (length, mtime, inode).
@@ -234,6 +237,7 @@ impl Dataset {
         let mut events_sig = None;
         let mut log_crc = None;
         let mut history = Vec::new();
+        let mut overlay = None;
         let base = Engine::new(SnapshotSource::new(snap.clone()));
         let engine = match &events {
             Some(log) => {
@@ -258,6 +262,7 @@ impl Dataset {
                     history.push(Arc::new(ev));
                 }
                 events_applied = ov.applied();
+                overlay = Some(ov.clone());
                 Engine::new(colsnap::events::OverlaySource::with_base(ov, base.clone()))
             }
             None => base.clone(),
@@ -276,6 +281,7 @@ impl Dataset {
             events_sig,
             base,
             history: Arc::new(history),
+            overlay,
             log_crc,
             signature,
             file: Arc::new(f),
