@@ -96,17 +96,9 @@ fn batch(job: &Job, mut at: usize) -> (Vec<u8>, Option<usize>) {
             out.extend_from_slice(b"\n\n");
             return (out, None);
         }
-        // Compact JSON holds no line break; were one there, each line
-        // would need its own `data:` field.
-        if out[body..].iter().any(|&b| b == b'\n' || b == b'\r') {
-            let text = out.split_off(body);
-            for (i, line) in text.split(|&b| b == b'\n' || b == b'\r').enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b"\ndata: ");
-                }
-                out.extend_from_slice(line);
-            }
-        }
+        // The row writer's JSON is compact: no line break (one would end
+        // the `data:` field), since strings escape every control character.
+        debug_assert!(!out[body..].contains(&b'\n'));
         out.extend_from_slice(b"]\n\n");
         at = end;
         if job.single || out.len() >= BATCH_BYTES {
