@@ -72,6 +72,16 @@ fn event_text(out: &mut Vec<u8>, event: &str, id: &str, retry: Option<Duration>,
     out.extend_from_slice(b"\n\n");
 }
 
+/// An `error` event (no id: a reconnecting client resumes after the last
+/// rows it got).
+fn error_event(message: &str) -> Vec<u8> {
+    let msg = serde_json::json!({"message": message}).to_string();
+    let mut out = b"event: error\ndata: ".to_vec();
+    out.extend_from_slice(msg.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
 /// Make the events of the rows from `at` on, until about [`BATCH_BYTES`]
 /// (the rows written straight from the engine's row writer into the
 /// buffer); the `complete` event follows the last row. Returns the text and
@@ -90,10 +100,7 @@ fn batch(job: &Job, mut at: usize) -> (Vec<u8>, Option<usize>) {
         if let Err(e) = src.write_rows_json(&job.rows[at..end], job.fields.as_deref(), &mut out) {
             tracing::error!(error = %e, "stream failed");
             out.truncate(mark);
-            let msg = serde_json::json!({"message": e.to_string()}).to_string();
-            out.extend_from_slice(b"event: error\ndata: ");
-            out.extend_from_slice(msg.as_bytes());
-            out.extend_from_slice(b"\n\n");
+            out.extend_from_slice(&error_event(&e.to_string()));
             return (out, None);
         }
         // The row writer's JSON is compact: no line break (one would end
@@ -144,22 +151,15 @@ fn body_stream(st: St) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
             return Some((Ok(m), st));
         }
         let mut h = st.next.take()?;
-        let (text, reached) = loop {
-            match tokio::time::timeout(st.heartbeat, &mut h).await {
-                Ok(Ok(r)) => break r,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "stream task failed");
-                    let msg = serde_json::json!({"message": e.to_string()}).to_string();
-                    let mut out = Vec::new();
-                    out.extend_from_slice(b"event: error\ndata: ");
-                    out.extend_from_slice(msg.as_bytes());
-                    out.extend_from_slice(b"\n\n");
-                    break (out, None);
-                }
-                Err(_) => {
-                    st.next = Some(h);
-                    return Some((Ok(Bytes::from_static(b":heartbeat\n\n")), st));
-                }
+        let (text, reached) = match tokio::time::timeout(st.heartbeat, &mut h).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "stream task failed");
+                (error_event(&e.to_string()), None)
+            }
+            Err(_) => {
+                st.next = Some(h);
+                return Some((Ok(Bytes::from_static(b":heartbeat\n\n")), st));
             }
         };
         if let Some(at) = reached {
