@@ -11,7 +11,17 @@ use std::time::Duration;
 #[command(
     name = "colsnap-serve",
     version,
-    after_help = "Each FILE is served under its file stem NAME: /api/NAME, /api/NAME/rows, /api/NAME/rows/KEY, /api/NAME/stream, /files/NAME.colsnap. See docs/http.md."
+    after_help = "Each FILE is served under its file stem NAME:
+  GET  /api/NAME              schema, row count, columns and statistics
+  GET  /api/NAME/rows         ?page=&limit=&offset=&sort=&where=&search=&in=&fields=&cursor=
+  GET  /api/NAME/rows/KEY     one row by its key field (--key)
+  GET  /api/NAME/stream       every matching row as Server-Sent Events (?chunkSize=, resume with Last-Event-ID)
+  GET  /api/NAME/events       the applied events as Server-Sent Events (?since=SEQ)
+  POST /api/NAME/events       append NDJSON events (Authorization: Bearer TOKEN, see --write-token-file)
+  GET  /files/NAME.colsnap    the snapshot's bytes (Range requests)
+  GET  /api, /healthz, /web/  the list, health, the browser grid
+Also run as `colsnap serve ARGS`. Ctrl-C or SIGTERM: finish the requests in flight, then exit.
+Every endpoint with examples: docs/http.md."
 )]
 struct Args {
     /// Snapshot files.
