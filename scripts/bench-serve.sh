@@ -6,6 +6,7 @@
 #   ROWS=100000 DURATION=10s scripts/bench-serve.sh
 #   NDJSON=/data/issues.ndjson SNAPSHOT=/data/issues.colsnap WORKDIR=/tmp/bench scripts/bench-serve.sh
 #   DATASETTE=0 scripts/bench-serve.sh     # colsnap-serve only
+#   SERVE=0 WORKDIR=... scripts/bench-serve.sh   # Datasette only (after a run in WORKDIR)
 #
 # Generates ROWS issues (colsnap_testdata's gen_issues) unless NDJSON is
 # given, builds the snapshot unless SNAPSHOT is given, starts colsnap-serve
@@ -32,6 +33,7 @@ THREADS=${THREADS:-2}
 PORT=${PORT:-18473}
 DPORT=${DPORT:-18474}
 DATASETTE=${DATASETTE:-1}
+SERVE=${SERVE:-1}
 WORK=${WORKDIR:-$(mktemp -d)}
 mkdir -p "$WORK"
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 1; }
@@ -49,14 +51,20 @@ if [ ! -s "$SNAPSHOT" ]; then
 fi
 NAME=$(basename "$SNAPSHOT" .colsnap)
 echo "== machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-
+rss() { awk '/VmRSS/ {printf "%.1f MB\n", $2/1024}' "/proc/$1/status"; }
+run_wrk() { # $1: title, $2: Lua file, $3: base URL, $4: pid
+  echo "== $1: wrk -t$THREADS -c$CONNS -d$DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$2" "$3"
+  echo "== RSS after load: $(rss "$4")"
+}
+PID=
+DPID=
+trap 'kill ${PID:-} ${DPID:-} 2>/dev/null || true' EXIT
+if [ "$SERVE" = 1 ]; then
 RUST_LOG=warn target/release/colsnap-serve "$SNAPSHOT" --addr "127.0.0.1:$PORT" --no-web --reload 0 &
 PID=$!
-DPID=
-trap 'kill $PID ${DPID:-} 2>/dev/null || true' EXIT
 BASE="http://127.0.0.1:$PORT"
 for _ in $(seq 600); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.1; done
-rss() { awk '/VmRSS/ {printf "%.1f MB\n", $2/1024}' "/proc/$1/status"; }
 echo "== colsnap-serve RSS after start: $(rss $PID)"
 
 QUERIES=("sort=title" "sort=-created_at" "where=state%3Dopen&sort=-updated_at" "where=comments%3E%3D3&sort=number")
@@ -88,11 +96,6 @@ end
 LUAEND
   } > "$out"
 }
-run_wrk() { # $1: title, $2: Lua file, $3: base URL, $4: pid
-  echo "== $1: wrk -t$THREADS -c$CONNS -d$DURATION (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$2" "$3"
-  echo "== RSS after load: $(rss "$4")"
-}
 mix "" "$WORK/mix.lua" "${QUERIES[@]}"
 run_wrk "colsnap-serve: pages 1-200 of the mix, whole rows" "$WORK/mix.lua" "$BASE" $PID
 mix "&fields=number,title,state,updated_at" "$WORK/mix-fields.lua" "${QUERIES[@]}" "$SEARCH"
@@ -112,6 +115,7 @@ sse ""
 sse "&fields=number,title,state,updated_at"
 echo "== colsnap-serve RSS at the end: $(rss $PID)"
 kill $PID; wait $PID 2>/dev/null || true
+fi
 
 [ "$DATASETTE" = 1 ] || exit 0
 VENV=$WORK/venv

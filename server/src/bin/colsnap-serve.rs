@@ -48,6 +48,11 @@ struct Args {
     /// Seconds before a request without response headers gets a 503.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
+    /// Megabytes of decoded string chunks cached per snapshot: random pages
+    /// of whole rows of a large snapshot decode a chunk per string when the
+    /// chunks they touch do not fit.
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    cache_mb: usize,
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
@@ -141,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             .filter(|t| !t.is_empty()),
     };
     cfg.max_limit = a.max_limit;
+    cfg.cache_bytes = a.cache_mb.saturating_mul(1 << 20);
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
