@@ -40,16 +40,18 @@ command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; e
 
 cargo build --release -p colsnap-server --bin colsnap-serve
 NDJSON=${NDJSON:-$WORK/issues.ndjson}
-if [ ! -s "$NDJSON" ] && { [ -z "${SNAPSHOT:-}" ] || [ "$DATASETTE" = 1 ]; }; then
+SNAPSHOT=${SNAPSHOT:-$WORK/issues.colsnap}
+NAME=$(basename "$SNAPSHOT" .colsnap)
+DB=$WORK/$NAME.db
+# The NDJSON is needed only to build what is missing.
+if [ ! -s "$NDJSON" ] && { [ ! -s "$SNAPSHOT" ] || { [ "$DATASETTE" = 1 ] && [ ! -s "$DB" ]; }; }; then
   cargo build --release -p colsnap --example gen_issues
   target/release/examples/gen_issues --count "$ROWS" --out "$NDJSON"
 fi
-SNAPSHOT=${SNAPSHOT:-$WORK/issues.colsnap}
 if [ ! -s "$SNAPSHOT" ]; then
   cargo build --release -p colsnap --bin colsnap
   target/release/colsnap build "$NDJSON" -o "$SNAPSHOT"
 fi
-NAME=$(basename "$SNAPSHOT" .colsnap)
 echo "== machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 rss() { awk '/VmRSS/ {printf "%.1f MB\n", $2/1024}' "/proc/$1/status"; }
 run_wrk() { # $1: title, $2: Lua file, $3: base URL, $4: pid
@@ -61,7 +63,9 @@ PID=
 DPID=
 trap 'kill ${PID:-} ${DPID:-} 2>/dev/null || true' EXIT
 if [ "$SERVE" = 1 ]; then
-RUST_LOG=warn target/release/colsnap-serve "$SNAPSHOT" --addr "127.0.0.1:$PORT" --no-web --reload 0 &
+# SERVE_ARGS: more options, e.g. SERVE_ARGS="--cache-mb 4096".
+# shellcheck disable=SC2086
+RUST_LOG=warn target/release/colsnap-serve "$SNAPSHOT" --addr "127.0.0.1:$PORT" --no-web --reload 0 ${SERVE_ARGS:-} &
 PID=$!
 BASE="http://127.0.0.1:$PORT"
 for _ in $(seq 600); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.1; done
@@ -101,14 +105,16 @@ run_wrk "colsnap-serve: pages 1-200 of the mix, whole rows" "$WORK/mix.lua" "$BA
 mix "&fields=number,title,state,updated_at" "$WORK/mix-fields.lua" "${QUERIES[@]}" "$SEARCH"
 run_wrk "colsnap-serve: the mix and a search, fields=number,title,state,updated_at" "$WORK/mix-fields.lua" "$BASE" $PID
 
+# SSE_MAX: seconds a stream may take (curl --max-time); rows counted from
+# the data events received (chunkSize each, the last maybe fewer).
 sse() { # $1: extra parameters
-  local start end bytes rows
-  rows=$(curl -s "$BASE/api/$NAME/rows?limit=1" | sed -n 's/.*"total":\([0-9]*\).*/\1/p')
+  local start end out
   start=$(date +%s.%N)
-  bytes=$(curl -sN "$BASE/api/$NAME/stream?chunkSize=1000$1" | wc -c)
+  out=$(curl -sN --max-time "${SSE_MAX:-600}" "$BASE/api/$NAME/stream?chunkSize=1000$1" | tee >(wc -c > "$WORK/sse.bytes") | grep -c '^event: data' || true)
   end=$(date +%s.%N)
-  awk -v r="$rows" -v s="$start" -v e="$end" -v b="$bytes" -v q="$1" \
-    'BEGIN { t = e - s; printf "SSE chunkSize=1000%s: %d rows, %.1f MB in %.2f s: %.0f rows/s, %.0f MB/s\n", q, r, b/1e6, t, r/t, b/1e6/t }'
+  sleep 0.2
+  awk -v n="$out" -v s="$start" -v e="$end" -v b="$(cat "$WORK/sse.bytes")" -v q="$1" \
+    'BEGIN { t = e - s; r = n * 1000; printf "SSE chunkSize=1000%s: about %d rows, %.1f MB in %.2f s: %.0f rows/s, %.0f MB/s\n", q, r, b/1e6, t, r/t, b/1e6/t }'
 }
 echo "== SSE of every row (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 sse ""
@@ -123,7 +129,6 @@ if [ ! -x "$VENV/bin/datasette" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q datasette sqlite-utils
 fi
-DB=$WORK/$NAME.db
 if [ ! -s "$DB" ]; then
   echo "== loading $NDJSON into SQLite (sqlite-utils)"
   rm -f "$DB.tmp"
