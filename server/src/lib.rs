@@ -89,6 +89,11 @@ pub struct ServerConfig {
     pub events_token: Option<String>,
     /// Largest `POST /api/NAME/events` body, in bytes (larger: 413).
     pub max_events_body: usize,
+    /// Byte budget of each snapshot's decoded string chunks (the library's
+    /// [`colsnap::OpenOptions::cache_bytes`]). Pages of whole rows at random
+    /// positions of a large snapshot decode a chunk per string when the
+    /// chunks they touch do not fit.
+    pub cache_bytes: usize,
 }
 
 impl ServerConfig {
@@ -113,6 +118,7 @@ impl ServerConfig {
             web: None,
             events_token: None,
             max_events_body: 8 << 20,
+            cache_bytes: colsnap::OpenOptions::default().cache_bytes,
         }
     }
 }
@@ -147,6 +153,9 @@ pub struct Dataset {
     /// Every event applied, in order (replayed for `GET /api/NAME/events`
     /// and to build the next view).
     pub(crate) history: Arc<Vec<Arc<colsnap::events::Event>>>,
+    /// The overlay of every event applied (a copy of the one the engine
+    /// queries): the next POST applies its events to a clone of it.
+    overlay: Option<colsnap::events::Overlay>,
     /// CRC-32C of the event log's bytes, when there is a log.
     log_crc: Option<u32>,
     /// What the file looked like when opened (length, mtime, inode).
@@ -198,12 +207,14 @@ struct ResultCache {
 
 impl Dataset {
     /// Open `path` as the dataset `name`, with the event log `events`
-    /// applied (rows identified by `key`).
+    /// applied (rows identified by `key`), decoded string chunks cached up
+    /// to `cache_bytes`.
     pub fn open(
         name: String,
         path: PathBuf,
         key: &str,
         events: Option<PathBuf>,
+        cache_bytes: usize,
     ) -> anyhow::Result<Dataset> {
         use std::io::{Read, Seek, SeekFrom};
         let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
@@ -212,7 +223,11 @@ impl Dataset {
         let mut tries = 0;
         let (snap, mut f, meta) = loop {
             let f = std::fs::File::open(&path).map_err(|e| at(&e))?;
-            let snap = Snapshot::open(&path).map_err(|e| at(&e))?;
+            let opts = colsnap::OpenOptions {
+                cache_bytes,
+                ..Default::default()
+            };
+            let snap = Snapshot::open_with(&path, opts).map_err(|e| at(&e))?;
             let meta = f.metadata().map_err(|e| at(&e))?;
             let now = std::fs::metadata(&path).map_err(|e| at(&e))?;
             tries += 1;
@@ -234,6 +249,7 @@ impl Dataset {
         let mut events_sig = None;
         let mut log_crc = None;
         let mut history = Vec::new();
+        let mut overlay = None;
         let base = Engine::new(SnapshotSource::new(snap.clone()));
         let engine = match &events {
             Some(log) => {
@@ -258,6 +274,7 @@ impl Dataset {
                     history.push(Arc::new(ev));
                 }
                 events_applied = ov.applied();
+                overlay = Some(ov.clone());
                 Engine::new(colsnap::events::OverlaySource::with_base(ov, base.clone()))
             }
             None => base.clone(),
@@ -276,6 +293,7 @@ impl Dataset {
             events_sig,
             base,
             history: Arc::new(history),
+            overlay,
             log_crc,
             signature,
             file: Arc::new(f),
@@ -385,7 +403,13 @@ impl AppState {
                 .or_else(|| Some(live::default_log(p, &name)).filter(|l| l.is_file()));
             datasets.insert(
                 name.clone(),
-                Arc::new(Dataset::open(name, p.clone(), &config.key, log)?),
+                Arc::new(Dataset::open(
+                    name,
+                    p.clone(),
+                    &config.key,
+                    log,
+                    config.cache_bytes,
+                )?),
             );
         }
         if let Some((n, _)) = config
@@ -472,7 +496,13 @@ impl AppState {
             if ds.signature.as_ref() == Some(&FileSig::of(&meta)) && ds.events_sig == log_now {
                 continue;
             }
-            match Dataset::open(ds.name.clone(), ds.path.clone(), &ds.key, ds.events.clone()) {
+            match Dataset::open(
+                ds.name.clone(),
+                ds.path.clone(),
+                &ds.key,
+                ds.events.clone(),
+                self.config.cache_bytes,
+            ) {
                 Ok(new) => {
                     tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");
                     if let Ok(mut d) = self.datasets.write() {

@@ -2,9 +2,9 @@
 //! event log and swaps the new view in; `GET /api/NAME/events` streams the
 //! applied events as Server-Sent Events.
 //!
-//! A POST is all or nothing: its events are parsed and applied to a new
-//! overlay (the events so far replayed, then the new ones) before anything
-//! is written; only then are they appended to the log (write + fsync) and
+//! A POST is all or nothing: its events are parsed and applied to a copy
+//! of the dataset's overlay (which holds every event so far) before
+//! anything is written; only then are they appended to the log (write + fsync) and
 //! the new view swapped in. POSTs to one dataset run one at a time.
 
 use crate::api::path_err;
@@ -79,7 +79,7 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             Some("Authorization"),
-            "posting events is disabled: start colsnap-serve with --events-token TOKEN (or COLSNAP_EVENTS_TOKEN) and send `Authorization: Bearer TOKEN`",
+            "posting events is disabled: start colsnap-serve with --write-token-file F (or --events-token TOKEN, or COLSNAP_EVENTS_TOKEN) and send `Authorization: Bearer TOKEN`",
         ));
     };
     let given = headers
@@ -93,7 +93,7 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             let mut e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 Some("Authorization"),
-                "missing or wrong `Authorization: Bearer TOKEN` (the --events-token of the server)",
+                "missing or wrong `Authorization: Bearer TOKEN` (the server's --write-token-file or --events-token)",
             );
             e.www_authenticate = true;
             Err(e)
@@ -175,14 +175,15 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
         ));
     }
     let internal = |e: colsnap::Error| {
-        tracing::error!(error = %e, "replaying the events so far failed");
+        tracing::error!(error = %e, "copying the overlay failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
     };
-    // The candidate: a fresh overlay with every earlier event, then these.
-    let mut ov = Overlay::new(ds.snap.clone(), &ds.key).map_err(internal)?;
-    for (i, e) in ds.history.iter().enumerate() {
-        ov.apply(e, i as u64 + 1).map_err(internal)?;
-    }
+    // The candidate: a copy of the current overlay (every earlier event
+    // applied), then these; the current one keeps serving meanwhile.
+    let mut ov = match &ds.overlay {
+        Some(o) => o.clone(),
+        None => Overlay::new(ds.snap.clone(), &ds.key).map_err(internal)?,
+    };
     for (lno, e) in &events {
         ov.apply(e, *lno).map_err(|x| {
             ApiError::new(
@@ -228,6 +229,7 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
     let mut history = Vec::with_capacity(ds.history.len() + events.len());
     history.extend(ds.history.iter().cloned());
     history.extend(events.into_iter().map(|(_, e)| Arc::new(e)));
+    let keep = ov.clone();
     let engine = Engine::new(OverlaySource::with_base(ov, ds.base.clone()));
     Ok(Dataset {
         name: ds.name.clone(),
@@ -243,6 +245,7 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
         events_sig,
         base: ds.base.clone(),
         history: Arc::new(history),
+        overlay: Some(keep),
         log_crc: Some(crc),
         signature: ds.signature.clone(),
         file: ds.file.clone(),

@@ -12,10 +12,10 @@ use crate::api::path_err;
 use crate::error::ApiError;
 use crate::params;
 use crate::{AppState, Dataset};
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use std::convert::Infallible;
@@ -41,91 +41,134 @@ impl Drop for Open {
     }
 }
 
-enum Step {
-    Meta,
-    Data(usize),
-    End,
-}
+/// Bytes of events produced per blocking task: many `data` events in one
+/// buffer (one write to the socket), while the next batch is made.
+const BATCH_BYTES: usize = 1 << 20;
 
-struct St {
+/// What the producer of one stream needs.
+struct Job {
     ds: Arc<Dataset>,
     rows: Arc<Vec<u32>>,
     fields: Option<Vec<String>>,
     chunk: usize,
-    tag: String,
-    step: Step,
-    from: usize,
-    retry: Duration,
+    tag: Arc<str>,
+    /// One event a batch (pacing, for tests); otherwise about
+    /// [`BATCH_BYTES`] of events.
+    single: bool,
+}
+
+/// One SSE event's text: its fields, then `data` with `data` (which must
+/// hold no line break: compact JSON), then the blank line.
+fn event_text(out: &mut Vec<u8>, event: &str, id: &str, retry: Option<Duration>, data: &[u8]) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\nid: ");
+    out.extend_from_slice(id.as_bytes());
+    if let Some(r) = retry {
+        out.extend_from_slice(format!("\nretry: {}", r.as_millis()).as_bytes());
+    }
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// An `error` event (no id: a reconnecting client resumes after the last
+/// rows it got).
+fn error_event(message: &str) -> Vec<u8> {
+    let msg = serde_json::json!({"message": message}).to_string();
+    let mut out = b"event: error\ndata: ".to_vec();
+    out.extend_from_slice(msg.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// Make the events of the rows from `at` on, until about [`BATCH_BYTES`]
+/// (the rows written straight from the engine's row writer into the
+/// buffer); the `complete` event follows the last row. Returns the text and
+/// the row reached, `None` after `complete` (or an `error` event).
+fn batch(job: &Job, mut at: usize) -> (Vec<u8>, Option<usize>) {
+    let total = job.rows.len();
+    let mut out = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4);
+    let src = job.ds.engine.source();
+    while at < total {
+        let end = at.saturating_add(job.chunk).min(total);
+        let mark = out.len();
+        out.extend_from_slice(b"event: data\nid: ");
+        out.extend_from_slice(job.tag.as_bytes());
+        out.extend_from_slice(format!("-{end}\ndata: [").as_bytes());
+        let body = out.len();
+        if let Err(e) = src.write_rows_json(&job.rows[at..end], job.fields.as_deref(), &mut out) {
+            tracing::error!(error = %e, "stream failed");
+            out.truncate(mark);
+            out.extend_from_slice(&error_event(&e.to_string()));
+            return (out, None);
+        }
+        // The row writer's JSON is compact: no line break (one would end
+        // the `data:` field), since strings escape every control character.
+        debug_assert!(!out[body..].contains(&b'\n'));
+        out.extend_from_slice(b"]\n\n");
+        at = end;
+        if job.single || out.len() >= BATCH_BYTES {
+            return (out, Some(at));
+        }
+    }
+    let done = serde_json::json!({"total": total}).to_string();
+    event_text(
+        &mut out,
+        "complete",
+        &format!("{}-done", job.tag),
+        None,
+        done.as_bytes(),
+    );
+    (out, None)
+}
+
+type Pending = tokio::task::JoinHandle<(Vec<u8>, Option<usize>)>;
+
+struct St {
+    job: Arc<Job>,
+    /// The metadata event, sent first.
+    meta: Option<Bytes>,
+    /// The batch being made.
+    next: Option<Pending>,
     pause: Duration,
+    heartbeat: Duration,
     _open: Open,
 }
 
-fn event_stream(st: St) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+fn spawn_batch(job: &Arc<Job>, at: usize) -> Pending {
+    let job = job.clone();
+    tokio::task::spawn_blocking(move || batch(&job, at))
+}
+
+/// The response body: the metadata event, then batches of events, each
+/// made on a blocking thread while the one before is written (one batch
+/// ahead, so a slow client holds no thread). A heartbeat comment goes out
+/// when a batch takes longer than the heartbeat interval.
+fn body_stream(st: St) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     stream::unfold(st, |mut st| async move {
-        let total = st.rows.len();
-        match st.step {
-            Step::Meta => {
-                let data =
-                    serde_json::json!({"total": total, "chunkSize": st.chunk, "from": st.from});
-                st.step = Step::Data(st.from);
-                let ev = Event::default()
-                    .event("metadata")
-                    .id(format!("{}-{}", st.tag, st.from))
-                    .retry(st.retry)
-                    .data(data.to_string());
-                Some((Ok(ev), st))
-            }
-            Step::Data(at) if at < total => {
-                if !st.pause.is_zero() && at > st.from {
-                    tokio::time::sleep(st.pause).await;
-                }
-                let end = at.saturating_add(st.chunk).min(total);
-                let (ds, rows, fields) = (st.ds.clone(), st.rows.clone(), st.fields.clone());
-                let json = tokio::task::spawn_blocking(move || {
-                    let mut out = b"[".to_vec();
-                    ds.engine
-                        .source()
-                        .write_rows_json(&rows[at..end], fields.as_deref(), &mut out)
-                        .map(|()| {
-                            out.push(b']');
-                            String::from_utf8(out).unwrap_or_default()
-                        })
-                })
-                .await;
-                match json {
-                    Ok(Ok(s)) => {
-                        st.step = Step::Data(end);
-                        let ev = Event::default()
-                            .event("data")
-                            .id(format!("{}-{end}", st.tag))
-                            .data(s);
-                        Some((Ok(ev), st))
-                    }
-                    other => {
-                        let msg = match other {
-                            Ok(Err(e)) => e.to_string(),
-                            Err(e) => e.to_string(),
-                            Ok(Ok(_)) => String::new(),
-                        };
-                        tracing::error!(error = %msg, "stream failed");
-                        st.step = Step::End;
-                        let ev = Event::default()
-                            .event("error")
-                            .data(serde_json::json!({"message": msg}).to_string());
-                        Some((Ok(ev), st))
-                    }
-                }
-            }
-            Step::Data(_) => {
-                st.step = Step::End;
-                let ev = Event::default()
-                    .event("complete")
-                    .id(format!("{}-done", st.tag))
-                    .data(serde_json::json!({"total": total}).to_string());
-                Some((Ok(ev), st))
-            }
-            Step::End => None,
+        if let Some(m) = st.meta.take() {
+            return Some((Ok(m), st));
         }
+        let mut h = st.next.take()?;
+        let (text, reached) = match tokio::time::timeout(st.heartbeat, &mut h).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "stream task failed");
+                (error_event(&e.to_string()), None)
+            }
+            Err(_) => {
+                st.next = Some(h);
+                return Some((Ok(Bytes::from_static(b":heartbeat\n\n")), st));
+            }
+        };
+        if let Some(at) = reached {
+            if !st.pause.is_zero() {
+                tokio::time::sleep(st.pause).await;
+            }
+            st.next = Some(spawn_batch(&st.job, at));
+        }
+        Some((Ok(Bytes::from(text)), st))
     })
 }
 
@@ -181,25 +224,41 @@ pub async fn stream(
             return Err(bad());
         }
     }
-    let st = St {
+    let job = Arc::new(Job {
         ds,
         rows,
         fields: sel.fields,
         chunk,
-        tag,
-        step: Step::Meta,
-        from,
-        retry: Duration::from_millis(cfg.sse_retry_ms),
+        tag: tag.clone().into(),
+        single: !cfg.stream_pause.is_zero(),
+    });
+    let total = job.rows.len();
+    let mut meta = Vec::new();
+    event_text(
+        &mut meta,
+        "metadata",
+        &format!("{tag}-{from}"),
+        Some(Duration::from_millis(cfg.sse_retry_ms)),
+        serde_json::json!({"total": total, "chunkSize": chunk, "from": from})
+            .to_string()
+            .as_bytes(),
+    );
+    let st = St {
+        next: Some(spawn_batch(&job, from)),
+        job,
+        meta: Some(Bytes::from(meta)),
         pause: cfg.stream_pause,
+        heartbeat: cfg.heartbeat,
         _open: Open::new(&app.active_streams),
     };
-    let mut r = Sse::new(event_stream(st))
-        .keep_alive(KeepAlive::new().interval(cfg.heartbeat).text("heartbeat"))
-        .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut r = Body::from_stream(body_stream(st)).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Reverse proxies (nginx) must pass events on as they come.
-    r.headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(r)
 }

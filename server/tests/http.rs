@@ -840,6 +840,44 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
+/// One event per write (paced) or many per write: the same events, and
+/// every row once, in order (heartbeats, here every 1 ms, in between
+/// change nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_batches_do_not_change_the_events() {
+    let fast = start(|_| {}).await;
+    let paced = start(|c| {
+        c.stream_pause = Duration::from_millis(1);
+        c.heartbeat = Duration::from_millis(1);
+    })
+    .await;
+    let c = client();
+    let q = "/api/issues/stream?chunkSize=3&sort=title&fields=id,title";
+    let r = c.get(format!("{}{q}", fast.base)).send().await.unwrap();
+    let (a, _) = read_events(r, |_| false).await;
+    let r = c.get(format!("{}{q}", paced.base)).send().await.unwrap();
+    let (b, raw) = read_events(r, |_| false).await;
+    let strip = |v: &[Ev]| {
+        v.iter()
+            .map(|e| {
+                (
+                    e.event.clone(),
+                    e.id.clone().map(|i| i[16..].to_string()),
+                    e.data.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    let rows = data_rows(&a);
+    let total: Value = serde_json::from_str(&a[0].data).unwrap();
+    assert_eq!(rows.len(), total["total"].as_u64().unwrap() as usize);
+    assert!(a.len() > 4, "several data events: {}", a.len());
+    let ids: Vec<&str> = a.iter().filter_map(|e| e.id.as_deref()).collect();
+    assert!(ids.iter().all(|i| i.len() > 17), "{ids:?}");
+    assert!(raw.contains("\n\nevent: data\nid: "), "{raw:.300}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_leaving_mid_stream_leaks_nothing() {
     let s = start(|c| c.stream_pause = Duration::from_millis(20)).await;

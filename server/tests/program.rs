@@ -21,16 +21,113 @@ fn snapshot(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 }
 
 fn get(addr: &str, path: &str) -> String {
+    request(addr, &format!("GET {path} HTTP/1.1\r\n"), "")
+}
+
+/// One request (`line` with its CRLF, then `Host` and `Connection: close`
+/// are added) with `body`; the whole response.
+fn request(addr: &str, line: &str, body: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "{line}Host: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+fn post_events(addr: &str, token: &str, body: &str) -> String {
+    request(
+        addr,
+        &format!("POST /api/tiny/events HTTP/1.1\r\nAuthorization: Bearer {token}\r\n"),
+        body,
+    )
+}
+
+fn token_file(dir: &std::path::Path, text: &str, mode: u32) -> std::path::PathBuf {
+    let p = dir.join("token");
+    std::fs::write(&p, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    p
+}
+
+#[test]
+fn the_write_token_comes_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = snapshot(dir.path(), "tiny.colsnap");
+    let f = token_file(dir.path(), "  s3cret-from-file\n", 0o600);
+    let (_child, addr) = start(&[a.as_os_str(), "--write-token-file".as_ref(), f.as_os_str()]);
+    let r = post_events(&addr, "wrong", "{\"seq\":1,\"op\":\"delete\",\"key\":1}\n");
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    let r = post_events(
+        &addr,
+        "s3cret-from-file",
+        "{\"seq\":1,\"op\":\"delete\",\"key\":1}\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.ends_with("{\"applied\":1,\"last_seq\":1}"), "{r}");
+    let r = get(&addr, "/api/tiny/rows/1");
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+}
+
+#[test]
+fn a_bad_token_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = snapshot(dir.path(), "tiny.colsnap");
+    let refused = |args: &[&std::ffi::OsStr], want: &str| {
+        let out = serve_cmd()
+            .arg(&a)
+            .args(args)
+            .args(["--addr", "127.0.0.1:0", "--no-web"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "want `{want}` in: {err}");
+    };
+    let empty = token_file(dir.path(), " \n\n", 0o600);
+    refused(
+        &["--write-token-file".as_ref(), empty.as_os_str()],
+        "the file is empty",
+    );
+    let missing = dir.path().join("no-such-token");
+    refused(
+        &["--write-token-file".as_ref(), missing.as_os_str()],
+        "no-such-token",
+    );
+    let two = token_file(dir.path(), "a b\n", 0o600);
+    refused(
+        &["--write-token-file".as_ref(), two.as_os_str()],
+        "no spaces",
+    );
+    #[cfg(unix)]
+    {
+        let open = token_file(dir.path(), "tok\n", 0o644);
+        refused(
+            &["--write-token-file".as_ref(), open.as_os_str()],
+            "chmod 600",
+        );
+    }
+    let ok = token_file(dir.path(), "tok\n", 0o600);
+    refused(
+        &[
+            "--write-token-file".as_ref(),
+            ok.as_os_str(),
+            "--events-token".as_ref(),
+            "x".as_ref(),
+        ],
+        "cannot be used with",
+    );
 }
 
 #[test]
@@ -75,15 +172,14 @@ impl Drop for Reap {
     }
 }
 
-#[test]
-fn serves_then_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = snapshot(dir.path(), "tiny.colsnap");
+/// Start `colsnap-serve ARGS --addr 127.0.0.1:0`; its address.
+fn start(args: &[&std::ffi::OsStr]) -> (Reap, String) {
     let mut child = Reap(
         serve_cmd()
-            .arg(&a)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .args(["--addr", "127.0.0.1:0", "--no-web"])
             .env("RUST_LOG", "info")
+            .env_remove("COLSNAP_EVENTS_TOKEN")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -106,6 +202,14 @@ fn serves_then_stops_on_sigterm() {
             break line[i + 5..].split_whitespace().next().unwrap().to_string();
         }
     };
+    (child, addr)
+}
+
+#[test]
+fn serves_then_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = snapshot(dir.path(), "tiny.colsnap");
+    let (mut child, addr) = start(&[a.as_os_str()]);
     let r = get(&addr, "/healthz");
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     assert!(r.contains("\"snapshots\":[\"tiny\"]"), "{r}");

@@ -1,4 +1,4 @@
-//! `colsnap-serve FILE... [--addr 127.0.0.1:8080] [--rate-limit N] [--cors ORIGIN] [--key id]`:
+//! `colsnap-serve FILE... [--addr 127.0.0.1:8080] [--events NAME=LOG] [--rate-limit N] [--cors ORIGIN] [--write-token-file F] [--key id]`:
 //! serve snapshots as an HTTP API (see docs/http.md).
 
 use clap::Parser;
@@ -11,7 +11,17 @@ use std::time::Duration;
 #[command(
     name = "colsnap-serve",
     version,
-    after_help = "Each FILE is served under its file stem NAME: /api/NAME, /api/NAME/rows, /api/NAME/rows/KEY, /api/NAME/stream, /files/NAME.colsnap. See docs/http.md."
+    after_help = "Each FILE is served under its file stem NAME:
+  GET  /api/NAME              schema, row count, columns and statistics
+  GET  /api/NAME/rows         ?page=&limit=&offset=&sort=&where=&search=&in=&fields=&cursor=
+  GET  /api/NAME/rows/KEY     one row by its key field (--key)
+  GET  /api/NAME/stream       every matching row as Server-Sent Events (?chunkSize=, resume with Last-Event-ID)
+  GET  /api/NAME/events       the applied events as Server-Sent Events (?since=SEQ)
+  POST /api/NAME/events       append NDJSON events (Authorization: Bearer TOKEN, see --write-token-file)
+  GET  /files/NAME.colsnap    the snapshot's bytes (Range requests)
+  GET  /api, /healthz, /web/  the list, health, the browser grid
+Also run as `colsnap serve ARGS`. Ctrl-C or SIGTERM: finish the requests in flight, then exit.
+Every endpoint with examples: docs/http.md."
 )]
 struct Args {
     /// Snapshot files.
@@ -38,6 +48,11 @@ struct Args {
     /// Seconds before a request without response headers gets a 503.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
+    /// Megabytes of decoded string chunks cached per snapshot: random pages
+    /// of whole rows of a large snapshot decode a chunk per string when the
+    /// chunks they touch do not fit.
+    #[arg(long, value_name = "MB", default_value_t = 64)]
+    cache_mb: usize,
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
@@ -48,11 +63,54 @@ struct Args {
     /// Serve no page at / and /web/.
     #[arg(long)]
     no_web: bool,
+    /// Accept `POST /api/NAME/events` with `Authorization: Bearer TOKEN`,
+    /// TOKEN being the contents of the file F (surrounding whitespace
+    /// trimmed; not empty; on unix not readable by others: `chmod 600 F`).
+    #[arg(long, value_name = "F", conflicts_with = "events_token")]
+    write_token_file: Option<PathBuf>,
     /// Accept `POST /api/NAME/events` with `Authorization: Bearer TOKEN`
     /// (default: the COLSNAP_EVENTS_TOKEN environment variable; without
-    /// either, POSTs are refused).
+    /// a token, POSTs are refused). Prefer --write-token-file: a command
+    /// line is visible to every local user.
     #[arg(long, value_name = "TOKEN")]
     events_token: Option<String>,
+}
+
+/// The token in `path`: its text trimmed, which must not be empty; on unix
+/// the file must not be readable or writable by others.
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let at = |m: String| anyhow::anyhow!("--write-token-file {}: {m}", path.display());
+    let meta = std::fs::metadata(path).map_err(|e| at(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o006 != 0 {
+            return Err(at(format!(
+                "other users can read or write it (mode {:o}): `chmod 600 {}`",
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    if !meta.is_file() {
+        return Err(at("not a file".into()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| at(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| at("the token is not UTF-8 text".into()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(at(
+            "the file is empty: write the bearer token into it".into()
+        ));
+    }
+    if token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(at(
+            "the token holds a space, a line break or a control character: one line, no spaces"
+                .into(),
+        ));
+    }
+    Ok(token.to_string())
 }
 
 #[tokio::main]
@@ -80,11 +138,15 @@ async fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--events takes NAME=LOG (got `{e}`)"))?;
         cfg.events.push((n.to_string(), PathBuf::from(l)));
     }
-    cfg.events_token = a
-        .events_token
-        .or_else(|| std::env::var("COLSNAP_EVENTS_TOKEN").ok())
-        .filter(|t| !t.is_empty());
+    cfg.events_token = match &a.write_token_file {
+        Some(f) => Some(read_token_file(f)?),
+        None => a
+            .events_token
+            .or_else(|| std::env::var("COLSNAP_EVENTS_TOKEN").ok())
+            .filter(|t| !t.is_empty()),
+    };
     cfg.max_limit = a.max_limit;
+    cfg.cache_bytes = a.cache_mb.saturating_mul(1 << 20);
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));

@@ -10,6 +10,7 @@ mod export;
 mod inspect;
 mod publish;
 mod query;
+mod serve;
 mod verify;
 
 use clap::{CommandFactory, Subcommand};
@@ -25,6 +26,7 @@ Examples:
   colsnap compact issues.colsnap events.ndjson -o new.colsnap
   colsnap diff old.colsnap new.colsnap -o events.ndjson
   colsnap publish issues.colsnap site/ && colsnap query https://cdn.example/issues.latest.json --stats
+  colsnap serve issues.colsnap --addr 127.0.0.1:8080
   colsnap completions bash > /etc/bash_completion.d/colsnap
   colsnap man > colsnap.1
 
@@ -66,6 +68,8 @@ enum Command {
     Diff(diff::Args),
     /// Publish a snapshot as content-addressed objects and a manifest.
     Publish(publish::Args),
+    /// Serve snapshots as an HTTP API (runs the program colsnap-serve).
+    Serve(serve::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -81,9 +85,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Before any signal handler: the server takes this process over.
+    let command = match cli.command {
+        Command::Serve(a) => return serve::run(a),
+        c => c,
+    };
     common::remove_temp_files_on_signals();
     let stats = cli.stats;
-    let code = common::exit(match cli.command {
+    let code = common::exit(match command {
         Command::Build(a) => build::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
@@ -92,6 +101,7 @@ fn main() -> ExitCode {
         Command::Compact(a) => compact::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Publish(a) => publish::run(a),
+        Command::Serve(_) => unreachable!("handled above"),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "colsnap", &mut out);
