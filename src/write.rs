@@ -378,8 +378,10 @@ impl std::fmt::Debug for TempFilesHeld {
 }
 
 /// Remove every temporary file that a [`write_atomically`] in progress in
-/// this process has created, and return how many, with a guard that keeps
-/// any other thread from creating or renaming one until it is dropped.
+/// this process has created, and every spill directory of a build in
+/// progress ([`BuildOptions::memory`]), and return how many, with a guard
+/// that keeps any other thread from creating or renaming one until it is
+/// dropped.
 /// Meant for a signal-handling thread that then ends the process (holding
 /// the guard until it exits): no `.NAME.XXXX.tmp` file is left behind and
 /// no output is replaced after the cleanup.

@@ -226,3 +226,47 @@ fn cli_memory_and_tmp_dir() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn interrupted_build_removes_its_spill_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, generated(3000)).unwrap();
+    let out = dir.path().join("out.colsnap");
+    for sig in ["INT", "TERM"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_colsnap"))
+            .arg("build")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--memory", "64K", "--quiet", "--tmp-dir"])
+            .arg(spill.path())
+            .spawn()
+            .unwrap();
+        // Wait for a run file in the spill directory.
+        let t0 = std::time::Instant::now();
+        let runs = |p: &Path| -> usize {
+            std::fs::read_dir(p)
+                .unwrap()
+                .filter_map(|e| std::fs::read_dir(e.ok()?.path()).ok())
+                .map(|d| d.count())
+                .sum()
+        };
+        while runs(spill.path()) < 2 {
+            assert!(t0.elapsed().as_secs() < 120, "no spill appeared");
+            assert!(child.try_wait().unwrap().is_none(), "the build ended early");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        assert!(!child.wait().unwrap().success());
+        assert_eq!(entries(spill.path()), 0, "{sig}: spill directory removed");
+        assert!(!out.exists());
+        assert_eq!(entries(dir.path()), 1, "{sig}: no temporary output");
+    }
+}
