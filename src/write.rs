@@ -47,10 +47,12 @@ pub struct BuildOptions {
     /// Threads that encode and compress (0: every available core). The
     /// snapshot is the same whatever the count.
     pub threads: usize,
-    /// Memory budget in bytes: past half of it, the distinct strings are
-    /// spilled to temporary files as sorted runs, merged when the string
-    /// tables are written (0: no budget). The snapshot is the same
-    /// whatever the budget.
+    /// Memory budget in bytes (0: none). A quarter is left to encoding;
+    /// the distinct strings get what the column buffers leave of the rest
+    /// (at least an eighth of the budget) and past it are spilled to
+    /// temporary files as sorted runs, merged when the string tables are
+    /// written. The column buffers are not spilled (yet). The snapshot is
+    /// the same whatever the budget.
     pub memory: usize,
     /// Directory of the temporary files of spills (a directory
     /// `.colsnap-spill.*` in it, removed at the end): by default the
@@ -89,7 +91,7 @@ impl BuildOptions {
         ColumnsBuilder::with_spill(
             self.limits,
             SpillPolicy {
-                budget: self.memory / 2,
+                budget: self.memory / 4 * 3,
                 dir,
             },
         )

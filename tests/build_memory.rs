@@ -99,7 +99,7 @@ fn golden_and_fixture_inputs_are_budget_independent() {
             };
             let reference = build_to_vec(&input[..], &with(1, 0)).unwrap();
             for threads in [1, 2] {
-                let (bytes, runs) = build_counting(&input, &with(threads, 2 << 10));
+                let (bytes, runs) = build_counting(&input, &with(threads, 256));
                 assert!(runs >= 1, "{name}: spilled");
                 assert!(bytes == reference, "{name}, {threads} threads");
             }

@@ -85,7 +85,12 @@ pub struct ColumnsBuilder {
     /// An error of a spill while rows were read (reported to serde as a
     /// message; the caller takes the real one with [`Self::take_failure`]).
     failure: Option<Error>,
+    /// Bytes held by the column buffers, as last counted.
+    column_bytes: usize,
 }
+
+/// Rows between two counts of the column buffers' bytes.
+const COUNT_EVERY: u64 = 1024;
 
 impl ColumnsBuilder {
     /// A builder with no rows.
@@ -110,6 +115,7 @@ impl ColumnsBuilder {
             limits,
             strings: Strings::default(),
             failure: None,
+            column_bytes: 0,
         }
     }
 
@@ -165,9 +171,32 @@ impl ColumnsBuilder {
         Ok(self.interner.insert(s))
     }
 
-    /// Spill the interner's strings if they are over budget (between rows).
+    /// Bytes held by the column buffers (their capacity).
+    pub fn column_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.idx.capacity() * 4
+                    + n.kinds.capacity()
+                    + n.ints.capacity() * 8
+                    + n.uints.capacity() * 8
+                    + n.floats.capacity() * 8
+                    + n.strs.capacity() * 4
+                    + n.times.capacity() * size_of::<Timestamp>()
+                    + n.lens.capacity() * 4
+                    + size_of::<NodeBuf>()
+            })
+            .sum()
+    }
+
+    /// Spill the interner's strings if they are over their share of the
+    /// budget, what the column buffers leave of it (between rows).
     fn maybe_spill(&mut self) -> std::result::Result<(), String> {
-        if !self.interner.over_budget() {
+        if self.rows % COUNT_EVERY == 0 {
+            self.column_bytes = self.column_bytes();
+        }
+        if !self.interner.over_budget(self.column_bytes) {
             return Ok(());
         }
         self.interner.spill().map_err(|e| {

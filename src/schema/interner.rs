@@ -101,8 +101,10 @@ impl Drop for SpillDir {
 /// Where and when an [`Interner`] spills.
 #[derive(Clone, Debug)]
 pub struct SpillPolicy {
-    /// Spill once the held strings (text plus [`ENTRY_OVERHEAD`] each)
-    /// exceed this many bytes.
+    /// Bytes that the strings and the other holders of memory share: the
+    /// held strings (text plus [`ENTRY_OVERHEAD`] each) spill once they
+    /// exceed what the others leave of it, or an eighth of it, whichever
+    /// is more ([`Interner::over_budget`]).
     pub budget: usize,
     /// Directory in which the spill directory is created.
     pub dir: PathBuf,
@@ -164,9 +166,12 @@ impl Interner {
         id
     }
 
-    /// Whether the held strings exceed the budget.
-    pub fn over_budget(&self) -> bool {
-        self.policy.as_ref().is_some_and(|p| self.held > p.budget)
+    /// Whether the held strings exceed their share of the budget when
+    /// other holders use `others` bytes of it.
+    pub fn over_budget(&self, others: usize) -> bool {
+        self.policy
+            .as_ref()
+            .is_some_and(|p| self.held > p.budget.saturating_sub(others).max(p.budget / 8))
     }
 
     /// Write the held strings, sorted, as a run and forget them.
@@ -626,7 +631,7 @@ mod tests {
                     None => int.insert(w),
                 };
                 occ.push((k % 3 == 0, id));
-                if int.over_budget() {
+                if int.over_budget(0) {
                     int.spill().unwrap();
                 }
             }

@@ -74,9 +74,11 @@ pub struct Args {
     /// Store string chunks without front coding.
     #[arg(long)]
     pub no_front_coding: bool,
-    /// Memory budget (e.g. 512M, 2G; 0 for none): past half of it, the
-    /// distinct strings are spilled to temporary files as sorted runs and
-    /// merged at the end. The snapshot is byte-identical whatever the budget.
+    /// Memory budget (e.g. 512M, 2G; 0 for none): the distinct strings get
+    /// what the column buffers leave of three quarters of it (at least an
+    /// eighth) and past that are spilled to temporary files as sorted runs,
+    /// merged at the end. Column buffers are not spilled yet. The snapshot
+    /// is byte-identical whatever the budget.
     #[arg(long, value_name = "SIZE", value_parser = common::parse_memory, default_value = "1G")]
     pub memory: u64,
     /// Directory of the temporary files of spills [default: OUTPUT's directory].
