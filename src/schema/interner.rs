@@ -349,7 +349,8 @@ impl Strings {
     /// Sort each table's strings (`used[t]`: the provisional ids of table
     /// `t`): returns the tables and, for each, the final id of every
     /// provisional id in it (`u32::MAX` for the others). `max_strings`
-    /// bounds the distinct strings of all tables together.
+    /// bounds the distinct strings of all tables together. Spilled runs are
+    /// removed once merged: call it once.
     pub fn sort_tables(
         &self,
         used: &[IdSet],
@@ -575,6 +576,11 @@ fn merge_runs(
             maps[t][id as usize] = (o.len - 1) as u32;
         }
         done = last_any.replace(s);
+    }
+    // The runs are not read again (the tables are): free their disk space.
+    drop(merger);
+    for p in &runs {
+        let _ = std::fs::remove_file(p);
     }
     let mut tables = Vec::with_capacity(outs.len());
     for o in outs {
