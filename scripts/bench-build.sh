@@ -5,6 +5,8 @@
 #   ROWS=100000 scripts/bench-build.sh           # a smaller generated file
 #   STREAM_ROWS=10000000 scripts/bench-build.sh  # also `gen | colsnap build -` of 10M issues (hours)
 #   BUILD_ARGS="--threads 1" scripts/bench-build.sh
+#   BUILD_ARGS="--memory 256M" scripts/bench-build.sh  # another memory budget (default 1G)
+#   NO_BUDGET=1 ...                              # also --fast --memory 0 (no spills: the old build)
 #   NO_BUILD=1 ...                               # use the release binaries already built
 #
 # For each input, prints one line per preset (default, --fast): wall
@@ -66,6 +68,10 @@ file_input() {
   measure "$name" default "$bytes" "$BIN" build "$file" -o "$WORK/out.colsnap" --quiet $BUILD_ARGS
   # shellcheck disable=SC2086
   measure "$name" fast "$bytes" "$BIN" build "$file" -o "$WORK/out.colsnap" --quiet --fast $BUILD_ARGS
+  if [ -n "${NO_BUDGET:-}" ]; then
+    # shellcheck disable=SC2086
+    measure "$name" fast-mem0 "$bytes" "$BIN" build "$file" -o "$WORK/out.colsnap" --quiet --fast $BUILD_ARGS --memory 0
+  fi
   duckdb_write "$name" "$bytes" "$file"
 }
 

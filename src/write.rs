@@ -14,10 +14,11 @@ use crate::format::{
 };
 use crate::model::{KIND_COUNT, Kind, NodeName};
 use crate::schema::input::read_rows_limited;
+use crate::schema::interner::{IdSet, SortedTable, SpillPolicy, SpillStats, Strings};
 use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
 use crate::strings::{ChunkBuilder, TablePolicy};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -46,6 +47,17 @@ pub struct BuildOptions {
     /// Threads that encode and compress (0: every available core). The
     /// snapshot is the same whatever the count.
     pub threads: usize,
+    /// Memory budget in bytes (0: none). A quarter is left to encoding;
+    /// the distinct strings get what the column buffers leave of the rest
+    /// (at least an eighth of the budget) and past it are spilled to
+    /// temporary files as sorted runs, merged when the string tables are
+    /// written. The column buffers are not spilled (yet). The snapshot is
+    /// the same whatever the budget.
+    pub memory: usize,
+    /// Directory of the temporary files of spills (a directory
+    /// `.colsnap-spill.*` in it, removed at the end): by default the
+    /// output's directory for [`build_file`], else the system's.
+    pub tmp_dir: Option<PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -60,7 +72,29 @@ impl Default for BuildOptions {
             limits: Limits::default(),
             progress: None,
             threads: 0,
+            memory: DEFAULT_MEMORY,
+            tmp_dir: None,
         }
+    }
+}
+
+/// Default [`BuildOptions::memory`]: 1 GiB.
+pub const DEFAULT_MEMORY: usize = 1 << 30;
+
+impl BuildOptions {
+    /// The column builder of a build under these options.
+    fn builder(&self) -> ColumnsBuilder {
+        if self.memory == 0 {
+            return ColumnsBuilder::new(self.limits);
+        }
+        let dir = self.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        ColumnsBuilder::with_spill(
+            self.limits,
+            SpillPolicy {
+                budget: self.memory / 4 * 3,
+                dir,
+            },
+        )
     }
 }
 
@@ -102,14 +136,20 @@ pub struct BuildReport {
     pub format: InputFormat,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// What was spilled to temporary files to stay within the memory budget.
+    pub spill: SpillStats,
 }
 
 /// Build a snapshot from JSON read from `input`, writing it to `out`.
 pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result<BuildReport> {
     let t0 = Instant::now();
-    let mut b = ColumnsBuilder::new(opts.limits);
+    let mut b = opts.builder();
     let max_token = opts.limits.max_string_len.min(u32::MAX as usize);
-    let (format, stats) = read_rows_limited(input, &mut b, opts.progress.clone(), max_token)?;
+    let (format, stats) = match read_rows_limited(input, &mut b, opts.progress.clone(), max_token) {
+        Ok(r) => r,
+        // A failed spill is reported as itself, not as a JSON error.
+        Err(e) => return Err(b.take_failure().unwrap_or(e)),
+    };
     b.finish()?;
     let mut w = Writer::new(out, opts.compress);
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
@@ -122,6 +162,7 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
         output_bytes: w.pos,
         format,
         seconds: t0.elapsed().as_secs_f64(),
+        spill: b.spill_stats(),
     })
 }
 
@@ -134,8 +175,10 @@ pub fn build_with<W: Write>(
     feed: impl FnOnce(&mut ColumnsBuilder) -> Result<()>,
 ) -> Result<BuildReport> {
     let t0 = Instant::now();
-    let mut b = ColumnsBuilder::new(opts.limits);
-    feed(&mut b)?;
+    let mut b = opts.builder();
+    if let Err(e) = feed(&mut b) {
+        return Err(b.take_failure().unwrap_or(e));
+    }
     b.finish()?;
     let mut w = Writer::new(out, opts.compress);
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
@@ -148,6 +191,7 @@ pub fn build_with<W: Write>(
         output_bytes: w.pos,
         format: InputFormat::Ndjson,
         seconds: t0.elapsed().as_secs_f64(),
+        spill: b.spill_stats(),
     })
 }
 
@@ -199,7 +243,15 @@ pub fn build_file(input: &Path, output: &Path, opts: &BuildOptions) -> Result<Bu
             )));
         }
     }
-    write_atomically(output, |w| build(std::io::BufReader::new(f), w, opts))
+    let mut opts = opts.clone();
+    if opts.tmp_dir.is_none() {
+        let target = check_output_path(output)?;
+        opts.tmp_dir = Some(match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+    }
+    write_atomically(output, |w| build(std::io::BufReader::new(f), w, &opts))
 }
 
 /// Where [`write_atomically`] puts `output`, checked before anything is
@@ -318,6 +370,7 @@ fn live_temps() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
 /// [`write_atomically`] while it lives (see [`remove_temp_files`]).
 pub struct TempFilesHeld {
     _guard: std::sync::MutexGuard<'static, Vec<std::path::PathBuf>>,
+    _spill: crate::schema::interner::SpillDirsHeld,
 }
 
 impl std::fmt::Debug for TempFilesHeld {
@@ -327,8 +380,10 @@ impl std::fmt::Debug for TempFilesHeld {
 }
 
 /// Remove every temporary file that a [`write_atomically`] in progress in
-/// this process has created, and return how many, with a guard that keeps
-/// any other thread from creating or renaming one until it is dropped.
+/// this process has created, and every spill directory of a build in
+/// progress ([`BuildOptions::memory`]), and return how many, with a guard
+/// that keeps any other thread from creating or renaming one until it is
+/// dropped.
 /// Meant for a signal-handling thread that then ends the process (holding
 /// the guard until it exits): no `.NAME.XXXX.tmp` file is left behind and
 /// no output is replaced after the cleanup.
@@ -340,7 +395,15 @@ pub fn remove_temp_files() -> (usize, TempFilesHeld) {
             n += 1;
         }
     }
-    (n, TempFilesHeld { _guard: g })
+    // The spill directories of builds in progress, too.
+    let (dirs, spill) = crate::schema::interner::remove_spill_dirs();
+    (
+        n + dirs,
+        TempFilesHeld {
+            _guard: g,
+            _spill: spill,
+        },
+    )
 }
 
 /// Run `write` against a temporary file next to `output` and rename it into
@@ -469,13 +532,13 @@ const CHUNK_BATCH_COUNT: usize = 4;
 /// order), if one is wanted (`long_dict_size`, at least
 /// [`LONG_DICT_MIN_CHUNKS`] chunks) and pays for itself ([`dict_pays`]).
 fn train_dict(
-    strings: &[Box<str>],
-    ids: &[u32],
+    strings: &Strings,
+    table: &SortedTable,
     opts: &BuildOptions,
     policy: TablePolicy,
-) -> Option<Vec<u8>> {
+) -> Result<Option<Vec<u8>>> {
     if opts.long_dict_size == 0 {
-        return None;
+        return Ok(None);
     }
     let mut cb = ChunkBuilder::new(policy);
     let mut first = Vec::new();
@@ -487,31 +550,33 @@ fn train_dict(
             first.push(c);
         }
     };
-    for &i in ids {
-        if let Some((c, _)) = cb.push(strings[i as usize].as_bytes()) {
+    // Training copies its samples into one buffer and its time grows with
+    // them: past DICT_SAMPLE_MAX_BYTES, every k-th string (in sorted order)
+    // is a sample, about that many bytes spread over the whole table.
+    let text = table.text_bytes as usize;
+    let step = text.div_ceil(DICT_SAMPLE_MAX_BYTES).max(1);
+    let mut samples: Vec<u8> = Vec::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    strings.visit(table, |k, s| {
+        if let Some((c, _)) = cb.push(s) {
             seen(c);
         }
-    }
+        if k % step == 0 {
+            samples.extend_from_slice(s);
+            sizes.push(s.len());
+        }
+        Ok(())
+    })?;
     if let Some((c, _)) = cb.finish() {
         seen(c);
     }
     if n_chunks < LONG_DICT_MIN_CHUNKS {
-        return None;
+        return Ok(None);
     }
     let size = opts.long_dict_size.min(total / 16);
-    // Training copies its samples into one buffer and its time grows with
-    // them: past DICT_SAMPLE_MAX_BYTES, every k-th string (in sorted order)
-    // is a sample, about that many bytes spread over the whole table.
-    let text: usize = ids.iter().map(|&i| strings[i as usize].len()).sum();
-    let step = text.div_ceil(DICT_SAMPLE_MAX_BYTES).max(1);
-    let strs: Vec<&str> = ids
-        .iter()
-        .step_by(step)
-        .map(|&i| &*strings[i as usize])
-        .collect();
-    zstd::dict::from_samples(&strs, size)
+    Ok(zstd::dict::from_continuous(&samples, &sizes, size)
         .ok()
-        .filter(|d| dict_pays(&first, n_chunks, d, &long_opts(&opts.compress)))
+        .filter(|d| dict_pays(&first, n_chunks, d, &long_opts(&opts.compress))))
 }
 
 /// zstd level at which candidate encodings of a stream are compared.
@@ -740,8 +805,7 @@ fn assign_tables(b: &ColumnsBuilder, opts: &BuildOptions) -> Vec<u32> {
             if n.strs.is_empty() || opts.long_text_min_avg == 0 {
                 return 0;
             }
-            let total: usize = n.strs.iter().map(|&id| b.strings[id as usize].len()).sum();
-            if total / n.strs.len() > opts.long_text_min_avg {
+            if n.str_bytes / n.strs.len() as u64 > opts.long_text_min_avg as u64 {
                 1
             } else {
                 0
@@ -759,32 +823,15 @@ fn write_snapshot<W: Write>(
     // Tables: collect each table's strings, sort, and remap provisional ids.
     let table_of = assign_tables(b, opts);
     let n_tables = if table_of.contains(&1) { 2 } else { 1 };
-    let mut maps: Vec<Vec<u32>> = Vec::new();
-    let mut sorted: Vec<Vec<u32>> = Vec::new();
-    for t in 0..n_tables {
-        let mut used = vec![false; b.strings.len()];
-        for (n, &tt) in b.nodes.iter().zip(&table_of) {
-            if tt == t as u32 {
-                for &id in &n.strs {
-                    used[id as usize] = true;
-                }
-            }
+    let mut used: Vec<IdSet> = (0..n_tables).map(|_| IdSet::new(b.strings.ids())).collect();
+    for (n, &t) in b.nodes.iter().zip(&table_of) {
+        for &id in &n.strs {
+            used[t as usize].insert(id);
         }
-        let mut ids: Vec<u32> = (0..b.strings.len() as u32)
-            .filter(|&i| used[i as usize])
-            .collect();
-        ids.sort_unstable_by(|&x, &y| {
-            b.strings[x as usize]
-                .as_bytes()
-                .cmp(b.strings[y as usize].as_bytes())
-        });
-        let mut map = vec![u32::MAX; b.strings.len()];
-        for (new, &old) in ids.iter().enumerate() {
-            map[old as usize] = new as u32;
-        }
-        maps.push(map);
-        sorted.push(ids);
     }
+    // In memory, or merged from the spilled runs: the same tables.
+    let (sorted, maps) = b.strings.sort_tables(&used, b.max_strings())?;
+    drop(used);
     for (n, &t) in b.nodes.iter_mut().zip(&table_of) {
         for id in n.strs.iter_mut() {
             *id = maps[t as usize][*id as usize];
@@ -834,24 +881,26 @@ fn write_snapshot<W: Write>(
         Dict(Option<Vec<u8>>),
         Node(Box<Result<(NodeMeta, Vec<Packed>)>>),
     }
-    let done = par_map(threads, &jobs, |job| match *job {
-        None => Done::Dict(train_dict(&b.strings, &sorted[1], opts, policy_of(1))),
-        Some(i) => Done::Node(Box::new((|| {
-            let n = &b.nodes[i];
-            let parent = match n.name {
-                Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
-                _ => None,
-            };
-            let maps =
-                [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids, &domains));
-            let mut packs = Packs::new(opts.compress);
-            let meta = write_node(&mut packs, n, parent, maps, i, table_of[i])?;
-            Ok((meta, packs.out))
-        })())),
+    let done = par_map(threads, &jobs, |job| -> Result<Done> {
+        Ok(match *job {
+            None => Done::Dict(train_dict(&b.strings, &sorted[1], opts, policy_of(1))?),
+            Some(i) => Done::Node(Box::new((|| {
+                let n = &b.nodes[i];
+                let parent = match n.name {
+                    Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
+                    _ => None,
+                };
+                let maps =
+                    [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids, &domains));
+                let mut packs = Packs::new(opts.compress);
+                let meta = write_node(&mut packs, n, parent, maps, i, table_of[i])?;
+                Ok((meta, packs.out))
+            })())),
+        })
     });
     let mut long_dict = None;
     for d in done {
-        match d {
+        match d? {
             Done::Dict(d) => long_dict = d,
             Done::Node(r) => {
                 let (mut meta, packs) = (*r)?;
@@ -870,7 +919,7 @@ fn write_snapshot<W: Write>(
     // String tables.
     let mut tables = Vec::new();
     let mut total_strings = 0u64;
-    for (t, ids) in sorted.iter().enumerate() {
+    for (t, table) in sorted.iter().enumerate() {
         let long = t == 1;
         let policy = policy_of(t);
         // Long text spread over several chunks shares one trained zstd
@@ -908,11 +957,12 @@ fn write_snapshot<W: Write>(
             }
             Ok(())
         };
-        for &i in ids {
-            if let Some((c, n)) = cb.push(b.strings[i as usize].as_bytes()) {
+        b.strings.visit(table, |_, s| {
+            if let Some((c, n)) = cb.push(s) {
                 chunk(w, c, n)?;
             }
-        }
+            Ok(())
+        })?;
         if let Some((c, n)) = cb.finish() {
             chunk(w, c, n)?;
         }
@@ -930,10 +980,10 @@ fn write_snapshot<W: Write>(
         if policy.front_coding {
             flags |= TABLE_FRONT_CODED;
         }
-        total_strings += ids.len() as u64;
+        total_strings += table.len as u64;
         tables.push(TableMeta {
             flags,
-            n_strings: ids.len() as u64,
+            n_strings: table.len as u64,
             first_chunk: if n_chunks == 0 { 0 } else { first_chunk },
             chunk_counts: counts,
             index_section,

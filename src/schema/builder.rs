@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Kind, NodeName};
+use crate::schema::interner::{Interner, SpillPolicy, SpillStats, Strings};
 use crate::timestamp::{self, Timestamp};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub struct NodeBuf {
     pub floats: Vec<f64>,
     /// Payload of `Str` items: provisional ids while building, table ids after `finish`.
     pub strs: Vec<u32>,
+    /// Bytes of the text of every `Str` item (repeats counted).
+    pub str_bytes: u64,
     /// Payload of `Time` items.
     pub times: Vec<Timestamp>,
     /// Element count of `Array` items.
@@ -73,13 +76,21 @@ pub struct NodeBuf {
 pub struct ColumnsBuilder {
     /// Every node; node 0 is the row.
     pub nodes: Vec<NodeBuf>,
-    interner: HashMap<Box<str>, u32>,
+    interner: Interner,
     /// Rows seen.
     pub rows: u64,
     limits: Limits,
-    /// Strings by provisional id, filled by `finish`.
-    pub strings: Vec<Box<str>>,
+    /// Strings by provisional id (or their spilled runs), filled by `finish`.
+    pub strings: Strings,
+    /// An error of a spill while rows were read (reported to serde as a
+    /// message; the caller takes the real one with [`Self::take_failure`]).
+    failure: Option<Error>,
+    /// Bytes held by the column buffers, as last counted.
+    column_bytes: usize,
 }
+
+/// Rows between two counts of the column buffers' bytes.
+const COUNT_EVERY: u64 = 1024;
 
 impl ColumnsBuilder {
     /// A builder with no rows.
@@ -99,11 +110,32 @@ impl ColumnsBuilder {
         };
         ColumnsBuilder {
             nodes: vec![root],
-            interner: HashMap::new(),
+            interner: Interner::default(),
             rows: 0,
             limits,
-            strings: Vec::new(),
+            strings: Strings::default(),
+            failure: None,
+            column_bytes: 0,
         }
+    }
+
+    /// A builder whose string interner spills sorted runs to a temporary
+    /// directory in `policy.dir` once its strings exceed `policy.budget`
+    /// bytes. The snapshot written is the same as without spilling.
+    pub fn with_spill(limits: Limits, policy: SpillPolicy) -> Self {
+        let mut b = ColumnsBuilder::new(limits);
+        b.interner = Interner::new(Some(policy));
+        b
+    }
+
+    /// What was spilled so far.
+    pub fn spill_stats(&self) -> SpillStats {
+        self.interner.stats()
+    }
+
+    /// The error of a spill that stopped the reading of rows, if any.
+    pub fn take_failure(&mut self) -> Option<Error> {
+        self.failure.take()
     }
 
     /// Seed that deserializes one row (which must be an object).
@@ -112,7 +144,7 @@ impl ColumnsBuilder {
     }
 
     fn intern(&mut self, s: &str) -> std::result::Result<u32, String> {
-        if let Some(&id) = self.interner.get(s) {
+        if let Some(id) = self.interner.get(s) {
             return Ok(id);
         }
         if s.len() > self.limits.max_string_len {
@@ -122,15 +154,61 @@ impl ColumnsBuilder {
                 self.limits.max_string_len
             ));
         }
-        let id = self.interner.len();
-        if id >= self.limits.max_strings {
+        // Once strings were spilled, provisional ids count a string once
+        // per run: the limit on distinct strings is checked when the runs
+        // are merged, and here only what ids can hold.
+        let id = self.interner.ids();
+        let max = if self.interner.spilled() {
+            (u32::MAX - 1) as usize
+        } else {
+            self.limits.max_strings
+        };
+        if id >= max as u64 {
             return Err(format!(
-                "more than {} distinct strings (the max_strings limit)",
-                self.limits.max_strings
+                "more than {max} distinct strings (the max_strings limit)"
             ));
         }
-        self.interner.insert(s.into(), id as u32);
-        Ok(id as u32)
+        Ok(self.interner.insert(s))
+    }
+
+    /// Bytes held by the column buffers (their capacity).
+    pub fn column_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.idx.capacity() * 4
+                    + n.kinds.capacity()
+                    + n.ints.capacity() * 8
+                    + n.uints.capacity() * 8
+                    + n.floats.capacity() * 8
+                    + n.strs.capacity() * 4
+                    + n.times.capacity() * size_of::<Timestamp>()
+                    + n.lens.capacity() * 4
+                    + size_of::<NodeBuf>()
+            })
+            .sum()
+    }
+
+    /// Spill the interner's strings if they are over their share of the
+    /// budget, what the column buffers leave of it (between rows).
+    fn maybe_spill(&mut self) -> std::result::Result<(), String> {
+        if self.rows % COUNT_EVERY == 0 {
+            self.column_bytes = self.column_bytes();
+        }
+        if !self.interner.over_budget(self.column_bytes) {
+            return Ok(());
+        }
+        self.interner.spill().map_err(|e| {
+            let m = e.to_string();
+            self.failure = Some(e);
+            m
+        })
+    }
+
+    /// The most distinct strings (the clamped `max_strings` limit).
+    pub fn max_strings(&self) -> usize {
+        self.limits.max_strings
     }
 
     fn child(&mut self, parent: u32, key: &str) -> std::result::Result<u32, String> {
@@ -241,6 +319,7 @@ impl ColumnsBuilder {
                     timestamp::format(&n.times[ti], &mut text);
                     ti += 1;
                     let id = self.intern(&text).map_err(Error::Invalid)?;
+                    n.str_bytes += text.len() as u64;
                     strs.push(id);
                     *k = Kind::Str as u8;
                 }
@@ -249,11 +328,7 @@ impl ColumnsBuilder {
             n.times.clear();
             self.nodes[i] = n;
         }
-        let mut strings: Vec<Box<str>> = vec![Box::from(""); self.interner.len()];
-        for (s, id) in self.interner.drain() {
-            strings[id as usize] = s;
-        }
-        self.strings = strings;
+        self.strings = self.interner.finish()?;
         Ok(())
     }
 
@@ -291,6 +366,7 @@ impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
             u32::try_from(self.b.rows).map_err(|_| de::Error::custom("more than 2^32-1 rows"))?;
         d.deserialize_any(RowVisitor { b: self.b, item })?;
         self.b.rows += 1;
+        self.b.maybe_spill().map_err(de::Error::custom)?;
         Ok(())
     }
 }
@@ -413,7 +489,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             .b
             .intern(v)
             .map_err(|m| E::custom(format!("field `{}`: {m}", self.b.path(self.node))))?;
-        self.b.nodes[self.node as usize].strs.push(id);
+        let n = &mut self.b.nodes[self.node as usize];
+        n.strs.push(id);
+        n.str_bytes += v.len() as u64;
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {

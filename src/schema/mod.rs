@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod input;
+pub mod interner;
 
 pub use builder::{ColumnsBuilder, Limits, NodeBuf};
 pub use input::{InputFormat, read_rows};

@@ -74,6 +74,17 @@ pub struct Args {
     /// Store string chunks without front coding.
     #[arg(long)]
     pub no_front_coding: bool,
+    /// Memory budget (e.g. 512M, 2G; 0 for none): the distinct strings get
+    /// what the column buffers leave of three quarters of it (at least an
+    /// eighth) and past that are spilled to temporary files as sorted runs,
+    /// merged at the end. Column buffers are not spilled yet. The snapshot
+    /// is byte-identical whatever the budget.
+    #[arg(long, value_name = "SIZE", value_parser = common::parse_memory, default_value = "1G")]
+    pub memory: u64,
+    /// Directory of the temporary files of spills [default: OUTPUT's directory].
+    /// They are removed when the build ends, fails or is interrupted.
+    #[arg(long, value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
     /// Print nothing on success.
     #[arg(short, long, conflicts_with = "json")]
     pub quiet: bool,
@@ -100,6 +111,10 @@ struct Summary {
     ratio: f64,
     seconds: f64,
     mb_per_s: f64,
+    /// Sorted runs of strings spilled to temporary files (0: none).
+    spilled_runs: u64,
+    /// Bytes written to temporary files.
+    spilled_bytes: u64,
 }
 
 /// Run `build`.
@@ -113,6 +128,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let out_name = args.output.display().to_string();
     common::input_file(&args.input, true)?;
     check_output(&args.input, &args.output, stdin)?;
+    if let Some(d) = &args.tmp_dir {
+        if !d.is_dir() {
+            return Err(usage(format!(
+                "--tmp-dir {}: not an existing directory",
+                d.display()
+            )));
+        }
+    }
 
     let base = if args.fast {
         BuildOptions::fast()
@@ -131,6 +154,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         front_coding: !args.no_front_coding,
         threads: args.threads.map_or(0, usize::from),
+        memory: usize::try_from(args.memory).unwrap_or(usize::MAX),
+        tmp_dir: Some(match &args.tmp_dir {
+            Some(d) => d.clone(),
+            None => match args.output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        }),
         ..base
     };
     if let Some(c) = args.chunk_size {
@@ -192,6 +223,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         seconds: round(seconds, 3),
         mb_per_s: round(report.json_bytes as f64 / 1e6 / seconds.max(1e-9), 1),
+        spilled_runs: report.spill.string_runs,
+        spilled_bytes: report.spill.bytes,
     };
     if args.json {
         let mut line = serde_json::to_string(&s)?;

@@ -1,0 +1,705 @@
+//! The string interner of a build, bounded by a memory budget.
+//!
+//! Every distinct string gets a provisional id while rows are read. When the
+//! strings held exceed the budget, they are sorted and written to a
+//! temporary file (a *run*) and forgotten: a string seen again later gets a
+//! new provisional id. At the end, [`Strings::sort_tables`] k-way merges the
+//! runs into each table's sorted, distinct strings (a temporary file per
+//! table) and maps every provisional id to its final id in its table, which
+//! is the id an all-in-memory sort gives: the snapshot is the same whatever
+//! the budget.
+
+use crate::error::{Error, Result};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Bytes a held string costs beyond its text (hash table slot, allocation).
+pub const ENTRY_OVERHEAD: usize = 64;
+
+/// Spill directories that exist right now (see [`remove_spill_dirs`]).
+static LIVE_SPILL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live_spill() -> MutexGuard<'static, Vec<PathBuf>> {
+    LIVE_SPILL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Keeps every other thread from creating a spill directory while it lives.
+pub struct SpillDirsHeld {
+    _guard: MutexGuard<'static, Vec<PathBuf>>,
+}
+
+impl std::fmt::Debug for SpillDirsHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpillDirsHeld")
+    }
+}
+
+/// Remove every spill directory of a build in progress in this process and
+/// return how many, with a guard that keeps another from being created
+/// until it is dropped (for a signal handler that then ends the process).
+pub fn remove_spill_dirs() -> (usize, SpillDirsHeld) {
+    let mut g = live_spill();
+    let mut n = 0;
+    for p in g.drain(..) {
+        if std::fs::remove_dir_all(&p).is_ok() {
+            n += 1;
+        }
+    }
+    (n, SpillDirsHeld { _guard: g })
+}
+
+/// A temporary directory for spilled data, removed (with everything in it)
+/// when dropped, and by [`remove_spill_dirs`].
+#[derive(Debug)]
+pub struct SpillDir {
+    path: PathBuf,
+}
+
+impl SpillDir {
+    /// A new, empty directory `.colsnap-spill.*` in `base`.
+    pub fn new(base: &Path) -> Result<SpillDir> {
+        let mut live = live_spill();
+        let pid = std::process::id();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        for k in 0u32..1000 {
+            let path = base.join(format!(".colsnap-spill.{pid}.{nanos:x}.{k}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    live.push(path.clone());
+                    return Ok(SpillDir { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(Some(base), e)),
+            }
+        }
+        Err(Error::Invalid(format!(
+            "cannot create a temporary directory in {}",
+            base.display()
+        )))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let mut live = live_spill();
+        live.retain(|p| *p != self.path);
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Where and when an [`Interner`] spills.
+#[derive(Clone, Debug)]
+pub struct SpillPolicy {
+    /// Bytes that the strings and the other holders of memory share: the
+    /// held strings (text plus [`ENTRY_OVERHEAD`] each) spill once they
+    /// exceed what the others leave of it, or an eighth of it, whichever
+    /// is more ([`Interner::over_budget`]).
+    pub budget: usize,
+    /// Directory in which the spill directory is created.
+    pub dir: PathBuf,
+}
+
+/// Counters of what a build spilled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpillStats {
+    /// Sorted runs of strings written.
+    pub string_runs: u64,
+    /// Bytes written to temporary files.
+    pub bytes: u64,
+}
+
+/// Distinct strings to provisional ids.
+#[derive(Debug, Default)]
+pub struct Interner {
+    map: HashMap<Box<str>, u32>,
+    held: usize,
+    /// Provisional ids given so far (strings held plus spilled).
+    next: u64,
+    policy: Option<SpillPolicy>,
+    dir: Option<Arc<SpillDir>>,
+    runs: Vec<PathBuf>,
+    stats: SpillStats,
+}
+
+impl Interner {
+    /// An interner that keeps every string in memory (`policy` None) or
+    /// spills past `policy.budget`.
+    pub fn new(policy: Option<SpillPolicy>) -> Self {
+        Interner {
+            policy,
+            ..Default::default()
+        }
+    }
+
+    /// The provisional id of `s`, if it is held.
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.map.get(s).copied()
+    }
+
+    /// Provisional ids given so far.
+    pub fn ids(&self) -> u64 {
+        self.next
+    }
+
+    /// Whether strings were spilled.
+    pub fn spilled(&self) -> bool {
+        !self.runs.is_empty()
+    }
+
+    /// Give `s` (not held) the next provisional id.
+    pub fn insert(&mut self, s: &str) -> u32 {
+        let id = self.next as u32;
+        self.next += 1;
+        self.held += s.len() + ENTRY_OVERHEAD;
+        self.map.insert(s.into(), id);
+        id
+    }
+
+    /// Whether the held strings exceed their share of the budget when
+    /// other holders use `others` bytes of it.
+    pub fn over_budget(&self, others: usize) -> bool {
+        self.policy
+            .as_ref()
+            .is_some_and(|p| self.held > p.budget.saturating_sub(others).max(p.budget / 8))
+    }
+
+    /// Write the held strings, sorted, as a run and forget them.
+    pub fn spill(&mut self) -> Result<()> {
+        if self.map.is_empty() {
+            return Ok(());
+        }
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => {
+                let d = Arc::new(SpillDir::new(&policy.dir)?);
+                self.dir = Some(d.clone());
+                d
+            }
+        };
+        let mut entries: Vec<(Box<str>, u32)> = std::mem::take(&mut self.map).into_iter().collect();
+        self.held = 0;
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let path = dir.path().join(format!("run-{}", self.runs.len()));
+        let f = File::create(&path).map_err(|e| Error::io(Some(&path), e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut bytes = 0u64;
+        for (s, id) in &entries {
+            write_entry(&mut w, s.as_bytes(), *id).map_err(|e| Error::io(Some(&path), e))?;
+            bytes += 8 + s.len() as u64;
+        }
+        w.flush().map_err(|e| Error::io(Some(&path), e))?;
+        self.runs.push(path);
+        self.stats.string_runs += 1;
+        self.stats.bytes += bytes;
+        Ok(())
+    }
+
+    /// Every string by provisional id, or the spilled runs (the held
+    /// strings spilled last).
+    pub fn finish(&mut self) -> Result<Strings> {
+        if self.runs.is_empty() {
+            let mut strings: Vec<Box<str>> = vec![Box::from(""); self.map.len()];
+            for (s, id) in std::mem::take(&mut self.map) {
+                strings[id as usize] = s;
+            }
+            self.held = 0;
+            return Ok(Strings::Mem(strings));
+        }
+        self.spill()?;
+        Ok(Strings::Runs {
+            dir: self.dir.clone().expect("a run was spilled"),
+            runs: std::mem::take(&mut self.runs),
+            ids: self.next,
+        })
+    }
+
+    /// What was spilled so far.
+    pub fn stats(&self) -> SpillStats {
+        self.stats
+    }
+}
+
+fn write_entry(w: &mut impl Write, s: &[u8], id: u32) -> std::io::Result<()> {
+    w.write_all(&(s.len() as u32).to_le_bytes())?;
+    w.write_all(s)?;
+    w.write_all(&id.to_le_bytes())
+}
+
+fn read_u32(r: &mut impl Read) -> std::io::Result<Option<u32>> {
+    let mut b = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let n = r.read(&mut b[got..])?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    Ok(Some(u32::from_le_bytes(b)))
+}
+
+/// Read one length-prefixed string into `buf`; false at the end.
+fn read_str(r: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let Some(len) = read_u32(r)? else {
+        return Ok(false);
+    };
+    buf.clear();
+    buf.resize(len as usize, 0);
+    r.read_exact(buf)?;
+    Ok(true)
+}
+
+/// The strings of a build once rows are read.
+#[derive(Debug)]
+pub enum Strings {
+    /// Every string, by provisional id.
+    Mem(Vec<Box<str>>),
+    /// Sorted runs of (string, provisional id) in temporary files.
+    Runs {
+        /// Holds the files.
+        dir: Arc<SpillDir>,
+        /// The runs.
+        runs: Vec<PathBuf>,
+        /// Provisional ids given.
+        ids: u64,
+    },
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings::Mem(Vec::new())
+    }
+}
+
+/// One table's strings in sorted order, without duplicates.
+#[derive(Debug)]
+pub struct SortedTable {
+    /// Strings in the table.
+    pub len: usize,
+    /// Bytes of their text.
+    pub text_bytes: u64,
+    src: TableSrc,
+}
+
+#[derive(Debug)]
+enum TableSrc {
+    /// Provisional ids in sorted order ([`Strings::Mem`]).
+    Ids(Vec<u32>),
+    /// A file of length-prefixed strings.
+    File(PathBuf),
+}
+
+/// Membership of provisional ids in one table.
+#[derive(Clone, Debug)]
+pub struct IdSet {
+    bits: Vec<u64>,
+}
+
+impl IdSet {
+    /// An empty set of ids below `n`.
+    pub fn new(n: u64) -> Self {
+        IdSet {
+            bits: vec![0; n.div_ceil(64) as usize],
+        }
+    }
+    /// Add `id`.
+    pub fn insert(&mut self, id: u32) {
+        self.bits[(id / 64) as usize] |= 1 << (id % 64);
+    }
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: u32) -> bool {
+        self.bits[(id / 64) as usize] & (1 << (id % 64)) != 0
+    }
+}
+
+impl Strings {
+    /// Provisional ids given.
+    pub fn ids(&self) -> u64 {
+        match self {
+            Strings::Mem(v) => v.len() as u64,
+            Strings::Runs { ids, .. } => *ids,
+        }
+    }
+
+    /// Bytes of the string with provisional id `id` (in memory only).
+    pub fn len_of(&self, id: u32) -> Option<usize> {
+        match self {
+            Strings::Mem(v) => Some(v[id as usize].len()),
+            Strings::Runs { .. } => None,
+        }
+    }
+
+    /// Sort each table's strings (`used[t]`: the provisional ids of table
+    /// `t`): returns the tables and, for each, the final id of every
+    /// provisional id in it (`u32::MAX` for the others). `max_strings`
+    /// bounds the distinct strings of all tables together. Spilled runs are
+    /// removed once merged: call it once.
+    pub fn sort_tables(
+        &self,
+        used: &[IdSet],
+        max_strings: usize,
+    ) -> Result<(Vec<SortedTable>, Vec<Vec<u32>>)> {
+        match self {
+            Strings::Mem(strings) => {
+                let mut tables = Vec::new();
+                let mut maps = Vec::new();
+                for set in used {
+                    let mut ids: Vec<u32> = (0..strings.len() as u32)
+                        .filter(|&i| set.contains(i))
+                        .collect();
+                    ids.sort_unstable_by(|&x, &y| {
+                        strings[x as usize]
+                            .as_bytes()
+                            .cmp(strings[y as usize].as_bytes())
+                    });
+                    let mut map = vec![u32::MAX; strings.len()];
+                    for (new, &old) in ids.iter().enumerate() {
+                        map[old as usize] = new as u32;
+                    }
+                    let text_bytes = ids.iter().map(|&i| strings[i as usize].len() as u64).sum();
+                    maps.push(map);
+                    tables.push(SortedTable {
+                        len: ids.len(),
+                        text_bytes,
+                        src: TableSrc::Ids(ids),
+                    });
+                }
+                Ok((tables, maps))
+            }
+            Strings::Runs { dir, runs, ids } => merge_runs(dir, runs, *ids, used, max_strings),
+        }
+    }
+
+    /// Call `f` with every string of `table` in order.
+    pub fn visit(
+        &self,
+        table: &SortedTable,
+        mut f: impl FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match (&table.src, self) {
+            (TableSrc::Ids(ids), Strings::Mem(strings)) => {
+                for (k, &i) in ids.iter().enumerate() {
+                    f(k, strings[i as usize].as_bytes())?;
+                }
+                Ok(())
+            }
+            (TableSrc::File(path), _) => {
+                let file = File::open(path).map_err(|e| Error::io(Some(path), e))?;
+                let mut r = BufReader::with_capacity(1 << 20, file);
+                let mut buf = Vec::new();
+                for k in 0..table.len {
+                    if !read_str(&mut r, &mut buf).map_err(|e| Error::io(Some(path), e))? {
+                        return Err(Error::io(
+                            Some(path),
+                            std::io::ErrorKind::UnexpectedEof.into(),
+                        ));
+                    }
+                    f(k, &buf)?;
+                }
+                Ok(())
+            }
+            (TableSrc::Ids(_), Strings::Runs { .. }) => {
+                unreachable!("a table sorted in memory comes from strings in memory")
+            }
+        }
+    }
+}
+
+/// The next entry of one run.
+struct RunReader {
+    r: BufReader<File>,
+    path: PathBuf,
+}
+
+impl RunReader {
+    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<u32>> {
+        let more = read_str(&mut self.r, buf).map_err(|e| Error::io(Some(&self.path), e))?;
+        if !more {
+            return Ok(None);
+        }
+        let id = read_u32(&mut self.r)
+            .map_err(|e| Error::io(Some(&self.path), e))?
+            .ok_or_else(|| Error::io(Some(&self.path), std::io::ErrorKind::UnexpectedEof.into()))?;
+        Ok(Some(id))
+    }
+}
+
+/// Most runs merged at once (open files); more are merged in rounds.
+const MAX_FAN_IN: usize = 128;
+
+/// The entries of several runs in order of their strings.
+struct Merger {
+    readers: Vec<RunReader>,
+    heap: BinaryHeap<Reverse<(Vec<u8>, usize, u32)>>,
+    /// A buffer for the next read.
+    spare: Vec<u8>,
+}
+
+impl Merger {
+    fn new(runs: &[PathBuf]) -> Result<Merger> {
+        let per_run = ((64usize << 20) / runs.len().max(1)).clamp(8 << 10, 1 << 20);
+        let mut readers = Vec::with_capacity(runs.len());
+        let mut heap = BinaryHeap::new();
+        for (k, p) in runs.iter().enumerate() {
+            let f = File::open(p).map_err(|e| Error::io(Some(p), e))?;
+            let mut r = RunReader {
+                r: BufReader::with_capacity(per_run, f),
+                path: p.clone(),
+            };
+            let mut buf = Vec::new();
+            if let Some(id) = r.next(&mut buf)? {
+                heap.push(Reverse((buf, k, id)));
+            }
+            readers.push(r);
+        }
+        Ok(Merger {
+            readers,
+            heap,
+            spare: Vec::new(),
+        })
+    }
+
+    /// The next (string, provisional id); `done` is the string returned
+    /// before, handed back for reuse.
+    fn next(&mut self, done: Option<Vec<u8>>) -> Result<Option<(Vec<u8>, u32)>> {
+        if let Some(b) = done {
+            self.spare = b;
+        }
+        let Some(Reverse((s, k, id))) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let mut buf = std::mem::take(&mut self.spare);
+        if let Some(next) = self.readers[k].next(&mut buf)? {
+            self.heap.push(Reverse((buf, k, next)));
+        }
+        Ok(Some((s, id)))
+    }
+}
+
+/// Merge runs in rounds until at most [`MAX_FAN_IN`] are left.
+fn reduce_runs(dir: &SpillDir, mut runs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut round = 0usize;
+    while runs.len() > MAX_FAN_IN {
+        let rest = runs.split_off(MAX_FAN_IN);
+        let path = dir.path().join(format!("merged-{round}"));
+        round += 1;
+        let f = File::create(&path).map_err(|e| Error::io(Some(&path), e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut m = Merger::new(&runs)?;
+        let mut done = None;
+        while let Some((s, id)) = m.next(done.take())? {
+            write_entry(&mut w, &s, id).map_err(|e| Error::io(Some(&path), e))?;
+            done = Some(s);
+        }
+        w.flush().map_err(|e| Error::io(Some(&path), e))?;
+        drop(m);
+        for p in &runs {
+            let _ = std::fs::remove_file(p);
+        }
+        runs = rest;
+        runs.push(path);
+    }
+    Ok(runs)
+}
+
+fn merge_runs(
+    dir: &SpillDir,
+    runs: &[PathBuf],
+    ids: u64,
+    used: &[IdSet],
+    max_strings: usize,
+) -> Result<(Vec<SortedTable>, Vec<Vec<u32>>)> {
+    let runs = reduce_runs(dir, runs.to_vec())?;
+    let mut merger = Merger::new(&runs)?;
+    struct Out {
+        w: BufWriter<File>,
+        path: PathBuf,
+        last: Option<Vec<u8>>,
+        len: usize,
+        text_bytes: u64,
+    }
+    let mut outs = Vec::with_capacity(used.len());
+    for t in 0..used.len() {
+        let path = dir.path().join(format!("table-{t}"));
+        let f = File::create(&path).map_err(|e| Error::io(Some(&path), e))?;
+        outs.push(Out {
+            w: BufWriter::with_capacity(1 << 20, f),
+            path,
+            last: None,
+            len: 0,
+            text_bytes: 0,
+        });
+    }
+    let mut maps: Vec<Vec<u32>> = used.iter().map(|_| vec![u32::MAX; ids as usize]).collect();
+    let mut distinct = 0usize;
+    let mut last_any: Option<Vec<u8>> = None;
+    let mut done = None;
+    while let Some((s, id)) = merger.next(done.take())? {
+        if last_any.as_deref() != Some(&s[..]) {
+            distinct += 1;
+            if distinct > max_strings {
+                return Err(Error::Invalid(format!(
+                    "more than {max_strings} distinct strings (the max_strings limit)"
+                )));
+            }
+        }
+        for (t, set) in used.iter().enumerate() {
+            if !set.contains(id) {
+                continue;
+            }
+            let o = &mut outs[t];
+            if o.last.as_deref() != Some(&s[..]) {
+                write_len_str(&mut o.w, &s).map_err(|e| Error::io(Some(&o.path), e))?;
+                o.len += 1;
+                o.text_bytes += s.len() as u64;
+                let last = o.last.get_or_insert_with(Vec::new);
+                last.clear();
+                last.extend_from_slice(&s);
+            }
+            maps[t][id as usize] = (o.len - 1) as u32;
+        }
+        done = last_any.replace(s);
+    }
+    // The runs are not read again (the tables are): free their disk space.
+    drop(merger);
+    for p in &runs {
+        let _ = std::fs::remove_file(p);
+    }
+    let mut tables = Vec::with_capacity(outs.len());
+    for o in outs {
+        let Out {
+            mut w,
+            path,
+            len,
+            text_bytes,
+            ..
+        } = o;
+        w.flush().map_err(|e| Error::io(Some(&path), e))?;
+        tables.push(SortedTable {
+            len,
+            text_bytes,
+            src: TableSrc::File(path),
+        });
+    }
+    Ok((tables, maps))
+}
+
+fn write_len_str(w: &mut impl Write, s: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(s.len() as u32).to_le_bytes())?;
+    w.write_all(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(s: &Strings, t: &SortedTable) -> Vec<String> {
+        let mut v = Vec::new();
+        s.visit(t, |_, b| {
+            v.push(String::from_utf8(b.to_vec()).unwrap());
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    /// Interning the same sequence with and without spills gives the same
+    /// tables and the same final id for every occurrence.
+    #[test]
+    fn spilled_runs_sort_like_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let words: Vec<String> = (0..2000u32)
+            .map(|i| format!("w{}", (i * 7919) % 613))
+            .collect();
+        let run = |policy: Option<SpillPolicy>| {
+            let mut int = Interner::new(policy);
+            let mut occ = Vec::new();
+            for (k, w) in words.iter().enumerate() {
+                let id = match int.get(w) {
+                    Some(id) => id,
+                    None => int.insert(w),
+                };
+                occ.push((k % 3 == 0, id));
+                if int.over_budget(0) {
+                    int.spill().unwrap();
+                }
+            }
+            let spilled = int.spilled();
+            let stats = int.stats();
+            let strings = int.finish().unwrap();
+            let mut used = vec![IdSet::new(strings.ids()), IdSet::new(strings.ids())];
+            for &(t, id) in &occ {
+                used[t as usize].insert(id);
+            }
+            let (tables, maps) = strings.sort_tables(&used, usize::MAX).unwrap();
+            let finals: Vec<u32> = occ
+                .iter()
+                .map(|&(t, id)| maps[t as usize][id as usize])
+                .collect();
+            let texts: Vec<Vec<String>> = tables.iter().map(|t| collect(&strings, t)).collect();
+            (spilled, stats, finals, texts)
+        };
+        let mem = run(None);
+        let spill = run(Some(SpillPolicy {
+            budget: 2000,
+            dir: dir.path().to_path_buf(),
+        }));
+        assert!(!mem.0);
+        assert!(spill.0);
+        assert!(spill.1.string_runs > 5, "{:?}", spill.1);
+        assert_eq!(mem.2, spill.2);
+        assert_eq!(mem.3, spill.3);
+        let mut all: Vec<&String> = words.iter().collect();
+        all.sort();
+        all.dedup();
+        assert!(mem.3[0].len() + mem.3[1].len() >= all.len());
+        // Spill files are gone once everything is dropped.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn spilled_limit_counts_distinct_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut int = Interner::new(Some(SpillPolicy {
+            budget: 1,
+            dir: dir.path().to_path_buf(),
+        }));
+        let mut set_ids = Vec::new();
+        for w in ["a", "b", "a", "c", "b"] {
+            set_ids.push(int.insert(w));
+            int.spill().unwrap();
+        }
+        let strings = int.finish().unwrap();
+        let mut used = IdSet::new(strings.ids());
+        for &i in &set_ids {
+            used.insert(i);
+        }
+        let (t, maps) = strings.sort_tables(std::slice::from_ref(&used), 3).unwrap();
+        assert_eq!(t[0].len, 3);
+        assert_eq!(
+            set_ids
+                .iter()
+                .map(|&i| maps[0][i as usize])
+                .collect::<Vec<_>>(),
+            vec![0, 1, 0, 2, 1]
+        );
+        assert!(strings.sort_tables(&[used], 2).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! A build's snapshot does not depend on its memory budget (issue 16): a
+//! tiny budget spills the string table to sorted runs in temporary files,
+//! merged at the end, and gives the same bytes as the default budget, with
+//! any thread count; the temporary files are gone afterwards, whether the
+//! build succeeded or failed.
+#![cfg(feature = "write")]
+
+mod common;
+
+use colsnap::write::build;
+use colsnap::{BuildOptions, Snapshot, build_to_vec};
+use colsnap_testdata::{GenOptions, write_ndjson};
+use std::path::Path;
+
+/// Generated issues as NDJSON.
+fn generated(count: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let opts = GenOptions {
+        count,
+        ..GenOptions::default()
+    };
+    write_ndjson(&opts, &mut out).unwrap();
+    out
+}
+
+/// Small chunks (many chunks, two tables, a dictionary), a memory budget
+/// and a directory for the spills.
+fn opts(threads: usize, memory: usize, tmp: &Path) -> BuildOptions {
+    BuildOptions {
+        chunk_size: 2 << 10,
+        long_chunk_size: 16 << 10,
+        long_text_min_avg: 64,
+        threads,
+        memory,
+        tmp_dir: Some(tmp.to_path_buf()),
+        ..BuildOptions::default()
+    }
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+/// Build `input` under `o`; the bytes and the number of string runs spilled.
+fn build_counting(input: &[u8], o: &BuildOptions) -> (Vec<u8>, u64) {
+    let mut out = Vec::new();
+    let report = build(input, &mut out, o).unwrap();
+    assert_eq!(report.output_bytes, out.len() as u64);
+    (out, report.spill.string_runs)
+}
+
+#[test]
+fn tiny_budget_spills_and_gives_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generated(400);
+    let (reference, runs) =
+        build_counting(&input, &opts(1, BuildOptions::default().memory, tmp.path()));
+    assert_eq!(runs, 0, "the default budget holds 400 issues in memory");
+    // Unbounded (0) is the default's bytes too.
+    assert!(reference == build_counting(&input, &opts(2, 0, tmp.path())).0);
+    for threads in [1, 2] {
+        for memory in [64 << 10, 8 << 10, 1] {
+            let (bytes, runs) = build_counting(&input, &opts(threads, memory, tmp.path()));
+            assert!(
+                runs >= 2,
+                "a budget of {memory} bytes spills ({runs} runs, {threads} threads)"
+            );
+            assert!(
+                bytes == reference,
+                "budget {memory}, {threads} threads: {} bytes, default {} bytes",
+                bytes.len(),
+                reference.len()
+            );
+            assert_eq!(entries(tmp.path()), 0, "spill files removed");
+        }
+    }
+    // Budget 1 spills after every row: as many runs as rows with new strings.
+    assert!(build_counting(&input, &opts(1, 1, tmp.path())).1 >= 390);
+    let snap = Snapshot::from_bytes(reference).unwrap();
+    snap.verify().unwrap();
+    assert_eq!(snap.rows(), 400);
+}
+
+#[test]
+fn golden_and_fixture_inputs_are_budget_independent() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "golden/v1-input.ndjson",
+        "github-sample.ndjson",
+        "tiny.json",
+    ] {
+        let input = std::fs::read(common::fixture(name)).unwrap();
+        for base in [BuildOptions::default(), BuildOptions::fast()] {
+            let with = |threads, memory| BuildOptions {
+                threads,
+                memory,
+                tmp_dir: Some(tmp.path().to_path_buf()),
+                ..base.clone()
+            };
+            let reference = build_to_vec(&input[..], &with(1, 0)).unwrap();
+            for threads in [1, 2] {
+                let (bytes, runs) = build_counting(&input, &with(threads, 256));
+                assert!(runs >= 1, "{name}: spilled");
+                assert!(bytes == reference, "{name}, {threads} threads");
+            }
+        }
+    }
+    // The golden file itself is what a spilling build writes today.
+    let input = std::fs::read(common::fixture("golden/v1-input.ndjson")).unwrap();
+    let golden = std::fs::read(common::fixture("golden/v1.colsnap")).unwrap();
+    let today = build_to_vec(&input[..], &BuildOptions::default()).unwrap();
+    if today == golden {
+        let o = BuildOptions {
+            memory: 4 << 10,
+            tmp_dir: Some(tmp.path().to_path_buf()),
+            ..BuildOptions::default()
+        };
+        assert!(build_counting(&input, &o).0 == golden);
+    }
+    assert_eq!(entries(tmp.path()), 0);
+}
+
+#[test]
+fn limits_hold_with_spills() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generated(60);
+    let mut o = opts(1, 1, tmp.path());
+    // Distinct strings are counted when the runs are merged: the limit
+    // refuses exactly what an in-memory build refuses.
+    let (bytes, _) = build_counting(&input, &o);
+    // (The verify count holds a string of both tables twice.)
+    let strings = Snapshot::from_bytes(bytes)
+        .unwrap()
+        .verify()
+        .unwrap()
+        .strings as usize;
+    let mut mem = o.clone();
+    mem.memory = 0;
+    let mut limit = strings;
+    loop {
+        mem.limits.max_strings = limit;
+        if build(&input[..], Vec::new(), &mem).is_err() {
+            break;
+        }
+        limit -= 1;
+    }
+    o.limits.max_strings = limit;
+    let err = build(&input[..], Vec::new(), &o).unwrap_err();
+    assert!(err.to_string().contains("max_strings"), "{err}");
+    o.limits.max_strings = limit + 1;
+    build(&input[..], Vec::new(), &o).unwrap();
+    assert_eq!(entries(tmp.path()), 0);
+}
+
+#[test]
+fn failed_builds_leave_no_spill_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Bad JSON after many spills.
+    let mut text = generated(100);
+    text.extend_from_slice(b"{\"broken\": tru\n");
+    let err = build(&text[..], Vec::new(), &opts(2, 1, tmp.path())).unwrap_err();
+    assert!(err.to_string().contains("line 101"), "{err}");
+    assert_eq!(entries(tmp.path()), 0);
+    // A spill directory that cannot be created is an I/O error, not a JSON one.
+    let missing = tmp.path().join("missing");
+    let err = build(&generated(20)[..], Vec::new(), &opts(1, 1, &missing)).unwrap_err();
+    assert!(matches!(err, colsnap::Error::Io { .. }), "{err:?}");
+    assert_eq!(entries(tmp.path()), 0);
+}
+
+#[test]
+fn cli_memory_and_tmp_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, generated(150)).unwrap();
+    let run = |out: &str, args: &[&str]| -> serde_json::Value {
+        let o = common::colsnap()
+            .arg("build")
+            .arg(&input)
+            .arg("-o")
+            .arg(dir.path().join(out))
+            .args(args)
+            .arg("--json")
+            .assert()
+            .success();
+        serde_json::from_slice(&o.get_output().stdout).unwrap()
+    };
+    let plain = run("a.colsnap", &[]);
+    assert_eq!(plain["spilled_runs"], 0);
+    let tmp = spill.path().to_str().unwrap();
+    let small = run(
+        "b.colsnap",
+        &["--memory", "16K", "--tmp-dir", tmp, "--threads", "2"],
+    );
+    assert!(small["spilled_runs"].as_u64().unwrap() >= 2, "{small}");
+    assert!(small["spilled_bytes"].as_u64().unwrap() > 0);
+    // Next to the output by default.
+    let beside = run("c.colsnap", &["--memory", "16K", "--threads", "1"]);
+    assert!(beside["spilled_runs"].as_u64().unwrap() >= 2);
+    let read = |n: &str| std::fs::read(dir.path().join(n)).unwrap();
+    assert!(read("a.colsnap") == read("b.colsnap"));
+    assert!(read("a.colsnap") == read("c.colsnap"));
+    assert_eq!(entries(spill.path()), 0);
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["a.colsnap", "b.colsnap", "c.colsnap", "in.ndjson"]);
+    common::colsnap()
+        .arg("build")
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("d.colsnap"))
+        .args(["--tmp-dir", "/nonexistent/dir"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--tmp-dir"));
+    common::colsnap()
+        .arg("build")
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("d.colsnap"))
+        .args(["--memory", "12Q"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn interrupted_build_removes_its_spill_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, generated(3000)).unwrap();
+    let out = dir.path().join("out.colsnap");
+    for sig in ["INT", "TERM"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_colsnap"))
+            .arg("build")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--memory", "64K", "--quiet", "--tmp-dir"])
+            .arg(spill.path())
+            .spawn()
+            .unwrap();
+        // Wait for a run file in the spill directory.
+        let t0 = std::time::Instant::now();
+        let runs = |p: &Path| -> usize {
+            std::fs::read_dir(p)
+                .unwrap()
+                .filter_map(|e| std::fs::read_dir(e.ok()?.path()).ok())
+                .map(|d| d.count())
+                .sum()
+        };
+        while runs(spill.path()) < 2 {
+            assert!(t0.elapsed().as_secs() < 120, "no spill appeared");
+            assert!(child.try_wait().unwrap().is_none(), "the build ended early");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        assert!(!child.wait().unwrap().success());
+        assert_eq!(entries(spill.path()), 0, "{sig}: spill directory removed");
+        assert!(!out.exists());
+        assert_eq!(entries(dir.path()), 1, "{sig}: no temporary output");
+    }
+}
