@@ -55,6 +55,25 @@ pub const DEFAULT_MIN_OBJECT: u64 = 16 << 10;
 /// The reader's merge gap over HTTP (see [`open`]): 4 KiB.
 const HTTP_READER_GAP: u64 = 4 << 10;
 
+/// The least fetch cache of a snapshot read over a network (see [`open`]):
+/// 64 MiB, so that the columns of a first page over a million rows (about
+/// 17 MB: the sort column, the page's columns and the siblings they are
+/// mapped from) are fetched in one round trip and kept until decoded.
+const REMOTE_FETCH_CACHE: usize = 64 << 20;
+
+/// The reading options over HTTP: ranges a few KiB apart cost one part of
+/// a multi-range request, not a round trip, so the reader merges less (the
+/// source still merges by `coalesce_gap` when the server takes one range a
+/// request); a larger fetch cache ([`REMOTE_FETCH_CACHE`]).
+#[cfg(feature = "http")]
+fn remote_options(opts: OpenOptions) -> OpenOptions {
+    OpenOptions {
+        coalesce_gap: opts.coalesce_gap.min(HTTP_READER_GAP),
+        fetch_cache_bytes: opts.fetch_cache_bytes.max(REMOTE_FETCH_CACHE),
+        ..opts
+    }
+}
+
 /// Lowercase hex SHA-256 of `b`.
 pub fn sha256_hex(b: &[u8]) -> String {
     hex(&Sha256::digest(b))
@@ -1019,6 +1038,10 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                     crate::source::S3Client::from_env(&bucket)?.with_merge_gap(opts.coalesce_gap);
                 let src = crate::source::S3Source::open_with(client, &key, opts.tail_bytes)?;
                 let net = src.counters().clone();
+                let opts = OpenOptions {
+                    fetch_cache_bytes: opts.fetch_cache_bytes.max(REMOTE_FETCH_CACHE),
+                    ..opts
+                };
                 let snapshot = Snapshot::from_source_with(Arc::new(src), opts)?;
                 return Ok(Opened {
                     snapshot,
@@ -1041,14 +1064,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                 })?;
                 let src = crate::source::HttpSource::open_with(loc, http)?;
                 let net = src.counters().clone();
-                // Ranges a few KiB apart cost one part of a multi-range
-                // request, not a round trip: the reader merges less (the
-                // source still merges by `coalesce_gap` when the server
-                // takes one range a request).
-                let opts = OpenOptions {
-                    coalesce_gap: opts.coalesce_gap.min(HTTP_READER_GAP),
-                    ..opts
-                };
+                let opts = remote_options(opts);
                 let snapshot = Snapshot::from_source_with(Arc::new(src), opts)?;
                 return Ok(Opened {
                     snapshot,
@@ -1148,6 +1164,11 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
     // The open reads the inline footer and trailer, nothing more.
     let opts = OpenOptions {
         tail_bytes: manifest.snapshot.len - manifest.tail.offset,
+        fetch_cache_bytes: if is_url(loc) {
+            opts.fetch_cache_bytes.max(REMOTE_FETCH_CACHE)
+        } else {
+            opts.fetch_cache_bytes
+        },
         ..opts
     };
     let snapshot = Snapshot::from_source_with(Arc::new(src), opts)?;
