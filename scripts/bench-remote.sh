@@ -88,7 +88,7 @@ trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 BASE="http://127.0.0.1:$PORT"
 
-echo "== day 1: $ROWS rows, $(stat -c %s "$WORK/site/day1.colsnap") bytes"
+echo "== day 1: $ROWS rows, $(stat -L -c %s "$WORK/site/day1.colsnap") bytes"
 echo "== publish day 1 (--min-object $MIN_OBJECT)"
 "$BIN" publish "$WORK/site/day1.colsnap" "$WORK/site/pub" --name issues --min-object "$MIN_OBJECT" --json
 
