@@ -53,6 +53,7 @@ pub const MANIFEST_VERSION: u32 = 1;
 pub const DEFAULT_MIN_OBJECT: u64 = 16 << 10;
 
 /// The reader's merge gap over HTTP (see [`open`]): 4 KiB.
+#[cfg(feature = "http")]
 const HTTP_READER_GAP: u64 = 4 << 10;
 
 /// The least fetch cache of a snapshot read over a network (see [`open`]):
