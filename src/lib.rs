@@ -78,6 +78,9 @@
 //!   read-only dependant (a server, a `wasm32-unknown-unknown` build) uses
 //!   `default-features = false, features = ["ruzstd"]`. Without `write` or
 //!   `ruzstd`, zstd-compressed sections cannot be read (an error says so).
+//! - `publish`, `http`, `s3` (all three with `cli`): published snapshots
+//!   ([`publish`]), reading over HTTP(S) ([`source::HttpSource`]), and
+//!   `s3://` objects and publish roots ([`source::S3Source`]).
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -52,6 +52,29 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// reader's own (merged) reads and reuses the most.
 pub const DEFAULT_MIN_OBJECT: u64 = 16 << 10;
 
+/// The reader's merge gap over HTTP (see [`open`]): 4 KiB.
+#[cfg(feature = "http")]
+const HTTP_READER_GAP: u64 = 4 << 10;
+
+/// The least fetch cache of a snapshot read over a network (see [`open`]):
+/// 64 MiB, so that the columns of a first page over a million rows (about
+/// 17 MB: the sort column, the page's columns and the siblings they are
+/// mapped from) are fetched in one round trip and kept until decoded.
+const REMOTE_FETCH_CACHE: usize = 64 << 20;
+
+/// The reading options over HTTP: ranges a few KiB apart cost one part of
+/// a multi-range request, not a round trip, so the reader merges less (the
+/// source still merges by `coalesce_gap` when the server takes one range a
+/// request); a larger fetch cache ([`REMOTE_FETCH_CACHE`]).
+#[cfg(feature = "http")]
+fn remote_options(opts: OpenOptions) -> OpenOptions {
+    OpenOptions {
+        coalesce_gap: opts.coalesce_gap.min(HTTP_READER_GAP),
+        fetch_cache_bytes: opts.fetch_cache_bytes.max(REMOTE_FETCH_CACHE),
+        ..opts
+    }
+}
+
 /// Lowercase hex SHA-256 of `b`.
 pub fn sha256_hex(b: &[u8]) -> String {
     hex(&Sha256::digest(b))
@@ -350,10 +373,83 @@ fn event_seqs(bytes: &[u8], path: &Path) -> Result<(u64, u64)> {
     }
 }
 
+/// Where [`publish_to`] writes: a directory, or a prefix in an object store.
+///
+/// Keys are paths relative to the publish root (`objects/HEX`,
+/// `manifests/HEX.json`, `NAME.latest.json`).
+pub trait PublishTarget: Send + Sync + std::fmt::Debug {
+    /// Store the immutable `bytes` at `key` unless an object is there
+    /// already (content-addressed: same name, same bytes). True when written.
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool>;
+    /// Store `bytes` at `key`, replacing what is there (the pointer).
+    fn put_replace(&self, key: &str, bytes: &[u8]) -> Result<()>;
+    /// Where `key` is, for messages and reports.
+    fn locate(&self, key: &str) -> String;
+    /// Writes in flight at once.
+    fn parallel(&self) -> usize {
+        4
+    }
+}
+
+/// A publish root on the local file system: temporary file, fsync, rename.
+#[derive(Debug)]
+pub struct DirTarget {
+    root: PathBuf,
+}
+
+impl DirTarget {
+    /// The publish root `root` (created when missing).
+    pub fn new(root: impl Into<PathBuf>) -> DirTarget {
+        DirTarget { root: root.into() }
+    }
+}
+
+impl PublishTarget for DirTarget {
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        put_immutable(&self.root.join(key), bytes)
+    }
+    fn put_replace(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        put_atomic(&self.root.join(key), bytes)
+    }
+    fn locate(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+}
+
 /// Publish the snapshot file `file` into the directory `dir` (SPEC.md
 /// section 15): its objects, its manifest and the pointer
 /// `NAME.latest.json`. Objects that exist already are not written again.
 pub fn publish_file(file: &Path, dir: &Path, opts: &PublishOptions) -> Result<PublishReport> {
+    publish_to(file, &DirTarget::new(dir), opts)
+}
+
+/// Publish `file` to `dest`: a directory, or (feature `s3`) an
+/// `s3://bucket/prefix` URL.
+pub fn publish_to_location(
+    file: &Path,
+    dest: &str,
+    opts: &PublishOptions,
+) -> Result<PublishReport> {
+    if dest.starts_with("s3://") {
+        #[cfg(feature = "s3")]
+        return publish_to(file, &S3Target::new(dest)?, opts);
+        #[cfg(not(feature = "s3"))]
+        return Err(Error::Invalid(format!(
+            "{dest}: publishing to S3 needs the `s3` feature"
+        )));
+    }
+    publish_file(file, Path::new(dest), opts)
+}
+
+/// Publish `file` to `target` (see [`publish_file`]): the objects first
+/// (only those that do not exist yet, several at a time), then the
+/// manifest, then the pointer, so that a reader who follows the pointer
+/// finds everything it names.
+pub fn publish_to(
+    file: &Path,
+    target: &dyn PublishTarget,
+    opts: &PublishOptions,
+) -> Result<PublishReport> {
     let snap = Snapshot::open(file)?;
     let source = crate::source::FileSource::open(file)?;
     let len = snap.file_len();
@@ -363,21 +459,13 @@ pub fn publish_file(file: &Path, dir: &Path, opts: &PublishOptions) -> Result<Pu
     };
     let mut whole = Sha256::new();
     let mut objects = Vec::new();
-    let objdir = dir.join("objects");
-    let put = |bytes: &[u8], report: &mut PublishReport| -> Result<String> {
-        let h = sha256_hex(bytes);
-        if put_immutable(&objdir.join(&h), bytes)? {
-            report.objects_written += 1;
-            report.bytes_written += bytes.len() as u64;
-        } else {
-            report.bytes_reused += bytes.len() as u64;
-        }
-        report.objects += 1;
-        Ok(h)
-    };
     let mut head = Vec::new();
     let mut tail = Vec::new();
     let footer_offset = snap.footer_offset();
+    // The objects, hashed; what to store is stored afterwards, in
+    // parallel, each distinct object once.
+    let mut todo: Vec<(String, Range<u64>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for r in object_ranges(&snap, opts.min_object.max(1)) {
         let b = source.read_range(r.clone())?;
         whole.update(&b);
@@ -387,7 +475,11 @@ pub fn publish_file(file: &Path, dir: &Path, opts: &PublishOptions) -> Result<Pu
         if r.start == footer_offset {
             tail = b.to_vec();
         }
-        let sha256 = put(&b, &mut report)?;
+        let sha256 = sha256_hex(&b);
+        if seen.insert(sha256.clone()) {
+            todo.push((sha256.clone(), r.clone()));
+        }
+        report.objects += 1;
         objects.push(ObjectRef {
             sha256,
             offset: r.start,
@@ -395,6 +487,25 @@ pub fn publish_file(file: &Path, dir: &Path, opts: &PublishOptions) -> Result<Pu
         });
     }
     let snapshot_sha = hex(&whole.finalize());
+    let written = parallel_map(&todo, target.parallel(), |(h, r)| {
+        let b = source.read_range(r.clone())?;
+        if sha256_hex(&b) != *h {
+            return Err(Error::Invalid(format!(
+                "{} changed while it was published",
+                file.display()
+            )));
+        }
+        target.put_new(&format!("objects/{h}"), &b)
+    })?;
+    let mut new_bytes = 0u64;
+    for ((_, r), w) in todo.iter().zip(&written) {
+        if *w {
+            report.objects_written += 1;
+            new_bytes += r.end - r.start;
+        }
+    }
+    report.bytes_written += new_bytes;
+    report.bytes_reused += len - new_bytes;
     // The file must not have changed while it was read.
     if crate::source::FileSource::open(file)?.len() != len {
         return Err(Error::Invalid(format!(
@@ -406,7 +517,14 @@ pub fn publish_file(file: &Path, dir: &Path, opts: &PublishOptions) -> Result<Pu
     for p in &opts.events {
         let b = std::fs::read(p).map_err(|e| Error::io(Some(p), e))?;
         let (first_seq, last_seq) = event_seqs(&b, p)?;
-        let sha256 = put(&b, &mut report)?;
+        let sha256 = sha256_hex(&b);
+        if target.put_new(&format!("objects/{sha256}"), &b)? {
+            report.objects_written += 1;
+            report.bytes_written += b.len() as u64;
+        } else {
+            report.bytes_reused += b.len() as u64;
+        }
+        report.objects += 1;
         events.push(EventSegment {
             sha256,
             len: b.len() as u64,
@@ -433,7 +551,7 @@ pub fn publish_file(file: &Path, dir: &Path, opts: &PublishOptions) -> Result<Pu
     let mb = m.to_bytes();
     let mh = sha256_hex(&mb);
     let mpath = format!("manifests/{mh}.json");
-    if put_immutable(&dir.join(&mpath), &mb)? {
+    if target.put_new(&mpath, &mb)? {
         report.bytes_written += mb.len() as u64;
     }
     let pointer = Pointer {
@@ -445,11 +563,78 @@ pub fn publish_file(file: &Path, dir: &Path, opts: &PublishOptions) -> Result<Pu
     let mut pb = serde_json::to_vec_pretty(&pointer).unwrap_or_default();
     pb.push(b'\n');
     let ppath = format!("{}.latest.json", opts.name);
-    put_atomic(&dir.join(&ppath), &pb)?;
+    target.put_replace(&ppath, &pb)?;
     report.manifest = mpath;
     report.pointer = ppath;
     report.snapshot = snapshot_sha;
     Ok(report)
+}
+
+/// A publish root in an S3-compatible store: `s3://bucket/prefix`. What
+/// exists is listed once (`prefix/objects/`, `prefix/manifests/`), so
+/// republishing sends a request only for the objects it uploads.
+#[cfg(feature = "s3")]
+#[derive(Debug)]
+pub struct S3Target {
+    client: crate::source::S3Client,
+    prefix: String,
+    existing: std::collections::HashSet<String>,
+}
+
+#[cfg(feature = "s3")]
+impl S3Target {
+    /// The publish root at `url` (`s3://bucket/prefix`), with a client from
+    /// the `AWS_*` environment variables.
+    pub fn new(url: &str) -> Result<S3Target> {
+        let (bucket, prefix) = crate::source::parse_s3_url(url)?;
+        let client = crate::source::S3Client::from_env(&bucket)?;
+        let mut existing = std::collections::HashSet::new();
+        for dir in ["objects", "manifests"] {
+            existing.extend(client.list(&join_key(&prefix, dir))?);
+        }
+        Ok(S3Target {
+            client,
+            prefix,
+            existing,
+        })
+    }
+
+    /// The requests made so far (the listing and the uploads).
+    pub fn stats(&self) -> NetStats {
+        self.client.counters().get()
+    }
+}
+
+/// `prefix/key`, or `key` for the bucket's root.
+#[cfg(feature = "s3")]
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}/{key}")
+    }
+}
+
+#[cfg(feature = "s3")]
+impl PublishTarget for S3Target {
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        let k = join_key(&self.prefix, key);
+        if self.existing.contains(&k) {
+            return Ok(false);
+        }
+        self.client.put(&k, Bytes::copy_from_slice(bytes))?;
+        Ok(true)
+    }
+    fn put_replace(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.client
+            .put(&join_key(&self.prefix, key), Bytes::copy_from_slice(bytes))
+    }
+    fn locate(&self, key: &str) -> String {
+        self.client.url(&join_key(&self.prefix, key))
+    }
+    fn parallel(&self) -> usize {
+        8
+    }
 }
 
 /// Where published objects are read from: a directory or a base URL.
@@ -533,6 +718,42 @@ impl ObjectStore for HttpStore {
     }
     fn parallel(&self) -> usize {
         self.http.options().parallel
+    }
+}
+
+/// A publish root in an S3-compatible store (`s3://bucket/prefix/`).
+#[cfg(feature = "s3")]
+#[derive(Debug)]
+pub struct S3Store {
+    client: crate::source::S3Client,
+    prefix: String,
+}
+
+#[cfg(feature = "s3")]
+impl S3Store {
+    /// The publish root `prefix` (a key prefix, no leading or final `/`)
+    /// in `client`'s bucket.
+    pub fn new(client: crate::source::S3Client, prefix: &str) -> S3Store {
+        S3Store {
+            client,
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+}
+
+#[cfg(feature = "s3")]
+impl ObjectStore for S3Store {
+    fn get(&self, key: &str) -> Result<Bytes> {
+        self.client.get(&join_key(&self.prefix, key))
+    }
+    fn locate(&self, key: &str) -> String {
+        self.client.url(&join_key(&self.prefix, key))
+    }
+    fn counters(&self) -> Arc<NetCounters> {
+        self.client.counters().clone()
+    }
+    fn parallel(&self) -> usize {
+        self.client.parallel()
     }
 }
 
@@ -758,7 +979,39 @@ pub fn is_location(loc: &str) -> bool {
 }
 
 fn is_url(loc: &str) -> bool {
-    loc.starts_with("http://") || loc.starts_with("https://")
+    loc.starts_with("http://") || loc.starts_with("https://") || loc.starts_with("s3://")
+}
+
+/// The store of the publish root `root` (a URL ending in `/`).
+fn url_store(root: &str, opts: &OpenOptions) -> Result<Arc<dyn ObjectStore>> {
+    if root.starts_with("s3://") {
+        #[cfg(feature = "s3")]
+        {
+            let (bucket, prefix) = crate::source::parse_s3_url(root)?;
+            let client = crate::source::S3Client::from_env(&bucket)?;
+            return Ok(Arc::new(S3Store::new(client, &prefix)));
+        }
+        #[cfg(not(feature = "s3"))]
+        return Err(Error::Invalid(format!(
+            "{root}: reading from S3 needs the `s3` feature"
+        )));
+    }
+    #[cfg(feature = "http")]
+    {
+        let http = crate::source::HttpClient::new(crate::source::HttpOptions {
+            tail_bytes: opts.tail_bytes,
+            merge_gap: opts.coalesce_gap,
+            ..Default::default()
+        })?;
+        Ok(Arc::new(HttpStore::new(root, http)))
+    }
+    #[cfg(not(feature = "http"))]
+    {
+        let _ = opts;
+        Err(Error::Invalid(format!(
+            "{root}: reading over HTTP needs the `http` feature"
+        )))
+    }
 }
 
 /// The directory of a location (`a/b/c.json` -> `a/b/`).
@@ -777,20 +1030,42 @@ fn parent(loc: &str) -> String {
 ///   (one suffix-range request);
 /// - any other string: a snapshot file path.
 pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
-    #[cfg(feature = "http")]
-    let http = || {
-        crate::source::HttpClient::new(crate::source::HttpOptions {
-            tail_bytes: opts.tail_bytes,
-            merge_gap: opts.coalesce_gap,
-            ..Default::default()
-        })
-    };
     if !loc.ends_with(".json") {
+        if loc.starts_with("s3://") {
+            #[cfg(feature = "s3")]
+            {
+                let (bucket, key) = crate::source::parse_s3_url(loc)?;
+                let client =
+                    crate::source::S3Client::from_env(&bucket)?.with_merge_gap(opts.coalesce_gap);
+                let src = crate::source::S3Source::open_with(client, &key, opts.tail_bytes)?;
+                let net = src.counters().clone();
+                let opts = OpenOptions {
+                    fetch_cache_bytes: opts.fetch_cache_bytes.max(REMOTE_FETCH_CACHE),
+                    ..opts
+                };
+                let snapshot = Snapshot::from_source_with(Arc::new(src), opts)?;
+                return Ok(Opened {
+                    snapshot,
+                    net: Some(net),
+                    manifest: None,
+                });
+            }
+            #[cfg(not(feature = "s3"))]
+            return Err(Error::Invalid(format!(
+                "{loc}: reading from S3 needs the `s3` feature"
+            )));
+        }
         if is_url(loc) {
             #[cfg(feature = "http")]
             {
-                let src = crate::source::HttpSource::open_with(loc, http()?)?;
+                let http = crate::source::HttpClient::new(crate::source::HttpOptions {
+                    tail_bytes: opts.tail_bytes,
+                    merge_gap: opts.coalesce_gap,
+                    ..Default::default()
+                })?;
+                let src = crate::source::HttpSource::open_with(loc, http)?;
                 let net = src.counters().clone();
+                let opts = remote_options(opts);
                 let snapshot = Snapshot::from_source_with(Arc::new(src), opts)?;
                 return Ok(Opened {
                     snapshot,
@@ -810,14 +1085,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
         });
     }
     let store: Arc<dyn ObjectStore> = if is_url(loc) {
-        #[cfg(feature = "http")]
-        {
-            Arc::new(HttpStore::new(&parent(loc), http()?))
-        }
-        #[cfg(not(feature = "http"))]
-        return Err(Error::Invalid(format!(
-            "{loc}: reading over HTTP needs the `http` feature"
-        )));
+        url_store(&parent(loc), &opts)?
     } else {
         let p = Path::new(loc);
         let dir = p.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -878,12 +1146,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             let root_store: Arc<dyn ObjectStore> = if parent(loc).ends_with("manifests/") {
                 let up = parent(parent(loc).trim_end_matches('/'));
                 if is_url(loc) {
-                    #[cfg(feature = "http")]
-                    {
-                        Arc::new(HttpStore::new(&up, http()?))
-                    }
-                    #[cfg(not(feature = "http"))]
-                    unreachable!()
+                    url_store(&up, &opts)?
                 } else {
                     Arc::new(DirStore::new(if up.is_empty() { ".".into() } else { up }))
                 }
@@ -902,6 +1165,11 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
     // The open reads the inline footer and trailer, nothing more.
     let opts = OpenOptions {
         tail_bytes: manifest.snapshot.len - manifest.tail.offset,
+        fetch_cache_bytes: if is_url(loc) {
+            opts.fetch_cache_bytes.max(REMOTE_FETCH_CACHE)
+        } else {
+            opts.fetch_cache_bytes
+        },
         ..opts
     };
     let snapshot = Snapshot::from_source_with(Arc::new(src), opts)?;

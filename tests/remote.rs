@@ -438,3 +438,65 @@ fn a_page_and_a_detail_are_fetched_in_few_parallel_rounds() {
         assert!(counted(&lerr, "reads") > rounds, "{lerr} vs {rerr}");
     }
 }
+
+/// `read 1,234 bytes in 5 reads; fetched 2,345 bytes in 3 requests ...`:
+/// (bytes read, bytes fetched, requests).
+fn stats_line(err: &str) -> (u64, u64, u64) {
+    let line = err.lines().find(|l| l.contains(" reads")).unwrap_or("");
+    let num = |after: &str| -> u64 {
+        line.split(after)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(|n| n.replace(',', "").parse().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let requests = line
+        .split(" requests")
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|n| n.replace(',', "").parse().unwrap_or(0))
+        .unwrap_or(0);
+    (num(": read "), num("fetched "), requests)
+}
+
+#[test]
+fn the_first_page_costs_at_most_three_requests() {
+    let Some(site) = Site::start(3000) else {
+        return;
+    };
+    let page = [
+        "--sort",
+        "-updated_at",
+        "--limit",
+        "50",
+        "--fields",
+        "number,title,state,user.login,labels[].name,comments,updated_at",
+    ];
+    let local = site.local();
+    let url = site.nginx.url("issues.colsnap");
+    let q = |loc: &str| {
+        let mut a = vec!["--stats", "query", loc];
+        a.extend_from_slice(&page);
+        run(&a)
+    };
+    let (ok, want, local_err) = q(&local);
+    assert!(ok, "{local_err}");
+    let before = site.nginx.requests();
+    let (ok, got, err) = q(&url);
+    assert!(ok, "{err}");
+    assert_eq!(got, want);
+    // nginx's own count: open, the columns, the string chunks.
+    let log = site.nginx.access_log();
+    let n = site.nginx.requests() - before;
+    assert!((2..=3).contains(&n), "{n} requests: {:?}", &log[before..]);
+    assert!(log[before..].iter().all(|l| l.contains(" 206 ")), "{log:?}");
+    let (_, fetched, requests) = stats_line(&err);
+    assert_eq!(requests as usize, n, "{err}");
+    // The bytes: within 1.2x of what the reader reads from the local file.
+    let (grid, _, _) = stats_line(&local_err);
+    assert!(grid > 0, "{local_err}");
+    assert!(
+        (fetched as f64) <= 1.2 * grid as f64,
+        "fetched {fetched} bytes, the local reader reads {grid}: {err} / {local_err}"
+    );
+}

@@ -7,10 +7,20 @@
 //! for exact ranges with `If-Match: ETAG` (or `If-Unmodified-Since` when the
 //! server sends no strong `ETag`), so that a file replaced while it is read
 //! is answered `412` and the read fails with [`Error::Changed`] instead of
-//! mixing bytes of two versions. A `200` to a range request, a `416`, or a
-//! `Content-Range` with another total length is the same error.
+//! mixing bytes of two versions. A `200` to a single-range request, a
+//! `416`, a changed `ETag`, or a `Content-Range` with another total length
+//! is the same error.
 //!
-//! Ranges asked together are merged when they lie at most
+//! Ranges asked together go out in **one** request
+//! (`Range: bytes=a-b,c-d,...`, at most 200 ranges a request), which a
+//! server such as nginx answers `206` with a `multipart/byteranges` body;
+//! each part is cut by the length its own `Content-Range` gives (never by
+//! searching for the boundary) and checked against the file's length. A
+//! server that answers such a request with one range gets the missing
+//! ranges asked one by one; one that answers `200` with the whole file (the
+//! version opened: same `ETag`, same length) is served from that body; both
+//! are asked range by range from then on ([`HttpOptions::multi_range`]).
+//! Single ranges are merged when they lie at most
 //! [`HttpOptions::merge_gap`] apart and fetched in parallel (at most
 //! [`HttpOptions::parallel`] at a time). Connection errors, timeouts, `5xx`
 //! and `429` answers are retried [`HttpOptions::retries`] times with an
@@ -25,7 +35,16 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{self, HeaderMap};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Duration;
+
+/// Ranges closer than this are asked as one part of a multi-range request
+/// (a part costs about 100 bytes of multipart headers).
+const MULTI_GAP: u64 = 512;
+
+/// The most ranges in one request (the `Range` header stays well under
+/// the 8 KiB a server such as nginx accepts for one header line).
+const MAX_PARTS: usize = 200;
 
 /// How an [`HttpSource`] talks to its server.
 #[derive(Clone, Debug)]
@@ -46,6 +65,11 @@ pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Time allowed for a whole request (answer and body). Default 60 s.
     pub timeout: Duration,
+    /// Ask for several ranges in one request (`Range: bytes=a-b,c-d`,
+    /// answered `multipart/byteranges`), so that one read costs one round
+    /// trip. A server that answers with one range or the whole file is
+    /// asked range by range from then on. Default true.
+    pub multi_range: bool,
 }
 
 impl Default for HttpOptions {
@@ -58,6 +82,7 @@ impl Default for HttpOptions {
             backoff: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
+            multi_range: true,
         }
     }
 }
@@ -206,6 +231,9 @@ pub struct HttpSource {
     /// The bytes the open fetched: `tail_start..len`.
     tail: Bytes,
     tail_start: u64,
+    /// Whether to ask for several ranges in one request (cleared when the
+    /// server answers such a request with one range or the whole file).
+    multi: AtomicBool,
 }
 
 impl HttpSource {
@@ -258,6 +286,7 @@ impl HttpSource {
             .get(header::LAST_MODIFIED)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let multi = http.opts.multi_range;
         Ok(HttpSource {
             url: url.into(),
             http,
@@ -266,6 +295,7 @@ impl HttpSource {
             last_modified,
             tail: if len == 0 { Bytes::new() } else { body },
             tail_start,
+            multi: AtomicBool::new(multi),
         })
     }
 
@@ -354,6 +384,260 @@ impl HttpSource {
             }),
         }
     }
+
+    /// The pin headers: `If-Match` or `If-Unmodified-Since`.
+    fn pinned(&self, range: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, value(range));
+        if let Some(e) = &self.etag {
+            h.insert(header::IF_MATCH, value(e));
+        } else if let Some(m) = &self.last_modified {
+            h.insert(header::IF_UNMODIFIED_SINCE, value(m));
+        }
+        h
+    }
+
+    fn changed(&self, detail: String) -> Error {
+        Error::Changed {
+            url: self.url.clone(),
+            detail,
+        }
+    }
+
+    /// The bytes of each of `need` (not empty, inside the file, outside
+    /// the tail): one multi-range request (per [`MAX_PARTS`] ranges) when
+    /// the server takes them, else merged single ranges in parallel.
+    fn fetch_all(&self, need: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        if need.is_empty() {
+            return Ok(Vec::new());
+        }
+        let opts = &self.http.opts;
+        if self.multi.load(AtomicOrdering::Relaxed) {
+            let merged = coalesce_ranges(need, MULTI_GAP.min(opts.merge_gap));
+            if merged.len() > 1 {
+                let batches: Vec<&[Range<u64>]> = merged.chunks(MAX_PARTS).collect();
+                let parts: Vec<(Range<u64>, Bytes)> =
+                    parallel_map(&batches, opts.parallel, |b| self.fetch_multi(b))?
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                // Each merged range from the part that holds it; what the
+                // server left out is asked for separately.
+                let find = |r: &Range<u64>| {
+                    parts
+                        .iter()
+                        .find(|(p, _)| p.start <= r.start && r.end <= p.end)
+                        .map(|(p, b)| {
+                            b.slice((r.start - p.start) as usize..(r.end - p.start) as usize)
+                        })
+                };
+                let mut got: Vec<Option<Bytes>> = merged.iter().map(find).collect();
+                let missing: Vec<Range<u64>> = merged
+                    .iter()
+                    .zip(&got)
+                    .filter(|(_, g)| g.is_none())
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                let mut more = self.fetch_single(&missing)?.into_iter();
+                for g in got.iter_mut().filter(|g| g.is_none()) {
+                    *g = more.next();
+                }
+                let got: Vec<Bytes> = got.into_iter().map(Option::unwrap_or_default).collect();
+                return split_coalesced(need, &merged, &got);
+            }
+        }
+        self.fetch_single(need)
+    }
+
+    /// `need` merged (gap [`HttpOptions::merge_gap`]) and fetched one range
+    /// per request, in parallel.
+    fn fetch_single(&self, need: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        if need.is_empty() {
+            return Ok(Vec::new());
+        }
+        let merged = coalesce_ranges(need, self.http.opts.merge_gap);
+        let got = parallel_map(&merged, self.http.opts.parallel, |r| self.fetch(r))?;
+        split_coalesced(need, &merged, &got)
+    }
+
+    /// One request for all of `ranges` (sorted, apart): the parts the
+    /// server sent, each with the range it holds. A server that answers
+    /// with one range or the whole file is no longer asked for several.
+    fn fetch_multi(&self, ranges: &[Range<u64>]) -> Result<Vec<(Range<u64>, Bytes)>> {
+        if let [r] = ranges {
+            return Ok(vec![(r.clone(), self.fetch(r)?)]);
+        }
+        let spec: Vec<String> = ranges
+            .iter()
+            .map(|r| format!("{}-{}", r.start, r.end - 1))
+            .collect();
+        let h = self.pinned(&format!("bytes={}", spec.join(",")));
+        let (status, headers, body) = self.http.get(&self.url, &h)?;
+        self.check_status(status, ranges.first().cloned().unwrap_or_default())?;
+        self.check_etag(&headers)?;
+        if status == StatusCode::OK {
+            // The whole file: usable when it is the version opened.
+            self.multi.store(false, AtomicOrdering::Relaxed);
+            if body.len() as u64 != self.len {
+                return Err(self.changed(format!(
+                    "length {} is now {} (a 200 answer)",
+                    self.len,
+                    body.len()
+                )));
+            }
+            return Ok(vec![(0..self.len, body)]);
+        }
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let parts = match multipart_boundary(ctype) {
+            Some(boundary) => parse_byteranges(&body, &boundary).ok_or_else(|| Error::Remote {
+                url: self.url.clone(),
+                status: Some(206),
+                detail: "a multipart/byteranges answer that does not parse".into(),
+            })?,
+            None => {
+                // One range for several asked.
+                self.multi.store(false, AtomicOrdering::Relaxed);
+                match content_range(&headers) {
+                    Some((r, total)) if r.end - r.start == body.len() as u64 => {
+                        vec![(r, total, body)]
+                    }
+                    _ => {
+                        return Err(Error::Remote {
+                            url: self.url.clone(),
+                            status: Some(206),
+                            detail: format!(
+                                "a 206 answer of {} bytes with neither multipart nor a valid Content-Range",
+                                body.len()
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        parts
+            .into_iter()
+            .map(|(r, total, b)| {
+                if total != self.len {
+                    return Err(self.changed(format!(
+                        "length {} is now {total} (bytes {}..{})",
+                        self.len, r.start, r.end
+                    )));
+                }
+                Ok((r, b))
+            })
+            .collect()
+    }
+
+    /// 412, 416 and other statuses than 200 and 206 as errors.
+    fn check_status(&self, status: StatusCode, r: Range<u64>) -> Result<()> {
+        match status {
+            StatusCode::PARTIAL_CONTENT | StatusCode::OK => Ok(()),
+            StatusCode::PRECONDITION_FAILED => Err(self.changed(format!(
+                "HTTP 412: no longer {}",
+                self.etag
+                    .as_deref()
+                    .or(self.last_modified.as_deref())
+                    .unwrap_or("the same")
+            ))),
+            StatusCode::RANGE_NOT_SATISFIABLE => Err(self.changed(format!(
+                "HTTP 416 for bytes {}..{} of a file of {} bytes",
+                r.start, r.end, self.len
+            ))),
+            s => Err(status_error(&self.url, s)),
+        }
+    }
+
+    /// An answer whose `ETag` is not the one opened is a changed file.
+    fn check_etag(&self, headers: &HeaderMap) -> Result<()> {
+        if let (Some(want), Some(got)) = (
+            &self.etag,
+            headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
+        ) {
+            if want != got {
+                return Err(self.changed(format!("ETag {want} is now {got}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `boundary` of a `multipart/byteranges` content type.
+fn multipart_boundary(ctype: &str) -> Option<String> {
+    let mut it = ctype.split(';');
+    if !it
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/byteranges")
+    {
+        return None;
+    }
+    it.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+    .filter(|b| !b.is_empty())
+}
+
+/// The parts of a `multipart/byteranges` body (RFC 9110 section 14.6):
+/// each part's range (from its `Content-Range`), the total length it
+/// names, and its bytes. Each part's length is taken from its
+/// `Content-Range`, never found by searching for the boundary (the bytes
+/// may hold it). `None` when the body does not parse.
+fn parse_byteranges(body: &Bytes, boundary: &str) -> Option<Vec<(Range<u64>, u64, Bytes)>> {
+    let delim = format!("--{boundary}");
+    let d = delim.as_bytes();
+    let find = |from: usize| {
+        body.get(from..)?
+            .windows(d.len())
+            .position(|w| w == d)
+            .map(|i| from + i)
+    };
+    let mut at = find(0)?;
+    let mut out = Vec::new();
+    loop {
+        at += d.len();
+        if body.get(at..at + 2) == Some(b"--") {
+            return Some(out);
+        }
+        // The rest of the delimiter line, then the part's headers.
+        let line_end = |from: usize| {
+            body.get(from..)?
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map(|i| from + i)
+        };
+        at = line_end(at)? + 2;
+        let mut range = None;
+        loop {
+            let e = line_end(at)?;
+            let line = std::str::from_utf8(&body[at..e]).ok()?;
+            at = e + 2;
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("content-range") {
+                    range = parse_content_range(v);
+                }
+            }
+        }
+        let (r, total) = range?;
+        let n = (r.end - r.start) as usize;
+        let data = body.get(at..at.checked_add(n)?)?;
+        out.push((r, total, body.slice_ref(data)));
+        at += n;
+        // CRLF, then the next delimiter (nothing else in between).
+        let next = find(at)?;
+        if !body[at..next].iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        at = next;
+    }
 }
 
 impl ByteSource for HttpSource {
@@ -368,10 +652,7 @@ impl ByteSource for HttpSource {
         // What the tail (fetched at open) holds costs nothing.
         let in_tail = |r: &Range<u64>| r.start >= self.tail_start || r.start == r.end;
         let need: Vec<Range<u64>> = ranges.iter().filter(|r| !in_tail(r)).cloned().collect();
-        let merged = coalesce_ranges(&need, self.http.opts.merge_gap);
-        let got = parallel_map(&merged, self.http.opts.parallel, |r| self.fetch(r))?;
-        let fetched = split_coalesced(&need, &merged, &got)?;
-        let mut fetched = fetched.into_iter();
+        let mut fetched = self.fetch_all(&need)?.into_iter();
         ranges
             .iter()
             .map(|r| {
@@ -492,23 +773,55 @@ mod tests {
         (url, log)
     }
 
-    /// Answer ranges of `data` like a static file server with ETag `tag`.
+    /// Answer ranges of `data` like a static file server with ETag `tag`:
+    /// one range as a plain 206, several as `multipart/byteranges`.
     fn ranged(data: &[u8], tag: &str, range: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
         let len = data.len() as u64;
-        let r = range.strip_prefix("bytes=").unwrap_or("");
-        let (a, b) = if let Some(n) = r.strip_prefix('-') {
-            (len.saturating_sub(n.parse().unwrap()), len - 1)
-        } else {
-            let (a, b) = r.split_once('-').unwrap();
-            (a.parse().unwrap(), b.parse::<u64>().unwrap().min(len - 1))
-        };
+        let spans: Vec<(u64, u64)> = range
+            .strip_prefix("bytes=")
+            .unwrap_or("")
+            .split(',')
+            .map(|r| {
+                if let Some(n) = r.strip_prefix('-') {
+                    (len.saturating_sub(n.parse().unwrap()), len - 1)
+                } else {
+                    let (a, b) = r.split_once('-').unwrap();
+                    (a.parse().unwrap(), b.parse::<u64>().unwrap().min(len - 1))
+                }
+            })
+            .collect();
+        let etag = ("ETag".to_string(), tag.to_string());
+        if let [(a, b)] = spans[..] {
+            return (
+                206,
+                vec![
+                    ("Content-Range".into(), format!("bytes {a}-{b}/{len}")),
+                    etag,
+                ],
+                data[a as usize..=b as usize].to_vec(),
+            );
+        }
+        let mut body = Vec::new();
+        for (a, b) in spans {
+            body.extend_from_slice(
+                format!(
+                    "\r\n--XyZ\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{len}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(&data[a as usize..=b as usize]);
+        }
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
         (
             206,
             vec![
-                ("Content-Range".into(), format!("bytes {a}-{b}/{len}")),
-                ("ETag".into(), tag.into()),
+                (
+                    "Content-Type".into(),
+                    "multipart/byteranges; boundary=XyZ".into(),
+                ),
+                etag,
             ],
-            data[a as usize..=b as usize].to_vec(),
+            body,
         )
     }
 
@@ -549,14 +862,101 @@ mod tests {
         for (r, b) in [0..5, 8..12, 500..510, 960..961].iter().zip(&v) {
             assert_eq!(&b[..], &data[r.start as usize..r.end as usize]);
         }
-        assert_eq!(s.stats().requests, 3);
-        let mut asked = log.lock().unwrap().clone();
-        asked.sort();
-        assert_eq!(asked, ["bytes=-100", "bytes=0-11", "bytes=500-509"]);
+        // Several ranges: one multi-range request.
+        assert_eq!(s.stats().requests, 2);
+        let asked = log.lock().unwrap().clone();
+        assert_eq!(asked, ["bytes=-100", "bytes=0-11,500-509"]);
+        // Without multi-range requests: one request per merged range.
+        let one = HttpClient::new(HttpOptions {
+            multi_range: false,
+            ..quick().options().clone()
+        })
+        .unwrap();
+        let s1 = HttpSource::open_with(&url, one).unwrap();
+        s1.read_ranges(&[0..5, 500..510]).unwrap();
+        assert_eq!(s1.stats().requests, 3);
         assert!(matches!(
             s.read_range(990..1001),
             Err(Error::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn byteranges_parse_by_content_range_not_by_searching() {
+        // The data holds the boundary itself: lengths come from the
+        // Content-Range headers, so it does not cut the part.
+        let data: Vec<u8> = b"--XyZ--\r\n".repeat(40);
+        let (_, h, body) = ranged(&data, "\"t\"", "bytes=0-9,100-149,290-299");
+        assert_eq!(h[0].1, "multipart/byteranges; boundary=XyZ");
+        let parts = parse_byteranges(&Bytes::from(body.clone()), "XyZ").unwrap();
+        let got: Vec<(Range<u64>, u64, Vec<u8>)> = parts
+            .into_iter()
+            .map(|(r, t, b)| (r, t, b.to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0..10, 360, data[0..10].to_vec()),
+                (100..150, 360, data[100..150].to_vec()),
+                (290..300, 360, data[290..300].to_vec()),
+            ]
+        );
+        // Truncated or malformed bodies do not parse.
+        for cut in [10, 60, body.len() - 5] {
+            assert!(parse_byteranges(&Bytes::from(body[..cut].to_vec()), "XyZ").is_none());
+        }
+        assert!(parse_byteranges(&Bytes::from_static(b"nothing"), "XyZ").is_none());
+        assert_eq!(
+            multipart_boundary("multipart/byteranges; boundary=\"a b\"").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            multipart_boundary("Multipart/ByteRanges;boundary=00000000001").as_deref(),
+            Some("00000000001")
+        );
+        assert_eq!(multipart_boundary("application/octet-stream"), None);
+    }
+
+    #[test]
+    fn servers_that_answer_one_range_or_the_whole_file_are_handled() {
+        let data: Arc<Vec<u8>> = Arc::new((0..5000u32).map(|i| (i % 241) as u8).collect());
+        // mode 0: only the first range; mode 1: the whole file (200).
+        for mode in 0..2 {
+            let d = data.clone();
+            let (url, log) = serve(Arc::new(move |_, h| {
+                let range = h.iter().find(|(k, _)| k == "range").unwrap().1.clone();
+                if range.contains(',') {
+                    if mode == 0 {
+                        let first = range.split(',').next().unwrap().to_string();
+                        return ranged(&d, "\"v\"", &first);
+                    }
+                    return (200, vec![("ETag".into(), "\"v\"".into())], d.to_vec());
+                }
+                ranged(&d, "\"v\"", &range)
+            }));
+            let s = HttpSource::open_with(&url, quick()).unwrap();
+            let asked = [0..5, 1000..1010, 2000..2001, 3000..3100];
+            let v = s.read_ranges(&asked).unwrap();
+            for (r, b) in asked.iter().zip(&v) {
+                assert_eq!(
+                    &b[..],
+                    &data[r.start as usize..r.end as usize],
+                    "mode {mode}"
+                );
+            }
+            let n = log.lock().unwrap().len();
+            // Then single ranges only: no more multi-range requests.
+            s.read_ranges(&[10..20, 4000..4010]).unwrap();
+            let log = log.lock().unwrap().clone();
+            assert!(log[n..].iter().all(|r| !r.contains(',')), "{log:?}");
+            assert_eq!(log.len() - n, 2, "mode {mode}: {log:?}");
+            if mode == 0 {
+                // First range served, the three others fetched apart.
+                assert_eq!(n, 1 + 1 + 3, "{log:?}");
+            } else {
+                assert_eq!(n, 2, "{log:?}");
+            }
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ mod mmap;
 
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "s3")]
+mod s3;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use file::FileSource;
@@ -36,6 +38,8 @@ pub use file::FileSource;
 pub use http::{HttpClient, HttpOptions, HttpSource};
 #[cfg(not(target_arch = "wasm32"))]
 pub use mmap::MmapSource;
+#[cfg(feature = "s3")]
+pub use s3::{S3Client, S3Source, parse_s3_url};
 
 /// A boxed future that can be sent between threads: what the async methods
 /// of [`AsyncByteSource`] return (the trait stays object-safe and the library

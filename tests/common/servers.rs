@@ -245,3 +245,135 @@ fn answer(
     c.write_all(body)?;
     c.flush()
 }
+
+/// The moto server program: `$COLSNAP_MOTO_SERVER`, or `moto_server` on
+/// the `PATH`.
+fn moto_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("COLSNAP_MOTO_SERVER") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("moto_server"))
+            .find(|c| c.is_file())
+    })
+}
+
+/// moto's server mode (an S3-compatible server from PyPI, `moto[server]`)
+/// on 127.0.0.1 (a random free port); stopped when dropped. Its request
+/// log (one line per request) is kept in a file.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Moto {
+    /// Start moto; `None` (with a notice) when it is not installed and
+    /// servers are not required.
+    pub fn start() -> Option<Moto> {
+        let Some(bin) = moto_binary() else {
+            return missing("moto_server (pip install 'moto[server]')");
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        for attempt in 0..5 {
+            let port = free_port();
+            let log = std::fs::File::create(dir.path().join("moto.log")).expect("moto log");
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start moto_server");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        port,
+                        dir,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.path().join("moto.log")).unwrap_or_default();
+            eprintln!("moto_server attempt {attempt} on port {port} failed: {log}");
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// The environment a client needs to reach this server (the standard
+    /// `AWS_*` variables).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// One plain HTTP request (moto does not check signatures): the status.
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
+        let mut c = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        )
+        .expect("send");
+        c.write_all(body).expect("send body");
+        let mut line = String::new();
+        BufReader::new(c).read_line(&mut line).expect("answer");
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Create `bucket`.
+    pub fn create_bucket(&self, bucket: &str) {
+        let s = self.request("PUT", &format!("/{bucket}"), b"");
+        assert_eq!(s, 200, "create bucket {bucket}");
+    }
+
+    /// Store `bytes` at `key` of `bucket` (behind the client's back).
+    pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        let s = self.request("PUT", &format!("/{bucket}/{key}"), bytes);
+        assert_eq!(s, 200, "put {bucket}/{key}");
+    }
+
+    /// The request lines moto logged so far (`GET /bucket/key HTTP/1.1`),
+    /// those of [`Moto::put`] and [`Moto::create_bucket`] included.
+    pub fn requests(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::read_to_string(self.dir.path().join("moto.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let a = l.find('"')?;
+                let b = l[a + 1..].find('"')?;
+                Some(l[a + 1..a + 1 + b].to_string())
+            })
+            .filter(|r| r.contains(" HTTP/"))
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

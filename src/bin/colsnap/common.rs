@@ -706,3 +706,98 @@ mod memory_tests {
         );
     }
 }
+
+/// Over a remote snapshot, fetch in one round trip the streams of every
+/// column that a query's filters and sort keys (`keys`) and its page's
+/// `fields` (every column when `None`) decode, so that filtering, sorting
+/// and the page's first prefetch round read from the fetch cache instead of
+/// costing a round trip each. A column whose stream is mapped from a
+/// sibling (`user.login` from `user.id`) brings its siblings along.
+/// Nothing happens over a local snapshot, nor when the columns would take
+/// more than half the fetch cache (each read then fetches its own).
+pub fn warm_remote(
+    snap: &colsnap::Snapshot,
+    keys: &[&str],
+    fields: Option<&[String]>,
+) -> Result<(), colsnap::Error> {
+    if !snap.is_remote() {
+        return Ok(());
+    }
+    let footer = snap.footer();
+    let nodes = &footer.nodes;
+    let under = |path: &str, p: &str| {
+        path == p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    let mut want = vec![false; nodes.len()];
+    for c in snap.columns() {
+        let hit = keys.contains(&c.path.as_str())
+            || fields.is_none_or(|f| f.iter().any(|p| under(&c.path, p)));
+        want[c.node as usize] = hit;
+    }
+    let mapped = |n: usize| {
+        nodes[n].streams.iter().flatten().any(|&s| {
+            footer
+                .sections
+                .get(s as usize)
+                .is_some_and(|e| e.encoding == colsnap::raw::encoding::Encoding::Mapped)
+        })
+    };
+    // A field is written through its ancestors (an object's kinds, an
+    // array's lengths).
+    for i in (1..nodes.len()).rev() {
+        if want[i] {
+            let mut p = nodes[i].parent as usize;
+            for _ in 0..nodes.len() {
+                if p == 0 || p >= nodes.len() || want[p] {
+                    break;
+                }
+                want[p] = true;
+                p = nodes[p].parent as usize;
+            }
+        }
+    }
+    for i in 1..nodes.len() {
+        if want[i] && mapped(i) {
+            let parent = nodes[i].parent;
+            for (j, m) in nodes.iter().enumerate().skip(1) {
+                if m.parent == parent {
+                    want[j] = true;
+                }
+            }
+        }
+    }
+    let mut plan = colsnap::read::Plan::new();
+    for (i, _) in want.iter().enumerate().filter(|(_, w)| **w) {
+        snap.plan_node(&mut plan, i as u32);
+    }
+    // The read merges close sections, so the sections that lie inside a
+    // merged span come along at no cost: keep them too (a mapped stream's
+    // source, a sibling), so that they cost no round trip later.
+    let frame =
+        |e: &colsnap::raw::format::SectionEntry| e.offset..e.offset + 16 + e.stored_len as u64;
+    let spans: Vec<std::ops::Range<u64>> = plan
+        .sections()
+        .filter_map(|s| footer.sections.get(s as usize))
+        .map(frame)
+        .collect();
+    let spans = colsnap::source::coalesce_ranges(&spans, snap.options().coalesce_gap);
+    for (i, e) in footer.sections.iter().enumerate() {
+        let r = frame(e);
+        let at = spans.partition_point(|m| m.start <= r.start);
+        if at > 0 && r.end <= spans[at - 1].end {
+            plan.add_section(i as u32);
+        }
+    }
+    let bytes: u64 = plan
+        .sections()
+        .filter_map(|s| footer.sections.get(s as usize))
+        .map(|e| 16 + e.stored_len as u64)
+        .sum();
+    if bytes > snap.options().fetch_cache_bytes as u64 / 2 {
+        return Ok(());
+    }
+    snap.fetch(&plan)
+}

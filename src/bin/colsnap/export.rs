@@ -110,6 +110,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.filters.is_empty() || args.search.is_some() || args.sort.is_some() {
         return export_query(args, snap, &name);
     }
+    // Over a remote snapshot, a few rows (a row's detail): their columns
+    // in one round trip.
+    if args.events.is_none() && args.rows.as_ref().is_some_and(|r| r.end - r.start <= 1000) {
+        common::warm_remote(&snap, &[], args.columns.as_deref()).map_err(|e| lib(&name, e))?;
+    }
     let opts = ExportOptions {
         ndjson: args.ndjson,
         columns: args.columns,

@@ -12,10 +12,14 @@ Examples:
   colsnap publish issues.colsnap site/ --events events.ndjson --json
   colsnap query site/issues.latest.json --sort -updated_at --limit 50
   colsnap query https://cdn.example/issues.latest.json --limit 50 --stats
+  colsnap publish issues.colsnap s3://bucket/site
+
 
 DIR receives objects/HEX (never rewritten), manifests/HEX.json and
 NAME.latest.json (replaced atomically). Publishing a newer snapshot into the
-same DIR writes only the objects that do not exist yet.";
+same DIR writes only the objects that do not exist yet. DIR may be an
+s3://bucket/prefix URL (credentials, region and endpoint from the AWS_*
+environment variables); the pointer is uploaded last.";
 
 /// Arguments of `colsnap publish`.
 #[derive(Debug, clap::Args)]
@@ -24,7 +28,7 @@ pub struct Args {
     /// Snapshot file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Publish root (created when missing).
+    /// Publish root (created when missing), or `s3://bucket/prefix`.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     /// Pointer name: DIR/NAME.latest.json (default: FILE's stem).
@@ -49,7 +53,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for e in &args.events {
         common::input_file(e, false)?;
     }
-    if args.dir.exists() && !args.dir.is_dir() {
+    let dest = args.dir.display().to_string();
+    let to_s3 = dest.starts_with("s3://");
+    if !to_s3 && args.dir.exists() && !args.dir.is_dir() {
         return Err(usage(format!("{}: not a directory", args.dir.display())));
     }
     let fname = args.file.display().to_string();
@@ -70,8 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         min_object: args.min_object as u64,
         events: args.events.clone(),
     };
-    let r =
-        colsnap::publish::publish_file(&args.file, &args.dir, &opts).map_err(|e| lib(&fname, e))?;
+    let r = colsnap::publish::publish_to_location(&args.file, &dest, &opts)
+        .map_err(|e| lib(&fname, e))?;
     let dir = args.dir.display().to_string();
     let at = |p: &str| format!("{}/{p}", dir.trim_end_matches('/'));
     if args.json {

@@ -166,7 +166,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 colsnap::events::load_overlay(snap, ev, &a.key).map_err(|e| lib(&evname, e))?;
             Engine::new(OverlaySource::new(ov))
         }
-        None => Engine::new(SnapshotSource::new(snap)),
+        None => {
+            // Over a remote snapshot: the columns of the filters, the sort
+            // and the page in one round trip.
+            let mut keys: Vec<&str> = q.filters.iter().map(|f| f.path.as_str()).collect();
+            keys.extend(q.sort.iter().map(|k| k.path.as_str()));
+            let page: Option<&[String]> = if a.count {
+                Some(&[])
+            } else {
+                fields.as_deref()
+            };
+            common::warm_remote(&snap, &keys, page).map_err(|e| lib(&file, e))?;
+            Engine::new(SnapshotSource::new(snap))
+        }
     };
     let rows = engine.run(&q).map_err(bad)?;
     if a.count {

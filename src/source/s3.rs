@@ -1,0 +1,402 @@
+//! Snapshots and published snapshots in an S3-compatible object store
+//! (`s3://bucket/key`), through the `object_store` crate.
+//!
+//! Credentials, region and endpoint come from the standard environment
+//! variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...), as `object_store` reads them.
+//!
+//! [`S3Source`] reads one `.colsnap` object by byte range like
+//! [`super::HttpSource`] reads a file: [`S3Source::open`] makes **one**
+//! request (a suffix range: the answer gives the object's size, its `ETag`
+//! and the tail that holds the footer), later reads are pinned to that
+//! `ETag` with `If-Match`, and an object replaced while it is read fails
+//! with [`Error::Changed`] instead of mixing two versions. [`S3Client`] also
+//! gets, lists and puts whole objects for the publish reader and writer
+//! (`crate::publish`).
+
+use super::{ByteSource, NetCounters, NetStats, coalesce_ranges, parallel_map, split_coalesced};
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as KeyPath;
+use object_store::{BackoffConfig, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `s3://bucket/key` split into its bucket and key (the key without a
+/// leading `/`; empty for the bucket's root).
+pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| Error::Invalid(format!("{url}: not an s3:// URL")))?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(Error::Invalid(format!("{url}: the URL names no bucket")));
+    }
+    Ok((bucket.to_string(), key.trim_matches('/').to_string()))
+}
+
+/// One bucket of an S3-compatible store, with a small runtime to drive
+/// `object_store`'s async client from synchronous code, and the request
+/// counters of everything read through it. Cheap to clone.
+#[derive(Clone)]
+pub struct S3Client {
+    bucket: String,
+    store: Arc<dyn ObjectStore>,
+    rt: Arc<tokio::runtime::Runtime>,
+    counters: Arc<NetCounters>,
+    parallel: usize,
+    merge_gap: u64,
+}
+
+impl std::fmt::Debug for S3Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Client")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Client {
+    /// A client for `bucket`, configured from the `AWS_*` environment
+    /// variables (timeouts are `object_store`'s: 5 s to connect, 30 s a
+    /// request); connection errors, timeouts and `5xx` answers are retried
+    /// 3 times with doubling backoff from 100 ms.
+    pub fn from_env(bucket: &str) -> Result<S3Client> {
+        S3Client::with_config(bucket, &[])
+    }
+
+    /// Like [`S3Client::from_env`], with `config` on top: pairs of
+    /// `object_store` S3 keys and values, named like the variables in lower
+    /// case (`("aws_endpoint_url", "http://127.0.0.1:9000")`,
+    /// `("aws_allow_http", "true")`, `("aws_access_key_id", ...)`).
+    pub fn with_config(bucket: &str, config: &[(&str, &str)]) -> Result<S3Client> {
+        let fail = |detail: String| Error::Remote {
+            url: format!("s3://{bucket}"),
+            status: None,
+            detail,
+        };
+        let mut builder = AmazonS3Builder::from_env();
+        for (k, v) in config {
+            let key: object_store::aws::AmazonS3ConfigKey = k
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|e| fail(format!("{k}: {e}")))?;
+            builder = builder.with_config(key, *v);
+        }
+        let store = builder
+            .with_bucket_name(bucket)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                    base: 2.0,
+                },
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(120),
+            })
+            .build()
+            .map_err(|e| fail(format!("cannot configure the S3 client: {e}")))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| fail(format!("cannot start the S3 client's runtime: {e}")))?;
+        Ok(S3Client {
+            bucket: bucket.to_string(),
+            store: Arc::new(store),
+            rt: Arc::new(rt),
+            counters: Arc::new(NetCounters::default()),
+            parallel: 8,
+            merge_gap: 64 << 10,
+        })
+    }
+
+    /// Ranges at most `gap` bytes apart are fetched as one (default 64 KiB).
+    pub fn with_merge_gap(mut self, gap: u64) -> S3Client {
+        self.merge_gap = gap;
+        self
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The counters of every request this client (and its clones) made.
+    pub fn counters(&self) -> &Arc<NetCounters> {
+        &self.counters
+    }
+
+    /// Requests in flight at once.
+    pub fn parallel(&self) -> usize {
+        self.parallel
+    }
+
+    /// `s3://bucket/key`
+    pub fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    fn error(&self, key: &str, e: object_store::Error) -> Error {
+        let url = self.url(key);
+        match e {
+            object_store::Error::NotFound { .. } => Error::Remote {
+                url,
+                status: Some(404),
+                detail: "no such object".into(),
+            },
+            object_store::Error::Precondition { .. } => Error::Changed {
+                url,
+                detail: "HTTP 412: the object's ETag changed".into(),
+            },
+            e => Error::Remote {
+                url,
+                status: None,
+                detail: error_chain(&e),
+            },
+        }
+    }
+
+    async fn get_async(
+        &self,
+        key: &str,
+        opts: GetOptions,
+    ) -> Result<(Bytes, Range<u64>, u64, Option<String>)> {
+        self.counters.add_request();
+        let r = self
+            .store
+            .get_opts(&KeyPath::from(key), opts)
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let (range, size, etag) = (r.range.clone(), r.meta.size, r.meta.e_tag.clone());
+        let b = r.bytes().await.map_err(|e| self.error(key, e))?;
+        self.counters.add_bytes(b.len() as u64);
+        Ok((b, range, size, etag))
+    }
+
+    /// `GET key` with `opts`: the body, the range it holds, the object's
+    /// size and its `ETag`.
+    fn get_opts(
+        &self,
+        key: &str,
+        opts: GetOptions,
+    ) -> Result<(Bytes, Range<u64>, u64, Option<String>)> {
+        self.rt.block_on(self.get_async(key, opts))
+    }
+
+    /// The whole object at `key`.
+    pub fn get(&self, key: &str) -> Result<Bytes> {
+        Ok(self.get_opts(key, GetOptions::default())?.0)
+    }
+
+    /// The keys of the objects directly under `prefix` (`a/b`: `a/b/x`,
+    /// `a/b/y`, ...), every page of the listing.
+    pub fn list(&self, prefix: &str) -> Result<HashSet<String>> {
+        self.counters.add_request();
+        let p = KeyPath::from(prefix);
+        let r = self
+            .rt
+            .block_on(self.store.list_with_delimiter(Some(&p)))
+            .map_err(|e| self.error(prefix, e))?;
+        Ok(r.objects
+            .into_iter()
+            .map(|o| o.location.to_string())
+            .collect())
+    }
+
+    /// Whether an object exists at `key` (one `HEAD`).
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        self.counters.add_request();
+        match self.rt.block_on(self.store.head(&KeyPath::from(key))) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// Store `bytes` at `key` (replacing what is there).
+    pub fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.counters.add_request();
+        self.rt
+            .block_on(self.store.put(&KeyPath::from(key), PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| self.error(key, e))
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// One `.colsnap` object in an S3-compatible store (see the module
+/// documentation).
+#[derive(Debug)]
+pub struct S3Source {
+    client: S3Client,
+    key: String,
+    len: u64,
+    etag: Option<String>,
+    tail: Bytes,
+    tail_start: u64,
+}
+
+impl S3Source {
+    /// Open `s3://bucket/key` with a client from the environment: one
+    /// request for the last `tail_bytes` bytes.
+    pub fn open(url: &str, tail_bytes: u64) -> Result<S3Source> {
+        let (bucket, key) = parse_s3_url(url)?;
+        S3Source::open_with(S3Client::from_env(&bucket)?, &key, tail_bytes)
+    }
+
+    /// Open `key` through `client`: one suffix-range request.
+    pub fn open_with(client: S3Client, key: &str, tail_bytes: u64) -> Result<S3Source> {
+        let opts = GetOptions {
+            range: Some(GetRange::Suffix(tail_bytes.max(32))),
+            ..GetOptions::default()
+        };
+        let (tail, range, len, etag) = client.get_opts(key, opts)?;
+        if range.end != len || tail.len() as u64 != range.end - range.start {
+            return Err(Error::Remote {
+                url: client.url(key),
+                status: Some(206),
+                detail: format!(
+                    "asked for the last {tail_bytes} bytes, got bytes {}..{} of {len} ({} bytes)",
+                    range.start,
+                    range.end,
+                    tail.len()
+                ),
+            });
+        }
+        Ok(S3Source {
+            key: key.to_string(),
+            len,
+            etag,
+            tail_start: range.start,
+            tail,
+            client,
+        })
+    }
+
+    /// `s3://bucket/key`
+    pub fn url(&self) -> String {
+        self.client.url(&self.key)
+    }
+
+    /// The requests and bytes so far.
+    pub fn stats(&self) -> NetStats {
+        self.client.counters.get()
+    }
+
+    /// The shared counters.
+    pub fn counters(&self) -> &Arc<NetCounters> {
+        &self.client.counters
+    }
+
+    fn fetch(&self, r: &Range<u64>) -> Result<Bytes> {
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(r.clone())),
+            if_match: self.etag.clone(),
+            ..GetOptions::default()
+        };
+        let (b, got, len, etag) = self.client.get_opts(&self.key, opts)?;
+        let changed = |detail: String| Error::Changed {
+            url: self.url(),
+            detail,
+        };
+        if etag != self.etag {
+            return Err(changed(format!("ETag {:?} is now {etag:?}", self.etag)));
+        }
+        if len != self.len {
+            return Err(changed(format!("length {} is now {len}", self.len)));
+        }
+        if got != *r || b.len() as u64 != r.end - r.start {
+            return Err(Error::Remote {
+                url: self.url(),
+                status: Some(206),
+                detail: format!(
+                    "asked for bytes {}..{}, got {}..{} ({} bytes)",
+                    r.start,
+                    r.end,
+                    got.start,
+                    got.end,
+                    b.len()
+                ),
+            });
+        }
+        Ok(b)
+    }
+}
+
+impl ByteSource for S3Source {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        for r in ranges {
+            super::check_range(r, self.len)?;
+        }
+        let in_tail = |r: &Range<u64>| r.start >= self.tail_start || r.start == r.end;
+        let need: Vec<Range<u64>> = ranges.iter().filter(|r| !in_tail(r)).cloned().collect();
+        let merged = coalesce_ranges(&need, self.client.merge_gap);
+        let got = parallel_map(&merged, self.client.parallel, |r| self.fetch(r))?;
+        let mut fetched = split_coalesced(&need, &merged, &got)?.into_iter();
+        ranges
+            .iter()
+            .map(|r| {
+                if r.start == r.end {
+                    Ok(Bytes::new())
+                } else if in_tail(r) {
+                    let at = (r.start - self.tail_start) as usize;
+                    Ok(self.tail.slice(at..at + (r.end - r.start) as usize))
+                } else {
+                    fetched.next().ok_or_else(|| Error::Truncated {
+                        what: "byte range".into(),
+                        start: r.start,
+                        end: r.end,
+                        len: self.len,
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn version(&self) -> Option<String> {
+        self.etag.clone()
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_split_into_bucket_and_key() {
+        assert_eq!(
+            parse_s3_url("s3://b/a/c.colsnap").unwrap(),
+            ("b".into(), "a/c.colsnap".into())
+        );
+        assert_eq!(parse_s3_url("s3://b").unwrap(), ("b".into(), "".into()));
+        assert_eq!(parse_s3_url("s3://b/p/").unwrap(), ("b".into(), "p".into()));
+        assert!(parse_s3_url("s3:///k").is_err());
+        assert!(parse_s3_url("http://b/k").is_err());
+    }
+}

@@ -1,0 +1,277 @@
+//! `s3://` against a real S3-compatible server: moto's server mode (PyPI
+//! `moto[server]`) on 127.0.0.1, reached through the standard `AWS_*`
+//! variables. `colsnap publish FILE s3://bucket/prefix` then `query`,
+//! `inspect`, `verify` and `export` of the published pointer and of a
+//! single `.colsnap` object must answer what the local file answers;
+//! republishing uploads nothing; opening a single object costs one request;
+//! a corrupted object is detected; a missing object is an error naming its
+//! URL. Without moto the tests print a notice and return, unless
+//! `COLSNAP_REQUIRE_SERVERS=1` (CI).
+#![cfg(all(feature = "cli", feature = "s3"))]
+
+mod common;
+
+use colsnap::source::{ByteSource, S3Client, S3Source};
+use colsnap::{BuildOptions, Error, Snapshot};
+use colsnap_testdata::{GenOptions, write_ndjson};
+use common::colsnap;
+use common::servers::Moto;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const BUCKET: &str = "colsnap-test";
+
+struct S3Site {
+    moto: Moto,
+    dir: tempfile::TempDir,
+}
+
+impl S3Site {
+    /// moto with a bucket holding `issues.colsnap` (3,000 generated issues).
+    fn start() -> Option<S3Site> {
+        let moto = Moto::start()?;
+        moto.create_bucket(BUCKET);
+        let dir = tempfile::tempdir().unwrap();
+        let mut nd = Vec::new();
+        write_ndjson(
+            &GenOptions {
+                count: 3000,
+                seed: 42,
+                ..GenOptions::default()
+            },
+            &mut nd,
+        )
+        .unwrap();
+        let bytes = colsnap::build_to_vec(&nd[..], &BuildOptions::default()).unwrap();
+        std::fs::write(dir.path().join("issues.colsnap"), &bytes).unwrap();
+        moto.put(BUCKET, "single/issues.colsnap", &bytes);
+        Some(S3Site { moto, dir })
+    }
+
+    fn local(&self) -> PathBuf {
+        self.dir.path().join("issues.colsnap")
+    }
+
+    /// Run the CLI with the server's `AWS_*` environment.
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut c = colsnap();
+        c.args(args);
+        for (k, v) in self.moto.env() {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// A library client for the bucket, configured for this server.
+    fn client(&self) -> S3Client {
+        let env = self.moto.env();
+        let cfg: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        S3Client::with_config(BUCKET, &cfg).unwrap()
+    }
+
+    fn publish(&self) -> serde_json::Value {
+        let local = self.local().display().to_string();
+        let (ok, out, err) = self.run(&[
+            "publish",
+            &local,
+            &format!("s3://{BUCKET}/pub"),
+            "--name",
+            "issues",
+            "--json",
+        ]);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+}
+
+const QUERIES: &[&[&str]] = &[
+    &[
+        "query",
+        "--sort",
+        "-updated_at",
+        "--limit",
+        "50",
+        "--fields",
+        "number,title,state,updated_at,user.login",
+    ],
+    &["query", "--where", "state=open", "--count"],
+    &[
+        "query", "--search", "crash", "--sort", "number", "--limit", "20",
+    ],
+    &["export", "--ndjson", "--rows", "100..140"],
+    &["inspect", "--json"],
+];
+
+#[test]
+fn publish_to_s3_then_read_back_equals_local() {
+    let Some(site) = S3Site::start() else {
+        return;
+    };
+    let r = site.publish();
+    assert!(r["objects"].as_u64().unwrap() > 2, "{r}");
+    assert_eq!(r["objects_written"], r["objects"], "{r}");
+    assert_eq!(r["bytes_reused"], 0, "{r}");
+    assert_eq!(
+        r["pointer"],
+        format!("s3://{BUCKET}/pub/issues.latest.json")
+    );
+    // The pointer was uploaded last.
+    let puts: Vec<String> = site
+        .moto
+        .requests()
+        .into_iter()
+        .filter(|l| l.starts_with("PUT /colsnap-test/pub/"))
+        .collect();
+    assert!(
+        puts.last().unwrap().contains("/pub/issues.latest.json"),
+        "{puts:?}"
+    );
+    let local = site.local().display().to_string();
+    let pointer = format!("s3://{BUCKET}/pub/issues.latest.json");
+    let single = format!("s3://{BUCKET}/single/issues.colsnap");
+    for q in QUERIES {
+        let with = |f: &str| {
+            let mut a = vec![q[0], f];
+            a.extend_from_slice(&q[1..]);
+            site.run(&a)
+        };
+        let (ok, want, err) = with(&local);
+        assert!(ok, "{q:?}: {err}");
+        for loc in [&pointer, &single] {
+            let (ok, got, err) = with(loc);
+            assert!(ok, "{q:?} on {loc}: {err}");
+            if q[0] == "inspect" {
+                // The location differs; the structure does not.
+                let (mut a, mut b): (serde_json::Value, serde_json::Value) = (
+                    serde_json::from_str(&want).unwrap(),
+                    serde_json::from_str(&got).unwrap(),
+                );
+                for v in [&mut a, &mut b] {
+                    if let Some(o) = v.as_object_mut() {
+                        o.retain(|k, _| k == "rows" || k == "nodes" || k == "sections");
+                    }
+                }
+                assert_eq!(a, b, "{loc}");
+            } else {
+                assert_eq!(got, want, "{q:?} on {loc}");
+            }
+        }
+    }
+    // verify reads and checks every object.
+    for loc in [&pointer, &single] {
+        let (ok, out, err) = site.run(&["verify", loc, "--json"]);
+        assert!(ok, "{loc}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["ok"], true, "{v}");
+    }
+
+    // Republishing the same file uploads nothing but the pointer.
+    let before = site.moto.requests().len();
+    let r2 = site.publish();
+    assert_eq!(
+        (r2["objects_written"].as_u64(), r2["bytes_written"].as_u64()),
+        (Some(0), Some(0)),
+        "{r2}"
+    );
+    assert_eq!(r2["manifest"], r["manifest"]);
+    let after = site.moto.requests();
+    let puts: Vec<&String> = after[before..]
+        .iter()
+        .filter(|l| l.starts_with("PUT "))
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(puts[0].contains("/pub/issues.latest.json"), "{puts:?}");
+}
+
+#[test]
+fn opening_a_single_object_costs_one_request() {
+    let Some(site) = S3Site::start() else {
+        return;
+    };
+    let before = site.moto.requests().len();
+    let src = S3Source::open_with(site.client(), "single/issues.colsnap", 64 << 10).unwrap();
+    assert!(
+        src.len() > 256 << 10,
+        "the object must be larger than the tail"
+    );
+    assert_eq!(src.stats().requests, 1);
+    let snap = Snapshot::from_source(Arc::new(src)).unwrap();
+    assert_eq!(snap.rows(), 3000);
+    let log = site.moto.requests();
+    let new = &log[before..];
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert!(
+        new[0].starts_with("GET /colsnap-test/single/issues.colsnap"),
+        "{new:?}"
+    );
+    // Then a column, pinned to the ETag opened.
+    let node = snap.node_by_path("number").unwrap();
+    snap.node_data(node).unwrap();
+    // The object replaced: the next read fails as `Changed`, never mixed.
+    let client = site.client();
+    let mut other = std::fs::read(site.local()).unwrap();
+    other.extend_from_slice(b"trailing");
+    client.put("single/issues.colsnap", other.into()).unwrap();
+    let e = snap
+        .node_data(snap.node_by_path("title").unwrap())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(e, Error::Changed { .. }), "{e:?}");
+}
+
+#[test]
+fn corrupted_and_missing_objects_are_errors_naming_the_url() {
+    let Some(site) = S3Site::start() else {
+        return;
+    };
+    let r = site.publish();
+    let pointer = format!("s3://{BUCKET}/pub/issues.latest.json");
+    // Corrupt one object (not the footer's, which the manifest holds).
+    let manifest_key = r["manifest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap()
+        .to_string();
+    let local_manifest = {
+        // The manifest is content-addressed: read it back through the CLI's
+        // own publish of the same file into a directory.
+        let d = site.dir.path().join("pub");
+        let local = site.local().display().to_string();
+        let (ok, _, err) = site.run(&["publish", &local, d.to_str().unwrap(), "--name", "issues"]);
+        assert!(ok, "{err}");
+        std::fs::read(d.join(manifest_key.strip_prefix("pub/").unwrap())).unwrap()
+    };
+    let m: serde_json::Value = serde_json::from_slice(&local_manifest).unwrap();
+    let victim = m["objects"][1]["sha256"].as_str().unwrap().to_string();
+    site.client()
+        .put(
+            &format!("pub/objects/{victim}"),
+            bytes::Bytes::from_static(b"not the object's bytes"),
+        )
+        .unwrap();
+    let (ok, _, err) = site.run(&["verify", &pointer]);
+    assert!(!ok, "a corrupted object must fail verify");
+    assert!(err.contains(&victim) && err.contains("s3://"), "{err}");
+
+    // A missing single object and a missing pointer: errors naming the URL.
+    for loc in [
+        format!("s3://{BUCKET}/nope/issues.colsnap"),
+        format!("s3://{BUCKET}/nope/issues.latest.json"),
+    ] {
+        let (ok, _, err) = site.run(&["inspect", &loc]);
+        assert!(!ok);
+        assert!(err.contains(&loc), "{loc}: {err}");
+        assert!(
+            err.contains("404")
+                || err.to_lowercase().contains("not found")
+                || err.contains("no such"),
+            "{err}"
+        );
+    }
+}
