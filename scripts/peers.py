@@ -98,7 +98,9 @@ def to_rows_and_ndjson(raw: bytes) -> tuple[list, bytes]:
         return rows, nd.encode("utf-8")
     rows = []
     lines = []
-    for line in text.splitlines():
+    # NDJSON lines end at "\n" only: str.splitlines() would also split inside
+    # strings holding U+2028, U+0085, \x1c.. (real Jira text does).
+    for line in text.split("\n"):
         if line.strip():
             rows.append(json.loads(line))
             lines.append(line)

@@ -30,8 +30,14 @@ pub struct BuildOptions {
     pub compress: CompressOptions,
     /// Target raw bytes per chunk of the short-string table.
     pub chunk_size: usize,
-    /// Target raw bytes per chunk of the long-text table.
+    /// Most raw bytes per chunk of the long-text table.
     pub long_chunk_size: usize,
+    /// Most stored bytes a reader fetches to read one long text: its chunk
+    /// plus the table's dictionary. Long-text chunks are cut to fit: their
+    /// raw size is estimated from the compression ratio of a sample, and a
+    /// chunk that still stores more is split in two (0: chunks are cut at
+    /// `long_chunk_size` raw bytes only).
+    pub long_chunk_fetch: usize,
     /// A string column whose strings average more than this many bytes goes
     /// to the long-text table (0 disables the long-text table).
     pub long_text_min_avg: usize,
@@ -65,7 +71,8 @@ impl Default for BuildOptions {
         BuildOptions {
             compress: CompressOptions::default(),
             chunk_size: 64 << 10,
-            long_chunk_size: 1 << 20,
+            long_chunk_size: 16 << 20,
+            long_chunk_fetch: 1 << 20,
             long_text_min_avg: 256,
             front_coding: true,
             long_dict_size: 1 << 20,
@@ -478,10 +485,12 @@ pub fn write_atomically<T>(
     result
 }
 
-/// Long text is most of the file: three zstd levels more (19 -> 22).
+/// Long text is most of the file: three zstd levels more, up to 19 (3 -> 6;
+/// 19 stays 19: on chunks of a few MiB, 22 saved 0.1% at half the speed,
+/// issue #15), never less than the level asked for.
 fn long_opts(o: &CompressOptions) -> CompressOptions {
     CompressOptions {
-        level: (o.level + 3).min(22),
+        level: (o.level + 3).min(19).max(o.level),
         ..*o
     }
 }
@@ -577,6 +586,173 @@ fn train_dict(
     Ok(zstd::dict::from_continuous(&samples, &sizes, size)
         .ok()
         .filter(|d| dict_pays(&first, n_chunks, d, &long_opts(&opts.compress))))
+}
+
+/// Raw bytes of long text compressed to estimate the table's ratio.
+const LONG_SAMPLE_BYTES: usize = 1 << 20;
+
+/// The share (in percent) of the sample's ratio a long-text chunk's raw
+/// size is planned with: larger chunks compress better than the scattered
+/// sample, so most chunks land just under the fetch bound and few split.
+const LONG_RATIO_PERCENT: u128 = 100;
+
+/// Stored bytes of a section's framing (header and padding) counted
+/// against [`BuildOptions::long_chunk_fetch`].
+const SECTION_FRAMING: usize = 24;
+
+/// How a long-text table is chunked.
+struct LongPlan {
+    /// Raw target of a chunk.
+    chunk_size: usize,
+    /// Most stored bytes of a chunk (a chunk of two strings or more that
+    /// stores more is split in two).
+    cap: usize,
+    /// The table's zstd dictionary.
+    dict: Option<Vec<u8>>,
+}
+
+/// Raw bytes over stored bytes of every k-th long text, about
+/// [`LONG_SAMPLE_BYTES`] of them, as (raw, stored).
+fn long_sample_ratio(
+    strings: &Strings,
+    table: &SortedTable,
+    o: &CompressOptions,
+) -> Result<Option<(u128, u128)>> {
+    let step = (table.text_bytes as usize)
+        .div_ceil(LONG_SAMPLE_BYTES)
+        .max(1);
+    let mut buf = Vec::new();
+    strings.visit(table, |k, s| {
+        if k % step == 0 {
+            encoding::varint::put_bytes(&mut buf, s);
+        }
+        Ok(())
+    })?;
+    Ok(compress::compress(&buf, o, None)
+        .ok()
+        .map(|(_, stored)| (buf.len() as u128, stored.len().max(1) as u128)))
+}
+
+/// Chunk size, stored-size cap and dictionary of a long-text table (`ids`:
+/// its strings in sorted order): the raw size of a chunk is the fetch bound
+/// (less the dictionary's stored bytes) times the ratio of a sample, at most
+/// `long_chunk_size`.
+fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Result<LongPlan> {
+    let max = opts.long_chunk_size.max(1);
+    let fetch = opts.long_chunk_fetch;
+    if fetch == 0 {
+        let policy = TablePolicy {
+            chunk_size: max,
+            front_coding: false,
+        };
+        return Ok(LongPlan {
+            chunk_size: max,
+            cap: usize::MAX,
+            dict: train_dict(strings, table, opts, policy)?,
+        });
+    }
+    let ratio = long_sample_ratio(strings, table, &long_opts(&opts.compress))?;
+    let size_for = |cap: usize| match ratio {
+        Some((raw, stored)) => {
+            let est = cap as u128 * raw * LONG_RATIO_PERCENT / (stored * 100);
+            (est.min(max as u128) as usize).max(1)
+        }
+        None => max,
+    };
+    let cap = fetch.saturating_sub(2 * SECTION_FRAMING).max(1);
+    let policy = TablePolicy {
+        chunk_size: size_for(cap),
+        front_coding: false,
+    };
+    let mut dict = train_dict(strings, table, opts, policy)?;
+    if let Some(d) = &dict {
+        // The dictionary is fetched with the chunk: chunks shrink to fit.
+        let stored = compress::compress(d, &opts.compress, None).map_or(usize::MAX, |c| c.1.len());
+        if stored.saturating_mul(2) <= cap {
+            let cap = cap - stored - SECTION_FRAMING;
+            return Ok(LongPlan {
+                chunk_size: size_for(cap),
+                cap,
+                dict,
+            });
+        }
+        dict = None;
+    }
+    Ok(LongPlan {
+        chunk_size: policy.chunk_size,
+        cap,
+        dict,
+    })
+}
+
+/// Byte offsets of the entries of a plain (not front-coded) chunk.
+fn plain_entries(raw: &[u8]) -> Vec<(usize, usize)> {
+    let mut r = encoding::varint::Reader::new(raw);
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let start = r.pos();
+        let n = r.u64("chunk").unwrap_or(0) as usize;
+        let end = r.pos() + n;
+        out.push((start, end));
+        if end > raw.len() || r.bytes(n, "chunk").is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// A long-text chunk compressed; one that stores more than `cap` bytes and
+/// holds two strings or more is split (at the entry nearest its middle) and
+/// each half packed again. The pieces in order: packed, string count and
+/// byte range in `raw`.
+fn pack_within(
+    raw: &[u8],
+    n: u32,
+    cap: usize,
+    o: &CompressOptions,
+    dict: Option<&[u8]>,
+) -> Result<Vec<(Packed, u32, std::ops::Range<usize>)>> {
+    let p = pack(Role::StrChunk, Encoding::Raw, raw, o, dict)?;
+    if p.stored.len() <= cap || n < 2 {
+        return Ok(vec![(p, n, 0..raw.len())]);
+    }
+    drop(p);
+    let entries = plain_entries(raw);
+    if entries.len() < 2 {
+        return pack_within(raw, 1, cap, o, dict);
+    }
+    let k = entries
+        .iter()
+        .position(|&(_, end)| end * 2 >= raw.len())
+        .unwrap_or(0)
+        .clamp(1, entries.len() - 1);
+    let mid = entries[k].0;
+    let mut out = pack_within(&raw[..mid], k as u32, cap, o, dict)?;
+    for (p, c, r) in pack_within(&raw[mid..], n - k as u32, cap, o, dict)? {
+        out.push((p, c, r.start + mid..r.end + mid));
+    }
+    Ok(out)
+}
+
+/// Appends the separator of a plain chunk (`raw`) to `index`, by the rule
+/// of [`ChunkBuilder`]: the shortest prefix of the chunk's first string
+/// that sorts after the previous chunk's last string (`last`, then set to
+/// this chunk's last string).
+fn push_separator(index: &mut Vec<u8>, last: &mut Option<Vec<u8>>, raw: &[u8]) {
+    let es = plain_entries(raw);
+    let (Some(&f), Some(&l)) = (es.first(), es.last()) else {
+        return;
+    };
+    let entry = |e: (usize, usize)| -> &[u8] {
+        let mut r = encoding::varint::Reader::new(&raw[e.0..e.1]);
+        r.len_bytes("chunk").unwrap_or(&[])
+    };
+    let first = entry(f);
+    if let Some(prev) = last {
+        let shared = prev.iter().zip(first).take_while(|(a, b)| a == b).count();
+        encoding::varint::put_bytes(index, &first[..(shared + 1).min(first.len())]);
+    }
+    *last = Some(entry(l).to_vec());
 }
 
 /// zstd level at which candidate encodings of a stream are compared.
@@ -878,12 +1054,12 @@ fn write_snapshot<W: Write>(
     }
     jobs.extend((0..b.nodes.len()).map(Some));
     enum Done {
-        Dict(Option<Vec<u8>>),
+        Dict(LongPlan),
         Node(Box<Result<(NodeMeta, Vec<Packed>)>>),
     }
     let done = par_map(threads, &jobs, |job| -> Result<Done> {
         Ok(match *job {
-            None => Done::Dict(train_dict(&b.strings, &sorted[1], opts, policy_of(1))?),
+            None => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
             Some(i) => Done::Node(Box::new((|| {
                 let n = &b.nodes[i];
                 let parent = match n.name {
@@ -898,10 +1074,10 @@ fn write_snapshot<W: Write>(
             })())),
         })
     });
-    let mut long_dict = None;
+    let mut long_plan = None;
     for d in done {
         match d? {
-            Done::Dict(d) => long_dict = d,
+            Done::Dict(d) => long_plan = Some(d),
             Done::Node(r) => {
                 let (mut meta, packs) = (*r)?;
                 let base = w.sections.len() as u32;
@@ -921,10 +1097,21 @@ fn write_snapshot<W: Write>(
     let mut total_strings = 0u64;
     for (t, table) in sorted.iter().enumerate() {
         let long = t == 1;
-        let policy = policy_of(t);
+        let mut policy = policy_of(t);
         // Long text spread over several chunks shares one trained zstd
-        // dictionary (SPEC.md section 7: it wins from 4 chunks on).
-        let dict = if long { long_dict.take() } else { None };
+        // dictionary (SPEC.md section 7: it wins from 4 chunks on); its
+        // chunks are cut to fit the fetch bound (`long_chunk_fetch`).
+        let plan = if long { long_plan.take() } else { None };
+        let (dict, cap) = match plan {
+            Some(plan) => {
+                policy.chunk_size = plan.chunk_size;
+                (plan.dict, plan.cap)
+            }
+            None => (None, usize::MAX),
+        };
+        // The long-text table's index is rebuilt from its final chunks (a
+        // chunk may be split); table 0's is the chunk builder's.
+        let mut long_index = (Vec::new(), None);
         let dict_section = match &dict {
             Some(d) => Some(w.section(Role::StrDict, Encoding::Raw, d, None)?),
             None => None,
@@ -934,23 +1121,28 @@ fn write_snapshot<W: Write>(
         // Chunks are compressed in batches (in parallel) as the table is
         // chunked: only one batch of raw chunks is held at a time.
         let mut counts = Vec::new();
-        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch: Vec<(Vec<u8>, u32)> = Vec::new();
         let mut batch_bytes = 0usize;
-        let flush = |w: &mut Writer<W>, batch: &mut Vec<Vec<u8>>| -> Result<()> {
-            let packs = par_map(threads, batch, |c| {
-                pack(Role::StrChunk, Encoding::Raw, c, &copts, dict.as_deref())
+        let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32)>| -> Result<()> {
+            let packs = par_map(threads, batch, |(c, n)| {
+                pack_within(c, *n, cap, &copts, dict.as_deref())
             });
-            batch.clear();
-            for p in packs {
-                w.emit(p?)?;
+            for (p, (c, _)) in packs.into_iter().zip(batch.iter()) {
+                for (p, n, r) in p? {
+                    if long {
+                        push_separator(&mut long_index.0, &mut long_index.1, &c[r]);
+                    }
+                    counts.push(n);
+                    w.emit(p)?;
+                }
             }
+            batch.clear();
             Ok(())
         };
         let mut cb = ChunkBuilder::new(policy);
         let mut chunk = |w: &mut Writer<W>, c: Vec<u8>, n: u32| -> Result<()> {
-            counts.push(n);
             batch_bytes += c.len();
-            batch.push(c);
+            batch.push((c, n));
             if batch_bytes >= CHUNK_BATCH_BYTES || batch.len() >= CHUNK_BATCH_COUNT * threads {
                 flush(w, &mut batch)?;
                 batch_bytes = 0;
@@ -968,8 +1160,9 @@ fn write_snapshot<W: Write>(
         }
         flush(w, &mut batch)?;
         let n_chunks = counts.len();
+        let index = if long { &long_index.0 } else { &cb.index };
         let index_section = if n_chunks > 1 {
-            Some(w.section(Role::StrIndex, Encoding::Raw, &cb.index, None)?)
+            Some(w.section(Role::StrIndex, Encoding::Raw, index, None)?)
         } else {
             None
         };

@@ -68,9 +68,13 @@ pub struct Args {
     /// Target raw bytes per string chunk (e.g. 65536, 64K, 1M).
     #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
     pub chunk_size: Option<usize>,
-    /// Target raw bytes per chunk of the long-text table.
+    /// Most raw bytes per chunk of the long-text table.
     #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
     pub long_chunk_size: Option<usize>,
+    /// Most stored bytes read to fetch one long text (its chunk plus the
+    /// table's dictionary; default 1M; 0: cut chunks at --long-chunk-size).
+    #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
+    pub long_chunk_fetch: Option<usize>,
     /// Store string chunks without front coding.
     #[arg(long)]
     pub no_front_coding: bool,
@@ -169,6 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(c) = args.long_chunk_size {
         opts.long_chunk_size = c;
+    }
+    if let Some(c) = args.long_chunk_fetch {
+        opts.long_chunk_fetch = c;
     }
 
     let (reader, total): (Box<dyn Read>, Option<u64>) = if stdin {

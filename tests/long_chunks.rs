@@ -1,0 +1,151 @@
+//! Long-text chunks are cut by stored size: reading one long text fetches
+//! at most `long_chunk_fetch` stored bytes (its chunk plus the table's
+//! dictionary), whatever the ratio of the text.
+
+mod common;
+
+use colsnap::raw::format::footer::TABLE_LONG_TEXT;
+use colsnap::{BuildOptions, Snapshot};
+use serde_json::{Value, json};
+
+/// Deterministic pseudo-random words: compressible (few distinct words) or
+/// not (random letters), so chunks of the same raw size store very
+/// differently.
+fn text(seed: u64, len: usize, random: bool) -> String {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let words = [
+        "colsnap", "chunk", "the", "reader", "fetches", "one", "body", "of", "text",
+    ];
+    let mut s = String::new();
+    while s.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if random {
+            s.push((b'a' + (x % 26) as u8) as char);
+        } else {
+            s.push_str(words[(x % words.len() as u64) as usize]);
+            s.push(' ');
+        }
+    }
+    s
+}
+
+fn rows(n: usize, len: usize, random: bool) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"id": i, "body": text(i as u64 + 1, len, random)}))
+        .collect()
+}
+
+/// Stored bytes of every chunk (and the dictionary) of the long-text table,
+/// after checking that every body reads back and is found.
+fn long_table(snap: &Snapshot, rows: &[Value]) -> (Vec<(u32, u64, u64)>, u64) {
+    snap.verify().unwrap();
+    let foot = snap.footer();
+    let t = foot
+        .tables
+        .iter()
+        .position(|t| t.flags & TABLE_LONG_TEXT != 0)
+        .expect("a long-text table");
+    let meta = &foot.tables[t];
+    let table = snap.table(t as u32).unwrap();
+    for r in rows {
+        let body = r["body"].as_str().unwrap();
+        let id = table.find(body).unwrap().expect("every body is found");
+        assert_eq!(table.get(id).unwrap(), body);
+    }
+    let dict = meta
+        .dict_section
+        .map_or(0, |d| foot.sections[d as usize].stored_len as u64);
+    let chunks = meta
+        .chunk_counts
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| {
+            let e = &foot.sections[meta.first_chunk as usize + k];
+            (n, e.raw_len as u64, e.stored_len as u64)
+        })
+        .collect();
+    (chunks, dict)
+}
+
+#[test]
+fn compressible_long_text_gets_raw_chunks_larger_than_the_fetch_bound() {
+    let rows = rows(400, 3000, false);
+    let fetch = 16 << 10;
+    let opts = BuildOptions {
+        long_chunk_fetch: fetch,
+        long_dict_size: 0,
+        ..Default::default()
+    };
+    let snap = common::snapshot_of(&rows, &opts);
+    let (chunks, _) = long_table(&snap, &rows);
+    assert!(chunks.len() > 1, "{chunks:?}");
+    for &(_, _, stored) in &chunks {
+        assert!(stored <= fetch as u64, "{chunks:?}");
+    }
+    // The ratio is several times: raw chunks are several times the bound.
+    assert!(
+        chunks.iter().any(|&(_, raw, _)| raw > 3 * fetch as u64),
+        "{chunks:?}"
+    );
+    // Compared with chunks cut at the bound's raw size, fewer and smaller.
+    let fixed = common::snapshot_of(
+        &rows,
+        &BuildOptions {
+            long_chunk_fetch: 0,
+            long_chunk_size: fetch,
+            long_dict_size: 0,
+            ..Default::default()
+        },
+    );
+    let (fixed_chunks, _) = long_table(&fixed, &rows);
+    let total = |c: &[(u32, u64, u64)]| c.iter().map(|x| x.2).sum::<u64>();
+    assert!(total(&chunks) < total(&fixed_chunks));
+    assert!(chunks.len() < fixed_chunks.len());
+}
+
+#[test]
+fn chunks_over_the_bound_are_split_and_the_index_still_finds_every_string() {
+    // Random letters: the sample promises some ratio, yet the bound is
+    // small next to single strings, so chunks are split (recursively).
+    let mut rows = rows(300, 700, true);
+    rows.extend(self::rows(100, 5000, false));
+    for fetch in [1 << 10, 3 << 10, 20 << 10] {
+        for threads in [1, 3] {
+            let opts = BuildOptions {
+                long_chunk_fetch: fetch,
+                threads,
+                ..Default::default()
+            };
+            let snap = common::snapshot_of(&rows, &opts);
+            let (chunks, dict) = long_table(&snap, &rows);
+            for &(n, _, stored) in &chunks {
+                assert!(
+                    n == 1 || stored + dict <= fetch as u64,
+                    "{fetch}: {chunks:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_same_bytes_whatever_the_thread_count() {
+    let mut rows = rows(200, 900, true);
+    rows.extend(self::rows(200, 4000, false));
+    let build = |threads| {
+        colsnap::build_to_vec(
+            &serde_json::to_vec(&rows).unwrap()[..],
+            &BuildOptions {
+                long_chunk_fetch: 8 << 10,
+                threads,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(build(1), build(4));
+}
