@@ -182,8 +182,10 @@ pub enum Error {
     /// A remote file changed while it was read: its `ETag` or length
     /// differs from the one it had when it was opened, or the server
     /// answered `412 Precondition Failed`, `416 Range Not Satisfiable` or a
-    /// whole `200` to a range request. Nothing read from two versions is
-    /// ever combined; open the snapshot again to read the new version.
+    /// whole `200` to a single-range request (a `200` to a multi-range
+    /// request with the same `ETag` and length is read as the whole file).
+    /// Nothing read from two versions is ever combined; open the snapshot
+    /// again to read the new version.
     #[error("{url} changed while it was read ({detail}); open it again")]
     Changed {
         /// The URL of the file.
