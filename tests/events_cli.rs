@@ -232,3 +232,277 @@ fn cli_compact_and_diff() {
         "no temporary file left"
     );
 }
+
+/// A snapshot of 12 rows and a log of events `1..=n` over it: updates,
+/// creates and deletes, each valid after the ones before.
+fn split_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+    let rows: Vec<Value> = (1..=12)
+        .map(|i| json!({"id": i, "title": format!("t{i:02}"), "state": if i % 3 == 0 { "closed" } else { "open" }}))
+        .collect();
+    write_snapshot(dir, "base.colsnap", &rows)
+}
+
+fn gen_events(from: u64, to: u64) -> String {
+    let mut out = String::new();
+    for seq in from..=to {
+        let e = match seq % 4 {
+            0 => json!({"seq": seq, "op": "create", "key": 100 + seq,
+                        "row": {"id": 100 + seq, "title": format!("new{seq}"), "state": "open"}}),
+            1 => json!({"seq": seq, "op": "update", "key": 1 + seq % 12,
+                        "set": {"title": format!("u{seq}"), "state": if seq % 3 == 0 { "open" } else { "closed" }}}),
+            // Delete the row created three events before.
+            3 if seq > 4 => json!({"seq": seq, "op": "delete", "key": 100 + seq - 3}),
+            _ => {
+                json!({"seq": seq, "op": "update", "key": 1 + seq % 12, "set": {"user.login": format!("l{seq}")}})
+            }
+        };
+        out.push_str(&e.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+fn split_json(log: &std::path::Path, dir: &std::path::Path, n: &str) -> Value {
+    let out = colsnap()
+        .args([
+            "events",
+            "split",
+            log.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ])
+        .args(["--per-segment", n, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn query_out(snap: &std::path::Path, events: &std::path::Path, q: &[&str]) -> String {
+    let out = colsnap()
+        .args([
+            "query",
+            snap.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ])
+        .args(q)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ranges(report: &Value) -> Vec<(u64, u64, bool)> {
+    report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["first"].as_u64().unwrap(),
+                s["last"].as_u64().unwrap(),
+                s["new"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn events_split_segments_query_like_the_log_and_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = split_fixture(dir.path());
+    let log = dir.path().join("events.ndjson");
+    let segs = dir.path().join("segs");
+    std::fs::write(&log, gen_events(1, 30)).unwrap();
+    let r = split_json(&log, &segs, "8");
+    assert_eq!(
+        ranges(&r),
+        [(1, 7, true), (8, 15, true), (16, 23, true), (24, 30, true)]
+    );
+    assert_eq!(
+        (r["written"].as_u64(), r["reused"].as_u64()),
+        (Some(4), Some(0))
+    );
+    for s in r["segments"].as_array().unwrap() {
+        let p = std::path::Path::new(s["path"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(p).unwrap().len(),
+            s["bytes"].as_u64().unwrap()
+        );
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("events-0000000000000000") && name.ends_with(".ndjson"),
+            "{name}"
+        );
+        assert_eq!(
+            s["events"].as_u64().unwrap(),
+            s["last"].as_u64().unwrap() - s["first"].as_u64().unwrap() + 1
+        );
+    }
+    let queries: [&[&str]; 3] = [
+        &["--where", "state=open", "--count"],
+        &[
+            "--sort",
+            "title",
+            "--fields",
+            "id,title,state,user.login",
+            "--format",
+            "json",
+        ],
+        &["--where", "state=closed", "--sort", "-id", "--limit", "5"],
+    ];
+    for q in queries {
+        assert_eq!(
+            query_out(&snap, &segs, q),
+            query_out(&snap, &log, q),
+            "{q:?}"
+        );
+    }
+
+    // A longer log: the full segments are reused, only new ones written
+    // (the old partial one stays, covered by the longer one).
+    std::fs::write(&log, gen_events(1, 40)).unwrap();
+    let before: Vec<_> = std::fs::read_dir(&segs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let out = colsnap()
+        .args([
+            "events",
+            "split",
+            log.to_str().unwrap(),
+            segs.to_str().unwrap(),
+        ])
+        .args(["--per-segment", "8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let states: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["present", "present", "present", "new", "new", "new"],
+        "{text}"
+    );
+    assert!(
+        text.lines().next().unwrap().contains("  7 events  "),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 written, 3 already present"), "{err}");
+    let after = std::fs::read_dir(&segs).unwrap().count();
+    assert_eq!(after, before.len() + 3);
+    // Again: nothing new.
+    let r = split_json(&log, &segs, "8");
+    assert_eq!(
+        (r["written"].as_u64(), r["reused"].as_u64()),
+        (Some(0), Some(6))
+    );
+    assert_eq!(
+        ranges(&r)
+            .iter()
+            .map(|&(a, b, _)| (a, b))
+            .collect::<Vec<_>>(),
+        [(1, 7), (8, 15), (16, 23), (24, 31), (32, 39), (40, 40)]
+    );
+    for q in queries {
+        assert_eq!(
+            query_out(&snap, &segs, q),
+            query_out(&snap, &log, q),
+            "{q:?}"
+        );
+    }
+
+    // A same-named file with other bytes: an error, nothing written.
+    let victim = std::path::PathBuf::from(r["segments"][1]["path"].as_str().unwrap());
+    std::fs::write(&victim, b"damaged\n").unwrap();
+    std::fs::write(&log, gen_events(1, 50)).unwrap();
+    let n = std::fs::read_dir(&segs).unwrap().count();
+    let out = colsnap()
+        .args([
+            "events",
+            "split",
+            log.to_str().unwrap(),
+            segs.to_str().unwrap(),
+        ])
+        .args(["--per-segment", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("other bytes") && err.contains("events-"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&segs).unwrap().count(), n);
+}
+
+#[test]
+fn events_split_refuses_a_bad_log_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.ndjson");
+    let segs = dir.path().join("segs");
+    for (text, want) in [
+        (
+            format!("{}{{oops\n", gen_events(1, 4)),
+            ["line 5", "malformed JSON"],
+        ),
+        (
+            format!("{}{}", gen_events(1, 2), gen_events(4, 4)),
+            ["line 3", "seq 4"],
+        ),
+        (
+            format!(
+                "{}\n{{\"seq\":3,\"op\":\"fly\",\"key\":1}}\n",
+                gen_events(1, 2)
+            ),
+            ["line 4", "seq 3"],
+        ),
+    ] {
+        std::fs::write(&log, &text).unwrap();
+        let out = colsnap()
+            .args([
+                "events",
+                "split",
+                log.to_str().unwrap(),
+                segs.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(want.iter().all(|w| err.contains(w)), "{want:?}: {err}");
+        assert!(err.contains("events.ndjson"), "{err}");
+        assert!(out.stdout.is_empty());
+        assert!(!segs.exists(), "nothing written");
+    }
+    // A missing log is a usage error; --per-segment 0 is refused.
+    let out = colsnap()
+        .args(["events", "split", "missing.ndjson", segs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = colsnap()
+        .args([
+            "events",
+            "split",
+            log.to_str().unwrap(),
+            segs.to_str().unwrap(),
+        ])
+        .args(["--per-segment", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!segs.exists());
+}

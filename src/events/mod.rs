@@ -41,7 +41,7 @@ pub use overlay::{DEFAULT_KEY_FIELD, Overlay, load_overlay};
 pub use path::{join_path, parse_path};
 pub use segment::{
     SEGMENT_PREFIX, SEGMENT_SUFFIX, Segment, SegmentName, list_segments, split_segments,
-    write_segments,
+    store_segments, write_segments,
 };
 pub use source::OverlaySource;
 pub use strkey::{Composite, StrKey};
@@ -54,4 +54,45 @@ pub fn write_events(w: &mut dyn std::io::Write, events: &[Event]) -> crate::Resu
             .map_err(|e| crate::Error::io(None, e))?;
     }
     w.flush().map_err(|e| crate::Error::io(None, e))
+}
+
+/// Read an NDJSON event log (blank lines are skipped) without applying it:
+/// every event parsed and the sequence numbers checked to be consecutive.
+/// The first bad line is an [`Error::Event`](crate::Error::Event) naming
+/// its line (and seq when it could be read).
+pub fn read_events(r: impl std::io::BufRead) -> crate::Result<Vec<Event>> {
+    let mut out: Vec<Event> = Vec::new();
+    for (i, line) in r.lines().enumerate() {
+        let lno = i as u64 + 1;
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                event::event_error(lno, None, "the line is not valid UTF-8")
+            }
+            _ => crate::Error::io(None, e),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ev = Event::parse(lno, &line)?;
+        if let Some(last) = out.last().map(|e| e.seq)
+            && last.checked_add(1) != Some(ev.seq)
+        {
+            let m = if ev.seq <= last {
+                format!(
+                    "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
+                    ev.seq
+                )
+            } else {
+                format!(
+                    "sequence gap: expected seq {} after {last}, got {} ({} events missing)",
+                    last + 1,
+                    ev.seq,
+                    ev.seq - last - 1
+                )
+            };
+            return Err(event::event_error(lno, Some(ev.seq), m));
+        }
+        out.push(ev);
+    }
+    Ok(out)
 }

@@ -248,16 +248,42 @@ impl Overlay {
 /// Write `segs` into `dir` (a file per segment; an existing file of the same
 /// name is left as is: segments are immutable). Returns the paths.
 pub fn write_segments(dir: &Path, segs: &[Segment]) -> Result<Vec<PathBuf>> {
+    Ok(store_segments(dir, segs)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// [`write_segments`], saying for each path whether it was written now
+/// (`true`) or was already there with the same bytes (`false`). A file of
+/// the same name holding other bytes (a damaged copy) is an error, found
+/// before anything is written.
+pub fn store_segments(dir: &Path, segs: &[Segment]) -> Result<Vec<(PathBuf, bool)>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(Some(dir), e))?;
     let mut out = Vec::new();
     for s in segs {
         let p = dir.join(s.name().file_name());
-        if !p.exists() {
+        let present = match std::fs::read(&p) {
+            Ok(old) if old == s.bytes => true,
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
+                    "{}: the segment file exists with other bytes than the log's events {}..={} (a damaged copy? remove it to write it again)",
+                    p.display(),
+                    s.first,
+                    s.last
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(Some(&p), e)),
+        };
+        out.push((p, !present));
+    }
+    for (s, (p, new)) in segs.iter().zip(&out) {
+        if *new {
             let tmp = dir.join(format!(".{}.tmp", s.name().file_name()));
             std::fs::write(&tmp, &s.bytes).map_err(|e| Error::io(Some(&tmp), e))?;
-            std::fs::rename(&tmp, &p).map_err(|e| Error::io(Some(&p), e))?;
+            std::fs::rename(&tmp, p).map_err(|e| Error::io(Some(p), e))?;
         }
-        out.push(p);
     }
     Ok(out)
 }

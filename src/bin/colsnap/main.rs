@@ -6,6 +6,7 @@ mod build;
 mod common;
 mod compact;
 mod diff;
+mod events;
 mod export;
 mod inspect;
 mod publish;
@@ -25,6 +26,7 @@ Examples:
   colsnap query issues.colsnap --where state=open --sort -updated_at --fields number,title --limit 20
   colsnap compact issues.colsnap events.ndjson -o new.colsnap
   colsnap diff old.colsnap new.colsnap -o events.ndjson
+  colsnap events split events.ndjson segments/
   colsnap publish issues.colsnap site/ && colsnap query https://cdn.example/issues.latest.json --stats
   colsnap serve issues.colsnap --addr 127.0.0.1:8080
   colsnap completions bash > /etc/bash_completion.d/colsnap
@@ -66,6 +68,8 @@ enum Command {
     Compact(compact::Args),
     /// Write the events that turn one snapshot into another.
     Diff(diff::Args),
+    /// Event-log tools: `events split` cuts a log into segment files.
+    Events(events::Args),
     /// Publish a snapshot as content-addressed objects and a manifest.
     Publish(publish::Args),
     /// Serve snapshots as an HTTP API (runs the program colsnap-serve).
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Query(a) => query::run(a),
         Command::Compact(a) => compact::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Events(a) => events::run(a),
         Command::Publish(a) => publish::run(a),
         Command::Serve(_) => unreachable!("handled above"),
         Command::Completions { shell } => {
