@@ -1085,8 +1085,8 @@ impl OverlaySource {
                 .copied()
                 .unwrap_or(0);
             let removed_rows = self.deleted.len() as u64 + touched_rows;
-            let removed = if list {
-                if removed_rows == 0 { 0 } else { u64::MAX }
+            let removed = if list && removed_rows > 0 {
+                self.removed_items(&segs, &lead)?
             } else {
                 removed_rows
             };
@@ -1096,35 +1096,47 @@ impl OverlaySource {
             let (text, time, neg) = (pk.text, pk.time, pk.neg);
             let c = &meta.counts;
             let stays = |k: Kind| c[k as usize] > removed;
-            let values = |k: Kind| !matches!(k, Kind::Absent | Kind::Null);
-            let certain = Kind::ALL
-                .iter()
-                .filter(|&&k| values(k) && k != Kind::Str && k != Kind::Time)
-                .all(|&k| c[k as usize] == 0 || stays(k) || held[k as usize])
-                && (c[Kind::Str as usize] == 0
-                    || text
-                    || removed == 0
-                    || (stays(Kind::Str) && self.no_timestamp_strings(node)?))
-                && (c[Kind::Time as usize] == 0 || stays(Kind::Time) || time || text);
-            let present_certain = Kind::ALL
-                .iter()
-                .any(|&k| k != Kind::Absent && (stays(k) || held[k as usize]))
-                || text
-                || time;
-            let snap_neg = meta.stats.int.is_some_and(|(lo, _)| lo < 0);
-            let mut counts = [0u64; KIND_COUNT];
+            // Every answer the removals leave possible: a kind whose items
+            // may all have left is tried both present and absent, the base
+            // strings left as text, all timestamps or gone, a negative
+            // integer left or not. When every possibility gives one type,
+            // that is the type and no column is read.
+            let mut open: Vec<Kind> = Vec::new();
+            let mut known = [false; KIND_COUNT];
             for k in Kind::ALL {
-                counts[k as usize] = (c[k as usize] > 0 || held[k as usize]) as u64;
+                if matches!(k, Kind::Absent | Kind::Str) {
+                    continue;
+                }
+                if held[k as usize] || stays(k) {
+                    known[k as usize] = true;
+                } else if c[k as usize] > 0 {
+                    open.push(k);
+                }
             }
-            let live_text = text || c[Kind::Str as usize] > 0;
-            let strs =
-                (counts[Kind::Str as usize] + counts[Kind::Time as usize]) > 0 || text || time;
-            counts[Kind::Str as usize] = (live_text && strs) as u64;
-            counts[Kind::Time as usize] = (!live_text && strs) as u64;
-            let has = |k: Kind| counts[k as usize] > 0;
-            let neg_matters = has(Kind::Int) && has(Kind::UInt) && !has(Kind::Float);
-            if certain && present_certain && (!neg_matters || neg || !snap_neg) {
-                return Ok(Some(ColumnType::from_counts(&counts, neg || snap_neg)));
+            let mut base_strs = Vec::new();
+            if c[Kind::Str as usize] == 0 {
+                base_strs.push(BaseStrs::Gone);
+            } else if removed == 0 || (!text && self.text_left(node, c, removed)?) {
+                base_strs.push(BaseStrs::Text);
+            } else if text {
+                // The delta's text makes the column text: only whether a
+                // base string is left could matter, and text is present.
+                base_strs.push(BaseStrs::Gone);
+            } else {
+                base_strs.extend([BaseStrs::Text, BaseStrs::Times]);
+                if !stays(Kind::Str) {
+                    base_strs.push(BaseStrs::Gone);
+                }
+            }
+            let snap_neg = meta.stats.int.is_some_and(|(lo, _)| lo < 0);
+            let negs: &[bool] = if neg || !snap_neg {
+                &[neg]
+            } else {
+                &[false, true]
+            };
+            let settled = settle(&known, &open, &base_strs, negs, text, time);
+            if let Some(ty) = settled {
+                return Ok(Some(ty));
             }
             if let Some(ty) = self.exact_type(path, &segs, node, pk)? {
                 return Ok(ty);
@@ -1343,6 +1355,63 @@ impl OverlaySource {
         Ok(hi < at("0")? || lo >= at(":")?)
     }
 
+    /// The base items of a list column (segments `segs`) in the rows that
+    /// left the view or whose update touched the column: the items of its
+    /// domain, the last array's elements (SPEC 1.1: a node below an Elem
+    /// node has one item per item of it), in those rows. The domain column
+    /// is decoded once per base and serves all its fields.
+    fn removed_items(&self, segs: &[Seg], lead: &[&str]) -> Result<u64> {
+        let Some(last) = segs.iter().rposition(|s| matches!(s, Seg::Elem)) else {
+            return Ok(u64::MAX);
+        };
+        let domain = self.base.column(&display(&segs[..=last]))?;
+        let n_snap = self.ov.snapshot_rows();
+        let mut n = 0u64;
+        for &s in &self.deleted {
+            n += domain.items(s as usize).len() as u64;
+        }
+        for &(_, s) in &self.held {
+            if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, lead)) {
+                n += domain.items(s as usize).len() as u64;
+            }
+        }
+        Ok(n)
+    }
+
+    /// True when some string of the column at `node` that does not read
+    /// as a timestamp surely outlives the removal of `removed` items: all
+    /// its strings are text and one is left (`counts`), or its distinct
+    /// strings (footer stats, less at most one per value of another kind)
+    /// outnumber, beyond the table ids in its range that start with a digit
+    /// (as every timestamp does), the items removed.
+    fn text_left(&self, node: u32, counts: &[u64; KIND_COUNT], removed: u64) -> Result<bool> {
+        let snap = self.ov.snapshot();
+        let stats = &snap.footer().nodes[node as usize].stats;
+        let Some((lo, hi)) = stats.str else {
+            return Ok(false);
+        };
+        let t = snap.table_of(node)?;
+        let at = |s: &str| -> Result<u32> {
+            Ok(match t.find(s)? {
+                Ok(k) | Err(k) => k,
+            })
+        };
+        let (d0, d1) = (at("0")?, at(":")?);
+        let digits = u64::from(d1.min(hi.saturating_add(1)).saturating_sub(d0.max(lo)));
+        if digits == 0 {
+            return Ok(counts[Kind::Str as usize] > removed);
+        }
+        let n = |k: Kind| counts[k as usize];
+        let others = u64::from(n(Kind::False) > 0)
+            + u64::from(n(Kind::True) > 0)
+            + n(Kind::Int)
+            + n(Kind::UInt)
+            + n(Kind::Float)
+            + n(Kind::Time);
+        let text = stats.distinct.saturating_sub(others).saturating_sub(digits);
+        Ok(text > removed)
+    }
+
     fn compute_fields(&self) -> Result<Vec<FieldInfo>> {
         let mut out = Vec::new();
         let snap = self.ov.snapshot();
@@ -1361,6 +1430,67 @@ impl OverlaySource {
         }
         Ok(out)
     }
+}
+
+/// What the base strings left in a column read as.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum BaseStrs {
+    /// Some string left does not read as a timestamp.
+    Text,
+    /// Strings are left and all read as timestamps.
+    Times,
+    /// No string is left.
+    Gone,
+}
+
+/// The one type every possibility gives, or `None` when they differ (or
+/// one leaves the column without items). `known`: kinds surely present
+/// (strings aside); `open`: kinds maybe present; `strs`: what the base
+/// strings left may read as; `negs`: whether a negative integer may be
+/// left; `text`, `time`: the delta holds a string not reading / reading
+/// as a timestamp.
+fn settle(
+    known: &[bool; KIND_COUNT],
+    open: &[Kind],
+    strs: &[BaseStrs],
+    negs: &[bool],
+    text: bool,
+    time: bool,
+) -> Option<ColumnType> {
+    if open.len() > 12 {
+        return None;
+    }
+    let mut out: Option<ColumnType> = None;
+    for mask in 0u32..1 << open.len() {
+        let mut has = *known;
+        for (i, &k) in open.iter().enumerate() {
+            has[k as usize] |= mask >> i & 1 == 1;
+        }
+        for &s in strs {
+            let live_text = text || s == BaseStrs::Text;
+            let any_str = live_text || time || s == BaseStrs::Times || has[Kind::Time as usize];
+            let mut counts = [0u64; KIND_COUNT];
+            for k in Kind::ALL {
+                counts[k as usize] = u64::from(has[k as usize]);
+            }
+            counts[Kind::Str as usize] = u64::from(live_text && any_str);
+            counts[Kind::Time as usize] = u64::from(!live_text && any_str);
+            if Kind::ALL
+                .iter()
+                .all(|&k| k == Kind::Absent || counts[k as usize] == 0)
+            {
+                return None;
+            }
+            for &neg in negs {
+                let ty = ColumnType::from_counts(&counts, neg);
+                match out {
+                    Some(t) if t != ty => return None,
+                    _ => out = Some(ty),
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The display path of segments.
