@@ -1940,6 +1940,71 @@ impl RowSource for OverlaySource {
 mod tests {
     use super::*;
 
+    /// The type every possibility gives, or none when two differ.
+    #[test]
+    fn settle_types_only_what_every_possibility_agrees_on() {
+        let mut known = [false; KIND_COUNT];
+        use BaseStrs::*;
+        // Base text surely left, or maybe only timestamps.
+        assert_eq!(
+            settle(&known, &[], &[Text], &[false], false, false),
+            Some(ColumnType::String)
+        );
+        assert_eq!(
+            settle(&known, &[], &[Text, Times], &[false], false, false),
+            None
+        );
+        // The delta's text makes it text whatever the base leaves.
+        assert_eq!(
+            settle(&known, &[Kind::Time], &[Gone], &[false], true, false),
+            Some(ColumnType::String)
+        );
+        // A null that may leave does not change a text column.
+        assert_eq!(
+            settle(&known, &[Kind::Null], &[Text], &[false], false, false),
+            Some(ColumnType::String)
+        );
+        // A column that may lose every item is left open.
+        assert_eq!(
+            settle(
+                &known,
+                &[Kind::False, Kind::True],
+                &[Gone],
+                &[false],
+                false,
+                false
+            ),
+            None
+        );
+        known[Kind::True as usize] = true;
+        assert_eq!(
+            settle(&known, &[Kind::False], &[Gone], &[false], false, false),
+            Some(ColumnType::Bool)
+        );
+        // A negative int matters next to a UInt, not next to a float.
+        let mut nums = [false; KIND_COUNT];
+        nums[Kind::Int as usize] = true;
+        nums[Kind::UInt as usize] = true;
+        assert_eq!(
+            settle(&nums, &[], &[Gone], &[false, true], false, false),
+            None
+        );
+        assert_eq!(
+            settle(&nums, &[], &[Gone], &[true], false, false),
+            Some(ColumnType::Number)
+        );
+        nums[Kind::Float as usize] = true;
+        assert_eq!(
+            settle(&nums, &[], &[Gone], &[false, true], false, false),
+            Some(ColumnType::Number)
+        );
+        // A kind that may leave next to another changes the type.
+        assert_eq!(
+            settle(&nums, &[Kind::Object], &[Gone], &[true], false, false),
+            None
+        );
+    }
+
     /// Keys of table ids and new strings order like the strings (the
     /// three-case rule made dense), whatever the bucketing.
     #[test]
