@@ -712,7 +712,8 @@ fn fields_after_deletes(rows: &[Value], gone: &[i64]) {
 #[test]
 fn field_types_after_deletes_equal_rebuilt() {
     // A string column: many texts (some starting with a digit) and one
-    // timestamp; a list column of ints with one negative and one float.
+    // timestamp; a list column of ints with one negative and one float,
+    // and of colors, some starting with a digit.
     let mut rows = Vec::new();
     for i in 0..12i64 {
         let s = match i {
@@ -724,7 +725,7 @@ fn field_types_after_deletes_equal_rebuilt() {
             3 => json!([{"v": -5}, {"v": 18446744073709551615u64}]),
             4 => json!([{"v": 1.5}]),
             5 => json!([]),
-            _ => json!([{"v": i}, {"v": i + 1}]),
+            _ => json!([{"v": i, "c": format!("{i}f{i}")}, {"v": i + 1, "c": "ff0000"}]),
         };
         rows.push(json!({"id": i, "s": s, "tags": tags, "flag": i == 7, "n": if i == 8 { json!(null) } else { json!(i) }}));
     }

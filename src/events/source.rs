@@ -1382,8 +1382,10 @@ impl OverlaySource {
     /// as a timestamp surely outlives the removal of `removed` items: all
     /// its strings are text and one is left (`counts`), or its distinct
     /// strings (footer stats, less at most one per value of another kind)
-    /// outnumber, beyond the table ids in its range that start with a digit
-    /// (as every timestamp does), the items removed.
+    /// outnumber, beyond the table ids in its range that may read as a
+    /// timestamp, the items removed. Those are the ids of strings starting
+    /// with a digit (as every timestamp does), or when they are at most
+    /// [`READ_DIGIT_STRINGS`], those of them that read as timestamps.
     fn text_left(&self, node: u32, counts: &[u64; KIND_COUNT], removed: u64) -> Result<bool> {
         let snap = self.ov.snapshot();
         let stats = &snap.footer().nodes[node as usize].stats;
@@ -1397,7 +1399,16 @@ impl OverlaySource {
             })
         };
         let (d0, d1) = (at("0")?, at(":")?);
-        let digits = u64::from(d1.min(hi.saturating_add(1)).saturating_sub(d0.max(lo)));
+        let (from, to) = (d0.max(lo), d1.min(hi.saturating_add(1)));
+        let mut digits = u64::from(to.saturating_sub(from));
+        // A few such strings are read: those that do not read as
+        // timestamps are text.
+        if digits > 0 && digits <= READ_DIGIT_STRINGS {
+            digits = 0;
+            for id in from..to {
+                digits += u64::from(is_timestamp(&t.get(id)?));
+            }
+        }
         if digits == 0 {
             return Ok(counts[Kind::Str as usize] > removed);
         }
@@ -1431,6 +1442,10 @@ impl OverlaySource {
         Ok(out)
     }
 }
+
+/// The most table strings starting with a digit that field typing reads
+/// to learn which of them read as timestamps.
+const READ_DIGIT_STRINGS: u64 = 256;
 
 /// What the base strings left in a column read as.
 #[derive(Clone, Copy, Debug, PartialEq)]
