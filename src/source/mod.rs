@@ -204,6 +204,41 @@ pub(crate) fn check_range(r: &Range<u64>, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// The reads of a remote source that fetched the file's tail when it opened:
+/// each range checked against `len`; what the tail (from `tail_start`) holds,
+/// and empty ranges, cost nothing; the rest is asked of `fetch` at once, in
+/// order.
+#[cfg(any(feature = "http", feature = "s3"))]
+pub(crate) fn read_with_tail(
+    ranges: &[Range<u64>],
+    len: u64,
+    tail_start: u64,
+    tail: &Bytes,
+    fetch: impl FnOnce(&[Range<u64>]) -> Result<Vec<Bytes>>,
+) -> Result<Vec<Bytes>> {
+    for r in ranges {
+        check_range(r, len)?;
+    }
+    let in_tail = |r: &Range<u64>| r.start >= tail_start || r.start == r.end;
+    let need: Vec<Range<u64>> = ranges.iter().filter(|r| !in_tail(r)).cloned().collect();
+    let mut fetched = fetch(&need)?.into_iter();
+    ranges
+        .iter()
+        .map(|r| {
+            if r.start == r.end {
+                Ok(Bytes::new())
+            } else if in_tail(r) {
+                let at = (r.start - tail_start) as usize;
+                Ok(tail.slice(at..at + (r.end - r.start) as usize))
+            } else {
+                fetched
+                    .next()
+                    .ok_or_else(|| truncated("byte range", r, len))
+            }
+        })
+        .collect()
+}
+
 fn truncated(what: &str, r: &Range<u64>, len: u64) -> Error {
     Error::Truncated {
         what: what.into(),

@@ -347,32 +347,11 @@ impl ByteSource for S3Source {
     }
 
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        for r in ranges {
-            super::check_range(r, self.len)?;
-        }
-        let in_tail = |r: &Range<u64>| r.start >= self.tail_start || r.start == r.end;
-        let need: Vec<Range<u64>> = ranges.iter().filter(|r| !in_tail(r)).cloned().collect();
-        let merged = coalesce_ranges(&need, self.client.merge_gap);
-        let got = parallel_map(&merged, self.client.parallel, |r| self.fetch(r))?;
-        let mut fetched = split_coalesced(&need, &merged, &got)?.into_iter();
-        ranges
-            .iter()
-            .map(|r| {
-                if r.start == r.end {
-                    Ok(Bytes::new())
-                } else if in_tail(r) {
-                    let at = (r.start - self.tail_start) as usize;
-                    Ok(self.tail.slice(at..at + (r.end - r.start) as usize))
-                } else {
-                    fetched.next().ok_or_else(|| Error::Truncated {
-                        what: "byte range".into(),
-                        start: r.start,
-                        end: r.end,
-                        len: self.len,
-                    })
-                }
-            })
-            .collect()
+        super::read_with_tail(ranges, self.len, self.tail_start, &self.tail, |need| {
+            let merged = coalesce_ranges(need, self.client.merge_gap);
+            let got = parallel_map(&merged, self.client.parallel, |r| self.fetch(r))?;
+            split_coalesced(need, &merged, &got)
+        })
     }
 
     fn version(&self) -> Option<String> {
