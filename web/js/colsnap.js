@@ -22,6 +22,8 @@ function wasm() {
 
 const CACHE = 'colsnap-ranges-v1';
 const TAIL = 256 * 1024;
+// Ranges kept in the Cache API: at least this long (columns, the footer).
+const CACHE_MIN = 64 * 1024;
 
 /** Let the page run (input, rendering) before the next piece of work. */
 export function yieldTask() {
@@ -158,8 +160,11 @@ class RangeFetcher {
     const c = await this.cache();
     this.pending += ranges.reduce((n, [s, e]) => n + (e - s), 0);
     const one = async ([s, e]) => {
-      const key = c && this.cacheKey(s, e);
-      if (c) {
+      // Small ranges (string chunks of the rows on screen, a few dozen
+      // KB each) skip the Cache API: while scrolling, putting and matching
+      // them cost the page more than fetching them again would.
+      const key = c && e - s >= CACHE_MIN && this.cacheKey(s, e);
+      if (key) {
         const hit = await c.match(key);
         if (hit) {
           this.stats.cacheHits++;
@@ -174,7 +179,7 @@ class RangeFetcher {
       if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for bytes ${s}-${e - 1}`);
       const b = await this.body(res, 'data');
       this.stats.networkBytes += b.length;
-      if (c) c.put(key, new Response(b.slice())).catch(() => {});
+      if (key) c.put(key, new Response(b.slice())).catch(() => {});
       return [s, b];
     };
     try {
