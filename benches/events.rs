@@ -15,6 +15,7 @@
 //! cargo bench -p colsnap-bench --bench events                       # 1,000,000 rows
 //! COLSNAP_BENCH_ROWS=200000 cargo bench -p colsnap-bench --bench events
 //! COLSNAP_BENCH_RUNS=2 cargo bench -p colsnap-bench --bench events  # best of 2, 40 live events
+//! COLSNAP_BENCH_STREAM=2000 cargo bench -p colsnap-bench --bench events  # a shorter apply stream
 //! ```
 //!
 //! The snapshot is built once per size and cached under
@@ -343,6 +344,62 @@ fn bench(_c: &mut Criterion) {
             .expect("page");
         assert_eq!(Some(p.data), last_page, "incremental page differs");
     }
+    // A stream of events applied one by one to one live source (the
+    // goal: at most 1 ms each at 1M rows, amortised over 10,000): a source
+    // over the snapshot alone, its field types and title order made first,
+    // then the `COLSNAP_BENCH_STREAM` (default 10,000) events with
+    // `OverlaySource::apply` alone; CPU time per event. Its next sorted
+    // page equals a fresh source's.
+    let stream_n = std::env::var("COLSNAP_BENCH_STREAM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(total as usize)
+        .min(total as usize);
+    let mut s = Arc::new(OverlaySource::with_base(
+        Overlay::new(snap.clone(), "id").expect("overlay"),
+        base.clone(),
+    ));
+    // The first event (untimed) leaves the plain view: the field types
+    // and the title order are made once, then kept up to date.
+    Arc::get_mut(&mut s)
+        .expect("sole owner")
+        .apply(&evs[0], 1)
+        .expect("apply");
+    s.fields();
+    Engine::from_source(s.clone()).run(&q).expect("query");
+    let stream_n = stream_n.max(2) - 1;
+    let mut st_apply = Vec::with_capacity(stream_n);
+    let st_wall = Instant::now();
+    let cpu2 = cpu_s();
+    for (i, e) in evs[1..=stream_n].iter().enumerate() {
+        let t = Instant::now();
+        Arc::get_mut(&mut s)
+            .expect("sole owner")
+            .apply(e, i as u64 + 2)
+            .expect("apply");
+        st_apply.push(t.elapsed().as_secs_f64());
+    }
+    let st_cpu = cpu_s() - cpu2;
+    let st_wall = st_wall.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let st_page = {
+        let eng = Engine::from_source(s.clone());
+        let rows = eng.run(&q).expect("query");
+        eng.page(&rows, Paging::page(1, 50).expect("paging"), None)
+            .expect("page")
+            .data
+    };
+    let st_next = t.elapsed().as_secs_f64();
+    {
+        let ov = Arc::try_unwrap(s).expect("sole owner").into_inner();
+        let fresh = Engine::new(OverlaySource::with_base(ov, base.clone()));
+        let rows = fresh.run(&q).expect("query");
+        let p = fresh
+            .page(&rows, Paging::page(1, 50).expect("paging"), None)
+            .expect("page");
+        assert_eq!(p.data, st_page, "stream page differs");
+    }
+    st_apply.sort_by(f64::total_cmp);
     inc_apply.sort_by(f64::total_cmp);
     inc_page.sort_by(f64::total_cmp);
     apply_one.sort_by(f64::total_cmp);
@@ -414,6 +471,21 @@ fn bench(_c: &mut Criterion) {
     println!(
         "| incremental: CPU time per event (user + sys, apply + engine + sort + page) | | {} | | |",
         ms(inc_cpu / live as f64)
+    );
+    println!(
+        "| stream: apply {stream_n} events one by one to a live source, CPU time per event (user + sys) | | {} | | wall {} per event |",
+        ms(st_cpu / stream_n.max(1) as f64),
+        ms(st_wall / stream_n.max(1) as f64)
+    );
+    println!(
+        "| stream: apply one event (wall, median / p99 / max) | | {} | | {} / {} |",
+        ms(median(&st_apply)),
+        ms(st_apply[st_apply.len() * 99 / 100]),
+        ms(st_apply.last().copied().unwrap_or(0.0))
+    );
+    println!(
+        "| stream: then the next sorted page (engine + sort + page) | | {} | | |",
+        ms(st_next)
     );
     println!(
         "| clone the overlay (a server POST's copy) | | {} | | |",

@@ -3,7 +3,17 @@
 //! instead of moving every row.
 
 const BLOCK: usize = 2048;
+/// The smallest block: a small view still has several blocks, so that
+/// splitting and joining are exercised by small tests.
+const MIN_BLOCK: usize = 8;
 const NONE: u32 = u32::MAX;
+
+/// The block size for `n` slots: about sqrt(n) (the walk over blocks and
+/// the moves inside one cost about the same), between [`MIN_BLOCK`] and
+/// [`BLOCK`].
+fn block_for(n: usize) -> usize {
+    (n as f64).sqrt().clamp(MIN_BLOCK as f64, BLOCK as f64) as usize
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct Order {
@@ -13,16 +23,19 @@ pub(crate) struct Order {
     /// Block id holding each slot (`NONE` once deleted).
     block_of: Vec<u32>,
     len: usize,
+    /// Block size: a block splits past twice it.
+    block: usize,
 }
 
 impl Order {
     /// Slots `0..n` in order.
     pub(crate) fn new(n: u32) -> Order {
+        let block = block_for(n as usize);
         let mut blocks = Vec::new();
         let mut block_of = Vec::with_capacity(n as usize);
         let mut start = 0u32;
         while start < n {
-            let end = (start as u64 + BLOCK as u64).min(n as u64) as u32;
+            let end = (start as u64 + block as u64).min(n as u64) as u32;
             let b = blocks.len() as u32;
             blocks.push((start..end).collect::<Vec<u32>>());
             block_of.extend(std::iter::repeat_n(b, (end - start) as usize));
@@ -36,6 +49,31 @@ impl Order {
             blocks,
             block_of,
             len: n as usize,
+            block,
+        }
+    }
+
+    /// `slots` (distinct) in this order.
+    pub(crate) fn from_slots(slots: &[u32]) -> Order {
+        let top = slots.iter().max().map_or(0, |&m| m as usize + 1);
+        let mut block_of = vec![NONE; top];
+        let block = block_for(slots.len());
+        let mut blocks: Vec<Vec<u32>> = Vec::with_capacity(slots.len() / block + 1);
+        for c in slots.chunks(block) {
+            for &s in c {
+                block_of[s as usize] = blocks.len() as u32;
+            }
+            blocks.push(c.to_vec());
+        }
+        if blocks.is_empty() {
+            blocks.push(Vec::new());
+        }
+        Order {
+            seq: (0..blocks.len() as u32).collect(),
+            blocks,
+            block_of,
+            len: slots.len(),
+            block,
         }
     }
 
@@ -43,11 +81,14 @@ impl Order {
         self.len
     }
 
-    /// Insert `slot` (a new slot: `block_of.len()`) at position `at <= len`.
+    /// Insert `slot` (not in the order: a new slot, `block_of.len()` or
+    /// past it, or one removed before) at position `at <= len`.
     pub(crate) fn insert(&mut self, at: usize, slot: u32) {
         debug_assert!(at <= self.len);
-        debug_assert_eq!(slot as usize, self.block_of.len());
-        self.block_of.push(NONE);
+        debug_assert!(!self.contains(slot));
+        if slot as usize >= self.block_of.len() {
+            self.block_of.resize(slot as usize + 1, NONE);
+        }
         // Find the block: the last one when appending.
         let mut rest = at;
         let mut si = self.seq.len() - 1;
@@ -63,8 +104,8 @@ impl Order {
         self.blocks[b].insert(rest, slot);
         self.block_of[slot as usize] = b as u32;
         self.len += 1;
-        if self.blocks[b].len() > 2 * BLOCK {
-            let tail = self.blocks[b].split_off(BLOCK);
+        if self.blocks[b].len() > 2 * self.block {
+            let tail = self.blocks[b].split_off(self.block);
             let nb = self.blocks.len() as u32;
             for &s in &tail {
                 self.block_of[s as usize] = nb;
@@ -74,7 +115,10 @@ impl Order {
         }
     }
 
-    /// Remove `slot`; false if it is not in the order.
+    /// Remove `slot`; false if it is not in the order. A block left with
+    /// fewer than half the block size joins the next one (when they fit
+    /// in one block) or, emptied, leaves the sequence: every block in the
+    /// sequence holds a slot unless the order is empty.
     pub(crate) fn remove(&mut self, slot: u32) -> bool {
         let Some(&b) = self.block_of.get(slot as usize) else {
             return false;
@@ -83,13 +127,84 @@ impl Order {
             return false;
         }
         let blk = &mut self.blocks[b as usize];
-        if let Some(i) = blk.iter().position(|&s| s == slot) {
-            blk.remove(i);
-            self.block_of[slot as usize] = NONE;
-            self.len -= 1;
-            true
-        } else {
-            false
+        let Some(i) = blk.iter().position(|&s| s == slot) else {
+            return false;
+        };
+        blk.remove(i);
+        self.block_of[slot as usize] = NONE;
+        self.len -= 1;
+        let l = self.blocks[b as usize].len();
+        if l < self.block / 2 && self.seq.len() > 1 {
+            let si = self.seq.iter().position(|&x| x == b).unwrap_or(0);
+            if l == 0 {
+                self.seq.remove(si);
+            } else if let Some(&nb) = self.seq.get(si + 1)
+                && l + self.blocks[nb as usize].len() <= 2 * self.block
+            {
+                // The next block's slots join this one.
+                let moved = std::mem::take(&mut self.blocks[nb as usize]);
+                for &s in &moved {
+                    self.block_of[s as usize] = b;
+                }
+                self.blocks[b as usize].extend(moved);
+                self.seq.remove(si + 1);
+            }
+        }
+        true
+    }
+
+    /// The position of `slot` in the order (O(blocks + block)).
+    pub(crate) fn position(&self, slot: u32) -> Option<usize> {
+        let b = *self.block_of.get(slot as usize)?;
+        if b == NONE {
+            return None;
+        }
+        let mut at = 0;
+        for &x in &self.seq {
+            if x == b {
+                let i = self.blocks[b as usize].iter().position(|&s| s == slot)?;
+                return Some(at + i);
+            }
+            at += self.blocks[x as usize].len();
+        }
+        None
+    }
+
+    /// The slot at position `i` (O(blocks)).
+    pub(crate) fn at(&self, mut i: usize) -> Option<u32> {
+        for &b in &self.seq {
+            let blk = &self.blocks[b as usize];
+            if i < blk.len() {
+                return Some(blk[i]);
+            }
+            i -= blk.len();
+        }
+        None
+    }
+
+    /// The number of slots before the first one for which `pred` is false
+    /// (`pred` true on a prefix of the order, as
+    /// [`slice::partition_point`]): O(log(rows)) calls of `pred` plus
+    /// O(blocks).
+    pub(crate) fn partition_point(&self, mut pred: impl FnMut(u32) -> bool) -> usize {
+        // The first block whose last slot fails; before it, all pass.
+        let (mut lo, mut hi) = (0, self.seq.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let blk = &self.blocks[self.seq[mid] as usize];
+            if blk.last().is_none_or(|&s| pred(s)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let before: usize = self.seq[..lo]
+            .iter()
+            .map(|&b| self.blocks[b as usize].len())
+            .sum();
+        match self.seq.get(lo) {
+            Some(&b) => before + self.blocks[b as usize].partition_point(|&s| pred(s)),
+            None => before,
         }
     }
 
@@ -138,9 +253,58 @@ mod tests {
         }
         assert_eq!(o.len(), v.len());
         assert_eq!(o.iter().collect::<Vec<_>>(), v);
+        for (i, &s) in v.iter().enumerate().step_by(97) {
+            assert_eq!(o.position(s), Some(i));
+            assert_eq!(o.at(i), Some(s));
+        }
+        assert_eq!(o.at(v.len()), None);
         let mut e = Order::new(0);
         e.insert(0, 0);
         e.insert(0, 1);
         assert_eq!(e.iter().collect::<Vec<_>>(), vec![1, 0]);
+    }
+
+    /// A kept sorted order: slots removed, put back at their sorted place
+    /// (found by `partition_point`), blocks splitting and joining; the
+    /// same as a sorted vector at every step.
+    #[test]
+    fn sorted_moves_match_a_vec() {
+        let key = |s: u32| s.wrapping_mul(2654435761) % 1000;
+        let mut v: Vec<u32> = (0..20_000).collect();
+        v.sort_by_key(|&s| (key(s), s));
+        let mut o = Order::new(0);
+        for (i, &s) in v.iter().enumerate() {
+            o.insert(i, s);
+        }
+        let mut gone = Vec::new();
+        let mut x = 99u64;
+        for step in 0..30_000u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (x >> 33) as usize;
+            // Long runs of removals empty and join blocks; then put back.
+            if (step / 5000) % 2 == 0 && !v.is_empty() {
+                let s = v.remove(r % v.len());
+                assert!(o.remove(s));
+                gone.push(s);
+            } else if let Some(s) = gone.pop() {
+                let i = o.partition_point(|t| (key(t), t) < (key(s), s));
+                assert_eq!(i, v.partition_point(|&t| (key(t), t) < (key(s), s)));
+                o.insert(i, s);
+                v.insert(i, s);
+            }
+            if step % 1000 == 0 {
+                assert_eq!(o.iter().collect::<Vec<_>>(), v);
+                assert!(
+                    o.seq.len() == 1 || o.seq.iter().all(|&b| !o.blocks[b as usize].is_empty())
+                );
+            }
+        }
+        assert_eq!(o.len(), v.len());
+        assert_eq!(o.iter().collect::<Vec<_>>(), v);
+        for (i, &s) in v.iter().enumerate().step_by(31) {
+            assert_eq!(o.position(s), Some(i));
+        }
     }
 }

@@ -680,6 +680,16 @@ impl Overlay {
     }
 
     /// Number of slots ever allocated (snapshot rows, then created rows).
+    /// The view row of live `slot` (O(rows / block + block)).
+    pub(crate) fn position(&self, slot: u32) -> Option<u32> {
+        self.order.position(slot).map(|p| p as u32)
+    }
+
+    /// The slot at view row `row` (O(rows / block)).
+    pub(crate) fn slot_at(&self, row: u32) -> Option<u32> {
+        self.order.at(row as usize)
+    }
+
     pub(crate) fn slot_count(&self) -> usize {
         self.order.slots()
     }

@@ -35,6 +35,7 @@
 //! gone, say) is typed again on its next sort.
 
 use super::event::{Event, EventOp};
+use super::order::Order;
 use super::overlay::{Held, Overlay, is_timestamp, replay};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
@@ -368,7 +369,10 @@ impl DeltaKinds {
 /// moved into an [`crate::query::Engine`] and shared between threads.
 pub struct OverlaySource {
     ov: Overlay,
-    slots: Vec<u32>,
+    /// The slot of each view row, built on first use (dropped when an
+    /// event creates or deletes a row: the overlay's block order is the
+    /// truth, see [`Self::slot_list`]).
+    slots: OnceLock<Vec<u32>>,
     /// View row of each live held (overridden or created) slot, in view order.
     held: Vec<(u32, u32)>,
     /// Snapshot slots no longer in the view.
@@ -380,7 +384,8 @@ pub struct OverlaySource {
     fields: OnceLock<Vec<FieldInfo>>,
     kinds: OnceLock<DeltaKinds>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
-    /// View row of each snapshot slot, built on first use.
+    /// View row of each slot, built on first use (dropped when an event
+    /// creates or deletes a row).
     view_of: OnceLock<Vec<u32>>,
     /// Typed deltas for one-key sorts, by path.
     sort_deltas: Mutex<HashMap<String, Option<Arc<SortDelta>>>>,
@@ -480,10 +485,13 @@ struct SortDelta {
     /// (sort cell, view row) of the delta rows in the engine's order,
     /// ascending and descending (on first use after each event).
     sorted: [OnceLock<Vec<(SortCell, u32)>>; 2],
-    /// Every row of the view in the engine's order, ascending and
-    /// descending: the merge's result, kept up to date across events by
-    /// moving the changed row ([`OverlaySource::apply`]).
-    merged: [OnceLock<Vec<u32>>; 2],
+    /// The slot of every row of the view in the engine's order,
+    /// ascending and descending: the merge's result, kept up to date
+    /// across events by moving the changed row ([`OverlaySource::apply`]).
+    /// Slots, in blocks: a create or delete elsewhere leaves the relative
+    /// order of the other rows as it was, so nothing is renumbered, and
+    /// moving a row costs O(rows / block + block).
+    merged: [OnceLock<Order>; 2],
 }
 
 /// Where an event moved its row in the view: created at a view row,
@@ -491,7 +499,7 @@ struct SortDelta {
 #[derive(Clone, Copy, Debug)]
 enum Move {
     Create(u32),
-    Delete(u32),
+    Delete,
     Update(u32),
 }
 
@@ -599,7 +607,7 @@ impl Clone for OverlaySource {
 impl std::fmt::Debug for OverlaySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OverlaySource")
-            .field("rows", &self.slots.len())
+            .field("rows", &self.ov.len())
             .finish_non_exhaustive()
     }
 }
@@ -675,7 +683,7 @@ impl OverlaySource {
             (0..n_snap).filter(|&s| !present.get(s as usize)).collect()
         };
         OverlaySource {
-            slots,
+            slots: OnceLock::from(slots),
             held,
             deleted,
             ov,
@@ -722,16 +730,17 @@ impl OverlaySource {
             None => None,
         };
         // What the event can change the type of.
-        let affected = match &ev.op {
-            EventOp::Create { row, .. } => {
-                let mut t = DeltaKinds::default();
-                for (k, v) in row {
-                    let mut p = String::new();
-                    push_key(&mut p, k);
-                    t.walk(v, p, true);
-                }
-                Affected::Paths(t.paths.into_keys().collect())
+        let row_paths = |row: &serde_json::Map<String, Value>| {
+            let mut t = DeltaKinds::default();
+            for (k, v) in row {
+                let mut p = String::new();
+                push_key(&mut p, k);
+                t.walk(v, p, true);
             }
+            Affected::Paths(t.paths.into_keys().collect())
+        };
+        let affected = match &ev.op {
+            EventOp::Create { row, .. } => row_paths(row),
             EventOp::Update { set, remove } => Affected::Keys(
                 set.iter()
                     .map(|(p, _)| p)
@@ -739,7 +748,13 @@ impl OverlaySource {
                     .filter_map(|p| p.first().cloned())
                     .collect(),
             ),
-            EventOp::Delete => Affected::All,
+            // A delete: the fields where the row has a value (a kind
+            // may lose its last item there); a field the row lacks keeps
+            // its items, so its type.
+            EventOp::Delete => match before.map(|s| self.ov.row_value(s)) {
+                Some(Ok(Value::Object(row))) => row_paths(&row),
+                _ => Affected::All,
+            },
         };
         let had_new = before.is_some_and(|s| !self.new_paths(Some(s)).is_empty());
         let mut kinds = self.kinds.take();
@@ -761,7 +776,6 @@ impl OverlaySource {
             EventOp::Create { at, .. } => {
                 let slot = self.ov.slot_count() as u32 - 1;
                 let at = at.map_or(len, |a| a as usize);
-                self.slots.insert(at, slot);
                 for h in &mut self.held {
                     if h.0 as usize >= at {
                         h.0 += 1;
@@ -770,13 +784,10 @@ impl OverlaySource {
                 let i = self.held.partition_point(|h| (h.0 as usize) < at);
                 self.held.insert(i, (at as u32, slot));
                 mv = Move::Create(at as u32);
-                if let Some(v) = self.view_of.get_mut() {
-                    for x in v.iter_mut() {
-                        if *x != u32::MAX && *x as usize >= at {
-                            *x += 1;
-                        }
-                    }
-                }
+                // The overlay's block order is the truth; the flat maps
+                // are built again when a query needs them.
+                self.slots = OnceLock::new();
+                self.view_of = OnceLock::new();
                 slot
             }
             EventOp::Update { .. } => {
@@ -790,24 +801,15 @@ impl OverlaySource {
             }
             EventOp::Delete => {
                 let (slot, r) = before.zip(pos).ok_or_else(|| lost(&ev.key))?;
-                mv = Move::Delete(r);
-                self.slots.remove(r as usize);
+                mv = Move::Delete;
                 self.held.retain(|h| h.1 != slot);
                 for h in &mut self.held {
                     if h.0 > r {
                         h.0 -= 1;
                     }
                 }
-                if let Some(v) = self.view_of.get_mut() {
-                    if let Some(x) = v.get_mut(slot as usize) {
-                        *x = u32::MAX;
-                    }
-                    for x in v.iter_mut() {
-                        if *x != u32::MAX && *x > r {
-                            *x -= 1;
-                        }
-                    }
-                }
+                self.slots = OnceLock::new();
+                self.view_of = OnceLock::new();
                 if slot < n_snap {
                     let i = self.deleted.partition_point(|&d| d < slot);
                     self.deleted.insert(i, slot);
@@ -889,16 +891,38 @@ impl OverlaySource {
         Ok(out)
     }
 
-    /// The view row of live `slot`.
+    /// The view row of live `slot`: from the flat map when a query built
+    /// it, else from the overlay's block order (O(rows / block + block)).
     fn position(&self, slot: u32) -> Option<u32> {
-        if slot < self.ov.snapshot_rows() {
-            return self
-                .view_rows()
-                .get(slot as usize)
-                .copied()
-                .filter(|&r| r != u32::MAX);
+        match self.view_of.get() {
+            Some(v) => v.get(slot as usize).copied().filter(|&r| r != u32::MAX),
+            None => self.ov.position(slot),
         }
-        self.held.iter().find(|h| h.1 == slot).map(|h| h.0)
+    }
+
+    /// The slot of each view row, in view order (built once after each
+    /// create or delete).
+    fn slot_list(&self) -> &[u32] {
+        self.slots.get_or_init(|| self.ov.slots())
+    }
+
+    /// The slots of view rows `rows`: from the flat list when built (or
+    /// when many rows are asked), else each from the block order.
+    fn slots_of(&self, rows: &[u32]) -> Result<Vec<u32>> {
+        let flat = self.slots.get().is_some() || rows.len() > 64;
+        rows.iter()
+            .map(|&r| {
+                let s = if flat {
+                    self.slot_list().get(r as usize).copied()
+                } else {
+                    self.ov.slot_at(r)
+                };
+                s.ok_or_else(|| Error::NotFound {
+                    what: "row",
+                    name: r.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// Re-type `slot` in the sort delta of `path`; false when the column's
@@ -937,24 +961,20 @@ impl OverlaySource {
         if stays {
             return Ok(true);
         }
-        // The kept orders of the whole view: the row taken out, the rows
-        // after it renumbered, the row put back where its cell goes.
+        // The kept orders of the whole view (slots): the row taken out and
+        // put back where its cell goes. A create or delete elsewhere keeps
+        // the other rows' relative order, so nothing is renumbered.
+        let n_snap = self.ov.snapshot_rows();
         let SortDelta { cells, merged, .. } = sd;
         let mut col = None;
         for (desc, m) in [false, true].into_iter().zip(merged.iter_mut()) {
             let Some(m) = m.get_mut() else {
                 continue;
             };
-            if let Move::Delete(r) | Move::Update(r) = mv {
-                let Some(i) = m.iter().position(|&x| x == r) else {
-                    return Ok(false);
-                };
-                m.remove(i);
-            }
-            match mv {
-                Move::Create(at) => m.iter_mut().filter(|x| **x >= at).for_each(|x| *x += 1),
-                Move::Delete(r) => m.iter_mut().filter(|x| **x > r).for_each(|x| *x -= 1),
-                Move::Update(_) => {}
+            if let Move::Delete | Move::Update(_) = mv
+                && !m.remove(slot)
+            {
+                return Ok(false);
             }
             let (Move::Create(r) | Move::Update(r)) = mv else {
                 continue;
@@ -963,31 +983,46 @@ impl OverlaySource {
                 Some(c) => c,
                 None => col.insert(self.base.column(path)?),
             };
-            let cell = |x: u32| -> Option<SortCell> {
-                let s = *self.slots.get(x as usize)?;
+            let cell = |s: u32| -> Option<SortCell> {
                 Some(match cells.get(&s) {
                     Some((c, _)) => c.clone(),
-                    None if s < self.ov.snapshot_rows() => {
-                        SortCell::Cell(col.sort_cell(s as usize))
-                    }
+                    None if s < n_snap => SortCell::Cell(col.sort_cell(s as usize)),
                     None => return None,
                 })
             };
-            let Some(me) = cell(r) else {
+            let Some(me) = cell(slot) else {
                 return Ok(false);
             };
             let mut bad = false;
-            let i = m.partition_point(|&x| match cell(x) {
-                Some(c) => order_cmp(desc, (&c, x), (&me, r)) == std::cmp::Ordering::Less,
-                None => {
+            // (class, value in direction, view row) of `x` before `me`;
+            // the view row is looked up only on equal cells.
+            let i = m.partition_point(|x| {
+                let Some(c) = cell(x) else {
                     bad = true;
-                    false
+                    return false;
+                };
+                let o = match c.class().cmp(&me.class()) {
+                    std::cmp::Ordering::Equal if c.class() == Class::Value => {
+                        let o = c.cmp_value(&me);
+                        if desc { o.reverse() } else { o }
+                    }
+                    o => o,
+                };
+                match o {
+                    std::cmp::Ordering::Equal => match self.position(x) {
+                        Some(p) => p < r,
+                        None => {
+                            bad = true;
+                            false
+                        }
+                    },
+                    o => o == std::cmp::Ordering::Less,
                 }
             });
             if bad {
                 return Ok(false);
             }
-            m.insert(i, r);
+            m.insert(i, slot);
         }
         Ok(true)
     }
@@ -1425,7 +1460,7 @@ impl OverlaySource {
         let ty = ColumnType::from_counts(&counts, neg);
         // The view's cells: base cells of the view's snapshot rows, delta
         // cells of the others, in view order.
-        let rows = self.slots.len();
+        let rows = self.ov.len();
         let list = segs.contains(&Seg::Elem);
         let mut offsets: Vec<u32> = Vec::new();
         let mut next = delta_cells.iter().peekable();
@@ -1440,7 +1475,7 @@ impl OverlaySource {
         let values = match base.as_ref().map(|b| &b.values) {
             Some(Values::Str(ids)) if own && str_only => {
                 let mut out = Vec::with_capacity(rows);
-                for (r, &s) in self.slots.iter().enumerate() {
+                for (r, &s) in self.slot_list().iter().enumerate() {
                     if delta.json.get(s as usize) {
                         let (_, cells) = next
                             .next()
@@ -1468,7 +1503,7 @@ impl OverlaySource {
                     offsets.reserve(rows + 1);
                     offsets.push(0);
                 }
-                for (r, &s) in self.slots.iter().enumerate() {
+                for (r, &s) in self.slot_list().iter().enumerate() {
                     if delta.json.get(s as usize) {
                         let (_, dc) =
                             next.next()
@@ -1508,8 +1543,8 @@ impl OverlaySource {
     /// View row of each snapshot slot ([`u32::MAX`]: not in the view).
     fn view_rows(&self) -> &[u32] {
         self.view_of.get_or_init(|| {
-            let mut v = vec![u32::MAX; self.ov.snapshot_rows() as usize];
-            for (r, &s) in self.slots.iter().enumerate() {
+            let mut v = vec![u32::MAX; self.ov.slot_count()];
+            for (r, &s) in self.slot_list().iter().enumerate() {
                 if let Some(x) = v.get_mut(s as usize) {
                     *x = r as u32;
                 }
@@ -1539,8 +1574,8 @@ impl OverlaySource {
             return Ok(None);
         }
         let view_of = self.view_rows();
-        let all = rows.len() == self.slots.len();
-        let mut want = Bits::new(if all { 0 } else { self.slots.len() });
+        let all = rows.len() == self.ov.len();
+        let mut want = Bits::new(if all { 0 } else { self.ov.len() });
         if !all {
             for &r in rows {
                 want.set(r as usize);
@@ -1548,14 +1583,17 @@ impl OverlaySource {
         }
         // The kept order of the whole view, less the rows not asked for.
         if let Some(m) = sd.merged[desc as usize].get() {
-            return Ok(Some(if all {
-                m.clone()
-            } else {
-                m.iter()
-                    .copied()
-                    .filter(|&r| want.get(r as usize))
-                    .collect()
-            }));
+            let mut out = Vec::with_capacity(rows.len());
+            for s in m.iter() {
+                let r = view_of.get(s as usize).copied().unwrap_or(u32::MAX);
+                if r == u32::MAX {
+                    return Ok(None);
+                }
+                if all || want.get(r as usize) {
+                    out.push(r);
+                }
+            }
+            return Ok((out.len() == rows.len()).then_some(out));
         }
         let member = |r: u32| all || want.get(r as usize);
         let less = |a: (&SortCell, u32), b: (&SortCell, u32)| {
@@ -1602,7 +1640,9 @@ impl OverlaySource {
             return Ok(None);
         }
         if all {
-            let _ = sd.merged[desc as usize].set(out.clone());
+            let slots = self.slot_list();
+            let kept: Vec<u32> = out.iter().map(|&r| slots[r as usize]).collect();
+            let _ = sd.merged[desc as usize].set(Order::from_slots(&kept));
         }
         Ok(Some(out))
     }
@@ -2306,7 +2346,7 @@ impl Select {
 
 impl RowSource for OverlaySource {
     fn rows(&self) -> usize {
-        self.slots.len()
+        self.ov.len()
     }
 
     fn memory_budget(&self) -> u64 {
@@ -2341,9 +2381,7 @@ impl RowSource for OverlaySource {
     fn sort_by_one(&self, rows: &[u32], path: &str, desc: bool) -> Result<Option<Vec<u32>>> {
         // Only distinct rows of the view, in increasing order (the engine's
         // filter results); anything else goes the engine's way.
-        let in_view = rows
-            .last()
-            .is_some_and(|&r| (r as usize) < self.slots.len());
+        let in_view = rows.last().is_some_and(|&r| (r as usize) < self.ov.len());
         if rows.len() < 2
             || !in_view
             || !rows.windows(2).all(|w| w[0] < w[1])
@@ -2480,15 +2518,8 @@ impl RowSource for OverlaySource {
             }
             Ok(())
         };
-        for &r in rows {
-            let slot = self
-                .slots
-                .get(r as usize)
-                .copied()
-                .ok_or_else(|| Error::NotFound {
-                    what: "row",
-                    name: r.to_string(),
-                })?;
+        let slots = self.slots_of(rows)?;
+        for (&r, &slot) in rows.iter().zip(&slots) {
             if self.ov.held(slot).is_none() {
                 run.push(slot);
                 continue;
@@ -2512,18 +2543,7 @@ impl RowSource for OverlaySource {
             fs.iter().for_each(|f| s.add(f));
             s
         });
-        let slots = rows
-            .iter()
-            .map(|&r| {
-                self.slots
-                    .get(r as usize)
-                    .copied()
-                    .ok_or_else(|| Error::NotFound {
-                        what: "row",
-                        name: r.to_string(),
-                    })
-            })
-            .collect::<Result<Vec<u32>>>()?;
+        let slots = self.slots_of(rows)?;
         // The snapshot's rows in one go: the shared writer is held only
         // while writing; parsing happens outside its lock.
         let from_snap: Vec<u32> = slots
