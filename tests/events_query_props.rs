@@ -944,6 +944,14 @@ proptest! {
             let got = Engine::from_source(src.clone());
             let all: Vec<u32> = (0..got.rows() as u32).collect();
             let fresh = OverlaySource::with_base(src.overlay().clone(), base.clone());
+            // Field types kept across the events (removed base items
+            // counted row by row) equal the rebuilt and a fresh source's.
+            let mut lines = field_lines(&got);
+            prop_assert_eq!(&lines, &field_lines(&Engine::from_source(std::sync::Arc::new(fresh.clone()))));
+            lines.sort();
+            let mut w = field_lines(&want);
+            w.sort();
+            prop_assert_eq!(lines, w);
             for path in ["t", "ts", "labels[].name", "n", "user.login"] {
                 for desc in [false, true] {
                     let key = SortKey { path: path.to_string(), desc };

@@ -392,6 +392,20 @@ pub struct OverlaySource {
     /// Per snapshot node: its table ids that may read as a timestamp
     /// ([`Self::text_left`]), counted once.
     digits: Mutex<HashMap<u32, u64>>,
+    /// Per snapshot field: the kinds of the base items that left the view
+    /// (rows deleted, or whose update touched the field), counted once
+    /// per source, then kept up to date by [`OverlaySource::apply`] for
+    /// the changed row alone ([`Self::removed_kinds`]).
+    removed: Mutex<HashMap<String, Removed>>,
+}
+
+/// The base items of one snapshot field that left the view.
+#[derive(Clone, Debug)]
+struct Removed {
+    /// The field's leading keys (what an update must touch).
+    lead: Vec<String>,
+    /// How many of each kind.
+    kinds: [u64; KIND_COUNT],
 }
 
 /// The fields whose type an event can change.
@@ -600,6 +614,7 @@ impl Clone for OverlaySource {
             view_of: self.view_of.clone(),
             sort_deltas: Mutex::new(lock_clone(&self.sort_deltas)),
             digits: Mutex::new(lock_clone(&self.digits)),
+            removed: Mutex::new(lock_clone(&self.removed)),
         }
     }
 }
@@ -695,6 +710,7 @@ impl OverlaySource {
             view_of: OnceLock::new(),
             sort_deltas: Mutex::new(HashMap::new()),
             digits: Mutex::new(HashMap::new()),
+            removed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -748,15 +764,22 @@ impl OverlaySource {
                     .filter_map(|p| p.first().cloned())
                     .collect(),
             ),
-            // A delete: the fields where the row has a value (a kind
-            // may lose its last item there); a field the row lacks keeps
-            // its items, so its type.
-            EventOp::Delete => match before.map(|s| self.ov.row_value(s)) {
-                Some(Ok(Value::Object(row))) => row_paths(&row),
+            // A delete of a row held as JSON: the fields where it has a
+            // value (a kind may lose its last item there); a field the
+            // row lacks keeps its items, so its type. Of a snapshot row:
+            // every field (its base items are not read here; typing a
+            // field takes the removed base items' kinds, kept counted).
+            EventOp::Delete => match before.and_then(|s| self.ov.held(s)) {
+                Some(Held::Row(Value::Object(row))) => row_paths(row),
                 _ => Affected::All,
             },
         };
         let had_new = before.is_some_and(|s| !self.new_paths(Some(s)).is_empty());
+        // The changed snapshot row's touched paths before the event (its
+        // base items left the fields they touch).
+        let touched_before: Option<Vec<Vec<String>>> = before
+            .filter(|&s| s < self.ov.snapshot_rows())
+            .map(|s| self.ov.touched(s).map(<[_]>::to_vec).unwrap_or_default());
         let mut kinds = self.kinds.take();
         let old_fields = self.fields.take();
         if let (Some(d), Some(s)) = (kinds.as_mut(), before) {
@@ -819,6 +842,34 @@ impl OverlaySource {
         };
         self.plain = self.ov.overridden() == 0 && self.ov.len() as u64 == n_snap as u64;
         self.spaces.get_mut().map_err(|_| poisoned())?.clear();
+        // The removed base items: the changed snapshot row's, in the
+        // fields where it left (or came back to) the view.
+        if let (Some(s), Some(tb)) = (before, touched_before.as_ref()) {
+            let mut removed = std::mem::take(self.removed.get_mut().map_err(|_| poisoned())?);
+            let live = self.ov.contains_slot(s);
+            let now = self.ov.touched(s);
+            let mut failed = false;
+            for (path, r) in removed.iter_mut() {
+                let lead: Vec<&str> = r.lead.iter().map(String::as_str).collect();
+                let was = touches(tb, &lead);
+                let is = !live || now.is_some_and(|t| touches(t, &lead));
+                if was == is {
+                    continue;
+                }
+                let Ok(col) = self.base.column(path) else {
+                    failed = true;
+                    break;
+                };
+                for i in col.items(s as usize) {
+                    let k = &mut r.kinds[kind_of(&col.values.cell(i)) as usize];
+                    *k = if is { *k + 1 } else { k.saturating_sub(1) };
+                }
+            }
+            if failed {
+                removed.clear();
+            }
+            *self.removed.get_mut().map_err(|_| poisoned())? = removed;
+        }
         // The delta's kinds: the changed row counted again. Field types:
         // those the event can change typed again, the others kept (all of
         // them again when the row has fields the snapshot lacks).
@@ -1827,22 +1878,11 @@ impl OverlaySource {
         let base = self.base.column(path)?;
         let lead = lead_keys(segs);
         let n_snap = self.ov.snapshot_rows();
-        let mut str_removed = false;
-        let mut sub = |s: u32| {
-            for i in base.items(s as usize) {
-                let k = kind_of(&base.values.cell(i));
-                str_removed |= k == Kind::Str;
-                c[k as usize] = c[k as usize].saturating_sub(1);
-            }
-        };
-        for &s in &self.deleted {
-            sub(s);
+        let gone = self.removed_kinds(path, &lead)?;
+        for (x, g) in c.iter_mut().zip(gone) {
+            *x = x.saturating_sub(g);
         }
-        for &(_, s) in &self.held {
-            if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, &lead)) {
-                sub(s);
-            }
-        }
+        let str_removed = gone[Kind::Str as usize] > 0;
         let held = pk.kinds;
         let live = |k: Kind| c[k as usize] > 0 || held[k as usize];
         // The base items still in the view, in order (for the rare
@@ -2003,18 +2043,45 @@ impl OverlaySource {
         let Some(last) = segs.iter().rposition(|s| matches!(s, Seg::Elem)) else {
             return Ok(u64::MAX);
         };
-        let domain = self.base.column(&display(&segs[..=last]))?;
+        Ok(self
+            .removed_kinds(&display(&segs[..=last]), lead)?
+            .iter()
+            .sum())
+    }
+
+    /// The kinds of the base items of the snapshot field `path` (leading
+    /// keys `lead`) in the rows that left the view or whose update touched
+    /// it: counted once per source over those rows (the base column is
+    /// decoded once per base), then kept up to date by
+    /// [`OverlaySource::apply`].
+    fn removed_kinds(&self, path: &str, lead: &[&str]) -> Result<[u64; KIND_COUNT]> {
+        if let Some(r) = self.removed.lock().map_err(|_| poisoned())?.get(path) {
+            return Ok(r.kinds);
+        }
+        let base = self.base.column(path)?;
         let n_snap = self.ov.snapshot_rows();
-        let mut n = 0u64;
+        let mut kinds = [0u64; KIND_COUNT];
+        let mut add = |s: u32| {
+            for i in base.items(s as usize) {
+                kinds[kind_of(&base.values.cell(i)) as usize] += 1;
+            }
+        };
         for &s in &self.deleted {
-            n += domain.items(s as usize).len() as u64;
+            add(s);
         }
         for &(_, s) in &self.held {
             if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, lead)) {
-                n += domain.items(s as usize).len() as u64;
+                add(s);
             }
         }
-        Ok(n)
+        self.removed.lock().map_err(|_| poisoned())?.insert(
+            path.to_string(),
+            Removed {
+                lead: lead.iter().map(|k| k.to_string()).collect(),
+                kinds,
+            },
+        );
+        Ok(kinds)
     }
 
     /// True when some string of the column at `node` that does not read
