@@ -506,6 +506,9 @@ struct SortDelta {
     /// order of the other rows as it was, so nothing is renumbered, and
     /// moving a row costs O(rows / block + block).
     merged: [OnceLock<Order>; 2],
+    /// `merged` as view rows, made on the first sort after each event
+    /// (every event resets it: a create or delete shifts view rows).
+    merged_rows: [OnceLock<Vec<u32>>; 2],
 }
 
 /// Where an event moved its row in the view: created at a view row,
@@ -979,6 +982,7 @@ impl OverlaySource {
     /// Re-type `slot` in the sort delta of `path`; false when the column's
     /// typing may have changed (the delta is then typed again).
     fn retype_slot(&self, path: &str, sd: &mut SortDelta, slot: u32, mv: Move) -> Result<bool> {
+        sd.merged_rows = Default::default();
         let segs = segments(path)?;
         let lead = lead_keys(&segs);
         let mut buf = Vec::new();
@@ -1354,6 +1358,7 @@ impl OverlaySource {
                 text_items: 0,
                 sorted: Default::default(),
                 merged: Default::default(),
+                merged_rows: Default::default(),
             };
             for ((_, its), &s) in delta.rows.iter().zip(&delta.row_slots) {
                 let e = sort_entry(its, live_text, tbl)?;
@@ -1634,16 +1639,27 @@ impl OverlaySource {
         }
         // The kept order of the whole view, less the rows not asked for.
         if let Some(m) = sd.merged[desc as usize].get() {
-            let mut out = Vec::with_capacity(rows.len());
-            for s in m.iter() {
-                let r = view_of.get(s as usize).copied().unwrap_or(u32::MAX);
-                if r == u32::MAX {
-                    return Ok(None);
+            let kept = match sd.merged_rows[desc as usize].get() {
+                Some(v) => v,
+                None => {
+                    let mut v = Vec::with_capacity(m.len());
+                    for s in m.iter() {
+                        match view_of.get(s as usize) {
+                            Some(&r) if r != u32::MAX => v.push(r),
+                            _ => return Ok(None),
+                        }
+                    }
+                    sd.merged_rows[desc as usize].get_or_init(|| v)
                 }
-                if all || want.get(r as usize) {
-                    out.push(r);
-                }
-            }
+            };
+            let out: Vec<u32> = if all {
+                kept.clone()
+            } else {
+                kept.iter()
+                    .copied()
+                    .filter(|&r| want.get(r as usize))
+                    .collect()
+            };
             return Ok((out.len() == rows.len()).then_some(out));
         }
         let member = |r: u32| all || want.get(r as usize);
