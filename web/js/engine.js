@@ -446,6 +446,9 @@ export class Snapshot {
     return n;
   }
 
+  /** Nothing to stop in this thread (colsnap.js's `close` stops a worker). */
+  close() {}
+
   /** Bytes: fetched from the file, typed arrays loaded, wasm memory; requests made. */
   async stats() {
     return { ...JSON.parse(this.reader.stats()), wasmMemory: this.memory.buffer.byteLength, ...this.fetcher.stats };
