@@ -42,4 +42,6 @@ export declare class Snapshot {
 }
 /** Let the page run (input, rendering) before the next piece of work: `scheduler.yield()` or a macrotask. */
 export declare function yieldTask(): Promise<void>;
+/** Start an engine's worker (it compiles the wasm) ahead of `open`, which takes it. */
+export declare function preload(): void;
 export declare function open(url: string, opts?: OpenOptions): Promise<Snapshot>;

@@ -165,6 +165,17 @@ export class Snapshot {
   }
 }
 
+const newWorker = () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'colsnap' });
+let spare = null;
+
+/**
+ * Start an engine's worker (it compiles the wasm) ahead of `open`, which
+ * takes it: a page calls this first thing, before it knows what to open.
+ */
+export function preload() {
+  if (!spare && typeof Worker !== 'undefined') spare = newWorker();
+}
+
 /**
  * Open a snapshot: a `.colsnap` URL read by byte ranges, or a published
  * snapshot (SPEC.md section 15) by its pointer (`NAME.latest.json`) or
@@ -179,7 +190,8 @@ export async function open(url, opts = {}) {
     const engine = './engine.js';
     return (await import(/* @vite-ignore */ engine)).open(abs, opts);
   }
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'colsnap' });
+  const worker = spare || newWorker();
+  spare = null;
   const memoKey = 'colsnap:' + abs;
   const snap = new Snapshot(worker, memoKey);
   if (opts.onProgress) snap.onProgress = opts.onProgress;
