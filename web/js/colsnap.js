@@ -62,6 +62,10 @@ export class Snapshot {
 
   call(op, args = [], extra = {}, transfer = []) {
     const id = this.next++;
+    // Cells the page no longer wants (a newer render took over) stop now,
+    // not at their next row: their fetched ranges leave the wasm memory
+    // sooner, and the worker turns to this call.
+    for (const [cid, c] of this.calls) if (c.cancelled && !c.stop && c.cancelled()) { c.stop = true; this.worker.postMessage({ cancel: cid }); }
     return new Promise((ok, fail) => {
       this.calls.set(id, { ok, fail, ...extra });
       this.worker.postMessage({ id, op, args }, transfer);

@@ -403,6 +403,8 @@ export class Snapshot {
         : async (sub) => JSON.parse(await this.retry(() => this.reader.cells(sub, fj)));
       if (!this.eventCount) {
         await this.load(fields);
+        // Cancelled while the columns loaded: nothing more to fetch.
+        if (opts.cancelled && opts.cancelled()) return [];
         await this.need(this.reader.planRows(idx, fj));
       }
       if (!opts.sliceMs) return some(idx);
