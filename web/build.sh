@@ -38,20 +38,23 @@ if [ -x "$wopt" ]; then
 else
     echo "note: no $wopt (cd web/test && npm ci): the module is not run through wasm-opt" >&2
 fi
-cp web/js/colsnap.js web/js/published.js web/js/colsnap.d.ts "$out/"
-# The page's script: app.js with colsnap.js and the wasm-bindgen glue in one
-# minified module (esbuild from web/test's npm packages: `npm ci` there), or
-# app.js as it is when esbuild is not installed.
+cp web/js/colsnap.js web/js/engine.js web/js/worker.js web/js/published.js web/js/colsnap.d.ts "$out/"
+# The page's script: app.js with colsnap.js (the page's side: messages to
+# the worker) in one minified module, and the worker's: worker.js with
+# engine.js and the wasm-bindgen glue in another, plus a chunk loaded only
+# for published snapshots (published.js; esbuild --splitting). esbuild comes
+# from web/test's npm packages (`npm ci` there); without it the files are
+# used as they are.
 esbuild=web/test/node_modules/.bin/esbuild
 if [ -x "$esbuild" ]; then
-    # --splitting: published.js (manifests) is a chunk of its own, fetched
-    # only when the page opens a published snapshot.
-    "$esbuild" web/www/app.js --bundle --splitting --format=esm --minify --target=es2022 \
+    "$esbuild" web/www/app.js --bundle --format=esm --minify --target=es2022 \
+        --log-level=warning --outfile="$out/app.js"
+    "$esbuild" "$out/worker.js" --allow-overwrite --bundle --splitting --format=esm --minify --target=es2022 \
         --log-level=warning --chunk-names='chunk-[hash]' --outdir="$out"
 else
-    echo "note: no $esbuild (cd web/test && npm ci): $out/app.js not minified" >&2
+    echo "note: no $esbuild (cd web/test && npm ci): $out/app.js and worker.js not minified" >&2
     sed "s#'./pkg/colsnap.js'#'./colsnap.js'#" web/www/app.js >"$out/app.js"
 fi
-for f in "$out"/colsnap_web_bg.wasm "$out"/colsnap_web.js "$out"/colsnap.js "$out"/app.js; do
+for f in "$out"/colsnap_web_bg.wasm "$out"/app.js "$out"/worker.js "$out"/chunk-*.js; do
     printf '%-36s %8d bytes, %7d gzip\n' "$f" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)"
 done

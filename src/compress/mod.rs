@@ -11,7 +11,10 @@
 //! in, else the pure-Rust `ruzstd` decoder (feature `ruzstd`), which reads
 //! the same frames, table dictionaries included (SPEC.md section 7: the
 //! dictionaries are in the `ZDICT` format, the frames carry no dictionary
-//! id). gzip is always pure Rust (flate2's default backend).
+//! id). gzip is always pure Rust (flate2's inflater; the member's header and
+//! trailer are read by `gzip.rs`).
+
+mod gzip;
 
 use crate::error::{Error, Result};
 use std::io::Read;
@@ -217,12 +220,9 @@ pub fn decompress_limited(
     let out = match codec {
         Codec::None => stored.to_vec(),
         Codec::Zstd => zstd_decompress(stored, raw_len, dict).map_err(|d| err("zstd", d))?,
-        Codec::Gzip => read_bounded(
-            flate2::read::GzDecoder::new(stored),
-            raw_len,
-            plausible_len(stored.len()),
-        )
-        .map_err(|e| err("gzip", e.to_string()))?,
+        Codec::Gzip => gzip::Member::new(stored)
+            .and_then(|m| read_bounded(m, raw_len, plausible_len(stored.len())))
+            .map_err(|e| err("gzip", e.to_string()))?,
     };
     if out.len() != raw_len {
         return Err(err(
@@ -420,7 +420,8 @@ pub fn decompress_prefix(codec: Codec, stored: &[u8], n: usize, what: &str) -> R
                 .map_err(|e| err("zstd", e.to_string()))?;
         }
         Codec::Gzip => {
-            flate2::read::GzDecoder::new(stored)
+            gzip::Member::new(stored)
+                .map_err(|e| err("gzip", e.to_string()))?
                 .take(n as u64)
                 .read_to_end(&mut out)
                 .map_err(|e| err("gzip", e.to_string()))?;

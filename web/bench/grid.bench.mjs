@@ -37,9 +37,15 @@ const mb = (n) => (n / 1048576).toFixed(1) + ' MB';
 // 1. What the page downloads before the first rows, gzip -9.
 // WWW: another build of the page (web/www with its pkg/), to compare two versions.
 const www = resolve(process.env.WWW || join(root, 'web/www'));
-// What the page loads before its first rows (pkg/app.js bundles app.js,
-// colsnap.js and the wasm-bindgen glue; web/build.sh).
-const code = ['pkg/colsnap_web_bg.wasm', 'pkg/app.js', 'index.html', 'style.css'];
+// What the page loads before its first rows (web/build.sh): pkg/app.js
+// bundles app.js and colsnap.js, pkg/worker.js the worker (engine.js and
+// the wasm-bindgen glue), plus the chunks either imports statically (not
+// the one for published snapshots, imported on demand). An older build
+// without a worker has no pkg/worker.js.
+const code = ['pkg/colsnap_web_bg.wasm', 'pkg/app.js', 'pkg/worker.js', 'index.html', 'style.css'].filter((f) => existsSync(join(www, f)));
+for (const f of ['pkg/app.js', 'pkg/worker.js'].filter((f) => existsSync(join(www, f)))) {
+  for (const m of readFileSync(join(www, f), 'utf8').matchAll(/from\s*"\.\/(chunk-[\w-]+\.js)"/g)) if (!code.includes('pkg/' + m[1])) code.push('pkg/' + m[1]);
+}
 let raw = 0, gz = 0;
 for (const f of code) {
   const b = readFileSync(join(www, f));
@@ -48,7 +54,7 @@ for (const f of code) {
 }
 const wasmGz = gzipSync(readFileSync(join(www, 'pkg/colsnap_web_bg.wasm')), { level: 9 }).length;
 console.log(`snapshot: ${snap} (${mb(statSync(snap).size)})`);
-console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip (wasm alone ${kb(wasmGz)} gzip)`);
+console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip (wasm alone ${kb(wasmGz)} gzip; ${code.join(', ')})`);
 
 const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0'], {
   stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
@@ -58,6 +64,34 @@ const base = await new Promise((ok, fail) => {
   server.stdout.on('data', (d) => { buf += d; const m = /open (http:\/\/[^/\s]+)\//.exec(buf); if (m) ok(m[1]); });
   server.on('exit', (c) => fail(new Error(`colsnap-serve exited with ${c}`)));
 });
+// The used JS heap of the page's dedicated workers, after a GC in each:
+// CDP sessions to them through the page's session (Target.* messages).
+async function workerHeaps(cdp) {
+  const sessions = [];
+  const onAttach = (e) => { if (e.targetInfo.type === 'worker') sessions.push(e.sessionId); };
+  cdp.on('Target.attachedToTarget', onAttach);
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  await new Promise((r) => setTimeout(r, 200));
+  cdp.off('Target.attachedToTarget', onAttach);
+  let next = 1;
+  const ask = (sessionId, method) => new Promise((ok) => {
+    const id = next++;
+    const on = (e) => {
+      if (e.sessionId !== sessionId) return;
+      const m = JSON.parse(e.message);
+      if (m.id === id) { cdp.off('Target.receivedMessageFromTarget', on); ok(m.result || {}); }
+    };
+    cdp.on('Target.receivedMessageFromTarget', on);
+    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method }) });
+  });
+  let used = 0;
+  for (const s of sessions) {
+    await ask(s, 'HeapProfiler.collectGarbage');
+    used += (await ask(s, 'Runtime.getHeapUsage')).usedSize || 0;
+  }
+  return used;
+}
+
 const browser = await chromium.launch({
   executablePath: CHROMIUM, headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -121,12 +155,14 @@ try {
   });
   console.log(`API: query({sort: 'title'}) ${q[0].toFixed(0)} ms, rows() of the first 40 ${q[1].toFixed(0)} ms`);
 
-  // 4. Memory: JS heap + wasm memory against the typed arrays loaded.
+  // 4. Memory: JS heaps (the page's and its workers': the engine runs in
+  // one) + wasm memory against the typed arrays loaded.
   await cdp.send('HeapProfiler.collectGarbage');
   const heap = await cdp.send('Runtime.getHeapUsage');
+  const workerHeap = await workerHeaps(cdp);
   const st = await page.evaluate(() => window.grid.snap.stats());
-  const total = heap.usedSize + st.wasmMemory;
-  console.log(`memory: JS heap ${mb(heap.usedSize)} + wasm ${mb(st.wasmMemory)} = ${mb(total)}; typed arrays loaded ${mb(st.loadedBytes)}; file bytes fetched ${mb(st.fetchedBytes)}; ratio ${(total / st.loadedBytes).toFixed(2)}x (${((total - st.fetchedBytes) / st.loadedBytes).toFixed(2)}x without the fetched bytes)`);
+  const total = heap.usedSize + workerHeap + st.wasmMemory;
+  console.log(`memory: JS heap ${mb(heap.usedSize)} (page) + ${mb(workerHeap)} (workers) + wasm ${mb(st.wasmMemory)} = ${mb(total)}; typed arrays loaded ${mb(st.loadedBytes)}; file bytes fetched ${mb(st.fetchedBytes)}; ratio ${(total / st.loadedBytes).toFixed(2)}x (${((total - st.fetchedBytes) / st.loadedBytes).toFixed(2)}x without the fetched bytes)`);
 
   // 5. Long tasks while scrolling through the whole grid.
   await page.evaluate(() => { window.__long = []; });

@@ -31,11 +31,11 @@ for (let n = 0; n < N; n++) {
   rec('open', performance.now() - t0);
   t0 = performance.now();
   const r = await snap.query({ sort: '-updated_at' });
-  rec('query -updated_at (loads the column)', performance.now() - t0); rec('  mem after query', snap.stats().wasmMemory / 1048576);
+  rec('query -updated_at (loads the column)', performance.now() - t0); rec('  mem after query', (await snap.stats()).wasmMemory / 1048576);
   for (const c of cols) {
     t0 = performance.now();
     await snap.load([c]);
-    rec('load ' + c, performance.now() - t0); rec('  mem after ' + c, snap.stats().wasmMemory / 1048576);
+    rec('load ' + c, performance.now() - t0); rec('  mem after ' + c, (await snap.stats()).wasmMemory / 1048576);
   }
   t0 = performance.now();
   await snap.cells(r.rows.subarray(0, 43), cols);
@@ -43,7 +43,7 @@ for (let n = 0; n < N; n++) {
   for (const s of ['title', '-title', 'user.login']) {
     t0 = performance.now();
     const q = await snap.query({ sort: s });
-    rec('query ' + s, performance.now() - t0); rec('  mem after query ' + s, snap.stats().wasmMemory / 1048576);
+    rec('query ' + s, performance.now() - t0); rec('  mem after query ' + s, (await snap.stats()).wasmMemory / 1048576);
     t0 = performance.now();
     await snap.cells(q.rows.subarray(0, 43), cols);
     rec('cells after ' + s, performance.now() - t0);
@@ -54,7 +54,7 @@ for (let n = 0; n < N; n++) {
     await snap.cells(r.rows.subarray(at, at + 43), cols);
   }
   rec('20 random pages of 43 rows', performance.now() - t0);
-  const st = snap.stats();
+  const st = await snap.stats();
   rec('wasm memory MB', st.wasmMemory / 1048576);
   rec('loaded MB', st.loadedBytes / 1048576);
 }

@@ -1,7 +1,8 @@
 // Types of web/js/colsnap.js.
 export interface Field { path: string; type: 'null' | 'bool' | 'i64' | 'u64' | 'f64' | 'number' | 'string' | 'timestamp' | 'object' | 'list' | 'mixed' | string; list: boolean }
 export interface Progress { loaded: number; total: number; expect: 'footer' | 'file' | 'data' | 'cache' | 'idle' }
-export interface OpenOptions { onProgress?: (p: Progress) => void; cache?: boolean }
+/** `worker`: run the engine in a module worker (default where `Worker` exists; false: in this thread). */
+export interface OpenOptions { onProgress?: (p: Progress) => void; cache?: boolean; worker?: boolean }
 export interface QueryOptions { sort?: string; where?: string[]; search?: string; in?: string[]; offset?: number; limit?: number }
 export interface QueryResult { total: number; rows: Uint32Array; page?: Uint32Array }
 export interface ColumnView {
@@ -21,9 +22,12 @@ export declare class Snapshot {
   readonly eventCount: number;
   /** The file's ETag (its version), or null. */
   readonly etag: string | null;
+  /** Paths of the columns loaded. */
+  readonly columns: ReadonlySet<string> | ReadonlyMap<string, unknown>;
   load(paths: string[]): Promise<void>;
   /** Start fetching the sections of columns without decoding them (a later `load` uses the bytes). */
   prefetch(paths: string[]): void;
+  /** Typed arrays of a column (copies made by the worker; views of the wasm memory in-thread). */
   column(path: string): Promise<ColumnView>;
   query(q?: QueryOptions): Promise<QueryResult>;
   rows(indexes: ArrayLike<number>, fields?: string[]): Promise<Record<string, unknown>[]>;
@@ -32,8 +36,12 @@ export declare class Snapshot {
   row(i: number, fields?: string[]): Promise<Record<string, unknown>>;
   strings(path: string, ids: ArrayLike<number>): Promise<(string | null)[]>;
   applyEvents(ndjson: string): Promise<number>;
-  stats(): Stats;
+  stats(): Promise<Stats>;
+  /** Stop the engine's worker (the snapshot is no longer usable). */
+  close(): void;
 }
 /** Let the page run (input, rendering) before the next piece of work: `scheduler.yield()` or a macrotask. */
 export declare function yieldTask(): Promise<void>;
+/** Start an engine's worker (it compiles the wasm) ahead of `open`, which takes it. */
+export declare function preload(): void;
 export declare function open(url: string, opts?: OpenOptions): Promise<Snapshot>;

@@ -116,6 +116,12 @@ try {
   step(`first rows on screen after ${Date.now() - t0} ms (${ROWS} rows)`);
   assert.equal(await total(), ROWS);
   await expectFirst(['--sort', '-updated_at'], 'default sort (-updated_at)');
+  // The engine (fetching, the wasm) runs in a module worker; the page's
+  // thread only draws.
+  const workers = page.workers().map((w) => w.url());
+  assert.ok(workers.some((u) => /\/pkg\/worker\.js$/.test(u)), `the engine runs in a worker (workers: ${workers.join(', ') || 'none'})`);
+  assert.equal(await page.evaluate(() => performance.getEntriesByType('resource').some((r) => r.name.endsWith('.wasm'))), false, 'the page thread fetched no wasm');
+  step(`the engine runs in a module worker (${workers.length} worker), not on the page's thread`);
   await page.screenshot({ path: join(art, 'grid-open.png') });
 
   // A second visit: the saved first page is painted before the query ends,

@@ -2,7 +2,11 @@
 // searched locally (wasm), strings fetched only for the rows on screen.
 // Open as /web/ from colsnap-serve (first snapshot served), or from any
 // static server as index.html?file=URL-of-a.colsnap.
-import { open } from './pkg/colsnap.js';
+import { open, preload } from './pkg/colsnap.js';
+
+// The engine's worker starts (and compiles the wasm) while the page finds
+// what to open.
+preload();
 
 const $ = (id) => document.getElementById(id);
 const ROW = 34;              // px, matches --row
@@ -227,6 +231,9 @@ async function run() {
     if (w) where.push(w);
   }
   const q = { sort: sortString(), where, search: state.search, in: state.search ? searchFields() : [] };
+  // 'ready' again once this query's rows are drawn (the engine answers
+  // from its worker while the page keeps drawing the old rows).
+  document.body.dataset.state = 'busy';
   try {
     for (const el of $('filters').children) el.classList.remove('bad');
     const r = await state.snap.query(q);

@@ -1,0 +1,490 @@
+// The colsnap engine: open a .colsnap file by byte ranges, query it
+// locally, fetch only the strings shown. ES module over the wasm-bindgen
+// output (colsnap_web.js, built by web/build.sh into web/www/pkg/). In the
+// browser it runs in a module worker (worker.js), behind colsnap.js (the
+// module pages import); in node, colsnap.js runs it in the same thread.
+//
+// The wasm side never fetches: each call decodes from the ranges fetched so
+// far and says which ranges it misses; this module fetches them (one
+// `Range` request each, in parallel, kept in the Cache API under the
+// file's ETag) and calls again. Planning calls fetch most bytes ahead.
+
+import init, { Reader } from './colsnap_web.js';
+
+let wasmReady = null;
+/** Compile and instantiate the wasm module (once). */
+export function wasm() {
+  if (!wasmReady) wasmReady = init();
+  return wasmReady;
+}
+
+const CACHE = 'colsnap-ranges-v1';
+const TAIL = 256 * 1024;
+// Ranges kept in the Cache API: at least this long (columns, the footer).
+const CACHE_MIN = 64 * 1024;
+
+/** Let the page run (input, rendering) before the next piece of work. */
+export function yieldTask() {
+  if (globalThis.scheduler?.yield) return globalThis.scheduler.yield();
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+function pairs(flat) {
+  const out = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
+  return out;
+}
+
+function parseContentRange(h) {
+  const m = /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(h || '');
+  return m ? { start: +m[1], end: +m[2] + 1, total: m[3] === '*' ? null : +m[3] } : null;
+}
+
+/** Reads byte ranges of one URL: fetch with `Range`, Cache API by ETag, progress. */
+class RangeFetcher {
+  constructor(url, opts) {
+    this.url = new URL(url, globalThis.location?.href).href;
+    this.onProgress = opts.onProgress || (() => {});
+    this.useCache = opts.cache !== false && typeof caches !== 'undefined';
+    // Where the file's ETag and length are kept between visits
+    // (`{etag, len}`): localStorage, or the hooks of the page (a worker
+    // has no localStorage).
+    this.memoGet = opts.memoGet || (() => { try { return JSON.parse(localStorage.getItem('colsnap:' + this.url)); } catch { return null; } });
+    this.memoSet = opts.memoSet || ((v) => { try { localStorage.setItem('colsnap:' + this.url, JSON.stringify(v)); } catch { /* private mode */ } });
+    this.etag = null;
+    this.len = 0;
+    this.stats = { requests: 0, networkBytes: 0, cacheHits: 0 };
+    this.pending = 0;
+    this.done = 0;
+  }
+
+  cacheKey(s, e) {
+    return `${this.url}${this.url.includes('?') ? '&' : '?'}colsnap-etag=${encodeURIComponent(this.etag)}&range=${s}-${e}`;
+  }
+
+  async cache() {
+    if (!this.useCache || !this.etag) return null;
+    try {
+      return await caches.open(CACHE);
+    } catch {
+      this.useCache = false;
+      return null;
+    }
+  }
+
+  async body(res, expect) {
+    // Stream the body so progress moves inside large ranges.
+    if (!res.body) return new Uint8Array(await res.arrayBuffer());
+    const reader = res.body.getReader();
+    const parts = [];
+    let n = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      n += value.length;
+      this.done += value.length;
+      this.onProgress({ loaded: this.done, total: this.pending, expect });
+    }
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+
+  async request(range, extra = {}) {
+    this.stats.requests++;
+    const headers = { Range: range, ...extra };
+    if (this.etag && !extra['If-None-Match']) headers['If-Range'] = this.etag;
+    return fetch(this.url, { headers, cache: 'no-store' });
+  }
+
+  /** Open: the last bytes (one suffix request) and the first kilobyte, in parallel. */
+  async open() {
+    const memo = this.useCache ? this.memoGet() : null;
+    if (memo && memo.etag) {
+      // A second visit: ask whether the file changed; unchanged, the tail is in the cache.
+      const res = await this.request(`bytes=-${TAIL}`, { 'If-None-Match': memo.etag });
+      if (res.status === 304) {
+        this.etag = memo.etag;
+        this.len = memo.len;
+        const c = await this.cache();
+        const ts = Math.max(0, this.len - TAIL);
+        const [head, tail] = await Promise.all([
+          c && c.match(this.cacheKey(0, Math.min(this.len, 1024))),
+          c && c.match(this.cacheKey(ts, this.len)),
+        ]);
+        if (head && tail) {
+          this.stats.cacheHits += 2;
+          return [[0, new Uint8Array(await head.arrayBuffer())], [ts, new Uint8Array(await tail.arrayBuffer())]];
+        }
+      } else if (res.ok) {
+        return this.afterTail(res);
+      }
+    }
+    const res = await this.request(`bytes=-${TAIL}`);
+    return this.afterTail(res);
+  }
+
+  async afterTail(res) {
+    if (!res.ok) throw new Error(`${this.url}: HTTP ${res.status}`);
+    this.etag = res.headers.get('ETag');
+    let start = 0;
+    let bytes;
+    if (res.status === 206) {
+      const cr = parseContentRange(res.headers.get('Content-Range'));
+      if (!cr || cr.total == null) throw new Error(`${this.url}: no length in Content-Range`);
+      this.len = cr.total;
+      start = cr.start;
+      this.pending += cr.end - cr.start;
+      bytes = await this.body(res, 'footer');
+    } else {
+      // No range support: the whole file came.
+      bytes = await this.body(res, 'file');
+      this.len = bytes.length;
+    }
+    this.stats.networkBytes += bytes.length;
+    const got = [[start, bytes]];
+    if (start > 0) {
+      const [head] = await this.fetch([[0, Math.min(1024, this.len)]]);
+      got.push(head);
+    }
+    if (this.useCache && this.etag) {
+      this.memoSet({ etag: this.etag, len: this.len });
+      const c = await this.cache();
+      if (c && start > 0) await c.put(this.cacheKey(start, this.len), new Response(bytes));
+    }
+    return got;
+  }
+
+  /** Fetch ranges [[start, end], ...] in parallel; returns [[start, Uint8Array], ...]. */
+  async fetch(ranges) {
+    const c = await this.cache();
+    this.pending += ranges.reduce((n, [s, e]) => n + (e - s), 0);
+    const one = async ([s, e]) => {
+      // Small ranges (string chunks of the rows on screen, a few dozen
+      // KB each; not the header, which a second visit opens with) skip the Cache API: while scrolling, putting and matching
+      // them cost the page more than fetching them again would.
+      const key = c && (e - s >= CACHE_MIN || s === 0) && this.cacheKey(s, e);
+      if (key) {
+        const hit = await c.match(key);
+        if (hit) {
+          this.stats.cacheHits++;
+          const b = new Uint8Array(await hit.arrayBuffer());
+          this.done += b.length;
+          this.onProgress({ loaded: this.done, total: this.pending, expect: 'cache' });
+          return [s, b];
+        }
+      }
+      const res = await this.request(`bytes=${s}-${e - 1}`);
+      if (res.status === 200) throw new Error(`${this.url} changed on the server (reload the page)`);
+      if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for bytes ${s}-${e - 1}`);
+      const b = await this.body(res, 'data');
+      this.stats.networkBytes += b.length;
+      if (key) c.put(key, new Response(b.slice())).catch(() => {});
+      return [s, b];
+    };
+    try {
+      return await Promise.all(ranges.map(one));
+    } finally {
+      if (this.done >= this.pending) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
+    }
+  }
+}
+
+/** An open snapshot (in the thread that runs the wasm). */
+export class Snapshot {
+  constructor(fetcher, reader, memory) {
+    this.fetcher = fetcher;
+    this.reader = reader;
+    this.memory = memory;
+    this.columns = new Map();
+    // Column sections fetched ahead (`prefetch`): start -> Promise<bytes>.
+    this.prefetched = new Map();
+    // Ranges fetched during the outermost operation running (see `op`).
+    this.taken = null;
+    this.depth = 0;
+  }
+
+  /**
+   * Run `f`; the byte ranges fetched meanwhile are dropped from the wasm
+   * memory when it ends: they are decoded by then (columns, string chunks
+   * in the decoded-chunk cache), and a later read of them is answered from
+   * the Cache API.
+   */
+  async op(f) {
+    if (this.depth++ === 0) this.taken = [];
+    try {
+      return await f();
+    } finally {
+      if (--this.depth === 0) {
+        const t = this.taken;
+        this.taken = null;
+        if (t && t.length) this.reader.release(Float64Array.from(t));
+      }
+    }
+  }
+
+  /** The file's ETag (its version; the Cache API keeps ranges under it), or null. */
+  get etag() {
+    return this.fetcher.etag;
+  }
+
+  refresh() {
+    const s = JSON.parse(this.reader.schema());
+    /** Rows in the view (snapshot plus events). */
+    this.rowCount = s.rows;
+    /** Columns: [{path, type, list}]. */
+    this.fields = s.fields;
+    this.fileLen = s.fileLen;
+    this.eventCount = s.events;
+    this.columns = new Map();
+  }
+
+  /** Fetch ranges `[start, end, ...]` and hand them to wasm; `keep`: not released by `op`. */
+  async need(flat, keep = false) {
+    const r = pairs(flat);
+    if (!r.length) return;
+    for (const [s, b] of await this.fetcher.fetch(r)) {
+      this.reader.provide(s, b);
+      if (this.taken && !keep) this.taken.push(s, s + b.length);
+    }
+  }
+
+  /** Run `f` against the bytes fetched; fetch what it misses and run it again. */
+  async retry(f) {
+    for (let round = 0; ; round++) {
+      try {
+        return f();
+      } catch (e) {
+        const miss = this.reader.missing();
+        if (!miss.length || round > 1000) throw e;
+        await this.need(miss);
+      }
+    }
+  }
+
+  /** Load columns (fetching their sections in one round). */
+  async load(paths) {
+    const todo = paths.filter((p) => !this.columns.has(p));
+    if (!todo.length) return;
+    // One round of requests for every column, held by JavaScript; each
+    // column's bytes enter the wasm memory just before it decodes and
+    // leave it once decoded. The wasm memory never shrinks (its peak is
+    // what the page keeps), so it never holds more than one column's
+    // compressed bytes and decode temporaries at a time.
+    const plans = todo.map((p) => pairs(this.reader.planColumns(JSON.stringify([p]))));
+    const byStart = new Map();
+    for (const plan of plans) for (const r of plan) if (!byStart.has(r[0]) || byStart.get(r[0])[1] < r[1]) byStart.set(r[0], r);
+    // Ranges `prefetch` asked for already are taken from it.
+    const early = new Map();
+    for (const [s, [, e]] of byStart) {
+      const p = this.prefetched.get(s);
+      if (!p) continue;
+      this.prefetched.delete(s);
+      const b = await p;
+      if (b && b.length >= e - s) early.set(s, b);
+    }
+    const rest = [...byStart.values()].filter((r) => !early.has(r[0])).sort((a, b) => a[0] - b[0]);
+    const got = new Map([...early, ...(rest.length ? await this.fetcher.fetch(rest) : [])]);
+    for (let i = 0; i < todo.length; i++) {
+      for (const [s] of plans[i]) {
+        const b = got.get(s);
+        if (b) this.reader.provide(s, b);
+      }
+      const d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]))));
+      this.columns.set(todo[i], d);
+      this.reader.release(Float64Array.from(plans[i].flat()));
+      // A range no later column plans is not needed again.
+      for (const [s] of plans[i]) if (!plans.slice(i + 1).some((p) => p.some((r) => r[0] === s))) got.delete(s);
+    }
+  }
+
+  /**
+   * Start fetching the sections of columns (not decoding them): a later
+   * `load` of them takes the bytes from here. The page asks for the
+   * columns on screen while the sort column decodes.
+   */
+  prefetch(paths) {
+    const todo = paths.filter((p) => !this.columns.has(p));
+    if (!todo.length) return;
+    // Planned column by column, as `load` plans them (the same ranges).
+    const ranges = [];
+    for (const p of todo) for (const r of pairs(this.reader.planColumns(JSON.stringify([p])))) if (!this.prefetched.has(r[0]) && !ranges.some((x) => x[0] === r[0])) ranges.push(r);
+    if (!ranges.length) return;
+    const all = this.fetcher.fetch(ranges).then((got) => new Map(got), () => new Map());
+    // Kept until a `load` takes them (a failed prefetch leaves it to fetch).
+    ranges.forEach(([s]) => this.prefetched.set(s, all.then((m) => m.get(s))));
+  }
+
+  /**
+   * A column as typed arrays over the wasm memory (no copy): `values`
+   * (Uint32Array string ids / list lengths, BigInt64Array integers and
+   * timestamp seconds, Uint8Array booleans, Float64Array other numbers),
+   * `null`/`absent`/`valid` bitmaps (Uint32Array, bit i at [i >>> 5] >>> (i & 31)),
+   * `offsets` (Uint32Array, rows + 1) for columns inside arrays. The views
+   * are valid until `applyEvents` (and are rebuilt if the memory grew).
+   */
+  async column(path) {
+    await this.load([path]);
+    const d = this.columns.get(path);
+    const buf = this.memory.buffer;
+    const T = { u32: Uint32Array, i64: BigInt64Array, u8: Uint8Array, f64: Float64Array }[d.kind];
+    const bits = (p) => (p ? new Uint32Array(buf, p, d.words * 2) : null);
+    return {
+      path: d.path, type: d.type, kind: d.kind, sentinels: d.sentinels,
+      values: new T(buf, d.ptr, d.len),
+      null: bits(d.nullPtr), absent: bits(d.absentPtr), valid: bits(d.validPtr),
+      offsets: d.offsetsPtr ? new Uint32Array(buf, d.offsetsPtr, this.rowCount + 1) : null,
+    };
+  }
+
+  /**
+   * Sort, filter, search: `{sort: '-updated_at,title', where: ['state=open'],
+   * search: 'crash', in: ['title'], offset, limit}` (strings as in
+   * docs/query.md). Returns `{total, rows}`: every matching row index in
+   * result order (a Uint32Array copy), and `page`, the rows of
+   * `offset..offset+limit` when a limit is given.
+   */
+  async query(q = {}) {
+    return this.op(() => this.query1(q));
+  }
+
+  async query1(q) {
+    const spec = JSON.stringify({ sort: q.sort || '', where: q.where || [], search: q.search || '', in: q.in || [] });
+    await this.need(this.reader.planQuery(spec));
+    if (q.search) {
+      const cols = q.in && q.in.length ? q.in : this.fields.filter((f) => f.type === 'string').map((f) => f.path);
+      await this.load(cols);
+      await this.need(this.reader.planSearch(JSON.stringify(q.in || [])));
+    }
+    const total = await this.retry(() => this.reader.query(spec));
+    const rows = new Uint32Array(this.memory.buffer, this.reader.resultPtr(), total).slice();
+    this.reader.clearResult();
+    const out = { total, rows };
+    if (q.limit) {
+      const off = q.offset || 0;
+      out.page = rows.subarray(off, off + q.limit);
+    }
+    return out;
+  }
+
+  /** Rows (indexes into the view) as objects, restricted to `fields` (all when empty). */
+  async rows(indexes, fields = []) {
+    return this.op(() => this.rows1(indexes, fields));
+  }
+
+  async rows1(indexes, fields) {
+    const idx = indexes instanceof Uint32Array ? indexes : Uint32Array.from(indexes);
+    // With events applied, columns inside arrays do not load (the rows
+    // still write them): the misses are fetched as they come.
+    if (fields.length && !this.eventCount) {
+      await this.load(fields);
+      await this.need(this.reader.planRows(idx, JSON.stringify(fields)));
+    }
+    return JSON.parse(await this.retry(() => this.reader.rows(idx, JSON.stringify(fields))));
+  }
+
+  /**
+   * The cells of rows (indexes into the view) in the columns `fields`:
+   * objects keyed by display path (`{"number": 7, "labels[].name": ["bug"],
+   * "created_at": "2024-05-01T12:00:00Z"}`, absent cells left out), written
+   * from the loaded columns, so the columns are decoded once, as typed
+   * arrays (what a grid shows). With events applied: `rows` (nested objects).
+   */
+  async cells(indexes, fields, opts = {}) {
+    const idx = indexes instanceof Uint32Array ? indexes : Uint32Array.from(indexes);
+    return this.op(async () => {
+      const fj = JSON.stringify(fields);
+      // With events applied: nested rows (see `rows`).
+      const some = this.eventCount
+        ? (sub) => this.rows1(sub, fields)
+        : async (sub) => JSON.parse(await this.retry(() => this.reader.cells(sub, fj)));
+      if (!this.eventCount) {
+        await this.load(fields);
+        // Cancelled while the columns loaded: nothing more to fetch.
+        if (opts.cancelled && opts.cancelled()) return [];
+        await this.need(this.reader.planRows(idx, fj));
+      }
+      if (!opts.sliceMs) return some(idx);
+      // Row by row, yielding to the page whenever a slice of work ran
+      // `sliceMs` (each row decodes at most a few string chunks), so that
+      // no task runs long while the rows on screen fill in.
+      const out = [];
+      let t0 = performance.now();
+      for (let i = 0; i < idx.length; i++) {
+        if (opts.cancelled && opts.cancelled()) break;
+        const [cell] = await some(idx.subarray(i, i + 1));
+        out.push(cell);
+        if (opts.onRow) opts.onRow(i, cell);
+        if (performance.now() - t0 > opts.sliceMs && i + 1 < idx.length) {
+          await yieldTask();
+          t0 = performance.now();
+        }
+      }
+      return out;
+    });
+  }
+
+  /** One row, every field (or `fields`): the long text comes with it. */
+  async row(i, fields = []) {
+    return (await this.rows([i], fields))[0];
+  }
+
+  /** The strings of string ids of column `path`, fetching only their chunks. */
+  async strings(path, ids) {
+    const a = ids instanceof Uint32Array ? ids : Uint32Array.from(ids);
+    return this.op(async () => {
+      await this.need(this.reader.planStrings(path, a));
+      return JSON.parse(await this.retry(() => this.reader.strings(path, a)));
+    });
+  }
+
+  /** Apply NDJSON events (docs/events) after those applied before. */
+  async applyEvents(ndjson) {
+    const n = await this.op(() => this.retry(() => this.reader.applyEvents(ndjson)));
+    this.refresh();
+    return n;
+  }
+
+  /** Nothing to stop in this thread (colsnap.js's `close` stops a worker). */
+  close() {}
+
+  /** Bytes: fetched from the file, typed arrays loaded, wasm memory; requests made. */
+  async stats() {
+    return { ...JSON.parse(this.reader.stats()), wasmMemory: this.memory.buffer.byteLength, ...this.fetcher.stats };
+  }
+}
+
+/**
+ * Open a snapshot: a `.colsnap` URL read by byte ranges, or a published
+ * snapshot (SPEC.md section 15) by its pointer (`NAME.latest.json`) or
+ * manifest (`manifests/HEX.json`) URL, whose event segments are applied.
+ * Options: onProgress({loaded, total}), cache (default true).
+ */
+export async function open(url, opts = {}) {
+  const abs = new URL(url, globalThis.location?.href).href;
+  const published = /\.json(?:[?#].*)?$/.test(abs);
+  // The module compiles while the first bytes come.
+  let pub = null;
+  let f = null;
+  const first = published
+    ? import('./published.js').then(async (m) => { pub = await m.readManifest(abs); f = new m.ObjectFetcher(pub.root, pub.manifest, opts); pub.segments = m.segments; return f.open(); })
+    : (f = new RangeFetcher(url, opts)).open();
+  const [w, parts] = await Promise.all([wasm(), first]);
+  const reader = new Reader(f.len);
+  for (const [s, b] of parts) reader.provide(s, b);
+  const snap = new Snapshot(f, reader, w.memory);
+  await snap.retry(() => reader.open());
+  snap.refresh();
+  if (pub && snap.rowCount !== pub.manifest.snapshot.rows && !(pub.manifest.events || []).length) {
+    throw new Error(`${abs}: the manifest says ${pub.manifest.snapshot.rows} rows, the snapshot has ${snap.rowCount}`);
+  }
+  if (pub && (pub.manifest.events || []).length) {
+    // Event segments recorded after the snapshot, in order.
+    const texts = await pub.segments(pub);
+    await snap.applyEvents(texts.join('\n'));
+  }
+  return snap;
+}
