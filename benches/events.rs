@@ -4,8 +4,12 @@
 //! sort by a string (`title`), a timestamp (`created_at`) and a list column
 //! (`labels[].name`), a filter (`state = open`), a page (50 rows of the
 //! title order); the cost of applying events (the 10,000, and one at a time
-//! on a live view, followed by the next sorted page); the cost of opening
-//! the overlay source (no column read).
+//! on a live view, followed by the next sorted page: once with a new source
+//! per event, once with `OverlaySource::apply` on one live source, which
+//! carries its typed sort delta, merged order and field types and re-types
+//! only the changed row; wall time and CPU time per event); the cost of
+//! copying the overlay (a server POST's copy); the cost of opening the
+//! overlay source (no column read).
 //!
 //! ```text
 //! cargo bench -p colsnap-bench --bench events                       # 1,000,000 rows
@@ -149,6 +153,26 @@ fn best(k: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// CPU seconds (user + system) of this process so far, from
+/// `/proc/self/stat` (clock ticks of 10 ms; 0 where unreadable): the live
+/// loops report CPU time per event, steadier than wall time on a loaded
+/// machine.
+fn cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends with ')'): state is the
+    // 1st, utime the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
 fn ms(s: f64) -> String {
     format!("{:.2} ms", s * 1e3)
 }
@@ -247,25 +271,80 @@ fn bench(_c: &mut Criterion) {
     // sorted page (title order) reflecting it.
     drop(over);
     let mut ov = Arc::try_unwrap(src).expect("sole owner").into_inner();
+    // A copy of the overlay (what a server POST applies its events to).
+    let t = Instant::now();
+    let ov_copy = ov.clone();
+    let clone_ov = t.elapsed().as_secs_f64();
     let mut apply_one = Vec::new();
     let mut next_page = Vec::new();
+    let mut phases: Vec<[f64; 4]> = Vec::new();
     let q = sort_query("title");
+    let cpu0 = cpu_s();
     for (i, e) in evs[total as usize..].iter().enumerate() {
         let t = Instant::now();
         ov.apply(e, total + i as u64 + 1).expect("apply");
         apply_one.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let s = Arc::new(OverlaySource::with_base(ov, base.clone()));
+        let t1 = t.elapsed().as_secs_f64();
         let e = Engine::from_source(s.clone());
+        let t2 = t.elapsed().as_secs_f64();
         let rows = e.run(&q).expect("query");
+        let t3 = t.elapsed().as_secs_f64();
         let p = e
             .page(&rows, Paging::page(1, 50).expect("paging"), None)
             .expect("page");
         assert_eq!(p.data.len(), 50);
         next_page.push(t.elapsed().as_secs_f64());
+        phases.push([t1, t2 - t1, t3 - t2, next_page[next_page.len() - 1] - t3]);
         drop(e);
         ov = Arc::try_unwrap(s).expect("sole owner").into_inner();
     }
+    let old_cpu = cpu_s() - cpu0;
+    // Live, incremental: the same events applied to one source
+    // (`OverlaySource::apply`: its typed sort delta and field types are
+    // carried, the changed row alone typed again), a new engine over it,
+    // the next sorted page. The source's first sort (typing the delta) is
+    // done before, once.
+    let mut s = Arc::new(OverlaySource::with_base(ov_copy, base.clone()));
+    let t = Instant::now();
+    Engine::from_source(s.clone()).run(&q).expect("query");
+    let inc_first = t.elapsed().as_secs_f64();
+    let mut inc_apply = Vec::new();
+    let mut inc_page = Vec::new();
+    let mut last_page = None;
+    let stream = Instant::now();
+    let cpu1 = cpu_s();
+    for (i, e) in evs[total as usize..].iter().enumerate() {
+        let t = Instant::now();
+        Arc::get_mut(&mut s)
+            .expect("sole owner")
+            .apply(e, total + i as u64 + 1)
+            .expect("apply");
+        let t1 = t.elapsed().as_secs_f64();
+        let eng = Engine::from_source(s.clone());
+        let rows = eng.run(&q).expect("query");
+        let p = eng
+            .page(&rows, Paging::page(1, 50).expect("paging"), None)
+            .expect("page");
+        assert_eq!(p.data.len(), 50);
+        inc_apply.push(t1);
+        inc_page.push(t.elapsed().as_secs_f64());
+        last_page = Some(p.data);
+    }
+    let inc_stream = stream.elapsed().as_secs_f64();
+    let inc_cpu = cpu_s() - cpu1;
+    {
+        // Both ways end on the same page.
+        let fresh = Engine::new(OverlaySource::with_base(ov.clone(), base.clone()));
+        let rows = fresh.run(&q).expect("query");
+        let p = fresh
+            .page(&rows, Paging::page(1, 50).expect("paging"), None)
+            .expect("page");
+        assert_eq!(Some(p.data), last_page, "incremental page differs");
+    }
+    inc_apply.sort_by(f64::total_cmp);
+    inc_page.sort_by(f64::total_cmp);
     apply_one.sort_by(f64::total_cmp);
     next_page.sort_by(f64::total_cmp);
     let median = |v: &[f64]| v[v.len() / 2];
@@ -304,6 +383,41 @@ fn bench(_c: &mut Criterion) {
     println!(
         "| live event -> next sorted page (new source + engine + sort + page, median) | | {} | | |",
         ms(median(&next_page))
+    );
+    println!(
+        "| .. CPU time per event (user + sys, {live} events) | | {} | | |",
+        ms(old_cpu / live as f64)
+    );
+    for (k, name) in ["new source", "engine (field types)", "sort", "page"]
+        .iter()
+        .enumerate()
+    {
+        let mut v: Vec<f64> = phases.iter().map(|p| p[k]).collect();
+        v.sort_by(f64::total_cmp);
+        println!("| .. of which {name} (median) | | {} | | |", ms(median(&v)));
+    }
+    println!(
+        "| incremental: apply one live event to the source (median of {live}) | | {} | | max {} |",
+        ms(median(&inc_apply)),
+        ms(inc_apply.last().copied().unwrap_or(0.0))
+    );
+    println!(
+        "| incremental: live event -> next sorted page (apply + engine + sort + page, median) | | {} | | max {} |",
+        ms(median(&inc_page)),
+        ms(inc_page.last().copied().unwrap_or(0.0))
+    );
+    println!(
+        "| incremental: stream of {live} events, each followed by its sorted page (amortised) | | {} | | first sort {} |",
+        ms(inc_stream / live as f64),
+        ms(inc_first)
+    );
+    println!(
+        "| incremental: CPU time per event (user + sys, apply + engine + sort + page) | | {} | | |",
+        ms(inc_cpu / live as f64)
+    );
+    println!(
+        "| clone the overlay (a server POST's copy) | | {} | | |",
+        ms(clone_ov)
     );
     println!("| open: source over the view | | {} | | |", ms(open_src));
     println!("| open: {fields} field types | | {} | | |", ms(open_fields));

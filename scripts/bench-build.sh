@@ -2,8 +2,8 @@
 # Build throughput and memory of `colsnap build` (a measurement, not run in CI).
 #
 #   scripts/bench-build.sh                       # neovim issues + 1,000,000 generated issues
-#   ROWS=100000 scripts/bench-build.sh           # a smaller generated file
-#   STREAM_ROWS=10000000 scripts/bench-build.sh  # also `gen | colsnap build -` of 10M issues (hours)
+#   ROWS=100000 scripts/bench-build.sh           # fewer generated issues
+#   STREAM_ROWS=10000000 scripts/bench-build.sh  # also a stream of 10M issues (default and --fast)
 #   BUILD_ARGS="--threads 1" scripts/bench-build.sh
 #   BUILD_ARGS="--memory 256M" scripts/bench-build.sh  # another memory budget (default 1G)
 #   NO_BUDGET=1 ...                              # also --fast --memory 0 (no spills: the old build)
@@ -11,12 +11,15 @@
 #
 # For each input, prints one line per preset (default, --fast): wall
 # seconds, MB/s of JSON, peak RSS (GNU time's "Maximum resident set size"),
-# output bytes. With DuckDB (`pip install duckdb`), also its Parquet
-# (zstd level 19) write of the same file. Inputs: NEOVIM (default
-# /work/shared/data/neovim-issues.ndjson.zst, skipped when absent; it is
-# decompressed first), ROWS generated issues (`examples/gen_issues`, seed 42),
-# and, when STREAM_ROWS is set, a stream of that many generated issues that
-# never touches the disk. WORKDIR keeps the inputs between runs.
+# output bytes. With DuckDB (`pip install duckdb`; PYTHON names the
+# interpreter), also its Parquet (zstd level 19) write of the same JSON.
+# Inputs: NEOVIM (default /work/shared/data/neovim-issues.ndjson.zst,
+# skipped when absent; it is decompressed first), ROWS generated issues
+# (`examples/gen_issues`, seed 42) and, when STREAM_ROWS is set, that many
+# more. Generated issues are piped from gen_issues and never touch the disk
+# (1M issues are 4 GB of JSON); DuckDB reads them from /dev/stdin, which it
+# holds in memory, so only up to DUCKDB_ROWS (default 100000) rows.
+# WORKDIR keeps the neovim file between runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
@@ -25,6 +28,8 @@ NEOVIM=${NEOVIM:-/work/shared/data/neovim-issues.ndjson.zst}
 WORK=${WORKDIR:-$(mktemp -d)}
 mkdir -p "$WORK"
 BUILD_ARGS=${BUILD_ARGS:-}
+DUCKDB_ROWS=${DUCKDB_ROWS:-100000}
+PYTHON=${PYTHON:-python3}
 [ -x /usr/bin/time ] || { echo "GNU time not found (apt-get install time)" >&2; exit 1; }
 
 [ -n "${NO_BUILD:-}" ] || cargo build --release -p colsnap --bin colsnap --example gen_issues
@@ -53,13 +58,12 @@ measure() {
   row "$name" "$preset" "$(echo "$t1 - $t0" | bc)" "$bytes" "$rss" "$out"
   rm -f "$WORK/out.colsnap" "$WORK/out.parquet"
 }
-duckdb_write() {
-  python3 -c 'import duckdb' 2>/dev/null || return 0
-  measure "$1" duckdb-19 "$2" python3 -c "
-import duckdb, sys
+DUCKDB_COPY="import duckdb, sys
 con = duckdb.connect()
-con.execute(\"COPY (SELECT * FROM read_json_auto('$3', format='newline_delimited', maximum_object_size=1073741824, sample_size=-1)) TO '$WORK/out.parquet' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 19)\")
-"
+con.execute(\"COPY (SELECT * FROM read_json_auto('\" + sys.argv[1] + \"', format='newline_delimited', maximum_object_size=1073741824, sample_size=-1)) TO '\" + sys.argv[2] + \"' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 19)\")"
+duckdb_write() {
+  "$PYTHON" -c 'import duckdb' 2>/dev/null || return 0
+  measure "$1" duckdb-19 "$2" "$PYTHON" -c "$DUCKDB_COPY" "$3" "$WORK/out.parquet"
 }
 file_input() {
   local name=$1 file=$2 bytes
@@ -79,24 +83,35 @@ if [ -f "$NEOVIM" ]; then
   [ -s "$WORK/neovim.ndjson" ] || zstd -dqf "$NEOVIM" -o "$WORK/neovim.ndjson"
   file_input neovim-issues "$WORK/neovim.ndjson"
 fi
-if [ "$ROWS" -gt 0 ]; then
-  [ -s "$WORK/gen-$ROWS.ndjson" ] || "$GEN" --count "$ROWS" --out "$WORK/gen-$ROWS.ndjson" 2>/dev/null
-  file_input "generated-$ROWS" "$WORK/gen-$ROWS.ndjson"
-fi
-if [ -n "$STREAM_ROWS" ]; then
-  # The JSON byte count of the stream (gen prints it on stderr) is read
-  # after the build; the stream itself never touches the disk.
-  for preset in default fast; do
-    flag=; [ "$preset" = fast ] && flag=--fast
+# stream NAME ROWS: `gen_issues | colsnap build -` under GNU time, default
+# and --fast (and DuckDB up to DUCKDB_ROWS). The JSON byte count (gen
+# prints it on stderr) is read after the build.
+stream() {
+  local name=$1 rows=$2
+  local presets="default fast"
+  [ -n "${NO_BUDGET:-}" ] && presets="$presets fast-mem0"
+  [ "$rows" -le "$DUCKDB_ROWS" ] && "$PYTHON" -c 'import duckdb' 2>/dev/null && presets="$presets duckdb-19"
+  for preset in $presets; do
+    local cmd
+    case $preset in
+      default) cmd="'$BIN' build - -o '$WORK/out.colsnap' --quiet $BUILD_ARGS" ;;
+      fast) cmd="'$BIN' build - -o '$WORK/out.colsnap' --quiet --fast $BUILD_ARGS" ;;
+      fast-mem0) cmd="'$BIN' build - -o '$WORK/out.colsnap' --quiet --fast $BUILD_ARGS --memory 0" ;;
+      duckdb-19) cmd="'$PYTHON' -c \"\$DUCKDB_COPY\" /dev/stdin '$WORK/out.parquet'" ;;
+    esac
+    local t0 t1
     t0=$(date +%s.%N)
-    # shellcheck disable=SC2086
-    /usr/bin/time -v -o "$WORK/time.log" sh -c \
-      "'$GEN' --count '$STREAM_ROWS' 2>'$WORK/gen.log' | '$BIN' build - -o '$WORK/out.colsnap' --quiet $flag $BUILD_ARGS"
+    DUCKDB_COPY=$DUCKDB_COPY /usr/bin/time -v -o "$WORK/time.log" sh -c \
+      "'$GEN' --count '$rows' --seed 42 2>'$WORK/gen.log' | $cmd"
     t1=$(date +%s.%N)
+    local bytes rss out
     bytes=$(grep -o '[0-9.]* MB in' "$WORK/gen.log" | awk '{print $1 * 1e6}')
     rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$WORK/time.log")
-    row "stream-$STREAM_ROWS" "$preset" "$(echo "$t1 - $t0" | bc)" "$bytes" "$rss" "$(stat -c %s "$WORK/out.colsnap")"
-    rm -f "$WORK/out.colsnap"
+    out=$(stat -c %s "$WORK/out.colsnap" 2>/dev/null || stat -c %s "$WORK/out.parquet")
+    row "$name" "$preset" "$(echo "$t1 - $t0" | bc)" "$bytes" "$rss" "$out"
+    rm -f "$WORK/out.colsnap" "$WORK/out.parquet"
   done
-fi
-echo "(peak RSS of a stream is the larger of gen's and colsnap's; inputs in $WORK)"
+}
+[ "$ROWS" -gt 0 ] && stream "generated-$ROWS" "$ROWS"
+[ -n "$STREAM_ROWS" ] && stream "stream-$STREAM_ROWS" "$STREAM_ROWS"
+echo "(peak RSS of a stream is the larger of gen's and the builder's; CPU seconds in $WORK/time.log; inputs in $WORK)"

@@ -13,6 +13,7 @@ use crate::format::{
     VERSION,
 };
 use crate::model::{KIND_COUNT, Kind, NodeName};
+use crate::schema::colspill::Fields;
 use crate::schema::input::read_rows_limited;
 use crate::schema::interner::{IdSet, SortedTable, SpillPolicy, SpillStats, Strings};
 use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
@@ -53,12 +54,15 @@ pub struct BuildOptions {
     /// Threads that encode and compress (0: every available core). The
     /// snapshot is the same whatever the count.
     pub threads: usize,
-    /// Memory budget in bytes (0: none). A quarter is left to encoding;
-    /// the distinct strings get what the column buffers leave of the rest
-    /// (at least an eighth of the budget) and past it are spilled to
-    /// temporary files as sorted runs, merged when the string tables are
-    /// written. The column buffers are not spilled (yet). The snapshot is
-    /// the same whatever the budget.
+    /// Memory budget in bytes (0: none). A quarter is left to encoding.
+    /// The column buffers get half of the rest and past it are spilled to
+    /// temporary files, read back one node at a time when the snapshot is
+    /// written (so the writer holds a few whole columns at once, not the
+    /// budget: a column of 10 million items is some 100 MB). The distinct
+    /// strings get what the column buffers leave of the rest (at least an
+    /// eighth of the budget) and past it are spilled to temporary files as
+    /// sorted runs, merged when the string tables are written. The
+    /// snapshot is the same whatever the budget.
     pub memory: usize,
     /// Directory of the temporary files of spills (a directory
     /// `.colsnap-spill.*` in it, removed at the end): by default the
@@ -978,10 +982,10 @@ fn assign_tables(b: &ColumnsBuilder, opts: &BuildOptions) -> Vec<u32> {
     b.nodes
         .iter()
         .map(|n| {
-            if n.strs.is_empty() || opts.long_text_min_avg == 0 {
+            if n.n_strs() == 0 || opts.long_text_min_avg == 0 {
                 return 0;
             }
-            if n.str_bytes / n.strs.len() as u64 > opts.long_text_min_avg as u64 {
+            if n.str_bytes / n.n_strs() > opts.long_text_min_avg as u64 {
                 1
             } else {
                 0
@@ -1000,17 +1004,17 @@ fn write_snapshot<W: Write>(
     let table_of = assign_tables(b, opts);
     let n_tables = if table_of.contains(&1) { 2 } else { 1 };
     let mut used: Vec<IdSet> = (0..n_tables).map(|_| IdSet::new(b.strings.ids())).collect();
-    for (n, &t) in b.nodes.iter().zip(&table_of) {
-        for &id in &n.strs {
+    for (i, &t) in table_of.iter().enumerate() {
+        for &id in &b.load(i, Fields::STRS)?.strs {
             used[t as usize].insert(id);
         }
     }
     // In memory, or merged from the spilled runs: the same tables.
     let (sorted, maps) = b.strings.sort_tables(&used, b.max_strings())?;
     drop(used);
-    for (n, &t) in b.nodes.iter_mut().zip(&table_of) {
-        for id in n.strs.iter_mut() {
-            *id = maps[t as usize][*id as usize];
+    for (i, &t) in table_of.iter().enumerate() {
+        if b.nodes[i].n_strs() > 0 {
+            b.remap_strs(i, &maps[t as usize])?;
         }
     }
     drop(maps);
@@ -1030,9 +1034,12 @@ fn write_snapshot<W: Write>(
     }
     let threads = effective_threads(opts.threads);
     let b: &ColumnsBuilder = b;
-    let distinct_ids: Vec<usize> = par_map(threads, &b.nodes, |n| {
-        distinct(n.strs.iter().copied()) as usize
-    });
+    let all: Vec<usize> = (0..b.nodes.len()).collect();
+    let distinct_ids = par_map(threads, &all, |&i| -> Result<usize> {
+        Ok(distinct(b.load(i, Fields::STRS)?.strs.iter().copied()) as usize)
+    })
+    .into_iter()
+    .collect::<Result<Vec<usize>>>()?;
     let policy_of = |t: usize| {
         let long = t == 1;
         TablePolicy {
@@ -1061,15 +1068,23 @@ fn write_snapshot<W: Write>(
         Ok(match *job {
             None => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
             Some(i) => Done::Node(Box::new((|| {
-                let n = &b.nodes[i];
+                // A spilled node is read back whole, one node per thread.
+                let n = b.load(i, Fields::ALL)?;
+                // Its parent's kinds mask it when they have the same domain.
                 let parent = match n.name {
-                    Some(NodeName::Key(_)) if i > 0 => Some(&b.nodes[n.parent as usize]),
+                    Some(NodeName::Key(_))
+                        if i > 0 && b.nodes[n.parent as usize].domain_len == n.domain_len =>
+                    {
+                        Some(b.load(n.parent as usize, Fields::ITEMS)?)
+                    }
                     _ => None,
                 };
-                let maps =
-                    [Kind::Int, Kind::Str].map(|k| mapping_for(b, i, k, &distinct_ids, &domains));
+                let maps = [
+                    mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
+                    mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
+                ];
                 let mut packs = Packs::new(opts.compress);
-                let meta = write_node(&mut packs, n, parent, maps, i, table_of[i])?;
+                let meta = write_node(&mut packs, &n, parent.as_deref(), maps, i, table_of[i])?;
                 Ok((meta, packs.out))
             })())),
         })
@@ -1250,24 +1265,25 @@ fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
 
 /// Mapped encodings of node `i`'s payloads of kind `kind` (Int or Str) as a
 /// function of the string ids of another node of the same domain.
+/// `n` is node `i` loaded whole; the sources are loaded one at a time.
 fn mapping_for(
     b: &ColumnsBuilder,
+    n: &NodeBuf,
     i: usize,
     kind: Kind,
     distinct_ids: &[usize],
     domains: &[u32],
-) -> Vec<Vec<u8>> {
-    let n = &b.nodes[i];
+) -> Result<Vec<Vec<u8>>> {
     if i == 0 || !matches!(n.name, Some(NodeName::Key(_))) {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let count = match kind {
         Kind::Int => n.ints.len(),
         Kind::Str => n.strs.len(),
-        _ => return Vec::new(),
+        _ => return Ok(Vec::new()),
     };
     if count < 16 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let values: Vec<(u32, i64)> = {
         let mut ints = n.ints.iter();
@@ -1311,11 +1327,12 @@ fn mapping_for(
     siblings.sort_by_key(|&c| (distinct_ids[c as usize], (c as usize).abs_diff(i)));
     siblings.truncate(MAP_CANDIDATES);
     for c in siblings {
-        let src = &b.nodes[c as usize];
-        if src.domain_len != n.domain_len {
+        if b.nodes[c as usize].domain_len != n.domain_len {
             continue;
         }
-        let keys = dense_str_ids(src);
+        let src = b.load(c as usize, Fields::ITEMS.with(Fields::STRS))?;
+        let keys = dense_str_ids(&src);
+        drop(src);
         if values.iter().any(|&(ix, _)| keys[ix as usize] == u32::MAX) {
             continue;
         }
@@ -1335,7 +1352,7 @@ fn mapping_for(
         let sibling = b.nodes[m.source as usize].parent == n.parent;
         (m.keys.len(), !sibling, (m.source as usize).abs_diff(i))
     });
-    found
+    Ok(found
         .iter()
         .take(MAP_KEEP)
         .map(|m| {
@@ -1343,7 +1360,7 @@ fn mapping_for(
             encoding::mapped::encode(m, &mut out);
             out
         })
-        .collect()
+        .collect())
 }
 
 /// Dense kinds of every item of a node.

@@ -1,6 +1,7 @@
 //! A build's snapshot does not depend on its memory budget (issue 16): a
 //! tiny budget spills the string table to sorted runs in temporary files,
-//! merged at the end, and gives the same bytes as the default budget, with
+//! merged at the end, and the column buffers to segment files, read back
+//! one node at a time, and gives the same bytes as the default budget, with
 //! any thread count; the temporary files are gone afterwards, whether the
 //! build succeeded or failed.
 #![cfg(feature = "write")]
@@ -79,6 +80,115 @@ fn tiny_budget_spills_and_gives_the_same_bytes() {
     let snap = Snapshot::from_bytes(reference).unwrap();
     snap.verify().unwrap();
     assert_eq!(snap.rows(), 400);
+}
+
+/// Build `input` under `o`; the bytes and what was spilled.
+fn build_spilling(
+    input: &[u8],
+    o: &BuildOptions,
+) -> (Vec<u8>, colsnap::schema::interner::SpillStats) {
+    let mut out = Vec::new();
+    let report = build(input, &mut out, o).unwrap();
+    assert_eq!(report.output_bytes, out.len() as u64);
+    (out, report.spill)
+}
+
+#[test]
+fn column_spills_give_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generated(1500);
+    let reference = build_to_vec(&input[..], &opts(2, 0, tmp.path())).unwrap();
+    for threads in [1, 2] {
+        for memory in [1 << 20, 256 << 10, 16 << 10] {
+            let (bytes, spill) = build_spilling(&input, &opts(threads, memory, tmp.path()));
+            assert!(
+                spill.column_runs >= 2,
+                "a budget of {memory} bytes spills columns ({spill:?}, {threads} threads)"
+            );
+            assert!(
+                bytes == reference,
+                "budget {memory}, {threads} threads: {} bytes, unbounded {} bytes",
+                bytes.len(),
+                reference.len()
+            );
+            assert_eq!(entries(tmp.path()), 0, "spill files removed");
+        }
+    }
+    let snap = Snapshot::from_bytes(reference).unwrap();
+    snap.verify().unwrap();
+    assert_eq!(snap.rows(), 1500);
+}
+
+/// Rows of every kind: timestamps mixed with other strings in one column
+/// (turned into strings when the build ends), big unsigned integers,
+/// floats, nested arrays of objects, absent and null fields.
+fn mixed_rows(count: usize) -> Vec<u8> {
+    let mut out = String::new();
+    for i in 0..count {
+        let t = if i % 7 == 3 {
+            format!("\"not a time {}\"", i % 5)
+        } else {
+            format!(
+                "\"2024-01-{:02}T10:{:02}:00.{}Z\"",
+                1 + i % 28,
+                i % 60,
+                i % 10
+            )
+        };
+        let big = u64::MAX - (i as u64 % 3);
+        let tags: Vec<String> = (0..i % 4)
+            .map(|k| {
+                format!(
+                    "{{\"name\":\"t{}\",\"n\":{},\"at\":\"2023-05-0{}T00:00:00+02:00\"}}",
+                    (i + k) % 9,
+                    k,
+                    1 + k
+                )
+            })
+            .collect();
+        let extra = if i % 3 == 0 {
+            format!(",\"opt\":{}", i % 11)
+        } else if i % 3 == 1 {
+            ",\"opt\":null".to_string()
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{{\"id\":{i},\"t\":{t},\"big\":{big},\"f\":{},\"ok\":{},\"key\":\"k{}\",\"val\":\"v{}\",\"tags\":[{}]{extra}}}\n",
+            i as f64 * 0.25,
+            i % 2 == 0,
+            i % 13,
+            i % 13,
+            tags.join(",")
+        ));
+    }
+    out.into_bytes()
+}
+
+#[test]
+fn spilled_columns_of_every_kind_give_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = mixed_rows(700);
+    for base in [BuildOptions::default(), BuildOptions::fast()] {
+        let with = |threads, memory| BuildOptions {
+            threads,
+            memory,
+            tmp_dir: Some(tmp.path().to_path_buf()),
+            ..base.clone()
+        };
+        let reference = build_to_vec(&input[..], &with(1, 0)).unwrap();
+        for threads in [1, 2] {
+            for memory in [32 << 10, 1] {
+                let (bytes, spill) = build_spilling(&input, &with(threads, memory));
+                assert!(spill.column_runs >= 2, "{spill:?}");
+                assert!(bytes == reference, "budget {memory}, {threads} threads");
+            }
+        }
+        let snap = Snapshot::from_bytes(reference).unwrap();
+        snap.verify().unwrap();
+        assert_eq!(snap.rows(), 700);
+    }
+    assert_eq!(entries(tmp.path()), 0);
 }
 
 #[test]

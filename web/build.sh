@@ -38,14 +38,16 @@ if [ -x "$wopt" ]; then
 else
     echo "note: no $wopt (cd web/test && npm ci): the module is not run through wasm-opt" >&2
 fi
-cp web/js/colsnap.js web/js/colsnap.d.ts "$out/"
+cp web/js/colsnap.js web/js/published.js web/js/colsnap.d.ts "$out/"
 # The page's script: app.js with colsnap.js and the wasm-bindgen glue in one
 # minified module (esbuild from web/test's npm packages: `npm ci` there), or
 # app.js as it is when esbuild is not installed.
 esbuild=web/test/node_modules/.bin/esbuild
 if [ -x "$esbuild" ]; then
-    "$esbuild" web/www/app.js --bundle --format=esm --minify --target=es2022 \
-        --log-level=warning --outfile="$out/app.js"
+    # --splitting: published.js (manifests) is a chunk of its own, fetched
+    # only when the page opens a published snapshot.
+    "$esbuild" web/www/app.js --bundle --splitting --format=esm --minify --target=es2022 \
+        --log-level=warning --chunk-names='chunk-[hash]' --outdir="$out"
 else
     echo "note: no $esbuild (cd web/test && npm ci): $out/app.js not minified" >&2
     sed "s#'./pkg/colsnap.js'#'./colsnap.js'#" web/www/app.js >"$out/app.js"

@@ -159,9 +159,9 @@ pub struct Dataset {
     /// Every event applied, in order (replayed for `GET /api/NAME/events`
     /// and to build the next view).
     pub(crate) history: Arc<Vec<Arc<colsnap::events::Event>>>,
-    /// The overlay of every event applied (a copy of the one the engine
-    /// queries): the next POST applies its events to a clone of it.
-    overlay: Option<colsnap::events::Overlay>,
+    /// The source the engine queries (the overlay of every event
+    /// applied): the next POST applies its events to a clone of it.
+    overlay: Option<Arc<colsnap::events::OverlaySource>>,
     /// CRC-32C of the event log's bytes, when there is a log.
     log_crc: Option<u32>,
     /// What the file looked like when opened (length, mtime, inode).
@@ -281,8 +281,9 @@ impl Dataset {
                     history.push(Arc::new(ev));
                 }
                 events_applied = ov.applied();
-                overlay = Some(ov.clone());
-                Engine::new(colsnap::events::OverlaySource::with_base(ov, base.clone()))
+                let src = Arc::new(colsnap::events::OverlaySource::with_base(ov, base.clone()));
+                overlay = Some(src.clone());
+                Engine::from_source(src)
             }
             None => base.clone(),
         };

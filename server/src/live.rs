@@ -178,14 +178,19 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
         tracing::error!(error = %e, "copying the overlay failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
     };
-    // The candidate: a copy of the current overlay (every earlier event
-    // applied), then these; the current one keeps serving meanwhile.
-    let mut ov = match &ds.overlay {
-        Some(o) => o.clone(),
-        None => Overlay::new(ds.snap.clone(), &ds.key).map_err(internal)?,
+    // The candidate: a copy of the current live source (every earlier
+    // event applied; what it learned, such as typed sort deltas, comes
+    // along), then these, each re-typing only its row; the current one
+    // keeps serving meanwhile, and a refused batch drops the copy.
+    let mut src = match &ds.overlay {
+        Some(s) => OverlaySource::clone(s),
+        None => OverlaySource::with_base(
+            Overlay::new(ds.snap.clone(), &ds.key).map_err(internal)?,
+            ds.base.clone(),
+        ),
     };
     for (lno, e) in &events {
-        ov.apply(e, *lno).map_err(|x| {
+        src.apply(e, *lno).map_err(|x| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some("body"),
@@ -229,8 +234,8 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
     let mut history = Vec::with_capacity(ds.history.len() + events.len());
     history.extend(ds.history.iter().cloned());
     history.extend(events.into_iter().map(|(_, e)| Arc::new(e)));
-    let keep = ov.clone();
-    let engine = Engine::new(OverlaySource::with_base(ov, ds.base.clone()));
+    let src = Arc::new(src);
+    let engine = Engine::from_source(src.clone());
     Ok(Dataset {
         name: ds.name.clone(),
         path: ds.path.clone(),
@@ -245,7 +250,7 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
         events_sig,
         base: ds.base.clone(),
         history: Arc::new(history),
-        overlay: Some(keep),
+        overlay: Some(src),
         log_crc: Some(crc),
         signature: ds.signature.clone(),
         file: ds.file.clone(),

@@ -39,6 +39,68 @@ impl Mapping {
     }
 }
 
+/// Many lookups in one [`Mapping`] (decoding a stream looks up every
+/// item): the keys' positions bucketed by their high bits (about one key
+/// a bucket, at most 2^16 buckets), so a lookup searches a few keys
+/// instead of a binary search over all of them (a cache miss a step for
+/// the hundreds of thousands of keys of a login or URL column).
+#[derive(Debug)]
+pub struct Lookup<'m> {
+    m: &'m Mapping,
+    lo: u32,
+    shift: u32,
+    /// `starts[b]`: the first key in bucket `b` or after; one more than buckets.
+    starts: Vec<u32>,
+}
+
+impl Lookup<'_> {
+    /// Value for a key string id (as [`Mapping::get`]).
+    #[inline]
+    pub fn get(&self, key: u32) -> Option<i64> {
+        let d = key.checked_sub(self.lo)?;
+        let b = (d >> self.shift) as usize;
+        let (&from, &to) = (self.starts.get(b)?, self.starts.get(b + 1)?);
+        let (from, to) = (from as usize, to as usize);
+        let seg = self.m.keys.get(from..to)?;
+        seg.binary_search(&key)
+            .ok()
+            .and_then(|k| self.m.values.get(from + k).copied())
+    }
+}
+
+impl Mapping {
+    /// An index for many lookups (see [`Lookup`]).
+    pub fn lookup(&self) -> Lookup<'_> {
+        let (Some(&lo), Some(&hi)) = (self.keys.first(), self.keys.last()) else {
+            return Lookup {
+                m: self,
+                lo: 0,
+                shift: 0,
+                starts: vec![0],
+            };
+        };
+        let span_bits = 32 - (hi - lo).leading_zeros();
+        let bucket_bits = (usize::BITS - self.keys.len().leading_zeros()).min(16);
+        let shift = span_bits.saturating_sub(bucket_bits);
+        let buckets = ((hi - lo) >> shift) as usize + 1;
+        let mut starts = Vec::with_capacity(buckets + 1);
+        let mut k = 0usize;
+        for b in 0..buckets {
+            while k < self.keys.len() && (((self.keys[k] - lo) >> shift) as usize) < b {
+                k += 1;
+            }
+            starts.push(k as u32);
+        }
+        starts.push(self.keys.len() as u32);
+        Lookup {
+            m: self,
+            lo,
+            shift,
+            starts,
+        }
+    }
+}
+
 /// Build the mapping from `(key, value)` pairs (one per item), or `None` when
 /// some key has two different values.
 pub fn build(source: u32, pairs: impl Iterator<Item = (u32, i64)>) -> Option<Mapping> {
@@ -124,8 +186,10 @@ mod tests {
             encode(&m, &mut b);
             let back = decode(&b, keys.len(), "t").unwrap();
             prop_assert_eq!(&back, &m);
+            let look = back.lookup();
             for (k, v) in pairs {
                 prop_assert_eq!(back.get(k), Some(v));
+                prop_assert_eq!(look.get(k), Some(v));
             }
             b.push(0);
             prop_assert!(decode(&b, keys.len(), "t").is_err());
@@ -133,6 +197,17 @@ mod tests {
         #[test]
         fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..60), n in 0usize..100) {
             let _ = decode(&b, n, "t");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_is_get(keys in proptest::collection::btree_set(prop_oneof![0u32..3000, any::<u32>()], 0..3000), probes in proptest::collection::vec(any::<u32>(), 0..200)) {
+            let m = build(1, keys.iter().map(|&k| (k, i64::from(k) * 3))).unwrap();
+            let look = m.lookup();
+            for k in keys.iter().copied().chain(probes).chain([0, u32::MAX]) {
+                prop_assert_eq!(look.get(k), m.get(k));
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use crate::timestamp;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 /// The default key field.
 pub const DEFAULT_KEY_FIELD: &str = "id";
@@ -32,8 +33,12 @@ pub struct Overlay {
     order: Order,
     /// Overridden snapshot rows and created rows, by slot.
     rows: HashMap<u32, Value>,
-    /// Key text -> slot of every live row that has a key (built on first use).
-    keys: Option<HashMap<String, u32>>,
+    /// Key text -> slot of every snapshot row that has a key (built on
+    /// first use, never changed after: shared by clones).
+    keys: Option<Arc<HashMap<String, u32>>>,
+    /// Keys the events created (`Some(slot)`) or deleted (`None`): they
+    /// take precedence over `keys`.
+    key_changes: HashMap<String, Option<u32>>,
     /// New strings of each string-bringing event, by field index.
     new_strings: Vec<Vec<Box<str>>>,
     /// Sequence number of each string-bringing event.
@@ -70,10 +75,11 @@ impl std::fmt::Debug for Overlay {
     }
 }
 
-/// A copy of the overlay's state (its snapshot handle is shared): apply
-/// more events to the copy while the original keeps serving. Costs one
-/// pass over the row order (4 bytes a row) plus the events' own data; the
-/// caches (string placements, the row emitter) start empty in the copy.
+/// A copy of the overlay's state (its snapshot handle and the key index of
+/// the snapshot's rows are shared): apply more events to the copy while
+/// the original keeps serving. Costs one pass over the row order (8 bytes
+/// a row) plus the events' own data; the caches (string placements, the
+/// row emitter) start empty in the copy.
 impl Clone for Overlay {
     fn clone(&self) -> Overlay {
         Overlay {
@@ -83,6 +89,7 @@ impl Clone for Overlay {
             order: self.order.clone(),
             rows: self.rows.clone(),
             keys: self.keys.clone(),
+            key_changes: self.key_changes.clone(),
             new_strings: self.new_strings.clone(),
             new_string_seqs: self.new_string_seqs.clone(),
             introduced: self.introduced.clone(),
@@ -142,6 +149,7 @@ impl Overlay {
             order: Order::new(n_snap),
             rows: HashMap::new(),
             keys: None,
+            key_changes: HashMap::new(),
             new_strings: Vec::new(),
             new_string_seqs: Vec::new(),
             introduced: HashMap::new(),
@@ -378,17 +386,22 @@ impl Overlay {
                 }
             }
         }
-        self.keys = Some(keys);
+        self.keys = Some(Arc::new(keys));
         Ok(())
+    }
+
+    /// The slot of the live row whose key text is `kt` (keys built).
+    fn key_slot(&self, kt: &str) -> Option<u32> {
+        match self.key_changes.get(kt) {
+            Some(s) => *s,
+            None => self.keys.as_ref().and_then(|k| k.get(kt).copied()),
+        }
     }
 
     /// The slot of the live row with key `key`.
     pub fn slot_of(&mut self, key: &Value) -> Result<Option<u32>> {
         self.ensure_keys()?;
-        Ok(self
-            .keys
-            .as_ref()
-            .and_then(|k| k.get(&key_text(key)).copied()))
+        Ok(self.key_slot(&key_text(key)))
     }
 
     /// Apply one event. `line` is where it came from (for errors; 0 if
@@ -416,7 +429,7 @@ impl Overlay {
         ev.check().map_err(&err)?;
         self.ensure_keys()?;
         let kt = key_text(&ev.key);
-        let existing = self.keys.as_ref().and_then(|k| k.get(&kt).copied());
+        let existing = self.key_slot(&kt);
         match &ev.op {
             EventOp::Create { row, at } => {
                 if existing.is_some() {
@@ -459,7 +472,7 @@ impl Overlay {
                 let slot = self.order.slots() as u32;
                 self.order.insert(at, slot);
                 self.rows.insert(slot, row);
-                self.keys.as_mut().expect("built").insert(kt, slot);
+                self.key_changes.insert(kt, Some(slot));
                 self.commit_strings(fresh, ev.seq);
             }
             EventOp::Update { set, remove } => {
@@ -504,7 +517,7 @@ impl Overlay {
                 self.rows.remove(&slot);
                 self.patches.remove(&slot);
                 self.touched.remove(&slot);
-                self.keys.as_mut().expect("built").remove(&kt);
+                self.key_changes.insert(kt, None);
             }
         }
         self.last_seq = Some(ev.seq);

@@ -23,7 +23,18 @@
 //!
 //! Columns inside arrays (`labels[].name`) work the same way: their items
 //! are the base items of the view's rows plus the items of the delta rows.
+//!
+//! **Live.** [`OverlaySource::apply`] applies one more event and keeps
+//! what the source learned: the view's rows are edited where the event
+//! changed them, the delta's kind counts take the changed row out and put
+//! it back, field types are typed again only where the event can change
+//! them, and each one-key sort keeps its typed delta (keyed by row slot,
+//! strings as table ids or insertion point and text, so no key depends on
+//! the other new strings) and its merged order of the whole view, in which
+//! the changed row is moved. A column whose typing changes (its last text
+//! gone, say) is typed again on its next sort.
 
+use super::event::{Event, EventOp};
 use super::overlay::{Held, Overlay, is_timestamp, replay};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
@@ -260,6 +271,8 @@ struct Delta<'v> {
     /// (view row, items) of created rows and of overridden rows whose
     /// update touched the column, in view order.
     rows: Vec<(u32, Vec<Item<'v>>)>,
+    /// The slot of each of `rows`.
+    row_slots: Vec<u32>,
     /// Slots taking their cells from JSON.
     json: Bits,
     /// Snapshot slots whose base cells left the view (deleted, or touched).
@@ -278,23 +291,58 @@ struct PathKinds {
     neg: bool,
 }
 
+/// How many of the delta's values at one display path are of each kind
+/// (counts, so that a changed row's values can be taken out again).
+#[derive(Clone, Copy, Debug, Default)]
+struct PathCounts {
+    kinds: [u64; KIND_COUNT],
+    text: u64,
+    time: u64,
+    neg: u64,
+}
+
 /// The delta's kinds by display path, and how many overridden rows each
-/// top-level key was changed in.
-#[derive(Debug, Default)]
+/// top-level key was changed in: counts over the held rows, kept up to
+/// date row by row across events.
+#[derive(Clone, Debug, Default)]
 struct DeltaKinds {
-    paths: HashMap<String, PathKinds>,
+    paths: HashMap<String, PathCounts>,
     touched: HashMap<String, u64>,
 }
 
+/// Count one more (`add`) or one less.
+fn bump(x: &mut u64, add: bool) {
+    *x = if add { *x + 1 } else { x.saturating_sub(1) };
+}
+
 impl DeltaKinds {
-    fn walk(&mut self, v: &Value, path: String) {
+    /// The kinds at `path` (none when no held value has it).
+    fn kinds(&self, path: &str) -> PathKinds {
+        let Some(c) = self.paths.get(path) else {
+            return PathKinds::default();
+        };
+        let mut k = PathKinds {
+            text: c.text > 0,
+            time: c.time > 0,
+            neg: c.neg > 0,
+            ..Default::default()
+        };
+        for (b, n) in k.kinds.iter_mut().zip(c.kinds) {
+            *b = n > 0;
+        }
+        k
+    }
+
+    fn walk(&mut self, v: &Value, path: String, add: bool) {
         let e = self.paths.entry(path.clone()).or_default();
         match item_of(Some(v)) {
-            Item::Str(s) if is_timestamp(s) => e.time = true,
-            Item::Str(_) => e.text = true,
+            Item::Str(s) if is_timestamp(s) => bump(&mut e.time, add),
+            Item::Str(_) => bump(&mut e.text, add),
             Item::Cell(c) => {
-                e.kinds[kind_of(&c) as usize] = true;
-                e.neg |= matches!(c, Cell::Int(i) if i < 0);
+                bump(&mut e.kinds[kind_of(&c) as usize], add);
+                if matches!(c, Cell::Int(i) if i < 0) {
+                    bump(&mut e.neg, add);
+                }
             }
         }
         match v {
@@ -302,12 +350,12 @@ impl DeltaKinds {
                 for (k, x) in o {
                     let mut p = path.clone();
                     push_key(&mut p, k);
-                    self.walk(x, p);
+                    self.walk(x, p, add);
                 }
             }
             Value::Array(a) => {
                 for x in a {
-                    self.walk(x, format!("{path}[]"));
+                    self.walk(x, format!("{path}[]"), add);
                 }
             }
             _ => {}
@@ -336,6 +384,19 @@ pub struct OverlaySource {
     view_of: OnceLock<Vec<u32>>,
     /// Typed deltas for one-key sorts, by path.
     sort_deltas: Mutex<HashMap<String, Option<Arc<SortDelta>>>>,
+    /// Per snapshot node: its table ids that may read as a timestamp
+    /// ([`Self::text_left`]), counted once.
+    digits: Mutex<HashMap<u32, u64>>,
+}
+
+/// The fields whose type an event can change.
+enum Affected {
+    /// Every field (a delete: any kind may lose its last item).
+    All,
+    /// Fields under these top-level keys (an update).
+    Keys(Vec<String>),
+    /// Fields at these display paths (a created row's).
+    Paths(HashSet<String>),
 }
 
 /// What [`OverlaySource::view`] gives.
@@ -346,25 +407,100 @@ enum Got {
     Delta(Option<Arc<SortDelta>>),
 }
 
-/// A column's delta typed for sorting, kept by the source (typing the
-/// delta looks up every changed row's JSON; a query over the same view
-/// then only merges).
+/// The sort cell of a delta row: the engine's cell with strings kept as
+/// table ids, or for a string the column's table lacks, its insertion point
+/// and text. Ordered by the three-case rule of [`super::strkey::compare`]
+/// (both in the table: ids; one new: insertion point against id; both new:
+/// insertion point, then text), so no key depends on the other new strings
+/// and one changed row is typed alone.
+#[derive(Clone, Debug, PartialEq)]
+enum SortCell {
+    Cell(Cell),
+    New(u32, Arc<str>),
+}
+
+impl SortCell {
+    fn class(&self) -> Class {
+        match self {
+            SortCell::Cell(c) => c.class(),
+            SortCell::New(..) => Class::Value,
+        }
+    }
+
+    /// The order of two values (class [`Class::Value`]), as the engine's
+    /// order of the same cells over a rebuilt snapshot.
+    fn cmp_value(&self, o: &SortCell) -> std::cmp::Ordering {
+        use std::cmp::Ordering::{Greater, Less};
+        /// Rank of strings among kinds ([`Cell::rank`]).
+        const STR_RANK: u8 = 2;
+        match (self, o) {
+            (SortCell::Cell(a), SortCell::Cell(b)) => a.cmp_value(b),
+            (SortCell::New(i, a), SortCell::New(j, b)) => (i, a).cmp(&(j, b)),
+            (SortCell::Cell(Cell::Str(id)), SortCell::New(ins, _)) => {
+                if ins <= id {
+                    Greater
+                } else {
+                    Less
+                }
+            }
+            (SortCell::New(ins, _), SortCell::Cell(Cell::Str(id))) => {
+                if ins <= id {
+                    Less
+                } else {
+                    Greater
+                }
+            }
+            (SortCell::Cell(a), SortCell::New(..)) => a.rank().cmp(&STR_RANK),
+            (SortCell::New(..), SortCell::Cell(b)) => STR_RANK.cmp(&b.rank()),
+        }
+    }
+}
+
+/// A column's delta typed for sorting, kept by the source and carried
+/// across events ([`OverlaySource::apply`] re-types only the changed
+/// row): a query over the view merges it into the base engine's order.
+#[derive(Clone, Debug)]
 struct SortDelta {
-    ks: KeySpace,
-    /// Slots taking their cells from JSON.
+    /// Strings of the column read as text (else all as timestamps).
+    live_text: bool,
+    /// A snapshot slot whose base string (still in the view) reads as
+    /// text: while it stays, the column stays text.
+    witness: Option<u32>,
+    /// The snapshot's column holds no string.
+    base_no_str: bool,
+    /// The column's string table.
+    table: Option<StringTable>,
+    /// Snapshot slots taking their cells from JSON.
     json: Bits,
-    /// (sort cell, view row) of each delta row, in view order.
-    cells: Vec<(Cell, u32)>,
-    /// `cells` in the engine's order, ascending and descending (on first use).
-    sorted: [OnceLock<Vec<(Cell, u32)>>; 2],
+    /// Sort cell of each delta slot, and how many of its items are
+    /// strings not reading as timestamps.
+    cells: HashMap<u32, (SortCell, u32)>,
+    /// Sum of the text items of `cells`.
+    text_items: u64,
+    /// (sort cell, view row) of the delta rows in the engine's order,
+    /// ascending and descending (on first use after each event).
+    sorted: [OnceLock<Vec<(SortCell, u32)>>; 2],
+    /// Every row of the view in the engine's order, ascending and
+    /// descending: the merge's result, kept up to date across events by
+    /// moving the changed row ([`OverlaySource::apply`]).
+    merged: [OnceLock<Vec<u32>>; 2],
+}
+
+/// Where an event moved its row in the view: created at a view row,
+/// deleted from one, or changed in place.
+#[derive(Clone, Copy, Debug)]
+enum Move {
+    Create(u32),
+    Delete(u32),
+    Update(u32),
 }
 
 /// The engine's total order of (sort cell, view row) pairs of one column.
 #[inline]
-fn order_cmp(desc: bool, a: (Cell, u32), b: (Cell, u32)) -> std::cmp::Ordering {
+fn order_cmp(desc: bool, a: (&SortCell, u32), b: (&SortCell, u32)) -> std::cmp::Ordering {
     match a.0.class().cmp(&b.0.class()) {
         std::cmp::Ordering::Equal if a.0.class() == Class::Value => {
-            let o = a.0.cmp_value(&b.0);
+            let o = a.0.cmp_value(b.0);
             if desc { o.reverse() } else { o }
         }
         o => o,
@@ -372,13 +508,91 @@ fn order_cmp(desc: bool, a: (Cell, u32), b: (Cell, u32)) -> std::cmp::Ordering {
     .then(a.1.cmp(&b.1))
 }
 
+/// The sort cell of a delta row whose items at the column are `items`
+/// (a list sorts by its first item, null when empty), and how many of
+/// them are strings not reading as timestamps.
+fn sort_entry(
+    items: &[Item<'_>],
+    live_text: bool,
+    table: Option<&StringTable>,
+) -> Result<(SortCell, u32)> {
+    let text = items
+        .iter()
+        .filter(|it| matches!(it, Item::Str(s) if !is_timestamp(s)))
+        .count() as u32;
+    let cell = match items.first() {
+        None => SortCell::Cell(Cell::Null),
+        Some(Item::Cell(c)) => SortCell::Cell(*c),
+        Some(Item::Str(s)) if live_text => match table {
+            Some(t) => match t.find(s)? {
+                Ok(id) => SortCell::Cell(Cell::Str(id)),
+                Err(ins) => SortCell::New(ins, (*s).into()),
+            },
+            None => SortCell::New(0, (*s).into()),
+        },
+        Some(Item::Str(s)) => {
+            let ts = timestamp::parse(s)
+                .ok_or_else(|| Error::corrupt("overlay", 0, format!("timestamp {s:?}")))?;
+            SortCell::Cell(Cell::Time(ts.secs, ts.nanos))
+        }
+    };
+    Ok((cell, text))
+}
+
 impl SortDelta {
-    fn sorted(&self, desc: bool) -> &[(Cell, u32)] {
+    /// The delta rows of the view (`held`: view row and slot of every
+    /// held slot, in view order) in the engine's order.
+    fn sorted(&self, desc: bool, held: &[(u32, u32)]) -> &[(SortCell, u32)] {
         self.sorted[desc as usize].get_or_init(|| {
-            let mut v = self.cells.clone();
-            v.sort_unstable_by(|a, b| order_cmp(desc, *a, *b));
+            let mut v: Vec<(SortCell, u32)> = held
+                .iter()
+                .filter_map(|&(r, s)| self.cells.get(&s).map(|(c, _)| (c.clone(), r)))
+                .collect();
+            v.sort_unstable_by(|a, b| order_cmp(desc, (&a.0, a.1), (&b.0, b.1)));
             v
         })
+    }
+
+    /// Replace the entry of `slot` (`None`: its cells are the base's).
+    fn set(&mut self, slot: u32, entry: Option<(SortCell, u32)>) {
+        if let Some((_, t)) = self.cells.remove(&slot) {
+            self.text_items -= u64::from(t);
+        }
+        if let Some(e) = entry {
+            self.text_items += u64::from(e.1);
+            if (slot as usize) < self.json.len() {
+                self.json.set(slot as usize);
+            }
+            self.cells.insert(slot, e);
+        }
+        self.sorted = Default::default();
+    }
+}
+
+/// A copy of the source (its overlay copied, see [`Overlay`]'s `Clone`;
+/// the base engine shared): apply more events to the copy with
+/// [`OverlaySource::apply`] while the original keeps serving. Costs a pass
+/// over the view's rows (its row order and slot map) plus the events'
+/// own data; what the source learned (field types, the delta's kinds,
+/// typed sort deltas) comes along, so the copy's next sorted query
+/// merges as the original's would.
+impl Clone for OverlaySource {
+    fn clone(&self) -> OverlaySource {
+        OverlaySource {
+            ov: self.ov.clone(),
+            slots: self.slots.clone(),
+            held: self.held.clone(),
+            deleted: self.deleted.clone(),
+            base: self.base.clone(),
+            plain: self.plain,
+            fields: self.fields.clone(),
+            kinds: self.kinds.clone(),
+            // Key spaces belong to the columns of engines over this source.
+            spaces: Mutex::new(Vec::new()),
+            view_of: self.view_of.clone(),
+            sort_deltas: Mutex::new(lock_clone(&self.sort_deltas)),
+            digits: Mutex::new(lock_clone(&self.digits)),
+        }
     }
 }
 
@@ -394,6 +608,20 @@ fn poisoned() -> Error {
     Error::Invalid("a lock was poisoned by an earlier panic".into())
 }
 
+/// A copy of what a mutex holds (a cache: empty when poisoned).
+fn lock_clone<T: Clone + Default>(m: &Mutex<T>) -> T {
+    m.lock().map(|g| g.clone()).unwrap_or_default()
+}
+
+/// An applied event's row that the source could not find.
+fn lost(key: &Value) -> Error {
+    Error::corrupt(
+        "overlay",
+        0,
+        format!("the row of key {key} is not in the view"),
+    )
+}
+
 impl OverlaySource {
     /// Query the current view of `ov` (later events need a new source).
     pub fn new(ov: Overlay) -> Self {
@@ -404,11 +632,12 @@ impl OverlaySource {
     /// Query the current view of `ov`, taking the snapshot's columns from
     /// `base`, an engine over `ov`'s snapshot alone ([`OverlaySource::base`]
     /// of an earlier source): the columns it loaded are not decoded again.
-    /// This is how a live view follows a stream of events: apply the next
-    /// events to the overlay (get it back with [`OverlaySource::into_inner`]
-    /// once the engine over the source is dropped), then make a new source
-    /// with the same base. Building a source costs one pass over the row
-    /// order (no column is read until a query needs it).
+    /// A live view follows a stream of events with
+    /// [`OverlaySource::apply`] on one source (what it learned is kept and
+    /// only the changed row is typed again); a new source with the same
+    /// base also works, and types the delta again on its first queries.
+    /// Building a source costs one pass over the row order (no column is
+    /// read until a query needs it).
     ///
     /// An engine over another snapshot is not used (a fresh base is made).
     pub fn with_base(ov: Overlay, base: Engine) -> Self {
@@ -457,6 +686,7 @@ impl OverlaySource {
             spaces: Mutex::new(Vec::new()),
             view_of: OnceLock::new(),
             sort_deltas: Mutex::new(HashMap::new()),
+            digits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -469,6 +699,333 @@ impl OverlaySource {
     /// The overlay back.
     pub fn into_inner(self) -> Overlay {
         self.ov
+    }
+
+    /// Apply one more event to the overlay ([`Overlay::apply`]) and bring
+    /// the source up to date with it, keeping what it learned: the view's
+    /// row order and changed rows are edited where the event changed them,
+    /// and each typed sort delta re-types only the changed row, so the
+    /// next sorted query merges as before instead of typing every changed
+    /// row again. Equal to a new source over the overlay after the event
+    /// ([`OverlaySource::with_base`]). Make a new engine over the source
+    /// for the next queries (an engine keeps the columns it loaded). On
+    /// error nothing changes.
+    pub fn apply(&mut self, ev: &Event, line: u64) -> Result<()> {
+        let before = match ev.op {
+            EventOp::Create { .. } => None,
+            _ => self.ov.slot_of(&ev.key)?,
+        };
+        let len = self.ov.len();
+        // The view row of `before`, while the view is still as before.
+        let pos = match before {
+            Some(s) => self.position(s),
+            None => None,
+        };
+        // What the event can change the type of.
+        let affected = match &ev.op {
+            EventOp::Create { row, .. } => {
+                let mut t = DeltaKinds::default();
+                for (k, v) in row {
+                    let mut p = String::new();
+                    push_key(&mut p, k);
+                    t.walk(v, p, true);
+                }
+                Affected::Paths(t.paths.into_keys().collect())
+            }
+            EventOp::Update { set, remove } => Affected::Keys(
+                set.iter()
+                    .map(|(p, _)| p)
+                    .chain(remove)
+                    .filter_map(|p| p.first().cloned())
+                    .collect(),
+            ),
+            EventOp::Delete => Affected::All,
+        };
+        let had_new = before.is_some_and(|s| !self.new_paths(Some(s)).is_empty());
+        let mut kinds = self.kinds.take();
+        let old_fields = self.fields.take();
+        if let (Some(d), Some(s)) = (kinds.as_mut(), before) {
+            self.count_slot(d, s, false);
+        }
+        if let Err(e) = self.ov.apply(ev, line) {
+            if let (Some(d), Some(s)) = (kinds.as_mut(), before) {
+                self.count_slot(d, s, true);
+            }
+            self.kinds = kinds.map(OnceLock::from).unwrap_or_default();
+            self.fields = old_fields.map(OnceLock::from).unwrap_or_default();
+            return Err(e);
+        }
+        let n_snap = self.ov.snapshot_rows();
+        let mv;
+        let slot = match &ev.op {
+            EventOp::Create { at, .. } => {
+                let slot = self.ov.slot_count() as u32 - 1;
+                let at = at.map_or(len, |a| a as usize);
+                self.slots.insert(at, slot);
+                for h in &mut self.held {
+                    if h.0 as usize >= at {
+                        h.0 += 1;
+                    }
+                }
+                let i = self.held.partition_point(|h| (h.0 as usize) < at);
+                self.held.insert(i, (at as u32, slot));
+                mv = Move::Create(at as u32);
+                if let Some(v) = self.view_of.get_mut() {
+                    for x in v.iter_mut() {
+                        if *x != u32::MAX && *x as usize >= at {
+                            *x += 1;
+                        }
+                    }
+                }
+                slot
+            }
+            EventOp::Update { .. } => {
+                let (slot, r) = before.zip(pos).ok_or_else(|| lost(&ev.key))?;
+                let i = self.held.partition_point(|h| h.0 < r);
+                if self.held.get(i).is_none_or(|h| h.0 != r) {
+                    self.held.insert(i, (r, slot));
+                }
+                mv = Move::Update(r);
+                slot
+            }
+            EventOp::Delete => {
+                let (slot, r) = before.zip(pos).ok_or_else(|| lost(&ev.key))?;
+                mv = Move::Delete(r);
+                self.slots.remove(r as usize);
+                self.held.retain(|h| h.1 != slot);
+                for h in &mut self.held {
+                    if h.0 > r {
+                        h.0 -= 1;
+                    }
+                }
+                if let Some(v) = self.view_of.get_mut() {
+                    if let Some(x) = v.get_mut(slot as usize) {
+                        *x = u32::MAX;
+                    }
+                    for x in v.iter_mut() {
+                        if *x != u32::MAX && *x > r {
+                            *x -= 1;
+                        }
+                    }
+                }
+                if slot < n_snap {
+                    let i = self.deleted.partition_point(|&d| d < slot);
+                    self.deleted.insert(i, slot);
+                }
+                slot
+            }
+        };
+        self.plain = self.ov.overridden() == 0 && self.ov.len() as u64 == n_snap as u64;
+        self.spaces.get_mut().map_err(|_| poisoned())?.clear();
+        // The delta's kinds: the changed row counted again. Field types:
+        // those the event can change typed again, the others kept (all of
+        // them again when the row has fields the snapshot lacks).
+        if let Some(d) = kinds.as_mut() {
+            self.count_slot(d, slot, true);
+        }
+        self.kinds = kinds.map(OnceLock::from).unwrap_or_default();
+        let has_new = !self.new_paths(Some(slot)).is_empty();
+        if let Some(old) = old_fields
+            && !had_new
+            && !has_new
+            && !self.plain
+            && let Ok(f) = self.update_fields(&old, &affected)
+        {
+            self.fields = OnceLock::from(f);
+        }
+        // Each typed sort delta re-types the changed slot alone while the
+        // column's typing (text or timestamps) stays; else it is typed
+        // again on its next sort.
+        let mut deltas = std::mem::take(self.sort_deltas.get_mut().map_err(|_| poisoned())?);
+        deltas.retain(|path, d| {
+            // Shared with a clone of the source: copied first.
+            let Some(sd) = d.as_mut().map(Arc::make_mut) else {
+                return false;
+            };
+            self.retype_slot(path, sd, slot, mv).unwrap_or(false)
+        });
+        *self.sort_deltas.get_mut().map_err(|_| poisoned())? = deltas;
+        Ok(())
+    }
+
+    /// The field list after an event that changed only what `affected`
+    /// names (and brought no field the snapshot lacks), from the list
+    /// before it: exactly [`Self::compute_fields`].
+    fn update_fields(&self, old: &[FieldInfo], affected: &Affected) -> Result<Vec<FieldInfo>> {
+        let snap = self.ov.snapshot();
+        let before: HashMap<&str, &FieldInfo> = old.iter().map(|f| (f.path.as_str(), f)).collect();
+        let mut out = Vec::with_capacity(old.len());
+        for f in self.base.fields() {
+            let hit = match affected {
+                Affected::All => true,
+                Affected::Keys(ks) => {
+                    let segs = segments(&f.path)?;
+                    lead_keys(&segs)
+                        .first()
+                        .is_some_and(|k| ks.iter().any(|x| x == k))
+                }
+                // An array's element path also follows the array.
+                Affected::Paths(ps) => {
+                    ps.contains(&f.path)
+                        || f.path.strip_suffix("[]").is_some_and(|p| ps.contains(p))
+                }
+            };
+            if hit {
+                let node = snap
+                    .node_by_path(&f.path)
+                    .ok_or_else(|| Error::corrupt("overlay", 0, format!("field `{}`", f.path)))?;
+                if let Some(ty) = self.field_type(&f.path, Some((node, f.list)))? {
+                    out.push(FieldInfo { ty, ..f.clone() });
+                }
+            } else if let Some(&o) = before.get(f.path.as_str()) {
+                out.push(o.clone());
+            }
+        }
+        out.extend(
+            old.iter()
+                .filter(|f| snap.node_by_path(&f.path).is_none())
+                .cloned(),
+        );
+        Ok(out)
+    }
+
+    /// The view row of live `slot`.
+    fn position(&self, slot: u32) -> Option<u32> {
+        if slot < self.ov.snapshot_rows() {
+            return self
+                .view_rows()
+                .get(slot as usize)
+                .copied()
+                .filter(|&r| r != u32::MAX);
+        }
+        self.held.iter().find(|h| h.1 == slot).map(|h| h.0)
+    }
+
+    /// Re-type `slot` in the sort delta of `path`; false when the column's
+    /// typing may have changed (the delta is then typed again).
+    fn retype_slot(&self, path: &str, sd: &mut SortDelta, slot: u32, mv: Move) -> Result<bool> {
+        let segs = segments(path)?;
+        let lead = lead_keys(&segs);
+        let mut buf = Vec::new();
+        let items = self.slot_items(slot, &segs, &lead, &mut buf);
+        let entry = match items {
+            Some(its) => Some(sort_entry(&its, sd.live_text, sd.table.as_ref())?),
+            None => None,
+        };
+        // A row changed in place whose sort cell stays keeps its place.
+        let stays = matches!(mv, Move::Update(_))
+            && sd.cells.get(&slot).map(|e| &e.0) == entry.as_ref().map(|e| &e.0);
+        sd.set(slot, entry);
+        // The typing stays while its reason does: text in the delta, the
+        // witness's base string still in the view, or no string at all.
+        let gone = |s: u32| {
+            !self.ov.contains_slot(s) || self.ov.touched(s).is_some_and(|t| touches(t, &lead))
+        };
+        if sd.witness.is_some_and(gone) {
+            sd.witness = None;
+        }
+        let live_text = if sd.text_items > 0 || sd.witness.is_some() {
+            true
+        } else if sd.base_no_str {
+            false
+        } else {
+            return Ok(false);
+        };
+        if live_text != sd.live_text {
+            return Ok(false);
+        }
+        if stays {
+            return Ok(true);
+        }
+        // The kept orders of the whole view: the row taken out, the rows
+        // after it renumbered, the row put back where its cell goes.
+        let SortDelta { cells, merged, .. } = sd;
+        let mut col = None;
+        for (desc, m) in [false, true].into_iter().zip(merged.iter_mut()) {
+            let Some(m) = m.get_mut() else {
+                continue;
+            };
+            if let Move::Delete(r) | Move::Update(r) = mv {
+                let Some(i) = m.iter().position(|&x| x == r) else {
+                    return Ok(false);
+                };
+                m.remove(i);
+            }
+            match mv {
+                Move::Create(at) => m.iter_mut().filter(|x| **x >= at).for_each(|x| *x += 1),
+                Move::Delete(r) => m.iter_mut().filter(|x| **x > r).for_each(|x| *x -= 1),
+                Move::Update(_) => {}
+            }
+            let (Move::Create(r) | Move::Update(r)) = mv else {
+                continue;
+            };
+            let col = match &col {
+                Some(c) => c,
+                None => col.insert(self.base.column(path)?),
+            };
+            let cell = |x: u32| -> Option<SortCell> {
+                let s = *self.slots.get(x as usize)?;
+                Some(match cells.get(&s) {
+                    Some((c, _)) => c.clone(),
+                    None if s < self.ov.snapshot_rows() => {
+                        SortCell::Cell(col.sort_cell(s as usize))
+                    }
+                    None => return None,
+                })
+            };
+            let Some(me) = cell(r) else {
+                return Ok(false);
+            };
+            let mut bad = false;
+            let i = m.partition_point(|&x| match cell(x) {
+                Some(c) => order_cmp(desc, (&c, x), (&me, r)) == std::cmp::Ordering::Less,
+                None => {
+                    bad = true;
+                    false
+                }
+            });
+            if bad {
+                return Ok(false);
+            }
+            m.insert(i, r);
+        }
+        Ok(true)
+    }
+
+    /// The items at `segs` of `slot` when its cells there come from JSON
+    /// (a created row, or an overridden row whose update touched the
+    /// column), else `None`: as [`Self::delta`] takes them.
+    fn slot_items<'a>(
+        &'a self,
+        slot: u32,
+        segs: &[Seg],
+        lead: &[&str],
+        buf: &mut Vec<Option<&'a Value>>,
+    ) -> Option<Vec<Item<'a>>> {
+        if !self.ov.contains_slot(slot) {
+            return None;
+        }
+        if slot < self.ov.snapshot_rows()
+            && !self.ov.touched(slot).is_some_and(|t| touches(t, lead))
+        {
+            return None;
+        }
+        buf.clear();
+        match self.ov.held(slot)? {
+            Held::Row(row) => json_items(Some(row), segs, buf),
+            Held::Patch(ops) => {
+                let (Seg::Key(k0), rest) = segs.split_first()? else {
+                    return None;
+                };
+                let v = ops
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == k0)
+                    .map(|(_, v)| v.as_ref())?;
+                json_items(v, rest, buf);
+            }
+        }
+        Some(buf.iter().map(|v| item_of(*v)).collect())
     }
 
     /// The overlay.
@@ -511,6 +1068,7 @@ impl OverlaySource {
         let mut json = Bits::new(self.ov.slot_count());
         let mut removed = self.deleted.clone();
         let mut rows = Vec::new();
+        let mut row_slots = Vec::new();
         let mut buf = Vec::new();
         for &(r, s) in &self.held {
             if s < n_snap {
@@ -542,9 +1100,11 @@ impl OverlaySource {
                 None => continue,
             }
             rows.push((r, buf.iter().map(|v| item_of(*v)).collect()));
+            row_slots.push(s);
         }
         Delta {
             rows,
+            row_slots,
             json,
             removed,
         }
@@ -664,11 +1224,12 @@ impl OverlaySource {
                 None => Err(Error::corrupt("overlay", 0, "string id without a table")),
             }
         };
-        // Does a string of the base, still in the view, not read as a timestamp?
+        // Does a string of the base, still in the view, not read as a
+        // timestamp? (The first such row is kept as the witness.)
+        let mut witness = None;
         let live_text = held_text
             || (counts[Kind::Str as usize] > 0 && {
                 let mut seen = HashSet::new();
-                let mut found = false;
                 'rows: for s in 0..n_snap {
                     if removed.get(s) {
                         continue;
@@ -678,14 +1239,42 @@ impl OverlaySource {
                             && seen.insert(id)
                             && !is_timestamp(&text_of(id)?)
                         {
-                            found = true;
+                            witness = Some(s as u32);
                             break 'rows;
                         }
                     }
                 }
-                found
+                witness.is_some()
             });
         let base_time = counts[Kind::Time as usize] > 0;
+        if sort {
+            // Base cells keep their order when string ids stay table ids:
+            // no string read as a timestamp, no timestamp turned into text.
+            let snap_counts = node.map(|n| snap.footer().nodes[n as usize].counts);
+            let kept = snap_counts.is_some_and(|c| {
+                (c[Kind::Str as usize] == 0 || live_text)
+                    && (c[Kind::Time as usize] == 0 || !live_text)
+            });
+            if !(base.is_some() && own && kept) {
+                return Ok(Got::Delta(None));
+            }
+            let mut sd = SortDelta {
+                live_text,
+                witness,
+                base_no_str: snap_counts.is_some_and(|c| c[Kind::Str as usize] == 0),
+                table: tbl.cloned(),
+                json: Bits::new(n_snap),
+                cells: HashMap::with_capacity(delta.rows.len()),
+                text_items: 0,
+                sorted: Default::default(),
+                merged: Default::default(),
+            };
+            for ((_, its), &s) in delta.rows.iter().zip(&delta.row_slots) {
+                let e = sort_entry(its, live_text, tbl)?;
+                sd.set(s, Some(e));
+            }
+            return Ok(Got::Delta(Some(Arc::new(sd))));
+        }
         // The key space: the table's strings, the strings events brought
         // that it lacks, and (when timestamps become text) their texts.
         let (tidx, n) = match &table {
@@ -834,27 +1423,6 @@ impl OverlaySource {
             });
         }
         let ty = ColumnType::from_counts(&counts, neg);
-        if sort {
-            // Base cells keep their order when only string ids are re-keyed
-            // (`table_key` is increasing): no string read as a timestamp,
-            // no timestamp turned into text.
-            let snap_counts = node.map(|n| snap.footer().nodes[n as usize].counts);
-            let kept = snap_counts.is_some_and(|c| {
-                (c[Kind::Str as usize] == 0 || live_text)
-                    && (c[Kind::Time as usize] == 0 || !live_text)
-            });
-            return Ok(Got::Delta((base.is_some() && own && kept).then(|| {
-                Arc::new(SortDelta {
-                    ks,
-                    json: delta.json,
-                    cells: delta_cells
-                        .iter()
-                        .map(|(r, cells)| (cells.first().copied().unwrap_or(Cell::Null), *r))
-                        .collect(),
-                    sorted: Default::default(),
-                })
-            })));
-        }
         // The view's cells: base cells of the view's snapshot rows, delta
         // cells of the others, in view order.
         let rows = self.slots.len();
@@ -978,20 +1546,31 @@ impl OverlaySource {
                 want.set(r as usize);
             }
         }
+        // The kept order of the whole view, less the rows not asked for.
+        if let Some(m) = sd.merged[desc as usize].get() {
+            return Ok(Some(if all {
+                m.clone()
+            } else {
+                m.iter()
+                    .copied()
+                    .filter(|&r| want.get(r as usize))
+                    .collect()
+            }));
+        }
         let member = |r: u32| all || want.get(r as usize);
-        let ks = &sd.ks;
-        let conv = |c: Cell| match c {
-            Cell::Str(id) => Cell::Str(ks.table_key(id)),
-            c => c,
+        let less = |a: (&SortCell, u32), b: (&SortCell, u32)| {
+            order_cmp(desc, a, b) == std::cmp::Ordering::Less
         };
-        let less =
-            |a: (Cell, u32), b: (Cell, u32)| order_cmp(desc, a, b) == std::cmp::Ordering::Less;
         // One walk over the base order: each kept base row (checked to
         // come strictly after the previous one) follows the delta rows
-        // sorting before it.
-        let mut d = sd.sorted(desc).iter().filter(|x| member(x.1)).peekable();
+        // sorting before it. Base cells are table ids, as the delta's.
+        let mut d = sd
+            .sorted(desc, &self.held)
+            .iter()
+            .filter(|x| member(x.1))
+            .peekable();
         let mut out = Vec::with_capacity(rows.len());
-        let mut prev: Option<(Cell, u32)> = None;
+        let mut prev: Option<(SortCell, u32)> = None;
         for (&s, &c) in order.rows.iter().zip(&order.cells) {
             let r = match view_of.get(s as usize) {
                 Some(&r) if r != u32::MAX => r,
@@ -1000,13 +1579,15 @@ impl OverlaySource {
             if sd.json.get(s as usize) || !member(r) {
                 continue;
             }
-            let cur = (conv(c), r);
-            if prev.is_some_and(|p| !less(p, cur)) {
+            let cur = (SortCell::Cell(c), r);
+            if prev
+                .as_ref()
+                .is_some_and(|p| !less((&p.0, p.1), (&cur.0, cur.1)))
+            {
                 return Ok(None);
             }
-            prev = Some(cur);
-            while let Some(&&x) = d.peek() {
-                if less(x, cur) {
+            while let Some(&x) = d.peek() {
+                if less((&x.0, x.1), (&cur.0, cur.1)) {
                     out.push(x.1);
                     d.next();
                 } else {
@@ -1014,14 +1595,21 @@ impl OverlaySource {
                 }
             }
             out.push(r);
+            prev = Some(cur);
         }
         out.extend(d.map(|x| x.1));
-        Ok((out.len() == rows.len()).then_some(out))
+        if out.len() != rows.len() {
+            return Ok(None);
+        }
+        if all {
+            let _ = sd.merged[desc as usize].set(out.clone());
+        }
+        Ok(Some(out))
     }
 
     /// Display paths (with their list flag) of the delta rows' fields the
-    /// snapshot lacks.
-    fn new_paths(&self) -> Vec<(String, bool)> {
+    /// snapshot lacks (of the held row in slot `only` alone when given).
+    fn new_paths(&self, only: Option<u32>) -> Vec<(String, bool)> {
         fn walk(v: &Value, at: &str, list: bool, out: &mut Vec<(String, bool)>) {
             match v {
                 Value::Object(o) => {
@@ -1049,7 +1637,11 @@ impl OverlaySource {
             }
         }
         let mut out = Vec::new();
-        for &(_, s) in &self.held {
+        let slots: Vec<u32> = match only {
+            Some(s) => vec![s],
+            None => self.held.iter().map(|h| h.1).collect(),
+        };
+        for s in slots {
             match self.ov.held(s) {
                 Some(Held::Row(row)) => walk(row, "", false, &mut out),
                 Some(Held::Patch(ops)) => {
@@ -1090,8 +1682,7 @@ impl OverlaySource {
             } else {
                 removed_rows
             };
-            let none = PathKinds::default();
-            let pk = idx.paths.get(path).unwrap_or(&none);
+            let pk = &idx.kinds(path);
             let held = pk.kinds;
             let (text, time, neg) = (pk.text, pk.time, pk.neg);
             let c = &meta.counts;
@@ -1285,57 +1876,65 @@ impl OverlaySource {
         Ok(Some(Some(ColumnType::from_counts(&counts, neg))))
     }
 
-    /// The kinds of the delta's values by display path (computed once).
+    /// The kinds of the delta's values by display path (computed once,
+    /// then kept up to date by [`OverlaySource::apply`]).
     fn delta_kinds(&self) -> Result<&DeltaKinds> {
         if let Some(d) = self.kinds.get() {
             return Ok(d);
         }
         let mut d = DeltaKinds::default();
-        let n_snap = self.ov.snapshot_rows();
         for &(_, s) in &self.held {
-            let touched = if s < n_snap { self.ov.touched(s) } else { None };
-            if let Some(t) = touched {
-                let mut firsts: Vec<&str> = t
-                    .iter()
-                    .filter_map(|p| p.first())
-                    .map(|k| k.as_str())
-                    .collect();
-                firsts.sort_unstable();
-                firsts.dedup();
-                for k in firsts {
-                    *d.touched.entry(k.to_string()).or_default() += 1;
-                }
-            }
-            match self.ov.held(s) {
-                Some(Held::Row(Value::Object(o))) => {
-                    for (k, v) in o {
-                        let mut p = String::new();
-                        push_key(&mut p, k);
-                        // A snapshot row's untouched fields are the base's.
-                        if let Some(t) = touched
-                            && !t.iter().any(|tp| tp.first().is_some_and(|f| f == k))
-                        {
-                            continue;
-                        }
-                        d.walk(v, p);
-                    }
-                }
-                Some(Held::Patch(ops)) => {
-                    for (i, (k, v)) in ops.iter().enumerate() {
-                        if ops[i + 1..].iter().any(|(k2, _)| k2 == k) {
-                            continue; // a later change of the same key wins
-                        }
-                        if let Some(v) = v {
-                            let mut p = String::new();
-                            push_key(&mut p, k);
-                            d.walk(v, p);
-                        }
-                    }
-                }
-                _ => {}
-            }
+            self.count_slot(&mut d, s, true);
         }
         Ok(self.kinds.get_or_init(|| d))
+    }
+
+    /// Add (or take out) the held row in `slot` to the delta's kinds: its
+    /// changed top-level keys, and the values of its fields that come
+    /// from JSON. A slot that is not held counts nothing.
+    fn count_slot(&self, d: &mut DeltaKinds, s: u32, add: bool) {
+        let n_snap = self.ov.snapshot_rows();
+        let touched = if s < n_snap { self.ov.touched(s) } else { None };
+        if let Some(t) = touched {
+            let mut firsts: Vec<&str> = t
+                .iter()
+                .filter_map(|p| p.first())
+                .map(|k| k.as_str())
+                .collect();
+            firsts.sort_unstable();
+            firsts.dedup();
+            for k in firsts {
+                bump(d.touched.entry(k.to_string()).or_default(), add);
+            }
+        }
+        match self.ov.held(s) {
+            Some(Held::Row(Value::Object(o))) => {
+                for (k, v) in o {
+                    let mut p = String::new();
+                    push_key(&mut p, k);
+                    // A snapshot row's untouched fields are the base's.
+                    if let Some(t) = touched
+                        && !t.iter().any(|tp| tp.first().is_some_and(|f| f == k))
+                    {
+                        continue;
+                    }
+                    d.walk(v, p, add);
+                }
+            }
+            Some(Held::Patch(ops)) => {
+                for (i, (k, v)) in ops.iter().enumerate() {
+                    if ops[i + 1..].iter().any(|(k2, _)| k2 == k) {
+                        continue; // a later change of the same key wins
+                    }
+                    if let Some(v) = v {
+                        let mut p = String::new();
+                        push_key(&mut p, k);
+                        d.walk(v, p, add);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// True when the column at `node` holds no string that could read as
@@ -1398,17 +1997,33 @@ impl OverlaySource {
                 Ok(k) | Err(k) => k,
             })
         };
-        let (d0, d1) = (at("0")?, at(":")?);
-        let (from, to) = (d0.max(lo), d1.min(hi.saturating_add(1)));
-        let mut digits = u64::from(to.saturating_sub(from));
-        // A few such strings are read: those that do not read as
-        // timestamps are text.
-        if digits > 0 && digits <= READ_DIGIT_STRINGS {
-            digits = 0;
-            for id in from..to {
-                digits += u64::from(is_timestamp(&t.get(id)?));
+        let cached = self
+            .digits
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&node)
+            .copied();
+        let digits = match cached {
+            Some(d) => d,
+            None => {
+                let (d0, d1) = (at("0")?, at(":")?);
+                let (from, to) = (d0.max(lo), d1.min(hi.saturating_add(1)));
+                let mut digits = u64::from(to.saturating_sub(from));
+                // A few such strings are read: those that do not read as
+                // timestamps are text.
+                if digits > 0 && digits <= READ_DIGIT_STRINGS {
+                    digits = 0;
+                    for id in from..to {
+                        digits += u64::from(is_timestamp(&t.get(id)?));
+                    }
+                }
+                self.digits
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .insert(node, digits);
+                digits
             }
-        }
+        };
         if digits == 0 {
             return Ok(counts[Kind::Str as usize] > removed);
         }
@@ -1434,7 +2049,7 @@ impl OverlaySource {
                 out.push(FieldInfo { ty, ..f.clone() });
             }
         }
-        for (p, list) in self.new_paths() {
+        for (p, list) in self.new_paths(None) {
             if let Some(ty) = self.field_type(&p, None)? {
                 out.push(FieldInfo { path: p, ty, list });
             }

@@ -337,6 +337,42 @@ impl SnapshotSource {
     }
 }
 
+/// Typed values of a decoded node whose items all have one kind (no null,
+/// no absent item): its payload vector is the column as it is, taken out
+/// of `d` without a copy (no second array the size of the column, no pass
+/// over the items). `None` (and `d` untouched) otherwise.
+fn values_of_const(d: &mut NodeData, table_len: u64) -> Option<Values> {
+    use crate::read::Kinds;
+    let n = d.len();
+    let Kinds::Const(kind, _) = *d.kinds else {
+        return None;
+    };
+    let none = |n| Missing {
+        null: Bits::new(n),
+        absent: Bits::new(n),
+    };
+    Some(match kind {
+        Kind::Str if d.strs.len() == n && table_len < NULL as u64 => {
+            Values::Str(std::mem::take(&mut d.strs))
+        }
+        Kind::Int if d.ints.len() == n => Values::Int {
+            v: std::mem::take(&mut d.ints),
+            missing: none(n),
+        },
+        Kind::Time if d.ts_secs.len() == n && (d.ts_nanos.is_empty() || d.ts_nanos.len() == n) => {
+            Values::Time {
+                secs: std::mem::take(&mut d.ts_secs),
+                nanos: std::mem::take(&mut d.ts_nanos),
+                missing: none(n),
+            }
+        }
+        Kind::Array if d.lens.len() == n && d.lens.iter().all(|&l| l < NULL) => {
+            Values::List(std::mem::take(&mut d.lens))
+        }
+        _ => return None,
+    })
+}
+
 /// Typed values of a decoded node.
 fn values_of(d: &NodeData, counts: &[u64; crate::model::KIND_COUNT], table_len: u64) -> Values {
     let n = d.len();
@@ -361,11 +397,12 @@ fn values_of(d: &NodeData, counts: &[u64; crate::model::KIND_COUNT], table_len: 
         m
     };
     if only(&[Kind::Str]) && table_len < NULL as u64 {
+        let mut h = 0;
         Values::Str(
             (0..n)
-                .map(|i| match d.kind(i) {
-                    Kind::Str => d.strs[d.pos(i)],
-                    Kind::Null => NULL,
+                .map(|i| match d.kinds.get_and_rank(i, &mut h) {
+                    (Kind::Str, r) => d.strs[r],
+                    (Kind::Null, _) => NULL,
                     _ => ABSENT,
                 })
                 .collect(),
@@ -490,10 +527,13 @@ impl RowSource for SnapshotSource {
 
     fn load(&self, path: &str) -> Result<Column> {
         let node = self.node_of(path)?;
-        let d = self.snap.node_data(node)?;
+        let mut d = self.snap.node_data(node)?;
         let meta = &self.snap.footer().nodes[node as usize];
         let table = self.snap.table_of(node)?;
-        let values = values_of(&d, &meta.counts, table.len());
+        let values = match values_of_const(&mut d, table.len()) {
+            Some(v) => v,
+            None => values_of(&d, &meta.counts, table.len()),
+        };
         let offsets = self.domain_offsets(node)?;
         let rows = self.rows();
         let items = values.len();

@@ -835,10 +835,13 @@ impl Decoder {
         *slot = (*slot).max(c);
         let mut out = Vec::new();
         let mut h = 0;
+        let look = m.lookup();
         for i in kinds.items_of(kind) {
-            let v = (src.kinds.get_hinted(i, &mut h) == Kind::Str)
-                .then(|| src.strs[src.kinds.rank(i)])
-                .and_then(|id| m.get(id))
+            let (k, r) = src.kinds.get_and_rank(i, &mut h);
+            let v = (k == Kind::Str)
+                .then(|| src.strs.get(r).copied())
+                .flatten()
+                .and_then(|id| look.get(id))
                 .ok_or_else(|| Error::corrupt(what, 0, format!("item {i} has no mapped value")))?;
             out.push(v);
         }

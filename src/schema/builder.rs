@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Kind, NodeName};
+use crate::schema::colspill::{Buffers, ColumnSpill, Counts, Fields, Segment};
 use crate::schema::interner::{Interner, SpillPolicy, SpillStats, Strings};
 use crate::timestamp::{self, Timestamp};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -69,6 +70,75 @@ pub struct NodeBuf {
     pub lens: Vec<u32>,
     /// Items in the node's domain (set by `finish`).
     pub domain_len: u64,
+    /// Sum of `lens`, spilled ones included.
+    pub lens_sum: u64,
+    /// The node's spilled buffers, in order: its column is these
+    /// segments followed by the buffers above ([`ColumnsBuilder::load`]).
+    pub segments: Vec<Segment>,
+    /// What the segments hold.
+    pub spilled: Counts,
+}
+
+impl NodeBuf {
+    /// `Str` items, spilled ones included.
+    pub fn n_strs(&self) -> u64 {
+        self.spilled.strs + self.strs.len() as u64
+    }
+
+    /// `Time` items, spilled ones included.
+    pub fn n_times(&self) -> u64 {
+        self.spilled.times + self.times.len() as u64
+    }
+
+    /// Present items, spilled ones included.
+    pub fn n_items(&self) -> u64 {
+        self.spilled.items + self.idx.len() as u64
+    }
+
+    /// Move the buffers out (leaving them empty).
+    fn take_buffers(&mut self) -> Buffers {
+        Buffers {
+            idx: std::mem::take(&mut self.idx),
+            kinds: std::mem::take(&mut self.kinds),
+            ints: std::mem::take(&mut self.ints),
+            uints: std::mem::take(&mut self.uints),
+            floats: std::mem::take(&mut self.floats),
+            strs: std::mem::take(&mut self.strs),
+            times: std::mem::take(&mut self.times),
+            lens: std::mem::take(&mut self.lens),
+        }
+    }
+
+    fn set_buffers(&mut self, b: Buffers) {
+        self.idx = b.idx;
+        self.kinds = b.kinds;
+        self.ints = b.ints;
+        self.uints = b.uints;
+        self.floats = b.floats;
+        self.strs = b.strs;
+        self.times = b.times;
+        self.lens = b.lens;
+    }
+}
+
+/// A node with its whole column: borrowed from the builder when nothing
+/// of it was spilled, else read back ([`ColumnsBuilder::load`]).
+#[derive(Debug)]
+pub enum NodeRef<'a> {
+    /// Held in memory.
+    Mem(&'a NodeBuf),
+    /// Read back from the spill files.
+    Loaded(Box<NodeBuf>),
+}
+
+impl std::ops::Deref for NodeRef<'_> {
+    type Target = NodeBuf;
+    fn deref(&self) -> &NodeBuf {
+        match self {
+            NodeRef::Mem(n) => n,
+            NodeRef::Loaded(n) => n,
+        }
+    }
 }
 
 /// The whole column store being built.
@@ -87,10 +157,24 @@ pub struct ColumnsBuilder {
     failure: Option<Error>,
     /// Bytes held by the column buffers, as last counted.
     column_bytes: usize,
+    /// Column buffers past this many bytes are spilled (`usize::MAX`: never).
+    column_cap: usize,
+    /// Where the spilled column buffers are (once spilled).
+    column_spill: Option<ColumnSpill>,
+    /// Directory for spills.
+    spill_base: Option<std::path::PathBuf>,
 }
 
-/// Rows between two counts of the column buffers' bytes.
+/// Rows between two counts of the column buffers' bytes (every row under
+/// a budget of less than [`SMALL_BUDGET`] bytes).
 const COUNT_EVERY: u64 = 1024;
+
+/// See [`COUNT_EVERY`].
+const SMALL_BUDGET: usize = 64 << 20;
+
+/// The column buffers get `1 / COLUMN_SHARE` of the budget; past it they
+/// are spilled.
+pub const COLUMN_SHARE: usize = 2;
 
 impl ColumnsBuilder {
     /// A builder with no rows.
@@ -116,21 +200,116 @@ impl ColumnsBuilder {
             strings: Strings::default(),
             failure: None,
             column_bytes: 0,
+            column_cap: usize::MAX,
+            column_spill: None,
+            spill_base: None,
         }
     }
 
-    /// A builder whose string interner spills sorted runs to a temporary
-    /// directory in `policy.dir` once its strings exceed `policy.budget`
-    /// bytes. The snapshot written is the same as without spilling.
+    /// A builder that stays within `policy.budget` bytes: its column
+    /// buffers are spilled to a temporary directory in `policy.dir` once
+    /// they exceed half of it ([`COLUMN_SHARE`]), and its string interner
+    /// spills sorted runs once the strings exceed what the columns leave.
+    /// The snapshot written is the same as without spilling.
     pub fn with_spill(limits: Limits, policy: SpillPolicy) -> Self {
         let mut b = ColumnsBuilder::new(limits);
+        b.column_cap = policy.budget / COLUMN_SHARE;
+        b.spill_base = Some(policy.dir.clone());
         b.interner = Interner::new(Some(policy));
         b
     }
 
     /// What was spilled so far.
     pub fn spill_stats(&self) -> SpillStats {
-        self.interner.stats()
+        let mut s = self.interner.stats();
+        if let Some(c) = &self.column_spill {
+            s.column_runs = c.files() as u64;
+            s.bytes += c.bytes;
+        }
+        s
+    }
+
+    /// Whether column buffers were spilled.
+    pub fn columns_spilled(&self) -> bool {
+        self.column_spill.is_some()
+    }
+
+    /// Write every node's buffers as a segment of a new spill file and
+    /// empty them.
+    pub fn spill_columns(&mut self) -> Result<()> {
+        if self.column_spill.is_none() {
+            let base = self.spill_base.clone().unwrap_or_else(std::env::temp_dir);
+            self.column_spill = Some(ColumnSpill::new(&base)?);
+        }
+        let spill = self.column_spill.as_mut().expect("created above");
+        let mut w = spill.writer()?;
+        for n in self.nodes.iter_mut() {
+            if n.idx.is_empty() && n.lens.is_empty() {
+                continue;
+            }
+            let bufs = n.take_buffers();
+            let seg = w.push(&bufs)?;
+            n.spilled.add(&seg.n);
+            n.segments.push(seg);
+        }
+        w.finish()?;
+        self.column_bytes = self.column_bytes();
+        Ok(())
+    }
+
+    /// Node `i` with the `fields` of its whole column (the other vectors
+    /// empty when it was spilled): borrowed when nothing of it was spilled.
+    pub fn load(&self, i: usize, fields: Fields) -> Result<NodeRef<'_>> {
+        let n = &self.nodes[i];
+        let Some(spill) = self
+            .column_spill
+            .as_ref()
+            .filter(|_| !n.segments.is_empty())
+        else {
+            return Ok(NodeRef::Mem(n));
+        };
+        let mut bufs = Buffers::default();
+        spill.load(&n.segments, fields, &mut bufs)?;
+        if fields.has(Fields::ITEMS) {
+            bufs.idx.extend_from_slice(&n.idx);
+            bufs.kinds.extend_from_slice(&n.kinds);
+        }
+        if fields.has(Fields::STRS) {
+            bufs.strs.extend_from_slice(&n.strs);
+        }
+        if fields == Fields::ALL {
+            bufs.ints.extend_from_slice(&n.ints);
+            bufs.uints.extend_from_slice(&n.uints);
+            bufs.floats.extend_from_slice(&n.floats);
+            bufs.times.extend_from_slice(&n.times);
+            bufs.lens.extend_from_slice(&n.lens);
+        }
+        let mut out = NodeBuf {
+            parent: n.parent,
+            name: n.name.clone(),
+            children: n.children.clone(),
+            child_index: HashMap::new(),
+            elem: n.elem,
+            str_bytes: n.str_bytes,
+            domain_len: n.domain_len,
+            lens_sum: n.lens_sum,
+            ..Default::default()
+        };
+        out.set_buffers(bufs);
+        Ok(NodeRef::Loaded(Box::new(out)))
+    }
+
+    /// Replace the provisional string id of every `Str` item of node `i`
+    /// with `map[id]` (in memory and in its spilled segments).
+    pub fn remap_strs(&mut self, i: usize, map: &[u32]) -> Result<()> {
+        let n = &mut self.nodes[i];
+        for id in n.strs.iter_mut() {
+            *id = map[*id as usize];
+        }
+        if let Some(spill) = &self.column_spill {
+            spill.remap_strs(&n.segments, map)?;
+        }
+        Ok(())
     }
 
     /// The error of a spill that stopped the reading of rows, if any.
@@ -193,13 +372,22 @@ impl ColumnsBuilder {
     /// Spill the interner's strings if they are over their share of the
     /// budget, what the column buffers leave of it (between rows).
     fn maybe_spill(&mut self) -> std::result::Result<(), String> {
-        if self.rows % COUNT_EVERY == 0 {
+        if self.rows % COUNT_EVERY == 0 || self.column_cap < SMALL_BUDGET {
             self.column_bytes = self.column_bytes();
         }
-        if !self.interner.over_budget(self.column_bytes) {
-            return Ok(());
-        }
-        self.interner.spill().map_err(|e| {
+        let r = if self.column_bytes > self.column_cap {
+            self.spill_columns()
+        } else {
+            Ok(())
+        };
+        let r = r.and_then(|()| {
+            if self.interner.over_budget(self.column_bytes) {
+                self.interner.spill()
+            } else {
+                Ok(())
+            }
+        });
+        r.map_err(|e| {
             let m = e.to_string();
             self.failure = Some(e);
             m
@@ -282,12 +470,18 @@ impl ColumnsBuilder {
     /// other strings back into strings, so that a column is `timestamp` only
     /// when every one of its strings is a timestamp.
     pub fn finish(&mut self) -> Result<()> {
+        // Once columns were spilled, all of them are: the memory is left
+        // to the string tables and to the writer, which loads one node at
+        // a time.
+        if self.column_spill.is_some() {
+            self.spill_columns()?;
+        }
         // Domain lengths top-down (parents always precede children).
         self.nodes[0].domain_len = self.rows;
         for i in 1..self.nodes.len() {
             let p = self.nodes[i].parent as usize;
             let len = match self.nodes[i].name {
-                Some(NodeName::Elem) => self.nodes[p].lens.iter().map(|&l| l as u64).sum(),
+                Some(NodeName::Elem) => self.nodes[p].lens_sum,
                 _ => self.nodes[p].domain_len,
             };
             if len > self.limits.max_items {
@@ -302,31 +496,56 @@ impl ColumnsBuilder {
         // Timestamps mixed with plain strings become strings.
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
-            if n.times.is_empty() || n.strs.is_empty() {
+            if n.n_times() == 0 || n.n_strs() == 0 {
                 continue;
             }
-            let n = std::mem::take(&mut self.nodes[i]);
-            let mut n = n;
+            let mut b = Buffers::default();
+            let segments = std::mem::take(&mut self.nodes[i].segments);
+            if let Some(spill) = &self.column_spill {
+                spill.load(&segments, Fields::ALL, &mut b)?;
+            }
+            let tail = self.nodes[i].take_buffers();
+            b.idx.extend(tail.idx);
+            b.kinds.extend(tail.kinds);
+            b.ints.extend(tail.ints);
+            b.uints.extend(tail.uints);
+            b.floats.extend(tail.floats);
+            b.strs.extend(tail.strs);
+            b.times.extend(tail.times);
+            b.lens.extend(tail.lens);
             let (mut si, mut ti) = (0usize, 0usize);
-            let mut strs = Vec::with_capacity(n.strs.len() + n.times.len());
+            let mut strs = Vec::with_capacity(b.strs.len() + b.times.len());
             let mut text = String::new();
-            for k in n.kinds.iter_mut() {
+            let mut added = 0u64;
+            for k in b.kinds.iter_mut() {
                 if *k == Kind::Str as u8 {
-                    strs.push(n.strs[si]);
+                    strs.push(b.strs[si]);
                     si += 1;
                 } else if *k == Kind::Time as u8 {
                     text.clear();
-                    timestamp::format(&n.times[ti], &mut text);
+                    timestamp::format(&b.times[ti], &mut text);
                     ti += 1;
                     let id = self.intern(&text).map_err(Error::Invalid)?;
-                    n.str_bytes += text.len() as u64;
+                    added += text.len() as u64;
                     strs.push(id);
                     *k = Kind::Str as u8;
                 }
             }
-            n.strs = strs;
-            n.times.clear();
-            self.nodes[i] = n;
+            b.strs = strs;
+            b.times.clear();
+            self.nodes[i].str_bytes += added;
+            if segments.is_empty() {
+                self.nodes[i].set_buffers(b);
+            } else {
+                // Spilled again as one segment.
+                let spill = self.column_spill.as_mut().expect("segments are spilled");
+                let mut w = spill.writer()?;
+                let seg = w.push(&b)?;
+                w.finish()?;
+                let n = &mut self.nodes[i];
+                n.segments = vec![seg];
+                n.spilled = seg.n;
+            }
         }
         self.strings = self.interner.finish()?;
         Ok(())
@@ -531,7 +750,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         let elem = b.elem(node).map_err(de::Error::custom)?;
         let mut count: u32 = 0;
         loop {
-            let e = b.nodes[elem as usize].idx.len();
+            let e = b.nodes[elem as usize].n_items();
             let e = u32::try_from(e)
                 .map_err(|_| de::Error::custom("more than 2^32 array elements in one column"))?;
             if seq
@@ -547,7 +766,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             }
             count += 1;
         }
-        b.nodes[node as usize].lens.push(count);
+        let n = &mut b.nodes[node as usize];
+        n.lens.push(count);
+        n.lens_sum += count as u64;
         Ok(())
     }
 }

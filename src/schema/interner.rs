@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// Bytes a held string costs beyond its text (hash table slot, allocation).
 pub const ENTRY_OVERHEAD: usize = 64;
 
+/// Attempts of [`remove_spill_dirs`] at one directory.
+const REMOVE_TRIES: usize = 100;
+
 /// Spill directories that exist right now (see [`remove_spill_dirs`]).
 static LIVE_SPILL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -45,8 +48,16 @@ pub fn remove_spill_dirs() -> (usize, SpillDirsHeld) {
     let mut g = live_spill();
     let mut n = 0;
     for p in g.drain(..) {
-        if std::fs::remove_dir_all(&p).is_ok() {
-            n += 1;
+        // A build may be writing a file into it meanwhile (removing the
+        // directory then fails as not empty): try again until it is gone.
+        for _ in 0..REMOVE_TRIES {
+            if std::fs::remove_dir_all(&p).is_ok() {
+                n += 1;
+                break;
+            }
+            if !p.exists() {
+                break;
+            }
         }
     }
     (n, SpillDirsHeld { _guard: g })
@@ -115,6 +126,8 @@ pub struct SpillPolicy {
 pub struct SpillStats {
     /// Sorted runs of strings written.
     pub string_runs: u64,
+    /// Files of column buffers written.
+    pub column_runs: u64,
     /// Bytes written to temporary files.
     pub bytes: u64,
 }

@@ -3,6 +3,7 @@
 //! its column while serde_json parses it.
 
 pub mod builder;
+pub mod colspill;
 pub mod input;
 pub mod interner;
 

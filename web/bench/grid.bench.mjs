@@ -3,6 +3,7 @@
 //
 //   SNAPSHOT=/tmp/issues-1m.colsnap node web/bench/grid.bench.mjs
 //   ROWS=200000 node web/bench/grid.bench.mjs      # generates the snapshot first
+//   WWW=/tmp/old-www SNAPSHOT=... node web/bench/grid.bench.mjs   # another build of the page
 //
 // Needs web/build.sh, web/test's npm packages (playwright-core), and the
 // binaries in COLSNAP_BIN_DIR (default target/release: cargo build --release
@@ -34,7 +35,8 @@ const kb = (n) => (n / 1024).toFixed(1) + ' KB';
 const mb = (n) => (n / 1048576).toFixed(1) + ' MB';
 
 // 1. What the page downloads before the first rows, gzip -9.
-const www = join(root, 'web/www');
+// WWW: another build of the page (web/www with its pkg/), to compare two versions.
+const www = resolve(process.env.WWW || join(root, 'web/www'));
 // What the page loads before its first rows (pkg/app.js bundles app.js,
 // colsnap.js and the wasm-bindgen glue; web/build.sh).
 const code = ['pkg/colsnap_web_bg.wasm', 'pkg/app.js', 'index.html', 'style.css'];

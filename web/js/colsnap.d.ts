@@ -11,6 +11,8 @@ export interface ColumnView {
   null: Uint32Array | null; absent: Uint32Array | null; valid: Uint32Array | null;
   offsets: Uint32Array | null;
 }
+/** `sliceMs`: decode row by row, yielding to the page after each `sliceMs` of work; `onRow(k, cells)` as each row is ready; `cancelled()`: stop early (the rows so far are returned). */
+export interface CellsOptions { sliceMs?: number; onRow?: (k: number, cells: Record<string, unknown>) => void; cancelled?: () => boolean }
 export interface Stats { fetchedBytes: number; loadedBytes: number; wasmMemory: number; requests: number; networkBytes: number; cacheHits: number }
 export declare class Snapshot {
   readonly rowCount: number;
@@ -20,14 +22,18 @@ export declare class Snapshot {
   /** The file's ETag (its version), or null. */
   readonly etag: string | null;
   load(paths: string[]): Promise<void>;
+  /** Start fetching the sections of columns without decoding them (a later `load` uses the bytes). */
+  prefetch(paths: string[]): void;
   column(path: string): Promise<ColumnView>;
   query(q?: QueryOptions): Promise<QueryResult>;
   rows(indexes: ArrayLike<number>, fields?: string[]): Promise<Record<string, unknown>[]>;
   /** Cells keyed by display path, from the loaded columns (nested rows, as `rows`, once events are applied). */
-  cells(indexes: ArrayLike<number>, fields: string[]): Promise<Record<string, unknown>[]>;
+  cells(indexes: ArrayLike<number>, fields: string[], opts?: CellsOptions): Promise<Record<string, unknown>[]>;
   row(i: number, fields?: string[]): Promise<Record<string, unknown>>;
   strings(path: string, ids: ArrayLike<number>): Promise<(string | null)[]>;
   applyEvents(ndjson: string): Promise<number>;
   stats(): Stats;
 }
+/** Let the page run (input, rendering) before the next piece of work: `scheduler.yield()` or a macrotask. */
+export declare function yieldTask(): Promise<void>;
 export declare function open(url: string, opts?: OpenOptions): Promise<Snapshot>;

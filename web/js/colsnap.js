@@ -22,6 +22,14 @@ function wasm() {
 
 const CACHE = 'colsnap-ranges-v1';
 const TAIL = 256 * 1024;
+// Ranges kept in the Cache API: at least this long (columns, the footer).
+const CACHE_MIN = 64 * 1024;
+
+/** Let the page run (input, rendering) before the next piece of work. */
+export function yieldTask() {
+  if (globalThis.scheduler?.yield) return globalThis.scheduler.yield();
+  return new Promise((r) => setTimeout(r, 0));
+}
 
 function pairs(flat) {
   const out = [];
@@ -152,8 +160,11 @@ class RangeFetcher {
     const c = await this.cache();
     this.pending += ranges.reduce((n, [s, e]) => n + (e - s), 0);
     const one = async ([s, e]) => {
-      const key = c && this.cacheKey(s, e);
-      if (c) {
+      // Small ranges (string chunks of the rows on screen, a few dozen
+      // KB each; not the header, which a second visit opens with) skip the Cache API: while scrolling, putting and matching
+      // them cost the page more than fetching them again would.
+      const key = c && (e - s >= CACHE_MIN || s === 0) && this.cacheKey(s, e);
+      if (key) {
         const hit = await c.match(key);
         if (hit) {
           this.stats.cacheHits++;
@@ -168,7 +179,7 @@ class RangeFetcher {
       if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for bytes ${s}-${e - 1}`);
       const b = await this.body(res, 'data');
       this.stats.networkBytes += b.length;
-      if (c) c.put(key, new Response(b.slice())).catch(() => {});
+      if (key) c.put(key, new Response(b.slice())).catch(() => {});
       return [s, b];
     };
     try {
@@ -186,6 +197,8 @@ export class Snapshot {
     this.reader = reader;
     this.memory = memory;
     this.columns = new Map();
+    // Column sections fetched ahead (`prefetch`): start -> Promise<bytes>.
+    this.prefetched = new Map();
     // Ranges fetched during the outermost operation running (see `op`).
     this.taken = null;
     this.depth = 0;
@@ -253,19 +266,53 @@ export class Snapshot {
   async load(paths) {
     const todo = paths.filter((p) => !this.columns.has(p));
     if (!todo.length) return;
-    // One round of requests for every column; then each column is decoded
-    // and its compressed bytes dropped before the next one decodes (the
-    // wasm memory never shrinks: its peak is what stays).
-    const plans = todo.map((p) => this.reader.planColumns(JSON.stringify([p])));
-    const all = [];
-    for (const f of plans) for (const x of f) all.push(x);
-    const merged = pairs(all).sort((a, b) => a[0] - b[0]).filter((r, i, a) => !i || r[0] !== a[i - 1][0]);
-    await this.need(merged.flat(), true);
+    // One round of requests for every column, held by JavaScript; each
+    // column's bytes enter the wasm memory just before it decodes and
+    // leave it once decoded. The wasm memory never shrinks (its peak is
+    // what the page keeps), so it never holds more than one column's
+    // compressed bytes and decode temporaries at a time.
+    const plans = todo.map((p) => pairs(this.reader.planColumns(JSON.stringify([p]))));
+    const byStart = new Map();
+    for (const plan of plans) for (const r of plan) if (!byStart.has(r[0]) || byStart.get(r[0])[1] < r[1]) byStart.set(r[0], r);
+    // Ranges `prefetch` asked for already are taken from it.
+    const early = new Map();
+    for (const [s, [, e]] of byStart) {
+      const p = this.prefetched.get(s);
+      if (!p) continue;
+      this.prefetched.delete(s);
+      const b = await p;
+      if (b && b.length >= e - s) early.set(s, b);
+    }
+    const rest = [...byStart.values()].filter((r) => !early.has(r[0])).sort((a, b) => a[0] - b[0]);
+    const got = new Map([...early, ...(rest.length ? await this.fetcher.fetch(rest) : [])]);
     for (let i = 0; i < todo.length; i++) {
+      for (const [s] of plans[i]) {
+        const b = got.get(s);
+        if (b) this.reader.provide(s, b);
+      }
       const d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]))));
       this.columns.set(todo[i], d);
-      this.reader.release(plans[i]);
+      this.reader.release(Float64Array.from(plans[i].flat()));
+      // A range no later column plans is not needed again.
+      for (const [s] of plans[i]) if (!plans.slice(i + 1).some((p) => p.some((r) => r[0] === s))) got.delete(s);
     }
+  }
+
+  /**
+   * Start fetching the sections of columns (not decoding them): a later
+   * `load` of them takes the bytes from here. The page asks for the
+   * columns on screen while the sort column decodes.
+   */
+  prefetch(paths) {
+    const todo = paths.filter((p) => !this.columns.has(p));
+    if (!todo.length) return;
+    // Planned column by column, as `load` plans them (the same ranges).
+    const ranges = [];
+    for (const p of todo) for (const r of pairs(this.reader.planColumns(JSON.stringify([p])))) if (!this.prefetched.has(r[0]) && !ranges.some((x) => x[0] === r[0])) ranges.push(r);
+    if (!ranges.length) return;
+    const all = this.fetcher.fetch(ranges).then((got) => new Map(got), () => new Map());
+    // Kept until a `load` takes them (a failed prefetch leaves it to fetch).
+    ranges.forEach(([s]) => this.prefetched.set(s, all.then((m) => m.get(s))));
   }
 
   /**
@@ -343,13 +390,35 @@ export class Snapshot {
    * from the loaded columns, so the columns are decoded once, as typed
    * arrays (what a grid shows). With events applied: `rows` (nested objects).
    */
-  async cells(indexes, fields) {
+  async cells(indexes, fields, opts = {}) {
     const idx = indexes instanceof Uint32Array ? indexes : Uint32Array.from(indexes);
-    if (this.eventCount) return this.rows(idx, fields);
     return this.op(async () => {
-      await this.load(fields);
-      await this.need(this.reader.planRows(idx, JSON.stringify(fields)));
-      return JSON.parse(await this.retry(() => this.reader.cells(idx, JSON.stringify(fields))));
+      const fj = JSON.stringify(fields);
+      // With events applied: nested rows (see `rows`).
+      const some = this.eventCount
+        ? (sub) => this.rows1(sub, fields)
+        : async (sub) => JSON.parse(await this.retry(() => this.reader.cells(sub, fj)));
+      if (!this.eventCount) {
+        await this.load(fields);
+        await this.need(this.reader.planRows(idx, fj));
+      }
+      if (!opts.sliceMs) return some(idx);
+      // Row by row, yielding to the page whenever a slice of work ran
+      // `sliceMs` (each row decodes at most a few string chunks), so that
+      // no task runs long while the rows on screen fill in.
+      const out = [];
+      let t0 = performance.now();
+      for (let i = 0; i < idx.length; i++) {
+        if (opts.cancelled && opts.cancelled()) break;
+        const [cell] = await some(idx.subarray(i, i + 1));
+        out.push(cell);
+        if (opts.onRow) opts.onRow(i, cell);
+        if (performance.now() - t0 > opts.sliceMs && i + 1 < idx.length) {
+          await yieldTask();
+          t0 = performance.now();
+        }
+      }
+      return out;
     });
   }
 
@@ -380,15 +449,34 @@ export class Snapshot {
   }
 }
 
-/** Open a .colsnap URL read by byte ranges. Options: onProgress({loaded, total}), cache (default true). */
+/**
+ * Open a snapshot: a `.colsnap` URL read by byte ranges, or a published
+ * snapshot (SPEC.md section 15) by its pointer (`NAME.latest.json`) or
+ * manifest (`manifests/HEX.json`) URL, whose event segments are applied.
+ * Options: onProgress({loaded, total}), cache (default true).
+ */
 export async function open(url, opts = {}) {
-  const w = await wasm();
-  const f = new RangeFetcher(url, opts);
-  const parts = await f.open();
+  const abs = new URL(url, globalThis.location?.href).href;
+  const published = /\.json(?:[?#].*)?$/.test(abs);
+  // The module compiles while the first bytes come.
+  let pub = null;
+  let f = null;
+  const first = published
+    ? import('./published.js').then(async (m) => { pub = await m.readManifest(abs); f = new m.ObjectFetcher(pub.root, pub.manifest, opts); pub.segments = m.segments; return f.open(); })
+    : (f = new RangeFetcher(url, opts)).open();
+  const [w, parts] = await Promise.all([wasm(), first]);
   const reader = new Reader(f.len);
   for (const [s, b] of parts) reader.provide(s, b);
   const snap = new Snapshot(f, reader, w.memory);
   await snap.retry(() => reader.open());
   snap.refresh();
+  if (pub && snap.rowCount !== pub.manifest.snapshot.rows && !(pub.manifest.events || []).length) {
+    throw new Error(`${abs}: the manifest says ${pub.manifest.snapshot.rows} rows, the snapshot has ${snap.rowCount}`);
+  }
+  if (pub && (pub.manifest.events || []).length) {
+    // Event segments recorded after the snapshot, in order.
+    const texts = await pub.segments(pub);
+    await snap.applyEvents(texts.join('\n'));
+  }
   return snap;
 }

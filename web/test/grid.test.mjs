@@ -9,7 +9,8 @@
 // ROWS (default 5000).
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, existsSync, rmSync, cpSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,7 @@ const exe = (n) => (existsSync(join(bin, n)) ? join(bin, n) : join(bin, 'example
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ROWS = +(process.env.ROWS || 5000);
 const art = join(root, 'target/web-artifacts');
+const WWW_DIR = join(root, 'web/www');
 mkdirSync(art, { recursive: true });
 const deadline = setTimeout(() => { console.error('FAIL: the browser test ran past 240 s'); process.exit(1); }, 240_000);
 
@@ -52,6 +54,23 @@ const base = await new Promise((ok, fail) => {
   server.on('exit', (c) => fail(new Error(`colsnap-serve exited with ${c}`)));
   setTimeout(() => fail(new Error('colsnap-serve did not start')), 20_000);
 });
+
+// A plain static file server (no Range, no API): `mounts` maps URL
+// prefixes to directories.
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.json': 'application/json' };
+function staticServer(mounts) {
+  const srv = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const pre = Object.keys(mounts).find((p) => path.startsWith(p));
+    let file = pre && join(mounts[pre], path.slice(pre.length) || 'index.html');
+    if (file && existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+    if (!file || path.includes('..') || !existsSync(file)) { res.writeHead(404); res.end(); return; }
+    const ext = /\.[a-z]+$/.exec(file)?.[0] || '';
+    res.writeHead(200, { 'Content-Type': TYPES[ext] || 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((ok) => srv.listen(0, '127.0.0.1', () => ok({ base: `http://127.0.0.1:${srv.address().port}`, close: () => srv.close() })));
+}
 
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
@@ -177,6 +196,48 @@ try {
   assert.equal(top, '~ edited by an event');
   step('an applied event changed the top row (title sorted descending) without a reload');
   await page.screenshot({ path: join(art, 'grid-event.png') });
+
+  // A published snapshot (SPEC.md section 15) from a plain static server:
+  // the page opens its pointer, checks the manifest and each object's hash.
+  const site = join(work, 'site');
+  execFileSync(exe('colsnap'), ['publish', snap, site, '--name', 'issues'], { stdio: 'ignore' });
+  const badSite = join(work, 'site-bad');
+  cpSync(site, badSite, { recursive: true });
+  const tailObj = JSON.parse(readFileSync(join(site, 'issues.latest.json'), 'utf8'));
+  const man = JSON.parse(readFileSync(join(site, tailObj.manifest), 'utf8'));
+  const lastObj = man.objects[man.objects.length - 1].sha256;
+  for (const o of man.objects) {
+    if (o.sha256 === lastObj) continue;
+    const f = join(badSite, 'objects', o.sha256);
+    const b = readFileSync(f);
+    b[b.length - 1] ^= 0xff;
+    writeFileSync(f, b);
+  }
+  const stat = await staticServer({ '/web/': WWW_DIR, '/pub/': site, '/bad/': badSite });
+  const objectsAsked = [];
+  const pub = await ctx.newPage();
+  pub.on('console', (m) => logs.push(`published page ${m.type()}: ${m.text()}`));
+  pub.on('request', (r) => { if (r.url().includes('/pub/objects/')) objectsAsked.push(r.url()); });
+  await pub.goto(`${stat.base}/web/?file=/pub/issues.latest.json`);
+  await pub.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
+  {
+    const want = cli(['--sort', '-updated_at', '--fields', 'number,title', '--limit', '15']).data;
+    const nums = (await pub.$$eval('#inner .row:not(.ph) .c[data-field="number"]', (els) => els.map((e) => e.textContent))).slice(0, 15);
+    assert.deepEqual(nums, want.map((r) => r.number.toLocaleString('en-US')), 'published: numbers');
+    assert.equal(await pub.evaluate(() => window.grid.state.total), ROWS);
+    assert.ok(objectsAsked.length > 0 && objectsAsked.length < man.objects.length, `published: some objects fetched (${objectsAsked.length} of ${man.objects.length})`);
+  }
+  step(`published snapshot (pointer, manifest, ${man.objects.length} objects) from a static server: first rows match colsnap query, ${objectsAsked.length} objects fetched`);
+  await pub.screenshot({ path: join(art, 'grid-published.png') });
+  await pub.goto(`${stat.base}/web/?file=/bad/issues.latest.json`);
+  await pub.waitForFunction(() => document.body.dataset.state === 'error');
+  const msg = await pub.$eval('#error', (e) => e.textContent);
+  assert.match(msg, /hash/, 'a changed object is refused');
+  step(`published snapshot with changed objects: refused ("…${msg.slice(-70)}")`);
+  // The refusal is expected: not an error of the test.
+  for (let i = logs.length - 1; i >= 0; i--) if (logs[i].startsWith('published page error')) logs.splice(i, 1);
+  await pub.close();
+  stat.close();
 
   const stats = await page.evaluate(() => window.grid.snap.stats());
   step(`page stats: ${JSON.stringify(stats)}`);

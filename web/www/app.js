@@ -10,7 +10,7 @@ const ROW = 34;              // px, matches --row
 // scaled (?maxpx=N lowers it, for tests).
 const MAX_PX = +new URLSearchParams(location.search).get('maxpx') || 8_000_000;
 const OVERSCAN = 8;
-const ROW_BATCH = 10;   // rows decoded per task
+const SLICE_MS = 12;    // decode work between two yields to the page
 
 // Columns shown when the snapshot has them (issue exports); otherwise the first scalar ones.
 const PREFERRED = [
@@ -34,7 +34,7 @@ const NUMERIC = new Set(['i64', 'u64', 'f64', 'number']);
 
 const state = {
   snap: null, cols: [], sort: [], filters: {}, search: '',
-  rows: new Uint32Array(0), total: 0, cache: new Map(), inflight: new Set(), gen: 0, selected: -1, pending: null,
+  rows: new Uint32Array(0), total: 0, cache: new Map(), inflight: new Map(), gen: 0, renderPass: 0, waiters: [], cver: 0, usable: null, selected: -1, pending: null,
 };
 window.grid = { state, ready: null, timings: {} };
 
@@ -235,17 +235,45 @@ async function run() {
     state.rows = r.rows;
     state.total = r.total;
     state.cache = new Map();
-    state.inflight = new Set();
+    state.inflight = new Map();
+    state.waiters = [];
     state.lastQuery = q;
     // The saved first page stays when the query gives the same rows (its
     // columns then load when the rows on screen change).
     const m = state.memo;
     state.memo = null;
-    if (m && r.total === m.total && m.rows.every((x, i) => r.rows[i] === x)) m.cells.forEach((c, i) => state.cache.set(i, c));
+    state.usable = null;
+    if (m && r.total === m.total && m.rows.every((x, i) => r.rows[i] === x)) m.cells.forEach((c, i) => { c.__v = state.cver; state.cache.set(i, c); });
     buildHead();
     $('scroller').scrollTop = 0;
     layout();
     updateCount();
+    // Columns on screen not loaded yet (the first query of a visit): they
+    // load in groups, cheapest first, and the rows are drawn after each
+    // group, so the first rows show before the slow columns decode (their
+    // cells wait, greyed).
+    const later = state.snap.eventCount || (m && state.cache.size) ? [] : state.cols.map((c) => c.path).filter((p) => !state.snap.columns.has(p) && !q.sort.split(',').some((k) => k.replace(/^-/, '') === p));
+    if (later.length) {
+      state.usable = new Set(state.cols.map((c) => c.path).filter((p) => !later.includes(p)));
+      // Lists (labels), then mapped columns (the author: decoded from the
+      // column it is mapped from) are the slow ones.
+      const slow = (p) => (p.includes('[]') ? 1 : p.includes('.') ? 2 : 0);
+      const groups = [[], [], []];
+      for (const p of later) groups[Math.min(2, slow(p))].push(p);
+      let firstPaint = true;
+      for (const g of groups.filter((x) => x.length)) {
+        await state.snap.load(g);
+        if (gen !== state.gen) return;
+        for (const p of g) state.usable.add(p);
+        state.cver++;
+        if (g === groups.filter((x) => x.length).pop()) state.usable = null;
+        await render(firstPaint ? () => {
+          window.grid.firstPaintAt = performance.now();
+        } : undefined);
+        firstPaint = false;
+        if (gen !== state.gen) return;
+      }
+    }
     await render(() => {
       const ms = performance.now() - t0;
       window.grid.timings.lastQuery = ms;
@@ -311,38 +339,63 @@ async function render(onVisible) {
   const from = Math.max(0, first - OVERSCAN);
   const to = Math.min(state.total, end + OVERSCAN);
   const need = [];
-  for (let i = from; i < to; i++) if (!state.cache.has(i) && !state.inflight.has(i)) need.push(i);
-  const shown = () => { for (let i = first; i < end; i++) if (!state.cache.has(i)) return false; return true; };
-  let told = false;
-  const tell = () => { if (!told && onVisible && shown()) { told = true; onVisible(); } };
+  // Rows another render is decoding are taken over (that one stops: see
+  // `pass`); rows drawn before more columns loaded are decoded again.
+  const ver = state.cver;
+  const fresh = (i) => state.cache.get(i)?.__v === ver;
+  for (let i = from; i < to; i++) if (!fresh(i)) need.push(i);
+  const shown = () => { for (let i = first; i < end; i++) if (!fresh(i)) return false; return true; };
+  // `onVisible` waits for the rows on screen, whichever render draws them.
+  if (onVisible) state.waiters.push(onVisible);
+  const tell = tellVisible;
   tell();
   if (!need.length) return;
   const gen = state.gen;
-  // Visible rows first, in small batches with a yield between them, so
-  // that decoding string chunks never blocks the page for long.
+  // A newer render (the page scrolled on) takes over: this one stops
+  // decoding rows that may have left the screen.
+  const pass = ++state.renderPass;
+  // Visible rows first; decoded row by row with a yield whenever a slice
+  // of work ran SLICE_MS, so that decoding string chunks never blocks the
+  // page for long; drawn as they come.
   need.sort((a, b) => (a >= first && a < end ? 0 : 1) - (b >= first && b < end ? 0 : 1) || a - b);
-  const paths = state.cols.map((c) => c.path);
-  for (let b = 0; b < need.length; b += ROW_BATCH) {
-    if (b > 0) await (globalThis.scheduler?.yield ? globalThis.scheduler.yield() : new Promise((r) => setTimeout(r, 0)));
-    if (gen !== state.gen) return;
-    const part = need.slice(b, b + ROW_BATCH).filter((i) => !state.cache.has(i) && !state.inflight.has(i));
-    if (!part.length) continue;
-    for (const i of part) state.inflight.add(i);
-    let got;
-    try {
-      got = await state.snap.cells(Uint32Array.from(part, (i) => state.rows[i]), paths);
-    } finally {
-      if (gen === state.gen) for (const i of part) state.inflight.delete(i);
-    }
-    if (gen !== state.gen) return;
-    part.forEach((i, k) => state.cache.set(i, got[k]));
+  const paths = state.cols.map((c) => c.path).filter((p) => !state.usable || state.usable.has(p));
+  for (const i of need) state.inflight.set(i, pass);
+  let drawn = performance.now();
+  const redraw = () => {
     const now = position();
     draw(now.first, Math.min(state.total, now.first + now.visible));
     tell();
+  };
+  try {
+    await state.snap.cells(Uint32Array.from(need, (i) => state.rows[i]), paths, {
+      sliceMs: SLICE_MS,
+      cancelled: () => gen !== state.gen || pass !== state.renderPass,
+      onRow: (k, cells) => {
+        cells.__v = ver;
+        state.cache.set(need[k], cells);
+        // Draw once the rows on screen are all there, and now and then before.
+        if (shown() || performance.now() - drawn > 30) { drawn = performance.now(); redraw(); }
+      },
+    });
+  } finally {
+    if (gen === state.gen) for (const i of need) if (state.inflight.get(i) === pass) state.inflight.delete(i);
   }
+  if (gen !== state.gen) return;
+  redraw();
   if (state.cache.size > 5000) {
     for (const k of state.cache.keys()) { if (k < from || k >= to) state.cache.delete(k); if (state.cache.size < 2500) break; }
   }
+}
+
+// Run the callbacks waiting for the rows on screen once they are all drawn.
+function tellVisible() {
+  if (!state.waiters.length) return;
+  const { first, visible } = position();
+  const end = Math.min(state.total, first + visible);
+  for (let i = first; i < end; i++) if (state.cache.get(i)?.__v !== state.cver) return;
+  const w = state.waiters;
+  state.waiters = [];
+  for (const f of w) f();
 }
 
 function draw(first, end) {
@@ -363,13 +416,14 @@ function draw(first, end) {
     r.dataset.row = state.rows[i];
     r.classList.toggle('sel', state.rows[i] === state.selected);
     r.classList.toggle('ph', !obj);
-    if (r.dataset.drawn === `${state.gen}:${i}:${!!obj}`) continue;
-    r.dataset.drawn = `${state.gen}:${i}:${!!obj}`;
+    const key = `${state.gen}:${i}:${obj ? obj.__v : '-'}`;
+    if (r.dataset.drawn === key) continue;
+    r.dataset.drawn = key;
     state.cols.forEach((c, k) => {
       const el = r.children[k];
       el.dataset.field = c.path;
-      if (obj) cellHTML(c, get(obj, c.path), el);
-      else { el.className = 'c'; el.textContent = ''; }
+      if (obj && !(state.usable && !state.usable.has(c.path))) cellHTML(c, get(obj, c.path), el);
+      else { el.className = obj ? 'c wait' : 'c'; el.textContent = ''; }
     });
   }
 }
@@ -455,7 +509,7 @@ function paintMemo(m) {
   state.total = m.total;
   state.rows = new Uint32Array(m.total);
   state.rows.set(m.rows);
-  state.cache = new Map(m.cells.map((c, i) => [i, c]));
+  state.cache = new Map(m.cells.map((c, i) => { c.__v = state.cver; return [i, c]; }));
   state.memo = m;
   layout();
   updateCount();
@@ -488,11 +542,15 @@ async function main() {
     window.grid.timings.firstRows = window.grid.firstRowsAt - t0;
     window.grid.timings.firstRowsFrom = 'cache';
   }
+  // The sections of the columns on screen download while the sort column
+  // decodes and sorts.
+  state.snap.prefetch(state.cols.map((c) => c.path).filter((p) => !state.sort.some((k) => k.path === p)));
   await run();
   window.grid.timings.ready = (window.grid.visibleAt || performance.now()) - t0;
   if (!memo) {
-    window.grid.timings.firstRows = window.grid.timings.ready;
-    window.grid.firstRowsAt = window.grid.visibleAt;
+    // First rows: drawn with the quick columns (the rest greyed), or all.
+    window.grid.timings.firstRows = window.grid.firstPaintAt ? window.grid.firstPaintAt - t0 : window.grid.timings.ready;
+    window.grid.firstRowsAt = window.grid.firstPaintAt ?? window.grid.visibleAt;
   }
   saveMemo(memoKey);
   // The saved page left the shown columns unloaded: load them while idle,

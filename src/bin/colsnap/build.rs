@@ -78,11 +78,12 @@ pub struct Args {
     /// Store string chunks without front coding.
     #[arg(long)]
     pub no_front_coding: bool,
-    /// Memory budget (e.g. 512M, 2G; 0 for none): the distinct strings get
-    /// what the column buffers leave of three quarters of it (at least an
-    /// eighth) and past that are spilled to temporary files as sorted runs,
-    /// merged at the end. Column buffers are not spilled yet. The snapshot
-    /// is byte-identical whatever the budget.
+    /// Memory budget (e.g. 512M, 2G; 0 for none): the column buffers get
+    /// three eighths of it and past that are spilled to temporary files
+    /// (read back one column at a time when the snapshot is written); the
+    /// distinct strings get what the column buffers leave of three quarters
+    /// of it and past that are spilled as sorted runs, merged at the end.
+    /// The snapshot is byte-identical whatever the budget.
     #[arg(long, value_name = "SIZE", value_parser = common::parse_memory, default_value = "1G")]
     pub memory: u64,
     /// Directory of the temporary files of spills [default: OUTPUT's directory].
@@ -117,6 +118,8 @@ struct Summary {
     mb_per_s: f64,
     /// Sorted runs of strings spilled to temporary files (0: none).
     spilled_runs: u64,
+    /// Files of column buffers spilled to temporary files (0: none).
+    spilled_column_runs: u64,
     /// Bytes written to temporary files.
     spilled_bytes: u64,
 }
@@ -231,6 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seconds: round(seconds, 3),
         mb_per_s: round(report.json_bytes as f64 / 1e6 / seconds.max(1e-9), 1),
         spilled_runs: report.spill.string_runs,
+        spilled_column_runs: report.spill.column_runs,
         spilled_bytes: report.spill.bytes,
     };
     if args.json {
