@@ -4,7 +4,7 @@
 mod common;
 
 use colsnap::events::{
-    Event, EventOp as Op, Overlay, OverlaySource, compact_to_vec, diff_values, write_events,
+    Event, EventOp as Op, Overlay, OverlaySource, compact_to_vec, diff, diff_values, write_events,
 };
 use colsnap::query::{
     Engine, Filter, Literal, Op as QOp, Paging, Query, Search, SnapshotSource, SortKey,
@@ -396,6 +396,13 @@ proptest! {
         }
         // Diff, then apply, reproduces NEW exactly.
         let d = diff_values(&old, &model, "id", 1).unwrap();
+        // The snapshots' diff (keys and row hashes, changed rows read again)
+        // gives the same events as the diff of their rows.
+        let new_snap = snapshot(&model);
+        let from_rows = diff_values(&old, &new_snap.to_values().unwrap(), "id", 1).unwrap();
+        let from_snaps = diff(&snap, &new_snap, "id", 1).unwrap();
+        let lines = |es: &[Event]| es.iter().map(Event::to_json).collect::<Vec<_>>();
+        prop_assert_eq!(lines(&from_snaps), lines(&from_rows));
         let mut again = Overlay::new(snap.clone(), "id").unwrap();
         for (i, e) in d.iter().enumerate() {
             again.apply(e, i as u64 + 1).unwrap();

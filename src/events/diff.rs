@@ -3,7 +3,7 @@
 use super::event::{Event, EventOp, apply_update, get_path, key_text};
 use super::path::parse_path;
 use crate::error::{Error, Result};
-use crate::read::Snapshot;
+use crate::read::{RowWriter, Snapshot};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -55,30 +55,36 @@ fn patch(
     }
 }
 
-fn keyed(rows: &[Value], key_path: &[String], which: &str) -> Result<HashMap<String, usize>> {
-    let mut m = HashMap::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        let k = r
-            .as_object()
-            .and_then(|o| get_path(o, key_path))
+/// The key of every row (a string or a number, distinct), and the index of
+/// each key's row by its text.
+fn keyed(
+    keys: impl Iterator<Item = Result<Option<Value>>>,
+    key_path: &[String],
+    which: &str,
+) -> Result<(Vec<Value>, HashMap<String, usize>)> {
+    let mut out = Vec::new();
+    let mut m = HashMap::new();
+    for (i, k) in keys.enumerate() {
+        let k = k?
             .filter(|v| matches!(v, Value::String(_) | Value::Number(_)))
             .ok_or_else(|| Error::Value {
                 row: i as u64,
                 path: super::path::join_path(key_path),
                 message: format!("the {which} row has no string or number key"),
             })?;
-        if let Some(j) = m.insert(key_text(k), i) {
+        if let Some(j) = m.insert(key_text(&k), i) {
             return Err(Error::Value {
                 row: i as u64,
                 path: super::path::join_path(key_path),
                 message: format!(
                     "the {which} rows {j} and {i} have the same key {}",
-                    key_text(k)
+                    key_text(&k)
                 ),
             });
         }
+        out.push(k);
     }
-    Ok(m)
+    Ok((out, m))
 }
 
 /// Indexes (into `seq`) of a longest strictly increasing subsequence.
@@ -106,6 +112,118 @@ fn lis(seq: &[usize]) -> Vec<usize> {
     out
 }
 
+/// What the diff asks of the two sides: whether old row `i` and new row
+/// `j` are certainly equal (a cheap test; `false` only means "compare
+/// them"), and a row's value when it must be compared or created.
+trait Sides {
+    fn same(&mut self, i: usize, j: usize) -> bool;
+    fn old_row(&mut self, i: usize) -> Result<Value>;
+    fn new_row(&mut self, j: usize) -> Result<Value>;
+}
+
+/// The diff over the rows' keys; rows are asked of `sides` only where they
+/// may differ, so memory follows the keys and the changed rows.
+fn diff_keys(
+    old_keys: &[Value],
+    new_keys: &[Value],
+    new_index: &HashMap<String, usize>,
+    sides: &mut dyn Sides,
+    key_path: &[String],
+    first_seq: u64,
+) -> Result<Vec<Event>> {
+    // Common rows in old order, with their new positions.
+    let common: Vec<(usize, usize)> = old_keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| new_index.get(&key_text(k)).map(|&j| (i, j)))
+        .collect();
+    let new_pos: Vec<usize> = common.iter().map(|&(_, j)| j).collect();
+    let mut kept_old = vec![false; old_keys.len()];
+    let mut kept_new = vec![false; new_keys.len()];
+    let mut updates = Vec::new();
+    for ci in lis(&new_pos) {
+        let (i, j) = common[ci];
+        if !sides.same(i, j) {
+            let (old, new) = (sides.old_row(i)?, sides.new_row(j)?);
+            let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+                continue;
+            };
+            if !exact_eq(&old, &new) {
+                let (mut set, mut remove) = (Vec::new(), Vec::new());
+                patch(o, n, &mut Vec::new(), &mut set, &mut remove);
+                let mut check = o.clone();
+                let exact = apply_update(&mut check, &set, &remove, key_path).is_ok()
+                    && exact_eq(&Value::Object(check), &new);
+                if !exact {
+                    continue; // key order cannot be reproduced in place: move the row
+                }
+                updates.push((j, set, remove));
+            }
+        }
+        kept_old[i] = true;
+        kept_new[j] = true;
+    }
+    let mut events = Vec::new();
+    let mut seq = first_seq;
+    let mut len = 0usize;
+    for (i, k) in old_keys.iter().enumerate() {
+        if kept_old[i] {
+            len += 1;
+        } else {
+            events.push(Event {
+                seq,
+                key: k.clone(),
+                op: EventOp::Delete,
+            });
+            seq += 1;
+        }
+    }
+    updates.sort_by_key(|u| u.0);
+    for (j, set, remove) in updates {
+        events.push(Event {
+            seq,
+            key: new_keys[j].clone(),
+            op: EventOp::Update { set, remove },
+        });
+        seq += 1;
+    }
+    for (j, k) in new_keys.iter().enumerate() {
+        if kept_new[j] {
+            continue;
+        }
+        let row = match sides.new_row(j)? {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        };
+        let at = (j != len).then_some(j as u64);
+        events.push(Event {
+            seq,
+            key: k.clone(),
+            op: EventOp::Create { row, at },
+        });
+        seq += 1;
+        len += 1;
+    }
+    Ok(events)
+}
+
+struct ValueSides<'a> {
+    old: &'a [Value],
+    new: &'a [Value],
+}
+
+impl Sides for ValueSides<'_> {
+    fn same(&mut self, i: usize, j: usize) -> bool {
+        exact_eq(&self.old[i], &self.new[j])
+    }
+    fn old_row(&mut self, i: usize) -> Result<Value> {
+        Ok(self.old[i].clone())
+    }
+    fn new_row(&mut self, j: usize) -> Result<Value> {
+        Ok(self.new[j].clone())
+    }
+}
+
 /// The events that turn the rows `old` into the rows `new` (same rows, same
 /// order, same values, same key order), numbered from `first_seq`. Rows are
 /// matched by `key_field`; rows that keep their relative order (a longest
@@ -119,90 +237,98 @@ pub fn diff_values(
     first_seq: u64,
 ) -> Result<Vec<Event>> {
     let key_path = parse_path(key_field).map_err(|m| Error::Invalid(format!("key field: {m}")))?;
-    keyed(old, &key_path, "old")?;
-    let nk = keyed(new, &key_path, "new")?;
-    // Common rows in old order, with their new positions.
-    let common: Vec<(usize, usize)> = old
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let k = key_text(get_path(r.as_object()?, &key_path)?);
-            nk.get(&k).map(|&j| (i, j))
-        })
-        .collect();
-    let new_pos: Vec<usize> = common.iter().map(|&(_, j)| j).collect();
-    let mut kept_old = vec![false; old.len()];
-    let mut kept_new = vec![false; new.len()];
-    let mut updates = Vec::new();
-    for ci in lis(&new_pos) {
-        let (i, j) = common[ci];
-        let (Some(o), Some(n)) = (old[i].as_object(), new[j].as_object()) else {
-            continue;
-        };
-        if !exact_eq(&old[i], &new[j]) {
-            let (mut set, mut remove) = (Vec::new(), Vec::new());
-            patch(o, n, &mut Vec::new(), &mut set, &mut remove);
-            let mut check = o.clone();
-            let exact = apply_update(&mut check, &set, &remove, &key_path).is_ok()
-                && exact_eq(&Value::Object(check), &new[j]);
-            if !exact {
-                continue; // key order cannot be reproduced in place: move the row
-            }
-            updates.push((j, set, remove));
-        }
-        kept_old[i] = true;
-        kept_new[j] = true;
-    }
-    let mut events = Vec::new();
-    let mut seq = first_seq;
-    let key_of = |r: &Value| {
-        r.as_object()
-            .and_then(|o| get_path(o, &key_path))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    let mut len = 0usize;
-    for (i, r) in old.iter().enumerate() {
-        if kept_old[i] {
-            len += 1;
-        } else {
-            events.push(Event {
-                seq,
-                key: key_of(r),
-                op: EventOp::Delete,
-            });
-            seq += 1;
-        }
-    }
-    updates.sort_by_key(|u| u.0);
-    for (j, set, remove) in updates {
-        events.push(Event {
-            seq,
-            key: key_of(&new[j]),
-            op: EventOp::Update { set, remove },
-        });
-        seq += 1;
-    }
-    for (j, r) in new.iter().enumerate() {
-        if kept_new[j] {
-            continue;
-        }
-        let row = r.as_object().cloned().unwrap_or_default();
-        let at = (j != len).then_some(j as u64);
-        events.push(Event {
-            seq,
-            key: key_of(r),
-            op: EventOp::Create { row, at },
-        });
-        seq += 1;
-        len += 1;
-    }
-    Ok(events)
+    let key_of = |r: &Value| Ok(r.as_object().and_then(|o| get_path(o, &key_path)).cloned());
+    let (old_keys, _) = keyed(old.iter().map(key_of), &key_path, "old")?;
+    let (new_keys, new_index) = keyed(new.iter().map(key_of), &key_path, "new")?;
+    let mut sides = ValueSides { old, new };
+    diff_keys(
+        &old_keys, &new_keys, &new_index, &mut sides, &key_path, first_seq,
+    )
 }
 
-/// [`diff_values`] between two snapshots.
+/// One snapshot's side of a diff: each row's exact JSON text hashed (128
+/// bits) in one pass, rows read again only where they differ.
+struct SnapshotSide {
+    writer: RowWriter,
+    hashes: Vec<u128>,
+}
+
+impl SnapshotSide {
+    /// Keys and row hashes of every row of `snap`, one row in memory at a time.
+    fn read(
+        snap: &Snapshot,
+        key_field: &str,
+        key_path: &[String],
+        which: &str,
+    ) -> Result<(Self, Vec<Value>, HashMap<String, usize>)> {
+        let mut writer = snap.row_writer(None)?;
+        if snap.rows() == 0 {
+            // No rows, so perhaps no key column to select.
+            let side = SnapshotSide {
+                writer,
+                hashes: Vec::new(),
+            };
+            return Ok((side, Vec::new(), HashMap::new()));
+        }
+        let mut keys = snap.row_writer(Some(&[key_field.to_string()]))?;
+        let mut hashes = Vec::new();
+        let mut out = Vec::new();
+        let rows = (0..snap.rows()).map(|i| {
+            out.clear();
+            writer.write_row(i, &mut out)?;
+            hashes.push(hash128(&out));
+            let k = keys.row_json(i)?;
+            Ok(k.as_object().and_then(|o| get_path(o, key_path)).cloned())
+        });
+        let (k, index) = keyed(rows, key_path, which)?;
+        Ok((SnapshotSide { writer, hashes }, k, index))
+    }
+}
+
+/// Two independent 64-bit SipHashes of `bytes`.
+fn hash128(bytes: &[u8]) -> u128 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut a = DefaultHasher::new();
+    a.write(bytes);
+    let mut b = DefaultHasher::new();
+    b.write_u64(0x9e37_79b9_7f4a_7c15);
+    b.write(bytes);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+struct SnapshotSides {
+    old: SnapshotSide,
+    new: SnapshotSide,
+}
+
+impl Sides for SnapshotSides {
+    fn same(&mut self, i: usize, j: usize) -> bool {
+        self.old.hashes[i] == self.new.hashes[j]
+    }
+    fn old_row(&mut self, i: usize) -> Result<Value> {
+        self.old.writer.row_json(i as u64)
+    }
+    fn new_row(&mut self, j: usize) -> Result<Value> {
+        self.new.writer.row_json(j as u64)
+    }
+}
+
+/// [`diff_values`] between two snapshots. Memory follows the rows' keys and
+/// the rows that changed, not the snapshots' JSON: each side is read once
+/// (keys and a hash of each row's text), then the rows whose hashes differ
+/// are read again and compared.
 pub fn diff(old: &Snapshot, new: &Snapshot, key_field: &str, first_seq: u64) -> Result<Vec<Event>> {
-    diff_values(&old.to_values()?, &new.to_values()?, key_field, first_seq)
+    let key_path = parse_path(key_field).map_err(|m| Error::Invalid(format!("key field: {m}")))?;
+    let (old_side, old_keys, old_index) = SnapshotSide::read(old, key_field, &key_path, "old")?;
+    drop(old_index);
+    let (new_side, new_keys, new_index) = SnapshotSide::read(new, key_field, &key_path, "new")?;
+    let mut sides = SnapshotSides {
+        old: old_side,
+        new: new_side,
+    };
+    diff_keys(
+        &old_keys, &new_keys, &new_index, &mut sides, &key_path, first_seq,
+    )
 }
 
 #[cfg(test)]
