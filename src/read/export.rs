@@ -12,6 +12,9 @@ use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
 
+/// JSON strings back to back, and each deferred reference's span in them.
+type Arena = (Vec<u8>, Vec<(usize, usize)>);
+
 /// What to export.
 #[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
@@ -237,11 +240,7 @@ impl Emitter {
     /// Read the strings of `refs` ((position, table, id) each), every
     /// chunk once ([`Snapshot::chunk_strings`]), as JSON strings back to
     /// back in an arena; returns the arena and each ref's span in it.
-    fn resolve(
-        &self,
-        refs: &[(usize, u32, u32)],
-        keep: bool,
-    ) -> Result<(Vec<u8>, Vec<(usize, usize)>)> {
+    fn resolve(&self, refs: &[(usize, u32, u32)], keep: bool) -> Result<Arena> {
         let mut order: Vec<u32> = (0..refs.len() as u32).collect();
         order.sort_unstable_by_key(|&r| (refs[r as usize].1, refs[r as usize].2));
         let mut arena = Vec::new();
