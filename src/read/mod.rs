@@ -1264,8 +1264,14 @@ impl Snapshot {
             )?;
         }
         self.inner.partial_reads.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut fc) = self.inner.fetched.lock() {
-            fc.remove(&sec);
+        // A local chunk is read again cheaply; a remote one stays in the
+        // (bounded) fetch cache, since other strings of it may be wanted
+        // next (another field group of the same page) and refetching costs
+        // a round trip.
+        if !self.is_remote() {
+            if let Ok(mut fc) = self.inner.fetched.lock() {
+                fc.remove(&sec);
+            }
         }
         if !found.is_empty() {
             let mut sc = self.inner.strings.lock().map_err(|_| poisoned())?;
