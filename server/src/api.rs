@@ -46,10 +46,32 @@ pub(crate) fn path_err(e: PathRejection) -> ApiError {
 
 async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     let names = st.names();
+    // What each snapshot holds in memory, in bytes: the typed columns
+    // loaded to filter and sort, those decoded to write rows, and the
+    // two string caches (bounded by --cache-mb and --string-cache-mb).
+    let memory: serde_json::Map<String, Value> = st
+        .all()
+        .iter()
+        .map(|d| {
+            let mut columns = d.engine.loaded_bytes() as u64;
+            let mut writers = d.engine.source().writer_bytes();
+            if !Arc::ptr_eq(d.engine.source(), d.base.source()) {
+                columns += d.base.loaded_bytes() as u64;
+                writers += d.base.source().writer_bytes();
+            }
+            (
+                d.name.clone(),
+                json!({"loadedColumns": columns, "rowColumns": writers,
+                       "stringChunks": d.snap.string_cache_bytes(),
+                       "strings": d.snap.string_cache_single_bytes()}),
+            )
+        })
+        .collect();
     let mut r = axum::Json(json!({
         "status": "ok",
         "snapshots": names,
         "activeStreams": st.streams(),
+        "memory": memory,
     }))
     .into_response();
     r.headers_mut()

@@ -94,6 +94,11 @@ pub struct ServerConfig {
     /// positions of a large snapshot decode a chunk per string when the
     /// chunks they touch do not fit.
     pub cache_bytes: usize,
+    /// Byte budget of each snapshot's single strings kept apart from their
+    /// chunks (the library's [`colsnap::OpenOptions::string_cache_bytes`]):
+    /// the strings of the rows served recently, so that pages asked again
+    /// decode nothing.
+    pub string_cache_bytes: usize,
 }
 
 impl ServerConfig {
@@ -119,6 +124,7 @@ impl ServerConfig {
             events_token: None,
             max_events_body: 8 << 20,
             cache_bytes: colsnap::OpenOptions::default().cache_bytes,
+            string_cache_bytes: colsnap::OpenOptions::default().string_cache_bytes,
         }
     }
 }
@@ -149,7 +155,7 @@ pub struct Dataset {
     events_sig: Option<FileSig>,
     /// The engine over the snapshot alone (its columns, loaded once, are
     /// the base of every later view with events).
-    base: Engine,
+    pub(crate) base: Engine,
     /// Every event applied, in order (replayed for `GET /api/NAME/events`
     /// and to build the next view).
     pub(crate) history: Arc<Vec<Arc<colsnap::events::Event>>>,
@@ -208,13 +214,13 @@ struct ResultCache {
 impl Dataset {
     /// Open `path` as the dataset `name`, with the event log `events`
     /// applied (rows identified by `key`), decoded string chunks cached up
-    /// to `cache_bytes`.
+    /// to `cache_bytes` (and single strings to `cache_bytes.1`).
     pub fn open(
         name: String,
         path: PathBuf,
         key: &str,
         events: Option<PathBuf>,
-        cache_bytes: usize,
+        cache_bytes: (usize, usize),
     ) -> anyhow::Result<Dataset> {
         use std::io::{Read, Seek, SeekFrom};
         let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
@@ -224,7 +230,8 @@ impl Dataset {
         let (snap, mut f, meta) = loop {
             let f = std::fs::File::open(&path).map_err(|e| at(&e))?;
             let opts = colsnap::OpenOptions {
-                cache_bytes,
+                cache_bytes: cache_bytes.0,
+                string_cache_bytes: cache_bytes.1,
                 ..Default::default()
             };
             let snap = Snapshot::open_with(&path, opts).map_err(|e| at(&e))?;
@@ -409,7 +416,7 @@ impl AppState {
                     p.clone(),
                     &config.key,
                     log,
-                    config.cache_bytes,
+                    (config.cache_bytes, config.string_cache_bytes),
                 )?),
             );
         }
@@ -502,7 +509,7 @@ impl AppState {
                 ds.path.clone(),
                 &ds.key,
                 ds.events.clone(),
-                self.config.cache_bytes,
+                (self.config.cache_bytes, self.config.string_cache_bytes),
             ) {
                 Ok(new) => {
                     tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");

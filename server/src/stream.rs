@@ -45,6 +45,17 @@ impl Drop for Open {
 /// buffer (one write to the socket), while the next batch is made.
 const BATCH_BYTES: usize = 1 << 20;
 
+/// Rows whose events are written together have their strings read
+/// together, each string chunk once: rows in any order hold strings spread
+/// over every chunk, so the more rows a batch, the fewer times a chunk is
+/// read over the stream. A batch has about this many bytes of events...
+const STRINGS_BATCH_BYTES: usize = 16 << 20;
+/// ...and from this many rows (the first batch, whose size per row is not
+/// known yet)...
+const FIRST_BATCH_ROWS: usize = 1024;
+/// ...to this many.
+const MAX_BATCH_ROWS: usize = 1 << 17;
+
 /// What the producer of one stream needs.
 struct Job {
     ds: Arc<Dataset>,
@@ -55,6 +66,9 @@ struct Job {
     /// One event a batch (pacing, for tests); otherwise about
     /// [`BATCH_BYTES`] of events.
     single: bool,
+    /// Output bytes per row seen so far (0 before the first batch): sizes
+    /// the next batch of rows written together.
+    row_bytes: AtomicUsize,
 }
 
 /// One SSE event's text: its fields, then `data` with `data` (which must
@@ -91,22 +105,45 @@ fn batch(job: &Job, mut at: usize) -> (Vec<u8>, Option<usize>) {
     let mut out = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4);
     let src = job.ds.engine.source();
     while at < total {
-        let end = at.saturating_add(job.chunk).min(total);
+        // Events written together: the source reads the strings of all
+        // their rows at once, each string chunk once. Their
+        // rows fill about STRINGS_BATCH_BYTES, rounded up to whole events
+        // (one event when paced). The row writer's JSON is compact: no line break (one
+        // would end a `data:` field), strings escape every control char.
+        let rows = match job.row_bytes.load(Ordering::Relaxed) {
+            0 => FIRST_BATCH_ROWS,
+            b => (STRINGS_BATCH_BYTES / b).clamp(FIRST_BATCH_ROWS, MAX_BATCH_ROWS),
+        };
+        let n = if job.single {
+            job.chunk
+        } else {
+            rows.div_ceil(job.chunk).max(1) * job.chunk
+        };
+        let end = at.saturating_add(n).min(total);
         let mark = out.len();
-        out.extend_from_slice(b"event: data\nid: ");
-        out.extend_from_slice(job.tag.as_bytes());
-        out.extend_from_slice(format!("-{end}\ndata: [").as_bytes());
-        let body = out.len();
-        if let Err(e) = src.write_rows_json(&job.rows[at..end], job.fields.as_deref(), &mut out) {
+        let tag = job.tag.clone();
+        let base = at;
+        let mut open = |out: &mut Vec<u8>, e: usize| {
+            out.extend_from_slice(b"event: data\nid: ");
+            out.extend_from_slice(tag.as_bytes());
+            out.extend_from_slice(format!("-{}\ndata: [", base + e).as_bytes());
+        };
+        if let Err(e) = src.write_row_groups(
+            &job.rows[at..end],
+            job.chunk,
+            job.fields.as_deref(),
+            &mut out,
+            &mut open,
+            b"]\n\n",
+        ) {
             tracing::error!(error = %e, "stream failed");
             out.truncate(mark);
             out.extend_from_slice(&error_event(&e.to_string()));
             return (out, None);
         }
-        // The row writer's JSON is compact: no line break (one would end
-        // the `data:` field), since strings escape every control character.
-        debug_assert!(!out[body..].contains(&b'\n'));
-        out.extend_from_slice(b"]\n\n");
+        let written = out.len() - mark;
+        job.row_bytes
+            .store((written / (end - at).max(1)).max(1), Ordering::Relaxed);
         at = end;
         if job.single || out.len() >= BATCH_BYTES {
             return (out, Some(at));
@@ -231,6 +268,7 @@ pub async fn stream(
         chunk,
         tag: tag.clone().into(),
         single: !cfg.stream_pause.is_zero(),
+        row_bytes: AtomicUsize::new(0),
     });
     let total = job.rows.len();
     let mut meta = Vec::new();

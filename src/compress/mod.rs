@@ -430,6 +430,69 @@ pub fn decompress_prefix(codec: Codec, stored: &[u8], n: usize, what: &str) -> R
     Ok(out)
 }
 
+/// A zstd dictionary prepared once for many decompressions (with the C
+/// library: its digested form, so a lookup does not load the dictionary
+/// again; else the bytes).
+pub struct PreparedDict {
+    #[cfg(feature = "write")]
+    ddict: zstd::dict::DecoderDictionary<'static>,
+    #[cfg(not(feature = "write"))]
+    bytes: Vec<u8>,
+}
+
+impl PreparedDict {
+    /// Prepare `dict` (copied).
+    pub fn new(dict: &[u8]) -> PreparedDict {
+        PreparedDict {
+            #[cfg(feature = "write")]
+            ddict: zstd::dict::DecoderDictionary::copy(dict),
+            #[cfg(not(feature = "write"))]
+            bytes: dict.to_vec(),
+        }
+    }
+}
+
+/// A reader of what `stored` decompresses to (at most `raw_len` bytes),
+/// for a caller that needs only a prefix of a large section: a lookup of
+/// one string of a long-text chunk stops decompressing at that string.
+/// Without the C zstd library, a zstd section is decompressed whole first.
+pub fn decompress_reader<'a>(
+    codec: Codec,
+    stored: &'a [u8],
+    raw_len: usize,
+    dict: Option<&'a PreparedDict>,
+    what: &str,
+) -> Result<Box<dyn Read + 'a>> {
+    let limit = raw_len as u64;
+    Ok(match codec {
+        Codec::None => Box::new(stored.take(limit)),
+        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(stored).take(limit)),
+        #[cfg(feature = "write")]
+        Codec::Zstd => {
+            let d = match dict {
+                Some(dict) => {
+                    zstd::stream::read::Decoder::with_prepared_dictionary(stored, &dict.ddict)
+                }
+                None => zstd::stream::read::Decoder::with_buffer(stored),
+            }
+            .map_err(|e| Error::Codec {
+                codec: "zstd",
+                what: what.to_string(),
+                detail: e.to_string(),
+            })?;
+            Box::new(d.take(limit))
+        }
+        #[cfg(not(feature = "write"))]
+        Codec::Zstd => Box::new(std::io::Cursor::new(decompress(
+            codec,
+            stored,
+            raw_len,
+            dict.map(|d| d.bytes.as_slice()),
+            what,
+        )?)),
+    })
+}
+
 /// A reader of a zstd stream (for zstd-compressed JSON input): the C
 /// library's streaming decoder when compiled in, else `ruzstd`'s.
 pub(crate) fn zstd_reader<'a, R: std::io::BufRead + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {

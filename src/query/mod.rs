@@ -584,23 +584,31 @@ impl Engine {
         self.src().prefetch(slice, fields)?;
         let pag = serde_json::to_string(&pagination).map_err(|e| Error::Invalid(e.to_string()))?;
         let groups = fields.map(field_groups).filter(|g| g.len() > 1);
+        // Every row of the page is written in one call per field group, so
+        // that the writer reads each string chunk once for the page (not
+        // once per row), then the rows are cut apart where needed.
         if let Some(groups) = &groups {
             // Fields in the order asked: each top-level key's fields are
             // written on their own and the objects spliced together.
+            let mut parts = Vec::with_capacity(groups.len());
+            for g in groups {
+                let mut part = Vec::new();
+                self.src().write_rows_json(slice, Some(g), &mut part)?;
+                let spans = object_spans(&part, slice.len())?;
+                parts.push((part, spans));
+            }
             if !ndjson {
                 out.extend_from_slice(b"{\"data\":[");
             }
-            let mut part = Vec::new();
-            for (n, &r) in slice.iter().enumerate() {
+            for n in 0..slice.len() {
                 if n > 0 && !ndjson {
                     out.push(b',');
                 }
                 out.push(b'{');
                 let mut first = true;
-                for g in groups {
-                    part.clear();
-                    self.src().write_rows_json(&[r], Some(g), &mut part)?;
-                    let inner = &part[1..part.len().saturating_sub(1).max(1)];
+                for (part, spans) in &parts {
+                    let r = spans[n].clone();
+                    let inner = &part[r.start + 1..r.end - 1];
                     if !inner.is_empty() {
                         if !first {
                             out.push(b',');
@@ -622,8 +630,10 @@ impl Engine {
             out.extend_from_slice(pag.as_bytes());
             out.extend_from_slice(b"}\n");
         } else if ndjson {
-            for &r in slice {
-                self.src().write_rows_json(&[r], fields, out)?;
+            let mut part = Vec::new();
+            self.src().write_rows_json(slice, fields, &mut part)?;
+            for r in object_spans(&part, slice.len())? {
+                out.extend_from_slice(&part[r]);
                 out.push(b'\n');
             }
             out.extend_from_slice(b"{\"pagination\":");
@@ -715,6 +725,47 @@ fn unescape(s: &str) -> String {
 /// `fields` grouped by top-level key, groups in the order their first
 /// field was asked for (`title,user.login,number,user.id` gives
 /// `[title] [user.login, user.id] [number]`).
+/// The byte spans of the `n` JSON objects that `write_rows_json` wrote
+/// back to back, separated by commas (strings may hold any brace).
+fn object_spans(buf: &[u8], n: usize) -> Result<Vec<std::ops::Range<usize>>> {
+    let mut spans = Vec::with_capacity(n);
+    let (mut depth, mut in_str, mut esc, mut start) = (0usize, false, false, 0usize);
+    for (i, &b) in buf.iter().enumerate() {
+        if in_str {
+            match b {
+                _ if esc => esc = false,
+                b'\\' => esc = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                if depth == 0 {
+                    start = i;
+                }
+                depth += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    spans.push(start..i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    if spans.len() != n || spans.iter().any(|r| buf[r.start] != b'{') {
+        return Err(Error::Invalid(format!(
+            "a page of {n} rows was written as {} JSON objects",
+            spans.len()
+        )));
+    }
+    Ok(spans)
+}
+
 fn field_groups(fields: &[String]) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = Vec::new();
     for f in fields {
@@ -746,5 +797,28 @@ mod paging_tests {
         let p = Paging::page(3, 10).unwrap();
         let pg = Pagination::new(p, 25);
         assert_eq!((pg.page, pg.total_pages, pg.has_more), (3, 3, false));
+    }
+}
+
+#[cfg(test)]
+mod object_span_tests {
+    use super::object_spans;
+
+    #[test]
+    fn spans_cut_rows_whatever_their_strings_hold() {
+        let buf = br#"{"a":"},{\"","b":[1,{"c":2}]},{},{"d":"\\"}"#;
+        let spans = object_spans(buf, 3).unwrap();
+        let got: Vec<&[u8]> = spans.iter().map(|r| &buf[r.clone()]).collect();
+        assert_eq!(
+            got,
+            vec![
+                &br#"{"a":"},{\"","b":[1,{"c":2}]}"#[..],
+                &b"{}"[..],
+                &br#"{"d":"\\"}"#[..]
+            ]
+        );
+        assert!(object_spans(buf, 2).is_err());
+        assert!(object_spans(b"[1],[2]", 2).is_err());
+        assert_eq!(object_spans(b"", 0).unwrap(), vec![]);
     }
 }

@@ -34,6 +34,12 @@ pub trait RowSource: Send + Sync {
     /// Number of rows.
     fn rows(&self) -> usize;
 
+    /// Bytes of the columns decoded to write rows (see
+    /// [`SnapshotSource::writer_bytes`]); 0 when the source does not say.
+    fn writer_bytes(&self) -> u64 {
+        0
+    }
+
     /// The memory, in bytes, one query may take for its per-row arrays
     /// (row lists, bitmaps, sort keys). A row count read from a file can
     /// claim far more rows than the file holds bytes; the engine refuses a
@@ -97,6 +103,32 @@ pub trait RowSource: Send + Sync {
         }
         Ok(())
     }
+
+    /// `rows` in groups of `group` rows, for a stream of events: for each
+    /// group, `open(out, end)` (`end`: rows of `rows` written once the
+    /// group is), the group as by [`RowSource::write_rows_json`], then
+    /// `close`. A source may read the strings of all groups together (each
+    /// string chunk once for all of them) and keep none of them in its
+    /// caches (a stream passes each row once). The default writes group by
+    /// group.
+    fn write_row_groups(
+        &self,
+        rows: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let mut end = 0;
+        for g in rows.chunks(group.max(1)) {
+            end += g.len();
+            open(out, end);
+            self.write_rows_json(g, fields, out)?;
+            out.extend_from_slice(close);
+        }
+        Ok(())
+    }
 }
 
 /// Does `hay` lowercased contain `needle_lower`? `buf` is scratch space.
@@ -117,8 +149,19 @@ pub fn contains_folded(hay: &str, needle_lower: &str, buf: &mut String) -> bool 
 
 type Offsets = Arc<Vec<u32>>;
 
-/// A row writer shared by the threads writing the same field selection.
-type WriterSlot = Arc<Mutex<Option<RowWriter>>>;
+/// The row writers of one field selection: a template with every column
+/// decoded, forked (sharing those columns) for each thread writing at the
+/// same time, and the idle forks.
+#[derive(Default)]
+struct Writers {
+    template: Option<RowWriter>,
+    idle: Vec<RowWriter>,
+}
+
+type WriterSlot = Arc<Mutex<Writers>>;
+
+/// Idle writers kept per field selection (more are dropped when returned).
+const IDLE_WRITERS: usize = 16;
 
 /// [`RowSource`] over an open [`Snapshot`]: string keys are string ids.
 /// The source owns a handle on the snapshot (a cheap clone), so it can be
@@ -221,8 +264,10 @@ impl SnapshotSource {
         Ok(off)
     }
 
-    /// Run `f` with the cached row writer for `fields` (threads asking for
-    /// the same selection take turns; other selections do not wait).
+    /// Run `f` with a row writer for `fields`: an idle one, or a fork of
+    /// the selection's template (made, with every column it writes
+    /// decoded, on first use), so threads writing the same selection at
+    /// once share its columns without waiting for each other.
     fn with_writer<T>(
         &self,
         fields: Option<&[String]>,
@@ -236,19 +281,49 @@ impl SnapshotSource {
             .entry(key)
             .or_default()
             .clone();
-        let mut slot = slot.lock().map_err(|_| poisoned())?;
-        if slot.is_none() {
-            if let Some(fs) = fields {
-                for p in fs {
-                    self.node_of(p)?;
+        let mut w = {
+            let mut g = slot.lock().map_err(|_| poisoned())?;
+            match g.idle.pop() {
+                Some(w) => w,
+                None => {
+                    if g.template.is_none() {
+                        if let Some(fs) = fields {
+                            for p in fs {
+                                self.node_of(p)?;
+                            }
+                        }
+                        let mut t = self.snap.row_writer(fields)?;
+                        t.prime()?;
+                        g.template = Some(t);
+                    }
+                    g.template
+                        .as_ref()
+                        .ok_or_else(|| Error::Invalid("row writer cache".into()))?
+                        .fork()
                 }
             }
-            *slot = Some(self.snap.row_writer(fields)?);
+        };
+        let r = f(&mut w);
+        if let Ok(mut g) = slot.lock() {
+            if g.idle.len() < IDLE_WRITERS {
+                g.idle.push(w);
+            }
         }
-        let w = slot
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("row writer cache".into()))?;
-        f(w)
+        r
+    }
+
+    /// Bytes of the columns decoded for writing rows, every field
+    /// selection written so far together (shared by the threads writing).
+    pub fn writer_bytes(&self) -> u64 {
+        let slots: Vec<WriterSlot> = self
+            .writers
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        slots
+            .iter()
+            .filter_map(|s| s.lock().ok()?.template.as_ref().map(|t| t.column_bytes()))
+            .sum()
     }
 
     fn node_of(&self, path: &str) -> Result<u32> {
@@ -418,6 +493,10 @@ fn cell_of(d: &NodeData, i: usize) -> Cell {
 }
 
 impl RowSource for SnapshotSource {
+    fn writer_bytes(&self) -> u64 {
+        SnapshotSource::writer_bytes(self)
+    }
+
     fn memory_budget(&self) -> u64 {
         crate::read::default_budget(&self.snap)
     }
@@ -536,14 +615,22 @@ impl RowSource for SnapshotSource {
         fields: Option<&[String]>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
+        self.with_writer(fields, |w| w.write_rows(&rows, out))
+    }
+
+    fn write_row_groups(
+        &self,
+        rows: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
         self.with_writer(fields, |w| {
-            for (n, &r) in rows.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                w.write_row(r as u64, out)?;
-            }
-            Ok(())
+            w.write_row_groups(&rows, group, out, open, close)
         })
     }
 }

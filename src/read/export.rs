@@ -12,6 +12,9 @@ use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
 
+/// JSON strings back to back, and each deferred reference's span in them.
+type Arena = (Vec<u8>, Vec<(usize, usize)>);
+
 /// What to export.
 #[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
@@ -80,6 +83,11 @@ pub(crate) struct Emitter {
     /// Vectors for [`Emitter::present_fields`], and its scratch order.
     pool: Vec<Vec<u32>>,
     order: Vec<u32>,
+    /// Strings not found in a cache are deferred to `deferred` (position
+    /// in the output, table, id) and read together, chunk by chunk, once
+    /// the rows are written ([`Emitter::resolve_into`]).
+    lazy: bool,
+    deferred: Vec<(usize, u32, u32)>,
 }
 
 /// Strings deferred to the end of a batch (see
@@ -178,7 +186,127 @@ impl Emitter {
             key_json,
             pool: Vec::new(),
             order: Vec::new(),
+            lazy: false,
+            deferred: Vec::new(),
         })
+    }
+
+    /// An emitter of the same columns sharing every node decoded so far
+    /// (the same `Arc`s: no copy), with fresh cursors and no kept chunks.
+    pub(crate) fn fork(&self) -> Emitter {
+        let n = self.nodes.len();
+        Emitter {
+            snap: self.snap.clone(),
+            dec: self.dec.fork(),
+            kinds: self.kinds.clone(),
+            nodes: self.nodes.clone(),
+            hints: vec![0; n],
+            fields: (0..n).map(|_| None).collect(),
+            keys: self.keys.clone(),
+            elem: self.elem.clone(),
+            keep: self.keep.clone(),
+            chunks: Vec::new(),
+            record: None,
+            tmp: String::new(),
+            kept: 0,
+            keep_budget: self.keep_budget,
+            batch: None,
+            spill_at: SPILL_AT,
+            key_json: self.key_json.clone(),
+            pool: Vec::new(),
+            order: Vec::new(),
+            lazy: self.lazy,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Decode every node the emitter writes now rather than when a row
+    /// first needs it (so that forks share them all).
+    pub(crate) fn prime(&mut self) -> Result<()> {
+        for n in 0..self.nodes.len() {
+            if self.keep[n] && self.nodes[n].is_none() {
+                self.kinds[n] = Some(self.dec.kinds(n as u32)?);
+                self.nodes[n] = Some(self.dec.node(n as u32)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of decoded nodes the emitter holds (shared with its forks).
+    pub(crate) fn node_bytes(&self) -> u64 {
+        self.dec.used()
+    }
+
+    /// Read the strings of `refs` ((position, table, id) each), every
+    /// chunk once ([`Snapshot::chunk_strings`]), as JSON strings back to
+    /// back in an arena; returns the arena and each ref's span in it.
+    fn resolve(&self, refs: &[(usize, u32, u32)], keep: bool) -> Result<Arena> {
+        let mut order: Vec<u32> = (0..refs.len() as u32).collect();
+        order.sort_unstable_by_key(|&r| (refs[r as usize].1, refs[r as usize].2));
+        let mut arena = Vec::new();
+        let mut spans = vec![(0usize, 0usize); refs.len()];
+        let mut g = 0;
+        while g < order.len() {
+            let (t, id0) = (refs[order[g] as usize].1, refs[order[g] as usize].2);
+            let (k, _) = self.locate(t, id0)?;
+            let starts = self.snap.chunk_starts(t);
+            let (lo, hi) = (starts[k], starts[k + 1]);
+            let mut h = g;
+            while h < order.len()
+                && refs[order[h] as usize].1 == t
+                && (refs[order[h] as usize].2 as u64) < hi
+            {
+                h += 1;
+            }
+            let mut want: Vec<usize> = order[g..h]
+                .iter()
+                .map(|&r| (refs[r as usize].2 as u64 - lo) as usize)
+                .collect();
+            want.dedup();
+            let mut got: Vec<Option<(usize, usize)>> = vec![None; want.len()];
+            self.snap.chunk_strings(t, k, &want, keep, &mut |i, s| {
+                if let Ok(j) = want.binary_search(&i) {
+                    let a = arena.len();
+                    write_json_str(&mut arena, s);
+                    got[j] = Some((a, arena.len()));
+                }
+            })?;
+            for &r in &order[g..h] {
+                let i = (refs[r as usize].2 as u64 - lo) as usize;
+                let j = want.binary_search(&i).unwrap_or(0);
+                spans[r as usize] = got[j].ok_or_else(|| {
+                    Error::corrupt(
+                        format!("string table {t} chunk {k}"),
+                        0,
+                        format!("string {i} missing"),
+                    )
+                })?;
+            }
+            g = h;
+        }
+        Ok((arena, spans))
+    }
+
+    /// Put the deferred strings in place in `out` (written since the
+    /// first deferred position), keeping those read in the snapshot's
+    /// string cache with `keep`.
+    pub(crate) fn resolve_into(&mut self, out: &mut Vec<u8>, keep: bool) -> Result<()> {
+        let refs = std::mem::take(&mut self.deferred);
+        let Some(&(first, _, _)) = refs.first() else {
+            return Ok(());
+        };
+        let (arena, spans) = self.resolve(&refs, keep)?;
+        let tail = out.split_off(first);
+        out.reserve(tail.len() + arena.len());
+        let mut at = first;
+        for (r, &(pos, _, _)) in refs.iter().enumerate() {
+            out.extend_from_slice(&tail[at - first..pos - first]);
+            let (a, b) = spans[r];
+            out.extend_from_slice(&arena[a..b]);
+            at = pos;
+        }
+        out.extend_from_slice(&tail[at - first..]);
+        Ok(())
     }
 
     /// Keep at most half of `budget` in decoded string chunks and defer the
@@ -216,37 +344,9 @@ impl Emitter {
             Some(b) if !b.refs.is_empty() => std::mem::take(&mut b.refs),
             _ => return spill(out),
         };
-        // Each distinct string once, in (table, id) order: every chunk is
-        // decoded once per batch.
-        let mut order: Vec<u32> = (0..refs.len() as u32).collect();
-        order.sort_unstable_by_key(|&r| (refs[r as usize].1, refs[r as usize].2));
-        let mut arena = Vec::new();
-        let mut spans = vec![(0usize, 0usize); refs.len()];
-        let mut cur: Option<((u32, usize), Arc<Chunk>)> = None;
-        let mut last: Option<((u32, u32), (usize, usize))> = None;
-        for r in order {
-            let (_, t, id) = refs[r as usize];
-            if let Some((key, span)) = last
-                && key == (t, id)
-            {
-                spans[r as usize] = span;
-                continue;
-            }
-            let (k, i) = self.locate(t, id)?;
-            let chunk = match &cur {
-                Some((key, c)) if *key == (t, k) => c.clone(),
-                _ => {
-                    let c = self.snap.string_chunk(t, k)?;
-                    cur = Some(((t, k), c.clone()));
-                    c
-                }
-            };
-            let start = arena.len();
-            write_json_str(&mut arena, chunk.get(i));
-            spans[r as usize] = (start, arena.len());
-            last = Some(((t, id), (start, arena.len())));
-        }
-        drop(cur);
+        // Each chunk read once per batch, its strings not kept (an export
+        // passes each row once).
+        let (arena, spans) = self.resolve(&refs, false)?;
         // Stitch the output and the strings together, handing out pieces
         // as they fill.
         let skeleton = std::mem::take(out);
@@ -528,6 +628,16 @@ impl Emitter {
         if let Some(r) = self.record.as_mut() {
             r.insert((t, k));
             write_json_str(out, "");
+            return Ok(());
+        }
+        if self.lazy {
+            if self
+                .snap
+                .cached_string(t, k, i, |s| write_json_str(out, s))
+                .is_none()
+            {
+                self.deferred.push((out.len(), t, id));
+            }
             return Ok(());
         }
         let chunk = {
@@ -891,13 +1001,101 @@ impl RowWriter {
 
     /// Append row `row` as compact JSON to `out`.
     pub fn write_row(&mut self, row: u64, out: &mut Vec<u8>) -> Result<()> {
-        if row >= self.emitter.snap.rows() {
+        self.write_rows(&[row], out)
+    }
+
+    /// Append `rows` as compact JSON objects separated by commas to `out`.
+    /// Strings found in the snapshot's caches are written at once; the
+    /// others are read after the rows are written, each chunk once for all
+    /// of them (a page of rows sorted by one column holds strings spread
+    /// over the whole table).
+    pub fn write_rows(&mut self, rows: &[u64], out: &mut Vec<u8>) -> Result<()> {
+        let n = self.emitter.snap.rows();
+        if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
             return Err(Error::NotFound {
                 what: "row",
-                name: format!("{row} (the snapshot has {} rows)", self.emitter.snap.rows()),
+                name: format!("{bad} (the snapshot has {n} rows)"),
             });
         }
-        self.emitter.row(row, out)
+        self.emitter.deferred.clear();
+        let mark = out.len();
+        let r = (|| {
+            for (j, &row) in rows.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                self.emitter.row(row, out)?;
+            }
+            self.emitter.resolve_into(out, true)
+        })();
+        if r.is_err() {
+            self.emitter.deferred.clear();
+            out.truncate(mark);
+        }
+        r
+    }
+
+    /// [`RowWriter::write_rows`] in groups of `group` rows, each group
+    /// opened by `open(out, end)` (`end`: rows written once the group is)
+    /// and closed by `close`; the strings of every group are read together
+    /// at the end, each chunk once, and not kept in the snapshot's string
+    /// cache (for a stream, which passes each row once).
+    pub fn write_row_groups(
+        &mut self,
+        rows: &[u64],
+        group: usize,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let n = self.emitter.snap.rows();
+        if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
+            return Err(Error::NotFound {
+                what: "row",
+                name: format!("{bad} (the snapshot has {n} rows)"),
+            });
+        }
+        self.emitter.deferred.clear();
+        let mark = out.len();
+        let r = (|| {
+            let mut end = 0;
+            for g in rows.chunks(group.max(1)) {
+                end += g.len();
+                open(out, end);
+                for (j, &row) in g.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    self.emitter.row(row, out)?;
+                }
+                out.extend_from_slice(close);
+            }
+            self.emitter.resolve_into(out, false)
+        })();
+        if r.is_err() {
+            self.emitter.deferred.clear();
+            out.truncate(mark);
+        }
+        r
+    }
+
+    /// A writer of the same columns sharing every column decoded so far
+    /// (no copy): for another thread writing rows at the same time.
+    pub fn fork(&self) -> RowWriter {
+        RowWriter {
+            emitter: self.emitter.fork(),
+        }
+    }
+
+    /// Decode every column the writer writes now, so that forks made
+    /// afterwards share them all.
+    pub fn prime(&mut self) -> Result<()> {
+        self.emitter.prime()
+    }
+
+    /// Bytes of decoded columns the writer holds (shared with its forks).
+    pub fn column_bytes(&self) -> u64 {
+        self.emitter.node_bytes()
     }
 
     /// Row `row` as a JSON value.
@@ -912,9 +1110,12 @@ impl Snapshot {
     /// A writer for rows restricted to `columns` (column paths and what is
     /// under them; all when `None`). Decodes only the nodes needed.
     pub fn row_writer(&self, columns: Option<&[String]>) -> Result<RowWriter> {
-        Ok(RowWriter {
-            emitter: Emitter::new(self, columns)?,
-        })
+        let mut emitter = Emitter::new(self, columns)?;
+        // Strings come from the snapshot's shared caches (bounded), not
+        // from chunks the writer would keep for its whole life.
+        emitter.lazy = true;
+        emitter.keep_budget = 0;
+        Ok(RowWriter { emitter })
     }
 
     /// The given rows as JSON values, restricted to `columns` (all when

@@ -55,12 +55,22 @@ type Separators = Arc<Vec<Box<[u8]>>>;
 /// Accounted size of one cache entry beyond its bytes (keys, bookkeeping).
 const ENTRY_OVERHEAD: usize = 64;
 
+/// Chunks of at least this many raw bytes are decompressed only as far as
+/// a lookup needs (a stream, read through a buffer); smaller ones at once.
+const PARTIAL_DECOMPRESS_MIN: usize = 256 << 10;
+
 /// How a snapshot is opened: cache budgets and read sizes.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     /// Byte budget of the decoded string chunks shared by every handle on
     /// the snapshot; the least recently used chunks go first. Default 64 MiB.
     pub cache_bytes: usize,
+    /// Byte budget of single strings kept apart from their chunks, shared
+    /// by every handle on the snapshot: a string read from a chunk that is
+    /// not worth decoding whole (a long-text chunk, or a chunk met once
+    /// among many) is kept here, so rows read again (the pages a server is
+    /// asked for most) find their strings without a decode. Default 32 MiB.
+    pub string_cache_bytes: usize,
     /// Byte budget of fetched (stored, not yet decoded) section bytes kept
     /// between [`Snapshot::fetch`] and the decode that follows. Default 16 MiB.
     pub fetch_cache_bytes: usize,
@@ -75,6 +85,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             cache_bytes: 64 << 20,
+            string_cache_bytes: 32 << 20,
             fetch_cache_bytes: 16 << 20,
             coalesce_gap: 64 << 10,
             tail_bytes: 64 << 10,
@@ -93,6 +104,9 @@ pub struct ReadStats {
     pub bytes: u64,
     /// String chunks decoded.
     pub chunks_decoded: u64,
+    /// String chunks read in part (walked up to the strings wanted, not
+    /// decoded whole).
+    pub partial_reads: u64,
     /// zstd dictionaries of string tables decoded.
     pub dicts_decoded: u64,
 }
@@ -171,10 +185,15 @@ struct Inner {
     fetched: Mutex<Lru<u32, Bytes>>,
     /// Decoded string chunks, by (table, chunk).
     chunks: Mutex<Lru<(u32, usize), Arc<Chunk>>>,
+    /// Single strings, by (table, id) (see [`OpenOptions::string_cache_bytes`]).
+    strings: Mutex<Lru<(u32, u32), Arc<str>>>,
+    /// zstd dictionaries prepared for partial chunk reads, by table.
+    prepared: Mutex<HashMap<u32, Arc<compress::PreparedDict>>>,
     index_cache: Mutex<HashMap<u32, Separators>>,
     /// Decompressed zstd dictionaries, by table.
     dicts: Mutex<HashMap<u32, Bytes>>,
     chunks_decoded: AtomicU64,
+    partial_reads: AtomicU64,
     dicts_decoded: AtomicU64,
     /// The header is still to be checked (a remote open read only the
     /// tail): the next read fetches it along.
@@ -514,10 +533,13 @@ impl Snapshot {
                 chunk_starts,
                 fetched: Mutex::new(Lru::new(opts.fetch_cache_bytes)),
                 chunks: Mutex::new(Lru::new(opts.cache_bytes)),
+                strings: Mutex::new(Lru::new(opts.string_cache_bytes)),
+                prepared: Mutex::new(HashMap::new()),
                 opts,
                 index_cache: Mutex::new(HashMap::new()),
                 dicts: Mutex::new(HashMap::new()),
                 chunks_decoded: AtomicU64::new(0),
+                partial_reads: AtomicU64::new(0),
                 dicts_decoded: AtomicU64::new(0),
                 header_pending: AtomicBool::new(false),
                 reads: AtomicU64::new(0),
@@ -640,6 +662,7 @@ impl Snapshot {
             ranges: i.ranges.load(Ordering::Relaxed),
             bytes: i.bytes_read.load(Ordering::Relaxed),
             chunks_decoded: i.chunks_decoded.load(Ordering::Relaxed),
+            partial_reads: i.partial_reads.load(Ordering::Relaxed),
             dicts_decoded: i.dicts_decoded.load(Ordering::Relaxed),
         }
     }
@@ -652,6 +675,7 @@ impl Snapshot {
             &i.ranges,
             &i.bytes_read,
             &i.chunks_decoded,
+            &i.partial_reads,
             &i.dicts_decoded,
         ] {
             c.store(0, Ordering::Relaxed);
@@ -1113,6 +1137,176 @@ impl Snapshot {
         Ok(chunk)
     }
 
+    /// String `i` of chunk `k` of table `t` when a cache holds it (the
+    /// decoded chunk, or the string alone), without reading anything.
+    pub(crate) fn cached_string<T>(
+        &self,
+        t: u32,
+        k: usize,
+        i: usize,
+        f: impl FnOnce(&str) -> T,
+    ) -> Option<T> {
+        if let Some(c) = self.inner.chunks.lock().ok()?.get(&(t, k)) {
+            return (i < c.len()).then(|| f(c.get(i)));
+        }
+        let id = self.chunk_starts(t).get(k)? + i as u64;
+        let s = self.inner.strings.lock().ok()?.get(&(t, id as u32))?;
+        Some(f(&s))
+    }
+
+    /// Strings `want` (ascending positions in chunk `k` of table `t`),
+    /// each handed to `f(position, string)`: from the decoded chunk when
+    /// cached, else from the string cache; the rest from the chunk itself,
+    /// walked up to the last string wanted and decompressed no further
+    /// (a long-text chunk is megabytes, a page wants one string of it;
+    /// decoded whole, a chunk would also push others out of the chunk
+    /// cache). With `keep`, the strings read are kept in the string cache.
+    pub(crate) fn chunk_strings(
+        &self,
+        t: u32,
+        k: usize,
+        want: &[usize],
+        keep: bool,
+        f: &mut dyn FnMut(usize, &str),
+    ) -> Result<()> {
+        let meta = self
+            .footer
+            .tables
+            .get(t as usize)
+            .ok_or_else(|| Error::NotFound {
+                what: "string table",
+                name: t.to_string(),
+            })?;
+        let count = *meta.chunk_counts.get(k).ok_or_else(|| Error::NotFound {
+            what: "string chunk",
+            name: k.to_string(),
+        })?;
+        let chunk = self
+            .inner
+            .chunks
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&(t, k));
+        if let Some(c) = chunk {
+            for &i in want {
+                if i < c.len() {
+                    f(i, c.get(i));
+                }
+            }
+            return Ok(());
+        }
+        let base = self.chunk_starts(t)[k] as u32;
+        let mut missing = Vec::with_capacity(want.len());
+        {
+            let mut sc = self.inner.strings.lock().map_err(|_| poisoned())?;
+            for &i in want {
+                match sc.get(&(t, base + i as u32)) {
+                    Some(s) => f(i, &s),
+                    None => missing.push(i),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let sec = meta.first_chunk + k as u32;
+        let mut plan = Plan::new();
+        self.plan_chunk(&mut plan, t, k);
+        if matches!(self.inner.access, Access::Sync(_)) {
+            self.fetch(&plan)?;
+        }
+        let e = &self.footer.sections[sec as usize];
+        let what = format!("string table {t} chunk {k} (section {sec})");
+        let fc = meta.flags & format::footer::TABLE_FRONT_CODED != 0;
+        let mut found: Vec<(u32, Arc<str>)> = Vec::new();
+        let mut on = |i: usize, s: &str| {
+            f(i, s);
+            if keep {
+                found.push((base + i as u32, Arc::from(s)));
+            }
+        };
+        use crate::strings::reader::scan_chunk as scan;
+        if e.raw_len as usize <= PARTIAL_DECOMPRESS_MIN {
+            // A small chunk is one zstd block: decompressed at once, faster
+            // than through a stream; only the walk stops early.
+            let raw = self.section(sec)?;
+            scan(
+                &mut &raw[..],
+                e.raw_len as u64,
+                count,
+                fc,
+                &missing,
+                &what,
+                &mut on,
+            )?;
+        } else {
+            let stored = self.section_stored(sec)?;
+            let dict = match e.codec {
+                Codec::Zstd => self.prepared_dict(t, sec)?,
+                _ => None,
+            };
+            let r = compress::decompress_reader(
+                e.codec,
+                &stored,
+                e.raw_len as usize,
+                dict.as_deref(),
+                &what,
+            )?;
+            let mut r = std::io::BufReader::with_capacity(32 << 10, r);
+            scan(
+                &mut r,
+                e.raw_len as u64,
+                count,
+                fc,
+                &missing,
+                &what,
+                &mut on,
+            )?;
+        }
+        self.inner.partial_reads.fetch_add(1, Ordering::Relaxed);
+        // A local chunk is read again cheaply; a remote one stays in the
+        // (bounded) fetch cache, since other strings of it may be wanted
+        // next (another field group of the same page) and refetching costs
+        // a round trip.
+        if !self.is_remote() {
+            if let Ok(mut fc) = self.inner.fetched.lock() {
+                fc.remove(&sec);
+            }
+        }
+        if !found.is_empty() {
+            let mut sc = self.inner.strings.lock().map_err(|_| poisoned())?;
+            for (id, s) in found {
+                let size = s.len() + ENTRY_OVERHEAD;
+                sc.insert((t, id), s, size);
+            }
+        }
+        Ok(())
+    }
+
+    /// Table `t`'s zstd dictionary prepared for decompressing its chunk
+    /// `sec` (none when the table has no dictionary).
+    fn prepared_dict(&self, t: u32, sec: u32) -> Result<Option<Arc<compress::PreparedDict>>> {
+        if let Some(d) = self.inner.prepared.lock().map_err(|_| poisoned())?.get(&t) {
+            return Ok(Some(d.clone()));
+        }
+        let Some(bytes) = self.dict_for_section(sec)? else {
+            return Ok(None);
+        };
+        let d = Arc::new(compress::PreparedDict::new(&bytes));
+        self.inner
+            .prepared
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(t, d.clone());
+        Ok(Some(d))
+    }
+
+    /// Bytes held by the single-string cache (at most
+    /// [`OpenOptions::string_cache_bytes`]).
+    pub fn string_cache_single_bytes(&self) -> usize {
+        self.inner.strings.lock().map_or(0, |c| c.used())
+    }
+
     pub(crate) fn string_index(&self, t: u32) -> Result<Separators> {
         if let Some(c) = self
             .inner
@@ -1158,6 +1352,9 @@ impl Snapshot {
     /// Drop every cached string chunk.
     pub fn clear_string_cache(&self) {
         if let Ok(mut c) = self.inner.chunks.lock() {
+            c.clear();
+        }
+        if let Ok(mut c) = self.inner.strings.lock() {
             c.clear();
         }
     }

@@ -439,6 +439,25 @@ impl Decoder {
         }
     }
 
+    /// A decoder sharing every node and kinds this one decoded so far (the
+    /// same `Arc`s), with the same budget and charge.
+    pub(crate) fn fork(&self) -> Decoder {
+        Decoder {
+            snap: self.snap.clone(),
+            budget: self.budget,
+            used: self.used,
+            kinds: self.kinds.clone(),
+            nodes: self.nodes.clone(),
+            decoding: vec![false; self.decoding.len()],
+            chain: self.chain.clone(),
+        }
+    }
+
+    /// Bytes charged to this decoder (the decoded nodes it holds).
+    pub(crate) fn used(&self) -> u64 {
+        self.used
+    }
+
     /// Refuse an allocation of `bytes` that would take the operation over
     /// its budget (without charging it: for buffers that are dropped soon).
     fn fits(&self, bytes: u64, what: &str) -> Result<()> {

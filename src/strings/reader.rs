@@ -114,6 +114,101 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
     Ok(Chunk { data, ends })
 }
 
+/// Read one unsigned LEB128 varint from `r` (at most 10 bytes).
+fn read_varint(r: &mut impl std::io::Read, what: &str, at: u64) -> Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..70).step_by(7) {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)
+            .map_err(|e| Error::corrupt(what, at, format!("truncated varint: {e}")))?;
+        v |= u64::from(b[0] & 0x7f).checked_shl(shift).unwrap_or(0);
+        if b[0] < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(Error::corrupt(what, at, "malformed varint"))
+}
+
+/// Walk a chunk's raw bytes from `r` (a slice, or a decompressing reader
+/// that is only read as far as needed) up to the last position of `want`,
+/// calling `f(position, string)` for each position in `want` (ascending,
+/// each below `count`). Only the strings asked for are kept and checked as
+/// UTF-8: a lookup of a few strings of a large chunk costs a walk over
+/// the bytes before them, not a decoded copy of the whole chunk. `raw_len`
+/// (the chunk's declared size) bounds every length read.
+pub fn scan_chunk(
+    r: &mut impl std::io::Read,
+    raw_len: u64,
+    count: u32,
+    front_coded: bool,
+    want: &[usize],
+    what: &str,
+    mut f: impl FnMut(usize, &str),
+) -> Result<()> {
+    let Some(&last) = want.last() else {
+        return Ok(());
+    };
+    if last >= count as usize || want.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::Invalid(format!(
+            "{what}: positions {want:?} not ascending below {count}"
+        )));
+    }
+    let mut cur: Vec<u8> = Vec::new();
+    let mut next = 0usize;
+    let mut read: u64 = 0;
+    for i in 0..=last {
+        let wanted = want[next] == i;
+        if front_coded {
+            let shared = read_varint(r, what, read)?;
+            if shared > cur.len() as u64 || (i == 0 && shared > 0) {
+                return Err(Error::corrupt(
+                    what,
+                    read,
+                    format!(
+                        "shared prefix {shared} longer than the previous string ({})",
+                        cur.len()
+                    ),
+                ));
+            }
+            cur.truncate(shared as usize);
+        } else {
+            cur.clear();
+        }
+        let len = read_varint(r, what, read)?;
+        if len > raw_len {
+            return Err(Error::corrupt(
+                what,
+                read,
+                format!("string of {len} bytes in a chunk of {raw_len}"),
+            ));
+        }
+        read += len;
+        if front_coded || wanted {
+            let from = cur.len();
+            cur.resize(from + len as usize, 0);
+            r.read_exact(&mut cur[from..])
+                .map_err(|e| Error::corrupt(what, read, format!("truncated string: {e}")))?;
+        } else {
+            std::io::copy(&mut std::io::Read::take(&mut *r, len), &mut std::io::sink())
+                .map_err(|e| Error::corrupt(what, read, e.to_string()))
+                .and_then(|n| {
+                    if n == len {
+                        Ok(())
+                    } else {
+                        Err(Error::corrupt(what, read, "truncated string"))
+                    }
+                })?;
+        }
+        if wanted {
+            let s = std::str::from_utf8(&cur)
+                .map_err(|e| Error::corrupt(what, read, format!("invalid UTF-8: {e}")))?;
+            f(i, s);
+            next += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Decode a separator index of `n` separators.
 pub fn decode_index(raw: &[u8], n: usize, what: &str) -> Result<Vec<Box<[u8]>>> {
     if n > raw.len() {
@@ -149,5 +244,54 @@ mod tests {
         assert!(decode_chunk(&[1, b'a', 0], 1, false, "t").is_err());
         assert!(decode_chunk(&[3, 1, b'a'], 1, true, "t").is_err());
         assert!(decode_chunk(&[], 1 << 30, false, "t").is_err());
+    }
+
+    #[test]
+    fn scan_matches_decode() {
+        for fc in [false, true] {
+            let strs = [
+                "",
+                "a",
+                "ab",
+                "abc",
+                "abd",
+                "b",
+                "héllo",
+                "héllo wörld",
+                "z",
+            ];
+            let plan = crate::strings::build_chunks(
+                &strs,
+                crate::strings::TablePolicy {
+                    chunk_size: 1 << 20,
+                    front_coding: fc,
+                },
+            );
+            let raw = &plan.chunks[0];
+            let full = decode_chunk(raw, plan.counts[0], fc, "t").unwrap();
+            for want in [vec![0], vec![8], vec![1, 4, 6], (0..9).collect::<Vec<_>>()] {
+                let mut got = Vec::new();
+                scan_chunk(
+                    &mut &raw[..],
+                    raw.len() as u64,
+                    9,
+                    fc,
+                    &want,
+                    "t",
+                    |i, s| got.push((i, s.to_string())),
+                )
+                .unwrap();
+                let expect: Vec<_> = want.iter().map(|&i| (i, full.get(i).to_string())).collect();
+                assert_eq!(got, expect);
+            }
+            // Out of order, past the end, truncated: errors.
+            assert!(scan_chunk(&mut &raw[..], 99, 9, fc, &[2, 1], "t", |_, _| ()).is_err());
+            assert!(scan_chunk(&mut &raw[..], 99, 9, fc, &[9], "t", |_, _| ()).is_err());
+            let cut = &raw[..raw.len() - 1];
+            assert!(scan_chunk(&mut &cut[..], 99, 9, fc, &[8], "t", |_, _| ()).is_err());
+        }
+        assert!(scan_chunk(&mut &[3u8, 1, b'a'][..], 9, 1, true, &[0], "t", |_, _| ()).is_err());
+        assert!(scan_chunk(&mut &[1u8, 0xff][..], 9, 1, false, &[0], "t", |_, _| ()).is_err());
+        assert!(scan_chunk(&mut &[0x80u8; 12][..], 9, 1, false, &[0], "t", |_, _| ()).is_err());
     }
 }

@@ -53,6 +53,11 @@ struct Args {
     /// chunks they touch do not fit.
     #[arg(long, value_name = "MB", default_value_t = 64)]
     cache_mb: usize,
+    /// Megabytes of single strings cached per snapshot: the strings of the
+    /// rows served recently (read from chunks not worth caching whole), so
+    /// that pages asked again decode nothing.
+    #[arg(long, value_name = "MB", default_value_t = 32)]
+    string_cache_mb: usize,
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
@@ -147,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
     };
     cfg.max_limit = a.max_limit;
     cfg.cache_bytes = a.cache_mb.saturating_mul(1 << 20);
+    cfg.string_cache_bytes = a.string_cache_mb.saturating_mul(1 << 20);
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
