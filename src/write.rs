@@ -759,8 +759,19 @@ fn push_separator(index: &mut Vec<u8>, last: &mut Option<Vec<u8>>, raw: &[u8]) {
     *last = Some(entry(l).to_vec());
 }
 
-/// zstd level at which candidate encodings of a stream are compared.
-const TRIAL_LEVEL: i32 = 19;
+/// From this zstd level on, candidate encodings of a stream are first
+/// ranked by [`compress::trial_len`] (at level 19 every candidate of every
+/// stream was compressed in full: most of a default build's time, issue
+/// #16); below it, compressing each at the real level is cheap enough.
+const TRIAL_FROM_LEVEL: i32 = 16;
+
+/// Candidates whose trial size is within this many per mille of the
+/// smallest trial are compressed at the real level, the smallest kept.
+const TRIAL_MARGIN_PERMILLE: usize = 10;
+
+/// Streams whose candidates are all at most this many raw bytes skip the
+/// trial: each is compressed at the real level (cheap at that size).
+const TRIAL_MIN_BYTES: usize = 16 << 10;
 
 /// A section compressed and ready to be written.
 struct Packed {
@@ -795,47 +806,47 @@ fn pack(
 }
 
 /// Compress the candidate encoding of a stream that compresses smallest.
+///
+/// From level [`TRIAL_FROM_LEVEL`] on, candidates are first ranked by
+/// [`compress::trial_len`] (unless all are small, [`TRIAL_MIN_BYTES`]);
+/// the ones within [`TRIAL_MARGIN_PERMILLE`] of the smallest are then
+/// compressed at the real level and the smallest kept (the first on ties).
 fn pack_best(
     role: Role,
     mut cands: Vec<(Encoding, Vec<u8>)>,
     opts: &CompressOptions,
 ) -> Result<Packed> {
-    if cands.len() > 1 {
-        // Choose at a cheaper level; the winner is compressed at the real one.
-        let trial = CompressOptions {
-            level: opts.level.min(TRIAL_LEVEL),
-            ..*opts
-        };
-        let mut best: Option<(usize, (Codec, Vec<u8>))> = None;
-        for (i, (_, raw)) in cands.iter().enumerate() {
-            let c = compress::compress(raw, &trial, None)?;
-            if best.as_ref().is_none_or(|b| c.1.len() < (b.1).1.len()) {
-                best = Some((i, c));
-            }
-        }
-        let Some((i, (codec, stored))) = best else {
-            unreachable!("at least two candidates")
-        };
-        let (encoding, raw) = cands.swap_remove(i);
-        if trial.level == opts.level {
-            // The trial was the real compression: keep it.
-            let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
-                what: "section raw bytes",
-                got: raw.len() as u64,
-                max: u32::MAX as u64,
-            })?;
-            return Ok(Packed {
-                role,
-                encoding,
-                codec,
-                raw_len,
-                stored,
-            });
-        }
-        return pack(role, encoding, &raw, opts, None);
+    if cands.len() == 1 {
+        let (e, raw) = cands.swap_remove(0);
+        return pack(role, e, &raw, opts, None);
     }
-    let (e, raw) = cands.swap_remove(0);
-    pack(role, e, &raw, opts, None)
+    let big = cands.iter().any(|(_, raw)| raw.len() > TRIAL_MIN_BYTES);
+    let finalists: Vec<usize> = if opts.level >= TRIAL_FROM_LEVEL && big {
+        let sizes = cands
+            .iter()
+            .map(|(_, raw)| compress::trial_len(raw))
+            .collect::<Result<Vec<usize>>>()?;
+        let min = sizes.iter().copied().min().unwrap_or(0);
+        let bound = min + min * TRIAL_MARGIN_PERMILLE / 1000;
+        (0..cands.len()).filter(|&i| sizes[i] <= bound).collect()
+    } else {
+        (0..cands.len()).collect()
+    };
+    let mut best: Option<Packed> = None;
+    for i in finalists {
+        let (e, raw) = &cands[i];
+        let p = pack(role, *e, raw, opts, None)?;
+        if best
+            .as_ref()
+            .is_none_or(|b| p.stored.len() < b.stored.len())
+        {
+            best = Some(p);
+        }
+    }
+    let Some(best) = best else {
+        unreachable!("the smallest trial is a finalist")
+    };
+    Ok(best)
 }
 
 /// The sections of one node, compressed away from the writer (on any
