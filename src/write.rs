@@ -714,9 +714,18 @@ fn pack_within(
     n: u32,
     cap: usize,
     o: &CompressOptions,
-    dict: Option<&[u8]>,
+    dict: Option<&compress::PreparedDict>,
 ) -> Result<Vec<(Packed, u32, std::ops::Range<usize>)>> {
-    let p = pack(Role::StrChunk, Encoding::Raw, raw, o, dict)?;
+    raw_len_of(raw)?;
+    let p = match dict {
+        Some(d) => packed(
+            Role::StrChunk,
+            Encoding::Raw,
+            raw,
+            compress::compress_prepared(raw, o, d)?,
+        )?,
+        None => pack(Role::StrChunk, Encoding::Raw, raw, o, None)?,
+    };
     if p.stored.len() <= cap || n < 2 {
         return Ok(vec![(p, n, 0..raw.len())]);
     }
@@ -790,12 +799,23 @@ fn pack(
     opts: &CompressOptions,
     dict: Option<&[u8]>,
 ) -> Result<Packed> {
-    let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
+    raw_len_of(raw)?;
+    packed(role, encoding, raw, compress::compress(raw, opts, dict)?)
+}
+
+/// The raw length of a section, which must fit a u32.
+fn raw_len_of(raw: &[u8]) -> Result<u32> {
+    u32::try_from(raw.len()).map_err(|_| Error::Limit {
         what: "section raw bytes",
         got: raw.len() as u64,
         max: u32::MAX as u64,
-    })?;
-    let (codec, stored) = compress::compress(raw, opts, dict)?;
+    })
+}
+
+/// A section of `raw` bytes compressed to `c`.
+fn packed(role: Role, encoding: Encoding, raw: &[u8], c: (Codec, Vec<u8>)) -> Result<Packed> {
+    let raw_len = raw_len_of(raw)?;
+    let (codec, stored) = c;
     Ok(Packed {
         role,
         encoding,
@@ -1144,6 +1164,11 @@ fn write_snapshot<W: Write>(
         };
         let first_chunk = w.sections.len() as u32;
         let copts = if long { long_opts(&w.opts) } else { w.opts };
+        // Prepared once: loading the dictionary costs about as much as
+        // compressing its size (issue #16).
+        let prepared = dict
+            .as_deref()
+            .map(|d| compress::PreparedDict::new(d, copts.level));
         // Chunks are compressed in batches (in parallel) as the table is
         // chunked: only one batch of raw chunks is held at a time.
         let mut counts = Vec::new();
@@ -1151,7 +1176,7 @@ fn write_snapshot<W: Write>(
         let mut batch_bytes = 0usize;
         let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32)>| -> Result<()> {
             let packs = par_map(threads, batch, |(c, n)| {
-                pack_within(c, *n, cap, &copts, dict.as_deref())
+                pack_within(c, *n, cap, &copts, prepared.as_ref())
             });
             for (p, (c, _)) in packs.into_iter().zip(batch.iter()) {
                 for (p, n, r) in p? {
