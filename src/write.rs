@@ -714,9 +714,18 @@ fn pack_within(
     n: u32,
     cap: usize,
     o: &CompressOptions,
-    dict: Option<&[u8]>,
+    dict: Option<&compress::PreparedDict>,
 ) -> Result<Vec<(Packed, u32, std::ops::Range<usize>)>> {
-    let p = pack(Role::StrChunk, Encoding::Raw, raw, o, dict)?;
+    raw_len_of(raw)?;
+    let p = match dict {
+        Some(d) => packed(
+            Role::StrChunk,
+            Encoding::Raw,
+            raw,
+            compress::compress_prepared(raw, o, d)?,
+        )?,
+        None => pack(Role::StrChunk, Encoding::Raw, raw, o, None)?,
+    };
     if p.stored.len() <= cap || n < 2 {
         return Ok(vec![(p, n, 0..raw.len())]);
     }
@@ -759,8 +768,19 @@ fn push_separator(index: &mut Vec<u8>, last: &mut Option<Vec<u8>>, raw: &[u8]) {
     *last = Some(entry(l).to_vec());
 }
 
-/// zstd level at which candidate encodings of a stream are compared.
-const TRIAL_LEVEL: i32 = 19;
+/// From this zstd level on, candidate encodings of a stream are first
+/// ranked by [`compress::trial_len`] (at level 19 every candidate of every
+/// stream was compressed in full: most of a default build's time, issue
+/// #16); below it, compressing each at the real level is cheap enough.
+const TRIAL_FROM_LEVEL: i32 = 16;
+
+/// Candidates whose trial size is within this many per mille of the
+/// smallest trial are compressed at the real level, the smallest kept.
+const TRIAL_MARGIN_PERMILLE: usize = 10;
+
+/// Streams whose candidates are all at most this many raw bytes skip the
+/// trial: each is compressed at the real level (cheap at that size).
+const TRIAL_MIN_BYTES: usize = 16 << 10;
 
 /// A section compressed and ready to be written.
 struct Packed {
@@ -779,12 +799,23 @@ fn pack(
     opts: &CompressOptions,
     dict: Option<&[u8]>,
 ) -> Result<Packed> {
-    let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
+    raw_len_of(raw)?;
+    packed(role, encoding, raw, compress::compress(raw, opts, dict)?)
+}
+
+/// The raw length of a section, which must fit a u32.
+fn raw_len_of(raw: &[u8]) -> Result<u32> {
+    u32::try_from(raw.len()).map_err(|_| Error::Limit {
         what: "section raw bytes",
         got: raw.len() as u64,
         max: u32::MAX as u64,
-    })?;
-    let (codec, stored) = compress::compress(raw, opts, dict)?;
+    })
+}
+
+/// A section of `raw` bytes compressed to `c`.
+fn packed(role: Role, encoding: Encoding, raw: &[u8], c: (Codec, Vec<u8>)) -> Result<Packed> {
+    let raw_len = raw_len_of(raw)?;
+    let (codec, stored) = c;
     Ok(Packed {
         role,
         encoding,
@@ -795,47 +826,47 @@ fn pack(
 }
 
 /// Compress the candidate encoding of a stream that compresses smallest.
+///
+/// From level [`TRIAL_FROM_LEVEL`] on, candidates are first ranked by
+/// [`compress::trial_len`] (unless all are small, [`TRIAL_MIN_BYTES`]);
+/// the ones within [`TRIAL_MARGIN_PERMILLE`] of the smallest are then
+/// compressed at the real level and the smallest kept (the first on ties).
 fn pack_best(
     role: Role,
     mut cands: Vec<(Encoding, Vec<u8>)>,
     opts: &CompressOptions,
 ) -> Result<Packed> {
-    if cands.len() > 1 {
-        // Choose at a cheaper level; the winner is compressed at the real one.
-        let trial = CompressOptions {
-            level: opts.level.min(TRIAL_LEVEL),
-            ..*opts
-        };
-        let mut best: Option<(usize, (Codec, Vec<u8>))> = None;
-        for (i, (_, raw)) in cands.iter().enumerate() {
-            let c = compress::compress(raw, &trial, None)?;
-            if best.as_ref().is_none_or(|b| c.1.len() < (b.1).1.len()) {
-                best = Some((i, c));
-            }
-        }
-        let Some((i, (codec, stored))) = best else {
-            unreachable!("at least two candidates")
-        };
-        let (encoding, raw) = cands.swap_remove(i);
-        if trial.level == opts.level {
-            // The trial was the real compression: keep it.
-            let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
-                what: "section raw bytes",
-                got: raw.len() as u64,
-                max: u32::MAX as u64,
-            })?;
-            return Ok(Packed {
-                role,
-                encoding,
-                codec,
-                raw_len,
-                stored,
-            });
-        }
-        return pack(role, encoding, &raw, opts, None);
+    if cands.len() == 1 {
+        let (e, raw) = cands.swap_remove(0);
+        return pack(role, e, &raw, opts, None);
     }
-    let (e, raw) = cands.swap_remove(0);
-    pack(role, e, &raw, opts, None)
+    let big = cands.iter().any(|(_, raw)| raw.len() > TRIAL_MIN_BYTES);
+    let finalists: Vec<usize> = if opts.level >= TRIAL_FROM_LEVEL && big {
+        let sizes = cands
+            .iter()
+            .map(|(_, raw)| compress::trial_len(raw))
+            .collect::<Result<Vec<usize>>>()?;
+        let min = sizes.iter().copied().min().unwrap_or(0);
+        let bound = min + min * TRIAL_MARGIN_PERMILLE / 1000;
+        (0..cands.len()).filter(|&i| sizes[i] <= bound).collect()
+    } else {
+        (0..cands.len()).collect()
+    };
+    let mut best: Option<Packed> = None;
+    for i in finalists {
+        let (e, raw) = &cands[i];
+        let p = pack(role, *e, raw, opts, None)?;
+        if best
+            .as_ref()
+            .is_none_or(|b| p.stored.len() < b.stored.len())
+        {
+            best = Some(p);
+        }
+    }
+    let Some(best) = best else {
+        unreachable!("the smallest trial is a finalist")
+    };
+    Ok(best)
 }
 
 /// The sections of one node, compressed away from the writer (on any
@@ -1133,6 +1164,11 @@ fn write_snapshot<W: Write>(
         };
         let first_chunk = w.sections.len() as u32;
         let copts = if long { long_opts(&w.opts) } else { w.opts };
+        // Prepared once: loading the dictionary costs about as much as
+        // compressing its size (issue #16).
+        let prepared = dict
+            .as_deref()
+            .map(|d| compress::PreparedDict::new(d, copts.level));
         // Chunks are compressed in batches (in parallel) as the table is
         // chunked: only one batch of raw chunks is held at a time.
         let mut counts = Vec::new();
@@ -1140,7 +1176,7 @@ fn write_snapshot<W: Write>(
         let mut batch_bytes = 0usize;
         let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32)>| -> Result<()> {
             let packs = par_map(threads, batch, |(c, n)| {
-                pack_within(c, *n, cap, &copts, dict.as_deref())
+                pack_within(c, *n, cap, &copts, prepared.as_ref())
             });
             for (p, (c, _)) in packs.into_iter().zip(batch.iter()) {
                 for (p, n, r) in p? {
