@@ -714,7 +714,7 @@ fn pack_within(
     n: u32,
     cap: usize,
     o: &CompressOptions,
-    dict: Option<&compress::PreparedDict>,
+    dict: Option<&compress::EncoderDict>,
 ) -> Result<Vec<(Packed, u32, std::ops::Range<usize>)>> {
     raw_len_of(raw)?;
     let p = match dict {
@@ -1168,7 +1168,7 @@ fn write_snapshot<W: Write>(
         // compressing its size (issue #16).
         let prepared = dict
             .as_deref()
-            .map(|d| compress::PreparedDict::new(d, copts.level));
+            .map(|d| compress::EncoderDict::new(d, copts.level));
         // Chunks are compressed in batches (in parallel) as the table is
         // chunked: only one batch of raw chunks is held at a time.
         let mut counts = Vec::new();

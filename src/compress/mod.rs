@@ -102,15 +102,15 @@ pub fn compress(
 /// built once, not again for every section compressed with it (a 1 MiB
 /// dictionary at level 19 costs about as much as compressing 1 MiB).
 #[cfg(feature = "write")]
-pub struct PreparedDict {
+pub struct EncoderDict {
     cdict: zstd::dict::EncoderDictionary<'static>,
 }
 
 #[cfg(feature = "write")]
-impl PreparedDict {
+impl EncoderDict {
     /// Prepare `dict` for sections compressed at `level`.
     pub fn new(dict: &[u8], level: i32) -> Self {
-        PreparedDict {
+        EncoderDict {
             cdict: zstd::dict::EncoderDictionary::copy(dict, level.clamp(1, 22)),
         }
     }
@@ -122,7 +122,7 @@ impl PreparedDict {
 pub fn compress_prepared(
     raw: &[u8],
     opts: &CompressOptions,
-    dict: &PreparedDict,
+    dict: &EncoderDict,
 ) -> Result<(Codec, Vec<u8>)> {
     compress_by(raw, opts, |_| {
         let mut c = zstd::bulk::Compressor::with_prepared_dictionary(&dict.cdict)
@@ -658,7 +658,7 @@ mod tests {
                 level,
             };
             let loaded = compress(&raw, &o, Some(&dict)).unwrap();
-            let prepared = compress_prepared(&raw, &o, &PreparedDict::new(&dict, level)).unwrap();
+            let prepared = compress_prepared(&raw, &o, &EncoderDict::new(&dict, level)).unwrap();
             assert!(prepared.1.len() <= loaded.1.len() + loaded.1.len() / 100);
             let back = decompress(prepared.0, &prepared.1, raw.len(), Some(&dict), "t").unwrap();
             assert_eq!(back, raw);
