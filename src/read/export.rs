@@ -1010,29 +1010,7 @@ impl RowWriter {
     /// of them (a page of rows sorted by one column holds strings spread
     /// over the whole table).
     pub fn write_rows(&mut self, rows: &[u64], out: &mut Vec<u8>) -> Result<()> {
-        let n = self.emitter.snap.rows();
-        if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
-            return Err(Error::NotFound {
-                what: "row",
-                name: format!("{bad} (the snapshot has {n} rows)"),
-            });
-        }
-        self.emitter.deferred.clear();
-        let mark = out.len();
-        let r = (|| {
-            for (j, &row) in rows.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                self.emitter.row(row, out)?;
-            }
-            self.emitter.resolve_into(out, true)
-        })();
-        if r.is_err() {
-            self.emitter.deferred.clear();
-            out.truncate(mark);
-        }
-        r
+        self.write_grouped(rows, rows.len(), out, &mut |_, _| {}, b"", true)
     }
 
     /// [`RowWriter::write_rows`] in groups of `group` rows, each group
@@ -1047,6 +1025,21 @@ impl RowWriter {
         out: &mut Vec<u8>,
         open: &mut dyn FnMut(&mut Vec<u8>, usize),
         close: &[u8],
+    ) -> Result<()> {
+        self.write_grouped(rows, group, out, open, close, false)
+    }
+
+    /// Rows in groups (see [`RowWriter::write_row_groups`]), the deferred
+    /// strings read at the end and kept in the string cache with `keep`;
+    /// on error `out` is left as it was.
+    fn write_grouped(
+        &mut self,
+        rows: &[u64],
+        group: usize,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+        keep: bool,
     ) -> Result<()> {
         let n = self.emitter.snap.rows();
         if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
@@ -1070,7 +1063,7 @@ impl RowWriter {
                 }
                 out.extend_from_slice(close);
             }
-            self.emitter.resolve_into(out, false)
+            self.emitter.resolve_into(out, keep)
         })();
         if r.is_err() {
             self.emitter.deferred.clear();
