@@ -31,11 +31,14 @@ export class Snapshot {
     /** Paths of the columns loaded. */
     this.columns = new Set();
     worker.onmessage = (e) => this.receive(e.data);
+    // Set once the worker answered: an error before that means it could not start.
+    this.started = false;
     worker.onerror = (e) => this.failAll(new Error(`colsnap worker: ${e.message || 'failed to start'}`));
     worker.onmessageerror = () => this.failAll(new Error('colsnap worker: a message could not be read'));
   }
 
   receive(m) {
+    this.started = true;
     if (m.progress) return this.onProgress(m.progress);
     if (m.memoSet) {
       try { localStorage.setItem(this.memoKey, JSON.stringify(m.memoSet)); } catch { /* private mode */ }
@@ -177,7 +180,16 @@ let spare = null;
  * takes it: a page calls this first thing, before it knows what to open.
  */
 export function preload() {
-  if (!spare && typeof Worker !== 'undefined') spare = newWorker();
+  if (!spare && typeof Worker !== 'undefined') {
+    try { spare = newWorker(); } catch { /* open falls back to this thread */ }
+  }
+}
+
+/** The engine in this thread (node; browsers without module workers). */
+async function inThread(abs, opts) {
+  // Not bundled into the page's script (the worker bundles it).
+  const engine = './engine.js';
+  return (await import(/* @vite-ignore */ engine)).open(abs, opts);
 }
 
 /**
@@ -185,17 +197,19 @@ export function preload() {
  * snapshot (SPEC.md section 15) by its pointer (`NAME.latest.json`) or
  * manifest (`manifests/HEX.json`) URL, whose event segments are applied.
  * Options: onProgress({loaded, total}), cache (default true), worker
- * (default true where there is a Worker: false runs the engine in this thread).
+ * (default true where there is a Worker: false runs the engine in this thread;
+ * so does a browser where a module worker cannot start).
  */
 export async function open(url, opts = {}) {
   const abs = new URL(url, globalThis.location?.href).href;
-  if (typeof Worker === 'undefined' || opts.worker === false) {
-    // Not bundled into the page's script (the worker bundles it).
-    const engine = './engine.js';
-    return (await import(/* @vite-ignore */ engine)).open(abs, opts);
-  }
-  const worker = spare || newWorker();
+  if (typeof Worker === 'undefined' || opts.worker === false) return inThread(abs, opts);
+  let worker = spare;
   spare = null;
+  if (!worker) {
+    // A browser without module workers throws here (or fails the worker's
+    // start, below): the engine then runs in this thread.
+    try { worker = newWorker(); } catch { return inThread(abs, opts); }
+  }
   const memoKey = 'colsnap:' + abs;
   const snap = new Snapshot(worker, memoKey);
   if (opts.onProgress) snap.onProgress = opts.onProgress;
@@ -205,7 +219,10 @@ export async function open(url, opts = {}) {
     snap.setMeta(await snap.call('open', [abs, { cache: opts.cache, memo }]));
   } catch (e) {
     worker.terminate();
-    throw e;
+    if (snap.started) throw e;
+    // The worker never answered (its script or the wasm did not load in a
+    // worker): the engine in this thread, which reports its own errors.
+    return inThread(abs, opts);
   }
   return snap;
 }
