@@ -30,6 +30,21 @@ for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMI
   if (!existsSync(f)) { console.error(`FAIL: ${f} is missing (see the header of this script)`); process.exit(1); }
 }
 
+// The TypeScript types (web/js/colsnap.d.ts) as the page uses the API:
+// web/test/types.check.ts compiled by the pinned `typescript` (npm ci).
+{
+  const tsc = join(root, 'web/test/node_modules/.bin/tsc');
+  if (!existsSync(tsc)) { console.error(`FAIL: ${tsc} is missing (cd web/test && npm ci)`); process.exit(1); }
+  try {
+    execFileSync(tsc, ['--noEmit', '--strict', '--target', 'es2022', '--module', 'es2022', '--moduleResolution', 'bundler',
+      '--lib', 'es2022,dom', join(root, 'web/test/types.check.ts')], { encoding: 'utf8' });
+  } catch (e) {
+    console.error(`FAIL: tsc --noEmit of web/test/types.check.ts (the types of web/js/colsnap.d.ts):\n${e.stdout || e.message}`);
+    process.exit(1);
+  }
+  console.log('- tsc --noEmit: web/js/colsnap.d.ts checks against web/test/types.check.ts');
+}
+
 const work = mkdtempSync(join(tmpdir(), 'colsnap-web-'));
 const snap = join(work, 'issues.colsnap');
 execFileSync(exe('gen_issues'), ['--count', String(ROWS), '--out', join(work, 'issues.ndjson')]);
@@ -244,6 +259,28 @@ try {
   for (let i = logs.length - 1; i >= 0; i--) if (logs[i].startsWith('published page error')) logs.splice(i, 1);
   await pub.close();
   stat.close();
+
+  // No module worker: the constructor throws (an old browser), or the
+  // worker's script fails to start. The engine then runs in the page.
+  for (const [how, init] of [
+    ['new Worker throws', () => { window.Worker = class { constructor() { throw new TypeError('module workers are not supported'); } }; }],
+    ['the worker fails to start', () => { const W = window.Worker; window.Worker = class extends W { constructor(u, o) { super('data:text/javascript,throw new Error("no start")', o); } }; }],
+  ]) {
+    const fb = await ctx.newPage();
+    fb.on('console', (m) => logs.push(`fallback page ${m.type()}: ${m.text()}`));
+    fb.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    await fb.addInitScript(init);
+    await fb.goto(`${base}/web/`);
+    await fb.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
+    const want = cli(['--sort', '-updated_at', '--fields', 'number', '--limit', '15']).data;
+    const nums = (await fb.$$eval('#inner .row:not(.ph) .c[data-field="number"]', (els) => els.map((e) => e.textContent))).slice(0, 15);
+    assert.deepEqual(nums, want.map((r) => r.number.toLocaleString('en-US')), `fallback (${how}): numbers`);
+    assert.ok(!fb.workers().some((w) => /\/pkg\/worker\.js$/.test(w.url())), `fallback (${how}): no engine worker`);
+    step(`${how}: the engine runs in the page instead; the first rows match colsnap query`);
+    // The failed worker's own error is expected.
+    for (let i = logs.length - 1; i >= 0; i--) if (logs[i].startsWith('fallback page error') && /no start|worker/i.test(logs[i])) logs.splice(i, 1);
+    await fb.close();
+  }
 
   const stats = await page.evaluate(() => window.grid.snap.stats());
   step(`page stats: ${JSON.stringify(stats)}`);
