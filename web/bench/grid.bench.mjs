@@ -4,6 +4,7 @@
 //   SNAPSHOT=/tmp/issues-1m.colsnap node web/bench/grid.bench.mjs
 //   ROWS=200000 node web/bench/grid.bench.mjs      # generates the snapshot first
 //   WWW=/tmp/old-www SNAPSHOT=... node web/bench/grid.bench.mjs   # another build of the page
+//   JUMPS=0 SNAPSHOT=... node web/bench/grid.bench.mjs            # no scrolling part
 //
 // Needs web/build.sh, web/test's npm packages (playwright-core), and the
 // binaries in COLSNAP_BIN_DIR (default target/release: cargo build --release
@@ -166,7 +167,8 @@ try {
 
   // 5. Long tasks while scrolling through the whole grid.
   await page.evaluate(() => { window.__long = []; });
-  const steps = 300;
+  // JUMPS=0 skips this part (memory and load numbers only, in a minute).
+  const steps = +(process.env.JUMPS ?? 300);
   const t0 = Date.now();
   for (let i = 1; i <= steps; i++) {
     await page.evaluate((f) => new Promise((done) => {
