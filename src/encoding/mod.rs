@@ -128,10 +128,7 @@ pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
 /// Decode `count` signed integers written by [`encode_i64s`] (either encoding).
 pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<i64>> {
     if enc == Encoding::Dict {
-        return Ok(dict::decode(buf, count, what)?
-            .into_iter()
-            .map(dict::from_ordered_i64)
-            .collect());
+        return dict::decode_as(buf, count, what, |k| Some(dict::from_ordered_i64(k)));
     }
     check_count(what, count, buf.len(), 1)?;
     let mut r = varint::Reader::new(buf);
@@ -242,14 +239,20 @@ pub fn decode_u32s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Resul
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect())
         }
-        Encoding::Varint | Encoding::Dict => {
-            let v = decode_u64s(enc, buf, count, what)?;
-            v.into_iter()
-                .map(|x| {
-                    u32::try_from(x)
-                        .map_err(|_| Error::corrupt(what, 0, format!("value {x} exceeds u32")))
-                })
-                .collect()
+        // Straight into `u32`s: no `u64` vector twice the size in between.
+        Encoding::Dict => dict::decode_as(buf, count, what, |x| u32::try_from(x).ok()),
+        Encoding::Varint => {
+            check_count(what, count, buf.len(), 1)?;
+            let mut r = varint::Reader::new(buf);
+            let mut out = Vec::with_capacity(count);
+            for _ in 0..count {
+                let x = r.u64(what)?;
+                out.push(u32::try_from(x).map_err(|_| {
+                    Error::corrupt(what, r.pos() as u64, format!("value {x} exceeds u32"))
+                })?);
+            }
+            check_exact(what, r.pos(), buf.len())?;
+            Ok(out)
         }
         other => Err(bad_encoding(what, other)),
     }
@@ -368,6 +371,30 @@ pub(crate) mod tests {
         #[test]
         fn u32s_roundtrip(v in proptest::collection::vec(any::<u32>(), 0..200)) {
             roundtrip(&v, encode_u32s, |e, b, n| decode_u32s(e, b, n, "t"));
+        }
+        /// `u32`s stored as varints or a dictionary (string ids, list
+        /// lengths) decode straight to `u32`s: the values of `decode_u64s`,
+        /// and an error exactly when one of them exceeds `u32`.
+        #[test]
+        fn u32s_from_varints_and_dicts_are_the_u64s_checked(
+            v in proptest::collection::vec(prop_oneof![8 => 0u64..20, 2 => any::<u32>().prop_map(u64::from), 1 => (1u64 << 32)..u64::MAX], 0..200),
+        ) {
+            let mut encoded = Vec::new();
+            let mut b = Vec::new();
+            let e = encode_u64s(v.iter().copied(), &mut b);
+            encoded.push((e, b));
+            if let Some(d) = dict::encode_if_useful(v.iter().copied(), v.len()) {
+                encoded.push((Encoding::Dict, d));
+            }
+            for (e, b) in encoded {
+                let wide = decode_u64s(e, &b, v.len(), "t").unwrap();
+                let got = decode_u32s(e, &b, v.len(), "t");
+                if wide.iter().all(|&x| x <= u64::from(u32::MAX)) {
+                    prop_assert_eq!(got.unwrap(), wide.iter().map(|&x| x as u32).collect::<Vec<_>>());
+                } else {
+                    prop_assert!(got.is_err());
+                }
+            }
         }
         #[test]
         fn f64s_roundtrip(v in proptest::collection::vec(any::<f64>().prop_filter("no NaN", |f| !f.is_nan()), 0..200)) {

@@ -222,40 +222,50 @@ impl SnapshotSource {
         }
         let p = self.parent(e);
         let outer = self.domain_offsets(p)?;
-        let pd = self.snap.node_data(p)?;
-        // cum[i] = elements of the parent's items before item i.
-        let mut cum = Vec::with_capacity(pd.len() + 1);
-        let mut arrays = 0usize;
-        cum.push(0u32);
-        for i in 0..pd.len() {
-            if pd.kind(i) == Kind::Array {
-                arrays += 1;
+        let mut pd = self.snap.node_data(p)?;
+        // cum[i] = elements of the parent's items before item i: the
+        // parent's `list_starts` as they are (moved, not copied) when every
+        // item is an array, as in most snapshots.
+        let all_arrays = matches!(*pd.kinds, crate::read::Kinds::Const(Kind::Array, _));
+        let cum = if all_arrays && pd.list_starts.len() == pd.len() + 1 {
+            std::mem::take(&mut pd.list_starts)
+        } else {
+            let mut cum = Vec::with_capacity(pd.len() + 1);
+            let mut arrays = 0usize;
+            cum.push(0u32);
+            for i in 0..pd.len() {
+                if pd.kind(i) == Kind::Array {
+                    arrays += 1;
+                }
+                cum.push(pd.list_starts.get(arrays).copied().unwrap_or(0));
             }
-            let v = pd.list_starts.get(arrays).copied().unwrap_or(0);
-            cum.push(
-                u32::try_from(v)
-                    .map_err(|_| Error::corrupt(self.snap.path(e), 0, "more than 2^32 elements"))?,
-            );
-        }
+            cum
+        };
+        drop(pd);
         let rows = self.snap.rows() as usize;
         let at = |i: usize| {
             cum.get(i)
                 .copied()
                 .ok_or_else(|| Error::corrupt(self.snap.path(e), 0, "element offsets out of range"))
         };
-        let mut off = Vec::with_capacity(rows + 1);
-        match &outer {
+        let off = match &outer {
+            // The row domain: the offsets are `cum` itself.
+            None if cum.len() == rows + 1 => cum,
             None => {
+                let mut off = Vec::with_capacity(rows + 1);
                 for r in 0..=rows {
                     off.push(at(r)?);
                 }
+                off
             }
             Some(o) => {
+                let mut off = Vec::with_capacity(o.len());
                 for &i in o.iter() {
                     off.push(at(i as usize)?);
                 }
+                off
             }
-        }
+        };
         let off = Arc::new(off);
         self.offsets
             .lock()

@@ -402,8 +402,9 @@ pub struct NodeData {
     pub ts_offset: Vec<i16>,
     /// `Array` payloads: element counts.
     pub lens: Vec<u32>,
-    /// First element of each array item, plus the total at the end.
-    pub list_starts: Vec<u64>,
+    /// First element of each array item, plus the total at the end (an
+    /// element column has at most 2^32-1 items: `u32`s, half the memory).
+    pub list_starts: Vec<u32>,
 }
 
 /// Decodes nodes of one snapshot for one operation: each node and each
@@ -422,6 +423,12 @@ pub(crate) struct Decoder {
     /// node (0 without mapped streams): the same whatever order nodes are
     /// decoded in, so a chain over the limit is refused however it is met.
     chain: Vec<usize>,
+    /// Keep the source nodes of mapped streams decoded for the rest of the
+    /// operation (other nodes may map from them). Off for a one-node decode
+    /// ([`NodeData::decode`]): each source is dropped once the node mapped
+    /// from it is decoded, so a chain of mapped streams holds two nodes'
+    /// payloads at a time, not every node of the chain.
+    keep_sources: bool,
 }
 
 impl Decoder {
@@ -436,6 +443,7 @@ impl Decoder {
             nodes: vec![None; n],
             decoding: vec![false; n],
             chain: vec![0; n],
+            keep_sources: true,
         }
     }
 
@@ -450,6 +458,7 @@ impl Decoder {
             nodes: self.nodes.clone(),
             decoding: vec![false; self.decoding.len()],
             chain: self.chain.clone(),
+            keep_sources: self.keep_sources,
         }
     }
 
@@ -588,7 +597,7 @@ impl Decoder {
             (Role::Floats, Kind::Float, 8),
             (Role::Strs, Kind::Str, 4),
             (Role::TsSecs, Kind::Time, 8 + 4 + 1 + 2),
-            (Role::Lens, Kind::Array, 4 + 8),
+            (Role::Lens, Kind::Array, 4 + 4),
         ] {
             if meta.stream(role).is_some() {
                 self.charge(meta.count(kind).saturating_mul(size), &what(role))?;
@@ -596,7 +605,7 @@ impl Decoder {
         }
         let ints = match load(Role::Ints)? {
             Some((Encoding::Mapped, b)) => {
-                self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints))?
+                self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
             }
             Some((e, b)) => encoding::decode_i64s(e, &b, count(Kind::Int), &what(Role::Ints))?,
             None => Vec::new(),
@@ -624,15 +633,13 @@ impl Decoder {
             ));
         }
         let strs = match load(Role::Strs)? {
-            Some((Encoding::Mapped, b)) => self
-                .mapped(node, &kinds, Kind::Str, &b, depth, &what(Role::Strs))?
-                .into_iter()
-                .map(|v| {
-                    u32::try_from(v).map_err(|_| {
-                        Error::corrupt(what(Role::Strs), 0, format!("string id {v} out of range"))
-                    })
-                })
-                .collect::<Result<_>>()?,
+            Some((Encoding::Mapped, b)) => {
+                let w = what(Role::Strs);
+                self.mapped(node, &kinds, Kind::Str, &b, depth, &w, |v| {
+                    u32::try_from(v)
+                        .map_err(|_| Error::corrupt(&w, 0, format!("string id {v} out of range")))
+                })?
+            }
             Some((e, b)) => encoding::decode_u32s(e, &b, count(Kind::Str), &what(Role::Strs))?,
             None => Vec::new(),
         };
@@ -680,10 +687,12 @@ impl Decoder {
             None => Vec::new(),
         };
         let mut list_starts = Vec::with_capacity(lens.len() + 1);
-        let mut acc = 0u64;
+        let mut acc = 0u32;
         list_starts.push(0);
         for &l in &lens {
-            acc += l as u64;
+            acc = acc.checked_add(l).ok_or_else(|| {
+                Error::corrupt(what(Role::Lens), 0, "arrays hold more than 2^32-1 elements")
+            })?;
             list_starts.push(acc);
         }
         let data = NodeData {
@@ -809,8 +818,11 @@ impl Decoder {
     }
 
     /// Decode a `Mapped` stream: the payload of every item of kind `kind` is
-    /// the mapping's value for the source node's string id at the same item.
-    fn mapped(
+    /// the mapping's value for the source node's string id at the same item,
+    /// converted by `conv` as it is read (into the payload vector's own
+    /// type, allocated once at its final size: no `i64` vector in between).
+    #[allow(clippy::too_many_arguments)]
+    fn mapped<T>(
         &mut self,
         node: u32,
         kinds: &Kinds,
@@ -818,7 +830,8 @@ impl Decoder {
         b: &[u8],
         depth: usize,
         what: &str,
-    ) -> Result<Vec<i64>> {
+        conv: impl Fn(i64) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let items = kinds.len();
         let m = encoding::mapped::decode(b, items, what)?;
         check_source(&self.snap, node, m.source).map_err(|d| Error::corrupt(what, 0, d))?;
@@ -833,7 +846,10 @@ impl Decoder {
         }
         let slot = &mut self.chain[node as usize];
         *slot = (*slot).max(c);
-        let mut out = Vec::new();
+        // The footer's count of the kind (charged to the budget before the
+        // decode); a wrong count only costs a reallocation.
+        let n = self.snap.footer().nodes[node as usize].count(kind);
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(items));
         let mut h = 0;
         let look = m.lookup();
         for i in kinds.items_of(kind) {
@@ -843,7 +859,10 @@ impl Decoder {
                 .flatten()
                 .and_then(|id| look.get(id))
                 .ok_or_else(|| Error::corrupt(what, 0, format!("item {i} has no mapped value")))?;
-            out.push(v);
+            out.push(conv(v)?);
+        }
+        if !self.keep_sources {
+            self.nodes[m.source as usize] = None;
         }
         Ok(out)
     }
@@ -1045,6 +1064,7 @@ impl NodeData {
     /// Decode node `node` of `snap` (within the default memory budget).
     pub fn decode(snap: &Snapshot, node: u32) -> Result<NodeData> {
         let mut d = Decoder::new(snap, None);
+        d.keep_sources = false;
         let data = d.node(node)?;
         drop(d);
         Ok(Arc::try_unwrap(data).unwrap_or_else(|a| (*a).clone()))
@@ -1099,7 +1119,7 @@ impl NodeData {
     pub fn elements(&self, i: usize) -> Option<std::ops::Range<u64>> {
         (self.kind(i) == Kind::Array).then(|| {
             let p = self.pos(i);
-            self.list_starts[p]..self.list_starts[p + 1]
+            u64::from(self.list_starts[p])..u64::from(self.list_starts[p + 1])
         })
     }
 
@@ -1115,7 +1135,7 @@ impl NodeData {
             + self.ts_layout.len()
             + self.ts_offset.len() * 2
             + self.lens.len() * 4
-            + self.list_starts.len() * 8
+            + self.list_starts.len() * 4
     }
 }
 

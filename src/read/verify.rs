@@ -128,7 +128,7 @@ impl Snapshot {
             }
             check_stats(m, &d).map_err(corrupt)?;
             kinds.push(d.kinds.clone());
-            elements.push(d.list_starts.last().copied().unwrap_or(0));
+            elements.push(d.list_starts.last().copied().map_or(0, u64::from));
             rep.columns += 1;
         }
         rep.columns -= 1;
