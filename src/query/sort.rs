@@ -164,27 +164,23 @@ fn sort_one_exact(mut rows: Vec<u32>, k: &Key<'_>) -> Vec<u32> {
     } else {
         // Each pass reads a row's key from the column itself (no array of
         // keys: 4 bytes a row less at the sort's peak, in a browser's
-        // memory that never shrinks); every row left is a value.
+        // memory that never shrinks); every row left is a value. The low
+        // 32 bits of an encoding less `lo` are the key (it fits 32 bits).
         let bits = 32 - ((hi - lo) as u32).leading_zeros();
-        let (desc, narrow) = (k.desc, k.narrow());
-        let flip = move |v: u64| match (desc, narrow) {
-            (false, _) => v,
-            (true, true) => u64::from(u32::MAX) - v,
-            (true, false) => !v,
-        };
-        let signed = |v: i64| (v as u64) ^ (1 << 63);
-        match (&k.col.values, &k.col.offsets) {
-            (Values::Str(v), None) => radix_sort(
-                &mut rows,
-                |r| (flip(u64::from(v[r as usize])) - lo) as u32,
-                bits,
-            ),
-            (Values::Int { v, .. }, None) | (Values::Time { secs: v, .. }, None) => radix_sort(
-                &mut rows,
-                |r| (flip(signed(v[r as usize])) - lo) as u32,
-                bits,
-            ),
-            _ => radix_sort(&mut rows, |r| (enc(r) - lo) as u32, bits),
+        let lo32 = lo as u32;
+        // Descending: enc = MAX - v (32-bit keys) or !v, so enc - lo is
+        // (MAX - lo) - v in the low 32 bits.
+        let from = u32::MAX.wrapping_sub(lo32);
+        match (&k.col.values, &k.col.offsets, k.desc) {
+            (Values::Str(v), None, false) => radix_sort(&mut rows, &Asc(v, lo32), bits),
+            (Values::Str(v), None, true) => radix_sort(&mut rows, &Desc(v, from), bits),
+            (Values::Int { v, .. }, None, false) | (Values::Time { secs: v, .. }, None, false) => {
+                radix_sort(&mut rows, &Asc(v, lo32), bits)
+            }
+            (Values::Int { v, .. }, None, true) | (Values::Time { secs: v, .. }, None, true) => {
+                radix_sort(&mut rows, &Desc(v, from), bits)
+            }
+            _ => radix_sort(&mut rows, &Enc(|r| (enc(r) - lo) as u32), bits),
         }
     }
     rows.extend(nulls);
@@ -192,10 +188,66 @@ fn sort_one_exact(mut rows: Vec<u32>, k: &Key<'_>) -> Vec<u32> {
     rows
 }
 
-/// Stable LSD radix sort of `rows` by `key(row)`, whose values have `bits`
-/// bits (11 bits a pass; a pass whose digit is the same for every row is
-/// skipped).
-fn radix_sort(rows: &mut Vec<u32>, key: impl Fn(u32) -> u32, bits: u32) {
+/// A row's 32-bit radix key.
+trait RowKey {
+    fn key(&self, r: u32) -> u32;
+}
+
+/// Values whose low 32 bits order them once the smallest is taken away
+/// (`u32` string keys; `i64` values and seconds, whose encoding flips the
+/// sign bit, outside the low 32 bits).
+trait Low32: Copy {
+    fn low32(self) -> u32;
+}
+
+impl Low32 for u32 {
+    #[inline(always)]
+    fn low32(self) -> u32 {
+        self
+    }
+}
+
+impl Low32 for i64 {
+    #[inline(always)]
+    fn low32(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Ascending: the value less the smallest encoding.
+struct Asc<'a, T>(&'a [T], u32);
+
+impl<T: Low32> RowKey for Asc<'_, T> {
+    #[inline(always)]
+    fn key(&self, r: u32) -> u32 {
+        self.0[r as usize].low32().wrapping_sub(self.1)
+    }
+}
+
+/// Descending: (MAX less the smallest encoding) less the value.
+struct Desc<'a, T>(&'a [T], u32);
+
+impl<T: Low32> RowKey for Desc<'_, T> {
+    #[inline(always)]
+    fn key(&self, r: u32) -> u32 {
+        self.1.wrapping_sub(self.0[r as usize].low32())
+    }
+}
+
+/// Any other column: through the cell's encoding.
+struct Enc<F>(F);
+
+impl<F: Fn(u32) -> u32> RowKey for Enc<F> {
+    #[inline(always)]
+    fn key(&self, r: u32) -> u32 {
+        (self.0)(r)
+    }
+}
+
+/// Stable LSD radix sort of `rows` by `key.key(row)`, whose values have
+/// `bits` bits (11 bits a pass; a pass whose digit is the same for every
+/// row is skipped).
+fn radix_sort(rows: &mut Vec<u32>, key: &impl RowKey, bits: u32) {
     const BITS: u32 = 11;
     let mut tmp = vec![0u32; rows.len()];
     let mut count = vec![0usize; 1 << BITS];
@@ -206,7 +258,7 @@ fn radix_sort(rows: &mut Vec<u32>, key: impl Fn(u32) -> u32, bits: u32) {
         let count = &mut count[..1 << width];
         count.fill(0);
         for &r in rows.iter() {
-            count[((key(r) >> shift) & mask) as usize] += 1;
+            count[((key.key(r) >> shift) & mask) as usize] += 1;
         }
         if count.contains(&rows.len()) {
             shift += width;
@@ -219,7 +271,7 @@ fn radix_sort(rows: &mut Vec<u32>, key: impl Fn(u32) -> u32, bits: u32) {
             at += n;
         }
         for &r in rows.iter() {
-            let d = ((key(r) >> shift) & mask) as usize;
+            let d = ((key.key(r) >> shift) & mask) as usize;
             tmp[count[d]] = r;
             count[d] += 1;
         }
