@@ -334,8 +334,13 @@ impl DeltaKinds {
         k
     }
 
-    fn walk(&mut self, v: &Value, path: String, add: bool) {
-        let e = self.paths.entry(path.clone()).or_default();
+    /// Count `v` and the values under it at display path `path` (a
+    /// buffer: extended for the values under it, then restored).
+    fn walk(&mut self, v: &Value, path: &mut String, add: bool) {
+        let e = match self.paths.get_mut(path.as_str()) {
+            Some(e) => e,
+            None => self.paths.entry(path.clone()).or_default(),
+        };
         match item_of(Some(v)) {
             Item::Str(s) if is_timestamp(s) => bump(&mut e.time, add),
             Item::Str(_) => bump(&mut e.text, add),
@@ -346,18 +351,21 @@ impl DeltaKinds {
                 }
             }
         }
+        let n = path.len();
         match v {
             Value::Object(o) => {
                 for (k, x) in o {
-                    let mut p = path.clone();
-                    push_key(&mut p, k);
-                    self.walk(x, p, add);
+                    push_key(path, k);
+                    self.walk(x, path, add);
+                    path.truncate(n);
                 }
             }
             Value::Array(a) => {
+                path.push_str("[]");
                 for x in a {
-                    self.walk(x, format!("{path}[]"), add);
+                    self.walk(x, path, add);
                 }
+                path.truncate(n);
             }
             _ => {}
         }
@@ -791,7 +799,7 @@ impl OverlaySource {
             for (k, v) in row {
                 let mut p = String::new();
                 push_key(&mut p, k);
-                t.walk(v, p, true);
+                t.walk(v, &mut p, true);
             }
             Affected::Paths(t.paths.into_keys().collect())
         };
@@ -2108,7 +2116,7 @@ impl OverlaySource {
                     {
                         continue;
                     }
-                    d.walk(v, p, add);
+                    d.walk(v, &mut p, add);
                 }
             }
             Some(Held::Patch(ops)) => {
@@ -2119,7 +2127,7 @@ impl OverlaySource {
                     if let Some(v) = v {
                         let mut p = String::new();
                         push_key(&mut p, k);
-                        d.walk(v, p, add);
+                        d.walk(v, &mut p, add);
                     }
                 }
             }
