@@ -2,36 +2,43 @@
 //! issues, then the query engine over the overlay (`OverlaySource`) against
 //! the engine over the snapshot alone (`SnapshotSource`), in the same run:
 //! sort by a string (`title`), a timestamp (`created_at`) and a list column
-//! (`labels[].name`), a filter (`state = open`), a page (50 rows of the
-//! title order); the cost of applying events (the 10,000, and one at a time
-//! on a live view, followed by the next sorted page: once with a new source
-//! per event, once with `OverlaySource::apply` on one live source, which
-//! carries its typed sort delta, merged order and field types and re-types
-//! only the changed row; wall time and CPU time per event); the cost of
-//! copying the overlay (a server POST's copy); the cost of opening the
-//! overlay source (no column read).
+//! (`labels[].name`), a filter (`state = open`), each followed by its first
+//! page of 50 rows as JSON, and page 3 of the title order; the cost of
+//! applying events (the 10,000, and one at a time on a live view, followed
+//! by the next sorted page: once with a new source per event, once with
+//! `OverlaySource::apply` on one live source, which carries its typed sort
+//! delta, merged order and field types and re-types only the changed row;
+//! wall time and CPU time per event); the cost of copying the overlay (a
+//! server POST's copy); the cost of opening the overlay source.
 //!
 //! ```text
 //! cargo bench -p colsnap-bench --bench events                       # 1,000,000 rows
 //! COLSNAP_BENCH_ROWS=200000 cargo bench -p colsnap-bench --bench events
 //! COLSNAP_BENCH_RUNS=2 cargo bench -p colsnap-bench --bench events  # best of 2, 40 live events
 //! COLSNAP_BENCH_STREAM=2000 cargo bench -p colsnap-bench --bench events  # a shorter apply stream
+//! COLSNAP_BENCH_TABLE_ONLY=1 cargo bench -p colsnap-bench --bench events # the query table alone
+//! COLSNAP_BENCH_CASES=title,filter ...                               # only these table rows
 //! ```
 //!
 //! The snapshot is built once per size and cached under
 //! `target/bench-data/issues-seed42-N.colsnap` (the query bench's file; a
 //! 1M-row build takes minutes).
 //!
-//! Every engine timing uses a fresh engine, so each query loads its columns:
-//! over the snapshot alone that is a decode; over the overlay it is the
-//! base column (decoded once per snapshot, kept by the base engine that
-//! every overlay source of a live view shares) plus the delta. One-key
-//! sorts over the overlay merge the source's typed delta (typed on the
-//! source's first sort by the column, kept by the source) into the base
-//! engine's cached order, so its best-of timings are the merge. "first" is
-//! the overlay with a fresh base (decode, base order and typing included);
-//! the live row (a new source per event) includes typing the delta and the
-//! field types again.
+//! The query table compares like with like, in CPU time of the querying
+//! thread (the ratio's basis; wall time beside it):
+//! - **cold**: everything fresh for each run. The snapshot alone: a new
+//!   engine (column decode, sort, page). The overlay: a new base engine
+//!   over the snapshot, a new source over a copy of the 10,000-event
+//!   overlay (the copy untimed) and a new engine over it (field types),
+//!   then the query and its page: decode, typing of the delta, the base
+//!   order and the merge all count.
+//! - **warm**: the same engine asked again. The snapshot alone keeps its
+//!   columns and sorts again; the overlay keeps its columns and the merged
+//!   order its source made.
+//!
+//! The live rows use a fresh engine per event over a base engine that
+//! every overlay source of the live view shares (its columns and orders
+//! decoded once).
 
 use colsnap::Snapshot;
 use colsnap::events::{Event, EventOp as Op, Overlay, OverlaySource};
@@ -143,17 +150,6 @@ fn runs() -> usize {
         .max(1)
 }
 
-/// Best of `k` runs (at most [`runs`]), in seconds.
-fn best(k: usize, mut f: impl FnMut()) -> f64 {
-    (0..k.min(runs()))
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 /// CPU seconds (user + system) of this process so far, from
 /// `/proc/self/stat` (clock ticks of 10 ms; 0 where unreadable): the live
 /// loops report CPU time per event, steadier than wall time on a loaded
@@ -172,6 +168,83 @@ fn cpu_s() -> f64 {
         .filter_map(|x| x.parse().ok())
         .collect();
     f.iter().sum::<f64>() / 100.0
+}
+
+/// Wall and CPU seconds of one timed call.
+#[derive(Clone, Copy)]
+struct Cost {
+    wall: f64,
+    cpu: f64,
+}
+
+/// CPU seconds (user + system) of the calling thread so far
+/// (`/proc/thread-self/schedstat`, in nanoseconds but brought up to date
+/// only at scheduler ticks, so a single reading is off by up to a tick of
+/// 4 ms; NaN where unreadable). The queries run on the calling thread.
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns / 1e9)
+}
+
+/// [`runs`] calls of `f` (at most 5): the least wall time, and the mean
+/// CPU time (a tick-sampled clock: the mean of several readings is
+/// unbiased, the least would not be), and what the last call returned;
+/// `prep` makes each call's input, untimed, and what a call returns is
+/// dropped untimed.
+fn best_cost_with<T, R>(mut prep: impl FnMut() -> T, mut f: impl FnMut(T) -> R) -> (Cost, R) {
+    let k = runs().min(5);
+    let (mut wall, mut cpu) = (f64::INFINITY, 0.0);
+    let mut last = None;
+    for _ in 0..k {
+        let x = prep();
+        let (t, c) = (Instant::now(), thread_cpu());
+        let r = f(x);
+        cpu += thread_cpu() - c;
+        wall = wall.min(t.elapsed().as_secs_f64());
+        last = Some(r);
+    }
+    let cost = Cost {
+        wall,
+        cpu: cpu / k as f64,
+    };
+    (cost, last.expect("at least one run"))
+}
+
+fn best_cost<R>(mut f: impl FnMut() -> R) -> (Cost, R) {
+    best_cost_with(|| (), |()| f())
+}
+
+/// The snapshot alone against the overlay, cold and warm: CPU time (the
+/// ratio's basis: the machine may be shared) and wall time.
+fn print_table(
+    n: usize,
+    total: u64,
+    view: (usize, usize),
+    table: &[(String, Cost, Cost, Cost, Cost)],
+) {
+    println!();
+    println!(
+        "events bench, {n} rows, {total} events ({} rows after, {} held as JSON)",
+        view.0, view.1
+    );
+    println!(
+        "| query (CPU ms, mean; wall ms, best) | snapshot alone, cold | overlay, cold | ratio cold | snapshot alone, warm | overlay, warm | ratio warm |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let c = |x: &Cost| format!("{:.2}; {:.2}", x.cpu * 1e3, x.wall * 1e3);
+    for (name, sc, oc, sw, ow) in table {
+        println!(
+            "| {name} | {} | {} | {:.2}x | {} | {} | {:.2}x |",
+            c(sc),
+            c(oc),
+            oc.cpu / sc.cpu,
+            c(sw),
+            c(ow),
+            ow.cpu / sw.cpu
+        );
+    }
 }
 
 fn ms(s: f64) -> String {
@@ -207,71 +280,100 @@ fn bench(_c: &mut Criterion) {
     let apply_all = t.elapsed().as_secs_f64();
 
     // Open: a source over the view (no column read) and an engine over it
-    // (field types from kind counts plus the delta).
+    // (field types from kind counts plus the delta), over a fresh base.
     let base = Engine::new(SnapshotSource::new(snap.clone()));
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), thread_cpu());
     let src = Arc::new(OverlaySource::with_base(ov, base.clone()));
-    let open_src = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let fields = src.fields().len();
-    let open_fields = t.elapsed().as_secs_f64();
-
-    let plain: Arc<dyn RowSource> = Arc::new(SnapshotSource::new(snap.clone()));
-    let over: Arc<dyn RowSource> = src.clone();
-    let run = |s: &Arc<dyn RowSource>, q: &Query| {
-        let e = Engine::from_source(s.clone());
-        e.run(q).expect("query").len()
+    let open_src = Cost {
+        wall: t.elapsed().as_secs_f64(),
+        cpu: thread_cpu() - c,
     };
+    let (t, c) = (Instant::now(), thread_cpu());
+    let fields = src.fields().len();
+    let open_fields = Cost {
+        wall: t.elapsed().as_secs_f64(),
+        cpu: thread_cpu() - c,
+    };
+    let ov = Arc::try_unwrap(src).expect("sole owner").into_inner();
+    let view = (ov.len(), ov.overridden());
+
+    // Snapshot alone against the overlay, each query followed by its page
+    // of 50 rows as JSON. Cold: everything fresh (a new engine over the
+    // snapshot; for the overlay a new base engine, a new source over a
+    // copy of the 10,000-event overlay and a new engine over it, field
+    // types included): decode, sort and typing all count. Warm: the same
+    // engine asked again (the snapshot alone keeps its columns and sorts
+    // again; the overlay keeps its columns and its merged orders).
     let filter = Query {
         filters: vec![parse_where("state=open").expect("filter")],
         ..Default::default()
     };
-    let cases: Vec<(&str, Query)> = vec![
-        ("sort title (string)", sort_query("title")),
-        ("sort created_at (timestamp)", sort_query("created_at")),
-        ("sort labels[].name (list)", sort_query("labels[].name")),
-        ("filter state=open", filter),
+    let mut cases: Vec<(&str, Query, Option<Paging>)> = vec![
+        ("sort title (string)", sort_query("title"), None),
+        (
+            "sort created_at (timestamp)",
+            sort_query("created_at"),
+            None,
+        ),
+        (
+            "sort labels[].name (list)",
+            sort_query("labels[].name"),
+            None,
+        ),
+        ("filter state=open", filter, None),
+        (
+            "sort title + page 3 of 50 rows as JSON",
+            sort_query("title"),
+            Some(Paging::page(3, 50).expect("paging")),
+        ),
     ];
-    let mut table = Vec::new();
-    for (name, q) in &cases {
-        // The overlay's first query of a column decodes its base column.
-        let t = Instant::now();
-        run(&over, q);
-        let first = t.elapsed().as_secs_f64();
-        let a = best(5, || {
-            run(&plain, q);
-        });
-        let b = best(5, || {
-            run(&over, q);
-        });
-        table.push((name.to_string(), a, b, first));
+    // `COLSNAP_BENCH_CASES=title,filter`: only the cases whose name holds
+    // one of these words (for profiling).
+    if let Ok(only) = std::env::var("COLSNAP_BENCH_CASES") {
+        cases.retain(|c| only.split(',').any(|w| c.0.contains(w)));
     }
-    // A page: 50 rows of the title order as JSON (the sort done before).
-    {
-        let q = sort_query("title");
-        let page = |s: &Arc<dyn RowSource>| {
-            let e = Engine::from_source(s.clone());
-            let rows = e.run(&q).expect("query");
-            best(5, || {
-                let mut out = Vec::new();
-                e.page_json(
-                    &rows,
-                    Paging::page(3, 50).expect("paging"),
-                    None,
-                    false,
-                    &mut out,
-                )
-                .expect("page");
-            })
-        };
-        let (a, b) = (page(&plain), page(&over));
-        table.push(("page 3 of 50 rows, by title".into(), a, b, f64::NAN));
+    // The rows in order, and the page's JSON when one is asked.
+    let query_page = |e: &Engine, q: &Query, p: Option<Paging>| {
+        let rows = e.run(q).expect("query");
+        let mut out = Vec::new();
+        if let Some(p) = p {
+            e.page_json(&rows, p, None, false, &mut out).expect("page");
+        }
+        (rows.len(), out)
+    };
+    let mut table = Vec::new();
+    for (name, q, p) in &cases {
+        let (snap_cold, se) = best_cost(|| {
+            let e = Engine::new(SnapshotSource::new(snap.clone()));
+            query_page(&e, q, *p);
+            e
+        });
+        let (over_cold, oe) = best_cost_with(
+            || ov.clone(),
+            |o| {
+                let b = Engine::new(SnapshotSource::new(snap.clone()));
+                let e = Engine::new(OverlaySource::with_base(o, b));
+                query_page(&e, q, *p);
+                e
+            },
+        );
+        // Both answer with as many rows as the view has matches (the
+        // property tests check the rows themselves).
+        let (a, b) = (query_page(&se, q, *p), query_page(&oe, q, *p));
+        assert!(a.0 > 0 && b.0 > 0 && a.1.is_empty() == b.1.is_empty());
+        let (snap_warm, _) = best_cost(|| query_page(&se, q, *p));
+        let (over_warm, _) = best_cost(|| query_page(&oe, q, *p));
+        table.push((name.to_string(), snap_cold, over_cold, snap_warm, over_warm));
+    }
+    if std::env::var_os("COLSNAP_BENCH_TABLE_ONLY").is_some() {
+        print_table(n, total, view, &table);
+        print_open(&open_src, fields, &open_fields);
+        return;
     }
 
     // Live: one more event, a new source over the same base, the next
     // sorted page (title order) reflecting it.
-    drop(over);
-    let mut ov = Arc::try_unwrap(src).expect("sole owner").into_inner();
+    let mut ov = ov;
     // A copy of the overlay (what a server POST applies its events to).
     let t = Instant::now();
     let ov_copy = ov.clone();
@@ -406,27 +508,7 @@ fn bench(_c: &mut Criterion) {
     next_page.sort_by(f64::total_cmp);
     let median = |v: &[f64]| v[v.len() / 2];
 
-    println!();
-    println!(
-        "events bench, {n} rows, {total} events ({} rows after, {} held as JSON)",
-        ov.len(),
-        ov.overridden()
-    );
-    println!("| case | snapshot alone | overlay | ratio | overlay, first query (fresh base) |");
-    println!("|---|---|---|---|---|");
-    for (name, a, b, first) in &table {
-        let first = if first.is_nan() {
-            "-".into()
-        } else {
-            ms(*first)
-        };
-        println!(
-            "| {name} | {} | {} | {:.2}x | {first} |",
-            ms(*a),
-            ms(*b),
-            b / a
-        );
-    }
+    print_table(n, total, view, &table);
     println!(
         "| apply 10,000 events (fresh overlay) | | {} | | {:.1} us/event |",
         ms(apply_all),
@@ -491,8 +573,21 @@ fn bench(_c: &mut Criterion) {
         "| clone the overlay (a server POST's copy) | | {} | | |",
         ms(clone_ov)
     );
-    println!("| open: source over the view | | {} | | |", ms(open_src));
-    println!("| open: {fields} field types | | {} | | |", ms(open_fields));
+    print_open(&open_src, fields, &open_fields);
+}
+
+/// The cost of opening the overlay source over a fresh base (CPU; wall).
+fn print_open(src: &Cost, fields: usize, types: &Cost) {
+    println!(
+        "| open: source over the view (fresh base) | | {:.2}; {:.2} ms | | |",
+        src.cpu * 1e3,
+        src.wall * 1e3
+    );
+    println!(
+        "| open: {fields} field types (fresh base) | | {:.2}; {:.2} ms | | |",
+        types.cpu * 1e3,
+        types.wall * 1e3
+    );
 }
 
 criterion_group!(benches, bench);

@@ -218,6 +218,15 @@ impl Order {
         self.block_of.len()
     }
 
+    /// Slots in order, as one vector (copied block by block).
+    pub(crate) fn to_vec(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.len);
+        for &b in &self.seq {
+            out.extend_from_slice(&self.blocks[b as usize]);
+        }
+        out
+    }
+
     /// Slots in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.seq

@@ -208,7 +208,7 @@ impl Overlay {
 
     /// The slots of the view, in row order.
     pub fn slots(&self) -> Vec<u32> {
-        self.order.iter().collect()
+        self.order.to_vec()
     }
 
     /// The text of a new string.

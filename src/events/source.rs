@@ -334,8 +334,13 @@ impl DeltaKinds {
         k
     }
 
-    fn walk(&mut self, v: &Value, path: String, add: bool) {
-        let e = self.paths.entry(path.clone()).or_default();
+    /// Count `v` and the values under it at display path `path` (a
+    /// buffer: extended for the values under it, then restored).
+    fn walk(&mut self, v: &Value, path: &mut String, add: bool) {
+        let e = match self.paths.get_mut(path.as_str()) {
+            Some(e) => e,
+            None => self.paths.entry(path.clone()).or_default(),
+        };
         match item_of(Some(v)) {
             Item::Str(s) if is_timestamp(s) => bump(&mut e.time, add),
             Item::Str(_) => bump(&mut e.text, add),
@@ -346,18 +351,21 @@ impl DeltaKinds {
                 }
             }
         }
+        let n = path.len();
         match v {
             Value::Object(o) => {
                 for (k, x) in o {
-                    let mut p = path.clone();
-                    push_key(&mut p, k);
-                    self.walk(x, p, add);
+                    push_key(path, k);
+                    self.walk(x, path, add);
+                    path.truncate(n);
                 }
             }
             Value::Array(a) => {
+                path.push_str("[]");
                 for x in a {
-                    self.walk(x, format!("{path}[]"), add);
+                    self.walk(x, path, add);
                 }
+                path.truncate(n);
             }
             _ => {}
         }
@@ -382,6 +390,10 @@ pub struct OverlaySource {
     /// No event changed the view: everything goes to the base.
     plain: bool,
     fields: OnceLock<Vec<FieldInfo>>,
+    /// Types of single fields asked for before the whole list
+    /// ([`RowSource::has_field`]; `None`: no row of the view has it),
+    /// cleared by every event.
+    field_types: Mutex<HashMap<String, Option<ColumnType>>>,
     kinds: OnceLock<DeltaKinds>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
     /// View row of each slot, built on first use (dropped when an event
@@ -564,6 +576,34 @@ fn sort_entry(
     Ok((cell, text))
 }
 
+/// The tie key of each held row (`held`: view row and slot, in view
+/// order; `slots`: the slot of each view row): a snapshot row in slot `s`
+/// has `2s + 1`; a created row `2(p + 1)`, `p` being the slot of the last
+/// snapshot row before it in the view (0 when none). Snapshot rows keep
+/// their relative order in the view, so tie keys do not decrease along
+/// the view, and equal ones are created rows with no snapshot row between
+/// them. Rows that are not held are snapshot rows.
+fn tie_keys(held: &[(u32, u32)], slots: &[u32], n_snap: u32) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::with_capacity(held.len());
+    for (i, &(r, s)) in held.iter().enumerate() {
+        let t = if s < n_snap {
+            2 * u64::from(s) + 1
+        } else if r == 0 {
+            0
+        } else if i > 0 && held[i - 1].0 == r - 1 {
+            // The row before is held: its key, or past it when a snapshot row.
+            let (prev, ps) = (out[i - 1], held[i - 1].1);
+            if ps < n_snap { prev + 1 } else { prev }
+        } else {
+            // The row before is a snapshot row, not held.
+            let p = slots.get(r as usize - 1).copied().unwrap_or(0);
+            2 * (u64::from(p) + 1)
+        };
+        out.push(t);
+    }
+    out
+}
+
 impl SortDelta {
     /// The delta rows of the view (`held`: view row and slot of every
     /// held slot, in view order) in the engine's order.
@@ -611,6 +651,7 @@ impl Clone for OverlaySource {
             base: self.base.clone(),
             plain: self.plain,
             fields: self.fields.clone(),
+            field_types: Mutex::new(lock_clone(&self.field_types)),
             kinds: self.kinds.clone(),
             // Key spaces belong to the columns of engines over this source.
             spaces: Mutex::new(Vec::new()),
@@ -677,8 +718,6 @@ impl OverlaySource {
         let plain = ov.overridden() == 0 && ov.len() as u64 == snap.rows();
         let slots = ov.slots();
         let n_snap = ov.snapshot_rows();
-        let mut held = Vec::with_capacity(ov.overridden());
-        let mut present = Bits::new(n_snap as usize);
         // Held slots as a bitmap: one probe a row instead of two map lookups.
         let mut is_held = Bits::new(ov.slot_count());
         for s in ov.held_slots() {
@@ -686,9 +725,12 @@ impl OverlaySource {
                 is_held.set(s as usize);
             }
         }
+        // One pass over the view: the view row of each slot, the held rows.
+        let mut view_of = vec![u32::MAX; ov.slot_count()];
+        let mut held = Vec::with_capacity(ov.overridden());
         for (r, &s) in slots.iter().enumerate() {
-            if s < n_snap {
-                present.set(s as usize);
+            if let Some(x) = view_of.get_mut(s as usize) {
+                *x = r as u32;
             }
             if is_held.get(s as usize) {
                 held.push((r as u32, s));
@@ -698,7 +740,9 @@ impl OverlaySource {
         {
             Vec::new()
         } else {
-            (0..n_snap).filter(|&s| !present.get(s as usize)).collect()
+            (0..n_snap)
+                .filter(|&s| view_of[s as usize] == u32::MAX)
+                .collect()
         };
         OverlaySource {
             slots: OnceLock::from(slots),
@@ -708,9 +752,10 @@ impl OverlaySource {
             base,
             plain,
             fields: OnceLock::new(),
+            field_types: Mutex::new(HashMap::new()),
             kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
-            view_of: OnceLock::new(),
+            view_of: OnceLock::from(view_of),
             sort_deltas: Mutex::new(HashMap::new()),
             digits: Mutex::new(HashMap::new()),
             removed: Mutex::new(HashMap::new()),
@@ -754,7 +799,7 @@ impl OverlaySource {
             for (k, v) in row {
                 let mut p = String::new();
                 push_key(&mut p, k);
-                t.walk(v, p, true);
+                t.walk(v, &mut p, true);
             }
             Affected::Paths(t.paths.into_keys().collect())
         };
@@ -783,6 +828,7 @@ impl OverlaySource {
         let touched_before: Option<Vec<Vec<String>>> = before
             .filter(|&s| s < self.ov.snapshot_rows())
             .map(|s| self.ov.touched(s).map(<[_]>::to_vec).unwrap_or_default());
+        self.settle_orders()?;
         let mut kinds = self.kinds.take();
         let old_fields = self.fields.take();
         if let (Some(d), Some(s)) = (kinds.as_mut(), before) {
@@ -845,6 +891,7 @@ impl OverlaySource {
         };
         self.plain = self.ov.overridden() == 0 && self.ov.len() as u64 == n_snap as u64;
         self.spaces.get_mut().map_err(|_| poisoned())?.clear();
+        self.field_types.get_mut().map_err(|_| poisoned())?.clear();
         // The removed base items: the changed snapshot row's, in the
         // fields where it left (or came back to) the view.
         if let (Some(s), Some(tb)) = (before, touched_before.as_ref()) {
@@ -1614,10 +1661,13 @@ impl OverlaySource {
     /// rows, less the changed and deleted ones, merged with the delta rows
     /// sorted alone (kept by `sd`).
     ///
-    /// Exact by construction: both lists are sorted by the engine's total
-    /// order (class, value in direction, view row), which the walk over
-    /// the base order checks; a base order that does not map to a sorted
-    /// list of view rows (rows moved) gives `None`, and the engine sorts.
+    /// Exact by construction: the base order is sorted by the engine's
+    /// total order (class, value in direction, row), and base rows keep
+    /// their relative order in the view (an event creates, deletes or
+    /// changes a row in place, it never moves one), so it is also sorted
+    /// by (class, value, [`tie`] key). Each delta row's place in it is
+    /// found by a binary search on that order, then one pass over the
+    /// base order writes the view rows, integers only.
     fn merge_sort(
         &self,
         path: &str,
@@ -1625,11 +1675,6 @@ impl OverlaySource {
         rows: &[u32],
         desc: bool,
     ) -> Result<Option<Vec<u32>>> {
-        let order = self.base.sorted_rows(path, desc)?;
-        if order.rows.len() != order.cells.len() {
-            return Ok(None);
-        }
-        let view_of = self.view_rows();
         let all = rows.len() == self.ov.len();
         let mut want = Bits::new(if all { 0 } else { self.ov.len() });
         if !all {
@@ -1637,11 +1682,14 @@ impl OverlaySource {
                 want.set(r as usize);
             }
         }
-        // The kept order of the whole view, less the rows not asked for.
-        if let Some(m) = sd.merged[desc as usize].get() {
-            let kept = match sd.merged_rows[desc as usize].get() {
-                Some(v) => v,
-                None => {
+        let member = |r: u32| all || want.get(r as usize);
+        // The kept order of the whole view, less the rows not asked for:
+        // as view rows since the last event, else as slots.
+        let kept = match sd.merged_rows[desc as usize].get() {
+            Some(v) => Some(v),
+            None => match sd.merged[desc as usize].get() {
+                Some(m) => {
+                    let view_of = self.view_rows();
                     let mut v = Vec::with_capacity(m.len());
                     for s in m.iter() {
                         match view_of.get(s as usize) {
@@ -1649,69 +1697,141 @@ impl OverlaySource {
                             _ => return Ok(None),
                         }
                     }
-                    sd.merged_rows[desc as usize].get_or_init(|| v)
+                    Some(sd.merged_rows[desc as usize].get_or_init(|| v))
                 }
-            };
+                None => None,
+            },
+        };
+        if let Some(kept) = kept {
             let out: Vec<u32> = if all {
                 kept.clone()
             } else {
-                kept.iter()
-                    .copied()
-                    .filter(|&r| want.get(r as usize))
-                    .collect()
+                kept.iter().copied().filter(|&r| member(r)).collect()
             };
             return Ok((out.len() == rows.len()).then_some(out));
         }
-        let member = |r: u32| all || want.get(r as usize);
-        let less = |a: (&SortCell, u32), b: (&SortCell, u32)| {
-            order_cmp(desc, a, b) == std::cmp::Ordering::Less
+        let order = self.base.sorted_rows(path, desc)?;
+        let col = self.base.column(path)?;
+        let n_snap = self.ov.snapshot_rows();
+        let col_rows = col
+            .offsets
+            .as_ref()
+            .map_or(col.values.len(), |o| o.len().saturating_sub(1));
+        if order.rows.len() != n_snap as usize || col_rows != n_snap as usize {
+            return Ok(None);
+        }
+        let view_of = self.view_rows();
+        // The delta rows asked for, in order, with their tie keys.
+        let ties = tie_keys(&self.held, self.slot_list(), n_snap);
+        let tie = |r: u32| -> Option<u64> {
+            let i = self.held.binary_search_by_key(&r, |h| h.0).ok()?;
+            Some(ties[i])
         };
-        // One walk over the base order: each kept base row (checked to
-        // come strictly after the previous one) follows the delta rows
-        // sorting before it. Base cells are table ids, as the delta's.
-        let mut d = sd
-            .sorted(desc, &self.held)
-            .iter()
-            .filter(|x| member(x.1))
-            .peekable();
-        let mut out = Vec::with_capacity(rows.len());
-        let mut prev: Option<(SortCell, u32)> = None;
-        for (&s, &c) in order.rows.iter().zip(&order.cells) {
-            let r = match view_of.get(s as usize) {
-                Some(&r) if r != u32::MAX => r,
-                _ => continue,
+        let mut delta: Vec<(&SortCell, u32, u64)> = Vec::new();
+        for (c, r) in sd.sorted(desc, &self.held) {
+            if member(*r) {
+                let Some(t) = tie(*r) else {
+                    return Ok(None);
+                };
+                delta.push((c, *r, t));
+            }
+        }
+        // Where each goes in the base order: before the first base row
+        // that does not sort before it.
+        // Places only increase: each search gallops from the previous
+        // place (probes at +1, +2, +4, ...), then bisects the last step,
+        // so a place about `g` rows on costs about 2 log2(g) probes, each
+        // a base cell read at a random slot.
+        let n = order.rows.len();
+        let mut at = Vec::with_capacity(delta.len());
+        let mut lo = 0usize;
+        for &(c, _, t) in &delta {
+            let before = |s: u32| {
+                let bc = SortCell::Cell(col.sort_cell(s as usize));
+                let o = match bc.class().cmp(&c.class()) {
+                    std::cmp::Ordering::Equal if bc.class() == Class::Value => {
+                        let o = bc.cmp_value(c);
+                        if desc { o.reverse() } else { o }
+                    }
+                    o => o,
+                };
+                o.then((2 * u64::from(s) + 1).cmp(&t)) == std::cmp::Ordering::Less
             };
-            if sd.json.get(s as usize) || !member(r) {
+            // Every row before `k` sorts before the delta row.
+            let (mut k, mut step) = (lo, 1usize);
+            let end = loop {
+                let j = lo.saturating_add(step - 1);
+                if j >= n {
+                    break n;
+                }
+                if !before(order.rows[j]) {
+                    break j;
+                }
+                k = j + 1;
+                step = step.saturating_mul(2);
+            };
+            let i = k + order.rows[k..end].partition_point(|&s| before(s));
+            at.push(i);
+            lo = i;
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        let mut d = delta.iter().zip(&at).peekable();
+        for (i, &s) in order.rows.iter().enumerate() {
+            while let Some((x, _)) = d.next_if(|y| *y.1 <= i) {
+                out.push(x.1);
+            }
+            if sd.json.get(s as usize) {
                 continue;
             }
-            let cur = (SortCell::Cell(c), r);
-            if prev
-                .as_ref()
-                .is_some_and(|p| !less((&p.0, p.1), (&cur.0, cur.1)))
-            {
-                return Ok(None);
+            let r = view_of[s as usize];
+            if r != u32::MAX && member(r) {
+                out.push(r);
             }
-            while let Some(&x) = d.peek() {
-                if less((&x.0, x.1), (&cur.0, cur.1)) {
-                    out.push(x.1);
-                    d.next();
-                } else {
-                    break;
-                }
-            }
-            out.push(r);
-            prev = Some(cur);
         }
-        out.extend(d.map(|x| x.1));
+        out.extend(d.map(|(x, _)| x.1));
         if out.len() != rows.len() {
             return Ok(None);
         }
         if all {
-            let slots = self.slot_list();
-            let kept: Vec<u32> = out.iter().map(|&r| slots[r as usize]).collect();
-            let _ = sd.merged[desc as usize].set(Order::from_slots(&kept));
+            // Kept as view rows until the next event, which first turns
+            // them into slots ([`Self::settle_orders`]).
+            let _ = sd.merged_rows[desc as usize].set(out.clone());
         }
         Ok(Some(out))
+    }
+
+    /// Turn each kept merged order held as view rows alone (a query's
+    /// merge) into slots, while view rows still name the same rows: an
+    /// event moves rows in the kept slot order ([`Self::retype_slot`]).
+    fn settle_orders(&mut self) -> Result<()> {
+        let deltas = self.sort_deltas.get_mut().map_err(|_| poisoned())?;
+        if !deltas.values().flatten().any(|d| {
+            (0..2).any(|k| d.merged[k].get().is_none() && d.merged_rows[k].get().is_some())
+        }) {
+            return Ok(());
+        }
+        let slots = self.slots.get_or_init(|| self.ov.slots());
+        for d in deltas.values_mut().flatten() {
+            for k in 0..2 {
+                if d.merged[k].get().is_some() {
+                    continue;
+                }
+                let Some(rows) = d.merged_rows[k].get() else {
+                    continue;
+                };
+                let kept: Option<Vec<u32>> = rows
+                    .iter()
+                    .map(|&r| slots.get(r as usize).copied())
+                    .collect();
+                let Some(kept) = kept else {
+                    continue;
+                };
+                let m = Order::from_slots(&kept);
+                // Shared with a clone of the source: copied first.
+                let _ = Arc::make_mut(d).merged[k].set(m);
+            }
+        }
+        Ok(())
     }
 
     /// Display paths (with their list flag) of the delta rows' fields the
@@ -2014,7 +2134,7 @@ impl OverlaySource {
                     {
                         continue;
                     }
-                    d.walk(v, p, add);
+                    d.walk(v, &mut p, add);
                 }
             }
             Some(Held::Patch(ops)) => {
@@ -2025,7 +2145,7 @@ impl OverlaySource {
                     if let Some(v) = v {
                         let mut p = String::new();
                         push_key(&mut p, k);
-                        d.walk(v, p, add);
+                        d.walk(v, &mut p, add);
                     }
                 }
             }
@@ -2159,6 +2279,36 @@ impl OverlaySource {
             + n(Kind::Time);
         let text = stats.distinct.saturating_sub(others).saturating_sub(digits);
         Ok(text > removed)
+    }
+
+    /// The type of the view's field `path` alone (`None`: no row of the
+    /// view has it), as [`Self::compute_fields`] types it, kept until the
+    /// next event.
+    fn field_type_of(&self, path: &str) -> Result<Option<ColumnType>> {
+        if let Some(t) = self.field_types.lock().map_err(|_| poisoned())?.get(path) {
+            return Ok(*t);
+        }
+        let snap = self.ov.snapshot();
+        let ty = match snap.node_by_path(path) {
+            Some(node) => {
+                let list = self
+                    .base
+                    .fields()
+                    .iter()
+                    .find(|f| f.path == path)
+                    .is_some_and(|f| f.list);
+                self.field_type(path, Some((node, list)))?
+            }
+            None => match self.new_paths(None).into_iter().find(|(p, _)| p == path) {
+                Some(_) => self.field_type(path, None)?,
+                None => None,
+            },
+        };
+        self.field_types
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(path.to_string(), ty);
+        Ok(ty)
     }
 
     fn compute_fields(&self) -> Result<Vec<FieldInfo>> {
@@ -2448,11 +2598,34 @@ impl RowSource for OverlaySource {
         self.fields.get_or_init(|| f).clone()
     }
 
+    fn has_field(&self, path: &str) -> bool {
+        if let Some(p) = self.plain() {
+            return p.has_field(path);
+        }
+        if let Some(f) = self.fields.get() {
+            return f.iter().any(|f| f.path == path);
+        }
+        // A snapshot column of one item per row keeps a value while it
+        // has more present items than rows left the view or were changed.
+        let snap = self.ov.snapshot();
+        if let Some(node) = snap.node_by_path(path)
+            && self.base.fields().iter().any(|f| f.path == path && !f.list)
+        {
+            let c = &snap.footer().nodes[node as usize].counts;
+            let present: u64 = c.iter().sum::<u64>() - c[Kind::Absent as usize];
+            if present > (self.deleted.len() + self.held.len()) as u64 {
+                return true;
+            }
+        }
+        // An unreadable column shows up when it is loaded.
+        self.field_type_of(path).ok().flatten().is_some()
+    }
+
     fn load(&self, path: &str) -> Result<Column> {
         if let Some(p) = self.plain() {
             return p.load(path);
         }
-        if !self.fields().iter().any(|f| f.path == path) {
+        if !self.has_field(path) {
             return Err(Error::NotFound {
                 what: "field",
                 name: path.to_string(),
@@ -2468,11 +2641,12 @@ impl RowSource for OverlaySource {
         if rows.len() < 2
             || !in_view
             || !rows.windows(2).all(|w| w[0] < w[1])
-            || !self.fields().iter().any(|f| f.path == path)
+            || !self.has_field(path)
         {
             return Ok(None);
         }
-        match self.sort_delta(path)? {
+        let d = self.sort_delta(path)?;
+        match d {
             Some(sd) => self.merge_sort(path, &sd, rows, desc),
             None => Ok(None),
         }

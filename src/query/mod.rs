@@ -260,21 +260,23 @@ type Slot = Arc<Mutex<Option<Arc<Column>>>>;
 /// Orders of all rows by one column, by (path, descending).
 type Orders = HashMap<(String, bool), Arc<RowOrder>>;
 
-/// Every row of a source in the order of one column, with the cell each
-/// row sorts by ([`Column::sort_cell`]: a list's first item, null for an
-/// empty list), as [`Engine::sorted_rows`] keeps it.
+/// Every row of a source in the order of one column, as
+/// [`Engine::sorted_rows`] keeps it (the cell each row sorts by is
+/// [`Column::sort_cell`] of the column: a list's first item, null for an
+/// empty list).
 #[derive(Clone, Debug)]
 pub struct RowOrder {
     /// The rows, in order.
     pub rows: Vec<u32>,
-    /// The sort cell of each of `rows`.
-    pub cells: Vec<Cell>,
 }
 
 /// What every clone of an [`Engine`] shares.
 struct Shared {
     src: Arc<dyn RowSource>,
-    fields: Vec<FieldInfo>,
+    /// The source's field list, asked for on first use: a query names its
+    /// fields, which [`RowSource::has_field`] checks one by one (an events
+    /// overlay types a field only when asked).
+    fields: std::sync::OnceLock<Vec<FieldInfo>>,
     /// Loaded (or loading) columns by path.
     cols: Mutex<HashMap<String, Slot>>,
     /// Calls of [`RowSource::load`] so far.
@@ -321,7 +323,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("fields", &self.shared.fields.len())
+            .field("fields", &self.shared.fields.get().map(Vec::len))
             .field("column_loads", &self.column_loads())
             .finish_non_exhaustive()
     }
@@ -341,7 +343,7 @@ impl Engine {
     pub fn from_source(src: Arc<dyn RowSource>) -> Self {
         Engine {
             shared: Arc::new(Shared {
-                fields: src.fields(),
+                fields: std::sync::OnceLock::new(),
                 src,
                 cols: Mutex::new(HashMap::new()),
                 loads: AtomicU64::new(0),
@@ -359,9 +361,19 @@ impl Engine {
         self.shared.src.as_ref()
     }
 
-    /// The source's columns.
+    /// The source's columns (asked of the source on first use).
     pub fn fields(&self) -> &[FieldInfo] {
-        &self.shared.fields
+        self.shared.fields.get_or_init(|| self.src().fields())
+    }
+
+    /// Does the source have the column `path`? From the field list when
+    /// it was asked for, else from the source alone
+    /// ([`RowSource::has_field`]).
+    pub fn has_field(&self, path: &str) -> bool {
+        match self.shared.fields.get() {
+            Some(f) => f.iter().any(|f| f.path == path),
+            None => self.src().has_field(path),
+        }
     }
 
     /// Number of rows.
@@ -396,7 +408,7 @@ impl Engine {
         Error::Invalid(parse::unknown_field_message(
             "field",
             path,
-            self.shared.fields.iter().map(|f| f.path.as_str()),
+            self.fields().iter().map(|f| f.path.as_str()),
         ))
     }
 
@@ -404,7 +416,7 @@ impl Engine {
     /// for a column not loaded yet, one loads it and the others wait for
     /// it. A failed load is not kept: the next call tries again.
     pub fn column(&self, path: &str) -> Result<Arc<Column>> {
-        if !self.shared.fields.iter().any(|f| f.path == path) {
+        if !self.has_field(path) {
             return Err(self.unknown(path));
         }
         let slot = self
@@ -509,7 +521,7 @@ impl Engine {
     /// nulls before absent values in both directions.
     pub fn sort(&self, rows: Vec<u32>, keys: &[SortKey]) -> Result<Vec<u32>> {
         if let [k] = keys {
-            if !self.shared.fields.iter().any(|f| f.path == k.path) {
+            if !self.has_field(&k.path) {
                 return Err(self.unknown(&k.path));
             }
             if let Some(out) = self.src().sort_by_one(&rows, &k.path, k.desc)? {
@@ -532,7 +544,7 @@ impl Engine {
     }
 
     /// Every row in the order of the one column `path` (as
-    /// [`Engine::sort`] gives it) with its sort cell, computed on first use
+    /// [`Engine::sort`] gives it), computed on first use
     /// and kept: a source
     /// built over this engine (an events overlay) merges its changed rows
     /// into it instead of sorting every row again.
@@ -549,9 +561,7 @@ impl Engine {
                 desc,
             }],
         )?;
-        let col = self.column(path)?;
-        let cells = rows.iter().map(|&r| col.sort_cell(r as usize)).collect();
-        let order = Arc::new(RowOrder { rows, cells });
+        let order = Arc::new(RowOrder { rows });
         self.shared
             .orders
             .lock()
@@ -659,9 +669,7 @@ impl Engine {
             return Err(Error::Invalid("limit must be at least 1".into()));
         }
         if let Some(fs) = fields
-            && let Some(bad) = fs
-                .iter()
-                .find(|f| !self.fields().iter().any(|x| &x.path == *f))
+            && let Some(bad) = fs.iter().find(|f| !self.has_field(f))
         {
             return Err(self.unknown(bad));
         }

@@ -51,6 +51,13 @@ pub trait RowSource: Send + Sync {
     /// The columns, in schema order.
     fn fields(&self) -> Vec<FieldInfo>;
 
+    /// Does the source have the column `path` (one of [`RowSource::fields`])?
+    /// A source whose field list is costly (an events overlay types every
+    /// field) answers for one field alone.
+    fn has_field(&self, path: &str) -> bool {
+        self.fields().iter().any(|f| f.path == path)
+    }
+
     /// Fetch ahead what writing `rows` (restricted to `fields`) needs,
     /// where fetching ahead pays (a remote snapshot: a few parallel rounds
     /// instead of one read per section). Nothing by default.
@@ -533,6 +540,10 @@ impl RowSource for SnapshotSource {
                 }
             })
             .collect()
+    }
+
+    fn has_field(&self, path: &str) -> bool {
+        self.snap.node_by_path(path).is_some()
     }
 
     fn load(&self, path: &str) -> Result<Column> {
