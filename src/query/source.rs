@@ -5,7 +5,7 @@ use super::bits::Bits;
 use super::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, Kind, NodeName};
-use crate::read::{NodeData, RowWriter, Snapshot};
+use crate::read::{NodeData, RowWriter, Snapshot, StringWindow};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -128,6 +128,40 @@ pub trait RowSource: Send + Sync {
             out.extend_from_slice(close);
         }
         Ok(())
+    }
+
+    /// Read the strings of `rows` (restricted to `fields`) ahead, each
+    /// string chunk once for all of them, for
+    /// [`RowSource::write_row_groups_with`] to write these rows, in this
+    /// order, over one or more calls (a stream: a window of many rows read
+    /// ahead, written a batch of events at a time). `None` (the default):
+    /// the source reads no window, and writes with
+    /// [`RowSource::write_row_groups`].
+    fn read_strings(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+    ) -> Result<Option<StringWindow>> {
+        let _ = (rows, fields);
+        Ok(None)
+    }
+
+    /// [`RowSource::write_row_groups`], the strings taken from `window`
+    /// (from [`RowSource::read_strings`], for rows of which `rows` come
+    /// next) when there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn write_row_groups_with(
+        &self,
+        rows: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        window: Option<&mut StringWindow>,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let _ = window;
+        self.write_row_groups(rows, group, fields, out, open, close)
     }
 }
 
@@ -632,6 +666,37 @@ impl RowSource for SnapshotSource {
         self.with_writer(fields, |w| {
             w.write_row_groups(&rows, group, out, open, close)
         })
+    }
+
+    fn read_strings(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+    ) -> Result<Option<StringWindow>> {
+        let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
+        self.with_writer(fields, |w| w.read_strings(&rows))
+            .map(Some)
+    }
+
+    fn write_row_groups_with(
+        &self,
+        rows: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        window: Option<&mut StringWindow>,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
+        match window {
+            Some(win) => self.with_writer(fields, |w| {
+                w.write_row_groups_with(&rows, group, win, out, open, close)
+            }),
+            None => self.with_writer(fields, |w| {
+                w.write_row_groups(&rows, group, out, open, close)
+            }),
+        }
     }
 }
 
