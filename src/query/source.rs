@@ -172,13 +172,40 @@ pub fn contains_folded(hay: &str, needle_lower: &str, buf: &mut String) -> bool 
         if !needle_lower.is_ascii() {
             return false;
         }
-        buf.extend(hay.bytes().map(|b| b.to_ascii_lowercase() as char));
+        // Compared in place, byte by byte ignoring ASCII case: no
+        // lowercased copy (building one char by char was most of a search
+        // over every string of a large snapshot).
+        return contains_ascii_folded(hay.as_bytes(), needle_lower.as_bytes());
     } else {
         for c in hay.chars() {
             buf.extend(c.to_lowercase());
         }
     }
     buf.contains(needle_lower)
+}
+
+/// Does ASCII `hay`, lowercased, contain `needle` (ASCII, lowercase)?
+fn contains_ascii_folded(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last) = hay.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let upper = first.to_ascii_uppercase();
+    let mut i = 0;
+    while i <= last {
+        // The next place the needle's first byte (either case) starts.
+        let Some(p) = hay[i..=last].iter().position(|&b| b == first || b == upper) else {
+            return false;
+        };
+        let at = i + p;
+        if hay[at + 1..at + needle.len()].eq_ignore_ascii_case(rest) {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
 }
 
 type Offsets = Arc<Vec<u32>>;
@@ -730,4 +757,50 @@ pub(crate) fn search_tables(
         found.insert(tid, set);
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_folded;
+
+    /// The lowercased copy the search compared against before.
+    fn reference(hay: &str, needle_lower: &str) -> bool {
+        let lower: String = hay.chars().flat_map(char::to_lowercase).collect();
+        lower.contains(needle_lower)
+    }
+
+    #[test]
+    fn contains_folded_is_a_lowercased_contains() {
+        let hays = [
+            "",
+            "a",
+            "Bug",
+            "DEBUGGER",
+            "a bUg here",
+            "bu",
+            "xbugx",
+            "BUGbug",
+            "é Bug",
+            "KELVIN \u{212A}",
+            "ÀÉÎ",
+            "İstanbul",
+            "b",
+            "bbbug",
+            "ab\nBUG\t",
+            "rocket 🚀 BUG",
+        ];
+        let needles = [
+            "", "b", "bug", "bugs", "g", "x", "é", "k", "àéî", "i\u{307}", "🚀", "bbu",
+        ];
+        let mut buf = String::new();
+        for h in hays {
+            for n in needles {
+                assert_eq!(
+                    contains_folded(h, n, &mut buf),
+                    reference(h, n),
+                    "{h:?} contains {n:?}"
+                );
+            }
+        }
+    }
 }
