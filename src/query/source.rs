@@ -178,7 +178,12 @@ pub fn contains_folded(hay: &str, needle_lower: &str, buf: &mut String) -> bool 
         return contains_ascii_folded(hay.as_bytes(), needle_lower.as_bytes());
     } else {
         for c in hay.chars() {
-            buf.extend(c.to_lowercase());
+            // (ASCII chars, most of any text, skip the Unicode tables.)
+            if c.is_ascii() {
+                buf.push(c.to_ascii_lowercase());
+            } else {
+                buf.extend(c.to_lowercase());
+            }
         }
     }
     buf.contains(needle_lower)
