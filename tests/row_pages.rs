@@ -144,3 +144,64 @@ fn row_groups_read_strings_once_and_keep_none() {
     );
     assert_eq!(out, b"x");
 }
+
+/// A stream's string windows: the strings of many rows read ahead (each
+/// chunk once), then the rows written from them over several calls, give
+/// the rows of `Snapshot::row`, whole or restricted; rows other than those
+/// read ahead are an error, never other strings.
+#[test]
+fn string_windows_write_the_rows_read_ahead() {
+    let data = rows(900);
+    let bytes = colsnap::build_to_vec(&serde_json::to_vec(&data).unwrap()[..], &opts()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = open(&bytes, dir.path(), OpenOptions::default());
+    // Rows in no order, some twice (a stream sorted by a column).
+    let pick: Vec<u64> = (0..900u64).map(|i| (i * 7919 + 5) % 900).collect();
+    for fields in [None, Some(vec!["title".to_string(), "labels".to_string()])] {
+        let mut w = snap.row_writer(fields.as_deref()).unwrap();
+        let mut got: Vec<Value> = Vec::new();
+        // Windows of 400 rows, each written in calls of 150 rows.
+        for win in pick.chunks(400) {
+            let mut strings = w.read_strings(win).unwrap();
+            assert!(strings.string_bytes() > 0);
+            for part in win.chunks(150) {
+                let mut out = Vec::new();
+                w.write_row_groups_with(
+                    part,
+                    60,
+                    &mut strings,
+                    &mut out,
+                    &mut |o: &mut Vec<u8>, _| o.push(b'['),
+                    b"]\n",
+                )
+                .unwrap();
+                for l in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    got.extend(serde_json::from_slice::<Vec<Value>>(l).unwrap());
+                }
+            }
+            assert!(strings.is_spent());
+        }
+        let want: Vec<Value> = match &fields {
+            None => expected(&snap, &pick),
+            Some(_) => expected(&snap, &pick)
+                .iter()
+                .map(|r| json!({"title": r["title"], "labels": r["labels"]}))
+                .collect(),
+        };
+        assert_eq!(got, want, "fields {fields:?}");
+    }
+    // Nothing kept in the string cache.
+    assert_eq!(snap.string_cache_single_bytes(), 0);
+    // Writing rows other than those read ahead is an error, and writes
+    // nothing.
+    let mut w = snap.row_writer(None).unwrap();
+    let mut strings = w.read_strings(&[1, 2, 3]).unwrap();
+    let mut out = b"x".to_vec();
+    assert!(
+        w.write_row_groups_with(&[4], 1, &mut strings, &mut out, &mut |_, _| {}, b"")
+            .is_err()
+    );
+    assert_eq!(out, b"x");
+    // A row past the end is an error.
+    assert!(w.read_strings(&[0, 900]).is_err());
+}

@@ -99,6 +99,11 @@ pub struct ServerConfig {
     /// the strings of the rows served recently, so that pages asked again
     /// decode nothing.
     pub string_cache_bytes: usize,
+    /// Bytes of strings an SSE stream reads ahead at once (a window of
+    /// rows whose strings are read together, each string chunk once, then
+    /// written as the client takes them): the stream's memory, against the
+    /// passes over the string tables (one a window).
+    pub stream_window_bytes: usize,
 }
 
 impl ServerConfig {
@@ -125,6 +130,7 @@ impl ServerConfig {
             max_events_body: 8 << 20,
             cache_bytes: colsnap::OpenOptions::default().cache_bytes,
             string_cache_bytes: colsnap::OpenOptions::default().string_cache_bytes,
+            stream_window_bytes: 128 << 20,
         }
     }
 }

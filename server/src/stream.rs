@@ -17,10 +17,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use colsnap::read::StringWindow;
 use futures_util::stream::{self, Stream};
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const STREAM_PARAMS: &[&str] = &["chunkSize", "sort", "where", "search", "in", "fields"];
@@ -45,16 +46,28 @@ impl Drop for Open {
 /// buffer (one write to the socket), while the next batch is made.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// Rows whose events are written together have their strings read
-/// together, each string chunk once: rows in any order hold strings spread
-/// over every chunk, so the more rows a batch, the fewer times a chunk is
-/// read over the stream. A batch has about this many bytes of events...
-const STRINGS_BATCH_BYTES: usize = 16 << 20;
-/// ...and from this many rows (the first batch, whose size per row is not
-/// known yet)...
+/// Rows of the first batch of a source that reads no string window (whose
+/// size per row is not known yet)...
 const FIRST_BATCH_ROWS: usize = 1024;
-/// ...to this many.
+/// ...and the most rows a batch of such a source writes together.
 const MAX_BATCH_ROWS: usize = 1 << 17;
+/// Such a source reads the strings of the rows written together at once,
+/// each string chunk once: batches of about this many bytes of events.
+const STRINGS_BATCH_BYTES: usize = 16 << 20;
+
+/// Rows of the first string window (fast to the first event: few chunks
+/// read); later windows are sized by [`crate::ServerConfig::stream_window_bytes`].
+const FIRST_WINDOW_ROWS: usize = 256;
+
+/// The strings of the rows `start..end` of a stream, read ahead.
+struct Window {
+    /// The row after the window's last.
+    end: usize,
+    /// Its rows, and the bytes it held when read.
+    rows: usize,
+    bytes: usize,
+    strings: StringWindow,
+}
 
 /// What the producer of one stream needs.
 struct Job {
@@ -67,8 +80,13 @@ struct Job {
     /// [`BATCH_BYTES`] of events.
     single: bool,
     /// Output bytes per row seen so far (0 before the first batch): sizes
-    /// the next batch of rows written together.
+    /// the next batch.
     row_bytes: AtomicUsize,
+    /// Bytes a string window may hold.
+    window_bytes: usize,
+    /// The string window being written (batches of one stream are made one
+    /// at a time: the lock is never contended).
+    window: Mutex<Option<Window>>,
 }
 
 /// One SSE event's text: its fields, then `data` with `data` (which must
@@ -100,16 +118,138 @@ fn error_event(message: &str) -> Vec<u8> {
 /// (the rows written straight from the engine's row writer into the
 /// buffer); the `complete` event follows the last row. Returns the text and
 /// the row reached, `None` after `complete` (or an `error` event).
-fn batch(job: &Job, mut at: usize) -> (Vec<u8>, Option<usize>) {
-    let total = job.rows.len();
+///
+/// The strings of the rows come from a window read ahead: rows in any
+/// order (sorted by a column) hold strings spread over every string chunk,
+/// so a window of many rows reads each chunk once for all of them, and
+/// holds only their strings (about `window_bytes`), not their JSON; the
+/// events are then written a batch at a time, as the client takes them.
+fn batch(job: &Job, at: usize) -> (Vec<u8>, Option<usize>) {
     let mut out = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4);
+    match fill(job, at, &mut out) {
+        Ok(Some(at)) => (out, Some(at)),
+        Ok(None) => {
+            let done = serde_json::json!({"total": job.rows.len()}).to_string();
+            event_text(
+                &mut out,
+                "complete",
+                &format!("{}-done", job.tag),
+                None,
+                done.as_bytes(),
+            );
+            (out, None)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stream failed");
+            out.extend_from_slice(&error_event(&e.to_string()));
+            (out, None)
+        }
+    }
+}
+
+/// Rows rounded up to whole events of `chunk` rows (at least one).
+fn whole_events(rows: usize, chunk: usize) -> usize {
+    rows.div_ceil(chunk).max(1).saturating_mul(chunk)
+}
+
+/// Append the events of the rows from `at` on to `out` (whole events
+/// only: on error, `out` keeps only whole events). Returns the row reached,
+/// `None` once every row is written.
+fn fill(job: &Job, mut at: usize, out: &mut Vec<u8>) -> colsnap::Result<Option<usize>> {
+    let total = job.rows.len();
+    let src = job.ds.engine.source();
+    let mut guard = job
+        .window
+        .lock()
+        .map_err(|_| colsnap::Error::Invalid("stream window lock poisoned".into()))?;
+    while at < total {
+        // The window of strings holding row `at`: read when the last one
+        // is spent (its size from the bytes per row of the one before).
+        if guard.as_ref().is_none_or(|w| w.end <= at) {
+            let before = guard.take();
+            let n = match &before {
+                None => whole_events(FIRST_WINDOW_ROWS, job.chunk),
+                Some(w) => {
+                    // Bytes per row of the window before; the next one
+                    // holds about `window_bytes`.
+                    let per = (w.bytes / w.rows.max(1)).max(1);
+                    whole_events((job.window_bytes / per).max(1), job.chunk)
+                }
+            };
+            drop(before);
+            let end = at.saturating_add(n).min(total);
+            match src.read_strings(&job.rows[at..end], job.fields.as_deref())? {
+                Some(strings) => {
+                    tracing::debug!(
+                        rows = end - at,
+                        bytes = strings.bytes(),
+                        strings = strings.string_bytes(),
+                        "stream: string window read"
+                    );
+                    *guard = Some(Window {
+                        end,
+                        rows: end - at,
+                        bytes: strings.bytes(),
+                        strings,
+                    })
+                }
+                None => {
+                    drop(guard);
+                    return fill_unwindowed(job, at, out);
+                }
+            }
+        }
+        let Some(w) = guard.as_mut() else {
+            break;
+        };
+        // Rows of about BATCH_BYTES of events (one event when paced), in
+        // whole events, within the window.
+        let n = match (job.single, job.row_bytes.load(Ordering::Relaxed)) {
+            (true, _) => job.chunk,
+            (false, 0) => job.chunk,
+            (false, b) => whole_events((BATCH_BYTES / b).max(1), job.chunk),
+        };
+        let end = at.saturating_add(n).min(w.end);
+        let mark = out.len();
+        let tag = job.tag.clone();
+        let base = at;
+        let mut open = |out: &mut Vec<u8>, e: usize| {
+            out.extend_from_slice(b"event: data\nid: ");
+            out.extend_from_slice(tag.as_bytes());
+            out.extend_from_slice(format!("-{}\ndata: [", base + e).as_bytes());
+        };
+        // The row writer's JSON is compact: no line break (one would end a
+        // `data:` field), strings escape every control char.
+        src.write_row_groups_with(
+            &job.rows[at..end],
+            job.chunk,
+            job.fields.as_deref(),
+            Some(&mut w.strings),
+            out,
+            &mut open,
+            b"]\n\n",
+        )?;
+        let written = out.len() - mark;
+        job.row_bytes
+            .store((written / (end - at).max(1)).max(1), Ordering::Relaxed);
+        at = end;
+        if at >= w.end {
+            // Spent: its memory goes before the next is read.
+            w.strings = StringWindow::default();
+        }
+        if job.single || out.len() >= BATCH_BYTES {
+            return Ok(Some(at));
+        }
+    }
+    Ok(None)
+}
+/// [`fill`] for a source that reads no string window: the strings of the
+/// rows written together (about [`STRINGS_BATCH_BYTES`] of events) are read
+/// together, each string chunk once.
+fn fill_unwindowed(job: &Job, mut at: usize, out: &mut Vec<u8>) -> colsnap::Result<Option<usize>> {
+    let total = job.rows.len();
     let src = job.ds.engine.source();
     while at < total {
-        // Events written together: the source reads the strings of all
-        // their rows at once, each string chunk once. Their
-        // rows fill about STRINGS_BATCH_BYTES, rounded up to whole events
-        // (one event when paced). The row writer's JSON is compact: no line break (one
-        // would end a `data:` field), strings escape every control char.
         let rows = match job.row_bytes.load(Ordering::Relaxed) {
             0 => FIRST_BATCH_ROWS,
             b => (STRINGS_BATCH_BYTES / b).clamp(FIRST_BATCH_ROWS, MAX_BATCH_ROWS),
@@ -117,7 +257,7 @@ fn batch(job: &Job, mut at: usize) -> (Vec<u8>, Option<usize>) {
         let n = if job.single {
             job.chunk
         } else {
-            rows.div_ceil(job.chunk).max(1) * job.chunk
+            whole_events(rows, job.chunk)
         };
         let end = at.saturating_add(n).min(total);
         let mark = out.len();
@@ -128,36 +268,23 @@ fn batch(job: &Job, mut at: usize) -> (Vec<u8>, Option<usize>) {
             out.extend_from_slice(tag.as_bytes());
             out.extend_from_slice(format!("-{}\ndata: [", base + e).as_bytes());
         };
-        if let Err(e) = src.write_row_groups(
+        src.write_row_groups(
             &job.rows[at..end],
             job.chunk,
             job.fields.as_deref(),
-            &mut out,
+            out,
             &mut open,
             b"]\n\n",
-        ) {
-            tracing::error!(error = %e, "stream failed");
-            out.truncate(mark);
-            out.extend_from_slice(&error_event(&e.to_string()));
-            return (out, None);
-        }
+        )?;
         let written = out.len() - mark;
         job.row_bytes
             .store((written / (end - at).max(1)).max(1), Ordering::Relaxed);
         at = end;
         if job.single || out.len() >= BATCH_BYTES {
-            return (out, Some(at));
+            return Ok(Some(at));
         }
     }
-    let done = serde_json::json!({"total": total}).to_string();
-    event_text(
-        &mut out,
-        "complete",
-        &format!("{}-done", job.tag),
-        None,
-        done.as_bytes(),
-    );
-    (out, None)
+    Ok(None)
 }
 
 type Pending = tokio::task::JoinHandle<(Vec<u8>, Option<usize>)>;
@@ -269,6 +396,8 @@ pub async fn stream(
         tag: tag.clone().into(),
         single: !cfg.stream_pause.is_zero(),
         row_bytes: AtomicUsize::new(0),
+        window_bytes: cfg.stream_window_bytes,
+        window: Mutex::new(None),
     });
     let total = job.rows.len();
     let mut meta = Vec::new();

@@ -5,7 +5,7 @@ use super::bits::Bits;
 use super::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, Kind, NodeName};
-use crate::read::{NodeData, RowWriter, Snapshot};
+use crate::read::{NodeData, RowWriter, Snapshot, StringWindow};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -136,6 +136,40 @@ pub trait RowSource: Send + Sync {
         }
         Ok(())
     }
+
+    /// Read the strings of `rows` (restricted to `fields`) ahead, each
+    /// string chunk once for all of them, for
+    /// [`RowSource::write_row_groups_with`] to write these rows, in this
+    /// order, over one or more calls (a stream: a window of many rows read
+    /// ahead, written a batch of events at a time). `None` (the default):
+    /// the source reads no window, and writes with
+    /// [`RowSource::write_row_groups`].
+    fn read_strings(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+    ) -> Result<Option<StringWindow>> {
+        let _ = (rows, fields);
+        Ok(None)
+    }
+
+    /// [`RowSource::write_row_groups`], the strings taken from `window`
+    /// (from [`RowSource::read_strings`], for rows of which `rows` come
+    /// next) when there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn write_row_groups_with(
+        &self,
+        rows: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        window: Option<&mut StringWindow>,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let _ = window;
+        self.write_row_groups(rows, group, fields, out, open, close)
+    }
 }
 
 /// Does `hay` lowercased contain `needle_lower`? `buf` is scratch space.
@@ -145,13 +179,45 @@ pub fn contains_folded(hay: &str, needle_lower: &str, buf: &mut String) -> bool 
         if !needle_lower.is_ascii() {
             return false;
         }
-        buf.extend(hay.bytes().map(|b| b.to_ascii_lowercase() as char));
+        // Compared in place, byte by byte ignoring ASCII case: no
+        // lowercased copy (building one char by char was most of a search
+        // over every string of a large snapshot).
+        return contains_ascii_folded(hay.as_bytes(), needle_lower.as_bytes());
     } else {
         for c in hay.chars() {
-            buf.extend(c.to_lowercase());
+            // (ASCII chars, most of any text, skip the Unicode tables.)
+            if c.is_ascii() {
+                buf.push(c.to_ascii_lowercase());
+            } else {
+                buf.extend(c.to_lowercase());
+            }
         }
     }
     buf.contains(needle_lower)
+}
+
+/// Does ASCII `hay`, lowercased, contain `needle` (ASCII, lowercase)?
+fn contains_ascii_folded(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last) = hay.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let upper = first.to_ascii_uppercase();
+    let mut i = 0;
+    while i <= last {
+        // The next place the needle's first byte (either case) starts.
+        let Some(p) = hay[i..=last].iter().position(|&b| b == first || b == upper) else {
+            return false;
+        };
+        let at = i + p;
+        if hay[at + 1..at + needle.len()].eq_ignore_ascii_case(rest) {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
 }
 
 type Offsets = Arc<Vec<u32>>;
@@ -654,6 +720,37 @@ impl RowSource for SnapshotSource {
             w.write_row_groups(&rows, group, out, open, close)
         })
     }
+
+    fn read_strings(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+    ) -> Result<Option<StringWindow>> {
+        let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
+        self.with_writer(fields, |w| w.read_strings(&rows))
+            .map(Some)
+    }
+
+    fn write_row_groups_with(
+        &self,
+        rows: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        window: Option<&mut StringWindow>,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
+        match window {
+            Some(win) => self.with_writer(fields, |w| {
+                w.write_row_groups_with(&rows, group, win, out, open, close)
+            }),
+            None => self.with_writer(fields, |w| {
+                w.write_row_groups(&rows, group, out, open, close)
+            }),
+        }
+    }
 }
 
 /// Case-insensitive substring search over the `wanted` ids of each string
@@ -686,4 +783,50 @@ pub(crate) fn search_tables(
         found.insert(tid, set);
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_folded;
+
+    /// The lowercased copy the search compared against before.
+    fn reference(hay: &str, needle_lower: &str) -> bool {
+        let lower: String = hay.chars().flat_map(char::to_lowercase).collect();
+        lower.contains(needle_lower)
+    }
+
+    #[test]
+    fn contains_folded_is_a_lowercased_contains() {
+        let hays = [
+            "",
+            "a",
+            "Bug",
+            "DEBUGGER",
+            "a bUg here",
+            "bu",
+            "xbugx",
+            "BUGbug",
+            "é Bug",
+            "KELVIN \u{212A}",
+            "ÀÉÎ",
+            "İstanbul",
+            "b",
+            "bbbug",
+            "ab\nBUG\t",
+            "rocket 🚀 BUG",
+        ];
+        let needles = [
+            "", "b", "bug", "bugs", "g", "x", "é", "k", "àéî", "i\u{307}", "🚀", "bbu",
+        ];
+        let mut buf = String::new();
+        for h in hays {
+            for n in needles {
+                assert_eq!(
+                    contains_folded(h, n, &mut buf),
+                    reference(h, n),
+                    "{h:?} contains {n:?}"
+                );
+            }
+        }
+    }
 }

@@ -88,6 +88,71 @@ pub(crate) struct Emitter {
     /// the rows are written ([`Emitter::resolve_into`]).
     lazy: bool,
     deferred: Vec<(usize, u32, u32)>,
+    /// While reading a window's strings ahead ([`RowWriter::read_strings`]):
+    /// every string written, as (table, id), in the order written (the
+    /// strings themselves are not written).
+    collect: Option<Vec<(u32, u32)>>,
+    /// While writing rows whose strings were read ahead: the window, whose
+    /// cursor gives each string in turn.
+    window: Option<StringWindow>,
+}
+
+/// The strings of a run of rows read ahead, each string chunk once for all
+/// of them, in the order a [`RowWriter`] writes them: a stream writes rows
+/// in any order (sorted by a column), whose strings lie spread over every
+/// chunk of the tables; reading them window by window decodes each chunk
+/// once a window instead of once per batch of events, and holds only the
+/// window's strings, not the rows' JSON.
+///
+/// Made by [`RowWriter::read_strings`] for some rows, spent by
+/// [`RowWriter::write_row_groups_with`] writing the same rows in the same
+/// order (over one or more calls).
+#[derive(Debug, Default)]
+pub struct StringWindow {
+    /// The distinct strings, as JSON strings back to back.
+    arena: Vec<u8>,
+    /// Of each distinct string: its span in `arena`, and its id (checked
+    /// against the id written).
+    spans: Vec<(u32, u32)>,
+    ids: Vec<u32>,
+    /// Of each string written, in order: its distinct string.
+    refs: Vec<u32>,
+    /// Strings written so far.
+    next: usize,
+}
+
+impl StringWindow {
+    /// Bytes the window holds.
+    pub fn bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.spans.capacity() * 8
+            + self.ids.capacity() * 4
+            + self.refs.capacity() * 4
+    }
+
+    /// Bytes of its strings (as JSON).
+    pub fn string_bytes(&self) -> usize {
+        self.arena.len()
+    }
+
+    /// True once every string of the window was written.
+    pub fn is_spent(&self) -> bool {
+        self.next >= self.refs.len()
+    }
+
+    /// The next string, which must be `(t, id)`.
+    fn take(&mut self, t: u32, id: u32) -> Result<&[u8]> {
+        let u = self.refs.get(self.next).copied();
+        let Some(u) = u.filter(|&u| self.ids.get(u as usize) == Some(&id)) else {
+            return Err(Error::Invalid(format!(
+                "string window out of step at string {} (table {t}, id {id}): the rows written are not those read ahead",
+                self.next
+            )));
+        };
+        self.next += 1;
+        let (a, b) = self.spans[u as usize];
+        Ok(&self.arena[a as usize..b as usize])
+    }
 }
 
 /// Strings deferred to the end of a batch (see
@@ -188,6 +253,8 @@ impl Emitter {
             order: Vec::new(),
             lazy: false,
             deferred: Vec::new(),
+            collect: None,
+            window: None,
         })
     }
 
@@ -217,6 +284,8 @@ impl Emitter {
             order: Vec::new(),
             lazy: self.lazy,
             deferred: Vec::new(),
+            collect: None,
+            window: None,
         }
     }
 
@@ -285,6 +354,82 @@ impl Emitter {
             g = h;
         }
         Ok((arena, spans))
+    }
+
+    /// The strings `refs` ((table, id) each, in the order written) read
+    /// into a window: every chunk once, each distinct string once.
+    fn read_window(&self, refs: Vec<(u32, u32)>) -> Result<StringWindow> {
+        let too_big = || Error::Invalid("a string window of 4 GiB or more".into());
+        let n = u32::try_from(refs.len()).map_err(|_| too_big())?;
+        // (table, id, index) packed in one integer: sorting them is a sort
+        // of plain integers, not of indices looked up.
+        let mut sorted: Vec<u128> = refs
+            .iter()
+            .zip(0..n)
+            .map(|(&(t, id), i)| (t as u128) << 64 | (id as u128) << 32 | i as u128)
+            .collect();
+        drop(refs);
+        sorted.sort_unstable();
+        let key = |x: u128| ((x >> 64) as u32, (x >> 32) as u32);
+        let idx = |x: u128| x as u32 as usize;
+        let mut w = StringWindow {
+            refs: vec![0; sorted.len()],
+            ..Default::default()
+        };
+        let mut want: Vec<usize> = Vec::new();
+        let mut got: Vec<Option<(usize, usize)>> = Vec::new();
+        let mut g = 0;
+        while g < sorted.len() {
+            let (t, id0) = key(sorted[g]);
+            let (k, _) = self.locate(t, id0)?;
+            let starts = self.snap.chunk_starts(t);
+            let (lo, hi) = (starts[k], starts[k + 1]);
+            let first = w.ids.len();
+            want.clear();
+            let mut h = g;
+            while h < sorted.len() {
+                let (th, id) = key(sorted[h]);
+                if th != t || id as u64 >= hi {
+                    break;
+                }
+                let i = (id as u64 - lo) as usize;
+                if want.last() != Some(&i) {
+                    want.push(i);
+                    w.ids.push(id);
+                }
+                w.refs[idx(sorted[h])] = (first + want.len() - 1) as u32;
+                h += 1;
+            }
+            got.clear();
+            got.resize(want.len(), None);
+            let arena = &mut w.arena;
+            self.snap.chunk_strings(t, k, &want, false, &mut |i, s| {
+                if let Ok(j) = want.binary_search(&i) {
+                    let a = arena.len();
+                    write_json_str(arena, s);
+                    got[j] = Some((a, arena.len()));
+                }
+            })?;
+            for (j, span) in got.iter().enumerate() {
+                let (a, b) = span.ok_or_else(|| {
+                    Error::corrupt(
+                        format!("string table {t} chunk {k}"),
+                        0,
+                        format!("string {} missing", want[j]),
+                    )
+                })?;
+                let a = u32::try_from(a).map_err(|_| too_big())?;
+                let b = u32::try_from(b).map_err(|_| too_big())?;
+                w.spans.push((a, b));
+            }
+            g = h;
+        }
+        // Grown by doubling: give back what is not used (large blocks are
+        // remapped, not copied).
+        w.arena.shrink_to_fit();
+        w.spans.shrink_to_fit();
+        w.ids.shrink_to_fit();
+        Ok(w)
     }
 
     /// Put the deferred strings in place in `out` (written since the
@@ -615,6 +760,14 @@ impl Emitter {
         // Located here rather than through a `StringTable` handle: a handle
         // holds a snapshot clone, and a page writes thousands of strings.
         let t = self.snap.footer().nodes[node as usize].table;
+        if let Some(w) = self.window.as_mut() {
+            out.extend_from_slice(w.take(t, id)?);
+            return Ok(());
+        }
+        if let Some(c) = self.collect.as_mut() {
+            c.push((t, id));
+            return Ok(());
+        }
         let (k, i) = self.locate(t, id)?;
         if let Some(c) = self
             .chunks
@@ -1070,6 +1223,75 @@ impl RowWriter {
             out.truncate(mark);
         }
         r
+    }
+
+    /// Read the strings of `rows` ahead, each string chunk once for all of
+    /// them, into a window for [`RowWriter::write_row_groups_with`] (which
+    /// must then write these rows in this order). Keeps nothing in the
+    /// snapshot's string caches.
+    pub fn read_strings(&mut self, rows: &[u64]) -> Result<StringWindow> {
+        self.check_rows(rows)?;
+        self.emitter.collect = Some(Vec::new());
+        let mut scratch = Vec::new();
+        let r = (|| -> Result<()> {
+            for &row in rows {
+                scratch.clear();
+                self.emitter.row(row, &mut scratch)?;
+            }
+            Ok(())
+        })();
+        let refs = self.emitter.collect.take().unwrap_or_default();
+        r?;
+        self.emitter.read_window(refs)
+    }
+
+    /// [`RowWriter::write_row_groups`] with the strings taken from `window`
+    /// (made by [`RowWriter::read_strings`] for rows of which `rows` come
+    /// next): nothing is read from the string tables. On error `out` is
+    /// left as it was.
+    pub fn write_row_groups_with(
+        &mut self,
+        rows: &[u64],
+        group: usize,
+        window: &mut StringWindow,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        self.check_rows(rows)?;
+        self.emitter.window = Some(std::mem::take(window));
+        let mark = out.len();
+        let r = (|| -> Result<()> {
+            let mut end = 0;
+            for g in rows.chunks(group.max(1)) {
+                end += g.len();
+                open(out, end);
+                for (j, &row) in g.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    self.emitter.row(row, out)?;
+                }
+                out.extend_from_slice(close);
+            }
+            Ok(())
+        })();
+        *window = self.emitter.window.take().unwrap_or_default();
+        if r.is_err() {
+            out.truncate(mark);
+        }
+        r
+    }
+
+    fn check_rows(&self, rows: &[u64]) -> Result<()> {
+        let n = self.emitter.snap.rows();
+        match rows.iter().find(|&&r| r >= n) {
+            Some(&bad) => Err(Error::NotFound {
+                what: "row",
+                name: format!("{bad} (the snapshot has {n} rows)"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// A writer of the same columns sharing every column decoded so far

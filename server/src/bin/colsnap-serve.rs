@@ -58,6 +58,11 @@ struct Args {
     /// that pages asked again decode nothing.
     #[arg(long, value_name = "MB", default_value_t = 32)]
     string_cache_mb: usize,
+    /// Megabytes of strings each SSE stream reads ahead at once: a window
+    /// of rows whose strings are read together, each string chunk once
+    /// (more: fewer passes over the string tables, more memory a stream).
+    #[arg(long, value_name = "MB", default_value_t = 128)]
+    stream_window_mb: usize,
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
@@ -153,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.max_limit = a.max_limit;
     cfg.cache_bytes = a.cache_mb.saturating_mul(1 << 20);
     cfg.string_cache_bytes = a.string_cache_mb.saturating_mul(1 << 20);
+    cfg.stream_window_bytes = a.stream_window_mb.max(1).saturating_mul(1 << 20);
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
