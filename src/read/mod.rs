@@ -1226,7 +1226,10 @@ impl Snapshot {
             }
         };
         use crate::strings::reader::scan_chunk as scan;
-        if e.raw_len as usize <= PARTIAL_DECOMPRESS_MIN {
+        // Without the C zstd library (the browser build) a zstd chunk is
+        // decompressed whole either way (see `compress::decompress_reader`):
+        // read at once, and the streaming branch is left out of the build.
+        if cfg!(not(feature = "write")) || e.raw_len as usize <= PARTIAL_DECOMPRESS_MIN {
             // A small chunk is one zstd block: decompressed at once, faster
             // than through a stream; only the walk stops early.
             let raw = self.section(sec)?;
