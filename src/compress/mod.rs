@@ -545,7 +545,18 @@ pub fn decompress_reader<'a>(
     let limit = raw_len as u64;
     Ok(match codec {
         Codec::None => Box::new(stored.take(limit)),
-        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(stored).take(limit)),
+        // The crate's own member reader (not flate2's GzDecoder): in the
+        // browser build it checks the CRC-32 with the 1 KiB table, where
+        // GzDecoder would link crc32fast's 16 KiB one and its header parser.
+        Codec::Gzip => Box::new(
+            gzip::Member::new(stored)
+                .map_err(|e| Error::Codec {
+                    codec: "gzip",
+                    what: what.to_string(),
+                    detail: e.to_string(),
+                })?
+                .take(limit),
+        ),
         #[cfg(feature = "write")]
         Codec::Zstd => {
             let d = match dict {
@@ -715,6 +726,45 @@ mod tests {
             if c != Codec::None {
                 assert!(decompress(c, &stored, 1000, None, "t").is_err());
                 assert!(decompress(c, &stored, 200_000, None, "t").is_err());
+            }
+        }
+    }
+
+    /// `decompress_reader` gives what `decompress` does (a gzip section
+    /// through the crate's member reader), stops at the declared length,
+    /// and rejects a damaged gzip header or CRC-32.
+    #[test]
+    fn reader_matches_decompress() {
+        let raw: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for o in all_choices() {
+            let (c, stored) = compress(&raw, &o, None).unwrap();
+            let mut got = Vec::new();
+            decompress_reader(c, &stored, raw.len(), None, "t")
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            assert_eq!(got, raw, "{c:?}");
+            let mut head = Vec::new();
+            decompress_reader(c, &stored, 10, None, "t")
+                .unwrap()
+                .read_to_end(&mut head)
+                .unwrap();
+            assert_eq!(head, raw[..10], "{c:?}");
+            if c == Codec::Gzip {
+                let mut bad = stored.clone();
+                bad[0] ^= 1;
+                assert!(decompress_reader(c, &bad, raw.len(), None, "t").is_err());
+                let mut bad = stored.clone();
+                let n = bad.len();
+                bad[n - 8] ^= 1;
+                let mut sink = Vec::new();
+                // (A limit past the end: the trailer is read.)
+                let r = decompress_reader(c, &bad, raw.len() + 1, None, "t")
+                    .unwrap()
+                    .read_to_end(&mut sink);
+                assert!(r.is_err());
             }
         }
     }

@@ -88,6 +88,33 @@ pub fn decode_as<T: Copy>(
     what: &str,
     conv: impl Fn(u64) -> Option<T>,
 ) -> Result<Vec<T>> {
+    let (distinct, width, rest) = decode_head(buf, count, what)?;
+    let mapped: Vec<Option<T>> = distinct.iter().map(|&v| conv(v)).collect();
+    let value = |ix: usize| -> Result<T> {
+        match mapped.get(ix) {
+            Some(Some(v)) => Ok(*v),
+            _ => Err(bad_index(&distinct, ix, what)),
+        }
+    };
+    if width == 0 {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        return Ok(vec![value(0)?; count]);
+    }
+    let mut out = Vec::with_capacity(count);
+    for c in rest.chunks_exact(width) {
+        let mut b = [0u8; 4];
+        b[..width].copy_from_slice(c);
+        out.push(value(u32::from_le_bytes(b) as usize)?);
+    }
+    Ok(out)
+}
+
+/// The dictionary of a [`decode_as`] buffer, the width of its indexes, and
+/// the indexes' bytes (checked to be `count` of that width). Not generic:
+/// one copy in the browser build for all the types decoded into.
+fn decode_head<'a>(buf: &'a [u8], count: usize, what: &str) -> Result<(Vec<u64>, usize, &'a [u8])> {
     let err = |at: usize, d: String| Error::corrupt(what, at as u64, d);
     let mut r = Reader::new(buf);
     let n = r.u64(what)?;
@@ -124,30 +151,21 @@ pub fn decode_as<T: Copy>(
             ),
         ));
     }
-    let mapped: Vec<Option<T>> = distinct.iter().map(|&v| conv(v)).collect();
-    let value = |ix: usize| -> Result<T> {
-        match mapped.get(ix) {
-            Some(Some(v)) => Ok(*v),
-            Some(None) => Err(err(0, format!("value {} out of range", distinct[ix]))),
-            None => Err(err(
-                0,
-                format!("dictionary index {ix} out of range ({n} values)"),
-            )),
-        }
+    Ok((distinct, width, rest))
+}
+
+/// The error for index `ix` of a [`decode_as`] buffer: past the
+/// dictionary, or a value the conversion refused.
+#[cold]
+fn bad_index(distinct: &[u64], ix: usize, what: &str) -> Error {
+    let d = match distinct.get(ix) {
+        Some(v) => format!("value {v} out of range"),
+        None => format!(
+            "dictionary index {ix} out of range ({} values)",
+            distinct.len()
+        ),
     };
-    if width == 0 {
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        return Ok(vec![value(0)?; count]);
-    }
-    let mut out = Vec::with_capacity(count);
-    for c in rest.chunks_exact(width) {
-        let mut b = [0u8; 4];
-        b[..width].copy_from_slice(c);
-        out.push(value(u32::from_le_bytes(b) as usize)?);
-    }
-    Ok(out)
+    Error::corrupt(what, 0, d)
 }
 
 #[cfg(test)]

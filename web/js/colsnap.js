@@ -182,6 +182,10 @@ let spare = null;
 export function preload() {
   if (!spare && typeof Worker !== 'undefined') {
     try { spare = newWorker(); } catch { /* open falls back to this thread */ }
+    // An error before `open` takes the worker (its script failed to
+    // start) would otherwise be lost, and `open` would wait forever; `open`
+    // runs the engine in this thread instead (the error is handled).
+    if (spare) { const w = spare; w.onerror = (e) => { e.preventDefault(); w.failed = true; }; }
   }
 }
 
@@ -205,6 +209,7 @@ export async function open(url, opts = {}) {
   if (typeof Worker === 'undefined' || opts.worker === false) return inThread(abs, opts);
   let worker = spare;
   spare = null;
+  if (worker?.failed) { worker.terminate(); return inThread(abs, opts); }
   if (!worker) {
     // A browser without module workers throws here (or fails the worker's
     // start, below): the engine then runs in this thread.
