@@ -981,3 +981,208 @@ proptest! {
         prop_assert!(merged > 0 || model.len() < 2);
     }
 }
+
+/// Whole rows or `fields` of `rows` written as a stream writes them: string
+/// windows of `window` rows (`RowSource::read_strings`), each written in
+/// calls of `call` rows (`RowSource::write_row_groups_with`, groups of
+/// `group`); and the same calls without a window (`write_row_groups`).
+/// Returns (windowed, unwindowed, whether every window was read), or the
+/// errors of both ways (a field no row has).
+fn stream_both(
+    src: &OverlaySource,
+    rows: &[u32],
+    fields: Option<&[String]>,
+    window: usize,
+    call: usize,
+    group: usize,
+) -> Result<(String, String, bool), (String, String)> {
+    use colsnap::query::RowSource;
+    let mut open =
+        |out: &mut Vec<u8>, end: usize| out.extend_from_slice(format!("<{end}[").as_bytes());
+    let mut all_read = true;
+    let mut windowed = || -> colsnap::Result<Vec<u8>> {
+        let mut with = Vec::new();
+        for win_rows in rows.chunks(window.max(1)) {
+            let mut strings = src.read_strings(win_rows, fields)?;
+            all_read &= strings.is_some();
+            for c in win_rows.chunks(call.max(1)) {
+                src.write_row_groups_with(
+                    c,
+                    group,
+                    fields,
+                    strings.as_mut(),
+                    &mut with,
+                    &mut open,
+                    b"]>",
+                )?;
+            }
+            if let Some(s) = &strings {
+                assert!(s.is_spent(), "window not spent");
+            }
+        }
+        Ok(with)
+    };
+    let with = windowed();
+    let mut without = Vec::new();
+    let plain = rows
+        .chunks(window.max(1))
+        .flat_map(|w| w.chunks(call.max(1)))
+        .try_for_each(|c| {
+            src.write_row_groups(
+                c,
+                group,
+                fields,
+                &mut without,
+                &mut |out: &mut Vec<u8>, end: usize| {
+                    out.extend_from_slice(format!("<{end}[").as_bytes())
+                },
+                b"]>",
+            )
+        });
+    match (with, plain) {
+        (Ok(w), Ok(())) => Ok((
+            String::from_utf8(w).unwrap(),
+            String::from_utf8(without).unwrap(),
+            all_read,
+        )),
+        (w, p) => Err((format!("{:?}", w.map(|_| ())), format!("{p:?}"))),
+    }
+}
+
+/// A stream over an overlay reads the strings of the snapshot's own rows a
+/// window at a time and writes the bytes it writes without a window: rows
+/// created and updated by events (JSON) between unchanged rows (window),
+/// whole rows and a field subset, windows split over several calls.
+#[test]
+fn overlay_stream_windows_write_the_same_bytes() {
+    let long = |i: usize| format!("a long body of issue {i}: {}", "text ".repeat(8 + i % 5));
+    let old: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({"id": i, "t": POOL[i % POOL.len()], "body": long(i), "n": i % 7,
+                   "user": {"login": format!("u{}", i % 9)}, "labels": [{"name": POOL[(i * 3) % POOL.len()]}]})
+        })
+        .collect();
+    let snap = snapshot(&old);
+    let mut view = Overlay::new(snap.clone(), "id").unwrap();
+    let evs = [
+        Op::Update {
+            set: vec![(parse_path("t").unwrap(), json!("updated ✓"))],
+            remove: vec![parse_path("body").unwrap()],
+        },
+        Op::Delete,
+        Op::Create {
+            row:
+                json!({"id": 100, "t": "created", "body": long(100), "user": {"login": "new\u{1}"}})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            at: Some(5),
+        },
+        Op::Update {
+            set: vec![(parse_path("user.login").unwrap(), json!("renamed"))],
+            remove: vec![],
+        },
+        Op::Delete,
+        Op::Create {
+            row: json!({"id": 101, "t": "b", "extra": [1, "x"]})
+                .as_object()
+                .unwrap()
+                .clone(),
+            at: None,
+        },
+    ];
+    let keys = [3, 4, 100, 17, 40, 101];
+    for (seq, (op, key)) in evs.into_iter().zip(keys).enumerate() {
+        let e = Event {
+            seq: seq as u64 + 1,
+            key: json!(key),
+            op,
+        };
+        view.apply(&e, seq as u64 + 1).unwrap();
+    }
+    let src = OverlaySource::new(view);
+    let n = colsnap::query::RowSource::rows(&src) as u32;
+    assert_eq!(n, 60);
+    let in_order: Vec<u32> = (0..n).collect();
+    // Another order (a sort): strings of rows far apart in one window.
+    let shuffled: Vec<u32> = (0..n).map(|i| (i * 37) % n).collect();
+    let subset: Vec<String> = ["id", "t", "user.login", "body"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for rows in [&in_order, &shuffled] {
+        for fields in [None, Some(&subset[..])] {
+            for (window, call, group) in [(256, 1000, 1000), (7, 3, 2), (16, 5, 1), (9, 9, 4)] {
+                let (with, without, read) =
+                    stream_both(&src, rows, fields, window, call, group).unwrap();
+                assert!(read, "the overlay reads string windows");
+                assert_eq!(
+                    with, without,
+                    "window {window} call {call} group {group} fields {fields:?}"
+                );
+            }
+        }
+        let (with, ..) = stream_both(&src, rows, None, 7, 3, 2).unwrap();
+        assert!(
+            with.contains("updated ✓")
+                && with.contains("renamed")
+                && with.contains("\"extra\":[1,\"x\"]")
+        );
+        assert!(with.contains(&long(10)) && !with.contains("\"id\":4,"));
+    }
+    // A field only the events brought: no window (rows go through JSON),
+    // the same bytes.
+    let extra = vec!["id".to_string(), "extra".to_string()];
+    let (with, without, read) = stream_both(&src, &shuffled, Some(&extra), 7, 3, 2).unwrap();
+    assert!(!read);
+    assert_eq!(with, without);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Streams over any overlay write the same bytes with string windows as
+    /// without, in any row order, for whole rows and field subsets.
+    #[test]
+    fn overlay_stream_windows_equal_unwindowed(
+        bodies in prop::collection::vec(body(), 1..12),
+        acts in prop::collection::vec(act(), 0..16),
+        seed in any::<u32>(),
+        window in 1usize..8,
+        call in 1usize..5,
+        group in 1usize..4,
+        proj in prop::option::of(prop::sample::subsequence(vec!["id", "t", "user.login", "user", "labels"], 1..4)),
+    ) {
+        let old: Vec<Value> = bodies.iter().enumerate().map(|(i, b)| make_row(i as i64 * 2, b)).collect();
+        let snap = snapshot(&old);
+        let mut model = snap.to_values().unwrap();
+        let mut view = Overlay::new(snap.clone(), "id").unwrap();
+        let mut next_id = 1000;
+        let mut seq = 1;
+        for a in &acts {
+            if let Some(e) = event(&mut model, a, seq, &mut next_id) {
+                view.apply(&e, seq).unwrap();
+                seq += 1;
+            }
+        }
+        let src = OverlaySource::new(view);
+        let n = model.len() as u32;
+        let step = if n == 0 { 1 } else { (seed % n) | 1 };
+        let rows: Vec<u32> = (0..n).map(|i| (i * step + seed) % n.max(1)).collect();
+        let fields: Option<Vec<String>> = proj.map(|p| p.into_iter().map(String::from).collect());
+        match stream_both(&src, &rows, fields.as_deref(), window, call, group) {
+            Ok((with, without, _)) => prop_assert_eq!(&with, &without, "rows {}", serde_json::to_string(&model).unwrap()),
+            // A field no row has: an error both ways.
+            Err((with, without)) => prop_assert!(with.starts_with("Err") && without.starts_with("Err"), "{} / {}", with, without),
+        }
+        // And the whole rows equal the replayed JSON.
+        let (whole, ..) = stream_both(&src, &rows, None, window, call, rows.len().max(1)).unwrap();
+        let got: Vec<Value> = whole
+            .split("]>")
+            .filter(|s| !s.is_empty())
+            .flat_map(|s| serde_json::from_str::<Vec<Value>>(&format!("{}]", &s[s.find('[').unwrap()..])).unwrap())
+            .collect();
+        let want: Vec<Value> = rows.iter().map(|&r| model[r as usize].clone()).collect();
+        prop_assert_eq!(got, want);
+    }
+}

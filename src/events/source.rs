@@ -45,6 +45,7 @@ use crate::query::loaded::{
     ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Class, Column, Missing, NULL, Values,
 };
 use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded, search_tables};
+use crate::read::StringWindow;
 use crate::strings::StringTable;
 use crate::timestamp;
 use serde_json::Value;
@@ -1977,6 +1978,78 @@ impl OverlaySource {
 
     /// `rows` as JSON values (through [`RowSource::rows_json`]), written
     /// compact and separated by commas.
+    /// Does `fields` name a field only the events brought (one the
+    /// snapshot's writer cannot select)?
+    fn events_only_field(&self, fields: Option<&[String]>) -> bool {
+        let snap = self.ov.snapshot();
+        fields.is_some_and(|fs| fs.iter().any(|f| snap.node_by_path(f).is_none()))
+    }
+
+    /// [`RowSource::write_row_groups_with`] over a changed view: in each
+    /// group, runs of the snapshot's own rows (`slots` of `rows`) are
+    /// written by the base from `window`, held rows from their JSON values,
+    /// the same bytes as [`RowSource::write_rows_json`] of the group.
+    #[allow(clippy::too_many_arguments)]
+    fn write_groups_windowed(
+        &self,
+        rows: &[u32],
+        slots: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        window: &mut StringWindow,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let base = self.base_src();
+        let mut run: Vec<u32> = Vec::new();
+        let flush = |run: &mut Vec<u32>,
+                     window: &mut StringWindow,
+                     out: &mut Vec<u8>,
+                     first: &mut bool|
+         -> Result<()> {
+            if !run.is_empty() {
+                if !*first {
+                    out.push(b',');
+                }
+                *first = false;
+                base.write_row_groups_with(
+                    run,
+                    run.len(),
+                    fields,
+                    Some(window),
+                    out,
+                    &mut |_, _| {},
+                    b"",
+                )?;
+                run.clear();
+            }
+            Ok(())
+        };
+        let group = group.max(1);
+        let mut end = 0;
+        for (g, gs) in rows.chunks(group).zip(slots.chunks(group)) {
+            end += g.len();
+            open(out, end);
+            let mut first = true;
+            for (&r, &slot) in g.iter().zip(gs) {
+                if self.ov.held(slot).is_none() {
+                    run.push(slot);
+                    continue;
+                }
+                flush(&mut run, window, out, &mut first)?;
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                self.write_values(&[r], fields, out)?;
+            }
+            flush(&mut run, window, out, &mut first)?;
+            out.extend_from_slice(close);
+        }
+        Ok(())
+    }
+
     fn write_values(
         &self,
         rows: &[u32],
@@ -2745,6 +2818,55 @@ impl RowSource for OverlaySource {
             .collect())
     }
 
+    fn read_strings(
+        &self,
+        rows: &[u32],
+        fields: Option<&[String]>,
+    ) -> Result<Option<StringWindow>> {
+        if let Some(p) = self.plain() {
+            return p.read_strings(rows, fields);
+        }
+        if self.events_only_field(fields) {
+            // Every row goes through JSON values: no window to read.
+            return Ok(None);
+        }
+        // The window of the snapshot's own rows among `rows`, in order:
+        // [`RowSource::write_row_groups_with`] writes them from it and the
+        // held rows from their JSON, as [`RowSource::write_rows_json`].
+        let base: Vec<u32> = self
+            .slots_of(rows)?
+            .into_iter()
+            .filter(|&s| self.ov.held(s).is_none())
+            .collect();
+        self.base_src().read_strings(&base, fields)
+    }
+
+    fn write_row_groups_with(
+        &self,
+        rows: &[u32],
+        group: usize,
+        fields: Option<&[String]>,
+        window: Option<&mut StringWindow>,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        if let Some(p) = self.plain() {
+            return p.write_row_groups_with(rows, group, fields, window, out, open, close);
+        }
+        let window = match window {
+            Some(w) if !self.events_only_field(fields) => w,
+            _ => return self.write_row_groups(rows, group, fields, out, open, close),
+        };
+        let slots = self.slots_of(rows)?;
+        let mark = out.len();
+        let r = self.write_groups_windowed(rows, &slots, group, fields, window, out, open, close);
+        if r.is_err() {
+            out.truncate(mark);
+        }
+        r
+    }
+
     fn write_rows_json(
         &self,
         rows: &[u32],
@@ -2754,8 +2876,7 @@ impl RowSource for OverlaySource {
         if let Some(p) = self.plain() {
             return p.write_rows_json(rows, fields, out);
         }
-        let snap = self.ov.snapshot();
-        if fields.is_some_and(|fs| fs.iter().any(|f| snap.node_by_path(f).is_none())) {
+        if self.events_only_field(fields) {
             // A field only the events brought: the snapshot's writer cannot
             // select it.
             return self.write_values(rows, fields, out);
