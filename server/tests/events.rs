@@ -80,6 +80,33 @@ async fn get(s: &Server, path: &str) -> (StatusCode, String, String) {
     (st, etag, r.text().await.unwrap())
 }
 
+/// SSE streams of whole rows and of some fields (sorted) give the rows of
+/// the pages: over events, the snapshot's unchanged rows are written from
+/// string windows (tiny ones with a small `stream_window_bytes`: many per
+/// stream), the rows created or updated by events from their JSON.
+async fn streams_equal_pages(srv: &Server) {
+    for (stream, rows) in [
+        ("chunkSize=7", "limit=1000"),
+        ("chunkSize=1000", "limit=1000"),
+        (
+            "chunkSize=5&sort=-title&fields=id,title,labels",
+            "limit=1000&sort=-title&fields=id,title,labels",
+        ),
+    ] {
+        let (st, _, b) = get(srv, &format!("/api/issues/stream?{stream}")).await;
+        assert_eq!(st, StatusCode::OK);
+        let got: Vec<Value> = b
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: ["))
+            .flat_map(|l| serde_json::from_str::<Vec<Value>>(&format!("[{l}")).unwrap())
+            .collect();
+        let (_, _, w) = get(srv, &format!("/api/issues/rows?{rows}")).await;
+        let w: Value = serde_json::from_str(&w).unwrap();
+        assert!(!got.is_empty());
+        assert_eq!(Value::from(got), w["data"], "{stream}");
+    }
+}
+
 fn canonical(lines: &[&str]) -> String {
     lines
         .iter()
@@ -198,6 +225,11 @@ async fn posts_apply_all_or_nothing_and_the_log_reloads_to_the_same_rows() {
         get(&s2, "/api/issues/rows/1000002").await.0,
         StatusCode::NOT_FOUND
     );
+    // SSE streams over the three events give the pages' rows.
+    let s3 = start(&file, |c| c.stream_window_bytes = 2048).await;
+    for srv in [&s, &s2, &s3] {
+        streams_equal_pages(srv).await;
+    }
 }
 
 /// Each POST applies its events to a copy of the live overlay: after many
@@ -295,6 +327,13 @@ async fn many_sequential_posts_equal_one_replay_and_a_restart() {
     ] {
         let (a, b) = (get(&s, q).await, get(&s2, q).await);
         assert_eq!(a, b, "{q}");
+    }
+
+    // SSE streams over the events (string windows of the snapshot's
+    // rows, the held rows from their JSON) give the replay's rows.
+    let s3 = start(&file, |c| c.stream_window_bytes = 2048).await;
+    for srv in [&s, &s2, &s3] {
+        streams_equal_pages(srv).await;
     }
 }
 
