@@ -1203,26 +1203,39 @@ impl RowWriter {
         }
         self.emitter.deferred.clear();
         let mark = out.len();
-        let r = (|| {
-            let mut end = 0;
-            for g in rows.chunks(group.max(1)) {
-                end += g.len();
-                open(out, end);
-                for (j, &row) in g.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    self.emitter.row(row, out)?;
-                }
-                out.extend_from_slice(close);
-            }
-            self.emitter.resolve_into(out, keep)
-        })();
+        let r = self
+            .emit_groups(rows, group, out, open, close)
+            .and_then(|()| self.emitter.resolve_into(out, keep));
         if r.is_err() {
             self.emitter.deferred.clear();
             out.truncate(mark);
         }
         r
+    }
+
+    /// `rows` in groups of `group`: `open(out, rows written so far after
+    /// this group)`, the group's rows separated by commas, `close`.
+    fn emit_groups(
+        &mut self,
+        rows: &[u64],
+        group: usize,
+        out: &mut Vec<u8>,
+        open: &mut dyn FnMut(&mut Vec<u8>, usize),
+        close: &[u8],
+    ) -> Result<()> {
+        let mut end = 0;
+        for g in rows.chunks(group.max(1)) {
+            end += g.len();
+            open(out, end);
+            for (j, &row) in g.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                self.emitter.row(row, out)?;
+            }
+            out.extend_from_slice(close);
+        }
+        Ok(())
     }
 
     /// Read the strings of `rows` ahead, each string chunk once for all of
@@ -1261,21 +1274,7 @@ impl RowWriter {
         self.check_rows(rows)?;
         self.emitter.window = Some(std::mem::take(window));
         let mark = out.len();
-        let r = (|| -> Result<()> {
-            let mut end = 0;
-            for g in rows.chunks(group.max(1)) {
-                end += g.len();
-                open(out, end);
-                for (j, &row) in g.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    self.emitter.row(row, out)?;
-                }
-                out.extend_from_slice(close);
-            }
-            Ok(())
-        })();
+        let r = self.emit_groups(rows, group, out, open, close);
         *window = self.emitter.window.take().unwrap_or_default();
         if r.is_err() {
             out.truncate(mark);
