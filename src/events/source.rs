@@ -45,6 +45,7 @@ use crate::query::loaded::{
     ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Class, Column, Missing, NULL, Values,
 };
 use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded, search_tables};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::read::StringWindow;
 use crate::strings::StringTable;
 use crate::timestamp;
@@ -1976,8 +1977,6 @@ impl OverlaySource {
         Ok(any.then_some(col.ty))
     }
 
-    /// `rows` as JSON values (through [`RowSource::rows_json`]), written
-    /// compact and separated by commas.
     /// Does `fields` name a field only the events brought (one the
     /// snapshot's writer cannot select)?
     fn events_only_field(&self, fields: Option<&[String]>) -> bool {
@@ -1989,6 +1988,7 @@ impl OverlaySource {
     /// group, runs of the snapshot's own rows (`slots` of `rows`) are
     /// written by the base from `window`, held rows from their JSON values,
     /// the same bytes as [`RowSource::write_rows_json`] of the group.
+    #[cfg(not(target_arch = "wasm32"))]
     #[allow(clippy::too_many_arguments)]
     fn write_groups_windowed(
         &self,
@@ -2818,6 +2818,7 @@ impl RowSource for OverlaySource {
             .collect())
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn read_strings(
         &self,
         rows: &[u32],
@@ -2841,6 +2842,7 @@ impl RowSource for OverlaySource {
         self.base_src().read_strings(&base, fields)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn write_row_groups_with(
         &self,
         rows: &[u32],

@@ -5,7 +5,9 @@ use super::bits::Bits;
 use super::loaded::{ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Column, Missing, NULL, Values};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, Kind, NodeName};
-use crate::read::{NodeData, RowWriter, Snapshot, StringWindow};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::read::StringWindow;
+use crate::read::{NodeData, RowWriter, Snapshot};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -118,6 +120,11 @@ pub trait RowSource: Send + Sync {
     /// string chunk once for all of them) and keep none of them in its
     /// caches (a stream passes each row once). The default writes group by
     /// group.
+    ///
+    /// This and the window methods below serve streams (`colsnap serve`);
+    /// the browser build (`wasm32`) leaves them out, which keeps their code
+    /// out of the page's wasm (a trait object's vtable keeps every method).
+    #[cfg(not(target_arch = "wasm32"))]
     fn write_row_groups(
         &self,
         rows: &[u32],
@@ -144,6 +151,7 @@ pub trait RowSource: Send + Sync {
     /// ahead, written a batch of events at a time). `None` (the default):
     /// the source reads no window, and writes with
     /// [`RowSource::write_row_groups`].
+    #[cfg(not(target_arch = "wasm32"))]
     fn read_strings(
         &self,
         rows: &[u32],
@@ -157,6 +165,7 @@ pub trait RowSource: Send + Sync {
     /// (from [`RowSource::read_strings`], for rows of which `rows` come
     /// next) when there is one.
     #[allow(clippy::too_many_arguments)]
+    #[cfg(not(target_arch = "wasm32"))]
     fn write_row_groups_with(
         &self,
         rows: &[u32],
@@ -706,6 +715,7 @@ impl RowSource for SnapshotSource {
         self.with_writer(fields, |w| w.write_rows(&rows, out))
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn write_row_groups(
         &self,
         rows: &[u32],
@@ -721,6 +731,7 @@ impl RowSource for SnapshotSource {
         })
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn read_strings(
         &self,
         rows: &[u32],
@@ -731,6 +742,7 @@ impl RowSource for SnapshotSource {
             .map(Some)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn write_row_groups_with(
         &self,
         rows: &[u32],
