@@ -114,6 +114,17 @@ fn error_event(message: &str) -> Vec<u8> {
     out
 }
 
+/// The head of a `data` event whose rows start at row `base` of the stream:
+/// `open(out, end)` writes `event: data`, the id `TAG-(base + end)` (rows
+/// written once the event is complete) and the start of the `data:` array.
+fn data_event_head(tag: &str, base: usize) -> impl FnMut(&mut Vec<u8>, usize) + '_ {
+    move |out: &mut Vec<u8>, e: usize| {
+        out.extend_from_slice(b"event: data\nid: ");
+        out.extend_from_slice(tag.as_bytes());
+        out.extend_from_slice(format!("-{}\ndata: [", base + e).as_bytes());
+    }
+}
+
 /// Make the events of the rows from `at` on, until about [`BATCH_BYTES`]
 /// (the rows written straight from the engine's row writer into the
 /// buffer); the `complete` event follows the last row. Returns the text and
@@ -211,13 +222,7 @@ fn fill(job: &Job, mut at: usize, out: &mut Vec<u8>) -> colsnap::Result<Option<u
         };
         let end = at.saturating_add(n).min(w.end);
         let mark = out.len();
-        let tag = job.tag.clone();
-        let base = at;
-        let mut open = |out: &mut Vec<u8>, e: usize| {
-            out.extend_from_slice(b"event: data\nid: ");
-            out.extend_from_slice(tag.as_bytes());
-            out.extend_from_slice(format!("-{}\ndata: [", base + e).as_bytes());
-        };
+        let mut open = data_event_head(&job.tag, at);
         // The row writer's JSON is compact: no line break (one would end a
         // `data:` field), strings escape every control char.
         src.write_row_groups_with(
@@ -261,13 +266,7 @@ fn fill_unwindowed(job: &Job, mut at: usize, out: &mut Vec<u8>) -> colsnap::Resu
         };
         let end = at.saturating_add(n).min(total);
         let mark = out.len();
-        let tag = job.tag.clone();
-        let base = at;
-        let mut open = |out: &mut Vec<u8>, e: usize| {
-            out.extend_from_slice(b"event: data\nid: ");
-            out.extend_from_slice(tag.as_bytes());
-            out.extend_from_slice(format!("-{}\ndata: [", base + e).as_bytes());
-        };
+        let mut open = data_event_head(&job.tag, at);
         src.write_row_groups(
             &job.rows[at..end],
             job.chunk,
