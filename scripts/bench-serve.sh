@@ -70,6 +70,10 @@ PID=$!
 BASE="http://127.0.0.1:$PORT"
 for _ in $(seq 600); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.1; done
 echo "== colsnap-serve RSS after start: $(rss $PID)"
+# Whole rows come from the row store once it is built (docs/http.md).
+t0=$(date +%s)
+for _ in $(seq 7200); do curl -fs "$BASE/healthz" | grep -q '"state":"building"' || break; sleep 0.5; done
+echo "== row store: $(curl -fs "$BASE/healthz" | sed -n 's/.*"rowStore":\(.*\)}$/\1/p') after $(( $(date +%s) - t0 )) s; RSS $(rss $PID)"
 
 QUERIES=("sort=title" "sort=-created_at" "where=state%3Dopen&sort=-updated_at" "where=comments%3E%3D3&sort=number")
 SEARCH="search=crash&in=title&sort=-number"

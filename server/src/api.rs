@@ -67,11 +67,18 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
             )
         })
         .collect();
+    // Each snapshot's row store (whole rows read from small blocks).
+    let stores: serde_json::Map<String, Value> = st
+        .all()
+        .iter()
+        .map(|d| (d.name.clone(), d.store.status()))
+        .collect();
     let mut r = axum::Json(json!({
         "status": "ok",
         "snapshots": names,
         "activeStreams": st.streams(),
         "memory": memory,
+        "rowStore": stores,
     }))
     .into_response();
     r.headers_mut()

@@ -20,7 +20,10 @@ mod api;
 pub mod error;
 mod live;
 pub mod params;
+mod rowstore;
 mod stream;
+
+pub use rowstore::{BUILDER_ARG, RowStoreConfig, RowStoreMode, builder_main};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -28,10 +31,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use colsnap::Snapshot;
-use colsnap::query::{Engine, SnapshotSource};
+use colsnap::query::Engine;
 use error::ApiError;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rowstore::{StoreSlot, StoredSource};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -104,6 +108,11 @@ pub struct ServerConfig {
     /// written as the client takes them): the stream's memory, against the
     /// passes over the string tables (one a window).
     pub stream_window_bytes: usize,
+    /// The row stores: every row's JSON in small compressed blocks, built
+    /// once per snapshot version, so pages and streams of whole rows read
+    /// a block per row instead of decoding string chunks (see
+    /// `docs/http.md`).
+    pub row_store: RowStoreConfig,
 }
 
 impl ServerConfig {
@@ -131,6 +140,12 @@ impl ServerConfig {
             cache_bytes: colsnap::OpenOptions::default().cache_bytes,
             string_cache_bytes: colsnap::OpenOptions::default().string_cache_bytes,
             stream_window_bytes: 128 << 20,
+            row_store: RowStoreConfig {
+                mode: RowStoreMode::Background,
+                dir: None,
+                window_bytes: 128 << 20,
+                builder: None,
+            },
         }
     }
 }
@@ -176,6 +191,8 @@ pub struct Dataset {
     /// after a new build was renamed over the path.
     file: Arc<std::fs::File>,
     results: Mutex<ResultCache>,
+    /// The row store of this version (whole rows), once built.
+    pub(crate) store: Arc<StoreSlot>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -189,14 +206,14 @@ impl std::fmt::Debug for Dataset {
 
 /// What identifies a file version on disk without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct FileSig {
+pub(crate) struct FileSig {
     len: u64,
     modified: Option<std::time::SystemTime>,
     inode: u64,
 }
 
 impl FileSig {
-    fn of(m: &std::fs::Metadata) -> FileSig {
+    pub(crate) fn of(m: &std::fs::Metadata) -> FileSig {
         #[cfg(unix)]
         let inode = std::os::unix::fs::MetadataExt::ino(m);
         #[cfg(not(unix))]
@@ -207,6 +224,18 @@ impl FileSig {
             inode,
         }
     }
+}
+
+/// What a snapshot file's version is, for its row store: the trailer (it
+/// holds the footer's checksum, over every section's) and the length.
+pub(crate) fn file_version(f: &mut std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let tail = len.min(colsnap::format::TRAILER_LEN as u64);
+    let mut t = vec![0; tail as usize];
+    f.seek(SeekFrom::End(-(tail as i64)))?;
+    f.read_exact(&mut t)?;
+    t.extend_from_slice(&len.to_le_bytes());
+    Ok(t)
 }
 
 /// Recent query results (row numbers in result order), bounded by rows.
@@ -220,15 +249,17 @@ struct ResultCache {
 impl Dataset {
     /// Open `path` as the dataset `name`, with the event log `events`
     /// applied (rows identified by `key`), decoded string chunks cached up
-    /// to `cache_bytes` (and single strings to `cache_bytes.1`).
+    /// to `cache_bytes` (and single strings to `cache_bytes.1`); its row
+    /// store built per `store` (the configuration and the directory of
+    /// temporary stores), none when `None`.
     pub fn open(
         name: String,
         path: PathBuf,
         key: &str,
         events: Option<PathBuf>,
         cache_bytes: (usize, usize),
+        store: Option<(&RowStoreConfig, &std::path::Path)>,
     ) -> anyhow::Result<Dataset> {
-        use std::io::{Read, Seek, SeekFrom};
         let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
         // The snapshot and the kept file handle must be one version: retry
         // when a new build was renamed over the path between the two opens.
@@ -250,11 +281,8 @@ impl Dataset {
         };
         let file_len = meta.len();
         let signature = Some(FileSig::of(&meta));
-        let tail = file_len.min(colsnap::format::TRAILER_LEN as u64);
-        let mut t = vec![0; tail as usize];
-        f.seek(SeekFrom::End(-(tail as i64))).map_err(|e| at(&e))?;
-        f.read_exact(&mut t).map_err(|e| at(&e))?;
-        let a = crc32c::crc32c(&t);
+        let version = file_version(&mut f, file_len).map_err(|e| at(&e))?;
+        let a = crc32c::crc32c(&version[..version.len() - 8]);
         let b = crc32c::crc32c_append(a, &file_len.to_le_bytes());
         let file_identity = format!("{a:08x}{b:08x}");
         let mut identity = file_identity.clone();
@@ -263,7 +291,12 @@ impl Dataset {
         let mut log_crc = None;
         let mut history = Vec::new();
         let mut overlay = None;
-        let base = Engine::new(SnapshotSource::new(snap.clone()));
+        let slot = Arc::new(StoreSlot::default());
+        if let Some((cfg, tmp)) = store {
+            let at = (name.as_str(), path.as_path(), file_identity.as_str());
+            rowstore::start(cfg, tmp, at, version, &snap, &slot);
+        }
+        let base = Engine::new(StoredSource::new(snap.clone(), slot.clone()));
         let engine = match &events {
             Some(log) => {
                 let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", log.display());
@@ -312,6 +345,7 @@ impl Dataset {
             signature,
             file: Arc::new(f),
             results: Mutex::new(ResultCache::default()),
+            store: slot,
         })
     }
 
@@ -382,6 +416,8 @@ pub struct AppState {
     /// Per dataset: the lock that serializes event POSTs and the channel
     /// of applied events.
     live: HashMap<String, Arc<live::Live>>,
+    /// Where temporary row stores live (removed with the state).
+    store_dir: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -396,6 +432,16 @@ impl AppState {
     /// Open every file of `config`; names are file stems and must be unique.
     pub fn load(config: ServerConfig) -> anyhow::Result<Arc<AppState>> {
         let mut datasets = HashMap::new();
+        let store_dir = match (&config.row_store.mode, &config.row_store.dir) {
+            (RowStoreMode::Off, _) | (_, Some(_)) => None,
+            _ => Some(
+                tempfile::Builder::new()
+                    .prefix("colsnap-serve-rows.")
+                    .tempdir()
+                    .map_err(|e| anyhow::anyhow!("a temporary directory for row stores: {e}"))?,
+            ),
+        };
+        let store = store_config(&config.row_store, store_dir.as_ref());
         for p in &config.files {
             let name = p
                 .file_stem()
@@ -423,6 +469,7 @@ impl AppState {
                     &config.key,
                     log,
                     (config.cache_bytes, config.string_cache_bytes),
+                    store.as_ref().map(|(c, d)| (c, d.as_path())),
                 )?),
             );
         }
@@ -448,6 +495,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             config,
             live,
+            store_dir,
             datasets: RwLock::new(datasets),
             active_streams: Arc::new(AtomicUsize::new(0)),
             limiter,
@@ -516,6 +564,7 @@ impl AppState {
                 &ds.key,
                 ds.events.clone(),
                 (self.config.cache_bytes, self.config.string_cache_bytes),
+                self.store_config().as_ref().map(|(c, d)| (c, d.as_path())),
             ) {
                 Ok(new) => {
                     tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");
@@ -532,9 +581,28 @@ impl AppState {
         swapped
     }
 
+    /// The row-store configuration and directory, `None` when off.
+    fn store_config(&self) -> Option<(RowStoreConfig, PathBuf)> {
+        store_config(&self.config.row_store, self.store_dir.as_ref())
+    }
+
     /// SSE streams open now.
     pub fn streams(&self) -> usize {
         self.active_streams.load(Ordering::SeqCst)
+    }
+}
+
+/// The row-store configuration and the directory its stores go to (the
+/// configured one, else the temporary `tmp`); `None` when off.
+fn store_config(
+    rs: &RowStoreConfig,
+    tmp: Option<&tempfile::TempDir>,
+) -> Option<(RowStoreConfig, PathBuf)> {
+    match (&rs.mode, &rs.dir, tmp) {
+        (RowStoreMode::Off, _, _) => None,
+        (_, Some(dir), _) => Some((rs.clone(), dir.clone())),
+        (_, None, Some(t)) => Some((rs.clone(), t.path().to_path_buf())),
+        _ => None,
     }
 }
 

@@ -255,6 +255,7 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
         signature: ds.signature.clone(),
         file: ds.file.clone(),
         results: Mutex::new(ResultCache::default()),
+        store: ds.store.clone(),
     })
 }
 

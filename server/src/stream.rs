@@ -254,10 +254,17 @@ fn fill(job: &Job, mut at: usize, out: &mut Vec<u8>) -> colsnap::Result<Option<u
 fn fill_unwindowed(job: &Job, mut at: usize, out: &mut Vec<u8>) -> colsnap::Result<Option<usize>> {
     let total = job.rows.len();
     let src = job.ds.engine.source();
+    // Whole rows from the row store read no strings: batches of one
+    // buffer's size (large ones only grow every worker thread's heap).
+    let batch = if job.fields.is_none() && job.ds.store.is_ready() {
+        BATCH_BYTES
+    } else {
+        STRINGS_BATCH_BYTES
+    };
     while at < total {
         let rows = match job.row_bytes.load(Ordering::Relaxed) {
             0 => FIRST_BATCH_ROWS,
-            b => (STRINGS_BATCH_BYTES / b).clamp(FIRST_BATCH_ROWS, MAX_BATCH_ROWS),
+            b => (batch / b).clamp(FIRST_BATCH_ROWS, MAX_BATCH_ROWS),
         };
         let n = if job.single {
             job.chunk

@@ -7,7 +7,7 @@ use common::client;
 
 use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
 use colsnap::{BuildOptions, Snapshot};
-use colsnap_server::{AppState, ServerConfig};
+use colsnap_server::{AppState, RowStoreMode, ServerConfig};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -112,7 +112,27 @@ fn enc(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_equal_the_library_answers() {
-    let s = start(|_| {}).await;
+    // Whole rows from the row store, and written from the snapshot.
+    for mode in [RowStoreMode::Startup, RowStoreMode::Off] {
+        rows_equal_the_library_answers_with(mode).await;
+    }
+}
+
+/// Rows written from the row store so far (`/healthz`).
+async fn rows_served(c: &reqwest::Client, s: &Server) -> u64 {
+    let v: Value = c
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["rowStore"]["issues"]["rowsServed"].as_u64().unwrap()
+}
+
+async fn rows_equal_the_library_answers_with(mode: RowStoreMode) {
+    let s = start(|c| c.row_store.mode = mode).await;
     let c = client();
     type Case<'a> = (
         &'a [&'a str],
@@ -228,6 +248,22 @@ async fn rows_equal_the_library_answers() {
         let more = want["pagination"]["hasMore"].as_bool().unwrap();
         assert_eq!(got["next"].is_string(), more, "{url}");
         assert_eq!(has_link, more, "{url}");
+    }
+    // One row by key too.
+    let r: Value = c
+        .get(format!("{}/api/issues/rows/1000123", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r, rows()[123]);
+    let served = rows_served(&c, &s).await;
+    match mode {
+        // The cases' whole-row pages: 50 + 10 + 1000 matches + 1.
+        RowStoreMode::Startup => assert!(served >= 61, "{served} rows from the store"),
+        _ => assert_eq!(served, 0),
     }
 }
 
@@ -846,8 +882,17 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
 /// in the middle of a window gets the rest, nothing lost or repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_whole_rows_equal_colsnap_query_and_resume_mid_window() {
-    for window in [1, 64 << 20] {
-        let s = start(|c| c.stream_window_bytes = window).await;
+    let runs = [
+        (1, RowStoreMode::Off),
+        (64 << 20, RowStoreMode::Off),
+        (64 << 20, RowStoreMode::Startup),
+    ];
+    for (window, mode) in runs {
+        let s = start(|c| {
+            c.stream_window_bytes = window;
+            c.row_store.mode = mode;
+        })
+        .await;
         let c = client();
         let url = format!("{}/api/issues/stream?chunkSize=9&sort=title,number", s.base);
         let r = c.get(&url).send().await.unwrap();
@@ -889,6 +934,11 @@ async fn sse_whole_rows_equal_colsnap_query_and_resume_mid_window() {
             joined, rows,
             "resume lost or repeated rows (window {window})"
         );
+        let served = rows_served(&c, &s).await;
+        match mode {
+            RowStoreMode::Startup => assert!(served >= 300, "{served} rows from the store"),
+            _ => assert_eq!(served, 0),
+        }
     }
 }
 

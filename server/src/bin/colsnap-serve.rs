@@ -63,6 +63,18 @@ struct Args {
     /// (more: fewer passes over the string tables, more memory a stream).
     #[arg(long, value_name = "MB", default_value_t = 128)]
     stream_window_mb: usize,
+    /// When to write each snapshot's row store: every row's JSON in small
+    /// compressed blocks on disk, so that pages and streams of whole rows
+    /// read a block per row instead of decoding string chunks.
+    /// `background` (default): after start, whole rows written from the
+    /// snapshot until it is ready; `startup`: before listening; `off`.
+    #[arg(long, value_name = "WHEN", default_value = "background")]
+    row_store: colsnap_server::RowStoreMode,
+    /// Keep row stores in DIR across restarts (one file per snapshot
+    /// version, reused when intact; older versions of a name removed).
+    /// Default: a temporary directory removed at exit.
+    #[arg(long, value_name = "DIR")]
+    row_store_dir: Option<PathBuf>,
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
@@ -123,14 +135,30 @@ fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(token.to_string())
 }
 
+fn main() -> anyhow::Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == colsnap_server::BUILDER_ARG)
+    {
+        return colsnap_server::builder_main(&args[2..]);
+    }
+    server()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn server() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=info".into()),
         )
         .with_target(false)
+        // A log line that cannot be written (stderr closed: `colsnap-serve
+        // ... 2>&1 | head`) is dropped; the default reports it with
+        // `eprintln!`, which panics on the same closed stderr and takes the
+        // request down with it.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -159,6 +187,11 @@ async fn main() -> anyhow::Result<()> {
     cfg.cache_bytes = a.cache_mb.saturating_mul(1 << 20);
     cfg.string_cache_bytes = a.string_cache_mb.saturating_mul(1 << 20);
     cfg.stream_window_bytes = a.stream_window_mb.max(1).saturating_mul(1 << 20);
+    cfg.row_store.mode = a.row_store;
+    cfg.row_store.dir = a.row_store_dir;
+    cfg.row_store.window_bytes = cfg.stream_window_bytes;
+    // Stores are built by this program in a process of their own.
+    cfg.row_store.builder = std::env::current_exe().ok();
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
     cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
