@@ -7,7 +7,7 @@ use common::client;
 
 use colsnap::BuildOptions;
 use colsnap::events::Event;
-use colsnap_server::{AppState, ServerConfig};
+use colsnap_server::{AppState, RowStoreMode, ServerConfig};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -217,17 +217,24 @@ async fn posts_apply_all_or_nothing_and_the_log_reloads_to_the_same_rows() {
     // A server started from the snapshot and the log answers the same.
     let all = "/api/issues/rows?limit=1000&sort=title";
     let live = get(&s, all).await;
-    let s2 = start(&file, |_| {}).await;
+    // (with its row store built first: the snapshot's own rows from it;
+    // and with none)
+    let s2 = start(&file, |c| c.row_store.mode = RowStoreMode::Startup).await;
     let again = get(&s2, all).await;
     assert_eq!((again.0, &again.2), (StatusCode::OK, &live.2));
     assert_eq!(again.1, live.1, "same snapshot + same log: same ETag");
+    let s4 = start(&file, |c| c.row_store.mode = RowStoreMode::Off).await;
+    assert_eq!(get(&s4, all).await.2, live.2);
+    let health: Value = serde_json::from_str(&get(&s2, "/healthz").await.2).unwrap();
+    let served = health["rowStore"]["issues"]["rowsServed"].as_u64().unwrap();
+    assert!(served >= 38, "{served} rows from the store");
     assert_eq!(
         get(&s2, "/api/issues/rows/1000002").await.0,
         StatusCode::NOT_FOUND
     );
     // SSE streams over the three events give the pages' rows.
     let s3 = start(&file, |c| c.stream_window_bytes = 2048).await;
-    for srv in [&s, &s2, &s3] {
+    for srv in [&s, &s2, &s3, &s4] {
         streams_equal_pages(srv).await;
     }
 }
