@@ -19,10 +19,10 @@ for i in $(seq 200); do q=${Q[$((RANDOM % 4))]}; urls+=("$B/api/$N/rows?$q&limit
 c0=$(cpu); t0=$(date +%s.%N)
 for u in "${urls[@]}"; do curl -s -o /dev/null "$u"; done
 c1=$(cpu); t1=$(date +%s.%N)
-echo "200 random whole-row pages (sequential): server CPU $(( (c1-c0)*10/200 )) ms/page, wall $(echo "($t1-$t0)*1000/200" | bc) ms/page"
+awk -v c="$((c1-c0))" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "200 random whole-row pages (sequential): server CPU %.2f ms/page, wall %.1f ms/page\n", c*10/200, (t1-t0)*1000/200 }'
 # the same pages again (warm)
 c0=$(cpu); for u in "${urls[@]}"; do curl -s -o /dev/null "$u"; done; c1=$(cpu)
-echo "same 200 pages again: server CPU $(( (c1-c0)*10/200 )) ms/page"
+awk -v c="$((c1-c0))" 'BEGIN { printf "same 200 pages again: server CPU %.2f ms/page\n", c*10/200 }'
 grep -E "VmRSS|VmHWM" /proc/$P/status
 cat > /tmp/mix.lua <<LUA
 local queries = {"sort=title","sort=-created_at","where=state%3Dopen&sort=-updated_at","where=comments%3E%3D3&sort=number"}

@@ -51,6 +51,8 @@ const DICT_BYTES: usize = 64 << 10;
 const DICT_SAMPLE_BYTES: usize = 8 << 20;
 /// Rows of the first string window of the build.
 const FIRST_WINDOW_ROWS: usize = 1024;
+/// Idle decompression contexts kept per store.
+const IDLE_CONTEXTS: usize = 8;
 /// An index entry's bytes.
 const ENTRY: usize = 4 + 8 + 4 + 4 + 4;
 
@@ -225,7 +227,11 @@ pub(crate) struct RowStore {
     first: Vec<u32>,
     /// Of each block: file offset, stored and raw length, CRC-32C.
     blocks: Vec<(u64, u32, u32, u32)>,
-    dict: Option<zstd::dict::DecoderDictionary<'static>>,
+    /// Idle decompression contexts, each with its copy of the dictionary
+    /// loaded (making one costs more than decompressing a block).
+    contexts: Mutex<Vec<zstd::bulk::Decompressor<'static>>>,
+    /// The dictionary (empty: none).
+    dict: Vec<u8>,
     /// Remove the file when the store is dropped (a temporary store).
     temporary: bool,
     /// Bytes of the file.
@@ -357,18 +363,14 @@ impl RowStore {
         if at != index_at || first.first().is_some_and(|&f| f != 0) || (n == 0 && total != 0) {
             return Err(bad("blocks do not cover the rows"));
         }
-        let dict = if dict_len > 0 {
-            let mut db = vec![0u8; dict_len as usize];
-            file.read_exact(&mut db)?;
-            Some(zstd::dict::DecoderDictionary::copy(&db))
-        } else {
-            None
-        };
+        let mut dict = vec![0u8; dict_len as usize];
+        file.read_exact(&mut dict)?;
         Ok(RowStore {
             path: path.to_path_buf(),
             file,
             first,
             blocks,
+            contexts: Mutex::new(Vec::new()),
             dict,
             temporary,
             file_bytes: len,
@@ -406,11 +408,17 @@ impl RowStore {
         if crc32c::crc32c(&buf) != crc {
             return Err(bad(format!("block {b}: checksum mismatch")));
         }
-        let mut d = match &self.dict {
-            Some(dict) => zstd::bulk::Decompressor::with_prepared_dictionary(dict)?,
-            None => zstd::bulk::Decompressor::new()?,
+        let idle = self.contexts.lock().ok().and_then(|mut c| c.pop());
+        let mut d = match idle {
+            Some(d) => d,
+            None => zstd::bulk::Decompressor::with_dictionary(&self.dict)?,
         };
         let out = d.decompress(&buf, raw as usize)?;
+        if let Ok(mut c) = self.contexts.lock()
+            && c.len() < IDLE_CONTEXTS
+        {
+            c.push(d);
+        }
         if out.len() != raw as usize {
             return Err(bad(format!("block {b}: wrong decompressed length")));
         }
