@@ -534,6 +534,12 @@ enum Move {
     Update(u32),
 }
 
+/// The longest page [`OverlaySource::sort_page`] answers by turning each
+/// kept slot into its view row alone (O(rows / block + block) each), and
+/// at most a quarter of the view; longer ranges map the whole kept order
+/// once.
+const PAGE_LOOKUPS: usize = 256;
+
 /// The engine's total order of (sort cell, view row) pairs of one column.
 #[inline]
 fn order_cmp(desc: bool, a: (&SortCell, u32), b: (&SortCell, u32)) -> std::cmp::Ordering {
@@ -1674,12 +1680,13 @@ impl OverlaySource {
         &self,
         path: &str,
         sd: &SortDelta,
-        rows: &[u32],
+        rows: Option<&[u32]>,
         desc: bool,
     ) -> Result<Option<Vec<u32>>> {
-        let all = rows.len() == self.ov.len();
+        let count = rows.map_or(self.ov.len(), <[u32]>::len);
+        let all = count == self.ov.len();
         let mut want = Bits::new(if all { 0 } else { self.ov.len() });
-        if !all {
+        if let Some(rows) = rows.filter(|_| !all) {
             for &r in rows {
                 want.set(r as usize);
             }
@@ -1687,30 +1694,13 @@ impl OverlaySource {
         let member = |r: u32| all || want.get(r as usize);
         // The kept order of the whole view, less the rows not asked for:
         // as view rows since the last event, else as slots.
-        let kept = match sd.merged_rows[desc as usize].get() {
-            Some(v) => Some(v),
-            None => match sd.merged[desc as usize].get() {
-                Some(m) => {
-                    let view_of = self.view_rows();
-                    let mut v = Vec::with_capacity(m.len());
-                    for s in m.iter() {
-                        match view_of.get(s as usize) {
-                            Some(&r) if r != u32::MAX => v.push(r),
-                            _ => return Ok(None),
-                        }
-                    }
-                    Some(sd.merged_rows[desc as usize].get_or_init(|| v))
-                }
-                None => None,
-            },
-        };
-        if let Some(kept) = kept {
+        if let Some(kept) = self.merged_rows(sd, desc)? {
             let out: Vec<u32> = if all {
-                kept.clone()
+                kept.to_vec()
             } else {
                 kept.iter().copied().filter(|&r| member(r)).collect()
             };
-            return Ok((out.len() == rows.len()).then_some(out));
+            return Ok((out.len() == count).then_some(out));
         }
         let order = self.base.sorted_rows(path, desc)?;
         let col = self.base.column(path)?;
@@ -1776,7 +1766,7 @@ impl OverlaySource {
             at.push(i);
             lo = i;
         }
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = Vec::with_capacity(count);
         let mut d = delta.iter().zip(&at).peekable();
         for (i, &s) in order.rows.iter().enumerate() {
             while let Some((x, _)) = d.next_if(|y| *y.1 <= i) {
@@ -1791,7 +1781,7 @@ impl OverlaySource {
             }
         }
         out.extend(d.map(|(x, _)| x.1));
-        if out.len() != rows.len() {
+        if out.len() != count {
             return Ok(None);
         }
         if all {
@@ -1800,6 +1790,66 @@ impl OverlaySource {
             let _ = sd.merged_rows[desc as usize].set(out.clone());
         }
         Ok(Some(out))
+    }
+
+    /// The kept merged order of the whole view as view rows: as made
+    /// since the last event, else mapped from the kept slots (and kept
+    /// until the next event); `None` when no order is kept.
+    fn merged_rows<'a>(&self, sd: &'a SortDelta, desc: bool) -> Result<Option<&'a [u32]>> {
+        if let Some(v) = sd.merged_rows[desc as usize].get() {
+            return Ok(Some(v));
+        }
+        let Some(m) = sd.merged[desc as usize].get() else {
+            return Ok(None);
+        };
+        let view_of = self.view_rows();
+        let mut v = Vec::with_capacity(m.len());
+        for s in m.iter() {
+            match view_of.get(s as usize) {
+                Some(&r) if r != u32::MAX => v.push(r),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(sd.merged_rows[desc as usize].get_or_init(|| v)))
+    }
+
+    /// The view rows at positions `range` of the whole view sorted by the
+    /// column `path` whose typed delta is `sd` ([`RowSource::sort_page`]):
+    /// from the kept merged order, touching only the page's rows (its
+    /// slots read from the block order, each turned into its view row,
+    /// O(rows / block + block)), or, when no order is kept yet, the whole
+    /// merge ([`Self::merge_sort`], kept for the next page).
+    fn merged_page(
+        &self,
+        path: &str,
+        sd: &SortDelta,
+        desc: bool,
+        range: Range<usize>,
+    ) -> Result<Option<Vec<u32>>> {
+        let n = self.ov.len();
+        let cut = |v: &[u32]| {
+            let (a, b) = (range.start.min(n), range.end.min(n));
+            v[a..b].to_vec()
+        };
+        if let Some(v) = sd.merged_rows[desc as usize].get() {
+            return Ok((v.len() == n).then(|| cut(v)));
+        }
+        if let Some(m) = sd.merged[desc as usize].get() {
+            if m.len() != n {
+                return Ok(None);
+            }
+            // A long range (every row, say): the whole order as view rows
+            // (kept until the next event) rather than a lookup per slot.
+            if range.end.min(n).saturating_sub(range.start) > PAGE_LOOKUPS.min(n / 4) {
+                return Ok(self.merged_rows(sd, desc)?.map(cut));
+            }
+            return Ok(m
+                .range(range)
+                .into_iter()
+                .map(|s| self.position(s))
+                .collect());
+        }
+        Ok(self.merge_sort(path, sd, None, desc)?.map(|v| cut(&v)))
     }
 
     /// Turn each kept merged order held as view rows alone (a query's
@@ -2720,7 +2770,20 @@ impl RowSource for OverlaySource {
         }
         let d = self.sort_delta(path)?;
         match d {
-            Some(sd) => self.merge_sort(path, &sd, rows, desc),
+            Some(sd) => self.merge_sort(path, &sd, Some(rows), desc),
+            None => Ok(None),
+        }
+    }
+
+    fn sort_page(&self, path: &str, desc: bool, range: Range<usize>) -> Result<Option<Vec<u32>>> {
+        if let Some(p) = self.plain() {
+            return p.sort_page(path, desc, range);
+        }
+        if self.ov.len() < 2 || !self.has_field(path) {
+            return Ok(None);
+        }
+        match self.sort_delta(path)? {
+            Some(sd) => self.merged_page(path, &sd, desc, range),
             None => Ok(None),
         }
     }
