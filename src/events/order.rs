@@ -250,6 +250,13 @@ impl Order {
         out
     }
 
+    /// The blocks' slots, in order.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = &[u32]> + '_ {
+        self.seq
+            .iter()
+            .map(move |&b| self.blocks[b as usize].as_slice())
+    }
+
     /// Slots in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.seq

@@ -374,6 +374,142 @@ impl DeltaKinds {
     }
 }
 
+/// Slots per bucket of [`ViewMap::buckets`] (2^10).
+const VIEW_BUCKET_BITS: u32 = 10;
+/// Slots per granule of [`ViewMap::granules`] (2^4): 4 bytes per 16 rows,
+/// so the table stays in cache, and granules with a run boundary are few.
+const VIEW_GRANULE_BITS: u32 = 4;
+/// A granule that is not inside one run.
+const MIXED: i32 = i32::MIN;
+
+/// The view row of every live slot without a per-row array: the
+/// snapshot's rows keep their relative order in the view (an event
+/// creates, deletes or changes a row in place), so they fall in runs of
+/// consecutive slots at consecutive view rows, one run per stretch between
+/// deletes and creates; created slots are listed alone. A few thousand
+/// runs for thousands of events, so a lookup stays in cache where a
+/// 4-byte-a-row map would not.
+#[derive(Clone, Debug, Default)]
+struct ViewMap {
+    /// (first slot, first view row, length) of each run of snapshot
+    /// slots, in view order (so in slot order).
+    runs: Vec<(u32, u32, u32)>,
+    /// Per bucket of 2^[`VIEW_BUCKET_BITS`] snapshot slots: the index of
+    /// the last run starting at or before the bucket's first slot (0 when
+    /// none).
+    buckets: Vec<u32>,
+    /// Per granule of 2^[`VIEW_GRANULE_BITS`] snapshot slots inside one
+    /// run: view row minus slot ([`MIXED`]: look in `runs`). Most slots
+    /// are found here with no search (a predictable branch).
+    granules: Vec<i32>,
+    n_snap: u32,
+    /// View row of created slot `n_snap + i` (`u32::MAX`: deleted).
+    created: Vec<u32>,
+}
+
+impl ViewMap {
+    /// One pass over the overlay's block order.
+    fn new(ov: &Overlay) -> ViewMap {
+        let n_snap = ov.snapshot_rows();
+        let mut runs: Vec<(u32, u32, u32)> = Vec::new();
+        let mut created = vec![u32::MAX; ov.slot_count().saturating_sub(n_snap as usize)];
+        let mut r = 0u32;
+        // The slot and row that would extend the last run.
+        let (mut next_s, mut next_r) = (u32::MAX, u32::MAX);
+        for blk in ov.blocks() {
+            for &s in blk {
+                if s >= n_snap {
+                    if let Some(x) = created.get_mut((s - n_snap) as usize) {
+                        *x = r;
+                    }
+                } else if s == next_s && r == next_r {
+                    if let Some(last) = runs.last_mut() {
+                        last.2 += 1;
+                    }
+                    next_s += 1;
+                    next_r += 1;
+                } else {
+                    runs.push((s, r, 1));
+                    (next_s, next_r) = (s + 1, r + 1);
+                }
+                r += 1;
+            }
+        }
+        let nb = (n_snap >> VIEW_BUCKET_BITS) as usize + 1;
+        let mut buckets = Vec::with_capacity(nb);
+        let mut i = 0usize;
+        for b in 0..nb {
+            let first = (b as u64) << VIEW_BUCKET_BITS;
+            while i + 1 < runs.len() && u64::from(runs[i + 1].0) <= first {
+                i += 1;
+            }
+            buckets.push(i as u32);
+        }
+        let g = 1u32 << VIEW_GRANULE_BITS;
+        let mut granules = vec![MIXED; n_snap.div_ceil(g) as usize];
+        for &(s0, r0, len) in &runs {
+            let off = i64::from(r0) - i64::from(s0);
+            let Ok(off) = i32::try_from(off) else {
+                continue;
+            };
+            // Granules wholly inside the run.
+            let (first, end) = (s0.div_ceil(g), (s0 + len) / g);
+            for x in granules.iter_mut().take(end as usize).skip(first as usize) {
+                *x = off;
+            }
+        }
+        ViewMap {
+            runs,
+            buckets,
+            granules,
+            n_snap,
+            created,
+        }
+    }
+
+    /// The view row of `slot` (`None`: not in the view).
+    #[inline]
+    fn row(&self, slot: u32) -> Option<u32> {
+        if slot >= self.n_snap {
+            return self
+                .created
+                .get((slot - self.n_snap) as usize)
+                .copied()
+                .filter(|&r| r != u32::MAX);
+        }
+        let off = *self.granules.get((slot >> VIEW_GRANULE_BITS) as usize)?;
+        if off != MIXED {
+            return Some((i64::from(slot) + i64::from(off)) as u32);
+        }
+        let mut i = *self.buckets.get((slot >> VIEW_BUCKET_BITS) as usize)? as usize;
+        while i + 1 < self.runs.len() && self.runs[i + 1].0 <= slot {
+            i += 1;
+        }
+        let &(s0, r0, len) = self.runs.get(i)?;
+        (slot >= s0 && slot - s0 < len).then(|| r0 + (slot - s0))
+    }
+
+    /// The snapshot slot at view row `row` (`None`: a created row, or
+    /// past the view).
+    fn snapshot_slot_at(&self, row: u32) -> Option<u32> {
+        let i = self.runs.partition_point(|x| x.1 <= row).checked_sub(1)?;
+        let (s0, r0, len) = self.runs[i];
+        (row - r0 < len).then(|| s0 + (row - r0))
+    }
+
+    /// Snapshot slots not in the view (between runs), in order.
+    fn deleted(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut next = 0u32;
+        for &(s0, _, len) in &self.runs {
+            out.extend(next..s0);
+            next = s0 + len;
+        }
+        out.extend(next..self.n_snap);
+        out
+    }
+}
+
 /// [`RowSource`] over an [`Overlay`]: the rows of its view, in view order.
 /// It owns the overlay (which owns a handle on its snapshot), so it can be
 /// moved into an [`crate::query::Engine`] and shared between threads.
@@ -398,9 +534,9 @@ pub struct OverlaySource {
     field_types: Mutex<HashMap<String, Option<ColumnType>>>,
     kinds: OnceLock<DeltaKinds>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
-    /// View row of each slot, built on first use (dropped when an event
-    /// creates or deletes a row).
-    view_of: OnceLock<Vec<u32>>,
+    /// View row of each live slot, built on first use (dropped when an
+    /// event creates or deletes a row).
+    view_of: OnceLock<ViewMap>,
     /// Typed deltas for one-key sorts, by path.
     sort_deltas: Mutex<HashMap<String, Option<Arc<SortDelta>>>>,
     /// Per snapshot node: its table ids that may read as a timestamp
@@ -585,13 +721,13 @@ fn sort_entry(
 }
 
 /// The tie key of each held row (`held`: view row and slot, in view
-/// order; `slots`: the slot of each view row): a snapshot row in slot `s`
+/// order; `slot_at`: the snapshot slot at a view row): a snapshot row in slot `s`
 /// has `2s + 1`; a created row `2(p + 1)`, `p` being the slot of the last
 /// snapshot row before it in the view (0 when none). Snapshot rows keep
 /// their relative order in the view, so tie keys do not decrease along
 /// the view, and equal ones are created rows with no snapshot row between
 /// them. Rows that are not held are snapshot rows.
-fn tie_keys(held: &[(u32, u32)], slots: &[u32], n_snap: u32) -> Vec<u64> {
+fn tie_keys(held: &[(u32, u32)], slot_at: impl Fn(u32) -> Option<u32>, n_snap: u32) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::with_capacity(held.len());
     for (i, &(r, s)) in held.iter().enumerate() {
         let t = if s < n_snap {
@@ -604,7 +740,7 @@ fn tie_keys(held: &[(u32, u32)], slots: &[u32], n_snap: u32) -> Vec<u64> {
             if ps < n_snap { prev + 1 } else { prev }
         } else {
             // The row before is a snapshot row, not held.
-            let p = slots.get(r as usize - 1).copied().unwrap_or(0);
+            let p = slot_at(r - 1).unwrap_or(0);
             2 * (u64::from(p) + 1)
         };
         out.push(t);
@@ -724,36 +860,19 @@ impl OverlaySource {
                 Engine::new(SnapshotSource::new(snap.clone()))
             };
         let plain = ov.overridden() == 0 && ov.len() as u64 == snap.rows();
-        let slots = ov.slots();
-        let n_snap = ov.snapshot_rows();
-        // Held slots as a bitmap: one probe a row instead of two map lookups.
-        let mut is_held = Bits::new(ov.slot_count());
-        for s in ov.held_slots() {
-            if (s as usize) < is_held.len() {
-                is_held.set(s as usize);
-            }
-        }
-        // One pass over the view: the view row of each slot, the held rows.
-        let mut view_of = vec![u32::MAX; ov.slot_count()];
-        let mut held = Vec::with_capacity(ov.overridden());
-        for (r, &s) in slots.iter().enumerate() {
-            if let Some(x) = view_of.get_mut(s as usize) {
-                *x = r as u32;
-            }
-            if is_held.get(s as usize) {
-                held.push((r as u32, s));
-            }
-        }
-        let deleted = if slots.len() - held.len() + ov.overridden_snapshot_rows() == n_snap as usize
-        {
-            Vec::new()
-        } else {
-            (0..n_snap)
-                .filter(|&s| view_of[s as usize] == u32::MAX)
-                .collect()
-        };
+        // One pass over the block order: the view rows of the snapshot's
+        // rows as runs (no per-row array), so the held rows' view rows
+        // and the deleted snapshot rows come from lookups.
+        let map = ViewMap::new(&ov);
+        let mut held: Vec<(u32, u32)> = ov
+            .held_slots()
+            .filter_map(|s| map.row(s).map(|r| (r, s)))
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        let deleted = map.deleted();
         OverlaySource {
-            slots: OnceLock::from(slots),
+            slots: OnceLock::new(),
             held,
             deleted,
             ov,
@@ -763,7 +882,7 @@ impl OverlaySource {
             field_types: Mutex::new(HashMap::new()),
             kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
-            view_of: OnceLock::from(view_of),
+            view_of: OnceLock::from(map),
             sort_deltas: Mutex::new(HashMap::new()),
             digits: Mutex::new(HashMap::new()),
             removed: Mutex::new(HashMap::new()),
@@ -1004,7 +1123,7 @@ impl OverlaySource {
     /// it, else from the overlay's block order (O(rows / block + block)).
     fn position(&self, slot: u32) -> Option<u32> {
         match self.view_of.get() {
-            Some(v) => v.get(slot as usize).copied().filter(|&r| r != u32::MAX),
+            Some(v) => v.row(slot),
             None => self.ov.position(slot),
         }
     }
@@ -1586,7 +1705,7 @@ impl OverlaySource {
         let values = match base.as_ref().map(|b| &b.values) {
             Some(Values::Str(ids)) if own && str_only => {
                 let mut out = Vec::with_capacity(rows);
-                for (r, &s) in self.slot_list().iter().enumerate() {
+                for (r, &s) in self.ov.blocks().flatten().enumerate() {
                     if delta.json.get(s as usize) {
                         let (_, cells) = next
                             .next()
@@ -1614,7 +1733,7 @@ impl OverlaySource {
                     offsets.reserve(rows + 1);
                     offsets.push(0);
                 }
-                for (r, &s) in self.slot_list().iter().enumerate() {
+                for (r, &s) in self.ov.blocks().flatten().enumerate() {
                     if delta.json.get(s as usize) {
                         let (_, dc) =
                             next.next()
@@ -1651,17 +1770,10 @@ impl OverlaySource {
         }))
     }
 
-    /// View row of each snapshot slot ([`u32::MAX`]: not in the view).
-    fn view_rows(&self) -> &[u32] {
-        self.view_of.get_or_init(|| {
-            let mut v = vec![u32::MAX; self.ov.slot_count()];
-            for (r, &s) in self.slot_list().iter().enumerate() {
-                if let Some(x) = v.get_mut(s as usize) {
-                    *x = r as u32;
-                }
-            }
-            v
-        })
+    /// The view row of every live slot (built once after each create or
+    /// delete: one pass over the block order).
+    fn view_rows(&self) -> &ViewMap {
+        self.view_of.get_or_init(|| ViewMap::new(&self.ov))
     }
 
     /// The view's `rows` (increasing) sorted by the column `path` whose
@@ -1675,7 +1787,9 @@ impl OverlaySource {
     /// changes a row in place, it never moves one), so it is also sorted
     /// by (class, value, [`tie`] key). Each delta row's place in it is
     /// found by a binary search on that order, then one pass over the
-    /// base order writes the view rows, integers only.
+    /// base order writes the view rows, integers only. With `rows` `None`
+    /// (every row), the order is only kept (`sd.merged_rows`) and an
+    /// empty vector returned.
     fn merge_sort(
         &self,
         path: &str,
@@ -1714,7 +1828,7 @@ impl OverlaySource {
         }
         let view_of = self.view_rows();
         // The delta rows asked for, in order, with their tie keys.
-        let ties = tie_keys(&self.held, self.slot_list(), n_snap);
+        let ties = tie_keys(&self.held, |r| view_of.snapshot_slot_at(r), n_snap);
         let tie = |r: u32| -> Option<u64> {
             let i = self.held.binary_search_by_key(&r, |h| h.0).ok()?;
             Some(ties[i])
@@ -1775,8 +1889,9 @@ impl OverlaySource {
             if sd.json.get(s as usize) {
                 continue;
             }
-            let r = view_of[s as usize];
-            if r != u32::MAX && member(r) {
+            if let Some(r) = view_of.row(s)
+                && member(r)
+            {
                 out.push(r);
             }
         }
@@ -1787,6 +1902,10 @@ impl OverlaySource {
         if all {
             // Kept as view rows until the next event, which first turns
             // them into slots ([`Self::settle_orders`]).
+            if rows.is_none() {
+                let _ = sd.merged_rows[desc as usize].set(out);
+                return Ok(Some(Vec::new()));
+            }
             let _ = sd.merged_rows[desc as usize].set(out.clone());
         }
         Ok(Some(out))
@@ -1805,9 +1924,9 @@ impl OverlaySource {
         let view_of = self.view_rows();
         let mut v = Vec::with_capacity(m.len());
         for s in m.iter() {
-            match view_of.get(s as usize) {
-                Some(&r) if r != u32::MAX => v.push(r),
-                _ => return Ok(None),
+            match view_of.row(s) {
+                Some(r) => v.push(r),
+                None => return Ok(None),
             }
         }
         Ok(Some(sd.merged_rows[desc as usize].get_or_init(|| v)))
@@ -1849,7 +1968,10 @@ impl OverlaySource {
                 .map(|s| self.position(s))
                 .collect());
         }
-        Ok(self.merge_sort(path, sd, None, desc)?.map(|v| cut(&v)))
+        if self.merge_sort(path, sd, None, desc)?.is_none() {
+            return Ok(None);
+        }
+        Ok(sd.merged_rows[desc as usize].get().map(|v| cut(v)))
     }
 
     /// Turn each kept merged order held as view rows alone (a query's
