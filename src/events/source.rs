@@ -199,6 +199,17 @@ fn lead_keys(segs: &[Seg]) -> Vec<&str> {
 
 /// The items of a JSON row at `segs` (`None`: absent).
 fn json_items<'v>(row: Option<&'v Value>, segs: &[Seg], out: &mut Vec<Option<&'v Value>>) {
+    // Keys alone (no array): one item, found without a buffer.
+    if !segs.contains(&Seg::Elem) {
+        let mut v = row;
+        for s in segs {
+            if let Seg::Key(k) = s {
+                v = v.and_then(|v| v.as_object()).and_then(|o| o.get(k));
+            }
+        }
+        out.push(v);
+        return;
+    }
     let mut cur: Vec<Option<&Value>> = vec![row];
     for s in segs {
         cur = match s {
@@ -417,6 +428,26 @@ impl ViewMap {
         // The slot and row that would extend the last run.
         let (mut next_s, mut next_r) = (u32::MAX, u32::MAX);
         for blk in ov.blocks() {
+            // A block of consecutive snapshot slots (no created slot: its
+            // largest slot is a snapshot slot; snapshot slots increase
+            // along the view, so first and last tell the rest): one run
+            // step for the whole block.
+            if let (Some(&first), Some(&last)) = (blk.first(), blk.last())
+                && blk.iter().copied().max().is_some_and(|m| m < n_snap)
+                && (last - first) as usize == blk.len() - 1
+            {
+                let len = blk.len() as u32;
+                if first == next_s && r == next_r {
+                    if let Some(run) = runs.last_mut() {
+                        run.2 += len;
+                    }
+                } else {
+                    runs.push((first, r, len));
+                }
+                (next_s, next_r) = (first + len, r + len);
+                r += len;
+                continue;
+            }
             for &s in blk {
                 if s >= n_snap {
                     if let Some(x) = created.get_mut((s - n_snap) as usize) {
@@ -669,6 +700,11 @@ enum Move {
     Delete,
     Update(u32),
 }
+
+/// Up to this many distinct strings in a column's delta are placed in its
+/// table one by one; more take the overlay's placements of every string
+/// the events brought ([`Overlay::placed`], kept across sources).
+const FEW_STRINGS: usize = 256;
 
 /// The longest page [`OverlaySource::sort_page`] answers by turning each
 /// kept slot into its view row alone (O(rows / block + block) each), and
@@ -1546,29 +1582,43 @@ impl OverlaySource {
             Some((t, tb)) => (Some(*t), u32::try_from(tb.len()).unwrap_or(u32::MAX)),
             None => (None, 0),
         };
-        let placed = match &table {
-            Some((t, tb)) => Some(ov.placed(*t, tb)?),
-            None => None,
-        };
+        // Where each distinct string of the column's delta falls in its
+        // table, looked up once (only this column's strings: not every
+        // string the events brought).
+        let mut placed: HashMap<&str, std::result::Result<u32, u32>> = HashMap::new();
         let mut news: Vec<(u32, Box<str>)> = Vec::new();
         if live_text {
             // Only the new strings this column holds: keys need not be
             // dense, only ordered.
             let mut seen: HashSet<&str> = HashSet::new();
+            let mut distinct: Vec<&str> = Vec::new();
             for (_, its) in &delta.rows {
                 for it in its {
                     if let Item::Str(s) = *it
                         && seen.insert(s)
                     {
-                        let ins = match (ov.new_index(s), &placed, tbl) {
-                            (Some(g), Some(p), _) => p[g].err(),
-                            (_, _, Some(t)) => t.find(s)?.err(),
-                            (_, _, None) => Some(0),
-                        };
-                        if let Some(ins) = ins {
-                            news.push((ins, s.into()));
-                        }
+                        distinct.push(s);
                     }
+                }
+            }
+            // Many strings: the overlay's placements of every string the
+            // events brought (made once per overlay and table, shared by
+            // the sources over it); a few: looked up alone.
+            let all = match &table {
+                Some((t, tb)) if distinct.len() > FEW_STRINGS => Some(ov.placed(*t, tb)?),
+                _ => None,
+            };
+            for s in distinct {
+                let at = match (tbl, &all, ov.new_index(s)) {
+                    (Some(_), Some(p), Some(g)) => p[g],
+                    (Some(t), _, _) => t.find(s)?,
+                    (None, _, _) => Err(0),
+                };
+                if tbl.is_some() {
+                    placed.insert(s, at);
+                }
+                if let Err(ins) = at {
+                    news.push((ins, s.into()));
                 }
             }
         }
@@ -1600,8 +1650,8 @@ impl OverlaySource {
         }
         let ks = KeySpace::new(tidx, n, news);
         let key_of = |s: &str| -> Result<u32> {
-            if let (Some(g), Some(p)) = (ov.new_index(s), &placed) {
-                return Ok(match p[g] {
+            if let Some(&at) = placed.get(s) {
+                return Ok(match at {
                     Ok(id) => ks.table_key(id),
                     Err(ins) => ks.new_key(ins, s).unwrap_or_else(|k| k),
                 });
