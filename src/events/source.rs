@@ -1753,6 +1753,43 @@ impl OverlaySource {
             && counts[Kind::Str as usize] > 0
             && ks.len() < NULL as usize;
         let values = match base.as_ref().map(|b| &b.values) {
+            Some(Values::Str(ids)) if own && str_only && ks.news.is_empty() => {
+                // No string the table lacks: keys are table ids, so the
+                // snapshot's rows of the view are runs of base ids, copied
+                // whole; the delta's rows (created rows between the runs,
+                // changed rows inside them) are written over.
+                let map = self.view_rows();
+                let mut out: Vec<u32> = Vec::with_capacity(rows);
+                let mut in_runs = 0usize;
+                for &(s0, r0, len) in &map.runs {
+                    let part = ids.get(s0 as usize..(s0 + len) as usize).ok_or_else(|| {
+                        Error::corrupt("overlay", u64::from(s0), "run past the column")
+                    })?;
+                    out.resize(r0 as usize, ABSENT);
+                    out.extend_from_slice(part);
+                    in_runs += len as usize;
+                }
+                out.resize(rows, ABSENT);
+                let created = delta
+                    .row_slots
+                    .iter()
+                    .filter(|&&s| s >= n_snap as u32)
+                    .count();
+                if in_runs + created != rows || out.len() != rows {
+                    return Err(Error::corrupt("overlay", 0, "view rows do not add up"));
+                }
+                for (r, cells) in &delta_cells {
+                    let x = out.get_mut(*r as usize).ok_or_else(|| {
+                        Error::corrupt("overlay", u64::from(*r), "delta row past the view")
+                    })?;
+                    *x = match cells.first() {
+                        Some(Cell::Str(k)) => *k,
+                        Some(Cell::Null) => NULL,
+                        _ => ABSENT,
+                    };
+                }
+                Values::Str(out)
+            }
             Some(Values::Str(ids)) if own && str_only => {
                 let mut out = Vec::with_capacity(rows);
                 for (r, &s) in self.ov.blocks().flatten().enumerate() {
