@@ -9,7 +9,11 @@
 //! `OverlaySource::apply` on one live source, which carries its typed sort
 //! delta, merged order and field types and re-types only the changed row;
 //! wall time and CPU time per event); the cost of copying the overlay (a
-//! server POST's copy); the cost of opening the overlay source.
+//! server POST's copy); the cost of opening the overlay source. The
+//! goal's stream: 10,000 events each applied to one live source and
+//! followed by the next sorted page asked as a page (`Engine::run_page`,
+//! which reads only the page's rows from the kept order, then the page as
+//! JSON text), CPU time per event and per phase.
 //!
 //! ```text
 //! cargo bench -p colsnap-bench --bench events                       # 1,000,000 rows
@@ -378,6 +382,7 @@ fn bench(_c: &mut Criterion) {
     let t = Instant::now();
     let ov_copy = ov.clone();
     let clone_ov = t.elapsed().as_secs_f64();
+    let ov_copy2 = ov.clone();
     let mut apply_one = Vec::new();
     let mut next_page = Vec::new();
     let mut phases: Vec<[f64; 4]> = Vec::new();
@@ -415,7 +420,7 @@ fn bench(_c: &mut Criterion) {
     let inc_first = t.elapsed().as_secs_f64();
     let mut inc_apply = Vec::new();
     let mut inc_page = Vec::new();
-    let mut last_page = None;
+    let mut inc_pages = Vec::new();
     let stream = Instant::now();
     let cpu1 = cpu_s();
     for (i, e) in evs[total as usize..].iter().enumerate() {
@@ -433,10 +438,35 @@ fn bench(_c: &mut Criterion) {
         assert_eq!(p.data.len(), 50);
         inc_apply.push(t1);
         inc_page.push(t.elapsed().as_secs_f64());
-        last_page = Some(p.data);
+        inc_pages.push(p.data);
     }
     let inc_stream = stream.elapsed().as_secs_f64();
     let inc_cpu = cpu_s() - cpu1;
+    let last_page = inc_pages.last().cloned();
+    // The same, the page asked as a page (`Engine::query_page`: a one-key
+    // sort over a source that keeps its merged order reads only the
+    // page's rows, no row list of the whole view).
+    let page1 = Paging::page(1, 50).expect("paging");
+    let mut s = Arc::new(OverlaySource::with_base(ov_copy2, base.clone()));
+    Engine::from_source(s.clone())
+        .query_page(&q, page1, None)
+        .expect("query");
+    let mut pg_page = Vec::new();
+    let cpu1 = cpu_s();
+    for (i, e) in evs[total as usize..].iter().enumerate() {
+        let t = Instant::now();
+        Arc::get_mut(&mut s)
+            .expect("sole owner")
+            .apply(e, total + i as u64 + 1)
+            .expect("apply");
+        let p = Engine::from_source(s.clone())
+            .query_page(&q, page1, None)
+            .expect("page");
+        pg_page.push(t.elapsed().as_secs_f64());
+        assert_eq!(p.data, inc_pages[i], "page API differs");
+    }
+    let pg_cpu = cpu_s() - cpu1;
+    drop(s);
     {
         // Both ways end on the same page.
         let fresh = Engine::new(OverlaySource::with_base(ov.clone(), base.clone()));
@@ -501,6 +531,62 @@ fn bench(_c: &mut Criterion) {
             .expect("page");
         assert_eq!(p.data, st_page, "stream page differs");
     }
+    // The goal's stream: each event applied to one live source, then
+    // the rows of the next sorted page (`Engine::run_page` on a new
+    // engine: a one-key sort over a source that keeps its merged order
+    // reads only the page's rows) and the page as JSON text
+    // (`Engine::page_json`, what a server sends); CPU time per event
+    // amortised over the stream, and of each phase (the calling thread's
+    // tick-sampled clock, summed). The last page equals a fresh source's.
+    let mut s = Arc::new(OverlaySource::with_base(
+        Overlay::new(snap.clone(), "id").expect("overlay"),
+        base.clone(),
+    ));
+    Arc::get_mut(&mut s)
+        .expect("sole owner")
+        .apply(&evs[0], 1)
+        .expect("apply");
+    Engine::from_source(s.clone())
+        .run_page(&q, page1)
+        .expect("page");
+    let mut sp_each = Vec::with_capacity(stream_n);
+    let mut sp_phase = [0.0f64; 3];
+    let sp_wall = Instant::now();
+    let cpu3 = cpu_s();
+    let mut sp_last = Vec::new();
+    let mut json = Vec::new();
+    for (i, e) in evs[1..=stream_n].iter().enumerate() {
+        let (t, c0) = (Instant::now(), thread_cpu());
+        Arc::get_mut(&mut s)
+            .expect("sole owner")
+            .apply(e, i as u64 + 2)
+            .expect("apply");
+        let c1 = thread_cpu();
+        let eng = Engine::from_source(s.clone());
+        let (rows, total) = eng.run_page(&q, page1).expect("page");
+        let c2 = thread_cpu();
+        json.clear();
+        let first = Paging::new(0, rows.len().max(1)).expect("paging");
+        eng.page_json(&rows, first, None, false, &mut json)
+            .expect("page");
+        let c3 = thread_cpu();
+        sp_each.push(t.elapsed().as_secs_f64());
+        for (k, d) in [c1 - c0, c2 - c1, c3 - c2].into_iter().enumerate() {
+            sp_phase[k] += d;
+        }
+        assert_eq!((rows.len(), total), (50, s.rows()));
+        sp_last = rows;
+    }
+    let sp_cpu = cpu_s() - cpu3;
+    let sp_wall = sp_wall.elapsed().as_secs_f64();
+    {
+        let ov = Arc::try_unwrap(s).expect("sole owner").into_inner();
+        let fresh = Engine::new(OverlaySource::with_base(ov, base.clone()));
+        let rows = fresh.run(&q).expect("query");
+        assert_eq!(rows[..50], sp_last[..], "stream page differs");
+    }
+    sp_each.sort_by(f64::total_cmp);
+    pg_page.sort_by(f64::total_cmp);
     st_apply.sort_by(f64::total_cmp);
     inc_apply.sort_by(f64::total_cmp);
     inc_page.sort_by(f64::total_cmp);
@@ -555,6 +641,11 @@ fn bench(_c: &mut Criterion) {
         ms(inc_cpu / live as f64)
     );
     println!(
+        "| incremental, page asked as a page (Engine::query_page): CPU time per event (apply + engine + sorted page, {live} events) | | {} | | median wall {} |",
+        ms(pg_cpu / live as f64),
+        ms(median(&pg_page))
+    );
+    println!(
         "| stream: apply {stream_n} events one by one to a live source, CPU time per event (user + sys) | | {} | | wall {} per event |",
         ms(st_cpu / stream_n.max(1) as f64),
         ms(st_wall / stream_n.max(1) as f64)
@@ -569,6 +660,30 @@ fn bench(_c: &mut Criterion) {
         "| stream: then the next sorted page (engine + sort + page) | | {} | | |",
         ms(st_next)
     );
+    println!(
+        "| stream: apply {stream_n} events, each followed by its sorted page (rows + JSON text), CPU time per event (user + sys) | | {} | | wall {} per event |",
+        ms(sp_cpu / stream_n.max(1) as f64),
+        ms(sp_wall / stream_n.max(1) as f64)
+    );
+    println!(
+        "| stream: apply one event + sorted page (wall, median / p99 / max) | | {} | | {} / {} |",
+        ms(median(&sp_each)),
+        ms(sp_each[sp_each.len() * 99 / 100]),
+        ms(sp_each.last().copied().unwrap_or(0.0))
+    );
+    for (k, name) in [
+        "apply",
+        "rows of the page (Engine::run_page)",
+        "page as JSON text (Engine::page_json, 50 rows)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "| .. of which {name}, CPU per event (thread) | | {} | | |",
+            ms(sp_phase[k] / stream_n.max(1) as f64)
+        );
+    }
     println!(
         "| clone the overlay (a server POST's copy) | | {} | | |",
         ms(clone_ov)

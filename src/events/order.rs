@@ -182,6 +182,29 @@ impl Order {
         None
     }
 
+    /// The slots at positions `range` (clamped to the order), in order:
+    /// O(blocks + range).
+    pub(crate) fn range(&self, range: std::ops::Range<usize>) -> Vec<u32> {
+        let (mut start, end) = (range.start.min(self.len), range.end.min(self.len));
+        let mut want = end.saturating_sub(start);
+        let mut out = Vec::with_capacity(want);
+        for &b in &self.seq {
+            if want == 0 {
+                break;
+            }
+            let blk = &self.blocks[b as usize];
+            if start >= blk.len() {
+                start -= blk.len();
+                continue;
+            }
+            let take = (blk.len() - start).min(want);
+            out.extend_from_slice(&blk[start..start + take]);
+            want -= take;
+            start = 0;
+        }
+        out
+    }
+
     /// The number of slots before the first one for which `pred` is false
     /// (`pred` true on a prefix of the order, as
     /// [`slice::partition_point`]): O(log(rows)) calls of `pred` plus
@@ -227,6 +250,13 @@ impl Order {
         out
     }
 
+    /// The blocks' slots, in order.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = &[u32]> + '_ {
+        self.seq
+            .iter()
+            .map(move |&b| self.blocks[b as usize].as_slice())
+    }
+
     /// Slots in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.seq
@@ -265,6 +295,21 @@ mod tests {
         for (i, &s) in v.iter().enumerate().step_by(97) {
             assert_eq!(o.position(s), Some(i));
             assert_eq!(o.at(i), Some(s));
+        }
+        for (a, b) in [
+            (0, 0),
+            (0, 50),
+            (37, 1234),
+            (v.len() - 3, v.len() + 10),
+            (v.len() + 1, v.len() + 5),
+        ] {
+            let want: Vec<u32> = v
+                .iter()
+                .copied()
+                .skip(a)
+                .take(b.saturating_sub(a))
+                .collect();
+            assert_eq!(o.range(a..b), want, "{a}..{b}");
         }
         assert_eq!(o.at(v.len()), None);
         let mut e = Order::new(0);

@@ -690,6 +690,11 @@ impl Overlay {
         self.order.at(row as usize)
     }
 
+    /// The view's slots, block by block, in view order.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = &[u32]> + '_ {
+        self.order.blocks()
+    }
+
     pub(crate) fn slot_count(&self) -> usize {
         self.order.slots()
     }
@@ -724,11 +729,6 @@ impl Overlay {
             v.push(table.find(self.new_text(v.len()))?);
         }
         Ok(v.clone())
-    }
-
-    /// Slots of the snapshot's rows that are overridden.
-    pub(crate) fn overridden_snapshot_rows(&self) -> usize {
-        self.touched.len()
     }
 
     /// Every overridden or created slot (live or not), in no order.

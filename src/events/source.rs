@@ -199,6 +199,17 @@ fn lead_keys(segs: &[Seg]) -> Vec<&str> {
 
 /// The items of a JSON row at `segs` (`None`: absent).
 fn json_items<'v>(row: Option<&'v Value>, segs: &[Seg], out: &mut Vec<Option<&'v Value>>) {
+    // Keys alone (no array): one item, found without a buffer.
+    if !segs.contains(&Seg::Elem) {
+        let mut v = row;
+        for s in segs {
+            if let Seg::Key(k) = s {
+                v = v.and_then(|v| v.as_object()).and_then(|o| o.get(k));
+            }
+        }
+        out.push(v);
+        return;
+    }
     let mut cur: Vec<Option<&Value>> = vec![row];
     for s in segs {
         cur = match s {
@@ -374,6 +385,162 @@ impl DeltaKinds {
     }
 }
 
+/// Slots per bucket of [`ViewMap::buckets`] (2^10).
+const VIEW_BUCKET_BITS: u32 = 10;
+/// Slots per granule of [`ViewMap::granules`] (2^4): 4 bytes per 16 rows,
+/// so the table stays in cache, and granules with a run boundary are few.
+const VIEW_GRANULE_BITS: u32 = 4;
+/// A granule that is not inside one run.
+const MIXED: i32 = i32::MIN;
+
+/// The view row of every live slot without a per-row array: the
+/// snapshot's rows keep their relative order in the view (an event
+/// creates, deletes or changes a row in place), so they fall in runs of
+/// consecutive slots at consecutive view rows, one run per stretch between
+/// deletes and creates; created slots are listed alone. A few thousand
+/// runs for thousands of events, so a lookup stays in cache where a
+/// 4-byte-a-row map would not.
+#[derive(Clone, Debug, Default)]
+struct ViewMap {
+    /// (first slot, first view row, length) of each run of snapshot
+    /// slots, in view order (so in slot order).
+    runs: Vec<(u32, u32, u32)>,
+    /// Per bucket of 2^[`VIEW_BUCKET_BITS`] snapshot slots: the index of
+    /// the last run starting at or before the bucket's first slot (0 when
+    /// none).
+    buckets: Vec<u32>,
+    /// Per granule of 2^[`VIEW_GRANULE_BITS`] snapshot slots inside one
+    /// run: view row minus slot ([`MIXED`]: look in `runs`). Most slots
+    /// are found here with no search (a predictable branch).
+    granules: Vec<i32>,
+    n_snap: u32,
+    /// View row of created slot `n_snap + i` (`u32::MAX`: deleted).
+    created: Vec<u32>,
+}
+
+impl ViewMap {
+    /// One pass over the overlay's block order.
+    fn new(ov: &Overlay) -> ViewMap {
+        let n_snap = ov.snapshot_rows();
+        let mut runs: Vec<(u32, u32, u32)> = Vec::new();
+        let mut created = vec![u32::MAX; ov.slot_count().saturating_sub(n_snap as usize)];
+        let mut r = 0u32;
+        // The slot and row that would extend the last run.
+        let (mut next_s, mut next_r) = (u32::MAX, u32::MAX);
+        for blk in ov.blocks() {
+            // A block of consecutive snapshot slots (no created slot: its
+            // largest slot is a snapshot slot; snapshot slots increase
+            // along the view, so first and last tell the rest): one run
+            // step for the whole block.
+            if let (Some(&first), Some(&last)) = (blk.first(), blk.last())
+                && blk.iter().copied().max().is_some_and(|m| m < n_snap)
+                && (last - first) as usize == blk.len() - 1
+            {
+                let len = blk.len() as u32;
+                if first == next_s && r == next_r {
+                    if let Some(run) = runs.last_mut() {
+                        run.2 += len;
+                    }
+                } else {
+                    runs.push((first, r, len));
+                }
+                (next_s, next_r) = (first + len, r + len);
+                r += len;
+                continue;
+            }
+            for &s in blk {
+                if s >= n_snap {
+                    if let Some(x) = created.get_mut((s - n_snap) as usize) {
+                        *x = r;
+                    }
+                } else if s == next_s && r == next_r {
+                    if let Some(last) = runs.last_mut() {
+                        last.2 += 1;
+                    }
+                    next_s += 1;
+                    next_r += 1;
+                } else {
+                    runs.push((s, r, 1));
+                    (next_s, next_r) = (s + 1, r + 1);
+                }
+                r += 1;
+            }
+        }
+        let nb = (n_snap >> VIEW_BUCKET_BITS) as usize + 1;
+        let mut buckets = Vec::with_capacity(nb);
+        let mut i = 0usize;
+        for b in 0..nb {
+            let first = (b as u64) << VIEW_BUCKET_BITS;
+            while i + 1 < runs.len() && u64::from(runs[i + 1].0) <= first {
+                i += 1;
+            }
+            buckets.push(i as u32);
+        }
+        let g = 1u32 << VIEW_GRANULE_BITS;
+        let mut granules = vec![MIXED; n_snap.div_ceil(g) as usize];
+        for &(s0, r0, len) in &runs {
+            let off = i64::from(r0) - i64::from(s0);
+            let Ok(off) = i32::try_from(off) else {
+                continue;
+            };
+            // Granules wholly inside the run.
+            let (first, end) = (s0.div_ceil(g), (s0 + len) / g);
+            for x in granules.iter_mut().take(end as usize).skip(first as usize) {
+                *x = off;
+            }
+        }
+        ViewMap {
+            runs,
+            buckets,
+            granules,
+            n_snap,
+            created,
+        }
+    }
+
+    /// The view row of `slot` (`None`: not in the view).
+    #[inline]
+    fn row(&self, slot: u32) -> Option<u32> {
+        if slot >= self.n_snap {
+            return self
+                .created
+                .get((slot - self.n_snap) as usize)
+                .copied()
+                .filter(|&r| r != u32::MAX);
+        }
+        let off = *self.granules.get((slot >> VIEW_GRANULE_BITS) as usize)?;
+        if off != MIXED {
+            return Some((i64::from(slot) + i64::from(off)) as u32);
+        }
+        let mut i = *self.buckets.get((slot >> VIEW_BUCKET_BITS) as usize)? as usize;
+        while i + 1 < self.runs.len() && self.runs[i + 1].0 <= slot {
+            i += 1;
+        }
+        let &(s0, r0, len) = self.runs.get(i)?;
+        (slot >= s0 && slot - s0 < len).then(|| r0 + (slot - s0))
+    }
+
+    /// The snapshot slot at view row `row` (`None`: a created row, or
+    /// past the view).
+    fn snapshot_slot_at(&self, row: u32) -> Option<u32> {
+        let i = self.runs.partition_point(|x| x.1 <= row).checked_sub(1)?;
+        let (s0, r0, len) = self.runs[i];
+        (row - r0 < len).then(|| s0 + (row - r0))
+    }
+
+    /// Snapshot slots not in the view (between runs), in order.
+    fn deleted(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut next = 0u32;
+        for &(s0, _, len) in &self.runs {
+            out.extend(next..s0);
+            next = s0 + len;
+        }
+        out.extend(next..self.n_snap);
+        out
+    }
+}
+
 /// [`RowSource`] over an [`Overlay`]: the rows of its view, in view order.
 /// It owns the overlay (which owns a handle on its snapshot), so it can be
 /// moved into an [`crate::query::Engine`] and shared between threads.
@@ -398,9 +565,9 @@ pub struct OverlaySource {
     field_types: Mutex<HashMap<String, Option<ColumnType>>>,
     kinds: OnceLock<DeltaKinds>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
-    /// View row of each slot, built on first use (dropped when an event
-    /// creates or deletes a row).
-    view_of: OnceLock<Vec<u32>>,
+    /// View row of each live slot, built on first use (dropped when an
+    /// event creates or deletes a row).
+    view_of: OnceLock<ViewMap>,
     /// Typed deltas for one-key sorts, by path.
     sort_deltas: Mutex<HashMap<String, Option<Arc<SortDelta>>>>,
     /// Per snapshot node: its table ids that may read as a timestamp
@@ -534,6 +701,17 @@ enum Move {
     Update(u32),
 }
 
+/// Up to this many distinct strings in a column's delta are placed in its
+/// table one by one; more take the overlay's placements of every string
+/// the events brought ([`Overlay::placed`], kept across sources).
+const FEW_STRINGS: usize = 256;
+
+/// The longest page [`OverlaySource::sort_page`] answers by turning each
+/// kept slot into its view row alone (O(rows / block + block) each), and
+/// at most a quarter of the view; longer ranges map the whole kept order
+/// once.
+const PAGE_LOOKUPS: usize = 256;
+
 /// The engine's total order of (sort cell, view row) pairs of one column.
 #[inline]
 fn order_cmp(desc: bool, a: (&SortCell, u32), b: (&SortCell, u32)) -> std::cmp::Ordering {
@@ -579,13 +757,13 @@ fn sort_entry(
 }
 
 /// The tie key of each held row (`held`: view row and slot, in view
-/// order; `slots`: the slot of each view row): a snapshot row in slot `s`
+/// order; `slot_at`: the snapshot slot at a view row): a snapshot row in slot `s`
 /// has `2s + 1`; a created row `2(p + 1)`, `p` being the slot of the last
 /// snapshot row before it in the view (0 when none). Snapshot rows keep
 /// their relative order in the view, so tie keys do not decrease along
 /// the view, and equal ones are created rows with no snapshot row between
 /// them. Rows that are not held are snapshot rows.
-fn tie_keys(held: &[(u32, u32)], slots: &[u32], n_snap: u32) -> Vec<u64> {
+fn tie_keys(held: &[(u32, u32)], slot_at: impl Fn(u32) -> Option<u32>, n_snap: u32) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::with_capacity(held.len());
     for (i, &(r, s)) in held.iter().enumerate() {
         let t = if s < n_snap {
@@ -598,7 +776,7 @@ fn tie_keys(held: &[(u32, u32)], slots: &[u32], n_snap: u32) -> Vec<u64> {
             if ps < n_snap { prev + 1 } else { prev }
         } else {
             // The row before is a snapshot row, not held.
-            let p = slots.get(r as usize - 1).copied().unwrap_or(0);
+            let p = slot_at(r - 1).unwrap_or(0);
             2 * (u64::from(p) + 1)
         };
         out.push(t);
@@ -718,36 +896,19 @@ impl OverlaySource {
                 Engine::new(SnapshotSource::new(snap.clone()))
             };
         let plain = ov.overridden() == 0 && ov.len() as u64 == snap.rows();
-        let slots = ov.slots();
-        let n_snap = ov.snapshot_rows();
-        // Held slots as a bitmap: one probe a row instead of two map lookups.
-        let mut is_held = Bits::new(ov.slot_count());
-        for s in ov.held_slots() {
-            if (s as usize) < is_held.len() {
-                is_held.set(s as usize);
-            }
-        }
-        // One pass over the view: the view row of each slot, the held rows.
-        let mut view_of = vec![u32::MAX; ov.slot_count()];
-        let mut held = Vec::with_capacity(ov.overridden());
-        for (r, &s) in slots.iter().enumerate() {
-            if let Some(x) = view_of.get_mut(s as usize) {
-                *x = r as u32;
-            }
-            if is_held.get(s as usize) {
-                held.push((r as u32, s));
-            }
-        }
-        let deleted = if slots.len() - held.len() + ov.overridden_snapshot_rows() == n_snap as usize
-        {
-            Vec::new()
-        } else {
-            (0..n_snap)
-                .filter(|&s| view_of[s as usize] == u32::MAX)
-                .collect()
-        };
+        // One pass over the block order: the view rows of the snapshot's
+        // rows as runs (no per-row array), so the held rows' view rows
+        // and the deleted snapshot rows come from lookups.
+        let map = ViewMap::new(&ov);
+        let mut held: Vec<(u32, u32)> = ov
+            .held_slots()
+            .filter_map(|s| map.row(s).map(|r| (r, s)))
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        let deleted = map.deleted();
         OverlaySource {
-            slots: OnceLock::from(slots),
+            slots: OnceLock::new(),
             held,
             deleted,
             ov,
@@ -757,7 +918,7 @@ impl OverlaySource {
             field_types: Mutex::new(HashMap::new()),
             kinds: OnceLock::new(),
             spaces: Mutex::new(Vec::new()),
-            view_of: OnceLock::from(view_of),
+            view_of: OnceLock::from(map),
             sort_deltas: Mutex::new(HashMap::new()),
             digits: Mutex::new(HashMap::new()),
             removed: Mutex::new(HashMap::new()),
@@ -998,7 +1159,7 @@ impl OverlaySource {
     /// it, else from the overlay's block order (O(rows / block + block)).
     fn position(&self, slot: u32) -> Option<u32> {
         match self.view_of.get() {
-            Some(v) => v.get(slot as usize).copied().filter(|&r| r != u32::MAX),
+            Some(v) => v.row(slot),
             None => self.ov.position(slot),
         }
     }
@@ -1421,29 +1582,43 @@ impl OverlaySource {
             Some((t, tb)) => (Some(*t), u32::try_from(tb.len()).unwrap_or(u32::MAX)),
             None => (None, 0),
         };
-        let placed = match &table {
-            Some((t, tb)) => Some(ov.placed(*t, tb)?),
-            None => None,
-        };
+        // Where each distinct string of the column's delta falls in its
+        // table, looked up once (only this column's strings: not every
+        // string the events brought).
+        let mut placed: HashMap<&str, std::result::Result<u32, u32>> = HashMap::new();
         let mut news: Vec<(u32, Box<str>)> = Vec::new();
         if live_text {
             // Only the new strings this column holds: keys need not be
             // dense, only ordered.
             let mut seen: HashSet<&str> = HashSet::new();
+            let mut distinct: Vec<&str> = Vec::new();
             for (_, its) in &delta.rows {
                 for it in its {
                     if let Item::Str(s) = *it
                         && seen.insert(s)
                     {
-                        let ins = match (ov.new_index(s), &placed, tbl) {
-                            (Some(g), Some(p), _) => p[g].err(),
-                            (_, _, Some(t)) => t.find(s)?.err(),
-                            (_, _, None) => Some(0),
-                        };
-                        if let Some(ins) = ins {
-                            news.push((ins, s.into()));
-                        }
+                        distinct.push(s);
                     }
+                }
+            }
+            // Many strings: the overlay's placements of every string the
+            // events brought (made once per overlay and table, shared by
+            // the sources over it); a few: looked up alone.
+            let all = match &table {
+                Some((t, tb)) if distinct.len() > FEW_STRINGS => Some(ov.placed(*t, tb)?),
+                _ => None,
+            };
+            for s in distinct {
+                let at = match (tbl, &all, ov.new_index(s)) {
+                    (Some(_), Some(p), Some(g)) => p[g],
+                    (Some(t), _, _) => t.find(s)?,
+                    (None, _, _) => Err(0),
+                };
+                if tbl.is_some() {
+                    placed.insert(s, at);
+                }
+                if let Err(ins) = at {
+                    news.push((ins, s.into()));
                 }
             }
         }
@@ -1475,8 +1650,8 @@ impl OverlaySource {
         }
         let ks = KeySpace::new(tidx, n, news);
         let key_of = |s: &str| -> Result<u32> {
-            if let (Some(g), Some(p)) = (ov.new_index(s), &placed) {
-                return Ok(match p[g] {
+            if let Some(&at) = placed.get(s) {
+                return Ok(match at {
                     Ok(id) => ks.table_key(id),
                     Err(ins) => ks.new_key(ins, s).unwrap_or_else(|k| k),
                 });
@@ -1578,9 +1753,46 @@ impl OverlaySource {
             && counts[Kind::Str as usize] > 0
             && ks.len() < NULL as usize;
         let values = match base.as_ref().map(|b| &b.values) {
+            Some(Values::Str(ids)) if own && str_only && ks.news.is_empty() => {
+                // No string the table lacks: keys are table ids, so the
+                // snapshot's rows of the view are runs of base ids, copied
+                // whole; the delta's rows (created rows between the runs,
+                // changed rows inside them) are written over.
+                let map = self.view_rows();
+                let mut out: Vec<u32> = Vec::with_capacity(rows);
+                let mut in_runs = 0usize;
+                for &(s0, r0, len) in &map.runs {
+                    let part = ids.get(s0 as usize..(s0 + len) as usize).ok_or_else(|| {
+                        Error::corrupt("overlay", u64::from(s0), "run past the column")
+                    })?;
+                    out.resize(r0 as usize, ABSENT);
+                    out.extend_from_slice(part);
+                    in_runs += len as usize;
+                }
+                out.resize(rows, ABSENT);
+                let created = delta
+                    .row_slots
+                    .iter()
+                    .filter(|&&s| s >= n_snap as u32)
+                    .count();
+                if in_runs + created != rows || out.len() != rows {
+                    return Err(Error::corrupt("overlay", 0, "view rows do not add up"));
+                }
+                for (r, cells) in &delta_cells {
+                    let x = out.get_mut(*r as usize).ok_or_else(|| {
+                        Error::corrupt("overlay", u64::from(*r), "delta row past the view")
+                    })?;
+                    *x = match cells.first() {
+                        Some(Cell::Str(k)) => *k,
+                        Some(Cell::Null) => NULL,
+                        _ => ABSENT,
+                    };
+                }
+                Values::Str(out)
+            }
             Some(Values::Str(ids)) if own && str_only => {
                 let mut out = Vec::with_capacity(rows);
-                for (r, &s) in self.slot_list().iter().enumerate() {
+                for (r, &s) in self.ov.blocks().flatten().enumerate() {
                     if delta.json.get(s as usize) {
                         let (_, cells) = next
                             .next()
@@ -1608,7 +1820,7 @@ impl OverlaySource {
                     offsets.reserve(rows + 1);
                     offsets.push(0);
                 }
-                for (r, &s) in self.slot_list().iter().enumerate() {
+                for (r, &s) in self.ov.blocks().flatten().enumerate() {
                     if delta.json.get(s as usize) {
                         let (_, dc) =
                             next.next()
@@ -1645,17 +1857,10 @@ impl OverlaySource {
         }))
     }
 
-    /// View row of each snapshot slot ([`u32::MAX`]: not in the view).
-    fn view_rows(&self) -> &[u32] {
-        self.view_of.get_or_init(|| {
-            let mut v = vec![u32::MAX; self.ov.slot_count()];
-            for (r, &s) in self.slot_list().iter().enumerate() {
-                if let Some(x) = v.get_mut(s as usize) {
-                    *x = r as u32;
-                }
-            }
-            v
-        })
+    /// The view row of every live slot (built once after each create or
+    /// delete: one pass over the block order).
+    fn view_rows(&self) -> &ViewMap {
+        self.view_of.get_or_init(|| ViewMap::new(&self.ov))
     }
 
     /// The view's `rows` (increasing) sorted by the column `path` whose
@@ -1669,17 +1874,20 @@ impl OverlaySource {
     /// changes a row in place, it never moves one), so it is also sorted
     /// by (class, value, [`tie`] key). Each delta row's place in it is
     /// found by a binary search on that order, then one pass over the
-    /// base order writes the view rows, integers only.
+    /// base order writes the view rows, integers only. With `rows` `None`
+    /// (every row), the order is only kept (`sd.merged_rows`) and an
+    /// empty vector returned.
     fn merge_sort(
         &self,
         path: &str,
         sd: &SortDelta,
-        rows: &[u32],
+        rows: Option<&[u32]>,
         desc: bool,
     ) -> Result<Option<Vec<u32>>> {
-        let all = rows.len() == self.ov.len();
+        let count = rows.map_or(self.ov.len(), <[u32]>::len);
+        let all = count == self.ov.len();
         let mut want = Bits::new(if all { 0 } else { self.ov.len() });
-        if !all {
+        if let Some(rows) = rows.filter(|_| !all) {
             for &r in rows {
                 want.set(r as usize);
             }
@@ -1687,30 +1895,13 @@ impl OverlaySource {
         let member = |r: u32| all || want.get(r as usize);
         // The kept order of the whole view, less the rows not asked for:
         // as view rows since the last event, else as slots.
-        let kept = match sd.merged_rows[desc as usize].get() {
-            Some(v) => Some(v),
-            None => match sd.merged[desc as usize].get() {
-                Some(m) => {
-                    let view_of = self.view_rows();
-                    let mut v = Vec::with_capacity(m.len());
-                    for s in m.iter() {
-                        match view_of.get(s as usize) {
-                            Some(&r) if r != u32::MAX => v.push(r),
-                            _ => return Ok(None),
-                        }
-                    }
-                    Some(sd.merged_rows[desc as usize].get_or_init(|| v))
-                }
-                None => None,
-            },
-        };
-        if let Some(kept) = kept {
+        if let Some(kept) = self.merged_rows(sd, desc)? {
             let out: Vec<u32> = if all {
-                kept.clone()
+                kept.to_vec()
             } else {
                 kept.iter().copied().filter(|&r| member(r)).collect()
             };
-            return Ok((out.len() == rows.len()).then_some(out));
+            return Ok((out.len() == count).then_some(out));
         }
         let order = self.base.sorted_rows(path, desc)?;
         let col = self.base.column(path)?;
@@ -1724,7 +1915,7 @@ impl OverlaySource {
         }
         let view_of = self.view_rows();
         // The delta rows asked for, in order, with their tie keys.
-        let ties = tie_keys(&self.held, self.slot_list(), n_snap);
+        let ties = tie_keys(&self.held, |r| view_of.snapshot_slot_at(r), n_snap);
         let tie = |r: u32| -> Option<u64> {
             let i = self.held.binary_search_by_key(&r, |h| h.0).ok()?;
             Some(ties[i])
@@ -1776,7 +1967,7 @@ impl OverlaySource {
             at.push(i);
             lo = i;
         }
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = Vec::with_capacity(count);
         let mut d = delta.iter().zip(&at).peekable();
         for (i, &s) in order.rows.iter().enumerate() {
             while let Some((x, _)) = d.next_if(|y| *y.1 <= i) {
@@ -1785,21 +1976,89 @@ impl OverlaySource {
             if sd.json.get(s as usize) {
                 continue;
             }
-            let r = view_of[s as usize];
-            if r != u32::MAX && member(r) {
+            if let Some(r) = view_of.row(s)
+                && member(r)
+            {
                 out.push(r);
             }
         }
         out.extend(d.map(|(x, _)| x.1));
-        if out.len() != rows.len() {
+        if out.len() != count {
             return Ok(None);
         }
         if all {
             // Kept as view rows until the next event, which first turns
             // them into slots ([`Self::settle_orders`]).
+            if rows.is_none() {
+                let _ = sd.merged_rows[desc as usize].set(out);
+                return Ok(Some(Vec::new()));
+            }
             let _ = sd.merged_rows[desc as usize].set(out.clone());
         }
         Ok(Some(out))
+    }
+
+    /// The kept merged order of the whole view as view rows: as made
+    /// since the last event, else mapped from the kept slots (and kept
+    /// until the next event); `None` when no order is kept.
+    fn merged_rows<'a>(&self, sd: &'a SortDelta, desc: bool) -> Result<Option<&'a [u32]>> {
+        if let Some(v) = sd.merged_rows[desc as usize].get() {
+            return Ok(Some(v));
+        }
+        let Some(m) = sd.merged[desc as usize].get() else {
+            return Ok(None);
+        };
+        let view_of = self.view_rows();
+        let mut v = Vec::with_capacity(m.len());
+        for s in m.iter() {
+            match view_of.row(s) {
+                Some(r) => v.push(r),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(sd.merged_rows[desc as usize].get_or_init(|| v)))
+    }
+
+    /// The view rows at positions `range` of the whole view sorted by the
+    /// column `path` whose typed delta is `sd` ([`RowSource::sort_page`]):
+    /// from the kept merged order, touching only the page's rows (its
+    /// slots read from the block order, each turned into its view row,
+    /// O(rows / block + block)), or, when no order is kept yet, the whole
+    /// merge ([`Self::merge_sort`], kept for the next page).
+    fn merged_page(
+        &self,
+        path: &str,
+        sd: &SortDelta,
+        desc: bool,
+        range: Range<usize>,
+    ) -> Result<Option<Vec<u32>>> {
+        let n = self.ov.len();
+        let cut = |v: &[u32]| {
+            let (a, b) = (range.start.min(n), range.end.min(n));
+            v[a..b].to_vec()
+        };
+        if let Some(v) = sd.merged_rows[desc as usize].get() {
+            return Ok((v.len() == n).then(|| cut(v)));
+        }
+        if let Some(m) = sd.merged[desc as usize].get() {
+            if m.len() != n {
+                return Ok(None);
+            }
+            // A long range (every row, say): the whole order as view rows
+            // (kept until the next event) rather than a lookup per slot.
+            if range.end.min(n).saturating_sub(range.start) > PAGE_LOOKUPS.min(n / 4) {
+                return Ok(self.merged_rows(sd, desc)?.map(cut));
+            }
+            return Ok(m
+                .range(range)
+                .into_iter()
+                .map(|s| self.position(s))
+                .collect());
+        }
+        if self.merge_sort(path, sd, None, desc)?.is_none() {
+            return Ok(None);
+        }
+        Ok(sd.merged_rows[desc as usize].get().map(|v| cut(v)))
     }
 
     /// Turn each kept merged order held as view rows alone (a query's
@@ -2720,7 +2979,20 @@ impl RowSource for OverlaySource {
         }
         let d = self.sort_delta(path)?;
         match d {
-            Some(sd) => self.merge_sort(path, &sd, rows, desc),
+            Some(sd) => self.merge_sort(path, &sd, Some(rows), desc),
+            None => Ok(None),
+        }
+    }
+
+    fn sort_page(&self, path: &str, desc: bool, range: Range<usize>) -> Result<Option<Vec<u32>>> {
+        if let Some(p) = self.plain() {
+            return p.sort_page(path, desc, range);
+        }
+        if self.ov.len() < 2 || !self.has_field(path) {
+            return Ok(None);
+        }
+        match self.sort_delta(path)? {
+            Some(sd) => self.merged_page(path, &sd, desc, range),
             None => Ok(None),
         }
     }

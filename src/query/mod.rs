@@ -572,11 +572,62 @@ impl Engine {
 
     /// Every row matching the query, in result order.
     pub fn run(&self, q: &Query) -> Result<Vec<u32>> {
+        // Every row by one column: the source's kept order when it keeps
+        // one (no row list to build and check first).
+        if let ([k], [], None) = (q.sort.as_slice(), q.filters.as_slice(), &q.search) {
+            if !self.has_field(&k.path) {
+                return Err(self.unknown(&k.path));
+            }
+            self.check_rows_fit()?;
+            if let Some(rows) = self.src().sort_page(&k.path, k.desc, 0..self.rows())? {
+                return Ok(rows);
+            }
+        }
         let mut set = self.filter(&q.filters)?;
         if let Some(s) = &q.search {
             set.and_with(&self.search(s)?);
         }
         self.sort(set.to_vec(), &q.sort)
+    }
+
+    /// The rows of page `p` of the query's result, in result order, and
+    /// how many rows match: [`Engine::run`] cut to the page. A query with
+    /// one sort key and no filter or search is answered from the source's
+    /// kept order when it keeps one ([`RowSource::sort_page`]: an events
+    /// overlay that follows a stream of events), touching only the page's
+    /// rows instead of every row.
+    pub fn run_page(&self, q: &Query, p: Paging) -> Result<(Vec<u32>, usize)> {
+        if p.limit == 0 {
+            return Err(Error::Invalid("limit must be at least 1".into()));
+        }
+        if let ([k], [], None) = (q.sort.as_slice(), q.filters.as_slice(), &q.search) {
+            if !self.has_field(&k.path) {
+                return Err(self.unknown(&k.path));
+            }
+            self.check_rows_fit()?;
+            let end = p.offset.saturating_add(p.limit);
+            if let Some(rows) = self.src().sort_page(&k.path, k.desc, p.offset..end)? {
+                return Ok((rows, self.rows()));
+            }
+        }
+        let rows = self.run(q)?;
+        let start = p.offset.min(rows.len());
+        let end = p.offset.saturating_add(p.limit).min(rows.len());
+        Ok((rows[start..end].to_vec(), rows.len()))
+    }
+
+    /// Page `p` of the query's result as JSON objects restricted to
+    /// `fields`: [`Engine::run`] then [`Engine::page`], but through
+    /// [`Engine::run_page`], so a one-key sort over a source that keeps
+    /// its order touches only the page's rows.
+    pub fn query_page(&self, q: &Query, p: Paging, fields: Option<&[String]>) -> Result<Page> {
+        if let Some(fs) = fields
+            && let Some(bad) = fs.iter().find(|f| !self.has_field(f))
+        {
+            return Err(self.unknown(bad));
+        }
+        let (rows, total) = self.run_page(q, p)?;
+        self.page_rows(&rows, Pagination::new(p, total), fields)
     }
 
     /// One page as JSON text, `{"data":[...],"pagination":{...}}` (or,
@@ -681,6 +732,17 @@ impl Engine {
     /// One page of `rows` as JSON objects restricted to `fields`.
     pub fn page(&self, rows: &[u32], p: Paging, fields: Option<&[String]>) -> Result<Page> {
         let (slice, pagination) = self.page_slice(rows, p, fields)?;
+        self.page_rows(slice, pagination, fields)
+    }
+
+    /// The page's rows `slice` as JSON objects restricted to `fields`
+    /// (checked by the caller).
+    fn page_rows(
+        &self,
+        slice: &[u32],
+        pagination: Pagination,
+        fields: Option<&[String]>,
+    ) -> Result<Page> {
         let mut data = self.src().rows_json(slice, fields)?;
         if let Some(groups) = fields.map(field_groups).filter(|g| g.len() > 1) {
             let keys: Vec<String> = groups.iter().map(|g| unescape(top_key(&g[0]))).collect();

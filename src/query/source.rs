@@ -82,6 +82,16 @@ pub trait RowSource: Send + Sync {
         Ok(None)
     }
 
+    /// The rows at positions `range` (clamped to the rows) of every row
+    /// sorted by the one column `path`, exactly as the engine's sort of
+    /// all rows would place them, when the source keeps that order and
+    /// can answer touching only the page's rows (an events overlay's kept
+    /// merged order). `None` (the default): the engine sorts every row.
+    fn sort_page(&self, path: &str, desc: bool, range: Range<usize>) -> Result<Option<Vec<u32>>> {
+        let _ = (path, desc, range);
+        Ok(None)
+    }
+
     /// Where `s` falls among the keys of `col`'s key space: `Ok(key)` when
     /// present, else `Err(k)` with `k` the first key of a greater string.
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>>;
