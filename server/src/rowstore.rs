@@ -862,7 +862,8 @@ fn remove_other_versions(dir: &Path, safe: &str, keep: &Path) {
 }
 
 /// A [`SnapshotSource`] whose whole rows come from the row store once it
-/// is ready. Everything else (typed columns, sorts, searches, rows of a
+/// is ready. Every [`RowSource`] method is passed on (a default method
+/// left to its default would hide the snapshot source's own). Everything else (typed columns, sorts, searches, rows of a
 /// field list) is the snapshot source's. Whole rows written before the
 /// store is ready use a source of their own, dropped (with the columns it
 /// decoded) once the store is.
@@ -954,6 +955,14 @@ impl RowSource for StoredSource {
         desc: bool,
     ) -> colsnap::Result<Option<Vec<u32>>> {
         self.inner.sort_by_one(rows, path, desc)
+    }
+    fn sort_page(
+        &self,
+        path: &str,
+        desc: bool,
+        range: Range<usize>,
+    ) -> colsnap::Result<Option<Vec<u32>>> {
+        self.inner.sort_page(path, desc, range)
     }
     fn find_str(&self, col: &Column, s: &str) -> colsnap::Result<Result<u32, u32>> {
         self.inner.find_str(col, s)
