@@ -613,15 +613,38 @@ struct LongPlan {
     cap: usize,
     /// The table's zstd dictionary.
     dict: Option<Vec<u8>>,
+    /// Raw and stored bytes of the sample ((1, 1) when unknown).
+    ratio: (u128, u128),
+    /// Stored and [`compress::fast_len`] bytes of the sample ((1, 1) when
+    /// unknown).
+    scale: (u128, u128),
+}
+
+/// A long-text table cut to a fetch bound is chunked in runs of this many
+/// planned chunks, each cut by [`pack_fill`] into pieces that fill the
+/// bound: only a run's last piece is short.
+const LONG_RUN_CHUNKS: usize = 8;
+
+impl LongPlan {
+    /// Raw bytes of a run handed to [`pack_fill`] (`max_raw`: the most raw
+    /// bytes of a chunk). Without a fetch bound, or when the planned size
+    /// is already `max_raw`, a run is one planned chunk.
+    fn run_size(&self, max_raw: usize) -> usize {
+        if self.cap == usize::MAX || self.chunk_size >= max_raw {
+            self.chunk_size
+        } else {
+            self.chunk_size.saturating_mul(LONG_RUN_CHUNKS)
+        }
+    }
 }
 
 /// Raw bytes over stored bytes of every k-th long text, about
-/// [`LONG_SAMPLE_BYTES`] of them, as (raw, stored).
+/// [`LONG_SAMPLE_BYTES`] of them, as (raw, stored, [`compress::fast_len`]).
 fn long_sample_ratio(
     strings: &Strings,
     table: &SortedTable,
     o: &CompressOptions,
-) -> Result<Option<(u128, u128)>> {
+) -> Result<Option<(u128, u128, u128)>> {
     let step = (table.text_bytes as usize)
         .div_ceil(LONG_SAMPLE_BYTES)
         .max(1);
@@ -632,9 +655,10 @@ fn long_sample_ratio(
         }
         Ok(())
     })?;
+    let fast = compress::fast_len(&buf)?.max(1) as u128;
     Ok(compress::compress(&buf, o, None)
         .ok()
-        .map(|(_, stored)| (buf.len() as u128, stored.len().max(1) as u128)))
+        .map(|(_, stored)| (buf.len() as u128, stored.len().max(1) as u128, fast)))
 }
 
 /// Chunk size, stored-size cap and dictionary of a long-text table (`ids`:
@@ -653,11 +677,16 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
             chunk_size: max,
             cap: usize::MAX,
             dict: train_dict(strings, table, opts, policy)?,
+            ratio: (1, 1),
+            scale: (1, 1),
         });
     }
     let ratio = long_sample_ratio(strings, table, &long_opts(&opts.compress))?;
+    let (fill_ratio, fill_scale) = ratio.map_or(((1, 1), (1, 1)), |(raw, stored, fast)| {
+        ((raw, stored), (stored, fast))
+    });
     let size_for = |cap: usize| match ratio {
-        Some((raw, stored)) => {
+        Some((raw, stored, _)) => {
             let est = cap as u128 * raw * LONG_RATIO_PERCENT / (stored * 100);
             (est.min(max as u128) as usize).max(1)
         }
@@ -678,6 +707,8 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
                 chunk_size: size_for(cap),
                 cap,
                 dict,
+                ratio: fill_ratio,
+                scale: fill_scale,
             });
         }
         dict = None;
@@ -686,6 +717,8 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         chunk_size: policy.chunk_size,
         cap,
         dict,
+        ratio: fill_ratio,
+        scale: fill_scale,
     })
 }
 
@@ -743,6 +776,189 @@ fn pack_within(
     let mut out = pack_within(&raw[..mid], k as u32, cap, o, dict)?;
     for (p, c, r) in pack_within(&raw[mid..], n - k as u32, cap, o, dict)? {
         out.push((p, c, r.start + mid..r.end + mid));
+    }
+    Ok(out)
+}
+
+/// Tries at the long-text level of one piece of [`pack_fill`] before it
+/// keeps the largest that fit (or, when none did, falls back to halving).
+const FILL_TRIES: usize = 3;
+
+/// Fast trials ([`compress::fast_len`]) of one prediction of [`pack_fill`].
+const FILL_FAST_TRIES: usize = 8;
+
+/// A piece of [`pack_fill`] that stores at least this share (in percent)
+/// of the cap is kept without a larger try.
+const FILL_GOOD_PERCENT: u128 = 90;
+
+/// The share (in percent) of the cap a piece is aimed at, so that most
+/// predictions land just under the cap.
+const FILL_AIM_PERCENT: u128 = 98;
+
+/// A fast prediction within this share (per mille) of the aim is taken
+/// without another fast trial.
+const FILL_CLOSE_PERMILLE: u128 = 995;
+
+/// How [`pack_fill`] cuts a long-text table's runs.
+#[derive(Clone, Copy, Debug)]
+struct FillPlan {
+    /// Most stored bytes of a piece (`usize::MAX`: no bound, one piece per run).
+    cap: usize,
+    /// Raw and stored bytes a run's first piece is planned with (the sample's).
+    ratio: (u128, u128),
+    /// Stored bytes at the long-text level and [`compress::fast_len`] bytes
+    /// a run's first piece is predicted with (the sample's).
+    scale: (u128, u128),
+    /// Most raw bytes of a piece.
+    max_raw: usize,
+}
+
+/// A long-text run of plain entries (`raw`, `n` strings) cut into pieces
+/// that each store at most `cap` bytes and close to it. The end of a piece
+/// is predicted at a fast zstd level ([`compress::fast_len`], about a
+/// hundred times cheaper than level 19): the last entry whose prefix's fast
+/// size, scaled by stored over fast bytes of the previous try (at first the
+/// sample's), stays within [`FILL_AIM_PERCENT`] of the cap. The piece is
+/// then compressed for real; one that stores more than the cap, or less
+/// than [`FILL_GOOD_PERCENT`] of it, is predicted again with its own scale
+/// (at most [`FILL_TRIES`] real tries; when none fit, the last is halved).
+/// No piece exceeds `max_raw` raw bytes. The pieces in order: packed,
+/// string count and byte range in `raw`. Deterministic: depends only on
+/// `raw` and the arguments.
+fn pack_fill(
+    raw: &[u8],
+    n: u32,
+    plan: &FillPlan,
+    o: &CompressOptions,
+    dict: Option<&compress::EncoderDict>,
+) -> Result<Vec<(Packed, u32, std::ops::Range<usize>)>> {
+    if plan.cap == usize::MAX {
+        return pack_within(raw, n, plan.cap, o, dict);
+    }
+    let entries = plain_entries(raw);
+    if entries.len() != n as usize || entries.last().is_some_and(|e| e.1 != raw.len()) {
+        return pack_within(raw, n, plan.cap, o, dict);
+    }
+    let cap = plan.cap as u128;
+    let aim = cap * FILL_AIM_PERCENT / 100;
+    let (mut ratio, mut scale) = (plan.ratio, plan.scale);
+    let count = entries.len();
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    while start < count {
+        let base = entries[start].0;
+        let raw_of = |end: usize| entries[end - 1].1 - base;
+        // The entry index after the last entry that ends within `bytes` of
+        // the piece's start (at least one entry).
+        let end_for = |bytes: u128| -> usize {
+            let limit = bytes.min(plan.max_raw as u128) as usize + base;
+            start
+                + entries[start..]
+                    .partition_point(|&(_, e)| e <= limit)
+                    .max(1)
+        };
+        let piece = |end: usize| &raw[base..base + raw_of(end)];
+        // The last end in (lo, hi) whose fast size, scaled, fits the aim.
+        let predict = |scale: (u128, u128), ratio: (u128, u128), lo: usize, hi: usize| {
+            let est = |e: usize| -> Result<u128> {
+                Ok(compress::fast_len(piece(e))? as u128 * scale.0 / scale.1.max(1))
+            };
+            let mut e = end_for(aim * ratio.0 / ratio.1.max(1)).clamp(lo + 1, hi - 1);
+            // The largest end estimated to fit and the smallest not to, with
+            // their estimates.
+            let mut fit: Option<(usize, u128)> = None;
+            let mut over: Option<(usize, u128)> = None;
+            for _ in 0..FILL_FAST_TRIES {
+                let s = est(e)?;
+                if s <= aim {
+                    fit = Some((e, s));
+                    if e + 1 >= hi || s * 1000 >= aim * FILL_CLOSE_PERMILLE {
+                        break;
+                    }
+                } else {
+                    over = Some((e, s));
+                    if e <= lo + 1 {
+                        break;
+                    }
+                }
+                let next = match (fit, over) {
+                    (Some((l, _)), Some((h, _))) if h <= l + 1 => break,
+                    (Some((l, ls)), Some((h, hs))) => {
+                        let (rl, rh) = (raw_of(l) as u128, raw_of(h) as u128);
+                        end_for(rl + (rh - rl) * (aim - ls) / (hs - ls).max(1)).clamp(l + 1, h - 1)
+                    }
+                    (Some((l, ls)), None) => {
+                        end_for(raw_of(l) as u128 * aim / ls.max(1)).clamp(l + 1, hi - 1)
+                    }
+                    (None, Some((h, hs))) => {
+                        end_for(raw_of(h) as u128 * aim / hs.max(1)).clamp(lo + 1, h - 1)
+                    }
+                    (None, None) => break,
+                };
+                if next == e {
+                    break;
+                }
+                e = next;
+            }
+            Ok::<usize, Error>(fit.map_or(e, |f| f.0))
+        };
+        let pack_piece = |end: usize| -> Result<Packed> {
+            let pc = piece(end);
+            match dict {
+                Some(d) => packed(
+                    Role::StrChunk,
+                    Encoding::Raw,
+                    pc,
+                    compress::compress_prepared(pc, o, d)?,
+                ),
+                None => pack(Role::StrChunk, Encoding::Raw, pc, o, None),
+            }
+        };
+        // Ends known to fit (`lo`, `start` when none) and not to (`hi`).
+        let (mut lo, mut hi) = (start, count + 1);
+        let mut fit: Option<(Packed, usize)> = None;
+        let mut end = predict(scale, ratio, lo, hi)?;
+        for t in 0..FILL_TRIES {
+            let p = pack_piece(end)?;
+            let stored = p.stored.len().max(1) as u128;
+            scale = (stored, compress::fast_len(piece(end))?.max(1) as u128);
+            ratio = (raw_of(end) as u128, stored);
+            if stored <= cap || end - start == 1 {
+                let full = stored * 100 >= cap * FILL_GOOD_PERCENT;
+                let last = end == count || raw_of(end) >= plan.max_raw;
+                let over = stored > cap;
+                lo = end;
+                fit = Some((p, end));
+                if full || last || over {
+                    break;
+                }
+            } else {
+                hi = end;
+            }
+            if hi <= lo + 1 || t + 1 == FILL_TRIES {
+                break;
+            }
+            end = predict(scale, ratio, lo, hi)?;
+        }
+        match fit {
+            Some((p, end)) => {
+                let stored = p.stored.len().max(1) as u128;
+                ratio = (raw_of(end) as u128, stored);
+                out.push((p, (end - start) as u32, base..base + raw_of(end)));
+                start = end;
+            }
+            None => {
+                // Every try stored more than the cap: halve the smallest.
+                let end = hi.min(count);
+                let r = base..base + raw_of(end);
+                for (p, c, q) in
+                    pack_within(&raw[r.clone()], (end - start) as u32, plan.cap, o, dict)?
+                {
+                    out.push((p, c, q.start + base..q.end + base));
+                }
+                start = end;
+            }
+        }
     }
     Ok(out)
 }
@@ -1148,12 +1364,26 @@ fn write_snapshot<W: Write>(
         // dictionary (SPEC.md section 7: it wins from 4 chunks on); its
         // chunks are cut to fit the fetch bound (`long_chunk_fetch`).
         let plan = if long { long_plan.take() } else { None };
-        let (dict, cap) = match plan {
+        let (dict, fill) = match plan {
             Some(plan) => {
-                policy.chunk_size = plan.chunk_size;
-                (plan.dict, plan.cap)
+                policy.chunk_size = plan.run_size(opts.long_chunk_size.max(1));
+                let fill = FillPlan {
+                    cap: plan.cap,
+                    ratio: plan.ratio,
+                    scale: plan.scale,
+                    max_raw: opts.long_chunk_size.max(1),
+                };
+                (plan.dict, fill)
             }
-            None => (None, usize::MAX),
+            None => (
+                None,
+                FillPlan {
+                    cap: usize::MAX,
+                    ratio: (1, 1),
+                    scale: (1, 1),
+                    max_raw: usize::MAX,
+                },
+            ),
         };
         // The long-text table's index is rebuilt from its final chunks (a
         // chunk may be split); table 0's is the chunk builder's.
@@ -1174,9 +1404,26 @@ fn write_snapshot<W: Write>(
         let mut counts = Vec::new();
         let mut batch: Vec<(Vec<u8>, u32)> = Vec::new();
         let mut batch_bytes = 0usize;
+        // A long-text table's runs are large: a batch holds one per thread
+        // (within a quarter of the memory budget) so that they are cut in
+        // parallel.
+        let batch_limit = if long {
+            let budget = if opts.memory == 0 {
+                usize::MAX
+            } else {
+                opts.memory / 4
+            };
+            policy
+                .chunk_size
+                .saturating_mul(threads)
+                .min(budget)
+                .max(CHUNK_BATCH_BYTES)
+        } else {
+            CHUNK_BATCH_BYTES
+        };
         let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32)>| -> Result<()> {
             let packs = par_map(threads, batch, |(c, n)| {
-                pack_within(c, *n, cap, &copts, prepared.as_ref())
+                pack_fill(c, *n, &fill, &copts, prepared.as_ref())
             });
             for (p, (c, _)) in packs.into_iter().zip(batch.iter()) {
                 for (p, n, r) in p? {
@@ -1194,7 +1441,7 @@ fn write_snapshot<W: Write>(
         let mut chunk = |w: &mut Writer<W>, c: Vec<u8>, n: u32| -> Result<()> {
             batch_bytes += c.len();
             batch.push((c, n));
-            if batch_bytes >= CHUNK_BATCH_BYTES || batch.len() >= CHUNK_BATCH_COUNT * threads {
+            if batch_bytes >= batch_limit || batch.len() >= CHUNK_BATCH_COUNT * threads {
                 flush(w, &mut batch)?;
                 batch_bytes = 0;
             }
