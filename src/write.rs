@@ -627,10 +627,11 @@ const LONG_RUN_CHUNKS: usize = 8;
 
 impl LongPlan {
     /// Raw bytes of a run handed to [`pack_fill`] (`max_raw`: the most raw
-    /// bytes of a chunk). Without a fetch bound, or when the planned size
-    /// is already `max_raw`, a run is one planned chunk.
-    fn run_size(&self, max_raw: usize) -> usize {
-        if self.cap == usize::MAX || self.chunk_size >= max_raw {
+    /// bytes of a chunk). Without a fetch bound, when chunks are not filled
+    /// (`fills`), or when the planned size is already `max_raw`, a run is
+    /// one planned chunk.
+    fn run_size(&self, max_raw: usize, fills: bool) -> usize {
+        if self.cap == usize::MAX || !fills || self.chunk_size >= max_raw {
             self.chunk_size
         } else {
             self.chunk_size.saturating_mul(LONG_RUN_CHUNKS)
@@ -795,6 +796,9 @@ const FILL_GOOD_PERCENT: u128 = 90;
 /// predictions land just under the cap.
 const FILL_AIM_PERCENT: u128 = 98;
 
+/// Pieces of [`pack_fill`] predicted at once and compressed in parallel.
+const FILL_GROUP: usize = 4;
+
 /// A fast prediction within this share (per mille) of the aim is taken
 /// without another fast trial.
 const FILL_CLOSE_PERMILLE: u128 = 995;
@@ -802,6 +806,9 @@ const FILL_CLOSE_PERMILLE: u128 = 995;
 /// How [`pack_fill`] cuts a long-text table's runs.
 #[derive(Clone, Copy, Debug)]
 struct FillPlan {
+    /// Whether runs are cut to fill the cap (else a run is one planned
+    /// chunk, split only when it stores more than the cap).
+    fills: bool,
     /// Most stored bytes of a piece (`usize::MAX`: no bound, one piece per run).
     cap: usize,
     /// Raw and stored bytes a run's first piece is planned with (the sample's).
@@ -822,17 +829,22 @@ struct FillPlan {
 /// then compressed for real; one that stores more than the cap, or less
 /// than [`FILL_GOOD_PERCENT`] of it, is predicted again with its own scale
 /// (at most [`FILL_TRIES`] real tries; when none fit, the last is halved).
-/// No piece exceeds `max_raw` raw bytes. The pieces in order: packed,
-/// string count and byte range in `raw`. Deterministic: depends only on
-/// `raw` and the arguments.
+/// A run's first piece is cut alone; after it, [`FILL_GROUP`] pieces are
+/// predicted at once (each with the scale of the last piece kept) and
+/// compressed in parallel (`threads`), kept in order up to the first that
+/// is not, which is tried again alone. No piece exceeds `max_raw` raw
+/// bytes. The pieces in order: packed, string count and byte range in
+/// `raw`. Deterministic: depends only on `raw` and the plan, not on
+/// `threads`.
 fn pack_fill(
     raw: &[u8],
     n: u32,
     plan: &FillPlan,
     o: &CompressOptions,
     dict: Option<&compress::EncoderDict>,
+    threads: usize,
 ) -> Result<Vec<(Packed, u32, std::ops::Range<usize>)>> {
-    if plan.cap == usize::MAX {
+    if plan.cap == usize::MAX || !plan.fills {
         return pack_within(raw, n, plan.cap, o, dict);
     }
     let entries = plain_entries(raw);
@@ -841,95 +853,150 @@ fn pack_fill(
     }
     let cap = plan.cap as u128;
     let aim = cap * FILL_AIM_PERCENT / 100;
-    let (mut ratio, mut scale) = (plan.ratio, plan.scale);
     let count = entries.len();
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    while start < count {
-        let base = entries[start].0;
-        let raw_of = |end: usize| entries[end - 1].1 - base;
-        // The entry index after the last entry that ends within `bytes` of
-        // the piece's start (at least one entry).
-        let end_for = |bytes: u128| -> usize {
-            let limit = bytes.min(plan.max_raw as u128) as usize + base;
-            start
-                + entries[start..]
-                    .partition_point(|&(_, e)| e <= limit)
-                    .max(1)
+    let base_of = |start: usize| entries[start].0;
+    let raw_of = |start: usize, end: usize| entries[end - 1].1 - base_of(start);
+    // The entry index after the last entry that ends within `bytes` of
+    // entry `start` (at least one entry).
+    let end_for = |start: usize, bytes: u128| -> usize {
+        let limit = bytes.min(plan.max_raw as u128) as usize + base_of(start);
+        start
+            + entries[start..]
+                .partition_point(|&(_, e)| e <= limit)
+                .max(1)
+    };
+    let piece =
+        |start: usize, end: usize| &raw[base_of(start)..base_of(start) + raw_of(start, end)];
+    // The last end in (lo, hi) of a piece from `start` whose fast size,
+    // scaled, fits the aim.
+    let predict = |start: usize, scale: (u128, u128), ratio: (u128, u128), lo: usize, hi: usize| {
+        let est = |e: usize| -> Result<u128> {
+            Ok(compress::fast_len(piece(start, e))? as u128 * scale.0 / scale.1.max(1))
         };
-        let piece = |end: usize| &raw[base..base + raw_of(end)];
-        // The last end in (lo, hi) whose fast size, scaled, fits the aim.
-        let predict = |scale: (u128, u128), ratio: (u128, u128), lo: usize, hi: usize| {
-            let est = |e: usize| -> Result<u128> {
-                Ok(compress::fast_len(piece(e))? as u128 * scale.0 / scale.1.max(1))
-            };
-            let mut e = end_for(aim * ratio.0 / ratio.1.max(1)).clamp(lo + 1, hi - 1);
-            // The largest end estimated to fit and the smallest not to, with
-            // their estimates.
-            let mut fit: Option<(usize, u128)> = None;
-            let mut over: Option<(usize, u128)> = None;
-            for _ in 0..FILL_FAST_TRIES {
-                let s = est(e)?;
-                if s <= aim {
-                    fit = Some((e, s));
-                    if e + 1 >= hi || s * 1000 >= aim * FILL_CLOSE_PERMILLE {
-                        break;
-                    }
-                } else {
-                    over = Some((e, s));
-                    if e <= lo + 1 {
-                        break;
-                    }
-                }
-                let next = match (fit, over) {
-                    (Some((l, _)), Some((h, _))) if h <= l + 1 => break,
-                    (Some((l, ls)), Some((h, hs))) => {
-                        let (rl, rh) = (raw_of(l) as u128, raw_of(h) as u128);
-                        end_for(rl + (rh - rl) * (aim - ls) / (hs - ls).max(1)).clamp(l + 1, h - 1)
-                    }
-                    (Some((l, ls)), None) => {
-                        end_for(raw_of(l) as u128 * aim / ls.max(1)).clamp(l + 1, hi - 1)
-                    }
-                    (None, Some((h, hs))) => {
-                        end_for(raw_of(h) as u128 * aim / hs.max(1)).clamp(lo + 1, h - 1)
-                    }
-                    (None, None) => break,
-                };
-                if next == e {
+        let mut e = end_for(start, aim * ratio.0 / ratio.1.max(1)).clamp(lo + 1, hi - 1);
+        // The largest end estimated to fit and the smallest not to, with
+        // their estimates.
+        let mut fit: Option<(usize, u128)> = None;
+        let mut over: Option<(usize, u128)> = None;
+        for _ in 0..FILL_FAST_TRIES {
+            let s = est(e)?;
+            if s <= aim {
+                fit = Some((e, s));
+                if e + 1 >= hi || s * 1000 >= aim * FILL_CLOSE_PERMILLE {
                     break;
                 }
-                e = next;
+            } else {
+                over = Some((e, s));
+                if e <= lo + 1 {
+                    break;
+                }
             }
-            Ok::<usize, Error>(fit.map_or(e, |f| f.0))
-        };
-        let pack_piece = |end: usize| -> Result<Packed> {
-            let pc = piece(end);
-            match dict {
-                Some(d) => packed(
-                    Role::StrChunk,
-                    Encoding::Raw,
-                    pc,
-                    compress::compress_prepared(pc, o, d)?,
-                ),
-                None => pack(Role::StrChunk, Encoding::Raw, pc, o, None),
+            let next = match (fit, over) {
+                (Some((l, _)), Some((h, _))) if h <= l + 1 => break,
+                (Some((l, ls)), Some((h, hs))) => {
+                    let (rl, rh) = (raw_of(start, l) as u128, raw_of(start, h) as u128);
+                    end_for(start, rl + (rh - rl) * (aim - ls) / (hs - ls).max(1))
+                        .clamp(l + 1, h - 1)
+                }
+                (Some((l, ls)), None) => {
+                    end_for(start, raw_of(start, l) as u128 * aim / ls.max(1)).clamp(l + 1, hi - 1)
+                }
+                (None, Some((h, hs))) => {
+                    end_for(start, raw_of(start, h) as u128 * aim / hs.max(1)).clamp(lo + 1, h - 1)
+                }
+                (None, None) => break,
+            };
+            if next == e {
+                break;
             }
+            e = next;
+        }
+        Ok::<usize, Error>(fit.map_or(e, |f| f.0))
+    };
+    let pack_piece = |start: usize, end: usize| -> Result<Packed> {
+        let pc = piece(start, end);
+        match dict {
+            Some(d) => packed(
+                Role::StrChunk,
+                Encoding::Raw,
+                pc,
+                compress::compress_prepared(pc, o, d)?,
+            ),
+            None => pack(Role::StrChunk, Encoding::Raw, pc, o, None),
+        }
+    };
+    // Whether a try is kept without another: it fits and is full enough,
+    // or it is the run's (or the raw bound's) last.
+    let keeps = |start: usize, end: usize, stored: u128| {
+        stored <= cap
+            && (stored * 100 >= cap * FILL_GOOD_PERCENT
+                || end == count
+                || raw_of(start, end) >= plan.max_raw)
+    };
+    let (mut ratio, mut scale) = (plan.ratio, plan.scale);
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    // A run's first piece is cut alone (the sample's scale is a rough
+    // guess); then groups of FILL_GROUP pieces are predicted with the scale
+    // of the last piece kept and compressed in parallel, kept in order up to
+    // the first that is not: that one is tried again alone. The cuts do not
+    // depend on the thread count.
+    let mut group = 1;
+    while start < count {
+        let mut cuts = Vec::new();
+        let mut a = start;
+        while cuts.len() < group && a < count {
+            let e = predict(a, scale, ratio, a, count + 1)?;
+            cuts.push((a, e));
+            a = e;
+        }
+        let packs = par_map(threads, &cuts, |&(a, e)| pack_piece(a, e));
+        // The first try that was not kept, to try again alone.
+        let mut retry: Option<(usize, Packed)> = None;
+        for (&(a, e), p) in cuts.iter().zip(packs) {
+            if retry.is_some() {
+                break;
+            }
+            let p = p?;
+            let stored = p.stored.len().max(1) as u128;
+            let fast = compress::fast_len(piece(a, e))?.max(1) as u128;
+            scale = (stored, fast);
+            ratio = (raw_of(a, e) as u128, stored);
+            if keeps(a, e, stored) {
+                out.push((p, (e - a) as u32, base_of(a)..base_of(a) + raw_of(a, e)));
+                start = e;
+            } else {
+                retry = Some((e, p));
+            }
+        }
+        group = FILL_GROUP;
+        let Some((mut end, first)) = retry else {
+            continue;
         };
         // Ends known to fit (`lo`, `start` when none) and not to (`hi`).
         let (mut lo, mut hi) = (start, count + 1);
         let mut fit: Option<(Packed, usize)> = None;
-        let mut end = predict(scale, ratio, lo, hi)?;
+        let mut p = Some(first);
         for t in 0..FILL_TRIES {
-            let p = pack_piece(end)?;
+            let p = match p.take() {
+                Some(p) => p,
+                None => {
+                    let p = pack_piece(start, end)?;
+                    let stored = p.stored.len().max(1) as u128;
+                    scale = (
+                        stored,
+                        compress::fast_len(piece(start, end))?.max(1) as u128,
+                    );
+                    ratio = (raw_of(start, end) as u128, stored);
+                    p
+                }
+            };
             let stored = p.stored.len().max(1) as u128;
-            scale = (stored, compress::fast_len(piece(end))?.max(1) as u128);
-            ratio = (raw_of(end) as u128, stored);
             if stored <= cap || end - start == 1 {
-                let full = stored * 100 >= cap * FILL_GOOD_PERCENT;
-                let last = end == count || raw_of(end) >= plan.max_raw;
-                let over = stored > cap;
+                let done = keeps(start, end, stored) || stored > cap;
                 lo = end;
                 fit = Some((p, end));
-                if full || last || over {
+                if done {
                     break;
                 }
             } else {
@@ -938,23 +1005,27 @@ fn pack_fill(
             if hi <= lo + 1 || t + 1 == FILL_TRIES {
                 break;
             }
-            end = predict(scale, ratio, lo, hi)?;
+            end = predict(start, scale, ratio, lo, hi)?;
         }
         match fit {
             Some((p, end)) => {
                 let stored = p.stored.len().max(1) as u128;
-                ratio = (raw_of(end) as u128, stored);
-                out.push((p, (end - start) as u32, base..base + raw_of(end)));
+                ratio = (raw_of(start, end) as u128, stored);
+                out.push((
+                    p,
+                    (end - start) as u32,
+                    base_of(start)..base_of(start) + raw_of(start, end),
+                ));
                 start = end;
             }
             None => {
                 // Every try stored more than the cap: halve the smallest.
                 let end = hi.min(count);
-                let r = base..base + raw_of(end);
+                let r = base_of(start)..base_of(start) + raw_of(start, end);
                 for (p, c, q) in
                     pack_within(&raw[r.clone()], (end - start) as u32, plan.cap, o, dict)?
                 {
-                    out.push((p, c, q.start + base..q.end + base));
+                    out.push((p, c, q.start + r.start..q.end + r.start));
                 }
                 start = end;
             }
@@ -1366,8 +1437,13 @@ fn write_snapshot<W: Write>(
         let plan = if long { long_plan.take() } else { None };
         let (dict, fill) = match plan {
             Some(plan) => {
-                policy.chunk_size = plan.run_size(opts.long_chunk_size.max(1));
+                // Below the trial level the level-3 predictions cost too
+                // much next to the compression itself (--fast: +33% CPU
+                // for -0.4% on jira): planned chunks are kept.
+                let fills = long_opts(&opts.compress).level >= TRIAL_FROM_LEVEL;
+                policy.chunk_size = plan.run_size(opts.long_chunk_size.max(1), fills);
                 let fill = FillPlan {
+                    fills,
                     cap: plan.cap,
                     ratio: plan.ratio,
                     scale: plan.scale,
@@ -1378,6 +1454,7 @@ fn write_snapshot<W: Write>(
             None => (
                 None,
                 FillPlan {
+                    fills: false,
                     cap: usize::MAX,
                     ratio: (1, 1),
                     scale: (1, 1),
@@ -1422,8 +1499,10 @@ fn write_snapshot<W: Write>(
             CHUNK_BATCH_BYTES
         };
         let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32)>| -> Result<()> {
+            // Threads left over by the batch's runs cut within a run.
+            let inner = (threads / batch.len().max(1)).max(1);
             let packs = par_map(threads, batch, |(c, n)| {
-                pack_fill(c, *n, &fill, &copts, prepared.as_ref())
+                pack_fill(c, *n, &fill, &copts, prepared.as_ref(), inner)
             });
             for (p, (c, _)) in packs.into_iter().zip(batch.iter()) {
                 for (p, n, r) in p? {

@@ -176,4 +176,18 @@ fn chunks_fill_the_fetch_bound() {
         "{stored} in {} chunks: {chunks:?}",
         chunks.len()
     );
+    // Pieces are predicted in groups and compressed in parallel: the cuts
+    // do not depend on the thread count.
+    let json = serde_json::to_vec(&rows).unwrap();
+    let build = |threads| {
+        colsnap::build_to_vec(
+            &json[..],
+            &BuildOptions {
+                threads,
+                ..opts.clone()
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(build(1), build(3));
 }
