@@ -613,15 +613,39 @@ struct LongPlan {
     cap: usize,
     /// The table's zstd dictionary.
     dict: Option<Vec<u8>>,
+    /// Raw and stored bytes of the sample ((1, 1) when unknown).
+    ratio: (u128, u128),
+    /// Stored and [`compress::fast_len`] bytes of the sample ((1, 1) when
+    /// unknown).
+    scale: (u128, u128),
+}
+
+/// A long-text table cut to a fetch bound is chunked in runs of this many
+/// planned chunks, each cut by [`pack_fill`] into pieces that fill the
+/// bound: only a run's last piece is short.
+const LONG_RUN_CHUNKS: usize = 8;
+
+impl LongPlan {
+    /// Raw bytes of a run handed to [`pack_fill`] (`max_raw`: the most raw
+    /// bytes of a chunk). Without a fetch bound, when chunks are not filled
+    /// (`fills`), or when the planned size is already `max_raw`, a run is
+    /// one planned chunk.
+    fn run_size(&self, max_raw: usize, fills: bool) -> usize {
+        if self.cap == usize::MAX || !fills || self.chunk_size >= max_raw {
+            self.chunk_size
+        } else {
+            self.chunk_size.saturating_mul(LONG_RUN_CHUNKS)
+        }
+    }
 }
 
 /// Raw bytes over stored bytes of every k-th long text, about
-/// [`LONG_SAMPLE_BYTES`] of them, as (raw, stored).
+/// [`LONG_SAMPLE_BYTES`] of them, as (raw, stored, [`compress::fast_len`]).
 fn long_sample_ratio(
     strings: &Strings,
     table: &SortedTable,
     o: &CompressOptions,
-) -> Result<Option<(u128, u128)>> {
+) -> Result<Option<(u128, u128, u128)>> {
     let step = (table.text_bytes as usize)
         .div_ceil(LONG_SAMPLE_BYTES)
         .max(1);
@@ -632,9 +656,10 @@ fn long_sample_ratio(
         }
         Ok(())
     })?;
+    let fast = compress::fast_len(&buf)?.max(1) as u128;
     Ok(compress::compress(&buf, o, None)
         .ok()
-        .map(|(_, stored)| (buf.len() as u128, stored.len().max(1) as u128)))
+        .map(|(_, stored)| (buf.len() as u128, stored.len().max(1) as u128, fast)))
 }
 
 /// Chunk size, stored-size cap and dictionary of a long-text table (`ids`:
@@ -653,11 +678,16 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
             chunk_size: max,
             cap: usize::MAX,
             dict: train_dict(strings, table, opts, policy)?,
+            ratio: (1, 1),
+            scale: (1, 1),
         });
     }
     let ratio = long_sample_ratio(strings, table, &long_opts(&opts.compress))?;
+    let (fill_ratio, fill_scale) = ratio.map_or(((1, 1), (1, 1)), |(raw, stored, fast)| {
+        ((raw, stored), (stored, fast))
+    });
     let size_for = |cap: usize| match ratio {
-        Some((raw, stored)) => {
+        Some((raw, stored, _)) => {
             let est = cap as u128 * raw * LONG_RATIO_PERCENT / (stored * 100);
             (est.min(max as u128) as usize).max(1)
         }
@@ -678,6 +708,8 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
                 chunk_size: size_for(cap),
                 cap,
                 dict,
+                ratio: fill_ratio,
+                scale: fill_scale,
             });
         }
         dict = None;
@@ -686,6 +718,8 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         chunk_size: policy.chunk_size,
         cap,
         dict,
+        ratio: fill_ratio,
+        scale: fill_scale,
     })
 }
 
@@ -743,6 +777,259 @@ fn pack_within(
     let mut out = pack_within(&raw[..mid], k as u32, cap, o, dict)?;
     for (p, c, r) in pack_within(&raw[mid..], n - k as u32, cap, o, dict)? {
         out.push((p, c, r.start + mid..r.end + mid));
+    }
+    Ok(out)
+}
+
+/// Tries at the long-text level of one piece of [`pack_fill`] before it
+/// keeps the largest that fit (or, when none did, falls back to halving).
+const FILL_TRIES: usize = 3;
+
+/// Fast trials ([`compress::fast_len`]) of one prediction of [`pack_fill`].
+const FILL_FAST_TRIES: usize = 8;
+
+/// A piece of [`pack_fill`] that stores at least this share (in percent)
+/// of the cap is kept without a larger try.
+const FILL_GOOD_PERCENT: u128 = 90;
+
+/// The share (in percent) of the cap a piece is aimed at, so that most
+/// predictions land just under the cap.
+const FILL_AIM_PERCENT: u128 = 98;
+
+/// Pieces of [`pack_fill`] predicted at once and compressed in parallel.
+const FILL_GROUP: usize = 4;
+
+/// A fast prediction within this share (per mille) of the aim is taken
+/// without another fast trial.
+const FILL_CLOSE_PERMILLE: u128 = 995;
+
+/// How [`pack_fill`] cuts a long-text table's runs.
+#[derive(Clone, Copy, Debug)]
+struct FillPlan {
+    /// Whether runs are cut to fill the cap (else a run is one planned
+    /// chunk, split only when it stores more than the cap).
+    fills: bool,
+    /// Most stored bytes of a piece (`usize::MAX`: no bound, one piece per run).
+    cap: usize,
+    /// Raw and stored bytes a run's first piece is planned with (the sample's).
+    ratio: (u128, u128),
+    /// Stored bytes at the long-text level and [`compress::fast_len`] bytes
+    /// a run's first piece is predicted with (the sample's).
+    scale: (u128, u128),
+    /// Most raw bytes of a piece.
+    max_raw: usize,
+}
+
+/// A long-text run of plain entries (`raw`, `n` strings) cut into pieces
+/// that each store at most `cap` bytes and close to it. The end of a piece
+/// is predicted at a fast zstd level ([`compress::fast_len`], about a
+/// hundred times cheaper than level 19): the last entry whose prefix's fast
+/// size, scaled by stored over fast bytes of the previous try (at first the
+/// sample's), stays within [`FILL_AIM_PERCENT`] of the cap. The piece is
+/// then compressed for real; one that stores more than the cap, or less
+/// than [`FILL_GOOD_PERCENT`] of it, is predicted again with its own scale
+/// (at most [`FILL_TRIES`] real tries; when none fit, the last is halved).
+/// A run's first piece is cut alone; after it, [`FILL_GROUP`] pieces are
+/// predicted at once (each with the scale of the last piece kept) and
+/// compressed in parallel (`threads`), kept in order up to the first that
+/// is not, which is tried again alone. No piece exceeds `max_raw` raw
+/// bytes. The pieces in order: packed, string count and byte range in
+/// `raw`. Deterministic: depends only on `raw` and the plan, not on
+/// `threads`.
+fn pack_fill(
+    raw: &[u8],
+    n: u32,
+    plan: &FillPlan,
+    o: &CompressOptions,
+    dict: Option<&compress::EncoderDict>,
+    threads: usize,
+) -> Result<Vec<(Packed, u32, std::ops::Range<usize>)>> {
+    if plan.cap == usize::MAX || !plan.fills {
+        return pack_within(raw, n, plan.cap, o, dict);
+    }
+    let entries = plain_entries(raw);
+    if entries.len() != n as usize || entries.last().is_some_and(|e| e.1 != raw.len()) {
+        return pack_within(raw, n, plan.cap, o, dict);
+    }
+    let cap = plan.cap as u128;
+    let aim = cap * FILL_AIM_PERCENT / 100;
+    let count = entries.len();
+    let base_of = |start: usize| entries[start].0;
+    let raw_of = |start: usize, end: usize| entries[end - 1].1 - base_of(start);
+    // The entry index after the last entry that ends within `bytes` of
+    // entry `start` (at least one entry).
+    let end_for = |start: usize, bytes: u128| -> usize {
+        let limit = bytes.min(plan.max_raw as u128) as usize + base_of(start);
+        start
+            + entries[start..]
+                .partition_point(|&(_, e)| e <= limit)
+                .max(1)
+    };
+    let piece =
+        |start: usize, end: usize| &raw[base_of(start)..base_of(start) + raw_of(start, end)];
+    // The last end in (lo, hi) of a piece from `start` whose fast size,
+    // scaled, fits the aim.
+    let predict = |start: usize, scale: (u128, u128), ratio: (u128, u128), lo: usize, hi: usize| {
+        let est = |e: usize| -> Result<u128> {
+            Ok(compress::fast_len(piece(start, e))? as u128 * scale.0 / scale.1.max(1))
+        };
+        let mut e = end_for(start, aim * ratio.0 / ratio.1.max(1)).clamp(lo + 1, hi - 1);
+        // The largest end estimated to fit and the smallest not to, with
+        // their estimates.
+        let mut fit: Option<(usize, u128)> = None;
+        let mut over: Option<(usize, u128)> = None;
+        for _ in 0..FILL_FAST_TRIES {
+            let s = est(e)?;
+            if s <= aim {
+                fit = Some((e, s));
+                if e + 1 >= hi || s * 1000 >= aim * FILL_CLOSE_PERMILLE {
+                    break;
+                }
+            } else {
+                over = Some((e, s));
+                if e <= lo + 1 {
+                    break;
+                }
+            }
+            let next = match (fit, over) {
+                (Some((l, _)), Some((h, _))) if h <= l + 1 => break,
+                (Some((l, ls)), Some((h, hs))) => {
+                    let (rl, rh) = (raw_of(start, l) as u128, raw_of(start, h) as u128);
+                    end_for(start, rl + (rh - rl) * (aim - ls) / (hs - ls).max(1))
+                        .clamp(l + 1, h - 1)
+                }
+                (Some((l, ls)), None) => {
+                    end_for(start, raw_of(start, l) as u128 * aim / ls.max(1)).clamp(l + 1, hi - 1)
+                }
+                (None, Some((h, hs))) => {
+                    end_for(start, raw_of(start, h) as u128 * aim / hs.max(1)).clamp(lo + 1, h - 1)
+                }
+                (None, None) => break,
+            };
+            if next == e {
+                break;
+            }
+            e = next;
+        }
+        Ok::<usize, Error>(fit.map_or(e, |f| f.0))
+    };
+    let pack_piece = |start: usize, end: usize| -> Result<Packed> {
+        let pc = piece(start, end);
+        match dict {
+            Some(d) => packed(
+                Role::StrChunk,
+                Encoding::Raw,
+                pc,
+                compress::compress_prepared(pc, o, d)?,
+            ),
+            None => pack(Role::StrChunk, Encoding::Raw, pc, o, None),
+        }
+    };
+    // Whether a try is kept without another: it fits and is full enough,
+    // or it is the run's (or the raw bound's) last.
+    let keeps = |start: usize, end: usize, stored: u128| {
+        stored <= cap
+            && (stored * 100 >= cap * FILL_GOOD_PERCENT
+                || end == count
+                || raw_of(start, end) >= plan.max_raw)
+    };
+    let (mut ratio, mut scale) = (plan.ratio, plan.scale);
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    // A run's first piece is cut alone (the sample's scale is a rough
+    // guess); then groups of FILL_GROUP pieces are predicted with the scale
+    // of the last piece kept and compressed in parallel, kept in order up to
+    // the first that is not: that one is tried again alone. The cuts do not
+    // depend on the thread count.
+    let mut group = 1;
+    while start < count {
+        let mut cuts = Vec::new();
+        let mut a = start;
+        while cuts.len() < group && a < count {
+            let e = predict(a, scale, ratio, a, count + 1)?;
+            cuts.push((a, e));
+            a = e;
+        }
+        let packs = par_map(threads, &cuts, |&(a, e)| pack_piece(a, e));
+        // The first try that was not kept, to try again alone.
+        let mut retry: Option<(usize, Packed)> = None;
+        for (&(a, e), p) in cuts.iter().zip(packs) {
+            if retry.is_some() {
+                break;
+            }
+            let p = p?;
+            let stored = p.stored.len().max(1) as u128;
+            let fast = compress::fast_len(piece(a, e))?.max(1) as u128;
+            scale = (stored, fast);
+            ratio = (raw_of(a, e) as u128, stored);
+            if keeps(a, e, stored) {
+                out.push((p, (e - a) as u32, base_of(a)..base_of(a) + raw_of(a, e)));
+                start = e;
+            } else {
+                retry = Some((e, p));
+            }
+        }
+        group = FILL_GROUP;
+        let Some((mut end, first)) = retry else {
+            continue;
+        };
+        // Ends known to fit (`lo`, `start` when none) and not to (`hi`).
+        let (mut lo, mut hi) = (start, count + 1);
+        let mut fit: Option<(Packed, usize)> = None;
+        let mut p = Some(first);
+        for t in 0..FILL_TRIES {
+            let p = match p.take() {
+                Some(p) => p,
+                None => {
+                    let p = pack_piece(start, end)?;
+                    let stored = p.stored.len().max(1) as u128;
+                    scale = (
+                        stored,
+                        compress::fast_len(piece(start, end))?.max(1) as u128,
+                    );
+                    ratio = (raw_of(start, end) as u128, stored);
+                    p
+                }
+            };
+            let stored = p.stored.len().max(1) as u128;
+            if stored <= cap || end - start == 1 {
+                let done = keeps(start, end, stored) || stored > cap;
+                lo = end;
+                fit = Some((p, end));
+                if done {
+                    break;
+                }
+            } else {
+                hi = end;
+            }
+            if hi <= lo + 1 || t + 1 == FILL_TRIES {
+                break;
+            }
+            end = predict(start, scale, ratio, lo, hi)?;
+        }
+        match fit {
+            Some((p, end)) => {
+                let stored = p.stored.len().max(1) as u128;
+                ratio = (raw_of(start, end) as u128, stored);
+                out.push((
+                    p,
+                    (end - start) as u32,
+                    base_of(start)..base_of(start) + raw_of(start, end),
+                ));
+                start = end;
+            }
+            None => {
+                // Every try stored more than the cap: halve the smallest.
+                let end = hi.min(count);
+                let r = base_of(start)..base_of(start) + raw_of(start, end);
+                for (p, c, q) in
+                    pack_within(&raw[r.clone()], (end - start) as u32, plan.cap, o, dict)?
+                {
+                    out.push((p, c, q.start + r.start..q.end + r.start));
+                }
+                start = end;
+            }
+        }
     }
     Ok(out)
 }
@@ -1148,12 +1435,32 @@ fn write_snapshot<W: Write>(
         // dictionary (SPEC.md section 7: it wins from 4 chunks on); its
         // chunks are cut to fit the fetch bound (`long_chunk_fetch`).
         let plan = if long { long_plan.take() } else { None };
-        let (dict, cap) = match plan {
+        let (dict, fill) = match plan {
             Some(plan) => {
-                policy.chunk_size = plan.chunk_size;
-                (plan.dict, plan.cap)
+                // Below the trial level the level-3 predictions cost too
+                // much next to the compression itself (--fast: +33% CPU
+                // for -0.4% on jira): planned chunks are kept.
+                let fills = long_opts(&opts.compress).level >= TRIAL_FROM_LEVEL;
+                policy.chunk_size = plan.run_size(opts.long_chunk_size.max(1), fills);
+                let fill = FillPlan {
+                    fills,
+                    cap: plan.cap,
+                    ratio: plan.ratio,
+                    scale: plan.scale,
+                    max_raw: opts.long_chunk_size.max(1),
+                };
+                (plan.dict, fill)
             }
-            None => (None, usize::MAX),
+            None => (
+                None,
+                FillPlan {
+                    fills: false,
+                    cap: usize::MAX,
+                    ratio: (1, 1),
+                    scale: (1, 1),
+                    max_raw: usize::MAX,
+                },
+            ),
         };
         // The long-text table's index is rebuilt from its final chunks (a
         // chunk may be split); table 0's is the chunk builder's.
@@ -1174,9 +1481,28 @@ fn write_snapshot<W: Write>(
         let mut counts = Vec::new();
         let mut batch: Vec<(Vec<u8>, u32)> = Vec::new();
         let mut batch_bytes = 0usize;
+        // A long-text table's runs are large: a batch holds one per thread
+        // (within a quarter of the memory budget) so that they are cut in
+        // parallel.
+        let batch_limit = if long {
+            let budget = if opts.memory == 0 {
+                usize::MAX
+            } else {
+                opts.memory / 4
+            };
+            policy
+                .chunk_size
+                .saturating_mul(threads)
+                .min(budget)
+                .max(CHUNK_BATCH_BYTES)
+        } else {
+            CHUNK_BATCH_BYTES
+        };
         let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32)>| -> Result<()> {
+            // Threads left over by the batch's runs cut within a run.
+            let inner = (threads / batch.len().max(1)).max(1);
             let packs = par_map(threads, batch, |(c, n)| {
-                pack_within(c, *n, cap, &copts, prepared.as_ref())
+                pack_fill(c, *n, &fill, &copts, prepared.as_ref(), inner)
             });
             for (p, (c, _)) in packs.into_iter().zip(batch.iter()) {
                 for (p, n, r) in p? {
@@ -1194,7 +1520,7 @@ fn write_snapshot<W: Write>(
         let mut chunk = |w: &mut Writer<W>, c: Vec<u8>, n: u32| -> Result<()> {
             batch_bytes += c.len();
             batch.push((c, n));
-            if batch_bytes >= CHUNK_BATCH_BYTES || batch.len() >= CHUNK_BATCH_COUNT * threads {
+            if batch_bytes >= batch_limit || batch.len() >= CHUNK_BATCH_COUNT * threads {
                 flush(w, &mut batch)?;
                 batch_bytes = 0;
             }

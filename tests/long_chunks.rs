@@ -149,3 +149,45 @@ fn the_same_bytes_whatever_the_thread_count() {
     };
     assert_eq!(build(1), build(4));
 }
+
+#[test]
+fn chunks_fill_the_fetch_bound() {
+    // Compressible words and random letters interleave in sorted order
+    // (by first letter), so the ratio changes from chunk to chunk.
+    let mut rows = rows(600, 3000, false);
+    rows.extend(self::rows(200, 2000, true));
+    let fetch = 16 << 10;
+    let opts = BuildOptions {
+        long_chunk_fetch: fetch,
+        long_dict_size: 0,
+        ..Default::default()
+    };
+    let snap = common::snapshot_of(&rows, &opts);
+    let (chunks, _) = long_table(&snap, &rows);
+    assert!(chunks.len() >= 8, "{chunks:?}");
+    let stored: u64 = chunks.iter().map(|c| c.2).sum();
+    for &(n, _, s) in &chunks {
+        assert!(n == 1 || s <= fetch as u64, "{chunks:?}");
+    }
+    // Only a run's last piece may be short: on average chunks fill at
+    // least three quarters of the bound.
+    assert!(
+        stored * 4 >= 3 * fetch as u64 * chunks.len() as u64,
+        "{stored} in {} chunks: {chunks:?}",
+        chunks.len()
+    );
+    // Pieces are predicted in groups and compressed in parallel: the cuts
+    // do not depend on the thread count.
+    let json = serde_json::to_vec(&rows).unwrap();
+    let build = |threads| {
+        colsnap::build_to_vec(
+            &json[..],
+            &BuildOptions {
+                threads,
+                ..opts.clone()
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(build(1), build(3));
+}

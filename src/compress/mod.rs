@@ -227,6 +227,26 @@ pub fn trial_len(raw: &[u8]) -> Result<usize> {
         .min(raw.len()))
 }
 
+/// Bytes of `raw` compressed by zstd level 3 with an 8 MiB window (level
+/// 19's): on text about a hundred times faster than level 19, and a share
+/// of its size that changes little from one long-text chunk to the next.
+/// Predicts how much long text a chunk can hold within a stored size.
+#[cfg(feature = "write")]
+pub fn fast_len(raw: &[u8]) -> Result<usize> {
+    use zstd::zstd_safe::CParameter as P;
+    if raw.len() < MIN_COMPRESS {
+        return Ok(raw.len());
+    }
+    let mut c = zstd::bulk::Compressor::new(3).map_err(|e| codec_err("zstd", e))?;
+    for p in [P::WindowLog(23), P::ChecksumFlag(false)] {
+        c.set_parameter(p).map_err(|e| codec_err("zstd", e))?;
+    }
+    Ok(c.compress(raw)
+        .map_err(|e| codec_err("zstd", e))?
+        .len()
+        .min(raw.len()))
+}
+
 #[cfg(feature = "write")]
 fn gzip_compress(raw: &[u8], level: i32) -> Result<Vec<u8>> {
     let level = level.clamp(1, 9) as u32;
