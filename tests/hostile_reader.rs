@@ -30,10 +30,10 @@ fn rewrite_footer(bytes: &[u8], edit: impl FnOnce(&mut Footer)) -> Vec<u8> {
     let s = Snapshot::from_bytes(bytes.to_vec()).expect("a valid snapshot");
     let mut f = s.footer().clone();
     edit(&mut f);
-    let end = f.sections.last().map_or(format::HEADER_LEN as u64, |e| {
-        let len = format::SECTION_HEADER_LEN as u64 + e.stored_len as u64;
-        e.offset + len + format::section::padding(len)
-    });
+    let end = f
+        .sections
+        .last()
+        .map_or(format::HEADER_LEN as u64, |e| e.end());
     let mut out = bytes[..end as usize].to_vec();
     let footer_raw = f.to_bytes();
     let t = Trailer {
@@ -42,6 +42,7 @@ fn rewrite_footer(bytes: &[u8], edit: impl FnOnce(&mut Footer)) -> Vec<u8> {
         footer_raw_len: footer_raw.len() as u32,
         footer_crc: format::crc32c(&footer_raw),
         footer_codec: Codec::None,
+        version: s.header().version,
     };
     out.extend_from_slice(&footer_raw);
     out.extend_from_slice(&t.to_bytes());
