@@ -187,7 +187,8 @@ struct Inner {
     path: Option<PathBuf>,
     paths: Vec<String>,
     chunk_starts: Vec<Vec<u64>>,
-    /// Frames (header + stored payload) of fetched sections, by index.
+    /// Fetched sections' bytes ([`SectionEntry::range`]: the stored payload,
+    /// after its frame in format version 1), by index.
     fetched: Mutex<Lru<u32, Bytes>>,
     /// Decoded string chunks, by (table, chunk).
     chunks: Mutex<Lru<(u32, usize), Arc<Chunk>>>,
