@@ -115,10 +115,11 @@ fn items_of(
     items
 }
 
+/// Bytes section `idx` takes in the file (format version 1: frame,
+/// payload and padding; version 2: the payload).
 fn section_bytes(s: &Snapshot, idx: u32) -> u64 {
     let e = &s.footer().sections[idx as usize];
-    let framed = 16 + e.stored_len as u64;
-    framed.div_ceil(8) * 8
+    e.end() - e.offset
 }
 
 /// Bytes a grid of the `GRID_ROWS` most recently updated rows must read.

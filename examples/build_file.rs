@@ -98,6 +98,7 @@ fn rewrite_plain_footer(path: &str) -> colsnap::Result<usize> {
         footer_raw_len: raw.len() as u32,
         footer_crc: crc32c(&raw),
         footer_codec: Codec::None,
+        version: t.version,
     };
     out.extend_from_slice(&raw);
     out.extend_from_slice(&trailer.to_bytes());

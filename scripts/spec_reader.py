@@ -3,7 +3,10 @@
 checks the spec against the conformance files: it exports each file given and
 compares the result with its expected NDJSON (fixtures/conformance/README.md).
 
-    python3 scripts/spec_reader.py fixtures/conformance/*.colsnap
+    python3 scripts/spec_reader.py fixtures/conformance/*.colsnap fixtures/conformance/v2/*.colsnap
+
+Reads format versions 1 (framed, 8-aligned sections) and 2 (sections without frames,
+zstd payloads without the frame magic); SPEC.md sections 2, 3 and 8.
 
 Needs only Python 3 and the `zstd` command (for zstd sections and footers). Slow
 (pure Python CRC-32C) and without the hostile-input checks of SPEC.md section 10:
@@ -31,7 +34,11 @@ class R:
     def take(s, n): v = s.b[s.p:s.p+n]; s.p += n; return v
     def done(s): return s.p == len(s.b)
 
-def decompress(codec, data, raw_len, dic=None):
+ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
+
+def decompress(codec, data, raw_len, dic=None, bare=False):
+    # bare: a version 2 zstd payload, stored without the frame's magic
+    if codec == 2 and bare: data = ZSTD_MAGIC + data
     if codec == 0: out = data
     elif codec == 1: out = gzip.decompress(data)
     else:
@@ -49,26 +56,36 @@ def wrap(v): return v - (1 << 64) if v >= 1 << 63 else v
 class Snap:
     def __init__(s, b):
         s.b = b
-        assert b[:8] == b'COLSNAP\0' and struct.unpack_from('<HHI', b, 8) == (1, 0, 0)
+        assert b[:8] == b'COLSNAP\0'
+        s.version, fl, rs = struct.unpack_from('<HHI', b, 8)
+        assert s.version in (1, 2) and fl == 0 and rs == 0
+        v2 = s.version == 2
         t = b[-32:]
         assert t[28:] == b'CSNP' and struct.unpack_from('<I', t, 24)[0] == crc32c(t[:24])
         off, sl, rl, fcrc, codec, rsv, ver = struct.unpack_from('<QIIIBBH', t, 0)
-        assert rsv == 0 and ver == 1 and off + sl == len(b) - 32
+        assert rsv == 0 and ver == s.version and off + sl == len(b) - 32
         fb = b[off:off+sl]; assert crc32c(fb) == fcrc
-        r = R(decompress(codec, fb, rl))
+        r = R(decompress(codec, fb, rl, bare=v2))
         s.rows = r.var()
         n = r.var(); offs = []; o = 0
         for _ in range(n): o += r.var(); offs.append(o)
         st = [r.var() for _ in range(n)]; raw = [r.var() for _ in range(n)]
         cod = list(r.take(n)); enc = list(r.take(n)); role = list(r.take(n))
         crc = [struct.unpack_from('<I', r.take(4))[0] for _ in range(n)]
-        s.sec = list(zip(offs, st, raw, cod, enc, role, crc))
+        # s.sec: (payload offset, stored_len, raw_len, codec, encoding, role, crc)
+        s.sec = []
         end = 16
-        for (o, st_, rw, c, e, ro, cr) in s.sec:
-            assert o == end; ln = 16 + st_; end = o + ln + (-ln % 8)
-            fr = struct.unpack_from('<BBBBIII', b, o)
-            assert fr == (c, e, ro, 0, rw, st_, cr), (fr, (c, e, ro, rw, st_, cr))
-            assert crc32c(b[o+16:o+16+st_]) == cr and set(b[o+16+st_:end]) <= {0}
+        for (o, st_, rw, c, e, ro, cr) in zip(offs, st, raw, cod, enc, role, crc):
+            assert o == end
+            if v2:  # the section is its payload: no frame, no padding
+                assert st_ > 0; p = o; end = o + st_
+            else:   # a 16-byte frame equal to the entry, the payload, zero padding to 8
+                ln = 16 + st_; end = o + ln + (-ln % 8); p = o + 16
+                fr = struct.unpack_from('<BBBBIII', b, o)
+                assert fr == (c, e, ro, 0, rw, st_, cr), (fr, (c, e, ro, rw, st_, cr))
+                assert set(b[p+st_:end]) <= {0}
+            assert crc32c(b[p:p+st_]) == cr
+            s.sec.append((p, st_, rw, c, e, ro, cr))
         assert end == off
         s.tables = []
         for _ in range(r.var()):
@@ -100,8 +117,8 @@ class Snap:
         s.cache = {}; s.chunks = {}
 
     def section(s, i, dic=None):
-        o, st, rw, c, e, ro, cr = s.sec[i]
-        return e, decompress(c, s.b[o+16:o+16+st], rw, dic)
+        p, st, rw, c, e, ro, cr = s.sec[i]
+        return e, decompress(c, s.b[p:p+st], rw, dic, bare=s.version == 2)
 
     def values(s, e, raw, count, kind):  # kind: 'u', 'i', 'u8'
         r = R(raw)
@@ -179,8 +196,8 @@ class Snap:
         key = (t, k)
         if key not in s.chunks:
             dic = s.section(tb['dict'])[1] if tb['dict'] is not None else None
-            o, st, rw, c, e, ro, cr = s.sec[tb['first'] + k]
-            raw = decompress(c, s.b[o+16:o+16+st], rw, dic if c == 2 else None)
+            p, st, rw, c, e, ro, cr = s.sec[tb['first'] + k]
+            raw = decompress(c, s.b[p:p+st], rw, dic if c == 2 else None, bare=s.version == 2)
             r = R(raw); out = []
             for _ in range(tb['counts'][k]):
                 if tb['flags'] & 2:
@@ -257,7 +274,11 @@ if __name__ == '__main__':
         out = ''.join(item(sn, 0, r) + '\n' for r in range(sn.rows))
         stem = os.path.basename(f)[:-len('.colsnap')]
         if stem.startswith('all-') or stem == 'ids-plain-gzip': stem = 'all'
-        exp = open(os.path.join(os.path.dirname(f), stem + '.expected.ndjson')).read()
+        d = os.path.dirname(f)
+        if os.path.basename(d) == 'v2': d = os.path.dirname(d)  # v2 twins share the inputs
+        exp_path = os.path.join(d, stem + '.expected.ndjson')
+        if not os.path.exists(exp_path): exp_path = os.path.join(d, 'v1-expected.ndjson')  # golden
+        exp = open(exp_path).read()
         print(f, 'OK' if out == exp else 'MISMATCH'); ok &= out == exp
         if out != exp:
             for a, b in zip(out.splitlines(), exp.splitlines()):

@@ -77,7 +77,7 @@ pub enum Error {
     },
 
     /// The snapshot was written by a format version this reader does not know.
-    #[error("unsupported format version {got} (this reader supports {supported})")]
+    #[error("unsupported format version {got} (this reader supports versions 1 to {supported})")]
     Version {
         /// The file's format version.
         got: u16,

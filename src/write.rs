@@ -68,6 +68,10 @@ pub struct BuildOptions {
     /// `.colsnap-spill.*` in it, removed at the end): by default the
     /// output's directory for [`build_file`], else the system's.
     pub tmp_dir: Option<PathBuf>,
+    /// Format version written: [`format::VERSION`] (2, the default:
+    /// sections without frames) or [`format::VERSION_1`] (every section
+    /// framed and 8-aligned, for readers that predate version 2).
+    pub format_version: u16,
 }
 
 impl Default for BuildOptions {
@@ -85,6 +89,7 @@ impl Default for BuildOptions {
             threads: 0,
             memory: DEFAULT_MEMORY,
             tmp_dir: None,
+            format_version: VERSION,
         }
     }
 }
@@ -162,7 +167,7 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
         Err(e) => return Err(b.take_failure().unwrap_or(e)),
     };
     b.finish()?;
-    let mut w = Writer::new(out, opts.compress);
+    let mut w = Writer::new(out, opts.compress, opts.format_version)?;
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
     Ok(BuildReport {
         rows: b.rows,
@@ -191,7 +196,7 @@ pub fn build_with<W: Write>(
         return Err(b.take_failure().unwrap_or(e));
     }
     b.finish()?;
-    let mut w = Writer::new(out, opts.compress);
+    let mut w = Writer::new(out, opts.compress, opts.format_version)?;
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
     Ok(BuildReport {
         rows: b.rows,
@@ -1188,22 +1193,31 @@ impl Packs {
     }
 }
 
-/// Writes section frames and keeps the directory.
+/// Writes sections and keeps the directory.
 struct Writer<W> {
     out: W,
     pos: u64,
     opts: CompressOptions,
     sections: Vec<SectionEntry>,
+    /// The format version written (1: framed sections).
+    version: u16,
 }
 
 impl<W: Write> Writer<W> {
-    fn new(out: W, opts: CompressOptions) -> Self {
-        Writer {
+    fn new(out: W, opts: CompressOptions, version: u16) -> Result<Self> {
+        if !format::is_known_version(version) {
+            return Err(Error::Invalid(format!(
+                "format version {version}: this writer writes versions {} to {VERSION}",
+                format::VERSION_1
+            )));
+        }
+        Ok(Writer {
             out,
             pos: 0,
             opts,
             sections: Vec::new(),
-        }
+            version,
+        })
     }
 
     fn put(&mut self, b: &[u8]) -> Result<()> {
@@ -1224,22 +1238,30 @@ impl<W: Write> Writer<W> {
         self.emit(p)
     }
 
-    /// Write one compressed section; returns its index.
+    /// Write one compressed section; returns its index. Version 2: the
+    /// payload alone (a zstd frame without its magic); version 1: a frame,
+    /// the payload and zero padding to 8.
     fn emit(&mut self, p: Packed) -> Result<u32> {
+        let framed = self.version == format::VERSION_1;
+        let stored = if !framed && p.codec == Codec::Zstd {
+            format::section::strip_zstd_magic(p.stored)?
+        } else {
+            p.stored
+        };
         let h = SectionHeader {
             codec: p.codec,
             encoding: p.encoding,
             role: p.role as u8,
             raw_len: p.raw_len,
-            stored_len: p.stored.len() as u32,
-            crc: format::crc32c(&p.stored),
+            stored_len: stored.len() as u32,
+            crc: format::crc32c(&stored),
         };
         let offset = self.pos;
-        self.put(&h.to_bytes())?;
-        self.put(&p.stored)?;
-        let pad = format::section::padding((format::SECTION_HEADER_LEN + p.stored.len()) as u64);
-        self.put(&[0u8; 8][..pad as usize])?;
-        self.sections.push(SectionEntry {
+        if framed {
+            self.put(&h.to_bytes())?;
+        }
+        self.put(&stored)?;
+        let e = SectionEntry {
             offset,
             stored_len: h.stored_len,
             raw_len: p.raw_len,
@@ -1247,7 +1269,11 @@ impl<W: Write> Writer<W> {
             encoding: p.encoding,
             role: p.role as u8,
             crc: h.crc,
-        });
+            framed,
+        };
+        let pad = e.end() - self.pos;
+        self.put(&[0u8; 8][..pad as usize])?;
+        self.sections.push(e);
         Ok((self.sections.len() - 1) as u32)
     }
 }
@@ -1317,7 +1343,7 @@ fn write_snapshot<W: Write>(
     w: &mut Writer<W>,
     opts: &BuildOptions,
 ) -> Result<(usize, u64)> {
-    w.put(&Header { version: VERSION }.to_bytes())?;
+    w.put(&Header { version: w.version }.to_bytes())?;
     // Tables: collect each table's strings, sort, and remap provisional ids.
     let table_of = assign_tables(b, opts);
     let n_tables = if table_of.contains(&1) { 2 } else { 1 };
@@ -1577,7 +1603,10 @@ fn write_snapshot<W: Write>(
         choice: compress::CodecChoice::Force(Codec::Zstd),
         level: 19,
     };
-    let (codec, stored) = compress::compress(&raw, &fopts, None)?;
+    let (codec, mut stored) = compress::compress(&raw, &fopts, None)?;
+    if codec == Codec::Zstd && w.version != format::VERSION_1 {
+        stored = format::section::strip_zstd_magic(stored)?;
+    }
     let footer_offset = w.pos;
     w.put(&stored)?;
     let t = Trailer {
@@ -1586,6 +1615,7 @@ fn write_snapshot<W: Write>(
         footer_raw_len: raw_len,
         footer_crc: format::crc32c(&stored),
         footer_codec: codec,
+        version: w.version,
     };
     w.put(&t.to_bytes())?;
     w.out.flush().map_err(|e| Error::io(None, e))?;

@@ -175,6 +175,7 @@ fn build_options_are_applied_and_round_trip() {
             "4096",
         ],
         vec!["--no-front-coding"],
+        vec!["--format-version", "1"],
     ]
     .iter()
     .enumerate()
@@ -215,6 +216,7 @@ fn build_options_are_applied_and_round_trip() {
                 assert!(codecs.iter().all(|c| *c != "gzip"));
                 assert!(rep["string_tables"][0]["chunks"].as_u64().unwrap() > 1);
             }
+            ["--format-version", v] => assert_eq!(rep["format_version"].to_string(), v),
             _ => assert_eq!(rep["string_tables"][0]["front_coded"], false),
         }
     }
@@ -422,7 +424,7 @@ fn inspect_json_describes_the_file() {
         .clone();
     let r: Value = serde_json::from_slice(&stdout).unwrap();
     let file_bytes = std::fs::metadata(&snap).unwrap().len();
-    assert_eq!(r["format_version"], 1);
+    assert_eq!(r["format_version"], colsnap::format::VERSION);
     assert_eq!(r["rows"], 5);
     assert_eq!(r["file_bytes"], file_bytes);
     let cols = r["columns"].as_array().unwrap();
@@ -543,7 +545,7 @@ fn corrupt_section(path: &Path, k: usize) -> u64 {
     let bytes = std::fs::read(path).unwrap();
     let s = colsnap::Snapshot::from_bytes(bytes.clone()).unwrap();
     let e = s.footer().sections[k];
-    let at = e.offset as usize + colsnap::format::SECTION_HEADER_LEN + e.stored_len as usize / 2;
+    let at = e.payload_offset() as usize + e.stored_len as usize / 2;
     let mut bytes = bytes;
     bytes[at] ^= 0x40;
     std::fs::write(path, bytes).unwrap();

@@ -1,8 +1,11 @@
 //! Golden files: every format version's snapshot stays readable forever.
 //!
 //! `fixtures/golden/v1.colsnap` was written by format version 1 from
-//! `v1-input.ndjson`; `v1-expected.ndjson` is its export. Regenerate (only
-//! when deliberately creating a new version's golden files) with
+//! `v1-input.ndjson`; `v1-expected.ndjson` is its export.
+//! `fixtures/golden/v2.colsnap` was written by format version 2 (sections
+//! without frames, SPEC.md section 8) from the same input, and exports the
+//! same rows. Regenerate the newest version's golden file (only when
+//! deliberately creating a new version) with
 //! `COLSNAP_REGEN_GOLDEN=1 cargo test --test compat`.
 
 mod common;
@@ -14,31 +17,7 @@ fn golden(name: &str) -> PathBuf {
     common::fixture("golden").join(name)
 }
 
-#[test]
-fn v1_golden_reads_verifies_and_exports() {
-    // (Regenerating needs the writer; reading the golden file does not, so
-    // CI also runs this test with only the pure-Rust zstd decoder.)
-    #[cfg(feature = "write")]
-    if std::env::var_os("COLSNAP_REGEN_GOLDEN").is_some() {
-        let input = std::fs::read(golden("v1-input.ndjson")).unwrap();
-        let bytes = colsnap::build_to_vec(&input[..], &colsnap::BuildOptions::default()).unwrap();
-        std::fs::write(golden("v1.colsnap"), &bytes).unwrap();
-        let snap = Snapshot::from_bytes(bytes).unwrap();
-        let mut out = Vec::new();
-        snap.export(
-            &mut out,
-            &ExportOptions {
-                ndjson: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        std::fs::write(golden("v1-expected.ndjson"), out).unwrap();
-    }
-    let snap = Snapshot::open(golden("v1.colsnap")).expect("open v1 golden");
-    assert_eq!(&snap.read_range(0..8).unwrap()[..], b"COLSNAP\0");
-    assert_eq!(snap.header().version, 1);
-    snap.verify().expect("verify v1 golden");
+fn export(snap: &Snapshot) -> String {
     let mut out = Vec::new();
     snap.export(
         &mut out,
@@ -48,12 +27,88 @@ fn v1_golden_reads_verifies_and_exports() {
         },
     )
     .unwrap();
-    let expected = std::fs::read(golden("v1-expected.ndjson")).unwrap();
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(expected).unwrap()
-    );
+    String::from_utf8(out).unwrap()
+}
+
+/// Open, verify and export `file` (format `version`), compare with the
+/// expected export and the input.
+fn check(file: &str, version: u16) {
+    let snap = Snapshot::open(golden(file)).expect("open golden");
+    assert_eq!(&snap.read_range(0..8).unwrap()[..], b"COLSNAP\0");
+    assert_eq!(snap.header().version, version);
+    snap.verify().expect("verify golden");
+    let expected = std::fs::read_to_string(golden("v1-expected.ndjson")).unwrap();
+    assert_eq!(export(&snap), expected, "{file}");
     // And the export is the input, value for value.
     let input = std::fs::File::open(golden("v1-input.ndjson")).unwrap();
     assert_eq!(snap.verify_against(input).unwrap(), snap.rows());
+}
+
+#[test]
+fn v1_golden_reads_verifies_and_exports() {
+    check("v1.colsnap", 1);
+}
+
+#[test]
+fn v2_golden_reads_verifies_and_exports() {
+    // (Regenerating needs the writer; reading the golden file does not, so
+    // CI also runs this test with only the pure-Rust zstd decoder.)
+    #[cfg(feature = "write")]
+    if std::env::var_os("COLSNAP_REGEN_GOLDEN").is_some() {
+        let input = std::fs::read(golden("v1-input.ndjson")).unwrap();
+        let bytes = colsnap::build_to_vec(&input[..], &colsnap::BuildOptions::default()).unwrap();
+        std::fs::write(golden("v2.colsnap"), &bytes).unwrap();
+    }
+    check("v2.colsnap", 2);
+    // Sections without frames: the first starts right after the header.
+    let snap = Snapshot::open(golden("v2.colsnap")).unwrap();
+    let first = &snap.footer().sections[0];
+    assert!(!first.framed);
+    assert_eq!(first.offset, colsnap::format::HEADER_LEN as u64);
+}
+
+/// The writer still writes version 1 on request, and what it writes is
+/// read like the golden file.
+#[cfg(feature = "write")]
+#[test]
+fn the_writer_writes_version_1_on_request() {
+    let input = std::fs::read(golden("v1-input.ndjson")).unwrap();
+    let opts = colsnap::BuildOptions {
+        format_version: 1,
+        ..Default::default()
+    };
+    let v1 = colsnap::build_to_vec(&input[..], &opts).unwrap();
+    let v2 = colsnap::build_to_vec(&input[..], &Default::default()).unwrap();
+    assert!(v2.len() < v1.len());
+    for (bytes, version) in [(v1, 1), (v2, 2)] {
+        let snap = Snapshot::from_bytes(bytes).unwrap();
+        assert_eq!(snap.header().version, version);
+        snap.verify().unwrap();
+        let expected = std::fs::read_to_string(golden("v1-expected.ndjson")).unwrap();
+        assert_eq!(export(&snap), expected);
+    }
+    let bad = colsnap::BuildOptions {
+        format_version: 3,
+        ..Default::default()
+    };
+    assert!(colsnap::build_to_vec(&input[..], &bad).is_err());
+}
+
+/// The conformance files that use zstd, with and without a table
+/// dictionary, in both versions (v2 stores zstd payloads without the frame
+/// magic): read here as well because CI also runs this file with only the
+/// pure-Rust zstd decoder.
+#[test]
+fn zstd_conformance_files_read_in_both_versions() {
+    let dir = common::fixture("conformance");
+    for (name, stem) in [("all-zstd", "all"), ("long-text-dict", "long-text-dict")] {
+        let expected =
+            std::fs::read_to_string(dir.join(format!("{stem}.expected.ndjson"))).unwrap();
+        for (sub, version) in [("", 1), ("v2/", 2)] {
+            let snap = Snapshot::open(dir.join(format!("{sub}{name}.colsnap"))).unwrap();
+            assert_eq!(snap.header().version, version);
+            snap.verify().unwrap_or_else(|e| panic!("{sub}{name}: {e}"));
+            assert_eq!(export(&snap), expected, "{sub}{name}");
+        }
+    }
 }

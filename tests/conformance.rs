@@ -3,7 +3,10 @@
 //! and its expected export. Every file must open, verify and export exactly
 //! the expected NDJSON; rebuilding the input with the case's options must
 //! reproduce the file byte for byte; and the set as a whole must contain
-//! every (role, encoding, codec) combination the writer produces.
+//! every (role, encoding, codec) combination the writer produces. Every case
+//! exists once per format version: `NAME.colsnap` is version 1 (framed
+//! sections), `v2/NAME.colsnap` version 2 (sections without frames), built
+//! from the same input with the same options and exporting the same rows.
 //!
 //! Regenerate (only when a case is added or the writer deliberately changes
 //! its output) with
@@ -437,25 +440,28 @@ fn reader_only_rewrite(bytes: Vec<u8>) -> Vec<u8> {
             }
         }
     }
-    serialize(f, payloads, Codec::None)
+    serialize(f, payloads, Codec::None, snap.header().version)
 }
 
-/// Writes a snapshot whose sections hold `payloads` (raw, encoded as each
-/// says), each compressed with `codec` when that makes it smaller (as the
-/// writer does), with `f`'s entries updated and the footer stored raw.
+/// Writes a snapshot of format `version` whose sections hold `payloads`
+/// (raw, encoded as each says), each compressed with `codec` when that makes
+/// it smaller (as the writer does), with `f`'s entries updated and the
+/// footer stored raw.
 fn serialize(
     mut f: Footer,
     payloads: Vec<(colsnap::encoding::Encoding, Vec<u8>)>,
     codec: Codec,
+    version: u16,
 ) -> Vec<u8> {
     use colsnap::format::{self, Header, SectionHeader, Trailer};
-    let mut out = Header {
-        version: format::VERSION,
-    }
-    .to_bytes()
-    .to_vec();
+    let framed = version == format::VERSION_1;
+    let mut out = Header { version }.to_bytes().to_vec();
     for (e, (enc, raw)) in f.sections.iter_mut().zip(payloads) {
-        let (used, stored) = compress_as(codec, &raw);
+        let (used, mut stored) = compress_as(codec, &raw);
+        if used == Codec::Zstd && !framed {
+            stored = format::section::strip_zstd_magic(stored).unwrap();
+        }
+        e.framed = framed;
         e.offset = out.len() as u64;
         e.encoding = enc;
         e.codec = used;
@@ -470,10 +476,11 @@ fn serialize(
             stored_len: e.stored_len,
             crc: e.crc,
         };
-        out.extend_from_slice(&h.to_bytes());
+        if framed {
+            out.extend_from_slice(&h.to_bytes());
+        }
         out.extend_from_slice(&stored);
-        let pad = format::section::padding((format::SECTION_HEADER_LEN + stored.len()) as u64);
-        out.resize(out.len() + pad as usize, 0);
+        out.resize(e.end() as usize, 0);
     }
     let footer = f.to_bytes();
     let t = Trailer {
@@ -482,6 +489,7 @@ fn serialize(
         footer_raw_len: footer.len() as u32,
         footer_crc: format::crc32c(&footer),
         footer_codec: Codec::None,
+        version,
     };
     out.extend_from_slice(&footer);
     out.extend_from_slice(&t.to_bytes());
@@ -543,7 +551,7 @@ fn ids_plain_gzip_rewrite(bytes: Vec<u8>) -> Vec<u8> {
         encoding::encode_u32s(&v, &mut out);
         payloads[s as usize] = (Encoding::PlainU32, out);
     }
-    serialize(f, payloads, Codec::Gzip)
+    serialize(f, payloads, Codec::Gzip, snap.header().version)
 }
 
 const CASES: &[Case] = &[
@@ -678,19 +686,48 @@ fn path(name: &str, ext: &str) -> PathBuf {
     dir().join(format!("{name}.{ext}"))
 }
 
+/// The format versions every case is built in.
+const VERSIONS: [u16; 2] = [colsnap::format::VERSION_1, colsnap::format::VERSION];
+
+/// The snapshot of case `c` in format `version`: version 1 files are
+/// `NAME.colsnap`, later ones `vN/NAME.colsnap`.
+fn snapshot_path(c: &Case, version: u16) -> PathBuf {
+    if version == colsnap::format::VERSION_1 {
+        path(c.name, "colsnap")
+    } else {
+        dir()
+            .join(format!("v{version}"))
+            .join(format!("{}.colsnap", c.name))
+    }
+}
+
+/// Case `c` built from `input` in format `version`.
+#[cfg(feature = "write")]
+fn build_case(c: &Case, input: &[u8], version: u16) -> Vec<u8> {
+    let opts = BuildOptions {
+        format_version: version,
+        ..(c.opts)()
+    };
+    let bytes = colsnap::build_to_vec(input, &opts).unwrap();
+    match c.post {
+        Some(post) => post(bytes),
+        None => bytes,
+    }
+}
+
 #[cfg(feature = "write")]
 fn regenerate() {
-    std::fs::create_dir_all(dir()).unwrap();
     for c in CASES {
         let input = (c.input)();
-        let mut bytes = colsnap::build_to_vec(input.as_bytes(), &(c.opts)()).unwrap();
-        if let Some(post) = c.post {
-            bytes = post(bytes);
-        }
         std::fs::write(path(c.stem, "input.json"), &input).unwrap();
-        std::fs::write(path(c.name, "colsnap"), &bytes).unwrap();
-        let snap = Snapshot::from_bytes(bytes).unwrap();
-        std::fs::write(path(c.stem, "expected.ndjson"), export(&snap)).unwrap();
+        for version in VERSIONS {
+            let bytes = build_case(c, input.as_bytes(), version);
+            let p = snapshot_path(c, version);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, &bytes).unwrap();
+            let snap = Snapshot::from_bytes(bytes).unwrap();
+            std::fs::write(path(c.stem, "expected.ndjson"), export(&snap)).unwrap();
+        }
     }
 }
 
@@ -709,9 +746,10 @@ fn ready() {
 #[test]
 fn every_conformance_file_reads_verifies_and_exports() {
     ready();
-    for c in CASES {
-        let snap = Snapshot::open(path(c.name, "colsnap"))
-            .unwrap_or_else(|e| panic!("{}: open: {e}", c.name));
+    for (c, version) in CASES.iter().flat_map(|c| VERSIONS.map(|v| (c, v))) {
+        let snap = Snapshot::open(snapshot_path(c, version))
+            .unwrap_or_else(|e| panic!("{} v{version}: open: {e}", c.name));
+        assert_eq!(snap.header().version, version, "{}", c.name);
         snap.verify()
             .unwrap_or_else(|e| panic!("{}: verify: {e}", c.name));
         let expected = std::fs::read_to_string(path(c.stem, "expected.ndjson")).unwrap();
@@ -737,12 +775,61 @@ fn rebuilding_each_input_reproduces_its_file_byte_for_byte() {
     ready();
     for c in CASES {
         let input = std::fs::read(path(c.stem, "input.json")).unwrap();
-        let mut bytes = colsnap::build_to_vec(&input[..], &(c.opts)()).unwrap();
-        if let Some(post) = c.post {
-            bytes = post(bytes);
+        for version in VERSIONS {
+            let bytes = build_case(c, &input, version);
+            let stored = std::fs::read(snapshot_path(c, version)).unwrap();
+            assert!(
+                bytes == stored,
+                "{} v{version}: rebuilt file differs",
+                c.name
+            );
         }
-        let stored = std::fs::read(path(c.name, "colsnap")).unwrap();
-        assert!(bytes == stored, "{}: rebuilt file differs", c.name);
+    }
+}
+
+/// A version 2 file holds the same sections as its version 1 twin, each
+/// without its frame and padding, and a zstd payload without the frame's
+/// 4-byte magic; the decoded payloads are equal.
+#[test]
+fn version_2_files_are_version_1_without_frames() {
+    ready();
+    use colsnap::format::{HEADER_LEN, SECTION_HEADER_LEN, ZSTD_MAGIC};
+    for c in CASES {
+        let v1 = std::fs::read(snapshot_path(c, 1)).unwrap();
+        let v2 = std::fs::read(snapshot_path(c, 2)).unwrap();
+        let (s1, s2) = (
+            Snapshot::from_bytes(v1.clone()).unwrap(),
+            Snapshot::from_bytes(v2.clone()).unwrap(),
+        );
+        let (f1, f2) = (s1.footer(), s2.footer());
+        assert_eq!(f1.sections.len(), f2.sections.len(), "{}", c.name);
+        let mut at = HEADER_LEN as u64;
+        for (i, (a, b)) in f1.sections.iter().zip(&f2.sections).enumerate() {
+            assert!(a.framed && !b.framed);
+            assert_eq!(b.offset, at, "{} section {i}: v2 sections tile", c.name);
+            at += b.stored_len as u64;
+            assert_eq!(
+                (a.codec, a.encoding, a.role, a.raw_len),
+                (b.codec, b.encoding, b.role, b.raw_len),
+                "{} section {i}",
+                c.name
+            );
+            let p1 = &v1[a.range().start as usize + SECTION_HEADER_LEN..a.range().end as usize];
+            let p2 = &v2[b.range().start as usize..b.range().end as usize];
+            if a.codec == Codec::Zstd {
+                assert_eq!(&p1[..4], ZSTD_MAGIC);
+                assert_eq!(&p1[4..], p2, "{} section {i}", c.name);
+            } else {
+                assert_eq!(p1, p2, "{} section {i}", c.name);
+            }
+            assert_eq!(s1.section(i as u32).unwrap(), s2.section(i as u32).unwrap());
+        }
+        assert_eq!(at, s2.footer_offset(), "{}", c.name);
+        assert!(v2.len() < v1.len() || f1.sections.is_empty(), "{}", c.name);
+        assert_eq!(
+            (f1.rows, &f1.tables, &f1.nodes),
+            (f2.rows, &f2.tables, &f2.nodes)
+        );
     }
 }
 
@@ -799,8 +886,9 @@ const NOT_PRODUCED: &[(u8, &str, &str)] = &[
 fn footers() -> Vec<(&'static str, Footer)> {
     CASES
         .iter()
-        .map(|c| {
-            let snap = Snapshot::open(path(c.name, "colsnap")).unwrap();
+        .flat_map(|c| VERSIONS.map(|v| (c, v)))
+        .map(|(c, v)| {
+            let snap = Snapshot::open(snapshot_path(c, v)).unwrap();
             (c.name, snap.footer().clone())
         })
         .collect()
@@ -889,6 +977,20 @@ fn readme_lists_every_conformance_file() {
         if n == "README.md" {
             continue;
         }
+        if n == "v2" {
+            // The version 2 twins of the files here.
+            assert!(readme.contains("`v2/`"), "README.md does not describe v2/");
+            for c in CASES {
+                assert!(
+                    snapshot_path(c, 2).exists(),
+                    "v2/{}.colsnap missing",
+                    c.name
+                );
+            }
+            let v2 = std::fs::read_dir(dir().join("v2")).unwrap().count();
+            assert_eq!(v2, CASES.len(), "v2/ holds a file of no case");
+            continue;
+        }
         if n == "events" {
             // Event-log segments (tests/conformance_segments.rs).
             assert!(
@@ -921,10 +1023,10 @@ fn hex(b: &[u8], max: usize) -> String {
 #[test]
 #[ignore]
 fn dump() {
-    for c in CASES {
-        let snap = Snapshot::open(path(c.name, "colsnap")).unwrap();
+    for (c, v) in CASES.iter().flat_map(|c| VERSIONS.map(|v| (c, v))) {
+        let snap = Snapshot::open(snapshot_path(c, v)).unwrap();
         let f = snap.footer();
-        println!("== {} ({} bytes)", c.name, snap.file_len());
+        println!("== {} v{v} ({} bytes)", c.name, snap.file_len());
         for (i, n) in f.nodes.iter().enumerate() {
             for role in colsnap::format::footer::STREAM_ROLES {
                 if let Some(s) = n.stream(role) {

@@ -25,8 +25,17 @@ fn opts(choice: CodecChoice) -> BuildOptions {
 }
 
 fn build(choice: CodecChoice) -> Vec<u8> {
+    build_version(choice, colsnap::format::VERSION)
+}
+
+/// [`build`] in format `version` (1: framed sections; 2, the default: none).
+fn build_version(choice: CodecChoice, version: u16) -> Vec<u8> {
     let input = std::fs::read(FIXTURE).expect("fixture");
-    let bytes = colsnap::build_to_vec(&input[..], &opts(choice)).expect("build");
+    let o = BuildOptions {
+        format_version: version,
+        ..opts(choice)
+    };
+    let bytes = colsnap::build_to_vec(&input[..], &o).expect("build");
     let s = Snapshot::from_bytes(bytes.clone()).expect("open");
     s.verify().expect("the undamaged snapshot verifies");
     let f = s.footer();
@@ -125,6 +134,9 @@ fn every_byte_flip_is_detected() {
         flip_every_byte(&bytes, &format!("{label}, xor 0xFF"), |b| b ^ 0xFF);
         flip_every_byte(&bytes, &format!("{label}, xor 0x01"), |b| b ^ 0x01);
     }
+    // Format version 1 (frames and padding) stays covered.
+    let bytes = build_version(CodecChoice::Auto, colsnap::format::VERSION_1);
+    flip_every_byte(&bytes, "version 1, xor 0xFF", |b| b ^ 0xFF);
 }
 
 #[test]

@@ -30,10 +30,10 @@ fn rewrite_footer(bytes: &[u8], edit: impl FnOnce(&mut Footer)) -> Vec<u8> {
     let s = Snapshot::from_bytes(bytes.to_vec()).expect("a valid snapshot");
     let mut f = s.footer().clone();
     edit(&mut f);
-    let end = f.sections.last().map_or(format::HEADER_LEN as u64, |e| {
-        let len = format::SECTION_HEADER_LEN as u64 + e.stored_len as u64;
-        e.offset + len + format::section::padding(len)
-    });
+    let end = f
+        .sections
+        .last()
+        .map_or(format::HEADER_LEN as u64, |e| e.end());
     let mut out = bytes[..end as usize].to_vec();
     let footer_raw = f.to_bytes();
     let t = Trailer {
@@ -42,6 +42,7 @@ fn rewrite_footer(bytes: &[u8], edit: impl FnOnce(&mut Footer)) -> Vec<u8> {
         footer_raw_len: footer_raw.len() as u32,
         footer_crc: format::crc32c(&footer_raw),
         footer_codec: Codec::None,
+        version: s.header().version,
     };
     out.extend_from_slice(&footer_raw);
     out.extend_from_slice(&t.to_bytes());
@@ -771,4 +772,65 @@ fn objects_with_many_sparse_and_dense_fields_export_exactly() {
         .collect::<Result<_, _>>()
         .expect("ndjson");
     assert_eq!(a, b);
+}
+
+// ------------------------------------------- format version 2 (no frames)
+
+/// A version 2 file has no section frames: its directory alone says where
+/// each section lies, so a directory whose sections leave a gap, overlap,
+/// include an empty section or do not end at the footer is refused at open,
+/// and a version 2 file relabelled as version 1 is refused too (its
+/// sections have no frames).
+#[test]
+fn a_version_2_directory_must_tile_the_file() {
+    let input = std::fs::read(common::fixture("github-sample.ndjson")).unwrap();
+    let bytes = build_to_vec(&input[..], &BuildOptions::default()).unwrap();
+    let s = Snapshot::from_bytes(bytes.clone()).unwrap();
+    assert_eq!(s.header().version, format::VERSION);
+    assert!(s.footer().sections.len() > 4);
+    // The unchanged footer, rewritten raw, is accepted.
+    Snapshot::from_bytes(rewrite_footer(&bytes, |_| {}))
+        .unwrap()
+        .verify()
+        .unwrap();
+    type Edit = fn(&mut Footer);
+    let cases: [(&str, Edit); 4] = [
+        ("a gap", |f| f.sections[2].offset += 1),
+        ("an overlap", |f| f.sections[2].offset -= 1),
+        ("a longer section", |f| f.sections[2].stored_len += 1),
+        ("an empty section", |f| {
+            let e = &mut f.sections[2];
+            (e.stored_len, e.raw_len, e.codec) = (0, 0, Codec::None);
+        }),
+    ];
+    for (what, edit) in cases {
+        let r = Snapshot::from_bytes(rewrite_footer(&bytes, edit));
+        let d = corrupt_detail(r);
+        assert!(
+            d.contains("starts at")
+                || d.contains("sections end at")
+                || d.contains("empty")
+                || d.contains("past the footer"),
+            "{what}: {d}"
+        );
+    }
+    // A last section one byte shorter (the footer moved up to it) tiles,
+    // but its bytes no longer have its checksum.
+    let shorter = rewrite_footer(&bytes, |f| f.sections.last_mut().unwrap().stored_len -= 1);
+    let err = Snapshot::from_bytes(shorter)
+        .and_then(|s| s.verify())
+        .expect_err("a shorter section was accepted");
+    assert!(err.is_data_error(), "{err}");
+    // Relabelled as version 1 (header and trailer), the bytes are read as
+    // frames and refused.
+    let mut v1 = bytes.clone();
+    v1[8] = 1;
+    let n = v1.len();
+    let t = Trailer::parse(&bytes[n - 32..], n as u64).unwrap();
+    v1[n - 32..].copy_from_slice(&Trailer { version: 1, ..t }.to_bytes());
+    assert!(Snapshot::from_bytes(v1).and_then(|s| s.verify()).is_err());
+    // Header and trailer versions that differ are refused at open.
+    let mut mixed = bytes.clone();
+    mixed[8] = 1;
+    assert!(Snapshot::from_bytes(mixed).is_err());
 }

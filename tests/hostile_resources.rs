@@ -505,15 +505,14 @@ fn with_corrupt_string_stats(bytes: &[u8]) -> Vec<u8> {
     let (stored, raw_len) = (u32_at(8) as usize, u32_at(12) as usize);
     let fo = len - TRAILER_LEN - stored;
     let codec = Codec::from_u8(t[20]).unwrap();
-    let raw = decompress(
-        codec,
-        &bytes[fo..len - TRAILER_LEN],
-        raw_len,
-        None,
-        "footer",
-    )
-    .unwrap();
-    let mut footer = Footer::parse(&raw, fo as u64).unwrap();
+    let version = u16::from_le_bytes([t[22], t[23]]);
+    let mut stored_footer = bytes[fo..len - TRAILER_LEN].to_vec();
+    if codec == Codec::Zstd && version != colsnap::format::VERSION_1 {
+        // Version 2 stores a zstd footer without the frame's magic.
+        stored_footer.splice(0..0, colsnap::format::ZSTD_MAGIC);
+    }
+    let raw = decompress(codec, &stored_footer, raw_len, None, "footer").unwrap();
+    let mut footer = Footer::parse(&raw, fo as u64, version).unwrap();
     let mut hit = false;
     for n in &mut footer.nodes {
         if let Some((lo, hi)) = n.stats.str.as_mut() {
@@ -532,6 +531,7 @@ fn with_corrupt_string_stats(bytes: &[u8]) -> Vec<u8> {
         footer_raw_len: raw.len() as u32,
         footer_crc: crc32c(&raw),
         footer_codec: Codec::None,
+        version,
     };
     out.extend_from_slice(&trailer.to_bytes());
     out

@@ -7,7 +7,7 @@
 
 use colsnap::compress::{self, Codec, CodecChoice, CompressOptions};
 use colsnap::encoding::{Encoding, varint};
-use colsnap::format::{self, Footer, Header, Role, TableMeta, Trailer, VERSION};
+use colsnap::format::{self, Footer, Header, Role, TableMeta, Trailer, VERSION_1};
 use colsnap::model::{Kind, NodeName};
 use colsnap::{Error, ExportOptions, Snapshot};
 use std::io::Write;
@@ -224,7 +224,7 @@ fn a_section_past_the_end_is_refused_at_open() {
 
 #[test]
 fn huge_counts_in_the_footer_are_refused_before_allocating() {
-    let header = Header { version: VERSION }.to_bytes().to_vec();
+    let header = Header { version: VERSION_1 }.to_bytes().to_vec();
     // rows 0, then 2^60 sections.
     let mut f = Vec::new();
     varint::put_u64(&mut f, 0);

@@ -289,12 +289,13 @@ pub fn roundtrip(rows: &[Value], sel: u8) {
 }
 
 /// Recompute every checksum of `data` (each section's crc32c, in its frame
-/// and in the directory; the footer's; the trailer's) and store the footer
+/// (format version 1) and in the directory; the footer's; the trailer's)
+/// and store the footer
 /// uncompressed, so that mutated bytes get past the checksums and reach the
 /// decoders behind them. `None` when the footer cannot be located or parsed
 /// (then plain `open_read` covers the input).
 pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
-    use colsnap::raw::format::{self, Footer, SECTION_HEADER_LEN, TRAILER_LEN, Trailer};
+    use colsnap::raw::format::{self, Footer, TRAILER_LEN, Trailer};
     let len = data.len();
     if len < format::HEADER_LEN + TRAILER_LEN {
         return None;
@@ -308,21 +309,25 @@ pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let codec = Codec::from_u8(t[20])?;
-    let raw = colsnap::raw::compress::decompress(
-        codec,
-        &data[fo..len - TRAILER_LEN],
-        raw_len,
-        None,
-        "footer",
-    )
-    .ok()?;
-    let mut footer = Footer::parse(&raw, fo as u64).ok()?;
+    let version = u16::from_le_bytes([t[22], t[23]]);
+    if !format::is_known_version(version) {
+        return None;
+    }
+    let mut stored = data[fo..len - TRAILER_LEN].to_vec();
+    if codec == Codec::Zstd && version != format::VERSION_1 {
+        // Version 2 stores a zstd footer without the frame's magic.
+        stored.splice(0..0, format::ZSTD_MAGIC);
+    }
+    let raw = colsnap::raw::compress::decompress(codec, &stored, raw_len, None, "footer").ok()?;
+    let mut footer = Footer::parse(&raw, fo as u64, version).ok()?;
     let mut out = data[..fo].to_vec();
     for e in &mut footer.sections {
-        let p = e.offset as usize + SECTION_HEADER_LEN;
+        let p = e.payload_offset() as usize;
         let payload = out.get(p..p + e.stored_len as usize)?;
         e.crc = format::crc32c(payload);
-        out[p - 4..p].copy_from_slice(&e.crc.to_le_bytes());
+        if e.framed {
+            out[p - 4..p].copy_from_slice(&e.crc.to_le_bytes());
+        }
     }
     let raw = footer.to_bytes();
     let trailer = Trailer {
@@ -331,6 +336,7 @@ pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
         footer_raw_len: raw.len() as u32,
         footer_crc: format::crc32c(&raw),
         footer_codec: Codec::None,
+        version,
     };
     out.extend_from_slice(&raw);
     out.extend_from_slice(&trailer.to_bytes());

@@ -114,7 +114,8 @@ impl Role {
 /// One directory entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SectionEntry {
-    /// Offset of the section frame header in the file.
+    /// Where the section starts in the file: its frame (format version 1)
+    /// or its payload (version 2).
     pub offset: u64,
     /// Payload length as stored.
     pub stored_len: u32,
@@ -128,6 +129,45 @@ pub struct SectionEntry {
     pub role: u8,
     /// crc32c of the stored payload.
     pub crc: u32,
+    /// Format version 1 layout: the section starts with a 16-byte frame
+    /// (equal to this entry) and is zero-padded to a multiple of 8, and a
+    /// zstd payload is a whole frame. Version 2 (`false`): the section is
+    /// its payload alone, and a zstd payload lacks the frame's 4-byte magic
+    /// (SPEC.md sections 2.2 and 3).
+    pub framed: bool,
+}
+
+impl SectionEntry {
+    /// Bytes before the payload: the frame in version 1, none in version 2.
+    pub fn frame_len(&self) -> u64 {
+        if self.framed {
+            super::SECTION_HEADER_LEN as u64
+        } else {
+            0
+        }
+    }
+
+    /// Where the stored payload starts.
+    pub fn payload_offset(&self) -> u64 {
+        self.offset + self.frame_len()
+    }
+
+    /// The bytes a reader fetches for this section: frame and payload
+    /// (version 1; the padding need not be read) or the payload (version 2).
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.offset..self.payload_offset() + self.stored_len as u64
+    }
+
+    /// Where the next section (or the footer) starts: the end of
+    /// [`SectionEntry::range`], plus the padding to 8 in version 1.
+    pub fn end(&self) -> u64 {
+        let end = self.range().end;
+        if self.framed {
+            end + super::section::padding(end - self.offset)
+        } else {
+            end
+        }
+    }
 }
 
 /// A string table.
@@ -346,8 +386,11 @@ impl Footer {
     /// Parse footer bytes (after decompression), validating every count
     /// against the bytes that remain before allocating, and every reference
     /// against what exists. `footer_offset` is where the footer starts in the
-    /// file; every section must end before it.
-    pub fn parse(b: &[u8], footer_offset: u64) -> Result<Footer> {
+    /// file; every section must end before it. `version` (the file's format
+    /// version, already checked) says how sections are laid out: in both, the
+    /// sections tile the file from the header to the footer.
+    pub fn parse(b: &[u8], footer_offset: u64, version: u16) -> Result<Footer> {
+        let framed = version == super::VERSION_1;
         let mut r = Reader::new(b);
         let rows = r.u64("footer rows")?;
         if rows > MAX_ITEMS {
@@ -402,21 +445,19 @@ impl Footer {
                     offsets[i]
                 )));
             }
+            if !framed && stored[i] == 0 {
+                // Version 2: a section is its payload, and no valid payload
+                // is empty (so every section is a non-empty byte range).
+                return Err(what("empty section".into()));
+            }
             if codec == Codec::None && stored[i] != raw[i] {
                 return Err(what(format!(
                     "uncompressed section with stored_len {} != raw_len {}",
                     stored[i], raw[i]
                 )));
             }
-            let len = super::SECTION_HEADER_LEN as u64 + stored[i] as u64;
-            end = offsets[i] + len + super::section::padding(len);
-            if end > footer_offset {
-                return Err(what(format!(
-                    "section ends at {end}, past the footer at {footer_offset}"
-                )));
-            }
             let c = &crcs[i * 4..i * 4 + 4];
-            sections.push(SectionEntry {
+            let entry = SectionEntry {
                 offset: offsets[i],
                 stored_len: stored[i],
                 raw_len: raw[i],
@@ -424,7 +465,15 @@ impl Footer {
                 encoding,
                 role: roles[i],
                 crc: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-            });
+                framed,
+            };
+            end = entry.end();
+            if end > footer_offset {
+                return Err(what(format!(
+                    "section ends at {end}, past the footer at {footer_offset}"
+                )));
+            }
+            sections.push(entry);
         }
         if end != footer_offset {
             return Err(Error::corrupt(

@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!   0     8   magic     "COLSNAP\0"
-//!   8     2   version   u16 LE, 1 for this format
+//!   8     2   version   u16 LE, 1 or 2 (section layout, SPEC.md section 8)
 //!  10     2   flags     u16 LE, 0 (reserved; readers reject other values)
 //!  12     4   reserved  0
 //! ```
@@ -12,8 +12,19 @@ use crate::error::{Error, Result};
 
 /// The first eight bytes of every snapshot.
 pub const FILE_MAGIC: [u8; 8] = *b"COLSNAP\0";
-/// The format version this crate writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this crate writes by default, and the newest it reads.
+/// Version 2 stores each section as its payload alone (no frame, no padding)
+/// and zstd payloads without the frame magic; see [`VERSION_1`].
+pub const VERSION: u16 = 2;
+/// The first format version: every section starts with a 16-byte frame
+/// repeating its directory entry and is zero-padded to a multiple of 8.
+/// Still read, and still written on request (`BuildOptions::format_version`).
+pub const VERSION_1: u16 = 1;
+
+/// Whether this crate reads format version `v`.
+pub fn is_known_version(v: u16) -> bool {
+    (VERSION_1..=VERSION).contains(&v)
+}
 /// Size of the header; sections start here (8-aligned).
 pub const HEADER_LEN: usize = 16;
 
@@ -47,7 +58,7 @@ impl Header {
             return Err(Error::BadMagic { offset: 0 });
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != VERSION {
+        if !is_known_version(version) {
             return Err(Error::Version {
                 got: version,
                 supported: VERSION,
@@ -70,14 +81,20 @@ mod tests {
 
     #[test]
     fn roundtrip_and_rejections() {
-        let h = Header { version: VERSION };
-        let b = h.to_bytes();
-        assert_eq!(Header::parse(&b).unwrap(), h);
-        for i in 0..HEADER_LEN {
-            let mut c = b;
-            c[i] ^= 0x10;
-            assert!(Header::parse(&c).is_err(), "flip at {i} accepted");
+        for version in [VERSION_1, VERSION] {
+            let h = Header { version };
+            let b = h.to_bytes();
+            assert_eq!(Header::parse(&b).unwrap(), h);
+            for i in 0..HEADER_LEN {
+                let mut c = b;
+                c[i] ^= 0x10;
+                assert!(Header::parse(&c).is_err(), "flip at {i} accepted");
+            }
+            assert!(Header::parse(&b[..10]).is_err());
         }
-        assert!(Header::parse(&b[..10]).is_err());
+        for version in [0, VERSION + 1] {
+            let b = Header { version }.to_bytes();
+            assert!(matches!(Header::parse(&b), Err(Error::Version { got, .. }) if got == version));
+        }
     }
 }

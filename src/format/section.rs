@@ -1,5 +1,9 @@
-//! Section frames. Every section describes itself, so that it can be
-//! fetched, checked and decoded alone (e.g. as a content-addressed object).
+//! Section layout. In format version 2 a section is its stored payload
+//! alone: the footer's directory entry is its only description (offset,
+//! lengths, codec, encoding, role, crc32c), and a zstd payload omits the
+//! 4-byte frame magic ([`ZSTD_MAGIC`]), which readers put back before
+//! decoding. Version 1 sections (still read) start with a 16-byte frame
+//! repeating the directory entry and are zero-padded to a multiple of 8:
 //!
 //! ```text
 //! offset size field
@@ -89,7 +93,47 @@ impl SectionHeader {
     }
 }
 
-/// Bytes of padding after `len` bytes to reach the next multiple of [`ALIGN`].
+/// Bytes of padding after `len` bytes to reach the next multiple of [`ALIGN`]
+/// (format version 1).
 pub fn padding(len: u64) -> u64 {
     (ALIGN as u64 - len % ALIGN as u64) % ALIGN as u64
+}
+
+/// The first four bytes of every zstd frame (RFC 8878: `0xFD2FB528`, LE).
+/// Format version 2 stores zstd payloads (sections and footer) without them.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// A zstd frame as version 2 stores it: without its magic. `frame` is what
+/// the compressor produced; a frame not starting with the magic is a bug.
+pub fn strip_zstd_magic(mut frame: Vec<u8>) -> Result<Vec<u8>> {
+    if !frame.starts_with(&ZSTD_MAGIC) {
+        return Err(Error::Invalid(
+            "zstd produced a frame without its magic".into(),
+        ));
+    }
+    frame.drain(..ZSTD_MAGIC.len());
+    Ok(frame)
+}
+
+/// The zstd frame a version 2 payload stands for: the magic, then `stored`.
+pub fn with_zstd_magic(stored: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(ZSTD_MAGIC.len() + stored.len());
+    v.extend_from_slice(&ZSTD_MAGIC);
+    v.extend_from_slice(stored);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_magic_strips_and_comes_back() {
+        let frame = vec![0x28, 0xB5, 0x2F, 0xFD, 1, 2, 3];
+        let bare = strip_zstd_magic(frame.clone()).unwrap();
+        assert_eq!(bare, [1, 2, 3]);
+        assert_eq!(with_zstd_magic(&bare), frame);
+        assert!(strip_zstd_magic(vec![1, 2, 3, 4, 5]).is_err());
+        assert!(strip_zstd_magic(vec![0x28]).is_err());
+    }
 }

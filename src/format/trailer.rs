@@ -16,7 +16,7 @@
 //! The stored footer ends exactly where the trailer begins.
 
 use super::crc32c;
-use super::header::VERSION;
+use super::header::{VERSION, is_known_version};
 use crate::compress::Codec;
 use crate::error::{Error, Result};
 
@@ -38,6 +38,8 @@ pub struct Trailer {
     pub footer_crc: u32,
     /// Codec of the footer.
     pub footer_codec: Codec,
+    /// Format version (equal to the header's).
+    pub version: u16,
 }
 
 impl Trailer {
@@ -49,7 +51,7 @@ impl Trailer {
         b[12..16].copy_from_slice(&self.footer_raw_len.to_le_bytes());
         b[16..20].copy_from_slice(&self.footer_crc.to_le_bytes());
         b[20] = self.footer_codec as u8;
-        b[22..24].copy_from_slice(&VERSION.to_le_bytes());
+        b[22..24].copy_from_slice(&self.version.to_le_bytes());
         let crc = crc32c(&b[..24]);
         b[24..28].copy_from_slice(&crc.to_le_bytes());
         b[28..32].copy_from_slice(&TRAILER_MAGIC);
@@ -82,7 +84,7 @@ impl Trailer {
             });
         }
         let version = u16::from_le_bytes([b[22], b[23]]);
-        if version != VERSION {
+        if !is_known_version(version) {
             return Err(Error::Version {
                 got: version,
                 supported: VERSION,
@@ -109,6 +111,7 @@ impl Trailer {
             footer_raw_len: u32_at(12),
             footer_crc: u32_at(16),
             footer_codec,
+            version,
         };
         if t.footer_offset.checked_add(t.footer_stored_len as u64) != Some(start) {
             return Err(Error::corrupt(
@@ -143,6 +146,7 @@ mod tests {
             footer_raw_len: 40,
             footer_crc: 7,
             footer_codec: Codec::Zstd,
+            version: VERSION,
         };
         let b = t.to_bytes();
         assert_eq!(Trailer::parse(&b, 152).unwrap(), t);

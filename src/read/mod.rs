@@ -187,7 +187,8 @@ struct Inner {
     path: Option<PathBuf>,
     paths: Vec<String>,
     chunk_starts: Vec<Vec<u64>>,
-    /// Frames (header + stored payload) of fetched sections, by index.
+    /// Fetched sections' bytes ([`SectionEntry::range`]: the stored payload,
+    /// after its frame in format version 1), by index.
     fetched: Mutex<Lru<u32, Bytes>>,
     /// Decoded string chunks, by (table, chunk).
     chunks: Mutex<Lru<(u32, usize), Arc<Chunk>>>,
@@ -267,6 +268,14 @@ pub fn read_footer(tail: &[u8], file_len: u64) -> Result<Footer> {
             format!("footer raw length {} is implausible", t.footer_raw_len),
         ));
     }
+    // Version 2 stores a zstd footer without the frame's magic.
+    let framed;
+    let stored = if t.footer_codec == Codec::Zstd && t.version != format::VERSION_1 {
+        framed = format::section::with_zstd_magic(stored);
+        &framed[..]
+    } else {
+        stored
+    };
     let raw = compress::decompress(
         t.footer_codec,
         stored,
@@ -274,7 +283,7 @@ pub fn read_footer(tail: &[u8], file_len: u64) -> Result<Footer> {
         None,
         "footer",
     )?;
-    Footer::parse(&raw, t.footer_offset)
+    Footer::parse(&raw, t.footer_offset, t.version)
 }
 
 /// The ranges an open reads first: the header and the last `tail` bytes.
@@ -304,7 +313,18 @@ struct Opened {
 fn parse_opened(head: &[u8], tail: &[u8], len: u64) -> Result<Opened> {
     let header = Header::parse(head)?;
     let footer = read_footer(tail, len)?;
-    let footer_offset = Trailer::parse(&tail[tail.len() - TRAILER_LEN..], len)?.footer_offset;
+    let trailer = Trailer::parse(&tail[tail.len() - TRAILER_LEN..], len)?;
+    if trailer.version != header.version {
+        return Err(Error::corrupt(
+            "header",
+            8,
+            format!(
+                "version {} differs from the trailer's {}",
+                header.version, trailer.version
+            ),
+        ));
+    }
+    let footer_offset = trailer.footer_offset;
     Ok(Opened {
         header,
         footer,
@@ -401,12 +421,13 @@ impl Snapshot {
             stats = (2, 2, stats.2 + tail.len() as u64);
         }
         let footer = read_footer(&tail, len)?;
-        let footer_offset = Trailer::parse(&tail[tail.len() - TRAILER_LEN..], len)?.footer_offset;
+        let trailer = Trailer::parse(&tail[tail.len() - TRAILER_LEN..], len)?;
+        let footer_offset = trailer.footer_offset;
         let opened = Opened {
             // Provisional until the header is read: the trailer's version,
             // which the header must equal.
             header: Header {
-                version: format::VERSION,
+                version: trailer.version,
             },
             footer,
             footer_offset,
@@ -760,12 +781,14 @@ impl Snapshot {
             })
     }
 
-    /// The byte range of section `idx`'s frame (header and stored payload).
+    /// The byte range a read of section `idx` fetches: its stored payload
+    /// (with the frame before it in format version 1).
     fn frame_range(e: &SectionEntry) -> Range<u64> {
-        e.offset..e.offset + SECTION_HEADER_LEN as u64 + e.stored_len as u64
+        e.range()
     }
 
-    /// The frame of section `idx`: from the fetch cache, else read now.
+    /// The bytes of section `idx` (frame, in version 1, and stored
+    /// payload): from the fetch cache, else read now.
     fn frame(&self, idx: u32, e: &SectionEntry) -> Result<Bytes> {
         if let Some(b) = self.inner.fetched.lock().map_err(|_| poisoned())?.get(&idx) {
             return Ok(b);
@@ -773,8 +796,10 @@ impl Snapshot {
         self.read_range(Self::frame_range(e))
     }
 
-    /// The stored bytes of section `idx` (frame header checked against the
-    /// directory, checksum verified), not decompressed.
+    /// The stored bytes of section `idx` (in version 1 the frame checked
+    /// against the directory; the checksum verified), not decompressed. A
+    /// zstd payload is returned as a whole zstd frame: version 2 stores it
+    /// without the magic, which is put back here.
     pub fn section_stored(&self, idx: u32) -> Result<Bytes> {
         let e = self.entry(idx)?;
         let what = || {
@@ -784,6 +809,30 @@ impl Snapshot {
             )
         };
         let frame = self.frame(idx, e)?;
+        if !e.framed {
+            let p = e.offset;
+            if frame.len() != e.stored_len as usize {
+                return Err(Error::Truncated {
+                    what: what(),
+                    start: p,
+                    end: p + e.stored_len as u64,
+                    len: self.file_len(),
+                });
+            }
+            let crc = format::crc32c(&frame);
+            if crc != e.crc {
+                return Err(Error::Checksum {
+                    what: what(),
+                    offset: p,
+                    expected: e.crc,
+                    got: crc,
+                });
+            }
+            if e.codec == Codec::Zstd {
+                return Ok(Bytes::from(format::section::with_zstd_magic(&frame)));
+            }
+            return Ok(frame);
+        }
         let h = SectionHeader::parse(&frame, e.offset)?;
         if h.codec != e.codec
             || h.encoding != e.encoding

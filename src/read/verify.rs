@@ -53,8 +53,10 @@ impl Snapshot {
                     format!("decoded to {} bytes, expected {}", raw.len(), e.raw_len),
                 ));
             }
-            let end = e.offset + format::SECTION_HEADER_LEN as u64 + e.stored_len as u64;
-            let pad = format::section::padding(end - e.offset);
+            // Version 1: the padding after the frame and payload (the
+            // frame itself was compared with the entry when it was read).
+            let end = e.range().end;
+            let pad = e.end() - end;
             if pad > 0 && self.read_range(end..end + pad)?.iter().any(|&x| x != 0) {
                 return Err(Error::corrupt(
                     format!("section {i} padding"),
@@ -63,13 +65,20 @@ impl Snapshot {
                 ));
             }
             rep.sections += 1;
-            rep.bytes_checked += format::SECTION_HEADER_LEN as u64 + e.stored_len as u64 + pad;
+            rep.bytes_checked += e.end() - e.offset;
         }
         rep.bytes_checked += format::HEADER_LEN as u64;
-        rep.checks.push(format!(
-            "{} sections: frame headers match the directory, crc32c, zero padding, decompression",
-            rep.sections
-        ));
+        rep.checks.push(if self.header().version == format::VERSION_1 {
+            format!(
+                "{} sections: frame headers match the directory, crc32c, zero padding, decompression",
+                rep.sections
+            )
+        } else {
+            format!(
+                "{} sections: tile the file, crc32c, decompression",
+                rep.sections
+            )
+        });
 
         // Nodes. Each is decoded with its own decoder (within the budget)
         // and dropped once checked; only kinds and element totals are kept

@@ -7,7 +7,7 @@ use colsnap::compress::{self, Codec, CodecChoice, CompressOptions};
 use colsnap::encoding::Encoding;
 use colsnap::format::{
     self, Footer, Header, NodeMeta, Role, STREAM_ROLES, SectionEntry, SectionHeader, Stats,
-    Trailer, VERSION,
+    Trailer, VERSION_1,
 };
 use colsnap::model::{KIND_COUNT, Kind, NodeName};
 
@@ -31,13 +31,15 @@ pub fn raw(role: Role, enc: Encoding, payload: Vec<u8>) -> Sec {
 }
 
 /// Header, sections, the footer made by `footer` (given the directory),
-/// stored with `footer_codec`, and a trailer; every checksum valid.
+/// stored with `footer_codec`, and a trailer; every checksum valid. Crafted
+/// files use format version 1 (framed sections), which readers keep
+/// reading; the writer's version 2 output is what the other tests read.
 pub fn assemble_with(
     secs: Vec<Sec>,
     footer_codec: Codec,
     footer: impl FnOnce(Vec<SectionEntry>) -> Footer,
 ) -> Vec<u8> {
-    let mut out = Header { version: VERSION }.to_bytes().to_vec();
+    let mut out = Header { version: VERSION_1 }.to_bytes().to_vec();
     let mut dir = Vec::new();
     for s in secs {
         let h = SectionHeader {
@@ -56,6 +58,7 @@ pub fn assemble_with(
             encoding: h.encoding,
             role: h.role,
             crc: h.crc,
+            framed: true,
         });
         out.extend_from_slice(&h.to_bytes());
         out.extend_from_slice(&s.stored);
@@ -94,6 +97,7 @@ pub fn finish(mut out: Vec<u8>, footer_raw: &[u8], codec: Codec) -> Vec<u8> {
         footer_raw_len: footer_raw.len() as u32,
         footer_crc: format::crc32c(&stored),
         footer_codec: codec,
+        version: VERSION_1,
     };
     out.extend_from_slice(&stored);
     out.extend_from_slice(&t.to_bytes());

@@ -78,6 +78,10 @@ pub struct Args {
     /// Store string chunks without front coding.
     #[arg(long)]
     pub no_front_coding: bool,
+    /// Snapshot format version: 2 (sections without frames, the default) or
+    /// 1 (every section framed and 8-aligned), for readers older than version 2.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub format_version: Option<u16>,
     /// Memory budget (e.g. 512M, 2G; 0 for none): the column buffers get
     /// three eighths of it and past that are spilled to temporary files
     /// (read back one column at a time when the snapshot is written); the
@@ -160,6 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             level: args.level.unwrap_or(base.compress.level),
         },
         front_coding: !args.no_front_coding,
+        format_version: args.format_version.unwrap_or(base.format_version),
         threads: args.threads.map_or(0, usize::from),
         memory: usize::try_from(args.memory).unwrap_or(usize::MAX),
         tmp_dir: Some(match &args.tmp_dir {

@@ -776,8 +776,7 @@ pub fn warm_remote(
     // The read merges close sections, so the sections that lie inside a
     // merged span come along at no cost: keep them too (a mapped stream's
     // source, a sibling), so that they cost no round trip later.
-    let frame =
-        |e: &colsnap::raw::format::SectionEntry| e.offset..e.offset + 16 + e.stored_len as u64;
+    let frame = |e: &colsnap::raw::format::SectionEntry| e.range();
     let spans: Vec<std::ops::Range<u64>> = plan
         .sections()
         .filter_map(|s| footer.sections.get(s as usize))
@@ -794,7 +793,7 @@ pub fn warm_remote(
     let bytes: u64 = plan
         .sections()
         .filter_map(|s| footer.sections.get(s as usize))
-        .map(|e| 16 + e.stored_len as u64)
+        .map(|e| e.range().end - e.range().start)
         .sum();
     if bytes > snap.options().fetch_cache_bytes as u64 / 2 {
         return Ok(());

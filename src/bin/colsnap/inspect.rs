@@ -187,8 +187,8 @@ pub struct Totals {
 #[derive(Debug, Serialize)]
 pub struct Part {
     /// `columns` (column stream payloads), `string_tables` (string table
-    /// payloads) or `metadata` (header, section frames and padding, footer,
-    /// trailer).
+    /// payloads) or `metadata` (header, footer, trailer, and in format
+    /// version 1 the section frames and padding).
     pub part: &'static str,
     /// Bytes.
     pub bytes: u64,
@@ -620,7 +620,9 @@ fn tables_and_totals(r: &Report) -> String {
         let name = match p.part {
             "columns" => "columns",
             "string_tables" => "string tables",
-            _ => "header+frames+footer+trailer",
+            // Format version 2 sections have no frames.
+            _ if r.format_version == colsnap::format::VERSION_1 => "header+frames+footer+trailer",
+            _ => "header+footer+trailer",
         };
         rows.push(vec![
             name.to_string(),
