@@ -16,6 +16,7 @@ use crate::model::{KIND_COUNT, Kind, NodeName};
 use crate::schema::colspill::Fields;
 use crate::schema::input::read_rows_limited;
 use crate::schema::interner::{IdSet, SortedTable, SpillPolicy, SpillStats, Strings};
+use crate::schema::memtrace;
 use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
 use crate::strings::{ChunkBuilder, TablePolicy};
 use std::io::{Read, Write};
@@ -166,7 +167,9 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
         // A failed spill is reported as itself, not as a JSON error.
         Err(e) => return Err(b.take_failure().unwrap_or(e)),
     };
+    memtrace::mark("rows read");
     b.finish()?;
+    memtrace::mark("finish");
     let mut w = Writer::new(out, opts.compress, opts.format_version)?;
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
     Ok(BuildReport {
@@ -1321,6 +1324,102 @@ fn par_map<T: Sync, R: Send>(threads: usize, items: &[T], f: impl Fn(&T) -> R + 
         .collect()
 }
 
+/// `f` over every item on up to `threads` threads, `sink` given the results
+/// of `items[lead..]` in the items' order as they come (on the calling
+/// thread); the results of the first `lead` items are returned. A worker
+/// waits before starting an item more than `window` places past the next
+/// one to hand to `sink`, so that at most about `window` results are held
+/// at once (issue 16: a build's node streams are not all held until the
+/// last is compressed). The calls of `sink`, and so what it writes, are the
+/// same whatever the thread count.
+fn par_map_ordered<T: Sync, R: Send>(
+    threads: usize,
+    items: &[T],
+    lead: usize,
+    window: usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut sink: impl FnMut(R) -> Result<()>,
+) -> Result<Vec<R>> {
+    use std::sync::{Condvar, Mutex, PoisonError};
+    let threads = threads.min(items.len());
+    let lead = lead.min(items.len());
+    if threads <= 1 {
+        let mut led = Vec::with_capacity(lead);
+        for (k, it) in items.iter().enumerate() {
+            let r = f(it);
+            if k < lead {
+                led.push(r);
+            } else {
+                sink(r)?;
+            }
+        }
+        return Ok(led);
+    }
+    struct State<R> {
+        done: Vec<Option<R>>,
+        /// Items handed to `sink` (past `lead`).
+        emitted: usize,
+        stop: bool,
+    }
+    let st = Mutex::new(State {
+        done: items.iter().map(|_| None).collect(),
+        emitted: 0,
+        stop: false,
+    });
+    let cv = Condvar::new();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let lock = || st.lock().unwrap_or_else(PoisonError::into_inner);
+    let window = window.max(1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    {
+                        let mut g = lock();
+                        while !g.stop && i >= lead && i - lead >= g.emitted + window {
+                            g = cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+                        }
+                        if g.stop {
+                            break;
+                        }
+                    }
+                    let r = f(item);
+                    lock().done[i] = Some(r);
+                    cv.notify_all();
+                }
+            });
+        }
+        let mut out = Ok(());
+        for i in lead..items.len() {
+            let r = {
+                let mut g = lock();
+                loop {
+                    if let Some(r) = g.done[i].take() {
+                        break r;
+                    }
+                    g = cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            out = sink(r);
+            let mut g = lock();
+            g.emitted = i + 1 - lead;
+            g.stop = out.is_err();
+            cv.notify_all();
+            if g.stop {
+                break;
+            }
+        }
+        out
+    })?;
+    let mut g = st.into_inner().unwrap_or_else(PoisonError::into_inner);
+    Ok(g.done[..lead]
+        .iter_mut()
+        .map(|r| r.take().expect("every leading item was mapped"))
+        .collect())
+}
+
 /// Decide which table each string node uses: 0 = short strings, 1 = long text.
 fn assign_tables(b: &ColumnsBuilder, opts: &BuildOptions) -> Vec<u32> {
     b.nodes
@@ -1349,19 +1448,17 @@ fn write_snapshot<W: Write>(
     let n_tables = if table_of.contains(&1) { 2 } else { 1 };
     let mut used: Vec<IdSet> = (0..n_tables).map(|_| IdSet::new(b.strings.ids())).collect();
     for (i, &t) in table_of.iter().enumerate() {
-        for &id in &b.load(i, Fields::STRS)?.strs {
-            used[t as usize].insert(id);
-        }
+        let set = &mut used[t as usize];
+        b.visit_strs(i, |ids| ids.iter().for_each(|&id| set.insert(id)))?;
     }
+    memtrace::mark("used-id sets");
     // In memory, or merged from the spilled runs: the same tables.
     let (sorted, maps) = b.strings.sort_tables(&used, b.max_strings())?;
     drop(used);
-    for (i, &t) in table_of.iter().enumerate() {
-        if b.nodes[i].n_strs() > 0 {
-            b.remap_strs(i, &maps[t as usize])?;
-        }
-    }
+    memtrace::mark("string tables sorted");
+    b.remap_all(&table_of, &maps)?;
     drop(maps);
+    memtrace::mark("ids remapped");
 
     // Node streams.
     let mut metas: Vec<NodeMeta> = Vec::with_capacity(b.nodes.len());
@@ -1380,10 +1477,11 @@ fn write_snapshot<W: Write>(
     let b: &ColumnsBuilder = b;
     let all: Vec<usize> = (0..b.nodes.len()).collect();
     let distinct_ids = par_map(threads, &all, |&i| -> Result<usize> {
-        Ok(distinct(b.load(i, Fields::STRS)?.strs.iter().copied()) as usize)
+        distinct_strs(b, i, sorted[table_of[i] as usize].len)
     })
     .into_iter()
     .collect::<Result<Vec<usize>>>()?;
+    memtrace::mark("distinct ids");
     let policy_of = |t: usize| {
         let long = t == 1;
         TablePolicy {
@@ -1408,49 +1506,67 @@ fn write_snapshot<W: Write>(
         Dict(LongPlan),
         Node(Box<Result<(NodeMeta, Vec<Packed>)>>),
     }
-    let done = par_map(threads, &jobs, |job| -> Result<Done> {
-        Ok(match *job {
-            None => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
-            Some(i) => Done::Node(Box::new((|| {
-                // A spilled node is read back whole, one node per thread.
-                let n = b.load(i, Fields::ALL)?;
-                // Its parent's kinds mask it when they have the same domain.
-                let parent = match n.name {
-                    Some(NodeName::Key(_))
-                        if i > 0 && b.nodes[n.parent as usize].domain_len == n.domain_len =>
-                    {
-                        Some(b.load(n.parent as usize, Fields::ITEMS)?)
-                    }
-                    _ => None,
-                };
-                let maps = [
-                    mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
-                    mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
-                ];
-                let mut packs = Packs::new(opts.compress);
-                let meta = write_node(&mut packs, &n, parent.as_deref(), maps, i, table_of[i])?;
-                Ok((meta, packs.out))
-            })())),
-        })
-    });
+    // Node results are written in node order as they come: at most a few
+    // nodes' compressed streams are held at once.
+    let mut emit_node = |d: Result<Done>| -> Result<()> {
+        let Done::Node(r) = d? else {
+            unreachable!("only the first job trains the dictionary")
+        };
+        let (mut meta, packs) = (*r)?;
+        let base = w.sections.len() as u32;
+        for p in packs {
+            w.emit(p)?;
+        }
+        for s in meta.streams.iter_mut().flatten() {
+            *s += base;
+        }
+        metas.push(meta);
+        Ok(())
+    };
+    let lead = usize::from(n_tables > 1);
+    let led = par_map_ordered(
+        threads,
+        &jobs,
+        lead,
+        2 * threads,
+        |job| -> Result<Done> {
+            Ok(match *job {
+                None => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
+                Some(i) => Done::Node(Box::new((|| {
+                    // A spilled node is read back whole, one node per thread.
+                    let n = b.load(i, Fields::ALL)?;
+                    // Its parent's kinds mask it when they have the same domain.
+                    let parent = match n.name {
+                        Some(NodeName::Key(_))
+                            if i > 0 && b.nodes[n.parent as usize].domain_len == n.domain_len =>
+                        {
+                            Some(b.load(n.parent as usize, Fields::ITEMS)?)
+                        }
+                        _ => None,
+                    };
+                    let maps = [
+                        mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
+                        mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
+                    ];
+                    let mut packs = Packs::new(opts.compress);
+                    let meta = write_node(&mut packs, &n, parent.as_deref(), maps, i, table_of[i])?;
+                    memtrace::mark_detail(|| {
+                        format!("node {i} {} ({} items)", b.path(i as u32), n.n_items())
+                    });
+                    Ok((meta, packs.out))
+                })())),
+            })
+        },
+        &mut emit_node,
+    )?;
+    memtrace::mark("node streams encoded");
     let mut long_plan = None;
-    for d in done {
-        match d? {
-            Done::Dict(d) => long_plan = Some(d),
-            Done::Node(r) => {
-                let (mut meta, packs) = (*r)?;
-                let base = w.sections.len() as u32;
-                for p in packs {
-                    w.emit(p)?;
-                }
-                for s in meta.streams.iter_mut().flatten() {
-                    *s += base;
-                }
-                metas.push(meta);
-            }
+    for d in led {
+        if let Done::Dict(d) = d? {
+            long_plan = Some(d);
         }
     }
-
+    memtrace::mark("node streams written");
     // String tables.
     let mut tables = Vec::new();
     let mut total_strings = 0u64;
@@ -1585,6 +1701,11 @@ fn write_snapshot<W: Write>(
             index_section,
             dict_section,
         });
+        memtrace::mark(if long {
+            "long-text table"
+        } else {
+            "string table"
+        });
     }
 
     let footer = Footer {
@@ -1619,6 +1740,7 @@ fn write_snapshot<W: Write>(
     };
     w.put(&t.to_bytes())?;
     w.out.flush().map_err(|e| Error::io(None, e))?;
+    memtrace::mark("footer");
     Ok((b.nodes.len() - 1, total_strings))
 }
 
@@ -1635,6 +1757,39 @@ fn distinct<T: Ord + Copy>(v: impl Iterator<Item = T>) -> u64 {
     v.sort_unstable();
     v.dedup();
     v.len() as u64
+}
+
+/// Distinct (final) string ids of node `i`, whose table holds `table_len`
+/// strings: read a piece at a time, counted by sorting when there are few
+/// and in a bitmap of the table's ids when there are many (issue 16: not a
+/// copy of a whole column of ids per thread).
+fn distinct_strs(b: &ColumnsBuilder, i: usize, table_len: usize) -> Result<usize> {
+    let n = b.nodes[i].n_strs();
+    if n == 0 {
+        return Ok(0);
+    }
+    if n.saturating_mul(32) <= table_len as u64 + (1 << 16) {
+        let mut v = Vec::with_capacity(n as usize);
+        b.visit_strs(i, |ids| v.extend_from_slice(ids))?;
+        return Ok(distinct(v.into_iter()) as usize);
+    }
+    let mut bits = vec![0u64; table_len.div_ceil(64)];
+    let mut past = false;
+    b.visit_strs(i, |ids| {
+        for &id in ids {
+            match bits.get_mut(id as usize / 64) {
+                Some(w) => *w |= 1 << (id % 64),
+                None => past = true,
+            }
+        }
+    })?;
+    if past {
+        return Err(Error::Invalid(format!(
+            "a string id of column {} is past its table",
+            b.path(i as u32)
+        )));
+    }
+    Ok(bits.iter().map(|w| w.count_ones() as usize).sum())
 }
 
 /// Mapped candidates of a stream compared by compressed size.
@@ -1655,9 +1810,28 @@ fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
     dense
 }
 
+/// `(item index, value)` of every item of `n` of kind `kind` (Int or Str,
+/// a string as its id).
+fn kind_values(n: &NodeBuf, kind: Kind) -> impl Iterator<Item = (u32, i64)> + Clone + '_ {
+    let mut ints = n.ints.iter();
+    let mut strs = n.strs.iter();
+    n.idx.iter().zip(&n.kinds).filter_map(move |(&ix, &k)| {
+        if k == Kind::Int as u8 {
+            ints.next().map(|&v| (ix, v))
+        } else if k == Kind::Str as u8 {
+            strs.next().map(|&v| (ix, v as i64))
+        } else {
+            None
+        }
+        .filter(|_| k == kind as u8)
+    })
+}
+
 /// Mapped encodings of node `i`'s payloads of kind `kind` (Int or Str) as a
 /// function of the string ids of another node of the same domain.
-/// `n` is node `i` loaded whole; the sources are loaded one at a time.
+/// `n` is node `i` loaded whole; the sources are loaded one at a time, and
+/// only the [`MAP_KEEP`] best mappings so far are kept, encoded (issue 16:
+/// the one-to-one mappings of a million URLs are some 12 MB each).
 fn mapping_for(
     b: &ColumnsBuilder,
     n: &NodeBuf,
@@ -1677,32 +1851,18 @@ fn mapping_for(
     if count < 16 {
         return Ok(Vec::new());
     }
-    let values: Vec<(u32, i64)> = {
-        let mut ints = n.ints.iter();
-        let mut strs = n.strs.iter();
-        n.idx
-            .iter()
-            .zip(&n.kinds)
-            .filter_map(|(&ix, &k)| {
-                if k == Kind::Int as u8 {
-                    ints.next().map(|&v| (ix, v))
-                } else if k == Kind::Str as u8 {
-                    strs.next().map(|&v| (ix, v as i64))
-                } else {
-                    None
-                }
-                .filter(|_| k == kind as u8)
-            })
-            .collect()
-    };
-    let mut found: Vec<encoding::mapped::Mapping> = Vec::new();
+    let values = kind_values(n, kind);
+    // The best mappings so far, by (keys, not a sibling, distance) and
+    // then the order found: what sorting every mapping found (stably)
+    // and keeping the first MAP_KEEP gives.
+    let mut best: Vec<((usize, bool, usize), Vec<u8>)> = Vec::new();
     // Sources: string siblings that rank before this node by (more distinct
     // ids, then lower index). The ranking is a strict order, so the graph of
     // mappings is acyclic; a functional dependency needs a source with at
     // least as many distinct values anyway. Fewest keys first.
     let rank = |c: usize| (std::cmp::Reverse(distinct_ids[c]), c);
     // A function of the source has at most as many distinct values.
-    let own_distinct = distinct(values.iter().map(|v| v.1)) as usize;
+    let own_distinct = distinct(values.clone().map(|v| v.1)) as usize;
     let own = if kind == Kind::Str {
         Some(rank(i))
     } else {
@@ -1725,34 +1885,32 @@ fn mapping_for(
         let src = b.load(c as usize, Fields::ITEMS.with(Fields::STRS))?;
         let keys = dense_str_ids(&src);
         drop(src);
-        if values.iter().any(|&(ix, _)| keys[ix as usize] == u32::MAX) {
+        if values.clone().any(|(ix, _)| keys[ix as usize] == u32::MAX) {
             continue;
         }
         let Some(m) =
-            encoding::mapped::build(c, values.iter().map(|&(ix, v)| (keys[ix as usize], v)))
+            encoding::mapped::build(c, values.clone().map(|(ix, v)| (keys[ix as usize], v)))
         else {
             continue;
         };
+        drop(keys);
         // Even a one-to-one mapping can win: the ids of `events_url` in
         // the order of `url`'s ids advance in near-constant steps.
-        found.push(m);
-    }
-    // The few with the fewest keys, siblings and then the nearest first on
-    // ties; the writer keeps
-    // whichever compresses smallest.
-    found.sort_by_key(|m| {
+        // The few with the fewest keys, siblings and then the nearest
+        // first on ties; the writer keeps whichever compresses smallest.
         let sibling = b.nodes[m.source as usize].parent == n.parent;
-        (m.keys.len(), !sibling, (m.source as usize).abs_diff(i))
-    });
-    Ok(found
-        .iter()
-        .take(MAP_KEEP)
-        .map(|m| {
-            let mut out = Vec::new();
-            encoding::mapped::encode(m, &mut out);
-            out
-        })
-        .collect())
+        let key = (m.keys.len(), !sibling, (m.source as usize).abs_diff(i));
+        let at = best.partition_point(|(k, _)| *k <= key);
+        if at >= MAP_KEEP {
+            continue;
+        }
+        let mut out = Vec::new();
+        encoding::mapped::encode(&m, &mut out);
+        drop(m);
+        best.insert(at, (key, out));
+        best.truncate(MAP_KEEP);
+    }
+    Ok(best.into_iter().map(|(_, e)| e).collect())
 }
 
 /// Dense kinds of every item of a node.
@@ -1896,4 +2054,50 @@ fn write_node(
         ts_layout,
         stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Results reach the sink in the items' order whatever the thread count
+    /// and window; the leading items' results are returned; a failing sink
+    /// stops the rest.
+    #[test]
+    fn par_map_ordered_keeps_order() {
+        let items: Vec<u64> = (0..200).collect();
+        // Uneven work, so that threads finish out of order.
+        let work = |&x: &u64| -> u64 {
+            let mut h = x;
+            for _ in 0..(x % 7) * 2000 {
+                h = h.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            x
+        };
+        for threads in [1, 2, 3] {
+            for window in [1, 2, 8] {
+                for lead in [0, 1, 3] {
+                    let mut got = Vec::new();
+                    let led = par_map_ordered(threads, &items, lead, window, work, |r| {
+                        got.push(r);
+                        Ok(())
+                    })
+                    .unwrap();
+                    assert_eq!(led, items[..lead]);
+                    assert_eq!(got, items[lead..]);
+                }
+            }
+        }
+        let mut seen = 0;
+        let r = par_map_ordered(2, &items, 0, 2, work, |r| {
+            seen += 1;
+            if r == 10 {
+                Err(Error::Invalid("stop".into()))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(r.is_err());
+        assert_eq!(seen, 11);
+    }
 }

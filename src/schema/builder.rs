@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Kind, NodeName};
 use crate::schema::colspill::{Buffers, ColumnSpill, Counts, Fields, Segment};
-use crate::schema::interner::{Interner, SpillPolicy, SpillStats, Strings};
+use crate::schema::interner::{IdMaps, Interner, SpillPolicy, SpillStats, Strings};
 use crate::timestamp::{self, Timestamp};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
@@ -163,6 +163,9 @@ pub struct ColumnsBuilder {
     column_spill: Option<ColumnSpill>,
     /// Directory for spills.
     spill_base: Option<std::path::PathBuf>,
+    /// Spilled segments of timestamps turned into strings at the end
+    /// (their ids are of two runs).
+    converted_spilled: bool,
 }
 
 /// Rows between two counts of the column buffers' bytes (every row under
@@ -203,6 +206,7 @@ impl ColumnsBuilder {
             column_cap: usize::MAX,
             column_spill: None,
             spill_base: None,
+            converted_spilled: false,
         }
     }
 
@@ -237,12 +241,19 @@ impl ColumnsBuilder {
     /// Write every node's buffers as a segment of a new spill file and
     /// empty them.
     pub fn spill_columns(&mut self) -> Result<()> {
+        if self
+            .nodes
+            .iter()
+            .all(|n| n.idx.is_empty() && n.lens.is_empty())
+        {
+            return Ok(());
+        }
         if self.column_spill.is_none() {
             let base = self.spill_base.clone().unwrap_or_else(std::env::temp_dir);
             self.column_spill = Some(ColumnSpill::new(&base)?);
         }
         let spill = self.column_spill.as_mut().expect("created above");
-        let mut w = spill.writer()?;
+        let mut w = spill.writer(self.interner.runs())?;
         for n in self.nodes.iter_mut() {
             if n.idx.is_empty() && n.lens.is_empty() {
                 continue;
@@ -323,31 +334,7 @@ impl ColumnsBuilder {
     }
 
     fn intern(&mut self, s: &str) -> std::result::Result<u32, String> {
-        if let Some(id) = self.interner.get(s) {
-            return Ok(id);
-        }
-        if s.len() > self.limits.max_string_len {
-            return Err(format!(
-                "a string of {} bytes exceeds the limit of {} bytes (max_string_len)",
-                s.len(),
-                self.limits.max_string_len
-            ));
-        }
-        // Once strings were spilled, provisional ids count a string once
-        // per run: the limit on distinct strings is checked when the runs
-        // are merged, and here only what ids can hold.
-        let id = self.interner.ids();
-        let max = if self.interner.spilled() {
-            (u32::MAX - 1) as usize
-        } else {
-            self.limits.max_strings
-        };
-        if id >= max as u64 {
-            return Err(format!(
-                "more than {max} distinct strings (the max_strings limit)"
-            ));
-        }
-        Ok(self.interner.insert(s))
+        intern_in(&mut self.interner, &self.limits, s)
     }
 
     /// Bytes held by the column buffers (their capacity).
@@ -382,6 +369,10 @@ impl ColumnsBuilder {
         };
         let r = r.and_then(|()| {
             if self.interner.over_budget(self.column_bytes) {
+                // The columns go first: then the string ids of every column
+                // segment are those of one run, mapped to final ids a run
+                // at a time (`remap_all`).
+                self.spill_columns()?;
                 self.interner.spill()
             } else {
                 Ok(())
@@ -493,61 +484,129 @@ impl ColumnsBuilder {
             }
             self.nodes[i].domain_len = len;
         }
-        // Timestamps mixed with plain strings become strings.
+        // Timestamps mixed with plain strings become strings: in memory, or
+        // a spilled segment at a time (each written again as one segment).
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
             if n.n_times() == 0 || n.n_strs() == 0 {
                 continue;
             }
-            let mut b = Buffers::default();
             let segments = std::mem::take(&mut self.nodes[i].segments);
-            if let Some(spill) = &self.column_spill {
-                spill.load(&segments, Fields::ALL, &mut b)?;
-            }
-            let tail = self.nodes[i].take_buffers();
-            b.idx.extend(tail.idx);
-            b.kinds.extend(tail.kinds);
-            b.ints.extend(tail.ints);
-            b.uints.extend(tail.uints);
-            b.floats.extend(tail.floats);
-            b.strs.extend(tail.strs);
-            b.times.extend(tail.times);
-            b.lens.extend(tail.lens);
-            let (mut si, mut ti) = (0usize, 0usize);
-            let mut strs = Vec::with_capacity(b.strs.len() + b.times.len());
-            let mut text = String::new();
             let mut added = 0u64;
-            for k in b.kinds.iter_mut() {
-                if *k == Kind::Str as u8 {
-                    strs.push(b.strs[si]);
-                    si += 1;
-                } else if *k == Kind::Time as u8 {
-                    text.clear();
-                    timestamp::format(&b.times[ti], &mut text);
-                    ti += 1;
-                    let id = self.intern(&text).map_err(Error::Invalid)?;
-                    added += text.len() as u64;
-                    strs.push(id);
-                    *k = Kind::Str as u8;
+            let mut spilled = Counts::default();
+            let mut out_segs = Vec::with_capacity(segments.len());
+            if let (Some(spill), false) = (self.column_spill.as_mut(), segments.is_empty()) {
+                let mut w = spill.writer(0)?;
+                for seg in &segments {
+                    let mut b = Buffers::default();
+                    w.spill()
+                        .load(std::slice::from_ref(seg), Fields::ALL, &mut b)?;
+                    added += times_to_strs(&mut self.interner, &self.limits, &mut b)?;
+                    let mut s = w.push(&b)?;
+                    s.epoch = seg.epoch;
+                    spilled.add(&s.n);
+                    out_segs.push(s);
                 }
-            }
-            b.strs = strs;
-            b.times.clear();
-            self.nodes[i].str_bytes += added;
-            if segments.is_empty() {
-                self.nodes[i].set_buffers(b);
-            } else {
-                // Spilled again as one segment.
-                let spill = self.column_spill.as_mut().expect("segments are spilled");
-                let mut w = spill.writer()?;
-                let seg = w.push(&b)?;
                 w.finish()?;
-                let n = &mut self.nodes[i];
-                n.segments = vec![seg];
-                n.spilled = seg.n;
+            }
+            let mut tail = self.nodes[i].take_buffers();
+            added += times_to_strs(&mut self.interner, &self.limits, &mut tail)?;
+            let n = &mut self.nodes[i];
+            n.set_buffers(tail);
+            n.str_bytes += added;
+            if !segments.is_empty() {
+                n.segments = out_segs;
+                n.spilled = spilled;
+                self.converted_spilled = true;
             }
         }
         self.strings = self.interner.finish()?;
+        Ok(())
+    }
+
+    /// Call `f` with the (provisional or final) string ids of node `i`, in
+    /// order, a piece at a time (a spilled node is not read back whole).
+    pub fn visit_strs(&self, i: usize, mut f: impl FnMut(&[u32])) -> Result<()> {
+        let n = &self.nodes[i];
+        if let Some(spill) = &self.column_spill {
+            for s in &n.segments {
+                spill.visit_strs(s, &mut f)?;
+            }
+        }
+        f(&n.strs);
+        Ok(())
+    }
+
+    /// Replace the provisional string ids of every node with their final
+    /// ids in its table (`table_of[i]` for node `i`). With spilled strings
+    /// the maps are read a window of runs at a time and each column segment
+    /// remapped with the window of its run (the ids of a segment are those
+    /// of one run, and the last run's for timestamps turned into strings).
+    pub fn remap_all(&mut self, table_of: &[u32], maps: &IdMaps) -> Result<()> {
+        let windows = match maps {
+            IdMaps::Dense(maps) => {
+                for (i, &t) in table_of.iter().enumerate() {
+                    if self.nodes[i].n_strs() > 0 {
+                        self.remap_strs(i, &maps[t as usize])?;
+                    }
+                }
+                return Ok(());
+            }
+            IdMaps::Windows(w) => w,
+        };
+        let lost = |id: u32| Error::Invalid(format!("string id {id} has no final id"));
+        // The last run's window, for converted timestamps.
+        let last = match windows.last() {
+            Some(w) if self.converted_spilled && windows.len() > 1 => Some((w.lo, w.load()?)),
+            _ => None,
+        };
+        for (k, win) in windows.iter().enumerate() {
+            let map = if k + 1 == windows.len() && last.is_some() {
+                None
+            } else {
+                Some(win.load()?)
+            };
+            let map = map
+                .as_ref()
+                .or(last.as_ref().map(|l| &l.1))
+                .expect("loaded above");
+            for (i, &t) in table_of.iter().enumerate() {
+                let n = &self.nodes[i];
+                if n.n_strs() == 0 {
+                    continue;
+                }
+                if !n.strs.is_empty() {
+                    return Err(Error::Invalid(
+                        "strings spilled while column buffers are held".into(),
+                    ));
+                }
+                let spill = self
+                    .column_spill
+                    .as_ref()
+                    .expect("columns spill with strings");
+                let (m, lm) = (
+                    &map[t as usize],
+                    last.as_ref().map(|l| (l.0, &l.1[t as usize])),
+                );
+                for s in n
+                    .segments
+                    .iter()
+                    .filter(|s| win.runs.contains(&(s.epoch as usize)))
+                {
+                    spill.remap_with(s, |id| {
+                        let id64 = id as u64;
+                        let f = if (win.lo..win.hi).contains(&id64) {
+                            m[(id64 - win.lo) as usize]
+                        } else if let Some((lo, lm)) = lm.filter(|(lo, _)| id64 >= *lo) {
+                            lm.get((id64 - lo) as usize).copied().unwrap_or(u32::MAX)
+                        } else {
+                            u32::MAX
+                        };
+                        if f == u32::MAX { Err(lost(id)) } else { Ok(f) }
+                    })?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -569,6 +628,64 @@ impl ColumnsBuilder {
         }
         out
     }
+}
+
+/// Turn the timestamps of `b` into strings (interned); returns the bytes
+/// of text added.
+fn times_to_strs(interner: &mut Interner, limits: &Limits, b: &mut Buffers) -> Result<u64> {
+    let (mut si, mut ti) = (0usize, 0usize);
+    let mut strs = Vec::with_capacity(b.strs.len() + b.times.len());
+    let mut text = String::new();
+    let mut added = 0u64;
+    for k in b.kinds.iter_mut() {
+        if *k == Kind::Str as u8 {
+            strs.push(b.strs[si]);
+            si += 1;
+        } else if *k == Kind::Time as u8 {
+            text.clear();
+            timestamp::format(&b.times[ti], &mut text);
+            ti += 1;
+            let id = intern_in(interner, limits, &text).map_err(Error::Invalid)?;
+            added += text.len() as u64;
+            strs.push(id);
+            *k = Kind::Str as u8;
+        }
+    }
+    b.strs = strs;
+    b.times.clear();
+    Ok(added)
+}
+
+fn intern_in(
+    interner: &mut Interner,
+    limits: &Limits,
+    s: &str,
+) -> std::result::Result<u32, String> {
+    if let Some(id) = interner.get(s) {
+        return Ok(id);
+    }
+    if s.len() > limits.max_string_len {
+        return Err(format!(
+            "a string of {} bytes exceeds the limit of {} bytes (max_string_len)",
+            s.len(),
+            limits.max_string_len
+        ));
+    }
+    // Once strings were spilled, provisional ids count a string once
+    // per run: the limit on distinct strings is checked when the runs
+    // are merged, and here only what ids can hold.
+    let id = interner.ids();
+    let max = if interner.spilled() {
+        (u32::MAX - 1) as usize
+    } else {
+        limits.max_strings
+    };
+    if id >= max as u64 {
+        return Err(format!(
+            "more than {max} distinct strings (the max_strings limit)"
+        ));
+    }
+    Ok(interner.insert(s))
 }
 
 /// Deserializes one row into the builder.

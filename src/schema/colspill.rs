@@ -89,7 +89,16 @@ pub struct Segment {
     pub offset: u64,
     /// What it holds.
     pub n: Counts,
+    /// The string run whose provisional ids its strings have (issue 16:
+    /// the strings spilled, the column buffers are spilled too, so every
+    /// segment's ids are those of one run; the timestamps of a mixed
+    /// node turned into strings at the end have ids of the last run too).
+    pub epoch: u32,
 }
+
+/// String ids read or rewritten at once by [`ColumnSpill::visit_strs`]
+/// and [`ColumnSpill::remap_with`].
+const STR_PIECE: u64 = 1 << 18;
 
 /// Which vectors [`ColumnSpill::load`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +171,7 @@ pub struct ColumnSpill {
 /// Appends segments to one new file.
 pub struct SegmentWriter<'a> {
     spill: &'a mut ColumnSpill,
+    epoch: u32,
     file: u32,
     path: PathBuf,
     w: BufWriter<File>,
@@ -183,8 +193,9 @@ impl ColumnSpill {
         self.files.len()
     }
 
-    /// A new file to append segments to.
-    pub fn writer(&mut self) -> Result<SegmentWriter<'_>> {
+    /// A new file to append segments to, whose string ids are those of
+    /// string run `epoch`.
+    pub fn writer(&mut self, epoch: usize) -> Result<SegmentWriter<'_>> {
         let path = self.dir.path().join(format!("cols-{}", self.files.len()));
         let f = File::options()
             .read(true)
@@ -195,6 +206,7 @@ impl ColumnSpill {
         let file = self.files.len() as u32;
         Ok(SegmentWriter {
             spill: self,
+            epoch: epoch as u32,
             file,
             path,
             w: BufWriter::with_capacity(1 << 20, f),
@@ -290,25 +302,66 @@ impl ColumnSpill {
         Ok(())
     }
 
-    /// Replace every string id `id` of `segs` with `map[id]`.
-    pub fn remap_strs(&self, segs: &[Segment], map: &[u32]) -> Result<()> {
+    /// Call `f` with the string ids of `seg`, a piece at a time.
+    pub fn visit_strs(&self, seg: &Segment, mut f: impl FnMut(&[u32])) -> Result<()> {
+        let o = seg.n.offsets();
         let mut raw = Vec::new();
-        for s in segs {
-            let o = s.n.offsets();
-            raw.clear();
-            raw.resize((o[6] - o[5]) as usize, 0);
-            self.read_at(s.file, s.offset + o[5], &mut raw)?;
+        let mut ids = Vec::new();
+        let mut at = 0;
+        while at < seg.n.strs {
+            let k = STR_PIECE.min(seg.n.strs - at);
+            raw.resize((k * 4) as usize, 0);
+            self.read_at(seg.file, seg.offset + o[5] + at * 4, &mut raw)?;
+            ids.clear();
+            ids.extend(
+                raw.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))),
+            );
+            f(&ids);
+            at += k;
+        }
+        Ok(())
+    }
+
+    /// Replace every string id `id` of `seg` with `f(id)`, a piece at a time.
+    pub fn remap_with(&self, seg: &Segment, mut f: impl FnMut(u32) -> Result<u32>) -> Result<()> {
+        let o = seg.n.offsets();
+        let mut raw = Vec::new();
+        let mut at = 0;
+        while at < seg.n.strs {
+            let k = STR_PIECE.min(seg.n.strs - at);
+            raw.resize((k * 4) as usize, 0);
+            let pos = seg.offset + o[5] + at * 4;
+            self.read_at(seg.file, pos, &mut raw)?;
             for c in raw.chunks_exact_mut(4) {
                 let id = u32::from_le_bytes((&*c).try_into().expect("4 bytes"));
-                c.copy_from_slice(&map[id as usize].to_le_bytes());
+                c.copy_from_slice(&f(id)?.to_le_bytes());
             }
-            self.write_at(s.file, s.offset + o[5], &raw)?;
+            self.write_at(seg.file, pos, &raw)?;
+            at += k;
+        }
+        Ok(())
+    }
+
+    /// Replace every string id `id` of `segs` with `map[id]`.
+    pub fn remap_strs(&self, segs: &[Segment], map: &[u32]) -> Result<()> {
+        for s in segs {
+            self.remap_with(s, |id| {
+                map.get(id as usize).copied().ok_or_else(|| {
+                    Error::Invalid(format!("a spilled string id {id} is past the id map"))
+                })
+            })?;
         }
         Ok(())
     }
 }
 
 impl SegmentWriter<'_> {
+    /// The spill (to read segments of the files written before).
+    pub fn spill(&self) -> &ColumnSpill {
+        self.spill
+    }
+
     /// Append `b` as one segment.
     pub fn push(&mut self, b: &Buffers) -> Result<Segment> {
         let n = b.counts();
@@ -347,6 +400,7 @@ impl SegmentWriter<'_> {
             file: self.file,
             offset: self.pos,
             n,
+            epoch: self.epoch,
         };
         self.pos += n.bytes();
         Ok(seg)

@@ -142,6 +142,10 @@ pub struct Interner {
     policy: Option<SpillPolicy>,
     dir: Option<Arc<SpillDir>>,
     runs: Vec<PathBuf>,
+    /// First provisional id of each run: run `r` holds the ids from
+    /// `starts[r]` up to the next run's first (the ids of the strings held
+    /// between two spills follow each other).
+    starts: Vec<u64>,
     stats: SpillStats,
 }
 
@@ -168,6 +172,12 @@ impl Interner {
     /// Whether strings were spilled.
     pub fn spilled(&self) -> bool {
         !self.runs.is_empty()
+    }
+
+    /// Runs spilled so far: the strings held now will be run number this
+    /// (their ids are its ids).
+    pub fn runs(&self) -> usize {
+        self.runs.len()
     }
 
     /// Give `s` (not held) the next provisional id.
@@ -203,6 +213,7 @@ impl Interner {
                 d
             }
         };
+        let first = self.next - self.map.len() as u64;
         let mut entries: Vec<(Box<str>, u32)> = std::mem::take(&mut self.map).into_iter().collect();
         self.held = 0;
         entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -216,6 +227,7 @@ impl Interner {
         }
         w.flush().map_err(|e| Error::io(Some(&path), e))?;
         self.runs.push(path);
+        self.starts.push(first);
         self.stats.string_runs += 1;
         self.stats.bytes += bytes;
         Ok(())
@@ -236,6 +248,7 @@ impl Interner {
         Ok(Strings::Runs {
             dir: self.dir.clone().expect("a run was spilled"),
             runs: std::mem::take(&mut self.runs),
+            starts: std::mem::take(&mut self.starts),
             ids: self.next,
         })
     }
@@ -290,6 +303,8 @@ pub enum Strings {
         dir: Arc<SpillDir>,
         /// The runs.
         runs: Vec<PathBuf>,
+        /// First provisional id of each run.
+        starts: Vec<u64>,
         /// Provisional ids given.
         ids: u64,
     },
@@ -342,6 +357,84 @@ impl IdSet {
     }
 }
 
+/// Most windows of [`IdMaps::Windows`] (files written at once while the
+/// runs are merged).
+const MAX_WINDOWS: u64 = 64;
+
+/// The final id of every provisional id in each table (`u32::MAX` where
+/// the string is not in the table), from [`Strings::sort_tables`].
+#[derive(Debug)]
+pub enum IdMaps {
+    /// By table, indexed by provisional id.
+    Dense(Vec<Vec<u32>>),
+    /// Spilled strings: one file for each window of consecutive runs, so
+    /// that only the ids of a window are mapped in memory at once (a
+    /// dense map of every provisional id of 10 million rows is some
+    /// 500 MB a table: issue 16).
+    Windows(Vec<MapWindow>),
+}
+
+/// The final ids of the provisional ids of some consecutive runs.
+#[derive(Debug)]
+pub struct MapWindow {
+    /// First provisional id.
+    pub lo: u64,
+    /// One past the last.
+    pub hi: u64,
+    /// The runs (their provisional ids are `lo..hi`).
+    pub runs: std::ops::Range<usize>,
+    tables: usize,
+    path: PathBuf,
+}
+
+impl IdMaps {
+    /// Every window loaded into one map per table over `ids` provisional
+    /// ids (for tests: as much memory as an unspilled build).
+    pub fn to_dense(&self, ids: u64) -> Result<Vec<Vec<u32>>> {
+        match self {
+            IdMaps::Dense(m) => Ok(m.clone()),
+            IdMaps::Windows(ws) => {
+                let mut out: Vec<Vec<u32>> = Vec::new();
+                for w in ws {
+                    let part = w.load()?;
+                    out.resize_with(part.len(), || vec![u32::MAX; ids as usize]);
+                    for (t, m) in part.iter().enumerate() {
+                        out[t][w.lo as usize..w.hi as usize].copy_from_slice(m);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl MapWindow {
+    /// By table, the final id of provisional id `lo + k` at `k`; removes
+    /// the file.
+    pub fn load(&self) -> Result<Vec<Vec<u32>>> {
+        let len = (self.hi - self.lo) as usize;
+        let mut maps: Vec<Vec<u32>> = (0..self.tables).map(|_| vec![u32::MAX; len]).collect();
+        let path = &self.path;
+        let io = |e| Error::io(Some(path), e);
+        let f = File::open(path).map_err(io)?;
+        let mut r = BufReader::with_capacity(1 << 20, f);
+        while let Some(k) = read_u32(&mut r).map_err(io)? {
+            for m in maps.iter_mut() {
+                let v = read_u32(&mut r)
+                    .map_err(io)?
+                    .ok_or_else(|| io(std::io::ErrorKind::UnexpectedEof.into()))?;
+                let slot = m.get_mut(k as usize).ok_or_else(|| {
+                    Error::Invalid(format!("a spilled id map holds id {k} past {len}"))
+                })?;
+                *slot = v;
+            }
+        }
+        drop(r);
+        let _ = std::fs::remove_file(path);
+        Ok(maps)
+    }
+}
+
 impl Strings {
     /// Provisional ids given.
     pub fn ids(&self) -> u64 {
@@ -361,14 +454,15 @@ impl Strings {
 
     /// Sort each table's strings (`used[t]`: the provisional ids of table
     /// `t`): returns the tables and, for each, the final id of every
-    /// provisional id in it (`u32::MAX` for the others). `max_strings`
-    /// bounds the distinct strings of all tables together. Spilled runs are
-    /// removed once merged: call it once.
+    /// provisional id in it (`u32::MAX` for the others): held in memory for
+    /// strings in memory, else in files, a window of runs each
+    /// ([`IdMaps`]). `max_strings` bounds the distinct strings of all
+    /// tables together. Spilled runs are removed once merged: call it once.
     pub fn sort_tables(
         &self,
         used: &[IdSet],
         max_strings: usize,
-    ) -> Result<(Vec<SortedTable>, Vec<Vec<u32>>)> {
+    ) -> Result<(Vec<SortedTable>, IdMaps)> {
         match self {
             Strings::Mem(strings) => {
                 let mut tables = Vec::new();
@@ -394,9 +488,14 @@ impl Strings {
                         src: TableSrc::Ids(ids),
                     });
                 }
-                Ok((tables, maps))
+                Ok((tables, IdMaps::Dense(maps)))
             }
-            Strings::Runs { dir, runs, ids } => merge_runs(dir, runs, *ids, used, max_strings),
+            Strings::Runs {
+                dir,
+                runs,
+                starts,
+                ids,
+            } => merge_runs(dir, runs, starts, *ids, used, max_strings),
         }
     }
 
@@ -532,13 +631,45 @@ fn reduce_runs(dir: &SpillDir, mut runs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     Ok(runs)
 }
 
+/// Windows of consecutive runs of about `ids / MAX_WINDOWS` ids (a run at least).
+fn map_windows(dir: &SpillDir, starts: &[u64], ids: u64, tables: usize) -> Vec<MapWindow> {
+    let target = (ids / MAX_WINDOWS).max(1);
+    let end_of = |r: usize| starts.get(r + 1).copied().unwrap_or(ids);
+    let mut out = Vec::new();
+    let mut r = 0;
+    while r < starts.len() {
+        let lo = starts[r];
+        let mut e = r + 1;
+        while e < starts.len() && end_of(e) - lo <= target {
+            e += 1;
+        }
+        out.push(MapWindow {
+            lo,
+            hi: end_of(e - 1),
+            runs: r..e,
+            tables,
+            path: dir.path().join(format!("map-{}", out.len())),
+        });
+        r = e;
+    }
+    out
+}
+
 fn merge_runs(
     dir: &SpillDir,
     runs: &[PathBuf],
+    starts: &[u64],
     ids: u64,
     used: &[IdSet],
     max_strings: usize,
-) -> Result<(Vec<SortedTable>, Vec<Vec<u32>>)> {
+) -> Result<(Vec<SortedTable>, IdMaps)> {
+    let windows = map_windows(dir, starts, ids, used.len());
+    let mut map_out = Vec::with_capacity(windows.len());
+    for win in &windows {
+        let f = File::create(&win.path).map_err(|e| Error::io(Some(&win.path), e))?;
+        map_out.push(BufWriter::with_capacity(64 << 10, f));
+    }
+    let mut finals = vec![u32::MAX; used.len()];
     let runs = reduce_runs(dir, runs.to_vec())?;
     let mut merger = Merger::new(&runs)?;
     struct Out {
@@ -560,7 +691,6 @@ fn merge_runs(
             text_bytes: 0,
         });
     }
-    let mut maps: Vec<Vec<u32>> = used.iter().map(|_| vec![u32::MAX; ids as usize]).collect();
     let mut distinct = 0usize;
     let mut last_any: Option<Vec<u8>> = None;
     let mut done = None;
@@ -573,6 +703,7 @@ fn merge_runs(
                 )));
             }
         }
+        finals.fill(u32::MAX);
         for (t, set) in used.iter().enumerate() {
             if !set.contains(id) {
                 continue;
@@ -586,10 +717,30 @@ fn merge_runs(
                 last.clear();
                 last.extend_from_slice(&s);
             }
-            maps[t][id as usize] = (o.len - 1) as u32;
+            finals[t] = (o.len - 1) as u32;
+        }
+        if finals.iter().any(|&f| f != u32::MAX) {
+            let k = windows.partition_point(|w| w.hi <= id as u64);
+            let win = windows
+                .get(k)
+                .filter(|w| w.lo <= id as u64)
+                .ok_or_else(|| {
+                    Error::Invalid(format!("provisional string id {id} is in no spilled run"))
+                })?;
+            let w = &mut map_out[k];
+            let io = |e| Error::io(Some(&win.path), e);
+            w.write_all(&((id as u64 - win.lo) as u32).to_le_bytes())
+                .map_err(io)?;
+            for f in &finals {
+                w.write_all(&f.to_le_bytes()).map_err(io)?;
+            }
         }
         done = last_any.replace(s);
     }
+    for (w, win) in map_out.iter_mut().zip(&windows) {
+        w.flush().map_err(|e| Error::io(Some(&win.path), e))?;
+    }
+    drop(map_out);
     // The runs are not read again (the tables are): free their disk space.
     drop(merger);
     for p in &runs {
@@ -611,7 +762,7 @@ fn merge_runs(
             src: TableSrc::File(path),
         });
     }
-    Ok((tables, maps))
+    Ok((tables, IdMaps::Windows(windows)))
 }
 
 fn write_len_str(w: &mut impl Write, s: &[u8]) -> std::io::Result<()> {
@@ -662,6 +813,13 @@ mod tests {
                 used[t as usize].insert(id);
             }
             let (tables, maps) = strings.sort_tables(&used, usize::MAX).unwrap();
+            // Spilled, the maps are files, a window of runs each.
+            let windows = match &maps {
+                IdMaps::Dense(_) => 0,
+                IdMaps::Windows(w) => w.len(),
+            };
+            assert_eq!(windows > 1, spilled, "{windows} windows");
+            let maps = maps.to_dense(strings.ids()).unwrap();
             let finals: Vec<u32> = occ
                 .iter()
                 .map(|&(t, id)| maps[t as usize][id as usize])
@@ -705,6 +863,7 @@ mod tests {
             used.insert(i);
         }
         let (t, maps) = strings.sort_tables(std::slice::from_ref(&used), 3).unwrap();
+        let maps = maps.to_dense(strings.ids()).unwrap();
         assert_eq!(t[0].len, 3);
         assert_eq!(
             set_ids

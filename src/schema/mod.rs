@@ -6,6 +6,7 @@ pub mod builder;
 pub mod colspill;
 pub mod input;
 pub mod interner;
+pub mod memtrace;
 
 pub use builder::{ColumnsBuilder, Limits, NodeBuf};
 pub use input::{InputFormat, read_rows};
