@@ -143,10 +143,18 @@ fn main() -> anyhow::Result<()> {
     {
         return colsnap_server::builder_main(&args[2..]);
     }
-    server()
+    // Blocking work (pages, stream batches) runs on a few threads: every
+    // thread that allocates gets a malloc arena of its own that keeps its
+    // high-water mark, so 32 clients at once would otherwise leave tens of
+    // arenas of freed page buffers behind.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads((2 * cores).max(4))
+        .build()?
+        .block_on(server())
 }
 
-#[tokio::main]
 async fn server() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
