@@ -200,6 +200,7 @@ async fn info(
             "stream": format!("/api/{}/stream", ds.name),
             "events": format!("/api/{}/events", ds.name),
             "file": format!("/files/{}.colsnap", ds.name),
+            "published": st.config.publish_dir.as_ref().map(|_| format!("/published/{}.latest.json", ds.name)),
         },
         "columns": columns,
     });

@@ -113,6 +113,12 @@ pub struct ServerConfig {
     /// a block per row instead of decoding string chunks (see
     /// `docs/http.md`).
     pub row_store: RowStoreConfig,
+    /// Publish every snapshot served into this directory (SPEC.md section
+    /// 15: content-addressed objects, manifests, the pointer
+    /// `NAME.latest.json`; only new objects are written) and serve it at
+    /// `/published/`: objects and manifests cached forever (`immutable`),
+    /// the pointer revalidated. `None`: nothing published.
+    pub publish_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -146,6 +152,7 @@ impl ServerConfig {
                 window_bytes: 128 << 20,
                 builder: None,
             },
+            publish_dir: None,
         }
     }
 }
@@ -473,6 +480,11 @@ impl AppState {
                 )?),
             );
         }
+        if let Some(dir) = &config.publish_dir {
+            for ds in datasets.values() {
+                publish(ds, dir)?;
+            }
+        }
         if let Some((n, _)) = config
             .events
             .iter()
@@ -567,6 +579,11 @@ impl AppState {
                 self.store_config().as_ref().map(|(c, d)| (c, d.as_path())),
             ) {
                 Ok(new) => {
+                    if let Some(dir) = &self.config.publish_dir
+                        && let Err(e) = publish(&new, dir)
+                    {
+                        tracing::warn!(name = %ds.name, error = %e, "the new version was not published: /published/ keeps the old one");
+                    }
                     tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");
                     if let Ok(mut d) = self.datasets.write() {
                         d.insert(ds.name.clone(), Arc::new(new));
@@ -590,6 +607,24 @@ impl AppState {
     pub fn streams(&self) -> usize {
         self.active_streams.load(Ordering::SeqCst)
     }
+}
+
+/// Publish `ds`'s file into `dir` (objects first, the pointer last).
+fn publish(ds: &Dataset, dir: &std::path::Path) -> anyhow::Result<()> {
+    let opts = colsnap::publish::PublishOptions {
+        name: ds.name.clone(),
+        min_object: colsnap::publish::DEFAULT_MIN_OBJECT,
+        events: Vec::new(),
+    };
+    let r = colsnap::publish::publish_file(&ds.path, dir, &opts).map_err(|e| {
+        anyhow::anyhow!(
+            "publishing {} into {}: {e}",
+            ds.path.display(),
+            dir.display()
+        )
+    })?;
+    tracing::info!(name = %ds.name, manifest = %r.manifest, objects = r.objects, written = r.objects_written, "published");
+    Ok(())
 }
 
 /// The row-store configuration and the directory its stores go to (the
@@ -646,6 +681,29 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
+/// `Cache-Control` of `/published/` answers: `immutable` for the
+/// content-addressed objects and manifests, revalidation for the pointer.
+async fn published_cache(req: Request, next: Next) -> Response {
+    let immutable = {
+        let p = req.uri().path();
+        p.starts_with("/published/objects/") || p.starts_with("/published/manifests/")
+    };
+    let mut r = next.run(req).await;
+    if r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED {
+        let v = if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, no-cache"
+        };
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(v));
+    } else {
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
 /// The application: every route and layer (compression, CORS, timeout,
 /// rate limit, query-string limit, request logs).
 pub fn router(state: Arc<AppState>) -> Router {
@@ -690,6 +748,14 @@ pub fn router(state: Arc<AppState>) -> Router {
                     header::RETRY_AFTER,
                 ]),
         );
+    }
+    if let Some(dir) = &state.config.publish_dir {
+        // Published objects and manifests are named by their SHA-256:
+        // cached forever. The pointer is the one file that changes.
+        let published = Router::new()
+            .nest_service("/published", tower_http::services::ServeDir::new(dir))
+            .layer(middleware::from_fn(published_cache));
+        app = app.merge(published);
     }
     if let Some(dir) = &state.config.web {
         // The browser grid: static files, compressed (the wasm module too).

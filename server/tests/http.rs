@@ -1300,3 +1300,67 @@ async fn the_browser_page_is_served_under_web_and_the_api_still_answers_404s() {
     let r = c.get(format!("{}/", plain.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// `--publish-dir`: the served snapshot published (SPEC.md section 15) and
+/// its objects served at /published/: the pointer revalidated, manifests
+/// and objects cached forever, the objects in manifest order the file's
+/// bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_objects_are_served_immutable() {
+    let pubdir = tempfile::tempdir().unwrap();
+    let dir = pubdir.path().to_path_buf();
+    let s = start(move |c| c.publish_dir = Some(dir)).await;
+    let c = client();
+    let get = |p: String| {
+        let c = c.clone();
+        let url = format!("{}{p}", s.base);
+        async move { c.get(url).send().await.unwrap() }
+    };
+    let info: Value = get("/api/issues".into()).await.json().await.unwrap();
+    assert_eq!(info["links"]["published"], "/published/issues.latest.json");
+    let r = get("/published/issues.latest.json".into()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "public, no-cache");
+    let pointer: Value = r.json().await.unwrap();
+    let manifest = pointer["manifest"].as_str().unwrap().to_string();
+    assert!(manifest.starts_with("manifests/"), "{manifest}");
+    let r = get(format!("/published/{manifest}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let m: Value = r.json().await.unwrap();
+    let mut bytes = Vec::new();
+    for o in m["objects"].as_array().unwrap() {
+        let r = get(format!(
+            "/published/objects/{}",
+            o["sha256"].as_str().unwrap()
+        ))
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        bytes.extend_from_slice(&r.bytes().await.unwrap());
+    }
+    assert_eq!(bytes, std::fs::read(&s.file).unwrap());
+    for bad in [
+        "/published/objects/0000",
+        "/published/../issues.colsnap",
+        "/published/%2e%2e/issues.colsnap",
+    ] {
+        let r = get(bad.into()).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
+        assert_eq!(r.headers()["cache-control"], "no-store", "{bad}");
+    }
+    // Without --publish-dir there is no /published/.
+    let plain = start(|_| {}).await;
+    let r = c
+        .get(format!("{}/published/issues.latest.json", plain.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

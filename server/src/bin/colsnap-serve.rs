@@ -19,6 +19,7 @@ use std::time::Duration;
   GET  /api/NAME/events       the applied events as Server-Sent Events (?since=SEQ)
   POST /api/NAME/events       append NDJSON events (Authorization: Bearer TOKEN, see --write-token-file)
   GET  /files/NAME.colsnap    the snapshot's bytes (Range requests)
+  GET  /published/...         with --publish-dir: NAME.latest.json, manifests/, objects/ (immutable)
   GET  /api, /healthz, /web/  the list, health, the browser grid
 Also run as `colsnap serve ARGS`. Ctrl-C or SIGTERM: finish the requests in flight, then exit.
 Every endpoint with examples: docs/http.md."
@@ -75,6 +76,14 @@ struct Args {
     /// Default: a temporary directory removed at exit.
     #[arg(long, value_name = "DIR")]
     row_store_dir: Option<PathBuf>,
+    /// Publish every snapshot into DIR (content-addressed objects, a
+    /// manifest, the pointer NAME.latest.json; only new objects are
+    /// written, also when a file is replaced) and serve DIR at /published/:
+    /// objects and manifests `Cache-Control: immutable`, the pointer
+    /// revalidated. For CDNs and for clients that read the snapshot
+    /// themselves (`colsnap query URL`, the browser grid).
+    #[arg(long, value_name = "DIR")]
+    publish_dir: Option<PathBuf>,
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
@@ -195,6 +204,7 @@ async fn server() -> anyhow::Result<()> {
     cfg.cache_bytes = a.cache_mb.saturating_mul(1 << 20);
     cfg.string_cache_bytes = a.string_cache_mb.saturating_mul(1 << 20);
     cfg.stream_window_bytes = a.stream_window_mb.max(1).saturating_mul(1 << 20);
+    cfg.publish_dir = a.publish_dir;
     cfg.row_store.mode = a.row_store;
     cfg.row_store.dir = a.row_store_dir;
     cfg.row_store.window_bytes = cfg.stream_window_bytes;
