@@ -746,6 +746,29 @@ struct Ev {
     data: String,
 }
 
+/// Read the stream `url` up to its `n`-th data event, then ask it again
+/// with that event's id as `Last-Event-ID` and read the rest (a `200`):
+/// the events before the stop, and those after the resume.
+async fn stop_and_resume(c: &reqwest::Client, url: &str, n: usize) -> (Vec<Ev>, Vec<Ev>) {
+    let mut seen = 0;
+    let r = c.get(url).send().await.unwrap();
+    let (first, _) = read_events(r, |e| {
+        seen += usize::from(e.event == "data");
+        seen == n
+    })
+    .await;
+    let last = first.last().unwrap().id.clone().unwrap();
+    let r = c
+        .get(url)
+        .header("last-event-id", &last)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (rest, _) = read_events(r, |_| false).await;
+    (first, rest)
+}
+
 /// Read SSE events from `r` until `stop` says so (or the stream ends).
 async fn read_events(r: reqwest::Response, mut stop: impl FnMut(&Ev) -> bool) -> (Vec<Ev>, String) {
     let mut body = r.bytes_stream();
@@ -837,22 +860,8 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
     );
 
     // Stop after the third data event, resume from its id.
-    let mut n = 0;
-    let r = c.get(&url).send().await.unwrap();
-    let (first, _) = read_events(r, |e| {
-        n += usize::from(e.event == "data");
-        n == 3
-    })
-    .await;
+    let (first, rest) = stop_and_resume(&c, &url, 3).await;
     let last = first.last().unwrap().id.clone().unwrap();
-    let r = c
-        .get(&url)
-        .header("last-event-id", &last)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let (rest, _) = read_events(r, |_| false).await;
     let meta: Value = serde_json::from_str(&rest[0].data).unwrap();
     assert_eq!(meta["from"], 21);
     let mut joined = data_rows(&first);
@@ -911,21 +920,7 @@ async fn sse_whole_rows_equal_colsnap_query_and_resume_mid_window() {
         assert_eq!(Value::from(rows.clone()), want["data"], "window {window}");
         // Stop after the fourth data event (inside the first windows of
         // many rows), resume from its id.
-        let mut n = 0;
-        let r = c.get(&url).send().await.unwrap();
-        let (first, _) = read_events(r, |e| {
-            n += usize::from(e.event == "data");
-            n == 4
-        })
-        .await;
-        let last = first.last().unwrap().id.clone().unwrap();
-        let r = c
-            .get(&url)
-            .header("last-event-id", &last)
-            .send()
-            .await
-            .unwrap();
-        let (rest, _) = read_events(r, |_| false).await;
+        let (first, rest) = stop_and_resume(&c, &url, 4).await;
         let meta: Value = serde_json::from_str(&rest[0].data).unwrap();
         assert_eq!(meta["from"], 36);
         let mut joined = data_rows(&first);
