@@ -975,11 +975,17 @@ proptest! {
             lines.sort();
             let mut w = field_lines(&want);
             w.sort();
-            prop_assert_eq!(lines, w);
+            prop_assert_eq!(&lines, &w);
             for path in ["t", "ts", "labels[].name", "n", "user.login"] {
                 for desc in [false, true] {
                     let key = SortKey { path: path.to_string(), desc };
                     let q = Query { sort: vec![key.clone()], ..Default::default() };
+                    // A column no live row has any more (every label
+                    // removed) is in neither field list (checked above):
+                    // nothing to sort by.
+                    if !w.iter().any(|l| l.starts_with(&format!("{path} "))) {
+                        continue;
+                    }
                     // Pages asked as pages first (`Engine::run_page`, `query_page`:
                     // the kept order read at the page alone) equal the
                     // rebuilt snapshot's pages, the last one and past it too.
