@@ -132,6 +132,29 @@ fn act() -> impl Strategy<Value = Act> {
 }
 
 /// Apply `a` to the plain rows and return the event (None when it does not apply).
+/// The snapshot of `bodies` (ids 0, 2, 4, ...) with every applicable
+/// action of `acts` applied as an event: the expected rows (the model) and
+/// the overlay that replayed the same events.
+fn replay_all(bodies: &[Vec<(usize, Value)>], acts: &[Act]) -> (Vec<Value>, Overlay) {
+    let old: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| make_row(i as i64 * 2, b))
+        .collect();
+    let snap = snapshot(&old);
+    let mut model = snap.to_values().unwrap();
+    let mut view = Overlay::new(snap, "id").unwrap();
+    let mut next_id = 1000;
+    let mut seq = 1;
+    for a in acts {
+        if let Some(e) = event(&mut model, a, seq, &mut next_id) {
+            view.apply(&e, seq).unwrap();
+            seq += 1;
+        }
+    }
+    (model, view)
+}
+
 fn event(model: &mut Vec<Value>, a: &Act, seq: u64, next_id: &mut i64) -> Option<Event> {
     let pick = |k: usize| (!model.is_empty()).then(|| k % model.len());
     match a {
@@ -329,18 +352,7 @@ proptest! {
         limit in 1usize..6,
         proj in prop::option::of(prop::sample::subsequence(vec!["id", "t", "user.login", "user"], 1..3)),
     ) {
-        let old: Vec<Value> = bodies.iter().enumerate().map(|(i, b)| make_row(i as i64 * 2, b)).collect();
-        let snap = snapshot(&old);
-        let mut model = snap.to_values().unwrap();
-        let mut view = Overlay::new(snap.clone(), "id").unwrap();
-        let mut next_id = 1000;
-        let mut seq = 1;
-        for a in &acts {
-            if let Some(e) = event(&mut model, a, seq, &mut next_id) {
-                view.apply(&e, seq).unwrap();
-                seq += 1;
-            }
-        }
+        let (model, view) = replay_all(&bodies, &acts);
         let rebuilt = snapshot(&model);
         let want_engine = Engine::new(colsnap::query::SnapshotSource::new(rebuilt));
         // A cold engine over a copy of the view, asked the queries before
@@ -1201,18 +1213,7 @@ proptest! {
         group in 1usize..4,
         proj in prop::option::of(prop::sample::subsequence(vec!["id", "t", "user.login", "user", "labels"], 1..4)),
     ) {
-        let old: Vec<Value> = bodies.iter().enumerate().map(|(i, b)| make_row(i as i64 * 2, b)).collect();
-        let snap = snapshot(&old);
-        let mut model = snap.to_values().unwrap();
-        let mut view = Overlay::new(snap.clone(), "id").unwrap();
-        let mut next_id = 1000;
-        let mut seq = 1;
-        for a in &acts {
-            if let Some(e) = event(&mut model, a, seq, &mut next_id) {
-                view.apply(&e, seq).unwrap();
-                seq += 1;
-            }
-        }
+        let (model, view) = replay_all(&bodies, &acts);
         let src = OverlaySource::new(view);
         let n = model.len() as u32;
         let step = if n == 0 { 1 } else { (seed % n) | 1 };
