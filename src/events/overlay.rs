@@ -14,6 +14,33 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
+/// A hasher for row slots: one multiplication, its well-mixed high bits
+/// folded into the low ones (which pick a bucket), far
+/// cheaper than SipHash for the maps keyed by slot, which a query looks
+/// up once per changed row. Slots are the overlay's own numbers, not
+/// input an attacker picks.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SlotHasher(u64);
+
+impl std::hash::Hasher for SlotHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0 ^ u64::from(i)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by row slot ([`SlotHasher`]).
+pub(crate) type SlotMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<SlotHasher>>;
+
 /// The default key field.
 pub const DEFAULT_KEY_FIELD: &str = "id";
 
@@ -32,7 +59,7 @@ pub struct Overlay {
     n_snap: u32,
     order: Order,
     /// Overridden snapshot rows and created rows, by slot.
-    rows: HashMap<u32, Value>,
+    rows: SlotMap<Value>,
     /// Key text -> slot of every snapshot row that has a key (built on
     /// first use, never changed after: shared by clones).
     keys: Option<Arc<HashMap<String, u32>>>,
@@ -53,10 +80,10 @@ pub struct Overlay {
     /// Snapshot rows changed only at the top level, not held as JSON: their
     /// top-level sets (`Some`) and removes (`None`), in order. The row is the
     /// snapshot's with these replayed (so an update costs no row decoding).
-    patches: HashMap<u32, Vec<(String, Option<Value>)>>,
+    patches: SlotMap<Vec<(String, Option<Value>)>>,
     /// Paths set or removed by updates of each overridden snapshot row: the
     /// row's other fields still equal the snapshot's.
-    touched: HashMap<u32, Vec<Vec<String>>>,
+    touched: SlotMap<Vec<Vec<String>>>,
     /// Per string table: where each of `flat` falls in it (`find`), for the
     /// first `len` of them (extended on demand).
     placed: std::sync::Mutex<HashMap<u32, Vec<std::result::Result<u32, u32>>>>,
@@ -147,7 +174,7 @@ impl Overlay {
             key_path,
             n_snap,
             order: Order::new(n_snap),
-            rows: HashMap::new(),
+            rows: SlotMap::default(),
             keys: None,
             key_changes: HashMap::new(),
             new_strings: Vec::new(),
@@ -155,8 +182,8 @@ impl Overlay {
             introduced: HashMap::new(),
             block_start: Vec::new(),
             flat: Vec::new(),
-            patches: HashMap::new(),
-            touched: HashMap::new(),
+            patches: SlotMap::default(),
+            touched: SlotMap::default(),
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: None,
             applied: 0,

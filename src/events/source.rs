@@ -36,15 +36,16 @@
 
 use super::event::{Event, EventOp};
 use super::order::Order;
-use super::overlay::{Held, Overlay, is_timestamp, replay};
+use super::overlay::{Held, Overlay, SlotMap, is_timestamp, replay};
 use crate::error::{Error, Result};
 use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
-use crate::query::Engine;
 use crate::query::bits::Bits;
+use crate::query::filter::{self, TextKeys};
 use crate::query::loaded::{
     ABSENT, BOOL_ABSENT, BOOL_NULL, Cell, Class, Column, Missing, NULL, Values,
 };
 use crate::query::source::{FieldInfo, RowSource, SnapshotSource, contains_folded, search_tables};
+use crate::query::{Engine, Filter};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::read::StringWindow;
 use crate::strings::StringTable;
@@ -279,6 +280,30 @@ fn touches(touched: &[Vec<String>], lead: &[&str]) -> bool {
         .any(|p| p.iter().zip(lead.iter()).all(|(a, b)| a.as_str() == *b))
 }
 
+/// What typing a column of the view starts from
+/// ([`OverlaySource::typing`]).
+struct Typing<'v> {
+    /// The base column (or the one standing for a path the snapshot
+    /// lacks), whether it is the path's own, and whether its items stand
+    /// for the path's items ([`OverlaySource::base_column`]).
+    base: Option<Arc<Column>>,
+    own: bool,
+    items: bool,
+    /// The snapshot node of the path (its own column only).
+    node: Option<u32>,
+    /// The column's string table.
+    table: Option<(u32, StringTable)>,
+    delta: Delta<'v>,
+    /// Kinds of the base items still in the view.
+    counts: [u64; KIND_COUNT],
+    /// Snapshot slots whose base items left the view.
+    removed: Bits,
+    /// Strings of the view's column read as text (else all as timestamps).
+    live_text: bool,
+    /// A snapshot slot in the view whose base string reads as text.
+    witness: Option<u32>,
+}
+
 /// What a column's delta holds: the rows whose cells come from JSON, by
 /// view row, with their items.
 struct Delta<'v> {
@@ -418,53 +443,75 @@ struct ViewMap {
     created: Vec<u32>,
 }
 
+/// Add the runs of `seg` (snapshot slots, strictly increasing, the first
+/// at view row `r0`) to `runs`, the first one joining the last run when it
+/// continues it.
+fn add_runs(runs: &mut Vec<(u32, u32, u32)>, seg: &[u32], r0: u32) {
+    let mut i = 0usize;
+    while i < seg.len() {
+        let s0 = seg[i];
+        // Strictly increasing slots: `seg[i + k] - s0 == k` holds for a
+        // prefix of `k` (the run), found by galloping then bisecting.
+        let ok = |k: usize| seg[i + k].wrapping_sub(s0) as usize == k;
+        let rest = seg.len() - i;
+        let (mut lo, mut step) = (1usize, 1usize);
+        let mut hi = rest;
+        while lo + step - 1 < rest {
+            if ok(lo + step - 1) {
+                lo += step;
+                step *= 2;
+            } else {
+                hi = lo + step - 1;
+                break;
+            }
+        }
+        // `ok` holds below `lo`, fails at `hi` (or `hi` is the end).
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if ok(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let (len, r) = (lo as u32, r0 + i as u32);
+        match runs.last_mut() {
+            Some(last) if last.0 + last.2 == s0 && last.1 + last.2 == r => last.2 += len,
+            _ => runs.push((s0, r, len)),
+        }
+        i += lo;
+    }
+}
+
 impl ViewMap {
-    /// One pass over the overlay's block order.
+    /// One pass over the overlay's block order, touching about one slot
+    /// per run and per created slot: a stretch of snapshot slots (no
+    /// created slot between them) increases strictly along the view, so
+    /// the end of each run of consecutive slots in it is found by a
+    /// galloping search instead of a look at every slot.
     fn new(ov: &Overlay) -> ViewMap {
         let n_snap = ov.snapshot_rows();
         let mut runs: Vec<(u32, u32, u32)> = Vec::new();
         let mut created = vec![u32::MAX; ov.slot_count().saturating_sub(n_snap as usize)];
         let mut r = 0u32;
-        // The slot and row that would extend the last run.
-        let (mut next_s, mut next_r) = (u32::MAX, u32::MAX);
         for blk in ov.blocks() {
-            // A block of consecutive snapshot slots (no created slot: its
-            // largest slot is a snapshot slot; snapshot slots increase
-            // along the view, so first and last tell the rest): one run
-            // step for the whole block.
-            if let (Some(&first), Some(&last)) = (blk.first(), blk.last())
-                && blk.iter().copied().max().is_some_and(|m| m < n_snap)
-                && (last - first) as usize == blk.len() - 1
-            {
-                let len = blk.len() as u32;
-                if first == next_s && r == next_r {
-                    if let Some(run) = runs.last_mut() {
-                        run.2 += len;
+            if blk.iter().copied().max().is_some_and(|m| m < n_snap) {
+                add_runs(&mut runs, blk, r);
+            } else {
+                // Snapshot stretches between the created slots.
+                let mut start = 0usize;
+                for (k, &s) in blk.iter().enumerate() {
+                    if s >= n_snap {
+                        add_runs(&mut runs, &blk[start..k], r + start as u32);
+                        if let Some(x) = created.get_mut((s - n_snap) as usize) {
+                            *x = r + k as u32;
+                        }
+                        start = k + 1;
                     }
-                } else {
-                    runs.push((first, r, len));
                 }
-                (next_s, next_r) = (first + len, r + len);
-                r += len;
-                continue;
+                add_runs(&mut runs, &blk[start..], r + start as u32);
             }
-            for &s in blk {
-                if s >= n_snap {
-                    if let Some(x) = created.get_mut((s - n_snap) as usize) {
-                        *x = r;
-                    }
-                } else if s == next_s && r == next_r {
-                    if let Some(last) = runs.last_mut() {
-                        last.2 += 1;
-                    }
-                    next_s += 1;
-                    next_r += 1;
-                } else {
-                    runs.push((s, r, 1));
-                    (next_s, next_r) = (s + 1, r + 1);
-                }
-                r += 1;
-            }
+            r += blk.len() as u32;
         }
         let nb = (n_snap >> VIEW_BUCKET_BITS) as usize + 1;
         let mut buckets = Vec::with_capacity(nb);
@@ -570,6 +617,9 @@ pub struct OverlaySource {
     view_of: OnceLock<ViewMap>,
     /// Typed deltas for one-key sorts, by path.
     sort_deltas: Mutex<HashMap<String, Option<Arc<SortDelta>>>>,
+    /// Deltas for filters, by path (`None`: the engine loads the column),
+    /// cleared by every event.
+    filter_deltas: Mutex<HashMap<String, Option<Arc<FilterDelta>>>>,
     /// Per snapshot node: its table ids that may read as a timestamp
     /// ([`Self::text_left`]), counted once.
     digits: Mutex<HashMap<u32, u64>>,
@@ -674,7 +724,7 @@ struct SortDelta {
     json: Bits,
     /// Sort cell of each delta slot, and how many of its items are
     /// strings not reading as timestamps.
-    cells: HashMap<u32, (SortCell, u32)>,
+    cells: SlotMap<(SortCell, u32)>,
     /// Sum of the text items of `cells`.
     text_items: u64,
     /// (sort cell, view row) of the delta rows in the engine's order,
@@ -690,6 +740,22 @@ struct SortDelta {
     /// `merged` as view rows, made on the first sort after each event
     /// (every event resets it: a create or delete shifts view rows).
     merged_rows: [OnceLock<Vec<u32>>; 2],
+}
+
+/// A column's delta for filters ([`OverlaySource::filter_rows`]), for a
+/// column of one item per row that the snapshot and the view both hold as
+/// strings alone (with nulls and absent values): a base row matches a
+/// filter in the view exactly as it does in the snapshot (string keys
+/// order like the strings in both), so only the delta rows are tested,
+/// their strings keyed among the delta's own.
+#[derive(Debug)]
+struct FilterDelta {
+    /// View rows of the delta, in view order.
+    rows: Vec<u32>,
+    /// The delta rows' cells (keys into `strs`), typed as the view's column.
+    col: Column,
+    /// The delta's distinct strings, in order.
+    strs: Vec<Box<str>>,
 }
 
 /// Where an event moved its row in the view: created at a view row,
@@ -837,6 +903,7 @@ impl Clone for OverlaySource {
             spaces: Mutex::new(Vec::new()),
             view_of: self.view_of.clone(),
             sort_deltas: Mutex::new(lock_clone(&self.sort_deltas)),
+            filter_deltas: Mutex::new(lock_clone(&self.filter_deltas)),
             digits: Mutex::new(lock_clone(&self.digits)),
             removed: Mutex::new(lock_clone(&self.removed)),
         }
@@ -920,6 +987,7 @@ impl OverlaySource {
             spaces: Mutex::new(Vec::new()),
             view_of: OnceLock::from(map),
             sort_deltas: Mutex::new(HashMap::new()),
+            filter_deltas: Mutex::new(HashMap::new()),
             digits: Mutex::new(HashMap::new()),
             removed: Mutex::new(HashMap::new()),
         }
@@ -1054,6 +1122,10 @@ impl OverlaySource {
         };
         self.plain = self.ov.overridden() == 0 && self.ov.len() as u64 == n_snap as u64;
         self.spaces.get_mut().map_err(|_| poisoned())?.clear();
+        self.filter_deltas
+            .get_mut()
+            .map_err(|_| poisoned())?
+            .clear();
         self.field_types.get_mut().map_err(|_| poisoned())?.clear();
         // The removed base items: the changed snapshot row's, in the
         // fields where it left (or came back to) the view.
@@ -1456,18 +1528,89 @@ impl OverlaySource {
         Ok(d)
     }
 
-    /// The view's column at `path` (`sort: false`), or its delta typed for
-    /// merging into the base order (`sort: true`, see [`Self::merge_sort`]):
-    /// both type the delta the same way.
-    fn view(&self, path: &str, sort: bool) -> Result<Got> {
+    /// The delta of `path` for filters (made once per source and event;
+    /// `None`: the column is not one [`FilterDelta`] serves).
+    fn filter_delta(&self, path: &str) -> Result<Option<Arc<FilterDelta>>> {
+        if let Some(d) = self.filter_deltas.lock().map_err(|_| poisoned())?.get(path) {
+            return Ok(d.clone());
+        }
+        let d = self.make_filter_delta(path)?.map(Arc::new);
+        self.filter_deltas
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(path.to_string(), d.clone());
+        Ok(d)
+    }
+
+    fn make_filter_delta(&self, path: &str) -> Result<Option<FilterDelta>> {
         let segs = segments(path)?;
+        if segs.contains(&Seg::Elem) {
+            return Ok(None);
+        }
+        let t = self.typing(&segs, path)?;
+        let base_str = t
+            .base
+            .as_ref()
+            .is_some_and(|b| t.own && b.offsets.is_none() && matches!(b.values, Values::Str(_)));
+        if !base_str || !t.live_text {
+            return Ok(None);
+        }
+        // The view's kinds: the base's left in the view and the delta's.
+        let mut counts = t.counts;
+        let mut strs: Vec<&str> = Vec::new();
+        for (_, its) in &t.delta.rows {
+            for it in its {
+                match *it {
+                    Item::Str(s) => {
+                        counts[Kind::Str as usize] += 1;
+                        strs.push(s);
+                    }
+                    Item::Cell(c) => counts[kind_of(&c) as usize] += 1,
+                }
+            }
+        }
+        let (str, null, absent) = (
+            counts[Kind::Str as usize],
+            counts[Kind::Null as usize],
+            counts[Kind::Absent as usize],
+        );
+        if str == 0 || str + null + absent != counts.iter().sum::<u64>() {
+            return Ok(None);
+        }
+        strs.sort_unstable();
+        strs.dedup();
+        let mut rows = Vec::with_capacity(t.delta.rows.len());
+        let mut keys = Vec::with_capacity(t.delta.rows.len());
+        for (r, its) in &t.delta.rows {
+            rows.push(*r);
+            keys.push(match its.first() {
+                Some(Item::Str(s)) => strs.binary_search(s).map_or(ABSENT, |i| i as u32),
+                Some(Item::Cell(Cell::Null)) => NULL,
+                _ => ABSENT,
+            });
+        }
+        Ok(Some(FilterDelta {
+            rows,
+            col: Column {
+                path: path.to_string(),
+                ty: ColumnType::from_counts(&counts, false),
+                values: Values::Str(keys),
+                offsets: None,
+                keyspace: 0,
+            },
+            strs: strs.into_iter().map(Box::from).collect(),
+        }))
+    }
+
+    /// What typing the view's column at `segs` starts from (see [`Typing`]).
+    fn typing(&self, segs: &[Seg], path: &str) -> Result<Typing<'_>> {
         let ov = &self.ov;
         let snap = ov.snapshot();
         let n_snap = ov.snapshot_rows() as usize;
-        let (base, own, items) = self.base_column(&segs, path)?;
+        let (base, own, items) = self.base_column(segs, path)?;
         let node = if own { snap.node_by_path(path) } else { None };
         let table = self.table_of(node)?;
-        let delta = self.delta(&segs);
+        let delta = self.delta(segs);
         // Base items of snapshot row `s`, and the base cell of item `i`.
         let base_items = |s: usize| -> Range<usize> {
             match (&base, items) {
@@ -1546,6 +1689,61 @@ impl OverlaySource {
                 }
                 witness.is_some()
             });
+        Ok(Typing {
+            base,
+            own,
+            items,
+            node,
+            table,
+            delta,
+            counts,
+            removed,
+            live_text,
+            witness,
+        })
+    }
+
+    /// The view's column at `path` (`sort: false`), or its delta typed for
+    /// merging into the base order (`sort: true`, see [`Self::merge_sort`]):
+    /// both type the delta the same way.
+    fn view(&self, path: &str, sort: bool) -> Result<Got> {
+        let segs = segments(path)?;
+        let ov = &self.ov;
+        let snap = ov.snapshot();
+        let n_snap = ov.snapshot_rows() as usize;
+        let Typing {
+            base,
+            own,
+            items,
+            node,
+            table,
+            delta,
+            mut counts,
+            removed,
+            live_text,
+            witness,
+        } = self.typing(&segs, path)?;
+        // Base items of snapshot row `s`, and the base cell of item `i`.
+        let base_items = |s: usize| -> Range<usize> {
+            match (&base, items) {
+                (Some(b), true) => b.items(s),
+                (None, true) => s..s + 1,
+                _ => 0..0,
+            }
+        };
+        let base_cell = |i: usize| -> Cell {
+            match &base {
+                Some(b) if own => b.values.cell(i),
+                _ => Cell::Absent,
+            }
+        };
+        let tbl = table.as_ref().map(|(_, t)| t);
+        let text_of = |id: u32| -> Result<String> {
+            match tbl {
+                Some(t) => t.get(id),
+                None => Err(Error::corrupt("overlay", 0, "string id without a table")),
+            }
+        };
         let base_time = counts[Kind::Time as usize] > 0;
         if sort {
             // Base cells keep their order when string ids stay table ids:
@@ -1564,7 +1762,7 @@ impl OverlaySource {
                 base_no_str: snap_counts.is_some_and(|c| c[Kind::Str as usize] == 0),
                 table: tbl.cloned(),
                 json: Bits::new(n_snap),
-                cells: HashMap::with_capacity(delta.rows.len()),
+                cells: SlotMap::with_capacity_and_hasher(delta.rows.len(), Default::default()),
                 text_items: 0,
                 sorted: Default::default(),
                 merged: Default::default(),
@@ -2982,6 +3180,40 @@ impl RowSource for OverlaySource {
             Some(sd) => self.merge_sort(path, &sd, Some(rows), desc),
             None => Ok(None),
         }
+    }
+
+    fn filter_rows(&self, f: &Filter) -> Result<Option<Bits>> {
+        if self.plain || !self.has_field(&f.path) {
+            return Ok(None);
+        }
+        let Some(fd) = self.filter_delta(&f.path)? else {
+            return Ok(None);
+        };
+        // The snapshot's rows as the snapshot alone answers, moved to
+        // their view rows a run at a time; then the delta rows.
+        let on_base = self.base.filter(std::slice::from_ref(f))?;
+        let texts: Vec<&str> = fd.strs.iter().map(|s| &**s).collect();
+        let on_delta = filter::eval_texts(&TextKeys(&texts), &fd.col, f, fd.rows.len())?;
+        let rows = self.ov.len();
+        let mut out = Bits::new(rows);
+        for &(s0, r0, len) in &self.view_rows().runs {
+            let (s0, r0, len) = (s0 as usize, r0 as usize, len as usize);
+            if s0 + len > on_base.len() || r0 + len > rows {
+                return Err(Error::corrupt("overlay", s0 as u64, "run past the view"));
+            }
+            out.copy_range(&on_base, s0, r0, len);
+        }
+        for (i, &r) in fd.rows.iter().enumerate() {
+            if r as usize >= rows {
+                return Err(Error::corrupt(
+                    "overlay",
+                    u64::from(r),
+                    "delta row past the view",
+                ));
+            }
+            out.assign(r as usize, on_delta.get(i));
+        }
+        Ok(Some(out))
     }
 
     fn sort_page(&self, path: &str, desc: bool, range: Range<usize>) -> Result<Option<Vec<u32>>> {

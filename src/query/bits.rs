@@ -51,6 +51,46 @@ impl Bits {
         self.words[i >> 6] |= 1 << (i & 63);
     }
 
+    /// Add `i` when `on`, else take it out.
+    #[inline]
+    pub fn assign(&mut self, i: usize, on: bool) {
+        let m = 1u64 << (i & 63);
+        if on {
+            self.words[i >> 6] |= m;
+        } else {
+            self.words[i >> 6] &= !m;
+        }
+    }
+
+    /// The `n <= 64` bits from `at` (bit `at + j` at bit `j`; 0 past the end).
+    #[inline]
+    fn bits_at(&self, at: usize, n: usize) -> u64 {
+        let (w, b) = (at >> 6, at & 63);
+        let mut x = self.words.get(w).copied().unwrap_or(0) >> b;
+        if b + n > 64 {
+            x |= self.words.get(w + 1).copied().unwrap_or(0) << (64 - b);
+        }
+        if n < 64 { x & ((1u64 << n) - 1) } else { x }
+    }
+
+    /// Replace bits `to..to + len` with `src`'s bits `from..from + len`
+    /// (a word at a time). Both ranges must lie in their universes.
+    pub fn copy_range(&mut self, src: &Bits, from: usize, to: usize, len: usize) {
+        debug_assert!(from + len <= src.len && to + len <= self.len);
+        let (mut from, mut to, mut left) = (from, to, len);
+        while left > 0 {
+            let b = to & 63;
+            let n = (64 - b).min(left);
+            let x = src.bits_at(from, n);
+            let mask = if n < 64 { ((1u64 << n) - 1) << b } else { !0 };
+            let w = &mut self.words[to >> 6];
+            *w = (*w & !mask) | (x << b);
+            from += n;
+            to += n;
+            left -= n;
+        }
+    }
+
     /// Is `i` in the set? (False past the end.)
     #[inline]
     pub fn get(&self, i: usize) -> bool {
@@ -154,5 +194,39 @@ mod tests {
         assert_eq!(Bits::full(65).count(), 65);
         assert!(!a.get(1000));
         assert!(a.any_in(60..65) && !a.any_in(1..64) && a.any_in(129..500));
+        a.assign(64, false);
+        a.assign(3, true);
+        assert_eq!(a.to_vec(), vec![0, 3, 129]);
+    }
+
+    /// `copy_range` equals copying bit by bit, at every alignment.
+    #[test]
+    fn copy_range_is_a_bit_by_bit_copy() {
+        let mut src = Bits::new(300);
+        let mut x = 7u64;
+        for i in 0..300 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            if x >> 63 == 1 {
+                src.set(i);
+            }
+        }
+        for (from, to, len) in [
+            (0, 0, 300),
+            (3, 70, 200),
+            (64, 1, 129),
+            (17, 17, 64),
+            (100, 0, 0),
+            (0, 236, 64),
+            (299, 5, 1),
+            (1, 63, 65),
+        ] {
+            let mut dst = Bits::full(300);
+            let mut want = dst.clone();
+            for j in 0..len {
+                want.assign(to + j, src.get(from + j));
+            }
+            dst.copy_range(&src, from, to, len);
+            assert_eq!(dst, want, "{from} {to} {len}");
+        }
     }
 }

@@ -191,8 +191,52 @@ fn type_literal(col: &Column, lit: &Literal) -> Result<Typed> {
     Ok(t)
 }
 
-fn str_range(src: &dyn RowSource, col: &Column, cmp: Cmp, s: &str) -> Result<Range<u32>> {
-    let f = src.find_str(col, s)?;
+/// Where strings fall among a column's string keys: the source's key
+/// space of the column, or a few strings of their own ([`TextKeys`]).
+trait Keys {
+    /// `Ok(key)` when `s` has a key, else `Err(k)`, `k` the first key of a
+    /// greater string.
+    fn find(&self, s: &str) -> Result<std::result::Result<u32, u32>>;
+    /// The keys of the strings starting with `prefix`.
+    fn prefix(&self, prefix: &str) -> Result<Range<u32>>;
+}
+
+/// The key space of `col` in its source.
+struct SourceKeys<'a> {
+    src: &'a dyn RowSource,
+    col: &'a Column,
+}
+
+impl Keys for SourceKeys<'_> {
+    fn find(&self, s: &str) -> Result<std::result::Result<u32, u32>> {
+        self.src.find_str(self.col, s)
+    }
+    fn prefix(&self, prefix: &str) -> Result<Range<u32>> {
+        self.src.prefix_keys(self.col, prefix)
+    }
+}
+
+/// A key space of its own: key `i` is the `i`th of a few distinct strings
+/// in byte order.
+pub(crate) struct TextKeys<'a>(pub &'a [&'a str]);
+
+impl Keys for TextKeys<'_> {
+    fn find(&self, s: &str) -> Result<std::result::Result<u32, u32>> {
+        Ok(match self.0.binary_search(&s) {
+            Ok(i) => Ok(i as u32),
+            Err(i) => Err(i as u32),
+        })
+    }
+    fn prefix(&self, prefix: &str) -> Result<Range<u32>> {
+        // Strings starting with `prefix` follow it, together.
+        let lo = self.0.partition_point(|t| *t < prefix);
+        let len = self.0[lo..].partition_point(|t| t.starts_with(prefix));
+        Ok(lo as u32..(lo + len) as u32)
+    }
+}
+
+fn str_range(keys: &dyn Keys, cmp: Cmp, s: &str) -> Result<Range<u32>> {
+    let f = keys.find(s)?;
     let (at, found) = match f {
         Ok(i) => (i, true),
         Err(i) => (i, false),
@@ -212,7 +256,7 @@ fn str_range(src: &dyn RowSource, col: &Column, cmp: Cmp, s: &str) -> Result<Ran
     })
 }
 
-fn compile(src: &dyn RowSource, col: &Column, f: &Filter) -> Result<Pred> {
+fn compile(keys: &dyn Keys, col: &Column, f: &Filter) -> Result<Pred> {
     let mut p = Pred::default();
     let one = || -> Result<&Literal> {
         match f.values.as_slice() {
@@ -247,7 +291,7 @@ fn compile(src: &dyn RowSource, col: &Column, f: &Filter) -> Result<Pred> {
                     col.path, col.ty
                 )));
             }
-            p.strs.push(src.prefix_keys(col, s)?);
+            p.strs.push(keys.prefix(s)?);
             return Ok(p);
         }
         Op::IsNull | Op::NotNull | Op::IsAbsent | Op::NotAbsent => return Ok(p),
@@ -267,7 +311,7 @@ fn compile(src: &dyn RowSource, col: &Column, f: &Filter) -> Result<Pred> {
     for lit in lits {
         let t = type_literal(col, lit)?;
         if let Some(s) = &t.str {
-            let r = str_range(src, col, cmp, s)?;
+            let r = str_range(keys, cmp, s)?;
             if !r.is_empty() {
                 p.strs.push(r);
             }
@@ -362,14 +406,29 @@ fn rows_any(col: &Column, items: Bits, rows: usize) -> Bits {
 
 /// Rows of `col` matching filter `f`.
 pub(crate) fn eval(src: &dyn RowSource, col: &Column, f: &Filter) -> Result<Bits> {
-    let rows = src.rows();
+    eval_keys(&SourceKeys { src, col }, col, f, src.rows())
+}
+
+/// Rows of `col` (a column of its own, of `rows` rows, whose string keys
+/// are those of `keys`: [`TextKeys`]) matching filter `f`, exactly as
+/// [`eval`] of the same values in a source's key space.
+pub(crate) fn eval_texts(
+    keys: &TextKeys<'_>,
+    col: &Column,
+    f: &Filter,
+    rows: usize,
+) -> Result<Bits> {
+    eval_keys(keys, col, f, rows)
+}
+
+fn eval_keys(keys: &dyn Keys, col: &Column, f: &Filter, rows: usize) -> Result<Bits> {
     let (items, negate) = match f.op {
         Op::IsNull => (item_present(col, false), true),
         Op::NotNull => (item_present(col, false), false),
         Op::IsAbsent => (item_present(col, true), true),
         Op::NotAbsent => (item_present(col, true), false),
         _ => {
-            let p = compile(src, col, f)?;
+            let p = compile(keys, col, f)?;
             (item_matches(col, &p), f.op == Op::Ne)
         }
     };

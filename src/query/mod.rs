@@ -21,7 +21,7 @@
 
 pub mod bits;
 mod facet;
-mod filter;
+pub(crate) mod filter;
 pub mod loaded;
 pub mod parse;
 mod search;
@@ -479,6 +479,14 @@ impl Engine {
         self.check_rows_fit()?;
         let mut acc = Bits::full(self.rows());
         for f in filters {
+            if !self.has_field(&f.path) {
+                return Err(self.unknown(&f.path));
+            }
+            // The source's answer when it has one (no column to load).
+            if let Some(b) = self.src().filter_rows(f)? {
+                acc.and_with(&b);
+                continue;
+            }
             let col = self.column(&f.path)?;
             acc.and_with(&filter::eval(self.src(), &col, f)?);
         }

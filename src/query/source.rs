@@ -82,6 +82,17 @@ pub trait RowSource: Send + Sync {
         Ok(None)
     }
 
+    /// The rows matching the one filter `f` (on a column the source has),
+    /// when the source can answer without the engine loading the column
+    /// (an events overlay: the filter over its base's column, the few
+    /// changed rows tested alone). The answer must be exactly the engine's,
+    /// errors included. `None` (the default): the engine loads the column
+    /// and filters.
+    fn filter_rows(&self, f: &super::Filter) -> Result<Option<Bits>> {
+        let _ = f;
+        Ok(None)
+    }
+
     /// The rows at positions `range` (clamped to the rows) of every row
     /// sorted by the one column `path`, exactly as the engine's sort of
     /// all rows would place them, when the source keeps that order and
