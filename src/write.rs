@@ -55,15 +55,19 @@ pub struct BuildOptions {
     /// Threads that encode and compress (0: every available core). The
     /// snapshot is the same whatever the count.
     pub threads: usize,
-    /// Memory budget in bytes (0: none). A quarter is left to encoding.
-    /// The column buffers get half of the rest and past it are spilled to
+    /// Memory budget in bytes (0: none). Half is for reading rows (the
+    /// memory it used stays with the process: the allocator keeps it), a
+    /// quarter for encoding nodes in parallel, the rest for the string
+    /// tables' work (the long-text dictionary) and slack. The column
+    /// buffers get half of the reading share and past it are spilled to
     /// temporary files, read back one node at a time when the snapshot is
-    /// written (so the writer holds a few whole columns at once, not the
-    /// budget: a column of 10 million items is some 100 MB). The distinct
-    /// strings get what the column buffers leave of the rest (at least an
-    /// eighth of the budget) and past it are spilled to temporary files as
-    /// sorted runs, merged when the string tables are written. The
-    /// snapshot is the same whatever the budget.
+    /// written. The distinct strings get what the column buffers leave of
+    /// the reading share (at least an eighth of it) and past it are spilled
+    /// to temporary files as sorted runs, merged when the string tables are
+    /// written. Nodes are encoded together only while their estimated
+    /// peaks fit the encoding share (a larger one alone: the whole column
+    /// of a node of 10 million items and its candidate encodings are some
+    /// 300 MB). The snapshot is the same whatever the budget.
     pub memory: usize,
     /// Directory of the temporary files of spills (a directory
     /// `.colsnap-spill.*` in it, removed at the end): by default the
@@ -108,7 +112,7 @@ impl BuildOptions {
         ColumnsBuilder::with_spill(
             self.limits,
             SpillPolicy {
-                budget: self.memory / 4 * 3,
+                budget: self.memory / 2,
                 dir,
             },
         )
@@ -1668,13 +1672,13 @@ fn write_snapshot<W: Write>(
         Ok(())
     };
     let lead = usize::from(n_tables > 1);
-    // Nodes are encoded in parallel while their estimated peaks fit half
-    // the memory budget together; a node whose estimate alone exceeds it
-    // is encoded with no other beside it (issue 16).
+    // Nodes are encoded in parallel while their estimated peaks fit a
+    // quarter of the memory budget together; a node whose estimate alone
+    // exceeds it is encoded with no other beside it (issue 16).
     let gate = MemGate::new(if opts.memory == 0 {
         usize::MAX
     } else {
-        opts.memory / 2
+        opts.memory / 4
     });
     let led = par_map_ordered(
         threads,

@@ -124,11 +124,11 @@ fn column_spills_give_the_same_bytes() {
 /// columns read back a segment at a time and their candidate encodings
 /// made one at a time: the bytes of an unbounded build at both levels
 /// (the trial ranking of level 19, every candidate compressed at level 3),
-/// with 1 to 3 threads.
+/// with 1 and 3 threads.
 #[test]
 fn gated_node_encoding_gives_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = generated(2000);
+    let input = generated(600);
     for base in [BuildOptions::default(), BuildOptions::fast()] {
         let with = |threads, memory| BuildOptions {
             threads,
@@ -137,8 +137,8 @@ fn gated_node_encoding_gives_the_same_bytes() {
             ..base.clone()
         };
         let reference = build_to_vec(&input[..], &with(2, 0)).unwrap();
-        for threads in [1, 2, 3] {
-            for memory in [2 << 20, 64 << 10] {
+        for threads in [1, 3] {
+            for memory in [1 << 20, 64 << 10] {
                 let (bytes, spill) = build_spilling(&input, &with(threads, memory));
                 assert!(spill.column_runs >= 1, "{spill:?}");
                 assert!(bytes == reference, "budget {memory}, {threads} threads");
@@ -146,7 +146,7 @@ fn gated_node_encoding_gives_the_same_bytes() {
         }
         let snap = Snapshot::from_bytes(reference).unwrap();
         snap.verify().unwrap();
-        assert_eq!(snap.rows(), 2000);
+        assert_eq!(snap.rows(), 600);
     }
     assert_eq!(entries(tmp.path()), 0);
 }
