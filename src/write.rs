@@ -55,15 +55,19 @@ pub struct BuildOptions {
     /// Threads that encode and compress (0: every available core). The
     /// snapshot is the same whatever the count.
     pub threads: usize,
-    /// Memory budget in bytes (0: none). A quarter is left to encoding.
-    /// The column buffers get half of the rest and past it are spilled to
+    /// Memory budget in bytes (0: none). Half is for reading rows (the
+    /// memory it used stays with the process: the allocator keeps it), a
+    /// quarter for encoding nodes in parallel, the rest for the string
+    /// tables' work (the long-text dictionary) and slack. The column
+    /// buffers get half of the reading share and past it are spilled to
     /// temporary files, read back one node at a time when the snapshot is
-    /// written (so the writer holds a few whole columns at once, not the
-    /// budget: a column of 10 million items is some 100 MB). The distinct
-    /// strings get what the column buffers leave of the rest (at least an
-    /// eighth of the budget) and past it are spilled to temporary files as
-    /// sorted runs, merged when the string tables are written. The
-    /// snapshot is the same whatever the budget.
+    /// written. The distinct strings get what the column buffers leave of
+    /// the reading share (at least an eighth of it) and past it are spilled
+    /// to temporary files as sorted runs, merged when the string tables are
+    /// written. Nodes are encoded together only while their estimated
+    /// peaks fit the encoding share (a larger one alone: the whole column
+    /// of a node of 10 million items and its candidate encodings are some
+    /// 300 MB). The snapshot is the same whatever the budget.
     pub memory: usize,
     /// Directory of the temporary files of spills (a directory
     /// `.colsnap-spill.*` in it, removed at the end): by default the
@@ -108,7 +112,7 @@ impl BuildOptions {
         ColumnsBuilder::with_spill(
             self.limits,
             SpillPolicy {
-                budget: self.memory / 4 * 3,
+                budget: self.memory / 2,
                 dir,
             },
         )
@@ -1120,48 +1124,104 @@ fn packed(role: Role, encoding: Encoding, raw: &[u8], c: (Codec, Vec<u8>)) -> Re
     })
 }
 
+/// A candidate encoding of a stream, made when it is compared (`None`:
+/// the encoding does not apply), so that the candidates of a whole column
+/// are not all held at once (issue 16).
+type MakeCand<'a> = Box<dyn FnOnce() -> Option<(Encoding, Vec<u8>)> + 'a>;
+
+/// A candidate already made.
+fn ready<'a>(e: Encoding, raw: Vec<u8>) -> MakeCand<'a> {
+    Box::new(move || Some((e, raw)))
+}
+
+/// The candidate encodings of signed integers (those of
+/// [`encoding::i64_candidates`], in its order), made one at a time.
+fn i64_cands(values: &[i64]) -> Vec<MakeCand<'_>> {
+    vec![
+        Box::new(move || {
+            let mut a = Vec::new();
+            let e = encoding::encode_i64s(values, &mut a);
+            Some((e, a))
+        }),
+        Box::new(move || {
+            encoding::dict::encode_if_useful(
+                values.iter().map(|&v| encoding::dict::to_ordered_i64(v)),
+                values.len(),
+            )
+            .map(|d| (Encoding::Dict, d))
+        }),
+    ]
+}
+
+/// The candidate encodings of string ids (those of
+/// [`encoding::u32_candidates`], in its order), made one at a time.
+fn u32_cands(values: &[u32]) -> Vec<MakeCand<'_>> {
+    vec![
+        Box::new(move || {
+            let mut a = Vec::new();
+            let e = encoding::encode_u32s(values, &mut a);
+            Some((e, a))
+        }),
+        Box::new(move || {
+            let mut v = Vec::new();
+            let e = encoding::encode_u64s(values.iter().map(|&x| x as u64), &mut v);
+            Some((e, v))
+        }),
+        Box::new(move || {
+            encoding::dict::encode_u32s_if_useful(values).map(|d| (Encoding::Dict, d))
+        }),
+    ]
+}
+
 /// Compress the candidate encoding of a stream that compresses smallest.
 ///
 /// From level [`TRIAL_FROM_LEVEL`] on, candidates are first ranked by
 /// [`compress::trial_len`] (unless all are small, [`TRIAL_MIN_BYTES`]);
 /// the ones within [`TRIAL_MARGIN_PERMILLE`] of the smallest are then
 /// compressed at the real level and the smallest kept (the first on ties).
-fn pack_best(
-    role: Role,
-    mut cands: Vec<(Encoding, Vec<u8>)>,
-    opts: &CompressOptions,
-) -> Result<Packed> {
-    if cands.len() == 1 {
-        let (e, raw) = cands.swap_remove(0);
-        return pack(role, e, &raw, opts, None);
-    }
-    let big = cands.iter().any(|(_, raw)| raw.len() > TRIAL_MIN_BYTES);
-    let finalists: Vec<usize> = if opts.level >= TRIAL_FROM_LEVEL && big {
-        let sizes = cands
-            .iter()
-            .map(|(_, raw)| compress::trial_len(raw))
-            .collect::<Result<Vec<usize>>>()?;
-        let min = sizes.iter().copied().min().unwrap_or(0);
-        let bound = min + min * TRIAL_MARGIN_PERMILLE / 1000;
-        (0..cands.len()).filter(|&i| sizes[i] <= bound).collect()
-    } else {
-        (0..cands.len()).collect()
-    };
+/// Candidates are made in order and only the finalists so far are held
+/// (below the trial level, only the best compressed so far).
+fn pack_best(role: Role, cands: Vec<MakeCand<'_>>, opts: &CompressOptions) -> Result<Packed> {
     let mut best: Option<Packed> = None;
-    for i in finalists {
-        let (e, raw) = &cands[i];
-        let p = pack(role, *e, raw, opts, None)?;
+    let mut consider = |p: Packed| {
         if best
             .as_ref()
             .is_none_or(|b| p.stored.len() < b.stored.len())
         {
             best = Some(p);
         }
-    }
-    let Some(best) = best else {
-        unreachable!("the smallest trial is a finalist")
     };
-    Ok(best)
+    if opts.level < TRIAL_FROM_LEVEL {
+        for make in cands {
+            if let Some((e, raw)) = make() {
+                consider(pack(role, e, &raw, opts, None)?);
+            }
+        }
+    } else {
+        // (encoding, raw, trial size once ranked), in the candidates' order.
+        let mut held: Vec<(Encoding, Vec<u8>, Option<usize>)> = Vec::new();
+        let (mut made, mut big, mut min) = (0usize, false, usize::MAX);
+        for make in cands {
+            let Some((e, raw)) = make() else { continue };
+            made += 1;
+            big |= raw.len() > TRIAL_MIN_BYTES;
+            held.push((e, raw, None));
+            // One candidate alone is compressed without a trial.
+            if big && made >= 2 {
+                for h in held.iter_mut().filter(|h| h.2.is_none()) {
+                    let t = compress::trial_len(&h.1)?;
+                    min = min.min(t);
+                    h.2 = Some(t);
+                }
+                let bound = min + min * TRIAL_MARGIN_PERMILLE / 1000;
+                held.retain(|h| h.2.is_some_and(|t| t <= bound));
+            }
+        }
+        for (e, raw, _) in held {
+            consider(pack(role, e, &raw, opts, None)?);
+        }
+    }
+    best.ok_or_else(|| Error::Invalid(format!("no encoding of a {role:?} stream")))
 }
 
 /// The sections of one node, compressed away from the writer (on any
@@ -1190,7 +1250,7 @@ impl Packs {
         Ok((self.out.len() - 1) as u32)
     }
 
-    fn section_best(&mut self, role: Role, cands: Vec<(Encoding, Vec<u8>)>) -> Result<u32> {
+    fn section_best(&mut self, role: Role, cands: Vec<MakeCand<'_>>) -> Result<u32> {
         self.out.push(pack_best(role, cands, &self.opts)?);
         Ok((self.out.len() - 1) as u32)
     }
@@ -1420,6 +1480,94 @@ fn par_map_ordered<T: Sync, R: Send>(
         .collect())
 }
 
+/// Bytes shared by jobs that run at once: a job waits until its bytes
+/// fit beside those of the jobs running, or until none runs (so a job
+/// larger than the whole runs alone, and every job runs).
+struct MemGate {
+    cap: usize,
+    used: std::sync::Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+/// Bytes held from a [`MemGate`] until dropped.
+struct MemLease<'a> {
+    gate: &'a MemGate,
+    bytes: usize,
+}
+
+impl MemGate {
+    fn new(cap: usize) -> Self {
+        MemGate {
+            cap,
+            used: std::sync::Mutex::new(0),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    fn acquire(&self, bytes: usize) -> MemLease<'_> {
+        // (At least 1: under a budget of nothing, one job at a time.)
+        let bytes = bytes.clamp(1, self.cap.max(1));
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *used > 0 && *used + bytes > self.cap {
+            used = self
+                .cv
+                .wait(used)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *used += bytes;
+        MemLease { gate: self, bytes }
+    }
+}
+
+impl Drop for MemLease<'_> {
+    fn drop(&mut self) {
+        let mut used = self
+            .gate
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *used -= self.bytes;
+        self.gate.cv.notify_all();
+    }
+}
+
+/// About the most bytes the encoding of node `i` holds at once: its whole
+/// column loaded and its parent's kinds; a source's dense string ids and
+/// the sorted pairs of a mapping, or the candidate encodings of a stream
+/// (with the trial of the next); zstd's tables at `level` (smaller for
+/// small inputs).
+fn node_mem_estimate(b: &ColumnsBuilder, i: usize, level: i32) -> usize {
+    let n = &b.nodes[i];
+    let c = |spilled: u64, held: usize| spilled as usize + held;
+    let items = n.n_items() as usize;
+    let (ints, uints, floats) = (
+        c(n.spilled.ints, n.ints.len()),
+        c(n.spilled.uints, n.uints.len()),
+        c(n.spilled.floats, n.floats.len()),
+    );
+    let (strs, times, lens) = (
+        n.n_strs() as usize,
+        n.n_times() as usize,
+        c(n.spilled.lens, n.lens.len()),
+    );
+    let domain = n.domain_len as usize;
+    let column = 5 * items + 8 * (ints + uints + floats) + 4 * strs + 16 * times + 4 * lens;
+    let work = 9 * domain + 16 * ints.max(strs) + 24 * times;
+    let zstd = if level >= TRIAL_FROM_LEVEL {
+        96 << 20
+    } else if level >= 10 {
+        32 << 20
+    } else {
+        4 << 20
+    };
+    column
+        .saturating_add(work)
+        .saturating_add(zstd.min(8 * items.max(domain)))
+}
+
 /// Decide which table each string node uses: 0 = short strings, 1 = long text.
 fn assign_tables(b: &ColumnsBuilder, opts: &BuildOptions) -> Vec<u32> {
     b.nodes
@@ -1524,6 +1672,14 @@ fn write_snapshot<W: Write>(
         Ok(())
     };
     let lead = usize::from(n_tables > 1);
+    // Nodes are encoded in parallel while their estimated peaks fit a
+    // quarter of the memory budget together; a node whose estimate alone
+    // exceeds it is encoded with no other beside it (issue 16).
+    let gate = MemGate::new(if opts.memory == 0 {
+        usize::MAX
+    } else {
+        opts.memory / 4
+    });
     let led = par_map_ordered(
         threads,
         &jobs,
@@ -1533,6 +1689,7 @@ fn write_snapshot<W: Write>(
             Ok(match *job {
                 None => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
                 Some(i) => Done::Node(Box::new((|| {
+                    let _lease = gate.acquire(node_mem_estimate(b, i, opts.compress.level));
                     // A spilled node is read back whole, one node per thread.
                     let n = b.load(i, Fields::ALL)?;
                     // Its parent's kinds mask it when they have the same domain.
@@ -1549,7 +1706,15 @@ fn write_snapshot<W: Write>(
                         mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
                     ];
                     let mut packs = Packs::new(opts.compress);
-                    let meta = write_node(&mut packs, &n, parent.as_deref(), maps, i, table_of[i])?;
+                    let meta = write_node(
+                        &mut packs,
+                        &n,
+                        parent.as_deref(),
+                        maps,
+                        i,
+                        table_of[i],
+                        distinct_ids[i],
+                    )?;
                     memtrace::mark_detail(|| {
                         format!("node {i} {} ({} items)", b.path(i as u32), n.n_items())
                     });
@@ -1798,18 +1963,6 @@ const MAP_KEEP: usize = 4;
 /// Most source nodes tried as the key of a mapped stream.
 const MAP_CANDIDATES: usize = 32;
 
-/// String id of every item of a node (`u32::MAX` for items that are not strings).
-fn dense_str_ids(n: &NodeBuf) -> Vec<u32> {
-    let mut dense = vec![u32::MAX; n.domain_len as usize];
-    let mut s = n.strs.iter();
-    for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
-        if k == Kind::Str as u8 {
-            dense[ix as usize] = *s.next().unwrap_or(&u32::MAX);
-        }
-    }
-    dense
-}
-
 /// `(item index, value)` of every item of `n` of kind `kind` (Int or Str,
 /// a string as its id).
 fn kind_values(n: &NodeBuf, kind: Kind) -> impl Iterator<Item = (u32, i64)> + Clone + '_ {
@@ -1861,8 +2014,12 @@ fn mapping_for(
     // mappings is acyclic; a functional dependency needs a source with at
     // least as many distinct values anyway. Fewest keys first.
     let rank = |c: usize| (std::cmp::Reverse(distinct_ids[c]), c);
-    // A function of the source has at most as many distinct values.
-    let own_distinct = distinct(values.clone().map(|v| v.1)) as usize;
+    // A function of the source has at most as many distinct values (for
+    // string ids, those counted before).
+    let own_distinct = match kind {
+        Kind::Str => distinct_ids[i],
+        _ => distinct(values.clone().map(|v| v.1)) as usize,
+    };
     let own = if kind == Kind::Str {
         Some(rank(i))
     } else {
@@ -1882,14 +2039,13 @@ fn mapping_for(
         if b.nodes[c as usize].domain_len != n.domain_len {
             continue;
         }
-        let src = b.load(c as usize, Fields::ITEMS.with(Fields::STRS))?;
-        let keys = dense_str_ids(&src);
-        drop(src);
+        // The source's ids, dense, read a segment at a time.
+        let keys = b.dense_str_ids(c as usize)?;
         if values.clone().any(|(ix, _)| keys[ix as usize] == u32::MAX) {
             continue;
         }
         let Some(m) =
-            encoding::mapped::build(c, values.clone().map(|(ix, v)| (keys[ix as usize], v)))
+            encoding::mapped::build_packed(c, values.clone().map(|(ix, v)| (keys[ix as usize], v)))
         else {
             continue;
         };
@@ -1929,6 +2085,7 @@ fn write_node(
     maps: [Vec<Vec<u8>>; 2],
     i: usize,
     table: u32,
+    str_distinct: usize,
 ) -> Result<NodeMeta> {
     let [int_map, str_map] = maps;
     let mut counts = [0u64; KIND_COUNT];
@@ -1944,7 +2101,7 @@ fn write_node(
         let dense = dense_kinds(n);
         buf.clear();
         bitpack::encode(&dense, &mut buf);
-        let mut cands = vec![(Encoding::BitPacked, std::mem::take(&mut buf))];
+        let mut cands = vec![ready(Encoding::BitPacked, std::mem::take(&mut buf))];
         // A `Key` child is `Absent` wherever its parent item is not an
         // object: store only the kinds under object items.
         if let Some(p) = parent.filter(|p| p.domain_len == n.domain_len) {
@@ -1958,15 +2115,15 @@ fn write_node(
                     .collect();
                 let mut m = Vec::new();
                 bitpack::encode(&under, &mut m);
-                cands.push((Encoding::ParentMasked, m));
+                cands.push(ready(Encoding::ParentMasked, m));
             }
         }
         set(Role::Kinds, w.section_best(Role::Kinds, cands)?);
     }
     if !n.ints.is_empty() {
         buf.clear();
-        let mut c = encoding::i64_candidates(&n.ints);
-        c.extend(int_map.into_iter().map(|m| (Encoding::Mapped, m)));
+        let mut c = i64_cands(&n.ints);
+        c.extend(int_map.into_iter().map(|m| ready(Encoding::Mapped, m)));
         set(Role::Ints, w.section_best(Role::Ints, c)?);
     }
     if !n.uints.is_empty() {
@@ -1981,8 +2138,8 @@ fn write_node(
     }
     if !n.strs.is_empty() {
         buf.clear();
-        let mut c = encoding::u32_candidates(&n.strs);
-        c.extend(str_map.into_iter().map(|m| (Encoding::Mapped, m)));
+        let mut c = u32_cands(&n.strs);
+        c.extend(str_map.into_iter().map(|m| ready(Encoding::Mapped, m)));
         set(Role::Strs, w.section_best(Role::Strs, c)?);
     }
     let mut ts_layout = 0u8;
@@ -1991,7 +2148,7 @@ fn write_node(
         buf.clear();
         set(
             Role::TsSecs,
-            w.section_best(Role::TsSecs, encoding::i64_candidates(&secs))?,
+            w.section_best(Role::TsSecs, i64_cands(&secs))?,
         );
         if n.times.iter().any(|t| t.nanos != 0) {
             buf.clear();
@@ -2032,7 +2189,7 @@ fn write_node(
                     .iter()
                     .map(|f| if *f == 0.0 { 0 } else { f.to_bits() }),
             )
-            + distinct(n.strs.iter().copied())
+            + str_distinct as u64
             + distinct(n.times.iter().map(|t| (t.secs, t.nanos))),
         int: min_max(&n.ints),
         uint: min_max(&n.uints),
@@ -2063,6 +2220,34 @@ mod tests {
     /// Results reach the sink in the items' order whatever the thread count
     /// and window; the leading items' results are returned; a failing sink
     /// stops the rest.
+    /// Jobs run together only while their bytes fit the gate; one larger
+    /// than the gate runs alone; every job runs.
+    #[test]
+    fn mem_gate_bounds_what_runs_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let gate = MemGate::new(10);
+        let (now, peak, alone_ok) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        let jobs: Vec<usize> = (0..40).map(|k| [3, 4, 6, 25][k % 4]).collect();
+        let ran = par_map(4, &jobs, |&want| {
+            let _l = gate.acquire(want);
+            let held = now.fetch_add(want.min(10), SeqCst) + want.min(10);
+            peak.fetch_max(held, SeqCst);
+            if want > 10 && held == 10 {
+                alone_ok.fetch_add(1, SeqCst);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            now.fetch_sub(want.min(10), SeqCst);
+            want
+        });
+        assert_eq!(ran, jobs);
+        assert!(peak.load(SeqCst) <= 10, "{}", peak.load(SeqCst));
+        assert_eq!(alone_ok.load(SeqCst), 10, "each 25-byte job ran alone");
+    }
+
     #[test]
     fn par_map_ordered_keeps_order() {
         let items: Vec<u64> = (0..200).collect();

@@ -160,7 +160,12 @@ fn compress_by(
         _ => false,
     };
     if want_zstd {
-        consider(Codec::Zstd, zstd_at(opts.level)?);
+        // zstd's output buffer is allocated for the worst case, about the
+        // raw size: trimmed, a compressed section holds its own bytes only
+        // (issue 16: a build holds a few nodes' sections at once).
+        let mut z = zstd_at(opts.level)?;
+        z.shrink_to_fit();
+        consider(Codec::Zstd, z);
     }
     if want_gzip {
         consider(Codec::Gzip, gzip_compress(raw, opts.level)?);

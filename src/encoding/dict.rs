@@ -56,10 +56,33 @@ pub fn encode_if_useful(
     Some(out)
 }
 
-fn encode_with(values: impl Iterator<Item = u64>, distinct: &[u64], out: &mut Vec<u8>) {
+/// [`encode_if_useful`] of `u32` values (string ids): the distinct values
+/// sorted as `u32`s (issue 16: half the memory of `u64`s for a column of
+/// ids), the same bytes.
+pub fn encode_u32s_if_useful(values: &[u32]) -> Option<Vec<u8>> {
+    let count = values.len();
+    let mut distinct: Vec<u32> = values.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let n = distinct.len();
+    if n > 0 && n * 2 > count.max(1) + 1 && count > 16 {
+        return None;
+    }
+    distinct.shrink_to_fit();
+    let mut out = Vec::new();
+    encode_with(values.iter().copied(), &distinct, &mut out);
+    Some(out)
+}
+
+fn encode_with<T: Copy + Ord + Into<u64>>(
+    values: impl Iterator<Item = T>,
+    distinct: &[T],
+    out: &mut Vec<u8>,
+) {
     varint::put_u64(out, distinct.len() as u64);
-    let mut prev = None;
+    let mut prev: Option<u64> = None;
     for &d in distinct {
+        let d: u64 = d.into();
         match prev {
             None => varint::put_u64(out, d),
             Some(p) => varint::put_u64(out, d - p),
@@ -67,6 +90,7 @@ fn encode_with(values: impl Iterator<Item = u64>, distinct: &[u64], out: &mut Ve
         prev = Some(d);
     }
     let width = width_for(distinct.len());
+    out.reserve(width * values.size_hint().0);
     for v in values {
         let ix = distinct.binary_search(&v).unwrap_or(0) as u32;
         out.extend_from_slice(&ix.to_le_bytes()[..width]);
@@ -194,6 +218,14 @@ mod tests {
             if v.iter().any(|&x| x != v[0]) {
                 prop_assert!(decode(&b, v.len() + 1, "t").is_err());
             }
+        }
+        /// The `u32` path writes what the `u64` path writes.
+        #[test]
+        fn u32s_like_u64s(v in proptest::collection::vec(prop_oneof![any::<u32>(), 0u32..20], 0..400)) {
+            prop_assert_eq!(
+                encode_u32s_if_useful(&v),
+                encode_if_useful(v.iter().map(|&x| x as u64), v.len())
+            );
         }
         #[test]
         fn many_distinct(n in 250usize..700) {

@@ -101,6 +101,48 @@ impl Mapping {
     }
 }
 
+/// [`build`], sorting each pair packed into one `u64` (key, value less the
+/// smallest value) when the values span less than 2^32 (string ids always
+/// do): half the memory of sorting `(u32, i64)` pairs, the same mapping
+/// (issue 16: a million-item column's pairs are 16 MB, not 8, per thread).
+pub fn build_packed(
+    source: u32,
+    pairs: impl Iterator<Item = (u32, i64)> + Clone,
+) -> Option<Mapping> {
+    let Some((lo, hi)) = pairs
+        .clone()
+        .fold(None, |acc: Option<(i64, i64)>, (_, v)| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+    else {
+        return build(source, pairs);
+    };
+    if (hi as i128 - lo as i128) > u32::MAX as i128 {
+        return build(source, pairs);
+    }
+    let mut v: Vec<u64> = pairs
+        .map(|(k, x)| ((k as u64) << 32) | (x.wrapping_sub(lo) as u64 & 0xffff_ffff))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    if v.windows(2).any(|w| w[0] >> 32 == w[1] >> 32) {
+        return None;
+    }
+    let keys = v.iter().map(|&p| (p >> 32) as u32).collect();
+    // In place: the pairs become the values.
+    let mut values: Vec<i64> = v
+        .into_iter()
+        .map(|p| lo.wrapping_add((p & 0xffff_ffff) as i64))
+        .collect();
+    values.shrink_to_fit();
+    Some(Mapping {
+        source,
+        keys,
+        values,
+    })
+}
+
 /// Build the mapping from `(key, value)` pairs (one per item), or `None` when
 /// some key has two different values.
 pub fn build(source: u32, pairs: impl Iterator<Item = (u32, i64)>) -> Option<Mapping> {
@@ -193,6 +235,17 @@ mod tests {
             }
             b.push(0);
             prop_assert!(decode(&b, keys.len(), "t").is_err());
+        }
+        /// Packed pairs give the mapping (or the refusal) of plain pairs,
+        /// narrow and wide values, functions or not.
+        #[test]
+        fn packed_is_plain(
+            pairs in proptest::collection::vec((0u32..40, prop_oneof![-3i64..3, any::<i64>(), (u32::MAX as i64 - 2)..(u32::MAX as i64 + 2)]), 0..200),
+            f in prop_oneof![Just(0i64), any::<i64>()],
+        ) {
+            prop_assert_eq!(build_packed(5, pairs.iter().copied()), build(5, pairs.iter().copied()));
+            let func: Vec<(u32, i64)> = pairs.iter().map(|&(k, _)| (k, (k as i64).wrapping_mul(f))).collect();
+            prop_assert_eq!(build_packed(5, func.iter().copied()), build(5, func.iter().copied()));
         }
         #[test]
         fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..60), n in 0usize..100) {

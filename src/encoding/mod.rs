@@ -105,22 +105,29 @@ fn check_count(what: &str, count: usize, len: usize, min_bytes_per_value: usize)
 
 /// Encode signed integers, choosing between plain zigzag and delta zigzag by
 /// whichever is smaller before compression. Returns the encoding used.
+/// Only the smaller is written (their lengths are counted first: issue 16,
+/// not two whole encodings of a column held at once).
 pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
-    let mut plain = Vec::with_capacity(values.len() * 2);
-    for &v in values {
-        varint::put_i64(&mut plain, v);
-    }
-    let mut delta = Vec::with_capacity(values.len() * 2);
+    let (mut plain, mut delta) = (0usize, 0usize);
     let mut prev = 0i64;
     for &v in values {
-        varint::put_i64(&mut delta, v.wrapping_sub(prev));
+        plain += varint::len_i64(v);
+        delta += varint::len_i64(v.wrapping_sub(prev));
         prev = v;
     }
-    if delta.len() < plain.len() {
-        out.extend_from_slice(&delta);
+    if delta < plain {
+        out.reserve(delta);
+        let mut prev = 0i64;
+        for &v in values {
+            varint::put_i64(out, v.wrapping_sub(prev));
+            prev = v;
+        }
         Encoding::DeltaZigzagVarint
     } else {
-        out.extend_from_slice(&plain);
+        out.reserve(plain);
+        for &v in values {
+            varint::put_i64(out, v);
+        }
         Encoding::ZigzagVarint
     }
 }
@@ -176,7 +183,7 @@ pub fn u32_candidates(values: &[u32]) -> Vec<(Encoding, Vec<u8>)> {
     let mut v = Vec::new();
     let e = encode_u64s(values.iter().map(|&x| x as u64), &mut v);
     out.push((e, v));
-    if let Some(d) = dict::encode_if_useful(values.iter().map(|&v| v as u64), values.len()) {
+    if let Some(d) = dict::encode_u32s_if_useful(values) {
         out.push((Encoding::Dict, d));
     }
     out
@@ -211,12 +218,11 @@ pub fn decode_u64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Resul
 /// Encode u32 values (string ids): fixed width little-endian, so that an
 /// uncompressed section can be viewed in place as `&[u32]`.
 pub fn encode_u32s(values: &[u32], out: &mut Vec<u8>) -> Encoding {
-    out.extend_from_slice(bytemuck::cast_slice(&to_le_u32(values)));
+    out.reserve(values.len() * 4);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
     Encoding::PlainU32
-}
-
-fn to_le_u32(values: &[u32]) -> Vec<u32> {
-    values.iter().map(|v| v.to_le()).collect()
 }
 
 /// Decode `count` u32 values (plain or varint).

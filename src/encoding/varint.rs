@@ -22,6 +22,12 @@ pub fn put_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&buf[..n]);
 }
 
+/// Bytes of `v` written by [`put_i64`].
+#[inline]
+pub fn len_i64(v: i64) -> usize {
+    v.required_space()
+}
+
 /// Append a length-prefixed byte string.
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_u64(out, b.len() as u64);

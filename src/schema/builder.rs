@@ -310,6 +310,41 @@ impl ColumnsBuilder {
         Ok(NodeRef::Loaded(Box::new(out)))
     }
 
+    /// The string id of every item of node `i` (`u32::MAX` for items that
+    /// are not strings), its spilled segments read one at a time (issue 16:
+    /// not its whole column as well).
+    pub fn dense_str_ids(&self, i: usize) -> Result<Vec<u32>> {
+        let n = &self.nodes[i];
+        let mut dense = vec![u32::MAX; n.domain_len as usize];
+        let mut fill = |idx: &[u32], kinds: &[u8], strs: &[u32]| {
+            let mut s = strs.iter();
+            for (&ix, &k) in idx.iter().zip(kinds) {
+                if k == Kind::Str as u8 {
+                    let id = *s.next().unwrap_or(&u32::MAX);
+                    if let Some(slot) = dense.get_mut(ix as usize) {
+                        *slot = id;
+                    }
+                }
+            }
+        };
+        if let Some(spill) = &self.column_spill {
+            let mut b = Buffers::default();
+            for seg in &n.segments {
+                b.idx.clear();
+                b.kinds.clear();
+                b.strs.clear();
+                spill.load(
+                    std::slice::from_ref(seg),
+                    Fields::ITEMS.with(Fields::STRS),
+                    &mut b,
+                )?;
+                fill(&b.idx, &b.kinds, &b.strs);
+            }
+        }
+        fill(&n.idx, &n.kinds, &n.strs);
+        Ok(dense)
+    }
+
     /// Replace the provisional string id of every `Str` item of node `i`
     /// with `map[id]` (in memory and in its spilled segments).
     pub fn remap_strs(&mut self, i: usize, map: &[u32]) -> Result<()> {
