@@ -146,6 +146,20 @@ try {
     const [t, tq] = await page.evaluate(() => [window.grid.timings.lastQuery, window.grid.timings.query]);
     console.log(`${what} + first page on screen: ${t.toFixed(0)} ms (query ${tq.toFixed(0)} ms)`);
   }
+  // 4. Memory: JS heaps (the page's and its workers': the engine runs in
+  // one) + wasm memory against the typed arrays loaded. Measured first as
+  // the page left it (what a user's tab holds), then again after the API
+  // calls below, which the page never makes (`rows()` builds the row
+  // writer, which decodes its columns a second time).
+  const memory = async (what) => {
+    await cdp.send('HeapProfiler.collectGarbage');
+    const heap = await cdp.send('Runtime.getHeapUsage');
+    const workerHeap = await workerHeaps(cdp);
+    const st = await page.evaluate(() => window.grid.snap.stats());
+    const total = heap.usedSize + workerHeap + st.wasmMemory;
+    console.log(`memory (${what}): JS heap ${mb(heap.usedSize)} (page) + ${mb(workerHeap)} (workers) + wasm ${mb(st.wasmMemory)} = ${mb(total)}; typed arrays loaded ${mb(st.loadedBytes)}; file bytes fetched ${mb(st.fetchedBytes)}; ratio ${(total / st.loadedBytes).toFixed(2)}x (${((total - st.fetchedBytes) / st.loadedBytes).toFixed(2)}x without the fetched bytes)`);
+  };
+  await memory('the page, after the sorts');
   const q = await page.evaluate(async () => {
     const s = window.grid.snap;
     const t0 = performance.now();
@@ -156,14 +170,7 @@ try {
   });
   console.log(`API: query({sort: 'title'}) ${q[0].toFixed(0)} ms, rows() of the first 40 ${q[1].toFixed(0)} ms`);
 
-  // 4. Memory: JS heaps (the page's and its workers': the engine runs in
-  // one) + wasm memory against the typed arrays loaded.
-  await cdp.send('HeapProfiler.collectGarbage');
-  const heap = await cdp.send('Runtime.getHeapUsage');
-  const workerHeap = await workerHeaps(cdp);
-  const st = await page.evaluate(() => window.grid.snap.stats());
-  const total = heap.usedSize + workerHeap + st.wasmMemory;
-  console.log(`memory: JS heap ${mb(heap.usedSize)} (page) + ${mb(workerHeap)} (workers) + wasm ${mb(st.wasmMemory)} = ${mb(total)}; typed arrays loaded ${mb(st.loadedBytes)}; file bytes fetched ${mb(st.fetchedBytes)}; ratio ${(total / st.loadedBytes).toFixed(2)}x (${((total - st.fetchedBytes) / st.loadedBytes).toFixed(2)}x without the fetched bytes)`);
+  await memory('after the API calls query() and rows(), which the page never makes');
 
   // 5. Long tasks while scrolling through the whole grid.
   await page.evaluate(() => { window.__long = []; });
@@ -180,6 +187,7 @@ try {
   }
   const long = await page.evaluate(() => window.__long);
   console.log(`scrolling: ${steps} jumps through ${rows} rows in ${Date.now() - t0} ms; long tasks (>50 ms): ${long.length}${long.length ? ', longest ' + Math.max(...long).toFixed(0) + ' ms' : ''}`);
+  if (steps) await memory(`after scrolling ${steps} jumps`);
 } finally {
   await browser.close();
   server.kill();
