@@ -618,10 +618,56 @@ impl Engine {
                 return Ok((rows, self.rows()));
             }
         }
-        let rows = self.run(q)?;
-        let start = p.offset.min(rows.len());
-        let end = p.offset.saturating_add(p.limit).min(rows.len());
-        Ok((rows[start..end].to_vec(), rows.len()))
+        if let Some(k) = q.sort.iter().find(|k| !self.has_field(&k.path)) {
+            return Err(self.unknown(&k.path));
+        }
+        let mut set = self.filter(&q.filters)?;
+        if let Some(s) = &q.search {
+            set.and_with(&self.search(s)?);
+        }
+        let rows = set.to_vec();
+        let total = rows.len();
+        let start = p.offset.min(total);
+        let end = p.offset.saturating_add(p.limit).min(total);
+        if start == end {
+            return Ok((Vec::new(), total));
+        }
+        // A page in the first eighth of the result: select its rows and
+        // those before it instead of sorting every row (the same rows:
+        // the sort's order is total).
+        let rows = if end <= total / 8 {
+            self.sort_top(rows, &q.sort, end)?
+        } else {
+            self.sort(rows, &q.sort)?
+        };
+        Ok((rows[start..end].to_vec(), total))
+    }
+
+    /// The first `k` rows of [`Engine::sort`]`(rows, keys)`, selected
+    /// without sorting the others.
+    pub fn sort_top(&self, rows: Vec<u32>, keys: &[SortKey], k: usize) -> Result<Vec<u32>> {
+        if let [key] = keys {
+            if !self.has_field(&key.path) {
+                return Err(self.unknown(&key.path));
+            }
+            if let Some(mut out) = self.src().sort_by_one(&rows, &key.path, key.desc)? {
+                out.truncate(k);
+                return Ok(out);
+            }
+        }
+        let cols = keys
+            .iter()
+            .map(|k| self.column(&k.path))
+            .collect::<Result<Vec<_>>>()?;
+        let skeys: Vec<sort::Key<'_>> = cols
+            .iter()
+            .zip(keys)
+            .map(|(c, k)| sort::Key {
+                col: c,
+                desc: k.desc,
+            })
+            .collect();
+        Ok(sort::top_rows(rows, &skeys, k))
     }
 
     /// Page `p` of the query's result as JSON objects restricted to
@@ -629,11 +675,7 @@ impl Engine {
     /// [`Engine::run_page`], so a one-key sort over a source that keeps
     /// its order touches only the page's rows.
     pub fn query_page(&self, q: &Query, p: Paging, fields: Option<&[String]>) -> Result<Page> {
-        if let Some(fs) = fields
-            && let Some(bad) = fs.iter().find(|f| !self.has_field(f))
-        {
-            return Err(self.unknown(bad));
-        }
+        self.check_fields(fields)?;
         let (rows, total) = self.run_page(q, p)?;
         self.page_rows(&rows, Pagination::new(p, total), fields)
     }
@@ -650,6 +692,53 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> Result<Pagination> {
         let (slice, pagination) = self.page_slice(rows, p, fields)?;
+        self.write_page_json(slice, pagination, fields, ndjson, out)?;
+        Ok(pagination)
+    }
+
+    /// A page's rows `slice` (as [`Engine::run_page`] gives them) as JSON
+    /// text with `pagination`, as [`Engine::page_json`] writes a page.
+    pub fn page_json_of(
+        &self,
+        slice: &[u32],
+        pagination: Pagination,
+        fields: Option<&[String]>,
+        ndjson: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.check_fields(fields)?;
+        self.write_page_json(slice, pagination, fields, ndjson, out)
+    }
+
+    /// A page's rows `slice` as objects with `pagination`, as
+    /// [`Engine::page`] gives a page.
+    pub fn page_of(
+        &self,
+        slice: &[u32],
+        pagination: Pagination,
+        fields: Option<&[String]>,
+    ) -> Result<Page> {
+        self.check_fields(fields)?;
+        self.page_rows(slice, pagination, fields)
+    }
+
+    fn check_fields(&self, fields: Option<&[String]>) -> Result<()> {
+        if let Some(fs) = fields
+            && let Some(bad) = fs.iter().find(|f| !self.has_field(f))
+        {
+            return Err(self.unknown(bad));
+        }
+        Ok(())
+    }
+
+    fn write_page_json(
+        &self,
+        slice: &[u32],
+        pagination: Pagination,
+        fields: Option<&[String]>,
+        ndjson: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.src().prefetch(slice, fields)?;
         let pag = serde_json::to_string(&pagination).map_err(|e| Error::Invalid(e.to_string()))?;
         let groups = fields.map(field_groups).filter(|g| g.len() > 1);
@@ -715,7 +804,7 @@ impl Engine {
             out.extend_from_slice(pag.as_bytes());
             out.extend_from_slice(b"}\n");
         }
-        Ok(pagination)
+        Ok(())
     }
 
     fn page_slice<'r>(
@@ -727,11 +816,7 @@ impl Engine {
         if p.limit == 0 {
             return Err(Error::Invalid("limit must be at least 1".into()));
         }
-        if let Some(fs) = fields
-            && let Some(bad) = fs.iter().find(|f| !self.has_field(f))
-        {
-            return Err(self.unknown(bad));
-        }
+        self.check_fields(fields)?;
         let start = p.offset.min(rows.len());
         let end = p.offset.saturating_add(p.limit).min(rows.len());
         Ok((&rows[start..end], Pagination::new(p, rows.len())))

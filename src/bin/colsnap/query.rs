@@ -3,7 +3,7 @@
 
 use crate::common::{self, lib, usage};
 use colsnap::events::OverlaySource;
-use colsnap::query::{Engine, Paging, SnapshotSource, parse};
+use colsnap::query::{Engine, Pagination, Paging, SnapshotSource, parse};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -180,17 +180,34 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Engine::new(SnapshotSource::new(snap))
         }
     };
-    let rows = engine.run(&q).map_err(bad)?;
-    if a.count {
-        return common::print(&format!("{}\n", rows.len()));
-    }
-    let limit = match (a.all, a.limit) {
-        (true, _) | (_, Limit::All) => rows.len().max(1),
-        (false, Limit::Rows(n)) => n,
+    // A bounded page without facets: only the page's rows are placed
+    // (`Engine::run_page` selects the rows up to the page's end instead of
+    // sorting every row); otherwise every matching row, in order.
+    let bounded = match (a.all, a.limit) {
+        (false, Limit::Rows(n)) if !a.count && a.facet.is_empty() => Some(n),
+        _ => None,
     };
-    let paging = match a.offset {
-        Some(o) => Paging::new(o, limit).map_err(bad)?,
-        None => Paging::page(a.page, limit).map_err(bad)?,
+    let paging_of = |limit: usize| match a.offset {
+        Some(o) => Paging::new(o, limit),
+        None => Paging::page(a.page, limit),
+    };
+    let (rows, paging, pagination) = match bounded {
+        Some(limit) => {
+            let paging = paging_of(limit).map_err(bad)?;
+            let (page, total) = engine.run_page(&q, paging).map_err(bad)?;
+            (page, paging, Some(Pagination::new(paging, total)))
+        }
+        None => {
+            let rows = engine.run(&q).map_err(bad)?;
+            if a.count {
+                return common::print(&format!("{}\n", rows.len()));
+            }
+            let limit = match (a.all, a.limit) {
+                (true, _) | (_, Limit::All) => rows.len().max(1),
+                (false, Limit::Rows(n)) => n,
+            };
+            (rows, paging_of(limit).map_err(bad)?, None)
+        }
     };
     let facets = a
         .facet
@@ -198,6 +215,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map(|f| engine.facet(&rows, f, a.facet_size))
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
+    // The page as JSON text / as objects, from the page's rows when only
+    // they were placed.
+    let page_json = |ndjson: bool, out: &mut Vec<u8>| match pagination {
+        Some(pag) => engine
+            .page_json_of(&rows, pag, fields.as_deref(), ndjson, out)
+            .map(|()| pag),
+        None => engine.page_json(&rows, paging, fields.as_deref(), ndjson, out),
+    };
+    let page = || match pagination {
+        Some(pag) => engine.page_of(&rows, pag, fields.as_deref()),
+        None => engine.page(&rows, paging, fields.as_deref()),
+    };
     let format = match (a.ndjson, a.format) {
         (true, _) => Format::Ndjson,
         (false, Some(f)) => f,
@@ -207,9 +236,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     match format {
         Format::Json => {
             let mut out = Vec::new();
-            engine
-                .page_json(&rows, paging, fields.as_deref(), false, &mut out)
-                .map_err(bad)?;
+            page_json(false, &mut out).map_err(bad)?;
             if !facets.is_empty() {
                 // `..."pagination":{...}}\n` becomes `...,"facets":[...]}\n`.
                 out.truncate(out.len() - 2);
@@ -221,9 +248,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         Format::Ndjson => {
             let mut out = Vec::new();
-            let pagination = engine
-                .page_json(&rows, paging, fields.as_deref(), true, &mut out)
-                .map_err(bad)?;
+            let pagination = page_json(true, &mut out).map_err(bad)?;
             // The engine ends with the pagination line: rows go to stdout,
             // pagination to stderr, so a pipe sees rows only.
             let body = String::from_utf8(out)?;
@@ -240,7 +265,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Format::Csv => {
-            let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
+            let page = page().map_err(bad)?;
             let (cols, cells) = grid(&page, fields.as_deref());
             let mut out = String::new();
             for line in std::iter::once(&cols).chain(cells.iter()) {
@@ -251,7 +276,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             common::print(&out)
         }
         Format::Table => {
-            let page = engine.page(&rows, paging, fields.as_deref()).map_err(bad)?;
+            let page = page().map_err(bad)?;
             let mut out = table(&page, fields.as_deref(), paging.offset);
             for f in &facets {
                 out.push('\n');
