@@ -91,6 +91,10 @@ class Snap:
         for _ in range(r.var()):
             fl = r.u8(); ns = r.var(); nc = r.var(); fc = r.var()
             cc = [r.var() for _ in range(nc)]; ix = r.var(); dc = r.var()
+            # flags: bit 0 long text, bit 1 front-coded, bit 2 row order (7.6: no index,
+            # ids need not order like strings; reading a string by id is the same)
+            assert fl & ~7 == 0, fl
+            assert sum(cc) == ns and (ix != 0) == (nc >= 2 and not fl & 4), (fl, nc, ix)
             s.tables.append(dict(flags=fl, n=ns, first=fc, counts=cc, index=ix-1 if ix else None, dict=dc-1 if dc else None))
         s.nodes = []
         for i in range(r.var()):

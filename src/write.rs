@@ -7,7 +7,7 @@
 use crate::compress::{self, Codec, CompressOptions};
 use crate::encoding::{self, Encoding, bitpack};
 use crate::error::{Error, Result};
-use crate::format::footer::{TABLE_FRONT_CODED, TABLE_LONG_TEXT};
+use crate::format::footer::{TABLE_FRONT_CODED, TABLE_LONG_TEXT, TABLE_ROW_ORDER};
 use crate::format::{
     self, Footer, Header, NodeMeta, Role, SectionEntry, SectionHeader, Stats, TableMeta, Trailer,
     VERSION,
@@ -45,6 +45,12 @@ pub struct BuildOptions {
     pub long_text_min_avg: usize,
     /// Front-code the short-string table's chunks.
     pub front_coding: bool,
+    /// Store the long-text table's strings in row order (the order the rows
+    /// first use them: the texts of one row compress together) rather than
+    /// sorted (SPEC.md 7.6), in either format version. Readers that predate
+    /// it reject table flag bit 2: `colsnap build --format-version 1` (for
+    /// old readers) turns it off.
+    pub long_text_row_order: bool,
     /// Most bytes of the zstd dictionary trained for a long-text table of
     /// at least 4 chunks (0: no dictionary).
     pub long_dict_size: usize,
@@ -88,6 +94,7 @@ impl Default for BuildOptions {
             long_chunk_fetch: 1 << 20,
             long_text_min_avg: 256,
             front_coding: true,
+            long_text_row_order: true,
             long_dict_size: 1 << 20,
             limits: Limits::default(),
             progress: None,
@@ -103,6 +110,11 @@ impl Default for BuildOptions {
 pub const DEFAULT_MEMORY: usize = 1 << 30;
 
 impl BuildOptions {
+    /// Whether the long-text table is written in row order.
+    pub fn row_ordered_long_text(&self) -> bool {
+        self.long_text_row_order
+    }
+
     /// The column builder of a build under these options.
     fn builder(&self) -> ColumnsBuilder {
         if self.memory == 0 {
@@ -1601,7 +1613,8 @@ fn write_snapshot<W: Write>(
     }
     memtrace::mark("used-id sets");
     // In memory, or merged from the spilled runs: the same tables.
-    let (sorted, maps) = b.strings.sort_tables(&used, b.max_strings())?;
+    let row_order = [false, opts.row_ordered_long_text()];
+    let (sorted, maps) = b.strings.sort_tables(&used, &row_order, b.max_strings())?;
     drop(used);
     memtrace::mark("string tables sorted");
     b.remap_all(&table_of, &maps)?;
@@ -1845,7 +1858,8 @@ fn write_snapshot<W: Write>(
         flush(w, &mut batch)?;
         let n_chunks = counts.len();
         let index = if long { &long_index.0 } else { &cb.index };
-        let index_section = if n_chunks > 1 {
+        let rows_order = long && opts.row_ordered_long_text();
+        let index_section = if n_chunks > 1 && !rows_order {
             Some(w.section(Role::StrIndex, Encoding::Raw, index, None)?)
         } else {
             None
@@ -1853,6 +1867,9 @@ fn write_snapshot<W: Write>(
         let mut flags = 0;
         if long {
             flags |= TABLE_LONG_TEXT;
+        }
+        if rows_order {
+            flags |= TABLE_ROW_ORDER;
         }
         if policy.front_coding {
             flags |= TABLE_FRONT_CODED;

@@ -1488,14 +1488,16 @@ impl OverlaySource {
     /// through an array the snapshot never had).
     fn base_column(&self, segs: &[Seg], path: &str) -> Result<(Option<Arc<Column>>, bool, bool)> {
         let has = |p: &str| self.base.fields().iter().any(|f| f.path == p);
+        // String keys that order like their strings (ranks for a
+        // row-ordered table): the view's key space merges them with new strings.
         if has(path) {
-            return Ok((Some(self.base.column(path)?), true, true));
+            return Ok((Some(self.base.ordered_column(path)?), true, true));
         }
         // The longest prefix the snapshot has, and what follows it.
         for k in (1..segs.len()).rev() {
             let p = display(&segs[..k]);
             if has(&p) {
-                let col = self.base.column(&p)?;
+                let col = self.base.ordered_column(&p)?;
                 let items = segs[k] != Seg::Elem;
                 return Ok((Some(col), false, items));
             }
@@ -1661,9 +1663,10 @@ impl OverlaySource {
             }
         }
         let tbl = table.as_ref().map(|(_, t)| t);
-        let text_of = |id: u32| -> Result<String> {
+        // Base string cells are ranks (see `base_column`).
+        let text_of = |rank: u32| -> Result<String> {
             match tbl {
-                Some(t) => t.get(id),
+                Some(t) => t.get(t.id_at(rank)?),
                 None => Err(Error::corrupt("overlay", 0, "string id without a table")),
             }
         };
@@ -1745,6 +1748,10 @@ impl OverlaySource {
             }
         };
         let base_time = counts[Kind::Time as usize] > 0;
+        if sort && tbl.is_some_and(|t| t.row_ordered()) {
+            // A row-ordered table: the engine sorts the loaded view.
+            return Ok(Got::Delta(None));
+        }
         if sort {
             // Base cells keep their order when string ids stay table ids:
             // no string read as a timestamp, no timestamp turned into text.
@@ -2692,6 +2699,10 @@ impl OverlaySource {
             return Ok(false);
         };
         let t = snap.table_of(node)?;
+        if t.row_ordered() {
+            // Statistics are ids, not ranks: no shortcut.
+            return Ok(false);
+        }
         let at = |s: &str| -> Result<u32> {
             Ok(match t.find(s)? {
                 Ok(k) | Err(k) => k,
@@ -2765,6 +2776,10 @@ impl OverlaySource {
             return Ok(false);
         };
         let t = snap.table_of(node)?;
+        if t.row_ordered() {
+            // Statistics are ids, not ranks: no shortcut.
+            return Ok(false);
+        }
         let at = |s: &str| -> Result<u32> {
             Ok(match t.find(s)? {
                 Ok(k) | Err(k) => k,
@@ -3229,6 +3244,14 @@ impl RowSource for OverlaySource {
         }
     }
 
+    fn str_order(&self, col: &Column) -> Result<Option<Arc<crate::read::TableOrder>>> {
+        match self.plain() {
+            Some(p) => p.str_order(col),
+            // The view's key spaces order like their strings.
+            None => Ok(None),
+        }
+    }
+
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>> {
         if let Some(p) = self.plain() {
             return p.find_str(col, s);
@@ -3287,12 +3310,23 @@ impl RowSource for OverlaySource {
             .collect();
         let snap = self.ov.snapshot();
         let mut wanted: HashMap<u32, Bits> = HashMap::new();
+        // Keys of table strings are ranks; the tables are searched by id.
+        let mut orders = HashMap::new();
+        for ks in &spaces {
+            if let Some(t) = ks.table {
+                orders.insert(t, snap.table(t)?.order()?);
+            }
+        }
+        let id_of = |t: u32, rank: u32| match orders.get(&t) {
+            Some(Some(o)) => o.ids()[rank as usize],
+            _ => rank,
+        };
         for (ks, u) in spaces.iter().zip(&used) {
             if let Some(t) = ks.table {
                 let w = wanted.entry(t).or_insert_with(|| Bits::new(ks.n as usize));
-                for id in 0..ks.n {
-                    if u.get(ks.table_key(id) as usize) {
-                        w.set(id as usize);
+                for r in 0..ks.n {
+                    if u.get(ks.table_key(r) as usize) {
+                        w.set(id_of(t, r) as usize);
                     }
                 }
             }
@@ -3304,10 +3338,10 @@ impl RowSource for OverlaySource {
             .zip(&used)
             .map(|(ks, u)| {
                 let mut b = Bits::new(ks.len());
-                if let Some(f) = ks.table.and_then(|t| found.get(&t)) {
-                    for id in 0..ks.n {
-                        if f.get(id as usize) {
-                            b.set(ks.table_key(id) as usize);
+                if let Some((t, f)) = ks.table.and_then(|t| Some((t, found.get(&t)?))) {
+                    for r in 0..ks.n {
+                        if f.get(id_of(t, r) as usize) {
+                            b.set(ks.table_key(r) as usize);
                         }
                     }
                 }

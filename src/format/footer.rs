@@ -173,7 +173,8 @@ impl SectionEntry {
 /// A string table.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TableMeta {
-    /// Bit 0: long-text table (large chunks); bit 1: chunks are front-coded.
+    /// Bit 0: long-text table (large chunks); bit 1: chunks are front-coded;
+    /// bit 2: strings in row order (ids do not order like their strings).
     pub flags: u8,
     /// Strings in the table.
     pub n_strings: u64,
@@ -201,6 +202,10 @@ pub const MAX_DEPTH: usize = 126;
 pub const TABLE_LONG_TEXT: u8 = 1;
 /// Table flag: chunks are front-coded.
 pub const TABLE_FRONT_CODED: u8 = 2;
+/// Table flag: the strings are stored in the order the rows first use
+/// them, not in byte-wise order, so ids do not order like their strings
+/// (SPEC.md 7.6); such a table has no separator index.
+pub const TABLE_ROW_ORDER: u8 = 4;
 
 /// Per-node statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -503,7 +508,7 @@ impl Footer {
         let mut tables = Vec::with_capacity(nt);
         for t in 0..nt {
             let flags = r.u8("table flags")?;
-            if flags & !(TABLE_LONG_TEXT | TABLE_FRONT_CODED) != 0 {
+            if flags & !(TABLE_LONG_TEXT | TABLE_FRONT_CODED | TABLE_ROW_ORDER) != 0 {
                 return Err(Error::corrupt(
                     format!("table {t}"),
                     0,
@@ -554,6 +559,13 @@ impl Footer {
             }
             let index_section = opt_ref(r.u64("table index")?, "table index")?;
             let dict_section = opt_ref(r.u64("table dict")?, "table dict")?;
+            if flags & TABLE_ROW_ORDER != 0 && index_section.is_some() {
+                return Err(Error::corrupt(
+                    format!("table {t}"),
+                    0,
+                    "a table in row order has no separator index",
+                ));
+            }
             for c in 0..nc as u32 {
                 let s = first_chunk as u32 + c;
                 if sections[s as usize].role != Role::StrChunk as u8 {

@@ -137,7 +137,7 @@ impl Engine {
     /// two labels counts for both). No string is decoded but those of the
     /// `top` values shown.
     pub fn facet(&self, rows: &[u32], path: &str, top: usize) -> Result<Facet> {
-        let col = self.column(path)?;
+        let col = self.ordered_column(path)?;
         let mut counts: HashMap<Key, (usize, u32, usize)> = HashMap::new();
         let mut missing = 0usize;
         let mut seen: Vec<Key> = Vec::new();

@@ -283,6 +283,9 @@ struct Shared {
     loads: AtomicU64,
     /// Orders of all rows by one column, by (path, descending).
     orders: Mutex<Orders>,
+    /// Columns whose keys the source re-keys to order like their strings
+    /// ([`RowSource::str_order`]), by path.
+    ordered: Mutex<HashMap<String, Arc<Column>>>,
 }
 
 /// The query engine over a [`RowSource`]. Columns are loaded on first use
@@ -348,6 +351,7 @@ impl Engine {
                 cols: Mutex::new(HashMap::new()),
                 loads: AtomicU64::new(0),
                 orders: Mutex::new(HashMap::new()),
+                ordered: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -437,6 +441,61 @@ impl Engine {
         Ok(c)
     }
 
+    /// The column at `path` with string keys that order like their strings:
+    /// the loaded column itself, unless its source says its keys do not
+    /// ([`RowSource::str_order`]: a row-ordered long-text table), then a
+    /// copy with each key replaced by its rank, made on first use and
+    /// kept. Sorts, filters and facets compare keys through this.
+    pub fn ordered_column(&self, path: &str) -> Result<Arc<Column>> {
+        let c = self.column(path)?;
+        if !matches!(c.values, Values::Str(_) | Values::Any(_)) {
+            return Ok(c);
+        }
+        if let Some(o) = self
+            .shared
+            .ordered
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(path)
+        {
+            return Ok(o.clone());
+        }
+        let Some(order) = self.src().str_order(&c)? else {
+            return Ok(c);
+        };
+        let ranks = order.ranks();
+        let rank = |k: u32| ranks.get(k as usize).copied().unwrap_or(k);
+        let values = match &c.values {
+            Values::Str(v) => Values::Str(
+                v.iter()
+                    .map(|&k| match k {
+                        loaded::NULL | loaded::ABSENT => k,
+                        k => rank(k),
+                    })
+                    .collect(),
+            ),
+            Values::Any(v) => Values::Any(
+                v.iter()
+                    .map(|&x| match x {
+                        Cell::Str(k) => Cell::Str(rank(k)),
+                        x => x,
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        };
+        let o = Arc::new(Column {
+            values,
+            ..(*c).clone()
+        });
+        self.shared
+            .ordered
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(path.to_string(), o.clone());
+        Ok(o)
+    }
+
     /// Bytes held by loaded columns (row offsets shared by list columns are
     /// counted once).
     pub fn loaded_bytes(&self) -> usize {
@@ -487,7 +546,7 @@ impl Engine {
                 acc.and_with(&b);
                 continue;
             }
-            let col = self.column(&f.path)?;
+            let col = self.ordered_column(&f.path)?;
             acc.and_with(&filter::eval(self.src(), &col, f)?);
         }
         Ok(acc)
@@ -538,7 +597,7 @@ impl Engine {
         }
         let cols = keys
             .iter()
-            .map(|k| self.column(&k.path))
+            .map(|k| self.ordered_column(&k.path))
             .collect::<Result<Vec<_>>>()?;
         let keys: Vec<sort::Key<'_>> = cols
             .iter()
@@ -657,7 +716,7 @@ impl Engine {
         }
         let cols = keys
             .iter()
-            .map(|k| self.column(&k.path))
+            .map(|k| self.ordered_column(&k.path))
             .collect::<Result<Vec<_>>>()?;
         let skeys: Vec<sort::Key<'_>> = cols
             .iter()

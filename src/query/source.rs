@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{ColumnType, Kind, NodeName};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::read::StringWindow;
-use crate::read::{NodeData, RowWriter, Snapshot};
+use crate::read::{NodeData, RowWriter, Snapshot, TableOrder};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,8 @@ pub struct FieldInfo {
 /// typed arrays only; strings are represented by `u32` *order keys*: within
 /// one key space (`Column::keyspace`) keys compare like the strings they
 /// stand for (byte-wise) and equal keys mean equal strings. A snapshot uses
-/// its string ids; a source that adds strings the tables lack (an events
+/// its string ids (ids of a row-ordered table do not order like their
+/// strings: the source gives their ranks, [`RowSource::str_order`]); a source that adds strings the tables lack (an events
 /// overlay) can re-rank table ids and new strings into one dense key space.
 ///
 /// Sources are `Send + Sync`: one [`crate::query::Engine`] over a source
@@ -103,8 +104,21 @@ pub trait RowSource: Send + Sync {
         Ok(None)
     }
 
+    /// When the keys of `col` (a column it loaded) do **not** order like
+    /// their strings, the rank of each key: a snapshot's row-ordered
+    /// long-text table (SPEC.md 7.6), whose order is built by decoding
+    /// the whole table once. `None` (the default): keys order like their
+    /// strings. [`RowSource::find_str`] and [`RowSource::prefix_keys`]
+    /// answer in ranks for such a column; [`RowSource::search_keys`] and
+    /// the writers take the keys as loaded.
+    fn str_order(&self, col: &Column) -> Result<Option<Arc<TableOrder>>> {
+        let _ = col;
+        Ok(None)
+    }
+
     /// Where `s` falls among the keys of `col`'s key space: `Ok(key)` when
-    /// present, else `Err(k)` with `k` the first key of a greater string.
+    /// present, else `Err(k)` with `k` the first key of a greater string
+    /// (ranks for a column with a [`RowSource::str_order`]).
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>>;
 
     /// The contiguous range of keys of `col`'s key space whose strings start with `prefix`.
@@ -672,6 +686,13 @@ impl RowSource for SnapshotSource {
             offsets,
             keyspace: meta.table,
         })
+    }
+
+    fn str_order(&self, col: &Column) -> Result<Option<Arc<TableOrder>>> {
+        if col.keyspace as usize >= self.snap.footer().tables.len() {
+            return Ok(None);
+        }
+        self.snap.table(col.keyspace)?.order()
     }
 
     fn find_str(&self, col: &Column, s: &str) -> Result<std::result::Result<u32, u32>> {

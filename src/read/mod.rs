@@ -26,7 +26,7 @@ pub use node::{
     ColumnView, DEFAULT_MEMORY_BUDGET, Kinds, MAX_MAPPED_CHAIN, NodeData, SparseKinds,
     default_budget,
 };
-pub use table::StringTable;
+pub use table::{StringTable, TableOrder};
 pub use verify::VerifyReport;
 
 use crate::compress::{self, Codec};
@@ -197,6 +197,8 @@ struct Inner {
     /// zstd dictionaries prepared for partial chunk reads, by table.
     prepared: Mutex<HashMap<u32, Arc<compress::PreparedDict>>>,
     index_cache: Mutex<HashMap<u32, Separators>>,
+    /// String order of row-ordered tables (built on first use), by table.
+    orders: Mutex<HashMap<u32, Arc<table::TableOrder>>>,
     /// Decompressed zstd dictionaries, by table.
     dicts: Mutex<HashMap<u32, Bytes>>,
     chunks_decoded: AtomicU64,
@@ -564,6 +566,7 @@ impl Snapshot {
                 prepared: Mutex::new(HashMap::new()),
                 opts,
                 index_cache: Mutex::new(HashMap::new()),
+                orders: Mutex::new(HashMap::new()),
                 dicts: Mutex::new(HashMap::new()),
                 chunks_decoded: AtomicU64::new(0),
                 partial_reads: AtomicU64::new(0),
@@ -1368,6 +1371,21 @@ impl Snapshot {
     /// [`OpenOptions::string_cache_bytes`]).
     pub fn string_cache_single_bytes(&self) -> usize {
         self.inner.strings.lock().map_or(0, |c| c.used())
+    }
+
+    /// The string order of row-ordered table `t`, built on first use
+    /// (decodes every chunk of the table once) and kept.
+    pub(crate) fn table_order(&self, t: u32) -> Result<Arc<table::TableOrder>> {
+        if let Some(o) = self.inner.orders.lock().map_err(|_| poisoned())?.get(&t) {
+            return Ok(o.clone());
+        }
+        let o = Arc::new(table::TableOrder::build(&self.table(t)?)?);
+        self.inner
+            .orders
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(t, o.clone());
+        Ok(o)
     }
 
     pub(crate) fn string_index(&self, t: u32) -> Result<Separators> {

@@ -23,6 +23,11 @@ impl StringTable {
         &self.snap.footer().tables[self.index as usize]
     }
 
+    /// The table's index in the footer.
+    pub fn meta_index(&self) -> u32 {
+        self.index
+    }
+
     /// Number of strings.
     pub fn len(&self) -> u64 {
         self.meta().n_strings
@@ -73,9 +78,56 @@ impl StringTable {
         Ok(f(self.chunk(k)?.get(i)))
     }
 
-    /// `Ok(id)` when `s` is in the table, else `Err(insertion_point)`: the id
-    /// of the first string greater than `s` (or `len()`). Decodes at most one chunk.
+    /// True when the table stores its strings in row order (table flag
+    /// bit 2, SPEC.md 7.6): ids do not order like their strings.
+    pub fn row_ordered(&self) -> bool {
+        self.meta().flags & crate::format::footer::TABLE_ROW_ORDER != 0
+    }
+
+    /// The string order of a row-ordered table (`None` for a sorted one,
+    /// whose ids are their ranks). Built on first use by decoding every
+    /// chunk of the table, then kept by the snapshot.
+    pub fn order(&self) -> Result<Option<Arc<TableOrder>>> {
+        if !self.row_ordered() {
+            return Ok(None);
+        }
+        self.snap.table_order(self.index).map(Some)
+    }
+
+    /// The rank of string `id`: its position in byte-wise order (the id
+    /// itself in a sorted table).
+    pub fn rank(&self, id: u32) -> Result<u32> {
+        self.locate(id)?;
+        Ok(match self.order()? {
+            Some(o) => o.ranks[id as usize],
+            None => id,
+        })
+    }
+
+    /// The id of the string of rank `rank` (see [`StringTable::rank`]).
+    pub fn id_at(&self, rank: u32) -> Result<u32> {
+        if rank as u64 >= self.len() {
+            return Err(Error::NotFound {
+                what: "string rank",
+                name: format!("{rank} (table {} has {} strings)", self.index, self.len()),
+            });
+        }
+        Ok(match self.order()? {
+            Some(o) => o.ids[rank as usize],
+            None => rank,
+        })
+    }
+
+    /// `Ok(rank)` when `s` is in the table, else `Err(insertion_point)`:
+    /// the rank of the first string greater than `s` (or `len()`). Ranks
+    /// are positions in byte-wise order; in a sorted table they are the
+    /// ids, and this decodes at most one chunk. A row-ordered table builds
+    /// its order first ([`StringTable::order`]). [`StringTable::find_id`]
+    /// gives the id.
     pub fn find(&self, s: &str) -> Result<std::result::Result<u32, u32>> {
+        if let Some(o) = self.order()? {
+            return o.find(self, s);
+        }
         let n = self.chunk_count();
         if n == 0 {
             return Ok(Err(0));
@@ -89,8 +141,17 @@ impl StringTable {
         })
     }
 
-    /// The id range of every string starting with `prefix` (contiguous,
-    /// because the table is sorted). Decodes at most two chunks.
+    /// The id of `s`, when the table holds it.
+    pub fn find_id(&self, s: &str) -> Result<Option<u32>> {
+        match self.find(s)? {
+            Ok(r) => self.id_at(r).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The rank range of every string starting with `prefix` (contiguous,
+    /// because ranks order like the strings). In a sorted table the ranks
+    /// are ids and this decodes at most two chunks.
     pub fn prefix_range(&self, prefix: &str) -> Result<std::ops::Range<u32>> {
         let lo = match self.find(prefix)? {
             Ok(i) | Err(i) => i,
@@ -104,6 +165,105 @@ impl StringTable {
             None => self.len() as u32,
         };
         Ok(lo..hi.max(lo))
+    }
+}
+
+/// The byte-wise order of a row-ordered table's strings: the rank of each
+/// id, the id of each rank, and the first 8 bytes of each string by rank
+/// (so that `find` decodes strings only to break ties between equal
+/// prefixes).
+#[derive(Debug)]
+pub struct TableOrder {
+    ranks: Vec<u32>,
+    ids: Vec<u32>,
+    keys: Vec<u64>,
+}
+
+/// The first 8 bytes of `s`, big-endian, zero-padded: `key(a) < key(b)`
+/// implies `a < b`.
+fn prefix_key(s: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = s.len().min(8);
+    b[..n].copy_from_slice(&s[..n]);
+    u64::from_be_bytes(b)
+}
+
+impl TableOrder {
+    /// Decode every chunk of `t` and sort its ids by their strings; a
+    /// table holding a string twice is corrupt.
+    pub(crate) fn build(t: &StringTable) -> Result<TableOrder> {
+        let n = t.len() as usize;
+        let mut data: Vec<u8> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(n);
+        for k in 0..t.chunk_count() {
+            let c = t.chunk(k)?;
+            for i in 0..c.len() {
+                data.extend_from_slice(c.get(i).as_bytes());
+                ends.push(data.len());
+            }
+        }
+        if ends.len() != n {
+            return Err(Error::corrupt(
+                format!("string table {}", t.index),
+                0,
+                format!("{} strings decoded, {n} declared", ends.len()),
+            ));
+        }
+        let at = |id: u32| -> &[u8] {
+            let i = id as usize;
+            &data[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]
+        };
+        let mut ids: Vec<u32> = (0..n as u32).collect();
+        ids.sort_unstable_by(|&a, &b| at(a).cmp(at(b)));
+        if let Some(w) = ids.windows(2).find(|w| at(w[0]) == at(w[1])) {
+            return Err(Error::corrupt(
+                format!("string table {}", t.index),
+                0,
+                format!(
+                    "strings {} and {} are equal (a table holds each string once)",
+                    w[0], w[1]
+                ),
+            ));
+        }
+        let mut ranks = vec![0u32; n];
+        for (r, &id) in ids.iter().enumerate() {
+            ranks[id as usize] = r as u32;
+        }
+        let keys = ids.iter().map(|&id| prefix_key(at(id))).collect();
+        Ok(TableOrder { ranks, ids, keys })
+    }
+
+    /// Rank of each id.
+    pub fn ranks(&self) -> &[u32] {
+        &self.ranks
+    }
+
+    /// Id of each rank.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// `Ok(rank)` of `s` in table `t` (whose order this is), else
+    /// `Err(rank of the first greater string)`.
+    fn find(&self, t: &StringTable, s: &str) -> Result<std::result::Result<u32, u32>> {
+        let k = prefix_key(s.as_bytes());
+        // Ranks whose key is below `k` hold smaller strings, above it greater.
+        let mut lo = self.keys.partition_point(|&x| x < k);
+        let mut hi = lo + self.keys[lo..].partition_point(|&x| x == k);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match t.with(self.ids[mid], |m| m.as_bytes().cmp(s.as_bytes()))? {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Ok(mid as u32)),
+            }
+        }
+        Ok(Err(lo as u32))
+    }
+
+    /// Bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.ranks.len() * 4 + self.ids.len() * 4 + self.keys.len() * 8
     }
 }
 

@@ -385,6 +385,9 @@ pub struct MapWindow {
     pub runs: std::ops::Range<usize>,
     tables: usize,
     path: PathBuf,
+    /// Per table, the row-order id of each sorted id (tables in row order
+    /// only), set once the runs are merged.
+    remaps: Arc<Vec<Option<Vec<u32>>>>,
 }
 
 impl IdMaps {
@@ -431,6 +434,13 @@ impl MapWindow {
         }
         drop(r);
         let _ = std::fs::remove_file(path);
+        for (m, remap) in maps.iter_mut().zip(self.remaps.iter()) {
+            if let Some(remap) = remap {
+                for v in m.iter_mut().filter(|v| **v != u32::MAX) {
+                    *v = remap[*v as usize];
+                }
+            }
+        }
         Ok(maps)
     }
 }
@@ -458,24 +468,31 @@ impl Strings {
     /// strings in memory, else in files, a window of runs each
     /// ([`IdMaps`]). `max_strings` bounds the distinct strings of all
     /// tables together. Spilled runs are removed once merged: call it once.
+    ///
+    /// A table `t` with `row_order[t]` keeps its strings in the order of
+    /// their first provisional id (the order the rows first use them)
+    /// instead: the same order whatever was spilled.
     pub fn sort_tables(
         &self,
         used: &[IdSet],
+        row_order: &[bool],
         max_strings: usize,
     ) -> Result<(Vec<SortedTable>, IdMaps)> {
         match self {
             Strings::Mem(strings) => {
                 let mut tables = Vec::new();
                 let mut maps = Vec::new();
-                for set in used {
+                for (t, set) in used.iter().enumerate() {
                     let mut ids: Vec<u32> = (0..strings.len() as u32)
                         .filter(|&i| set.contains(i))
                         .collect();
-                    ids.sort_unstable_by(|&x, &y| {
-                        strings[x as usize]
-                            .as_bytes()
-                            .cmp(strings[y as usize].as_bytes())
-                    });
+                    if !row_order.get(t).copied().unwrap_or(false) {
+                        ids.sort_unstable_by(|&x, &y| {
+                            strings[x as usize]
+                                .as_bytes()
+                                .cmp(strings[y as usize].as_bytes())
+                        });
+                    }
                     let mut map = vec![u32::MAX; strings.len()];
                     for (new, &old) in ids.iter().enumerate() {
                         map[old as usize] = new as u32;
@@ -495,7 +512,7 @@ impl Strings {
                 runs,
                 starts,
                 ids,
-            } => merge_runs(dir, runs, starts, *ids, used, max_strings),
+            } => merge_runs(dir, runs, starts, *ids, used, row_order, max_strings),
         }
     }
 
@@ -649,6 +666,7 @@ fn map_windows(dir: &SpillDir, starts: &[u64], ids: u64, tables: usize) -> Vec<M
             runs: r..e,
             tables,
             path: dir.path().join(format!("map-{}", out.len())),
+            remaps: Arc::new(Vec::new()),
         });
         r = e;
     }
@@ -661,9 +679,11 @@ fn merge_runs(
     starts: &[u64],
     ids: u64,
     used: &[IdSet],
+    row_order: &[bool],
     max_strings: usize,
 ) -> Result<(Vec<SortedTable>, IdMaps)> {
-    let windows = map_windows(dir, starts, ids, used.len());
+    let mut windows = map_windows(dir, starts, ids, used.len());
+    let row = |t: usize| row_order.get(t).copied().unwrap_or(false);
     let mut map_out = Vec::with_capacity(windows.len());
     for win in &windows {
         let f = File::create(&win.path).map_err(|e| Error::io(Some(&win.path), e))?;
@@ -678,6 +698,11 @@ fn merge_runs(
         last: Option<Vec<u8>>,
         len: usize,
         text_bytes: u64,
+        /// Row order: the offset of each string in the file and its first
+        /// provisional id (of any table).
+        at: u64,
+        offsets: Vec<u64>,
+        firsts: Vec<u32>,
     }
     let mut outs = Vec::with_capacity(used.len());
     for t in 0..used.len() {
@@ -689,13 +714,20 @@ fn merge_runs(
             last: None,
             len: 0,
             text_bytes: 0,
+            at: 0,
+            offsets: Vec::new(),
+            firsts: Vec::new(),
         });
     }
+    // The least provisional id of the string being merged (its copies
+    // come one after the other, not in id order).
+    let mut first_id = u32::MAX;
     let mut distinct = 0usize;
     let mut last_any: Option<Vec<u8>> = None;
     let mut done = None;
     while let Some((s, id)) = merger.next(done.take())? {
         if last_any.as_deref() != Some(&s[..]) {
+            first_id = id;
             distinct += 1;
             if distinct > max_strings {
                 return Err(Error::Invalid(format!(
@@ -703,7 +735,17 @@ fn merge_runs(
                 )));
             }
         }
+        first_id = first_id.min(id);
         finals.fill(u32::MAX);
+        for (t, o) in outs.iter_mut().enumerate() {
+            // A row-ordered table's copy of this string, if it has one,
+            // takes the least id seen so far.
+            if row(t) && o.last.as_deref() == Some(&s[..]) {
+                if let Some(f) = o.firsts.last_mut() {
+                    *f = first_id;
+                }
+            }
+        }
         for (t, set) in used.iter().enumerate() {
             if !set.contains(id) {
                 continue;
@@ -711,6 +753,11 @@ fn merge_runs(
             let o = &mut outs[t];
             if o.last.as_deref() != Some(&s[..]) {
                 write_len_str(&mut o.w, &s).map_err(|e| Error::io(Some(&o.path), e))?;
+                if row(t) {
+                    o.offsets.push(o.at);
+                    o.firsts.push(first_id);
+                }
+                o.at += 4 + s.len() as u64;
                 o.len += 1;
                 o.text_bytes += s.len() as u64;
                 let last = o.last.get_or_insert_with(Vec::new);
@@ -747,22 +794,75 @@ fn merge_runs(
         let _ = std::fs::remove_file(p);
     }
     let mut tables = Vec::with_capacity(outs.len());
-    for o in outs {
+    let mut remaps = Vec::with_capacity(outs.len());
+    for (t, o) in outs.into_iter().enumerate() {
         let Out {
             mut w,
             path,
             len,
             text_bytes,
+            offsets,
+            firsts,
             ..
         } = o;
         w.flush().map_err(|e| Error::io(Some(&path), e))?;
+        drop(w);
+        let path = if row(t) {
+            let (path, remap) = to_row_order(dir, t, &path, &offsets, &firsts)?;
+            remaps.push(Some(remap));
+            path
+        } else {
+            remaps.push(None);
+            path
+        };
         tables.push(SortedTable {
             len,
             text_bytes,
             src: TableSrc::File(path),
         });
     }
+    let remaps = Arc::new(remaps);
+    for w in &mut windows {
+        w.remaps = remaps.clone();
+    }
     Ok((tables, IdMaps::Windows(windows)))
+}
+
+/// Rewrite the sorted table file `sorted` (strings at `offsets`) in the
+/// order of `firsts` (each string's first provisional id): the new file
+/// and the row-order id of each sorted id. Removes `sorted`.
+fn to_row_order(
+    dir: &SpillDir,
+    t: usize,
+    sorted: &Path,
+    offsets: &[u64],
+    firsts: &[u32],
+) -> Result<(PathBuf, Vec<u32>)> {
+    use std::io::{Seek, SeekFrom};
+    let mut order: Vec<u32> = (0..firsts.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| firsts[i as usize]);
+    let mut remap = vec![0u32; firsts.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        remap[i as usize] = pos as u32;
+    }
+    let path = dir.path().join(format!("table-{t}-rows"));
+    let io_in = |e| Error::io(Some(sorted), e);
+    let mut r = File::open(sorted).map_err(io_in)?;
+    let f = File::create(&path).map_err(|e| Error::io(Some(&path), e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let mut buf = Vec::new();
+    for &i in &order {
+        r.seek(SeekFrom::Start(offsets[i as usize]))
+            .map_err(io_in)?;
+        if !read_str(&mut r, &mut buf).map_err(io_in)? {
+            return Err(io_in(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        write_len_str(&mut w, &buf).map_err(|e| Error::io(Some(&path), e))?;
+    }
+    w.flush().map_err(|e| Error::io(Some(&path), e))?;
+    drop(r);
+    let _ = std::fs::remove_file(sorted);
+    Ok((path, remap))
 }
 
 fn write_len_str(w: &mut impl Write, s: &[u8]) -> std::io::Result<()> {
@@ -792,7 +892,7 @@ mod tests {
         let words: Vec<String> = (0..2000u32)
             .map(|i| format!("w{}", (i * 7919) % 613))
             .collect();
-        let run = |policy: Option<SpillPolicy>| {
+        let run = |policy: Option<SpillPolicy>, row: bool| {
             let mut int = Interner::new(policy);
             let mut occ = Vec::new();
             for (k, w) in words.iter().enumerate() {
@@ -812,7 +912,9 @@ mod tests {
             for &(t, id) in &occ {
                 used[t as usize].insert(id);
             }
-            let (tables, maps) = strings.sort_tables(&used, usize::MAX).unwrap();
+            let (tables, maps) = strings
+                .sort_tables(&used, &[false, row], usize::MAX)
+                .unwrap();
             // Spilled, the maps are files, a window of runs each.
             let windows = match &maps {
                 IdMaps::Dense(_) => 0,
@@ -827,16 +929,37 @@ mod tests {
             let texts: Vec<Vec<String>> = tables.iter().map(|t| collect(&strings, t)).collect();
             (spilled, stats, finals, texts)
         };
-        let mem = run(None);
-        let spill = run(Some(SpillPolicy {
+        let policy = Some(SpillPolicy {
             budget: 2000,
             dir: dir.path().to_path_buf(),
-        }));
+        });
+        let mem = run(None, false);
+        let spill = run(policy.clone(), false);
         assert!(!mem.0);
         assert!(spill.0);
         assert!(spill.1.string_runs > 5, "{:?}", spill.1);
         assert_eq!(mem.2, spill.2);
         assert_eq!(mem.3, spill.3);
+        // Table 1 in row order: the order of first use, spilled or not.
+        let (mem_rows, spill_rows) = (run(None, true), run(policy, true));
+        assert_eq!(mem_rows.2, spill_rows.2);
+        assert_eq!(mem_rows.3, spill_rows.3);
+        assert_eq!(mem_rows.3[0], mem.3[0]);
+        let mut firsts: Vec<String> = Vec::new();
+        for (k, w) in words.iter().enumerate() {
+            if k % 3 == 0 && !firsts.contains(w) {
+                firsts.push(w.clone());
+            }
+        }
+        // A word first used by table 0 comes where table 0 first used it.
+        let mut by_first: Vec<String> = Vec::new();
+        for w in &words {
+            if !by_first.contains(w) {
+                by_first.push(w.clone());
+            }
+        }
+        by_first.retain(|w| firsts.contains(w));
+        assert_eq!(mem_rows.3[1], by_first);
         let mut all: Vec<&String> = words.iter().collect();
         all.sort();
         all.dedup();
@@ -862,7 +985,9 @@ mod tests {
         for &i in &set_ids {
             used.insert(i);
         }
-        let (t, maps) = strings.sort_tables(std::slice::from_ref(&used), 3).unwrap();
+        let (t, maps) = strings
+            .sort_tables(std::slice::from_ref(&used), &[], 3)
+            .unwrap();
         let maps = maps.to_dense(strings.ids()).unwrap();
         assert_eq!(t[0].len, 3);
         assert_eq!(
@@ -872,6 +997,6 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![0, 1, 0, 2, 1]
         );
-        assert!(strings.sort_tables(&[used], 2).is_err());
+        assert!(strings.sort_tables(&[used], &[], 2).is_err());
     }
 }

@@ -304,10 +304,27 @@ impl Viewer {
         let q = spec.to_query()?;
         let mut paths: Vec<String> = q.filters.iter().map(|f| f.path.clone()).collect();
         paths.extend(q.sort.iter().map(|k| k.path.clone()));
+        // Sorting or filtering by a column of a row-ordered table ranks its
+        // strings: every chunk of that table (SPEC.md 7.6).
+        let mut plan = Plan::new();
+        for p in &paths {
+            if let Some(t) = self
+                .snap
+                .node_by_path(p)
+                .and_then(|n| self.snap.table_of(n).ok())
+                && t.row_ordered()
+            {
+                for k in 0..t.chunk_count() {
+                    self.snap.plan_chunk(&mut plan, t.meta_index(), k);
+                }
+            }
+        }
         if let Some(s) = &q.search {
             paths.extend(s.fields.iter().cloned());
         }
-        Ok(self.plan_columns(&paths))
+        let mut out = self.plan_columns(&paths);
+        out.extend(self.store.not_held(&self.snap.plan_ranges(&plan)));
+        Ok(out)
     }
 
     fn is_loaded(&self, path: &str) -> bool {

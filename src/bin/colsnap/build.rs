@@ -78,8 +78,15 @@ pub struct Args {
     /// Store string chunks without front coding.
     #[arg(long)]
     pub no_front_coding: bool,
+    /// Store the long-text table sorted, as files before row-ordered long
+    /// text did (readers that predate it reject table flag bit 2; always so
+    /// with --format-version 1). Larger files; sorts by a long-text field
+    /// then need no whole-table decode.
+    #[arg(long)]
+    pub long_text_sorted: bool,
     /// Snapshot format version: 2 (sections without frames, the default) or
-    /// 1 (every section framed and 8-aligned), for readers older than version 2.
+    /// 1 (every section framed and 8-aligned), for readers older than version 2
+    /// (long text then sorted, as with --long-text-sorted).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2))]
     pub format_version: Option<u16>,
     /// Memory budget (e.g. 512M, 2G; 0 for none): the column buffers get
@@ -164,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             level: args.level.unwrap_or(base.compress.level),
         },
         front_coding: !args.no_front_coding,
+        long_text_row_order: !args.long_text_sorted && args.format_version.is_none_or(|v| v >= 2),
         format_version: args.format_version.unwrap_or(base.format_version),
         threads: args.threads.map_or(0, usize::from),
         memory: usize::try_from(args.memory).unwrap_or(usize::MAX),
