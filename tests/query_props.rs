@@ -450,9 +450,12 @@ fn long_opts(chunk: usize, row_order: bool) -> BuildOptions {
     }
 }
 
+/// The rows of a query, a page of them and the facets of every field.
+type Answers = (Vec<u32>, Vec<Value>, Vec<String>);
+
 /// Everything a query answers over `engine`: the rows, a page, and the
 /// facets of every field over them (or the error).
-fn answers(engine: &Engine, q: &Query) -> Result<(Vec<u32>, Vec<Value>, Vec<String>), String> {
+fn answers(engine: &Engine, q: &Query) -> Result<Answers, String> {
     let rows = engine.run(q).map_err(|e| e.to_string())?;
     let page = engine
         .page(&rows, Paging::page(1, 7).unwrap(), None)
