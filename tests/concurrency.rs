@@ -204,7 +204,11 @@ fn columns_used(engine: &Engine, specs: &[Spec]) -> BTreeSet<String> {
     out
 }
 
-fn check(name: &str, shared: Engine, reference: Engine, specs: &[Spec]) {
+/// `all_used`: every column the specs read is loaded (a snapshot); an
+/// overlay may answer a filter from its snapshot's engine without loading
+/// the column in its own (`RowSource::filter_rows`), so there only the
+/// loaded columns must be among those read.
+fn check(name: &str, shared: Engine, reference: Engine, specs: &[Spec], all_used: bool) {
     let t = Instant::now();
     let want: Vec<_> = specs.iter().map(|s| answer(&reference, s)).collect();
     let single = t.elapsed().as_secs_f64();
@@ -213,13 +217,27 @@ fn check(name: &str, shared: Engine, reference: Engine, specs: &[Spec]) {
     let secs = hammer(&shared, specs, &want);
     let used = columns_used(&shared, specs);
     let loaded: BTreeSet<String> = shared.loaded_columns().into_iter().collect();
-    assert_eq!(loaded, used, "{name}: loaded columns");
+    if all_used {
+        assert_eq!(loaded, used, "{name}: loaded columns");
+    } else {
+        assert!(
+            loaded.is_subset(&used),
+            "{name}: loaded columns {loaded:?} not among those read {used:?}"
+        );
+        assert!(!loaded.is_empty(), "{name}: no column loaded");
+    }
     assert_eq!(
         shared.column_loads(),
-        used.len() as u64,
+        loaded.len() as u64,
         "{name}: a column was loaded more than once"
     );
-    assert_eq!(reference.column_loads(), used.len() as u64);
+    let ref_loaded = reference.loaded_columns().len() as u64;
+    assert_eq!(reference.column_loads(), ref_loaded);
+    assert_eq!(
+        ref_loaded,
+        loaded.len() as u64,
+        "{name}: reference loaded other columns"
+    );
     eprintln!(
         "{name}: {QUERIES} queries on {THREADS} threads in {secs:.2}s ({SPECS} distinct, \
          single-threaded reference {single:.2}s); {} columns loaded, {} loads",
@@ -234,7 +252,7 @@ fn eight_threads_one_engine_over_a_snapshot() {
     let specs = specs(true);
     let shared = Engine::new(SnapshotSource::new(snap.clone()));
     let reference = Engine::new(SnapshotSource::new(snap));
-    check("snapshot", shared, reference, &specs);
+    check("snapshot", shared, reference, &specs, true);
 }
 
 /// 300 events: title/state updates bringing new strings, creates, deletes.
@@ -305,7 +323,7 @@ fn eight_threads_one_engine_over_an_overlay() {
     let shared = Engine::new(OverlaySource::new(overlay(&snap, &evs)));
     let reference = Engine::new(OverlaySource::new(overlay(&snap, &evs)));
     assert_eq!(shared.rows(), ROWS); // 60 creates, 60 deletes
-    check("overlay", shared, reference, &specs);
+    check("overlay", shared, reference, &specs, false);
 }
 
 /// The engine, its sources and the overlay can cross threads.
