@@ -1741,9 +1741,10 @@ impl OverlaySource {
             }
         };
         let tbl = table.as_ref().map(|(_, t)| t);
-        let text_of = |id: u32| -> Result<String> {
+        // Base string cells are ranks (see `base_column`).
+        let text_of = |rank: u32| -> Result<String> {
             match tbl {
-                Some(t) => t.get(id),
+                Some(t) => t.get(t.id_at(rank)?),
                 None => Err(Error::corrupt("overlay", 0, "string id without a table")),
             }
         };
