@@ -53,8 +53,9 @@ fn long_table(snap: &Snapshot, rows: &[Value]) -> (Vec<(u32, u64, u64)>, u64) {
     let table = snap.table(t as u32).unwrap();
     for r in rows {
         let body = r["body"].as_str().unwrap();
-        let id = table.find(body).unwrap().expect("every body is found");
-        assert_eq!(table.get(id).unwrap(), body);
+        // `find` answers ranks (ids in a sorted table, SPEC.md 7.6).
+        let rank = table.find(body).unwrap().expect("every body is found");
+        assert_eq!(table.get(table.id_at(rank).unwrap()).unwrap(), body);
     }
     let dict = meta
         .dict_section
