@@ -284,6 +284,19 @@ fn filter() -> impl Strategy<Value = Filter> {
         })
 }
 
+/// One case of the overlay-vs-rebuilt properties: rows, events, queries
+/// and the page asked.
+fn case() -> impl Strategy<Value = (Vec<Vec<(usize, Value)>>, Vec<Act>, Vec<Query>, Paging)> {
+    (
+        prop::collection::vec(body(), 1..12),
+        prop::collection::vec(act(), 0..16),
+        prop::collection::vec(query(), 1..5),
+        1usize..4,
+        1usize..6,
+    )
+        .prop_map(|(b, a, q, page, limit)| (b, a, q, Paging::page(page, limit).unwrap()))
+}
+
 fn query() -> impl Strategy<Value = Query> {
     let sort = prop::collection::vec(
         (prop::sample::select(COLS), any::<bool>()).prop_map(|(p, desc)| SortKey {
@@ -359,11 +372,7 @@ proptest! {
 
     #[test]
     fn engine_over_overlay_equals_rebuilt(
-        bodies in prop::collection::vec(body(), 1..12),
-        acts in prop::collection::vec(act(), 0..16),
-        qs in prop::collection::vec(query(), 1..5),
-        page in 1usize..4,
-        limit in 1usize..6,
+        (bodies, acts, qs, p) in case(),
         proj in prop::option::of(prop::sample::subsequence(vec!["id", "t", "user.login", "user"], 1..3)),
     ) {
         let (model, view) = replay_all(&bodies, &acts);
@@ -384,7 +393,6 @@ proptest! {
         };
         prop_assert_eq!(sorted(&got_engine), sorted(&want_engine), "rows {}", serde_json::to_string(&model).unwrap());
         let fields: Option<Vec<String>> = proj.map(|p| p.into_iter().map(String::from).collect());
-        let p = Paging::page(page, limit).unwrap();
         for q in &qs {
             let cold = run(&cold_engine, q, p, fields.as_deref());
             let got = run(&got_engine, q, p, fields.as_deref());
@@ -405,11 +413,7 @@ proptest! {
     /// long-text table sorted (and in row order).
     #[test]
     fn overlay_over_row_ordered_long_text_equals_rebuilt_sorted(
-        bodies in prop::collection::vec(body(), 1..12),
-        acts in prop::collection::vec(act(), 0..16),
-        qs in prop::collection::vec(query(), 1..5),
-        page in 1usize..4,
-        limit in 1usize..6,
+        (bodies, acts, qs, p) in case(),
     ) {
         LONG.set(Some(true));
         let (model, view) = replay_all(&bodies, &acts);
@@ -421,7 +425,6 @@ proptest! {
         let got = Engine::new(OverlaySource::new(view));
         let sorted = Engine::new(colsnap::query::SnapshotSource::new(rebuilt_sorted));
         let rows = Engine::new(colsnap::query::SnapshotSource::new(rebuilt_rows));
-        let p = Paging::page(page, limit).unwrap();
         for q in &qs {
             let want = run(&sorted, q, p, None);
             prop_assert_eq!(&run(&got, q, p, None), &want, "query {:?}\nrows {}", q, serde_json::to_string(&model).unwrap());

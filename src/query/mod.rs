@@ -616,25 +616,17 @@ impl Engine {
     /// built over this engine (an events overlay) merges its changed rows
     /// into it instead of sorting every row again.
     pub fn sorted_rows(&self, path: &str, desc: bool) -> Result<Arc<RowOrder>> {
-        let key = (path.to_string(), desc);
-        if let Some(o) = self.shared.orders.lock().map_err(|_| poisoned())?.get(&key) {
-            return Ok(o.clone());
-        }
-        let all: Vec<u32> = (0..self.rows() as u32).collect();
-        let rows = self.sort(
-            all,
-            &[SortKey {
-                path: path.to_string(),
-                desc,
-            }],
-        )?;
-        let order = Arc::new(RowOrder { rows });
-        self.shared
-            .orders
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(key, order.clone());
-        Ok(order)
+        crate::read::memo(&self.shared.orders, (path.to_string(), desc), || {
+            let all: Vec<u32> = (0..self.rows() as u32).collect();
+            let rows = self.sort(
+                all,
+                &[SortKey {
+                    path: path.to_string(),
+                    desc,
+                }],
+            )?;
+            Ok(Arc::new(RowOrder { rows }))
+        })
     }
 
     /// Every row matching the query, in result order.

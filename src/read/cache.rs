@@ -1,19 +1,51 @@
 //! A small least-recently-used map with a byte budget, shared by the
-//! snapshot's caches (fetched section bytes, decoded string chunks).
+//! snapshot's caches (fetched section bytes, decoded string chunks, single
+//! strings). Recency is the `lru` crate's linked hash map (a hit is O(1):
+//! one hash lookup and a relink); this type adds the byte budget.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Mutex;
+
+/// The value kept under `k` in `m`, made by `make` and kept on first use
+/// (made outside the lock: two threads may both make it, the first kept
+/// value wins for later callers, and both answers are equal).
+pub(crate) fn memo<K: Hash + Eq, V: Clone>(
+    m: &Mutex<HashMap<K, V>>,
+    k: K,
+    make: impl FnOnce() -> Result<V>,
+) -> Result<V> {
+    if let Some(v) = m.lock().map_err(|_| poisoned())?.get(&k) {
+        return Ok(v.clone());
+    }
+    let v = make()?;
+    m.lock().map_err(|_| poisoned())?.insert(k, v.clone());
+    Ok(v)
+}
+
+/// The error for a cache whose lock a panicking thread poisoned.
+pub(crate) fn poisoned() -> Error {
+    Error::Invalid("a cache lock was poisoned by a panic in another thread".into())
+}
 
 /// Entries with their sizes; inserting past the budget evicts the least
 /// recently used entries first. An entry larger than the whole budget is
 /// not kept at all (the caller still has it).
-#[derive(Debug)]
 pub(crate) struct Lru<K, V> {
     budget: usize,
     used: usize,
-    tick: u64,
-    map: HashMap<K, (V, usize, u64)>,
-    order: BTreeMap<u64, K>,
+    map: lru::LruCache<K, (V, usize)>,
+}
+
+impl<K: Hash + Eq, V> std::fmt::Debug for Lru<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lru")
+            .field("budget", &self.budget)
+            .field("used", &self.used)
+            .field("entries", &self.map.len())
+            .finish()
+    }
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
@@ -21,20 +53,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         Lru {
             budget,
             used: 0,
-            tick: 0,
-            map: HashMap::new(),
-            order: BTreeMap::new(),
+            map: lru::LruCache::unbounded(),
         }
     }
 
     /// The value under `k`, marked as just used.
     pub(crate) fn get(&mut self, k: &K) -> Option<V> {
-        let (v, _, t) = self.map.get_mut(k)?;
-        self.order.remove(t);
-        self.tick += 1;
-        *t = self.tick;
-        self.order.insert(self.tick, k.clone());
-        Some(v.clone())
+        self.map.get(k).map(|(v, _)| v.clone())
     }
 
     /// Keep `v` (of `size` bytes) under `k`, evicting what does not fit.
@@ -44,33 +69,27 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
             return;
         }
         while self.used + size > self.budget {
-            let Some((_, old)) = self.order.pop_first() else {
+            let Some((_, (_, s))) = self.map.pop_lru() else {
                 break;
             };
-            if let Some((_, s, _)) = self.map.remove(&old) {
-                self.used -= s;
-            }
+            self.used -= s;
         }
-        self.tick += 1;
-        self.order.insert(self.tick, k.clone());
-        self.map.insert(k, (v, size, self.tick));
+        self.map.put(k, (v, size));
         self.used += size;
     }
 
     pub(crate) fn remove(&mut self, k: &K) {
-        if let Some((_, s, t)) = self.map.remove(k) {
-            self.order.remove(&t);
+        if let Some((_, s)) = self.map.pop(k) {
             self.used -= s;
         }
     }
 
     pub(crate) fn contains(&self, k: &K) -> bool {
-        self.map.contains_key(k)
+        self.map.contains(k)
     }
 
     pub(crate) fn clear(&mut self) {
         self.map.clear();
-        self.order.clear();
         self.used = 0;
     }
 
@@ -118,6 +137,50 @@ mod tests {
             if i % 3 == 0 {
                 c.get(&(i % 11));
             }
+        }
+    }
+
+    /// The eviction order and byte accounting equal a plain recency list's
+    /// over random operations.
+    #[test]
+    fn agrees_with_a_recency_list() {
+        let mut c = Lru::new(200);
+        let mut model: Vec<(u32, u32, usize)> = Vec::new(); // oldest first
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for step in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = (x % 64) as u32;
+            match (x >> 8) % 4 {
+                0 | 1 => {
+                    let got = c.get(&k);
+                    let pos = model.iter().position(|e| e.0 == k);
+                    assert_eq!(got, pos.map(|p| model[p].1));
+                    if let Some(p) = pos {
+                        let e = model.remove(p);
+                        model.push(e);
+                    }
+                }
+                2 => {
+                    let size = ((x >> 16) % 90) as usize;
+                    c.insert(k, step, size);
+                    model.retain(|e| e.0 != k);
+                    if size <= 200 {
+                        while model.iter().map(|e| e.2).sum::<usize>() + size > 200 {
+                            model.remove(0);
+                        }
+                        model.push((k, step, size));
+                    }
+                }
+                _ => {
+                    c.remove(&k);
+                    model.retain(|e| e.0 != k);
+                }
+            }
+            let used: usize = model.iter().map(|e| e.2).sum();
+            assert_eq!((c.used(), c.len()), (used, model.len()));
+            assert!(c.used() <= 200);
         }
     }
 }

@@ -39,7 +39,8 @@ use crate::model::{ColumnType, Kind, NodeName};
 use crate::source::{AsyncByteSource, ByteSource, MemorySource, coalesce_ranges, split_coalesced};
 use crate::strings::reader::{Chunk, decode_chunk, decode_index};
 use bytes::Bytes;
-use cache::Lru;
+pub(crate) use cache::memo;
+use cache::{Lru, poisoned};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -1358,13 +1359,10 @@ impl Snapshot {
         let Some(bytes) = self.dict_for_section(sec)? else {
             return Ok(None);
         };
-        let d = Arc::new(compress::PreparedDict::new(&bytes));
-        self.inner
-            .prepared
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(t, d.clone());
-        Ok(Some(d))
+        cache::memo(&self.inner.prepared, t, || {
+            Ok(Arc::new(compress::PreparedDict::new(&bytes)))
+        })
+        .map(Some)
     }
 
     /// Bytes held by the single-string cache (at most
@@ -1376,48 +1374,28 @@ impl Snapshot {
     /// The string order of row-ordered table `t`, built on first use
     /// (decodes every chunk of the table once) and kept.
     pub(crate) fn table_order(&self, t: u32) -> Result<Arc<table::TableOrder>> {
-        if let Some(o) = self.inner.orders.lock().map_err(|_| poisoned())?.get(&t) {
-            return Ok(o.clone());
-        }
-        let o = Arc::new(table::TableOrder::build(&self.table(t)?)?);
-        self.inner
-            .orders
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(t, o.clone());
-        Ok(o)
+        cache::memo(&self.inner.orders, t, || {
+            Ok(Arc::new(table::TableOrder::build(&self.table(t)?)?))
+        })
     }
 
     pub(crate) fn string_index(&self, t: u32) -> Result<Separators> {
-        if let Some(c) = self
-            .inner
-            .index_cache
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(&t)
-        {
-            return Ok(c.clone());
-        }
-        let meta = &self.footer.tables[t as usize];
-        let n = meta.chunk_counts.len().saturating_sub(1);
-        let seps = match meta.index_section {
-            Some(s) => decode_index(&self.section(s)?, n, &format!("string table {t} index"))?,
-            None if n == 0 => Vec::new(),
-            None => {
-                return Err(Error::corrupt(
-                    format!("string table {t}"),
-                    0,
-                    "several chunks but no index",
-                ));
-            }
-        };
-        let seps = Arc::new(seps);
-        self.inner
-            .index_cache
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(t, seps.clone());
-        Ok(seps)
+        cache::memo(&self.inner.index_cache, t, || {
+            let meta = &self.footer.tables[t as usize];
+            let n = meta.chunk_counts.len().saturating_sub(1);
+            let seps = match meta.index_section {
+                Some(s) => decode_index(&self.section(s)?, n, &format!("string table {t} index"))?,
+                None if n == 0 => Vec::new(),
+                None => {
+                    return Err(Error::corrupt(
+                        format!("string table {t}"),
+                        0,
+                        "several chunks but no index",
+                    ));
+                }
+            };
+            Ok(Arc::new(seps))
+        })
     }
 
     /// How many string chunks were decoded since open (or the last reset).
@@ -1482,8 +1460,4 @@ impl Snapshot {
     pub fn kind_count(&self, node: u32, k: Kind) -> u64 {
         self.footer.nodes[node as usize].count(k)
     }
-}
-
-fn poisoned() -> Error {
-    Error::Invalid("a cache lock was poisoned by a panic in another thread".into())
 }
