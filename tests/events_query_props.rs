@@ -286,7 +286,9 @@ fn filter() -> impl Strategy<Value = Filter> {
 
 /// One case of the overlay-vs-rebuilt properties: rows, events, queries
 /// and the page asked.
-fn case() -> impl Strategy<Value = (Vec<Vec<(usize, Value)>>, Vec<Act>, Vec<Query>, Paging)> {
+type Case = (Vec<Vec<(usize, Value)>>, Vec<Act>, Vec<Query>, Paging);
+
+fn case() -> impl Strategy<Value = Case> {
     (
         prop::collection::vec(body(), 1..12),
         prop::collection::vec(act(), 0..16),

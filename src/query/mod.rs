@@ -587,11 +587,25 @@ impl Engine {
     /// Sort `rows` (in increasing order) by `keys`: stable, values before
     /// nulls before absent values in both directions.
     pub fn sort(&self, rows: Vec<u32>, keys: &[SortKey]) -> Result<Vec<u32>> {
-        if let [k] = keys {
-            if !self.has_field(&k.path) {
-                return Err(self.unknown(&k.path));
+        self.sort_with(rows, keys, usize::MAX, sort::sort_rows)
+    }
+
+    /// `rows` by `keys`, the first `k` of them: a one-key sort from the
+    /// source when it has one ([`RowSource::sort_by_one`]), else `by` over
+    /// the ordered columns of the keys.
+    fn sort_with(
+        &self,
+        rows: Vec<u32>,
+        keys: &[SortKey],
+        k: usize,
+        by: impl FnOnce(Vec<u32>, &[sort::Key<'_>]) -> Vec<u32>,
+    ) -> Result<Vec<u32>> {
+        if let [key] = keys {
+            if !self.has_field(&key.path) {
+                return Err(self.unknown(&key.path));
             }
-            if let Some(out) = self.src().sort_by_one(&rows, &k.path, k.desc)? {
+            if let Some(mut out) = self.src().sort_by_one(&rows, &key.path, key.desc)? {
+                out.truncate(k);
                 return Ok(out);
             }
         }
@@ -599,7 +613,7 @@ impl Engine {
             .iter()
             .map(|k| self.ordered_column(&k.path))
             .collect::<Result<Vec<_>>>()?;
-        let keys: Vec<sort::Key<'_>> = cols
+        let skeys: Vec<sort::Key<'_>> = cols
             .iter()
             .zip(keys)
             .map(|(c, k)| sort::Key {
@@ -607,7 +621,9 @@ impl Engine {
                 desc: k.desc,
             })
             .collect();
-        Ok(sort::sort_rows(rows, &keys))
+        let mut out = by(rows, &skeys);
+        out.truncate(k);
+        Ok(out)
     }
 
     /// Every row in the order of the one column `path` (as
@@ -697,28 +713,7 @@ impl Engine {
     /// The first `k` rows of [`Engine::sort`]`(rows, keys)`, selected
     /// without sorting the others.
     pub fn sort_top(&self, rows: Vec<u32>, keys: &[SortKey], k: usize) -> Result<Vec<u32>> {
-        if let [key] = keys {
-            if !self.has_field(&key.path) {
-                return Err(self.unknown(&key.path));
-            }
-            if let Some(mut out) = self.src().sort_by_one(&rows, &key.path, key.desc)? {
-                out.truncate(k);
-                return Ok(out);
-            }
-        }
-        let cols = keys
-            .iter()
-            .map(|k| self.ordered_column(&k.path))
-            .collect::<Result<Vec<_>>>()?;
-        let skeys: Vec<sort::Key<'_>> = cols
-            .iter()
-            .zip(keys)
-            .map(|(c, k)| sort::Key {
-                col: c,
-                desc: k.desc,
-            })
-            .collect();
-        Ok(sort::top_rows(rows, &skeys, k))
+        self.sort_with(rows, keys, k, |rows, keys| sort::top_rows(rows, keys, k))
     }
 
     /// Page `p` of the query's result as JSON objects restricted to
