@@ -1,7 +1,7 @@
 //! Stable multi-key sort over typed arrays. Values first, then nulls, then
 //! absent values, whatever the direction; ties keep row order.
 
-use super::loaded::{Cell, Class, Column, Values};
+use super::loaded::{ABSENT, Cell, Class, Column, NULL, Values};
 use std::cmp::Ordering;
 
 /// One resolved sort key.
@@ -173,25 +173,24 @@ pub(crate) fn top_rows(rows: Vec<u32>, keys: &[Key<'_>], k: usize) -> Vec<u32> {
     sort_rows(top, keys)
 }
 
-/// Sort `rows` (in increasing row order) by one key whose encoding orders
-/// values exactly: values (by encoding, ties in row order), then nulls,
-/// then absent values. When the encodings (less the smallest) fit 32
-/// bits, the rows are radix-sorted: a stable counting sort per 11-bit
-/// digit of the row's key keeps the rows' order among equal keys, in a
-/// few linear passes (a comparison sort of a million rows takes several
-/// times longer, in WebAssembly most of all), and its memory is the rows,
-/// one buffer of rows (the keys are read from the column).
-fn sort_one_exact(mut rows: Vec<u32>, k: &Key<'_>) -> Vec<u32> {
-    let mut nulls = Vec::new();
-    let mut absents = Vec::new();
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
+/// Keep in `rows` those whose cell under `k` is a value (the least and
+/// greatest encodings into `lo`, `hi`), the others moved to `nulls` and
+/// `absents`, each in row order.
+fn classify(
+    rows: &mut Vec<u32>,
+    k: &Key<'_>,
+    nulls: &mut Vec<u32>,
+    absents: &mut Vec<u32>,
+    lo: &mut u64,
+    hi: &mut u64,
+) {
     rows.retain(|&r| {
         let c = k.col.sort_cell(r as usize);
         match c.class() {
             Class::Value => {
                 let e = k.enc(c);
-                lo = lo.min(e);
-                hi = hi.max(e);
+                *lo = (*lo).min(e);
+                *hi = (*hi).max(e);
                 true
             }
             Class::Null => {
@@ -204,6 +203,49 @@ fn sort_one_exact(mut rows: Vec<u32>, k: &Key<'_>) -> Vec<u32> {
             }
         }
     });
+}
+
+/// Sort `rows` (in increasing row order) by one key whose encoding orders
+/// values exactly: values (by encoding, ties in row order), then nulls,
+/// then absent values. When the encodings (less the smallest) fit 32
+/// bits, the rows are radix-sorted: a stable counting sort per 11-bit
+/// digit of the row's key keeps the rows' order among equal keys, in a
+/// few linear passes (a comparison sort of a million rows takes several
+/// times longer, in WebAssembly most of all), and its memory is the rows,
+/// one buffer of rows (the keys are read from the column).
+fn sort_one_exact(mut rows: Vec<u32>, k: &Key<'_>) -> Vec<u32> {
+    let mut nulls = Vec::new();
+    let mut absents = Vec::new();
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    if let (Values::Str(v), None) = (&k.col.values, &k.col.offsets) {
+        // A string column's cells are ids, NULL and ABSENT: classified
+        // from the ids themselves in one tight pass (no cell built per
+        // row); `enc` is `k.enc(Cell::Str(id))` with its tests hoisted.
+        let (desc, narrow) = (k.desc, k.narrow());
+        let enc = |id: u32| match (desc, narrow) {
+            (false, _) => u64::from(id),
+            (true, true) => u64::from(u32::MAX - id),
+            (true, false) => !u64::from(id),
+        };
+        let mut kept = 0usize;
+        for i in 0..rows.len() {
+            let r = rows[i];
+            match v[r as usize] {
+                ABSENT => absents.push(r),
+                NULL => nulls.push(r),
+                id => {
+                    let e = enc(id);
+                    lo = lo.min(e);
+                    hi = hi.max(e);
+                    rows[kept] = r;
+                    kept += 1;
+                }
+            }
+        }
+        rows.truncate(kept);
+    } else {
+        classify(&mut rows, k, &mut nulls, &mut absents, &mut lo, &mut hi);
+    }
     let enc = |r: u32| k.enc(k.col.sort_cell(r as usize));
     if rows.len() < 256 || hi - lo > u64::from(u32::MAX) {
         // Few rows, or keys wider than 32 bits: a stable comparison sort.
@@ -331,7 +373,7 @@ fn radix_sort(rows: &mut Vec<u32>, key: &impl RowKey, bits: u32) {
 mod tests {
     use super::*;
     use crate::query::bits::Bits;
-    use crate::query::loaded::{ABSENT, Missing, NULL};
+    use crate::query::loaded::Missing;
     use proptest::prelude::*;
 
     fn column(values: Values) -> Column {
