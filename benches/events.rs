@@ -22,6 +22,7 @@
 //! COLSNAP_BENCH_STREAM=2000 cargo bench -p colsnap-bench --bench events  # a shorter apply stream
 //! COLSNAP_BENCH_TABLE_ONLY=1 cargo bench -p colsnap-bench --bench events # the query table alone
 //! COLSNAP_BENCH_CASES=title,filter ...                               # only these table rows
+//! COLSNAP_BENCH_SIDE=overlay ...      # only the overlay's cold runs (or `snapshot`), for profiling
 //! ```
 //!
 //! The snapshot is built once per size and cached under
@@ -362,6 +363,38 @@ fn bench(_c: &mut Criterion) {
         // that whatever else the machine does falls on both alike.
         let (mut snap_cold, mut over_cold) = (Cost::none(), Cost::none());
         let (mut se, mut oe) = (None, None);
+        // `COLSNAP_BENCH_SIDE=snapshot` (or `overlay`): only that side's
+        // cold runs, nothing else (to profile one side under callgrind).
+        let side = std::env::var("COLSNAP_BENCH_SIDE").ok();
+        if let Some(side) = &side {
+            for _ in 0..runs() {
+                let c = if side == "overlay" {
+                    let o = ov.clone();
+                    best_cost_once(
+                        || (),
+                        |()| {
+                            let b = Engine::new(SnapshotSource::new(snap.clone()));
+                            let e = Engine::new(OverlaySource::with_base(o, b));
+                            query_page(&e, q, *p);
+                            e
+                        },
+                    )
+                    .0
+                } else {
+                    best_cost_once(
+                        || (),
+                        |()| {
+                            let e = Engine::new(SnapshotSource::new(snap.clone()));
+                            query_page(&e, q, *p);
+                            e
+                        },
+                    )
+                    .0
+                };
+                eprintln!("{name}: {side} cold {} ms CPU", ms(c.cpu));
+            }
+            continue;
+        }
         for _ in 0..runs().min(5) {
             let (c, e) = best_cost_once(
                 || (),

@@ -127,10 +127,26 @@ pub fn decode_as<T: Copy>(
         return Ok(vec![value(0)?; count]);
     }
     let mut out = Vec::with_capacity(count);
-    for c in rest.chunks_exact(width) {
-        let mut b = [0u8; 4];
-        b[..width].copy_from_slice(c);
-        out.push(value(u32::from_le_bytes(b) as usize)?);
+    // One loop per index width, so that each reads its indexes with fixed
+    // loads (no copy of a variable length per value).
+    match width {
+        1 => {
+            for &b in rest {
+                out.push(value(usize::from(b))?);
+            }
+        }
+        2 => {
+            for c in rest.chunks_exact(2) {
+                out.push(value(usize::from(u16::from_le_bytes([c[0], c[1]])))?);
+            }
+        }
+        _ => {
+            for c in rest.chunks_exact(width) {
+                let mut b = [0u8; 4];
+                b[..width].copy_from_slice(c);
+                out.push(value(u32::from_le_bytes(b) as usize)?);
+            }
+        }
     }
     Ok(out)
 }

@@ -257,6 +257,23 @@ impl Order {
             .map(move |&b| self.blocks[b as usize].as_slice())
     }
 
+    /// Each block in order, with whether it holds a slot at `from` or past
+    /// it (found from those slots' blocks: no look at the other slots).
+    pub(crate) fn blocks_holding_from(
+        &self,
+        from: u32,
+    ) -> impl Iterator<Item = (&[u32], bool)> + '_ {
+        let mut holds = vec![false; self.blocks.len()];
+        for &b in self.block_of.iter().skip(from as usize) {
+            if b != NONE {
+                holds[b as usize] = true;
+            }
+        }
+        self.seq
+            .iter()
+            .map(move |&b| (self.blocks[b as usize].as_slice(), holds[b as usize]))
+    }
+
     /// Slots in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.seq
@@ -312,6 +329,19 @@ mod tests {
             assert_eq!(o.range(a..b), want, "{a}..{b}");
         }
         assert_eq!(o.at(v.len()), None);
+        // Blocks holding a slot past a bound: as a look at every slot says.
+        for from in [0u32, 2500, 5000, 7000, 20_000] {
+            let got: Vec<(Vec<u32>, bool)> = o
+                .blocks_holding_from(from)
+                .map(|(b, h)| (b.to_vec(), h))
+                .collect();
+            let want: Vec<(Vec<u32>, bool)> = o
+                .blocks()
+                .map(|b| (b.to_vec(), b.iter().any(|&s| s >= from)))
+                .collect();
+            assert_eq!(got, want, "from {from}");
+            assert!(got.iter().any(|g| g.1) || from >= 7000);
+        }
         let mut e = Order::new(0);
         e.insert(0, 0);
         e.insert(0, 1);

@@ -81,9 +81,16 @@ pub struct Overlay {
     /// top-level sets (`Some`) and removes (`None`), in order. The row is the
     /// snapshot's with these replayed (so an update costs no row decoding).
     patches: SlotMap<Vec<(String, Option<Value>)>>,
-    /// Paths set or removed by updates of each overridden snapshot row: the
-    /// row's other fields still equal the snapshot's.
-    touched: SlotMap<Vec<Vec<String>>>,
+    /// Paths set or removed by updates of each overridden snapshot row (the
+    /// row's other fields still equal the snapshot's), as an index into
+    /// `touch_lists`: rows whose updates touched the same paths share one
+    /// list, so asking whether a row's updates touched a column is one
+    /// lookup and a look at a flag per distinct list.
+    touched: SlotMap<u32>,
+    /// The distinct lists of touched paths (each path once, in the order
+    /// first touched), and the index of each.
+    touch_lists: Vec<Vec<Vec<String>>>,
+    touch_index: HashMap<Vec<Vec<String>>, u32>,
     /// Per string table: where each of `flat` falls in it (`find`), for the
     /// first `len` of them (extended on demand).
     placed: std::sync::Mutex<HashMap<u32, Vec<std::result::Result<u32, u32>>>>,
@@ -124,6 +131,8 @@ impl Clone for Overlay {
             flat: self.flat.clone(),
             patches: self.patches.clone(),
             touched: self.touched.clone(),
+            touch_lists: self.touch_lists.clone(),
+            touch_index: self.touch_index.clone(),
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: self.last_seq,
             applied: self.applied,
@@ -184,6 +193,8 @@ impl Overlay {
             flat: Vec::new(),
             patches: SlotMap::default(),
             touched: SlotMap::default(),
+            touch_lists: Vec::new(),
+            touch_index: HashMap::new(),
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: None,
             applied: 0,
@@ -532,9 +543,25 @@ impl Overlay {
                     self.commit_strings(fresh, ev.seq);
                 }
                 if slot < self.n_snap {
-                    let t = self.touched.entry(slot).or_default();
-                    t.extend(set.iter().map(|(p, _)| p.clone()));
-                    t.extend(remove.iter().cloned());
+                    let mut list = match self.touched.get(&slot) {
+                        Some(&i) => self.touch_lists[i as usize].clone(),
+                        None => Vec::new(),
+                    };
+                    for p in set.iter().map(|(p, _)| p).chain(remove) {
+                        if !list.contains(p) {
+                            list.push(p.clone());
+                        }
+                    }
+                    let id = match self.touch_index.get(&list) {
+                        Some(&i) => i,
+                        None => {
+                            let i = self.touch_lists.len() as u32;
+                            self.touch_index.insert(list.clone(), i);
+                            self.touch_lists.push(list);
+                            i
+                        }
+                    };
+                    self.touched.insert(slot, id);
                 }
             }
             EventOp::Delete => {
@@ -703,7 +730,21 @@ impl Overlay {
     /// The paths updates set or removed in the overridden snapshot row
     /// `slot` (`None` for rows that are not overridden snapshot rows).
     pub(crate) fn touched(&self, slot: u32) -> Option<&[Vec<String>]> {
-        self.touched.get(&slot).map(|v| v.as_slice())
+        self.touched
+            .get(&slot)
+            .map(|&i| self.touch_lists[i as usize].as_slice())
+    }
+
+    /// The index in [`Self::touch_lists`] of the paths updates of `slot`
+    /// touched (`None`: no update touched it).
+    pub(crate) fn touched_list(&self, slot: u32) -> Option<u32> {
+        self.touched.get(&slot).copied()
+    }
+
+    /// The distinct lists of paths that updates touched (see
+    /// [`Self::touched_list`]).
+    pub(crate) fn touch_lists(&self) -> &[Vec<Vec<String>>] {
+        &self.touch_lists
     }
 
     /// Number of slots ever allocated (snapshot rows, then created rows).
@@ -720,6 +761,12 @@ impl Overlay {
     /// The view's slots, block by block, in view order.
     pub(crate) fn blocks(&self) -> impl Iterator<Item = &[u32]> + '_ {
         self.order.blocks()
+    }
+
+    /// [`Self::blocks`], each with whether it holds a slot past the
+    /// snapshot's (a created row).
+    pub(crate) fn blocks_with_created(&self) -> impl Iterator<Item = (&[u32], bool)> + '_ {
+        self.order.blocks_holding_from(self.snapshot_rows())
     }
 
     pub(crate) fn slot_count(&self) -> usize {
@@ -766,10 +813,14 @@ impl Overlay {
     /// The overridden or created row in `slot`, if it is one: held as
     /// JSON, or as top-level changes of the snapshot's row.
     pub(crate) fn held(&self, slot: u32) -> Option<Held<'_>> {
-        if let Some(v) = self.rows.get(&slot) {
-            return Some(Held::Row(v));
+        // A slot is in one of the two maps at most; only snapshot rows
+        // have patches (the usual update: one lookup).
+        if slot < self.n_snap
+            && let Some(p) = self.patches.get(&slot)
+        {
+            return Some(Held::Patch(p));
         }
-        self.patches.get(&slot).map(|p| Held::Patch(p))
+        self.rows.get(&slot).map(Held::Row)
     }
 
     /// The JSON of the overridden or created row in `slot`, if it is held

@@ -51,6 +51,7 @@ use crate::read::StringWindow;
 use crate::strings::StringTable;
 use crate::timestamp;
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -309,7 +310,7 @@ struct Typing<'v> {
 struct Delta<'v> {
     /// (view row, items) of created rows and of overridden rows whose
     /// update touched the column, in view order.
-    rows: Vec<(u32, Vec<Item<'v>>)>,
+    rows: Vec<(u32, SmallVec<[Item<'v>; 1]>)>,
     /// The slot of each of `rows`.
     row_slots: Vec<u32>,
     /// Slots taking their cells from JSON.
@@ -443,6 +444,20 @@ struct ViewMap {
     created: Vec<u32>,
 }
 
+/// The index of the first slot in `slots[from..]` at `n` or past it: 16
+/// slots at a time (one test over all 16, which the compiler turns into
+/// vector code), then one by one in the 16 that hold it.
+fn first_at_least(slots: &[u32], from: usize, n: u32) -> Option<usize> {
+    let mut i = from;
+    while let Some(c) = slots.get(i..i + 16) {
+        if c.iter().fold(false, |a, &x| a | (x >= n)) {
+            break;
+        }
+        i += 16;
+    }
+    slots.get(i..)?.iter().position(|&x| x >= n).map(|p| p + i)
+}
+
 /// Add the runs of `seg` (snapshot slots, strictly increasing, the first
 /// at view row `r0`) to `runs`, the first one joining the last run when it
 /// continues it.
@@ -494,20 +509,18 @@ impl ViewMap {
         let mut runs: Vec<(u32, u32, u32)> = Vec::new();
         let mut created = vec![u32::MAX; ov.slot_count().saturating_sub(n_snap as usize)];
         let mut r = 0u32;
-        for blk in ov.blocks() {
-            if blk.iter().copied().max().is_some_and(|m| m < n_snap) {
+        for (blk, created_in) in ov.blocks_with_created() {
+            if !created_in {
                 add_runs(&mut runs, blk, r);
             } else {
                 // Snapshot stretches between the created slots.
                 let mut start = 0usize;
-                for (k, &s) in blk.iter().enumerate() {
-                    if s >= n_snap {
-                        add_runs(&mut runs, &blk[start..k], r + start as u32);
-                        if let Some(x) = created.get_mut((s - n_snap) as usize) {
-                            *x = r + k as u32;
-                        }
-                        start = k + 1;
+                while let Some(k) = first_at_least(blk, start, n_snap) {
+                    add_runs(&mut runs, &blk[start..k], r + start as u32);
+                    if let Some(x) = created.get_mut((blk[k] - n_snap) as usize) {
+                        *x = r + k as u32;
                     }
+                    start = k + 1;
                 }
                 add_runs(&mut runs, &blk[start..], r + start as u32);
             }
@@ -565,6 +578,32 @@ impl ViewMap {
         }
         let &(s0, r0, len) = self.runs.get(i)?;
         (slot >= s0 && slot - s0 < len).then(|| r0 + (slot - s0))
+    }
+
+    /// The view row of every snapshot slot, in slot order (`u32::MAX`: not
+    /// in the view, or set in `json`, a bitmap over slots): one pass over
+    /// the runs, 4 bytes a snapshot row.
+    fn dense_rows(&self, json: &Bits) -> Vec<u32> {
+        let mut out = vec![u32::MAX; self.n_snap as usize];
+        for &(s0, r0, len) in &self.runs {
+            let (s0, len) = (s0 as usize, len as usize);
+            if let Some(dst) = out.get_mut(s0..s0 + len) {
+                for (k, x) in dst.iter_mut().enumerate() {
+                    *x = r0 + k as u32;
+                }
+            }
+        }
+        for (w, &word) in json.words().iter().enumerate() {
+            let mut b = word;
+            while b != 0 {
+                let s = w * 64 + b.trailing_zeros() as usize;
+                if let Some(x) = out.get_mut(s) {
+                    *x = u32::MAX;
+                }
+                b &= b - 1;
+            }
+        }
+        out
     }
 
     /// The snapshot slot at view row `row` (`None`: a created row, or
@@ -967,12 +1006,15 @@ impl OverlaySource {
         // rows as runs (no per-row array), so the held rows' view rows
         // and the deleted snapshot rows come from lookups.
         let map = ViewMap::new(&ov);
-        let mut held: Vec<(u32, u32)> = ov
+        // Sorted as one integer each (view row high, slot low): the same
+        // order as the pairs, cheaper to compare.
+        let mut keys: Vec<u64> = ov
             .held_slots()
-            .filter_map(|s| map.row(s).map(|r| (r, s)))
+            .filter_map(|s| map.row(s).map(|r| u64::from(r) << 32 | u64::from(s)))
             .collect();
-        held.sort_unstable();
-        held.dedup();
+        keys.sort_unstable();
+        keys.dedup();
+        let held: Vec<(u32, u32)> = keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).collect();
         let deleted = map.deleted();
         OverlaySource {
             slots: OnceLock::new(),
@@ -1436,6 +1478,13 @@ impl OverlaySource {
     /// The delta of the column at `segs`.
     fn delta(&self, segs: &[Seg]) -> Delta<'_> {
         let lead = lead_keys(segs);
+        // Whether each distinct list of touched paths touches the column.
+        let hits: Vec<bool> = self
+            .ov
+            .touch_lists()
+            .iter()
+            .map(|t| touches(t, &lead))
+            .collect();
         let n_snap = self.ov.snapshot_rows();
         let mut json = Bits::new(self.ov.slot_count());
         let mut removed = self.deleted.clone();
@@ -1444,8 +1493,8 @@ impl OverlaySource {
         let mut buf = Vec::new();
         for &(r, s) in &self.held {
             if s < n_snap {
-                match self.ov.touched(s) {
-                    Some(t) if touches(t, &lead) => removed.push(s),
+                match self.ov.touched_list(s) {
+                    Some(i) if hits.get(i as usize) == Some(&true) => removed.push(s),
                     _ => continue,
                 }
             }
@@ -1471,7 +1520,7 @@ impl OverlaySource {
                 }
                 None => continue,
             }
-            rows.push((r, buf.iter().map(|v| item_of(*v)).collect()));
+            rows.push((r, buf.iter().map(|v| item_of(*v)).collect::<SmallVec<_>>()));
             row_slots.push(s);
         }
         Delta {
@@ -1559,14 +1608,30 @@ impl OverlaySource {
         }
         // The view's kinds: the base's left in the view and the delta's.
         let mut counts = t.counts;
+        // The distinct strings, and the one of each row (its first item):
+        // the delta repeats a few values over thousands of rows, so each is
+        // first looked for among the last few seen, then in a map.
         let mut strs: Vec<&str> = Vec::new();
+        let mut index: HashMap<&str, u32> = HashMap::new();
+        let mut row_str: Vec<u32> = Vec::with_capacity(t.delta.rows.len());
         for (_, its) in &t.delta.rows {
+            row_str.push(match its.first() {
+                Some(&Item::Str(s)) => match strs.iter().take(8).position(|&d| d == s) {
+                    Some(i) => i as u32,
+                    None => {
+                        let next = strs.len() as u32;
+                        let i = *index.entry(s).or_insert(next);
+                        if i == next {
+                            strs.push(s);
+                        }
+                        i
+                    }
+                },
+                _ => u32::MAX,
+            });
             for it in its {
                 match *it {
-                    Item::Str(s) => {
-                        counts[Kind::Str as usize] += 1;
-                        strs.push(s);
-                    }
+                    Item::Str(_) => counts[Kind::Str as usize] += 1,
                     Item::Cell(c) => counts[kind_of(&c) as usize] += 1,
                 }
             }
@@ -1579,18 +1644,24 @@ impl OverlaySource {
         if str == 0 || str + null + absent != counts.iter().sum::<u64>() {
             return Ok(None);
         }
-        strs.sort_unstable();
-        strs.dedup();
+        // Keys are ranks among the sorted distinct strings.
+        let mut by_text: Vec<u32> = (0..strs.len() as u32).collect();
+        by_text.sort_unstable_by(|&a, &b| strs[a as usize].cmp(strs[b as usize]));
+        let mut rank = vec![0u32; strs.len()];
+        for (k, &i) in by_text.iter().enumerate() {
+            rank[i as usize] = k as u32;
+        }
         let mut rows = Vec::with_capacity(t.delta.rows.len());
         let mut keys = Vec::with_capacity(t.delta.rows.len());
-        for (r, its) in &t.delta.rows {
+        for ((r, its), &d) in t.delta.rows.iter().zip(&row_str) {
             rows.push(*r);
             keys.push(match its.first() {
-                Some(Item::Str(s)) => strs.binary_search(s).map_or(ABSENT, |i| i as u32),
+                Some(Item::Str(_)) => rank.get(d as usize).copied().unwrap_or(ABSENT),
                 Some(Item::Cell(Cell::Null)) => NULL,
                 _ => ABSENT,
             });
         }
+        let strs: Vec<&str> = by_text.iter().map(|&i| strs[i as usize]).collect();
         Ok(Some(FilterDelta {
             rows,
             col: Column {
@@ -2173,22 +2244,29 @@ impl OverlaySource {
             at.push(i);
             lo = i;
         }
+        // The view row of each snapshot slot whose base cell stays
+        // (`u32::MAX`: left the view, or held as JSON), made in slot order
+        // from the runs; the pass over the sorted base order then reads one
+        // array at each slot instead of a bitmap and the view map.
+        let view_row = view_of.dense_rows(&sd.json);
         let mut out = Vec::with_capacity(count);
-        let mut d = delta.iter().zip(&at).peekable();
-        for (i, &s) in order.rows.iter().enumerate() {
-            while let Some((x, _)) = d.next_if(|y| *y.1 <= i) {
-                out.push(x.1);
+        let mut from = 0usize;
+        for (&(_, r, _), &i) in delta.iter().zip(&at) {
+            for &s in &order.rows[from..i] {
+                let v = view_row.get(s as usize).copied().unwrap_or(u32::MAX);
+                if v != u32::MAX && member(v) {
+                    out.push(v);
+                }
             }
-            if sd.json.get(s as usize) {
-                continue;
-            }
-            if let Some(r) = view_of.row(s)
-                && member(r)
-            {
-                out.push(r);
+            out.push(r);
+            from = i;
+        }
+        for &s in &order.rows[from..] {
+            let v = view_row.get(s as usize).copied().unwrap_or(u32::MAX);
+            if v != u32::MAX && member(v) {
+                out.push(v);
             }
         }
-        out.extend(d.map(|(x, _)| x.1));
         if out.len() != count {
             return Ok(None);
         }

@@ -20,8 +20,13 @@ pub(crate) fn memo<K: Hash + Eq, V: Clone>(
         return Ok(v.clone());
     }
     let v = make()?;
-    m.lock().map_err(|_| poisoned())?.insert(k, v.clone());
-    Ok(v)
+    // Another thread may have made it meanwhile: the first one kept wins, so
+    // every caller sees the same value.
+    Ok(m.lock()
+        .map_err(|_| poisoned())?
+        .entry(k)
+        .or_insert(v)
+        .clone())
 }
 
 /// The error for a cache whose lock a panicking thread poisoned.
