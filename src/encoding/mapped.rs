@@ -51,13 +51,42 @@ pub struct Lookup<'m> {
     shift: u32,
     /// `starts[b]`: the first key in bucket `b` or after; one more than buckets.
     starts: Vec<u32>,
+    /// When the keys are many and not too spread out (the ids of a URL or
+    /// login column among the other strings of their table): per 64 ids
+    /// from `lo`, which are keys (bits) and how many keys come before (a
+    /// rank), so a lookup is one load, a population count and the value:
+    /// no search. Empty otherwise.
+    words: Vec<RankWord>,
 }
+
+/// 64 ids of a [`Lookup`]'s range: which are keys, and the number of keys
+/// before them.
+#[derive(Clone, Copy, Debug, Default)]
+struct RankWord {
+    bits: u64,
+    rank: u32,
+}
+
+/// The fewest keys for which [`Lookup`] makes rank words (below, the
+/// buckets are as fast), and the most ids of its range per key (memory: at
+/// most 16 bytes of words per 64 ids, so 16 bytes a key at this spread).
+const WORDS_MIN_KEYS: usize = 4096;
+const WORDS_SPAN_PER_KEY: u64 = 64;
 
 impl Lookup<'_> {
     /// Value for a key string id (as [`Mapping::get`]).
     #[inline]
     pub fn get(&self, key: u32) -> Option<i64> {
         let d = key.checked_sub(self.lo)?;
+        if !self.words.is_empty() {
+            let w = self.words.get((d / 64) as usize)?;
+            let bit = 1u64 << (d % 64);
+            if w.bits & bit == 0 {
+                return None;
+            }
+            let k = w.rank as usize + (w.bits & (bit - 1)).count_ones() as usize;
+            return self.m.values.get(k).copied();
+        }
         let b = (d >> self.shift) as usize;
         let (&from, &to) = (self.starts.get(b)?, self.starts.get(b + 1)?);
         let (from, to) = (from as usize, to as usize);
@@ -77,8 +106,30 @@ impl Mapping {
                 lo: 0,
                 shift: 0,
                 starts: vec![0],
+                words: Vec::new(),
             };
         };
+        let span = u64::from(hi - lo) + 1;
+        if self.keys.len() >= WORDS_MIN_KEYS && span <= WORDS_SPAN_PER_KEY * self.keys.len() as u64
+        {
+            let mut words = vec![RankWord::default(); span.div_ceil(64) as usize];
+            for &k in &self.keys {
+                let d = k - lo;
+                words[(d / 64) as usize].bits |= 1 << (d % 64);
+            }
+            let mut rank = 0u32;
+            for w in &mut words {
+                w.rank = rank;
+                rank += w.bits.count_ones();
+            }
+            return Lookup {
+                m: self,
+                lo,
+                shift: 0,
+                starts: Vec::new(),
+                words,
+            };
+        }
         let span_bits = 32 - (hi - lo).leading_zeros();
         let bucket_bits = (usize::BITS - self.keys.len().leading_zeros()).min(16);
         let shift = span_bits.saturating_sub(bucket_bits);
@@ -97,6 +148,7 @@ impl Mapping {
             lo,
             shift,
             starts,
+            words: Vec::new(),
         }
     }
 }
@@ -256,12 +308,51 @@ mod tests {
     proptest! {
         #[test]
         fn lookup_is_get(keys in proptest::collection::btree_set(prop_oneof![0u32..3000, any::<u32>()], 0..3000), probes in proptest::collection::vec(any::<u32>(), 0..200)) {
+            lookup_agrees(&keys, &probes)?;
+        }
+
+        /// Many keys close together: the rank words.
+        #[test]
+        fn dense_lookup_is_get(
+            base in any::<u32>(),
+            stride in prop_oneof![Just(1u32), 1u32..70],
+            holes in proptest::collection::btree_set(0u32..12_000, 0..4000),
+            probes in proptest::collection::vec(0u32..13_000 * 70, 0..300),
+        ) {
+            let base = base.min(u32::MAX - 13_000 * 70);
+            let keys: std::collections::BTreeSet<u32> = (0..12_000u32)
+                .filter(|k| !holes.contains(k))
+                .map(|k| base + k * stride)
+                .collect();
+            let probes: Vec<u32> = probes.iter().map(|&p| base + p).collect();
+            lookup_agrees(&keys, &probes)?;
+            let m = build(1, keys.iter().map(|&k| (k, i64::from(k) * 3))).unwrap();
+            let span = match (keys.first(), keys.last()) {
+                (Some(&a), Some(&b)) => u64::from(b - a) + 1,
+                _ => 0,
+            };
+            let words = keys.len() >= WORDS_MIN_KEYS && span <= WORDS_SPAN_PER_KEY * keys.len() as u64;
+            prop_assert_eq!(!m.lookup().words.is_empty(), words);
+        }
+    }
+
+    fn lookup_agrees(
+        keys: &std::collections::BTreeSet<u32>,
+        probes: &[u32],
+    ) -> std::result::Result<(), TestCaseError> {
+        {
             let m = build(1, keys.iter().map(|&k| (k, i64::from(k) * 3))).unwrap();
             let look = m.lookup();
-            for k in keys.iter().copied().chain(probes).chain([0, u32::MAX]) {
+            for k in keys
+                .iter()
+                .copied()
+                .chain(probes.iter().copied())
+                .chain([0, u32::MAX])
+            {
                 prop_assert_eq!(look.get(k), m.get(k));
             }
         }
+        Ok(())
     }
 
     #[test]

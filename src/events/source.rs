@@ -51,7 +51,6 @@ use crate::read::StringWindow;
 use crate::strings::StringTable;
 use crate::timestamp;
 use serde_json::Value;
-use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -310,7 +309,7 @@ struct Typing<'v> {
 struct Delta<'v> {
     /// (view row, items) of created rows and of overridden rows whose
     /// update touched the column, in view order.
-    rows: Vec<(u32, SmallVec<[Item<'v>; 1]>)>,
+    rows: Vec<(u32, Vec<Item<'v>>)>,
     /// The slot of each of `rows`.
     row_slots: Vec<u32>,
     /// Slots taking their cells from JSON.
@@ -1520,7 +1519,7 @@ impl OverlaySource {
                 }
                 None => continue,
             }
-            rows.push((r, buf.iter().map(|v| item_of(*v)).collect::<SmallVec<_>>()));
+            rows.push((r, buf.iter().map(|v| item_of(*v)).collect::<Vec<_>>()));
             row_slots.push(s);
         }
         Delta {
