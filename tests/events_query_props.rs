@@ -802,6 +802,13 @@ fn string_filters_test_only_the_changed_rows() {
         Act::Delete(0),
         Act::Delete(30),
         Act::Update(2, t("bugs"), vec![]),
+        // More than eight distinct strings in the delta, the later ones
+        // repeated (the filter delta finds the first eight by a look at
+        // each, the others in a map).
+        Act::Update(16, t("bugs"), vec![]),
+        Act::Update(18, t("e"), vec![]),
+        Act::Update(19, t("bugs"), vec![]),
+        Act::Update(20, t("e"), vec![]),
     ];
     let lits = [
         "", "a", "b", "b\u{0}", "bu", "bug", "bugz", "c", "d", "e", "zz", "zzz", "日", "日本",
