@@ -2626,7 +2626,6 @@ impl OverlaySource {
         let snap = self.ov.snapshot();
         let meta = &snap.footer().nodes[node as usize];
         let mut c = meta.counts;
-        let base = self.base.column(path)?;
         let lead = lead_keys(segs);
         let n_snap = self.ov.snapshot_rows();
         let gone = self.removed_kinds(path, &lead)?;
@@ -2650,7 +2649,9 @@ impl OverlaySource {
             }
             b
         };
+        // The base column is read only here (counts settle most fields).
         let live_cells = |f: &mut dyn FnMut(Cell) -> Result<bool>| -> Result<bool> {
+            let base = self.base.column(path)?;
             let gone = removed();
             for s in 0..n_snap as usize {
                 if gone.get(s) {
@@ -2670,16 +2671,19 @@ impl OverlaySource {
         let base_str = c[Kind::Str as usize] > 0;
         let live_text = pk.text
             || (base_str
-                && (!str_removed || self.no_timestamp_strings(node)? || {
-                    let t = snap.table_of(node)?;
-                    let mut seen = HashSet::new();
-                    live_cells(&mut |cell| {
-                        Ok(match cell {
-                            Cell::Str(id) if seen.insert(id) => !is_timestamp(&t.get(id)?),
-                            _ => false,
-                        })
-                    })?
-                }));
+                && (!str_removed
+                    || self.no_timestamp_strings(node)?
+                    || self.text_left(node, &meta.counts, gone[Kind::Str as usize])?
+                    || {
+                        let t = snap.table_of(node)?;
+                        let mut seen = HashSet::new();
+                        live_cells(&mut |cell| {
+                            Ok(match cell {
+                                Cell::Str(id) if seen.insert(id) => !is_timestamp(&t.get(id)?),
+                                _ => false,
+                            })
+                        })?
+                    }));
         let mut counts = [0u64; KIND_COUNT];
         for k in Kind::ALL {
             counts[k as usize] = live(k) as u64;
@@ -2813,20 +2817,41 @@ impl OverlaySource {
         if let Some(r) = self.removed.lock().map_err(|_| poisoned())?.get(path) {
             return Ok(r.kinds);
         }
-        let base = self.base.column(path)?;
         let n_snap = self.ov.snapshot_rows();
         let mut kinds = [0u64; KIND_COUNT];
-        let mut add = |s: u32| {
-            for i in base.items(s as usize) {
-                kinds[kind_of(&base.values.cell(i)) as usize] += 1;
+        let snap = self.ov.snapshot();
+        // A field outside arrays has one item per row, its kind in the
+        // node's kinds: read those alone (no value of the column decoded).
+        let per_row = snap.node_by_path(path).filter(|&n| {
+            !segments(path).is_ok_and(|s| s.contains(&Seg::Elem))
+                && snap.footer().nodes.get(n as usize).map(|m| m.items) == Some(u64::from(n_snap))
+        });
+        if let Some(node) = per_row {
+            let k = snap.node_kinds(node)?;
+            let mut hint = 0;
+            for &s in &self.deleted {
+                kinds[k.get_hinted(s as usize, &mut hint) as usize] += 1;
             }
-        };
-        for &s in &self.deleted {
-            add(s);
-        }
-        for &(_, s) in &self.held {
-            if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, lead)) {
+            let mut hint = 0;
+            for &(_, s) in &self.held {
+                if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, lead)) {
+                    kinds[k.get_hinted(s as usize, &mut hint) as usize] += 1;
+                }
+            }
+        } else {
+            let base = self.base.column(path)?;
+            let mut add = |s: u32| {
+                for i in base.items(s as usize) {
+                    kinds[kind_of(&base.values.cell(i)) as usize] += 1;
+                }
+            };
+            for &s in &self.deleted {
                 add(s);
+            }
+            for &(_, s) in &self.held {
+                if s < n_snap && self.ov.touched(s).is_some_and(|t| touches(t, lead)) {
+                    add(s);
+                }
             }
         }
         self.removed.lock().map_err(|_| poisoned())?.insert(

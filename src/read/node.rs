@@ -1260,6 +1260,12 @@ impl Snapshot {
         NodeData::decode(self, node)
     }
 
+    /// The kinds of a node's items alone (no value decoded): what a caller
+    /// needs to count the kinds of some items.
+    pub fn node_kinds(&self, node: u32) -> Result<Arc<Kinds>> {
+        Decoder::new(self, None).kinds(node)
+    }
+
     /// The column at `path` (`title`, `user.login`, `labels[].name`), with
     /// getters by row (or element) that return `None` for nulls, absent
     /// keys and other kinds.
