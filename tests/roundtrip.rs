@@ -20,6 +20,14 @@ fn roundtrip(rows: &[Value], opts: &BuildOptions) {
     snap.verify().expect("verify");
     assert_eq!(snap.rows(), rows.len() as u64);
     assert_eq!(snap.to_values().unwrap(), rows);
+    // Rows one at a time and a page of every other row in reverse
+    // (writers for those rows only: columns read at their items).
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(&snap.row(i as u64).unwrap(), r);
+    }
+    let page: Vec<u64> = (0..rows.len() as u64).rev().step_by(2).collect();
+    let want: Vec<Value> = page.iter().map(|&i| rows[i as usize].clone()).collect();
+    assert_eq!(snap.rows_json(&page, None).unwrap(), want);
     // NDJSON of the same rows gives the same snapshot.
     let mut nd = Vec::new();
     for r in rows {

@@ -110,6 +110,51 @@ pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The values at `positions` (each below `count`; checked by the caller)
+/// of a stream of `count` values, with the checks of [`decode`].
+pub fn decode_at(buf: &[u8], count: usize, positions: &[usize], what: &str) -> Result<Vec<u8>> {
+    let err = |d: String| Error::corrupt(what, 0, d);
+    let (&plen, rest) = buf
+        .split_first()
+        .ok_or_else(|| err("empty bit-packed section".into()))?;
+    let plen = if plen == 0 { 256 } else { plen as usize };
+    if rest.len() < plen {
+        return Err(err(format!(
+            "palette of {plen} entries but {} bytes",
+            rest.len()
+        )));
+    }
+    let (palette, bits) = rest.split_at(plen);
+    let width = width_for(plen) as usize;
+    let need = count
+        .checked_mul(width)
+        .map(|b| b.div_ceil(8))
+        .ok_or_else(|| err("count overflows".into()))?;
+    if bits.len() != need {
+        return Err(err(format!(
+            "{count} values of {width} bits need {need} bytes, section has {}",
+            bits.len()
+        )));
+    }
+    if width == 0 && count > 0 && plen != 1 {
+        return Err(err("empty palette".into()));
+    }
+    let mask = (1u32 << width) - 1;
+    positions
+        .iter()
+        .map(|&p| {
+            let bit = p * width;
+            let lo = bits.get(bit / 8).copied().unwrap_or(0) as u32;
+            let hi = bits.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
+            let idx = (((hi << 8) | lo) >> (bit % 8)) & mask;
+            palette
+                .get(idx as usize)
+                .copied()
+                .ok_or_else(|| err(format!("palette index {idx} out of range")))
+        })
+        .collect()
+}
+
 /// Decode `count` values, keeping only those that differ from `base`: their
 /// positions and values, increasing. Runs of `base` cost one byte
 /// comparison per byte when the width divides 8 (a sparse column's bitmap is

@@ -154,7 +154,11 @@ pub fn decode_as<T: Copy>(
 /// The dictionary of a [`decode_as`] buffer, the width of its indexes, and
 /// the indexes' bytes (checked to be `count` of that width). Not generic:
 /// one copy in the browser build for all the types decoded into.
-fn decode_head<'a>(buf: &'a [u8], count: usize, what: &str) -> Result<(Vec<u64>, usize, &'a [u8])> {
+pub(super) fn decode_head<'a>(
+    buf: &'a [u8],
+    count: usize,
+    what: &str,
+) -> Result<(Vec<u64>, usize, &'a [u8])> {
     let err = |at: usize, d: String| Error::corrupt(what, at as u64, d);
     let mut r = Reader::new(buf);
     let n = r.u64(what)?;

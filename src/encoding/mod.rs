@@ -5,6 +5,7 @@
 //! the payload can hold that many values *before* allocating, and fails if
 //! bytes are left over. Byte order is little-endian everywhere.
 
+pub mod at;
 pub mod bitpack;
 pub mod dict;
 pub mod mapped;

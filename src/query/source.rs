@@ -273,7 +273,27 @@ type Offsets = Arc<Vec<u32>>;
 struct Writers {
     template: Option<RowWriter>,
     idle: Vec<RowWriter>,
+    /// The last writer made for a few rows only
+    /// ([`Snapshot::row_writer_for`]) and its rows, sorted and distinct (a
+    /// page's prefetch and its writing share it), and how many such
+    /// writers were made.
+    picked: Option<(Vec<u32>, RowWriter)>,
+    picked_made: u32,
 }
+
+/// Pages of at most this many rows are written, while the selection has
+/// no template yet, by a writer that reads the columns at those rows only.
+const PICKED_MAX_ROWS: usize = 1000;
+
+/// Writers made for a few rows before the template (every column decoded
+/// whole) is made. A picked writer costs about one pass over each column's
+/// kinds and varints; the template costs the whole decode once, after
+/// which pages cost their rows. Renting until the rent paid nears the price
+/// of buying: the first pages of a cold source (a CLI query, a server's
+/// first requests) answer in a fraction of the whole decode, and a source
+/// asked for many pages pays at most about twice what the template alone
+/// would have cost.
+const PICKED_WRITERS: u32 = 8;
 
 type WriterSlot = Arc<Mutex<Writers>>;
 
@@ -398,6 +418,7 @@ impl SnapshotSource {
     fn with_writer<T>(
         &self,
         fields: Option<&[String]>,
+        rows: Option<&[u32]>,
         f: impl FnOnce(&mut RowWriter) -> Result<T>,
     ) -> Result<T> {
         let key = fields.map(|f| f.to_vec());
@@ -408,6 +429,43 @@ impl SnapshotSource {
             .entry(key)
             .or_default()
             .clone();
+        if let Some(rows) = rows.filter(|r| r.len() <= PICKED_MAX_ROWS) {
+            let mut sorted = rows.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let kept = {
+                let mut g = slot.lock().map_err(|_| poisoned())?;
+                if g.template.is_some() {
+                    None
+                } else if g.picked.as_ref().is_some_and(|(k, _)| *k == sorted) {
+                    g.picked.take().map(|(_, w)| Some(w))
+                } else if g.picked_made < PICKED_WRITERS {
+                    g.picked_made += 1;
+                    Some(None)
+                } else {
+                    None
+                }
+            };
+            if let Some(kept) = kept {
+                let mut w = match kept {
+                    Some(w) => w,
+                    None => {
+                        if let Some(fs) = fields {
+                            for p in fs {
+                                self.node_of(p)?;
+                            }
+                        }
+                        let rows64: Vec<u64> = sorted.iter().map(|&r| r as u64).collect();
+                        self.snap.row_writer_for(fields, &rows64)?
+                    }
+                };
+                let r = f(&mut w);
+                if let Ok(mut g) = slot.lock() {
+                    g.picked = Some((sorted, w));
+                }
+                return r;
+            }
+        }
         let mut w = {
             let mut g = slot.lock().map_err(|_| poisoned())?;
             match g.idle.pop() {
@@ -736,13 +794,13 @@ impl RowSource for SnapshotSource {
         if !self.snap.is_remote() {
             return Ok(());
         }
-        self.with_writer(fields, |w| {
+        self.with_writer(fields, Some(rows), |w| {
             w.prefetch(&rows.iter().map(|&r| r as u64).collect::<Vec<_>>())
         })
     }
 
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> Result<Vec<serde_json::Value>> {
-        self.with_writer(fields, |w| {
+        self.with_writer(fields, Some(rows), |w| {
             rows.iter().map(|&r| w.row_json(r as u64)).collect()
         })
     }
@@ -753,8 +811,8 @@ impl RowSource for SnapshotSource {
         fields: Option<&[String]>,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
-        self.with_writer(fields, |w| w.write_rows(&rows, out))
+        let wide: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
+        self.with_writer(fields, Some(rows), |w| w.write_rows(&wide, out))
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -768,7 +826,7 @@ impl RowSource for SnapshotSource {
         close: &[u8],
     ) -> Result<()> {
         let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
-        self.with_writer(fields, |w| {
+        self.with_writer(fields, None, |w| {
             w.write_row_groups(&rows, group, out, open, close)
         })
     }
@@ -780,7 +838,7 @@ impl RowSource for SnapshotSource {
         fields: Option<&[String]>,
     ) -> Result<Option<StringWindow>> {
         let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
-        self.with_writer(fields, |w| w.read_strings(&rows))
+        self.with_writer(fields, None, |w| w.read_strings(&rows))
             .map(Some)
     }
 
@@ -797,10 +855,10 @@ impl RowSource for SnapshotSource {
     ) -> Result<()> {
         let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
         match window {
-            Some(win) => self.with_writer(fields, |w| {
+            Some(win) => self.with_writer(fields, None, |w| {
                 w.write_row_groups_with(&rows, group, win, out, open, close)
             }),
-            None => self.with_writer(fields, |w| {
+            None => self.with_writer(fields, None, |w| {
                 w.write_row_groups(&rows, group, out, open, close)
             }),
         }

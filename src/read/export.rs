@@ -2,6 +2,7 @@
 
 use super::Snapshot;
 use super::node::{Decoder, Kinds, NodeData};
+use super::pick::Picked;
 use crate::error::{Error, Result};
 use crate::model::Kind;
 use crate::strings::Chunk;
@@ -54,7 +55,7 @@ pub(crate) type Spill<'s> = &'s mut dyn FnMut(&mut Vec<u8>) -> Result<()>;
 /// so emitting rows in order costs no search.
 pub(crate) struct Emitter {
     snap: Snapshot,
-    dec: Decoder,
+    dec: Dec,
     kinds: Vec<Option<Arc<Kinds>>>,
     nodes: Vec<Option<Arc<NodeData>>>,
     hints: Vec<usize>,
@@ -95,6 +96,52 @@ pub(crate) struct Emitter {
     /// While writing rows whose strings were read ahead: the window, whose
     /// cursor gives each string in turn.
     window: Option<StringWindow>,
+}
+
+/// Where an [`Emitter`] gets its nodes: whole (any row), or at the items
+/// under a few rows only ([`Picked`]: a page of 50 rows out of millions).
+enum Dec {
+    Whole(Decoder),
+    Picked(Box<Picked>),
+}
+
+impl Dec {
+    fn kinds(&mut self, node: u32) -> Result<Arc<Kinds>> {
+        match self {
+            Dec::Whole(d) => d.kinds(node),
+            Dec::Picked(p) => p.kinds(node),
+        }
+    }
+
+    fn node(&mut self, node: u32) -> Result<Arc<NodeData>> {
+        match self {
+            Dec::Whole(d) => d.node(node),
+            Dec::Picked(p) => p.node(node),
+        }
+    }
+
+    fn fork(&self) -> Dec {
+        match self {
+            Dec::Whole(d) => Dec::Whole(d.fork()),
+            Dec::Picked(p) => Dec::Picked(Box::new(p.fork())),
+        }
+    }
+
+    fn used(&self) -> u64 {
+        match self {
+            Dec::Whole(d) => d.used(),
+            Dec::Picked(p) => p.used(),
+        }
+    }
+
+    /// The root's item of `row`: the row itself, or its place among the
+    /// picked rows.
+    fn root_item(&self, row: usize) -> Result<usize> {
+        match self {
+            Dec::Whole(_) => Ok(row),
+            Dec::Picked(p) => p.root_item(row),
+        }
+    }
 }
 
 /// The strings of a run of rows read ahead, each string chunk once for all
@@ -233,7 +280,7 @@ impl Emitter {
         }
         Ok(Emitter {
             snap: snap.clone(),
-            dec: Decoder::new(snap, budget),
+            dec: Dec::Whole(Decoder::new(snap, budget)),
             kinds: vec![None; n],
             nodes: vec![None; n],
             hints: vec![0; n],
@@ -256,6 +303,20 @@ impl Emitter {
             collect: None,
             window: None,
         })
+    }
+
+    /// An emitter of `columns` (all when `None`) for `rows` only: nodes
+    /// decoded at the items under these rows ([`Picked`]); any other row
+    /// is refused.
+    pub(crate) fn picked(
+        snap: &Snapshot,
+        columns: Option<&[String]>,
+        rows: &[u64],
+        budget: Option<u64>,
+    ) -> Result<Self> {
+        let mut e = Self::with_budget(snap, columns, budget)?;
+        e.dec = Dec::Picked(Box::new(Picked::new(snap, rows, budget)?));
+        Ok(e)
     }
 
     /// An emitter of the same columns sharing every node decoded so far
@@ -849,6 +910,11 @@ impl Emitter {
                 ),
             ));
         }
+        let item = if depth == 0 {
+            self.dec.root_item(item)?
+        } else {
+            item
+        };
         // The node's data is moved out of its slot while the value is
         // written (children are other nodes) and put back after: no
         // reference count touched per value.
@@ -1052,7 +1118,7 @@ impl Snapshot {
                 name: format!("{i} (the snapshot has {} rows)", self.rows()),
             });
         }
-        let mut e = Emitter::new(self, None)?;
+        let mut e = Emitter::picked(self, None, &[i], None)?;
         let mut out = Vec::new();
         e.row(i, &mut out)?;
         serde_json::from_slice(&out).map_err(|err| Error::corrupt("row", i, err.to_string()))
@@ -1332,6 +1398,19 @@ impl Snapshot {
         Ok(RowWriter { emitter })
     }
 
+    /// A writer like [`Snapshot::row_writer`] for `rows` only (any order,
+    /// repeats allowed): each column is read at the items under these rows
+    /// (fixed-width, bit-packed and dictionary values where they sit,
+    /// varint streams walked to the last one needed) instead of decoded
+    /// whole, so a page of 50 rows out of millions costs its rows, not its
+    /// columns. Writing any other row is an error.
+    pub fn row_writer_for(&self, columns: Option<&[String]>, rows: &[u64]) -> Result<RowWriter> {
+        let mut emitter = Emitter::picked(self, columns, rows, None)?;
+        emitter.lazy = true;
+        emitter.keep_budget = 0;
+        Ok(RowWriter { emitter })
+    }
+
     /// The given rows as JSON values, restricted to `columns` (all when
     /// `None`). Only the string chunks referenced by these rows are decoded.
     pub fn rows_json(
@@ -1339,7 +1418,7 @@ impl Snapshot {
         rows: &[u64],
         columns: Option<&[String]>,
     ) -> Result<Vec<serde_json::Value>> {
-        let mut w = self.row_writer(columns)?;
+        let mut w = self.row_writer_for(columns, rows)?;
         rows.iter().map(|&r| w.row_json(r)).collect()
     }
 }

@@ -17,6 +17,7 @@
 mod cache;
 mod export;
 mod node;
+mod pick;
 mod table;
 mod verify;
 

@@ -174,7 +174,7 @@ impl SparseKinds {
 impl Kinds {
     /// Build from one kind byte per item (already checked to be known kinds),
     /// choosing the cheaper representation.
-    fn from_dense(v: Vec<u8>) -> Kinds {
+    pub(super) fn from_dense(v: Vec<u8>) -> Kinds {
         let mut counts = [0usize; KIND_COUNT];
         for &k in &v {
             counts[k as usize] += 1;
@@ -469,7 +469,7 @@ impl Decoder {
 
     /// Refuse an allocation of `bytes` that would take the operation over
     /// its budget (without charging it: for buffers that are dropped soon).
-    fn fits(&self, bytes: u64, what: &str) -> Result<()> {
+    pub(super) fn fits(&self, bytes: u64, what: &str) -> Result<()> {
         let need = self.used.saturating_add(bytes);
         if need > self.budget {
             return Err(Error::Budget {
@@ -482,7 +482,7 @@ impl Decoder {
     }
 
     /// Charge `bytes` kept for the rest of the operation.
-    fn charge(&mut self, bytes: u64, what: &str) -> Result<()> {
+    pub(super) fn charge(&mut self, bytes: u64, what: &str) -> Result<()> {
         self.fits(bytes, what)?;
         self.used += bytes;
         Ok(())
@@ -962,7 +962,11 @@ fn sparse_checked(
 /// Why `source` cannot be the source of a mapped stream of `node`, if it
 /// cannot: it must be another existing node with the same item count and
 /// the same domain.
-fn check_source(snap: &Snapshot, node: u32, source: u32) -> std::result::Result<(), String> {
+pub(super) fn check_source(
+    snap: &Snapshot,
+    node: u32,
+    source: u32,
+) -> std::result::Result<(), String> {
     let nodes = &snap.footer().nodes;
     if source == node
         || source as usize >= nodes.len()

@@ -1,0 +1,308 @@
+//! Values at chosen positions of a stream, without decoding the others into
+//! memory: what a page of a few rows needs from columns of millions.
+//!
+//! Each function takes the same arguments as its whole-stream decoder in
+//! [`super`] plus `positions`, increasing (repeats allowed), each below
+//! `count`, and returns the values there, in that order: exactly the
+//! whole decode's values at those positions. Fixed-width, bit-packed and
+//! dictionary streams are read where the values sit; varint streams are
+//! walked up to the last position asked for (their lengths vary), keeping
+//! nothing else. The checks that do not need the rest of the stream are
+//! the whole decode's (a count that cannot fit, a section of the wrong
+//! size, a value out of range); bytes past the last position asked for are
+//! not parsed (the section's checksum has covered them).
+
+use super::{Encoding, bad_encoding, bitpack, check_count, dict, varint};
+use crate::error::{Error, Result};
+
+/// Refuse positions that are not increasing or not below `count`.
+fn check_positions(positions: &[usize], count: usize, what: &str) -> Result<()> {
+    let mut prev = 0;
+    for &p in positions {
+        if p >= count || p < prev {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!("position {p} asked of {count} values (or out of order)"),
+            ));
+        }
+        prev = p;
+    }
+    Ok(())
+}
+
+/// Walk `count` varints (checked to fit first), calling `keep(value)` at
+/// each position asked for; `step(raw)` turns each raw varint into the
+/// running value (a delta stream accumulates).
+fn walk(
+    buf: &[u8],
+    count: usize,
+    positions: &[usize],
+    what: &str,
+    mut step: impl FnMut(&mut varint::Reader<'_>) -> Result<u64>,
+) -> Result<Vec<u64>> {
+    check_count(what, count, buf.len(), 1)?;
+    check_positions(positions, count, what)?;
+    let mut out = Vec::with_capacity(positions.len());
+    let Some(&last) = positions.last() else {
+        return Ok(out);
+    };
+    let mut r = varint::Reader::new(buf);
+    let mut next = positions.iter().peekable();
+    for i in 0..=last {
+        let v = step(&mut r)?;
+        while next.next_if(|&&p| p == i).is_some() {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// The dictionary values at `positions` of a [`dict`] stream.
+fn dict_at(buf: &[u8], count: usize, positions: &[usize], what: &str) -> Result<Vec<u64>> {
+    check_positions(positions, count, what)?;
+    let (distinct, width, rest) = dict::decode_head(buf, count, what)?;
+    positions
+        .iter()
+        .map(|&p| {
+            let ix = if width == 0 {
+                0
+            } else {
+                let mut b = [0u8; 4];
+                b[..width].copy_from_slice(&rest[p * width..p * width + width]);
+                u32::from_le_bytes(b) as usize
+            };
+            distinct.get(ix).copied().ok_or_else(|| {
+                Error::corrupt(
+                    what,
+                    0,
+                    format!(
+                        "dictionary index {ix} out of range ({} values)",
+                        distinct.len()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Fixed-width little-endian values of `width` bytes at `positions`.
+fn fixed_at(
+    buf: &[u8],
+    count: usize,
+    width: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<u64>> {
+    if buf.len() != count.saturating_mul(width) {
+        return Err(Error::corrupt(
+            what,
+            0,
+            format!(
+                "{count} values of {width} bytes need {} bytes, section has {}",
+                count.saturating_mul(width),
+                buf.len()
+            ),
+        ));
+    }
+    check_positions(positions, count, what)?;
+    Ok(positions
+        .iter()
+        .map(|&p| {
+            let mut b = [0u8; 8];
+            b[..width].copy_from_slice(&buf[p * width..p * width + width]);
+            u64::from_le_bytes(b)
+        })
+        .collect())
+}
+
+/// Signed integers at `positions` (as [`super::decode_i64s`]).
+pub fn i64s_at(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<i64>> {
+    Ok(match enc {
+        Encoding::Dict => dict_at(buf, count, positions, what)?
+            .into_iter()
+            .map(dict::from_ordered_i64)
+            .collect(),
+        Encoding::ZigzagVarint => walk(buf, count, positions, what, |r| Ok(r.i64(what)? as u64))?
+            .into_iter()
+            .map(|v| v as i64)
+            .collect(),
+        Encoding::DeltaZigzagVarint => {
+            let mut prev = 0i64;
+            walk(buf, count, positions, what, |r| {
+                prev = prev.wrapping_add(r.i64(what)?);
+                Ok(prev as u64)
+            })?
+            .into_iter()
+            .map(|v| v as i64)
+            .collect()
+        }
+        other => return Err(bad_encoding(what, other)),
+    })
+}
+
+/// Unsigned integers at `positions` (as [`super::decode_u64s`]).
+pub fn u64s_at(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<u64>> {
+    match enc {
+        Encoding::Dict => dict_at(buf, count, positions, what),
+        Encoding::Varint => walk(buf, count, positions, what, |r| r.u64(what)),
+        other => Err(bad_encoding(what, other)),
+    }
+}
+
+/// `u32` values at `positions` (as [`super::decode_u32s`]).
+pub fn u32s_at(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<u32>> {
+    let wide = match enc {
+        Encoding::PlainU32 => fixed_at(buf, count, 4, positions, what)?,
+        Encoding::Dict => dict_at(buf, count, positions, what)?,
+        Encoding::Varint => walk(buf, count, positions, what, |r| r.u64(what))?,
+        other => return Err(bad_encoding(what, other)),
+    };
+    wide.into_iter()
+        .map(|x| {
+            u32::try_from(x).map_err(|_| Error::corrupt(what, 0, format!("value {x} exceeds u32")))
+        })
+        .collect()
+}
+
+/// Floats at `positions` (as [`super::decode_f64s`]).
+pub fn f64s_at(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<f64>> {
+    if enc != Encoding::PlainF64 {
+        return Err(bad_encoding(what, enc));
+    }
+    Ok(fixed_at(buf, count, 8, positions, what)?
+        .into_iter()
+        .map(f64::from_bits)
+        .collect())
+}
+
+/// Bytes at `positions` (as [`super::decode_u8s`]).
+pub fn u8s_at(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<u8>> {
+    match enc {
+        Encoding::PlainU8 => Ok(fixed_at(buf, count, 1, positions, what)?
+            .into_iter()
+            .map(|v| v as u8)
+            .collect()),
+        Encoding::BitPacked => {
+            check_positions(positions, count, what)?;
+            bitpack::decode_at(buf, count, positions, what)
+        }
+        other => Err(bad_encoding(what, other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Sorted positions (with repeats) into `n` values, from raw picks.
+    fn positions(n: usize, picks: &[usize]) -> Vec<usize> {
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut p: Vec<usize> = picks.iter().map(|&x| x % n).collect();
+        p.sort_unstable();
+        p
+    }
+
+    fn pick<T: Copy>(v: &[T], p: &[usize]) -> Vec<T> {
+        p.iter().map(|&i| v[i]).collect()
+    }
+
+    proptest! {
+        /// Every encoding of every type: the values at the positions are
+        /// the whole decode's.
+        #[test]
+        fn values_at_positions_are_the_whole_decodes(
+            v in proptest::collection::vec(prop_oneof![any::<i64>(), -5i64..5, 0i64..300], 0..300),
+            picks in proptest::collection::vec(any::<usize>(), 0..40),
+        ) {
+            let p = positions(v.len(), &picks);
+            for (e, b) in i64_candidates(&v) {
+                prop_assert_eq!(i64s_at(e, &b, v.len(), &p, "t").unwrap(), pick(&v, &p));
+            }
+            let u: Vec<u32> = v.iter().map(|&x| x as u32).collect();
+            for (e, b) in u32_candidates(&u) {
+                prop_assert_eq!(u32s_at(e, &b, u.len(), &p, "t").unwrap(), pick(&u, &p));
+            }
+            let w: Vec<u64> = v.iter().map(|&x| x as u64).collect();
+            let mut b = Vec::new();
+            let e = encode_u64s(w.iter().copied(), &mut b);
+            prop_assert_eq!(u64s_at(e, &b, w.len(), &p, "t").unwrap(), pick(&w, &p));
+            if let Some(d) = dict::encode_if_useful(w.iter().copied(), w.len()) {
+                prop_assert_eq!(u64s_at(Encoding::Dict, &d, w.len(), &p, "t").unwrap(), pick(&w, &p));
+            }
+            let f: Vec<f64> = v.iter().map(|&x| x as f64 / 3.0).collect();
+            let mut b = Vec::new();
+            let e = encode_f64s(&f, &mut b);
+            prop_assert_eq!(f64s_at(e, &b, f.len(), &p, "t").unwrap(), pick(&f, &p));
+            for modulus in [1u8, 2, 3, 5, 17, 255] {
+                let small: Vec<u8> = v.iter().map(|&x| (x as u8) % modulus).collect();
+                let mut b = Vec::new();
+                let e = encode_u8s(&small, &mut b);
+                prop_assert_eq!(u8s_at(e, &b, small.len(), &p, "t").unwrap(), pick(&small, &p));
+                let mut b = Vec::new();
+                bitpack::encode(&small, &mut b);
+                prop_assert_eq!(u8s_at(Encoding::BitPacked, &b, small.len(), &p, "t").unwrap(), pick(&small, &p));
+            }
+        }
+
+        /// Damaged streams and bad positions are errors, never panics.
+        #[test]
+        fn never_panic(
+            buf in proptest::collection::vec(any::<u8>(), 0..64),
+            n in 0usize..100,
+            tag in 0u8..11,
+            picks in proptest::collection::vec(0usize..120, 0..8),
+        ) {
+            let e = Encoding::from_u8(tag).unwrap();
+            let _ = i64s_at(e, &buf, n, &picks, "t");
+            let _ = u64s_at(e, &buf, n, &picks, "t");
+            let _ = u32s_at(e, &buf, n, &picks, "t");
+            let _ = f64s_at(e, &buf, n, &picks, "t");
+            let _ = u8s_at(e, &buf, n, &picks, "t");
+        }
+    }
+
+    #[test]
+    fn positions_out_of_range_or_order_are_refused() {
+        let mut b = Vec::new();
+        let e = encode_u32s(&[1, 2, 3], &mut b);
+        assert!(u32s_at(e, &b, 3, &[3], "t").is_err());
+        assert!(u32s_at(e, &b, 3, &[2, 1], "t").is_err());
+        assert_eq!(u32s_at(e, &b, 3, &[0, 2, 2], "t").unwrap(), vec![1, 3, 3]);
+        assert!(i64s_at(Encoding::ZigzagVarint, &[0, 0], 1 << 40, &[0], "t").is_err());
+    }
+}

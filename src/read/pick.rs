@@ -1,0 +1,517 @@
+//! Decoding nodes at a few rows: what writing a page of 50 rows out of
+//! millions needs, without a whole-column vector per node.
+//!
+//! A [`Picked`] decoder is made for a set of rows. Each node's *picked
+//! items* are the items under those rows: the rows themselves for the
+//! root, the parent's for an object field (same items), and the elements
+//! of the parent's picked arrays for an element node. Its [`NodeData`] and
+//! [`Kinds`] are *compact*: item `j` of the compact data is the node's
+//! `j`-th picked item, so a writer walks the compact data exactly as it
+//! walks a whole node (object fields share their parent's compact items,
+//! and an array's compact `list_starts` index its element node's compact
+//! items), having mapped a row to its place among the picked rows once.
+//!
+//! Values are read at their positions ([`crate::encoding::at`]): fixed
+//! width, bit-packed and dictionary streams where the values sit, varint
+//! streams walked to the last position needed. A node's kinds are decoded
+//! whole (once per decoder) for the kind and rank of each picked item;
+//! every value read is checked as the whole decode checks it.
+
+use super::Snapshot;
+use super::node::{Decoder, Kinds, MAX_MAPPED_CHAIN, NodeData, check_source};
+use crate::encoding::{self, Encoding, at};
+use crate::error::{Error, Result};
+use crate::format::{NodeMeta, Role};
+use crate::model::{KIND_COUNT, Kind, NodeName};
+use crate::timestamp::{self, Layout};
+use std::sync::Arc;
+
+/// Per node: the compact data once decoded.
+type Slots<T> = Vec<Option<Arc<T>>>;
+
+/// Decodes the nodes of one snapshot at the items under a set of rows (see
+/// the module documentation).
+pub(crate) struct Picked {
+    snap: Snapshot,
+    /// The rows, increasing and distinct.
+    rows: Arc<Vec<u32>>,
+    /// Whole kinds of each node (and the memory budget).
+    full: Decoder,
+    items: Slots<Vec<u32>>,
+    kinds: Slots<Kinds>,
+    nodes: Slots<NodeData>,
+    /// Of a node holding arrays: (first element, element count) of each
+    /// picked array, in the element node's items.
+    spans: Slots<Vec<(u32, u32)>>,
+    /// The element node of each node holding arrays.
+    elem: Vec<Option<u32>>,
+    /// Nodes being decoded (a cycle of mapped streams meets one again), and
+    /// the longest chain of mapped streams ending at each decoded node.
+    decoding: Vec<bool>,
+    chain: Vec<usize>,
+}
+
+impl Picked {
+    /// A decoder at `rows` (any order, repeats allowed; each must be a row
+    /// of the snapshot) within `budget` bytes (the snapshot's default when
+    /// `None`).
+    pub(crate) fn new(snap: &Snapshot, rows: &[u64], budget: Option<u64>) -> Result<Picked> {
+        let n = snap.rows();
+        let mut r = Vec::with_capacity(rows.len());
+        for &x in rows {
+            if x >= n {
+                return Err(Error::NotFound {
+                    what: "row",
+                    name: format!("{x} (the snapshot has {n} rows)"),
+                });
+            }
+            r.push(x as u32);
+        }
+        r.sort_unstable();
+        r.dedup();
+        let nodes = snap.footer().nodes.len();
+        let mut elem = vec![None; nodes];
+        for (i, m) in snap.footer().nodes.iter().enumerate().skip(1) {
+            if m.name == NodeName::Elem && (m.parent as usize) < i {
+                elem[m.parent as usize] = Some(i as u32);
+            }
+        }
+        Ok(Picked {
+            snap: snap.clone(),
+            rows: Arc::new(r),
+            full: Decoder::new(snap, budget),
+            items: vec![None; nodes],
+            kinds: vec![None; nodes],
+            nodes: vec![None; nodes],
+            spans: vec![None; nodes],
+            elem,
+            decoding: vec![false; nodes],
+            chain: vec![0; nodes],
+        })
+    }
+
+    /// A decoder sharing everything this one decoded so far.
+    pub(crate) fn fork(&self) -> Picked {
+        Picked {
+            snap: self.snap.clone(),
+            rows: self.rows.clone(),
+            full: self.full.fork(),
+            items: self.items.clone(),
+            kinds: self.kinds.clone(),
+            nodes: self.nodes.clone(),
+            spans: self.spans.clone(),
+            elem: self.elem.clone(),
+            decoding: vec![false; self.decoding.len()],
+            chain: self.chain.clone(),
+        }
+    }
+
+    /// The place of `row` among the picked rows: its item in the root's
+    /// compact data.
+    pub(crate) fn root_item(&self, row: usize) -> Result<usize> {
+        u32::try_from(row)
+            .ok()
+            .and_then(|r| self.rows.binary_search(&r).ok())
+            .ok_or_else(|| Error::NotFound {
+                what: "row",
+                name: format!("{row} (not among the rows this writer was made for)"),
+            })
+    }
+
+    /// Bytes charged to the decoder.
+    pub(crate) fn used(&self) -> u64 {
+        self.full.used()
+    }
+
+    fn meta(&self, node: u32) -> Result<&NodeMeta> {
+        self.snap
+            .footer()
+            .nodes
+            .get(node as usize)
+            .ok_or_else(|| Error::NotFound {
+                what: "node",
+                name: node.to_string(),
+            })
+    }
+
+    fn corrupt(&self, node: u32, detail: String) -> Error {
+        Error::corrupt(format!("column `{}`", self.snap.path(node)), 0, detail)
+    }
+
+    /// The picked items of `node`, increasing.
+    fn items(&mut self, node: u32) -> Result<Arc<Vec<u32>>> {
+        if let Some(i) = self.items.get(node as usize).and_then(|s| s.clone()) {
+            return Ok(i);
+        }
+        let (name, parent) = {
+            let m = self.meta(node)?;
+            (m.name.clone(), m.parent)
+        };
+        let items = if node == 0 {
+            self.rows.clone()
+        } else if parent >= node {
+            return Err(self.corrupt(node, format!("parent {parent} not before the node")));
+        } else if name == NodeName::Elem {
+            self.node(parent)?;
+            let spans = self.spans[parent as usize].clone().unwrap_or_default();
+            let total: u64 = spans.iter().map(|&(_, l)| l as u64).sum();
+            self.full
+                .charge(total.saturating_mul(4), "picked array elements")?;
+            let mut v = Vec::with_capacity(total as usize);
+            for &(s, l) in spans.iter() {
+                v.extend(s..s + l);
+            }
+            Arc::new(v)
+        } else {
+            self.items(parent)?
+        };
+        self.items[node as usize] = Some(items.clone());
+        Ok(items)
+    }
+
+    /// The compact kinds of `node`, and the rank among its kind (in the
+    /// whole node) of each picked item of each kind.
+    fn scan(&mut self, node: u32) -> Result<(Arc<Kinds>, Vec<Vec<usize>>)> {
+        let items = self.items(node)?;
+        let whole = self.full.kinds(node)?;
+        let mut ks = Vec::with_capacity(items.len());
+        let mut ranks = vec![Vec::new(); KIND_COUNT];
+        let mut hint = 0;
+        for &i in items.iter() {
+            if i as usize >= whole.len() {
+                return Err(self.corrupt(node, format!("item {i} past the {} items", whole.len())));
+            }
+            let (k, r) = whole.get_and_rank(i as usize, &mut hint);
+            ks.push(k as u8);
+            ranks[k as usize].push(r);
+        }
+        let kinds = match self.kinds[node as usize].clone() {
+            Some(k) => k,
+            None => {
+                let k = Arc::new(Kinds::from_dense(ks));
+                self.kinds[node as usize] = Some(k.clone());
+                k
+            }
+        };
+        Ok((kinds, ranks))
+    }
+
+    /// The compact kinds of `node`.
+    pub(crate) fn kinds(&mut self, node: u32) -> Result<Arc<Kinds>> {
+        if let Some(k) = self.kinds.get(node as usize).and_then(|s| s.clone()) {
+            return Ok(k);
+        }
+        Ok(self.scan(node)?.0)
+    }
+
+    /// The compact data of `node`.
+    pub(crate) fn node(&mut self, node: u32) -> Result<Arc<NodeData>> {
+        self.node_at(node, 0)
+    }
+
+    fn node_at(&mut self, node: u32, depth: usize) -> Result<Arc<NodeData>> {
+        self.meta(node)?;
+        if let Some(d) = &self.nodes[node as usize] {
+            return Ok(d.clone());
+        }
+        if depth > MAX_MAPPED_CHAIN {
+            return Err(self.corrupt(
+                node,
+                format!("mapped streams chained deeper than {MAX_MAPPED_CHAIN}"),
+            ));
+        }
+        if self.decoding[node as usize] {
+            return Err(self.corrupt(
+                node,
+                format!("mapped streams form a cycle through node {node}"),
+            ));
+        }
+        let plan = self.snap.prefetch_node(node)?;
+        self.decoding[node as usize] = true;
+        let d = self.decode(node, depth);
+        self.decoding[node as usize] = false;
+        if let Some(p) = plan {
+            self.snap.release_fetched(&p);
+        }
+        let d = Arc::new(d?);
+        self.nodes[node as usize] = Some(d.clone());
+        Ok(d)
+    }
+
+    fn decode(&mut self, node: u32, depth: usize) -> Result<NodeData> {
+        let snap = self.snap.clone();
+        let meta = &snap.footer().nodes[node as usize];
+        let path = snap.path(node).to_string();
+        let what = |role: Role| format!("column `{path}` {} stream", role.name());
+        let count = |k: Kind| meta.count(k) as usize;
+        let load = |role: Role| -> Result<Option<(Encoding, bytes::Bytes)>> {
+            match meta.stream(role) {
+                None => Ok(None),
+                Some(s) => {
+                    let e = snap.footer().sections.get(s as usize).ok_or_else(|| {
+                        Error::corrupt(what(role), 0, format!("section {s} missing"))
+                    })?;
+                    Ok(Some((e.encoding, snap.section(s)?)))
+                }
+            }
+        };
+        let (kinds, ranks) = self.scan(node)?;
+        self.full.charge(
+            (kinds.len() as u64).saturating_mul(16),
+            &format!("column `{path}` picked items"),
+        )?;
+        let at = |k: Kind| &ranks[k as usize][..];
+        let ints = match load(Role::Ints)? {
+            Some((Encoding::Mapped, b)) => {
+                self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
+            }
+            Some((e, b)) => at::i64s_at(e, &b, count(Kind::Int), at(Kind::Int), &what(Role::Ints))?,
+            None => Vec::new(),
+        };
+        let uints = match load(Role::UInts)? {
+            Some((e, b)) => {
+                at::u64s_at(e, &b, count(Kind::UInt), at(Kind::UInt), &what(Role::UInts))?
+            }
+            None => Vec::new(),
+        };
+        if uints.iter().any(|&u| u <= i64::MAX as u64) {
+            return Err(Error::corrupt(
+                what(Role::UInts),
+                0,
+                "uint value within i64 range",
+            ));
+        }
+        let floats = match load(Role::Floats)? {
+            Some((e, b)) => at::f64s_at(
+                e,
+                &b,
+                count(Kind::Float),
+                at(Kind::Float),
+                &what(Role::Floats),
+            )?,
+            None => Vec::new(),
+        };
+        if floats.iter().any(|f| !f.is_finite()) {
+            return Err(Error::corrupt(
+                what(Role::Floats),
+                0,
+                "NaN or infinite float",
+            ));
+        }
+        let strs = match load(Role::Strs)? {
+            Some((Encoding::Mapped, b)) => {
+                let w = what(Role::Strs);
+                self.mapped(node, &kinds, Kind::Str, &b, depth, &w, |v| {
+                    u32::try_from(v)
+                        .map_err(|_| Error::corrupt(&w, 0, format!("string id {v} out of range")))
+                })?
+            }
+            Some((e, b)) => at::u32s_at(e, &b, count(Kind::Str), at(Kind::Str), &what(Role::Strs))?,
+            None => Vec::new(),
+        };
+        if !strs.is_empty() {
+            let n = snap
+                .footer()
+                .tables
+                .get(meta.table as usize)
+                .map_or(0, |t| t.n_strings);
+            if let Some(bad) = strs.iter().find(|&&id| id as u64 >= n) {
+                return Err(Error::corrupt(
+                    what(Role::Strs),
+                    0,
+                    format!("string id {bad} out of range (table has {n})"),
+                ));
+            }
+        }
+        let nt = count(Kind::Time);
+        let tr = at(Kind::Time);
+        let ts_secs = match load(Role::TsSecs)? {
+            Some((e, b)) => at::i64s_at(e, &b, nt, tr, &what(Role::TsSecs))?,
+            None => Vec::new(),
+        };
+        let ts_nanos = match load(Role::TsNanos)? {
+            Some((e, b)) => at::u64s_at(e, &b, nt, tr, &what(Role::TsNanos))?
+                .into_iter()
+                .map(|v| {
+                    u32::try_from(v)
+                        .map_err(|_| Error::corrupt(what(Role::TsNanos), 0, "nanos exceed u32"))
+                })
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        let ts_layout = match load(Role::TsLayout)? {
+            Some((e, b)) => at::u8s_at(e, &b, nt, tr, &what(Role::TsLayout))?,
+            None => Vec::new(),
+        };
+        let ts_offset = match load(Role::TsOffset)? {
+            Some((e, b)) => at::i64s_at(e, &b, nt, tr, &what(Role::TsOffset))?
+                .into_iter()
+                .map(|v| {
+                    i16::try_from(v)
+                        .map_err(|_| Error::corrupt(what(Role::TsOffset), 0, "offset exceeds i16"))
+                })
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
+        let (lens, list_starts) = match load(Role::Lens)? {
+            Some((e, b)) => self.arrays(node, e, &b, count(Kind::Array), at(Kind::Array))?,
+            None => (Vec::new(), vec![0]),
+        };
+        let data = NodeData {
+            node,
+            kinds,
+            ints,
+            uints,
+            floats,
+            strs,
+            ts_secs,
+            ts_nanos,
+            ts_layout,
+            ts_layout_const: meta.ts_layout,
+            ts_offset,
+            lens,
+            list_starts,
+        };
+        if nt > 0
+            && (meta.ts_layout > Layout::MAX || data.ts_layout.iter().any(|&l| l > Layout::MAX))
+        {
+            return Err(Error::corrupt(
+                what(Role::TsLayout),
+                0,
+                "unknown timestamp layout",
+            ));
+        }
+        // Every picked timestamp must be formattable.
+        for (i, &rank) in tr.iter().enumerate() {
+            if !timestamp::validate(&data.timestamp(i)) {
+                return Err(Error::corrupt(
+                    what(Role::TsSecs),
+                    0,
+                    format!("timestamp {rank} cannot be formatted"),
+                ));
+            }
+        }
+        Ok(data)
+    }
+
+    /// The element counts of the picked arrays (at `ranks` of the node's
+    /// `n` arrays) and their compact starts; records where each picked
+    /// array's elements lie in the element node (for its picked items).
+    fn arrays(
+        &mut self,
+        node: u32,
+        enc: Encoding,
+        b: &[u8],
+        n: usize,
+        ranks: &[usize],
+    ) -> Result<(Vec<u32>, Vec<u32>)> {
+        let what = format!(
+            "column `{}` {} stream",
+            self.snap.path(node),
+            Role::Lens.name()
+        );
+        // Every count (their sum places each array's elements), as the
+        // whole decode reads them: four bytes per array, briefly.
+        self.full.fits((n as u64).saturating_mul(4), &what)?;
+        let all = encoding::decode_u32s(enc, b, n, &what)?;
+        let elems = self
+            .elem
+            .get(node as usize)
+            .copied()
+            .flatten()
+            .map_or(0, |e| self.snap.footer().nodes[e as usize].items);
+        let mut spans = Vec::with_capacity(ranks.len());
+        let mut lens = Vec::with_capacity(ranks.len());
+        let mut starts = Vec::with_capacity(ranks.len() + 1);
+        starts.push(0u32);
+        let (mut acc, mut compact, mut next) = (0u64, 0u32, 0usize);
+        for (r, &l) in all.iter().enumerate() {
+            while ranks.get(next) == Some(&r) {
+                if acc + l as u64 > elems {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        format!("array {r} ends past the {elems} elements"),
+                    ));
+                }
+                spans.push((acc as u32, l));
+                lens.push(l);
+                compact = compact.checked_add(l).ok_or_else(|| {
+                    Error::corrupt(&what, 0, "arrays hold more than 2^32-1 elements")
+                })?;
+                starts.push(compact);
+                next += 1;
+            }
+            acc += l as u64;
+        }
+        if acc > u32::MAX as u64 {
+            return Err(Error::corrupt(
+                &what,
+                0,
+                "arrays hold more than 2^32-1 elements",
+            ));
+        }
+        if next != ranks.len() {
+            return Err(Error::corrupt(&what, 0, "array rank past the arrays"));
+        }
+        self.spans[node as usize] = Some(Arc::new(spans));
+        Ok((lens, starts))
+    }
+
+    /// The payloads of the picked items of kind `kind` from a `mapped`
+    /// stream: the mapping's value at the source node's string id at the
+    /// same item (the source shares the node's domain, so its picked items
+    /// are the node's).
+    #[allow(clippy::too_many_arguments)]
+    fn mapped<T>(
+        &mut self,
+        node: u32,
+        kinds: &Kinds,
+        kind: Kind,
+        b: &[u8],
+        depth: usize,
+        what: &str,
+        conv: impl Fn(i64) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let items = self.meta(node)?.items as usize;
+        let m = encoding::mapped::decode(b, items, what)?;
+        check_source(&self.snap, node, m.source).map_err(|d| Error::corrupt(what, 0, d))?;
+        let src = self.node_at(m.source, depth + 1)?;
+        let c = self.chain[m.source as usize] + 1;
+        if c > MAX_MAPPED_CHAIN {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!("mapped streams chained {c} deep (the limit is {MAX_MAPPED_CHAIN})"),
+            ));
+        }
+        let slot = &mut self.chain[node as usize];
+        *slot = (*slot).max(c);
+        let (mine, theirs) = (self.items(node)?, self.items(m.source)?);
+        if !Arc::ptr_eq(&mine, &theirs) && mine != theirs {
+            return Err(Error::corrupt(what, 0, "mapped from other items"));
+        }
+        let look = m.lookup();
+        let mut out = Vec::new();
+        let mut h = 0;
+        for j in kinds.items_of(kind) {
+            let (k, r) = src.kinds.get_and_rank(j, &mut h);
+            let v = (k == Kind::Str)
+                .then(|| src.strs.get(r).copied())
+                .flatten()
+                .and_then(|id| look.get(id))
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        what,
+                        0,
+                        format!(
+                            "item {} has no mapped value",
+                            mine.get(j).copied().unwrap_or(0)
+                        ),
+                    )
+                })?;
+            out.push(conv(v)?);
+        }
+        Ok(out)
+    }
+}
