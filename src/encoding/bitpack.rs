@@ -155,6 +155,96 @@ pub fn decode_at(buf: &[u8], count: usize, positions: &[usize], what: &str) -> R
         .collect()
 }
 
+/// The value at each of `positions` (increasing, each below `count`;
+/// checked by the caller) of a stream of `count` values, and how many
+/// values before it are equal to it, with the checks of [`decode`]: the
+/// kind and rank of a few items without decoding the others (a bitmap's
+/// ranks are population counts).
+pub fn ranks_at(
+    buf: &[u8],
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<(u8, usize)>> {
+    let err = |d: String| Error::corrupt(what, 0, d);
+    let (&plen, rest) = buf
+        .split_first()
+        .ok_or_else(|| err("empty bit-packed section".into()))?;
+    let plen = if plen == 0 { 256 } else { plen as usize };
+    if rest.len() < plen {
+        return Err(err(format!(
+            "palette of {plen} entries but {} bytes",
+            rest.len()
+        )));
+    }
+    let (palette, bits) = rest.split_at(plen);
+    let width = width_for(plen) as usize;
+    let need = count
+        .checked_mul(width)
+        .map(|b| b.div_ceil(8))
+        .ok_or_else(|| err("count overflows".into()))?;
+    if bits.len() != need {
+        return Err(err(format!(
+            "{count} values of {width} bits need {need} bytes, section has {}",
+            bits.len()
+        )));
+    }
+    let value = |idx: usize| {
+        palette
+            .get(idx)
+            .copied()
+            .ok_or_else(|| err(format!("palette index {idx} out of range")))
+    };
+    let mut out = Vec::with_capacity(positions.len());
+    match width {
+        0 => {
+            if count > 0 && plen != 1 {
+                return Err(err("empty palette".into()));
+            }
+            for &p in positions {
+                out.push((value(0)?, p));
+            }
+        }
+        1 => {
+            // Ones before bit p: whole bytes counted once, as p grows.
+            let (mut ones, mut byte) = (0usize, 0usize);
+            for &p in positions {
+                while byte < p / 8 {
+                    ones += bits[byte].count_ones() as usize;
+                    byte += 1;
+                }
+                let b = bits.get(p / 8).copied().unwrap_or(0);
+                let before = ones + (b & ((1u8 << (p % 8)) - 1)).count_ones() as usize;
+                if (b >> (p % 8)) & 1 == 1 {
+                    out.push((value(1)?, before));
+                } else {
+                    out.push((value(0)?, p - before));
+                }
+            }
+        }
+        _ => {
+            let mut seen = [0usize; 256];
+            let mask = (1u32 << width) - 1;
+            let mut next = 0usize;
+            for &p in positions {
+                while next < p {
+                    let bit = next * width;
+                    let lo = bits.get(bit / 8).copied().unwrap_or(0) as u32;
+                    let hi = bits.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
+                    seen[((((hi << 8) | lo) >> (bit % 8)) & mask) as usize] += 1;
+                    next += 1;
+                }
+                let bit = p * width;
+                let lo = bits.get(bit / 8).copied().unwrap_or(0) as u32;
+                let hi = bits.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
+                let idx = ((((hi << 8) | lo) >> (bit % 8)) & mask) as usize;
+                out.push((value(idx)?, seen[idx]));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Decode `count` values, keeping only those that differ from `base`: their
 /// positions and values, increasing. Runs of `base` cost one byte
 /// comparison per byte when the width divides 8 (a sparse column's bitmap is
@@ -253,6 +343,23 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Each position's value and how many equal values precede it,
+        /// for palettes of 1 to 256 entries.
+        #[test]
+        fn ranks_at_counts_the_equal_values_before(
+            v in proptest::collection::vec(any::<u8>(), 0..600),
+            modulus in prop_oneof![Just(1u16), Just(2), Just(3), Just(4), Just(16), Just(17), Just(256)],
+            picks in proptest::collection::vec(any::<usize>(), 0..30),
+        ) {
+            let v: Vec<u8> = v.iter().map(|&x| (x as u16 % modulus) as u8).collect();
+            let mut b = Vec::new();
+            encode(&v, &mut b);
+            let mut p: Vec<usize> = if v.is_empty() { Vec::new() } else { picks.iter().map(|&x| x % v.len()).collect() };
+            p.sort_unstable();
+            let want: Vec<(u8, usize)> = p.iter().map(|&i| (v[i], v[..i].iter().filter(|&&x| x == v[i]).count())).collect();
+            prop_assert_eq!(ranks_at(&b, v.len(), &p, "t").unwrap(), want);
+            prop_assert_eq!(decode_at(&b, v.len(), &p, "t").unwrap(), p.iter().map(|&i| v[i]).collect::<Vec<_>>());
+        }
         #[test]
         fn roundtrip(v in proptest::collection::vec(0u8..12, 0..500)) {
             let mut b = Vec::new();

@@ -29,6 +29,10 @@ use std::sync::Arc;
 /// Per node: the compact data once decoded.
 type Slots<T> = Vec<Option<Arc<T>>>;
 
+/// Of each kind, the ranks among the node's items of that kind of its
+/// picked items of that kind, increasing.
+type Ranks = Vec<Vec<usize>>;
+
 /// Decodes the nodes of one snapshot at the items under a set of rows (see
 /// the module documentation).
 pub(crate) struct Picked {
@@ -39,6 +43,7 @@ pub(crate) struct Picked {
     full: Decoder,
     items: Slots<Vec<u32>>,
     kinds: Slots<Kinds>,
+    ranks: Slots<Ranks>,
     nodes: Slots<NodeData>,
     /// Of a node holding arrays: (first element, element count) of each
     /// picked array, in the element node's items.
@@ -82,6 +87,7 @@ impl Picked {
             full: Decoder::new(snap, budget),
             items: vec![None; nodes],
             kinds: vec![None; nodes],
+            ranks: vec![None; nodes],
             nodes: vec![None; nodes],
             spans: vec![None; nodes],
             elem,
@@ -98,6 +104,7 @@ impl Picked {
             full: self.full.fork(),
             items: self.items.clone(),
             kinds: self.kinds.clone(),
+            ranks: self.ranks.clone(),
             nodes: self.nodes.clone(),
             spans: self.spans.clone(),
             elem: self.elem.clone(),
@@ -171,29 +178,100 @@ impl Picked {
 
     /// The compact kinds of `node`, and the rank among its kind (in the
     /// whole node) of each picked item of each kind.
-    fn scan(&mut self, node: u32) -> Result<(Arc<Kinds>, Vec<Vec<usize>>)> {
+    fn scan(&mut self, node: u32) -> Result<(Arc<Kinds>, Arc<Ranks>)> {
+        if let (Some(k), Some(r)) = (&self.kinds[node as usize], &self.ranks[node as usize]) {
+            return Ok((k.clone(), r.clone()));
+        }
         let items = self.items(node)?;
-        let whole = self.full.kinds(node)?;
+        let pairs = self.kinds_at(node, &items)?;
         let mut ks = Vec::with_capacity(items.len());
         let mut ranks = vec![Vec::new(); KIND_COUNT];
-        let mut hint = 0;
-        for &i in items.iter() {
-            if i as usize >= whole.len() {
-                return Err(self.corrupt(node, format!("item {i} past the {} items", whole.len())));
-            }
-            let (k, r) = whole.get_and_rank(i as usize, &mut hint);
+        for (k, r) in pairs {
             ks.push(k as u8);
             ranks[k as usize].push(r);
         }
-        let kinds = match self.kinds[node as usize].clone() {
-            Some(k) => k,
-            None => {
-                let k = Arc::new(Kinds::from_dense(ks));
-                self.kinds[node as usize] = Some(k.clone());
-                k
-            }
-        };
+        let kinds = Arc::new(Kinds::from_dense(ks));
+        let ranks = Arc::new(ranks);
+        self.kinds[node as usize] = Some(kinds.clone());
+        self.ranks[node as usize] = Some(ranks.clone());
         Ok((kinds, ranks))
+    }
+
+    /// The kind of each of `items` of `node`, and its rank among the
+    /// node's items of that kind: from the footer for one kind, from the
+    /// kinds' bitmap where it is one (bit-packed, or parent-masked under
+    /// the parent's picked kinds: population counts, nothing decoded
+    /// whole), else from the node's whole kinds.
+    fn kinds_at(&mut self, node: u32, items: &[u32]) -> Result<Vec<(Kind, usize)>> {
+        let snap = self.snap.clone();
+        let meta = &snap.footer().nodes[node as usize];
+        let n = meta.items;
+        if let Some(&bad) = items.iter().find(|&&i| i as u64 >= n) {
+            return Err(self.corrupt(node, format!("item {bad} past the {n} items")));
+        }
+        let what = format!("column `{}` {} stream", snap.path(node), Role::Kinds.name());
+        if let Some(k) = meta.const_kind() {
+            return Ok(items.iter().map(|&i| (k, i as usize)).collect());
+        }
+        let stream = meta
+            .stream(Role::Kinds)
+            .and_then(|s| snap.footer().sections.get(s as usize).map(|e| (s, e.encoding)));
+        let kind = |b: u8| {
+            Kind::from_u8(b)
+                .filter(|_| (b as usize) < KIND_COUNT)
+                .ok_or_else(|| Error::corrupt(&what, 0, format!("unknown kind {b}")))
+        };
+        match stream {
+            Some((s, Encoding::BitPacked)) => {
+                let b = snap.section(s)?;
+                let pos: Vec<usize> = items.iter().map(|&i| i as usize).collect();
+                encoding::bitpack::ranks_at(&b, n as usize, &pos, &what)?
+                    .into_iter()
+                    .map(|(k, r)| Ok((kind(k)?, r)))
+                    .collect()
+            }
+            Some((s, Encoding::ParentMasked)) => {
+                let parent = meta.parent;
+                if !matches!(meta.name, NodeName::Key(_))
+                    || parent >= node
+                    || snap.footer().nodes[parent as usize].items != n
+                {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        "parent-masked kinds on a node that is not an object field",
+                    ));
+                }
+                // The node's items are its parent's: the parent's picked
+                // objects give the positions in the bitmap of the fields
+                // under objects.
+                let (pk, pr) = self.scan(parent)?;
+                let under = snap.footer().nodes[parent as usize].count(Kind::Object) as usize;
+                let b = snap.section(s)?;
+                let sub = encoding::bitpack::ranks_at(&b, under, &pr[Kind::Object as usize], &what)?;
+                let mut sub = sub.into_iter();
+                let mut hint = 0;
+                (0..items.len())
+                    .map(|j| {
+                        if pk.get_hinted(j, &mut hint) != Kind::Object {
+                            return Ok((Kind::Absent, 0));
+                        }
+                        let (k, r) = sub
+                            .next()
+                            .ok_or_else(|| Error::corrupt(&what, 0, "object items miscounted"))?;
+                        Ok((kind(k)?, r))
+                    })
+                    .collect()
+            }
+            _ => {
+                let whole = self.full.kinds(node)?;
+                let mut hint = 0;
+                Ok(items
+                    .iter()
+                    .map(|&i| whole.get_and_rank(i as usize, &mut hint))
+                    .collect())
+            }
+        }
     }
 
     /// The compact kinds of `node`.
