@@ -148,3 +148,44 @@ fn pages_of_generated_rows_agree() {
         assert_eq!(snap.rows_json(&page, None).unwrap(), v);
     }
 }
+
+/// A source's first pages come from writers for their rows (no column
+/// decoded whole: `writer_bytes` stays 0); past a few pages the source
+/// makes its template (every column decoded once) and later pages share
+/// it. Every page is the whole writer's.
+#[test]
+fn a_sources_first_pages_are_picked_then_its_template_serves() {
+    use colsnap::query::{Engine, Paging, SnapshotSource};
+    let rows: Vec<serde_json::Value> = (0..500u64)
+        .map(|i| serde_json::json!({"id": i, "t": format!("x{}", i % 13), "a": (0..i % 3).collect::<Vec<_>>()}))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write_snapshot(dir.path(), "s.colsnap", &rows);
+    let snap = Snapshot::open(&path).unwrap();
+    let src = std::sync::Arc::new(SnapshotSource::new(snap.clone()));
+    let engine = Engine::from_source(src.clone());
+    let all: Vec<u32> = (0..500).rev().collect();
+    let mut templated = None;
+    for page in 0..12 {
+        let mut out = Vec::new();
+        engine
+            .page_json(
+                &all,
+                Paging::new(page * 20, 20).unwrap(),
+                None,
+                false,
+                &mut out,
+            )
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let want: Vec<serde_json::Value> = all[page * 20..page * 20 + 20]
+            .iter()
+            .map(|&r| rows[r as usize].clone())
+            .collect();
+        assert_eq!(v["data"], serde_json::Value::Array(want), "page {page}");
+        if src.writer_bytes() > 0 && templated.is_none() {
+            templated = Some(page);
+        }
+    }
+    assert_eq!(templated, Some(8), "eight picked pages, then the template");
+}

@@ -281,8 +281,9 @@ struct Writers {
     picked_made: u32,
 }
 
-/// Pages of at most this many rows are written, while the selection has
-/// no template yet, by a writer that reads the columns at those rows only.
+/// Pages of at most this many rows of a local snapshot are written, while
+/// the selection has no template yet, by a writer that reads the columns at
+/// those rows only.
 const PICKED_MAX_ROWS: usize = 1000;
 
 /// Writers made for a few rows before the template (every column decoded
@@ -429,7 +430,11 @@ impl SnapshotSource {
             .entry(key)
             .or_default()
             .clone();
-        if let Some(rows) = rows.filter(|r| r.len() <= PICKED_MAX_ROWS) {
+        // (Local sources only: over a remote one each picked writer would
+        // fetch the columns' sections again, where the template fetches
+        // them once.)
+        let local = !self.snap.is_remote();
+        if let Some(rows) = rows.filter(|r| local && r.len() <= PICKED_MAX_ROWS) {
             let mut sorted = rows.to_vec();
             sorted.sort_unstable();
             sorted.dedup();

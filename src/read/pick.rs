@@ -213,9 +213,12 @@ impl Picked {
         if let Some(k) = meta.const_kind() {
             return Ok(items.iter().map(|&i| (k, i as usize)).collect());
         }
-        let stream = meta
-            .stream(Role::Kinds)
-            .and_then(|s| snap.footer().sections.get(s as usize).map(|e| (s, e.encoding)));
+        let stream = meta.stream(Role::Kinds).and_then(|s| {
+            snap.footer()
+                .sections
+                .get(s as usize)
+                .map(|e| (s, e.encoding))
+        });
         let kind = |b: u8| {
             Kind::from_u8(b)
                 .filter(|_| (b as usize) < KIND_COUNT)
@@ -248,7 +251,8 @@ impl Picked {
                 let (pk, pr) = self.scan(parent)?;
                 let under = snap.footer().nodes[parent as usize].count(Kind::Object) as usize;
                 let b = snap.section(s)?;
-                let sub = encoding::bitpack::ranks_at(&b, under, &pr[Kind::Object as usize], &what)?;
+                let sub =
+                    encoding::bitpack::ranks_at(&b, under, &pr[Kind::Object as usize], &what)?;
                 let mut sub = sub.into_iter();
                 let mut hint = 0;
                 (0..items.len())
