@@ -266,6 +266,67 @@ pub fn decode(buf: &[u8], max_keys: usize, what: &str) -> Result<Mapping> {
     })
 }
 
+/// The source node of a mapping, and the value of each of `ids`
+/// (increasing, repeats allowed) that is a key (`None` for the others),
+/// with the checks of [`decode`] on the keys and values read: what a few
+/// items need, without the key and value vectors of the whole mapping.
+/// Values are read up to the last key found.
+pub fn values_at(
+    buf: &[u8],
+    max_keys: usize,
+    ids: &[u32],
+    what: &str,
+) -> Result<(u32, Vec<Option<i64>>)> {
+    let err = |at: usize, d: &str| Error::corrupt(what, at as u64, d.to_string());
+    let mut r = Reader::new(buf);
+    let source = u32::try_from(r.u64(what)?).map_err(|_| err(0, "source node out of range"))?;
+    let n = r.u64(what)?;
+    if n > max_keys as u64 || n.saturating_mul(2) > r.remaining() as u64 {
+        return Err(err(r.pos(), "more keys than items or bytes"));
+    }
+    let n = n as usize;
+    // The key index of each id, found in one pass over the keys.
+    let mut index: Vec<Option<usize>> = vec![None; ids.len()];
+    let mut next = 0usize;
+    let mut prev: Option<u32> = None;
+    for k in 0..n {
+        let g = r.u64(what)?;
+        let key = match prev {
+            None => u32::try_from(g).ok(),
+            Some(p) if g > 0 => u32::try_from(g).ok().and_then(|g| p.checked_add(g)),
+            Some(_) => None,
+        }
+        .ok_or_else(|| err(r.pos(), "keys not strictly increasing u32 ids"))?;
+        prev = Some(key);
+        while let Some(&id) = ids.get(next) {
+            if id > key {
+                break;
+            }
+            if id == key {
+                index[next] = Some(k);
+            }
+            next += 1;
+        }
+    }
+    let last = index.iter().flatten().max().copied();
+    let mut values = Vec::new();
+    if let Some(last) = last {
+        let mut pv = 0i64;
+        values.reserve(last + 1);
+        for _ in 0..=last {
+            pv = pv.wrapping_add(r.i64(what)?);
+            values.push(pv);
+        }
+    }
+    Ok((
+        source,
+        index
+            .into_iter()
+            .map(|k| k.and_then(|k| values.get(k).copied()))
+            .collect(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +346,11 @@ mod tests {
                 prop_assert_eq!(back.get(k), Some(v));
                 prop_assert_eq!(look.get(k), Some(v));
             }
+            let mut ids: Vec<u32> = keys.iter().map(|&k| k + k % 3).chain(0..5).collect();
+            ids.sort_unstable();
+            let (src, at) = values_at(&b, keys.len(), &ids, "t").unwrap();
+            prop_assert_eq!(src, 3);
+            prop_assert_eq!(at, ids.iter().map(|&i| back.get(i)).collect::<Vec<_>>());
             b.push(0);
             prop_assert!(decode(&b, keys.len(), "t").is_err());
         }

@@ -556,10 +556,11 @@ impl Picked {
         conv: impl Fn(i64) -> Result<T>,
     ) -> Result<Vec<T>> {
         let items = self.meta(node)?.items as usize;
-        let m = encoding::mapped::decode(b, items, what)?;
-        check_source(&self.snap, node, m.source).map_err(|d| Error::corrupt(what, 0, d))?;
-        let src = self.node_at(m.source, depth + 1)?;
-        let c = self.chain[m.source as usize] + 1;
+        let source = u32::try_from(encoding::varint::Reader::new(b).u64(what)?)
+            .map_err(|_| Error::corrupt(what, 0, "source node out of range"))?;
+        check_source(&self.snap, node, source).map_err(|d| Error::corrupt(what, 0, d))?;
+        let src = self.node_at(source, depth + 1)?;
+        let c = self.chain[source as usize] + 1;
         if c > MAX_MAPPED_CHAIN {
             return Err(Error::corrupt(
                 what,
@@ -569,20 +570,31 @@ impl Picked {
         }
         let slot = &mut self.chain[node as usize];
         *slot = (*slot).max(c);
-        let (mine, theirs) = (self.items(node)?, self.items(m.source)?);
+        let (mine, theirs) = (self.items(node)?, self.items(source)?);
         if !Arc::ptr_eq(&mine, &theirs) && mine != theirs {
             return Err(Error::corrupt(what, 0, "mapped from other items"));
         }
-        let look = m.lookup();
-        let mut out = Vec::new();
+        // The source's string id at each picked item of the kind, then the
+        // mapping's values at those ids (one pass over its keys).
         let mut h = 0;
-        for j in kinds.items_of(kind) {
-            let (k, r) = src.kinds.get_and_rank(j, &mut h);
-            let v = (k == Kind::Str)
-                .then(|| src.strs.get(r).copied())
-                .flatten()
-                .and_then(|id| look.get(id))
+        let ids: Vec<Option<u32>> = kinds
+            .items_of(kind)
+            .map(|j| {
+                let (k, r) = src.kinds.get_and_rank(j, &mut h);
+                (k == Kind::Str).then(|| src.strs.get(r).copied()).flatten()
+            })
+            .collect();
+        let mut wanted: Vec<u32> = ids.iter().flatten().copied().collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let (_, values) = encoding::mapped::values_at(b, items, &wanted, what)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (n, id) in ids.into_iter().enumerate() {
+            let v = id
+                .and_then(|id| wanted.binary_search(&id).ok())
+                .and_then(|w| values[w])
                 .ok_or_else(|| {
+                    let j = kinds.items_of(kind).nth(n).unwrap_or(0);
                     Error::corrupt(
                         what,
                         0,
