@@ -175,10 +175,17 @@ pub fn read_all(s: &Snapshot) -> bool {
         );
     }
     let mut values = None;
+    let mut picked = None;
+    let pick: Vec<u64> = match s.rows() {
+        0 => Vec::new(),
+        n => vec![n - 1, 0, n / 2, n - 1],
+    };
     if small {
         let _ = s.row(0);
         let _ = s.row(s.rows());
         values = Some(s.to_values());
+        // A writer for a few rows (columns read at those rows' items).
+        picked = Some(s.rows_json(&pick, None));
     }
     let verified = s.verify();
     if let Ok(rep) = &verified {
@@ -203,6 +210,14 @@ pub fn read_all(s: &Snapshot) -> bool {
                 .expect("computed")
                 .expect("verified, but to_values failed");
             assert_eq!(parsed, Value::Array(values.clone()));
+            let picked = picked
+                .expect("computed")
+                .expect("verified, but the rows of a picked writer failed");
+            let want: Vec<Value> = pick.iter().map(|&r| values[r as usize].clone()).collect();
+            assert_eq!(
+                picked, want,
+                "a picked writer's rows differ from the whole rows"
+            );
             // What was exported rebuilds into a snapshot holding the same rows.
             let again = colsnap::build_to_vec(&text[..], &fuzz_build_options(0))
                 .expect("exported JSON rebuilds");
