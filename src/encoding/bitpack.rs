@@ -57,8 +57,9 @@ pub fn encode(values: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Decode `count` values; the buffer must be exactly what `encode` wrote.
-pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
+/// The palette, the packed bits (checked to hold `count` values) and the
+/// width of a bit-packed buffer.
+fn head<'a>(buf: &'a [u8], count: usize, what: &str) -> Result<(&'a [u8], &'a [u8], usize)> {
     let err = |d: String| Error::corrupt(what, 0, d);
     let (&plen, rest) = buf
         .split_first()
@@ -82,8 +83,24 @@ pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
             bits.len()
         )));
     }
+    Ok((palette, bits, width))
+}
+
+/// The palette index at position `p` of packed `bits` of `width` (1 to 8).
+#[inline]
+fn code_at(bits: &[u8], width: usize, p: usize) -> usize {
+    let bit = p * width;
+    let lo = bits.get(bit / 8).copied().unwrap_or(0) as u32;
+    let hi = bits.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
+    ((((hi << 8) | lo) >> (bit % 8)) & ((1u32 << width) - 1)) as usize
+}
+
+/// Decode `count` values; the buffer must be exactly what `encode` wrote.
+pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
+    let err = |d: String| Error::corrupt(what, 0, d);
+    let (palette, bits, width) = head(buf, count, what)?;
     if width == 0 {
-        if count > 0 && plen != 1 {
+        if count > 0 && palette.len() != 1 {
             return Err(err("empty palette".into()));
         }
         return Ok(vec![palette.first().copied().unwrap_or(0); count]);
@@ -114,41 +131,20 @@ pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
 /// of a stream of `count` values, with the checks of [`decode`].
 pub fn decode_at(buf: &[u8], count: usize, positions: &[usize], what: &str) -> Result<Vec<u8>> {
     let err = |d: String| Error::corrupt(what, 0, d);
-    let (&plen, rest) = buf
-        .split_first()
-        .ok_or_else(|| err("empty bit-packed section".into()))?;
-    let plen = if plen == 0 { 256 } else { plen as usize };
-    if rest.len() < plen {
-        return Err(err(format!(
-            "palette of {plen} entries but {} bytes",
-            rest.len()
-        )));
-    }
-    let (palette, bits) = rest.split_at(plen);
-    let width = width_for(plen) as usize;
-    let need = count
-        .checked_mul(width)
-        .map(|b| b.div_ceil(8))
-        .ok_or_else(|| err("count overflows".into()))?;
-    if bits.len() != need {
-        return Err(err(format!(
-            "{count} values of {width} bits need {need} bytes, section has {}",
-            bits.len()
-        )));
-    }
-    if width == 0 && count > 0 && plen != 1 {
+    let (palette, bits, width) = head(buf, count, what)?;
+    if width == 0 && count > 0 && palette.len() != 1 {
         return Err(err("empty palette".into()));
     }
-    let mask = (1u32 << width) - 1;
     positions
         .iter()
         .map(|&p| {
-            let bit = p * width;
-            let lo = bits.get(bit / 8).copied().unwrap_or(0) as u32;
-            let hi = bits.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
-            let idx = (((hi << 8) | lo) >> (bit % 8)) & mask;
+            let idx = if width == 0 {
+                0
+            } else {
+                code_at(bits, width, p)
+            };
             palette
-                .get(idx as usize)
+                .get(idx)
                 .copied()
                 .ok_or_else(|| err(format!("palette index {idx} out of range")))
         })
@@ -167,28 +163,7 @@ pub fn ranks_at(
     what: &str,
 ) -> Result<Vec<(u8, usize)>> {
     let err = |d: String| Error::corrupt(what, 0, d);
-    let (&plen, rest) = buf
-        .split_first()
-        .ok_or_else(|| err("empty bit-packed section".into()))?;
-    let plen = if plen == 0 { 256 } else { plen as usize };
-    if rest.len() < plen {
-        return Err(err(format!(
-            "palette of {plen} entries but {} bytes",
-            rest.len()
-        )));
-    }
-    let (palette, bits) = rest.split_at(plen);
-    let width = width_for(plen) as usize;
-    let need = count
-        .checked_mul(width)
-        .map(|b| b.div_ceil(8))
-        .ok_or_else(|| err("count overflows".into()))?;
-    if bits.len() != need {
-        return Err(err(format!(
-            "{count} values of {width} bits need {need} bytes, section has {}",
-            bits.len()
-        )));
-    }
+    let (palette, bits, width) = head(buf, count, what)?;
     let value = |idx: usize| {
         palette
             .get(idx)
@@ -198,7 +173,7 @@ pub fn ranks_at(
     let mut out = Vec::with_capacity(positions.len());
     match width {
         0 => {
-            if count > 0 && plen != 1 {
+            if count > 0 && palette.len() != 1 {
                 return Err(err("empty palette".into()));
             }
             for &p in positions {
@@ -224,20 +199,13 @@ pub fn ranks_at(
         }
         _ => {
             let mut seen = [0usize; 256];
-            let mask = (1u32 << width) - 1;
             let mut next = 0usize;
             for &p in positions {
                 while next < p {
-                    let bit = next * width;
-                    let lo = bits.get(bit / 8).copied().unwrap_or(0) as u32;
-                    let hi = bits.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
-                    seen[((((hi << 8) | lo) >> (bit % 8)) & mask) as usize] += 1;
+                    seen[code_at(bits, width, next)] += 1;
                     next += 1;
                 }
-                let bit = p * width;
-                let lo = bits.get(bit / 8).copied().unwrap_or(0) as u32;
-                let hi = bits.get(bit / 8 + 1).copied().unwrap_or(0) as u32;
-                let idx = ((((hi << 8) | lo) >> (bit % 8)) & mask) as usize;
+                let idx = code_at(bits, width, p);
                 out.push((value(idx)?, seen[idx]));
             }
         }
@@ -259,31 +227,10 @@ pub fn decode_except(
     if count > u32::MAX as usize {
         return Err(err(format!("{count} values exceed 2^32-1")));
     }
-    let (&plen, rest) = buf
-        .split_first()
-        .ok_or_else(|| err("empty bit-packed section".into()))?;
-    let plen = if plen == 0 { 256 } else { plen as usize };
-    if rest.len() < plen {
-        return Err(err(format!(
-            "palette of {plen} entries but {} bytes",
-            rest.len()
-        )));
-    }
-    let (palette, bits) = rest.split_at(plen);
-    let width = width_for(plen) as usize;
-    let need = count
-        .checked_mul(width)
-        .map(|b| b.div_ceil(8))
-        .ok_or_else(|| err("count overflows".into()))?;
-    if bits.len() != need {
-        return Err(err(format!(
-            "{count} values of {width} bits need {need} bytes, section has {}",
-            bits.len()
-        )));
-    }
+    let (palette, bits, width) = head(buf, count, what)?;
     let (mut at, mut vals) = (Vec::new(), Vec::new());
     if width == 0 {
-        if count > 0 && plen != 1 {
+        if count > 0 && palette.len() != 1 {
             return Err(err("empty palette".into()));
         }
         let v = palette.first().copied().unwrap_or(0);

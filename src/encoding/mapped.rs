@@ -227,26 +227,43 @@ pub fn encode(m: &Mapping, out: &mut Vec<u8>) {
     }
 }
 
-/// Parse a mapping; `max_keys` bounds the key count before allocating.
-pub fn decode(buf: &[u8], max_keys: usize, what: &str) -> Result<Mapping> {
+/// The source node and key count of a mapping (at most `max_keys`, and
+/// two bytes each at least).
+fn header(r: &mut Reader<'_>, max_keys: usize, what: &str) -> Result<(u32, usize)> {
     let err = |at: usize, d: &str| Error::corrupt(what, at as u64, d.to_string());
-    let mut r = Reader::new(buf);
     let source = u32::try_from(r.u64(what)?).map_err(|_| err(0, "source node out of range"))?;
     let n = r.u64(what)?;
     if n > max_keys as u64 || n.saturating_mul(2) > r.remaining() as u64 {
         return Err(err(r.pos(), "more keys than items or bytes"));
     }
-    let n = n as usize;
+    Ok((source, n as usize))
+}
+
+/// The key after `prev` (the first key when `None`): a gap of at least 1.
+fn next_key(r: &mut Reader<'_>, prev: Option<u32>, what: &str) -> Result<u32> {
+    let g = r.u64(what)?;
+    match prev {
+        None => u32::try_from(g).ok(),
+        Some(p) if g > 0 => u32::try_from(g).ok().and_then(|g| p.checked_add(g)),
+        Some(_) => None,
+    }
+    .ok_or_else(|| {
+        Error::corrupt(
+            what,
+            r.pos() as u64,
+            "keys not strictly increasing u32 ids".to_string(),
+        )
+    })
+}
+
+/// Parse a mapping; `max_keys` bounds the key count before allocating.
+pub fn decode(buf: &[u8], max_keys: usize, what: &str) -> Result<Mapping> {
+    let mut r = Reader::new(buf);
+    let (source, n) = header(&mut r, max_keys, what)?;
     let mut keys = Vec::with_capacity(n);
     let mut prev: Option<u32> = None;
     for _ in 0..n {
-        let g = r.u64(what)?;
-        let k = match prev {
-            None => u32::try_from(g).ok(),
-            Some(p) if g > 0 => u32::try_from(g).ok().and_then(|g| p.checked_add(g)),
-            Some(_) => None,
-        }
-        .ok_or_else(|| err(r.pos(), "keys not strictly increasing u32 ids"))?;
+        let k = next_key(&mut r, prev, what)?;
         keys.push(k);
         prev = Some(k);
     }
@@ -257,7 +274,11 @@ pub fn decode(buf: &[u8], max_keys: usize, what: &str) -> Result<Mapping> {
         values.push(pv);
     }
     if r.pos() != buf.len() {
-        return Err(err(r.pos(), "trailing bytes after the mapping"));
+        return Err(Error::corrupt(
+            what,
+            r.pos() as u64,
+            "trailing bytes after the mapping".to_string(),
+        ));
     }
     Ok(Mapping {
         source,
@@ -277,26 +298,14 @@ pub fn values_at(
     ids: &[u32],
     what: &str,
 ) -> Result<(u32, Vec<Option<i64>>)> {
-    let err = |at: usize, d: &str| Error::corrupt(what, at as u64, d.to_string());
     let mut r = Reader::new(buf);
-    let source = u32::try_from(r.u64(what)?).map_err(|_| err(0, "source node out of range"))?;
-    let n = r.u64(what)?;
-    if n > max_keys as u64 || n.saturating_mul(2) > r.remaining() as u64 {
-        return Err(err(r.pos(), "more keys than items or bytes"));
-    }
-    let n = n as usize;
+    let (source, n) = header(&mut r, max_keys, what)?;
     // The key index of each id, found in one pass over the keys.
     let mut index: Vec<Option<usize>> = vec![None; ids.len()];
     let mut next = 0usize;
     let mut prev: Option<u32> = None;
     for k in 0..n {
-        let g = r.u64(what)?;
-        let key = match prev {
-            None => u32::try_from(g).ok(),
-            Some(p) if g > 0 => u32::try_from(g).ok().and_then(|g| p.checked_add(g)),
-            Some(_) => None,
-        }
-        .ok_or_else(|| err(r.pos(), "keys not strictly increasing u32 ids"))?;
+        let key = next_key(&mut r, prev, what)?;
         prev = Some(key);
         while let Some(&id) = ids.get(next) {
             if id > key {

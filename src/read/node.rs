@@ -614,24 +614,10 @@ impl Decoder {
             Some((e, b)) => encoding::decode_u64s(e, &b, count(Kind::UInt), &what(Role::UInts))?,
             None => Vec::new(),
         };
-        if uints.iter().any(|&u| u <= i64::MAX as u64) {
-            return Err(Error::corrupt(
-                what(Role::UInts),
-                0,
-                "uint value within i64 range",
-            ));
-        }
         let floats = match load(Role::Floats)? {
             Some((e, b)) => encoding::decode_f64s(e, &b, count(Kind::Float), &what(Role::Floats))?,
             None => Vec::new(),
         };
-        if floats.iter().any(|f| !f.is_finite()) {
-            return Err(Error::corrupt(
-                what(Role::Floats),
-                0,
-                "NaN or infinite float",
-            ));
-        }
         let strs = match load(Role::Strs)? {
             Some((Encoding::Mapped, b)) => {
                 let w = what(Role::Strs);
@@ -643,29 +629,16 @@ impl Decoder {
             Some((e, b)) => encoding::decode_u32s(e, &b, count(Kind::Str), &what(Role::Strs))?,
             None => Vec::new(),
         };
-        if !strs.is_empty() {
-            let n = snap.footer().tables[meta.table as usize].n_strings;
-            if let Some(bad) = strs.iter().find(|&&id| id as u64 >= n) {
-                return Err(Error::corrupt(
-                    what(Role::Strs),
-                    0,
-                    format!("string id {bad} out of range (table has {n})"),
-                ));
-            }
-        }
         let nt = count(Kind::Time);
         let ts_secs = match load(Role::TsSecs)? {
             Some((e, b)) => encoding::decode_i64s(e, &b, nt, &what(Role::TsSecs))?,
             None => Vec::new(),
         };
         let ts_nanos = match load(Role::TsNanos)? {
-            Some((e, b)) => encoding::decode_u64s(e, &b, nt, &what(Role::TsNanos))?
-                .into_iter()
-                .map(|v| {
-                    u32::try_from(v)
-                        .map_err(|_| Error::corrupt(what(Role::TsNanos), 0, "nanos exceed u32"))
-                })
-                .collect::<Result<_>>()?,
+            Some((e, b)) => nanos(
+                encoding::decode_u64s(e, &b, nt, &what(Role::TsNanos))?,
+                &what(Role::TsNanos),
+            )?,
             None => Vec::new(),
         };
         let ts_layout = match load(Role::TsLayout)? {
@@ -673,13 +646,10 @@ impl Decoder {
             None => Vec::new(),
         };
         let ts_offset = match load(Role::TsOffset)? {
-            Some((e, b)) => encoding::decode_i64s(e, &b, nt, &what(Role::TsOffset))?
-                .into_iter()
-                .map(|v| {
-                    i16::try_from(v)
-                        .map_err(|_| Error::corrupt(what(Role::TsOffset), 0, "offset exceeds i16"))
-                })
-                .collect::<Result<_>>()?,
+            Some((e, b)) => offsets(
+                encoding::decode_i64s(e, &b, nt, &what(Role::TsOffset))?,
+                &what(Role::TsOffset),
+            )?,
             None => Vec::new(),
         };
         let lens: Vec<u32> = match load(Role::Lens)? {
@@ -710,25 +680,7 @@ impl Decoder {
             lens,
             list_starts,
         };
-        // Every timestamp must be formattable.
-        if nt > 0
-            && (meta.ts_layout > Layout::MAX || data.ts_layout.iter().any(|&l| l > Layout::MAX))
-        {
-            return Err(Error::corrupt(
-                what(Role::TsLayout),
-                0,
-                "unknown timestamp layout",
-            ));
-        }
-        for i in 0..nt {
-            if !timestamp::validate(&data.timestamp(i)) {
-                return Err(Error::corrupt(
-                    what(Role::TsSecs),
-                    0,
-                    format!("timestamp {i} cannot be formatted"),
-                ));
-            }
-        }
+        data.check_payloads(snap, meta, &what, None)?;
         Ok(data)
     }
 
@@ -910,6 +862,83 @@ impl Decoder {
             out[i] = k;
         }
         Ok(out)
+    }
+}
+
+/// Nanoseconds of timestamps, each checked to fit a `u32`.
+pub(super) fn nanos(v: Vec<u64>, what: &str) -> Result<Vec<u32>> {
+    v.into_iter()
+        .map(|v| u32::try_from(v).map_err(|_| Error::corrupt(what, 0, "nanos exceed u32")))
+        .collect()
+}
+
+/// Offsets (minutes) of timestamps, each checked to fit an `i16`.
+pub(super) fn offsets(v: Vec<i64>, what: &str) -> Result<Vec<i16>> {
+    v.into_iter()
+        .map(|v| i16::try_from(v).map_err(|_| Error::corrupt(what, 0, "offset exceeds i16")))
+        .collect()
+}
+
+impl NodeData {
+    /// The checks of the payloads read (whole, or at the `ranks` of a few
+    /// `Time` items): uints above the i64 range, finite floats, string ids
+    /// in the table, known and formattable timestamps.
+    pub(super) fn check_payloads(
+        &self,
+        snap: &Snapshot,
+        meta: &crate::format::NodeMeta,
+        what: &dyn Fn(Role) -> String,
+        ranks: Option<&[usize]>,
+    ) -> Result<()> {
+        if self.uints.iter().any(|&u| u <= i64::MAX as u64) {
+            return Err(Error::corrupt(
+                what(Role::UInts),
+                0,
+                "uint value within i64 range",
+            ));
+        }
+        if self.floats.iter().any(|f| !f.is_finite()) {
+            return Err(Error::corrupt(
+                what(Role::Floats),
+                0,
+                "NaN or infinite float",
+            ));
+        }
+        if !self.strs.is_empty() {
+            let n = snap
+                .footer()
+                .tables
+                .get(meta.table as usize)
+                .map_or(0, |t| t.n_strings);
+            if let Some(bad) = self.strs.iter().find(|&&id| id as u64 >= n) {
+                return Err(Error::corrupt(
+                    what(Role::Strs),
+                    0,
+                    format!("string id {bad} out of range (table has {n})"),
+                ));
+            }
+        }
+        let nt = ranks.map_or(meta.count(Kind::Time) as usize, <[usize]>::len);
+        if meta.count(Kind::Time) > 0
+            && (meta.ts_layout > Layout::MAX || self.ts_layout.iter().any(|&l| l > Layout::MAX))
+        {
+            return Err(Error::corrupt(
+                what(Role::TsLayout),
+                0,
+                "unknown timestamp layout",
+            ));
+        }
+        for i in 0..nt {
+            if !timestamp::validate(&self.timestamp(i)) {
+                let at = ranks.and_then(|r| r.get(i).copied()).unwrap_or(i);
+                return Err(Error::corrupt(
+                    what(Role::TsSecs),
+                    0,
+                    format!("timestamp {at} cannot be formatted"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -18,12 +18,11 @@
 //! every value read is checked as the whole decode checks it.
 
 use super::Snapshot;
-use super::node::{Decoder, Kinds, MAX_MAPPED_CHAIN, NodeData, check_source};
+use super::node::{Decoder, Kinds, MAX_MAPPED_CHAIN, NodeData, check_source, nanos, offsets};
 use crate::encoding::{self, Encoding, at};
 use crate::error::{Error, Result};
 use crate::format::{NodeMeta, Role};
 use crate::model::{KIND_COUNT, Kind, NodeName};
-use crate::timestamp::{self, Layout};
 use std::sync::Arc;
 
 /// Per node: the compact data once decoded.
@@ -356,13 +355,6 @@ impl Picked {
             }
             None => Vec::new(),
         };
-        if uints.iter().any(|&u| u <= i64::MAX as u64) {
-            return Err(Error::corrupt(
-                what(Role::UInts),
-                0,
-                "uint value within i64 range",
-            ));
-        }
         let floats = match load(Role::Floats)? {
             Some((e, b)) => at::f64s_at(
                 e,
@@ -373,13 +365,6 @@ impl Picked {
             )?,
             None => Vec::new(),
         };
-        if floats.iter().any(|f| !f.is_finite()) {
-            return Err(Error::corrupt(
-                what(Role::Floats),
-                0,
-                "NaN or infinite float",
-            ));
-        }
         let strs = match load(Role::Strs)? {
             Some((Encoding::Mapped, b)) => {
                 let w = what(Role::Strs);
@@ -391,20 +376,6 @@ impl Picked {
             Some((e, b)) => at::u32s_at(e, &b, count(Kind::Str), at(Kind::Str), &what(Role::Strs))?,
             None => Vec::new(),
         };
-        if !strs.is_empty() {
-            let n = snap
-                .footer()
-                .tables
-                .get(meta.table as usize)
-                .map_or(0, |t| t.n_strings);
-            if let Some(bad) = strs.iter().find(|&&id| id as u64 >= n) {
-                return Err(Error::corrupt(
-                    what(Role::Strs),
-                    0,
-                    format!("string id {bad} out of range (table has {n})"),
-                ));
-            }
-        }
         let nt = count(Kind::Time);
         let tr = at(Kind::Time);
         let ts_secs = match load(Role::TsSecs)? {
@@ -412,13 +383,10 @@ impl Picked {
             None => Vec::new(),
         };
         let ts_nanos = match load(Role::TsNanos)? {
-            Some((e, b)) => at::u64s_at(e, &b, nt, tr, &what(Role::TsNanos))?
-                .into_iter()
-                .map(|v| {
-                    u32::try_from(v)
-                        .map_err(|_| Error::corrupt(what(Role::TsNanos), 0, "nanos exceed u32"))
-                })
-                .collect::<Result<_>>()?,
+            Some((e, b)) => nanos(
+                at::u64s_at(e, &b, nt, tr, &what(Role::TsNanos))?,
+                &what(Role::TsNanos),
+            )?,
             None => Vec::new(),
         };
         let ts_layout = match load(Role::TsLayout)? {
@@ -426,13 +394,10 @@ impl Picked {
             None => Vec::new(),
         };
         let ts_offset = match load(Role::TsOffset)? {
-            Some((e, b)) => at::i64s_at(e, &b, nt, tr, &what(Role::TsOffset))?
-                .into_iter()
-                .map(|v| {
-                    i16::try_from(v)
-                        .map_err(|_| Error::corrupt(what(Role::TsOffset), 0, "offset exceeds i16"))
-                })
-                .collect::<Result<_>>()?,
+            Some((e, b)) => offsets(
+                at::i64s_at(e, &b, nt, tr, &what(Role::TsOffset))?,
+                &what(Role::TsOffset),
+            )?,
             None => Vec::new(),
         };
         let (lens, list_starts) = match load(Role::Lens)? {
@@ -454,25 +419,7 @@ impl Picked {
             lens,
             list_starts,
         };
-        if nt > 0
-            && (meta.ts_layout > Layout::MAX || data.ts_layout.iter().any(|&l| l > Layout::MAX))
-        {
-            return Err(Error::corrupt(
-                what(Role::TsLayout),
-                0,
-                "unknown timestamp layout",
-            ));
-        }
-        // Every picked timestamp must be formattable.
-        for (i, &rank) in tr.iter().enumerate() {
-            if !timestamp::validate(&data.timestamp(i)) {
-                return Err(Error::corrupt(
-                    what(Role::TsSecs),
-                    0,
-                    format!("timestamp {rank} cannot be formatted"),
-                ));
-            }
-        }
+        data.check_payloads(&snap, meta, &what, Some(tr))?;
         Ok(data)
     }
 
