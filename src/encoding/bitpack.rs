@@ -151,8 +151,8 @@ pub fn decode_at(buf: &[u8], count: usize, positions: &[usize], what: &str) -> R
         .collect()
 }
 
-/// The value at each of `positions` (increasing, each below `count`;
-/// checked by the caller) of a stream of `count` values, and how many
+/// The value at each of `positions` (increasing, each below `count`:
+/// others are an error) of a stream of `count` values, and how many
 /// values before it are equal to it, with the checks of [`decode`]: the
 /// kind and rank of a few items without decoding the others (a bitmap's
 /// ranks are population counts).
@@ -164,6 +164,11 @@ pub fn ranks_at(
 ) -> Result<Vec<(u8, usize)>> {
     let err = |d: String| Error::corrupt(what, 0, d);
     let (palette, bits, width) = head(buf, count, what)?;
+    if positions.windows(2).any(|w| w[0] > w[1]) || positions.last().is_some_and(|&p| p >= count) {
+        return Err(err(format!(
+            "positions out of order or past the {count} values"
+        )));
+    }
     let value = |idx: usize| {
         palette
             .get(idx)
@@ -288,6 +293,15 @@ pub fn decode_except(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn ranks_at_refuses_positions_out_of_range_or_order() {
+        let mut b = Vec::new();
+        encode(&[0, 1, 1, 0, 2], &mut b);
+        assert_eq!(ranks_at(&b, 5, &[1, 4], "t").unwrap(), vec![(1, 0), (2, 0)]);
+        assert!(ranks_at(&b, 5, &[5], "t").is_err());
+        assert!(ranks_at(&b, 5, &[2, 1], "t").is_err());
+    }
 
     proptest! {
         /// Each position's value and how many equal values precede it,
