@@ -432,8 +432,8 @@ impl SnapshotSource {
             .clone();
         // (Local sources only: over a remote one each picked writer would
         // fetch the columns' sections again, where the template fetches
-        // them once.)
-        let local = !self.snap.is_remote();
+        // them once. Not in the browser build, whose sources are remote.)
+        let local = cfg!(not(target_arch = "wasm32")) && !self.snap.is_remote();
         if let Some(rows) = rows.filter(|r| local && r.len() <= PICKED_MAX_ROWS) {
             let mut sorted = rows.to_vec();
             sorted.sort_unstable();
@@ -460,8 +460,14 @@ impl SnapshotSource {
                                 self.node_of(p)?;
                             }
                         }
-                        let rows64: Vec<u64> = sorted.iter().map(|&r| r as u64).collect();
-                        self.snap.row_writer_for(fields, &rows64)?
+                        #[cfg(not(target_arch = "wasm32"))]
+                        let w = self.snap.row_writer_for(
+                            fields,
+                            &sorted.iter().map(|&r| r as u64).collect::<Vec<_>>(),
+                        )?;
+                        #[cfg(target_arch = "wasm32")]
+                        let w = self.snap.row_writer(fields)?;
+                        w
                     }
                 };
                 let r = f(&mut w);

@@ -2,6 +2,7 @@
 
 use super::Snapshot;
 use super::node::{Decoder, Kinds, NodeData};
+#[cfg(not(target_arch = "wasm32"))]
 use super::pick::Picked;
 use crate::error::{Error, Result};
 use crate::model::Kind;
@@ -102,6 +103,7 @@ pub(crate) struct Emitter {
 /// under a few rows only ([`Picked`]: a page of 50 rows out of millions).
 enum Dec {
     Whole(Decoder),
+    #[cfg(not(target_arch = "wasm32"))]
     Picked(Box<Picked>),
 }
 
@@ -109,6 +111,7 @@ impl Dec {
     fn kinds(&mut self, node: u32) -> Result<Arc<Kinds>> {
         match self {
             Dec::Whole(d) => d.kinds(node),
+            #[cfg(not(target_arch = "wasm32"))]
             Dec::Picked(p) => p.kinds(node),
         }
     }
@@ -116,6 +119,7 @@ impl Dec {
     fn node(&mut self, node: u32) -> Result<Arc<NodeData>> {
         match self {
             Dec::Whole(d) => d.node(node),
+            #[cfg(not(target_arch = "wasm32"))]
             Dec::Picked(p) => p.node(node),
         }
     }
@@ -123,6 +127,7 @@ impl Dec {
     fn fork(&self) -> Dec {
         match self {
             Dec::Whole(d) => Dec::Whole(d.fork()),
+            #[cfg(not(target_arch = "wasm32"))]
             Dec::Picked(p) => Dec::Picked(Box::new(p.fork())),
         }
     }
@@ -130,6 +135,7 @@ impl Dec {
     fn used(&self) -> u64 {
         match self {
             Dec::Whole(d) => d.used(),
+            #[cfg(not(target_arch = "wasm32"))]
             Dec::Picked(p) => p.used(),
         }
     }
@@ -139,6 +145,7 @@ impl Dec {
     fn root_item(&self, row: usize) -> Result<usize> {
         match self {
             Dec::Whole(_) => Ok(row),
+            #[cfg(not(target_arch = "wasm32"))]
             Dec::Picked(p) => p.root_item(row),
         }
     }
@@ -308,6 +315,7 @@ impl Emitter {
     /// An emitter of `columns` (all when `None`) for `rows` only: nodes
     /// decoded at the items under these rows ([`Picked`]); any other row
     /// is refused.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn picked(
         snap: &Snapshot,
         columns: Option<&[String]>,
@@ -1118,7 +1126,13 @@ impl Snapshot {
                 name: format!("{i} (the snapshot has {} rows)", self.rows()),
             });
         }
+        // (The browser build decodes whole columns: its pages come from
+        // the template of a remote source, and the picked reader's code
+        // would only add to the page's weight.)
+        #[cfg(not(target_arch = "wasm32"))]
         let mut e = Emitter::picked(self, None, &[i], None)?;
+        #[cfg(target_arch = "wasm32")]
+        let mut e = Emitter::new(self, None)?;
         let mut out = Vec::new();
         e.row(i, &mut out)?;
         serde_json::from_slice(&out).map_err(|err| Error::corrupt("row", i, err.to_string()))
@@ -1404,6 +1418,7 @@ impl Snapshot {
     /// varint streams walked to the last one needed) instead of decoded
     /// whole, so a page of 50 rows out of millions costs its rows, not its
     /// columns. Writing any other row is an error.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn row_writer_for(&self, columns: Option<&[String]>, rows: &[u64]) -> Result<RowWriter> {
         let mut emitter = Emitter::picked(self, columns, rows, None)?;
         emitter.lazy = true;
@@ -1418,7 +1433,10 @@ impl Snapshot {
         rows: &[u64],
         columns: Option<&[String]>,
     ) -> Result<Vec<serde_json::Value>> {
+        #[cfg(not(target_arch = "wasm32"))]
         let mut w = self.row_writer_for(columns, rows)?;
+        #[cfg(target_arch = "wasm32")]
+        let mut w = self.row_writer(columns)?;
         rows.iter().map(|&r| w.row_json(r)).collect()
     }
 }

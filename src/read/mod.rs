@@ -17,6 +17,7 @@
 mod cache;
 mod export;
 mod node;
+#[cfg(not(target_arch = "wasm32"))]
 mod pick;
 mod table;
 mod verify;
