@@ -22,6 +22,7 @@
 //! COLSNAP_BENCH_STREAM=2000 cargo bench -p colsnap-bench --bench events  # a shorter apply stream
 //! COLSNAP_BENCH_TABLE_ONLY=1 cargo bench -p colsnap-bench --bench events # the query table alone
 //! COLSNAP_BENCH_CASES=title,filter ...                               # only these table rows
+//! COLSNAP_BENCH_COLD_RUNS=20 ...      # cold runs per side per table row (default 5)
 //! COLSNAP_BENCH_SIDE=overlay ...      # only the overlay's cold runs (or `snapshot`), for profiling
 //! ```
 //!
@@ -153,6 +154,16 @@ fn runs() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5usize)
+        .max(1)
+}
+
+/// Cold runs of each side per table row, alternating:
+/// `COLSNAP_BENCH_COLD_RUNS` (default: the runs, at most 5).
+fn cold_runs() -> usize {
+    std::env::var("COLSNAP_BENCH_COLD_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| runs().min(5))
         .max(1)
 }
 
@@ -395,7 +406,7 @@ fn bench(_c: &mut Criterion) {
             }
             continue;
         }
-        for _ in 0..runs().min(5) {
+        for _ in 0..cold_runs() {
             let (c, e) = best_cost_once(
                 || (),
                 |()| {

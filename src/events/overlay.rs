@@ -10,7 +10,7 @@ use crate::read::{Emitter, ExportOptions, Snapshot};
 use crate::strings::StringTable;
 use crate::timestamp;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
@@ -80,7 +80,11 @@ pub struct Overlay {
     /// Snapshot rows changed only at the top level, not held as JSON: their
     /// top-level sets (`Some`) and removes (`None`), in order. The row is the
     /// snapshot's with these replayed (so an update costs no row decoding).
-    patches: SlotMap<Vec<(String, Option<Value>)>>,
+    patches: SlotMap<Vec<(Arc<str>, Option<Value>)>>,
+    /// The keys of `patches`' changes, one `Arc` per distinct key: a
+    /// reader finds a column's changes in a patch by comparing pointers
+    /// ([`Overlay::patch_key`]), never the keys' text.
+    patch_keys: HashSet<Arc<str>>,
     /// Paths set or removed by updates of each overridden snapshot row (the
     /// row's other fields still equal the snapshot's), as an index into
     /// `touch_lists`: rows whose updates touched the same paths share one
@@ -130,6 +134,7 @@ impl Clone for Overlay {
             block_start: self.block_start.clone(),
             flat: self.flat.clone(),
             patches: self.patches.clone(),
+            patch_keys: self.patch_keys.clone(),
             touched: self.touched.clone(),
             touch_lists: self.touch_lists.clone(),
             touch_index: self.touch_index.clone(),
@@ -192,6 +197,7 @@ impl Overlay {
             block_start: Vec::new(),
             flat: Vec::new(),
             patches: SlotMap::default(),
+            patch_keys: HashSet::new(),
             touched: SlotMap::default(),
             touch_lists: Vec::new(),
             touch_index: HashMap::new(),
@@ -527,9 +533,22 @@ impl Overlay {
                     // (checked on an empty row: only the key rule applies).
                     apply_update(&mut Map::new(), set, remove, &self.key_path).map_err(&err)?;
                     let fresh = self.fresh_strings(&values, &err)?;
+                    let changes = set
+                        .iter()
+                        .map(|(p, v)| (&p[0], Some(v)))
+                        .chain(remove.iter().map(|p| (&p[0], None)));
                     let ops = self.patches.entry(slot).or_default();
-                    ops.extend(set.iter().map(|(p, v)| (p[0].clone(), Some(v.clone()))));
-                    ops.extend(remove.iter().map(|p| (p[0].clone(), None)));
+                    for (k, v) in changes {
+                        let k = match self.patch_keys.get(k.as_str()) {
+                            Some(a) => a.clone(),
+                            None => {
+                                let a: Arc<str> = k.as_str().into();
+                                self.patch_keys.insert(a.clone());
+                                a
+                            }
+                        };
+                        ops.push((k, v.cloned()));
+                    }
                     self.commit_strings(fresh, ev.seq);
                 } else {
                     let mut row = self.row_value(slot)?;
@@ -586,7 +605,7 @@ impl Overlay {
         err: &dyn Fn(String) -> Error,
     ) -> Result<Vec<Box<str>>> {
         let mut fresh: Vec<Box<str>> = Vec::new();
-        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for v in values {
             walk_strings(v, &mut |s| {
                 if !self.introduced.contains_key(s) && seen.insert(s) {
@@ -674,18 +693,18 @@ pub(crate) enum Held<'a> {
     /// Held as JSON.
     Row(&'a Value),
     /// The snapshot's row with these top-level sets and removes replayed.
-    Patch(&'a [(String, Option<Value>)]),
+    Patch(&'a [(Arc<str>, Option<Value>)]),
 }
 
 /// Replay top-level sets and removes on a row, as an update does.
-pub(crate) fn replay(o: &mut Map<String, Value>, ops: &[(String, Option<Value>)]) {
+pub(crate) fn replay(o: &mut Map<String, Value>, ops: &[(Arc<str>, Option<Value>)]) {
     for (k, v) in ops {
         match v {
             Some(v) => {
-                o.insert(k.clone(), v.clone());
+                o.insert(k.to_string(), v.clone());
             }
             None => {
-                o.shift_remove(k);
+                o.shift_remove(&**k);
             }
         }
     }
@@ -799,8 +818,11 @@ impl Overlay {
             .lock()
             .map_err(|_| Error::Invalid("a lock was poisoned by an earlier panic".into()))?;
         let v = m.entry(tidx).or_default();
-        while v.len() < self.flat.len() {
-            v.push(table.find(self.new_text(v.len()))?);
+        if v.len() < self.flat.len() {
+            let finder = table.finder()?;
+            while v.len() < self.flat.len() {
+                v.push(finder.find(self.new_text(v.len()))?);
+            }
         }
         Ok(v.clone())
     }
@@ -808,6 +830,20 @@ impl Overlay {
     /// Every overridden or created slot (live or not), in no order.
     pub(crate) fn held_slots(&self) -> impl Iterator<Item = u32> + '_ {
         self.rows.keys().chain(self.patches.keys()).copied()
+    }
+
+    /// The top-level changes of snapshot row `slot` when it is held as a
+    /// patch (one lookup: the changes' keys are the paths its updates
+    /// touched).
+    pub(crate) fn patch(&self, slot: u32) -> Option<&[(Arc<str>, Option<Value>)]> {
+        self.patches.get(&slot).map(Vec::as_slice)
+    }
+
+    /// The shared key of patches' changes of top-level key `k` (`None`:
+    /// no patch changes it): compare a change's key to it with
+    /// [`Arc::ptr_eq`].
+    pub(crate) fn patch_key(&self, k: &str) -> Option<&Arc<str>> {
+        self.patch_keys.get(k)
     }
 
     /// The overridden or created row in `slot`, if it is one: held as

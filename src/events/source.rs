@@ -230,6 +230,19 @@ fn json_items<'v>(row: Option<&'v Value>, segs: &[Seg], out: &mut Vec<Option<&'v
     out.extend(cur);
 }
 
+/// Where a held row's cells at a column come from ([`OverlaySource::delta`]).
+#[derive(Clone, Copy)]
+enum Src<'v> {
+    /// Its cells there are the snapshot's.
+    Skip,
+    /// Top-level changes of a snapshot row.
+    Patch(&'v [(Arc<str>, Option<Value>)]),
+    /// A row held as JSON.
+    Row(&'v Value),
+    /// Touched but held no more (no cells).
+    Gone,
+}
+
 /// A delta cell: strings keep their text until the column is typed.
 #[derive(Clone, Copy, Debug)]
 enum Item<'v> {
@@ -307,15 +320,31 @@ struct Typing<'v> {
 /// What a column's delta holds: the rows whose cells come from JSON, by
 /// view row, with their items.
 struct Delta<'v> {
-    /// (view row, items) of created rows and of overridden rows whose
-    /// update touched the column, in view order.
-    rows: Vec<(u32, Vec<Item<'v>>)>,
+    /// (view row, end of its items in `items`) of created rows and of
+    /// overridden rows whose update touched the column, in view order
+    /// ([`Delta::rows`]).
+    rows: Vec<(u32, u32)>,
+    /// The items of `rows`, one after the other.
+    items: Vec<Item<'v>>,
     /// The slot of each of `rows`.
     row_slots: Vec<u32>,
     /// Slots taking their cells from JSON.
     json: Bits,
     /// Snapshot slots whose base cells left the view (deleted, or touched).
     removed: Vec<u32>,
+}
+
+impl<'v> Delta<'v> {
+    /// (view row, items) of each delta row, in view order.
+    fn rows(&self) -> impl ExactSizeIterator<Item = (u32, &[Item<'v>])> + '_ {
+        let mut from = 0usize;
+        self.rows.iter().map(move |&(r, end)| {
+            let end = end as usize;
+            let its = &self.items[from..end];
+            from = end;
+            (r, its)
+        })
+    }
 }
 
 /// What the delta's values are, at one display path.
@@ -835,7 +864,7 @@ fn order_cmp(desc: bool, a: (&SortCell, u32), b: (&SortCell, u32)) -> std::cmp::
 fn sort_entry(
     items: &[Item<'_>],
     live_text: bool,
-    table: Option<&StringTable>,
+    table: Option<&crate::read::Finder<'_>>,
 ) -> Result<(SortCell, u32)> {
     let text = items
         .iter()
@@ -1311,7 +1340,10 @@ impl OverlaySource {
         let mut buf = Vec::new();
         let items = self.slot_items(slot, &segs, &lead, &mut buf);
         let entry = match items {
-            Some(its) => Some(sort_entry(&its, sd.live_text, sd.table.as_ref())?),
+            Some(its) => {
+                let finder = sd.table.as_ref().map(StringTable::finder).transpose()?;
+                Some(sort_entry(&its, sd.live_text, finder.as_ref())?)
+            }
             None => None,
         };
         // A row changed in place whose sort cell stays keeps its place.
@@ -1433,7 +1465,7 @@ impl OverlaySource {
                 let v = ops
                     .iter()
                     .rev()
-                    .find(|(k, _)| k == k0)
+                    .find(|(k, _)| **k == **k0)
                     .map(|(_, v)| v.as_ref())?;
                 json_items(v, rest, buf);
             }
@@ -1485,45 +1517,80 @@ impl OverlaySource {
             .map(|t| touches(t, &lead))
             .collect();
         let n_snap = self.ov.snapshot_rows();
-        let mut json = Bits::new(self.ov.slot_count());
-        let mut removed = self.deleted.clone();
-        let mut rows = Vec::new();
-        let mut row_slots = Vec::new();
-        let mut buf = Vec::new();
-        for &(r, s) in &self.held {
-            if s < n_snap {
-                match self.ov.touched_list(s) {
-                    Some(i) if hits.get(i as usize) == Some(&true) => removed.push(s),
-                    _ => continue,
-                }
-            }
-            json.set(s as usize);
-            buf.clear();
-            match self.ov.held(s) {
-                Some(Held::Row(row)) => json_items(Some(row), segs, &mut buf),
-                Some(Held::Patch(ops)) => {
-                    // Only top-level changes: the value of the column's
-                    // first key is the last change of it.
-                    let Some((Seg::Key(k0), rest)) = segs.split_first() else {
-                        continue;
-                    };
-                    let v = ops
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| k == k0)
-                        .map(|(_, v)| v.as_ref());
-                    match v {
-                        Some(v) => json_items(v, rest, &mut buf),
-                        None => continue,
+        // The column's first key and what follows it, and the patches'
+        // shared key of it (`None`: no patch changes the column).
+        let first = match segs.split_first() {
+            Some((Seg::Key(k0), rest)) => Some((self.ov.patch_key(k0), rest)),
+            _ => None,
+        };
+        // 1. Where each held row's cells at the column come from: the
+        // lookups alone, in a loop of their own so that their cache misses
+        // overlap. A snapshot row held as a patch (the usual update) needs
+        // one: its touched paths are its changes' keys.
+        let src: Vec<Src<'_>> = self
+            .held
+            .iter()
+            .map(|&(_, s)| {
+                if s < n_snap {
+                    if first.is_some()
+                        && let Some(ops) = self.ov.patch(s)
+                    {
+                        return Src::Patch(ops);
+                    }
+                    match self.ov.touched_list(s) {
+                        Some(i) if hits.get(i as usize) == Some(&true) => {}
+                        _ => return Src::Skip,
                     }
                 }
-                None => continue,
+                match self.ov.held(s) {
+                    Some(Held::Row(row)) => Src::Row(row),
+                    Some(Held::Patch(ops)) => Src::Patch(ops),
+                    None => Src::Gone,
+                }
+            })
+            .collect();
+        // 2. The values at the column, one run per delta row.
+        let mut json = Bits::new(self.ov.slot_count());
+        let mut removed = self.deleted.clone();
+        let mut vals: Vec<Option<&Value>> = Vec::new();
+        let mut ends: Vec<(u32, u32, usize)> = Vec::new();
+        for (&(r, s), src) in self.held.iter().zip(&src) {
+            match *src {
+                Src::Skip => continue,
+                Src::Gone => {}
+                Src::Patch(ops) => {
+                    // Only top-level changes: the value of the column's
+                    // first key is the last change of it (none: the row
+                    // leaves the column alone).
+                    let Some((Some(k0), rest)) = first else {
+                        if s < n_snap && first.is_none() {
+                            removed.push(s);
+                            json.set(s as usize);
+                        }
+                        continue;
+                    };
+                    let Some((_, v)) = ops.iter().rev().find(|(k, _)| Arc::ptr_eq(k, k0)) else {
+                        continue;
+                    };
+                    json_items(v.as_ref(), rest, &mut vals);
+                }
+                Src::Row(row) => json_items(Some(row), segs, &mut vals),
             }
-            rows.push((r, buf.iter().map(|v| item_of(*v)).collect::<Vec<_>>()));
-            row_slots.push(s);
+            if s < n_snap {
+                removed.push(s);
+            }
+            json.set(s as usize);
+            if !matches!(src, Src::Gone) {
+                ends.push((r, s, vals.len()));
+            }
         }
+        // 3. Their items.
+        let items: Vec<Item<'_>> = vals.iter().map(|v| item_of(*v)).collect();
+        let rows = ends.iter().map(|&(r, _, end)| (r, end as u32)).collect();
+        let row_slots = ends.iter().map(|&(_, s, _)| s).collect();
         Delta {
             rows,
+            items,
             row_slots,
             json,
             removed,
@@ -1613,7 +1680,7 @@ impl OverlaySource {
         let mut strs: Vec<&str> = Vec::new();
         let mut index: HashMap<&str, u32> = HashMap::new();
         let mut row_str: Vec<u32> = Vec::with_capacity(t.delta.rows.len());
-        for (_, its) in &t.delta.rows {
+        for (_, its) in t.delta.rows() {
             row_str.push(match its.first() {
                 Some(&Item::Str(s)) => match strs.iter().take(8).position(|&d| d == s) {
                     Some(i) => i as u32,
@@ -1652,8 +1719,8 @@ impl OverlaySource {
         }
         let mut rows = Vec::with_capacity(t.delta.rows.len());
         let mut keys = Vec::with_capacity(t.delta.rows.len());
-        for ((r, its), &d) in t.delta.rows.iter().zip(&row_str) {
-            rows.push(*r);
+        for ((r, its), &d) in t.delta.rows().zip(&row_str) {
+            rows.push(r);
             keys.push(match its.first() {
                 Some(Item::Str(_)) => rank.get(d as usize).copied().unwrap_or(ABSENT),
                 Some(Item::Cell(Cell::Null)) => NULL,
@@ -1723,7 +1790,7 @@ impl OverlaySource {
         }
         // Strings of the delta: timestamps or not.
         let mut held_text = false;
-        for (_, its) in &delta.rows {
+        for (_, its) in delta.rows() {
             for it in its {
                 if let Item::Str(s) = it {
                     if !is_timestamp(s) {
@@ -1846,8 +1913,9 @@ impl OverlaySource {
                 merged: Default::default(),
                 merged_rows: Default::default(),
             };
-            for ((_, its), &s) in delta.rows.iter().zip(&delta.row_slots) {
-                let e = sort_entry(its, live_text, tbl)?;
+            let finder = tbl.map(StringTable::finder).transpose()?;
+            for ((_, its), &s) in delta.rows().zip(&delta.row_slots) {
+                let e = sort_entry(its, live_text, finder.as_ref())?;
                 sd.set(s, Some(e));
             }
             return Ok(Got::Delta(Some(Arc::new(sd))));
@@ -1868,7 +1936,7 @@ impl OverlaySource {
             // dense, only ordered.
             let mut seen: HashSet<&str> = HashSet::new();
             let mut distinct: Vec<&str> = Vec::new();
-            for (_, its) in &delta.rows {
+            for (_, its) in delta.rows() {
                 for it in its {
                     if let Item::Str(s) = *it
                         && seen.insert(s)
@@ -1986,13 +2054,13 @@ impl OverlaySource {
         }
         let mut delta_cells: Vec<(u32, Vec<Cell>)> = Vec::with_capacity(delta.rows.len());
         let mut neg = false;
-        for (r, its) in &delta.rows {
+        for (r, its) in delta.rows() {
             let cells = its.iter().map(&conv_item).collect::<Result<Vec<Cell>>>()?;
             for c in &cells {
                 counts[kind_of(c) as usize] += 1;
                 neg |= matches!(c, Cell::Int(i) if *i < 0);
             }
-            delta_cells.push((*r, cells));
+            delta_cells.push((r, cells));
         }
         let has = |k: Kind| counts[k as usize] > 0;
         if has(Kind::Int)
@@ -2151,14 +2219,16 @@ impl OverlaySource {
     /// by (class, value, [`tie`] key). Each delta row's place in it is
     /// found by a binary search on that order, then one pass over the
     /// base order writes the view rows, integers only. With `rows` `None`
-    /// (every row), the order is only kept (`sd.merged_rows`) and an
-    /// empty vector returned.
+    /// (every row) and `keep`, the order is only kept (`sd.merged_rows`)
+    /// and an empty vector returned; without `keep`, it is returned and
+    /// not kept (a query of every row takes the order itself: no copy).
     fn merge_sort(
         &self,
         path: &str,
         sd: &SortDelta,
         rows: Option<&[u32]>,
         desc: bool,
+        keep: bool,
     ) -> Result<Option<Vec<u32>>> {
         let count = rows.map_or(self.ov.len(), <[u32]>::len);
         let all = count == self.ov.len();
@@ -2269,7 +2339,7 @@ impl OverlaySource {
         if out.len() != count {
             return Ok(None);
         }
-        if all {
+        if all && keep {
             // Kept as view rows until the next event, which first turns
             // them into slots ([`Self::settle_orders`]).
             if rows.is_none() {
@@ -2338,7 +2408,11 @@ impl OverlaySource {
                 .map(|s| self.position(s))
                 .collect());
         }
-        if self.merge_sort(path, sd, None, desc)?.is_none() {
+        if range.start == 0 && range.end >= n {
+            // Every row: the merge's order is the answer.
+            return self.merge_sort(path, sd, None, desc, false);
+        }
+        if self.merge_sort(path, sd, None, desc, true)?.is_none() {
             return Ok(None);
         }
         Ok(sd.merged_rows[desc as usize].get().map(|v| cut(v)))
@@ -2419,7 +2493,7 @@ impl OverlaySource {
                     let mut o = serde_json::Map::new();
                     for (k, v) in ops {
                         if let Some(v) = v {
-                            o.insert(k.clone(), v.clone());
+                            o.insert(k.to_string(), v.clone());
                         }
                     }
                     walk(&Value::Object(o), "", false, &mut out);
@@ -3295,7 +3369,7 @@ impl RowSource for OverlaySource {
         }
         let d = self.sort_delta(path)?;
         match d {
-            Some(sd) => self.merge_sort(path, &sd, Some(rows), desc),
+            Some(sd) => self.merge_sort(path, &sd, Some(rows), desc, true),
             None => Ok(None),
         }
     }

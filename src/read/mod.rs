@@ -28,7 +28,7 @@ pub use node::{
     ColumnView, DEFAULT_MEMORY_BUDGET, Kinds, MAX_MAPPED_CHAIN, NodeData, SparseKinds,
     default_budget,
 };
-pub use table::{StringTable, TableOrder};
+pub use table::{Finder, StringTable, TableOrder};
 pub use verify::VerifyReport;
 
 use crate::compress::{self, Codec};
@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex};
 pub const MAX_PATH_BYTES: u64 = 256 << 20;
 
 /// Decoded separators of a string table's index.
-type Separators = Arc<Vec<Box<[u8]>>>;
+type Separators = Arc<table::ChunkIndex>;
 
 /// Accounted size of one cache entry beyond its bytes (keys, bookkeeping).
 const ENTRY_OVERHEAD: usize = 64;
@@ -1396,7 +1396,7 @@ impl Snapshot {
                     ));
                 }
             };
-            Ok(Arc::new(seps))
+            Ok(Arc::new(table::ChunkIndex::new(seps)))
         })
     }
 

@@ -125,19 +125,22 @@ impl StringTable {
     /// its order first ([`StringTable::order`]). [`StringTable::find_id`]
     /// gives the id.
     pub fn find(&self, s: &str) -> Result<std::result::Result<u32, u32>> {
-        if let Some(o) = self.order()? {
-            return o.find(self, s);
-        }
-        let n = self.chunk_count();
-        if n == 0 {
-            return Ok(Err(0));
-        }
-        let seps = self.snap.string_index(self.index)?;
-        let k = seps.partition_point(|sep| sep.as_ref() <= s.as_bytes());
-        let base = self.chunk_starts()[k] as u32;
-        Ok(match self.chunk(k)?.search(s) {
-            Ok(i) => Ok(base + i as u32),
-            Err(i) => Err(base + i as u32),
+        self.finder()?.find(s)
+    }
+
+    /// [`StringTable::find`] for many strings: what every lookup shares
+    /// (a row-ordered table's order, the chunk separators) is taken from
+    /// the snapshot's caches once, not once per string.
+    pub fn finder(&self) -> Result<Finder<'_>> {
+        let order = self.order()?;
+        let seps = match (&order, self.chunk_count()) {
+            (None, n) if n > 0 => Some(self.snap.string_index(self.index)?),
+            _ => None,
+        };
+        Ok(Finder {
+            table: self,
+            order,
+            seps,
         })
     }
 
@@ -165,6 +168,62 @@ impl StringTable {
             None => self.len() as u32,
         };
         Ok(lo..hi.max(lo))
+    }
+}
+
+/// Lookups by value in one table ([`StringTable::finder`]).
+#[derive(Debug)]
+pub struct Finder<'t> {
+    table: &'t StringTable,
+    order: Option<Arc<TableOrder>>,
+    seps: Option<Arc<ChunkIndex>>,
+}
+
+impl Finder<'_> {
+    /// [`StringTable::find`]: `Ok(rank)` when `s` is in the table, else
+    /// `Err(insertion_point)`.
+    pub fn find(&self, s: &str) -> Result<std::result::Result<u32, u32>> {
+        let t = self.table;
+        if let Some(o) = &self.order {
+            return o.find(t, s);
+        }
+        let Some(seps) = &self.seps else {
+            return Ok(Err(0));
+        };
+        let k = seps.chunk_of(s.as_bytes());
+        let base = t.chunk_starts()[k] as u32;
+        Ok(match t.chunk(k)?.search(s) {
+            Ok(i) => Ok(base + i as u32),
+            Err(i) => Err(base + i as u32),
+        })
+    }
+}
+
+/// A sorted table's chunk index: the first string of every chunk but
+/// the first (the separators), and the first 8 bytes of each as one
+/// integer, so that finding a string's chunk compares integers held
+/// together and reads a separator only among those with its 8 bytes.
+#[derive(Debug)]
+pub(crate) struct ChunkIndex {
+    pub(crate) seps: Vec<Box<[u8]>>,
+    keys: Vec<u64>,
+}
+
+impl ChunkIndex {
+    pub(crate) fn new(seps: Vec<Box<[u8]>>) -> ChunkIndex {
+        let keys = seps.iter().map(|s| prefix_key(s)).collect();
+        ChunkIndex { seps, keys }
+    }
+
+    /// The chunk that holds `s` or would: the number of separators at or
+    /// below it.
+    pub(crate) fn chunk_of(&self, s: &[u8]) -> usize {
+        // `prefix_key(a) < prefix_key(b)` implies `a < b`: separators
+        // with a smaller key are below `s`, with a larger one above it.
+        let q = prefix_key(s);
+        let lo = self.keys.partition_point(|&k| k < q);
+        let hi = lo + self.keys[lo..].partition_point(|&k| k == q);
+        lo + self.seps[lo..hi].partition_point(|sep| sep.as_ref() <= s)
     }
 }
 
@@ -287,6 +346,7 @@ fn successor(p: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::{Just, any};
 
     #[test]
     fn successor_orders_after_all_extensions() {
@@ -296,5 +356,31 @@ mod tests {
             assert!(s.as_str() > format!("{p}\u{10FFFF}\u{10FFFF}").as_str());
         }
         assert_eq!(successor("\u{10FFFF}"), None);
+    }
+
+    proptest::proptest! {
+        /// The chunk index answers as a search over the separators alone,
+        /// with separators and strings that share 8-byte prefixes, end
+        /// inside them or hold zero bytes.
+        #[test]
+        fn chunk_of_is_the_search_over_separators(
+            mut seps in proptest::collection::vec(
+                proptest::collection::vec(proptest::prop_oneof![Just(0u8), Just(b'a'), Just(b'b'), any::<u8>()], 0..12),
+                0..40,
+            ),
+            probes in proptest::collection::vec(
+                proptest::collection::vec(proptest::prop_oneof![Just(0u8), Just(b'a'), Just(b'b'), any::<u8>()], 0..12),
+                1..40,
+            ),
+        ) {
+            seps.sort();
+            seps.dedup();
+            let seps: Vec<Box<[u8]>> = seps.into_iter().map(Vec::into_boxed_slice).collect();
+            let idx = ChunkIndex::new(seps.clone());
+            for p in probes.iter().chain(seps.iter().map(|s| s.to_vec()).collect::<Vec<_>>().iter()) {
+                let want = seps.partition_point(|s| s.as_ref() <= p.as_slice());
+                proptest::prop_assert_eq!(idx.chunk_of(p), want);
+            }
+        }
     }
 }

@@ -174,7 +174,7 @@ impl Snapshot {
                 let c = table.chunk(k)?;
                 rep.chunks += 1;
                 if k > 0 {
-                    let sep = &seps[k - 1];
+                    let sep = &seps.seps[k - 1];
                     let last = prev.as_deref().unwrap_or("");
                     if !(sep.as_ref() > last.as_bytes() && sep.as_ref() <= c.get(0).as_bytes()) {
                         return Err(Error::corrupt(
