@@ -807,6 +807,10 @@ struct SortDelta {
     /// `merged` as view rows, made on the first sort after each event
     /// (every event resets it: a create or delete shifts view rows).
     merged_rows: [OnceLock<Vec<u32>>; 2],
+    /// Set when every row was first asked in this direction: the first
+    /// such query takes the merge's order as its answer (no copy kept),
+    /// a second one keeps the order for the queries and events after it.
+    asked_all: [OnceLock<()>; 2],
 }
 
 /// A column's delta for filters ([`OverlaySource::filter_rows`]), for a
@@ -1912,6 +1916,7 @@ impl OverlaySource {
                 sorted: Default::default(),
                 merged: Default::default(),
                 merged_rows: Default::default(),
+                asked_all: Default::default(),
             };
             let finder = tbl.map(StringTable::finder).transpose()?;
             for ((_, its), &s) in delta.rows().zip(&delta.row_slots) {
@@ -2408,8 +2413,9 @@ impl OverlaySource {
                 .map(|s| self.position(s))
                 .collect());
         }
-        if range.start == 0 && range.end >= n {
-            // Every row: the merge's order is the answer.
+        if range.start == 0 && range.end >= n && sd.asked_all[desc as usize].set(()).is_ok() {
+            // Every row, asked for the first time: the merge's order is
+            // the answer, not kept (keeping costs a copy of every row).
             return self.merge_sort(path, sd, None, desc, false);
         }
         if self.merge_sort(path, sd, None, desc, true)?.is_none() {
