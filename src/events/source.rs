@@ -678,6 +678,10 @@ pub struct OverlaySource {
     /// cleared by every event.
     field_types: Mutex<HashMap<String, Option<ColumnType>>>,
     kinds: OnceLock<DeltaKinds>,
+    /// The delta's kinds under one top-level key, by key: what typing one
+    /// field needs while `kinds` (every field's) is not made; kept up to
+    /// date by events as `kinds` is.
+    key_kinds: Mutex<HashMap<String, DeltaKinds>>,
     spaces: Mutex<Vec<Arc<KeySpace>>>,
     /// View row of each live slot, built on first use (dropped when an
     /// event creates or deletes a row).
@@ -970,6 +974,7 @@ impl Clone for OverlaySource {
             fields: self.fields.clone(),
             field_types: Mutex::new(lock_clone(&self.field_types)),
             kinds: self.kinds.clone(),
+            key_kinds: Mutex::new(lock_clone(&self.key_kinds)),
             // Key spaces belong to the columns of engines over this source.
             spaces: Mutex::new(Vec::new()),
             view_of: self.view_of.clone(),
@@ -1058,6 +1063,7 @@ impl OverlaySource {
             fields: OnceLock::new(),
             field_types: Mutex::new(HashMap::new()),
             kinds: OnceLock::new(),
+            key_kinds: Mutex::new(HashMap::new()),
             spaces: Mutex::new(Vec::new()),
             view_of: OnceLock::from(map),
             sort_deltas: Mutex::new(HashMap::new()),
@@ -1135,14 +1141,26 @@ impl OverlaySource {
             .map(|s| self.ov.touched(s).map(<[_]>::to_vec).unwrap_or_default());
         self.settle_orders()?;
         let mut kinds = self.kinds.take();
+        let mut key_kinds = std::mem::take(self.key_kinds.get_mut().map_err(|_| poisoned())?);
         let old_fields = self.fields.take();
-        if let (Some(d), Some(s)) = (kinds.as_mut(), before) {
-            self.count_slot(d, s, false);
+        if let Some(s) = before {
+            if let Some(d) = kinds.as_mut() {
+                self.count_slot(d, s, false);
+            }
+            for (k, d) in &mut key_kinds {
+                self.count_slot_key(d, s, k, false);
+            }
         }
         if let Err(e) = self.ov.apply(ev, line) {
-            if let (Some(d), Some(s)) = (kinds.as_mut(), before) {
-                self.count_slot(d, s, true);
+            if let Some(s) = before {
+                if let Some(d) = kinds.as_mut() {
+                    self.count_slot(d, s, true);
+                }
+                for (k, d) in &mut key_kinds {
+                    self.count_slot_key(d, s, k, true);
+                }
             }
+            *self.key_kinds.get_mut().map_err(|_| poisoned())? = key_kinds;
             self.kinds = kinds.map(OnceLock::from).unwrap_or_default();
             self.fields = old_fields.map(OnceLock::from).unwrap_or_default();
             return Err(e);
@@ -1235,7 +1253,11 @@ impl OverlaySource {
         if let Some(d) = kinds.as_mut() {
             self.count_slot(d, slot, true);
         }
+        for (k, d) in &mut key_kinds {
+            self.count_slot_key(d, slot, k, true);
+        }
         self.kinds = kinds.map(OnceLock::from).unwrap_or_default();
+        *self.key_kinds.get_mut().map_err(|_| poisoned())? = key_kinds;
         let has_new = !self.new_paths(Some(slot)).is_empty();
         if let Some(old) = old_fields
             && !had_new
@@ -2520,20 +2542,15 @@ impl OverlaySource {
         let ov = &self.ov;
         if let Some((node, list)) = snap_ty {
             let meta = &ov.snapshot().footer().nodes[node as usize];
-            let idx = self.delta_kinds()?;
             let lead = lead_keys(&segs);
-            let touched_rows = lead
-                .first()
-                .and_then(|k| idx.touched.get(*k))
-                .copied()
-                .unwrap_or(0);
+            let (touched_rows, pk) = self.delta_kinds_at(path, lead.first().copied())?;
             let removed_rows = self.deleted.len() as u64 + touched_rows;
             let removed = if list && removed_rows > 0 {
                 self.removed_items(&segs, &lead)?
             } else {
                 removed_rows
             };
-            let pk = &idx.kinds(path);
+            let pk = &pk;
             let held = pk.kinds;
             let (text, time, neg) = (pk.text, pk.time, pk.neg);
             let c = &meta.counts;
@@ -2804,6 +2821,61 @@ impl OverlaySource {
         Ok(self.kinds.get_or_init(|| d))
     }
 
+    /// How many overridden rows changed top-level key `key`, and the
+    /// delta's kinds at `path` (under `key`): from every field's kinds
+    /// when made, else from the kinds under `key` alone (counted over the
+    /// held rows' values under it on first use, then kept).
+    fn delta_kinds_at(&self, path: &str, key: Option<&str>) -> Result<(u64, PathKinds)> {
+        let of = |d: &DeltaKinds| {
+            let t = key.and_then(|k| d.touched.get(k)).copied().unwrap_or(0);
+            (t, d.kinds(path))
+        };
+        if let Some(d) = self.kinds.get() {
+            return Ok(of(d));
+        }
+        let Some(key) = key else {
+            return Ok(of(self.delta_kinds()?));
+        };
+        let mut m = self.key_kinds.lock().map_err(|_| poisoned())?;
+        if let Some(d) = m.get(key) {
+            return Ok(of(d));
+        }
+        let mut d = DeltaKinds::default();
+        for &(_, s) in &self.held {
+            self.count_slot_key(&mut d, s, key, true);
+        }
+        let r = of(&d);
+        m.insert(key.to_string(), d);
+        Ok(r)
+    }
+
+    /// [`Self::count_slot`] for the fields under top-level key `key` alone.
+    fn count_slot_key(&self, d: &mut DeltaKinds, s: u32, key: &str, add: bool) {
+        if s < self.ov.snapshot_rows()
+            && let Some(t) = self.ov.touched(s)
+        {
+            // A snapshot row's untouched fields are the base's.
+            if !t.iter().any(|p| p.first().is_some_and(|f| f == key)) {
+                return;
+            }
+            bump(d.touched.entry(key.to_string()).or_default(), add);
+        }
+        let v = match self.ov.held(s) {
+            Some(Held::Row(Value::Object(o))) => o.get(key),
+            Some(Held::Patch(ops)) => ops
+                .iter()
+                .rev()
+                .find(|(k, _)| &**k == key)
+                .and_then(|(_, v)| v.as_ref()),
+            _ => None,
+        };
+        if let Some(v) = v {
+            let mut p = String::new();
+            push_key(&mut p, key);
+            d.walk(v, &mut p, add);
+        }
+    }
+
     /// Add (or take out) the held row in `slot` to the delta's kinds: its
     /// changed top-level keys, and the values of its fields that come
     /// from JSON. A slot that is not held counts nothing.
@@ -3040,6 +3112,8 @@ impl OverlaySource {
     }
 
     fn compute_fields(&self) -> Result<Vec<FieldInfo>> {
+        // Every field's kinds at once (one walk over the held rows).
+        self.delta_kinds()?;
         let mut out = Vec::new();
         let snap = self.ov.snapshot();
         for f in self.base.fields() {
@@ -3347,6 +3421,16 @@ impl RowSource for OverlaySource {
         }
         // An unreadable column shows up when it is loaded.
         self.field_type_of(path).ok().flatten().is_some()
+    }
+
+    fn field_type(&self, path: &str) -> Option<ColumnType> {
+        if let Some(p) = self.plain() {
+            return p.field_type(path);
+        }
+        if let Some(f) = self.fields.get() {
+            return f.iter().find(|f| f.path == path).map(|f| f.ty);
+        }
+        self.field_type_of(path).ok().flatten()
     }
 
     fn load(&self, path: &str) -> Result<Column> {

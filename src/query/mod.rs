@@ -380,6 +380,16 @@ impl Engine {
         }
     }
 
+    /// The type of the column `path` (`None`: no such column): from the
+    /// field list when it was asked for, else from the source alone
+    /// ([`RowSource::field_type`]: an events overlay types that field only).
+    pub fn field_type(&self, path: &str) -> Option<crate::model::ColumnType> {
+        match self.shared.fields.get() {
+            Some(f) => f.iter().find(|f| f.path == path).map(|f| f.ty),
+            None => self.src().field_type(path),
+        }
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.src().rows()

@@ -61,6 +61,16 @@ pub trait RowSource: Send + Sync {
         self.fields().iter().any(|f| f.path == path)
     }
 
+    /// The type of the column `path` (`None`: no such column), as
+    /// [`RowSource::fields`] lists it; a source whose field list is costly
+    /// types that field alone.
+    fn field_type(&self, path: &str) -> Option<ColumnType> {
+        self.fields()
+            .into_iter()
+            .find(|f| f.path == path)
+            .map(|f| f.ty)
+    }
+
     /// Fetch ahead what writing `rows` (restricted to `fields`) needs,
     /// where fetching ahead pays (a remote snapshot: a few parallel rounds
     /// instead of one read per section). Nothing by default.
