@@ -104,12 +104,64 @@ pub fn parse_num(s: &str) -> Option<Num> {
     if let Ok(v) = s.parse::<u64>() {
         return Some(Num::UInt(v));
     }
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && !s.eq_ignore_ascii_case("inf") && !s.contains(['n', 'N']) => {
-            Some(Num::Float(v))
+    parse_float(s).map(Num::Float)
+}
+
+/// A finite decimal number in Rust's float syntax (`1.5`, `-.5`, `+2.`,
+/// `1e-3`, `007.25`; not `inf` or `NaN`), read exactly by serde_json's
+/// parser after rewriting it in JSON's syntax: the browser build then
+/// carries one exact float parser, not two.
+fn parse_float(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let digits = |mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
         }
-        _ => None,
+        i
+    };
+    let mut json = String::with_capacity(s.len() + 2);
+    let mut i = 0;
+    if let Some(&c @ (b'+' | b'-')) = b.first() {
+        if c == b'-' {
+            json.push('-');
+        }
+        i = 1;
     }
+    let int_end = digits(i);
+    let int = &s[i..int_end];
+    i = int_end;
+    let mut frac = "";
+    if b.get(i) == Some(&b'.') {
+        let end = digits(i + 1);
+        frac = &s[i + 1..end];
+        i = end;
+    }
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut exp = "";
+    if let Some(b'e' | b'E') = b.get(i) {
+        let sign = usize::from(matches!(b.get(i + 1), Some(b'+' | b'-')));
+        let end = digits(i + 1 + sign);
+        if end == i + 1 + sign {
+            return None;
+        }
+        exp = &s[i..end];
+        i = end;
+    }
+    if i != b.len() {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    json.push_str(if int.is_empty() { "0" } else { int });
+    if !frac.is_empty() {
+        json.push('.');
+        json.push_str(frac);
+    }
+    json.push_str(exp);
+    serde_json::from_str::<f64>(&json)
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 /// Parse a timestamp literal: RFC 3339 (as stored) or a date `YYYY-MM-DD`
@@ -437,4 +489,76 @@ fn eval_keys(keys: &dyn Keys, col: &Column, f: &Filter, rows: usize) -> Result<B
         r.negate();
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `parse_num` read before: Rust's own float parser, finite,
+    /// not `inf` or NaN.
+    fn std_float(s: &str) -> Option<f64> {
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() && !s.eq_ignore_ascii_case("inf") && !s.contains(['n', 'N']) => {
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn floats_read_as_rust_reads_them() {
+        for s in [
+            "1.5",
+            "-.5",
+            "+.5",
+            "+2.",
+            "2.",
+            ".",
+            "+",
+            "-",
+            "",
+            "1e5",
+            "1E+5",
+            "1.e-3",
+            "e5",
+            "1e",
+            "1e+",
+            "007.250",
+            "-0.0",
+            "1e400",
+            "1e-400",
+            "0e99999999999999999999",
+            "123456789012345678901234567890.5",
+            "2.2250738585072011e-308",
+            "inf",
+            "NaN",
+            "1_0",
+            " 1",
+            "1 ",
+            "0x10",
+            "1.5.5",
+            "--1",
+            "+-1",
+        ] {
+            assert_eq!(
+                parse_float(s).map(f64::to_bits),
+                std_float(s).map(f64::to_bits),
+                "{s:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn float_syntax_agrees_with_std(s in "[-+]?[0-9]{0,20}(\\.[0-9]{0,20})?([eE][-+]?[0-9]{0,4})?") {
+            prop_assert_eq!(parse_float(&s).map(f64::to_bits), std_float(&s).map(f64::to_bits), "{:?}", s);
+        }
+
+        #[test]
+        fn any_text_agrees_with_std(s in "[-+.eE0-9a-z ]{0,12}") {
+            prop_assert_eq!(parse_float(&s).map(f64::to_bits), std_float(&s).map(f64::to_bits), "{:?}", s);
+        }
+    }
 }

@@ -68,7 +68,7 @@ pub(crate) struct Emitter {
     chunks: Vec<Vec<Option<Arc<Chunk>>>>,
     /// While planning a prefetch: the string chunks rows need, recorded
     /// instead of read (their strings are written empty).
-    record: Option<std::collections::BTreeSet<(u32, usize)>>,
+    record: Option<Vec<(u32, usize)>>,
     tmp: String,
     /// Decoded bytes of the chunks in `chunks`, and the most they may
     /// hold; past it, strings of other chunks come through the snapshot's
@@ -787,8 +787,10 @@ impl Emitter {
                 break;
             }
         }
-        let wanted = self.record.take().unwrap_or_default();
+        let mut wanted = self.record.take().unwrap_or_default();
         dry?;
+        wanted.sort_unstable();
+        wanted.dedup();
         let mut plan = super::Plan::new();
         let mut bytes = 0u64;
         for (t, k) in wanted {
@@ -848,7 +850,7 @@ impl Emitter {
             return Ok(());
         }
         if let Some(r) = self.record.as_mut() {
-            r.insert((t, k));
+            r.push((t, k));
             write_json_str(out, "");
             return Ok(());
         }

@@ -43,7 +43,7 @@ use crate::strings::reader::{Chunk, decode_chunk, decode_index};
 use bytes::Bytes;
 pub(crate) use cache::memo;
 use cache::{Lru, poisoned};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -125,7 +125,9 @@ pub struct ReadStats {
 /// [`Snapshot::fetch_async`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    sections: BTreeSet<u32>,
+    /// Section indexes, increasing (a sorted vector: the browser build
+    /// then carries no B-tree of its own).
+    sections: Vec<u32>,
 }
 
 impl Plan {
@@ -136,7 +138,10 @@ impl Plan {
 
     /// Add one section by index.
     pub fn add_section(&mut self, idx: u32) {
-        self.sections.insert(idx);
+        // Usually past the last one: a push.
+        if let Err(i) = self.sections.binary_search(&idx) {
+            self.sections.insert(i, idx);
+        }
     }
 
     /// The planned sections, in file order.
@@ -1061,11 +1066,11 @@ impl Snapshot {
     /// round. Afterwards [`Snapshot::node_data`] decodes them without reading.
     pub async fn fetch_nodes_async(&self, nodes: &[u32]) -> Result<()> {
         let n_nodes = self.footer.nodes.len() as u32;
-        let mut planned: BTreeSet<u32> = BTreeSet::new();
+        let mut planned = vec![false; n_nodes as usize];
         let mut todo: Vec<u32> = nodes.iter().copied().filter(|&n| n < n_nodes).collect();
         // The decoder follows at most 64 mappings in a chain.
         for _ in 0..=64 {
-            todo.retain(|&n| planned.insert(n));
+            todo.retain(|&n| !std::mem::replace(&mut planned[n as usize], true));
             if todo.is_empty() {
                 break;
             }

@@ -12,20 +12,33 @@
 use bytes::Bytes;
 use colsnap::source::ByteSource;
 use colsnap::{Error, Result};
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Fetched byte ranges of one file of known length.
-#[derive(Debug)]
 pub struct RangeStore {
     len: u64,
-    got: Mutex<BTreeMap<u64, Bytes>>,
+    /// (start, bytes) of each range, by start, one per start (a sorted
+    /// vector: no B-tree code in the module for a few hundred ranges).
+    got: Mutex<Vec<(u64, Bytes)>>,
     /// The longest range ever inserted: a read looks only at the ranges
     /// starting at most this far before it (not at every range held).
     longest: AtomicU64,
     missing: Mutex<Vec<Range<u64>>>,
+}
+
+/// The length and how many ranges are held (not their bytes: a
+/// `ByteSource` must be `Debug`, and the bytes' own formatting is code the
+/// page would download for nothing).
+impl std::fmt::Debug for RangeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ranges = self.got.lock().map(|g| g.len()).unwrap_or(0);
+        f.debug_struct("RangeStore")
+            .field("len", &self.len)
+            .field("ranges", &ranges)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RangeStore {
@@ -33,7 +46,7 @@ impl RangeStore {
     pub fn new(len: u64) -> RangeStore {
         RangeStore {
             len,
-            got: Mutex::new(BTreeMap::new()),
+            got: Mutex::new(Vec::new()),
             longest: AtomicU64::new(0),
             missing: Mutex::new(Vec::new()),
         }
@@ -47,11 +60,13 @@ impl RangeStore {
         }
         let keep = (self.len - start).min(bytes.len() as u64) as usize;
         if let Ok(mut g) = self.got.lock() {
-            let longer = g.get(&start).is_none_or(|b| b.len() < keep);
-            if longer {
-                g.insert(start, bytes.slice(..keep));
-                self.longest.fetch_max(keep as u64, Ordering::Relaxed);
+            let kept = bytes.slice(..keep);
+            match g.binary_search_by_key(&start, |e| e.0) {
+                Ok(i) if g[i].1.len() < keep => g[i].1 = kept,
+                Ok(_) => return,
+                Err(i) => g.insert(i, (start, kept)),
             }
+            self.longest.fetch_max(keep as u64, Ordering::Relaxed);
         }
     }
 
@@ -62,7 +77,10 @@ impl RangeStore {
         if from > r.start {
             return None; // longer than every range held
         }
-        g.range(from..=r.start).rev().find_map(|(&s, b)| {
+        // The ranges starting in `from..=r.start`, the last first.
+        let hi = g.partition_point(|e| e.0 <= r.start);
+        let lo = g[..hi].partition_point(|e| e.0 < from);
+        g[lo..hi].iter().rev().find_map(|(s, b)| {
             let end = s + b.len() as u64;
             (end >= r.end).then(|| b.slice((r.start - s) as usize..(r.end - s) as usize))
         })
@@ -102,8 +120,10 @@ impl RangeStore {
             // Emptied rather than removed (no entry ever ends past an
             // empty one's start, so reads are unchanged; an insert at the
             // same start replaces it).
-            for (&s, b) in g.range_mut(r.start..r.end) {
-                if s + b.len() as u64 <= r.end {
+            let lo = g.partition_point(|e| e.0 < r.start);
+            let hi = lo + g[lo..].partition_point(|e| e.0 < r.end);
+            for (s, b) in &mut g[lo..hi] {
+                if *s + b.len() as u64 <= r.end {
                     dropped += b.len() as u64;
                     *b = Bytes::new();
                 }
@@ -116,7 +136,7 @@ impl RangeStore {
     pub fn held_bytes(&self) -> u64 {
         self.got
             .lock()
-            .map(|g| g.values().map(|b| b.len() as u64).sum())
+            .map(|g| g.iter().map(|(_, b)| b.len() as u64).sum())
             .unwrap_or(0)
     }
 }

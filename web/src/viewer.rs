@@ -13,7 +13,6 @@ use colsnap::read::Plan;
 use colsnap::read::StringTable;
 use colsnap::{Error, OpenOptions, Result, Snapshot};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -217,12 +216,11 @@ impl Viewer {
         let Ok(t) = self.snap.table(table) else {
             return;
         };
-        let mut chunks = BTreeSet::new();
-        for id in ids {
-            if let Ok((k, _)) = t.locate(id) {
-                chunks.insert(k);
-            }
-        }
+        let mut chunks: Vec<usize> = ids
+            .filter_map(|id| t.locate(id).ok().map(|(k, _)| k))
+            .collect();
+        chunks.sort_unstable();
+        chunks.dedup();
         for k in chunks {
             self.snap.plan_chunk(plan, table, k);
         }
