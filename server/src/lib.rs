@@ -758,13 +758,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         app = app.merge(published);
     }
     if let Some(dir) = &state.config.web {
-        // The browser grid: static files, compressed (the wasm module too).
+        // The browser grid: static files, compressed (the wasm module
+        // too): a file's `.gz` beside it when there is one (web/build.sh
+        // writes them with zopfli, smaller than any on-the-fly gzip) to a
+        // client that takes gzip, else compressed here on the fly.
         let page = Router::new()
             .route(
                 "/",
                 axum::routing::get(|| async { axum::response::Redirect::temporary("/web/") }),
             )
-            .nest_service("/web", tower_http::services::ServeDir::new(dir))
+            .nest_service(
+                "/web",
+                tower_http::services::ServeDir::new(dir).precompressed_gzip(),
+            )
             .layer(CompressionLayer::new());
         app = app.merge(page);
     }

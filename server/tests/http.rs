@@ -1250,6 +1250,49 @@ async fn an_event_log_is_applied_like_colsnap_query_events() {
     assert_eq!(v["pagination"]["total"], 2);
 }
 
+/// A page file with a `.gz` beside it (web/build.sh writes them with
+/// zopfli) goes out as that file to a client taking gzip, and as itself to
+/// one that does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_files_go_out_as_their_gzip_beside_them() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "<!doctype html><p>grid</p>").unwrap();
+    std::fs::create_dir(web.path().join("pkg")).unwrap();
+    let raw: Vec<u8> = b"\0asm\x01\0\0\0"
+        .iter()
+        .copied()
+        .cycle()
+        .take(4096)
+        .collect();
+    std::fs::write(web.path().join("pkg/m.wasm"), &raw).unwrap();
+    // Not a real gzip: what goes out is the file as it lies.
+    let gz = b"\x1f\x8b precompressed bytes".to_vec();
+    std::fs::write(web.path().join("pkg/m.wasm.gz"), &gz).unwrap();
+    let dir = web.path().to_path_buf();
+    let s = start(move |c| c.web = Some(dir)).await;
+    let c = reqwest::Client::new();
+    let url = format!("{}/web/pkg/m.wasm", s.base);
+    let r = c
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["content-type"], "application/wasm");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), gz);
+    let r = c
+        .get(&url)
+        .header("accept-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.bytes().await.unwrap().to_vec(), raw);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_page_is_served_under_web_and_the_api_still_answers_404s() {
     let web = tempfile::tempdir().unwrap();

@@ -612,15 +612,19 @@ impl ViewMap {
     /// in the view, or set in `json`, a bitmap over slots): one pass over
     /// the runs, 4 bytes a snapshot row.
     fn dense_rows(&self, json: &Bits) -> Vec<u32> {
-        let mut out = vec![u32::MAX; self.n_snap as usize];
+        // One sequential pass: runs are in slot order, gaps between them
+        // (slots that left the view) are `u32::MAX`.
+        let n = self.n_snap as usize;
+        let mut out = Vec::with_capacity(n);
         for &(s0, r0, len) in &self.runs {
             let (s0, len) = (s0 as usize, len as usize);
-            if let Some(dst) = out.get_mut(s0..s0 + len) {
-                for (k, x) in dst.iter_mut().enumerate() {
-                    *x = r0 + k as u32;
-                }
+            if s0 < out.len() || s0 + len > n {
+                continue;
             }
+            out.resize(s0, u32::MAX);
+            out.extend(r0..r0 + len as u32);
         }
+        out.resize(n, u32::MAX);
         for (w, &word) in json.words().iter().enumerate() {
             let mut b = word;
             while b != 0 {

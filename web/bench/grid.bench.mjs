@@ -47,15 +47,19 @@ const code = ['pkg/colsnap_web_bg.wasm', 'pkg/app.js', 'pkg/worker.js', 'index.h
 for (const f of ['pkg/app.js', 'pkg/worker.js'].filter((f) => existsSync(join(www, f)))) {
   for (const m of readFileSync(join(www, f), 'utf8').matchAll(/from\s*"\.\/(chunk-[\w-]+\.js)"/g)) if (!code.includes('pkg/' + m[1])) code.push('pkg/' + m[1]);
 }
-let raw = 0, gz = 0;
+// `served`: what `colsnap serve` sends a browser taking gzip, each file's
+// .gz beside it (web/build.sh: zopfli) when there is one.
+let raw = 0, gz = 0, served = 0;
 for (const f of code) {
   const b = readFileSync(join(www, f));
   raw += b.length;
-  gz += gzipSync(b, { level: 9 }).length;
+  const g = gzipSync(b, { level: 9 }).length;
+  gz += g;
+  served += existsSync(join(www, f + '.gz')) ? statSync(join(www, f + '.gz')).size : g;
 }
 const wasmGz = gzipSync(readFileSync(join(www, 'pkg/colsnap_web_bg.wasm')), { level: 9 }).length;
 console.log(`snapshot: ${snap} (${mb(statSync(snap).size)})`);
-console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip (wasm alone ${kb(wasmGz)} gzip; ${code.join(', ')})`);
+console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip -9, ${kb(served)} served gzip (wasm alone ${kb(wasmGz)} gzip -9; ${code.join(', ')})`);
 
 const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0'], {
   stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
