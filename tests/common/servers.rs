@@ -259,6 +259,26 @@ fn moto_binary() -> Option<PathBuf> {
     })
 }
 
+/// Whether a server on `127.0.0.1:port` answers `GET /` with a status
+/// line within a few seconds.
+fn http_answers(port: u16) -> bool {
+    let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = c.set_write_timeout(Some(Duration::from_secs(5)));
+    if write!(
+        c,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(c).read_line(&mut line).is_ok() && line.starts_with("HTTP/")
+}
+
 /// moto's server mode (an S3-compatible server from PyPI, `moto[server]`)
 /// on 127.0.0.1 (a random free port); stopped when dropped. Its request
 /// log (one line per request) is kept in a file.
@@ -293,7 +313,9 @@ impl Moto {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Ready when it answers HTTP, not when its port accepts:
+                // a connection made while it is still starting can be reset.
+                if http_answers(port) {
                     return Some(Moto {
                         child,
                         endpoint: format!("http://127.0.0.1:{port}"),
