@@ -5,6 +5,12 @@
 //   ROWS=200000 node web/bench/grid.bench.mjs      # generates the snapshot first
 //   WWW=/tmp/old-www SNAPSHOT=... node web/bench/grid.bench.mjs   # another build of the page
 //   JUMPS=0 SNAPSHOT=... node web/bench/grid.bench.mjs            # no scrolling part
+//   SERVE_ARGS='--row-store background' SNAPSHOT=... node ...       # colsnap-serve's arguments
+//
+// The server runs with `--row-store off` unless SERVE_ARGS says otherwise:
+// the page reads the file by byte ranges and never the row store, whose
+// background build (about a minute at 1M rows) would otherwise take one of
+// a 2-core machine's cores while the page is timed.
 //
 // Needs web/build.sh, web/test's npm packages (playwright-core), and the
 // binaries in COLSNAP_BIN_DIR (default target/release: cargo build --release
@@ -58,10 +64,10 @@ for (const f of code) {
   served += existsSync(join(www, f + '.gz')) ? statSync(join(www, f + '.gz')).size : g;
 }
 const wasmGz = gzipSync(readFileSync(join(www, 'pkg/colsnap_web_bg.wasm')), { level: 9 }).length;
-console.log(`snapshot: ${snap} (${mb(statSync(snap).size)})`);
+console.log(`snapshot: ${snap} (${mb(statSync(snap).size)}); colsnap-serve ${process.env.SERVE_ARGS ?? '--row-store off'}`);
 console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip -9, ${kb(served)} served gzip (wasm alone ${kb(wasmGz)} gzip -9; ${code.join(', ')})`);
 
-const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0'], {
+const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0', ...(process.env.SERVE_ARGS ?? '--row-store off').split(' ').filter(Boolean)], {
   stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
 });
 const base = await new Promise((ok, fail) => {

@@ -19,7 +19,7 @@ globalThis.fetch = async (u, o) => {
   if (s.startsWith('file:')) return new Response(readFileSync(new URL(s)), { headers: { 'Content-Type': 'application/wasm' } });
   return realFetch(u, o);
 };
-const server = spawn(bin + '/colsnap-serve', [process.env.SNAPSHOT, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+const server = spawn(bin + '/colsnap-serve', [process.env.SNAPSHOT, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0', '--row-store', 'off'], { stdio: ['ignore', 'pipe', 'ignore'] });
 const base = await new Promise((ok) => { let b = ''; server.stdout.on('data', (d) => { b += d; const m = /open (http:\/\/[^/\s]+)\//.exec(b); if (m) ok(m[1]); }); });
 const { open } = await import(pathToFileURL(www + '/pkg/colsnap.js').href);
 const cols = ['number', 'title', 'state', 'labels[].name', 'user.login', 'comments', 'created_at', 'updated_at'];

@@ -22,7 +22,7 @@ const bin = resolve(root, process.env.COLSNAP_BIN_DIR || 'target/release');
 const www = resolve(process.env.WWW || join(root, 'web/www'));
 const jumps = +(process.env.JUMPS || 60);
 const serve = existsSync(join(bin, 'colsnap-serve')) ? join(bin, 'colsnap-serve') : join(bin, 'examples', 'colsnap-serve');
-const server = spawn(serve, [process.env.SNAPSHOT, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const server = spawn(serve, [process.env.SNAPSHOT, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0', '--row-store', 'off'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const base = await new Promise((ok, fail) => {
   let buf = '';
   server.stdout.on('data', (d) => { buf += d; const m = /open (http:\/\/[^/\s]+)\//.exec(buf); if (m) ok(m[1]); });
