@@ -638,6 +638,37 @@ impl ViewMap {
         out
     }
 
+    /// [`ViewMap::dense_rows`] as offsets: the view row of each snapshot
+    /// slot less the slot (`i16::MIN`: not in the view, or set in `json`);
+    /// `None` when some run's offset does not fit an `i16`.
+    fn dense_offsets(&self, json: &Bits) -> Option<Vec<i16>> {
+        let n = self.n_snap as usize;
+        let mut out: Vec<i16> = Vec::with_capacity(n);
+        for &(s0, r0, len) in &self.runs {
+            let off = i16::try_from(i64::from(r0) - i64::from(s0))
+                .ok()
+                .filter(|&o| o != i16::MIN)?;
+            let (s0, len) = (s0 as usize, len as usize);
+            if s0 < out.len() || s0 + len > n {
+                continue;
+            }
+            out.resize(s0, i16::MIN);
+            out.resize(s0 + len, off);
+        }
+        out.resize(n, i16::MIN);
+        for (w, &word) in json.words().iter().enumerate() {
+            let mut b = word;
+            while b != 0 {
+                let s = w * 64 + b.trailing_zeros() as usize;
+                if let Some(x) = out.get_mut(s) {
+                    *x = i16::MIN;
+                }
+                b &= b - 1;
+            }
+        }
+        Some(out)
+    }
+
     /// The snapshot slot at view row `row` (`None`: a created row, or
     /// past the view).
     fn snapshot_slot_at(&self, row: u32) -> Option<u32> {
@@ -657,6 +688,36 @@ impl ViewMap {
         out.extend(next..self.n_snap);
         out
     }
+}
+
+/// The merged order's last pass: the base order's slots (`order`) turned
+/// into view rows by `view_row` (`u32::MAX`: the slot's base cell does not
+/// stay) and kept when `member`, each delta row `(row, place)` put before
+/// the base slot at `place` (places increasing).
+fn merge_pass(
+    order: &[u32],
+    places: &[(u32, usize)],
+    count: usize,
+    member: impl Fn(u32) -> bool,
+    view_row: impl Fn(u32) -> u32,
+) -> Vec<u32> {
+    let mut out = Vec::with_capacity(count);
+    let mut from = 0usize;
+    let push_base = |slots: &[u32], out: &mut Vec<u32>| {
+        for &s in slots {
+            let v = view_row(s);
+            if v != u32::MAX && member(v) {
+                out.push(v);
+            }
+        }
+    };
+    for &(r, i) in places {
+        push_base(&order[from..i], &mut out);
+        out.push(r);
+        from = i;
+    }
+    push_base(&order[from..], &mut out);
+    out
 }
 
 /// [`RowSource`] over an [`Overlay`]: the rows of its view, in view order.
@@ -2348,25 +2409,24 @@ impl OverlaySource {
         // (`u32::MAX`: left the view, or held as JSON), made in slot order
         // from the runs; the pass over the sorted base order then reads one
         // array at each slot instead of a bitmap and the view map.
-        let view_row = view_of.dense_rows(&sd.json);
-        let mut out = Vec::with_capacity(count);
-        let mut from = 0usize;
-        for (&(_, r, _), &i) in delta.iter().zip(&at) {
-            for &s in &order.rows[from..i] {
-                let v = view_row.get(s as usize).copied().unwrap_or(u32::MAX);
-                if v != u32::MAX && member(v) {
-                    out.push(v);
+        // Two bytes a slot (its view row less the slot) when every offset
+        // fits, as it does unless tens of thousands of rows were created
+        // or deleted: half the array to write and to read at random.
+        let places: Vec<(u32, usize)> = delta.iter().zip(&at).map(|(d, &i)| (d.1, i)).collect();
+        let out = match view_of.dense_offsets(&sd.json) {
+            Some(off) => merge_pass(&order.rows, &places, count, member, |s| {
+                match off.get(s as usize) {
+                    Some(&o) if o != i16::MIN => (i64::from(s) + i64::from(o)) as u32,
+                    _ => u32::MAX,
                 }
+            }),
+            None => {
+                let view_row = view_of.dense_rows(&sd.json);
+                merge_pass(&order.rows, &places, count, member, |s| {
+                    view_row.get(s as usize).copied().unwrap_or(u32::MAX)
+                })
             }
-            out.push(r);
-            from = i;
-        }
-        for &s in &order.rows[from..] {
-            let v = view_row.get(s as usize).copied().unwrap_or(u32::MAX);
-            if v != u32::MAX && member(v) {
-                out.push(v);
-            }
-        }
+        };
         if out.len() != count {
             return Ok(None);
         }
@@ -3884,6 +3944,68 @@ mod tests {
         let ins = table.partition_point(|t| t.as_str() < "s0001") as u32;
         let k = ks.new_key(ins, "s0001").unwrap_err();
         assert_eq!(all[k as usize].1, "s0003");
+    }
+
+    /// The two-byte offsets give every slot the view row of the four-byte
+    /// array (rows created between slots, deleted runs, JSON-held slots),
+    /// and offsets too large for two bytes leave the four-byte array.
+    #[test]
+    fn dense_offsets_are_the_dense_rows() {
+        let n = 1000u32;
+        let rows: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"id":{i},"t":"x{i}"}}"#))
+            .collect();
+        let bytes = crate::write::build_to_vec(
+            format!("[{}]", rows.join(",")).as_bytes(),
+            &Default::default(),
+        )
+        .unwrap();
+        let snap = crate::read::Snapshot::from_bytes(bytes).unwrap();
+        let mut ov = Overlay::new(snap, "id").unwrap();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut live: Vec<u64> = (0..u64::from(n)).collect();
+        for seq in 0..400u64 {
+            let line = if next() % 2 == 0 {
+                let k = 10_000 + seq;
+                let at = next() % (live.len() as u64 + 1);
+                live.push(k);
+                format!(
+                    r#"{{"seq":{seq},"op":"create","key":{k},"at":{at},"row":{{"id":{k},"t":"n"}}}}"#
+                )
+            } else {
+                let k = live.swap_remove((next() % live.len() as u64) as usize);
+                format!(r#"{{"seq":{seq},"op":"delete","key":{k}}}"#)
+            };
+            ov.apply(&Event::parse(1, &line).unwrap(), seq + 1).unwrap();
+        }
+        let map = ViewMap::new(&ov);
+        let mut json = Bits::new(n as usize);
+        for s in (0..n).step_by(7) {
+            json.set(s as usize);
+        }
+        let rows = map.dense_rows(&json);
+        let off = map.dense_offsets(&json).expect("offsets fit");
+        assert_eq!(rows.len(), off.len());
+        for (s, (&r, &o)) in rows.iter().zip(&off).enumerate() {
+            let want = ov.position(s as u32).filter(|_| !json.get(s));
+            assert_eq!((r != u32::MAX).then_some(r), want, "rows, slot {s}");
+            let got = (o != i16::MIN).then(|| (s as i64 + i64::from(o)) as u32);
+            assert_eq!(got, want, "offsets, slot {s}");
+        }
+        // 40,000 snapshot rows, the first 33,000 gone: an offset of -33,000.
+        let far = ViewMap {
+            runs: vec![(33_000, 0, 7_000)],
+            n_snap: 40_000,
+            ..ViewMap::default()
+        };
+        assert!(far.dense_offsets(&Bits::new(40_000)).is_none());
+        assert_eq!(far.dense_rows(&Bits::new(40_000))[33_001], 1);
     }
 
     #[test]
