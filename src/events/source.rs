@@ -625,14 +625,9 @@ impl ViewMap {
             out.extend(r0..r0 + len as u32);
         }
         out.resize(n, u32::MAX);
-        for (w, &word) in json.words().iter().enumerate() {
-            let mut b = word;
-            while b != 0 {
-                let s = w * 64 + b.trailing_zeros() as usize;
-                if let Some(x) = out.get_mut(s) {
-                    *x = u32::MAX;
-                }
-                b &= b - 1;
+        for s in json.ones() {
+            if let Some(x) = out.get_mut(s) {
+                *x = u32::MAX;
             }
         }
         out
@@ -656,14 +651,9 @@ impl ViewMap {
             out.resize(s0 + len, off);
         }
         out.resize(n, i16::MIN);
-        for (w, &word) in json.words().iter().enumerate() {
-            let mut b = word;
-            while b != 0 {
-                let s = w * 64 + b.trailing_zeros() as usize;
-                if let Some(x) = out.get_mut(s) {
-                    *x = i16::MIN;
-                }
-                b &= b - 1;
+        for s in json.ones() {
+            if let Some(x) = out.get_mut(s) {
+                *x = i16::MIN;
             }
         }
         Some(out)

@@ -149,15 +149,22 @@ impl Bits {
     /// Members in increasing order.
     pub fn to_vec(&self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.count());
-        for (wi, &w) in self.words.iter().enumerate() {
-            let mut w = w;
-            while w != 0 {
-                let b = w.trailing_zeros() as usize;
-                out.push((wi * 64 + b) as u32);
-                w &= w - 1;
-            }
-        }
+        out.extend(self.ones().map(|i| i as u32));
         out
+    }
+
+    /// Members in increasing order, one word at a time.
+    pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let b = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    wi * 64 + b
+                })
+            })
+        })
     }
 
     /// The bits as 64-bit words, bit `i` at `words[i / 64] >> (i % 64)`
