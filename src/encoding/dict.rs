@@ -112,6 +112,20 @@ pub fn decode_as<T: Copy>(
     what: &str,
     conv: impl Fn(u64) -> Option<T>,
 ) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    decode_as_into(buf, count, what, conv, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_as`] appending to `out` (a vector allocated before the
+/// section was read keeps its place).
+pub fn decode_as_into<T: Copy>(
+    buf: &[u8],
+    count: usize,
+    what: &str,
+    conv: impl Fn(u64) -> Option<T>,
+    out: &mut Vec<T>,
+) -> Result<()> {
     let (distinct, width, rest) = decode_head(buf, count, what)?;
     let mapped: Vec<Option<T>> = distinct.iter().map(|&v| conv(v)).collect();
     let value = |ix: usize| -> Result<T> {
@@ -121,12 +135,12 @@ pub fn decode_as<T: Copy>(
         }
     };
     if width == 0 {
-        if count == 0 {
-            return Ok(Vec::new());
+        if count > 0 {
+            out.resize(out.len() + count, value(0)?);
         }
-        return Ok(vec![value(0)?; count]);
+        return Ok(());
     }
-    let mut out = Vec::with_capacity(count);
+    out.reserve(count);
     // One loop per index width, so that each reads its indexes with fixed
     // loads (no copy of a variable length per value).
     match width {
@@ -148,7 +162,7 @@ pub fn decode_as<T: Copy>(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The dictionary of a [`decode_as`] buffer, the width of its indexes, and

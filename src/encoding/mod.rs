@@ -135,12 +135,27 @@ pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
 
 /// Decode `count` signed integers written by [`encode_i64s`] (either encoding).
 pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    decode_i64s_into(enc, buf, count, what, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_i64s`] appending to `out`: a vector allocated before its
+/// section was read keeps its place (see [`Decoder`](crate::read) on the
+/// order of allocations). On error `out` may hold some of the values.
+pub fn decode_i64s_into(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    what: &str,
+    out: &mut Vec<i64>,
+) -> Result<()> {
     if enc == Encoding::Dict {
-        return dict::decode_as(buf, count, what, |k| Some(dict::from_ordered_i64(k)));
+        return dict::decode_as_into(buf, count, what, |k| Some(dict::from_ordered_i64(k)), out);
     }
     check_count(what, count, buf.len(), 1)?;
     let mut r = varint::Reader::new(buf);
-    let mut out = Vec::with_capacity(count);
+    out.reserve(count);
     match enc {
         Encoding::ZigzagVarint => {
             for _ in 0..count {
@@ -156,8 +171,7 @@ pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Resul
         }
         other => return Err(bad_encoding(what, other)),
     }
-    check_exact(what, r.pos(), buf.len())?;
-    Ok(out)
+    check_exact(what, r.pos(), buf.len())
 }
 
 /// Candidate encodings of signed integers: the smaller of plain/delta zigzag
@@ -200,20 +214,32 @@ pub fn encode_u64s(values: impl IntoIterator<Item = u64>, out: &mut Vec<u8>) -> 
 
 /// Decode `count` unsigned varints.
 pub fn decode_u64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    decode_u64s_into(enc, buf, count, what, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_u64s`] appending to `out` (see [`decode_i64s_into`]).
+pub fn decode_u64s_into(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    what: &str,
+    out: &mut Vec<u64>,
+) -> Result<()> {
     if enc == Encoding::Dict {
-        return dict::decode(buf, count, what);
+        return dict::decode_as_into(buf, count, what, Some, out);
     }
     if enc != Encoding::Varint {
         return Err(bad_encoding(what, enc));
     }
     check_count(what, count, buf.len(), 1)?;
     let mut r = varint::Reader::new(buf);
-    let mut out = Vec::with_capacity(count);
+    out.reserve(count);
     for _ in 0..count {
         out.push(r.u64(what)?);
     }
-    check_exact(what, r.pos(), buf.len())?;
-    Ok(out)
+    check_exact(what, r.pos(), buf.len())
 }
 
 /// Encode u32 values (string ids): fixed width little-endian, so that an
@@ -228,6 +254,19 @@ pub fn encode_u32s(values: &[u32], out: &mut Vec<u8>) -> Encoding {
 
 /// Decode `count` u32 values (plain or varint).
 pub fn decode_u32s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    decode_u32s_into(enc, buf, count, what, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_u32s`] appending to `out` (see [`decode_i64s_into`]).
+pub fn decode_u32s_into(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    what: &str,
+    out: &mut Vec<u32>,
+) -> Result<()> {
     match enc {
         Encoding::PlainU32 => {
             if buf.len() != count.saturating_mul(4) {
@@ -241,25 +280,25 @@ pub fn decode_u32s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Resul
                     ),
                 ));
             }
-            Ok(buf
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+            out.extend(
+                buf.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            Ok(())
         }
         // Straight into `u32`s: no `u64` vector twice the size in between.
-        Encoding::Dict => dict::decode_as(buf, count, what, |x| u32::try_from(x).ok()),
+        Encoding::Dict => dict::decode_as_into(buf, count, what, |x| u32::try_from(x).ok(), out),
         Encoding::Varint => {
             check_count(what, count, buf.len(), 1)?;
             let mut r = varint::Reader::new(buf);
-            let mut out = Vec::with_capacity(count);
+            out.reserve(count);
             for _ in 0..count {
                 let x = r.u64(what)?;
                 out.push(u32::try_from(x).map_err(|_| {
                     Error::corrupt(what, r.pos() as u64, format!("value {x} exceeds u32"))
                 })?);
             }
-            check_exact(what, r.pos(), buf.len())?;
-            Ok(out)
+            check_exact(what, r.pos(), buf.len())
         }
         other => Err(bad_encoding(what, other)),
     }
@@ -276,6 +315,19 @@ pub fn encode_f64s(values: &[f64], out: &mut Vec<u8>) -> Encoding {
 
 /// Decode `count` f64 values.
 pub fn decode_f64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    decode_f64s_into(enc, buf, count, what, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_f64s`] appending to `out` (see [`decode_i64s_into`]).
+pub fn decode_f64s_into(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    what: &str,
+    out: &mut Vec<f64>,
+) -> Result<()> {
     if enc != Encoding::PlainF64 {
         return Err(bad_encoding(what, enc));
     }
@@ -290,10 +342,11 @@ pub fn decode_f64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Resul
             ),
         ));
     }
-    Ok(buf
-        .chunks_exact(8)
-        .map(|c| f64::from_bits(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
-        .collect())
+    out.extend(
+        buf.chunks_exact(8)
+            .map(|c| f64::from_bits(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))),
+    );
+    Ok(())
 }
 
 /// Encode u8 values verbatim.

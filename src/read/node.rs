@@ -603,37 +603,52 @@ impl Decoder {
                 self.charge(meta.count(kind).saturating_mul(size), &what(role))?;
             }
         }
-        let ints = match load(Role::Ints)? {
+        // Each payload's vector is allocated before any section is read:
+        // a column's arrays are what a reader keeps, and allocated ahead of
+        // the compressed bytes, the decompressed stream and the decoder's
+        // window they sit below them, so those free into one region that
+        // the next column reuses (a WebAssembly memory never shrinks: a
+        // hole left under a kept array costs until the page closes).
+        let mut ints: Vec<i64> = presized(snap, meta, Role::Ints, count(Kind::Int));
+        let mut uints: Vec<u64> = presized(snap, meta, Role::UInts, count(Kind::UInt));
+        let mut floats: Vec<f64> = presized(snap, meta, Role::Floats, count(Kind::Float));
+        let mut strs: Vec<u32> = presized(snap, meta, Role::Strs, count(Kind::Str));
+        let mut ts_secs: Vec<i64> = presized(snap, meta, Role::TsSecs, count(Kind::Time));
+        let mut lens: Vec<u32> = presized(snap, meta, Role::Lens, count(Kind::Array));
+        match load(Role::Ints)? {
             Some((Encoding::Mapped, b)) => {
-                self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
+                ints = self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
             }
-            Some((e, b)) => encoding::decode_i64s(e, &b, count(Kind::Int), &what(Role::Ints))?,
-            None => Vec::new(),
-        };
-        let uints = match load(Role::UInts)? {
-            Some((e, b)) => encoding::decode_u64s(e, &b, count(Kind::UInt), &what(Role::UInts))?,
-            None => Vec::new(),
-        };
-        let floats = match load(Role::Floats)? {
-            Some((e, b)) => encoding::decode_f64s(e, &b, count(Kind::Float), &what(Role::Floats))?,
-            None => Vec::new(),
-        };
-        let strs = match load(Role::Strs)? {
+            Some((e, b)) => {
+                encoding::decode_i64s_into(e, &b, count(Kind::Int), &what(Role::Ints), &mut ints)?
+            }
+            None => {}
+        }
+        if let Some((e, b)) = load(Role::UInts)? {
+            encoding::decode_u64s_into(e, &b, count(Kind::UInt), &what(Role::UInts), &mut uints)?;
+        }
+        if let Some((e, b)) = load(Role::Floats)? {
+            encoding::decode_f64s_into(
+                e,
+                &b,
+                count(Kind::Float),
+                &what(Role::Floats),
+                &mut floats,
+            )?;
+        }
+        match load(Role::Strs)? {
             Some((Encoding::Mapped, b)) => {
-                let w = what(Role::Strs);
-                self.mapped(node, &kinds, Kind::Str, &b, depth, &w, |v| {
-                    u32::try_from(v)
-                        .map_err(|_| Error::corrupt(&w, 0, format!("string id {v} out of range")))
-                })?
+                strs = self.mapped_ids(node, &kinds, &b, depth, &what(Role::Strs))?
             }
-            Some((e, b)) => encoding::decode_u32s(e, &b, count(Kind::Str), &what(Role::Strs))?,
-            None => Vec::new(),
-        };
+            Some((e, b)) => {
+                encoding::decode_u32s_into(e, &b, count(Kind::Str), &what(Role::Strs), &mut strs)?
+            }
+            None => {}
+        }
         let nt = count(Kind::Time);
-        let ts_secs = match load(Role::TsSecs)? {
-            Some((e, b)) => encoding::decode_i64s(e, &b, nt, &what(Role::TsSecs))?,
-            None => Vec::new(),
-        };
+        if let Some((e, b)) = load(Role::TsSecs)? {
+            encoding::decode_i64s_into(e, &b, nt, &what(Role::TsSecs), &mut ts_secs)?;
+        }
         let ts_nanos = match load(Role::TsNanos)? {
             Some((e, b)) => nanos(
                 encoding::decode_u64s(e, &b, nt, &what(Role::TsNanos))?,
@@ -652,10 +667,9 @@ impl Decoder {
             )?,
             None => Vec::new(),
         };
-        let lens: Vec<u32> = match load(Role::Lens)? {
-            Some((e, b)) => encoding::decode_u32s(e, &b, count(Kind::Array), &what(Role::Lens))?,
-            None => Vec::new(),
-        };
+        if let Some((e, b)) = load(Role::Lens)? {
+            encoding::decode_u32s_into(e, &b, count(Kind::Array), &what(Role::Lens), &mut lens)?;
+        }
         let mut list_starts = Vec::with_capacity(lens.len() + 1);
         let mut acc = 0u32;
         list_starts.push(0);
@@ -784,7 +798,78 @@ impl Decoder {
         what: &str,
         conv: impl Fn(i64) -> Result<T>,
     ) -> Result<Vec<T>> {
+        let (m, src) = self.mapped_source(node, kinds.len(), b, depth, what)?;
+        // The footer's count of the kind (charged to the budget before the
+        // decode); a wrong count only costs a reallocation.
+        let n = self.snap.footer().nodes[node as usize].count(kind);
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(kinds.len()));
+        let mut h = 0;
+        let look = m.lookup();
+        for i in kinds.items_of(kind) {
+            let (k, r) = src.kinds.get_and_rank(i, &mut h);
+            let v = (k == Kind::Str)
+                .then(|| src.strs.get(r).copied())
+                .flatten()
+                .and_then(|id| look.get(id))
+                .ok_or_else(|| no_mapped_value(what, i))?;
+            out.push(conv(v)?);
+        }
+        if !self.keep_sources {
+            self.nodes[m.source as usize] = None;
+        }
+        Ok(out)
+    }
+
+    /// [`Decoder::mapped`] for string ids. When this node's items and its
+    /// source's are all strings and the source was decoded for this stream
+    /// alone, the source's ids are replaced by their mapped values where
+    /// they lie: no second vector per link of a chain of mappings
+    /// (`user.login` mapped from a URL column mapped from another ...).
+    fn mapped_ids(
+        &mut self,
+        node: u32,
+        kinds: &Kinds,
+        b: &[u8],
+        depth: usize,
+        what: &str,
+    ) -> Result<Vec<u32>> {
+        let id = |v: i64, what: &str| {
+            u32::try_from(v)
+                .map_err(|_| Error::corrupt(what, 0, format!("string id {v} out of range")))
+        };
         let items = kinds.len();
+        if !self.keep_sources && matches!(kinds, Kinds::Const(Kind::Str, _)) {
+            let (m, src) = self.mapped_source(node, items, b, depth, what)?;
+            if matches!(*src.kinds, Kinds::Const(Kind::Str, _)) && src.strs.len() == items {
+                self.nodes[m.source as usize] = None;
+                match Arc::try_unwrap(src) {
+                    Ok(d) => {
+                        let mut ids = d.strs;
+                        let look = m.lookup();
+                        for (i, v) in ids.iter_mut().enumerate() {
+                            *v = id(look.get(*v).ok_or_else(|| no_mapped_value(what, i))?, what)?;
+                        }
+                        return Ok(ids);
+                    }
+                    // Held elsewhere too: kept, and read as below.
+                    Err(src) => self.nodes[m.source as usize] = Some(src),
+                }
+            }
+        }
+        self.mapped(node, kinds, Kind::Str, b, depth, what, |v| id(v, what))
+    }
+
+    /// The mapping of a mapped stream of `node` (`items` items) and its
+    /// source node, decoded (once: a second call answers from the decoded
+    /// nodes), the chain of mappings checked.
+    fn mapped_source(
+        &mut self,
+        node: u32,
+        items: usize,
+        b: &[u8],
+        depth: usize,
+        what: &str,
+    ) -> Result<(encoding::mapped::Mapping, Arc<NodeData>)> {
         let m = encoding::mapped::decode(b, items, what)?;
         check_source(&self.snap, node, m.source).map_err(|d| Error::corrupt(what, 0, d))?;
         let src = self.node_at(m.source, depth + 1)?;
@@ -798,25 +883,7 @@ impl Decoder {
         }
         let slot = &mut self.chain[node as usize];
         *slot = (*slot).max(c);
-        // The footer's count of the kind (charged to the budget before the
-        // decode); a wrong count only costs a reallocation.
-        let n = self.snap.footer().nodes[node as usize].count(kind);
-        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(items));
-        let mut h = 0;
-        let look = m.lookup();
-        for i in kinds.items_of(kind) {
-            let (k, r) = src.kinds.get_and_rank(i, &mut h);
-            let v = (k == Kind::Str)
-                .then(|| src.strs.get(r).copied())
-                .flatten()
-                .and_then(|id| look.get(id))
-                .ok_or_else(|| Error::corrupt(what, 0, format!("item {i} has no mapped value")))?;
-            out.push(conv(v)?);
-        }
-        if !self.keep_sources {
-            self.nodes[m.source as usize] = None;
-        }
-        Ok(out)
+        Ok((m, src))
     }
 
     /// The kinds of the parent of `node`, whose kinds are parent-masked,
@@ -863,6 +930,38 @@ impl Decoder {
         }
         Ok(out)
     }
+}
+
+/// An empty vector with room for the `count` values of `node`'s stream
+/// `role`, allocated before its section is read (see `decode_node`). Room
+/// only for a count the section can plausibly hold: every value takes at
+/// least a byte once decompressed, and the decompressed length must be one
+/// the decompressor would allocate up front for the stored bytes, so a
+/// hostile footer's count is never allocated ahead of its section (a
+/// constant dictionary, whose values take no byte, decodes as before).
+fn presized<T>(
+    snap: &Snapshot,
+    meta: &crate::format::NodeMeta,
+    role: Role,
+    count: usize,
+) -> Vec<T> {
+    let mut v = Vec::new();
+    if let Some(e) = meta
+        .stream(role)
+        .and_then(|s| snap.footer().sections.get(s as usize))
+        && e.encoding != Encoding::Mapped
+        && count as u64 <= u64::from(e.raw_len)
+        && e.raw_len as usize <= crate::compress::plausible_len(e.stored_len as usize)
+    {
+        // A refused reservation leaves the vector to grow as it decodes.
+        let _ = v.try_reserve_exact(count);
+    }
+    v
+}
+
+/// A mapped stream's item whose source value has no mapping.
+fn no_mapped_value(what: &str, i: usize) -> Error {
+    Error::corrupt(what, 0, format!("item {i} has no mapped value"))
 }
 
 /// Nanoseconds of timestamps, each checked to fit a `u32`.
