@@ -263,7 +263,7 @@ fn gzip_compress(raw: &[u8], level: i32) -> Result<Vec<u8>> {
 /// The most bytes allocated up front for decompressing `stored_len` bytes:
 /// generous for real sections, small for hostile declarations. Output past
 /// it is still accepted (up to the declared length), just not preallocated.
-fn plausible_len(stored_len: usize) -> usize {
+pub(crate) fn plausible_len(stored_len: usize) -> usize {
     stored_len.saturating_mul(64).max(1 << 20)
 }
 
@@ -309,6 +309,35 @@ pub fn decompress_limited(
     limit: u64,
     what: &str,
 ) -> Result<Vec<u8>> {
+    decompress_parts(codec, &[], stored, raw_len, dict, limit, what)
+}
+
+/// [`decompress`] of a zstd frame stored without its magic number (a
+/// version 2 payload, SPEC.md): the magic is read apart, so the pure-Rust
+/// decoder (the browser's) never copies the stored bytes, which are most
+/// of a column's memory while it loads.
+pub fn decompress_bare_zstd(
+    stored: &[u8],
+    raw_len: usize,
+    dict: Option<&[u8]>,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let limit = section_limit(stored.len() + crate::format::section::ZSTD_MAGIC.len());
+    let magic = &crate::format::section::ZSTD_MAGIC[..];
+    decompress_parts(Codec::Zstd, magic, stored, raw_len, dict, limit, what)
+}
+
+/// [`decompress_limited`] of the bytes of `head` then `stored` (`head` is
+/// empty but for a zstd magic read apart).
+fn decompress_parts(
+    codec: Codec,
+    head: &[u8],
+    stored: &[u8],
+    raw_len: usize,
+    dict: Option<&[u8]>,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
     let err = |c: &'static str, d: String| Error::Codec {
         codec: c,
         what: what.to_string(),
@@ -322,8 +351,9 @@ pub fn decompress_limited(
         });
     }
     let out = match codec {
-        Codec::None => stored.to_vec(),
-        Codec::Zstd => zstd_decompress(stored, raw_len, dict).map_err(|d| err("zstd", d))?,
+        Codec::None => [head, stored].concat(),
+        Codec::Zstd => zstd_decompress(head, stored, raw_len, dict).map_err(|d| err("zstd", d))?,
+        Codec::Gzip if !head.is_empty() => return Err(err("gzip", "a split payload".into())),
         Codec::Gzip => gzip::Member::new(stored)
             .and_then(|m| read_bounded(m, raw_len, plausible_len(stored.len())))
             .map_err(|e| err("gzip", e.to_string()))?,
@@ -385,10 +415,20 @@ fn read_bounded(mut r: impl Read, raw_len: usize, first: usize) -> std::io::Resu
 /// bytes (more is an error, reported by the caller as a length mismatch).
 #[cfg(feature = "write")]
 fn zstd_decompress(
+    head: &[u8],
     stored: &[u8],
     raw_len: usize,
     dict: Option<&[u8]>,
 ) -> std::result::Result<Vec<u8>, String> {
+    // The C library reads one contiguous frame: a magic read apart is put
+    // back (a copy of the stored bytes, natively).
+    let joined;
+    let stored = if head.is_empty() {
+        stored
+    } else {
+        joined = [head, stored].concat();
+        &joined[..]
+    };
     if raw_len <= plausible_len(stored.len()) {
         let mut d = match dict {
             Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict),
@@ -413,11 +453,12 @@ fn zstd_decompress(
 }
 
 #[cfg(all(not(feature = "write"), feature = "ruzstd"))]
-use ruzstd_decompress as zstd_decompress;
+use ruzstd_decompress_parts as zstd_decompress;
 
 /// Without a zstd decoder compiled in, zstd sections cannot be read.
 #[cfg(not(any(feature = "write", feature = "ruzstd")))]
 fn zstd_decompress(
+    _head: &[u8],
     _stored: &[u8],
     _raw_len: usize,
     _dict: Option<&[u8]>,
@@ -436,6 +477,19 @@ fn zstd_decompress(
 #[cfg(any(feature = "ruzstd", test))]
 #[cfg_attr(any(feature = "write", not(feature = "ruzstd")), allow(dead_code))] // tests compare
 fn ruzstd_decompress(
+    stored: &[u8],
+    raw_len: usize,
+    dict: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    ruzstd_decompress_parts(&[], stored, raw_len, dict)
+}
+
+/// [`ruzstd_decompress`] of the bytes of `head` then `stored`, never
+/// joined: the first frame's header is read through both.
+#[cfg(any(feature = "ruzstd", test))]
+#[cfg_attr(any(feature = "write", not(feature = "ruzstd")), allow(dead_code))] // tests compare
+fn ruzstd_decompress_parts(
+    head: &[u8],
     stored: &[u8],
     raw_len: usize,
     dict: Option<&[u8]>,
@@ -462,16 +516,46 @@ fn ruzstd_decompress(
     };
     let cap = raw_len.saturating_add(1);
     let mut out = Vec::with_capacity(raw_len.min(plausible_len(stored.len())));
-    let mut input = stored;
-    while !input.is_empty() {
-        match dec.reset(&mut input) {
-            Ok(()) => {}
+    let (mut head, mut input) = (head, stored);
+    // The decoder keeps a frame's content in its window until the frame
+    // ends, growing its buffer by doubling up to it (each step a new
+    // allocation beside the last: about twice the window at the peak, and
+    // holes a WebAssembly memory never gives back). Reading the first
+    // frame's header twice makes it reserve the window once instead, when
+    // the window is at most twice the declared output (a single-segment
+    // frame's window is its content).
+    let byte = |k: usize| match head.get(k) {
+        Some(b) => Some(*b),
+        None => input.get(k - head.len()).copied(),
+    };
+    let window = match byte(4) {
+        Some(d) if d & 0x20 != 0 => Some(raw_len as u64),
+        Some(_) => byte(5).map(|w| {
+            let base = 1u64 << (10 + (w >> 3));
+            base + (base >> 3) * u64::from(w & 7)
+        }),
+        None => None,
+    };
+    if window.is_some_and(|w| w <= (raw_len as u64).saturating_mul(2)) {
+        let _ = dec.reset(&mut std::io::Read::chain(head, input));
+    }
+    while !head.is_empty() || !input.is_empty() {
+        // Every header is read through the one reader type (one copy of
+        // the decoder's header code in the browser's module).
+        let mut both = std::io::Read::chain(head, input);
+        let reset = dec.reset(&mut both);
+        (head, input) = both.into_inner();
+        match reset {
+            Ok(()) if head.is_empty() => {}
+            Ok(()) => return Err("frame header shorter than its magic".into()),
             Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
                 length,
                 ..
             })) => {
+                let h = (length as usize).min(head.len());
+                head = &head[h..];
                 input = input
-                    .get(length as usize..)
+                    .get(length as usize - h..)
                     .ok_or("truncated skippable frame")?;
                 continue;
             }
@@ -822,8 +906,9 @@ mod ruzstd_tests {
 
     /// Both decoders on one section: identical results, or both errors.
     fn same(stored: &[u8], raw_len: usize, dict: Option<&[u8]>) -> Option<Vec<u8>> {
-        let c = zstd_decompress(stored, raw_len, dict);
+        let c = zstd_decompress(&[], stored, raw_len, dict);
         let r = ruzstd_decompress(stored, raw_len, dict);
+        split_agrees(stored, raw_len, dict, &c, &r);
         match (c, r) {
             (Ok(c), Ok(r)) => {
                 assert_eq!(c.len(), r.len(), "lengths differ");
@@ -976,6 +1061,47 @@ mod ruzstd_tests {
         assert!(decompress(Codec::Zstd, &stored, raw.len() - 1, None, "t").is_err());
     }
 
+    /// The bytes read apart after their first four (a version 2 payload's
+    /// magic): each decoder answers as it does for the whole.
+    fn split_agrees(
+        stored: &[u8],
+        raw_len: usize,
+        dict: Option<&[u8]>,
+        c: &std::result::Result<Vec<u8>, String>,
+        r: &std::result::Result<Vec<u8>, String>,
+    ) {
+        if stored.len() < 4 {
+            return;
+        }
+        let (head, rest) = stored.split_at(4);
+        let split_r = ruzstd_decompress_parts(head, rest, raw_len, dict);
+        assert_eq!(split_r.as_ref().ok(), r.as_ref().ok(), "ruzstd, read apart");
+        let split_c = zstd_decompress(head, rest, raw_len, dict);
+        assert_eq!(split_c.as_ref().ok(), c.as_ref().ok(), "C, read apart");
+    }
+
+    #[test]
+    fn bare_frames_decompress_as_whole_ones() {
+        let raw: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let (_, stored) = compress(&raw, &zstd_opts(3), None).unwrap();
+        let bare = crate::format::section::strip_zstd_magic(stored.clone()).unwrap();
+        assert_eq!(
+            decompress_bare_zstd(&bare, raw.len(), None, "t").unwrap(),
+            raw
+        );
+        assert_eq!(
+            ruzstd_decompress_parts(&stored[..4], &bare, raw.len(), None).unwrap(),
+            raw
+        );
+        // A wrong length or a damaged magic is refused as for the whole frame.
+        assert!(decompress_bare_zstd(&bare, raw.len() - 1, None, "t").is_err());
+        assert!(
+            ruzstd_decompress_parts(&[0x28, 0xB5, 0x2F, 0xFE], &bare, raw.len(), None).is_err()
+        );
+    }
+
     proptest! {
         #[test]
         fn same_as_c(raw in proptest::collection::vec(0u8..6, 0..20_000), level in 1i32..20) {
@@ -987,8 +1113,9 @@ mod ruzstd_tests {
         #[test]
         fn garbage_same_verdict(b in proptest::collection::vec(any::<u8>(), 0..200), n in 0usize..1000) {
             // Hostile bytes: neither decoder panics; when both succeed they agree.
-            let c = zstd_decompress(&b, n, None);
+            let c = zstd_decompress(&[], &b, n, None);
             let r = ruzstd_decompress(&b, n, None);
+            split_agrees(&b, n, None, &c, &r);
             if let (Ok(c), Ok(r)) = (c, r) {
                 prop_assert_eq!(&c[..c.len().min(n)], &r[..r.len().min(n)]);
             }

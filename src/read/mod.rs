@@ -812,6 +812,18 @@ impl Snapshot {
     /// zstd payload is returned as a whole zstd frame: version 2 stores it
     /// without the magic, which is put back here.
     pub fn section_stored(&self, idx: u32) -> Result<Bytes> {
+        let (stored, bare) = self.section_payload(idx)?;
+        Ok(if bare {
+            Bytes::from(format::section::with_zstd_magic(&stored))
+        } else {
+            stored
+        })
+    }
+
+    /// The stored bytes of section `idx` as the file holds them, checked
+    /// ([`Snapshot::section_stored`]), and whether they are a zstd frame
+    /// without its magic (version 2), which is not put back here.
+    fn section_payload(&self, idx: u32) -> Result<(Bytes, bool)> {
         let e = self.entry(idx)?;
         let what = || {
             format!(
@@ -839,10 +851,7 @@ impl Snapshot {
                     got: crc,
                 });
             }
-            if e.codec == Codec::Zstd {
-                return Ok(Bytes::from(format::section::with_zstd_magic(&frame)));
-            }
-            return Ok(frame);
+            return Ok((frame, e.codec == Codec::Zstd));
         }
         let h = SectionHeader::parse(&frame, e.offset)?;
         if h.codec != e.codec
@@ -877,21 +886,26 @@ impl Snapshot {
                 got: crc,
             });
         }
-        Ok(stored)
+        Ok((stored, false))
     }
 
     /// The decompressed payload of section `idx` (shared with the fetched
     /// bytes when stored raw).
     pub fn section(&self, idx: u32) -> Result<Bytes> {
-        let stored = self.section_stored(idx)?;
+        let (stored, bare) = self.section_payload(idx)?;
         let e = &self.footer.sections[idx as usize];
         if e.codec == Codec::None {
             return Ok(stored);
         }
         let dict = self.dict_for_section(idx)?;
         let what = format!("section {idx} at byte offset {}", e.offset);
-        compress::decompress(e.codec, &stored, e.raw_len as usize, dict.as_deref(), &what)
-            .map(Bytes::from)
+        let raw = e.raw_len as usize;
+        if bare {
+            compress::decompress_bare_zstd(&stored, raw, dict.as_deref(), &what)
+        } else {
+            compress::decompress(e.codec, &stored, raw, dict.as_deref(), &what)
+        }
+        .map(Bytes::from)
     }
 
     /// The table whose chunks include section `idx` and that has a
