@@ -214,6 +214,13 @@ fn classify(
 /// times longer, in WebAssembly most of all), and its memory is the rows,
 /// one buffer of rows (the keys are read from the column).
 fn sort_one_exact(mut rows: Vec<u32>, k: &Key<'_>) -> Vec<u32> {
+    // Every row of the column, in order (a query without a filter): the
+    // rows can be made again from their count and the null and absent
+    // ones, so the sort writes into this one buffer (a browser's memory,
+    // which never shrinks, grows by the sort's peak).
+    let all = k.col.offsets.is_none()
+        && rows.len() == k.col.values.len()
+        && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
     let mut nulls = Vec::new();
     let mut absents = Vec::new();
     let (mut lo, mut hi) = (u64::MAX, 0u64);
@@ -258,18 +265,15 @@ fn sort_one_exact(mut rows: Vec<u32>, k: &Key<'_>) -> Vec<u32> {
         let bits = 32 - ((hi - lo) as u32).leading_zeros();
         let lo32 = lo as u32;
         // Descending: enc = MAX - v (32-bit keys) or !v, so enc - lo is
-        // (MAX - lo) - v in the low 32 bits.
-        let from = u32::MAX.wrapping_sub(lo32);
-        match (&k.col.values, &k.col.offsets, k.desc) {
-            (Values::Str(v), None, false) => radix_sort(&mut rows, &Asc(v, lo32), bits),
-            (Values::Str(v), None, true) => radix_sort(&mut rows, &Desc(v, from), bits),
-            (Values::Int { v, .. }, None, false) | (Values::Time { secs: v, .. }, None, false) => {
-                radix_sort(&mut rows, &Asc(v, lo32), bits)
+        // (MAX - lo) - v = !v - lo in the low 32 bits.
+        let flip = if k.desc { u32::MAX } else { 0 };
+        let skip = [&nulls[..], &absents[..]];
+        match (&k.col.values, &k.col.offsets) {
+            (Values::Str(v), None) => radix(&mut rows, all, skip, &Lin(v, flip, lo32), bits),
+            (Values::Int { v, .. }, None) | (Values::Time { secs: v, .. }, None) => {
+                radix(&mut rows, all, skip, &Lin(v, flip, lo32), bits)
             }
-            (Values::Int { v, .. }, None, true) | (Values::Time { secs: v, .. }, None, true) => {
-                radix_sort(&mut rows, &Desc(v, from), bits)
-            }
-            _ => radix_sort(&mut rows, &Enc(|r| (enc(r) - lo) as u32), bits),
+            _ => radix(&mut rows, all, skip, &Enc(|r| (enc(r) - lo) as u32), bits),
         }
     }
     rows.extend(nulls);
@@ -303,23 +307,15 @@ impl Low32 for i64 {
     }
 }
 
-/// Ascending: the value less the smallest encoding.
-struct Asc<'a, T>(&'a [T], u32);
+/// The value's low 32 bits, complemented when descending (`.1` is
+/// `u32::MAX`), less the smallest encoding's (`.2`): one key type for both
+/// directions (one copy of the sort's code each).
+struct Lin<'a, T>(&'a [T], u32, u32);
 
-impl<T: Low32> RowKey for Asc<'_, T> {
+impl<T: Low32> RowKey for Lin<'_, T> {
     #[inline(always)]
     fn key(&self, r: u32) -> u32 {
-        self.0[r as usize].low32().wrapping_sub(self.1)
-    }
-}
-
-/// Descending: (MAX less the smallest encoding) less the value.
-struct Desc<'a, T>(&'a [T], u32);
-
-impl<T: Low32> RowKey for Desc<'_, T> {
-    #[inline(always)]
-    fn key(&self, r: u32) -> u32 {
-        self.1.wrapping_sub(self.0[r as usize].low32())
+        (self.0[r as usize].low32() ^ self.1).wrapping_sub(self.2)
     }
 }
 
@@ -333,23 +329,131 @@ impl<F: Fn(u32) -> u32> RowKey for Enc<F> {
     }
 }
 
-/// Stable LSD radix sort of `rows` by `key.key(row)`, whose values have
-/// `bits` bits (11 bits a pass; a pass whose digit is the same for every
-/// row is skipped).
-fn radix_sort(rows: &mut Vec<u32>, key: &impl RowKey, bits: u32) {
+/// Stable radix sort of `rows` by `key.key(row)` (`bits` bits): when
+/// `all`, `rows` are every row below their count plus those of `skip`,
+/// less those, and are made again rather than read, so that their buffer
+/// takes the result; else any rows in increasing order, read from `rows`
+/// into a second buffer that becomes the result.
+fn radix(rows: &mut Vec<u32>, all: bool, skip: [&[u32]; 2], key: &impl RowKey, bits: u32) {
+    if all {
+        let n = (rows.len() + skip[0].len() + skip[1].len()) as u32;
+        radix_msd(rows, Rows::All { n, skip }, key, bits);
+    } else {
+        let mut out = vec![0u32; rows.len()];
+        radix_msd(&mut out, Rows::Listed(rows), key, bits);
+        *rows = out;
+    }
+}
+
+/// The rows a radix sort reads, in increasing order.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// Every row below `n` but those of `skip` (each list increasing).
+    All { n: u32, skip: [&'a [u32]; 2] },
+    /// These rows.
+    Listed(&'a [u32]),
+}
+
+impl Rows<'_> {
+    /// Call `f` with every row, in increasing order.
+    #[inline(always)]
+    fn each(self, mut f: impl FnMut(u32)) {
+        match self {
+            Rows::All { n, skip } => {
+                let (mut a, mut b) = (0, 0);
+                for r in 0..n {
+                    if skip[0].get(a) == Some(&r) {
+                        a += 1;
+                    } else if skip[1].get(b) == Some(&r) {
+                        b += 1;
+                    } else {
+                        f(r);
+                    }
+                }
+            }
+            Rows::Listed(rows) => rows.iter().for_each(|&r| f(r)),
+        }
+    }
+}
+
+/// Buckets of at most this many rows are finished by sorting (low key,
+/// row) pairs; larger ones by LSD passes through a buffer of their size.
+const SMALL_BUCKET: usize = 4096;
+
+/// Stable radix sort by `key.key(row)` (`bits` bits) of `rows` into `out`
+/// (as long): one counting pass and one scatter by the top digit (11
+/// bits), then each bucket by the remaining bits, small buckets as sorted
+/// (key, row) pairs, larger ones by LSD passes through a buffer of the
+/// largest one's size. Memory beyond `out` (and the rows when listed):
+/// that buffer, nothing for keys of 11 bits or fewer, little when the keys
+/// spread (a million titles: buckets of a few hundred rows).
+fn radix_msd(out: &mut [u32], rows: Rows<'_>, key: &impl RowKey, bits: u32) {
     const BITS: u32 = 11;
-    let mut tmp = vec![0u32; rows.len()];
+    let top = BITS.min(bits);
+    let shift = bits - top;
+    let mask = (1u32 << top) - 1;
+    let digit = |r: u32| ((key.key(r) >> shift) & mask) as usize;
+    let mut start = vec![0usize; (1 << top) + 1];
+    rows.each(|r| start[digit(r) + 1] += 1);
+    for d in 0..1 << top {
+        start[d + 1] += start[d];
+    }
+    let mut at = start.clone();
+    rows.each(|r| {
+        let d = digit(r);
+        out[at[d]] = r;
+        at[d] += 1;
+    });
+    if shift == 0 {
+        return;
+    }
+    let low = (1u32 << shift) - 1;
+    let largest = start.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let mut pairs: Vec<u64> = Vec::with_capacity(largest.min(SMALL_BUCKET));
+    let mut tmp: Vec<u32> = Vec::new();
+    for w in start.windows(2) {
+        let bucket = &mut out[w[0]..w[1]];
+        if bucket.len() < 2 {
+            continue;
+        }
+        if bucket.len() <= SMALL_BUCKET {
+            // Rows are unique, so the pairs' order is the stable order.
+            pairs.clear();
+            pairs.extend(
+                bucket
+                    .iter()
+                    .map(|&r| (u64::from(key.key(r) & low) << 32) | u64::from(r)),
+            );
+            pairs.sort_unstable();
+            for (slot, p) in bucket.iter_mut().zip(&pairs) {
+                *slot = *p as u32;
+            }
+        } else {
+            tmp.resize(bucket.len(), 0);
+            lsd(bucket, &mut tmp, &|r| key.key(r) & low, shift);
+        }
+    }
+}
+
+/// Stable LSD radix sort of `rows` by `key(row)` (`bits` bits, 11 a pass,
+/// a pass whose digit is the same for every row skipped) through `tmp`,
+/// as long as `rows`. Only for large buckets: one copy of the code for
+/// every key (a call through a pointer per row and pass).
+fn lsd(rows: &mut [u32], tmp: &mut [u32], key: &dyn Fn(u32) -> u32, bits: u32) {
+    const BITS: u32 = 11;
     let mut count = vec![0usize; 1 << BITS];
+    let (mut from, mut to) = (&mut *rows, &mut *tmp);
+    let mut in_tmp = false;
     let mut shift = 0;
     while shift < bits {
         let width = BITS.min(bits - shift);
         let mask = (1u32 << width) - 1;
         let count = &mut count[..1 << width];
         count.fill(0);
-        for &r in rows.iter() {
-            count[((key.key(r) >> shift) & mask) as usize] += 1;
+        for &r in from.iter() {
+            count[((key(r) >> shift) & mask) as usize] += 1;
         }
-        if count.contains(&rows.len()) {
+        if count.contains(&from.len()) {
             shift += width;
             continue;
         }
@@ -359,13 +463,17 @@ fn radix_sort(rows: &mut Vec<u32>, key: &impl RowKey, bits: u32) {
             *c = at;
             at += n;
         }
-        for &r in rows.iter() {
-            let d = ((key.key(r) >> shift) & mask) as usize;
-            tmp[count[d]] = r;
+        for &r in from.iter() {
+            let d = ((key(r) >> shift) & mask) as usize;
+            to[count[d]] = r;
             count[d] += 1;
         }
-        std::mem::swap(rows, &mut tmp);
+        std::mem::swap(&mut from, &mut to);
+        in_tmp = !in_tmp;
         shift += width;
+    }
+    if in_tmp {
+        rows.copy_from_slice(tmp);
     }
 }
 
@@ -477,6 +585,45 @@ mod tests {
                 sort_rows(rows.clone(), std::slice::from_ref(&k)),
                 reference(&rows, &k)
             );
+        }
+    }
+
+    #[test]
+    fn sorting_every_row_in_one_buffer_is_the_comparison_sort() {
+        // Every row (the one-buffer sort) and every third row (two
+        // buffers): a top-digit bucket past SMALL_BUCKET (LSD passes
+        // through a buffer), many small ones (sorted pairs), keys of 11
+        // bits or fewer (the scatter alone), nulls and absent values among
+        // them, ties in row order, both directions.
+        let n = 30_000u32;
+        let spread = |i: u32| -> u32 {
+            match i % 10 {
+                0..=5 => 1 << 24 | (i.wrapping_mul(2_654_435_761) >> 12), // one top bucket
+                6 => NULL,
+                7 => ABSENT,
+                _ => i.wrapping_mul(40_503) % (1 << 25),
+            }
+        };
+        let narrow = |i: u32| -> u32 {
+            match i % 7 {
+                0 => NULL,
+                _ => i.wrapping_mul(7_919) % 1_500,
+            }
+        };
+        for ids in [
+            (0..n).map(spread).collect::<Vec<u32>>(),
+            (0..n).map(narrow).collect(),
+        ] {
+            let c = column(Values::Str(ids));
+            for desc in [false, true] {
+                let k = Key { col: &c, desc };
+                for rows in [(0..n).collect::<Vec<u32>>(), (0..n).step_by(3).collect()] {
+                    assert_eq!(
+                        sort_rows(rows.clone(), std::slice::from_ref(&k)),
+                        reference(&rows, &k)
+                    );
+                }
+            }
         }
     }
 
