@@ -97,6 +97,10 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
             format!("{} bytes after the last string", r.remaining()),
         ));
     }
+    // Front-coded strings outgrow the raw bytes the vector started with:
+    // its spare capacity (up to half of it) would stay with the chunk in
+    // the decoded-chunk cache, which counts the strings' bytes.
+    data.shrink_to_fit();
     let data = String::from_utf8(data)
         .map_err(|e| Error::corrupt(what, 0, format!("invalid UTF-8: {}", e.utf8_error())))?;
     // Every string boundary must fall on a char boundary (each string is valid UTF-8).
