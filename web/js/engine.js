@@ -18,6 +18,16 @@ export function wasm() {
   return wasmReady;
 }
 
+// Sections the page lends to a reader (`Reader.lend`): by reader id, the
+// reader's lent bytes; the wasm side asks for a copy when it reads them.
+const lenders = new Map();
+let readerIds = 0;
+globalThis.__colsnapLent = (id, start, end) => {
+  const lent = lenders.get(id);
+  if (lent) for (const [s, b] of lent) if (s <= start && end <= s + b.length) return b.subarray(start - s, end - s);
+  return undefined;
+};
+
 const CACHE = 'colsnap-ranges-v1';
 const TAIL = 256 * 1024;
 // Ranges kept in the Cache API: at least this long (columns, the footer).
@@ -195,7 +205,11 @@ class RangeFetcher {
 
 /** An open snapshot (in the thread that runs the wasm). */
 export class Snapshot {
-  constructor(fetcher, reader, memory) {
+  constructor(fetcher, reader, memory, id) {
+    this.id = id;
+    // Section bytes lent to the reader: start -> Uint8Array.
+    this.lent = new Map();
+    lenders.set(id, this.lent);
     this.fetcher = fetcher;
     this.reader = reader;
     this.memory = memory;
@@ -289,11 +303,22 @@ export class Snapshot {
     const rest = [...byStart.values()].filter((r) => !early.has(r[0])).sort((a, b) => a[0] - b[0]);
     const got = new Map([...early, ...(rest.length ? await this.fetcher.fetch(rest) : [])]);
     for (let i = 0; i < todo.length; i++) {
+      // Lent, not provided: the wasm side copies a section in when it
+      // decodes it, after allocating the column's arrays (its memory
+      // never shrinks: bytes copied in first would leave a hole below them).
       for (const [s] of plans[i]) {
         const b = got.get(s);
-        if (b) this.reader.provide(s, b);
+        if (b) {
+          this.lent.set(s, b);
+          this.reader.lend(s, s + b.length);
+        }
       }
-      const d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]))));
+      let d;
+      try {
+        d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]))));
+      } finally {
+        for (const [s] of plans[i]) this.lent.delete(s);
+      }
       this.columns.set(todo[i], d);
       this.reader.release(Float64Array.from(plans[i].flat()));
       // A range no later column plans is not needed again.
@@ -448,8 +473,10 @@ export class Snapshot {
     return n;
   }
 
-  /** Nothing to stop in this thread (colsnap.js's `close` stops a worker). */
-  close() {}
+  /** Forget the bytes lent to the reader (colsnap.js's `close` stops a worker). */
+  close() {
+    lenders.delete(this.id);
+  }
 
   /** Bytes: fetched from the file, typed arrays loaded, wasm memory; requests made. */
   async stats() {
@@ -473,9 +500,10 @@ export async function open(url, opts = {}) {
     ? import('./published.js').then(async (m) => { pub = await m.readManifest(abs); f = new m.ObjectFetcher(pub.root, pub.manifest, opts); pub.segments = m.segments; return f.open(); })
     : (f = new RangeFetcher(url, opts)).open();
   const [w, parts] = await Promise.all([wasm(), first]);
-  const reader = new Reader(f.len);
+  const id = ++readerIds;
+  const reader = new Reader(f.len, id);
   for (const [s, b] of parts) reader.provide(s, b);
-  const snap = new Snapshot(f, reader, w.memory);
+  const snap = new Snapshot(f, reader, w.memory, id);
   await snap.retry(() => reader.open());
   snap.refresh();
   if (pub && snap.rowCount !== pub.manifest.snapshot.rows && !(pub.manifest.events || []).length) {

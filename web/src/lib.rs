@@ -59,6 +59,30 @@ fn paths(json: &str) -> Result<Vec<String>, JsError> {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+extern "C" {
+    /// engine.js's copy of bytes it lent (see [`Reader::lend`]).
+    #[wasm_bindgen(js_name = __colsnapLent)]
+    fn colsnap_lent(reader: u32, start: f64, end: f64) -> Option<Vec<u8>>;
+}
+
+/// A store whose lent ranges come from the page (in the browser build).
+fn lending_store(len: u64, id: u32) -> RangeStore {
+    #[cfg(target_arch = "wasm32")]
+    {
+        RangeStore::with_host(
+            len,
+            Box::new(move |a, b| colsnap_lent(id, a as f64, b as f64)),
+        )
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = id;
+        RangeStore::new(len)
+    }
+}
+
 /// A column converted for the browser when its values have no plain typed
 /// array (mixed numbers): `f64` values and a validity bitmap.
 struct Converted {
@@ -78,11 +102,12 @@ pub struct Reader {
 
 #[wasm_bindgen]
 impl Reader {
-    /// A reader for a file of `len` bytes, nothing fetched yet.
+    /// A reader for a file of `len` bytes, nothing fetched yet; `id` names
+    /// it to `globalThis.__colsnapLent` (see [`Reader::lend`]).
     #[wasm_bindgen(constructor)]
-    pub fn new(len: f64) -> Reader {
+    pub fn new(len: f64, id: u32) -> Reader {
         Reader {
-            store: Arc::new(RangeStore::new(len as u64)),
+            store: Arc::new(lending_store(len as u64, id)),
             viewer: None,
             converted: HashMap::new(),
             held: HashMap::new(),
@@ -92,6 +117,16 @@ impl Reader {
     /// Keep fetched bytes: the file's bytes from offset `start` on.
     pub fn provide(&self, start: f64, bytes: Vec<u8>) {
         self.store.insert(start as u64, Bytes::from(bytes));
+    }
+
+    /// The page holds the file's bytes `start..end` (a column's section it
+    /// fetched) and hands a copy to `globalThis.__colsnapLent(id, start,
+    /// end)` when a decode reads them: they enter the wasm memory, which
+    /// never shrinks, after the arrays the decode keeps, so that they free
+    /// into one region with the decode's other temporaries instead of
+    /// leaving a hole below the column.
+    pub fn lend(&self, start: f64, end: f64) {
+        self.store.lend(start as u64, end as u64);
     }
 
     /// Drop the fetched ranges lying inside the ranges `flat` (`[start,

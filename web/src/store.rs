@@ -16,9 +16,15 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Copies the bytes of a range the host holds (see [`RangeStore::lend`]).
+pub type Host = Box<dyn Fn(u64, u64) -> Option<Vec<u8>> + Send + Sync>;
+
 /// Fetched byte ranges of one file of known length.
 pub struct RangeStore {
     len: u64,
+    /// Ranges whose bytes the host keeps until a read asks for them.
+    lent: Mutex<Vec<Range<u64>>>,
+    host: Option<Host>,
     /// (start, bytes) of each range, by start, one per start (a sorted
     /// vector: no B-tree code in the module for a few hundred ranges).
     got: Mutex<Vec<(u64, Bytes)>>,
@@ -46,10 +52,53 @@ impl RangeStore {
     pub fn new(len: u64) -> RangeStore {
         RangeStore {
             len,
+            lent: Mutex::new(Vec::new()),
+            host: None,
             got: Mutex::new(Vec::new()),
             longest: AtomicU64::new(0),
             missing: Mutex::new(Vec::new()),
         }
+    }
+
+    /// An empty store whose `host` copies in the bytes of ranges it
+    /// lends ([`RangeStore::lend`]).
+    pub fn with_host(len: u64, host: Host) -> RangeStore {
+        RangeStore {
+            host: Some(host),
+            ..RangeStore::new(len)
+        }
+    }
+
+    /// The host holds the file's bytes `start..end` (clipped to the file's
+    /// length) and copies them in when a read asks for them (a section,
+    /// while it is decoded): they enter the memory after what the decode
+    /// allocates first (a column's arrays), not before. Without a host,
+    /// nothing is lent.
+    pub fn lend(&self, start: u64, end: u64) {
+        let end = end.min(self.len);
+        if self.host.is_none() || start >= end {
+            return;
+        }
+        if let Ok(mut l) = self.lent.lock() {
+            l.push(start..end);
+        }
+    }
+
+    /// A copy of the lent bytes of `r`, when one lent range holds them.
+    fn borrow(&self, r: &Range<u64>) -> Option<Bytes> {
+        let host = self.host.as_ref()?;
+        if !self.lends(r) {
+            return None;
+        }
+        let v = host(r.start, r.end)?;
+        (v.len() as u64 == r.end - r.start).then(|| Bytes::from(v))
+    }
+
+    /// True when one lent range holds `r`.
+    fn lends(&self, r: &Range<u64>) -> bool {
+        self.lent
+            .lock()
+            .is_ok_and(|l| l.iter().any(|x| x.start <= r.start && r.end <= x.end))
     }
 
     /// Keep `bytes`, the file's bytes from offset `start` on (clipped to
@@ -86,9 +135,9 @@ impl RangeStore {
         })
     }
 
-    /// True when every byte of `r` is held.
+    /// True when every byte of `r` is held or lent.
     pub fn has(&self, r: &Range<u64>) -> bool {
-        r.is_empty() || self.get(r).is_some()
+        r.is_empty() || self.get(r).is_some() || self.lends(r)
     }
 
     /// Ranges that reads asked for and did not find since the last call,
@@ -112,6 +161,9 @@ impl RangeStore {
     /// is fetched again, from the browser's cache). Returns the bytes
     /// dropped.
     pub fn release(&self, ranges: &[Range<u64>]) -> u64 {
+        if let Ok(mut l) = self.lent.lock() {
+            l.retain(|x| !ranges.iter().any(|r| r.start <= x.start && x.end <= r.end));
+        }
         let Ok(mut g) = self.got.lock() else {
             return 0;
         };
@@ -158,7 +210,7 @@ impl ByteSource for RangeStore {
                     len: self.len,
                 });
             }
-            match self.get(r) {
+            match self.get(r).or_else(|| self.borrow(r)) {
                 Some(b) => out.push(b),
                 None if r.is_empty() => out.push(Bytes::new()),
                 None => absent.push(r.clone()),
@@ -207,5 +259,36 @@ mod tests {
         assert!(s.read_range(11..13).is_err());
         assert_eq!(s.take_missing(), vec![11..13]);
         assert_eq!(s.held_bytes(), 0);
+    }
+
+    #[test]
+    fn lent_ranges_are_copied_in_when_read_and_dropped_on_release() {
+        use std::sync::atomic::AtomicUsize;
+        static COPIES: AtomicUsize = AtomicUsize::new(0);
+        let file: Vec<u8> = (0..200u8).collect();
+        let s = RangeStore::with_host(
+            200,
+            Box::new(move |a, b| {
+                COPIES.fetch_add(1, Ordering::Relaxed);
+                file.get(a as usize..b as usize).map(<[u8]>::to_vec)
+            }),
+        );
+        s.lend(50, 120);
+        assert_eq!(COPIES.load(Ordering::Relaxed), 0, "lending copies nothing");
+        assert!(s.has(&(60..70)) && !s.has(&(40..60)));
+        assert_eq!(s.not_held(&[55..65, 110..130]), vec![110..130]);
+        assert_eq!(s.read_range(60..63).unwrap().as_ref(), &[60, 61, 62]);
+        assert_eq!(COPIES.load(Ordering::Relaxed), 1);
+        assert_eq!(s.held_bytes(), 0, "a copy read is not kept");
+        // Partly outside every lent range: missing, as for fetched ranges.
+        assert!(s.read_range(100..130).is_err());
+        assert_eq!(s.take_missing(), vec![100..130]);
+        s.release(std::slice::from_ref(&(50..120)));
+        assert!(s.read_range(60..63).is_err());
+        assert_eq!(s.take_missing(), vec![60..63]);
+        // Without a host nothing is lent.
+        let plain = RangeStore::new(200);
+        plain.lend(0, 10);
+        assert!(!plain.has(&(0..5)));
     }
 }

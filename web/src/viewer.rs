@@ -113,6 +113,10 @@ fn open_options() -> OpenOptions {
         // Decoded string chunks kept: a page's memory is the user's (the
         // rows on screen of a random order use a few dozen chunks).
         cache_bytes: 6 << 20,
+        // No sections read ahead of a decode: the store holds them (or the
+        // page lends them) already, and read one at a time they enter the
+        // memory after the arrays the decode keeps (see `Reader::lend`).
+        fetch_cache_bytes: 0,
         ..OpenOptions::default()
     }
 }
@@ -345,6 +349,16 @@ impl Viewer {
     /// how many matched.
     pub fn query(&mut self, spec: &QuerySpec) -> Result<usize> {
         let q = spec.to_query()?;
+        // The sort's columns are loaded before the query makes its row
+        // list: their arrays then lie below it in the wasm memory, which
+        // never shrinks, and the list's space frees into one region with
+        // the rest of the query's (with events applied, the overlay sorts
+        // from its own kept orders and loads nothing for it).
+        if self.events.is_empty() {
+            for k in &q.sort {
+                let _ = self.engine.ordered_column(&k.path);
+            }
+        }
         self.result = self.engine.run(&q)?;
         Ok(self.result.len())
     }
