@@ -327,3 +327,49 @@ fn export_within_a_tiny_string_budget_equals_the_default_export() {
     });
     assert_eq!(serde_json::from_slice::<Vec<Value>>(&all).unwrap(), rows);
 }
+
+/// A column decoded alone (`Snapshot::node_data`, what the query engine
+/// loads) maps a chain of mapped string columns whose items are all
+/// strings in place, through the source's ids; a column decoded with its
+/// sources kept (`Snapshot::column`) maps into a new vector. Both give the
+/// same ids for every mapped string column of generated issues, and the
+/// in-place path is taken (some column is mapped from a column whose items
+/// are all strings).
+#[test]
+fn mapped_string_columns_decoded_alone_equal_the_whole_decode() {
+    use colsnap::format::Role;
+    use colsnap::model::Kind;
+    let rows: Vec<Value> = colsnap_testdata::issues(&colsnap_testdata::GenOptions {
+        count: 1500,
+        ..Default::default()
+    })
+    .collect();
+    let snap = common::snapshot_of(&rows, &BuildOptions::default());
+    let nodes = &snap.footer().nodes;
+    let all_strs = |n: usize| nodes[n].items > 0 && nodes[n].count(Kind::Str) == nodes[n].items;
+    let (mut mapped, mut chained) = (0, 0);
+    for (n, meta) in nodes.iter().enumerate() {
+        let Some(s) = meta.stream(Role::Strs) else {
+            continue;
+        };
+        if snap.footer().sections[s as usize].encoding != colsnap::encoding::Encoding::Mapped {
+            continue;
+        }
+        mapped += 1;
+        let m =
+            colsnap::encoding::mapped::decode(&snap.section(s).unwrap(), meta.items as usize, "t")
+                .unwrap();
+        if all_strs(n) && all_strs(m.source as usize) {
+            chained += 1;
+        }
+        let path = snap.path(n as u32).to_string();
+        let alone = snap.node_data(n as u32).unwrap();
+        let whole = snap.column(&path).unwrap();
+        let want: Vec<u32> = (0..whole.len()).filter_map(|i| whole.str_id(i)).collect();
+        assert_eq!(alone.strs, want, "column `{path}`");
+    }
+    assert!(
+        chained > 0,
+        "{mapped} mapped string columns, none all strings from all strings"
+    );
+}
