@@ -60,7 +60,7 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
         ));
     }
     let mut r = Reader::new(raw);
-    let mut data: Vec<u8> = Vec::with_capacity(raw.len());
+    let mut data: Vec<u8> = Vec::with_capacity(decoded_len(raw, count, front_coded));
     let mut ends = Vec::with_capacity(count);
     let mut prev_start = 0usize;
     for i in 0..count {
@@ -97,10 +97,6 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
             format!("{} bytes after the last string", r.remaining()),
         ));
     }
-    // Front-coded strings outgrow the raw bytes the vector started with:
-    // its spare capacity (up to half of it) would stay with the chunk in
-    // the decoded-chunk cache, which counts the strings' bytes.
-    data.shrink_to_fit();
     let data = String::from_utf8(data)
         .map_err(|e| Error::corrupt(what, 0, format!("invalid UTF-8: {}", e.utf8_error())))?;
     // Every string boundary must fall on a char boundary (each string is valid UTF-8).
@@ -116,6 +112,30 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
         start = e as usize;
     }
     Ok(Chunk { data, ends })
+}
+
+/// The bytes the `count` strings of `raw` take decoded, read from their
+/// lengths alone, so that the decoded chunk is allocated once at its size
+/// (front-coded strings decode to several times the raw bytes: grown by
+/// doubling, the vector would be copied a few times and keep up to half
+/// its capacity spare in the decoded-chunk cache, which counts the
+/// strings' bytes). A malformed chunk gives the raw length, and the decode
+/// then reports it.
+fn decoded_len(raw: &[u8], count: usize, front_coded: bool) -> usize {
+    if !front_coded {
+        return raw.len();
+    }
+    let mut r = Reader::new(raw);
+    let mut total = 0usize;
+    for _ in 0..count {
+        let (Ok(shared), Ok(suffix)) = (r.len("", u32::MAX as u64), r.len_bytes("")) else {
+            return raw.len();
+        };
+        total = total.saturating_add(shared).saturating_add(suffix.len());
+    }
+    // Shared prefixes are checked by the decode: never trust a total past
+    // what the decode itself could reach (each string at most 4 GiB).
+    total.min(raw.len().saturating_mul(64).max(1 << 20))
 }
 
 /// Read one unsigned LEB128 varint from `r` (at most 10 bytes).
