@@ -1468,6 +1468,22 @@ impl Snapshot {
         Ok(Some(plan))
     }
 
+    /// Tell the source that the sections of `node` are about to be read
+    /// ([`ByteSource::expect_reads`]): one that lacks some fails now,
+    /// before the decode allocates for them.
+    pub(crate) fn expect_node(&self, node: u32) -> Result<()> {
+        let Access::Sync(s) = &self.inner.access else {
+            return Ok(());
+        };
+        let mut plan = Plan::new();
+        self.plan_node(&mut plan, node);
+        let frames: Vec<Range<u64>> = self.missing(&plan).into_iter().map(|(_, r)| r).collect();
+        if frames.is_empty() {
+            return Ok(());
+        }
+        s.expect_reads(&frames)
+    }
+
     /// Drop the stored bytes fetched for one decode only.
     pub(crate) fn release_fetched(&self, plan: &Plan) {
         if let Ok(mut f) = self.inner.fetched.lock() {

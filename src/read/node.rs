@@ -550,6 +550,7 @@ impl Decoder {
             ));
         }
         let plan = self.snap.prefetch_node(node)?;
+        self.snap.expect_node(node)?;
         self.decoding[node as usize] = true;
         let d = self.decode_node(node, meta, depth);
         self.decoding[node as usize] = false;

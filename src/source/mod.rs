@@ -83,6 +83,18 @@ pub trait ByteSource: Send + Sync + std::fmt::Debug {
     fn is_remote(&self) -> bool {
         false
     }
+
+    /// Reads of `ranges` are coming (the sections of a node about to be
+    /// decoded). A source that holds only some of its bytes and fails a
+    /// read of the others (the browser's store of fetched ranges, whose
+    /// caller fetches what a call missed and runs it again) answers now,
+    /// without reading, with the error such a read would give, so that the
+    /// decode fails before it allocates for those bytes. Every other
+    /// source: `Ok(())` (the default).
+    fn expect_reads(&self, ranges: &[Range<u64>]) -> Result<()> {
+        let _ = ranges;
+        Ok(())
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for Arc<S> {
@@ -100,6 +112,9 @@ impl<S: ByteSource + ?Sized> ByteSource for Arc<S> {
     }
     fn is_remote(&self) -> bool {
         (**self).is_remote()
+    }
+    fn expect_reads(&self, ranges: &[Range<u64>]) -> Result<()> {
+        (**self).expect_reads(ranges)
     }
 }
 

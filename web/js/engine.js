@@ -256,25 +256,35 @@ export class Snapshot {
     this.columns = new Map();
   }
 
-  /** Fetch ranges `[start, end, ...]` and hand them to wasm; `keep`: not released by `op`. */
-  async need(flat, keep = false) {
+  /**
+   * Fetch ranges `[start, end, ...]` and hand them to wasm; `keep`: not
+   * released by `op`; `lent` (an array): lent (`Reader.lend`), not
+   * provided, their starts pushed to it.
+   */
+  async need(flat, keep = false, lent = null) {
     const r = pairs(flat);
     if (!r.length) return;
     for (const [s, b] of await this.fetcher.fetch(r)) {
-      this.reader.provide(s, b);
+      if (lent) {
+        this.lent.set(s, b);
+        this.reader.lend(s, s + b.length);
+        lent.push(s);
+      } else {
+        this.reader.provide(s, b);
+      }
       if (this.taken && !keep) this.taken.push(s, s + b.length);
     }
   }
 
-  /** Run `f` against the bytes fetched; fetch what it misses and run it again. */
-  async retry(f) {
+  /** Run `f` against the bytes fetched; fetch what it misses (lent to `lent`, see `need`) and run it again. */
+  async retry(f, lent = null) {
     for (let round = 0; ; round++) {
       try {
         return f();
       } catch (e) {
         const miss = this.reader.missing();
         if (!miss.length || round > 1000) throw e;
-        await this.need(miss);
+        await this.need(miss, false, lent);
       }
     }
   }
@@ -306,18 +316,22 @@ export class Snapshot {
       // Lent, not provided: the wasm side copies a section in when it
       // decodes it, after allocating the column's arrays (its memory
       // never shrinks: bytes copied in first would leave a hole below them).
+      // So are the sections it misses (a mapped column's source columns,
+      // named in its bytes).
+      const mine = [];
       for (const [s] of plans[i]) {
         const b = got.get(s);
         if (b) {
           this.lent.set(s, b);
           this.reader.lend(s, s + b.length);
+          mine.push(s);
         }
       }
       let d;
       try {
-        d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]))));
+        d = JSON.parse(await this.op(() => this.retry(() => this.reader.column(todo[i]), mine)));
       } finally {
-        for (const [s] of plans[i]) this.lent.delete(s);
+        for (const s of mine) this.lent.delete(s);
       }
       this.columns.set(todo[i], d);
       this.reader.release(Float64Array.from(plans[i].flat()));

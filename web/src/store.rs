@@ -198,6 +198,20 @@ impl ByteSource for RangeStore {
         self.len
     }
 
+    /// The ranges neither held nor lent are recorded as missing and the
+    /// call fails, as a read of them would, before the decode allocates.
+    fn expect_reads(&self, ranges: &[Range<u64>]) -> Result<()> {
+        let absent: Vec<Range<u64>> = ranges
+            .iter()
+            .filter(|r| r.end <= self.len && !self.has(r))
+            .cloned()
+            .collect();
+        if absent.is_empty() {
+            return Ok(());
+        }
+        Err(self.miss(absent))
+    }
+
     fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         let mut out = Vec::with_capacity(ranges.len());
         let mut absent = Vec::new();
@@ -219,6 +233,13 @@ impl ByteSource for RangeStore {
         if absent.is_empty() {
             return Ok(out);
         }
+        Err(self.miss(absent))
+    }
+}
+
+impl RangeStore {
+    /// Record `absent` as missing; the error a read of them gives.
+    fn miss(&self, absent: Vec<Range<u64>>) -> Error {
         let msg = format!(
             "bytes {} not fetched yet",
             absent
@@ -230,7 +251,7 @@ impl ByteSource for RangeStore {
         if let Ok(mut m) = self.missing.lock() {
             m.extend(absent);
         }
-        Err(Error::Invalid(msg))
+        Error::Invalid(msg)
     }
 }
 
@@ -283,6 +304,13 @@ mod tests {
         // Partly outside every lent range: missing, as for fetched ranges.
         assert!(s.read_range(100..130).is_err());
         assert_eq!(s.take_missing(), vec![100..130]);
+        // A decode told what it will read fails first when any is absent,
+        // copying nothing.
+        let copies = COPIES.load(Ordering::Relaxed);
+        assert!(s.expect_reads(&[55..60, 60..100]).is_ok());
+        assert!(s.expect_reads(&[55..60, 130..140]).is_err());
+        assert_eq!(s.take_missing(), vec![130..140]);
+        assert_eq!(COPIES.load(Ordering::Relaxed), copies);
         s.release(std::slice::from_ref(&(50..120)));
         assert!(s.read_range(60..63).is_err());
         assert_eq!(s.take_missing(), vec![60..63]);
