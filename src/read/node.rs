@@ -610,12 +610,16 @@ impl Decoder {
         // window they sit below them, so those free into one region that
         // the next column reuses (a WebAssembly memory never shrinks: a
         // hole left under a kept array costs until the page closes).
-        let mut ints: Vec<i64> = presized(snap, meta, Role::Ints, count(Kind::Int));
-        let mut uints: Vec<u64> = presized(snap, meta, Role::UInts, count(Kind::UInt));
-        let mut floats: Vec<f64> = presized(snap, meta, Role::Floats, count(Kind::Float));
-        let mut strs: Vec<u32> = presized(snap, meta, Role::Strs, count(Kind::Str));
-        let mut ts_secs: Vec<i64> = presized(snap, meta, Role::TsSecs, count(Kind::Time));
-        let mut lens: Vec<u32> = presized(snap, meta, Role::Lens, count(Kind::Array));
+        let mut ints: Vec<i64> = presized(snap, meta, Role::Ints, count(Kind::Int), 0);
+        let mut uints: Vec<u64> = presized(snap, meta, Role::UInts, count(Kind::UInt), 0);
+        let mut floats: Vec<f64> = presized(snap, meta, Role::Floats, count(Kind::Float), 0);
+        let mut strs: Vec<u32> = presized(snap, meta, Role::Strs, count(Kind::Str), 0);
+        let mut ts_secs: Vec<i64> = presized(snap, meta, Role::TsSecs, count(Kind::Time), 0);
+        // An array node's starts before its lengths: the starts are what
+        // its element columns keep (their row offsets), the lengths what a
+        // list column keeps; each is made from the other's stream.
+        let mut list_starts: Vec<u32> = presized(snap, meta, Role::Lens, count(Kind::Array), 1);
+        let mut lens: Vec<u32> = presized(snap, meta, Role::Lens, count(Kind::Array), 0);
         match load(Role::Ints)? {
             Some((Encoding::Mapped, b)) => {
                 ints = self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
@@ -671,7 +675,7 @@ impl Decoder {
         if let Some((e, b)) = load(Role::Lens)? {
             encoding::decode_u32s_into(e, &b, count(Kind::Array), &what(Role::Lens), &mut lens)?;
         }
-        let mut list_starts = Vec::with_capacity(lens.len() + 1);
+        list_starts.reserve_exact(lens.len() + 1);
         let mut acc = 0u32;
         list_starts.push(0);
         for &l in &lens {
@@ -934,17 +938,19 @@ impl Decoder {
 }
 
 /// An empty vector with room for the `count` values of `node`'s stream
-/// `role`, allocated before its section is read (see `decode_node`). Room
-/// only for a count the section can plausibly hold: every value takes at
-/// least a byte once decompressed, and the decompressed length must be one
-/// the decompressor would allocate up front for the stored bytes, so a
-/// hostile footer's count is never allocated ahead of its section (a
-/// constant dictionary, whose values take no byte, decodes as before).
+/// `role` and `extra` more, allocated before its section is read (see
+/// `decode_node`). Room only for a count the section can plausibly hold:
+/// every value takes at least a byte once decompressed, and the
+/// decompressed length must be one the decompressor would allocate up
+/// front for the stored bytes, so a hostile footer's count is never
+/// allocated ahead of its section (a constant dictionary, whose values
+/// take no byte, decodes as before).
 fn presized<T>(
     snap: &Snapshot,
     meta: &crate::format::NodeMeta,
     role: Role,
     count: usize,
+    extra: usize,
 ) -> Vec<T> {
     let mut v = Vec::new();
     if let Some(e) = meta
@@ -955,7 +961,7 @@ fn presized<T>(
         && e.raw_len as usize <= crate::compress::plausible_len(e.stored_len as usize)
     {
         // A refused reservation leaves the vector to grow as it decodes.
-        let _ = v.try_reserve_exact(count);
+        let _ = v.try_reserve_exact(count.saturating_add(extra));
     }
     v
 }
