@@ -133,16 +133,22 @@ pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
     }
 }
 
-/// Decode `count` signed integers written by [`encode_i64s`] (either encoding).
-pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<i64>> {
+/// What a decoder appending to a vector gives into a new one.
+fn into_new<T>(decode: impl FnOnce(&mut Vec<T>) -> Result<()>) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    decode_i64s_into(enc, buf, count, what, &mut out)?;
+    decode(&mut out)?;
     Ok(out)
 }
 
+/// Decode `count` signed integers written by [`encode_i64s`] (either encoding).
+pub fn decode_i64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<i64>> {
+    into_new(|out| decode_i64s_into(enc, buf, count, what, out))
+}
+
 /// [`decode_i64s`] appending to `out`: a vector allocated before its
-/// section was read keeps its place (see [`Decoder`](crate::read) on the
-/// order of allocations). On error `out` may hold some of the values.
+/// section was read keeps its place in memory, below the decode's
+/// temporaries (what a reader keeps is allocated first). On error `out`
+/// may hold some of the values.
 pub fn decode_i64s_into(
     enc: Encoding,
     buf: &[u8],
@@ -214,9 +220,7 @@ pub fn encode_u64s(values: impl IntoIterator<Item = u64>, out: &mut Vec<u8>) -> 
 
 /// Decode `count` unsigned varints.
 pub fn decode_u64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u64>> {
-    let mut out = Vec::new();
-    decode_u64s_into(enc, buf, count, what, &mut out)?;
-    Ok(out)
+    into_new(|out| decode_u64s_into(enc, buf, count, what, out))
 }
 
 /// [`decode_u64s`] appending to `out` (see [`decode_i64s_into`]).
@@ -254,9 +258,7 @@ pub fn encode_u32s(values: &[u32], out: &mut Vec<u8>) -> Encoding {
 
 /// Decode `count` u32 values (plain or varint).
 pub fn decode_u32s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u32>> {
-    let mut out = Vec::new();
-    decode_u32s_into(enc, buf, count, what, &mut out)?;
-    Ok(out)
+    into_new(|out| decode_u32s_into(enc, buf, count, what, out))
 }
 
 /// [`decode_u32s`] appending to `out` (see [`decode_i64s_into`]).
@@ -315,9 +317,7 @@ pub fn encode_f64s(values: &[f64], out: &mut Vec<u8>) -> Encoding {
 
 /// Decode `count` f64 values.
 pub fn decode_f64s(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
-    decode_f64s_into(enc, buf, count, what, &mut out)?;
-    Ok(out)
+    into_new(|out| decode_f64s_into(enc, buf, count, what, out))
 }
 
 /// [`decode_f64s`] appending to `out` (see [`decode_i64s_into`]).
