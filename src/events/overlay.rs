@@ -58,6 +58,9 @@ pub struct Overlay {
     key_path: Vec<String>,
     n_snap: u32,
     order: Order,
+    /// The snapshot slots deleted, in slot order (where the snapshot's
+    /// rows stop being consecutive in the view: see `ViewMap`).
+    gone: Vec<u32>,
     /// Overridden snapshot rows and created rows, by slot.
     rows: SlotMap<Value>,
     /// Key text -> slot of every snapshot row that has a key (built on
@@ -125,6 +128,7 @@ impl Clone for Overlay {
             key_path: self.key_path.clone(),
             n_snap: self.n_snap,
             order: self.order.clone(),
+            gone: self.gone.clone(),
             rows: self.rows.clone(),
             keys: self.keys.clone(),
             key_changes: self.key_changes.clone(),
@@ -188,6 +192,7 @@ impl Overlay {
             key_path,
             n_snap,
             order: Order::new(n_snap),
+            gone: Vec::new(),
             rows: SlotMap::default(),
             keys: None,
             key_changes: HashMap::new(),
@@ -587,6 +592,10 @@ impl Overlay {
                 let slot =
                     existing.ok_or_else(|| err(format!("delete of the missing key {kt}")))?;
                 self.order.remove(slot);
+                if slot < self.n_snap {
+                    let at = self.gone.partition_point(|&g| g < slot);
+                    self.gone.insert(at, slot);
+                }
                 self.rows.remove(&slot);
                 self.patches.remove(&slot);
                 self.touched.remove(&slot);
@@ -766,7 +775,6 @@ impl Overlay {
         &self.touch_lists
     }
 
-    /// Number of slots ever allocated (snapshot rows, then created rows).
     /// The view row of live `slot` (O(rows / block + block)).
     pub(crate) fn position(&self, slot: u32) -> Option<u32> {
         self.order.position(slot).map(|p| p as u32)
@@ -782,12 +790,18 @@ impl Overlay {
         self.order.blocks()
     }
 
-    /// [`Self::blocks`], each with whether it holds a slot past the
-    /// snapshot's (a created row).
-    pub(crate) fn blocks_with_created(&self) -> impl Iterator<Item = (&[u32], bool)> + '_ {
+    /// [`Self::blocks`], each with how many slots past the snapshot's
+    /// (created rows) it holds.
+    pub(crate) fn blocks_with_created(&self) -> impl Iterator<Item = (&[u32], u32)> + '_ {
         self.order.blocks_holding_from(self.snapshot_rows())
     }
 
+    /// The snapshot slots deleted, in slot order.
+    pub(crate) fn deleted_snapshot_slots(&self) -> &[u32] {
+        &self.gone
+    }
+
+    /// Number of slots ever allocated (snapshot rows, then created rows).
     pub(crate) fn slot_count(&self) -> usize {
         self.order.slots()
     }

@@ -198,17 +198,55 @@ fn lead_keys(segs: &[Seg]) -> Vec<&str> {
         .collect()
 }
 
+/// A patch's change of top-level key `k0`: the last one (`None`: the row
+/// leaves it alone; `Some(None)`: removed).
+fn change<'v>(ops: &'v [(Arc<str>, Option<Value>)], k0: &Arc<str>) -> Option<Option<&'v Value>> {
+    ops.iter()
+        .rev()
+        .find(|(k, _)| Arc::ptr_eq(k, k0))
+        .map(|(_, v)| v.as_ref())
+}
+
+/// The value of a JSON row at `segs`, a path of keys alone (`None`: absent).
+fn key_value<'v>(row: Option<&'v Value>, segs: &[Seg]) -> Option<&'v Value> {
+    let mut v = row;
+    for s in segs {
+        if let Seg::Key(k) = s {
+            v = v.and_then(|v| v.as_object()).and_then(|o| o.get(k));
+        }
+    }
+    v
+}
+
+/// [`key_value`] of one of many rows alike: each key is first looked for
+/// at the place `hints` says it had in the row before (an object keeps
+/// its keys' order, and rows written alike have them in the same places),
+/// which spares hashing the key and probing the object's index; where it
+/// is not there, the object's keys are searched and the hint follows.
+fn key_value_at<'v>(row: &'v Value, segs: &[Seg], hints: &mut [usize]) -> Option<&'v Value> {
+    let mut v = row;
+    for (s, hint) in segs.iter().zip(hints.iter_mut()) {
+        let Seg::Key(k) = s else {
+            return None;
+        };
+        let o = v.as_object()?;
+        v = match o.iter().nth(*hint) {
+            Some((key, x)) if key == k => x,
+            _ => {
+                let (at, (_, x)) = o.iter().enumerate().find(|(_, (key, _))| *key == k)?;
+                *hint = at;
+                x
+            }
+        };
+    }
+    Some(v)
+}
+
 /// The items of a JSON row at `segs` (`None`: absent).
 fn json_items<'v>(row: Option<&'v Value>, segs: &[Seg], out: &mut Vec<Option<&'v Value>>) {
     // Keys alone (no array): one item, found without a buffer.
     if !segs.contains(&Seg::Elem) {
-        let mut v = row;
-        for s in segs {
-            if let Seg::Key(k) = s {
-                v = v.and_then(|v| v.as_object()).and_then(|o| o.get(k));
-            }
-        }
-        out.push(v);
+        out.push(key_value(row, segs));
         return;
     }
     let mut cur: Vec<Option<&Value>> = vec![row];
@@ -465,8 +503,9 @@ struct ViewMap {
     buckets: Vec<u32>,
     /// Per granule of 2^[`VIEW_GRANULE_BITS`] snapshot slots inside one
     /// run: view row minus slot ([`MIXED`]: look in `runs`). Most slots
-    /// are found here with no search (a predictable branch).
-    granules: Vec<i32>,
+    /// are found here with no search (a predictable branch). Made on first
+    /// need ([`ViewMap::with_granules`]: a lookup of every row).
+    granules: OnceLock<Vec<i32>>,
     n_snap: u32,
     /// View row of created slot `n_snap + i` (`u32::MAX`: deleted).
     created: Vec<u32>,
@@ -488,15 +527,32 @@ fn first_at_least(slots: &[u32], from: usize, n: u32) -> Option<usize> {
 
 /// Add the runs of `seg` (snapshot slots, strictly increasing, the first
 /// at view row `r0`) to `runs`, the first one joining the last run when it
-/// continues it.
-fn add_runs(runs: &mut Vec<(u32, u32, u32)>, seg: &[u32], r0: u32) {
+/// continues it. `gone` (the deleted snapshot slots, in order) says where
+/// a run ends: at the next deleted slot past its first, or the end of
+/// `seg`; one look at the slot there confirms it (strictly increasing
+/// slots that end `k` past the first are the `k` consecutive ones), else
+/// the run's end is searched for. `next` is where in `gone` to start: the
+/// snapshot's slots increase along the view, so one cursor serves a
+/// whole pass.
+fn add_runs(runs: &mut Vec<(u32, u32, u32)>, seg: &[u32], r0: u32, gone: &[u32], next: &mut usize) {
     let mut i = 0usize;
     while i < seg.len() {
         let s0 = seg[i];
+        while gone.get(*next).is_some_and(|&g| g <= s0) {
+            *next += 1;
+        }
+        let rest = seg.len() - i;
+        let hint = gone
+            .get(*next)
+            .map_or(rest, |&g| ((g - s0) as usize).min(rest));
+        if hint > 0 && seg[i + hint - 1].wrapping_sub(s0) as usize == hint - 1 {
+            push_run(runs, s0, r0 + i as u32, hint as u32);
+            i += hint;
+            continue;
+        }
         // Strictly increasing slots: `seg[i + k] - s0 == k` holds for a
         // prefix of `k` (the run), found by galloping then bisecting.
         let ok = |k: usize| seg[i + k].wrapping_sub(s0) as usize == k;
-        let rest = seg.len() - i;
         let (mut lo, mut step) = (1usize, 1usize);
         let mut hi = rest;
         while lo + step - 1 < rest {
@@ -517,12 +573,17 @@ fn add_runs(runs: &mut Vec<(u32, u32, u32)>, seg: &[u32], r0: u32) {
                 hi = mid;
             }
         }
-        let (len, r) = (lo as u32, r0 + i as u32);
-        match runs.last_mut() {
-            Some(last) if last.0 + last.2 == s0 && last.1 + last.2 == r => last.2 += len,
-            _ => runs.push((s0, r, len)),
-        }
+        push_run(runs, s0, r0 + i as u32, lo as u32);
         i += lo;
+    }
+}
+
+/// Add the run of `len` slots from `s0` at view row `r` to `runs`,
+/// joining the last run when it continues it.
+fn push_run(runs: &mut Vec<(u32, u32, u32)>, s0: u32, r: u32, len: u32) {
+    match runs.last_mut() {
+        Some(last) if last.0 + last.2 == s0 && last.1 + last.2 == r => last.2 += len,
+        _ => runs.push((s0, r, len)),
     }
 }
 
@@ -537,20 +598,25 @@ impl ViewMap {
         let mut runs: Vec<(u32, u32, u32)> = Vec::new();
         let mut created = vec![u32::MAX; ov.slot_count().saturating_sub(n_snap as usize)];
         let mut r = 0u32;
+        let (gone, mut next) = (ov.deleted_snapshot_slots(), 0usize);
         for (blk, created_in) in ov.blocks_with_created() {
-            if !created_in {
-                add_runs(&mut runs, blk, r);
+            if created_in == 0 {
+                add_runs(&mut runs, blk, r, gone, &mut next);
             } else {
-                // Snapshot stretches between the created slots.
-                let mut start = 0usize;
-                while let Some(k) = first_at_least(blk, start, n_snap) {
-                    add_runs(&mut runs, &blk[start..k], r + start as u32);
+                // Snapshot stretches between the created slots (the scan
+                // stops at the last of them).
+                let (mut start, mut left) = (0usize, created_in);
+                while left > 0
+                    && let Some(k) = first_at_least(blk, start, n_snap)
+                {
+                    left -= 1;
+                    add_runs(&mut runs, &blk[start..k], r + start as u32, gone, &mut next);
                     if let Some(x) = created.get_mut((blk[k] - n_snap) as usize) {
                         *x = r + k as u32;
                     }
                     start = k + 1;
                 }
-                add_runs(&mut runs, &blk[start..], r + start as u32);
+                add_runs(&mut runs, &blk[start..], r + start as u32, gone, &mut next);
             }
             r += blk.len() as u32;
         }
@@ -564,26 +630,35 @@ impl ViewMap {
             }
             buckets.push(i as u32);
         }
-        let g = 1u32 << VIEW_GRANULE_BITS;
-        let mut granules = vec![MIXED; n_snap.div_ceil(g) as usize];
-        for &(s0, r0, len) in &runs {
-            let off = i64::from(r0) - i64::from(s0);
-            let Ok(off) = i32::try_from(off) else {
-                continue;
-            };
-            // Granules wholly inside the run.
-            let (first, end) = (s0.div_ceil(g), (s0 + len) / g);
-            for x in granules.iter_mut().take(end as usize).skip(first as usize) {
-                *x = off;
-            }
-        }
         ViewMap {
             runs,
             buckets,
-            granules,
+            granules: OnceLock::new(),
             n_snap,
             created,
         }
+    }
+
+    /// The map with its granules made (for lookups of many slots; a few
+    /// lookups search the runs from their bucket instead).
+    fn with_granules(&self) -> &ViewMap {
+        self.granules.get_or_init(|| {
+            let g = 1u32 << VIEW_GRANULE_BITS;
+            let mut granules = vec![MIXED; self.n_snap.div_ceil(g) as usize];
+            for &(s0, r0, len) in &self.runs {
+                let off = i64::from(r0) - i64::from(s0);
+                let Ok(off) = i32::try_from(off) else {
+                    continue;
+                };
+                // Granules wholly inside the run.
+                let (first, end) = (s0.div_ceil(g), (s0 + len) / g);
+                for x in granules.iter_mut().take(end as usize).skip(first as usize) {
+                    *x = off;
+                }
+            }
+            granules
+        });
+        self
     }
 
     /// The view row of `slot` (`None`: not in the view).
@@ -596,9 +671,11 @@ impl ViewMap {
                 .copied()
                 .filter(|&r| r != u32::MAX);
         }
-        let off = *self.granules.get((slot >> VIEW_GRANULE_BITS) as usize)?;
-        if off != MIXED {
-            return Some((i64::from(slot) + i64::from(off)) as u32);
+        if let Some(g) = self.granules.get() {
+            let off = *g.get((slot >> VIEW_GRANULE_BITS) as usize)?;
+            if off != MIXED {
+                return Some((i64::from(slot) + i64::from(off)) as u32);
+            }
         }
         let mut i = *self.buckets.get((slot >> VIEW_BUCKET_BITS) as usize)? as usize;
         while i + 1 < self.runs.len() && self.runs[i + 1].0 <= slot {
@@ -1630,19 +1707,45 @@ impl OverlaySource {
                 }
             })
             .collect();
-        // 2. The values at the column, one run per delta row.
+        // 2. A column with one item per row (no array on its path): the
+        // value at it of each row held as JSON, looked up in the order of
+        // the rows' addresses rather than the view's, and at the place
+        // its key had in the row before. Such rows are objects of their
+        // own, allocated as events came: in view order each lookup is a
+        // few cache misses (the object's index, its entries, the key's
+        // text), in address order the next row is near the last.
+        let mut looked: Vec<Option<Option<&Value>>> = Vec::new();
+        if !segs.contains(&Seg::Elem) {
+            let mut by_addr: Vec<(usize, u32)> = src
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match *s {
+                    Src::Row(row) => Some((std::ptr::from_ref(row).addr(), i as u32)),
+                    _ => None,
+                })
+                .collect();
+            by_addr.sort_unstable();
+            looked = vec![None; src.len()];
+            let mut hints = vec![0usize; segs.len()];
+            for (_, i) in by_addr {
+                if let Src::Row(row) = src[i as usize] {
+                    looked[i as usize] = Some(key_value_at(row, segs, &mut hints));
+                }
+            }
+        }
+        // 3. The values at the column, one run per delta row.
         let mut json = Bits::new(self.ov.slot_count());
         let mut removed = self.deleted.clone();
-        let mut vals: Vec<Option<&Value>> = Vec::new();
-        let mut ends: Vec<(u32, u32, usize)> = Vec::new();
-        for (&(r, s), src) in self.held.iter().zip(&src) {
-            match *src {
-                Src::Skip => continue,
-                Src::Gone => {}
-                Src::Patch(ops) => {
+        let mut vals: Vec<Option<&Value>> = Vec::with_capacity(src.len());
+        let mut ends: Vec<(u32, u32, usize)> = Vec::with_capacity(src.len());
+        for (i, (&(r, s), src)) in self.held.iter().zip(&src).enumerate() {
+            match (*src, looked.get(i)) {
+                (Src::Skip, _) => continue,
+                (Src::Gone, _) => {}
+                (Src::Row(_), Some(&Some(v))) => vals.push(v),
+                (Src::Patch(ops), _) => {
                     // Only top-level changes: the value of the column's
-                    // first key is the last change of it (none: the row
-                    // leaves the column alone).
+                    // first key is the last change of it.
                     let Some((Some(k0), rest)) = first else {
                         if s < n_snap && first.is_none() {
                             removed.push(s);
@@ -1650,12 +1753,12 @@ impl OverlaySource {
                         }
                         continue;
                     };
-                    let Some((_, v)) = ops.iter().rev().find(|(k, _)| Arc::ptr_eq(k, k0)) else {
+                    let Some(v) = change(ops, k0) else {
                         continue;
                     };
-                    json_items(v.as_ref(), rest, &mut vals);
+                    json_items(v, rest, &mut vals);
                 }
-                Src::Row(row) => json_items(Some(row), segs, &mut vals),
+                (Src::Row(row), _) => json_items(Some(row), segs, &mut vals),
             }
             if s < n_snap {
                 removed.push(s);
@@ -1665,7 +1768,7 @@ impl OverlaySource {
                 ends.push((r, s, vals.len()));
             }
         }
-        // 3. Their items.
+        // 4. Their items.
         let items: Vec<Item<'_>> = vals.iter().map(|v| item_of(*v)).collect();
         let rows = ends.iter().map(|&(r, _, end)| (r, end as u32)).collect();
         let row_slots = ends.iter().map(|&(_, s, _)| s).collect();
@@ -1861,12 +1964,30 @@ impl OverlaySource {
                 counts[Kind::Absent as usize] = total as u64;
             }
         }
+        // When every base item is of one kind (a column of strings, say),
+        // each removed item is of it: counted without a look at its cell
+        // (a random access into the column per removed row).
+        let only = {
+            let mut kinds = (0..KIND_COUNT).filter(|&k| counts[k] > 0);
+            match (kinds.next(), kinds.next()) {
+                (Some(k), None) => Some(k),
+                _ => None,
+            }
+        };
         let mut removed = Bits::new(n_snap);
         for &s in &delta.removed {
             removed.set(s as usize);
-            for i in base_items(s as usize) {
-                let k = kind_of(&base_cell(i)) as usize;
-                counts[k] = counts[k].saturating_sub(1);
+            match only {
+                Some(k) => {
+                    let n = base_items(s as usize).len() as u64;
+                    counts[k] = counts[k].saturating_sub(n);
+                }
+                None => {
+                    for i in base_items(s as usize) {
+                        let k = kind_of(&base_cell(i)) as usize;
+                        counts[k] = counts[k].saturating_sub(1);
+                    }
+                }
             }
         }
         // Strings of the delta: timestamps or not.
@@ -2442,7 +2563,7 @@ impl OverlaySource {
         let Some(m) = sd.merged[desc as usize].get() else {
             return Ok(None);
         };
-        let view_of = self.view_rows();
+        let view_of = self.view_rows().with_granules();
         let mut v = Vec::with_capacity(m.len());
         for s in m.iter() {
             match view_of.row(s) {
@@ -3975,6 +4096,21 @@ mod tests {
             ov.apply(&Event::parse(1, &line).unwrap(), seq + 1).unwrap();
         }
         let map = ViewMap::new(&ov);
+        // Every slot's view row, by the runs alone and with granules.
+        for s in 0..ov.slot_count() as u32 {
+            assert_eq!(map.row(s), ov.position(s), "slot {s}");
+        }
+        let fine = map.clone();
+        for s in 0..ov.slot_count() as u32 {
+            assert_eq!(fine.with_granules().row(s), ov.position(s), "slot {s}");
+        }
+        // The runs are maximal: no run continues the one before.
+        for w in map.runs.windows(2) {
+            assert!(
+                w[0].0 + w[0].2 != w[1].0 || w[0].1 + w[0].2 != w[1].1,
+                "{w:?}"
+            );
+        }
         let mut json = Bits::new(n as usize);
         for s in (0..n).step_by(7) {
             json.set(s as usize);
@@ -3996,6 +4132,26 @@ mod tests {
         };
         assert!(far.dense_offsets(&Bits::new(40_000)).is_none());
         assert_eq!(far.dense_rows(&Bits::new(40_000))[33_001], 1);
+    }
+
+    #[test]
+    fn runs_end_where_the_deleted_slots_say_and_survive_wrong_hints() {
+        // Snapshot slots 0..100 less 10, 11, 50 and 99, in one segment.
+        let gone = [10u32, 11, 50, 99];
+        let seg: Vec<u32> = (0..100).filter(|s| !gone.contains(s)).collect();
+        let want = vec![(0, 0, 10), (12, 10, 38), (51, 48, 48)];
+        let runs_with = |hints: &[u32]| {
+            let (mut runs, mut next) = (Vec::new(), 0usize);
+            // Two segments, as two blocks: the second run joins across them.
+            add_runs(&mut runs, &seg[..30], 0, hints, &mut next);
+            add_runs(&mut runs, &seg[30..], 30, hints, &mut next);
+            runs
+        };
+        assert_eq!(runs_with(&gone), want);
+        // No hint, too few, and slots that are not gone: the same runs.
+        assert_eq!(runs_with(&[]), want);
+        assert_eq!(runs_with(&[50]), want);
+        assert_eq!(runs_with(&[3, 10, 20, 50, 60, 61, 98]), want);
     }
 
     #[test]
