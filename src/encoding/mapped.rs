@@ -317,23 +317,25 @@ pub fn values_at(
             next += 1;
         }
     }
-    let last = index.iter().flatten().max().copied();
-    let mut values = Vec::new();
-    if let Some(last) = last {
-        let mut pv = 0i64;
-        values.reserve(last + 1);
-        for _ in 0..=last {
+    // The values walked up to the last key found, each kept only when
+    // asked for (the key indexes increase with the ids).
+    let mut out: Vec<Option<i64>> = vec![None; ids.len()];
+    let mut asked = index
+        .iter()
+        .enumerate()
+        .filter_map(|(j, k)| k.map(|k| (k, j)))
+        .peekable();
+    let (mut pv, mut k) = (0i64, 0usize);
+    while let Some(&(want, _)) = asked.peek() {
+        while k <= want {
             pv = pv.wrapping_add(r.i64(what)?);
-            values.push(pv);
+            k += 1;
+        }
+        while let Some((_, j)) = asked.next_if(|&(x, _)| x == want) {
+            out[j] = Some(pv);
         }
     }
-    Ok((
-        source,
-        index
-            .into_iter()
-            .map(|k| k.and_then(|k| values.get(k).copied()))
-            .collect(),
-    ))
+    Ok((source, out))
 }
 
 #[cfg(test)]

@@ -88,6 +88,13 @@ impl<'a> Reader<'a> {
     /// Read a zigzag varint.
     #[inline]
     pub fn i64(&mut self, what: &str) -> Result<i64> {
+        // Fast path for one-byte values (zigzag: -64..=63).
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
+            }
+        }
         match i64::decode_var(&self.buf[self.pos..]) {
             Some((v, n)) if n > 0 && n <= 10 => {
                 self.pos += n;
@@ -152,6 +159,18 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The one-byte fast paths read what the general decoder reads.
+    #[test]
+    fn one_byte_values_are_the_general_decoders() {
+        for b in 0u8..0x80 {
+            let one = [b];
+            let (mut u, mut i) = (Reader::new(&one), Reader::new(&one));
+            assert_eq!(u.u64("t").unwrap(), u64::decode_var(&[b]).unwrap().0);
+            assert_eq!(i.i64("t").unwrap(), i64::decode_var(&[b]).unwrap().0, "{b}");
+            assert_eq!((u.pos(), i.pos()), (1, 1));
+        }
+    }
 
     proptest! {
         #[test]
