@@ -291,7 +291,13 @@ fn sort_query(path: &str) -> Query {
 fn bench(_c: &mut Criterion) {
     let n = rows();
     let path = colsnap_bench::snapshot_path(n);
-    let snap = Snapshot::open(&path).expect("open");
+    // One decode thread: the table's basis is the querying thread's CPU
+    // time, which work on other threads would leave out.
+    let opts = colsnap::OpenOptions {
+        decode_threads: 1,
+        ..Default::default()
+    };
+    let snap = Snapshot::open_with(&path, opts).expect("open");
     let total = 10_000u64;
     let live = if runs() < 5 { 20 * runs() as u64 } else { 200 };
     let evs = events(&snap, total + live);

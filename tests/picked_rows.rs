@@ -51,20 +51,39 @@ fn picks(n: u64) -> Vec<Vec<u64>> {
     v
 }
 
+/// The snapshot at `p` opened to decode a few rows on one thread and on
+/// four (`OpenOptions::decode_threads`: each column and string chunk of a
+/// page on a thread of its own).
+fn on_threads(p: &std::path::Path) -> Vec<(usize, Snapshot)> {
+    [1, 4]
+        .into_iter()
+        .map(|t| {
+            let opts = colsnap::OpenOptions {
+                decode_threads: t,
+                ..Default::default()
+            };
+            (t, Snapshot::open_with(p, opts).unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn picked_rows_are_the_whole_writers_rows() {
     let mut checked = 0;
     for p in files() {
         let snap = Snapshot::open(&p).unwrap();
         let n = snap.rows();
+        let threaded = on_threads(&p);
         for rows in picks(n) {
             let want = whole(&snap, None, &rows);
-            assert_eq!(
-                String::from_utf8_lossy(&picked(&snap, None, &rows, &rows)),
-                String::from_utf8_lossy(&want),
-                "{} rows {rows:?}",
-                p.display()
-            );
+            for (t, s) in &threaded {
+                assert_eq!(
+                    String::from_utf8_lossy(&picked(s, None, &rows, &rows)),
+                    String::from_utf8_lossy(&want),
+                    "{} rows {rows:?} on {t} threads",
+                    p.display()
+                );
+            }
             checked += 1;
         }
         // One field at a time (and what is under it).
@@ -77,13 +96,16 @@ fn picked_rows_are_the_whole_writers_rows() {
                     .map(|()| out)
                     .map_err(|e| e.to_string())
             };
-            assert_eq!(
-                write(snap.row_writer_for(Some(&f), &all).unwrap()),
-                write(snap.row_writer(Some(&f)).unwrap()),
-                "{} field {}",
-                p.display(),
-                c.path
-            );
+            let want = write(snap.row_writer(Some(&f)).unwrap());
+            for (t, s) in &threaded {
+                assert_eq!(
+                    write(s.row_writer_for(Some(&f), &all).unwrap()),
+                    want,
+                    "{} field {} on {t} threads",
+                    p.display(),
+                    c.path
+                );
+            }
         }
         // `Snapshot::row` (a writer for that row) and `rows_json`.
         for i in 0..n.min(20) {

@@ -17,6 +17,10 @@ use std::sync::Arc;
 /// JSON strings back to back, and each deferred reference's span in them.
 type Arena = (Vec<u8>, Vec<(usize, usize)>);
 
+/// One chunk's wanted strings as JSON: their arena, the indices wanted
+/// (increasing), and each one's span in the arena.
+type ChunkJson = (Vec<u8>, Vec<usize>, Vec<Option<(usize, usize)>>);
+
 /// What to export.
 #[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
@@ -370,6 +374,19 @@ impl Emitter {
         Ok(())
     }
 
+    /// Decode the nodes the emitter writes ahead, on the snapshot's
+    /// decode threads ([`Picked::decode_ahead`]; a picked emitter only: a
+    /// whole decode is one column at a time, as the memory budget wants).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn decode_ahead(&mut self) {
+        if let Dec::Picked(p) = &mut self.dec {
+            let nodes: Vec<u32> = (0..self.nodes.len() as u32)
+                .filter(|&n| self.keep[n as usize])
+                .collect();
+            p.decode_ahead(&nodes, self.snap.options().decode_threads);
+        }
+    }
+
     /// Bytes of decoded nodes the emitter holds (shared with its forks).
     pub(crate) fn node_bytes(&self) -> u64 {
         self.dec.used()
@@ -381,8 +398,9 @@ impl Emitter {
     fn resolve(&self, refs: &[(usize, u32, u32)], keep: bool) -> Result<Arena> {
         let mut order: Vec<u32> = (0..refs.len() as u32).collect();
         order.sort_unstable_by_key(|&r| (refs[r as usize].1, refs[r as usize].2));
-        let mut arena = Vec::new();
-        let mut spans = vec![(0usize, 0usize); refs.len()];
+        // The refs of each chunk: (table, chunk, its first id, their run
+        // in `order`).
+        let mut groups: Vec<(u32, usize, u64, Range<usize>)> = Vec::new();
         let mut g = 0;
         while g < order.len() {
             let (t, id0) = (refs[order[g] as usize].1, refs[order[g] as usize].2);
@@ -396,31 +414,75 @@ impl Emitter {
             {
                 h += 1;
             }
-            let mut want: Vec<usize> = order[g..h]
+            groups.push((t, k, lo, g..h));
+            g = h;
+        }
+        // Each chunk's strings as JSON in an arena of its own, the chunks
+        // not in the caches decoded on threads of their own (see
+        // `OpenOptions::decode_threads`), then put together in order.
+        let snap = &self.snap;
+        let want_of = |(_, _, lo, run): &(u32, usize, u64, Range<usize>)| {
+            let mut want: Vec<usize> = order[run.clone()]
                 .iter()
                 .map(|&r| (refs[r as usize].2 as u64 - lo) as usize)
                 .collect();
             want.dedup();
+            want
+        };
+        let read = |grp: &(u32, usize, u64, Range<usize>)| -> Result<ChunkJson> {
+            let want = want_of(grp);
+            let mut arena = Vec::new();
             let mut got: Vec<Option<(usize, usize)>> = vec![None; want.len()];
-            self.snap.chunk_strings(t, k, &want, keep, &mut |i, s| {
+            snap.chunk_strings(grp.0, grp.1, &want, keep, &mut |i, s| {
                 if let Ok(j) = want.binary_search(&i) {
                     let a = arena.len();
                     write_json_str(&mut arena, s);
                     got[j] = Some((a, arena.len()));
                 }
             })?;
-            for &r in &order[g..h] {
+            Ok((arena, want, got))
+        };
+        let mut parts: Vec<Option<ChunkJson>> = (0..groups.len()).map(|_| None).collect();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let threads = snap.options().decode_threads;
+            let cold: Vec<usize> = (0..groups.len())
+                .filter(|&i| {
+                    threads > 1
+                        && !snap.strings_held(groups[i].0, groups[i].1, &want_of(&groups[i]))
+                })
+                .collect();
+            if cold.len() > 1 {
+                let got = crate::source::parallel_map(&cold, threads, |&i| read(&groups[i]))?;
+                for (i, p) in cold.into_iter().zip(got) {
+                    parts[i] = Some(p);
+                }
+            }
+        }
+        for (grp, p) in groups.iter().zip(parts.iter_mut()) {
+            if p.is_none() {
+                *p = Some(read(grp)?);
+            }
+        }
+        let mut arena = Vec::new();
+        let mut spans = vec![(0usize, 0usize); refs.len()];
+        for ((t, k, lo, run), part) in groups.iter().zip(parts) {
+            let (a, want, got) =
+                part.ok_or_else(|| Error::Invalid("string chunks miscounted".into()))?;
+            let base = arena.len();
+            arena.extend_from_slice(&a);
+            for &r in &order[run.clone()] {
                 let i = (refs[r as usize].2 as u64 - lo) as usize;
                 let j = want.binary_search(&i).unwrap_or(0);
-                spans[r as usize] = got[j].ok_or_else(|| {
+                let (a, b) = got[j].ok_or_else(|| {
                     Error::corrupt(
                         format!("string table {t} chunk {k}"),
                         0,
                         format!("string {i} missing"),
                     )
                 })?;
+                spans[r as usize] = (base + a, base + b);
             }
-            g = h;
         }
         Ok((arena, spans))
     }
@@ -1425,6 +1487,7 @@ impl Snapshot {
         let mut emitter = Emitter::picked(self, columns, rows, None)?;
         emitter.lazy = true;
         emitter.keep_budget = 0;
+        emitter.decode_ahead();
         Ok(RowWriter { emitter })
     }
 

@@ -88,6 +88,20 @@ pub struct OpenOptions {
     /// Bytes read from the end of the file on open, in the hope that they
     /// hold the whole footer. Default 64 KiB.
     pub tail_bytes: u64,
+    /// Threads that decode the columns and string chunks of a few rows at
+    /// once (a page of rows out of a local snapshot: each column and each
+    /// chunk is decoded on its own, and the output is the same whatever
+    /// the count); 1 decodes everything on the calling thread. Default: the
+    /// machine's cores, at most 8 (1 in WebAssembly).
+    pub decode_threads: usize,
+}
+
+/// The default [`OpenOptions::decode_threads`].
+fn default_decode_threads() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return 1;
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 impl Default for OpenOptions {
@@ -98,6 +112,7 @@ impl Default for OpenOptions {
             fetch_cache_bytes: 16 << 20,
             coalesce_gap: 64 << 10,
             tail_bytes: 64 << 10,
+            decode_threads: default_decode_threads(),
         }
     }
 }
@@ -1232,6 +1247,26 @@ impl Snapshot {
         let id = self.chunk_starts(t).get(k)? + i as u64;
         let s = self.inner.strings.lock().ok()?.get(&(t, id as u32))?;
         Some(f(&s))
+    }
+    /// Whether [`Snapshot::chunk_strings`] of `want` in chunk `k` of
+    /// table `t` finds them all in the caches (nothing to decode).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn strings_held(&self, t: u32, k: usize, want: &[usize]) -> bool {
+        if self.inner.chunks.lock().is_ok_and(|c| c.contains(&(t, k))) {
+            return true;
+        }
+        let Some(&base) = self
+            .inner
+            .chunk_starts
+            .get(t as usize)
+            .and_then(|c| c.get(k))
+        else {
+            return false;
+        };
+        self.inner.strings.lock().is_ok_and(|sc| {
+            want.iter()
+                .all(|&i| sc.contains(&(t, (base + i as u64) as u32)))
+        })
     }
 
     /// Strings `want` (ascending positions in chunk `k` of table `t`),

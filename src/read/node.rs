@@ -467,6 +467,41 @@ impl Decoder {
         self.used
     }
 
+    /// Bytes of the budget not charged yet.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn left(&self) -> u64 {
+        self.budget.saturating_sub(self.used)
+    }
+
+    /// [`Decoder::fork`] allowed `extra` bytes more than this one has used
+    /// (a share of what is left, for a fork working beside others).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn fork_within(&self, extra: u64) -> Decoder {
+        let mut f = self.fork();
+        f.budget = self.used.saturating_add(extra).min(self.budget);
+        f
+    }
+
+    /// Take what fork `f` (made at `base` bytes used) decoded where this
+    /// one has nothing, and what it charged since.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn absorb(&mut self, f: Decoder, base: u64) {
+        for (m, t) in self.kinds.iter_mut().zip(f.kinds) {
+            if m.is_none() {
+                *m = t;
+            }
+        }
+        for (m, t) in self.nodes.iter_mut().zip(f.nodes) {
+            if m.is_none() {
+                *m = t;
+            }
+        }
+        for (c, t) in self.chain.iter_mut().zip(f.chain) {
+            *c = (*c).max(t);
+        }
+        self.used = self.used.saturating_add(f.used.saturating_sub(base));
+    }
+
     /// Refuse an allocation of `bytes` that would take the operation over
     /// its budget (without charging it: for buffers that are dropped soon).
     pub(super) fn fits(&self, bytes: u64, what: &str) -> Result<()> {

@@ -112,6 +112,112 @@ impl Picked {
         }
     }
 
+    /// Decode `nodes` ahead of their first use, on up to `threads`
+    /// threads: level by level of the tree (an element node's items come
+    /// from its parent's arrays, a parent-masked field's kinds from its
+    /// parent's), within a level the nodes with a mapped stream last
+    /// (their source nodes are mostly decoded by then), each thread on a
+    /// fork of its own taking the next node when done with one. Every
+    /// fork gets an equal share of what is left of the budget. What the
+    /// forks decoded is taken back; a node that failed is left for
+    /// [`Picked::node`] to decode again, and report, when it is needed,
+    /// so the outcome is the same as without the prefetch.
+    pub(crate) fn decode_ahead(&mut self, nodes: &[u32], threads: usize) {
+        if threads <= 1 || nodes.len() <= 1 {
+            return;
+        }
+        let footer = self.snap.footer_arc().clone();
+        let metas = &footer.nodes;
+        let mut depth = vec![0usize; metas.len()];
+        for (i, m) in metas.iter().enumerate().skip(1) {
+            if (m.parent as usize) < i {
+                depth[i] = depth[m.parent as usize] + 1;
+            }
+        }
+        let mapped = |n: u32| {
+            let m = &metas[n as usize];
+            [Role::Ints, Role::Strs].into_iter().any(|r| {
+                m.stream(r).is_some_and(|s| {
+                    footer
+                        .sections
+                        .get(s as usize)
+                        .is_some_and(|e| e.encoding == Encoding::Mapped)
+                })
+            })
+        };
+        let mut order: Vec<(usize, bool, u32)> = nodes
+            .iter()
+            .filter(|&&n| (n as usize) < metas.len())
+            .map(|&n| (depth[n as usize], mapped(n), n))
+            .collect();
+        order.sort_unstable();
+        order.dedup();
+        for wave in order.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let todo: Vec<u32> = wave
+                .iter()
+                .map(|&(_, _, n)| n)
+                .filter(|&n| self.nodes[n as usize].is_none())
+                .collect();
+            if todo.len() <= 1 {
+                // One node: decoded when it is needed.
+                continue;
+            }
+            let forks = threads.min(todo.len());
+            let base = self.full.used();
+            let share = self.full.left() / forks as u64;
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let (todo, next) = (&todo, &next);
+            let done: Vec<Picked> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..forks)
+                    .map(|_| {
+                        let mut f = self.fork_within(share);
+                        s.spawn(move || {
+                            while let Some(&n) =
+                                todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                            {
+                                // A failure is met again when the node is needed.
+                                let _ = f.node(n);
+                            }
+                            f
+                        })
+                    })
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            for f in done {
+                self.absorb(f, base);
+            }
+        }
+    }
+
+    /// [`Picked::fork`] allowed `extra` bytes more than this one has used.
+    fn fork_within(&self, extra: u64) -> Picked {
+        let mut f = self.fork();
+        f.full = self.full.fork_within(extra);
+        f
+    }
+
+    /// Take what a fork made at `base` bytes used decoded since (where
+    /// this one has nothing), and its charges.
+    fn absorb(&mut self, f: Picked, base: u64) {
+        fn fill<T>(mine: &mut Slots<T>, theirs: Slots<T>) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                if m.is_none() {
+                    *m = t;
+                }
+            }
+        }
+        fill(&mut self.items, f.items);
+        fill(&mut self.kinds, f.kinds);
+        fill(&mut self.ranks, f.ranks);
+        fill(&mut self.nodes, f.nodes);
+        fill(&mut self.spans, f.spans);
+        for (c, t) in self.chain.iter_mut().zip(f.chain) {
+            *c = (*c).max(t);
+        }
+        self.full.absorb(f.full, base);
+    }
+
     /// The place of `row` among the picked rows: its item in the root's
     /// compact data.
     pub(crate) fn root_item(&self, row: usize) -> Result<usize> {
@@ -325,7 +431,22 @@ impl Picked {
         let path = snap.path(node).to_string();
         let what = |role: Role| format!("column `{path}` {} stream", role.name());
         let count = |k: Kind| meta.count(k) as usize;
+        // A stream is read only for picked items of its kind: none, and
+        // its section is not even decompressed.
+        let (kinds, ranks) = self.scan(node)?;
         let load = |role: Role| -> Result<Option<(Encoding, bytes::Bytes)>> {
+            let kind = match role {
+                Role::Ints => Kind::Int,
+                Role::UInts => Kind::UInt,
+                Role::Floats => Kind::Float,
+                Role::Strs => Kind::Str,
+                Role::Lens => Kind::Array,
+                Role::TsSecs | Role::TsNanos | Role::TsLayout | Role::TsOffset => Kind::Time,
+                _ => return Ok(None),
+            };
+            if ranks[kind as usize].is_empty() {
+                return Ok(None);
+            }
             match meta.stream(role) {
                 None => Ok(None),
                 Some(s) => {
@@ -336,7 +457,6 @@ impl Picked {
                 }
             }
         };
-        let (kinds, ranks) = self.scan(node)?;
         self.full.charge(
             (kinds.len() as u64).saturating_mul(16),
             &format!("column `{path}` picked items"),

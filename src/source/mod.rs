@@ -317,7 +317,10 @@ impl NetCounters {
 }
 
 /// Run `f` on every item, at most `parallel` at a time (on scoped
-/// threads); the results in order, or the first error.
+/// threads, each taking the next item when it is done with one, so one
+/// slow item does not hold the others back); the results in order, or the
+/// error of the first item (in order) that failed. After a failure no
+/// item is started.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn parallel_map<I: Sync, T: Send>(
     items: &[I],
@@ -327,24 +330,40 @@ pub fn parallel_map<I: Sync, T: Send>(
     if items.len() <= 1 || parallel <= 1 {
         return items.iter().map(&f).collect();
     }
-    let mut out = Vec::with_capacity(items.len());
-    for batch in items.chunks(parallel) {
-        let got: Vec<Result<T>> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch.iter().map(|r| s.spawn(|| f(r))).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Invalid("a fetching thread panicked".into()))
-                    })
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let got: Option<Vec<(usize, Result<T>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..parallel.min(items.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    // Every item before one taken was taken (and runs to
+                    // its end): the first failure in order is among those
+                    // that ran.
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            break;
+                        };
+                        let r = f(item);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        mine.push((i, r));
+                    }
+                    mine
                 })
-                .collect()
-        });
-        for g in got {
-            out.push(g?);
+            })
+            .collect();
+        let mut all = Vec::with_capacity(items.len());
+        for h in handles {
+            all.extend(h.join().ok()?);
         }
-    }
-    Ok(out)
+        Some(all)
+    });
+    let mut got = got.ok_or_else(|| Error::Invalid("a worker thread panicked".into()))?;
+    got.sort_unstable_by_key(|&(i, _)| i);
+    got.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Merge ranges whose gap is at most `max_gap` bytes (overlapping and
@@ -411,6 +430,34 @@ pub(crate) fn split_coalesced(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_map_keeps_order_and_reports_the_first_failure() {
+        let items: Vec<u64> = (0..40).collect();
+        // Uneven work: later items finish first.
+        let slow = |&i: &u64| -> Result<u64> {
+            std::thread::sleep(std::time::Duration::from_micros((40 - i) * 50));
+            Ok(i * i)
+        };
+        for threads in [1, 2, 3, 8, 64] {
+            let got = parallel_map(&items, threads, slow).expect("no failure");
+            assert_eq!(got, items.iter().map(|i| i * i).collect::<Vec<_>>());
+        }
+        // Items 7 and 20 fail; 20 may fail first in time, 7 is first in order.
+        let failing = |&i: &u64| -> Result<u64> {
+            std::thread::sleep(std::time::Duration::from_micros((40 - i) * 50));
+            if i == 7 || i == 20 {
+                return Err(Error::Invalid(format!("item {i}")));
+            }
+            Ok(i)
+        };
+        for threads in [1, 2, 3, 8, 64] {
+            let e = parallel_map(&items, threads, failing).expect_err("a failure");
+            assert_eq!(e.to_string(), Error::Invalid("item 7".into()).to_string());
+        }
+        let none: Vec<u64> = Vec::new();
+        assert!(parallel_map(&none, 4, slow).expect("empty").is_empty());
+    }
 
     #[test]
     fn coalesce_merges_close_and_overlapping_ranges() {
