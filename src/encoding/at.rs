@@ -31,29 +31,59 @@ fn check_positions(positions: &[usize], count: usize, what: &str) -> Result<()> 
     Ok(())
 }
 
-/// Walk `count` varints (checked to fit first), calling `keep(value)` at
-/// each position asked for; `step(raw)` turns each raw varint into the
-/// running value (a delta stream accumulates).
-fn walk(
-    buf: &[u8],
-    count: usize,
-    positions: &[usize],
-    what: &str,
-    mut step: impl FnMut(&mut varint::Reader<'_>) -> Result<u64>,
-) -> Result<Vec<u64>> {
+/// How [`walk`] reads a stream's varints.
+#[derive(Clone, Copy, PartialEq)]
+enum Walk {
+    /// Unsigned values.
+    Plain,
+    /// Zigzag values (as `u64` bits).
+    Zigzag,
+    /// Zigzag differences: each value is the running sum (as `u64` bits).
+    Delta,
+}
+
+/// Walk `count` varints (checked to fit first) up to the last of
+/// `positions`, keeping the value at each. Eight one-byte varints before
+/// the next position are passed over at once (a difference stream adds
+/// their sum); any other varint is read alone, with every check.
+fn walk(buf: &[u8], count: usize, positions: &[usize], what: &str, how: Walk) -> Result<Vec<u64>> {
     check_count(what, count, buf.len(), 1)?;
     check_positions(positions, count, what)?;
     let mut out = Vec::with_capacity(positions.len());
-    let Some(&last) = positions.last() else {
-        return Ok(out);
-    };
     let mut r = varint::Reader::new(buf);
-    let mut next = positions.iter().peekable();
-    for i in 0..=last {
-        let v = step(&mut r)?;
-        while next.next_if(|&&p| p == i).is_some() {
-            out.push(v);
+    // The running sum of a difference stream.
+    let mut sum = 0i64;
+    let read = |r: &mut varint::Reader<'_>, sum: &mut i64| -> Result<u64> {
+        Ok(match how {
+            Walk::Plain => r.u64(what)?,
+            Walk::Zigzag => r.i64(what)? as u64,
+            Walk::Delta => {
+                *sum = sum.wrapping_add(r.i64(what)?);
+                *sum as u64
+            }
+        })
+    };
+    let (mut i, mut last) = (0usize, 0u64);
+    for &p in positions {
+        while i < p {
+            if i + 8 <= p
+                && let Some(w) = r.peek_8_small()
+            {
+                if how == Walk::Delta {
+                    sum = sum.wrapping_add(varint::zigzag_sum(w));
+                }
+                r.skip_8();
+                i += 8;
+            } else {
+                read(&mut r, &mut sum)?;
+                i += 1;
+            }
         }
+        if i == p {
+            last = read(&mut r, &mut sum)?;
+            i += 1;
+        }
+        out.push(last);
     }
     Ok(out)
 }
@@ -129,20 +159,14 @@ pub fn i64s_at(
             .into_iter()
             .map(dict::from_ordered_i64)
             .collect(),
-        Encoding::ZigzagVarint => walk(buf, count, positions, what, |r| Ok(r.i64(what)? as u64))?
+        Encoding::ZigzagVarint => walk(buf, count, positions, what, Walk::Zigzag)?
             .into_iter()
             .map(|v| v as i64)
             .collect(),
-        Encoding::DeltaZigzagVarint => {
-            let mut prev = 0i64;
-            walk(buf, count, positions, what, |r| {
-                prev = prev.wrapping_add(r.i64(what)?);
-                Ok(prev as u64)
-            })?
+        Encoding::DeltaZigzagVarint => walk(buf, count, positions, what, Walk::Delta)?
             .into_iter()
             .map(|v| v as i64)
-            .collect()
-        }
+            .collect(),
         other => return Err(bad_encoding(what, other)),
     })
 }
@@ -157,7 +181,7 @@ pub fn u64s_at(
 ) -> Result<Vec<u64>> {
     match enc {
         Encoding::Dict => dict_at(buf, count, positions, what),
-        Encoding::Varint => walk(buf, count, positions, what, |r| r.u64(what)),
+        Encoding::Varint => walk(buf, count, positions, what, Walk::Plain),
         other => Err(bad_encoding(what, other)),
     }
 }
@@ -173,7 +197,7 @@ pub fn u32s_at(
     let wide = match enc {
         Encoding::PlainU32 => fixed_at(buf, count, 4, positions, what)?,
         Encoding::Dict => dict_at(buf, count, positions, what)?,
-        Encoding::Varint => walk(buf, count, positions, what, |r| r.u64(what))?,
+        Encoding::Varint => walk(buf, count, positions, what, Walk::Plain)?,
         other => return Err(bad_encoding(what, other)),
     };
     wide.into_iter()
@@ -276,6 +300,50 @@ mod tests {
                 let mut b = Vec::new();
                 bitpack::encode(&small, &mut b);
                 prop_assert_eq!(u8s_at(Encoding::BitPacked, &b, small.len(), &p, "t").unwrap(), pick(&small, &p));
+            }
+        }
+
+        /// Runs of small values (eight one-byte varints are passed over
+        /// at once) and their running sums (a difference stream), plain
+        /// and zigzag: the values at the positions are the whole decode's.
+        #[test]
+        fn walks_over_runs_of_small_values_are_the_whole_decodes(
+            steps in proptest::collection::vec(prop_oneof![20 => -64i64..64, 1 => any::<i64>()], 0..700),
+            picks in proptest::collection::vec(any::<usize>(), 0..30),
+        ) {
+            let p = positions(steps.len(), &picks);
+            let sums: Vec<i64> = steps
+                .iter()
+                .scan(0i64, |s, &d| {
+                    *s = s.wrapping_add(d);
+                    Some(*s)
+                })
+                .collect();
+            for v in [&steps, &sums] {
+                for (e, b) in i64_candidates(v) {
+                    prop_assert_eq!(i64s_at(e, &b, v.len(), &p, "t").unwrap(), pick(v, &p));
+                    prop_assert_eq!(decode_i64s(e, &b, v.len(), "t").unwrap(), v.clone());
+                }
+                let w: Vec<u64> = v.iter().map(|&x| x.unsigned_abs() % 200).collect();
+                let mut b = Vec::new();
+                let e = encode_u64s(w.iter().copied(), &mut b);
+                prop_assert_eq!(u64s_at(e, &b, w.len(), &p, "t").unwrap(), pick(&w, &p));
+            }
+            // Delta-coded on purpose (the encoder may pick plain): the
+            // running sums of the steps.
+            let mut b = Vec::new();
+            for &d in &steps {
+                varint::put_i64(&mut b, d);
+            }
+            prop_assert_eq!(
+                i64s_at(Encoding::DeltaZigzagVarint, &b, steps.len(), &p, "t").unwrap(),
+                pick(&sums, &p)
+            );
+            // A stream too short to reach the last position (a varint is
+            // a byte at least) is an error.
+            if let Some(&last) = p.last() {
+                let cut = &b[..b.len().min(last)];
+                prop_assert!(i64s_at(Encoding::DeltaZigzagVarint, cut, steps.len(), &p, "t").is_err());
             }
         }
 

@@ -304,7 +304,25 @@ pub fn values_at(
     let mut index: Vec<Option<usize>> = vec![None; ids.len()];
     let mut next = 0usize;
     let mut prev: Option<u32> = None;
-    for k in 0..n {
+    let mut k = 0usize;
+    while k < n {
+        // Eight one-byte gaps (each at least 1) whose keys stay below the
+        // next id (and within u32): passed over at once, with the checks
+        // reading them one by one would make.
+        if let Some(p) = prev
+            && k + 8 <= n
+            && let Some(w) = r.peek_8_small()
+            && !varint::has_zero_byte(w)
+        {
+            let end = u64::from(p) + varint::byte_sum(w);
+            let below = ids.get(next).is_none_or(|&id| end < u64::from(id));
+            if below && let Ok(end) = u32::try_from(end) {
+                r.skip_8();
+                prev = Some(end);
+                k += 8;
+                continue;
+            }
+        }
         let key = next_key(&mut r, prev, what)?;
         prev = Some(key);
         while let Some(&id) = ids.get(next) {
@@ -316,6 +334,7 @@ pub fn values_at(
             }
             next += 1;
         }
+        k += 1;
     }
     // The values walked up to the last key found, each kept only when
     // asked for (the key indexes increase with the ids).
@@ -328,6 +347,14 @@ pub fn values_at(
     let (mut pv, mut k) = (0i64, 0usize);
     while let Some(&(want, _)) = asked.peek() {
         while k <= want {
+            if k + 8 <= want
+                && let Some(w) = r.peek_8_small()
+            {
+                pv = pv.wrapping_add(varint::zigzag_sum(w));
+                r.skip_8();
+                k += 8;
+                continue;
+            }
             pv = pv.wrapping_add(r.i64(what)?);
             k += 1;
         }
@@ -365,6 +392,36 @@ mod tests {
             b.push(0);
             prop_assert!(decode(&b, keys.len(), "t").is_err());
         }
+        /// Keys close together and small values (eight one-byte varints
+        /// are passed over at once), near 0 and near `u32::MAX`: the
+        /// values at any ids are the mapping's.
+        #[test]
+        fn values_at_over_runs_of_small_gaps_and_values(
+            keys in proptest::collection::btree_set(0u32..2500, 0..600),
+            vals in proptest::collection::vec(prop_oneof![20 => -64i64..64, 1 => any::<i64>()], 600),
+            ids in proptest::collection::vec(0u32..2600, 0..40),
+            high in any::<bool>(),
+        ) {
+            let base = if high { u32::MAX - 2600 } else { 0 };
+            let mut v = 0i64;
+            let pairs: Vec<(u32, i64)> = keys
+                .iter()
+                .zip(&vals)
+                .map(|(&k, &d)| {
+                    v = v.wrapping_add(d);
+                    (base + k, v)
+                })
+                .collect();
+            let m = build(3, pairs.iter().copied()).unwrap();
+            let mut b = Vec::new();
+            encode(&m, &mut b);
+            let mut ids: Vec<u32> = ids.iter().map(|&i| base + i).collect();
+            ids.sort_unstable();
+            let (src, at) = values_at(&b, keys.len(), &ids, "t").unwrap();
+            prop_assert_eq!(src, 3);
+            prop_assert_eq!(at, ids.iter().map(|&i| m.get(i)).collect::<Vec<_>>());
+        }
+
         /// Packed pairs give the mapping (or the refusal) of plain pairs,
         /// narrow and wide values, functions or not.
         #[test]
@@ -379,6 +436,38 @@ mod tests {
         #[test]
         fn never_panics(b in proptest::collection::vec(any::<u8>(), 0..60), n in 0usize..100) {
             let _ = decode(&b, n, "t");
+        }
+    }
+
+    /// A gap of 0 or a key past `u32::MAX` inside a run of one-byte gaps
+    /// is refused as the whole decode refuses it, whatever ids are asked.
+    #[test]
+    fn bad_keys_inside_runs_of_small_gaps_are_refused() {
+        let stream = |first: u64, gaps: &[u64]| {
+            let mut b = Vec::new();
+            varint::put_u64(&mut b, 3);
+            varint::put_u64(&mut b, gaps.len() as u64 + 1);
+            varint::put_u64(&mut b, first);
+            for &g in gaps {
+                varint::put_u64(&mut b, g);
+            }
+            for _ in 0..=gaps.len() {
+                varint::put_i64(&mut b, 1);
+            }
+            b
+        };
+        let ok = stream(5, &[1; 20]);
+        assert!(decode(&ok, 21, "t").is_ok());
+        let (_, at) = values_at(&ok, 21, &[5, 25, 26], "t").unwrap();
+        assert_eq!(at, vec![Some(1), Some(21), None]);
+        let mut zero = [1u64; 20];
+        zero[9] = 0;
+        let over = stream(u64::from(u32::MAX) - 12, &[1; 20]);
+        for b in [stream(5, &zero), over] {
+            assert!(decode(&b, 21, "t").is_err());
+            for ids in [&[][..], &[5][..], &[1_000_000][..], &[u32::MAX][..]] {
+                assert!(values_at(&b, 21, ids, "t").is_err(), "{ids:?}");
+            }
         }
     }
 

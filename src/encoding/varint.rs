@@ -34,6 +34,33 @@ pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// The sum of the 8 one-byte varints in `w` ([`Reader::peek_8_small`]).
+#[inline]
+pub fn byte_sum(w: u64) -> u64 {
+    // Pairs of bytes in 16-bit lanes (each at most 254), then the lanes
+    // summed by one multiplication (at most 1016, in the top lane).
+    const LOW: u64 = 0x00ff_00ff_00ff_00ff;
+    let pairs = (w & LOW) + ((w >> 8) & LOW);
+    pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48
+}
+
+/// Whether one of the 8 bytes of `w` (one-byte varints) is zero.
+#[inline]
+pub fn has_zero_byte(w: u64) -> bool {
+    w.wrapping_sub(0x0101_0101_0101_0101) & !w & 0x8080_8080_8080_8080 != 0
+}
+
+/// The sum of the 8 one-byte zigzag varints in `w`
+/// ([`Reader::peek_8_small`]): a byte `b` is `b / 2` when even and
+/// `-(b / 2) - 1` when odd.
+#[inline]
+pub fn zigzag_sum(w: u64) -> i64 {
+    let halves = (w >> 1) & 0x7f7f_7f7f_7f7f_7f7f;
+    let odd = w & 0x0101_0101_0101_0101;
+    let odd_halves = halves & odd.wrapping_mul(0xff);
+    byte_sum(halves) as i64 - 2 * byte_sum(odd_halves) as i64 - i64::from(odd.count_ones())
+}
+
 /// A bounds-checked cursor over a byte slice. Every read returns an error
 /// instead of panicking when the bytes run out or a varint is malformed.
 pub struct Reader<'a> {
@@ -52,6 +79,22 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// The next 8 bytes (little-endian) when they are 8 one-byte varints
+    /// (no continuation bit), not consumed: what a walk to a far position
+    /// passes over 8 values at a time ([`byte_sum`], [`zigzag_sum`]).
+    #[inline]
+    pub fn peek_8_small(&self) -> Option<u64> {
+        let b: [u8; 8] = self.buf.get(self.pos..self.pos + 8)?.try_into().ok()?;
+        let w = u64::from_le_bytes(b);
+        (w & 0x8080_8080_8080_8080 == 0).then_some(w)
+    }
+
+    /// Consume the 8 bytes [`Reader::peek_8_small`] returned.
+    #[inline]
+    pub fn skip_8(&mut self) {
+        self.pos = (self.pos + 8).min(self.buf.len());
+    }
+
     /// Bytes left.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
@@ -66,15 +109,28 @@ impl<'a> Reader<'a> {
         Error::corrupt(what, self.pos as u64, detail)
     }
 
+    /// A varint of one or two bytes (the common values of most streams),
+    /// read without the general decoder (`None`: longer, or cut short).
+    #[inline]
+    fn small(&mut self) -> Option<u64> {
+        let b = *self.buf.get(self.pos)?;
+        if b < 0x80 {
+            self.pos += 1;
+            return Some(u64::from(b));
+        }
+        let c = *self.buf.get(self.pos + 1)?;
+        if c < 0x80 {
+            self.pos += 2;
+            return Some(u64::from(b & 0x7f) | u64::from(c) << 7);
+        }
+        None
+    }
+
     /// Read an unsigned varint.
     #[inline]
     pub fn u64(&mut self, what: &str) -> Result<u64> {
-        // Fast path for one-byte values.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(b as u64);
-            }
+        if let Some(v) = self.small() {
+            return Ok(v);
         }
         match u64::decode_var(&self.buf[self.pos..]) {
             Some((v, n)) if n > 0 && n <= 10 => {
@@ -88,12 +144,9 @@ impl<'a> Reader<'a> {
     /// Read a zigzag varint.
     #[inline]
     pub fn i64(&mut self, what: &str) -> Result<i64> {
-        // Fast path for one-byte values (zigzag: -64..=63).
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
-            }
+        // Zigzag: one byte holds -64..=63, two bytes -8192..=8191.
+        if let Some(v) = self.small() {
+            return Ok((v >> 1) as i64 ^ -((v & 1) as i64));
         }
         match i64::decode_var(&self.buf[self.pos..]) {
             Some((v, n)) if n > 0 && n <= 10 => {
@@ -160,7 +213,36 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The one-byte fast paths read what the general decoder reads.
+    proptest! {
+        /// The sums of 8 one-byte varints taken at once are the sums of
+        /// the values read one by one.
+        #[test]
+        fn eight_small_varints_at_once_are_eight_read_alone(raw in any::<[u8; 8]>()) {
+            let b = raw.map(|x| x & 0x7f);
+            let r = Reader::new(&b);
+            let w = r.peek_8_small().expect("one-byte varints");
+            let mut one = Reader::new(&b);
+            let (mut sum, mut zsum) = (0u64, 0i64);
+            for _ in 0..8 {
+                let at = one.pos;
+                sum += one.u64("t").unwrap();
+                let mut z = Reader::new(&b[at..]);
+                zsum += z.i64("t").unwrap();
+            }
+            prop_assert_eq!(byte_sum(w), sum);
+            prop_assert_eq!(zigzag_sum(w), zsum);
+            prop_assert_eq!(has_zero_byte(w), b.contains(&0));
+            // A continuation bit anywhere: not eight one-byte varints.
+            let mut c = b;
+            c[(raw[0] % 8) as usize] |= 0x80;
+            prop_assert_eq!(Reader::new(&c).peek_8_small(), None);
+            prop_assert_eq!(Reader::new(&b[..7]).peek_8_small(), None);
+        }
+    }
+
+    /// The one- and two-byte fast paths read what the general decoder
+    /// reads (every such varint, canonical or not), and a varint cut short
+    /// after its first byte is an error.
     #[test]
     fn one_byte_values_are_the_general_decoders() {
         for b in 0u8..0x80 {
@@ -169,6 +251,21 @@ mod tests {
             assert_eq!(u.u64("t").unwrap(), u64::decode_var(&[b]).unwrap().0);
             assert_eq!(i.i64("t").unwrap(), i64::decode_var(&[b]).unwrap().0, "{b}");
             assert_eq!((u.pos(), i.pos()), (1, 1));
+        }
+        for b in 0x80u8..=0xff {
+            for c in 0u8..0x80 {
+                let two = [b, c, 0x55];
+                let (mut u, mut i) = (Reader::new(&two), Reader::new(&two));
+                assert_eq!(u.u64("t").unwrap(), u64::decode_var(&two).unwrap().0);
+                assert_eq!(
+                    i.i64("t").unwrap(),
+                    i64::decode_var(&two).unwrap().0,
+                    "{b} {c}"
+                );
+                assert_eq!((u.pos(), i.pos()), (2, 2));
+            }
+            assert!(Reader::new(&[b]).u64("t").is_err());
+            assert!(Reader::new(&[b]).i64("t").is_err());
         }
     }
 

@@ -923,6 +923,33 @@ impl Snapshot {
         .map(Bytes::from)
     }
 
+    /// The node a `mapped` stream's section `idx` maps from (its first
+    /// varint), decompressing no more than the first block of it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn mapped_source(&self, idx: u32) -> Result<u32> {
+        let e = self.entry(idx)?;
+        let what = format!("section {idx} at byte offset {}", e.offset);
+        let stored = self.section_stored(idx)?;
+        let mut r = compress::decompress_reader(e.codec, &stored, e.raw_len as usize, None, &what)?;
+        let mut head = [0u8; 10];
+        let mut got = 0;
+        while got < head.len() {
+            match std::io::Read::read(&mut r, &mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(err) => {
+                    return Err(Error::Codec {
+                        codec: "zstd",
+                        what,
+                        detail: err.to_string(),
+                    });
+                }
+            }
+        }
+        let v = crate::encoding::varint::Reader::new(&head[..got]).u64(&what)?;
+        u32::try_from(v).map_err(|_| Error::corrupt(&what, 0, "source node out of range"))
+    }
+
     /// The table whose chunks include section `idx` and that has a
     /// dictionary, with the dictionary's section.
     fn dict_table_of(&self, idx: u32) -> Option<(u32, u32)> {

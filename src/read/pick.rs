@@ -116,8 +116,10 @@ impl Picked {
     /// threads: level by level of the tree (an element node's items come
     /// from its parent's arrays, a parent-masked field's kinds from its
     /// parent's), within a level the nodes with a mapped stream last
-    /// (their source nodes are mostly decoded by then), each thread on a
-    /// fork of its own taking the next node when done with one. Every
+    /// (their source nodes are mostly decoded by then; one mapped from
+    /// another of them, as its stream's first varint says, in a later
+    /// round), each thread on a fork of its own taking the next node when
+    /// done with one. Every
     /// fork gets an equal share of what is left of the budget. What the
     /// forks decoded is taken back; a node that failed is left for
     /// [`Picked::node`] to decode again, and report, when it is needed,
@@ -134,21 +136,24 @@ impl Picked {
                 depth[i] = depth[m.parent as usize] + 1;
             }
         }
-        let mapped = |n: u32| {
+        // The sections of a node's mapped streams.
+        let mapped = |n: u32| -> Vec<u32> {
             let m = &metas[n as usize];
-            [Role::Ints, Role::Strs].into_iter().any(|r| {
-                m.stream(r).is_some_and(|s| {
+            [Role::Ints, Role::Strs]
+                .into_iter()
+                .filter_map(|r| m.stream(r))
+                .filter(|&s| {
                     footer
                         .sections
                         .get(s as usize)
                         .is_some_and(|e| e.encoding == Encoding::Mapped)
                 })
-            })
+                .collect()
         };
         let mut order: Vec<(usize, bool, u32)> = nodes
             .iter()
             .filter(|&&n| (n as usize) < metas.len())
-            .map(|&n| (depth[n as usize], mapped(n), n))
+            .map(|&n| (depth[n as usize], !mapped(n).is_empty(), n))
             .collect();
         order.sort_unstable();
         order.dedup();
@@ -158,35 +163,70 @@ impl Picked {
                 .map(|&(_, _, n)| n)
                 .filter(|&n| self.nodes[n as usize].is_none())
                 .collect();
-            if todo.len() <= 1 {
-                // One node: decoded when it is needed.
+            if !wave[0].1 {
+                self.decode_wave(&todo, threads);
                 continue;
             }
-            let forks = threads.min(todo.len());
-            let base = self.full.used();
-            let share = self.full.left() / forks as u64;
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let (todo, next) = (&todo, &next);
-            let done: Vec<Picked> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..forks)
-                    .map(|_| {
-                        let mut f = self.fork_within(share);
-                        s.spawn(move || {
-                            while let Some(&n) =
-                                todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                            {
-                                // A failure is met again when the node is needed.
-                                let _ = f.node(n);
-                            }
-                            f
-                        })
-                    })
+            // Nodes mapped from nodes of the wave (a chain of mapped
+            // siblings) wait for a later round, so that no two threads
+            // decode the same source. A source that cannot be read, or a
+            // cycle, is left to the decode when the node is needed.
+            let mut left: Vec<(u32, Vec<u32>)> = Vec::with_capacity(todo.len());
+            for &n in &todo {
+                let srcs: Result<Vec<u32>> = mapped(n)
+                    .into_iter()
+                    .map(|s| self.snap.mapped_source(s))
                     .collect();
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
-            });
-            for f in done {
-                self.absorb(f, base);
+                if let Ok(srcs) = srcs {
+                    left.push((n, srcs));
+                }
             }
+            while !left.is_empty() {
+                let waiting: std::collections::HashSet<u32> = left.iter().map(|x| x.0).collect();
+                let (ready, wait): (Vec<_>, Vec<_>) = left
+                    .into_iter()
+                    .partition(|(_, srcs)| srcs.iter().all(|s| !waiting.contains(s)));
+                if ready.is_empty() {
+                    break;
+                }
+                let ready: Vec<u32> = ready.into_iter().map(|x| x.0).collect();
+                self.decode_wave(&ready, threads);
+                left = wait;
+            }
+        }
+    }
+
+    /// Decode `todo` (nodes independent of each other) on up to
+    /// `threads` forks (see [`Picked::decode_ahead`]).
+    fn decode_wave(&mut self, todo: &[u32], threads: usize) {
+        if todo.len() <= 1 {
+            // One node: decoded when it is needed.
+            return;
+        }
+        let forks = threads.min(todo.len());
+        let base = self.full.used();
+        let share = self.full.left() / forks as u64;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let next = &next;
+        let done: Vec<Picked> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..forks)
+                .map(|_| {
+                    let mut f = self.fork_within(share);
+                    s.spawn(move || {
+                        while let Some(&n) =
+                            todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                        {
+                            // A failure is met again when the node is needed.
+                            let _ = f.node(n);
+                        }
+                        f
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for f in done {
+            self.absorb(f, base);
         }
     }
 
