@@ -30,22 +30,28 @@ QUERIES=(
 )
 
 cpu_ms() { # command...: prints "wall_ms cpu_ms" of one run
-  local out
-  out=$( { /usr/bin/time -f '%e %U %S' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-  awk '{printf "%d %d\n", $1*1000, ($2+$3)*1000}' <<<"$out"
+  local log
+  log=$(mktemp)
+  /usr/bin/time -o "$log" -f '%e %U %S' "$@" >/dev/null 2>/dev/null
+  tail -1 "$log" | awk '{printf "%d %d\n", $1*1000, ($2+$3)*1000}'
+  rm -f "$log"
 }
 
-DUCK='import sys, time
+DUCK=$(cat <<'PY'
+import sys, time
 t0 = time.perf_counter(); c0 = time.process_time()
 import duckdb
 t1 = time.perf_counter(); c1 = time.process_time()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 path = sys.argv[1].replace("'", "''")
 con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{path}', file_row_number = true)")
 rows = con.execute(sys.argv[2]).fetchall()
 t2 = time.perf_counter(); c2 = time.process_time()
 assert rows, "no rows"
-print(int((t2 - t1) * 1000), int((c2 - c1) * 1000))'
+print(int((t2 - t1) * 1000), int((c2 - c1) * 1000))
+PY
+)
 
 printf '%-40s %12s %12s %12s %12s %8s\n' query "colsnap wall" "colsnap cpu" "duckdb wall" "duckdb cpu" "ratio"
 for q in "${QUERIES[@]}"; do

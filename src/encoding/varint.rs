@@ -214,6 +214,22 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Whatever the bytes, the fast paths read what the general
+        /// decoder reads (value and length), or fail where it fails.
+        #[test]
+        fn fast_paths_are_the_general_decoder(
+            b in proptest::collection::vec(prop_oneof![any::<u8>(), 0x80u8..=0xff], 0..14),
+        ) {
+            let general = |n: Option<(u64, usize)>| n.filter(|&(_, n)| n > 0 && n <= 10);
+            let mut r = Reader::new(&b);
+            let got = r.u64("t").ok().map(|v| (v, r.pos()));
+            prop_assert_eq!(got, general(u64::decode_var(&b)));
+            let mut r = Reader::new(&b);
+            let got = r.i64("t").ok().map(|v| (v, r.pos()));
+            let want = i64::decode_var(&b).filter(|&(_, n)| n > 0 && n <= 10);
+            prop_assert_eq!(got, want);
+        }
+
         /// The sums of 8 one-byte varints taken at once are the sums of
         /// the values read one by one.
         #[test]

@@ -144,23 +144,24 @@ pub(crate) fn top_rows(rows: Vec<u32>, keys: &[Key<'_>], k: usize) -> Vec<u32> {
         return out;
     }
     let mut top: Vec<u32> = match keys {
-        [k0] if k0.exact() => {
-            let mut heap = std::collections::BinaryHeap::with_capacity(k + 1);
-            for &r in &rows {
+        [k0] if k0.exact() => match (&k0.col.offsets, &k0.col.values) {
+            // One string a row: class and key packed in one integer, read
+            // straight from the keys (the order of the general case).
+            (None, Values::Str(ks)) => {
+                let desc = k0.desc;
+                heap_top(&rows, k, |r| match ks[r as usize] {
+                    ABSENT => (Class::Absent as u64) << 32,
+                    NULL => (Class::Null as u64) << 32,
+                    key => u64::from(if desc { u32::MAX - key } else { key }),
+                })
+            }
+            _ => heap_top(&rows, k, |r| {
                 let c = k0.col.sort_cell(r as usize);
                 let class = c.class();
                 let e = if class == Class::Value { k0.enc(c) } else { 0 };
-                let t = (class, e, r);
-                if heap.len() < k {
-                    heap.push(t);
-                } else if let Some(mut worst) = heap.peek_mut()
-                    && t < *worst
-                {
-                    *worst = t;
-                }
-            }
-            heap.into_iter().map(|(_, _, r)| r).collect()
-        }
+                (class, e)
+            }),
+        },
         _ => {
             let mut rows = rows;
             rows.select_nth_unstable_by(k - 1, |&a, &b| cmp_rows(keys, a, b));
@@ -171,6 +172,23 @@ pub(crate) fn top_rows(rows: Vec<u32>, keys: &[Key<'_>], k: usize) -> Vec<u32> {
     // `sort_rows` takes rows in increasing order (its ties keep it).
     top.sort_unstable();
     sort_rows(top, keys)
+}
+
+/// The `k` rows of least `(key(row), row)`, in no order: one pass with a
+/// heap of `k` (most rows cost one comparison with its top).
+fn heap_top<T: Ord>(rows: &[u32], k: usize, key: impl Fn(u32) -> T) -> Vec<u32> {
+    let mut heap = std::collections::BinaryHeap::with_capacity(k + 1);
+    for &r in rows {
+        let t = (key(r), r);
+        if heap.len() < k {
+            heap.push(t);
+        } else if let Some(mut worst) = heap.peek_mut()
+            && t < *worst
+        {
+            *worst = t;
+        }
+    }
+    heap.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Keep in `rows` those whose cell under `k` is a value (the least and
