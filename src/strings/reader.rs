@@ -296,6 +296,19 @@ mod tests {
         assert!(decode_chunk(&[], 1 << 30, false, "t").is_err());
     }
 
+    /// `strs` (sorted) in one chunk: its raw bytes and the whole decode.
+    fn one_chunk(strs: &[&str], fc: bool) -> (Vec<u8>, Chunk) {
+        let plan = crate::strings::build_chunks(
+            strs,
+            crate::strings::TablePolicy {
+                chunk_size: 1 << 20,
+                front_coding: fc,
+            },
+        );
+        let full = decode_chunk(&plan.chunks[0], plan.counts[0], fc, "t").unwrap();
+        (plan.chunks[0].clone(), full)
+    }
+
     /// Through buffers of any size (varints and strings split between
     /// fills, long strings passed over in pieces): the strings of the
     /// whole decode, and a cut chunk is an error.
@@ -308,15 +321,8 @@ mod tests {
         );
         let strs = ["", "a", ab.as_str(), "abc", b.as_str(), "héllo", z.as_str()];
         for fc in [false, true] {
-            let plan = crate::strings::build_chunks(
-                &strs,
-                crate::strings::TablePolicy {
-                    chunk_size: 1 << 20,
-                    front_coding: fc,
-                },
-            );
-            let raw = &plan.chunks[0];
-            let full = decode_chunk(raw, plan.counts[0], fc, "t").unwrap();
+            let (raw, full) = one_chunk(&strs, fc);
+            let raw = &raw[..];
             for cap in [1, 2, 3, 7, 64, 1 << 16] {
                 for want in [
                     vec![0],
@@ -326,7 +332,7 @@ mod tests {
                     (0..7).collect(),
                 ] {
                     let mut got = Vec::new();
-                    let mut r = std::io::BufReader::with_capacity(cap, &raw[..]);
+                    let mut r = std::io::BufReader::with_capacity(cap, raw);
                     scan_chunk(&mut r, raw.len() as u64, 7, fc, &want, "t", |i, s| {
                         got.push((i, s.to_string()))
                     })
@@ -357,15 +363,8 @@ mod tests {
                 "héllo wörld",
                 "z",
             ];
-            let plan = crate::strings::build_chunks(
-                &strs,
-                crate::strings::TablePolicy {
-                    chunk_size: 1 << 20,
-                    front_coding: fc,
-                },
-            );
-            let raw = &plan.chunks[0];
-            let full = decode_chunk(raw, plan.counts[0], fc, "t").unwrap();
+            let (raw, full) = one_chunk(&strs, fc);
+            let raw = &raw[..];
             for want in [vec![0], vec![8], vec![1, 4, 6], (0..9).collect::<Vec<_>>()] {
                 let mut got = Vec::new();
                 scan_chunk(
