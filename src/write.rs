@@ -527,29 +527,21 @@ fn long_opts(o: &CompressOptions) -> CompressOptions {
 /// this many leading chunks before the dictionary is kept.
 const DICT_SAMPLE_CHUNKS: usize = 2;
 
-/// Whether `dict` pays for itself: on the first chunks, the bytes saved must
-/// exceed their share of the dictionary's stored size. Guards against a
-/// dictionary that training made useless (it happens, e.g. on neovim with a
-/// 1 MiB target size).
-fn dict_pays(first: &[Vec<u8>], n_chunks: usize, dict: &[u8], o: &CompressOptions) -> bool {
-    let k = DICT_SAMPLE_CHUNKS.min(first.len());
-    if k == 0 {
-        return false;
-    }
-    let size = |d: Option<&[u8]>| -> Option<usize> {
-        first[..k]
-            .iter()
-            .map(|c| compress::compress(c, o, d).ok().map(|x| x.1.len()))
-            .sum()
-    };
-    let stored = match compress::compress(dict, o, None) {
-        Ok((_, b)) => b.len(),
-        Err(_) => return false,
-    };
-    match (size(None), size(Some(dict))) {
-        (Some(plain), Some(with)) => with + stored * k / n_chunks < plain,
-        _ => false,
-    }
+/// Whether a dictionary pays for itself: on the first chunks, the bytes
+/// saved must exceed their share of the dictionary's stored size. Guards
+/// against a dictionary that training made useless (it happens, e.g. on
+/// neovim with a 1 MiB target size). `plain` and `with`: the first chunks'
+/// stored bytes without and with it; `stored`: the dictionary's.
+fn dict_pays(plain: usize, with: usize, stored: usize, k: usize, n_chunks: usize) -> bool {
+    k > 0 && with + stored * k / n_chunks < plain
+}
+
+/// A job of [`train_dict`]'s: training, or compressing a chunk (`None`:
+/// the dictionary itself) without or with the dictionary.
+enum DictJob<'a> {
+    Train,
+    Plain(&'a [u8]),
+    With(Option<&'a [u8]>),
 }
 
 /// Long-text tables with fewer chunks get no dictionary.
@@ -567,13 +559,14 @@ const CHUNK_BATCH_COUNT: usize = 4;
 
 /// The zstd dictionary of a long-text table (`ids`: its strings in sorted
 /// order), if one is wanted (`long_dict_size`, at least
-/// [`LONG_DICT_MIN_CHUNKS`] chunks) and pays for itself ([`dict_pays`]).
+/// [`LONG_DICT_MIN_CHUNKS`] chunks) and pays for itself ([`dict_pays`]),
+/// with its stored bytes at the long-text level ([`long_opts`]).
 fn train_dict(
     strings: &Strings,
     table: &SortedTable,
     opts: &BuildOptions,
     policy: TablePolicy,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<(Vec<u8>, usize)>> {
     if opts.long_dict_size == 0 {
         return Ok(None);
     }
@@ -611,9 +604,54 @@ fn train_dict(
         return Ok(None);
     }
     let size = opts.long_dict_size.min(total / 16);
-    Ok(zstd::dict::from_continuous(&samples, &sizes, size)
-        .ok()
-        .filter(|d| dict_pays(&first, n_chunks, d, &long_opts(&opts.compress))))
+    // Level-19 compressions of a few MiB each are most of a mid-sized
+    // build's time: the first chunks are compressed without the dictionary
+    // while it is trained, then with it beside the dictionary's own, each
+    // step's jobs on the build's threads (the decision, and so the bytes,
+    // are the same whatever their count).
+    let o = long_opts(&opts.compress);
+    let threads = effective_threads(opts.threads);
+    let k = DICT_SAMPLE_CHUNKS.min(first.len());
+    let len = |c: &[u8], d: Option<&[u8]>| compress::compress(c, &o, d).ok().map(|x| x.1.len());
+    let mut jobs = vec![DictJob::Train];
+    jobs.extend(first[..k].iter().map(|c| DictJob::Plain(c)));
+    let mut dict = None;
+    let mut plain = Some(0usize);
+    for (job, out) in jobs.iter().zip(par_map(threads, &jobs, |j| match j {
+        DictJob::Train => (
+            zstd::dict::from_continuous(&samples, &sizes, size).ok(),
+            None,
+        ),
+        DictJob::Plain(c) => (None, len(c, None)),
+        DictJob::With(_) => (None, None),
+    })) {
+        match job {
+            DictJob::Train => dict = out.0,
+            _ => plain = plain.zip(out.1).map(|(a, b)| a + b),
+        }
+    }
+    let (Some(dict), Some(plain)) = (dict, plain) else {
+        return Ok(None);
+    };
+    let mut jobs = vec![DictJob::With(None)];
+    jobs.extend(first[..k].iter().map(|c| DictJob::With(Some(c))));
+    let (mut stored, mut with) = (None, Some(0usize));
+    for (job, out) in jobs.iter().zip(par_map(threads, &jobs, |j| match j {
+        DictJob::With(None) => len(&dict, None),
+        DictJob::With(Some(c)) => len(c, Some(&dict)),
+        _ => None,
+    })) {
+        match job {
+            DictJob::With(None) => stored = out,
+            _ => with = with.zip(out).map(|(a, b)| a + b),
+        }
+    }
+    Ok(match (stored, with) {
+        (Some(stored), Some(with)) if dict_pays(plain, with, stored, k, n_chunks) => {
+            Some((dict, stored))
+        }
+        _ => None,
+    })
 }
 
 /// Raw bytes of long text compressed to estimate the table's ratio.
@@ -701,7 +739,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         return Ok(LongPlan {
             chunk_size: max,
             cap: usize::MAX,
-            dict: train_dict(strings, table, opts, policy)?,
+            dict: train_dict(strings, table, opts, policy)?.map(|d| d.0),
             ratio: (1, 1),
             scale: (1, 1),
         });
@@ -722,10 +760,18 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         chunk_size: size_for(cap),
         front_coding: false,
     };
-    let mut dict = train_dict(strings, table, opts, policy)?;
-    if let Some(d) = &dict {
+    let trained = train_dict(strings, table, opts, policy)?;
+    let mut dict = None;
+    if let Some((d, long_stored)) = trained {
         // The dictionary is fetched with the chunk: chunks shrink to fit.
-        let stored = compress::compress(d, &opts.compress, None).map_or(usize::MAX, |c| c.1.len());
+        // (Its size at the long-text level is known from training; at
+        // levels where that is the build's level, it is this size.)
+        let stored = if long_opts(&opts.compress).level == opts.compress.level {
+            long_stored
+        } else {
+            compress::compress(&d, &opts.compress, None).map_or(usize::MAX, |c| c.1.len())
+        };
+        dict = Some(d);
         if stored.saturating_mul(2) <= cap {
             let cap = cap - stored - SECTION_FRAMING;
             return Ok(LongPlan {
