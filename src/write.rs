@@ -560,15 +560,15 @@ const CHUNK_BATCH_COUNT: usize = 4;
 /// The zstd dictionary of a long-text table (`ids`: its strings in sorted
 /// order), if one is wanted (`long_dict_size`, at least
 /// [`LONG_DICT_MIN_CHUNKS`] chunks) and pays for itself ([`dict_pays`]),
-/// with its stored bytes at the long-text level ([`long_opts`]).
+/// and what the trial measured ([`DictTrial`]).
 fn train_dict(
     strings: &Strings,
     table: &SortedTable,
     opts: &BuildOptions,
     policy: TablePolicy,
-) -> Result<Option<(Vec<u8>, usize)>> {
+) -> Result<DictTrial> {
     if opts.long_dict_size == 0 {
-        return Ok(None);
+        return Ok(DictTrial::default());
     }
     let mut cb = ChunkBuilder::new(policy);
     let mut first = Vec::new();
@@ -601,7 +601,7 @@ fn train_dict(
         seen(c);
     }
     if n_chunks < LONG_DICT_MIN_CHUNKS {
-        return Ok(None);
+        return Ok(DictTrial::default());
     }
     let size = opts.long_dict_size.min(total / 16);
     // Level-19 compressions of a few MiB each are most of a mid-sized
@@ -617,6 +617,7 @@ fn train_dict(
     jobs.extend(first[..k].iter().map(|c| DictJob::Plain(c)));
     let mut dict = None;
     let mut plain = Some(0usize);
+    let mut plains = Vec::new();
     for (job, out) in jobs.iter().zip(par_map(threads, &jobs, |j| match j {
         DictJob::Train => (
             zstd::dict::from_continuous(&samples, &sizes, size).ok(),
@@ -627,15 +628,34 @@ fn train_dict(
     })) {
         match job {
             DictJob::Train => dict = out.0,
-            _ => plain = plain.zip(out.1).map(|(a, b)| a + b),
+            _ => {
+                plains.push(out.1);
+                plain = plain.zip(out.1).map(|(a, b)| a + b);
+            }
         }
     }
+    // The first chunk as the long-text level stores it (with the
+    // dictionary when it is kept): the scale of the fill's first
+    // prediction, closer than the scattered sample's.
+    let first_fill = |stored: Option<usize>| -> Result<Option<(u128, u128, u128)>> {
+        let (Some(c), Some(stored)) = (first.first(), stored) else {
+            return Ok(None);
+        };
+        let fast = compress::fast_len(c)?.max(1) as u128;
+        Ok(Some((c.len() as u128, stored.max(1) as u128, fast)))
+    };
+    let plain_first = plains.first().copied().flatten();
     let (Some(dict), Some(plain)) = (dict, plain) else {
-        return Ok(None);
+        return Ok(DictTrial {
+            dict: None,
+            first: first_fill(plain_first)?,
+            first_with: None,
+        });
     };
     let mut jobs = vec![DictJob::With(None)];
     jobs.extend(first[..k].iter().map(|c| DictJob::With(Some(c))));
     let (mut stored, mut with) = (None, Some(0usize));
+    let mut with_first = None;
     for (job, out) in jobs.iter().zip(par_map(threads, &jobs, |j| match j {
         DictJob::With(None) => len(&dict, None),
         DictJob::With(Some(c)) => len(c, Some(&dict)),
@@ -643,15 +663,37 @@ fn train_dict(
     })) {
         match job {
             DictJob::With(None) => stored = out,
-            _ => with = with.zip(out).map(|(a, b)| a + b),
+            _ => {
+                if with_first.is_none() {
+                    with_first = Some(out);
+                }
+                with = with.zip(out).map(|(a, b)| a + b);
+            }
         }
     }
     Ok(match (stored, with) {
-        (Some(stored), Some(with)) if dict_pays(plain, with, stored, k, n_chunks) => {
-            Some((dict, stored))
-        }
-        _ => None,
+        (Some(stored), Some(with)) if dict_pays(plain, with, stored, k, n_chunks) => DictTrial {
+            dict: Some((dict, stored)),
+            first: first_fill(plain_first)?,
+            first_with: first_fill(with_first.flatten())?,
+        },
+        _ => DictTrial {
+            dict: None,
+            first: first_fill(plain_first)?,
+            first_with: None,
+        },
     })
+}
+
+/// What [`train_dict`] found: the dictionary kept, with its stored bytes
+/// at the long-text level ([`long_opts`]), and the first chunk's raw,
+/// stored and [`compress::fast_len`] bytes, stored without the dictionary
+/// (`first`) and with the one kept (`first_with`).
+#[derive(Default)]
+struct DictTrial {
+    dict: Option<(Vec<u8>, usize)>,
+    first: Option<(u128, u128, u128)>,
+    first_with: Option<(u128, u128, u128)>,
 }
 
 /// Raw bytes of long text compressed to estimate the table's ratio.
@@ -739,15 +781,14 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         return Ok(LongPlan {
             chunk_size: max,
             cap: usize::MAX,
-            dict: train_dict(strings, table, opts, policy)?.map(|d| d.0),
+            dict: train_dict(strings, table, opts, policy)?.dict.map(|d| d.0),
             ratio: (1, 1),
             scale: (1, 1),
         });
     }
     let ratio = long_sample_ratio(strings, table, &long_opts(&opts.compress))?;
-    let (fill_ratio, fill_scale) = ratio.map_or(((1, 1), (1, 1)), |(raw, stored, fast)| {
-        ((raw, stored), (stored, fast))
-    });
+    let fill_of = |(raw, stored, fast)| ((raw, stored), (stored, fast));
+    let (mut fill_ratio, mut fill_scale) = ratio.map_or(((1, 1), (1, 1)), fill_of);
     let size_for = |cap: usize| match ratio {
         Some((raw, stored, _)) => {
             let est = cap as u128 * raw * LONG_RATIO_PERCENT / (stored * 100);
@@ -760,9 +801,13 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         chunk_size: size_for(cap),
         front_coding: false,
     };
-    let trained = train_dict(strings, table, opts, policy)?;
+    let trial = train_dict(strings, table, opts, policy)?;
+    if let Some(first) = trial.first {
+        (fill_ratio, fill_scale) = fill_of(first);
+    }
+    let first_with = trial.first_with;
     let mut dict = None;
-    if let Some((d, long_stored)) = trained {
+    if let Some((d, long_stored)) = trial.dict {
         // The dictionary is fetched with the chunk: chunks shrink to fit.
         // (Its size at the long-text level is known from training; at
         // levels where that is the build's level, it is this size.)
@@ -774,12 +819,13 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         dict = Some(d);
         if stored.saturating_mul(2) <= cap {
             let cap = cap - stored - SECTION_FRAMING;
+            let (ratio, scale) = first_with.map_or((fill_ratio, fill_scale), fill_of);
             return Ok(LongPlan {
                 chunk_size: size_for(cap),
                 cap,
                 dict,
-                ratio: fill_ratio,
-                scale: fill_scale,
+                ratio,
+                scale,
             });
         }
         dict = None;

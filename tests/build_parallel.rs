@@ -62,6 +62,10 @@ fn output_is_identical_for_every_thread_count() {
     let snap = Snapshot::from_bytes(one).unwrap();
     snap.verify().unwrap();
     assert_eq!(snap.rows(), 300);
+    let foot = snap.footer();
+    assert_eq!(foot.tables.len(), 2);
+    assert!(foot.tables[1].dict_section.is_some(), "a dictionary");
+    assert!(foot.tables[1].chunk_counts.len() >= 4);
     let expected = common::rows_of(&input);
     assert_eq!(export_rows(&snap), expected);
 }
