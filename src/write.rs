@@ -722,6 +722,9 @@ struct LongPlan {
     /// Stored and [`compress::fast_len`] bytes of the sample ((1, 1) when
     /// unknown).
     scale: (u128, u128),
+    /// Whether `ratio` and `scale` were measured on the table's first chunk
+    /// (by [`train_dict`]) rather than on the scattered sample.
+    measured: bool,
 }
 
 /// A long-text table cut to a fetch bound is chunked in runs of this many
@@ -784,6 +787,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
             dict: train_dict(strings, table, opts, policy)?.dict.map(|d| d.0),
             ratio: (1, 1),
             scale: (1, 1),
+            measured: false,
         });
     }
     let ratio = long_sample_ratio(strings, table, &long_opts(&opts.compress))?;
@@ -802,6 +806,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         front_coding: false,
     };
     let trial = train_dict(strings, table, opts, policy)?;
+    let measured = trial.first.is_some();
     if let Some(first) = trial.first {
         (fill_ratio, fill_scale) = fill_of(first);
     }
@@ -826,6 +831,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
                 dict,
                 ratio,
                 scale,
+                measured: first_with.is_some(),
             });
         }
         dict = None;
@@ -836,6 +842,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         dict,
         ratio: fill_ratio,
         scale: fill_scale,
+        measured,
     })
 }
 
@@ -934,6 +941,9 @@ struct FillPlan {
     scale: (u128, u128),
     /// Most raw bytes of a piece.
     max_raw: usize,
+    /// Pieces predicted at once at the run's start: 1 (the first cut
+    /// alone) unless the scale was measured on the run's own text.
+    first_group: usize,
 }
 
 /// A long-text run of plain entries (`raw`, `n` strings) cut into pieces
@@ -1053,11 +1063,12 @@ fn pack_fill(
     let mut out = Vec::new();
     let mut start = 0usize;
     // A run's first piece is cut alone (the sample's scale is a rough
-    // guess); then groups of FILL_GROUP pieces are predicted with the scale
-    // of the last piece kept and compressed in parallel, kept in order up to
-    // the first that is not: that one is tried again alone. The cuts do not
-    // depend on the thread count.
-    let mut group = 1;
+    // guess; the table's first run, whose first chunk the dictionary trial
+    // measured, starts with a group); then groups of FILL_GROUP pieces are
+    // predicted with the scale of the last piece kept and compressed in
+    // parallel, kept in order up to the first that is not: that one is
+    // tried again alone. The cuts do not depend on the thread count.
+    let mut group = plan.first_group.max(1);
     while start < count {
         let mut cuts = Vec::new();
         let mut a = start;
@@ -1847,6 +1858,7 @@ fn write_snapshot<W: Write>(
         // dictionary (SPEC.md section 7: it wins from 4 chunks on); its
         // chunks are cut to fit the fetch bound (`long_chunk_fetch`).
         let plan = if long { long_plan.take() } else { None };
+        let mut first_group = 1;
         let (dict, fill) = match plan {
             Some(plan) => {
                 // Below the trial level the level-3 predictions cost too
@@ -1860,7 +1872,9 @@ fn write_snapshot<W: Write>(
                     ratio: plan.ratio,
                     scale: plan.scale,
                     max_raw: opts.long_chunk_size.max(1),
+                    first_group: 1,
                 };
+                first_group = if plan.measured { FILL_GROUP } else { 1 };
                 (plan.dict, fill)
             }
             None => (
@@ -1871,6 +1885,7 @@ fn write_snapshot<W: Write>(
                     ratio: (1, 1),
                     scale: (1, 1),
                     max_raw: usize::MAX,
+                    first_group: 1,
                 },
             ),
         };
@@ -1891,7 +1906,7 @@ fn write_snapshot<W: Write>(
         // Chunks are compressed in batches (in parallel) as the table is
         // chunked: only one batch of raw chunks is held at a time.
         let mut counts = Vec::new();
-        let mut batch: Vec<(Vec<u8>, u32)> = Vec::new();
+        let mut batch: Vec<(Vec<u8>, u32, usize)> = Vec::new();
         let mut batch_bytes = 0usize;
         // A long-text table's runs are large: a batch holds one per thread
         // (within a quarter of the memory budget) so that they are cut in
@@ -1910,13 +1925,17 @@ fn write_snapshot<W: Write>(
         } else {
             CHUNK_BATCH_BYTES
         };
-        let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32)>| -> Result<()> {
+        let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32, usize)>| -> Result<()> {
             // Threads left over by the batch's runs cut within a run.
             let inner = (threads / batch.len().max(1)).max(1);
-            let packs = par_map(threads, batch, |(c, n)| {
+            let packs = par_map(threads, batch, |(c, n, g)| {
+                let fill = FillPlan {
+                    first_group: *g,
+                    ..fill
+                };
                 pack_fill(c, *n, &fill, &copts, prepared.as_ref(), inner)
             });
-            for (p, (c, _)) in packs.into_iter().zip(batch.iter()) {
+            for (p, (c, _, _)) in packs.into_iter().zip(batch.iter()) {
                 for (p, n, r) in p? {
                     if long {
                         push_separator(&mut long_index.0, &mut long_index.1, &c[r]);
@@ -1931,7 +1950,9 @@ fn write_snapshot<W: Write>(
         let mut cb = ChunkBuilder::new(policy);
         let mut chunk = |w: &mut Writer<W>, c: Vec<u8>, n: u32| -> Result<()> {
             batch_bytes += c.len();
-            batch.push((c, n));
+            // The table's first run starts with a group when its first
+            // chunk was measured.
+            batch.push((c, n, std::mem::replace(&mut first_group, 1)));
             if batch_bytes >= batch_limit || batch.len() >= CHUNK_BATCH_COUNT * threads {
                 flush(w, &mut batch)?;
                 batch_bytes = 0;
