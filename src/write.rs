@@ -647,22 +647,26 @@ fn train_dict(
     let plain_first = plains.first().copied().flatten();
     let (Some(dict), Some(plain)) = (dict, plain) else {
         return Ok(DictTrial {
-            dict: None,
             first: first_fill(plain_first)?,
-            first_with: None,
+            ..Default::default()
         });
     };
     let mut jobs = vec![DictJob::With(None)];
     jobs.extend(first[..k].iter().map(|c| DictJob::With(Some(c))));
     let (mut stored, mut with) = (None, Some(0usize));
     let mut with_first = None;
+    let mut packed_dict = None;
     for (job, out) in jobs.iter().zip(par_map(threads, &jobs, |j| match j {
-        DictJob::With(None) => len(&dict, None),
-        DictJob::With(Some(c)) => len(c, Some(&dict)),
-        _ => None,
+        DictJob::With(None) => {
+            let c = compress::compress(&dict, &o, None).ok();
+            (c.as_ref().map(|c| c.1.len()), c)
+        }
+        DictJob::With(Some(c)) => (len(c, Some(&dict)), None),
+        _ => (None, None),
     })) {
+        let (out, bytes) = out;
         match job {
-            DictJob::With(None) => stored = out,
+            DictJob::With(None) => (stored, packed_dict) = (out, bytes),
             _ => {
                 if with_first.is_none() {
                     with_first = Some(out);
@@ -674,13 +678,13 @@ fn train_dict(
     Ok(match (stored, with) {
         (Some(stored), Some(with)) if dict_pays(plain, with, stored, k, n_chunks) => DictTrial {
             dict: Some((dict, stored)),
+            packed_dict,
             first: first_fill(plain_first)?,
             first_with: first_fill(with_first.flatten())?,
         },
         _ => DictTrial {
-            dict: None,
             first: first_fill(plain_first)?,
-            first_with: None,
+            ..Default::default()
         },
     })
 }
@@ -692,6 +696,8 @@ fn train_dict(
 #[derive(Default)]
 struct DictTrial {
     dict: Option<(Vec<u8>, usize)>,
+    /// The dictionary compressed at the long-text level.
+    packed_dict: Option<(Codec, Vec<u8>)>,
     first: Option<(u128, u128, u128)>,
     first_with: Option<(u128, u128, u128)>,
 }
@@ -725,6 +731,9 @@ struct LongPlan {
     /// Whether `ratio` and `scale` were measured on the table's first chunk
     /// (by [`train_dict`]) rather than on the scattered sample.
     measured: bool,
+    /// The dictionary compressed at the build's level, when the trial's
+    /// level is that level (its section then needs no compression again).
+    packed_dict: Option<(Codec, Vec<u8>)>,
 }
 
 /// A long-text table cut to a fetch bound is chunked in runs of this many
@@ -788,6 +797,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
             ratio: (1, 1),
             scale: (1, 1),
             measured: false,
+            packed_dict: None,
         });
     }
     let ratio = long_sample_ratio(strings, table, &long_opts(&opts.compress))?;
@@ -816,11 +826,13 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         // The dictionary is fetched with the chunk: chunks shrink to fit.
         // (Its size at the long-text level is known from training; at
         // levels where that is the build's level, it is this size.)
-        let stored = if long_opts(&opts.compress).level == opts.compress.level {
+        let same_level = long_opts(&opts.compress).level == opts.compress.level;
+        let stored = if same_level {
             long_stored
         } else {
             compress::compress(&d, &opts.compress, None).map_or(usize::MAX, |c| c.1.len())
         };
+        let packed_dict = trial.packed_dict.filter(|_| same_level);
         dict = Some(d);
         if stored.saturating_mul(2) <= cap {
             let cap = cap - stored - SECTION_FRAMING;
@@ -832,6 +844,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
                 ratio,
                 scale,
                 measured: first_with.is_some(),
+                packed_dict,
             });
         }
         dict = None;
@@ -843,6 +856,7 @@ fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Res
         ratio: fill_ratio,
         scale: fill_scale,
         measured,
+        packed_dict: None,
     })
 }
 
@@ -1859,6 +1873,7 @@ fn write_snapshot<W: Write>(
         // chunks are cut to fit the fetch bound (`long_chunk_fetch`).
         let plan = if long { long_plan.take() } else { None };
         let mut first_group = 1;
+        let mut packed_dict = None;
         let (dict, fill) = match plan {
             Some(plan) => {
                 // Below the trial level the level-3 predictions cost too
@@ -1875,6 +1890,7 @@ fn write_snapshot<W: Write>(
                     first_group: 1,
                 };
                 first_group = if plan.measured { FILL_GROUP } else { 1 };
+                packed_dict = plan.packed_dict;
                 (plan.dict, fill)
             }
             None => (
@@ -1892,9 +1908,10 @@ fn write_snapshot<W: Write>(
         // The long-text table's index is rebuilt from its final chunks (a
         // chunk may be split); table 0's is the chunk builder's.
         let mut long_index = (Vec::new(), None);
-        let dict_section = match &dict {
-            Some(d) => Some(w.section(Role::StrDict, Encoding::Raw, d, None)?),
-            None => None,
+        let dict_section = match (&dict, packed_dict) {
+            (Some(d), Some(c)) => Some(w.emit(packed(Role::StrDict, Encoding::Raw, d, c)?)?),
+            (Some(d), None) => Some(w.section(Role::StrDict, Encoding::Raw, d, None)?),
+            (None, _) => None,
         };
         let first_chunk = w.sections.len() as u32;
         let copts = if long { long_opts(&w.opts) } else { w.opts };
