@@ -14,7 +14,7 @@ use crate::format::{
 };
 use crate::model::{KIND_COUNT, Kind, NodeName};
 use crate::schema::colspill::Fields;
-use crate::schema::input::read_rows_limited;
+use crate::schema::input::read_rows_threaded;
 use crate::schema::interner::{IdSet, SortedTable, SpillPolicy, SpillStats, Strings};
 use crate::schema::memtrace;
 use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
@@ -178,11 +178,13 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
     let t0 = Instant::now();
     let mut b = opts.builder();
     let max_token = opts.limits.max_string_len.min(u32::MAX as usize);
-    let (format, stats) = match read_rows_limited(input, &mut b, opts.progress.clone(), max_token) {
-        Ok(r) => r,
-        // A failed spill is reported as itself, not as a JSON error.
-        Err(e) => return Err(b.take_failure().unwrap_or(e)),
-    };
+    let threads = effective_threads(opts.threads);
+    let (format, stats) =
+        match read_rows_threaded(input, &mut b, opts.progress.clone(), max_token, threads) {
+            Ok(r) => r,
+            // A failed spill is reported as itself, not as a JSON error.
+            Err(e) => return Err(b.take_failure().unwrap_or(e)),
+        };
     memtrace::mark("rows read");
     b.finish()?;
     memtrace::mark("finish");

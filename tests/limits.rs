@@ -34,7 +34,9 @@ fn max_rows() {
     };
     build("{\"a\":1}\n{\"a\":2}\n", limits).expect("at the limit");
     let (line, col, m) = json_err("{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n", limits);
-    assert_eq!((line, col), (3, 2), "{m}");
+    // At the row's `{` (serde_json's slice parser has not consumed the
+    // byte after it that its reader-based parser has peeked).
+    assert_eq!((line, col), (3, 1), "{m}");
     assert!(
         m.contains("more than 2 rows") && m.contains("max_rows"),
         "{m}"

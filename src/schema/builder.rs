@@ -363,6 +363,11 @@ impl ColumnsBuilder {
         self.failure.take()
     }
 
+    /// The limits this builder enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Seed that deserializes one row (which must be an object).
     pub fn row_seed(&mut self) -> RowSeed<'_> {
         RowSeed { b: self }

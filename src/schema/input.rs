@@ -5,9 +5,10 @@
 //! detected by magic bytes. A UTF-8 byte order mark is skipped.
 
 use super::builder::ColumnsBuilder;
+use super::frame::{Batch, Framer, SIZES, Sizes, Step};
 use crate::error::{Error, Result};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::rc::Rc;
@@ -62,17 +63,49 @@ impl<R: Read> Read for Counting<R> {
 struct Track<R> {
     inner: R,
     content: Rc<Cell<bool>>,
-    lines: Rc<Cell<LineLens>>,
+    lines: Rc<RefCell<LineLens>>,
     tokens: TokenScan,
 }
 
-/// Bytes in the current line so far and in the line before it, and how
-/// many newlines were read.
-#[derive(Clone, Copy, Default)]
+/// Lines whose length [`LineLens`] keeps.
+const LINE_HISTORY: usize = 64;
+
+/// Bytes in the current line so far, how many newlines were read, and the
+/// length of the last [`LINE_HISTORY`] lines: serde_json may read past an
+/// error before reporting it (the whitespace after an object whose content
+/// failed), so an error "just after a newline" needs the length of a line
+/// that is not the last one read.
+#[derive(Debug)]
 struct LineLens {
     current: usize,
-    previous: usize,
     newlines: usize,
+    /// The length of line `k` (1-based) at `k % LINE_HISTORY`.
+    ends: [usize; LINE_HISTORY],
+}
+
+impl Default for LineLens {
+    fn default() -> Self {
+        LineLens {
+            current: 0,
+            newlines: 0,
+            ends: [0; LINE_HISTORY],
+        }
+    }
+}
+
+impl LineLens {
+    fn newline(&mut self) {
+        self.newlines += 1;
+        self.ends[self.newlines % LINE_HISTORY] = self.current;
+        self.current = 0;
+    }
+
+    /// The length of line `line` (1-based), if it is one of the last lines
+    /// read.
+    fn length(&self, line: usize) -> Option<usize> {
+        (line >= 1 && line <= self.newlines && self.newlines - line < LINE_HISTORY)
+            .then(|| self.ends[line % LINE_HISTORY])
+    }
 }
 
 /// Where the scanner is in the JSON text.
@@ -202,17 +235,14 @@ impl std::error::Error for TokenTooLong {}
 impl<R: Read> Read for Track<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut l = self.lines.get();
+        let mut l = self.lines.borrow_mut();
         for &b in &buf[..n] {
             if b == b'\n' {
-                l.previous = l.current;
-                l.current = 0;
-                l.newlines += 1;
+                l.newline();
             } else {
                 l.current += 1;
             }
             if let Err(what) = self.tokens.feed(b) {
-                self.lines.set(l);
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     TokenTooLong {
@@ -223,7 +253,7 @@ impl<R: Read> Read for Track<R> {
                 ));
             }
         }
-        self.lines.set(l);
+        drop(l);
         if buf[..n]
             .iter()
             .any(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
@@ -255,56 +285,65 @@ struct Opened<'a> {
 }
 
 impl Opened<'_> {
-    /// Convert a serde_json error to ours, with the file's line and column.
-    fn error(&self, e: serde_json::Error, lines: &Cell<LineLens>) -> Error {
-        if e.is_io() {
-            // serde_json has no position for a failed read (it says "line
-            // 0, column 0"): report where the reader stopped, and the
-            // cause (a corrupt gzip or zstd stream, a token over the limit).
-            let l = lines.get();
-            let line = l.newlines + 1;
-            let column = l.current.max(1);
-            let column = if line == 1 {
-                column + self.col_skip
-            } else {
-                column
-            };
-            let io = std::io::Error::from(e);
-            let message = match io.get_ref().and_then(|r| r.downcast_ref::<TokenTooLong>()) {
-                Some(t) => t.to_string(),
-                None => format!("cannot read the input: {io}"),
-            };
-            return Error::Json {
-                line: line + self.line_skip,
-                column,
-                message,
-            };
-        }
-        let (mut line, mut column) = (e.line(), e.column());
-        if column == 0 && line > 1 {
-            // serde_json stopped just after a newline: report the end of
-            // the line before, right after the offending value.
-            line -= 1;
-            column = lines.get().previous + 1;
-        }
-        let message = strip_position(&e.to_string());
-        let column = if line == 1 {
-            column + self.col_skip
-        } else {
-            column
-        };
-        Error::Json {
-            line: line + self.line_skip,
-            column,
-            message,
+    /// Where the text after the skipped BOM and whitespace starts.
+    fn skip(&self) -> Skip {
+        Skip {
+            line: self.line_skip,
+            col: self.col_skip,
+            prefix: 0,
         }
     }
+}
 
-    fn stats(&self) -> ReadStats {
-        ReadStats {
-            input_bytes: self.raw_total.get(),
-            json_bytes: self.json_total.get(),
+/// Where the text a streaming reader reads starts in the file: after
+/// `line` newlines and `col` bytes of its line, with `prefix` bytes put
+/// before it (a `[`, when an array's rows are read from one of its rows).
+#[derive(Clone, Copy, Debug, Default)]
+struct Skip {
+    line: usize,
+    col: usize,
+    prefix: usize,
+}
+
+/// Convert a serde_json error to ours, with the file's line and column.
+fn json_error(e: serde_json::Error, lines: &RefCell<LineLens>, skip: Skip) -> Error {
+    let on_first = |line: usize, column: usize| {
+        if line == 1 {
+            (column + skip.col).saturating_sub(skip.prefix).max(1)
+        } else {
+            column
         }
+    };
+    if e.is_io() {
+        // serde_json has no position for a failed read (it says "line
+        // 0, column 0"): report where the reader stopped, and the
+        // cause (a corrupt gzip or zstd stream, a token over the limit).
+        let l = lines.borrow();
+        let line = l.newlines + 1;
+        let column = on_first(line, l.current).max(1);
+        let io = std::io::Error::from(e);
+        let message = match io.get_ref().and_then(|r| r.downcast_ref::<TokenTooLong>()) {
+            Some(t) => t.to_string(),
+            None => format!("cannot read the input: {io}"),
+        };
+        return Error::Json {
+            line: line + skip.line,
+            column,
+            message,
+        };
+    }
+    let (mut line, mut column) = (e.line(), e.column());
+    if column == 0 && line > 1 {
+        // serde_json stopped just after a newline: report the end of
+        // the line before, right after the offending value.
+        line -= 1;
+        column = lines.borrow().length(line).map_or(1, |n| n + 1);
+    }
+    let message = strip_position(&e.to_string());
+    Error::Json {
+        line: line + skip.line,
+        column: on_first(line, column),
+        message,
     }
 }
 
@@ -439,29 +478,175 @@ pub fn read_rows_limited<'a, R: Read + 'a>(
     progress: Option<Arc<AtomicU64>>,
     max_token_len: usize,
 ) -> Result<(InputFormat, ReadStats)> {
+    read_rows_threaded(input, builder, progress, max_token_len, 1)
+}
+
+/// [`read_rows_limited`], with the input read and cut into rows on the
+/// calling thread while the rows are parsed into `builder` on another when
+/// `threads` is 2 or more. The rows, and any error, are the same whatever
+/// `threads` is.
+pub fn read_rows_threaded<'a, R: Read + 'a>(
+    input: R,
+    builder: &mut ColumnsBuilder,
+    progress: Option<Arc<AtomicU64>>,
+    max_token_len: usize,
+    threads: usize,
+) -> Result<(InputFormat, ReadStats)> {
+    read_rows_framed(input, builder, progress, max_token_len, threads, SIZES)
+}
+
+/// [`read_rows_threaded`] with the framer's batch and read sizes.
+fn read_rows_framed<'a, R: Read + 'a>(
+    input: R,
+    builder: &mut ColumnsBuilder,
+    progress: Option<Arc<AtomicU64>>,
+    max_token_len: usize,
+    threads: usize,
+    sizes: Sizes,
+) -> Result<(InputFormat, ReadStats)> {
     let opened = open_json(input, progress)?;
+    let skip = opened.skip();
     let Opened {
         reader,
         format,
-        line_skip,
-        col_skip,
         raw_total,
         json_total,
+        ..
     } = opened;
-    let opened = Opened {
-        reader: BufReader::new(Counting {
-            inner: Box::new(std::io::empty()),
-            counter: None,
-            total: Rc::new(Cell::new(0)),
-        }),
-        format,
-        line_skip,
-        col_skip,
-        raw_total,
-        json_total,
+    let stats = || ReadStats {
+        input_bytes: raw_total.get(),
+        json_bytes: json_total.get(),
     };
+    let mut framer =
+        Framer::new(reader, format, skip.line, skip.col, max_token_len).with_sizes(sizes);
+    let handover = if threads <= 1 {
+        loop {
+            match framer.next() {
+                Step::Batch(b) => parse_batch(builder, &b, max_token_len)?,
+                Step::End => break None,
+                Step::Handover { at, prefix } => break Some((at, prefix)),
+            }
+        }
+    } else {
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+            let worker = std::thread::Builder::new()
+                .name("colsnap-parse".into())
+                .stack_size(PARSE_STACK)
+                .spawn_scoped(s, || -> Result<()> {
+                    for b in rx {
+                        parse_batch(builder, &b, max_token_len)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| Error::io(None, e))?;
+            let step = loop {
+                match framer.next() {
+                    // A send fails when the parser stopped at an error.
+                    Step::Batch(b) => {
+                        if tx.send(b).is_err() {
+                            break None;
+                        }
+                    }
+                    Step::End => break None,
+                    Step::Handover { at, prefix } => break Some((at, prefix)),
+                }
+            };
+            drop(tx);
+            match worker.join() {
+                Ok(r) => r?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            Ok::<_, Error>(step)
+        })?
+    };
+    if let Some((at, prefix)) = handover {
+        let (rest, tail, line, col) = framer.rest(at);
+        let skip = Skip {
+            line,
+            col,
+            prefix: usize::from(prefix),
+        };
+        let head: &[u8] = if prefix { b"[" } else { b"" };
+        let reader = head.chain(std::io::Cursor::new(rest)).chain(tail);
+        stream_rows(reader, format, builder, max_token_len, skip)?;
+    }
+    Ok((format, stats()))
+}
+
+/// Stack of the thread that parses rows (serde_json and the builder recurse
+/// once per nesting level, at most 128 levels).
+const PARSE_STACK: usize = 8 << 20;
+
+/// Parse the rows of `batch` into `b`.
+fn parse_batch(b: &mut ColumnsBuilder, batch: &Batch, max_token_len: usize) -> Result<()> {
+    for &(s, e) in &batch.rows {
+        let mut de = serde_json::Deserializer::from_slice(&batch.text[s..e]);
+        if let Err(err) = b.row_seed().deserialize(&mut de) {
+            return Err(row_error(b, batch, (s, e), err, max_token_len));
+        }
+    }
+    Ok(())
+}
+
+/// The error of the row `batch.text[s..e]`, at its position in the file.
+///
+/// Parsed from a slice, serde_json places some errors one column after
+/// where its reader-based parser does (after a string it has no byte
+/// peeked). So the row is read again alone by the streaming reader, into a
+/// scratch builder: its error, when it is the same one, gives the position
+/// (errors that depend on what earlier rows built, such as the max_strings
+/// limit, keep the slice's).
+fn row_error(
+    b: &ColumnsBuilder,
+    batch: &Batch,
+    (s, e): (usize, usize),
+    err: serde_json::Error,
+    max_token_len: usize,
+) -> Error {
+    let row = &batch.text[s..e];
+    let (line, col) = batch.position(s);
+    let skip = Skip {
+        line,
+        col,
+        prefix: 0,
+    };
+    let message = strip_position(&err.to_string());
+    let mut scratch = ColumnsBuilder::new(b.limits());
+    if let Err(again @ Error::Json { .. }) =
+        stream_rows(row, InputFormat::Ndjson, &mut scratch, max_token_len, skip)
+        && matches!(&again, Error::Json { message: m, .. } if *m == message)
+    {
+        return again;
+    }
+    // The length of the row's line before the error's, for the rule about
+    // errors just after a newline.
+    let mut l = LineLens::default();
+    for &b in row {
+        if l.newlines + 1 >= err.line() {
+            break;
+        }
+        if b == b'\n' {
+            l.newline();
+        } else {
+            l.current += 1;
+        }
+    }
+    json_error(err, &RefCell::new(l), skip)
+}
+
+/// Read rows from `reader` with serde_json's reader-based parser (one byte
+/// at a time through [`Track`]): the whole input when it is not cut into
+/// rows, or its rest from where the framer handed it over.
+fn stream_rows<R: Read>(
+    reader: R,
+    format: InputFormat,
+    builder: &mut ColumnsBuilder,
+    max_token_len: usize,
+    skip: Skip,
+) -> Result<()> {
     let content = Rc::new(Cell::new(false));
-    let lines = Rc::new(Cell::new(LineLens::default()));
+    let lines = Rc::new(RefCell::new(LineLens::default()));
     let tracked = Track {
         inner: reader,
         content: content.clone(),
@@ -472,19 +657,19 @@ pub fn read_rows_limited<'a, R: Read + 'a>(
     match format {
         InputFormat::JsonArray => {
             de.deserialize_seq_rows(builder)
-                .map_err(|e| opened.error(e, &lines))?;
-            de.end().map_err(|e| opened.error(e, &lines))?;
+                .map_err(|e| json_error(e, &lines, skip))?;
+            de.end().map_err(|e| json_error(e, &lines, skip))?;
         }
         InputFormat::Ndjson => loop {
             content.set(false);
             match builder.row_seed().deserialize(&mut de) {
                 Ok(()) => {}
                 Err(e) if e.is_eof() && !content.get() => break,
-                Err(e) => return Err(opened.error(e, &lines)),
+                Err(e) => return Err(json_error(e, &lines, skip)),
             }
         },
     }
-    Ok((format, opened.stats()))
+    Ok(())
 }
 
 /// Call `f` with every row of `input` as a `serde_json::Value` (one row in
@@ -495,28 +680,10 @@ pub fn for_each_value<'a, R: Read + 'a>(
     mut f: impl FnMut(u64, serde_json::Value) -> Result<()>,
 ) -> Result<()> {
     let opened = open_json(input, None)?;
-    let Opened {
-        reader,
-        format,
-        line_skip,
-        col_skip,
-        raw_total,
-        json_total,
-    } = opened;
-    let opened = Opened {
-        reader: BufReader::new(Counting {
-            inner: Box::new(std::io::empty()),
-            counter: None,
-            total: Rc::new(Cell::new(0)),
-        }),
-        format,
-        line_skip,
-        col_skip,
-        raw_total,
-        json_total,
-    };
+    let skip = opened.skip();
+    let Opened { reader, format, .. } = opened;
     let content = Rc::new(Cell::new(false));
-    let lines = Rc::new(Cell::new(LineLens::default()));
+    let lines = Rc::new(RefCell::new(LineLens::default()));
     let mut de = serde_json::Deserializer::from_reader(Track {
         inner: reader,
         content: content.clone(),
@@ -568,8 +735,8 @@ pub fn for_each_value<'a, R: Read + 'a>(
             if let Some(e) = failure {
                 return Err(e);
             }
-            r.map_err(|e| opened.error(e, &lines))?;
-            de.end().map_err(|e| opened.error(e, &lines))?;
+            r.map_err(|e| json_error(e, &lines, skip))?;
+            de.end().map_err(|e| json_error(e, &lines, skip))?;
         }
         InputFormat::Ndjson => loop {
             content.set(false);
@@ -580,7 +747,7 @@ pub fn for_each_value<'a, R: Read + 'a>(
                     }
                 }
                 Err(e) if e.is_eof() && !content.get() => break,
-                Err(e) => return Err(opened.error(e, &lines)),
+                Err(e) => return Err(json_error(e, &lines, skip)),
             }
         },
     }
@@ -710,6 +877,111 @@ mod tests {
                 )
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// What reading `input` gives: the rows (every node's items, in order)
+    /// or the error with its position.
+    fn outcome(input: &[u8], max_token: usize, how: Option<(usize, Sizes)>) -> String {
+        let limits = Limits {
+            max_string_len: max_token,
+            ..Limits::default()
+        };
+        let mut b = ColumnsBuilder::new(limits);
+        let r = match how {
+            Some((threads, sizes)) => {
+                read_rows_framed(input, &mut b, None, max_token, threads, sizes).map(|_| ())
+            }
+            None => open_json(input, None).and_then(|o| {
+                let skip = o.skip();
+                stream_rows(o.reader, o.format, &mut b, max_token, skip)
+            }),
+        };
+        match r {
+            Err(e) => format!("{e:?}"),
+            Ok(()) => {
+                let nodes: Vec<String> = b
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "{} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                            n.parent,
+                            n.name,
+                            n.children,
+                            n.idx,
+                            n.kinds,
+                            n.ints,
+                            n.uints,
+                            n.floats,
+                            n.strs,
+                            n.lens
+                        )
+                    })
+                    .collect();
+                format!("{} rows {nodes:?}", b.rows)
+            }
+        }
+    }
+
+    const SEED: &str = "{\"a\":1,\"s\":\"x\\\"}y\",\"n\":[1.5e3,{\"k\":null}],\"t\":true}\n\
+                        {\"a\":-2, \"s\":\"\\u00e9]\" ,\"n\":[]}\r\n {\"b\":{\"c\":[[\"deep\"]]}}\n";
+
+    #[test]
+    fn the_seed_is_three_rows() {
+        let array = format!(
+            "[{}]",
+            SEED.lines().map(str::trim).collect::<Vec<_>>().join(",")
+        );
+        for text in [SEED, &array] {
+            for how in [None, Some((1, SIZES)), Some((2, SIZES))] {
+                let o = outcome(text.as_bytes(), 40, how);
+                assert!(o.starts_with("3 rows"), "{o}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// The framer (rows parsed from slices, on one thread or two) reads
+        /// any text exactly as the streaming reader reads it whole: the
+        /// same rows, or the same error at the same place.
+        #[test]
+        fn framed_reading_is_streaming_reading(
+            array in proptest::prelude::any::<bool>(),
+            edits in proptest::collection::vec((0usize..400, 0usize..3, 0usize..14), 0..4),
+            max_token in 3usize..40,
+            batch in 1usize..64,
+            read in 1usize..16,
+        ) {
+            let mut text: Vec<u8> = if array {
+                let rows: Vec<&str> = SEED.lines().map(str::trim).collect();
+                format!("[{}]\n", rows.join(",\n")).into_bytes()
+            } else {
+                SEED.as_bytes().to_vec()
+            };
+            const BYTES: &[u8] = b"{}[],:\"\\ \n0a-e";
+            for (at, op, byte) in edits {
+                let at = at % (text.len() + 1);
+                match op {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    1 if at < text.len() => text[at] = BYTES[byte],
+                    _ => text.insert(at, BYTES[byte]),
+                }
+            }
+            let whole = outcome(&text, max_token, None);
+            for (threads, sizes) in [(1, SIZES), (2, SIZES), (2, Sizes { batch, read })] {
+                let framed = outcome(&text, max_token, Some((threads, sizes)));
+                proptest::prop_assert_eq!(
+                    &framed,
+                    &whole,
+                    "threads {} text {:?}",
+                    threads,
+                    String::from_utf8_lossy(&text)
+                );
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod colspill;
+mod frame;
 pub mod input;
 pub mod interner;
 pub mod memtrace;
