@@ -93,6 +93,17 @@ fn bad_escapes_surrogates_and_utf8() {
     json_err(b"{\"a\xc3\":1}", 1, 4);
     let m = json_err(b"{\"a\":\"x\ny\"}", 1, 8);
     assert!(m.contains("control character"), "{m}");
+    // An escape of a newline: at the newline, on its line, though the
+    // parser read the blank line and the `}` after it before reporting it
+    // (the row's slice and the streaming reader agree).
+    for text in [
+        &b"{\"a\":1,\"s\":\"x\\\n\n}y\"}\n"[..],
+        b"[{\"s\":\"x\\\n\n}y\"}]",
+    ] {
+        let col = if text[0] == b'[' { 10 } else { 15 };
+        let m = json_err(text, 1, col);
+        assert!(m.contains("escape"), "{m}");
+    }
 }
 
 #[test]
