@@ -7,7 +7,6 @@ use crate::schema::colspill::{Buffers, ColumnSpill, Counts, Fields, Segment};
 use crate::schema::interner::{IdMaps, Interner, SpillPolicy, SpillStats, Strings};
 use crate::timestamp::{self, Timestamp};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use std::collections::HashMap;
 use std::fmt;
 
 /// Limits enforced while building (SPEC.md, "Limits").
@@ -47,7 +46,7 @@ pub struct NodeBuf {
     pub name: Option<NodeName>,
     /// `Key` children in first-seen order.
     pub children: Vec<u32>,
-    child_index: HashMap<Box<str>, u32>,
+    child_index: std::collections::HashMap<Box<str>, u32, foldhash::quality::RandomState>,
     /// The `Elem` child, once an array was seen.
     pub elem: Option<u32>,
     /// Item index of every present item, increasing.
@@ -299,7 +298,7 @@ impl ColumnsBuilder {
             parent: n.parent,
             name: n.name.clone(),
             children: n.children.clone(),
-            child_index: HashMap::new(),
+            child_index: Default::default(),
             elem: n.elem,
             str_bytes: n.str_bytes,
             domain_len: n.domain_len,

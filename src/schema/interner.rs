@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -135,7 +135,11 @@ pub struct SpillStats {
 /// Distinct strings to provisional ids.
 #[derive(Debug, Default)]
 pub struct Interner {
-    map: HashMap<Box<str>, u32>,
+    /// foldhash's quality hasher, seeded at random per map as std's
+    /// SipHash is (so crafted input cannot aim at collisions), and faster:
+    /// SipHash was 9% of a `--fast` build; 200,000 generated issues build
+    /// in 12.4-12.6 s instead of 14.8-15.1 s.
+    map: std::collections::HashMap<Box<str>, u32, foldhash::quality::RandomState>,
     held: usize,
     /// Provisional ids given so far (strings held plus spilled).
     next: u64,
