@@ -8,31 +8,31 @@
 //! input, from the start of the row before the irregularity, is handed to
 //! the streaming reader ([`super::input`]), which parses it exactly as it
 //! would have parsed the whole input: the same rows, the same errors at the
-//! same positions. So are a row longer than [`MAX_ROW`] (memory stays
+//! same positions. So are a row longer than 64 MiB (memory stays
 //! bounded) and a string or number token that might pass the token limit.
 
 use std::io::Read;
 
 use super::input::InputFormat;
 
-/// Rows are handed over in batches of about this many bytes of text, read
-/// this many bytes at a time (see [`Framer::with_sizes`]).
+/// Rows are handed over in batches of about 1 MiB of text, read 256 KiB at
+/// a time; a row longer than 64 MiB is read by the streaming reader (with
+/// the rest of the input after it), so the framer never holds more than
+/// that in one row (see [`Framer::with_sizes`]).
 pub(super) const SIZES: Sizes = Sizes {
     batch: 1 << 20,
     read: 256 << 10,
+    max_row: 64 << 20,
 };
 
-/// How much text a batch holds, and how much is read at a time.
+/// How much text a batch holds, how much is read at a time, and the
+/// longest row the framer cuts.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Sizes {
     pub batch: usize,
     pub read: usize,
+    pub max_row: usize,
 }
-
-/// A row longer than this is read by the streaming reader (with the rest of
-/// the input after it), so the framer never holds more than this in one
-/// row.
-pub(super) const MAX_ROW: usize = 64 << 20;
 
 /// A row nested deeper than this is read by the streaming reader, which
 /// meets serde_json's recursion limit (128) at the same place whether the
@@ -338,7 +338,7 @@ impl<R: Read> Framer<R> {
                         }
                     }
                 }
-                if self.run > self.stop || i - self.row_start > MAX_ROW {
+                if self.run > self.stop || i - self.row_start > self.sizes.max_row {
                     self.scan = i;
                     return Some(self.handover());
                 }
@@ -382,7 +382,7 @@ impl<R: Read> Framer<R> {
                     }
                     _ => self.run = 0,
                 }
-                if self.depth > 0 && i + 1 - self.row_start > MAX_ROW {
+                if self.depth > 0 && i + 1 - self.row_start > self.sizes.max_row {
                     self.scan = i;
                     return Some(self.handover());
                 }

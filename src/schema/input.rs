@@ -953,6 +953,7 @@ mod tests {
             max_token in 3usize..40,
             batch in 1usize..64,
             read in 1usize..16,
+            max_row in 1usize..80,
         ) {
             let mut text: Vec<u8> = if array {
                 let rows: Vec<&str> = SEED.lines().map(str::trim).collect();
@@ -972,7 +973,7 @@ mod tests {
                 }
             }
             let whole = outcome(&text, max_token, None);
-            for (threads, sizes) in [(1, SIZES), (2, SIZES), (2, Sizes { batch, read })] {
+            for (threads, sizes) in [(1, SIZES), (2, SIZES), (2, Sizes { batch, read, max_row })] {
                 let framed = outcome(&text, max_token, Some((threads, sizes)));
                 proptest::prop_assert_eq!(
                     &framed,
