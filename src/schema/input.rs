@@ -591,9 +591,9 @@ fn parse_batch(b: &mut ColumnsBuilder, batch: &Batch, max_token_len: usize) -> R
 
 /// The error of the row `batch.text[s..e]`, at its position in the file.
 ///
-/// Parsed from a slice, serde_json places some errors one column after
-/// where its reader-based parser does (after a string it has no byte
-/// peeked). So the row is read again alone by the streaming reader, into a
+/// Parsed from a slice, serde_json places some errors one column before
+/// where its reader-based parser does (a byte it has peeked is not counted
+/// as read). So the row is read again alone by the streaming reader, into a
 /// scratch builder: its error, when it is the same one, gives the position
 /// (errors that depend on what earlier rows built, such as the max_strings
 /// limit, keep the slice's).
