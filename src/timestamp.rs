@@ -216,6 +216,15 @@ pub fn validate(ts: &Timestamp) -> bool {
     local_secs(ts).is_some()
 }
 
+/// What [`validate`] says of a timestamp at `secs` with no fraction and a
+/// zero offset, whatever its layout: the only check left is the range. A
+/// column with no nanosecond and no offset stream checks its seconds with
+/// this alone.
+#[inline]
+pub fn valid_plain_secs(secs: i64) -> bool {
+    (MIN_LOCAL_SECS..=MAX_LOCAL_SECS).contains(&secs)
+}
+
 /// Quick pre-check used on every string before [`parse`] (cheap): length
 /// 20..=35 bytes, bytes 4 and 7 are `-` and byte 10 is `T`.
 pub fn looks_like(s: &str) -> bool {
@@ -402,6 +411,29 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn plain_secs_check_is_validate_with_zero_nanos_and_offset() {
+        let edges = [MIN_LOCAL_SECS, MAX_LOCAL_SECS];
+        let mut secs: Vec<i64> = vec![i64::MIN, i64::MAX, 0, -1, 1];
+        for e in edges {
+            secs.extend([e - 1, e, e + 1]);
+        }
+        for s in secs {
+            for b in 0..=Layout::MAX {
+                let Some(layout) = Layout::from_byte(b) else {
+                    continue;
+                };
+                let ts = Timestamp {
+                    secs: s,
+                    nanos: 0,
+                    offset_minutes: 0,
+                    layout,
+                };
+                assert_eq!(validate(&ts), valid_plain_secs(s), "{s} layout {b}");
+            }
+        }
+    }
     use super::*;
     use proptest::prelude::*;
 

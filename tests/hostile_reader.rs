@@ -834,3 +834,102 @@ fn a_version_2_directory_must_tile_the_file() {
     mixed[8] = 1;
     assert!(Snapshot::from_bytes(mixed).is_err());
 }
+
+/// A three-row snapshot whose one string column `s` holds ids 0, 1, 2 of a
+/// row-ordered table (one plain chunk) of `strings`.
+fn row_ordered_table(strings: [&str; 3]) -> Vec<u8> {
+    let mut chunk = Vec::new();
+    for s in strings {
+        varint::put_bytes(&mut chunk, s.as_bytes());
+    }
+    let ids: Vec<u8> = [0u32, 1, 2].iter().flat_map(|i| i.to_le_bytes()).collect();
+    let secs = vec![
+        raw(Role::Strs, Encoding::PlainU32, ids),
+        raw(Role::StrChunk, Encoding::Raw, chunk),
+    ];
+    let mut s = with_stream(node(0, key("s"), 3, &[(Kind::Str, 3)]), Role::Strs, 0);
+    s.stats = Stats {
+        distinct: 3,
+        str: Some((0, 2)),
+        ..Default::default()
+    };
+    assemble(secs, |d| Footer {
+        rows: 3,
+        sections: d,
+        tables: vec![TableMeta {
+            flags: format::footer::TABLE_ROW_ORDER,
+            n_strings: 3,
+            first_chunk: 1,
+            chunk_counts: vec![3],
+            index_section: None,
+            dict_section: None,
+        }],
+        nodes: vec![root(3), s],
+    })
+}
+
+#[test]
+fn a_row_ordered_table_holding_a_string_twice_fails_verify() {
+    // The same file with distinct strings verifies and sorts.
+    let ok = Snapshot::from_bytes(row_ordered_table(["b", "c", "a"])).expect("opens");
+    let rep = ok.verify().expect("distinct strings verify");
+    assert_eq!((rep.strings, rep.chunks), (3, 1));
+    let (code, err) = run_limited(&row_ordered_table(["b", "c", "a"]), &["verify"]);
+    assert_eq!(code, 0, "{err}");
+    // Verify checks distinctness on hashes (bounded memory), comparing the
+    // strings where hashes are equal; the sort's order finds it too.
+    let bytes = row_ordered_table(["a", "b", "a"]);
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open reads only the tail");
+    let d = corrupt_detail(s.verify().map(|_| s.clone()));
+    assert!(
+        d.contains("strings 0 and 2 are equal (a table holds each string once)"),
+        "{d}"
+    );
+    let (code, err) = run_limited(&bytes, &["verify"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("string table 0") && err.contains("are equal"),
+        "{err}"
+    );
+    let (code, err) = run_limited(&bytes, &["query", "--sort", "s"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("are equal"), "{err}");
+}
+
+#[test]
+fn verify_names_the_first_damaged_section_whatever_the_threads() {
+    let rows: Vec<serde_json::Value> = (0..300)
+        .map(|i| serde_json::json!({"n": i * 7919 % 1000, "s": format!("text {i}"), "t": i % 3 == 0}))
+        .collect();
+    let text: Vec<u8> = rows
+        .iter()
+        .flat_map(|r| format!("{r}\n").into_bytes())
+        .collect();
+    let good = build_to_vec(&text[..], &BuildOptions::default()).expect("build");
+    let n = Snapshot::from_bytes(good.clone())
+        .expect("opens")
+        .footer()
+        .sections
+        .len();
+    assert!(n >= 4, "{n} sections");
+    // Damage the second section and the last: the second is named.
+    let mut bad = good.clone();
+    let f = Snapshot::from_bytes(good).expect("opens").footer().clone();
+    for i in [1, n - 1] {
+        bad[f.sections[i].offset as usize] ^= 0x55;
+    }
+    for threads in [1, 2, 4] {
+        let opts = colsnap::OpenOptions {
+            decode_threads: threads,
+            ..Default::default()
+        };
+        let s = Snapshot::from_source_with(
+            std::sync::Arc::new(colsnap::source::MemorySource::new(bad.clone())),
+            opts,
+        )
+        .expect("open reads only the tail");
+        let e = s.verify().expect_err("damaged");
+        let msg = e.to_string();
+        assert!(msg.contains("section 1 "), "{threads} threads: {msg}");
+    }
+}

@@ -1069,15 +1069,25 @@ impl NodeData {
                 "unknown timestamp layout",
             ));
         }
-        for i in 0..nt {
-            if !timestamp::validate(&self.timestamp(i)) {
-                let at = ranks.and_then(|r| r.get(i).copied()).unwrap_or(i);
-                return Err(Error::corrupt(
-                    what(Role::TsSecs),
-                    0,
-                    format!("timestamp {at} cannot be formatted"),
-                ));
-            }
+        // No nanosecond and no offset stream (the common case): every
+        // timestamp is valid exactly when its seconds are in range, whatever
+        // its layout (checked above), so only the seconds are scanned.
+        let plain = self.ts_nanos.is_empty() && self.ts_offset.is_empty();
+        let first_bad = if plain {
+            self.ts_secs
+                .iter()
+                .take(nt)
+                .position(|&s| !timestamp::valid_plain_secs(s))
+        } else {
+            (0..nt).find(|&i| !timestamp::validate(&self.timestamp(i)))
+        };
+        if let Some(i) = first_bad {
+            let at = ranks.and_then(|r| r.get(i).copied()).unwrap_or(i);
+            return Err(Error::corrupt(
+                what(Role::TsSecs),
+                0,
+                format!("timestamp {at} cannot be formatted"),
+            ));
         }
         Ok(())
     }

@@ -43,27 +43,53 @@ impl Snapshot {
             + (self.file_len() - self.footer_offset());
 
         // Sections: frames, checksums, padding, decompression, single use.
+        // Each is checked apart, on the decode threads; the first problem in
+        // section order is the one reported, whatever the thread count.
         let mut used = vec![0u32; f.sections.len()];
-        for (i, e) in f.sections.iter().enumerate() {
-            let raw = self.section(i as u32)?;
-            if raw.len() != e.raw_len as usize {
-                return Err(Error::corrupt(
-                    format!("section {i}"),
-                    e.offset,
-                    format!("decoded to {} bytes, expected {}", raw.len(), e.raw_len),
-                ));
+        let threads = self
+            .inner
+            .opts
+            .decode_threads
+            .clamp(1, f.sections.len().max(1));
+        if threads <= 1 {
+            for i in 0..f.sections.len() {
+                self.verify_section(i)?;
             }
-            // Version 1: the padding after the frame and payload (the
-            // frame itself was compared with the entry when it was read).
-            let end = e.range().end;
-            let pad = e.end() - end;
-            if pad > 0 && self.read_range(end..end + pad)?.iter().any(|&x| x != 0) {
-                return Err(Error::corrupt(
-                    format!("section {i} padding"),
-                    end,
-                    "padding bytes must be zero",
-                ));
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let failed = std::sync::atomic::AtomicUsize::new(usize::MAX);
+            let first: Option<(usize, Error)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut err: Option<(usize, Error)> = None;
+                            loop {
+                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                // Past the end, or past a failed section.
+                                if i >= f.sections.len()
+                                    || i > failed.load(std::sync::atomic::Ordering::Relaxed)
+                                {
+                                    return err;
+                                }
+                                if let Err(e) = self.verify_section(i) {
+                                    failed.fetch_min(i, std::sync::atomic::Ordering::Relaxed);
+                                    err = Some((i, e));
+                                    return err;
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().ok().flatten())
+                    .min_by_key(|(i, _)| *i)
+            });
+            if let Some((_, e)) = first {
+                return Err(e);
             }
+        }
+        for e in &f.sections {
             rep.sections += 1;
             rep.bytes_checked += e.end() - e.offset;
         }
@@ -84,7 +110,16 @@ impl Snapshot {
         // and dropped once checked; only kinds and element totals are kept
         // for the children's checks (sparse kinds stay small).
         let mut keys: HashSet<(u32, &str)> = HashSet::new();
-        let mut kinds: Vec<Arc<Kinds>> = Vec::with_capacity(f.nodes.len());
+        // Kinds are kept for nodes that have children only: a dense node of
+        // millions of items holds 5 bytes an item, and a leaf's are never
+        // looked at again.
+        let mut has_children = vec![false; f.nodes.len()];
+        for m in f.nodes.iter().skip(1) {
+            if let Some(p) = has_children.get_mut(m.parent as usize) {
+                *p = true;
+            }
+        }
+        let mut kinds: Vec<Option<Arc<Kinds>>> = Vec::with_capacity(f.nodes.len());
         let mut elements: Vec<u64> = Vec::with_capacity(f.nodes.len());
         for (i, m) in f.nodes.iter().enumerate() {
             let path = self.path(i as u32).to_string();
@@ -99,7 +134,9 @@ impl Snapshot {
             }
             let d = Decoder::new(self, None).node(i as u32)?;
             if i > 0 {
-                let p = &kinds[m.parent as usize];
+                let p = kinds[m.parent as usize]
+                    .as_ref()
+                    .ok_or_else(|| corrupt("its parent comes after it".into()))?;
                 match m.name {
                     NodeName::Elem => {
                         let total = elements[m.parent as usize];
@@ -136,7 +173,7 @@ impl Snapshot {
                 return Err(corrupt("arrays with elements but no element column".into()));
             }
             check_stats(m, &d).map_err(corrupt)?;
-            kinds.push(d.kinds.clone());
+            kinds.push(has_children[i].then(|| d.kinds.clone()));
             elements.push(d.list_starts.last().copied().map_or(0, u64::from));
             rep.columns += 1;
         }
@@ -160,12 +197,13 @@ impl Snapshot {
             }
             if table.row_ordered() {
                 // Row order: every chunk decodes, and no string is there
-                // twice (building the order sorts them and checks).
-                for k in 0..meta.chunk_counts.len() {
-                    rep.strings += table.chunk(k)?.len() as u64;
-                    rep.chunks += 1;
-                }
-                table.order()?;
+                // twice. Checked on hashes (12 bytes a string, where
+                // building the order would hold every string: the long text
+                // of ten million rows is gigabytes), comparing the strings
+                // themselves only where two hashes are equal.
+                let n_chunks = meta.chunk_counts.len();
+                rep.strings += distinct_row_ordered(&table, t, n_chunks)?;
+                rep.chunks += n_chunks;
                 continue;
             }
             let seps = self.string_index(t as u32)?;
@@ -224,6 +262,32 @@ impl Snapshot {
         Ok(rep)
     }
 
+    /// Check section `i`: its checksum and decompression (both made when
+    /// it is read), its decoded length and, in version 1, its padding.
+    fn verify_section(&self, i: usize) -> Result<()> {
+        let e = &self.footer().sections[i];
+        let raw = self.section(i as u32)?;
+        if raw.len() != e.raw_len as usize {
+            return Err(Error::corrupt(
+                format!("section {i}"),
+                e.offset,
+                format!("decoded to {} bytes, expected {}", raw.len(), e.raw_len),
+            ));
+        }
+        // Version 1: the padding after the frame and payload (the frame
+        // itself was compared with the entry when it was read).
+        let end = e.range().end;
+        let pad = e.end() - end;
+        if pad > 0 && self.read_range(end..end + pad)?.iter().any(|&x| x != 0) {
+            return Err(Error::corrupt(
+                format!("section {i} padding"),
+                end,
+                "padding bytes must be zero",
+            ));
+        }
+        Ok(())
+    }
+
     /// Where the stored footer starts.
     pub fn footer_offset(&self) -> u64 {
         self.inner.footer_offset
@@ -269,6 +333,61 @@ impl Snapshot {
         }
         Ok(n)
     }
+}
+
+/// Check that row-ordered table `t` (of `n_chunks` chunks) holds no string
+/// twice, in memory proportional to its string count, not its bytes: every
+/// string's hash (foldhash's quality hasher, seeded at random, so no input
+/// can be made to collide on purpose) is sorted with its id, and only ids
+/// whose hashes are equal have their strings compared. Returns the strings
+/// checked; a repeated string is corrupt, named by its two ids.
+fn distinct_row_ordered(table: &super::StringTable, t: usize, n_chunks: usize) -> Result<u64> {
+    use std::hash::BuildHasher;
+    let state = foldhash::quality::RandomState::default();
+    let mut hashes: Vec<(u64, u32)> = Vec::with_capacity(table.len() as usize);
+    for k in 0..n_chunks {
+        let c = table.chunk(k)?;
+        for i in 0..c.len() {
+            let id = hashes.len() as u32;
+            hashes.push((state.hash_one(c.get(i).as_bytes()), id));
+        }
+    }
+    if hashes.len() as u64 != table.len() {
+        return Err(Error::corrupt(
+            format!("string table {t}"),
+            0,
+            format!("{} strings decoded, {} declared", hashes.len(), table.len()),
+        ));
+    }
+    hashes.sort_unstable();
+    let mut start = 0;
+    while start < hashes.len() {
+        let mut end = start + 1;
+        while end < hashes.len() && hashes[end].0 == hashes[start].0 {
+            end += 1;
+        }
+        // A run of equal hashes (almost never more than one string):
+        // compare each pair of its strings.
+        if end - start > 1 {
+            for a in start..end {
+                let sa = table.get(hashes[a].1)?;
+                for b in &hashes[a + 1..end] {
+                    if table.with(b.1, |sb| sb == sa)? {
+                        return Err(Error::corrupt(
+                            format!("string table {t}"),
+                            0,
+                            format!(
+                                "strings {} and {} are equal (a table holds each string once)",
+                                hashes[a].1, b.1
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+    Ok(hashes.len() as u64)
 }
 
 /// Describe the first place where two JSON values differ, as a path.
