@@ -51,6 +51,11 @@ pub struct BuildOptions {
     /// it reject table flag bit 2: `colsnap build --format-version 1` (for
     /// old readers) turns it off.
     pub long_text_row_order: bool,
+    /// Let a timestamp column's seconds be stored as differences from
+    /// another timestamp column's (`based`, SPEC.md 4.9) where that is
+    /// smaller, in either format version. Readers that predate it reject
+    /// encoding 11: `colsnap build --format-version 1` turns it off.
+    pub based_timestamps: bool,
     /// Most bytes of the zstd dictionary trained for a long-text table of
     /// at least 4 chunks (0: no dictionary).
     pub long_dict_size: usize,
@@ -95,6 +100,7 @@ impl Default for BuildOptions {
             long_text_min_avg: 256,
             front_coding: true,
             long_text_row_order: true,
+            based_timestamps: true,
             long_dict_size: 1 << 20,
             limits: Limits::default(),
             progress: None,
@@ -1686,7 +1692,9 @@ fn node_mem_estimate(b: &ColumnsBuilder, i: usize, level: i32) -> usize {
     );
     let domain = n.domain_len as usize;
     let column = 5 * items + 8 * (ints + uints + floats) + 4 * strs + 16 * times + 4 * lens;
-    let work = 9 * domain + 16 * ints.max(strs) + 24 * times;
+    // (A timestamp column's bases: the seconds of every item of one.)
+    let bases = if times > 0 { 8 * domain } else { 0 };
+    let work = 9 * domain + 16 * ints.max(strs) + 24 * times + bases;
     let zstd = if level >= TRIAL_FROM_LEVEL {
         96 << 20
     } else if level >= 10 {
@@ -1836,6 +1844,7 @@ fn write_snapshot<W: Write>(
                     let maps = [
                         mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
                         mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
+                        based_for(b, &n, i, &domains, opts)?,
                     ];
                     let mut packs = Packs::new(opts.compress);
                     let meta = write_node(
@@ -2218,6 +2227,81 @@ fn mapping_for(
     Ok(best.into_iter().map(|(_, e)| e).collect())
 }
 
+/// Most bases of a `based` ts-secs stream compared by compressed size (the
+/// ones whose differences take the fewest varint bytes)...
+const BASE_KEEP: usize = 2;
+/// ...among at most this many nodes tried (the nearest by index).
+const BASE_CANDIDATES: usize = 8;
+
+/// A node with this many possible bases in its domain is never based, so a
+/// chain of based streams stays well under the readers' bound
+/// ([`crate::read::MAX_MAPPED_CHAIN`]).
+const BASE_MAX_BELOW: usize = 32;
+
+/// `based` encodings of node `i`'s timestamp seconds (SPEC.md 4.9): their
+/// differences from the seconds of another node of the same domain that
+/// has a timestamp at every item where `n` has one. A base ranks before
+/// the node by (more timestamps, then lower index), a strict order, so
+/// based streams form no cycle (`closed_at` on `updated_at`, `updated_at`
+/// on `created_at`). `n` is node `i` loaded whole; each base is read a
+/// segment at a time.
+fn based_for(
+    b: &ColumnsBuilder,
+    n: &NodeBuf,
+    i: usize,
+    domains: &[u32],
+    opts: &BuildOptions,
+) -> Result<Vec<Vec<u8>>> {
+    if !opts.based_timestamps || i == 0 || n.times.len() < 16 {
+        return Ok(Vec::new());
+    }
+    let rank = |c: usize| (std::cmp::Reverse(b.nodes[c].n_times()), c);
+    let mut below: Vec<usize> = (1..b.nodes.len())
+        .filter(|&c| {
+            c != i
+                && domains[c] == domains[i]
+                && b.nodes[c].domain_len == n.domain_len
+                && b.nodes[c].n_times() > 0
+                && rank(c) < rank(i)
+        })
+        .collect();
+    if below.len() >= BASE_MAX_BELOW {
+        return Ok(Vec::new());
+    }
+    below.sort_by_key(|&c| (c.abs_diff(i), c));
+    below.truncate(BASE_CANDIDATES);
+    let mut best: Vec<(usize, Vec<u8>)> = Vec::new();
+    for c in below {
+        let base = b.dense_secs(c)?;
+        let mut times = n.times.iter();
+        let deltas: Option<Vec<i64>> = n
+            .idx
+            .iter()
+            .zip(&n.kinds)
+            .filter(|(_, k)| **k == Kind::Time as u8)
+            .map(|(&ix, _)| {
+                let t = times.next()?;
+                let at = *base.get(ix as usize)?;
+                (at != i64::MIN).then(|| t.secs.checked_sub(at)).flatten()
+            })
+            .collect();
+        drop(base);
+        let Some(d) = deltas.filter(|d| d.len() == n.times.len()) else {
+            continue;
+        };
+        let cost: usize = d.iter().map(|&x| encoding::varint::len_i64(x)).sum();
+        let at = best.partition_point(|(k, _)| *k <= cost);
+        if at >= BASE_KEEP {
+            continue;
+        }
+        let mut e = Vec::new();
+        encoding::based::encode(c as u32, d, &mut e);
+        best.insert(at, (cost, e));
+        best.truncate(BASE_KEEP);
+    }
+    Ok(best.into_iter().map(|(_, e)| e).collect())
+}
+
 /// Dense kinds of every item of a node.
 fn dense_kinds(n: &NodeBuf) -> Vec<u8> {
     let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
@@ -2231,12 +2315,12 @@ fn write_node(
     w: &mut Packs,
     n: &NodeBuf,
     parent: Option<&NodeBuf>,
-    maps: [Vec<Vec<u8>>; 2],
+    maps: [Vec<Vec<u8>>; 3],
     i: usize,
     table: u32,
     str_distinct: usize,
 ) -> Result<NodeMeta> {
-    let [int_map, str_map] = maps;
+    let [int_map, str_map, bases] = maps;
     let mut counts = [0u64; KIND_COUNT];
     for &k in &n.kinds {
         counts[k as usize] += 1;
@@ -2295,10 +2379,9 @@ fn write_node(
     if !n.times.is_empty() {
         let secs: Vec<i64> = n.times.iter().map(|t| t.secs).collect();
         buf.clear();
-        set(
-            Role::TsSecs,
-            w.section_best(Role::TsSecs, i64_cands(&secs))?,
-        );
+        let mut c = i64_cands(&secs);
+        c.extend(bases.into_iter().map(|m| ready(Encoding::Based, m)));
+        set(Role::TsSecs, w.section_best(Role::TsSecs, c)?);
         if n.times.iter().any(|t| t.nanos != 0) {
             buf.clear();
             let e = encoding::encode_u64s(n.times.iter().map(|t| t.nanos as u64), &mut buf);

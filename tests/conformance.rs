@@ -178,6 +178,8 @@ fn all_encodings() -> String {
                 "t": t,
                 "td": format!("2024-01-01T{:02}:00:00+05:00", i % 24),
                 "tr": alternating_secs(i),
+                // Mostly `t`'s instant or a little after: a `based` stream.
+                "tb": if i % 3 == 0 { t.clone() } else { format!("2024-03-{day:02}T12:{:02}:56Z", 34 + i % 20) },
             });
             // A key under a parent that is sometimes not an object.
             row["m"] = if r.next(8) == 0 {
@@ -372,6 +374,29 @@ fn mapped() -> String {
         .map(|i| {
             let login = NAMES[(i * 5 % 8) as usize];
             json!({"login": login, "uid": 100 + login.len() as u64 * 10 + (i * 5 % 8), "home": format!("/home/{login}")})
+        })
+        .collect();
+    ndjson(&rows)
+}
+
+/// Three timestamp columns: `updated_at` mostly equal to `created_at` or a
+/// few minutes after it, `closed_at` (on 18 of 24 rows) equal to
+/// `updated_at` or an hour after it: `based` ts-secs streams (4.9).
+fn based() -> String {
+    let fmt = |secs: i64| {
+        let d = secs / 86_400;
+        let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+        format!("2024-05-{:02}T{h:02}:{m:02}:{s:02}Z", 1 + d)
+    };
+    let rows: Vec<Value> = (0..24i64)
+        .map(|i| {
+            let created = i * 3600 + i * i * 37;
+            let updated = created + if i % 3 == 0 { 0 } else { 60 * i };
+            let mut row = json!({"created_at": fmt(created), "updated_at": fmt(updated)});
+            if i % 4 != 0 {
+                row["closed_at"] = json!(fmt(updated + if i % 5 == 0 { 3600 } else { 0 }));
+            }
+            row
         })
         .collect();
     ndjson(&rows)
@@ -667,6 +692,13 @@ const CASES: &[Case] = &[
         post: None,
     },
     Case {
+        name: "based",
+        stem: "based",
+        opts: codec_none,
+        input: based,
+        post: None,
+    },
+    Case {
         name: "parent-masked",
         stem: "parent-masked",
         opts: codec_none,
@@ -898,6 +930,7 @@ const WRITER_PAIRS: &[(u8, &str)] = &[
     (6, "zigzag-varint"),
     (6, "delta-zigzag-varint"),
     (6, "dict"),
+    (6, "based"),
     (7, "varint"),
     (8, "bitpacked"),
     (9, "zigzag-varint"),

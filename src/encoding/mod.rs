@@ -6,6 +6,7 @@
 //! bytes are left over. Byte order is little-endian everywhere.
 
 pub mod at;
+pub mod based;
 pub mod bitpack;
 pub mod dict;
 pub mod mapped;
@@ -42,6 +43,9 @@ pub enum Encoding {
     /// A function of another node's string ids (see [`mapped`]); only for
     /// `Str` id and `Int` streams.
     Mapped = 10,
+    /// Seconds as differences from another node's timestamps at the same
+    /// items (see [`based`]); only for `ts-secs` streams.
+    Based = 11,
 }
 
 impl Encoding {
@@ -59,6 +63,7 @@ impl Encoding {
             8 => Encoding::Dict,
             9 => Encoding::ParentMasked,
             10 => Encoding::Mapped,
+            11 => Encoding::Based,
             _ => return None,
         })
     }
@@ -77,7 +82,16 @@ impl Encoding {
             Encoding::Dict => "dict",
             Encoding::ParentMasked => "parent-masked",
             Encoding::Mapped => "mapped",
+            Encoding::Based => "based",
         }
+    }
+
+    /// Whether a stream of this encoding starts with the index of another
+    /// node it is decoded from (`mapped`, `based`): a source to decode
+    /// first, and an edge of the graph whose cycles and chains readers
+    /// bound (SPEC.md 4.7).
+    pub fn has_source(self) -> bool {
+        matches!(self, Encoding::Mapped | Encoding::Based)
     }
 }
 

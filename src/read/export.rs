@@ -774,7 +774,7 @@ impl Emitter {
             nodes[n as usize].streams.iter().flatten().any(|&s| {
                 sections
                     .get(s as usize)
-                    .is_some_and(|e| e.encoding == crate::encoding::Encoding::Mapped)
+                    .is_some_and(|e| e.encoding.has_source())
             })
         };
         // The columns written and, for those whose stream is mapped from
@@ -818,7 +818,7 @@ impl Emitter {
                 for &s in nodes[i as usize].streams.iter().flatten() {
                     let is_mapped = sections
                         .get(s as usize)
-                        .is_some_and(|e| e.encoding == crate::encoding::Encoding::Mapped);
+                        .is_some_and(|e| e.encoding.has_source());
                     if !is_mapped || !plan.sections().any(|p| p == s) {
                         continue;
                     }

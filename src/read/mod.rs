@@ -1142,7 +1142,7 @@ impl Snapshot {
                         .footer
                         .sections
                         .get(s as usize)
-                        .is_some_and(|e| e.encoding == crate::encoding::Encoding::Mapped);
+                        .is_some_and(|e| e.encoding.has_source());
                     if mapped {
                         // The payload starts with the source node.
                         let raw = self.section(s)?;

@@ -686,8 +686,20 @@ impl Decoder {
             None => {}
         }
         let nt = count(Kind::Time);
-        if let Some((e, b)) = load(Role::TsSecs)? {
-            encoding::decode_i64s_into(e, &b, nt, &what(Role::TsSecs), &mut ts_secs)?;
+        match load(Role::TsSecs)? {
+            Some((Encoding::Based, b)) => self.based(
+                node,
+                &kinds,
+                &b,
+                nt,
+                depth,
+                &what(Role::TsSecs),
+                &mut ts_secs,
+            )?,
+            Some((e, b)) => {
+                encoding::decode_i64s_into(e, &b, nt, &what(Role::TsSecs), &mut ts_secs)?
+            }
+            None => {}
         }
         let ts_nanos = match load(Role::TsNanos)? {
             Some((e, b)) => nanos(
@@ -911,9 +923,23 @@ impl Decoder {
         what: &str,
     ) -> Result<(encoding::mapped::Mapping, Arc<NodeData>)> {
         let m = encoding::mapped::decode(b, items, what)?;
-        check_source(&self.snap, node, m.source).map_err(|d| Error::corrupt(what, 0, d))?;
-        let src = self.node_at(m.source, depth + 1)?;
-        let c = self.chain[m.source as usize] + 1;
+        let src = self.source_at(node, m.source, depth, what)?;
+        Ok((m, src))
+    }
+
+    /// The source node of a stream of `node` that names one (`mapped`,
+    /// `based`), decoded (once: a second call answers from the decoded
+    /// nodes), after checking it may be a source and the chain it ends.
+    fn source_at(
+        &mut self,
+        node: u32,
+        source: u32,
+        depth: usize,
+        what: &str,
+    ) -> Result<Arc<NodeData>> {
+        check_source(&self.snap, node, source).map_err(|d| Error::corrupt(what, 0, d))?;
+        let src = self.node_at(source, depth + 1)?;
+        let c = self.chain[source as usize] + 1;
         if c > MAX_MAPPED_CHAIN {
             return Err(Error::corrupt(
                 what,
@@ -923,7 +949,40 @@ impl Decoder {
         }
         let slot = &mut self.chain[node as usize];
         *slot = (*slot).max(c);
-        Ok((m, src))
+        Ok(src)
+    }
+
+    /// Decode a `based` ts-secs stream: the seconds of each `Time` item are
+    /// the source node's seconds at the same item plus the item's delta.
+    #[allow(clippy::too_many_arguments)]
+    fn based(
+        &mut self,
+        node: u32,
+        kinds: &Kinds,
+        b: &[u8],
+        count: usize,
+        depth: usize,
+        what: &str,
+        out: &mut Vec<i64>,
+    ) -> Result<()> {
+        let (source, rest) = encoding::based::split(b, what)?;
+        let src = self.source_at(node, source, depth, what)?;
+        encoding::decode_i64s_into(Encoding::ZigzagVarint, rest, count, what, out)?;
+        let mut h = 0;
+        for (d, i) in out.iter_mut().zip(kinds.items_of(Kind::Time)) {
+            let (k, r) = src.kinds.get_and_rank(i, &mut h);
+            let base = (k == Kind::Time)
+                .then(|| src.ts_secs.get(r).copied())
+                .flatten()
+                .ok_or_else(|| {
+                    Error::corrupt(what, 0, format!("item {i} has no timestamp in its base"))
+                })?;
+            *d = encoding::based::apply(base, *d, what, i)?;
+        }
+        if !self.keep_sources {
+            self.nodes[source as usize] = None;
+        }
+        Ok(())
     }
 
     /// The kinds of the parent of `node`, whose kinds are parent-masked,
@@ -991,7 +1050,7 @@ fn presized<T>(
     if let Some(e) = meta
         .stream(role)
         .and_then(|s| snap.footer().sections.get(s as usize))
-        && e.encoding != Encoding::Mapped
+        && !e.encoding.has_source()
         && count as u64 <= u64::from(e.raw_len)
         && e.raw_len as usize <= crate::compress::plausible_len(e.stored_len as usize)
     {
@@ -1167,13 +1226,16 @@ pub(super) fn check_source(
 /// tail); decoding enforces the same rules on the chains it follows.
 pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
     let f = snap.footer();
-    let mut sources: Vec<[Option<u32>; 2]> = vec![[None; 2]; f.nodes.len()];
+    let mut sources: Vec<[Option<u32>; 3]> = vec![[None; 3]; f.nodes.len()];
     let mut any = false;
     for (i, m) in f.nodes.iter().enumerate() {
-        for (j, role) in [Role::Ints, Role::Strs].into_iter().enumerate() {
+        for (j, role) in [Role::Ints, Role::Strs, Role::TsSecs]
+            .into_iter()
+            .enumerate()
+        {
             let Some(s) = m.stream(role) else { continue };
             let e = &f.sections[s as usize];
-            if e.encoding != Encoding::Mapped {
+            if !e.encoding.has_source() {
                 continue;
             }
             let what = format!("column `{}` {} stream", snap.path(i as u32), role.name());
@@ -1201,7 +1263,7 @@ pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
         let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
         state[start] = 1;
         while let Some(&mut (n, ref mut next)) = stack.last_mut() {
-            if *next < 2 {
+            if *next < 3 {
                 let j = *next;
                 *next += 1;
                 if let Some(s) = sources[n][j] {

@@ -139,14 +139,14 @@ impl Picked {
         // The sections of a node's mapped streams.
         let mapped = |n: u32| -> Vec<u32> {
             let m = &metas[n as usize];
-            [Role::Ints, Role::Strs]
+            [Role::Ints, Role::Strs, Role::TsSecs]
                 .into_iter()
                 .filter_map(|r| m.stream(r))
                 .filter(|&s| {
                     footer
                         .sections
                         .get(s as usize)
-                        .is_some_and(|e| e.encoding == Encoding::Mapped)
+                        .is_some_and(|e| e.encoding.has_source())
                 })
                 .collect()
         };
@@ -539,6 +539,9 @@ impl Picked {
         let nt = count(Kind::Time);
         let tr = at(Kind::Time);
         let ts_secs = match load(Role::TsSecs)? {
+            Some((Encoding::Based, b)) => {
+                self.based(node, &kinds, &b, nt, tr, depth, &what(Role::TsSecs))?
+            }
             Some((e, b)) => at::i64s_at(e, &b, nt, tr, &what(Role::TsSecs))?,
             None => Vec::new(),
         };
@@ -647,6 +650,67 @@ impl Picked {
         Ok((lens, starts))
     }
 
+    /// The source node of a stream of `node` that names one (`mapped`,
+    /// `based`), decoded for the same picked items, after checking it may
+    /// be a source and the chain it ends; and the node's picked items.
+    fn source_at(
+        &mut self,
+        node: u32,
+        source: u32,
+        depth: usize,
+        what: &str,
+    ) -> Result<(Arc<NodeData>, Arc<Vec<u32>>)> {
+        check_source(&self.snap, node, source).map_err(|d| Error::corrupt(what, 0, d))?;
+        let src = self.node_at(source, depth + 1)?;
+        let c = self.chain[source as usize] + 1;
+        if c > MAX_MAPPED_CHAIN {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!("mapped streams chained {c} deep (the limit is {MAX_MAPPED_CHAIN})"),
+            ));
+        }
+        let slot = &mut self.chain[node as usize];
+        *slot = (*slot).max(c);
+        let (mine, theirs) = (self.items(node)?, self.items(source)?);
+        if !Arc::ptr_eq(&mine, &theirs) && mine != theirs {
+            return Err(Error::corrupt(what, 0, "mapped from other items"));
+        }
+        Ok((src, mine))
+    }
+
+    /// The seconds of the picked `Time` items (at `ranks` of the node's
+    /// `count`) of a `based` stream: the source's seconds at the same item
+    /// plus the item's delta.
+    #[allow(clippy::too_many_arguments)]
+    fn based(
+        &mut self,
+        node: u32,
+        kinds: &Kinds,
+        b: &[u8],
+        count: usize,
+        ranks: &[usize],
+        depth: usize,
+        what: &str,
+    ) -> Result<Vec<i64>> {
+        let (source, rest) = encoding::based::split(b, what)?;
+        let (src, mine) = self.source_at(node, source, depth, what)?;
+        let mut out = at::i64s_at(Encoding::ZigzagVarint, rest, count, ranks, what)?;
+        let mut h = 0;
+        for (d, j) in out.iter_mut().zip(kinds.items_of(Kind::Time)) {
+            let (k, r) = src.kinds.get_and_rank(j, &mut h);
+            let item = mine.get(j).copied().unwrap_or(0) as usize;
+            let base = (k == Kind::Time)
+                .then(|| src.ts_secs.get(r).copied())
+                .flatten()
+                .ok_or_else(|| {
+                    Error::corrupt(what, 0, format!("item {item} has no timestamp in its base"))
+                })?;
+            *d = encoding::based::apply(base, *d, what, item)?;
+        }
+        Ok(out)
+    }
+
     /// The payloads of the picked items of kind `kind` from a `mapped`
     /// stream: the mapping's value at the source node's string id at the
     /// same item (the source shares the node's domain, so its picked items
@@ -665,22 +729,7 @@ impl Picked {
         let items = self.meta(node)?.items as usize;
         let source = u32::try_from(encoding::varint::Reader::new(b).u64(what)?)
             .map_err(|_| Error::corrupt(what, 0, "source node out of range"))?;
-        check_source(&self.snap, node, source).map_err(|d| Error::corrupt(what, 0, d))?;
-        let src = self.node_at(source, depth + 1)?;
-        let c = self.chain[source as usize] + 1;
-        if c > MAX_MAPPED_CHAIN {
-            return Err(Error::corrupt(
-                what,
-                0,
-                format!("mapped streams chained {c} deep (the limit is {MAX_MAPPED_CHAIN})"),
-            ));
-        }
-        let slot = &mut self.chain[node as usize];
-        *slot = (*slot).max(c);
-        let (mine, theirs) = (self.items(node)?, self.items(source)?);
-        if !Arc::ptr_eq(&mine, &theirs) && mine != theirs {
-            return Err(Error::corrupt(what, 0, "mapped from other items"));
-        }
+        let (src, mine) = self.source_at(node, source, depth, what)?;
         // The source's string id at each picked item of the kind, then the
         // mapping's values at those ids (one pass over its keys).
         let mut h = 0;

@@ -309,6 +309,34 @@ impl ColumnsBuilder {
         Ok(NodeRef::Loaded(Box::new(out)))
     }
 
+    /// The seconds of every item of node `i` that is a timestamp
+    /// (`i64::MIN`, never a valid timestamp's, for the other items), its
+    /// spilled segments read one at a time.
+    pub fn dense_secs(&self, i: usize) -> Result<Vec<i64>> {
+        let n = &self.nodes[i];
+        let mut dense = vec![i64::MIN; n.domain_len as usize];
+        let mut fill = |idx: &[u32], kinds: &[u8], times: &[Timestamp]| {
+            let mut t = times.iter();
+            for (&ix, &k) in idx.iter().zip(kinds) {
+                if k == Kind::Time as u8 {
+                    let secs = t.next().map_or(i64::MIN, |t| t.secs);
+                    if let Some(slot) = dense.get_mut(ix as usize) {
+                        *slot = secs;
+                    }
+                }
+            }
+        };
+        if let Some(spill) = &self.column_spill {
+            for seg in &n.segments {
+                let mut b = Buffers::default();
+                spill.load(std::slice::from_ref(seg), Fields::ALL, &mut b)?;
+                fill(&b.idx, &b.kinds, &b.times);
+            }
+        }
+        fill(&n.idx, &n.kinds, &n.times);
+        Ok(dense)
+    }
+
     /// The string id of every item of node `i` (`u32::MAX` for items that
     /// are not strings), its spilled segments read one at a time (issue 16:
     /// not its whole column as well).

@@ -742,7 +742,7 @@ pub fn warm_remote(
             footer
                 .sections
                 .get(s as usize)
-                .is_some_and(|e| e.encoding == colsnap::raw::encoding::Encoding::Mapped)
+                .is_some_and(|e| e.encoding.has_source())
         })
     };
     // A field is written through its ancestors (an object's kinds, an

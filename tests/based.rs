@@ -1,0 +1,421 @@
+//! `based` ts-secs streams (SPEC.md 4.9): timestamps stored as differences
+//! from another column's. Built from real rows (the writer picks them, every
+//! read path decodes them: export, picked pages, sorting, filters) and
+//! crafted byte by byte (a base without a timestamp, a cycle, an overflow,
+//! the encoding on another role), which must fail with a corruption error
+//! naming the column, never a panic or a wrong value.
+
+mod common;
+
+use colsnap::encoding::{Encoding, based, varint};
+use colsnap::format::{Footer, Role, Stats, TableMeta};
+use colsnap::model::{Kind, NodeName};
+use colsnap::{BuildOptions, Error, ExportOptions, Snapshot, build_to_vec};
+use common::craft::*;
+use serde_json::{Value, json};
+use std::process::Command;
+
+/// `2024-05-DDTHH:MM:SS` plus `tail` for `secs` seconds into May 2024.
+fn stamp(secs: i64, tail: &str) -> String {
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    format!("2024-05-{:02}T{h:02}:{m:02}:{s:02}{tail}", 1 + d)
+}
+
+/// 60 issues: `updated_at` equal to `created_at` or minutes later (some
+/// with a fraction and an offset, so the column keeps its own nanos, layout
+/// and offset streams), `closed_at` on two rows in three, equal to
+/// `updated_at` or an hour later.
+fn issues() -> Vec<Value> {
+    (0..60i64)
+        .map(|i| {
+            let created = i * 7_000 + (i * i * 53) % 3_000;
+            let updated = created + if i % 4 == 0 { 0 } else { 60 * (i % 9) };
+            let tail = if i % 5 == 2 { ".250+02:00" } else { "Z" };
+            let mut row = json!({
+                "number": i,
+                "created_at": stamp(created, "Z"),
+                "updated_at": stamp(updated, tail),
+            });
+            if i % 3 != 0 {
+                row["closed_at"] = json!(stamp(updated + if i % 7 == 0 { 3600 } else { 0 }, "Z"));
+            }
+            row
+        })
+        .collect()
+}
+
+fn ts_secs_encoding(s: &Snapshot, path: &str) -> Encoding {
+    let c = s.column(path).expect("column");
+    let f = s.footer();
+    let sec = f.nodes[c.node() as usize]
+        .stream(Role::TsSecs)
+        .expect("a ts-secs stream");
+    f.sections[sec as usize].encoding
+}
+
+#[test]
+fn the_writer_bases_timestamps_and_every_read_path_decodes_them() {
+    let rows = issues();
+    let input = serde_json::to_vec(&rows).unwrap();
+    let on =
+        Snapshot::from_bytes(build_to_vec(&input[..], &BuildOptions::default()).unwrap()).unwrap();
+    let off_opts = BuildOptions {
+        based_timestamps: false,
+        ..Default::default()
+    };
+    let off = Snapshot::from_bytes(build_to_vec(&input[..], &off_opts).unwrap()).unwrap();
+    assert_eq!(
+        ts_secs_encoding(&on, "created_at"),
+        Encoding::DeltaZigzagVarint
+    );
+    assert_eq!(ts_secs_encoding(&on, "updated_at"), Encoding::Based);
+    assert_eq!(ts_secs_encoding(&on, "closed_at"), Encoding::Based);
+    for p in ["updated_at", "closed_at"] {
+        assert_ne!(ts_secs_encoding(&off, p), Encoding::Based, "{p}");
+    }
+    on.verify().expect("verifies");
+    // Nothing lost: the export is the input, and the same without based
+    // streams.
+    assert_eq!(on.to_values().unwrap(), rows);
+    assert_eq!(off.to_values().unwrap(), rows);
+    // Picked pages (the query engine decodes only the rows it shows) and
+    // sorting and filtering by a based column, through the CLI.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("issues.colsnap");
+    std::fs::write(
+        &file,
+        build_to_vec(&input[..], &BuildOptions::default()).unwrap(),
+    )
+    .unwrap();
+    let query = |args: &[&str]| -> Vec<Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
+            .arg("query")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+        page["data"].as_array().expect("a page of rows").clone()
+    };
+    let page = query(&[
+        "--page",
+        "2",
+        "--limit",
+        "7",
+        "--fields",
+        "number,closed_at,updated_at",
+    ]);
+    let want: Vec<Value> = rows[7..14]
+        .iter()
+        .map(|r| {
+            let mut o = json!({"number": r["number"], "updated_at": r["updated_at"]});
+            if let Some(c) = r.get("closed_at") {
+                o["closed_at"] = c.clone();
+            }
+            o
+        })
+        .collect();
+    assert_eq!(page, want);
+    // Newest close first (every closed_at is `Z`: the text orders like the
+    // instant); rows without one come last.
+    let sorted = query(&["--sort", "-closed_at", "--limit", "5", "--fields", "number"]);
+    let mut closed: Vec<(&str, i64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.get("closed_at")?.as_str()?, r["number"].as_i64()?)))
+        .collect();
+    closed.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(&b.1)));
+    let numbers: Vec<i64> = sorted
+        .iter()
+        .map(|r| r["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, closed[..5].iter().map(|c| c.1).collect::<Vec<_>>());
+    // `--format-version 1` is for readers that predate encoding 11.
+    let v1 = dir.path().join("v1.colsnap");
+    let input_file = dir.path().join("issues.json");
+    std::fs::write(&input_file, &input).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
+        .args(["build", "--quiet", "--format-version", "1", "-o"])
+        .arg(&v1)
+        .arg(&input_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v1 = Snapshot::open(&v1).unwrap();
+    for p in ["created_at", "updated_at", "closed_at"] {
+        assert_ne!(ts_secs_encoding(&v1, p), Encoding::Based, "{p}");
+    }
+    assert_eq!(v1.to_values().unwrap(), rows);
+    let since = rows[40]["closed_at"].as_str().unwrap();
+    let n = query(&[
+        "--where",
+        &format!("closed_at>={since}"),
+        "--fields",
+        "number",
+    ])
+    .len();
+    assert_eq!(n, closed.iter().filter(|c| c.0 >= since).count());
+}
+
+// ---------------------------------------------------------------- crafted
+
+const N: usize = 20;
+const BASE: i64 = 1_700_000_000;
+
+fn key(k: &str) -> NodeName {
+    NodeName::Key(k.into())
+}
+
+/// A timestamp column `name` whose ts-secs stream is section `sec`.
+fn ts_node(name: &str, sec: u32, secs: &[i64], kinds: &[(Kind, u64)]) -> colsnap::format::NodeMeta {
+    let mut n = with_stream(node(0, key(name), N as u64, kinds), Role::TsSecs, sec);
+    n.stats = Stats {
+        distinct: secs.len() as u64,
+        time: Some((
+            *secs.iter().min().expect("secs"),
+            *secs.iter().max().expect("secs"),
+        )),
+        ..Default::default()
+    };
+    n
+}
+
+fn zigzag(values: &[i64]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for &v in values {
+        varint::put_i64(&mut b, v);
+    }
+    b
+}
+
+/// `a` (node 1): N plain timestamps; `b` (node 2): based on `b_source`
+/// with deltas `i % 3` (`delta_of` may change one); `c` (node 3): b's
+/// expected seconds stored plainly. `a_null_at` makes one item of `a` null.
+fn crafted(
+    b_source: u32,
+    a_source: Option<u32>,
+    a_null_at: Option<usize>,
+    last_delta: i64,
+) -> Vec<u8> {
+    let a: Vec<i64> = (0..N as i64).map(|i| BASE + 100 * i).collect();
+    let mut deltas: Vec<i64> = (0..N as i64).map(|i| i % 3).collect();
+    deltas[N - 1] = last_delta;
+    let b: Vec<i64> = a
+        .iter()
+        .zip(&deltas)
+        .map(|(x, d)| x.wrapping_add(*d))
+        .collect();
+    let mut secs = Vec::new();
+    let mut a_node;
+    let a_times: Vec<i64> = match a_null_at {
+        Some(j) => a
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != j)
+            .map(|x| *x.1)
+            .collect(),
+        None => a.clone(),
+    };
+    match a_source {
+        // `a` based on another node (a cycle when that node is based on `a`).
+        Some(src) => {
+            let mut p = Vec::new();
+            based::encode(src, a.iter().map(|_| 0), &mut p);
+            secs.push(raw(Role::TsSecs, Encoding::Based, p));
+        }
+        None => secs.push(raw(Role::TsSecs, Encoding::ZigzagVarint, zigzag(&a_times))),
+    }
+    match a_null_at {
+        Some(j) => {
+            let kinds: Vec<u8> = (0..N)
+                .map(|i| {
+                    if i == j {
+                        Kind::Null as u8
+                    } else {
+                        Kind::Time as u8
+                    }
+                })
+                .collect();
+            let mut kb = Vec::new();
+            colsnap::encoding::bitpack::encode(&kinds, &mut kb);
+            secs.push(raw(Role::Kinds, Encoding::BitPacked, kb));
+            a_node = ts_node(
+                "a",
+                0,
+                &a_times,
+                &[(Kind::Time, N as u64 - 1), (Kind::Null, 1)],
+            );
+            a_node = with_stream(a_node, Role::Kinds, 1);
+        }
+        None => a_node = ts_node("a", 0, &a_times, &[(Kind::Time, N as u64)]),
+    }
+    let sb = secs.len() as u32;
+    let mut p = Vec::new();
+    based::encode(b_source, deltas.iter().copied(), &mut p);
+    secs.push(raw(Role::TsSecs, Encoding::Based, p));
+    secs.push(raw(Role::TsSecs, Encoding::ZigzagVarint, zigzag(&b)));
+    let nodes = vec![
+        root(N as u64),
+        a_node,
+        ts_node("b", sb, &b, &[(Kind::Time, N as u64)]),
+        ts_node("c", sb + 1, &b, &[(Kind::Time, N as u64)]),
+    ];
+    assemble(secs, |d| Footer {
+        tables: vec![empty_table()],
+        ..footer(N as u64, d, nodes)
+    })
+}
+
+/// The one (empty) string table of a snapshot without strings.
+fn empty_table() -> TableMeta {
+    TableMeta {
+        flags: 0,
+        n_strings: 0,
+        first_chunk: 0,
+        chunk_counts: Vec::new(),
+        index_section: None,
+        dict_section: None,
+    }
+}
+
+fn corrupt_detail<T>(r: colsnap::Result<T>) -> String {
+    match r {
+        Err(Error::Corrupt { what, detail, .. }) => format!("{what}: {detail}"),
+        Err(e) => panic!("expected a corrupt-snapshot error, got {e}"),
+        Ok(_) => panic!("a hostile file was accepted"),
+    }
+}
+
+/// `colsnap ARGS FILE` on `bytes`: (exit code, stderr); a panic fails.
+fn cli(bytes: &[u8], args: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crafted.colsnap");
+    std::fs::write(&file, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
+        .args(args)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    (out.status.code().expect("exited"), err)
+}
+
+#[test]
+fn a_crafted_based_stream_decodes_to_its_base_plus_the_deltas() {
+    let bytes = crafted(1, None, None, 2);
+    let s = Snapshot::from_bytes(bytes.clone()).unwrap();
+    s.verify().expect("valid");
+    let rows = s.to_values().unwrap();
+    for r in &rows {
+        assert_eq!(r["b"], r["c"], "{r}");
+    }
+    assert_ne!(rows[1]["a"], rows[1]["b"]);
+    for args in [
+        &["verify"][..],
+        &["export"],
+        &["query", "--sort", "b", "--limit", "3"],
+    ] {
+        let (code, err) = cli(&bytes, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_base_item_that_is_not_a_timestamp_is_corruption() {
+    let bytes = crafted(1, None, Some(7), 2);
+    let s = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let d = corrupt_detail(s.verify());
+    assert!(
+        d.contains("column `b`") && d.contains("item 7 has no timestamp in its base"),
+        "{d}"
+    );
+    let d = corrupt_detail(
+        s.export(&mut std::io::sink(), &ExportOptions::default())
+            .map(|_| ()),
+    );
+    assert!(d.contains("item 7 has no timestamp in its base"), "{d}");
+    for args in [&["verify"][..], &["export"], &["query", "--fields", "b"]] {
+        let (code, err) = cli(&bytes, args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("no timestamp in its base"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn based_streams_in_a_cycle_are_corruption() {
+    // `b` on `a`, `a` on `b`.
+    let bytes = crafted(1, Some(2), None, 2);
+    let s = Snapshot::from_bytes(bytes.clone()).unwrap();
+    assert!(corrupt_detail(s.verify()).contains("form a cycle"));
+    assert!(corrupt_detail(s.node_data(2).map(|_| ())).contains("form a cycle"));
+    // A node based on itself, or on a node past the footer.
+    for src in [2, 9] {
+        let s = Snapshot::from_bytes(crafted(src, None, None, 2)).unwrap();
+        let d = corrupt_detail(s.verify());
+        assert!(d.contains("outside this column's domain"), "{src}: {d}");
+    }
+    let (code, err) = cli(&bytes, &["export"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cycle"), "{err}");
+}
+
+#[test]
+fn a_based_sum_that_overflows_or_leaves_the_range_is_corruption() {
+    let s = Snapshot::from_bytes(crafted(1, None, None, i64::MAX)).unwrap();
+    let d = corrupt_detail(s.verify());
+    assert!(d.contains("overflow"), "{d}");
+    // In range of i64, out of the timestamp range (year 9999).
+    let s = Snapshot::from_bytes(crafted(1, None, None, 1 << 40)).unwrap();
+    assert!(s.verify().is_err());
+    assert!(s.to_values().is_err());
+}
+
+#[test]
+fn the_based_encoding_on_another_role_is_refused() {
+    // An ints stream claiming `based`: readers accept it on ts-secs only.
+    let mut p = Vec::new();
+    based::encode(1, [0i64; N], &mut p);
+    let mut n = with_stream(
+        node(0, key("i"), N as u64, &[(Kind::Int, N as u64)]),
+        Role::Ints,
+        1,
+    );
+    n.stats = Stats {
+        distinct: 1,
+        int: Some((0, 0)),
+        ..Default::default()
+    };
+    let a: Vec<i64> = (0..N as i64).map(|i| BASE + i).collect();
+    let secs = vec![
+        raw(Role::TsSecs, Encoding::ZigzagVarint, zigzag(&a)),
+        raw(Role::Ints, Encoding::Based, p),
+    ];
+    let nodes = vec![
+        root(N as u64),
+        ts_node("a", 0, &a, &[(Kind::Time, N as u64)]),
+        n,
+    ];
+    let bytes = assemble(secs, |d| Footer {
+        rows: N as u64,
+        sections: d,
+        tables: vec![empty_table()],
+        nodes,
+    });
+    let s = Snapshot::from_bytes(bytes).unwrap();
+    assert!(s.verify().is_err());
+    assert!(s.to_values().is_err());
+}
