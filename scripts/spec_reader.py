@@ -174,11 +174,12 @@ class Snap:
                 assert r.done()
                 sd = s.node(src); m = dict(zip(keys, vals)); want = 4 if stream == 1 else 7
                 return [m[sd['str'][sd['rank'][it]]] for it, k in enumerate(kinds) if k == want]
-            if e == 11:  # based ts-secs (4.9): the source's seconds at the same item plus a delta
+            if e == 11:  # based (4.9): the source's payload at the same item plus a delta
                 r = R(raw); src = r.var(); ds = [r.zz() for _ in range(count)]
                 assert r.done()
+                want, field = {4: (7, 'str'), 5: (8, 'secs')}[stream]
                 sd = s.node(src); it = iter(ds)
-                return [sd['secs'][sd['rank'][j]] + next(it) for j, k in enumerate(kinds) if k == 8]
+                return [sd[field][sd['rank'][j]] + next(it) for j, k in enumerate(kinds) if k == want]
             return s.values(e, raw, count, kind)
         rank, seen = [], {}
         for k in kinds: rank.append(seen.get(k, 0)); seen[k] = seen.get(k, 0) + 1

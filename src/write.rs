@@ -51,11 +51,11 @@ pub struct BuildOptions {
     /// it reject table flag bit 2: `colsnap build --format-version 1` (for
     /// old readers) turns it off.
     pub long_text_row_order: bool,
-    /// Let a timestamp column's seconds be stored as differences from
-    /// another timestamp column's (`based`, SPEC.md 4.9) where that is
-    /// smaller, in either format version. Readers that predate it reject
+    /// Let a column's timestamp seconds or string ids be stored as
+    /// differences from another column's (`based`, SPEC.md 4.9) where that
+    /// is smaller, in either format version. Readers that predate it reject
     /// encoding 11: `colsnap build --format-version 1` turns it off.
-    pub based_timestamps: bool,
+    pub based_streams: bool,
     /// Most bytes of the zstd dictionary trained for a long-text table of
     /// at least 4 chunks (0: no dictionary).
     pub long_dict_size: usize,
@@ -100,7 +100,7 @@ impl Default for BuildOptions {
             long_text_min_avg: 256,
             front_coding: true,
             long_text_row_order: true,
-            based_timestamps: true,
+            based_streams: true,
             long_dict_size: 1 << 20,
             limits: Limits::default(),
             progress: None,
@@ -1844,7 +1844,8 @@ fn write_snapshot<W: Write>(
                     let maps = [
                         mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
                         mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
-                        based_for(b, &n, i, &domains, opts)?,
+                        based_times(b, &n, i, &domains, opts)?,
+                        based_strs(b, &n, i, &domains, &distinct_ids, &table_of, opts)?,
                     ];
                     let mut packs = Packs::new(opts.compress);
                     let meta = write_node(
@@ -2178,7 +2179,10 @@ fn mapping_for(
         Kind::Str => distinct_ids[i],
         _ => distinct(values.clone().map(|v| v.1)) as usize,
     };
-    let own = if kind == Kind::Str {
+    // A node with strings ranks its int stream's sources too: every
+    // stream of a node with strings then maps from (or is based on, 4.9)
+    // nodes ranked before it, and no cycle can close through its ints.
+    let own = if kind == Kind::Str || n.n_strs() > 0 {
         Some(rank(i))
     } else {
         None
@@ -2245,14 +2249,19 @@ const BASE_MAX_BELOW: usize = 32;
 /// based streams form no cycle (`closed_at` on `updated_at`, `updated_at`
 /// on `created_at`). `n` is node `i` loaded whole; each base is read a
 /// segment at a time.
-fn based_for(
+fn based_times(
     b: &ColumnsBuilder,
     n: &NodeBuf,
     i: usize,
     domains: &[u32],
     opts: &BuildOptions,
 ) -> Result<Vec<Vec<u8>>> {
-    if !opts.based_timestamps || i == 0 || n.times.len() < 16 {
+    // Only columns without ints or strings take part (as the node or its
+    // base): they have no mapped or string-id stream, so these streams,
+    // ranked by timestamps, never close a cycle with those ranked by
+    // distinct strings.
+    let timely = |c: &NodeBuf| c.n_strs() == 0 && c.spilled.ints == 0 && c.ints.is_empty();
+    if !opts.based_streams || i == 0 || n.times.len() < 16 || !timely(n) {
         return Ok(Vec::new());
     }
     let rank = |c: usize| (std::cmp::Reverse(b.nodes[c].n_times()), c);
@@ -2262,6 +2271,7 @@ fn based_for(
                 && domains[c] == domains[i]
                 && b.nodes[c].domain_len == n.domain_len
                 && b.nodes[c].n_times() > 0
+                && timely(&b.nodes[c])
                 && rank(c) < rank(i)
         })
         .collect();
@@ -2270,36 +2280,106 @@ fn based_for(
     }
     below.sort_by_key(|&c| (c.abs_diff(i), c));
     below.truncate(BASE_CANDIDATES);
-    let mut best: Vec<(usize, Vec<u8>)> = Vec::new();
-    for c in below {
-        let base = b.dense_secs(c)?;
-        let mut times = n.times.iter();
-        let deltas: Option<Vec<i64>> = n
-            .idx
+    let values = || {
+        n.idx
             .iter()
             .zip(&n.kinds)
             .filter(|(_, k)| **k == Kind::Time as u8)
-            .map(|(&ix, _)| {
-                let t = times.next()?;
+            .zip(&n.times)
+            .map(|((&ix, _), t)| (ix, t.secs))
+    };
+    let mut best = BestBases::default();
+    for c in below {
+        let base = b.dense_secs(c)?;
+        best.offer(
+            c,
+            values().map(|(ix, v)| {
                 let at = *base.get(ix as usize)?;
-                (at != i64::MIN).then(|| t.secs.checked_sub(at)).flatten()
-            })
-            .collect();
-        drop(base);
-        let Some(d) = deltas.filter(|d| d.len() == n.times.len()) else {
-            continue;
+                (at != i64::MIN).then(|| v.checked_sub(at)).flatten()
+            }),
+        );
+    }
+    Ok(best.into_encoded())
+}
+
+/// `based` encodings of node `i`'s string ids (SPEC.md 4.9): their
+/// differences from the ids of another string node of the same table and
+/// domain that has a string at every item where `n` has one: zero where
+/// both hold the same string (a comment's `updateAuthor.name` and its
+/// `author.name`, a `_links` URL and the same URL at the top). A base
+/// ranks before the node as a mapped stream's source does (more distinct
+/// ids, then lower index, SPEC.md 4.7), so string-id streams of both kinds
+/// form no cycle; tried: the [`BASE_CANDIDATES`] nodes of the nearest
+/// distinct counts (equal strings need about as many).
+#[allow(clippy::too_many_arguments)]
+fn based_strs(
+    b: &ColumnsBuilder,
+    n: &NodeBuf,
+    i: usize,
+    domains: &[u32],
+    distinct_ids: &[usize],
+    table_of: &[u32],
+    opts: &BuildOptions,
+) -> Result<Vec<Vec<u8>>> {
+    if !opts.based_streams || i == 0 || n.strs.len() < 16 {
+        return Ok(Vec::new());
+    }
+    let rank = |c: usize| (std::cmp::Reverse(distinct_ids[c]), c);
+    let mut below: Vec<usize> = (1..b.nodes.len())
+        .filter(|&c| {
+            c != i
+                && domains[c] == domains[i]
+                && table_of[c] == table_of[i]
+                && b.nodes[c].domain_len == n.domain_len
+                && b.nodes[c].n_strs() >= n.strs.len() as u64
+                && rank(c) < rank(i)
+        })
+        .collect();
+    below.sort_by_key(|&c| (distinct_ids[c].abs_diff(distinct_ids[i]), c.abs_diff(i), c));
+    below.truncate(BASE_CANDIDATES);
+    let mut best = BestBases::default();
+    for c in below {
+        let ids = b.dense_str_ids(c)?;
+        best.offer(
+            c,
+            kind_values(n, Kind::Str).map(|(ix, v)| {
+                let at = *ids.get(ix as usize)?;
+                (at != u32::MAX).then(|| v - at as i64)
+            }),
+        );
+    }
+    Ok(best.into_encoded())
+}
+
+/// The [`BASE_KEEP`] bases whose deltas take the fewest varint bytes.
+#[derive(Default)]
+struct BestBases(Vec<(usize, u32, Vec<i64>)>);
+
+impl BestBases {
+    /// Offer base `c` with the deltas of every item (`None` where the base
+    /// has no value: then it is no base).
+    fn offer(&mut self, c: usize, deltas: impl Iterator<Item = Option<i64>>) {
+        let Some(d) = deltas.collect::<Option<Vec<i64>>>() else {
+            return;
         };
         let cost: usize = d.iter().map(|&x| encoding::varint::len_i64(x)).sum();
-        let at = best.partition_point(|(k, _)| *k <= cost);
-        if at >= BASE_KEEP {
-            continue;
+        let at = self.0.partition_point(|(k, _, _)| *k <= cost);
+        if at < BASE_KEEP {
+            self.0.insert(at, (cost, c as u32, d));
+            self.0.truncate(BASE_KEEP);
         }
-        let mut e = Vec::new();
-        encoding::based::encode(c as u32, d, &mut e);
-        best.insert(at, (cost, e));
-        best.truncate(BASE_KEEP);
     }
-    Ok(best.into_iter().map(|(_, e)| e).collect())
+
+    fn into_encoded(self) -> Vec<Vec<u8>> {
+        self.0
+            .into_iter()
+            .map(|(_, c, d)| {
+                let mut e = Vec::new();
+                encoding::based::encode(c, d, &mut e);
+                e
+            })
+            .collect()
+    }
 }
 
 /// Dense kinds of every item of a node.
@@ -2315,12 +2395,12 @@ fn write_node(
     w: &mut Packs,
     n: &NodeBuf,
     parent: Option<&NodeBuf>,
-    maps: [Vec<Vec<u8>>; 3],
+    maps: [Vec<Vec<u8>>; 4],
     i: usize,
     table: u32,
     str_distinct: usize,
 ) -> Result<NodeMeta> {
-    let [int_map, str_map, bases] = maps;
+    let [int_map, str_map, bases, str_bases] = maps;
     let mut counts = [0u64; KIND_COUNT];
     for &k in &n.kinds {
         counts[k as usize] += 1;
@@ -2373,6 +2453,7 @@ fn write_node(
         buf.clear();
         let mut c = u32_cands(&n.strs);
         c.extend(str_map.into_iter().map(|m| ready(Encoding::Mapped, m)));
+        c.extend(str_bases.into_iter().map(|m| ready(Encoding::Based, m)));
         set(Role::Strs, w.section_best(Role::Strs, c)?);
     }
     let mut ts_layout = 0u8;

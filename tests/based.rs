@@ -36,10 +36,18 @@ fn issues() -> Vec<Value> {
             let created = i * 7_000 + (i * i * 53) % 3_000;
             let updated = created + if i % 4 == 0 { 0 } else { 60 * (i % 9) };
             let tail = if i % 5 == 2 { ".250+02:00" } else { "Z" };
+            let author = format!("user{}", (i * 7) % 50);
+            let editor = if i % 5 == 0 {
+                format!("user{}", (i * 7 + 1) % 50)
+            } else {
+                author.clone()
+            };
             let mut row = json!({
                 "number": i,
                 "created_at": stamp(created, "Z"),
                 "updated_at": stamp(updated, tail),
+                "author": author,
+                "editor": editor,
             });
             if i % 3 != 0 {
                 row["closed_at"] = json!(stamp(updated + if i % 7 == 0 { 3600 } else { 0 }, "Z"));
@@ -49,13 +57,17 @@ fn issues() -> Vec<Value> {
         .collect()
 }
 
-fn ts_secs_encoding(s: &Snapshot, path: &str) -> Encoding {
+fn encoding_of(s: &Snapshot, path: &str, role: Role) -> Encoding {
     let c = s.column(path).expect("column");
     let f = s.footer();
     let sec = f.nodes[c.node() as usize]
-        .stream(Role::TsSecs)
-        .expect("a ts-secs stream");
+        .stream(role)
+        .expect("a stream of the role");
     f.sections[sec as usize].encoding
+}
+
+fn ts_secs_encoding(s: &Snapshot, path: &str) -> Encoding {
+    encoding_of(s, path, Role::TsSecs)
 }
 
 #[test]
@@ -65,7 +77,7 @@ fn the_writer_bases_timestamps_and_every_read_path_decodes_them() {
     let on =
         Snapshot::from_bytes(build_to_vec(&input[..], &BuildOptions::default()).unwrap()).unwrap();
     let off_opts = BuildOptions {
-        based_timestamps: false,
+        based_streams: false,
         ..Default::default()
     };
     let off = Snapshot::from_bytes(build_to_vec(&input[..], &off_opts).unwrap()).unwrap();
@@ -75,9 +87,13 @@ fn the_writer_bases_timestamps_and_every_read_path_decodes_them() {
     );
     assert_eq!(ts_secs_encoding(&on, "updated_at"), Encoding::Based);
     assert_eq!(ts_secs_encoding(&on, "closed_at"), Encoding::Based);
+    // `editor` is `author` but on every fifth row (equal distinct counts:
+    // the lower node, `author`, is the base).
+    assert_eq!(encoding_of(&on, "editor", Role::Strs), Encoding::Based);
     for p in ["updated_at", "closed_at"] {
         assert_ne!(ts_secs_encoding(&off, p), Encoding::Based, "{p}");
     }
+    assert_ne!(encoding_of(&off, "editor", Role::Strs), Encoding::Based);
     on.verify().expect("verifies");
     // Nothing lost: the export is the input, and the same without based
     // streams.
@@ -159,6 +175,32 @@ fn the_writer_bases_timestamps_and_every_read_path_decodes_them() {
         assert_ne!(ts_secs_encoding(&v1, p), Encoding::Based, "{p}");
     }
     assert_eq!(v1.to_values().unwrap(), rows);
+    // Sorting and filtering by a based string column compare its ids.
+    let by_editor = query(&["--sort", "editor", "--fields", "number,editor"]);
+    let mut editors: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["editor"].as_str().unwrap().to_string(),
+                r["number"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    editors.sort();
+    let got: Vec<(String, i64)> = by_editor
+        .iter()
+        .map(|r| {
+            (
+                r["editor"].as_str().unwrap().to_string(),
+                r["number"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 50.min(rows.len()));
+    assert_eq!(got, editors[..got.len()]);
+    let who = rows[5]["editor"].as_str().unwrap();
+    let n = query(&["--where", &format!("editor={who}"), "--fields", "number"]).len();
+    assert_eq!(n, rows.iter().filter(|r| r["editor"] == who).count());
     let since = rows[40]["closed_at"].as_str().unwrap();
     let n = query(&[
         "--where",

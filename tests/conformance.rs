@@ -181,6 +181,12 @@ fn all_encodings() -> String {
                 // Mostly `t`'s instant or a little after: a `based` stream.
                 "tb": if i % 3 == 0 { t.clone() } else { format!("2024-03-{day:02}T12:{:02}:56Z", 34 + i % 20) },
             });
+            // Mostly the title again: one of the two is `based` on the other.
+            row["title2"] = if i % 7 == 0 {
+                json!(format!("u{i}"))
+            } else {
+                row["title"].clone()
+            };
             // A key under a parent that is sometimes not an object.
             row["m"] = if r.next(8) == 0 {
                 Value::Null
@@ -927,6 +933,7 @@ const WRITER_PAIRS: &[(u8, &str)] = &[
     (5, "varint"),
     (5, "dict"),
     (5, "mapped"),
+    (5, "based"),
     (6, "zigzag-varint"),
     (6, "delta-zigzag-varint"),
     (6, "dict"),

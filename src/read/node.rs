@@ -680,6 +680,21 @@ impl Decoder {
             Some((Encoding::Mapped, b)) => {
                 strs = self.mapped_ids(node, &kinds, &b, depth, &what(Role::Strs))?
             }
+            Some((Encoding::Based, b)) => {
+                let w = what(Role::Strs);
+                let mut v = Vec::new();
+                self.based(
+                    node,
+                    &kinds,
+                    Kind::Str,
+                    &b,
+                    count(Kind::Str),
+                    depth,
+                    &w,
+                    &mut v,
+                )?;
+                strs = string_ids(v, &w)?;
+            }
             Some((e, b)) => {
                 encoding::decode_u32s_into(e, &b, count(Kind::Str), &what(Role::Strs), &mut strs)?
             }
@@ -690,6 +705,7 @@ impl Decoder {
             Some((Encoding::Based, b)) => self.based(
                 node,
                 &kinds,
+                Kind::Time,
                 &b,
                 nt,
                 depth,
@@ -952,13 +968,15 @@ impl Decoder {
         Ok(src)
     }
 
-    /// Decode a `based` ts-secs stream: the seconds of each `Time` item are
-    /// the source node's seconds at the same item plus the item's delta.
+    /// Decode a `based` stream of the payloads of `node`'s items of kind
+    /// `kind` (Int, Str or Time): each is the source node's payload at the
+    /// same item (an item of the same kind) plus the item's delta.
     #[allow(clippy::too_many_arguments)]
     fn based(
         &mut self,
         node: u32,
         kinds: &Kinds,
+        kind: Kind,
         b: &[u8],
         count: usize,
         depth: usize,
@@ -969,14 +987,12 @@ impl Decoder {
         let src = self.source_at(node, source, depth, what)?;
         encoding::decode_i64s_into(Encoding::ZigzagVarint, rest, count, what, out)?;
         let mut h = 0;
-        for (d, i) in out.iter_mut().zip(kinds.items_of(Kind::Time)) {
+        for (d, i) in out.iter_mut().zip(kinds.items_of(kind)) {
             let (k, r) = src.kinds.get_and_rank(i, &mut h);
-            let base = (k == Kind::Time)
-                .then(|| src.ts_secs.get(r).copied())
+            let base = (k == kind)
+                .then(|| src.payload(kind, r))
                 .flatten()
-                .ok_or_else(|| {
-                    Error::corrupt(what, 0, format!("item {i} has no timestamp in its base"))
-                })?;
+                .ok_or_else(|| no_base(what, kind, i))?;
             *d = encoding::based::apply(base, *d, what, i)?;
         }
         if !self.keep_sources {
@@ -1080,6 +1096,17 @@ pub(super) fn offsets(v: Vec<i64>, what: &str) -> Result<Vec<i16>> {
 }
 
 impl NodeData {
+    /// The `rank`-th payload of kind `kind` (Int, Str as its id, Time as
+    /// its seconds) as an `i64` (what a `based` stream adds to).
+    pub(super) fn payload(&self, kind: Kind, rank: usize) -> Option<i64> {
+        match kind {
+            Kind::Int => self.ints.get(rank).copied(),
+            Kind::Str => self.strs.get(rank).map(|&id| id as i64),
+            Kind::Time => self.ts_secs.get(rank).copied(),
+            _ => None,
+        }
+    }
+
     /// The checks of the payloads read (whole, or at the `ranks` of a few
     /// `Time` items): uints above the i64 range, finite floats, string ids
     /// in the table, known and formattable timestamps.
@@ -1217,6 +1244,28 @@ pub(super) fn check_source(
         ));
     }
     Ok(())
+}
+
+/// The error of a `based` stream whose source has no payload of `kind` at
+/// item `item`.
+pub(super) fn no_base(what: &str, kind: Kind, item: usize) -> Error {
+    let of = match kind {
+        Kind::Time => "timestamp",
+        Kind::Int => "integer",
+        _ => "string",
+    };
+    Error::corrupt(what, 0, format!("item {item} has no {of} in its base"))
+}
+
+/// Decoded string ids as `u32`s (the table range is checked with the
+/// node's other payloads).
+pub(super) fn string_ids(v: Vec<i64>, what: &str) -> Result<Vec<u32>> {
+    v.into_iter()
+        .map(|x| {
+            u32::try_from(x)
+                .map_err(|_| Error::corrupt(what, 0, format!("string id {x} out of range")))
+        })
+        .collect()
 }
 
 /// Check the whole graph of `mapped` streams (for [`Snapshot::verify`]):

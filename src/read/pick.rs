@@ -18,7 +18,9 @@
 //! every value read is checked as the whole decode checks it.
 
 use super::Snapshot;
-use super::node::{Decoder, Kinds, MAX_MAPPED_CHAIN, NodeData, check_source, nanos, offsets};
+use super::node::{
+    Decoder, Kinds, MAX_MAPPED_CHAIN, NodeData, check_source, nanos, no_base, offsets, string_ids,
+};
 use crate::encoding::{self, Encoding, at};
 use crate::error::{Error, Result};
 use crate::format::{NodeMeta, Role};
@@ -533,15 +535,36 @@ impl Picked {
                         .map_err(|_| Error::corrupt(&w, 0, format!("string id {v} out of range")))
                 })?
             }
+            Some((Encoding::Based, b)) => {
+                let w = what(Role::Strs);
+                let v = self.based(
+                    node,
+                    &kinds,
+                    Kind::Str,
+                    &b,
+                    count(Kind::Str),
+                    at(Kind::Str),
+                    depth,
+                    &w,
+                )?;
+                string_ids(v, &w)?
+            }
             Some((e, b)) => at::u32s_at(e, &b, count(Kind::Str), at(Kind::Str), &what(Role::Strs))?,
             None => Vec::new(),
         };
         let nt = count(Kind::Time);
         let tr = at(Kind::Time);
         let ts_secs = match load(Role::TsSecs)? {
-            Some((Encoding::Based, b)) => {
-                self.based(node, &kinds, &b, nt, tr, depth, &what(Role::TsSecs))?
-            }
+            Some((Encoding::Based, b)) => self.based(
+                node,
+                &kinds,
+                Kind::Time,
+                &b,
+                nt,
+                tr,
+                depth,
+                &what(Role::TsSecs),
+            )?,
             Some((e, b)) => at::i64s_at(e, &b, nt, tr, &what(Role::TsSecs))?,
             None => Vec::new(),
         };
@@ -679,14 +702,15 @@ impl Picked {
         Ok((src, mine))
     }
 
-    /// The seconds of the picked `Time` items (at `ranks` of the node's
-    /// `count`) of a `based` stream: the source's seconds at the same item
-    /// plus the item's delta.
+    /// The payloads of the picked items of kind `kind` (Int, Str or Time;
+    /// at `ranks` of the node's `count`) of a `based` stream: the source's
+    /// payload at the same item plus the item's delta.
     #[allow(clippy::too_many_arguments)]
     fn based(
         &mut self,
         node: u32,
         kinds: &Kinds,
+        kind: Kind,
         b: &[u8],
         count: usize,
         ranks: &[usize],
@@ -697,15 +721,13 @@ impl Picked {
         let (src, mine) = self.source_at(node, source, depth, what)?;
         let mut out = at::i64s_at(Encoding::ZigzagVarint, rest, count, ranks, what)?;
         let mut h = 0;
-        for (d, j) in out.iter_mut().zip(kinds.items_of(Kind::Time)) {
+        for (d, j) in out.iter_mut().zip(kinds.items_of(kind)) {
             let (k, r) = src.kinds.get_and_rank(j, &mut h);
             let item = mine.get(j).copied().unwrap_or(0) as usize;
-            let base = (k == Kind::Time)
-                .then(|| src.ts_secs.get(r).copied())
+            let base = (k == kind)
+                .then(|| src.payload(kind, r))
                 .flatten()
-                .ok_or_else(|| {
-                    Error::corrupt(what, 0, format!("item {item} has no timestamp in its base"))
-                })?;
+                .ok_or_else(|| no_base(what, kind, item))?;
             *d = encoding::based::apply(base, *d, what, item)?;
         }
         Ok(out)

@@ -172,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         front_coding: !args.no_front_coding,
         long_text_row_order: !args.long_text_sorted && args.format_version.is_none_or(|v| v >= 2),
-        based_timestamps: args.format_version.is_none_or(|v| v >= 2),
+        based_streams: args.format_version.is_none_or(|v| v >= 2),
         format_version: args.format_version.unwrap_or(base.format_version),
         threads: args.threads.map_or(0, usize::from),
         memory: usize::try_from(args.memory).unwrap_or(usize::MAX),
