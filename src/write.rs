@@ -2310,7 +2310,8 @@ fn based_times(
 /// ranks before the node as a mapped stream's source does (more distinct
 /// ids, then lower index, SPEC.md 4.7), so string-id streams of both kinds
 /// form no cycle; tried: the [`BASE_CANDIDATES`] nodes of the nearest
-/// distinct counts (equal strings need about as many).
+/// distinct counts (equal strings need about as many), then the highest
+/// ranked.
 #[allow(clippy::too_many_arguments)]
 fn based_strs(
     b: &ColumnsBuilder,
@@ -2335,7 +2336,11 @@ fn based_strs(
                 && rank(c) < rank(i)
         })
         .collect();
-    below.sort_by_key(|&c| (distinct_ids[c].abs_diff(distinct_ids[i]), c.abs_diff(i), c));
+    // Nearest distinct counts first, then the highest ranked: of equally
+    // good bases the first offered is kept, so a family of columns (the
+    // URLs of a user) leans on its top column rather than each on the one
+    // before it: a reader of one decodes one more column, not a chain.
+    below.sort_by_key(|&c| (distinct_ids[c].abs_diff(distinct_ids[i]), rank(c)));
     below.truncate(BASE_CANDIDATES);
     let mut best = BestBases::default();
     for c in below {

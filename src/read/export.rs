@@ -770,16 +770,9 @@ impl Emitter {
                 .map_or(0, |e| 16 + e.stored_len as u64)
         };
         let nodes = &snap.footer().nodes;
-        let mapped = |n: u32| {
-            nodes[n as usize].streams.iter().flatten().any(|&s| {
-                sections
-                    .get(s as usize)
-                    .is_some_and(|e| e.encoding.has_source())
-            })
-        };
-        // The columns written and, for those whose stream is mapped from
-        // another column (a sibling, as a rule: `user.login` from
-        // `user.id`), their siblings, so that the source rides along.
+        // The columns written and the siblings that may be their streams'
+        // sources ([`Snapshot::likely_sources`]), so that a source rides
+        // along; one elsewhere comes in the rounds below.
         let mut want: Vec<u32> = Vec::new();
         let mut planned = vec![false; nodes.len()];
         for (i, _) in self.keep.iter().enumerate().filter(|(_, k)| **k) {
@@ -787,13 +780,10 @@ impl Emitter {
             planned[i] = true;
         }
         for i in want.clone() {
-            if i > 0 && mapped(i) {
-                let parent = nodes[i as usize].parent;
-                for (j, m) in nodes.iter().enumerate() {
-                    if m.parent == parent && j > 0 && !planned[j] {
-                        planned[j] = true;
-                        want.push(j as u32);
-                    }
+            for j in self.snap.likely_sources(i) {
+                if !planned[j as usize] {
+                    planned[j as usize] = true;
+                    want.push(j);
                 }
             }
         }

@@ -981,6 +981,52 @@ impl Snapshot {
         Ok(Some(dict))
     }
 
+    /// The nodes that may be the sources of `node`'s streams that name one
+    /// (`mapped`, `based`: the source sits in the stream's bytes), for a
+    /// reader that fetches them in the same round as the node: for a
+    /// mapped stream every sibling (the source is one as a rule:
+    /// `user.login` of `user.id`); for a based one the siblings that could
+    /// be its base (with timestamps for ts-secs, with strings of the same
+    /// table for string ids), not every column of the row. Empty for a node
+    /// whose streams name no source. A source elsewhere comes in a later
+    /// round.
+    pub fn likely_sources(&self, node: u32) -> Vec<u32> {
+        let nodes = &self.footer.nodes;
+        let Some(m) = nodes.get(node as usize).filter(|_| node > 0) else {
+            return Vec::new();
+        };
+        let enc = |role: Role| {
+            m.stream(role)
+                .and_then(|s| self.footer.sections.get(s as usize))
+                .map(|e| e.encoding)
+        };
+        use crate::encoding::Encoding;
+        let mapped = m.streams.iter().flatten().any(|&s| {
+            self.footer
+                .sections
+                .get(s as usize)
+                .is_some_and(|e| e.encoding == Encoding::Mapped)
+        });
+        let time = enc(Role::TsSecs) == Some(Encoding::Based);
+        let strs = enc(Role::Strs) == Some(Encoding::Based);
+        if !(mapped || time || strs) {
+            return Vec::new();
+        }
+        nodes
+            .iter()
+            .enumerate()
+            .filter(|&(j, n)| {
+                j > 0
+                    && j != node as usize
+                    && n.parent == m.parent
+                    && (mapped
+                        || (time && n.count(Kind::Time) > 0)
+                        || (strs && n.count(Kind::Str) > 0 && n.table == m.table))
+            })
+            .map(|(j, _)| j as u32)
+            .collect()
+    }
+
     /// Add every stream of `node` to `plan` (and, for kinds stored relative
     /// to the parent's, the parent's kinds, up the chain). Streams mapped
     /// from another node name that node inside their bytes, so it is read

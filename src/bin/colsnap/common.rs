@@ -737,14 +737,6 @@ pub fn warm_remote(
             || fields.is_none_or(|f| f.iter().any(|p| under(&c.path, p)));
         want[c.node as usize] = hit;
     }
-    let mapped = |n: usize| {
-        nodes[n].streams.iter().flatten().any(|&s| {
-            footer
-                .sections
-                .get(s as usize)
-                .is_some_and(|e| e.encoding.has_source())
-        })
-    };
     // A field is written through its ancestors (an object's kinds, an
     // array's lengths).
     for i in (1..nodes.len()).rev() {
@@ -759,13 +751,12 @@ pub fn warm_remote(
             }
         }
     }
+    // And the siblings that may be the sources of their mapped or based
+    // streams, so that a source rides along in the same round.
     for i in 1..nodes.len() {
-        if want[i] && mapped(i) {
-            let parent = nodes[i].parent;
-            for (j, m) in nodes.iter().enumerate().skip(1) {
-                if m.parent == parent {
-                    want[j] = true;
-                }
+        if want[i] {
+            for j in snap.likely_sources(i as u32) {
+                want[j as usize] = true;
             }
         }
     }
