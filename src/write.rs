@@ -19,6 +19,7 @@ use crate::schema::interner::{IdSet, SortedTable, SpillPolicy, SpillStats, Strin
 use crate::schema::memtrace;
 use crate::schema::{ColumnsBuilder, InputFormat, Limits, NodeBuf};
 use crate::strings::{ChunkBuilder, TablePolicy};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1225,6 +1226,8 @@ struct Packed {
     codec: Codec,
     raw_len: u32,
     stored: Vec<u8>,
+    /// The source node of a `mapped` or `based` stream (its first varint).
+    source: Option<u32>,
 }
 
 /// Compress one section's raw bytes.
@@ -1252,12 +1255,19 @@ fn raw_len_of(raw: &[u8]) -> Result<u32> {
 fn packed(role: Role, encoding: Encoding, raw: &[u8], c: (Codec, Vec<u8>)) -> Result<Packed> {
     let raw_len = raw_len_of(raw)?;
     let (codec, stored) = c;
+    let source = if encoding.has_source() {
+        let s = encoding::varint::Reader::new(raw).u64("a stream's source")?;
+        Some(u32::try_from(s).map_err(|_| Error::Invalid(format!("source node {s}")))?)
+    } else {
+        None
+    };
     Ok(Packed {
         role,
         encoding,
         codec,
         raw_len,
         stored,
+        source,
     })
 }
 
@@ -1724,6 +1734,83 @@ fn assign_tables(b: &ColumnsBuilder, opts: &BuildOptions) -> Vec<u32> {
         .collect()
 }
 
+/// The chains of `mapped` and `based` streams of a snapshot being written,
+/// node by node in file order, kept within what readers follow
+/// ([`crate::read::MAX_MAPPED_CHAIN`] links). Each node's sources are
+/// chosen apart (in parallel, by compressed size), so a chain is only known
+/// as its nodes are written; a node that would lengthen one past the bound
+/// is encoded without sources instead, before it is written. Chains are
+/// counted with the nodes not yet written as ends (none of their sources
+/// known), so every chain stays within the bound as it grows from both
+/// ends: columns that each refine the one before, ninety deep, are written
+/// readable; real exports never come near it.
+struct SourceChains {
+    /// The sources of each written node.
+    sources: Vec<Vec<u32>>,
+    /// The written nodes with a stream on each node.
+    users: Vec<Vec<u32>>,
+}
+
+impl SourceChains {
+    fn new(nodes: usize) -> Self {
+        SourceChains {
+            sources: vec![Vec::new(); nodes],
+            users: vec![Vec::new(); nodes],
+        }
+    }
+
+    /// Links of the longest chain that ends at `n` (its users, theirs...).
+    fn above(&self, n: u32, memo: &mut HashMap<u32, usize>) -> usize {
+        if let Some(&d) = memo.get(&n) {
+            return d;
+        }
+        let d = self.users[n as usize]
+            .iter()
+            .map(|&u| self.above(u, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo.insert(n, d);
+        d
+    }
+
+    /// Links of the longest chain that starts at `n` (its sources, theirs...).
+    fn below(&self, n: u32, memo: &mut HashMap<u32, usize>) -> usize {
+        if let Some(&d) = memo.get(&n) {
+            return d;
+        }
+        let d = self.sources[n as usize]
+            .iter()
+            .map(|&s| self.below(s, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo.insert(n, d);
+        d
+    }
+
+    /// Record node `n`, about to be written, with streams on `sources`;
+    /// false (nothing recorded) when a chain through it would be too long.
+    fn add(&mut self, n: usize, sources: &[u32]) -> bool {
+        if sources.is_empty() {
+            return true;
+        }
+        let up = self.above(n as u32, &mut HashMap::new());
+        let mut memo = HashMap::new();
+        let down = sources
+            .iter()
+            .map(|&s| self.below(s, &mut memo) + 1)
+            .max()
+            .unwrap_or(0);
+        if up + down > crate::read::MAX_MAPPED_CHAIN {
+            return false;
+        }
+        for &s in sources {
+            self.users[s as usize].push(n as u32);
+        }
+        self.sources[n] = sources.to_vec();
+        true
+    }
+}
+
 fn write_snapshot<W: Write>(
     b: &mut ColumnsBuilder,
     w: &mut Writer<W>,
@@ -1794,13 +1881,68 @@ fn write_snapshot<W: Write>(
         Dict(LongPlan),
         Node(Box<Result<(NodeMeta, Vec<Packed>)>>),
     }
+    // Nodes are encoded in parallel while their estimated peaks fit a
+    // quarter of the memory budget together; a node whose estimate alone
+    // exceeds it is encoded with no other beside it (issue 16).
+    let gate = MemGate::new(if opts.memory == 0 {
+        usize::MAX
+    } else {
+        opts.memory / 4
+    });
+    // Node `i`'s sections (with `sources`: its streams may be mapped or
+    // based on other nodes').
+    let encode_node = |i: usize, sources: bool| -> Result<(NodeMeta, Vec<Packed>)> {
+        let _lease = gate.acquire(node_mem_estimate(b, i, opts.compress.level));
+        // A spilled node is read back whole, one node per thread.
+        let n = b.load(i, Fields::ALL)?;
+        // Its parent's kinds mask it when they have the same domain.
+        let parent = match n.name {
+            Some(NodeName::Key(_))
+                if i > 0 && b.nodes[n.parent as usize].domain_len == n.domain_len =>
+            {
+                Some(b.load(n.parent as usize, Fields::ITEMS)?)
+            }
+            _ => None,
+        };
+        let maps = if sources {
+            [
+                mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
+                mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
+                based_times(b, &n, i, &domains, opts)?,
+                based_strs(b, &n, i, &domains, &distinct_ids, &table_of, opts)?,
+            ]
+        } else {
+            Default::default()
+        };
+        let mut packs = Packs::new(opts.compress);
+        let meta = write_node(
+            &mut packs,
+            &n,
+            parent.as_deref(),
+            maps,
+            i,
+            table_of[i],
+            distinct_ids[i],
+        )?;
+        memtrace::mark_detail(|| format!("node {i} {} ({} items)", b.path(i as u32), n.n_items()));
+        Ok((meta, packs.out))
+    };
+    let mut chains = SourceChains::new(b.nodes.len());
     // Node results are written in node order as they come: at most a few
     // nodes' compressed streams are held at once.
     let mut emit_node = |d: Result<Done>| -> Result<()> {
         let Done::Node(r) = d? else {
             unreachable!("only the first job trains the dictionary")
         };
-        let (mut meta, packs) = (*r)?;
+        let (mut meta, mut packs) = (*r)?;
+        let i = metas.len();
+        let sources: Vec<u32> = packs.iter().filter_map(|p| p.source).collect();
+        if !chains.add(i, &sources) {
+            // A chain of mapped and based streams through this node would
+            // be longer than readers follow: it is encoded on its own.
+            (meta, packs) = encode_node(i, false)?;
+            chains.add(i, &[]);
+        }
         let base = w.sections.len() as u32;
         for p in packs {
             w.emit(p)?;
@@ -1812,14 +1954,6 @@ fn write_snapshot<W: Write>(
         Ok(())
     };
     let lead = usize::from(n_tables > 1);
-    // Nodes are encoded in parallel while their estimated peaks fit a
-    // quarter of the memory budget together; a node whose estimate alone
-    // exceeds it is encoded with no other beside it (issue 16).
-    let gate = MemGate::new(if opts.memory == 0 {
-        usize::MAX
-    } else {
-        opts.memory / 4
-    });
     let led = par_map_ordered(
         threads,
         &jobs,
@@ -1828,40 +1962,7 @@ fn write_snapshot<W: Write>(
         |job| -> Result<Done> {
             Ok(match *job {
                 None => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
-                Some(i) => Done::Node(Box::new((|| {
-                    let _lease = gate.acquire(node_mem_estimate(b, i, opts.compress.level));
-                    // A spilled node is read back whole, one node per thread.
-                    let n = b.load(i, Fields::ALL)?;
-                    // Its parent's kinds mask it when they have the same domain.
-                    let parent = match n.name {
-                        Some(NodeName::Key(_))
-                            if i > 0 && b.nodes[n.parent as usize].domain_len == n.domain_len =>
-                        {
-                            Some(b.load(n.parent as usize, Fields::ITEMS)?)
-                        }
-                        _ => None,
-                    };
-                    let maps = [
-                        mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
-                        mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
-                        based_times(b, &n, i, &domains, opts)?,
-                        based_strs(b, &n, i, &domains, &distinct_ids, &table_of, opts)?,
-                    ];
-                    let mut packs = Packs::new(opts.compress);
-                    let meta = write_node(
-                        &mut packs,
-                        &n,
-                        parent.as_deref(),
-                        maps,
-                        i,
-                        table_of[i],
-                        distinct_ids[i],
-                    )?;
-                    memtrace::mark_detail(|| {
-                        format!("node {i} {} ({} items)", b.path(i as u32), n.n_items())
-                    });
-                    Ok((meta, packs.out))
-                })())),
+                Some(i) => Done::Node(Box::new(encode_node(i, true))),
             })
         },
         &mut emit_node,
@@ -2564,6 +2665,42 @@ mod tests {
         assert_eq!(ran, jobs);
         assert!(peak.load(SeqCst) <= 10, "{}", peak.load(SeqCst));
         assert_eq!(alone_ok.load(SeqCst), 10, "each 25-byte job ran alone");
+    }
+
+    #[test]
+    fn source_chains_stop_at_the_readers_bound_from_either_end() {
+        let max = crate::read::MAX_MAPPED_CHAIN;
+        // Each node on the next, not yet written: the chain grows from its
+        // far end; the node that would make it max + 1 links is refused.
+        let mut c = SourceChains::new(200);
+        for n in 0..max {
+            assert!(c.add(n, &[n as u32 + 1]), "node {n}");
+        }
+        assert!(!c.add(max, &[max as u32 + 1]));
+        // Written without a source instead, it ends the chain.
+        assert!(c.add(max, &[]));
+        // Each node on the one before: refused at max + 1 links too.
+        let mut c = SourceChains::new(200);
+        for n in 1..=max {
+            assert!(c.add(n, &[n as u32 - 1]), "node {n}");
+        }
+        assert!(!c.add(max + 1, &[max as u32]));
+        // Two chains joined in the middle: 40 links above node 100 (nodes
+        // 60..100 each on the next) and 30 below node 160 (nodes 131..=160
+        // each on the one before, down to 130, not written); 100 on 160
+        // would make 71.
+        let mut c = SourceChains::new(200);
+        for n in 60..100 {
+            assert!(c.add(n, &[n as u32 + 1]));
+        }
+        for n in 131..=160 {
+            assert!(c.add(n, &[n as u32 - 1]));
+        }
+        assert!(!c.add(100, &[160]));
+        // On a node of 24 links below it, 65 in all: still too long...
+        assert!(!c.add(100, &[154]));
+        // ...on one of 23 links, 64: kept.
+        assert!(c.add(100, &[153]));
     }
 
     #[test]

@@ -461,3 +461,99 @@ fn the_based_encoding_on_another_role_is_refused() {
     assert!(s.verify().is_err());
     assert!(s.to_values().is_err());
 }
+
+/// The longest chain of `mapped` and `based` streams in `s`, in links (a
+/// stream's source is the first varint of its payload).
+fn longest_chain(s: &Snapshot) -> usize {
+    let f = s.footer();
+    let sources: Vec<Vec<usize>> = f
+        .nodes
+        .iter()
+        .map(|m| {
+            m.streams
+                .iter()
+                .flatten()
+                .filter(|&&sec| f.sections[sec as usize].encoding.has_source())
+                .map(|&sec| {
+                    let raw = s.section(sec).unwrap();
+                    varint::Reader::new(&raw).u64("source").unwrap() as usize
+                })
+                .collect()
+        })
+        .collect();
+    // Sources rank before their nodes (no cycles): memoised depth.
+    fn depth(n: usize, sources: &[Vec<usize>], memo: &mut Vec<Option<usize>>) -> usize {
+        if let Some(d) = memo[n] {
+            return d;
+        }
+        let d = sources[n]
+            .iter()
+            .map(|&c| depth(c, sources, memo) + 1)
+            .max()
+            .unwrap_or(0);
+        memo[n] = Some(d);
+        d
+    }
+    let mut memo = vec![None; sources.len()];
+    (0..sources.len())
+        .map(|n| depth(n, &sources, &mut memo))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Ninety string columns, each a coarser function of the one before (as
+/// many distinct values less 3.5% a step): every column's cheapest source
+/// is the one before, a chain longer than readers follow (64 links). The
+/// writer keeps every chain within the bound (a node that would lengthen
+/// one past it is written without a source), so the snapshot opens,
+/// verifies and exports the input; it used to be written and then refused.
+#[test]
+fn chains_of_mapped_columns_stay_within_what_readers_follow() {
+    const ROWS: usize = 4096;
+    const COLS: usize = 90;
+    let mut cols: Vec<Vec<usize>> = Vec::with_capacity(COLS);
+    // A fixed permutation of the rows, so the first column's ids are not
+    // in row order.
+    let mut cur: Vec<usize> = (0..ROWS).map(|r| r * 2_654_435_761 % ROWS).collect();
+    let mut d = ROWS;
+    cols.push(cur.clone());
+    for _ in 1..COLS {
+        let nd = (d * 965 / 1000).max(2);
+        cur = cur.iter().map(|&v| v * nd / d).collect();
+        d = nd;
+        cols.push(cur.clone());
+    }
+    let rows: Vec<Value> = (0..ROWS)
+        .map(|r| {
+            let mut o = serde_json::Map::new();
+            for (k, c) in cols.iter().enumerate() {
+                o.insert(
+                    format!("c{k:02}"),
+                    json!(format!("x{}", c[r] * 7919 % 100_003)),
+                );
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let input = serde_json::to_vec(&rows).unwrap();
+    let s =
+        Snapshot::from_bytes(build_to_vec(&input[..], &BuildOptions::default()).unwrap()).unwrap();
+    s.verify().unwrap();
+    assert_eq!(s.to_values().unwrap(), rows);
+    let f = s.footer();
+    let with_source = f
+        .nodes
+        .iter()
+        .filter(|m| {
+            m.streams
+                .iter()
+                .flatten()
+                .any(|&sec| f.sections[sec as usize].encoding.has_source())
+        })
+        .count();
+    // The input does call for a chain past the bound...
+    assert!(with_source > 64, "{with_source} columns mapped or based");
+    // ...and the one written reaches it but no further.
+    let longest = longest_chain(&s);
+    assert!((60..=64).contains(&longest), "longest chain {longest}");
+}
