@@ -1702,8 +1702,13 @@ fn node_mem_estimate(b: &ColumnsBuilder, i: usize, level: i32) -> usize {
     );
     let domain = n.domain_len as usize;
     let column = 5 * items + 8 * (ints + uints + floats) + 4 * strs + 16 * times + 4 * lens;
-    // (A timestamp column's bases: the seconds of every item of one.)
-    let bases = if times > 0 { 8 * domain } else { 0 };
+    // Based candidates (4.9): a base's seconds or ids at every item, and
+    // the deltas of the best two and the one being made, a few bytes each.
+    let bases = if times > 0 {
+        8 * domain + 15 * times
+    } else {
+        0
+    } + if strs > 0 { 4 * domain + 15 * strs } else { 0 };
     let work = 9 * domain + 16 * ints.max(strs) + 24 * times + bases;
     let zstd = if level >= TRIAL_FROM_LEVEL {
         96 << 20
@@ -2457,34 +2462,33 @@ fn based_strs(
     Ok(best.into_encoded())
 }
 
-/// The [`BASE_KEEP`] bases whose deltas take the fewest varint bytes.
+/// The [`BASE_KEEP`] bases whose deltas take the fewest varint bytes, kept
+/// encoded (a few bytes an item, not the eight of a delta: issue 16).
 #[derive(Default)]
-struct BestBases(Vec<(usize, u32, Vec<i64>)>);
+struct BestBases(Vec<(usize, Vec<u8>)>);
 
 impl BestBases {
     /// Offer base `c` with the deltas of every item (`None` where the base
     /// has no value: then it is no base).
     fn offer(&mut self, c: usize, deltas: impl Iterator<Item = Option<i64>>) {
-        let Some(d) = deltas.collect::<Option<Vec<i64>>>() else {
-            return;
-        };
-        let cost: usize = d.iter().map(|&x| encoding::varint::len_i64(x)).sum();
-        let at = self.0.partition_point(|(k, _, _)| *k <= cost);
+        let mut e = Vec::new();
+        encoding::varint::put_u64(&mut e, c as u64);
+        let head = e.len();
+        for d in deltas {
+            let Some(d) = d else { return };
+            encoding::varint::put_i64(&mut e, d);
+        }
+        // Ranked by the deltas' bytes alone, the source's aside.
+        let cost = e.len() - head;
+        let at = self.0.partition_point(|(k, _)| *k <= cost);
         if at < BASE_KEEP {
-            self.0.insert(at, (cost, c as u32, d));
+            self.0.insert(at, (cost, e));
             self.0.truncate(BASE_KEEP);
         }
     }
 
     fn into_encoded(self) -> Vec<Vec<u8>> {
-        self.0
-            .into_iter()
-            .map(|(_, c, d)| {
-                let mut e = Vec::new();
-                encoding::based::encode(c, d, &mut e);
-                e
-            })
-            .collect()
+        self.0.into_iter().map(|(_, e)| e).collect()
     }
 }
 

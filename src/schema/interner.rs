@@ -254,6 +254,10 @@ impl Interner {
             runs: std::mem::take(&mut self.runs),
             starts: std::mem::take(&mut self.starts),
             ids: self.next,
+            merge_buffers: self
+                .policy
+                .as_ref()
+                .map_or(MERGE_BUFFERS, |p| (p.budget / 8).min(MERGE_BUFFERS)),
         })
     }
 
@@ -311,6 +315,9 @@ pub enum Strings {
         starts: Vec<u64>,
         /// Provisional ids given.
         ids: u64,
+        /// Bytes of the read buffers of the runs merged at once (an
+        /// eighth of the budget, at most [`MERGE_BUFFERS`]).
+        merge_buffers: usize,
     },
 }
 
@@ -516,7 +523,17 @@ impl Strings {
                 runs,
                 starts,
                 ids,
-            } => merge_runs(dir, runs, starts, *ids, used, row_order, max_strings),
+                merge_buffers,
+            } => merge_runs(
+                dir,
+                runs,
+                starts,
+                *ids,
+                used,
+                row_order,
+                max_strings,
+                *merge_buffers,
+            ),
         }
     }
 
@@ -577,6 +594,11 @@ impl RunReader {
 /// Most runs merged at once (open files); more are merged in rounds.
 const MAX_FAN_IN: usize = 128;
 
+/// Most bytes of the read buffers of the runs merged at once (see
+/// [`Merger::new`]); less under a budget of less than 1 GiB (an eighth of
+/// the strings' share).
+pub const MERGE_BUFFERS: usize = 64 << 20;
+
 /// The entries of several runs in order of their strings.
 struct Merger {
     readers: Vec<RunReader>,
@@ -586,8 +608,10 @@ struct Merger {
 }
 
 impl Merger {
-    fn new(runs: &[PathBuf]) -> Result<Merger> {
-        let per_run = ((64usize << 20) / runs.len().max(1)).clamp(8 << 10, 1 << 20);
+    /// A merger of `runs` whose read buffers take about `buffers` bytes
+    /// together (between 8 KiB and 1 MiB a run).
+    fn new(runs: &[PathBuf], buffers: usize) -> Result<Merger> {
+        let per_run = (buffers / runs.len().max(1)).clamp(8 << 10, 1 << 20);
         let mut readers = Vec::with_capacity(runs.len());
         let mut heap = BinaryHeap::new();
         for (k, p) in runs.iter().enumerate() {
@@ -627,7 +651,7 @@ impl Merger {
 }
 
 /// Merge runs in rounds until at most [`MAX_FAN_IN`] are left.
-fn reduce_runs(dir: &SpillDir, mut runs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+fn reduce_runs(dir: &SpillDir, mut runs: Vec<PathBuf>, buffers: usize) -> Result<Vec<PathBuf>> {
     let mut round = 0usize;
     while runs.len() > MAX_FAN_IN {
         let rest = runs.split_off(MAX_FAN_IN);
@@ -635,7 +659,7 @@ fn reduce_runs(dir: &SpillDir, mut runs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         round += 1;
         let f = File::create(&path).map_err(|e| Error::io(Some(&path), e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        let mut m = Merger::new(&runs)?;
+        let mut m = Merger::new(&runs, buffers)?;
         let mut done = None;
         while let Some((s, id)) = m.next(done.take())? {
             write_entry(&mut w, &s, id).map_err(|e| Error::io(Some(&path), e))?;
@@ -677,6 +701,7 @@ fn map_windows(dir: &SpillDir, starts: &[u64], ids: u64, tables: usize) -> Vec<M
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn merge_runs(
     dir: &SpillDir,
     runs: &[PathBuf],
@@ -685,6 +710,7 @@ fn merge_runs(
     used: &[IdSet],
     row_order: &[bool],
     max_strings: usize,
+    buffers: usize,
 ) -> Result<(Vec<SortedTable>, IdMaps)> {
     let mut windows = map_windows(dir, starts, ids, used.len());
     let row = |t: usize| row_order.get(t).copied().unwrap_or(false);
@@ -694,8 +720,8 @@ fn merge_runs(
         map_out.push(BufWriter::with_capacity(64 << 10, f));
     }
     let mut finals = vec![u32::MAX; used.len()];
-    let runs = reduce_runs(dir, runs.to_vec())?;
-    let mut merger = Merger::new(&runs)?;
+    let runs = reduce_runs(dir, runs.to_vec(), buffers)?;
+    let mut merger = Merger::new(&runs, buffers)?;
     struct Out {
         w: BufWriter<File>,
         path: PathBuf,
