@@ -8,6 +8,12 @@ mod common;
 
 use std::process::ExitCode;
 
+/// jemalloc returns the memory a build frees, so a build stays within its
+/// `--memory` budget (glibc's malloc kept up to 64 MiB a thread; issue 16).
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The same as `colsnap build`.
 #[derive(Debug, clap::Parser)]
 #[command(name = "snapshot-build", version, about)]

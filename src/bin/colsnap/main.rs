@@ -17,6 +17,12 @@ mod verify;
 use clap::{CommandFactory, Subcommand};
 use std::process::ExitCode;
 
+/// jemalloc returns the memory a build frees, so a build stays within its
+/// `--memory` budget (glibc's malloc kept up to 64 MiB a thread; issue 16).
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const EXAMPLES: &str = "\
 Examples:
   colsnap build issues.ndjson -o issues.colsnap
