@@ -594,9 +594,9 @@ impl RunReader {
 /// Most runs merged at once (open files); more are merged in rounds.
 const MAX_FAN_IN: usize = 128;
 
-/// Most bytes of the read buffers of the runs merged at once (see
-/// [`Merger::new`]); less under a budget of less than 1 GiB (an eighth of
-/// the strings' share).
+/// Most bytes of the read buffers of the runs merged at once (between
+/// 8 KiB and 1 MiB a run); less under a small budget: an eighth of the
+/// strings' share.
 pub const MERGE_BUFFERS: usize = 64 << 20;
 
 /// The entries of several runs in order of their strings.
