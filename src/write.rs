@@ -1756,6 +1756,21 @@ struct SourceChains {
     users: Vec<Vec<u32>>,
 }
 
+/// Links of the longest chain from `n` along `links` (each node's
+/// neighbours one way: its sources, or its users).
+fn longest_chain(links: &[Vec<u32>], n: u32, memo: &mut HashMap<u32, usize>) -> usize {
+    if let Some(&d) = memo.get(&n) {
+        return d;
+    }
+    let d = links[n as usize]
+        .iter()
+        .map(|&m| longest_chain(links, m, memo) + 1)
+        .max()
+        .unwrap_or(0);
+    memo.insert(n, d);
+    d
+}
+
 impl SourceChains {
     fn new(nodes: usize) -> Self {
         SourceChains {
@@ -1764,45 +1779,18 @@ impl SourceChains {
         }
     }
 
-    /// Links of the longest chain that ends at `n` (its users, theirs...).
-    fn above(&self, n: u32, memo: &mut HashMap<u32, usize>) -> usize {
-        if let Some(&d) = memo.get(&n) {
-            return d;
-        }
-        let d = self.users[n as usize]
-            .iter()
-            .map(|&u| self.above(u, memo) + 1)
-            .max()
-            .unwrap_or(0);
-        memo.insert(n, d);
-        d
-    }
-
-    /// Links of the longest chain that starts at `n` (its sources, theirs...).
-    fn below(&self, n: u32, memo: &mut HashMap<u32, usize>) -> usize {
-        if let Some(&d) = memo.get(&n) {
-            return d;
-        }
-        let d = self.sources[n as usize]
-            .iter()
-            .map(|&s| self.below(s, memo) + 1)
-            .max()
-            .unwrap_or(0);
-        memo.insert(n, d);
-        d
-    }
-
     /// Record node `n`, about to be written, with streams on `sources`;
     /// false (nothing recorded) when a chain through it would be too long.
     fn add(&mut self, n: usize, sources: &[u32]) -> bool {
         if sources.is_empty() {
             return true;
         }
-        let up = self.above(n as u32, &mut HashMap::new());
+        // Above it: its users, theirs...; below: its sources, theirs...
+        let up = longest_chain(&self.users, n as u32, &mut HashMap::new());
         let mut memo = HashMap::new();
         let down = sources
             .iter()
-            .map(|&s| self.below(s, &mut memo) + 1)
+            .map(|&s| longest_chain(&self.sources, s, &mut memo) + 1)
             .max()
             .unwrap_or(0);
         if up + down > crate::read::MAX_MAPPED_CHAIN {
