@@ -171,6 +171,87 @@ fn pages_of_generated_rows_agree() {
     }
 }
 
+/// Pages near the start of long columns decompress their sections only as
+/// far as those rows need (`ReadStats::sections_in_part`), in every
+/// encoding that allows it (varints, differences, fixed widths,
+/// dictionaries, bit-packed and parent-masked kinds, array lengths, based
+/// timestamps), and write exactly what the whole writer writes; rows far
+/// down read whole sections, with the same result.
+#[test]
+fn first_pages_of_long_columns_read_sections_in_part() {
+    let n = 40_000u64;
+    let rows: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+            let created = 1_600_000_000 + i * 3_600 + h % 600;
+            let mut o = serde_json::json!({
+                "number": i + 1,
+                "id": h,
+                "title": format!("issue {h:x} about {}", i % 311),
+                "state": if h % 3 == 0 { "open" } else { "closed" },
+                "created_at": format!("{}", ts(created)),
+                "labels": (0..h % 3).map(|j| serde_json::json!({"name": format!("l{}", (h + j) % 17)})).collect::<Vec<_>>(),
+                "score": (h % 1000) as f64 / 7.0,
+                "comments": h % 40,
+            });
+            if h % 3 != 0 {
+                o["closed_at"] = serde_json::json!(ts(created + 86_400 + h % 5_000));
+            }
+            if h % 5 == 0 {
+                o["milestone"] = serde_json::json!({"title": format!("m{}", h % 9), "due": null});
+            } else {
+                o["milestone"] = serde_json::Value::Null;
+            }
+            o
+        })
+        .collect();
+    fn ts(s: u64) -> String {
+        let days = s / 86_400;
+        let (y, d) = (1970 + days / 365, days % 365);
+        let _ = y;
+        let secs = s % 86_400;
+        format!(
+            "2021-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            1 + d % 12,
+            1 + d % 28,
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    }
+    let bytes = colsnap::build_to_vec(
+        &serde_json::to_vec(&rows).unwrap()[..],
+        &colsnap::BuildOptions::fast(),
+    )
+    .unwrap();
+    let snap = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let pages: [Vec<u64>; 4] = [
+        (0..50).collect(),
+        (100..150).collect(),
+        vec![3, 0, 41, 7, 41],
+        (n - 50..n).collect(),
+    ];
+    for (k, page) in pages.iter().enumerate() {
+        let want = whole(&snap, None, page);
+        // Opened again: nothing decoded yet.
+        let fresh = Snapshot::from_bytes(bytes.clone()).unwrap();
+        assert_eq!(picked(&fresh, None, page, page), want, "page {k}");
+        let in_part = fresh.stats().sections_in_part;
+        if k < 3 {
+            assert!(in_part >= 10, "page {k}: {in_part} sections read in part");
+        } else {
+            assert_eq!(in_part, 0, "the last rows need every section whole");
+        }
+        let v: Vec<serde_json::Value> = page.iter().map(|&r| rows[r as usize].clone()).collect();
+        assert_eq!(snap.rows_json(page, None).unwrap(), v);
+        let fields = vec!["milestone.title".to_string(), "closed_at".to_string()];
+        assert_eq!(
+            picked(&snap, Some(&fields), page, page),
+            whole(&snap, Some(&fields), page)
+        );
+    }
+}
+
 /// A source's first pages come from writers for their rows (no column
 /// decoded whole: `writer_bytes` stays 0); past a few pages the source
 /// makes its template (every column decoded once) and later pages share

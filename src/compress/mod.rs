@@ -474,8 +474,7 @@ fn zstd_decompress(
 /// The dictionary must be in the `ZDICT` format (magic `0xEC30A437`), which
 /// is what the writer stores (`zstd::dict::from_samples`). The frames carry
 /// no dictionary id, so the dictionary is forced onto each frame.
-#[cfg(any(feature = "ruzstd", test))]
-#[cfg_attr(any(feature = "write", not(feature = "ruzstd")), allow(dead_code))] // tests compare
+#[cfg(test)] // tests compare the two decoders
 fn ruzstd_decompress(
     stored: &[u8],
     raw_len: usize,
@@ -637,6 +636,24 @@ impl PreparedDict {
             #[cfg(not(feature = "write"))]
             bytes: dict.to_vec(),
         }
+    }
+}
+
+/// The content size a zstd frame's header declares (the frame: `head`, a
+/// magic read apart or nothing, then `stored`), if it declares one and
+/// this build can read it (the C library's header parser).
+pub fn zstd_content_size(head: &[u8], stored: &[u8]) -> Option<u64> {
+    #[cfg(feature = "write")]
+    {
+        // A frame header is at most 18 bytes.
+        let mut h = head.to_vec();
+        h.extend_from_slice(&stored[..stored.len().min(18)]);
+        zstd::zstd_safe::get_frame_content_size(&h).ok().flatten()
+    }
+    #[cfg(not(feature = "write"))]
+    {
+        let _ = (head, stored);
+        None
     }
 }
 

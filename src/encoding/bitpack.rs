@@ -57,9 +57,32 @@ pub fn encode(values: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The most leading bytes of a bit-packed stream that reading the values
+/// at positions up to `last` needs, if `head` holds its first byte.
+pub fn prefix_len(head: &[u8], last: usize) -> Option<usize> {
+    let plen = match *head.first()? {
+        0 => 256,
+        n => n as usize,
+    };
+    let width = width_for(plen) as usize;
+    let bits = last.checked_add(1)?.checked_mul(width)?.div_ceil(8);
+    Some(1 + plen + bits + 1)
+}
+
 /// The palette, the packed bits (checked to hold `count` values) and the
 /// width of a bit-packed buffer.
 fn head<'a>(buf: &'a [u8], count: usize, what: &str) -> Result<(&'a [u8], &'a [u8], usize)> {
+    head_in(buf, buf.len(), count, what)
+}
+
+/// [`head`] of a prefix `buf` of the stream's `whole` bytes: the bits are
+/// checked against `whole`, and those returned are what `buf` holds.
+fn head_in<'a>(
+    buf: &'a [u8],
+    whole: usize,
+    count: usize,
+    what: &str,
+) -> Result<(&'a [u8], &'a [u8], usize)> {
     let err = |d: String| Error::corrupt(what, 0, d);
     let (&plen, rest) = buf
         .split_first()
@@ -77,10 +100,10 @@ fn head<'a>(buf: &'a [u8], count: usize, what: &str) -> Result<(&'a [u8], &'a [u
         .checked_mul(width)
         .map(|b| b.div_ceil(8))
         .ok_or_else(|| err("count overflows".into()))?;
-    if bits.len() != need {
+    let have = whole.saturating_sub(1 + plen);
+    if have != need {
         return Err(err(format!(
-            "{count} values of {width} bits need {need} bytes, section has {}",
-            bits.len()
+            "{count} values of {width} bits need {need} bytes, section has {have}"
         )));
     }
     Ok((palette, bits, width))
@@ -128,10 +151,19 @@ pub fn decode(buf: &[u8], count: usize, what: &str) -> Result<Vec<u8>> {
 }
 
 /// The values at `positions` (each below `count`; checked by the caller)
-/// of a stream of `count` values, with the checks of [`decode`].
-pub fn decode_at(buf: &[u8], count: usize, positions: &[usize], what: &str) -> Result<Vec<u8>> {
+/// of a stream of `count` values, with the checks of [`decode`]. `buf` may
+/// be a prefix of the stream's `whole` bytes holding what [`prefix_len`]
+/// says the positions need.
+pub fn decode_at(
+    buf: &[u8],
+    whole: usize,
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<u8>> {
     let err = |d: String| Error::corrupt(what, 0, d);
-    let (palette, bits, width) = head(buf, count, what)?;
+    let (palette, bits, width) = head_in(buf, whole, count, what)?;
+    short_prefix(bits, width, positions, what)?;
     if width == 0 && count > 0 && palette.len() != 1 {
         return Err(err("empty palette".into()));
     }
@@ -151,24 +183,41 @@ pub fn decode_at(buf: &[u8], count: usize, positions: &[usize], what: &str) -> R
         .collect()
 }
 
+/// Refuse a prefix of packed `bits` that does not reach the last of
+/// `positions` (increasing, checked by the caller).
+fn short_prefix(bits: &[u8], width: usize, positions: &[usize], what: &str) -> Result<()> {
+    match positions.last() {
+        Some(&p) if width > 0 && (p * width) / 8 >= bits.len() => Err(Error::corrupt(
+            what,
+            0,
+            format!("value {p} past the {} bytes read", bits.len()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The value at each of `positions` (increasing, each below `count`:
 /// others are an error) of a stream of `count` values, and how many
 /// values before it are equal to it, with the checks of [`decode`]: the
 /// kind and rank of a few items without decoding the others (a bitmap's
 /// ranks are population counts).
+/// `buf` may be a prefix of the stream's `whole` bytes holding what
+/// [`prefix_len`] says the positions need.
 pub fn ranks_at(
     buf: &[u8],
+    whole: usize,
     count: usize,
     positions: &[usize],
     what: &str,
 ) -> Result<Vec<(u8, usize)>> {
     let err = |d: String| Error::corrupt(what, 0, d);
-    let (palette, bits, width) = head(buf, count, what)?;
+    let (palette, bits, width) = head_in(buf, whole, count, what)?;
     if positions.windows(2).any(|w| w[0] > w[1]) || positions.last().is_some_and(|&p| p >= count) {
         return Err(err(format!(
             "positions out of order or past the {count} values"
         )));
     }
+    short_prefix(bits, width, positions, what)?;
     let value = |idx: usize| {
         palette
             .get(idx)
@@ -298,9 +347,12 @@ mod tests {
     fn ranks_at_refuses_positions_out_of_range_or_order() {
         let mut b = Vec::new();
         encode(&[0, 1, 1, 0, 2], &mut b);
-        assert_eq!(ranks_at(&b, 5, &[1, 4], "t").unwrap(), vec![(1, 0), (2, 0)]);
-        assert!(ranks_at(&b, 5, &[5], "t").is_err());
-        assert!(ranks_at(&b, 5, &[2, 1], "t").is_err());
+        assert_eq!(
+            ranks_at(&b, b.len(), 5, &[1, 4], "t").unwrap(),
+            vec![(1, 0), (2, 0)]
+        );
+        assert!(ranks_at(&b, b.len(), 5, &[5], "t").is_err());
+        assert!(ranks_at(&b, b.len(), 5, &[2, 1], "t").is_err());
     }
 
     proptest! {
@@ -318,8 +370,8 @@ mod tests {
             let mut p: Vec<usize> = if v.is_empty() { Vec::new() } else { picks.iter().map(|&x| x % v.len()).collect() };
             p.sort_unstable();
             let want: Vec<(u8, usize)> = p.iter().map(|&i| (v[i], v[..i].iter().filter(|&&x| x == v[i]).count())).collect();
-            prop_assert_eq!(ranks_at(&b, v.len(), &p, "t").unwrap(), want);
-            prop_assert_eq!(decode_at(&b, v.len(), &p, "t").unwrap(), p.iter().map(|&i| v[i]).collect::<Vec<_>>());
+            prop_assert_eq!(ranks_at(&b, b.len(), v.len(), &p, "t").unwrap(), want);
+            prop_assert_eq!(decode_at(&b, b.len(), v.len(), &p, "t").unwrap(), p.iter().map(|&i| v[i]).collect::<Vec<_>>());
         }
         #[test]
         fn roundtrip(v in proptest::collection::vec(0u8..12, 0..500)) {

@@ -126,7 +126,7 @@ pub fn decode_as_into<T: Copy>(
     conv: impl Fn(u64) -> Option<T>,
     out: &mut Vec<T>,
 ) -> Result<()> {
-    let (distinct, width, rest) = decode_head(buf, count, what)?;
+    let (distinct, width, rest) = decode_head(buf, buf.len(), count, what)?;
     let mapped: Vec<Option<T>> = distinct.iter().map(|&v| conv(v)).collect();
     let value = |ix: usize| -> Result<T> {
         match mapped.get(ix) {
@@ -165,11 +165,26 @@ pub fn decode_as_into<T: Copy>(
     Ok(())
 }
 
+/// The bytes a [`decode_as`] buffer's dictionary takes and the width of its
+/// indexes, if `buf` (a prefix of the stream) holds the whole dictionary:
+/// with it, where index `p` lies. Nothing is checked here.
+pub fn head_len(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut r = Reader::new(buf);
+    let n = r.u64("").ok()?;
+    for _ in 0..n {
+        r.u64("").ok()?;
+    }
+    Some((r.pos(), width_for(usize::try_from(n).ok()?)))
+}
+
 /// The dictionary of a [`decode_as`] buffer, the width of its indexes, and
-/// the indexes' bytes (checked to be `count` of that width). Not generic:
-/// one copy in the browser build for all the types decoded into.
+/// the indexes' bytes (checked to be `count` of that width in the stream's
+/// `whole` bytes; `buf` may be a prefix of them holding the dictionary).
+/// Not generic: one copy in the browser build for all the types decoded
+/// into.
 pub(super) fn decode_head<'a>(
     buf: &'a [u8],
+    whole: usize,
     count: usize,
     what: &str,
 ) -> Result<(Vec<u64>, usize, &'a [u8])> {
@@ -199,13 +214,13 @@ pub(super) fn decode_head<'a>(
     }
     let width = width_for(n);
     let rest = &buf[r.pos()..];
-    if rest.len() != count.saturating_mul(width) {
+    let indexes = whole.saturating_sub(r.pos());
+    if indexes != count.saturating_mul(width) {
         return Err(err(
             r.pos(),
             format!(
-                "{count} indexes of {width} bytes need {} bytes, section has {}",
+                "{count} indexes of {width} bytes need {} bytes, section has {indexes}",
                 count.saturating_mul(width),
-                rest.len()
             ),
         ));
     }

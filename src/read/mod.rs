@@ -133,6 +133,9 @@ pub struct ReadStats {
     pub partial_reads: u64,
     /// zstd dictionaries of string tables decoded.
     pub dicts_decoded: u64,
+    /// Column sections decompressed only as far as the rows read need (a
+    /// page near the start of a long column), not whole.
+    pub sections_in_part: u64,
 }
 
 /// The sections some reads need: built with [`Snapshot::plan_node`] and
@@ -227,6 +230,7 @@ struct Inner {
     chunks_decoded: AtomicU64,
     partial_reads: AtomicU64,
     dicts_decoded: AtomicU64,
+    sections_in_part: AtomicU64,
     /// The header is still to be checked (a remote open read only the
     /// tail): the next read fetches it along.
     header_pending: AtomicBool,
@@ -594,6 +598,7 @@ impl Snapshot {
                 chunks_decoded: AtomicU64::new(0),
                 partial_reads: AtomicU64::new(0),
                 dicts_decoded: AtomicU64::new(0),
+                sections_in_part: AtomicU64::new(0),
                 header_pending: AtomicBool::new(false),
                 reads: AtomicU64::new(0),
                 ranges: AtomicU64::new(0),
@@ -717,6 +722,7 @@ impl Snapshot {
             chunks_decoded: i.chunks_decoded.load(Ordering::Relaxed),
             partial_reads: i.partial_reads.load(Ordering::Relaxed),
             dicts_decoded: i.dicts_decoded.load(Ordering::Relaxed),
+            sections_in_part: i.sections_in_part.load(Ordering::Relaxed),
         }
     }
 
@@ -730,6 +736,7 @@ impl Snapshot {
             &i.chunks_decoded,
             &i.partial_reads,
             &i.dicts_decoded,
+            &i.sections_in_part,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -908,6 +915,12 @@ impl Snapshot {
     /// bytes when stored raw).
     pub fn section(&self, idx: u32) -> Result<Bytes> {
         let (stored, bare) = self.section_payload(idx)?;
+        self.decompress_payload(idx, stored, bare)
+    }
+
+    /// Section `idx` decompressed from its checked stored bytes
+    /// ([`Snapshot::section_payload`]).
+    fn decompress_payload(&self, idx: u32, stored: Bytes, bare: bool) -> Result<Bytes> {
         let e = &self.footer.sections[idx as usize];
         if e.codec == Codec::None {
             return Ok(stored);
@@ -921,6 +934,72 @@ impl Snapshot {
             compress::decompress(e.codec, &stored, raw, dict.as_deref(), &what)
         }
         .map(Bytes::from)
+    }
+
+    /// The first bytes of section `idx` decompressed, as many as `need`
+    /// says (given the bytes so far, how many it needs in all; `None`: more
+    /// to know), or more: the whole section where the need reaches half of
+    /// its raw length, where it is not zstd, has a dictionary or a frame
+    /// that does not declare that length, or in a build without the C zstd
+    /// library. Its stored bytes are read
+    /// and checked as for [`Snapshot::section`]; only the decompression
+    /// stops early (a page of rows near the start of a column of millions).
+    /// Where the shortened decompression fails or would not pay, the whole
+    /// one is run on the same stored bytes (read once), so its error is the
+    /// one reported.
+    pub(crate) fn section_prefix(
+        &self,
+        idx: u32,
+        need: impl Fn(&[u8]) -> Option<usize>,
+    ) -> Result<Bytes> {
+        /// Bytes decompressed first when `need` cannot tell yet.
+        const FIRST: usize = 256;
+        let e = self.entry(idx)?;
+        let raw = e.raw_len as usize;
+        let worth = |n: usize| n.saturating_mul(2) < raw;
+        let mut want = need(&[]).unwrap_or(FIRST);
+        if !worth(want) || e.codec != Codec::Zstd || self.dict_table_of(idx).is_some() {
+            return self.section(idx);
+        }
+        let (stored, bare) = self.section_payload(idx)?;
+        let magic: &[u8] = if bare {
+            // Read apart in version 2: chained before the stored bytes,
+            // not copied in front of them.
+            &format::section::ZSTD_MAGIC[..]
+        } else {
+            &[]
+        };
+        // The frame must declare the section's raw length, which the whole
+        // decompression checks and a shortened one cannot.
+        if compress::zstd_content_size(magic, &stored) != Some(raw as u64) {
+            return self.decompress_payload(idx, stored, bare);
+        }
+        let whole = || self.decompress_payload(idx, stored.clone(), bare);
+        let Ok(mut r) = compress::zstd_reader(std::io::Read::chain(magic, &stored[..])) else {
+            return whole();
+        };
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let more = want - buf.len().min(want);
+            let read =
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut r, more as u64), &mut buf);
+            if read.is_err() || buf.len() < want {
+                // A damaged frame, or one shorter than its declared length:
+                // the whole decompression reports it.
+                return whole();
+            }
+            match need(&buf) {
+                Some(n) if n <= buf.len() => {
+                    self.inner.sections_in_part.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Bytes::from(buf));
+                }
+                Some(n) => want = n,
+                None => want = want.saturating_mul(2),
+            }
+            if !worth(want) {
+                return whole();
+            }
+        }
     }
 
     /// The node a `mapped` stream's section `idx` maps from (its first

@@ -34,6 +34,27 @@ type Slots<T> = Vec<Option<Arc<T>>>;
 /// picked items of that kind, increasing.
 type Ranks = Vec<Vec<usize>>;
 
+/// The bytes of bit-packed section `s` that positions up to `last` need
+/// (a prefix where that is less than half of it, see
+/// [`Snapshot::section_prefix`]; the whole section when `last` is `None`
+/// or far down),
+/// and the section's raw length.
+fn bits_upto(snap: &Snapshot, s: u32, last: Option<usize>) -> Result<(bytes::Bytes, usize)> {
+    let whole = snap
+        .footer()
+        .sections
+        .get(s as usize)
+        .map_or(0, |e| e.raw_len as usize);
+    let b = match last {
+        // A value takes a bit or more: far down, the whole section.
+        Some(last) if (last / 8).saturating_mul(2) < whole => {
+            snap.section_prefix(s, |head| encoding::bitpack::prefix_len(head, last))?
+        }
+        _ => snap.section(s)?,
+    };
+    Ok((b, whole))
+}
+
 /// Decodes the nodes of one snapshot at the items under a set of rows (see
 /// the module documentation).
 pub(crate) struct Picked {
@@ -373,9 +394,9 @@ impl Picked {
         };
         match stream {
             Some((s, Encoding::BitPacked)) => {
-                let b = snap.section(s)?;
                 let pos: Vec<usize> = items.iter().map(|&i| i as usize).collect();
-                encoding::bitpack::ranks_at(&b, n as usize, &pos, &what)?
+                let (b, whole) = bits_upto(&snap, s, pos.last().copied())?;
+                encoding::bitpack::ranks_at(&b, whole, n as usize, &pos, &what)?
                     .into_iter()
                     .map(|(k, r)| Ok((kind(k)?, r)))
                     .collect()
@@ -397,9 +418,9 @@ impl Picked {
                 // under objects.
                 let (pk, pr) = self.scan(parent)?;
                 let under = snap.footer().nodes[parent as usize].count(Kind::Object) as usize;
-                let b = snap.section(s)?;
-                let sub =
-                    encoding::bitpack::ranks_at(&b, under, &pr[Kind::Object as usize], &what)?;
+                let objects = &pr[Kind::Object as usize];
+                let (b, whole) = bits_upto(&snap, s, objects.last().copied())?;
+                let sub = encoding::bitpack::ranks_at(&b, whole, under, objects, &what)?;
                 let mut sub = sub.into_iter();
                 let mut hint = 0;
                 (0..items.len())
@@ -476,7 +497,10 @@ impl Picked {
         // A stream is read only for picked items of its kind: none, and
         // its section is not even decompressed.
         let (kinds, ranks) = self.scan(node)?;
-        let load = |role: Role| -> Result<Option<(Encoding, bytes::Bytes)>> {
+        // A stream read at positions near its start is decompressed only
+        // as far as they need (at::prefix_len), when that is less than
+        // half of it (Snapshot::section_prefix): `whole` is its length.
+        let load = |role: Role| -> Result<Option<(Encoding, bytes::Bytes, usize)>> {
             let kind = match role {
                 Role::Ints => Kind::Int,
                 Role::UInts => Kind::UInt,
@@ -486,16 +510,31 @@ impl Picked {
                 Role::TsSecs | Role::TsNanos | Role::TsLayout | Role::TsOffset => Kind::Time,
                 _ => return Ok(None),
             };
-            if ranks[kind as usize].is_empty() {
+            let Some(&last) = ranks[kind as usize].last() else {
                 return Ok(None);
-            }
+            };
             match meta.stream(role) {
                 None => Ok(None),
                 Some(s) => {
                     let e = snap.footer().sections.get(s as usize).ok_or_else(|| {
                         Error::corrupt(what(role), 0, format!("section {s} missing"))
                     })?;
-                    Ok(Some((e.encoding, snap.section(s)?)))
+                    let whole = e.raw_len as usize;
+                    let enc = e.encoding;
+                    let b = match enc {
+                        // The source's varint, then zigzag differences.
+                        Encoding::Based => snap.section_prefix(s, |_| {
+                            at::prefix_len(Encoding::ZigzagVarint, &[], last)
+                                .map(|n| n.saturating_add(10))
+                        })?,
+                        // Values take a byte or more: rows far down read
+                        // the section whole without trying.
+                        enc if at::reads_a_prefix(enc) && (last + 1).saturating_mul(2) < whole => {
+                            snap.section_prefix(s, |head| at::prefix_len(enc, head, last))?
+                        }
+                        _ => snap.section(s)?,
+                    };
+                    Ok(Some((e.encoding, b, whole)))
                 }
             }
         };
@@ -505,22 +544,30 @@ impl Picked {
         )?;
         let at = |k: Kind| &ranks[k as usize][..];
         let ints = match load(Role::Ints)? {
-            Some((Encoding::Mapped, b)) => {
+            Some((Encoding::Mapped, b, _)) => {
                 self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
             }
-            Some((e, b)) => at::i64s_at(e, &b, count(Kind::Int), at(Kind::Int), &what(Role::Ints))?,
+            Some((e, b, w)) => {
+                at::i64s_at(e, &b, w, count(Kind::Int), at(Kind::Int), &what(Role::Ints))?
+            }
             None => Vec::new(),
         };
         let uints = match load(Role::UInts)? {
-            Some((e, b)) => {
-                at::u64s_at(e, &b, count(Kind::UInt), at(Kind::UInt), &what(Role::UInts))?
-            }
+            Some((e, b, w)) => at::u64s_at(
+                e,
+                &b,
+                w,
+                count(Kind::UInt),
+                at(Kind::UInt),
+                &what(Role::UInts),
+            )?,
             None => Vec::new(),
         };
         let floats = match load(Role::Floats)? {
-            Some((e, b)) => at::f64s_at(
+            Some((e, b, w)) => at::f64s_at(
                 e,
                 &b,
+                w,
                 count(Kind::Float),
                 at(Kind::Float),
                 &what(Role::Floats),
@@ -528,20 +575,21 @@ impl Picked {
             None => Vec::new(),
         };
         let strs = match load(Role::Strs)? {
-            Some((Encoding::Mapped, b)) => {
+            Some((Encoding::Mapped, b, _)) => {
                 let w = what(Role::Strs);
                 self.mapped(node, &kinds, Kind::Str, &b, depth, &w, |v| {
                     u32::try_from(v)
                         .map_err(|_| Error::corrupt(&w, 0, format!("string id {v} out of range")))
                 })?
             }
-            Some((Encoding::Based, b)) => {
+            Some((Encoding::Based, b, whole)) => {
                 let w = what(Role::Strs);
                 let v = self.based(
                     node,
                     &kinds,
                     Kind::Str,
                     &b,
+                    whole,
                     count(Kind::Str),
                     at(Kind::Str),
                     depth,
@@ -549,45 +597,48 @@ impl Picked {
                 )?;
                 string_ids(v, &w)?
             }
-            Some((e, b)) => at::u32s_at(e, &b, count(Kind::Str), at(Kind::Str), &what(Role::Strs))?,
+            Some((e, b, w)) => {
+                at::u32s_at(e, &b, w, count(Kind::Str), at(Kind::Str), &what(Role::Strs))?
+            }
             None => Vec::new(),
         };
         let nt = count(Kind::Time);
         let tr = at(Kind::Time);
         let ts_secs = match load(Role::TsSecs)? {
-            Some((Encoding::Based, b)) => self.based(
+            Some((Encoding::Based, b, whole)) => self.based(
                 node,
                 &kinds,
                 Kind::Time,
                 &b,
+                whole,
                 nt,
                 tr,
                 depth,
                 &what(Role::TsSecs),
             )?,
-            Some((e, b)) => at::i64s_at(e, &b, nt, tr, &what(Role::TsSecs))?,
+            Some((e, b, w)) => at::i64s_at(e, &b, w, nt, tr, &what(Role::TsSecs))?,
             None => Vec::new(),
         };
         let ts_nanos = match load(Role::TsNanos)? {
-            Some((e, b)) => nanos(
-                at::u64s_at(e, &b, nt, tr, &what(Role::TsNanos))?,
+            Some((e, b, w)) => nanos(
+                at::u64s_at(e, &b, w, nt, tr, &what(Role::TsNanos))?,
                 &what(Role::TsNanos),
             )?,
             None => Vec::new(),
         };
         let ts_layout = match load(Role::TsLayout)? {
-            Some((e, b)) => at::u8s_at(e, &b, nt, tr, &what(Role::TsLayout))?,
+            Some((e, b, w)) => at::u8s_at(e, &b, w, nt, tr, &what(Role::TsLayout))?,
             None => Vec::new(),
         };
         let ts_offset = match load(Role::TsOffset)? {
-            Some((e, b)) => offsets(
-                at::i64s_at(e, &b, nt, tr, &what(Role::TsOffset))?,
+            Some((e, b, w)) => offsets(
+                at::i64s_at(e, &b, w, nt, tr, &what(Role::TsOffset))?,
                 &what(Role::TsOffset),
             )?,
             None => Vec::new(),
         };
         let (lens, list_starts) = match load(Role::Lens)? {
-            Some((e, b)) => self.arrays(node, e, &b, count(Kind::Array), at(Kind::Array))?,
+            Some((e, b, w)) => self.arrays(node, e, &b, w, count(Kind::Array), at(Kind::Array))?,
             None => (Vec::new(), vec![0]),
         };
         let data = NodeData {
@@ -617,6 +668,7 @@ impl Picked {
         node: u32,
         enc: Encoding,
         b: &[u8],
+        whole: usize,
         n: usize,
         ranks: &[usize],
     ) -> Result<(Vec<u32>, Vec<u32>)> {
@@ -625,10 +677,21 @@ impl Picked {
             self.snap.path(node),
             Role::Lens.name()
         );
-        // Every count (their sum places each array's elements), as the
-        // whole decode reads them: four bytes per array, briefly.
-        self.full.fits((n as u64).saturating_mul(4), &what)?;
-        let all = encoding::decode_u32s(enc, b, n, &what)?;
+        // Every count up to the last picked array (their sum places each
+        // array's elements): four bytes per array, briefly. From a prefix
+        // of the stream (`b` shorter than `whole`), only those; else every
+        // count, as the whole decode reads them.
+        let all = match ranks.last() {
+            Some(&last) if b.len() < whole => {
+                self.full.fits((last as u64 + 1).saturating_mul(4), &what)?;
+                let upto: Vec<usize> = (0..=last).collect();
+                at::u32s_at(enc, b, whole, n, &upto, &what)?
+            }
+            _ => {
+                self.full.fits((n as u64).saturating_mul(4), &what)?;
+                encoding::decode_u32s(enc, b, n, &what)?
+            }
+        };
         let elems = self
             .elem
             .get(node as usize)
@@ -712,6 +775,7 @@ impl Picked {
         kinds: &Kinds,
         kind: Kind,
         b: &[u8],
+        whole: usize,
         count: usize,
         ranks: &[usize],
         depth: usize,
@@ -719,7 +783,9 @@ impl Picked {
     ) -> Result<Vec<i64>> {
         let (source, rest) = encoding::based::split(b, what)?;
         let (src, mine) = self.source_at(node, source, depth, what)?;
-        let mut out = at::i64s_at(Encoding::ZigzagVarint, rest, count, ranks, what)?;
+        // `b` may be a prefix of the stream's `whole` bytes.
+        let rest_whole = whole.saturating_sub(b.len() - rest.len());
+        let mut out = at::i64s_at(Encoding::ZigzagVarint, rest, rest_whole, count, ranks, what)?;
         let mut h = 0;
         for (d, j) in out.iter_mut().zip(kinds.items_of(kind)) {
             let (k, r) = src.kinds.get_and_rank(j, &mut h);
