@@ -698,6 +698,15 @@ impl Engine {
         if let Some(k) = q.sort.iter().find(|k| !self.has_field(&k.path)) {
             return Err(self.unknown(&k.path));
         }
+        if q.sort.is_empty() && q.filters.is_empty() && q.search.is_none() {
+            // Every row in row order: the page's rows, without a list of
+            // every row first (40 MB at 10M rows).
+            self.check_rows_fit()?;
+            let total = self.rows();
+            let start = p.offset.min(total) as u32;
+            let end = p.offset.saturating_add(p.limit).min(total) as u32;
+            return Ok(((start..end).collect(), total));
+        }
         let mut set = self.filter(&q.filters)?;
         if let Some(s) = &q.search {
             set.and_with(&self.search(s)?);
