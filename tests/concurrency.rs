@@ -336,43 +336,80 @@ fn engine_and_sources_are_send_and_sync() {
     both::<Overlay>();
 }
 
-/// A source whose loads are slow and counted by the source itself.
+/// A source whose loads are slow and counted by the source itself, each
+/// recorded with the thread that asked; with `keeps`, it claims to keep
+/// every column's order ([`RowSource::keeps_order`]) and answers one-key
+/// sorts in row order without loading anything.
+#[derive(Default)]
 struct SlowSource {
-    inner: SnapshotSource,
+    inner: Option<SnapshotSource>,
     loads: std::sync::atomic::AtomicU64,
+    by: std::sync::Mutex<Vec<(String, std::thread::ThreadId)>>,
+    keeps: bool,
+}
+
+impl SlowSource {
+    fn new(keeps: bool) -> Self {
+        SlowSource {
+            inner: Some(SnapshotSource::new(snapshot())),
+            keeps,
+            ..Default::default()
+        }
+    }
+    fn inner(&self) -> &SnapshotSource {
+        self.inner.as_ref().expect("a snapshot")
+    }
+    fn loads_by(&self) -> Vec<(String, std::thread::ThreadId)> {
+        self.by.lock().unwrap().clone()
+    }
 }
 
 impl colsnap::query::RowSource for SlowSource {
     fn rows(&self) -> usize {
-        self.inner.rows()
+        self.inner().rows()
     }
     fn fields(&self) -> Vec<colsnap::query::FieldInfo> {
-        self.inner.fields()
+        self.inner().fields()
     }
     fn load(&self, path: &str) -> colsnap::Result<colsnap::query::Column> {
         self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.by
+            .lock()
+            .unwrap()
+            .push((path.to_string(), std::thread::current().id()));
         std::thread::sleep(std::time::Duration::from_millis(50));
-        self.inner.load(path)
+        self.inner().load(path)
     }
     fn find_str(&self, col: &colsnap::query::Column, s: &str) -> colsnap::Result<Result<u32, u32>> {
-        self.inner.find_str(col, s)
+        self.inner().find_str(col, s)
     }
     fn prefix_keys(
         &self,
         col: &colsnap::query::Column,
         prefix: &str,
     ) -> colsnap::Result<std::ops::Range<u32>> {
-        self.inner.prefix_keys(col, prefix)
+        self.inner().prefix_keys(col, prefix)
     }
     fn search_keys(
         &self,
         cols: &[&colsnap::query::Column],
         needle_lower: &str,
     ) -> colsnap::Result<Vec<colsnap::query::Bits>> {
-        self.inner.search_keys(cols, needle_lower)
+        self.inner().search_keys(cols, needle_lower)
+    }
+    fn keeps_order(&self, _path: &str) -> bool {
+        self.keeps
+    }
+    fn sort_by_one(
+        &self,
+        rows: &[u32],
+        _path: &str,
+        _desc: bool,
+    ) -> colsnap::Result<Option<Vec<u32>>> {
+        Ok(self.keeps.then(|| rows.to_vec()))
     }
     fn rows_json(&self, rows: &[u32], fields: Option<&[String]>) -> colsnap::Result<Vec<Value>> {
-        self.inner.rows_json(rows, fields)
+        self.inner().rows_json(rows, fields)
     }
 }
 
@@ -380,10 +417,7 @@ impl colsnap::query::RowSource for SlowSource {
 /// first load is still running: one load each, every thread gets it.
 #[test]
 fn a_column_asked_for_by_8_threads_at_once_is_loaded_once() {
-    let src = Arc::new(SlowSource {
-        inner: SnapshotSource::new(snapshot()),
-        loads: Default::default(),
-    });
+    let src = Arc::new(SlowSource::new(false));
     let engine = Engine::from_source(src.clone());
     let barrier = Barrier::new(THREADS);
     let cols: Vec<_> = std::thread::scope(|s| {
@@ -412,4 +446,84 @@ fn a_column_asked_for_by_8_threads_at_once_is_loaded_once() {
         2,
         "unknown fields never reach the source"
     );
+}
+
+/// A cold query that filters and sorts loads the sort's column on a second
+/// thread while it filters (where the machine has two cores), and answers
+/// exactly what an engine with both columns loaded first answers; nothing
+/// is loaded twice, and a column already loaded is not loaded again.
+#[test]
+fn a_sort_column_loads_while_the_filter_runs() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let reference = Engine::new(SnapshotSource::new(snapshot()));
+    for (filter, sort) in [
+        ("state=open", "-updated_at"),
+        ("comments>=5", "title"),
+        ("state=nothing-matches", "number"),
+    ] {
+        let q = Query {
+            filters: vec![parse::parse_where(filter).unwrap()],
+            sort: parse::parse_sort(sort).unwrap(),
+            ..Default::default()
+        };
+        let src = Arc::new(SlowSource::new(false));
+        let engine = Engine::from_source(src.clone());
+        for p in [Paging::page(1, 10).unwrap(), Paging::page(3, 7).unwrap()] {
+            assert_eq!(
+                engine.run_page(&q, p).unwrap(),
+                reference.run_page(&q, p).unwrap(),
+                "{filter} {sort} {p:?}"
+            );
+        }
+        assert_eq!(engine.run(&q).unwrap(), reference.run(&q).unwrap());
+        let by = src.loads_by();
+        let (fpath, spath) = (&q.filters[0].path, &q.sort[0].path);
+        assert_eq!(by.len(), 2, "{filter} {sort}: {by:?}");
+        let thread_of = |p: &str| by.iter().find(|(q, _)| q == p).map(|(_, t)| *t);
+        let (ft, st) = (thread_of(fpath).unwrap(), thread_of(spath).unwrap());
+        assert_eq!(ft, std::thread::current().id(), "the filter runs here");
+        if cores >= 2 {
+            assert_ne!(st, ft, "{sort} loaded on a second thread");
+        } else {
+            assert_eq!(st, ft, "one core: one thread");
+        }
+        assert_eq!(engine.column_loads(), 2);
+    }
+
+    // Sort column loaded already: the filter's column alone is loaded.
+    let src = Arc::new(SlowSource::new(false));
+    let engine = Engine::from_source(src.clone());
+    engine.column("number").unwrap();
+    let q = Query {
+        filters: vec![parse::parse_where("state=open").unwrap()],
+        sort: parse::parse_sort("number").unwrap(),
+        ..Default::default()
+    };
+    engine.run_page(&q, Paging::page(1, 5).unwrap()).unwrap();
+    let loaded: Vec<String> = src.loads_by().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(loaded, ["number", "state"]);
+}
+
+/// A source that keeps a column's order answers the sort without the
+/// column: the engine does not load it ahead. A sort by two keys loads
+/// both keys' columns whatever the source keeps.
+#[test]
+fn a_kept_order_is_not_loaded_ahead() {
+    let src = Arc::new(SlowSource::new(true));
+    let engine = Engine::from_source(src.clone());
+    let q = Query {
+        filters: vec![parse::parse_where("state=open").unwrap()],
+        sort: parse::parse_sort("-updated_at").unwrap(),
+        ..Default::default()
+    };
+    let (rows, total) = engine.run_page(&q, Paging::page(1, 5).unwrap()).unwrap();
+    assert!(total > 5 && rows.len() == 5);
+    assert_eq!(engine.loaded_columns(), ["state"]);
+    let q2 = Query {
+        sort: parse::parse_sort("-updated_at,number").unwrap(),
+        ..q
+    };
+    engine.run_page(&q2, Paging::page(1, 5).unwrap()).unwrap();
+    assert_eq!(engine.loaded_columns(), ["number", "state", "updated_at"]);
+    assert_eq!(src.loads.load(std::sync::atomic::Ordering::SeqCst), 3);
 }

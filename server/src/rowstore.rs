@@ -956,6 +956,9 @@ impl RowSource for StoredSource {
     ) -> colsnap::Result<Option<Vec<u32>>> {
         self.inner.sort_by_one(rows, path, desc)
     }
+    fn keeps_order(&self, path: &str) -> bool {
+        self.inner.keeps_order(path)
+    }
     fn sort_page(
         &self,
         path: &str,

@@ -3639,6 +3639,14 @@ impl RowSource for OverlaySource {
         }
     }
 
+    fn keeps_order(&self, path: &str) -> bool {
+        match self.plain() {
+            Some(p) => p.keeps_order(path),
+            // `sort_by_one` answers from the merged order when there is one.
+            None => self.has_field(path),
+        }
+    }
+
     fn filter_rows(&self, f: &Filter) -> Result<Option<Bits>> {
         if self.plain || !self.has_field(&f.path) {
             return Ok(None);

@@ -668,10 +668,7 @@ impl Engine {
                 return Ok(rows);
             }
         }
-        let mut set = self.filter(&q.filters)?;
-        if let Some(s) = &q.search {
-            set.and_with(&self.search(s)?);
-        }
+        let set = self.matching_while_loading(q)?;
         self.sort(set.to_vec(), &q.sort)
     }
 
@@ -707,11 +704,7 @@ impl Engine {
             let end = p.offset.saturating_add(p.limit).min(total) as u32;
             return Ok(((start..end).collect(), total));
         }
-        let mut set = self.filter(&q.filters)?;
-        if let Some(s) = &q.search {
-            set.and_with(&self.search(s)?);
-        }
-        let rows = set.to_vec();
+        let rows = self.matching_while_loading(q)?.to_vec();
         let total = rows.len();
         let start = p.offset.min(total);
         let end = p.offset.saturating_add(p.limit).min(total);
@@ -727,6 +720,65 @@ impl Engine {
             self.sort(rows, &q.sort)?
         };
         Ok((rows[start..end].to_vec(), total))
+    }
+
+    /// The rows matching the query's filters and search, while, on a
+    /// second thread, the columns its sort will read are loaded: a cold
+    /// `--where state=open --sort -updated_at` decodes `state` and
+    /// `updated_at` at the same time instead of one after the other.
+    /// Columns already loaded (or loading), and a one-key sort the source
+    /// answers from an order it keeps ([`RowSource::keeps_order`]), are
+    /// not loaded ahead; neither is anything on a machine with one core or
+    /// where threads cannot start (WebAssembly). A column that fails to
+    /// load ahead is not kept, so the sort loads it again and reports the
+    /// error. The sort's column is loaded even when no row matches (the
+    /// sort would not have loaded it): the price of not waiting for the
+    /// filter.
+    fn matching_while_loading(&self, q: &Query) -> Result<Bits> {
+        let matching = || -> Result<Bits> {
+            let mut set = self.filter(&q.filters)?;
+            if let Some(s) = &q.search {
+                set.and_with(&self.search(s)?);
+            }
+            Ok(set)
+        };
+        let ahead: Vec<&str> = match q.sort.as_slice() {
+            [k] if self.src().keeps_order(&k.path) => Vec::new(),
+            keys => keys
+                .iter()
+                .map(|k| k.path.as_str())
+                .filter(|p| self.has_field(p) && !self.is_loaded(p))
+                .collect(),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if ahead.is_empty() || (q.filters.is_empty() && q.search.is_none()) || cores < 2 {
+            return matching();
+        }
+        std::thread::scope(|s| {
+            let loader = std::thread::Builder::new().spawn_scoped(s, || {
+                for p in &ahead {
+                    if self.ordered_column(p).is_err() {
+                        break;
+                    }
+                }
+            });
+            let set = matching();
+            if let Ok(h) = loader {
+                // A panic there poisons the column's slot, which the sort
+                // then reports.
+                let _ = h.join();
+            }
+            set
+        })
+    }
+
+    /// Is the column `path` loaded, or being loaded by another thread?
+    fn is_loaded(&self, path: &str) -> bool {
+        let slot = match self.shared.cols.lock() {
+            Ok(c) => c.get(path).cloned(),
+            Err(_) => return true,
+        };
+        slot.is_some_and(|s| s.try_lock().map_or(true, |c| c.is_some()))
     }
 
     /// The first `k` rows of [`Engine::sort`]`(rows, keys)`, selected

@@ -93,6 +93,17 @@ pub trait RowSource: Send + Sync {
         Ok(None)
     }
 
+    /// Whether [`RowSource::sort_by_one`] or [`RowSource::sort_page`] may
+    /// answer a sort by the one column `path` without the engine loading
+    /// it (an events overlay's merged orders). The engine loads a sort's
+    /// columns ahead, on a second thread while it filters, only when this
+    /// is `false` (the default), so nothing is loaded that the sort would
+    /// not load.
+    fn keeps_order(&self, path: &str) -> bool {
+        let _ = path;
+        false
+    }
+
     /// The rows matching the one filter `f` (on a column the source has),
     /// when the source can answer without the engine loading the column
     /// (an events overlay: the filter over its base's column, the few
