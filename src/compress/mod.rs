@@ -411,6 +411,15 @@ fn read_bounded(mut r: impl Read, raw_len: usize, first: usize) -> std::io::Resu
     Ok(out)
 }
 
+#[cfg(feature = "write")]
+thread_local! {
+    /// Each thread's zstd decompression context for sections without a
+    /// dictionary (a context is about 100 KB to set up; a frame starts
+    /// afresh in it, so reuse changes no output).
+    static BARE_DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// zstd decompression with the C library: `stored` into at most `raw_len`
 /// bytes (more is an error, reported by the caller as a length mismatch).
 #[cfg(feature = "write")]
@@ -430,14 +439,25 @@ fn zstd_decompress(
         &joined[..]
     };
     if raw_len <= plausible_len(stored.len()) {
-        let mut d = match dict {
-            Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict),
-            None => zstd::bulk::Decompressor::new(),
-        }
-        .map_err(|e| e.to_string())?;
         // Capacity is the declared raw length: a frame that expands
         // further is an error, never a bigger allocation.
-        d.decompress(stored, raw_len).map_err(|e| e.to_string())
+        match dict {
+            Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict)
+                .and_then(|mut d| d.decompress(stored, raw_len))
+                .map_err(|e| e.to_string()),
+            // Without a dictionary, this thread's context, made once (a
+            // page decodes a few hundred sections on each thread).
+            None => BARE_DCTX.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                let d = match slot.as_mut() {
+                    Some(d) => d,
+                    None => {
+                        slot.insert(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?)
+                    }
+                };
+                d.decompress(stored, raw_len).map_err(|e| e.to_string())
+            }),
+        }
     } else {
         // A declared length far beyond what the stored bytes plausibly
         // hold: never allocate it up front (a 40-byte hostile section may
@@ -757,6 +777,38 @@ mod tests {
         .into_iter()
         .map(|choice| CompressOptions { choice, level: 3 })
         .collect()
+    }
+
+    /// A thread's zstd context is reused from section to section: after
+    /// a damaged frame, a truncated one and a frame longer than declared
+    /// go through it, the next good frame still decompresses to its bytes.
+    #[test]
+    fn a_reused_context_forgets_failed_frames() {
+        let a: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let b: Vec<u8> = (0..30_000u32)
+            .flat_map(|i| (i * 7 % 13).to_le_bytes())
+            .collect();
+        let o = CompressOptions {
+            choice: CodecChoice::Force(Codec::Zstd),
+            level: 3,
+        };
+        let (ca, sa) = compress(&a, &o, None).unwrap();
+        let (cb, sb) = compress(&b, &o, None).unwrap();
+        assert_eq!((ca, cb), (Codec::Zstd, Codec::Zstd));
+        let mut damaged = sa.clone();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 0x5a;
+        for _ in 0..2 {
+            // (zstd may also decode a damaged frame to other bytes: the
+            // section's CRC-32C is what catches that.)
+            assert!(decompress(Codec::Zstd, &damaged, a.len(), None, "t").ok() != Some(a.clone()));
+            assert!(decompress(Codec::Zstd, &sa[..sa.len() - 3], a.len(), None, "t").is_err());
+            assert!(decompress(Codec::Zstd, &sa, a.len() - 1, None, "t").is_err());
+            assert_eq!(decompress(Codec::Zstd, &sb, b.len(), None, "t").unwrap(), b);
+            assert_eq!(decompress(Codec::Zstd, &sa, a.len(), None, "t").unwrap(), a);
+        }
     }
 
     /// Sections compressed with a prepared dictionary decompress with the
