@@ -490,6 +490,18 @@ fn a_sort_column_loads_while_the_filter_runs() {
         assert_eq!(engine.column_loads(), 2);
     }
 
+    // A filter on an unknown field is refused before anything loads.
+    let src = Arc::new(SlowSource::new(false));
+    let engine = Engine::from_source(src.clone());
+    let q = Query {
+        filters: vec![parse::parse_where("nope=1").unwrap()],
+        sort: parse::parse_sort("number").unwrap(),
+        ..Default::default()
+    };
+    assert!(engine.run_page(&q, Paging::page(1, 5).unwrap()).is_err());
+    assert!(engine.run(&q).is_err());
+    assert_eq!(engine.column_loads(), 0);
+
     // Sort column loaded already: the filter's column alone is loaded.
     let src = Arc::new(SlowSource::new(false));
     let engine = Engine::from_source(src.clone());

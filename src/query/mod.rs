@@ -751,9 +751,16 @@ impl Engine {
                 .collect(),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if ahead.is_empty() || (q.filters.is_empty() && q.search.is_none()) || cores < 2 {
+        if ahead.is_empty()
+            || (q.filters.is_empty() && q.search.is_none())
+            || cores < 2
+            || q.filters.iter().any(|f| !self.has_field(&f.path))
+        {
+            // (An unknown field is refused before anything loads.)
             return matching();
         }
+        // So is a query refused for its size.
+        self.check_rows_fit()?;
         std::thread::scope(|s| {
             let loader = std::thread::Builder::new().spawn_scoped(s, || {
                 for p in &ahead {
