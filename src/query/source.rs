@@ -97,8 +97,8 @@ pub trait RowSource: Send + Sync {
     /// answer a sort by the one column `path` without the engine loading
     /// it (an events overlay's merged orders). The engine loads a sort's
     /// columns ahead, on a second thread while it filters, only when this
-    /// is `false` (the default), so nothing is loaded that the sort would
-    /// not load.
+    /// is `false` (the default), so a source that sorts from an order it
+    /// keeps is never made to load the column.
     fn keeps_order(&self, path: &str) -> bool {
         let _ = path;
         false
