@@ -126,4 +126,7 @@ pub use read::{
     DEFAULT_STRING_BUDGET, ExportOptions, NodeData, OpenOptions, Snapshot, VerifyReport,
 };
 #[cfg(feature = "write")]
-pub use write::{BuildOptions, BuildReport, build, build_file, build_to_vec};
+pub use write::{
+    BuildOptions, BuildReport, LongTextCodec, PPMD_AUTO_MAX, PPMD_CHUNK, build, build_file,
+    build_to_vec,
+};

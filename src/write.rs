@@ -52,6 +52,15 @@ pub struct BuildOptions {
     /// it reject table flag bit 2: `colsnap build --format-version 1` (for
     /// old readers) turns it off.
     pub long_text_row_order: bool,
+    /// Codec of the long-text table's chunks: PPMd (codec 3, SPEC.md
+    /// section 3) in chunks of at most [`PPMD_CHUNK`] raw bytes without a
+    /// dictionary, or zstd with a trained one. [`LongTextCodec::Auto`] (the
+    /// default) is PPMd for tables of at most [`PPMD_AUTO_MAX`] bytes of
+    /// text. PPMd only with the automatic codec choice (`compress.choice`),
+    /// in either format version: readers that predate codec 3 reject it, so
+    /// `colsnap build --format-version 1` asks for zstd, and so does
+    /// `--fast`.
+    pub long_text_codec: LongTextCodec,
     /// Let a column's timestamp seconds or string ids be stored as
     /// differences from another column's (`based`, SPEC.md 4.9) where that
     /// is smaller, in either format version. Readers that predate it reject
@@ -70,7 +79,10 @@ pub struct BuildOptions {
     /// Memory budget in bytes (0: none). Half is for reading rows (the
     /// memory it used stays with the process: the allocator keeps it), a
     /// quarter for encoding nodes in parallel, the rest for the string
-    /// tables' work (the long-text dictionary) and slack. The column
+    /// tables' work (the long-text dictionary, or the PPMd models: as many
+    /// long-text chunks compress at once as a quarter of the budget holds
+    /// models of 24 times a chunk's raw size, 48 MiB for 2 MiB chunks,
+    /// always at least one) and slack. The column
     /// buffers get half of the reading share and past it are spilled to
     /// temporary files, read back one node at a time when the snapshot is
     /// written. The distinct strings get what the column buffers leave of
@@ -101,6 +113,7 @@ impl Default for BuildOptions {
             long_text_min_avg: 256,
             front_coding: true,
             long_text_row_order: true,
+            long_text_codec: LongTextCodec::Auto,
             based_streams: true,
             long_dict_size: 1 << 20,
             limits: Limits::default(),
@@ -122,6 +135,17 @@ impl BuildOptions {
         self.long_text_row_order
     }
 
+    /// Whether the chunks of a long-text table of `text_bytes` bytes of
+    /// strings are PPMd ([`Self::long_text_codec`]).
+    pub fn ppmd_long_text(&self, text_bytes: u64) -> bool {
+        self.compress.choice == compress::CodecChoice::Auto
+            && match self.long_text_codec {
+                LongTextCodec::Ppmd => true,
+                LongTextCodec::Zstd => false,
+                LongTextCodec::Auto => text_bytes <= PPMD_AUTO_MAX,
+            }
+    }
+
     /// The column builder of a build under these options.
     fn builder(&self) -> ColumnsBuilder {
         if self.memory == 0 {
@@ -138,6 +162,40 @@ impl BuildOptions {
     }
 }
 
+/// How the long-text table's chunks are compressed ([`BuildOptions::long_text_codec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LongTextCodec {
+    /// PPMd when the table holds at most [`PPMD_AUTO_MAX`] bytes of text,
+    /// else zstd.
+    #[default]
+    Auto,
+    /// PPMd (codec 3): 10-20% less long text than zstd at level 19 and
+    /// about five times faster to write, but it decodes at about 10 MB/s,
+    /// a hundred times slower than zstd: a text search over every long
+    /// text, or a page of rows with their long text scattered over the
+    /// table, costs that much more.
+    Ppmd,
+    /// zstd at the long-text level, with a trained dictionary from 4 chunks.
+    Zstd,
+}
+
+/// Most bytes of text (the sum of its strings' lengths) of a long-text
+/// table that [`LongTextCodec::Auto`] stores with PPMd: 32 MiB. Decoding
+/// all of it, which a text search over every long text or a page whose
+/// rows' texts lie in every chunk does, then costs at most about 3 s of
+/// one core (1.7 s on two for neovim's 12.5 MB, against 0.07 s with zstd);
+/// past it zstd's decoding speed matters more than PPMd's bytes (at a
+/// million generated issues, 735 MB of text: a search takes 128 s with
+/// PPMd and 6.5 s with zstd).
+pub const PPMD_AUTO_MAX: u64 = 32 << 20;
+
+/// Most raw bytes of a PPMd long-text chunk (also at most
+/// [`BuildOptions::long_chunk_size`]): 2 MiB. PPMd decodes at about 10
+/// MB/s, so a long text costs about a fifth of a second to read at most;
+/// larger chunks store less (jira's long text: 2,839,098 bytes in 2 MiB
+/// chunks, 2,684,067 in 5 MiB ones, 2,990,810 in 1 MiB ones).
+pub const PPMD_CHUNK: usize = 2 << 20;
+
 /// zstd level of [`BuildOptions::fast`].
 pub const FAST_LEVEL: i32 = 3;
 
@@ -152,6 +210,7 @@ impl BuildOptions {
                 ..CompressOptions::default()
             },
             long_dict_size: 0,
+            long_text_codec: LongTextCodec::Zstd,
             ..BuildOptions::default()
         }
     }
@@ -794,6 +853,24 @@ fn long_sample_ratio(
 fn plan_long(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Result<LongPlan> {
     let max = opts.long_chunk_size.max(1);
     let fetch = opts.long_chunk_fetch;
+    if opts.ppmd_long_text(table.text_bytes) {
+        // PPMd chunks are cut at a raw size (they decode at about 10 MB/s)
+        // and need no dictionary; one that stores more than the fetch bound
+        // (a rare, barely compressible text) is split.
+        return Ok(LongPlan {
+            chunk_size: max.min(PPMD_CHUNK),
+            cap: if fetch == 0 {
+                usize::MAX
+            } else {
+                fetch.saturating_sub(SECTION_FRAMING).max(1)
+            },
+            dict: None,
+            ratio: (1, 1),
+            scale: (1, 1),
+            measured: false,
+            packed_dict: None,
+        });
+    }
     if fetch == 0 {
         let policy = TablePolicy {
             chunk_size: max,
@@ -1973,6 +2050,7 @@ fn write_snapshot<W: Write>(
     let mut total_strings = 0u64;
     for (t, table) in sorted.iter().enumerate() {
         let long = t == 1;
+        let ppmd = long && opts.ppmd_long_text(table.text_bytes);
         let mut policy = policy_of(t);
         // Long text spread over several chunks shares one trained zstd
         // dictionary (SPEC.md section 7: it wins from 4 chunks on); its
@@ -1985,7 +2063,7 @@ fn write_snapshot<W: Write>(
                 // Below the trial level the level-3 predictions cost too
                 // much next to the compression itself (--fast: +33% CPU
                 // for -0.4% on jira): planned chunks are kept.
-                let fills = long_opts(&opts.compress).level >= TRIAL_FROM_LEVEL;
+                let fills = !ppmd && long_opts(&opts.compress).level >= TRIAL_FROM_LEVEL;
                 policy.chunk_size = plan.run_size(opts.long_chunk_size.max(1), fills);
                 let fill = FillPlan {
                     fills,
@@ -2020,7 +2098,14 @@ fn write_snapshot<W: Write>(
             (None, _) => None,
         };
         let first_chunk = w.sections.len() as u32;
-        let copts = if long { long_opts(&w.opts) } else { w.opts };
+        let copts = match long {
+            true if ppmd => CompressOptions {
+                choice: compress::CodecChoice::Force(Codec::Ppmd),
+                ..w.opts
+            },
+            true => long_opts(&w.opts),
+            false => w.opts,
+        };
         // Prepared once: loading the dictionary costs about as much as
         // compressing its size (issue #16).
         let prepared = dict
@@ -2034,12 +2119,22 @@ fn write_snapshot<W: Write>(
         // A long-text table's runs are large: a batch holds one per thread
         // (within a quarter of the memory budget) so that they are cut in
         // parallel.
+        let budget = if opts.memory == 0 {
+            usize::MAX
+        } else {
+            opts.memory / 4
+        };
+        // A PPMd chunk's model (24 times its raw bytes) is allocated while
+        // it compresses: as many at once as that share of the budget
+        // holds, at least one (the output does not depend on it).
+        let threads = if long && ppmd {
+            let each = (compress::ppmd_mem_for(policy.chunk_size) as usize)
+                .saturating_add(policy.chunk_size.saturating_mul(2));
+            threads.min(budget / each.max(1)).max(1)
+        } else {
+            threads
+        };
         let batch_limit = if long {
-            let budget = if opts.memory == 0 {
-                usize::MAX
-            } else {
-                opts.memory / 4
-            };
             policy
                 .chunk_size
                 .saturating_mul(threads)
@@ -2627,6 +2722,31 @@ fn write_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_codec_auto_is_ppmd_up_to_32_mib_of_text() {
+        let auto = BuildOptions::default();
+        assert!(auto.ppmd_long_text(0));
+        assert!(auto.ppmd_long_text(PPMD_AUTO_MAX));
+        assert!(!auto.ppmd_long_text(PPMD_AUTO_MAX + 1));
+        let ppmd = BuildOptions {
+            long_text_codec: LongTextCodec::Ppmd,
+            ..BuildOptions::default()
+        };
+        assert!(ppmd.ppmd_long_text(u64::MAX));
+        assert!(!BuildOptions::fast().ppmd_long_text(0));
+        // A forced codec is used for every section, long text included.
+        for c in [Codec::Zstd, Codec::Gzip, Codec::None] {
+            let forced = BuildOptions {
+                compress: CompressOptions {
+                    choice: compress::CodecChoice::Force(c),
+                    level: 19,
+                },
+                ..ppmd.clone()
+            };
+            assert!(!forced.ppmd_long_text(0));
+        }
+    }
 
     /// Results reach the sink in the items' order whatever the thread count
     /// and window; the leading items' results are returned; a failing sink

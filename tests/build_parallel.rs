@@ -5,7 +5,7 @@
 
 mod common;
 
-use colsnap::{BuildOptions, ExportOptions, Snapshot, build_to_vec};
+use colsnap::{BuildOptions, Codec, ExportOptions, LongTextCodec, Snapshot, build_to_vec};
 use colsnap_testdata::{GenOptions, write_ndjson};
 
 /// Generated issues as NDJSON.
@@ -20,12 +20,18 @@ fn generated(count: usize) -> Vec<u8> {
 }
 
 /// Small chunks so that a small input has many string chunks (several
-/// batches), a long-text table of many chunks and a trained dictionary.
-fn small_chunks(threads: usize) -> BuildOptions {
+/// batches) and a long-text table of many chunks: PPMd ones, or zstd ones
+/// with a trained dictionary.
+fn small_chunks(threads: usize, ppmd: bool) -> BuildOptions {
     BuildOptions {
         chunk_size: 2 << 10,
         long_chunk_size: 16 << 10,
         long_text_min_avg: 64,
+        long_text_codec: if ppmd {
+            LongTextCodec::Ppmd
+        } else {
+            LongTextCodec::Zstd
+        },
         threads,
         ..BuildOptions::default()
     }
@@ -48,26 +54,40 @@ fn export_rows(snap: &Snapshot) -> Vec<serde_json::Value> {
 #[test]
 fn output_is_identical_for_every_thread_count() {
     let input = generated(300);
-    let one = build_to_vec(&input[..], &small_chunks(1)).unwrap();
-    for threads in [2, 3, 8, 0] {
-        let other = build_to_vec(&input[..], &small_chunks(threads)).unwrap();
-        assert!(
-            one == other,
-            "{threads} threads gave {} bytes, 1 thread {} bytes",
-            other.len(),
-            one.len()
+    for ppmd in [true, false] {
+        let one = build_to_vec(&input[..], &small_chunks(1, ppmd)).unwrap();
+        for threads in [2, 3, 8, 0] {
+            let other = build_to_vec(&input[..], &small_chunks(threads, ppmd)).unwrap();
+            assert!(
+                one == other,
+                "ppmd {ppmd}: {threads} threads gave {} bytes, 1 thread {} bytes",
+                other.len(),
+                one.len()
+            );
+        }
+        // The snapshot holds what was built: two tables, many long-text
+        // chunks, in PPMd without a dictionary or in zstd with one.
+        let snap = Snapshot::from_bytes(one).unwrap();
+        snap.verify().unwrap();
+        assert_eq!(snap.rows(), 300);
+        let foot = snap.footer();
+        assert_eq!(foot.tables.len(), 2);
+        let long = &foot.tables[1];
+        assert_eq!(
+            long.dict_section.is_some(),
+            !ppmd,
+            "a dictionary with zstd only"
         );
+        assert!(long.chunk_counts.len() >= 4);
+        let first = long.first_chunk as usize;
+        let codecs: Vec<Codec> = (first..first + long.chunk_counts.len())
+            .map(|i| foot.sections[i].codec)
+            .collect();
+        let want = if ppmd { Codec::Ppmd } else { Codec::Zstd };
+        assert!(codecs.iter().all(|&c| c == want), "{codecs:?}");
+        let expected = common::rows_of(&input);
+        assert_eq!(export_rows(&snap), expected);
     }
-    // The snapshot holds what was built: two tables, a dictionary, many chunks.
-    let snap = Snapshot::from_bytes(one).unwrap();
-    snap.verify().unwrap();
-    assert_eq!(snap.rows(), 300);
-    let foot = snap.footer();
-    assert_eq!(foot.tables.len(), 2);
-    assert!(foot.tables[1].dict_section.is_some(), "a dictionary");
-    assert!(foot.tables[1].chunk_counts.len() >= 4);
-    let expected = common::rows_of(&input);
-    assert_eq!(export_rows(&snap), expected);
 }
 
 #[test]
@@ -109,15 +129,7 @@ fn cli_threads_and_fast() {
         vec!["--fast", "--threads", "1"],
     ] {
         let out = dir.path().join(format!("out{}.colsnap", outs.len()));
-        common::colsnap()
-            .arg("build")
-            .arg(&input)
-            .arg("-o")
-            .arg(&out)
-            .args(&args)
-            .arg("--quiet")
-            .assert()
-            .success();
+        common::cli_build(&input, &out, &args);
         outs.push(std::fs::read(&out).unwrap());
     }
     assert!(outs[0] == outs[1] && outs[1] == outs[2]);

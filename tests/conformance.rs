@@ -15,7 +15,9 @@
 mod common;
 
 use colsnap::format::footer::{Footer, Role, TABLE_FRONT_CODED, TABLE_LONG_TEXT};
-use colsnap::{BuildOptions, Codec, CodecChoice, CompressOptions, ExportOptions, Snapshot};
+use colsnap::{
+    BuildOptions, Codec, CodecChoice, CompressOptions, ExportOptions, LongTextCodec, Snapshot,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -79,6 +81,8 @@ fn long_dict() -> BuildOptions {
         chunk_size: 256,
         long_text_min_avg: 64,
         long_text_row_order: false,
+        // The files predate PPMd long text (codec 3).
+        long_text_codec: LongTextCodec::Zstd,
         ..Default::default()
     }
 }
@@ -86,6 +90,12 @@ fn long_rows() -> BuildOptions {
     BuildOptions {
         long_text_row_order: true,
         ..long_dict()
+    }
+}
+fn long_ppmd() -> BuildOptions {
+    BuildOptions {
+        long_text_codec: LongTextCodec::Ppmd,
+        ..long_rows()
     }
 }
 
@@ -722,6 +732,13 @@ const CASES: &[Case] = &[
         name: "long-text-rows",
         stem: "long-text-rows",
         opts: long_rows,
+        input: long_text_rows,
+        post: None,
+    },
+    Case {
+        name: "long-text-ppmd",
+        stem: "long-text-rows",
+        opts: long_ppmd,
         input: long_text_rows,
         post: None,
     },

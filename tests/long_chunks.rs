@@ -5,7 +5,7 @@
 mod common;
 
 use colsnap::raw::format::footer::TABLE_LONG_TEXT;
-use colsnap::{BuildOptions, Snapshot};
+use colsnap::{BuildOptions, LongTextCodec, Snapshot};
 use serde_json::{Value, json};
 
 /// Deterministic pseudo-random words: compressible (few distinct words) or
@@ -90,6 +90,7 @@ fn compressible_long_text_gets_raw_chunks_larger_than_the_fetch_bound() {
     let opts = BuildOptions {
         long_chunk_fetch: fetch,
         long_dict_size: 0,
+        long_text_codec: LongTextCodec::Zstd,
         ..Default::default()
     };
     let snap = common::snapshot_of(&rows, &opts);
@@ -110,6 +111,7 @@ fn compressible_long_text_gets_raw_chunks_larger_than_the_fetch_bound() {
             long_chunk_fetch: 0,
             long_chunk_size: fetch,
             long_dict_size: 0,
+            long_text_codec: LongTextCodec::Zstd,
             ..Default::default()
         },
     );
@@ -125,10 +127,20 @@ fn chunks_over_the_bound_are_split_and_the_index_still_finds_every_string() {
     // small next to single strings, so chunks are split (recursively).
     let mut rows = rows(300, 700, true);
     rows.extend(self::rows(100, 5000, false));
-    for fetch in [1 << 10, 3 << 10, 20 << 10] {
+    for (fetch, ppmd) in [
+        (1 << 10, true),
+        (3 << 10, true),
+        (20 << 10, true),
+        (3 << 10, false),
+    ] {
         for threads in [1, 3] {
             let opts = BuildOptions {
                 long_chunk_fetch: fetch,
+                long_text_codec: if ppmd {
+                    LongTextCodec::Ppmd
+                } else {
+                    LongTextCodec::Zstd
+                },
                 threads,
                 ..Default::default()
             };
@@ -148,18 +160,62 @@ fn chunks_over_the_bound_are_split_and_the_index_still_finds_every_string() {
 fn the_same_bytes_whatever_the_thread_count() {
     let mut rows = rows(200, 900, true);
     rows.extend(self::rows(200, 4000, false));
-    let build = |threads| {
+    let build = |threads, ppmd| {
         colsnap::build_to_vec(
             &serde_json::to_vec(&rows).unwrap()[..],
             &BuildOptions {
                 long_chunk_fetch: 8 << 10,
+                long_text_codec: if ppmd {
+                    LongTextCodec::Ppmd
+                } else {
+                    LongTextCodec::Zstd
+                },
                 threads,
                 ..Default::default()
             },
         )
         .unwrap()
     };
-    assert_eq!(build(1), build(4));
+    for ppmd in [true, false] {
+        assert_eq!(build(1, ppmd), build(4, ppmd));
+    }
+}
+
+#[test]
+fn ppmd_chunks_hold_at_most_2_mib_and_store_less_than_zstd() {
+    // About 6 MB of compressible long text: PPMd chunks of at most 2 MiB
+    // raw, each stored with codec 3 within the fetch bound, no dictionary;
+    // the same rows with zstd chunks store more.
+    let rows = rows(2000, 3000, false);
+    let snap = common::snapshot_of(&rows, &BuildOptions::default());
+    let (chunks, dict) = long_table(&snap, &rows);
+    assert_eq!(dict, 0, "no dictionary");
+    assert!(chunks.len() >= 3, "{chunks:?}");
+    for &(n, raw, stored) in &chunks {
+        assert!(n == 1 || raw <= colsnap::PPMD_CHUNK as u64, "{chunks:?}");
+        assert!(stored <= 1 << 20, "{chunks:?}");
+    }
+    let foot = snap.footer();
+    let t = &foot.tables[long_text_index(&snap)];
+    let first = t.first_chunk as usize;
+    for s in &foot.sections[first..first + t.chunk_counts.len()] {
+        assert_eq!(s.codec, colsnap::Codec::Ppmd);
+    }
+    let zstd = common::snapshot_of(
+        &rows,
+        &BuildOptions {
+            long_text_codec: LongTextCodec::Zstd,
+            ..Default::default()
+        },
+    );
+    let (zchunks, zdict) = long_table(&zstd, &rows);
+    let total = |c: &[(u32, u64, u64)]| c.iter().map(|x| x.2).sum::<u64>();
+    assert!(
+        total(&chunks) < total(&zchunks) + zdict,
+        "ppmd {} vs zstd {} + {zdict}",
+        total(&chunks),
+        total(&zchunks)
+    );
 }
 
 #[test]
@@ -172,6 +228,7 @@ fn chunks_fill_the_fetch_bound() {
     let opts = BuildOptions {
         long_chunk_fetch: fetch,
         long_dict_size: 0,
+        long_text_codec: LongTextCodec::Zstd,
         ..Default::default()
     };
     let snap = common::snapshot_of(&rows, &opts);
@@ -215,6 +272,7 @@ fn chunks_fill_the_fetch_bound_after_the_dictionary_trial() {
     for fetch in [16 << 10, 48 << 10] {
         let opts = BuildOptions {
             long_chunk_fetch: fetch,
+            long_text_codec: LongTextCodec::Zstd,
             ..Default::default()
         };
         let snap = common::snapshot_of(&rows, &opts);
@@ -231,4 +289,52 @@ fn chunks_fill_the_fetch_bound_after_the_dictionary_trial() {
             chunks.len()
         );
     }
+}
+
+/// The codecs of the long-text table's chunks of a snapshot file.
+fn long_codecs(path: &std::path::Path) -> Vec<colsnap::Codec> {
+    let snap = Snapshot::open(path).unwrap();
+    let foot = snap.footer();
+    let t = &foot.tables[long_text_index(&snap)];
+    let first = t.first_chunk as usize;
+    (first..first + t.chunk_counts.len())
+        .map(|i| foot.sections[i].codec)
+        .collect()
+}
+
+#[test]
+fn cli_long_text_codec() {
+    use colsnap::Codec;
+    let dir = tempfile::tempdir().unwrap();
+    let input = common::fixture("github-sample.ndjson");
+    let mut sizes = Vec::new();
+    for (args, want) in [
+        (vec![], Codec::Ppmd),
+        (vec!["--long-text-codec", "auto"], Codec::Ppmd),
+        (vec!["--long-text-codec", "ppmd"], Codec::Ppmd),
+        (vec!["--long-text-codec", "zstd"], Codec::Zstd),
+        (vec!["--fast"], Codec::Zstd),
+        (vec!["--fast", "--long-text-codec", "ppmd"], Codec::Ppmd),
+        // Readers of version 1 predate codec 3.
+        (
+            vec!["--format-version", "1", "--long-text-codec", "ppmd"],
+            Codec::Zstd,
+        ),
+        (
+            vec!["--codec", "gzip", "--long-text-codec", "ppmd"],
+            Codec::Gzip,
+        ),
+    ] {
+        let out = dir.path().join(format!("out{}.colsnap", sizes.len()));
+        common::cli_build(&input, &out, &args);
+        let codecs = long_codecs(&out);
+        assert!(!codecs.is_empty());
+        assert!(codecs.iter().all(|&c| c == want), "{args:?}: {codecs:?}");
+        sizes.push(std::fs::metadata(&out).unwrap().len());
+    }
+    assert!(sizes[0] == sizes[2] && sizes[0] < sizes[3], "{sizes:?}");
+    common::colsnap()
+        .args(["build", "x.json", "-o", "y", "--long-text-codec", "lzma"])
+        .assert()
+        .code(2);
 }

@@ -1,4 +1,5 @@
-//! Section codecs: none, gzip (flate2) and zstd, chosen per section.
+//! Section codecs: none, gzip (flate2), zstd and PPMd (`ppmd-rust`), chosen
+//! per section.
 //!
 //! A codec never makes a section larger: when compression does not save
 //! bytes the section is stored raw (`Codec::None`). Decompression output is
@@ -12,9 +13,13 @@
 //! the same frames, table dictionaries included (SPEC.md section 7: the
 //! dictionaries are in the `ZDICT` format, the frames carry no dictionary
 //! id). gzip is always pure Rust (flate2's inflater; the member's header and
-//! trailer are read by `gzip.rs`).
+//! trailer are read by `gzip.rs`). PPMd (variant H, 7-Zip's `Ppmd7`, for
+//! long-text chunks: issue 15) is pure Rust in both directions (`ppmd.rs`).
 
 mod gzip;
+mod ppmd;
+
+pub use ppmd::{PPMD_MAX_MEM, PPMD_MIN_MEM, PPMD_ORDER, ppmd_mem_for};
 
 use crate::error::{Error, Result};
 use std::io::Read;
@@ -31,6 +36,9 @@ pub enum Codec {
     Gzip = 1,
     /// A zstd frame (RFC 8878), optionally with the file's shared dictionary.
     Zstd = 2,
+    /// PPMd variant H (7-Zip's `Ppmd7` with its range coder) behind a
+    /// 5-byte header: model order and memory size (SPEC.md section 3).
+    Ppmd = 3,
 }
 
 impl Codec {
@@ -40,6 +48,7 @@ impl Codec {
             0 => Some(Codec::None),
             1 => Some(Codec::Gzip),
             2 => Some(Codec::Zstd),
+            3 => Some(Codec::Ppmd),
             _ => None,
         }
     }
@@ -50,6 +59,7 @@ impl Codec {
             Codec::None => "none",
             Codec::Gzip => "gzip",
             Codec::Zstd => "zstd",
+            Codec::Ppmd => "ppmd",
         }
     }
 }
@@ -57,7 +67,8 @@ impl Codec {
 /// How the writer picks a codec for each section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CodecChoice {
-    /// The smallest of none, gzip and zstd for this section.
+    /// The smallest of none, gzip and zstd for this section (PPMd only
+    /// when forced: the writer forces it for long-text chunks).
     Auto,
     /// Always this codec (still stored raw when it would grow the section).
     Force(Codec),
@@ -169,6 +180,9 @@ fn compress_by(
     }
     if want_gzip {
         consider(Codec::Gzip, gzip_compress(raw, opts.level)?);
+    }
+    if opts.choice == CodecChoice::Force(Codec::Ppmd) {
+        consider(Codec::Ppmd, ppmd::compress(raw)?);
     }
     Ok(best.unwrap_or_else(|| (Codec::None, raw.to_vec())))
 }
@@ -357,6 +371,8 @@ fn decompress_parts(
         Codec::Gzip => gzip::Member::new(stored)
             .and_then(|m| read_bounded(m, raw_len, plausible_len(stored.len())))
             .map_err(|e| err("gzip", e.to_string()))?,
+        Codec::Ppmd if !head.is_empty() => return Err(err("ppmd", "a split payload".into())),
+        Codec::Ppmd => ppmd::decompress(stored, raw_len).map_err(|d| err("ppmd", d))?,
     };
     if out.len() != raw_len {
         return Err(err(
@@ -633,6 +649,13 @@ pub fn decompress_prefix(codec: Codec, stored: &[u8], n: usize, what: &str) -> R
                 .read_to_end(&mut out)
                 .map_err(|e| err("gzip", e.to_string()))?;
         }
+        Codec::Ppmd => {
+            ppmd::reader(stored)
+                .map_err(|e| err("ppmd", e))?
+                .take(n as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| err("ppmd", e.to_string()))?;
+        }
     }
     Ok(out)
 }
@@ -691,6 +714,16 @@ pub fn decompress_reader<'a>(
     let limit = raw_len as u64;
     Ok(match codec {
         Codec::None => Box::new(stored.take(limit)),
+        // A lookup stops decoding at its string: half a chunk on average.
+        Codec::Ppmd => Box::new(
+            ppmd::reader(stored)
+                .map_err(|e| Error::Codec {
+                    codec: "ppmd",
+                    what: what.to_string(),
+                    detail: e,
+                })?
+                .take(limit),
+        ),
         // The crate's own member reader (not flate2's GzDecoder): in the
         // browser build it checks the CRC-32 with the 1 KiB table, where
         // GzDecoder would link crc32fast's 16 KiB one and its header parser.
@@ -1058,9 +1091,10 @@ mod ruzstd_tests {
         // Default options: the sample's long text fits in fewer than 4
         // chunks, so no dictionary; every zstd section still must match.
         check_snapshot(build_to_vec(&input[..], &BuildOptions::default()).unwrap());
-        // Small long-text chunks: the table gets a trained dictionary.
+        // Small zstd long-text chunks: the table gets a trained dictionary.
         let opts = BuildOptions {
             long_chunk_size: 8 << 10,
+            long_text_codec: crate::LongTextCodec::Zstd,
             ..BuildOptions::default()
         };
         let with_dict = check_snapshot(build_to_vec(&input[..], &opts).unwrap());

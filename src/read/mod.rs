@@ -1495,11 +1495,18 @@ impl Snapshot {
         use crate::strings::reader::scan_chunk as scan;
         // Without the C zstd library (the browser build) a zstd chunk is
         // decompressed whole either way (see `compress::decompress_reader`):
-        // read at once, and the streaming branch is left out of the build.
-        if cfg!(not(feature = "write"))
-            || e.raw_len as usize <= PARTIAL_DECOMPRESS_MIN
-            || missing.len() >= WHOLE_CHUNK_WANTED
-        {
+        // read at once. A PPMd chunk always streams, in every build: it
+        // decodes a hundred times slower than zstd, byte after byte, so
+        // stopping at the last string wanted saves that share of the work.
+        let whole = match e.codec {
+            Codec::Ppmd => false,
+            _ => {
+                cfg!(not(feature = "write"))
+                    || e.raw_len as usize <= PARTIAL_DECOMPRESS_MIN
+                    || missing.len() >= WHOLE_CHUNK_WANTED
+            }
+        };
+        if whole {
             // A small chunk is one zstd block: decompressed at once, faster
             // than through a stream; only the walk stops early. So is a
             // chunk of which many strings are wanted (a stream's window):

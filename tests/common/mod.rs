@@ -28,6 +28,20 @@ pub fn colsnap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_colsnap"))
 }
 
+/// `colsnap build INPUT -o OUT ARGS... --quiet`, which must succeed.
+#[cfg(feature = "cli")]
+pub fn cli_build(input: &Path, out: &Path, args: &[&str]) {
+    colsnap()
+        .arg("build")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .args(args)
+        .arg("--quiet")
+        .assert()
+        .success();
+}
+
 /// The rows of a JSON array or NDJSON text.
 pub fn rows_of(text: &[u8]) -> Vec<Value> {
     match serde_json::from_slice::<Value>(text) {

@@ -3,7 +3,7 @@
 use crate::common::{self, lib, usage};
 use colsnap::compress::{Codec, CodecChoice, CompressOptions};
 use colsnap::schema::InputFormat;
-use colsnap::write::{BuildOptions, build, write_atomically};
+use colsnap::write::{BuildOptions, LongTextCodec, build, write_atomically};
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +41,22 @@ pub enum CodecArg {
     None,
 }
 
+/// Codec of the long-text table's chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LongTextCodecArg {
+    /// PPMd when the table holds at most 32 MiB of text, else zstd (the
+    /// default, except with --fast).
+    Auto,
+    /// PPMd in chunks of at most 2 MiB: 10-20% less long text and several
+    /// times faster to build than zstd at level 19, but it decodes about a
+    /// hundred times slower (a long text up to about 0.2 s; a search over
+    /// every body decodes them all).
+    Ppmd,
+    /// zstd with a trained dictionary, in chunks cut to --long-chunk-fetch:
+    /// larger, fast to read (the default with --fast).
+    Zstd,
+}
+
 /// Arguments of `colsnap build` / `snapshot-build`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -58,9 +74,15 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub level: Option<i32>,
     /// A quick build for iterating: zstd level 3 (unless --level is given)
-    /// and no dictionary for long text; larger files, several times faster.
+    /// and long text in zstd without a dictionary; larger files, several
+    /// times faster.
     #[arg(long)]
     pub fast: bool,
+    /// Codec of the long-text table's chunks [default: auto, or zstd with
+    /// --fast]. PPMd only with --codec auto and format version 2 (readers
+    /// before codec 3 reject it): otherwise zstd or the forced codec.
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub long_text_codec: Option<LongTextCodecArg>,
     /// Threads that encode and compress (default: every available core).
     /// The snapshot is byte-identical whatever the count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -173,6 +195,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         front_coding: !args.no_front_coding,
         long_text_row_order: !args.long_text_sorted && args.format_version.is_none_or(|v| v >= 2),
         based_streams: args.format_version.is_none_or(|v| v >= 2),
+        long_text_codec: match args.long_text_codec {
+            _ if args.format_version.is_some_and(|v| v < 2) => LongTextCodec::Zstd,
+            Some(LongTextCodecArg::Auto) => LongTextCodec::Auto,
+            Some(LongTextCodecArg::Ppmd) => LongTextCodec::Ppmd,
+            Some(LongTextCodecArg::Zstd) => LongTextCodec::Zstd,
+            None => base.long_text_codec,
+        },
         format_version: args.format_version.unwrap_or(base.format_version),
         threads: args.threads.map_or(0, usize::from),
         memory: usize::try_from(args.memory).unwrap_or(usize::MAX),
