@@ -9,7 +9,10 @@
 #   NO_BUDGET=1 ...                              # also --fast --memory 0 (no spills: the old build)
 #   NO_BUILD=1 ...                               # use the release binaries already built
 #
-# For each input, prints one line per preset (default, --fast): wall
+# For each input, prints one line per preset (default, --fast, and the long
+# text the other way: `--long-text-codec zstd` for the neovim file, whose
+# default is PPMd, `--long-text-codec ppmd` for generated issues, whose
+# default is zstd past 32 MiB of text): wall
 # seconds, MB/s of JSON, peak RSS (GNU time's "Maximum resident set size"),
 # output bytes. With DuckDB (`pip install duckdb`; PYTHON names the
 # interpreter), also its Parquet (zstd level 19) write of the same JSON.
@@ -74,6 +77,8 @@ file_input() {
   measure "$name" default "$bytes" "$BIN" build "$file" -o "$WORK/out.colsnap" --quiet $BUILD_ARGS
   # shellcheck disable=SC2086
   measure "$name" fast "$bytes" "$BIN" build "$file" -o "$WORK/out.colsnap" --quiet --fast $BUILD_ARGS
+  # shellcheck disable=SC2086
+  measure "$name" zstd-long "$bytes" "$BIN" build "$file" -o "$WORK/out.colsnap" --quiet --long-text-codec zstd $BUILD_ARGS
   if [ -n "${NO_BUDGET:-}" ]; then
     # shellcheck disable=SC2086
     measure "$name" fast-mem0 "$bytes" "$BIN" build "$file" -o "$WORK/out.colsnap" --quiet --fast $BUILD_ARGS --memory 0
@@ -90,7 +95,7 @@ fi
 # prints it on stderr) is read after the build.
 stream() {
   local name=$1 rows=$2
-  local presets="default fast"
+  local presets="default fast ppmd"
   [ -n "${NO_BUDGET:-}" ] && presets="$presets fast-mem0"
   [ "$rows" -le "$DUCKDB_ROWS" ] && "$PYTHON" -c 'import duckdb' 2>/dev/null && presets="$presets duckdb-19"
   for preset in $presets; do
@@ -98,6 +103,7 @@ stream() {
     case $preset in
       default) cmd="'$BIN' build - -o '$WORK/out.colsnap' --quiet $BUILD_ARGS" ;;
       fast) cmd="'$BIN' build - -o '$WORK/out.colsnap' --quiet --fast $BUILD_ARGS" ;;
+      ppmd) cmd="'$BIN' build - -o '$WORK/out.colsnap' --quiet --long-text-codec ppmd $BUILD_ARGS" ;;
       fast-mem0) cmd="'$BIN' build - -o '$WORK/out.colsnap' --quiet --fast $BUILD_ARGS --memory 0" ;;
       duckdb-19) cmd="'$PYTHON' -c \"\$DUCKDB_COPY\" '$WORK/gen.ndjson' '$WORK/out.parquet'" ;;
     esac
