@@ -4,6 +4,7 @@
 #   scripts/bench-build.sh                       # neovim issues + 1,000,000 generated issues
 #   ROWS=100000 scripts/bench-build.sh           # fewer generated issues
 #   STREAM_ROWS=10000000 scripts/bench-build.sh  # also a stream of 10M issues (default and --fast)
+#   PRESETS="default fast" ...                   # presets of the generated inputs (default: default fast ppmd)
 #   BUILD_ARGS="--threads 1" scripts/bench-build.sh
 #   BUILD_ARGS="--memory 256M" scripts/bench-build.sh  # another memory budget (default 1G)
 #   NO_BUDGET=1 ...                              # also --fast --memory 0 (no spills: the old build)
@@ -95,7 +96,7 @@ fi
 # prints it on stderr) is read after the build.
 stream() {
   local name=$1 rows=$2
-  local presets="default fast ppmd"
+  local presets=${PRESETS:-default fast ppmd}
   [ -n "${NO_BUDGET:-}" ] && presets="$presets fast-mem0"
   [ "$rows" -le "$DUCKDB_ROWS" ] && "$PYTHON" -c 'import duckdb' 2>/dev/null && presets="$presets duckdb-19"
   for preset in $presets; do
