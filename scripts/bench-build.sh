@@ -46,7 +46,7 @@ GEN=target/release/examples/gen_issues
 printf '%-22s %-9s %9s %9s %10s %14s\n' input preset seconds MB/s "RSS MB" "output bytes"
 row() {
   awk -v n="$1" -v p="$2" -v s="$3" -v j="$4" -v r="$5" -v o="$6" 'BEGIN {
-    printf "%-22s %-9s %9.2f %9.1f %10.1f %14d\n", n, p, s, j / 1e6 / s, r / 1024, o }'
+    printf "%-22s %-9s %9.2f %9.1f %10.1f %14.0f\n", n, p, s, j / 1e6 / s, r / 1024, o }'
 }
 # measure NAME PRESET JSON_BYTES COMMAND... : runs COMMAND under GNU time.
 measure() {
