@@ -607,7 +607,7 @@ pub const LARGE_LONG_TEXT: u64 = 256 << 20;
 
 /// The most zstd level of a long-text table of more than
 /// [`LARGE_LONG_TEXT`] bytes of text under [`LongTextCodec::Auto`]: 12, the
-/// last level before zstd's binary-tree match finders, five to seven times
+/// last level before zstd's binary-tree match finders, seven to nine times
 /// faster than 19 for 8-9% more long text (the `zstd` CLI on 5 MB of jira's
 /// long text: 774,892 bytes in 0.14 s against 718,204 in 1.23 s; neovim's
 /// 957,122 in 0.16 s against 884,869 in 1.46 s). Reading is as fast at

@@ -45,7 +45,7 @@ pub enum CodecArg {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LongTextCodecArg {
     /// PPMd when the table holds at most 32 MiB of text, else zstd; past
-    /// 256 MiB of text zstd at level 12 at most, five to seven times faster
+    /// 256 MiB of text zstd at level 12 at most, seven to nine times faster
     /// to build than 19 for 8-9% more long text (the default, except with
     /// --fast).
     Auto,
