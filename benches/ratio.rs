@@ -11,7 +11,8 @@
 //!
 //! It exits non-zero when a data set named in `benches/ratio-floors.json`
 //! compresses worse than its floor (minimum JSON/colsnap ratio, maximum
-//! colsnap/zstd-19 ratio). Compression is deterministic, so any drop below a
+//! colsnap/zstd-19 ratio) or its grid bytes pass their ceiling (maximum
+//! percent of the file). Compression is deterministic, so any drop below a
 //! floor is a real regression.
 
 use colsnap::model::{Kind, NodeName};
@@ -244,6 +245,12 @@ fn main() {
             if let Some(max) = f.get("max_vs_zstd19").and_then(Value::as_f64) {
                 if vs > max {
                     failures.push(format!("{name}: colsnap/zstd19 {vs:.4} > ceiling {max}"));
+                }
+            }
+            let share = 100.0 * grid as f64 / len as f64;
+            if let Some(max) = f.get("max_grid_percent").and_then(Value::as_f64) {
+                if share > max {
+                    failures.push(format!("{name}: grid bytes {share:.2}% > ceiling {max}%"));
                 }
             }
         }

@@ -31,7 +31,8 @@ use std::time::Instant;
 pub struct BuildOptions {
     /// Codec choice and level for every section.
     pub compress: CompressOptions,
-    /// Target raw bytes per chunk of the short-string table.
+    /// Target raw bytes per chunk of the short-string table (0, the
+    /// default: [`auto_chunk_size`] of the table's size).
     pub chunk_size: usize,
     /// Most raw bytes per chunk of the long-text table.
     pub long_chunk_size: usize,
@@ -69,6 +70,11 @@ pub struct BuildOptions {
     /// Most bytes of the zstd dictionary trained for a long-text table of
     /// at least 4 chunks (0: no dictionary).
     pub long_dict_size: usize,
+    /// Most bytes of the zstd dictionary trained for the short-string table
+    /// when it has at least [`SHORT_DICT_MIN_CHUNKS`] chunks and the
+    /// dictionary pays for itself (0: no dictionary; [`SHORT_DICT_SIZE`] by
+    /// default; at most a sixteenth of the table's raw chunks).
+    pub short_dict_size: usize,
     /// Input limits.
     pub limits: Limits,
     /// Receives the count of input bytes read so far (for progress bars).
@@ -107,7 +113,7 @@ impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             compress: CompressOptions::default(),
-            chunk_size: 64 << 10,
+            chunk_size: 0,
             long_chunk_size: 16 << 20,
             long_chunk_fetch: 1 << 20,
             long_text_min_avg: 256,
@@ -116,6 +122,7 @@ impl Default for BuildOptions {
             long_text_codec: LongTextCodec::Auto,
             based_streams: true,
             long_dict_size: 1 << 20,
+            short_dict_size: SHORT_DICT_SIZE,
             limits: Limits::default(),
             progress: None,
             threads: 0,
@@ -203,7 +210,10 @@ pub const FAST_LEVEL: i32 = 3;
 
 impl BuildOptions {
     /// The `--fast` preset: zstd level [`FAST_LEVEL`] (long text three
-    /// levels more, as always) and no trained dictionary. Larger snapshots,
+    /// levels more, as always) and no long-text dictionary (the short-string
+    /// table's is kept: its training is a few seconds of a million rows'
+    /// 50, and without it 1 KiB chunks store about half again as much: 196,591
+    /// bytes more on neovim's issues). Larger snapshots,
     /// several times faster to build; readers see no difference.
     pub fn fast() -> Self {
         BuildOptions {
@@ -779,6 +789,161 @@ fn train_dict(
         },
     })
 }
+
+/// How the short-string table is chunked, and its dictionary.
+struct ShortPlan {
+    chunk_size: usize,
+    dict: Option<Vec<u8>>,
+}
+
+/// The short-string table's [`ShortPlan`]: the chunk size asked for, or
+/// [`auto_chunk_size`] of its chunks' raw bytes (front-coded as the table
+/// will be), and its dictionary ([`train_short_dict`]).
+fn plan_short(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Result<ShortPlan> {
+    let chunk_size = match opts.chunk_size {
+        0 => {
+            let mut cb = ChunkBuilder::new(TablePolicy {
+                chunk_size: SHORT_CHUNK_MAX,
+                front_coding: opts.front_coding,
+            });
+            let mut raw = 0u64;
+            strings.visit(table, |_, s| {
+                if let Some((c, _)) = cb.push(s) {
+                    raw += c.len() as u64;
+                }
+                Ok(())
+            })?;
+            raw += cb.finish().map_or(0, |c| c.0.len() as u64);
+            auto_chunk_size(raw)
+        }
+        n => n,
+    };
+    let policy = TablePolicy {
+        chunk_size,
+        front_coding: opts.front_coding,
+    };
+    Ok(ShortPlan {
+        chunk_size,
+        dict: train_short_dict(strings, table, opts, policy)?,
+    })
+}
+
+/// The zstd dictionary of a short-string table (`policy`: its chunking), if
+/// one is wanted (`short_dict_size`, at least [`SHORT_DICT_MIN_CHUNKS`]
+/// chunks) and pays for itself on a spread sample of the chunks.
+fn train_short_dict(
+    strings: &Strings,
+    table: &SortedTable,
+    opts: &BuildOptions,
+    policy: TablePolicy,
+) -> Result<Option<Vec<u8>>> {
+    let size = opts.short_dict_size;
+    if size == 0 {
+        return Ok(None);
+    }
+    let budget = size.saturating_mul(SHORT_DICT_SAMPLE_FACTOR).max(1);
+    let estimate = table.text_bytes as usize + 2 * table.len;
+    let step = estimate.div_ceil(budget).max(1);
+    let mut cb = ChunkBuilder::new(policy);
+    let (mut n_chunks, mut total) = (0usize, 0usize);
+    let mut samples: Vec<u8> = Vec::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut seen = |c: Vec<u8>| {
+        if n_chunks % step == 0 {
+            samples.extend_from_slice(&c);
+            sizes.push(c.len());
+        }
+        n_chunks += 1;
+        total += c.len();
+    };
+    strings.visit(table, |_, s| {
+        if let Some((c, _)) = cb.push(s) {
+            seen(c);
+        }
+        Ok(())
+    })?;
+    if let Some((c, _)) = cb.finish() {
+        seen(c);
+    }
+    if n_chunks < SHORT_DICT_MIN_CHUNKS {
+        return Ok(None);
+    }
+    let size = size.min(total / 16).max(256);
+    let Ok(dict) = zstd::dict::from_continuous(&samples, &sizes, size) else {
+        return Ok(None);
+    };
+    // Pays for itself: the sampled chunks' savings, scaled to the table,
+    // exceed the dictionary's stored bytes.
+    let o = opts.compress;
+    let stored = compress::compress(&dict, &o, None)?.1.len();
+    let prepared = compress::EncoderDict::new(&dict, o.level);
+    let mut offsets = Vec::with_capacity(sizes.len());
+    let mut at = 0;
+    for &n in &sizes {
+        offsets.push(at..at + n);
+        at += n;
+    }
+    let pick: Vec<_> = offsets
+        .iter()
+        .step_by(offsets.len().div_ceil(SHORT_DICT_TRIAL_CHUNKS).max(1))
+        .cloned()
+        .collect();
+    let threads = effective_threads(opts.threads);
+    let lens = par_map(threads, &pick, |r| -> Result<(usize, usize)> {
+        let c = &samples[r.clone()];
+        Ok((
+            compress::compress(c, &o, None)?.1.len(),
+            compress::compress_prepared(c, &o, &prepared)?.1.len(),
+        ))
+    });
+    let (mut plain, mut with) = (0u128, 0u128);
+    for l in lens {
+        let (p, w) = l?;
+        plain += p as u128;
+        with += w as u128;
+    }
+    let saved = plain.saturating_sub(with) * n_chunks as u128 / pick.len().max(1) as u128;
+    Ok((saved > stored as u128).then_some(dict))
+}
+
+/// Short-string tables with fewer chunks get no dictionary.
+pub const SHORT_DICT_MIN_CHUNKS: usize = 8;
+/// Default [`BuildOptions::short_dict_size`]: 32 KiB (neovim's issues at
+/// 1 KiB chunks: 16 KiB stores 18 KB more, 64 KiB 11 KB less but the grid
+/// fetches it whole).
+pub const SHORT_DICT_SIZE: usize = 32 << 10;
+
+/// A short-string table of at most this many raw bytes is one chunk.
+pub const SHORT_ONE_CHUNK: u64 = 64 << 10;
+/// Smallest automatic chunk of the short-string table.
+pub const SHORT_CHUNK_MIN: usize = 1 << 10;
+/// Largest automatic chunk of the short-string table (a short string is
+/// reached by decoding at most this many bytes).
+pub const SHORT_CHUNK_MAX: usize = 64 << 10;
+/// Automatic chunks grow past [`SHORT_CHUNK_MIN`] to keep a table within
+/// about this many chunks (the footer holds a directory entry and the
+/// index a separator for each).
+pub const SHORT_CHUNKS_TARGET: u64 = 1 << 16;
+
+/// The automatic chunk size of a short-string table of `raw` bytes of
+/// chunks ([`BuildOptions::chunk_size`] 0): one chunk up to
+/// [`SHORT_ONE_CHUNK`], else the table over [`SHORT_CHUNKS_TARGET`] chunks,
+/// rounded up to a power of two, within [`SHORT_CHUNK_MIN`] and
+/// [`SHORT_CHUNK_MAX`]. Small chunks let a page of rows decode the few
+/// strings it shows instead of most of the table (SPEC.md 7.3).
+pub fn auto_chunk_size(raw: u64) -> usize {
+    if raw <= SHORT_ONE_CHUNK {
+        return SHORT_CHUNK_MAX;
+    }
+    let each = raw.div_ceil(SHORT_CHUNKS_TARGET).next_power_of_two();
+    (each.min(SHORT_CHUNK_MAX as u64) as usize).max(SHORT_CHUNK_MIN)
+}
+/// A short-string dictionary is trained on about this many times its size
+/// of chunks (every k-th chunk).
+const SHORT_DICT_SAMPLE_FACTOR: usize = 100;
+/// Chunks compressed with and without the dictionary to decide whether it
+/// pays for itself.
+const SHORT_DICT_TRIAL_CHUNKS: usize = 64;
 
 /// What [`train_dict`] found: the dictionary kept, with its stored bytes
 /// at the long-text level ([`long_opts`]), and the first chunk's raw,
@@ -1963,15 +2128,23 @@ fn write_snapshot<W: Write>(
         }
     };
     // Every node's streams are encoded and compressed apart (in parallel),
-    // then written in node order; the long-text table's dictionary is
-    // trained meanwhile (job `None`, first so that it starts at once).
-    let mut jobs: Vec<Option<usize>> = Vec::with_capacity(b.nodes.len() + 1);
-    if n_tables > 1 {
-        jobs.push(None);
+    // then written in node order; the string tables' dictionaries are
+    // trained meanwhile (the lead jobs, first so that they start at once).
+    enum Job {
+        Long,
+        Short,
+        Node(usize),
     }
-    jobs.extend((0..b.nodes.len()).map(Some));
+    let mut jobs: Vec<Job> = Vec::with_capacity(b.nodes.len() + 2);
+    if n_tables > 1 {
+        jobs.push(Job::Long);
+    }
+    jobs.push(Job::Short);
+    let lead = jobs.len();
+    jobs.extend((0..b.nodes.len()).map(Job::Node));
     enum Done {
         Dict(LongPlan),
+        Short(ShortPlan),
         Node(Box<Result<(NodeMeta, Vec<Packed>)>>),
     }
     // Nodes are encoded in parallel while their estimated peaks fit a
@@ -2046,7 +2219,6 @@ fn write_snapshot<W: Write>(
         metas.push(meta);
         Ok(())
     };
-    let lead = usize::from(n_tables > 1);
     let led = par_map_ordered(
         threads,
         &jobs,
@@ -2054,17 +2226,21 @@ fn write_snapshot<W: Write>(
         2 * threads,
         |job| -> Result<Done> {
             Ok(match *job {
-                None => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
-                Some(i) => Done::Node(Box::new(encode_node(i, true))),
+                Job::Long => Done::Dict(plan_long(&b.strings, &sorted[1], opts)?),
+                Job::Short => Done::Short(plan_short(&b.strings, &sorted[0], opts)?),
+                Job::Node(i) => Done::Node(Box::new(encode_node(i, true))),
             })
         },
         &mut emit_node,
     )?;
     memtrace::mark("node streams encoded");
     let mut long_plan = None;
+    let mut short_plan = None;
     for d in led {
-        if let Done::Dict(d) = d? {
-            long_plan = Some(d);
+        match d? {
+            Done::Dict(d) => long_plan = Some(d),
+            Done::Short(d) => short_plan = Some(d),
+            Done::Node(_) => {}
         }
     }
     memtrace::mark("node streams written");
@@ -2079,6 +2255,13 @@ fn write_snapshot<W: Write>(
         // dictionary (SPEC.md section 7: it wins from 4 chunks on); its
         // chunks are cut to fit the fetch bound (`long_chunk_fetch`).
         let plan = if long { long_plan.take() } else { None };
+        let short_dict = match short_plan.take() {
+            Some(p) if !long => {
+                policy.chunk_size = p.chunk_size;
+                p.dict
+            }
+            _ => None,
+        };
         let mut first_group = 1;
         let mut packed_dict = None;
         let (dict, fill) = match plan {
@@ -2101,7 +2284,7 @@ fn write_snapshot<W: Write>(
                 (plan.dict, fill)
             }
             None => (
-                None,
+                short_dict,
                 FillPlan {
                     fills: false,
                     cap: usize::MAX,
@@ -2816,6 +2999,25 @@ mod tests {
 
     /// Jobs run together only while their bytes fit the gate; one larger
     /// than the gate runs alone; every job runs.
+    #[test]
+    fn auto_chunk_size_is_one_chunk_then_small_then_bounded_in_count() {
+        assert_eq!(auto_chunk_size(0), SHORT_CHUNK_MAX);
+        assert_eq!(auto_chunk_size(SHORT_ONE_CHUNK), SHORT_CHUNK_MAX);
+        // Past one chunk: 1 KiB until the table would pass 65,536 chunks.
+        assert_eq!(auto_chunk_size(SHORT_ONE_CHUNK + 1), SHORT_CHUNK_MIN);
+        assert_eq!(auto_chunk_size(1_622_001), 1 << 10); // neovim's issues
+        assert_eq!(auto_chunk_size(64 << 20), 1 << 10);
+        assert_eq!(auto_chunk_size((64 << 20) + 1), 2 << 10);
+        assert_eq!(auto_chunk_size(125_349_306), 2 << 10); // a million generated
+        assert_eq!(auto_chunk_size(2 << 30), 32 << 10);
+        assert_eq!(auto_chunk_size(u64::MAX), SHORT_CHUNK_MAX);
+        for raw in [100_000u64, 10 << 20, 300 << 20, 4 << 30] {
+            let c = auto_chunk_size(raw) as u64;
+            assert!(c.is_power_of_two());
+            assert!(raw.div_ceil(c) <= SHORT_CHUNKS_TARGET, "{raw}");
+        }
+    }
+
     #[test]
     fn mem_gate_bounds_what_runs_at_once() {
         use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -43,8 +43,10 @@ fn dir() -> PathBuf {
 fn forced(c: Codec) -> BuildOptions {
     BuildOptions {
         chunk_size: 96,
-        // The files predate row-ordered long text (SPEC.md 7.6).
+        // The files predate row-ordered long text (SPEC.md 7.6) and
+        // table 0's dictionary (7.5).
         long_text_row_order: false,
+        short_dict_size: 0,
         compress: CompressOptions {
             choice: CodecChoice::Force(c),
             level: 19,
@@ -75,14 +77,23 @@ fn front_chunks() -> BuildOptions {
         ..forced(Codec::None)
     }
 }
+fn strings_dict() -> BuildOptions {
+    BuildOptions {
+        chunk_size: 256,
+        short_dict_size: 32 << 10,
+        ..forced(Codec::Zstd)
+    }
+}
 fn long_dict() -> BuildOptions {
     BuildOptions {
         long_chunk_size: 512,
         chunk_size: 256,
         long_text_min_avg: 64,
         long_text_row_order: false,
-        // The files predate PPMd long text (codec 3).
+        // The files predate PPMd long text (codec 3) and table 0's
+        // dictionary (SPEC.md 7.5).
         long_text_codec: LongTextCodec::Zstd,
+        short_dict_size: 0,
         ..Default::default()
     }
 }
@@ -306,6 +317,29 @@ fn strings() -> String {
         .iter()
         .enumerate()
         .map(|(i, w)| json!({"s": w, "again": words[(i * 5) % words.len()]}))
+        .collect();
+    ndjson(&rows)
+}
+
+/// Many short strings sharing words and URL prefixes: a table 0 of many
+/// small chunks that share a dictionary.
+fn strings_many() -> String {
+    let mut r = Lcg(7);
+    let words = [
+        "crash", "when", "opening", "large", "file", "fix", "typo", "in", "docs", "add", "support",
+        "for", "unicode", "paths", "build", "fails", "on", "windows",
+    ];
+    let rows: Vec<Value> = (0..160u64)
+        .map(|i| {
+            let title: Vec<&str> = (0..3 + r.next(5))
+                .map(|_| words[r.next(18) as usize])
+                .collect();
+            json!({
+                "title": title.join(" "),
+                "url": format!("https://example.com/repos/acme/widgets/issues/{}", 1000 + i * 7),
+                "user": format!("https://example.com/users/{}", NAMES[r.next(8) as usize]),
+            })
+        })
         .collect();
     ndjson(&rows)
 }
@@ -719,6 +753,13 @@ const CASES: &[Case] = &[
         stem: "parent-masked",
         opts: codec_none,
         input: parent_masked,
+        post: None,
+    },
+    Case {
+        name: "strings-dict",
+        stem: "strings-dict",
+        opts: strings_dict,
+        input: strings_many,
         post: None,
     },
     Case {
@@ -1169,5 +1210,21 @@ fn dump() {
             }
         }
         println!("  footer raw: {}", hex(&f.to_bytes(), 400));
+    }
+}
+
+/// `strings-dict` is what it says: a front-coded table 0 of several chunks
+/// with a dictionary, in both versions.
+#[test]
+fn strings_dict_has_a_front_coded_table_0_with_a_dictionary() {
+    ready();
+    for v in VERSIONS {
+        let c = CASES.iter().find(|c| c.name == "strings-dict").unwrap();
+        let snap = Snapshot::open(snapshot_path(c, v)).unwrap();
+        let t = &snap.footer().tables[0];
+        assert!(t.flags & TABLE_FRONT_CODED != 0 && t.flags & TABLE_LONG_TEXT == 0);
+        assert!(t.chunk_counts.len() >= 8, "{} chunks", t.chunk_counts.len());
+        let d = t.dict_section.expect("a dictionary");
+        assert_eq!(snap.footer().sections[d as usize].role, Role::StrDict as u8);
     }
 }

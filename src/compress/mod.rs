@@ -434,6 +434,13 @@ thread_local! {
     /// afresh in it, so reuse changes no output).
     static BARE_DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+    /// Each thread's context with the dictionary it last loaded, and a copy
+    /// of that dictionary: a table's chunks are decoded one after another
+    /// with the same dictionary, and loading it (its entropy tables and
+    /// content) costs more than decoding a 1 KiB chunk. Reused only for the
+    /// same bytes (compared whole, never by address).
+    static DICT_DCTX: std::cell::RefCell<Option<(Vec<u8>, zstd::bulk::Decompressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// zstd decompression with the C library: `stored` into at most `raw_len`
@@ -458,9 +465,18 @@ fn zstd_decompress(
         // Capacity is the declared raw length: a frame that expands
         // further is an error, never a bigger allocation.
         match dict {
-            Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict)
-                .and_then(|mut d| d.decompress(stored, raw_len))
-                .map_err(|e| e.to_string()),
+            Some(dict) => DICT_DCTX.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                let d = match slot.as_mut() {
+                    Some((d, ctx)) if d[..] == dict[..] => ctx,
+                    _ => {
+                        let ctx = zstd::bulk::Decompressor::with_dictionary(dict)
+                            .map_err(|e| e.to_string())?;
+                        &mut slot.insert((dict.to_vec(), ctx)).1
+                    }
+                };
+                d.decompress(stored, raw_len).map_err(|e| e.to_string())
+            }),
             // Without a dictionary, this thread's context, made once (a
             // page decodes a few hundred sections on each thread).
             None => BARE_DCTX.with(|slot| {
@@ -529,10 +545,54 @@ fn ruzstd_decompress_parts(
     raw_len: usize,
     dict: Option<&[u8]>,
 ) -> std::result::Result<Vec<u8>, String> {
-    use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
-    use ruzstd::decoding::{BlockDecodingStrategy, Dictionary, FrameDecoder};
+    use ruzstd::decoding::{Dictionary, FrameDecoder};
+    let Some(d) = dict else {
+        return ruzstd_frames(&mut FrameDecoder::new(), None, head, stored, raw_len);
+    };
+    // The thread's decoder with this dictionary (the same bytes), or a new
+    // one; kept again after a frame decoded without error.
+    let cached = RUZSTD_DICT_DEC
+        .with(|s| s.borrow_mut().take())
+        .filter(|c| c.0[..] == d[..]);
+    let (bytes, id, mut dec) = match cached {
+        Some(c) => c,
+        None => {
+            let dd = Dictionary::decode_dict(d).map_err(|e| format!("dictionary: {e}"))?;
+            let id = dd.id;
+            let mut dec = FrameDecoder::new();
+            dec.add_dict(dd).map_err(|e| e.to_string())?;
+            (d.to_vec(), id, dec)
+        }
+    };
+    let out = ruzstd_frames(&mut dec, Some(id), head, stored, raw_len)?;
+    RUZSTD_DICT_DEC.with(|s| *s.borrow_mut() = Some((bytes, id, dec)));
+    Ok(out)
+}
 
-    let mut dec = FrameDecoder::new();
+#[cfg(any(feature = "ruzstd", test))]
+thread_local! {
+    /// Each thread's pure-Rust decoder with the dictionary it last loaded
+    /// (its bytes and id): a table's chunks are decoded one after another
+    /// with one dictionary, and decoding it costs more than a 1 KiB chunk.
+    static RUZSTD_DICT_DEC: std::cell::RefCell<
+        Option<(Vec<u8>, u32, ruzstd::decoding::FrameDecoder)>,
+    > = const { std::cell::RefCell::new(None) };
+}
+
+/// The frames of `head` then `stored` decoded by `dec` (with dictionary
+/// `dict_id` forced onto each) into at most `raw_len + 1` bytes.
+#[cfg(any(feature = "ruzstd", test))]
+#[cfg_attr(any(feature = "write", not(feature = "ruzstd")), allow(dead_code))] // tests compare
+fn ruzstd_frames(
+    dec: &mut ruzstd::decoding::FrameDecoder,
+    dict_id: Option<u32>,
+    head: &[u8],
+    stored: &[u8],
+    raw_len: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    use ruzstd::decoding::BlockDecodingStrategy;
+    use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+
     // A frame's window is what it keeps in memory; the writer's frames
     // declare their content size, so their window is at most that.
     dec.set_max_window_size(
@@ -540,15 +600,6 @@ fn ruzstd_decompress_parts(
             .saturating_mul(2)
             .clamp(1 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE),
     );
-    let dict_id = match dict {
-        Some(d) => {
-            let d = Dictionary::decode_dict(d).map_err(|e| format!("dictionary: {e}"))?;
-            let id = d.id;
-            dec.add_dict(d).map_err(|e| e.to_string())?;
-            Some(id)
-        }
-        None => None,
-    };
     let cap = raw_len.saturating_add(1);
     let mut out = Vec::with_capacity(raw_len.min(plausible_len(stored.len())));
     let (mut head, mut input) = (head, stored);
@@ -841,6 +892,49 @@ mod tests {
             assert!(decompress(Codec::Zstd, &sa, a.len() - 1, None, "t").is_err());
             assert_eq!(decompress(Codec::Zstd, &sb, b.len(), None, "t").unwrap(), b);
             assert_eq!(decompress(Codec::Zstd, &sa, a.len(), None, "t").unwrap(), a);
+        }
+    }
+
+    /// The thread's dictionary context is reused only for the same
+    /// dictionary bytes: frames of two dictionaries decoded in turn, and a
+    /// failed frame between them, each decode as they would alone.
+    #[test]
+    fn a_reused_dictionary_context_is_keyed_by_the_dictionary_bytes() {
+        let samples: Vec<Vec<u8>> = (0..400u32)
+            .map(|i| {
+                format!("https://example.com/repos/acme/widgets/issues/{i}/comments").into_bytes()
+            })
+            .collect();
+        let other: Vec<Vec<u8>> = (0..400u32)
+            .map(|i| format!("user-{}-login-{}", i * 13 % 97, i % 7).into_bytes())
+            .collect();
+        let d1 = zstd::dict::from_samples(&samples, 1024).unwrap();
+        let d2 = zstd::dict::from_samples(&other, 1024).unwrap();
+        assert_ne!(d1, d2);
+        let o = CompressOptions {
+            choice: CodecChoice::Force(Codec::Zstd),
+            level: 19,
+        };
+        let a = samples[7..40].concat();
+        let b = other[3..50].concat();
+        let (_, sa) = compress(&a, &o, Some(&d1)).unwrap();
+        let (_, sb) = compress(&b, &o, Some(&d2)).unwrap();
+        let mut damaged = sa.clone();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 0x5a;
+        // The C library's context and the pure-Rust decoder (the
+        // browser's) keep one each.
+        let c = |s: &[u8], n: usize, d: &[u8]| zstd_decompress(&[], s, n, Some(d)).ok();
+        let r = |s: &[u8], n: usize, d: &[u8]| ruzstd_decompress(s, n, Some(d)).ok();
+        for dec in [c, r] {
+            for _ in 0..2 {
+                assert_eq!(dec(&sa, a.len(), &d1), Some(a.clone()));
+                assert!(dec(&damaged, a.len(), &d1) != Some(a.clone()));
+                assert_eq!(dec(&sb, b.len(), &d2), Some(b.clone()));
+                // The wrong dictionary never decodes to the right bytes.
+                assert!(dec(&sa, a.len(), &d2) != Some(a.clone()));
+                assert_eq!(dec(&sa, a.len(), &d1), Some(a.clone()));
+            }
         }
     }
 

@@ -90,7 +90,10 @@ pub struct Args {
     /// The snapshot is byte-identical whatever the count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Target raw bytes per string chunk (e.g. 65536, 64K, 1M).
+    /// Target raw bytes per chunk of the short-string table (e.g. 65536,
+    /// 64K, 1M). Default: one chunk up to 64 KiB, else 1 KiB chunks, larger
+    /// past 64 MiB so that a table stays within about 65,536 chunks (at most
+    /// 64 KiB); they share a trained dictionary from 8 chunks on.
     #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
     pub chunk_size: Option<usize>,
     /// Most raw bytes per chunk of the long-text table.
