@@ -420,3 +420,38 @@ fn interrupted_build_removes_its_spill_files() {
         assert_eq!(entries(dir.path()), 1, "{sig}: no temporary output");
     }
 }
+
+/// The automatic chunk size of table 0 and its dictionary (SPEC.md 7.3,
+/// 7.5) are planned from the spilled runs as from memory: the same bytes
+/// under a tiny budget, with one thread or two.
+#[test]
+fn automatic_short_chunks_and_their_dictionary_do_not_depend_on_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = generated(1000);
+    let auto = |threads: usize, memory: usize| BuildOptions {
+        threads,
+        memory,
+        tmp_dir: Some(tmp.path().to_path_buf()),
+        ..BuildOptions::default()
+    };
+    let (reference, runs) = build_counting(&input, &auto(2, BuildOptions::default().memory));
+    assert_eq!(runs, 0);
+    let snap = Snapshot::from_bytes(reference.clone()).unwrap();
+    let t0 = &snap.footer().tables[0];
+    assert!(
+        t0.chunk_counts.len() >= 64,
+        "{} chunks",
+        t0.chunk_counts.len()
+    );
+    assert!(t0.dict_section.is_some());
+    for threads in [1, 2] {
+        let (bytes, runs) = build_counting(&input, &auto(threads, 16 << 10));
+        assert!(runs >= 2, "{runs} runs");
+        assert!(
+            bytes == reference,
+            "{threads} threads: {} bytes",
+            bytes.len()
+        );
+        assert_eq!(entries(tmp.path()), 0, "spill files removed");
+    }
+}

@@ -163,6 +163,9 @@ pub struct TableReport {
     pub long_text: bool,
     /// Chunks are front-coded.
     pub front_coded: bool,
+    /// Stored bytes of the zstd dictionary its chunks share (0: none;
+    /// included in `stored_bytes`).
+    pub dictionary_bytes: u64,
     /// The first N strings, with `--strings N` (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_strings: Option<Vec<String>>,
@@ -276,6 +279,7 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
             ratio: ratio(raw, stored),
             long_text: m.flags & format::footer::TABLE_LONG_TEXT != 0,
             front_coded: m.flags & format::footer::TABLE_FRONT_CODED != 0,
+            dictionary_bytes: m.dict_section.map_or(0, |d| entry(d).stored_len as u64),
             first_strings,
         });
     }
@@ -573,14 +577,7 @@ fn tables_and_totals(r: &Report) -> String {
     let mut out = String::new();
 
     let headers: Vec<String> = [
-        "string table",
-        "strings",
-        "chunks",
-        "raw",
-        "stored",
-        "ratio",
-        "long text",
-        "front coded",
+        "table", "strings", "chunks", "raw", "stored", "ratio", "layout", "dict",
     ]
     .map(String::from)
     .to_vec();
@@ -593,11 +590,19 @@ fn tables_and_totals(r: &Report) -> String {
             common::thousands(s.raw_bytes),
             common::thousands(s.stored_bytes),
             format!("{:.2}", s.ratio),
-            if s.long_text { "yes" } else { "no" }.to_string(),
-            if s.front_coded { "yes" } else { "no" }.to_string(),
+            match (s.long_text, s.front_coded) {
+                (true, _) => "long text",
+                (false, true) => "front-coded",
+                (false, false) => "plain",
+            }
+            .to_string(),
+            match s.dictionary_bytes {
+                0 => "-".to_string(),
+                n => common::thousands(n),
+            },
         ]);
     }
-    out.push_str(&common::fit_table(&headers, &rows, &[1, 2, 3, 4, 5]));
+    out.push_str(&common::fit_table(&headers, &rows, &[1, 2, 3, 4, 5, 7]));
     for s in &r.string_tables {
         if let Some(first) = &s.first_strings {
             out.push_str(&format!(
