@@ -848,10 +848,15 @@ fn train_short_dict(
     let (mut n_chunks, mut total) = (0usize, 0usize);
     let mut samples: Vec<u8> = Vec::new();
     let mut sizes: Vec<usize> = Vec::new();
+    // Chunks the dictionary is tried on: when it is trained on a sample,
+    // chunks between the samples (not trained on), else the table's own.
+    let mut held_out: Vec<Vec<u8>> = Vec::new();
     let mut seen = |c: Vec<u8>| {
         if n_chunks % step == 0 {
             samples.extend_from_slice(&c);
             sizes.push(c.len());
+        } else if n_chunks % step == step / 2 {
+            held_out.push(c.clone());
         }
         n_chunks += 1;
         total += c.len();
@@ -872,25 +877,30 @@ fn train_short_dict(
     let Ok(dict) = zstd::dict::from_continuous(&samples, &sizes, size) else {
         return Ok(None);
     };
-    // Pays for itself: the sampled chunks' savings, scaled to the table,
+    // Pays for itself: the tried chunks' savings, scaled to the table,
     // exceed the dictionary's stored bytes.
     let o = opts.compress;
     let stored = compress::compress(&dict, &o, None)?.1.len();
     let prepared = compress::EncoderDict::new(&dict, o.level);
-    let mut offsets = Vec::with_capacity(sizes.len());
-    let mut at = 0;
-    for &n in &sizes {
-        offsets.push(at..at + n);
-        at += n;
-    }
-    let pick: Vec<_> = offsets
+    let tried: Vec<&[u8]> = if held_out.is_empty() {
+        let mut at = 0;
+        sizes
+            .iter()
+            .map(|&n| {
+                at += n;
+                &samples[at - n..at]
+            })
+            .collect()
+    } else {
+        held_out.iter().map(Vec::as_slice).collect()
+    };
+    let pick: Vec<&[u8]> = tried
         .iter()
-        .step_by(offsets.len().div_ceil(SHORT_DICT_TRIAL_CHUNKS).max(1))
-        .cloned()
+        .step_by(tried.len().div_ceil(SHORT_DICT_TRIAL_CHUNKS).max(1))
+        .copied()
         .collect();
     let threads = effective_threads(opts.threads);
-    let lens = par_map(threads, &pick, |r| -> Result<(usize, usize)> {
-        let c = &samples[r.clone()];
+    let lens = par_map(threads, &pick, |c| -> Result<(usize, usize)> {
         Ok((
             compress::compress(c, &o, None)?.1.len(),
             compress::compress_prepared(c, &o, &prepared)?.1.len(),

@@ -213,3 +213,18 @@ fn truncated_files_on_disk_are_clean_errors() {
         assert!(r.is_err(), "length {n} accepted");
     }
 }
+
+/// A short-string table whose chunks share a dictionary (the conformance
+/// file `strings-dict`, both versions): damage to the dictionary or to any
+/// chunk is detected, and reading never panics.
+#[test]
+fn short_table_dictionary_damage_is_detected() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/conformance");
+    for file in ["strings-dict.colsnap", "v2/strings-dict.colsnap"] {
+        let bytes = std::fs::read(format!("{dir}/{file}")).expect("conformance file");
+        let s = Snapshot::from_bytes(bytes.clone()).expect("open");
+        assert!(s.footer().tables[0].dict_section.is_some());
+        flip_every_byte(&bytes, &format!("{file}, xor 0xFF"), |b| b ^ 0xFF);
+        flip_every_byte(&bytes, &format!("{file}, xor 0x01"), |b| b ^ 0x01);
+    }
+}
