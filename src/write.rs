@@ -852,14 +852,14 @@ fn train_short_dict(
     // chunks between the samples (not trained on), else the table's own.
     let mut held_out: Vec<Vec<u8>> = Vec::new();
     let mut seen = |c: Vec<u8>| {
+        total += c.len();
         if n_chunks % step == 0 {
             samples.extend_from_slice(&c);
             sizes.push(c.len());
         } else if n_chunks % step == step / 2 {
-            held_out.push(c.clone());
+            held_out.push(c);
         }
         n_chunks += 1;
-        total += c.len();
     };
     strings.visit(table, |_, s| {
         if let Some((c, _)) = cb.push(s) {
@@ -948,6 +948,7 @@ pub fn auto_chunk_size(raw: u64) -> usize {
     let each = raw.div_ceil(SHORT_CHUNKS_TARGET).next_power_of_two();
     (each.min(SHORT_CHUNK_MAX as u64) as usize).max(SHORT_CHUNK_MIN)
 }
+
 /// A short-string dictionary is trained on about this many times its size
 /// of chunks (every k-th chunk).
 const SHORT_DICT_SAMPLE_FACTOR: usize = 100;
