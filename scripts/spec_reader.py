@@ -185,7 +185,7 @@ class Snap:
             if e == 11:  # based (4.9): the source's payload at the same item plus a delta
                 r = R(raw); src = r.var(); ds = [r.zz() for _ in range(count)]
                 assert r.done()
-                want, field = {4: (7, 'str'), 5: (8, 'secs')}[stream]
+                want, field = {1: (4, 'int'), 4: (7, 'str'), 5: (8, 'secs')}[stream]
                 sd = s.node(src); it = iter(ds)
                 return [sd[field][sd['rank'][j]] + next(it) for j, k in enumerate(kinds) if k == want]
             return s.values(e, raw, count, kind)

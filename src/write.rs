@@ -1984,7 +1984,12 @@ fn node_mem_estimate(b: &ColumnsBuilder, i: usize, level: i32) -> usize {
         8 * domain + 15 * times
     } else {
         0
-    } + if strs > 0 { 4 * domain + 15 * strs } else { 0 };
+    } + if strs > 0 { 4 * domain + 15 * strs } else { 0 }
+        + if ints > 0 && strs == 0 && times == 0 {
+            16 * domain + 15 * ints
+        } else {
+            0
+        };
     let work = 9 * domain + 16 * ints.max(strs) + 24 * times + bases;
     let zstd = if level >= TRIAL_FROM_LEVEL {
         96 << 20
@@ -2126,6 +2131,14 @@ fn write_snapshot<W: Write>(
     .into_iter()
     .collect::<Result<Vec<usize>>>()?;
     memtrace::mark("distinct ids");
+    let sketches = if opts.based_streams {
+        par_map(threads, &all, |&i| int_sketch(b, i))
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        vec![Vec::new(); b.nodes.len()]
+    };
+    memtrace::mark("integer sketches");
     let policy_of = |t: usize| {
         let long = t == 1;
         TablePolicy {
@@ -2187,6 +2200,7 @@ fn write_snapshot<W: Write>(
                 mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
                 based_times(b, &n, i, &domains, opts)?,
                 based_strs(b, &n, i, &domains, &distinct_ids, &table_of, opts)?,
+                based_ints(b, &n, i, &domains, &sketches)?,
             ]
         } else {
             Default::default()
@@ -2762,6 +2776,115 @@ fn based_strs(
     Ok(best.into_encoded())
 }
 
+/// Items of a column of integers sampled to rank its possible bases
+/// ([`based_ints`]).
+const INT_SKETCH: usize = 64;
+
+/// Whether node `n` may take part in a `based` ints stream (as the node or
+/// its base): it has no strings or timestamps, so it has no string-id or
+/// ts-secs stream, and no other stream names it as a source (string-id
+/// streams and the ints of nodes with strings name string nodes; ts-secs
+/// streams name nodes without ints). Ranked by integers among themselves,
+/// such streams close no cycle with the others.
+fn inty(n: &NodeBuf) -> bool {
+    n.n_strs() == 0 && n.n_times() == 0
+}
+
+/// The integers (or `None`) at [`INT_SKETCH`] items spread over node `i`'s
+/// domain, for a node that may be based ([`inty`], with 16 integers or
+/// more); empty for any other node.
+fn int_sketch(b: &ColumnsBuilder, i: usize) -> Result<Vec<Option<i64>>> {
+    let n = &b.nodes[i];
+    if i == 0 || !inty(n) || n.n_ints() < 16 {
+        return Ok(Vec::new());
+    }
+    let dense = b.dense_ints(i)?;
+    let k = INT_SKETCH.min(dense.len());
+    Ok((0..k).map(|j| dense[j * dense.len() / k]).collect())
+}
+
+/// Varint bytes of `v` zigzagged.
+fn zigzag_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// `based` encodings of node `i`'s integers (SPEC.md 4.9): their
+/// differences from the integers of another node of the same domain that
+/// has an integer at every item where `n` has one (`forks` and
+/// `forks_count`, a repository owner's id and the pull request author's).
+/// Both are [`inty`]; a base ranks before the node by (more integers, then
+/// lower index), a strict order, so based streams form no cycle. Of the
+/// nodes whose sampled items ([`int_sketch`]) are all integers where the
+/// node's are, and whose differences there take fewer varint bytes than
+/// the node's own values, the [`BASE_CANDIDATES`] with the most close
+/// samples are tried, then [`BASE_KEEP`] compared by compressed size, and
+/// only if their differences take fewer varint bytes than the node's own
+/// values (or their steps) do.
+fn based_ints(
+    b: &ColumnsBuilder,
+    n: &NodeBuf,
+    i: usize,
+    domains: &[u32],
+    sketches: &[Vec<Option<i64>>],
+) -> Result<Vec<Vec<u8>>> {
+    let mine = &sketches[i];
+    if mine.is_empty() || n.ints.len() < 16 {
+        return Ok(Vec::new());
+    }
+    let rank = |c: usize| (std::cmp::Reverse(b.nodes[c].n_ints()), c);
+    let own: usize = mine.iter().flatten().map(|&v| zigzag_len(v)).sum();
+    let mut below: Vec<(usize, usize)> = (1..b.nodes.len())
+        .filter(|&c| {
+            c != i
+                && domains[c] == domains[i]
+                && b.nodes[c].domain_len == n.domain_len
+                && sketches[c].len() == mine.len()
+                && rank(c) < rank(i)
+        })
+        .filter_map(|c| {
+            let (mut close, mut cost) = (0, 0);
+            for (a, t) in mine.iter().zip(&sketches[c]) {
+                match (a, t) {
+                    (Some(_), None) => return None,
+                    (Some(a), Some(t)) => {
+                        let d = a.wrapping_sub(*t);
+                        close += usize::from(d.unsigned_abs() < 64);
+                        cost += zigzag_len(d);
+                    }
+                    _ => {}
+                }
+            }
+            (cost < own).then_some((c, close))
+        })
+        .collect();
+    below.sort_by_key(|&(c, close)| (std::cmp::Reverse(close), c.abs_diff(i), c));
+    below.truncate(BASE_CANDIDATES);
+    if below.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The node's own values take this many varint bytes, as themselves or
+    // as steps (the two plain candidates).
+    let (mut plain, mut steps, mut prev) = (0usize, 0usize, 0i64);
+    for &v in &n.ints {
+        plain += zigzag_len(v);
+        steps += zigzag_len(v.wrapping_sub(prev));
+        prev = v;
+    }
+    let mut best = BestBases::default();
+    for (c, _) in below {
+        let base = b.dense_ints(c)?;
+        best.offer(
+            c,
+            kind_values(n, Kind::Int).map(|(ix, v)| {
+                let at = (*base.get(ix as usize)?)?;
+                v.checked_sub(at)
+            }),
+        );
+    }
+    Ok(best.into_encoded_under(plain.min(steps)))
+}
+
 /// The [`BASE_KEEP`] bases whose deltas take the fewest varint bytes, kept
 /// encoded (a few bytes an item, not the eight of a delta: issue 16).
 #[derive(Default)]
@@ -2788,7 +2911,16 @@ impl BestBases {
     }
 
     fn into_encoded(self) -> Vec<Vec<u8>> {
-        self.0.into_iter().map(|(_, e)| e).collect()
+        self.into_encoded_under(usize::MAX)
+    }
+
+    /// Those whose deltas take fewer than `limit` varint bytes.
+    fn into_encoded_under(self, limit: usize) -> Vec<Vec<u8>> {
+        self.0
+            .into_iter()
+            .filter(|(k, _)| *k < limit)
+            .map(|(_, e)| e)
+            .collect()
     }
 }
 
@@ -2805,12 +2937,12 @@ fn write_node(
     w: &mut Packs,
     n: &NodeBuf,
     parent: Option<&NodeBuf>,
-    maps: [Vec<Vec<u8>>; 4],
+    maps: [Vec<Vec<u8>>; 5],
     i: usize,
     table: u32,
     str_distinct: usize,
 ) -> Result<NodeMeta> {
-    let [int_map, str_map, bases, str_bases] = maps;
+    let [int_map, str_map, bases, str_bases, int_bases] = maps;
     let mut counts = [0u64; KIND_COUNT];
     for &k in &n.kinds {
         counts[k as usize] += 1;
@@ -2847,6 +2979,7 @@ fn write_node(
         buf.clear();
         let mut c = i64_cands(&n.ints);
         c.extend(int_map.into_iter().map(|m| ready(Encoding::Mapped, m)));
+        c.extend(int_bases.into_iter().map(|m| ready(Encoding::Based, m)));
         set(Role::Ints, w.section_best(Role::Ints, c)?);
     }
     if !n.uints.is_empty() {
@@ -3010,6 +3143,28 @@ mod tests {
 
     /// Jobs run together only while their bytes fit the gate; one larger
     /// than the gate runs alone; every job runs.
+    #[test]
+    fn zigzag_len_is_the_varint_length_of_the_zigzagged_value() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            -65,
+            8191,
+            8192,
+            1 << 40,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut b = Vec::new();
+            encoding::varint::put_i64(&mut b, v);
+            assert_eq!(zigzag_len(v), b.len(), "{v}");
+        }
+    }
+
     #[test]
     fn auto_chunk_size_is_one_chunk_then_small_then_bounded_in_count() {
         assert_eq!(auto_chunk_size(0), SHORT_CHUNK_MAX);

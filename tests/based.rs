@@ -1,9 +1,10 @@
-//! `based` ts-secs streams (SPEC.md 4.9): timestamps stored as differences
-//! from another column's. Built from real rows (the writer picks them, every
-//! read path decodes them: export, picked pages, sorting, filters) and
-//! crafted byte by byte (a base without a timestamp, a cycle, an overflow,
-//! the encoding on another role), which must fail with a corruption error
-//! naming the column, never a panic or a wrong value.
+//! `based` streams (SPEC.md 4.9): timestamps, string ids and integers
+//! stored as differences from another column's. Built from real rows (the
+//! writer picks them, every read path decodes them: export, picked pages,
+//! sorting, filters) and crafted byte by byte (a base without a timestamp
+//! or an integer, a cycle, an overflow, the encoding on another role),
+//! which must fail with a corruption error naming the column, never a panic
+//! or a wrong value.
 
 mod common;
 
@@ -57,6 +58,23 @@ fn issues() -> Vec<Value> {
         .collect()
 }
 
+/// The rows of `colsnap query FILE ARGS`'s page (which must succeed).
+fn query_rows(file: &std::path::Path, args: &[&str]) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
+        .arg("query")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    page["data"].as_array().expect("a page of rows").clone()
+}
+
 fn encoding_of(s: &Snapshot, path: &str, role: Role) -> Encoding {
     let c = s.column(path).expect("column");
     let f = s.footer();
@@ -108,21 +126,7 @@ fn the_writer_bases_timestamps_and_every_read_path_decodes_them() {
         build_to_vec(&input[..], &BuildOptions::default()).unwrap(),
     )
     .unwrap();
-    let query = |args: &[&str]| -> Vec<Value> {
-        let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
-            .arg("query")
-            .arg(&file)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let page: Value = serde_json::from_slice(&out.stdout).unwrap();
-        page["data"].as_array().expect("a page of rows").clone()
-    };
+    let query = |args: &[&str]| query_rows(&file, args);
     let page = query(&[
         "--page",
         "2",
@@ -426,40 +430,188 @@ fn a_based_sum_that_overflows_or_leaves_the_range_is_corruption() {
     assert!(s.to_values().is_err());
 }
 
-#[test]
-fn the_based_encoding_on_another_role_is_refused() {
-    // An ints stream claiming `based`: readers accept it on ts-secs only.
+/// `a` (node 1): N timestamps; `i` (node 2): N items of `kind` (UInt or
+/// Int: u64s or i64s `0..N`) whose stream claims `based` on node 1.
+fn based_on_a_timestamp(kind: Kind) -> Vec<u8> {
     let mut p = Vec::new();
     based::encode(1, [0i64; N], &mut p);
-    let mut n = with_stream(
-        node(0, key("i"), N as u64, &[(Kind::Int, N as u64)]),
-        Role::Ints,
-        1,
-    );
+    let role = if kind == Kind::UInt {
+        Role::UInts
+    } else {
+        Role::Ints
+    };
+    let mut n = with_stream(node(0, key("i"), N as u64, &[(kind, N as u64)]), role, 1);
     n.stats = Stats {
-        distinct: 1,
-        int: Some((0, 0)),
+        distinct: N as u64,
+        int: (kind == Kind::Int).then_some((0, N as i64 - 1)),
+        uint: (kind == Kind::UInt).then_some((0, N as u64 - 1)),
         ..Default::default()
     };
     let a: Vec<i64> = (0..N as i64).map(|i| BASE + i).collect();
     let secs = vec![
         raw(Role::TsSecs, Encoding::ZigzagVarint, zigzag(&a)),
-        raw(Role::Ints, Encoding::Based, p),
+        raw(role, Encoding::Based, p),
     ];
     let nodes = vec![
         root(N as u64),
         ts_node("a", 0, &a, &[(Kind::Time, N as u64)]),
         n,
     ];
-    let bytes = assemble(secs, |d| Footer {
+    assemble(secs, |d| Footer {
         rows: N as u64,
         sections: d,
         tables: vec![empty_table()],
         nodes,
-    });
-    let s = Snapshot::from_bytes(bytes).unwrap();
-    assert!(s.verify().is_err());
+    })
+}
+
+#[test]
+fn the_based_encoding_on_another_role_is_refused() {
+    // A uints stream claiming `based`: readers accept it on ints, string
+    // ids and ts-secs only.
+    let s = Snapshot::from_bytes(based_on_a_timestamp(Kind::UInt)).unwrap();
+    assert!(corrupt_detail(s.verify()).contains("based"));
     assert!(s.to_values().is_err());
+}
+
+#[test]
+fn an_ints_stream_based_on_a_column_without_integers_is_corruption() {
+    let bytes = based_on_a_timestamp(Kind::Int);
+    let s = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let d = corrupt_detail(s.verify());
+    assert!(
+        d.contains("column `i`") && d.contains("item 0 has no integer in its base"),
+        "{d}"
+    );
+    assert!(s.to_values().is_err());
+    for args in [&["export"][..], &["query", "--fields", "i", "--limit", "2"]] {
+        let (code, err) = cli(&bytes, args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("no integer in its base"), "{args:?}: {err}");
+    }
+}
+
+/// 300 pull requests: a repository's counts under two names (`forks` and
+/// `forks_count`, equal; `watchers` and `stargazers_count`, equal but on a
+/// few rows), a head owner's id equal to the author's but on every tenth
+/// row, and a count of reactions that is mostly 0 (never worth a base).
+fn pulls() -> Vec<Value> {
+    (0..300i64)
+        .map(|i| {
+            let forks = (i * 7_919 * 31) % 90_000;
+            let stars = 100_000 + (i * 104_729) % 900_000;
+            let author = 10_000_000 + (i * 48_271) % 5_000_000;
+            let owner = if i % 10 == 3 { author + 977 } else { author };
+            json!({
+                "number": 1_000 + i,
+                "user": {"id": author},
+                "base": {"repo": {
+                    "stargazers_count": stars,
+                    "forks_count": forks,
+                    "size": (i * 3_571) % 70_000,
+                    "forks": forks,
+                    "watchers": if i % 50 == 7 { stars + 1 } else { stars },
+                }},
+                "head": {"repo": {"owner": {"id": owner}}},
+                "reactions": {"total": i64::from(i % 17 == 0), "heart": 0},
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_writer_bases_integers_on_equal_columns_and_every_read_path_decodes_them() {
+    let rows = pulls();
+    let input = serde_json::to_vec(&rows).unwrap();
+    let bytes = build_to_vec(&input[..], &BuildOptions::default()).unwrap();
+    let on = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let off_opts = BuildOptions {
+        based_streams: false,
+        ..Default::default()
+    };
+    let off_bytes = build_to_vec(&input[..], &off_opts).unwrap();
+    let off = Snapshot::from_bytes(off_bytes.clone()).unwrap();
+    let ints = |s: &Snapshot, p: &str| encoding_of(s, p, Role::Ints);
+    for p in [
+        "base.repo.forks",
+        "base.repo.watchers",
+        "head.repo.owner.id",
+    ] {
+        assert_eq!(ints(&on, p), Encoding::Based, "{p}");
+        assert_ne!(ints(&off, p), Encoding::Based, "{p}");
+    }
+    // Nothing ranks before the first column (as many integers, a lower
+    // node), and differences from another column do not beat counts that
+    // are mostly 0 (a column is based only where that is smaller).
+    for p in ["number", "reactions.total", "reactions.heart"] {
+        assert_ne!(ints(&on, p), Encoding::Based, "{p}");
+    }
+    assert!(
+        bytes.len() < off_bytes.len(),
+        "{} vs {}",
+        bytes.len(),
+        off_bytes.len()
+    );
+    on.verify().expect("verifies");
+    assert_eq!(on.to_values().unwrap(), rows);
+    assert_eq!(off.to_values().unwrap(), rows);
+    // Picked pages, sorting and filtering by a based column, in the CLI.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pulls.colsnap");
+    std::fs::write(&file, &bytes).unwrap();
+    let query = |args: &[&str]| query_rows(&file, args);
+    let page = query(&[
+        "--page",
+        "3",
+        "--limit",
+        "9",
+        "--fields",
+        "number,base.repo.watchers,head.repo.owner.id",
+    ]);
+    let want: Vec<Value> = rows[18..27]
+        .iter()
+        .map(|r| {
+            json!({
+                "number": r["number"],
+                "base": {"repo": {"watchers": r["base"]["repo"]["watchers"]}},
+                "head": {"repo": {"owner": {"id": r["head"]["repo"]["owner"]["id"]}}},
+            })
+        })
+        .collect();
+    assert_eq!(page, want);
+    let mut by: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["base"]["repo"]["watchers"].as_i64().unwrap(),
+                r["number"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    by.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let got: Vec<i64> = query(&[
+        "--sort",
+        "-base.repo.watchers",
+        "--limit",
+        "6",
+        "--fields",
+        "number",
+    ])
+    .iter()
+    .map(|r| r["number"].as_i64().unwrap())
+    .collect();
+    assert_eq!(got, by[..6].iter().map(|b| b.1).collect::<Vec<_>>());
+    let cut = by[100].0;
+    let n = query(&[
+        "--where",
+        &format!("base.repo.watchers>={cut}"),
+        "--fields",
+        "number",
+        "--limit",
+        "500",
+    ])
+    .len();
+    assert_eq!(n, by.iter().filter(|b| b.0 >= cut).count());
 }
 
 /// The longest chain of `mapped` and `based` streams in `s`, in links (a

@@ -240,6 +240,11 @@ fn all_encodings() -> String {
                 7 => json!({"k": 1}),
                 _ => json!([1, 2]),
             };
+            // A count under two names, a few rows apart: the second is
+            // `based` on the first (ints, 4.9).
+            let stars = 1_000 + (i as i64 * 7_919 * 31) % 900_000;
+            row["stars"] = json!(stars);
+            row["stars_count"] = json!(stars + i64::from(i % 5 == 0));
             if i % 2 == 1 {
                 row.as_object_mut().unwrap().remove("big");
             }
@@ -985,6 +990,7 @@ const WRITER_PAIRS: &[(u8, &str)] = &[
     (2, "delta-zigzag-varint"),
     (2, "dict"),
     (2, "mapped"),
+    (2, "based"),
     (3, "varint"),
     (4, "plain-f64"),
     (5, "plain-u32"),

@@ -1,8 +1,10 @@
-//! Timestamps stored against another column's ("based" encoding): the
-//! seconds of a node's `Time` items as differences from the seconds of
-//! another node's `Time` items at the same index (`updated_at` from
-//! `created_at`, `closed_at` from `updated_at`: mostly equal or close, so
-//! the differences are mostly zeros and small numbers).
+//! Payloads stored against another column's ("based" encoding): the
+//! seconds of a node's `Time` items, the ids of its `Str` items or the
+//! values of its `Int` items as differences from those of another node's
+//! items of the same kind at the same index (`updated_at` from
+//! `created_at`, `closed_at` from `updated_at`, `forks_count` from
+//! `forks`: mostly equal or close, so the differences are mostly zeros and
+//! small numbers).
 //!
 //! ```text
 //! BASED := source:varint  delta:zigzag-varint*count

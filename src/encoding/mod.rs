@@ -43,8 +43,8 @@ pub enum Encoding {
     /// A function of another node's string ids (see [`mapped`]); only for
     /// `Str` id and `Int` streams.
     Mapped = 10,
-    /// Seconds as differences from another node's timestamps at the same
-    /// items (see [`based`]); only for `ts-secs` streams.
+    /// Payloads as differences from another node's at the same items (see
+    /// [`based`]); only for `ints`, `string-ids` and `ts-secs` streams.
     Based = 11,
 }
 

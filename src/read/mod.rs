@@ -1066,7 +1066,8 @@ impl Snapshot {
     /// mapped stream every sibling (the source is one as a rule:
     /// `user.login` of `user.id`); for a based one the siblings that could
     /// be its base (with timestamps for ts-secs, with strings of the same
-    /// table for string ids), not every column of the row. Empty for a node
+    /// table for string ids, with integers for ints), not every column of
+    /// the row. Empty for a node
     /// whose streams name no source. A source elsewhere comes in a later
     /// round.
     pub fn likely_sources(&self, node: u32) -> Vec<u32> {
@@ -1088,7 +1089,8 @@ impl Snapshot {
         });
         let time = enc(Role::TsSecs) == Some(Encoding::Based);
         let strs = enc(Role::Strs) == Some(Encoding::Based);
-        if !(mapped || time || strs) {
+        let ints = enc(Role::Ints) == Some(Encoding::Based);
+        if !(mapped || time || strs || ints) {
             return Vec::new();
         }
         nodes
@@ -1100,7 +1102,8 @@ impl Snapshot {
                     && n.parent == m.parent
                     && (mapped
                         || (time && n.count(Kind::Time) > 0)
-                        || (strs && n.count(Kind::Str) > 0 && n.table == m.table))
+                        || (strs && n.count(Kind::Str) > 0 && n.table == m.table)
+                        || (ints && n.count(Kind::Int) > 0))
             })
             .map(|(j, _)| j as u32)
             .collect()

@@ -659,6 +659,16 @@ impl Decoder {
             Some((Encoding::Mapped, b)) => {
                 ints = self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
             }
+            Some((Encoding::Based, b)) => self.based(
+                node,
+                &kinds,
+                Kind::Int,
+                &b,
+                count(Kind::Int),
+                depth,
+                &what(Role::Ints),
+                &mut ints,
+            )?,
             Some((e, b)) => {
                 encoding::decode_i64s_into(e, &b, count(Kind::Int), &what(Role::Ints), &mut ints)?
             }

@@ -547,6 +547,17 @@ impl Picked {
             Some((Encoding::Mapped, b, _)) => {
                 self.mapped(node, &kinds, Kind::Int, &b, depth, &what(Role::Ints), Ok)?
             }
+            Some((Encoding::Based, b, whole)) => self.based(
+                node,
+                &kinds,
+                Kind::Int,
+                &b,
+                whole,
+                count(Kind::Int),
+                at(Kind::Int),
+                depth,
+                &what(Role::Ints),
+            )?,
             Some((e, b, w)) => {
                 at::i64s_at(e, &b, w, count(Kind::Int), at(Kind::Int), &what(Role::Ints))?
             }

@@ -84,6 +84,11 @@ impl NodeBuf {
         self.spilled.strs + self.strs.len() as u64
     }
 
+    /// `Int` items, spilled ones included.
+    pub fn n_ints(&self) -> u64 {
+        self.spilled.ints + self.ints.len() as u64
+    }
+
     /// `Time` items, spilled ones included.
     pub fn n_times(&self) -> u64 {
         self.spilled.times + self.times.len() as u64
@@ -334,6 +339,33 @@ impl ColumnsBuilder {
             }
         }
         fill(&n.idx, &n.kinds, &n.times);
+        Ok(dense)
+    }
+
+    /// The value of every item of node `i` that is an integer (`None` for
+    /// the other items), its spilled segments read one at a time.
+    pub fn dense_ints(&self, i: usize) -> Result<Vec<Option<i64>>> {
+        let n = &self.nodes[i];
+        let mut dense = vec![None; n.domain_len as usize];
+        let mut fill = |idx: &[u32], kinds: &[u8], ints: &[i64]| {
+            let mut v = ints.iter();
+            for (&ix, &k) in idx.iter().zip(kinds) {
+                if k == Kind::Int as u8 {
+                    let x = v.next().copied();
+                    if let Some(slot) = dense.get_mut(ix as usize) {
+                        *slot = x;
+                    }
+                }
+            }
+        };
+        if let Some(spill) = &self.column_spill {
+            for seg in &n.segments {
+                let mut b = Buffers::default();
+                spill.load(std::slice::from_ref(seg), Fields::ALL, &mut b)?;
+                fill(&b.idx, &b.kinds, &b.ints);
+            }
+        }
+        fill(&n.idx, &n.kinds, &n.ints);
         Ok(dense)
     }
 
