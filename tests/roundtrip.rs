@@ -100,8 +100,53 @@ fn rows() -> impl Strategy<Value = Vec<Value>> {
     )
 }
 
+/// Rows of related integer columns, enough of them for `based` ints
+/// streams (SPEC.md 4.9): `a` (any i64, extremes included), `b` near `a` or
+/// past the i64 range from it, sometimes absent or null, `c` on some rows
+/// only (no base for a column with more integers), `o.x` equal to `a`
+/// under another parent, and `d` an integer or a string (never based).
+fn related_ints() -> impl Strategy<Value = Vec<Value>> {
+    let row = (
+        prop_oneof![
+            any::<i64>(),
+            -1_000i64..1_000,
+            Just(i64::MIN),
+            Just(i64::MAX)
+        ],
+        prop_oneof![4 => -70i64..70, 1 => any::<i64>()],
+        0u8..8,
+        any::<i64>(),
+        any::<bool>(),
+    )
+        .prop_map(|(a, delta, shape, c, d_str)| {
+            let mut o = Map::new();
+            o.insert("a".into(), json!(a));
+            match shape {
+                0 => {}
+                1 => {
+                    o.insert("b".into(), Value::Null);
+                }
+                _ => {
+                    o.insert("b".into(), json!(a.wrapping_add(delta)));
+                }
+            }
+            if shape % 3 == 0 {
+                o.insert("c".into(), json!(c));
+            }
+            o.insert("o".into(), json!({"x": a}));
+            o.insert("d".into(), if d_str { json!("s") } else { json!(a) });
+            Value::Object(o)
+        });
+    proptest::collection::vec(row, 16..80)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn related_integer_columns_roundtrip(rows in related_ints()) {
+        roundtrip(&rows, &BuildOptions::default());
+    }
 
     #[test]
     fn generated_json_roundtrips(rows in rows()) {
