@@ -3141,8 +3141,6 @@ mod tests {
         );
     }
 
-    /// Jobs run together only while their bytes fit the gate; one larger
-    /// than the gate runs alone; every job runs.
     #[test]
     fn zigzag_len_is_the_varint_length_of_the_zigzagged_value() {
         for v in [
@@ -3184,6 +3182,8 @@ mod tests {
         }
     }
 
+    /// Jobs run together only while their bytes fit the gate; one larger
+    /// than the gate runs alone; every job runs.
     #[test]
     fn mem_gate_bounds_what_runs_at_once() {
         use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

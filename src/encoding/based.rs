@@ -11,12 +11,13 @@
 //! ```
 //! `source` is the node index of the base column: another node with the
 //! same item count and the same domain (like a mapped stream's source,
-//! SPEC.md 4.7). `count` is the node's number of `Time` items; the `k`-th
-//! delta belongs to the `k`-th `Time` item, at item index `i`, whose seconds
-//! are the seconds of the source's item `i` (which must be a `Time` item)
-//! plus the delta (an overflow is corruption). Writers only base a node on
-//! a node of lower index, so sources never form a cycle; readers bound the
-//! chain as for mapped streams.
+//! SPEC.md 4.7). `count` is the node's number of items of the stream's kind
+//! `S` (`Time`, `Str` or `Int`); the `k`-th delta belongs to the `k`-th `S`
+//! item, at item index `i`, whose payload is the payload of the source's
+//! item `i` (which must be an `S` item) plus the delta (an overflow is
+//! corruption). Writers only base a node on a node that ranks before it
+//! (SPEC.md 4.9), so sources never form a cycle; readers reject cycles and
+//! bound the chain as for mapped streams.
 
 use super::varint::{self, Reader};
 use crate::error::{Error, Result};
@@ -30,7 +31,7 @@ pub fn encode(source: u32, deltas: impl IntoIterator<Item = i64>, out: &mut Vec<
 }
 
 /// The source node of a based stream and the bytes of its deltas (a
-/// `zigzag-varint` payload of the node's `Time` count).
+/// `zigzag-varint` payload of the node's count of the stream's kind).
 pub fn split<'a>(buf: &'a [u8], what: &str) -> Result<(u32, &'a [u8])> {
     let mut r = Reader::new(buf);
     let source = u32::try_from(r.u64(what)?)
@@ -38,13 +39,14 @@ pub fn split<'a>(buf: &'a [u8], what: &str) -> Result<(u32, &'a [u8])> {
     Ok((source, &buf[r.pos()..]))
 }
 
-/// The seconds of an item whose source item has `base` seconds.
+/// The payload of an item whose source item's payload is `base` (seconds,
+/// a string id or an integer).
 pub fn apply(base: i64, delta: i64, what: &str, item: usize) -> Result<i64> {
     base.checked_add(delta).ok_or_else(|| {
         Error::corrupt(
             what,
             0,
-            format!("item {item}: seconds {base} plus {delta} overflow"),
+            format!("item {item}: base {base} plus {delta} overflows"),
         )
     })
 }
