@@ -319,54 +319,30 @@ impl ColumnsBuilder {
     /// spilled segments read one at a time.
     pub fn dense_secs(&self, i: usize) -> Result<Vec<i64>> {
         let n = &self.nodes[i];
-        let mut dense = vec![i64::MIN; n.domain_len as usize];
-        let mut fill = |idx: &[u32], kinds: &[u8], times: &[Timestamp]| {
-            let mut t = times.iter();
-            for (&ix, &k) in idx.iter().zip(kinds) {
-                if k == Kind::Time as u8 {
-                    let secs = t.next().map_or(i64::MIN, |t| t.secs);
-                    if let Some(slot) = dense.get_mut(ix as usize) {
-                        *slot = secs;
-                    }
-                }
-            }
-        };
-        if let Some(spill) = &self.column_spill {
-            for seg in &n.segments {
-                let mut b = Buffers::default();
-                spill.load(std::slice::from_ref(seg), Fields::ALL, &mut b)?;
-                fill(&b.idx, &b.kinds, &b.times);
-            }
-        }
-        fill(&n.idx, &n.kinds, &n.times);
-        Ok(dense)
+        self.dense(
+            i,
+            Kind::Time,
+            Fields::ALL,
+            i64::MIN,
+            |b| &b.times,
+            &n.times,
+            |t| t.secs,
+        )
     }
 
     /// The value of every item of node `i` that is an integer (`None` for
     /// the other items), its spilled segments read one at a time.
     pub fn dense_ints(&self, i: usize) -> Result<Vec<Option<i64>>> {
         let n = &self.nodes[i];
-        let mut dense = vec![None; n.domain_len as usize];
-        let mut fill = |idx: &[u32], kinds: &[u8], ints: &[i64]| {
-            let mut v = ints.iter();
-            for (&ix, &k) in idx.iter().zip(kinds) {
-                if k == Kind::Int as u8 {
-                    let x = v.next().copied();
-                    if let Some(slot) = dense.get_mut(ix as usize) {
-                        *slot = x;
-                    }
-                }
-            }
-        };
-        if let Some(spill) = &self.column_spill {
-            for seg in &n.segments {
-                let mut b = Buffers::default();
-                spill.load(std::slice::from_ref(seg), Fields::ALL, &mut b)?;
-                fill(&b.idx, &b.kinds, &b.ints);
-            }
-        }
-        fill(&n.idx, &n.kinds, &n.ints);
-        Ok(dense)
+        self.dense(
+            i,
+            Kind::Int,
+            Fields::ALL,
+            None,
+            |b| &b.ints,
+            &n.ints,
+            |&v| Some(v),
+        )
     }
 
     /// The string id of every item of node `i` (`u32::MAX` for items that
@@ -374,14 +350,41 @@ impl ColumnsBuilder {
     /// not its whole column as well).
     pub fn dense_str_ids(&self, i: usize) -> Result<Vec<u32>> {
         let n = &self.nodes[i];
-        let mut dense = vec![u32::MAX; n.domain_len as usize];
-        let mut fill = |idx: &[u32], kinds: &[u8], strs: &[u32]| {
-            let mut s = strs.iter();
+        self.dense(
+            i,
+            Kind::Str,
+            Fields::ITEMS.with(Fields::STRS),
+            u32::MAX,
+            |b| &b.strs,
+            &n.strs,
+            |&id| id,
+        )
+    }
+
+    /// `value` of the payload of every item of node `i` of kind `kind`
+    /// (`absent` for the other items), from its spilled segments (`fields`
+    /// of each, read one at a time, their payloads `spilled`) and the
+    /// payloads it holds (`held`).
+    #[allow(clippy::too_many_arguments)]
+    fn dense<V, T: Clone>(
+        &self,
+        i: usize,
+        kind: Kind,
+        fields: Fields,
+        absent: T,
+        spilled: impl Fn(&Buffers) -> &[V],
+        held: &[V],
+        value: impl Fn(&V) -> T,
+    ) -> Result<Vec<T>> {
+        let n = &self.nodes[i];
+        let mut dense = vec![absent.clone(); n.domain_len as usize];
+        let mut fill = |idx: &[u32], kinds: &[u8], payloads: &[V]| {
+            let mut p = payloads.iter();
             for (&ix, &k) in idx.iter().zip(kinds) {
-                if k == Kind::Str as u8 {
-                    let id = *s.next().unwrap_or(&u32::MAX);
+                if k == kind as u8 {
+                    let v = p.next().map_or_else(|| absent.clone(), &value);
                     if let Some(slot) = dense.get_mut(ix as usize) {
-                        *slot = id;
+                        *slot = v;
                     }
                 }
             }
@@ -389,18 +392,12 @@ impl ColumnsBuilder {
         if let Some(spill) = &self.column_spill {
             let mut b = Buffers::default();
             for seg in &n.segments {
-                b.idx.clear();
-                b.kinds.clear();
-                b.strs.clear();
-                spill.load(
-                    std::slice::from_ref(seg),
-                    Fields::ITEMS.with(Fields::STRS),
-                    &mut b,
-                )?;
-                fill(&b.idx, &b.kinds, &b.strs);
+                b.clear();
+                spill.load(std::slice::from_ref(seg), fields, &mut b)?;
+                fill(&b.idx, &b.kinds, spilled(&b));
             }
         }
-        fill(&n.idx, &n.kinds, &n.strs);
+        fill(&n.idx, &n.kinds, held);
         Ok(dense)
     }
 

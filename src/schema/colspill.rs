@@ -145,6 +145,18 @@ pub struct Buffers {
 }
 
 impl Buffers {
+    /// Empty every vector, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.idx.clear();
+        self.kinds.clear();
+        self.ints.clear();
+        self.uints.clear();
+        self.floats.clear();
+        self.strs.clear();
+        self.times.clear();
+        self.lens.clear();
+    }
+
     /// What they hold.
     pub fn counts(&self) -> Counts {
         Counts {
