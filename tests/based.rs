@@ -60,16 +60,13 @@ fn issues() -> Vec<Value> {
 
 /// The rows of `colsnap query FILE ARGS`'s page (which must succeed).
 fn query_rows(file: &std::path::Path, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
-        .arg("query")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        Command::new(env!("CARGO_BIN_EXE_colsnap"))
+            .arg("query")
+            .arg(file)
+            .args(args)
+            .output()
+            .unwrap(),
     );
     let page: Value = serde_json::from_slice(&out.stdout).unwrap();
     page["data"].as_array().expect("a page of rows").clone()
@@ -163,16 +160,13 @@ fn the_writer_bases_timestamps_and_every_read_path_decodes_them() {
     let v1 = dir.path().join("v1.colsnap");
     let input_file = dir.path().join("issues.json");
     std::fs::write(&input_file, &input).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
-        .args(["build", "--quiet", "--format-version", "1", "-o"])
-        .arg(&v1)
-        .arg(&input_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        Command::new(env!("CARGO_BIN_EXE_colsnap"))
+            .args(["build", "--quiet", "--format-version", "1", "-o"])
+            .arg(&v1)
+            .arg(&input_file)
+            .output()
+            .unwrap(),
     );
     let v1 = Snapshot::open(&v1).unwrap();
     for p in ["created_at", "updated_at", "closed_at"] {

@@ -263,39 +263,33 @@ fn gen_events(from: u64, to: u64) -> String {
 }
 
 fn split_json(log: &std::path::Path, dir: &std::path::Path, n: &str) -> Value {
-    let out = colsnap()
-        .args([
-            "events",
-            "split",
-            log.to_str().unwrap(),
-            dir.to_str().unwrap(),
-        ])
-        .args(["--per-segment", n, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        colsnap()
+            .args([
+                "events",
+                "split",
+                log.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ])
+            .args(["--per-segment", n, "--json"])
+            .output()
+            .unwrap(),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn query_out(snap: &std::path::Path, events: &std::path::Path, q: &[&str]) -> String {
-    let out = colsnap()
-        .args([
-            "query",
-            snap.to_str().unwrap(),
-            "--events",
-            events.to_str().unwrap(),
-        ])
-        .args(q)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        colsnap()
+            .args([
+                "query",
+                snap.to_str().unwrap(),
+                "--events",
+                events.to_str().unwrap(),
+            ])
+            .args(q)
+            .output()
+            .unwrap(),
     );
     String::from_utf8(out.stdout).unwrap()
 }

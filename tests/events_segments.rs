@@ -145,18 +145,15 @@ fn query_reads_a_directory_of_segments() {
     .unwrap();
     let segs = dir.path().join("segments");
     write_segments(&segs, &split_segments(&log, 2).unwrap()).unwrap();
-    let out = common::colsnap()
-        .args(["query"])
-        .arg(&snap)
-        .arg("--events")
-        .arg(&segs)
-        .args(["--sort", "t", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeded(
+        common::colsnap()
+            .args(["query"])
+            .arg(&snap)
+            .arg("--events")
+            .arg(&segs)
+            .args(["--sort", "t", "--format", "json"])
+            .output()
+            .unwrap(),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let (c, d) = (text.find("\"c\"").unwrap(), text.find("\"d\"").unwrap());

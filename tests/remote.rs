@@ -356,15 +356,12 @@ fn the_published_conformance_example_is_reproduced_and_reads_back() {
     let want = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/published");
     let src = common::fixture("conformance/strings-plain.colsnap");
     let t = tempfile::tempdir().unwrap();
-    let out = colsnap()
-        .args(["publish", src.to_str().unwrap(), t.path().to_str().unwrap()])
-        .args(["--min-object", "128"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        colsnap()
+            .args(["publish", src.to_str().unwrap(), t.path().to_str().unwrap()])
+            .args(["--min-object", "128"])
+            .output()
+            .unwrap(),
     );
     let rel = |root: &Path| {
         let mut v: Vec<String> = walk(root)

@@ -42,6 +42,17 @@ pub fn cli_build(input: &Path, out: &Path, args: &[&str]) {
         .success();
 }
 
+/// `out`, the output of a command that must have succeeded (its stderr is
+/// the failure's message).
+pub fn succeeded(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The rows of a JSON array or NDJSON text.
 pub fn rows_of(text: &[u8]) -> Vec<Value> {
     match serde_json::from_slice::<Value>(text) {
