@@ -492,6 +492,92 @@ fn inspect_human_output() {
 }
 
 #[test]
+fn inspect_sources_name_what_mapped_and_based_streams_derive_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = build(dir.path(), &fixture("github-sample.ndjson"), "s.colsnap");
+    let json = |extra: &[&str]| -> Value {
+        let out = colsnap()
+            .arg("inspect")
+            .arg(&snap)
+            .arg("--json")
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice(&out).unwrap()
+    };
+    let r = json(&["--sources"]);
+    let cols = r["columns"].as_array().unwrap();
+    let sources = |p: &str| -> Vec<(String, String, String)> {
+        let c = cols.iter().find(|c| c["path"] == p).unwrap();
+        c["sources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{p}: {c}"))
+            .iter()
+            .map(|s| {
+                let f = |k: &str| s[k].as_str().unwrap().to_string();
+                (f("stream"), f("encoding"), f("source"))
+            })
+            .collect()
+    };
+    let one = |a: &str, b: &str, c: &str| vec![(a.to_string(), b.to_string(), c.to_string())];
+    // What the writer chose for the 40 rows (SPEC.md 4.7, 4.9).
+    assert_eq!(
+        sources("user.url"),
+        one("string-ids", "mapped", "user.login")
+    );
+    assert_eq!(
+        sources("user.events_url"),
+        one("string-ids", "based", "user.url")
+    );
+    assert_eq!(sources("updated_at"), one("ts-secs", "based", "created_at"));
+    assert_eq!(sources("number"), vec![]);
+    // Every listed stream is one of the column's encodings, and its source
+    // is a column of the file; every mapped or based column lists one.
+    let paths: Vec<&str> = cols.iter().map(|c| c["path"].as_str().unwrap()).collect();
+    let mut derived = 0;
+    for c in cols {
+        let encs: Vec<&str> = c["encodings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let list = c["sources"].as_array().unwrap();
+        for s in list {
+            assert!(encs.contains(&s["encoding"].as_str().unwrap()), "{c}");
+            assert!(paths.contains(&s["source"].as_str().unwrap()), "{c}");
+            assert_ne!(s["source"], c["path"], "{c}");
+        }
+        let has = encs.iter().any(|e| *e == "mapped" || *e == "based");
+        assert_eq!(has, !list.is_empty(), "{c}");
+        derived += list.len();
+    }
+    assert!(derived > 10, "{derived} derived streams");
+    // Without the flag the key is absent (only the footer is read).
+    let plain = json(&[]);
+    assert!(plain["columns"][0].get("sources").is_none());
+    // The table views name them too.
+    for view in [&["--sources"][..], &["--sources", "--wide"]] {
+        colsnap()
+            .arg("inspect")
+            .arg(&snap)
+            .args(view)
+            .args(["--columns", "user.url,updated_at"])
+            .env("COLUMNS", "200")
+            .assert()
+            .success()
+            .stdout(
+                predicate::str::contains("derived from")
+                    .and(predicate::str::contains("user.login (mapped)"))
+                    .and(predicate::str::contains("created_at (based)")),
+            );
+    }
+}
+
+#[test]
 fn verify_reports_checks_and_compares_rows() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("github-sample.ndjson");

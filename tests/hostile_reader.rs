@@ -204,6 +204,19 @@ fn a_chain_of_mapped_streams_decodes_each_node_once() {
     assert_eq!(rows[3]["c40"], serde_json::json!("s03"));
     assert_eq!(rows[13]["c40"], serde_json::json!(113));
     assert_eq!(rows[13]["c39"], serde_json::json!("s13"));
+    // The sources named in the streams' first bytes: ints from the node
+    // before, string ids from the one before that.
+    let roles: Vec<(Role, u32)> = s
+        .stream_sources(41)
+        .expect("sources")
+        .into_iter()
+        .map(|(r, e, src)| {
+            assert_eq!(e, Encoding::Mapped);
+            (r, src)
+        })
+        .collect();
+    assert_eq!(roles, vec![(Role::Ints, 40), (Role::Strs, 39)]);
+    assert_eq!(s.stream_sources(1).expect("the base"), vec![]);
     let c40 = s.column("c40").expect("column");
     assert_eq!(
         (c40.i64(13), c40.str_id(3), c40.i64(3)),
@@ -235,6 +248,23 @@ fn an_over_deep_mapped_chain_is_refused() {
     let (code, err) = run_limited(&bytes, &["export"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("chained 65 deep (the limit is 64)"), "{err}");
+}
+
+#[test]
+fn a_mapped_source_out_of_range_fails_inspect_sources_only() {
+    // Chain node 1 (node 2) takes its ints from node 99, which is not there.
+    let bytes = mapped_chain(2, |s| if s == 1 { 99 } else { s });
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open reads only the tail");
+    let d = corrupt_detail(s.stream_sources(2).map(|_| s.clone()));
+    assert!(d.contains("c1") && d.contains("ints"), "{d}");
+    assert!(s.stream_sources(1).expect("the base").is_empty());
+    // `inspect` reads the footer only; `--sources` reads the stream's first
+    // bytes and names the damage.
+    let (code, err) = run_limited(&bytes, &["inspect"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run_limited(&bytes, &["inspect", "--sources"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`c1` ints stream"), "{err}");
 }
 
 #[test]

@@ -1060,6 +1060,27 @@ impl Snapshot {
         Ok(Some(dict))
     }
 
+    /// The column each `mapped` or `based` stream of node `node` is
+    /// derived from (SPEC.md 4.7, 4.9): `(stream role, encoding, source
+    /// node)`, in role order (ints, string ids, timestamp seconds). The
+    /// source sits in the stream's bytes, so this reads the first bytes of
+    /// those streams (a few bytes decompressed each), checked as decoding
+    /// checks them. Empty for a node whose streams name no source.
+    pub fn stream_sources(&self, node: u32) -> Result<Vec<(Role, crate::encoding::Encoding, u32)>> {
+        let mut out = Vec::new();
+        for role in node::SOURCE_ROLES {
+            if let Some(src) = node::stream_source(self, node, role)? {
+                let m = &self.footer.nodes[node as usize];
+                let e = m
+                    .stream(role)
+                    .and_then(|s| self.footer.sections.get(s as usize))
+                    .map(|e| e.encoding);
+                out.extend(e.map(|e| (role, e, src)));
+            }
+        }
+        Ok(out)
+    }
+
     /// The nodes that may be the sources of `node`'s streams that name one
     /// (`mapped`, `based`: the source sits in the stream's bytes), for a
     /// reader that fetches them in the same round as the node: for a

@@ -1278,6 +1278,32 @@ pub(super) fn string_ids(v: Vec<i64>, what: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// The roles of the streams that may name a source (SPEC.md 4.7, 4.9).
+pub(crate) const SOURCE_ROLES: [Role; 3] = [Role::Ints, Role::Strs, Role::TsSecs];
+
+/// The source node named by node `node`'s `role` stream, when that stream
+/// is `mapped` or `based`; checked as decoding checks it (it exists, is
+/// not the node, and has the node's domain). Reads the stream's first
+/// bytes only.
+pub(crate) fn stream_source(snap: &Snapshot, node: u32, role: Role) -> Result<Option<u32>> {
+    let f = snap.footer();
+    let Some(s) = f.nodes.get(node as usize).and_then(|m| m.stream(role)) else {
+        return Ok(None);
+    };
+    let e = &f.sections[s as usize];
+    if !e.encoding.has_source() {
+        return Ok(None);
+    }
+    let what = format!("column `{}` {} stream", snap.path(node), role.name());
+    let stored = snap.section_stored(s)?;
+    let head = crate::compress::decompress_prefix(e.codec, &stored, 10, &what)?;
+    let src = encoding::varint::Reader::new(&head).u64(&what)?;
+    let src = u32::try_from(src)
+        .map_err(|_| Error::corrupt(&what, e.offset, "source node out of range"))?;
+    check_source(snap, node, src).map_err(|d| Error::corrupt(&what, e.offset, d))?;
+    Ok(Some(src))
+}
+
 /// Check the whole graph of `mapped` streams (for [`Snapshot::verify`]):
 /// every source is valid, there is no cycle, and no chain is longer than
 /// [`MAX_MAPPED_CHAIN`]. Reads the first bytes (the source node) of each
@@ -1287,25 +1313,12 @@ pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
     let f = snap.footer();
     let mut sources: Vec<[Option<u32>; 3]> = vec![[None; 3]; f.nodes.len()];
     let mut any = false;
-    for (i, m) in f.nodes.iter().enumerate() {
-        for (j, role) in [Role::Ints, Role::Strs, Role::TsSecs]
-            .into_iter()
-            .enumerate()
-        {
-            let Some(s) = m.stream(role) else { continue };
-            let e = &f.sections[s as usize];
-            if !e.encoding.has_source() {
-                continue;
+    for (i, found) in sources.iter_mut().enumerate() {
+        for (j, role) in SOURCE_ROLES.into_iter().enumerate() {
+            if let Some(src) = stream_source(snap, i as u32, role)? {
+                found[j] = Some(src);
+                any = true;
             }
-            let what = format!("column `{}` {} stream", snap.path(i as u32), role.name());
-            let stored = snap.section_stored(s)?;
-            let head = crate::compress::decompress_prefix(e.codec, &stored, 10, &what)?;
-            let src = encoding::varint::Reader::new(&head).u64(&what)?;
-            let src = u32::try_from(src)
-                .map_err(|_| Error::corrupt(&what, e.offset, "source node out of range"))?;
-            check_source(snap, i as u32, src).map_err(|d| Error::corrupt(&what, e.offset, d))?;
-            sources[i][j] = Some(src);
-            any = true;
         }
     }
     if !any {

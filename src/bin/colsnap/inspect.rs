@@ -52,6 +52,11 @@ pub struct Args {
     /// Only the schema: path, type, nulls, absent, distinct.
     #[arg(long, conflicts_with_all = ["wide", "strings"])]
     pub schema: bool,
+    /// Also name the column each `mapped` or `based` stream is derived
+    /// from, in place of min and max (--wide: beside them); reads the first
+    /// bytes of those streams.
+    #[arg(long, conflicts_with = "schema")]
+    pub sources: bool,
     /// Only columns matching these patterns, comma-separated: `*` matches
     /// any text (`user.*`), a bare name also matches what lies under it
     /// (`user` keeps `user.login`).
@@ -142,6 +147,25 @@ pub struct ColumnReport {
     pub max: Value,
     /// String table of its string items, when it has any.
     pub string_table: Option<u32>,
+    /// With `--sources`: the streams derived from another column (absent
+    /// otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<SourceReport>>,
+    /// Its node index.
+    #[serde(skip)]
+    pub node: u32,
+}
+
+/// A stream derived from another column (`inspect --sources`).
+#[derive(Debug, Serialize)]
+pub struct SourceReport {
+    /// The stream (`ints`, `string-ids`, `ts-secs`).
+    pub stream: &'static str,
+    /// Its encoding: `mapped` (a function of the source's strings) or
+    /// `based` (differences from the source's values at the same items).
+    pub encoding: &'static str,
+    /// The source column's display path.
+    pub source: String,
 }
 
 /// One string table.
@@ -163,6 +187,8 @@ pub struct TableReport {
     pub long_text: bool,
     /// Chunks are front-coded.
     pub front_coded: bool,
+    /// Strings in the order rows first use them, not sorted (SPEC.md 7.6).
+    pub row_order: bool,
     /// Stored bytes of the zstd dictionary its chunks share (0: none;
     /// included in `stored_bytes`).
     pub dictionary_bytes: u64,
@@ -245,6 +271,8 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
             min,
             max,
             string_table: (n.count(Kind::Str) > 0).then_some(n.table),
+            sources: None,
+            node,
         });
     }
 
@@ -279,6 +307,7 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
             ratio: ratio(raw, stored),
             long_text: m.flags & format::footer::TABLE_LONG_TEXT != 0,
             front_coded: m.flags & format::footer::TABLE_FRONT_CODED != 0,
+            row_order: m.flags & format::footer::TABLE_ROW_ORDER != 0,
             dictionary_bytes: m.dict_section.map_or(0, |d| entry(d).stored_len as u64),
             first_strings,
         });
@@ -414,6 +443,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         r.columns
             .retain(|c| pats.iter().any(|p| matches(p, &c.path)));
     }
+    if args.sources {
+        for c in &mut r.columns {
+            let found = snap
+                .stream_sources(c.node)
+                .map_err(|e| common::lib_data(&name, e))?;
+            c.sources = Some(
+                found
+                    .into_iter()
+                    .map(|(role, enc, src)| SourceReport {
+                        stream: role.name(),
+                        encoding: enc.name(),
+                        source: snap.path(src).to_string(),
+                    })
+                    .collect(),
+            );
+        }
+    }
     if args.json {
         let mut v = serde_json::to_value(&r)?;
         if let (Some(o), Some(remote)) = (v.as_object_mut(), common::remote_stats()) {
@@ -479,16 +525,22 @@ fn schema(r: &Report, all: usize) -> String {
 /// The default view: one line per column fitted to the width, then the
 /// string tables and the totals (both narrow).
 fn compact(r: &Report, all: usize) -> String {
-    let headers: Vec<String> = [
+    let mut headers: Vec<String> = [
         "column", "type", "nulls", "distinct", "stored", "min", "max",
     ]
     .map(String::from)
     .to_vec();
+    // In place of min and max (--wide shows both).
+    let with_sources = r.columns.iter().any(|c| c.sources.is_some());
+    if with_sources {
+        headers.truncate(5);
+        headers.push("derived from".into());
+    }
     let rows: Vec<Vec<String>> = r
         .columns
         .iter()
         .map(|c| {
-            vec![
+            let mut row = vec![
                 c.path.clone(),
                 c.ty.to_string(),
                 common::thousands(c.nulls),
@@ -496,20 +548,41 @@ fn compact(r: &Report, all: usize) -> String {
                 common::thousands(c.stored_bytes),
                 shorten(&c.min, 28),
                 shorten(&c.max, 28),
-            ]
+            ];
+            if with_sources {
+                row.truncate(5);
+                row.push(derived_from(c));
+            }
+            row
         })
         .collect();
     let mut out = header(r, all);
-    out.push_str(&common::fit_table_flex(
-        &headers,
-        &rows,
-        &[2, 3, 4],
-        &[5, 6],
-    ));
+    let flex: &[usize] = if with_sources { &[5] } else { &[5, 6] };
+    out.push_str(&common::fit_table_flex(&headers, &rows, &[2, 3, 4], flex));
     out.push('\n');
     out.push_str(&tables_and_totals(r));
     out.push_str("(--wide: encodings, codecs, raw bytes, ratios; --schema: the schema only)\n");
     out
+}
+
+/// `--sources`, one cell: `user.login (mapped)`, the stream named when the
+/// column has values of more than one kind (`ints: id (based)`), `-` for
+/// none.
+fn derived_from(c: &ColumnReport) -> String {
+    let Some(s) = &c.sources else {
+        return String::new();
+    };
+    if s.is_empty() {
+        return "-".into();
+    }
+    let name_stream = c.ty == ColumnType::Mixed.name() || s.len() > 1;
+    s.iter()
+        .map(|s| match name_stream {
+            true => format!("{}: {} ({})", s.stream, s.source, s.encoding),
+            false => format!("{} ({})", s.source, s.encoding),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn shorten(v: &Value, max: usize) -> String {
@@ -546,12 +619,17 @@ fn human(r: &Report, all: usize) -> String {
 
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec![
+    let mut head = vec![
         "column", "type", "encoding", "codec", "raw", "stored", "ratio", "nulls", "absent",
         "distinct", "min", "max",
-    ]);
+    ];
+    let with_sources = r.columns.iter().any(|c| c.sources.is_some());
+    if with_sources {
+        head.push("derived from");
+    }
+    t.set_header(head);
     for c in &r.columns {
-        t.add_row(vec![
+        let mut row = vec![
             c.path.clone(),
             c.ty.to_string(),
             c.encodings.join(","),
@@ -564,7 +642,11 @@ fn human(r: &Report, all: usize) -> String {
             common::thousands(c.distinct),
             shorten(&c.min, 28),
             shorten(&c.max, 28),
-        ]);
+        ];
+        if with_sources {
+            row.push(derived_from(c));
+        }
+        t.add_row(row);
     }
     right(&mut t, &[4, 5, 6, 7, 8, 9]);
     out.push_str(&format!("{t}\n\n"));
@@ -590,12 +672,17 @@ fn tables_and_totals(r: &Report) -> String {
             common::thousands(s.raw_bytes),
             common::thousands(s.stored_bytes),
             format!("{:.2}", s.ratio),
-            match (s.long_text, s.front_coded) {
-                (true, _) => "long text",
-                (false, true) => "front-coded",
-                (false, false) => "plain",
-            }
-            .to_string(),
+            {
+                let layout = match (s.long_text, s.front_coded) {
+                    (true, _) => "long text",
+                    (false, true) => "front-coded",
+                    (false, false) => "plain",
+                };
+                match s.row_order {
+                    true => format!("{layout}, rows"),
+                    false => layout.to_string(),
+                }
+            },
             match s.dictionary_bytes {
                 0 => "-".to_string(),
                 n => common::thousands(n),
