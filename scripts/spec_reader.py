@@ -196,6 +196,9 @@ class Snap:
         d['uint'] = load(2, 'u', cnt[5]) if 2 in nd['streams'] else []
         d['float'] = load(3, 'f', cnt[6]) if 3 in nd['streams'] else []
         d['str'] = load(4, 'u', cnt[7]) if 4 in nd['streams'] else []
+        # string ids are u32 whatever their encoding (4.2: a delta-zigzag
+        # stream's running values too)
+        assert all(0 <= x < 1 << 32 for x in d['str']), 'string id out of range'
         nt = cnt.get(8, 0)
         if nt:
             d['secs'] = load(5, 'i', nt)

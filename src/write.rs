@@ -67,6 +67,13 @@ pub struct BuildOptions {
     /// is smaller, in either format version. Readers that predate it reject
     /// encoding 11: `colsnap build --format-version 1` turns it off.
     pub based_streams: bool,
+    /// Let a column's string ids be stored as differences from the item
+    /// before (`delta-zigzag` on a string-ids stream, SPEC.md 4.2) where
+    /// that is smaller, in either format version: ids that grow in item
+    /// order (a row-ordered table's, sequential keys) then take a byte or
+    /// less each. Readers that predate it reject the pair:
+    /// `colsnap build --format-version 1` turns it off.
+    pub delta_string_ids: bool,
     /// Most bytes of the zstd dictionary trained for a long-text table of
     /// at least 4 chunks (0: no dictionary).
     pub long_dict_size: usize,
@@ -121,6 +128,7 @@ impl Default for BuildOptions {
             long_text_row_order: true,
             long_text_codec: LongTextCodec::Auto,
             based_streams: true,
+            delta_string_ids: true,
             long_dict_size: 1 << 20,
             short_dict_size: SHORT_DICT_SIZE,
             limits: Limits::default(),
@@ -1577,9 +1585,10 @@ fn i64_cands(values: &[i64]) -> Vec<MakeCand<'_>> {
 }
 
 /// The candidate encodings of string ids (those of
-/// [`encoding::u32_candidates`], in its order), made one at a time.
-fn u32_cands(values: &[u32]) -> Vec<MakeCand<'_>> {
-    vec![
+/// [`encoding::u32_candidates`], in its order, differences only with
+/// `deltas`), made one at a time.
+fn u32_cands(values: &[u32], deltas: bool) -> Vec<MakeCand<'_>> {
+    let mut c: Vec<MakeCand<'_>> = vec![
         Box::new(move || {
             let mut a = Vec::new();
             let e = encoding::encode_u32s(values, &mut a);
@@ -1593,7 +1602,15 @@ fn u32_cands(values: &[u32]) -> Vec<MakeCand<'_>> {
         Box::new(move || {
             encoding::dict::encode_u32s_if_useful(values).map(|d| (Encoding::Dict, d))
         }),
-    ]
+    ];
+    if deltas {
+        c.push(Box::new(move || {
+            let mut d = Vec::new();
+            let e = encoding::encode_str_id_deltas(values, &mut d);
+            Some((e, d))
+        }));
+    }
+    c
 }
 
 /// Compress the candidate encoding of a stream that compresses smallest.
@@ -2212,8 +2229,11 @@ fn write_snapshot<W: Write>(
             parent.as_deref(),
             maps,
             i,
-            table_of[i],
-            distinct_ids[i],
+            StrsOf {
+                table: table_of[i],
+                distinct: distinct_ids[i],
+                deltas: opts.delta_string_ids,
+            },
         )?;
         memtrace::mark_detail(|| format!("node {i} {} ({} items)", b.path(i as u32), n.n_items()));
         Ok((meta, packs.out))
@@ -2933,15 +2953,30 @@ fn dense_kinds(n: &NodeBuf) -> Vec<u8> {
     dense
 }
 
+/// What [`write_node`] needs to know of a node's strings beyond its items.
+struct StrsOf {
+    /// The string table its ids point into.
+    table: u32,
+    /// Its distinct string ids.
+    distinct: usize,
+    /// Whether its ids may be stored as differences
+    /// ([`BuildOptions::delta_string_ids`]).
+    deltas: bool,
+}
+
 fn write_node(
     w: &mut Packs,
     n: &NodeBuf,
     parent: Option<&NodeBuf>,
     maps: [Vec<Vec<u8>>; 5],
     i: usize,
-    table: u32,
-    str_distinct: usize,
+    strs: StrsOf,
 ) -> Result<NodeMeta> {
+    let StrsOf {
+        table,
+        distinct: str_distinct,
+        deltas: delta_ids,
+    } = strs;
     let [int_map, str_map, bases, str_bases, int_bases] = maps;
     let mut counts = [0u64; KIND_COUNT];
     for &k in &n.kinds {
@@ -2994,7 +3029,7 @@ fn write_node(
     }
     if !n.strs.is_empty() {
         buf.clear();
-        let mut c = u32_cands(&n.strs);
+        let mut c = u32_cands(&n.strs, delta_ids);
         c.extend(str_map.into_iter().map(|m| ready(Encoding::Mapped, m)));
         c.extend(str_bases.into_iter().map(|m| ready(Encoding::Based, m)));
         set(Role::Strs, w.section_best(Role::Strs, c)?);

@@ -11,8 +11,9 @@ mod common;
 use colsnap::encoding::{Encoding, based, varint};
 use colsnap::format::{Footer, Role, Stats, TableMeta};
 use colsnap::model::{Kind, NodeName};
-use colsnap::{BuildOptions, Error, ExportOptions, Snapshot, build_to_vec};
+use colsnap::{BuildOptions, ExportOptions, Snapshot, build_to_vec};
 use common::craft::*;
+use common::{cli_on_bytes as cli, corrupt_detail, encoding_of, query_rows};
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -56,29 +57,6 @@ fn issues() -> Vec<Value> {
             row
         })
         .collect()
-}
-
-/// The rows of `colsnap query FILE ARGS`'s page (which must succeed).
-fn query_rows(file: &std::path::Path, args: &[&str]) -> Vec<Value> {
-    let out = common::succeeded(
-        Command::new(env!("CARGO_BIN_EXE_colsnap"))
-            .arg("query")
-            .arg(file)
-            .args(args)
-            .output()
-            .unwrap(),
-    );
-    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
-    page["data"].as_array().expect("a page of rows").clone()
-}
-
-fn encoding_of(s: &Snapshot, path: &str, role: Role) -> Encoding {
-    let c = s.column(path).expect("column");
-    let f = s.footer();
-    let sec = f.nodes[c.node() as usize]
-        .stream(role)
-        .expect("a stream of the role");
-    f.sections[sec as usize].encoding
 }
 
 fn ts_secs_encoding(s: &Snapshot, path: &str) -> Encoding {
@@ -329,29 +307,6 @@ fn empty_table() -> TableMeta {
         index_section: None,
         dict_section: None,
     }
-}
-
-fn corrupt_detail<T>(r: colsnap::Result<T>) -> String {
-    match r {
-        Err(Error::Corrupt { what, detail, .. }) => format!("{what}: {detail}"),
-        Err(e) => panic!("expected a corrupt-snapshot error, got {e}"),
-        Ok(_) => panic!("a hostile file was accepted"),
-    }
-}
-
-/// `colsnap ARGS FILE` on `bytes`: (exit code, stderr); a panic fails.
-fn cli(bytes: &[u8], args: &[&str]) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("crafted.colsnap");
-    std::fs::write(&file, bytes).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_colsnap"))
-        .args(args)
-        .arg(&file)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains("panicked"), "{err}");
-    (out.status.code().expect("exited"), err)
 }
 
 #[test]

@@ -289,6 +289,28 @@ pub fn u32s_at(
         .collect()
 }
 
+/// String ids at `positions` (as [`super::decode_str_ids`]).
+pub fn str_ids_at(
+    enc: Encoding,
+    buf: &[u8],
+    whole: usize,
+    count: usize,
+    positions: &[usize],
+    what: &str,
+) -> Result<Vec<u32>> {
+    if enc != Encoding::DeltaZigzagVarint {
+        return u32s_at(enc, buf, whole, count, positions, what);
+    }
+    walk(buf, whole, count, positions, what, Walk::Delta)?
+        .into_iter()
+        .map(|v| {
+            let v = v as i64;
+            u32::try_from(v)
+                .map_err(|_| Error::corrupt(what, 0, format!("string id {v} out of range")))
+        })
+        .collect()
+}
+
 /// Floats at `positions` (as [`super::decode_f64s`]).
 pub fn f64s_at(
     enc: Encoding,
@@ -363,7 +385,7 @@ mod tests {
             }
             let u: Vec<u32> = v.iter().map(|&x| x as u32).collect();
             for (e, b) in u32_candidates(&u) {
-                prop_assert_eq!(u32s_at(e, &b, b.len(), u.len(), &p, "t").unwrap(), pick(&u, &p));
+                prop_assert_eq!(str_ids_at(e, &b, b.len(), u.len(), &p, "t").unwrap(), pick(&u, &p));
             }
             let w: Vec<u64> = v.iter().map(|&x| x as u64).collect();
             let mut b = Vec::new();
@@ -407,7 +429,7 @@ mod tests {
             let u: Vec<u32> = v.iter().map(|&x| x as u32).collect();
             for (e, b) in u32_candidates(&u) {
                 let k = cut(e, &b);
-                prop_assert_eq!(u32s_at(e, &b[..k], b.len(), u.len(), &p, "t").unwrap(), pick(&u, &p));
+                prop_assert_eq!(str_ids_at(e, &b[..k], b.len(), u.len(), &p, "t").unwrap(), pick(&u, &p));
             }
             let w: Vec<u64> = v.iter().map(|&x| x as u64).collect();
             let mut b = Vec::new();
@@ -495,12 +517,14 @@ mod tests {
             let _ = i64s_at(e, &buf, buf.len(), n, &picks, "t");
             let _ = u64s_at(e, &buf, buf.len(), n, &picks, "t");
             let _ = u32s_at(e, &buf, buf.len(), n, &picks, "t");
+            let _ = str_ids_at(e, &buf, buf.len(), n, &picks, "t");
             let _ = f64s_at(e, &buf, buf.len(), n, &picks, "t");
             let _ = u8s_at(e, &buf, buf.len(), n, &picks, "t");
             // A prefix shorter than the positions need.
             let k = picks.first().copied().unwrap_or(0) % (buf.len() + 1);
             let _ = i64s_at(e, &buf[..k], buf.len(), n, &picks, "t");
             let _ = u32s_at(e, &buf[..k], buf.len(), n, &picks, "t");
+            let _ = str_ids_at(e, &buf[..k], buf.len(), n, &picks, "t");
             let _ = f64s_at(e, &buf[..k], buf.len(), n, &picks, "t");
             let _ = u8s_at(e, &buf[..k], buf.len(), n, &picks, "t");
         }

@@ -210,7 +210,8 @@ pub fn i64_candidates(values: &[i64]) -> Vec<(Encoding, Vec<u8>)> {
     out
 }
 
-/// Candidate encodings of string ids: plain u32, varint, dictionary.
+/// Candidate encodings of string ids: plain u32, varint, dictionary and
+/// differences ([`encode_str_id_deltas`]).
 pub fn u32_candidates(values: &[u32]) -> Vec<(Encoding, Vec<u8>)> {
     let mut a = Vec::new();
     let e = encode_u32s(values, &mut a);
@@ -221,7 +222,57 @@ pub fn u32_candidates(values: &[u32]) -> Vec<(Encoding, Vec<u8>)> {
     if let Some(d) = dict::encode_u32s_if_useful(values) {
         out.push((Encoding::Dict, d));
     }
+    let mut d = Vec::new();
+    let e = encode_str_id_deltas(values, &mut d);
+    out.push((e, d));
     out
+}
+
+/// Encode string ids as zigzag varints of their differences (`delta-zigzag`
+/// on a string-ids stream, SPEC.md 4.2): ids that grow in item order (a
+/// row-ordered table's, sequential keys) take a byte or less each.
+pub fn encode_str_id_deltas(values: &[u32], out: &mut Vec<u8>) -> Encoding {
+    let mut prev = 0i64;
+    for &v in values {
+        varint::put_i64(out, v as i64 - prev);
+        prev = v as i64;
+    }
+    Encoding::DeltaZigzagVarint
+}
+
+/// Decode the string ids of a string-ids stream: what [`decode_u32s_into`]
+/// accepts, plus `delta-zigzag` (SPEC.md 4.2: the running sum, wrapping
+/// i64, must lie in 0..2^32 at every item).
+pub fn decode_str_ids_into(
+    enc: Encoding,
+    buf: &[u8],
+    count: usize,
+    what: &str,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    if enc != Encoding::DeltaZigzagVarint {
+        return decode_u32s_into(enc, buf, count, what, out);
+    }
+    check_count(what, count, buf.len(), 1)?;
+    let mut r = varint::Reader::new(buf);
+    out.reserve(count);
+    let mut prev = 0i64;
+    for _ in 0..count {
+        prev = prev.wrapping_add(r.i64(what)?);
+        out.push(u32::try_from(prev).map_err(|_| {
+            Error::corrupt(
+                what,
+                r.pos() as u64,
+                format!("string id {prev} out of range"),
+            )
+        })?);
+    }
+    check_exact(what, r.pos(), buf.len())
+}
+
+/// [`decode_str_ids_into`] into a new vector.
+pub fn decode_str_ids(enc: Encoding, buf: &[u8], count: usize, what: &str) -> Result<Vec<u32>> {
+    into_new(|out| decode_str_ids_into(enc, buf, count, what, out))
 }
 
 /// Encode unsigned integers as LEB128 varints.
@@ -485,10 +536,10 @@ pub(crate) mod tests {
             }
             let u: Vec<u32> = v.iter().map(|&x| x as u32).collect();
             for (e, b) in u32_candidates(&u) {
-                prop_assert_eq!(decode_u32s(e, &b, u.len(), "t").unwrap(), u.clone());
+                prop_assert_eq!(decode_str_ids(e, &b, u.len(), "t").unwrap(), u.clone());
                 let mut junk = b.clone();
                 junk.push(1);
-                prop_assert!(decode_u32s(e, &junk, u.len(), "t").is_err());
+                prop_assert!(decode_str_ids(e, &junk, u.len(), "t").is_err());
             }
         }
         #[test]
@@ -497,9 +548,40 @@ pub(crate) mod tests {
             let _ = decode_i64s(e, &buf, n, "t");
             let _ = decode_u64s(e, &buf, n, "t");
             let _ = decode_u32s(e, &buf, n, "t");
+            let _ = decode_str_ids(e, &buf, n, "t");
             let _ = decode_f64s(e, &buf, n, "t");
             let _ = decode_u8s(e, &buf, n, "t");
         }
+    }
+
+    #[test]
+    fn string_id_differences_stay_within_u32() {
+        let ids = [0u32, 5, 4, u32::MAX, 0, 7];
+        let mut b = Vec::new();
+        assert_eq!(
+            encode_str_id_deltas(&ids, &mut b),
+            Encoding::DeltaZigzagVarint
+        );
+        assert_eq!(
+            decode_str_ids(Encoding::DeltaZigzagVarint, &b, 6, "t").unwrap(),
+            ids
+        );
+        // Increasing ids take a byte each.
+        let up: Vec<u32> = (1000..1100).collect();
+        let mut b = Vec::new();
+        encode_str_id_deltas(&up, &mut b);
+        assert_eq!(b.len(), 2 + 99);
+        // A sum below 0 or past u32::MAX is corruption, not a wrap.
+        for steps in [&[3i64, -4][..], &[u32::MAX as i64, 1], &[i64::MAX, 1]] {
+            let mut b = Vec::new();
+            for &d in steps {
+                varint::put_i64(&mut b, d);
+            }
+            let e = decode_str_ids(Encoding::DeltaZigzagVarint, &b, steps.len(), "t").unwrap_err();
+            assert!(e.to_string().contains("out of range"), "{e}");
+        }
+        // list-lengths and other u32 streams still refuse differences.
+        assert!(decode_u32s(Encoding::DeltaZigzagVarint, &[0], 1, "t").is_err());
     }
 
     #[test]

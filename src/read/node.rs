@@ -705,9 +705,13 @@ impl Decoder {
                 )?;
                 strs = string_ids(v, &w)?;
             }
-            Some((e, b)) => {
-                encoding::decode_u32s_into(e, &b, count(Kind::Str), &what(Role::Strs), &mut strs)?
-            }
+            Some((e, b)) => encoding::decode_str_ids_into(
+                e,
+                &b,
+                count(Kind::Str),
+                &what(Role::Strs),
+                &mut strs,
+            )?,
             None => {}
         }
         let nt = count(Kind::Time);

@@ -609,7 +609,7 @@ impl Picked {
                 string_ids(v, &w)?
             }
             Some((e, b, w)) => {
-                at::u32s_at(e, &b, w, count(Kind::Str), at(Kind::Str), &what(Role::Strs))?
+                at::str_ids_at(e, &b, w, count(Kind::Str), at(Kind::Str), &what(Role::Strs))?
             }
             None => Vec::new(),
         };

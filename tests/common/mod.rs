@@ -53,6 +53,64 @@ pub fn succeeded(out: std::process::Output) -> std::process::Output {
     out
 }
 
+/// The "what: detail" of the corruption error `r` must be (a panic when it
+/// is another error or a success: a hostile file was accepted).
+#[cfg(feature = "write")]
+pub fn corrupt_detail<T>(r: colsnap::Result<T>) -> String {
+    match r {
+        Err(colsnap::Error::Corrupt { what, detail, .. }) => format!("{what}: {detail}"),
+        Err(e) => panic!("expected a corrupt-snapshot error, got {e}"),
+        Ok(_) => panic!("a hostile file was accepted"),
+    }
+}
+
+/// `colsnap ARGS FILE` on a snapshot of `bytes` written to a temporary
+/// file: (exit code, stderr); a panic fails the test.
+#[cfg(feature = "cli")]
+pub fn cli_on_bytes(bytes: &[u8], args: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crafted.colsnap");
+    std::fs::write(&file, bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_colsnap"))
+        .args(args)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    (out.status.code().expect("exited"), err)
+}
+
+/// The rows of `colsnap query FILE ARGS`'s page (which must succeed).
+#[cfg(feature = "cli")]
+pub fn query_rows(file: &Path, args: &[&str]) -> Vec<Value> {
+    let out = succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_colsnap"))
+            .arg("query")
+            .arg(file)
+            .args(args)
+            .output()
+            .unwrap(),
+    );
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    page["data"].as_array().expect("a page of rows").clone()
+}
+
+/// The encoding of column `path`'s stream of role `role` (which it must have).
+#[cfg(feature = "write")]
+pub fn encoding_of(
+    s: &Snapshot,
+    path: &str,
+    role: colsnap::format::Role,
+) -> colsnap::encoding::Encoding {
+    let c = s.column(path).expect("column");
+    let f = s.footer();
+    let sec = f.nodes[c.node() as usize]
+        .stream(role)
+        .expect("a stream of the role");
+    f.sections[sec as usize].encoding
+}
+
 /// The rows of a JSON array or NDJSON text.
 pub fn rows_of(text: &[u8]) -> Vec<Value> {
     match serde_json::from_slice::<Value>(text) {

@@ -201,6 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         front_coding: !args.no_front_coding,
         long_text_row_order: !args.long_text_sorted && args.format_version.is_none_or(|v| v >= 2),
         based_streams: args.format_version.is_none_or(|v| v >= 2),
+        delta_string_ids: args.format_version.is_none_or(|v| v >= 2),
         long_text_codec: match args.long_text_codec {
             _ if args.format_version.is_some_and(|v| v < 2) => LongTextCodec::Zstd,
             Some(LongTextCodecArg::Auto) => LongTextCodec::Auto,
