@@ -473,26 +473,30 @@ pub fn cut(s: &str, max: usize) -> String {
 /// columns of text), then columns that still do not fit are left out and
 /// counted. Columns listed in `right` are right-aligned.
 pub fn fit_table(headers: &[String], rows: &[Vec<String>], right: &[usize]) -> String {
-    fit_table_to(headers, rows, right, &[], term_width())
+    fit_table_to(headers, rows, right, &[], term_width(), "")
 }
 
-/// [`fit_table`], shrinking the columns in `flex` first.
+/// [`fit_table`], shrinking the columns in `flex` first; the note on
+/// columns left out names `more`, the option that shows them (`--wide`,
+/// `--fields`), when it is not empty.
 pub fn fit_table_flex(
     headers: &[String],
     rows: &[Vec<String>],
     right: &[usize],
     flex: &[usize],
+    more: &str,
 ) -> String {
-    fit_table_to(headers, rows, right, flex, term_width())
+    fit_table_to(headers, rows, right, flex, term_width(), more)
 }
 
-/// [`fit_table`] for a given width.
+/// [`fit_table_flex`] for a given width.
 pub fn fit_table_to(
     headers: &[String],
     rows: &[Vec<String>],
     right: &[usize],
     flex: &[usize],
     width: Option<usize>,
+    more: &str,
 ) -> String {
     let clean = |s: &str| s.replace(['\n', '\r', '\t'], " ");
     let mut widths: Vec<usize> = headers.iter().map(|h| display_width(h)).collect();
@@ -565,8 +569,12 @@ pub fn fit_table_to(
     }
     if shown < headers.len() {
         let left: Vec<&str> = headers[shown..].iter().map(|h| h.as_str()).collect();
+        let how = match more {
+            "" => "a wider terminal or COLUMNS=200 shows them".to_string(),
+            m => format!("a wider terminal, COLUMNS=200 or {m} show them"),
+        };
         out.push_str(&format!(
-            "({} more columns not shown: {}; a wider terminal, COLUMNS=200 or --fields show them)\n",
+            "({} more columns not shown: {}; {how})\n",
             left.len(),
             cut(&left.join(", "), 60)
         ));
@@ -638,7 +646,14 @@ mod tests {
             vec![format!("a{family}b"), "x".repeat(50)],
             vec!["plain".into(), "y".into()],
         ];
-        let t = fit_table_to(&["label".into(), "text".into()], &rows, &[], &[], Some(30));
+        let t = fit_table_to(
+            &["label".into(), "text".into()],
+            &rows,
+            &[],
+            &[],
+            Some(30),
+            "",
+        );
         for l in t.lines() {
             assert!(display_width(l) <= 30, "{l:?}");
         }
@@ -652,6 +667,24 @@ mod tests {
             })
             .collect();
         assert!(starts.windows(2).all(|w| w[0] == w[1]), "{t}");
+    }
+
+    #[test]
+    fn columns_left_out_name_the_option_that_shows_them() {
+        let headers: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let rows = vec![vec!["x".repeat(12), "y".repeat(12), "z".repeat(12)]];
+        let t = fit_table_to(&headers, &rows, &[], &[], Some(20), "");
+        assert!(
+            t.contains("(1 more columns not shown: c; a wider terminal or COLUMNS=200 shows them)"),
+            "{t}"
+        );
+        let t = fit_table_to(&headers, &rows, &[], &[], Some(20), "--wide");
+        assert!(
+            t.contains("a wider terminal, COLUMNS=200 or --wide show them"),
+            "{t}"
+        );
+        let t = fit_table_to(&headers, &rows, &[], &[], Some(200), "--wide");
+        assert!(!t.contains("not shown"), "{t}");
     }
 
     #[test]

@@ -558,7 +558,13 @@ fn compact(r: &Report, all: usize) -> String {
         .collect();
     let mut out = header(r, all);
     let flex: &[usize] = if with_sources { &[5] } else { &[5, 6] };
-    out.push_str(&common::fit_table_flex(&headers, &rows, &[2, 3, 4], flex));
+    out.push_str(&common::fit_table_flex(
+        &headers,
+        &rows,
+        &[2, 3, 4],
+        flex,
+        "--wide",
+    ));
     out.push('\n');
     out.push_str(&tables_and_totals(r));
     out.push_str("(--wide: encodings, codecs, raw bytes, ratios; --schema: the schema only)\n");

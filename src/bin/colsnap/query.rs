@@ -363,7 +363,10 @@ fn table(page: &colsnap::query::Page, fields: Option<&[String]>, offset: usize) 
     if page.data.is_empty() {
         return summary;
     }
-    format!("{}{summary}", common::fit_table(&cols, &cells, &[]))
+    format!(
+        "{}{summary}",
+        common::fit_table_flex(&cols, &cells, &[], &[], "--fields")
+    )
 }
 
 /// The page as text cells: one column per `--fields` entry (nested values
