@@ -114,7 +114,8 @@ pub struct Args {
     pub long_text_sorted: bool,
     /// Snapshot format version: 2 (sections without frames, the default) or
     /// 1 (every section framed and 8-aligned), for readers older than version 2
-    /// (long text then sorted, as with --long-text-sorted).
+    /// (long text then sorted, as with --long-text-sorted, in zstd, and no
+    /// `based` streams or string ids as differences).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2))]
     pub format_version: Option<u16>,
     /// Memory budget (e.g. 512M, 2G; 0 for none): the column buffers get
