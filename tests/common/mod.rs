@@ -96,6 +96,32 @@ pub fn query_rows(file: &Path, args: &[&str]) -> Vec<Value> {
     page["data"].as_array().expect("a page of rows").clone()
 }
 
+/// `rows` built with the default options and with `off` (a writer choice
+/// turned off), as (bytes, snapshot) each, once both are checked: each
+/// exports `rows` exactly, the default build verifies and is the smaller.
+#[cfg(feature = "write")]
+pub fn built_with_and_without(
+    rows: &[Value],
+    off: &BuildOptions,
+) -> ((Vec<u8>, Snapshot), (Vec<u8>, Snapshot)) {
+    let input = serde_json::to_vec(rows).unwrap();
+    let build = |opts: &BuildOptions| {
+        let bytes = build_to_vec(&input[..], opts).unwrap();
+        let snap = Snapshot::from_bytes(bytes.clone()).unwrap();
+        assert_eq!(snap.to_values().unwrap(), rows);
+        (bytes, snap)
+    };
+    let (on, off) = (build(&BuildOptions::default()), build(off));
+    on.1.verify().expect("verifies");
+    assert!(
+        on.0.len() < off.0.len(),
+        "{} vs {}",
+        on.0.len(),
+        off.0.len()
+    );
+    (on, off)
+}
+
 /// The encoding of column `path`'s stream of role `role` (which it must have).
 #[cfg(feature = "write")]
 pub fn encoding_of(
