@@ -285,6 +285,68 @@ fn a_cycle_of_mapped_streams_is_refused() {
     }
 }
 
+// ------------------------ picked rows: a kind the footer does not count
+
+/// Node `a` (2 rows): the footer counts one null and one integer, but its
+/// kinds stream says the first item is an array, and an array has no length to
+/// read (the footer lists no list-lengths stream).
+fn kinds_beyond_the_footer() -> Vec<u8> {
+    let mut kb = Vec::new();
+    bitpack::encode(&[Kind::Array as u8, Kind::Null as u8], &mut kb);
+    let mut ints = Vec::new();
+    varint::put_i64(&mut ints, 5);
+    let secs = vec![
+        raw(Role::Kinds, Encoding::BitPacked, kb),
+        raw(Role::Ints, Encoding::ZigzagVarint, ints),
+    ];
+    let mut a = node(0, key("a"), 2, &[(Kind::Null, 1), (Kind::Int, 1)]);
+    a = with_stream(a, Role::Kinds, 0);
+    a = with_stream(a, Role::Ints, 1);
+    a.stats = Stats {
+        distinct: 1,
+        int: Some((5, 5)),
+        ..Default::default()
+    };
+    assemble(secs, |d| Footer {
+        rows: 2,
+        sections: d,
+        tables: vec![TableMeta {
+            flags: 0,
+            n_strings: 0,
+            first_chunk: 0,
+            chunk_counts: Vec::new(),
+            index_section: None,
+            dict_section: None,
+        }],
+        nodes: vec![root(2), a],
+    })
+}
+
+#[test]
+fn a_picked_item_of_a_kind_the_footer_does_not_count_is_corruption() {
+    // Found by fuzzing (open_read_repaired): a page decoded only its rows'
+    // items, took the kinds stream's word for an array, and indexed array
+    // lengths that were never there (a panic). The whole decode compares
+    // every kind count with the footer's; a picked item must lie within
+    // its kind's count.
+    let bytes = kinds_beyond_the_footer();
+    let s = Snapshot::from_bytes(bytes.clone()).expect("open reads only the tail");
+    let d = corrupt_detail(s.row(0).map(|_| s.clone()));
+    assert!(d.contains("`a`") && d.contains("array item 0 of 0"), "{d}");
+    let d = corrupt_detail(s.verify().map(|_| s.clone()));
+    assert!(d.contains("kind counts"), "{d}");
+    for args in [
+        &["query", "--limit", "1"][..],
+        &["query", "--sort", "-a", "--limit", "1"],
+        &["export"],
+        &["verify"],
+    ] {
+        let (code, err) = run_limited(&bytes, args);
+        assert_eq!(code, 1, "colsnap {args:?}: {err}");
+        assert!(err.contains("kind counts"), "colsnap {args:?}: {err}");
+    }
+}
+
 // ------------------------------------------ item 14: duplicate sibling keys
 
 #[test]

@@ -354,7 +354,23 @@ impl Picked {
         let pairs = self.kinds_at(node, &items)?;
         let mut ks = Vec::with_capacity(items.len());
         let mut ranks = vec![Vec::new(); KIND_COUNT];
+        let snap = self.snap.clone();
+        let meta = &snap.footer().nodes[node as usize];
         for (k, r) in pairs {
+            // The whole decode compares every kind count with the footer's;
+            // a picked item's rank must at least lie within its kind's
+            // count, on which the streams present depend (SPEC.md 5.3): an
+            // array the footer does not count has no length to read.
+            let n = meta.count(k);
+            if r as u64 >= n {
+                return Err(self.corrupt(
+                    node,
+                    format!(
+                        "kind counts differ from the footer's: {} item {r} of {n}",
+                        k.name()
+                    ),
+                ));
+            }
             ks.push(k as u8);
             ranks[k as usize].push(r);
         }
