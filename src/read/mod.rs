@@ -1069,13 +1069,8 @@ impl Snapshot {
     pub fn stream_sources(&self, node: u32) -> Result<Vec<(Role, crate::encoding::Encoding, u32)>> {
         let mut out = Vec::new();
         for role in node::SOURCE_ROLES {
-            if let Some(src) = node::stream_source(self, node, role)? {
-                let m = &self.footer.nodes[node as usize];
-                let e = m
-                    .stream(role)
-                    .and_then(|s| self.footer.sections.get(s as usize))
-                    .map(|e| e.encoding);
-                out.extend(e.map(|e| (role, e, src)));
+            if let Some((e, src)) = node::stream_source(self, node, role)? {
+                out.push((role, e, src));
             }
         }
         Ok(out)

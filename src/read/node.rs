@@ -1285,11 +1285,15 @@ pub(super) fn string_ids(v: Vec<i64>, what: &str) -> Result<Vec<u32>> {
 /// The roles of the streams that may name a source (SPEC.md 4.7, 4.9).
 pub(crate) const SOURCE_ROLES: [Role; 3] = [Role::Ints, Role::Strs, Role::TsSecs];
 
-/// The source node named by node `node`'s `role` stream, when that stream
-/// is `mapped` or `based`; checked as decoding checks it (it exists, is
-/// not the node, and has the node's domain). Reads the stream's first
-/// bytes only.
-pub(crate) fn stream_source(snap: &Snapshot, node: u32, role: Role) -> Result<Option<u32>> {
+/// The encoding and the source node of node `node`'s `role` stream, when
+/// that stream is `mapped` or `based`; the source checked as decoding
+/// checks it (it exists, is not the node, and has the node's domain).
+/// Reads the stream's first bytes only.
+pub(crate) fn stream_source(
+    snap: &Snapshot,
+    node: u32,
+    role: Role,
+) -> Result<Option<(Encoding, u32)>> {
     let f = snap.footer();
     let Some(s) = f.nodes.get(node as usize).and_then(|m| m.stream(role)) else {
         return Ok(None);
@@ -1305,7 +1309,7 @@ pub(crate) fn stream_source(snap: &Snapshot, node: u32, role: Role) -> Result<Op
     let src = u32::try_from(src)
         .map_err(|_| Error::corrupt(&what, e.offset, "source node out of range"))?;
     check_source(snap, node, src).map_err(|d| Error::corrupt(&what, e.offset, d))?;
-    Ok(Some(src))
+    Ok(Some((e.encoding, src)))
 }
 
 /// Check the whole graph of `mapped` streams (for [`Snapshot::verify`]):
@@ -1319,7 +1323,7 @@ pub(crate) fn check_mapped_chains(snap: &Snapshot) -> Result<()> {
     let mut any = false;
     for (i, found) in sources.iter_mut().enumerate() {
         for (j, role) in SOURCE_ROLES.into_iter().enumerate() {
-            if let Some(src) = stream_source(snap, i as u32, role)? {
+            if let Some((_, src)) = stream_source(snap, i as u32, role)? {
                 found[j] = Some(src);
                 any = true;
             }
