@@ -1076,6 +1076,36 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// [`Snapshot::stream_sources`] of each of `nodes`, the streams that
+    /// name a source fetched first in one read (one request over HTTP,
+    /// close ranges merged) rather than one read each.
+    pub fn stream_sources_of(
+        &self,
+        nodes: &[u32],
+    ) -> Result<Vec<Vec<(Role, crate::encoding::Encoding, u32)>>> {
+        let mut plan = Plan::new();
+        for &n in nodes {
+            let Some(m) = self.footer.nodes.get(n as usize) else {
+                continue;
+            };
+            for role in node::SOURCE_ROLES {
+                let named = m.stream(role).filter(|&s| {
+                    self.footer
+                        .sections
+                        .get(s as usize)
+                        .is_some_and(|e| e.encoding.has_source())
+                });
+                if let Some(s) = named {
+                    plan.add_section(s);
+                }
+            }
+        }
+        self.fetch(&plan)?;
+        let out = nodes.iter().map(|&n| self.stream_sources(n)).collect();
+        self.release_fetched(&plan);
+        out
+    }
+
     /// The nodes that may be the sources of `node`'s streams that name one
     /// (`mapped`, `based`: the source sits in the stream's bytes), for a
     /// reader that fetches them in the same round as the node: for a

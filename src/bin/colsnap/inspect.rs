@@ -8,6 +8,7 @@ use crate::common;
 use colsnap::Snapshot;
 use colsnap::format::{self, SectionEntry};
 use colsnap::model::{ColumnType, Kind};
+use colsnap::read::Plan;
 use colsnap::timestamp::{self, Layout, Timestamp};
 use comfy_table::{CellAlignment, Table, presets};
 use serde::Serialize;
@@ -31,7 +32,9 @@ raw bytes, ratio and absent counts at full width; --schema prints the short
 schema only (path, type, nulls, absent, distinct).
 
 Only the header, footer and trailer are read (plus the string chunks that
-hold string minimums and maximums, and those needed by --strings).";
+hold string minimums and maximums, and those needed by --strings; with
+--sources the mapped and based streams), the chunks and streams in one read:
+one request for a snapshot over HTTP.";
 
 /// Arguments of `colsnap inspect` / `snapshot-inspect`.
 #[derive(Debug, clap::Args)]
@@ -240,6 +243,20 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
     let file_bytes = snap.file_len();
     let entry = |i: u32| -> &SectionEntry { &f.sections[i as usize] };
 
+    // The chunks that hold the string minimums and maximums, in one read
+    // (one request over HTTP, not one or two per column).
+    let mut plan = Plan::new();
+    for n in &f.nodes {
+        if let (Some((lo, hi)), Ok(t)) = (n.stats.str, snap.table(n.table)) {
+            for id in [lo, hi] {
+                if let Ok((k, _)) = t.locate(id) {
+                    snap.plan_chunk(&mut plan, n.table, k);
+                }
+            }
+        }
+    }
+    snap.fetch(&plan)?;
+
     let mut columns = Vec::new();
     let mut columns_stored = 0u64;
     for (i, n) in f.nodes.iter().enumerate() {
@@ -444,10 +461,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .retain(|c| pats.iter().any(|p| matches(p, &c.path)));
     }
     if args.sources {
-        for c in &mut r.columns {
-            let found = snap
-                .stream_sources(c.node)
-                .map_err(|e| common::lib_data(&name, e))?;
+        // One read for every column's streams (one request over HTTP).
+        let nodes: Vec<u32> = r.columns.iter().map(|c| c.node).collect();
+        let found = snap
+            .stream_sources_of(&nodes)
+            .map_err(|e| common::lib_data(&name, e))?;
+        for (c, found) in r.columns.iter_mut().zip(found) {
             c.sources = Some(
                 found
                     .into_iter()
