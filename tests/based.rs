@@ -9,13 +9,12 @@
 mod common;
 
 use colsnap::encoding::{Encoding, based, varint};
-use colsnap::format::{Footer, Role, Stats, TableMeta};
+use colsnap::format::{Footer, Role, Stats};
 use colsnap::model::{Kind, NodeName};
 use colsnap::{BuildOptions, ExportOptions, Snapshot, build_to_vec};
 use common::craft::*;
 use common::{cli_on_bytes as cli, corrupt_detail, encoding_of, query_rows};
 use serde_json::{Value, json};
-use std::process::Command;
 
 /// `2024-05-DDTHH:MM:SS` plus `tail` for `secs` seconds into May 2024.
 fn stamp(secs: i64, tail: &str) -> String {
@@ -138,14 +137,7 @@ fn the_writer_bases_timestamps_and_every_read_path_decodes_them() {
     let v1 = dir.path().join("v1.colsnap");
     let input_file = dir.path().join("issues.json");
     std::fs::write(&input_file, &input).unwrap();
-    common::succeeded(
-        Command::new(env!("CARGO_BIN_EXE_colsnap"))
-            .args(["build", "--quiet", "--format-version", "1", "-o"])
-            .arg(&v1)
-            .arg(&input_file)
-            .output()
-            .unwrap(),
-    );
+    common::cli_build(&input_file, &v1, &["--format-version", "1"]);
     let v1 = Snapshot::open(&v1).unwrap();
     for p in ["created_at", "updated_at", "closed_at"] {
         assert_ne!(ts_secs_encoding(&v1, p), Encoding::Based, "{p}");
@@ -295,18 +287,6 @@ fn crafted(
         tables: vec![empty_table()],
         ..footer(N as u64, d, nodes)
     })
-}
-
-/// The one (empty) string table of a snapshot without strings.
-fn empty_table() -> TableMeta {
-    TableMeta {
-        flags: 0,
-        n_strings: 0,
-        first_chunk: 0,
-        chunk_counts: Vec::new(),
-        index_section: None,
-        dict_section: None,
-    }
 }
 
 #[test]

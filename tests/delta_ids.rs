@@ -15,7 +15,6 @@ use colsnap::{BuildOptions, ExportOptions, Snapshot};
 use common::craft::*;
 use common::{cli_on_bytes as cli, corrupt_detail, encoding_of, query_rows};
 use serde_json::{Value, json};
-use std::process::Command;
 
 /// 300 rows: `key` sequential (`K-00000`, ...), `title` in no order, and a
 /// `body` long enough for the long-text table (row-ordered: its ids follow
@@ -117,14 +116,7 @@ fn the_writer_stores_growing_ids_as_differences_and_every_read_path_decodes_them
     let v1 = dir.path().join("v1.colsnap");
     let input_file = dir.path().join("keys.json");
     std::fs::write(&input_file, &input).unwrap();
-    common::succeeded(
-        Command::new(env!("CARGO_BIN_EXE_colsnap"))
-            .args(["build", "--quiet", "--format-version", "1", "-o"])
-            .arg(&v1)
-            .arg(&input_file)
-            .output()
-            .unwrap(),
-    );
+    common::cli_build(&input_file, &v1, &["--format-version", "1"]);
     let v1 = Snapshot::open(&v1).unwrap();
     for p in ["key", "title", "body"] {
         assert_ne!(
@@ -294,14 +286,7 @@ fn list_lengths_refuse_differences() {
     let bytes = assemble(secs, |d| Footer {
         rows: N as u64,
         sections: d,
-        tables: vec![TableMeta {
-            flags: 0,
-            n_strings: 0,
-            first_chunk: 0,
-            chunk_counts: Vec::new(),
-            index_section: None,
-            dict_section: None,
-        }],
+        tables: vec![empty_table()],
         nodes: vec![root(N as u64), a, e],
     });
     let s = Snapshot::from_bytes(bytes.clone()).unwrap();

@@ -310,14 +310,7 @@ fn kinds_beyond_the_footer() -> Vec<u8> {
     assemble(secs, |d| Footer {
         rows: 2,
         sections: d,
-        tables: vec![TableMeta {
-            flags: 0,
-            n_strings: 0,
-            first_chunk: 0,
-            chunk_counts: Vec::new(),
-            index_section: None,
-            dict_section: None,
-        }],
+        tables: vec![empty_table()],
         nodes: vec![root(2), a],
     })
 }

@@ -130,6 +130,18 @@ pub fn with_stream(mut n: NodeMeta, role: Role, section: u32) -> NodeMeta {
     n
 }
 
+/// The one (empty) string table of a snapshot without strings.
+pub fn empty_table() -> format::TableMeta {
+    format::TableMeta {
+        flags: 0,
+        n_strings: 0,
+        first_chunk: 0,
+        chunk_counts: Vec::new(),
+        index_section: None,
+        dict_section: None,
+    }
+}
+
 pub fn footer(rows: u64, sections: Vec<SectionEntry>, nodes: Vec<NodeMeta>) -> Footer {
     Footer {
         rows,
