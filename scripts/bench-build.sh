@@ -13,7 +13,7 @@
 # For each input, prints one line per preset (default, --fast, and the long
 # text the other way: `--long-text-codec zstd` for the neovim file, whose
 # default is PPMd, `--long-text-codec ppmd` for generated issues, whose
-# default is zstd past 32 MiB of text): wall
+# default is zstd past 256 MiB of text): wall
 # seconds, MB/s of JSON, peak RSS (GNU time's "Maximum resident set size"),
 # output bytes. With DuckDB (`pip install duckdb`; PYTHON names the
 # interpreter), also its Parquet (zstd level 19) write of the same JSON.

@@ -180,9 +180,10 @@ impl BuildOptions {
 /// How the long-text table's chunks are compressed ([`BuildOptions::long_text_codec`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LongTextCodec {
-    /// PPMd when the table holds at most [`PPMD_AUTO_MAX`] bytes of text,
-    /// else zstd: at the long-text level up to [`LARGE_LONG_TEXT`] bytes,
-    /// at most [`LARGE_LONG_LEVEL`] past it.
+    /// PPMd when the table holds at most [`PPMD_AUTO_MAX`] bytes of text
+    /// (and the codec choice is automatic), else zstd: at the long-text
+    /// level up to [`LARGE_LONG_TEXT`] bytes (a forced codec), at most
+    /// [`LARGE_LONG_LEVEL`] past it.
     #[default]
     Auto,
     /// PPMd (codec 3): 10-20% less long text than zstd at level 19 and
@@ -197,14 +198,19 @@ pub enum LongTextCodec {
 }
 
 /// Most bytes of text (the sum of its strings' lengths) of a long-text
-/// table that [`LongTextCodec::Auto`] stores with PPMd: 32 MiB. Decoding
-/// all of it, which a text search over every long text or a page whose
-/// rows' texts lie in every chunk does, then costs at most about 3 s of
-/// one core (1.7 s on two for neovim's 12.5 MB, against 0.07 s with zstd);
-/// past it zstd's decoding speed matters more than PPMd's bytes (at a
-/// million generated issues, 735 MB of text: a search takes 128 s with
-/// PPMd and 6.5 s with zstd).
-pub const PPMD_AUTO_MAX: u64 = 32 << 20;
+/// table that [`LongTextCodec::Auto`] stores with PPMd: 256 MiB, as
+/// [`LARGE_LONG_TEXT`], so `auto` has two tiers: PPMd, then zstd at level
+/// [`LARGE_LONG_LEVEL`] at most. Up to it PPMd is 8-10% smaller than zstd
+/// at level 19 and two to four times faster to build (at level 19 the
+/// build of a large Jira export is slower than DuckDB writing Parquet);
+/// the cost is reading: decoding all of it (a text search over every long
+/// text) takes about 26 s of one core, spread over the decode threads,
+/// and a page of rows with their long text decodes a part of up to one
+/// chunk per row (docs/design.md, "PPMd up to 256 MiB"). Past it zstd's
+/// decoding speed matters more than PPMd's bytes (at a million generated
+/// issues, 735 MB of text: a search takes 128 s of one core with PPMd and
+/// 6.5 s with zstd).
+pub const PPMD_AUTO_MAX: u64 = LARGE_LONG_TEXT;
 
 /// Most raw bytes of a PPMd long-text chunk (also at most
 /// [`BuildOptions::long_chunk_size`]): 2 MiB. PPMd decodes at about 10

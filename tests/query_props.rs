@@ -691,3 +691,63 @@ fn bad_fields_and_types_are_invalid() {
     assert!(e.contains("available fields: n, s"), "{e}");
     assert_eq!(engine.run(&q("n>=1")).unwrap(), vec![0]);
 }
+
+/// A search over a long-text table of many PPMd chunks decodes them on the
+/// snapshot's decode threads: with one thread or several it finds the same
+/// rows, the reference's, and decodes each chunk once.
+#[test]
+fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
+    let words = ["alpha", "Beta", "gamma", "DELTA", "epsilon", "zeta"];
+    let rows: Vec<Value> = (0..400)
+        .map(|i| {
+            let body: Vec<&str> = (0..80).map(|j| words[(i * 7 + j * j) % 6]).collect();
+            let tail = if i % 37 == 0 { " Needle" } else { "" };
+            json!({"n": i, "body": format!("{} {i}{tail}", body.join(" "))})
+        })
+        .collect();
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    let opts = BuildOptions {
+        long_chunk_size: 2048,
+        long_chunk_fetch: 0,
+        ..Default::default()
+    };
+    let bytes = build_to_vec(text.as_bytes(), &opts).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.colsnap");
+    std::fs::write(&path, &bytes).unwrap();
+    let whole = Snapshot::from_bytes(bytes).unwrap();
+    let long = &whole.footer().tables[1];
+    assert!(
+        long.chunk_counts.len() > 8,
+        "{} chunks",
+        long.chunk_counts.len()
+    );
+    assert_eq!(
+        whole.footer().sections[long.first_chunk as usize].codec,
+        colsnap::Codec::Ppmd
+    );
+    for threads in [1, 2, 5] {
+        let snap = Snapshot::open_with(
+            &path,
+            colsnap::OpenOptions {
+                decode_threads: threads,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let engine = Engine::new(SnapshotSource::new(snap.clone()));
+        for needle in ["needle", "DELTA 1", "zeta 39", "absent"] {
+            snap.reset_chunks_decoded();
+            let s = Search {
+                text: needle.into(),
+                fields: vec!["body".into()],
+            };
+            let got: Vec<usize> = engine.search(&s).unwrap().ones().collect();
+            let want = ref_search(&rows, &s);
+            let want: Vec<usize> = (0..rows.len()).filter(|&i| want[i]).collect();
+            assert_eq!(got, want, "{needle:?} on {threads} threads");
+            assert_eq!(want.is_empty(), needle == "absent", "{needle:?}");
+            assert!(snap.chunks_decoded() as usize <= long.chunk_counts.len() + 1);
+        }
+    }
+}

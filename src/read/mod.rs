@@ -946,7 +946,9 @@ impl Snapshot {
     /// stops early (a page of rows near the start of a column of millions).
     /// Where the shortened decompression fails or would not pay, the whole
     /// one is run on the same stored bytes (read once), so its error is the
-    /// one reported.
+    /// one reported. (Picked rows are its only user, and the browser
+    /// build decodes whole columns.)
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn section_prefix(
         &self,
         idx: u32,

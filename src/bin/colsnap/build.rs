@@ -44,9 +44,9 @@ pub enum CodecArg {
 /// Codec of the long-text table's chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LongTextCodecArg {
-    /// PPMd when the table holds at most 32 MiB of text, else zstd; past
-    /// 256 MiB of text zstd at level 12 at most, seven to nine times faster
-    /// to build than 19 for 8-9% more long text (the default, except with
+    /// PPMd when the table holds at most 256 MiB of text, else zstd at
+    /// level 12 at most, seven to nine times faster to build than 19 for
+    /// 8-9% more long text and fast to search (the default, except with
     /// --fast).
     Auto,
     /// PPMd in chunks of at most 2 MiB: 10-20% less long text and several
