@@ -692,9 +692,10 @@ fn bad_fields_and_types_are_invalid() {
     assert_eq!(engine.run(&q("n>=1")).unwrap(), vec![0]);
 }
 
-/// A search over a long-text table of many PPMd chunks decodes them on the
-/// snapshot's decode threads: with one thread or several it finds the same
-/// rows, the reference's, and decodes each chunk once.
+/// A search over a long-text table of many PPMd chunks, and the order a
+/// sort by it builds, decode them on the snapshot's decode threads: with
+/// one thread or several they find the reference's rows, in its order,
+/// and decode each chunk once.
 #[test]
 fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
     let words = ["alpha", "Beta", "gamma", "DELTA", "epsilon", "zeta"];
@@ -749,5 +750,20 @@ fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
             assert_eq!(want.is_empty(), needle == "absent", "{needle:?}");
             assert!(snap.chunks_decoded() as usize <= long.chunk_counts.len() + 1);
         }
+        // Sorting by the row-ordered long text builds its order from every
+        // chunk, decoded the same way.
+        snap.clear_string_cache();
+        let sorted = engine
+            .sort(
+                (0..rows.len() as u32).collect(),
+                &[SortKey {
+                    path: "body".into(),
+                    desc: false,
+                }],
+            )
+            .unwrap();
+        let mut want: Vec<u32> = (0..rows.len() as u32).collect();
+        want.sort_by_key(|&i| rows[i as usize]["body"].as_str().unwrap().to_string());
+        assert_eq!(sorted, want, "sorted by body on {threads} threads");
     }
 }
