@@ -692,10 +692,10 @@ fn bad_fields_and_types_are_invalid() {
     assert_eq!(engine.run(&q("n>=1")).unwrap(), vec![0]);
 }
 
-/// A search over a long-text table of many PPMd chunks, and the order a
-/// sort by it builds, decode them on the snapshot's decode threads: with
-/// one thread or several they find the reference's rows, in its order,
-/// and decode each chunk once.
+/// A search over a long-text table of many PPMd chunks, the order a sort
+/// by it builds and a whole export decode them on the snapshot's decode
+/// threads: with one thread or several they find the reference's rows, in
+/// its order, decode each chunk once, and export every row.
 #[test]
 fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
     let words = ["alpha", "Beta", "gamma", "DELTA", "epsilon", "zeta"];
@@ -765,5 +765,24 @@ fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
         let mut want: Vec<u32> = (0..rows.len() as u32).collect();
         want.sort_by_key(|&i| rows[i as usize]["body"].as_str().unwrap().to_string());
         assert_eq!(sorted, want, "sorted by body on {threads} threads");
+        // A whole export reads the row-ordered chunks ahead on the same
+        // threads, as far as its string budget lets it: every budget gives
+        // the rows back.
+        for budget in [None, Some(8 << 10), Some(1)] {
+            snap.clear_string_cache();
+            let mut out = Vec::new();
+            let opts = colsnap::ExportOptions {
+                ndjson: true,
+                string_budget: budget,
+                ..Default::default()
+            };
+            snap.export(&mut out, &opts).unwrap();
+            let back: Vec<Value> = String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(back, rows, "export, budget {budget:?}, {threads} threads");
+        }
     }
 }
