@@ -3115,9 +3115,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_text_codec_auto_is_ppmd_up_to_32_mib_of_text() {
+    fn long_text_codec_auto_is_ppmd_up_to_256_mib_of_text() {
         let auto = BuildOptions::default();
         assert!(auto.ppmd_long_text(0));
+        assert_eq!(PPMD_AUTO_MAX, 256 << 20);
         assert!(auto.ppmd_long_text(PPMD_AUTO_MAX));
         assert!(!auto.ppmd_long_text(PPMD_AUTO_MAX + 1));
         let ppmd = BuildOptions {

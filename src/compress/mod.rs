@@ -19,7 +19,7 @@
 mod gzip;
 mod ppmd;
 
-pub use ppmd::{PPMD_MAX_MEM, PPMD_MIN_MEM, PPMD_ORDER, ppmd_mem_for};
+pub use ppmd::{PPMD_DECODE_MEMORY, PPMD_MAX_MEM, PPMD_MIN_MEM, PPMD_ORDER, ppmd_mem_for};
 
 use crate::error::{Error, Result};
 use std::io::Read;

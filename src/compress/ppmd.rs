@@ -72,11 +72,94 @@ fn header(stored: &[u8]) -> std::result::Result<(u32, u32), String> {
     Ok((order, mem))
 }
 
+/// Model memory the PPMd decodes of one process hold at once, at most:
+/// 512 MiB. Each decode allocates its section's declared model (the
+/// writer's: 48 MiB for a 2 MiB chunk; up to [`PPMD_MAX_MEM`] in a hostile
+/// file), and searches, exports and pages decode chunks on several threads
+/// while a server runs many of them: past this a decode waits for others
+/// to end (one alone always runs). Eight of the writer's models fit, as
+/// many as a snapshot's decode threads; more would only share the cores.
+pub const PPMD_DECODE_MEMORY: u64 = 512 << 20;
+
+/// The process's PPMd decodes' model memory ([`PPMD_DECODE_MEMORY`]).
+#[cfg(not(target_arch = "wasm32"))]
+static DECODES: Gate = Gate::new(PPMD_DECODE_MEMORY);
+
+/// A counting gate on bytes: [`Gate::enter`] waits while others hold so
+/// much that its share would pass the cap (unless nothing is held).
+#[cfg(not(target_arch = "wasm32"))]
+struct Gate {
+    held: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+    cap: u64,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Gate {
+    const fn new(cap: u64) -> Gate {
+        Gate {
+            held: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            cap,
+        }
+    }
+
+    /// Hold `bytes` of the gate until the pass is dropped.
+    fn enter(&self, bytes: u64) -> Pass<'_> {
+        // A panic elsewhere while holding the lock leaves a plain count.
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        while *held > 0 && *held + bytes > self.cap {
+            held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        *held += bytes;
+        Pass { gate: self, bytes }
+    }
+}
+
+/// Bytes held in a [`Gate`], given back when dropped.
+#[cfg(not(target_arch = "wasm32"))]
+struct Pass<'g> {
+    gate: &'g Gate,
+    bytes: u64,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut held = self.gate.held.lock().unwrap_or_else(|e| e.into_inner());
+        *held -= self.bytes;
+        self.gate.freed.notify_all();
+    }
+}
+
+/// A decoder that holds its model's share of [`PPMD_DECODE_MEMORY`] for
+/// as long as it lives.
+struct Gated<R> {
+    inner: R,
+    #[cfg(not(target_arch = "wasm32"))]
+    _pass: Pass<'static>,
+}
+
+impl<R: Read> Read for Gated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
 /// A reader of what `stored` decodes to (the caller bounds it: a stream
-/// decodes on past its section's length as long as it has bytes).
+/// decodes on past its section's length as long as it has bytes). Its
+/// model counts against [`PPMD_DECODE_MEMORY`] until it is dropped.
 pub(super) fn reader(stored: &[u8]) -> std::result::Result<impl Read + '_, String> {
     let (order, mem) = header(stored)?;
-    ppmd_rust::Ppmd7Decoder::new(&stored[HEADER..], order, mem).map_err(|e| e.to_string())
+    #[cfg(not(target_arch = "wasm32"))]
+    let pass = DECODES.enter(mem as u64);
+    let inner =
+        ppmd_rust::Ppmd7Decoder::new(&stored[HEADER..], order, mem).map_err(|e| e.to_string())?;
+    Ok(Gated {
+        inner,
+        #[cfg(not(target_arch = "wasm32"))]
+        _pass: pass,
+    })
 }
 
 /// Decode `stored` into exactly `raw_len` bytes (fewer is an error; the
@@ -147,6 +230,38 @@ mod tests {
             }
             assert_eq!(decompress(&c, raw.len()).unwrap(), raw);
         }
+    }
+
+    /// However many threads enter, the gate never holds more than its cap
+    /// (but always lets one in, whatever it asks), and every pass given
+    /// back frees its share.
+    #[test]
+    fn the_decode_gate_holds_at_most_its_cap() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let gate = Gate::new(100);
+        let (now, most) = (AtomicU64::new(0), AtomicU64::new(0));
+        std::thread::scope(|s| {
+            for t in 0..12u64 {
+                let (gate, now, most) = (&gate, &now, &most);
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        let bytes = if t == 0 { 150 } else { 10 + t * 5 };
+                        let pass = gate.enter(bytes);
+                        let n = now.fetch_add(bytes, Ordering::SeqCst) + bytes;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        assert!(n <= 100 || n == bytes, "{n} bytes held at once");
+                        std::thread::yield_now();
+                        now.fetch_sub(bytes, Ordering::SeqCst);
+                        drop(pass);
+                    }
+                });
+            }
+        });
+        assert_eq!(*gate.held.lock().unwrap(), 0);
+        assert!(
+            most.load(Ordering::SeqCst) > 10,
+            "the threads never overlapped"
+        );
     }
 
     #[test]
