@@ -491,6 +491,63 @@ fn inspect_human_output() {
         );
 }
 
+/// The tables list names the codecs of each table's chunks: PPMd long
+/// text by default, zstd when the build asks for it.
+#[test]
+fn inspect_names_the_codecs_of_each_string_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = fixture("github-sample.ndjson");
+    let ppmd = build(dir.path(), &sample, "p.colsnap");
+    let zstd = dir.path().join("z.colsnap");
+    colsnap()
+        .args(["build", "--quiet", "--long-text-codec", "zstd", "-o"])
+        .arg(&zstd)
+        .arg(&sample)
+        .assert()
+        .success();
+    let codecs = |snap: &Path| -> Vec<Vec<String>> {
+        let out = colsnap()
+            .arg("inspect")
+            .arg(snap)
+            .arg("--json")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let r: Value = serde_json::from_slice(&out).unwrap();
+        r["string_tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["codecs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(codecs(&ppmd), [vec!["zstd"], vec!["ppmd"]]);
+    assert_eq!(codecs(&zstd), [vec!["zstd"], vec!["zstd"]]);
+    let text = colsnap()
+        .arg("inspect")
+        .arg(&ppmd)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    let long = text
+        .lines()
+        .find(|l| l.contains("long text, rows"))
+        .unwrap_or_else(|| panic!("no long-text table in\n{text}"));
+    assert!(long.contains("ppmd"), "{long}");
+}
+
 #[test]
 fn inspect_sources_name_what_mapped_and_based_streams_derive_from() {
     let dir = tempfile::tempdir().unwrap();
