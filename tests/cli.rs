@@ -499,24 +499,9 @@ fn inspect_names_the_codecs_of_each_string_table() {
     let sample = fixture("github-sample.ndjson");
     let ppmd = build(dir.path(), &sample, "p.colsnap");
     let zstd = dir.path().join("z.colsnap");
-    colsnap()
-        .args(["build", "--quiet", "--long-text-codec", "zstd", "-o"])
-        .arg(&zstd)
-        .arg(&sample)
-        .assert()
-        .success();
+    common::cli_build(&sample, &zstd, &["--long-text-codec", "zstd"]);
     let codecs = |snap: &Path| -> Vec<Vec<String>> {
-        let out = colsnap()
-            .arg("inspect")
-            .arg(snap)
-            .arg("--json")
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let r: Value = serde_json::from_slice(&out).unwrap();
-        r["string_tables"]
+        common::cli_json(&[&"inspect", &snap, &"--json"])["string_tables"]
             .as_array()
             .unwrap()
             .iter()
@@ -553,17 +538,9 @@ fn inspect_sources_name_what_mapped_and_based_streams_derive_from() {
     let dir = tempfile::tempdir().unwrap();
     let snap = build(dir.path(), &fixture("github-sample.ndjson"), "s.colsnap");
     let json = |extra: &[&str]| -> Value {
-        let out = colsnap()
-            .arg("inspect")
-            .arg(&snap)
-            .arg("--json")
-            .args(extra)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        serde_json::from_slice(&out).unwrap()
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"inspect", &snap, &"--json"];
+        args.extend(extra.iter().map(|e| e as &dyn AsRef<std::ffi::OsStr>));
+        common::cli_json(&args)
     };
     let r = json(&["--sources"]);
     let cols = r["columns"].as_array().unwrap();

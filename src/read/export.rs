@@ -919,12 +919,7 @@ impl Emitter {
         let chunk = {
             {
                 let meta = &self.snap.footer().tables[t as usize];
-                let size = self
-                    .snap
-                    .footer()
-                    .sections
-                    .get(meta.first_chunk as usize + k)
-                    .map_or(0, |e| e.raw_len as u64);
+                let size = self.chunk_raw_len(t, k);
                 if self.kept + size <= self.keep_budget {
                     self.kept += size;
                     let n = self.snap.footer().tables.len();
@@ -968,6 +963,15 @@ impl Emitter {
         Ok(())
     }
 
+    /// Decoded bytes of chunk `k` of table `t` (its section's raw length).
+    fn chunk_raw_len(&self, t: u32, k: usize) -> u64 {
+        let foot = self.snap.footer();
+        foot.tables
+            .get(t as usize)
+            .and_then(|m| foot.sections.get(m.first_chunk as usize + k))
+            .map_or(0, |e| e.raw_len as u64)
+    }
+
     /// Chunk `k` of row-ordered table `t` and the chunks after it, decoded
     /// together on the decode threads, when a whole decode (an export of
     /// every row, a compaction, a stream) meets it first: its rows use the
@@ -1006,12 +1010,7 @@ impl Emitter {
                 if held(j) {
                     continue;
                 }
-                let size = self
-                    .snap
-                    .footer()
-                    .sections
-                    .get(meta.first_chunk as usize + j)
-                    .map_or(0, |e| e.raw_len as u64);
+                let size = self.chunk_raw_len(t, j);
                 if self.kept + extra + size > self.keep_budget {
                     break;
                 }

@@ -42,6 +42,19 @@ pub fn cli_build(input: &Path, out: &Path, args: &[&str]) {
         .success();
 }
 
+/// The JSON `colsnap ARGS...` prints, which must succeed.
+#[cfg(feature = "cli")]
+pub fn cli_json(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Value {
+    let out = colsnap()
+        .args(args.iter().map(|a| a.as_ref()))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).expect("JSON on stdout")
+}
+
 /// `out`, the output of a command that must have succeeded (its stderr is
 /// the failure's message).
 pub fn succeeded(out: std::process::Output) -> std::process::Output {
