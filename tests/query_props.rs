@@ -695,7 +695,8 @@ fn bad_fields_and_types_are_invalid() {
 /// A search over a long-text table of many PPMd chunks, the order a sort
 /// by it builds and a whole export decode them on the snapshot's decode
 /// threads: with one thread or several they find the reference's rows, in
-/// its order, decode each chunk once, and export every row.
+/// its order, decode each chunk once, and export every row. A search keeps
+/// the chunks in the cache only when the whole table fits it.
 #[test]
 fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
     let words = ["alpha", "Beta", "gamma", "DELTA", "epsilon", "zeta"];
@@ -783,6 +784,49 @@ fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
             assert_eq!(back, rows, "export, budget {budget:?}, {threads} threads");
+        }
+    }
+    // A search over a table larger than the chunk cache keeps its first
+    // chunks there, within three quarters of it (kept whole, it would push
+    // every other chunk out and find none of its own the next time): a
+    // second search decodes only the others. One that fits keeps them all,
+    // and a second search decodes nothing.
+    for (cache, whole) in [(16usize << 10, false), (64 << 20, true)] {
+        let snap = Snapshot::open_with(
+            &path,
+            colsnap::OpenOptions {
+                cache_bytes: cache,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let engine = Engine::new(SnapshotSource::new(snap.clone()));
+        let s = Search {
+            text: "needle".into(),
+            fields: vec!["body".into()],
+        };
+        snap.reset_chunks_decoded();
+        let first = engine.search(&s).unwrap().count();
+        let decoded = snap.chunks_decoded();
+        assert_eq!(decoded as usize, long.chunk_counts.len());
+        let held = snap.string_cache_bytes();
+        assert!(
+            held > 0 && held <= cache / 4 * 3,
+            "{held} bytes kept of {cache}"
+        );
+        snap.reset_chunks_decoded();
+        let s = Search {
+            text: "zeta".into(),
+            fields: vec!["body".into()],
+        };
+        assert!(engine.search(&s).unwrap().count() > first);
+        let again = snap.chunks_decoded();
+        match whole {
+            true => assert_eq!(again, 0),
+            false => assert!(
+                again > 0 && again < decoded,
+                "{again} of {decoded} decoded again"
+            ),
         }
     }
 }

@@ -907,16 +907,19 @@ pub(crate) fn search_tables(
     needle_lower: &str,
 ) -> Result<HashMap<u32, Bits>> {
     let mut found: HashMap<u32, Bits> = HashMap::new();
+    // One pass over the tables: what it keeps in the chunk cache is bounded.
+    let pass = snap.chunk_pass();
     for (&tid, w) in wanted {
         let t = snap.table(tid)?;
         let starts = t.chunk_starts();
         let todo: Vec<usize> = (0..t.chunk_count())
             .filter(|&k| w.any_in(starts[k] as usize..starts[k + 1] as usize))
             .collect();
+        let read = |k: usize| pass.chunk(tid, k);
         // The ids of chunk `k` that match.
         let scan = |&k: &usize| -> Result<Vec<u32>> {
             let lo = starts[k] as usize;
-            let chunk = t.chunk(k)?;
+            let chunk = read(k)?;
             let hi = (starts[k + 1] as usize).min(lo + chunk.len());
             let mut buf = String::new();
             Ok((lo..hi)

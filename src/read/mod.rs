@@ -96,6 +96,36 @@ pub struct OpenOptions {
     pub decode_threads: usize,
 }
 
+/// String chunks read for one pass over many of them (a search over a
+/// table, the rank order of one): each from the chunk cache, else decoded,
+/// and kept in the cache only while what the pass holds there stays within
+/// three quarters of it. A pass over more than the cache holds would, kept
+/// whole, push out every other chunk (a grid's pages) and still find none
+/// of its own there the next time, the least recently used going first; so
+/// its first chunks stay for the next pass and the rest are dropped.
+pub(crate) struct ChunkPass<'s> {
+    snap: &'s Snapshot,
+    held: AtomicU64,
+    budget: u64,
+}
+
+impl ChunkPass<'_> {
+    /// Chunk `k` of table `t`.
+    pub(crate) fn chunk(&self, t: u32, k: usize) -> Result<Arc<Chunk>> {
+        let c = self.snap.string_chunk_keeping(t, k, false)?;
+        let size = (c.heap_bytes() + ENTRY_OVERHEAD) as u64;
+        if self.held.fetch_add(size, Ordering::Relaxed) + size <= self.budget {
+            self.snap
+                .inner
+                .chunks
+                .lock()
+                .map_err(|_| poisoned())?
+                .insert((t, k), c.clone(), size as usize);
+        }
+        Ok(c)
+    }
+}
+
 /// The default [`OpenOptions::decode_threads`].
 fn default_decode_threads() -> usize {
     #[cfg(target_arch = "wasm32")]
@@ -1397,6 +1427,22 @@ impl Snapshot {
     }
 
     pub(crate) fn string_chunk(&self, t: u32, k: usize) -> Result<Arc<Chunk>> {
+        self.string_chunk_keeping(t, k, true)
+    }
+
+    /// A reader of string chunks for one pass over many of them (a search,
+    /// a rank order): see [`ChunkPass`].
+    pub(crate) fn chunk_pass(&self) -> ChunkPass<'_> {
+        ChunkPass {
+            snap: self,
+            held: AtomicU64::new(0),
+            budget: self.inner.opts.cache_bytes as u64 / 4 * 3,
+        }
+    }
+
+    /// Chunk `k` of table `t`: from the chunk cache, else decoded, and
+    /// kept there with `keep`.
+    pub(crate) fn string_chunk_keeping(&self, t: u32, k: usize, keep: bool) -> Result<Arc<Chunk>> {
         if let Some(c) = self
             .inner
             .chunks
@@ -1426,12 +1472,14 @@ impl Snapshot {
         if let Ok(mut f) = self.inner.fetched.lock() {
             f.remove(&sec);
         }
-        let size = chunk.heap_bytes() + ENTRY_OVERHEAD;
-        self.inner
-            .chunks
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert((t, k), chunk.clone(), size);
+        if keep {
+            let size = chunk.heap_bytes() + ENTRY_OVERHEAD;
+            self.inner
+                .chunks
+                .lock()
+                .map_err(|_| poisoned())?
+                .insert((t, k), chunk.clone(), size);
+        }
         Ok(chunk)
     }
 

@@ -258,18 +258,17 @@ impl TableOrder {
         // as many at a time (a PPMd chunk decodes at about 10 MB/s), and
         // are appended in order.
         let ks: Vec<usize> = (0..t.chunk_count()).collect();
+        let pass = t.snap.chunk_pass();
+        let read = |k: usize| pass.chunk(t.index, k);
         #[cfg(not(target_arch = "wasm32"))]
         let threads = t.snap.options().decode_threads.max(1);
         #[cfg(target_arch = "wasm32")]
         let threads = 1;
         for batch in ks.chunks(threads) {
             #[cfg(not(target_arch = "wasm32"))]
-            let got = crate::source::parallel_map(batch, threads, |&k| t.chunk(k))?;
+            let got = crate::source::parallel_map(batch, threads, |&k| read(k))?;
             #[cfg(target_arch = "wasm32")]
-            let got = batch
-                .iter()
-                .map(|&k| t.chunk(k))
-                .collect::<Result<Vec<_>>>()?;
+            let got = batch.iter().map(|&k| read(k)).collect::<Result<Vec<_>>>()?;
             for c in got {
                 for i in 0..c.len() {
                     data.extend_from_slice(c.get(i).as_bytes());
