@@ -29,7 +29,9 @@ globalThis.__colsnapLent = (id, start, end) => {
 };
 
 const CACHE = 'colsnap-ranges-v1';
-const TAIL = 256 * 1024;
+// Read from the end of the file on open: the footer of most files (a larger
+// footer's start comes as a miss). The same as viewer.rs's TAIL_BYTES.
+const TAIL = 64 * 1024;
 // Ranges kept in the Cache API: at least this long (columns, the footer).
 const CACHE_MIN = 64 * 1024;
 
@@ -214,7 +216,7 @@ export class Snapshot {
     this.reader = reader;
     this.memory = memory;
     this.columns = new Map();
-    // Column sections fetched ahead (`prefetch`): start -> Promise<bytes>.
+    // Column sections fetched ahead (`prefetch`): start -> [end, Promise<bytes>].
     this.prefetched = new Map();
     // Ranges fetched during the outermost operation running (see `op`).
     this.taken = null;
@@ -264,7 +266,23 @@ export class Snapshot {
   async need(flat, keep = false, lent = null) {
     const r = pairs(flat);
     if (!r.length) return;
-    for (const [s, b] of await this.fetcher.fetch(r)) {
+    // A range a `prefetch` is fetching already (a column's source column,
+    // missed while the column prefetched for it waits its turn) is taken
+    // from it, and left there for that column's `load`.
+    const early = [];
+    const rest = [];
+    for (const [s, e] of r) {
+      let b = null;
+      for (const [ps, [pe, p]] of this.prefetched) {
+        if (ps <= s && e <= pe) {
+          const got = await p;
+          if (got && got.length >= e - ps) b = got.subarray(s - ps, e - ps);
+          break;
+        }
+      }
+      if (b) early.push([s, b]); else rest.push([s, e]);
+    }
+    for (const [s, b] of [...early, ...(rest.length ? await this.fetcher.fetch(rest) : [])]) {
       if (lent) {
         this.lent.set(s, b);
         this.reader.lend(s, s + b.length);
@@ -304,7 +322,7 @@ export class Snapshot {
     // Ranges `prefetch` asked for already are taken from it.
     const early = new Map();
     for (const [s, [, e]] of byStart) {
-      const p = this.prefetched.get(s);
+      const [, p] = this.prefetched.get(s) ?? [];
       if (!p) continue;
       this.prefetched.delete(s);
       const b = await p;
@@ -354,7 +372,7 @@ export class Snapshot {
     if (!ranges.length) return;
     const all = this.fetcher.fetch(ranges).then((got) => new Map(got), () => new Map());
     // Kept until a `load` takes them (a failed prefetch leaves it to fetch).
-    ranges.forEach(([s]) => this.prefetched.set(s, all.then((m) => m.get(s))));
+    ranges.forEach(([s, e]) => this.prefetched.set(s, [e, all.then((m) => m.get(s))]));
   }
 
   /**

@@ -130,6 +130,14 @@ try {
   await ready();
   step(`first rows on screen after ${Date.now() - t0} ms (${ROWS} rows)`);
   assert.equal(await total(), ROWS);
+  // What the first page read of the file: its footer, the columns on
+  // screen (the sort column's bases among them) and the string chunks of
+  // the rows shown; not the long text, not every chunk between two
+  // wanted ones (ranges more than 4 KiB apart are separate requests).
+  const first = await page.evaluate(() => window.grid.snap.stats());
+  const fileLen = statSync(snap).size;
+  step(`first page read ${first.networkBytes} bytes of the ${fileLen}-byte file in ${first.requests} requests`);
+  assert.ok(first.networkBytes < fileLen / 4, `the first page read ${first.networkBytes} of ${fileLen} bytes`);
   await expectFirst(['--sort', '-updated_at'], 'default sort (-updated_at)');
   // The engine (fetching, the wasm) runs in a module worker; the page's
   // thread only draws.
