@@ -129,41 +129,91 @@ fn section_bytes(s: &Snapshot, idx: u32) -> u64 {
     e.end() - e.offset
 }
 
-/// Columns the browser grid (web/www/app.js, `chooseColumns`) shows: those
-/// of its preferred list the snapshot has, when at least 3 are, else the
-/// first 8 columns that are not objects, lists or all null.
-fn page_columns(s: &Snapshot) -> Vec<String> {
-    const PREFERRED: [&str; 8] = [
-        "number",
-        "title",
-        "state",
-        "labels[].name",
-        "user.login",
-        "comments",
-        "created_at",
-        "updated_at",
+/// A role of the browser grid's columns: its names, the types it takes
+/// (None: any scalar), and whether it may lie in an array.
+type PageRole = (
+    &'static [&'static str],
+    Option<&'static [&'static str]>,
+    bool,
+);
+
+/// Columns the browser grid (web/www/app.js, `chooseColumns`) shows, chosen
+/// as it chooses them: one per role, a column named by one of the role's
+/// names as a path or as its end after a dot, of a type the role takes and
+/// outside arrays (but labels), the least nested one, then the earlier
+/// name; with fewer than 3 roles found, the first 8 scalar columns. Also
+/// the column of the last role (updated): the page sorts by it, newest first.
+fn page_columns(s: &Snapshot) -> (Vec<String>, Option<String>) {
+    const DATES: &[&str] = &["timestamp", "string", "i64", "u64", "f64", "number"];
+    const NUMBERS: &[&str] = &["i64", "u64", "f64", "number"];
+    const STRING: &[&str] = &["string"];
+    let roles: [PageRole; 8] = [
+        (&["number", "iid", "key"], None, false),
+        (&["title", "summary", "subject"], Some(STRING), false),
+        (&["state", "status.name", "status"], Some(STRING), false),
+        (&["labels[].name", "labels[]"], Some(STRING), true),
+        (
+            &[
+                "user.login",
+                "author.username",
+                "author.login",
+                "reporter.displayName",
+                "creator.displayName",
+                "author.name",
+                "reporter.name",
+                "creator.name",
+            ],
+            Some(STRING),
+            false,
+        ),
+        (
+            &["comments", "comment.total", "user_notes_count"],
+            Some(NUMBERS),
+            false,
+        ),
+        (&["created_at", "created", "createdAt"], Some(DATES), false),
+        (&["updated_at", "updated", "updatedAt"], Some(DATES), false),
     ];
     let engine = Engine::new(SnapshotSource::new(s.clone()));
     let fields = engine.fields();
-    let have: Vec<String> = PREFERRED
-        .iter()
-        .filter(|p| fields.iter().any(|f| f.path == **p))
-        .map(|p| p.to_string())
-        .collect();
-    if have.len() >= 3 {
-        return have;
+    let scalar =
+        |t: ColumnType| !matches!(t, ColumnType::Object | ColumnType::List | ColumnType::Null);
+    let depth = |p: &str| p.split('.').count();
+    let mut cols: Vec<String> = Vec::new();
+    let mut newest = None;
+    for (i, (names, types, in_arrays)) in roles.into_iter().enumerate() {
+        let mut best: Option<(usize, usize, &str)> = None;
+        for (k, n) in names.iter().enumerate() {
+            for f in fields {
+                let named = f.path == *n || f.path.ends_with(&format!(".{n}"));
+                let typed = types.map_or(scalar(f.ty), |t| t.contains(&f.ty.name()));
+                if !named || !typed || (f.list && !in_arrays) || cols.contains(&f.path) {
+                    continue;
+                }
+                let d = depth(&f.path) - depth(n);
+                if best.is_none_or(|(bd, bk, _)| d < bd || (d == bd && k < bk)) {
+                    best = Some((d, k, &f.path));
+                }
+            }
+        }
+        if let Some((_, _, p)) = best {
+            cols.push(p.to_string());
+            // The last role (updated) is the page's sort, newest first.
+            if i == 7 {
+                newest = Some(p.to_string());
+            }
+        }
     }
-    fields
+    if cols.len() >= 3 {
+        return (cols, newest);
+    }
+    let first = fields
         .iter()
-        .filter(|f| {
-            !matches!(
-                f.ty,
-                ColumnType::Object | ColumnType::List | ColumnType::Null
-            )
-        })
+        .filter(|f| scalar(f.ty))
         .take(8)
         .map(|f| f.path.clone())
-        .collect()
+        .collect();
+    (first, None)
 }
 
 /// What reading the columns `paths` needs: their nodes and every node
@@ -217,10 +267,11 @@ fn shown_of(s: &Snapshot, paths: &[String]) -> Shown {
     Shown { nodes, sources }
 }
 
-/// Bytes a grid of the `GRID_ROWS` most recently updated rows must read:
+/// Bytes a grid of the `GRID_ROWS` rows last by `sort` (the first rows when
+/// `sort` is None or not in the file) must read:
 /// every column (`shown` None, issue 15's "grid bytes") or only the nodes
 /// `shown` (the browser grid's first page, [`page_columns`]).
-fn grid_bytes(s: &Snapshot, file_len: u64, shown: Option<&Shown>) -> u64 {
+fn grid_bytes(s: &Snapshot, file_len: u64, sort: Option<&str>, shown: Option<&Shown>) -> u64 {
     let foot = s.footer();
     let all: u64 = (0..foot.sections.len() as u32)
         .map(|i| section_bytes(s, i))
@@ -228,7 +279,7 @@ fn grid_bytes(s: &Snapshot, file_len: u64, shown: Option<&Shown>) -> u64 {
     let mut total = file_len - all; // header, footer, trailer
     let n = s.rows() as usize;
     let mut order: Vec<usize> = (0..n).collect();
-    if let Some(u) = s.node_by_path("updated_at") {
+    if let Some(u) = sort.and_then(|p| s.node_by_path(p)) {
         let d = s.node_data(u).expect("updated_at");
         let key = |i: usize| {
             if d.kind(i) == Kind::Time {
@@ -321,9 +372,9 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         let len = snap.len() as u64;
         let s = Snapshot::from_bytes(snap).expect("open");
-        let grid = grid_bytes(&s, len, None);
-        let shown = page_columns(&s);
-        let page = grid_bytes(&s, len, Some(&shown_of(&s, &shown)));
+        let grid = grid_bytes(&s, len, Some("updated_at"), None);
+        let (shown, newest) = page_columns(&s);
+        let page = grid_bytes(&s, len, newest.as_deref(), Some(&shown_of(&s, &shown)));
         let gz = gzip9(&json);
         let zs = zstd19(&json);
         let ratio = json.len() as f64 / len as f64;

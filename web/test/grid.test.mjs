@@ -270,6 +270,43 @@ try {
   step(`published snapshot with changed objects: refused ("…${msg.slice(-70)}")`);
   // The refusal is expected: not an error of the test.
   for (let i = logs.length - 1; i >= 0; i--) if (logs[i].startsWith('published page error')) logs.splice(i, 1);
+
+  // Another tracker's shape (Jira's: `key`, `fields.summary`,
+  // `fields.status.name`, people by `displayName`, `fields.updated`): the
+  // grid finds a column for each role, the least nested one (not the
+  // sprint's `state`), and sorts by `fields.updated`, newest first.
+  const jira = join(work, 'jira');
+  mkdirSync(jira);
+  const jrows = [];
+  for (let i = 0; i < 40; i++) {
+    jrows.push({
+      id: String(10000 + i), key: `AC-${i + 1}`,
+      fields: {
+        summary: `Summary ${i}`, status: { name: i % 3 ? 'Open' : 'Closed', id: String(i % 3) },
+        sprint: i % 2 ? { state: 'ACTIVE' } : null, labels: i % 4 ? ['ios'] : [],
+        reporter: { name: `u${i % 5}`, displayName: `User ${i % 5}` }, comment: { total: i % 7 },
+        created: new Date(Date.UTC(2021, 0, 1 + i)).toISOString(),
+        updated: new Date(Date.UTC(2021, 6, 1 + ((i * 17) % 40))).toISOString(),
+      },
+    });
+  }
+  writeFileSync(join(jira, 'jira.ndjson'), jrows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  execFileSync(exe('colsnap'), ['build', join(jira, 'jira.ndjson'), '-o', join(jira, 'jira.colsnap')], { stdio: 'ignore' });
+  const jstat = await staticServer({ '/web/': WWW_DIR, '/jira/': jira });
+  await pub.goto(`${jstat.base}/web/?file=/jira/jira.colsnap`);
+  await pub.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
+  {
+    const [cols, sort] = await pub.evaluate(() => [window.grid.state.cols.map((c) => `${c.label}=${c.path}`), window.grid.state.sort]);
+    assert.deepEqual(cols, ['ID=key', 'Title=fields.summary', 'State=fields.status.name', 'Labels=fields.labels[]',
+      'Author=fields.reporter.displayName', 'Comments=fields.comment.total', 'Created=fields.created', 'Updated=fields.updated'], 'jira: columns');
+    assert.deepEqual(sort, [{ path: 'fields.updated', desc: true }], 'jira: default sort');
+    const want = [...jrows].sort((a, b) => (a.fields.updated < b.fields.updated ? 1 : a.fields.updated > b.fields.updated ? -1 : 0)).slice(0, 10).map((r) => r.key);
+    const keys = (await pub.$$eval('#inner .row:not(.ph) .c[data-field="key"]', (els) => els.map((e) => e.textContent))).slice(0, 10);
+    assert.deepEqual(keys, want, 'jira: newest updated first');
+  }
+  step('a Jira-shaped snapshot: columns key, fields.summary, fields.status.name, ..., sorted by fields.updated, newest first');
+  await pub.screenshot({ path: join(art, 'grid-jira.png') });
+  jstat.close();
   await pub.close();
   stat.close();
 

@@ -16,16 +16,24 @@ const MAX_PX = +new URLSearchParams(location.search).get('maxpx') || 8_000_000;
 const OVERSCAN = 8;
 const SLICE_MS = 12;    // decode work between two yields to the page
 
-// Columns shown when the snapshot has them (issue exports); otherwise the first scalar ones.
-const PREFERRED = [
-  ['number', 'ID', '72px'],
-  ['title', 'Title', 'minmax(260px, 3fr)'],
-  ['state', 'State', '88px'],
-  ['labels[].name', 'Labels', 'minmax(140px, 1.3fr)'],
-  ['user.login', 'Author', 'minmax(100px, .8fr)'],
-  ['comments', 'Comments', '108px'],
-  ['created_at', 'Created', '104px'],
-  ['updated_at', 'Updated', '104px'],
+// Columns shown: one per role, a column named by one of the role's names, as
+// a path or as the end of one after a dot (`summary` finds Jira's
+// `fields.summary`, `status.name` its `fields.status.name`; the least nested
+// one wins, then the earlier name), of a type the role takes and outside
+// arrays (but labels). The
+// names are those of GitHub's, GitLab's and Jira's issues; with fewer than 3
+// roles found, the first 8 scalar columns. The grid sorts by `Updated`, newest
+// first, when it has one. (benches/ratio.rs mirrors this for its page bytes.)
+const DATES = ['timestamp', 'string', 'i64', 'u64', 'f64', 'number'];
+const ROLES = [
+  { label: 'ID', width: '72px', textWidth: '112px', names: ['number', 'iid', 'key'] },
+  { label: 'Title', width: 'minmax(260px, 3fr)', names: ['title', 'summary', 'subject'], types: ['string'] },
+  { label: 'State', width: '88px', names: ['state', 'status.name', 'status'], types: ['string'] },
+  { label: 'Labels', width: 'minmax(140px, 1.3fr)', names: ['labels[].name', 'labels[]'], types: ['string'], list: true },
+  { label: 'Author', width: 'minmax(100px, .8fr)', names: ['user.login', 'author.username', 'author.login', 'reporter.displayName', 'creator.displayName', 'author.name', 'reporter.name', 'creator.name'], types: ['string'] },
+  { label: 'Comments', width: '108px', names: ['comments', 'comment.total', 'user_notes_count'], types: ['i64', 'u64', 'f64', 'number'] },
+  { label: 'Created', width: '104px', names: ['created_at', 'created', 'createdAt'], types: DATES },
+  { label: 'Updated', width: '104px', names: ['updated_at', 'updated', 'updatedAt'], types: DATES, sort: true },
 ];
 const DETAIL = ['number', 'title', 'state', 'state_reason', 'user.login', 'labels[].name', 'assignees[].login',
   'milestone.title', 'comments', 'created_at', 'updated_at', 'closed_at', 'author_association', 'html_url', 'body'];
@@ -100,8 +108,28 @@ function followEvents(name) {
 }
 
 function chooseColumns(fields) {
-  const by = new Map(fields.map((f) => [f.path, f]));
-  let cols = PREFERRED.filter(([p]) => by.has(p)).map(([path, label, width]) => ({ path, label, width, type: by.get(path).type }));
+  const depth = (p) => p.split('.').length;
+  const used = new Set();
+  let cols = [];
+  for (const r of ROLES) {
+    // [depth of what precedes the name, the name's rank, field]: the least
+    // nested wins, then the earlier name (Jira's `fields.status.name`
+    // before `fields.sprint.state`).
+    let best = null;
+    r.names.forEach((n, k) => {
+      for (const f of fields) {
+        if (!(f.path === n || f.path.endsWith('.' + n)) || used.has(f.path)) continue;
+        if (!(r.types ? r.types.includes(f.type) : !['object', 'list', 'null'].includes(f.type)) || (f.list && !r.list)) continue;
+        const d = depth(f.path) - n.split('.').length;
+        if (!best || d < best[0] || (d === best[0] && k < best[1])) best = [d, k, f];
+      }
+    });
+    if (!best) continue;
+    const f = best[2];
+    used.add(f.path);
+    const width = f.type === 'string' && r.textWidth ? r.textWidth : r.width;
+    cols.push({ path: f.path, label: r.label, width, type: f.type, sort: !!r.sort });
+  }
   if (cols.length < 3) {
     cols = fields.filter((f) => !['object', 'list', 'null'].includes(f.type)).slice(0, 8)
       .map((f) => ({ path: f.path, label: f.path, width: f.type === 'string' ? 'minmax(120px, 1fr)' : '110px', type: f.type }));
@@ -536,7 +564,8 @@ async function main() {
   window.grid.snap = state.snap;
   window.grid.timings.open = performance.now() - t0;
   state.cols = chooseColumns(state.snap.fields);
-  if (state.cols.some((c) => c.path === 'updated_at')) state.sort = [{ path: 'updated_at', desc: true }];
+  const newest = state.cols.find((c) => c.sort);
+  if (newest) state.sort = [{ path: newest.path, desc: true }];
   buildHead();
   // A second visit paints the first page it saved for this version of the
   // file (same ETag, the default view, nothing filtered) at once, and the
