@@ -20,18 +20,19 @@ const SLICE_MS = 12;    // decode work between two yields to the page
 // a path or as the end of one after a dot (`summary` finds Jira's
 // `fields.summary`, `status.name` its `fields.status.name`; the least nested
 // one wins, then the earlier name), of a type the role takes and outside
-// arrays (but labels). The
-// names are those of GitHub's, GitLab's and Jira's issues; with fewer than 3
-// roles found, the first 8 scalar columns. The grid sorts by `Updated`, newest
-// first, when it has one. (benches/ratio.rs mirrors this for its page bytes.)
-const DATES = ['timestamp', 'string', 'i64', 'u64', 'f64', 'number'];
+// arrays (but labels). The names are those of GitHub's, GitLab's and Jira's
+// issues; with fewer than 3 roles found, the first 8 scalar columns. The grid
+// sorts by `Updated`, newest first, when it has one. (benches/ratio.rs
+// mirrors this for its page bytes.)
+const NUMERIC = new Set(['i64', 'u64', 'f64', 'number']);
+const DATES = ['timestamp', 'string', ...NUMERIC];
 const ROLES = [
   { label: 'ID', width: '72px', textWidth: '112px', names: ['number', 'iid', 'key'] },
   { label: 'Title', width: 'minmax(260px, 3fr)', names: ['title', 'summary', 'subject'], types: ['string'] },
   { label: 'State', width: '88px', names: ['state', 'status.name', 'status'], types: ['string'] },
   { label: 'Labels', width: 'minmax(140px, 1.3fr)', names: ['labels[].name', 'labels[]'], types: ['string'], list: true },
   { label: 'Author', width: 'minmax(100px, .8fr)', names: ['user.login', 'author.username', 'author.login', 'reporter.displayName', 'creator.displayName', 'author.name', 'reporter.name', 'creator.name'], types: ['string'] },
-  { label: 'Comments', width: '108px', names: ['comments', 'comment.total', 'user_notes_count'], types: ['i64', 'u64', 'f64', 'number'] },
+  { label: 'Comments', width: '108px', names: ['comments', 'comment.total', 'user_notes_count'], types: [...NUMERIC] },
   { label: 'Created', width: '104px', names: ['created_at', 'created', 'createdAt'], types: DATES },
   { label: 'Updated', width: '104px', names: ['updated_at', 'updated', 'updatedAt'], types: DATES, sort: true },
 ];
@@ -42,8 +43,6 @@ const FRIENDLY = {
   'milestone.title': 'Milestone', comments: 'Comments', created_at: 'Created', updated_at: 'Updated', closed_at: 'Closed',
   author_association: 'Association', html_url: 'Link',
 };
-const NUMERIC = new Set(['i64', 'u64', 'f64', 'number']);
-
 const state = {
   snap: null, cols: [], sort: [], filters: {}, search: '',
   rows: new Uint32Array(0), total: 0, cache: new Map(), inflight: new Map(), gen: 0, renderPass: 0, waiters: [], cver: 0, usable: null, selected: -1, pending: null,
