@@ -421,14 +421,61 @@ async fn row_by_key(
     Ok(json_response(body, &etag))
 }
 
-/// Parse a `Range` header against a file of `total` bytes: `None` to serve
-/// the whole file (no range, or several ranges), `Some(Err)` when
-/// unsatisfiable, else the inclusive byte range.
-fn byte_range(h: &str, total: u64) -> Option<Result<(u64, u64), ()>> {
+/// Most ranges one `Range` header may ask for; past it the header is
+/// ignored and the whole file is the answer, as nginx's `max_ranges` does
+/// (the readers of this crate and the browser's ask for at most 200).
+const MAX_RANGES: usize = 256;
+
+/// Parse a `Range` header against a file of `total` bytes (RFC 9110 section
+/// 14): `None` to serve the whole file (no valid `bytes` ranges, or more
+/// than [`MAX_RANGES`]), `Some(Err)` when no range is satisfiable, else the
+/// inclusive byte ranges to send. Unsatisfiable ranges of a set are left
+/// out; ranges that overlap or touch are merged (sorted, so a request never
+/// gets more bytes than the file holds), else they keep the request's order.
+fn byte_ranges(h: &str, total: u64) -> Option<Result<Vec<(u64, u64)>, ()>> {
     let spec = h.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
+    let mut out = Vec::new();
+    let mut asked = 0;
+    for one in spec.split(',') {
+        let one = one.trim();
+        if one.is_empty() {
+            continue;
+        }
+        asked += 1;
+        if asked > MAX_RANGES {
+            return None;
+        }
+        if let Ok(r) = byte_range(one, total)? {
+            out.push(r);
+        }
+    }
+    if asked == 0 {
         return None;
     }
+    if out.is_empty() {
+        return Some(Err(()));
+    }
+    let mut sorted = out.clone();
+    sorted.sort_unstable();
+    if sorted
+        .windows(2)
+        .any(|w| w[1].0 <= w[0].1.saturating_add(1))
+    {
+        out.clear();
+        for (a, b) in sorted {
+            match out.last_mut() {
+                Some((_, e)) if a <= e.saturating_add(1) => *e = (*e).max(b),
+                _ => out.push((a, b)),
+            }
+        }
+    }
+    Some(Ok(out))
+}
+
+/// One range of a `Range` header (`first-last`, `first-` or `-suffix`):
+/// `None` when it does not parse, `Some(Err)` when it is unsatisfiable,
+/// else the inclusive byte range within the file.
+fn byte_range(spec: &str, total: u64) -> Option<Result<(u64, u64), ()>> {
     let (a, b) = spec.split_once('-')?;
     let (a, b) = (a.trim(), b.trim());
     let r = if a.is_empty() {
@@ -470,8 +517,17 @@ fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usize>
 
 /// The bytes `start..end` of `file`, read in pieces as the client takes them.
 fn file_body(file: Arc<std::fs::File>, start: u64, end: u64) -> Body {
+    Body::from_stream(file_body_stream(file, start, end))
+}
+
+/// [`file_body`]'s pieces.
+fn file_body_stream(
+    file: Arc<std::fs::File>,
+    start: u64,
+    end: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
     const PIECE: u64 = 256 * 1024;
-    let s = futures_util::stream::unfold(start, move |at| {
+    futures_util::stream::unfold(start, move |at| {
         let file = file.clone();
         async move {
             if at >= end {
@@ -500,12 +556,63 @@ fn file_body(file: Arc<std::fs::File>, start: u64, end: u64) -> Body {
             let next = if r.is_ok() { at + n as u64 } else { end };
             Some((r, next))
         }
+    })
+}
+
+/// A `multipart/byteranges` body (RFC 9110 section 14.6) of `ranges`
+/// (inclusive) of `file`, and its length: each part's delimiter and
+/// headers, then its bytes, read as the client takes them.
+fn multipart_body(
+    file: Arc<std::fs::File>,
+    ranges: &[(u64, u64)],
+    total: u64,
+    boundary: &str,
+) -> (Body, u64) {
+    use futures_util::StreamExt;
+    let mut len = 0u64;
+    let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
+    for (i, &(a, b)) in ranges.iter().enumerate() {
+        let head = format!(
+            "{}--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{total}\r\n\r\n",
+            if i == 0 { "" } else { "\r\n" }
+        );
+        len += head.len() as u64 + (b + 1 - a);
+        parts.push((Some(head), a, b + 1));
+    }
+    let tail = format!("\r\n--{boundary}--\r\n");
+    len += tail.len() as u64;
+    parts.push((Some(tail), 0, 0));
+    let s = futures_util::stream::iter(parts).flat_map(move |(head, a, e)| {
+        let head = futures_util::stream::iter(
+            head.map(|h| Ok::<_, std::io::Error>(axum::body::Bytes::from(h))),
+        );
+        let body =
+            futures_util::stream::unfold((a < e).then(|| file.clone()), move |f| async move {
+                let f = f?;
+                Some((file_body_stream(f, a, e), None))
+            })
+            .flatten();
+        head.chain(body)
     });
-    Body::from_stream(s)
+    (Body::from_stream(s), len)
+}
+
+/// A boundary for a multipart answer: 32 hex digits, random per answer
+/// (parts are cut by their `Content-Range`, but RFC 2046 wants a boundary
+/// that the data does not hold).
+fn boundary() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let a = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(a);
+    format!("{a:016x}{:016x}", h.finish())
 }
 
 /// `GET /files/NAME.colsnap`: the bytes of the snapshot version being
-/// served, with single `Range` requests, `If-Range` and `If-None-Match`.
+/// served, with `Range` requests (several ranges answered
+/// `multipart/byteranges`), `If-Range` and `If-None-Match`.
 async fn file(
     State(st): State<Arc<AppState>>,
     p: Result<Path<String>, PathRejection>,
@@ -531,10 +638,24 @@ async fn file(
         .get(header::IF_RANGE)
         .is_none_or(|v| v.to_str().ok() == Some(etag.as_str()));
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(h) if if_range_ok => byte_range(h, total),
+        Some(h) if if_range_ok => byte_ranges(h, total),
         _ => None,
     };
     let mut r = match range {
+        Some(Ok(v)) if v.len() > 1 => {
+            let b = boundary();
+            let (body, len) = multipart_body(ds.file.clone(), &v, total, &b);
+            let mut r = Response::new(body);
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            if let Ok(v) = HeaderValue::from_str(&format!("multipart/byteranges; boundary={b}")) {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            cache_headers(h, &etag);
+            return Ok(r);
+        }
         Some(Err(())) => {
             let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
@@ -542,7 +663,8 @@ async fn file(
             }
             r
         }
-        Some(Ok((a, b))) => {
+        Some(Ok(v)) => {
+            let (a, b) = v[0];
             let mut r = Response::new(file_body(ds.file.clone(), a, b + 1));
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = r.headers_mut();
@@ -574,7 +696,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn range_sets() {
+        let r = |h| byte_ranges(h, 100);
+        assert_eq!(r("bytes=0-9"), Some(Ok(vec![(0, 9)])));
+        assert_eq!(r("bytes=50-59, 0-9"), Some(Ok(vec![(50, 59), (0, 9)])));
+        // Unsatisfiable ranges of a set are left out.
+        assert_eq!(r("bytes=0-1,200-300,-0"), Some(Ok(vec![(0, 1)])));
+        assert_eq!(r("bytes=200-300,-0"), Some(Err(())));
+        // Overlapping or touching ranges: merged, sorted.
+        assert_eq!(
+            r("bytes=50-60,0-9,10-19"),
+            Some(Ok(vec![(0, 19), (50, 60)]))
+        );
+        assert_eq!(r("bytes=0-,0-,0-"), Some(Ok(vec![(0, 99)])));
+        assert_eq!(r("bytes=-10,95-"), Some(Ok(vec![(90, 99)])));
+        // Empty list elements are allowed (RFC 9110 section 5.6.1).
+        assert_eq!(r("bytes=0-1,,4-5,"), Some(Ok(vec![(0, 1), (4, 5)])));
+        // Not parsed: the whole file.
+        assert_eq!(r("bytes=0-1,x-2"), None);
+        assert_eq!(r("bytes=0-1,5-1"), None);
+        assert_eq!(r("bytes="), None);
+        assert_eq!(r("bytes=,"), None);
+        let many = (0..MAX_RANGES)
+            .map(|i| format!("{i}-{i}"))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            r(&format!("bytes={}", many[..90].join(","))).map(|v| v.map(|v| v.len())),
+            Some(Ok(1))
+        );
+        let h = format!("bytes={}", many.join(","));
+        assert_eq!(
+            byte_ranges(&h, 1000).map(|v| v.map(|v| v.len())),
+            Some(Ok(1))
+        );
+        assert_eq!(byte_ranges(&format!("{h},999-999"), 1000), None);
+    }
+
+    #[test]
     fn ranges() {
+        let byte_range = |h: &str, total| byte_ranges(h, total).map(|r| r.map(|v| v[0]));
         assert_eq!(byte_range("bytes=0-9", 100), Some(Ok((0, 9))));
         assert_eq!(byte_range("bytes=90-", 100), Some(Ok((90, 99))));
         assert_eq!(byte_range("bytes=90-500", 100), Some(Ok((90, 99))));
@@ -584,7 +744,10 @@ mod tests {
         assert_eq!(byte_range("bytes=-0", 100), Some(Err(())));
         assert_eq!(byte_range("bytes=0-0", 0), Some(Err(())));
         assert_eq!(byte_range("bytes=5-1", 100), None);
-        assert_eq!(byte_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(
+            byte_ranges("bytes=0-1,5-6", 100),
+            Some(Ok(vec![(0, 1), (5, 6)]))
+        );
         assert_eq!(byte_range("items=0-1", 100), None);
         assert_eq!(byte_range("bytes=x-1", 100), None);
         assert_eq!(

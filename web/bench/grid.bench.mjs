@@ -6,6 +6,13 @@
 //   WWW=/tmp/old-www SNAPSHOT=... node web/bench/grid.bench.mjs   # another build of the page
 //   JUMPS=0 SNAPSHOT=... node web/bench/grid.bench.mjs            # no scrolling part
 //   SERVE_ARGS='--row-store background' SNAPSHOT=... node ...       # colsnap-serve's arguments
+//   LINK=100/10 SNAPSHOT=... node ...   # through a link of 100 ms round trip and 10 Mbit/s
+//
+// LINK puts a proxy (in this process) between the browser and the server:
+// every request waits the round trip before its response starts, and the
+// responses' bytes share one downlink of that rate, in the order they come.
+// Loopback alone has neither, so it prices requests at almost nothing and
+// bytes at nothing.
 //
 // The server runs with `--row-store off` unless SERVE_ARGS says otherwise:
 // the page reads the file by byte ranges and never the row store, whose
@@ -16,6 +23,7 @@
 // binaries in COLSNAP_BIN_DIR (default target/release: cargo build --release
 // -p colsnap --bin colsnap --example gen_issues -p colsnap-server --bin colsnap-serve).
 import { createRequire } from 'node:module';
+import http from 'node:http';
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, mkdtempSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -70,11 +78,44 @@ console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip -9, ${kb(served)} served 
 const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0', ...(process.env.SERVE_ARGS ?? '--row-store off').split(' ').filter(Boolean)], {
   stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
 });
-const base = await new Promise((ok, fail) => {
+const direct = await new Promise((ok, fail) => {
   let buf = '';
   server.stdout.on('data', (d) => { buf += d; const m = /open (http:\/\/[^/\s]+)\//.exec(buf); if (m) ok(m[1]); });
   server.on('exit', (c) => fail(new Error(`colsnap-serve exited with ${c}`)));
 });
+
+// LINK=RTT_MS/MBIT: the proxy described at the top.
+async function linkProxy(target, rttMs, mbit) {
+  const bytesPerMs = (mbit * 1e6) / 8 / 1000;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  let busyUntil = 0;
+  const proxy = http.createServer(async (req, res) => {
+    await sleep(rttMs / 2);
+    const up = http.request(target + req.url, { method: req.method, headers: req.headers }, async (ur) => {
+      try {
+        await sleep(rttMs / 2);
+        res.writeHead(ur.statusCode, ur.statusMessage, ur.headers);
+        for await (const chunk of ur) {
+          const now = Date.now();
+          busyUntil = Math.max(busyUntil, now) + chunk.length / bytesPerMs;
+          if (busyUntil - now > 1) await sleep(busyUntil - now);
+          res.write(chunk);
+        }
+        res.end();
+      } catch {
+        res.destroy(); // the page cancelled it, or the bench is ending
+      }
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise((ok) => proxy.listen(0, '127.0.0.1', ok));
+  return proxy;
+}
+const link = process.env.LINK ? process.env.LINK.split('/').map(Number) : null;
+const proxy = link ? await linkProxy(direct, link[0], link[1]) : null;
+const base = proxy ? `http://127.0.0.1:${proxy.address().port}` : direct;
+if (link) console.log(`link: ${link[0]} ms round trip, ${link[1]} Mbit/s (a proxy in front of ${direct})`);
 // The used JS heap of the page's dedicated workers, after a GC in each:
 // CDP sessions to them through the page's session (Target.* messages).
 async function workerHeaps(cdp) {
@@ -150,6 +191,7 @@ try {
   const rows = await page.evaluate(() => window.grid.state.total);
   console.log(`rows: ${rows}`);
 
+  let net = await page.evaluate(async () => { const s = await window.grid.snap.stats(); return [s.networkBytes, s.requests]; });
   // 3. Sort by a string column and show the first page (first time: loads the column; second time: reverses).
   for (const what of ['sort by title (column loaded on first use)', 'sort by title descending (loaded)', 'sort by user.login']) {
     const field = what.includes('user.login') ? 'user.login' : 'title';
@@ -157,8 +199,12 @@ try {
     await page.evaluate(() => { document.body.dataset.state = 'busy'; });
     await page.click(`.head .h[data-field="${field}"]`);
     await ready();
-    const [t, tq] = await page.evaluate(() => [window.grid.timings.lastQuery, window.grid.timings.query]);
-    console.log(`${what} + first page on screen: ${t.toFixed(0)} ms (query ${tq.toFixed(0)} ms)`);
+    const [t, tq, nb, nr] = await page.evaluate(async () => {
+      const s = await window.grid.snap.stats();
+      return [window.grid.timings.lastQuery, window.grid.timings.query, s.networkBytes, s.requests];
+    });
+    console.log(`${what} + first page on screen: ${t.toFixed(0)} ms (query ${tq.toFixed(0)} ms); snapshot: ${nb - net[0]} bytes in ${nr - net[1]} range requests`);
+    net = [nb, nr];
   }
   // 4. Memory: JS heaps (the page's and its workers': the engine runs in
   // one) + wasm memory against the typed arrays loaded. Measured first as
@@ -205,4 +251,8 @@ try {
 } finally {
   await browser.close();
   server.kill();
+  // Its keep-alive connections (to the server too) would keep node running.
+  proxy?.closeAllConnections();
+  proxy?.close();
+  http.globalAgent.destroy();
 }

@@ -2,7 +2,7 @@
 export interface Field { path: string; type: 'null' | 'bool' | 'i64' | 'u64' | 'f64' | 'number' | 'string' | 'timestamp' | 'object' | 'list' | 'mixed' | string; list: boolean }
 export interface Progress { loaded: number; total: number; expect: 'footer' | 'file' | 'data' | 'cache' | 'idle' }
 /** `worker`: run the engine in a module worker (default where `Worker` exists; false: in this thread, as where a module worker cannot start). */
-export interface OpenOptions { onProgress?: (p: Progress) => void; cache?: boolean; worker?: boolean }
+export interface OpenOptions { onProgress?: (p: Progress) => void; cache?: boolean; multiRange?: boolean; worker?: boolean }
 export interface QueryOptions { sort?: string; where?: string[]; search?: string; in?: string[]; offset?: number; limit?: number }
 export interface QueryResult { total: number; rows: Uint32Array; page?: Uint32Array }
 export interface ColumnView {

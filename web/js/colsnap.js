@@ -200,7 +200,11 @@ async function inThread(abs, opts) {
  * Open a snapshot: a `.colsnap` URL read by byte ranges, or a published
  * snapshot (SPEC.md section 15) by its pointer (`NAME.latest.json`) or
  * manifest (`manifests/HEX.json`) URL, whose event segments are applied.
- * Options: onProgress({loaded, total}), cache (default true), worker
+ * Options: onProgress({loaded, total}), cache (default true), multiRange
+ * (default true: the ranges of one read in one `Range: bytes=a-b,c-d`
+ * request; false: one request each, for a server known to answer such a
+ * request with the whole file; one that does is detected and asked range
+ * by range anyway), worker
  * (default true where there is a Worker: false runs the engine in this thread;
  * so does a browser where a module worker cannot start).
  */
@@ -221,7 +225,7 @@ export async function open(url, opts = {}) {
   let memo = null;
   try { memo = JSON.parse(localStorage.getItem(memoKey)); } catch { /* none */ }
   try {
-    snap.setMeta(await snap.call('open', [abs, { cache: opts.cache, memo }]));
+    snap.setMeta(await snap.call('open', [abs, { cache: opts.cache, multiRange: opts.multiRange, memo }]));
   } catch (e) {
     worker.terminate();
     if (snap.started) throw e;

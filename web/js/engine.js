@@ -5,9 +5,10 @@
 // module pages import); in node, colsnap.js runs it in the same thread.
 //
 // The wasm side never fetches: each call decodes from the ranges fetched so
-// far and says which ranges it misses; this module fetches them (one
-// `Range` request each, in parallel, kept in the Cache API under the
-// file's ETag) and calls again. Planning calls fetch most bytes ahead.
+// far and says which ranges it misses; this module fetches them (in one
+// multi-range request, or one `Range` request each where the server cannot
+// answer several; large ones kept in the Cache API under the file's ETag)
+// and calls again. Planning calls fetch most bytes ahead.
 
 import init, { Reader } from './colsnap_web.js';
 
@@ -68,6 +69,9 @@ class RangeFetcher {
     this.stats = { requests: 0, networkBytes: 0, cacheHits: 0 };
     this.pending = 0;
     this.done = 0;
+    // Several ranges in one request (see `fetch`), until the server shows
+    // it cannot answer them.
+    this.multi = opts.multiRange !== false;
   }
 
   cacheKey(s, e) {
@@ -170,38 +174,145 @@ class RangeFetcher {
     return got;
   }
 
-  /** Fetch ranges [[start, end], ...] in parallel; returns [[start, Uint8Array], ...]. */
+  /**
+   * Fetch ranges [[start, end], ...]; returns [[start, Uint8Array], ...].
+   * Ranges the Cache API does not hold go out in one request
+   * (`Range: bytes=a-b,c-d,...`, at most MULTI_PARTS a request), answered
+   * `multipart/byteranges`: over HTTP/1.1 a browser keeps 6 requests in
+   * flight per server, so ranges asked one by one cost a round trip per six.
+   * A server that answers such a request with the whole file (or one range
+   * that does not hold them all), or a fetch that fails (a cross-origin
+   * server that refuses the preflight a multi-range `Range` needs), turns
+   * this off: ranges are asked one by one, in parallel, from then on.
+   */
   async fetch(ranges) {
     const c = await this.cache();
     this.pending += ranges.reduce((n, [s, e]) => n + (e - s), 0);
-    const one = async ([s, e]) => {
-      // Small ranges (string chunks of the rows on screen, a few dozen
-      // KB each; not the header, which a second visit opens with) skip the Cache API: while scrolling, putting and matching
-      // them cost the page more than fetching them again would.
-      const key = c && (e - s >= CACHE_MIN || s === 0) && this.cacheKey(s, e);
-      if (key) {
-        const hit = await c.match(key);
-        if (hit) {
-          this.stats.cacheHits++;
-          const b = new Uint8Array(await hit.arrayBuffer());
-          this.done += b.length;
-          this.onProgress({ loaded: this.done, total: this.pending, expect: 'cache' });
-          return [s, b];
-        }
-      }
+    // Small ranges (string chunks of the rows on screen, a few dozen KB
+    // each; not the header, which a second visit opens with) skip the
+    // Cache API: while scrolling, putting and matching them cost the page
+    // more than fetching them again would.
+    const keyOf = (s, e) => c && (e - s >= CACHE_MIN || s === 0) && this.cacheKey(s, e);
+    const got = new Array(ranges.length);
+    const fromCache = async (i) => {
+      const [s, e] = ranges[i];
+      const key = keyOf(s, e);
+      const hit = key && (await c.match(key));
+      if (!hit) return false;
+      this.stats.cacheHits++;
+      got[i] = new Uint8Array(await hit.arrayBuffer());
+      this.done += got[i].length;
+      this.onProgress({ loaded: this.done, total: this.pending, expect: 'cache' });
+      return true;
+    };
+    const keep = (i, b) => {
+      got[i] = b;
+      const key = keyOf(...ranges[i]);
+      if (key) c.put(key, new Response(b.slice())).catch(() => {});
+    };
+    const one = async (i) => {
+      const [s, e] = ranges[i];
       const res = await this.request(`bytes=${s}-${e - 1}`);
       if (res.status === 200) throw new Error(`${this.url} changed on the server (reload the page)`);
       if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for bytes ${s}-${e - 1}`);
       const b = await this.body(res, 'data');
       this.stats.networkBytes += b.length;
-      if (key) c.put(key, new Response(b.slice())).catch(() => {});
-      return [s, b];
+      keep(i, b);
     };
     try {
-      return await Promise.all(ranges.map(one));
+      const cached = await Promise.all(ranges.map((_, i) => fromCache(i)));
+      const missed = ranges.map((_, i) => i).filter((i) => !cached[i]);
+      if (this.multi && missed.length > 1) {
+        missed.sort((a, b) => ranges[a][0] - ranges[b][0]);
+        const batches = [];
+        for (let k = 0; k < missed.length; k += MULTI_PARTS) batches.push(missed.slice(k, k + MULTI_PARTS));
+        await Promise.all(batches.map((b) => this.several(b, ranges, keep)));
+      }
+      await Promise.all(missed.filter((i) => !got[i]).map(one));
+      return ranges.map(([s], i) => [s, got[i]]);
     } finally {
       if (this.done >= this.pending) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
     }
+  }
+
+  /** The ranges `which` (indexes into `ranges`) in one multi-range request; `keep(i, bytes)` each one answered. */
+  async several(which, ranges, keep) {
+    const spec = which.map((i) => `${ranges[i][0]}-${ranges[i][1] - 1}`).join(',');
+    let res;
+    try {
+      res = await this.request(`bytes=${spec}`);
+    } catch {
+      this.multi = false;
+      return;
+    }
+    if (res.status === 200) {
+      res.body?.cancel().catch(() => {});
+      const tag = res.headers.get('ETag');
+      if (this.etag && tag && tag !== this.etag) throw new Error(`${this.url} changed on the server (reload the page)`);
+      this.multi = false;
+      return;
+    }
+    if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for ${which.length} ranges`);
+    const type = res.headers.get('Content-Type') || '';
+    const boundary = /^multipart\/byteranges\s*;\s*boundary=("?)([^";]+)\1/i.exec(type)?.[2];
+    const body = await this.body(res, 'data');
+    this.stats.networkBytes += body.length;
+    let parts;
+    if (boundary) {
+      parts = multipartParts(body, boundary, this.url);
+    } else {
+      const cr = parseContentRange(res.headers.get('Content-Range'));
+      if (!cr || cr.end - cr.start !== body.length) throw new Error(`${this.url}: a 206 answer without multipart parts nor a valid Content-Range`);
+      parts = [[cr.start, body, cr.total]];
+    }
+    for (const [start, bytes, total] of parts) if (total != null && total !== this.len) throw new Error(`${this.url} changed on the server (reload the page)`);
+    let all = true;
+    for (const i of which) {
+      const [s, e] = ranges[i];
+      const p = parts.find(([ps, pb]) => ps <= s && e <= ps + pb.length);
+      if (p) keep(i, p[1].slice(s - p[0], e - p[0]));
+      else all = false;
+    }
+    // One range that does not hold them all: a server that merges or
+    // answers the first range only; asked one by one from now on.
+    if (!all) this.multi = false;
+  }
+}
+
+const MULTI_PARTS = 100;
+
+function indexOf(b, pat, from) {
+  outer: for (let i = from; i + pat.length <= b.length; i++) {
+    for (let k = 0; k < pat.length; k++) if (b[i + k] !== pat[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * The parts of a `multipart/byteranges` body (RFC 9110 section 14.6):
+ * [[start, bytes, total]], each cut by the length its own `Content-Range`
+ * gives (never by searching the data for the boundary).
+ */
+export function multipartParts(body, boundary, what = 'answer') {
+  const enc = new TextEncoder();
+  const delim = enc.encode('--' + boundary);
+  const crlf2 = enc.encode('\r\n\r\n');
+  const dec = new TextDecoder();
+  const parts = [];
+  let at = 0;
+  for (;;) {
+    const i = indexOf(body, delim, at);
+    if (i < 0) throw new Error(`${what}: multipart answer without its closing delimiter`);
+    at = i + delim.length;
+    if (body[at] === 45 && body[at + 1] === 45) return parts; // "--": the end
+    const h = indexOf(body, crlf2, at);
+    if (h < 0) throw new Error(`${what}: multipart part without the end of its headers`);
+    const cr = parseContentRange(/^content-range:\s*(.*)$/im.exec(dec.decode(body.subarray(at, h)))?.[1]);
+    at = h + 4;
+    if (!cr || at + (cr.end - cr.start) > body.length) throw new Error(`${what}: multipart part without a valid Content-Range`);
+    parts.push([cr.start, body.subarray(at, at + cr.end - cr.start), cr.total]);
+    at += cr.end - cr.start;
   }
 }
 

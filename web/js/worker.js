@@ -32,6 +32,7 @@ const ops = {
   async open([url, opts]) {
     snap = await open(url, {
       cache: opts.cache,
+      multiRange: opts.multiRange,
       onProgress: (progress) => postMessage({ progress }),
       memoGet: () => opts.memo ?? null,
       memoSet: (v) => postMessage({ memoSet: v }),
