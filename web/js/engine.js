@@ -210,14 +210,17 @@ class RangeFetcher {
       const key = keyOf(...ranges[i]);
       if (key) c.put(key, new Response(b.slice())).catch(() => {});
     };
-    const one = async (i) => {
-      const [s, e] = ranges[i];
+    // One request for the ranges `group` (indexes, by start) and the gaps
+    // between them.
+    const one = async (group) => {
+      const s = ranges[group[0]][0];
+      const e = group.reduce((m, i) => Math.max(m, ranges[i][1]), s);
       const res = await this.request(`bytes=${s}-${e - 1}`);
       if (res.status === 200) throw new Error(`${this.url} changed on the server (reload the page)`);
       if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for bytes ${s}-${e - 1}`);
       const b = await this.body(res, 'data');
       this.stats.networkBytes += b.length;
-      keep(i, b);
+      for (const i of group) keep(i, group.length === 1 ? b : b.slice(ranges[i][0] - s, ranges[i][1] - s));
     };
     try {
       const cached = await Promise.all(ranges.map((_, i) => fromCache(i)));
@@ -228,7 +231,16 @@ class RangeFetcher {
         for (let k = 0; k < missed.length; k += MULTI_PARTS) batches.push(missed.slice(k, k + MULTI_PARTS));
         await Promise.all(batches.map((b) => this.several(b, ranges, keep)));
       }
-      await Promise.all(missed.filter((i) => !got[i]).map(one));
+      // Range by range: a request each, except for ranges at most
+      // SINGLE_GAP apart, asked as one (a request costs more than a few KB).
+      const groups = [];
+      let end = -Infinity;
+      for (const i of missed.filter((i) => !got[i]).sort((a, b) => ranges[a][0] - ranges[b][0])) {
+        if (ranges[i][0] - end <= SINGLE_GAP) groups[groups.length - 1].push(i);
+        else groups.push([i]);
+        end = Math.max(end, ranges[i][1]);
+      }
+      await Promise.all(groups.map(one));
       return ranges.map(([s], i) => [s, got[i]]);
     } finally {
       if (this.done >= this.pending) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
@@ -280,6 +292,10 @@ class RangeFetcher {
 }
 
 const MULTI_PARTS = 100;
+// Asked range by range (a server without multi-range answers), ranges at
+// most this far apart are one request: the viewer merges only within 512
+// bytes, for multi-range requests, where a gap costs bytes and no request.
+const SINGLE_GAP = 4096;
 
 function indexOf(b, pat, from) {
   outer: for (let i = from; i + pat.length <= b.length; i++) {
