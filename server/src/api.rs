@@ -652,9 +652,7 @@ async fn file(
             if let Ok(v) = HeaderValue::from_str(&format!("multipart/byteranges; boundary={b}")) {
                 h.insert(header::CONTENT_TYPE, v);
             }
-            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            cache_headers(h, &etag);
-            return Ok(r);
+            r
         }
         Some(Err(())) => {
             let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
@@ -682,10 +680,9 @@ async fn file(
         }
     };
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    // The file's type, unless the answer is multipart.
+    h.entry(header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/octet-stream"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     cache_headers(h, &etag);
     Ok(r)
