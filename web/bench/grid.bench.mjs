@@ -7,12 +7,16 @@
 //   JUMPS=0 SNAPSHOT=... node web/bench/grid.bench.mjs            # no scrolling part
 //   SERVE_ARGS='--row-store background' SNAPSHOT=... node ...       # colsnap-serve's arguments
 //   LINK=100/10 SNAPSHOT=... node ...   # through a link of 100 ms round trip and 10 Mbit/s
+//   LINK=100/10 SINGLE_RANGE=1 ...       # the same, as a server answering several ranges with the whole file
 //
 // LINK puts a proxy (in this process) between the browser and the server:
 // every request waits the round trip before its response starts, and the
 // responses' bytes share one downlink of that rate, in the order they come.
 // Loopback alone has neither, so it prices requests at almost nothing and
-// bytes at nothing.
+// bytes at nothing. SINGLE_RANGE=1 makes the proxy forward a request for
+// several ranges without its Range header, so the page gets the whole file
+// with status 200, as from many object stores and CDNs: the page cancels
+// that answer (the proxy then stops sending it) and asks range by range.
 //
 // The server runs with `--row-store off` unless SERVE_ARGS says otherwise:
 // the page reads the file by byte ranges and never the row store, whose
@@ -91,11 +95,17 @@ async function linkProxy(target, rttMs, mbit) {
   let busyUntil = 0;
   const proxy = http.createServer(async (req, res) => {
     await sleep(rttMs / 2);
-    const up = http.request(target + req.url, { method: req.method, headers: req.headers }, async (ur) => {
+    const headers = { ...req.headers };
+    if (singleRange && (headers.range || '').includes(',')) delete headers.range;
+    const up = http.request(target + req.url, { method: req.method, headers }, async (ur) => {
       try {
         await sleep(rttMs / 2);
         res.writeHead(ur.statusCode, ur.statusMessage, ur.headers);
+        res.flushHeaders(); // the headers after a round trip, the body at the link's rate
+        // A cancelled answer stops using the link (within a chunk).
+        res.on('close', () => { if (!res.writableFinished) ur.destroy(); });
         for await (const chunk of ur) {
+          if (res.destroyed) break;
           const now = Date.now();
           busyUntil = Math.max(busyUntil, now) + chunk.length / bytesPerMs;
           if (busyUntil - now > 1) await sleep(busyUntil - now);
@@ -113,9 +123,11 @@ async function linkProxy(target, rttMs, mbit) {
   return proxy;
 }
 const link = process.env.LINK ? process.env.LINK.split('/').map(Number) : null;
+const singleRange = process.env.SINGLE_RANGE === '1';
+if (singleRange && !link) throw new Error('SINGLE_RANGE=1 needs LINK=RTT/MBIT (the proxy does it)');
 const proxy = link ? await linkProxy(direct, link[0], link[1]) : null;
 const base = proxy ? `http://127.0.0.1:${proxy.address().port}` : direct;
-if (link) console.log(`link: ${link[0]} ms round trip, ${link[1]} Mbit/s (a proxy in front of ${direct})`);
+if (link) console.log(`link: ${link[0]} ms round trip, ${link[1]} Mbit/s (a proxy in front of ${direct})${singleRange ? '; several ranges answered with the whole file' : ''}`);
 // The used JS heap of the page's dedicated workers, after a GC in each:
 // CDP sessions to them through the page's session (Target.* messages).
 async function workerHeaps(cdp) {

@@ -72,6 +72,74 @@ class RangeFetcher {
     // Several ranges in one request (see `fetch`), until the server shows
     // it cannot answer them.
     this.multi = opts.multiRange !== false;
+    // The link as seen so far: the least time from a request to its
+    // answer's headers (a round trip plus the server's time), in ms, and
+    // the rate bodies arrive at while any is arriving (bytes per ms, once
+    // RATE_MIN bytes have been timed so): the link's rate where the bodies
+    // keep it busy, less where the server is slower.
+    this.rtt = Infinity;
+    this.rate = 0;
+    this.flow = { open: 0, since: 0, ms: 0, bytes: 0 };
+    // Until then, what an earlier visit saw (the memo's `link`).
+    this.prior = null;
+    // The server answered several ranges with the whole file.
+    this.singleOnly = false;
+  }
+
+  /** A body starts (+1) or ends (-1) arriving. */
+  flowing(d) {
+    const f = this.flow;
+    const now = performance.now();
+    if (d > 0 && f.open++ === 0) f.since = now;
+    if (d < 0 && --f.open === 0) {
+      f.ms += now - f.since;
+      const rate = this.rate;
+      if (f.bytes >= RATE_MIN && f.ms > 0) this.rate = f.bytes / f.ms;
+      if (this.rate && !(Math.abs(this.rate - rate) <= rate / 4)) this.remember();
+    }
+  }
+
+  observe(res) {
+    const t = res.colsnapTimes;
+    if (!t) return;
+    const rtt = this.rtt;
+    this.rtt = Math.min(this.rtt, t[1] - t[0]);
+    if (this.rate && this.rtt < rtt * 0.8) this.remember();
+  }
+
+  /**
+   * The same file (as far as its ETag tells) from the same URL as on an
+   * earlier visit, whose server answered several ranges with the whole
+   * file: single ranges from the start (asked again once the file changes).
+   */
+  recall(memo) {
+    if (memo?.link?.single === true && (memo.etag ?? null) === this.etag) {
+      this.multi = false;
+      this.singleOnly = true;
+    }
+  }
+
+  /** Keep the file's ETag and length, and what was seen of the link, for the next visit. */
+  remember() {
+    if (!this.useCache) return;
+    const link = { single: this.singleOnly };
+    if (this.rate) Object.assign(link, { rtt: this.rtt, rate: this.rate });
+    this.memoSet({ etag: this.etag, len: this.len, link });
+  }
+
+  /**
+   * Asked range by range, how many bytes a request costs on this link:
+   * over HTTP/1.1 a browser has 6 requests in flight per server, so a
+   * request is a sixth of a round trip, which carries `rtt * rate` bytes.
+   * SINGLE_GAP until a body of RATE_MIN bytes has been timed (or an
+   * earlier visit's numbers); at most MAX_GAP.
+   */
+  requestBytes() {
+    // Save-Data (the user asked for fewer bytes): no bytes for requests.
+    if (globalThis.navigator?.connection?.saveData) return SINGLE_GAP;
+    const { rtt, rate } = this.rate ? this : this.prior || {};
+    if (!(rtt >= 0 && rate > 0)) return SINGLE_GAP;
+    return Math.min(MAX_GAP, Math.max(SINGLE_GAP, Math.round((rtt * rate) / 6)));
   }
 
   cacheKey(s, e) {
@@ -90,17 +158,24 @@ class RangeFetcher {
 
   async body(res, expect) {
     // Stream the body so progress moves inside large ranges.
+    this.observe(res);
     if (!res.body) return new Uint8Array(await res.arrayBuffer());
     const reader = res.body.getReader();
     const parts = [];
     let n = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parts.push(value);
-      n += value.length;
-      this.done += value.length;
-      this.onProgress({ loaded: this.done, total: this.pending, expect });
+    this.flowing(1);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parts.push(value);
+        n += value.length;
+        this.flow.bytes += value.length;
+        this.done += value.length;
+        this.onProgress({ loaded: this.done, total: this.pending, expect });
+      }
+    } finally {
+      this.flowing(-1);
     }
     if (parts.length === 1) return parts[0];
     const out = new Uint8Array(n);
@@ -113,18 +188,24 @@ class RangeFetcher {
     this.stats.requests++;
     const headers = { Range: range, ...extra };
     if (this.etag && !extra['If-None-Match']) headers['If-Range'] = this.etag;
-    return fetch(this.url, { headers, cache: 'no-store' });
+    const t0 = performance.now();
+    const res = await fetch(this.url, { headers, cache: 'no-store' });
+    res.colsnapTimes = [t0, performance.now()];
+    return res;
   }
 
   /** Open: the last bytes (one suffix request) and the first kilobyte, in parallel. */
   async open() {
     const memo = this.useCache ? this.memoGet() : null;
+    const link = memo?.link;
+    if (link && link.rtt >= 0 && link.rate > 0) this.prior = { rtt: +link.rtt, rate: +link.rate };
     if (memo && memo.etag) {
       // A second visit: ask whether the file changed; unchanged, the tail is in the cache.
       const res = await this.request(`bytes=-${TAIL}`, { 'If-None-Match': memo.etag });
       if (res.status === 304) {
         this.etag = memo.etag;
         this.len = memo.len;
+        this.recall(memo);
         const c = await this.cache();
         const ts = Math.max(0, this.len - TAIL);
         const [head, tail] = await Promise.all([
@@ -136,16 +217,17 @@ class RangeFetcher {
           return [[0, new Uint8Array(await head.arrayBuffer())], [ts, new Uint8Array(await tail.arrayBuffer())]];
         }
       } else if (res.ok) {
-        return this.afterTail(res);
+        return this.afterTail(res, memo);
       }
     }
     const res = await this.request(`bytes=-${TAIL}`);
-    return this.afterTail(res);
+    return this.afterTail(res, memo);
   }
 
-  async afterTail(res) {
+  async afterTail(res, memo = null) {
     if (!res.ok) throw new Error(`${this.url}: HTTP ${res.status}`);
     this.etag = res.headers.get('ETag');
+    this.recall(memo);
     let start = 0;
     let bytes;
     if (res.status === 206) {
@@ -167,7 +249,7 @@ class RangeFetcher {
       got.push(head);
     }
     if (this.useCache && this.etag) {
-      this.memoSet({ etag: this.etag, len: this.len });
+      this.remember();
       const c = await this.cache();
       if (c && start > 0) await c.put(this.cacheKey(start, this.len), new Response(bytes));
     }
@@ -183,7 +265,9 @@ class RangeFetcher {
    * A server that answers such a request with the whole file (or one range
    * that does not hold them all), or a fetch that fails (a cross-origin
    * server that refuses the preflight a multi-range `Range` needs), turns
-   * this off: ranges are asked one by one, in parallel, from then on.
+   * this off: ranges are asked one by one, in parallel, from then on
+   * (`singleGroups` says which share a request), and on later visits to
+   * the same file (`recall`).
    */
   async fetch(ranges) {
     const c = await this.cache();
@@ -231,16 +315,7 @@ class RangeFetcher {
         for (let k = 0; k < missed.length; k += MULTI_PARTS) batches.push(missed.slice(k, k + MULTI_PARTS));
         await Promise.all(batches.map((b) => this.several(b, ranges, keep)));
       }
-      // Range by range: a request each, except for ranges at most
-      // SINGLE_GAP apart, asked as one (a request costs more than a few KB).
-      const groups = [];
-      let end = -Infinity;
-      for (const i of missed.filter((i) => !got[i]).sort((a, b) => ranges[a][0] - ranges[b][0])) {
-        if (ranges[i][0] - end <= SINGLE_GAP) groups[groups.length - 1].push(i);
-        else groups.push([i]);
-        end = Math.max(end, ranges[i][1]);
-      }
-      await Promise.all(groups.map(one));
+      await Promise.all(singleGroups(missed.filter((i) => !got[i]).map((i) => [i, ...ranges[i]]), this.requestBytes()).map(one));
       return ranges.map(([s], i) => [s, got[i]]);
     } finally {
       if (this.done >= this.pending) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
@@ -262,6 +337,8 @@ class RangeFetcher {
       const tag = res.headers.get('ETag');
       if (this.etag && tag && tag !== this.etag) throw new Error(`${this.url} changed on the server (reload the page)`);
       this.multi = false;
+      this.singleOnly = true;
+      this.remember();
       return;
     }
     if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for ${which.length} ranges`);
@@ -287,15 +364,43 @@ class RangeFetcher {
     }
     // One range that does not hold them all: a server that merges or
     // answers the first range only; asked one by one from now on.
-    if (!all) this.multi = false;
+    if (!all) {
+      this.multi = false;
+      this.singleOnly = true;
+      this.remember();
+    }
   }
 }
 
 const MULTI_PARTS = 100;
 // Asked range by range (a server without multi-range answers), ranges at
-// most this far apart are one request: the viewer merges only within 512
-// bytes, for multi-range requests, where a gap costs bytes and no request.
+// most this far apart are always one request: the viewer merges only
+// within 512 bytes, for multi-range requests, where a gap costs bytes and
+// no request. Further apart, up to what a request costs on the link
+// (`requestBytes`, at most MAX_GAP; timed on bodies of RATE_MIN bytes or
+// more), see `singleGroups`.
 const SINGLE_GAP = 4096;
+const MAX_GAP = 64 * 1024;
+const RATE_MIN = 32 * 1024;
+
+/**
+ * Requests for ranges asked one by one: `items` are [index, start, end];
+ * returns groups of indexes, each one request (the ranges and the gaps
+ * between them). Ranges at most SINGLE_GAP apart share a request, and so
+ * do ranges at most `gapMax` apart: the bytes of a smaller gap take less
+ * of the link than a request does (`requestBytes`).
+ */
+export function singleGroups(items, gapMax = SINGLE_GAP) {
+  const max = Math.max(SINGLE_GAP, gapMax);
+  const groups = [];
+  let end = -Infinity;
+  for (const [i, s, e] of [...items].sort((a, b) => a[1] - b[1])) {
+    if (s - end <= max) groups[groups.length - 1].push(i);
+    else groups.push([i]);
+    end = Math.max(end, e);
+  }
+  return groups;
+}
 
 function indexOf(b, pat, from) {
   outer: for (let i = from; i + pat.length <= b.length; i++) {

@@ -30,6 +30,21 @@ for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMI
   if (!existsSync(f)) { console.error(`FAIL: ${f} is missing (see the header of this script)`); process.exit(1); }
 }
 
+// The engine's request planning for servers that answer range by range
+// (pure functions of web/js/engine.js, as built into pkg/).
+{
+  const { singleGroups } = await import(join(root, 'web/www/pkg/engine.js'));
+  // Ranges at most 4 KiB apart are one request, whatever the link.
+  assert.deepEqual(singleGroups([[0, 0, 100], [1, 200, 300]]), [[0, 1]]);
+  assert.deepEqual(singleGroups([[0, 0, 10_000], [1, 19_000, 29_000], [2, 48_000, 58_000]]), [[0], [1], [2]]);
+  // Up to what a request costs on the link (gapMax), in any input order.
+  assert.deepEqual(singleGroups([[2, 48_000, 58_000], [0, 0, 10_000], [1, 19_000, 29_000]], 10_000), [[0, 1], [2]]);
+  assert.deepEqual(singleGroups([[0, 0, 10_000], [1, 19_000, 29_000], [2, 48_000, 58_000]], 19_000), [[0, 1, 2]]);
+  // Overlapping and nested ranges.
+  assert.deepEqual(singleGroups([[0, 0, 50_000], [1, 10_000, 20_000], [2, 60_000, 70_000]], 9_000), [[0, 1], [2]]);
+  assert.deepEqual(singleGroups([]), []);
+}
+
 // The TypeScript types (web/js/colsnap.d.ts) as the page uses the API:
 // web/test/types.check.ts compiled by the pinned `typescript` (npm ci).
 {
@@ -306,6 +321,14 @@ try {
     const st = await sp.evaluate(() => window.grid.snap.stats());
     assert.ok(st.networkBytes < fileLen / 4, `the whole file was not read (${st.networkBytes} bytes)`);
     step(`a server that answers several ranges with the whole file: asked once (answer dropped), then ${asked.seen.length - 1} single ranges; ${st.networkBytes} bytes read; the first rows match colsnap query`);
+    // The next visit remembers it: single ranges from the start.
+    asked.seen.length = 0;
+    await sp.reload();
+    await sp.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
+    const again = (await sp.$$eval('#inner .row:not(.ph) .c[data-field="number"]', (els) => els.map((e) => e.textContent))).slice(0, 15);
+    assert.deepEqual(again, want.map((r) => r.number.toLocaleString('en-US')), 'single-range server, second visit: numbers');
+    assert.ok(asked.seen.length > 0 && !asked.seen.some((r) => r.includes(',')), `second visit: no multi-range request (${asked.seen.join(' ')})`);
+    step(`the second visit to that server asks single ranges only (${asked.seen.length} requests)`);
     await sp.close();
     single.close();
   }
