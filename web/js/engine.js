@@ -48,9 +48,13 @@ function pairs(flat) {
   return out;
 }
 
-function parseContentRange(h) {
-  const m = /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(h || '');
-  return m ? { start: +m[1], end: +m[2] + 1, total: m[3] === '*' ? null : +m[3] } : null;
+/** `bytes first-last/total` (total may be `*`): {start, end, total}, or null unless first <= last < total. */
+export function parseContentRange(h) {
+  const m = /^\s*bytes (\d+)-(\d+)\/(\d+|\*)\s*$/.exec(h || '');
+  if (!m) return null;
+  const [start, last, total] = [+m[1], +m[2], m[3] === '*' ? null : +m[3]];
+  if (last < start || (total != null && last >= total) || !Number.isSafeInteger(last) || !Number.isSafeInteger(total ?? 0)) return null;
+  return { start, end: last + 1, total };
 }
 
 /** Reads byte ranges of one URL: fetch with `Range`, Cache API by ETag, progress. */
@@ -302,8 +306,15 @@ class RangeFetcher {
       const res = await this.request(`bytes=${s}-${e - 1}`);
       if (res.status === 200) throw new Error(`${this.url} changed on the server (reload the page)`);
       if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for bytes ${s}-${e - 1}`);
+      // The bytes asked for, or an error (not bytes of another range or
+      // version; a cross-origin answer may hide its Content-Range).
+      const cr = parseContentRange(res.headers.get('Content-Range'));
+      if (cr && (cr.start !== s || cr.end !== e || (cr.total != null && cr.total !== this.len))) {
+        throw new Error(`${this.url}: asked for bytes ${s}-${e - 1} of ${this.len}, answered ${res.headers.get('Content-Range')}`);
+      }
       const b = await this.body(res, 'data');
       this.stats.networkBytes += b.length;
+      if (b.length !== e - s) throw new Error(`${this.url}: asked for ${e - s} bytes (${s}-${e - 1}), answered ${b.length}`);
       for (const i of group) keep(i, group.length === 1 ? b : b.slice(ranges[i][0] - s, ranges[i][1] - s));
     };
     try {

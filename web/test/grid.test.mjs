@@ -33,7 +33,30 @@ for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMI
 // The engine's request planning for servers that answer range by range
 // (pure functions of web/js/engine.js, as built into pkg/).
 {
-  const { singleGroups } = await import(join(root, 'web/www/pkg/engine.js'));
+  const { singleGroups, multipartParts, parseContentRange } = await import(join(root, 'web/www/pkg/engine.js'));
+  // Content-Range: first <= last < total, or nothing.
+  assert.deepEqual(parseContentRange('bytes 10-19/100'), { start: 10, end: 20, total: 100 });
+  assert.deepEqual(parseContentRange('bytes 0-9/*'), { start: 0, end: 10, total: null });
+  for (const bad of ['bytes 20-10/100', 'bytes 0-100/100', 'bytes 1-2', 'bytes */100', 'items 0-1/2', '', null, 'bytes 0-99999999999999999999/*']) {
+    assert.equal(parseContentRange(bad), null, `Content-Range ${bad}`);
+  }
+  // multipart/byteranges: parts cut by their own Content-Range, never by
+  // looking for the boundary in the data (which holds it here).
+  const te = new TextEncoder();
+  const mp = (...parts) => te.encode(parts.map(([cr, data]) => `\r\n--B\r\nContent-Type: application/octet-stream\r\nContent-Range: ${cr}\r\n\r\n${data}`).join('') + '\r\n--B--\r\n');
+  const parsed = multipartParts(mp(['bytes 0-5/50', '--B\r\nx'], ['bytes 40-41/50', 'yz']), 'B');
+  assert.deepEqual(parsed.map(([s, b, t]) => [s, new TextDecoder().decode(b), t]), [[0, '--B\r\nx', 50], [40, 'yz', 50]]);
+  // Hostile or broken answers are errors, never a hang or bytes of the
+  // wrong place: a backwards range (this looped before), a part longer
+  // than the body, no closing delimiter, no Content-Range.
+  for (const [what, body] of [
+    ['backwards', mp(['bytes 40-0/50', 'abc'])],
+    ['too long', mp(['bytes 0-999/5000', 'abc'])],
+    ['unclosed', te.encode('--B\r\nContent-Range: bytes 0-1/5\r\n\r\nab')],
+    ['no range', mp(['', 'ab'])],
+  ]) {
+    assert.throws(() => multipartParts(body, 'B'), /multipart/, `multipart answer: ${what}`);
+  }
   // Ranges at most 4 KiB apart are one request, whatever the link.
   assert.deepEqual(singleGroups([[0, 0, 100], [1, 200, 300]]), [[0, 1]]);
   assert.deepEqual(singleGroups([[0, 0, 10_000], [1, 19_000, 29_000], [2, 48_000, 58_000]]), [[0], [1], [2]]);
