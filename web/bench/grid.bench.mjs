@@ -8,6 +8,7 @@
 //   SERVE_ARGS='--row-store background' SNAPSHOT=... node ...       # colsnap-serve's arguments
 //   LINK=100/10 SNAPSHOT=... node ...   # through a link of 100 ms round trip and 10 Mbit/s
 //   LINK=100/10 SINGLE_RANGE=1 ...       # the same, as a server answering several ranges with the whole file
+//   PUBLISHED=1 SNAPSHOT=... node ...    # the page reads the published snapshot (colsnap-serve --publish-dir)
 //
 // LINK puts a proxy (in this process) between the browser and the server:
 // every request waits the round trip before its response starts, and the
@@ -79,7 +80,13 @@ const wasmGz = gzipSync(readFileSync(join(www, 'pkg/colsnap_web_bg.wasm')), { le
 console.log(`snapshot: ${snap} (${mb(statSync(snap).size)}); colsnap-serve ${process.env.SERVE_ARGS ?? '--row-store off'}`);
 console.log(`page code: ${kb(raw)} raw, ${kb(gz)} gzip -9, ${kb(served)} served gzip (wasm alone ${kb(wasmGz)} gzip -9; ${code.join(', ')})`);
 
-const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0', ...(process.env.SERVE_ARGS ?? '--row-store off').split(' ').filter(Boolean)], {
+// PUBLISHED=1: the page opens the snapshot's pointer under /published/
+// (whole content-addressed objects, SPEC.md section 15) instead of the file.
+const published = process.env.PUBLISHED === '1';
+const pubArgs = published ? ['--publish-dir', mkdtempSync(join(tmpdir(), 'colsnap-bench-pub-'))] : [];
+const pageUrl = published ? `/web/?file=/published/${encodeURIComponent(snap.replace(/^.*\//, '').replace(/\.colsnap$/, ''))}.latest.json` : '/web/';
+if (published) console.log(`published: the page reads ${pageUrl.slice('/web/?file='.length)}`);
+const server = spawn(exe('colsnap-serve'), [snap, '--addr', '127.0.0.1:0', '--web', www, '--reload', '0', ...pubArgs, ...(process.env.SERVE_ARGS ?? '--row-store off').split(' ').filter(Boolean)], {
   stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' },
 });
 const direct = await new Promise((ok, fail) => {
@@ -183,7 +190,7 @@ try {
   });
   const ready = () => page.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
   const firstRows = async () => {
-    await page.goto(`${base}/web/`);
+    await page.goto(`${base}${pageUrl}`);
     await ready();
     // First rows on screen (a second visit paints its saved first page
     // before the query ends), and ready (the query's rows drawn).

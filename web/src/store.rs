@@ -184,6 +184,21 @@ impl RangeStore {
         dropped
     }
 
+    /// Bytes held at the end of the file: the longest fetched range that
+    /// ends at its length (0 when none does).
+    pub fn held_tail(&self) -> u64 {
+        self.got
+            .lock()
+            .map(|g| {
+                g.iter()
+                    .filter(|(s, b)| s + b.len() as u64 == self.len)
+                    .map(|(s, _)| self.len - s)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
     /// Bytes held (ranges fetched more than once count each time).
     pub fn held_bytes(&self) -> u64 {
         self.got
@@ -270,8 +285,10 @@ mod tests {
         assert!(s.read_range(90..101).is_err());
         assert!(s.take_missing().is_empty(), "past the end is not missing");
         // Clipped to the length.
+        assert_eq!(s.held_tail(), 0);
         s.insert(95, Bytes::from(vec![7; 20]));
         assert_eq!(s.read_range(95..100).unwrap().len(), 5);
+        assert_eq!(s.held_tail(), 5);
         assert_eq!(s.not_held(&[10..15, 9..12, 96..100]), vec![9..12]);
         // Released: only ranges wholly inside, then read again as misses.
         assert_eq!(s.release(std::slice::from_ref(&(11..100))), 5);

@@ -136,10 +136,20 @@ fn open_options() -> OpenOptions {
 
 impl Viewer {
     /// Open the snapshot whose bytes `store` holds (at least its head and
-    /// tail; when the footer starts before the tail, the error is a miss
-    /// the store recorded).
+    /// tail: the longest range it holds that ends at the file's end; when
+    /// the footer starts before it, the error is a miss the store recorded).
     pub fn open(store: Arc<RangeStore>) -> Result<Viewer> {
-        let snap = Snapshot::from_source_with(store.clone(), open_options())?;
+        let mut opts = open_options();
+        // The tail the page fetched, whatever its length: a published
+        // snapshot's manifest gives the footer and trailer alone, and
+        // opening with TAIL_BYTES would read the bytes before them, so the
+        // page fetched whatever object held them (on neovim's issues a
+        // 334 KB long-text chunk, before the first rows; issue 15).
+        let held = store.held_tail();
+        if held > 0 {
+            opts.tail_bytes = held;
+        }
+        let snap = Snapshot::from_source_with(store.clone(), opts)?;
         let engine = Engine::new(SnapshotSource::new(snap.clone()));
         Ok(Viewer {
             store,

@@ -60,6 +60,35 @@ fn open_remote(file: &Bytes, net: &mut Net) -> Viewer {
 }
 
 #[test]
+fn opens_on_a_published_tail_without_reading_before_it() {
+    // A published snapshot's manifest holds the header and the footer with
+    // the trailer (SPEC.md 15.2), no more: the viewer opens on them alone.
+    let file = snapshot(3000);
+    let full = colsnap::Snapshot::from_bytes(file.clone()).unwrap();
+    let footer_at = full
+        .footer()
+        .sections
+        .last()
+        .map_or(16, |e| e.offset + u64::from(e.stored_len));
+    let len = file.len() as u64;
+    assert!(len - footer_at < colsnap_web::TAIL_BYTES && footer_at > colsnap_web::TAIL_BYTES);
+    let mut net = Net {
+        file: file.clone(),
+        rounds: 0,
+        bytes: 0,
+    };
+    let store = Arc::new(RangeStore::new(len));
+    net.fetch(&store, &[0..16, footer_at..len]);
+    let v = net.run(&store.clone(), || Viewer::open(store.clone()));
+    assert_eq!(v.rows(), 3000);
+    assert_eq!(
+        (net.rounds, net.bytes as u64),
+        (1, 16 + len - footer_at),
+        "opened on the head and the footer alone"
+    );
+}
+
+#[test]
 fn ranged_reads_answer_like_the_whole_file() {
     let file = snapshot(3000);
     let mut net = Net {
