@@ -48,9 +48,28 @@ function pairs(flat) {
   return out;
 }
 
+/** Wait for every promise; then throw the first failure, if any (no work left running behind an error). */
+async function settled(promises) {
+  const out = await Promise.allSettled(promises);
+  const bad = out.find((r) => r.status === 'rejected');
+  if (bad) throw bad.reason;
+  return out.map((r) => r.value);
+}
+
+/** The `boundary` parameter of a `multipart/byteranges` content type (in any position), else undefined. */
+export function boundaryOf(type) {
+  const [mime, ...params] = (type || '').split(';');
+  if (mime.trim().toLowerCase() !== 'multipart/byteranges') return undefined;
+  for (const p of params) {
+    const m = /^\s*boundary\s*=\s*("?)([^"]+)\1\s*$/i.exec(p);
+    if (m) return m[2];
+  }
+  return undefined;
+}
+
 /** `bytes first-last/total` (total may be `*`): {start, end, total}, or null unless first <= last < total. */
 export function parseContentRange(h) {
-  const m = /^\s*bytes (\d+)-(\d+)\/(\d+|\*)\s*$/.exec(h || '');
+  const m = /^\s*bytes (\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(h || '');
   if (!m) return null;
   const [start, last, total] = [+m[1], +m[2], m[3] === '*' ? null : +m[3]];
   if (last < start || (total != null && last >= total) || !Number.isSafeInteger(last) || !Number.isSafeInteger(total ?? 0)) return null;
@@ -73,6 +92,9 @@ class RangeFetcher {
     this.stats = { requests: 0, networkBytes: 0, cacheHits: 0 };
     this.pending = 0;
     this.done = 0;
+    // `fetch` calls running: progress resets to idle when none is left
+    // (also after one failed, whose bytes never came).
+    this.active = 0;
     // Several ranges in one request (see `fetch`), until the server shows
     // it cannot answer them.
     this.multi = opts.multiRange !== false;
@@ -160,10 +182,19 @@ class RangeFetcher {
     }
   }
 
-  async body(res, expect) {
-    // Stream the body so progress moves inside large ranges.
+  /**
+   * The body of `res`, streamed so that progress moves inside large
+   * ranges; more than `limit` bytes (what was asked for) is an error as
+   * soon as they come, so that an answer cannot fill the memory (a small
+   * gzip body that inflates to gigabytes) or run forever.
+   */
+  async body(res, expect, limit = Infinity) {
     this.observe(res);
-    if (!res.body) return new Uint8Array(await res.arrayBuffer());
+    if (!res.body) {
+      const b = new Uint8Array(await res.arrayBuffer());
+      if (b.length > limit) throw new Error(`${this.url}: an answer of ${b.length} bytes, ${limit} asked for`);
+      return b;
+    }
     const reader = res.body.getReader();
     const parts = [];
     let n = 0;
@@ -174,6 +205,10 @@ class RangeFetcher {
         if (done) break;
         parts.push(value);
         n += value.length;
+        if (n > limit) {
+          reader.cancel().catch(() => {});
+          throw new Error(`${this.url}: an answer of more than the ${limit} bytes asked for`);
+        }
         this.flow.bytes += value.length;
         this.done += value.length;
         this.onProgress({ loaded: this.done, total: this.pending, expect });
@@ -191,7 +226,10 @@ class RangeFetcher {
   async request(range, extra = {}) {
     this.stats.requests++;
     const headers = { Range: range, ...extra };
-    if (this.etag && !extra['If-None-Match']) headers['If-Range'] = this.etag;
+    // If-Range takes a strong ETag only (RFC 9110 13.1.5: a server that
+    // checks answers a weak one with the whole file); with a weak one the
+    // answers' ETags and lengths say whether the file changed.
+    if (this.etag && !this.etag.startsWith('W/') && !extra['If-None-Match']) headers['If-Range'] = this.etag;
     const t0 = performance.now();
     const res = await fetch(this.url, { headers, cache: 'no-store' });
     res.colsnapTimes = [t0, performance.now()];
@@ -240,7 +278,8 @@ class RangeFetcher {
       this.len = cr.total;
       start = cr.start;
       this.pending += cr.end - cr.start;
-      bytes = await this.body(res, 'footer');
+      bytes = await this.body(res, 'footer', cr.end - cr.start);
+      if (bytes.length !== cr.end - cr.start) throw new Error(`${this.url}: ${bytes.length} bytes for ${res.headers.get('Content-Range')}`);
     } else {
       // No range support: the whole file came.
       bytes = await this.body(res, 'file');
@@ -274,6 +313,15 @@ class RangeFetcher {
    * the same file (`recall`).
    */
   async fetch(ranges) {
+    this.active++;
+    try {
+      return await this.fetchAll(ranges);
+    } finally {
+      if (--this.active === 0) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
+    }
+  }
+
+  async fetchAll(ranges) {
     const c = await this.cache();
     this.pending += ranges.reduce((n, [s, e]) => n + (e - s), 0);
     // Small ranges (string chunks of the rows on screen, a few dozen KB
@@ -312,25 +360,28 @@ class RangeFetcher {
       if (cr && (cr.start !== s || cr.end !== e || (cr.total != null && cr.total !== this.len))) {
         throw new Error(`${this.url}: asked for bytes ${s}-${e - 1} of ${this.len}, answered ${res.headers.get('Content-Range')}`);
       }
-      const b = await this.body(res, 'data');
+      this.sameVersion(res);
+      const b = await this.body(res, 'data', e - s);
       this.stats.networkBytes += b.length;
       if (b.length !== e - s) throw new Error(`${this.url}: asked for ${e - s} bytes (${s}-${e - 1}), answered ${b.length}`);
       for (const i of group) keep(i, group.length === 1 ? b : b.slice(ranges[i][0] - s, ranges[i][1] - s));
     };
-    try {
-      const cached = await Promise.all(ranges.map((_, i) => fromCache(i)));
-      const missed = ranges.map((_, i) => i).filter((i) => !cached[i]);
-      if (this.multi && missed.length > 1) {
-        missed.sort((a, b) => ranges[a][0] - ranges[b][0]);
-        const batches = [];
-        for (let k = 0; k < missed.length; k += MULTI_PARTS) batches.push(missed.slice(k, k + MULTI_PARTS));
-        await Promise.all(batches.map((b) => this.several(b, ranges, keep)));
-      }
-      await Promise.all(singleGroups(missed.filter((i) => !got[i]).map((i) => [i, ...ranges[i]]), this.requestBytes()).map(one));
-      return ranges.map(([s], i) => [s, got[i]]);
-    } finally {
-      if (this.done >= this.pending) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
+    const cached = await Promise.all(ranges.map((_, i) => fromCache(i)));
+    const missed = ranges.map((_, i) => i).filter((i) => !cached[i]);
+    if (this.multi && missed.length > 1) {
+      missed.sort((a, b) => ranges[a][0] - ranges[b][0]);
+      const batches = [];
+      for (let k = 0; k < missed.length; k += MULTI_PARTS) batches.push(missed.slice(k, k + MULTI_PARTS));
+      await settled(batches.map((b) => this.several(b, ranges, keep)));
     }
+    await settled(singleGroups(missed.filter((i) => !got[i]).map((i) => [i, ...ranges[i]]), this.requestBytes()).map(one));
+    return ranges.map(([s], i) => [s, got[i]]);
+  }
+
+  /** With a weak ETag (no If-Range), an answer with another ETag is another version of the file. */
+  sameVersion(res) {
+    const tag = res.headers.get('ETag');
+    if (this.etag?.startsWith('W/') && tag && tag !== this.etag) throw new Error(`${this.url} changed on the server (reload the page)`);
   }
 
   /** The ranges `which` (indexes into `ranges`) in one multi-range request; `keep(i, bytes)` each one answered. */
@@ -353,9 +404,12 @@ class RangeFetcher {
       return;
     }
     if (res.status !== 206) throw new Error(`${this.url}: HTTP ${res.status} for ${which.length} ranges`);
-    const type = res.headers.get('Content-Type') || '';
-    const boundary = /^multipart\/byteranges\s*;\s*boundary=("?)([^";]+)\1/i.exec(type)?.[2];
-    const body = await this.body(res, 'data');
+    this.sameVersion(res);
+    const boundary = boundaryOf(res.headers.get('Content-Type'));
+    // At most the span of the ranges (a server may merge them) and each
+    // part's headers.
+    const span = Math.max(...which.map((i) => ranges[i][1])) - Math.min(...which.map((i) => ranges[i][0]));
+    const body = await this.body(res, 'data', span + 512 * which.length + 4096);
     this.stats.networkBytes += body.length;
     let parts;
     if (boundary) {

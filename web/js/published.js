@@ -14,8 +14,47 @@ async function sha256(bytes) {
   return hex(await crypto.subtle.digest('SHA-256', bytes));
 }
 
+/** The body of `res`, at most `cap` bytes (more is an error as soon as it comes: an answer cannot fill the memory). */
+async function readAtMost(res, cap, what) {
+  if (!res.body) {
+    const b = new Uint8Array(await res.arrayBuffer());
+    if (b.length > cap) throw new Error(`${what}: more than the ${cap} bytes expected`);
+    return b;
+  }
+  const reader = res.body.getReader();
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > cap) {
+      reader.cancel().catch(() => {});
+      throw new Error(`${what}: more than the ${cap} bytes expected`);
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+/** Pointers and manifests are read up to this size. */
+const MANIFEST_MAX = 64 << 20;
+
+/** Wait for every promise; then throw the first failure, if any. */
+async function settled(promises) {
+  const out = await Promise.allSettled(promises);
+  const bad = out.find((r) => r.status === 'rejected');
+  if (bad) throw bad.reason;
+  return out.map((r) => r.value);
+}
+
 function base64(s) {
-  const bin = atob(s);
+  if (typeof s !== 'string') throw new Error('not a base64 string');
+  let bin;
+  try { bin = atob(s); } catch { throw new Error('not base64'); }
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
@@ -42,6 +81,7 @@ export class ObjectFetcher {
     this.stats = { requests: 0, networkBytes: 0, cacheHits: 0 };
     this.pending = 0;
     this.done = 0;
+    this.active = 0;
     this.inflight = new Map();
   }
 
@@ -86,7 +126,7 @@ export class ObjectFetcher {
       this.stats.requests++;
       const res = await fetch(url);
       if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-      bytes = new Uint8Array(await res.arrayBuffer());
+      bytes = await readAtMost(res, o.len, url);
       this.stats.networkBytes += bytes.length;
     }
     if (bytes.length !== o.len) throw new Error(`${url}: ${bytes.length} bytes, the manifest says ${o.len}`);
@@ -102,8 +142,9 @@ export class ObjectFetcher {
   async fetch(ranges) {
     const need = new Set();
     for (const [a, b] of ranges) for (const k of this.overlapping(a, b)) need.add(k);
+    this.active++;
     try {
-      const got = new Map(await Promise.all([...need].map(async (k) => [k, await this.object(k)])));
+      const got = new Map(await settled([...need].map(async (k) => [k, await this.object(k)])));
       return ranges.map(([a, b]) => {
         const ks = this.overlapping(a, b);
         const out = new Uint8Array(b - a);
@@ -117,7 +158,8 @@ export class ObjectFetcher {
         return [a, out];
       });
     } finally {
-      if (this.done >= this.pending) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
+      // Idle once no fetch runs (also after one failed, whose bytes never came).
+      if (--this.active === 0) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
     }
   }
 }
@@ -132,19 +174,21 @@ export class ObjectFetcher {
 export async function readManifest(url) {
   const res = await fetch(url, { cache: 'no-cache' });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  let bytes = new Uint8Array(await res.arrayBuffer());
+  let bytes = await readAtMost(res, MANIFEST_MAX, url);
   let doc;
   try { doc = JSON.parse(new TextDecoder().decode(bytes)); } catch { throw new Error(`${url}: not JSON (a pointer or a manifest of a published snapshot)`); }
   let murl = res.url || url;
   let want = null;
   if (doc && typeof doc.manifest === 'string' && doc.colsnap_manifest === undefined) {
-    // A pointer: the manifest is relative to the pointer's directory.
+    // A pointer: the manifest is relative to the pointer's directory,
+    // and must hash to the pointer's `sha256` (SPEC.md 15.4 step 1).
     want = doc.sha256;
+    if (!HEX64.test(want || '')) throw new Error(`${url}: a pointer without the manifest's sha256`);
     murl = new URL(doc.manifest, murl).href;
     const r2 = await fetch(murl);
     if (!r2.ok) throw new Error(`${murl}: HTTP ${r2.status}`);
-    bytes = new Uint8Array(await r2.arrayBuffer());
-    doc = JSON.parse(new TextDecoder().decode(bytes));
+    bytes = await readAtMost(r2, MANIFEST_MAX, murl);
+    try { doc = JSON.parse(new TextDecoder().decode(bytes)); } catch { throw new Error(`${murl}: not JSON (the manifest the pointer ${url} names)`); }
   }
   const m = doc;
   if (!m || m.colsnap_manifest !== 1) throw new Error(`${murl}: not a colsnap manifest (colsnap_manifest ${m && m.colsnap_manifest})`);
@@ -162,16 +206,20 @@ export async function readManifest(url) {
   if (!Array.isArray(objs) || !objs.length) throw bad('no objects');
   let at = 0;
   for (const o of objs) {
-    if (!HEX64.test(o.sha256 || '') || o.offset !== at || !(o.len >= 1)) throw bad(`the objects do not tile the file (at byte ${at})`);
+    if (!o || typeof o !== 'object' || !HEX64.test(o.sha256 || '') || o.offset !== at || !Number.isSafeInteger(o.len) || o.len < 1) throw bad(`the objects do not tile the file (at byte ${at})`);
     at += o.len;
   }
   if (at !== len) throw bad(`the objects end at ${at}, the file at ${len}`);
-  const tail = base64(m.tail?.data || '');
+  const b64 = (v, what) => { try { return base64(v); } catch (e) { throw bad(`${what}: ${e.message}`); } };
+  const tail = b64(m.tail?.data ?? '', 'tail.data');
   if (m.tail?.offset + tail.length !== len) throw bad('tail.data does not end the file');
   const last = objs[objs.length - 1];
   if (last.offset !== m.tail.offset || (await sha256(tail)) !== last.sha256) throw bad('tail.data is not the last object');
-  if (base64(m.head || '').length !== Math.min(16, len)) throw bad('head is not the header');
-  for (const e of m.events || []) if (!HEX64.test(e.sha256 || '')) throw bad('bad event segment');
+  if (b64(m.head ?? '', 'head').length !== Math.min(16, len)) throw bad('head is not the header');
+  if (m.events !== undefined && !Array.isArray(m.events)) throw bad('events is not an array');
+  for (const e of m.events || []) {
+    if (!e || typeof e !== 'object' || !HEX64.test(e.sha256 || '') || !Number.isSafeInteger(e.len) || e.len < 1) throw bad('bad event segment');
+  }
   // ROOT: the directory above manifests/.
   const root = new URL('..', new URL('.', murl)).href;
   return { root, manifest: m };
@@ -183,7 +231,8 @@ export async function segments(pub) {
     const u = new URL(`objects/${e.sha256}`, pub.root).href;
     const r = await fetch(u);
     if (!r.ok) throw new Error(`${u}: HTTP ${r.status}`);
-    const b = new Uint8Array(await r.arrayBuffer());
+    const b = await readAtMost(r, e.len, u);
+    if (b.length !== e.len) throw new Error(`${u}: ${b.length} bytes, the manifest says ${e.len}`);
     if ((await sha256(b)) !== e.sha256) throw new Error(`${u}: its bytes hash to another name`);
     return new TextDecoder().decode(b);
   }));
