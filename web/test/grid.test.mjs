@@ -74,6 +74,37 @@ for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMI
   assert.deepEqual(singleGroups([[0, 0, 50_000], [1, 10_000, 20_000], [2, 60_000, 70_000]], 9_000), [[0, 1], [2]]);
   assert.deepEqual(singleGroups([]), []);
 }
+// Manifests and pointers (web/js/published.js) that are not what SPEC.md
+// section 15 says: clear errors, not TypeErrors. fetch is stubbed.
+{
+  const { readManifest } = await import(join(root, 'web/www/pkg/published.js'));
+  const dir = join(root, 'fixtures/published/manifests');
+  const good = JSON.parse(readFileSync(join(dir, (await import('node:fs')).readdirSync(dir)[0]), 'utf8'));
+  const realFetch = globalThis.fetch;
+  const serve = (files) => { globalThis.fetch = async (u) => (files[String(u)] === undefined ? new Response('', { status: 404 }) : new Response(files[String(u)])); };
+  try {
+    serve({ 'http://x/m.json': JSON.stringify(good) });
+    assert.equal((await readManifest('http://x/m.json')).manifest.snapshot.len, good.snapshot.len);
+    for (const [what, change, why] of [
+      ['events not an array', (m) => { m.events = {}; }, /events is not an array/],
+      ['a null event', (m) => { m.events = [null]; }, /bad event segment/],
+      ['a null object', (m) => { m.objects = [null]; }, /do not tile/],
+      ['tail.data not base64', (m) => { m.tail.data = '!!!!'; }, /tail\.data: not base64/],
+      ['head not a string', (m) => { m.head = 7; }, /head: not a base64 string/],
+    ]) {
+      const m = structuredClone(good);
+      change(m);
+      serve({ 'http://x/m.json': JSON.stringify(m) });
+      await assert.rejects(readManifest('http://x/m.json'), why, `manifest with ${what}`);
+    }
+    serve({ 'http://x/p.json': JSON.stringify({ manifest: 'm.json' }), 'http://x/m.json': JSON.stringify(good) });
+    await assert.rejects(readManifest('http://x/p.json'), /without the manifest's sha256/, 'pointer without sha256');
+    serve({ 'http://x/p.json': JSON.stringify({ manifest: 'm.json', sha256: 'a'.repeat(64) }), 'http://x/m.json': '<html>' });
+    await assert.rejects(readManifest('http://x/p.json'), /not JSON/, 'pointer to a page that is not JSON');
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+}
 
 // The TypeScript types (web/js/colsnap.d.ts) as the page uses the API:
 // web/test/types.check.ts compiled by the pinned `typescript` (npm ci).
