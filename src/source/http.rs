@@ -9,7 +9,8 @@
 //! is answered `412` and the read fails with [`Error::Changed`] instead of
 //! mixing bytes of two versions. A `200` to a single-range request, a
 //! `416`, a changed `ETag`, or a `Content-Range` with another total length
-//! is the same error.
+//! is the same error. A `206` longer than the ranges asked (by its
+//! `Content-Length` or as it arrives) is an error, the rest left unread.
 //!
 //! Ranges asked together go out in **one** request
 //! (`Range: bytes=a-b,c-d,...`, at most 200 ranges a request), which a
@@ -31,7 +32,7 @@ use super::{ByteSource, NetCounters, NetStats, coalesce_ranges, parallel_map, sp
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Client;
 use reqwest::header::{self, HeaderMap};
 use std::ops::Range;
 use std::sync::Arc;
@@ -130,24 +131,86 @@ impl HttpClient {
     /// `5xx` and `429`; the body read whole. Any other answer, success or
     /// not, is returned for the caller to judge.
     pub fn get(&self, url: &str, headers: &HeaderMap) -> Result<(StatusCode, HeaderMap, Bytes)> {
+        self.get_at_most(url, headers, u64::MAX)
+    }
+
+    /// [`HttpClient::get`] of an answer of at most `max` bytes: a longer
+    /// `206` (by its `Content-Length`, or as its body arrives) is an error
+    /// without reading the rest, so that a broken or hostile server cannot
+    /// fill the memory with an answer to a small range; another status
+    /// with a longer body comes with an empty one (its status is what the
+    /// caller judges).
+    pub fn get_at_most(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        max: u64,
+    ) -> Result<(StatusCode, HeaderMap, Bytes)> {
+        let too_long = |n: u64| Error::Remote {
+            url: url.into(),
+            status: None,
+            detail: format!("an answer of {n} bytes or more where at most {max} can come"),
+        };
         let mut attempt = 0u32;
         loop {
             self.counters.add_request();
             if attempt > 0 {
                 self.counters.add_retry();
             }
-            let outcome = self
-                .client
-                .get(url)
-                .headers(headers.clone())
-                .send()
-                .and_then(|r: Response| {
-                    let status = r.status();
-                    let h = r.headers().clone();
-                    r.bytes().map(|b| (status, h, b))
-                });
+            let net = |e: reqwest::Error| {
+                (
+                    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+                    Error::Remote {
+                        url: url.into(),
+                        status: e.status().map(|s| s.as_u16()),
+                        detail: format!("{} (after {} attempts)", error_chain(&e), attempt + 1),
+                    },
+                )
+            };
+            // The answer, its body or `Err(n)` past `max`; or (retry?, error).
+            type Body = std::result::Result<Bytes, u64>;
+            let outcome: std::result::Result<(StatusCode, HeaderMap, Body), (bool, Error)> =
+                match self.client.get(url).headers(headers.clone()).send() {
+                    Err(e) => Err(net(e)),
+                    Ok(r) => {
+                        let (status, h) = (r.status(), r.headers().clone());
+                        if let Some(n) = r.content_length().filter(|&n| n > max) {
+                            Ok((status, h, Err(n)))
+                        } else if max == u64::MAX {
+                            r.bytes().map(|b| (status, h, Ok(b))).map_err(net)
+                        } else {
+                            let mut buf = Vec::new();
+                            match std::io::Read::read_to_end(
+                                &mut std::io::Read::take(r, max + 1),
+                                &mut buf,
+                            ) {
+                                Ok(_) if buf.len() as u64 > max => {
+                                    Ok((status, h, Err(buf.len() as u64)))
+                                }
+                                Ok(_) => Ok((status, h, Ok(Bytes::from(buf)))),
+                                Err(e) => Err((
+                                    true,
+                                    Error::Remote {
+                                        url: url.into(),
+                                        status: Some(status.as_u16()),
+                                        detail: format!(
+                                            "reading the body: {e} (after {} attempts)",
+                                            attempt + 1
+                                        ),
+                                    },
+                                )),
+                            }
+                        }
+                    }
+                };
             let (retry, err) = match outcome {
+                Ok((status, _, Err(n))) if status == StatusCode::PARTIAL_CONTENT => {
+                    return Err(too_long(n));
+                }
                 Ok((status, h, body)) => {
+                    // Another status with a longer body (a whole file for a
+                    // range): its status is the answer, the body unread.
+                    let body = body.unwrap_or_default();
                     self.counters.add_bytes(body.len() as u64);
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                         (
@@ -166,14 +229,7 @@ impl HttpClient {
                         return Ok((status, h, body));
                     }
                 }
-                Err(e) => (
-                    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
-                    Error::Remote {
-                        url: url.into(),
-                        status: e.status().map(|s| s.as_u16()),
-                        detail: format!("{} (after {} attempts)", error_chain(&e), attempt + 1),
-                    },
-                ),
+                Err(e) => e,
             };
             if !retry || attempt >= self.opts.retries {
                 return Err(err);
@@ -328,7 +384,8 @@ impl HttpSource {
         } else if let Some(m) = &self.last_modified {
             h.insert(header::IF_UNMODIFIED_SINCE, value(m));
         }
-        let (status, headers, body) = self.http.get(&self.url, &h)?;
+        // Exactly the range, or a 200 that is an error below.
+        let (status, headers, body) = self.http.get_at_most(&self.url, &h, r.end - r.start)?;
         let changed = |detail: String| Error::Changed {
             url: self.url.clone(),
             detail,
@@ -472,7 +529,11 @@ impl HttpSource {
             .map(|r| format!("{}-{}", r.start, r.end - 1))
             .collect();
         let h = self.pinned(&format!("bytes={}", spec.join(",")));
-        let (status, headers, body) = self.http.get(&self.url, &h)?;
+        // The whole file (a 200), or parts within the ranges' span with
+        // their headers.
+        let span = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
+        let max = self.len.max(span) + 512 * ranges.len() as u64 + 4096;
+        let (status, headers, body) = self.http.get_at_most(&self.url, &h, max)?;
         self.check_status(status, ranges.first().cloned().unwrap_or_default())?;
         self.check_etag(&headers)?;
         if status == StatusCode::OK {
@@ -935,6 +996,29 @@ mod tests {
             } else {
                 assert_eq!(n, 2, "{log:?}");
             }
+        }
+    }
+
+    #[test]
+    fn an_answer_longer_than_the_ranges_asked_is_an_error_unread() {
+        // A 206 of 8 MiB for 10 bytes (one range, then two): an error that
+        // says so, not 8 MiB in memory.
+        let data: Arc<Vec<u8>> = Arc::new((0..5000u32).map(|i| (i % 241) as u8).collect());
+        let d = data.clone();
+        let (url, _) = serve(Arc::new(move |_, h| {
+            let range = h.iter().find(|(k, _)| k == "range").unwrap().1.clone();
+            if range.starts_with("bytes=-") {
+                return ranged(&d, "\"v\"", &range);
+            }
+            let (status, mut extra, _) = ranged(&d, "\"v\"", range.split(',').next().unwrap());
+            extra.retain(|(k, _)| k != "Content-Type");
+            (status, extra, vec![0; 8 << 20])
+        }));
+        let s = HttpSource::open_with(&url, quick()).unwrap();
+        let two = [1000..1010, 3000..3010];
+        for asked in [&two[..1], &two[..]] {
+            let e = s.read_ranges(asked).unwrap_err().to_string();
+            assert!(e.contains("where at most"), "{asked:?}: {e}");
         }
     }
 
