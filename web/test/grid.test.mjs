@@ -379,10 +379,14 @@ try {
     assert.deepEqual(nums, want.map((r) => r.number.toLocaleString('en-US')), 'single-range server: numbers');
     const multi = asked.seen.filter((r) => r.includes(','));
     assert.equal(multi.length, 1, `one multi-range request, then single ones (${asked.seen.length} asked)`);
-    // Ranges at most 4 KiB apart share a request there (45 one by one).
+    // Ranges up to 4 KiB apart or more share a request there (45 one by one).
     assert.ok(asked.seen.length - 1 <= 30, `${asked.seen.length - 1} single-range requests`);
     const st = await sp.evaluate(() => window.grid.snap.stats());
-    assert.ok(st.networkBytes < fileLen / 4, `the whole file was not read (${st.networkBytes} bytes)`);
+    // Ranges closer than a request's worth of bytes on the link share a
+    // request (4-64 KiB; on loopback the link's numbers vary): with every
+    // gap up to 64 KiB bridged the page read 497,192 bytes, with 4 KiB
+    // 189,427.
+    assert.ok(st.networkBytes < fileLen / 2, `the whole file was not read (${st.networkBytes} bytes)`);
     step(`a server that answers several ranges with the whole file: asked once (answer dropped), then ${asked.seen.length - 1} single ranges; ${st.networkBytes} bytes read; the first rows match colsnap query`);
     // The next visit remembers it: single ranges from the start.
     asked.seen.length = 0;
