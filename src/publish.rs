@@ -200,7 +200,10 @@ impl Manifest {
                     o.offset.saturating_add(o.len)
                 ));
             }
-            at = at.saturating_add(o.len);
+            at = match at.checked_add(o.len) {
+                Some(end) => end,
+                None => return bad(format!("object {i} ends past 2^64 bytes")),
+            };
         }
         if at != m.snapshot.len {
             return bad(format!(
@@ -642,6 +645,16 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// The whole object at `key` (a path relative to the publish root,
     /// `objects/HEX`).
     fn get(&self, key: &str) -> Result<Bytes>;
+    /// [`ObjectStore::get`] of an object of at most `max` bytes: a longer
+    /// one is an error before its bytes are read (or as they come), so that
+    /// a broken or hostile store cannot fill the memory.
+    fn get_at_most(&self, key: &str, max: u64) -> Result<Bytes> {
+        let b = self.get(key)?;
+        if b.len() as u64 > max {
+            return Err(too_large(&self.locate(key), b.len() as u64, max));
+        }
+        Ok(b)
+    }
     /// Where `key` is, for messages.
     fn locate(&self, key: &str) -> String;
     /// The requests and bytes so far.
@@ -651,6 +664,21 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         8
     }
 }
+
+/// The error of an object longer than the reader takes.
+fn too_large(at: &str, n: u64, max: u64) -> Error {
+    Error::Remote {
+        url: at.into(),
+        status: None,
+        detail: format!("an object of {n} bytes or more where at most {max} can come"),
+    }
+}
+
+/// Pointers are read up to this size (they are about 200 bytes).
+const POINTER_MAX: u64 = 1 << 20;
+/// Manifests are read up to this size (about 100 bytes an object: 670,000
+/// objects).
+const MANIFEST_MAX: u64 = 64 << 20;
 
 /// A publish root on the local file system.
 #[derive(Debug)]
@@ -671,10 +699,22 @@ impl DirStore {
 
 impl ObjectStore for DirStore {
     fn get(&self, key: &str) -> Result<Bytes> {
+        self.get_at_most(key, u64::MAX)
+    }
+    fn get_at_most(&self, key: &str, max: u64) -> Result<Bytes> {
+        use std::io::Read;
         let p = self.root.join(key);
         self.counters.add_request();
-        let b = std::fs::read(&p).map_err(|e| Error::io(Some(&p), e))?;
+        let f = std::fs::File::open(&p).map_err(|e| Error::io(Some(&p), e))?;
+        let mut b = Vec::new();
+        // At most max + 1 bytes, whatever the file (a device, a file growing).
+        f.take(max.saturating_add(1))
+            .read_to_end(&mut b)
+            .map_err(|e| Error::io(Some(&p), e))?;
         self.counters.add_bytes(b.len() as u64);
+        if b.len() as u64 > max {
+            return Err(too_large(&p.display().to_string(), b.len() as u64, max));
+        }
         Ok(b.into())
     }
     fn locate(&self, key: &str) -> String {
@@ -709,6 +749,9 @@ impl HttpStore {
 impl ObjectStore for HttpStore {
     fn get(&self, key: &str) -> Result<Bytes> {
         self.http.get_object(&self.locate(key))
+    }
+    fn get_at_most(&self, key: &str, max: u64) -> Result<Bytes> {
+        self.http.get_object_at_most(&self.locate(key), max)
     }
     fn locate(&self, key: &str) -> String {
         format!("{}{key}", self.base)
@@ -745,6 +788,9 @@ impl S3Store {
 impl ObjectStore for S3Store {
     fn get(&self, key: &str) -> Result<Bytes> {
         self.client.get(&join_key(&self.prefix, key))
+    }
+    fn get_at_most(&self, key: &str, max: u64) -> Result<Bytes> {
+        self.client.get_at_most(&join_key(&self.prefix, key), max)
     }
     fn locate(&self, key: &str) -> String {
         self.client.url(&join_key(&self.prefix, key))
@@ -852,7 +898,7 @@ impl ManifestSource {
     fn object(&self, i: usize) -> Result<Bytes> {
         let o = &self.manifest.objects[i];
         let key = format!("objects/{}", o.sha256);
-        let b = self.store.get(&key)?;
+        let b = self.store.get_at_most(&key, o.len)?;
         let got = sha256_hex(&b);
         if got != o.sha256 || b.len() as u64 != o.len {
             return Err(Error::ObjectHash {
@@ -1092,18 +1138,23 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
         Arc::new(DirStore::new(dir))
     };
     let name = loc.rsplit('/').next().unwrap_or(loc).to_string();
-    let first = store.get(&name)?;
+    let first = store.get_at_most(&name, MANIFEST_MAX)?;
+    let mut pointer = None;
     let (store, mbytes, mhash) = match serde_json::from_slice::<Pointer>(&first) {
         Ok(p) => {
-            // A pointer: its directory is the publish root.
-            if !p.manifest.starts_with("manifests/") || !is_hash(&p.sha256) {
+            // A pointer: its directory is the publish root, its manifest
+            // `manifests/SHA256.json` (SPEC.md 15.3), nothing else.
+            if first.len() as u64 > POINTER_MAX
+                || !is_hash(&p.sha256)
+                || p.manifest != format!("manifests/{}.json", p.sha256)
+            {
                 return Err(Error::corrupt(
                     "pointer",
                     0,
-                    format!("{loc}: the manifest must be manifests/HEX.json"),
+                    format!("{loc}: the manifest must be manifests/SHA256.json, SHA256 its sha256"),
                 ));
             }
-            let b = store.get(&p.manifest)?;
+            let b = store.get_at_most(&p.manifest, MANIFEST_MAX)?;
             let got = sha256_hex(&b);
             if got != p.sha256 {
                 return Err(Error::ObjectHash {
@@ -1112,6 +1163,8 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                     got,
                 });
             }
+            let at = store.locate(&p.manifest);
+            pointer = Some((p, at));
             (store, b, got)
         }
         Err(_) if !looks_like_manifest(&first) => {
@@ -1159,9 +1212,37 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             (root_store, first, got)
         }
     };
-    let manifest = Manifest::parse(&mbytes)?;
+    // Errors name where the manifest is.
+    let mloc = pointer
+        .as_ref()
+        .map_or(loc.to_string(), |(_, at)| at.clone());
+    let located = |e: Error| match e {
+        Error::Corrupt {
+            what,
+            offset,
+            detail,
+        } => Error::Corrupt {
+            what,
+            offset,
+            detail: format!("{mloc}: {detail}"),
+        },
+        e => e,
+    };
+    let manifest = Manifest::parse(&mbytes).map_err(located)?;
+    if let Some((p, _)) = &pointer {
+        if p.snapshot != manifest.snapshot.sha256 || p.rows != manifest.snapshot.rows {
+            return Err(Error::corrupt(
+                "pointer",
+                0,
+                format!(
+                    "{loc}: names snapshot {} of {} rows, the manifest {} of {}",
+                    p.snapshot, p.rows, manifest.snapshot.sha256, manifest.snapshot.rows
+                ),
+            ));
+        }
+    }
     let net = store.counters();
-    let src = ManifestSource::new(manifest.clone(), mhash, store)?;
+    let src = ManifestSource::new(manifest.clone(), mhash, store).map_err(located)?;
     // The open reads the inline footer and trailer, nothing more.
     let opts = OpenOptions {
         tail_bytes: manifest.snapshot.len - manifest.tail.offset,
@@ -1178,7 +1259,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             "manifest",
             0,
             format!(
-                "lists {} rows, the footer {}",
+                "{mloc}: lists {} rows, the footer {}",
                 manifest.snapshot.rows,
                 snapshot.rows()
             ),
@@ -1339,8 +1420,88 @@ mod tests {
         let mut m = good.clone();
         m.objects[0].sha256 = "AB".repeat(32);
         assert!(Manifest::parse(&m.to_bytes()).is_err());
-        let mut m = good;
+        let mut m = good.clone();
         m.colsnap_manifest = 2;
         assert!(Manifest::parse(&m.to_bytes()).is_err());
+        // Objects whose lengths add up past 2^64 (the sum wrapped before
+        // and a read came back empty).
+        let mut m = good;
+        m.snapshot.len = u64::MAX;
+        m.objects = vec![
+            ObjectRef {
+                sha256: "a".repeat(64),
+                offset: 0,
+                len: u64::MAX,
+            },
+            ObjectRef {
+                sha256: sha256_hex(b""),
+                offset: u64::MAX,
+                len: 1,
+            },
+        ];
+        m.tail.offset = u64::MAX;
+        m.tail.data = String::new();
+        let e = Manifest::parse(&m.to_bytes()).unwrap_err().to_string();
+        assert!(e.contains("past 2^64"), "{e}");
+    }
+
+    #[test]
+    fn pointers_and_objects_that_are_not_what_they_say_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("s.colsnap");
+        std::fs::write(&f, build(3000, None)).unwrap();
+        let dir = t.path().join("pub");
+        let opts = PublishOptions {
+            name: "s".into(),
+            min_object: 4096,
+            events: vec![],
+        };
+        let r = publish_file(&f, &dir, &opts).unwrap();
+        let ptr = dir.join("s.latest.json");
+        let good: Pointer = serde_json::from_slice(&std::fs::read(&ptr).unwrap()).unwrap();
+        let open_err = |p: &Pointer| {
+            std::fs::write(&ptr, serde_json::to_vec(p).unwrap()).unwrap();
+            open(ptr.to_str().unwrap(), OpenOptions::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        // The manifest must be manifests/SHA256.json: not a path elsewhere,
+        // even one whose bytes hash right.
+        std::fs::create_dir_all(t.path().join("elsewhere")).unwrap();
+        std::fs::copy(dir.join(&r.manifest), t.path().join("elsewhere/m.json")).unwrap();
+        let mut p = good.clone();
+        p.manifest = "manifests/../../elsewhere/m.json".into();
+        assert!(open_err(&p).contains("must be manifests/SHA256.json"));
+        // Its snapshot and rows must be the manifest's.
+        let mut p = good.clone();
+        p.rows += 1;
+        assert!(open_err(&p).contains("rows"), "{}", open_err(&p));
+        let mut p = good.clone();
+        p.snapshot = "b".repeat(64);
+        assert!(open_err(&p).contains("names snapshot"));
+        assert_eq!(open_err(&good), "");
+        // An object longer than the manifest says is refused unread.
+        let m = Manifest::parse(&std::fs::read(dir.join(&r.manifest)).unwrap()).unwrap();
+        let o = &m.objects[0];
+        let op = dir.join("objects").join(&o.sha256);
+        let mut b = std::fs::read(&op).unwrap();
+        b.extend(vec![0u8; 1 << 20]);
+        std::fs::write(&op, b).unwrap();
+        let s = open(ptr.to_str().unwrap(), OpenOptions::default()).unwrap();
+        let e = s.snapshot.verify().unwrap_err().to_string();
+        assert!(e.contains("where at most"), "{e}");
+        // A manifest that breaks a rule names where it is.
+        let mp = dir.join(&r.manifest);
+        let mut bad = m.clone();
+        bad.objects[1].offset += 1;
+        let bytes = bad.to_bytes();
+        std::fs::write(&mp, &bytes).unwrap();
+        let mut p = good;
+        p.sha256 = sha256_hex(&bytes);
+        p.manifest = format!("manifests/{}.json", p.sha256);
+        std::fs::write(dir.join(&p.manifest), &bytes).unwrap();
+        let e = open_err(&p);
+        assert!(e.contains(&p.manifest) && e.contains("object 1"), "{e}");
     }
 }

@@ -131,24 +131,26 @@ impl HttpClient {
     /// `5xx` and `429`; the body read whole. Any other answer, success or
     /// not, is returned for the caller to judge.
     pub fn get(&self, url: &str, headers: &HeaderMap) -> Result<(StatusCode, HeaderMap, Bytes)> {
-        self.get_at_most(url, headers, u64::MAX)
+        self.get_at_most(url, headers, u64::MAX, u64::MAX)
     }
 
-    /// [`HttpClient::get`] of an answer of at most `max` bytes: a longer
-    /// `206` (by its `Content-Length`, or as its body arrives) is an error
-    /// without reading the rest, so that a broken or hostile server cannot
-    /// fill the memory with an answer to a small range; another status
-    /// with a longer body comes with an empty one (its status is what the
-    /// caller judges).
+    /// [`HttpClient::get`] of an answer of at most `partial` bytes when it
+    /// is a `206`, `whole` bytes when another success: a longer one (by
+    /// its `Content-Length`, or as its body arrives) is an error without
+    /// reading the rest, so that a broken or hostile server cannot fill
+    /// the memory with an answer to a small range or object. A failure
+    /// status with a longer body comes with an empty one (its status is
+    /// what the caller judges).
     pub fn get_at_most(
         &self,
         url: &str,
         headers: &HeaderMap,
-        max: u64,
+        partial: u64,
+        whole: u64,
     ) -> Result<(StatusCode, HeaderMap, Bytes)> {
-        let too_long = |n: u64| Error::Remote {
+        let too_long = |status: StatusCode, n: u64, max: u64| Error::Remote {
             url: url.into(),
-            status: None,
+            status: Some(status.as_u16()),
             detail: format!("an answer of {n} bytes or more where at most {max} can come"),
         };
         let mut attempt = 0u32;
@@ -174,6 +176,14 @@ impl HttpClient {
                     Err(e) => Err(net(e)),
                     Ok(r) => {
                         let (status, h) = (r.status(), r.headers().clone());
+                        let max = if status == StatusCode::PARTIAL_CONTENT {
+                            partial
+                        } else if status.is_success() {
+                            whole
+                        } else {
+                            // A failure's body is a message: kept when short.
+                            64 << 10
+                        };
                         if let Some(n) = r.content_length().filter(|&n| n > max) {
                             Ok((status, h, Err(n)))
                         } else if max == u64::MAX {
@@ -204,12 +214,16 @@ impl HttpClient {
                     }
                 };
             let (retry, err) = match outcome {
-                Ok((status, _, Err(n))) if status == StatusCode::PARTIAL_CONTENT => {
-                    return Err(too_long(n));
+                Ok((status, _, Err(n))) if status.is_success() => {
+                    let max = if status == StatusCode::PARTIAL_CONTENT {
+                        partial
+                    } else {
+                        whole
+                    };
+                    return Err(too_long(status, n, max));
                 }
                 Ok((status, h, body)) => {
-                    // Another status with a longer body (a whole file for a
-                    // range): its status is the answer, the body unread.
+                    // A failure with a long body: its status is the answer.
                     let body = body.unwrap_or_default();
                     self.counters.add_bytes(body.len() as u64);
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -242,7 +256,13 @@ impl HttpClient {
     /// `GET url` expecting `200 OK`: the whole body (a published object, a
     /// manifest).
     pub fn get_object(&self, url: &str) -> Result<Bytes> {
-        let (status, _, body) = self.get(url, &HeaderMap::new())?;
+        self.get_object_at_most(url, u64::MAX)
+    }
+
+    /// [`HttpClient::get_object`] of at most `max` bytes (a longer answer
+    /// is an error, the rest unread).
+    pub fn get_object_at_most(&self, url: &str, max: u64) -> Result<Bytes> {
+        let (status, _, body) = self.get_at_most(url, &HeaderMap::new(), max, max)?;
         if status != StatusCode::OK {
             return Err(status_error(url, status));
         }
@@ -304,7 +324,8 @@ impl HttpSource {
         let mut h = HeaderMap::new();
         let n = http.opts.tail_bytes.max(32);
         h.insert(header::RANGE, value(&format!("bytes=-{n}")));
-        let (status, headers, body) = http.get(url, &h)?;
+        // The tail, or (a server without ranges) the whole file.
+        let (status, headers, body) = http.get_at_most(url, &h, n, u64::MAX)?;
         let (tail_start, len) = match status {
             StatusCode::PARTIAL_CONTENT => {
                 let (r, total) = content_range(&headers).ok_or_else(|| Error::Remote {
@@ -384,8 +405,11 @@ impl HttpSource {
         } else if let Some(m) = &self.last_modified {
             h.insert(header::IF_UNMODIFIED_SINCE, value(m));
         }
-        // Exactly the range, or a 200 that is an error below.
-        let (status, headers, body) = self.http.get_at_most(&self.url, &h, r.end - r.start)?;
+        // Exactly the range, or a 200 (the whole file) that is an error
+        // below.
+        let (status, headers, body) =
+            self.http
+                .get_at_most(&self.url, &h, r.end - r.start, self.len)?;
         let changed = |detail: String| Error::Changed {
             url: self.url.clone(),
             detail,
@@ -532,8 +556,8 @@ impl HttpSource {
         // The whole file (a 200), or parts within the ranges' span with
         // their headers.
         let span = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
-        let max = self.len.max(span) + 512 * ranges.len() as u64 + 4096;
-        let (status, headers, body) = self.http.get_at_most(&self.url, &h, max)?;
+        let parts = span.saturating_add((512 * ranges.len() as u64).saturating_add(4096));
+        let (status, headers, body) = self.http.get_at_most(&self.url, &h, parts, self.len)?;
         self.check_status(status, ranges.first().cloned().unwrap_or_default())?;
         self.check_etag(&headers)?;
         if status == StatusCode::OK {

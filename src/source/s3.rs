@@ -164,6 +164,7 @@ impl S3Client {
         &self,
         key: &str,
         opts: GetOptions,
+        max: u64,
     ) -> Result<(Bytes, Range<u64>, u64, Option<String>)> {
         self.counters.add_request();
         let r = self
@@ -172,6 +173,18 @@ impl S3Client {
             .await
             .map_err(|e| self.error(key, e))?;
         let (range, size, etag) = (r.range.clone(), r.meta.size, r.meta.e_tag.clone());
+        // Refused before its body is read (which reserves what the answer
+        // claims): a broken or hostile endpoint cannot fill the memory.
+        if range.end.saturating_sub(range.start) > max {
+            return Err(Error::Remote {
+                url: self.url(key),
+                status: None,
+                detail: format!(
+                    "an answer of {} bytes where at most {max} can come",
+                    range.end.saturating_sub(range.start)
+                ),
+            });
+        }
         let b = r.bytes().await.map_err(|e| self.error(key, e))?;
         self.counters.add_bytes(b.len() as u64);
         Ok((b, range, size, etag))
@@ -183,13 +196,20 @@ impl S3Client {
         &self,
         key: &str,
         opts: GetOptions,
+        max: u64,
     ) -> Result<(Bytes, Range<u64>, u64, Option<String>)> {
-        self.rt.block_on(self.get_async(key, opts))
+        self.rt.block_on(self.get_async(key, opts, max))
     }
 
     /// The whole object at `key`.
     pub fn get(&self, key: &str) -> Result<Bytes> {
-        Ok(self.get_opts(key, GetOptions::default())?.0)
+        self.get_at_most(key, u64::MAX)
+    }
+
+    /// The whole object at `key`, of at most `max` bytes (a longer one is
+    /// an error, its body unread).
+    pub fn get_at_most(&self, key: &str, max: u64) -> Result<Bytes> {
+        Ok(self.get_opts(key, GetOptions::default(), max)?.0)
     }
 
     /// The keys of the objects directly under `prefix` (`a/b`: `a/b/x`,
@@ -268,7 +288,7 @@ impl S3Source {
             range: Some(GetRange::Suffix(tail_bytes.max(32))),
             ..GetOptions::default()
         };
-        let (tail, range, len, etag) = client.get_opts(key, opts)?;
+        let (tail, range, len, etag) = client.get_opts(key, opts, tail_bytes.max(32))?;
         if range.end != len || tail.len() as u64 != range.end - range.start {
             return Err(Error::Remote {
                 url: client.url(key),
@@ -312,7 +332,7 @@ impl S3Source {
             if_match: self.etag.clone(),
             ..GetOptions::default()
         };
-        let (b, got, len, etag) = self.client.get_opts(&self.key, opts)?;
+        let (b, got, len, etag) = self.client.get_opts(&self.key, opts, r.end - r.start)?;
         let changed = |detail: String| Error::Changed {
             url: self.url(),
             detail,

@@ -179,11 +179,14 @@ export async function readManifest(url) {
   try { doc = JSON.parse(new TextDecoder().decode(bytes)); } catch { throw new Error(`${url}: not JSON (a pointer or a manifest of a published snapshot)`); }
   let murl = res.url || url;
   let want = null;
+  let pointer = null;
   if (doc && typeof doc.manifest === 'string' && doc.colsnap_manifest === undefined) {
     // A pointer: the manifest is relative to the pointer's directory,
     // and must hash to the pointer's `sha256` (SPEC.md 15.4 step 1).
     want = doc.sha256;
     if (!HEX64.test(want || '')) throw new Error(`${url}: a pointer without the manifest's sha256`);
+    if (doc.manifest !== `manifests/${want}.json`) throw new Error(`${url}: the manifest must be manifests/SHA256.json, SHA256 its sha256`);
+    pointer = doc;
     murl = new URL(doc.manifest, murl).href;
     const r2 = await fetch(murl);
     if (!r2.ok) throw new Error(`${murl}: HTTP ${r2.status}`);
@@ -219,6 +222,9 @@ export async function readManifest(url) {
   if (m.events !== undefined && !Array.isArray(m.events)) throw bad('events is not an array');
   for (const e of m.events || []) {
     if (!e || typeof e !== 'object' || !HEX64.test(e.sha256 || '') || !Number.isSafeInteger(e.len) || e.len < 1) throw bad('bad event segment');
+  }
+  if (pointer && (pointer.snapshot !== m.snapshot.sha256 || pointer.rows !== m.snapshot.rows)) {
+    throw new Error(`${url}: names snapshot ${pointer.snapshot} of ${pointer.rows} rows, the manifest ${m.snapshot.sha256} of ${m.snapshot.rows}`);
   }
   // ROOT: the directory above manifests/.
   const root = new URL('..', new URL('.', murl)).href;

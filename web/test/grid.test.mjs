@@ -97,10 +97,22 @@ for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMI
       serve({ 'http://x/m.json': JSON.stringify(m) });
       await assert.rejects(readManifest('http://x/m.json'), why, `manifest with ${what}`);
     }
-    serve({ 'http://x/p.json': JSON.stringify({ manifest: 'm.json' }), 'http://x/m.json': JSON.stringify(good) });
+    serve({ 'http://x/p.json': JSON.stringify({ manifest: 'manifests/m.json' }), 'http://x/manifests/m.json': JSON.stringify(good) });
     await assert.rejects(readManifest('http://x/p.json'), /without the manifest's sha256/, 'pointer without sha256');
-    serve({ 'http://x/p.json': JSON.stringify({ manifest: 'm.json', sha256: 'a'.repeat(64) }), 'http://x/m.json': '<html>' });
+    const h = 'a'.repeat(64);
+    serve({ 'http://x/p.json': JSON.stringify({ manifest: `manifests/${h}.json`, sha256: h }), [`http://x/manifests/${h}.json`]: '<html>' });
     await assert.rejects(readManifest('http://x/p.json'), /not JSON/, 'pointer to a page that is not JSON');
+    // A pointer names manifests/SHA256.json (not a path elsewhere, even one
+    // whose bytes hash right), and the manifest's snapshot and rows.
+    const gb = new TextEncoder().encode(JSON.stringify(good));
+    const gh = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', gb)), (b) => b.toString(16).padStart(2, '0')).join('');
+    const ptr = { manifest: `manifests/${gh}.json`, sha256: gh, snapshot: good.snapshot.sha256, rows: good.snapshot.rows };
+    serve({ 'http://x/p.json': JSON.stringify(ptr), [`http://x/manifests/${gh}.json`]: gb, 'http://x/elsewhere.json': gb });
+    assert.equal((await readManifest('http://x/p.json')).manifest.snapshot.rows, good.snapshot.rows);
+    serve({ 'http://x/p.json': JSON.stringify({ ...ptr, manifest: 'elsewhere.json' }), 'http://x/elsewhere.json': gb });
+    await assert.rejects(readManifest('http://x/p.json'), /must be manifests\/SHA256\.json/, 'pointer to a manifest elsewhere');
+    serve({ 'http://x/p.json': JSON.stringify({ ...ptr, rows: ptr.rows + 1 }), [`http://x/manifests/${gh}.json`]: gb });
+    await assert.rejects(readManifest('http://x/p.json'), /names snapshot/, 'pointer with other rows');
   } finally {
     globalThis.fetch = realFetch;
   }
