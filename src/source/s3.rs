@@ -388,6 +388,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_answer_longer_than_asked_is_refused_before_its_body() {
+        // An endpoint that says 1 TiB (and sends 64 KiB): object_store
+        // reserved what Content-Length claimed, and the process aborted.
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 1099511627776\r\nETag: \"e\"\r\nConnection: close\r\n\r\n";
+                let _ = c.write_all(head.as_bytes());
+                let _ = c.write_all(&[b'x'; 64 << 10]);
+            }
+        });
+        let c = S3Client::with_config(
+            "b",
+            &[
+                ("aws_endpoint_url", base.as_str()),
+                ("aws_allow_http", "true"),
+                ("aws_access_key_id", "x"),
+                ("aws_secret_access_key", "y"),
+                ("aws_region", "us-east-1"),
+            ],
+        )
+        .unwrap();
+        let e = c
+            .get_at_most("root/objects/abc", 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("where at most 1000"), "{e}");
+    }
+
+    #[test]
     fn s3_urls_split_into_bucket_and_key() {
         assert_eq!(
             parse_s3_url("s3://b/a/c.colsnap").unwrap(),
