@@ -1355,16 +1355,7 @@ mod tests {
 
     #[test]
     fn a_corrupted_object_is_detected_before_use() {
-        let t = tempfile::tempdir().unwrap();
-        let f = t.path().join("s.colsnap");
-        std::fs::write(&f, build(3000, None)).unwrap();
-        let dir = t.path().join("pub");
-        let opts = PublishOptions {
-            name: "s".into(),
-            min_object: 4096,
-            events: vec![],
-        };
-        let r = publish_file(&f, &dir, &opts).unwrap();
+        let (_t, _, dir, r) = published();
         let m = Manifest::parse(&std::fs::read(dir.join(&r.manifest)).unwrap()).unwrap();
         // Flip one byte of every object but the tail's (inline).
         for o in &m.objects[..m.objects.len() - 1] {
@@ -1445,8 +1436,10 @@ mod tests {
         assert!(e.contains("past 2^64"), "{e}");
     }
 
-    #[test]
-    fn pointers_and_objects_that_are_not_what_they_say_are_refused() {
+    /// A snapshot of 3000 rows published as `s` in 4 KiB objects: the
+    /// temporary directory (dropped with it), the file, the publish root
+    /// and the report.
+    fn published() -> (tempfile::TempDir, PathBuf, PathBuf, PublishReport) {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("s.colsnap");
         std::fs::write(&f, build(3000, None)).unwrap();
@@ -1457,6 +1450,12 @@ mod tests {
             events: vec![],
         };
         let r = publish_file(&f, &dir, &opts).unwrap();
+        (t, f, dir, r)
+    }
+
+    #[test]
+    fn pointers_and_objects_that_are_not_what_they_say_are_refused() {
+        let (t, _, dir, r) = published();
         let ptr = dir.join("s.latest.json");
         let good: Pointer = serde_json::from_slice(&std::fs::read(&ptr).unwrap()).unwrap();
         let open_err = |p: &Pointer| {

@@ -376,19 +376,28 @@ try {
   }
   step(`published snapshot (pointer, manifest, ${man.objects.length} objects) from a static server: first rows match colsnap query, ${objectsAsked.length} objects fetched`);
   await pub.screenshot({ path: join(art, 'grid-published.png') });
+  // The snapshot's page from a static server with `asked` (see
+  // staticServer), and the first 15 numbers it shows once ready, against
+  // what `colsnap query` says they are.
+  const want15 = cli(['--sort', '-updated_at', '--fields', 'number', '--limit', '15']).data.map((r) => r.number.toLocaleString('en-US'));
+  const shown15 = async (p) => {
+    await p.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
+    return (await p.$$eval('#inner .row:not(.ph) .c[data-field="number"]', (els) => els.map((e) => e.textContent))).slice(0, 15);
+  };
+  const staticPage = async (what, asked) => {
+    const srv = await staticServer({ '/web/': WWW_DIR, '/files/': dirname(snap) }, asked);
+    const p = await ctx.newPage();
+    p.on('console', (m) => logs.push(`${what} page ${m.type()}: ${m.text()}`));
+    await p.goto(`${srv.base}/web/?file=/files/${basename(snap)}`);
+    return [srv, p];
+  };
   {
     // A server that answers a multi-range request with the whole file:
     // the engine drops that answer unread, asks range by range from then
     // on, and the page shows the same rows.
     const asked = { seen: [] };
-    const single = await staticServer({ '/web/': WWW_DIR, '/files/': dirname(snap) }, asked);
-    const sp = await ctx.newPage();
-    sp.on('console', (m) => logs.push(`single-range page ${m.type()}: ${m.text()}`));
-    await sp.goto(`${single.base}/web/?file=/files/${basename(snap)}`);
-    await sp.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
-    const want = cli(['--sort', '-updated_at', '--fields', 'number', '--limit', '15']).data;
-    const nums = (await sp.$$eval('#inner .row:not(.ph) .c[data-field="number"]', (els) => els.map((e) => e.textContent))).slice(0, 15);
-    assert.deepEqual(nums, want.map((r) => r.number.toLocaleString('en-US')), 'single-range server: numbers');
+    const [single, sp] = await staticPage('single-range', asked);
+    assert.deepEqual(await shown15(sp), want15, 'single-range server: numbers');
     const multi = asked.seen.filter((r) => r.includes(','));
     assert.equal(multi.length, 1, `one multi-range request, then single ones (${asked.seen.length} asked)`);
     // Ranges up to 4 KiB apart or more share a request there (45 one by one).
@@ -403,9 +412,7 @@ try {
     // The next visit remembers it: single ranges from the start.
     asked.seen.length = 0;
     await sp.reload();
-    await sp.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
-    const again = (await sp.$$eval('#inner .row:not(.ph) .c[data-field="number"]', (els) => els.map((e) => e.textContent))).slice(0, 15);
-    assert.deepEqual(again, want.map((r) => r.number.toLocaleString('en-US')), 'single-range server, second visit: numbers');
+    assert.deepEqual(await shown15(sp), want15, 'single-range server, second visit: numbers');
     assert.ok(asked.seen.length > 0 && !asked.seen.some((r) => r.includes(',')), `second visit: no multi-range request (${asked.seen.join(' ')})`);
     step(`the second visit to that server asks single ranges only (${asked.seen.length} requests)`);
     await sp.close();
@@ -415,14 +422,8 @@ try {
     // A weak ETag: no If-Range with it (a strict server answers the whole
     // file), and the page shows the same rows.
     const asked = { seen: [], weak: true };
-    const weak = await staticServer({ '/web/': WWW_DIR, '/files/': dirname(snap) }, asked);
-    const sp = await ctx.newPage();
-    sp.on('console', (m) => logs.push(`weak-ETag page ${m.type()}: ${m.text()}`));
-    await sp.goto(`${weak.base}/web/?file=/files/${basename(snap)}`);
-    await sp.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
-    const want = cli(['--sort', '-updated_at', '--fields', 'number', '--limit', '15']).data;
-    const nums = (await sp.$$eval('#inner .row:not(.ph) .c[data-field="number"]', (els) => els.map((e) => e.textContent))).slice(0, 15);
-    assert.deepEqual(nums, want.map((r) => r.number.toLocaleString('en-US')), 'weak ETag: numbers');
+    const [weak, sp] = await staticPage('weak-ETag', asked);
+    assert.deepEqual(await shown15(sp), want15, 'weak ETag: numbers');
     step(`a server with a weak ETag that checks If-Range strictly: the first rows match colsnap query (${asked.seen.length} range requests)`);
     await sp.close();
     weak.close();
