@@ -19,8 +19,10 @@
 //! searching for the boundary) and checked against the file's length. A
 //! server that answers such a request with one range gets the missing
 //! ranges asked one by one; one that answers `200` with the whole file (the
-//! version opened: same `ETag`, same length) is served from that body; both
-//! are asked range by range from then on ([`HttpOptions::multi_range`]).
+//! version opened: same `ETag`, same length) is served from that body when
+//! it holds at most 4 MiB or 4 times the bytes asked, else the body is
+//! dropped unread and the ranges asked one by one; both are asked range by
+//! range from then on ([`HttpOptions::multi_range`]).
 //! Single ranges are merged when they lie at most
 //! [`HttpOptions::merge_gap`] apart and fetched in parallel (at most
 //! [`HttpOptions::parallel`] at a time). Connection errors, timeouts, `5xx`
@@ -46,6 +48,10 @@ const MULTI_GAP: u64 = 512;
 /// The most ranges in one request (the `Range` header stays well under
 /// the 8 KiB a server such as nginx accepts for one header line).
 const MAX_PARTS: usize = 200;
+/// A whole file answered to a multi-range request is kept up to this size,
+/// or 4 times the bytes asked (else dropped unread, and the ranges asked
+/// one by one).
+const WHOLE_MIN: u64 = 4 << 20;
 
 /// How an [`HttpSource`] talks to its server.
 #[derive(Clone, Debug)]
@@ -148,11 +154,35 @@ impl HttpClient {
         partial: u64,
         whole: u64,
     ) -> Result<(StatusCode, HeaderMap, Bytes)> {
-        let too_long = |status: StatusCode, n: u64, max: u64| Error::Remote {
-            url: url.into(),
-            status: Some(status.as_u16()),
-            detail: format!("an answer of {n} bytes or more where at most {max} can come"),
-        };
+        let (status, h, body) = self.get_limited(url, headers, partial, whole)?;
+        match body {
+            Ok(b) => Ok((status, h, b)),
+            Err(n) => Err(Error::Remote {
+                url: url.into(),
+                status: Some(status.as_u16()),
+                detail: format!(
+                    "an answer of {n} bytes or more where at most {} can come",
+                    if status == StatusCode::PARTIAL_CONTENT {
+                        partial
+                    } else {
+                        whole
+                    }
+                ),
+            }),
+        }
+    }
+
+    /// [`HttpClient::get_at_most`], where a success longer than its limit
+    /// comes as `Err(bytes seen)` with the rest unread (the caller may do
+    /// without it), not as an error.
+    #[allow(clippy::type_complexity)]
+    fn get_limited(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        partial: u64,
+        whole: u64,
+    ) -> Result<(StatusCode, HeaderMap, std::result::Result<Bytes, u64>)> {
         let mut attempt = 0u32;
         loop {
             self.counters.add_request();
@@ -214,13 +244,8 @@ impl HttpClient {
                     }
                 };
             let (retry, err) = match outcome {
-                Ok((status, _, Err(n))) if status.is_success() => {
-                    let max = if status == StatusCode::PARTIAL_CONTENT {
-                        partial
-                    } else {
-                        whole
-                    };
-                    return Err(too_long(status, n, max));
+                Ok((status, h, Err(n))) if status.is_success() => {
+                    return Ok((status, h, Err(n)));
                 }
                 Ok((status, h, body)) => {
                     // A failure with a long body: its status is the answer.
@@ -240,7 +265,7 @@ impl HttpClient {
                             },
                         )
                     } else {
-                        return Ok((status, h, body));
+                        return Ok((status, h, Ok(body)));
                     }
                 }
                 Err(e) => e,
@@ -557,9 +582,32 @@ impl HttpSource {
         // their headers.
         let span = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
         let parts = span.saturating_add((512 * ranges.len() as u64).saturating_add(4096));
-        let (status, headers, body) = self.http.get_at_most(&self.url, &h, parts, self.len)?;
+        // A server without multi-range answers sends the whole file: kept
+        // when it is small beside what was asked, else dropped unread (a
+        // snapshot of gigabytes is not read whole for a few ranges).
+        let asked: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        let whole = self.len.min(WHOLE_MIN.max(asked.saturating_mul(4)));
+        let (status, headers, body) = self.http.get_limited(&self.url, &h, parts, whole)?;
         self.check_status(status, ranges.first().cloned().unwrap_or_default())?;
         self.check_etag(&headers)?;
+        let body = match body {
+            Ok(b) => b,
+            Err(_) if status == StatusCode::OK => {
+                // Asked range by range from now on; the caller fetches
+                // every range this answer did not give.
+                self.multi.store(false, AtomicOrdering::Relaxed);
+                return Ok(Vec::new());
+            }
+            Err(n) => {
+                return Err(Error::Remote {
+                    url: self.url.clone(),
+                    status: Some(status.as_u16()),
+                    detail: format!(
+                        "an answer of {n} bytes or more where at most {parts} can come"
+                    ),
+                });
+            }
+        };
         if status == StatusCode::OK {
             // The whole file: usable when it is the version opened.
             self.multi.store(false, AtomicOrdering::Relaxed);
@@ -1021,6 +1069,33 @@ mod tests {
                 assert_eq!(n, 2, "{log:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_large_whole_file_for_several_ranges_is_dropped_unread() {
+        // 12 MiB answered whole to a multi-range request: the ranges come
+        // one by one instead, with the file left unread.
+        let data: Arc<Vec<u8>> = Arc::new((0..12u32 << 20).map(|i| (i % 251) as u8).collect());
+        let d = data.clone();
+        let (url, log) = serve(Arc::new(move |_, h| {
+            let range = h.iter().find(|(k, _)| k == "range").unwrap().1.clone();
+            if range.contains(',') {
+                return (200, vec![("ETag".into(), "\"v\"".into())], d.to_vec());
+            }
+            ranged(&d, "\"v\"", &range)
+        }));
+        let http = quick();
+        let counters = http.counters().clone();
+        let s = HttpSource::open_with(&url, http).unwrap();
+        let asked = [0..5, 1 << 20..(1 << 20) + 10, 6 << 20..(6 << 20) + 100];
+        let v = s.read_ranges(&asked).unwrap();
+        for (r, b) in asked.iter().zip(&v) {
+            assert_eq!(&b[..], &data[r.start as usize..r.end as usize]);
+        }
+        let st = counters.get();
+        assert!(st.bytes < 1 << 20, "{st:?}");
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.iter().filter(|r| r.contains(',')).count(), 1, "{log:?}");
     }
 
     #[test]
