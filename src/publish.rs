@@ -1295,16 +1295,8 @@ mod tests {
 
     #[test]
     fn publish_then_read_back_equals_the_file() {
-        let t = tempfile::tempdir().unwrap();
-        let f = t.path().join("s.colsnap");
-        std::fs::write(&f, build(3000, None)).unwrap();
-        let dir = t.path().join("pub");
-        let opts = PublishOptions {
-            name: "s".into(),
-            min_object: 4096,
-            events: vec![],
-        };
-        let r = publish_file(&f, &dir, &opts).unwrap();
+        let (_t, f, dir, r) = published();
+        let opts = publish_opts();
         assert!(r.objects > 2, "{r:?}");
         assert_eq!(r.bytes_reused, 0);
         let o = open(
@@ -1444,13 +1436,17 @@ mod tests {
         let f = t.path().join("s.colsnap");
         std::fs::write(&f, build(3000, None)).unwrap();
         let dir = t.path().join("pub");
-        let opts = PublishOptions {
+        let r = publish_file(&f, &dir, &publish_opts()).unwrap();
+        (t, f, dir, r)
+    }
+
+    /// What [`published`] publishes with: name `s`, 4 KiB objects.
+    fn publish_opts() -> PublishOptions {
+        PublishOptions {
             name: "s".into(),
             min_object: 4096,
             events: vec![],
-        };
-        let r = publish_file(&f, &dir, &opts).unwrap();
-        (t, f, dir, r)
+        }
     }
 
     #[test]
