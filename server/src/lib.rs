@@ -119,6 +119,9 @@ pub struct ServerConfig {
     /// `/published/`: objects and manifests cached forever (`immutable`),
     /// the pointer revalidated. `None`: nothing published.
     pub publish_dir: Option<PathBuf>,
+    /// The smallest object a published snapshot is cut into
+    /// (`colsnap::publish::PublishOptions::min_object`; 16 KiB by default).
+    pub publish_min_object: u64,
 }
 
 impl ServerConfig {
@@ -153,6 +156,7 @@ impl ServerConfig {
                 builder: None,
             },
             publish_dir: None,
+            publish_min_object: colsnap::publish::DEFAULT_MIN_OBJECT,
         }
     }
 }
@@ -482,7 +486,7 @@ impl AppState {
         }
         if let Some(dir) = &config.publish_dir {
             for ds in datasets.values() {
-                publish(ds, dir)?;
+                publish(ds, dir, config.publish_min_object)?;
             }
         }
         if let Some((n, _)) = config
@@ -580,7 +584,7 @@ impl AppState {
             ) {
                 Ok(new) => {
                     if let Some(dir) = &self.config.publish_dir
-                        && let Err(e) = publish(&new, dir)
+                        && let Err(e) = publish(&new, dir, self.config.publish_min_object)
                     {
                         tracing::warn!(name = %ds.name, error = %e, "the new version was not published: /published/ keeps the old one");
                     }
@@ -609,11 +613,12 @@ impl AppState {
     }
 }
 
-/// Publish `ds`'s file into `dir` (objects first, the pointer last).
-fn publish(ds: &Dataset, dir: &std::path::Path) -> anyhow::Result<()> {
+/// Publish `ds`'s file into `dir` (objects first, the pointer last), cut
+/// into objects of at least `min_object` bytes.
+fn publish(ds: &Dataset, dir: &std::path::Path, min_object: u64) -> anyhow::Result<()> {
     let opts = colsnap::publish::PublishOptions {
         name: ds.name.clone(),
-        min_object: colsnap::publish::DEFAULT_MIN_OBJECT,
+        min_object: min_object.max(1),
         events: Vec::new(),
     };
     let r = colsnap::publish::publish_file(&ds.path, dir, &opts).map_err(|e| {

@@ -1456,60 +1456,80 @@ async fn the_browser_page_is_served_under_web_and_the_api_still_answers_404s() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
-/// `--publish-dir`: the served snapshot published (SPEC.md section 15) and
-/// its objects served at /published/: the pointer revalidated, manifests
-/// and objects cached forever, the objects in manifest order the file's
-/// bytes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn published_objects_are_served_immutable() {
-    let pubdir = tempfile::tempdir().unwrap();
-    let dir = pubdir.path().to_path_buf();
-    let s = start(move |c| c.publish_dir = Some(dir)).await;
-    let c = client();
-    let get = |p: String| {
-        let c = c.clone();
-        let url = format!("{}{p}", s.base);
-        async move { c.get(url).send().await.unwrap() }
-    };
-    let info: Value = get("/api/issues".into()).await.json().await.unwrap();
-    assert_eq!(info["links"]["published"], "/published/issues.latest.json");
+/// The pointer, manifest and objects served at `base`/published/ for
+/// `issues` (their caching headers checked): the objects' count and their
+/// bytes in manifest order.
+async fn published_objects(c: &reqwest::Client, base: &str) -> (usize, Vec<u8>) {
+    let get = |p: String| async move { c.get(format!("{base}{p}")).send().await.unwrap() };
     let r = get("/published/issues.latest.json".into()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "public, no-cache");
     let pointer: Value = r.json().await.unwrap();
     let manifest = pointer["manifest"].as_str().unwrap().to_string();
     assert!(manifest.starts_with("manifests/"), "{manifest}");
+    let immutable = "public, max-age=31536000, immutable";
     let r = get(format!("/published/{manifest}")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        r.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
-    );
+    assert_eq!(r.headers()["cache-control"], immutable);
     let m: Value = r.json().await.unwrap();
+    let objects = m["objects"].as_array().unwrap();
     let mut bytes = Vec::new();
-    for o in m["objects"].as_array().unwrap() {
+    for o in objects {
         let r = get(format!(
             "/published/objects/{}",
             o["sha256"].as_str().unwrap()
         ))
         .await;
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(
-            r.headers()["cache-control"],
-            "public, max-age=31536000, immutable"
-        );
+        assert_eq!(r.headers()["cache-control"], immutable);
         bytes.extend_from_slice(&r.bytes().await.unwrap());
     }
+    (objects.len(), bytes)
+}
+
+/// `--publish-dir`: the served snapshot published (SPEC.md section 15) and
+/// its objects served at /published/: the pointer revalidated, manifests
+/// and objects cached forever, the objects in manifest order the file's
+/// bytes. `--publish-min-object` cuts the same bytes into smaller objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_objects_are_served_immutable() {
+    let pubdir = tempfile::tempdir().unwrap();
+    let dir = pubdir.path().to_path_buf();
+    let s = start(move |c| c.publish_dir = Some(dir)).await;
+    let c = client();
+    let info: Value = c
+        .get(format!("{}/api/issues", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["links"]["published"], "/published/issues.latest.json");
+    let (objects, bytes) = published_objects(&c, &s.base).await;
     assert_eq!(bytes, std::fs::read(&s.file).unwrap());
     for bad in [
         "/published/objects/0000",
         "/published/../issues.colsnap",
         "/published/%2e%2e/issues.colsnap",
     ] {
-        let r = get(bad.into()).await;
+        let r = c.get(format!("{}{bad}", s.base)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
         assert_eq!(r.headers()["cache-control"], "no-store", "{bad}");
     }
+    let smalldir = tempfile::tempdir().unwrap();
+    let dir = smalldir.path().to_path_buf();
+    let small = start(move |c| {
+        c.publish_dir = Some(dir);
+        c.publish_min_object = 1024;
+    })
+    .await;
+    let (small_objects, small_bytes) = published_objects(&c, &small.base).await;
+    assert_eq!(small_bytes, std::fs::read(&small.file).unwrap());
+    assert!(
+        small_objects > objects,
+        "1 KiB objects: {small_objects}, 16 KiB: {objects}"
+    );
     // Without --publish-dir there is no /published/.
     let plain = start(|_| {}).await;
     let r = c

@@ -9,6 +9,7 @@
 //   LINK=100/10 SNAPSHOT=... node ...   # through a link of 100 ms round trip and 10 Mbit/s
 //   LINK=100/10 SINGLE_RANGE=1 ...       # the same, as a server answering several ranges with the whole file
 //   PUBLISHED=1 SNAPSHOT=... node ...    # the page reads the published snapshot (colsnap-serve --publish-dir)
+//   LINK=100/10 HTTP2=1 ...              # the proxy speaks HTTP/2 over TLS (web/test/tls's certificate)
 //
 // LINK puts a proxy (in this process) between the browser and the server:
 // every request waits the round trip before its response starts, and the
@@ -18,6 +19,11 @@
 // several ranges without its Range header, so the page gets the whole file
 // with status 200, as from many object stores and CDNs: the page cancels
 // that answer (the proxy then stops sending it) and asks range by range.
+// HTTP2=1 makes the proxy an HTTP/2 server (TLS, as browsers speak HTTP/2
+// only over TLS), as CDNs and object stores are: the browser then sends
+// every request on one connection at once, where over HTTP/1.1 it keeps 6
+// in flight. The handshake costs no round trip here (nor does HTTP/1.1's
+// connection setup): the link's delay is per request only.
 //
 // The server runs with `--row-store off` unless SERVE_ARGS says otherwise:
 // the page reads the file by byte ranges and never the row store, whose
@@ -29,9 +35,11 @@
 // -p colsnap --bin colsnap --example gen_issues -p colsnap-server --bin colsnap-serve).
 import { createRequire } from 'node:module';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, mkdtempSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { createHash, createPublicKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,19 +108,24 @@ async function linkProxy(target, rttMs, mbit) {
   const bytesPerMs = (mbit * 1e6) / 8 / 1000;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   let busyUntil = 0;
-  const proxy = http.createServer(async (req, res) => {
+  // Headers that name one connection (HTTP/1.1's), and HTTP/2's pseudo-headers:
+  // not forwarded from one protocol to the other.
+  const hop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'host']);
+  const forward = (h) => Object.fromEntries(Object.entries(h).filter(([k]) => !k.startsWith(':') && !hop.has(k.toLowerCase())));
+  const handler = async (req, res) => {
     await sleep(rttMs / 2);
-    const headers = { ...req.headers };
+    const headers = forward(req.headers);
     if (singleRange && (headers.range || '').includes(',')) delete headers.range;
     const up = http.request(target + req.url, { method: req.method, headers }, async (ur) => {
       try {
         await sleep(rttMs / 2);
-        res.writeHead(ur.statusCode, ur.statusMessage, ur.headers);
+        if (http2Link) res.writeHead(ur.statusCode, forward(ur.headers));
+        else res.writeHead(ur.statusCode, ur.statusMessage, ur.headers);
         res.flushHeaders(); // the headers after a round trip, the body at the link's rate
         // A cancelled answer stops using the link (within a chunk).
         res.on('close', () => { if (!res.writableFinished) ur.destroy(); });
         for await (const chunk of ur) {
-          if (res.destroyed) break;
+          if (res.destroyed || res.stream?.destroyed) break;
           const now = Date.now();
           busyUntil = Math.max(busyUntil, now) + chunk.length / bytesPerMs;
           if (busyUntil - now > 1) await sleep(busyUntil - now);
@@ -125,16 +138,33 @@ async function linkProxy(target, rttMs, mbit) {
     });
     up.on('error', () => res.destroy());
     req.pipe(up);
-  });
+  };
+  const proxy = http2Link ? http2.createSecureServer(selfSigned(), handler) : http.createServer(handler);
+  if (http2Link) {
+    const sessions = new Set();
+    proxy.on('session', (s) => { sessions.add(s); s.on('close', () => sessions.delete(s)); });
+    proxy.closeAllConnections = () => { for (const s of sessions) s.destroy(); };
+  }
   await new Promise((ok) => proxy.listen(0, '127.0.0.1', ok));
   return proxy;
 }
+// The test key and certificate for 127.0.0.1 (web/test/tls). Chromium
+// trusts it by its public key's hash (as Web Page Replay does), so that it
+// caches what it gets (it caches nothing from a site whose certificate it
+// only ignores).
+function selfSigned() {
+  const [key, cert] = ['key.pem', 'cert.pem'].map((f) => readFileSync(join(root, 'web/test/tls', f)));
+  spki = createHash('sha256').update(createPublicKey(key).export({ type: 'spki', format: 'der' })).digest('base64');
+  return { key, cert };
+}
+let spki = null;
 const link = process.env.LINK ? process.env.LINK.split('/').map(Number) : null;
 const singleRange = process.env.SINGLE_RANGE === '1';
-if (singleRange && !link) throw new Error('SINGLE_RANGE=1 needs LINK=RTT/MBIT (the proxy does it)');
+const http2Link = process.env.HTTP2 === '1';
+if ((singleRange || http2Link) && !link) throw new Error('SINGLE_RANGE=1 and HTTP2=1 need LINK=RTT/MBIT (the proxy does them)');
 const proxy = link ? await linkProxy(direct, link[0], link[1]) : null;
-const base = proxy ? `http://127.0.0.1:${proxy.address().port}` : direct;
-if (link) console.log(`link: ${link[0]} ms round trip, ${link[1]} Mbit/s (a proxy in front of ${direct})${singleRange ? '; several ranges answered with the whole file' : ''}`);
+const base = proxy ? `${http2Link ? 'https' : 'http'}://127.0.0.1:${proxy.address().port}` : direct;
+if (link) console.log(`link: ${link[0]} ms round trip, ${link[1]} Mbit/s (a proxy in front of ${direct}, ${http2Link ? 'HTTP/2 over TLS' : 'HTTP/1.1'})${singleRange ? '; several ranges answered with the whole file' : ''}`);
 // The used JS heap of the page's dedicated workers, after a GC in each:
 // CDP sessions to them through the page's session (Target.* messages).
 async function workerHeaps(cdp) {
@@ -166,10 +196,11 @@ async function workerHeaps(cdp) {
 const browser = await chromium.launch({
   executablePath: CHROMIUM, headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-precise-memory-info'],
+    '--disable-component-update', '--disable-sync', '--enable-precise-memory-info',
+    ...(spki ? [`--ignore-certificate-errors-spki-list=${spki}`] : [])],
 });
 try {
-  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }});
   await ctx.addInitScript(() => {
     window.__long = [];
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: 'longtask', buffered: true });
@@ -271,7 +302,7 @@ try {
   await browser.close();
   server.kill();
   // Its keep-alive connections (to the server too) would keep node running.
-  proxy?.closeAllConnections();
+  proxy?.closeAllConnections?.();
   proxy?.close();
   http.globalAgent.destroy();
 }

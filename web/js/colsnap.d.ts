@@ -14,7 +14,9 @@ export interface ColumnView {
 }
 /** `sliceMs`: decode row by row, yielding to the page after each `sliceMs` of work; `onRow(k, cells)` as each row is ready; `cancelled()`: stop early (the rows so far are returned). */
 export interface CellsOptions { sliceMs?: number; onRow?: (k: number, cells: Record<string, unknown>) => void; cancelled?: () => boolean }
-export interface Stats { fetchedBytes: number; loadedBytes: number; wasmMemory: number; requests: number; networkBytes: number; cacheHits: number }
+export interface Stats { fetchedBytes: number; loadedBytes: number; wasmMemory: number; requests: number; networkBytes: number; cacheHits: number;
+  /** The protocol the file's answers came over (`http/1.1`, `h2`, `h3`), from Resource Timing; null until seen, and for published snapshots. */
+  protocol: string | null }
 export declare class Snapshot {
   readonly rowCount: number;
   readonly fields: Field[];

@@ -110,6 +110,25 @@ class RangeFetcher {
     this.prior = null;
     // The server answered several ranges with the whole file.
     this.singleOnly = false;
+    // The protocol of the answers (Resource Timing's nextHopProtocol:
+    // 'http/1.1', 'h2', 'h3'), once seen; `protocolLooks` counts the looks
+    // (a cross-origin answer without Timing-Allow-Origin may not say).
+    this.protocol = null;
+    this.protocolLooks = 0;
+  }
+
+  /**
+   * Whether the answers come over HTTP/2 or HTTP/3, where the browser sends
+   * every request at once on one connection, rather than HTTP/1.1, where it
+   * keeps 6 in flight per server. Unknown counts as HTTP/1.1.
+   */
+  multiplexed() {
+    if (!this.protocol && this.protocolLooks < 16 && globalThis.performance?.getEntriesByName) {
+      this.protocolLooks++;
+      const seen = performance.getEntriesByName(this.url).find((e) => e.nextHopProtocol);
+      if (seen) this.protocol = seen.nextHopProtocol;
+    }
+    return !!this.protocol && !/^http\/(0|1)/i.test(this.protocol);
   }
 
   /** A body starts (+1) or ends (-1) arriving. */
@@ -156,7 +175,9 @@ class RangeFetcher {
   /**
    * Asked range by range, how many bytes a request costs on this link:
    * over HTTP/1.1 a browser has 6 requests in flight per server, so a
-   * request is a sixth of a round trip, which carries `rtt * rate` bytes.
+   * request is a sixth of a round trip, which carries `rtt * rate` bytes;
+   * over HTTP/2 or 3 all of them are in flight at once (STREAMS, what
+   * servers allow at least), so a request costs next to nothing.
    * SINGLE_GAP until a body of RATE_MIN bytes has been timed (or an
    * earlier visit's numbers); at most MAX_GAP.
    */
@@ -164,8 +185,7 @@ class RangeFetcher {
     // Save-Data (the user asked for fewer bytes): no bytes for requests.
     if (globalThis.navigator?.connection?.saveData) return SINGLE_GAP;
     const { rtt, rate } = this.rate ? this : this.prior || {};
-    if (!(rtt >= 0 && rate > 0)) return SINGLE_GAP;
-    return Math.min(MAX_GAP, Math.max(SINGLE_GAP, Math.round((rtt * rate) / 6)));
+    return requestGap(rtt, rate, this.multiplexed());
   }
 
   cacheKey(s, e) {
@@ -447,6 +467,21 @@ const MULTI_PARTS = 100;
 const SINGLE_GAP = 4096;
 const MAX_GAP = 64 * 1024;
 const RATE_MIN = 32 * 1024;
+// Requests in flight at once over HTTP/2 or 3: the least that servers
+// allow (RFC 9113 5.1.2 recommends no fewer than 100).
+const STREAMS = 100;
+
+/**
+ * The gap, in bytes, that costs the link about what one more request does
+ * (`RangeFetcher.requestBytes`): a round trip's bytes (`rtt` ms times
+ * `rate` bytes a ms) over the requests in flight at once, 6 over HTTP/1.1
+ * and STREAMS when `multiplexed` (HTTP/2, 3); within SINGLE_GAP..MAX_GAP,
+ * SINGLE_GAP while the link is not timed.
+ */
+export function requestGap(rtt, rate, multiplexed = false) {
+  if (!(rtt >= 0 && rate > 0)) return SINGLE_GAP;
+  return Math.min(MAX_GAP, Math.max(SINGLE_GAP, Math.round((rtt * rate) / (multiplexed ? STREAMS : 6))));
+}
 
 /**
  * Requests for ranges asked one by one: `items` are [index, start, end];
@@ -809,7 +844,7 @@ export class Snapshot {
 
   /** Bytes: fetched from the file, typed arrays loaded, wasm memory; requests made. */
   async stats() {
-    return { ...JSON.parse(this.reader.stats()), wasmMemory: this.memory.buffer.byteLength, ...this.fetcher.stats };
+    return { ...JSON.parse(this.reader.stats()), wasmMemory: this.memory.buffer.byteLength, ...this.fetcher.stats, protocol: this.fetcher.protocol ?? null };
   }
 }
 

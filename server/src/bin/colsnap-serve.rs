@@ -84,6 +84,14 @@ struct Args {
     /// themselves (`colsnap query URL`, the browser grid).
     #[arg(long, value_name = "DIR")]
     publish_dir: Option<PathBuf>,
+    /// With --publish-dir: the smallest object a snapshot is cut into;
+    /// consecutive sections are grouped up to this size (`4K`, `16K`,
+    /// `1M`). Smaller objects carry fewer bytes a page does not need, but
+    /// cost more requests: over HTTP/2 (CDNs) they pay, over HTTP/1.1
+    /// (six requests at a time) every six more cost a round trip
+    /// (docs/design.md, "Published snapshots over a slow link").
+    #[arg(long, value_name = "SIZE", default_value = "16K", value_parser = parse_size, requires = "publish_dir")]
+    publish_min_object: u64,
     /// Seconds between looks for replaced snapshot files (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload: u64,
@@ -205,6 +213,7 @@ async fn server() -> anyhow::Result<()> {
     cfg.string_cache_bytes = a.string_cache_mb.saturating_mul(1 << 20);
     cfg.stream_window_bytes = a.stream_window_mb.max(1).saturating_mul(1 << 20);
     cfg.publish_dir = a.publish_dir;
+    cfg.publish_min_object = a.publish_min_object;
     cfg.row_store.mode = a.row_store;
     cfg.row_store.dir = a.row_store_dir;
     cfg.row_store.window_bytes = cfg.stream_window_bytes;
@@ -255,4 +264,39 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// A byte size: `4096`, `4K`, `16KiB`, `1M`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let body = lower.trim_end_matches("ib").trim_end_matches('b');
+    let (digits, shift) = match body.strip_suffix('k') {
+        Some(d) => (d, 10),
+        None => body.strip_suffix('m').map_or((body, 0), |d| (d, 20)),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| (1..=u32::MAX as u64).contains(n))
+        .ok_or_else(|| format!("`{s}` is not a size from 1 byte to 4 GiB (examples: 4096, 4K, 1M)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("16KiB"), Ok(16 << 10));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("2MB"), Ok(2 << 20));
+        assert_eq!(parse_size("4194303K"), Ok(4_294_966_272));
+        for bad in ["", "0", "K", "1G", "-1", "5T", "4194304K"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }
