@@ -10,6 +10,7 @@
 //   LINK=100/10 SINGLE_RANGE=1 ...       # the same, as a server answering several ranges with the whole file
 //   PUBLISHED=1 SNAPSHOT=... node ...    # the page reads the published snapshot (colsnap-serve --publish-dir)
 //   LINK=100/10 HTTP2=1 ...              # the proxy speaks HTTP/2 over TLS (web/test/tls's certificate)
+//   LINK=... RANGES_LOG=/tmp/r.log ...   # the proxy writes each Range header asked, by step
 //
 // LINK puts a proxy (in this process) between the browser and the server:
 // every request waits the round trip before its response starts, and the
@@ -37,7 +38,7 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, mkdtempSync, appendFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { createHash, createPublicKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -115,6 +116,7 @@ async function linkProxy(target, rttMs, mbit) {
   const handler = async (req, res) => {
     await sleep(rttMs / 2);
     const headers = forward(req.headers);
+    if (rangesLog && headers.range) appendFileSync(rangesLog, `${Math.round(performance.now())}\t${step}\t${req.url}\t${headers.range}\n`);
     if (singleRange && (headers.range || '').includes(',')) delete headers.range;
     const up = http.request(target + req.url, { method: req.method, headers }, async (ur) => {
       try {
@@ -159,6 +161,10 @@ function selfSigned() {
 }
 let spki = null;
 const link = process.env.LINK ? process.env.LINK.split('/').map(Number) : null;
+// RANGES_LOG: the Range headers through the proxy: when (ms), the step, the URL.
+const rangesLog = process.env.RANGES_LOG;
+if (rangesLog) writeFileSync(rangesLog, '');
+let step = 'cold';
 const singleRange = process.env.SINGLE_RANGE === '1';
 const http2Link = process.env.HTTP2 === '1';
 if ((singleRange || http2Link) && !link) throw new Error('SINGLE_RANGE=1 and HTTP2=1 need LINK=RTT/MBIT (the proxy does them)');
@@ -236,6 +242,7 @@ try {
   const coldFile = await page.evaluate(async () => { const s = await window.grid.snap.stats(); return [s.networkBytes, s.requests]; });
   console.log(`first rows, cold: ${cold.toFixed(0)} ms after navigation start, ready ${coldReady.toFixed(0)} ms (page timings ${coldT}); on the wire: code ${kb(coldWire.code)}, ${coldWire.requests} requests; snapshot: ${coldFile[0]} bytes (${(100 * coldFile[0] / statSync(snap).size).toFixed(1)}% of the file) in ${coldFile[1]} range requests`);
   wire = { code: 0, requests: 0 };
+  step = 'warm';
   const [warm, warmReady, warmT] = await firstRows();
   console.log(`first rows, warm: ${warm.toFixed(0)} ms, ready ${warmReady.toFixed(0)} ms (page timings ${warmT}); on the wire: code ${kb(wire.code)}, ${wire.requests} requests`);
   const rows = await page.evaluate(() => window.grid.state.total);
@@ -247,6 +254,7 @@ try {
     const field = what.includes('user.login') ? 'user.login' : 'title';
     // 'ready' again only once this query's rows are drawn.
     await page.evaluate(() => { document.body.dataset.state = 'busy'; });
+    step = what;
     await page.click(`.head .h[data-field="${field}"]`);
     await ready();
     const [t, tq, nb, nr] = await page.evaluate(async () => {
@@ -269,6 +277,7 @@ try {
     const total = heap.usedSize + workerHeap + st.wasmMemory;
     console.log(`memory (${what}): JS heap ${mb(heap.usedSize)} (page) + ${mb(workerHeap)} (workers) + wasm ${mb(st.wasmMemory)} = ${mb(total)}; typed arrays loaded ${mb(st.loadedBytes)}; file bytes fetched ${mb(st.fetchedBytes)}; ratio ${(total / st.loadedBytes).toFixed(2)}x (${((total - st.fetchedBytes) / st.loadedBytes).toFixed(2)}x without the fetched bytes)`);
   };
+  step = 'after the sorts';
   await memory('the page, after the sorts');
   const q = await page.evaluate(async () => {
     const s = window.grid.snap;

@@ -77,7 +77,7 @@ export function parseContentRange(h) {
 }
 
 /** Reads byte ranges of one URL: fetch with `Range`, Cache API by ETag, progress. */
-class RangeFetcher {
+export class RangeFetcher {
   constructor(url, opts) {
     this.url = new URL(url, globalThis.location?.href).href;
     this.onProgress = opts.onProgress || (() => {});
@@ -115,6 +115,8 @@ class RangeFetcher {
     // (a cross-origin answer without Timing-Allow-Origin may not say).
     this.protocol = null;
     this.protocolLooks = 0;
+    // Ranges asked and not yet answered: "start-end" -> promise of bytes.
+    this.inflight = new Map();
   }
 
   /**
@@ -335,7 +337,30 @@ class RangeFetcher {
   async fetch(ranges) {
     this.active++;
     try {
-      return await this.fetchAll(ranges);
+      // A range on its way for another call is awaited, not asked again:
+      // a newer render of the grid takes over the rows of one still
+      // fetching (web/www/app.js `render`) and asks for the same string
+      // chunks, which went out twice on every sort.
+      const out = new Array(ranges.length);
+      const ask = [];
+      const waits = [];
+      ranges.forEach(([s, e], i) => {
+        const on = this.inflight.get(`${s}-${e}`);
+        if (on) waits.push(on.then((b) => { out[i] = [s, b]; }));
+        else ask.push(i);
+      });
+      if (ask.length) {
+        const run = this.fetchAll(ask.map((i) => ranges[i]));
+        ask.forEach((i, j) => {
+          const key = `${ranges[i][0]}-${ranges[i][1]}`;
+          const bytes = run.then((r) => r[j][1]);
+          this.inflight.set(key, bytes);
+          bytes.catch(() => {}).finally(() => { if (this.inflight.get(key) === bytes) this.inflight.delete(key); });
+        });
+        waits.push(run.then((r) => ask.forEach((i, j) => { out[i] = r[j]; })));
+      }
+      await settled(waits);
+      return out;
     } finally {
       if (--this.active === 0) { this.done = 0; this.pending = 0; this.onProgress({ loaded: 0, total: 0, expect: 'idle' }); }
     }

@@ -130,6 +130,39 @@ for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMI
   }
 }
 
+// The range fetcher (web/js/engine.js) over a stubbed fetch: two calls at
+// once for the same range send one request, and each gets its bytes.
+{
+  const { RangeFetcher } = await import(join(root, 'web/www/pkg/engine.js'));
+  const file = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 7) & 255);
+  const asked = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async (url, { headers }) => {
+    asked.push(headers.Range);
+    await new Promise((r) => setTimeout(r, 20));
+    const [, s, e] = /^bytes=(\d+)-(\d+)$/.exec(headers.Range).map(Number);
+    return new Response(file.slice(s, e + 1), { status: 206, headers: { 'Content-Range': `bytes ${s}-${e}/${file.length}` } });
+  };
+  try {
+    const f = new RangeFetcher('http://x/f.colsnap', { cache: false, multiRange: false });
+    Object.assign(f, { len: file.length, etag: '"v1"' });
+    const [a, b] = await Promise.all([f.fetch([[0, 100], [50_000, 50_100]]), f.fetch([[50_000, 50_100], [90_000, 90_010]])]);
+    assert.deepEqual(asked.sort(), ['bytes=0-99', 'bytes=50000-50099', 'bytes=90000-90009'], 'each range asked once');
+    for (const [s, bytes] of [...a, ...b]) assert.deepEqual(bytes, file.slice(s, s + bytes.length), `bytes at ${s}`);
+    assert.deepEqual([...a, ...b].map(([s, x]) => [s, x.length]), [[0, 100], [50_000, 100], [50_000, 100], [90_000, 10]]);
+    // Once answered, a range is asked again (the caller keeps what it needs).
+    await f.fetch([[0, 100]]);
+    assert.equal(asked.length, 4, 'asked again once answered');
+    // A failed request fails every call waiting for it, and is not kept.
+    globalThis.fetch = async () => new Response('', { status: 500 });
+    const both = [f.fetch([[10, 20]]), f.fetch([[10, 20]])];
+    for (const p of both) await assert.rejects(p, /HTTP 500/);
+    assert.equal(f.inflight.size, 0, 'nothing left in flight');
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+}
+
 // The TypeScript types (web/js/colsnap.d.ts) as the page uses the API:
 // web/test/types.check.ts compiled by the pinned `typescript` (npm ci).
 {
