@@ -6,6 +6,7 @@
 
 use colsnap::events::{Event, EventOp, Overlay, OverlaySource};
 use colsnap::query::{Engine, Paging, Query, Search, SnapshotSource, parse};
+use colsnap::source::ByteSource;
 use colsnap::{BuildOptions, Snapshot, build_to_vec};
 use colsnap_testdata::{GenOptions, issue, issues};
 use serde_json::{Value, json};
@@ -538,4 +539,87 @@ fn a_kept_order_is_not_loaded_ahead() {
     engine.run_page(&q2, Paging::page(1, 5).unwrap()).unwrap();
     assert_eq!(engine.loaded_columns(), ["number", "state", "updated_at"]);
     assert_eq!(src.loads.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+/// A remote source: every read takes 50 ms (a round trip), and the ranges
+/// asked are recorded.
+#[derive(Debug)]
+struct RemoteSource {
+    bytes: colsnap::source::MemorySource,
+    asked: std::sync::Mutex<Vec<std::ops::Range<u64>>>,
+}
+
+impl ByteSource for RemoteSource {
+    fn len(&self) -> u64 {
+        self.bytes.len()
+    }
+    fn read_ranges(&self, ranges: &[std::ops::Range<u64>]) -> colsnap::Result<Vec<bytes::Bytes>> {
+        self.asked.lock().unwrap().extend_from_slice(ranges);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        self.bytes.read_ranges(ranges)
+    }
+    fn is_remote(&self) -> bool {
+        true
+    }
+}
+
+/// Eight threads reading the same strings of one snapshot on a remote
+/// source at the same moment read each string chunk from it once: a thread
+/// that needs a chunk another is reading waits for that read.
+#[test]
+fn eight_threads_over_a_remote_snapshot_read_each_section_once() {
+    let rows: Vec<Value> = issues(&gen_opts()).collect();
+    let opts = BuildOptions {
+        chunk_size: 256,
+        ..Default::default()
+    };
+    let file = build_to_vec(&serde_json::to_vec(&rows).unwrap()[..], &opts).unwrap();
+    let src = Arc::new(RemoteSource {
+        bytes: colsnap::source::MemorySource::new(file),
+        asked: Default::default(),
+    });
+    let snap = Snapshot::from_source(src.clone()).unwrap();
+    let table = snap.table(0).unwrap();
+    assert!(table.chunk_count() >= 8, "{} chunks", table.chunk_count());
+    // A string from each of 8 chunks spread over the table.
+    let ids: Vec<u32> = (0..8u64).map(|k| (k * table.len() / 8) as u32).collect();
+    src.asked.lock().unwrap().clear();
+    let barrier = Barrier::new(THREADS);
+    let got: Vec<Vec<String>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    ids.iter().map(|&id| table.get(id).unwrap()).collect()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(got.iter().all(|g| g == &got[0]));
+    let local = Snapshot::from_bytes(src.bytes.read_range(0..src.bytes.len()).unwrap()).unwrap();
+    let want: Vec<String> = ids
+        .iter()
+        .map(|&id| local.table(0).unwrap().get(id).unwrap())
+        .collect();
+    assert_eq!(got[0], want);
+    // No byte past the header was asked twice.
+    let mut asked: Vec<_> = src
+        .asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.start >= 16)
+        .cloned()
+        .collect();
+    asked.sort_by_key(|r| r.start);
+    assert!(!asked.is_empty());
+    for w in asked.windows(2) {
+        assert!(
+            w[0].end <= w[1].start,
+            "asked twice: {:?} and {:?} (all: {asked:?})",
+            w[0],
+            w[1]
+        );
+    }
 }

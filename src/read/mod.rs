@@ -16,6 +16,7 @@
 
 mod cache;
 mod export;
+mod flight;
 mod node;
 #[cfg(not(target_arch = "wasm32"))]
 mod pick;
@@ -246,6 +247,9 @@ struct Inner {
     /// Fetched sections' bytes ([`SectionEntry::range`]: the stored payload,
     /// after its frame in format version 1), by index.
     fetched: Mutex<Lru<u32, Bytes>>,
+    /// Sections a thread is reading from a remote source, which other
+    /// threads wait for instead of reading them again.
+    flights: flight::Flights,
     /// Decoded string chunks, by (table, chunk).
     chunks: Mutex<Lru<(u32, usize), Arc<Chunk>>>,
     /// Single strings, by (table, id) (see [`OpenOptions::string_cache_bytes`]).
@@ -618,6 +622,7 @@ impl Snapshot {
                 paths,
                 chunk_starts,
                 fetched: Mutex::new(Lru::new(opts.fetch_cache_bytes)),
+                flights: flight::Flights::default(),
                 chunks: Mutex::new(Lru::new(opts.cache_bytes)),
                 strings: Mutex::new(Lru::new(opts.string_cache_bytes)),
                 prepared: Mutex::new(HashMap::new()),
@@ -853,10 +858,29 @@ impl Snapshot {
     /// The bytes of section `idx` (frame, in version 1, and stored
     /// payload): from the fetch cache, else read now.
     fn frame(&self, idx: u32, e: &SectionEntry) -> Result<Bytes> {
-        if let Some(b) = self.inner.fetched.lock().map_err(|_| poisoned())?.get(&idx) {
+        let cached = || -> Result<Option<Bytes>> {
+            Ok(self.inner.fetched.lock().map_err(|_| poisoned())?.get(&idx))
+        };
+        if let Some(b) = cached()? {
             return Ok(b);
         }
+        // Another thread is reading it (`fetch`): its bytes, once kept.
+        if self.sync_remote() {
+            let waits = self.inner.flights.of(idx);
+            if !waits.is_empty() {
+                waits.wait();
+                if let Some(b) = cached()? {
+                    return Ok(b);
+                }
+            }
+        }
         self.read_range(Self::frame_range(e))
+    }
+
+    /// A synchronous source where each read is a round trip: reads of a
+    /// section by several threads at once become one (`flight`).
+    fn sync_remote(&self) -> bool {
+        matches!(&self.inner.access, Access::Sync(s) if s.is_remote())
     }
 
     /// The stored bytes of section `idx` (in version 1 the frame checked
@@ -1287,15 +1311,43 @@ impl Snapshot {
     /// Read every section of `plan` not already fetched, in one call to the
     /// byte source (close ranges merged), and keep the bytes for the
     /// decodes that follow.
+    ///
+    /// From a remote source, a section that another thread is reading is
+    /// not read again: this call reads the others, then waits for those
+    /// reads to end (their bytes are then in the cache; if one failed, the
+    /// decode that follows reads the section itself).
     pub fn fetch(&self, plan: &Plan) -> Result<()> {
         let frames = self.missing(plan);
         if frames.is_empty() {
             return Ok(());
         }
+        if !self.sync_remote() {
+            return self.fetch_frames(&frames);
+        }
+        let (claim, waits) = self.inner.flights.claim(frames.iter().map(|(s, _)| *s));
+        let mine: Vec<(u32, Range<u64>)> = frames
+            .into_iter()
+            .filter(|(s, _)| claim.holds(*s))
+            .collect();
+        let read = if mine.is_empty() {
+            Ok(())
+        } else {
+            self.fetch_frames(&mine)
+        };
+        // Released (waiters woken) once the bytes are kept, or the read failed.
+        drop(claim);
+        read?;
+        waits.wait();
+        Ok(())
+    }
+
+    /// Read `frames` in one call to the byte source (close ranges merged)
+    /// and keep their bytes.
+    fn fetch_frames(&self, frames: &[(u32, Range<u64>)]) -> Result<()> {
         let asked: Vec<Range<u64>> = frames.iter().map(|(_, r)| r.clone()).collect();
         let merged = coalesce_ranges(&asked, self.inner.opts.coalesce_gap);
         let got = self.read_ranges(&merged)?;
-        self.keep_fetched(&frames, &asked, &merged, &got)
+        self.keep_fetched(frames, &asked, &merged, &got)
     }
 
     /// [`Snapshot::fetch`] through the async source the snapshot was opened
@@ -1461,6 +1513,17 @@ impl Snapshot {
         self.plan_chunk(&mut plan, t, k);
         if matches!(self.inner.access, Access::Sync(_)) {
             self.fetch(&plan)?;
+            // Another thread read it meanwhile (this one waited for that
+            // read) and may have decoded it already.
+            if let Some(c) = self
+                .inner
+                .chunks
+                .lock()
+                .map_err(|_| poisoned())?
+                .get(&(t, k))
+            {
+                return Ok(c);
+            }
         }
         let sec = meta.first_chunk + k as u32;
         let raw = self.section(sec)?;
@@ -1468,8 +1531,13 @@ impl Snapshot {
         let what = format!("string table {t} chunk {k} (section {sec})");
         let chunk = Arc::new(decode_chunk(&raw, count, fc, &what)?);
         self.inner.chunks_decoded.fetch_add(1, Ordering::Relaxed);
-        // The stored bytes are not needed again once the chunk is decoded.
-        if let Ok(mut f) = self.inner.fetched.lock() {
+        // A local chunk's stored bytes are not needed again once it is
+        // decoded. A remote one's stay in the (bounded) fetch cache, as in
+        // `chunk_strings`: threads that waited for this read take them
+        // there rather than read them again.
+        if !self.is_remote()
+            && let Ok(mut f) = self.inner.fetched.lock()
+        {
             f.remove(&sec);
         }
         if keep {
