@@ -119,15 +119,13 @@ async fn rows_equal_the_library_answers() {
 }
 
 /// Rows written from the row store so far (`/healthz`).
+/// The JSON answer to a GET of `url`.
+async fn get_json(c: &reqwest::Client, url: String) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn rows_served(c: &reqwest::Client, s: &Server) -> u64 {
-    let v: Value = c
-        .get(format!("{}/healthz", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(c, format!("{}/healthz", s.base)).await;
     v["rowStore"]["issues"]["rowsServed"].as_u64().unwrap()
 }
 
@@ -250,14 +248,7 @@ async fn rows_equal_the_library_answers_with(mode: RowStoreMode) {
         assert_eq!(has_link, more, "{url}");
     }
     // One row by key too.
-    let r: Value = c
-        .get(format!("{}/api/issues/rows/1000123", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = get_json(&c, format!("{}/api/issues/rows/1000123", s.base)).await;
     assert_eq!(r, rows()[123]);
     let served = rows_served(&c, &s).await;
     match mode {
@@ -271,17 +262,14 @@ async fn rows_equal_the_library_answers_with(mode: RowStoreMode) {
 async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
     let s = start(|_| {}).await;
     let c = client();
-    let all: Value = c
-        .get(format!(
+    let all: Value = get_json(
+        &c,
+        format!(
             "{}/api/issues/rows?sort=-comments,title&where=state%3Dopen&limit=1000&fields=id",
             s.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let all = all["data"].as_array().unwrap().clone();
     assert!(all.len() > 40);
     let mut url = format!(
@@ -313,14 +301,7 @@ async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
     assert_eq!(got, all);
     assert_eq!(pages, all.len().div_ceil(13));
     // A cursor of this query used with another query, and garbage.
-    let first: Value = c
-        .get(format!("{}/api/issues/rows?sort=title&limit=5", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = get_json(&c, format!("{}/api/issues/rows?sort=title&limit=5", s.base)).await;
     let cur = first["next"].as_str().unwrap();
     for bad in [
         format!(
@@ -367,17 +348,11 @@ async fn one_row_by_key_schema_and_health() {
     assert!(r.headers().get("etag").is_some());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v, rows[7]);
-    let v: Value = c
-        .get(format!(
-            "{}/api/issues/rows/1000299?fields=id,title",
-            s.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(
+        &c,
+        format!("{}/api/issues/rows/1000299?fields=id,title", s.base),
+    )
+    .await;
     assert_eq!(
         v,
         serde_json::json!({"id": 1000299, "title": rows[299]["title"]})
@@ -391,14 +366,7 @@ async fn one_row_by_key_schema_and_health() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["parameter"], "key");
 
-    let v: Value = c
-        .get(format!("{}/api/issues", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, format!("{}/api/issues", s.base)).await;
     assert_eq!(v["rows"], 300);
     assert_eq!(v["key"], "id");
     let cols = v["columns"].as_array().unwrap();
@@ -419,14 +387,7 @@ async fn one_row_by_key_schema_and_health() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["snapshots"], serde_json::json!(["issues"]));
-    let v: Value = c
-        .get(format!("{}/api", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, format!("{}/api", s.base)).await;
     assert_eq!(v["snapshots"][0]["rows"], 300);
 }
 
@@ -954,17 +915,14 @@ async fn sse_streams_everything_and_resumes_without_loss_or_repeat() {
     assert_eq!(all[0].event, "metadata");
     assert_eq!(all.last().unwrap().event, "complete");
     assert!(all.iter().all(|e| e.id.is_some()));
-    let want: Value = c
-        .get(format!(
+    let want: Value = get_json(
+        &c,
+        format!(
             "{}/api/issues/rows?limit=1000&sort=-number&where=state%3Dopen&fields=id,number",
             s.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let rows = data_rows(&all);
     assert_eq!(Value::from(rows.clone()), want["data"]);
     let total = rows.len();
@@ -1131,14 +1089,7 @@ async fn a_client_leaving_mid_stream_leaks_nothing() {
         .unwrap();
     let mut body = r.bytes_stream();
     body.next().await.unwrap().unwrap();
-    let h: Value = c
-        .get(format!("{}/healthz", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = get_json(&c, format!("{}/healthz", s.base)).await;
     assert_eq!(h["activeStreams"], 1);
     drop(body);
     let t0 = Instant::now();
@@ -1194,27 +1145,13 @@ async fn a_replaced_file_is_swapped_in_whole() {
         StatusCode::BAD_REQUEST,
         "an old version's cursor is refused"
     );
-    let v: Value = c
-        .get(format!("{}/api/issues", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, format!("{}/api/issues", s.base)).await;
     assert_eq!(v["rows"], 120);
     // A file that does not open keeps the last good version served.
     std::fs::write(&tmp, b"not a snapshot").unwrap();
     std::fs::rename(&tmp, &s.file).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let v: Value = c
-        .get(format!("{}/api/issues", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, format!("{}/api/issues", s.base)).await;
     assert_eq!(v["rows"], 120);
 }
 
@@ -1497,14 +1434,7 @@ async fn published_objects_are_served_immutable() {
     let dir = pubdir.path().to_path_buf();
     let s = start(move |c| c.publish_dir = Some(dir)).await;
     let c = client();
-    let info: Value = c
-        .get(format!("{}/api/issues", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&c, format!("{}/api/issues", s.base)).await;
     assert_eq!(info["links"]["published"], "/published/issues.latest.json");
     let (objects, bytes) = published_objects(&c, &s.base).await;
     assert_eq!(bytes, std::fs::read(&s.file).unwrap());

@@ -1492,16 +1492,20 @@ impl Snapshot {
         }
     }
 
-    /// Chunk `k` of table `t`: from the chunk cache, else decoded, and
-    /// kept there with `keep`.
-    pub(crate) fn string_chunk_keeping(&self, t: u32, k: usize, keep: bool) -> Result<Arc<Chunk>> {
-        if let Some(c) = self
+    /// Chunk `k` of table `t` if the chunk cache holds it.
+    fn cached_chunk(&self, t: u32, k: usize) -> Result<Option<Arc<Chunk>>> {
+        Ok(self
             .inner
             .chunks
             .lock()
             .map_err(|_| poisoned())?
-            .get(&(t, k))
-        {
+            .get(&(t, k)))
+    }
+
+    /// Chunk `k` of table `t`: from the chunk cache, else decoded, and
+    /// kept there with `keep`.
+    pub(crate) fn string_chunk_keeping(&self, t: u32, k: usize, keep: bool) -> Result<Arc<Chunk>> {
+        if let Some(c) = self.cached_chunk(t, k)? {
             return Ok(c);
         }
         let meta = &self.footer.tables[t as usize];
@@ -1515,13 +1519,7 @@ impl Snapshot {
             self.fetch(&plan)?;
             // Another thread read it meanwhile (this one waited for that
             // read) and may have decoded it already.
-            if let Some(c) = self
-                .inner
-                .chunks
-                .lock()
-                .map_err(|_| poisoned())?
-                .get(&(t, k))
-            {
+            if let Some(c) = self.cached_chunk(t, k)? {
                 return Ok(c);
             }
         }
@@ -1615,13 +1613,7 @@ impl Snapshot {
             what: "string chunk",
             name: k.to_string(),
         })?;
-        let chunk = self
-            .inner
-            .chunks
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(&(t, k));
-        if let Some(c) = chunk {
+        if let Some(c) = self.cached_chunk(t, k)? {
             for &i in want {
                 if i < c.len() {
                     f(i, c.get(i));
