@@ -226,8 +226,8 @@ try {
     if (!url.includes('/files/')) wire.code += e.encodedDataLength;
   });
   const ready = () => page.waitForFunction(() => document.body.dataset.state === 'ready' && !document.querySelector('#inner .row.ph'));
-  const firstRows = async () => {
-    await page.goto(`${base}${pageUrl}`);
+  const firstRows = async (url = pageUrl) => {
+    await page.goto(`${base}${url}`);
     await ready();
     // First rows on screen (a second visit paints its saved first page
     // before the query ends), and ready (the query's rows drawn).
@@ -307,6 +307,14 @@ try {
   const long = await page.evaluate(() => window.__long);
   console.log(`scrolling: ${steps} jumps through ${rows} rows in ${Date.now() - t0} ms; long tasks (>50 ms): ${long.length}${long.length ? ', longest ' + Math.max(...long).toFixed(0) + ' ms' : ''}`);
   if (steps) await memory(`after scrolling ${steps} jumps`);
+
+  // 6. Another file from the same site (the page's code in the HTTP cache,
+  // nothing of the file in the Cache API): the same file under another URL.
+  if (!published) {
+    step = 'another file';
+    const [other, otherReady, otherT] = await firstRows(`/web/?file=${encodeURIComponent(`/files/${snap.replace(/^.*\//, '')}?another`)}`);
+    console.log(`first rows, another file (page code cached): ${other.toFixed(0)} ms, ready ${otherReady.toFixed(0)} ms (page timings ${otherT})`);
+  }
 } finally {
   await browser.close();
   server.kill();

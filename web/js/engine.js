@@ -33,6 +33,9 @@ const CACHE = 'colsnap-ranges-v1';
 // Read from the end of the file on open: the footer of most files (a larger
 // footer's start comes as a miss). The same as viewer.rs's TAIL_BYTES.
 const TAIL = 64 * 1024;
+// The file's first bytes, read on open beside the tail: the header (16
+// bytes), and for a small file more of it.
+const HEAD = 1024;
 // Ranges kept in the Cache API: at least this long (columns, the footer).
 const CACHE_MIN = 64 * 1024;
 
@@ -284,11 +287,44 @@ export class RangeFetcher {
         return this.afterTail(res, memo);
       }
     }
+    // A first visit: the head goes out with the tail, not a round trip
+    // after it (the tail's answer brings the ETag and the length it is
+    // checked against).
+    // A server without ranges answers 200 with the whole file: dropped at
+    // once (the tail's answer is that file too).
+    const head = this.request(`bytes=0-${HEAD - 1}`).then(
+      (r) => (r.status === 206 ? r : (r.body?.cancel().catch(() => {}), null)),
+      () => null,
+    );
     const res = await this.request(`bytes=-${TAIL}`);
-    return this.afterTail(res, memo);
+    return this.afterTail(res, memo, head);
   }
 
-  async afterTail(res, memo = null) {
+  /**
+   * The head asked beside the tail (`early`: a promise of its answer), if
+   * it is the file's first bytes of the version the tail came from; else
+   * null (its body dropped), and the head is asked again.
+   */
+  async earlyHead(early) {
+    const res = await early;
+    if (!res) return null;
+    const cr = parseContentRange(res.headers.get('Content-Range'));
+    const want = Math.min(HEAD, this.len);
+    const tag = res.headers.get('ETag');
+    if (res.status !== 206 || !cr || cr.start !== 0 || cr.end !== want || cr.total !== this.len || (this.etag && tag !== this.etag)) {
+      res.body?.cancel().catch(() => {});
+      return null;
+    }
+    this.pending += want;
+    const bytes = await this.body(res, 'footer', want);
+    this.stats.networkBytes += bytes.length;
+    if (bytes.length !== want) return null;
+    const c = await this.cache();
+    if (c) c.put(this.cacheKey(0, want), new Response(bytes.slice())).catch(() => {});
+    return [0, bytes];
+  }
+
+  async afterTail(res, memo = null, early = null) {
     if (!res.ok) throw new Error(`${this.url}: HTTP ${res.status}`);
     this.etag = res.headers.get('ETag');
     this.recall(memo);
@@ -310,8 +346,11 @@ export class RangeFetcher {
     this.stats.networkBytes += bytes.length;
     const got = [[start, bytes]];
     if (start > 0) {
-      const [head] = await this.fetch([[0, Math.min(1024, this.len)]]);
-      got.push(head);
+      const head = early && (await this.earlyHead(early));
+      got.push(head || (await this.fetch([[0, Math.min(HEAD, this.len)]]))[0]);
+    } else if (early) {
+      // The tail is the whole file: the head is in it.
+      early.then((r) => r?.body?.cancel().catch(() => {}));
     }
     if (this.useCache && this.etag) {
       this.remember();

@@ -158,6 +158,29 @@ for (const f of [exe('colsnap'), exe('colsnap-serve'), exe('gen_issues'), CHROMI
     const both = [f.fetch([[10, 20]]), f.fetch([[10, 20]])];
     for (const p of both) await assert.rejects(p, /HTTP 500/);
     assert.equal(f.inflight.size, 0, 'nothing left in flight');
+    // A first visit asks for the head beside the tail, not a round trip
+    // after it; a head of another version than the tail's is asked again.
+    for (const headTag of ['"v1"', '"v2"']) {
+      const seen = [];
+      let atTail = null;
+      globalThis.fetch = async (url, { headers }) => {
+        seen.push(headers.Range + (headers['If-Range'] ? ` if ${headers['If-Range']}` : ''));
+        const [, a, b] = /^bytes=(\d*)-(\d*)$/.exec(headers.Range);
+        const [s, e] = a === '' ? [file.length - +b, file.length - 1] : [+a, +b];
+        if (a === '') {
+          await new Promise((r) => setTimeout(r, 30));
+          atTail = seen.length;
+        }
+        const tag = s === 0 && !headers['If-Range'] ? headTag : '"v1"';
+        return new Response(file.slice(s, e + 1), { status: 206, headers: { ETag: tag, 'Content-Range': `bytes ${s}-${e}/${file.length}` } });
+      };
+      const g = new RangeFetcher('http://x/g.colsnap', { cache: false });
+      const got = await g.open();
+      assert.equal(atTail, 2, `head asked before the tail came (${seen})`);
+      assert.deepEqual(got.map(([s, b]) => [s, b.length]), [[file.length - 65536, 65536], [0, 1024]]);
+      for (const [s, b] of got) assert.deepEqual(b, file.slice(s, s + b.length));
+      assert.deepEqual(seen.slice(2), headTag === '"v1"' ? [] : ['bytes=0-1023 if "v1"'], `asked again (${seen})`);
+    }
   } finally {
     globalThis.fetch = realFetch;
   }
