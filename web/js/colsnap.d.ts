@@ -16,7 +16,9 @@ export interface ColumnView {
 export interface CellsOptions { sliceMs?: number; onRow?: (k: number, cells: Record<string, unknown>) => void; cancelled?: () => boolean }
 export interface Stats { fetchedBytes: number; loadedBytes: number; wasmMemory: number; requests: number; networkBytes: number; cacheHits: number;
   /** The protocol the file's answers came over (`http/1.1`, `h2`, `h3`), from Resource Timing; null until seen, and for published snapshots. */
-  protocol: string | null }
+  protocol: string | null;
+  /** Where the engine's wasm module came from: 'page' (compiled by the page, handed to the worker), 'fetched' (fetched and compiled by the engine's own thread). */
+  wasm: 'page' | 'fetched' | null }
 export declare class Snapshot {
   readonly rowCount: number;
   readonly fields: Field[];

@@ -172,7 +172,31 @@ export class Snapshot {
   }
 }
 
-const newWorker = () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'colsnap' });
+let compiled = null;
+/**
+ * The engine's wasm, fetched and compiled by the page (`preload` starts it
+ * first thing; index.html's `<link rel="preload">` even before) and sent to
+ * each worker: it downloads while the worker's script loads instead of
+ * after, and compiles once. Null where the page cannot (the worker then
+ * fetches it itself).
+ */
+function pageWasm() {
+  if (!compiled) {
+    compiled = typeof WebAssembly === 'object' && typeof WebAssembly.compileStreaming === 'function'
+      ? WebAssembly.compileStreaming(fetch(new URL('./colsnap_web_bg.wasm', import.meta.url))).catch(() => null)
+      : Promise.resolve(null);
+  }
+  return compiled;
+}
+
+function newWorker() {
+  const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'colsnap' });
+  w.postMessage({ wasmFollows: true });
+  pageWasm().then((m) => {
+    try { w.postMessage({ wasm: m }); } catch { w.postMessage({ wasm: null }); }
+  });
+  return w;
+}
 let spare = null;
 
 /**

@@ -13,9 +13,30 @@
 import init, { Reader } from './colsnap_web.js';
 
 let wasmReady = null;
+let wasmGiven = null;
+// 'page' when the module came compiled from the page, 'fetched' when this
+// context fetched it (`stats().wasm`).
+let wasmSource = null;
+/**
+ * Where the wasm module comes from: a promise of the `WebAssembly.Module`
+ * the page compiled (null: fetch and compile it here). Set before the
+ * first `wasm()` (worker.js).
+ */
+export function wasmFrom(p) {
+  wasmGiven = p;
+}
 /** Compile and instantiate the wasm module (once). */
 export function wasm() {
-  if (!wasmReady) wasmReady = init();
+  if (!wasmReady) {
+    wasmReady = (async () => {
+      const m = wasmGiven ? await wasmGiven : null;
+      const fetched = () => { wasmSource = 'fetched'; return init(); };
+      if (!m) return fetched();
+      wasmSource = 'page';
+      // A module that does not instantiate here: fetched and compiled again.
+      return init({ module_or_path: m }).catch(fetched);
+    })();
+  }
   return wasmReady;
 }
 
@@ -908,7 +929,7 @@ export class Snapshot {
 
   /** Bytes: fetched from the file, typed arrays loaded, wasm memory; requests made. */
   async stats() {
-    return { ...JSON.parse(this.reader.stats()), wasmMemory: this.memory.buffer.byteLength, ...this.fetcher.stats, protocol: this.fetcher.protocol ?? null };
+    return { ...JSON.parse(this.reader.stats()), wasmMemory: this.memory.buffer.byteLength, ...this.fetcher.stats, protocol: this.fetcher.protocol ?? null, wasm: wasmSource };
   }
 }
 

@@ -4,12 +4,19 @@
 // page's thread only draws.
 //
 // Messages from the page: {id, op, args} (op: a Snapshot method, or
-// 'open'), {cancel: id}, {memo: v} (the answer to a 'memoGet').
+// 'open'), {cancel: id}, {memo: v} (the answer to a 'memoGet'),
+// {wasmFollows: true} then {wasm: WebAssembly.Module or null}.
 // To the page: {id, ok: value} or {id, err: message}; {id, row: [k, cell]}
 // for `cells` with `onRow`; {progress}; {memoSet: v}.
-import { open, wasm } from './engine.js';
+import { open, wasm, wasmFrom } from './engine.js';
 
-// The module compiles while the page asks for the file.
+// The wasm module: the page fetches and compiles it while this script
+// loads, and sends it ({wasmFollows} first thing, then {wasm: module or
+// null}); a page that says nothing (an older colsnap.js) leaves it to this
+// worker, which compiles it while the page asks for the file.
+let wasmGiven = null;
+let wasmFollows = false;
+wasmFrom(new Promise((resolve) => { wasmGiven = resolve; }));
 wasm().catch(() => {});
 
 let snap = null;
@@ -83,6 +90,15 @@ onmessage = async (e) => {
     cancelled.add(m.cancel);
     return;
   }
+  if (m.wasmFollows) {
+    wasmFollows = true;
+    return;
+  }
+  if ('wasm' in m) {
+    wasmGiven(m.wasm instanceof WebAssembly.Module ? m.wasm : null);
+    return;
+  }
+  if (!wasmFollows) wasmGiven(null);
   const { id, op, args } = m;
   try {
     if (!Object.hasOwn(ops, op) || (op !== 'open' && !snap)) throw new Error(`colsnap worker: no operation ${op} here`);
