@@ -123,10 +123,11 @@ fn items_of(
 }
 
 /// Bytes section `idx` takes in the file (format version 1: frame,
-/// payload and padding; version 2: the payload).
+/// payload and padding; version 2: the payload; an inline section of
+/// version 3 none: its bytes are the footer's).
 fn section_bytes(s: &Snapshot, idx: u32) -> u64 {
     let e = &s.footer().sections[idx as usize];
-    e.end() - e.offset
+    if e.inline { 0 } else { e.end() - e.offset }
 }
 
 /// A role of the browser grid's columns: its names, the types it takes

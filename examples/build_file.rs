@@ -90,7 +90,7 @@ fn rewrite_plain_footer(path: &str) -> colsnap::Result<usize> {
     let footer = colsnap::read::read_footer(&bytes, bytes.len() as u64)?;
     let n = bytes.len();
     let t = Trailer::parse(&bytes[n - TRAILER_LEN..], n as u64)?;
-    let raw = footer.to_bytes();
+    let raw = footer.to_bytes(t.version);
     let mut out = bytes[..t.footer_offset as usize].to_vec();
     let trailer = Trailer {
         footer_offset: t.footer_offset,

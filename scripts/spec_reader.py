@@ -5,8 +5,9 @@ compares the result with its expected NDJSON (fixtures/conformance/README.md).
 
     python3 scripts/spec_reader.py fixtures/conformance/*.colsnap fixtures/conformance/v2/*.colsnap
 
-Reads format versions 1 (framed, 8-aligned sections) and 2 (sections without frames,
-zstd payloads without the frame magic); SPEC.md sections 2, 3 and 8.
+Reads format versions 1 (framed, 8-aligned sections), 2 (sections without frames,
+zstd payloads without the frame magic) and 3 (version 2 with inline sections in the
+footer); SPEC.md sections 2, 3, 5.4 and 8.
 
 Needs Python 3, the `zstd` command (for zstd sections and footers) and, for PPMd sections
 (codec 3), the `pyppmd` package (`pip install pyppmd`). Slow
@@ -66,8 +67,8 @@ class Snap:
         s.b = b
         assert b[:8] == b'COLSNAP\0'
         s.version, fl, rs = struct.unpack_from('<HHI', b, 8)
-        assert s.version in (1, 2) and fl == 0 and rs == 0
-        v2 = s.version == 2
+        assert s.version in (1, 2, 3) and fl == 0 and rs == 0
+        v2 = s.version >= 2  # v3 lays out its file sections as v2 does
         t = b[-32:]
         assert t[28:] == b'CSNP' and struct.unpack_from('<I', t, 24)[0] == crc32c(t[:24])
         off, sl, rl, fcrc, codec, rsv, ver = struct.unpack_from('<QIIIBBH', t, 0)
@@ -95,6 +96,12 @@ class Snap:
             assert crc32c(b[p:p+st_]) == cr
             s.sec.append((p, st_, rw, c, e, ro, cr))
         assert end == off
+        s.inline = []
+        if s.version >= 3:  # 5.4: inline sections, numbered after these, payloads at the footer's end
+            m = r.var(); iraw = [r.var() for _ in range(m)]
+            ienc = list(r.take(m)); irole = list(r.take(m))
+            assert all(1 <= ro <= 10 and rw > 0 for ro, rw in zip(irole, iraw))
+            s.inline = list(zip(iraw, ienc, irole))
         s.tables = []
         for _ in range(r.var()):
             fl = r.u8(); ns = r.var(); nc = r.var(); fc = r.var()
@@ -122,6 +129,8 @@ class Snap:
             if 7 in nd['counts']: r.var(); r.var()
             if 8 in nd['counts']: r.zz(); r.zz()
             s.nodes.append(nd)
+        for (rw, e, ro) in s.inline:  # raw payloads, covered by the footer's CRC
+            s.sec.append((None, rw, rw, 0, e, ro, r.take(rw)))
         assert r.done()
         for i, nd in enumerate(s.nodes):
             nd['children'] = [j for j, m in enumerate(s.nodes) if j and m['parent'] == i]
@@ -130,7 +139,8 @@ class Snap:
 
     def section(s, i, dic=None):
         p, st, rw, c, e, ro, cr = s.sec[i]
-        return e, decompress(c, s.b[p:p+st], rw, dic, bare=s.version == 2)
+        if p is None: return e, cr  # inline (v3): cr holds the raw payload
+        return e, decompress(c, s.b[p:p+st], rw, dic, bare=s.version >= 2)
 
     def values(s, e, raw, count, kind):  # kind: 'u', 'i', 'u8'
         r = R(raw)
@@ -218,7 +228,7 @@ class Snap:
         if key not in s.chunks:
             dic = s.section(tb['dict'])[1] if tb['dict'] is not None else None
             p, st, rw, c, e, ro, cr = s.sec[tb['first'] + k]
-            raw = decompress(c, s.b[p:p+st], rw, dic if c == 2 else None, bare=s.version == 2)
+            raw = decompress(c, s.b[p:p+st], rw, dic if c == 2 else None, bare=s.version >= 2)
             r = R(raw); out = []
             for _ in range(tb['counts'][k]):
                 if tb['flags'] & 2:
@@ -297,7 +307,7 @@ if __name__ == '__main__':
         if stem.startswith('all-') or stem == 'ids-plain-gzip': stem = 'all'
         if stem == 'long-text-ppmd': stem = 'long-text-rows'  # same input, PPMd chunks
         d = os.path.dirname(f)
-        if os.path.basename(d) == 'v2': d = os.path.dirname(d)  # v2 twins share the inputs
+        if os.path.basename(d) in ('v2', 'v3'): d = os.path.dirname(d)  # the twins share the inputs
         exp_path = os.path.join(d, stem + '.expected.ndjson')
         if not os.path.exists(exp_path): exp_path = os.path.join(d, 'v1-expected.ndjson')  # golden
         exp = open(exp_path).read()

@@ -257,6 +257,8 @@ pub fn object_ranges(snapshot: &Snapshot, min_object: u64) -> Vec<Range<u64>> {
         .footer()
         .sections
         .iter()
+        // Inline sections (version 3) lie in the footer.
+        .filter(|e| !e.inline)
         .map(|e| e.offset)
         .chain(std::iter::once(footer_offset_of(snapshot)))
         .collect::<Vec<_>>();
@@ -1338,7 +1340,13 @@ mod tests {
             for w in rs.windows(2) {
                 assert_eq!(w[0].end, w[1].start);
             }
-            let starts: Vec<u64> = s.footer().sections.iter().map(|e| e.offset).collect();
+            let starts: Vec<u64> = s
+                .footer()
+                .sections
+                .iter()
+                .filter(|e| !e.inline)
+                .map(|e| e.offset)
+                .collect();
             for r in &rs[1..rs.len() - 1] {
                 assert!(starts.contains(&r.start), "{r:?}");
             }

@@ -110,11 +110,25 @@ pub struct BuildOptions {
     /// `.colsnap-spill.*` in it, removed at the end): by default the
     /// output's directory for [`build_file`], else the system's.
     pub tmp_dir: Option<PathBuf>,
-    /// Format version written: [`format::VERSION`] (2, the default:
-    /// sections without frames) or [`format::VERSION_1`] (every section
-    /// framed and 8-aligned, for readers that predate version 2).
+    /// Format version written: [`format::VERSION`] (3, the default: small
+    /// node streams inline in the footer), [`format::VERSION_2`] (sections
+    /// without frames, for readers that predate version 3) or
+    /// [`format::VERSION_1`] (every section framed and 8-aligned, for
+    /// readers that predate version 2).
     pub format_version: u16,
+    /// Version 3: a node stream whose payload would be stored in at most
+    /// this many bytes, and is at most [`INLINE_RAW_MAX`] bytes raw, is
+    /// written inline, its raw payload in the footer (SPEC.md 5.4); 0 writes
+    /// none inline. Default [`INLINE_MAX`].
+    pub inline_max: usize,
 }
+
+/// Default [`BuildOptions::inline_max`]: streams stored in at most 64
+/// bytes (docs/design.md, "Inline sections").
+pub const INLINE_MAX: usize = 64;
+/// The largest raw payload written inline: the footer every reader
+/// decompresses holds at most this much per inline stream.
+pub const INLINE_RAW_MAX: usize = 1024;
 
 impl Default for BuildOptions {
     fn default() -> Self {
@@ -137,6 +151,7 @@ impl Default for BuildOptions {
             memory: DEFAULT_MEMORY,
             tmp_dir: None,
             format_version: VERSION,
+            inline_max: INLINE_MAX,
         }
     }
 }
@@ -281,6 +296,7 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
     b.finish()?;
     memtrace::mark("finish");
     let mut w = Writer::new(out, opts.compress, opts.format_version)?;
+    w.inline_max = opts.inline_max;
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
     Ok(BuildReport {
         rows: b.rows,
@@ -310,6 +326,7 @@ pub fn build_with<W: Write>(
     }
     b.finish()?;
     let mut w = Writer::new(out, opts.compress, opts.format_version)?;
+    w.inline_max = opts.inline_max;
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
     Ok(BuildReport {
         rows: b.rows,
@@ -1710,7 +1727,18 @@ struct Writer<W> {
     sections: Vec<SectionEntry>,
     /// The format version written (1: framed sections).
     version: u16,
+    /// [`BuildOptions::inline_max`] (used from version 3 on).
+    inline_max: usize,
+    /// Inline sections so far (version 3): entries (offsets into
+    /// `inline_bytes`) and payloads. They are numbered after the file's
+    /// sections once those are all written; until then [`Writer::emit_stream`]
+    /// returns `INLINE_TAG | k` for the `k`-th.
+    inline: Vec<SectionEntry>,
+    inline_bytes: Vec<u8>,
 }
+
+/// Marks the provisional index of an inline section (see `Writer::inline`).
+const INLINE_TAG: u32 = 1 << 31;
 
 impl<W: Write> Writer<W> {
     fn new(out: W, opts: CompressOptions, version: u16) -> Result<Self> {
@@ -1726,7 +1754,52 @@ impl<W: Write> Writer<W> {
             opts,
             sections: Vec::new(),
             version,
+            inline_max: 0,
+            inline: Vec::new(),
+            inline_bytes: Vec::new(),
         })
+    }
+
+    /// Write one node stream: inline (version 3, small enough: see
+    /// [`BuildOptions::inline_max`]), returning `INLINE_TAG | k`, or as
+    /// [`Writer::emit`] does.
+    fn emit_stream(&mut self, p: Packed) -> Result<u32> {
+        let stored = match p.codec {
+            // The magic is not stored from version 2 on.
+            Codec::Zstd => p.stored.len().saturating_sub(format::ZSTD_MAGIC.len()),
+            _ => p.stored.len(),
+        };
+        if self.version < format::VERSION_3
+            || stored > self.inline_max
+            || p.raw_len as usize > INLINE_RAW_MAX
+            || p.role.stream_index().is_none()
+        {
+            return self.emit(p);
+        }
+        let raw = if p.codec == Codec::None {
+            p.stored
+        } else {
+            compress::decompress(
+                p.codec,
+                &p.stored,
+                p.raw_len as usize,
+                None,
+                "inline stream",
+            )?
+        };
+        self.inline.push(SectionEntry {
+            offset: self.inline_bytes.len() as u64,
+            stored_len: p.raw_len,
+            raw_len: p.raw_len,
+            codec: Codec::None,
+            encoding: p.encoding,
+            role: p.role as u8,
+            crc: 0,
+            framed: false,
+            inline: true,
+        });
+        self.inline_bytes.extend_from_slice(&raw);
+        Ok(INLINE_TAG | (self.inline.len() - 1) as u32)
     }
 
     fn put(&mut self, b: &[u8]) -> Result<()> {
@@ -1779,6 +1852,7 @@ impl<W: Write> Writer<W> {
             role: p.role as u8,
             crc: h.crc,
             framed,
+            inline: false,
         };
         let pad = e.end() - self.pos;
         self.put(&[0u8; 8][..pad as usize])?;
@@ -2260,12 +2334,12 @@ fn write_snapshot<W: Write>(
             (meta, packs) = encode_node(i, false)?;
             chains.add(i, &[]);
         }
-        let base = w.sections.len() as u32;
+        let mut at = Vec::with_capacity(packs.len());
         for p in packs {
-            w.emit(p)?;
+            at.push(w.emit_stream(p)?);
         }
         for s in meta.streams.iter_mut().flatten() {
-            *s += base;
+            *s = at[*s as usize];
         }
         metas.push(meta);
         Ok(())
@@ -2478,13 +2552,25 @@ fn write_snapshot<W: Write>(
         });
     }
 
+    // The inline sections follow the others (version 3).
+    let n_file = w.sections.len() as u32;
+    for m in &mut metas {
+        for s in m.streams.iter_mut().flatten() {
+            if *s & INLINE_TAG != 0 {
+                *s = n_file + (*s & !INLINE_TAG);
+            }
+        }
+    }
+    let mut sections = std::mem::take(&mut w.sections);
+    sections.append(&mut w.inline);
     let footer = Footer {
         rows: b.rows,
-        sections: std::mem::take(&mut w.sections),
+        sections,
         tables,
         nodes: metas,
+        inline: std::mem::take(&mut w.inline_bytes),
     };
-    let raw = footer.to_bytes();
+    let raw = footer.to_bytes(w.version);
     let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
         what: "footer bytes",
         got: raw.len() as u64,

@@ -391,6 +391,7 @@ fn based_on_a_timestamp(kind: Kind) -> Vec<u8> {
         sections: d,
         tables: vec![empty_table()],
         nodes,
+        inline: Vec::new(),
     })
 }
 

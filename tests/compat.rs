@@ -4,7 +4,9 @@
 //! `v1-input.ndjson`; `v1-expected.ndjson` is its export.
 //! `fixtures/golden/v2.colsnap` was written by format version 2 (sections
 //! without frames, SPEC.md section 8) from the same input, and exports the
-//! same rows. Regenerate the newest version's golden file (only when
+//! same rows, and `fixtures/golden/v3.colsnap` by format version 3 (small
+//! node streams inline in the footer, SPEC.md 5.4). Regenerate the newest
+//! version's golden file (only when
 //! deliberately creating a new version) with
 //! `COLSNAP_REGEN_GOLDEN=1 cargo test --test compat`.
 
@@ -51,36 +53,56 @@ fn v1_golden_reads_verifies_and_exports() {
 
 #[test]
 fn v2_golden_reads_verifies_and_exports() {
+    check("v2.colsnap", 2);
+    // Sections without frames: the first starts right after the header.
+    let snap = Snapshot::open(golden("v2.colsnap")).unwrap();
+    let first = &snap.footer().sections[0];
+    assert!(!first.framed);
+    assert!(snap.footer().sections.iter().all(|e| !e.inline));
+    assert_eq!(first.offset, colsnap::format::HEADER_LEN as u64);
+}
+
+#[test]
+fn v3_golden_reads_verifies_and_exports() {
     // (Regenerating needs the writer; reading the golden file does not, so
     // CI also runs this test with only the pure-Rust zstd decoder.)
     #[cfg(feature = "write")]
     if std::env::var_os("COLSNAP_REGEN_GOLDEN").is_some() {
         let input = std::fs::read(golden("v1-input.ndjson")).unwrap();
         let bytes = colsnap::build_to_vec(&input[..], &colsnap::BuildOptions::default()).unwrap();
-        std::fs::write(golden("v2.colsnap"), &bytes).unwrap();
+        std::fs::write(golden("v3.colsnap"), &bytes).unwrap();
     }
-    check("v2.colsnap", 2);
-    // Sections without frames: the first starts right after the header.
-    let snap = Snapshot::open(golden("v2.colsnap")).unwrap();
-    let first = &snap.footer().sections[0];
-    assert!(!first.framed);
-    assert_eq!(first.offset, colsnap::format::HEADER_LEN as u64);
+    check("v3.colsnap", 3);
+    // Some streams inline, numbered after the sections in the file, which
+    // start right after the header.
+    let snap = Snapshot::open(golden("v3.colsnap")).unwrap();
+    let f = snap.footer();
+    let n_file = f.file_sections();
+    assert!(n_file > 0 && n_file < f.sections.len());
+    assert!(f.sections[n_file..].iter().all(|e| e.inline));
+    assert_eq!(f.sections[0].offset, colsnap::format::HEADER_LEN as u64);
 }
 
-/// The writer still writes version 1 on request, and what it writes is
+/// The writer still writes versions 1 and 2 on request, and what it writes is
 /// read like the golden file.
 #[cfg(feature = "write")]
 #[test]
-fn the_writer_writes_version_1_on_request() {
+fn the_writer_writes_older_versions_on_request() {
     let input = std::fs::read(golden("v1-input.ndjson")).unwrap();
     let opts = colsnap::BuildOptions {
         format_version: 1,
         ..Default::default()
     };
     let v1 = colsnap::build_to_vec(&input[..], &opts).unwrap();
-    let v2 = colsnap::build_to_vec(&input[..], &Default::default()).unwrap();
+    let opts = colsnap::BuildOptions {
+        format_version: 2,
+        ..Default::default()
+    };
+    let v2 = colsnap::build_to_vec(&input[..], &opts).unwrap();
+    let v3 = colsnap::build_to_vec(&input[..], &Default::default()).unwrap();
     assert!(v2.len() < v1.len());
-    for (bytes, version) in [(v1, 1), (v2, 2)] {
+    assert!(v3.len() < v2.len());
+    for (bytes, version) in [(v1, 1), (v2, 2), (v3, 3)] {
         let snap = Snapshot::from_bytes(bytes).unwrap();
         assert_eq!(snap.header().version, version);
         snap.verify().unwrap();
@@ -88,7 +110,7 @@ fn the_writer_writes_version_1_on_request() {
         assert_eq!(export(&snap), expected);
     }
     let bad = colsnap::BuildOptions {
-        format_version: 3,
+        format_version: 4,
         ..Default::default()
     };
     assert!(colsnap::build_to_vec(&input[..], &bad).is_err());
@@ -104,7 +126,7 @@ fn zstd_conformance_files_read_in_both_versions() {
     for (name, stem) in [("all-zstd", "all"), ("long-text-dict", "long-text-dict")] {
         let expected =
             std::fs::read_to_string(dir.join(format!("{stem}.expected.ndjson"))).unwrap();
-        for (sub, version) in [("", 1), ("v2/", 2)] {
+        for (sub, version) in [("", 1), ("v2/", 2), ("v3/", 3)] {
             let snap = Snapshot::open(dir.join(format!("{sub}{name}.colsnap"))).unwrap();
             assert_eq!(snap.header().version, version);
             snap.verify().unwrap_or_else(|e| panic!("{sub}{name}: {e}"));

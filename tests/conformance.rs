@@ -5,8 +5,10 @@
 //! reproduce the file byte for byte; and the set as a whole must contain
 //! every (role, encoding, codec) combination the writer produces. Every case
 //! exists once per format version: `NAME.colsnap` is version 1 (framed
-//! sections), `v2/NAME.colsnap` version 2 (sections without frames), built
-//! from the same input with the same options and exporting the same rows.
+//! sections), `v2/NAME.colsnap` version 2 (sections without frames),
+//! `v3/NAME.colsnap` version 3 (small node streams inline in the footer),
+//! built from the same input with the same options and exporting the same
+//! rows.
 //!
 //! Regenerate (only when a case is added or the writer deliberately changes
 //! its output) with
@@ -599,6 +601,8 @@ fn serialize(
             stored = format::section::strip_zstd_magic(stored).unwrap();
         }
         e.framed = framed;
+        // Every section goes to the file: none inline (version 3).
+        e.inline = false;
         e.offset = out.len() as u64;
         e.encoding = enc;
         e.codec = used;
@@ -619,7 +623,8 @@ fn serialize(
         out.extend_from_slice(&stored);
         out.resize(e.end() as usize, 0);
     }
-    let footer = f.to_bytes();
+    f.inline.clear();
+    let footer = f.to_bytes(version);
     let t = Trailer {
         footer_offset: out.len() as u64,
         footer_stored_len: footer.len() as u32,
@@ -852,7 +857,11 @@ fn path(name: &str, ext: &str) -> PathBuf {
 }
 
 /// The format versions every case is built in.
-const VERSIONS: [u16; 2] = [colsnap::format::VERSION_1, colsnap::format::VERSION];
+const VERSIONS: [u16; 3] = [
+    colsnap::format::VERSION_1,
+    colsnap::format::VERSION_2,
+    colsnap::format::VERSION_3,
+];
 
 /// The snapshot of case `c` in format `version`: version 1 files are
 /// `NAME.colsnap`, later ones `vN/NAME.colsnap`.
@@ -996,6 +1005,95 @@ fn version_2_files_are_version_1_without_frames() {
             (f2.rows, &f2.tables, &f2.nodes)
         );
     }
+}
+
+/// A version 3 file holds the sections of its version 2 twin, the small
+/// node streams inline (raw, in the footer, numbered after the others) and
+/// the rest byte for byte; every section decodes to the same payload, and
+/// the file is no larger.
+#[test]
+fn version_3_files_are_version_2_with_inline_streams() {
+    ready();
+    use colsnap::format::HEADER_LEN;
+    let mut inline = 0;
+    for c in CASES {
+        let v2 = std::fs::read(snapshot_path(c, 2)).unwrap();
+        let v3 = std::fs::read(snapshot_path(c, 3)).unwrap();
+        let (s2, s3) = (
+            Snapshot::from_bytes(v2.clone()).unwrap(),
+            Snapshot::from_bytes(v3.clone()).unwrap(),
+        );
+        let (f2, f3) = (s2.footer(), s3.footer());
+        assert_eq!(f2.sections.len(), f3.sections.len(), "{}", c.name);
+        assert_eq!(
+            (f2.rows, f2.tables.len(), f2.nodes.len()),
+            (f3.rows, f3.tables.len(), f3.nodes.len()),
+            "{}",
+            c.name
+        );
+        // The tables hold the same chunks, index and dictionary (numbered
+        // apart: in version 3 the inline sections come last).
+        for (a, b) in f2.tables.iter().zip(&f3.tables) {
+            assert_eq!(
+                (a.flags, a.n_strings, &a.chunk_counts),
+                (b.flags, b.n_strings, &b.chunk_counts),
+                "{}",
+                c.name
+            );
+            let secs = |t: &colsnap::format::TableMeta| -> Vec<u32> {
+                (t.first_chunk..t.first_chunk + t.chunk_counts.len() as u32)
+                    .chain(t.index_section)
+                    .chain(t.dict_section)
+                    .collect()
+            };
+            for (x, y) in secs(a).into_iter().zip(secs(b)) {
+                assert!(!f3.sections[y as usize].inline);
+                assert_eq!(s2.section(x).unwrap(), s3.section(y).unwrap());
+            }
+        }
+        // Node by node, stream by stream: the same payloads, in place or
+        // inline.
+        let mut at = HEADER_LEN as u64;
+        let n_file = f3.file_sections();
+        for (i, (a, b)) in f2.nodes.iter().zip(&f3.nodes).enumerate() {
+            assert_eq!(
+                (a.items, a.counts, a.stats, a.table),
+                (b.items, b.counts, b.stats, b.table),
+                "{} node {i}",
+                c.name
+            );
+            for (sa, sb) in a.streams.iter().zip(&b.streams) {
+                assert_eq!(sa.is_some(), sb.is_some(), "{} node {i}", c.name);
+                let (Some(sa), Some(sb)) = (sa, sb) else {
+                    continue;
+                };
+                let (ea, eb) = (&f2.sections[*sa as usize], &f3.sections[*sb as usize]);
+                assert_eq!((ea.encoding, ea.role), (eb.encoding, eb.role));
+                assert_eq!(eb.inline, *sb as usize >= n_file, "{}", c.name);
+                if eb.inline {
+                    inline += 1;
+                    assert_eq!(eb.codec, Codec::None);
+                    assert!(ea.stored_len <= 64, "{}: the default inline_max", c.name);
+                } else {
+                    assert_eq!(
+                        &v2[ea.range().start as usize..ea.range().end as usize],
+                        &v3[eb.range().start as usize..eb.range().end as usize],
+                        "{} node {i}",
+                        c.name
+                    );
+                }
+                assert_eq!(s2.section(*sa).unwrap(), s3.section(*sb).unwrap());
+            }
+        }
+        for e in &f3.sections[..n_file] {
+            assert_eq!(e.offset, at, "{}: v3 file sections tile", c.name);
+            at += e.stored_len as u64;
+        }
+        assert!(f3.sections[n_file..].iter().all(|e| e.inline));
+        assert_eq!(at, s3.footer_offset(), "{}", c.name);
+        assert!(v3.len() <= v2.len() + 1, "{}", c.name);
+    }
+    assert!(inline > 0, "no conformance file has an inline section");
 }
 
 /// The (role, encoding) pairs the writer produces (src/write.rs).
@@ -1146,18 +1244,22 @@ fn readme_lists_every_conformance_file() {
         if n == "README.md" {
             continue;
         }
-        if n == "v2" {
-            // The version 2 twins of the files here.
-            assert!(readme.contains("`v2/`"), "README.md does not describe v2/");
+        if let Some(v) = ["v2", "v3"].iter().position(|d| *d == n) {
+            // The version 2 and 3 twins of the files here.
+            let version = v as u16 + 2;
+            assert!(
+                readme.contains(&format!("`{n}/`")),
+                "README.md does not describe {n}/"
+            );
             for c in CASES {
                 assert!(
-                    snapshot_path(c, 2).exists(),
-                    "v2/{}.colsnap missing",
+                    snapshot_path(c, version).exists(),
+                    "{n}/{}.colsnap missing",
                     c.name
                 );
             }
-            let v2 = std::fs::read_dir(dir().join("v2")).unwrap().count();
-            assert_eq!(v2, CASES.len(), "v2/ holds a file of no case");
+            let count = std::fs::read_dir(dir().join(&n)).unwrap().count();
+            assert_eq!(count, CASES.len(), "{n}/ holds a file of no case");
             continue;
         }
         if n == "events" {
@@ -1232,7 +1334,10 @@ fn dump() {
                 );
             }
         }
-        println!("  footer raw: {}", hex(&f.to_bytes(), 400));
+        println!(
+            "  footer raw: {}",
+            hex(&f.to_bytes(snap.header().version), 400)
+        );
     }
 }
 

@@ -180,6 +180,7 @@ fn crafted(deltas: &[i64], ids: &[u32]) -> Vec<u8> {
             dict_section: None,
         }],
         nodes: vec![root(N as u64), s],
+        inline: Vec::new(),
     })
 }
 
@@ -288,6 +289,7 @@ fn list_lengths_refuse_differences() {
         sections: d,
         tables: vec![empty_table()],
         nodes: vec![root(N as u64), a, e],
+        inline: Vec::new(),
     });
     let s = Snapshot::from_bytes(bytes.clone()).unwrap();
     let d = corrupt_detail(s.verify());

@@ -32,10 +32,11 @@ fn rewrite_footer(bytes: &[u8], edit: impl FnOnce(&mut Footer)) -> Vec<u8> {
     edit(&mut f);
     let end = f
         .sections
-        .last()
+        .iter()
+        .rfind(|e| !e.inline)
         .map_or(format::HEADER_LEN as u64, |e| e.end());
     let mut out = bytes[..end as usize].to_vec();
-    let footer_raw = f.to_bytes();
+    let footer_raw = f.to_bytes(s.header().version);
     let t = Trailer {
         footer_offset: out.len() as u64,
         footer_stored_len: footer_raw.len() as u32,
@@ -187,6 +188,7 @@ fn mapped_chain(len: usize, source_of: impl Fn(u32) -> u32) -> Vec<u8> {
             dict_section: None,
         }],
         nodes,
+        inline: Vec::new(),
     })
 }
 
@@ -312,6 +314,7 @@ fn kinds_beyond_the_footer() -> Vec<u8> {
         sections: d,
         tables: vec![empty_table()],
         nodes: vec![root(2), a],
+        inline: Vec::new(),
     })
 }
 
@@ -391,6 +394,7 @@ fn one_value_dict_rows() -> Vec<u8> {
             sections: d,
             tables: Vec::new(),
             nodes: vec![root(rows), a],
+            inline: Vec::new(),
         }
     })
 }
@@ -452,6 +456,7 @@ fn empty_rows_without_bytes_are_refused_by_the_query_budget() {
         sections: d,
         tables: Vec::new(),
         nodes: vec![root(rows)],
+        inline: Vec::new(),
     });
     assert!(bytes.len() < 200, "{} bytes", bytes.len());
     let s = Snapshot::from_bytes(bytes.clone()).expect("a valid file");
@@ -555,6 +560,7 @@ fn inflating_file(raw_len: u32, real: u64) -> Vec<u8> {
                 root(1),
                 with_stream(node(0, key("a"), 1, &[(Kind::Array, 1)]), Role::Lens, 0),
             ],
+            inline: Vec::new(),
         },
     )
 }
@@ -868,11 +874,29 @@ fn objects_with_many_sparse_and_dense_fields_export_exactly() {
 /// sections have no frames).
 #[test]
 fn a_version_2_directory_must_tile_the_file() {
+    directory_must_tile(format::VERSION_2);
+}
+
+/// The same in version 3, whose file sections (all but the inline ones)
+/// tile the file as in version 2.
+#[test]
+fn a_version_3_directory_must_tile_the_file() {
+    directory_must_tile(format::VERSION_3);
+}
+
+fn directory_must_tile(version: u16) {
     let input = std::fs::read(common::fixture("github-sample.ndjson")).unwrap();
-    let bytes = build_to_vec(&input[..], &BuildOptions::default()).unwrap();
+    let opts = BuildOptions {
+        format_version: version,
+        ..BuildOptions::default()
+    };
+    let bytes = build_to_vec(&input[..], &opts).unwrap();
     let s = Snapshot::from_bytes(bytes.clone()).unwrap();
-    assert_eq!(s.header().version, format::VERSION);
-    assert!(s.footer().sections.len() > 4);
+    assert_eq!(s.header().version, version);
+    assert!(s.footer().file_sections() > 4);
+    if version == format::VERSION_3 {
+        assert!(s.footer().sections.iter().any(|e| e.inline));
+    }
     // The unchanged footer, rewritten raw, is accepted.
     Snapshot::from_bytes(rewrite_footer(&bytes, |_| {}))
         .unwrap()
@@ -895,13 +919,18 @@ fn a_version_2_directory_must_tile_the_file() {
             d.contains("starts at")
                 || d.contains("sections end at")
                 || d.contains("empty")
-                || d.contains("past the footer"),
+                || d.contains("past the footer")
+                // A raw section that grows no longer matches its raw length.
+                || d.contains("!= raw_len"),
             "{what}: {d}"
         );
     }
     // A last section one byte shorter (the footer moved up to it) tiles,
     // but its bytes no longer have its checksum.
-    let shorter = rewrite_footer(&bytes, |f| f.sections.last_mut().unwrap().stored_len -= 1);
+    let shorter = rewrite_footer(&bytes, |f| {
+        let last = f.file_sections() - 1;
+        f.sections[last].stored_len -= 1
+    });
     let err = Snapshot::from_bytes(shorter)
         .and_then(|s| s.verify())
         .expect_err("a shorter section was accepted");
@@ -918,6 +947,63 @@ fn a_version_2_directory_must_tile_the_file() {
     let mut mixed = bytes.clone();
     mixed[8] = 1;
     assert!(Snapshot::from_bytes(mixed).is_err());
+}
+
+/// Version 3 inline sections (SPEC.md 5.4): a directory whose inline part
+/// lies (a string chunk inline, an empty payload, payload bytes missing or
+/// left over) is refused at open, and inline payloads that decode to
+/// nonsense (the footer's checksum recomputed over them) are errors, never
+/// panics.
+#[test]
+fn inline_sections_are_checked() {
+    let input = std::fs::read(common::fixture("github-sample.ndjson")).unwrap();
+    let bytes = build_to_vec(&input[..], &BuildOptions::default()).unwrap();
+    let s = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let n_file = s.footer().file_sections();
+    let last = s.footer().sections.len() - 1;
+    assert!(n_file < last, "no inline sections");
+    type Edit = fn(&mut Footer);
+    let cases: [(&str, Edit, &str); 4] = [
+        (
+            "a string chunk inline",
+            |f| f.sections.last_mut().unwrap().role = Role::StrChunk as u8,
+            "cannot be inline",
+        ),
+        (
+            "an empty inline section",
+            |f| {
+                let e = f.sections.last_mut().unwrap();
+                let len = e.raw_len as usize;
+                (e.raw_len, e.stored_len) = (0, 0);
+                let keep = f.inline.len() - len;
+                f.inline.truncate(keep);
+            },
+            "empty section",
+        ),
+        (
+            "payload bytes missing",
+            |f| {
+                f.inline.pop();
+            },
+            "inline sections",
+        ),
+        ("a byte left over", |f| f.inline.push(0), "trailing bytes"),
+    ];
+    for (what, edit, want) in cases {
+        let d = corrupt_detail(Snapshot::from_bytes(rewrite_footer(&bytes, edit)));
+        assert!(d.contains(want), "{what}: {d}");
+    }
+    // Every byte of the inline payloads flipped in turn (the footer's
+    // checksum made valid again): open, verify and export end in a value
+    // or an error.
+    let len = s.footer().inline.len();
+    for k in (0..len).step_by(len.div_ceil(200).max(1)) {
+        let b = rewrite_footer(&bytes, |f| f.inline[k] ^= 0x55);
+        if let Ok(s) = Snapshot::from_bytes(b) {
+            let _ = s.verify();
+            let _ = s.export(&mut std::io::sink(), &ExportOptions::default());
+        }
+    }
 }
 
 /// A three-row snapshot whose one string column `s` holds ids 0, 1, 2 of a
@@ -950,6 +1036,7 @@ fn row_ordered_table(strings: [&str; 3]) -> Vec<u8> {
             dict_section: None,
         }],
         nodes: vec![root(3), s],
+        inline: Vec::new(),
     })
 }
 

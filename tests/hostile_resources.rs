@@ -522,7 +522,7 @@ fn with_corrupt_string_stats(bytes: &[u8]) -> Vec<u8> {
         }
     }
     assert!(hit, "no string column");
-    let raw = footer.to_bytes();
+    let raw = footer.to_bytes(version);
     let mut out = bytes[..fo].to_vec();
     out.extend_from_slice(&raw);
     let trailer = Trailer {

@@ -164,6 +164,7 @@ fn string_file(chunk: Vec<u8>) -> Vec<u8> {
                     dict_section: None,
                 }],
                 nodes: vec![root(1), s],
+                inline: Vec::new(),
             }
         },
     )

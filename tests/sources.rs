@@ -49,11 +49,16 @@ fn body(i: u64) -> String {
     s
 }
 
+/// Every stream in the file, none inline in the footer (format version 3
+/// keeps the small ones there, and these columns are all small): the
+/// tests here are about reading sections from sources.
+/// `inline_streams_come_with_the_footer` reads the default layout.
 fn opts() -> BuildOptions {
     BuildOptions {
         chunk_size: 256,
         long_chunk_size: 4096,
         long_dict_size: 8 << 10,
+        inline_max: 0,
         ..BuildOptions::default()
     }
 }
@@ -417,4 +422,62 @@ fn an_async_source_opens_then_decodes_what_it_fetched() {
         assert_eq!(d.len(), rows.len());
         assert_eq!(d.kind(7), colsnap::model::Kind::Int);
     }
+}
+
+/// Format version 3 keeps small node streams in the footer (SPEC.md 5.4):
+/// a reader that has opened the snapshot has them. Their columns decode
+/// with no read, from a file cut back to its header after open and from an
+/// async source that fetched nothing but the tail; the other columns still
+/// fail cleanly there.
+#[test]
+fn inline_streams_come_with_the_footer() {
+    let rows = rows(300);
+    let text: String = rows.iter().map(|r| r.to_string() + "\n").collect();
+    let opts = BuildOptions {
+        inline_max: 64,
+        ..opts()
+    };
+    let bytes = colsnap::build_to_vec(text.as_bytes(), &opts).expect("build");
+    let f = write_file(&bytes);
+    let s = Snapshot::open(f.path()).unwrap();
+    assert_eq!(s.header().version, colsnap::format::VERSION_3);
+    // Columns whose streams are all inline and name no source.
+    let foot = s.footer();
+    let inline: Vec<u32> = (1..foot.nodes.len() as u32)
+        .filter(|&n| {
+            let st = &foot.nodes[n as usize].streams;
+            st.iter().flatten().count() > 0
+                && st.iter().flatten().all(|&i| {
+                    let e = &foot.sections[i as usize];
+                    e.inline && !e.encoding.has_source()
+                })
+        })
+        .collect();
+    assert!(inline.len() >= 3, "{inline:?}");
+    let number = s.node_by_path("number").unwrap();
+    assert!(inline.contains(&number));
+    let want: Vec<_> = inline
+        .iter()
+        .map(|&n| s.node_data(n).unwrap().len())
+        .collect();
+    // Cut the file back to its header: the sections are gone, the inline
+    // streams are not.
+    let s = Snapshot::open(f.path()).unwrap();
+    f.as_file().set_len(16).unwrap();
+    s.reset_stats();
+    for (&n, &len) in inline.iter().zip(&want) {
+        assert_eq!(s.node_data(n).unwrap().len(), len);
+    }
+    assert_eq!(s.stats().reads, 0);
+    // The string tables' chunks are in the file: gone.
+    assert!(s.table(0).and_then(|t| t.get(0)).is_err());
+    // Async: after the tail, the inline columns decode without a fetch.
+    let src: Arc<dyn ByteSource> = Arc::new(MemorySource::new(bytes));
+    let a: Arc<dyn AsyncByteSource> = Arc::new(AsAsync(src));
+    let s = block_on(Snapshot::open_async(a, OpenOptions::default())).unwrap();
+    let reads = s.stats().reads;
+    let d = s.node_data(number).unwrap();
+    assert_eq!(d.len(), rows.len());
+    assert_eq!(d.kind(7), colsnap::model::Kind::Int);
+    assert_eq!(s.stats().reads, reads);
 }

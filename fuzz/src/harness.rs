@@ -339,7 +339,7 @@ pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
     let raw = colsnap::raw::compress::decompress(codec, &stored, raw_len, None, "footer").ok()?;
     let mut footer = Footer::parse(&raw, fo as u64, version).ok()?;
     let mut out = data[..fo].to_vec();
-    for e in &mut footer.sections {
+    for e in footer.sections.iter_mut().filter(|e| !e.inline) {
         let p = e.payload_offset() as usize;
         let payload = out.get(p..p + e.stored_len as usize)?;
         e.crc = format::crc32c(payload);
@@ -347,7 +347,7 @@ pub fn repair_checksums(data: &[u8]) -> Option<Vec<u8>> {
             out[p - 4..p].copy_from_slice(&e.crc.to_le_bytes());
         }
     }
-    let raw = footer.to_bytes();
+    let raw = footer.to_bytes(version);
     let trailer = Trailer {
         footer_offset: fo as u64,
         footer_stored_len: raw.len() as u32,

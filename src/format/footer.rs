@@ -135,6 +135,12 @@ pub struct SectionEntry {
     /// its payload alone, and a zstd payload lacks the frame's 4-byte magic
     /// (SPEC.md sections 2.2 and 3).
     pub framed: bool,
+    /// Version 3: the section is **inline**, its raw payload kept in the
+    /// footer ([`Footer::inline`], from byte `offset` of it) rather than in
+    /// the file's sections: stored raw (codec none), without a checksum of
+    /// its own (the footer's covers it), and never fetched (SPEC.md 5.4).
+    /// Its `range` and `end` are not byte ranges of the file.
+    pub inline: bool,
 }
 
 impl SectionEntry {
@@ -278,6 +284,9 @@ pub struct Footer {
     pub tables: Vec<TableMeta>,
     /// Schema nodes; node 0 is the row.
     pub nodes: Vec<NodeMeta>,
+    /// Version 3: the payloads of the inline sections (the last sections of
+    /// [`Footer::sections`]), one after another (SPEC.md 5.4).
+    pub inline: Vec<u8>,
 }
 
 fn put_opt(out: &mut Vec<u8>, v: Option<u32>) {
@@ -285,11 +294,32 @@ fn put_opt(out: &mut Vec<u8>, v: Option<u32>) {
 }
 
 impl Footer {
-    /// Serialize (before compression).
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The sections stored in the file (every section before version 3;
+    /// in version 3 those before the inline ones).
+    pub fn file_sections(&self) -> usize {
+        self.sections.iter().take_while(|e| !e.inline).count()
+    }
+
+    /// The payload of inline section entry `e` (empty for another).
+    pub fn inline_payload(&self, e: &SectionEntry) -> &[u8] {
+        if !e.inline {
+            return &[];
+        }
+        let a = e.offset as usize;
+        self.inline
+            .get(a..a + e.stored_len as usize)
+            .unwrap_or_default()
+    }
+
+    /// Serialize (before compression) for format `version`: inline sections
+    /// (which must follow every other) exist only in version 3 and later.
+    pub fn to_bytes(&self, version: u16) -> Vec<u8> {
         let mut o = Vec::new();
         varint::put_u64(&mut o, self.rows);
-        let s = &self.sections;
+        let n_file = self.file_sections();
+        let (s, inl) = self.sections.split_at(n_file);
+        debug_assert!(inl.iter().all(|e| e.inline));
+        debug_assert!(inl.is_empty() || version >= super::VERSION_3);
         varint::put_u64(&mut o, s.len() as u64);
         let mut prev = 0u64;
         for e in s {
@@ -307,6 +337,14 @@ impl Footer {
         o.extend(s.iter().map(|e| e.role));
         for e in s {
             o.extend_from_slice(&e.crc.to_le_bytes());
+        }
+        if version >= super::VERSION_3 {
+            varint::put_u64(&mut o, inl.len() as u64);
+            for e in inl {
+                varint::put_u64(&mut o, e.raw_len as u64);
+            }
+            o.extend(inl.iter().map(|e| e.encoding as u8));
+            o.extend(inl.iter().map(|e| e.role));
         }
         varint::put_u64(&mut o, self.tables.len() as u64);
         for t in &self.tables {
@@ -384,6 +422,9 @@ impl Footer {
                 varint::put_i64(&mut o, a);
                 varint::put_i64(&mut o, b);
             }
+        }
+        if version >= super::VERSION_3 {
+            o.extend_from_slice(&self.inline);
         }
         o
     }
@@ -471,6 +512,7 @@ impl Footer {
                 role: roles[i],
                 crc: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
                 framed,
+                inline: false,
             };
             end = entry.end();
             if end > footer_offset {
@@ -487,6 +529,62 @@ impl Footer {
                 format!("sections end at {end} but the footer starts at {footer_offset}"),
             ));
         }
+        // Version 3: the inline sections, numbered after the others, their
+        // payloads at the footer's end (checked once the nodes are read).
+        let mut inline_len = 0u64;
+        if version >= super::VERSION_3 {
+            let m = r.len("inline section count", (r.remaining() / 3) as u64)?;
+            let mut raw = Vec::with_capacity(m);
+            for _ in 0..m {
+                raw.push(
+                    u32::try_from(r.u64("inline section raw_len")?).map_err(|_| {
+                        Error::corrupt("directory", 0, "inline raw_len exceeds u32")
+                    })?,
+                );
+            }
+            let encs = r.bytes(m, "inline section encodings")?;
+            let roles = r.bytes(m, "inline section roles")?;
+            for k in 0..m {
+                let i = n + k;
+                let what = |d: String| Error::corrupt(format!("directory entry {i}"), 0, d);
+                let encoding = Encoding::from_u8(encs[k])
+                    .ok_or_else(|| what(format!("unknown encoding {}", encs[k])))?;
+                let role = Role::from_u8(roles[k])
+                    .ok_or_else(|| what(format!("unknown role {}", roles[k])))?;
+                if role.stream_index().is_none() {
+                    return Err(what(format!(
+                        "a {} section cannot be inline (only node streams are)",
+                        role.name()
+                    )));
+                }
+                if raw[k] == 0 {
+                    return Err(what("empty section".into()));
+                }
+                sections.push(SectionEntry {
+                    offset: inline_len,
+                    stored_len: raw[k],
+                    raw_len: raw[k],
+                    codec: Codec::None,
+                    encoding,
+                    role: roles[k],
+                    crc: 0,
+                    framed: false,
+                    inline: true,
+                });
+                inline_len += raw[k] as u64;
+            }
+            if inline_len > r.remaining() as u64 {
+                return Err(Error::corrupt(
+                    "directory",
+                    0,
+                    format!(
+                        "inline sections of {inline_len} bytes, {} footer bytes left",
+                        r.remaining()
+                    ),
+                ));
+            }
+        }
+        let n = sections.len();
         let section_ref = |v: u64, what: &str| -> Result<u32> {
             if v >= n as u64 {
                 return Err(Error::corrupt(
@@ -865,6 +963,11 @@ impl Footer {
                 has_elem[n.parent as usize] = true;
             }
         }
+        let inline = if inline_len > 0 {
+            r.bytes(inline_len as usize, "inline sections")?.to_vec()
+        } else {
+            Vec::new()
+        };
         if !r.is_empty() {
             return Err(Error::corrupt(
                 "footer",
@@ -877,6 +980,7 @@ impl Footer {
             sections,
             tables,
             nodes,
+            inline,
         })
     }
 }

@@ -858,6 +858,10 @@ impl Snapshot {
     /// The bytes of section `idx` (frame, in version 1, and stored
     /// payload): from the fetch cache, else read now.
     fn frame(&self, idx: u32, e: &SectionEntry) -> Result<Bytes> {
+        if e.inline {
+            // Version 3: in the footer, read with it.
+            return Ok(Bytes::copy_from_slice(self.footer.inline_payload(e)));
+        }
         let cached = || -> Result<Option<Bytes>> {
             Ok(self.inner.fetched.lock().map_err(|_| poisoned())?.get(&idx))
         };
@@ -908,6 +912,10 @@ impl Snapshot {
             )
         };
         let frame = self.frame(idx, e)?;
+        if e.inline {
+            // Raw, and checked with the footer (its CRC-32C covers it).
+            return Ok((frame, false));
+        }
         if !e.framed {
             let p = e.offset;
             if frame.len() != e.stored_len as usize {
@@ -1302,7 +1310,8 @@ impl Snapshot {
             .filter(|s| !cached.as_ref().is_ok_and(|c| c.contains(s)))
             .filter_map(|s| {
                 let e = self.footer.sections.get(s as usize)?;
-                Some((s, Self::frame_range(e)))
+                // Inline sections came with the footer.
+                (!e.inline).then(|| (s, Self::frame_range(e)))
             })
             .collect();
         frames

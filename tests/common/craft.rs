@@ -59,13 +59,14 @@ pub fn assemble_with(
             role: h.role,
             crc: h.crc,
             framed: true,
+            inline: false,
         });
         out.extend_from_slice(&h.to_bytes());
         out.extend_from_slice(&s.stored);
         let pad = format::section::padding((format::SECTION_HEADER_LEN + s.stored.len()) as u64);
         out.extend(std::iter::repeat_n(0u8, pad as usize));
     }
-    let footer_raw = footer(dir).to_bytes();
+    let footer_raw = footer(dir).to_bytes(VERSION_1);
     finish(out, &footer_raw, footer_codec)
 }
 
@@ -148,5 +149,6 @@ pub fn footer(rows: u64, sections: Vec<SectionEntry>, nodes: Vec<NodeMeta>) -> F
         sections,
         tables: Vec::new(),
         nodes,
+        inline: Vec::new(),
     }
 }

@@ -112,12 +112,19 @@ pub struct Args {
     /// then need no whole-table decode.
     #[arg(long)]
     pub long_text_sorted: bool,
-    /// Snapshot format version: 2 (sections without frames, the default) or
-    /// 1 (every section framed and 8-aligned), for readers older than version 2
-    /// (long text then sorted, as with --long-text-sorted, in zstd, and no
-    /// `based` streams or string ids as differences).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=2))]
+    /// Snapshot format version: 3 (small column streams inline in the
+    /// footer, the default), 2 (sections without frames) for readers older
+    /// than version 3, or 1 (every section framed and 8-aligned) for readers
+    /// older than version 2 (long text then sorted, as with
+    /// --long-text-sorted, in zstd, and no `based` streams or string ids as
+    /// differences).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=3))]
     pub format_version: Option<u16>,
+    /// Version 3: keep a column stream in the footer (inline, without a
+    /// checksum and byte range of its own) when it would be stored in at
+    /// most this many bytes and is at most 1 KiB raw; 0 for none.
+    #[arg(long, value_name = "BYTES", default_value_t = colsnap::write::INLINE_MAX)]
+    pub inline_max: usize,
     /// Memory budget (e.g. 512M, 2G; 0 for none): the column buffers get
     /// three eighths of it and past that are spilled to temporary files
     /// (read back one column at a time when the snapshot is written); the
@@ -211,6 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None => base.long_text_codec,
         },
         format_version: args.format_version.unwrap_or(base.format_version),
+        inline_max: args.inline_max,
         threads: args.threads.map_or(0, usize::from),
         memory: usize::try_from(args.memory).unwrap_or(usize::MAX),
         tmp_dir: Some(match &args.tmp_dir {

@@ -804,10 +804,16 @@ pub fn warm_remote(
     let spans: Vec<std::ops::Range<u64>> = plan
         .sections()
         .filter_map(|s| footer.sections.get(s as usize))
+        .filter(|e| !e.inline)
         .map(frame)
         .collect();
     let spans = colsnap::source::coalesce_ranges(&spans, snap.options().coalesce_gap);
-    for (i, e) in footer.sections.iter().enumerate() {
+    for (i, e) in footer
+        .sections
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.inline)
+    {
         let r = frame(e);
         let at = spans.partition_point(|m| m.start <= r.start);
         if at > 0 && r.end <= spans[at - 1].end {
@@ -817,6 +823,7 @@ pub fn warm_remote(
     let bytes: u64 = plan
         .sections()
         .filter_map(|s| footer.sections.get(s as usize))
+        .filter(|e| !e.inline)
         .map(|e| e.range().end - e.range().start)
         .sum();
     if bytes > snap.options().fetch_cache_bytes as u64 / 2 {

@@ -134,8 +134,12 @@ pub struct ColumnReport {
     pub sections: usize,
     /// Decompressed bytes of its streams.
     pub raw_bytes: u64,
-    /// Stored bytes of its streams (payloads, frames excluded).
+    /// Stored bytes of its streams (payloads, frames excluded) in the
+    /// file's sections: its inline streams (format version 3) are not
+    /// counted, their bytes are the footer's.
     pub stored_bytes: u64,
+    /// Its streams kept inline in the footer (format version 3).
+    pub inline_sections: usize,
     /// raw_bytes / stored_bytes (1 when nothing is stored).
     pub ratio: f64,
     /// Items that are JSON `null`.
@@ -207,12 +211,19 @@ pub struct TableReport {
 /// Totals: the parts add up to the file size.
 #[derive(Debug, Serialize)]
 pub struct Totals {
-    /// Sections in the file.
+    /// Sections in the file, inline ones included.
     pub sections: usize,
-    /// Decompressed bytes of every section.
+    /// Decompressed bytes of every section stored in the file's sections
+    /// (not inline).
     pub raw_bytes: u64,
-    /// Stored payload bytes of every section.
+    /// Stored payload bytes of every section stored in the file's sections.
     pub stored_bytes: u64,
+    /// Format version 3: sections kept raw in the footer (inline), counted
+    /// in `sections`, and their bytes (raw, before the footer is
+    /// compressed; the file's share of them is in `metadata`).
+    pub inline_sections: usize,
+    /// Raw bytes of the inline sections.
+    pub inline_bytes: u64,
     /// Where the file's bytes go: columns, string_tables, metadata.
     pub parts: Vec<Part>,
     /// The stored footer's bytes (part of `metadata`).
@@ -266,7 +277,12 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
     for (i, n) in f.nodes.iter().enumerate() {
         let secs: Vec<&SectionEntry> = n.streams.iter().flatten().map(|&s| entry(s)).collect();
         let raw: u64 = secs.iter().map(|e| e.raw_len as u64).sum();
-        let stored: u64 = secs.iter().map(|e| e.stored_len as u64).sum();
+        // Inline streams (version 3) are footer bytes: stored as 0 here.
+        let stored: u64 = secs
+            .iter()
+            .filter(|e| !e.inline)
+            .map(|e| e.stored_len as u64)
+            .sum();
         columns_stored += stored;
         if i == 0 {
             continue;
@@ -274,7 +290,10 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
         let node = i as u32;
         let ty = snap.column_type(node);
         let encodings: BTreeSet<&'static str> = secs.iter().map(|e| e.encoding.name()).collect();
-        let codecs: BTreeSet<&'static str> = secs.iter().map(|e| e.codec.name()).collect();
+        let codecs: BTreeSet<&'static str> = secs
+            .iter()
+            .map(|e| if e.inline { "inline" } else { e.codec.name() })
+            .collect();
         let (min, max) = min_max(snap, node, ty)?;
         columns.push(ColumnReport {
             path: snap.path(node).to_string(),
@@ -285,6 +304,7 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
             sections: secs.len(),
             raw_bytes: raw,
             stored_bytes: stored,
+            inline_sections: secs.iter().filter(|e| e.inline).count(),
             ratio: ratio(raw, stored),
             nulls: n.count(Kind::Null),
             absent: n.count(Kind::Absent),
@@ -340,7 +360,8 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
     }
 
     let share = |b: u64| (b as f64 / file_bytes.max(1) as f64 * 10_000.0).round() / 10_000.0;
-    let metadata = file_bytes - columns_stored - tables_stored;
+    let metadata = file_bytes.saturating_sub(columns_stored + tables_stored);
+    let file_secs = || f.sections.iter().filter(|e| !e.inline);
     let footer_bytes = file_bytes - format::TRAILER_LEN as u64 - snap.footer_offset();
     Ok(Report {
         file: file.to_string(),
@@ -351,8 +372,10 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
         string_tables: tables,
         totals: Totals {
             sections: f.sections.len(),
-            raw_bytes: f.sections.iter().map(|e| e.raw_len as u64).sum(),
-            stored_bytes: f.sections.iter().map(|e| e.stored_len as u64).sum(),
+            raw_bytes: file_secs().map(|e| e.raw_len as u64).sum(),
+            stored_bytes: file_secs().map(|e| e.stored_len as u64).sum(),
+            inline_sections: f.sections.iter().filter(|e| e.inline).count(),
+            inline_bytes: f.inline.len() as u64,
             parts: vec![
                 Part {
                     part: "columns",
@@ -373,6 +396,16 @@ pub fn report(snap: &Snapshot, file: &str, strings: Option<usize>) -> colsnap::R
             footer_bytes,
         },
     })
+}
+
+/// A column's stored bytes, or `inline` when all of its streams are kept
+/// in the footer (format version 3).
+fn stored_cell(c: &ColumnReport) -> String {
+    if c.stored_bytes == 0 && c.inline_sections > 0 {
+        "inline".into()
+    } else {
+        common::thousands(c.stored_bytes)
+    }
 }
 
 /// Minimum and maximum of a column from the footer statistics: numbers as
@@ -573,7 +606,7 @@ fn compact(r: &Report, all: usize) -> String {
                 c.ty.to_string(),
                 common::thousands(c.nulls),
                 common::thousands(c.distinct),
-                common::thousands(c.stored_bytes),
+                stored_cell(c),
                 shorten(&c.min, 28),
                 shorten(&c.max, 28),
             ];
@@ -669,7 +702,7 @@ fn human(r: &Report, all: usize) -> String {
             c.encodings.join(","),
             c.codecs.join(","),
             common::thousands(c.raw_bytes),
-            common::thousands(c.stored_bytes),
+            stored_cell(c),
             format!("{:.2}", c.ratio),
             common::thousands(c.nulls),
             common::thousands(c.absent),
@@ -767,12 +800,19 @@ fn tables_and_totals(r: &Report) -> String {
     ]);
     let t = common::fit_table(&headers, &rows, &[1, 2]);
     out.push_str(&format!(
-        "\n{t}{} sections, {} raw bytes stored in {} (ratio {:.2}); footer {} bytes\n",
+        "\n{t}{} sections, {} raw bytes stored in {} (ratio {:.2}); footer {} bytes\n{}",
         r.totals.sections,
         common::thousands(r.totals.raw_bytes),
         common::thousands(r.totals.stored_bytes),
         ratio(r.totals.raw_bytes, r.totals.stored_bytes),
         common::thousands(r.totals.footer_bytes),
+        match r.totals.inline_sections {
+            0 => String::new(),
+            n => format!(
+                "{n} of them inline, {} raw bytes kept in the footer\n",
+                common::thousands(r.totals.inline_bytes)
+            ),
+        },
     ));
     out
 }
