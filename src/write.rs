@@ -295,8 +295,7 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
     memtrace::mark("rows read");
     b.finish()?;
     memtrace::mark("finish");
-    let mut w = Writer::new(out, opts.compress, opts.format_version)?;
-    w.inline_max = opts.inline_max;
+    let mut w = Writer::new(out, opts)?;
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
     Ok(BuildReport {
         rows: b.rows,
@@ -325,8 +324,7 @@ pub fn build_with<W: Write>(
         return Err(b.take_failure().unwrap_or(e));
     }
     b.finish()?;
-    let mut w = Writer::new(out, opts.compress, opts.format_version)?;
-    w.inline_max = opts.inline_max;
+    let mut w = Writer::new(out, opts)?;
     let (columns, strings) = write_snapshot(&mut b, &mut w, opts)?;
     Ok(BuildReport {
         rows: b.rows,
@@ -1741,7 +1739,8 @@ struct Writer<W> {
 const INLINE_TAG: u32 = 1 << 31;
 
 impl<W: Write> Writer<W> {
-    fn new(out: W, opts: CompressOptions, version: u16) -> Result<Self> {
+    fn new(out: W, build: &BuildOptions) -> Result<Self> {
+        let (opts, version) = (build.compress, build.format_version);
         if !format::is_known_version(version) {
             return Err(Error::Invalid(format!(
                 "format version {version}: this writer writes versions {} to {VERSION}",
@@ -1754,7 +1753,7 @@ impl<W: Write> Writer<W> {
             opts,
             sections: Vec::new(),
             version,
-            inline_max: 0,
+            inline_max: build.inline_max,
             inline: Vec::new(),
             inline_bytes: Vec::new(),
         })
