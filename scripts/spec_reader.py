@@ -6,8 +6,9 @@ compares the result with its expected NDJSON (fixtures/conformance/README.md).
     python3 scripts/spec_reader.py fixtures/conformance/*.colsnap fixtures/conformance/v2/*.colsnap
 
 Reads format versions 1 (framed, 8-aligned sections), 2 (sections without frames,
-zstd payloads without the frame magic) and 3 (version 2 with inline sections in the
-footer); SPEC.md sections 2, 3, 5.4 and 8.
+zstd payloads without the frame magic), 3 (version 2 with inline sections in the
+footer) and 4 (version 3 with the footer's nodes field by field); SPEC.md sections 2,
+3, 5.3, 5.4 and 8.
 
 Needs Python 3, the `zstd` command (for zstd sections and footers) and, for PPMd sections
 (codec 3), the `pyppmd` package (`pip install pyppmd`). Slow
@@ -62,13 +63,23 @@ def decompress(codec, data, raw_len, dic=None, bare=False):
 
 def wrap(v): return v - (1 << 64) if v >= 1 << 63 else v
 
+def stats(r, nd, v4):
+    """5.3 `distinct` and STATS (read past: the export does not need them); v4 stores
+    each min with a span (a varint) instead of the max."""
+    nd['distinct'] = r.var()
+    if 4 in nd['counts']: r.zz(); r.var() if v4 else r.zz()
+    if 5 in nd['counts']: r.var(); r.var()
+    if 6 in nd['counts']: r.take(16)
+    if 7 in nd['counts']: r.var(); r.var()
+    if 8 in nd['counts']: r.zz(); r.var() if v4 else r.zz()
+
 class Snap:
     def __init__(s, b):
         s.b = b
         assert b[:8] == b'COLSNAP\0'
         s.version, fl, rs = struct.unpack_from('<HHI', b, 8)
-        assert s.version in (1, 2, 3) and fl == 0 and rs == 0
-        v2 = s.version >= 2  # v3 lays out its file sections as v2 does
+        assert s.version in (1, 2, 3, 4) and fl == 0 and rs == 0
+        v2 = s.version >= 2  # v3 and v4 lay out their file sections as v2 does
         t = b[-32:]
         assert t[28:] == b'CSNP' and struct.unpack_from('<I', t, 24)[0] == crc32c(t[:24])
         off, sl, rl, fcrc, codec, rsv, ver = struct.unpack_from('<QIIIBBH', t, 0)
@@ -112,7 +123,28 @@ class Snap:
             assert sum(cc) == ns and (ix != 0) == (nc >= 2 and not fl & 4), (fl, nc, ix)
             s.tables.append(dict(flags=fl, n=ns, first=fc, counts=cc, index=ix-1 if ix else None, dict=dc-1 if dc else None))
         s.nodes = []
-        for i in range(r.var()):
+        nn = r.var()
+        if s.version >= 4:  # 5.3 NODES_V4: field by field, each over every node
+            s.nodes = [dict() for _ in range(nn)]
+            for i in range(1, nn):
+                d = r.var(); assert 1 <= d <= i; s.nodes[i]['parent'] = i - d
+            for nd in s.nodes[1:]:
+                tag = r.u8(); nd['key'] = r.take(r.var()).decode() if tag == 1 else None
+            for nd in s.nodes: nd['items'] = r.var()
+            masks = [r.var() for _ in range(nn)]
+            for nd, km in zip(s.nodes, masks): nd['counts'] = {k: r.var() for k in range(11) if km >> k & 1}
+            masks = [r.var() for _ in range(nn)]
+            prev = 0
+            for nd, sm in zip(s.nodes, masks):
+                nd['streams'] = {}
+                for k in range(10):
+                    if sm >> k & 1: prev += r.zz(); nd['streams'][k] = prev
+            for nd in s.nodes:
+                if 7 in nd['counts']: nd['table'] = r.var()
+            for nd in s.nodes:
+                if 8 in nd['counts'] and 7 not in nd['streams']: nd['layout'] = r.u8()
+            for nd in s.nodes: stats(r, nd, True)  # each present kind's min and span
+        for i in range(nn if s.version < 4 else 0):
             nd = {}
             if i: 
                 nd['parent'] = r.var(); tag = r.u8()
@@ -122,12 +154,7 @@ class Snap:
             sm = r.var(); nd['streams'] = {k: r.var() for k in range(10) if sm >> k & 1}
             if 7 in nd['counts']: nd['table'] = r.var()
             if 8 in nd['counts'] and 7 not in nd['streams']: nd['layout'] = r.u8()
-            nd['distinct'] = r.var()
-            if 4 in nd['counts']: r.zz(); r.zz()
-            if 5 in nd['counts']: r.var(); r.var()
-            if 6 in nd['counts']: r.take(16)
-            if 7 in nd['counts']: r.var(); r.var()
-            if 8 in nd['counts']: r.zz(); r.zz()
+            stats(r, nd, False)
             s.nodes.append(nd)
         for (rw, e, ro) in s.inline:  # raw payloads, covered by the footer's CRC
             s.sec.append((None, rw, rw, 0, e, ro, r.take(rw)))
@@ -307,7 +334,7 @@ if __name__ == '__main__':
         if stem.startswith('all-') or stem == 'ids-plain-gzip': stem = 'all'
         if stem == 'long-text-ppmd': stem = 'long-text-rows'  # same input, PPMd chunks
         d = os.path.dirname(f)
-        if os.path.basename(d) in ('v2', 'v3'): d = os.path.dirname(d)  # the twins share the inputs
+        if os.path.basename(d) in ('v2', 'v3', 'v4'): d = os.path.dirname(d)  # the twins share the inputs
         exp_path = os.path.join(d, stem + '.expected.ndjson')
         if not os.path.exists(exp_path): exp_path = os.path.join(d, 'v1-expected.ndjson')  # golden
         exp = open(exp_path).read()

@@ -110,13 +110,15 @@ pub struct BuildOptions {
     /// `.colsnap-spill.*` in it, removed at the end): by default the
     /// output's directory for [`build_file`], else the system's.
     pub tmp_dir: Option<PathBuf>,
-    /// Format version written: [`format::VERSION`] (3, the default: small
-    /// node streams inline in the footer), [`format::VERSION_2`] (sections
+    /// Format version written: [`format::VERSION`] (4, the default: the
+    /// footer's nodes field by field), [`format::VERSION_3`] (small node
+    /// streams inline in the footer, for readers that predate version 4),
+    /// [`format::VERSION_2`] (sections
     /// without frames, for readers that predate version 3) or
     /// [`format::VERSION_1`] (every section framed and 8-aligned, for
     /// readers that predate version 2).
     pub format_version: u16,
-    /// Version 3: a node stream whose payload would be stored in at most
+    /// Version 3 and later: a node stream whose payload would be stored in at most
     /// this many bytes, and is at most [`INLINE_RAW_MAX`] bytes raw, is
     /// written inline, its raw payload in the footer (SPEC.md 5.4); 0 writes
     /// none inline. Default [`INLINE_MAX`].
@@ -1759,7 +1761,7 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    /// Write one node stream: inline (version 3, small enough: see
+    /// Write one node stream: inline (version 3 and later, small enough: see
     /// [`BuildOptions::inline_max`]), returning `INLINE_TAG | k`, or as
     /// [`Writer::emit`] does.
     fn emit_stream(&mut self, p: Packed) -> Result<u32> {
@@ -2551,12 +2553,33 @@ fn write_snapshot<W: Write>(
         });
     }
 
-    // The inline sections follow the others (version 3).
+    // The inline sections follow the others (version 3), from version 4
+    // grouped by role and encoding (in node order within a group), so that
+    // like payloads sit together for the footer's compression.
     let n_file = w.sections.len() as u32;
+    let mut at: Vec<u32> = (0..w.inline.len() as u32).collect();
+    if w.version >= format::VERSION_4 {
+        let mut order = at.clone();
+        order.sort_by_key(|&k| {
+            let e = &w.inline[k as usize];
+            (e.role, e.encoding as u8)
+        });
+        let (mut entries, mut bytes) = (Vec::with_capacity(order.len()), Vec::new());
+        for (pos, &k) in order.iter().enumerate() {
+            at[k as usize] = pos as u32;
+            let mut e = w.inline[k as usize];
+            let a = e.offset as usize;
+            e.offset = bytes.len() as u64;
+            bytes.extend_from_slice(&w.inline_bytes[a..a + e.stored_len as usize]);
+            entries.push(e);
+        }
+        w.inline = entries;
+        w.inline_bytes = bytes;
+    }
     for m in &mut metas {
         for s in m.streams.iter_mut().flatten() {
             if *s & INLINE_TAG != 0 {
-                *s = n_file + (*s & !INLINE_TAG);
+                *s = n_file + at[(*s & !INLINE_TAG) as usize];
             }
         }
     }

@@ -5,7 +5,9 @@
 //! `fixtures/golden/v2.colsnap` was written by format version 2 (sections
 //! without frames, SPEC.md section 8) from the same input, and exports the
 //! same rows, and `fixtures/golden/v3.colsnap` by format version 3 (small
-//! node streams inline in the footer, SPEC.md 5.4). Regenerate the newest
+//! node streams inline in the footer, SPEC.md 5.4), and
+//! `fixtures/golden/v4.colsnap` by format version 4 (the footer's nodes
+//! field by field, SPEC.md 5.3). Regenerate the newest
 //! version's golden file (only when
 //! deliberately creating a new version) with
 //! `COLSNAP_REGEN_GOLDEN=1 cargo test --test compat`.
@@ -69,7 +71,11 @@ fn v3_golden_reads_verifies_and_exports() {
     #[cfg(feature = "write")]
     if std::env::var_os("COLSNAP_REGEN_GOLDEN").is_some() {
         let input = std::fs::read(golden("v1-input.ndjson")).unwrap();
-        let bytes = colsnap::build_to_vec(&input[..], &colsnap::BuildOptions::default()).unwrap();
+        let opts = colsnap::BuildOptions {
+            format_version: 3,
+            ..Default::default()
+        };
+        let bytes = colsnap::build_to_vec(&input[..], &opts).unwrap();
         std::fs::write(golden("v3.colsnap"), &bytes).unwrap();
     }
     check("v3.colsnap", 3);
@@ -83,7 +89,35 @@ fn v3_golden_reads_verifies_and_exports() {
     assert_eq!(f.sections[0].offset, colsnap::format::HEADER_LEN as u64);
 }
 
-/// The writer still writes versions 1 and 2 on request, and what it writes is
+#[test]
+fn v4_golden_reads_verifies_and_exports() {
+    #[cfg(feature = "write")]
+    if std::env::var_os("COLSNAP_REGEN_GOLDEN").is_some() {
+        let input = std::fs::read(golden("v1-input.ndjson")).unwrap();
+        let bytes = colsnap::build_to_vec(&input[..], &colsnap::BuildOptions::default()).unwrap();
+        std::fs::write(golden("v4.colsnap"), &bytes).unwrap();
+    }
+    check("v4.colsnap", 4);
+    // The same sections and node metadata as the version 3 file, in a
+    // smaller footer.
+    let (s3, s4) = (
+        Snapshot::open(golden("v3.colsnap")).unwrap(),
+        Snapshot::open(golden("v4.colsnap")).unwrap(),
+    );
+    let (f3, f4) = (s3.footer(), s4.footer());
+    assert_eq!(f3.file_sections(), f4.file_sections());
+    assert_eq!(f3.sections.len(), f4.sections.len());
+    assert_eq!((&f3.tables, f3.nodes.len()), (&f4.tables, f4.nodes.len()));
+    assert!(f4.sections[f4.file_sections()..].iter().all(|e| e.inline));
+    assert!(
+        s4.file_len() < s3.file_len(),
+        "{} {}",
+        s4.file_len(),
+        s3.file_len()
+    );
+}
+
+/// The writer still writes versions 1 to 3 on request, and what it writes is
 /// read like the golden file.
 #[cfg(feature = "write")]
 #[test]
@@ -99,10 +133,16 @@ fn the_writer_writes_older_versions_on_request() {
         ..Default::default()
     };
     let v2 = colsnap::build_to_vec(&input[..], &opts).unwrap();
-    let v3 = colsnap::build_to_vec(&input[..], &Default::default()).unwrap();
+    let opts = colsnap::BuildOptions {
+        format_version: 3,
+        ..Default::default()
+    };
+    let v3 = colsnap::build_to_vec(&input[..], &opts).unwrap();
+    let v4 = colsnap::build_to_vec(&input[..], &Default::default()).unwrap();
     assert!(v2.len() < v1.len());
     assert!(v3.len() < v2.len());
-    for (bytes, version) in [(v1, 1), (v2, 2), (v3, 3)] {
+    assert!(v4.len() < v3.len());
+    for (bytes, version) in [(v1, 1), (v2, 2), (v3, 3), (v4, 4)] {
         let snap = Snapshot::from_bytes(bytes).unwrap();
         assert_eq!(snap.header().version, version);
         snap.verify().unwrap();
@@ -110,7 +150,7 @@ fn the_writer_writes_older_versions_on_request() {
         assert_eq!(export(&snap), expected);
     }
     let bad = colsnap::BuildOptions {
-        format_version: 4,
+        format_version: 5,
         ..Default::default()
     };
     assert!(colsnap::build_to_vec(&input[..], &bad).is_err());
@@ -126,7 +166,7 @@ fn zstd_conformance_files_read_in_both_versions() {
     for (name, stem) in [("all-zstd", "all"), ("long-text-dict", "long-text-dict")] {
         let expected =
             std::fs::read_to_string(dir.join(format!("{stem}.expected.ndjson"))).unwrap();
-        for (sub, version) in [("", 1), ("v2/", 2), ("v3/", 3)] {
+        for (sub, version) in [("", 1), ("v2/", 2), ("v3/", 3), ("v4/", 4)] {
             let snap = Snapshot::open(dir.join(format!("{sub}{name}.colsnap"))).unwrap();
             assert_eq!(snap.header().version, version);
             snap.verify().unwrap_or_else(|e| panic!("{sub}{name}: {e}"));

@@ -7,6 +7,7 @@
 //! exists once per format version: `NAME.colsnap` is version 1 (framed
 //! sections), `v2/NAME.colsnap` version 2 (sections without frames),
 //! `v3/NAME.colsnap` version 3 (small node streams inline in the footer),
+//! `v4/NAME.colsnap` version 4 (the footer's nodes field by field), all
 //! built from the same input with the same options and exporting the same
 //! rows.
 //!
@@ -857,10 +858,11 @@ fn path(name: &str, ext: &str) -> PathBuf {
 }
 
 /// The format versions every case is built in.
-const VERSIONS: [u16; 3] = [
+const VERSIONS: [u16; 4] = [
     colsnap::format::VERSION_1,
     colsnap::format::VERSION_2,
     colsnap::format::VERSION_3,
+    colsnap::format::VERSION_4,
 ];
 
 /// The snapshot of case `c` in format `version`: version 1 files are
@@ -1096,6 +1098,75 @@ fn version_3_files_are_version_2_with_inline_streams() {
     assert!(inline > 0, "no conformance file has an inline section");
 }
 
+/// A version 4 file is its version 3 twin with the footer's nodes written
+/// field by field: the file's sections are the same bytes, the nodes the
+/// same metadata, and every node stream decodes to the same payload (the
+/// inline ones grouped by role and encoding, so numbered apart).
+#[test]
+fn version_4_files_are_version_3_with_nodes_by_field() {
+    ready();
+    for c in CASES {
+        let v3 = std::fs::read(snapshot_path(c, 3)).unwrap();
+        let v4 = std::fs::read(snapshot_path(c, 4)).unwrap();
+        let (s3, s4) = (
+            Snapshot::from_bytes(v3.clone()).unwrap(),
+            Snapshot::from_bytes(v4.clone()).unwrap(),
+        );
+        let (f3, f4) = (s3.footer(), s4.footer());
+        let n_file = f3.file_sections();
+        assert_eq!(n_file, f4.file_sections(), "{}", c.name);
+        assert_eq!(f3.sections.len(), f4.sections.len(), "{}", c.name);
+        // (A rewritten case lays its sections out in its own order.)
+        if c.post.is_none() {
+            assert_eq!(&f3.sections[..n_file], &f4.sections[..n_file], "{}", c.name);
+            let end = s3.footer_offset() as usize;
+            assert_eq!(
+                &v3[16..end],
+                &v4[16..end],
+                "{}: the file's sections",
+                c.name
+            );
+        }
+        assert_eq!((f3.rows, &f3.tables), (f4.rows, &f4.tables), "{}", c.name);
+        assert_eq!(f3.nodes.len(), f4.nodes.len(), "{}", c.name);
+        for (i, (a, b)) in f3.nodes.iter().zip(&f4.nodes).enumerate() {
+            assert_eq!(
+                (a.parent, &a.name, a.items, a.counts, a.table, a.ts_layout),
+                (b.parent, &b.name, b.items, b.counts, b.table, b.ts_layout),
+                "{} node {i}",
+                c.name
+            );
+            // Compared as printed, so that -0.0 and 0.0 differ.
+            assert_eq!(format!("{:?}", a.stats), format!("{:?}", b.stats));
+            for (sa, sb) in a.streams.iter().zip(&b.streams) {
+                assert_eq!(sa.is_some(), sb.is_some(), "{} node {i}", c.name);
+                if let (Some(sa), Some(sb)) = (sa, sb) {
+                    let (ea, eb) = (&f3.sections[*sa as usize], &f4.sections[*sb as usize]);
+                    assert_eq!(
+                        (ea.inline, ea.encoding, ea.role),
+                        (eb.inline, eb.encoding, eb.role)
+                    );
+                    assert_eq!(s3.section(*sa).unwrap(), s4.section(*sb).unwrap());
+                }
+            }
+        }
+        // Inline payloads by role, then encoding.
+        let keys: Vec<_> = f4.sections[n_file..]
+            .iter()
+            .map(|e| (e.role, e.encoding as u8))
+            .collect();
+        assert!(keys.is_sorted(), "{}", c.name);
+        assert_eq!(f3.inline.len(), f4.inline.len(), "{}", c.name);
+        assert!(
+            v4.len() <= v3.len() + 8,
+            "{}: {} > {}",
+            c.name,
+            v4.len(),
+            v3.len()
+        );
+    }
+}
+
 /// The (role, encoding) pairs the writer produces (src/write.rs).
 const WRITER_PAIRS: &[(u8, &str)] = &[
     (1, "bitpacked"),
@@ -1244,8 +1315,8 @@ fn readme_lists_every_conformance_file() {
         if n == "README.md" {
             continue;
         }
-        if let Some(v) = ["v2", "v3"].iter().position(|d| *d == n) {
-            // The version 2 and 3 twins of the files here.
+        if let Some(v) = ["v2", "v3", "v4"].iter().position(|d| *d == n) {
+            // The version 2, 3 and 4 twins of the files here.
             let version = v as u16 + 2;
             assert!(
                 readme.contains(&format!("`{n}/`")),

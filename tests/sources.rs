@@ -424,7 +424,7 @@ fn an_async_source_opens_then_decodes_what_it_fetched() {
     }
 }
 
-/// Format version 3 keeps small node streams in the footer (SPEC.md 5.4):
+/// Format version 3 and later keep small node streams in the footer (SPEC.md 5.4):
 /// a reader that has opened the snapshot has them. Their columns decode
 /// with no read, from a file cut back to its header after open and from an
 /// async source that fetched nothing but the tail; the other columns still
@@ -440,7 +440,7 @@ fn inline_streams_come_with_the_footer() {
     let bytes = colsnap::build_to_vec(text.as_bytes(), &opts).expect("build");
     let f = write_file(&bytes);
     let s = Snapshot::open(f.path()).unwrap();
-    assert_eq!(s.header().version, colsnap::format::VERSION_3);
+    assert_eq!(s.header().version, colsnap::format::VERSION);
     // Columns whose streams are all inline and name no source.
     let foot = s.footer();
     let inline: Vec<u32> = (1..foot.nodes.len() as u32)

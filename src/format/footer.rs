@@ -18,6 +18,11 @@
 //! STATS     := for Int: min,max zigzag; UInt: min,max varint; Float: min,max f64le;
 //!              Str: min,max varint; Time: min,max zigzag    (only kinds present)
 //! ```
+//!
+//! Version 3 adds the inline sections (SPEC.md 5.4); version 4 writes the
+//! same NODES field by field (every node's parent distance, then every
+//! name, items, kinds masks, counts, streams masks, stream section deltas,
+//! tables, ts layouts, statistics as min and span: SPEC.md 5.3 `NODES_V4`).
 
 use crate::compress::Codec;
 use crate::encoding::Encoding;
@@ -293,6 +298,521 @@ fn put_opt(out: &mut Vec<u8>, v: Option<u32>) {
     varint::put_u64(out, v.map_or(0, |x| x as u64 + 1));
 }
 
+fn put_name(o: &mut Vec<u8>, name: &NodeName) {
+    match name {
+        NodeName::Key(k) => {
+            o.push(1);
+            varint::put_bytes(o, k.as_bytes());
+        }
+        _ => o.push(2),
+    }
+}
+
+fn kinds_mask(n: &NodeMeta) -> u64 {
+    (0..KIND_COUNT)
+        .filter(|&k| n.counts[k] > 0)
+        .map(|k| 1 << k)
+        .sum()
+}
+
+fn streams_mask(n: &NodeMeta) -> u64 {
+    (0..STREAM_ROLES.len())
+        .filter(|&i| n.streams[i].is_some())
+        .map(|i| 1 << i)
+        .sum()
+}
+
+/// `kinds_mask` and the counts (versions 1-3).
+fn put_counts(o: &mut Vec<u8>, n: &NodeMeta) {
+    varint::put_u64(o, kinds_mask(n));
+    for &c in n.counts.iter().filter(|&&c| c > 0) {
+        varint::put_u64(o, c);
+    }
+}
+
+/// The streams: versions 1-3 `streams_mask` and the section numbers;
+/// version 4 (`prev` given) only the numbers, each as the zigzag difference
+/// from the previous one.
+fn put_streams(o: &mut Vec<u8>, n: &NodeMeta, prev: Option<&mut u32>) {
+    match prev {
+        None => {
+            varint::put_u64(o, streams_mask(n));
+            for s in n.streams.iter().flatten() {
+                varint::put_u64(o, *s as u64);
+            }
+        }
+        Some(prev) => {
+            for &s in n.streams.iter().flatten() {
+                varint::put_i64(o, s as i64 - *prev as i64);
+                *prev = s;
+            }
+        }
+    }
+}
+
+fn put_table_layout(o: &mut Vec<u8>, n: &NodeMeta) {
+    if n.count(Kind::Str) > 0 {
+        varint::put_u64(o, n.table as u64);
+    }
+    if n.count(Kind::Time) > 0 && n.stream(Role::TsLayout).is_none() {
+        o.push(n.ts_layout);
+    }
+}
+
+/// `distinct` and STATS: versions 1-3 give each kind's min and max;
+/// version 4 (`span`) its min and `max - min` (wrapping, as a varint).
+fn put_stats(o: &mut Vec<u8>, n: &NodeMeta, span: bool) {
+    let st = &n.stats;
+    varint::put_u64(o, st.distinct);
+    let signed = |o: &mut Vec<u8>, (a, b): (i64, i64)| {
+        varint::put_i64(o, a);
+        if span {
+            varint::put_u64(o, (b as u64).wrapping_sub(a as u64));
+        } else {
+            varint::put_i64(o, b);
+        }
+    };
+    let unsigned = |o: &mut Vec<u8>, (a, b): (u64, u64)| {
+        varint::put_u64(o, a);
+        varint::put_u64(o, if span { b.wrapping_sub(a) } else { b });
+    };
+    if n.count(Kind::Int) > 0 {
+        signed(o, st.int.unwrap_or_default());
+    }
+    if n.count(Kind::UInt) > 0 {
+        unsigned(o, st.uint.unwrap_or_default());
+    }
+    if n.count(Kind::Float) > 0 {
+        let (a, b) = st.float.unwrap_or_default();
+        o.extend_from_slice(&a.to_bits().to_le_bytes());
+        o.extend_from_slice(&b.to_bits().to_le_bytes());
+    }
+    if n.count(Kind::Str) > 0 {
+        let (a, b) = st.str.unwrap_or_default();
+        let b = if span { b.wrapping_sub(a) } else { b };
+        varint::put_u64(o, a as u64);
+        varint::put_u64(o, b as u64);
+    }
+    if n.count(Kind::Time) > 0 {
+        signed(o, st.time.unwrap_or_default());
+    }
+}
+
+/// Version 4 NODES after the count (SPEC.md 5.3): field by field, each
+/// field of every node before the next field, so that like values sit
+/// together for the footer's compression.
+fn put_nodes_by_field(o: &mut Vec<u8>, nodes: &[NodeMeta]) {
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        varint::put_u64(o, (i as u64).wrapping_sub(n.parent as u64));
+    }
+    for n in nodes.iter().skip(1) {
+        put_name(o, &n.name);
+    }
+    for n in nodes {
+        varint::put_u64(o, n.items);
+    }
+    for n in nodes {
+        varint::put_u64(o, kinds_mask(n));
+    }
+    for n in nodes {
+        for &c in n.counts.iter().filter(|&&c| c > 0) {
+            varint::put_u64(o, c);
+        }
+    }
+    for n in nodes {
+        varint::put_u64(o, streams_mask(n));
+    }
+    let mut prev = 0u32;
+    for n in nodes {
+        put_streams(o, n, Some(&mut prev));
+    }
+    for n in nodes.iter().filter(|n| n.count(Kind::Str) > 0) {
+        varint::put_u64(o, n.table as u64);
+    }
+    for n in nodes {
+        if n.count(Kind::Time) > 0 && n.stream(Role::TsLayout).is_none() {
+            o.push(n.ts_layout);
+        }
+    }
+    for n in nodes {
+        put_stats(o, n, true);
+    }
+}
+
+/// What node fields refer to: the sections (with inline ones) and the
+/// number of string tables.
+struct NodeRefs<'a> {
+    sections: &'a [SectionEntry],
+    tables: usize,
+}
+
+fn node_err(i: usize, d: impl Into<String>) -> Error {
+    Error::corrupt(format!("node {i}"), 0, d.into())
+}
+
+fn read_name(r: &mut Reader, i: usize) -> Result<NodeName> {
+    match r.u8("node name tag")? {
+        1 => Ok(NodeName::Key(r.str("node key")?.to_string())),
+        2 => Ok(NodeName::Elem),
+        t => Err(node_err(i, format!("unknown name tag {t}"))),
+    }
+}
+
+fn read_items(r: &mut Reader, i: usize) -> Result<u64> {
+    let items = r.u64("node items")?;
+    if items > MAX_ITEMS {
+        return Err(node_err(
+            i,
+            format!("{items} items exceed the limit of {MAX_ITEMS} (2^32-1)"),
+        ));
+    }
+    Ok(items)
+}
+
+fn read_kinds_mask(r: &mut Reader, i: usize) -> Result<u64> {
+    let mask = r.u64("node kinds mask")?;
+    if mask >> KIND_COUNT != 0 {
+        return Err(node_err(i, format!("unknown kinds in mask {mask:#x}")));
+    }
+    Ok(mask)
+}
+
+/// The counts of the kinds in `mask`, which add up to `items`.
+fn read_counts(r: &mut Reader, i: usize, mask: u64, items: u64) -> Result<[u64; KIND_COUNT]> {
+    let mut counts = [0u64; KIND_COUNT];
+    let mut sum = 0u64;
+    for (k, c) in counts.iter_mut().enumerate() {
+        if mask & (1 << k) != 0 {
+            *c = r.u64("node kind count")?;
+            if *c == 0 {
+                return Err(node_err(i, "zero count for a kind in the mask"));
+            }
+            sum = sum
+                .checked_add(*c)
+                .ok_or_else(|| node_err(i, "counts overflow"))?;
+        }
+    }
+    if sum != items {
+        return Err(node_err(
+            i,
+            format!("kind counts add up to {sum}, node has {items} items"),
+        ));
+    }
+    Ok(counts)
+}
+
+fn read_streams_mask(r: &mut Reader, i: usize) -> Result<u64> {
+    let smask = r.u64("node streams mask")?;
+    if smask >> STREAM_ROLES.len() != 0 {
+        return Err(node_err(i, format!("unknown streams in mask {smask:#x}")));
+    }
+    Ok(smask)
+}
+
+/// The sections of the streams in `smask`: versions 1-3 number them,
+/// version 4 (`prev` given) gives each as the zigzag difference from the
+/// previous stream's number.
+fn read_streams(
+    r: &mut Reader,
+    i: usize,
+    smask: u64,
+    refs: &NodeRefs,
+    mut prev: Option<&mut u32>,
+) -> Result<[Option<u32>; STREAM_ROLES.len()]> {
+    let n = refs.sections.len();
+    let mut streams = [None; STREAM_ROLES.len()];
+    for (s, slot) in streams.iter_mut().enumerate() {
+        if smask & (1 << s) == 0 {
+            continue;
+        }
+        let v = match prev.as_deref_mut() {
+            None => r.u64("node stream")?,
+            Some(p) => {
+                let d = r.i64("node stream")?;
+                let v = (*p as i64).checked_add(d).filter(|v| *v >= 0);
+                let v = v.ok_or_else(|| {
+                    node_err(i, format!("stream section {} + {d} is negative", *p))
+                })?;
+                v as u64
+            }
+        };
+        if v >= n as u64 {
+            return Err(node_err(
+                i,
+                format!("section {v} does not exist ({n} sections)"),
+            ));
+        }
+        let sec = v as u32;
+        if let Some(p) = prev.as_deref_mut() {
+            *p = sec;
+        }
+        if refs.sections[v as usize].role != STREAM_ROLES[s] as u8 {
+            return Err(node_err(
+                i,
+                format!("section {sec} is not a {} stream", STREAM_ROLES[s].name()),
+            ));
+        }
+        *slot = Some(sec);
+    }
+    Ok(streams)
+}
+
+fn read_table(r: &mut Reader, i: usize, refs: &NodeRefs) -> Result<u32> {
+    let table = r.u64("node table")?;
+    if table >= refs.tables as u64 {
+        return Err(node_err(i, format!("string table {table} does not exist")));
+    }
+    Ok(table as u32)
+}
+
+/// `distinct` and STATS for a node with `counts`: versions 1-3 give min and
+/// max, version 4 (`span`) min and the wrapping `max - min`.
+fn read_stats(r: &mut Reader, counts: &[u64; KIND_COUNT], span: bool) -> Result<Stats> {
+    let has = |k: Kind| counts[k as usize] > 0;
+    let mut stats = Stats {
+        distinct: r.u64("node distinct")?,
+        ..Default::default()
+    };
+    let signed = |r: &mut Reader| -> Result<(i64, i64)> {
+        let a = r.i64("stat")?;
+        let b = if span {
+            (a as u64).wrapping_add(r.u64("stat")?) as i64
+        } else {
+            r.i64("stat")?
+        };
+        Ok((a, b))
+    };
+    if has(Kind::Int) {
+        stats.int = Some(signed(r)?);
+    }
+    if has(Kind::UInt) {
+        let a = r.u64("stat")?;
+        let b = r.u64("stat")?;
+        stats.uint = Some((a, if span { a.wrapping_add(b) } else { b }));
+    }
+    if has(Kind::Float) {
+        let a = f64::from_bits(u64::from_le_bytes(
+            r.bytes(8, "stat")?.try_into().unwrap_or_default(),
+        ));
+        let b = f64::from_bits(u64::from_le_bytes(
+            r.bytes(8, "stat")?.try_into().unwrap_or_default(),
+        ));
+        stats.float = Some((a, b));
+    }
+    if has(Kind::Str) {
+        let a = u32::try_from(r.u64("stat")?).unwrap_or(u32::MAX);
+        let b = u32::try_from(r.u64("stat")?).unwrap_or(u32::MAX);
+        stats.str = Some((a, if span { a.wrapping_add(b) } else { b }));
+    }
+    if has(Kind::Time) {
+        stats.time = Some(signed(r)?);
+    }
+    Ok(stats)
+}
+
+/// Versions 1-3: NODES node by node (after the count `nn`).
+fn read_nodes_by_node(r: &mut Reader, nn: usize, refs: &NodeRefs) -> Result<Vec<NodeMeta>> {
+    let mut nodes: Vec<NodeMeta> = Vec::with_capacity(nn);
+    for i in 0..nn {
+        let (parent, name) = if i == 0 {
+            (0, NodeName::Root)
+        } else {
+            let p = r.u64("node parent")?;
+            if p >= i as u64 {
+                return Err(node_err(i, format!("parent {p} does not precede the node")));
+            }
+            (p as u32, read_name(r, i)?)
+        };
+        let items = read_items(r, i)?;
+        let mask = read_kinds_mask(r, i)?;
+        let counts = read_counts(r, i, mask, items)?;
+        let smask = read_streams_mask(r, i)?;
+        let streams = read_streams(r, i, smask, refs, None)?;
+        let has = |k: Kind| counts[k as usize] > 0;
+        let table = if has(Kind::Str) {
+            read_table(r, i, refs)?
+        } else {
+            0
+        };
+        let ts_layout = if has(Kind::Time) && streams[7].is_none() {
+            r.u8("node ts layout")?
+        } else {
+            0
+        };
+        let stats = read_stats(r, &counts, false)?;
+        nodes.push(NodeMeta {
+            parent,
+            name,
+            items,
+            counts,
+            streams,
+            table,
+            ts_layout,
+            stats,
+        });
+    }
+    Ok(nodes)
+}
+
+/// Version 4: NODES field by field (SPEC.md 5.3), after the count `nn`.
+fn read_nodes_by_field(r: &mut Reader, nn: usize, refs: &NodeRefs) -> Result<Vec<NodeMeta>> {
+    let mut nodes: Vec<NodeMeta> = (0..nn)
+        .map(|_| NodeMeta {
+            parent: 0,
+            name: NodeName::Root,
+            items: 0,
+            counts: [0; KIND_COUNT],
+            streams: [None; STREAM_ROLES.len()],
+            table: 0,
+            ts_layout: 0,
+            stats: Stats::default(),
+        })
+        .collect();
+    for (i, n) in nodes.iter_mut().enumerate().skip(1) {
+        let d = r.u64("node parent")?;
+        if d == 0 || d > i as u64 {
+            return Err(node_err(
+                i,
+                format!("parent distance {d} is not in 1..={i}"),
+            ));
+        }
+        n.parent = (i as u64 - d) as u32;
+    }
+    for (i, n) in nodes.iter_mut().enumerate().skip(1) {
+        n.name = read_name(r, i)?;
+    }
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.items = read_items(r, i)?;
+    }
+    let mut masks = Vec::with_capacity(nn);
+    for i in 0..nn {
+        masks.push(read_kinds_mask(r, i)?);
+    }
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.counts = read_counts(r, i, masks[i], n.items)?;
+    }
+    masks.clear();
+    for i in 0..nn {
+        masks.push(read_streams_mask(r, i)?);
+    }
+    let mut prev = 0u32;
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.streams = read_streams(r, i, masks[i], refs, Some(&mut prev))?;
+    }
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if n.count(Kind::Str) > 0 {
+            n.table = read_table(r, i, refs)?;
+        }
+    }
+    for n in nodes.iter_mut() {
+        if n.count(Kind::Time) > 0 && n.streams[7].is_none() {
+            n.ts_layout = r.u8("node ts layout")?;
+        }
+    }
+    for n in nodes.iter_mut() {
+        n.stats = read_stats(r, &n.counts, true)?;
+    }
+    Ok(nodes)
+}
+
+/// The structural rules that need only the footer (SPEC.md 5.3): the root,
+/// depths, items against the parent's, and which streams are present.
+fn check_nodes(nodes: &[NodeMeta], rows: u64) -> Result<()> {
+    let mut depth: Vec<usize> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        let what = format!("node {i}");
+        let has = |k: Kind| node.count(k) > 0;
+        if i == 0 {
+            depth.push(0);
+            if node.items != rows || node.count(Kind::Object) != rows {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("the root must have {rows} object items"),
+                ));
+            }
+        } else {
+            let parent = node.parent as usize;
+            if depth[parent] >= MAX_DEPTH {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("nested deeper than {MAX_DEPTH} levels"),
+                ));
+            }
+            depth.push(depth[parent] + 1);
+            let p = &nodes[parent];
+            let expect = match node.name {
+                NodeName::Elem => None,
+                _ => Some(p.items),
+            };
+            if let Some(e) = expect {
+                if node.items != e {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        format!("{} items but its parent has {e}", node.items),
+                    ));
+                }
+                if node.items - node.count(Kind::Absent) > p.count(Kind::Object) {
+                    return Err(Error::corrupt(
+                        &what,
+                        0,
+                        "more present items than the parent has objects",
+                    ));
+                }
+            } else if node.count(Kind::Absent) > 0 {
+                return Err(Error::corrupt(&what, 0, "array elements cannot be absent"));
+            }
+        }
+        if depth[i] == MAX_DEPTH && (has(Kind::Object) || has(Kind::Array)) {
+            return Err(Error::corrupt(
+                &what,
+                0,
+                format!("objects or arrays nested deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        let needs_kinds = node.const_kind().is_none();
+        if needs_kinds != node.stream(Role::Kinds).is_some() {
+            return Err(Error::corrupt(
+                &what,
+                0,
+                "kinds stream present exactly when the node has several kinds",
+            ));
+        }
+        for (role, kind) in [
+            (Role::Ints, Kind::Int),
+            (Role::UInts, Kind::UInt),
+            (Role::Floats, Kind::Float),
+            (Role::Strs, Kind::Str),
+            (Role::TsSecs, Kind::Time),
+            (Role::Lens, Kind::Array),
+        ] {
+            if has(kind) != node.stream(role).is_some() {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!(
+                        "{} stream present exactly when there are {} items",
+                        role.name(),
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        for role in [Role::TsNanos, Role::TsLayout, Role::TsOffset] {
+            if node.stream(role).is_some() && !has(Kind::Time) {
+                return Err(Error::corrupt(
+                    &what,
+                    0,
+                    format!("{} stream without timestamps", role.name()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Footer {
     /// The sections stored in the file (every section before version 3;
     /// in version 3 those before the inline ones).
@@ -359,68 +879,19 @@ impl Footer {
             put_opt(&mut o, t.dict_section);
         }
         varint::put_u64(&mut o, self.nodes.len() as u64);
-        for (i, n) in self.nodes.iter().enumerate() {
-            if i > 0 {
-                varint::put_u64(&mut o, n.parent as u64);
-                match &n.name {
-                    NodeName::Key(k) => {
-                        o.push(1);
-                        varint::put_bytes(&mut o, k.as_bytes());
-                    }
-                    _ => o.push(2),
+        if version >= super::VERSION_4 {
+            put_nodes_by_field(&mut o, &self.nodes);
+        } else {
+            for (i, n) in self.nodes.iter().enumerate() {
+                if i > 0 {
+                    varint::put_u64(&mut o, n.parent as u64);
+                    put_name(&mut o, &n.name);
                 }
-            }
-            varint::put_u64(&mut o, n.items);
-            let mask: u64 = (0..KIND_COUNT)
-                .filter(|&k| n.counts[k] > 0)
-                .map(|k| 1 << k)
-                .sum();
-            varint::put_u64(&mut o, mask);
-            for k in 0..KIND_COUNT {
-                if n.counts[k] > 0 {
-                    varint::put_u64(&mut o, n.counts[k]);
-                }
-            }
-            let smask: u64 = (0..STREAM_ROLES.len())
-                .filter(|&i| n.streams[i].is_some())
-                .map(|i| 1 << i)
-                .sum();
-            varint::put_u64(&mut o, smask);
-            for s in n.streams.iter().flatten() {
-                varint::put_u64(&mut o, *s as u64);
-            }
-            if n.count(Kind::Str) > 0 {
-                varint::put_u64(&mut o, n.table as u64);
-            }
-            if n.count(Kind::Time) > 0 && n.stream(Role::TsLayout).is_none() {
-                o.push(n.ts_layout);
-            }
-            let st = &n.stats;
-            varint::put_u64(&mut o, st.distinct);
-            if n.count(Kind::Int) > 0 {
-                let (a, b) = st.int.unwrap_or_default();
-                varint::put_i64(&mut o, a);
-                varint::put_i64(&mut o, b);
-            }
-            if n.count(Kind::UInt) > 0 {
-                let (a, b) = st.uint.unwrap_or_default();
-                varint::put_u64(&mut o, a);
-                varint::put_u64(&mut o, b);
-            }
-            if n.count(Kind::Float) > 0 {
-                let (a, b) = st.float.unwrap_or_default();
-                o.extend_from_slice(&a.to_bits().to_le_bytes());
-                o.extend_from_slice(&b.to_bits().to_le_bytes());
-            }
-            if n.count(Kind::Str) > 0 {
-                let (a, b) = st.str.unwrap_or_default();
-                varint::put_u64(&mut o, a as u64);
-                varint::put_u64(&mut o, b as u64);
-            }
-            if n.count(Kind::Time) > 0 {
-                let (a, b) = st.time.unwrap_or_default();
-                varint::put_i64(&mut o, a);
-                varint::put_i64(&mut o, b);
+                varint::put_u64(&mut o, n.items);
+                put_counts(&mut o, n);
+                put_streams(&mut o, n, None);
+                put_table_layout(&mut o, n);
+                put_stats(&mut o, n, false);
             }
         }
         if version >= super::VERSION_3 {
@@ -701,241 +1172,16 @@ impl Footer {
         if nn == 0 {
             return Err(Error::corrupt("footer", 0, "no root node"));
         }
-        let mut nodes: Vec<NodeMeta> = Vec::with_capacity(nn);
-        let mut depth: Vec<usize> = Vec::with_capacity(nn);
-        for i in 0..nn {
-            let what = format!("node {i}");
-            let (parent, name) = if i == 0 {
-                (0, NodeName::Root)
-            } else {
-                let p = r.u64("node parent")?;
-                if p >= i as u64 {
-                    return Err(Error::corrupt(
-                        &what,
-                        0,
-                        format!("parent {p} does not precede the node"),
-                    ));
-                }
-                let name = match r.u8("node name tag")? {
-                    1 => NodeName::Key(r.str("node key")?.to_string()),
-                    2 => NodeName::Elem,
-                    t => return Err(Error::corrupt(&what, 0, format!("unknown name tag {t}"))),
-                };
-                if depth[p as usize] >= MAX_DEPTH {
-                    return Err(Error::corrupt(
-                        &what,
-                        0,
-                        format!("nested deeper than {MAX_DEPTH} levels"),
-                    ));
-                }
-                (p as u32, name)
-            };
-            depth.push(if i == 0 {
-                0
-            } else {
-                depth[parent as usize] + 1
-            });
-            let items = r.u64("node items")?;
-            if items > MAX_ITEMS {
-                return Err(Error::corrupt(
-                    &what,
-                    0,
-                    format!("{items} items exceed the limit of {MAX_ITEMS} (2^32-1)"),
-                ));
-            }
-            let mask = r.u64("node kinds mask")?;
-            if mask >> KIND_COUNT != 0 {
-                return Err(Error::corrupt(
-                    &what,
-                    0,
-                    format!("unknown kinds in mask {mask:#x}"),
-                ));
-            }
-            let mut counts = [0u64; KIND_COUNT];
-            let mut sum = 0u64;
-            for (k, c) in counts.iter_mut().enumerate() {
-                if mask & (1 << k) != 0 {
-                    *c = r.u64("node kind count")?;
-                    if *c == 0 {
-                        return Err(Error::corrupt(
-                            &what,
-                            0,
-                            "zero count for a kind in the mask",
-                        ));
-                    }
-                    sum = sum
-                        .checked_add(*c)
-                        .ok_or_else(|| Error::corrupt(&what, 0, "counts overflow"))?;
-                }
-            }
-            if sum != items {
-                return Err(Error::corrupt(
-                    &what,
-                    0,
-                    format!("kind counts add up to {sum}, node has {items} items"),
-                ));
-            }
-            let smask = r.u64("node streams mask")?;
-            if smask >> STREAM_ROLES.len() != 0 {
-                return Err(Error::corrupt(
-                    &what,
-                    0,
-                    format!("unknown streams in mask {smask:#x}"),
-                ));
-            }
-            let mut streams = [None; STREAM_ROLES.len()];
-            for (s, slot) in streams.iter_mut().enumerate() {
-                if smask & (1 << s) != 0 {
-                    let sec = section_ref(r.u64("node stream")?, &what)?;
-                    if sections[sec as usize].role != STREAM_ROLES[s] as u8 {
-                        return Err(Error::corrupt(
-                            &what,
-                            0,
-                            format!("section {sec} is not a {} stream", STREAM_ROLES[s].name()),
-                        ));
-                    }
-                    *slot = Some(sec);
-                }
-            }
-            let has = |k: Kind| counts[k as usize] > 0;
-            let table = if has(Kind::Str) {
-                r.u64("node table")?
-            } else {
-                0
-            };
-            if has(Kind::Str) && table >= tables.len() as u64 {
-                return Err(Error::corrupt(
-                    &what,
-                    0,
-                    format!("string table {table} does not exist"),
-                ));
-            }
-            let ts_layout = if has(Kind::Time) && smask & (1 << 7) == 0 {
-                r.u8("node ts layout")?
-            } else {
-                0
-            };
-            let distinct = r.u64("node distinct")?;
-            let mut stats = Stats {
-                distinct,
-                ..Default::default()
-            };
-            if has(Kind::Int) {
-                stats.int = Some((r.i64("stat")?, r.i64("stat")?));
-            }
-            if has(Kind::UInt) {
-                stats.uint = Some((r.u64("stat")?, r.u64("stat")?));
-            }
-            if has(Kind::Float) {
-                let a = f64::from_bits(u64::from_le_bytes(
-                    r.bytes(8, "stat")?.try_into().unwrap_or_default(),
-                ));
-                let b = f64::from_bits(u64::from_le_bytes(
-                    r.bytes(8, "stat")?.try_into().unwrap_or_default(),
-                ));
-                stats.float = Some((a, b));
-            }
-            if has(Kind::Str) {
-                let a = r.u64("stat")?;
-                let b = r.u64("stat")?;
-                stats.str = Some((
-                    u32::try_from(a).unwrap_or(u32::MAX),
-                    u32::try_from(b).unwrap_or(u32::MAX),
-                ));
-            }
-            if has(Kind::Time) {
-                stats.time = Some((r.i64("stat")?, r.i64("stat")?));
-            }
-            let node = NodeMeta {
-                parent,
-                name,
-                items,
-                counts,
-                streams,
-                table: table as u32,
-                ts_layout,
-                stats,
-            };
-            // Structural rules that need only the footer.
-            if i == 0 {
-                if node.items != rows || node.count(Kind::Object) != rows {
-                    return Err(Error::corrupt(
-                        &what,
-                        0,
-                        format!("the root must have {rows} object items"),
-                    ));
-                }
-            } else {
-                let p = &nodes[parent as usize];
-                let expect = match node.name {
-                    NodeName::Elem => None,
-                    _ => Some(p.items),
-                };
-                if let Some(e) = expect {
-                    if node.items != e {
-                        return Err(Error::corrupt(
-                            &what,
-                            0,
-                            format!("{} items but its parent has {e}", node.items),
-                        ));
-                    }
-                    if node.items - node.count(Kind::Absent) > p.count(Kind::Object) {
-                        return Err(Error::corrupt(
-                            &what,
-                            0,
-                            "more present items than the parent has objects",
-                        ));
-                    }
-                } else if node.count(Kind::Absent) > 0 {
-                    return Err(Error::corrupt(&what, 0, "array elements cannot be absent"));
-                }
-            }
-            if depth[i] == MAX_DEPTH && (has(Kind::Object) || has(Kind::Array)) {
-                return Err(Error::corrupt(
-                    &what,
-                    0,
-                    format!("objects or arrays nested deeper than {MAX_DEPTH} levels"),
-                ));
-            }
-            let needs_kinds = node.const_kind().is_none();
-            if needs_kinds != node.stream(Role::Kinds).is_some() {
-                return Err(Error::corrupt(
-                    &what,
-                    0,
-                    "kinds stream present exactly when the node has several kinds",
-                ));
-            }
-            for (role, kind) in [
-                (Role::Ints, Kind::Int),
-                (Role::UInts, Kind::UInt),
-                (Role::Floats, Kind::Float),
-                (Role::Strs, Kind::Str),
-                (Role::TsSecs, Kind::Time),
-                (Role::Lens, Kind::Array),
-            ] {
-                if has(kind) != node.stream(role).is_some() {
-                    return Err(Error::corrupt(
-                        &what,
-                        0,
-                        format!(
-                            "{} stream present exactly when there are {} items",
-                            role.name(),
-                            kind.name()
-                        ),
-                    ));
-                }
-            }
-            for role in [Role::TsNanos, Role::TsLayout, Role::TsOffset] {
-                if node.stream(role).is_some() && !has(Kind::Time) {
-                    return Err(Error::corrupt(
-                        &what,
-                        0,
-                        format!("{} stream without timestamps", role.name()),
-                    ));
-                }
-            }
-            nodes.push(node);
-        }
+        let refs = NodeRefs {
+            sections: &sections,
+            tables: tables.len(),
+        };
+        let nodes = if version >= super::VERSION_4 {
+            read_nodes_by_field(&mut r, nn, &refs)?
+        } else {
+            read_nodes_by_node(&mut r, nn, &refs)?
+        };
+        check_nodes(&nodes, rows)?;
         // Elem nodes: at most one per parent, and items equal to ... checked at verify
         // (needs the parent's lens). Each parent has at most one Elem child,
         // and no two `Key` children of one parent share a name (an export
@@ -982,5 +1228,130 @@ impl Footer {
             nodes,
             inline,
         })
+    }
+}
+
+#[cfg(all(test, feature = "write"))]
+mod tests {
+    use super::*;
+    use crate::format::{VERSION_3, VERSION_4};
+
+    /// A built snapshot's footer and where it starts: nested objects,
+    /// arrays, every scalar kind, long and short strings, small streams
+    /// inline.
+    fn built() -> (Footer, u64) {
+        let mut text = String::new();
+        for i in 0..60i64 {
+            text.push_str(
+                &serde_json::json!({
+                    "id": i * 7 - 100,
+                    "u": u64::MAX - i as u64,
+                    "f": i as f64 / 3.0,
+                    "ok": i % 3 == 0,
+                    "s": format!("name-{}", i % 9),
+                    "t": format!("2024-01-{:02}T10:00:00Z", 1 + i % 28),
+                    "o": {"a": [i, i + 1], "b": if i % 2 == 0 { serde_json::Value::Null } else { "x".into() }},
+                    "mixed": if i % 4 == 0 { serde_json::json!(1) } else { serde_json::json!("one") },
+                })
+                .to_string(),
+            );
+            text.push('\n');
+        }
+        let bytes = crate::build_to_vec(text.as_bytes(), &Default::default()).unwrap();
+        let s = crate::Snapshot::from_bytes(bytes).unwrap();
+        (s.footer().clone(), s.footer_offset())
+    }
+
+    #[test]
+    fn every_version_round_trips_the_nodes() {
+        let (f, at) = built();
+        assert!(f.nodes.len() > 10 && f.sections.iter().any(|e| e.inline));
+        for v in [VERSION_3, VERSION_4] {
+            let raw = f.to_bytes(v);
+            assert_eq!(Footer::parse(&raw, at, v).unwrap(), f, "v{v}");
+        }
+        // Field by field, the nodes compress smaller.
+        let z = |raw: &[u8]| {
+            let o = crate::compress::CompressOptions {
+                choice: crate::compress::CodecChoice::Force(Codec::Zstd),
+                level: 19,
+            };
+            crate::compress::compress(raw, &o, None).unwrap().1.len()
+        };
+        let (a, b) = (z(&f.to_bytes(VERSION_3)), z(&f.to_bytes(VERSION_4)));
+        assert!(b < a, "v3 {a} v4 {b}");
+    }
+
+    /// Version 4 stores each min with the wrapping span to the max: the
+    /// extremes survive.
+    #[test]
+    fn version_4_statistics_keep_their_extremes() {
+        let (mut f, at) = built();
+        for n in &mut f.nodes {
+            let st = &mut n.stats;
+            st.int = st.int.map(|_| (i64::MIN, i64::MAX));
+            st.uint = st.uint.map(|_| (u64::MAX, 0));
+            st.str = st.str.map(|_| (u32::MAX - 1, 0));
+            st.time = st.time.map(|_| (i64::MAX, i64::MIN));
+        }
+        let raw = f.to_bytes(VERSION_4);
+        assert_eq!(Footer::parse(&raw, at, VERSION_4).unwrap(), f);
+    }
+
+    /// A version 4 footer cut short anywhere, or with any byte of its nodes
+    /// changed, is an error or a footer, never a panic; the node fields'
+    /// own rules name the node.
+    #[test]
+    fn hostile_version_4_nodes_are_errors() {
+        let (f, at) = built();
+        let raw = f.to_bytes(VERSION_4);
+        for cut in 0..raw.len() {
+            assert!(
+                Footer::parse(&raw[..cut], at, VERSION_4).is_err(),
+                "cut {cut}"
+            );
+        }
+        for i in 0..raw.len() {
+            for x in [1u8, 0x80, 0xff] {
+                let mut b = raw.clone();
+                b[i] ^= x;
+                let _ = Footer::parse(&b, at, VERSION_4);
+            }
+        }
+        let detail = |g: &Footer| match Footer::parse(&g.to_bytes(VERSION_4), at, VERSION_4) {
+            Err(Error::Corrupt { what, detail, .. }) => format!("{what}: {detail}"),
+            other => panic!("accepted or another error: {other:?}"),
+        };
+        let mut g = f.clone();
+        g.nodes[3].parent = 3;
+        assert_eq!(detail(&g), "node 3: parent distance 0 is not in 1..=3");
+        let mut g = f.clone();
+        g.nodes[3].parent = 7;
+        assert!(
+            detail(&g).starts_with("node 3: parent distance"),
+            "{}",
+            detail(&g)
+        );
+        let mut g = f.clone();
+        let n = g.sections.len() as u32;
+        let s = g
+            .nodes
+            .iter_mut()
+            .find_map(|n| n.streams[1].as_mut())
+            .unwrap();
+        *s = n;
+        assert!(detail(&g).contains("does not exist"), "{}", detail(&g));
+        let mut g = f.clone();
+        let (i, n) = g
+            .nodes
+            .iter_mut()
+            .enumerate()
+            .find(|(_, n)| n.count(Kind::Str) > 0)
+            .unwrap();
+        n.table = 9;
+        assert_eq!(
+            detail(&g),
+            format!("node {i}: string table 9 does not exist")
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!   0     8   magic     "COLSNAP\0"
-//!   8     2   version   u16 LE, 1, 2 or 3 (section layout, SPEC.md section 8)
+//!   8     2   version   u16 LE, 1 to 4 (section and footer layout, SPEC.md section 8)
 //!  10     2   flags     u16 LE, 0 (reserved; readers reject other values)
 //!  12     4   reserved  0
 //! ```
@@ -13,11 +13,16 @@ use crate::error::{Error, Result};
 /// The first eight bytes of every snapshot.
 pub const FILE_MAGIC: [u8; 8] = *b"COLSNAP\0";
 /// The format version this crate writes by default, and the newest it reads:
-/// [`VERSION_3`].
-pub const VERSION: u16 = VERSION_3;
+/// [`VERSION_4`].
+pub const VERSION: u16 = VERSION_4;
+/// Version 4: version 3 with the footer's nodes written field by field
+/// (every node's parent, then every name, ...) rather than node by node, so
+/// that like values sit together for the footer's compression (SPEC.md
+/// 5.3). Still written on request: version 3.
+pub const VERSION_4: u16 = 4;
 /// Version 3: version 2 plus **inline sections**, small node streams kept
 /// raw in the footer, without a checksum or directory entry of their own
-/// (SPEC.md 5.4). Still written on request: version 2.
+/// (SPEC.md 5.4). Still written on request.
 pub const VERSION_3: u16 = 3;
 /// Version 2 stores each section as its payload alone (no frame, no padding)
 /// and zstd payloads without the frame magic; see [`VERSION_1`].
@@ -87,7 +92,7 @@ mod tests {
 
     #[test]
     fn roundtrip_and_rejections() {
-        for version in [VERSION_1, VERSION_2, VERSION_3] {
+        for version in [VERSION_1, VERSION_2, VERSION_3, VERSION_4] {
             let h = Header { version };
             let b = h.to_bytes();
             assert_eq!(Header::parse(&b).unwrap(), h);

@@ -112,15 +112,16 @@ pub struct Args {
     /// then need no whole-table decode.
     #[arg(long)]
     pub long_text_sorted: bool,
-    /// Snapshot format version: 3 (small column streams inline in the
-    /// footer, the default), 2 (sections without frames) for readers older
-    /// than version 3, or 1 (every section framed and 8-aligned) for readers
+    /// Snapshot format version: 4 (the footer's column metadata field by
+    /// field, the default), 3 (small column streams inline in the footer)
+    /// for readers older than version 4, 2 (sections without frames) for
+    /// readers older than version 3, or 1 (every section framed and 8-aligned) for readers
     /// older than version 2 (long text then sorted, as with
     /// --long-text-sorted, in zstd, and no `based` streams or string ids as
     /// differences).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=3))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4))]
     pub format_version: Option<u16>,
-    /// Version 3: keep a column stream in the footer (inline, without a
+    /// Version 3 and later: keep a column stream in the footer (inline, without a
     /// checksum and byte range of its own) when it would be stored in at
     /// most this many bytes and is at most 1 KiB raw; 0 for none.
     #[arg(long, value_name = "BYTES", default_value_t = colsnap::write::INLINE_MAX)]
