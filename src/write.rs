@@ -60,7 +60,10 @@ pub struct BuildOptions {
     /// text. PPMd only with the automatic codec choice (`compress.choice`),
     /// in either format version: readers that predate codec 3 reject it, so
     /// `colsnap build --format-version 1` asks for zstd, and so does
-    /// `--fast`.
+    /// `--fast`. Where it allows PPMd, the short-string table of a small
+    /// export (one chunk under automatic chunking, at most
+    /// [`SHORT_ONE_CHUNK`] raw bytes) is PPMd too when that is smaller
+    /// (from format version 2).
     pub long_text_codec: LongTextCodec,
     /// Let a column's timestamp seconds or string ids be stored as
     /// differences from another column's (`based`, SPEC.md 4.9) where that
@@ -825,12 +828,16 @@ fn train_dict(
 struct ShortPlan {
     chunk_size: usize,
     dict: Option<Vec<u8>>,
+    /// Automatic chunking found the table one chunk (at most
+    /// [`SHORT_ONE_CHUNK`] raw bytes).
+    one_chunk: bool,
 }
 
 /// The short-string table's [`ShortPlan`]: the chunk size asked for, or
 /// [`auto_chunk_size`] of its chunks' raw bytes (front-coded as the table
 /// will be), and its dictionary ([`train_short_dict`]).
 fn plan_short(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Result<ShortPlan> {
+    let mut one_chunk = false;
     let chunk_size = match opts.chunk_size {
         0 => {
             let mut cb = ChunkBuilder::new(TablePolicy {
@@ -845,6 +852,7 @@ fn plan_short(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Re
                 Ok(())
             })?;
             raw += cb.finish().map_or(0, |c| c.0.len() as u64);
+            one_chunk = raw <= SHORT_ONE_CHUNK;
             auto_chunk_size(raw)
         }
         n => n,
@@ -856,6 +864,7 @@ fn plan_short(strings: &Strings, table: &SortedTable, opts: &BuildOptions) -> Re
     Ok(ShortPlan {
         chunk_size,
         dict: train_short_dict(strings, table, opts, policy)?,
+        one_chunk,
     })
 }
 
@@ -2381,9 +2390,11 @@ fn write_snapshot<W: Write>(
         // dictionary (SPEC.md section 7: it wins from 4 chunks on); its
         // chunks are cut to fit the fetch bound (`long_chunk_fetch`).
         let plan = if long { long_plan.take() } else { None };
+        let mut one_chunk = false;
         let short_dict = match short_plan.take() {
             Some(p) if !long => {
                 policy.chunk_size = p.chunk_size;
+                one_chunk = p.one_chunk;
                 p.dict
             }
             _ => None,
@@ -2436,6 +2447,20 @@ fn write_snapshot<W: Write>(
                 ..w.opts
             },
             true => long_opts(opts, table.text_bytes),
+            // A short-string table of one chunk (a small export) also tries
+            // PPMd where long text may use it: decoding at most 64 KiB
+            // costs a reader a few milliseconds, once (SPEC.md 3).
+            false
+                if one_chunk
+                    && dict.is_none()
+                    && opts.ppmd_long_text(0)
+                    && w.version >= format::VERSION_2 =>
+            {
+                CompressOptions {
+                    choice: compress::CodecChoice::AutoPpmd,
+                    ..w.opts
+                }
+            }
             false => w.opts,
         };
         // Prepared once: loading the dictionary costs about as much as
@@ -3246,6 +3271,56 @@ mod tests {
             };
             assert!(!forced.ppmd_long_text(0));
         }
+    }
+
+    /// The short-string table's codec: PPMd competes (and wins on this
+    /// text) when automatic chunking makes it one chunk and PPMd is allowed
+    /// at all (automatic codec, long text not forced to zstd, version 2 on);
+    /// never for a table of several chunks.
+    #[test]
+    fn a_one_chunk_short_table_may_be_ppmd() {
+        // The sample's 40 issues (13 KB of short strings), and the same
+        // issues ten times over with every string made distinct (a table
+        // of several chunks).
+        let small = std::fs::read_to_string("fixtures/github-sample.ndjson").unwrap();
+        let large: String = (0..10)
+            .flat_map(|k| {
+                small
+                    .lines()
+                    .map(move |l| l.replace(": \"", &format!(": \"{k}")))
+            })
+            .map(|l| l + "\n")
+            .collect();
+        let codec = |input: &str, opts: &BuildOptions| {
+            let s =
+                crate::Snapshot::from_bytes(build_to_vec(input.as_bytes(), opts).unwrap()).unwrap();
+            let t = &s.footer().tables[0];
+            let codecs: Vec<Codec> = (0..t.chunk_counts.len() as u32)
+                .map(|c| s.footer().sections[(t.first_chunk + c) as usize].codec)
+                .collect();
+            codecs
+        };
+        assert_eq!(codec(&small, &BuildOptions::default()), [Codec::Ppmd]);
+        for opts in [
+            BuildOptions::fast(),
+            BuildOptions {
+                long_text_codec: LongTextCodec::Zstd,
+                ..BuildOptions::default()
+            },
+            BuildOptions {
+                format_version: format::VERSION_1,
+                ..BuildOptions::default()
+            },
+            BuildOptions {
+                chunk_size: 1 << 16,
+                ..BuildOptions::default()
+            },
+        ] {
+            let c = codec(&small, &opts);
+            assert!(!c.contains(&Codec::Ppmd), "{c:?}");
+        }
+        let c = codec(&large, &BuildOptions::default());
+        assert!(c.len() > 1 && !c.contains(&Codec::Ppmd), "{c:?}");
     }
 
     /// Long text is compressed three levels above the build's level, at

@@ -70,6 +70,10 @@ pub enum CodecChoice {
     /// The smallest of none, gzip and zstd for this section (PPMd only
     /// when forced: the writer forces it for long-text chunks).
     Auto,
+    /// The smallest of none, gzip, zstd and PPMd: what the writer tries for
+    /// the chunk of a short-string table of one chunk (at most 64 KiB raw,
+    /// decoded once by a reader in a few milliseconds).
+    AutoPpmd,
     /// Always this codec (still stored raw when it would grow the section).
     Force(Codec),
 }
@@ -163,11 +167,11 @@ fn compress_by(
     };
     let want_zstd = matches!(
         opts.choice,
-        CodecChoice::Auto | CodecChoice::Force(Codec::Zstd)
+        CodecChoice::Auto | CodecChoice::AutoPpmd | CodecChoice::Force(Codec::Zstd)
     );
     let want_gzip = match opts.choice {
         CodecChoice::Force(Codec::Gzip) => true,
-        CodecChoice::Auto => raw.len() <= GZIP_TRY_MAX,
+        CodecChoice::Auto | CodecChoice::AutoPpmd => raw.len() <= GZIP_TRY_MAX,
         _ => false,
     };
     if want_zstd {
@@ -181,7 +185,10 @@ fn compress_by(
     if want_gzip {
         consider(Codec::Gzip, gzip_compress(raw, opts.level)?);
     }
-    if opts.choice == CodecChoice::Force(Codec::Ppmd) {
+    if matches!(
+        opts.choice,
+        CodecChoice::Force(Codec::Ppmd) | CodecChoice::AutoPpmd
+    ) {
         consider(Codec::Ppmd, ppmd::compress(raw)?);
     }
     Ok(best.unwrap_or_else(|| (Codec::None, raw.to_vec())))

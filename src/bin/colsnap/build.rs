@@ -83,7 +83,9 @@ pub struct Args {
     pub fast: bool,
     /// Codec of the long-text table's chunks [default: auto, or zstd with
     /// --fast]. PPMd only with --codec auto and format version 2 (readers
-    /// before codec 3 reject it): otherwise zstd or the forced codec.
+    /// before codec 3 reject it): otherwise zstd or the forced codec. Where
+    /// long text may be PPMd, a short-string table of one chunk (a small
+    /// export) is PPMd too when that is smaller; `zstd` keeps it zstd.
     #[arg(long, value_enum, value_name = "CODEC")]
     pub long_text_codec: Option<LongTextCodecArg>,
     /// Threads that encode and compress (default: every available core).
