@@ -1298,6 +1298,56 @@ mod tests {
         assert_eq!(Footer::parse(&raw, at, VERSION_4).unwrap(), f);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// Any statistics (every pair of values, min above max included),
+        /// counts and layouts round-trip through both node layouts.
+        #[test]
+        fn any_statistics_round_trip_in_versions_3_and_4(
+            seed in proptest::collection::vec(
+                (
+                    proptest::prelude::any::<(i64, i64)>(),
+                    proptest::prelude::any::<(u64, u64)>(),
+                    proptest::prelude::any::<(u64, u64)>(),
+                    proptest::prelude::any::<(u32, u32)>(),
+                    proptest::prelude::any::<(i64, i64)>(),
+                    proptest::prelude::any::<(u64, u8)>(),
+                ),
+                1..40,
+            ),
+        ) {
+            let (mut f, at) = built();
+            for (n, (int, uint, float, s, time, (distinct, layout))) in
+                f.nodes.iter_mut().zip(seed.iter().cycle())
+            {
+                let st = &mut n.stats;
+                st.distinct = *distinct;
+                st.int = st.int.map(|_| *int);
+                st.uint = st.uint.map(|_| *uint);
+                st.float = st
+                    .float
+                    .map(|_| (f64::from_bits(float.0), f64::from_bits(float.1)));
+                st.str = st.str.map(|_| *s);
+                st.time = st.time.map(|_| *time);
+                if n.count(Kind::Time) > 0 && n.stream(Role::TsLayout).is_none() {
+                    n.ts_layout = *layout;
+                }
+            }
+            for v in [VERSION_3, VERSION_4] {
+                let g = Footer::parse(&f.to_bytes(v), at, v).unwrap();
+                // Floats bit for bit (NaN payloads, -0.0), the rest as printed.
+                let bits = |f: &Footer| -> Vec<Option<(u64, u64)>> {
+                    f.nodes
+                        .iter()
+                        .map(|n| n.stats.float.map(|(a, b)| (a.to_bits(), b.to_bits())))
+                        .collect()
+                };
+                proptest::prop_assert_eq!(bits(&g), bits(&f));
+                proptest::prop_assert_eq!(format!("{g:?}"), format!("{f:?}"));
+            }
+        }
+    }
+
     /// A version 4 footer cut short anywhere, or with any byte of its nodes
     /// changed, is an error or a footer, never a panic; the node fields'
     /// own rules name the node.
