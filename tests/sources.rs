@@ -5,11 +5,17 @@
 
 use colsnap::encoding::Encoding;
 use colsnap::read::{OpenOptions, Plan};
-use colsnap::source::{AsAsync, AsyncByteSource, ByteSource, MemorySource};
+use colsnap::source::{AsAsync, AsyncByteSource, BoxFuture, ByteSource, MemorySource};
 use colsnap::{BuildOptions, Error, ExportOptions, LongTextCodec, Snapshot};
 use serde_json::{Value, json};
+use std::future::Future;
 use std::io::Write;
-use std::sync::Arc;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 fn rows(n: u64) -> Vec<Value> {
     (0..n)
@@ -393,6 +399,196 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
         }
+    }
+}
+
+/// An async source over `bytes` whose reads, once `gate` is called, wait
+/// until `open` is called (each read is recorded when it starts); with
+/// `fail_next`, its next read fails.
+#[derive(Debug)]
+struct Gated {
+    mem: MemorySource,
+    gated: AtomicBool,
+    open: AtomicBool,
+    fail_next: AtomicBool,
+    reads: Mutex<Vec<Vec<Range<u64>>>>,
+}
+
+impl Gated {
+    fn new(bytes: Vec<u8>) -> Arc<Gated> {
+        Arc::new(Gated {
+            mem: MemorySource::new(bytes),
+            gated: AtomicBool::new(false),
+            open: AtomicBool::new(false),
+            fail_next: AtomicBool::new(false),
+            reads: Mutex::new(Vec::new()),
+        })
+    }
+    fn gate(&self) {
+        self.open.store(false, SeqCst);
+        self.gated.store(true, SeqCst);
+        self.reads.lock().unwrap().clear();
+    }
+    fn open(&self) {
+        self.open.store(true, SeqCst);
+    }
+    fn reads(&self) -> Vec<Vec<Range<u64>>> {
+        self.reads.lock().unwrap().clone()
+    }
+}
+
+impl AsyncByteSource for Gated {
+    fn len(&self) -> BoxFuture<'_, colsnap::Result<u64>> {
+        let n = self.mem.len();
+        Box::pin(async move { Ok(n) })
+    }
+    fn read_ranges<'a>(
+        &'a self,
+        ranges: &'a [Range<u64>],
+    ) -> BoxFuture<'a, colsnap::Result<Vec<bytes::Bytes>>> {
+        Box::pin(async move {
+            if self.gated.load(SeqCst) {
+                self.reads.lock().unwrap().push(ranges.to_vec());
+                // Polled by hand below: no waker to keep.
+                std::future::poll_fn(|_| {
+                    if self.open.load(SeqCst) {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+            }
+            if self.fail_next.swap(false, SeqCst) {
+                return Err(Error::Invalid("the connection was reset".into()));
+            }
+            self.mem.read_ranges(ranges)
+        })
+    }
+}
+
+/// A waker that counts its wakes.
+struct Wakes(AtomicUsize);
+impl std::task::Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// Poll `f` once with a waker whose wakes `w` counts.
+fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>, w: &Arc<Wakes>) -> Poll<F::Output> {
+    let waker = Waker::from(w.clone());
+    f.poll(&mut Context::from_waker(&waker))
+}
+
+fn gated_snapshot(bytes: &[u8]) -> (Arc<Gated>, Snapshot) {
+    let src = Gated::new(bytes.to_vec());
+    let opts = OpenOptions {
+        // Each section its own range: the reads below are compared range by range.
+        coalesce_gap: 0,
+        ..OpenOptions::default()
+    };
+    let s = block_on(Snapshot::open_async(src.clone(), opts)).unwrap();
+    src.gate();
+    (src, s)
+}
+
+#[test]
+fn tasks_sharing_an_async_snapshot_read_each_section_once() {
+    let (_, bytes) = build(200);
+    let sync = Snapshot::from_bytes(bytes.clone()).unwrap();
+    let (src, s) = gated_snapshot(&bytes);
+    let title = s.node_by_path("title").unwrap();
+    let number = s.node_by_path("number").unwrap();
+    let mut one = Plan::new();
+    s.plan_node(&mut one, title);
+    let mut both = one.clone();
+    s.plan_node(&mut both, number);
+    let title_ranges = s.plan_ranges(&one);
+    assert!(!title_ranges.is_empty());
+
+    // Two tasks on one thread (as on wasm or a current-thread runtime).
+    let (wa, wb) = (
+        Arc::new(Wakes(AtomicUsize::new(0))),
+        Arc::new(Wakes(AtomicUsize::new(0))),
+    );
+    let mut a = Box::pin(s.fetch_async(&one));
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send(&a);
+    let mut b = Box::pin(s.fetch_async(&both));
+    assert!(poll_once(a.as_mut(), &wa).is_pending());
+    assert!(poll_once(b.as_mut(), &wb).is_pending());
+    let reads = src.reads();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert_eq!(reads[0], title_ranges, "a reads the title's sections");
+    assert!(!reads[1].is_empty());
+    assert!(
+        reads[1].iter().all(|r| title_ranges
+            .iter()
+            .all(|t| r.end <= t.start || t.end <= r.start)),
+        "b reads only what a is not reading: {reads:?}"
+    );
+    src.open();
+    // b has its own sections; it waits for a's without blocking.
+    assert!(poll_once(b.as_mut(), &wb).is_pending());
+    assert_eq!(wb.0.load(SeqCst), 0);
+    assert!(matches!(poll_once(a.as_mut(), &wa), Poll::Ready(Ok(()))));
+    assert_eq!(wb.0.load(SeqCst), 1, "a's release wakes b");
+    assert!(matches!(poll_once(b.as_mut(), &wb), Poll::Ready(Ok(()))));
+    assert_eq!(src.reads().len(), 2, "no section read twice");
+    for n in [title, number] {
+        let got = s.node_data(n).unwrap();
+        assert_eq!(
+            format!("{got:?}"),
+            format!("{:?}", sync.node_data(n).unwrap())
+        );
+    }
+    // Fetched: a third task reads nothing.
+    assert!(matches!(
+        poll_once(Box::pin(s.fetch_async(&both)).as_mut(), &wa),
+        Poll::Ready(Ok(()))
+    ));
+    assert_eq!(src.reads().len(), 2);
+}
+
+#[test]
+fn an_async_read_that_fails_or_is_dropped_is_read_again_by_its_waiters() {
+    let (_, bytes) = build(200);
+    let sync = Snapshot::from_bytes(bytes.clone()).unwrap();
+    for fail in [false, true] {
+        let (src, s) = gated_snapshot(&bytes);
+        let title = s.node_by_path("title").unwrap();
+        let mut plan = Plan::new();
+        s.plan_node(&mut plan, title);
+        let (wa, wb) = (
+            Arc::new(Wakes(AtomicUsize::new(0))),
+            Arc::new(Wakes(AtomicUsize::new(0))),
+        );
+        let mut a = Box::pin(s.fetch_async(&plan));
+        let mut b = Box::pin(s.fetch_async(&plan));
+        assert!(poll_once(a.as_mut(), &wa).is_pending());
+        assert!(poll_once(b.as_mut(), &wb).is_pending());
+        assert_eq!(src.reads().len(), 1, "b waits for a's read");
+        if fail {
+            src.fail_next.store(true, SeqCst);
+            src.open();
+            let Poll::Ready(Err(e)) = poll_once(a.as_mut(), &wa) else {
+                panic!("a's read failed")
+            };
+            assert!(e.to_string().contains("reset"), "{e}");
+        } else {
+            // A cancelled request: its future dropped mid-read.
+            drop(a);
+            src.open();
+        }
+        assert_eq!(wb.0.load(SeqCst), 1, "the release wakes b");
+        assert!(matches!(poll_once(b.as_mut(), &wb), Poll::Ready(Ok(()))));
+        assert_eq!(src.reads().len(), 2, "b read the sections itself");
+        let got = s.node_data(title).unwrap();
+        assert_eq!(
+            format!("{got:?}"),
+            format!("{:?}", sync.node_data(title).unwrap())
+        );
     }
 }
 

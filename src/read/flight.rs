@@ -6,12 +6,19 @@
 //! need a section claims it and reads it; the others wait for that read and
 //! take the bytes from the fetched-section cache, where it put them.
 //!
-//! Only synchronous reads take part: an async read never waits here (a
-//! blocked executor thread, or on wasm the only thread, could wait for a
-//! read that it alone would have to drive).
+//! Reads through an async source take part too, in their own way: a
+//! snapshot reads either through a synchronous source or through an async
+//! one, never both, so a synchronous reader never blocks on a read that a
+//! task holds (on a single-threaded executor, or on wasm, that task could
+//! never run again), and an async reader never blocks at all: it awaits the
+//! other task's read ([`Waits::landed`]), and its executor runs that task
+//! meanwhile. A claim held by a task that is dropped (a cancelled request)
+//! is released like any other, and its waiters read the sections
+//! themselves.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
 
 /// The sections being read, each with the flight its readers wait on.
 #[derive(Debug, Default)]
@@ -19,11 +26,19 @@ pub(super) struct Flights {
     on: Mutex<HashMap<u32, Arc<Flight>>>,
 }
 
-/// One section's read: `done` once its bytes are kept (or the read failed).
+/// One section's read: `done` once its bytes are kept (or the read failed,
+/// or its reader was dropped). Threads wait on `landed`, tasks leave their
+/// wakers.
 #[derive(Debug, Default)]
 struct Flight {
-    done: Mutex<bool>,
+    state: Mutex<State>,
     landed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    done: bool,
+    wakers: Vec<Waker>,
 }
 
 /// Sections a thread claimed; dropping it releases them and wakes their
@@ -84,12 +99,18 @@ impl Claim<'_> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         let mut on = lock(&self.flights.on);
+        let mut wake = Vec::new();
         for id in &self.ids {
             if let Some(f) = on.remove(id) {
-                *lock(&f.done) = true;
+                let mut st = lock(&f.state);
+                st.done = true;
+                wake.append(&mut st.wakers);
+                drop(st);
                 f.landed.notify_all();
             }
         }
+        drop(on);
+        wake.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -102,10 +123,28 @@ impl Waits {
     /// Blocks until every read waited for has ended.
     pub(super) fn wait(self) {
         for f in self.0 {
-            let mut done = lock(&f.done);
-            while !*done {
-                done = f.landed.wait(done).unwrap_or_else(PoisonError::into_inner);
+            let mut st = lock(&f.state);
+            while !st.done {
+                st = f.landed.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
+        }
+    }
+
+    /// Completes once every read waited for has ended, without blocking:
+    /// the task is woken when the last one is released.
+    pub(super) async fn landed(self) {
+        for f in self.0 {
+            std::future::poll_fn(|cx| {
+                let mut st = lock(&f.state);
+                if st.done {
+                    return Poll::Ready(());
+                }
+                if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            })
+            .await;
         }
     }
 }
@@ -113,6 +152,7 @@ impl Waits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
@@ -139,6 +179,40 @@ mod tests {
         assert!(!f.of(2).is_empty());
         drop(other);
         assert!(lock(&f.on).is_empty());
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_task_awaits_a_claimed_section_and_is_woken_by_its_release() {
+        let f = Flights::default();
+        let (mine, _) = f.claim([5, 6]);
+        let (none, theirs) = f.claim([5]);
+        assert!(!none.holds(5));
+        let count = Arc::new(Count(Default::default()));
+        let waker = Waker::from(count.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut landed = std::pin::pin!(theirs.landed());
+        assert!(landed.as_mut().poll(&mut cx).is_pending());
+        // Polled again by the same task: one waker kept, not two.
+        assert!(landed.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        drop(mine);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "woken once by the release"
+        );
+        assert!(landed.as_mut().poll(&mut cx).is_ready());
+        // Nothing to wait for: ready at once.
+        let mut nothing = std::pin::pin!(f.of(5).landed());
+        assert!(nothing.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]

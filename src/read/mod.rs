@@ -1360,27 +1360,68 @@ impl Snapshot {
     }
 
     /// [`Snapshot::fetch`] through the async source the snapshot was opened
-    /// over (or, for a synchronous source, at once).
+    /// over (or, for a synchronous source, [`Snapshot::fetch`] at once).
+    ///
+    /// Tasks sharing the snapshot read each section once: a section that
+    /// another task is reading is not read again; this call reads the
+    /// others, then awaits those reads (without blocking its thread). If
+    /// one failed, or its task was dropped, this call reads the section
+    /// itself, so it returns with every section of `plan` fetched or an
+    /// error of its own read.
     pub async fn fetch_async(&self, plan: &Plan) -> Result<()> {
+        let source = match &self.inner.access {
+            // Synchronous claims never outlive the call that made them, so
+            // waiting on one cannot wait on this task.
+            Access::Sync(_) => return self.fetch(plan),
+            Access::Async(s) => s.clone(),
+        };
         let frames = self.missing(plan);
         if frames.is_empty() {
             return Ok(());
         }
+        let (claim, waits) = self.inner.flights.claim(frames.iter().map(|(s, _)| *s));
+        let mine: Vec<(u32, Range<u64>)> = frames
+            .into_iter()
+            .filter(|(s, _)| claim.holds(*s))
+            .collect();
+        let read = if mine.is_empty() {
+            Ok(())
+        } else {
+            self.fetch_frames_async(&*source, &mine).await
+        };
+        // Released (waiters woken) once the bytes are kept, or the read
+        // failed; also when this future is dropped while reading.
+        drop(claim);
+        read?;
+        if waits.is_empty() {
+            return Ok(());
+        }
+        waits.landed().await;
+        // What another task failed to read (or dropped, or what the cache
+        // already let go): read here.
+        let left = self.missing(plan);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            self.fetch_frames_async(&*source, &left).await
+        }
+    }
+
+    /// [`Snapshot::fetch_frames`] through an async source.
+    async fn fetch_frames_async(
+        &self,
+        source: &dyn AsyncByteSource,
+        frames: &[(u32, Range<u64>)],
+    ) -> Result<()> {
         let asked: Vec<Range<u64>> = frames.iter().map(|(_, r)| r.clone()).collect();
         let merged = coalesce_ranges(&asked, self.inner.opts.coalesce_gap);
-        let got = match &self.inner.access {
-            Access::Sync(_) => self.read_ranges(&merged)?,
-            Access::Async(s) => {
-                let got = s.read_ranges(&merged).await?;
-                self.count_read(
-                    1,
-                    merged.len() as u64,
-                    got.iter().map(|b| b.len() as u64).sum(),
-                );
-                got
-            }
-        };
-        self.keep_fetched(&frames, &asked, &merged, &got)
+        let got = source.read_ranges(&merged).await?;
+        self.count_read(
+            1,
+            merged.len() as u64,
+            got.iter().map(|b| b.len() as u64).sum(),
+        );
+        self.keep_fetched(frames, &asked, &merged, &got)
     }
 
     /// Fetch, through the async source, everything that decoding `nodes`
