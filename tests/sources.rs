@@ -592,6 +592,98 @@ fn an_async_read_that_fails_or_is_dropped_is_read_again_by_its_waiters() {
     }
 }
 
+/// An async source over `bytes` whose reads take 20 ms on the runtime's
+/// timer, recording the ranges each read asked for.
+#[derive(Debug)]
+struct Slow {
+    mem: MemorySource,
+    reads: Mutex<Vec<Range<u64>>>,
+}
+
+impl AsyncByteSource for Slow {
+    fn len(&self) -> BoxFuture<'_, colsnap::Result<u64>> {
+        let n = self.mem.len();
+        Box::pin(async move { Ok(n) })
+    }
+    fn read_ranges<'a>(
+        &'a self,
+        ranges: &'a [Range<u64>],
+    ) -> BoxFuture<'a, colsnap::Result<Vec<bytes::Bytes>>> {
+        Box::pin(async move {
+            self.reads.lock().unwrap().extend_from_slice(ranges);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.mem.read_ranges(ranges)
+        })
+    }
+}
+
+#[test]
+fn eight_tasks_on_a_runtime_read_every_byte_once() {
+    let (_, bytes) = build(300);
+    let sync = Snapshot::from_bytes(bytes.clone()).unwrap();
+    for workers in [0, 4] {
+        // 0: one thread for every task (a current-thread runtime, as on wasm).
+        let rt = if workers == 0 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(workers);
+            b
+        }
+        .enable_time()
+        .build()
+        .unwrap();
+        let src = Arc::new(Slow {
+            mem: MemorySource::new(bytes.clone()),
+            reads: Mutex::new(Vec::new()),
+        });
+        let opts = OpenOptions {
+            coalesce_gap: 0,
+            ..OpenOptions::default()
+        };
+        let s = rt
+            .block_on(Snapshot::open_async(src.clone(), opts))
+            .unwrap();
+        src.reads.lock().unwrap().clear();
+        let cols: Vec<u32> = s.columns().iter().map(|c| c.node).collect();
+        let results = rt.block_on(async {
+            let tasks: Vec<_> = (0..8)
+                .map(|k| {
+                    let s = s.clone();
+                    // Each task its own order of the same columns.
+                    let mut mine = cols.clone();
+                    mine.rotate_left(k * cols.len() / 8);
+                    tokio::spawn(async move { s.fetch_nodes_async(&mine).await })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        let mut asked = src.reads.lock().unwrap().clone();
+        assert!(!asked.is_empty());
+        asked.sort_by_key(|r| r.start);
+        for w in asked.windows(2) {
+            assert!(
+                w[0].end <= w[1].start,
+                "{workers} workers: bytes {:?} and {:?} were both asked",
+                w[0],
+                w[1]
+            );
+        }
+        for &n in &cols {
+            let got = s.node_data(n).unwrap();
+            assert_eq!(
+                format!("{got:?}"),
+                format!("{:?}", sync.node_data(n).unwrap())
+            );
+        }
+    }
+}
+
 #[test]
 fn an_async_source_opens_then_decodes_what_it_fetched() {
     let (rows, bytes) = build(150);
