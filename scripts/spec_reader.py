@@ -70,7 +70,8 @@ def stats(r, nd, v4):
     if 4 in nd['counts']: r.zz(); r.var() if v4 else r.zz()
     if 5 in nd['counts']: r.var(); r.var()
     if 6 in nd['counts']: r.take(16)
-    if 7 in nd['counts']: r.var(); r.var()
+    if 7 in nd['counts']:  # string ids: they fit u32
+        lo, hi = r.var(), r.var(); assert lo < 1 << 32 and hi < 1 << 32
     if 8 in nd['counts']: r.zz(); r.var() if v4 else r.zz()
 
 class Snap:
@@ -123,7 +124,7 @@ class Snap:
             assert sum(cc) == ns and (ix != 0) == (nc >= 2 and not fl & 4), (fl, nc, ix)
             s.tables.append(dict(flags=fl, n=ns, first=fc, counts=cc, index=ix-1 if ix else None, dict=dc-1 if dc else None))
         s.nodes = []
-        nn = r.var()
+        nn = r.var(); assert 1 <= nn <= 1 << 20  # 10.1
         if s.version >= 4:  # 5.3 NODES_V4: field by field, each over every node
             s.nodes = [dict() for _ in range(nn)]
             for i in range(1, nn):

@@ -603,6 +603,77 @@ fn a_section_inflating_to_four_gib_is_refused_in_bounded_memory() {
     assert_eq!(code, 1, "{err}");
 }
 
+// ------------------- node counts: what a footer can make a reader allocate
+
+/// A file of format `version` whose footer (stored raw) is `nodes` after
+/// an empty directory and no tables: rows 0, no sections, no inline
+/// sections (v3, v4), no tables, then NODES as given.
+fn footer_of_nodes(version: u16, nodes: &[u8]) -> Vec<u8> {
+    let mut raw = vec![0u8, 0];
+    if version >= format::VERSION_3 {
+        raw.push(0);
+    }
+    raw.push(0);
+    raw.extend_from_slice(nodes);
+    let mut out = format::Header { version }.to_bytes().to_vec();
+    let t = Trailer {
+        footer_offset: out.len() as u64,
+        footer_stored_len: raw.len() as u32,
+        footer_raw_len: raw.len() as u32,
+        footer_crc: format::crc32c(&raw),
+        footer_codec: Codec::None,
+        version,
+    };
+    out.extend_from_slice(&raw);
+    out.extend_from_slice(&t.to_bytes());
+    out
+}
+
+/// A footer claiming as many nodes as its bytes allowed at 3 bytes a node
+/// (2.8 million in 16 MiB) made a reader reserve or fill 940 MB of node
+/// metadata before reading the first node; at 1 GiB of footer it aborted
+/// on a 120 GB allocation. Now a node takes at least 6 bytes, a snapshot
+/// at most `MAX_NODES` (2^20) of them, and nodes are made as their bytes
+/// are read.
+#[test]
+fn a_footer_cannot_make_the_reader_allocate_for_nodes_it_does_not_hold() {
+    let body = 16 << 20;
+    for version in [format::VERSION_3, format::VERSION_4] {
+        let mut nodes = Vec::new();
+        varint::put_u64(&mut nodes, (body as u64) / 6);
+        nodes.resize(nodes.len() + body, 0);
+        let bytes = footer_of_nodes(version, &nodes);
+        let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+        assert!(
+            d.contains("node count") && d.contains(&format!("limit {}", format::footer::MAX_NODES)),
+            "v{version}: {d}"
+        );
+        // As many as a snapshot may hold, all zeros: node 1 is bad.
+        let mut nodes = Vec::new();
+        varint::put_u64(&mut nodes, format::footer::MAX_NODES as u64);
+        nodes.resize(nodes.len() + body, 0);
+        let bytes = footer_of_nodes(version, &nodes);
+        let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+        assert!(d.starts_with("node 1"), "v{version}: {d}");
+        let (code, err) = run_limited(&bytes, &["inspect"]);
+        assert_eq!(code, 1, "v{version}: {err}");
+    }
+    // 2^20 nodes whose every field is valid (a chain of array elements,
+    // no items): all of them are made (about 350 MB) before the depth
+    // rule refuses them, within the 1 GiB the hostile tests allow.
+    let n = format::footer::MAX_NODES;
+    let mut nodes = Vec::new();
+    varint::put_u64(&mut nodes, n as u64);
+    nodes.extend(std::iter::repeat_n(1u8, n - 1)); // parent distances
+    nodes.extend(std::iter::repeat_n(2u8, n - 1)); // Elem names
+    nodes.extend(std::iter::repeat_n(0u8, 4 * n)); // items, kinds, streams, distinct
+    let bytes = footer_of_nodes(format::VERSION_4, &nodes);
+    let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+    assert!(d.contains("deeper than"), "{d}");
+    let (code, err) = run_limited(&bytes, &["inspect"]);
+    assert_eq!(code, 1, "{err}");
+}
+
 // ----------------------- item 4: sparse columns cost what they hold
 
 /// NDJSON where row i is `{"k<i % keys>": i}`.

@@ -199,6 +199,13 @@ pub struct TableMeta {
     pub dict_section: Option<u32>,
 }
 
+/// The most nodes (columns of every kind, the root included) a snapshot
+/// may hold: 2^20. A reader keeps a few hundred bytes of metadata per
+/// node, so this bounds what a footer can make it allocate (about 350 MB)
+/// whatever count it claims; the builder's `max_columns` (65,535 by
+/// default) cannot be raised past it.
+pub const MAX_NODES: usize = 1 << 20;
+
 /// The most rows (and items in one node) a snapshot may hold: item indexes
 /// and string ids are u32.
 pub const MAX_ITEMS: u64 = u32::MAX as u64;
@@ -446,15 +453,36 @@ struct NodeRefs<'a> {
     tables: usize,
 }
 
-fn node_err(i: usize, d: impl Into<String>) -> Error {
-    Error::corrupt(format!("node {i}"), 0, d.into())
+/// An error in node `i`'s fields, at byte `at` of the raw footer.
+fn node_err(i: usize, at: usize, d: impl Into<String>) -> Error {
+    Error::corrupt(format!("node {i}"), at as u64, d.into())
+}
+
+/// A reader error (a truncated field, a bad varint) named after node `i`:
+/// "node items" becomes "node 7 items", "stat" "node 7 stat".
+fn in_node(i: usize) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::Corrupt {
+            what,
+            offset,
+            detail,
+        } if !what.starts_with(&format!("node {i}")) => Error::Corrupt {
+            what: match what.strip_prefix("node ") {
+                Some(rest) => format!("node {i} {rest}"),
+                None => format!("node {i} {what}"),
+            },
+            offset,
+            detail,
+        },
+        e => e,
+    }
 }
 
 fn read_name(r: &mut Reader, i: usize) -> Result<NodeName> {
     match r.u8("node name tag")? {
         1 => Ok(NodeName::Key(r.str("node key")?.to_string())),
         2 => Ok(NodeName::Elem),
-        t => Err(node_err(i, format!("unknown name tag {t}"))),
+        t => Err(node_err(i, r.pos(), format!("unknown name tag {t}"))),
     }
 }
 
@@ -463,6 +491,7 @@ fn read_items(r: &mut Reader, i: usize) -> Result<u64> {
     if items > MAX_ITEMS {
         return Err(node_err(
             i,
+            r.pos(),
             format!("{items} items exceed the limit of {MAX_ITEMS} (2^32-1)"),
         ));
     }
@@ -472,7 +501,11 @@ fn read_items(r: &mut Reader, i: usize) -> Result<u64> {
 fn read_kinds_mask(r: &mut Reader, i: usize) -> Result<u64> {
     let mask = r.u64("node kinds mask")?;
     if mask >> KIND_COUNT != 0 {
-        return Err(node_err(i, format!("unknown kinds in mask {mask:#x}")));
+        return Err(node_err(
+            i,
+            r.pos(),
+            format!("unknown kinds in mask {mask:#x}"),
+        ));
     }
     Ok(mask)
 }
@@ -484,17 +517,19 @@ fn read_counts(r: &mut Reader, i: usize, mask: u64, items: u64) -> Result<[u64; 
     for (k, c) in counts.iter_mut().enumerate() {
         if mask & (1 << k) != 0 {
             *c = r.u64("node kind count")?;
+            let at = r.pos();
             if *c == 0 {
-                return Err(node_err(i, "zero count for a kind in the mask"));
+                return Err(node_err(i, at, "zero count for a kind in the mask"));
             }
             sum = sum
                 .checked_add(*c)
-                .ok_or_else(|| node_err(i, "counts overflow"))?;
+                .ok_or_else(|| node_err(i, at, "counts overflow"))?;
         }
     }
     if sum != items {
         return Err(node_err(
             i,
+            r.pos(),
             format!("kind counts add up to {sum}, node has {items} items"),
         ));
     }
@@ -504,7 +539,11 @@ fn read_counts(r: &mut Reader, i: usize, mask: u64, items: u64) -> Result<[u64; 
 fn read_streams_mask(r: &mut Reader, i: usize) -> Result<u64> {
     let smask = r.u64("node streams mask")?;
     if smask >> STREAM_ROLES.len() != 0 {
-        return Err(node_err(i, format!("unknown streams in mask {smask:#x}")));
+        return Err(node_err(
+            i,
+            r.pos(),
+            format!("unknown streams in mask {smask:#x}"),
+        ));
     }
     Ok(smask)
 }
@@ -530,8 +569,13 @@ fn read_streams(
             Some(p) => {
                 let d = r.i64("node stream")?;
                 let v = (*p as i64).checked_add(d).filter(|v| *v >= 0);
+                let at = r.pos();
                 let v = v.ok_or_else(|| {
-                    node_err(i, format!("stream section {} + {d} is negative", *p))
+                    node_err(
+                        i,
+                        at,
+                        format!("stream section {} + {d} is negative or overflows", *p),
+                    )
                 })?;
                 v as u64
             }
@@ -539,6 +583,7 @@ fn read_streams(
         if v >= n as u64 {
             return Err(node_err(
                 i,
+                r.pos(),
                 format!("section {v} does not exist ({n} sections)"),
             ));
         }
@@ -549,6 +594,7 @@ fn read_streams(
         if refs.sections[v as usize].role != STREAM_ROLES[s] as u8 {
             return Err(node_err(
                 i,
+                r.pos(),
                 format!("section {sec} is not a {} stream", STREAM_ROLES[s].name()),
             ));
         }
@@ -560,14 +606,19 @@ fn read_streams(
 fn read_table(r: &mut Reader, i: usize, refs: &NodeRefs) -> Result<u32> {
     let table = r.u64("node table")?;
     if table >= refs.tables as u64 {
-        return Err(node_err(i, format!("string table {table} does not exist")));
+        return Err(node_err(
+            i,
+            r.pos(),
+            format!("string table {table} does not exist"),
+        ));
     }
     Ok(table as u32)
 }
 
 /// `distinct` and STATS for a node with `counts`: versions 1-3 give min and
 /// max, version 4 (`span`) min and the wrapping `max - min`.
-fn read_stats(r: &mut Reader, counts: &[u64; KIND_COUNT], span: bool) -> Result<Stats> {
+/// String ids, and so their statistics, fit u32: a larger value is refused.
+fn read_stats(r: &mut Reader, i: usize, counts: &[u64; KIND_COUNT], span: bool) -> Result<Stats> {
     let has = |k: Kind| counts[k as usize] > 0;
     let mut stats = Stats {
         distinct: r.u64("node distinct")?,
@@ -600,8 +651,13 @@ fn read_stats(r: &mut Reader, counts: &[u64; KIND_COUNT], span: bool) -> Result<
         stats.float = Some((a, b));
     }
     if has(Kind::Str) {
-        let a = u32::try_from(r.u64("stat")?).unwrap_or(u32::MAX);
-        let b = u32::try_from(r.u64("stat")?).unwrap_or(u32::MAX);
+        let id = |r: &mut Reader, what: &str| -> Result<u32> {
+            let v = r.u64("stat")?;
+            u32::try_from(v)
+                .map_err(|_| node_err(i, r.pos(), format!("{what} {v} does not fit u32")))
+        };
+        let a = id(r, "str_min")?;
+        let b = id(r, if span { "str_span" } else { "str_max" })?;
         stats.str = Some((a, if span { a.wrapping_add(b) } else { b }));
     }
     if has(Kind::Time) {
@@ -610,107 +666,125 @@ fn read_stats(r: &mut Reader, counts: &[u64; KIND_COUNT], span: bool) -> Result<
     Ok(stats)
 }
 
-/// Versions 1-3: NODES node by node (after the count `nn`).
+/// Versions 1-3: NODES node by node (after the count `nn`). The nodes are
+/// kept as they are read: a count that the bytes do not back allocates
+/// nothing.
 fn read_nodes_by_node(r: &mut Reader, nn: usize, refs: &NodeRefs) -> Result<Vec<NodeMeta>> {
-    let mut nodes: Vec<NodeMeta> = Vec::with_capacity(nn);
+    let mut nodes: Vec<NodeMeta> = Vec::new();
     for i in 0..nn {
-        let (parent, name) = if i == 0 {
-            (0, NodeName::Root)
-        } else {
-            let p = r.u64("node parent")?;
-            if p >= i as u64 {
-                return Err(node_err(i, format!("parent {p} does not precede the node")));
-            }
-            (p as u32, read_name(r, i)?)
-        };
-        let items = read_items(r, i)?;
-        let mask = read_kinds_mask(r, i)?;
-        let counts = read_counts(r, i, mask, items)?;
-        let smask = read_streams_mask(r, i)?;
-        let streams = read_streams(r, i, smask, refs, None)?;
-        let has = |k: Kind| counts[k as usize] > 0;
-        let table = if has(Kind::Str) {
-            read_table(r, i, refs)?
-        } else {
-            0
-        };
-        let ts_layout = if has(Kind::Time) && streams[7].is_none() {
-            r.u8("node ts layout")?
-        } else {
-            0
-        };
-        let stats = read_stats(r, &counts, false)?;
-        nodes.push(NodeMeta {
-            parent,
-            name,
-            items,
-            counts,
-            streams,
-            table,
-            ts_layout,
-            stats,
-        });
+        nodes.push(read_node(r, i, refs).map_err(in_node(i))?);
     }
     Ok(nodes)
 }
 
+/// Node `i` of a version 1-3 footer.
+fn read_node(r: &mut Reader, i: usize, refs: &NodeRefs) -> Result<NodeMeta> {
+    let (parent, name) = if i == 0 {
+        (0, NodeName::Root)
+    } else {
+        let p = r.u64("node parent")?;
+        if p >= i as u64 {
+            return Err(node_err(
+                i,
+                r.pos(),
+                format!("parent {p} does not precede the node"),
+            ));
+        }
+        (p as u32, read_name(r, i)?)
+    };
+    let items = read_items(r, i)?;
+    let mask = read_kinds_mask(r, i)?;
+    let counts = read_counts(r, i, mask, items)?;
+    let smask = read_streams_mask(r, i)?;
+    let streams = read_streams(r, i, smask, refs, None)?;
+    let has = |k: Kind| counts[k as usize] > 0;
+    let table = if has(Kind::Str) {
+        read_table(r, i, refs)?
+    } else {
+        0
+    };
+    let ts_layout = if has(Kind::Time) && streams[7].is_none() {
+        r.u8("node ts layout")?
+    } else {
+        0
+    };
+    let stats = read_stats(r, i, &counts, false)?;
+    Ok(NodeMeta {
+        parent,
+        name,
+        items,
+        counts,
+        streams,
+        table,
+        ts_layout,
+        stats,
+    })
+}
+
 /// Version 4: NODES field by field (SPEC.md 5.3), after the count `nn`.
+/// The nodes are made as their parents and names are read: a count that
+/// the bytes do not back allocates nothing.
 fn read_nodes_by_field(r: &mut Reader, nn: usize, refs: &NodeRefs) -> Result<Vec<NodeMeta>> {
-    let mut nodes: Vec<NodeMeta> = (0..nn)
-        .map(|_| NodeMeta {
-            parent: 0,
-            name: NodeName::Root,
+    let mut parents: Vec<u32> = vec![0];
+    for i in 1..nn {
+        let d = r.u64("node parent").map_err(in_node(i))?;
+        if d == 0 || d > i as u64 {
+            return Err(node_err(
+                i,
+                r.pos(),
+                format!("parent distance {d} is not in 1..={i}"),
+            ));
+        }
+        parents.push((i as u64 - d) as u32);
+    }
+    let mut nodes: Vec<NodeMeta> = Vec::new();
+    for (i, parent) in parents.into_iter().enumerate() {
+        let name = if i == 0 {
+            NodeName::Root
+        } else {
+            read_name(r, i).map_err(in_node(i))?
+        };
+        nodes.push(NodeMeta {
+            parent,
+            name,
             items: 0,
             counts: [0; KIND_COUNT],
             streams: [None; STREAM_ROLES.len()],
             table: 0,
             ts_layout: 0,
             stats: Stats::default(),
-        })
-        .collect();
-    for (i, n) in nodes.iter_mut().enumerate().skip(1) {
-        let d = r.u64("node parent")?;
-        if d == 0 || d > i as u64 {
-            return Err(node_err(
-                i,
-                format!("parent distance {d} is not in 1..={i}"),
-            ));
-        }
-        n.parent = (i as u64 - d) as u32;
-    }
-    for (i, n) in nodes.iter_mut().enumerate().skip(1) {
-        n.name = read_name(r, i)?;
+        });
     }
     for (i, n) in nodes.iter_mut().enumerate() {
-        n.items = read_items(r, i)?;
+        n.items = read_items(r, i).map_err(in_node(i))?;
     }
     let mut masks = Vec::with_capacity(nn);
     for i in 0..nn {
-        masks.push(read_kinds_mask(r, i)?);
+        masks.push(read_kinds_mask(r, i).map_err(in_node(i))?);
     }
     for (i, n) in nodes.iter_mut().enumerate() {
-        n.counts = read_counts(r, i, masks[i], n.items)?;
+        n.counts = read_counts(r, i, masks[i], n.items).map_err(in_node(i))?;
     }
     masks.clear();
     for i in 0..nn {
-        masks.push(read_streams_mask(r, i)?);
+        masks.push(read_streams_mask(r, i).map_err(in_node(i))?);
     }
     let mut prev = 0u32;
     for (i, n) in nodes.iter_mut().enumerate() {
-        n.streams = read_streams(r, i, masks[i], refs, Some(&mut prev))?;
+        n.streams = read_streams(r, i, masks[i], refs, Some(&mut prev)).map_err(in_node(i))?;
     }
     for (i, n) in nodes.iter_mut().enumerate() {
         if n.count(Kind::Str) > 0 {
-            n.table = read_table(r, i, refs)?;
+            n.table = read_table(r, i, refs).map_err(in_node(i))?;
         }
     }
-    for n in nodes.iter_mut() {
+    for (i, n) in nodes.iter_mut().enumerate() {
         if n.count(Kind::Time) > 0 && n.streams[7].is_none() {
-            n.ts_layout = r.u8("node ts layout")?;
+            n.ts_layout = r.u8("node ts layout").map_err(in_node(i))?;
         }
     }
-    for n in nodes.iter_mut() {
-        n.stats = read_stats(r, &n.counts, true)?;
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.stats = read_stats(r, i, &n.counts, true).map_err(in_node(i))?;
     }
     Ok(nodes)
 }
@@ -1168,7 +1242,12 @@ impl Footer {
                 dict_section,
             });
         }
-        let nn = r.len("node count", r.remaining() as u64 / 3 + 1)?;
+        // Every node takes at least 6 bytes (parent, name tag, items, kinds
+        // mask, streams mask, distinct), the root 4.
+        let nn = r.len(
+            "node count",
+            (MAX_NODES as u64).min((r.remaining() as u64 + 2) / 6),
+        )?;
         if nn == 0 {
             return Err(Error::corrupt("footer", 0, "no root node"));
         }
@@ -1403,5 +1482,134 @@ mod tests {
             detail(&g),
             format!("node {i}: string table 9 does not exist")
         );
+    }
+
+    /// A footer claiming more nodes than its bytes can hold (6 each, the
+    /// root 4), or more than `MAX_NODES`, is refused before any node is
+    /// made; one whose count its bytes could hold but whose nodes are
+    /// garbage fails at the first bad node (a 16 MiB footer of zeros once
+    /// made 1.8 GB of nodes first).
+    #[test]
+    fn node_counts_are_bounded_before_anything_is_allocated() {
+        for v in [VERSION_3, VERSION_4] {
+            // rows 0, no sections, no inline sections, no tables: then NODES.
+            let head = [0u8, 0, 0, 0];
+            let with = |nn: u64, body: usize| {
+                let mut b = head.to_vec();
+                crate::encoding::varint::put_u64(&mut b, nn);
+                b.resize(b.len() + body, 0);
+                b
+            };
+            let err = |b: &[u8]| match Footer::parse(b, 16, v) {
+                Err(Error::Corrupt { what, detail, .. }) => format!("{what}: {detail}"),
+                other => panic!("v{v}: accepted or another error: {other:?}"),
+            };
+            // The count and 65 bytes hold at most 11 nodes.
+            assert!(
+                err(&with(11, 65)).starts_with("node "),
+                "{}",
+                err(&with(11, 65))
+            );
+            assert_eq!(
+                err(&with(12, 65)),
+                "node count: length 12 exceeds the limit 11"
+            );
+            let big = 16 << 20;
+            assert_eq!(
+                err(&with(MAX_NODES as u64 + 1, big)),
+                format!(
+                    "node count: length {} exceeds the limit {MAX_NODES}",
+                    MAX_NODES + 1
+                )
+            );
+            let e = err(&with(MAX_NODES as u64, big));
+            assert!(e.starts_with("node 1"), "v{v}: {e}");
+        }
+    }
+
+    /// String ids fit u32, so do their statistics: a `str_min` or a span
+    /// (v1-v3: `str_max`) past it is refused, not clamped or wrapped.
+    #[test]
+    fn string_statistics_past_u32_are_refused() {
+        let (f, at) = built();
+        let i = f.nodes.iter().position(|n| n.count(Kind::Str) > 0).unwrap();
+        let put = |v: u64| {
+            let mut b = Vec::new();
+            crate::encoding::varint::put_u64(&mut b, v);
+            b
+        };
+        const MIN: u32 = 0x5A5A_5A5A;
+        for v in [VERSION_3, VERSION_4] {
+            let mut g = f.clone();
+            g.nodes[i].stats.str = Some((MIN, MIN + 1));
+            let raw = g.to_bytes(v);
+            assert!(Footer::parse(&raw, at, v).is_ok());
+            // The second value: the span 1 (v4) or the max (v3).
+            let second = if v == VERSION_4 {
+                put(1)
+            } else {
+                put(MIN as u64 + 1)
+            };
+            let pair = [put(MIN as u64), second.clone()].concat();
+            let pos = raw
+                .windows(pair.len())
+                .position(|w| w == pair.as_slice())
+                .expect("the statistics");
+            for (at_min, bad) in [(true, 5u64 << 32), (false, (1u64 << 32) + 1)] {
+                let mut b = raw[..pos].to_vec();
+                if at_min {
+                    b.extend(put(bad));
+                    b.extend(&second);
+                } else {
+                    b.extend(put(MIN as u64));
+                    b.extend(put(bad));
+                }
+                b.extend(&raw[pos + pair.len()..]);
+                match Footer::parse(&b, at, v) {
+                    Err(Error::Corrupt { what, detail, .. }) => {
+                        assert_eq!(what, format!("node {i}"));
+                        assert!(
+                            detail.contains(&format!("{bad} does not fit u32")),
+                            "{detail}"
+                        );
+                    }
+                    other => panic!("v{v}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// Errors of node fields name the node and where in the footer they are.
+    #[test]
+    fn node_errors_name_the_node_and_the_offset() {
+        let (f, at) = built();
+        // A malformed varint in a node's statistics: the reader's own
+        // error ("stat") names the node.
+        let i = f.nodes.iter().position(|n| n.count(Kind::Str) > 0).unwrap();
+        let mut g = f.clone();
+        g.nodes[i].stats.str = Some((0x5A5A_5A5A, 0x5A5A_5A5B));
+        let raw = g.to_bytes(VERSION_4);
+        let mut min = Vec::new();
+        crate::encoding::varint::put_u64(&mut min, 0x5A5A_5A5A);
+        let pos = raw.windows(min.len()).position(|w| w == min).unwrap();
+        let mut b = raw[..pos].to_vec();
+        b.extend([0xff; 11]);
+        b.extend(&raw[pos + min.len()..]);
+        match Footer::parse(&b, at, VERSION_4) {
+            Err(Error::Corrupt { what, offset, .. }) => {
+                assert_eq!(what, format!("node {i} stat"));
+                assert!(offset as usize >= pos, "{offset} {pos}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut g = f.clone();
+        g.nodes[3].parent = 3;
+        match Footer::parse(&g.to_bytes(VERSION_4), at, VERSION_4) {
+            Err(Error::Corrupt { what, offset, .. }) => {
+                assert_eq!(what, "node 3");
+                assert!(offset > 0);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -14,7 +14,8 @@ use std::fmt;
 pub struct Limits {
     /// Maximum number of rows.
     pub max_rows: u64,
-    /// Maximum number of nodes (columns of every kind, the root included).
+    /// Maximum number of nodes (columns of every kind, the root included);
+    /// at most [`crate::format::footer::MAX_NODES`] (2^20).
     pub max_columns: usize,
     /// Maximum length of one string in bytes.
     pub max_string_len: usize,
@@ -186,11 +187,12 @@ pub const COLUMN_SHARE: usize = 2;
 impl ColumnsBuilder {
     /// A builder with no rows.
     pub fn new(limits: Limits) -> Self {
-        // The format stores item indexes, string ids and node ids as u32:
-        // larger limits are clamped to what the format can hold.
+        // The format stores item indexes, string ids and node ids as u32,
+        // and a snapshot has at most `MAX_NODES` nodes: larger limits are
+        // clamped to what the format can hold.
         let limits = Limits {
             max_rows: limits.max_rows.min(u32::MAX as u64),
-            max_columns: limits.max_columns.min(u32::MAX as usize),
+            max_columns: limits.max_columns.min(crate::format::footer::MAX_NODES),
             max_string_len: limits.max_string_len.min(u32::MAX as usize),
             max_strings: limits.max_strings.min((u32::MAX - 1) as usize),
             max_items: limits.max_items.min(u32::MAX as u64),
