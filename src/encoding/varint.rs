@@ -318,4 +318,20 @@ mod tests {
             assert_eq!(b.len(), 1, "{v}");
         }
     }
+
+    /// A tenth byte past bit 63 is not a u64 (SPEC.md conventions): the
+    /// general decoder refuses it, and so does the reader.
+    #[test]
+    fn a_varint_past_64_bits_is_refused() {
+        let mut max = vec![0xffu8; 9];
+        max.push(0x01);
+        assert_eq!(Reader::new(&max).u64("t").unwrap(), u64::MAX);
+        assert_eq!(Reader::new(&max).i64("t").unwrap(), i64::MIN);
+        for last in [0x02u8, 0x7f] {
+            let mut b = vec![0xffu8; 9];
+            b.push(last);
+            assert!(Reader::new(&b).u64("t").is_err(), "{last:#x}");
+            assert!(Reader::new(&b).i64("t").is_err(), "{last:#x}");
+        }
+    }
 }
