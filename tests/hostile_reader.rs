@@ -609,12 +609,16 @@ fn a_section_inflating_to_four_gib_is_refused_in_bounded_memory() {
 /// an empty directory and no tables: rows 0, no sections, no inline
 /// sections (v3, v4), no tables, then NODES as given.
 fn footer_of_nodes(version: u16, nodes: &[u8]) -> Vec<u8> {
+    footer_of_tables(version, &[&[0u8][..], nodes].concat())
+}
+
+/// The same from the table count on.
+fn footer_of_tables(version: u16, tables: &[u8]) -> Vec<u8> {
     let mut raw = vec![0u8, 0];
     if version >= format::VERSION_3 {
         raw.push(0);
     }
-    raw.push(0);
-    raw.extend_from_slice(nodes);
+    raw.extend_from_slice(tables);
     let mut out = format::Header { version }.to_bytes().to_vec();
     let t = Trailer {
         footer_offset: out.len() as u64,
@@ -636,7 +640,7 @@ fn footer_of_nodes(version: u16, nodes: &[u8]) -> Vec<u8> {
 /// at most `MAX_NODES` (2^20) of them, and nodes are made as their bytes
 /// are read.
 #[test]
-fn a_footer_cannot_make_the_reader_allocate_for_nodes_it_does_not_hold() {
+fn a_footer_cannot_make_the_reader_allocate_for_nodes_or_tables_it_does_not_hold() {
     let body = 16 << 20;
     for version in [format::VERSION_3, format::VERSION_4] {
         let mut nodes = Vec::new();
@@ -670,6 +674,27 @@ fn a_footer_cannot_make_the_reader_allocate_for_nodes_it_does_not_hold() {
     let bytes = footer_of_nodes(format::VERSION_4, &nodes);
     let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
     assert!(d.contains("deeper than"), "{d}");
+    let (code, err) = run_limited(&bytes, &["inspect"]);
+    assert_eq!(code, 1, "{err}");
+    // Tables: at most 2^20 too, made as they are read (an empty table
+    // takes 6 bytes: 16 MiB of zeros once reserved 180 MB of them).
+    let mut tables = Vec::new();
+    varint::put_u64(&mut tables, (body as u64) / 6);
+    tables.resize(tables.len() + body, 0);
+    let d = corrupt_detail(Snapshot::from_bytes(footer_of_tables(
+        format::VERSION_4,
+        &tables,
+    )));
+    assert!(
+        d.contains("table count") && d.contains(&format!("limit {}", format::footer::MAX_NODES)),
+        "{d}"
+    );
+    let mut tables = Vec::new();
+    varint::put_u64(&mut tables, format::footer::MAX_NODES as u64);
+    tables.resize(tables.len() + 6 * format::footer::MAX_NODES + 64, 0);
+    let bytes = footer_of_tables(format::VERSION_4, &tables);
+    let d = corrupt_detail(Snapshot::from_bytes(bytes.clone()));
+    assert!(d.contains("root"), "{d}");
     let (code, err) = run_limited(&bytes, &["inspect"]);
     assert_eq!(code, 1, "{err}");
 }

@@ -200,7 +200,8 @@ pub struct TableMeta {
 }
 
 /// The most nodes (columns of every kind, the root included) a snapshot
-/// may hold: 2^20. A reader keeps a few hundred bytes of metadata per
+/// may hold, and the most string tables (a table no node uses is useless;
+/// writers make two at most): 2^20. A reader keeps a few hundred bytes of metadata per
 /// node, so this bounds what a footer can make it allocate (about 350 MB)
 /// whatever count it claims; the builder's `max_columns` (65,535 by
 /// default) cannot be raised past it.
@@ -1147,8 +1148,13 @@ impl Footer {
                 section_ref(v - 1, what).map(Some)
             }
         };
-        let nt = r.len("table count", r.remaining() as u64 / 6)?;
-        let mut tables = Vec::with_capacity(nt);
+        let nt = r.len(
+            "table count",
+            (MAX_NODES as u64).min(r.remaining() as u64 / 6),
+        )?;
+        // Grown as tables are read (a table's metadata is ten times its
+        // least bytes): a count the bytes do not back allocates nothing.
+        let mut tables = Vec::new();
         for t in 0..nt {
             let flags = r.u8("table flags")?;
             if flags & !(TABLE_LONG_TEXT | TABLE_FRONT_CODED | TABLE_ROW_ORDER) != 0 {
@@ -1172,7 +1178,7 @@ impl Footer {
                     "chunks past the last section",
                 ));
             }
-            let mut chunk_counts = Vec::with_capacity(nc);
+            let mut chunk_counts = Vec::new();
             let mut total = 0u64;
             for _ in 0..nc {
                 let c = r.u64("chunk string count")?;
