@@ -699,6 +699,156 @@ fn a_footer_cannot_make_the_reader_allocate_for_nodes_or_tables_it_does_not_hold
     assert_eq!(code, 1, "{err}");
 }
 
+// ------------- string chunks that claim more than they hold (a review)
+
+/// `raw` as a PPMd payload (order 16, 1 MiB model).
+fn ppmd_payload(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = vec![16u8];
+    out.extend_from_slice(&(1u32 << 20).to_le_bytes());
+    let mut e = ppmd_rust::Ppmd7Encoder::new(out, 16, 1 << 20).unwrap();
+    e.write_all(raw).unwrap();
+    e.finish(false).unwrap()
+}
+
+fn zstd_payload(raw: &[u8]) -> Vec<u8> {
+    let opts = compress::CompressOptions {
+        choice: compress::CodecChoice::Force(Codec::Zstd),
+        level: 3,
+    };
+    compress::compress(raw, &opts, None).unwrap().1
+}
+
+/// One table of the one chunk `chunk` (`flags`, `counts`, `n_strings`) and
+/// a column `s` of the string ids `ids`.
+fn one_chunk_file(chunk: Sec, flags: u8, counts: Vec<u32>, n_strings: u64, ids: &[u32]) -> Vec<u8> {
+    let rows = ids.len() as u64;
+    let mut secs = vec![chunk];
+    if rows > 0 {
+        let idb: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+        secs.push(raw(Role::Strs, Encoding::PlainU32, idb));
+    }
+    assemble(secs, |dir| {
+        let mut nodes = vec![root(rows)];
+        if rows > 0 {
+            let mut d = ids.to_vec();
+            d.sort();
+            d.dedup();
+            let mut s = with_stream(node(0, key("s"), rows, &[(Kind::Str, rows)]), Role::Strs, 1);
+            s.stats = Stats {
+                distinct: d.len() as u64,
+                str: Some((d[0], d[d.len() - 1])),
+                ..Default::default()
+            };
+            nodes.push(s);
+        }
+        let mut f = footer(rows, dir, nodes);
+        f.tables = vec![TableMeta {
+            flags,
+            n_strings,
+            first_chunk: 0,
+            chunk_counts: counts,
+            index_section: None,
+            dict_section: None,
+        }];
+        f
+    })
+}
+
+/// Files of 100-200 bytes that aborted the reader (under 1 GiB) or were
+/// read differently by a lookup and by a whole decode: a string claiming
+/// 900 MiB of a chunk declaring 1 GiB (PPMd and zstd), a front-coded chunk
+/// of 65,537 strings each sharing all of a 64 KiB one (4 GiB decoded), a
+/// row-ordered table claiming 2^32-2 strings in a 2-byte chunk, and chunks
+/// holding a string more, or fewer bytes, than declared. Each is now a
+/// clean error for every command that reads the strings.
+#[test]
+fn string_chunks_claiming_more_than_they_hold_are_clean_errors() {
+    let mut huge = Vec::new();
+    varint::put_u64(&mut huge, 900 << 20);
+    huge.extend_from_slice(&[b'x'; 67]);
+    // A string chunk section, as the footer declares it.
+    let chunk = |codec, raw_len: usize, stored| Sec {
+        role: Role::StrChunk,
+        enc: Encoding::Raw,
+        codec,
+        raw_len: raw_len as u32,
+        stored,
+    };
+    let claim = |codec, stored| chunk(codec, 1 << 30, stored);
+    let l = 65_535usize;
+    let mut fc = Vec::new();
+    varint::put_u64(&mut fc, 0);
+    varint::put_bytes(&mut fc, &vec![b'a'; l]);
+    for _ in 0..=l {
+        varint::put_u64(&mut fc, l as u64);
+        varint::put_u64(&mut fc, 0);
+    }
+    let n = l as u32 + 2;
+    let bomb = chunk(Codec::Zstd, fc.len(), zstd_payload(&fc));
+    let mut one = Vec::new();
+    varint::put_bytes(&mut one, b"a");
+    let row_ordered = raw(Role::StrChunk, Encoding::Raw, one);
+    let mut three = Vec::new();
+    for s in ["a", "b", "c"] {
+        varint::put_bytes(&mut three, s.as_bytes());
+    }
+    let more = chunk(Codec::Ppmd, three.len(), ppmd_payload(&three));
+    let fewer = chunk(Codec::Ppmd, 1000, ppmd_payload(&three[..4]));
+    let all: &[&[&str]] = &[
+        &["export"],
+        &["query", "--fields", "s"],
+        &["verify"],
+        &["query", "--sort", "s"],
+    ];
+    type Case<'a> = (&'a str, Vec<u8>, &'a [&'a [&'a str]]);
+    let cases: Vec<Case> = vec![
+        (
+            "900 MiB string, PPMd",
+            one_chunk_file(claim(Codec::Ppmd, ppmd_payload(&huge)), 0, vec![1], 1, &[0]),
+            all,
+        ),
+        (
+            "900 MiB string, zstd",
+            one_chunk_file(claim(Codec::Zstd, zstd_payload(&huge)), 0, vec![1], 1, &[0]),
+            all,
+        ),
+        // A lookup of string 0 stops at it; reading them all decodes the chunk.
+        (
+            "front-coded bomb",
+            one_chunk_file(bomb, 2, vec![n], n as u64, &[0]),
+            &[&["export"], &["verify"]],
+        ),
+        (
+            "row order, 2^32-2 strings",
+            one_chunk_file(
+                row_ordered,
+                4,
+                vec![u32::MAX - 1],
+                (u32::MAX - 1) as u64,
+                &[0],
+            ),
+            &[&["export"], &["verify"], &["query", "--sort", "s"]],
+        ),
+        (
+            "a string more",
+            one_chunk_file(more, 0, vec![2], 2, &[0, 1]),
+            all,
+        ),
+        (
+            "bytes fewer",
+            one_chunk_file(fewer, 0, vec![2], 2, &[0, 1]),
+            all,
+        ),
+    ];
+    for (what, bytes, cmds) in cases {
+        for args in cmds {
+            let (code, err) = run_limited(&bytes, args);
+            assert_eq!(code, 1, "{what}, colsnap {args:?}: {err}");
+        }
+    }
+}
+
 // ----------------------- item 4: sparse columns cost what they hold
 
 /// NDJSON where row i is `{"k<i % keys>": i}`.

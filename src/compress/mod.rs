@@ -769,6 +769,15 @@ pub fn decompress_reader<'a>(
     dict: Option<&'a PreparedDict>,
     what: &str,
 ) -> Result<Box<dyn Read + 'a>> {
+    // The same bound as a whole decompression ([`decompress`]).
+    let budget = section_limit(stored.len());
+    if codec != Codec::None && raw_len as u64 > budget {
+        return Err(Error::Budget {
+            what: format!("decompressing {what}"),
+            need: raw_len as u64,
+            budget,
+        });
+    }
     let limit = raw_len as u64;
     Ok(match codec {
         Codec::None => Box::new(stored.take(limit)),

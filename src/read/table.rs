@@ -253,7 +253,9 @@ impl TableOrder {
     pub(crate) fn build(t: &StringTable) -> Result<TableOrder> {
         let n = t.len() as usize;
         let mut data: Vec<u8> = Vec::new();
-        let mut ends: Vec<usize> = Vec::with_capacity(n);
+        // The count is the footer's claim, checked as the chunks decode:
+        // reserved only up to a million, grown past it.
+        let mut ends: Vec<usize> = Vec::with_capacity(n.min(1 << 20));
         // The chunks decode on the snapshot's decode threads, a batch of
         // as many at a time (a PPMd chunk decodes at about 10 MB/s), and
         // are appended in order.

@@ -353,7 +353,9 @@ impl Snapshot {
 fn distinct_row_ordered(table: &super::StringTable, t: usize, n_chunks: usize) -> Result<u64> {
     use std::hash::BuildHasher;
     let state = foldhash::quality::RandomState::default();
-    let mut hashes: Vec<(u64, u32)> = Vec::with_capacity(table.len() as usize);
+    // The count is the footer's claim, checked below: reserved only up to
+    // a million, grown past it as the chunks decode.
+    let mut hashes: Vec<(u64, u32)> = Vec::with_capacity((table.len() as usize).min(1 << 20));
     for k in 0..n_chunks {
         let c = table.chunk(k)?;
         for i in 0..c.len() {

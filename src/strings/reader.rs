@@ -59,8 +59,21 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
             format!("{count} strings cannot fit in {} bytes", raw.len()),
         ));
     }
+    // Front coding can make a few bytes stand for a long string: what the
+    // strings claim is checked before anything is allocated.
+    let limit = decoded_limit(raw.len());
+    let claimed = decoded_len(raw, count, front_coded);
+    let over = |need: u64| Error::Budget {
+        what: format!("decoding {what}"),
+        need,
+        budget: limit,
+    };
+    if claimed.is_some_and(|c| c > limit) {
+        return Err(over(claimed.unwrap_or(0)));
+    }
     let mut r = Reader::new(raw);
-    let mut data: Vec<u8> = Vec::with_capacity(decoded_len(raw, count, front_coded));
+    let mut data: Vec<u8> =
+        Vec::with_capacity(claimed.unwrap_or(raw.len() as u64).min(limit) as usize);
     let mut ends = Vec::with_capacity(count);
     let mut prev_start = 0usize;
     for i in 0..count {
@@ -76,17 +89,16 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
                     format!("shared prefix {shared} longer than the previous string ({prev_len})"),
                 ));
             }
+            if (data.len() + shared) as u64 > limit {
+                return Err(over((data.len() + shared) as u64));
+            }
             data.extend_from_within(prev_start..prev_start + shared);
         }
         let suffix = r.len_bytes(what)?;
-        data.extend_from_slice(suffix);
-        if data.len() > u32::MAX as usize {
-            return Err(Error::corrupt(
-                what,
-                r.pos() as u64,
-                "chunk larger than 4 GiB",
-            ));
+        if (data.len() + suffix.len()) as u64 > limit {
+            return Err(over((data.len() + suffix.len()) as u64));
         }
+        data.extend_from_slice(suffix);
         ends.push(data.len() as u32);
         prev_start = start;
     }
@@ -114,32 +126,51 @@ pub fn decode_chunk(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Re
     Ok(Chunk { data, ends })
 }
 
-/// The bytes the `count` strings of `raw` take decoded, read from their
-/// lengths alone, so that the decoded chunk is allocated once at its size
-/// (front-coded strings decode to several times the raw bytes: grown by
-/// doubling, the vector would be copied a few times and keep up to half
-/// its capacity spare in the decoded-chunk cache, which counts the
-/// strings' bytes). A malformed chunk gives the raw length, and the decode
-/// then reports it.
-fn decoded_len(raw: &[u8], count: usize, front_coded: bool) -> usize {
-    if !front_coded {
-        return raw.len();
-    }
-    let mut r = Reader::new(raw);
-    let mut total = 0usize;
-    for _ in 0..count {
-        let (Ok(shared), Ok(suffix)) = (r.len("", u32::MAX as u64), r.len_bytes("")) else {
-            return raw.len();
-        };
-        total = total.saturating_add(shared).saturating_add(suffix.len());
-    }
-    // Shared prefixes are checked by the decode: never trust a total past
-    // what the decode itself could reach (each string at most 4 GiB).
-    total.min(raw.len().saturating_mul(64).max(1 << 20))
+/// The most bytes a chunk of `raw_len` raw bytes may decode to: 64 times
+/// its raw bytes, at least 64 MiB, at most 4 GiB (SPEC.md 10.1). Only
+/// front coding expands; a writer's chunk holds its target of string bytes
+/// plus one string, far below this.
+pub fn decoded_limit(raw_len: usize) -> u64 {
+    (raw_len as u64)
+        .saturating_mul(64)
+        .max(64 << 20)
+        .min(u32::MAX as u64)
 }
 
-/// Read one unsigned LEB128 varint from `r` (at most 10 bytes).
-fn read_varint(r: &mut impl std::io::BufRead, what: &str, at: u64) -> Result<u64> {
+/// The bytes the `count` strings of `raw` take decoded, read from their
+/// lengths alone (the claims of their shared prefixes, checked by the
+/// decode), so that the decoded chunk is allocated once at its size, and
+/// a chunk claiming more than [`decoded_limit`] is refused before any is
+/// allocated (front-coded strings decode to several times the raw bytes:
+/// grown by doubling, the vector would be copied a few times and keep up
+/// to half its capacity spare in the decoded-chunk cache, which counts the
+/// strings' bytes). `None` for a malformed chunk, which the decode then
+/// reports.
+fn decoded_len(raw: &[u8], count: usize, front_coded: bool) -> Option<u64> {
+    if !front_coded {
+        return Some(raw.len() as u64);
+    }
+    let mut r = Reader::new(raw);
+    let mut total = 0u64;
+    for _ in 0..count {
+        let (Ok(shared), Ok(suffix)) = (r.len("", u32::MAX as u64), r.len_bytes("")) else {
+            return None;
+        };
+        total = total
+            .saturating_add(shared as u64)
+            .saturating_add(suffix.len() as u64);
+    }
+    Some(total)
+}
+
+/// Read one unsigned LEB128 varint from `r` (at most 10 bytes), adding the
+/// bytes it took to `consumed`.
+fn read_varint(
+    r: &mut impl std::io::BufRead,
+    what: &str,
+    at: u64,
+    consumed: &mut u64,
+) -> Result<u64> {
     let truncated = |e: std::io::Error| Error::corrupt(what, at, format!("truncated varint: {e}"));
     // Most varints lie whole in the buffer: read there.
     let buf = r.fill_buf().map_err(truncated)?;
@@ -149,18 +180,41 @@ fn read_varint(r: &mut impl std::io::BufRead, what: &str, at: u64) -> Result<u64
             v |= u64::from(b & 0x7f).checked_shl(7 * k as u32).unwrap_or(0);
         }
         r.consume(end + 1);
+        *consumed += end as u64 + 1;
         return Ok(v);
     }
     let mut v = 0u64;
     for shift in (0..70).step_by(7) {
         let mut b = [0u8; 1];
         r.read_exact(&mut b).map_err(truncated)?;
+        *consumed += 1;
         v |= u64::from(b[0] & 0x7f).checked_shl(shift).unwrap_or(0);
         if b[0] < 0x80 {
             return Ok(v);
         }
     }
     Err(Error::corrupt(what, at, "malformed varint"))
+}
+
+/// Append `n` bytes of `r` to `out`, as they come: memory follows the
+/// bytes the input really holds, not a length it claims. False when the
+/// input ends first.
+fn read_append(
+    r: &mut impl std::io::BufRead,
+    mut n: u64,
+    out: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    while n > 0 {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let k = (buf.len() as u64).min(n) as usize;
+        out.extend_from_slice(&buf[..k]);
+        r.consume(k);
+        n -= k as u64;
+    }
+    Ok(true)
 }
 
 /// Pass over `n` bytes of `r` without copying them; the bytes passed over
@@ -205,15 +259,17 @@ pub fn scan_chunk(
     }
     let mut cur: Vec<u8> = Vec::new();
     let mut next = 0usize;
+    // Bytes of the chunk taken so far.
     let mut read: u64 = 0;
     for i in 0..=last {
         let wanted = want[next] == i;
         if front_coded {
-            let shared = read_varint(r, what, read)?;
+            let at = read;
+            let shared = read_varint(r, what, at, &mut read)?;
             if shared > cur.len() as u64 || (i == 0 && shared > 0) {
                 return Err(Error::corrupt(
                     what,
-                    read,
+                    at,
                     format!(
                         "shared prefix {shared} longer than the previous string ({})",
                         cur.len()
@@ -224,37 +280,49 @@ pub fn scan_chunk(
         } else {
             cur.clear();
         }
-        let len = read_varint(r, what, read)?;
-        if len > raw_len {
+        let at = read;
+        let len = read_varint(r, what, at, &mut read)?;
+        if len > raw_len.saturating_sub(read) {
             return Err(Error::corrupt(
                 what,
-                read,
+                at,
                 format!("string of {len} bytes in a chunk of {raw_len}"),
             ));
         }
-        read += len;
         if front_coded || wanted {
-            let from = cur.len();
-            cur.resize(from + len as usize, 0);
-            r.read_exact(&mut cur[from..])
-                .map_err(|e| Error::corrupt(what, read, format!("truncated string: {e}")))?;
+            let whole = read_append(r, len, &mut cur)
+                .map_err(|e| Error::corrupt(what, at, format!("truncated string: {e}")))?;
+            if !whole {
+                return Err(Error::corrupt(what, at, "truncated string"));
+            }
         } else {
             skip(r, len)
-                .map_err(|e| Error::corrupt(what, read, e.to_string()))
+                .map_err(|e| Error::corrupt(what, at, e.to_string()))
                 .and_then(|n| {
                     if n == len {
                         Ok(())
                     } else {
-                        Err(Error::corrupt(what, read, "truncated string"))
+                        Err(Error::corrupt(what, at, "truncated string"))
                     }
                 })?;
         }
+        read += len;
         if wanted {
             let s = std::str::from_utf8(&cur)
-                .map_err(|e| Error::corrupt(what, read, format!("invalid UTF-8: {e}")))?;
+                .map_err(|e| Error::corrupt(what, at, format!("invalid UTF-8: {e}")))?;
             f(i, s);
             next += 1;
         }
+    }
+    // A walk to the chunk's last string checks what a whole decode does:
+    // its strings end exactly at its declared size (no string more, no
+    // byte less).
+    if last + 1 == count as usize && read != raw_len {
+        return Err(Error::corrupt(
+            what,
+            read,
+            format!("the chunk's {count} strings end at byte {read} of its {raw_len}"),
+        ));
     }
     Ok(())
 }
@@ -286,6 +354,31 @@ pub fn decode_index(raw: &[u8], n: usize, what: &str) -> Result<Vec<Box<[u8]>>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A front-coded chunk whose few bytes claim gigabytes (every string
+    /// sharing all of a 64 KiB previous one) is refused before decoding.
+    #[test]
+    fn a_front_coded_chunk_claiming_too_much_is_refused_first() {
+        let mut raw = Vec::new();
+        crate::encoding::varint::put_u64(&mut raw, 0);
+        crate::encoding::varint::put_bytes(&mut raw, &vec![b'a'; 65_535]);
+        for _ in 0..65_536 {
+            crate::encoding::varint::put_u64(&mut raw, 65_535);
+            crate::encoding::varint::put_u64(&mut raw, 0);
+        }
+        match decode_chunk(&raw, 65_537, true, "t") {
+            Err(Error::Budget { need, budget, .. }) => {
+                assert_eq!(need, 65_535 * 65_537, "every string 64 KiB");
+                assert_eq!(budget, decoded_limit(raw.len()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Within the limit, such a chunk decodes (equal strings are the
+        // verifier's to refuse).
+        let small = &raw[..raw.len() - 4 * 65_000];
+        let c = decode_chunk(small, 537, true, "t").unwrap();
+        assert_eq!(c.len(), 537);
+    }
 
     #[test]
     fn corrupt_chunks_are_errors() {
