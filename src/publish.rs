@@ -354,28 +354,32 @@ fn put_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// The first and last `seq` of an event log (NDJSON).
+/// The first and last `seq` of an event log (NDJSON): every line an event
+/// (SPEC.md 13), their `seq`s consecutive, as a reader of the published
+/// segments will require; a log that is not is refused before anything
+/// is published.
 fn event_seqs(bytes: &[u8], path: &Path) -> Result<(u64, u64)> {
-    let seq = |line: &[u8]| -> Option<u64> {
-        serde_json::from_slice::<serde_json::Value>(line)
-            .ok()?
-            .get("seq")?
-            .as_u64()
-    };
-    let lines: Vec<&[u8]> = bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .collect();
-    match (
-        lines.first().and_then(|l| seq(l)),
-        lines.last().and_then(|l| seq(l)),
-    ) {
-        (Some(a), Some(b)) if a <= b => Ok((a, b)),
-        _ => Err(Error::Invalid(format!(
-            "{}: not an event log (no `seq` in its first and last lines)",
-            path.display()
-        ))),
+    let bad = |m: String| Error::Invalid(format!("{}: {m}", path.display()));
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("an event log is UTF-8".into()))?;
+    let mut range: Option<(u64, u64)> = None;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e = crate::events::Event::parse(i as u64 + 1, line).map_err(|e| bad(e.to_string()))?;
+        range = match range {
+            None => Some((e.seq, e.seq)),
+            Some((a, b)) if b.checked_add(1) == Some(e.seq) => Some((a, e.seq)),
+            Some((_, b)) => {
+                return Err(bad(format!(
+                    "line {}: seq {} does not follow seq {b}",
+                    i + 1,
+                    e.seq
+                )));
+            }
+        };
     }
+    range.ok_or_else(|| bad("not an event log (no events)".into()))
 }
 
 /// Where [`publish_to`] writes: a directory, or a prefix in an object store.
@@ -1506,5 +1510,25 @@ mod tests {
         std::fs::write(dir.join(&p.manifest), &bytes).unwrap();
         let e = open_err(&p);
         assert!(e.contains(&p.manifest) && e.contains("object 1"), "{e}");
+    }
+
+    /// An event log is checked whole before it is published: every line
+    /// an event, the seqs consecutive (a review published a log with a
+    /// garbage middle line and seqs 1 then 9).
+    #[test]
+    fn only_a_whole_event_log_is_published() {
+        let p = Path::new("events.ndjson");
+        let ev = |seq: u64| format!(r#"{{"seq":{seq},"op":"delete","key":{seq}}}"#);
+        let ok = format!("{}\n\n{}\n", ev(1), ev(2));
+        assert_eq!(event_seqs(ok.as_bytes(), p).unwrap(), (1, 2));
+        for bad in [
+            format!("{}\ngarbage\n{}\n", ev(1), ev(2)),
+            format!("{}\n{}\n", ev(1), ev(9)),
+            format!("{}\n{}\n", ev(2), ev(1)),
+            "\n \n".to_string(),
+        ] {
+            let e = event_seqs(bad.as_bytes(), p).unwrap_err().to_string();
+            assert!(e.contains("events.ndjson: "), "{e}");
+        }
     }
 }

@@ -137,8 +137,10 @@ impl Segment {
             }
             out.push(Event::parse(i as u64 + 1, line)?);
         }
-        let expect = self.last - self.first + 1;
-        let ok = out.len() as u64 == expect
+        // `last - first + 1` overflows for the range 0..=u64::MAX: no
+        // segment holds that many events.
+        let expect = (self.last - self.first).checked_add(1);
+        let ok = Some(out.len() as u64) == expect
             && out
                 .iter()
                 .enumerate()
@@ -239,8 +241,43 @@ impl Overlay {
             let Some((path, name)) = next else {
                 return Ok(n);
             };
+            // Two files of one range with other bytes: which one is right
+            // cannot be told, and a reader must not pick by directory order.
+            if let Some((other, _)) = segs.iter().find(|(p, s)| {
+                p != path && s.first == name.first && s.last == name.last && s.crc != name.crc
+            }) {
+                return Err(Error::Invalid(format!(
+                    "{} and {}: two segments of events {}..={} with different bytes",
+                    path.display(),
+                    other.display(),
+                    name.first,
+                    name.last
+                )));
+            }
             let bytes = std::fs::read(path).map_err(|e| Error::io(Some(path), e))?;
-            n += self.apply_segment(&Segment::from_bytes(*name, bytes)?)?;
+            // Errors name the file (an event's line is the file's).
+            let in_file = |e: Error| match e {
+                Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
+                Error::Event { line, seq, message } => Error::Event {
+                    line,
+                    seq,
+                    message: format!("{message} (segment {})", path.display()),
+                },
+                e => e,
+            };
+            let seg = Segment::from_bytes(*name, bytes).map_err(in_file)?;
+            n += self.apply_segment(&seg).map_err(in_file)?;
+            // Every segment chosen ends past the last event applied, so
+            // applying it must reach its end; anything else would choose
+            // it again.
+            if self.last_seq() != Some(name.last) {
+                return Err(Error::Invalid(format!(
+                    "{}: applying it left the last event at {:?}, not {}",
+                    path.display(),
+                    self.last_seq(),
+                    name.last
+                )));
+            }
         }
     }
 }
@@ -344,5 +381,53 @@ mod tests {
             segs[0].bytes.clone(),
         );
         assert!(bad.is_err());
+    }
+
+    /// A segment named for every sequence number there is, holding none:
+    /// its count no longer wraps to 0 (a reader applied it forever), and
+    /// a reader refuses it.
+    #[test]
+    #[cfg(feature = "write")]
+    fn a_segment_of_every_seq_is_refused_not_looped_over() {
+        let name = SegmentName {
+            first: 0,
+            last: u64::MAX,
+            crc: crate::format::crc32c(b""),
+        };
+        let seg = Segment::from_bytes(name, Vec::new()).unwrap();
+        assert!(seg.events().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name.file_name()), b"").unwrap();
+        let snap = crate::Snapshot::from_bytes(
+            crate::build_to_vec(&b"{\"id\":1}\n"[..], &Default::default()).unwrap(),
+        )
+        .unwrap();
+        let mut o = Overlay::new(snap, "id").unwrap();
+        let e = o.catch_up(dir.path()).unwrap_err().to_string();
+        assert!(e.contains(&name.file_name()), "{e}");
+    }
+
+    /// Two files of one range with different events: an error naming both,
+    /// whatever the directory order.
+    #[test]
+    #[cfg(feature = "write")]
+    fn two_segments_of_one_range_that_disagree_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = |v: &str| {
+            let e = Event::parse(
+                1,
+                &format!(r#"{{"seq":1,"op":"update","key":1,"set":{{"t":"{v}"}}}}"#),
+            )
+            .unwrap();
+            Segment::new(&[e]).unwrap()
+        };
+        write_segments(dir.path(), &[one("A"), one("B")]).unwrap();
+        let snap = crate::Snapshot::from_bytes(
+            crate::build_to_vec(&b"{\"id\":1,\"t\":\"x\"}\n"[..], &Default::default()).unwrap(),
+        )
+        .unwrap();
+        let mut o = Overlay::new(snap, "id").unwrap();
+        let e = o.catch_up(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("two segments of events 1..=1"), "{e}");
     }
 }
