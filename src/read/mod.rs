@@ -1333,11 +1333,7 @@ impl Snapshot {
         if !self.sync_remote() {
             return self.fetch_frames(&frames);
         }
-        let (claim, waits) = self.inner.flights.claim(frames.iter().map(|(s, _)| *s));
-        let mine: Vec<(u32, Range<u64>)> = frames
-            .into_iter()
-            .filter(|(s, _)| claim.holds(*s))
-            .collect();
+        let (claim, waits, mine) = self.claim_frames(frames);
         let read = if mine.is_empty() {
             Ok(())
         } else {
@@ -1348,6 +1344,21 @@ impl Snapshot {
         read?;
         waits.wait();
         Ok(())
+    }
+
+    /// Claim the sections of `frames` that no one else is reading (see
+    /// `flight`): the claim, the reads of others to wait for, and the
+    /// frames this caller reads.
+    fn claim_frames(
+        &self,
+        frames: Vec<(u32, Range<u64>)>,
+    ) -> (flight::Claim<'_>, flight::Waits, Vec<(u32, Range<u64>)>) {
+        let (claim, waits) = self.inner.flights.claim(frames.iter().map(|(s, _)| *s));
+        let mine = frames
+            .into_iter()
+            .filter(|(s, _)| claim.holds(*s))
+            .collect();
+        (claim, waits, mine)
     }
 
     /// Read `frames` in one call to the byte source (close ranges merged)
@@ -1379,11 +1390,7 @@ impl Snapshot {
         if frames.is_empty() {
             return Ok(());
         }
-        let (claim, waits) = self.inner.flights.claim(frames.iter().map(|(s, _)| *s));
-        let mine: Vec<(u32, Range<u64>)> = frames
-            .into_iter()
-            .filter(|(s, _)| claim.holds(*s))
-            .collect();
+        let (claim, waits, mine) = self.claim_frames(frames);
         let read = if mine.is_empty() {
             Ok(())
         } else {
