@@ -32,6 +32,7 @@ mod path;
 mod segment;
 mod source;
 pub mod strkey;
+mod touch;
 
 #[cfg(feature = "write")]
 pub use compact::{CompactOptions, compact, compact_to_vec};

@@ -4,6 +4,7 @@ use super::event::{Event, EventOp, apply_update, event_error, get_path, key_text
 use super::order::Order;
 use super::path::{join_path, parse_path};
 use super::strkey::{Composite, MAX_EVENTS, MAX_FIELDS, StrKey};
+use super::touch::Touches;
 use crate::error::{Error, Result};
 use crate::model::Kind;
 use crate::read::{Emitter, ExportOptions, Snapshot};
@@ -89,15 +90,12 @@ pub struct Overlay {
     /// ([`Overlay::patch_key`]), never the keys' text.
     patch_keys: HashSet<Arc<str>>,
     /// Paths set or removed by updates of each overridden snapshot row (the
-    /// row's other fields still equal the snapshot's), as an index into
-    /// `touch_lists`: rows whose updates touched the same paths share one
+    /// row's other fields still equal the snapshot's), as a list of
+    /// `touches`: rows whose updates touched the same paths share one
     /// list, so asking whether a row's updates touched a column is one
-    /// lookup and a look at a flag per distinct list.
+    /// lookup and a look at a flag per list.
     touched: SlotMap<u32>,
-    /// The distinct lists of touched paths (each path once, in the order
-    /// first touched), and the index of each.
-    touch_lists: Vec<Vec<Vec<String>>>,
-    touch_index: HashMap<Vec<Vec<String>>, u32>,
+    touches: Touches,
     /// Per string table: where each of `flat` falls in it (`find`), for the
     /// first `len` of them (extended on demand).
     placed: std::sync::Mutex<HashMap<u32, Vec<std::result::Result<u32, u32>>>>,
@@ -140,8 +138,7 @@ impl Clone for Overlay {
             patches: self.patches.clone(),
             patch_keys: self.patch_keys.clone(),
             touched: self.touched.clone(),
-            touch_lists: self.touch_lists.clone(),
-            touch_index: self.touch_index.clone(),
+            touches: self.touches.clone(),
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: self.last_seq,
             applied: self.applied,
@@ -204,8 +201,7 @@ impl Overlay {
             patches: SlotMap::default(),
             patch_keys: HashSet::new(),
             touched: SlotMap::default(),
-            touch_lists: Vec::new(),
-            touch_index: HashMap::new(),
+            touches: Touches::default(),
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: None,
             applied: 0,
@@ -567,25 +563,11 @@ impl Overlay {
                     self.commit_strings(fresh, ev.seq);
                 }
                 if slot < self.n_snap {
-                    let mut list = match self.touched.get(&slot) {
-                        Some(&i) => self.touch_lists[i as usize].clone(),
-                        None => Vec::new(),
-                    };
-                    for p in set.iter().map(|(p, _)| p).chain(remove) {
-                        if !list.contains(p) {
-                            list.push(p.clone());
-                        }
+                    let was = self.touched.get(&slot).copied();
+                    let paths = set.iter().map(|(p, _)| p).chain(remove);
+                    if let Some(list) = self.touches.extend(was, paths) {
+                        self.touched.insert(slot, list);
                     }
-                    let id = match self.touch_index.get(&list) {
-                        Some(&i) => i,
-                        None => {
-                            let i = self.touch_lists.len() as u32;
-                            self.touch_index.insert(list.clone(), i);
-                            self.touch_lists.push(list);
-                            i
-                        }
-                    };
-                    self.touched.insert(slot, id);
                 }
             }
             EventOp::Delete => {
@@ -757,22 +739,25 @@ impl Overlay {
 
     /// The paths updates set or removed in the overridden snapshot row
     /// `slot` (`None` for rows that are not overridden snapshot rows).
-    pub(crate) fn touched(&self, slot: u32) -> Option<&[Vec<String>]> {
-        self.touched
-            .get(&slot)
-            .map(|&i| self.touch_lists[i as usize].as_slice())
+    pub(crate) fn touched(&self, slot: u32) -> Option<impl Iterator<Item = &[String]> + '_> {
+        self.touched_list(slot).map(|l| self.touches.paths(l))
     }
 
-    /// The index in [`Self::touch_lists`] of the paths updates of `slot`
-    /// touched (`None`: no update touched it).
+    /// The list of the paths updates of `slot` touched (`None`: no update
+    /// touched it). A list names the same paths for the overlay's life.
     pub(crate) fn touched_list(&self, slot: u32) -> Option<u32> {
         self.touched.get(&slot).copied()
     }
 
-    /// The distinct lists of paths that updates touched (see
-    /// [`Self::touched_list`]).
-    pub(crate) fn touch_lists(&self) -> &[Vec<Vec<String>>] {
-        &self.touch_lists
+    /// The paths of a list from [`Self::touched_list`].
+    pub(crate) fn touch_list(&self, list: u32) -> impl Iterator<Item = &[String]> + '_ {
+        self.touches.paths(list)
+    }
+
+    /// For every list of touched paths, whether one of its paths
+    /// satisfies `hit` (indexed by [`Self::touched_list`]).
+    pub(crate) fn touch_hits(&self, hit: impl Fn(&[String]) -> bool) -> Vec<bool> {
+        self.touches.hits(hit)
     }
 
     /// The view row of live `slot` (O(rows / block + block)).

@@ -325,10 +325,13 @@ fn kind_of(c: &Cell) -> Kind {
 }
 
 /// Does an update of `touched` paths change the column whose leading keys are `lead`?
-fn touches(touched: &[Vec<String>], lead: &[&str]) -> bool {
-    touched
-        .iter()
-        .any(|p| p.iter().zip(lead.iter()).all(|(a, b)| a.as_str() == *b))
+fn touches<'a>(mut touched: impl Iterator<Item = &'a [String]>, lead: &[&str]) -> bool {
+    touched.any(|p| touches_one(p, lead))
+}
+
+/// Does an update of `path` change the column whose leading keys are `lead`?
+fn touches_one(path: &[String], lead: &[&str]) -> bool {
+    path.iter().zip(lead.iter()).all(|(a, b)| a.as_str() == *b)
 }
 
 /// What typing a column of the view starts from
@@ -1268,9 +1271,10 @@ impl OverlaySource {
         let had_new = before.is_some_and(|s| !self.new_paths(Some(s)).is_empty());
         // The changed snapshot row's touched paths before the event (its
         // base items left the fields they touch).
-        let touched_before: Option<Vec<Vec<String>>> = before
+        // (A list of touched paths never changes: its id is enough.)
+        let touched_before: Option<Option<u32>> = before
             .filter(|&s| s < self.ov.snapshot_rows())
-            .map(|s| self.ov.touched(s).map(<[_]>::to_vec).unwrap_or_default());
+            .map(|s| self.ov.touched_list(s));
         self.settle_orders()?;
         let mut kinds = self.kinds.take();
         let mut key_kinds = std::mem::take(self.key_kinds.get_mut().map_err(|_| poisoned())?);
@@ -1356,12 +1360,12 @@ impl OverlaySource {
         if let (Some(s), Some(tb)) = (before, touched_before.as_ref()) {
             let mut removed = std::mem::take(self.removed.get_mut().map_err(|_| poisoned())?);
             let live = self.ov.contains_slot(s);
-            let now = self.ov.touched(s);
+            let now = self.ov.touched_list(s);
             let mut failed = false;
             for (path, r) in removed.iter_mut() {
                 let lead: Vec<&str> = r.lead.iter().map(String::as_str).collect();
-                let was = touches(tb, &lead);
-                let is = !live || now.is_some_and(|t| touches(t, &lead));
+                let was = tb.is_some_and(|l| touches(self.ov.touch_list(l), &lead));
+                let is = !live || now.is_some_and(|l| touches(self.ov.touch_list(l), &lead));
                 if was == is {
                     continue;
                 }
@@ -1668,12 +1672,7 @@ impl OverlaySource {
     fn delta(&self, segs: &[Seg]) -> Delta<'_> {
         let lead = lead_keys(segs);
         // Whether each distinct list of touched paths touches the column.
-        let hits: Vec<bool> = self
-            .ov
-            .touch_lists()
-            .iter()
-            .map(|t| touches(t, &lead))
-            .collect();
+        let hits: Vec<bool> = self.ov.touch_hits(|p| touches_one(p, &lead));
         let n_snap = self.ov.snapshot_rows();
         // The column's first key and what follows it, and the patches'
         // shared key of it (`None`: no patch changes the column).
@@ -3030,7 +3029,7 @@ impl OverlaySource {
             && let Some(t) = self.ov.touched(s)
         {
             // A snapshot row's untouched fields are the base's.
-            if !t.iter().any(|p| p.first().is_some_and(|f| f == key)) {
+            if !t.into_iter().any(|p| p.first().is_some_and(|f| f == key)) {
                 return;
             }
             bump(d.touched.entry(key.to_string()).or_default(), add);
@@ -3056,18 +3055,17 @@ impl OverlaySource {
     /// from JSON. A slot that is not held counts nothing.
     fn count_slot(&self, d: &mut DeltaKinds, s: u32, add: bool) {
         let n_snap = self.ov.snapshot_rows();
-        let touched = if s < n_snap { self.ov.touched(s) } else { None };
-        if let Some(t) = touched {
-            let mut firsts: Vec<&str> = t
-                .iter()
-                .filter_map(|p| p.first())
-                .map(|k| k.as_str())
-                .collect();
-            firsts.sort_unstable();
-            firsts.dedup();
-            for k in firsts {
-                bump(d.touched.entry(k.to_string()).or_default(), add);
-            }
+        // The first keys of the paths updates touched, sorted.
+        let firsts: Option<Vec<&str>> =
+            (s < n_snap).then(|| self.ov.touched(s)).flatten().map(|t| {
+                let mut firsts: Vec<&str> =
+                    t.filter_map(|p| p.first()).map(|k| k.as_str()).collect();
+                firsts.sort_unstable();
+                firsts.dedup();
+                firsts
+            });
+        for k in firsts.iter().flatten() {
+            bump(d.touched.entry(k.to_string()).or_default(), add);
         }
         match self.ov.held(s) {
             Some(Held::Row(Value::Object(o))) => {
@@ -3075,8 +3073,8 @@ impl OverlaySource {
                     let mut p = String::new();
                     push_key(&mut p, k);
                     // A snapshot row's untouched fields are the base's.
-                    if let Some(t) = touched
-                        && !t.iter().any(|tp| tp.first().is_some_and(|f| f == k))
+                    if let Some(t) = &firsts
+                        && t.binary_search(&k.as_str()).is_err()
                     {
                         continue;
                     }
