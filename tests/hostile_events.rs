@@ -257,3 +257,144 @@ fn diffs_of_random_pairs_always_apply() {
         diff_applies(&old, &new, 1 + r.below(1000));
     }
 }
+
+/// Every log an overlay accepts compacts (SPEC.md 13.1), also at the
+/// build's `max_columns`: the view's columns (the snapshot's and every
+/// path events bring, nested objects and arrays, empty arrays too) are
+/// counted as `build` counts them. A create of 70,000 columns was accepted
+/// and `compact` then refused it (a review by a helper session).
+#[test]
+fn events_make_no_more_columns_than_compact_may_write() {
+    let max = colsnap::schema::Limits::default().max_columns;
+    // base(): the row, `id` and `t`: 3 columns. This row adds `t` (no),
+    // `a`, `a.b`, `a.b[]`, `a.b[].c`, `e`, `e[]`: 6, then the fillers.
+    let row = |fillers: usize| {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), json!(3));
+        m.insert("t".into(), json!("c"));
+        m.insert("a".into(), json!({"b": [{"c": 1}]}));
+        m.insert("e".into(), json!([]));
+        for i in 0..fillers {
+            m.insert(format!("k{i}"), json!(i));
+        }
+        m
+    };
+    let log = |fillers: usize| {
+        let ev = json!({"seq": 1, "op": "create", "key": 3, "row": row(fillers)});
+        let upd = json!({"seq": 2, "op": "update", "key": 1, "set": {"a.b": [{"c": 2}], "e": [1]}});
+        format!("{ev}\n{upd}\n")
+    };
+    let fits = max - 3 - 6;
+    // At the limit: the overlay applies it and it compacts, to the rows
+    // `build` makes of the same JSON.
+    let s = base();
+    let mut o = Overlay::new(s.clone(), "id").unwrap();
+    let e_nested = "{\"seq\":3,\"op\":\"update\",\"key\":2,\"set\":{\"e\":[[1]]}}\n";
+    o.apply_reader(log(fits).as_bytes()).unwrap();
+    let compacted = compact_to_vec(&s, log(fits).as_bytes(), &CompactOptions::default()).unwrap();
+    assert_eq!(
+        Snapshot::from_bytes(compacted)
+            .unwrap()
+            .footer()
+            .nodes
+            .len(),
+        max
+    );
+    // One column more, by the create or by a later update (`e[][]`):
+    // refused, naming the limit, and the overlay is unchanged.
+    match o.apply_reader(e_nested.as_bytes()) {
+        Err(e @ Error::Event { .. }) => {
+            assert!(e.to_string().contains("max_columns"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(o.len(), 3);
+    let m = overlay_err(&log(fits + 1)).expect("refused");
+    assert!(m.contains("max_columns") && m.contains("line 1"), "{m}");
+    let m = overlay_err(&format!(
+        "{}\n",
+        json!({"seq": 1, "op": "create", "key": 3, "row": row(70_000)})
+    ))
+    .expect("refused");
+    assert!(m.contains("more than the 65535"), "{m}");
+    // `build` refuses the same rows at one column more.
+    let mut text = String::new();
+    for r in [
+        json!({"id": 1, "t": "a"}),
+        json!({"id": 2, "t": "b"}),
+        Value::Object(row(fits + 1)),
+    ] {
+        text.push_str(&format!("{r}\n"));
+    }
+    let built = colsnap::build_to_vec(text.as_bytes(), &BuildOptions::default());
+    assert!(built.is_err());
+}
+
+/// No string or key longer than `build` takes (`max_string_len`, 64 MiB)
+/// reaches the overlay: `compact` would refuse it.
+#[test]
+fn events_bring_no_string_longer_than_build_takes() {
+    let max = colsnap::schema::Limits::default().max_string_len;
+    let long = "x".repeat(max + 1);
+    let evs = [
+        EventOp::Update {
+            set: vec![(vec!["t".into()], json!(long))],
+            remove: vec![],
+        },
+        EventOp::Update {
+            set: vec![(vec!["n".into()], json!({ long.as_str(): 1 }))],
+            remove: vec![],
+        },
+        EventOp::Update {
+            set: vec![(vec![long.clone()], json!(1))],
+            remove: vec![],
+        },
+        EventOp::Update {
+            set: vec![],
+            remove: vec![vec![long.clone()]],
+        },
+    ];
+    for op in evs {
+        let mut o = Overlay::new(base(), "id").unwrap();
+        let ev = Event {
+            seq: 1,
+            key: json!(1),
+            op,
+        };
+        match o.apply(&ev, 7) {
+            Err(e @ Error::Event { .. }) => {
+                assert!(e.to_string().contains("max_string_len"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(o.applied(), 0);
+    }
+    // The longest string `build` takes is accepted.
+    let mut o = Overlay::new(base(), "id").unwrap();
+    let ev = Event {
+        seq: 1,
+        key: json!(1),
+        op: EventOp::Update {
+            set: vec![(vec!["t".into()], json!("y".repeat(max)))],
+            remove: vec![],
+        },
+    };
+    o.apply(&ev, 1).unwrap();
+}
+
+/// A misspelled `set` is named as the unexpected field it is, and one
+/// path spelled twice in a `set` (`title` and `titl\e`) is refused rather
+/// than keeping the last value silently.
+#[test]
+fn an_update_names_a_misspelled_set_and_refuses_a_path_set_twice() {
+    let m = overlay_err(r#"{"seq":1,"op":"update","key":1,"sett":{"t":"x"}}"#).expect("refused");
+    assert!(m.contains("unexpected field `sett`"), "{m}");
+    let m = overlay_err(r#"{"seq":1,"op":"update","key":1,"set":{"t":"x","\\t":"y"}}"#)
+        .expect("refused");
+    assert!(m.contains("names the path `t` twice"), "{m}");
+    // A path and one inside it are two paths, applied in order.
+    assert_eq!(
+        overlay_err(r#"{"seq":1,"op":"update","key":1,"set":{"n":{"a":1},"n.b":2}}"#),
+        None
+    );
+}

@@ -177,6 +177,21 @@ fn depth(v: &Value) -> usize {
     max
 }
 
+/// Every string (`false`) and object key (`true`) in `v`.
+fn walk_texts(v: &Value, out: &mut impl FnMut(&str, bool)) {
+    match v {
+        Value::String(s) => out(s, false),
+        Value::Array(a) => a.iter().for_each(|x| walk_texts(x, out)),
+        Value::Object(o) => {
+            for (k, x) in o {
+                out(k, true);
+                walk_texts(x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl Event {
     /// Parse the event on `line` (1-based, for error messages) from its text.
     /// A key repeated in any object of the event (its own fields, `row`,
@@ -195,7 +210,8 @@ impl Event {
     /// Check what an event makes of a row against the rules `build` applies
     /// to its input: the rows it creates or leaves nest objects and arrays
     /// at most [`MAX_NESTING`](crate::schema::builder::MAX_NESTING) levels
-    /// deep (the row is level 1), so that a compaction of any accepted log
+    /// deep (the row is level 1), and no string or key is longer than
+    /// `build`'s `max_string_len`, so that a compaction of any accepted log
     /// builds. The message is for [`Error::Event`].
     pub fn check(&self) -> std::result::Result<(), String> {
         use crate::schema::builder::MAX_NESTING;
@@ -209,6 +225,15 @@ impl Event {
                 }
             }
             EventOp::Update { set, .. } => {
+                // Two spellings of one path (`a.b` and `"a"."b"`) would
+                // leave the row with the last silently.
+                let mut seen = std::collections::HashSet::with_capacity(set.len());
+                if let Some((p, _)) = set.iter().find(|(p, _)| !seen.insert(p)) {
+                    return Err(format!(
+                        "`set` names the path `{}` twice",
+                        super::path::join_path(p)
+                    ));
+                }
                 for (p, v) in set {
                     // The row (1), the objects along the path, the value.
                     let d = p.len() + depth(v);
@@ -222,7 +247,47 @@ impl Event {
             }
             EventOp::Delete => {}
         }
-        Ok(())
+        // No string or key longer than `build` takes.
+        let max = crate::schema::Limits::default().max_string_len;
+        let long = |what: &str, n: usize| {
+            format!(
+                "{what} of {n} bytes exceeds the limit of {max} bytes (max_string_len) that `build` and `compact` apply"
+            )
+        };
+        let mut found: Option<String> = None;
+        let mut look = |v: &Value| {
+            walk_texts(v, &mut |s, is_key| {
+                if found.is_none() && s.len() > max {
+                    found = Some(long(if is_key { "a key" } else { "a string" }, s.len()));
+                }
+            })
+        };
+        match &self.op {
+            EventOp::Create { row, .. } => {
+                for (k, v) in row {
+                    if k.len() > max {
+                        return Err(long("a key", k.len()));
+                    }
+                    look(v);
+                }
+            }
+            EventOp::Update { set, remove } => {
+                for (p, v) in set {
+                    look(v);
+                    if let Some(k) = p.iter().find(|k| k.len() > max) {
+                        return Err(long("a key", k.len()));
+                    }
+                }
+                if let Some(k) = remove.iter().flatten().find(|k| k.len() > max) {
+                    return Err(long("a key", k.len()));
+                }
+            }
+            EventOp::Delete => {}
+        }
+        match found {
+            Some(m) => Err(m),
+            None => Ok(()),
+        }
     }
 
     /// Interpret a parsed JSON value as an event.
@@ -306,7 +371,13 @@ impl Event {
                     Some(_) => return Err(err("`remove` must be an array of paths".into())),
                 }
                 if set.is_empty() && remove.is_empty() {
-                    return Err(err("an update needs `set` or `remove`".into()));
+                    return Err(err(match m.keys().next() {
+                        // A misspelled `set` or `remove`.
+                        Some(k) => format!(
+                            "unexpected field `{k}` in an update event, which needs `set` or `remove`"
+                        ),
+                        None => "an update needs `set` or `remove`".into(),
+                    }));
                 }
                 EventOp::Update { set, remove }
             }

@@ -22,6 +22,7 @@
 //! The overlay and the source own what they use (a snapshot handle is a
 //! cheap clone), so the engine can be shared between threads.
 
+mod columns;
 #[cfg(feature = "write")]
 mod compact;
 mod diff;

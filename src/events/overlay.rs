@@ -1,5 +1,6 @@
 //! The overlay: an open snapshot plus events applied in memory.
 
+use super::columns::Columns;
 use super::event::{Event, EventOp, apply_update, event_error, get_path, key_text};
 use super::order::Order;
 use super::path::{join_path, parse_path};
@@ -96,6 +97,9 @@ pub struct Overlay {
     /// lookup and a look at a flag per list.
     touched: SlotMap<u32>,
     touches: Touches,
+    /// The view's columns (made on the first event), so that no event
+    /// makes more than a compaction may write.
+    columns: Option<Columns>,
     /// Per string table: where each of `flat` falls in it (`find`), for the
     /// first `len` of them (extended on demand).
     placed: std::sync::Mutex<HashMap<u32, Vec<std::result::Result<u32, u32>>>>,
@@ -139,6 +143,7 @@ impl Clone for Overlay {
             patch_keys: self.patch_keys.clone(),
             touched: self.touched.clone(),
             touches: self.touches.clone(),
+            columns: self.columns.clone(),
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: self.last_seq,
             applied: self.applied,
@@ -202,6 +207,7 @@ impl Overlay {
             patch_keys: HashSet::new(),
             touched: SlotMap::default(),
             touches: Touches::default(),
+            columns: None,
             placed: std::sync::Mutex::new(HashMap::new()),
             last_seq: None,
             applied: 0,
@@ -473,6 +479,21 @@ impl Overlay {
         }
         ev.check().map_err(&err)?;
         self.ensure_keys()?;
+        // The columns the event adds: no more than `compact` may write.
+        let cols = self.columns.get_or_insert_with(|| {
+            Columns::of(&self.snap, crate::schema::Limits::default().max_columns)
+        });
+        let mut plan = cols.plan();
+        match &ev.op {
+            EventOp::Create { row, .. } => cols.walk_row(&mut plan, row),
+            EventOp::Update { set, .. } => {
+                for (p, v) in set {
+                    cols.walk_set(&mut plan, p, v);
+                }
+            }
+            EventOp::Delete => {}
+        }
+        cols.check(&plan).map_err(&err)?;
         let kt = key_text(&ev.key);
         let existing = self.key_slot(&kt);
         match &ev.op {
@@ -583,6 +604,9 @@ impl Overlay {
                 self.touched.remove(&slot);
                 self.key_changes.insert(kt, None);
             }
+        }
+        if let Some(c) = self.columns.as_mut() {
+            c.commit(plan);
         }
         self.last_seq = Some(ev.seq);
         self.applied += 1;

@@ -138,10 +138,10 @@ impl Engine {
     /// `top` values shown.
     pub fn facet(&self, rows: &[u32], path: &str, top: usize) -> Result<Facet> {
         let col = self.ordered_column(path)?;
-        let mut counts: HashMap<Key, (usize, u32, usize)> = HashMap::new();
+        let mut counts: HashMap<Key, (usize, u32, usize, usize)> = HashMap::new();
         let mut missing = 0usize;
         let mut seen: Vec<Key> = Vec::new();
-        for &r in rows {
+        for (pos, &r) in rows.iter().enumerate() {
             let items = col.items(r as usize);
             seen.clear();
             for (k, i) in items.clone().enumerate() {
@@ -149,7 +149,7 @@ impl Engine {
                     && !seen.contains(&key)
                 {
                     seen.push(key);
-                    counts.entry(key).or_insert((0, r, k)).0 += 1;
+                    counts.entry(key).or_insert((0, r, k, pos)).0 += 1;
                 }
             }
             if seen.is_empty() {
@@ -157,20 +157,23 @@ impl Engine {
             }
         }
         let distinct = counts.len();
-        let mut all: Vec<(Key, (usize, u32, usize))> = counts.into_iter().collect();
+        let mut all: Vec<(Key, (usize, u32, usize, usize))> = counts.into_iter().collect();
         // Most rows first; ties in value order (keys compare like values
-        // within one column's key space).
+        // within one column's key space); values that compare equal (`0`
+        // and `-0.0`, `1` and `1.0`) by where they first appear in `rows`,
+        // never by the map's order.
         all.sort_by(|a, b| {
             b.1.0
                 .cmp(&a.1.0)
                 .then_with(|| Cell::from_key(a.0).cmp_value(&Cell::from_key(b.0)))
+                .then_with(|| (a.1.3, a.1.2).cmp(&(b.1.3, b.1.2)))
         });
         let shown = all.len().min(top);
         let other_rows = all[shown..].iter().map(|x| x.1.0).sum();
         let steps = steps(path);
         let mut values = Vec::with_capacity(shown);
         let field = [path.to_string()];
-        for (_, (count, row, item)) in &all[..shown] {
+        for (_, (count, row, item, _)) in &all[..shown] {
             let json = self
                 .source()
                 .rows_json(&[*row], Some(&field))?
@@ -247,6 +250,30 @@ mod tests {
             steps("a\\.b.c"),
             [Step::Key("a.b".into()), Step::Key("c".into())]
         );
+    }
+
+    /// Values that compare equal but are distinct (`0`, `-0.0`, `0.0`)
+    /// come out in the order they first appear in the rows, every time.
+    #[test]
+    fn ties_between_equal_values_are_in_row_order() {
+        for rows in [
+            [json!({"x": 0}), json!({"x": -0.0}), json!({"x": 0.0})],
+            [json!({"x": 0.0}), json!({"x": 0}), json!({"x": -0.0})],
+        ] {
+            let e = engine(&rows);
+            let all = e.run(&Query::default()).unwrap();
+            let want: Vec<Value> = rows.iter().map(|r| r["x"].clone()).collect();
+            for _ in 0..20 {
+                let f = e.facet(&all, "x", 10).unwrap();
+                let got: Vec<Value> = f.values.iter().map(|v| v.value.clone()).collect();
+                assert_eq!(got, want);
+                // In reverse row order, the other way round.
+                let rev: Vec<u32> = all.iter().rev().copied().collect();
+                let f = e.facet(&rev, "x", 10).unwrap();
+                let got: Vec<Value> = f.values.iter().rev().map(|v| v.value.clone()).collect();
+                assert_eq!(got, want);
+            }
+        }
     }
 
     #[test]

@@ -121,7 +121,14 @@ impl Num {
             (Some(a), Some(b)) => a.cmp(&b),
             (Some(a), None) => cmp_int_float(a, o.float()),
             (None, Some(b)) => cmp_int_float(b, self.float()).reverse(),
-            (None, None) => self.float().total_cmp(&o.float()),
+            // As numbers: `-0.0` equals `0.0` as both equal `0`, so that
+            // the order is total (with `total_cmp`, -0.0 < 0.0 while both
+            // equalled 0: a sort could order them either way, or panic).
+            // JSON has no NaN.
+            (None, None) => {
+                let (a, b) = (self.float(), o.float());
+                a.partial_cmp(&b).unwrap_or_else(|| a.total_cmp(&b))
+            }
         }
     }
 
@@ -367,6 +374,15 @@ mod tests {
     fn numbers_compare_exactly() {
         use Num::*;
         assert_eq!(Int(1).cmp_num(&Float(1.0)), Ordering::Equal);
+        // A total order: 0, -0.0 and 0.0 are all equal.
+        for (a, b) in [
+            (Float(-0.0), Float(0.0)),
+            (Int(0), Float(-0.0)),
+            (Int(0), Float(0.0)),
+        ] {
+            assert_eq!(a.cmp_num(&b), Ordering::Equal, "{a:?} {b:?}");
+            assert_eq!(b.cmp_num(&a), Ordering::Equal, "{a:?} {b:?}");
+        }
         assert_eq!(Int(1).cmp_num(&Float(1.5)), Ordering::Less);
         assert_eq!(Float(-0.5).cmp_num(&Int(0)), Ordering::Less);
         assert_eq!(Int(-1).cmp_num(&Float(-1.5)), Ordering::Greater);
