@@ -326,7 +326,11 @@ proptest! {
                     let set = s.iter().map(|(f, v)| (colsnap::events::parse_path(FIELDS[*f]).unwrap(), v.clone())).collect();
                     let remove = r.iter().map(|f| colsnap::events::parse_path(FIELDS[*f]).unwrap()).collect();
                     let e = Event { seq, key, op: Op::Update { set, remove } };
-                    let ok = !(s.is_empty() && r.is_empty()) && reference_apply(&mut model.clone(), &e);
+                    // One path set twice in an event is refused.
+                    let mut seen = std::collections::HashSet::new();
+                    let twice = s.iter().any(|(f, _)| !seen.insert(*f));
+                    let nothing = s.is_empty() && r.is_empty();
+                    let ok = !nothing && !twice && reference_apply(&mut model.clone(), &e);
                     (e, ok)
                 }
                 Act::Delete(k) => {

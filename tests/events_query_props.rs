@@ -191,8 +191,11 @@ fn event(model: &mut Vec<Value>, a: &Act, seq: u64, next_id: &mut i64) -> Option
             if s.is_empty() && r.is_empty() {
                 return None;
             }
+            // An event sets a path once (a path set twice is refused).
+            let mut seen = std::collections::HashSet::new();
+            let s: Vec<&(usize, Value)> = s.iter().filter(|(f, _)| seen.insert(*f)).collect();
             let o = model[p].as_object_mut().unwrap();
-            for (f, v) in s {
+            for (f, v) in &s {
                 o.insert(FIELDS[*f].into(), v.clone());
             }
             for f in r {

@@ -398,3 +398,45 @@ fn an_update_names_a_misspelled_set_and_refuses_a_path_set_twice() {
         None
     );
 }
+
+/// The overlay's column count never falls (a replaced object's paths stay
+/// counted), so it refuses a log whose rows would fit; `compact` compacts
+/// the events before such an event first, and takes the log (a review by
+/// a helper session: it refused it too).
+#[test]
+fn compact_takes_a_log_the_column_count_alone_refuses() {
+    let wide = |p: &str, n: usize| {
+        let m: serde_json::Map<String, Value> =
+            (0..n).map(|i| (format!("{p}{i}"), json!(1))).collect();
+        Value::Object(m)
+    };
+    let log = [
+        json!({"seq": 1, "op": "update", "key": 1, "set": {"o": wide("k", 40_000)}}),
+        json!({"seq": 2, "op": "update", "key": 1, "set": {"o": 1}}),
+        json!({"seq": 3, "op": "update", "key": 1, "set": {"p": wide("q", 30_000)}}),
+    ]
+    .iter()
+    .map(|e| format!("{e}\n"))
+    .collect::<String>();
+    let s = base();
+    let m = {
+        let mut o = Overlay::new(s.clone(), "id").unwrap();
+        match o.apply_reader(log.as_bytes()) {
+            Err(e @ Error::Event { line: 3, .. }) => e.to_string(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        m.contains("max_columns") && m.contains("colsnap compact"),
+        "{m}"
+    );
+    let c = Snapshot::from_bytes(
+        compact_to_vec(&s, log.as_bytes(), &CompactOptions::default()).unwrap(),
+    )
+    .unwrap();
+    // The row, `id`, `t`, `o`, `p` and `p`'s 30,000 keys.
+    assert_eq!(c.footer().nodes.len(), 30_005);
+    let first = c.rows_json(&[0], None).unwrap().pop().unwrap();
+    assert_eq!(first["o"], json!(1));
+    assert_eq!(first["p"], wide("q", 30_000));
+}

@@ -123,7 +123,7 @@ impl Columns {
         let total = self.len as u64 + plan.new.len() as u64;
         if total > self.max as u64 {
             return Err(format!(
-                "the event makes {total} columns, more than the {} a snapshot may have (max_columns; the snapshot and the events so far have {})",
+                "the event makes {total} columns, more than the {} a snapshot may have (max_columns; the snapshot and the events so far have {}, counting paths no row holds any more: `colsnap compact` the events so far and apply the rest to the new snapshot)",
                 self.max, self.len
             ));
         }

@@ -39,9 +39,10 @@ impl Overlay {
 ///
 /// Any log an overlay accepts event by event compacts, however many new
 /// strings it brings: when the next event would need more composite-id event
-/// indexes than an overlay has left ([`MAX_EVENTS`]), the events so far are
-/// compacted into an intermediate snapshot in memory and the rest are
-/// applied to that.
+/// indexes than an overlay has left ([`MAX_EVENTS`]), or would pass the
+/// columns an overlay counts (every path events brought, even those no row
+/// holds any more), the events so far are compacted into an intermediate
+/// snapshot in memory and the rest are applied to that.
 pub fn compact<W: Write>(
     snap: &Snapshot,
     events: impl BufRead,
@@ -98,7 +99,12 @@ fn compact_from<W: Write>(
                 (lno, Event::parse(lno, &line)?)
             }
         };
-        if o.string_events() > 0 && !room_for(&o, &ev, max_events) {
+        // Out of composite-id event indexes, or of columns (the view's
+        // count never falls: the paths of replaced objects and deleted rows
+        // stay counted), after earlier events: compact those first.
+        if (o.string_events() > 0 && !room_for(&o, &ev, max_events))
+            || (o.applied() > 0 && !o.columns_fit(&ev))
+        {
             let last = o.last_seq();
             let mut bytes = Vec::new();
             o.write_snapshot(&mut bytes, &opts.build)?;

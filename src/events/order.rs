@@ -90,15 +90,19 @@ impl Order {
             self.block_of.resize(slot as usize + 1, NONE);
         }
         // Find the block: the last one when appending.
-        let mut rest = at;
         let mut si = self.seq.len() - 1;
-        for (i, &b) in self.seq.iter().enumerate() {
-            let l = self.blocks[b as usize].len();
-            if rest < l || (rest == l && i == self.seq.len() - 1) {
-                si = i;
-                break;
+        let mut rest = at;
+        if at == self.len {
+            rest = self.blocks[self.seq[si] as usize].len();
+        } else {
+            for (i, &b) in self.seq.iter().enumerate() {
+                let l = self.blocks[b as usize].len();
+                if rest < l {
+                    si = i;
+                    break;
+                }
+                rest -= l;
             }
-            rest -= l;
         }
         let b = self.seq[si] as usize;
         self.blocks[b].insert(rest, slot);
@@ -113,6 +117,33 @@ impl Order {
             self.blocks.push(tail);
             self.seq.insert(si + 1, nb);
         }
+        // The view grew well past the size its blocks were made for (a
+        // small snapshot taking many creates): block it again for its
+        // size, so a walk over the blocks stays about sqrt(rows) long.
+        // The block size at least doubles each time: O(1) a row amortised.
+        if self.block < BLOCK && self.len > 4 * self.block * self.block {
+            self.reblock();
+        }
+    }
+
+    /// Cut the order again into blocks of the size for its length.
+    fn reblock(&mut self) {
+        let slots = self.to_vec();
+        let block = block_for(slots.len());
+        let mut blocks: Vec<Vec<u32>> = Vec::with_capacity(slots.len() / block + 1);
+        for c in slots.chunks(block) {
+            let b = blocks.len() as u32;
+            for &s in c {
+                self.block_of[s as usize] = b;
+            }
+            blocks.push(c.to_vec());
+        }
+        if blocks.is_empty() {
+            blocks.push(Vec::new());
+        }
+        self.seq = (0..blocks.len() as u32).collect();
+        self.blocks = blocks;
+        self.block = block;
     }
 
     /// Remove `slot`; false if it is not in the order. A block left with
@@ -346,6 +377,40 @@ mod tests {
         e.insert(0, 0);
         e.insert(0, 1);
         assert_eq!(e.iter().collect::<Vec<_>>(), vec![1, 0]);
+    }
+
+    /// An order made for a few slots that then takes many (appended, at
+    /// the front, in the middle) is blocked again for its size: its blocks
+    /// stay about sqrt(len) long, and it still matches a vector.
+    #[test]
+    fn a_small_order_taking_many_slots_grows_its_blocks() {
+        let mut o = Order::new(3);
+        let mut v: Vec<u32> = (0..3).collect();
+        for i in 0..60_000u32 {
+            let slot = o.slots() as u32;
+            let at = match i % 3 {
+                0 => v.len(),
+                1 => 0,
+                _ => v.len() / 2,
+            };
+            o.insert(at, slot);
+            v.insert(at, slot);
+            if i % 7 == 0 {
+                let s = v.remove((i as usize * 31) % v.len());
+                assert!(o.remove(s));
+            }
+        }
+        assert_eq!(o.iter().collect::<Vec<_>>(), v);
+        assert!(o.block >= 64, "block {}", o.block);
+        assert!(
+            o.seq.len() < 4 * o.block,
+            "{} blocks of {}",
+            o.seq.len(),
+            o.block
+        );
+        for (i, &s) in v.iter().enumerate().step_by(101) {
+            assert_eq!(o.position(s), Some(i));
+        }
     }
 
     /// A kept sorted order: slots removed, put back at their sorted place

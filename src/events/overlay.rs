@@ -43,6 +43,32 @@ impl std::hash::Hasher for SlotHasher {
 /// A map keyed by row slot ([`SlotHasher`]).
 pub(crate) type SlotMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<SlotHasher>>;
 
+/// The slot of each snapshot row that has a key, by the key's text
+/// ([`key_text`]).
+#[derive(Debug)]
+enum KeyIndex {
+    /// Every key is an `Int`: the keys sorted, with their slots.
+    Ints(Vec<(i64, u32)>),
+    /// Any keys, by text.
+    Text(HashMap<Box<str>, u32>),
+}
+
+impl KeyIndex {
+    fn get(&self, kt: &str) -> Option<u32> {
+        match self {
+            // An integer's key text is its decimal digits (`5`, `-3`):
+            // any other text (`5.0`, `"5"`) is no `Int` key.
+            KeyIndex::Ints(keys) => {
+                let k: i64 = kt.parse().ok().filter(|k: &i64| k.to_string() == kt)?;
+                keys.binary_search_by_key(&k, |&(x, _)| x)
+                    .ok()
+                    .map(|i| keys[i].1)
+            }
+            KeyIndex::Text(m) => m.get(kt).copied(),
+        }
+    }
+}
+
 /// The default key field.
 pub const DEFAULT_KEY_FIELD: &str = "id";
 
@@ -67,7 +93,7 @@ pub struct Overlay {
     rows: SlotMap<Value>,
     /// Key text -> slot of every snapshot row that has a key (built on
     /// first use, never changed after: shared by clones).
-    keys: Option<Arc<HashMap<String, u32>>>,
+    keys: Option<Arc<KeyIndex>>,
     /// Keys the events created (`Some(slot)`) or deleted (`None`): they
     /// take precedence over `keys`.
     key_changes: HashMap<String, Option<u32>>,
@@ -397,47 +423,118 @@ impl Overlay {
     }
 
     fn ensure_keys(&mut self) -> Result<()> {
+        self.ensure_keys_within(crate::read::default_budget(&self.snap))
+    }
+
+    /// [`Self::ensure_keys`] charging the index, with the row order, to
+    /// `budget`: a few hundred bytes of file may claim ten million rows,
+    /// whose index would take gigabytes.
+    fn ensure_keys_within(&mut self, budget: u64) -> Result<()> {
         if self.keys.is_some() {
             return Ok(());
         }
-        let mut keys = HashMap::with_capacity(self.n_snap as usize);
+        let n = self.n_snap as u64;
+        let over = |need: u64| Error::Budget {
+            what: format!("the key index of an overlay over {n} rows"),
+            need,
+            budget,
+        };
         let path = join_path(&self.key_path);
-        if let Some(node) = self.snap.node_by_path(&path) {
-            let data = self.snap.node_data(node)?;
-            let table = self.snap.table_of(node).ok();
-            let mut text = String::new();
-            for i in 0..self.n_snap as usize {
-                let p = data.pos(i);
-                let v = match data.kind(i) {
-                    Kind::Int => Value::from(data.ints[p]),
-                    Kind::UInt => Value::from(data.uints[p]),
-                    Kind::Float => serde_json::Number::from_f64(data.floats[p])
-                        .map(Value::Number)
-                        .unwrap_or(Value::Null),
-                    Kind::Str => match &table {
-                        Some(t) => Value::String(t.get(data.strs[p])?),
-                        None => continue,
-                    },
-                    Kind::Time => {
-                        text.clear();
-                        timestamp::format(&data.timestamp(p), &mut text);
-                        Value::String(text.clone())
-                    }
-                    _ => continue,
-                };
-                if let Some(prev) = keys.insert(key_text(&v), i as u32) {
-                    return Err(Error::Value {
-                        row: i as u64,
-                        path,
-                        message: format!(
-                            "the key {} is also the key of row {prev}; events need a unique key field (choose another with key_field)",
-                            key_text(&v)
-                        ),
-                    });
+        let Some(node) = self.snap.node_by_path(&path) else {
+            self.keys = Some(Arc::new(KeyIndex::Text(HashMap::new())));
+            return Ok(());
+        };
+        let data = self.snap.node_data(node)?;
+        // Integer keys (issue numbers, ids: the usual case) are kept
+        // sorted, 16 bytes a row with the row's 8 of order; others as text.
+        let ints = (0..self.n_snap as usize).all(|i| {
+            !matches!(
+                data.kind(i),
+                Kind::UInt | Kind::Float | Kind::Str | Kind::Time
+            )
+        });
+        if ints {
+            let need = n.saturating_mul(8 + 16);
+            if need > budget {
+                return Err(over(need));
+            }
+            let mut keys: Vec<(i64, u32)> = (0..self.n_snap as usize)
+                .filter(|&i| data.kind(i) == Kind::Int)
+                .map(|i| (data.ints[data.pos(i)], i as u32))
+                .collect();
+            keys.sort_unstable();
+            // A repeated key: the first row holding a key an earlier row
+            // holds, as a walk in row order finds it.
+            let twice = keys
+                .windows(2)
+                .filter(|w| w[0].0 == w[1].0)
+                .min_by_key(|w| w[1].1);
+            if let Some(w) = twice {
+                return Err(Error::Value {
+                    row: w[1].1 as u64,
+                    path,
+                    message: format!(
+                        "the key {} is also the key of row {}; events need a unique key field (choose another with key_field)",
+                        w[1].0, w[0].1
+                    ),
+                });
+            }
+            self.keys = Some(Arc::new(KeyIndex::Ints(keys)));
+            return Ok(());
+        }
+        // A row takes 8 bytes of order and a map entry (a key's `Box<str>`
+        // and its slot, 24 bytes, at the map's load and power-of-two
+        // capacity: up to 48), and its key's text (its allocation at least
+        // 16 bytes, and 16 of the allocator's): charged before the map is
+        // made and as the texts are made.
+        let fixed = n.saturating_mul(8 + 48);
+        if fixed > budget {
+            return Err(over(fixed.saturating_add(n.saturating_mul(32))));
+        }
+        let mut texts: u64 = 0;
+        let mut keys = HashMap::with_capacity(self.n_snap as usize);
+        let table = self.snap.table_of(node).ok();
+        let mut text = String::new();
+        for i in 0..self.n_snap as usize {
+            let p = data.pos(i);
+            let v = match data.kind(i) {
+                Kind::Int => Value::from(data.ints[p]),
+                Kind::UInt => Value::from(data.uints[p]),
+                Kind::Float => serde_json::Number::from_f64(data.floats[p])
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null),
+                Kind::Str => match &table {
+                    Some(t) => Value::String(t.get(data.strs[p])?),
+                    None => continue,
+                },
+                Kind::Time => {
+                    text.clear();
+                    timestamp::format(&data.timestamp(p), &mut text);
+                    Value::String(text.clone())
                 }
+                _ => continue,
+            };
+            let kt = key_text(&v);
+            texts += 16 + kt.len().max(16) as u64;
+            if fixed + texts > budget {
+                // What the whole index would take, at the rows' mean so far.
+                let all = texts / (i as u64 + 1) * n;
+                return Err(over(fixed.saturating_add(all)));
+            }
+            // (`key_text`'s `String` has room for 128 bytes: 144 of
+            // the allocator's a row before it is cut to its length.)
+            if let Some(prev) = keys.insert(kt.into_boxed_str(), i as u32) {
+                return Err(Error::Value {
+                    row: i as u64,
+                    path,
+                    message: format!(
+                        "the key {} is also the key of row {prev}; events need a unique key field (choose another with key_field)",
+                        key_text(&v)
+                    ),
+                });
             }
         }
-        self.keys = Some(Arc::new(keys));
+        self.keys = Some(Arc::new(KeyIndex::Text(keys)));
         Ok(())
     }
 
@@ -445,7 +542,7 @@ impl Overlay {
     fn key_slot(&self, kt: &str) -> Option<u32> {
         match self.key_changes.get(kt) {
             Some(s) => *s,
-            None => self.keys.as_ref().and_then(|k| k.get(kt).copied()),
+            None => self.keys.as_ref().and_then(|k| k.get(kt)),
         }
     }
 
@@ -480,20 +577,8 @@ impl Overlay {
         ev.check().map_err(&err)?;
         self.ensure_keys()?;
         // The columns the event adds: no more than `compact` may write.
-        let cols = self.columns.get_or_insert_with(|| {
-            Columns::of(&self.snap, crate::schema::Limits::default().max_columns)
-        });
-        let mut plan = cols.plan();
-        match &ev.op {
-            EventOp::Create { row, .. } => cols.walk_row(&mut plan, row),
-            EventOp::Update { set, .. } => {
-                for (p, v) in set {
-                    cols.walk_set(&mut plan, p, v);
-                }
-            }
-            EventOp::Delete => {}
-        }
-        cols.check(&plan).map_err(&err)?;
+        let (plan, fits) = self.column_plan(ev);
+        fits.map_err(&err)?;
         let kt = key_text(&ev.key);
         let existing = self.key_slot(&kt);
         match &ev.op {
@@ -611,6 +696,36 @@ impl Overlay {
         self.last_seq = Some(ev.seq);
         self.applied += 1;
         Ok(())
+    }
+
+    /// The columns `ev` would add to the view, and whether the view may
+    /// take them (the message when not).
+    fn column_plan<'v>(
+        &mut self,
+        ev: &'v Event,
+    ) -> (super::columns::Plan<'v>, std::result::Result<(), String>) {
+        let cols = self.columns.get_or_insert_with(|| {
+            Columns::of(&self.snap, crate::schema::Limits::default().max_columns)
+        });
+        let mut plan = cols.plan();
+        match &ev.op {
+            EventOp::Create { row, .. } => cols.walk_row(&mut plan, row),
+            EventOp::Update { set, .. } => {
+                for (p, v) in set {
+                    cols.walk_set(&mut plan, p, v);
+                }
+            }
+            EventOp::Delete => {}
+        }
+        let fits = cols.check(&plan);
+        (plan, fits)
+    }
+
+    /// Whether the view may take the columns `ev` brings (see
+    /// [`Columns`]): when not after earlier events, a compaction writes
+    /// the view so far first, whose columns are only those its rows hold.
+    pub(crate) fn columns_fit(&mut self, ev: &Event) -> bool {
+        self.column_plan(ev).1.is_ok()
     }
 
     /// The strings of `values` no earlier event brought, deduplicated, in order.
@@ -893,6 +1008,96 @@ impl Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key index is charged to the budget, before the map is made and
+    /// as the keys' texts are made; the error says what the whole index
+    /// would take.
+    #[test]
+    fn the_key_index_is_charged_to_the_budget() {
+        let rows: String = (0..10_000)
+            .map(|i| format!("{{\"id\":\"key-{i:026}\"}}\n"))
+            .collect();
+        let bytes = crate::write::build_to_vec(rows.as_bytes(), &Default::default()).unwrap();
+        let snap = Snapshot::from_bytes(bytes).unwrap();
+        // 56 bytes a row fixed, 16 + 32 a key's text (`"key-..."`, quoted).
+        let whole = 10_000 * (56 + 48);
+        // Refused before the map is made (at least 32 bytes a text), then
+        // refused a quarter of the way through.
+        for (budget, least) in [(500_000, 10_000 * (56 + 32)), (700_000, whole)] {
+            let mut o = Overlay::new(snap.clone(), "id").unwrap();
+            match o.ensure_keys_within(budget) {
+                Err(Error::Budget {
+                    need, budget: b, ..
+                }) => {
+                    assert_eq!(b, budget);
+                    assert_eq!(need, least);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(o.keys.is_none());
+        }
+        let mut o = Overlay::new(snap, "id").unwrap();
+        o.ensure_keys_within(whole).unwrap();
+        assert_eq!(o.key_slot("\"key-00000000000000000000009999\""), Some(9999));
+        assert!(matches!(o.keys.as_deref(), Some(KeyIndex::Text(_))));
+    }
+
+    /// Integer keys are kept sorted (24 bytes a row with the order, charged
+    /// before anything is made): found by their key text only, and a
+    /// repeated one named as a walk in row order names it.
+    #[test]
+    fn integer_keys_are_a_sorted_index() {
+        let ids = [5i64, -3, 40, 0, i64::MAX, i64::MIN, 7];
+        let rows: String = ids
+            .iter()
+            .map(|i| format!("{{\"id\":{i}}}\n"))
+            .chain(["{\"x\":1}\n".to_string(), "{\"id\":null}\n".to_string()])
+            .collect();
+        let snap = Snapshot::from_bytes(
+            crate::write::build_to_vec(rows.as_bytes(), &Default::default()).unwrap(),
+        )
+        .unwrap();
+        let mut o = Overlay::new(snap.clone(), "id").unwrap();
+        assert!(matches!(
+            o.ensure_keys_within(9 * 24 - 1),
+            Err(Error::Budget { need: 216, .. })
+        ));
+        o.ensure_keys_within(9 * 24).unwrap();
+        assert!(matches!(o.keys.as_deref(), Some(KeyIndex::Ints(_))));
+        for (slot, i) in ids.iter().enumerate() {
+            assert_eq!(o.key_slot(&i.to_string()), Some(slot as u32));
+        }
+        for other in [
+            "5.0",
+            "\"5\"",
+            "05",
+            "+5",
+            "-0",
+            "1",
+            "",
+            "x",
+            "99999999999999999999",
+        ] {
+            assert_eq!(o.key_slot(other), None, "{other}");
+        }
+        let rows = "{\"id\":3}\n{\"id\":9}\n{\"id\":1}\n{\"id\":9}\n{\"id\":3}\n";
+        let snap = Snapshot::from_bytes(
+            crate::write::build_to_vec(rows.as_bytes(), &Default::default()).unwrap(),
+        )
+        .unwrap();
+        let mut o = Overlay::new(snap, "id").unwrap();
+        match o.ensure_keys() {
+            Err(Error::Value {
+                row: 3, message, ..
+            }) => {
+                assert!(
+                    message.contains("the key 9 is also the key of row 1"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn a_clone_takes_later_events_alone() {
