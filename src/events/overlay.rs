@@ -754,6 +754,7 @@ impl Overlay {
     /// Whether the view may take the columns `ev` brings (see
     /// [`Columns`]): when not after earlier events, a compaction writes
     /// the view so far first, whose columns are only those its rows hold.
+    #[cfg(feature = "write")]
     pub(crate) fn columns_fit(&mut self, ev: &Event) -> bool {
         self.column_plan(ev).1.is_ok()
     }
