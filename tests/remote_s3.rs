@@ -275,3 +275,64 @@ fn corrupted_and_missing_objects_are_errors_naming_the_url() {
         );
     }
 }
+
+/// An endpoint whose answer runs past the range it claims (a body of 256
+/// MiB, its `Content-Length`, after `Content-Range: bytes 68-99/100`) is
+/// refused as soon as the body passes the range: the client stops reading.
+/// `object_store`'s `bytes()` read the whole body first. No S3 server
+/// needed: a hostile one on 127.0.0.1.
+#[test]
+fn an_answer_running_past_its_range_is_refused_while_reading() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const TOTAL: u64 = 256 << 20;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let written = Arc::new(AtomicU64::new(0));
+    let w = written.clone();
+    std::thread::spawn(move || {
+        // Every request (the client may retry) gets the same answer.
+        for conn in listener.incoming().take(4) {
+            let Ok(mut conn) = conn else { return };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let head = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 68-99/100\r\nETag: \"e\"\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nContent-Length: {TOTAL}\r\n\r\n"
+            );
+            if conn.write_all(head.as_bytes()).is_err() {
+                continue;
+            }
+            let chunk = vec![b'x'; 64 << 10];
+            let mut sent = 0u64;
+            while sent < TOTAL {
+                if conn.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += chunk.len() as u64;
+                w.fetch_max(sent, Ordering::Relaxed);
+            }
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let cfg = [
+        ("aws_endpoint", endpoint.as_str()),
+        ("aws_access_key_id", "testing"),
+        ("aws_secret_access_key", "testing"),
+        ("aws_region", "us-east-1"),
+        ("aws_allow_http", "true"),
+    ];
+    let client = S3Client::with_config("bucket", &cfg).unwrap();
+    match S3Source::open_with(client, "k.colsnap", 32) {
+        Err(Error::Remote { detail, url, .. }) => {
+            assert!(detail.contains("runs past the 32 bytes"), "{detail}");
+            assert!(url.contains("k.colsnap"), "{url}");
+        }
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("opened"),
+    }
+    let sent = written.load(Ordering::Relaxed);
+    assert!(sent < TOTAL / 4, "the server wrote {sent} bytes");
+}
