@@ -2627,7 +2627,7 @@ fn write_snapshot<W: Write>(
         choice: compress::CodecChoice::Force(Codec::Zstd),
         level: 19,
     };
-    let (codec, mut stored) = compress::compress(&raw, &fopts, None)?;
+    let (codec, mut stored) = compress::compress_at_level(&raw, &fopts)?;
     if codec == Codec::Zstd && w.version != format::VERSION_1 {
         stored = format::section::strip_zstd_magic(stored)?;
     }

@@ -104,13 +104,38 @@ const MIN_COMPRESS: usize = 32;
 const GZIP_TRY_MAX: usize = 4096;
 
 #[cfg(feature = "write")]
+/// The zstd level a section is compressed at first when the level asked
+/// for is higher (and no dictionary is used): a section it shrinks at
+/// least [`QUICK_RATIO`] times keeps that frame. On such repetitive bytes
+/// (runs, sparse bitmaps, a column of one value) zstd's optimal parser
+/// (levels 16 and up) takes 30 to 400 times as long as level 9 and saves
+/// next to nothing, often nothing at all (docs/design.md, "Repetitive
+/// sections at level 9"); on other bytes the extra level-9 pass costs a few
+/// percent of the level-19 one.
+const QUICK_LEVEL: i32 = 9;
+#[cfg(feature = "write")]
+/// See [`QUICK_LEVEL`].
+const QUICK_RATIO: usize = 8;
+
+#[cfg(feature = "write")]
 /// Compress `raw` and return the codec used and the stored bytes.
 pub fn compress(
     raw: &[u8],
     opts: &CompressOptions,
     dict: Option<&[u8]>,
 ) -> Result<(Codec, Vec<u8>)> {
-    compress_by(raw, opts, |level| zstd_compress(raw, level, dict))
+    compress_by(raw, opts, dict.is_none(), |level| {
+        zstd_compress(raw, level, dict)
+    })
+}
+
+#[cfg(feature = "write")]
+/// [`compress`] at exactly `opts.level`, without the level-9 first pass
+/// ([`QUICK_LEVEL`]): for a section whose every byte counts and that is
+/// compressed once, such as the footer (one section per file, read by
+/// every reader, and large only in files of many columns).
+pub fn compress_at_level(raw: &[u8], opts: &CompressOptions) -> Result<(Codec, Vec<u8>)> {
+    compress_by(raw, opts, false, |level| zstd_compress(raw, level, None))
 }
 
 /// A zstd dictionary prepared once for one level: its match tables are
@@ -139,7 +164,7 @@ pub fn compress_prepared(
     opts: &CompressOptions,
     dict: &EncoderDict,
 ) -> Result<(Codec, Vec<u8>)> {
-    compress_by(raw, opts, |_| {
+    compress_by(raw, opts, false, |_| {
         let mut c = zstd::bulk::Compressor::with_prepared_dictionary(&dict.cdict)
             .map_err(|e| codec_err("zstd", e))?;
         c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(false))
@@ -154,7 +179,8 @@ pub fn compress_prepared(
 fn compress_by(
     raw: &[u8],
     opts: &CompressOptions,
-    zstd_at: impl FnOnce(i32) -> Result<Vec<u8>>,
+    quick: bool,
+    zstd_at: impl Fn(i32) -> Result<Vec<u8>>,
 ) -> Result<(Codec, Vec<u8>)> {
     if raw.len() < MIN_COMPRESS || opts.choice == CodecChoice::Force(Codec::None) {
         return Ok((Codec::None, raw.to_vec()));
@@ -178,7 +204,12 @@ fn compress_by(
         // zstd's output buffer is allocated for the worst case, about the
         // raw size: trimmed, a compressed section holds its own bytes only
         // (issue 16: a build holds a few nodes' sections at once).
-        let mut z = zstd_at(opts.level)?;
+        let mut z = match quick && opts.level > QUICK_LEVEL {
+            true => Some(zstd_at(QUICK_LEVEL)?)
+                .filter(|q| q.len().saturating_mul(QUICK_RATIO) <= raw.len()),
+            false => None,
+        }
+        .map_or_else(|| zstd_at(opts.level), Ok)?;
         z.shrink_to_fit();
         consider(Codec::Zstd, z);
     }
@@ -877,6 +908,51 @@ mod tests {
         .into_iter()
         .map(|choice| CompressOptions { choice, level: 3 })
         .collect()
+    }
+
+    /// A section level 9 already shrinks eightfold keeps level 9's frame
+    /// (level 19's optimal parser takes hundreds of times as long on such
+    /// bytes); other sections, and [`compress_at_level`], get the level
+    /// asked for. Both decompress to the bytes.
+    #[test]
+    fn repetitive_sections_keep_the_level_9_frame() {
+        let mut sparse = vec![0u8; 64 << 10];
+        for i in (0..sparse.len()).step_by(997) {
+            sparse[i] = (i % 251) as u8 | 1;
+        }
+        // Bytes zstd shrinks less than eightfold: a varint-like stream.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mixed: Vec<u8> = (0..8 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 40) as u8
+            })
+            .collect();
+        let o = CompressOptions {
+            choice: CodecChoice::Force(Codec::Zstd),
+            level: 19,
+        };
+        let at = |raw: &[u8], level| zstd_compress(raw, level, None).unwrap();
+        let (c, quick) = compress(&sparse, &o, None).unwrap();
+        assert_eq!(c, Codec::Zstd);
+        assert!(quick.len() * QUICK_RATIO <= sparse.len(), "{}", quick.len());
+        assert_eq!(quick, at(&sparse, QUICK_LEVEL));
+        assert_eq!(compress_at_level(&sparse, &o).unwrap().1, at(&sparse, 19));
+        assert_ne!(at(&sparse, QUICK_LEVEL), at(&sparse, 19));
+        let (_, full) = compress(&mixed, &o, None).unwrap();
+        assert!(at(&mixed, QUICK_LEVEL).len() * QUICK_RATIO > mixed.len());
+        assert_eq!(full, at(&mixed, 19));
+        for (raw, stored) in [(&sparse, &quick), (&mixed, &full)] {
+            assert_eq!(
+                &decompress(Codec::Zstd, stored, raw.len(), None, "t").unwrap(),
+                raw
+            );
+        }
+        // At level 9 or below, one pass at that level.
+        let o9 = CompressOptions { level: 5, ..o };
+        assert_eq!(compress(&sparse, &o9, None).unwrap().1, at(&sparse, 5));
     }
 
     /// A thread's zstd context is reused from section to section: after
