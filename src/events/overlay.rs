@@ -87,8 +87,14 @@ pub struct Overlay {
     n_snap: u32,
     order: Order,
     /// The snapshot slots deleted, in slot order (where the snapshot's
-    /// rows stop being consecutive in the view: see `ViewMap`).
+    /// rows stop being consecutive in the view: see `ViewMap`), but for
+    /// those in `gone_recent`.
     gone: Vec<u32>,
+    /// The snapshot slots deleted last, in the order deleted: merged into
+    /// `gone` once they are a quarter of it, so that deletes in any order
+    /// cost O(log rows) each amortised (an insert into the sorted list
+    /// moved it all: 100,000 deletes in descending order took 0.89 s).
+    gone_recent: Vec<u32>,
     /// Overridden snapshot rows and created rows, by slot.
     rows: SlotMap<Value>,
     /// Key text -> slot of every snapshot row that has a key (built on
@@ -157,6 +163,7 @@ impl Clone for Overlay {
             n_snap: self.n_snap,
             order: self.order.clone(),
             gone: self.gone.clone(),
+            gone_recent: self.gone_recent.clone(),
             rows: self.rows.clone(),
             keys: self.keys.clone(),
             key_changes: self.key_changes.clone(),
@@ -221,6 +228,7 @@ impl Overlay {
             n_snap,
             order: Order::new(n_snap),
             gone: Vec::new(),
+            gone_recent: Vec::new(),
             rows: SlotMap::default(),
             keys: None,
             key_changes: HashMap::new(),
@@ -711,8 +719,11 @@ impl Overlay {
                     existing.ok_or_else(|| err(format!("delete of the missing key {kt}")))?;
                 self.order.remove(slot);
                 if slot < self.n_snap {
-                    let at = self.gone.partition_point(|&g| g < slot);
-                    self.gone.insert(at, slot);
+                    self.gone_recent.push(slot);
+                    if self.gone_recent.len() > 64.max(self.gone.len() / 4) {
+                        self.gone = self.deleted_snapshot_slots().into_owned();
+                        self.gone_recent.clear();
+                    }
                 }
                 self.rows.remove(&slot);
                 self.patches.remove(&slot);
@@ -951,9 +962,28 @@ impl Overlay {
         self.order.blocks_holding_from(self.snapshot_rows())
     }
 
-    /// The snapshot slots deleted, in slot order.
-    pub(crate) fn deleted_snapshot_slots(&self) -> &[u32] {
-        &self.gone
+    /// The snapshot slots deleted, in slot order (O(deleted) when some
+    /// were deleted since the list was last merged).
+    pub(crate) fn deleted_snapshot_slots(&self) -> std::borrow::Cow<'_, [u32]> {
+        if self.gone_recent.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.gone);
+        }
+        let mut recent = self.gone_recent.clone();
+        recent.sort_unstable();
+        let mut all = Vec::with_capacity(self.gone.len() + recent.len());
+        let (mut i, mut j) = (0, 0);
+        while i < self.gone.len() && j < recent.len() {
+            if self.gone[i] < recent[j] {
+                all.push(self.gone[i]);
+                i += 1;
+            } else {
+                all.push(recent[j]);
+                j += 1;
+            }
+        }
+        all.extend_from_slice(&self.gone[i..]);
+        all.extend_from_slice(&recent[j..]);
+        std::borrow::Cow::Owned(all)
     }
 
     /// Number of slots ever allocated (snapshot rows, then created rows).
@@ -1174,6 +1204,61 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Deletes in any order (here scrambled, then descending) keep the
+    /// deleted snapshot slots in slot order, recent ones merged or not,
+    /// and the view is the snapshot's rows without them, creates at the
+    /// end; a clone taken between merges holds the same.
+    #[test]
+    fn deleted_slots_stay_in_order_whatever_order_rows_are_deleted_in() {
+        let n = 1000u32;
+        let rows: String = (0..n).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+        let bytes = crate::write::build_to_vec(rows.as_bytes(), &Default::default()).unwrap();
+        let snap = Snapshot::from_bytes(bytes).unwrap();
+        let mut o = Overlay::new(snap, "id").unwrap();
+        let mut order: Vec<u32> = (0..700).map(|i| i * 617 % n).collect();
+        let rest: Vec<u32> = (0..n)
+            .rev()
+            .filter(|i| !order.contains(i))
+            .take(200)
+            .collect();
+        order.extend(rest);
+        let (mut deleted, mut seq) = (std::collections::BTreeSet::new(), 0u64);
+        let mut ev = |o: &mut Overlay, line: String| {
+            seq += 1;
+            let line = line.replace("SEQ", &seq.to_string());
+            o.apply(&Event::parse(seq, &line).unwrap(), seq).unwrap();
+        };
+        for (k, &i) in order.iter().enumerate() {
+            ev(&mut o, format!(r#"{{"seq":SEQ,"op":"delete","key":{i}}}"#));
+            deleted.insert(i);
+            if k % 97 == 0 {
+                ev(
+                    &mut o,
+                    format!(
+                        r#"{{"seq":SEQ,"op":"create","key":{},"row":{{"id":{}}}}}"#,
+                        n + k as u32,
+                        n + k as u32
+                    ),
+                );
+            }
+            if k % 61 == 0 || k + 1 == order.len() {
+                let want: Vec<u32> = deleted.iter().copied().collect();
+                assert_eq!(&o.deleted_snapshot_slots()[..], &want[..], "after {k}");
+                assert_eq!(&o.clone().deleted_snapshot_slots()[..], &want[..]);
+                let view = o.order.to_vec();
+                let kept: Vec<u32> = view.iter().copied().filter(|&s| s < n).collect();
+                let want_kept: Vec<u32> = (0..n).filter(|i| !deleted.contains(i)).collect();
+                assert_eq!(kept, want_kept);
+                assert!(view[kept.len()..].iter().all(|&s| s >= n));
+            }
+        }
+        assert!(o.gone_recent.len() <= 64.max(o.gone.len() / 4));
+        assert_eq!(
+            o.len(),
+            (n as usize - order.len()) + order.len().div_ceil(97)
+        );
     }
 
     #[test]

@@ -601,7 +601,8 @@ impl ViewMap {
         let mut runs: Vec<(u32, u32, u32)> = Vec::new();
         let mut created = vec![u32::MAX; ov.slot_count().saturating_sub(n_snap as usize)];
         let mut r = 0u32;
-        let (gone, mut next) = (ov.deleted_snapshot_slots(), 0usize);
+        let gone = ov.deleted_snapshot_slots();
+        let (gone, mut next) = (&gone[..], 0usize);
         for (blk, created_in) in ov.blocks_with_created() {
             if created_in == 0 {
                 add_runs(&mut runs, blk, r, gone, &mut next);
