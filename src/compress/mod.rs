@@ -131,7 +131,7 @@ pub fn compress(
 
 #[cfg(feature = "write")]
 /// [`compress`] at exactly `opts.level`, without the level-9 first pass
-/// ([`QUICK_LEVEL`]): for a section whose every byte counts and that is
+/// (`QUICK_LEVEL`): for a section whose every byte counts and that is
 /// compressed once, such as the footer (one section per file, read by
 /// every reader, and large only in files of many columns).
 pub fn compress_at_level(raw: &[u8], opts: &CompressOptions) -> Result<(Codec, Vec<u8>)> {
