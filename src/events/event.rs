@@ -438,6 +438,14 @@ impl Event {
     }
 }
 
+/// Whether an update's `path` touches the key field at `key_path`: one is a
+/// prefix of the other (a `set` of `a` replaces `a.id`; a `set` of `id.x`
+/// would change `id`).
+pub(crate) fn touches_key(path: &[String], key_path: &[String]) -> bool {
+    let n = path.len().min(key_path.len());
+    path[..n] == key_path[..n]
+}
+
 /// Apply the `set`s and `remove`s of an update to a copy-in-progress of a
 /// row. `key_path` may not be touched. Errors are messages (the caller adds
 /// line and seq).
@@ -447,12 +455,8 @@ pub(crate) fn apply_update(
     remove: &[Vec<String>],
     key_path: &[String],
 ) -> std::result::Result<(), String> {
-    let touches_key = |p: &[String]| {
-        let n = p.len().min(key_path.len());
-        p[..n] == key_path[..n]
-    };
     for (p, v) in set {
-        if touches_key(p) {
+        if touches_key(p, key_path) {
             return Err(format!(
                 "`set` of `{}` would change the key field `{}`",
                 super::path::join_path(p),
@@ -480,7 +484,7 @@ pub(crate) fn apply_update(
         obj.insert(last.clone(), v.clone());
     }
     for p in remove {
-        if touches_key(p) {
+        if touches_key(p, key_path) {
             return Err(format!(
                 "`remove` of `{}` would remove the key field `{}`",
                 super::path::join_path(p),

@@ -1,7 +1,7 @@
 //! The overlay: an open snapshot plus events applied in memory.
 
 use super::columns::Columns;
-use super::event::{Event, EventOp, apply_update, event_error, get_path, key_text};
+use super::event::{Event, EventOp, apply_update, event_error, get_path, key_text, touches_key};
 use super::order::Order;
 use super::path::{join_path, parse_path};
 use super::strkey::{Composite, MAX_EVENTS, MAX_FIELDS, StrKey};
@@ -1090,15 +1090,11 @@ fn update_cannot_fail(
     remove: &[Vec<String>],
     key_path: &[String],
 ) -> bool {
-    let touches_key = |p: &[String]| {
-        let n = p.len().min(key_path.len());
-        p[..n] == key_path[..n]
-    };
     if set
         .iter()
         .map(|(p, _)| p)
         .chain(remove)
-        .any(|p| touches_key(p))
+        .any(|p| touches_key(p, key_path))
     {
         return false;
     }

@@ -49,8 +49,7 @@ impl Touches {
         mut list: Option<u32>,
         paths: impl IntoIterator<Item = &'p Vec<String>>,
     ) -> Option<u32> {
-        let start = list;
-        let mut set = start.and_then(|l| self.sets.remove(&l));
+        let mut set = list.and_then(|l| self.sets.remove(&l));
         for p in paths {
             if set.is_none()
                 && let Some(l) = list
