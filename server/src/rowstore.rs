@@ -942,6 +942,9 @@ impl RowSource for StoredSource {
     fn has_field(&self, path: &str) -> bool {
         self.inner.has_field(path)
     }
+    fn field_type(&self, path: &str) -> Option<colsnap::model::ColumnType> {
+        self.inner.field_type(path)
+    }
     fn prefetch(&self, rows: &[u32], fields: Option<&[String]>) -> colsnap::Result<()> {
         self.inner.prefetch(rows, fields)
     }
@@ -966,6 +969,15 @@ impl RowSource for StoredSource {
         range: Range<usize>,
     ) -> colsnap::Result<Option<Vec<u32>>> {
         self.inner.sort_page(path, desc, range)
+    }
+    fn filter_rows(&self, f: &colsnap::query::Filter) -> colsnap::Result<Option<Bits>> {
+        self.inner.filter_rows(f)
+    }
+    // Every method the trait gives a default for is passed on: a default
+    // here would answer differently from the snapshot (a long-text
+    // column's keys do not order like their strings without this one).
+    fn str_order(&self, col: &Column) -> colsnap::Result<Option<Arc<colsnap::read::TableOrder>>> {
+        self.inner.str_order(col)
     }
     fn find_str(&self, col: &Column, s: &str) -> colsnap::Result<Result<u32, u32>> {
         self.inner.find_str(col, s)

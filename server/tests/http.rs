@@ -197,6 +197,35 @@ async fn rows_equal_the_library_answers_with(mode: RowStoreMode) {
             None,
             3,
         ),
+        // Long text (a row-ordered table: its keys do not order like
+        // their strings) sorted, compared and searched.
+        (
+            &[],
+            Some("-body,number"),
+            None,
+            Some("number"),
+            None,
+            None,
+            300,
+        ),
+        (
+            &["body^=A", "body<M"],
+            Some("body"),
+            None,
+            Some("number"),
+            None,
+            None,
+            300,
+        ),
+        (
+            &["body>=T"],
+            None,
+            Some(("the", Some("body"))),
+            Some("number"),
+            None,
+            None,
+            300,
+        ),
         (
             &["user.login!=nobody"],
             Some("user.login,-number"),
@@ -1236,22 +1265,44 @@ async fn an_event_log_is_applied_like_colsnap_query_events() {
     let engine = Engine::new(colsnap::events::OverlaySource::new(
         colsnap::events::load_overlay(Snapshot::open(&s.file).unwrap(), &log, "id").unwrap(),
     ));
-    for (q, sort, wheres) in [
+    for (q, sort, wheres, search) in [
         (
             "sort=-comments,title&fields=id,title,comments&limit=20",
             "-comments,title",
             vec![],
+            None,
         ),
-        ("where=title%5E%3Dz&fields=id,title", "", vec!["title^=z"]),
+        ("where=title%5E%3Dz&fields=id,title", "", vec!["title^=z"], None),
         (
             "where=state%3Dclosed&sort=id&fields=id&limit=1000",
             "id",
             vec!["state=closed"],
+            None,
+        ),
+        // Long text over the overlay: ranks, not keys, order it.
+        ("sort=-body,id&fields=id&limit=1000", "-body,id", vec![], None),
+        (
+            "where=body%5E%3DA&where=body%3CM&sort=body&fields=id&limit=1000",
+            "body",
+            vec!["body^=A", "body<M"],
+            None,
+        ),
+        (
+            "search=the&in=body&sort=id&fields=id&limit=1000",
+            "id",
+            vec![],
+            Some("the"),
         ),
     ] {
         let mut query = Query::default();
         for w in &wheres {
             query.filters.push(parse::parse_where(w).unwrap());
+        }
+        if let Some(t) = search {
+            query.search = Some(Search {
+                text: t.into(),
+                fields: parse::parse_fields("body").unwrap(),
+            });
         }
         if !sort.is_empty() {
             query.sort = parse::parse_sort(sort).unwrap();
