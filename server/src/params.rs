@@ -107,27 +107,42 @@ fn check_field(engine: &Engine, param: &str, path: &str) -> Result<(), ApiError>
     ))
 }
 
+/// Most different fields one `sort` may name: each is a column loaded and
+/// compared (a field named again is dropped, as it never decides).
+pub const MAX_SORT_KEYS: usize = 32;
+
 /// Parse `where` (repeated), `sort`, `search`, `in` and `fields`, checking
 /// every field name against the snapshot.
 pub fn selection(ps: &[Pair], engine: &Engine) -> Result<Selection, ApiError> {
     let mut q = Query::default();
+    // Each part is its name, its length and its text: no value (which may
+    // hold any character, NUL included) can end one part and start another,
+    // so two queries never share a text (nor a cached answer or a cursor).
     let mut canonical = String::new();
+    let mut part = |name: &str, text: &str| {
+        canonical.push_str(&format!("{name}:{}:{text};", text.len()));
+    };
     for p in ps.iter().filter(|p| p.key == "where") {
         let f = parse::parse_where(&p.value).map_err(|e| ApiError::lib(Some("where"), e))?;
         check_field(engine, "where", &f.path)?;
         q.filters.push(f);
-        canonical.push_str("where\0");
-        canonical.push_str(&p.value);
-        canonical.push('\0');
+        part("where", &p.value);
     }
     if let Some(s) = get(ps, "sort") {
         q.sort = parse::parse_sort(s).map_err(|e| ApiError::lib(Some("sort"), e))?;
+        if q.sort.len() > MAX_SORT_KEYS {
+            return Err(ApiError::bad(
+                "sort",
+                format!(
+                    "{} sort fields; at most {MAX_SORT_KEYS} different ones",
+                    q.sort.len()
+                ),
+            ));
+        }
         for k in &q.sort {
             check_field(engine, "sort", &k.path)?;
         }
-        canonical.push_str("sort\0");
-        canonical.push_str(s);
-        canonical.push('\0');
+        part("sort", s);
     }
     let search_in = get(ps, "in");
     match get(ps, "search") {
@@ -139,10 +154,10 @@ pub fn selection(ps: &[Pair], engine: &Engine) -> Result<Selection, ApiError> {
             for f in &fields {
                 check_field(engine, "in", f)?;
             }
-            canonical.push_str("search\0");
-            canonical.push_str(text);
-            canonical.push('\0');
-            canonical.push_str(&fields.join(","));
+            part("search", text);
+            for f in &fields {
+                part("in", f);
+            }
             q.search = Some(Search {
                 text: text.to_string(),
                 fields,

@@ -287,6 +287,39 @@ async fn rows_equal_the_library_answers_with(mode: RowStoreMode) {
     }
 }
 
+/// A value holding what once separated the parts of a query's cached
+/// name (NUL) names another query, not the one it spells out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_that_differ_never_share_a_cached_answer() {
+    let s = start(|_| {}).await;
+    let c = client();
+    let total = |v: &Value| v["pagination"]["total"].as_u64().unwrap();
+    let odd = format!(
+        "{}/api/issues/rows?where=state%3Dopen%00sort%00number&fields=number",
+        s.base
+    );
+    let plain = format!(
+        "{}/api/issues/rows?where=state%3Dopen&sort=number&fields=number",
+        s.base
+    );
+    let want = expected(
+        &s.file,
+        &["state=open"],
+        Some("number"),
+        None,
+        Some("number"),
+        Paging::page(1, 50).unwrap(),
+    );
+    assert!(want["pagination"]["total"].as_u64().unwrap() > 0);
+    for _ in 0..2 {
+        let a = get_json(&c, odd.clone()).await;
+        assert_eq!(total(&a), 0, "{a}");
+        let b = get_json(&c, plain.clone()).await;
+        assert_eq!(b["data"], want["data"]);
+        assert_eq!(b["pagination"], want["pagination"]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursors_walk_every_row_once_and_bad_cursors_are_refused() {
     let s = start(|_| {}).await;
@@ -561,6 +594,23 @@ async fn every_bad_parameter_class_is_a_4xx_naming_it() {
             "where".into(),
         ),
         ("/api/issues/rows?sort=-nosuch".into(), 400, "sort".into()),
+        // 33 different fields (the same one repeated is dropped, not counted).
+        (
+            format!(
+                "/api/issues/rows?sort={}",
+                (0..33)
+                    .map(|i| ["id", "number", "title", "state", "body", "comments"][i % 6])
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    + ",user.login,user.id,locked,created_at,updated_at,closed_at,author_association"
+                    + ",url,html_url,node_id,labels_url,comments_url,events_url,repository_url"
+                    + ",user.node_id,user.type,user.site_admin,user.url,user.html_url,user.avatar_url"
+                    + ",user.gravatar_id,user.followers_url,user.following_url,user.gists_url"
+                    + ",user.starred_url,user.repos_url,user.events_url"
+            ),
+            400,
+            "sort".into(),
+        ),
         (
             "/api/issues/rows?fields=id,nosuch".into(),
             400,
@@ -1272,7 +1322,12 @@ async fn an_event_log_is_applied_like_colsnap_query_events() {
             vec![],
             None,
         ),
-        ("where=title%5E%3Dz&fields=id,title", "", vec!["title^=z"], None),
+        (
+            "where=title%5E%3Dz&fields=id,title",
+            "",
+            vec!["title^=z"],
+            None,
+        ),
         (
             "where=state%3Dclosed&sort=id&fields=id&limit=1000",
             "id",
@@ -1280,7 +1335,12 @@ async fn an_event_log_is_applied_like_colsnap_query_events() {
             None,
         ),
         // Long text over the overlay: ranks, not keys, order it.
-        ("sort=-body,id&fields=id&limit=1000", "-body,id", vec![], None),
+        (
+            "sort=-body,id&fields=id&limit=1000",
+            "-body,id",
+            vec![],
+            None,
+        ),
         (
             "where=body%5E%3DA&where=body%3CM&sort=body&fields=id&limit=1000",
             "body",

@@ -34,6 +34,12 @@ pub fn parse_sort(s: &str) -> Result<Vec<SortKey>> {
                 "empty sort key in `{s}` (expected FIELD or -FIELD, comma-separated)"
             )));
         }
+        // A field sorted by again never decides: rows tied on every key
+        // before it are tied on it too. Dropped, so that a long list of the
+        // same few fields costs what the few cost.
+        if out.iter().any(|k: &SortKey| k.path == path) {
+            continue;
+        }
         out.push(SortKey {
             path: path.to_string(),
             desc,
@@ -368,6 +374,20 @@ mod tests {
         );
         assert_eq!(k[1].path, "number");
         assert!(parse_sort("a,,b").is_err());
+        // A field sorted by again is dropped, whatever its direction.
+        let k = parse_sort(
+            &"state,-title,title,-state,"
+                .repeat(300)
+                .trim_end_matches(',')
+                .to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            k.iter()
+                .map(|k| (k.path.as_str(), k.desc))
+                .collect::<Vec<_>>(),
+            [("state", false), ("title", true)]
+        );
         assert_eq!(parse_fields("a, b").unwrap(), ["a", "b"]);
         assert!(parse_fields(" , ").is_err());
     }

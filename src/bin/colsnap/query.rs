@@ -49,7 +49,8 @@ pub struct Args {
     /// Snapshot file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Sort keys, comma-separated, `-` for descending (`-updated_at,number`).
+    /// Sort keys, comma-separated, `-` for descending (`-updated_at,number`);
+    /// a field named again is dropped (it never decides).
     #[arg(long, value_name = "KEYS", allow_hyphen_values = true)]
     pub sort: Option<String>,
     /// A condition (repeatable; all must hold): `state=open`, `comments>=5`.
