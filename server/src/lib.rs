@@ -176,8 +176,8 @@ pub struct Dataset {
     /// Content identity of what the API answers from: the file's identity,
     /// and with an event log, the CRC-32C of the log's bytes.
     pub identity: String,
-    /// The file's identity: CRC-32C of its trailer (which holds the
-    /// footer's checksum, itself over every section's checksum) and length.
+    /// The file's identity: 64 bits of the SHA-256 of its trailer, its
+    /// footer (which holds every section's checksum) and its length.
     pub file_identity: String,
     /// The event log applied, if any.
     pub events: Option<PathBuf>,
@@ -237,16 +237,38 @@ impl FileSig {
     }
 }
 
-/// What a snapshot file's version is, for its row store: the trailer (it
-/// holds the footer's checksum, over every section's) and the length.
+/// What a snapshot file's version is, for its identity (ETags, cursors,
+/// stream ids) and its row store: the SHA-256, in hex, of its trailer, its
+/// stored footer (which holds every section's checksum) and its length.
+/// (Not a CRC of the trailer: the trailer ends with its own CRC-32C and a
+/// fixed magic, so a CRC-32C over it is the same for every file.)
 pub(crate) fn file_version(f: &mut std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let tail = len.min(colsnap::format::TRAILER_LEN as u64);
-    let mut t = vec![0; tail as usize];
+    const TRAILER: u64 = colsnap::format::TRAILER_LEN as u64;
+    let tail = len.min(TRAILER);
+    let mut bytes = vec![0; tail as usize];
     f.seek(SeekFrom::End(-(tail as i64)))?;
-    f.read_exact(&mut t)?;
-    t.extend_from_slice(&len.to_le_bytes());
-    Ok(t)
+    f.read_exact(&mut bytes)?;
+    if tail == TRAILER {
+        let at = u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes"));
+        let stored = u64::from(u32::from_le_bytes(
+            bytes[8..12].try_into().expect("4 bytes"),
+        ));
+        if at.checked_add(stored) == Some(len - TRAILER) {
+            let mut footer = vec![0; stored as usize];
+            f.seek(SeekFrom::Start(at))?;
+            f.read_exact(&mut footer)?;
+            bytes.extend_from_slice(&footer);
+        }
+    }
+    bytes.extend_from_slice(&len.to_le_bytes());
+    Ok(colsnap::publish::sha256_hex(&bytes).into_bytes())
+}
+
+/// A file's identity from its [`file_version`]: its first 16 hex digits
+/// (64 bits).
+fn identity_of(version: &[u8]) -> String {
+    String::from_utf8_lossy(&version[..16]).into_owned()
 }
 
 /// Recent query results (row numbers in result order), bounded by rows.
@@ -293,9 +315,7 @@ impl Dataset {
         let file_len = meta.len();
         let signature = Some(FileSig::of(&meta));
         let version = file_version(&mut f, file_len).map_err(|e| at(&e))?;
-        let a = crc32c::crc32c(&version[..version.len() - 8]);
-        let b = crc32c::crc32c_append(a, &file_len.to_le_bytes());
-        let file_identity = format!("{a:08x}{b:08x}");
+        let file_identity = identity_of(&version);
         let mut identity = file_identity.clone();
         let mut events_applied = 0;
         let mut events_sig = None;
@@ -815,4 +835,46 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two builds of the same length (one title's letter changed) have two
+    /// versions, hence two identities; the same file has one.
+    #[test]
+    fn files_of_the_same_length_have_their_own_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut by_len: HashMap<u64, (Vec<u8>, u8)> = HashMap::new();
+        for c in b'a'..=b'z' {
+            let rows: String = (0..50)
+                .map(|i| {
+                    let t = if i == 7 { c as char } else { 'x' };
+                    format!("{{\"id\":{i},\"title\":\"issue {i} {t}\"}}\n")
+                })
+                .collect();
+            let bytes = colsnap::build_to_vec(rows.as_bytes(), &Default::default()).unwrap();
+            let path = dir.path().join(format!("{}.colsnap", c as char));
+            std::fs::write(&path, &bytes).unwrap();
+            let len = bytes.len() as u64;
+            let v = file_version(&mut std::fs::File::open(&path).unwrap(), len).unwrap();
+            assert_eq!(
+                v,
+                file_version(&mut std::fs::File::open(&path).unwrap(), len).unwrap()
+            );
+            if let Some((w, other)) = by_len.get(&len) {
+                assert_ne!(
+                    identity_of(&v),
+                    identity_of(w),
+                    "{} and {} share an identity",
+                    c as char,
+                    *other as char
+                );
+                return;
+            }
+            by_len.insert(len, (v, c));
+        }
+        panic!("no two builds of the same length");
+    }
 }
