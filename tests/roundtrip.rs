@@ -465,3 +465,74 @@ fn short_table_past_one_chunk_is_cut_small_and_shares_a_dictionary() {
     assert_eq!(small.footer().tables[0].chunk_counts.len(), 1);
     assert!(small.footer().tables[0].dict_section.is_none());
 }
+
+/// A column selected under a field whose values are of several kinds
+/// (`a.b` where `a` is an object in one row and a list or a string in
+/// others) keeps `a` for it: its objects show with only the selected
+/// fields, its lists without items (no column under them is selected) and
+/// its other values as they are. It used to refuse the lists as a corrupt
+/// snapshot.
+#[test]
+fn a_column_under_a_field_of_several_kinds_exports() {
+    let input = concat!(
+        r#"{"id":1,"a":{"b":2,"c":3}}"#,
+        "\n",
+        r#"{"id":2,"a":[1,{"b":4}]}"#,
+        "\n",
+        r#"{"id":3,"a":"s"}"#,
+        "\n",
+        r#"{"id":4,"a":[]}"#,
+        "\n",
+        r#"{"id":5}"#,
+        "\n"
+    );
+    let bytes = colsnap::build_to_vec(input.as_bytes(), &BuildOptions::default()).unwrap();
+    let snap = Snapshot::from_bytes(bytes).unwrap();
+    let export = |cols: &[&str]| {
+        let mut out = Vec::new();
+        snap.export(
+            &mut out,
+            &colsnap::ExportOptions {
+                ndjson: true,
+                columns: Some(cols.iter().map(|c| c.to_string()).collect()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(
+        export(&["id", "a.b"]),
+        concat!(
+            r#"{"id":1,"a":{"b":2}}"#,
+            "\n",
+            r#"{"id":2,"a":[]}"#,
+            "\n",
+            r#"{"id":3,"a":"s"}"#,
+            "\n",
+            r#"{"id":4,"a":[]}"#,
+            "\n",
+            r#"{"id":5}"#,
+            "\n"
+        )
+    );
+    assert_eq!(
+        export(&["a[].b"]),
+        concat!(
+            r#"{"a":{}}"#,
+            "\n",
+            r#"{"a":[1,{"b":4}]}"#,
+            "\n",
+            r#"{"a":"s"}"#,
+            "\n",
+            r#"{"a":[]}"#,
+            "\n",
+            "{}\n"
+        )
+    );
+    // The whole field, as built.
+    assert_eq!(
+        export(&["a"]).lines().nth(1).unwrap(),
+        r#"{"a":[1,{"b":4}]}"#
+    );
+}

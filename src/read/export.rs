@@ -67,6 +67,8 @@ pub(crate) struct Emitter {
     fields: Vec<Option<Fields>>,
     keys: Vec<Vec<u32>>,
     elem: Vec<Option<u32>>,
+    /// Whether the node has an element column in the file (kept or not).
+    has_elem: Vec<bool>,
     keep: Vec<bool>,
     /// Kept chunks by table, then chunk number.
     chunks: Vec<Vec<Option<Arc<Chunk>>>>,
@@ -273,7 +275,11 @@ impl Emitter {
         let mut keys = vec![Vec::new(); n];
         let mut elem = vec![None; n];
         let mut key_json = vec![Vec::new(); n];
+        let mut has_elem = vec![false; n];
         for (i, m) in snap.footer().nodes.iter().enumerate().skip(1) {
+            if m.name == crate::model::NodeName::Elem {
+                has_elem[m.parent as usize] = true;
+            }
             if !keep[i] {
                 continue;
             }
@@ -298,6 +304,7 @@ impl Emitter {
             fields: (0..n).map(|_| None).collect(),
             keys,
             elem,
+            has_elem,
             keep,
             chunks: Vec::new(),
             record: None,
@@ -344,6 +351,7 @@ impl Emitter {
             fields: (0..n).map(|_| None).collect(),
             keys: self.keys.clone(),
             elem: self.elem.clone(),
+            has_elem: self.has_elem.clone(),
             keep: self.keep.clone(),
             chunks: Vec::new(),
             record: None,
@@ -1139,7 +1147,12 @@ impl Emitter {
                             self.spill_if_full(out, spill)?;
                         }
                     }
+                    // Kept for a column selected under it that is not
+                    // under its items (`a.b` keeps `a`, not `a[]`): its
+                    // lists show without items, as its objects show without
+                    // their fields not selected.
                     None if range.is_empty() || !self.keep[node as usize] => {}
+                    None if self.has_elem[node as usize] => {}
                     None => return Err(corrupt("array elements but no element column".into())),
                 }
                 out.push(b']');

@@ -19,7 +19,10 @@ Examples:
   colsnap export issues.colsnap --search crash --in title --ndjson --columns number,title
 
 Rows count from 0 and END is excluded. A column keeps what is under it:
---columns user keeps user.login, user.id, ... --where, --search and --sort
+--columns user keeps user.login, user.id, ... and the fields above it for
+it: --columns user.login writes each user object with its login alone (a
+user that is a list writes [], one that is a string or null writes it as
+it is). --where, --search and --sort
 take the syntax of `colsnap query` (docs/query.md); --rows then counts
 within the result.";
 
