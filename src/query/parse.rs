@@ -376,10 +376,9 @@ mod tests {
         assert!(parse_sort("a,,b").is_err());
         // A field sorted by again is dropped, whatever its direction.
         let k = parse_sort(
-            &"state,-title,title,-state,"
+            "state,-title,title,-state,"
                 .repeat(300)
-                .trim_end_matches(',')
-                .to_string(),
+                .trim_end_matches(','),
         )
         .unwrap();
         assert_eq!(
