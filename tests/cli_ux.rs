@@ -482,3 +482,31 @@ fn completions_and_man_page() {
         "{text}"
     );
 }
+
+/// `--long-chunk-fetch 0` means what its help says (chunks cut at
+/// `--long-chunk-size`); a size of 0 elsewhere is refused.
+#[test]
+fn long_chunk_fetch_takes_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("z.colsnap");
+    let run = |extra: &[&str]| {
+        colsnap()
+            .arg("build")
+            .arg(fixture("github-sample.ndjson"))
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--long-chunk-fetch", "0", "--long-chunk-size", "4K"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(colsnap::Snapshot::open(&out).unwrap().verify().is_ok());
+    let bad = run(&["--long-chunk-size", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("between 1 byte and 4 GiB"));
+}

@@ -108,7 +108,7 @@ pub struct Args {
     pub long_chunk_size: Option<usize>,
     /// Most stored bytes read to fetch one long text (its chunk plus the
     /// table's dictionary; default 1M; 0: cut chunks at --long-chunk-size).
-    #[arg(long, value_name = "BYTES", value_parser = common::parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = common::parse_size_or_zero)]
     pub long_chunk_fetch: Option<usize>,
     /// Store string chunks without front coding.
     #[arg(long)]

@@ -409,6 +409,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
+/// [`parse_size`], or 0 (for an option where 0 means "none").
+pub fn parse_size_or_zero(s: &str) -> Result<usize, String> {
+    if s.trim().parse::<u64>() == Ok(0) {
+        return Ok(0);
+    }
+    parse_size(s)
+}
+
 /// The width to fit tables to: the terminal's when stdout is one, else
 /// `$COLUMNS` when set, else none (no fitting).
 pub fn term_width() -> Option<usize> {
