@@ -732,9 +732,12 @@ async fn published_cache(req: Request, next: Next) -> Response {
 /// The application: every route and layer (compression, CORS, timeout,
 /// rate limit, query-string limit, request logs).
 pub fn router(state: Arc<AppState>) -> Router {
+    // A file's bytes go out as they are: whole, one range
+    // (`application/octet-stream`) or several (`multipart/byteranges`).
     let compress = CompressionLayer::new().compress_when(
         tower_http::compression::DefaultPredicate::new()
-            .and(NotForContentType::const_new("application/octet-stream")),
+            .and(NotForContentType::const_new("application/octet-stream"))
+            .and(NotForContentType::const_new("multipart/byteranges")),
     );
     let mut app = api::routes()
         .layer(middleware::from_fn_with_state(state.clone(), guard))
