@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub cors: Option<String>,
     /// Time to the response's headers before a 503.
     pub timeout: Duration,
+    /// Time a connection may take to send a request's headers (and may sit
+    /// idle between two requests) before it is closed: a client sending
+    /// headers a byte at a time holds a connection that long at most.
+    pub header_timeout: Duration,
     /// Longest query string, in bytes (longer: 414).
     pub max_query_bytes: usize,
     /// Interval of the SSE heartbeat comment.
@@ -137,6 +141,7 @@ impl ServerConfig {
             rate_limit: None,
             cors: None,
             timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
             max_query_bytes: 8 * 1024,
             heartbeat: Duration::from_secs(15),
             sse_retry_ms: 3000,
@@ -831,13 +836,52 @@ pub async fn serve(
             }
         });
     }
+    let header_timeout = state.config.header_timeout;
     let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    // The accept loop of `axum::serve`, with hyper's header read timeout
+    // (which needs a timer, and axum's loop sets none): without it a client
+    // sending its headers a byte at a time held a connection for ever.
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let svc = tower::ServiceExt::map_request(
+            app.clone(),
+            move |req: axum::http::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(addr));
+                req
+            },
+        );
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(svc),
+            );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1589,3 +1589,64 @@ async fn published_objects_are_served_immutable() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+/// A client that sends its headers slowly (or never ends them) is cut off
+/// after the header timeout, and others are answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(|c| c.header_timeout = Duration::from_millis(400)).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut t = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(t);
+    }
+    // Served meanwhile.
+    let c = client();
+    let r = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // One more header line now and then does not keep a connection open.
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let _ = slow[0].write_all(b"X-Slow: 1\r\n").await;
+    }
+    for mut t in slow {
+        let mut buf = [0u8; 64];
+        // Closed by the server: end of stream (or a reset), well before 10 s.
+        let n = tokio::time::timeout(Duration::from_secs(10), t.read(&mut buf))
+            .await
+            .expect("the server kept a connection with unfinished headers");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    // An idle keep-alive connection after a whole request.
+    let mut t = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = t.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    // Closed too once idle for the header timeout (the next request's
+    // headers did not come).
+    let idle = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match t.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(idle.is_ok(), "an idle connection stayed open");
+}

@@ -49,6 +49,10 @@ struct Args {
     /// Seconds before a request without response headers gets a 503.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
+    /// Seconds a connection may take to send a request's headers, or sit
+    /// idle between requests, before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    header_timeout: u64,
     /// Megabytes of decoded string chunks cached per snapshot: random pages
     /// of whole rows of a large snapshot decode a chunk per string when the
     /// chunks they touch do not fit.
@@ -221,6 +225,7 @@ async fn server() -> anyhow::Result<()> {
     cfg.row_store.builder = std::env::current_exe().ok();
     cfg.default_limit = cfg.default_limit.min(a.max_limit);
     cfg.timeout = Duration::from_secs(a.timeout);
+    cfg.header_timeout = Duration::from_secs(a.header_timeout.max(1));
     cfg.reload_interval = (a.reload > 0).then(|| Duration::from_secs(a.reload));
     if !a.no_web {
         if a.web.join("index.html").is_file() {
