@@ -102,15 +102,27 @@ async fn index(State(st): State<Arc<AppState>>) -> Response {
     r
 }
 
-/// True when `If-None-Match` lists `etag` (or `*`).
+/// True when `If-None-Match` lists `etag` (or `*`: for a resource known to
+/// exist, its request checked).
 pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    if_none_match(headers).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// True when `If-None-Match` lists `etag` itself. An answer's tag names
+/// its query and the snapshot's version, and only a `200` ever carried
+/// it, so it answers `304` before the query is checked; `*` names no
+/// query, and such a request is checked and answered in full.
+fn not_modified_tag(headers: &HeaderMap, etag: &str) -> bool {
+    if_none_match(headers).any(|t| t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+fn if_none_match(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim())
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 /// A 200 JSON body (or the 304 for it) with its validators.
@@ -256,7 +268,7 @@ async fn rows(
     let ds = st.dataset(&name)?;
     let raw = uri.query().unwrap_or("").to_string();
     let etag = ds.etag(uri.path(), &raw);
-    if not_modified(&headers, &etag) {
+    if not_modified_tag(&headers, &etag) {
         return Ok(not_modified_response(&etag));
     }
     let ps = params::pairs(&raw, ROWS_PARAMS, &["where"])?;
@@ -380,7 +392,7 @@ async fn row_by_key(
     let ds = st.dataset(&name)?;
     let raw = uri.query().unwrap_or("").to_string();
     let etag = ds.etag(uri.path(), &raw);
-    if not_modified(&headers, &etag) {
+    if not_modified_tag(&headers, &etag) {
         return Ok(not_modified_response(&etag));
     }
     let ps = params::pairs(&raw, &["fields"], &[])?;

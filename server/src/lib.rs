@@ -807,7 +807,45 @@ pub fn router(state: Arc<AppState>) -> Router {
             .layer(CompressionLayer::new());
         app = app.merge(page);
     }
-    app.layer(TraceLayer::new_for_http()).with_state(state)
+    app.layer(middleware::from_fn(json_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Errors answered without a body by a layer or a library (the router's
+/// `405`, the timeout's `503`, a static directory's `404`) get the body
+/// and `no-store` every other error has: `{"error":{"parameter":null,
+/// "message":...}}`. Their other headers (`Allow`, `Retry-After`) stay.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let r = next.run(req).await;
+    let status = r.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || r.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return r;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        StatusCode::SERVICE_UNAVAILABLE => {
+            "no answer within the server's timeout (--timeout); try again later".to_string()
+        }
+        StatusCode::NOT_FOUND => format!("nothing at {path}"),
+        s => s.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let (parts, _) = r.into_parts();
+    let mut e = error::ApiError::new(status, None, message).into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_LENGTH
+            && k != header::CONTENT_ENCODING
+            && k != header::TRANSFER_ENCODING
+            && !e.headers().contains_key(k)
+        {
+            e.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    e
 }
 
 /// Serve `state` on `listener` until `shutdown` completes (then finish the

@@ -287,6 +287,51 @@ async fn rows_equal_the_library_answers_with(mode: RowStoreMode) {
     }
 }
 
+/// Errors from layers (a method an endpoint does not take, a request not
+/// answered in time) have the JSON body and `no-store` of every error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_from_layers_have_a_json_body() {
+    let s = start(|c| c.timeout = Duration::from_millis(1)).await;
+    let c = client();
+    let check = |r: reqwest::Response, status: StatusCode| async move {
+        assert_eq!(r.status(), status);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let allow = r.headers().get("allow").cloned();
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"]["parameter"].is_null(), "{v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty(), "{v}");
+        allow
+    };
+    let r = c
+        .delete(format!("{}/api/issues/rows", s.base))
+        .send()
+        .await
+        .unwrap();
+    let allow = check(r, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert!(allow.is_some_and(|a| a.to_str().unwrap().contains("GET")));
+    // A whole export of 300 rows takes more than a millisecond.
+    let mut timed_out = false;
+    for i in 0..20 {
+        // Another query each time: nothing cached answers it.
+        let r = c
+            .get(format!(
+                "{}/api/issues/rows?limit=1000&sort=-body&where=id%3E%3D{}",
+                s.base,
+                1_000_000 + i
+            ))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            check(r, StatusCode::SERVICE_UNAVAILABLE).await;
+            timed_out = true;
+            break;
+        }
+    }
+    assert!(timed_out, "no request took a millisecond");
+}
+
 /// A value holding what once separated the parts of a query's cached
 /// name (NUL) names another query, not the one it spells out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,6 +502,21 @@ async fn one_row_by_key_schema_and_health() {
 async fn etags_give_304_and_compression_and_cors_apply() {
     let s = start(|c| c.cors = Some("https://app.example".into())).await;
     let c = client();
+    // `If-None-Match: *` names no answer: a bad query or a missing row is
+    // still refused, a good one answered.
+    for (path, status) in [
+        ("/api/issues/rows?page=0", StatusCode::BAD_REQUEST),
+        ("/api/issues/rows/123456", StatusCode::NOT_FOUND),
+        ("/api/issues/rows?limit=1", StatusCode::OK),
+    ] {
+        let r = c
+            .get(format!("{}{path}", s.base))
+            .header("if-none-match", "*")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
     for path in [
         "/api/issues/rows?sort=title&limit=3",
         "/api/issues",
