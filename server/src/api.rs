@@ -411,10 +411,14 @@ async fn row_by_key(
             op: Op::Eq,
             values: vec![Literal::Text(key.clone())],
         };
-        let bits = ds2
-            .engine
-            .filter(&[f])
-            .map_err(|e| ApiError::lib(Some("key"), e))?;
+        let bits = ds2.engine.filter(&[f]).map_err(|e| match e {
+            // A key the key column cannot hold (`abc` of an integer
+            // column) is a key no row has.
+            colsnap::Error::Invalid(m) => {
+                ApiError::not_found(Some("key"), format!("no row with {key_field} = {key}: {m}"))
+            }
+            e => ApiError::lib(Some("key"), e),
+        })?;
         let Some(&row) = bits.to_vec().first() else {
             return Err(ApiError::not_found(
                 Some("key"),
@@ -488,22 +492,26 @@ fn byte_ranges(h: &str, total: u64) -> Option<Result<Vec<(u64, u64)>, ()>> {
 /// `None` when it does not parse, `Some(Err)` when it is unsatisfiable,
 /// else the inclusive byte range within the file.
 fn byte_range(spec: &str, total: u64) -> Option<Result<(u64, u64), ()>> {
+    // A position is digits; past u64 it is as good as u64::MAX (a last
+    // byte past the end is the end, a first one past it unsatisfiable).
+    fn pos(s: &str) -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(s.parse().unwrap_or(u64::MAX))
+    }
     let (a, b) = spec.split_once('-')?;
     let (a, b) = (a.trim(), b.trim());
     let r = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
+        let n = pos(b)?;
         if n == 0 || total == 0 {
             Err(())
         } else {
             Ok((total - n.min(total), total - 1))
         }
     } else {
-        let start: u64 = a.parse().ok()?;
-        let end: u64 = if b.is_empty() {
-            u64::MAX
-        } else {
-            b.parse().ok()?
-        };
+        let start = pos(a)?;
+        let end = if b.is_empty() { u64::MAX } else { pos(b)? };
         if end < start {
             return None;
         }
@@ -763,6 +771,20 @@ mod tests {
             byte_range("bytes=18446744073709551615-", 100),
             Some(Err(()))
         );
+        // Positions past u64: the end, or unsatisfiable.
+        assert_eq!(
+            byte_range("bytes=0-99999999999999999999", 100),
+            Some(Ok((0, 99)))
+        );
+        assert_eq!(
+            byte_range("bytes=-99999999999999999999", 100),
+            Some(Ok((0, 99)))
+        );
+        assert_eq!(
+            byte_range("bytes=99999999999999999999-", 100),
+            Some(Err(()))
+        );
+        assert_eq!(byte_range("bytes=+1-2", 100), None);
     }
 
     #[test]

@@ -164,13 +164,16 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
     if let (Some(last), Some((lno, first))) = (ds.last_seq(), events.first())
         && Some(first.seq) != last.checked_add(1)
     {
+        let expected = match last.checked_add(1) {
+            Some(n) => format!("expected seq {n}"),
+            None => "the log is at the largest seq and takes no more events".to_string(),
+        };
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             Some("seq"),
             format!(
-                "line {lno}: seq {} does not continue the log: expected seq {} (the last event applied is {last})",
-                first.seq,
-                last.saturating_add(1)
+                "line {lno}: seq {} does not continue the log: {expected} (the last event applied is {last})",
+                first.seq
             ),
         ));
     }

@@ -32,12 +32,14 @@ pub fn pairs(raw: &str, allowed: &[&str], repeatable: &[&str]) -> Result<Vec<Pai
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
         let key = decode(k, "query")?;
         if !allowed.contains(&key.as_str()) {
+            let takes = if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            };
             return Err(ApiError::bad(
                 &key,
-                format!(
-                    "unknown parameter `{key}`; this endpoint takes {}",
-                    allowed.join(", ")
-                ),
+                format!("unknown parameter `{key}`; this endpoint takes {takes}"),
             ));
         }
         let value = decode(v, &key)?;

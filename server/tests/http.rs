@@ -464,14 +464,17 @@ async fn one_row_by_key_schema_and_health() {
         v,
         serde_json::json!({"id": 1000299, "title": rows[299]["title"]})
     );
-    let r = c
-        .get(format!("{}/api/issues/rows/42", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["parameter"], "key");
+    // No such key; a key the integer key column cannot hold: no such row.
+    for key in ["42", "abc", "1.5"] {
+        let r = c
+            .get(format!("{}/api/issues/rows/{key}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{key}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["parameter"], "key");
+    }
 
     let v: Value = get_json(&c, format!("{}/api/issues", s.base)).await;
     assert_eq!(v["rows"], 300);
