@@ -807,9 +807,29 @@ pub fn router(state: Arc<AppState>) -> Router {
             .layer(CompressionLayer::new());
         app = app.merge(page);
     }
-    app.layer(middleware::from_fn(json_errors))
+    app.layer(middleware::from_fn(weak_tags_when_encoded))
+        .layer(middleware::from_fn(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// An answer compressed on the way out is other bytes than the one its
+/// strong tag names: its tag goes out weak (`W/"..."`), as nginx's gzip
+/// does. `If-None-Match` compares tags weakly, so it still revalidates;
+/// `If-Range` needs strong tags and is only for files, never compressed.
+async fn weak_tags_when_encoded(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    if r.headers().contains_key(header::CONTENT_ENCODING)
+        && let Some(tag) = r.headers().get(header::ETAG)
+        && tag.as_bytes().starts_with(b"\"")
+    {
+        let mut weak = b"W/".to_vec();
+        weak.extend_from_slice(tag.as_bytes());
+        if let Ok(v) = HeaderValue::from_bytes(&weak) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+    }
+    r
 }
 
 /// Errors answered without a body by a layer or a library (the router's

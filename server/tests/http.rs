@@ -579,6 +579,25 @@ async fn etags_give_304_and_compression_and_cors_apply() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-encoding"], "gzip");
+    // Another encoding of the answer: the same tag, weak (a strong tag
+    // names one sequence of bytes), and it revalidates.
+    let plain = c
+        .get(format!("{}/api/issues/rows?limit=100", s.base))
+        .send()
+        .await
+        .unwrap();
+    let strong = plain.headers()["etag"].to_str().unwrap().to_string();
+    assert!(strong.starts_with('"'), "{strong}");
+    let weak = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(weak, format!("W/{strong}"));
+    let again = c
+        .get(format!("{}/api/issues/rows?limit=100", s.base))
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", &weak)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     let vary: Vec<String> = r
         .headers()
         .get_all("vary")
