@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(crate::live::events).post(crate::live::post),
         )
         .route("/files/{file}", get(file))
+        .route("/published/{*rest}", get(published))
         .fallback(fallback)
 }
 
@@ -537,7 +538,11 @@ fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<usize>
 
 /// The bytes `start..end` of `file`, read in pieces as the client takes them.
 fn file_body(file: Arc<std::fs::File>, start: u64, end: u64) -> Body {
-    Body::from_stream(file_body_stream(file, start, end))
+    // Fused: a layer may poll a body again after its end (the compression
+    // of a published manifest does), which an `unfold` stream panics on.
+    Body::from_stream(futures_util::StreamExt::fuse(file_body_stream(
+        file, start, end,
+    )))
 }
 
 /// [`file_body`]'s pieces.
@@ -652,11 +657,142 @@ async fn file(
     if not_modified(&headers, &etag) {
         return Ok(not_modified_response(&etag));
     }
-    let total = ds.file_len;
+    let mut r = ranged_file(ds.file.clone(), ds.file_len, &etag, &headers);
+    cache_headers(r.headers_mut(), &etag);
+    Ok(r)
+}
+
+/// Largest pointer (`NAME.latest.json`) served: it is read whole to tag it.
+const MAX_POINTER: u64 = 64 << 10;
+
+/// A published file under `--publish-dir` (SPEC.md 15.1): `objects/HEX`,
+/// `manifests/HEX.json` (HEX: 64 lowercase hex digits, their SHA-256;
+/// immutable, tagged by it) or `NAME.latest.json` (the pointer; tagged by
+/// the SHA-256 of its bytes, revalidated). Any other name, a directory, a
+/// symbolic link or anything but a plain file is a `404`. Ranges as for
+/// `/files/`.
+async fn published(
+    State(st): State<Arc<AppState>>,
+    p: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(rest) = p.map_err(path_err)?;
+    let not_found = || {
+        ApiError::not_found(
+            Some("file"),
+            format!(
+                "no published file `{rest}` (objects/HEX, manifests/HEX.json or NAME.latest.json)"
+            ),
+        )
+    };
+    let Some(dir) = st.config.publish_dir.clone() else {
+        return Err(ApiError::not_found(
+            None,
+            "nothing is published here (the server runs without --publish-dir)",
+        ));
+    };
+    let hex = |h: &str| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let named: Option<(bool, Option<String>)> = if let Some(h) = rest.strip_prefix("objects/") {
+        hex(h).then(|| (true, Some(h.to_string())))
+    } else if let Some(h) = rest
+        .strip_prefix("manifests/")
+        .and_then(|m| m.strip_suffix(".json"))
+    {
+        hex(h).then(|| (true, Some(h.to_string())))
+    } else if let Some(name) = rest.strip_suffix(".latest.json") {
+        (!name.is_empty()
+            && !name.starts_with('.')
+            && !name.contains(['/', '\\'])
+            && !name.chars().any(char::is_control))
+        .then_some((false, None))
+    } else {
+        None
+    };
+    let Some((immutable, tag)) = named else {
+        return Err(not_found());
+    };
+    let path = dir.join(&rest);
+    let opened =
+        tokio::task::spawn_blocking(move || -> Option<(std::fs::File, u64, Option<String>)> {
+            // A plain file, not a link to one (which could lead anywhere).
+            let before = std::fs::symlink_metadata(&path).ok()?;
+            if !before.file_type().is_file() {
+                return None;
+            }
+            let mut f = std::fs::File::open(&path).ok()?;
+            let meta = f.metadata().ok()?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                if (meta.dev(), meta.ino()) != (before.dev(), before.ino()) {
+                    return None;
+                }
+            }
+            let tag = match tag {
+                Some(t) => t,
+                None => {
+                    if meta.len() > MAX_POINTER {
+                        return None;
+                    }
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+                    colsnap::publish::sha256_hex(&bytes)[..16].to_string()
+                }
+            };
+            Some((f, meta.len(), Some(tag)))
+        })
+        .await?;
+    let Some((f, total, Some(tag))) = opened else {
+        return Err(not_found());
+    };
+    let etag = format!("\"{tag}\"");
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        REVALIDATE
+    };
+    let mut r = if not_modified(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = ranged_file(Arc::new(f), total, &etag, &headers);
+        // Manifests and pointers are JSON (whole or one range of it).
+        if rest.ends_with(".json")
+            && r.status().is_success()
+            && r.headers()[header::CONTENT_TYPE] == "application/octet-stream"
+        {
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        r
+    };
+    let ok = r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED;
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if ok { cache } else { "no-store" }),
+    );
+    Ok(r)
+}
+
+/// The bytes of `file` (`total` long, tagged `etag`) as asked by the
+/// request's `Range` and `If-Range`: whole, one range, several
+/// (`multipart/byteranges`) or `416`; `application/octet-stream` unless the
+/// caller sets another type. Validators and cache headers are the caller's.
+fn ranged_file(
+    ds_file: Arc<std::fs::File>,
+    total: u64,
+    etag: &str,
+    headers: &HeaderMap,
+) -> Response {
     // `If-Range` with another validator: the whole file.
     let if_range_ok = headers
         .get(header::IF_RANGE)
-        .is_none_or(|v| v.to_str().ok() == Some(etag.as_str()));
+        .is_none_or(|v| v.to_str().ok() == Some(etag));
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(h) if if_range_ok => byte_ranges(h, total),
         _ => None,
@@ -664,7 +800,7 @@ async fn file(
     let mut r = match range {
         Some(Ok(v)) if v.len() > 1 => {
             let b = boundary();
-            let (body, len) = multipart_body(ds.file.clone(), &v, total, &b);
+            let (body, len) = multipart_body(ds_file.clone(), &v, total, &b);
             let mut r = Response::new(body);
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = r.headers_mut();
@@ -683,7 +819,7 @@ async fn file(
         }
         Some(Ok(v)) => {
             let (a, b) = v[0];
-            let mut r = Response::new(file_body(ds.file.clone(), a, b + 1));
+            let mut r = Response::new(file_body(ds_file.clone(), a, b + 1));
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = r.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")) {
@@ -693,7 +829,7 @@ async fn file(
             r
         }
         None => {
-            let mut r = Response::new(file_body(ds.file.clone(), 0, total));
+            let mut r = Response::new(file_body(ds_file.clone(), 0, total));
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
             r
@@ -704,8 +840,7 @@ async fn file(
     h.entry(header::CONTENT_TYPE)
         .or_insert(HeaderValue::from_static("application/octet-stream"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    cache_headers(h, &etag);
-    Ok(r)
+    r
 }
 
 #[cfg(test)]

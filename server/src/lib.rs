@@ -711,29 +711,6 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     next.run(req).await
 }
 
-/// `Cache-Control` of `/published/` answers: `immutable` for the
-/// content-addressed objects and manifests, revalidation for the pointer.
-async fn published_cache(req: Request, next: Next) -> Response {
-    let immutable = {
-        let p = req.uri().path();
-        p.starts_with("/published/objects/") || p.starts_with("/published/manifests/")
-    };
-    let mut r = next.run(req).await;
-    if r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED {
-        let v = if immutable {
-            "public, max-age=31536000, immutable"
-        } else {
-            "public, no-cache"
-        };
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(v));
-    } else {
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    r
-}
-
 /// The application: every route and layer (compression, CORS, timeout,
 /// rate limit, query-string limit, request logs).
 pub fn router(state: Arc<AppState>) -> Router {
@@ -742,7 +719,16 @@ pub fn router(state: Arc<AppState>) -> Router {
     let compress = CompressionLayer::new().compress_when(
         tower_http::compression::DefaultPredicate::new()
             .and(NotForContentType::const_new("application/octet-stream"))
-            .and(NotForContentType::const_new("multipart/byteranges")),
+            .and(NotForContentType::const_new("multipart/byteranges"))
+            // A range of a JSON file (a published manifest) is those bytes.
+            .and(
+                |_: StatusCode,
+                 _: axum::http::Version,
+                 h: &axum::http::HeaderMap,
+                 _: &axum::http::Extensions| {
+                    !h.contains_key(header::CONTENT_RANGE)
+                },
+            ),
     );
     let mut app = api::routes()
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -781,14 +767,6 @@ pub fn router(state: Arc<AppState>) -> Router {
                     header::RETRY_AFTER,
                 ]),
         );
-    }
-    if let Some(dir) = &state.config.publish_dir {
-        // Published objects and manifests are named by their SHA-256:
-        // cached forever. The pointer is the one file that changes.
-        let published = Router::new()
-            .nest_service("/published", tower_http::services::ServeDir::new(dir))
-            .layer(middleware::from_fn(published_cache));
-        app = app.merge(published);
     }
     if let Some(dir) = &state.config.web {
         // The browser grid: static files, compressed (the wasm module

@@ -1640,15 +1640,73 @@ async fn published_objects_are_served_immutable() {
     assert_eq!(info["links"]["published"], "/published/issues.latest.json");
     let (objects, bytes) = published_objects(&c, &s.base).await;
     assert_eq!(bytes, std::fs::read(&s.file).unwrap());
+    // Only the names of SPEC.md 15.1, as plain files: not another file put
+    // there, a directory, a link (which could lead anywhere), a name that
+    // is no hash.
+    let d = pubdir.path();
+    std::fs::write(d.join("notes.txt"), "private").unwrap();
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "secret").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(secret.path(), d.join("linked.latest.json")).unwrap();
+    let hash = "ab".repeat(32);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(secret.path(), d.join("objects").join(&hash)).unwrap();
     for bad in [
-        "/published/objects/0000",
-        "/published/../issues.colsnap",
-        "/published/%2e%2e/issues.colsnap",
+        "/published/objects/0000".to_string(),
+        "/published/../issues.colsnap".into(),
+        "/published/%2e%2e/issues.colsnap".into(),
+        "/published/notes.txt".into(),
+        "/published/sub/".into(),
+        "/published/objects".into(),
+        "/published/objects/".into(),
+        "/published/issues.latest.json/".into(),
+        "/published/linked.latest.json".into(),
+        format!("/published/objects/{hash}"),
+        format!("/published/objects/{}", "AB".repeat(32)),
+        "/published/.latest.json".into(),
     ] {
         let r = c.get(format!("{}{bad}", s.base)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{bad}");
         assert_eq!(r.headers()["cache-control"], "no-store", "{bad}");
+        assert_eq!(r.headers()["content-type"], "application/json", "{bad}");
     }
+    // Ranges as for /files/: several in one answer, a last byte past the
+    // end clamped, another unit ignored, If-Range with another tag whole.
+    let pointer = format!("{}/published/issues.latest.json", s.base);
+    let whole = c.get(&pointer).send().await.unwrap();
+    let tag = whole.headers()["etag"].to_str().unwrap().to_string();
+    let text = whole.bytes().await.unwrap();
+    let ranged = |range: &'static str, if_range: Option<&str>| {
+        let mut b = c
+            .get(&pointer)
+            .header("range", range)
+            .header("accept-encoding", "gzip");
+        if let Some(t) = if_range {
+            b = b.header("if-range", t);
+        }
+        b.send()
+    };
+    let r = ranged("bytes=0-3,10-12", None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("multipart/byteranges")
+    );
+    let r = ranged("bytes=2-99999999999999999999", None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.bytes().await.unwrap(), text[2..]);
+    let r = ranged("items=0-2", None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = ranged("bytes=0-3", Some("\"other\"")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = ranged("bytes=0-3", Some(&tag)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.unwrap(), text[..4]);
     let smalldir = tempfile::tempdir().unwrap();
     let dir = smalldir.path().to_path_buf();
     let small = start(move |c| {
