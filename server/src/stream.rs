@@ -361,10 +361,12 @@ pub async fn stream(
     tag_src.push_str(&chunk.to_string());
     tag_src.push('\0');
     tag_src.push_str(&sel.fields.clone().unwrap_or_default().join(","));
+    // The whole identity (the file's and, with events, the log's) is in
+    // the tag's CRC: after a POSTed event, the rows are another list.
     let tag = format!(
         "{}{:08x}",
         &ds.identity[..8],
-        crc32c::crc32c(tag_src.as_bytes())
+        crc32c::crc32c_append(crc32c::crc32c(ds.identity.as_bytes()), tag_src.as_bytes())
     );
     let cap = cfg.result_cache_rows;
     let ds2 = ds.clone();
