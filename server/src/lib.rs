@@ -489,14 +489,7 @@ impl AppState {
             if datasets.contains_key(&name) {
                 anyhow::bail!("two snapshots would be served as `{name}`: rename one file");
             }
-            // The configured log, else `NAME.events.ndjson` beside the
-            // snapshot when it exists (where `POST /api/NAME/events` writes).
-            let log = config
-                .events
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, l)| l.clone())
-                .or_else(|| Some(live::default_log(p, &name)).filter(|l| l.is_file()));
+            let log = log_of(&config, &name, p);
             datasets.insert(
                 name.clone(),
                 Arc::new(Dataset::open(
@@ -591,19 +584,25 @@ impl AppState {
             let Ok(meta) = std::fs::metadata(&ds.path) else {
                 continue;
             };
-            let log_now = ds
-                .events
+            // The log as at start: the configured one, else
+            // `NAME.events.ndjson` when it exists now (it may have appeared,
+            // or gone with a compacted snapshot put in its place).
+            let log = self.log_of(&ds.name, &ds.path);
+            let log_now = log
                 .as_ref()
                 .and_then(|l| std::fs::metadata(l).ok())
                 .map(|m| FileSig::of(&m));
-            if ds.signature.as_ref() == Some(&FileSig::of(&meta)) && ds.events_sig == log_now {
+            if ds.signature.as_ref() == Some(&FileSig::of(&meta))
+                && ds.events == log
+                && ds.events_sig == log_now
+            {
                 continue;
             }
             match Dataset::open(
                 ds.name.clone(),
                 ds.path.clone(),
                 &ds.key,
-                ds.events.clone(),
+                log,
                 (self.config.cache_bytes, self.config.string_cache_bytes),
                 self.store_config().as_ref().map(|(c, d)| (c, d.as_path())),
             ) {
@@ -627,6 +626,13 @@ impl AppState {
         swapped
     }
 
+    /// The event log of the snapshot `name` at `path`: the one configured
+    /// (`--events NAME=LOG`), else `NAME.events.ndjson` beside the snapshot
+    /// when it exists (where `POST /api/NAME/events` writes).
+    fn log_of(&self, name: &str, path: &std::path::Path) -> Option<PathBuf> {
+        log_of(&self.config, name, path)
+    }
+
     /// The row-store configuration and directory, `None` when off.
     fn store_config(&self) -> Option<(RowStoreConfig, PathBuf)> {
         store_config(&self.config.row_store, self.store_dir.as_ref())
@@ -636,6 +642,17 @@ impl AppState {
     pub fn streams(&self) -> usize {
         self.active_streams.load(Ordering::SeqCst)
     }
+}
+
+/// The configured log of `name`, else `NAME.events.ndjson` beside the
+/// snapshot `path` when it exists (where `POST /api/NAME/events` writes).
+fn log_of(config: &ServerConfig, name: &str, path: &std::path::Path) -> Option<PathBuf> {
+    config
+        .events
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, l)| l.clone())
+        .or_else(|| Some(live::default_log(path, name)).filter(|l| l.is_file()))
 }
 
 /// Publish `ds`'s file into `dir` (objects first, the pointer last), cut

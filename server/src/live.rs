@@ -210,7 +210,7 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
             StatusCode::CONFLICT,
             Some("name"),
             format!(
-                "{} appeared after the server started: restart the server to load it",
+                "{} appeared after the server started and is not loaded yet: the next look for changed files (--reload) loads it",
                 log.display()
             ),
         ));

@@ -1325,6 +1325,46 @@ async fn a_replaced_file_is_swapped_in_whole() {
     assert_eq!(v["rows"], 120);
 }
 
+/// The log beside a snapshot (`NAME.events.ndjson`) is looked for again
+/// at each reload, as at start: one that appears is applied, one that goes
+/// (a compacted snapshot put in the old one's place) no longer is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_beside_the_snapshot_is_looked_for_at_each_reload() {
+    let s = start(|c| c.reload_interval = None).await;
+    let c = client();
+    let info = || async { get_json(&c, format!("{}/api/issues", s.base)).await };
+    assert_eq!(info().await["eventsApplied"], 0);
+    let log = s.file.with_file_name("issues.events.ndjson");
+    std::fs::write(
+        &log,
+        concat!(
+            r#"{"seq":1,"op":"create","key":7,"row":{"id":7,"title":"from the log"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(s.state.reload_changed(), vec!["issues".to_string()]);
+    let v = info().await;
+    assert_eq!(
+        (v["eventsApplied"].as_u64(), v["rows"].as_u64()),
+        (Some(1), Some(301))
+    );
+    assert!(s.state.reload_changed().is_empty());
+    // Compacted: the new snapshot holds the row, the log is gone.
+    let mut rows = rows();
+    rows.push(serde_json::json!({"id": 7, "title": "from the log"}));
+    let tmp = s.file.with_extension("tmp");
+    std::fs::write(&tmp, build(&rows)).unwrap();
+    std::fs::rename(&tmp, &s.file).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert_eq!(s.state.reload_changed(), vec!["issues".to_string()]);
+    let v = info().await;
+    assert_eq!(
+        (v["eventsApplied"].as_u64(), v["rows"].as_u64()),
+        (Some(0), Some(301))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_file_served_is_the_version_served() {
     let s = start(|c| c.reload_interval = None).await;
