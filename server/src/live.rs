@@ -267,11 +267,14 @@ pub(crate) async fn post(
     State(st): State<Arc<AppState>>,
     name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&st, &headers)?;
     let Path(name) = name.map_err(path_err)?;
     st.dataset(&name)?;
+    // Takes no parameters, as every endpoint refuses those it does not take.
+    crate::params::pairs(uri.query().unwrap_or(""), &[], &[])?;
     let limit = st.config.max_events_body;
     let too_big = || {
         ApiError::new(

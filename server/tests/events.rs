@@ -510,3 +510,24 @@ async fn a_stream_id_from_before_a_post_is_refused() {
     assert_ne!(after, before);
     assert_eq!(resume(after).await, StatusCode::OK);
 }
+
+/// A POST takes no query parameters: one is refused (`400`), nothing applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_a_query_parameter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let s = start(&file, |_| {}).await;
+    let r = client()
+        .post(format!("{}/api/issues/events?x=1", s.base))
+        .bearer_auth(TOKEN)
+        .body(format!("{E1}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["parameter"], "x");
+    let (_, _, b) = get(&s, "/api/issues").await;
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["eventsApplied"], 0);
+}
