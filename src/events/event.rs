@@ -376,7 +376,7 @@ impl Event {
                         Some(k) => format!(
                             "unexpected field `{k}` in an update event, which needs `set` or `remove`"
                         ),
-                        None => "an update needs `set` or `remove`".into(),
+                        None => "an update needs `set` or `remove` with at least one field".into(),
                     }));
                 }
                 EventOp::Update { set, remove }
