@@ -474,18 +474,14 @@ fn short_table_past_one_chunk_is_cut_small_and_shares_a_dictionary() {
 /// snapshot.
 #[test]
 fn a_column_under_a_field_of_several_kinds_exports() {
-    let input = concat!(
+    let lines = |rows: &[&str]| rows.iter().map(|r| format!("{r}\n")).collect::<String>();
+    let input = lines(&[
         r#"{"id":1,"a":{"b":2,"c":3}}"#,
-        "\n",
         r#"{"id":2,"a":[1,{"b":4}]}"#,
-        "\n",
         r#"{"id":3,"a":"s"}"#,
-        "\n",
         r#"{"id":4,"a":[]}"#,
-        "\n",
         r#"{"id":5}"#,
-        "\n"
-    );
+    ]);
     let bytes = colsnap::build_to_vec(input.as_bytes(), &BuildOptions::default()).unwrap();
     let snap = Snapshot::from_bytes(bytes).unwrap();
     let export = |cols: &[&str]| {
@@ -503,32 +499,23 @@ fn a_column_under_a_field_of_several_kinds_exports() {
     };
     assert_eq!(
         export(&["id", "a.b"]),
-        concat!(
+        lines(&[
             r#"{"id":1,"a":{"b":2}}"#,
-            "\n",
             r#"{"id":2,"a":[]}"#,
-            "\n",
             r#"{"id":3,"a":"s"}"#,
-            "\n",
             r#"{"id":4,"a":[]}"#,
-            "\n",
-            r#"{"id":5}"#,
-            "\n"
-        )
+            r#"{"id":5}"#
+        ])
     );
     assert_eq!(
         export(&["a[].b"]),
-        concat!(
+        lines(&[
             r#"{"a":{}}"#,
-            "\n",
             r#"{"a":[1,{"b":4}]}"#,
-            "\n",
             r#"{"a":"s"}"#,
-            "\n",
             r#"{"a":[]}"#,
-            "\n",
-            "{}\n"
-        )
+            "{}"
+        ])
     );
     // The whole field, as built.
     assert_eq!(
