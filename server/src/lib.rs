@@ -799,6 +799,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "/web",
                 tower_http::services::ServeDir::new(dir).precompressed_gzip(),
             )
+            .layer(middleware::from_fn(web_redirects))
             .layer(CompressionLayer::new());
         app = app.merge(page);
     }
@@ -806,6 +807,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `ServeDir` under `/web` sees paths without the prefix, so it redirects
+/// a directory asked without its slash (`/web/pkg`) to `/pkg/`: the prefix
+/// is put back.
+async fn web_redirects(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    if r.status().is_redirection()
+        && let Some(to) = r.headers().get(header::LOCATION)
+        && to.as_bytes().starts_with(b"/")
+        && !to.as_bytes().starts_with(b"/web/")
+    {
+        let mut fixed = b"/web".to_vec();
+        fixed.extend_from_slice(to.as_bytes());
+        if let Ok(v) = HeaderValue::from_bytes(&fixed) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    r
 }
 
 /// An answer compressed on the way out is other bytes than the one its

@@ -1613,6 +1613,10 @@ async fn the_browser_page_is_served_under_web_and_the_api_still_answers_404s() {
         .await
         .unwrap();
     assert_eq!(r.headers()["content-type"], "application/wasm");
+    // A directory without its slash: redirected under /web/.
+    let r = c.get(format!("{}/web/pkg", s.base)).send().await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(r.headers()["location"], "/web/pkg/");
     let r = c
         .get(format!("{}/web/../Cargo.toml", s.base))
         .send()
