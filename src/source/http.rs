@@ -53,6 +53,42 @@ const MAX_PARTS: usize = 200;
 /// one by one).
 const WHOLE_MIN: u64 = 4 << 20;
 
+/// The body of `r`, at most `max + 1` bytes (one more tells it is longer),
+/// read by the time `deadline` passes: the client's timeout bounds each
+/// read, not their sum, so a server sending a byte now and then would
+/// otherwise hold the request for ever.
+fn read_within(
+    mut r: reqwest::blocking::Response,
+    max: u64,
+    deadline: std::time::Instant,
+) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut piece = vec![0u8; 64 << 10];
+    loop {
+        let room = (max.saturating_add(1) - buf.len() as u64).min(piece.len() as u64) as usize;
+        if room == 0 {
+            return Ok(buf);
+        }
+        let n = match std::io::Read::read(&mut r, &mut piece[..room]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
+        if n == 0 {
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&piece[..n]);
+        if std::time::Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the body was not whole within the request's time ({} bytes came)",
+                    buf.len()
+                ),
+            ));
+        }
+    }
+}
+
 /// How an [`HttpSource`] talks to its server.
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
@@ -77,6 +113,11 @@ pub struct HttpOptions {
     /// trip. A server that answers with one range or the whole file is
     /// asked range by range from then on. Default true.
     pub multi_range: bool,
+    /// Most bytes of the whole file taken when the server ignores ranges
+    /// (it answers the first request, for the tail, with `200` and every
+    /// byte): past it the open is an error without reading the rest, so a
+    /// server cannot fill the memory. Default 1 GiB.
+    pub whole_file_max: u64,
 }
 
 impl Default for HttpOptions {
@@ -90,6 +131,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
             multi_range: true,
+            whole_file_max: 1 << 30,
         }
     }
 }
@@ -201,6 +243,7 @@ impl HttpClient {
             };
             // The answer, its body or `Err(n)` past `max`; or (retry?, error).
             type Body = std::result::Result<Bytes, u64>;
+            let started = std::time::Instant::now();
             let outcome: std::result::Result<(StatusCode, HeaderMap, Body), (bool, Error)> =
                 match self.client.get(url).headers(headers.clone()).send() {
                     Err(e) => Err(net(e)),
@@ -216,18 +259,12 @@ impl HttpClient {
                         };
                         if let Some(n) = r.content_length().filter(|&n| n > max) {
                             Ok((status, h, Err(n)))
-                        } else if max == u64::MAX {
-                            r.bytes().map(|b| (status, h, Ok(b))).map_err(net)
                         } else {
-                            let mut buf = Vec::new();
-                            match std::io::Read::read_to_end(
-                                &mut std::io::Read::take(r, max + 1),
-                                &mut buf,
-                            ) {
-                                Ok(_) if buf.len() as u64 > max => {
+                            match read_within(r, max, started + self.opts.timeout) {
+                                Ok(buf) if buf.len() as u64 > max => {
                                     Ok((status, h, Err(buf.len() as u64)))
                                 }
-                                Ok(_) => Ok((status, h, Ok(Bytes::from(buf)))),
+                                Ok(buf) => Ok((status, h, Ok(Bytes::from(buf)))),
                                 Err(e) => Err((
                                     true,
                                     Error::Remote {
@@ -350,7 +387,7 @@ impl HttpSource {
         let n = http.opts.tail_bytes.max(32);
         h.insert(header::RANGE, value(&format!("bytes=-{n}")));
         // The tail, or (a server without ranges) the whole file.
-        let (status, headers, body) = http.get_at_most(url, &h, n, u64::MAX)?;
+        let (status, headers, body) = http.get_at_most(url, &h, n, http.opts.whole_file_max)?;
         let (tail_start, len) = match status {
             StatusCode::PARTIAL_CONTENT => {
                 let (r, total) = content_range(&headers).ok_or_else(|| Error::Remote {
@@ -375,8 +412,25 @@ impl HttpSource {
             // The server ignores ranges (or the file is smaller than asked
             // and it sent it all): the body is the whole file.
             StatusCode::OK => (0, body.len() as u64),
-            // A suffix range of an empty file.
-            StatusCode::RANGE_NOT_SATISFIABLE => (0, 0),
+            // A suffix range of an empty file (`Content-Range: bytes */0`,
+            // or none); of a longer one it is the server's error.
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                let total = headers
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().strip_prefix("bytes */"))
+                    .and_then(|n| n.trim().parse::<u64>().ok());
+                if let Some(t @ 1..) = total {
+                    return Err(Error::Remote {
+                        url: url.into(),
+                        status: Some(416),
+                        detail: format!(
+                            "the server refused the last {n} bytes of a file of {t} bytes"
+                        ),
+                    });
+                }
+                (0, 0)
+            }
             s => return Err(status_error(url, s)),
         };
         let etag = headers
@@ -945,6 +999,81 @@ mod tests {
             ..HttpOptions::default()
         })
         .unwrap()
+    }
+
+    /// A body sent a byte every 40 ms (each read well within the client's
+    /// timeout, the whole far past it) is cut off at the request's time;
+    /// it used to be read to its end, however long that took.
+    #[test]
+    fn a_body_that_drips_is_cut_off_at_the_request_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/f.colsnap", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { continue };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let head = "HTTP/1.1 206 X\r\nContent-Range: bytes 0-199/200\r\nContent-Length: 200\r\nConnection: close\r\n\r\n";
+                let _ = c.write_all(head.as_bytes());
+                for _ in 0..200 {
+                    if c.write_all(b"x").is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(40));
+                }
+            }
+        });
+        let http = HttpClient::new(HttpOptions {
+            timeout: Duration::from_millis(400),
+            retries: 0,
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        let e = HttpSource::open_with(&url, http).unwrap_err().to_string();
+        assert!(e.contains("not whole within"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    }
+
+    /// A server that ignores ranges sends the whole file: taken up to
+    /// `whole_file_max`, refused past it unread. A `416` for the tail of a
+    /// file the server says is longer than empty is an error.
+    #[test]
+    fn a_whole_file_instead_of_the_tail_is_bounded() {
+        let data: Arc<Vec<u8>> = Arc::new(vec![7; 10_000]);
+        let d = data.clone();
+        let (url, _) = serve(Arc::new(move |_, _| (200, vec![], d.to_vec())));
+        let small = HttpClient::new(HttpOptions {
+            whole_file_max: 1_000,
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let e = HttpSource::open_with(&url, small).unwrap_err().to_string();
+        assert!(e.contains("10000 bytes or more where at most 1000"), "{e}");
+        let s = HttpSource::open_with(&url, quick()).unwrap();
+        assert_eq!(s.len(), 10_000);
+        let (url, _) = serve(Arc::new(|_, _| {
+            (
+                416,
+                vec![("Content-Range".into(), "bytes */1000".into())],
+                vec![],
+            )
+        }));
+        let e = HttpSource::open_with(&url, quick())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a file of 1000 bytes"), "{e}");
+        let (url, _) = serve(Arc::new(|_, _| {
+            (
+                416,
+                vec![("Content-Range".into(), "bytes */0".into())],
+                vec![],
+            )
+        }));
+        assert_eq!(HttpSource::open_with(&url, quick()).unwrap().len(), 0);
     }
 
     #[test]
