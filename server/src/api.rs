@@ -45,7 +45,8 @@ pub(crate) fn path_err(e: PathRejection) -> ApiError {
     ApiError::bad("path", format!("bad path: {e}"))
 }
 
-async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+async fn healthz(State(st): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
+    params::pairs(uri.query().unwrap_or(""), &[], &[])?;
     let names = st.names();
     // What each snapshot holds in memory, in bytes: the typed columns
     // loaded to filter and sort, those decoded to write rows, and the
@@ -84,10 +85,11 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Response {
     .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(r)
 }
 
-async fn index(State(st): State<Arc<AppState>>) -> Response {
+async fn index(State(st): State<Arc<AppState>>, uri: Uri) -> Result<Response, ApiError> {
+    params::pairs(uri.query().unwrap_or(""), &[], &[])?;
     let list: Vec<Value> = st
         .all()
         .iter()
@@ -100,7 +102,7 @@ async fn index(State(st): State<Arc<AppState>>) -> Response {
     let mut r = axum::Json(json!({ "snapshots": list })).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
-    r
+    Ok(r)
 }
 
 /// True when `If-None-Match` lists `etag` (or `*`: for a resource known to

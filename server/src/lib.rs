@@ -587,7 +587,7 @@ impl AppState {
             // The log as at start: the configured one, else
             // `NAME.events.ndjson` when it exists now (it may have appeared,
             // or gone with a compacted snapshot put in its place).
-            let log = self.log_of(&ds.name, &ds.path);
+            let log = log_of(&self.config, &ds.name, &ds.path);
             let log_now = log
                 .as_ref()
                 .and_then(|l| std::fs::metadata(l).ok())
@@ -624,13 +624,6 @@ impl AppState {
             }
         }
         swapped
-    }
-
-    /// The event log of the snapshot `name` at `path`: the one configured
-    /// (`--events NAME=LOG`), else `NAME.events.ndjson` beside the snapshot
-    /// when it exists (where `POST /api/NAME/events` writes).
-    fn log_of(&self, name: &str, path: &std::path::Path) -> Option<PathBuf> {
-        log_of(&self.config, name, path)
     }
 
     /// The row-store configuration and directory, `None` when off.
@@ -800,6 +793,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 tower_http::services::ServeDir::new(dir).precompressed_gzip(),
             )
             .layer(middleware::from_fn(web_redirects))
+            .layer(middleware::from_fn_with_state(dir.clone(), web_hidden))
             .layer(CompressionLayer::new());
         app = app.merge(page);
     }
@@ -807,6 +801,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// What `/web/` never serves (a `404`): a name starting with a dot
+/// (`.git/`, `.env`) anywhere in the path, and a file or directory whose
+/// real path, symbolic links followed, lies outside the directory.
+async fn web_hidden(State(dir): State<PathBuf>, req: Request, next: Next) -> Response {
+    let Some(rest) = req.uri().path().strip_prefix("/web") else {
+        return next.run(req).await;
+    };
+    let mut inside = dir.clone();
+    for seg in rest.split('/').filter(|s| !s.is_empty()) {
+        let seg = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
+        if seg.starts_with('.') || seg.contains('/') || seg.contains('\\') {
+            return ApiError::not_found(None, format!("no file at `{}`", req.uri().path()))
+                .into_response();
+        }
+        inside.push(seg.as_ref());
+    }
+    let outside = match (std::fs::canonicalize(&inside), std::fs::canonicalize(&dir)) {
+        (Ok(real), Ok(root)) => !real.starts_with(root),
+        _ => false, // missing: ServeDir answers 404
+    };
+    if outside {
+        return ApiError::not_found(None, format!("no file at `{}`", req.uri().path()))
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// `ServeDir` under `/web` sees paths without the prefix, so it redirects

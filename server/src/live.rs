@@ -215,6 +215,21 @@ fn apply(ds: &Dataset, events: Vec<(u64, Event)>) -> Result<Dataset, ApiError> {
             ),
         ));
     }
+    // Append only to the log this version was read from: a log another
+    // writer changed since (a line appended, cut or broken) is read again
+    // first, or this batch would follow what the server never checked (and
+    // a restart would refuse the log).
+    if ds.events.is_some() && std::fs::metadata(&log).ok().map(|m| FileSig::of(&m)) != ds.events_sig
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            Some("name"),
+            format!(
+                "{} changed outside this server since it was read: it is read again at the next look for changed files (--reload) or a restart; nothing was applied",
+                log.display()
+            ),
+        ));
+    }
     let mut text = Vec::new();
     for (_, e) in &events {
         text.extend_from_slice(e.to_json().as_bytes());
@@ -291,9 +306,28 @@ pub(crate) async fn post(
     {
         return Err(too_big());
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_big())?;
+    // The body must be whole before the request's time (`--timeout`) runs
+    // out: one still arriving then gets a `408` naming it (not the
+    // timeout's `503`, which says the server was slow), and the
+    // connection is closed.
+    let deadline = st.config.timeout.mul_f64(0.9);
+    let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(b) => b.map_err(|_| too_big())?,
+        Err(_) => {
+            let mut r = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                Some("body"),
+                format!(
+                    "the body did not arrive whole within {:.1} s of the request's time (--timeout); nothing was applied",
+                    deadline.as_secs_f64()
+                ),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
+    };
     let events = tokio::task::spawn_blocking(move || parse_body(&bytes)).await??;
     let live = st
         .live

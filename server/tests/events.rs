@@ -531,3 +531,63 @@ async fn a_post_with_a_query_parameter_is_refused() {
     let v: Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["eventsApplied"], 0);
 }
+
+/// A log another writer changed since the server read it (here: a broken
+/// line appended) is never appended to: the POST is refused (`409`), the
+/// file is left as that writer left it, and nothing is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_changed_outside_the_server_is_not_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let s = start(&file, |c| c.reload_interval = None).await;
+    let (st, v) = post(&s, Some(TOKEN), &format!("{E1}\n")).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let log = dir.path().join("issues.events.ndjson");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"seq\":2,\"op\":\n");
+    std::fs::write(&log, &text).unwrap();
+    let (st, v) = post(&s, Some(TOKEN), &format!("{E2}\n")).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("changed outside this server"), "{msg}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), text);
+    let (_, _, b) = get(&s, "/api/issues").await;
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["eventsApplied"], 1);
+}
+
+/// A POST whose body stops arriving gets a `408` (not the timeout's `503`)
+/// before the request's time is out, the connection is closed, and nothing
+/// is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_body_that_stalls_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let s = start(&file, |c| c.timeout = Duration::from_secs(1)).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut t = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/issues/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 1000\r\n\r\n{{\"seq\":1,"
+    );
+    t.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            match t.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the connection stayed open");
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive whole"), "{text}");
+    let (_, _, b) = get(&s, "/api/issues").await;
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["eventsApplied"], 0);
+}

@@ -499,6 +499,18 @@ async fn one_row_by_key_schema_and_health() {
     assert_eq!(v["snapshots"], serde_json::json!(["issues"]));
     let v: Value = get_json(&c, format!("{}/api", s.base)).await;
     assert_eq!(v["snapshots"][0]["rows"], 300);
+    // Like every endpoint, the index and the health check refuse a
+    // parameter they do not take, naming it.
+    for path in ["/api?x=1", "/healthz?x=1", "/api/issues?limit=1"] {
+        let r = c.get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        let v: Value = r.json().await.unwrap();
+        let msg = v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(msg.contains("unknown parameter"), "{path}: {v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1623,6 +1635,40 @@ async fn the_browser_page_is_served_under_web_and_the_api_still_answers_404s() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Never served: dot-files and dot-directories (percent-encoded too),
+    // and what a symbolic link leads to outside the directory; a link
+    // inside it is followed.
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("key"), "secret").unwrap();
+    std::fs::write(web.path().join(".env"), "secret").unwrap();
+    std::fs::create_dir(web.path().join(".git")).unwrap();
+    std::fs::write(web.path().join(".git/config"), "secret").unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(secret.path(), web.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(web.path().join("pkg"), web.path().join("in")).unwrap();
+    }
+    for path in [
+        "/web/.env",
+        "/web/.git/config",
+        "/web/%2egit/config",
+        "/web/out/key",
+    ] {
+        let r = c.get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("secret"), "{path}: {body}");
+        assert!(body.contains("\"error\""), "{path}: {body}");
+    }
+    #[cfg(unix)]
+    {
+        let r = c
+            .get(format!("{}/web/in/m.wasm", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
     let r = c
         .get(format!("{}/nothing/here", s.base))
         .send()
