@@ -27,7 +27,8 @@
 //! [`HttpOptions::merge_gap`] apart and fetched in parallel (at most
 //! [`HttpOptions::parallel`] at a time). Connection errors, timeouts, `5xx`
 //! and `429` answers are retried [`HttpOptions::retries`] times with an
-//! exponential backoff; the last failure is an [`Error::Remote`] that names
+//! exponential backoff, or after the wait a `Retry-After` asks when that is
+//! longer (up to [`HttpOptions::retry_after_max`]); the last failure is an [`Error::Remote`] that names
 //! the URL and the status.
 
 use super::{ByteSource, NetCounters, NetStats, coalesce_ranges, parallel_map, split_coalesced};
@@ -113,6 +114,11 @@ pub struct HttpOptions {
     /// trip. A server that answers with one range or the whole file is
     /// asked range by range from then on. Default true.
     pub multi_range: bool,
+    /// Longest wait a `Retry-After` (on a `429` or a `5xx`) is honoured
+    /// for: a retry waits what the server asks when that is longer than
+    /// the backoff; a server asking for more than this is an error at once,
+    /// naming the wait. Default 30 s.
+    pub retry_after_max: Duration,
     /// Most bytes of the whole file taken when the server ignores ranges
     /// (it answers the first request, for the tail, with `200` and every
     /// byte): past it the open is an error without reading the rest, so a
@@ -131,9 +137,21 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
             multi_range: true,
+            retry_after_max: Duration::from_secs(30),
             whole_file_max: 1 << 30,
         }
     }
+}
+
+/// The wait a `Retry-After` header asks for: delta-seconds, or an HTTP
+/// date (`now` when it is past); `None` without one or when unreadable.
+fn retry_after(h: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// An HTTP client with the retry, timeout and counting rules of
@@ -237,7 +255,12 @@ impl HttpClient {
                     Error::Remote {
                         url: url.into(),
                         status: e.status().map(|s| s.as_u16()),
-                        detail: format!("{} (after {} attempts)", error_chain(&e), attempt + 1),
+                        // The error names the URL already given.
+                        detail: format!(
+                            "{} (after {} attempts)",
+                            error_chain(&e.without_url()),
+                            attempt + 1
+                        ),
                     },
                 )
             };
@@ -280,6 +303,7 @@ impl HttpClient {
                         }
                     }
                 };
+            let mut wait = self.opts.backoff.saturating_mul(1 << attempt.min(16));
             let (retry, err) = match outcome {
                 Ok((status, h, Err(n))) if status.is_success() => {
                     return Ok((status, h, Err(n)));
@@ -289,18 +313,28 @@ impl HttpClient {
                     let body = body.unwrap_or_default();
                     self.counters.add_bytes(body.len() as u64);
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                        (
-                            true,
-                            Error::Remote {
-                                url: url.into(),
-                                status: Some(status.as_u16()),
-                                detail: format!(
-                                    "{} after {} attempts",
-                                    status.canonical_reason().unwrap_or("error"),
-                                    attempt + 1
-                                ),
-                            },
-                        )
+                        let asked = retry_after(&h, std::time::SystemTime::now());
+                        let err = |why: String| Error::Remote {
+                            url: url.into(),
+                            status: Some(status.as_u16()),
+                            detail: format!(
+                                "{}{why} after {} attempts",
+                                status.canonical_reason().unwrap_or("error"),
+                                attempt + 1
+                            ),
+                        };
+                        match asked {
+                            Some(a) if a > self.opts.retry_after_max => {
+                                return Err(err(format!(
+                                    " (the server asks to retry after {} s, more than the {} s waited at most)",
+                                    a.as_secs(),
+                                    self.opts.retry_after_max.as_secs()
+                                )));
+                            }
+                            Some(a) => wait = wait.max(a),
+                            None => {}
+                        }
+                        (true, err(String::new()))
                     } else {
                         return Ok((status, h, Ok(body)));
                     }
@@ -310,7 +344,7 @@ impl HttpClient {
             if !retry || attempt >= self.opts.retries {
                 return Err(err);
             }
-            std::thread::sleep(self.opts.backoff.saturating_mul(1 << attempt.min(16)));
+            std::thread::sleep(wait);
             attempt += 1;
         }
     }
@@ -1266,6 +1300,59 @@ mod tests {
         assert_eq!(s.len(), 300);
         assert_eq!(s.stats().requests, 3);
         assert_eq!(s.stats().retries, 2);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let at = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::RETRY_AFTER, v.parse().unwrap());
+            retry_after(&h, now)
+        };
+        assert_eq!(at("2"), Some(Duration::from_secs(2)));
+        assert_eq!(at(" 120 "), Some(Duration::from_secs(120)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(at(&later), Some(Duration::from_secs(7)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
+        assert_eq!(at(&past), Some(Duration::ZERO));
+        assert_eq!(at("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    /// A `429` or `503` with `Retry-After` is retried after the wait it
+    /// asks (when longer than the backoff); one asking for longer than
+    /// `retry_after_max` is an error at once, naming the wait.
+    #[test]
+    fn retry_after_is_honoured_within_its_bound() {
+        let data: Arc<Vec<u8>> = Arc::new(vec![7u8; 300]);
+        let n = Arc::new(AtomicU64::new(0));
+        let (d, n2) = (data.clone(), n.clone());
+        let (url, _) = serve(Arc::new(move |_, h| {
+            if n2.fetch_add(1, Ordering::SeqCst) < 1 {
+                return (429, vec![("Retry-After".into(), "1".into())], vec![]);
+            }
+            let range = h.iter().find(|(k, _)| k == "range").unwrap().1.clone();
+            ranged(&d, "\"x\"", &range)
+        }));
+        let t0 = std::time::Instant::now();
+        let s = HttpSource::open_with(&url, quick()).unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(950),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert_eq!(s.stats().retries, 1);
+        let (url, log) = serve(Arc::new(|_, _| {
+            (503, vec![("Retry-After".into(), "3600".into())], vec![])
+        }));
+        let t0 = std::time::Instant::now();
+        let e = HttpSource::open_with(&url, quick())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retry after 3600 s"), "{e}");
+        assert_eq!(log.lock().unwrap().len(), 1);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     }
 
     #[test]

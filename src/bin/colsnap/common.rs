@@ -74,8 +74,9 @@ pub fn lib(file: &str, e: colsnap::Error) -> anyhow::Error {
         EXIT_DATA
     };
     let message = match &e {
-        // The I/O error already names its path.
+        // The I/O error already names its path, a remote error its URL.
         colsnap::Error::Io { path: Some(_), .. } => e.to_string(),
+        colsnap::Error::Remote { url, .. } if url == file => e.to_string(),
         // Valid JSON that is not rows (`[123]`, `true`): not "invalid JSON".
         colsnap::Error::Json {
             line,
