@@ -337,49 +337,124 @@ fn put_immutable(path: &Path, bytes: &[u8]) -> Result<bool> {
 fn put_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(Some(dir), e))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("object");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // A short temporary name (a name near the file system's limit must
+    // not fail only here, after the objects were written), unique within
+    // this process; `.colsnap-tmp.PID.N` is what an interrupted run leaves.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{TMP_PREFIX}{}.{n}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        // Created and registered under the registry's lock: a signal's
+        // cleanup either finds the file or comes before it exists, and
+        // then holds the lock so that it never comes into being.
+        let mut f = {
+            let mut live = tmps();
+            let f = std::fs::File::create(&tmp)?;
+            live.push(tmp.clone());
+            f
+        };
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| {
+    let r = write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(Some(path), e)
-    })
+    });
+    tmps().retain(|x| *x != tmp);
+    r
+}
+
+/// The start of the temporary names of a publish.
+pub const TMP_PREFIX: &str = ".colsnap-tmp.";
+
+/// Temporary files being written now, for [`remove_temporary_files`].
+static TMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn tmps() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    TMPS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Keeps every other thread from creating or renaming a temporary file of
+/// a publish while it lives (see [`remove_temporary_files`]).
+pub struct PublishTempsHeld {
+    _guard: std::sync::MutexGuard<'static, Vec<PathBuf>>,
+}
+
+impl std::fmt::Debug for PublishTempsHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PublishTempsHeld")
+    }
+}
+
+/// Remove the temporary files a publish in this process is writing now,
+/// and return how many, with a guard that keeps any other thread from
+/// creating or renaming one until it is dropped. Meant for a signal-handling
+/// thread that then ends the process (the command-line tool's SIGINT,
+/// SIGTERM and SIGHUP): nothing is left under a temporary name, and every
+/// name that exists is complete (each is renamed into place whole).
+pub fn remove_temporary_files() -> (usize, PublishTempsHeld) {
+    let mut g = tmps();
+    let mut n = 0;
+    for p in g.drain(..) {
+        if std::fs::remove_file(&p).is_ok() {
+            n += 1;
+        }
+    }
+    (n, PublishTempsHeld { _guard: g })
 }
 
 /// The first and last `seq` of an event log (NDJSON): every line an event
 /// (SPEC.md 13), their `seq`s consecutive, as a reader of the published
-/// segments will require; a log that is not is refused before anything
-/// is published.
-fn event_seqs(bytes: &[u8], path: &Path) -> Result<(u64, u64)> {
-    let bad = |m: String| Error::Invalid(format!("{}: {m}", path.display()));
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("an event log is UTF-8".into()))?;
+/// segments will require. A malformed event or a break in the `seq`s is an
+/// [`Error::Event`] naming the line; a log without events is one too.
+pub fn event_log_seqs(bytes: &[u8]) -> Result<(u64, u64)> {
+    let bad = |line: u64, seq: Option<u64>, message: String| Error::Event { line, seq, message };
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| bad(0, None, "an event log is UTF-8".into()))?;
     let mut range: Option<(u64, u64)> = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let e = crate::events::Event::parse(i as u64 + 1, line).map_err(|e| bad(e.to_string()))?;
+        let lno = i as u64 + 1;
+        let e = crate::events::Event::parse(lno, line)?;
         range = match range {
             None => Some((e.seq, e.seq)),
             Some((a, b)) if b.checked_add(1) == Some(e.seq) => Some((a, e.seq)),
             Some((_, b)) => {
-                return Err(bad(format!(
-                    "line {}: seq {} does not follow seq {b}",
-                    i + 1,
-                    e.seq
-                )));
+                return Err(bad(
+                    lno,
+                    Some(e.seq),
+                    format!("seq {} does not follow seq {b}", e.seq),
+                ));
             }
         };
     }
-    range.ok_or_else(|| bad("not an event log (no events)".into()))
+    range.ok_or_else(|| bad(0, None, "not an event log (no events)".into()))
+}
+
+/// [`event_log_seqs`] of the log at `path`, its errors naming the path.
+fn event_seqs(bytes: &[u8], path: &Path) -> Result<(u64, u64)> {
+    event_log_seqs(bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// Check that segments with these `(first_seq, last_seq)` follow one
+/// another: each next one starts at the seq after the previous one's last
+/// (SPEC.md 15.2: "in `seq` order"; a reader applies them in turn).
+pub fn check_segment_order(seqs: &[(u64, u64)]) -> std::result::Result<(), String> {
+    for (i, w) in seqs.windows(2).enumerate() {
+        let ((_, last), (first, _)) = (w[0], w[1]);
+        if last.checked_add(1) != Some(first) {
+            return Err(format!(
+                "event log {} starts at seq {first}, but log {} ends at seq {last}: give the logs in seq order, each continuing the one before",
+                i + 2,
+                i + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where [`publish_to`] writes: a directory, or a prefix in an object store.
@@ -460,6 +535,18 @@ pub fn publish_to(
     opts: &PublishOptions,
 ) -> Result<PublishReport> {
     let snap = Snapshot::open(file)?;
+    // Everything is checked before anything is written: the event logs
+    // (each a log, all in seq order) and the snapshot (every checksum and
+    // invariant: a damaged file must never become the latest version).
+    let mut logs = Vec::with_capacity(opts.events.len());
+    for p in &opts.events {
+        let b = std::fs::read(p).map_err(|e| Error::io(Some(p), e))?;
+        let seqs = event_seqs(&b, p)?;
+        logs.push((b, seqs));
+    }
+    let seqs: Vec<(u64, u64)> = logs.iter().map(|(_, s)| *s).collect();
+    check_segment_order(&seqs).map_err(Error::Invalid)?;
+    snap.verify()?;
     let source = crate::source::FileSource::open(file)?;
     let len = snap.file_len();
     let mut report = PublishReport {
@@ -523,9 +610,7 @@ pub fn publish_to(
         )));
     }
     let mut events = Vec::new();
-    for p in &opts.events {
-        let b = std::fs::read(p).map_err(|e| Error::io(Some(p), e))?;
-        let (first_seq, last_seq) = event_seqs(&b, p)?;
+    for (b, (first_seq, last_seq)) in logs {
         let sha256 = sha256_hex(&b);
         if target.put_new(&format!("objects/{sha256}"), &b)? {
             report.objects_written += 1;
@@ -711,6 +796,14 @@ impl ObjectStore for DirStore {
         use std::io::Read;
         let p = self.root.join(key);
         self.counters.add_request();
+        // A regular file only: opening a FIFO would wait for a writer.
+        let m = std::fs::metadata(&p).map_err(|e| Error::io(Some(&p), e))?;
+        if !m.is_file() {
+            return Err(Error::io(
+                Some(&p),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
         let f = std::fs::File::open(&p).map_err(|e| Error::io(Some(&p), e))?;
         let mut b = Vec::new();
         // At most max + 1 bytes, whatever the file (a device, a file growing).
@@ -1023,6 +1116,103 @@ pub struct Opened {
     pub net: Option<Arc<NetCounters>>,
     /// The manifest, when a published snapshot was opened.
     pub manifest: Option<Arc<Manifest>>,
+    /// The store of the publish root, when a published snapshot was opened.
+    store: Option<Arc<dyn ObjectStore>>,
+}
+
+impl Opened {
+    /// Fetch object `sha256` of `len` bytes from the publish root and
+    /// check its hash and length.
+    fn checked_object(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        sha256: &str,
+        len: u64,
+    ) -> Result<Bytes> {
+        let key = format!("objects/{sha256}");
+        let b = store.get_at_most(&key, len)?;
+        let got = sha256_hex(&b);
+        if got != sha256 || b.len() as u64 != len {
+            return Err(Error::ObjectHash {
+                object: store.locate(&key),
+                expected: sha256.into(),
+                got,
+            });
+        }
+        Ok(b)
+    }
+
+    /// The event log a published snapshot carries (its manifest's
+    /// `events`, SPEC.md 15.2): every segment fetched and checked against
+    /// its hash and length, their `seq`s checked to follow one another, and
+    /// the segments joined in order (one NDJSON log). `None` when the
+    /// manifest lists no segment or a plain snapshot was opened. A reader
+    /// applies it over the snapshot (SPEC.md 15.4 step 5): the published
+    /// rows are the snapshot's with these events.
+    pub fn event_log(&self) -> Result<Option<Vec<u8>>> {
+        let (Some(m), Some(store)) = (&self.manifest, &self.store) else {
+            return Ok(None);
+        };
+        if m.events.is_empty() {
+            return Ok(None);
+        }
+        let seqs: Vec<(u64, u64)> = m.events.iter().map(|e| (e.first_seq, e.last_seq)).collect();
+        check_segment_order(&seqs).map_err(|d| Error::corrupt("manifest", 0, d))?;
+        let mut log = Vec::new();
+        for (i, e) in m.events.iter().enumerate() {
+            let b = self.checked_object(store, &e.sha256, e.len)?;
+            let (first, last) = event_log_seqs(&b).map_err(|x| {
+                Error::corrupt(
+                    "event segment",
+                    0,
+                    format!("{}: {x}", store.locate(&format!("objects/{}", e.sha256))),
+                )
+            })?;
+            if (first, last) != (e.first_seq, e.last_seq) {
+                return Err(Error::corrupt(
+                    "manifest",
+                    0,
+                    format!(
+                        "event segment {i} holds seqs {first}..={last}, the manifest says {}..={}",
+                        e.first_seq, e.last_seq
+                    ),
+                ));
+            }
+            log.extend_from_slice(&b);
+            if !log.ends_with(b"\n") {
+                log.push(b'\n');
+            }
+        }
+        Ok(Some(log))
+    }
+
+    /// Fetch every object of a published snapshot, the last one (the
+    /// footer and trailer, otherwise read from the manifest's inline copy)
+    /// and the event segments included, and check each against its hash
+    /// and length: what `colsnap verify` adds for a publication, so that a
+    /// damaged or missing object is found before a reader needs it.
+    /// Returns the objects and bytes checked; `(0, 0)` for a plain snapshot.
+    pub fn check_objects(&self) -> Result<(usize, u64)> {
+        let (Some(m), Some(store)) = (&self.manifest, &self.store) else {
+            return Ok((0, 0));
+        };
+        let mut all: Vec<(&str, u64)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (h, n) in m
+            .objects
+            .iter()
+            .map(|o| (o.sha256.as_str(), o.len))
+            .chain(m.events.iter().map(|e| (e.sha256.as_str(), e.len)))
+        {
+            if seen.insert(h) {
+                all.push((h, n));
+            }
+        }
+        let got = parallel_map(&all, store.parallel(), |(h, n)| {
+            self.checked_object(store, h, *n).map(|b| b.len() as u64)
+        })?;
+        Ok((all.len(), got.iter().sum()))
+    }
 }
 
 /// True for a location [`open`] reads remotely or as a manifest.
@@ -1066,6 +1256,41 @@ fn url_store(root: &str, opts: &OpenOptions) -> Result<Arc<dyn ObjectStore>> {
     }
 }
 
+/// The publish root of a local manifest `m` when it lies in a directory
+/// `manifests` (SPEC.md 15.1: the directory above it), however the path is
+/// spelled: `a/manifests/./X.json`, `a/manifests//X.json`, or `X.json` from
+/// inside `manifests` (the working directory's own name is looked up).
+fn local_manifest_root(m: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut parts: Vec<Component> = m
+        .parent()?
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect();
+    match parts.last() {
+        Some(Component::Normal(n)) if *n == "manifests" => {
+            parts.pop();
+            let root: PathBuf = parts.iter().collect();
+            Some(if root.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                root
+            })
+        }
+        // Only `..` and the like, or nothing: the real directory's name.
+        _ if parts.iter().all(|c| !matches!(c, Component::Normal(_))) => {
+            let dir: PathBuf = if parts.is_empty() {
+                ".".into()
+            } else {
+                parts.iter().collect()
+            };
+            let real = std::fs::canonicalize(dir).ok()?;
+            (real.file_name()? == "manifests").then(|| real.parent().map(Path::to_path_buf))?
+        }
+        _ => None,
+    }
+}
+
 /// The directory of a location (`a/b/c.json` -> `a/b/`).
 fn parent(loc: &str) -> String {
     match loc.rfind('/') {
@@ -1100,6 +1325,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                     snapshot,
                     net: Some(net),
                     manifest: None,
+                    store: None,
                 });
             }
             #[cfg(not(feature = "s3"))]
@@ -1123,6 +1349,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                     snapshot,
                     net: Some(net),
                     manifest: None,
+                    store: None,
                 });
             }
             #[cfg(not(feature = "http"))]
@@ -1134,6 +1361,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             snapshot: Snapshot::open_with(loc, opts)?,
             net: None,
             manifest: None,
+            store: None,
         });
     }
     let store: Arc<dyn ObjectStore> = if is_url(loc) {
@@ -1173,20 +1401,34 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             pointer = Some((p, at));
             (store, b, got)
         }
-        Err(_) if !looks_like_manifest(&first) => {
-            // Neither: a local file is read as a snapshot (whose error
-            // says what it is not), a URL is an error.
-            if is_url(loc) {
-                return Err(Error::corrupt(
-                    "manifest",
+        Err(perr) if !looks_like_manifest(&first) => {
+            // Neither: a local file is read as a snapshot, a URL is an
+            // error. A file that is not a snapshot either (a broken
+            // pointer, most likely, by its name) says all three.
+            let neither = || {
+                Error::corrupt(
+                    "pointer",
                     0,
-                    format!("{loc} is neither a colsnap manifest nor a pointer"),
-                ));
+                    format!(
+                        "{loc} is neither a colsnap pointer ({perr}), a manifest nor a snapshot"
+                    ),
+                )
+            };
+            if is_url(loc) {
+                return Err(neither());
             }
+            let snapshot = match Snapshot::open_with(loc, opts) {
+                Ok(s) => s,
+                Err(Error::BadMagic { offset: 0 } | Error::Truncated { .. }) => {
+                    return Err(neither());
+                }
+                Err(e) => return Err(e),
+            };
             return Ok(Opened {
-                snapshot: Snapshot::open_with(loc, opts)?,
+                snapshot,
                 net: None,
                 manifest: None,
+                store: None,
             });
         }
         Err(_) => {
@@ -1202,7 +1444,16 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                     });
                 }
             }
-            let root_store: Arc<dyn ObjectStore> = if parent(loc).ends_with("manifests/") {
+            // A local manifest's directory, spelled any way
+            // (`manifests/./X.json`, `X.json` from inside it).
+            let local_root = if is_url(loc) {
+                None
+            } else {
+                local_manifest_root(Path::new(loc))
+            };
+            let root_store: Arc<dyn ObjectStore> = if let Some(root) = local_root {
+                Arc::new(DirStore::new(root))
+            } else if parent(loc).ends_with("manifests/") {
                 let up = parent(parent(loc).trim_end_matches('/'));
                 if is_url(loc) {
                     url_store(&up, &opts)?
@@ -1248,7 +1499,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
         }
     }
     let net = store.counters();
-    let src = ManifestSource::new(manifest.clone(), mhash, store).map_err(located)?;
+    let src = ManifestSource::new(manifest.clone(), mhash, store.clone()).map_err(located)?;
     // The open reads the inline footer and trailer, nothing more.
     let opts = OpenOptions {
         tail_bytes: manifest.snapshot.len - manifest.tail.offset,
@@ -1275,6 +1526,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
         snapshot,
         net: Some(net),
         manifest: Some(Arc::new(manifest)),
+        store: Some(store),
     })
 }
 

@@ -500,3 +500,27 @@ fn events_split_refuses_a_bad_log_and_writes_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!segs.exists());
 }
+
+/// A key rule broken by OLD's rows (two rows with one key) is named by
+/// OLD's path, NEW's by NEW's.
+#[test]
+fn diff_names_the_file_whose_rows_break_the_key_rule() {
+    let d = tempfile::tempdir().unwrap();
+    let mut dup = rows();
+    dup.push(json!({"id": 1, "title": "again"}));
+    let twice = write_snapshot(d.path(), "twice.colsnap", &dup);
+    let plain = write_snapshot(d.path(), "plain.colsnap", &rows());
+    for (old, new, named, says) in [
+        (&twice, &plain, "twice.colsnap", "the old rows"),
+        (&plain, &twice, "twice.colsnap", "the new rows"),
+    ] {
+        let o = colsnap()
+            .args(["diff", old.to_str().unwrap(), new.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("{named}: row 3")), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}

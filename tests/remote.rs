@@ -333,7 +333,214 @@ fn republishing_writes_only_new_objects() {
     );
     // No temporary files are left behind.
     for e in walk(&dir) {
-        assert!(!e.ends_with(".tmp"), "{e}");
+        assert!(
+            !e.ends_with(".tmp") && !e.contains(publish::TMP_PREFIX),
+            "{e}"
+        );
+    }
+}
+
+/// Two snapshots, the event log from the first to the second (`diff`), and
+/// the log cut in two at `cut` events.
+fn versions(t: &Path, cut: usize) -> (String, String, String, String, String) {
+    let old = t.join("old.colsnap");
+    let new = t.join("new.colsnap");
+    std::fs::write(&old, snapshot_bytes(300, 7)).unwrap();
+    std::fs::write(&new, snapshot_bytes(340, 8)).unwrap();
+    let ev = t.join("ev.ndjson");
+    let (ok, _, err) = run(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "-o",
+        ev.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&ev).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > cut + 1, "{} events", lines.len());
+    let (e1, e2) = (t.join("e1.ndjson"), t.join("e2.ndjson"));
+    std::fs::write(&e1, lines[..cut].join("\n") + "\n").unwrap();
+    std::fs::write(&e2, lines[cut..].join("\n") + "\n").unwrap();
+    let s = |p: std::path::PathBuf| p.display().to_string();
+    (s(old), s(new), s(ev), s(e1), s(e2))
+}
+
+/// The event segments a publication carries are applied by `export`,
+/// `query` and `verify` of its pointer (and of its manifest): the published
+/// rows are those of the snapshot with its events, as the web reader has
+/// them.
+#[test]
+fn published_event_segments_are_applied_by_every_reader() {
+    let t = tempfile::tempdir().unwrap();
+    let (old, new, _, e1, e2) = versions(t.path(), 10);
+    let site = t.path().join("site");
+    let s = site.display().to_string();
+    let (ok, _, err) = run(&["publish", &old, &s, "--events", &e1, "--events", &e2]);
+    assert!(ok, "{err}");
+    let pointer = site.join("old.latest.json").display().to_string();
+    let (ok, published, err) = run(&["export", "--ndjson", &pointer]);
+    assert!(ok, "{err}");
+    let (_, local, _) = run(&["export", "--ndjson", &new]);
+    assert_eq!(
+        common::rows_of(published.as_bytes()),
+        common::rows_of(local.as_bytes())
+    );
+    let (_, count, _) = run(&["query", "--count", &pointer]);
+    let (_, want, _) = run(&["query", "--count", &new]);
+    assert_eq!(count, want);
+    let (ok, out, err) = run(&["verify", &pointer]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("hash to their names") && out.contains("events of its segments apply"),
+        "{out}"
+    );
+    // Given --events, a reader takes that log instead.
+    let (ok, out, err) = run(&["query", "--count", &pointer, "--events", &e1]);
+    assert!(ok, "{err}");
+    assert_ne!(out, want);
+}
+
+/// `publish` checks everything before it writes anything: the event logs
+/// (each a log, in seq order; a bad one is bad data, exit 1, named by its
+/// own path), and the snapshot (a damaged one never becomes the latest).
+#[test]
+fn publishing_refuses_bad_input_before_writing_anything() {
+    let t = tempfile::tempdir().unwrap();
+    let (old, _, _, e1, e2) = versions(t.path(), 10);
+    let site = t.path().join("site");
+    let s = site.display().to_string();
+    let garbage = t.path().join("garbage.ndjson");
+    std::fs::write(
+        &garbage,
+        "{\"seq\":1,\"op\":\"delete\",\"key\":1}\n{\"seq\":2,",
+    )
+    .unwrap();
+    let g = garbage.display().to_string();
+    for (args, code, says) in [
+        (vec!["--events", &e2, "--events", &e1], 2, "seq order"),
+        (vec!["--events", &e1, "--events", &e1], 2, "seq order"),
+        (vec!["--events", &g], 1, "garbage.ndjson: event at line 2"),
+    ] {
+        let o = colsnap()
+            .args(["publish", &old, &s])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!site.exists(), "{args:?} wrote {:?}", walk(&site));
+    }
+    // A good publication, then a damaged file under the same name.
+    let (ok, _, err) = run(&["publish", &old, &s, "--name", "t"]);
+    assert!(ok, "{err}");
+    let before = std::fs::read(site.join("t.latest.json")).unwrap();
+    let files = walk(&site).len();
+    let mut bad = std::fs::read(&old).unwrap();
+    let at = bad.len() / 3;
+    bad[at] ^= 0x10;
+    let badf = t.path().join("bad.colsnap");
+    std::fs::write(&badf, bad).unwrap();
+    let o = colsnap()
+        .args(["publish", badf.to_str().unwrap(), &s, "--name", "t"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.colsnap"), "{err}");
+    assert_eq!(std::fs::read(site.join("t.latest.json")).unwrap(), before);
+    assert_eq!(walk(&site).len(), files);
+    // A name near the file system's limit publishes (the temporary names
+    // are short).
+    let long = "n".repeat(240);
+    let (ok, _, err) = run(&["publish", &old, &s, "--name", &long]);
+    assert!(ok, "{err}");
+}
+
+/// Damage a reader of a publication finds and names: `verify` fetches every
+/// object (the last one, whose bytes the manifest also carries, included);
+/// `export` names a missing object (not stdout); an object that is a FIFO
+/// is an error, not a wait; a manifest is found however its path is
+/// spelled; a broken pointer says what it is not.
+#[test]
+fn a_damaged_publication_is_named_by_every_reader() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("issues.colsnap");
+    std::fs::write(&f, snapshot_bytes(300, 3)).unwrap();
+    let site = t.path().join("site");
+    let s = site.display().to_string();
+    let (ok, _, err) = run(&["publish", f.to_str().unwrap(), &s, "--min-object", "4K"]);
+    assert!(ok, "{err}");
+    let pointer = site.join("issues.latest.json").display().to_string();
+    let manifest = std::fs::read_dir(site.join("manifests"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let mname = manifest.file_name().into_string().unwrap();
+    for spelled in [
+        format!("{s}/manifests/./{mname}"),
+        format!("{s}/manifests//{mname}"),
+    ] {
+        let (ok, out, err) = run(&["query", "--count", &spelled]);
+        assert!(ok, "{spelled}: {err}");
+        assert_eq!(out.trim(), "300", "{spelled}");
+        let (ok, _, err) = run(&["export", "--ndjson", &spelled]);
+        assert!(ok, "{spelled}: {err}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest.path()).unwrap()).unwrap();
+    let objects = m["objects"].as_array().unwrap();
+    let last = objects.last().unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let middle = objects[objects.len() / 2]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let obj = |h: &str| site.join("objects").join(h);
+    // The last object damaged: only verify reads it.
+    let keep = std::fs::read(obj(&last)).unwrap();
+    let mut b = keep.clone();
+    b[0] ^= 1;
+    std::fs::write(obj(&last), &b).unwrap();
+    let (ok, _, err) = run(&["verify", &pointer]);
+    assert!(!ok);
+    assert!(err.contains(&last) && err.contains("SHA-256"), "{err}");
+    std::fs::write(obj(&last), &keep).unwrap();
+    // A missing object: export names it.
+    let keep = std::fs::read(obj(&middle)).unwrap();
+    std::fs::remove_file(obj(&middle)).unwrap();
+    let (ok, _, err) = run(&["export", "--ndjson", &pointer]);
+    assert!(!ok);
+    assert!(err.contains(&middle) && !err.contains("stdout"), "{err}");
+    // A FIFO in its place: an error, at once.
+    #[cfg(unix)]
+    {
+        let st = std::process::Command::new("mkfifo")
+            .arg(obj(&middle))
+            .status();
+        if st.is_ok_and(|s| s.success()) {
+            let t0 = std::time::Instant::now();
+            let (ok, _, err) = run(&["export", "--ndjson", &pointer]);
+            assert!(!ok);
+            assert!(err.contains("not a regular file"), "{err}");
+            assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+            std::fs::remove_file(obj(&middle)).unwrap();
+        }
+    }
+    std::fs::write(obj(&middle), &keep).unwrap();
+    let (ok, _, err) = run(&["verify", &pointer]);
+    assert!(ok, "{err}");
+    // Broken pointers.
+    let bad = site.join("bad.latest.json");
+    for text in ["not json", "{\"manifest\": \"x\"}"] {
+        std::fs::write(&bad, text).unwrap();
+        let (ok, _, err) = run(&["query", "--count", bad.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(err.contains("neither a colsnap pointer"), "{text}: {err}");
     }
 }
 

@@ -99,13 +99,22 @@ pub fn unknown_field_message<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str> + Clone,
 ) -> String {
-    let mut m = format!("unknown {what} `{name}`");
+    // Names come from the command line and from the file: control
+    // characters are written escaped (`\0`, `\n`), never raw to a terminal.
+    let shown = |s: &str| -> String {
+        if s.chars().any(char::is_control) {
+            s.escape_debug().to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut m = format!("unknown {what} `{}`", shown(name));
     let close = did_you_mean(name, candidates.clone());
     if !close.is_empty() {
-        let list: Vec<String> = close.iter().map(|c| format!("`{c}`")).collect();
+        let list: Vec<String> = close.iter().map(|c| format!("`{}`", shown(c))).collect();
         m.push_str(&format!("; did you mean {}?", list.join(" or ")));
     }
-    let all: Vec<&str> = candidates.into_iter().collect();
+    let all: Vec<String> = candidates.into_iter().map(shown).collect();
     if all.len() <= 12 {
         m.push_str(&format!("; available {what}s: {}", all.join(", ")));
     } else {
@@ -363,6 +372,10 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
         let m = unknown_field_message("field", "zz", many.iter().map(|s| s.as_str()));
         assert!(m.contains("40 fields") && m.len() < 120, "{m}");
+        // Control characters (from a file's keys) are written escaped.
+        let m = unknown_field_message("field", "updated_at", ["u\0dated_at", "a\nb"]);
+        assert!(!m.chars().any(char::is_control), "{m:?}");
+        assert!(m.contains("`u\\0dated_at`") && m.contains("a\\nb"), "{m}");
     }
 
     #[test]

@@ -938,17 +938,36 @@ impl Snapshot {
             return Ok((frame, e.codec == Codec::Zstd));
         }
         let h = SectionHeader::parse(&frame, e.offset)?;
-        if h.codec != e.codec
-            || h.encoding != e.encoding
-            || h.role != e.role
-            || h.raw_len != e.raw_len
-            || h.stored_len != e.stored_len
-            || h.crc != e.crc
-        {
+        // The first field that disagrees, named with both values.
+        let differ = [
+            ("codec", format!("{:?}", h.codec), format!("{:?}", e.codec)),
+            (
+                "encoding",
+                format!("{:?}", h.encoding),
+                format!("{:?}", e.encoding),
+            ),
+            ("role", h.role.to_string(), e.role.to_string()),
+            ("raw length", h.raw_len.to_string(), e.raw_len.to_string()),
+            (
+                "stored length",
+                h.stored_len.to_string(),
+                e.stored_len.to_string(),
+            ),
+            (
+                "CRC-32C",
+                format!("{:#010x}", h.crc),
+                format!("{:#010x}", e.crc),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, a, b)| a != b);
+        if let Some((field, frame_says, footer_says)) = differ {
             return Err(Error::corrupt(
                 what(),
                 e.offset,
-                format!("frame header {h:?} disagrees with the directory entry {e:?}"),
+                format!(
+                    "the section's frame header gives {field} {frame_says}, the footer's directory {footer_says}"
+                ),
             ));
         }
         let p = e.offset + SECTION_HEADER_LEN as u64;

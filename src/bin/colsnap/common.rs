@@ -182,8 +182,9 @@ pub fn remove_temp_files_on_signals() {
                 // Keep the guard until the process ends: no other thread
                 // may create or rename a temporary file after this.
                 let (_, held) = colsnap::write::remove_temp_files();
+                let (_, published) = colsnap::publish::remove_temporary_files();
                 let _ = signal_hook::low_level::emulate_default_handler(sig);
-                drop(held);
+                drop((held, published));
                 std::process::exit(128 + sig);
             }
         });
@@ -257,8 +258,10 @@ pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
         }
         let o = colsnap::publish::open(&name, colsnap::OpenOptions::default())
             .map_err(|e| lib(&name, e))?;
-        let _ = OPENED.set((name, o.snapshot.clone(), o.net));
-        return Ok(o.snapshot);
+        let _ = OPENED.set((name, o.snapshot.clone(), o.net.clone()));
+        let snap = o.snapshot.clone();
+        let _ = PUBLISHED.set(o);
+        return Ok(snap);
     }
     input_file(path, true)?;
     if path.as_os_str() != "-" {
@@ -283,6 +286,45 @@ type Opened = (
     Option<std::sync::Arc<colsnap::source::NetCounters>>,
 );
 static OPENED: std::sync::OnceLock<Opened> = std::sync::OnceLock::new();
+
+/// What [`open_snapshot`] opened through a pointer, a manifest or a URL.
+static PUBLISHED: std::sync::OnceLock<colsnap::publish::Opened> = std::sync::OnceLock::new();
+
+/// The published snapshot this run opened (its manifest and store), if any.
+pub fn published() -> Option<&'static colsnap::publish::Opened> {
+    PUBLISHED.get()
+}
+
+/// The overlay a command reads through: the event log `events` (a file or
+/// a directory of segments) over `snap` when given, else the event segments
+/// of the published snapshot opened (its manifest's `events`, SPEC.md 15.4),
+/// else none. Errors name the log or the publication.
+pub fn events_overlay(
+    snap: &colsnap::Snapshot,
+    events: Option<&Path>,
+    key: &str,
+) -> anyhow::Result<Option<colsnap::events::Overlay>> {
+    if let Some(ev) = events {
+        if !ev.is_dir() {
+            input_file(ev, false)?; // a directory holds log segments
+        }
+        let evname = ev.display().to_string();
+        return colsnap::events::load_overlay(snap.clone(), ev, key)
+            .map(Some)
+            .map_err(|e| lib(&evname, e));
+    }
+    let Some(p) = published() else {
+        return Ok(None);
+    };
+    let (loc, _, _) = OPENED.get().expect("opened with the publication");
+    let Some(log) = p.event_log().map_err(|e| lib(loc, e))? else {
+        return Ok(None);
+    };
+    let mut o = colsnap::events::Overlay::new(snap.clone(), key).map_err(|e| lib(loc, e))?;
+    o.apply_reader(&log[..])
+        .map_err(|e| lib(&format!("{loc} (its event segments)"), e))?;
+    Ok(Some(o))
+}
 
 /// What the remote snapshot of this run cost so far (`requests`, `bytes`,
 /// `retries`), `None` for a local one: for `--json` reports.

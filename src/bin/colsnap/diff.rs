@@ -36,7 +36,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let nname = a.new.display().to_string();
     let old = common::open_snapshot(&a.old)?;
     let new = common::open_snapshot(&a.new)?;
-    let events = diff(&old, &new, &a.key, a.first_seq).map_err(|e| lib(&nname, e))?;
+    let oname = a.old.display().to_string();
+    // A rule broken by the old rows (a key missing or repeated) names OLD.
+    let events = diff(&old, &new, &a.key, a.first_seq).map_err(|e| match &e {
+        colsnap::Error::Value { message, .. } if message.starts_with("the old ") => lib(&oname, e),
+        _ => lib(&nname, e),
+    })?;
     match output {
         Some(p) => colsnap::write::write_atomically(p, |w| write_events(w, &events))
             .map_err(|e| lib(&p.display().to_string(), e))?,

@@ -45,8 +45,9 @@ pub struct Args {
     /// Event log (NDJSON) to apply first: export the snapshot with the events.
     #[arg(long, value_name = "EVENTS", conflicts_with = "columns")]
     pub events: Option<PathBuf>,
-    /// Key field identifying rows in the events.
-    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD, requires = "events")]
+    /// Key field identifying rows in the events (of --events, or those a
+    /// published snapshot carries).
+    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD)]
     pub key: String,
     /// Only rows meeting this condition (repeatable), as in `colsnap query`.
     #[arg(long = "where", value_name = "COND")]
@@ -125,19 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         string_budget: args.string_memory,
         ..Default::default()
     };
-    let mut overlay = match &args.events {
-        Some(ev) => {
-            if !ev.is_dir() {
-                common::input_file(ev, false)?; // a directory holds log segments
-            }
-            let evname = ev.display().to_string();
-            Some(
-                colsnap::events::load_overlay(snap.clone(), ev, &args.key)
-                    .map_err(|e| lib(&evname, e))?,
-            )
-        }
-        None => None,
-    };
+    let mut overlay = common::events_overlay(&snap, args.events.as_deref(), &args.key)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let done = match &mut overlay {
@@ -152,7 +141,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         {
             Ok(())
         }
-        Err(colsnap::Error::Io { source, .. }) => {
+        // Only an error without a path is the output's: one with a path
+        // is the input's (a published object gone missing).
+        Err(colsnap::Error::Io { source, path: None }) => {
             Err(common::data(format!("writing to stdout: {source}")))
         }
         Err(e) => Err(lib(&name, e)),
@@ -175,16 +166,8 @@ fn export_query(args: Args, snap: colsnap::Snapshot, name: &str) -> anyhow::Resu
         args.search.as_deref(),
         args.search_in.as_deref(),
     )?;
-    let engine = match &args.events {
-        Some(ev) => {
-            if !ev.is_dir() {
-                common::input_file(ev, false)?; // a directory holds log segments
-            }
-            let evname = ev.display().to_string();
-            let ov =
-                colsnap::events::load_overlay(snap, ev, &args.key).map_err(|e| lib(&evname, e))?;
-            Engine::new(colsnap::events::OverlaySource::new(ov))
-        }
+    let engine = match common::events_overlay(&snap, args.events.as_deref(), &args.key)? {
+        Some(ov) => Engine::new(colsnap::events::OverlaySource::new(ov)),
         None => Engine::new(SnapshotSource::new(snap)),
     };
     let rows = engine.run(&q).map_err(bad)?;

@@ -2,7 +2,7 @@
 //! manifest and a mutable `NAME.latest.json` pointer (SPEC.md section 15),
 //! ready for a static file server or a CDN.
 
-use crate::common::{self, lib, usage};
+use crate::common::{self, data, lib, usage};
 use std::path::PathBuf;
 
 /// Examples shown by `--help`.
@@ -71,6 +71,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(usage(format!("--name {name:?}: give a plain file name")));
     }
+    // The event logs are checked before anything is written: a bad one is
+    // bad data (exit 1) named by its own path; logs out of seq order are a
+    // usage error.
+    let mut seqs = Vec::new();
+    for e in &args.events {
+        let name = e.display().to_string();
+        let b = std::fs::read(e).map_err(|x| data(format!("{name}: {x}")))?;
+        seqs.push(colsnap::publish::event_log_seqs(&b).map_err(|x| lib(&name, x))?);
+    }
+    colsnap::publish::check_segment_order(&seqs).map_err(|m| usage(format!("--events: {m}")))?;
     let opts = colsnap::publish::PublishOptions {
         name,
         min_object: args.min_object as u64,

@@ -97,8 +97,9 @@ pub struct Args {
     /// Event log (NDJSON) to apply first: query the snapshot with the events.
     #[arg(long, value_name = "EVENTS")]
     pub events: Option<PathBuf>,
-    /// Key field identifying rows in the events.
-    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD, requires = "events")]
+    /// Key field identifying rows in the events (of --events, or those a
+    /// published snapshot carries).
+    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD)]
     pub key: String,
 }
 
@@ -157,16 +158,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map(parse::parse_fields)
         .transpose()
         .map_err(bad)?;
-    let engine = match &a.events {
-        Some(ev) => {
-            if !ev.is_dir() {
-                common::input_file(ev, false)?; // a directory holds log segments
-            }
-            let evname = ev.display().to_string();
-            let ov =
-                colsnap::events::load_overlay(snap, ev, &a.key).map_err(|e| lib(&evname, e))?;
-            Engine::new(OverlaySource::new(ov))
-        }
+    let engine = match common::events_overlay(&snap, a.events.as_deref(), &a.key)? {
+        Some(ov) => Engine::new(OverlaySource::new(ov)),
         None => {
             // Over a remote snapshot: the columns of the filters, the sort
             // and the page in one round trip.

@@ -10,8 +10,13 @@ pub const EXAMPLES: &str = "\
 Examples:
   colsnap verify issues.colsnap
   colsnap verify issues.colsnap --against issues.ndjson.zst
+  colsnap verify site/issues.latest.json
   zstd -dc issues.ndjson.zst | colsnap verify issues.colsnap --against -
   snapshot-verify issues.colsnap
+
+A published snapshot (a pointer or a manifest) is checked as a file, and
+every object is fetched and checked against its hash (the footer's too),
+and its event segments are applied over it.
 
 Exit status: 0 when every check passed, 1 when the snapshot is corrupt or
 differs from --against (the error line names the section or column, the
@@ -35,6 +40,10 @@ pub struct Args {
     /// `inspect --json`); failures are still an error line and exit 1.
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
+    /// Key field of the event segments a published snapshot (a pointer or
+    /// a manifest) carries, applied over it to check them.
+    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD)]
+    pub key: String,
 }
 
 /// Run `verify`.
@@ -61,6 +70,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     for c in &rep.checks {
         out.push_str(&format!("  ok  {c}\n"));
+    }
+    // A publication: every object fetched and checked against its hash
+    // (the footer's too, which the open took from the manifest), and the
+    // event segments it carries applied over the snapshot.
+    let mut published = serde_json::Value::Null;
+    if let Some(p) = common::published().filter(|p| p.manifest.is_some()) {
+        let (objects, bytes) = p.check_objects().map_err(|e| lib(&name, e))?;
+        out.push_str(&format!(
+            "  ok  {} objects ({} bytes) hash to their names\n",
+            common::thousands(objects as u64),
+            common::thousands(bytes)
+        ));
+        let events = common::events_overlay(&snap, None, &args.key)?.map_or(0, |o| o.applied());
+        if events > 0 {
+            out.push_str(&format!(
+                "  ok  {} events of its segments apply over the snapshot\n",
+                common::thousands(events)
+            ));
+        }
+        published = serde_json::json!({"objects": objects, "bytes": bytes, "events": events});
     }
     let mut against = serde_json::Value::Null;
     if let Some(a) = &args.against {
@@ -107,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "bytes_checked": rep.bytes_checked,
             "checks": rep.checks,
             "against": against,
+            "published": published,
         });
         if let Some(r) = common::remote_stats() {
             v["remote"] = r;
