@@ -300,6 +300,9 @@ pub struct PublishOptions {
     pub min_object: u64,
     /// Event-log files to publish as segments after the snapshot.
     pub events: Vec<PathBuf>,
+    /// The key field of the events' rows (checked to apply before anything
+    /// is written). Default [`crate::events::DEFAULT_KEY_FIELD`].
+    pub key: String,
 }
 
 /// What [`publish_file`] did.
@@ -408,11 +411,12 @@ pub fn remove_temporary_files() -> (usize, PublishTempsHeld) {
 /// The first and last `seq` of an event log (NDJSON): every line an event
 /// (SPEC.md 13), their `seq`s consecutive, as a reader of the published
 /// segments will require. A malformed event or a break in the `seq`s is an
-/// [`Error::Event`] naming the line; a log without events is one too.
+/// [`Error::Event`] naming the line; a log without events or not UTF-8 is
+/// [`Error::Invalid`].
 pub fn event_log_seqs(bytes: &[u8]) -> Result<(u64, u64)> {
     let bad = |line: u64, seq: Option<u64>, message: String| Error::Event { line, seq, message };
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| bad(0, None, "an event log is UTF-8".into()))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::Invalid("not an event log (an event log is UTF-8)".into()))?;
     let mut range: Option<(u64, u64)> = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -432,7 +436,7 @@ pub fn event_log_seqs(bytes: &[u8]) -> Result<(u64, u64)> {
             }
         };
     }
-    range.ok_or_else(|| bad(0, None, "not an event log (no events)".into()))
+    range.ok_or_else(|| Error::Invalid("not an event log (no events)".into()))
 }
 
 /// [`event_log_seqs`] of the log at `path`, its errors naming the path.
@@ -442,19 +446,16 @@ fn event_seqs(bytes: &[u8], path: &Path) -> Result<(u64, u64)> {
 
 /// Check that segments with these `(first_seq, last_seq)` follow one
 /// another: each next one starts at the seq after the previous one's last
-/// (SPEC.md 15.2: "in `seq` order"; a reader applies them in turn).
-pub fn check_segment_order(seqs: &[(u64, u64)]) -> std::result::Result<(), String> {
-    for (i, w) in seqs.windows(2).enumerate() {
-        let ((_, last), (first, _)) = (w[0], w[1]);
-        if last.checked_add(1) != Some(first) {
-            return Err(format!(
-                "event log {} starts at seq {first}, but log {} ends at seq {last}: give the logs in seq order, each continuing the one before",
-                i + 2,
-                i + 1
-            ));
-        }
+/// (SPEC.md 15.2: "in `seq` order"; a reader applies them in turn). The
+/// error is the index of the first segment that does not.
+pub fn check_segment_order(seqs: &[(u64, u64)]) -> std::result::Result<(), usize> {
+    match seqs
+        .windows(2)
+        .position(|w| w[0].1.checked_add(1) != Some(w[1].0))
+    {
+        Some(i) => Err(i + 1),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Where [`publish_to`] writes: a directory, or a prefix in an object store.
@@ -545,8 +546,25 @@ pub fn publish_to(
         logs.push((b, seqs));
     }
     let seqs: Vec<(u64, u64)> = logs.iter().map(|(_, s)| *s).collect();
-    check_segment_order(&seqs).map_err(Error::Invalid)?;
+    check_segment_order(&seqs).map_err(|i| {
+        Error::Invalid(format!(
+            "{} starts at seq {}, but {} ends at seq {}: give the logs in seq order, each continuing the one before",
+            opts.events[i].display(),
+            seqs[i].0,
+            opts.events[i - 1].display(),
+            seqs[i - 1].1
+        ))
+    })?;
     snap.verify()?;
+    // The logs apply over the snapshot, in turn (a log that does not is
+    // not this snapshot's: every reader would refuse the publication).
+    if !logs.is_empty() {
+        let mut o = crate::events::Overlay::new(snap.clone(), &opts.key)?;
+        for ((b, _), p) in logs.iter().zip(&opts.events) {
+            o.apply_reader(&b[..])
+                .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
+        }
+    }
     let source = crate::source::FileSource::open(file)?;
     let len = snap.file_len();
     let mut report = PublishReport {
@@ -930,6 +948,32 @@ impl ObjectCache {
     }
 }
 
+/// Check an object's bytes against the hash and the length the manifest
+/// gives it: a wrong hash is [`Error::ObjectHash`]; bytes that hash right
+/// but are not `len` long (the manifest's length is wrong) say so.
+fn check_object(b: &[u8], sha256: &str, len: u64, at: impl Fn() -> String) -> Result<()> {
+    let got = sha256_hex(b);
+    if got != sha256 {
+        return Err(Error::ObjectHash {
+            object: at(),
+            expected: sha256.into(),
+            got,
+        });
+    }
+    if b.len() as u64 != len {
+        return Err(Error::corrupt(
+            "manifest",
+            0,
+            format!(
+                "object {}: {} bytes, the manifest says {len}",
+                at(),
+                b.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A published snapshot seen as its original file (see the module
 /// documentation): every object is checked against its SHA-256 before use.
 #[derive(Debug)]
@@ -998,14 +1042,7 @@ impl ManifestSource {
         let o = &self.manifest.objects[i];
         let key = format!("objects/{}", o.sha256);
         let b = self.store.get_at_most(&key, o.len)?;
-        let got = sha256_hex(&b);
-        if got != o.sha256 || b.len() as u64 != o.len {
-            return Err(Error::ObjectHash {
-                object: self.store.locate(&key),
-                expected: o.sha256.clone(),
-                got,
-            });
-        }
+        check_object(&b, &o.sha256, o.len, || self.store.locate(&key))?;
         Ok(b)
     }
 
@@ -1131,59 +1168,57 @@ impl Opened {
     ) -> Result<Bytes> {
         let key = format!("objects/{sha256}");
         let b = store.get_at_most(&key, len)?;
-        let got = sha256_hex(&b);
-        if got != sha256 || b.len() as u64 != len {
-            return Err(Error::ObjectHash {
-                object: store.locate(&key),
-                expected: sha256.into(),
-                got,
-            });
-        }
+        check_object(&b, sha256, len, || store.locate(&key))?;
         Ok(b)
     }
 
-    /// The event log a published snapshot carries (its manifest's
-    /// `events`, SPEC.md 15.2): every segment fetched and checked against
-    /// its hash and length, their `seq`s checked to follow one another, and
-    /// the segments joined in order (one NDJSON log). `None` when the
-    /// manifest lists no segment or a plain snapshot was opened. A reader
-    /// applies it over the snapshot (SPEC.md 15.4 step 5): the published
-    /// rows are the snapshot's with these events.
-    pub fn event_log(&self) -> Result<Option<Vec<u8>>> {
+    /// The event-log segments a published snapshot carries (its
+    /// manifest's `events`, SPEC.md 15.2), in order, each with where it is
+    /// (for messages): every segment fetched and checked against its hash
+    /// and length, its events checked to run from its `first_seq` to its
+    /// `last_seq`, each continuing the one before. Empty when the manifest
+    /// lists none or a plain snapshot was opened. A reader applies them in
+    /// turn over the snapshot (SPEC.md 15.4 step 5): the published rows are
+    /// the snapshot's with these events.
+    pub fn event_segments(&self) -> Result<Vec<(String, Bytes)>> {
         let (Some(m), Some(store)) = (&self.manifest, &self.store) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        if m.events.is_empty() {
-            return Ok(None);
-        }
         let seqs: Vec<(u64, u64)> = m.events.iter().map(|e| (e.first_seq, e.last_seq)).collect();
-        check_segment_order(&seqs).map_err(|d| Error::corrupt("manifest", 0, d))?;
-        let mut log = Vec::new();
+        if let Err(i) = check_segment_order(&seqs) {
+            return Err(Error::corrupt(
+                "manifest",
+                0,
+                format!(
+                    "event segment {i} starts at seq {}, but segment {} ends at seq {}: segments must follow one another",
+                    seqs[i].0,
+                    i - 1,
+                    seqs[i - 1].1
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(m.events.len());
         for (i, e) in m.events.iter().enumerate() {
             let b = self.checked_object(store, &e.sha256, e.len)?;
-            let (first, last) = event_log_seqs(&b).map_err(|x| {
-                Error::corrupt(
-                    "event segment",
-                    0,
-                    format!("{}: {x}", store.locate(&format!("objects/{}", e.sha256))),
-                )
-            })?;
+            let at = format!(
+                "event segment {i} ({})",
+                store.locate(&format!("objects/{}", e.sha256))
+            );
+            let (first, last) = event_log_seqs(&b)
+                .map_err(|x| Error::corrupt("event segment", 0, format!("{at}: {x}")))?;
             if (first, last) != (e.first_seq, e.last_seq) {
                 return Err(Error::corrupt(
                     "manifest",
                     0,
                     format!(
-                        "event segment {i} holds seqs {first}..={last}, the manifest says {}..={}",
+                        "{at} holds seqs {first}..={last}, the manifest says {}..={}",
                         e.first_seq, e.last_seq
                     ),
                 ));
             }
-            log.extend_from_slice(&b);
-            if !log.ends_with(b"\n") {
-                log.push(b'\n');
-            }
+            out.push((at, b));
         }
-        Ok(Some(log))
+        Ok(out)
     }
 
     /// Fetch every object of a published snapshot, the last one (the
@@ -1654,6 +1689,7 @@ mod tests {
                 name: "s".into(),
                 min_object: 64,
                 events: vec![],
+                key: crate::events::DEFAULT_KEY_FIELD.into(),
             },
         )
         .unwrap();
@@ -1710,6 +1746,7 @@ mod tests {
             name: "s".into(),
             min_object: 4096,
             events: vec![],
+            key: crate::events::DEFAULT_KEY_FIELD.into(),
         }
     }
 

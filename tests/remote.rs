@@ -55,6 +55,7 @@ impl Site {
                 name: "issues".into(),
                 min_object: publish::DEFAULT_MIN_OBJECT,
                 events: vec![],
+                key: colsnap::events::DEFAULT_KEY_FIELD.into(),
             },
         )
         .unwrap();
@@ -417,10 +418,26 @@ fn publishing_refuses_bad_input_before_writing_anything() {
     )
     .unwrap();
     let g = garbage.display().to_string();
+    // A log whose events do not apply over the snapshot (an update of a
+    // key it does not hold) is not this snapshot's log.
+    let stray = t.path().join("stray.ndjson");
+    std::fs::write(
+        &stray,
+        "{\"seq\":1,\"op\":\"update\",\"key\":999999999,\"set\":{\"title\":\"x\"}}\n",
+    )
+    .unwrap();
+    let st = stray.display().to_string();
     for (args, code, says) in [
-        (vec!["--events", &e2, "--events", &e1], 2, "seq order"),
+        (
+            vec!["--events", &e2, "--events", &e1],
+            2,
+            "e1.ndjson starts at seq",
+        ),
         (vec!["--events", &e1, "--events", &e1], 2, "seq order"),
         (vec!["--events", &g], 1, "garbage.ndjson: event at line 2"),
+        (vec!["--events", &st], 1, "stray.ndjson: event at line 1"),
+        (vec!["--events", &e1, "--key", "nope"], 1, "missing key"),
+        (vec!["--key", "id"], 2, "--key"),
     ] {
         let o = colsnap()
             .args(["publish", &old, &s])

@@ -655,6 +655,7 @@ fn publish(ds: &Dataset, dir: &std::path::Path, min_object: u64) -> anyhow::Resu
         name: ds.name.clone(),
         min_object: min_object.max(1),
         events: Vec::new(),
+        key: colsnap::events::DEFAULT_KEY_FIELD.into(),
     };
     let r = colsnap::publish::publish_file(&ds.path, dir, &opts).map_err(|e| {
         anyhow::anyhow!(

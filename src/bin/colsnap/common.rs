@@ -298,31 +298,46 @@ pub fn published() -> Option<&'static colsnap::publish::Opened> {
 /// The overlay a command reads through: the event log `events` (a file or
 /// a directory of segments) over `snap` when given, else the event segments
 /// of the published snapshot opened (its manifest's `events`, SPEC.md 15.4),
-/// else none. Errors name the log or the publication.
+/// each applied in turn, else none. `key` is the rows' key field (default
+/// `id`); given without any events to apply, it is a usage error. Errors
+/// name the log, or the segment and the line in it.
 pub fn events_overlay(
     snap: &colsnap::Snapshot,
     events: Option<&Path>,
-    key: &str,
+    key: Option<&str>,
 ) -> anyhow::Result<Option<colsnap::events::Overlay>> {
+    let field = key.unwrap_or(colsnap::events::DEFAULT_KEY_FIELD);
     if let Some(ev) = events {
         if !ev.is_dir() {
             input_file(ev, false)?; // a directory holds log segments
         }
         let evname = ev.display().to_string();
-        return colsnap::events::load_overlay(snap.clone(), ev, key)
+        return colsnap::events::load_overlay(snap.clone(), ev, field)
             .map(Some)
             .map_err(|e| lib(&evname, e));
     }
-    let Some(p) = published() else {
-        return Ok(None);
+    let segments: Vec<(String, bytes::Bytes)> = match (published(), OPENED.get()) {
+        (Some(p), Some((loc, _, _))) => p
+            .event_segments()
+            .map_err(|e| lib(loc, e))?
+            .into_iter()
+            .map(|(at, b)| (format!("{loc}: {at}"), b))
+            .collect(),
+        _ => Vec::new(),
     };
-    let (loc, _, _) = OPENED.get().expect("opened with the publication");
-    let Some(log) = p.event_log().map_err(|e| lib(loc, e))? else {
+    if segments.is_empty() {
+        if key.is_some() {
+            return Err(usage(
+                "--key names the key field of events: give --events LOG (or read a publication that carries event segments)",
+            ));
+        }
         return Ok(None);
-    };
-    let mut o = colsnap::events::Overlay::new(snap.clone(), key).map_err(|e| lib(loc, e))?;
-    o.apply_reader(&log[..])
-        .map_err(|e| lib(&format!("{loc} (its event segments)"), e))?;
+    }
+    let mut o =
+        colsnap::events::Overlay::new(snap.clone(), field).map_err(|e| lib(&segments[0].0, e))?;
+    for (at, b) in &segments {
+        o.apply_reader(&b[..]).map_err(|e| lib(at, e))?;
+    }
     Ok(Some(o))
 }
 

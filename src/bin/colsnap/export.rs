@@ -46,9 +46,9 @@ pub struct Args {
     #[arg(long, value_name = "EVENTS", conflicts_with = "columns")]
     pub events: Option<PathBuf>,
     /// Key field identifying rows in the events (of --events, or those a
-    /// published snapshot carries).
-    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD)]
-    pub key: String,
+    /// published snapshot carries); default `id`.
+    #[arg(long, value_name = "FIELD")]
+    pub key: Option<String>,
     /// Only rows meeting this condition (repeatable), as in `colsnap query`.
     #[arg(long = "where", value_name = "COND")]
     pub filters: Vec<String>,
@@ -126,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         string_budget: args.string_memory,
         ..Default::default()
     };
-    let mut overlay = common::events_overlay(&snap, args.events.as_deref(), &args.key)?;
+    let mut overlay = common::events_overlay(&snap, args.events.as_deref(), args.key.as_deref())?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let done = match &mut overlay {
@@ -166,7 +166,7 @@ fn export_query(args: Args, snap: colsnap::Snapshot, name: &str) -> anyhow::Resu
         args.search.as_deref(),
         args.search_in.as_deref(),
     )?;
-    let engine = match common::events_overlay(&snap, args.events.as_deref(), &args.key)? {
+    let engine = match common::events_overlay(&snap, args.events.as_deref(), args.key.as_deref())? {
         Some(ov) => Engine::new(colsnap::events::OverlaySource::new(ov)),
         None => Engine::new(SnapshotSource::new(snap)),
     };

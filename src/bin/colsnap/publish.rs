@@ -42,6 +42,10 @@ pub struct Args {
     /// segment the manifest lists (repeatable, in `seq` order).
     #[arg(long, value_name = "LOG")]
     pub events: Vec<PathBuf>,
+    /// Key field of the rows the --events logs name (they are checked to
+    /// apply over the snapshot before anything is written); default `id`.
+    #[arg(long, value_name = "FIELD")]
+    pub key: Option<String>,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -71,20 +75,46 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(usage(format!("--name {name:?}: give a plain file name")));
     }
-    // The event logs are checked before anything is written: a bad one is
-    // bad data (exit 1) named by its own path; logs out of seq order are a
-    // usage error.
+    // The event logs are checked before anything is written: each a log
+    // (a bad one is bad data, exit 1, named by its own path), in seq order
+    // (a usage error), applying over the snapshot in turn.
     let mut seqs = Vec::new();
+    let mut logs = Vec::new();
     for e in &args.events {
         let name = e.display().to_string();
         let b = std::fs::read(e).map_err(|x| data(format!("{name}: {x}")))?;
         seqs.push(colsnap::publish::event_log_seqs(&b).map_err(|x| lib(&name, x))?);
+        logs.push((name, b));
     }
-    colsnap::publish::check_segment_order(&seqs).map_err(|m| usage(format!("--events: {m}")))?;
+    if let Err(i) = colsnap::publish::check_segment_order(&seqs) {
+        return Err(usage(format!(
+            "--events: {} starts at seq {}, but {} ends at seq {}: give the logs in seq order, each continuing the one before",
+            logs[i].0,
+            seqs[i].0,
+            logs[i - 1].0,
+            seqs[i - 1].1
+        )));
+    }
+    let key = args
+        .key
+        .clone()
+        .unwrap_or_else(|| colsnap::events::DEFAULT_KEY_FIELD.to_string());
+    if !logs.is_empty() {
+        let snap = colsnap::Snapshot::open(&args.file).map_err(|e| lib(&fname, e))?;
+        let mut o = colsnap::events::Overlay::new(snap, &key).map_err(|e| lib(&fname, e))?;
+        for (name, b) in &logs {
+            o.apply_reader(&b[..]).map_err(|e| lib(name, e))?;
+        }
+    } else if args.key.is_some() {
+        return Err(usage(
+            "--key names the key field of the --events logs: give --events",
+        ));
+    }
     let opts = colsnap::publish::PublishOptions {
         name,
         min_object: args.min_object as u64,
         events: args.events.clone(),
+        key,
     };
     let r = colsnap::publish::publish_to_location(&args.file, &dest, &opts)
         .map_err(|e| lib(&fname, e))?;

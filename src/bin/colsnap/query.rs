@@ -98,9 +98,9 @@ pub struct Args {
     #[arg(long, value_name = "EVENTS")]
     pub events: Option<PathBuf>,
     /// Key field identifying rows in the events (of --events, or those a
-    /// published snapshot carries).
-    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD)]
-    pub key: String,
+    /// published snapshot carries); default `id`.
+    #[arg(long, value_name = "FIELD")]
+    pub key: Option<String>,
 }
 
 /// `--limit`: a row count or every row.
@@ -158,7 +158,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .map(parse::parse_fields)
         .transpose()
         .map_err(bad)?;
-    let engine = match common::events_overlay(&snap, a.events.as_deref(), &a.key)? {
+    let engine = match common::events_overlay(&snap, a.events.as_deref(), a.key.as_deref())? {
         Some(ov) => Engine::new(OverlaySource::new(ov)),
         None => {
             // Over a remote snapshot: the columns of the filters, the sort

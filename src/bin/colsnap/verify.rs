@@ -30,7 +30,9 @@ pub struct Args {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Also check that the snapshot holds exactly the rows of this JSON
-    /// input (array or NDJSON, optionally gzip/zstd; `-` for stdin).
+    /// input (array or NDJSON, optionally gzip/zstd; `-` for stdin). For a
+    /// publication, the snapshot's own rows: its event segments are not
+    /// applied for this comparison.
     #[arg(long, value_name = "INPUT")]
     pub against: Option<PathBuf>,
     /// Print nothing on success.
@@ -41,9 +43,9 @@ pub struct Args {
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
     /// Key field of the event segments a published snapshot (a pointer or
-    /// a manifest) carries, applied over it to check them.
-    #[arg(long, value_name = "FIELD", default_value = colsnap::events::DEFAULT_KEY_FIELD)]
-    pub key: String,
+    /// a manifest) carries, applied over it to check them; default `id`.
+    #[arg(long, value_name = "FIELD")]
+    pub key: Option<String>,
 }
 
 /// Run `verify`.
@@ -82,7 +84,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             common::thousands(objects as u64),
             common::thousands(bytes)
         ));
-        let events = common::events_overlay(&snap, None, &args.key)?.map_or(0, |o| o.applied());
+        let events =
+            common::events_overlay(&snap, None, args.key.as_deref())?.map_or(0, |o| o.applied());
         if events > 0 {
             out.push_str(&format!(
                 "  ok  {} events of its segments apply over the snapshot\n",
