@@ -452,6 +452,8 @@ pub struct AppState {
     /// Per dataset: the lock that serializes event POSTs and the channel
     /// of applied events.
     live: HashMap<String, Arc<live::Live>>,
+    /// Set when the server shuts down: event streams end.
+    down: tokio::sync::watch::Sender<bool>,
     /// Where temporary row stores live (removed with the state).
     store_dir: Option<tempfile::TempDir>,
 }
@@ -529,6 +531,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             config,
             live,
+            down: tokio::sync::watch::channel(false).0,
             store_dir,
             datasets: RwLock::new(datasets),
             active_streams: Arc::new(AtomicUsize::new(0)),
@@ -613,9 +616,13 @@ impl AppState {
                         tracing::warn!(name = %ds.name, error = %e, "the new version was not published: /published/ keeps the old one");
                     }
                     tracing::info!(name = %ds.name, identity = %new.identity, "snapshot replaced on disk: now serving the new version");
+                    let new = Arc::new(new);
                     if let Ok(mut d) = self.datasets.write() {
-                        d.insert(ds.name.clone(), Arc::new(new));
+                        d.insert(ds.name.clone(), new.clone());
                         swapped.push(ds.name.clone());
+                    }
+                    if let Some(l) = self.live.get(&ds.name) {
+                        l.reloaded(&ds, &new);
                     }
                 }
                 Err(e) => {
@@ -932,6 +939,8 @@ pub async fn serve(
         });
     }
     let header_timeout = state.config.header_timeout;
+    let grace = state.config.timeout;
+    let down = state.down.clone();
     let app = router(state);
     // The accept loop of `axum::serve`, with hyper's header read timeout
     // (which needs a timer, and axum's loop sets none): without it a client
@@ -975,7 +984,19 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Event streams end now (they never finish by themselves); the other
+    // requests in flight get the request time (--timeout) to finish: a
+    // client that stops reading a long answer does not hold the server.
+    down.send_replace(true);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight {:.0} s after the shutdown began (--timeout): closed",
+            grace.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Events kept in the channel for slow subscribers; one that falls further
 /// behind is caught up from the dataset's history.
@@ -40,6 +40,10 @@ pub(crate) struct Live {
     /// Held by a POST from validation to swap (and by a reload).
     pub(crate) lock: tokio::sync::Mutex<()>,
     tx: broadcast::Sender<Applied>,
+    /// Bumped when the snapshot or the log is replaced on disk by one that
+    /// does not continue what subscribers were sent: their streams end
+    /// with a `reset` event.
+    reset: watch::Sender<u64>,
 }
 
 impl Live {
@@ -47,6 +51,29 @@ impl Live {
         Live {
             lock: tokio::sync::Mutex::new(()),
             tx: broadcast::channel(CHANNEL).0,
+            reset: watch::channel(0).0,
+        }
+    }
+
+    /// Tell subscribers that `new` was read from disk in place of `old`
+    /// (a `--reload`): when the snapshot is the same file and the log
+    /// continues the old one (the same events, then more), the new events
+    /// are sent; otherwise (a compaction, a log replaced or cut) every
+    /// stream ends with a `reset` event.
+    pub(crate) fn reloaded(&self, old: &Dataset, new: &Dataset) {
+        let continues =
+            old.signature == new.signature
+                && old.signature.is_some()
+                && new.history.len() >= old.history.len()
+                && old.history.iter().zip(new.history.iter()).all(|(a, b)| {
+                    Arc::ptr_eq(a, b) || (a.seq == b.seq && a.to_json() == b.to_json())
+                });
+        if continues {
+            for e in &new.history[old.history.len()..] {
+                let _ = self.tx.send(Arc::new((e.seq, e.to_json())));
+            }
+        } else {
+            self.reset.send_modify(|n| *n += 1);
         }
     }
 }
@@ -85,8 +112,10 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        // The scheme is case-insensitive (RFC 9110 11.1).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     match given {
         Some(g) if same(g.as_bytes(), token.as_bytes()) => Ok(()),
         _ => {
@@ -372,6 +401,12 @@ struct Sub {
     pending: VecDeque<Applied>,
     last: Option<u64>,
     retry: Option<Duration>,
+    /// Changes when the log is replaced on disk ([`Live::reloaded`]).
+    reset: watch::Receiver<u64>,
+    /// Changes when the server shuts down.
+    down: watch::Receiver<bool>,
+    /// The stream has sent its `reset` event: it ends.
+    done: bool,
     _open: Open,
 }
 
@@ -382,6 +417,17 @@ fn after(ds: &Dataset, last: Option<u64>) -> VecDeque<Applied> {
         .filter(|e| last.is_none_or(|l| e.seq > l))
         .map(|e| Arc::new((e.seq, e.to_json())))
         .collect()
+}
+
+/// The last event of a stream whose log was replaced on disk: `event:
+/// reset`, and an empty `id:`, which clears an `EventSource`'s last event
+/// id, so that it reconnects without `Last-Event-ID` (only new events);
+/// the client fetches the snapshot again.
+fn reset_event() -> SseEvent {
+    SseEvent::default()
+        .event("reset")
+        .id("")
+        .data(r#"{"reset":"the snapshot or its event log was replaced on disk (a compaction): the seqs sent so far are not this log's; fetch the rows again and subscribe without Last-Event-ID"}"#)
 }
 
 fn sse_event(a: &Applied, retry: &mut Option<Duration>) -> SseEvent {
@@ -395,6 +441,9 @@ fn sse_event(a: &Applied, retry: &mut Option<Duration>) -> SseEvent {
 fn subscription(sub: Sub) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send {
     stream::unfold(sub, |mut s| async move {
         loop {
+            if s.done {
+                return None;
+            }
             if let Some(a) = s.pending.pop_front() {
                 if s.last.is_some_and(|l| a.0 <= l) {
                     continue;
@@ -403,7 +452,23 @@ fn subscription(sub: Sub) -> impl Stream<Item = Result<SseEvent, Infallible>> + 
                 let ev = sse_event(&a, &mut s.retry);
                 return Some((Ok(ev), s));
             }
-            match s.rx.recv().await {
+            let got = tokio::select! {
+                biased;
+                // A shutdown ends the stream (an `EventSource` reconnects
+                // with `Last-Event-ID` to the next server): a stream never
+                // finishes by itself, and the server waits for the
+                // requests in flight.
+                _ = s.down.changed() => return None,
+                r = s.reset.changed() => {
+                    if r.is_err() {
+                        return None;
+                    }
+                    s.done = true;
+                    return Some((Ok(reset_event()), s));
+                }
+                got = s.rx.recv() => got,
+            };
+            match got {
                 Ok(a) => s.pending.push_back(a),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     // Missed events: replay them from the history.
@@ -441,7 +506,9 @@ pub(crate) async fn events(
         Some(v) => Some(Some(
             v.to_str()
                 .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
                 .ok_or_else(|| {
                     ApiError::bad("Last-Event-ID", "not an event seq (a non-negative integer)")
                 })?,
@@ -460,7 +527,31 @@ pub(crate) async fn events(
         .ok_or_else(|| ApiError::not_found(Some("name"), format!("no snapshot `{name}`")))?;
     // Subscribe first, then read the history: nothing falls between.
     let rx = live.tx.subscribe();
+    let reset = live.reset.subscribe();
+    let down = app.down.subscribe();
     let ds = app.dataset(&name)?;
+    // A seq past the log's last is another log's (a compaction restarted
+    // the seqs): replaying "the events after it" would send nothing, then
+    // skip every new event up to it.
+    if let Some(Some(s)) = replay
+        && s > ds.last_seq().unwrap_or(0)
+    {
+        let what = if headers.contains_key("last-event-id") {
+            "Last-Event-ID"
+        } else if since.is_some() {
+            "since"
+        } else {
+            "from"
+        };
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            Some(what),
+            format!(
+                "seq {s} is past the last seq of the log ({}): the log was replaced (a compaction restarts the seqs); fetch the rows again and subscribe without it",
+                ds.last_seq().map_or("none".to_string(), |l| l.to_string())
+            ),
+        ));
+    }
     let (pending, last) = match replay {
         Some(s) => (after(&ds, s), s),
         None => (VecDeque::new(), ds.last_seq()),
@@ -473,6 +564,9 @@ pub(crate) async fn events(
         pending,
         last,
         retry: Some(Duration::from_millis(cfg.sse_retry_ms)),
+        reset,
+        down,
+        done: false,
         _open: Open::new(&app.active_streams),
     };
     let mut r = Sse::new(subscription(sub))

@@ -591,3 +591,127 @@ async fn a_post_body_that_stalls_gets_408() {
     let v: Value = serde_json::from_str(&b).unwrap();
     assert_eq!(v["eventsApplied"], 0);
 }
+
+/// The text of an SSE body until it ends (at most 10 s).
+async fn read_to_end(r: reqwest::Response) -> String {
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(c) => text.push_str(&String::from_utf8_lossy(&c)),
+                Err(_) => break,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the stream did not end; it sent: {text}"));
+    text
+}
+
+/// The `data:` of the events of an SSE text that have an `id:`.
+fn data_lines(text: &str) -> Vec<u64> {
+    text.split("\n\n")
+        .filter(|b| b.lines().any(|l| l.starts_with("id:") && l.len() > 4))
+        .flat_map(|b| b.lines().filter_map(|l| l.strip_prefix("data: ")))
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Event streams and the files under them: a log that another writer
+/// extends is sent on (a reload's new events reach subscribers); a
+/// snapshot replaced under them (a compaction, seqs restarting) ends every
+/// stream with a `reset` event whose empty `id:` clears an `EventSource`'s
+/// `Last-Event-ID`, and a seq past the new log's end is a `409` (it
+/// answered `200` and then skipped every new event up to it). A shutdown
+/// ends the streams (it waited for them for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_follow_reloads_and_end_on_a_replaced_log_and_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let s = start(&file, |c| {
+        c.reload_interval = Some(Duration::from_millis(100));
+    })
+    .await;
+    let url = format!("{}/api/issues/events", s.base);
+    assert_eq!(
+        post(&s, Some(TOKEN), &format!("{E1}\n{E2}\n")).await.0,
+        StatusCode::OK
+    );
+    let sub = client().get(&url).send().await.unwrap();
+    assert_eq!(sub.status(), StatusCode::OK);
+    // Another writer appends seq 3: the reload sends it.
+    let log = dir.path().join("issues.events.ndjson");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(&canonical(&[E3]));
+    std::fs::write(&log, &text).unwrap();
+    let got = read_events(sub, 1).await;
+    assert_eq!(seqs(&got), [3]);
+
+    // A compaction: a new snapshot in place, the log gone.
+    let sub = client().get(&url).send().await.unwrap();
+    let replay = client()
+        .get(&url)
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let newer = snapshot(other.path());
+    std::fs::remove_file(&log).unwrap();
+    std::fs::rename(&newer, &file).unwrap();
+    let ended = read_to_end(sub).await;
+    assert!(ended.contains("event: reset\nid:"), "{ended}");
+    assert!(ended.contains("subscribe without Last-Event-ID"), "{ended}");
+    let ended = read_to_end(replay).await;
+    assert_eq!(data_lines(&ended), [2, 3], "{ended}");
+    assert!(ended.contains("event: reset"), "{ended}");
+    // The new version: seqs from 1 again; an old seq past its log is a
+    // 409, `+3` is no seq, `since=0` and a lower-case scheme work.
+    let (_, _, b) = get(&s, "/api/issues").await;
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["eventsApplied"], 0, "{v}");
+    for (h, want) in [
+        ("3", StatusCode::CONFLICT),
+        ("+0", StatusCode::BAD_REQUEST),
+        ("0", StatusCode::OK),
+    ] {
+        let r = client()
+            .get(&url)
+            .header("Last-Event-ID", h)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "Last-Event-ID: {h}");
+        if want == StatusCode::CONFLICT {
+            let v: Value = r.json().await.unwrap();
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("past the last seq"),
+                "{v}"
+            );
+        }
+    }
+    let r = client()
+        .post(format!("{}/api/issues/events", s.base))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .body(r#"{"seq":1,"op":"delete","key":1000003}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // A shutdown ends an open stream.
+    let sub = client().get(&url).send().await.unwrap();
+    assert_eq!(sub.status(), StatusCode::OK);
+    drop(s);
+    let ended = read_to_end(sub).await;
+    assert!(!ended.contains("event: reset"), "{ended}");
+}
