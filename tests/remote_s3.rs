@@ -276,6 +276,79 @@ fn corrupted_and_missing_objects_are_errors_naming_the_url() {
     }
 }
 
+/// Keys are used as given: `ü`, a space, `?`, `#`, `%`, `~`
+/// (`object_store`'s `Path::from` percent-encoded them into other keys:
+/// every such object was "no such object", a publication went under
+/// another prefix than the one reported, and republishing uploaded
+/// everything again). A bucket's root, an empty object and a missing
+/// bucket say what they are; credentials in the endpoint never show.
+#[test]
+fn keys_are_used_as_given_and_odd_locations_say_what_they_are() {
+    let Some(site) = S3Site::start() else {
+        return;
+    };
+    let local = site.local().display().to_string();
+    let bytes = std::fs::read(site.local()).unwrap();
+    // Stored behind the client's back (the request path percent-encoded
+    // once, as S3 wants it).
+    site.moto
+        .put(BUCKET, "odd/%C3%BCn%C3%AF%20%3Fq%23h%25~.colsnap", &bytes);
+    let odd = format!("s3://{BUCKET}/odd/ünï ?q#h%~.colsnap");
+    let (ok, out, err) = site.run(&["export", &odd, "--ndjson"]);
+    assert!(ok, "{err}");
+    let (_, want, _) = site.run(&["export", &local, "--ndjson"]);
+    assert_eq!(out, want);
+    // A publication under an odd prefix is where its report says, and a
+    // second one uploads nothing.
+    let dest = format!("s3://{BUCKET}/sité #1");
+    for written in [true, false] {
+        let (ok, out, err) = site.run(&["publish", &local, &dest, "--name", "i", "--json"]);
+        assert!(ok, "{err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["objects_written"].as_u64().unwrap() > 0, written, "{r}");
+    }
+    let puts: Vec<String> = site
+        .moto
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PUT "))
+        .collect();
+    // moto logs the path with `é` decoded; encoded twice it was
+    // `sit%25C3%25A9%2520%25231`.
+    let published: Vec<&String> = puts.iter().filter(|r| r.contains("/objects/")).collect();
+    assert!(!published.is_empty(), "{puts:?}");
+    for r in published {
+        assert!(r.contains("%20%231/objects/") && !r.contains("%25"), "{r}");
+    }
+    let (ok, out, err) = site.run(&["export", &format!("{dest}/i.latest.json"), "--ndjson"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, want);
+
+    // A bucket, not an object; an empty object; a missing bucket.
+    site.moto.put(BUCKET, "empty.colsnap", b"");
+    for (loc, says) in [
+        (format!("s3://{BUCKET}"), "names a bucket, not an object"),
+        (format!("s3://{BUCKET}/"), "names a bucket, not an object"),
+        (
+            format!("s3://{BUCKET}/empty.colsnap"),
+            "header needs bytes 0..16 but the file has 0",
+        ),
+        (
+            "s3://no-such-bucket-here/issues.colsnap".to_string(),
+            "no such bucket: no-such-bucket-here",
+        ),
+        (
+            format!("s3://{BUCKET}/a//b.colsnap"),
+            "cannot be read or written here",
+        ),
+    ] {
+        let (ok, _, err) = site.run(&["inspect", &loc]);
+        assert!(!ok, "{loc}");
+        assert!(err.contains(says), "{loc}: {err}");
+        assert_eq!(err.matches(&loc).count(), 1, "{loc} named once: {err}");
+    }
+}
+
 /// An endpoint whose answer runs past the range it claims (a body of 256
 /// MiB, its `Content-Length`, after `Content-Range: bytes 68-99/100`) is
 /// refused as soon as the body passes the range: the client stops reading.

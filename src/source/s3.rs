@@ -140,13 +140,31 @@ impl S3Client {
         format!("s3://{}/{key}", self.bucket)
     }
 
+    /// `key` as `object_store` addresses it: as given (`Path::from` would
+    /// percent-encode `ü`, `?`, `#`, `%`, `~` ... into a different key). A
+    /// key `object_store` cannot address is an error naming it.
+    fn key_path(&self, key: &str) -> Result<KeyPath> {
+        KeyPath::parse(key).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: keys with an empty segment (`a//b`), a `.` or `..` segment or a control character cannot be read or written here ({e})",
+                self.url(key)
+            ))
+        })
+    }
+
     fn error(&self, key: &str, e: object_store::Error) -> Error {
         let url = self.url(key);
         match e {
             object_store::Error::NotFound { .. } => Error::Remote {
                 url,
                 status: Some(404),
-                detail: "no such object".into(),
+                // The answer's code tells a missing bucket from a missing
+                // object.
+                detail: if error_chain(&e).contains("NoSuchBucket") {
+                    format!("no such bucket: {}", self.bucket)
+                } else {
+                    "no such object".into()
+                },
             },
             object_store::Error::Precondition { .. } => Error::Changed {
                 url,
@@ -166,10 +184,11 @@ impl S3Client {
         opts: GetOptions,
         max: u64,
     ) -> Result<(Bytes, Range<u64>, u64, Option<String>)> {
+        let path = self.key_path(key)?;
         self.counters.add_request();
         let r = self
             .store
-            .get_opts(&KeyPath::from(key), opts)
+            .get_opts(&path, opts)
             .await
             .map_err(|e| self.error(key, e))?;
         let (range, size, etag) = (r.range.clone(), r.meta.size, r.meta.e_tag.clone());
@@ -248,8 +267,8 @@ impl S3Client {
     /// The keys of the objects directly under `prefix` (`a/b`: `a/b/x`,
     /// `a/b/y`, ...), every page of the listing.
     pub fn list(&self, prefix: &str) -> Result<HashSet<String>> {
+        let p = self.key_path(prefix)?;
         self.counters.add_request();
-        let p = KeyPath::from(prefix);
         let r = self
             .rt
             .block_on(self.store.list_with_delimiter(Some(&p)))
@@ -262,25 +281,34 @@ impl S3Client {
 
     /// Whether an object exists at `key` (one `HEAD`).
     pub fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.head(key)?.is_some())
+    }
+
+    /// The size and `ETag` of the object at `key` (one `HEAD`), `None`
+    /// when there is none.
+    fn head(&self, key: &str) -> Result<Option<(u64, Option<String>)>> {
+        let path = self.key_path(key)?;
         self.counters.add_request();
-        match self.rt.block_on(self.store.head(&KeyPath::from(key))) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+        match self.rt.block_on(self.store.head(&path)) {
+            Ok(m) => Ok(Some((m.size, m.e_tag))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.error(key, e)),
         }
     }
 
     /// Store `bytes` at `key` (replacing what is there).
     pub fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let path = self.key_path(key)?;
         self.counters.add_request();
         self.rt
-            .block_on(self.store.put(&KeyPath::from(key), PutPayload::from(bytes)))
+            .block_on(self.store.put(&path, PutPayload::from(bytes)))
             .map(|_| ())
             .map_err(|e| self.error(key, e))
     }
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, without the credentials a URL in
+/// it may carry (`http://user:secret@host/` is written `http://host/`).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -292,7 +320,26 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         }
         cur = c.source();
     }
-    s
+    without_userinfo(&s)
+}
+
+/// `s` with the user information (`user:password@`) of every URL in it
+/// removed.
+fn without_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let authority = rest
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..authority].rfind('@') {
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One `.colsnap` object in an S3-compatible store (see the module
@@ -317,11 +364,30 @@ impl S3Source {
 
     /// Open `key` through `client`: one suffix-range request.
     pub fn open_with(client: S3Client, key: &str, tail_bytes: u64) -> Result<S3Source> {
+        if key.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: the URL names a bucket, not an object (give s3://bucket/key)",
+                client.url(key)
+            )));
+        }
         let opts = GetOptions {
             range: Some(GetRange::Suffix(tail_bytes.max(32))),
             ..GetOptions::default()
         };
-        let (tail, range, len, etag) = client.get_opts(key, opts, tail_bytes.max(32))?;
+        let (tail, range, len, etag) = match client.get_opts(key, opts, tail_bytes.max(32)) {
+            Ok(got) => got,
+            Err(e @ (Error::Remote { .. } | Error::Changed { .. })) => {
+                // A range of an empty object cannot be satisfied: stores
+                // answer 416 or a whole (empty) 200, which is no answer to
+                // a range. An empty object is read as an empty file (the
+                // reader then says what a snapshot of 0 bytes lacks).
+                match client.head(key) {
+                    Ok(Some((0, etag))) => (Bytes::new(), 0..0, 0, etag),
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if range.end != len || tail.len() as u64 != range.end - range.start {
             return Err(Error::Remote {
                 url: client.url(key),
@@ -456,6 +522,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("where at most 1000"), "{e}");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_left_out_of_messages() {
+        assert_eq!(
+            without_userinfo("Error performing GET http://user:s3cret@127.0.0.1:9/b/k in 1s: x@y"),
+            "Error performing GET http://127.0.0.1:9/b/k in 1s: x@y"
+        );
+        assert_eq!(
+            without_userinfo("https://a@h and s3://b/k@v"),
+            "https://h and s3://b/k@v"
+        );
+        assert_eq!(without_userinfo("no url: a@b"), "no url: a@b");
     }
 
     #[test]
