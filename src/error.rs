@@ -209,6 +209,18 @@ pub enum Error {
     /// A usage error: an argument or option is not valid.
     #[error("invalid argument: {0}")]
     Invalid(String),
+
+    /// An error in a file other than the one the operation is named after
+    /// (an event log given to `publish` beside its snapshot): the error,
+    /// and the file it is in.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        /// The file the error is in.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -216,6 +228,21 @@ impl Error {
         Error::Io {
             path: path.map(|p| p.to_path_buf()),
             source,
+        }
+    }
+
+    #[cfg_attr(
+        not(all(feature = "publish", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
+    pub(crate) fn in_file(path: &std::path::Path, source: Error) -> Self {
+        match source {
+            // An I/O error names its path already.
+            Error::Io { path: Some(_), .. } => source,
+            _ => Error::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
         }
     }
 
@@ -229,6 +256,9 @@ impl Error {
 
     /// True for errors that mean "the data is bad" (as opposed to usage or I/O).
     pub fn is_data_error(&self) -> bool {
+        if let Error::InFile { source, .. } = self {
+            return source.is_data_error();
+        }
         !matches!(
             self,
             Error::Io { .. } | Error::Invalid(_) | Error::NotFound { .. }

@@ -441,7 +441,7 @@ pub fn event_log_seqs(bytes: &[u8]) -> Result<(u64, u64)> {
 
 /// [`event_log_seqs`] of the log at `path`, its errors naming the path.
 fn event_seqs(bytes: &[u8], path: &Path) -> Result<(u64, u64)> {
-    event_log_seqs(bytes).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+    event_log_seqs(bytes).map_err(|e| Error::in_file(path, e))
 }
 
 /// Check that segments with these `(first_seq, last_seq)` follow one
@@ -547,13 +547,15 @@ pub fn publish_to(
     }
     let seqs: Vec<(u64, u64)> = logs.iter().map(|(_, s)| *s).collect();
     check_segment_order(&seqs).map_err(|i| {
-        Error::Invalid(format!(
-            "{} starts at seq {}, but {} ends at seq {}: give the logs in seq order, each continuing the one before",
-            opts.events[i].display(),
-            seqs[i].0,
-            opts.events[i - 1].display(),
-            seqs[i - 1].1
-        ))
+        Error::in_file(
+            &opts.events[i],
+            Error::Invalid(format!(
+                "its first seq is {}, but {}, given before it, ends at seq {}: give the logs in seq order, each continuing the one before",
+                seqs[i].0,
+                opts.events[i - 1].display(),
+                seqs[i - 1].1
+            )),
+        )
     })?;
     snap.verify()?;
     // The logs apply over the snapshot, in turn (a log that does not is
@@ -561,8 +563,7 @@ pub fn publish_to(
     if !logs.is_empty() {
         let mut o = crate::events::Overlay::new(snap.clone(), &opts.key)?;
         for ((b, _), p) in logs.iter().zip(&opts.events) {
-            o.apply_reader(&b[..])
-                .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
+            o.apply_reader(&b[..]).map_err(|e| Error::in_file(p, e))?;
         }
     }
     let source = crate::source::FileSource::open(file)?;

@@ -431,7 +431,7 @@ fn publishing_refuses_bad_input_before_writing_anything() {
         (
             vec!["--events", &e2, "--events", &e1],
             2,
-            "e1.ndjson starts at seq",
+            "e1.ndjson: invalid argument: its first seq is 1, but",
         ),
         (vec!["--events", &e1, "--events", &e1], 2, "seq order"),
         (vec!["--events", &g], 1, "garbage.ndjson: event at line 2"),

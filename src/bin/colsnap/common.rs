@@ -63,10 +63,14 @@ pub fn data(message: impl Into<String>) -> anyhow::Error {
 /// right exit code: data errors exit 1, usage errors (`Invalid`,
 /// `NotFound`) exit 2, I/O failures exit 1.
 pub fn lib(file: &str, e: colsnap::Error) -> anyhow::Error {
+    let inner = match &e {
+        colsnap::Error::InFile { source, .. } => source.as_ref(),
+        e => e,
+    };
     let code = if e.is_data_error() {
         EXIT_DATA
     } else if matches!(
-        e,
+        inner,
         colsnap::Error::Invalid(_) | colsnap::Error::NotFound { .. }
     ) {
         EXIT_USAGE
@@ -76,7 +80,14 @@ pub fn lib(file: &str, e: colsnap::Error) -> anyhow::Error {
     let message = match &e {
         // The I/O error already names its path, a remote error its URL.
         colsnap::Error::Io { path: Some(_), .. } => e.to_string(),
-        colsnap::Error::Remote { url, .. } if url == file => e.to_string(),
+        // A usage error that names the location already.
+        colsnap::Error::Invalid(m) if m.starts_with(file) => m.clone(),
+        // An error in another file (an event log beside its snapshot)
+        // names that file.
+        colsnap::Error::InFile { .. } => e.to_string(),
+        colsnap::Error::Remote { url, .. } | colsnap::Error::Changed { url, .. } if url == file => {
+            e.to_string()
+        }
         // Valid JSON that is not rows (`[123]`, `true`): not "invalid JSON".
         colsnap::Error::Json {
             line,

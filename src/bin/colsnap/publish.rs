@@ -2,7 +2,7 @@
 //! manifest and a mutable `NAME.latest.json` pointer (SPEC.md section 15),
 //! ready for a static file server or a CDN.
 
-use crate::common::{self, data, lib, usage};
+use crate::common::{self, lib, usage};
 use std::path::PathBuf;
 
 /// Examples shown by `--help`.
@@ -75,49 +75,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(usage(format!("--name {name:?}: give a plain file name")));
     }
-    // The event logs are checked before anything is written: each a log
-    // (a bad one is bad data, exit 1, named by its own path), in seq order
-    // (a usage error), applying over the snapshot in turn.
-    let mut seqs = Vec::new();
-    let mut logs = Vec::new();
-    for e in &args.events {
-        let name = e.display().to_string();
-        let b = std::fs::read(e).map_err(|x| data(format!("{name}: {x}")))?;
-        seqs.push(colsnap::publish::event_log_seqs(&b).map_err(|x| lib(&name, x))?);
-        logs.push((name, b));
-    }
-    if let Err(i) = colsnap::publish::check_segment_order(&seqs) {
-        return Err(usage(format!(
-            "--events: {} starts at seq {}, but {} ends at seq {}: give the logs in seq order, each continuing the one before",
-            logs[i].0,
-            seqs[i].0,
-            logs[i - 1].0,
-            seqs[i - 1].1
-        )));
+    if args.events.is_empty() && args.key.is_some() {
+        return Err(usage(
+            "--key names the key field of the --events logs: give --events",
+        ));
     }
     let key = args
         .key
         .clone()
         .unwrap_or_else(|| colsnap::events::DEFAULT_KEY_FIELD.to_string());
-    if !logs.is_empty() {
-        let snap = colsnap::Snapshot::open(&args.file).map_err(|e| lib(&fname, e))?;
-        let mut o = colsnap::events::Overlay::new(snap, &key).map_err(|e| lib(&fname, e))?;
-        for (name, b) in &logs {
-            o.apply_reader(&b[..]).map_err(|e| lib(name, e))?;
-        }
-    } else if args.key.is_some() {
-        return Err(usage(
-            "--key names the key field of the --events logs: give --events",
-        ));
-    }
     let opts = colsnap::publish::PublishOptions {
         name,
         min_object: args.min_object as u64,
         events: args.events.clone(),
         key,
     };
-    let r = colsnap::publish::publish_to_location(&args.file, &dest, &opts)
-        .map_err(|e| lib(&fname, e))?;
+    // Everything is checked before anything is written (the snapshot
+    // verifies; the --events logs are logs, in seq order, applying over it
+    // in turn); an error in a log names the log.
+    let r =
+        colsnap::publish::publish_to_location(&args.file, &dest, &opts).map_err(|e| match e {
+            // A failure of the destination names the object it was writing.
+            colsnap::Error::Remote { ref url, .. } => lib(&url.clone(), e),
+            e => lib(&fname, e),
+        })?;
     let dir = args.dir.display().to_string();
     let at = |p: &str| format!("{}/{p}", dir.trim_end_matches('/'));
     if args.json {
