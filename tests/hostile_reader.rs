@@ -343,6 +343,43 @@ fn a_picked_item_of_a_kind_the_footer_does_not_count_is_corruption() {
     }
 }
 
+/// A footer (checksums valid) whose element column claims more items than
+/// the arrays' lengths add up to: `export` moved elements from row to row
+/// (only `verify` compared the two). Every whole-column decode compares
+/// them.
+#[test]
+fn arrays_that_do_not_add_up_to_their_element_column_are_corruption() {
+    let good = build_to_vec(
+        &b"{\"a\": [1, 2], \"b\": \"x\"}\n{\"a\": [3], \"b\": \"y\"}\n"[..],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    // The list lengths [2, 1] of `a` (a stream kept in the footer) made
+    // [1, 1], their checksum made right: 2 elements where `a[]` has 3.
+    let bytes = rewrite_footer(&good, |f| {
+        let lens = format::STREAM_ROLES
+            .iter()
+            .position(|r| *r == format::Role::Lens)
+            .unwrap();
+        let a = f.nodes.iter().position(|n| n.name == key("a")).unwrap();
+        let s = f.nodes[a].streams[lens].unwrap() as usize;
+        let e = f.sections[s].clone();
+        assert!(e.inline && e.codec == Codec::None, "{e:?}");
+        let at = e.offset as usize..e.offset as usize + e.stored_len as usize;
+        assert_eq!(f.inline[at.clone()], [2, 1], "{e:?}");
+        f.inline[at.start] = 1;
+        f.sections[s].crc = format::crc32c(&f.inline[at]);
+    });
+    for args in [&["export"][..], &["query", "--sort", "-a", "--limit", "1"]] {
+        let (code, err) = run_limited(&bytes, args);
+        assert_eq!(code, 1, "colsnap {args:?}: {err}");
+        assert!(
+            err.contains("the arrays hold 2 elements, but the element column has 3"),
+            "colsnap {args:?}: {err}"
+        );
+    }
+}
+
 // ------------------------------------------ item 14: duplicate sibling keys
 
 #[test]

@@ -633,11 +633,10 @@ fn ruzstd_frames(
 
     // A frame's window is what it keeps in memory; the writer's frames
     // declare their content size, so their window is at most that.
-    dec.set_max_window_size(
-        (raw_len as u64)
-            .saturating_mul(2)
-            .clamp(1 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE),
-    );
+    let max_window = (raw_len as u64)
+        .saturating_mul(2)
+        .clamp(1 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE);
+    dec.set_max_window_size(max_window);
     let cap = raw_len.saturating_add(1);
     let mut out = Vec::with_capacity(raw_len.min(plausible_len(stored.len())));
     let (mut head, mut input) = (head, stored);
@@ -666,9 +665,28 @@ fn ruzstd_frames(
     while !head.is_empty() || !input.is_empty() {
         // Every header is read through the one reader type (one copy of
         // the decoder's header code in the browser's module).
-        let mut both = std::io::Read::chain(head, input);
-        let reset = dec.reset(&mut both);
-        (head, input) = both.into_inner();
+        let reset = match narrowed_header(head, input, raw_len, max_window) {
+            // A frame that declares a window wider than the section's
+            // output can use (`zstd` writing to a pipe declares 8 MiB for
+            // a few bytes) is read with a window of that output: the
+            // decoder reserves its window up front.
+            Some((patched, rest)) => {
+                let mut both = std::io::Read::chain(&patched[..], rest);
+                let reset = dec.reset(&mut both);
+                let (h, rest) = both.into_inner();
+                if !h.is_empty() && reset.is_ok() {
+                    return Err("frame header shorter than its magic".into());
+                }
+                (head, input) = (&[], rest);
+                reset
+            }
+            None => {
+                let mut both = std::io::Read::chain(head, input);
+                let reset = dec.reset(&mut both);
+                (head, input) = both.into_inner();
+                reset
+            }
+        };
         match reset {
             Ok(()) if head.is_empty() => {}
             Ok(()) => return Err("frame header shorter than its magic".into()),
@@ -712,6 +730,43 @@ fn ruzstd_frames(
         }
     }
     Ok(out)
+}
+
+/// When the zstd frame at the start of `head` then `input` declares a
+/// window (Window_Descriptor, RFC 8878 3.1.1.1.2) wider than `max`: its
+/// header's first bytes with the window narrowed to the smallest power of
+/// two of at least `raw_len` (and 1 KiB), and the rest of `input` after
+/// them. A frame's matches reach back at most over its own output (and
+/// its dictionary, which does not count against the window while the
+/// output is within it), which is at most `raw_len` bytes: such a frame
+/// decodes the same, and a frame whose matches reach further is an error
+/// either way.
+#[cfg(any(feature = "ruzstd", test))]
+#[cfg_attr(any(feature = "write", not(feature = "ruzstd")), allow(dead_code))]
+fn narrowed_header<'a>(
+    head: &[u8],
+    input: &'a [u8],
+    raw_len: usize,
+    max: u64,
+) -> Option<(Vec<u8>, &'a [u8])> {
+    let k = 6usize.saturating_sub(head.len());
+    let first: Vec<u8> = head.iter().chain(input.get(..k)?).copied().collect();
+    if first[..4] != [0x28, 0xB5, 0x2F, 0xFD] || first[4] & 0x20 != 0 {
+        return None;
+    }
+    let w = first[5];
+    let base = 1u64 << (10 + (w >> 3));
+    if base + (base >> 3) * u64::from(w & 7) <= max {
+        return None;
+    }
+    let need = (raw_len as u64).max(1 << 10).next_power_of_two();
+    let exponent = need.trailing_zeros().saturating_sub(10);
+    if exponent > 31 {
+        return None;
+    }
+    let mut first = first;
+    first[5] = (exponent as u8) << 3;
+    Some((first, &input[k..]))
 }
 
 /// The first `n` bytes (or fewer, when it is shorter) that `stored`
@@ -1324,6 +1379,43 @@ mod ruzstd_tests {
             assert_eq!(same(&stored, raw.len(), Some(&dict)).unwrap(), raw);
             // Without the dictionary the frame does not decode to the input.
             assert!(ruzstd_decompress(&stored, raw.len(), None).map_or(true, |v| v != raw));
+        }
+    }
+
+    #[test]
+    fn frames_declaring_a_window_wider_than_their_output_decode() {
+        // What `zstd -19` writing to a pipe makes: no content size, an
+        // 8 MiB window for a few kilobytes. The pure-Rust decoder refused
+        // it ("window_size is too big"); the C decoder reads it.
+        use std::io::Write;
+        let raw: Vec<u8> = (0..3000u32)
+            .flat_map(|i| format!("row {} title {}\n", i % 97, i * 7).into_bytes())
+            .collect();
+        let samples: Vec<Vec<u8>> = raw.chunks(500).map(|c| c.to_vec()).collect();
+        let dict = zstd::dict::from_samples(&samples, 4096).unwrap();
+        for (window_log, dict) in [(23, None), (27, None), (23, Some(&dict[..]))] {
+            let mut e = match dict {
+                Some(d) => zstd::stream::Encoder::with_dictionary(Vec::new(), 19, d).unwrap(),
+                None => zstd::stream::Encoder::new(Vec::new(), 19).unwrap(),
+            };
+            e.include_contentsize(false).unwrap();
+            e.include_dictid(false).unwrap();
+            e.window_log(window_log).unwrap();
+            e.write_all(&raw).unwrap();
+            let stored = e.finish().unwrap();
+            assert_eq!(stored[4] & 0x20, 0, "single segment");
+            assert_eq!(stored[5] >> 3, window_log as u8 - 10);
+            let got = ruzstd_decompress(&stored, raw.len(), dict).unwrap();
+            assert_eq!(got, raw, "window log {window_log}");
+            // Split anywhere in its header, too.
+            for cut in 0..=6 {
+                let out = ruzstd_decompress_parts(&stored[..cut], &stored[cut..], raw.len(), dict);
+                assert_eq!(out.unwrap(), raw, "cut {cut}");
+            }
+            // A shorter declared length is an error or more bytes than it
+            // declares (the caller's length mismatch), never its length.
+            let short = ruzstd_decompress(&stored, raw.len() / 2, dict);
+            assert!(short.map_or(true, |v| v.len() != raw.len() / 2));
         }
     }
 

@@ -335,6 +335,14 @@ impl Column {
         self.offsets.is_some()
     }
 
+    /// Rows the column holds.
+    pub fn rows(&self) -> usize {
+        match &self.offsets {
+            None => self.values.len(),
+            Some(o) => o.len().saturating_sub(1),
+        }
+    }
+
     /// Items of row `r`.
     #[inline]
     pub fn items(&self, r: usize) -> Range<usize> {

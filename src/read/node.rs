@@ -761,6 +761,22 @@ impl Decoder {
             })?;
             list_starts.push(acc);
         }
+        if !lens.is_empty() {
+            // The arrays' lengths must add up to the element column's items
+            // (a footer forged with valid checksums otherwise moved
+            // elements from row to row).
+            let held = match snap.children(node).1 {
+                Some(e) => snap.footer().nodes.get(e as usize).map_or(0, |m| m.items),
+                None => 0,
+            };
+            if u64::from(acc) != held {
+                return Err(Error::corrupt(
+                    what(Role::Lens),
+                    0,
+                    format!("the arrays hold {acc} elements, but the element column has {held}"),
+                ));
+            }
+        }
         let data = NodeData {
             node,
             kinds,

@@ -264,9 +264,13 @@ impl Viewer {
             None => v.iter().copied().filter(|&k| !sentinel(k)).collect(),
             Some(rows) => {
                 let mut out = Vec::new();
-                for &r in rows {
-                    let items = c.items(r as usize);
-                    out.extend(v[items].iter().copied().filter(|&k| !sentinel(k)));
+                // A row past the end plans nothing: writing it then says
+                // "row not found".
+                for &r in rows.iter().filter(|&&r| (r as usize) < c.rows()) {
+                    let Some(items) = v.get(c.items(r as usize)) else {
+                        continue;
+                    };
+                    out.extend(items.iter().copied().filter(|&k| !sentinel(k)));
                 }
                 out
             }
@@ -517,6 +521,17 @@ impl Viewer {
                 what: "field",
                 name: path.to_string(),
             })?;
+        let holds_strings = self
+            .snap
+            .footer()
+            .nodes
+            .get(node as usize)
+            .is_some_and(|n| n.counts[colsnap::model::Kind::Str as usize] > 0);
+        if !holds_strings {
+            return Err(Error::Invalid(format!(
+                "`{path}` is not a string column: its cells are not string ids"
+            )));
+        }
         let t = self.snap.table_of(node)?;
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {

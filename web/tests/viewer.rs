@@ -289,3 +289,37 @@ fn cells_of_timestamps_are_utc_text_and_released_bytes_come_back() {
         assert_eq!(c.get("created_at"), w.get("created_at"));
     }
 }
+
+/// Rows past the end and `strings` of a column that holds no strings are
+/// errors, not a panic (in the browser a panic is a trap that leaves the
+/// module unusable: every later call failed).
+#[test]
+fn rows_past_the_end_and_strings_of_other_columns_are_errors() {
+    let file = snapshot(300);
+    let mut net = Net {
+        file: file.clone(),
+        rounds: 0,
+        bytes: 0,
+    };
+    let v = open_remote(&file, &mut net);
+    let store = v.store().clone();
+    let fields: Vec<String> = ["title", "labels[].name", "number"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for f in &fields {
+        net.run(&store, || v.column(f).map(|_| ()));
+    }
+    for rows in [vec![300u32], vec![0, u32::MAX], vec![299, 300, 301]] {
+        let ahead = v.plan_rows(&rows, &fields);
+        net.fetch(&store, &ahead);
+        let e = v.rows_json(&rows, Some(&fields)).unwrap_err().to_string();
+        assert!(e.contains("not found"), "{rows:?}: {e}");
+    }
+    // The viewer still answers.
+    let ok = net.run(&store, || v.rows_json(&[299], Some(&fields)));
+    assert!(ok.contains("title"), "{ok}");
+    let e = v.strings("number", &[0]).unwrap_err().to_string();
+    assert!(e.contains("not a string column"), "{e}");
+    assert!(v.strings("labels[].name", &[0]).is_ok());
+}
