@@ -363,7 +363,7 @@ fn arrays_that_do_not_add_up_to_their_element_column_are_corruption() {
             .unwrap();
         let a = f.nodes.iter().position(|n| n.name == key("a")).unwrap();
         let s = f.nodes[a].streams[lens].unwrap() as usize;
-        let e = f.sections[s].clone();
+        let e = f.sections[s];
         assert!(e.inline && e.codec == Codec::None, "{e:?}");
         let at = e.offset as usize..e.offset as usize + e.stored_len as usize;
         assert_eq!(f.inline[at.clone()], [2, 1], "{e:?}");

@@ -396,6 +396,17 @@ fn published_event_segments_are_applied_by_every_reader() {
         out.contains("hash to their names") && out.contains("events of its segments apply"),
         "{out}"
     );
+    // `verify --against` compares the rows with the segments applied (it
+    // compared the snapshot's own rows).
+    let rows = t.path().join("published.ndjson");
+    std::fs::write(&rows, &published).unwrap();
+    let (ok, out, err) = run(&["verify", &pointer, "--against", rows.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains(" rows equal to the rows of"), "{out}");
+    let (_, before, _) = run(&["export", "--ndjson", &old]);
+    std::fs::write(&rows, &before).unwrap();
+    let (ok, _, err) = run(&["verify", &pointer, "--against", rows.to_str().unwrap()]);
+    assert!(!ok && err.contains("mismatch at row"), "{err}");
     // Given --events, a reader takes that log instead.
     let (ok, out, err) = run(&["query", "--count", &pointer, "--events", &e1]);
     assert!(ok, "{err}");

@@ -349,6 +349,50 @@ impl Overlay {
         serde_json::from_slice(&out).map_err(|e| Error::corrupt("row", slot as u64, e.to_string()))
     }
 
+    /// Check that the view holds exactly the rows of `input` (a JSON array
+    /// or NDJSON), in the view's order, as JSON values: what
+    /// [`Snapshot::verify_against`](crate::Snapshot::verify_against) checks
+    /// for a snapshot, after the events. Returns the rows compared; a
+    /// difference is an [`Error::Mismatch`] naming the row and the first
+    /// differing path.
+    pub fn verify_against(&mut self, input: impl std::io::Read) -> Result<u64> {
+        let slots = self.slots();
+        let mut n = 0u64;
+        crate::schema::input::for_each_value(input, |i, expected| {
+            let Some(&slot) = slots.get(i as usize) else {
+                return Err(Error::Mismatch {
+                    row: i,
+                    detail: format!(
+                        "the input has more rows than the {} after the events",
+                        slots.len()
+                    ),
+                });
+            };
+            let got = self.row_value(slot)?;
+            if got != expected {
+                return Err(Error::Mismatch {
+                    row: i,
+                    detail: format!(
+                        "differs at {}",
+                        crate::read::verify::first_difference(&expected, &got, String::new())
+                    ),
+                });
+            }
+            n += 1;
+            Ok(())
+        })?;
+        if n != slots.len() as u64 {
+            return Err(Error::Mismatch {
+                row: n,
+                detail: format!(
+                    "the input has {n} rows, the view after the events {}",
+                    slots.len()
+                ),
+            });
+        }
+        Ok(n)
+    }
+
     /// Every row of the view as JSON values, in order.
     pub fn to_values(&mut self) -> Result<Vec<Value>> {
         let slots = self.slots();

@@ -21,7 +21,7 @@ mod node;
 #[cfg(not(target_arch = "wasm32"))]
 mod pick;
 mod table;
-mod verify;
+pub(crate) mod verify;
 
 pub(crate) use export::Emitter;
 pub use export::{DEFAULT_STRING_BUDGET, ExportOptions, RowWriter, StringWindow};

@@ -219,8 +219,8 @@ export async function readManifest(url) {
   const last = objs[objs.length - 1];
   if (last.offset !== m.tail.offset || (await sha256(tail)) !== last.sha256) throw bad('tail.data is not the last object');
   if (b64(m.head ?? '', 'head').length !== Math.min(16, len)) throw bad('head is not the header');
-  if (m.events !== undefined && !Array.isArray(m.events)) throw bad('events is not an array');
-  for (const e of m.events || []) {
+  if (!Array.isArray(m.events)) throw bad('events is not an array (every manifest key is required: [] when there are none)');
+  for (const e of m.events) {
     if (!e || typeof e !== 'object' || !HEX64.test(e.sha256 || '') || !Number.isSafeInteger(e.len) || e.len < 1) throw bad('bad event segment');
   }
   if (pointer && (pointer.snapshot !== m.snapshot.sha256 || pointer.rows !== m.snapshot.rows)) {

@@ -72,8 +72,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or("snapshot")
             .to_string(),
     };
-    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(usage(format!("--name {name:?}: give a plain file name")));
+    if name.is_empty()
+        || name.contains(['/', '\\'])
+        || name.starts_with('.')
+        || name.chars().any(char::is_control)
+    {
+        return Err(usage(format!(
+            "--name {name:?}: give a plain file name (no `/`, `\\`, leading `.` or control character)"
+        )));
     }
     if args.events.is_empty() && args.key.is_some() {
         return Err(usage(

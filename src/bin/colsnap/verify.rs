@@ -31,8 +31,8 @@ pub struct Args {
     pub file: PathBuf,
     /// Also check that the snapshot holds exactly the rows of this JSON
     /// input (array or NDJSON, optionally gzip/zstd; `-` for stdin). For a
-    /// publication, the snapshot's own rows: its event segments are not
-    /// applied for this comparison.
+    /// publication, its rows: the snapshot's with its event segments
+    /// applied.
     #[arg(long, value_name = "INPUT")]
     pub against: Option<PathBuf>,
     /// Print nothing on success.
@@ -77,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // (the footer's too, which the open took from the manifest), and the
     // event segments it carries applied over the snapshot.
     let mut published = serde_json::Value::Null;
+    let mut overlay = None;
     if let Some(p) = common::published().filter(|p| p.manifest.is_some()) {
         let (objects, bytes) = p.check_objects().map_err(|e| lib(&name, e))?;
         out.push_str(&format!(
@@ -84,8 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             common::thousands(objects as u64),
             common::thousands(bytes)
         ));
-        let events =
-            common::events_overlay(&snap, None, args.key.as_deref())?.map_or(0, |o| o.applied());
+        overlay = common::events_overlay(&snap, None, args.key.as_deref())?;
+        let events = overlay.as_ref().map_or(0, |o| o.applied());
         if events > 0 {
             out.push_str(&format!(
                 "  ok  {} events of its segments apply over the snapshot\n",
@@ -107,17 +108,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             Box::new(std::fs::File::open(a).map_err(|e| usage(format!("{aname}: {e}")))?)
         };
-        let rows = snap
-            .verify_against(std::io::BufReader::with_capacity(1 << 20, reader))
-            .map_err(|e| match e {
-                // A mismatch is a failed verification (exit 1), not a usage error.
-                colsnap::Error::Mismatch { row, detail } => data(format!(
-                    "{name}: does not match {aname}: mismatch at row {row}: {}",
-                    short_detail(&detail)
-                )),
-                e if e.is_data_error() => lib(&aname, e),
-                e => lib(&name, e),
-            })?;
+        let input = std::io::BufReader::with_capacity(1 << 20, reader);
+        // A publication's rows are the snapshot's with its segments
+        // applied (SPEC.md 15.4).
+        let compared = match overlay.as_mut() {
+            Some(o) => o.verify_against(input),
+            None => snap.verify_against(input),
+        };
+        let rows = compared.map_err(|e| match e {
+            // A mismatch is a failed verification (exit 1), not a usage error.
+            colsnap::Error::Mismatch { row, detail } => data(format!(
+                "{name}: does not match {aname}: mismatch at row {row}: {}",
+                short_detail(&detail)
+            )),
+            e if e.is_data_error() => lib(&aname, e),
+            e => lib(&name, e),
+        })?;
         out.push_str(&format!(
             "  ok  {} rows equal to the rows of {aname} (as JSON values)\n",
             common::thousands(rows as u64)
