@@ -346,6 +346,13 @@ export class RangeFetcher {
   }
 
   async afterTail(res, memo = null, early = null) {
+    if (res.status === 416) {
+      // No byte of the last ones exists: an empty file (RFC 9110 15.5.17:
+      // `Content-Range: bytes */LENGTH`).
+      const total = /^bytes \*\/(\d+)$/.exec(res.headers.get('Content-Range') || '');
+      const len = total ? ` (${total[1]} bytes)` : '';
+      throw new Error(`${this.url}: HTTP 416 for its last bytes: the file is empty${len}, not a colsnap snapshot`);
+    }
     if (!res.ok) throw new Error(`${this.url}: HTTP ${res.status}`);
     this.etag = res.headers.get('ETag');
     this.recall(memo);

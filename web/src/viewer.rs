@@ -42,8 +42,20 @@ pub struct QuerySpec {
 impl QuerySpec {
     /// Read the JSON form.
     pub fn from_json(text: &str) -> Result<QuerySpec> {
-        let v: Value = serde_json::from_slice(text.as_bytes())
-            .map_err(|e| Error::Invalid(format!("query JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(text.as_bytes()).map_err(|e| {
+            // JSON.stringify writes a lone UTF-16 surrogate as `\ud800`,
+            // which is no Unicode text.
+            // serde_json says "lone leading surrogate" or, when text
+            // follows it, "unexpected end of hex escape".
+            let m = e.to_string();
+            if m.contains("surrogate") || m.contains("end of hex escape") {
+                Error::Invalid(format!(
+                    "a query value holds a lone UTF-16 surrogate (a JavaScript string that is not Unicode text: String.prototype.isWellFormed() is false), which no cell holds ({e})"
+                ))
+            } else {
+                Error::Invalid(format!("query JSON: {e}"))
+            }
+        })?;
         let strs = |k: &str| -> Vec<String> {
             match v.get(k) {
                 Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],

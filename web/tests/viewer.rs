@@ -319,6 +319,11 @@ fn rows_past_the_end_and_strings_of_other_columns_are_errors() {
     // The viewer still answers.
     let ok = net.run(&store, || v.rows_json(&[299], Some(&fields)));
     assert!(ok.contains("title"), "{ok}");
+    // What JSON.stringify writes for a lone surrogate.
+    for text in [r#"{"search": "a\ud800b"}"#, r#"{"search": "a\ud800"}"#] {
+        let e = QuerySpec::from_json(text).err().unwrap().to_string();
+        assert!(e.contains("lone UTF-16 surrogate"), "{e}");
+    }
     let e = v.strings("number", &[0]).unwrap_err().to_string();
     assert!(e.contains("not a string column"), "{e}");
     assert!(v.strings("labels[].name", &[0]).is_ok());
