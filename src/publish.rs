@@ -415,8 +415,18 @@ pub fn remove_temporary_files() -> (usize, PublishTempsHeld) {
 /// [`Error::Invalid`].
 pub fn event_log_seqs(bytes: &[u8]) -> Result<(u64, u64)> {
     let bad = |line: u64, seq: Option<u64>, message: String| Error::Event { line, seq, message };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| Error::Invalid("not an event log (an event log is UTF-8)".into()))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1;
+        Error::Event {
+            line,
+            seq: None,
+            message: "the line is not valid UTF-8 (an event log is UTF-8 NDJSON)".into(),
+        }
+    })?;
     let mut range: Option<(u64, u64)> = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -700,6 +710,8 @@ impl S3Target {
     /// the `AWS_*` environment variables.
     pub fn new(url: &str) -> Result<S3Target> {
         let (bucket, prefix) = crate::source::parse_s3_url(url)?;
+        // `s3://b/site/` is the prefix `site`.
+        let prefix = prefix.strip_suffix('/').unwrap_or(&prefix).to_string();
         let client = crate::source::S3Client::from_env(&bucket)?;
         let mut existing = std::collections::HashSet::new();
         for dir in ["objects", "manifests"] {

@@ -484,6 +484,28 @@ fn publishing_refuses_bad_input_before_writing_anything() {
     let long = "n".repeat(240);
     let (ok, _, err) = run(&["publish", &old, &s, "--name", &long]);
     assert!(ok, "{err}");
+    // A destination under a regular file is a usage error (was exit 1,
+    // "Not a directory" after the snapshot was read), and so is `verify
+    // --key` of a file that carries no event segments.
+    let under = format!("{old}/sub");
+    let o = colsnap().args(["publish", &old, &under]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = colsnap()
+        .args(["verify", &old, "--key", "id"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    // A log that is not UTF-8 is bad data naming its line, as `export
+    // --events` says (it was a usage error here).
+    let latin = t.path().join("latin.ndjson");
+    std::fs::write(&latin, b"{\"seq\":1,\"op\":\"delete\",\"key\":1}\n\xff\n").unwrap();
+    let o = colsnap()
+        .args(["publish", &old, &s, "--events", latin.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("latin.ndjson: event at line 2"), "{err}");
 }
 
 /// Damage a reader of a publication finds and names: `verify` fetches every

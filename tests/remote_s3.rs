@@ -341,11 +341,55 @@ fn keys_are_used_as_given_and_odd_locations_say_what_they_are() {
             format!("s3://{BUCKET}/a//b.colsnap"),
             "cannot be read or written here",
         ),
+        // Not `single/issues.colsnap` with the slashes trimmed.
+        (
+            format!("s3://{BUCKET}//single/issues.colsnap"),
+            "cannot be read or written here",
+        ),
+        (
+            format!("s3://{BUCKET}/single/issues.colsnap/"),
+            "cannot be read or written here",
+        ),
     ] {
         let (ok, _, err) = site.run(&["inspect", &loc]);
         assert!(!ok, "{loc}");
         assert!(err.contains(says), "{loc}: {err}");
         assert_eq!(err.matches(&loc).count(), 1, "{loc} named once: {err}");
+    }
+    // Publishing: a missing bucket says so (the listing's 404 came as the
+    // answer's XML); a destination that cannot be written names itself,
+    // exit 2.
+    let (ok, _, err) = site.run(&["publish", &local, "s3://no-such-bucket-here/x"]);
+    assert!(!ok && err.contains("no such bucket"), "{err}");
+    assert!(!err.contains("<?xml"), "{err}");
+    let o = colsnap()
+        .args(["publish", &local, &format!("s3://{BUCKET}/a//b")])
+        .envs(site.moto.env())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("colsnap: error: s3://"), "{err}");
+    // An endpoint that is not a URL object_store can sign for: it panicked
+    // at the first request.
+    for ep in [
+        "127.0.0.1:9000",
+        "http://127.0.0.1:99999",
+        "http://u:pw@127.0.0.1:9",
+    ] {
+        let o = colsnap()
+            .args(["inspect", &format!("s3://{BUCKET}/single/issues.colsnap")])
+            .envs(site.moto.env())
+            .env("AWS_ENDPOINT_URL", ep)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{ep}: {err}");
+        assert!(err.contains("AWS_ENDPOINT_URL"), "{ep}: {err}");
+        assert!(
+            !err.contains("pw@") && !err.contains("panicked"),
+            "{ep}: {err}"
+        );
     }
 }
 

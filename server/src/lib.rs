@@ -336,8 +336,12 @@ impl Dataset {
         let engine = match &events {
             Some(log) => {
                 let at = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", log.display());
-                let bytes = std::fs::read(log).map_err(|e| at(&e))?;
+                // The signature before the bytes: a line appended while
+                // they are read changes the file after it, so the next
+                // look reads the log again (taken after, it would hide
+                // that line for ever, and a POST could append after it).
                 events_sig = Some(FileSig::of(&std::fs::metadata(log).map_err(|e| at(&e))?));
+                let bytes = std::fs::read(log).map_err(|e| at(&e))?;
                 let crc = crc32c::crc32c(&bytes);
                 log_crc = Some(crc);
                 identity.push_str(&format!("{crc:08x}"));

@@ -444,6 +444,13 @@ fn subscription(sub: Sub) -> impl Stream<Item = Result<SseEvent, Infallible>> + 
             if s.done {
                 return None;
             }
+            // A reset that came while events were pending wins: they may
+            // be the new log's (a lagging subscriber replays from the
+            // history, which may already be the new one).
+            if s.reset.has_changed().unwrap_or(true) {
+                s.done = true;
+                return Some((Ok(reset_event()), s));
+            }
             if let Some(a) = s.pending.pop_front() {
                 if s.last.is_some_and(|l| a.0 <= l) {
                     continue;
@@ -457,16 +464,19 @@ fn subscription(sub: Sub) -> impl Stream<Item = Result<SseEvent, Infallible>> + 
                 // A shutdown ends the stream (an `EventSource` reconnects
                 // with `Last-Event-ID` to the next server): a stream never
                 // finishes by itself, and the server waits for the
-                // requests in flight.
-                _ = s.down.changed() => return None,
-                r = s.reset.changed() => {
-                    if r.is_err() {
-                        return None;
-                    }
+                // requests in flight. `wait_for` also sees a shutdown that
+                // began before the stream was made.
+                _ = s.down.wait_for(|d| *d) => None,
+                r = s.reset.changed() => Some(Err(r.is_ok())),
+                got = s.rx.recv() => Some(Ok(got)),
+            };
+            let got = match got {
+                None | Some(Err(false)) => return None,
+                Some(Err(true)) => {
                     s.done = true;
                     return Some((Ok(reset_event()), s));
                 }
-                got = s.rx.recv() => got,
+                Some(Ok(got)) => got,
             };
             match got {
                 Ok(a) => s.pending.push_back(a),
@@ -547,7 +557,8 @@ pub(crate) async fn events(
             StatusCode::CONFLICT,
             Some(what),
             format!(
-                "seq {s} is past the last seq of the log ({}): the log was replaced (a compaction restarts the seqs); fetch the rows again and subscribe without it",
+                "{what} {} is past the last seq of the log ({}): the log was replaced (a compaction restarts the seqs); fetch the rows again and subscribe without it",
+                if what == "from" { s + 1 } else { s },
                 ds.last_seq().map_or("none".to_string(), |l| l.to_string())
             ),
         ));

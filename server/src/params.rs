@@ -68,7 +68,9 @@ pub fn number(ps: &[Pair], key: &str, min: u64, max: u64) -> Result<Option<u64>,
     let Some(v) = get(ps, key) else {
         return Ok(None);
     };
-    let n: u64 = v.parse().map_err(|_| {
+    // Digits only (`u64::parse` also takes a leading `+`).
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let n: u64 = v.parse().ok().filter(|_| digits).ok_or_else(|| {
         ApiError::bad(
             key,
             format!("`{key}` must be a whole number from {min} to {max} (got `{v}`)"),

@@ -708,10 +708,33 @@ async fn streams_follow_reloads_and_end_on_a_replaced_log_and_on_shutdown() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    // A shutdown ends an open stream.
+    // `since` is digits only (`+3` was taken as 3).
+    let r = client()
+        .get(format!("{url}?since=%2B0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A shutdown ends an open stream, and one whose request is read after
+    // the shutdown began (it stayed open until --timeout).
     let sub = client().get(&url).send().await.unwrap();
     assert_eq!(sub.status(), StatusCode::OK);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut late = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    late.write_all(b"GET /api/issues/events HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     drop(s);
     let ended = read_to_end(sub).await;
     assert!(!ended.contains("event: reset"), "{ended}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = late.write_all(b"\r\n").await;
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), late.read_to_end(&mut got))
+        .await
+        .expect("a stream begun after the shutdown stayed open")
+        .ok();
 }

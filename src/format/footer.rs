@@ -1292,6 +1292,55 @@ impl Footer {
                     ));
                 }
                 has_elem[n.parent as usize] = true;
+                // Elements under a parent that holds no arrays belong to
+                // no row: a reader never visits them (export dropped the
+                // column silently; only verify added up the lengths).
+                let p = &nodes[n.parent as usize];
+                if p.count(Kind::Array) == 0 && n.items > 0 {
+                    return Err(Error::corrupt(
+                        format!("node {i}"),
+                        0,
+                        format!(
+                            "{} array elements under node {}, which holds no arrays",
+                            n.items, n.parent
+                        ),
+                    ));
+                }
+            }
+        }
+        // Each section holds one stream, chunk, index or dictionary: one
+        // named twice would be read as two things (a node reading another's
+        // kinds exported shifted rows; only verify counted the references).
+        let mut used = vec![false; sections.len()];
+        let mut claim = |s: u32, by: String| -> Result<()> {
+            match used.get_mut(s as usize) {
+                Some(u) if *u => Err(Error::corrupt(
+                    by,
+                    0,
+                    format!("section {s} is also another stream's, chunk's or dictionary's"),
+                )),
+                Some(u) => {
+                    *u = true;
+                    Ok(())
+                }
+                None => Ok(()), // past the sections: refused where it is read
+            }
+        };
+        for (i, n) in nodes.iter().enumerate() {
+            for s in n.streams.iter().flatten() {
+                claim(*s, format!("node {i}"))?;
+            }
+        }
+        for (t, m) in tables.iter().enumerate() {
+            for k in 0..m.chunk_counts.len() as u64 {
+                let s = (m.first_chunk as u64).saturating_add(k);
+                claim(
+                    u32::try_from(s).unwrap_or(u32::MAX),
+                    format!("string table {t}"),
+                )?;
+            }
+            for s in [m.index_section, m.dict_section].into_iter().flatten() {
+                claim(s, format!("string table {t}"))?;
             }
         }
         let inline = if inline_len > 0 {

@@ -1747,6 +1747,9 @@ impl Snapshot {
             // chunk of which many strings are wanted (a stream's window):
             // the last of them lies near its end.
             let raw = self.section(sec)?;
+            // The chunk is in memory: its string count is checked whole
+            // (the walk stops at the last string wanted).
+            crate::strings::reader::check_extent(&raw, count, fc, &what)?;
             scan(
                 &mut &raw[..],
                 e.raw_len as u64,

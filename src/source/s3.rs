@@ -35,7 +35,8 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
     if bucket.is_empty() {
         return Err(Error::Invalid(format!("{url}: the URL names no bucket")));
     }
-    Ok((bucket.to_string(), key.trim_matches('/').to_string()))
+    // The key as given: `s3://b//k` names the key `/k`, which is not `k`.
+    Ok((bucket.to_string(), key.to_string()))
 }
 
 /// One bucket of an S3-compatible store, with a small runtime to drive
@@ -85,6 +86,15 @@ impl S3Client {
                 .parse()
                 .map_err(|e| fail(format!("{k}: {e}")))?;
             builder = builder.with_config(key, *v);
+        }
+        // An endpoint object_store cannot sign requests for made it panic
+        // at the first request (`127.0.0.1:9000` without a scheme, a port
+        // past 65535, a space).
+        if let Some(ep) = builder.get_config_value(&object_store::aws::AmazonS3ConfigKey::Endpoint)
+        {
+            check_endpoint(&ep).map_err(|why| {
+                Error::Invalid(format!("AWS_ENDPOINT_URL {}: {why}", without_userinfo(&ep)))
+            })?;
         }
         let store = builder
             .with_bucket_name(bucket)
@@ -144,7 +154,13 @@ impl S3Client {
     /// percent-encode `ü`, `?`, `#`, `%`, `~` ... into a different key). A
     /// key `object_store` cannot address is an error naming it.
     fn key_path(&self, key: &str) -> Result<KeyPath> {
-        KeyPath::parse(key).map_err(|e| {
+        // `Path::parse` drops a leading or trailing `/`: another key.
+        let edge = (key.starts_with('/') || key.ends_with('/')).then(|| {
+            object_store::path::Error::EmptySegment {
+                path: key.to_string(),
+            }
+        });
+        edge.map_or_else(|| KeyPath::parse(key), Err).map_err(|e| {
             Error::Invalid(format!(
                 "{}: keys with an empty segment (`a//b`), a `.` or `..` segment or a control character cannot be read or written here ({e})",
                 self.url(key)
@@ -154,17 +170,20 @@ impl S3Client {
 
     fn error(&self, key: &str, e: object_store::Error) -> Error {
         let url = self.url(key);
+        // The answer's code tells a missing bucket from a missing object
+        // (a listing's 404 comes as a generic error).
+        if error_chain(&e).contains("<Code>NoSuchBucket</Code>") {
+            return Error::Remote {
+                url,
+                status: Some(404),
+                detail: format!("no such bucket: {}", self.bucket),
+            };
+        }
         match e {
             object_store::Error::NotFound { .. } => Error::Remote {
                 url,
                 status: Some(404),
-                // The answer's code tells a missing bucket from a missing
-                // object.
-                detail: if error_chain(&e).contains("NoSuchBucket") {
-                    format!("no such bucket: {}", self.bucket)
-                } else {
-                    "no such object".into()
-                },
+                detail: "no such object".into(),
             },
             object_store::Error::Precondition { .. } => Error::Changed {
                 url,
@@ -323,6 +342,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     without_userinfo(&s)
 }
 
+/// Why `ep` is not an endpoint URL requests can be signed for: an
+/// `http(s)://` URL with a host, no user information, query or fragment.
+fn check_endpoint(ep: &str) -> std::result::Result<(), String> {
+    let u = reqwest::Url::parse(ep).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return Err("give http(s)://HOST[:PORT]".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(
+            "credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, not in the URL".into(),
+        );
+    }
+    if u.query().is_some() || u.fragment().is_some() || ep.contains(char::is_whitespace) {
+        return Err("a query, a fragment or a space has no place in it".into());
+    }
+    Ok(())
+}
+
 /// `s` with the user information (`user:password@`) of every URL in it
 /// removed.
 fn without_userinfo(s: &str) -> String {
@@ -376,7 +413,11 @@ impl S3Source {
         };
         let (tail, range, len, etag) = match client.get_opts(key, opts, tail_bytes.max(32)) {
             Ok(got) => got,
-            Err(e @ (Error::Remote { .. } | Error::Changed { .. })) => {
+            Err(e @ Error::Remote { .. })
+                if e.to_string().contains("non-partial response")
+                    || e.to_string().contains("416")
+                    || e.to_string().contains("InvalidRange") =>
+            {
                 // A range of an empty object cannot be satisfied: stores
                 // answer 416 or a whole (empty) 200, which is no answer to
                 // a range. An empty object is read as an empty file (the
@@ -544,7 +585,26 @@ mod tests {
             ("b".into(), "a/c.colsnap".into())
         );
         assert_eq!(parse_s3_url("s3://b").unwrap(), ("b".into(), "".into()));
-        assert_eq!(parse_s3_url("s3://b/p/").unwrap(), ("b".into(), "p".into()));
+        assert_eq!(
+            parse_s3_url("s3://b/p/").unwrap(),
+            ("b".into(), "p/".into())
+        );
+        assert_eq!(
+            parse_s3_url("s3://b//k").unwrap(),
+            ("b".into(), "/k".into())
+        );
+        for (ep, ok) in [
+            ("http://127.0.0.1:9000", true),
+            ("https://s3.example.com/base", true),
+            ("127.0.0.1:9000", false),
+            ("localhost:9000", false),
+            ("http://h:99999", false),
+            ("http://u:p@h", false),
+            ("http://h/ x", false),
+            ("http://[::1", false),
+        ] {
+            assert_eq!(check_endpoint(ep).is_ok(), ok, "{ep}");
+        }
         assert!(parse_s3_url("s3:///k").is_err());
         assert!(parse_s3_url("http://b/k").is_err());
     }

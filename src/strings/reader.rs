@@ -327,6 +327,35 @@ pub fn scan_chunk(
     Ok(())
 }
 
+/// Check that the raw chunk `raw` holds exactly `count` strings, which end
+/// at its last byte, without decoding them: what a [`scan_chunk`] that
+/// stopped before the chunk's last string leaves unchecked. A footer
+/// whose chunk counts are shifted (their sum kept) otherwise mapped the
+/// ids of a page onto their neighbours' strings.
+pub fn check_extent(raw: &[u8], count: u32, front_coded: bool, what: &str) -> Result<()> {
+    let mut r = Reader::new(raw);
+    for i in 0..count {
+        let at = r.pos() as u64;
+        let bad = |_| Error::corrupt(what, at, format!("string {i} of {count} is cut short"));
+        if front_coded {
+            r.len(what, u32::MAX as u64).map_err(bad)?;
+        }
+        r.len_bytes(what).map_err(bad)?;
+    }
+    if !r.is_empty() {
+        return Err(Error::corrupt(
+            what,
+            r.pos() as u64,
+            format!(
+                "the chunk's {count} strings end at byte {} of its {}",
+                r.pos(),
+                raw.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Decode a separator index of `n` separators.
 pub fn decode_index(raw: &[u8], n: usize, what: &str) -> Result<Vec<Box<[u8]>>> {
     if n > raw.len() {

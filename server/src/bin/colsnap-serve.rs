@@ -169,11 +169,16 @@ fn main() -> anyhow::Result<()> {
     // high-water mark, so 32 clients at once would otherwise leave tens of
     // arenas of freed page buffers behind.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads((2 * cores).max(4))
-        .build()?
-        .block_on(server())
+        .build()?;
+    let r = rt.block_on(server());
+    // `serve` gave the requests in flight --timeout to finish; a blocking
+    // task still running then (a long stream batch) does not keep the
+    // process (dropping the runtime waited for it, unbounded).
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
 }
 
 async fn server() -> anyhow::Result<()> {

@@ -59,8 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let dest = args.dir.display().to_string();
     let to_s3 = dest.starts_with("s3://");
-    if !to_s3 && args.dir.exists() && !args.dir.is_dir() {
-        return Err(usage(format!("{}: not a directory", args.dir.display())));
+    if !to_s3 {
+        // DIR, or the nearest of its parents that exists, is a directory.
+        if let Some(p) = args.dir.ancestors().find(|p| p.exists())
+            && !p.is_dir()
+        {
+            return Err(usage(format!("{}: not a directory", p.display())));
+        }
     }
     let fname = args.file.display().to_string();
     let name = match &args.name {
@@ -103,6 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         colsnap::publish::publish_to_location(&args.file, &dest, &opts).map_err(|e| match e {
             // A failure of the destination names the object it was writing.
             colsnap::Error::Remote { ref url, .. } => lib(&url.clone(), e),
+            // A destination that cannot be written names itself.
+            colsnap::Error::Invalid(m) if m.starts_with(&dest) => usage(m),
             e => lib(&fname, e),
         })?;
     let dir = args.dir.display().to_string();

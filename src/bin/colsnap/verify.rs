@@ -93,7 +93,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 common::thousands(events)
             ));
         }
-        published = serde_json::json!({"objects": objects, "bytes": bytes, "events": events});
+        published = serde_json::json!({
+            "objects": objects,
+            "bytes": bytes,
+            "events": events,
+            "rows": overlay.as_ref().map_or(rep.rows, |o| o.len() as u64),
+        });
+    }
+    if args.key.is_some() && overlay.is_none() {
+        return Err(usage(
+            "--key names the key field of a publication's event segments: FILE carries none",
+        ));
     }
     let mut against = serde_json::Value::Null;
     if let Some(a) = &args.against {
