@@ -24,6 +24,14 @@ struct Net {
 }
 
 impl Net {
+    fn new(file: &Bytes) -> Net {
+        Net {
+            file: file.clone(),
+            rounds: 0,
+            bytes: 0,
+        }
+    }
+
     fn fetch(&mut self, store: &RangeStore, ranges: &[std::ops::Range<u64>]) {
         if ranges.is_empty() {
             return;
@@ -68,11 +76,7 @@ fn opens_on_a_published_tail_without_reading_before_it() {
     let footer_at = full.footer_offset();
     let len = file.len() as u64;
     assert!(len - footer_at < colsnap_web::TAIL_BYTES && footer_at > colsnap_web::TAIL_BYTES);
-    let mut net = Net {
-        file: file.clone(),
-        rounds: 0,
-        bytes: 0,
-    };
+    let mut net = Net::new(&file);
     let store = Arc::new(RangeStore::new(len));
     net.fetch(&store, &[0..16, footer_at..len]);
     let v = net.run(&store.clone(), || Viewer::open(store.clone()));
@@ -87,11 +91,7 @@ fn opens_on_a_published_tail_without_reading_before_it() {
 #[test]
 fn ranged_reads_answer_like_the_whole_file() {
     let file = snapshot(3000);
-    let mut net = Net {
-        file: file.clone(),
-        rounds: 0,
-        bytes: 0,
-    };
+    let mut net = Net::new(&file);
     let mut v = open_remote(&file, &mut net);
     let store = v.store().clone();
     let full = Engine::new(SnapshotSource::new(
@@ -197,11 +197,7 @@ fn ranged_reads_answer_like_the_whole_file() {
 #[test]
 fn events_change_the_view_and_retry_safely() {
     let file = snapshot(500);
-    let mut net = Net {
-        file: file.clone(),
-        rounds: 0,
-        bytes: 0,
-    };
+    let mut net = Net::new(&file);
     let mut v = open_remote(&file, &mut net);
     let store = v.store().clone();
     let id0 = net.run(&store, || v.rows_json(&[0], Some(&["id".to_string()])));
@@ -250,11 +246,7 @@ fn cells_of_timestamps_are_utc_text_and_released_bytes_come_back() {
     );
 
     let file = snapshot(800);
-    let mut net = Net {
-        file: file.clone(),
-        rounds: 0,
-        bytes: 0,
-    };
+    let mut net = Net::new(&file);
     let v = open_remote(&file, &mut net);
     let store = v.store().clone();
     let fields = vec!["created_at".to_string(), "comments".to_string()];
@@ -296,11 +288,7 @@ fn cells_of_timestamps_are_utc_text_and_released_bytes_come_back() {
 #[test]
 fn rows_past_the_end_and_strings_of_other_columns_are_errors() {
     let file = snapshot(300);
-    let mut net = Net {
-        file: file.clone(),
-        rounds: 0,
-        bytes: 0,
-    };
+    let mut net = Net::new(&file);
     let v = open_remote(&file, &mut net);
     let store = v.store().clone();
     let fields: Vec<String> = ["title", "labels[].name", "number"]
