@@ -328,8 +328,10 @@ pub struct PublishReport {
 
 /// Write `bytes` to `path` unless it exists (content-addressed: same name,
 /// same bytes), through a temporary file and a rename. True when written.
+/// A file of another length under the name is not the object (damaged
+/// since, or cut short by hand): it is replaced.
 fn put_immutable(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if path.is_file() {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
         return Ok(false);
     }
     put_atomic(path, bytes)?;
@@ -701,7 +703,8 @@ pub fn publish_to(
 pub struct S3Target {
     client: crate::source::S3Client,
     prefix: String,
-    existing: std::collections::HashSet<String>,
+    /// The objects and manifests there, by key, with their sizes.
+    existing: std::collections::HashMap<String, u64>,
 }
 
 #[cfg(feature = "s3")]
@@ -713,7 +716,7 @@ impl S3Target {
         // `s3://b/site/` is the prefix `site`.
         let prefix = prefix.strip_suffix('/').unwrap_or(&prefix).to_string();
         let client = crate::source::S3Client::from_env(&bucket)?;
-        let mut existing = std::collections::HashSet::new();
+        let mut existing = std::collections::HashMap::new();
         for dir in ["objects", "manifests"] {
             existing.extend(client.list(&join_key(&prefix, dir))?);
         }
@@ -744,7 +747,8 @@ fn join_key(prefix: &str, key: &str) -> String {
 impl PublishTarget for S3Target {
     fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool> {
         let k = join_key(&self.prefix, key);
-        if self.existing.contains(&k) {
+        // One of another size under the name is not the object: replaced.
+        if self.existing.get(&k) == Some(&(bytes.len() as u64)) {
             return Ok(false);
         }
         self.client.put(&k, Bytes::copy_from_slice(bytes))?;
@@ -1433,7 +1437,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                 return Err(Error::corrupt(
                     "pointer",
                     0,
-                    format!("{loc}: the manifest must be manifests/SHA256.json, SHA256 its sha256"),
+                    "the manifest must be manifests/SHA256.json, SHA256 its sha256".to_string(),
                 ));
             }
             let b = store.get_at_most(&p.manifest, MANIFEST_MAX)?;
@@ -1457,9 +1461,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                 Error::corrupt(
                     "pointer",
                     0,
-                    format!(
-                        "{loc} is neither a colsnap pointer ({perr}), a manifest nor a snapshot"
-                    ),
+                    format!("neither a colsnap pointer ({perr}), a manifest nor a snapshot"),
                 )
             };
             if is_url(loc) {
@@ -1517,21 +1519,23 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             (root_store, first, got)
         }
     };
-    // Errors name where the manifest is.
-    let mloc = pointer
-        .as_ref()
-        .map_or(loc.to_string(), |(_, at)| at.clone());
-    let located = |e: Error| match e {
-        Error::Corrupt {
-            what,
-            offset,
-            detail,
-        } => Error::Corrupt {
+    // Errors name where the manifest is when it is not `loc` itself (which
+    // the caller names).
+    let mloc = pointer.as_ref().map(|(_, at)| at.clone());
+    let located = |e: Error| match (e, &mloc) {
+        (
+            Error::Corrupt {
+                what,
+                offset,
+                detail,
+            },
+            Some(mloc),
+        ) => Error::Corrupt {
             what,
             offset,
             detail: format!("{mloc}: {detail}"),
         },
-        e => e,
+        (e, _) => e,
     };
     let manifest = Manifest::parse(&mbytes).map_err(located)?;
     if let Some((p, _)) = &pointer {
@@ -1540,7 +1544,7 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
                 "pointer",
                 0,
                 format!(
-                    "{loc}: names snapshot {} of {} rows, the manifest {} of {}",
+                    "names snapshot {} of {} rows, the manifest {} of {}",
                     p.snapshot, p.rows, manifest.snapshot.sha256, manifest.snapshot.rows
                 ),
             ));
@@ -1564,7 +1568,8 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             "manifest",
             0,
             format!(
-                "{mloc}: lists {} rows, the footer {}",
+                "{}lists {} rows, the footer {}",
+                mloc.map(|m| format!("{m}: ")).unwrap_or_default(),
                 manifest.snapshot.rows,
                 snapshot.rows()
             ),

@@ -319,6 +319,29 @@ fn republishing_writes_only_new_objects() {
     let b = pubs(&f);
     assert_eq!(b["bytes_written"], 0, "{b}");
     assert_eq!(b["manifest"], a["manifest"]);
+    // An object cut short since (by hand, a full disk) is not the object:
+    // the next publish writes it again, and only it.
+    let objects = dir.join("objects");
+    let victim = std::fs::read_dir(&objects)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let whole = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &whole[..whole.len() / 2]).unwrap();
+    let pointer = dir.join("issues.latest.json");
+    let (ok, _, err) = run(&["verify", pointer.to_str().unwrap()]);
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    assert!(!ok && err.contains(name), "{err}");
+    let r = pubs(&f);
+    assert_eq!(
+        (r["objects_written"].as_u64(), r["bytes_written"].as_u64()),
+        (Some(1), Some(whole.len() as u64)),
+        "{r}"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), whole);
+    let (ok, _, err) = run(&["verify", pointer.to_str().unwrap()]);
+    assert!(ok, "{err}");
     // A different snapshot: new objects are written, the pointer moves.
     std::fs::write(&f, snapshot_bytes(2001, 42)).unwrap();
     let c = pubs(&f);

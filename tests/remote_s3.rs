@@ -186,6 +186,27 @@ fn publish_to_s3_then_read_back_equals_local() {
         .collect();
     assert_eq!(puts.len(), 1, "{puts:?}");
     assert!(puts[0].contains("/pub/issues.latest.json"), "{puts:?}");
+
+    // An object of the wrong length under its name (damaged since) is not
+    // the object: the next publish uploads it again, and only it.
+    let client = site.client();
+    let (key, size) = client
+        .list("pub/objects")
+        .unwrap()
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .unwrap();
+    let whole = client.get(&key).unwrap();
+    client.put(&key, whole.slice(..whole.len() / 2)).unwrap();
+    let r3 = site.publish();
+    assert_eq!(
+        (r3["objects_written"].as_u64(), r3["bytes_written"].as_u64()),
+        (Some(1), Some(size)),
+        "{r3}"
+    );
+    assert_eq!(client.get(&key).unwrap(), whole);
+    let (ok, _, err) = site.run(&["verify", &pointer]);
+    assert!(ok, "{err}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as KeyPath;
 use object_store::{BackoffConfig, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,8 +284,8 @@ impl S3Client {
     }
 
     /// The keys of the objects directly under `prefix` (`a/b`: `a/b/x`,
-    /// `a/b/y`, ...), every page of the listing.
-    pub fn list(&self, prefix: &str) -> Result<HashSet<String>> {
+    /// `a/b/y`, ...), with their sizes, every page of the listing.
+    pub fn list(&self, prefix: &str) -> Result<HashMap<String, u64>> {
         let p = self.key_path(prefix)?;
         self.counters.add_request();
         let r = self
@@ -294,7 +294,7 @@ impl S3Client {
             .map_err(|e| self.error(prefix, e))?;
         Ok(r.objects
             .into_iter()
-            .map(|o| o.location.to_string())
+            .map(|o| (o.location.to_string(), o.size))
             .collect())
     }
 
