@@ -223,6 +223,10 @@ struct Batch {
     /// Deferred strings: (position in the output, table, id), in output
     /// order.
     refs: Vec<(usize, u32, u32)>,
+    /// Estimated bytes of the deferred strings (their chunks' mean string
+    /// length each): a batch of few rows can defer long bodies, which
+    /// count towards its size as much as the output does.
+    pending: u64,
 }
 
 /// A batch's deferred strings are resolved once this many are pending,
@@ -604,6 +608,7 @@ impl Emitter {
                 .unwrap_or(usize::MAX)
                 .max(SPILL_AT),
             refs: Vec::new(),
+            pending: 0,
         });
     }
 
@@ -612,12 +617,16 @@ impl Emitter {
     /// resolved first).
     #[inline]
     pub(crate) fn spill_if_full(&mut self, out: &mut Vec<u8>, spill: Spill<'_>) -> Result<()> {
-        if out.len() < self.spill_at {
+        let pending = self.batch.as_ref().map_or(0, |b| b.pending);
+        if out.len() < self.spill_at && pending < SPILL_AT as u64 {
             return Ok(());
         }
         let full = match &self.batch {
-            Some(b) if !b.refs.is_empty() => out.len() >= b.flush_at || b.refs.len() >= MAX_REFS,
-            _ => true,
+            Some(b) if !b.refs.is_empty() => {
+                (out.len() as u64).saturating_add(b.pending) >= b.flush_at as u64
+                    || b.refs.len() >= MAX_REFS
+            }
+            _ => out.len() >= self.spill_at,
         };
         if full { self.flush(out, spill) } else { Ok(()) }
     }
@@ -625,7 +634,10 @@ impl Emitter {
     /// Hands everything in `out` to `spill`, deferred strings resolved.
     pub(crate) fn flush(&mut self, out: &mut Vec<u8>, spill: Spill<'_>) -> Result<()> {
         let refs = match &mut self.batch {
-            Some(b) if !b.refs.is_empty() => std::mem::take(&mut b.refs),
+            Some(b) if !b.refs.is_empty() => {
+                b.pending = 0;
+                std::mem::take(&mut b.refs)
+            }
             _ => return spill(out),
         };
         // Each chunk read once per batch, its strings not kept (an export
@@ -957,8 +969,13 @@ impl Emitter {
                     };
                     per[k] = Some(c.clone());
                     c
-                } else if let Some(b) = &mut self.batch {
-                    b.refs.push((out.len(), t, id));
+                } else if self.batch.is_some() {
+                    let starts = self.snap.chunk_starts(t);
+                    let count = (starts[k + 1] - starts[k]).max(1);
+                    if let Some(b) = &mut self.batch {
+                        b.refs.push((out.len(), t, id));
+                        b.pending = b.pending.saturating_add(size / count + 2);
+                    }
                     return Ok(());
                 } else {
                     // Through the snapshot's LRU cache: bounded, and a
