@@ -129,6 +129,15 @@ fn non_finite_and_out_of_range_numbers() {
     // that f64 cannot hold; within f64 they are accepted.
     build(b"{\"a\":123456789012345678901234567890}").expect("big integer as float");
     build(b"{\"a\":1e308,\"b\":-0.0,\"c\":5e-324}").expect("extreme floats");
+    // Too small for binary64: the nearest binary64, its sign kept (SPEC 1.3).
+    let snap = colsnap::Snapshot::from_bytes(
+        build(b"{\"a\":1e-400,\"b\":-1e-400,\"c\":2.4703282292062328e-324}").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_string(&snap.row(0).unwrap()).unwrap(),
+        r#"{"a":0.0,"b":-0.0,"c":5e-324}"#
+    );
 }
 
 #[test]

@@ -830,3 +830,35 @@ fn search_over_many_ppmd_chunks_is_the_same_on_any_number_of_threads() {
         }
     }
 }
+
+/// A search with no fields named looks in every column that holds strings,
+/// those of mixed types included: one number in `tags[]` does not hide its
+/// strings (it did, while `--in tags[]` found them).
+#[test]
+fn a_search_of_every_field_finds_strings_in_mixed_columns() {
+    let rows = vec![
+        json!({"id": 1, "title": "x", "tags": ["crash", 1]}),
+        json!({"id": 2, "title": "crash here", "tags": []}),
+        json!({"id": 3, "title": "y", "note": "Crash"}),
+        json!({"id": 4, "title": "z", "note": 5}),
+    ];
+    let engine = Engine::new(SnapshotSource::new(snapshot(&rows, 4096)));
+    let every = Search {
+        text: "crash".into(),
+        fields: vec![],
+    };
+    let found: Vec<usize> = engine.search(&every).unwrap().ones().collect();
+    assert_eq!(found, [0, 1, 2]);
+    let named = Search {
+        text: "crash".into(),
+        fields: vec!["title".into(), "tags[]".into(), "note".into()],
+    };
+    assert_eq!(
+        engine
+            .search(&named)
+            .unwrap()
+            .ones()
+            .collect::<Vec<usize>>(),
+        found
+    );
+}

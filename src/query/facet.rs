@@ -19,8 +19,8 @@ pub struct Facet {
     pub field: String,
     /// The most frequent values, most rows first (ties: in value order).
     pub values: Vec<FacetValue>,
-    /// Rows holding one of the values not listed (a row with several
-    /// list elements can count for several values).
+    /// Rows holding one of the values not listed (each once, however many
+    /// such values its list holds).
     pub other_rows: usize,
     /// Distinct values in the result.
     pub distinct: usize,
@@ -169,7 +169,18 @@ impl Engine {
                 .then_with(|| (a.1.3, a.1.2).cmp(&(b.1.3, b.1.2)))
         });
         let shown = all.len().min(top);
-        let other_rows = all[shown..].iter().map(|x| x.1.0).sum();
+        // A row counts once, however many unlisted values it holds.
+        let other_rows = if shown == all.len() {
+            0
+        } else {
+            let listed: std::collections::HashSet<Key> = all[..shown].iter().map(|x| x.0).collect();
+            rows.iter()
+                .filter(|&&r| {
+                    col.items(r as usize)
+                        .any(|i| key(col.values.cell(i)).is_some_and(|k| !listed.contains(&k)))
+                })
+                .count()
+        };
         let steps = steps(path);
         let mut values = Vec::with_capacity(shown);
         let field = [path.to_string()];
@@ -317,6 +328,16 @@ mod tests {
             ]
         );
         assert_eq!((f.distinct, f.other_rows, f.missing_rows), (3, 1, 1));
+        // Rows holding several unlisted values count once.
+        let e2 = engine(&[
+            json!({"l": ["a", "b", "c"]}),
+            json!({"l": ["a"]}),
+            json!({"l": ["d", "b"]}),
+        ]);
+        let all2 = e2.run(&Query::default()).unwrap();
+        let f = e2.facet(&all2, "l[]", 1).unwrap();
+        assert_eq!(f.values[0].value, json!("a"));
+        assert_eq!((f.distinct, f.other_rows, f.missing_rows), (4, 2, 0));
         // Mixed numbers, under a filter.
         let q = Query {
             filters: vec![parse::parse_where("state=open").unwrap()],

@@ -231,7 +231,18 @@ fn type_literal(col: &Column, lit: &Literal) -> Result<Typed> {
         } else if f.str {
             "a string"
         } else {
-            "nothing but null/absent tests (=null, !=null, =absent, !=absent)"
+            // No value compares with it (a list, an object, all nulls).
+            return Err(Error::Invalid(format!(
+                "field `{}` is {}: it takes only the null/absent tests (=null, !=null, =absent, !=absent), not {}{}",
+                col.path,
+                col.ty,
+                lit.display(),
+                if col.ty == crate::model::ColumnType::List {
+                    format!(" (its elements are `{}[]`)", col.path)
+                } else {
+                    String::new()
+                }
+            )));
         };
         return Err(Error::Invalid(format!(
             "field `{}` is {}: {} is not {want}",

@@ -155,7 +155,8 @@ pub struct SortKey {
 pub struct Search {
     /// The text to find.
     pub text: String,
-    /// Columns to search; empty for every string column.
+    /// Columns to search; empty for every column of strings or of mixed
+    /// types.
     pub fields: Vec<String>,
 }
 
@@ -568,7 +569,14 @@ impl Engine {
         let paths: Vec<String> = if s.fields.is_empty() {
             self.fields()
                 .iter()
-                .filter(|f| f.ty == crate::model::ColumnType::String)
+                // Strings in a column of mixed types too: one number in
+                // `tags[]` must not hide its strings from a search.
+                .filter(|f| {
+                    matches!(
+                        f.ty,
+                        crate::model::ColumnType::String | crate::model::ColumnType::Mixed
+                    )
+                })
                 .map(|f| f.path.clone())
                 .collect()
         } else {

@@ -59,7 +59,7 @@ pub struct Args {
     /// Case-insensitive substring to search for.
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
-    /// Fields to search, comma-separated (default: every string field).
+    /// Fields to search, comma-separated (default: every field holding strings).
     #[arg(long = "in", value_name = "FIELDS", requires = "search")]
     pub search_in: Option<String>,
     /// Only these fields in the output, comma-separated.
@@ -74,8 +74,9 @@ pub struct Args {
     /// Rows per page, or `all`.
     #[arg(long, default_value = "50", value_parser = parse_limit)]
     pub limit: Limit,
-    /// Every matching row on one page (same as `--limit all`).
-    #[arg(long, conflicts_with_all = ["limit", "page", "offset"])]
+    /// Every matching row on one page (same as `--limit all`; with
+    /// --offset, every row from there).
+    #[arg(long, conflicts_with_all = ["limit", "page"])]
     pub all: bool,
     /// Count rows per value of this field over the result (repeatable).
     #[arg(long, value_name = "FIELD")]
@@ -177,6 +178,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // A bounded page without facets: only the page's rows are placed
     // (`Engine::run_page` selects the rows up to the page's end instead of
     // sorting every row); otherwise every matching row, in order.
+    if a.limit == Limit::All && a.page > 1 {
+        return Err(common::usage(format!(
+            "--page {} with --limit all: every row is on page 1 (--offset N skips rows)",
+            a.page
+        )));
+    }
     let bounded = match (a.all, a.limit) {
         (false, Limit::Rows(n)) if !a.count && a.facet.is_empty() => Some(n),
         _ => None,
