@@ -298,14 +298,7 @@ impl Event {
         let seq = match m.remove("seq") {
             Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0),
             Some(other) => {
-                return Err(event_error(
-                    line,
-                    None,
-                    format!(
-                        "`seq` must be a non-negative integer, not {}",
-                        key_text(&other)
-                    ),
-                ));
+                return Err(event_error(line, None, not_a_count("seq", &other)));
             }
             None => return Err(event_error(line, None, "missing `seq`")),
         };
@@ -333,10 +326,7 @@ impl Event {
                     None => None,
                     Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
                     Some(other) => {
-                        return Err(err(format!(
-                            "`at` must be a non-negative integer, not {}",
-                            key_text(&other)
-                        )));
+                        return Err(err(not_a_count("at", &other)));
                     }
                 };
                 EventOp::Create { row, at }
@@ -516,9 +506,49 @@ fn kind_name(v: &Value) -> &'static str {
     }
 }
 
+/// The error for a `seq` or `at` that is not a u64: an integer past
+/// 2^64 - 1 (which JSON reads as a float) says so rather than showing the
+/// float.
+fn not_a_count(name: &str, v: &Value) -> String {
+    match v {
+        Value::Number(n)
+            if n.as_f64()
+                .is_some_and(|f| f >= 18446744073709551615.0 && f.fract() == 0.0) =>
+        {
+            format!("`{name}` must be at most 18446744073709551615 (2^64 - 1)")
+        }
+        _ => format!(
+            "`{name}` must be a non-negative integer, not {}",
+            key_text(v)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seq_past_u64_says_so() {
+        let e = Event::parse(1, r#"{"seq":18446744073709551616,"op":"delete","key":2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`seq` must be at most 18446744073709551615"),
+            "{e}"
+        );
+        let e = Event::parse(1, r#"{"seq":-1,"op":"delete","key":2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("non-negative integer, not -1"), "{e}");
+        let e = Event::parse(
+            1,
+            r#"{"seq":1,"op":"create","key":2,"row":{"id":2},"at":1e20}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`at` must be at most"), "{e}");
+    }
 
     #[test]
     fn parse_and_print_round_trip() {
