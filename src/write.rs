@@ -2500,24 +2500,52 @@ fn write_snapshot<W: Write>(
         } else {
             CHUNK_BATCH_BYTES
         };
+        // What compressing one run of long text in PPMd may hold: its
+        // model (a run of one string longer than a chunk gets a larger
+        // one), the run and its output.
+        let run_memory = |len: usize| -> usize {
+            if long && ppmd {
+                (compress::ppmd_mem_for(len) as usize).saturating_add(len.saturating_mul(2))
+            } else {
+                0
+            }
+        };
         let mut flush = |w: &mut Writer<W>, batch: &mut Vec<(Vec<u8>, u32, usize)>| -> Result<()> {
-            // Threads left over by the batch's runs cut within a run.
-            let inner = (threads / batch.len().max(1)).max(1);
-            let packs = par_map(threads, batch, |(c, n, g)| {
-                let fill = FillPlan {
-                    first_group: *g,
-                    ..fill
-                };
-                pack_fill(c, *n, &fill, &copts, prepared.as_ref(), inner)
-            });
-            for (p, (c, _, _)) in packs.into_iter().zip(batch.iter()) {
-                for (p, n, r) in p? {
-                    if long {
-                        push_separator(&mut long_index.0, &mut long_index.1, &c[r]);
+            // Runs are compressed together only while their memory fits
+            // the share of the budget (one at least): a batch of strings
+            // of 30 MB each held two 256 MiB models at once.
+            let mut start = 0;
+            while start < batch.len() {
+                let mut end = start + 1;
+                let mut held = run_memory(batch[start].0.len());
+                while end < batch.len() {
+                    let more = run_memory(batch[end].0.len());
+                    if held.saturating_add(more) > budget {
+                        break;
                     }
-                    counts.push(n);
-                    w.emit(p)?;
+                    held += more;
+                    end += 1;
                 }
+                let group = &batch[start..end];
+                // Threads left over by the group's runs cut within a run.
+                let inner = (threads / group.len()).max(1);
+                let packs = par_map(threads, group, |(c, n, g)| {
+                    let fill = FillPlan {
+                        first_group: *g,
+                        ..fill
+                    };
+                    pack_fill(c, *n, &fill, &copts, prepared.as_ref(), inner)
+                });
+                for (p, (c, _, _)) in packs.into_iter().zip(group) {
+                    for (p, n, r) in p? {
+                        if long {
+                            push_separator(&mut long_index.0, &mut long_index.1, &c[r]);
+                        }
+                        counts.push(n);
+                        w.emit(p)?;
+                    }
+                }
+                start = end;
             }
             batch.clear();
             Ok(())

@@ -146,6 +146,8 @@ pub struct Interner {
     policy: Option<SpillPolicy>,
     dir: Option<Arc<SpillDir>>,
     runs: Vec<PathBuf>,
+    /// Bytes of the longest string of each run.
+    longest: Vec<usize>,
     /// First provisional id of each run: run `r` holds the ids from
     /// `starts[r]` up to the next run's first (the ids of the strings held
     /// between two spills follow each other).
@@ -225,12 +227,14 @@ impl Interner {
         let f = File::create(&path).map_err(|e| Error::io(Some(&path), e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         let mut bytes = 0u64;
+        let longest = entries.iter().map(|e| e.0.len()).max().unwrap_or(0);
         for (s, id) in &entries {
             write_entry(&mut w, s.as_bytes(), *id).map_err(|e| Error::io(Some(&path), e))?;
             bytes += 8 + s.len() as u64;
         }
         w.flush().map_err(|e| Error::io(Some(&path), e))?;
         self.runs.push(path);
+        self.longest.push(longest);
         self.starts.push(first);
         self.stats.string_runs += 1;
         self.stats.bytes += bytes;
@@ -252,6 +256,7 @@ impl Interner {
         Ok(Strings::Runs {
             dir: self.dir.clone().expect("a run was spilled"),
             runs: std::mem::take(&mut self.runs),
+            longest: std::mem::take(&mut self.longest),
             starts: std::mem::take(&mut self.starts),
             ids: self.next,
             merge_buffers: self
@@ -311,6 +316,8 @@ pub enum Strings {
         dir: Arc<SpillDir>,
         /// The runs.
         runs: Vec<PathBuf>,
+        /// Bytes of the longest string of each run.
+        longest: Vec<usize>,
         /// First provisional id of each run.
         starts: Vec<u64>,
         /// Provisional ids given.
@@ -521,12 +528,14 @@ impl Strings {
             Strings::Runs {
                 dir,
                 runs,
+                longest,
                 starts,
                 ids,
                 merge_buffers,
             } => merge_runs(
                 dir,
                 runs,
+                longest,
                 starts,
                 *ids,
                 used,
@@ -650,16 +659,36 @@ impl Merger {
     }
 }
 
-/// Merge runs in rounds until at most [`MAX_FAN_IN`] are left.
-fn reduce_runs(dir: &SpillDir, mut runs: Vec<PathBuf>, buffers: usize) -> Result<Vec<PathBuf>> {
+/// Merge runs (with the length of their longest string) in rounds until
+/// at most [`MAX_FAN_IN`] are left and their longest strings together fit
+/// `buffers` bytes: a merge holds one string of each run at once, so that
+/// 24 runs of one 60 MB string each held 1.4 GB.
+fn reduce_runs(
+    dir: &SpillDir,
+    mut runs: Vec<(PathBuf, usize)>,
+    buffers: usize,
+) -> Result<Vec<PathBuf>> {
+    let heads =
+        |runs: &[(PathBuf, usize)]| runs.iter().map(|r| r.1).fold(0usize, usize::saturating_add);
     let mut round = 0usize;
-    while runs.len() > MAX_FAN_IN {
-        let rest = runs.split_off(MAX_FAN_IN);
+    while runs.len() > 1 && (runs.len() > MAX_FAN_IN || heads(&runs) > buffers) {
+        // The first runs whose longest strings fit together, two at least.
+        let mut take = 0;
+        let mut held = 0usize;
+        while take < runs.len().min(MAX_FAN_IN)
+            && (take < 2 || held.saturating_add(runs[take].1) <= buffers)
+        {
+            held = held.saturating_add(runs[take].1);
+            take += 1;
+        }
+        let rest = runs.split_off(take);
+        let longest = runs.iter().map(|r| r.1).max().unwrap_or(0);
+        let merged: Vec<PathBuf> = runs.into_iter().map(|r| r.0).collect();
         let path = dir.path().join(format!("merged-{round}"));
         round += 1;
         let f = File::create(&path).map_err(|e| Error::io(Some(&path), e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        let mut m = Merger::new(&runs, buffers)?;
+        let mut m = Merger::new(&merged, buffers)?;
         let mut done = None;
         while let Some((s, id)) = m.next(done.take())? {
             write_entry(&mut w, &s, id).map_err(|e| Error::io(Some(&path), e))?;
@@ -667,13 +696,13 @@ fn reduce_runs(dir: &SpillDir, mut runs: Vec<PathBuf>, buffers: usize) -> Result
         }
         w.flush().map_err(|e| Error::io(Some(&path), e))?;
         drop(m);
-        for p in &runs {
+        for p in &merged {
             let _ = std::fs::remove_file(p);
         }
         runs = rest;
-        runs.push(path);
+        runs.push((path, longest));
     }
-    Ok(runs)
+    Ok(runs.into_iter().map(|r| r.0).collect())
 }
 
 /// Windows of consecutive runs of about `ids / MAX_WINDOWS` ids (a run at least).
@@ -705,6 +734,7 @@ fn map_windows(dir: &SpillDir, starts: &[u64], ids: u64, tables: usize) -> Vec<M
 fn merge_runs(
     dir: &SpillDir,
     runs: &[PathBuf],
+    longest: &[usize],
     starts: &[u64],
     ids: u64,
     used: &[IdSet],
@@ -720,7 +750,11 @@ fn merge_runs(
         map_out.push(BufWriter::with_capacity(64 << 10, f));
     }
     let mut finals = vec![u32::MAX; used.len()];
-    let runs = reduce_runs(dir, runs.to_vec(), buffers)?;
+    let runs = reduce_runs(
+        dir,
+        runs.iter().cloned().zip(longest.iter().copied()).collect(),
+        buffers,
+    )?;
     let mut merger = Merger::new(&runs, buffers)?;
     struct Out {
         w: BufWriter<File>,
@@ -996,6 +1030,51 @@ mod tests {
         assert!(mem.3[0].len() + mem.3[1].len() >= all.len());
         // Spill files are gone once everything is dropped.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// A merge holds one string of each run: runs whose longest strings
+    /// do not fit the merge's buffers together are merged first (two at a
+    /// time at least), and the strings come out sorted as before.
+    #[test]
+    fn runs_of_long_strings_merge_until_their_heads_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill_dir = SpillDir::new(dir.path()).unwrap();
+        let mut int = Interner::new(Some(SpillPolicy {
+            budget: 1,
+            dir: dir.path().to_path_buf(),
+        }));
+        // Ten runs of one 100,000-byte string each.
+        let long: Vec<String> = (0..10u8)
+            .map(|i| char::from(b'a' + (i * 7) % 10).to_string().repeat(100_000))
+            .collect();
+        for s in &long {
+            int.insert(s);
+            int.spill().unwrap();
+        }
+        let Strings::Runs { runs, longest, .. } = int.finish().unwrap() else {
+            panic!("spilled");
+        };
+        assert_eq!(longest, vec![100_000; 10]);
+        let pairs = |runs: &[PathBuf]| runs.iter().cloned().zip(longest.iter().copied()).collect();
+        // Buffers for every head: nothing to merge.
+        let kept = reduce_runs(&spill_dir, pairs(&runs), 1_000_000).unwrap();
+        assert_eq!(kept, runs);
+        // Buffers for three heads: merged until at most three runs are left.
+        let merged = reduce_runs(&spill_dir, pairs(&runs), 300_000).unwrap();
+        assert!(merged.len() <= 3, "{} runs", merged.len());
+        let mut m = Merger::new(&merged, 1 << 16).unwrap();
+        let mut out = Vec::new();
+        let mut done = None;
+        while let Some((s, id)) = m.next(done.take()).unwrap() {
+            out.push((String::from_utf8(s.clone()).unwrap(), id));
+            done = Some(s);
+        }
+        let mut want: Vec<(String, u32)> = long.iter().cloned().zip(0..).collect();
+        want.sort();
+        assert_eq!(out, want);
+        // Buffers for less than two: merged down to one run.
+        let short: Vec<(PathBuf, usize)> = merged.iter().cloned().map(|p| (p, 100_000)).collect();
+        assert_eq!(reduce_runs(&spill_dir, short, 10).unwrap().len(), 1);
     }
 
     #[test]
