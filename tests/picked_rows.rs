@@ -292,3 +292,70 @@ fn a_sources_first_pages_are_picked_then_its_template_serves() {
     }
     assert_eq!(templated, Some(8), "eight picked pages, then the template");
 }
+
+/// `export` of a few rows of many (`ExportOptions::rows`, read at those
+/// rows only) writes the lines of the whole export, as NDJSON and as an
+/// array, with and without a field selection.
+#[test]
+fn an_export_of_a_few_rows_is_those_rows_of_the_whole_export() {
+    let export = |snap: &Snapshot,
+                  rows: Option<std::ops::Range<u64>>,
+                  ndjson: bool,
+                  columns: Option<Vec<String>>| {
+        let mut out = Vec::new();
+        let opts = colsnap::ExportOptions {
+            ndjson,
+            rows,
+            columns,
+            ..Default::default()
+        };
+        snap.export(&mut out, &opts).unwrap();
+        out
+    };
+    let mut checked = 0;
+    for p in files() {
+        let snap = Snapshot::open(&p).unwrap();
+        let n = snap.rows();
+        let first = snap.columns().into_iter().next().map(|c| vec![c.path]);
+        for columns in [None, first] {
+            let all = export(&snap, None, true, columns.clone());
+            let lines: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').collect();
+            assert_eq!(lines.len() as u64, n, "{}", p.display());
+            // Ranges of at most a quarter of the rows are the picked ones.
+            for (a, b) in [
+                (0, 1),
+                (n / 2, n / 2 + 2),
+                (n.saturating_sub(3), n),
+                (1, 1 + n / 5),
+            ] {
+                let (a, b) = (a.min(n), b.min(n));
+                let got = export(&snap, Some(a..b), true, columns.clone());
+                assert_eq!(
+                    got,
+                    lines[a as usize..b as usize].concat(),
+                    "{} rows {a}..{b}",
+                    p.display()
+                );
+                let arr = export(&snap, Some(a..b), false, columns.clone());
+                // "[", each row after a newline (a comma before all but
+                // the first), "\n]\n" ("[]\n" for none).
+                let rows: Vec<&[u8]> = lines[a as usize..b as usize]
+                    .iter()
+                    .map(|l| &l[..l.len() - 1])
+                    .collect();
+                let want = match rows.is_empty() {
+                    true => b"[]\n".to_vec(),
+                    false => [b"[\n".to_vec(), rows.join(&b",\n"[..]), b"\n]\n".to_vec()].concat(),
+                };
+                assert_eq!(
+                    String::from_utf8_lossy(&arr),
+                    String::from_utf8_lossy(&want),
+                    "{} rows {a}..{b} as an array",
+                    p.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 200, "{checked}");
+}
