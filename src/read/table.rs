@@ -247,18 +247,33 @@ fn prefix_key(s: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// Bytes of each string a rank order of a large table holds while it
+/// sorts (see [`TableOrder::build`]).
+const ORDER_PREFIX: usize = 256;
+
+/// Bytes of text past which a rank order holds prefixes of its strings
+/// rather than the strings.
+const ORDER_WHOLE: usize = 128 << 20;
+
 impl TableOrder {
     /// Decode every chunk of `t` and sort its ids by their strings; a
-    /// table holding a string twice is corrupt.
+    /// table holding a string twice is corrupt. Past [`ORDER_WHOLE`]
+    /// bytes of text, only the first [`ORDER_PREFIX`] bytes of each string
+    /// are held while sorting (200,000 bodies of 1.53 GB of text held whole
+    /// peaked at 2.69 GB); strings longer than that whose prefixes are
+    /// equal are then ordered by a second pass that holds them alone.
     pub(crate) fn build(t: &StringTable) -> Result<TableOrder> {
+        Self::build_with(t, ORDER_PREFIX, ORDER_WHOLE)
+    }
+
+    /// Call `f` with each id of `t` and its string, in id order, decoding
+    /// the chunks on the snapshot's decode threads; the strings must be
+    /// as many as the footer declares.
+    fn each_string(t: &StringTable, mut f: impl FnMut(u32, &[u8])) -> Result<()> {
         let n = t.len() as usize;
-        let mut data: Vec<u8> = Vec::new();
-        // The count is the footer's claim, checked as the chunks decode:
-        // reserved only up to a million, grown past it.
-        let mut ends: Vec<usize> = Vec::with_capacity(n.min(1 << 20));
         // The chunks decode on the snapshot's decode threads, a batch of
         // as many at a time (a PPMd chunk decodes at about 10 MB/s), and
-        // are appended in order.
+        // are visited in order.
         let ks: Vec<usize> = (0..t.chunk_count()).collect();
         let pass = t.snap.chunk_pass();
         let read = |k: usize| pass.chunk(t.index, k);
@@ -266,6 +281,7 @@ impl TableOrder {
         let threads = t.snap.options().decode_threads.max(1);
         #[cfg(target_arch = "wasm32")]
         let threads = 1;
+        let mut id = 0usize;
         for batch in ks.chunks(threads) {
             #[cfg(not(target_arch = "wasm32"))]
             let got = crate::source::parallel_map(batch, threads, |&k| read(k))?;
@@ -273,39 +289,122 @@ impl TableOrder {
             let got = batch.iter().map(|&k| read(k)).collect::<Result<Vec<_>>>()?;
             for c in got {
                 for i in 0..c.len() {
-                    data.extend_from_slice(c.get(i).as_bytes());
-                    ends.push(data.len());
+                    // Past the declared count the ids would not fit: the
+                    // count check below refuses the table.
+                    if id < n {
+                        f(id as u32, c.get(i).as_bytes());
+                    }
+                    id += 1;
                 }
             }
         }
-        if ends.len() != n {
+        if id != n {
             return Err(Error::corrupt(
                 format!("string table {}", t.index),
                 0,
-                format!("{} strings decoded, {n} declared", ends.len()),
+                format!("{id} strings decoded, {n} declared"),
             ));
         }
+        Ok(())
+    }
+
+    /// [`TableOrder::build`] holding strings whole up to `whole` bytes of
+    /// text, past it `prefix` bytes (8 at least: the keys are the first 8)
+    /// of each.
+    fn build_with(t: &StringTable, prefix: usize, whole: usize) -> Result<TableOrder> {
+        let prefix = prefix.max(8);
+        let n = t.len() as usize;
+        let dup = |a: u32, b: u32| {
+            Error::corrupt(
+                format!("string table {}", t.index),
+                0,
+                format!("strings {a} and {b} are equal (a table holds each string once)"),
+            )
+        };
+        // The first `prefix` bytes of every string, and whether it was cut.
+        let mut data: Vec<u8> = Vec::new();
+        // The count is the footer's claim, checked as the chunks decode:
+        // reserved only up to a million, grown past it.
+        let mut ends: Vec<usize> = Vec::with_capacity(n.min(1 << 20));
+        let mut cut: Vec<bool> = Vec::with_capacity(n.min(1 << 20));
+        let mut keep = usize::MAX;
+        Self::each_string(t, |_, s| {
+            data.extend_from_slice(&s[..s.len().min(keep)]);
+            ends.push(data.len());
+            cut.push(s.len() > keep);
+            if keep == usize::MAX && data.len() > whole {
+                // Too much text: keep the prefixes of what is held.
+                keep = prefix;
+                let mut short =
+                    Vec::with_capacity(ends.len().saturating_mul(prefix).min(data.len()));
+                let mut start = 0;
+                for (e, c) in ends.iter_mut().zip(cut.iter_mut()) {
+                    let len = *e - start;
+                    short.extend_from_slice(&data[start..start + len.min(prefix)]);
+                    *c = len > prefix;
+                    start = *e;
+                    *e = short.len();
+                }
+                data = short;
+            }
+        })?;
         let at = |id: u32| -> &[u8] {
             let i = id as usize;
             &data[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]
         };
+        // Equal prefixes: a string that ends there comes first; two cut
+        // strings are equal until the second pass.
+        let cmp = |a: u32, b: u32| at(a).cmp(at(b)).then(cut[a as usize].cmp(&cut[b as usize]));
         let mut ids: Vec<u32> = (0..n as u32).collect();
-        ids.sort_unstable_by(|&a, &b| at(a).cmp(at(b)));
-        if let Some(w) = ids.windows(2).find(|w| at(w[0]) == at(w[1])) {
-            return Err(Error::corrupt(
-                format!("string table {}", t.index),
-                0,
-                format!(
-                    "strings {} and {} are equal (a table holds each string once)",
-                    w[0], w[1]
-                ),
-            ));
+        ids.sort_unstable_by(|&a, &b| cmp(a, b));
+        // Runs of cut strings with equal prefixes, by their range in `ids`.
+        let mut ties: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut r = 0;
+        while r + 1 < ids.len() {
+            let (a, b) = (ids[r], ids[r + 1]);
+            if cmp(a, b) != std::cmp::Ordering::Equal {
+                r += 1;
+                continue;
+            }
+            if !cut[a as usize] {
+                return Err(dup(a, b));
+            }
+            let mut e = r + 2;
+            while e < ids.len() && cmp(a, ids[e]) == std::cmp::Ordering::Equal {
+                e += 1;
+            }
+            ties.push(r..e);
+            r = e;
+        }
+        let keys: Vec<u64> = ids.iter().map(|&id| prefix_key(at(id))).collect();
+        drop(data);
+        drop(ends);
+        if !ties.is_empty() {
+            // The tied strings alone, in full.
+            let mut tied = vec![false; n];
+            for g in &ties {
+                for &id in &ids[g.clone()] {
+                    tied[id as usize] = true;
+                }
+            }
+            let mut full: std::collections::HashMap<u32, Box<[u8]>> = Default::default();
+            Self::each_string(t, |id, s| {
+                if tied[id as usize] {
+                    full.insert(id, s.into());
+                }
+            })?;
+            for g in ties {
+                let group = &mut ids[g];
+                group.sort_unstable_by(|a, b| full[a].cmp(&full[b]));
+                if let Some(w) = group.windows(2).find(|w| full[&w[0]] == full[&w[1]]) {
+                    return Err(dup(w[0], w[1]));
+                }
+            }
         }
         let mut ranks = vec![0u32; n];
         for (r, &id) in ids.iter().enumerate() {
             ranks[id as usize] = r as u32;
         }
-        let keys = ids.iter().map(|&id| prefix_key(at(id))).collect();
         Ok(TableOrder { ranks, ids, keys })
     }
 
@@ -364,6 +463,60 @@ fn successor(p: &str) -> Option<String> {
 mod tests {
     use super::*;
     use proptest::prelude::{Just, any};
+
+    /// A rank order that holds a few bytes of each string while sorting
+    /// (ties of long strings broken by a second pass) equals one that
+    /// holds every string whole, and both refuse a table holding a
+    /// string twice.
+    #[cfg(feature = "write")]
+    #[test]
+    fn rank_order_from_prefixes_equals_the_whole_strings_order() {
+        // Bodies sharing prefixes of every length, one the prefix of another.
+        let mut bodies: Vec<String> = Vec::new();
+        for i in 0..60u32 {
+            let stem = "template: steps to reproduce ".repeat((i % 4) as usize);
+            bodies.push(format!("{stem}{}", (i * 37) % 60));
+            bodies.push(format!(
+                "{stem}{}{}",
+                (i * 37) % 60,
+                "x".repeat(i as usize % 3)
+            ));
+        }
+        bodies.sort();
+        bodies.dedup();
+        let mut shuffled = bodies.clone();
+        shuffled.sort_by_key(|b| {
+            b.bytes()
+                .fold(7u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32))
+        });
+        let ndjson: String = shuffled
+            .iter()
+            .map(|b| format!("{}\n", serde_json::json!({ "body": b })))
+            .collect();
+        let opts = crate::BuildOptions {
+            long_text_min_avg: 1,
+            long_chunk_size: 200,
+            ..Default::default()
+        };
+        let snap =
+            crate::Snapshot::from_bytes(crate::build_to_vec(ndjson.as_bytes(), &opts).unwrap())
+                .unwrap();
+        let t = (0..snap.footer().tables.len() as u32)
+            .map(|i| snap.table(i).unwrap())
+            .find(|t| t.row_ordered())
+            .expect("a row-ordered long-text table");
+        assert!(t.chunk_count() > 3, "{} chunks", t.chunk_count());
+        let whole = TableOrder::build_with(&t, 8, usize::MAX).unwrap();
+        // Prefixes from the start, or once 3,000 bytes are held.
+        for (prefix, past) in [(8, 0), (10, 0), (40, 0), (300, 0), (8, 3000), (40, 3000)] {
+            let o = TableOrder::build_with(&t, prefix, past).unwrap();
+            assert_eq!(o.ids, whole.ids, "prefix {prefix} past {past}");
+            assert_eq!(o.ranks, whole.ranks, "prefix {prefix} past {past}");
+            assert_eq!(o.keys, whole.keys, "prefix {prefix} past {past}");
+        }
+        let sorted: Vec<String> = whole.ids.iter().map(|&id| t.get(id).unwrap()).collect();
+        assert_eq!(sorted, bodies);
+    }
 
     #[test]
     fn successor_orders_after_all_extensions() {
