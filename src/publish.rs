@@ -326,12 +326,16 @@ pub struct PublishReport {
     pub snapshot_bytes: u64,
 }
 
-/// Write `bytes` to `path` unless it exists (content-addressed: same name,
-/// same bytes), through a temporary file and a rename. True when written.
-/// A file of another length under the name is not the object (damaged
-/// since, or cut short by hand): it is replaced.
+/// Write `bytes` to `path` unless it holds them already (content-addressed:
+/// same name, same bytes), through a temporary file and a rename. True when
+/// written. A file of other bytes under the name is not the object (damaged
+/// since, cut short by hand): it is replaced. What is there is read back to
+/// tell, since reading is cheaper than writing and a file's length alone
+/// does not say it is whole.
 fn put_immutable(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+        && std::fs::read(path).is_ok_and(|b| b == bytes)
+    {
         return Ok(false);
     }
     put_atomic(path, bytes)?;
@@ -703,8 +707,9 @@ pub fn publish_to(
 pub struct S3Target {
     client: crate::source::S3Client,
     prefix: String,
-    /// The objects and manifests there, by key, with their sizes.
-    existing: std::collections::HashMap<String, u64>,
+    /// The objects and manifests there, by key, with their sizes and
+    /// `ETag`s.
+    existing: std::collections::HashMap<String, crate::source::Listed>,
 }
 
 #[cfg(feature = "s3")]
@@ -747,9 +752,21 @@ fn join_key(prefix: &str, key: &str) -> String {
 impl PublishTarget for S3Target {
     fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool> {
         let k = join_key(&self.prefix, key);
-        // One of another size under the name is not the object: replaced.
-        if self.existing.get(&k) == Some(&(bytes.len() as u64)) {
-            return Ok(false);
+        // What is under the name is kept only if it is the object (same
+        // name, same bytes): one damaged since, or cut short, is replaced.
+        // Its MD5 `ETag` tells; another `ETag` (a store that encrypts with
+        // KMS) means reading it back.
+        if let Some(listed) = self.existing.get(&k) {
+            let same = match listed.holds(bytes) {
+                Some(same) => same,
+                None => self
+                    .client
+                    .get_at_most(&k, bytes.len() as u64)
+                    .is_ok_and(|b| b == bytes),
+            };
+            if same {
+                return Ok(false);
+            }
         }
         self.client.put(&k, Bytes::copy_from_slice(bytes))?;
         Ok(true)

@@ -39,7 +39,7 @@ pub use http::{HttpClient, HttpOptions, HttpSource};
 #[cfg(not(target_arch = "wasm32"))]
 pub use mmap::MmapSource;
 #[cfg(feature = "s3")]
-pub use s3::{S3Client, S3Source, parse_s3_url};
+pub use s3::{Listed, S3Client, S3Source, parse_s3_url};
 
 /// A boxed future that can be sent between threads: what the async methods
 /// of [`AsyncByteSource`] return (the trait stays object-safe and the library

@@ -284,8 +284,9 @@ impl S3Client {
     }
 
     /// The keys of the objects directly under `prefix` (`a/b`: `a/b/x`,
-    /// `a/b/y`, ...), with their sizes, every page of the listing.
-    pub fn list(&self, prefix: &str) -> Result<HashMap<String, u64>> {
+    /// `a/b/y`, ...), with their sizes and `ETag`s, every page of the
+    /// listing.
+    pub fn list(&self, prefix: &str) -> Result<HashMap<String, Listed>> {
         let p = self.key_path(prefix)?;
         self.counters.add_request();
         let r = self
@@ -294,7 +295,13 @@ impl S3Client {
             .map_err(|e| self.error(prefix, e))?;
         Ok(r.objects
             .into_iter()
-            .map(|o| (o.location.to_string(), o.size))
+            .map(|o| {
+                let listed = Listed {
+                    size: o.size,
+                    e_tag: o.e_tag,
+                };
+                (o.location.to_string(), listed)
+            })
             .collect())
     }
 
@@ -323,6 +330,38 @@ impl S3Client {
             .block_on(self.store.put(&path, PutPayload::from(bytes)))
             .map(|_| ())
             .map_err(|e| self.error(key, e))
+    }
+}
+
+/// An object as a listing names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its `ETag` as the store gave it (quoted), if it gave one.
+    pub e_tag: Option<String>,
+}
+
+impl Listed {
+    /// Whether the object holds `bytes`, as far as the listing tells:
+    /// `Some(true)` or `Some(false)` when its `ETag` is an MD5 (what S3 and
+    /// the stores like it give an object stored by one `PUT` without
+    /// KMS encryption), `Some(false)` when the size differs, `None` when
+    /// only reading it back can tell (an `ETag` of another form: a
+    /// multipart upload's, a KMS-encrypted object's, or none).
+    pub fn holds(&self, bytes: &[u8]) -> Option<bool> {
+        use md5::Digest;
+        if self.size != bytes.len() as u64 {
+            return Some(false);
+        }
+        let tag = self.e_tag.as_deref()?;
+        let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+        if tag.len() != 32 || !tag.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        let md5 = md5::Md5::digest(bytes);
+        let hex: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+        Some(tag.eq_ignore_ascii_case(&hex))
     }
 }
 
@@ -526,6 +565,29 @@ impl ByteSource for S3Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_tells_its_objects_bytes_by_their_md5_etag() {
+        // MD5("hello") = 5d41402abc4b2a76b9719d911017c592.
+        let l = |size: u64, tag: Option<&str>| Listed {
+            size,
+            e_tag: tag.map(str::to_string),
+        };
+        let md5 = "\"5d41402abc4b2a76b9719d911017c592\"";
+        assert_eq!(l(5, Some(md5)).holds(b"hello"), Some(true));
+        assert_eq!(
+            l(5, Some("\"5D41402ABC4B2A76B9719D911017C592\"")).holds(b"hello"),
+            Some(true)
+        );
+        assert_eq!(l(5, Some(md5)).holds(b"hellp"), Some(false));
+        assert_eq!(l(4, Some(md5)).holds(b"hello"), Some(false));
+        assert_eq!(l(6, None).holds(b"hello"), Some(false));
+        // A multipart upload's tag, a KMS one, none: reading back tells.
+        let multipart = "\"5d41402abc4b2a76b9719d911017c592-2\"";
+        assert_eq!(l(5, Some(multipart)).holds(b"hello"), None);
+        assert_eq!(l(5, Some("\"xyz\"")).holds(b"hello"), None);
+        assert_eq!(l(5, None).holds(b"hello"), None);
+    }
 
     #[test]
     fn an_answer_longer_than_asked_is_refused_before_its_body() {

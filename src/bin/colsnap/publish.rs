@@ -15,8 +15,8 @@ Examples:
   colsnap publish issues.colsnap s3://bucket/site
 
 
-DIR receives objects/HEX (never rewritten, unless one of the wrong
-length is found: it is replaced), manifests/HEX.json and
+DIR receives objects/HEX (never rewritten, unless what is under the name
+is not those bytes, damaged or cut short: it is replaced), manifests/HEX.json and
 NAME.latest.json (replaced atomically). Publishing a newer snapshot into the
 same DIR writes only the objects that do not exist yet. DIR may be an
 s3://bucket/prefix URL (credentials, region and endpoint from the AWS_*
