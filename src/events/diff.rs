@@ -5,7 +5,6 @@ use super::path::parse_path;
 use crate::error::{Error, Result};
 use crate::read::{RowWriter, Snapshot};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 /// Order-sensitive equality (object key order and `-0.0` count), so that
 /// applying a diff reproduces the new rows byte for byte.
@@ -55,36 +54,132 @@ fn patch(
     }
 }
 
-/// The key of every row (a string or a number, distinct), and the index of
-/// each key's row by its text.
+/// Every row's key (a string or a number, distinct) as its JSON text, in
+/// one buffer, with an index by that text: some 30 bytes a row for a
+/// number, where JSON values and a map of their text held about 150.
+struct Keys {
+    /// The texts one after another.
+    text: String,
+    /// Where each row's text ends in `text`.
+    ends: Vec<usize>,
+    /// (hash of a row's text, row), sorted: rows of equal hashes are
+    /// together, in row order.
+    by_hash: Vec<(u64, usize)>,
+    hasher: std::hash::RandomState,
+}
+
+impl Keys {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Row `i`'s key as JSON text.
+    fn text(&self, i: usize) -> &str {
+        let from = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[from..self.ends[i]]
+    }
+
+    /// Row `i`'s key.
+    fn value(&self, i: usize) -> Result<Value> {
+        serde_json::from_str(self.text(i))
+            .map_err(|e| Error::Invalid(format!("key {}: {e}", self.text(i))))
+    }
+
+    fn hash(&self, text: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, text)
+    }
+
+    /// The row whose key's text is `text`.
+    fn get(&self, text: &str) -> Option<usize> {
+        let h = self.hash(text);
+        let from = self.by_hash.partition_point(|&(x, _)| x < h);
+        self.by_hash[from..]
+            .iter()
+            .take_while(|&&(x, _)| x == h)
+            .map(|&(_, i)| i)
+            .find(|&i| self.text(i) == text)
+    }
+
+    /// Index the rows so far; the first row (`i`) whose key an earlier row
+    /// (`j`) has, as `(j, i)`.
+    fn index(&mut self) -> Option<(usize, usize)> {
+        let mut by_hash: Vec<(u64, usize)> = (0..self.len())
+            .map(|i| (self.hash(self.text(i)), i))
+            .collect();
+        by_hash.sort_unstable();
+        let mut first: Option<(usize, usize)> = None;
+        for run in by_hash.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+            // In row order: the first row with an equal one before it.
+            let found = run.iter().enumerate().skip(1).find_map(|(p, &(_, i))| {
+                run[..p]
+                    .iter()
+                    .find(|&&(_, j)| self.text(j) == self.text(i))
+                    .map(|&(_, j)| (j, i))
+            });
+            if let Some((j, i)) = found
+                && first.is_none_or(|(_, f)| i < f)
+            {
+                first = Some((j, i));
+            }
+        }
+        self.by_hash = by_hash;
+        first
+    }
+
+    /// Forget the index (the old side needs only the texts).
+    fn without_index(mut self) -> Keys {
+        self.by_hash = Vec::new();
+        self
+    }
+}
+
+/// The key of every row (a string or a number, distinct), indexed by its
+/// text. The first fault in row order is the error: a row without a key,
+/// or a key an earlier row has.
 fn keyed(
     keys: impl Iterator<Item = Result<Option<Value>>>,
     key_path: &[String],
     which: &str,
-) -> Result<(Vec<Value>, HashMap<String, usize>)> {
-    let mut out = Vec::new();
-    let mut m = HashMap::new();
+) -> Result<Keys> {
+    let mut out = Keys {
+        text: String::new(),
+        ends: Vec::new(),
+        by_hash: Vec::new(),
+        hasher: std::hash::RandomState::new(),
+    };
+    let mut missing = None;
     for (i, k) in keys.enumerate() {
-        let k = k?
-            .filter(|v| matches!(v, Value::String(_) | Value::Number(_)))
-            .ok_or_else(|| Error::Value {
-                row: i as u64,
-                path: super::path::join_path(key_path),
-                message: format!("the {which} row has no string or number key"),
-            })?;
-        if let Some(j) = m.insert(key_text(&k), i) {
-            return Err(Error::Value {
-                row: i as u64,
-                path: super::path::join_path(key_path),
-                message: format!(
-                    "the {which} rows {j} and {i} have the same key {}",
-                    key_text(&k)
-                ),
-            });
+        match k? {
+            Some(k @ (Value::String(_) | Value::Number(_))) => {
+                out.text.push_str(&key_text(&k));
+                out.ends.push(out.text.len());
+            }
+            _ => {
+                missing = Some(i);
+                break;
+            }
         }
-        out.push(k);
     }
-    Ok((out, m))
+    if let Some((j, i)) = out.index() {
+        return Err(Error::Value {
+            row: i as u64,
+            path: super::path::join_path(key_path),
+            message: format!(
+                "the {which} rows {j} and {i} have the same key {}",
+                out.text(i)
+            ),
+        });
+    }
+    if let Some(i) = missing {
+        return Err(Error::Value {
+            row: i as u64,
+            path: super::path::join_path(key_path),
+            message: format!("the {which} row has no string or number key"),
+        });
+    }
+    out.ends.shrink_to_fit();
+    out.text.shrink_to_fit();
+    Ok(out)
 }
 
 /// Indexes (into `seq`) of a longest strictly increasing subsequence.
@@ -136,18 +231,15 @@ const ROWS_AT_ONCE: usize = 512;
 /// The diff over the rows' keys; rows are asked of `sides` only where they
 /// may differ, so memory follows the keys and the changed rows.
 fn diff_keys(
-    old_keys: &[Value],
-    new_keys: &[Value],
-    new_index: &HashMap<String, usize>,
+    old_keys: &Keys,
+    new_keys: &Keys,
     sides: &mut dyn Sides,
     key_path: &[String],
     first_seq: u64,
 ) -> Result<Vec<Event>> {
     // Common rows in old order, with their new positions.
-    let common: Vec<(usize, usize)> = old_keys
-        .iter()
-        .enumerate()
-        .filter_map(|(i, k)| new_index.get(&key_text(k)).map(|&j| (i, j)))
+    let common: Vec<(usize, usize)> = (0..old_keys.len())
+        .filter_map(|i| new_keys.get(old_keys.text(i)).map(|j| (i, j)))
         .collect();
     let new_pos: Vec<usize> = common.iter().map(|&(_, j)| j).collect();
     let mut kept_old = vec![false; old_keys.len()];
@@ -209,13 +301,13 @@ fn diff_keys(
     let mut events = Vec::new();
     let mut seq = first_seq;
     let mut len = 0usize;
-    for (i, k) in old_keys.iter().enumerate() {
-        if kept_old[i] {
+    for (i, &kept) in kept_old.iter().enumerate() {
+        if kept {
             len += 1;
         } else {
             events.push(Event {
                 seq,
-                key: k.clone(),
+                key: old_keys.value(i)?,
                 op: EventOp::Delete,
             });
             seq += 1;
@@ -225,7 +317,7 @@ fn diff_keys(
     for (j, set, remove) in updates {
         events.push(Event {
             seq,
-            key: new_keys[j].clone(),
+            key: new_keys.value(j)?,
             op: EventOp::Update { set, remove },
         });
         seq += 1;
@@ -240,7 +332,7 @@ fn diff_keys(
             let at = (j != len).then_some(j as u64);
             events.push(Event {
                 seq,
-                key: new_keys[j].clone(),
+                key: new_keys.value(j)?,
                 op: EventOp::Create { row, at },
             });
             seq += 1;
@@ -281,12 +373,10 @@ pub fn diff_values(
 ) -> Result<Vec<Event>> {
     let key_path = parse_path(key_field).map_err(|m| Error::Invalid(format!("key field: {m}")))?;
     let key_of = |r: &Value| Ok(r.as_object().and_then(|o| get_path(o, &key_path)).cloned());
-    let (old_keys, _) = keyed(old.iter().map(key_of), &key_path, "old")?;
-    let (new_keys, new_index) = keyed(new.iter().map(key_of), &key_path, "new")?;
+    let old_keys = keyed(old.iter().map(key_of), &key_path, "old")?.without_index();
+    let new_keys = keyed(new.iter().map(key_of), &key_path, "new")?;
     let mut sides = ValueSides { old, new };
-    diff_keys(
-        &old_keys, &new_keys, &new_index, &mut sides, &key_path, first_seq,
-    )
+    diff_keys(&old_keys, &new_keys, &mut sides, &key_path, first_seq)
 }
 
 /// One snapshot's side of a diff: each row's exact JSON text hashed (128
@@ -304,7 +394,7 @@ impl SnapshotSide {
         key_field: &str,
         key_path: &[String],
         which: &str,
-    ) -> Result<(Self, Vec<Value>, HashMap<String, usize>)> {
+    ) -> Result<(Self, Keys)> {
         let writer = snap.row_writer(None)?;
         if snap.rows() == 0 {
             // No rows, so perhaps no key column to select.
@@ -313,7 +403,8 @@ impl SnapshotSide {
                 writer,
                 hashes: Vec::new(),
             };
-            return Ok((side, Vec::new(), HashMap::new()));
+            let keys = keyed(std::iter::empty(), key_path, which)?;
+            return Ok((side, keys));
         }
         // The rows' text hashed as an export writes it: each string chunk
         // read once a batch (a row at a time would stream a PPMd chunk of
@@ -339,13 +430,13 @@ impl SnapshotSide {
             let k = keys.row_json(i)?;
             Ok(k.as_object().and_then(|o| get_path(o, key_path)).cloned())
         });
-        let (k, index) = keyed(rows, key_path, which)?;
+        let k = keyed(rows, key_path, which)?;
         let side = SnapshotSide {
             snap: snap.clone(),
             writer,
             hashes,
         };
-        Ok((side, k, index))
+        Ok((side, k))
     }
 }
 
@@ -445,16 +536,14 @@ impl Sides for SnapshotSides {
 /// are read again and compared.
 pub fn diff(old: &Snapshot, new: &Snapshot, key_field: &str, first_seq: u64) -> Result<Vec<Event>> {
     let key_path = parse_path(key_field).map_err(|m| Error::Invalid(format!("key field: {m}")))?;
-    let (old_side, old_keys, old_index) = SnapshotSide::read(old, key_field, &key_path, "old")?;
-    drop(old_index);
-    let (new_side, new_keys, new_index) = SnapshotSide::read(new, key_field, &key_path, "new")?;
+    let (old_side, old_keys) = SnapshotSide::read(old, key_field, &key_path, "old")?;
+    let old_keys = old_keys.without_index();
+    let (new_side, new_keys) = SnapshotSide::read(new, key_field, &key_path, "new")?;
     let mut sides = SnapshotSides {
         old: old_side,
         new: new_side,
     };
-    diff_keys(
-        &old_keys, &new_keys, &new_index, &mut sides, &key_path, first_seq,
-    )
+    diff_keys(&old_keys, &new_keys, &mut sides, &key_path, first_seq)
 }
 
 #[cfg(test)]
@@ -553,6 +642,52 @@ mod tests {
             diff_values(&a.to_values().unwrap(), &b.to_values().unwrap(), "id", 1).unwrap();
         assert_eq!(lines(&from_snaps), lines(&from_rows));
         assert!(from_snaps.len() >= 8, "{} events", from_snaps.len());
+    }
+
+    /// Keys are found by their JSON text (`1` and `"1"` are two keys), and
+    /// the first fault in row order is the one named.
+    #[test]
+    fn keys_are_indexed_by_their_text_and_faults_named_in_row_order() {
+        use serde_json::json;
+        let keys =
+            |vals: Vec<Option<Value>>| keyed(vals.into_iter().map(Ok), &["id".into()], "new");
+        let k = keys(vec![
+            Some(json!(1)),
+            Some(json!("1")),
+            Some(json!(-0.0)),
+            Some(json!("é")),
+        ])
+        .unwrap();
+        assert_eq!(k.len(), 4);
+        assert_eq!(k.get("1"), Some(0));
+        assert_eq!(k.get("\"1\""), Some(1));
+        assert_eq!(k.get("-0.0"), Some(2));
+        assert_eq!(k.get("\"é\""), Some(3));
+        assert_eq!(k.get("2"), None);
+        assert!(exact_eq(&k.value(2).unwrap(), &json!(-0.0)));
+        assert_eq!(k.value(1).unwrap(), json!("1"));
+        let message = |r: Result<Keys>| match r {
+            Err(Error::Value { row, message, .. }) => (row, message),
+            other => panic!("{:?}", other.map(|k| k.len())),
+        };
+        // Rows 2 and 5 repeat keys; row 2 is the first to repeat one.
+        let dup = keys(
+            ["a", "b", "a", "c", "d", "b"]
+                .map(|s| Some(json!(s)))
+                .to_vec(),
+        );
+        assert_eq!(
+            message(dup),
+            (2, "the new rows 0 and 2 have the same key \"a\"".into())
+        );
+        // A key missing after a repeat: the repeat; before it: the missing key.
+        let late = keys(vec![Some(json!(7)), Some(json!(7)), None]);
+        assert_eq!(message(late).0, 1);
+        let early = keys(vec![Some(json!(7)), Some(json!([1])), Some(json!(7))]);
+        assert_eq!(
+            message(early),
+            (1, "the new row has no string or number key".into())
+        );
     }
 
     #[test]
