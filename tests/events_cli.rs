@@ -201,6 +201,17 @@ fn cli_compact_and_diff() {
         String::from_utf8(out.stdout).unwrap(),
         std::fs::read_to_string(&d).unwrap()
     );
+    // A stdout that cannot take them: an error naming it, not a panic.
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_colsnap"))
+            .args(["diff", old.to_str().unwrap(), new.to_str().unwrap()])
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("stdout"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 
     // A bad event: exit 1, the error names line and seq, no output file.
     std::fs::write(

@@ -236,7 +236,8 @@ fn diff_keys(
     sides: &mut dyn Sides,
     key_path: &[String],
     first_seq: u64,
-) -> Result<Vec<Event>> {
+    emit: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<u64> {
     // Common rows in old order, with their new positions.
     let common: Vec<(usize, usize)> = (0..old_keys.len())
         .filter_map(|i| new_keys.get(old_keys.text(i)).map(|j| (i, j)))
@@ -298,28 +299,27 @@ fn diff_keys(
             }
         }
     }
-    let mut events = Vec::new();
     let mut seq = first_seq;
     let mut len = 0usize;
     for (i, &kept) in kept_old.iter().enumerate() {
         if kept {
             len += 1;
         } else {
-            events.push(Event {
+            emit(Event {
                 seq,
                 key: old_keys.value(i)?,
                 op: EventOp::Delete,
-            });
+            })?;
             seq += 1;
         }
     }
     updates.sort_by_key(|u| u.0);
     for (j, set, remove) in updates {
-        events.push(Event {
+        emit(Event {
             seq,
             key: new_keys.value(j)?,
             op: EventOp::Update { set, remove },
-        });
+        })?;
         seq += 1;
     }
     let created: Vec<usize> = (0..new_keys.len()).filter(|&j| !kept_new[j]).collect();
@@ -330,16 +330,16 @@ fn diff_keys(
                 _ => Map::new(),
             };
             let at = (j != len).then_some(j as u64);
-            events.push(Event {
+            emit(Event {
                 seq,
                 key: new_keys.value(j)?,
                 op: EventOp::Create { row, at },
-            });
+            })?;
             seq += 1;
             len += 1;
         }
     }
-    Ok(events)
+    Ok(seq - first_seq)
 }
 
 struct ValueSides<'a> {
@@ -376,7 +376,19 @@ pub fn diff_values(
     let old_keys = keyed(old.iter().map(key_of), &key_path, "old")?.without_index();
     let new_keys = keyed(new.iter().map(key_of), &key_path, "new")?;
     let mut sides = ValueSides { old, new };
-    diff_keys(&old_keys, &new_keys, &mut sides, &key_path, first_seq)
+    let mut events = Vec::new();
+    diff_keys(
+        &old_keys,
+        &new_keys,
+        &mut sides,
+        &key_path,
+        first_seq,
+        &mut |e| {
+            events.push(e);
+            Ok(())
+        },
+    )?;
+    Ok(events)
 }
 
 /// One snapshot's side of a diff: each row's exact JSON text hashed (128
@@ -535,6 +547,29 @@ impl Sides for SnapshotSides {
 /// (keys and a hash of each row's text), then the rows whose hashes differ
 /// are read again and compared.
 pub fn diff(old: &Snapshot, new: &Snapshot, key_field: &str, first_seq: u64) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    diff_each(old, new, key_field, first_seq, &mut |e| {
+        events.push(e);
+        Ok(())
+    })?;
+    Ok(events)
+}
+
+/// [`diff`], each event handed to `each` as soon as it is made instead of
+/// held: memory then follows the keys, the updates (held to be numbered in
+/// the new rows' order) and a group of created rows, not every event (a
+/// reversed file is a deletion and a creation with its whole row for
+/// nearly every row). Returns the number of events. An error can come
+/// after some events were handed over (a damaged chunk of a created row):
+/// a caller that must not leave part of a log behind writes them
+/// somewhere it can discard.
+pub fn diff_each(
+    old: &Snapshot,
+    new: &Snapshot,
+    key_field: &str,
+    first_seq: u64,
+    each: &mut dyn FnMut(Event) -> Result<()>,
+) -> Result<u64> {
     let key_path = parse_path(key_field).map_err(|m| Error::Invalid(format!("key field: {m}")))?;
     let (old_side, old_keys) = SnapshotSide::read(old, key_field, &key_path, "old")?;
     let old_keys = old_keys.without_index();
@@ -543,7 +578,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot, key_field: &str, first_seq: u64) -> 
         old: old_side,
         new: new_side,
     };
-    diff_keys(&old_keys, &new_keys, &mut sides, &key_path, first_seq)
+    diff_keys(&old_keys, &new_keys, &mut sides, &key_path, first_seq, each)
 }
 
 #[cfg(test)]

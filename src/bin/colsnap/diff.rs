@@ -1,7 +1,7 @@
 //! `colsnap diff OLD NEW [-o EVENTS]`: the events that turn OLD into NEW.
 
 use crate::common::{self, lib};
-use colsnap::events::{diff, write_events};
+use colsnap::events::{Event, diff_each};
 use std::path::PathBuf;
 
 /// Write the events (NDJSON) that turn snapshot OLD into snapshot NEW: same
@@ -37,20 +37,55 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let old = common::open_snapshot(&a.old)?;
     let new = common::open_snapshot(&a.new)?;
     let oname = a.old.display().to_string();
-    // A rule broken by the old rows (a key missing or repeated) names OLD.
-    let events = diff(&old, &new, &a.key, a.first_seq).map_err(|e| match &e {
+    let named = |e: colsnap::Error| match &e {
         colsnap::Error::Value { message, .. } if message.starts_with("the old ") => lib(&oname, e),
         _ => lib(&nname, e),
-    })?;
-    match output {
-        Some(p) => colsnap::write::write_atomically(p, |w| write_events(w, &events))
-            .map_err(|e| lib(&p.display().to_string(), e))?,
-        None => {
-            let stdout = std::io::stdout();
-            let mut lock = std::io::BufWriter::new(stdout.lock());
-            write_events(&mut lock, &events).map_err(|e| lib("stdout", e))?;
+    };
+    // Each event written as it is made (memory follows the keys, not the
+    // events), into the output's temporary file or, for stdout, a
+    // temporary file copied out once the diff is whole: an error part way
+    // leaves no part of a log.
+    let mut write_failed = false;
+    let mut run = |w: &mut dyn std::io::Write| {
+        diff_each(&old, &new, &a.key, a.first_seq, &mut |e: Event| {
+            let line = e.to_json();
+            w.write_all(line.as_bytes())
+                .and_then(|_| w.write_all(b"\n"))
+                .map_err(|e| {
+                    write_failed = true;
+                    colsnap::Error::from(e)
+                })
+        })
+    };
+    let count = match output {
+        Some(p) => {
+            let out = p.display().to_string();
+            colsnap::write::write_atomically(p, |w| run(w))
+                .map_err(|e| if write_failed { lib(&out, e) } else { named(e) })?
         }
-    }
-    eprintln!("{} events", events.len());
+        None => {
+            use std::io::{Seek, Write};
+            let spool = tempfile::tempfile()
+                .map_err(|e| lib("a temporary file", colsnap::Error::from(e)))?;
+            let mut w = std::io::BufWriter::new(spool);
+            let count = run(&mut w).map_err(|e| {
+                if write_failed {
+                    lib("a temporary file", e)
+                } else {
+                    named(e)
+                }
+            })?;
+            let io = |e| lib("a temporary file", colsnap::Error::from(e));
+            let mut spool = w.into_inner().map_err(|e| io(e.into_error()))?;
+            spool.rewind().map_err(io)?;
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            std::io::copy(&mut spool, &mut lock)
+                .and_then(|_| lock.flush())
+                .map_err(|e| lib("stdout", colsnap::Error::from(e)))?;
+            count
+        }
+    };
+    eprintln!("{count} events");
     Ok(())
 }
