@@ -333,13 +333,17 @@ fn republishing_writes_only_new_objects() {
     let (ok, _, err) = run(&["verify", pointer.to_str().unwrap()]);
     let name = victim.file_name().unwrap().to_str().unwrap();
     assert!(!ok && err.contains(name), "{err}");
-    let r = pubs(&f);
-    assert_eq!(
-        (r["objects_written"].as_u64(), r["bytes_written"].as_u64()),
-        (Some(1), Some(whole.len() as u64)),
-        "{r}"
-    );
-    assert_eq!(std::fs::read(&victim).unwrap(), whole);
+    // The next publish writes the victim again, and only it.
+    let rewrites_the_victim = || {
+        let r = pubs(&f);
+        assert_eq!(
+            (r["objects_written"].as_u64(), r["bytes_written"].as_u64()),
+            (Some(1), Some(whole.len() as u64)),
+            "{r}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), whole);
+    };
+    rewrites_the_victim();
     let (ok, _, err) = run(&["verify", pointer.to_str().unwrap()]);
     assert!(ok, "{err}");
     // Nor is one of the right length with a byte changed (bit rot): it is
@@ -348,13 +352,7 @@ fn republishing_writes_only_new_objects() {
     let mid = rotten.len() / 2;
     rotten[mid] ^= 0x40;
     std::fs::write(&victim, &rotten).unwrap();
-    let r = pubs(&f);
-    assert_eq!(
-        (r["objects_written"].as_u64(), r["bytes_written"].as_u64()),
-        (Some(1), Some(whole.len() as u64)),
-        "{r}"
-    );
-    assert_eq!(std::fs::read(&victim).unwrap(), whole);
+    rewrites_the_victim();
     // A different snapshot: new objects are written, the pointer moves.
     std::fs::write(&f, snapshot_bytes(2001, 42)).unwrap();
     let c = pubs(&f);
