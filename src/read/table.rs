@@ -260,8 +260,10 @@ impl TableOrder {
     /// table holding a string twice is corrupt. Past [`ORDER_WHOLE`]
     /// bytes of text, only the first [`ORDER_PREFIX`] bytes of each string
     /// are held while sorting (200,000 bodies of 1.53 GB of text held whole
-    /// peaked at 2.69 GB); strings longer than that whose prefixes are
-    /// equal are then ordered by a second pass that holds them alone.
+    /// peaked at 2.69 GB), except for strings whose prefix repeats (a
+    /// template), held whole within as many bytes more; cut strings whose
+    /// prefixes are equal are then ordered by a second pass over the chunks
+    /// that hold them, which keeps them alone.
     pub(crate) fn build(t: &StringTable) -> Result<TableOrder> {
         Self::build_with(t, ORDER_PREFIX, ORDER_WHOLE)
     }
@@ -269,12 +271,25 @@ impl TableOrder {
     /// Call `f` with each id of `t` and its string, in id order, decoding
     /// the chunks on the snapshot's decode threads; the strings must be
     /// as many as the footer declares.
-    fn each_string(t: &StringTable, mut f: impl FnMut(u32, &[u8])) -> Result<()> {
+    fn each_string(t: &StringTable, f: impl FnMut(u32, &[u8])) -> Result<()> {
+        Self::each_string_in(t, None, f)
+    }
+
+    /// [`TableOrder::each_string`], of the chunks `only` names (all when
+    /// `None`; the count is then checked by the caller's earlier pass).
+    fn each_string_in(
+        t: &StringTable,
+        only: Option<&[bool]>,
+        mut f: impl FnMut(u32, &[u8]),
+    ) -> Result<()> {
         let n = t.len() as usize;
         // The chunks decode on the snapshot's decode threads, a batch of
         // as many at a time (a PPMd chunk decodes at about 10 MB/s), and
         // are visited in order.
-        let ks: Vec<usize> = (0..t.chunk_count()).collect();
+        let ks: Vec<usize> = (0..t.chunk_count())
+            .filter(|&k| only.is_none_or(|o| o[k]))
+            .collect();
+        let starts = t.chunk_starts();
         let pass = t.snap.chunk_pass();
         let read = |k: usize| pass.chunk(t.index, k);
         #[cfg(not(target_arch = "wasm32"))]
@@ -287,7 +302,10 @@ impl TableOrder {
             let got = crate::source::parallel_map(batch, threads, |&k| read(k))?;
             #[cfg(target_arch = "wasm32")]
             let got = batch.iter().map(|&k| read(k)).collect::<Result<Vec<_>>>()?;
-            for c in got {
+            for (&k, c) in batch.iter().zip(got) {
+                if only.is_some() {
+                    id = starts[k] as usize;
+                }
                 for i in 0..c.len() {
                     // Past the declared count the ids would not fit: the
                     // count check below refuses the table.
@@ -298,7 +316,7 @@ impl TableOrder {
                 }
             }
         }
-        if id != n {
+        if only.is_none() && id != n {
             return Err(Error::corrupt(
                 format!("string table {}", t.index),
                 0,
@@ -310,7 +328,9 @@ impl TableOrder {
 
     /// [`TableOrder::build`] holding strings whole up to `whole` bytes of
     /// text, past it `prefix` bytes (8 at least: the keys are the first 8)
-    /// of each.
+    /// of each, except that strings whose prefix another string has are
+    /// held whole while that costs at most `whole` bytes more (a body
+    /// template: their order is then known without a second pass).
     fn build_with(t: &StringTable, prefix: usize, whole: usize) -> Result<TableOrder> {
         let prefix = prefix.max(8);
         let n = t.len() as usize;
@@ -321,43 +341,87 @@ impl TableOrder {
                 format!("strings {a} and {b} are equal (a table holds each string once)"),
             )
         };
-        // The first `prefix` bytes of every string, and whether it was cut.
+        let hasher = std::hash::RandomState::new();
+        let hash = |p: &[u8]| std::hash::BuildHasher::hash_one(&hasher, p);
+        // What is held of every string (the whole of it, or its first
+        // `prefix` bytes), whether it is longer than `prefix` and whether
+        // it was cut.
         let mut data: Vec<u8> = Vec::new();
         // The count is the footer's claim, checked as the chunks decode:
         // reserved only up to a million, grown past it.
         let mut ends: Vec<usize> = Vec::with_capacity(n.min(1 << 20));
+        let mut long: Vec<bool> = Vec::with_capacity(n.min(1 << 20));
         let mut cut: Vec<bool> = Vec::with_capacity(n.min(1 << 20));
-        let mut keep = usize::MAX;
+        let mut prefixes_mode = false;
+        // Prefixes of the long strings seen since the switch to prefixes.
+        let mut seen: std::collections::HashSet<u64> = Default::default();
+        // Bytes held past the prefixes of the strings held whole since.
+        let mut extra = 0usize;
         Self::each_string(t, |_, s| {
-            data.extend_from_slice(&s[..s.len().min(keep)]);
+            let is_long = s.len() > prefix;
+            let held = if !prefixes_mode || !is_long {
+                s
+            } else if !seen.insert(hash(&s[..prefix])) && extra + s.len() - prefix <= whole {
+                extra += s.len() - prefix;
+                s
+            } else {
+                &s[..prefix]
+            };
+            data.extend_from_slice(held);
             ends.push(data.len());
-            cut.push(s.len() > keep);
-            if keep == usize::MAX && data.len() > whole {
-                // Too much text: keep the prefixes of what is held.
-                keep = prefix;
-                let mut short =
-                    Vec::with_capacity(ends.len().saturating_mul(prefix).min(data.len()));
-                let mut start = 0;
-                for (e, c) in ends.iter_mut().zip(cut.iter_mut()) {
-                    let len = *e - start;
-                    short.extend_from_slice(&data[start..start + len.min(prefix)]);
-                    *c = len > prefix;
-                    start = *e;
-                    *e = short.len();
+            long.push(is_long);
+            cut.push(held.len() < s.len());
+            if !prefixes_mode && data.len() > whole {
+                // Too much text: keep the prefixes of what is held, and
+                // the whole of the strings whose prefix repeats.
+                prefixes_mode = true;
+                let span = |i: usize| (if i == 0 { 0 } else { ends[i - 1] })..ends[i];
+                let mut times: std::collections::HashMap<u64, u32> = Default::default();
+                for i in (0..ends.len()).filter(|&i| long[i]) {
+                    *times.entry(hash(&data[span(i)][..prefix])).or_default() += 1;
+                }
+                let mut short = Vec::new();
+                let mut new_ends = Vec::with_capacity(ends.len());
+                for i in 0..ends.len() {
+                    let str = &data[span(i)];
+                    let keep_whole = !long[i] || {
+                        let h = hash(&str[..prefix]);
+                        seen.insert(h);
+                        times[&h] > 1 && extra + str.len() - prefix <= whole
+                    };
+                    if keep_whole {
+                        extra += str.len().saturating_sub(prefix);
+                        short.extend_from_slice(str);
+                    } else {
+                        short.extend_from_slice(&str[..prefix]);
+                        cut[i] = true;
+                    }
+                    new_ends.push(short.len());
                 }
                 data = short;
+                ends = new_ends;
             }
         })?;
         let at = |id: u32| -> &[u8] {
             let i = id as usize;
             &data[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]
         };
-        // Equal prefixes: a string that ends there comes first; two cut
-        // strings are equal until the second pass.
-        let cmp = |a: u32, b: u32| at(a).cmp(at(b)).then(cut[a as usize].cmp(&cut[b as usize]));
+        let head = |id: u32| -> &[u8] {
+            let s = at(id);
+            &s[..s.len().min(prefix)]
+        };
+        // By prefix, a string that ends within it first: a total order
+        // whatever is held; runs of long strings of one prefix are then
+        // ordered by the rest.
+        let cmp = |a: u32, b: u32| {
+            head(a)
+                .cmp(head(b))
+                .then(long[a as usize].cmp(&long[b as usize]))
+        };
         let mut ids: Vec<u32> = (0..n as u32).collect();
         ids.sort_unstable_by(|&a, &b| cmp(a, b));
-        // Runs of cut strings with equal prefixes, by their range in `ids`.
+        // Runs of long strings of one prefix with a cut one among them,
+        // by their range in `ids`: ordered by a second pass.
         let mut ties: Vec<std::ops::Range<usize>> = Vec::new();
         let mut r = 0;
         while r + 1 < ids.len() {
@@ -366,41 +430,56 @@ impl TableOrder {
                 r += 1;
                 continue;
             }
-            if !cut[a as usize] {
+            if !long[a as usize] {
                 return Err(dup(a, b));
             }
             let mut e = r + 2;
             while e < ids.len() && cmp(a, ids[e]) == std::cmp::Ordering::Equal {
                 e += 1;
             }
-            ties.push(r..e);
+            let group = &mut ids[r..e];
+            if group.iter().any(|&id| cut[id as usize]) {
+                ties.push(r..e);
+            } else {
+                group.sort_unstable_by(|&x, &y| at(x).cmp(at(y)));
+                if let Some(w) = group.windows(2).find(|w| at(w[0]) == at(w[1])) {
+                    return Err(dup(w[0], w[1]));
+                }
+            }
             r = e;
         }
         let keys: Vec<u64> = ids.iter().map(|&id| prefix_key(at(id))).collect();
-        drop(data);
-        drop(ends);
         if !ties.is_empty() {
-            // The tied strings alone, in full.
-            let mut tied = vec![false; n];
+            // The cut strings of those runs, in full, from the chunks that
+            // hold them alone.
+            let starts = t.chunk_starts();
+            let mut wanted = vec![false; n];
+            let mut chunks = vec![false; t.chunk_count()];
             for g in &ties {
                 for &id in &ids[g.clone()] {
-                    tied[id as usize] = true;
+                    if cut[id as usize] {
+                        wanted[id as usize] = true;
+                        chunks[starts.partition_point(|&s| s <= u64::from(id)) - 1] = true;
+                    }
                 }
             }
             let mut full: std::collections::HashMap<u32, Box<[u8]>> = Default::default();
-            Self::each_string(t, |id, s| {
-                if tied[id as usize] {
+            Self::each_string_in(t, Some(&chunks), |id, s| {
+                if wanted[id as usize] {
                     full.insert(id, s.into());
                 }
             })?;
+            let text = |id: &u32| -> &[u8] { full.get(id).map_or_else(|| at(*id), |b| &b[..]) };
             for g in ties {
                 let group = &mut ids[g];
-                group.sort_unstable_by(|a, b| full[a].cmp(&full[b]));
-                if let Some(w) = group.windows(2).find(|w| full[&w[0]] == full[&w[1]]) {
+                group.sort_unstable_by(|a, b| text(a).cmp(text(b)));
+                if let Some(w) = group.windows(2).find(|w| text(&w[0]) == text(&w[1])) {
                     return Err(dup(w[0], w[1]));
                 }
             }
         }
+        drop(data);
+        drop(ends);
         let mut ranks = vec![0u32; n];
         for (r, &id) in ids.iter().enumerate() {
             ranks[id as usize] = r as u32;
@@ -508,7 +587,21 @@ mod tests {
         assert!(t.chunk_count() > 3, "{} chunks", t.chunk_count());
         let whole = TableOrder::build_with(&t, 8, usize::MAX).unwrap();
         // Prefixes from the start, or once 3,000 bytes are held.
-        for (prefix, past) in [(8, 0), (10, 0), (40, 0), (300, 0), (8, 3000), (40, 3000)] {
+        // Past few bytes, held strings that share a prefix are kept whole
+        // within as many bytes more, the rest cut and ordered by a second
+        // pass over their chunks alone.
+        for (prefix, past) in [
+            (8, 0),
+            (10, 0),
+            (40, 0),
+            (300, 0),
+            (8, 3000),
+            (40, 3000),
+            (8, 200),
+            (30, 500),
+            (40, 1500),
+            (60, 6000),
+        ] {
             let o = TableOrder::build_with(&t, prefix, past).unwrap();
             assert_eq!(o.ids, whole.ids, "prefix {prefix} past {past}");
             assert_eq!(o.ranks, whole.ranks, "prefix {prefix} past {past}");
