@@ -45,36 +45,35 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     // events), into the output's temporary file or, for stdout, a
     // temporary file copied out once the diff is whole: an error part way
     // leaves no part of a log.
-    let mut write_failed = false;
-    let mut run = |w: &mut dyn std::io::Write| {
+    let write_failed = std::cell::Cell::new(false);
+    let run = |w: &mut dyn std::io::Write| {
         diff_each(&old, &new, &a.key, a.first_seq, &mut |e: Event| {
             let line = e.to_json();
             w.write_all(line.as_bytes())
                 .and_then(|_| w.write_all(b"\n"))
                 .map_err(|e| {
-                    write_failed = true;
+                    write_failed.set(true);
                     colsnap::Error::from(e)
                 })
         })
     };
-    let count = match output {
-        Some(p) => {
-            let out = p.display().to_string();
-            colsnap::write::write_atomically(p, |w| run(w))
-                .map_err(|e| if write_failed { lib(&out, e) } else { named(e) })?
+    // A failed write names where it wrote; any other error, the snapshot.
+    let failed = |place: &str, e| {
+        if write_failed.get() {
+            lib(place, e)
+        } else {
+            named(e)
         }
+    };
+    let count = match output {
+        Some(p) => colsnap::write::write_atomically(p, |w| run(w))
+            .map_err(|e| failed(&p.display().to_string(), e))?,
         None => {
             use std::io::{Seek, Write};
             let spool = tempfile::tempfile()
                 .map_err(|e| lib("a temporary file", colsnap::Error::from(e)))?;
             let mut w = std::io::BufWriter::new(spool);
-            let count = run(&mut w).map_err(|e| {
-                if write_failed {
-                    lib("a temporary file", e)
-                } else {
-                    named(e)
-                }
-            })?;
+            let count = run(&mut w).map_err(|e| failed("a temporary file", e))?;
             let io = |e| lib("a temporary file", colsnap::Error::from(e));
             let mut spool = w.into_inner().map_err(|e| io(e.into_error()))?;
             spool.rewind().map_err(io)?;
