@@ -191,10 +191,14 @@ impl fmt::Display for ColumnType {
     }
 }
 
-/// Append `key` to a display path, escaping `.`, `[`, `]` and `\` so that
-/// paths stay unambiguous (`a\.b` is the key "a.b").
-pub fn push_key(path: &mut String, key: &str) {
-    if !path.is_empty() {
+/// Append `key` to `path`, the display path of the node it is a key of
+/// (`top`: that node is the root, whose path is empty), escaping `.`, `[`,
+/// `]` and `\` so that paths stay unambiguous (`a\.b` is the key "a.b").
+/// A key below any other node always follows a `.`, so an empty key keeps
+/// its place (SPEC.md 1.6): the top-level key `""` has the empty path, the
+/// key `x` inside it `.x`, while the top-level key `x` is `x`.
+pub fn push_key(path: &mut String, top: bool, key: &str) {
+    if !top {
         path.push('.');
     }
     for c in key.chars() {
@@ -202,6 +206,85 @@ pub fn push_key(path: &mut String, key: &str) {
             path.push('\\');
         }
         path.push(c);
+    }
+}
+
+/// One segment of a display path: an object's key or an array's elements (`[]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathSeg {
+    /// An object's key (its text unescaped).
+    Key(String),
+    /// An array's elements.
+    Elem,
+}
+
+/// The display path of segments, the first of them a key of the root (a
+/// row's field): the inverse of [`split_path`].
+pub fn join_segments(segs: &[PathSeg]) -> String {
+    let mut p = String::new();
+    for (i, s) in segs.iter().enumerate() {
+        match s {
+            PathSeg::Key(k) => push_key(&mut p, i == 0, k),
+            PathSeg::Elem => p.push_str("[]"),
+        }
+    }
+    p
+}
+
+/// Split a display path into its segments (SPEC.md 1.6): a path opens with
+/// a key (possibly empty: the empty path is the top-level key ""), then
+/// each `.` opens another key and each `[]` stands for an array's elements. `\`
+/// escapes the next character. An unescaped `]` outside `[]`, a `[` not
+/// followed by `]`, a character right after `[]`, and a lone trailing
+/// `\` are errors.
+pub fn split_path(path: &str) -> std::result::Result<Vec<PathSeg>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    // Whether a key is being read (else the last segment was `[]`).
+    let mut in_key = true;
+    let mut chars = path.chars();
+    loop {
+        match chars.next() {
+            None => {
+                if in_key {
+                    out.push(PathSeg::Key(cur));
+                }
+                return Ok(out);
+            }
+            Some('\\') if in_key => match chars.next() {
+                Some(c) => cur.push(c),
+                None => return Err(format!("path `{path}` ends with a lone `\\`")),
+            },
+            Some('.') => {
+                if in_key {
+                    out.push(PathSeg::Key(std::mem::take(&mut cur)));
+                }
+                in_key = true;
+            }
+            Some('[') => {
+                if chars.next() != Some(']') {
+                    return Err(format!(
+                        "path `{path}` has a `[` not followed by `]` (escape `[` and `]` in keys as `\\[` `\\]`)"
+                    ));
+                }
+                if in_key {
+                    out.push(PathSeg::Key(std::mem::take(&mut cur)));
+                }
+                out.push(PathSeg::Elem);
+                in_key = false;
+            }
+            Some(']') if in_key => {
+                return Err(format!(
+                    "path `{path}` has a `]` outside `[]` (escape it in a key as `\\]`)"
+                ));
+            }
+            Some(c) if in_key => cur.push(c),
+            Some(c) => {
+                return Err(format!(
+                    "path `{path}` has `{c}` right after `[]` (a key after `[]` follows a `.`)"
+                ));
+            }
+        }
     }
 }
 
@@ -233,8 +316,57 @@ mod tests {
     #[test]
     fn key_escaping() {
         let mut p = String::new();
-        push_key(&mut p, "user");
-        push_key(&mut p, "a.b[0]");
+        push_key(&mut p, true, "user");
+        push_key(&mut p, false, "a.b[0]");
         assert_eq!(p, r"user.a\.b\[0\]");
+    }
+
+    fn key(k: &str) -> PathSeg {
+        PathSeg::Key(k.to_string())
+    }
+
+    #[test]
+    fn empty_keys_keep_their_place_in_display_paths() {
+        use PathSeg::Elem;
+        let cases: Vec<(Vec<PathSeg>, &str)> = vec![
+            (vec![key("")], ""),
+            (vec![key(""), key("x")], ".x"),
+            (vec![key("x")], "x"),
+            (vec![key("x"), key("")], "x."),
+            (vec![key("a"), key(""), key("b")], "a..b"),
+            (vec![key(""), key("")], "."),
+            (vec![key(""), Elem], "[]"),
+            (vec![key(""), Elem, key("")], "[]."),
+            (vec![key("labels"), Elem, key("name")], "labels[].name"),
+            (vec![key("x"), Elem, Elem, key("a[b")], r"x[][].a\[b"),
+            (vec![key("a.b"), key(r"c\")], r"a\.b.c\\"),
+        ];
+        for (segs, path) in cases {
+            assert_eq!(join_segments(&segs), path);
+            assert_eq!(split_path(path).unwrap(), segs, "{path}");
+        }
+        for bad in ["a[", "a[x]", "a]", "a[]b", r"a\", r"a[]\."] {
+            assert!(split_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn display_paths_split_into_the_segments_they_join(
+            segs in proptest::collection::vec(
+                proptest::option::of("[a.\\[\\]\\\\]{0,3}"),
+                1..6,
+            )
+        ) {
+            let mut segs: Vec<PathSeg> = segs
+                .into_iter()
+                .map(|k| k.map_or(PathSeg::Elem, PathSeg::Key))
+                .collect();
+            if segs[0] == PathSeg::Elem {
+                segs[0] = key("");
+            }
+            let p = join_segments(&segs);
+            proptest::prop_assert_eq!(split_path(&p).unwrap(), segs);
+        }
     }
 }

@@ -246,6 +246,94 @@ fn cli_compact_and_diff() {
 
 /// A snapshot of 12 rows and a log of events `1..=n` over it: updates,
 /// creates and deletes, each valid after the ones before.
+/// A top-level key `""` holding `x`, beside a top-level `x` (SPEC.md 1.6):
+/// their paths are `.x` and `x`, and `diff`, `compact`, `query` and
+/// `inspect` keep them apart (both were `x`: a diff of the inner one
+/// compacted into the outer one).
+#[test]
+fn an_empty_top_level_key_is_a_field_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = vec![
+        json!({"id": 1, "": {"x": 1}, "x": 5}),
+        json!({"id": 2, "": {"x": 3}}),
+        json!({"id": 3, "": 7, "x": 0}),
+    ];
+    let b = vec![
+        json!({"id": 1, "": {"x": 2}, "x": 5}),
+        json!({"id": 2, "": {"x": 3, "": "e"}}),
+        json!({"id": 3, "": 8, "x": 0}),
+    ];
+    let old = write_snapshot(dir.path(), "a.colsnap", &a);
+    let new = write_snapshot(dir.path(), "b.colsnap", &b);
+    let paths: Vec<String> = Snapshot::open(&new)
+        .unwrap()
+        .columns()
+        .into_iter()
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(paths, ["id", "", ".x", "x", "."]);
+
+    let d = dir.path().join("d.ndjson");
+    let (o, n, dp) = (
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        d.to_str().unwrap(),
+    );
+    colsnap().args(["diff", o, n, "-o", dp]).assert().success();
+    let log = std::fs::read_to_string(&d).unwrap();
+    let events: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3, "{log}");
+    assert_eq!(events[0]["set"], json!({".x": 2}), "{log}");
+    let c = dir.path().join("c.colsnap");
+    colsnap()
+        .args(["compact", o, dp, "-o", c.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(Snapshot::open(&c).unwrap().to_values().unwrap(), b);
+
+    // Events naming the fields by hand, then queries by those paths.
+    let hand = dir.path().join("hand.ndjson");
+    std::fs::write(
+        &hand,
+        concat!(
+            r#"{"seq":1,"op":"update","key":2,"set":{".x":9,"x":4}}"#,
+            "\n",
+            r#"{"seq":2,"op":"update","key":3,"set":{"":{"x":0}},"remove":["x"]}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let snap = Snapshot::open(&old).unwrap();
+    let mut o2 = load_overlay(snap, &hand, "id").unwrap();
+    assert_eq!(
+        o2.to_values().unwrap(),
+        vec![
+            json!({"id": 1, "": {"x": 1}, "x": 5}),
+            json!({"id": 2, "": {"x": 9}, "x": 4}),
+            json!({"id": 3, "": {"x": 0}}),
+        ]
+    );
+    let ids = |args: &[&str]| -> Vec<Value> {
+        common::query_rows(&old, args)
+            .into_iter()
+            .map(|r| r["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&["--sort", "-.x"]), [json!(2), json!(1), json!(3)]);
+    assert_eq!(ids(&["--where", ".x=3"]), [json!(2)]);
+    assert_eq!(ids(&["--where", "x=5"]), [json!(1)]);
+    assert_eq!(
+        common::query_rows(&old, &["--fields", ".x", "--where", "id=1"]),
+        [json!({"": {"x": 1}})]
+    );
+    let cols = common::cli_json(&[&"inspect", &old, &"--json", &"--columns", &".x"]);
+    assert_eq!(cols["columns"].as_array().unwrap().len(), 1, "{cols}");
+    assert_eq!(cols["columns"][0]["path"], ".x");
+}
+
 fn split_fixture(dir: &std::path::Path) -> std::path::PathBuf {
     let rows: Vec<Value> = (1..=12)
         .map(|i| json!({"id": i, "title": format!("t{i:02}"), "state": if i % 3 == 0 { "closed" } else { "open" }}))

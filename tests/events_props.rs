@@ -77,17 +77,34 @@ fn field_value() -> impl Strategy<Value = Value> {
     ]
 }
 
-const FIELDS: &[&str] = &["t", "ts", "n", "user", "user.login", "labels", "new"];
+/// Display paths events set and remove. The top-level key `""` (path ``)
+/// holds objects like `user` does (`.login`, `.x`), beside a top-level `x`
+/// (SPEC.md 1.6: `.x` and `x` are different fields).
+const FIELDS: &[&str] = &[
+    "t",
+    "ts",
+    "n",
+    "user",
+    "user.login",
+    "labels",
+    "new",
+    "",
+    ".login",
+    "x",
+];
+
+/// Top-level keys of created rows.
+const ROW_KEYS: &[&str] = &["t", "ts", "n", "user", "", "x"];
 
 fn row_body() -> impl Strategy<Value = Vec<(usize, Value)>> {
-    proptest::collection::vec((0..4usize, field_value()), 0..4)
+    proptest::collection::vec((0..ROW_KEYS.len(), field_value()), 0..4)
 }
 
 fn make_row(id: i64, body: &[(usize, Value)]) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
     for (f, v) in body {
-        m.insert(["t", "ts", "n", "user"][*f].into(), v.clone());
+        m.insert(ROW_KEYS[*f].into(), v.clone());
     }
     Value::Object(m)
 }
@@ -206,12 +223,17 @@ fn queries() -> impl Strategy<Value = Vec<Q>> {
         Just("t[]"),
         Just("ts[]"),
         Just("labels[]"),
-        Just("user.x")
+        Just("user.x"),
+        // The top-level key "" and what lies under it, beside `x`.
+        Just(""),
+        Just(".login"),
+        Just(".x"),
+        Just("x")
     ];
     let filter = prop_oneof![
         (col.clone(), scalar()).prop_map(|(c, v)| eq_filter(c, &v)),
         (
-            prop_oneof![Just("t"), Just("ts"), Just("user.login")],
+            prop_oneof![Just("t"), Just("ts"), Just("user.login"), Just(".login")],
             string()
         )
             .prop_map(|(c, s)| {

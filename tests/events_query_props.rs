@@ -99,6 +99,7 @@ fn value(f: usize) -> BoxedStrategy<Value> {
         2 => (-3i64..4).prop_map(Value::from).boxed(),
         3 => any::<bool>().prop_map(Value::Bool).boxed(),
         5 => labels(),
+        7 => string().prop_map(Value::from).boxed(),
         _ => string().prop_map(|s| json!({ "login": s })).boxed(),
     };
     prop_oneof![
@@ -109,7 +110,9 @@ fn value(f: usize) -> BoxedStrategy<Value> {
     .boxed()
 }
 
-const FIELDS: &[&str] = &["t", "ts", "n", "b", "user", "labels"];
+/// Top-level keys: `""` holds objects like `user`, so `.login` (SPEC.md
+/// 1.6) lies beside `user.login` and a top-level `login`.
+const FIELDS: &[&str] = &["t", "ts", "n", "b", "user", "labels", "", "login"];
 
 fn body() -> impl Strategy<Value = Vec<(usize, Value)>> {
     prop::collection::vec(
@@ -248,6 +251,8 @@ const COLS: &[&str] = &[
     "id",
     "labels[].name",
     "labels[]",
+    ".login",
+    "login",
 ];
 
 fn literal() -> impl Strategy<Value = String> {

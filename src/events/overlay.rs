@@ -374,7 +374,7 @@ impl Overlay {
                     row: i,
                     detail: format!(
                         "differs at {}",
-                        crate::read::verify::first_difference(&expected, &got, String::new())
+                        crate::read::verify::first_difference(&expected, &got)
                     ),
                 });
             }

@@ -1,49 +1,37 @@
 //! Field paths of events: display paths (`user.login`, `a\.b`) split into keys.
 
-use crate::model::push_key;
+use crate::model::{PathSeg, push_key, split_path};
 
-/// Split a display path into its keys. Keys are separated by `.`; `\`
-/// escapes the next character (`a\.b` is the single key `a.b`). Array paths
-/// (`labels[]`) cannot be addressed by events: an unescaped `[` or `]` is an
-/// error, as are empty keys and a trailing `\`.
+/// Split a display path into its keys (SPEC.md 1.6). Keys are separated by
+/// `.`; `\` escapes the next character (`a\.b` is the single key `a.b`);
+/// keys may be empty (the empty path is the top-level key "", `.x` the key
+/// `x` inside it). Array paths (`labels[]`) cannot be addressed by events:
+/// an unescaped `[` or `]` is an error, as is a trailing `\`.
 pub fn parse_path(path: &str) -> std::result::Result<Vec<String>, String> {
-    let mut keys = Vec::new();
-    let mut cur = String::new();
-    let mut chars = path.chars();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        any = true;
-        match c {
-            '\\' => match chars.next() {
-                Some(n) => cur.push(n),
-                None => return Err(format!("path `{path}` ends with a lone `\\`")),
-            },
-            '.' => {
-                if cur.is_empty() {
-                    return Err(format!("path `{path}` has an empty key"));
-                }
-                keys.push(std::mem::take(&mut cur));
-            }
-            '[' | ']' => {
-                return Err(format!(
-                    "path `{path}` addresses array elements; events set whole arrays (escape `[` and `]` in keys as `\\[` `\\]`)"
-                ));
-            }
-            c => cur.push(c),
+    let segs = split_path(path).map_err(|m| {
+        if path.contains(['[', ']']) && !path.ends_with('\\') {
+            format!(
+                "path `{path}` addresses array elements; events set whole arrays (escape `[` and `]` in keys as `\\[` `\\]`)"
+            )
+        } else {
+            m
         }
-    }
-    if !any || cur.is_empty() {
-        return Err(format!("path `{path}` has an empty key"));
-    }
-    keys.push(cur);
-    Ok(keys)
+    })?;
+    segs.into_iter()
+        .map(|s| match s {
+            PathSeg::Key(k) => Ok(k),
+            PathSeg::Elem => Err(format!(
+                "path `{path}` addresses array elements; events set whole arrays (escape `[` and `]` in keys as `\\[` `\\]`)"
+            )),
+        })
+        .collect()
 }
 
 /// Join keys into a display path (the inverse of [`parse_path`]).
 pub fn join_path(keys: &[String]) -> String {
     let mut p = String::new();
-    for k in keys {
-        push_key(&mut p, k);
+    for (i, k) in keys.iter().enumerate() {
+        push_key(&mut p, i == 0, k);
     }
     p
 }
@@ -57,8 +45,19 @@ mod tests {
         assert_eq!(parse_path("a.b").unwrap(), vec!["a", "b"]);
         assert_eq!(parse_path(r"a\.b.c\\").unwrap(), vec!["a.b", r"c\"]);
         assert_eq!(join_path(&parse_path(r"x\[0\].y").unwrap()), r"x\[0\].y");
-        for bad in ["", "a.", ".a", "a..b", "labels[]", "a\\"] {
+        for bad in ["labels[]", "labels[].name", "a\\", "a[", "a]"] {
             assert!(parse_path(bad).is_err(), "{bad}");
+        }
+        assert!(parse_path("labels[]").unwrap_err().contains("whole arrays"));
+        // Empty keys are keys: the top-level "" and what lies under it.
+        for (path, keys) in [
+            ("", vec![""]),
+            (".a", vec!["", "a"]),
+            ("a.", vec!["a", ""]),
+            ("a..b", vec!["a", "", "b"]),
+        ] {
+            assert_eq!(parse_path(path).unwrap(), keys, "{path}");
+            assert_eq!(join_path(&parse_path(path).unwrap()), path);
         }
     }
 }

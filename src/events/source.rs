@@ -38,7 +38,7 @@ use super::event::{Event, EventOp};
 use super::order::Order;
 use super::overlay::{Held, Overlay, SlotMap, is_timestamp, replay};
 use crate::error::{Error, Result};
-use crate::model::{ColumnType, KIND_COUNT, Kind, push_key};
+use crate::model::{ColumnType, KIND_COUNT, Kind, PathSeg as Seg, push_key};
 use crate::query::bits::Bits;
 use crate::query::filter::{self, TextKeys};
 use crate::query::loaded::{
@@ -138,54 +138,9 @@ impl KeySpace {
     }
 }
 
-/// One segment of a display path.
-#[derive(Clone, Debug, PartialEq)]
-enum Seg {
-    Key(String),
-    Elem,
-}
-
 /// Split a display path (`labels[].name`, `a\.b`) into segments.
 fn segments(path: &str) -> Result<Vec<Seg>> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut has = false;
-    let mut chars = path.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                cur.extend(chars.next());
-                has = true;
-            }
-            '.' => {
-                if has {
-                    out.push(Seg::Key(std::mem::take(&mut cur)));
-                    has = false;
-                }
-            }
-            '[' => {
-                if has {
-                    out.push(Seg::Key(std::mem::take(&mut cur)));
-                    has = false;
-                }
-                if chars.next() != Some(']') {
-                    return Err(Error::Invalid(format!("bad path `{path}`")));
-                }
-                out.push(Seg::Elem);
-            }
-            c => {
-                cur.push(c);
-                has = true;
-            }
-        }
-    }
-    if has {
-        out.push(Seg::Key(cur));
-    }
-    if out.is_empty() {
-        return Err(Error::Invalid(format!("bad path `{path}`")));
-    }
-    Ok(out)
+    crate::model::split_path(path).map_err(Error::Invalid)
 }
 
 /// The keys before the first array segment.
@@ -463,7 +418,7 @@ impl DeltaKinds {
         match v {
             Value::Object(o) => {
                 for (k, x) in o {
-                    push_key(path, k);
+                    push_key(path, false, k);
                     self.walk(x, path, add);
                     path.truncate(n);
                 }
@@ -1245,7 +1200,7 @@ impl OverlaySource {
             let mut t = DeltaKinds::default();
             for (k, v) in row {
                 let mut p = String::new();
-                push_key(&mut p, k);
+                push_key(&mut p, true, k);
                 t.walk(v, &mut p, true);
             }
             Affected::Paths(t.paths.into_keys().collect())
@@ -2674,22 +2629,23 @@ impl OverlaySource {
                 }
             }
         }
-        fn walk(v: &Value, at: &str, list: bool, f: &mut Found) {
+        /// `at`: the display path of `v`, None for a row.
+        fn walk(v: &Value, at: Option<&str>, list: bool, f: &mut Found) {
             match v {
                 Value::Object(o) => {
                     for (k, x) in o {
-                        let mut p = at.to_string();
-                        push_key(&mut p, k);
+                        let mut p = at.unwrap_or_default().to_string();
+                        push_key(&mut p, at.is_none(), k);
                         f.add(&p, list);
-                        walk(x, &p, list, f);
+                        walk(x, Some(&p), list, f);
                     }
                 }
                 Value::Array(a) => {
-                    let p = format!("{at}[]");
+                    let p = format!("{}[]", at.unwrap_or_default());
                     if !a.is_empty() || !f.seen.contains(&p) {
                         f.add(&p, true);
                         for x in a {
-                            walk(x, &p, true, f);
+                            walk(x, Some(&p), true, f);
                         }
                     }
                 }
@@ -2703,7 +2659,7 @@ impl OverlaySource {
         };
         for s in slots {
             match self.ov.held(s) {
-                Some(Held::Row(row)) => walk(row, "", false, &mut out),
+                Some(Held::Row(row)) => walk(row, None, false, &mut out),
                 Some(Held::Patch(ops)) => {
                     let mut o = serde_json::Map::new();
                     for (k, v) in ops {
@@ -2711,7 +2667,7 @@ impl OverlaySource {
                             o.insert(k.to_string(), v.clone());
                         }
                     }
-                    walk(&Value::Object(o), "", false, &mut out);
+                    walk(&Value::Object(o), None, false, &mut out);
                 }
                 None => {}
             }
@@ -3059,7 +3015,7 @@ impl OverlaySource {
         };
         if let Some(v) = v {
             let mut p = String::new();
-            push_key(&mut p, key);
+            push_key(&mut p, true, key);
             d.walk(v, &mut p, add);
         }
     }
@@ -3085,7 +3041,7 @@ impl OverlaySource {
             Some(Held::Row(Value::Object(o))) => {
                 for (k, v) in o {
                     let mut p = String::new();
-                    push_key(&mut p, k);
+                    push_key(&mut p, true, k);
                     // A snapshot row's untouched fields are the base's.
                     if let Some(t) = &firsts
                         && t.binary_search(&k.as_str()).is_err()
@@ -3102,7 +3058,7 @@ impl OverlaySource {
                     }
                     if let Some(v) = v {
                         let mut p = String::new();
-                        push_key(&mut p, k);
+                        push_key(&mut p, true, k);
                         d.walk(v, &mut p, add);
                     }
                 }
@@ -3387,14 +3343,7 @@ fn settle(
 
 /// The display path of segments.
 fn display(segs: &[Seg]) -> String {
-    let mut p = String::new();
-    for s in segs {
-        match s {
-            Seg::Key(k) => push_key(&mut p, k),
-            Seg::Elem => p.push_str("[]"),
-        }
-    }
-    p
+    crate::model::join_segments(segs)
 }
 
 /// Typed values from cells, as [`SnapshotSource`] builds them.

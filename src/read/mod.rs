@@ -604,7 +604,7 @@ impl Snapshot {
                 _ => paths[n.parent as usize].clone(),
             };
             match &n.name {
-                NodeName::Key(k) => crate::model::push_key(&mut p, k),
+                NodeName::Key(k) => crate::model::push_key(&mut p, n.parent == 0, k),
                 NodeName::Elem => p.push_str("[]"),
                 NodeName::Root => {}
             }
@@ -799,12 +799,14 @@ impl Snapshot {
 
     /// Node index of a display path (`user.login`, `labels[].name`).
     pub fn node_by_path(&self, path: &str) -> Option<u32> {
+        // The root's path is empty too, and is no column: a top-level key
+        // "" is (SPEC.md 1.6).
         self.inner
             .paths
             .iter()
+            .skip(1)
             .position(|p| p == path)
-            .filter(|&i| i > 0)
-            .map(|i| i as u32)
+            .map(|i| i as u32 + 1)
     }
 
     /// Every column (node) but the root, in schema order.

@@ -325,10 +325,7 @@ impl Snapshot {
             if got != expected {
                 return Err(Error::Mismatch {
                     row: i,
-                    detail: format!(
-                        "differs at {}",
-                        first_difference(&expected, &got, String::new())
-                    ),
+                    detail: format!("differs at {}", first_difference(&expected, &got)),
                 });
             }
             n += 1;
@@ -401,26 +398,33 @@ fn distinct_row_ordered(table: &super::StringTable, t: usize, n_chunks: usize) -
     Ok(hashes.len() as u64)
 }
 
-/// Describe the first place where two JSON values differ, as a path.
-pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: String) -> String {
+/// Describe the first place where two rows differ, as a display path
+/// (SPEC.md 1.6) with array indexes (`labels[2].name`).
+pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value) -> String {
+    difference_at(a, b, String::new(), true)
+}
+
+/// [`first_difference`] of values at `path` (`top`: the rows themselves).
+fn difference_at(a: &serde_json::Value, b: &serde_json::Value, path: String, top: bool) -> String {
     use serde_json::Value;
+    let key_path = |k: &str| {
+        let mut p = path.clone();
+        crate::model::push_key(&mut p, top, k);
+        p
+    };
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for (k, v) in x {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                let p = key_path(k);
                 match y.get(k) {
                     None => return format!("`{p}` missing"),
-                    Some(w) if w != v => return first_difference(v, w, p),
+                    Some(w) if w != v => return difference_at(v, w, p, false),
                     _ => {}
                 }
             }
             for k in y.keys() {
                 if !x.contains_key(k) {
-                    return format!("`{path}.{k}` unexpected");
+                    return format!("`{}` unexpected", key_path(k));
                 }
             }
             format!("`{path}`")
@@ -428,7 +432,7 @@ pub fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: Stri
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
             for (i, (v, w)) in x.iter().zip(y).enumerate() {
                 if v != w {
-                    return first_difference(v, w, format!("{path}[{i}]"));
+                    return difference_at(v, w, format!("{path}[{i}]"), false);
                 }
             }
             format!("`{path}`")

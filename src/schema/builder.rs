@@ -503,7 +503,7 @@ impl ColumnsBuilder {
             .new_node(parent, NodeName::Key(key.to_string()))
             .map_err(|m| {
                 let mut p = self.path(parent);
-                crate::model::push_key(&mut p, key);
+                crate::model::push_key(&mut p, parent == 0, key);
                 format!("new column `{p}`: {m}")
             })?;
         let p = &mut self.nodes[parent as usize];
@@ -719,7 +719,9 @@ impl ColumnsBuilder {
         let mut out = String::new();
         for &c in chain.iter().rev() {
             match &self.nodes[c as usize].name {
-                Some(NodeName::Key(k)) => crate::model::push_key(&mut out, k),
+                Some(NodeName::Key(k)) => {
+                    crate::model::push_key(&mut out, self.nodes[c as usize].parent == 0, k)
+                }
                 Some(NodeName::Elem) => out.push_str("[]"),
                 _ => {}
             }
