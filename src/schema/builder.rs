@@ -329,12 +329,19 @@ impl ColumnsBuilder {
             |b| &b.times,
             &n.times,
             |t| t.secs,
+            None,
         )
     }
 
     /// The value of every item of node `i` that is an integer (`None` for
     /// the other items), its spilled segments read one at a time.
     pub fn dense_ints(&self, i: usize) -> Result<Vec<Option<i64>>> {
+        self.ints_at(i, None)
+    }
+
+    /// [`ColumnsBuilder::dense_ints`] at the domain positions `at` only
+    /// (ascending), in that order; all of them when `None`.
+    pub fn ints_at(&self, i: usize, at: Option<&[u32]>) -> Result<Vec<Option<i64>>> {
         let n = &self.nodes[i];
         self.dense(
             i,
@@ -344,6 +351,7 @@ impl ColumnsBuilder {
             |b| &b.ints,
             &n.ints,
             |&v| Some(v),
+            at,
         )
     }
 
@@ -360,13 +368,16 @@ impl ColumnsBuilder {
             |b| &b.strs,
             &n.strs,
             |&id| id,
+            None,
         )
     }
 
     /// `value` of the payload of every item of node `i` of kind `kind`
     /// (`absent` for the other items), from its spilled segments (`fields`
     /// of each, read one at a time, their payloads `spilled`) and the
-    /// payloads it holds (`held`).
+    /// payloads it holds (`held`). With `at` (domain positions, ascending),
+    /// only the items at those positions, in that order: a sample costs
+    /// its own size, not the column's.
     #[allow(clippy::too_many_arguments)]
     fn dense<V, T: Clone>(
         &self,
@@ -377,16 +388,22 @@ impl ColumnsBuilder {
         spilled: impl Fn(&Buffers) -> &[V],
         held: &[V],
         value: impl Fn(&V) -> T,
+        at: Option<&[u32]>,
     ) -> Result<Vec<T>> {
         let n = &self.nodes[i];
-        let mut dense = vec![absent.clone(); n.domain_len as usize];
+        let len = at.map_or(n.domain_len as usize, <[u32]>::len);
+        let mut dense = vec![absent.clone(); len];
+        let slot = |ix: u32| match at {
+            None => Some(ix as usize),
+            Some(a) => a.binary_search(&ix).ok(),
+        };
         let mut fill = |idx: &[u32], kinds: &[u8], payloads: &[V]| {
             let mut p = payloads.iter();
             for (&ix, &k) in idx.iter().zip(kinds) {
                 if k == kind as u8 {
-                    let v = p.next().map_or_else(|| absent.clone(), &value);
-                    if let Some(slot) = dense.get_mut(ix as usize) {
-                        *slot = v;
+                    let v = p.next();
+                    if let Some(s) = slot(ix).and_then(|s| dense.get_mut(s)) {
+                        *s = v.map_or_else(|| absent.clone(), &value);
                     }
                 }
             }
