@@ -167,6 +167,12 @@ impl HttpClient {
     /// A client with these options and fresh counters.
     pub fn new(opts: HttpOptions) -> Result<HttpClient> {
         let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::custom(
+                |a| match redirect_refusal(&a.previous()[0], a.url(), a.previous().len()) {
+                    Some(why) => a.error(why),
+                    None => a.follow(),
+                },
+            ))
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)
             .user_agent(concat!("colsnap/", env!("CARGO_PKG_VERSION")))
@@ -363,6 +369,29 @@ impl HttpClient {
             return Err(status_error(url, status));
         }
         Ok(body)
+    }
+}
+
+/// The most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Why a request for `first` (the URL asked for) must not follow a
+/// redirect to `to` after `hops` redirects, or `None` to follow it.
+/// Redirects are followed to any host (a CDN, a signed object store URL),
+/// but never from `https` to plain `http`: a reader that asked for TLS
+/// does not read a snapshot, whose checksums are no signature, in the
+/// clear; nor to a scheme other than `http(s)`, nor past
+/// [`MAX_REDIRECTS`].
+pub fn redirect_refusal(first: &reqwest::Url, to: &reqwest::Url, hops: usize) -> Option<String> {
+    if hops > MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    match (first.scheme(), to.scheme()) {
+        ("https", "https") | ("http", "http" | "https") => None,
+        ("https", "http") => Some(format!(
+            "redirected from https to plain http ({to}); refused: ask for the http URL to read it in the clear"
+        )),
+        (_, other) => Some(format!("redirected to a `{other}` URL ({to})")),
     }
 }
 
@@ -1108,6 +1137,61 @@ mod tests {
             )
         }));
         assert_eq!(HttpSource::open_with(&url, quick()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn redirects_never_go_from_https_to_http_nor_past_the_bound() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let (https, http) = (u("https://a.example/f"), u("http://a.example/f"));
+        assert_eq!(
+            redirect_refusal(&https, &u("https://cdn.example/x"), 1),
+            None
+        );
+        assert_eq!(redirect_refusal(&http, &u("https://b.example/f"), 1), None);
+        assert_eq!(redirect_refusal(&http, &u("http://b.example/f"), 10), None);
+        let e = redirect_refusal(&https, &u("http://a.example/f"), 1).unwrap();
+        assert!(e.contains("from https to plain http"), "{e}");
+        assert!(redirect_refusal(&http, &u("file:///etc/passwd"), 1).is_some());
+        assert!(redirect_refusal(&http, &u("http://b.example/f"), 11).is_some());
+    }
+
+    /// Over the wire: a redirect to another server is followed; one to a
+    /// scheme other than http(s), or a loop, is an error at once (not
+    /// retried) naming why.
+    #[test]
+    fn redirects_are_followed_within_the_policy() {
+        let data: Arc<Vec<u8>> = Arc::new(vec![5; 300]);
+        let d = data.clone();
+        let (target, _) = serve(Arc::new(move |_, h| {
+            let range = h.iter().find(|(k, _)| k == "range").unwrap().1.clone();
+            ranged(&d, "\"v1\"", &range)
+        }));
+        let t = target.clone();
+        let (url, _) = serve(Arc::new(move |_, _| {
+            (302, vec![("Location".into(), t.clone())], vec![])
+        }));
+        let s = HttpSource::open_with(&url, quick()).unwrap();
+        assert_eq!(s.len(), 300);
+        let (url, log) = serve(Arc::new(|_, _| {
+            (
+                302,
+                vec![("Location".into(), "ftp://127.0.0.1/f".into())],
+                vec![],
+            )
+        }));
+        let e = HttpSource::open_with(&url, quick())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("redirected to a `ftp` URL"), "{e}");
+        assert_eq!(log.lock().unwrap().len(), 1, "not retried");
+        let (url, log) = serve(Arc::new(|_, _| {
+            (302, vec![("Location".into(), "/f.colsnap".into())], vec![])
+        }));
+        let e = HttpSource::open_with(&url, quick())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 10 redirects"), "{e}");
+        assert_eq!(log.lock().unwrap().len(), MAX_REDIRECTS + 1);
     }
 
     #[test]
