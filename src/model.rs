@@ -209,6 +209,13 @@ pub fn push_key(path: &mut String, top: bool, key: &str) {
     }
 }
 
+/// The display path of the top-level key `key` (a row's field).
+pub fn top_key_path(key: &str) -> String {
+    let mut p = String::new();
+    push_key(&mut p, true, key);
+    p
+}
+
 /// One segment of a display path: an object's key or an array's elements (`[]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathSeg {

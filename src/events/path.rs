@@ -8,11 +8,14 @@ use crate::model::{PathSeg, push_key, split_path};
 /// `x` inside it). Array paths (`labels[]`) cannot be addressed by events:
 /// an unescaped `[` or `]` is an error, as is a trailing `\`.
 pub fn parse_path(path: &str) -> std::result::Result<Vec<String>, String> {
+    let arrays = || {
+        format!(
+            "path `{path}` addresses array elements; events set whole arrays (escape `[` and `]` in keys as `\\[` `\\]`)"
+        )
+    };
     let segs = split_path(path).map_err(|m| {
         if path.contains(['[', ']']) && !path.ends_with('\\') {
-            format!(
-                "path `{path}` addresses array elements; events set whole arrays (escape `[` and `]` in keys as `\\[` `\\]`)"
-            )
+            arrays()
         } else {
             m
         }
@@ -20,9 +23,7 @@ pub fn parse_path(path: &str) -> std::result::Result<Vec<String>, String> {
     segs.into_iter()
         .map(|s| match s {
             PathSeg::Key(k) => Ok(k),
-            PathSeg::Elem => Err(format!(
-                "path `{path}` addresses array elements; events set whole arrays (escape `[` and `]` in keys as `\\[` `\\]`)"
-            )),
+            PathSeg::Elem => Err(arrays()),
         })
         .collect()
 }

@@ -38,7 +38,7 @@ use super::event::{Event, EventOp};
 use super::order::Order;
 use super::overlay::{Held, Overlay, SlotMap, is_timestamp, replay};
 use crate::error::{Error, Result};
-use crate::model::{ColumnType, KIND_COUNT, Kind, PathSeg as Seg, push_key};
+use crate::model::{ColumnType, KIND_COUNT, Kind, PathSeg as Seg, push_key, top_key_path};
 use crate::query::bits::Bits;
 use crate::query::filter::{self, TextKeys};
 use crate::query::loaded::{
@@ -1199,8 +1199,7 @@ impl OverlaySource {
         let row_paths = |row: &serde_json::Map<String, Value>| {
             let mut t = DeltaKinds::default();
             for (k, v) in row {
-                let mut p = String::new();
-                push_key(&mut p, true, k);
+                let mut p = top_key_path(k);
                 t.walk(v, &mut p, true);
             }
             Affected::Paths(t.paths.into_keys().collect())
@@ -3014,8 +3013,7 @@ impl OverlaySource {
             _ => None,
         };
         if let Some(v) = v {
-            let mut p = String::new();
-            push_key(&mut p, true, key);
+            let mut p = top_key_path(key);
             d.walk(v, &mut p, add);
         }
     }
@@ -3040,8 +3038,7 @@ impl OverlaySource {
         match self.ov.held(s) {
             Some(Held::Row(Value::Object(o))) => {
                 for (k, v) in o {
-                    let mut p = String::new();
-                    push_key(&mut p, true, k);
+                    let mut p = top_key_path(k);
                     // A snapshot row's untouched fields are the base's.
                     if let Some(t) = &firsts
                         && t.binary_search(&k.as_str()).is_err()
@@ -3057,8 +3054,7 @@ impl OverlaySource {
                         continue; // a later change of the same key wins
                     }
                     if let Some(v) = v {
-                        let mut p = String::new();
-                        push_key(&mut p, true, k);
+                        let mut p = top_key_path(k);
                         d.walk(v, &mut p, add);
                     }
                 }
