@@ -1598,22 +1598,52 @@ fn ready<'a>(e: Encoding, raw: Vec<u8>) -> MakeCand<'a> {
 }
 
 /// The candidate encodings of signed integers (those of
-/// [`encoding::i64_candidates`], in its order), made one at a time.
-fn i64_cands(values: &[i64]) -> Vec<MakeCand<'_>> {
+/// [`encoding::i64_candidates`], in its order), made one at a time:
+/// the `count` values that `values` lists, whose distinct values are
+/// `distinct` ([`Distinct::of`] them). Listed, not a slice: the seconds of
+/// a column of timestamps are not copied out (issue 16).
+fn i64_cands<'a, I: Iterator<Item = i64> + 'a>(
+    values: impl Fn() -> I + Copy + 'a,
+    count: usize,
+    distinct: &'a Distinct,
+) -> Vec<MakeCand<'a>> {
     vec![
         Box::new(move || {
             let mut a = Vec::new();
-            let e = encoding::encode_i64s(values, &mut a);
+            let e = encoding::encode_i64s_of(values, &mut a);
             Some((e, a))
         }),
         Box::new(move || {
-            encoding::dict::encode_if_useful(
-                values.iter().map(|&v| encoding::dict::to_ordered_i64(v)),
-                values.len(),
-            )
-            .map(|d| (Encoding::Dict, d))
+            let sorted = distinct.sorted.as_deref()?;
+            encoding::dict::encode_i64s_with(values(), count, sorted).map(|d| (Encoding::Dict, d))
         }),
     ]
+}
+
+/// The distinct values of a column of integers (or of seconds), counted
+/// from one sorted copy, which is kept only when a dictionary of them may
+/// pay ([`encoding::dict::pays`]). The statistics, the sources of a mapped
+/// ints stream and the dictionary candidate all take this one count
+/// (issue 16: each sorted a copy of the column, 8 bytes an item, and the
+/// dictionary's copy was made while another candidate was held).
+struct Distinct {
+    n: usize,
+    sorted: Option<Vec<i64>>,
+}
+
+impl Distinct {
+    fn of(values: impl Iterator<Item = i64>) -> Self {
+        let mut v: Vec<i64> = values.collect();
+        let count = v.len();
+        v.sort_unstable();
+        v.dedup();
+        let n = v.len();
+        let sorted = encoding::dict::pays(n, count).then(|| {
+            v.shrink_to_fit();
+            v
+        });
+        Distinct { n, sorted }
+    }
 }
 
 /// The candidate encodings of string ids (those of
@@ -2292,10 +2322,14 @@ fn write_snapshot<W: Write>(
         let _lease = gate.acquire(node_mem_estimate(b, i, opts.compress.level));
         // A spilled node is read back whole, one node per thread.
         let n = b.load(i, Fields::ALL)?;
-        // Its parent's kinds mask it when they have the same domain.
+        let ints = Distinct::of(n.ints.iter().copied());
+        // Its parent's kinds mask its own when they have the same domain
+        // (and it stores kinds: it has more than one).
         let parent = match n.name {
             Some(NodeName::Key(_))
-                if i > 0 && b.nodes[n.parent as usize].domain_len == n.domain_len =>
+                if i > 0
+                    && b.nodes[n.parent as usize].domain_len == n.domain_len
+                    && stores_kinds(&kind_counts(&n)) =>
             {
                 Some(b.load(n.parent as usize, Fields::ITEMS)?)
             }
@@ -2303,8 +2337,8 @@ fn write_snapshot<W: Write>(
         };
         let maps = if sources {
             [
-                mapping_for(b, &n, i, Kind::Int, &distinct_ids, &domains)?,
-                mapping_for(b, &n, i, Kind::Str, &distinct_ids, &domains)?,
+                mapping_for(b, &n, i, Kind::Int, &distinct_ids, ints.n, &domains)?,
+                mapping_for(b, &n, i, Kind::Str, &distinct_ids, ints.n, &domains)?,
                 based_times(b, &n, i, &domains, opts)?,
                 based_strs(b, &n, i, &domains, &distinct_ids, &table_of, opts)?,
                 based_ints(b, &n, i, &domains, &sketches)?,
@@ -2324,6 +2358,7 @@ fn write_snapshot<W: Write>(
                 distinct: distinct_ids[i],
                 deltas: opts.delta_string_ids,
             },
+            &ints,
         )?;
         memtrace::mark_detail(|| format!("node {i} {} ({} items)", b.path(i as u32), n.n_items()));
         Ok((meta, packs.out))
@@ -2676,7 +2711,10 @@ fn write_snapshot<W: Write>(
 }
 
 fn min_max<T: Copy + PartialOrd>(v: &[T]) -> Option<(T, T)> {
-    let mut it = v.iter().copied();
+    min_max_of(v.iter().copied())
+}
+
+fn min_max_of<T: Copy + PartialOrd>(mut it: impl Iterator<Item = T>) -> Option<(T, T)> {
     let first = it.next()?;
     Some(it.fold((first, first), |(lo, hi), x| {
         (if x < lo { x } else { lo }, if x > hi { x } else { hi })
@@ -2748,7 +2786,8 @@ fn kind_values(n: &NodeBuf, kind: Kind) -> impl Iterator<Item = (u32, i64)> + Cl
 
 /// Mapped encodings of node `i`'s payloads of kind `kind` (Int or Str) as a
 /// function of the string ids of another node of the same domain.
-/// `n` is node `i` loaded whole; the sources are loaded one at a time, and
+/// `n` is node `i` loaded whole, with `int_distinct` distinct integers;
+/// the sources are loaded one at a time, and
 /// only the [`MAP_KEEP`] best mappings so far are kept, encoded (issue 16:
 /// the one-to-one mappings of a million URLs are some 12 MB each).
 fn mapping_for(
@@ -2757,6 +2796,7 @@ fn mapping_for(
     i: usize,
     kind: Kind,
     distinct_ids: &[usize],
+    int_distinct: usize,
     domains: &[u32],
 ) -> Result<Vec<Vec<u8>>> {
     if i == 0 || !matches!(n.name, Some(NodeName::Key(_))) {
@@ -2784,7 +2824,7 @@ fn mapping_for(
     // string ids, those counted before).
     let own_distinct = match kind {
         Kind::Str => distinct_ids[i],
-        _ => distinct(values.clone().map(|v| v.1)) as usize,
+        _ => int_distinct,
     };
     // A node with strings ranks its int stream's sources too: every
     // stream of a node with strings then maps from (or is based on, 4.9)
@@ -3066,10 +3106,7 @@ fn based_ints(
         let base = b.dense_ints(c)?;
         best.offer(
             c,
-            kind_values(n, Kind::Int).map(|(ix, v)| {
-                let at = (*base.get(ix as usize)?)?;
-                v.checked_sub(at)
-            }),
+            kind_values(n, Kind::Int).map(|(ix, v)| v.checked_sub(base.get(ix as usize)?)),
         );
     }
     Ok(best.into_encoded_under(plain.min(steps)))
@@ -3134,6 +3171,22 @@ struct StrsOf {
     deltas: bool,
 }
 
+/// How many items of node `n` are of each kind.
+fn kind_counts(n: &NodeBuf) -> [u64; KIND_COUNT] {
+    let mut counts = [0u64; KIND_COUNT];
+    for &k in &n.kinds {
+        counts[k as usize] += 1;
+    }
+    counts[Kind::Absent as usize] = n.domain_len - n.kinds.len() as u64;
+    counts
+}
+
+/// Whether a node of these [`kind_counts`] has a kinds stream: it has more
+/// than one kind.
+fn stores_kinds(counts: &[u64; KIND_COUNT]) -> bool {
+    counts.iter().filter(|&&c| c > 0).count() > 1
+}
+
 fn write_node(
     w: &mut Packs,
     n: &NodeBuf,
@@ -3141,6 +3194,7 @@ fn write_node(
     maps: [Vec<Vec<u8>>; 5],
     i: usize,
     strs: StrsOf,
+    int_distinct: &Distinct,
 ) -> Result<NodeMeta> {
     let StrsOf {
         table,
@@ -3148,16 +3202,11 @@ fn write_node(
         deltas: delta_ids,
     } = strs;
     let [int_map, str_map, bases, str_bases, int_bases] = maps;
-    let mut counts = [0u64; KIND_COUNT];
-    for &k in &n.kinds {
-        counts[k as usize] += 1;
-    }
-    counts[Kind::Absent as usize] = n.domain_len - n.kinds.len() as u64;
+    let counts = kind_counts(n);
     let mut streams = [None; format::STREAM_ROLES.len()];
     let mut set = |role: Role, s: u32| streams[role.stream_index().unwrap_or(0)] = Some(s);
     let mut buf = Vec::new();
-    let present = counts.iter().filter(|&&c| c > 0).count();
-    if present > 1 {
+    if stores_kinds(&counts) {
         let dense = dense_kinds(n);
         buf.clear();
         bitpack::encode(&dense, &mut buf);
@@ -3182,7 +3231,7 @@ fn write_node(
     }
     if !n.ints.is_empty() {
         buf.clear();
-        let mut c = i64_cands(&n.ints);
+        let mut c = i64_cands(|| n.ints.iter().copied(), n.ints.len(), int_distinct);
         c.extend(int_map.into_iter().map(|m| ready(Encoding::Mapped, m)));
         c.extend(int_bases.into_iter().map(|m| ready(Encoding::Based, m)));
         set(Role::Ints, w.section_best(Role::Ints, c)?);
@@ -3205,13 +3254,19 @@ fn write_node(
         set(Role::Strs, w.section_best(Role::Strs, c)?);
     }
     let mut ts_layout = 0u8;
+    let nanos = n.times.iter().any(|t| t.nanos != 0);
+    // Distinct timestamps: their seconds' when no nanoseconds are stored.
+    let mut times_distinct = 0;
     if !n.times.is_empty() {
-        let secs: Vec<i64> = n.times.iter().map(|t| t.secs).collect();
+        let secs = || n.times.iter().map(|t| t.secs);
+        let distinct_secs = Distinct::of(secs());
+        times_distinct = distinct_secs.n as u64;
         buf.clear();
-        let mut c = i64_cands(&secs);
+        let mut c = i64_cands(secs, n.times.len(), &distinct_secs);
         c.extend(bases.into_iter().map(|m| ready(Encoding::Based, m)));
         set(Role::TsSecs, w.section_best(Role::TsSecs, c)?);
-        if n.times.iter().any(|t| t.nanos != 0) {
+        drop(distinct_secs);
+        if nanos {
             buf.clear();
             let e = encoding::encode_u64s(n.times.iter().map(|t| t.nanos as u64), &mut buf);
             set(Role::TsNanos, w.section(Role::TsNanos, e, &buf, None)?);
@@ -3239,11 +3294,14 @@ fn write_node(
         let e = encoding::encode_u64s(n.lens.iter().map(|&l| l as u64), &mut buf);
         set(Role::Lens, w.section(Role::Lens, e, &buf, None)?);
     }
+    if nanos {
+        times_distinct = distinct(n.times.iter().map(|t| (t.secs, t.nanos)));
+    }
     let bools =
         (counts[Kind::False as usize] > 0) as u64 + (counts[Kind::True as usize] > 0) as u64;
     let stats = Stats {
         distinct: bools
-            + distinct(n.ints.iter().copied())
+            + int_distinct.n as u64
             + distinct(n.uints.iter().copied())
             + distinct(
                 n.floats
@@ -3251,12 +3309,12 @@ fn write_node(
                     .map(|f| if *f == 0.0 { 0 } else { f.to_bits() }),
             )
             + str_distinct as u64
-            + distinct(n.times.iter().map(|t| (t.secs, t.nanos))),
+            + times_distinct,
         int: min_max(&n.ints),
         uint: min_max(&n.uints),
         float: min_max(&n.floats),
         str: min_max(&n.strs),
-        time: min_max(&n.times.iter().map(|t| t.secs).collect::<Vec<_>>()),
+        time: min_max_of(n.times.iter().map(|t| t.secs)),
     };
     Ok(NodeMeta {
         parent: n.parent,
@@ -3316,11 +3374,12 @@ mod tests {
         let whole = b.dense_ints(n).unwrap();
         let at: Vec<u32> = vec![0, 1, 3, 5, 6, 7, 299, 300, 301, 855, 856];
         assert_eq!(whole.len(), 857);
-        let picked: Vec<Option<i64>> = at.iter().map(|&j| whole[j as usize]).collect();
+        let picked: Vec<Option<i64>> = at.iter().map(|&j| whole.get(j as usize)).collect();
         assert_eq!(b.ints_at(n, Some(&at)).unwrap(), picked);
         // Rows 0, 1, 3 and 5 are r = 0 (null), 1, 3 (a string) and 6.
         assert_eq!(picked[..4], [None, Some(-499), None, Some(-464)]);
-        assert_eq!(b.ints_at(n, None).unwrap(), whole);
+        let all: Vec<Option<i64>> = (0..whole.len()).map(|j| whole.get(j)).collect();
+        assert_eq!(b.ints_at(n, None).unwrap(), all);
         // The sketch: INT_SKETCH items spread over the domain.
         let sketch = int_sketch(&b, id).unwrap();
         assert_eq!(sketch.len(), INT_SKETCH);
@@ -3328,7 +3387,9 @@ mod tests {
         let k = INT_SKETCH;
         assert_eq!(
             sketch,
-            (0..k).map(|j| ids[j * ids.len() / k]).collect::<Vec<_>>()
+            (0..k)
+                .map(|j| ids.get(j * ids.len() / k))
+                .collect::<Vec<_>>()
         );
     }
 

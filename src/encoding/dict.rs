@@ -46,13 +46,34 @@ pub fn encode_if_useful(
     let mut distinct: Vec<u64> = values.clone().collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let n = distinct.len();
-    if n as u64 > u32::MAX as u64 || (n > 0 && n * 2 > count.max(1) + 1 && count > 16) {
-        // Mostly unique values: a dictionary only repeats them.
+    if !pays(distinct.len(), count) {
         return None;
     }
     let mut out = Vec::new();
-    encode_with(values, &distinct, &mut out);
+    encode_with(values, &distinct, |k| k, &mut out);
+    Some(out)
+}
+
+/// Whether a dictionary of `n` distinct values may pay for `count` values:
+/// not when they are mostly unique (it would only repeat them) nor past
+/// 2^32 of them.
+pub fn pays(n: usize, count: usize) -> bool {
+    !(n as u64 > u32::MAX as u64 || (n > 0 && n * 2 > count.max(1) + 1 && count > 16))
+}
+
+/// [`encode_if_useful`] of signed integers whose distinct values the
+/// caller has sorted already (`distinct`, ascending, no repeats: the
+/// writer counts them once for its statistics too), the same bytes.
+pub fn encode_i64s_with(
+    values: impl Iterator<Item = i64>,
+    count: usize,
+    distinct: &[i64],
+) -> Option<Vec<u8>> {
+    if !pays(distinct.len(), count) {
+        return None;
+    }
+    let mut out = Vec::new();
+    encode_with(values, distinct, to_ordered_i64, &mut out);
     Some(out)
 }
 
@@ -64,25 +85,27 @@ pub fn encode_u32s_if_useful(values: &[u32]) -> Option<Vec<u8>> {
     let mut distinct: Vec<u32> = values.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
-    let n = distinct.len();
-    if n > 0 && n * 2 > count.max(1) + 1 && count > 16 {
+    if !pays(distinct.len(), count) {
         return None;
     }
     distinct.shrink_to_fit();
     let mut out = Vec::new();
-    encode_with(values.iter().copied(), &distinct, &mut out);
+    encode_with(values.iter().copied(), &distinct, u64::from, &mut out);
     Some(out)
 }
 
-fn encode_with<T: Copy + Ord + Into<u64>>(
+/// The dictionary of `distinct` (ascending, as their `key`s are too), then
+/// the index of every value.
+fn encode_with<T: Copy + Ord>(
     values: impl Iterator<Item = T>,
     distinct: &[T],
+    key: impl Fn(T) -> u64,
     out: &mut Vec<u8>,
 ) {
     varint::put_u64(out, distinct.len() as u64);
     let mut prev: Option<u64> = None;
     for &d in distinct {
-        let d: u64 = d.into();
+        let d = key(d);
         match prev {
             None => varint::put_u64(out, d),
             Some(p) => varint::put_u64(out, d - p),
@@ -251,7 +274,7 @@ mod tests {
         d.sort_unstable();
         d.dedup();
         let mut out = Vec::new();
-        encode_with(v.iter().copied(), &d, &mut out);
+        encode_with(v.iter().copied(), &d, |k| k, &mut out);
         out
     }
 
@@ -274,6 +297,18 @@ mod tests {
             prop_assert_eq!(
                 encode_u32s_if_useful(&v),
                 encode_if_useful(v.iter().map(|&x| x as u64), v.len())
+            );
+        }
+        /// Signed integers with their distinct values sorted by the caller
+        /// write what the general path writes.
+        #[test]
+        fn i64s_with_their_distinct_like_u64s(v in proptest::collection::vec(prop_oneof![any::<i64>(), -10i64..10], 0..400)) {
+            let mut d = v.clone();
+            d.sort_unstable();
+            d.dedup();
+            prop_assert_eq!(
+                encode_i64s_with(v.iter().copied(), v.len(), &d),
+                encode_if_useful(v.iter().map(|&x| to_ordered_i64(x)), v.len())
             );
         }
         #[test]

@@ -123,9 +123,19 @@ fn check_count(what: &str, count: usize, len: usize, min_bytes_per_value: usize)
 /// Only the smaller is written (their lengths are counted first: issue 16,
 /// not two whole encodings of a column held at once).
 pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
+    encode_i64s_of(|| values.iter().copied(), out)
+}
+
+/// [`encode_i64s`] of the values that `values` lists (twice: once to
+/// count, once to write), so that a column need not be copied into a
+/// slice first (the seconds of a column of timestamps).
+pub fn encode_i64s_of<I: Iterator<Item = i64>>(
+    values: impl Fn() -> I,
+    out: &mut Vec<u8>,
+) -> Encoding {
     let (mut plain, mut delta) = (0usize, 0usize);
     let mut prev = 0i64;
-    for &v in values {
+    for v in values() {
         plain += varint::len_i64(v);
         delta += varint::len_i64(v.wrapping_sub(prev));
         prev = v;
@@ -133,14 +143,14 @@ pub fn encode_i64s(values: &[i64], out: &mut Vec<u8>) -> Encoding {
     if delta < plain {
         out.reserve(delta);
         let mut prev = 0i64;
-        for &v in values {
+        for v in values() {
             varint::put_i64(out, v.wrapping_sub(prev));
             prev = v;
         }
         Encoding::DeltaZigzagVarint
     } else {
         out.reserve(plain);
-        for &v in values {
+        for v in values() {
             varint::put_i64(out, v);
         }
         Encoding::ZigzagVarint

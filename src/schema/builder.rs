@@ -146,6 +146,32 @@ impl std::ops::Deref for NodeRef<'_> {
     }
 }
 
+/// The integers of a node at every item of its domain ([`ColumnsBuilder::dense_ints`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenseInts {
+    values: Vec<i64>,
+    /// Bit `j % 64` of word `j / 64`: item `j` is an integer.
+    present: Vec<u64>,
+}
+
+impl DenseInts {
+    /// The items, integers or not.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the domain is empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The integer at item `j`, if it is one (`None` past the end too).
+    pub fn get(&self, j: usize) -> Option<i64> {
+        let bit = self.present.get(j / 64)? >> (j % 64) & 1;
+        (bit == 1).then(|| self.values[j])
+    }
+}
+
 /// The whole column store being built.
 #[derive(Debug)]
 pub struct ColumnsBuilder {
@@ -330,13 +356,28 @@ impl ColumnsBuilder {
             &n.times,
             |t| t.secs,
             None,
+            None,
         )
     }
 
-    /// The value of every item of node `i` that is an integer (`None` for
-    /// the other items), its spilled segments read one at a time.
-    pub fn dense_ints(&self, i: usize) -> Result<Vec<Option<i64>>> {
-        self.ints_at(i, None)
+    /// The value of every item of node `i` that is an integer, its spilled
+    /// segments read one at a time: 8 bytes and a bit an item (issue 16: an
+    /// `Option<i64>` is 16, and a based ints stream reads its bases so).
+    pub fn dense_ints(&self, i: usize) -> Result<DenseInts> {
+        let n = &self.nodes[i];
+        let mut present = Vec::new();
+        let values = self.dense(
+            i,
+            Kind::Int,
+            Fields::ALL,
+            0,
+            |b| &b.ints,
+            &n.ints,
+            |&v| v,
+            None,
+            Some(&mut present),
+        )?;
+        Ok(DenseInts { values, present })
     }
 
     /// [`ColumnsBuilder::dense_ints`] at the domain positions `at` only
@@ -352,6 +393,7 @@ impl ColumnsBuilder {
             &n.ints,
             |&v| Some(v),
             at,
+            None,
         )
     }
 
@@ -369,6 +411,7 @@ impl ColumnsBuilder {
             &n.strs,
             |&id| id,
             None,
+            None,
         )
     }
 
@@ -377,7 +420,8 @@ impl ColumnsBuilder {
     /// of each, read one at a time, their payloads `spilled`) and the
     /// payloads it holds (`held`). With `at` (domain positions, ascending),
     /// only the items at those positions, in that order: a sample costs
-    /// its own size, not the column's.
+    /// its own size, not the column's. With `present`, it is made a bitmap
+    /// (bit `j % 64` of word `j / 64`) of the positions `j` of those items.
     #[allow(clippy::too_many_arguments)]
     fn dense<V, T: Clone>(
         &self,
@@ -389,9 +433,14 @@ impl ColumnsBuilder {
         held: &[V],
         value: impl Fn(&V) -> T,
         at: Option<&[u32]>,
+        mut present: Option<&mut Vec<u64>>,
     ) -> Result<Vec<T>> {
         let n = &self.nodes[i];
         let len = at.map_or(n.domain_len as usize, <[u32]>::len);
+        if let Some(p) = present.as_deref_mut() {
+            p.clear();
+            p.resize(len.div_ceil(64), 0);
+        }
         let mut dense = vec![absent.clone(); len];
         let slot = |ix: u32| match at {
             None => Some(ix as usize),
@@ -402,8 +451,12 @@ impl ColumnsBuilder {
             for (&ix, &k) in idx.iter().zip(kinds) {
                 if k == kind as u8 {
                     let v = p.next();
-                    if let Some(s) = slot(ix).and_then(|s| dense.get_mut(s)) {
-                        *s = v.map_or_else(|| absent.clone(), &value);
+                    let Some(j) = slot(ix).filter(|&j| j < len) else {
+                        continue;
+                    };
+                    dense[j] = v.map_or_else(|| absent.clone(), &value);
+                    if let (Some(p), Some(_)) = (present.as_deref_mut(), v) {
+                        p[j / 64] |= 1 << (j % 64);
                     }
                 }
             }
