@@ -130,7 +130,9 @@ function chooseColumns(fields) {
     cols.push({ path: f.path, label: r.label, width, type: f.type, sort: !!r.sort });
   }
   if (cols.length < 3) {
-    cols = fields.filter((f) => !['object', 'list', 'null'].includes(f.type)).slice(0, 8)
+    // (Not the top-level key "": its path is empty, which a sort string
+    // cannot name; its values still show in a row's details.)
+    cols = fields.filter((f) => f.path !== '' && !['object', 'list', 'null'].includes(f.type)).slice(0, 8)
       .map((f) => ({ path: f.path, label: f.path, width: f.type === 'string' ? 'minmax(120px, 1fr)' : '110px', type: f.type }));
   }
   for (const c of cols) c.num = NUMERIC.has(c.type);
@@ -492,7 +494,7 @@ async function openDetail(pos) {
     const v = get(obj, f);
     if (v === undefined || v === null || (Array.isArray(v) && !v.length)) continue;
     const dt = document.createElement('dt');
-    dt.textContent = FRIENDLY[f] || f.replace('[].', ' › ');
+    dt.textContent = FRIENDLY[f] || (f === '' ? '""' : f.replace('[].', ' › '));
     const dd = document.createElement('dd');
     const col = { path: f, type: state.snap.fields.find((x) => x.path === f)?.type || '', num: false };
     col.num = NUMERIC.has(col.type);
