@@ -1648,8 +1648,10 @@ impl Distinct {
 
 /// The candidate encodings of string ids (those of
 /// [`encoding::u32_candidates`], in its order, differences only with
-/// `deltas`), made one at a time.
-fn u32_cands(values: &[u32], deltas: bool) -> Vec<MakeCand<'_>> {
+/// `deltas`), made one at a time. `distinct` is how many distinct ids they
+/// hold (counted before): without a dictionary that may pay, none is
+/// tried (it would sort a copy of them only to find that out).
+fn u32_cands(values: &[u32], distinct: usize, deltas: bool) -> Vec<MakeCand<'_>> {
     let mut c: Vec<MakeCand<'_>> = vec![
         Box::new(move || {
             let mut a = Vec::new();
@@ -1662,6 +1664,9 @@ fn u32_cands(values: &[u32], deltas: bool) -> Vec<MakeCand<'_>> {
             Some((e, v))
         }),
         Box::new(move || {
+            if !encoding::dict::pays(distinct, values.len()) {
+                return None;
+            }
             encoding::dict::encode_u32s_if_useful(values).map(|d| (Encoding::Dict, d))
         }),
     ];
@@ -3248,7 +3253,7 @@ fn write_node(
     }
     if !n.strs.is_empty() {
         buf.clear();
-        let mut c = u32_cands(&n.strs, delta_ids);
+        let mut c = u32_cands(&n.strs, str_distinct, delta_ids);
         c.extend(str_map.into_iter().map(|m| ready(Encoding::Mapped, m)));
         c.extend(str_bases.into_iter().map(|m| ready(Encoding::Based, m)));
         set(Role::Strs, w.section_best(Role::Strs, c)?);
