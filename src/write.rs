@@ -2777,7 +2777,7 @@ const MAP_CANDIDATES: usize = 32;
 fn kind_values(n: &NodeBuf, kind: Kind) -> impl Iterator<Item = (u32, i64)> + Clone + '_ {
     let mut ints = n.ints.iter();
     let mut strs = n.strs.iter();
-    n.idx.iter().zip(&n.kinds).filter_map(move |(&ix, &k)| {
+    n.idx.iter().zip(&n.kinds).filter_map(move |(ix, &k)| {
         if k == Kind::Int as u8 {
             ints.next().map(|&v| (ix, v))
         } else if k == Kind::Str as u8 {
@@ -2938,7 +2938,7 @@ fn based_times(
             .zip(&n.kinds)
             .filter(|(_, k)| **k == Kind::Time as u8)
             .zip(&n.times)
-            .map(|((&ix, _), t)| (ix, t.secs))
+            .map(|((ix, _), t)| (ix, t.secs))
     };
     let mut best = BestBases::default();
     for c in below {
@@ -3159,7 +3159,7 @@ impl BestBases {
 /// Dense kinds of every item of a node.
 fn dense_kinds(n: &NodeBuf) -> Vec<u8> {
     let mut dense = vec![Kind::Absent as u8; n.domain_len as usize];
-    for (&ix, &k) in n.idx.iter().zip(&n.kinds) {
+    for (ix, &k) in n.idx.iter().zip(&n.kinds) {
         dense[ix as usize] = k;
     }
     dense

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Kind, NodeName};
 use crate::schema::colspill::{Buffers, ColumnSpill, Counts, Fields, Segment};
+use crate::schema::idx::Idx;
 use crate::schema::interner::{IdMaps, Interner, SpillPolicy, SpillStats, Strings};
 use crate::timestamp::{self, Timestamp};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -51,7 +52,7 @@ pub struct NodeBuf {
     /// The `Elem` child, once an array was seen.
     pub elem: Option<u32>,
     /// Item index of every present item, increasing.
-    pub idx: Vec<u32>,
+    pub idx: Idx,
     /// Kind of every present item.
     pub kinds: Vec<u8>,
     /// Payload of `Int` items.
@@ -314,7 +315,7 @@ impl ColumnsBuilder {
         let mut bufs = Buffers::default();
         spill.load(&n.segments, fields, &mut bufs)?;
         if fields.has(Fields::ITEMS) {
-            bufs.idx.extend_from_slice(&n.idx);
+            bufs.idx.extend(n.idx.iter());
             bufs.kinds.extend_from_slice(&n.kinds);
         }
         if fields.has(Fields::STRS) {
@@ -446,9 +447,9 @@ impl ColumnsBuilder {
             None => Some(ix as usize),
             Some(a) => a.binary_search(&ix).ok(),
         };
-        let mut fill = |idx: &[u32], kinds: &[u8], payloads: &[V]| {
+        let mut fill = |idx: &Idx, kinds: &[u8], payloads: &[V]| {
             let mut p = payloads.iter();
-            for (&ix, &k) in idx.iter().zip(kinds) {
+            for (ix, &k) in idx.iter().zip(kinds) {
                 if k == kind as u8 {
                     let v = p.next();
                     let Some(j) = slot(ix).filter(|&j| j < len) else {
@@ -511,7 +512,7 @@ impl ColumnsBuilder {
         self.nodes
             .iter()
             .map(|n| {
-                n.idx.capacity() * 4
+                n.idx.bytes()
                     + n.kinds.capacity()
                     + n.ints.capacity() * 8
                     + n.uints.capacity() * 8
@@ -611,7 +612,7 @@ impl ColumnsBuilder {
     /// Record the kind of `item` in `node`; fails on a repeated item (a duplicate key).
     fn start(&mut self, node: u32, item: u32, kind: Kind) -> std::result::Result<(), String> {
         let n = &mut self.nodes[node as usize];
-        if n.idx.last().is_some_and(|&last| last >= item) {
+        if n.idx.last().is_some_and(|last| last >= item) {
             return Err(match &n.name {
                 Some(NodeName::Key(k)) => {
                     format!("duplicate key `{k}` in one object (duplicate keys are rejected)")
@@ -1082,7 +1083,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         let c = self.b.child(self.parent, v).map_err(E::custom)?;
         // Refuse a duplicate key as soon as it is read, so that the error
         // points at the key rather than after its value.
-        if self.b.nodes[c as usize].idx.last() == Some(&self.item) {
+        if self.b.nodes[c as usize].idx.last() == Some(self.item) {
             return Err(E::custom(format!(
                 "duplicate key `{v}` in one object (duplicate keys are rejected)"
             )));

@@ -12,6 +12,7 @@
 //! `idx:u32*items kinds:u8*items ints:i64* uints:u64* floats:f64*
 //! strs:u32* times:(secs:i64 nanos:u32 offset:i16 layout:u8)* lens:u32*`.
 
+use super::idx::Idx;
 use super::interner::SpillDir;
 use crate::error::{Error, Result};
 use crate::timestamp::{Layout, Timestamp};
@@ -127,7 +128,7 @@ impl Fields {
 #[derive(Debug, Default)]
 pub struct Buffers {
     /// Item index of every present item.
-    pub idx: Vec<u32>,
+    pub idx: Idx,
     /// Kind of every present item.
     pub kinds: Vec<u8>,
     /// `Int` payloads.
@@ -381,7 +382,7 @@ impl SegmentWriter<'_> {
         let io = |e| Error::io(Some(path), e);
         let w = &mut self.w;
         let mut put = |bytes: &[u8]| w.write_all(bytes).map_err(io);
-        for v in &b.idx {
+        for v in b.idx.iter() {
             put(&v.to_le_bytes())?;
         }
         put(&b.kinds)?;

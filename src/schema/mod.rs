@@ -5,6 +5,7 @@
 pub mod builder;
 pub mod colspill;
 mod frame;
+pub mod idx;
 pub mod input;
 pub mod interner;
 pub mod memtrace;
