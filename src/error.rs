@@ -271,3 +271,24 @@ impl From<std::io::Error> for Error {
         Error::Io { path: None, source }
     }
 }
+
+/// A serde_json message as colsnap tells it: without the " at line L
+/// column C" serde_json appends (errors carry the position in their own
+/// fields or words). Its two messages for a `\u`
+/// escape of half a UTF-16 surrogate pair name neither the cause nor the
+/// half (a lone `\udc00` is a "lone leading surrogate"): they become one
+/// that does. Other messages are unchanged.
+pub(crate) fn json_message(msg: &str) -> String {
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    match msg {
+        "unexpected end of hex escape" | "lone leading surrogate in hex escape" => {
+            "an unpaired UTF-16 surrogate escape (`\\ud800`-`\\udfff` not in a high-low \
+             pair): a string holds Unicode text, which has no such character"
+                .to_string()
+        }
+        _ => msg.to_string(),
+    }
+}

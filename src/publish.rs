@@ -555,20 +555,27 @@ pub fn publish_to(
     // Everything is checked before anything is written: the event logs
     // (each a log, all in seq order) and the snapshot (every checksum and
     // invariant: a damaged file must never become the latest version).
+    // A log without events (empty, or blank lines only: what `query`,
+    // `compact` and `events split` read as no change) adds no segment.
     let mut logs = Vec::with_capacity(opts.events.len());
+    let mut paths = Vec::with_capacity(opts.events.len());
     for p in &opts.events {
         let b = std::fs::read(p).map_err(|e| Error::io(Some(p), e))?;
+        if b.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
         let seqs = event_seqs(&b, p)?;
         logs.push((b, seqs));
+        paths.push(p);
     }
     let seqs: Vec<(u64, u64)> = logs.iter().map(|(_, s)| *s).collect();
     check_segment_order(&seqs).map_err(|i| {
         Error::in_file(
-            &opts.events[i],
+            paths[i],
             Error::Invalid(format!(
                 "its first seq is {}, but {}, given before it, ends at seq {}: give the logs in seq order, each continuing the one before",
                 seqs[i].0,
-                opts.events[i - 1].display(),
+                paths[i - 1].display(),
                 seqs[i - 1].1
             )),
         )
@@ -578,7 +585,7 @@ pub fn publish_to(
     // not this snapshot's: every reader would refuse the publication).
     if !logs.is_empty() {
         let mut o = crate::events::Overlay::new(snap.clone(), &opts.key)?;
-        for ((b, _), p) in logs.iter().zip(&opts.events) {
+        for ((b, _), p) in logs.iter().zip(&paths) {
             o.apply_reader(&b[..]).map_err(|e| Error::in_file(p, e))?;
         }
     }

@@ -398,6 +398,83 @@ fn output_equal_to_input_is_refused() {
     assert_eq!(std::fs::read(&input).unwrap(), before);
 }
 
+/// `diff -o` and `compact -o` refuse an OUTPUT that is a file they read
+/// (they replaced it and exited 0: a snapshot overwritten by its events, an
+/// event log by a snapshot); `compact` may still replace its SNAPSHOT.
+#[test]
+fn diff_and_compact_never_overwrite_what_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = build(dir.path(), &fixture("tiny.json"), "old.colsnap");
+    let rows = dir.path().join("new.ndjson");
+    let text = std::fs::read_to_string(fixture("tiny.json")).unwrap();
+    let mut v: Vec<Value> = serde_json::from_str(&text).unwrap();
+    v.truncate(v.len() - 1);
+    std::fs::write(&rows, serde_json::to_string(&v).unwrap()).unwrap();
+    let new = build(dir.path(), &rows, "new.colsnap");
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        "{\"seq\":1,\"op\":\"update\",\"key\":1,\"set\":{\"title\":\"x\"}}\n",
+    )
+    .unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let before: Vec<Vec<u8>> = [&old, &new, &events]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mut outs = vec![
+        (old.clone(), "OLD"),
+        (sub.join("..").join("old.colsnap"), "OLD"),
+        (new.clone(), "NEW"),
+    ];
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.colsnap");
+        std::os::unix::fs::symlink(&old, &link).unwrap();
+        outs.push((link, "OLD"));
+    }
+    for (out, what) in outs {
+        colsnap()
+            .arg("diff")
+            .arg(&old)
+            .arg(&new)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "OUTPUT is the {what} file"
+            )));
+    }
+    for out in [events.clone(), sub.join("..").join("events.ndjson")] {
+        colsnap()
+            .arg("compact")
+            .arg(&old)
+            .arg(&events)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("OUTPUT is the EVENTS file"));
+    }
+    let after: Vec<Vec<u8>> = [&old, &new, &events]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(before == after, "an input was changed");
+    // Replacing the snapshot compacted is still allowed.
+    colsnap()
+        .arg("compact")
+        .arg(&old)
+        .arg(&events)
+        .arg("-o")
+        .arg(&old)
+        .assert()
+        .success();
+    assert_ne!(std::fs::read(&old).unwrap(), before[0]);
+}
+
 #[test]
 fn output_in_missing_directory_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -598,6 +598,22 @@ fn events_split_refuses_a_bad_log_and_writes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!segs.exists());
+    // DIR is a file (or lies under one): a usage error naming it.
+    std::fs::write(&log, gen_events(1, 2)).unwrap();
+    for target in [log.clone(), log.join("segs")] {
+        let out = colsnap()
+            .args(["events", "split", log.to_str().unwrap()])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{}: not a directory", log.display())),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), gen_events(1, 2));
 }
 
 /// A key rule broken by OLD's rows (two rows with one key) is named by
@@ -622,4 +638,56 @@ fn diff_names_the_file_whose_rows_break_the_key_rule() {
         assert!(err.contains(&format!("{named}: row 3")), "{err}");
         assert!(err.contains(says), "{err}");
     }
+}
+
+/// A `--key` that names no column of a snapshot with rows is a usage error
+/// naming the snapshot and the closest columns, in every command that
+/// takes one; it used to pass and fail at the first update as "the missing
+/// key", which hid the typo. A snapshot without rows has no columns yet: any
+/// key is taken there.
+#[test]
+fn a_key_field_that_is_no_column_is_refused_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = write_snapshot(dir.path(), "s.colsnap", &rows());
+    let log = dir.path().join("events.ndjson");
+    std::fs::write(&log, LOG).unwrap();
+    let (s, l) = (snap.to_str().unwrap(), log.to_str().unwrap());
+    let out = dir.path().join("o.colsnap");
+    let o = out.to_str().unwrap();
+    let site = dir.path().join("site");
+    let site = site.to_str().unwrap();
+    let runs: [&[&str]; 5] = [
+        &["compact", s, l, "-o", o, "--key", "idd"],
+        &["query", s, "--events", l, "--key", "idd", "--count"],
+        &["export", s, "--events", l, "--key", "idd"],
+        &["diff", s, s, "--key", "idd"],
+        &["publish", s, site, "--events", l, "--key", "idd"],
+    ];
+    for args in runs {
+        let r = colsnap().args(args).assert().code(2);
+        let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+        assert!(
+            err.contains("s.colsnap: --key: unknown column `idd`; did you mean `id`?"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!out.exists() && !std::path::Path::new(site).exists());
+    // A path events cannot key by is a usage error too, not the file's.
+    let r = colsnap()
+        .args(["diff", s, s, "--key", "labels[].name"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&r.get_output().stderr).to_string();
+    assert!(err.contains("--key `labels[].name`:"), "{err}");
+    // No rows, no columns: the key is whatever the events create.
+    let empty = write_snapshot(dir.path(), "e.colsnap", &[]);
+    std::fs::write(
+        &log,
+        "{\"seq\":1,\"op\":\"create\",\"key\":\"a\",\"row\":{\"k\":\"a\"}}\n",
+    )
+    .unwrap();
+    colsnap()
+        .args(["compact", empty.to_str().unwrap(), l, "-o", o, "--key", "k"])
+        .assert()
+        .success();
 }

@@ -126,6 +126,12 @@ fn damaged_and_missing_segments_are_errors() {
     let mut o = Overlay::new(old, "id").unwrap();
     let err = o.catch_up(dir.path()).unwrap_err();
     assert!(err.to_string().contains("CRC-32C"), "{err}");
+    // Damaged data (exit 1), named by its path; it was an "invalid argument".
+    assert!(err.is_data_error(), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&paths[1].display().to_string()),
+        "{err}"
+    );
     let _: Segment = segs[0].clone();
 }
 

@@ -77,14 +77,23 @@ fn bad_escapes_surrogates_and_utf8() {
     let m = json_err(b"[{\"a\":\"\\q\"}]", 1, 9);
     assert!(m.contains("escape"), "{m}");
     json_err(b"[{\"a\":\"\\u12\"}]", 1, 13);
-    // A lone high surrogate: serde_json wants a `\` (a low surrogate) next.
-    let m = json_err(b"{\"a\":\"\\ud800\"}", 1, 13);
-    assert!(m.contains("hex escape"), "{m}");
-    let m = json_err(b"{\"a\":\"\\udc00x\"}", 1, 12);
-    assert!(m.contains("surrogate"), "{m}");
-    // Lone surrogate in a key.
-    let m = json_err(b"{\"\\ud800\":1}", 1, 9);
-    assert!(m.contains("hex escape"), "{m}");
+    // Half a surrogate pair, wherever it is, is told as what it is (not as
+    // serde_json's "unexpected end of hex escape", nor a lone low
+    // surrogate as a "leading" one): a high one alone, or before a
+    // character that is not a low one, and a low one alone.
+    for (input, col) in [
+        (&b"{\"a\":\"\\ud800\"}"[..], 13),
+        (b"{\"a\":\"\\udbffx\"}", 13),
+        (b"{\"a\":\"\\ud800\\u0041\"}", 18),
+        (b"{\"a\":\"\\udc00x\"}", 12),
+        (b"{\"a\":\"\\ude00\\ud83d\"}", 12),
+        // In a key.
+        (b"{\"\\ud800\":1}", 9),
+    ] {
+        let m = json_err(input, 1, col);
+        assert!(m.contains("unpaired UTF-16 surrogate escape"), "{m}");
+        assert!(!m.contains("leading") && !m.contains("end of hex"), "{m}");
+    }
     // A valid pair is fine.
     build(b"{\"a\":\"\\ud83d\\ude00\"}").expect("surrogate pair");
     // Raw invalid UTF-8 in a string and in a key; a raw control character.

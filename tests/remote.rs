@@ -411,8 +411,23 @@ fn published_event_segments_are_applied_by_every_reader() {
     let (old, new, _, e1, e2) = versions(t.path(), 10);
     let site = t.path().join("site");
     let s = site.display().to_string();
-    let (ok, _, err) = run(&["publish", &old, &s, "--events", &e1, "--events", &e2]);
+    // A log without events between them (what `query --events` and
+    // `compact` read as no change) adds no segment; it was refused.
+    let blank = t.path().join("blank.ndjson");
+    std::fs::write(&blank, "\n \n").unwrap();
+    let b = blank.display().to_string();
+    let args = ["publish", &old, &s, "--events", &e1, "--events", &b];
+    let (ok, report, err) = run(&[&args[..], &["--events", &e2, "--json"]].concat());
     assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report["manifest"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["events"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
+    );
     let pointer = site.join("old.latest.json").display().to_string();
     let (ok, published, err) = run(&["export", "--ndjson", &pointer]);
     assert!(ok, "{err}");
@@ -481,7 +496,11 @@ fn publishing_refuses_bad_input_before_writing_anything() {
         (vec!["--events", &e1, "--events", &e1], 2, "seq order"),
         (vec!["--events", &g], 1, "garbage.ndjson: event at line 2"),
         (vec!["--events", &st], 1, "stray.ndjson: event at line 1"),
-        (vec!["--events", &e1, "--key", "nope"], 1, "missing key"),
+        (
+            vec!["--events", &e1, "--key", "nope"],
+            2,
+            "--key: unknown column `nope`",
+        ),
         (vec!["--key", "id"], 2, "--key"),
     ] {
         let o = colsnap()

@@ -201,7 +201,11 @@ impl Event {
             event_error(
                 line,
                 None,
-                format!("malformed JSON at column {}: {e}", e.column()),
+                format!(
+                    "malformed JSON at column {}: {}",
+                    e.column(),
+                    crate::error::json_message(&e.to_string())
+                ),
             )
         })?;
         Event::from_value(line, v)
@@ -566,6 +570,11 @@ mod tests {
     fn bad_events_name_line_and_seq() {
         let cases = [
             ("{", None, "malformed JSON"),
+            (
+                r#"{"seq":1,"op":"delete","key":"\udc00"}"#,
+                None,
+                "malformed JSON at column 36: an unpaired UTF-16 surrogate escape",
+            ),
             ("[1]", None, "JSON object"),
             (r#"{"op":"delete","key":1}"#, None, "missing `seq`"),
             (r#"{"seq":-1,"op":"delete","key":1}"#, None, "`seq`"),

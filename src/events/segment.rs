@@ -113,11 +113,13 @@ impl Segment {
     pub fn from_bytes(name: SegmentName, bytes: Vec<u8>) -> Result<Segment> {
         let crc = crate::format::crc32c(&bytes);
         if crc != name.crc {
-            return Err(Error::Invalid(format!(
-                "segment {}: its bytes have CRC-32C {crc:08x}, not the {:08x} its name says",
-                name.file_name(),
-                name.crc
-            )));
+            // Damaged bytes (bad data, exit 1), not a bad argument.
+            return Err(Error::Checksum {
+                what: format!("segment {} (the CRC-32C its name says)", name.file_name()),
+                offset: 0,
+                expected: name.crc,
+                got: crc,
+            });
         }
         Ok(Segment {
             first: name.first,
@@ -258,6 +260,10 @@ impl Overlay {
             // Errors name the file (an event's line is the file's).
             let in_file = |e: Error| match e {
                 Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
+                e @ Error::Checksum { .. } => Error::InFile {
+                    path: path.clone(),
+                    source: Box::new(e),
+                },
                 Error::Event { line, seq, message } => Error::Event {
                     line,
                     seq,

@@ -339,7 +339,7 @@ fn json_error(e: serde_json::Error, lines: &RefCell<LineLens>, skip: Skip) -> Er
         line -= 1;
         column = lines.borrow().length(line).map_or(1, |n| n + 1);
     }
-    let message = strip_position(&e.to_string());
+    let message = crate::error::json_message(&e.to_string());
     Error::Json {
         line: line + skip.line,
         column: on_first(line, column),
@@ -611,7 +611,7 @@ fn row_error(
         col,
         prefix: 0,
     };
-    let message = strip_position(&err.to_string());
+    let message = crate::error::json_message(&err.to_string());
     let mut scratch = ColumnsBuilder::new(b.limits());
     if let Err(again @ Error::Json { .. }) =
         stream_rows(row, InputFormat::Ndjson, &mut scratch, max_token_len, skip)
@@ -752,15 +752,6 @@ pub fn for_each_value<'a, R: Read + 'a>(
         },
     }
     Ok(())
-}
-
-/// serde_json appends " at line L column C" to its messages; we report the
-/// position in structured fields instead.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
 }
 
 trait SeqRows {

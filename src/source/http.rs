@@ -1054,6 +1054,18 @@ mod tests {
         )
     }
 
+    /// A server that answers every request with `status`, the one header
+    /// `name: value` and no body.
+    fn answering(status: u16, name: &str, value: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+        let header = (name.to_string(), value.to_string());
+        serve(Arc::new(move |_, _| (status, vec![header.clone()], vec![])))
+    }
+
+    /// The error of opening `url` with [`quick`], as text.
+    fn open_error(url: &str) -> String {
+        HttpSource::open_with(url, quick()).unwrap_err().to_string()
+    }
+
     fn quick() -> HttpClient {
         HttpClient::new(HttpOptions {
             tail_bytes: 100,
@@ -1118,24 +1130,10 @@ mod tests {
         assert!(e.contains("10000 bytes or more where at most 1000"), "{e}");
         let s = HttpSource::open_with(&url, quick()).unwrap();
         assert_eq!(s.len(), 10_000);
-        let (url, _) = serve(Arc::new(|_, _| {
-            (
-                416,
-                vec![("Content-Range".into(), "bytes */1000".into())],
-                vec![],
-            )
-        }));
-        let e = HttpSource::open_with(&url, quick())
-            .unwrap_err()
-            .to_string();
+        let (url, _) = answering(416, "Content-Range", "bytes */1000");
+        let e = open_error(&url);
         assert!(e.contains("a file of 1000 bytes"), "{e}");
-        let (url, _) = serve(Arc::new(|_, _| {
-            (
-                416,
-                vec![("Content-Range".into(), "bytes */0".into())],
-                vec![],
-            )
-        }));
+        let (url, _) = answering(416, "Content-Range", "bytes */0");
         assert_eq!(HttpSource::open_with(&url, quick()).unwrap().len(), 0);
     }
 
@@ -1172,24 +1170,12 @@ mod tests {
         }));
         let s = HttpSource::open_with(&url, quick()).unwrap();
         assert_eq!(s.len(), 300);
-        let (url, log) = serve(Arc::new(|_, _| {
-            (
-                302,
-                vec![("Location".into(), "ftp://127.0.0.1/f".into())],
-                vec![],
-            )
-        }));
-        let e = HttpSource::open_with(&url, quick())
-            .unwrap_err()
-            .to_string();
+        let (url, log) = answering(302, "Location", "ftp://127.0.0.1/f");
+        let e = open_error(&url);
         assert!(e.contains("redirected to a `ftp` URL"), "{e}");
         assert_eq!(log.lock().unwrap().len(), 1, "not retried");
-        let (url, log) = serve(Arc::new(|_, _| {
-            (302, vec![("Location".into(), "/f.colsnap".into())], vec![])
-        }));
-        let e = HttpSource::open_with(&url, quick())
-            .unwrap_err()
-            .to_string();
+        let (url, log) = answering(302, "Location", "/f.colsnap");
+        let e = open_error(&url);
         assert!(e.contains("more than 10 redirects"), "{e}");
         assert_eq!(log.lock().unwrap().len(), MAX_REDIRECTS + 1);
     }
@@ -1427,13 +1413,9 @@ mod tests {
             t0.elapsed()
         );
         assert_eq!(s.stats().retries, 1);
-        let (url, log) = serve(Arc::new(|_, _| {
-            (503, vec![("Retry-After".into(), "3600".into())], vec![])
-        }));
+        let (url, log) = answering(503, "Retry-After", "3600");
         let t0 = std::time::Instant::now();
-        let e = HttpSource::open_with(&url, quick())
-            .unwrap_err()
-            .to_string();
+        let e = open_error(&url);
         assert!(e.contains("retry after 3600 s"), "{e}");
         assert_eq!(log.lock().unwrap().len(), 1);
         assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());

@@ -87,7 +87,7 @@ pub struct Args {
     #[arg(long)]
     pub fast: bool,
     /// Codec of the long-text table's chunks [default: auto, or zstd with
-    /// --fast]. PPMd only with --codec auto and format version 2 (readers
+    /// --fast]. PPMd only with --codec auto and format version 2 or later (readers
     /// before codec 3 reject it): otherwise zstd or the forced codec. Where
     /// long text may be PPMd, a short-string table of one chunk (a small
     /// export) is PPMd too when that is smaller; `zstd` keeps it zstd.
@@ -133,12 +133,14 @@ pub struct Args {
     /// most this many bytes and is at most 1 KiB raw; 0 for none.
     #[arg(long, value_name = "BYTES", default_value_t = colsnap::write::INLINE_MAX)]
     pub inline_max: usize,
-    /// Memory budget (e.g. 512M, 2G; 0 for none): the column buffers get
-    /// three eighths of it and past that are spilled to temporary files
-    /// (read back one column at a time when the snapshot is written); the
-    /// distinct strings get what the column buffers leave of three quarters
-    /// of it and past that are spilled as sorted runs, merged at the end.
-    /// The snapshot is byte-identical whatever the budget.
+    /// Memory budget (e.g. 512M, 2G; 0 for none): half of it is for
+    /// reading rows, of which the column buffers get half (a quarter of
+    /// the budget) and past that are spilled to temporary files (read back
+    /// one column at a time when the snapshot is written); the distinct
+    /// strings get what the column buffers leave of that half and past it
+    /// are spilled as sorted runs, merged at the end. A quarter is for
+    /// encoding columns in parallel. The snapshot is byte-identical
+    /// whatever the budget.
     #[arg(long, value_name = "SIZE", value_parser = common::parse_memory, default_value = "1G")]
     pub memory: u64,
     /// Directory of the temporary files of spills [default: OUTPUT's directory].
@@ -339,31 +341,7 @@ fn check_output(input: &Path, output: &Path, stdin: bool) -> anyhow::Result<()> 
     if stdin {
         return Ok(());
     }
-    let same = match (std::fs::metadata(input), std::fs::metadata(output)) {
-        (Ok(a), Ok(b)) => same_file(&a, &b),
-        _ => false,
-    } || matches!(
-        (input.canonicalize(), output.canonicalize()),
-        (Ok(a), Ok(b)) if a == b
-    );
-    if same {
-        return Err(usage(format!(
-            "{}: OUTPUT is the INPUT file; refusing to overwrite the input",
-            output.display()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
-    false
+    common::not_an_input(output, input, "INPUT")
 }
 
 /// Counts the bytes written to the output (for the progress bar's last

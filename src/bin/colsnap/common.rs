@@ -201,6 +201,40 @@ pub fn remove_temp_files_on_signals() {
         });
 }
 
+/// Refuse (exit 2) an OUTPUT that is the file `input` (named `what` in
+/// the message) under any spelling, a hard link or a symbolic link to it:
+/// replacing it would lose the input, and the command would still succeed.
+pub fn not_an_input(output: &Path, input: &Path, what: &str) -> anyhow::Result<()> {
+    if input.as_os_str() == "-" {
+        return Ok(());
+    }
+    let same = match (std::fs::metadata(input), std::fs::metadata(output)) {
+        (Ok(a), Ok(b)) => same_file(&a, &b),
+        _ => false,
+    } || matches!(
+        (input.canonicalize(), output.canonicalize()),
+        (Ok(a), Ok(b)) if a == b
+    );
+    if same {
+        return Err(usage(format!(
+            "{}: OUTPUT is the {what} file; refusing to overwrite it",
+            output.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    false
+}
+
 /// Check an OUTPUT path before any work: `-` is refused (a snapshot is
 /// written atomically, never to stdout), then the library's rules
 /// ([`colsnap::write::check_output_path`]): not a directory, a device node,
@@ -306,6 +340,36 @@ pub fn published() -> Option<&'static colsnap::publish::Opened> {
     PUBLISHED.get()
 }
 
+/// Refuse (exit 2) a key field (`--key`) that cannot be a key of `snap`:
+/// not a field path, or, when the snapshot has rows, no column of it. No
+/// event could then address one of its rows, and the first update would
+/// fail as an "update of the missing key", hiding the typo. `file` names
+/// the snapshot in the message.
+pub fn check_key_field(snap: &colsnap::Snapshot, field: &str, file: &str) -> anyhow::Result<()> {
+    let keys =
+        colsnap::events::parse_path(field).map_err(|m| usage(format!("--key `{field}`: {m}")))?;
+    if snap.rows() == 0
+        || snap
+            .node_by_path(&colsnap::events::join_path(&keys))
+            .is_some()
+    {
+        return Ok(());
+    }
+    let columns = snap.columns();
+    let names = columns.iter().map(|c| c.path.as_str());
+    Err(usage(format!(
+        "{file}: --key: {}",
+        colsnap::query::parse::unknown_field_message("column", field, names)
+    )))
+}
+
+/// The name of the snapshot this run opened (its path or location).
+fn opened_name() -> String {
+    OPENED
+        .get()
+        .map_or_else(|| "the snapshot".to_string(), |o| o.0.clone())
+}
+
 /// The overlay a command reads through: the event log `events` (a file or
 /// a directory of segments) over `snap` when given, else the event segments
 /// of the published snapshot opened (its manifest's `events`, SPEC.md 15.4),
@@ -319,6 +383,7 @@ pub fn events_overlay(
 ) -> anyhow::Result<Option<colsnap::events::Overlay>> {
     let field = key.unwrap_or(colsnap::events::DEFAULT_KEY_FIELD);
     if let Some(ev) = events {
+        check_key_field(snap, field, &opened_name())?;
         if !ev.is_dir() {
             input_file(ev, false)?; // a directory holds log segments
         }
@@ -344,6 +409,7 @@ pub fn events_overlay(
         }
         return Ok(None);
     }
+    check_key_field(snap, field, &opened_name())?;
     let mut o =
         colsnap::events::Overlay::new(snap.clone(), field).map_err(|e| lib(&segments[0].0, e))?;
     for (at, b) in &segments {

@@ -13,8 +13,9 @@ pub struct Args {
     pub snapshot: PathBuf,
     /// The event log: one event per line (see SPEC.md, "Event log").
     pub events: PathBuf,
-    /// The new snapshot (written atomically; may be SNAPSHOT itself; a
-    /// regular file or a new path, not `-`, a directory or a device node).
+    /// The new snapshot (written atomically; may be SNAPSHOT itself, never
+    /// EVENTS; a regular file or a new path, not `-`, a directory or a
+    /// device node).
     #[arg(short, long)]
     pub output: PathBuf,
     /// The key field events address rows by (a display path such as `id` or `issue.id`).
@@ -26,9 +27,12 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<()> {
     common::input_file(&a.events, false)?;
     common::output_file(&a.output)?;
+    // OUTPUT may be SNAPSHOT (the new snapshot replaces it), never EVENTS.
+    common::not_an_input(&a.output, &a.events, "EVENTS")?;
     let name = a.snapshot.display().to_string();
     let evname = a.events.display().to_string();
     let snap = common::open_snapshot(&a.snapshot)?;
+    common::check_key_field(&snap, &a.key, &name)?;
     let f = std::fs::File::open(&a.events).map_err(|e| common::usage(format!("{evname}: {e}")))?;
     let opts = CompactOptions {
         key_field: a.key.clone(),

@@ -13,7 +13,8 @@ pub struct Args {
     /// The snapshot to reach.
     pub new: PathBuf,
     /// Write the events here (atomically) instead of stdout; `-` is stdout.
-    /// Must be a regular file or a new path (not a directory or a device node).
+    /// Must be a regular file or a new path (not a directory or a device
+    /// node), and neither OLD nor NEW.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// The key field that identifies rows in both snapshots.
@@ -32,11 +33,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let output = a.output.as_ref().filter(|p| p.as_os_str() != "-");
     if let Some(p) = output {
         common::output_file(p)?;
+        common::not_an_input(p, &a.old, "OLD")?;
+        common::not_an_input(p, &a.new, "NEW")?;
     }
     let nname = a.new.display().to_string();
     let old = common::open_snapshot(&a.old)?;
     let new = common::open_snapshot(&a.new)?;
     let oname = a.old.display().to_string();
+    common::check_key_field(&old, &a.key, &oname)?;
+    common::check_key_field(&new, &a.key, &nname)?;
     let named = |e: colsnap::Error| match &e {
         colsnap::Error::Value { message, .. } if message.starts_with("the old ") => lib(&oname, e),
         _ => lib(&nname, e),

@@ -58,6 +58,14 @@ fn split(a: SplitArgs) -> anyhow::Result<()> {
     common::input_file(&a.log, false)?;
     let logname = a.log.display().to_string();
     let dirname = a.dir.display().to_string();
+    // DIR, or the nearest of its parents that exists, is a directory (as
+    // `publish` checks its DIR): a file there is a usage error, before
+    // the log is read.
+    if let Some(p) = a.dir.ancestors().find(|p| p.exists())
+        && !p.is_dir()
+    {
+        return Err(common::usage(format!("{}: not a directory", p.display())));
+    }
     let f = std::fs::File::open(&a.log).map_err(|e| common::usage(format!("{logname}: {e}")))?;
     // Every event is read and checked before anything is written.
     let events = read_events(std::io::BufReader::new(f)).map_err(|e| lib(&logname, e))?;

@@ -96,6 +96,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .key
         .clone()
         .unwrap_or_else(|| colsnap::events::DEFAULT_KEY_FIELD.to_string());
+    if !args.events.is_empty() {
+        let snap = common::open_snapshot(&args.file)?;
+        common::check_key_field(&snap, &key, &fname)?;
+    }
     let opts = colsnap::publish::PublishOptions {
         name,
         min_object: args.min_object as u64,
