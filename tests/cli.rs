@@ -860,6 +860,11 @@ fn export_rows_columns_ndjson() {
     }
     let got = export_values(&snap, &["--columns", "labels", "--rows", "0..1"]);
     assert_eq!(got[0]["labels"], all[0]["labels"]);
+    // A pattern, as `inspect --columns` takes: `user.*` is every field of
+    // `user`, which `user` (everything under it) writes too.
+    let got = export_values(&snap, &["--columns", "id,user.*"]);
+    assert_eq!(got, export_values(&snap, &["--columns", "id,user"]));
+    assert!(got.iter().zip(&all).all(|(g, a)| g["user"] == a["user"]));
 }
 
 #[test]
@@ -883,6 +888,19 @@ fn export_usage_errors_exit_2() {
         .code(2)
         .stdout("")
         .stderr(predicate::str::contains("unknown column `no.such`"));
+    for (cols, says) in [
+        ("id,nope*", "--columns `nope*` matches no column"),
+        ("id,,title", "an empty column name"),
+    ] {
+        colsnap()
+            .arg("export")
+            .arg(&snap)
+            .args(["--columns", cols])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(says));
+    }
 }
 
 #[test]

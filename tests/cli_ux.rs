@@ -284,6 +284,14 @@ fn truncated_snapshots_and_non_row_json_are_named_for_what_they_are() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("truncated snapshot"));
+    // The same bytes on stdin are told the same way (they were "not a
+    // colsnap snapshot: bad magic").
+    colsnap()
+        .args(["inspect", "-"])
+        .write_stdin(&bytes[..bytes.len() / 2])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("stdin: truncated snapshot"));
     for input in ["[123]", "true", "{\"a\":1}\n5\n"] {
         let o = colsnap()
             .args(["build", "-", "-o"])

@@ -314,13 +314,18 @@ pub fn open_snapshot(path: &Path) -> anyhow::Result<colsnap::Snapshot> {
         let _ = OPENED.set((name, snap.clone(), None));
         return Ok(snap);
     }
-    if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
-            .map_err(|e| data(format!("stdin: {e}")))?;
-        return colsnap::Snapshot::from_bytes(bytes).map_err(|e| lib("stdin", e));
-    }
-    colsnap::Snapshot::open(path).map_err(|e| lib(&name, e))
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+        .map_err(|e| data(format!("stdin: {e}")))?;
+    let magic = colsnap::format::FILE_MAGIC;
+    let starts_like = bytes.len() >= magic.len() && bytes[..magic.len()] == magic[..];
+    colsnap::Snapshot::from_bytes(bytes).map_err(|e| match e {
+        // Cut short, as [`lib`] tells a file that is.
+        colsnap::Error::BadMagic { offset } if offset > 0 && starts_like => data(format!(
+            "stdin: truncated snapshot: it starts with the colsnap header but its trailer is missing (bad magic at byte offset {offset})"
+        )),
+        e => lib("stdin", e),
+    })
 }
 
 /// The snapshot this run opened, its location, and the counters of its
@@ -973,4 +978,34 @@ pub fn warm_remote(
         return Ok(());
     }
     snap.fetch(&plan)
+}
+
+/// True when `path` matches `pat`: `*` is any text; without `*`, the path
+/// itself or anything under it (`user` matches `user.login`, `labels`
+/// matches `labels[].name`).
+pub fn column_matches(pat: &str, path: &str) -> bool {
+    if !pat.contains('*') {
+        return path == pat
+            || path
+                .strip_prefix(pat)
+                .is_some_and(|r| r.starts_with('.') || r.starts_with('['));
+    }
+    let parts: Vec<&str> = pat.split('*').collect();
+    let mut rest = path;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    rest.is_empty()
 }

@@ -36,7 +36,8 @@ pub struct Args {
     /// One JSON object per line instead of a JSON array.
     #[arg(long)]
     pub ndjson: bool,
-    /// Only these column paths, comma-separated (`number,user.login`).
+    /// Only these column paths, comma-separated (`number,user.login`); `*`
+    /// matches any text (`user.*`, as in `inspect --columns`).
     #[arg(long, value_name = "PATHS", value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
     /// Only these rows: START..END (END excluded), START.., ..END or N.
@@ -94,9 +95,53 @@ pub fn parse_rows(s: &str) -> Result<Range<u64>, String> {
 }
 
 /// Run `export`.
+/// `--columns` with each pattern (`user.*`: `*` is any text, as in
+/// `inspect --columns`) replaced by the columns it matches, in schema
+/// order; a pattern that matches none, or an empty entry, is a usage
+/// error. Names without `*` are kept as given.
+fn expand_columns(
+    snap: &colsnap::Snapshot,
+    cols: &[String],
+    name: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in cols {
+        // The empty path names a top-level `""` key, where there is one.
+        if c.is_empty() && snap.node_by_path(c).is_none() {
+            return Err(usage(format!(
+                "{name}: --columns {:?}: an empty column name, and no top-level \"\" key",
+                cols.join(",")
+            )));
+        }
+        if !c.contains('*') {
+            out.push(c.clone());
+            continue;
+        }
+        let matched: Vec<String> = snap
+            .columns()
+            .into_iter()
+            .map(|i| i.path)
+            .filter(|p| common::column_matches(c, p))
+            .collect();
+        if matched.is_empty() {
+            return Err(usage(format!(
+                "{name}: --columns `{c}` matches no column (`colsnap inspect {name} --schema` lists them)"
+            )));
+        }
+        out.extend(matched);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(c.clone()));
+    Ok(out)
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let name = args.file.display().to_string();
     let snap = common::open_snapshot(&args.file)?;
+    let mut args = args;
+    if let Some(cols) = &args.columns {
+        args.columns = Some(expand_columns(&snap, cols, &name)?);
+    }
     if let Some(cols) = &args.columns {
         for c in cols {
             if snap.node_by_path(c).is_none() {

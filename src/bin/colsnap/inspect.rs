@@ -67,36 +67,6 @@ pub struct Args {
     pub columns: Option<String>,
 }
 
-/// True when `path` matches `pat`: `*` is any text; without `*`, the path
-/// itself or anything under it (`user` matches `user.login`, `labels`
-/// matches `labels[].name`).
-fn matches(pat: &str, path: &str) -> bool {
-    if !pat.contains('*') {
-        return path == pat
-            || path
-                .strip_prefix(pat)
-                .is_some_and(|r| r.starts_with('.') || r.starts_with('['));
-    }
-    let parts: Vec<&str> = pat.split('*').collect();
-    let mut rest = path;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(part) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            match rest.find(part) {
-                Some(at) => rest = &rest[at + part.len()..],
-                None => return false,
-            }
-        }
-    }
-    rest.is_empty()
-}
-
 /// The JSON document printed by `inspect --json`.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -487,7 +457,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .filter(|p| !p.is_empty())
             .collect();
         for p in &pats {
-            if !r.columns.iter().any(|c| matches(p, &c.path)) {
+            if !r.columns.iter().any(|c| common::column_matches(p, &c.path)) {
                 return Err(common::usage(format!(
                     "{name}: {}",
                     colsnap::query::parse::unknown_field_message(
@@ -500,7 +470,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         r.columns
-            .retain(|c| pats.iter().any(|p| matches(p, &c.path)));
+            .retain(|c| pats.iter().any(|p| common::column_matches(p, &c.path)));
     }
     if args.sources {
         // One read for every column's streams (one request over HTTP).
