@@ -109,6 +109,35 @@ fn every_source_reads_the_same_snapshot() {
     assert!(file.source_version().is_some());
 }
 
+/// Opening reads the header and a tail of the file; a file no longer than
+/// that tail is one read of its bytes, each counted once (the header was
+/// read, and counted, a second time: `--stats` said 19,443 bytes of a
+/// 19,427-byte file). A longer file reads the two ranges.
+#[test]
+fn opening_a_small_file_reads_each_byte_once() {
+    let (_, bytes) = build(20);
+    let f = write_file(&bytes);
+    for s in [
+        Snapshot::from_bytes(bytes.clone()).unwrap(),
+        Snapshot::open(f.path()).unwrap(),
+    ] {
+        let st = s.stats();
+        assert_eq!((st.reads, st.ranges, st.bytes), (1, 1, bytes.len() as u64));
+        assert_eq!(
+            s.header(),
+            Snapshot::from_bytes(bytes.clone()).unwrap().header()
+        );
+    }
+    let tail = 64u64;
+    let opts = OpenOptions {
+        tail_bytes: tail,
+        ..OpenOptions::default()
+    };
+    let s = Snapshot::from_source_with(Arc::new(MemorySource::new(bytes.clone())), opts).unwrap();
+    let st = s.stats();
+    assert!(st.ranges >= 2 && st.bytes < bytes.len() as u64, "{st:?}");
+}
+
 #[test]
 fn a_file_truncated_after_open_gives_a_clean_error() {
     let (_, bytes) = build(300);

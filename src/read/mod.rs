@@ -453,9 +453,17 @@ impl Snapshot {
         if source.is_remote() && ranges[1].start > 0 {
             return Snapshot::build_remote(source, opts, path, ranges[1].clone());
         }
-        let mut got = source.read_ranges(&ranges)?;
-        let mut stats = (1, 2, got.iter().map(|b| b.len() as u64).sum::<u64>());
-        let (head, mut tail) = (got.remove(0), got.remove(0));
+        let (head, mut tail, mut stats) = if ranges[1].start == 0 {
+            // The tail is the whole file, the header in it: one range
+            // (two would read, and count, the header twice).
+            let all = source.read_range(ranges[1].clone())?;
+            let n = all.len() as u64;
+            (all.slice(..ranges[0].end as usize), all, (1, 1, n))
+        } else {
+            let mut got = source.read_ranges(&ranges)?;
+            let stats = (1, 2, got.iter().map(|b| b.len() as u64).sum::<u64>());
+            (got.remove(0), got.remove(0), stats)
+        };
         if let Some(at) = footer_before_tail(&tail, len) {
             tail = source.read_range(at..len)?;
             stats = (stats.0 + 1, stats.1 + 1, stats.2 + tail.len() as u64);
