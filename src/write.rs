@@ -283,6 +283,9 @@ pub struct BuildReport {
     pub seconds: f64,
     /// What was spilled to temporary files to stay within the memory budget.
     pub spill: SpillStats,
+    /// Integer literals outside `[-2^63, 2^64)`, held as their nearest
+    /// binary64 (SPEC.md 1.3): the rows do not come back exactly.
+    pub inexact_integers: crate::schema::builder::InexactIntegers,
 }
 
 /// Build a snapshot from JSON read from `input`, writing it to `out`.
@@ -312,6 +315,7 @@ pub fn build<R: Read, W: Write>(input: R, out: W, opts: &BuildOptions) -> Result
         format,
         seconds: t0.elapsed().as_secs_f64(),
         spill: b.spill_stats(),
+        inexact_integers: b.inexact_integers,
     })
 }
 
@@ -341,6 +345,7 @@ pub fn build_with<W: Write>(
         format: InputFormat::Ndjson,
         seconds: t0.elapsed().as_secs_f64(),
         spill: b.spill_stats(),
+        inexact_integers: b.inexact_integers,
     })
 }
 

@@ -975,3 +975,55 @@ fn snapshot_programs_take_the_same_arguments() {
         .code(2)
         .stderr(predicate::str::starts_with("snapshot-verify: error: "));
 }
+
+/// An integer literal outside `[-2^63, 2^64)` is held as the nearest
+/// binary64 (SPEC.md 1.3): the build says so on stderr (how many, where
+/// the first is), even with `--quiet`, and counts them in `--json`.
+#[test]
+fn inexact_integers_are_reported_by_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.ndjson");
+    std::fs::write(
+        &input,
+        "{\"id\":1,\"n\":18446744073709551615}\n{\"id\":2,\"n\":123456789012345678901234567890,\"s\":\"99999999999999999999\"}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("big.colsnap");
+    for extra in [&["--quiet"][..], &["--json"]] {
+        let o = colsnap()
+            .arg("build")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("1 integer outside [-2^63, 2^64) (the first at line 2, column 13)"),
+            "{err}"
+        );
+        if extra == ["--json"] {
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["inexact_integers"], 1);
+        }
+    }
+    // What the warning says: the number comes back as a float.
+    let o = colsnap()
+        .args(["export", "--ndjson"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("\"n\":1.2345678901234568e+29"), "{text}");
+    // None, no warning.
+    let o = colsnap()
+        .arg("build")
+        .arg(fixture("tiny.json"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stderr.is_empty());
+}

@@ -198,6 +198,27 @@ pub struct ColumnsBuilder {
     /// Spilled segments of timestamps turned into strings at the end
     /// (their ids are of two runs).
     converted_spilled: bool,
+    /// A number of the row being read was read as an integral binary64 of
+    /// magnitude 2^63 or more: perhaps an integer literal outside
+    /// `[-2^63, 2^64)`, which the reader then looks for in the row's text.
+    pub(crate) big_float_in_row: bool,
+    /// Integer literals outside `[-2^63, 2^64)` read as their nearest
+    /// binary64 (SPEC.md 1.3), and where the first one is (line, column).
+    pub inexact_integers: InexactIntegers,
+}
+
+/// Integer literals of the input outside `[-2^63, 2^64)`, which a snapshot
+/// holds as their nearest binary64 (SPEC.md 1.3): export writes them as
+/// floats (`1.2345678901234568e+29`), so they do not come back exactly.
+/// Counted in the rows the framed reader reads (every row but those the
+/// streaming reader takes over after an odd byte: a row past 64 MiB, or
+/// nested past 100 levels).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InexactIntegers {
+    /// How many.
+    pub count: u64,
+    /// The first one's line and column (1-based).
+    pub first: Option<(usize, usize)>,
 }
 
 /// Rows between two counts of the column buffers' bytes (every row under
@@ -240,6 +261,8 @@ impl ColumnsBuilder {
             column_spill: None,
             spill_base: None,
             converted_spilled: false,
+            big_float_in_row: false,
+            inexact_integers: InexactIntegers::default(),
         }
     }
 
@@ -972,6 +995,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<(), E> {
         if !v.is_finite() {
             return Err(E::custom("number out of range"));
+        }
+        // serde_json reads an integer past u64 as a float: the row's text
+        // tells whether this one was (`input::inexact_integers`).
+        if v.abs() >= 9_223_372_036_854_775_808.0 && v.fract() == 0.0 {
+            self.b.big_float_in_row = true;
         }
         self.b
             .start(self.node, self.item, Kind::Float)

@@ -582,11 +582,69 @@ const PARSE_STACK: usize = 8 << 20;
 fn parse_batch(b: &mut ColumnsBuilder, batch: &Batch, max_token_len: usize) -> Result<()> {
     for &(s, e) in &batch.rows {
         let mut de = serde_json::Deserializer::from_slice(&batch.text[s..e]);
+        b.big_float_in_row = false;
         if let Err(err) = b.row_seed().deserialize(&mut de) {
             return Err(row_error(b, batch, (s, e), err, max_token_len));
         }
+        if b.big_float_in_row {
+            for at in inexact_integers(&batch.text[s..e]) {
+                let n = &mut b.inexact_integers;
+                n.count += 1;
+                if n.first.is_none() {
+                    let (newlines, column) = batch.position(s + at);
+                    n.first = Some((newlines + 1, column + 1));
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// Offsets in the JSON text `row` of the integer literals (no `.`, no
+/// exponent) whose value is outside `[-2^63, 2^64)`: those a snapshot holds
+/// as the nearest binary64 (SPEC.md 1.3). Strings are skipped; the text is
+/// valid JSON (it parsed), so a literal has no leading zeros and its digit
+/// count orders it.
+pub(crate) fn inexact_integers(row: &[u8]) -> Vec<usize> {
+    const MIN_I64: &[u8] = b"9223372036854775808"; // -MIN_I64 = -2^63
+    const MAX_U64: &[u8] = b"18446744073709551615";
+    let past = |digits: &[u8], max: &[u8]| {
+        digits.len() > max.len() || (digits.len() == max.len() && digits > max)
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < row.len() {
+        match row[i] {
+            b'"' => {
+                i += 1;
+                while i < row.len() && row[i] != b'"' {
+                    i += if row[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                let neg = row[i] == b'-';
+                i += usize::from(neg);
+                let digits_at = i;
+                while i < row.len() && row[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let digits = &row[digits_at..i];
+                let integral = !matches!(row.get(i), Some(b'.' | b'e' | b'E'));
+                while i < row.len()
+                    && matches!(row[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                if integral && past(digits, if neg { MIN_I64 } else { MAX_U64 }) {
+                    out.push(start);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
 }
 
 /// The error of the row `batch.text[s..e]`, at its position in the file.
@@ -917,6 +975,53 @@ mod tests {
 
     const SEED: &str = "{\"a\":1,\"s\":\"x\\\"}y\",\"n\":[1.5e3,{\"k\":null}],\"t\":true}\n\
                         {\"a\":-2, \"s\":\"\\u00e9]\" ,\"n\":[]}\r\n {\"b\":{\"c\":[[\"deep\"]]}}\n";
+
+    /// Integer literals outside `[-2^63, 2^64)` are found by their text,
+    /// in values and arrays, never in strings or keys, and not mistaken
+    /// for floats with an exponent or a fraction (also integral ones).
+    #[test]
+    fn inexact_integers_are_found_by_their_text() {
+        let row = br#"{"a":18446744073709551616,"b":18446744073709551615,"c":-9223372036854775808,"d":-9223372036854775809,"e":"99999999999999999999","99999999999999999999":[1e30,1.0e30,123456789012345678901234567890,-0,0],"f":""x\"}"#;
+        let at = inexact_integers(row);
+        let text = std::str::from_utf8(row).unwrap();
+        let found: Vec<&str> = at
+            .iter()
+            .map(|&i| {
+                let t = &text[i..];
+                &t[..t.find([',', ']', '}']).unwrap()]
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "18446744073709551616",
+                "-9223372036854775809",
+                "123456789012345678901234567890"
+            ]
+        );
+        assert!(inexact_integers(br#"{"a":[1,-2,3.5e300]}"#).is_empty());
+    }
+
+    /// The builder counts them, with the first one's line and column in
+    /// the file, in both input forms.
+    #[test]
+    fn a_build_counts_inexact_integers_and_places_the_first() {
+        for (text, first) in [
+            (
+                &b"{\"a\":1}\n{\"b\":[2, 99999999999999999999]}\n{\"c\":-99999999999999999999}\n"[..],
+                (2, 10),
+            ),
+            (
+                b"[\n{\"a\":1e19},\n {\"a\":18446744073709551616}, {\"a\":-99999999999999999999}]",
+                (3, 7),
+            ),
+        ] {
+            let mut b = ColumnsBuilder::new(Limits::default());
+            read_rows(text, &mut b, None).unwrap();
+            assert_eq!(b.inexact_integers.count, 2);
+            assert_eq!(b.inexact_integers.first, Some(first));
+        }
+    }
 
     #[test]
     fn the_seed_is_three_rows() {

@@ -179,6 +179,9 @@ struct Summary {
     spilled_column_runs: u64,
     /// Bytes written to temporary files.
     spilled_bytes: u64,
+    /// Integer literals outside `[-2^63, 2^64)`, held as the nearest
+    /// binary64 (SPEC.md 1.3; 0: none).
+    inexact_integers: u64,
 }
 
 /// Run `build`.
@@ -279,6 +282,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let report = result.map_err(|e| lib(&in_name, e))?;
     let seconds = t0.elapsed().as_secs_f64().max(report.seconds);
+    // Said even with --quiet: these numbers will not come back as written.
+    if let Some((line, column)) = report.inexact_integers.first {
+        let n = report.inexact_integers.count;
+        eprintln!(
+            "colsnap: warning: {in_name}: {} integer{} outside [-2^63, 2^64) (the first at line {line}, column {column}) {} held as the nearest binary64 and will be exported as {} (SPEC.md 1.3)",
+            common::thousands(n),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" },
+            if n == 1 { "a float" } else { "floats" },
+        );
+    }
 
     if args.quiet {
         return Ok(());
@@ -305,6 +319,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         spilled_runs: report.spill.string_runs,
         spilled_column_runs: report.spill.column_runs,
         spilled_bytes: report.spill.bytes,
+        inexact_integers: report.inexact_integers.count,
     };
     if args.json {
         let mut line = serde_json::to_string(&s)?;
