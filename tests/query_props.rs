@@ -862,3 +862,40 @@ fn a_search_of_every_field_finds_strings_in_mixed_columns() {
         found
     );
 }
+
+/// `--in` an object or list field searches the string fields under it (a
+/// document tree's texts, a list of tags); one with none under it, or a
+/// scalar that is not a string, is refused naming it.
+#[test]
+fn a_search_in_an_object_or_list_field_searches_the_strings_under_it() {
+    let rows = vec![
+        json!({"id": 1, "d": {"type": "doc", "content": [{"text": "a crash"}]}, "tags": ["x"]}),
+        json!({"id": 2, "d": {"type": "doc", "content": [{"text": "fine"}]}, "tags": ["Crash"]}),
+        json!({"id": 3, "d": {"n": 5}, "tags": []}),
+    ];
+    let engine = Engine::new(SnapshotSource::new(snapshot(&rows, 4096)));
+    let find = |fields: &[&str]| {
+        engine
+            .search(&Search {
+                text: "crash".into(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            })
+            .map(|b| b.ones().collect::<Vec<usize>>())
+    };
+    assert_eq!(find(&["d"]).unwrap(), [0]);
+    assert_eq!(find(&["d.content"]).unwrap(), [0]);
+    assert_eq!(find(&["tags"]).unwrap(), [1]);
+    assert_eq!(find(&["d", "tags", "d.content[].text"]).unwrap(), [0, 1]);
+    let e = find(&["id"]).unwrap_err().to_string();
+    assert!(e.contains("cannot search `id`"), "{e}");
+    let rows = vec![json!({"o": {"n": 1}})];
+    let engine = Engine::new(SnapshotSource::new(snapshot(&rows, 4096)));
+    let e = engine
+        .search(&Search {
+            text: "x".into(),
+            fields: vec!["o".into()],
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no string field under it"), "{e}");
+}

@@ -582,6 +582,46 @@ impl Engine {
         } else {
             s.fields.clone()
         };
+        // An object or list field names the string fields under it
+        // (`fields.description`, a document tree: every text in it).
+        let stringy = |t: crate::model::ColumnType| {
+            matches!(
+                t,
+                crate::model::ColumnType::String | crate::model::ColumnType::Mixed
+            )
+        };
+        let mut expanded = Vec::with_capacity(paths.len());
+        for p in paths {
+            let ty = self.fields().iter().find(|f| f.path == p).map(|f| f.ty);
+            if !matches!(
+                ty,
+                Some(crate::model::ColumnType::Object | crate::model::ColumnType::List)
+            ) {
+                expanded.push(p);
+                continue;
+            }
+            let under: Vec<String> = self
+                .fields()
+                .iter()
+                .filter(|f| {
+                    stringy(f.ty)
+                        && f.path
+                            .strip_prefix(p.as_str())
+                            .is_some_and(|r| r.starts_with('.') || r.starts_with('['))
+                })
+                .map(|f| f.path.clone())
+                .collect();
+            if under.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "cannot search `{p}`: it is {}, with no string field under it",
+                    ty.expect("matched above")
+                )));
+            }
+            expanded.extend(under);
+        }
+        let mut seen = std::collections::HashSet::new();
+        expanded.retain(|p| seen.insert(p.clone()));
+        let paths = expanded;
         let mut cols = Vec::with_capacity(paths.len());
         for p in &paths {
             let c = self.column(p)?;

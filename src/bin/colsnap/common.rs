@@ -346,21 +346,24 @@ pub fn published() -> Option<&'static colsnap::publish::Opened> {
 }
 
 /// Refuse (exit 2) a key field (`--key`) that cannot be a key of `snap`:
-/// not a field path, or, when the snapshot has rows, no column of it. No
-/// event could then address one of its rows, and the first update would
-/// fail as an "update of the missing key", hiding the typo. `file` names
-/// the snapshot in the message.
+/// not a field path, or, when the snapshot has rows and columns, none of
+/// them. No event could then address one of its rows, and the first
+/// update would fail as an "update of the missing key", hiding the typo.
+/// `file` names the snapshot in the message.
 pub fn check_key_field(snap: &colsnap::Snapshot, field: &str, file: &str) -> anyhow::Result<()> {
     let keys =
         colsnap::events::parse_path(field).map_err(|m| usage(format!("--key `{field}`: {m}")))?;
+    let columns = snap.columns();
+    // Rows of no columns (`{}` each) have nothing to suggest: the events
+    // meet what they meet.
     if snap.rows() == 0
+        || columns.is_empty()
         || snap
             .node_by_path(&colsnap::events::join_path(&keys))
             .is_some()
     {
         return Ok(());
     }
-    let columns = snap.columns();
     let names = columns.iter().map(|c| c.path.as_str());
     Err(usage(format!(
         "{file}: --key: {}",

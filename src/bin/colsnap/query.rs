@@ -59,7 +59,8 @@ pub struct Args {
     /// Case-insensitive substring to search for.
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
-    /// Fields to search, comma-separated (default: every field holding strings).
+    /// Fields to search, comma-separated (default: every field holding
+    /// strings); an object or list field searches the string fields under it.
     #[arg(long = "in", value_name = "FIELDS", requires = "search")]
     pub search_in: Option<String>,
     /// Only these fields in the output, comma-separated.
