@@ -20,6 +20,11 @@ type Server = common::Running;
 
 /// The 40 GitHub sample issues, ids 1000000...
 fn snapshot(dir: &Path) -> PathBuf {
+    snapshot_of(dir, usize::MAX)
+}
+
+/// A snapshot of the sample's first `rows` rows (ids from 1,000,000).
+fn snapshot_of(dir: &Path, rows: usize) -> PathBuf {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../fixtures/github-sample.ndjson"
@@ -28,6 +33,7 @@ fn snapshot(dir: &Path) -> PathBuf {
     let mut v: Vec<Value> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
+        .take(rows)
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     for (i, r) in v.iter_mut().enumerate() {
@@ -660,8 +666,12 @@ async fn streams_follow_reloads_and_end_on_a_replaced_log_and_on_shutdown() {
         .send()
         .await
         .unwrap();
+    // The new version has one row fewer, so the test can tell when the
+    // server serves it: a reload may land between the two steps below
+    // (the old snapshot without its log, one more reset) and the next one
+    // must have happened before the streams opened later are checked.
     let other = tempfile::tempdir().unwrap();
-    let newer = snapshot(other.path());
+    let newer = snapshot_of(other.path(), 39);
     std::fs::remove_file(&log).unwrap();
     std::fs::rename(&newer, &file).unwrap();
     let ended = read_to_end(sub).await;
@@ -670,6 +680,19 @@ async fn streams_follow_reloads_and_end_on_a_replaced_log_and_on_shutdown() {
     let ended = read_to_end(replay).await;
     assert_eq!(data_lines(&ended), [2, 3], "{ended}");
     assert!(ended.contains("event: reset"), "{ended}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, b) = get(&s, "/api/issues").await;
+        let v: Value = serde_json::from_str(&b).unwrap();
+        if v["rows"] == 39 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new snapshot was not served: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The new version: seqs from 1 again; an old seq past its log is a
     // 409, `+3` is no seq, `since=0` and a lower-case scheme work.
     let (_, _, b) = get(&s, "/api/issues").await;
