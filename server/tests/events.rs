@@ -570,7 +570,9 @@ async fn a_post_body_that_stalls_gets_408() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let file = snapshot(dir.path());
-    let s = start(&file, |c| c.timeout = Duration::from_secs(1)).await;
+    // The body's deadline is nine tenths of the request's: 300 ms apart,
+    // so that a loaded machine still answers the 408 before the 503.
+    let s = start(&file, |c| c.timeout = Duration::from_secs(3)).await;
     let addr = s.base.trim_start_matches("http://").to_string();
     let mut t = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
@@ -652,9 +654,14 @@ async fn streams_follow_reloads_and_end_on_a_replaced_log_and_on_shutdown() {
     assert_eq!(sub.status(), StatusCode::OK);
     // Another writer appends seq 3: the reload sends it.
     let log = dir.path().join("issues.events.ndjson");
-    let mut text = std::fs::read_to_string(&log).unwrap();
-    text.push_str(&canonical(&[E3]));
-    std::fs::write(&log, &text).unwrap();
+    {
+        // Appended, as another writer appends: a reload never sees the log
+        // shorter (`fs::write` empties it first, and a reload between the
+        // two steps took it for a replaced log).
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(canonical(&[E3]).as_bytes()).unwrap();
+    }
     let got = read_events(sub, 1).await;
     assert_eq!(seqs(&got), [3]);
 

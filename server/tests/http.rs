@@ -640,7 +640,10 @@ async fn etags_give_304_and_compression_and_cors_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_answers_429_with_retry_after() {
-    let s = start(|c| c.rate_limit = Some(3)).await;
+    // One request a second: twelve in a row meet the limit unless each
+    // takes a second (with three, a loaded machine taking a third of a
+    // second a request never did).
+    let s = start(|c| c.rate_limit = Some(1)).await;
     let c = client();
     let mut statuses = Vec::new();
     let mut retry = None;
@@ -1424,7 +1427,13 @@ async fn an_event_log_is_applied_like_colsnap_query_events() {
     )
     .unwrap();
     let l = log.clone();
-    let s = start(move |c| c.events = vec![("issues".into(), l)]).await;
+    let s = start(move |c| {
+        c.events = vec![("issues".into(), l)];
+        // The test reloads by hand below: no background reload may take
+        // the change first.
+        c.reload_interval = None;
+    })
+    .await;
     let c = client();
     let get = |p: String| {
         let c = c.clone();

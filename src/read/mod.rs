@@ -1137,19 +1137,21 @@ impl Snapshot {
         let Some((t, d)) = self.dict_table_of(idx) else {
             return Ok(None);
         };
-        if let Some(b) = self.inner.dicts.lock().map_err(|_| poisoned())?.get(&t) {
+        // Held while the dictionary is read: a thread that needs it
+        // meanwhile waits and takes it here, where between this thread's
+        // dropping its stored bytes and keeping it decoded it would have
+        // read the section again.
+        let mut dicts = self.inner.dicts.lock().map_err(|_| poisoned())?;
+        if let Some(b) = dicts.get(&t) {
             return Ok(Some(b.clone()));
         }
+        // The dictionary's own section has none (it is no chunk).
         let dict = self.section(d)?;
         self.inner.dicts_decoded.fetch_add(1, Ordering::Relaxed);
+        dicts.insert(t, dict.clone());
         if let Ok(mut f) = self.inner.fetched.lock() {
             f.remove(&d);
         }
-        self.inner
-            .dicts
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(t, dict.clone());
         Ok(Some(dict))
     }
 
@@ -1333,9 +1335,20 @@ impl Snapshot {
     }
 
     fn missing(&self, plan: &Plan) -> Vec<(u32, Range<u64>)> {
+        // A table's dictionary, once decoded, is kept apart and its stored
+        // bytes dropped: a plan made before that (another thread decoded
+        // it meanwhile) does not read it again.
+        let loaded: Vec<u32> = match self.inner.dicts.lock() {
+            Ok(d) if !d.is_empty() => d
+                .keys()
+                .filter_map(|&t| self.footer.tables.get(t as usize)?.dict_section)
+                .collect(),
+            _ => Vec::new(),
+        };
         let cached = self.inner.fetched.lock();
         let frames: Vec<(u32, Range<u64>)> = plan
             .sections()
+            .filter(|s| !loaded.contains(s))
             .filter(|s| !cached.as_ref().is_ok_and(|c| c.contains(s)))
             .filter_map(|s| {
                 let e = self.footer.sections.get(s as usize)?;
@@ -1383,10 +1396,16 @@ impl Snapshot {
         frames: Vec<(u32, Range<u64>)>,
     ) -> (flight::Claim<'_>, flight::Waits, Vec<(u32, Range<u64>)>) {
         let (claim, waits) = self.inner.flights.claim(frames.iter().map(|(s, _)| *s));
+        // A section that another thread read between `missing` and this
+        // claim is kept now (a read keeps its bytes before it lets its
+        // claim go): it is not read again.
+        let cached = self.inner.fetched.lock();
         let mine = frames
             .into_iter()
             .filter(|(s, _)| claim.holds(*s))
+            .filter(|(s, _)| !cached.as_ref().is_ok_and(|c| c.contains(s)))
             .collect();
+        drop(cached);
         (claim, waits, mine)
     }
 
