@@ -49,6 +49,16 @@ pub struct BuildOptions {
     /// sorted among identifiers in small chunks they did not (docs/design.md,
     /// "Medium-length prose as long text").
     pub long_text_min_avg: usize,
+    /// A string column under an array (a comment's text, a document tree's
+    /// text nodes: several a row, no grid cell of its own) whose strings
+    /// average more than this many bytes, and of which at least 3 in 10
+    /// are distinct, also goes to the long-text table when it is
+    /// row-ordered (0: only `long_text_min_avg` decides). Default 32:
+    /// fragments of prose kept beside their row's other texts compress
+    /// there, where sorted among identifiers they did not; labels and
+    /// other repeated values stay sorted (docs/design.md, "Nested
+    /// fragments of prose").
+    pub nested_text_min_avg: usize,
     /// Front-code the short-string table's chunks.
     pub front_coding: bool,
     /// Store the long-text table's strings in row order (the order the rows
@@ -147,6 +157,7 @@ impl Default for BuildOptions {
             long_chunk_size: 16 << 20,
             long_chunk_fetch: 1 << 20,
             long_text_min_avg: 128,
+            nested_text_min_avg: 32,
             front_coding: true,
             long_text_row_order: true,
             long_text_codec: LongTextCodec::Auto,
@@ -2154,19 +2165,44 @@ fn node_mem_estimate(b: &ColumnsBuilder, i: usize, level: i32) -> usize {
         .saturating_add(zstd.min(8 * items.max(domain)))
 }
 
-/// Decide which table each string node uses: 0 = short strings, 1 = long text.
+/// Of the strings of a column under an array, the share that must be
+/// distinct (estimated) for [`BuildOptions::nested_text_min_avg`] to move
+/// it to the long-text table: categorical values (labels, states, authors'
+/// URLs) stay sorted, where filters and facets find them without decoding
+/// the long text. And at least [`NESTED_TEXT_MIN_STRINGS`] distinct
+/// strings: in a few rows nearly every value is distinct, categorical or
+/// not (an assignee's URL in 40 rows), and a few strings cost little in
+/// either table.
+const NESTED_TEXT_MIN_DISTINCT: (u64, u64) = (3, 10);
+/// See [`NESTED_TEXT_MIN_DISTINCT`].
+const NESTED_TEXT_MIN_STRINGS: u64 = 64;
+
+/// Decide which table each string node uses: 0 = short strings, 1 = long
+/// text (SPEC.md 7.5).
 fn assign_tables(b: &ColumnsBuilder, opts: &BuildOptions) -> Vec<u32> {
+    let nested = opts.nested_text_min_avg > 0 && opts.row_ordered_long_text();
     b.nodes
         .iter()
         .map(|n| {
-            if n.n_strs() == 0 || opts.long_text_min_avg == 0 {
+            let strs = n.n_strs();
+            if strs == 0 || opts.long_text_min_avg == 0 {
                 return 0;
             }
-            if n.str_bytes / n.n_strs() > opts.long_text_min_avg as u64 {
-                1
-            } else {
-                0
+            let avg = n.str_bytes / strs;
+            if avg > opts.long_text_min_avg as u64 {
+                return 1;
             }
+            let (num, den) = NESTED_TEXT_MIN_DISTINCT;
+            let distinct = n.str_sketch.as_ref().map_or(0, |s| s.estimate());
+            if nested
+                && n.in_array
+                && avg > opts.nested_text_min_avg as u64
+                && distinct >= NESTED_TEXT_MIN_STRINGS
+                && distinct.saturating_mul(den) >= strs.saturating_mul(num)
+            {
+                return 1;
+            }
+            0
         })
         .collect()
 }

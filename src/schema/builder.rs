@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Kind, NodeName};
 use crate::schema::colspill::{Buffers, ColumnSpill, Counts, Fields, Segment};
+use crate::schema::distinct::DistinctSketch;
 use crate::schema::idx::Idx;
 use crate::schema::interner::{IdMaps, Interner, SpillPolicy, SpillStats, Strings};
 use crate::timestamp::{self, Timestamp};
@@ -65,6 +66,12 @@ pub struct NodeBuf {
     pub strs: Vec<u32>,
     /// Bytes of the text of every `Str` item (repeats counted).
     pub str_bytes: u64,
+    /// Under an array (an element, or a field of one, at any depth): more
+    /// than one item a row, none of them a grid cell of its own.
+    pub in_array: bool,
+    /// Distinct `Str` texts, estimated, for a node `in_array` with strings
+    /// (the writer's nested-text rule: SPEC.md 7.5).
+    pub str_sketch: Option<DistinctSketch>,
     /// Payload of `Time` items.
     pub times: Vec<Timestamp>,
     /// Element count of `Array` items.
@@ -358,6 +365,7 @@ impl ColumnsBuilder {
             child_index: Default::default(),
             elem: n.elem,
             str_bytes: n.str_bytes,
+            in_array: n.in_array,
             domain_len: n.domain_len,
             lens_sum: n.lens_sum,
             ..Default::default()
@@ -543,6 +551,7 @@ impl ColumnsBuilder {
                     + n.strs.capacity() * 4
                     + n.times.capacity() * size_of::<Timestamp>()
                     + n.lens.capacity() * 4
+                    + n.str_sketch.as_ref().map_or(0, DistinctSketch::bytes)
                     + size_of::<NodeBuf>()
             })
             .sum()
@@ -624,9 +633,11 @@ impl ColumnsBuilder {
                 self.limits.max_columns
             ));
         }
+        let in_array = self.nodes[parent as usize].in_array || name == NodeName::Elem;
         self.nodes.push(NodeBuf {
             parent,
             name: Some(name),
+            in_array,
             ..Default::default()
         });
         Ok((self.nodes.len() - 1) as u32)
@@ -1027,6 +1038,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         let n = &mut self.b.nodes[self.node as usize];
         n.strs.push(id);
         n.str_bytes += v.len() as u64;
+        if n.in_array {
+            n.str_sketch.get_or_insert_default().insert(v);
+        }
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {

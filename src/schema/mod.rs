@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod colspill;
+pub mod distinct;
 mod frame;
 pub mod idx;
 pub mod input;
