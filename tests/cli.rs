@@ -820,6 +820,31 @@ fn export_rows_columns_ndjson() {
         export_values(&snap, &["--rows", "3..100"]),
         all[3..].to_vec()
     );
+    // A range past the end exports nothing, succeeds (a slice past the
+    // end is empty) and says so on stderr; one that reaches the end does not.
+    for (rows, sort) in [("100..101", None), ("5..", None), ("9", Some("-id"))] {
+        let mut cmd = colsnap();
+        cmd.arg("export")
+            .arg(&snap)
+            .args(["--ndjson", "--rows", rows]);
+        if let Some(s) = sort {
+            cmd.args(["--sort", s]);
+        }
+        cmd.assert().success().stdout("").stderr(
+            predicate::str::contains("starts past the end").and(predicate::str::contains(format!(
+                "has {} rows (0..{})",
+                all.len(),
+                all.len()
+            ))),
+        );
+    }
+    colsnap()
+        .arg("export")
+        .arg(&snap)
+        .args(["--ndjson", "--rows", "4.."])
+        .assert()
+        .success()
+        .stderr("");
 
     // Default is a JSON array; --ndjson is one object per line.
     let arr = colsnap()

@@ -259,6 +259,15 @@ fn usage_errors_exit_2_with_one_line() {
         (vec!["--where", "number=abc"], "not a number"),
         (vec!["--where", "number"], "expected FIELD OP VALUE"),
         (vec!["--sort", "titel"], "did you mean `title`?"),
+        (
+            vec!["--fields", "number,,title"],
+            "--fields `number,,title`: name 2 of 3 is empty",
+        ),
+        (vec!["--fields", "number,"], "name 2 of 2 is empty"),
+        (
+            vec!["--search", "x", "--in", ",title"],
+            "--in `,title`: name 1 of 2",
+        ),
     ] {
         let (code, _, err) = run(&args);
         assert_eq!(code, 2, "{args:?}: {err}");

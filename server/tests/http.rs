@@ -718,6 +718,17 @@ async fn every_bad_parameter_class_is_a_4xx_naming_it() {
             400,
             "in".into(),
         ),
+        // An empty name in a list names no field: a typo, not ignored.
+        (
+            "/api/issues/rows?fields=id,,title".into(),
+            400,
+            "fields".into(),
+        ),
+        (
+            "/api/issues/rows?search=x&in=title,".into(),
+            400,
+            "in".into(),
+        ),
         (
             "/api/issues/rows?search=x&in=comments".into(),
             400,

@@ -126,15 +126,22 @@ pub fn unknown_field_message<'a>(
     m
 }
 
-/// Parse a `--fields` list: `number,title,user.login`.
+/// Parse a `--fields` list: `number,title,user.login` (each name trimmed).
+/// An empty name (`a,,b`, a trailing comma, or nothing at all) is an error
+/// naming its place: it names no field, and ignoring it would hide a typo.
 pub fn parse_fields(s: &str) -> Result<Vec<String>> {
-    let v: Vec<String> = s
-        .split(',')
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if v.is_empty() {
-        return Err(Error::Invalid("--fields needs at least one field".into()));
+    let v: Vec<String> = s.split(',').map(|p| p.trim().to_string()).collect();
+    if v.iter().all(|p| p.is_empty()) {
+        return Err(Error::Invalid(format!(
+            "`{s}` names no field (a comma-separated list: `number,title,user.login`)"
+        )));
+    }
+    if let Some(i) = v.iter().position(|p| p.is_empty()) {
+        return Err(Error::Invalid(format!(
+            "`{s}`: name {} of {} is empty (a comma-separated list: `number,title,user.login`)",
+            i + 1,
+            v.len()
+        )));
     }
     Ok(v)
 }
@@ -402,5 +409,15 @@ mod tests {
         );
         assert_eq!(parse_fields("a, b").unwrap(), ["a", "b"]);
         assert!(parse_fields(" , ").is_err());
+        assert!(parse_fields("").is_err());
+        // An empty name is an error that says which one.
+        for (list, what) in [
+            ("a,,b", "name 2 of 3"),
+            ("a,b,", "name 3 of 3"),
+            (",a", "name 1 of 2"),
+        ] {
+            let e = parse_fields(list).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains(list), "{list}: {e}");
+        }
     }
 }

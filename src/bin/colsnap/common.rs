@@ -759,12 +759,21 @@ pub fn parse_query(
         q.search = Some(Search {
             text: text.to_string(),
             fields: match search_in {
-                Some(f) => parse::parse_fields(f).map_err(bad)?,
+                Some(f) => parse::parse_fields(f).map_err(|e| bad(flag_error("--in", e)))?,
                 None => Vec::new(),
             },
         });
     }
     Ok(q)
+}
+
+/// `e` with the flag it is about in front of its message, when it is
+/// invalid input (`--fields \`a,,b\`: ...`).
+pub fn flag_error(flag: &str, e: colsnap::Error) -> colsnap::Error {
+    match e {
+        colsnap::Error::Invalid(m) => colsnap::Error::Invalid(format!("{flag} {m}")),
+        e => e,
+    }
 }
 
 #[cfg(test)]

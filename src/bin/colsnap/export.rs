@@ -94,7 +94,29 @@ pub fn parse_rows(s: &str) -> Result<Range<u64>, String> {
     Ok(r)
 }
 
-/// Run `export`.
+/// Say on stderr (the export itself stays empty and succeeds, as a slice
+/// past the end is) when `--rows` starts past the last of `total` rows: a
+/// range that selects nothing because of a typo should not look like an
+/// empty snapshot.
+fn past_the_end(name: &str, r: &Range<u64>, total: u64, what: &str) {
+    if r.start >= total && r.start < r.end {
+        let rows = match total {
+            0 => "no rows".to_string(),
+            1 => "1 row (row 0)".to_string(),
+            n => format!("{} rows (0..{})", common::thousands(n), n),
+        };
+        let end = if r.end == u64::MAX {
+            String::new()
+        } else {
+            r.end.to_string()
+        };
+        eprintln!(
+            "colsnap: note: {name}: --rows {}..{end} starts past the end: {what} has {rows}; nothing exported",
+            r.start
+        );
+    }
+}
+
 /// `--columns` with each pattern (`user.*`: `*` is any text, as in
 /// `inspect --columns`) replaced by the columns it matches, in schema
 /// order; a pattern that matches none, or an empty entry, is a usage
@@ -135,6 +157,7 @@ fn expand_columns(
     Ok(out)
 }
 
+/// Run `export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let name = args.file.display().to_string();
     let snap = common::open_snapshot(&args.file)?;
@@ -158,6 +181,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if !args.filters.is_empty() || args.search.is_some() || args.sort.is_some() {
         return export_query(args, snap, &name);
+    }
+    if let Some(r) = &args.rows {
+        past_the_end(&name, r, snap.rows(), "the snapshot");
     }
     // Over a remote snapshot, a few rows (a row's detail): their columns
     // in one round trip.
@@ -218,6 +244,7 @@ fn export_query(args: Args, snap: colsnap::Snapshot, name: &str) -> anyhow::Resu
     let rows = engine.run(&q).map_err(bad)?;
     let rows = match &args.rows {
         Some(r) => {
+            past_the_end(name, r, rows.len() as u64, "the result");
             let start = (r.start.min(rows.len() as u64)) as usize;
             let end = (r.end.min(rows.len() as u64)) as usize;
             &rows[start..end]

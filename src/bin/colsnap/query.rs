@@ -159,7 +159,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .as_deref()
         .map(parse::parse_fields)
         .transpose()
-        .map_err(bad)?;
+        .map_err(|e| bad(common::flag_error("--fields", e)))?;
     let engine = match common::events_overlay(&snap, a.events.as_deref(), a.key.as_deref())? {
         Some(ov) => Engine::new(OverlaySource::new(ov)),
         None => {
