@@ -2731,11 +2731,15 @@ fn write_snapshot<W: Write>(
         inline: std::mem::take(&mut w.inline_bytes),
     };
     let raw = footer.to_bytes(w.version);
-    let raw_len = u32::try_from(raw.len()).map_err(|_| Error::Limit {
-        what: "footer bytes",
-        got: raw.len() as u64,
-        max: u32::MAX as u64,
-    })?;
+    // Readers take a footer of at most 1 GiB (SPEC.md 10.1).
+    let raw_len = u32::try_from(raw.len())
+        .ok()
+        .filter(|&n| u64::from(n) <= compress::SECTION_RAW_LIMIT)
+        .ok_or(Error::Limit {
+            what: "footer bytes",
+            got: raw.len() as u64,
+            max: compress::SECTION_RAW_LIMIT,
+        })?;
     let fopts = CompressOptions {
         choice: compress::CodecChoice::Force(Codec::Zstd),
         level: 19,

@@ -201,6 +201,29 @@ fn edge_cases_roundtrip() {
     roundtrip(&rows, &tiny_opts());
 }
 
+/// A footer that compresses past 1032x (one long, repetitive key: 42,279
+/// bytes of `k` gave an 89-byte file that every reader refused as an
+/// "implausible" footer) opens, in every format version; so do keys and
+/// values of every kind repeated at length.
+#[test]
+fn a_footer_that_compresses_past_1032x_opens() {
+    let long = "k".repeat(1 << 20);
+    let rows = vec![
+        json!({ long.as_str(): 1 }),
+        json!({ long.as_str(): [long.len()] }),
+    ];
+    roundtrip(&rows, &BuildOptions::default());
+    for v in 1..=4 {
+        roundtrip(
+            &rows,
+            &BuildOptions {
+                format_version: v,
+                ..BuildOptions::default()
+            },
+        );
+    }
+}
+
 #[test]
 fn empty_array_is_zero_rows() {
     let snap = build(b"[]", &BuildOptions::default());
