@@ -7,7 +7,7 @@ mod common;
 use assert_cmd::Command;
 use common::{colsnap, fixture, rows_of};
 use predicates::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -890,6 +890,38 @@ fn export_rows_columns_ndjson() {
     let got = export_values(&snap, &["--columns", "id,user.*"]);
     assert_eq!(got, export_values(&snap, &["--columns", "id,user"]));
     assert!(got.iter().zip(&all).all(|(g, a)| g["user"] == a["user"]));
+}
+
+/// `*` in `--columns` is any text; `\*` names a key `*`, in `export` and
+/// `inspect` alike.
+#[test]
+fn a_key_named_star_is_named_by_an_escaped_star() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, br#"{"*":1,"[":2,"\\":3,"a":{"*":4,"b":5}}"#).unwrap();
+    let snap = build(dir.path(), &input, "s.colsnap");
+    assert_eq!(
+        export_values(&snap, &["--columns", "\\*"]),
+        [json!({"*": 1})]
+    );
+    assert_eq!(
+        export_values(&snap, &["--columns", "a.\\*"]),
+        [json!({"a": {"*": 4}})]
+    );
+    assert_eq!(
+        export_values(&snap, &["--columns", "*"]),
+        [json!({"*": 1, "[": 2, "\\": 3, "a": {"*": 4, "b": 5}})]
+    );
+    let out = colsnap()
+        .args(["inspect", "--schema", "--columns", "\\*"])
+        .arg(&snap)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("1 of 6 columns"), "{out}");
 }
 
 #[test]

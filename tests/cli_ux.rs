@@ -518,3 +518,42 @@ fn long_chunk_fetch_takes_zero() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("between 1 byte and 4 GiB"));
 }
+
+/// Keys and values holding control characters (a newline, NUL, an ANSI
+/// escape, C1 controls, the line separator) can neither break a table's
+/// lines nor reach the terminal: every human-readable view shows them as
+/// spaces or control pictures.
+#[test]
+fn control_characters_in_keys_and_values_are_shown_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ctl.ndjson");
+    std::fs::write(
+        &input,
+        r#"{"a\nb":1,"\u0000":2,"x\u001b[31mred":"v\u001b[0m\u0085","\u2028":3,"s":"\u0007"}"#,
+    )
+    .unwrap();
+    let snap = build(dir.path(), &input);
+    for args in [
+        &["inspect"][..],
+        &["inspect", "--wide", "--strings", "5"],
+        &["inspect", "--schema"],
+        &["inspect", "--sources"],
+        &["query", "--format", "table"],
+    ] {
+        let (code, out, err) = stdout_of(args, &snap, Some("200"));
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let bad: Vec<char> = out
+            .chars()
+            .filter(|&c| {
+                (c < ' ' && c != '\n') || ('\u{7f}'..='\u{9f}').contains(&c) || c == '\u{2028}'
+            })
+            .collect();
+        assert!(bad.is_empty(), "{args:?}: {bad:?} in\n{out}");
+        assert!(out.contains('␛'), "{args:?}:\n{out}");
+    }
+    // The data itself is untouched.
+    let (code, out, _) = stdout_of(&["export", "--ndjson"], &snap, None);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["x\u{1b}[31mred"], "v\u{1b}[0m\u{85}");
+}

@@ -581,11 +581,30 @@ pub fn display_width(s: &str) -> usize {
     unicode_width::UnicodeWidthStr::width(s)
 }
 
-/// `s` on one line (newlines and tabs as spaces), cut to at most `max`
-/// display columns with a trailing `…`. Cuts between grapheme-ish units:
-/// a zero-width joiner keeps the next character with it.
+/// `s` for a terminal line: newlines, tabs and the line and paragraph
+/// separators as spaces, other C0 controls and DEL as their control
+/// pictures (`␀`, `␛`, `␡`) and C1 controls as `\u{85}`, so that text from
+/// a file (a key, a value) can neither break a table nor send the terminal
+/// an escape sequence.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' => out.push(' '),
+            '\0'..='\u{1f}' => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('?')),
+            '\u{7f}' => out.push('\u{2421}'),
+            '\u{80}'..='\u{9f}' => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` on one line ([`one_line`]), cut to at most `max` display columns
+/// with a trailing `…`. Cuts between grapheme-ish units: a zero-width
+/// joiner keeps the next character with it.
 pub fn cut(s: &str, max: usize) -> String {
-    let s = s.replace(['\n', '\r', '\t'], " ");
+    let s = one_line(s);
     if display_width(&s) <= max {
         return s;
     }
@@ -649,7 +668,7 @@ pub fn fit_table_to(
     width: Option<usize>,
     more: &str,
 ) -> String {
-    let clean = |s: &str| s.replace(['\n', '\r', '\t'], " ");
+    let clean = one_line;
     let mut widths: Vec<usize> = headers.iter().map(|h| display_width(h)).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -781,6 +800,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn column_patterns() {
+        assert!(column_matches("user.*", "user.login"));
+        assert!(column_matches("user", "user.login"));
+        assert!(column_matches("labels", "labels[].name"));
+        assert!(!column_matches("user", "users"));
+        assert!(column_matches("*_url", "html_url"));
+        assert!(column_matches("a*b*c", "a.xbyc"));
+        // `\*` is a key named `*`, not a wildcard.
+        assert!(!is_pattern("\\*"));
+        assert!(column_matches("\\*", "*"));
+        assert!(column_matches("\\*", "*.x"));
+        assert!(!column_matches("\\*", "["));
+        assert!(column_matches("a\\**", "a*b"));
+        assert!(!column_matches("a\\**", "ab"));
+        // Other escapes stay as display paths write them.
+        assert!(column_matches("a\\.b", "a\\.b"));
+        assert!(column_matches("a\\.*", "a\\.b"));
+        assert!(!column_matches("a\\.*", "a.b"));
+        assert_eq!(pattern_parts("x\\"), ["x\\"]);
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("65536"), Ok(65536));
         assert_eq!(parse_size("64K"), Ok(65536));
@@ -797,6 +838,10 @@ mod tests {
         assert_eq!(display_width(family), 2);
         assert_eq!(display_width("日本"), 4);
         assert_eq!(cut("abcdef", 4), "abc…");
+        // Control characters are shown, never sent to the terminal.
+        assert_eq!(one_line("a\nb\tc\u{2028}d"), "a b c d");
+        assert_eq!(one_line("\u{1b}[31m\0\u{7f}\u{85}"), "␛[31m␀␡\\u{85}");
+        assert_eq!(cut("\u{1b}\u{1b}\u{1b}", 2), "␛…");
         assert_eq!(cut("日本語", 4), "日…");
         let s = format!("{family}{family}{family}");
         let c = cut(&s, 5);
@@ -992,28 +1037,59 @@ pub fn warm_remote(
     snap.fetch(&plan)
 }
 
-/// True when `path` matches `pat`: `*` is any text; without `*`, the path
-/// itself or anything under it (`user` matches `user.login`, `labels`
-/// matches `labels[].name`).
+/// The pieces of a column pattern between its wildcards: `*` is any text,
+/// `\*` a literal `*` (a key named `*`); every other escape of a display
+/// path (`\.`, `\\`, ...) is kept as it is, since paths are matched as
+/// display text. One piece (no wildcard) is a column name.
+pub fn pattern_parts(pat: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = pat.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('*') => parts.last_mut().unwrap().push('*'),
+                Some(n) => {
+                    let p = parts.last_mut().unwrap();
+                    p.push('\\');
+                    p.push(n);
+                }
+                None => parts.last_mut().unwrap().push('\\'),
+            },
+            '*' => parts.push(String::new()),
+            c => parts.last_mut().unwrap().push(c),
+        }
+    }
+    parts
+}
+
+/// Whether `pat` has a wildcard (`*` not escaped as `\*`).
+pub fn is_pattern(pat: &str) -> bool {
+    pattern_parts(pat).len() > 1
+}
+
+/// True when `path` matches `pat`: `*` is any text (`\*` a literal `*`);
+/// without `*`, the path itself or anything under it (`user` matches
+/// `user.login`, `labels` matches `labels[].name`).
 pub fn column_matches(pat: &str, path: &str) -> bool {
-    if !pat.contains('*') {
-        return path == pat
+    let parts = pattern_parts(pat);
+    if parts.len() == 1 {
+        let name = &parts[0];
+        return path == name
             || path
-                .strip_prefix(pat)
+                .strip_prefix(name.as_str())
                 .is_some_and(|r| r.starts_with('.') || r.starts_with('['));
     }
-    let parts: Vec<&str> = pat.split('*').collect();
     let mut rest = path;
     for (i, part) in parts.iter().enumerate() {
         if i == 0 {
-            match rest.strip_prefix(part) {
+            match rest.strip_prefix(part.as_str()) {
                 Some(r) => rest = r,
                 None => return false,
             }
         } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
+            return rest.ends_with(part.as_str());
         } else {
-            match rest.find(part) {
+            match rest.find(part.as_str()) {
                 Some(at) => rest = &rest[at + part.len()..],
                 None => return false,
             }

@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(long)]
     pub ndjson: bool,
     /// Only these column paths, comma-separated (`number,user.login`); `*`
-    /// matches any text (`user.*`, as in `inspect --columns`).
+    /// matches any text (`user.*`, as in `inspect --columns`; `\*` is a key
+    /// named `*`).
     #[arg(long, value_name = "PATHS", value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
     /// Only these rows: START..END (END excluded), START.., ..END or N.
@@ -135,8 +136,9 @@ fn expand_columns(
                 cols.join(",")
             )));
         }
-        if !c.contains('*') {
-            out.push(c.clone());
+        if !common::is_pattern(c) {
+            // `\*` names a key `*`.
+            out.extend(common::pattern_parts(c).pop());
             continue;
         }
         let matched: Vec<String> = snap

@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "schema")]
     pub sources: bool,
     /// Only columns matching these patterns, comma-separated: `*` matches
-    /// any text (`user.*`), a bare name also matches what lies under it
+    /// any text (`user.*`; `\*` is a key named `*`), a bare name also matches what lies under it
     /// (`user` keeps `user.login`).
     #[arg(long, value_name = "PATTERNS")]
     pub columns: Option<String>,
@@ -615,8 +615,13 @@ fn derived_from(c: &ColumnReport) -> String {
     let name_stream = c.ty == ColumnType::Mixed.name() || s.len() > 1;
     s.iter()
         .map(|s| match name_stream {
-            true => format!("{}: {} ({})", s.stream, s.source, s.encoding),
-            false => format!("{} ({})", s.source, s.encoding),
+            true => format!(
+                "{}: {} ({})",
+                s.stream,
+                common::one_line(&s.source),
+                s.encoding
+            ),
+            false => format!("{} ({})", common::one_line(&s.source), s.encoding),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -628,7 +633,7 @@ fn shorten(v: &Value, max: usize) -> String {
         Value::String(s) => s.clone(),
         v => v.to_string(),
     };
-    let s = s.replace(['\n', '\r', '\t'], " ");
+    let s = common::one_line(&s);
     if s.chars().count() > max {
         let mut t: String = s.chars().take(max - 1).collect();
         t.push('…');
@@ -667,7 +672,7 @@ fn human(r: &Report, all: usize) -> String {
     t.set_header(head);
     for c in &r.columns {
         let mut row = vec![
-            c.path.clone(),
+            common::one_line(&c.path),
             c.ty.to_string(),
             c.encodings.join(","),
             c.codecs.join(","),
