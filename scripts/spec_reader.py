@@ -7,8 +7,8 @@ compares the result with its expected NDJSON (fixtures/conformance/README.md).
 
 Reads format versions 1 (framed, 8-aligned sections), 2 (sections without frames,
 zstd payloads without the frame magic), 3 (version 2 with inline sections in the
-footer) and 4 (version 3 with the footer's nodes field by field); SPEC.md sections 2,
-3, 5.3, 5.4 and 8.
+footer), 4 (version 3 with the footer's nodes field by field) and 5 (version 4 plus
+integers kept as text, kind 11); SPEC.md sections 1.3, 2, 3, 4.10, 5.3, 5.4 and 8.
 
 Needs Python 3, the `zstd` command (for zstd sections and footers) and, for PPMd sections
 (codec 3), the `pyppmd` package (`pip install pyppmd`). Slow
@@ -79,7 +79,9 @@ class Snap:
         s.b = b
         assert b[:8] == b'COLSNAP\0'
         s.version, fl, rs = struct.unpack_from('<HHI', b, 8)
-        assert s.version in (1, 2, 3, 4) and fl == 0 and rs == 0
+        assert s.version in (1, 2, 3, 4, 5) and fl == 0 and rs == 0
+        # kind 11 (NumText) and its stream (role 11) exist from version 5 on (1.3, 4.10)
+        s.kinds_max, s.streams_max = (12, 11) if s.version >= 5 else (11, 10)
         v2 = s.version >= 2  # v3 and v4 lay out their file sections as v2 does
         t = b[-32:]
         assert t[28:] == b'CSNP' and struct.unpack_from('<I', t, 24)[0] == crc32c(t[:24])
@@ -112,7 +114,7 @@ class Snap:
         if s.version >= 3:  # 5.4: inline sections, numbered after these, payloads at the footer's end
             m = r.var(); iraw = [r.var() for _ in range(m)]
             ienc = list(r.take(m)); irole = list(r.take(m))
-            assert all(1 <= ro <= 10 and rw > 0 for ro, rw in zip(irole, iraw))
+            assert all(1 <= ro <= s.streams_max and rw > 0 for ro, rw in zip(irole, iraw))
             s.inline = list(zip(iraw, ienc, irole))
         s.tables = []
         for _ in range(r.var()):
@@ -133,12 +135,14 @@ class Snap:
                 tag = r.u8(); nd['key'] = r.take(r.var()).decode() if tag == 1 else None
             for nd in s.nodes: nd['items'] = r.var()
             masks = [r.var() for _ in range(nn)]
-            for nd, km in zip(s.nodes, masks): nd['counts'] = {k: r.var() for k in range(11) if km >> k & 1}
+            assert all(km >> s.kinds_max == 0 for km in masks)
+            for nd, km in zip(s.nodes, masks): nd['counts'] = {k: r.var() for k in range(12) if km >> k & 1}
             masks = [r.var() for _ in range(nn)]
+            assert all(sm >> s.streams_max == 0 for sm in masks)
             prev = 0
             for nd, sm in zip(s.nodes, masks):
                 nd['streams'] = {}
-                for k in range(10):
+                for k in range(11):
                     if sm >> k & 1: prev += r.zz(); nd['streams'][k] = prev
             for nd in s.nodes:
                 if 7 in nd['counts']: nd['table'] = r.var()
@@ -151,8 +155,8 @@ class Snap:
                 nd['parent'] = r.var(); tag = r.u8()
                 nd['key'] = r.take(r.var()).decode() if tag == 1 else None
             nd['items'] = r.var(); km = r.var()
-            nd['counts'] = {k: r.var() for k in range(11) if km >> k & 1}
-            sm = r.var(); nd['streams'] = {k: r.var() for k in range(10) if sm >> k & 1}
+            nd['counts'] = {k: r.var() for k in range(12) if km >> k & 1}
+            sm = r.var(); nd['streams'] = {k: r.var() for k in range(11) if sm >> k & 1}
             if 7 in nd['counts']: nd['table'] = r.var()
             if 8 in nd['counts'] and 7 not in nd['streams']: nd['layout'] = r.u8()
             stats(r, nd, False)
@@ -244,6 +248,16 @@ class Snap:
             d['layout'] = load(7, 'u8', nt) if 7 in nd['streams'] else [nd['layout']]*nt
             d['off'] = load(8, 'i', nt) if 8 in nd['streams'] else [0]*nt
         lens = load(9, 'u', cnt[10]) if 9 in nd['streams'] else []
+        d['numtext'] = []
+        if 10 in nd['streams']:  # 4.10: raw, each text a length and its ASCII digits
+            e, raw = s.section(nd['streams'][10]); assert e == 0
+            r = R(raw)
+            for _ in range(cnt[11]):
+                t = r.take(r.var()).decode('ascii'); digits = t.lstrip('-')
+                assert digits.isdigit() and digits[0] != '0' and t.count('-') <= 1, t
+                assert not (-(1 << 63) <= int(t) < 1 << 64), t  # outside every other kind
+                d['numtext'].append(t)
+            assert r.done()
         starts = [0]
         for l in lens: starts.append(starts[-1] + l)
         d['starts'] = starts
@@ -313,6 +327,7 @@ def item(sn, i, it):
     if k == 5: return str(d['uint'][p])
     if k == 6: return fmt_float(d['float'][p])
     if k == 7: return jstr(sn.string(nd['table'], d['str'][p]))
+    if k == 11: return d['numtext'][p]
     if k == 8: return jstr(fmt_time(d['secs'][p], d['nanos'][p], d['layout'][p], d['off'][p]))
     if k == 9:
         parts = []
@@ -335,9 +350,11 @@ if __name__ == '__main__':
         if stem.startswith('all-') or stem == 'ids-plain-gzip': stem = 'all'
         if stem == 'long-text-ppmd': stem = 'long-text-rows'  # same input, PPMd chunks
         d = os.path.dirname(f)
-        if os.path.basename(d) in ('v2', 'v3', 'v4'): d = os.path.dirname(d)  # the twins share the inputs
+        if stem.startswith('num-text-'): stem = 'num-text'  # one input, three codecs
+        if os.path.basename(d) in ('v2', 'v3', 'v4', 'v5'): d = os.path.dirname(d)  # the twins share the inputs
         exp_path = os.path.join(d, stem + '.expected.ndjson')
-        if not os.path.exists(exp_path): exp_path = os.path.join(d, 'v1-expected.ndjson')  # golden
+        if not os.path.exists(exp_path):  # golden: v5 has its own input, exported exactly
+            exp_path = os.path.join(d, 'v5-input.ndjson' if stem == 'v5' else 'v1-expected.ndjson')
         exp = open(exp_path).read()
         print(f, 'OK' if out == exp else 'MISMATCH'); ok &= out == exp
         if out != exp:

@@ -38,10 +38,13 @@ pub enum Kind {
     Object = 9,
     /// An array; its elements are the node's `Elem` child.
     Array = 10,
+    /// An integer literal outside `[-2^63, 2^64)`, kept as its text (format
+    /// version 5; SPEC.md 1.3).
+    NumText = 11,
 }
 
 /// Number of kinds; kinds are `0..KIND_COUNT`.
-pub const KIND_COUNT: usize = 11;
+pub const KIND_COUNT: usize = 12;
 
 impl Kind {
     /// All kinds in tag order.
@@ -57,6 +60,7 @@ impl Kind {
         Kind::Time,
         Kind::Object,
         Kind::Array,
+        Kind::NumText,
     ];
 
     /// Decode a tag byte.
@@ -78,6 +82,7 @@ impl Kind {
             Kind::Time => "timestamp",
             Kind::Object => "object",
             Kind::Array => "array",
+            Kind::NumText => "number-text",
         }
     }
 }
@@ -129,7 +134,8 @@ impl ColumnType {
         let ints = has(Kind::Int);
         let uints = has(Kind::UInt);
         let floats = has(Kind::Float);
-        let numeric = ints || uints || floats;
+        let texts = has(Kind::NumText);
+        let numeric = ints || uints || floats || texts;
         let groups = [
             bools,
             numeric,
@@ -150,10 +156,10 @@ impl ColumnType {
         if bools {
             ColumnType::Bool
         } else if numeric {
-            match (ints, uints, floats) {
-                (_, false, false) => ColumnType::I64,
-                (_, true, false) if !has_negative_int => ColumnType::U64,
-                (false, false, true) => ColumnType::F64,
+            match (ints, uints, floats, texts) {
+                (_, false, false, false) => ColumnType::I64,
+                (_, true, false, false) if !has_negative_int => ColumnType::U64,
+                (false, false, true, false) => ColumnType::F64,
                 _ => ColumnType::Number,
             }
         } else if has(Kind::Str) {
@@ -318,6 +324,12 @@ mod tests {
         assert_eq!(ColumnType::from_counts(&c, true), ColumnType::Number);
         c[Kind::Str as usize] = 1;
         assert_eq!(ColumnType::from_counts(&c, false), ColumnType::Mixed);
+        // Integers kept as text are numbers: alone or beside others.
+        let mut c = [0u64; KIND_COUNT];
+        c[Kind::NumText as usize] = 1;
+        assert_eq!(ColumnType::from_counts(&c, false), ColumnType::Number);
+        c[Kind::Int as usize] = 1;
+        assert_eq!(ColumnType::from_counts(&c, false), ColumnType::Number);
     }
 
     #[test]

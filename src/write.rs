@@ -127,8 +127,11 @@ pub struct BuildOptions {
     /// `.colsnap-spill.*` in it, removed at the end): by default the
     /// output's directory for [`build_file`], else the system's.
     pub tmp_dir: Option<PathBuf>,
-    /// Format version written: [`format::VERSION`] (4, the default: the
-    /// footer's nodes field by field), [`format::VERSION_3`] (small node
+    /// Format version written: [`format::VERSION`] (5, the default:
+    /// version 4 plus integer literals outside `[-2^63, 2^64)` kept as their
+    /// text; written as version 4 when the input has none),
+    /// [`format::VERSION_4`] (the footer's nodes field by field; such
+    /// integers as the nearest binary64), [`format::VERSION_3`] (small node
     /// streams inline in the footer, for readers that predate version 4),
     /// [`format::VERSION_2`] (sections
     /// without frames, for readers that predate version 3) or
@@ -196,19 +199,23 @@ impl BuildOptions {
             }
     }
 
-    /// The column builder of a build under these options.
+    /// The column builder of a build under these options: integer literals
+    /// outside `[-2^63, 2^64)` are kept as text from format version 5 on.
     fn builder(&self) -> ColumnsBuilder {
-        if self.memory == 0 {
-            return ColumnsBuilder::new(self.limits);
-        }
-        let dir = self.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
-        ColumnsBuilder::with_spill(
-            self.limits,
-            SpillPolicy {
-                budget: self.memory / 2,
-                dir,
-            },
-        )
+        let mut b = if self.memory == 0 {
+            ColumnsBuilder::new(self.limits)
+        } else {
+            let dir = self.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+            ColumnsBuilder::with_spill(
+                self.limits,
+                SpillPolicy {
+                    budget: self.memory / 2,
+                    dir,
+                },
+            )
+        };
+        b.keep_num_texts = self.format_version >= format::VERSION_5;
+        b
     }
 }
 
@@ -2277,6 +2284,11 @@ fn write_snapshot<W: Write>(
     w: &mut Writer<W>,
     opts: &BuildOptions,
 ) -> Result<(usize, u64)> {
+    // Version 5 is version 4 plus `NumText` items: without them, version
+    // 4's bytes, which readers of version 4 read.
+    if w.version >= format::VERSION_5 && b.nodes.iter().all(|n| n.num_texts.is_empty()) {
+        w.version = format::VERSION_4;
+    }
     w.put(&Header { version: w.version }.to_bytes())?;
     // Tables: collect each table's strings, sort, and remap provisional ids.
     let table_of = assign_tables(b, opts);
@@ -3348,6 +3360,11 @@ fn write_node(
         let e = encoding::encode_u64s(n.lens.iter().map(|&l| l as u64), &mut buf);
         set(Role::Lens, w.section(Role::Lens, e, &buf, None)?);
     }
+    if !n.num_texts.is_empty() {
+        buf.clear();
+        let e = encoding::numtext::encode(n.num_texts.iter().map(|t| &**t), &mut buf);
+        set(Role::NumText, w.section(Role::NumText, e, &buf, None)?);
+    }
     if nanos {
         times_distinct = distinct(n.times.iter().map(|t| (t.secs, t.nanos)));
     }
@@ -3363,7 +3380,8 @@ fn write_node(
                     .map(|f| if *f == 0.0 { 0 } else { f.to_bits() }),
             )
             + str_distinct as u64
-            + times_distinct,
+            + times_distinct
+            + distinct(n.num_texts.iter()),
         int: min_max(&n.ints),
         uint: min_max(&n.uints),
         float: min_max(&n.floats),

@@ -117,6 +117,50 @@ fn v4_golden_reads_verifies_and_exports() {
     );
 }
 
+/// `fixtures/golden/v5.colsnap`: format version 5, integer literals
+/// outside `[-2^63, 2^64)` kept as their text (kind `NumText`, SPEC.md
+/// 1.3), from `v5-input.ndjson`, whose export it is byte for byte.
+#[test]
+fn v5_golden_reads_verifies_and_exports_its_input_exactly() {
+    #[cfg(feature = "write")]
+    if std::env::var_os("COLSNAP_REGEN_GOLDEN").is_some() {
+        let input = std::fs::read(golden("v5-input.ndjson")).unwrap();
+        let bytes = colsnap::build_to_vec(&input[..], &colsnap::BuildOptions::default()).unwrap();
+        std::fs::write(golden("v5.colsnap"), &bytes).unwrap();
+    }
+    let snap = Snapshot::open(golden("v5.colsnap")).expect("open golden");
+    assert_eq!(snap.header().version, 5);
+    snap.verify().expect("verify golden");
+    let input = std::fs::read_to_string(golden("v5-input.ndjson")).unwrap();
+    assert_eq!(export(&snap), input);
+    assert_eq!(snap.verify_against(input.as_bytes()).unwrap(), snap.rows());
+    // Without such integers, version 5 writes version 4's bytes.
+    #[cfg(feature = "write")]
+    {
+        let v1 = std::fs::read(golden("v1-input.ndjson")).unwrap();
+        let with = |format_version| colsnap::BuildOptions {
+            format_version,
+            ..Default::default()
+        };
+        let (a, b) = (
+            colsnap::build_to_vec(&v1[..], &with(5)).unwrap(),
+            colsnap::build_to_vec(&v1[..], &with(4)).unwrap(),
+        );
+        assert!(a == b, "version 5 without such integers is version 4");
+        // Asked for version 4, the same integers are binary64 (and counted).
+        let opts = colsnap::BuildOptions {
+            format_version: 4,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let report = colsnap::build(input.as_bytes(), &mut out, &opts).unwrap();
+        assert!(report.inexact_integers.count > 0);
+        let v4 = Snapshot::from_bytes(out).unwrap();
+        assert_eq!(v4.header().version, 4);
+        assert_ne!(export(&v4), input);
+    }
+}
+
 /// The writer still writes versions 1 to 3 on request, and what it writes is
 /// read like the golden file.
 #[cfg(feature = "write")]
@@ -150,7 +194,7 @@ fn the_writer_writes_older_versions_on_request() {
         assert_eq!(export(&snap), expected);
     }
     let bad = colsnap::BuildOptions {
-        format_version: 5,
+        format_version: 6,
         ..Default::default()
     };
     assert!(colsnap::build_to_vec(&input[..], &bad).is_err());

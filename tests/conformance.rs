@@ -9,7 +9,10 @@
 //! `v3/NAME.colsnap` version 3 (small node streams inline in the footer),
 //! `v4/NAME.colsnap` version 4 (the footer's nodes field by field), all
 //! built from the same input with the same options and exporting the same
-//! rows.
+//! rows. Version 5 adds one kind (`NumText`: integer literals outside
+//! `[-2^63, 2^64)` kept as text), and its writer writes version 4 for any
+//! input without one: its cases (`V5_CASES`, `v5/NAME.colsnap`) are those
+//! of that kind alone.
 //!
 //! Regenerate (only when a case is added or the writer deliberately changes
 //! its output) with
@@ -840,6 +843,93 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// Integer literals outside `[-2^63, 2^64)` (SPEC.md 1.3, format version
+/// 5): alone, beside every other number kind, in arrays and in objects,
+/// enough of them that their stream is a section of its own.
+fn num_text() -> String {
+    let mut rng = Lcg(0x6e75_6d74);
+    let rows: Vec<String> = (0..40u64)
+        .map(|i| {
+            let digits = 20 + rng.next(30) as usize;
+            let mut big = String::from(if i % 3 == 0 { "-" } else { "" });
+            big.push(char::from(b'1' + rng.next(9) as u8));
+            for _ in 1..digits {
+                big.push(char::from(b'0' + rng.next(10) as u8));
+            }
+            let other = match i % 4 {
+                0 => "18446744073709551615".to_string(),
+                1 => "-9223372036854775808".to_string(),
+                2 => "2.5".to_string(),
+                _ => big.clone(),
+            };
+            format!(
+                r#"{{"id":{i},"n":{big},"m":[{other},{big},7],"o":{{"x":{other}}},"s":"{big}"}}"#
+            )
+        })
+        .collect();
+    rows.join("\n") + "\n"
+}
+
+/// The version 5 cases: one input whose `num-text` stream is stored with
+/// each codec.
+const V5_CASES: &[Case] = &[
+    Case {
+        name: "num-text-none",
+        stem: "num-text",
+        opts: codec_none,
+        input: num_text,
+        post: None,
+    },
+    Case {
+        name: "num-text-gzip",
+        stem: "num-text",
+        opts: codec_gzip,
+        input: num_text,
+        post: None,
+    },
+    Case {
+        name: "num-text-zstd",
+        stem: "num-text",
+        opts: codec_zstd,
+        input: num_text,
+        post: None,
+    },
+];
+
+/// Open, verify and export each version 5 case; rebuild it byte for byte;
+/// its export is its input, byte for byte (the integers as written).
+#[test]
+fn version_5_files_keep_integers_as_their_text() {
+    ready();
+    for c in V5_CASES {
+        let p = snapshot_path(c, colsnap::format::VERSION_5);
+        let snap = Snapshot::open(&p).unwrap_or_else(|e| panic!("{}: open: {e}", c.name));
+        assert_eq!(snap.header().version, 5, "{}", c.name);
+        snap.verify()
+            .unwrap_or_else(|e| panic!("{}: verify: {e}", c.name));
+        let input = std::fs::read_to_string(path(c.stem, "input.json")).unwrap();
+        assert_eq!(input, (c.input)(), "{}: input file", c.name);
+        assert_eq!(export(&snap), input, "{}: export", c.name);
+        let expected = std::fs::read_to_string(path(c.stem, "expected.ndjson")).unwrap();
+        assert_eq!(export(&snap), expected, "{}: expected", c.name);
+        // The stream is a section in the file, with the case's codec.
+        let f = snap.footer();
+        let s = f
+            .sections
+            .iter()
+            .find(|s| s.role == Role::NumText as u8)
+            .expect("a num-text stream");
+        assert!(!s.inline, "{}", c.name);
+        #[cfg(feature = "write")]
+        assert!(
+            build_case(c, input.as_bytes(), colsnap::format::VERSION_5)
+                == std::fs::read(&p).unwrap(),
+            "{}: rebuilt file differs",
+            c.name
+        );
+    }
+}
+
 fn export(snap: &Snapshot) -> String {
     let mut out = Vec::new();
     snap.export(
@@ -893,6 +983,16 @@ fn build_case(c: &Case, input: &[u8], version: u16) -> Vec<u8> {
 
 #[cfg(feature = "write")]
 fn regenerate() {
+    for c in V5_CASES {
+        let input = (c.input)();
+        std::fs::write(path(c.stem, "input.json"), &input).unwrap();
+        let bytes = build_case(c, input.as_bytes(), colsnap::format::VERSION_5);
+        let p = snapshot_path(c, colsnap::format::VERSION_5);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &bytes).unwrap();
+        let snap = Snapshot::from_bytes(bytes).unwrap();
+        std::fs::write(path(c.stem, "expected.ndjson"), export(&snap)).unwrap();
+    }
     for c in CASES {
         let input = (c.input)();
         std::fs::write(path(c.stem, "input.json"), &input).unwrap();
@@ -1193,6 +1293,7 @@ const WRITER_PAIRS: &[(u8, &str)] = &[
     (9, "zigzag-varint"),
     (9, "delta-zigzag-varint"),
     (10, "varint"),
+    (11, "raw"),
     (16, "raw"),
     (17, "raw"),
     (18, "raw"),
@@ -1225,6 +1326,7 @@ fn footers() -> Vec<(&'static str, Footer)> {
     CASES
         .iter()
         .flat_map(|c| VERSIONS.map(|v| (c, v)))
+        .chain(V5_CASES.iter().map(|c| (c, colsnap::format::VERSION_5)))
         .map(|(c, v)| {
             let snap = Snapshot::open(snapshot_path(c, v)).unwrap();
             (c.name, snap.footer().clone())
@@ -1299,7 +1401,7 @@ fn conformance_set_covers_every_role_encoding_and_codec() {
 fn readme_lists_every_conformance_file() {
     ready();
     let readme = std::fs::read_to_string(dir().join("README.md")).unwrap();
-    for c in CASES {
+    for c in CASES.iter().chain(V5_CASES) {
         assert!(
             readme.contains(&format!("`{}.colsnap`", c.name)),
             "README.md does not list {}",
@@ -1333,6 +1435,19 @@ fn readme_lists_every_conformance_file() {
             assert_eq!(count, CASES.len(), "{n}/ holds a file of no case");
             continue;
         }
+        if n == "v5" {
+            assert!(readme.contains("`v5/`"), "README.md does not describe v5/");
+            for c in V5_CASES {
+                assert!(
+                    snapshot_path(c, 5).exists(),
+                    "v5/{}.colsnap missing",
+                    c.name
+                );
+            }
+            let count = std::fs::read_dir(dir().join(&n)).unwrap().count();
+            assert_eq!(count, V5_CASES.len(), "v5/ holds a file of no case");
+            continue;
+        }
         if n == "events" {
             // Event-log segments (tests/conformance_segments.rs).
             assert!(
@@ -1346,7 +1461,10 @@ fn readme_lists_every_conformance_file() {
             .trim_end_matches(".input.json")
             .trim_end_matches(".expected.ndjson");
         assert!(
-            CASES.iter().any(|c| c.name == base || c.stem == base),
+            CASES
+                .iter()
+                .chain(V5_CASES)
+                .any(|c| c.name == base || c.stem == base),
             "{n} belongs to no case"
         );
     }

@@ -137,6 +137,15 @@ fn every_byte_flip_is_detected() {
     // Format version 1 (frames and padding) stays covered.
     let bytes = build_version(CodecChoice::Auto, colsnap::format::VERSION_1);
     flip_every_byte(&bytes, "version 1, xor 0xFF", |b| b ^ 0xFF);
+    // Version 5: integers kept as text, their stream raw in a section of its
+    // own and inline in the footer.
+    for name in ["conformance/v5/num-text-none.colsnap", "golden/v5.colsnap"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        let bytes = std::fs::read(path).unwrap();
+        flip_every_byte(&bytes, &format!("{name}, xor 0x01"), |b| b ^ 0x01);
+    }
 }
 
 #[test]

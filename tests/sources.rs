@@ -757,7 +757,7 @@ fn inline_streams_come_with_the_footer() {
     let bytes = colsnap::build_to_vec(text.as_bytes(), &opts).expect("build");
     let f = write_file(&bytes);
     let s = Snapshot::open(f.path()).unwrap();
-    assert_eq!(s.header().version, colsnap::format::VERSION);
+    assert_eq!(s.header().version, colsnap::format::VERSION_4);
     // Columns whose streams are all inline and name no source.
     let foot = s.footer();
     let inline: Vec<u32> = (1..foot.nodes.len() as u32)

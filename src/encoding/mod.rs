@@ -10,6 +10,7 @@ pub mod based;
 pub mod bitpack;
 pub mod dict;
 pub mod mapped;
+pub mod numtext;
 pub mod varint;
 
 use crate::error::{Error, Result};

@@ -328,13 +328,8 @@ impl Overlay {
         if self.patches.contains_key(&slot) {
             let mut buf = Vec::new();
             self.emitter()?.row(slot as u64, &mut buf)?;
-            let mut v: Value = serde_json::from_slice(&buf)
-                .map_err(|e| Error::corrupt("row", slot as u64, e.to_string()))?;
-            if let (Some(o), Some(ops)) = (v.as_object_mut(), self.patches.get(&slot)) {
-                replay(o, ops);
-            }
-            serde_json::to_writer(&mut *out, &v).map_err(|e| Error::Invalid(e.to_string()))?;
-            return Ok(());
+            let ops = self.patches.get(&slot).map_or(&[][..], |o| &o[..]);
+            return replay_text(&buf, ops, slot, out);
         }
         self.emitter()?.row(slot as u64, out)
     }
@@ -454,16 +449,13 @@ impl Overlay {
                 crate::write::push_value(b, v)?;
                 continue;
             }
-            if self.patches.contains_key(&slot) {
-                let v = self.row_value(slot)?;
-                crate::write::push_value(b, &v)?;
-                continue;
-            }
+            // The snapshot's rows, patched or not, as their JSON text: an
+            // integer kept as text (SPEC.md 1.3) stays one.
             buf.clear();
-            self.emitter()?.row(slot as u64, &mut buf)?;
+            self.row_json(slot, &mut buf)?;
             let n = b.rows;
             let mut de = serde_json::Deserializer::from_slice(&buf);
-            b.row_seed()
+            b.row_seed_text(&buf)
                 .deserialize(&mut de)
                 .map_err(|e| Error::Value {
                     row: n,
@@ -502,7 +494,7 @@ impl Overlay {
         let ints = (0..self.n_snap as usize).all(|i| {
             !matches!(
                 data.kind(i),
-                Kind::UInt | Kind::Float | Kind::Str | Kind::Time
+                Kind::UInt | Kind::Float | Kind::NumText | Kind::Str | Kind::Time
             )
         });
         if ints {
@@ -552,6 +544,13 @@ impl Overlay {
             let v = match data.kind(i) {
                 Kind::Int => Value::from(data.ints[p]),
                 Kind::UInt => Value::from(data.uints[p]),
+                // An event's key is read as JSON (serde_json: the nearest
+                // binary64), so a key kept as text is its binary64 here.
+                Kind::NumText => serde_json::Number::from_f64(crate::encoding::numtext::value(
+                    &data.num_texts[p],
+                ))
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
                 Kind::Float => serde_json::Number::from_f64(data.floats[p])
                     .map(Value::Number)
                     .unwrap_or(Value::Null),
@@ -922,6 +921,82 @@ pub(crate) enum Held<'a> {
     Row(&'a Value),
     /// The snapshot's row with these top-level sets and removes replayed.
     Patch(&'a [(Arc<str>, Option<Value>)]),
+}
+
+/// Marks an integer kept as text (SPEC.md 1.3) while a patched row is a
+/// JSON value: U+FDD0, a noncharacter ("for internal use"), then a tag.
+const NUM_MARK: &str = "\u{fdd0}colsnap-num:";
+
+/// The snapshot row `row` (its exported JSON) with `ops` replayed, written
+/// to `out` as JSON. Its integers outside `[-2^63, 2^64)` (which a JSON
+/// value would hold as binary64) pass through the value as marked strings
+/// and come back as written; should the row or an operation already hold
+/// the mark (never in practice), they are left to the value.
+fn replay_text(
+    row: &[u8],
+    ops: &[(Arc<str>, Option<Value>)],
+    slot: u32,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let corrupt = |e: serde_json::Error| Error::corrupt("row", slot as u64, e.to_string());
+    let spans: Vec<(usize, usize)> = crate::schema::input::number_spans(row)
+        .into_iter()
+        .filter(|&(a, z)| crate::encoding::numtext::is_num_text(&row[a..z]))
+        .collect();
+    let mark = NUM_MARK.as_bytes();
+    let holds_mark = |b: &[u8]| b.windows(mark.len()).any(|w| w == mark);
+    let marked = !spans.is_empty()
+        && !holds_mark(row)
+        && !ops.iter().any(|(k, v)| {
+            holds_mark(k.as_bytes())
+                || v.as_ref()
+                    .is_some_and(|v| holds_mark(v.to_string().as_bytes()))
+        });
+    let text: std::borrow::Cow<[u8]> = if marked {
+        let mut t = Vec::with_capacity(row.len() + spans.len() * (mark.len() + 2));
+        let mut at = 0;
+        for &(a, z) in &spans {
+            t.extend_from_slice(&row[at..a]);
+            t.push(b'"');
+            t.extend_from_slice(mark);
+            t.extend_from_slice(&row[a..z]);
+            t.push(b'"');
+            at = z;
+        }
+        t.extend_from_slice(&row[at..]);
+        t.into()
+    } else {
+        row.into()
+    };
+    let mut v: Value = serde_json::from_slice(&text).map_err(corrupt)?;
+    if let Some(o) = v.as_object_mut() {
+        replay(o, ops);
+    }
+    if !marked {
+        return serde_json::to_writer(&mut *out, &v).map_err(|e| Error::Invalid(e.to_string()));
+    }
+    let mut t = Vec::with_capacity(text.len());
+    serde_json::to_writer(&mut t, &v).map_err(|e| Error::Invalid(e.to_string()))?;
+    // `"MARKdigits"` back to `digits` (serde_json writes U+FDD0 as itself).
+    let mut quoted = Vec::with_capacity(mark.len() + 1);
+    quoted.push(b'"');
+    quoted.extend_from_slice(mark);
+    let mut i = 0;
+    while i < t.len() {
+        if t[i..].starts_with(&quoted) {
+            let start = i + quoted.len();
+            let end = t[start..]
+                .iter()
+                .position(|&b| b == b'"')
+                .map_or(t.len(), |n| start + n);
+            out.extend_from_slice(&t[start..end]);
+            i = end + 1;
+        } else {
+            out.push(t[i]);
+            i += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Replay top-level sets and removes on a row, as an update does.

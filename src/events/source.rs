@@ -3215,6 +3215,7 @@ impl OverlaySource {
             + n(Kind::Int)
             + n(Kind::UInt)
             + n(Kind::Float)
+            + n(Kind::NumText)
             + n(Kind::Time);
         let text = stats.distinct.saturating_sub(others).saturating_sub(digits);
         Ok(text > removed)

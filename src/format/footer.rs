@@ -54,6 +54,8 @@ pub enum Role {
     TsOffset = 9,
     /// Element counts of `Array` items.
     Lens = 10,
+    /// The text of `NumText` items (version 5).
+    NumText = 11,
     /// One chunk of a string table.
     StrChunk = 16,
     /// The separator index of a string table.
@@ -63,7 +65,7 @@ pub enum Role {
 }
 
 /// The per-node streams, in the order of the footer's `streams_mask` bits.
-pub const STREAM_ROLES: [Role; 10] = [
+pub const STREAM_ROLES: [Role; 11] = [
     Role::Kinds,
     Role::Ints,
     Role::UInts,
@@ -74,6 +76,7 @@ pub const STREAM_ROLES: [Role; 10] = [
     Role::TsLayout,
     Role::TsOffset,
     Role::Lens,
+    Role::NumText,
 ];
 
 impl Role {
@@ -109,6 +112,7 @@ impl Role {
             Role::TsLayout => "ts-layout",
             Role::TsOffset => "ts-offset",
             Role::Lens => "list-lengths",
+            Role::NumText => "number-text",
             Role::StrChunk => "string-chunk",
             Role::StrIndex => "string-index",
             Role::StrDict => "string-dict",
@@ -452,6 +456,29 @@ fn put_nodes_by_field(o: &mut Vec<u8>, nodes: &[NodeMeta]) {
 struct NodeRefs<'a> {
     sections: &'a [SectionEntry],
     tables: usize,
+    /// The file's format version: `NumText` items and their stream exist
+    /// from version 5 on.
+    version: u16,
+}
+
+impl NodeRefs<'_> {
+    /// Kinds this version has (`NumText` from version 5).
+    fn kinds(&self) -> usize {
+        if self.version >= super::VERSION_5 {
+            KIND_COUNT
+        } else {
+            KIND_COUNT - 1
+        }
+    }
+
+    /// Streams this version has (`num-text` from version 5).
+    fn streams(&self) -> usize {
+        if self.version >= super::VERSION_5 {
+            STREAM_ROLES.len()
+        } else {
+            STREAM_ROLES.len() - 1
+        }
+    }
 }
 
 /// An error in node `i`'s fields, at byte `at` of the raw footer.
@@ -499,9 +526,9 @@ fn read_items(r: &mut Reader, i: usize) -> Result<u64> {
     Ok(items)
 }
 
-fn read_kinds_mask(r: &mut Reader, i: usize) -> Result<u64> {
+fn read_kinds_mask(r: &mut Reader, i: usize, refs: &NodeRefs) -> Result<u64> {
     let mask = r.u64("node kinds mask")?;
-    if mask >> KIND_COUNT != 0 {
+    if mask >> refs.kinds() != 0 {
         return Err(node_err(
             i,
             r.pos(),
@@ -537,9 +564,9 @@ fn read_counts(r: &mut Reader, i: usize, mask: u64, items: u64) -> Result<[u64; 
     Ok(counts)
 }
 
-fn read_streams_mask(r: &mut Reader, i: usize) -> Result<u64> {
+fn read_streams_mask(r: &mut Reader, i: usize, refs: &NodeRefs) -> Result<u64> {
     let smask = r.u64("node streams mask")?;
-    if smask >> STREAM_ROLES.len() != 0 {
+    if smask >> refs.streams() != 0 {
         return Err(node_err(
             i,
             r.pos(),
@@ -694,9 +721,9 @@ fn read_node(r: &mut Reader, i: usize, refs: &NodeRefs) -> Result<NodeMeta> {
         (p as u32, read_name(r, i)?)
     };
     let items = read_items(r, i)?;
-    let mask = read_kinds_mask(r, i)?;
+    let mask = read_kinds_mask(r, i, refs)?;
     let counts = read_counts(r, i, mask, items)?;
-    let smask = read_streams_mask(r, i)?;
+    let smask = read_streams_mask(r, i, refs)?;
     let streams = read_streams(r, i, smask, refs, None)?;
     let has = |k: Kind| counts[k as usize] > 0;
     let table = if has(Kind::Str) {
@@ -761,14 +788,14 @@ fn read_nodes_by_field(r: &mut Reader, nn: usize, refs: &NodeRefs) -> Result<Vec
     }
     let mut masks = Vec::with_capacity(nn);
     for i in 0..nn {
-        masks.push(read_kinds_mask(r, i).map_err(in_node(i))?);
+        masks.push(read_kinds_mask(r, i, refs).map_err(in_node(i))?);
     }
     for (i, n) in nodes.iter_mut().enumerate() {
         n.counts = read_counts(r, i, masks[i], n.items).map_err(in_node(i))?;
     }
     masks.clear();
     for i in 0..nn {
-        masks.push(read_streams_mask(r, i).map_err(in_node(i))?);
+        masks.push(read_streams_mask(r, i, refs).map_err(in_node(i))?);
     }
     let mut prev = 0u32;
     for (i, n) in nodes.iter_mut().enumerate() {
@@ -862,6 +889,7 @@ fn check_nodes(nodes: &[NodeMeta], rows: u64) -> Result<()> {
             (Role::Strs, Kind::Str),
             (Role::TsSecs, Kind::Time),
             (Role::Lens, Kind::Array),
+            (Role::NumText, Kind::NumText),
         ] {
             if has(kind) != node.stream(role).is_some() {
                 return Err(Error::corrupt(
@@ -1260,6 +1288,7 @@ impl Footer {
         let refs = NodeRefs {
             sections: &sections,
             tables: tables.len(),
+            version,
         };
         let nodes = if version >= super::VERSION_4 {
             read_nodes_by_field(&mut r, nn, &refs)?

@@ -3,7 +3,7 @@
 //! ```text
 //! offset size field
 //!   0     8   magic     "COLSNAP\0"
-//!   8     2   version   u16 LE, 1 to 4 (section and footer layout, SPEC.md section 8)
+//!   8     2   version   u16 LE, 1 to 5 (section and footer layout, SPEC.md section 8)
 //!  10     2   flags     u16 LE, 0 (reserved; readers reject other values)
 //!  12     4   reserved  0
 //! ```
@@ -13,8 +13,13 @@ use crate::error::{Error, Result};
 /// The first eight bytes of every snapshot.
 pub const FILE_MAGIC: [u8; 8] = *b"COLSNAP\0";
 /// The format version this crate writes by default, and the newest it reads:
-/// [`VERSION_4`].
-pub const VERSION: u16 = VERSION_4;
+/// [`VERSION_5`].
+pub const VERSION: u16 = VERSION_5;
+/// Version 5: version 4 plus the item kind `NumText` (11), an integer
+/// literal outside `[-2^63, 2^64)` kept as its text, with its stream (role
+/// 11, SPEC.md 1.3). A writer asked for version 5 writes version 4 when no
+/// item is `NumText`, so that readers of version 4 read every such file.
+pub const VERSION_5: u16 = 5;
 /// Version 4: version 3 with the footer's nodes written field by field
 /// (every node's parent, then every name, ...) rather than node by node, so
 /// that like values sit together for the footer's compression (SPEC.md

@@ -19,7 +19,7 @@ pub mod trailer;
 
 pub use footer::{Footer, NodeMeta, Role, STREAM_ROLES, SectionEntry, Stats, TableMeta};
 pub use header::{
-    FILE_MAGIC, HEADER_LEN, Header, VERSION, VERSION_1, VERSION_2, VERSION_3, VERSION_4,
+    FILE_MAGIC, HEADER_LEN, Header, VERSION, VERSION_1, VERSION_2, VERSION_3, VERSION_4, VERSION_5,
     is_known_version,
 };
 pub use section::{ALIGN, SECTION_HEADER_LEN, SectionHeader, ZSTD_MAGIC};

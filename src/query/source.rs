@@ -702,6 +702,8 @@ fn cell_of(d: &NodeData, i: usize) -> Cell {
         Kind::Int => Cell::Int(d.ints[p]),
         Kind::UInt => Cell::UInt(d.uints[p]),
         Kind::Float => Cell::Float(d.floats[p]),
+        // Compared and sorted as its nearest binary64 (docs/query.md).
+        Kind::NumText => Cell::Float(crate::encoding::numtext::value(&d.num_texts[p])),
         Kind::Str => Cell::Str(d.strs[p]),
         Kind::Time => Cell::Time(d.ts_secs[p], d.ts_nanos.get(p).copied().unwrap_or(0)),
         Kind::Object => Cell::Object,

@@ -1127,6 +1127,8 @@ impl Emitter {
                 let id = data.strs[p];
                 self.string(node, id, out)?;
             }
+            // Checked as an integer literal when decoded: valid JSON as is.
+            Kind::NumText => out.extend_from_slice(data.num_texts[p].as_bytes()),
             Kind::Time => {
                 let ts = data.timestamp(p);
                 self.tmp.clear();

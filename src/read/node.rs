@@ -405,6 +405,9 @@ pub struct NodeData {
     /// First element of each array item, plus the total at the end (an
     /// element column has at most 2^32-1 items: `u32`s, half the memory).
     pub list_starts: Vec<u32>,
+    /// `NumText` payloads: integer literals outside `[-2^63, 2^64)`, as
+    /// written (format version 5).
+    pub num_texts: Vec<Box<str>>,
 }
 
 /// Decodes nodes of one snapshot for one operation: each node and each
@@ -634,6 +637,7 @@ impl Decoder {
             (Role::Strs, Kind::Str, 4),
             (Role::TsSecs, Kind::Time, 8 + 4 + 1 + 2),
             (Role::Lens, Kind::Array, 4 + 4),
+            (Role::NumText, Kind::NumText, 16 + 16),
         ] {
             if meta.stream(role).is_some() {
                 self.charge(meta.count(kind).saturating_mul(size), &what(role))?;
@@ -752,6 +756,13 @@ impl Decoder {
         if let Some((e, b)) = load(Role::Lens)? {
             encoding::decode_u32s_into(e, &b, count(Kind::Array), &what(Role::Lens), &mut lens)?;
         }
+        let num_texts = match load(Role::NumText)? {
+            Some((e, b)) => {
+                self.charge(b.len() as u64, &what(Role::NumText))?;
+                encoding::numtext::decode(e, &b, count(Kind::NumText), &what(Role::NumText))?
+            }
+            None => Vec::new(),
+        };
         list_starts.reserve_exact(lens.len() + 1);
         let mut acc = 0u32;
         list_starts.push(0);
@@ -791,6 +802,7 @@ impl Decoder {
             ts_offset,
             lens,
             list_starts,
+            num_texts,
         };
         data.check_payloads(snap, meta, &what, None)?;
         Ok(data)
@@ -1557,6 +1569,7 @@ impl ColumnView {
             Kind::Float => Some(d.floats[d.pos(i)]),
             Kind::Int => Some(d.ints[d.pos(i)] as f64),
             Kind::UInt => Some(d.uints[d.pos(i)] as f64),
+            Kind::NumText => Some(crate::encoding::numtext::value(&d.num_texts[d.pos(i)])),
             _ => None,
         }
     }

@@ -523,6 +523,7 @@ impl Picked {
                 Role::Floats => Kind::Float,
                 Role::Strs => Kind::Str,
                 Role::Lens => Kind::Array,
+                Role::NumText => Kind::NumText,
                 Role::TsSecs | Role::TsNanos | Role::TsLayout | Role::TsOffset => Kind::Time,
                 _ => return Ok(None),
             };
@@ -668,6 +669,16 @@ impl Picked {
             Some((e, b, w)) => self.arrays(node, e, &b, w, count(Kind::Array), at(Kind::Array))?,
             None => (Vec::new(), vec![0]),
         };
+        // Raw (never a prefix): every text is checked, the picked kept.
+        let num_texts = match load(Role::NumText)? {
+            Some((e, b, _)) => {
+                let w = what(Role::NumText);
+                self.full.fits((b.len() as u64).saturating_mul(3), &w)?;
+                let all = encoding::numtext::decode(e, &b, count(Kind::NumText), &w)?;
+                at(Kind::NumText).iter().map(|&r| all[r].clone()).collect()
+            }
+            None => Vec::new(),
+        };
         let data = NodeData {
             node,
             kinds,
@@ -682,6 +693,7 @@ impl Picked {
             ts_offset,
             lens,
             list_starts,
+            num_texts,
         };
         data.check_payloads(&snap, meta, &what, Some(tr))?;
         Ok(data)

@@ -479,7 +479,8 @@ fn check_stats(m: &crate::format::NodeMeta, d: &NodeData) -> std::result::Result
                 .collect(),
         )
         + distinct(d.strs.clone())
-        + distinct(times);
+        + distinct(times)
+        + distinct(d.num_texts.clone());
     if dist != st.distinct {
         return Err(format!(
             "distinct count {} but the values have {dist}",

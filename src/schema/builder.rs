@@ -76,6 +76,9 @@ pub struct NodeBuf {
     pub times: Vec<Timestamp>,
     /// Element count of `Array` items.
     pub lens: Vec<u32>,
+    /// Payload of `NumText` items: integer literals outside `[-2^63,
+    /// 2^64)`, as written (never spilled: [`NUM_TEXT_BYTES`] at most).
+    pub num_texts: Vec<Box<str>>,
     /// Items in the node's domain (set by `finish`).
     pub domain_len: u64,
     /// Sum of `lens`, spilled ones included.
@@ -205,13 +208,42 @@ pub struct ColumnsBuilder {
     /// Spilled segments of timestamps turned into strings at the end
     /// (their ids are of two runs).
     converted_spilled: bool,
-    /// A number of the row being read was read as an integral binary64 of
-    /// magnitude 2^63 or more: perhaps an integer literal outside
-    /// `[-2^63, 2^64)`, which the reader then looks for in the row's text.
-    pub(crate) big_float_in_row: bool,
+    /// Numbers of the row being read that were read as an integral binary64
+    /// of magnitude 2^63 or more: perhaps integer literals outside
+    /// `[-2^63, 2^64)`, which the row's text then tells
+    /// ([`Self::keep_number_texts`]).
+    row_big: Vec<BigFloat>,
+    /// Numbers read so far in the row (their order is their text's).
+    row_numbers: usize,
+    /// Offsets in the row's text of the integer literals outside
+    /// `[-2^63, 2^64)` that the row holds as binary64 (not kept as text).
+    pub(crate) row_inexact: Vec<usize>,
+    /// Keep integer literals outside `[-2^63, 2^64)` as their text (kind
+    /// `NumText`, format version 5), up to [`NUM_TEXT_BYTES`] bytes of them.
+    pub keep_num_texts: bool,
+    /// Bytes of the texts kept so far.
+    num_text_bytes: usize,
     /// Integer literals outside `[-2^63, 2^64)` read as their nearest
     /// binary64 (SPEC.md 1.3), and where the first one is (line, column).
     pub inexact_integers: InexactIntegers,
+}
+
+/// Integer literals outside `[-2^63, 2^64)` kept as text, in bytes, at
+/// most (they are held in memory until written; the rest are held as their
+/// nearest binary64, with the warning).
+pub const NUM_TEXT_BYTES: usize = 16 << 20;
+
+/// A float of a row that may be an integer literal outside the integer
+/// range: where its item and value are.
+#[derive(Clone, Copy, Debug)]
+struct BigFloat {
+    node: u32,
+    /// Index of its item in the node's `kinds`.
+    kind_at: usize,
+    /// Index of its value in the node's `floats`.
+    float_at: usize,
+    /// How many numbers of the row come before it.
+    number: usize,
 }
 
 /// Integer literals of the input outside `[-2^63, 2^64)`, which a snapshot
@@ -268,7 +300,11 @@ impl ColumnsBuilder {
             column_spill: None,
             spill_base: None,
             converted_spilled: false,
-            big_float_in_row: false,
+            row_big: Vec::new(),
+            row_numbers: 0,
+            row_inexact: Vec::new(),
+            keep_num_texts: false,
+            num_text_bytes: 0,
             inexact_integers: InexactIntegers::default(),
         }
     }
@@ -368,6 +404,11 @@ impl ColumnsBuilder {
             in_array: n.in_array,
             domain_len: n.domain_len,
             lens_sum: n.lens_sum,
+            num_texts: if fields == Fields::ALL {
+                n.num_texts.clone()
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         };
         out.set_buffers(bufs);
@@ -530,7 +571,57 @@ impl ColumnsBuilder {
 
     /// Seed that deserializes one row (which must be an object).
     pub fn row_seed(&mut self) -> RowSeed<'_> {
-        RowSeed { b: self }
+        RowSeed {
+            b: self,
+            text: None,
+        }
+    }
+
+    /// [`Self::row_seed`] for a row whose JSON text is `text`: its integer
+    /// literals outside `[-2^63, 2^64)` are kept as text when
+    /// [`Self::keep_num_texts`] is set, and their offsets in `text` are
+    /// left in `row_inexact` when they are held as binary64.
+    pub fn row_seed_text<'a>(&'a mut self, text: &'a [u8]) -> RowSeed<'a> {
+        RowSeed {
+            b: self,
+            text: Some(text),
+        }
+    }
+
+    /// The row just read (whose text is `text`) holds the floats of
+    /// `row_big`: each that was written as an integer literal outside
+    /// `[-2^63, 2^64)` becomes a `NumText` item holding that literal, or,
+    /// when texts are not kept (or past [`NUM_TEXT_BYTES`]), stays the
+    /// nearest binary64 with its offset noted in `row_inexact`.
+    fn settle_big_numbers(&mut self, text: &[u8]) {
+        let spans = crate::schema::input::number_spans(text);
+        let big = std::mem::take(&mut self.row_big);
+        // In document order: a node's texts go in item order.
+        let mut kept: Vec<BigFloat> = Vec::new();
+        for f in &big {
+            let Some(&(a, z)) = spans.get(f.number) else {
+                continue;
+            };
+            let lit = &text[a..z];
+            if !crate::encoding::numtext::is_num_text(lit) {
+                continue;
+            }
+            if self.keep_num_texts && self.num_text_bytes + lit.len() <= NUM_TEXT_BYTES {
+                self.num_text_bytes += lit.len();
+                let n = &mut self.nodes[f.node as usize];
+                n.kinds[f.kind_at] = Kind::NumText as u8;
+                // ASCII digits.
+                n.num_texts.push(String::from_utf8_lossy(lit).into());
+                kept.push(*f);
+            } else {
+                self.row_inexact.push(a);
+            }
+        }
+        // Their floats leave, the last first (a node's come in order).
+        for f in kept.iter().rev() {
+            self.nodes[f.node as usize].floats.remove(f.float_at);
+        }
+        self.row_big = big;
     }
 
     fn intern(&mut self, s: &str) -> std::result::Result<u32, String> {
@@ -896,6 +987,9 @@ fn intern_in(
 /// Deserializes one row into the builder.
 pub struct RowSeed<'a> {
     b: &'a mut ColumnsBuilder,
+    /// The row's JSON text, when the caller has it: integer literals
+    /// outside `[-2^63, 2^64)` are then kept as their text.
+    text: Option<&'a [u8]>,
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
@@ -905,7 +999,15 @@ impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
         // visitor), so that input ending right at the limit is fine.
         let item =
             u32::try_from(self.b.rows).map_err(|_| de::Error::custom("more than 2^32-1 rows"))?;
+        self.b.row_big.clear();
+        self.b.row_numbers = 0;
+        self.b.row_inexact.clear();
         d.deserialize_any(RowVisitor { b: self.b, item })?;
+        if let Some(text) = self.text
+            && !self.b.row_big.is_empty()
+        {
+            self.b.settle_big_numbers(text);
+        }
         self.b.rows += 1;
         self.b.maybe_spill().map_err(de::Error::custom)?;
         Ok(())
@@ -987,6 +1089,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         self.b.start(self.node, self.item, k).map_err(E::custom)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<(), E> {
+        self.b.row_numbers += 1;
         self.b
             .start(self.node, self.item, Kind::Int)
             .map_err(E::custom)?;
@@ -997,6 +1100,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         if let Ok(i) = i64::try_from(v) {
             return self.visit_i64(i);
         }
+        self.b.row_numbers += 1;
         self.b
             .start(self.node, self.item, Kind::UInt)
             .map_err(E::custom)?;
@@ -1007,15 +1111,24 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         if !v.is_finite() {
             return Err(E::custom("number out of range"));
         }
-        // serde_json reads an integer past u64 as a float: the row's text
-        // tells whether this one was (`input::inexact_integers`).
-        if v.abs() >= 9_223_372_036_854_775_808.0 && v.fract() == 0.0 {
-            self.b.big_float_in_row = true;
-        }
+        let number = self.b.row_numbers;
+        self.b.row_numbers += 1;
         self.b
             .start(self.node, self.item, Kind::Float)
             .map_err(E::custom)?;
-        self.b.nodes[self.node as usize].floats.push(v);
+        let n = &mut self.b.nodes[self.node as usize];
+        n.floats.push(v);
+        // serde_json reads an integer past u64 as a float: the row's text
+        // tells whether this one was (`ColumnsBuilder::settle_big_numbers`).
+        if v.abs() >= 9_223_372_036_854_775_808.0 && v.fract() == 0.0 {
+            let (kind_at, float_at) = (n.kinds.len() - 1, n.floats.len() - 1);
+            self.b.row_big.push(BigFloat {
+                node: self.node,
+                kind_at,
+                float_at,
+                number,
+            });
+        }
         Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<(), E> {

@@ -581,36 +581,29 @@ const PARSE_STACK: usize = 8 << 20;
 /// Parse the rows of `batch` into `b`.
 fn parse_batch(b: &mut ColumnsBuilder, batch: &Batch, max_token_len: usize) -> Result<()> {
     for &(s, e) in &batch.rows {
-        let mut de = serde_json::Deserializer::from_slice(&batch.text[s..e]);
-        b.big_float_in_row = false;
-        if let Err(err) = b.row_seed().deserialize(&mut de) {
+        let row = &batch.text[s..e];
+        let mut de = serde_json::Deserializer::from_slice(row);
+        if let Err(err) = b.row_seed_text(row).deserialize(&mut de) {
             return Err(row_error(b, batch, (s, e), err, max_token_len));
         }
-        if b.big_float_in_row {
-            for at in inexact_integers(&batch.text[s..e]) {
-                let n = &mut b.inexact_integers;
-                n.count += 1;
-                if n.first.is_none() {
-                    let (newlines, column) = batch.position(s + at);
-                    n.first = Some((newlines + 1, column + 1));
-                }
+        for k in 0..b.row_inexact.len() {
+            let at = b.row_inexact[k];
+            let n = &mut b.inexact_integers;
+            n.count += 1;
+            if n.first.is_none() {
+                let (newlines, column) = batch.position(s + at);
+                n.first = Some((newlines + 1, column + 1));
             }
         }
     }
     Ok(())
 }
 
-/// Offsets in the JSON text `row` of the integer literals (no `.`, no
-/// exponent) whose value is outside `[-2^63, 2^64)`: those a snapshot holds
-/// as the nearest binary64 (SPEC.md 1.3). Strings are skipped; the text is
-/// valid JSON (it parsed), so a literal has no leading zeros and its digit
-/// count orders it.
-pub(crate) fn inexact_integers(row: &[u8]) -> Vec<usize> {
-    const MIN_I64: &[u8] = b"9223372036854775808"; // -MIN_I64 = -2^63
-    const MAX_U64: &[u8] = b"18446744073709551615";
-    let past = |digits: &[u8], max: &[u8]| {
-        digits.len() > max.len() || (digits.len() == max.len() && digits > max)
-    };
+/// The byte ranges in the JSON text `row` of its number literals, in
+/// order (strings skipped: a key or a string holding digits is not one).
+/// The text is valid JSON (it parsed): a literal is a `-`, digits, a
+/// fraction and an exponent, nothing else.
+pub(crate) fn number_spans(row: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < row.len() {
@@ -624,22 +617,12 @@ pub(crate) fn inexact_integers(row: &[u8]) -> Vec<usize> {
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
-                let neg = row[i] == b'-';
-                i += usize::from(neg);
-                let digits_at = i;
-                while i < row.len() && row[i].is_ascii_digit() {
-                    i += 1;
-                }
-                let digits = &row[digits_at..i];
-                let integral = !matches!(row.get(i), Some(b'.' | b'e' | b'E'));
                 while i < row.len()
                     && matches!(row[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
                 {
                     i += 1;
                 }
-                if integral && past(digits, if neg { MIN_I64 } else { MAX_U64 }) {
-                    out.push(start);
-                }
+                out.push((start, i));
             }
             _ => i += 1,
         }
@@ -976,30 +959,46 @@ mod tests {
     const SEED: &str = "{\"a\":1,\"s\":\"x\\\"}y\",\"n\":[1.5e3,{\"k\":null}],\"t\":true}\n\
                         {\"a\":-2, \"s\":\"\\u00e9]\" ,\"n\":[]}\r\n {\"b\":{\"c\":[[\"deep\"]]}}\n";
 
-    /// Integer literals outside `[-2^63, 2^64)` are found by their text,
-    /// in values and arrays, never in strings or keys, and not mistaken
-    /// for floats with an exponent or a fraction (also integral ones).
+    /// Number literals are found by their text, in values and arrays,
+    /// never in strings or keys; those outside `[-2^63, 2^64)` are told by
+    /// `numtext::is_num_text`, not mistaken for floats with an exponent or
+    /// a fraction (also integral ones).
     #[test]
-    fn inexact_integers_are_found_by_their_text() {
+    fn number_literals_are_found_by_their_text() {
         let row = br#"{"a":18446744073709551616,"b":18446744073709551615,"c":-9223372036854775808,"d":-9223372036854775809,"e":"99999999999999999999","99999999999999999999":[1e30,1.0e30,123456789012345678901234567890,-0,0],"f":""x\"}"#;
-        let at = inexact_integers(row);
-        let text = std::str::from_utf8(row).unwrap();
-        let found: Vec<&str> = at
-            .iter()
-            .map(|&i| {
-                let t = &text[i..];
-                &t[..t.find([',', ']', '}']).unwrap()]
-            })
+        let found: Vec<&[u8]> = number_spans(row).iter().map(|&(a, z)| &row[a..z]).collect();
+        let text = |v: &[&[u8]]| {
+            v.iter()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            text(&found),
+            [
+                "18446744073709551616",
+                "18446744073709551615",
+                "-9223372036854775808",
+                "-9223372036854775809",
+                "1e30",
+                "1.0e30",
+                "123456789012345678901234567890",
+                "-0",
+                "0"
+            ]
+        );
+        let big: Vec<&[u8]> = found
+            .into_iter()
+            .filter(|t| crate::encoding::numtext::is_num_text(t))
             .collect();
         assert_eq!(
-            found,
+            text(&big),
             [
                 "18446744073709551616",
                 "-9223372036854775809",
                 "123456789012345678901234567890"
             ]
         );
-        assert!(inexact_integers(br#"{"a":[1,-2,3.5e300]}"#).is_empty());
+        assert_eq!(number_spans(br#"{"a":[1,-2,3.5e300]}"#).len(), 3);
     }
 
     /// The builder counts them, with the first one's line and column in

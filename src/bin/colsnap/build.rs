@@ -119,14 +119,17 @@ pub struct Args {
     /// then need no whole-table decode.
     #[arg(long)]
     pub long_text_sorted: bool,
-    /// Snapshot format version: 4 (the footer's column metadata field by
-    /// field, the default), 3 (small column streams inline in the footer)
+    /// Snapshot format version: 5 (the default: version 4 plus integers
+    /// outside [-2^63, 2^64) kept as their text; a file without one is
+    /// written as version 4), 4 (the footer's column metadata field by
+    /// field; such integers as the nearest binary64, with a warning) for
+    /// readers older than version 5, 3 (small column streams inline in the footer)
     /// for readers older than version 4, 2 (sections without frames) for
     /// readers older than version 3, or 1 (every section framed and 8-aligned) for readers
     /// older than version 2 (long text then sorted, as with
     /// --long-text-sorted, in zstd, and no `based` streams or string ids as
     /// differences).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=5))]
     pub format_version: Option<u16>,
     /// Version 3 and later: keep a column stream in the footer (inline, without a
     /// checksum and byte range of its own) when it would be stored in at

@@ -403,6 +403,16 @@ fn min_max(snap: &Snapshot, node: u32, ty: ColumnType) -> colsnap::Result<(Value
             ));
         }
     }
+    // Integers kept as text have no statistics: read from their stream
+    // (rare, and small), given as their text.
+    if n.count(Kind::NumText) > 0 {
+        for t in &snap.node_data(node)?.num_texts {
+            nums.push((
+                colsnap::encoding::numtext::value(t),
+                Value::String(t.to_string()),
+            ));
+        }
+    }
     if !nums.is_empty() {
         let lo = nums
             .iter()

@@ -1,0 +1,227 @@
+//! Integer literals outside `[-2^63, 2^64)` are kept as their text (kind
+//! `NumText`, format version 5, SPEC.md 1.3): every way of reading a
+//! snapshot gives them back as written, queries order them as numbers, and
+//! events and compaction keep them.
+
+mod common;
+
+use colsnap::{BuildOptions, ExportOptions, Snapshot};
+use common::colsnap;
+
+/// NDJSON rows holding such integers everywhere a number can be: alone,
+/// beside every other number kind in one column, in arrays and nested
+/// objects, negative; and strings and keys that look like them.
+fn input(rows: usize) -> String {
+    let mut s = String::new();
+    for i in 0..rows {
+        let big = format!(
+            "{}{}",
+            18446744073709551616u128 + i as u128 * 7919,
+            "0".repeat(i % 5)
+        );
+        let neg = format!("-{}", 9223372036854775809u128 + i as u128);
+        let n = match i % 4 {
+            0 => big.clone(),
+            1 => "18446744073709551615".to_string(),
+            2 => "-9223372036854775808".to_string(),
+            _ => "2.5".to_string(),
+        };
+        s.push_str(&format!(
+            r#"{{"id":{i},"n":{n},"a":[{big},{neg},1,{big}],"o":{{"x":{neg},"y":"{big}"}},"{big}":{i}}}"#
+        ));
+        s.push('\n');
+    }
+    s
+}
+
+fn export(snap: &Snapshot) -> String {
+    let mut out = Vec::new();
+    snap.export(
+        &mut out,
+        &ExportOptions {
+            ndjson: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// Built as NDJSON or as one array, on one thread or two, spilled under a
+/// tiny memory budget or not: the same file, version 5, whose export is
+/// the input byte for byte; rows read one at a time (at their items) too.
+#[test]
+fn they_round_trip_as_written_under_every_build_option() {
+    let text = input(300);
+    let array = format!("[{}]", text.lines().collect::<Vec<_>>().join(",\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let reference = colsnap::build_to_vec(text.as_bytes(), &BuildOptions::default()).unwrap();
+    for (i, opts) in [
+        BuildOptions {
+            threads: 1,
+            ..Default::default()
+        },
+        BuildOptions {
+            threads: 2,
+            memory: 1 << 14,
+            tmp_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        for input in [&text, &array] {
+            let mut out = Vec::new();
+            let report = colsnap::build(input.as_bytes(), &mut out, opts).unwrap();
+            assert_eq!(report.inexact_integers.count, 0);
+            assert!(out == reference, "options {i}: another file");
+        }
+    }
+    let snap = Snapshot::from_bytes(reference).unwrap();
+    assert_eq!(snap.header().version, 5);
+    snap.verify().unwrap();
+    assert_eq!(export(&snap), text);
+    assert_eq!(snap.verify_against(text.as_bytes()).unwrap(), 300);
+    let lines: Vec<&str> = text.lines().collect();
+    for r in [0u64, 3, 150, 299] {
+        let mut one = Vec::new();
+        snap.export(
+            &mut one,
+            &ExportOptions {
+                ndjson: true,
+                rows: Some(r..r + 1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(one).unwrap(),
+            format!("{}\n", lines[r as usize])
+        );
+    }
+    // The column that mixes them with every other number is a `number`.
+    let n = snap.node_by_path("n").unwrap();
+    assert_eq!(snap.column_type(n), colsnap::model::ColumnType::Number);
+}
+
+/// Asked for format version 4, the writer holds them as the nearest
+/// binary64 and says so; without such integers, version 5 is version 4.
+#[test]
+fn version_4_holds_them_as_binary64_with_the_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, input_text()).unwrap();
+    let out = dir.path().join("v4.colsnap");
+    let o = colsnap()
+        .arg("build")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .args(["--format-version", "4", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("outside [-2^63, 2^64)"), "{err}");
+    let snap = Snapshot::open(&out).unwrap();
+    assert_eq!(snap.header().version, 4);
+    assert!(export(&snap).contains("1.8446744073709552e+19"));
+    // The default: no warning, version 5, exact.
+    let out = dir.path().join("v5.colsnap");
+    let o = colsnap()
+        .arg("build")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert_eq!(export(&Snapshot::open(&out).unwrap()), input_text());
+}
+
+fn input_text() -> String {
+    input(8)
+}
+
+/// Queries compare and sort them as numbers (their nearest binary64) and
+/// print them as written.
+#[test]
+fn queries_order_them_as_numbers_and_print_them_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"n\":5}\n{\"n\":-99999999999999999999}\n{\"n\":123456789012345678901234567890}\n{\"n\":1e25}\n{\"n\":18446744073709551615}\n",
+    )
+    .unwrap();
+    let snap = dir.path().join("s.colsnap");
+    common::cli_build(&input, &snap, &[]);
+    let q = |args: &[&str]| -> String {
+        let o = colsnap()
+            .arg("query")
+            .arg(&snap)
+            .args(args)
+            .args(["--ndjson", "--all"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        q(&["--sort", "n"]),
+        "{\"n\":-99999999999999999999}\n{\"n\":5}\n{\"n\":18446744073709551615}\n{\"n\":1e+25}\n{\"n\":123456789012345678901234567890}\n"
+    );
+    assert_eq!(
+        q(&["--where", "n>2e19"]),
+        "{\"n\":123456789012345678901234567890}\n{\"n\":1e+25}\n"
+    );
+    assert_eq!(q(&["--where", "n<0"]), "{\"n\":-99999999999999999999}\n");
+}
+
+/// Export with events and compaction keep them, in rows the events left
+/// alone and in rows they changed (an update of another field).
+#[test]
+fn events_and_compaction_keep_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"id\":1,\"n\":123456789012345678901234567890,\"a\":[-99999999999999999999999,1]}\n{\"id\":2,\"n\":18446744073709551616}\n{\"id\":3,\"n\":5}\n",
+    )
+    .unwrap();
+    let snap = dir.path().join("s.colsnap");
+    common::cli_build(&input, &snap, &[]);
+    let events = dir.path().join("e.ndjson");
+    std::fs::write(
+        &events,
+        "{\"seq\":1,\"op\":\"update\",\"key\":1,\"set\":{\"t\":\"x\"}}\n{\"seq\":2,\"op\":\"update\",\"key\":3,\"set\":{\"n\":6}}\n",
+    )
+    .unwrap();
+    let want = "{\"id\":1,\"n\":123456789012345678901234567890,\"a\":[-99999999999999999999999,1],\"t\":\"x\"}\n{\"id\":2,\"n\":18446744073709551616}\n{\"id\":3,\"n\":6}\n";
+    let o = colsnap()
+        .arg("export")
+        .arg(&snap)
+        .arg("--events")
+        .arg(&events)
+        .arg("--ndjson")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
+    let next = dir.path().join("next.colsnap");
+    let o = colsnap()
+        .arg("compact")
+        .arg(&snap)
+        .arg(&events)
+        .arg("-o")
+        .arg(&next)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let next = Snapshot::open(&next).unwrap();
+    assert_eq!(next.header().version, 5);
+    assert_eq!(export(&next), want);
+}
