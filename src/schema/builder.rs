@@ -211,7 +211,7 @@ pub struct ColumnsBuilder {
     /// Numbers of the row being read that were read as an integral binary64
     /// of magnitude 2^63 or more: perhaps integer literals outside
     /// `[-2^63, 2^64)`, which the row's text then tells
-    /// ([`Self::keep_number_texts`]).
+    /// ([`Self::keep_num_texts`]).
     row_big: Vec<BigFloat>,
     /// Numbers read so far in the row (their order is their text's).
     row_numbers: usize,
