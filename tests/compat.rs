@@ -14,24 +14,12 @@
 
 mod common;
 
-use colsnap::{ExportOptions, Snapshot};
+use colsnap::Snapshot;
+use common::ndjson_export as export;
 use std::path::PathBuf;
 
 fn golden(name: &str) -> PathBuf {
     common::fixture("golden").join(name)
-}
-
-fn export(snap: &Snapshot) -> String {
-    let mut out = Vec::new();
-    snap.export(
-        &mut out,
-        &ExportOptions {
-            ndjson: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    String::from_utf8(out).unwrap()
 }
 
 /// Open, verify and export `file` (format `version`), compare with the

@@ -7,6 +7,7 @@ mod common;
 
 use colsnap::{BuildOptions, ExportOptions, Snapshot};
 use common::colsnap;
+use common::ndjson_export as export;
 
 /// NDJSON rows holding such integers everywhere a number can be: alone,
 /// beside every other number kind in one column, in arrays and nested
@@ -32,19 +33,6 @@ fn input(rows: usize) -> String {
         s.push('\n');
     }
     s
-}
-
-fn export(snap: &Snapshot) -> String {
-    let mut out = Vec::new();
-    snap.export(
-        &mut out,
-        &ExportOptions {
-            ndjson: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    String::from_utf8(out).unwrap()
 }
 
 /// Built as NDJSON or as one array, on one thread or two, spilled under a

@@ -15,6 +15,20 @@ use colsnap::{BuildOptions, Snapshot, build_to_vec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The whole NDJSON export of `snap` (`colsnap export --ndjson`), as text.
+pub fn ndjson_export(snap: &colsnap::Snapshot) -> String {
+    let mut out = Vec::new();
+    snap.export(
+        &mut out,
+        &colsnap::ExportOptions {
+            ndjson: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 /// `fixtures/NAME` of the crate (NAME may hold a folder: `golden/v1.colsnap`).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
