@@ -550,6 +550,41 @@ fn inspect_json_describes_the_file() {
     assert!(columns_part["bytes"].as_u64().unwrap() >= col_sum);
 }
 
+/// A timestamp column's min and max are exact instants, fractions and
+/// offsets included (the footer's statistics hold whole UTC seconds).
+#[test]
+fn inspect_gives_timestamp_extremes_with_their_fractions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("t.ndjson");
+    std::fs::write(
+        &input,
+        concat!(
+            "{\"t\":\"2024-01-01T00:00:00.5Z\",\"w\":\"2024-01-01T00:00:00Z\"}\n",
+            "{\"t\":\"2024-01-01T00:00:00.25+01:00\",\"w\":\"2024-01-02T00:00:00Z\"}\n",
+            "{\"t\":\"2023-12-31T23:00:00.125Z\",\"w\":\"2024-01-01T10:00:00+01:00\"}\n",
+            "{\"t\":\"2024-01-01T00:00:00Z\",\"w\":null}\n",
+        ),
+    )
+    .unwrap();
+    let snap = dir.path().join("t.colsnap");
+    common::cli_build(&input, &snap, &[]);
+    let r = common::cli_json(&[&"inspect", &snap, &"--json"]);
+    let col = |p: &str| {
+        r["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == p)
+            .unwrap()
+            .clone()
+    };
+    // 00:00:00.25+01:00 is 23:00:00.25Z, after 23:00:00.125Z.
+    assert_eq!(col("t")["min"], "2023-12-31T23:00:00.125Z");
+    assert_eq!(col("t")["max"], "2024-01-01T00:00:00.5Z");
+    assert_eq!(col("w")["min"], "2024-01-01T00:00:00Z");
+    assert_eq!(col("w")["max"], "2024-01-02T00:00:00Z");
+}
+
 #[test]
 fn inspect_human_output() {
     let dir = tempfile::tempdir().unwrap();

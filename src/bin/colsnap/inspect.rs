@@ -429,7 +429,18 @@ fn min_max(snap: &Snapshot, node: u32, ty: ColumnType) -> colsnap::Result<(Value
         return Ok((Value::String(t.get(lo)?), Value::String(t.get(hi)?)));
     }
     if let Some((lo, hi)) = s.time {
-        return Ok((utc(lo), utc(hi)));
+        // The statistics hold whole seconds: a column with fractions is
+        // read (its time streams, small) for the exact instants.
+        if n.stream(format::Role::TsNanos).is_some() {
+            let d = snap.node_data(node)?;
+            let at = |j: usize| (d.ts_secs[j], d.ts_nanos.get(j).copied().unwrap_or(0));
+            let lo = (0..d.ts_secs.len()).map(at).min();
+            let hi = (0..d.ts_secs.len()).map(at).max();
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                return Ok((utc(lo.0, lo.1), utc(hi.0, hi.1)));
+            }
+        }
+        return Ok((utc(lo, 0), utc(hi, 0)));
     }
     if ty == ColumnType::Bool || n.count(Kind::False) + n.count(Kind::True) > 0 {
         let (f, t) = (n.count(Kind::False) > 0, n.count(Kind::True) > 0);
@@ -438,13 +449,20 @@ fn min_max(snap: &Snapshot, node: u32, ty: ColumnType) -> colsnap::Result<(Value
     Ok((Value::Null, Value::Null))
 }
 
-/// UTC seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn utc(secs: i64) -> Value {
+/// A UTC instant as `YYYY-MM-DDTHH:MM:SSZ`, with as many fraction digits
+/// as `nanos` needs (`.5`, `.123456789`).
+fn utc(secs: i64, nanos: u32) -> Value {
+    let mut digits = 9u8;
+    let mut rest = nanos;
+    while digits > 0 && rest % 10 == 0 {
+        rest /= 10;
+        digits -= 1;
+    }
     let ts = Timestamp {
         secs,
-        nanos: 0,
+        nanos,
         offset_minutes: 0,
-        layout: Layout::from_byte(0).unwrap_or_else(|| unreachable!("layout 0 is valid")),
+        layout: Layout::from_byte(digits).unwrap_or_else(|| unreachable!("layout 0..=9 is valid")),
     };
     let mut out = String::new();
     if timestamp::format(&ts, &mut out) {
