@@ -1031,16 +1031,27 @@ fn every_conformance_file_reads_verifies_and_exports() {
         let expected = std::fs::read_to_string(path(c.stem, "expected.ndjson")).unwrap();
         assert_eq!(export(&snap), expected, "{}: export", c.name);
         // The stored input is the case's input, and the export equals it
-        // value for value.
+        // value for value, except for an integer outside [-2^63, 2^64)
+        // before version 5 (held as its nearest binary64).
         let input = std::fs::read_to_string(path(c.stem, "input.json")).unwrap();
         assert_eq!(input, (c.input)(), "{}: input file", c.name);
-        {
+        if snap.rows() > 0 {
+            // (An empty input is refused: a zero-row case has none.)
             assert_eq!(
-                snap.verify_against(input.as_bytes()).unwrap(),
+                snap.verify_against(expected.as_bytes()).unwrap(),
                 snap.rows(),
                 "{}",
                 c.name
             );
+        }
+        match snap.verify_against(input.as_bytes()) {
+            Ok(n) => assert_eq!(n, snap.rows(), "{}", c.name),
+            Err(colsnap::Error::Mismatch { detail, .. })
+                if version < 5
+                    && detail.ends_with(
+                        "expected 123456789012345678901234567890, got 1.2345678901234568e+29",
+                    ) => {}
+            Err(e) => panic!("{} v{version}: {e}", c.name),
         }
     }
 }

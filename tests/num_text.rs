@@ -115,6 +115,13 @@ fn version_4_holds_them_as_binary64_with_the_warning() {
     let snap = Snapshot::open(&out).unwrap();
     assert_eq!(snap.header().version, 4);
     assert!(export(&snap).contains("1.8446744073709552e+19"));
+    // The change the warning told of is a difference to `verify --against`.
+    let e = snap.verify_against(input_text().as_bytes()).unwrap_err();
+    assert!(
+        matches!(&e, colsnap::Error::Mismatch { row: 0, detail }
+            if detail == "differs at `n`: expected 18446744073709551616, got 1.8446744073709552e+19"),
+        "{e}"
+    );
     // The default: no warning, version 5, exact.
     let out = dir.path().join("v5.colsnap");
     let o = colsnap()
@@ -212,4 +219,87 @@ fn events_and_compaction_keep_them() {
     let next = Snapshot::open(&next).unwrap();
     assert_eq!(next.header().version, 5);
     assert_eq!(export(&next), want);
+}
+
+/// `verify --against` compares these integers by their digits: an input
+/// that differs from the snapshot only in a last digit (the same nearest
+/// binary64) is a difference, named at its path with both literals, for a
+/// snapshot and for a snapshot with events.
+#[test]
+fn verify_against_tells_integers_with_the_same_binary64_apart() {
+    let text = input(40);
+    let bytes = colsnap::build_to_vec(text.as_bytes(), &BuildOptions::default()).unwrap();
+    let snap = Snapshot::from_bytes(bytes).unwrap();
+    assert_eq!(snap.verify_against(text.as_bytes()).unwrap(), 40);
+    let big = (18446744073709551616u128 + 3 * 7919).to_string();
+    let near = (18446744073709551616u128 + 3 * 7919 + 1).to_string();
+    assert_eq!(
+        big.parse::<f64>().unwrap(),
+        near.parse::<f64>().unwrap(),
+        "the same binary64"
+    );
+    // Row 3's `o.x`, then its `a[0]`, moved by one.
+    for (from, to, path) in [
+        (
+            "\"x\":-9223372036854775812",
+            "\"x\":-9223372036854775813",
+            "o.x",
+        ),
+        (
+            &*format!("\"a\":[{big}"),
+            &*format!("\"a\":[{near}"),
+            "a[0]",
+        ),
+    ] {
+        let lines: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 3 {
+                    l.replacen(from, to, 1)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let changed = lines.join("\n");
+        assert_ne!(changed.trim_end(), text.trim_end(), "{from}");
+        let e = snap.verify_against(changed.as_bytes()).unwrap_err();
+        match &e {
+            colsnap::Error::Mismatch { row: 3, detail } => {
+                assert!(
+                    detail.starts_with(&format!("differs at `{path}`: expected ")),
+                    "{e}"
+                );
+                assert!(!detail.contains('\u{fdd0}'), "{e}");
+            }
+            _ => panic!("{e}"),
+        }
+    }
+    // With an event that changes row 0 (whose integers then pass through
+    // a JSON value): its digits, not its binary64.
+    let first = text.lines().next().unwrap();
+    assert!(first.contains(r#""n":18446744073709551616,"#), "{first}");
+    let after = first.trim_end_matches('}').to_string() + r#","t":"x"}"#;
+    let rest: Vec<&str> = text.lines().skip(1).collect();
+    for (row0, ok) in [
+        (after.clone(), true),
+        (
+            after.replacen("18446744073709551616", "18446744073709551617", 1),
+            false,
+        ),
+    ] {
+        let mut o = colsnap::events::Overlay::new(snap.clone(), "id").unwrap();
+        o.apply_reader(&b"{\"seq\":1,\"op\":\"update\",\"key\":0,\"set\":{\"t\":\"x\"}}\n"[..])
+            .unwrap();
+        let expected = format!("{row0}\n{}\n", rest.join("\n"));
+        match o.verify_against(expected.as_bytes()) {
+            Ok(n) => assert!(ok && n == 40),
+            Err(e) => assert!(
+                !ok && matches!(&e, colsnap::Error::Mismatch { row: 0, detail }
+                    if detail == "differs at `n`: expected 18446744073709551617, got 18446744073709551616"),
+                "{e}"
+            ),
+        }
+    }
 }

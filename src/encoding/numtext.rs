@@ -38,6 +38,33 @@ pub fn value(t: &str) -> f64 {
     t.parse::<f64>().unwrap_or(0.0).clamp(-f64::MAX, f64::MAX)
 }
 
+/// The JSON text `row` with every integer literal outside `[-2^63, 2^64)`
+/// (what a JSON value holds as its nearest binary64) written as the string
+/// `"{mark}{literal}"`, so that a value parsed from it keeps the literal;
+/// `None` when `row` holds no such literal. `mark` must not need escaping
+/// in a JSON string.
+pub(crate) fn mark_texts(row: &[u8], mark: &str) -> Option<Vec<u8>> {
+    let spans: Vec<(usize, usize)> = crate::schema::input::number_spans(row)
+        .into_iter()
+        .filter(|&(a, z)| is_num_text(&row[a..z]))
+        .collect();
+    if spans.is_empty() {
+        return None;
+    }
+    let mut t = Vec::with_capacity(row.len() + spans.len() * (mark.len() + 2));
+    let mut at = 0;
+    for &(a, z) in &spans {
+        t.extend_from_slice(&row[at..a]);
+        t.push(b'"');
+        t.extend_from_slice(mark.as_bytes());
+        t.extend_from_slice(&row[a..z]);
+        t.push(b'"');
+        at = z;
+    }
+    t.extend_from_slice(&row[at..]);
+    Some(t)
+}
+
 /// Append the stream of `texts` to `out`: each text's length, then its bytes.
 pub fn encode<'a>(texts: impl IntoIterator<Item = &'a str>, out: &mut Vec<u8>) -> Encoding {
     for t in texts {

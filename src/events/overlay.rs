@@ -345,15 +345,19 @@ impl Overlay {
     }
 
     /// Check that the view holds exactly the rows of `input` (a JSON array
-    /// or NDJSON), in the view's order, as JSON values: what
+    /// or NDJSON), in the view's order, as JSON values (integers outside
+    /// `[-2^63, 2^64)` by their digits): what
     /// [`Snapshot::verify_against`](crate::Snapshot::verify_against) checks
     /// for a snapshot, after the events. Returns the rows compared; a
     /// difference is an [`Error::Mismatch`] naming the row and the first
     /// differing path.
     pub fn verify_against(&mut self, input: impl std::io::Read) -> Result<u64> {
+        use crate::read::verify::{exact_value, first_difference, number_mark, unmark};
         let slots = self.slots();
         let mut n = 0u64;
-        crate::schema::input::for_each_value(input, |i, expected| {
+        let mark = number_mark();
+        let mut buf = Vec::new();
+        crate::schema::input::for_each_row(input, |i, text| {
             let Some(&slot) = slots.get(i as usize) else {
                 return Err(Error::Mismatch {
                     row: i,
@@ -363,13 +367,18 @@ impl Overlay {
                     ),
                 });
             };
-            let got = self.row_value(slot)?;
+            let expected = exact_value(text.as_bytes(), &mark)
+                .map_err(|e| Error::Invalid(format!("row {i}: {e}")))?;
+            buf.clear();
+            self.row_json(slot, &mut buf)?;
+            let got = exact_value(&buf, &mark)
+                .map_err(|e| Error::corrupt("row", slot as u64, e.to_string()))?;
             if got != expected {
                 return Err(Error::Mismatch {
                     row: i,
                     detail: format!(
                         "differs at {}",
-                        crate::read::verify::first_difference(&expected, &got)
+                        unmark(&first_difference(&expected, &got), &mark)
                     ),
                 });
             }
@@ -939,34 +948,20 @@ fn replay_text(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     let corrupt = |e: serde_json::Error| Error::corrupt("row", slot as u64, e.to_string());
-    let spans: Vec<(usize, usize)> = crate::schema::input::number_spans(row)
-        .into_iter()
-        .filter(|&(a, z)| crate::encoding::numtext::is_num_text(&row[a..z]))
-        .collect();
     let mark = NUM_MARK.as_bytes();
     let holds_mark = |b: &[u8]| b.windows(mark.len()).any(|w| w == mark);
-    let marked = !spans.is_empty()
-        && !holds_mark(row)
-        && !ops.iter().any(|(k, v)| {
-            holds_mark(k.as_bytes())
-                || v.as_ref()
-                    .is_some_and(|v| holds_mark(v.to_string().as_bytes()))
-        });
-    let text: std::borrow::Cow<[u8]> = if marked {
-        let mut t = Vec::with_capacity(row.len() + spans.len() * (mark.len() + 2));
-        let mut at = 0;
-        for &(a, z) in &spans {
-            t.extend_from_slice(&row[at..a]);
-            t.push(b'"');
-            t.extend_from_slice(mark);
-            t.extend_from_slice(&row[a..z]);
-            t.push(b'"');
-            at = z;
-        }
-        t.extend_from_slice(&row[at..]);
-        t.into()
-    } else {
-        row.into()
+    let marked_text = crate::encoding::numtext::mark_texts(row, NUM_MARK).filter(|_| {
+        !holds_mark(row)
+            && !ops.iter().any(|(k, v)| {
+                holds_mark(k.as_bytes())
+                    || v.as_ref()
+                        .is_some_and(|v| holds_mark(v.to_string().as_bytes()))
+            })
+    });
+    let marked = marked_text.is_some();
+    let text: std::borrow::Cow<[u8]> = match marked_text {
+        Some(t) => t.into(),
+        None => row.into(),
     };
     let mut v: Value = serde_json::from_slice(&text).map_err(corrupt)?;
     if let Some(o) = v.as_object_mut() {

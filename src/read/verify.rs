@@ -303,12 +303,16 @@ impl Snapshot {
     }
 
     /// Check that the snapshot holds exactly the rows of `input` (JSON array
-    /// or NDJSON, optionally compressed). Returns the rows compared.
+    /// or NDJSON, optionally compressed), as JSON values, with integers
+    /// outside `[-2^63, 2^64)` compared by their digits.
+    /// Returns the rows compared; a difference is an [`Error::Mismatch`]
+    /// naming the row and the first differing path.
     pub fn verify_against(&self, input: impl std::io::Read) -> Result<u64> {
         let mut emitter = super::export::Emitter::new(self, None)?;
         let mut buf = Vec::new();
         let mut n = 0u64;
-        crate::schema::input::for_each_value(input, |i, expected| {
+        let mark = number_mark();
+        crate::schema::input::for_each_row(input, |i, text| {
             if i >= self.rows() {
                 return Err(Error::Mismatch {
                     row: i,
@@ -318,14 +322,19 @@ impl Snapshot {
                     ),
                 });
             }
+            let expected = exact_value(text.as_bytes(), &mark)
+                .map_err(|e| Error::Invalid(format!("row {i}: {e}")))?;
             buf.clear();
             emitter.row(i, &mut buf)?;
-            let got: serde_json::Value = serde_json::from_slice(&buf)
-                .map_err(|e| Error::corrupt("row", i, e.to_string()))?;
+            let got =
+                exact_value(&buf, &mark).map_err(|e| Error::corrupt("row", i, e.to_string()))?;
             if got != expected {
                 return Err(Error::Mismatch {
                     row: i,
-                    detail: format!("differs at {}", first_difference(&expected, &got)),
+                    detail: format!(
+                        "differs at {}",
+                        unmark(&first_difference(&expected, &got), &mark)
+                    ),
                 });
             }
             n += 1;
@@ -396,6 +405,44 @@ fn distinct_row_ordered(table: &super::StringTable, t: usize, n_chunks: usize) -
         start = end;
     }
     Ok(hashes.len() as u64)
+}
+
+/// A mark for [`exact_value`] that no input can hold: U+FDD0 (a
+/// noncharacter) and a random tag.
+pub(crate) fn number_mark() -> String {
+    use std::hash::BuildHasher;
+    let tag = foldhash::quality::RandomState::default().hash_one(0u64);
+    format!("\u{fdd0}num-{tag:016x}:")
+}
+
+/// The row `text` as a JSON value that compares exactly: an integer
+/// literal outside `[-2^63, 2^64)` (a `NumText` item, SPEC.md 1.3), which a
+/// plain value would hold as its nearest binary64, is the string
+/// `"{mark}{literal}"` ([`number_mark`]), so that
+/// `123456789012345678901234567890` and `123456789012345678901234567891`
+/// differ.
+pub(crate) fn exact_value(text: &[u8], mark: &str) -> serde_json::Result<serde_json::Value> {
+    match crate::encoding::numtext::mark_texts(text, mark) {
+        Some(t) => serde_json::from_slice(&t),
+        None => serde_json::from_slice(text),
+    }
+}
+
+/// `detail` with each `"{mark}{literal}"` of [`exact_value`] written back
+/// as the literal.
+pub(crate) fn unmark(detail: &str, mark: &str) -> String {
+    let quoted = format!("\"{mark}");
+    let mut out = String::with_capacity(detail.len());
+    let mut rest = detail;
+    while let Some(at) = rest.find(&quoted) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + quoted.len()..];
+        let end = after.find('"').unwrap_or(after.len());
+        out.push_str(&after[..end]);
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Describe the first place where two rows differ, as a display path

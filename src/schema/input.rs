@@ -715,11 +715,27 @@ fn stream_rows<R: Read>(
 
 /// Call `f` with every row of `input` as a `serde_json::Value` (one row in
 /// memory at a time), with the same input detection and the same token
-/// limit (the default `max_string_len`) as [`read_rows`].
+/// limit (the default `max_string_len`) as [`read_rows`]. An integer
+/// literal outside `[-2^63, 2^64)` is its nearest binary64 in the value:
+/// [`for_each_row`] gives each row's text.
 pub fn for_each_value<'a, R: Read + 'a>(
     input: R,
     mut f: impl FnMut(u64, serde_json::Value) -> Result<()>,
 ) -> Result<()> {
+    for_each_row(input, |i, text| {
+        let v = serde_json::from_str(text).map_err(|e| Error::Invalid(e.to_string()))?;
+        f(i, v)
+    })
+}
+
+/// Call `f` with the JSON text of every row of `input` (one row in memory
+/// at a time, checked to be valid JSON and an object), with the same input
+/// detection and token limit as [`for_each_value`].
+pub fn for_each_row<'a, R: Read + 'a>(
+    input: R,
+    mut f: impl FnMut(u64, &str) -> Result<()>,
+) -> Result<()> {
+    use serde_json::value::RawValue;
     let opened = open_json(input, None)?;
     let skip = opened.skip();
     let Opened { reader, format, .. } = opened;
@@ -733,12 +749,13 @@ pub fn for_each_value<'a, R: Read + 'a>(
     });
     let mut failure: Option<Error> = None;
     let mut i = 0u64;
-    let mut call = |v: serde_json::Value, failure: &mut Option<Error>| -> bool {
-        if !v.is_object() {
+    let mut call = |v: Box<RawValue>, failure: &mut Option<Error>| -> bool {
+        // The raw text starts at the value's first byte.
+        if !v.get().starts_with('{') {
             *failure = Some(Error::Invalid(format!("row {i} is not a JSON object")));
             return false;
         }
-        match f(i, v) {
+        match f(i, v.get()) {
             Ok(()) => {
                 i += 1;
                 true
@@ -751,11 +768,11 @@ pub fn for_each_value<'a, R: Read + 'a>(
     };
     match format {
         InputFormat::JsonArray => {
-            struct V<'a, F: FnMut(serde_json::Value, &mut Option<Error>) -> bool>(
+            struct V<'a, F: FnMut(Box<RawValue>, &mut Option<Error>) -> bool>(
                 &'a mut F,
                 &'a mut Option<Error>,
             );
-            impl<'de, F: FnMut(serde_json::Value, &mut Option<Error>) -> bool> Visitor<'de> for V<'_, F> {
+            impl<'de, F: FnMut(Box<RawValue>, &mut Option<Error>) -> bool> Visitor<'de> for V<'_, F> {
                 type Value = ();
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("a JSON array of objects")
@@ -764,7 +781,7 @@ pub fn for_each_value<'a, R: Read + 'a>(
                     self,
                     mut seq: A,
                 ) -> std::result::Result<(), A::Error> {
-                    while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                    while let Some(v) = seq.next_element::<Box<RawValue>>()? {
                         if !(self.0)(v, self.1) {
                             return Err(de::Error::custom("stopped"));
                         }
@@ -781,7 +798,7 @@ pub fn for_each_value<'a, R: Read + 'a>(
         }
         InputFormat::Ndjson => loop {
             content.set(false);
-            match <serde_json::Value as serde::Deserialize>::deserialize(&mut de) {
+            match <Box<RawValue> as serde::Deserialize>::deserialize(&mut de) {
                 Ok(v) => {
                     if !call(v, &mut failure) {
                         return Err(failure.unwrap_or_else(|| Error::Invalid("stopped".into())));
