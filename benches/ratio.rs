@@ -398,27 +398,27 @@ fn main() {
             mbs
         );
         if let Some(f) = floors.get(&name) {
-            if let Some(min) = f.get("min_ratio").and_then(Value::as_f64) {
-                if ratio < min {
-                    failures.push(format!("{name}: JSON/colsnap {ratio:.3} < floor {min}"));
-                }
+            if let Some(min) = f.get("min_ratio").and_then(Value::as_f64)
+                && ratio < min
+            {
+                failures.push(format!("{name}: JSON/colsnap {ratio:.3} < floor {min}"));
             }
-            if let Some(max) = f.get("max_vs_zstd19").and_then(Value::as_f64) {
-                if vs > max {
-                    failures.push(format!("{name}: colsnap/zstd19 {vs:.4} > ceiling {max}"));
-                }
+            if let Some(max) = f.get("max_vs_zstd19").and_then(Value::as_f64)
+                && vs > max
+            {
+                failures.push(format!("{name}: colsnap/zstd19 {vs:.4} > ceiling {max}"));
             }
             let share = 100.0 * grid as f64 / len as f64;
-            if let Some(max) = f.get("max_grid_percent").and_then(Value::as_f64) {
-                if share > max {
-                    failures.push(format!("{name}: grid bytes {share:.2}% > ceiling {max}%"));
-                }
+            if let Some(max) = f.get("max_grid_percent").and_then(Value::as_f64)
+                && share > max
+            {
+                failures.push(format!("{name}: grid bytes {share:.2}% > ceiling {max}%"));
             }
             let share = 100.0 * page as f64 / len as f64;
-            if let Some(max) = f.get("max_page_percent").and_then(Value::as_f64) {
-                if share > max {
-                    failures.push(format!("{name}: page bytes {share:.2}% > ceiling {max}%"));
-                }
+            if let Some(max) = f.get("max_page_percent").and_then(Value::as_f64)
+                && share > max
+            {
+                failures.push(format!("{name}: page bytes {share:.2}% > ceiling {max}%"));
             }
         }
         rows.push(json!({

@@ -980,10 +980,10 @@ impl ObjectCache {
         self.map.insert(i, b);
         self.order.push_back(i);
         while self.used > self.budget && self.order.len() > 1 {
-            if let Some(old) = self.order.pop_front() {
-                if let Some(b) = self.map.remove(&old) {
-                    self.used -= b.len();
-                }
+            if let Some(old) = self.order.pop_front()
+                && let Some(b) = self.map.remove(&old)
+            {
+                self.used -= b.len();
             }
         }
     }
@@ -1509,14 +1509,14 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
             // A manifest: the publish root is the directory above
             // `manifests/`; its name, when a hash, is checked.
             let got = sha256_hex(&first);
-            if let Some(h) = name.strip_suffix(".json").filter(|h| is_hash(h)) {
-                if h != got {
-                    return Err(Error::ObjectHash {
-                        object: loc.into(),
-                        expected: h.into(),
-                        got,
-                    });
-                }
+            if let Some(h) = name.strip_suffix(".json").filter(|h| is_hash(h))
+                && h != got
+            {
+                return Err(Error::ObjectHash {
+                    object: loc.into(),
+                    expected: h.into(),
+                    got,
+                });
             }
             // A local manifest's directory, spelled any way
             // (`manifests/./X.json`, `X.json` from inside it).
@@ -1562,17 +1562,17 @@ pub fn open(loc: &str, opts: OpenOptions) -> Result<Opened> {
         (e, _) => e,
     };
     let manifest = Manifest::parse(&mbytes).map_err(located)?;
-    if let Some((p, _)) = &pointer {
-        if p.snapshot != manifest.snapshot.sha256 || p.rows != manifest.snapshot.rows {
-            return Err(Error::corrupt(
-                "pointer",
-                0,
-                format!(
-                    "names snapshot {} of {} rows, the manifest {} of {}",
-                    p.snapshot, p.rows, manifest.snapshot.sha256, manifest.snapshot.rows
-                ),
-            ));
-        }
+    if let Some((p, _)) = &pointer
+        && (p.snapshot != manifest.snapshot.sha256 || p.rows != manifest.snapshot.rows)
+    {
+        return Err(Error::corrupt(
+            "pointer",
+            0,
+            format!(
+                "names snapshot {} of {} rows, the manifest {} of {}",
+                p.snapshot, p.rows, manifest.snapshot.sha256, manifest.snapshot.rows
+            ),
+        ));
     }
     let net = store.counters();
     let src = ManifestSource::new(manifest.clone(), mhash, store.clone()).map_err(located)?;

@@ -411,13 +411,13 @@ pub fn build_to_vec(input: impl Read, opts: &BuildOptions) -> Result<Vec<u8>> {
 /// existing `output` is untouched. Refuses `output == input`.
 pub fn build_file(input: &Path, output: &Path, opts: &BuildOptions) -> Result<BuildReport> {
     let f = std::fs::File::open(input).map_err(|e| Error::io(Some(input), e))?;
-    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
-        if a == b {
-            return Err(Error::Invalid(format!(
-                "output {} is the input file",
-                output.display()
-            )));
-        }
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize())
+        && a == b
+    {
+        return Err(Error::Invalid(format!(
+            "output {} is the input file",
+            output.display()
+        )));
     }
     let mut opts = opts.clone();
     if opts.tmp_dir.is_none() {
@@ -615,11 +615,18 @@ pub fn write_atomically<T>(
         };
         builder.permissions(perms);
     }
+    // What a writer of this output killed outright left behind
+    // (schema::leftovers): `.{name}.` and tempfile's six random
+    // characters, then `.tmp`.
+    crate::schema::leftovers::sweep(dir, false, "", |n| {
+        n.len() == prefix.len() + 6 + 4 && n.starts_with(&prefix) && n.ends_with(".tmp")
+    });
     let tmp = {
         let mut live = live_temps();
         let tmp = builder
             .tempfile_in(dir)
             .map_err(|e| Error::io(Some(dir), e))?;
+        crate::schema::leftovers::hold(tmp.as_file());
         live.push(tmp.path().to_path_buf());
         tmp
     };

@@ -40,7 +40,11 @@ fn generate(path: &Path, mb: usize, bad_tail: bool) {
              \"labels\":[{{\"name\":\"{a}\"}},{{\"name\":\"{b}\"}}],\"comments\":{},\
              \"body\":\"When I run {a} with {b} the {a} fails after {i} steps; expected {b} to work. {}\"}}\n",
             1_000_000 + i * 13,
-            if i % 3 == 0 { "closed" } else { "open" },
+            if i.is_multiple_of(3) {
+                "closed"
+            } else {
+                "open"
+            },
             1 + i % 12,
             1 + i % 28,
             i % 24,
@@ -281,4 +285,61 @@ fn output_gets_ordinary_permissions() {
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).expect("chmod");
     colsnap::build_file(&input, &out, &Default::default()).expect("rebuild");
     assert_eq!(mode(&out), 0o640);
+}
+
+/// A writer killed outright (SIGKILL) cannot remove its temporary file;
+/// the next write of the same output does: a leftover is one that no live
+/// process holds locked and that is older than a few seconds
+/// (`colsnap::schema::leftovers`). A live writer's file, and a leftover
+/// of the last seconds, stay.
+#[test]
+fn the_next_write_removes_what_a_killed_writer_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.colsnap");
+    let spec = format!("stall\n{}", out.display());
+    assert!(kill_mid_write(&spec, &out));
+    let old = temp_files(dir.path(), "out.colsnap");
+    assert_eq!(old.len(), 1);
+    // A live writer of the same output, stalled mid-write.
+    let mut live = Command::new(std::env::current_exe().expect("current_exe"))
+        .args(["--ignored", "--exact", "atomic_child", "--nocapture"])
+        .env(CHILD_ENV, &spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let t0 = Instant::now();
+    let live_tmp = loop {
+        let new: Vec<PathBuf> = temp_files(dir.path(), "out.colsnap")
+            .into_iter()
+            .filter(|p| !old.contains(p) && std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+            .collect();
+        if let [p] = new.as_slice() {
+            break p.clone();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no live writer");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(kill_mid_write(&spec, &out));
+    let recent: Vec<PathBuf> = temp_files(dir.path(), "out.colsnap")
+        .into_iter()
+        .filter(|p| !old.contains(p) && *p != live_tmp)
+        .collect();
+    assert_eq!(recent.len(), 1);
+    // Made an hour old: the killed writer's file and the live one's.
+    for p in [&old[0], &live_tmp] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)))
+            .expect("set mtime");
+    }
+    let small = colsnap::build_to_vec(&b"{\"a\":1}\n"[..], &Default::default()).expect("build");
+    colsnap::write::write_atomically(&out, |w| Ok(w.write_all(&small)?)).expect("write");
+    assert_eq!(std::fs::read(&out).expect("read"), small);
+    assert!(!old[0].exists(), "the killed writer's old file is removed");
+    assert!(live_tmp.exists(), "the live writer's file stays");
+    assert!(recent[0].exists(), "a leftover of the last seconds stays");
+    live.kill().expect("SIGKILL");
+    live.wait().expect("wait");
 }

@@ -400,7 +400,7 @@ fn interrupted_build_removes_its_spill_files() {
             std::fs::read_dir(p)
                 .unwrap()
                 .filter_map(|e| std::fs::read_dir(e.ok()?.path()).ok())
-                .map(|d| d.count())
+                .map(|d| d.flatten().filter(|f| f.file_name() != ".lock").count())
                 .sum()
         };
         while runs(spill.path()) < 2 {
@@ -419,6 +419,66 @@ fn interrupted_build_removes_its_spill_files() {
         assert!(!out.exists());
         assert_eq!(entries(dir.path()), 1, "{sig}: no temporary output");
     }
+}
+
+/// A build killed outright (SIGKILL) leaves its spill directory; the next
+/// build that spills into the same directory removes it once it is a few
+/// seconds old and no live build holds it (`schema::leftovers`).
+#[test]
+fn the_next_build_removes_the_spill_directory_of_a_killed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, generated(3000)).unwrap();
+    let out = dir.path().join("out.colsnap");
+    let build = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_colsnap"));
+        c.arg("build")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--memory", "64K", "--quiet", "--tmp-dir"])
+            .arg(spill.path());
+        c
+    };
+    let mut child = build().spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let runs = |p: &Path| -> usize {
+        std::fs::read_dir(p)
+            .unwrap()
+            .filter_map(|e| std::fs::read_dir(e.ok()?.path()).ok())
+            .map(|d| d.flatten().filter(|f| f.file_name() != ".lock").count())
+            .sum()
+    };
+    while runs(spill.path()) < 1 {
+        assert!(t0.elapsed().as_secs() < 120, "no spill appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the build ended early");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left: Vec<_> = std::fs::read_dir(spill.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // (The strings and the columns spill each into a directory.)
+    assert!(!left.is_empty(), "SIGKILL leaves the spill directories");
+    // Made an hour old, they are removed by the next build, which succeeds.
+    for d in &left {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.join(".lock"))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
+    }
+    assert!(build().status().unwrap().success());
+    assert_eq!(
+        entries(spill.path()),
+        0,
+        "the leftovers are removed: {left:?}"
+    );
+    Snapshot::open(&out).unwrap().verify().unwrap();
 }
 
 /// The automatic chunk size of table 0 and its dictionary (SPEC.md 7.3,

@@ -37,7 +37,7 @@ fn issue(i: u64, users: u64) -> Value {
             .collect::<Vec<_>>(),
         "closed_by": Value::Null,
     });
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         r["closed_by"] = json!({"login": format!("user{u}"), "id": 1000 + u * 31});
     }
     r

@@ -161,7 +161,7 @@ fn alternating(i: u64) -> i64 {
     let period = 2 * (ALL_ROWS / 4 + 2);
     let i = i % period;
     let k = (i / 2) as i64;
-    if i % 2 == 0 { -k } else { k }
+    if i.is_multiple_of(2) { -k } else { k }
 }
 
 /// Seconds around the epoch, alternating in sign: zigzag varints

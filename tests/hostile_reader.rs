@@ -1178,12 +1178,12 @@ fn objects_with_many_sparse_and_dense_fields_export_exactly() {
         let mut o = serde_json::Map::new();
         o.insert(format!("f{}", i % 40), i.into());
         for d in 0..10 {
-            if (i + d) % 2 == 0 {
+            if (i + d).is_multiple_of(2) {
                 o.insert(format!("d{d}"), format!("v{}", i % 7).into());
             }
         }
         for n in 0..10 {
-            let v = if (i + n) % 50 == 0 {
+            let v = if (i + n).is_multiple_of(50) {
                 i.into()
             } else {
                 serde_json::Value::Null

@@ -22,7 +22,7 @@ fn rows(n: usize) -> Vec<Value> {
                 x ^= x >> 7;
                 x ^= x << 17;
                 body.push_str(words[(x % 7) as usize]);
-                body.push(if x % 11 == 0 { '\n' } else { ' ' });
+                body.push(if x.is_multiple_of(11) { '\n' } else { ' ' });
             }
             json!({
                 "id": i,

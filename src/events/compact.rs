@@ -68,17 +68,17 @@ fn compact_from<W: Write>(
     let mut o = Overlay::new(snap.clone(), &opts.key_field)?;
     if let Some((lno, ev)) = &pending {
         // The new overlay knows no previous event: check the sequence here.
-        if let Some(last) = last_seq {
-            if last.checked_add(1) != Some(ev.seq) {
-                return Err(event_error(
-                    *lno,
-                    Some(ev.seq),
-                    format!(
-                        "sequence number {} does not follow the previous event's {last}",
-                        ev.seq
-                    ),
-                ));
-            }
+        if let Some(last) = last_seq
+            && last.checked_add(1) != Some(ev.seq)
+        {
+            return Err(event_error(
+                *lno,
+                Some(ev.seq),
+                format!(
+                    "sequence number {} does not follow the previous event's {last}",
+                    ev.seq
+                ),
+            ));
         }
     }
     loop {

@@ -617,22 +617,22 @@ impl Overlay {
     /// error the view is exactly as before.
     pub fn apply(&mut self, ev: &Event, line: u64) -> Result<()> {
         let err = |m: String| event_error(line, Some(ev.seq), m);
-        if let Some(last) = self.last_seq {
-            if last.checked_add(1) != Some(ev.seq) {
-                return Err(err(if ev.seq <= last {
-                    format!(
-                        "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
-                        ev.seq
-                    )
-                } else {
-                    format!(
-                        "sequence gap: expected seq {} after {last}, got {} ({} events missing)",
-                        last + 1,
-                        ev.seq,
-                        ev.seq - last - 1
-                    )
-                }));
-            }
+        if let Some(last) = self.last_seq
+            && last.checked_add(1) != Some(ev.seq)
+        {
+            return Err(err(if ev.seq <= last {
+                format!(
+                    "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
+                    ev.seq
+                )
+            } else {
+                format!(
+                    "sequence gap: expected seq {} after {last}, got {} ({} events missing)",
+                    last + 1,
+                    ev.seq,
+                    ev.seq - last - 1
+                )
+            }));
         }
         ev.check().map_err(&err)?;
         self.ensure_keys()?;

@@ -1948,10 +1948,10 @@ impl OverlaySource {
         let mut held_text = false;
         for (_, its) in delta.rows() {
             for it in its {
-                if let Item::Str(s) = it {
-                    if !is_timestamp(s) {
-                        held_text = true;
-                    }
+                if let Item::Str(s) = it
+                    && !is_timestamp(s)
+                {
+                    held_text = true;
                 }
             }
         }

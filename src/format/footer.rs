@@ -1257,14 +1257,14 @@ impl Footer {
                 (index_section, Role::StrIndex),
                 (dict_section, Role::StrDict),
             ] {
-                if let Some(s) = s {
-                    if sections[s as usize].role != role as u8 {
-                        return Err(Error::corrupt(
-                            format!("table {t}"),
-                            0,
-                            format!("section {s} is not a {}", role.name()),
-                        ));
-                    }
+                if let Some(s) = s
+                    && sections[s as usize].role != role as u8
+                {
+                    return Err(Error::corrupt(
+                        format!("table {t}"),
+                        0,
+                        format!("section {s} is not a {}", role.name()),
+                    ));
                 }
             }
             tables.push(TableMeta {
@@ -1303,14 +1303,14 @@ impl Footer {
         let mut has_elem = vec![false; nodes.len()];
         let mut keys: std::collections::HashSet<(u32, &str)> = std::collections::HashSet::new();
         for (i, n) in nodes.iter().enumerate().skip(1) {
-            if let NodeName::Key(k) = &n.name {
-                if !keys.insert((n.parent, k.as_str())) {
-                    return Err(Error::corrupt(
-                        format!("node {i}"),
-                        0,
-                        format!("duplicate key {k:?} under node {}", n.parent),
-                    ));
-                }
+            if let NodeName::Key(k) = &n.name
+                && !keys.insert((n.parent, k.as_str()))
+            {
+                return Err(Error::corrupt(
+                    format!("node {i}"),
+                    0,
+                    format!("duplicate key {k:?} under node {}", n.parent),
+                ));
             }
             if n.name == NodeName::Elem {
                 if has_elem[n.parent as usize] {

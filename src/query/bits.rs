@@ -104,7 +104,7 @@ impl Bits {
         let end = r.end.min(self.len);
         let mut i = r.start;
         while i < end {
-            if i % 64 == 0 && i + 64 <= end {
+            if i.is_multiple_of(64) && i + 64 <= end {
                 if self.words[i >> 6] != 0 {
                     return true;
                 }

@@ -521,10 +521,10 @@ impl SnapshotSource {
             }
         };
         let r = f(&mut w);
-        if let Ok(mut g) = slot.lock() {
-            if g.idle.len() < IDLE_WRITERS {
-                g.idle.push(w);
-            }
+        if let Ok(mut g) = slot.lock()
+            && g.idle.len() < IDLE_WRITERS
+        {
+            g.idle.push(w);
         }
         r
     }

@@ -1244,11 +1244,11 @@ impl Fields {
                 let from = self.cursor[s as usize];
                 self.cursor[s as usize] =
                     from + at[from..].partition_point(|&x| (x as usize) < item);
-                if let Some(&x) = at.get(self.cursor[s as usize]) {
-                    if x as usize == item {
-                        order.push(*j);
-                        self.cursor[s as usize] += 1;
-                    }
+                if let Some(&x) = at.get(self.cursor[s as usize])
+                    && x as usize == item
+                {
+                    order.push(*j);
+                    self.cursor[s as usize] += 1;
                 }
             }
             if let Some(&x) = at.get(self.cursor[s as usize]) {

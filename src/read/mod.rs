@@ -1299,15 +1299,14 @@ impl Snapshot {
             return;
         }
         plan.add_section(m.first_chunk + k as u32);
-        if let Some(d) = m.dict_section {
-            if !self
+        if let Some(d) = m.dict_section
+            && !self
                 .inner
                 .dicts
                 .lock()
                 .is_ok_and(|c| c.contains_key(&table))
-            {
-                plan.add_section(d);
-            }
+        {
+            plan.add_section(d);
         }
     }
 
@@ -1818,10 +1817,10 @@ impl Snapshot {
         // (bounded) fetch cache, since other strings of it may be wanted
         // next (another field group of the same page) and refetching costs
         // a round trip.
-        if !self.is_remote() {
-            if let Ok(mut fc) = self.inner.fetched.lock() {
-                fc.remove(&sec);
-            }
+        if !self.is_remote()
+            && let Ok(mut fc) = self.inner.fetched.lock()
+        {
+            fc.remove(&sec);
         }
         if !found.is_empty() {
             let mut sc = self.inner.strings.lock().map_err(|_| poisoned())?;

@@ -1666,7 +1666,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x % every == 0 {
+                if x.is_multiple_of(every) {
                     [Kind::Str, Kind::Int, Kind::Null][(x >> 32) as usize % 3] as u8
                 } else {
                     Kind::Absent as u8

@@ -133,10 +133,10 @@ impl Snapshot {
         for (i, m) in f.nodes.iter().enumerate() {
             let path = self.path(i as u32).to_string();
             let corrupt = |d: String| Error::corrupt(format!("column `{path}`"), 0, d);
-            if let NodeName::Key(k) = &m.name {
-                if !keys.insert((m.parent, k.as_str())) {
-                    return Err(corrupt("duplicate key under one parent".into()));
-                }
+            if let NodeName::Key(k) = &m.name
+                && !keys.insert((m.parent, k.as_str()))
+            {
+                return Err(corrupt("duplicate key under one parent".into()));
             }
             for s in m.streams.iter().flatten() {
                 used[*s as usize] += 1;
@@ -237,16 +237,16 @@ impl Snapshot {
                 }
                 for i in 0..c.len() {
                     let s = c.get(i);
-                    if let Some(p) = &prev {
-                        if p.as_bytes() >= s.as_bytes() {
-                            return Err(Error::corrupt(
-                                format!("string table {t} chunk {k}"),
-                                f.sections[meta.first_chunk as usize + k].offset,
-                                format!(
-                                    "string {i} is not greater than the one before it (table must be sorted and unique)"
-                                ),
-                            ));
-                        }
+                    if let Some(p) = &prev
+                        && p.as_bytes() >= s.as_bytes()
+                    {
+                        return Err(Error::corrupt(
+                            format!("string table {t} chunk {k}"),
+                            f.sections[meta.first_chunk as usize + k].offset,
+                            format!(
+                                "string {i} is not greater than the one before it (table must be sorted and unique)"
+                            ),
+                        ));
                     }
                     prev = Some(s.to_string());
                     rep.strings += 1;

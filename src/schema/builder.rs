@@ -651,7 +651,7 @@ impl ColumnsBuilder {
     /// Spill the interner's strings if they are over their share of the
     /// budget, what the column buffers leave of it (between rows).
     fn maybe_spill(&mut self) -> std::result::Result<(), String> {
-        if self.rows % COUNT_EVERY == 0 || self.column_cap < SMALL_BUDGET {
+        if self.rows.is_multiple_of(COUNT_EVERY) || self.column_cap < SMALL_BUDGET {
             self.column_bytes = self.column_bytes();
         }
         let r = if self.column_bytes > self.column_cap {
@@ -1132,14 +1132,14 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(())
     }
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<(), E> {
-        if timestamp::looks_like(v) {
-            if let Some(ts) = timestamp::parse(v) {
-                self.b
-                    .start(self.node, self.item, Kind::Time)
-                    .map_err(E::custom)?;
-                self.b.nodes[self.node as usize].times.push(ts);
-                return Ok(());
-            }
+        if timestamp::looks_like(v)
+            && let Some(ts) = timestamp::parse(v)
+        {
+            self.b
+                .start(self.node, self.item, Kind::Time)
+                .map_err(E::custom)?;
+            self.b.nodes[self.node as usize].times.push(ts);
+            return Ok(());
         }
         self.b
             .start(self.node, self.item, Kind::Str)

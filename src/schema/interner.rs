@@ -68,11 +68,19 @@ pub fn remove_spill_dirs() -> (usize, SpillDirsHeld) {
 #[derive(Debug)]
 pub struct SpillDir {
     path: PathBuf,
+    /// `.lock` inside it, locked while the build runs
+    /// ([`leftovers`](super::leftovers)).
+    _lock: Option<std::fs::File>,
 }
+
+/// The file inside a spill directory whose lock marks it as in use.
+const SPILL_LOCK: &str = ".lock";
 
 impl SpillDir {
     /// A new, empty directory `.colsnap-spill.*` in `base`.
     pub fn new(base: &Path) -> Result<SpillDir> {
+        // Those of builds killed outright, first.
+        super::leftovers::sweep(base, true, SPILL_LOCK, |n| n.starts_with(".colsnap-spill."));
         let mut live = live_spill();
         let pid = std::process::id();
         let nanos = std::time::SystemTime::now()
@@ -83,7 +91,11 @@ impl SpillDir {
             match std::fs::create_dir(&path) {
                 Ok(()) => {
                     live.push(path.clone());
-                    return Ok(SpillDir { path });
+                    let lock = std::fs::File::create(path.join(SPILL_LOCK)).ok();
+                    if let Some(f) = &lock {
+                        super::leftovers::hold(f);
+                    }
+                    return Ok(SpillDir { path, _lock: lock });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(Some(base), e)),
@@ -804,10 +816,11 @@ fn merge_runs(
         for (t, o) in outs.iter_mut().enumerate() {
             // A row-ordered table's copy of this string, if it has one,
             // takes the least id seen so far.
-            if row(t) && o.last.as_deref() == Some(&s[..]) {
-                if let Some(f) = o.firsts.last_mut() {
-                    *f = first_id;
-                }
+            if row(t)
+                && o.last.as_deref() == Some(&s[..])
+                && let Some(f) = o.firsts.last_mut()
+            {
+                *f = first_id;
             }
         }
         for (t, set) in used.iter().enumerate() {

@@ -9,6 +9,7 @@ mod frame;
 pub mod idx;
 pub mod input;
 pub mod interner;
+pub mod leftovers;
 pub mod memtrace;
 
 pub use builder::{ColumnsBuilder, Limits, NodeBuf};

@@ -583,10 +583,9 @@ impl HttpSource {
         if let (Some(want), Some(got)) = (
             &self.etag,
             headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
-        ) {
-            if want != got {
-                return Err(changed(format!("ETag {want} is now {got}")));
-            }
+        ) && want != got
+        {
+            return Err(changed(format!("ETag {want} is now {got}")));
         }
         match content_range(&headers) {
             Some((got, total)) if total != self.len => Err(changed(format!(
@@ -805,10 +804,9 @@ impl HttpSource {
         if let (Some(want), Some(got)) = (
             &self.etag,
             headers.get(header::ETAG).and_then(|v| v.to_str().ok()),
-        ) {
-            if want != got {
-                return Err(self.changed(format!("ETag {want} is now {got}")));
-            }
+        ) && want != got
+        {
+            return Err(self.changed(format!("ETag {want} is now {got}")));
         }
         Ok(())
     }
@@ -870,10 +868,10 @@ fn parse_byteranges(body: &Bytes, boundary: &str) -> Option<Vec<(Range<u64>, u64
             if line.is_empty() {
                 break;
             }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.trim().eq_ignore_ascii_case("content-range") {
-                    range = parse_content_range(v);
-                }
+            if let Some((k, v)) = line.split_once(':')
+                && k.trim().eq_ignore_ascii_case("content-range")
+            {
+                range = parse_content_range(v);
             }
         }
         let (r, total) = range?;

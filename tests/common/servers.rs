@@ -208,10 +208,10 @@ fn answer(
         if r.read_line(&mut h)? == 0 || h.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("range") {
-                range = v.trim().to_string();
-            }
+        if let Some((k, v)) = h.split_once(':')
+            && k.trim().eq_ignore_ascii_case("range")
+        {
+            range = v.trim().to_string();
         }
     }
     log.lock().unwrap().push(range.clone());

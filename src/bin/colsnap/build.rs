@@ -198,13 +198,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let out_name = args.output.display().to_string();
     common::input_file(&args.input, true)?;
     check_output(&args.input, &args.output, stdin)?;
-    if let Some(d) = &args.tmp_dir {
-        if !d.is_dir() {
-            return Err(usage(format!(
-                "--tmp-dir {}: not an existing directory",
-                d.display()
-            )));
-        }
+    if let Some(d) = &args.tmp_dir
+        && !d.is_dir()
+    {
+        return Err(usage(format!(
+            "--tmp-dir {}: not an existing directory",
+            d.display()
+        )));
     }
 
     let base = if args.fast {

@@ -454,7 +454,7 @@ fn min_max(snap: &Snapshot, node: u32, ty: ColumnType) -> colsnap::Result<(Value
 fn utc(secs: i64, nanos: u32) -> Value {
     let mut digits = 9u8;
     let mut rest = nanos;
-    while digits > 0 && rest % 10 == 0 {
+    while digits > 0 && rest.is_multiple_of(10) {
         rest /= 10;
         digits -= 1;
     }
