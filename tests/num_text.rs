@@ -303,3 +303,50 @@ fn verify_against_tells_integers_with_the_same_binary64_apart() {
         }
     }
 }
+
+/// `diff` compares rows by these integers' digits, and refuses an event
+/// that would carry one (events are JSON values: binary64), naming the
+/// new row and the field; a change elsewhere in such a row is an event.
+#[test]
+fn diff_refuses_events_that_would_carry_them() {
+    let snap = |text: &str| {
+        Snapshot::from_bytes(
+            colsnap::build_to_vec(text.as_bytes(), &BuildOptions::default()).unwrap(),
+        )
+        .unwrap()
+    };
+    let old = snap("{\"id\":1,\"n\":123456789012345678901234567890}\n{\"id\":2,\"n\":5}\n");
+    // The digits alone (the same binary64): before, no event at all.
+    let digits = snap("{\"id\":1,\"n\":123456789012345678901234567891}\n{\"id\":2,\"n\":5}\n");
+    let e = colsnap::events::diff(&old, &digits, "id", 1).unwrap_err();
+    assert!(
+        matches!(&e, colsnap::Error::Value { row: 0, path, message }
+            if path == "n" && message.starts_with("the new row holds 123456789012345678901234567891, an integer outside")),
+        "{e}"
+    );
+    // Another field of that row changes: an event without the integer.
+    let other =
+        snap("{\"id\":1,\"n\":123456789012345678901234567890,\"t\":\"a\"}\n{\"id\":2,\"n\":5}\n");
+    let events = colsnap::events::diff(&old, &other, "id", 1).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].to_json(),
+        r#"{"seq":1,"op":"update","key":1,"set":{"t":"a"}}"#
+    );
+    // A created row holding one, deep in it.
+    let created = snap(
+        "{\"id\":1,\"n\":123456789012345678901234567890}\n{\"id\":2,\"n\":5}\n{\"id\":3,\"a\":[1,{\"b\":-99999999999999999999999}]}\n",
+    );
+    let e = colsnap::events::diff(&old, &created, "id", 1).unwrap_err();
+    assert!(
+        matches!(&e, colsnap::Error::Value { row: 2, path, .. } if path == "a[1].b"),
+        "{e}"
+    );
+    // Its deletion needs no value: one event.
+    assert_eq!(
+        colsnap::events::diff(&created, &old, "id", 1)
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -221,6 +221,48 @@ trait Sides {
     fn old_rows(&mut self, rows: &[usize]) -> Result<Vec<Value>>;
     /// New rows `rows` (increasing), read together.
     fn new_rows(&mut self, rows: &[usize]) -> Result<Vec<Value>>;
+    /// The mark of integers outside `[-2^63, 2^64)` in the rows, when they
+    /// come as marked strings (`read::verify::exact_value`) so that they
+    /// compare by their digits.
+    fn mark(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The first integer outside `[-2^63, 2^64)` that `v` (at display path
+/// `path`) holds as a string marked with `mark`: its path and literal.
+fn marked_at(v: &Value, mark: &str, path: &str) -> Option<(String, String)> {
+    match v {
+        Value::String(t) => t
+            .strip_prefix(mark)
+            .map(|digits| (path.to_string(), digits.to_string())),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| marked_at(x, mark, &format!("{path}[{i}]"))),
+        Value::Object(o) => o.iter().find_map(|(k, x)| {
+            let mut p = path.to_string();
+            crate::model::push_key(&mut p, path.is_empty(), k);
+            marked_at(x, mark, &p)
+        }),
+        _ => None,
+    }
+}
+
+/// The error of an event that would carry an integer outside
+/// `[-2^63, 2^64)`: events hold numbers as JSON values (binary64), so the
+/// clients would not get its digits.
+fn carried_big_integer(row: usize, path: String, digits: &str) -> Error {
+    Error::Value {
+        row: row as u64,
+        path,
+        message: format!(
+            "the new row holds {digits}, an integer outside [-2^63, 2^64) that events cannot carry \
+             (they are read as JSON values, binary64: it would arrive as {}); publish the new snapshot instead",
+            serde_json::Number::from_f64(crate::encoding::numtext::value(digits))
+                .map_or_else(|| digits.to_string(), |n| n.to_string())
+        ),
+    }
 }
 
 /// Rows read from a side at once: each string chunk is read once for all
@@ -289,6 +331,13 @@ fn diff_keys(
                     moved.insert(i); // key order cannot be reproduced in place
                     continue;
                 }
+                if let Some(mark) = sides.mark() {
+                    for (p, v) in &set {
+                        if let Some((at, digits)) = marked_at(v, mark, &super::path::join_path(p)) {
+                            return Err(carried_big_integer(j, at, &digits));
+                        }
+                    }
+                }
                 updates.push((j, set, remove));
             }
         }
@@ -325,6 +374,9 @@ fn diff_keys(
     let created: Vec<usize> = (0..new_keys.len()).filter(|&j| !kept_new[j]).collect();
     for group in created.chunks(ROWS_AT_ONCE) {
         for (&j, row) in group.iter().zip(sides.new_rows(group)?) {
+            if let Some((at, digits)) = sides.mark().and_then(|m| marked_at(&row, m, "")) {
+                return Err(carried_big_integer(j, at, &digits));
+            }
             let row = match row {
                 Value::Object(o) => o,
                 _ => Map::new(),
@@ -468,8 +520,9 @@ impl SnapshotSide {
         Ok(())
     }
 
-    /// Rows `rows` (increasing) as values, each string chunk read once.
-    fn rows(&mut self, rows: &[usize]) -> Result<Vec<Value>> {
+    /// Rows `rows` (increasing) as values, each string chunk read once;
+    /// integers outside `[-2^63, 2^64)` as strings marked with `mark`.
+    fn rows(&mut self, rows: &[usize], mark: &str) -> Result<Vec<Value>> {
         let rows: Vec<u64> = rows.iter().map(|&r| r as u64).collect();
         let mut out = Vec::new();
         // One row a line: compact JSON holds no raw newline.
@@ -479,7 +532,8 @@ impl SnapshotSide {
         rows.iter()
             .map(|&r| {
                 let line = lines.next().unwrap_or_default();
-                serde_json::from_slice(line).map_err(|e| Error::corrupt("row", r, e.to_string()))
+                crate::read::verify::exact_value(line, mark)
+                    .map_err(|e| Error::corrupt("row", r, e.to_string()))
             })
             .collect()
     }
@@ -524,6 +578,8 @@ fn hash128(bytes: &[u8]) -> u128 {
 struct SnapshotSides {
     old: SnapshotSide,
     new: SnapshotSide,
+    /// Marks integers outside `[-2^63, 2^64)` on both sides.
+    mark: String,
 }
 
 impl Sides for SnapshotSides {
@@ -535,10 +591,13 @@ impl Sides for SnapshotSides {
         self.new.will_ask(new)
     }
     fn old_rows(&mut self, rows: &[usize]) -> Result<Vec<Value>> {
-        self.old.rows(rows)
+        self.old.rows(rows, &self.mark)
     }
     fn new_rows(&mut self, rows: &[usize]) -> Result<Vec<Value>> {
-        self.new.rows(rows)
+        self.new.rows(rows, &self.mark)
+    }
+    fn mark(&self) -> Option<&str> {
+        Some(&self.mark)
     }
 }
 
@@ -577,6 +636,7 @@ pub fn diff_each(
     let mut sides = SnapshotSides {
         old: old_side,
         new: new_side,
+        mark: crate::read::verify::number_mark(),
     };
     diff_keys(&old_keys, &new_keys, &mut sides, &key_path, first_seq, each)
 }
