@@ -350,3 +350,65 @@ fn diff_refuses_events_that_would_carry_them() {
         1
     );
 }
+
+/// Events are read as JSON values: their own integers outside
+/// `[-2^63, 2^64)` are applied as the nearest binary64, and every command
+/// that applies a log says so on stderr with where the first one is (the
+/// overlay and compaction count them).
+#[test]
+fn events_integers_past_64_bits_are_applied_as_binary64_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"id\":1,\"n\":123456789012345678901234567890}\n{\"id\":2,\"n\":5}\n",
+    )
+    .unwrap();
+    let snap = dir.path().join("s.colsnap");
+    common::cli_build(&input, &snap, &[]);
+    let events = dir.path().join("e.ndjson");
+    let log = "{\"seq\":1,\"op\":\"update\",\"key\":2,\"set\":{\"n\":123456789012345678901234567891}}\n{\"seq\":2,\"op\":\"create\",\"key\":9,\"row\":{\"id\":9,\"é\":\"x\",\"m\":[-99999999999999999999999]}}\n";
+    std::fs::write(&events, log).unwrap();
+    let want = "{\"id\":1,\"n\":123456789012345678901234567890}\n{\"id\":2,\"n\":1.2345678901234568e+29}\n{\"id\":9,\"é\":\"x\",\"m\":[-1e+23]}\n";
+    let warning = "e.ndjson: 2 integers outside [-2^63, 2^64) in events (the first at line 1, column 43) are applied as the nearest binary64";
+    let o = colsnap()
+        .arg("export")
+        .arg(&snap)
+        .arg("--events")
+        .arg(&events)
+        .arg("--ndjson")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains(warning), "{err}");
+    let next = dir.path().join("next.colsnap");
+    let o = colsnap()
+        .arg("compact")
+        .arg(&snap)
+        .arg(&events)
+        .arg("-o")
+        .arg(&next)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains(warning), "{err}");
+    assert_eq!(export(&Snapshot::open(&next).unwrap()), want);
+    // The library's counts; a log without any: none, and no warning.
+    let s = Snapshot::open(&snap).unwrap();
+    let mut ov = colsnap::events::Overlay::new(s.clone(), "id").unwrap();
+    ov.apply_reader(log.as_bytes()).unwrap();
+    let n = ov.inexact_integers();
+    assert_eq!((n.count, n.first), (2, Some((1, 43))));
+    let plain = "{\"seq\":1,\"op\":\"update\",\"key\":2,\"set\":{\"n\":18446744073709551615}}\n";
+    let compacted = |log: &str| {
+        colsnap::events::compact(&s, log.as_bytes(), &Default::default(), Vec::new())
+            .unwrap()
+            .inexact_integers
+    };
+    assert_eq!(compacted(plain).count, 0);
+    assert_eq!(compacted(log).first, Some((1, 43)));
+    assert_eq!(compacted(log).count, 2);
+}

@@ -1,6 +1,6 @@
 //! Compaction: a new snapshot holding the snapshot plus its events.
 
-use super::event::{Event, EventOp, event_error};
+use super::event::{Event, EventOp, count_inexact_integers, event_error};
 use super::overlay::{DEFAULT_KEY_FIELD, Overlay, walk_strings};
 use super::strkey::{MAX_EVENTS, MAX_FIELDS};
 use crate::error::{Error, Result};
@@ -43,14 +43,30 @@ impl Overlay {
 /// columns an overlay counts (every path events brought, even those no row
 /// holds any more), the events so far are compacted into an intermediate
 /// snapshot in memory and the rest are applied to that.
+///
+/// The report's `inexact_integers` counts the integers outside
+/// `[-2^63, 2^64)` of the events (the first one's line and column in the
+/// log): events are read as JSON values, so each is written as its nearest
+/// binary64. The snapshot's own are kept as written.
 pub fn compact<W: Write>(
     snap: &Snapshot,
     events: impl BufRead,
     opts: &CompactOptions,
     out: W,
 ) -> Result<BuildReport> {
-    let mut lines = events.lines().enumerate();
-    compact_from(snap, &mut lines, None, None, opts, out, MAX_EVENTS)
+    let mut inexact = crate::schema::builder::InexactIntegers::default();
+    let mut report = {
+        let mut lines = events.lines().enumerate().inspect(|(i, l)| {
+            if let Ok(l) = l {
+                count_inexact_integers(l, *i as u64 + 1, &mut inexact);
+            }
+        });
+        compact_from(snap, &mut lines, None, None, opts, out, MAX_EVENTS)?
+    };
+    let r = &mut report.inexact_integers;
+    r.count += inexact.count;
+    r.first = r.first.or(inexact.first);
+    Ok(report)
 }
 
 /// Apply `pending` (an event that did not fit the previous overlay, with

@@ -1,6 +1,30 @@
 //! The event log: one JSON object per line (SPEC.md, "Event log").
 
 use super::path::parse_path;
+use crate::schema::builder::InexactIntegers;
+
+/// Count in `into` the integer literals outside `[-2^63, 2^64)` of the
+/// event text `line` (line `lno` of its log): an event is read as JSON
+/// values, so each is applied as its nearest binary64 (SPEC.md 1.3), unlike
+/// the snapshot's own, which are kept as written.
+pub(crate) fn count_inexact_integers(line: &str, lno: u64, into: &mut InexactIntegers) {
+    let b = line.as_bytes();
+    // Such a literal has 19 digits at least: most lines have no such run.
+    let mut run = 0;
+    if !b.iter().any(|c| {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        run >= 19
+    }) {
+        return;
+    }
+    for (a, z) in crate::schema::input::number_spans(b) {
+        if crate::encoding::numtext::is_num_text(&b[a..z]) {
+            into.count += 1;
+            let column = line[..a].chars().count() + 1;
+            into.first.get_or_insert((lno as usize, column));
+        }
+    }
+}
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 

@@ -1,7 +1,10 @@
 //! The overlay: an open snapshot plus events applied in memory.
 
 use super::columns::Columns;
-use super::event::{Event, EventOp, apply_update, event_error, get_path, key_text, touches_key};
+use super::event::{
+    Event, EventOp, apply_update, count_inexact_integers, event_error, get_path, key_text,
+    touches_key,
+};
 use super::order::Order;
 use super::path::{join_path, parse_path};
 use super::strkey::{Composite, MAX_EVENTS, MAX_FIELDS, StrKey};
@@ -138,6 +141,8 @@ pub struct Overlay {
     last_seq: Option<u64>,
     applied: u64,
     emitter: Option<Emitter>,
+    /// Integers outside `[-2^63, 2^64)` in events read from text.
+    inexact: crate::schema::builder::InexactIntegers,
 }
 
 impl std::fmt::Debug for Overlay {
@@ -181,6 +186,7 @@ impl Clone for Overlay {
             last_seq: self.last_seq,
             applied: self.applied,
             emitter: None,
+            inexact: self.inexact,
         }
     }
 }
@@ -246,7 +252,22 @@ impl Overlay {
             last_seq: None,
             applied: 0,
             emitter: None,
+            inexact: Default::default(),
         })
+    }
+
+    /// Integers outside `[-2^63, 2^64)` in the events applied from text
+    /// ([`Overlay::apply_reader`], log segments): each was applied as its
+    /// nearest binary64 (events are read as JSON values). The first one's
+    /// line and column are those of its log (or segment).
+    pub fn inexact_integers(&self) -> crate::schema::builder::InexactIntegers {
+        self.inexact
+    }
+
+    /// Count the integers of event text `line` (line `lno`) that
+    /// [`Overlay::inexact_integers`] reports.
+    pub(crate) fn note_event_text(&mut self, line: &str, lno: u64) {
+        count_inexact_integers(line, lno, &mut self.inexact);
     }
 
     /// The snapshot under the overlay.
@@ -893,6 +914,7 @@ impl Overlay {
             }
             let ev = Event::parse(lno, &line)?;
             self.apply(&ev, lno)?;
+            self.note_event_text(&line, lno);
             n += 1;
         }
         Ok(n)

@@ -207,11 +207,22 @@ impl Overlay {
             return Ok(0);
         }
         let mut n = 0;
+        // The events' lines, for the integers they hold (`events` checked
+        // the text is UTF-8).
+        let text = std::str::from_utf8(&seg.bytes).unwrap_or_default();
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
         for (i, e) in seg.events()?.iter().enumerate() {
+            let line = lines.next();
             if self.last_seq().is_some_and(|l| e.seq <= l) {
                 continue;
             }
             self.apply(e, i as u64 + 1)?;
+            if let Some((k, l)) = line {
+                self.note_event_text(l, k as u64 + 1);
+            }
             n += 1;
         }
         Ok(n)

@@ -396,9 +396,10 @@ pub fn events_overlay(
             input_file(ev, false)?; // a directory holds log segments
         }
         let evname = ev.display().to_string();
-        return colsnap::events::load_overlay(snap.clone(), ev, field)
-            .map(Some)
-            .map_err(|e| lib(&evname, e));
+        let o =
+            colsnap::events::load_overlay(snap.clone(), ev, field).map_err(|e| lib(&evname, e))?;
+        warn_inexact_event_integers(&evname, o.inexact_integers());
+        return Ok(Some(o));
     }
     let segments: Vec<(String, bytes::Bytes)> = match (published(), OPENED.get()) {
         (Some(p), Some((loc, _, _))) => p
@@ -420,10 +421,34 @@ pub fn events_overlay(
     check_key_field(snap, field, &opened_name())?;
     let mut o =
         colsnap::events::Overlay::new(snap.clone(), field).map_err(|e| lib(&segments[0].0, e))?;
+    // The segment of the first integer past 64 bits, which its line is of.
+    let mut first_in = None;
     for (at, b) in &segments {
         o.apply_reader(&b[..]).map_err(|e| lib(at, e))?;
+        if first_in.is_none() && o.inexact_integers().count > 0 {
+            first_in = Some(at);
+        }
+    }
+    if let Some(at) = first_in {
+        warn_inexact_event_integers(at, o.inexact_integers());
     }
     Ok(Some(o))
+}
+
+/// Say on stderr (even with --quiet) that events of `log` held integers
+/// outside `[-2^63, 2^64)`, applied as their nearest binary64 (events are
+/// read as JSON values), with where the first was.
+pub fn warn_inexact_event_integers(log: &str, n: colsnap::schema::builder::InexactIntegers) {
+    if let Some((line, column)) = n.first
+        && n.count > 0
+    {
+        eprintln!(
+            "colsnap: warning: {log}: {} integer{} outside [-2^63, 2^64) in events (the first at line {line}, column {column}) {} applied as the nearest binary64: events are read as JSON values (SPEC.md 1.3)",
+            thousands(n.count),
+            if n.count == 1 { "" } else { "s" },
+            if n.count == 1 { "is" } else { "are" },
+        );
+    }
 }
 
 /// What the remote snapshot of this run cost so far (`requests`, `bytes`,

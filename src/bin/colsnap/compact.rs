@@ -45,6 +45,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         e @ colsnap::Error::Event { .. } => lib(&evname, e),
         e => lib(&name, e),
     })?;
+    common::warn_inexact_event_integers(&evname, report.inexact_integers);
     eprintln!(
         "{}: {} rows, {} columns, {} strings, {} bytes",
         a.output.display(),
