@@ -42,6 +42,16 @@ fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
 
+/// Files spilled into the spill directories under `dir` (each holds a
+/// `.lock` besides them).
+fn spilled_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| std::fs::read_dir(e.ok()?.path()).ok())
+        .map(|d| d.flatten().filter(|f| f.file_name() != ".lock").count())
+        .sum()
+}
+
 /// Build `input` under `o`; the bytes and the number of string runs spilled.
 fn build_counting(input: &[u8], o: &BuildOptions) -> (Vec<u8>, u64) {
     let mut out = Vec::new();
@@ -396,14 +406,7 @@ fn interrupted_build_removes_its_spill_files() {
             .unwrap();
         // Wait for a run file in the spill directory.
         let t0 = std::time::Instant::now();
-        let runs = |p: &Path| -> usize {
-            std::fs::read_dir(p)
-                .unwrap()
-                .filter_map(|e| std::fs::read_dir(e.ok()?.path()).ok())
-                .map(|d| d.flatten().filter(|f| f.file_name() != ".lock").count())
-                .sum()
-        };
-        while runs(spill.path()) < 2 {
+        while spilled_files(spill.path()) < 2 {
             assert!(t0.elapsed().as_secs() < 120, "no spill appeared");
             assert!(child.try_wait().unwrap().is_none(), "the build ended early");
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -443,14 +446,7 @@ fn the_next_build_removes_the_spill_directory_of_a_killed_one() {
     };
     let mut child = build().spawn().unwrap();
     let t0 = std::time::Instant::now();
-    let runs = |p: &Path| -> usize {
-        std::fs::read_dir(p)
-            .unwrap()
-            .filter_map(|e| std::fs::read_dir(e.ok()?.path()).ok())
-            .map(|d| d.flatten().filter(|f| f.file_name() != ".lock").count())
-            .sum()
-    };
-    while runs(spill.path()) < 1 {
+    while spilled_files(spill.path()) < 1 {
         assert!(t0.elapsed().as_secs() < 120, "no spill appeared");
         assert!(child.try_wait().unwrap().is_none(), "the build ended early");
         std::thread::sleep(std::time::Duration::from_millis(5));

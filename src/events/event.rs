@@ -3,6 +3,22 @@
 use super::path::parse_path;
 use crate::schema::builder::InexactIntegers;
 
+/// What is wrong with event `seq` after event `last` (`seq` is not
+/// `last + 1`).
+pub(crate) fn sequence_message(last: u64, seq: u64) -> String {
+    if seq <= last {
+        format!(
+            "sequence number {seq} is not after the previous event's {last} (events must be strictly consecutive)"
+        )
+    } else {
+        format!(
+            "sequence gap: expected seq {} after {last}, got {seq} ({} events missing)",
+            last + 1,
+            seq - last - 1
+        )
+    }
+}
+
 /// Count in `into` the integer literals outside `[-2^63, 2^64)` of the
 /// event text `line` (line `lno` of its log): an event is read as JSON
 /// values, so each is applied as its nearest binary64 (SPEC.md 1.3), unlike

@@ -79,19 +79,7 @@ pub fn read_events(r: impl std::io::BufRead) -> crate::Result<Vec<Event>> {
         if let Some(last) = out.last().map(|e| e.seq)
             && last.checked_add(1) != Some(ev.seq)
         {
-            let m = if ev.seq <= last {
-                format!(
-                    "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
-                    ev.seq
-                )
-            } else {
-                format!(
-                    "sequence gap: expected seq {} after {last}, got {} ({} events missing)",
-                    last + 1,
-                    ev.seq,
-                    ev.seq - last - 1
-                )
-            };
+            let m = event::sequence_message(last, ev.seq);
             return Err(event::event_error(lno, Some(ev.seq), m));
         }
         out.push(ev);

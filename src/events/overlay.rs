@@ -641,19 +641,7 @@ impl Overlay {
         if let Some(last) = self.last_seq
             && last.checked_add(1) != Some(ev.seq)
         {
-            return Err(err(if ev.seq <= last {
-                format!(
-                    "sequence number {} is not after the previous event's {last} (events must be strictly consecutive)",
-                    ev.seq
-                )
-            } else {
-                format!(
-                    "sequence gap: expected seq {} after {last}, got {} ({} events missing)",
-                    last + 1,
-                    ev.seq,
-                    ev.seq - last - 1
-                )
-            }));
+            return Err(err(super::event::sequence_message(last, ev.seq)));
         }
         ev.check().map_err(&err)?;
         self.ensure_keys()?;
