@@ -19,6 +19,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use colsnap::events::{Event, Overlay, OverlaySource};
 use colsnap::query::Engine;
+use colsnap::schema::builder::InexactIntegers;
 use futures_util::stream::{self, Stream};
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -130,9 +131,12 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parse the NDJSON body: (1-based line, event) of every non-blank line.
-fn parse_body(body: &[u8]) -> Result<Vec<(u64, Event)>, ApiError> {
+/// Parse the NDJSON body: (1-based line, event) of every non-blank line,
+/// and the integers outside `[-2^63, 2^64)` its events hold (applied as
+/// their nearest binary64: events are JSON values).
+fn parse_body(body: &[u8]) -> Result<(Vec<(u64, Event)>, InexactIntegers), ApiError> {
     let mut out = Vec::new();
+    let mut inexact = InexactIntegers::default();
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
         let lno = i as u64 + 1;
         let text = std::str::from_utf8(line).map_err(|_| {
@@ -142,6 +146,7 @@ fn parse_body(body: &[u8]) -> Result<Vec<(u64, Event)>, ApiError> {
             continue;
         }
         let ev = Event::parse(lno, text).map_err(|e| ApiError::bad("body", e.to_string()))?;
+        colsnap::events::count_inexact_integers(text, lno, &mut inexact);
         out.push((lno, ev));
     }
     if out.is_empty() {
@@ -150,7 +155,7 @@ fn parse_body(body: &[u8]) -> Result<Vec<(u64, Event)>, ApiError> {
             "no events: send one JSON event per line (SPEC.md section 13)",
         ));
     }
-    Ok(out)
+    Ok((out, inexact))
 }
 
 /// Append `text` to the log at `path` (a newline first when the file does
@@ -357,7 +362,7 @@ pub(crate) async fn post(
             return Ok(r);
         }
     };
-    let events = tokio::task::spawn_blocking(move || parse_body(&bytes)).await??;
+    let (events, inexact) = tokio::task::spawn_blocking(move || parse_body(&bytes)).await??;
     let live = st
         .live
         .get(&name)
@@ -388,8 +393,16 @@ pub(crate) async fn post(
         Ok::<_, ApiError>((applied, last_seq))
     })
     .await??;
-    let mut r =
-        axum::Json(serde_json::json!({"applied": applied, "last_seq": last_seq})).into_response();
+    let mut answer = serde_json::json!({"applied": applied, "last_seq": last_seq});
+    if let Some((line, column)) = inexact.first {
+        let n = inexact.count;
+        answer["warnings"] = serde_json::json!([format!(
+            "{n} integer{} outside [-2^63, 2^64) (the first at line {line}, column {column}) {} applied as the nearest binary64: events are read as JSON values (SPEC.md 1.3)",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" },
+        )]);
+    }
+    let mut r = axum::Json(answer).into_response();
     no_store(&mut r);
     Ok(r)
 }
@@ -596,7 +609,8 @@ mod tests {
     #[test]
     fn bodies_parse_with_lines_and_blank_lines_skipped() {
         let b = b"\n{\"seq\":3,\"op\":\"delete\",\"key\":1}\n\n{\"seq\":4,\"op\":\"delete\",\"key\":2}\n";
-        let v = parse_body(b).unwrap();
+        let (v, inexact) = parse_body(b).unwrap();
+        assert_eq!(inexact.count, 0);
         assert_eq!(
             v.iter().map(|(l, e)| (*l, e.seq)).collect::<Vec<_>>(),
             [(2, 3), (4, 4)]

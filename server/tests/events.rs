@@ -366,6 +366,36 @@ async fn without_a_token_configured_posts_are_forbidden() {
     assert!(!dir.path().join("issues.events.ndjson").exists());
 }
 
+/// Events are JSON values: an integer outside `[-2^63, 2^64)` in a posted
+/// event is applied as its nearest binary64, and the answer says so, with
+/// where the first one is; an answer without one has no `warnings`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_integers_pass_64_bits_is_applied_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = snapshot(dir.path());
+    let s = start(&file, |_| {}).await;
+    let big = r#"{"seq":1,"op":"update","key":1000000,"set":{"n":123456789012345678901234567891}}"#;
+    let (st, v) = post(&s, Some(TOKEN), &format!("{big}\n")).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!((&v["applied"], &v["last_seq"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        v["warnings"],
+        json!([
+            "1 integer outside [-2^63, 2^64) (the first at line 1, column 49) is applied as the nearest binary64: events are read as JSON values (SPEC.md 1.3)"
+        ])
+    );
+    let (_, _, row) = get(&s, "/api/issues/rows/1000000?fields=n").await;
+    assert_eq!(row.trim(), r#"{"n":1.2345678901234568e+29}"#);
+    let (st, v) = post(
+        &s,
+        Some(TOKEN),
+        &format!("{}\n", E1.replace("\"seq\":1", "\"seq\":2")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"applied": 1, "last_seq": 2}));
+}
+
 /// Read SSE events (id, data) until `n` arrived.
 async fn read_events(r: reqwest::Response, n: usize) -> Vec<(u64, Value)> {
     let mut body = r.bytes_stream();

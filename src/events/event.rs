@@ -23,7 +23,7 @@ pub(crate) fn sequence_message(last: u64, seq: u64) -> String {
 /// event text `line` (line `lno` of its log): an event is read as JSON
 /// values, so each is applied as its nearest binary64 (SPEC.md 1.3), unlike
 /// the snapshot's own, which are kept as written.
-pub(crate) fn count_inexact_integers(line: &str, lno: u64, into: &mut InexactIntegers) {
+pub fn count_inexact_integers(line: &str, lno: u64, into: &mut InexactIntegers) {
     let b = line.as_bytes();
     // Such a literal has 19 digits at least: most lines have no such run.
     let mut run = 0;

@@ -38,7 +38,7 @@ mod touch;
 #[cfg(feature = "write")]
 pub use compact::{CompactOptions, compact, compact_to_vec};
 pub use diff::{diff, diff_each, diff_values};
-pub use event::{Event, EventOp, get_path, key_text};
+pub use event::{Event, EventOp, count_inexact_integers, get_path, key_text};
 pub use overlay::{DEFAULT_KEY_FIELD, Overlay, load_overlay};
 pub use path::{join_path, parse_path};
 pub use segment::{
