@@ -176,27 +176,25 @@ fn queries_order_them_as_numbers_and_print_them_as_written() {
     assert_eq!(q(&["--where", "n<0"]), "{\"n\":-99999999999999999999}\n");
 }
 
-/// Export with events and compaction keep them, in rows the events left
-/// alone and in rows they changed (an update of another field).
-#[test]
-fn events_and_compaction_keep_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.ndjson");
-    std::fs::write(
-        &input,
-        "{\"id\":1,\"n\":123456789012345678901234567890,\"a\":[-99999999999999999999999,1]}\n{\"id\":2,\"n\":18446744073709551616}\n{\"id\":3,\"n\":5}\n",
-    )
-    .unwrap();
-    let snap = dir.path().join("s.colsnap");
-    common::cli_build(&input, &snap, &[]);
-    let events = dir.path().join("e.ndjson");
-    std::fs::write(
-        &events,
-        "{\"seq\":1,\"op\":\"update\",\"key\":1,\"set\":{\"t\":\"x\"}}\n{\"seq\":2,\"op\":\"update\",\"key\":3,\"set\":{\"n\":6}}\n",
-    )
-    .unwrap();
-    let want = "{\"id\":1,\"n\":123456789012345678901234567890,\"a\":[-99999999999999999999999,1],\"t\":\"x\"}\n{\"id\":2,\"n\":18446744073709551616}\n{\"id\":3,\"n\":6}\n";
-    let o = colsnap()
+/// What the CLI makes of snapshot rows `input` and event log `log`:
+/// `export --events --ndjson` and `compact` (each an output, its stdout
+/// or the compacted snapshot, and its stderr), and the snapshot's path
+/// (in `dir`).
+struct WithEvents {
+    snap: std::path::PathBuf,
+    export: std::process::Output,
+    compact: std::process::Output,
+    compacted: std::path::PathBuf,
+}
+
+fn with_events(dir: &std::path::Path, input: &str, log: &str) -> WithEvents {
+    let input_path = dir.join("in.ndjson");
+    std::fs::write(&input_path, input).unwrap();
+    let snap = dir.join("s.colsnap");
+    common::cli_build(&input_path, &snap, &[]);
+    let events = dir.join("e.ndjson");
+    std::fs::write(&events, log).unwrap();
+    let export = colsnap()
         .arg("export")
         .arg(&snap)
         .arg("--events")
@@ -204,19 +202,42 @@ fn events_and_compaction_keep_them() {
         .arg("--ndjson")
         .output()
         .unwrap();
-    assert!(o.status.success());
-    assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
-    let next = dir.path().join("next.colsnap");
-    let o = colsnap()
+    let compacted = dir.join("next.colsnap");
+    let compact = colsnap()
         .arg("compact")
         .arg(&snap)
         .arg(&events)
         .arg("-o")
-        .arg(&next)
+        .arg(&compacted)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let next = Snapshot::open(&next).unwrap();
+    WithEvents {
+        snap,
+        export,
+        compact,
+        compacted,
+    }
+}
+
+/// Export with events and compaction keep them, in rows the events left
+/// alone and in rows they changed (an update of another field).
+#[test]
+fn events_and_compaction_keep_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = with_events(
+        dir.path(),
+        "{\"id\":1,\"n\":123456789012345678901234567890,\"a\":[-99999999999999999999999,1]}\n{\"id\":2,\"n\":18446744073709551616}\n{\"id\":3,\"n\":5}\n",
+        "{\"seq\":1,\"op\":\"update\",\"key\":1,\"set\":{\"t\":\"x\"}}\n{\"seq\":2,\"op\":\"update\",\"key\":3,\"set\":{\"n\":6}}\n",
+    );
+    let want = "{\"id\":1,\"n\":123456789012345678901234567890,\"a\":[-99999999999999999999999,1],\"t\":\"x\"}\n{\"id\":2,\"n\":18446744073709551616}\n{\"id\":3,\"n\":6}\n";
+    assert!(r.export.status.success());
+    assert_eq!(String::from_utf8(r.export.stdout).unwrap(), want);
+    assert!(
+        r.compact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&r.compact.stderr)
+    );
+    let next = Snapshot::open(&r.compacted).unwrap();
     assert_eq!(next.header().version, 5);
     assert_eq!(export(&next), want);
 }
@@ -358,44 +379,23 @@ fn diff_refuses_events_that_would_carry_them() {
 #[test]
 fn events_integers_past_64_bits_are_applied_as_binary64_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.ndjson");
-    std::fs::write(
-        &input,
-        "{\"id\":1,\"n\":123456789012345678901234567890}\n{\"id\":2,\"n\":5}\n",
-    )
-    .unwrap();
-    let snap = dir.path().join("s.colsnap");
-    common::cli_build(&input, &snap, &[]);
-    let events = dir.path().join("e.ndjson");
     let log = "{\"seq\":1,\"op\":\"update\",\"key\":2,\"set\":{\"n\":123456789012345678901234567891}}\n{\"seq\":2,\"op\":\"create\",\"key\":9,\"row\":{\"id\":9,\"é\":\"x\",\"m\":[-99999999999999999999999]}}\n";
-    std::fs::write(&events, log).unwrap();
+    let r = with_events(
+        dir.path(),
+        "{\"id\":1,\"n\":123456789012345678901234567890}\n{\"id\":2,\"n\":5}\n",
+        log,
+    );
     let want = "{\"id\":1,\"n\":123456789012345678901234567890}\n{\"id\":2,\"n\":1.2345678901234568e+29}\n{\"id\":9,\"é\":\"x\",\"m\":[-1e+23]}\n";
     let warning = "e.ndjson: 2 integers outside [-2^63, 2^64) in events (the first at line 1, column 43) are applied as the nearest binary64";
-    let o = colsnap()
-        .arg("export")
-        .arg(&snap)
-        .arg("--events")
-        .arg(&events)
-        .arg("--ndjson")
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    assert_eq!(String::from_utf8(o.stdout).unwrap(), want);
-    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(r.export.status.success());
+    assert_eq!(String::from_utf8(r.export.stdout).unwrap(), want);
+    let err = String::from_utf8(r.export.stderr).unwrap();
     assert!(err.contains(warning), "{err}");
-    let next = dir.path().join("next.colsnap");
-    let o = colsnap()
-        .arg("compact")
-        .arg(&snap)
-        .arg(&events)
-        .arg("-o")
-        .arg(&next)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(r.compact.status.success());
+    let err = String::from_utf8(r.compact.stderr).unwrap();
     assert!(err.contains(warning), "{err}");
-    assert_eq!(export(&Snapshot::open(&next).unwrap()), want);
+    assert_eq!(export(&Snapshot::open(&r.compacted).unwrap()), want);
+    let snap = r.snap;
     // The library's counts; a log without any: none, and no warning.
     let s = Snapshot::open(&snap).unwrap();
     let mut ov = colsnap::events::Overlay::new(s.clone(), "id").unwrap();
